@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * lb.h - the load-balancing decision shared by the XDP and tc entries:
+ * parse, service lookup, conntrack, Maglev pick. It decides and counts; the
+ * entry files apply the result with their own packet-writing primitives.
+ */
+#ifndef SLUICE_BPF_LB_H
+#define SLUICE_BPF_LB_H
+
+#include "common.h"
+#include "maps.h"
+#include "parse.h"
+#include "ct.h"
+#include "stats.h"
+
+enum lb_action {
+	LB_PASS,   /* not ours: leave the packet as it is */
+	LB_DROP,   /* malformed or refused: drop, reason in drop */
+	LB_DNAT,   /* rewrite destination to addr:port, then forward */
+	LB_REVNAT, /* rewrite source to addr:port (the VIP), then forward */
+	LB_REFUSE, /* answer with TCP RST / ICMP port unreachable */
+};
+
+struct lb_result {
+	enum lb_action action;
+	enum sluice_drop_reason drop;
+	__u32 addr[4]; /* new address (network order) */
+	__u16 port;    /* new port (network order) */
+};
+
+static __always_inline __u32 hash_mix(__u32 h, __u32 k)
+{
+	k *= 0xcc9e2d51;
+	k = (k << 15) | (k >> 17);
+	k *= 0x1b873593;
+	h ^= k;
+	h = (h << 13) | (h >> 19);
+	return h * 5 + 0xe6546b64;
+}
+
+/* Flow hash over the 5-tuple: the same flow always gets the same slot. */
+static __always_inline __u32 lb_hash(const struct sluice_ct_key *t)
+{
+	__u32 h = 0x5105ce ^ t->proto;
+
+	h = hash_mix(h, t->saddr[0]);
+	h = hash_mix(h, t->saddr[1]);
+	h = hash_mix(h, t->saddr[2]);
+	h = hash_mix(h, t->saddr[3]);
+	h = hash_mix(h, t->daddr[0]);
+	h = hash_mix(h, t->daddr[3]);
+	h = hash_mix(h, ((__u32)t->sport << 16) | t->dport);
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+static __always_inline bool tcp_flags_are_bad(__u8 flags)
+{
+	return !flags || (flags & (TCP_SYN | TCP_FIN)) == (TCP_SYN | TCP_FIN);
+}
+
+/* Pick a backend from the service's Maglev table; NULL when the slot names
+ * a backend that is gone (a removal raced with this packet). */
+static __always_inline struct sluice_backend *lb_select(__u32 svc_id, const struct sluice_ct_key *t,
+							 __u32 *backend_id)
+{
+	__u32 slot = lb_hash(t) % SLUICE_MAGLEV_M;
+	__u32 *id;
+	void *table;
+
+	table = bpf_map_lookup_elem(&maglev, &svc_id);
+	if (!table)
+		return NULL;
+	id = bpf_map_lookup_elem(table, &slot);
+	if (!id || !*id)
+		return NULL;
+	*backend_id = *id;
+	return bpf_map_lookup_elem(&backends, id);
+}
+
+static __always_inline void lb_set_nat(struct lb_result *r, enum lb_action a, const __u32 *addr,
+				       __u16 port)
+{
+	r->action = a;
+	__builtin_memcpy(r->addr, addr, sizeof(r->addr));
+	r->port = port;
+}
+
+static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *svc,
+				       struct lb_result *r)
+{
+	struct sluice_ct_key key = p->tuple;
+	struct sluice_ct_entry *ct;
+	struct sluice_backend *be;
+	__u32 backend_id = 0;
+
+	if (p->tuple.proto == IPPROTO_TCP && tcp_flags_are_bad(p->tcp_flags)) {
+		r->action = LB_DROP;
+		r->drop = SLUICE_DROP_BAD_TCP_FLAGS;
+		return;
+	}
+
+	ct = ct_lookup(&key, SLUICE_CT_FWD);
+	if (ct && !ct_is_reopen(ct, p->tcp_flags)) {
+		ct_touch(ct, p->tcp_flags);
+		lb_set_nat(r, LB_DNAT, ct->addr, ct->port);
+		stats_count(SLUICE_CNT_LB_EST);
+		stats_svc(ct->svc_id, p->frame_len, false, false);
+		stats_backend(ct->backend_id, p->frame_len, false);
+		return;
+	}
+
+	if (!svc->backend_count) {
+		r->action = LB_REFUSE;
+		stats_count(SLUICE_CNT_REFUSED);
+		stats_svc(svc->svc_id, p->frame_len, false, true);
+		return;
+	}
+
+	be = lb_select(svc->svc_id, &key, &backend_id);
+	if (!be) {
+		r->action = LB_DROP;
+		r->drop = SLUICE_DROP_NO_BACKEND;
+		return;
+	}
+	/* An LRU map does not fail on insert; should it, the flow still
+	 * goes to the Maglev pick, which is stable while the set is. */
+	ct_create(&key, svc->svc_id, backend_id, be, p->tcp_flags);
+	lb_set_nat(r, LB_DNAT, be->addr, be->port);
+	stats_count(SLUICE_CNT_LB_NEW);
+	stats_svc(svc->svc_id, p->frame_len, true, false);
+	stats_backend(backend_id, p->frame_len, true);
+}
+
+static __always_inline void lb_reply(struct pkt *p, struct lb_result *r)
+{
+	struct sluice_ct_key key = p->tuple;
+	struct sluice_ct_entry *ct;
+
+	ct = ct_lookup(&key, SLUICE_CT_REPLY);
+	if (!ct) {
+		r->action = LB_PASS;
+		stats_count(SLUICE_CNT_PASS);
+		return;
+	}
+	ct_touch(ct, p->tcp_flags);
+	lb_set_nat(r, LB_REVNAT, ct->addr, ct->port);
+	stats_count(SLUICE_CNT_REVNAT);
+	stats_svc(ct->svc_id, p->frame_len, false, false);
+	stats_backend(ct->backend_id, p->frame_len, false);
+}
+
+/**
+ * lb_process() - decide what to do with the frame described by @p.
+ *
+ * Counts the event (counters, per-service and per-backend stats) but does
+ * not touch the packet. Drops are counted by the caller via lb_drop().
+ */
+static __always_inline void lb_process(struct pkt *p, struct lb_result *r)
+{
+	struct sluice_svc_key skey = {};
+	struct sluice_svc *svc;
+	int ret;
+
+	ret = parse_packet(p);
+	if (ret < 0) {
+		r->action = LB_DROP;
+		r->drop = -ret;
+		return;
+	}
+	if (ret == PARSE_PASS) {
+		r->action = LB_PASS;
+		stats_count(SLUICE_CNT_PASS);
+		return;
+	}
+
+	__builtin_memcpy(skey.addr, p->tuple.daddr, sizeof(skey.addr));
+	skey.proto = p->tuple.proto;
+	skey.family = p->tuple.family;
+	if (p->fragment) {
+		/* Ports are unknown: never guess a backend for it. */
+		if (bpf_map_lookup_elem(&services, &skey)) {
+			r->action = LB_DROP;
+			r->drop = SLUICE_DROP_FRAGMENT;
+		} else {
+			r->action = LB_PASS;
+			stats_count(SLUICE_CNT_PASS);
+		}
+		return;
+	}
+
+	skey.port = p->tuple.dport;
+	svc = bpf_map_lookup_elem(&services, &skey);
+	if (svc && !(svc->flags & SLUICE_SVC_F_VIP_MARKER))
+		lb_service(p, svc, r);
+	else
+		lb_reply(p, r);
+}
+
+static __always_inline void lb_drop(enum sluice_drop_reason reason)
+{
+	stats_drop(reason);
+}
+
+#endif /* SLUICE_BPF_LB_H */

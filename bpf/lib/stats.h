@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * stats.h - per-CPU counters: global events, drops by reason, and per
+ * service / per backend traffic. Per-CPU maps need no atomics.
+ */
+#ifndef SLUICE_BPF_STATS_H
+#define SLUICE_BPF_STATS_H
+
+#include "common.h"
+#include "maps.h"
+
+static __always_inline void stats_count(enum sluice_counter c)
+{
+	__u32 key = c;
+	__u64 *v = bpf_map_lookup_elem(&counters, &key);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void stats_drop(enum sluice_drop_reason r)
+{
+	__u32 key = r;
+	__u64 *v = bpf_map_lookup_elem(&drops, &key);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void stats_svc(__u32 svc_id, __u32 len, bool new_flow, bool refused)
+{
+	struct sluice_svc_stats *s = bpf_map_lookup_elem(&svc_stats, &svc_id);
+
+	if (!s)
+		return;
+	s->packets++;
+	s->bytes += len;
+	s->flows += new_flow;
+	s->refused += refused;
+}
+
+static __always_inline void stats_backend(__u32 backend_id, __u32 len, bool new_flow)
+{
+	struct sluice_backend_stats *s = bpf_map_lookup_elem(&backend_stats, &backend_id);
+
+	if (!s)
+		return;
+	s->packets++;
+	s->bytes += len;
+	s->flows += new_flow;
+}
+
+#endif /* SLUICE_BPF_STATS_H */

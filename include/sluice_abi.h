@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * sluice_abi.h - the one copy of every layout shared by bpf/ and user/.
+ *
+ * Contract: map keys and values, flags, counters and drop reasons live here
+ * and nowhere else. Changing any layout below bumps SLUICE_LAYOUT_VERSION,
+ * which is stamped into the pinned maps so an agent never reuses maps of a
+ * different layout. All addresses and ports in map keys/values are in
+ * network byte order; IPv4 addresses occupy addr[0] with addr[1..3] zero.
+ */
+#ifndef SLUICE_ABI_H
+#define SLUICE_ABI_H
+
+#ifdef __BPF__
+/* BPF side: types come from vmlinux.h */
+#else
+#include <linux/types.h>
+#endif
+
+#define SLUICE_LAYOUT_VERSION 1
+
+/* Maglev lookup table size per service. Must be prime and larger than
+ * 100x the largest backend set for the disruption bound of the Maglev paper
+ * to hold; 16381 keeps one table at 64 KiB. */
+#ifndef SLUICE_MAGLEV_M
+#define SLUICE_MAGLEV_M 16381
+#endif
+
+/* Capacity of the service table; also bounds service ids [1, MAX). */
+#ifndef SLUICE_MAX_SERVICES
+#define SLUICE_MAX_SERVICES 16384
+#endif
+
+/* Capacity of the backend table; also bounds backend ids [1, MAX). */
+#ifndef SLUICE_MAX_BACKENDS
+#define SLUICE_MAX_BACKENDS 65536
+#endif
+
+/* Largest backend set of one service: keeps M/n >= 16 so weights still
+ * resolve to whole slots. */
+#ifndef SLUICE_MAX_SVC_BACKENDS
+#define SLUICE_MAX_SVC_BACKENDS 1024
+#endif
+
+/* Conntrack LRU size; each flow takes two entries (forward + reply). */
+#ifndef SLUICE_CT_MAX
+#define SLUICE_CT_MAX 262144
+#endif
+
+/* Upper bound of IPv6 extension headers walked before giving up. */
+#ifndef SLUICE_IPV6_EXTHDR_MAX
+#define SLUICE_IPV6_EXTHDR_MAX 6
+#endif
+
+#define SLUICE_AF_INET 4
+#define SLUICE_AF_INET6 6
+
+/* services: {VIP, port, proto, family} -> struct sluice_svc */
+struct sluice_svc_key {
+	__u32 addr[4];
+	__u16 port;
+	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family; /* SLUICE_AF_INET or SLUICE_AF_INET6 */
+};
+
+/* A key with port 0 marks "this address is a VIP for proto": fragments to a
+ * VIP are dropped (their ports are unknown) instead of passed on. */
+#define SLUICE_SVC_F_VIP_MARKER (1u << 0)
+
+struct sluice_svc {
+	__u32 svc_id;        /* index into maglev outer map and svc_stats */
+	__u16 backend_count; /* backends with weight > 0; 0 -> refuse */
+	__u16 flags;         /* SLUICE_SVC_F_* */
+	__u32 reserved[2];
+};
+
+/* backends: backend_id -> struct sluice_backend */
+enum sluice_backend_state {
+	SLUICE_BE_ACTIVE = 0,
+	SLUICE_BE_DRAINING = 1, /* weight 0: no new flows, existing keep going */
+};
+
+struct sluice_backend {
+	__u32 addr[4];
+	__u16 port;
+	__u8 family;
+	__u8 state; /* enum sluice_backend_state */
+	__u32 svc_id;
+	__u16 weight;
+	__u16 reserved;
+};
+
+/* Conntrack. Every flow has two entries in one LRU map: the forward entry
+ * (client -> VIP, as the client sent it) holds the backend; the reply
+ * entry (backend -> client, as the backend sends it) holds the VIP the
+ * reply must be rewritten to. */
+enum sluice_ct_dir {
+	SLUICE_CT_FWD = 0,
+	SLUICE_CT_REPLY = 1,
+};
+
+struct sluice_ct_key {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 family;
+	__u8 dir; /* enum sluice_ct_dir */
+	__u8 pad;
+};
+
+struct sluice_ct_entry {
+	__u32 addr[4];     /* FWD: backend address; REPLY: VIP */
+	__u16 port;        /* FWD: backend port; REPLY: service port */
+	__u8 tcp_flags;    /* union of TCP flags seen in this direction */
+	__u8 pad;
+	__u32 backend_id;
+	__u32 svc_id;
+	__u64 created_ns;  /* bpf_ktime_get_ns() at flow creation */
+	__u64 last_seen_ns; /* refreshed at most once a second */
+};
+
+/* Per-CPU statistics. svc_stats is indexed by svc_id, backend_stats by
+ * backend_id; userspace sums over CPUs. */
+struct sluice_svc_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 flows;   /* new flows balanced */
+	__u64 refused; /* packets answered with RST / ICMP unreachable */
+};
+
+struct sluice_backend_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 flows;
+};
+
+/* Global per-CPU counters, indexed by enum sluice_counter. */
+#define SLUICE_COUNTERS(X)                                                     \
+	X(PASS, "pass", "not service traffic, passed unchanged")              \
+	X(LB_NEW, "lb_new", "new flow balanced to a backend")                 \
+	X(LB_EST, "lb_established", "packet of an existing flow DNATed")      \
+	X(REVNAT, "revnat", "reply rewritten to come from the VIP")           \
+	X(REFUSED, "refused", "service without backends: RST/ICMP sent")      \
+	X(FIB_REDIRECT, "fib_redirect", "forwarded by FIB lookup + redirect") \
+	X(FIB_PASS, "fib_pass", "handed to the kernel to forward")
+
+enum sluice_counter {
+#define X(name, str, help) SLUICE_CNT_##name,
+	SLUICE_COUNTERS(X)
+#undef X
+	SLUICE_CNT__MAX
+};
+
+/* Drop reasons, indexed into the per-CPU drops map. Each is also the
+ * "reason" label of the drop metric. */
+#define SLUICE_DROP_REASONS(X)                                                 \
+	X(NONE, "none", "not a drop")                                          \
+	X(TRUNC_ETH, "truncated_ethernet", "frame shorter than an Ethernet header") \
+	X(TRUNC_IPV4, "truncated_ipv4", "frame shorter than the IPv4 header")  \
+	X(BAD_IHL, "bad_ipv4_ihl", "IPv4 ihl below 5 or beyond the frame")     \
+	X(BAD_IPV4_LEN, "bad_ipv4_length", "IPv4 tot_len beyond the frame or below the header") \
+	X(TRUNC_IPV6, "truncated_ipv6", "frame shorter than the IPv6 header")  \
+	X(BAD_IPV6_LEN, "bad_ipv6_length", "IPv6 payload_len beyond the frame") \
+	X(IPV6_EXTHDR, "ipv6_exthdr", "IPv6 extension headers truncated or beyond the parse bound") \
+	X(TRUNC_TCP, "truncated_tcp", "TCP header truncated or doff < 5")      \
+	X(TRUNC_UDP, "truncated_udp", "UDP header truncated")                  \
+	X(FRAGMENT, "fragment", "IP fragment addressed to a VIP")              \
+	X(BAD_TCP_FLAGS, "bad_tcp_flags", "TCP to a service with no flags or SYN+FIN") \
+	X(NO_BACKEND, "no_backend", "Maglev slot names a backend that is gone") \
+	X(REFUSE_FAILED, "refuse_failed", "could not build the RST/ICMP refusal")
+
+enum sluice_drop_reason {
+#define X(name, str, help) SLUICE_DROP_##name,
+	SLUICE_DROP_REASONS(X)
+#undef X
+	SLUICE_DROP__MAX
+};
+
+/* Load-time knobs (rodata `sluice_cfg`), bit flags. */
+#define SLUICE_CFG_FIB_FORWARD (1u << 0) /* XDP: FIB lookup + redirect after NAT */
+
+#endif /* SLUICE_ABI_H */

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Install the Debian packages Sluice needs to build, test, demo and bench.
+# Idempotent: only packages that are missing are installed, so a machine that
+# already has everything runs no apt-get at all.
+set -euo pipefail
+
+PKGS=(
+	# build
+	make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config
+	# runtime tools used by tests and the demo
+	iproute2 ethtool procps python3 util-linux
+)
+# Extra packages for `make bench` only (SLUICE_DEPS=bench).
+if [ "${SLUICE_DEPS:-}" = bench ]; then
+	PKGS+=(iptables nftables iperf3)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+	[[ $p == \#* ]] && continue
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing packages: ${missing[*]}; run as root to install them" >&2
+	exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

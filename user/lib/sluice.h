@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sluice.h - the userspace library under meshd, meshctl, tests and tools.
+ *
+ * Contract: sluice__open() loads the datapath object (build/lb.skel.h) and,
+ * when a pin directory is given, pins its maps there or reuses maps already
+ * pinned there (so a restarted agent keeps conntrack). Service updates are
+ * validated completely before any map is written and are atomic from a
+ * packet's point of view: a new Maglev table is built in a fresh inner map
+ * and swapped in with one update of the outer map. Functions return 0 or a
+ * negative errno; on error, sluice__errmsg() says what was wrong, naming the
+ * field and value.
+ */
+#ifndef SLUICE_H
+#define SLUICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+
+#include "sluice_abi.h"
+
+struct sluice;
+
+/* An address of either family; IPv4 lives in addr[0] (network order). */
+struct sluice_addr {
+	__u8 family; /* SLUICE_AF_INET or SLUICE_AF_INET6 */
+	__u32 addr[4];
+};
+
+struct sluice_opts {
+	const char *pin_dir; /* NULL: nothing pinned (tests) */
+	__u32 cfg;           /* SLUICE_CFG_* rodata knobs */
+};
+
+enum sluice_prog {
+	SLUICE_PROG_XDP,
+	SLUICE_PROG_TC,
+};
+
+struct sluice_backend_spec {
+	struct sluice_addr addr;
+	__u16 port;   /* host order */
+	__u16 weight; /* 0 = draining: no new flows, existing flows keep it */
+};
+
+struct sluice_service_spec {
+	struct sluice_addr vip;
+	__u16 port;  /* host order */
+	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u32 nbackends;
+	const struct sluice_backend_spec *backends;
+};
+
+struct sluice_service_info {
+	struct sluice_svc_key key;
+	struct sluice_svc svc;
+	struct sluice_svc_stats stats; /* summed over CPUs */
+	__u32 nbackends;
+	__u32 backend_ids[SLUICE_MAX_SVC_BACKENDS];
+};
+
+/* Loading and pinning */
+int sluice__open(struct sluice **out, const struct sluice_opts *opts);
+void sluice__close(struct sluice *s);
+/* Remove every pin under pin_dir that sluice__open() created, then the dir. */
+int sluice__unpin(const char *pin_dir);
+int sluice__prog_fd(const struct sluice *s, enum sluice_prog prog);
+/* fd of a datapath map by its BPF name ("services", "conntrack", ...) */
+int sluice__map_fd(const struct sluice *s, const char *name);
+/* Last error text of this thread ("" when none). */
+const char *sluice__errmsg(void);
+
+/* Attachment (netlink-based: it outlives the calling process).
+ * xdp_flags: XDP_FLAGS_DRV_MODE / XDP_FLAGS_SKB_MODE (0 = kernel's choice). */
+int sluice__attach_xdp(struct sluice *s, int ifindex, __u32 xdp_flags);
+int sluice__detach_xdp(int ifindex, __u32 xdp_flags);
+int sluice__attach_tc(struct sluice *s, int ifindex);
+int sluice__detach_tc(int ifindex);
+
+/* Services. service_set creates the service or replaces its backend set
+ * (backends kept by address keep their id, so conntrack and stats follow
+ * them). Validation failures return -EINVAL and leave every map unchanged. */
+int sluice__service_set(struct sluice *s, const struct sluice_service_spec *spec);
+int sluice__service_del(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto);
+int sluice__service_get(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto,
+			struct sluice_service_info *info);
+
+/* Counters, summed over CPUs. */
+int sluice__counters(struct sluice *s, __u64 out[SLUICE_CNT__MAX]);
+int sluice__drops(struct sluice *s, __u64 out[SLUICE_DROP__MAX]);
+int sluice__backend_get(struct sluice *s, __u32 backend_id, struct sluice_backend *be,
+			struct sluice_backend_stats *stats);
+/* Number of conntrack entries (both directions). */
+int sluice__ct_count(struct sluice *s, __u64 *count);
+
+/* Names for metrics and CLI output. */
+const char *sluice__counter_name(enum sluice_counter c);
+const char *sluice__drop_name(enum sluice_drop_reason r);
+/* One-line descriptions (metric HELP text). Out of range: "unknown ...". */
+const char *sluice__counter_help(enum sluice_counter c);
+const char *sluice__drop_help(enum sluice_drop_reason r);
+
+/* Addresses: "10.0.0.1", "fd00::1"; "10.0.0.1:80", "[fd00::1]:80".
+ * Return -EINVAL with a message naming the text on malformed input. */
+int sluice_addr__parse(struct sluice_addr *a, const char *text);
+int sluice_addr__parse_port(struct sluice_addr *a, __u16 *port, const char *text);
+/* Formats into buf (>= 48 bytes); returns buf. */
+char *sluice_addr__str(const struct sluice_addr *a, char *buf, size_t len);
+#define SLUICE_ADDR_STRLEN 48
+/* "10.0.0.1:80" / "[fd00::1]:80" into buf (>= 56 bytes); returns buf. */
+char *sluice_addr__str_port(const struct sluice_addr *a, __u16 port, char *buf, size_t len);
+#define SLUICE_ADDRPORT_STRLEN 56
+int sluice_proto__parse(__u8 *proto, const char *text); /* "tcp" / "udp" */
+/* "tcp", "udp", else the number written into buf; never NULL. */
+const char *sluice_proto__str(__u8 proto, char *buf, size_t len);
+
+/* Maglev (maglev.c): fill table[m] with indexes into backends[] so that each
+ * backend owns a share of slots proportional to its weight; weight-0
+ * backends own none. Backends are identified for hashing by addr+port, so a
+ * backend keeps most of its slots when others come or go. Returns 0, or
+ * -EINVAL when m is not prime, n is 0 or every weight is 0. */
+int maglev__build(const struct sluice_backend_spec *backends, __u32 n, __u32 m, __u32 *table);
+
+#endif /* SLUICE_H */
