@@ -27,7 +27,9 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
 	-Wall -Werror -Wno-unused-function -Iinclude -Ibpf -I$(O)
 CFLAGS     ?= -g -O2
 CFLAGS     += -std=gnu11 -Wall -Wextra -Werror $(INCLUDES) -Itests/lib
-LDLIBS     := -lbpf -lelf -lz -lm
+PKGS       := json-c yaml-0.1 libnl-3.0 libnl-route-3.0
+CFLAGS     += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS     := -lbpf -lelf -lz -lm $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(O)/%.bpf.o,$(BPF_SRCS))
@@ -37,8 +39,10 @@ LIB_SRCS   := $(wildcard user/lib/*.c)
 LIB_OBJS   := $(patsubst %.c,$(O)/%.o,$(LIB_SRCS))
 LIB        := $(O)/libsluice.a
 
+# user/NAME.c or user/NAME/*.c (not user/lib) -> build/NAME
 PROG_SRCS  := $(wildcard user/*.c)
-PROGS      := $(patsubst user/%.c,$(O)/%,$(PROG_SRCS))
+PROG_DIRS  := $(filter-out lib,$(notdir $(patsubst %/,%,$(wildcard user/*/))))
+PROGS      := $(patsubst user/%.c,$(O)/%,$(PROG_SRCS)) $(addprefix $(O)/,$(PROG_DIRS))
 
 TLIB_SRCS  := $(wildcard tests/lib/*.c)
 TLIB_OBJS  := $(patsubst %.c,$(O)/%.o,$(TLIB_SRCS))
@@ -85,6 +89,13 @@ $(LIB): $(LIB_OBJS)
 $(O)/%: $(O)/user/%.o $(LIB)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+define prog_dir_rule
+$(O)/$(1): $(patsubst %.c,$(O)/%.o,$(wildcard user/$(1)/*.c)) $(LIB)
+	$$(call msg,LD,$$@)
+	$$(Q)$$(CC) $$(CFLAGS) $$^ $$(LDLIBS) -o $$@
+endef
+$(foreach p,$(PROG_DIRS),$(eval $(call prog_dir_rule,$(p))))
 
 $(O)/tests/unit/%: $(O)/tests/unit/%.o $(TLIB_OBJS) $(LIB)
 	$(call msg,LD,$@)

@@ -8,6 +8,7 @@ set -euo pipefail
 PKGS=(
 	# build
 	make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config
+	libjson-c-dev libyaml-dev libnl-3-dev libnl-route-3-dev
 	# runtime tools used by tests and the demo
 	iproute2 ethtool procps python3 util-linux
 )

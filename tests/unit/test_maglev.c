@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_maglev.c - Maglev table properties: balance, weights, draining,
+ * determinism, input-order independence, minimal disruption, speed and
+ * argument checks. Disruption figures are printed ("# ...") for the README.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "sluice.h"
+#include "test.h"
+
+#define M SLUICE_MAGLEV_M
+
+static __u32 table[M], table2[M];
+
+/* Backend i: 10.(i/250).(i%250).1:8080 (or fd00::<i>), weight w. */
+static void backends__fill(struct sluice_backend_spec *b, __u32 n, __u16 weight, bool v6)
+{
+	memset(b, 0, n * sizeof(*b));
+	for (__u32 i = 0; i < n; i++) {
+		if (v6) {
+			b[i].addr.family = SLUICE_AF_INET6;
+			b[i].addr.addr[0] = htonl(0xfd000000);
+			b[i].addr.addr[3] = htonl(i + 1);
+		} else {
+			b[i].addr.family = SLUICE_AF_INET;
+			b[i].addr.addr[0] = htonl(0x0a000001 | (i / 250) << 16 | (i % 250) << 8);
+		}
+		b[i].port = 8080;
+		b[i].weight = weight;
+	}
+}
+
+static void table__count(const __u32 *t, __u32 n, __u32 *counts)
+{
+	memset(counts, 0, n * sizeof(*counts));
+	for (__u32 i = 0; i < M; i++)
+		if (t[i] < n)
+			counts[t[i]]++;
+}
+
+static bool same_backend(const struct sluice_backend_spec *a, const struct sluice_backend_spec *b)
+{
+	return a->port == b->port && !memcmp(&a->addr, &b->addr, sizeof(a->addr));
+}
+
+static void check_balance(__u32 n)
+{
+	struct sluice_backend_spec b[100];
+	__u32 counts[100];
+	double tol = 0.01 * M, ideal = (double)M / n, worst = 0;
+
+	backends__fill(b, n, 1, false);
+	if (!ASSERT_OK(maglev__build(b, n, M, table), "build"))
+		return;
+	table__count(table, n, counts);
+	for (__u32 i = 0; i < n; i++) {
+		double dev = counts[i] > ideal ? counts[i] - ideal : ideal - counts[i];
+
+		if (dev > worst)
+			worst = dev;
+		if (!ASSERT_LE(dev, tol, "slots of one backend vs M/N"))
+			fprintf(stderr, "    n=%u backend %u owns %u, ideal %.1f\n", n, i,
+				counts[i], ideal);
+	}
+	printf("# balance n=%u: worst deviation %.0f slots (%.3f%% of M)\n", n, worst,
+	       100.0 * worst / M);
+}
+
+static void test_balance(void)
+{
+	check_balance(3);
+	check_balance(10);
+	check_balance(100);
+}
+
+static void check_shares(const __u16 *weights, __u32 n, double tol_points)
+{
+	struct sluice_backend_spec b[8];
+	__u32 counts[8], wsum = 0;
+
+	backends__fill(b, n, 1, false);
+	for (__u32 i = 0; i < n; i++) {
+		b[i].weight = weights[i];
+		wsum += weights[i];
+	}
+	if (!ASSERT_OK(maglev__build(b, n, M, table), "build"))
+		return;
+	table__count(table, n, counts);
+	for (__u32 i = 0; i < n; i++) {
+		double want = 100.0 * weights[i] / wsum, got = 100.0 * counts[i] / M;
+
+		printf("# weight %u: %.2f%% of slots (ideal %.2f%%)\n", weights[i], got, want);
+		ASSERT_LE(got > want ? got - want : want - got, tol_points, "share in points");
+	}
+}
+
+static void test_weights(void)
+{
+	static const __u16 split[] = { 90, 10 };
+	static const __u16 thirds[] = { 3, 2, 1 };
+	static const __u16 extreme[] = { 65535, 1, 30000 };
+
+	check_shares(split, 2, 0.5);
+	check_shares(thirds, 3, 0.5);
+	check_shares(extreme, 3, 0.5);
+}
+
+static void test_weight_zero_owns_nothing(void)
+{
+	struct sluice_backend_spec b[5];
+	__u32 counts[5];
+
+	backends__fill(b, 5, 100, false);
+	b[2].weight = 0;
+	if (!ASSERT_OK(maglev__build(b, 5, M, table), "build"))
+		return;
+	table__count(table, 5, counts);
+	ASSERT_EQ(counts[2], 0, "slots of the weight-0 backend");
+	for (int i = 0; i < 5; i++)
+		if (i != 2)
+			ASSERT_GE(counts[i], M / 4 - M / 100, "slots of an active backend");
+}
+
+static void test_tiny_weight_gets_a_slot(void)
+{
+	struct sluice_backend_spec b[2];
+	__u32 counts[2];
+
+	backends__fill(b, 2, 65535, false);
+	b[1].weight = 1;
+	if (!ASSERT_OK(maglev__build(b, 2, M, table), "build"))
+		return;
+	table__count(table, 2, counts);
+	ASSERT_GE(counts[1], 1, "slots of the weight-1 backend");
+	ASSERT_LE(counts[1], 2, "slots of the weight-1 backend");
+}
+
+static void test_fully_populated(void)
+{
+	struct sluice_backend_spec b[1000];
+	__u32 bad = 0;
+
+	backends__fill(b, 1000, 1, true);
+	for (int i = 0; i < 1000; i++)
+		b[i].weight = (__u16)(1 + i % 7) * (i % 13 ? 1 : 0);
+	if (!ASSERT_OK(maglev__build(b, 1000, M, table), "build"))
+		return;
+	for (__u32 i = 0; i < M; i++)
+		if (table[i] >= 1000 || !b[table[i]].weight)
+			bad++;
+	ASSERT_EQ(bad, 0, "slots not naming an active backend");
+}
+
+static void test_deterministic_order_independent(void)
+{
+	struct sluice_backend_spec b[50], shuffled[50];
+	__u32 diff = 0;
+
+	backends__fill(b, 50, 1, false);
+	for (int i = 0; i < 50; i++)
+		b[i].weight = (__u16)(1 + i % 4);
+	/* reverse, then rotate by 17: a permutation with no fixed structure */
+	for (int i = 0; i < 50; i++)
+		shuffled[i] = b[(49 - i + 17) % 50];
+	if (!ASSERT_OK(maglev__build(b, 50, M, table), "build"))
+		return;
+	if (!ASSERT_OK(maglev__build(b, 50, M, table2), "build again"))
+		return;
+	ASSERT_MEM_EQ(table, table2, sizeof(table), "same input, same table");
+	if (!ASSERT_OK(maglev__build(shuffled, 50, M, table2), "build shuffled"))
+		return;
+	for (__u32 i = 0; i < M; i++)
+		if (!same_backend(&b[table[i]], &shuffled[table2[i]]))
+			diff++;
+	ASSERT_EQ(diff, 0, "slots whose backend depends on input order");
+}
+
+/* Fraction (in %) of the slots of the surviving backends that move when
+ * backend `gone` is removed from the n-backend set. */
+static double disruption_remove(const struct sluice_backend_spec *b, __u32 n, __u32 gone)
+{
+	struct sluice_backend_spec rest[100];
+	__u32 j = 0, kept_slots = 0, moved = 0;
+
+	for (__u32 i = 0; i < n; i++)
+		if (i != gone)
+			rest[j++] = b[i];
+	if (maglev__build(b, n, M, table) || maglev__build(rest, n - 1, M, table2))
+		return 100.0;
+	for (__u32 i = 0; i < M; i++) {
+		if (table[i] == gone)
+			continue;
+		kept_slots++;
+		if (!same_backend(&b[table[i]], &rest[table2[i]]))
+			moved++;
+	}
+	return 100.0 * moved / kept_slots;
+}
+
+static void check_disruption(__u32 n, double bound)
+{
+	struct sluice_backend_spec b[100];
+	double sum = 0, worst = 0;
+
+	backends__fill(b, n, 1, false);
+	for (__u32 gone = 0; gone < n; gone++) {
+		double d = disruption_remove(b, n, gone);
+
+		sum += d;
+		if (d > worst)
+			worst = d;
+	}
+	printf("# disruption: remove 1 of %u (M=%u): %.2f%% of the other backends' slots move on average, %.2f%% worst case (bound %.0f%%)\n",
+	       n, M, sum / n, worst, bound);
+	ASSERT_LE(worst, bound, "moved share of surviving slots, worst removal");
+}
+
+static void test_minimal_disruption(void)
+{
+	check_disruption(10, 2.0);
+	check_disruption(100, 3.0);
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void test_speed(void)
+{
+	struct sluice_backend_spec b[1000];
+	double t0, ms;
+
+	backends__fill(b, 1000, 1, false);
+	t0 = now_ms();
+	if (!ASSERT_OK(maglev__build(b, 1000, M, table), "build equal weights"))
+		return;
+	ms = now_ms() - t0;
+	printf("# build M=%u, 1000 equal backends: %.2f ms\n", M, ms);
+	ASSERT_LE(ms, 50, "build time in ms");
+	for (int i = 0; i < 1000; i++)
+		b[i].weight = (__u16)(1 + (i * 7919) % 1000);
+	t0 = now_ms();
+	if (!ASSERT_OK(maglev__build(b, 1000, M, table), "build mixed weights"))
+		return;
+	ms = now_ms() - t0;
+	printf("# build M=%u, 1000 backends, weights 1-1000: %.2f ms\n", M, ms);
+	ASSERT_LE(ms, 50, "build time in ms");
+}
+
+static void test_rejects(void)
+{
+	struct sluice_backend_spec b[3];
+
+	backends__fill(b, 3, 1, false);
+	ASSERT_EQ(maglev__build(b, 3, 16380, table), -EINVAL, "m not prime");
+	ASSERT_TRUE(strstr(sluice__errmsg(), "16380") != NULL, "message names m");
+	ASSERT_EQ(maglev__build(b, 3, 1, table), -EINVAL, "m = 1");
+	ASSERT_EQ(maglev__build(b, 0, M, table), -EINVAL, "n = 0");
+	ASSERT_TRUE(strstr(sluice__errmsg(), "no backends") != NULL, "message for n = 0");
+	b[0].weight = b[1].weight = b[2].weight = 0;
+	ASSERT_EQ(maglev__build(b, 3, M, table), -EINVAL, "all weights 0");
+	ASSERT_TRUE(strstr(sluice__errmsg(), "weight 0") != NULL, "message for all weights 0");
+	b[1].weight = 1;
+	ASSERT_OK(maglev__build(b, 3, 7, table), "small prime m");
+	for (int i = 0; i < 7; i++)
+		ASSERT_EQ(table[i], 1, "only active backend owns every slot");
+}
+
+static const struct test tests[] = {
+	TEST(test_balance),
+	TEST(test_weights),
+	TEST(test_weight_zero_owns_nothing),
+	TEST(test_tiny_weight_gets_a_slot),
+	TEST(test_fully_populated),
+	TEST(test_deterministic_order_independent),
+	TEST(test_minimal_disruption),
+	TEST(test_speed),
+	TEST(test_rejects),
+};
+
+int main(int argc, char **argv)
+{
+	return test__run_all("maglev", tests, ARRAY_SIZE(tests), argc, argv);
+}

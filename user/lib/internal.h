@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - helpers shared by the user/lib modules, not part of the API.
+ *
+ * Contract: a library function that fails sets the thread's error text with
+ * sluice__set_err() once, at the place that knows what failed, and returns a
+ * negative errno; callers up the stack pass the errno on without rewriting
+ * the text.
+ */
+#ifndef SLUICE_INTERNAL_H
+#define SLUICE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "sluice.h"
+
+#define SLUICE_ERRMSG_LEN 512
+
+/* Record the error text returned by sluice__errmsg() for this thread. */
+void sluice__set_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Forget the previous error, at the start of every public entry point. */
+void sluice__clear_err(void);
+
+/* Same address, same family; IPv4 compares addr[0] only. */
+bool sluice_addr__eq(const struct sluice_addr *a, const struct sluice_addr *b);
+
+/* The datapath maps the library writes, looked up once at open. */
+enum sluice_map_id {
+	SLUICE_MAP_SERVICES,
+	SLUICE_MAP_MAGLEV,
+	SLUICE_MAP_BACKENDS,
+	SLUICE_MAP_CONNTRACK,
+	SLUICE_MAP_SVC_STATS,
+	SLUICE_MAP_BACKEND_STATS,
+	SLUICE_MAP_COUNTERS,
+	SLUICE_MAP_DROPS,
+	SLUICE_MAP__MAX,
+};
+
+struct lb_bpf;
+
+struct sluice {
+	struct lb_bpf *skel;
+	int fds[SLUICE_MAP__MAX];
+	int ncpus; /* possible CPUs: per-CPU values come in this many copies */
+};
+
+/* Called once per element by maps__for_each(); non-zero stops the walk
+ * and is returned by maps__for_each(). */
+typedef int (*maps__elem_fn)(const void *key, const void *value, void *ctx);
+
+/*
+ * Walk every element of a hash map: batched lookups where the kernel has
+ * them, get_next_key otherwise. Elements inserted or deleted during the
+ * walk may or may not be seen. `name` only goes into error messages.
+ */
+int maps__for_each(int fd, const char *name, size_t key_size, size_t value_size, maps__elem_fn fn,
+		   void *ctx);
+/* Sum `nfields` __u64 fields of a per-CPU value over every CPU into out. */
+int maps__percpu_sum(const struct sluice *s, int fd, const char *name, __u32 key, __u64 *out,
+		     __u32 nfields);
+/* Set every CPU's copy of a per-CPU array slot to zero. */
+int maps__percpu_zero(const struct sluice *s, int fd, const char *name, __u32 key,
+		      size_t value_size);
+/* Sets the error text for a failed operation on map `name` and returns err. */
+int maps__err(int err, const char *name, const char *op, const char *what);
+
+/* svc_spec.c: spec checks and keys. IPv4 goes into dst[0], zeros after. */
+void svc__addr_copy(__u32 dst[4], const struct sluice_addr *a);
+/* -EINVAL with a message unless vip, port and proto can key a service. */
+int svc__make_key(struct sluice_svc_key *key, const struct sluice_addr *vip, __u16 port,
+		  __u8 proto);
+/* Checks the whole spec (see sluice__service_set) and builds its key. */
+int svc__validate(const struct sluice_service_spec *spec, struct sluice_svc_key *key);
+/* "10.96.0.1:80/tcp" for messages. */
+const char *svc__name(const struct sluice_svc_key *key, char *buf, size_t len);
+
+#endif /* SLUICE_INTERNAL_H */

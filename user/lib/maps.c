@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: MIT
+/*
+ * maps.c - generic map access for the library: whole-map walks (batched),
+ * per-CPU sums and resets, and error text that names the map.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "internal.h"
+
+/* Elements per batched lookup: large enough to amortise the syscall,
+ * small enough that no hash bucket holds more (which would be -ENOSPC). */
+#define MAPS_BATCH 1024
+
+int maps__err(int err, const char *name, const char *op, const char *what)
+{
+	char buf[128];
+
+	libbpf_strerror(err, buf, sizeof(buf));
+	if (err == -E2BIG || err == -ENOSPC)
+		sluice__set_err("%s map: %s %s failed: %s (map full?)", name, op, what, buf);
+	else
+		sluice__set_err("%s map: %s %s failed: %s", name, op, what, buf);
+	return err;
+}
+
+static int maps__walk_slow(int fd, const char *name, size_t key_size, void *key, void *next,
+			   void *value, maps__elem_fn fn, void *ctx)
+{
+	void *prev = NULL;
+	int err;
+
+	for (;;) {
+		err = bpf_map_get_next_key(fd, prev, next);
+		if (err == -ENOENT)
+			return 0;
+		if (err)
+			return maps__err(err, name, "walk", "(get_next_key)");
+		memcpy(key, next, key_size);
+		prev = key;
+		err = bpf_map_lookup_elem(fd, key, value);
+		if (err == -ENOENT) /* deleted under us: skip it */
+			continue;
+		if (err)
+			return maps__err(err, name, "lookup", "during walk");
+		err = fn(key, value, ctx);
+		if (err)
+			return err;
+	}
+}
+
+/* Returns 1 when the kernel cannot batch this map, so the caller falls
+ * back to the element-wise walk before any callback has run. */
+static int maps__walk_batch(int fd, const char *name, size_t key_size, size_t value_size,
+			    char *keys, char *values, maps__elem_fn fn, void *ctx)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u64 in_batch = 0, out_batch = 0;
+	bool first = true, done = false;
+	__u32 count;
+	int err;
+
+	while (!done) {
+		count = MAPS_BATCH;
+		err = bpf_map_lookup_batch(fd, first ? NULL : &in_batch, &out_batch, keys, values,
+					   &count, &opts);
+		if (err == -ENOENT) {
+			done = true;
+		} else if (err) {
+			/* Only the first call may fall back: later ones would
+			 * hand elements to the callback twice. */
+			if (first && (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP ||
+				      err == -ENOSPC))
+				return 1;
+			return maps__err(err, name, "walk", "(batch lookup)");
+		}
+		for (__u32 i = 0; i < count; i++) {
+			err = fn(keys + i * key_size, values + i * value_size, ctx);
+			if (err)
+				return err;
+		}
+		in_batch = out_batch;
+		first = false;
+	}
+	return 0;
+}
+
+int maps__for_each(int fd, const char *name, size_t key_size, size_t value_size, maps__elem_fn fn,
+		   void *ctx)
+{
+	char *keys, *values;
+	int err;
+
+	keys = calloc(MAPS_BATCH, key_size);
+	values = calloc(MAPS_BATCH, value_size);
+	if (!keys || !values) {
+		sluice__set_err("%s map: out of memory for a walk", name);
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	err = maps__walk_batch(fd, name, key_size, value_size, keys, values, fn, ctx);
+	if (err == 1)
+		err = maps__walk_slow(fd, name, key_size, keys, keys + key_size, values, fn, ctx);
+cleanup:
+	free(keys);
+	free(values);
+	return err;
+}
+
+int maps__percpu_sum(const struct sluice *s, int fd, const char *name, __u32 key, __u64 *out,
+		     __u32 nfields)
+{
+	__u64 *vals;
+	int err;
+
+	memset(out, 0, nfields * sizeof(*out));
+	vals = calloc((size_t)s->ncpus * nfields, sizeof(*vals));
+	if (!vals) {
+		sluice__set_err("%s map: out of memory", name);
+		return -ENOMEM;
+	}
+	err = bpf_map_lookup_elem(fd, &key, vals);
+	if (err) {
+		maps__err(err, name, "lookup", "of a per-CPU slot");
+		goto cleanup;
+	}
+	for (int cpu = 0; cpu < s->ncpus; cpu++)
+		for (__u32 f = 0; f < nfields; f++)
+			out[f] += vals[(size_t)cpu * nfields + f];
+cleanup:
+	free(vals);
+	return err;
+}
+
+int maps__percpu_zero(const struct sluice *s, int fd, const char *name, __u32 key,
+		      size_t value_size)
+{
+	void *zeros;
+	int err;
+
+	/* The kernel rounds each CPU's copy up to 8 bytes. */
+	zeros = calloc(s->ncpus, (value_size + 7) & ~(size_t)7);
+	if (!zeros) {
+		sluice__set_err("%s map: out of memory", name);
+		return -ENOMEM;
+	}
+	err = bpf_map_update_elem(fd, &key, zeros, BPF_ANY);
+	if (err)
+		maps__err(err, name, "reset", "of a per-CPU slot");
+	free(zeros);
+	return err;
+}

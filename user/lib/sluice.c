@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: MIT
+/*
+ * sluice.c - loading, pinning and attaching the L4 datapath (lb.bpf.c).
+ *
+ * Contract: sluice__open() sets the rodata knobs, then loads; with a pin
+ * directory every map is pinned at <pin_dir>/<map name>, and maps already
+ * pinned there are reused (libbpf refuses a pin whose type, sizes or flags
+ * differ), so conntrack and services survive agent restarts. Attachments
+ * go through netlink and outlive the process; detaching is explicit.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <linux/if_link.h>
+#include <linux/magic.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "internal.h"
+#include "lb.skel.h"
+
+/* Userspace and BPF share these layouts through sluice_abi.h; the sizes
+ * are pinned here so an accidental layout change fails the build. */
+_Static_assert(sizeof(struct sluice_svc_key) == 20, "sluice_svc_key layout");
+_Static_assert(sizeof(struct sluice_svc) == 16, "sluice_svc layout");
+_Static_assert(sizeof(struct sluice_backend) == 28, "sluice_backend layout");
+_Static_assert(sizeof(struct sluice_ct_key) == 40, "sluice_ct_key layout");
+_Static_assert(sizeof(struct sluice_ct_entry) == 48, "sluice_ct_entry layout");
+_Static_assert(sizeof(struct sluice_svc_stats) == 32, "sluice_svc_stats layout");
+_Static_assert(sizeof(struct sluice_backend_stats) == 24, "sluice_backend_stats layout");
+
+struct map_desc {
+	const char *name;
+	__u32 key_size;
+	__u32 value_size;
+};
+
+/* Indexed by enum sluice_map_id; checked against the loaded maps. */
+static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
+	[SLUICE_MAP_SERVICES] = { "services", sizeof(struct sluice_svc_key),
+				  sizeof(struct sluice_svc) },
+	[SLUICE_MAP_MAGLEV] = { "maglev", sizeof(__u32), sizeof(__u32) },
+	[SLUICE_MAP_BACKENDS] = { "backends", sizeof(__u32), sizeof(struct sluice_backend) },
+	[SLUICE_MAP_CONNTRACK] = { "conntrack", sizeof(struct sluice_ct_key),
+				   sizeof(struct sluice_ct_entry) },
+	[SLUICE_MAP_SVC_STATS] = { "svc_stats", sizeof(__u32), sizeof(struct sluice_svc_stats) },
+	[SLUICE_MAP_BACKEND_STATS] = { "backend_stats", sizeof(__u32),
+				       sizeof(struct sluice_backend_stats) },
+	[SLUICE_MAP_COUNTERS] = { "counters", sizeof(__u32), sizeof(__u64) },
+	[SLUICE_MAP_DROPS] = { "drops", sizeof(__u32), sizeof(__u64) },
+};
+
+static int mkdir_p(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(dir);
+
+	if (!len || len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, len + 1);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int sluice__pin_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len) {
+		sluice__set_err("pin path %s/%s is too long", dir, name);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* Create the pin dir on bpffs and tell libbpf where each map lives. */
+static int sluice__setup_pins(struct lb_bpf *skel, const char *dir)
+{
+	char path[PATH_MAX];
+	struct bpf_map *map;
+	struct statfs st;
+	int err;
+
+	err = mkdir_p(dir);
+	if (err) {
+		sluice__set_err("pin dir %s: cannot create: %s", dir, strerror(-err));
+		return err;
+	}
+	if (statfs(dir, &st) || st.f_type != BPF_FS_MAGIC) {
+		sluice__set_err(
+			"pin dir %s is not on a BPF filesystem (mount -t bpf bpf /sys/fs/bpf)",
+			dir);
+		return -EINVAL;
+	}
+	bpf_object__for_each_map(map, skel->obj) {
+		if (bpf_map__is_internal(map)) /* .rodata: per load, never shared */
+			continue;
+		err = sluice__pin_path(path, sizeof(path), dir, bpf_map__name(map));
+		if (err)
+			return err;
+		err = bpf_map__set_pin_path(map, path);
+		if (err) {
+			sluice__set_err("pin path %s: %s", path, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* A reused pin could come from another build; refuse any size mismatch
+ * (libbpf checks pins against the object, this checks the object against
+ * the structs this library was compiled with). */
+static int sluice__check_maps(struct sluice *s)
+{
+	for (int i = 0; i < SLUICE_MAP__MAX; i++) {
+		const struct map_desc *d = &map_descs[i];
+		struct bpf_map *map = bpf_object__find_map_by_name(s->skel->obj, d->name);
+
+		if (!map) {
+			sluice__set_err("BPF object has no map \"%s\"", d->name);
+			return -ENOENT;
+		}
+		if (bpf_map__key_size(map) != d->key_size ||
+		    bpf_map__value_size(map) != d->value_size) {
+			sluice__set_err(
+				"%s map: key/value size %u/%u, library expects %u/%u (layout mismatch)",
+				d->name, bpf_map__key_size(map), bpf_map__value_size(map),
+				d->key_size, d->value_size);
+			return -EPROTO;
+		}
+		s->fds[i] = bpf_map__fd(map);
+	}
+	return 0;
+}
+
+static int sluice__load(struct sluice *s, const struct sluice_opts *opts)
+{
+	char buf[128];
+	int err;
+
+	s->skel = lb_bpf__open();
+	if (!s->skel) {
+		err = -errno;
+		libbpf_strerror(err, buf, sizeof(buf));
+		sluice__set_err("opening the BPF object: %s", buf);
+		return err;
+	}
+	s->skel->rodata->sluice_cfg = opts ? opts->cfg : 0;
+	if (opts && opts->pin_dir) {
+		err = sluice__setup_pins(s->skel, opts->pin_dir);
+		if (err)
+			return err;
+	}
+	err = lb_bpf__load(s->skel);
+	if (err) {
+		libbpf_strerror(err, buf, sizeof(buf));
+		if (opts && opts->pin_dir)
+			sluice__set_err(
+				"loading the BPF object: %s (maps pinned under %s may have another layout: sluice__unpin them)",
+				buf, opts->pin_dir);
+		else
+			sluice__set_err("loading the BPF object: %s (needs root / CAP_BPF)", buf);
+		return err;
+	}
+	return 0;
+}
+
+int sluice__open(struct sluice **out, const struct sluice_opts *opts)
+{
+	struct sluice *s;
+	int err;
+
+	sluice__clear_err();
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		sluice__set_err("out of memory");
+		return -ENOMEM;
+	}
+	err = sluice__load(s, opts);
+	if (err)
+		goto cleanup;
+	err = sluice__check_maps(s);
+	if (err)
+		goto cleanup;
+	s->ncpus = libbpf_num_possible_cpus();
+	if (s->ncpus <= 0) {
+		err = s->ncpus ? s->ncpus : -EINVAL;
+		sluice__set_err("cannot count possible CPUs: %s", strerror(-err));
+		goto cleanup;
+	}
+	*out = s;
+	return 0;
+cleanup:
+	sluice__close(s);
+	return err;
+}
+
+void sluice__close(struct sluice *s)
+{
+	if (!s)
+		return;
+	lb_bpf__destroy(s->skel);
+	free(s);
+}
+
+int sluice__unpin(const char *pin_dir)
+{
+	char path[PATH_MAX];
+	struct bpf_map *map;
+	struct lb_bpf *skel;
+	int err = 0;
+
+	sluice__clear_err();
+	if (!pin_dir || !*pin_dir) {
+		sluice__set_err("pin dir is empty");
+		return -EINVAL;
+	}
+	/* Open (not load) the object just for its map names: the one list. */
+	skel = lb_bpf__open();
+	if (!skel) {
+		err = -errno;
+		sluice__set_err("opening the BPF object: %s", strerror(-err));
+		return err;
+	}
+	bpf_object__for_each_map(map, skel->obj) {
+		if (bpf_map__is_internal(map))
+			continue;
+		err = sluice__pin_path(path, sizeof(path), pin_dir, bpf_map__name(map));
+		if (err)
+			goto cleanup;
+		if (unlink(path) && errno != ENOENT) {
+			err = -errno;
+			sluice__set_err("unpin %s: %s", path, strerror(errno));
+			goto cleanup;
+		}
+	}
+	if (rmdir(pin_dir) && errno != ENOENT) {
+		err = -errno;
+		sluice__set_err("pin dir %s: %s (pins that are not Sluice's were left in place)",
+				pin_dir, strerror(errno));
+	}
+cleanup:
+	lb_bpf__destroy(skel);
+	return err;
+}
+
+int sluice__prog_fd(const struct sluice *s, enum sluice_prog prog)
+{
+	sluice__clear_err();
+	switch (prog) {
+	case SLUICE_PROG_XDP:
+		return bpf_program__fd(s->skel->progs.xdp_lb);
+	case SLUICE_PROG_TC:
+		return bpf_program__fd(s->skel->progs.tc_lb);
+	}
+	sluice__set_err("unknown program %d", (int)prog);
+	return -EINVAL;
+}
+
+int sluice__map_fd(const struct sluice *s, const char *name)
+{
+	struct bpf_map *map;
+
+	sluice__clear_err();
+	map = name ? bpf_object__find_map_by_name(s->skel->obj, name) : NULL;
+	if (!map) {
+		sluice__set_err("no map named \"%s\"", name ? name : "(null)");
+		return -ENOENT;
+	}
+	return bpf_map__fd(map);
+}
+
+/* "eth0 (ifindex 2)" for messages; the name may be gone already. */
+static const char *ifname(int ifindex, char *buf, size_t len)
+{
+	char name[IF_NAMESIZE];
+
+	if (if_indextoname(ifindex, name))
+		snprintf(buf, len, "%s (ifindex %d)", name, ifindex);
+	else
+		snprintf(buf, len, "ifindex %d", ifindex);
+	return buf;
+}
+
+static int sluice__link_err(int err, const char *op, int ifindex)
+{
+	char ebuf[128], ibuf[IF_NAMESIZE + 24];
+
+	libbpf_strerror(err, ebuf, sizeof(ebuf));
+	sluice__set_err("%s %s: %s", op, ifname(ifindex, ibuf, sizeof(ibuf)), ebuf);
+	return err;
+}
+
+int sluice__attach_xdp(struct sluice *s, int ifindex, __u32 xdp_flags)
+{
+	int err;
+
+	sluice__clear_err();
+	/* No UPDATE_IF_NOEXIST: a restarted agent replaces its old program. */
+	err = bpf_xdp_attach(ifindex, bpf_program__fd(s->skel->progs.xdp_lb), xdp_flags, NULL);
+	if (err)
+		return sluice__link_err(err, "attach XDP to", ifindex);
+	return 0;
+}
+
+int sluice__detach_xdp(int ifindex, __u32 xdp_flags)
+{
+	int err;
+
+	sluice__clear_err();
+	err = bpf_xdp_detach(ifindex, xdp_flags, NULL);
+	if (err)
+		return sluice__link_err(err, "detach XDP from", ifindex);
+	return 0;
+}
+
+/* Our filter: ingress, handle 1, priority 1 (first in the chain). */
+#define SLUICE_TC_HANDLE 1
+#define SLUICE_TC_PRIO 1
+
+static libbpf_print_fn_t tc_prev_print;
+static const char *tc_quiet_text;
+
+/* libbpf prints the kernel's extack text at warning level, also for the
+ * normal cases of a restart ("Exclusivity flag on": clsact exists) and of
+ * an idempotent detach ("Cannot find specified filter chain"): keep those
+ * out of the logs, pass everything else on. Not thread-safe, like
+ * libbpf_set_print() itself. */
+static int tc__quiet_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	char buf[256];
+	va_list copy;
+
+	va_copy(copy, args);
+	vsnprintf(buf, sizeof(buf), fmt, copy);
+	va_end(copy);
+	if (tc_quiet_text && strstr(buf, tc_quiet_text))
+		return 0;
+	return tc_prev_print ? tc_prev_print(level, fmt, args) : 0;
+}
+
+static void tc__quiet(const char *text)
+{
+	tc_quiet_text = text;
+	tc_prev_print = libbpf_set_print(tc__quiet_print);
+}
+
+static void tc__unquiet(void)
+{
+	libbpf_set_print(tc_prev_print);
+	tc_quiet_text = NULL;
+}
+
+int sluice__attach_tc(struct sluice *s, int ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SLUICE_TC_HANDLE, .priority = SLUICE_TC_PRIO,
+		    .prog_fd = bpf_program__fd(s->skel->progs.tc_lb), .flags = BPF_TC_F_REPLACE);
+	int err;
+
+	sluice__clear_err();
+	/* The clsact qdisc may exist already (ours from a previous run, or
+	 * someone else's): share it. */
+	tc__quiet("Exclusivity flag on");
+	err = bpf_tc_hook_create(&hook);
+	tc__unquiet();
+	if (err && err != -EEXIST)
+		return sluice__link_err(err, "create clsact qdisc on", ifindex);
+	err = bpf_tc_attach(&hook, &opts);
+	if (err)
+		return sluice__link_err(err, "attach tc ingress filter to", ifindex);
+	return 0;
+}
+
+int sluice__detach_tc(int ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SLUICE_TC_HANDLE, .priority = SLUICE_TC_PRIO);
+	int err;
+
+	sluice__clear_err();
+	/* Only our filter goes; the clsact qdisc may carry other filters. */
+	tc__quiet("Cannot find specified filter chain");
+	err = bpf_tc_detach(&hook, &opts);
+	tc__unquiet();
+	if (err)
+		return sluice__link_err(err, "detach tc ingress filter from", ifindex);
+	return 0;
+}

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: MIT
+/*
+ * svc_query.c - reading and deleting services. Deletion removes the
+ * service entry first, so no new packet can reach its table or backends
+ * while the rest goes; the VIP marker goes with the last service on its
+ * address and protocol.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+
+#include "internal.h"
+
+struct svc_ids_ctx {
+	__u32 svc_id;
+	__u32 *ids;
+	__u32 n, cap;
+};
+
+static int svc__collect_id(const void *key, const void *value, void *ctx)
+{
+	const struct sluice_backend *be = value;
+	struct svc_ids_ctx *c = ctx;
+
+	if (be->svc_id == c->svc_id && c->n < c->cap)
+		c->ids[c->n++] = *(const __u32 *)key;
+	return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Ids of the backends carrying svc_id, ascending; at most cap of them. */
+static int svc__backend_ids(struct sluice *s, __u32 svc_id, __u32 *ids, __u32 cap, __u32 *n)
+{
+	struct svc_ids_ctx c = { .svc_id = svc_id, .ids = ids, .cap = cap };
+	int err;
+
+	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
+			     sizeof(struct sluice_backend), svc__collect_id, &c);
+	if (err)
+		return err;
+	qsort(ids, c.n, sizeof(*ids), cmp_u32);
+	*n = c.n;
+	return 0;
+}
+
+struct vip_users_ctx {
+	const struct sluice_svc_key *marker;
+	bool found;
+};
+
+static int svc__find_vip_user(const void *key, const void *value, void *ctx)
+{
+	const struct sluice_svc_key *k = key;
+	const struct sluice_svc *svc = value;
+	struct vip_users_ctx *c = ctx;
+
+	if (!(svc->flags & SLUICE_SVC_F_VIP_MARKER) && k->family == c->marker->family &&
+	    k->proto == c->marker->proto && !memcmp(k->addr, c->marker->addr, sizeof(k->addr)))
+		c->found = true;
+	return 0;
+}
+
+/* The marker goes with the last service on its VIP and proto. */
+static int svc__drop_marker(struct sluice *s, const struct sluice_svc_key *key)
+{
+	struct sluice_svc_key marker = *key;
+	struct vip_users_ctx c = { .marker = &marker };
+	int err;
+
+	marker.port = 0;
+	err = maps__for_each(s->fds[SLUICE_MAP_SERVICES], "services", sizeof(struct sluice_svc_key),
+			     sizeof(struct sluice_svc), svc__find_vip_user, &c);
+	if (err || c.found)
+		return err;
+	err = bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &marker);
+	if (err && err != -ENOENT)
+		return maps__err(err, "services", "delete", "of the VIP marker");
+	return 0;
+}
+
+static int svc__lookup(struct sluice *s, const struct sluice_svc_key *key, struct sluice_svc *svc)
+{
+	char name[SLUICE_ADDRPORT_STRLEN + 8];
+	int err;
+
+	err = bpf_map_lookup_elem(s->fds[SLUICE_MAP_SERVICES], key, svc);
+	if (err == -ENOENT)
+		sluice__set_err("service %s does not exist", svc__name(key, name, sizeof(name)));
+	else if (err)
+		maps__err(err, "services", "lookup", "of the service");
+	return err;
+}
+
+int sluice__service_del(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto)
+{
+	struct sluice_svc_key key;
+	struct sluice_svc svc;
+	__u32 *ids = NULL, n = 0;
+	int err;
+
+	sluice__clear_err();
+	err = svc__make_key(&key, vip, port, proto);
+	if (err)
+		return err;
+	err = svc__lookup(s, &key, &svc);
+	if (err)
+		return err;
+	ids = calloc(SLUICE_MAX_BACKENDS, sizeof(*ids));
+	if (!ids) {
+		sluice__set_err("out of memory");
+		return -ENOMEM;
+	}
+	/* Service first: after it no new packet reaches the table or the
+	 * backends, so the rest can go in any order. */
+	err = bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &key);
+	if (err) {
+		maps__err(err, "services", "delete", "of the service");
+		goto cleanup;
+	}
+	err = bpf_map_delete_elem(s->fds[SLUICE_MAP_MAGLEV], &svc.svc_id);
+	if (err && err != -ENOENT) {
+		maps__err(err, "maglev", "delete", "of the service's table");
+		goto cleanup;
+	}
+	err = svc__backend_ids(s, svc.svc_id, ids, SLUICE_MAX_BACKENDS, &n);
+	if (err)
+		goto cleanup;
+	for (__u32 i = 0; i < n; i++) {
+		err = bpf_map_delete_elem(s->fds[SLUICE_MAP_BACKENDS], &ids[i]);
+		if (err && err != -ENOENT) {
+			maps__err(err, "backends", "delete", "of a backend of the service");
+			goto cleanup;
+		}
+	}
+	err = svc__drop_marker(s, &key);
+cleanup:
+	free(ids);
+	return err;
+}
+
+int sluice__service_get(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto,
+			struct sluice_service_info *info)
+{
+	int err;
+
+	sluice__clear_err();
+	memset(info, 0, sizeof(*info));
+	err = svc__make_key(&info->key, vip, port, proto);
+	if (err)
+		return err;
+	err = svc__lookup(s, &info->key, &info->svc);
+	if (err)
+		return err;
+	err = maps__percpu_sum(s, s->fds[SLUICE_MAP_SVC_STATS], "svc_stats", info->svc.svc_id,
+			       (__u64 *)&info->stats, sizeof(info->stats) / sizeof(__u64));
+	if (err)
+		return err;
+	return svc__backend_ids(s, info->svc.svc_id, info->backend_ids, SLUICE_MAX_SVC_BACKENDS,
+				&info->nbackends);
+}
