@@ -21,6 +21,9 @@
 
 #include "sluice_abi.h"
 
+/* Release of meshd, meshctl and the library (one copy for all). */
+#define SLUICE_VERSION "0.1.0"
+
 struct sluice;
 
 /* An address of either family; IPv4 lives in addr[0] (network order). */

@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# test_meshctl_cli.sh - meshctl's command line where no agent is needed.
+#
+# Contract: runs build/meshctl with -s / SLUICE_SOCKET pointing at a socket
+# path that does not exist (so a meshd running on this machine is never
+# contacted) and checks: help at every level has a usage line, one line per
+# command and an example, and `help WORDS` / `-h` agree with `--help`;
+# unambiguous prefixes resolve, ambiguous and unknown commands fail with
+# "Error: ..." naming the candidates; uninstall is never abbreviated;
+# arguments and apply files are validated before the agent is contacted;
+# with the agent down, commands fail with "Error: cannot connect ..." on
+# stderr, or exactly {"error": "cannot connect ..."} on stdout with -o json
+# wherever -o sits; `version` still prints meshctl's version. Prints one
+# "PASS: e2e/meshctl_cli/<name>" or "FAIL: ..." per scenario, exits non-zero
+# if any failed. Needs no root; leaves nothing behind.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+MESHCTL=$ROOT/build/meshctl
+TMP=$(mktemp -d /tmp/sluice-meshctl-cli.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
+NOSOCK=$TMP/no-meshd.sock
+export SLUICE_SOCKET=$NOSOCK
+FAILED=0
+
+# Every command path, for the help checks.
+PATHS=("" service "service add" "service del" "service list" "service get"
+	backend "backend add" "backend del" "backend weight" "backend drain"
+	apply conntrack "conntrack list" "conntrack flush" status version uninstall)
+# Read commands: their help documents -o.
+READS=("service list" "service get" "conntrack list" status version apply)
+
+# run ARGS...: meshctl's stdout in $OUT, stderr in $ERR, exit status in $RC.
+run() {
+	OUT=$("$MESHCTL" "$@" 2>"$TMP/stderr")
+	RC=$?
+	ERR=$(cat "$TMP/stderr")
+}
+
+fail() {
+	echo "    $*"
+	return 1
+}
+
+# expect_error WORDS...: the last run failed with exit 1, nothing on stdout
+# and an "Error: " line on stderr holding every word.
+expect_error() {
+	local w
+	[ "$RC" -eq 1 ] || fail "exit status $RC, expected 1 (stderr: $ERR)" || return 1
+	[ -z "$OUT" ] || fail "unexpected stdout: $OUT" || return 1
+	[[ $ERR == Error:\ * ]] || fail "stderr does not start with 'Error: ': $ERR" || return 1
+	[ "$(printf '%s\n' "$ERR" | wc -l)" -eq 1 ] || fail "more than one error line: $ERR" || return 1
+	for w in "$@"; do
+		[[ $ERR == *"$w"* ]] || fail "error lacks '$w': $ERR" || return 1
+	done
+}
+
+# expect_json_error PREFIX: the last run printed exactly {"error": "PREFIX..."}
+# on stdout, nothing on stderr, and exited 1.
+expect_json_error() {
+	[ "$RC" -eq 1 ] || fail "exit status $RC, expected 1" || return 1
+	[ -z "$ERR" ] || fail "unexpected stderr: $ERR" || return 1
+	python3 -c '
+import json, sys
+doc = json.loads(sys.stdin.read())
+assert isinstance(doc, dict) and list(doc) == ["error"], "not {\"error\": ...}: %r" % doc
+assert doc["error"].startswith(sys.argv[1]), "error %r does not start with %r" % (doc["error"], sys.argv[1])
+' "$1" <<<"$OUT" 2>&1 | sed 's/^/    /' | grep . && return 1
+	return 0
+}
+
+scenario() {
+	local name=$1
+	shift
+	if "$@"; then
+		echo "PASS: e2e/meshctl_cli/$name"
+	else
+		echo "FAIL: e2e/meshctl_cli/$name"
+		FAILED=$((FAILED + 1))
+	fi
+}
+
+test_help_every_level() {
+	local p words ok=0 nlines
+	for p in "${PATHS[@]}"; do
+		read -ra words <<<"$p"
+		run "${words[@]}" --help
+		[ "$RC" -eq 0 ] || { fail "meshctl $p --help: exit $RC ($ERR)"; ok=1; continue; }
+		[[ $OUT == "Usage: meshctl${p:+ $p}"* ]] ||
+			{ fail "meshctl $p --help: no usage line: ${OUT%%$'\n'*}"; ok=1; }
+		grep -q '^Examples\?:$' <<<"$OUT" ||
+			{ fail "meshctl $p --help: no example section"; ok=1; }
+		grep -q "^  meshctl ${words[0]:-}" <<<"$OUT" ||
+			{ fail "meshctl $p --help: no example command"; ok=1; }
+		grep -q -- '^  -h, --help ' <<<"$OUT" ||
+			{ fail "meshctl $p --help: -h/--help not documented"; ok=1; }
+		nlines=$(awk 'length > 100' <<<"$OUT" | wc -l)
+		[ "$nlines" -eq 0 ] || { fail "meshctl $p --help: $nlines lines over 100 columns"; ok=1; }
+	done
+	return $ok
+}
+
+test_help_lists_commands() {
+	local ok=0 c
+	run --help
+	for c in "service add|del|list|get" "backend add|del|weight|drain" "apply -f FILE" \
+		"conntrack list|flush" status version uninstall; do
+		grep -q "^  $c" <<<"$OUT" || { fail "meshctl --help lacks a line for '$c'"; ok=1; }
+	done
+	for c in "-o, --output" "-s, --socket" "--timeout"; do
+		grep -q -- "^  $c" <<<"$OUT" || { fail "meshctl --help lacks option '$c'"; ok=1; }
+	done
+	run backend --help
+	for c in "add SVC BE" "del SVC BE" "weight SVC BE N" "drain SVC BE"; do
+		grep -q "^  $c" <<<"$OUT" || { fail "meshctl backend --help lacks '$c'"; ok=1; }
+	done
+	return $ok
+}
+
+test_help_read_commands_document_json() {
+	local p words ok=0
+	for p in "${READS[@]}"; do
+		read -ra words <<<"$p"
+		run "${words[@]}" --help
+		grep -q -- '-o, --output table|json' <<<"$OUT" ||
+			{ fail "meshctl $p --help does not document -o"; ok=1; }
+	done
+	return $ok
+}
+
+test_help_forms_agree() {
+	local a b c
+	run service add --help
+	a=$OUT
+	run help service add
+	b=$OUT
+	run serv a -h
+	c=$OUT
+	[ "$a" = "$b" ] || fail "'help service add' differs from 'service add --help'" || return 1
+	[ "$a" = "$c" ] || fail "'serv a -h' differs from 'service add --help'" || return 1
+	# --help anywhere after the command, even after arguments
+	run backend add 10.96.0.10:80/tcp --help
+	if [ "$RC" -ne 0 ] || [[ $OUT != "Usage: meshctl backend add "* ]]; then
+		fail "--help after arguments did not print help (rc $RC)"
+	fi
+}
+
+test_prefix_matching() {
+	run serv li --help
+	[[ $OUT == "Usage: meshctl service list"* ]] || fail "serv li -> ${OUT%%$'\n'*}" || return 1
+	run b dr --help
+	[[ $OUT == "Usage: meshctl backend drain"* ]] || fail "b dr -> ${OUT%%$'\n'*}" || return 1
+	run con f --help
+	[[ $OUT == "Usage: meshctl conntrack flush"* ]] || fail "con f -> ${OUT%%$'\n'*}" || return 1
+	# an abbreviated command still reaches the agent, fully resolved
+	run serv li
+	expect_error "cannot connect" || return 1
+}
+
+test_ambiguous_prefix() {
+	run s list
+	expect_error "ambiguous command 's'" service status || return 1
+	run -o json s
+	expect_json_error "ambiguous command 's'"
+}
+
+test_unknown_command() {
+	run frobnicate
+	expect_error "unknown command 'frobnicate'" "meshctl --help" || return 1
+	run service frob
+	expect_error "unknown command 'frob'" "add|del|list|get" || return 1
+	run backend add 10.96.0.10:80/tcp 10.0.1.2:8080 --frob
+	expect_error "unknown option '--frob'" "meshctl backend add --help" || return 1
+	run --frob status
+	expect_error "unknown option '--frob'" || return 1
+	run -o json service frob
+	expect_json_error "unknown command 'frob'"
+}
+
+test_uninstall_not_abbreviated() {
+	run uninst
+	expect_error "spelled out" uninstall || return 1
+	# the refusal happens before any contact: same error with a socket
+	run -s "$NOSOCK" u
+	expect_error "spelled out"
+}
+
+test_usage_errors() {
+	run service add
+	expect_error "missing SVC" "meshctl service add --help" || return 1
+	run backend weight 10.96.0.10:80/tcp 10.0.1.2:8080
+	expect_error "missing N" || return 1
+	run backend weight 10.96.0.10:80/tcp 10.0.1.2:8080 70000
+	expect_error "70000" "0-65535" || return 1
+	run apply
+	expect_error "missing -f FILE" || return 1
+	run service list extra
+	expect_error "unexpected argument 'extra'" || return 1
+	run -o yaml status
+	expect_error "invalid output format 'yaml'" || return 1
+	run --timeout 0 status
+	expect_error "--timeout" || return 1
+	run service add --name
+	expect_error "--name needs a value"
+}
+
+test_arguments_checked_locally() {
+	# each error names the bad text, not the missing agent
+	run service add 10.96.0.10:80
+	expect_error "10.96.0.10:80" "VIP:PORT/PROTO" || return 1
+	run service add 10.96.0.10:80/sctp
+	expect_error "sctp" || return 1
+	run service add 10.96.0.10:80/tcp 10.0.1.2
+	expect_error "10.0.1.2" "port" || return 1
+	run service add 10.96.0.10:80/tcp '[fd00::1]:80'
+	expect_error "cannot mix families" || return 1
+	run service add 10.96.0.10:80/tcp 10.0.1.2:8080@x
+	expect_error "weight 'x'" || return 1
+	run -o json backend drain 300.1.1.1:80/tcp 10.0.1.2:8080
+	expect_json_error "invalid service"
+}
+
+test_apply_validates_before_contact() {
+	cat >"$TMP/bad.yaml" <<'EOF'
+services:
+  - name: web
+    vip: 10.96.0.10
+    port: 70000
+    protocol: tcp
+    backends:
+      - { address: 10.0.1.2, port: 8080 }
+EOF
+	cat >"$TMP/good.yaml" <<'EOF'
+services:
+  - name: web
+    vip: 10.96.0.10
+    port: 80
+    protocol: tcp
+    backends:
+      - { address: 10.0.1.2, port: 8080, weight: 90 }
+      - { address: 10.0.1.3, port: 8080, weight: 10 }
+EOF
+	run apply -f "$TMP/bad.yaml" --dry-run
+	expect_error "bad.yaml" "services[0].port" "70000" || return 1
+	run -o json apply -f "$TMP/bad.yaml"
+	expect_json_error "$TMP/bad.yaml: services[0].port" || return 1
+	run apply -f "$TMP/missing.yaml"
+	expect_error "missing.yaml" || return 1
+	# stdin, and an unknown field
+	OUT=$(echo '{"services": [{"vip": "10.96.0.10", "port": 80, "protocol": "tcp", "colour": 1}]}' |
+		"$MESHCTL" apply -f - 2>"$TMP/stderr")
+	RC=$?
+	ERR=$(cat "$TMP/stderr")
+	expect_error "stdin" "colour" || return 1
+	# a valid file gets as far as the agent
+	run apply -f "$TMP/good.yaml" --dry-run
+	expect_error "cannot connect" "$NOSOCK"
+}
+
+test_agent_down_errors() {
+	local args
+	for args in "status" "service list" "service get 10.96.0.10:80/tcp" "conntrack list" \
+		"conntrack flush" "backend drain 10.96.0.10:80/tcp 10.0.1.2:8080" "uninstall"; do
+		read -ra words <<<"$args"
+		run "${words[@]}"
+		expect_error "cannot connect" "$NOSOCK" || { fail "(meshctl $args)"; return 1; }
+	done
+}
+
+test_agent_down_json_shape() {
+	local args
+	for args in "-o json status" "status -o json" "service list --output=json" \
+		"-j conntrack list" "--output json service get 10.96.0.10:80/tcp" \
+		"apply -f $TMP/good.yaml --dry-run -o json"; do
+		read -ra words <<<"$args"
+		run "${words[@]}"
+		expect_json_error "cannot connect" || { fail "(meshctl $args)"; return 1; }
+	done
+}
+
+test_socket_selection() {
+	local other=$TMP/other.sock
+	run -s "$other" status
+	expect_error "$other" || return 1
+	run status --socket="$other"
+	expect_error "$other" || return 1
+	OUT=$(SLUICE_SOCKET="$other" "$MESHCTL" status 2>"$TMP/stderr")
+	RC=$?
+	ERR=$(cat "$TMP/stderr")
+	expect_error "$other" || return 1
+	OUT=$(env -u SLUICE_SOCKET "$MESHCTL" --help)
+	grep -q '/run/sluice/meshd.sock' <<<"$OUT" || fail "default socket not documented"
+}
+
+test_version_without_agent() {
+	run -V
+	[ "$RC" -eq 0 ] && [[ $OUT == "meshctl "[0-9]* ]] || fail "-V: rc $RC, '$OUT'" || return 1
+	run version
+	[ "$RC" -eq 0 ] || fail "version: exit $RC" || return 1
+	grep -q '^meshctl  [0-9]' <<<"$OUT" || fail "version: no meshctl line: $OUT" || return 1
+	grep -q '^meshd .*cannot connect' <<<"$OUT" || fail "version: meshd line: $OUT" || return 1
+	run version -o json
+	[ "$RC" -eq 0 ] || fail "version -o json: exit $RC" || return 1
+	python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+assert d["meshctl"]["version"] and d["meshctl"]["layout_version"] >= 1, d
+assert d["meshd"] is None and d["meshd_error"].startswith("cannot connect"), d
+' <<<"$OUT" 2>&1 | sed 's/^/    /' | grep . && return 1
+	return 0
+}
+
+if [ ! -x "$MESHCTL" ]; then
+	echo "FAIL: e2e/meshctl_cli ($MESHCTL not built)"
+	exit 1
+fi
+
+scenario help_every_level test_help_every_level
+scenario help_lists_commands test_help_lists_commands
+scenario help_read_commands_document_json test_help_read_commands_document_json
+scenario help_forms_agree test_help_forms_agree
+scenario prefix_matching test_prefix_matching
+scenario ambiguous_prefix test_ambiguous_prefix
+scenario unknown_command test_unknown_command
+scenario uninstall_not_abbreviated test_uninstall_not_abbreviated
+scenario usage_errors test_usage_errors
+scenario arguments_checked_locally test_arguments_checked_locally
+scenario apply_validates_before_contact test_apply_validates_before_contact
+scenario agent_down_errors test_agent_down_errors
+scenario agent_down_json_shape test_agent_down_json_shape
+scenario socket_selection test_socket_selection
+scenario version_without_agent test_version_without_agent
+
+[ "$FAILED" -eq 0 ]

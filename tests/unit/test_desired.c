@@ -1,0 +1,773 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_desired.c - the desired-state model: JSON and YAML round trips, the
+ * README example file, every validation rule (the message names the path
+ * and the value), atomic save/load, diff, and apply against real maps
+ * including the all-or-nothing rollback when a map fills up (needs root).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <bpf/bpf.h>
+
+#include "desired.h"
+#include "internal.h"
+#include "test.h"
+
+static const char *const web_json =
+	"{\"services\": [\n"
+	"  {\"name\": \"web\", \"vip\": \"10.96.0.10\", \"port\": 80, \"protocol\": \"tcp\",\n"
+	"   \"backends\": [{\"address\": \"10.0.1.2\", \"port\": 8080, \"weight\": 90},\n"
+	"                {\"address\": \"10.0.1.3\", \"port\": 8080, \"weight\": 10}]},\n"
+	"  {\"vip\": \"fd00::10\", \"port\": 53, \"protocol\": \"udp\", \"source\": \"kubernetes\",\n"
+	"   \"backends\": [{\"address\": \"fd00:1::2\", \"port\": 5353}]},\n"
+	"  {\"name\": \"empty\", \"vip\": \"10.96.0.11\", \"port\": 443, \"protocol\": \"tcp\"}\n"
+	"]}\n";
+
+static const char *const web_yaml = "# the same state as web_json\n"
+				    "services:\n"
+				    "  - name: web\n"
+				    "    vip: 10.96.0.10\n"
+				    "    port: 80\n"
+				    "    protocol: tcp\n"
+				    "    backends:\n"
+				    "      - {address: 10.0.1.2, port: 8080, weight: 90}\n"
+				    "      - address: 10.0.1.3\n"
+				    "        port: 8080\n"
+				    "        weight: 10\n"
+				    "  - vip: \"fd00::10\"\n"
+				    "    port: 53\n"
+				    "    protocol: udp\n"
+				    "    source: kubernetes\n"
+				    "    backends:\n"
+				    "      - address: fd00:1::2\n"
+				    "        port: 5353\n"
+				    "  - name: empty\n"
+				    "    vip: 10.96.0.11\n"
+				    "    port: 443\n"
+				    "    protocol: tcp\n"
+				    "    backends:\n";
+
+static bool has(const char *what)
+{
+	if (strstr(sluice__errmsg(), what))
+		return true;
+	TEST_FAIL("message \"%s\" lacks \"%s\"", sluice__errmsg(), what);
+	return false;
+}
+
+static bool same_service(const struct desired_service *a, const struct desired_service *b)
+{
+	if (strcmp(a->name, b->name) || strcmp(a->source, b->source) ||
+	    !sluice_addr__eq(&a->vip, &b->vip) || a->port != b->port || a->proto != b->proto ||
+	    a->nbackends != b->nbackends)
+		return false;
+	for (__u32 j = 0; j < a->nbackends; j++)
+		if (!sluice_addr__eq(&a->backends[j].addr, &b->backends[j].addr) ||
+		    a->backends[j].port != b->backends[j].port ||
+		    a->backends[j].weight != b->backends[j].weight)
+			return false;
+	return true;
+}
+
+static bool same_state(const struct desired *a, const struct desired *b)
+{
+	if (a->nservices != b->nservices)
+		return false;
+	for (__u32 i = 0; i < a->nservices; i++)
+		if (!same_service(&a->services[i], &b->services[i]))
+			return false;
+	return true;
+}
+
+static int parse(struct desired *d, const char *text)
+{
+	return desired__from_string(d, text, strlen(text));
+}
+
+static void check_web(const struct desired *d)
+{
+	char buf[DESIRED_SVC_REF_LEN];
+
+	if (!ASSERT_EQ(d->nservices, 3, "services"))
+		return;
+	ASSERT_TRUE(!strcmp(d->services[0].name, "web"), "name");
+	ASSERT_TRUE(!strcmp(d->services[0].source, "manual"), "source defaults to manual");
+	ASSERT_TRUE(!strcmp(desired__svc_ref(&d->services[0], buf, sizeof(buf)),
+			    "10.96.0.10:80/tcp"),
+		    "svc ref");
+	ASSERT_EQ(d->services[0].nbackends, 2, "web backends");
+	ASSERT_EQ(d->services[0].backends[0].port, 8080, "backend port");
+	ASSERT_EQ(d->services[0].backends[0].weight, 90, "weight 90");
+	ASSERT_EQ(d->services[0].backends[1].weight, 10, "weight 10");
+	ASSERT_EQ(d->services[1].vip.family, SLUICE_AF_INET6, "v6 vip");
+	ASSERT_EQ(d->services[1].proto, IPPROTO_UDP, "udp");
+	ASSERT_TRUE(!strcmp(d->services[1].source, "kubernetes"), "source kubernetes");
+	ASSERT_TRUE(!strcmp(d->services[1].name, ""), "no name");
+	ASSERT_EQ(d->services[1].backends[0].weight, 1, "weight defaults to 1");
+	ASSERT_TRUE(!strcmp(desired__svc_ref(&d->services[1], buf, sizeof(buf)),
+			    "[fd00::10]:53/udp"),
+		    "v6 svc ref");
+	ASSERT_EQ(d->services[2].nbackends, 0, "service without backends");
+}
+
+static void test_json_round_trip(void)
+{
+	struct desired a, b;
+	struct json_object *j;
+
+	if (!ASSERT_OK(parse(&a, web_json), sluice__errmsg()))
+		return;
+	check_web(&a);
+	j = desired__to_json(&a);
+	if (ASSERT_TRUE(j != NULL, "to_json")) {
+		if (ASSERT_OK(desired__from_json(&b, j), sluice__errmsg())) {
+			ASSERT_TRUE(same_state(&a, &b), "JSON round trip");
+			desired__free(&b);
+		}
+		json_object_put(j);
+	}
+	ASSERT_OK(desired__validate(&a), "validate parsed state");
+	desired__free(&a);
+}
+
+static void test_yaml_round_trip(void)
+{
+	struct desired a, b;
+	struct json_object *j;
+
+	if (!ASSERT_OK(parse(&a, web_yaml), sluice__errmsg()))
+		return;
+	check_web(&a);
+	if (ASSERT_OK(parse(&b, web_json), "json")) {
+		ASSERT_TRUE(same_state(&a, &b), "YAML == JSON");
+		desired__free(&b);
+	}
+	/* JSON written by to_json reads back through the YAML path too */
+	j = desired__to_json(&a);
+	if (ASSERT_TRUE(j != NULL, "to_json")) {
+		const char *text = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY);
+
+		if (ASSERT_OK(parse(&b, text), sluice__errmsg())) {
+			ASSERT_TRUE(same_state(&a, &b), "YAML -> JSON -> model");
+			desired__free(&b);
+		}
+		json_object_put(j);
+	}
+	desired__free(&a);
+	/* YAML flow style starting with '{' is not JSON but still YAML */
+	if (ASSERT_OK(parse(&a, "{services: [{vip: 10.0.0.1, port: 80, protocol: tcp}]}"),
+		      sluice__errmsg())) {
+		ASSERT_EQ(a.nservices, 1, "flow-style YAML");
+		desired__free(&a);
+	}
+	ASSERT_OK(parse(&a, "services: []"), "no services");
+	ASSERT_EQ(a.nservices, 0, "empty list");
+	ASSERT_OK(parse(&a, "services:\n"), "services: null");
+	ASSERT_EQ(a.nservices, 0, "null list");
+}
+
+/* build/tests/unit/test_desired -> the repository root */
+static bool repo_path(char *buf, size_t len, const char *rel)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	for (int i = 0; i < 4; i++) {
+		char *slash = strrchr(exe, '/');
+
+		if (!slash)
+			return false;
+		*slash = '\0';
+	}
+	return snprintf(buf, len, "%s/%s", exe, rel) < (int)len;
+}
+
+static void test_example_file(void)
+{
+	char path[PATH_MAX], buf[DESIRED_SVC_REF_LEN];
+	struct desired d;
+
+	if (!ASSERT_TRUE(repo_path(path, sizeof(path), "scripts/examples/services.yaml"), "path"))
+		return;
+	if (!ASSERT_OK(desired__from_file(&d, path), sluice__errmsg()))
+		return;
+	if (ASSERT_EQ(d.nservices, 3, "three services")) {
+		ASSERT_TRUE(!strcmp(desired__svc_ref(&d.services[0], buf, sizeof(buf)),
+				    "10.96.0.10:80/tcp"),
+			    "web");
+		ASSERT_EQ(d.services[0].nbackends, 2, "web backends");
+		ASSERT_EQ(d.services[0].backends[0].weight, 90, "stable weight");
+		ASSERT_EQ(d.services[0].backends[1].weight, 10, "canary weight");
+		ASSERT_EQ(d.services[1].proto, IPPROTO_UDP, "dns is udp");
+		ASSERT_EQ(d.services[2].vip.family, SLUICE_AF_INET6, "third is IPv6");
+		ASSERT_EQ(d.services[2].proto, IPPROTO_TCP, "third is tcp");
+	}
+	desired__free(&d);
+	ASSERT_EQ(desired__from_file(&d, "/nonexistent/services.yaml"), -ENOENT, "missing file");
+	ASSERT_TRUE(has("/nonexistent/services.yaml"), "missing file named");
+}
+
+struct reject_case {
+	const char *text;
+	const char *want[3];
+};
+
+#define SVC(extra) \
+	"{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": 80, \"protocol\": \"tcp\"" extra "}]}"
+#define BE(b) SVC(", \"backends\": [" b "]")
+
+static const struct reject_case rejects[] = {
+	/* unknown fields, with a suggestion when one is close */
+	{ "services:\n  - vip: 10.0.0.1\n    port: 80\n    protocol: tcp\n"
+	  "  - vip: 10.0.0.2\n    port: 80\n    protocol: tcp\n    backend: []\n",
+	  { "services[1].backend: unknown field (did you mean 'backends'?)" } },
+	{ "servics: []", { "servics: unknown field (did you mean 'services'?)" } },
+	{ BE("{\"addr\": \"10.0.0.1\", \"port\": 80}"),
+	  { "services[0].backends[0].addr: unknown field (did you mean 'address'?)" } },
+	{ SVC(", \"zzz\": 1"), { "services[0].zzz: unknown field", "vip, port, protocol" } },
+	{ "{\"services\": [{\"ip\": \"10.0.0.1\"}]}", { "services[0].ip", "did you mean 'vip'" } },
+	{ BE("{\"address\": \"10.0.0.1\", \"port\": 80, \"weigth\": 2}"),
+	  { "services[0].backends[0].weigth", "did you mean 'weight'" } },
+	/* ports */
+	{ "{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": 0, \"protocol\": \"tcp\"}]}",
+	  { "services[0].port: 0 is out of range 1-65535" } },
+	{ "{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": 65536, \"protocol\": \"tcp\"}]}",
+	  { "services[0].port: 65536 is out of range 1-65535" } },
+	{ "{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": -1, \"protocol\": \"tcp\"}]}",
+	  { "services[0].port: -1 is out of range" } },
+	{ "{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": \"80\", \"protocol\": \"tcp\"}]}",
+	  { "services[0].port: expected an integer 1-65535, got string \"80\"" } },
+	{ "{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": 80.5, \"protocol\": \"tcp\"}]}",
+	  { "services[0].port: 80.5 is not an integer" } },
+	{ "services:\n  - vip: 10.96.0.10\n    port: 99999999999999999999\n    protocol: tcp\n",
+	  { "services[0].port:", "out of range 1-65535" } },
+	{ "services:\n  - vip: 10.96.0.10\n    port: \"80\"\n    protocol: tcp\n",
+	  { "services[0].port: expected an integer", "string \"80\"" } },
+	{ "services:\n  - vip: 10.96.0.10\n    port: true\n    protocol: tcp\n",
+	  { "services[0].port: expected an integer", "boolean true" } },
+	{ BE("{\"address\": \"10.0.0.1\", \"port\": 70000}"),
+	  { "services[0].backends[0].port: 70000 is out of range 1-65535" } },
+	{ BE("{\"address\": \"10.0.0.1\", \"port\": 0}"),
+	  { "services[0].backends[0].port: 0 is out of range 1-65535" } },
+	/* weights */
+	{ BE("{\"address\": \"10.0.0.1\", \"port\": 80, \"weight\": 65536}"),
+	  { "services[0].backends[0].weight: 65536 is out of range 0-65535" } },
+	{ BE("{\"address\": \"10.0.0.1\", \"port\": 80, \"weight\": -1}"),
+	  { "services[0].backends[0].weight: -1 is out of range 0-65535" } },
+	{ BE("{\"address\": \"10.0.0.1\", \"port\": 80, \"weight\": 0},"
+	     "{\"address\": \"10.0.0.2\", \"port\": 80, \"weight\": 0}"),
+	  { "services[0].backends: every weight is 0" } },
+	/* addresses and families */
+	{ "{\"services\": [{\"vip\": \"10.0.0.300\", \"port\": 80, \"protocol\": \"tcp\"}]}",
+	  { "services[0].vip: invalid address \"10.0.0.300\"" } },
+	{ "{\"services\": [{\"vip\": 10, \"port\": 80, \"protocol\": \"tcp\"}]}",
+	  { "services[0].vip: expected an IP address (string), got integer 10" } },
+	{ "{\"services\": [{\"vip\": \"0.0.0.0\", \"port\": 80, \"protocol\": \"tcp\"}]}",
+	  { "services[0].vip: 0.0.0.0 is the unspecified address" } },
+	{ BE("{\"address\": \"10.0.1.2:8080\", \"port\": 8080}"),
+	  { "services[0].backends[0].address: invalid address \"10.0.1.2:8080\"",
+	    "write the port in 'port'" } },
+	{ BE("{\"address\": \"10.0.0.1\", \"port\": 80},{\"address\": \"fd00::2\", \"port\": 80}"),
+	  { "services[0].backends[1].address: fd00::2 is IPv6 but the vip 10.96.0.10 is IPv4" } },
+	{ BE("{\"address\": \"10.96.0.10\", \"port\": 80}"),
+	  { "services[0].backends[0]: 10.96.0.10:80 is the service's own address" } },
+	/* protocol, source, name */
+	{ "{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": 80, \"protocol\": \"sctp\"}]}",
+	  { "services[0].protocol: invalid protocol \"sctp\"" } },
+	{ "{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": 80}]}",
+	  { "services[0].protocol: missing" } },
+	{ SVC(", \"source\": \"foo\""), { "services[0].source: \"foo\" is not \"manual\"" } },
+	{ SVC(", \"name\": \"a123456789b123456789c123456789d123456789e123456789f123456789g1234\""),
+	  { "services[0].name: \"a123456789", "longer than 63 characters" } },
+	{ SVC(", \"name\": \"tab\\there\""), { "services[0].name:", "control character" } },
+	{ SVC(", \"name\": 5"), { "services[0].name: expected a string, got integer 5" } },
+	/* missing fields */
+	{ "{\"services\": [{\"port\": 80, \"protocol\": \"tcp\"}]}",
+	  { "services[0].vip: missing" } },
+	{ "{\"services\": [{\"vip\": \"10.0.0.1\", \"protocol\": \"tcp\"}]}",
+	  { "services[0].port: missing" } },
+	{ BE("{\"port\": 80}"), { "services[0].backends[0].address: missing" } },
+	{ BE("{\"address\": \"10.0.0.1\"}"), { "services[0].backends[0].port: missing" } },
+	/* duplicates */
+	{ "services:\n"
+	  "  - {vip: 10.96.0.10, port: 80, protocol: tcp}\n"
+	  "  - {vip: 10.96.0.10, port: 80, protocol: udp}\n"
+	  "  - {vip: 10.96.0.10, port: 80, protocol: tcp}\n",
+	  { "services[2]: 10.96.0.10:80/tcp is a duplicate of services[0]" } },
+	{ BE("{\"address\": \"10.0.0.1\", \"port\": 80},{\"address\": \"10.0.0.1\", \"port\": 81},"
+	     "{\"address\": \"10.0.0.1\", \"port\": 80}"),
+	  { "services[0].backends[2]: 10.0.0.1:80 is a duplicate of backends[0]" } },
+	/* shapes */
+	{ "[1, 2]", { "top level: expected an object", "[1,2]" } },
+	{ "{}", { "services: missing" } },
+	{ "{\"services\": {}}", { "services: expected a list of services, got object" } },
+	{ "{\"services\": [\"web\"]}", { "services[0]: expected an object, got string \"web\"" } },
+	{ SVC(", \"backends\": 3"), { "services[0].backends: expected a list of backends" } },
+	{ "", { "empty document" } },
+	{ "# only a comment\n", { "empty document" } },
+	/* syntax */
+	{ "services:\n  - vip: [\n", { "<input>:" } },
+	{ "services:\n  - vip: 10.0.0.1\n    port: 80\n    port: 81\n",
+	  { "<input>:4:5:", "duplicate key \"port\"" } },
+	{ "{\"services\": [}", { "<input>:1:15: invalid JSON" } },
+	{ "services: []\n---\nservices: []\n", { "second YAML document" } },
+	{ "a: &x [*x]\n", { "<input>:1:", "nested too deeply" } },
+	{ "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	  "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+	  "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+	  "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+	  "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+	  "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
+	  { "too large after expanding aliases" } },
+};
+
+static void test_rejects(void)
+{
+	struct desired d;
+
+	for (size_t i = 0; i < ARRAY_SIZE(rejects); i++) {
+		const struct reject_case *c = &rejects[i];
+		int err = parse(&d, c->text);
+
+		if (!ASSERT_EQ(err, -EINVAL, c->text)) {
+			desired__free(&d);
+			continue;
+		}
+		ASSERT_EQ(d.nservices, 0, "left empty");
+		for (int k = 0; k < 3 && c->want[k]; k++)
+			if (!has(c->want[k]))
+				fprintf(stderr, "    input: %s\n", c->text);
+	}
+}
+
+static void test_too_many_backends(void)
+{
+	size_t cap = 64 * (SLUICE_MAX_SVC_BACKENDS + 2);
+	char *text = malloc(cap);
+	size_t len;
+	struct desired d;
+
+	if (!ASSERT_TRUE(text != NULL, "malloc"))
+		return;
+	len = (size_t)snprintf(text, cap,
+			       "{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": 80, "
+			       "\"protocol\": \"tcp\", \"backends\": [");
+	for (int i = 0; i <= SLUICE_MAX_SVC_BACKENDS; i++)
+		len += (size_t)snprintf(text + len, cap - len,
+					"%s{\"address\": \"10.1.%d.%d\", \"port\": 80}",
+					i ? "," : "", i / 256, i % 256);
+	snprintf(text + len, cap - len, "]}]}");
+	ASSERT_EQ(parse(&d, text), -EINVAL, "1025 backends");
+	has("services[0].backends: 1025 backends exceed the limit of 1024 per service");
+	/* exactly the limit is fine */
+	len = strlen(text);
+	memmove(strstr(text, "{\"address\": \"10.1.4.0\"") - 1, "]}]}", 5);
+	if (ASSERT_OK(parse(&d, text), sluice__errmsg())) {
+		ASSERT_EQ(d.services[0].nbackends, SLUICE_MAX_SVC_BACKENDS, "1024 backends");
+		desired__free(&d);
+	}
+	(void)len;
+	free(text);
+}
+
+static void test_validate_model(void)
+{
+	struct desired_backend be[2] = {
+		{ .port = 8080, .weight = 1 },
+		{ .port = 8080, .weight = 1 },
+	};
+	struct desired_service svc = {
+		.port = 80, .proto = IPPROTO_TCP, .nbackends = 2, .backends = be
+	};
+	struct desired_service two[2];
+	struct desired d = { .nservices = 1, .services = &svc };
+
+	sluice_addr__parse(&svc.vip, "10.96.0.10");
+	sluice_addr__parse(&be[0].addr, "10.0.0.1");
+	sluice_addr__parse(&be[1].addr, "10.0.0.2");
+	ASSERT_OK(desired__validate(&d), "valid model (empty source means manual)");
+
+	svc.port = 0;
+	ASSERT_EQ(desired__validate(&d), -EINVAL, "port 0");
+	has("services[0].port: 0 is out of range 1-65535");
+	svc.port = 80;
+
+	svc.proto = 1;
+	ASSERT_EQ(desired__validate(&d), -EINVAL, "icmp");
+	has("services[0].protocol: 1 is not tcp or udp");
+	svc.proto = IPPROTO_TCP;
+
+	be[1].addr = be[0].addr;
+	ASSERT_EQ(desired__validate(&d), -EINVAL, "duplicate backend");
+	has("services[0].backends[1]: 10.0.0.1:8080 is a duplicate of backends[0]");
+	sluice_addr__parse(&be[1].addr, "fd00::2");
+	ASSERT_EQ(desired__validate(&d), -EINVAL, "mixed family");
+	has("services[0].backends[1].address: fd00::2 is IPv6");
+	sluice_addr__parse(&be[1].addr, "10.0.0.2");
+
+	be[0].weight = be[1].weight = 0;
+	ASSERT_EQ(desired__validate(&d), -EINVAL, "all drained");
+	has("every weight is 0");
+	be[0].weight = 1;
+	ASSERT_OK(desired__validate(&d), "one drained backend is fine");
+
+	snprintf(svc.source, sizeof(svc.source), "helm");
+	ASSERT_EQ(desired__validate(&d), -EINVAL, "bad source");
+	has("services[0].source: \"helm\"");
+	svc.source[0] = '\0';
+
+	two[0] = svc;
+	two[1] = svc;
+	d.services = two;
+	d.nservices = 2;
+	ASSERT_EQ(desired__validate(&d), -EINVAL, "duplicate service");
+	has("services[1]: 10.96.0.10:80/tcp is a duplicate of services[0]");
+	two[1].proto = IPPROTO_UDP;
+	ASSERT_OK(desired__validate(&d), "same VIP:port, other protocol");
+	ASSERT_TRUE(desired__find(&d, &svc.vip, 80, IPPROTO_UDP) == &two[1], "find udp");
+	ASSERT_TRUE(desired__find(&d, &svc.vip, 81, IPPROTO_UDP) == NULL, "find missing");
+}
+
+static void test_svc_ref(void)
+{
+	struct desired_service svc = {};
+	char buf[DESIRED_SVC_REF_LEN];
+
+	if (ASSERT_OK(desired__parse_svc_ref("10.96.0.10:80/tcp", &svc.vip, &svc.port, &svc.proto),
+		      "v4")) {
+		ASSERT_EQ(svc.port, 80, "port");
+		ASSERT_EQ(svc.proto, IPPROTO_TCP, "tcp");
+		ASSERT_TRUE(!strcmp(desired__svc_ref(&svc, buf, sizeof(buf)), "10.96.0.10:80/tcp"),
+			    "format v4");
+	}
+	if (ASSERT_OK(desired__parse_svc_ref("[fd00::10]:53/udp", &svc.vip, &svc.port, &svc.proto),
+		      "v6")) {
+		ASSERT_EQ(svc.vip.family, SLUICE_AF_INET6, "family");
+		ASSERT_TRUE(!strcmp(desired__svc_ref(&svc, buf, sizeof(buf)), "[fd00::10]:53/udp"),
+			    "format v6");
+	}
+	ASSERT_EQ(desired__parse_svc_ref("10.0.0.1:80", &svc.vip, &svc.port, &svc.proto), -EINVAL,
+		  "no proto");
+	has("invalid service \"10.0.0.1:80\": expected VIP:PORT/PROTO");
+	ASSERT_EQ(desired__parse_svc_ref("10.0.0.1/tcp", &svc.vip, &svc.port, &svc.proto), -EINVAL,
+		  "no port");
+	has("invalid service \"10.0.0.1/tcp\"");
+	ASSERT_EQ(desired__parse_svc_ref("10.0.0.1:80/sctp", &svc.vip, &svc.port, &svc.proto),
+		  -EINVAL, "sctp");
+	has("sctp");
+	ASSERT_EQ(desired__parse_svc_ref("10.0.0.1:0/tcp", &svc.vip, &svc.port, &svc.proto),
+		  -EINVAL, "port 0");
+	ASSERT_EQ(desired__parse_svc_ref("", &svc.vip, &svc.port, &svc.proto), -EINVAL, "empty");
+}
+
+static int count_entries(const char *dir)
+{
+	struct dirent *e;
+	int n = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void test_save_load(void)
+{
+	char dir[] = "/tmp/sluice-desired.XXXXXX", sub[128], path[160], bad[200];
+	struct desired a, b, c;
+	struct json_object *j;
+	FILE *f;
+
+	if (!ASSERT_TRUE(mkdtemp(dir) != NULL, "mkdtemp"))
+		return;
+	snprintf(sub, sizeof(sub), "%s/var/lib/sluice", dir);
+	snprintf(path, sizeof(path), "%s/state.json", sub);
+	if (!ASSERT_OK(parse(&a, web_json), "parse"))
+		goto out;
+	ASSERT_OK(desired__load(&b, path), "missing file loads");
+	ASSERT_EQ(b.nservices, 0, "as the empty state");
+	if (!ASSERT_OK(desired__save(&a, path), sluice__errmsg()))
+		goto free_a;
+	ASSERT_EQ(count_entries(sub), 1, "only state.json, no temp file left");
+	if (ASSERT_OK(desired__load(&b, path), sluice__errmsg())) {
+		ASSERT_TRUE(same_state(&a, &b), "loaded == saved");
+		desired__free(&b);
+	}
+	j = json_object_from_file(path);
+	ASSERT_TRUE(j && json_object_is_type(j, json_type_object), "file is plain JSON");
+	json_object_put(j);
+	/* overwrite with a smaller state */
+	if (ASSERT_OK(parse(&c, "services: []"), "empty")) {
+		ASSERT_OK(desired__save(&c, path), "overwrite");
+		ASSERT_OK(desired__load(&b, path), "reload");
+		ASSERT_EQ(b.nservices, 0, "overwritten");
+		desired__free(&b);
+	}
+	ASSERT_EQ(count_entries(sub), 1, "still one file");
+	/* corrupt file */
+	f = fopen(path, "w");
+	if (f) {
+		fputs("{\"services\": [", f);
+		fclose(f);
+	}
+	ASSERT_EQ(desired__load(&b, path), -EINVAL, "corrupt file");
+	has(path);
+	has("cannot load the state file");
+	f = fopen(path, "w");
+	if (f) {
+		fputs("{\"services\": [{\"vip\": \"10.0.0.1\", \"port\": 0, \"protocol\": \"tcp\"}]}",
+		      f);
+		fclose(f);
+	}
+	ASSERT_EQ(desired__load(&b, path), -EINVAL, "invalid content");
+	has(path);
+	has("services[0].port: 0");
+	/* a regular file where a directory should be */
+	snprintf(bad, sizeof(bad), "%s/state.json/x/state.json", sub);
+	ASSERT_NEQ(desired__save(&a, bad), 0, "save under a file");
+	has("cannot create directory");
+	unlink(path);
+	rmdir(sub);
+	snprintf(sub, sizeof(sub), "%s/var/lib", dir);
+	rmdir(sub);
+	snprintf(sub, sizeof(sub), "%s/var", dir);
+	rmdir(sub);
+free_a:
+	desired__free(&a);
+out:
+	ASSERT_OK(rmdir(dir) ? -errno : 0, "temp dir cleaned");
+}
+
+struct diff_rec {
+	char text[16][80];
+	int n;
+};
+
+static void diff_cb(enum desired_change ch, const struct desired_service *o,
+		    const struct desired_service *n, void *ctx)
+{
+	static const char *const names[] = { "add", "update", "delete" };
+	struct diff_rec *r = ctx;
+	char buf[DESIRED_SVC_REF_LEN];
+
+	if (r->n < 16)
+		snprintf(r->text[r->n++], sizeof(r->text[0]), "%s %s", names[ch],
+			 desired__svc_ref(o ? o : n, buf, sizeof(buf)));
+}
+
+static void test_diff(void)
+{
+	static const char *const old_text =
+		"services:\n"
+		"  - {name: a, vip: 10.0.0.1, port: 80, protocol: tcp, backends: ["
+		"{address: 10.1.0.1, port: 80}, {address: 10.1.0.2, port: 80, weight: 3}]}\n"
+		"  - {name: b, vip: 10.0.0.2, port: 80, protocol: tcp, backends: ["
+		"{address: 10.1.0.1, port: 80}]}\n"
+		"  - {name: c, vip: 10.0.0.3, port: 80, protocol: tcp}\n"
+		"  - {name: e, vip: 10.0.0.5, port: 80, protocol: tcp}\n";
+	static const char *const new_text =
+		"services:\n"
+		"  - {name: d, vip: 10.0.0.4, port: 80, protocol: tcp}\n"
+		"  - {name: c2, vip: 10.0.0.3, port: 80, protocol: tcp}\n"
+		"  - {name: b, vip: 10.0.0.2, port: 80, protocol: tcp, backends: ["
+		"{address: 10.1.0.1, port: 80, weight: 2}]}\n"
+		"  - {name: a, vip: 10.0.0.1, port: 80, protocol: tcp, backends: ["
+		"{address: 10.1.0.2, port: 80, weight: 3}, {address: 10.1.0.1, port: 80}]}\n";
+	struct diff_rec r = {};
+	struct desired o, n;
+
+	if (!ASSERT_OK(parse(&o, old_text), sluice__errmsg()))
+		return;
+	if (!ASSERT_OK(parse(&n, new_text), sluice__errmsg())) {
+		desired__free(&o);
+		return;
+	}
+	desired__diff(&o, &n, diff_cb, &r);
+	if (ASSERT_EQ(r.n, 4, "changes")) {
+		/* key order; a's backends only moved around: no change */
+		ASSERT_TRUE(!strcmp(r.text[0], "update 10.0.0.2:80/tcp"), r.text[0]);
+		ASSERT_TRUE(!strcmp(r.text[1], "update 10.0.0.3:80/tcp"), r.text[1]);
+		ASSERT_TRUE(!strcmp(r.text[2], "add 10.0.0.4:80/tcp"), r.text[2]);
+		ASSERT_TRUE(!strcmp(r.text[3], "delete 10.0.0.5:80/tcp"), r.text[3]);
+	}
+	memset(&r, 0, sizeof(r));
+	desired__diff(&n, &n, diff_cb, &r);
+	ASSERT_EQ(r.n, 0, "no change against itself");
+	desired__free(&o);
+	desired__free(&n);
+}
+
+static struct sluice *open_maps(void)
+{
+	struct sluice_opts opts = {};
+	struct sluice *s = NULL;
+
+	if (!ASSERT_OK(sluice__open(&s, &opts), sluice__errmsg()))
+		return NULL;
+	return s;
+}
+
+/* The maps read back in key order equal `want` up to labels and order. */
+static bool maps_hold(struct sluice *s, const struct desired *want)
+{
+	struct desired got;
+	bool ok = true;
+	struct diff_rec r = {};
+	struct desired norm;
+
+	if (!ASSERT_OK(desired__from_maps(s, &got), sluice__errmsg()))
+		return false;
+	/* labels are not in the maps: compare with them stripped */
+	if (desired__copy(&norm, want))
+		return false;
+	for (__u32 i = 0; i < norm.nservices; i++) {
+		norm.services[i].name[0] = '\0';
+		snprintf(norm.services[i].source, sizeof(norm.services[i].source), "manual");
+	}
+	desired__diff(&got, &norm, diff_cb, &r);
+	if (r.n) {
+		ok = false;
+		for (int i = 0; i < r.n; i++)
+			TEST_FAIL("maps differ: %s", r.text[i]);
+	}
+	desired__free(&norm);
+	desired__free(&got);
+	return ok;
+}
+
+static void test_apply(void)
+{
+	struct desired empty = {}, a, b;
+	struct sluice_svc_key *keys = NULL;
+	struct sluice *s;
+	__u32 n = 0;
+
+	s = open_maps();
+	if (!s)
+		return;
+	if (!ASSERT_OK(parse(&a, web_json), "parse a"))
+		goto out;
+	if (!ASSERT_OK(parse(&b,
+			     "services:\n"
+			     "  - name: web\n    vip: 10.96.0.10\n    port: 80\n    protocol: tcp\n"
+			     "    backends:\n"
+			     "      - {address: 10.0.1.2, port: 8080, weight: 0}\n"
+			     "      - {address: 10.0.1.4, port: 8080, weight: 5}\n"
+			     "  - {name: empty, vip: 10.96.0.11, port: 443, protocol: tcp}\n"
+			     "  - {vip: 10.96.0.12, port: 443, protocol: udp, backends: "
+			     "[{address: 10.0.1.9, port: 53}]}\n"),
+		       "parse b"))
+		goto free_a;
+	if (!ASSERT_OK(desired__apply(s, &empty, &a), sluice__errmsg()))
+		goto free_b;
+	maps_hold(s, &a);
+	if (ASSERT_OK(sluice__service_list(s, &keys, &n), sluice__errmsg()))
+		ASSERT_EQ(n, 3, "three services listed, markers skipped");
+	free(keys);
+	if (ASSERT_OK(desired__apply(s, &a, &b), sluice__errmsg()))
+		maps_hold(s, &b);
+	ASSERT_OK(desired__apply(s, &b, &b), "nothing to do");
+	maps_hold(s, &b);
+	/* reconciliation: old read back from the maps */
+	{
+		struct desired cur;
+
+		if (ASSERT_OK(desired__from_maps(s, &cur), "from_maps")) {
+			ASSERT_OK(desired__apply(s, &cur, &a), sluice__errmsg());
+			maps_hold(s, &a);
+			desired__free(&cur);
+		}
+	}
+	ASSERT_OK(desired__apply(s, &a, &empty), "delete all");
+	maps_hold(s, &empty);
+	/* an invalid new state is rejected before any map is written */
+	b.services[0].backends[1].port = 0;
+	ASSERT_EQ(desired__apply(s, &empty, &b), -EINVAL, "invalid new state");
+	has("services[0].backends[1].port: 0");
+	maps_hold(s, &empty);
+free_b:
+	desired__free(&b);
+free_a:
+	desired__free(&a);
+out:
+	sluice__close(s);
+}
+
+/* A backends map with room for 4: the add of the 5th backend fails
+ * ("map full") after an update and an add already happened. */
+static void test_apply_rollback(void)
+{
+	struct desired empty = {}, a, b;
+	struct sluice *s;
+	int small, real;
+
+	s = open_maps();
+	if (!s)
+		return;
+	real = s->fds[SLUICE_MAP_BACKENDS];
+	small = bpf_map_create(BPF_MAP_TYPE_HASH, "small_be", sizeof(__u32),
+			       sizeof(struct sluice_backend), 4, NULL);
+	if (!ASSERT_TRUE(small >= 0, "create small backends map"))
+		goto out;
+	s->fds[SLUICE_MAP_BACKENDS] = small;
+	if (!ASSERT_OK(parse(&a, "services:\n"
+				 "  - {vip: 10.0.0.1, port: 80, protocol: tcp, backends: ["
+				 "{address: 10.1.0.1, port: 80}, {address: 10.1.0.2, port: 80}]}\n"
+				 "  - {vip: 10.0.0.9, port: 80, protocol: tcp, backends: []}\n"),
+		       "parse a"))
+		goto restore;
+	if (!ASSERT_OK(parse(&b,
+			     "services:\n"
+			     "  - {vip: 10.0.0.1, port: 80, protocol: tcp, backends: ["
+			     "{address: 10.1.0.1, port: 80, weight: 7}, "
+			     "{address: 10.1.0.2, port: 80, weight: 3}]}\n"
+			     "  - {vip: 10.0.0.2, port: 80, protocol: tcp, backends: ["
+			     "{address: 10.1.0.3, port: 80}]}\n"
+			     "  - {vip: 10.0.0.3, port: 80, protocol: tcp, backends: ["
+			     "{address: 10.1.0.4, port: 80}, {address: 10.1.0.5, port: 80}]}\n"),
+		       "parse b"))
+		goto free_a;
+	if (!ASSERT_OK(desired__apply(s, &empty, &a), sluice__errmsg()))
+		goto free_b;
+	/* delete 10.0.0.9, update 10.0.0.1, add 10.0.0.2 (4 backends), then
+	 * 10.0.0.3 needs a 5th and 6th */
+	ASSERT_EQ(desired__apply(s, &a, &b), -E2BIG, "map full");
+	has("adding 10.0.0.3:80/tcp: ");
+	has("backends");
+	maps_hold(s, &a);
+free_b:
+	desired__free(&b);
+free_a:
+	desired__free(&a);
+restore:
+	s->fds[SLUICE_MAP_BACKENDS] = real;
+	close(small);
+out:
+	sluice__close(s);
+}
+
+static const struct test tests[] = {
+	TEST(test_json_round_trip), TEST(test_yaml_round_trip),   TEST(test_example_file),
+	TEST(test_rejects),         TEST(test_too_many_backends), TEST(test_validate_model),
+	TEST(test_svc_ref),         TEST(test_save_load),         TEST(test_diff),
+	TEST(test_apply),           TEST(test_apply_rollback),
+};
+
+int main(int argc, char **argv)
+{
+	return test__run_all("desired", tests, ARRAY_SIZE(tests), argc, argv);
+}

@@ -1,0 +1,463 @@
+// SPDX-License-Identifier: MIT
+/*
+ * desired_sync.c - the desired state against the outside world: the state
+ * file (atomic save, load), the difference between two states, and making
+ * the maps follow a new state all-or-nothing (see desired.h).
+ *
+ * Contract: desired__save() never leaves a half-written state file: the
+ * new text goes to "<path>.tmp.<pid>", is fsync'ed, renamed over the old
+ * file and the directory is fsync'ed, so after a crash the file holds the
+ * old or the new state. desired__apply() deletes first (frees map room),
+ * then updates, then adds; when a write fails it restores, newest first,
+ * every service it already changed and returns the first error, whose
+ * text names the service.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "desired.h"
+#include "internal.h"
+#include "yamljson.h"
+
+#define STATE_FILE_MAX (256u << 20)
+
+static int sync__mkdir_p(const char *dir)
+{
+	char buf[4096];
+	size_t len = strlen(dir);
+
+	if (len >= sizeof(buf)) {
+		sluice__set_err("directory %.64s...: path too long", dir);
+		return -ENAMETOOLONG;
+	}
+	memcpy(buf, dir, len + 1);
+	/* every prefix ending before a '/', then the whole path */
+	for (char *p = buf + 1;; p++) {
+		char c = *p;
+
+		if (c != '/' && c)
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) && errno != EEXIST) {
+			int err = -errno;
+
+			sluice__set_err("cannot create directory %s: %s", buf, strerror(errno));
+			return err;
+		}
+		*p = c;
+		if (!c)
+			return 0;
+	}
+}
+
+/* The directory part of path ("." for a bare file name). */
+static void sync__dirname(const char *path, char *buf, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(buf, len, ".");
+	else if (slash == path)
+		snprintf(buf, len, "/");
+	else
+		snprintf(buf, len, "%.*s", (int)(slash - path), path);
+}
+
+static int sync__write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int sync__fsync_dir(const char *dir)
+{
+	int fd, err = 0;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd))
+		err = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (err)
+		sluice__set_err("cannot sync directory %s: %s", dir, strerror(-err));
+	return err;
+}
+
+int desired__save(const struct desired *d, const char *path)
+{
+	char dir[4096], tmp[4200];
+	struct json_object *root;
+	const char *text;
+	int fd = -1, err;
+
+	sluice__clear_err();
+	if (strlen(path) >= sizeof(dir)) {
+		sluice__set_err("state file %.64s...: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	sync__dirname(path, dir, sizeof(dir));
+	err = sync__mkdir_p(dir);
+	if (err)
+		return err;
+	root = desired__to_json(d);
+	if (!root) {
+		sluice__set_err("out of memory serializing the desired state");
+		return -ENOMEM;
+	}
+	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
+							    JSON_C_TO_STRING_SPACED |
+							    JSON_C_TO_STRING_NOSLASHESCAPE);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err = -errno;
+		sluice__set_err("cannot create %s: %s", tmp, strerror(errno));
+		goto cleanup;
+	}
+	err = sync__write_all(fd, text, strlen(text));
+	if (!err)
+		err = sync__write_all(fd, "\n", 1);
+	if (!err && fsync(fd))
+		err = -errno;
+	/* close() can report a delayed write error (NFS) */
+	if (close(fd) && !err)
+		err = -errno;
+	fd = -1;
+	if (err) {
+		sluice__set_err("cannot write %s: %s", tmp, strerror(-err));
+		goto cleanup;
+	}
+	if (rename(tmp, path)) {
+		err = -errno;
+		sluice__set_err("cannot rename %s to %s: %s", tmp, path, strerror(errno));
+		goto cleanup;
+	}
+	err = sync__fsync_dir(dir);
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	if (err)
+		unlink(tmp); /* harmless when already renamed: the name is gone */
+	json_object_put(root);
+	return err;
+}
+
+int desired__load(struct desired *d, const char *path)
+{
+	char msg[SLUICE_ERRMSG_LEN];
+	struct json_object *root = NULL;
+	size_t len;
+	char *text;
+	int err;
+
+	sluice__clear_err();
+	desired__init(d);
+	err = yaml__read_file(path, STATE_FILE_MAX, &text, &len);
+	if (err == -ENOENT) {
+		sluice__clear_err();
+		return 0; /* first start: nothing desired yet */
+	}
+	if (err)
+		goto fail;
+	/* We wrote it as JSON: json-c is twice as fast as libyaml on a big
+	 * state; a hand-edited YAML file still loads. */
+	err = yaml__parse_json(text, len, path, &root);
+	if (err == -EINVAL)
+		err = yaml__load(text, len, path, &root);
+	free(text);
+	if (err)
+		goto fail;
+	if (!root) {
+		sluice__set_err("%s: empty file", path);
+		err = -EINVAL;
+		goto fail;
+	}
+	err = desired__from_json(d, root);
+	json_object_put(root);
+	if (!err)
+		return 0;
+	snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
+	sluice__set_err("%s: %s", path, msg);
+fail:
+	snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
+	sluice__set_err("cannot load the state file: %s", msg);
+	return err;
+}
+
+static int sync__cmp_be(const void *x, const void *y)
+{
+	const struct desired_backend *a = x, *b = y;
+	int c;
+
+	if (a->addr.family != b->addr.family)
+		return a->addr.family < b->addr.family ? -1 : 1;
+	c = memcmp(a->addr.addr, b->addr.addr,
+		   (a->addr.family == SLUICE_AF_INET ? 1 : 4) * sizeof(__u32));
+	if (c)
+		return c;
+	if (a->port != b->port)
+		return a->port < b->port ? -1 : 1;
+	return a->weight < b->weight ? -1 : a->weight > b->weight;
+}
+
+/* Same backend set with the same weights, in any order. What the maps see. */
+static bool sync__same_backends(const struct desired_service *a, const struct desired_service *b)
+{
+	struct desired_backend *x, *y;
+	bool same = false;
+	__u32 n = a->nbackends;
+
+	if (n != b->nbackends)
+		return false;
+	if (!n)
+		return true;
+	x = malloc(n * sizeof(*x));
+	y = malloc(n * sizeof(*y));
+	if (x && y) {
+		memcpy(x, a->backends, n * sizeof(*x));
+		memcpy(y, b->backends, n * sizeof(*y));
+		qsort(x, n, sizeof(*x), sync__cmp_be);
+		qsort(y, n, sizeof(*y), sync__cmp_be);
+		same = true;
+		for (__u32 i = 0; i < n && same; i++)
+			same = !sync__cmp_be(&x[i], &y[i]);
+	} /* out of memory: "different", and the update rewrites the same set */
+	free(x);
+	free(y);
+	return same;
+}
+
+static const char *sync__source(const struct desired_service *s)
+{
+	return s->source[0] ? s->source : "manual";
+}
+
+static bool sync__same(const struct desired_service *a, const struct desired_service *b)
+{
+	return !strcmp(a->name, b->name) && !strcmp(sync__source(a), sync__source(b)) &&
+	       sync__same_backends(a, b);
+}
+
+static int sync__cmp_ptr(const void *x, const void *y)
+{
+	return desired__cmp_key(*(const struct desired_service *const *)x,
+				*(const struct desired_service *const *)y);
+}
+
+static const struct desired_service **sync__sorted(const struct desired *d)
+{
+	const struct desired_service **v;
+
+	v = malloc((d->nservices + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	for (__u32 i = 0; i < d->nservices; i++)
+		v[i] = &d->services[i];
+	qsort(v, d->nservices, sizeof(*v), sync__cmp_ptr);
+	return v;
+}
+
+/* Without memory for sorting: quadratic, but still correct. */
+static void sync__diff_slow(const struct desired *old, const struct desired *new,
+			    desired__diff_fn fn, void *ctx)
+{
+	for (__u32 i = 0; i < old->nservices; i++) {
+		const struct desired_service *o = &old->services[i];
+
+		if (!desired__find(new, &o->vip, o->port, o->proto))
+			fn(DESIRED_DELETE, o, NULL, ctx);
+	}
+	for (__u32 j = 0; j < new->nservices; j++) {
+		const struct desired_service *n = &new->services[j];
+		const struct desired_service *o = desired__find(old, &n->vip, n->port, n->proto);
+
+		if (!o)
+			fn(DESIRED_ADD, NULL, n, ctx);
+		else if (!sync__same(o, n))
+			fn(DESIRED_UPDATE, o, n, ctx);
+	}
+}
+
+/* Changes come in key order (family, VIP, port, protocol). */
+void desired__diff(const struct desired *old, const struct desired *new, desired__diff_fn fn,
+		   void *ctx)
+{
+	const struct desired_service **a, **b;
+	__u32 i = 0, j = 0, na = old->nservices, nb = new->nservices;
+
+	a = sync__sorted(old);
+	b = sync__sorted(new);
+	if (!a || !b) {
+		free(a);
+		free(b);
+		sync__diff_slow(old, new, fn, ctx);
+		return;
+	}
+	while (i < na || j < nb) {
+		int c = i == na ? 1 : j == nb ? -1 : desired__cmp_key(a[i], b[j]);
+
+		if (c < 0) {
+			fn(DESIRED_DELETE, a[i++], NULL, ctx);
+		} else if (c > 0) {
+			fn(DESIRED_ADD, NULL, b[j++], ctx);
+		} else {
+			if (!sync__same(a[i], b[j]))
+				fn(DESIRED_UPDATE, a[i], b[j], ctx);
+			i++;
+			j++;
+		}
+	}
+	free(a);
+	free(b);
+}
+
+struct sync_change {
+	enum desired_change kind;
+	const struct desired_service *old, *new;
+};
+
+struct sync_plan {
+	struct sync_change *v;
+	__u32 n, cap;
+	bool nomem;
+};
+
+static void sync__collect(enum desired_change kind, const struct desired_service *old_svc,
+			  const struct desired_service *new_svc, void *ctx)
+{
+	struct sync_plan *p = ctx;
+	struct sync_change *grown;
+
+	/* a label-only update leaves the maps as they are */
+	if (kind == DESIRED_UPDATE && sync__same_backends(old_svc, new_svc))
+		return;
+	if (p->n == p->cap) {
+		p->cap = p->cap ? 2 * p->cap : 16;
+		grown = realloc(p->v, p->cap * sizeof(*p->v));
+		if (!grown) {
+			p->nomem = true;
+			return;
+		}
+		p->v = grown;
+	}
+	p->v[p->n++] = (struct sync_change){ .kind = kind, .old = old_svc, .new = new_svc };
+}
+
+static int sync__set(struct sluice *s, const struct desired_service *svc)
+{
+	struct sluice_backend_spec *bes = NULL;
+	struct sluice_service_spec spec = {
+		.vip = svc->vip,
+		.port = svc->port,
+		.proto = svc->proto,
+		.nbackends = svc->nbackends,
+	};
+	int err;
+
+	if (svc->nbackends) {
+		bes = calloc(svc->nbackends, sizeof(*bes));
+		if (!bes) {
+			sluice__set_err("out of memory");
+			return -ENOMEM;
+		}
+	}
+	for (__u32 i = 0; i < svc->nbackends; i++)
+		bes[i] = (struct sluice_backend_spec){ .addr = svc->backends[i].addr,
+						       .port = svc->backends[i].port,
+						       .weight = svc->backends[i].weight };
+	spec.backends = bes;
+	err = sluice__service_set(s, &spec);
+	free(bes);
+	return err;
+}
+
+static int sync__del(struct sluice *s, const struct desired_service *svc)
+{
+	int err = sluice__service_del(s, &svc->vip, svc->port, svc->proto);
+
+	return err == -ENOENT ? 0 : err; /* already gone is what we wanted */
+}
+
+static int sync__do(struct sluice *s, const struct sync_change *c)
+{
+	return c->kind == DESIRED_DELETE ? sync__del(s, c->old) : sync__set(s, c->new);
+}
+
+static int sync__undo(struct sluice *s, const struct sync_change *c)
+{
+	return c->kind == DESIRED_ADD ? sync__del(s, c->new) : sync__set(s, c->old);
+}
+
+static const char *const sync__verb[] = {
+	[DESIRED_ADD] = "adding",
+	[DESIRED_UPDATE] = "updating",
+	[DESIRED_DELETE] = "deleting",
+};
+
+int desired__apply(struct sluice *s, const struct desired *old, const struct desired *new)
+{
+	static const enum desired_change order[] = { DESIRED_DELETE, DESIRED_UPDATE, DESIRED_ADD };
+	char msg[SLUICE_ERRMSG_LEN], ref[DESIRED_SVC_REF_LEN];
+	struct sync_plan plan = {};
+	struct desired empty = {};
+	__u32 *done = NULL, ndone = 0, failed = 0;
+	int err;
+
+	err = desired__validate(new);
+	if (err)
+		return err;
+	desired__diff(old ? old : &empty, new, sync__collect, &plan);
+	done = calloc(plan.n + 1, sizeof(*done));
+	if (plan.nomem || !done) {
+		sluice__set_err("out of memory planning the update");
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t o = 0; o < sizeof(order) / sizeof(order[0]) && !err; o++) {
+		for (__u32 i = 0; i < plan.n && !err; i++) {
+			const struct sync_change *c = &plan.v[i];
+
+			if (c->kind != order[o])
+				continue;
+			err = sync__do(s, c);
+			if (err) {
+				snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
+				sluice__set_err("%s %s: %s", sync__verb[c->kind],
+						desired__svc_ref(c->old ? c->old : c->new, ref,
+								 sizeof(ref)),
+						msg);
+				break;
+			}
+			done[ndone++] = i;
+		}
+	}
+	if (!err)
+		goto cleanup;
+	snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
+	while (ndone)
+		failed += sync__undo(s, &plan.v[done[--ndone]]) != 0;
+	if (failed)
+		sluice__set_err("%s (restoring %u already changed services also failed; "
+				"apply the state again)",
+				msg, failed);
+	else
+		sluice__set_err("%s", msg);
+cleanup:
+	free(done);
+	free(plan.v);
+	return err;
+}

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: MIT
+/*
+ * svclist.c - what the maps hold, read back as keys or as a desired state,
+ * so the agent can reconcile after a restart against what is really there
+ * rather than against what it last wrote.
+ *
+ * Contract: each map is walked once (services, then backends), so reading
+ * back 16k services costs two walks, not one backends walk per service.
+ * VIP markers are not services. Backends whose service is missing (a
+ * writer died between writes) are left out; desired__apply() then treats
+ * their service as absent and writes it whole.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "desired.h"
+#include "internal.h"
+
+struct svclist_svcs {
+	struct sluice_svc_key *keys;
+	__u32 *ids;
+	__u32 n, cap;
+};
+
+static int svclist__grow(void **v, size_t size, __u32 cap)
+{
+	void *grown = realloc(*v, cap * size);
+
+	if (!grown) {
+		sluice__set_err("out of memory reading the maps");
+		return -ENOMEM;
+	}
+	*v = grown;
+	return 0;
+}
+
+static int svclist__collect_svc(const void *key, const void *value, void *ctx)
+{
+	const struct sluice_svc *svc = value;
+	struct svclist_svcs *l = ctx;
+	int err;
+
+	if (svc->flags & SLUICE_SVC_F_VIP_MARKER)
+		return 0;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 64;
+		err = svclist__grow((void **)&l->keys, sizeof(*l->keys), l->cap);
+		if (!err)
+			err = svclist__grow((void **)&l->ids, sizeof(*l->ids), l->cap);
+		if (err)
+			return err;
+	}
+	l->keys[l->n] = *(const struct sluice_svc_key *)key;
+	l->ids[l->n++] = svc->svc_id;
+	return 0;
+}
+
+static int svclist__services(struct sluice *s, struct svclist_svcs *l)
+{
+	memset(l, 0, sizeof(*l));
+	return maps__for_each(s->fds[SLUICE_MAP_SERVICES], "services",
+			      sizeof(struct sluice_svc_key), sizeof(struct sluice_svc),
+			      svclist__collect_svc, l);
+}
+
+int sluice__service_list(struct sluice *s, struct sluice_svc_key **keys, __u32 *n)
+{
+	struct svclist_svcs l;
+	int err;
+
+	sluice__clear_err();
+	err = svclist__services(s, &l);
+	free(l.ids);
+	if (err) {
+		free(l.keys);
+		return err;
+	}
+	*keys = l.keys;
+	*n = l.n;
+	return 0;
+}
+
+struct svclist_be {
+	__u32 id;
+	struct sluice_backend val;
+};
+
+struct svclist_bes {
+	struct svclist_be *v;
+	__u32 n, cap;
+};
+
+static int svclist__collect_be(const void *key, const void *value, void *ctx)
+{
+	struct svclist_bes *l = ctx;
+	int err;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 256;
+		err = svclist__grow((void **)&l->v, sizeof(*l->v), l->cap);
+		if (err)
+			return err;
+	}
+	l->v[l->n].id = *(const __u32 *)key;
+	l->v[l->n++].val = *(const struct sluice_backend *)value;
+	return 0;
+}
+
+static int svclist__cmp_be(const void *x, const void *y)
+{
+	const struct svclist_be *a = x, *b = y;
+
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static void svclist__fill_service(struct desired_service *svc, const struct sluice_svc_key *k)
+{
+	memset(svc, 0, sizeof(*svc));
+	strcpy(svc->source, "manual");
+	svc->vip.family = k->family;
+	memcpy(svc->vip.addr, k->addr, sizeof(svc->vip.addr));
+	svc->port = ntohs(k->port);
+	svc->proto = k->proto;
+}
+
+/* Hand each backend (in id order) to its service; *where[svc_id] is the
+ * service's index + 1, 0 for ids no service has. */
+static int svclist__attach(struct desired *d, const struct svclist_bes *bes, const __u32 *where)
+{
+	__u32 *count;
+
+	count = calloc(d->nservices + 1, sizeof(*count));
+	if (!count) {
+		sluice__set_err("out of memory reading the maps");
+		return -ENOMEM;
+	}
+	for (__u32 i = 0; i < bes->n; i++)
+		if (bes->v[i].val.svc_id < SLUICE_MAX_SERVICES && where[bes->v[i].val.svc_id])
+			count[where[bes->v[i].val.svc_id] - 1]++;
+	for (__u32 i = 0; i < d->nservices; i++) {
+		if (!count[i])
+			continue;
+		d->services[i].backends = calloc(count[i], sizeof(struct desired_backend));
+		if (!d->services[i].backends) {
+			free(count);
+			sluice__set_err("out of memory reading the maps");
+			return -ENOMEM;
+		}
+	}
+	for (__u32 i = 0; i < bes->n; i++) {
+		const struct sluice_backend *v = &bes->v[i].val;
+		struct desired_service *svc;
+		struct desired_backend *b;
+
+		if (v->svc_id >= SLUICE_MAX_SERVICES || !where[v->svc_id])
+			continue;
+		svc = &d->services[where[v->svc_id] - 1];
+		b = &svc->backends[svc->nbackends++];
+		b->addr.family = v->family;
+		memcpy(b->addr.addr, v->addr, sizeof(b->addr.addr));
+		b->port = ntohs(v->port);
+		b->weight = v->weight;
+	}
+	free(count);
+	return 0;
+}
+
+static int svclist__cmp_svc(const void *x, const void *y)
+{
+	return desired__cmp_key(x, y);
+}
+
+int desired__from_maps(struct sluice *s, struct desired *d)
+{
+	struct svclist_svcs svcs = {};
+	struct svclist_bes bes = {};
+	struct desired tmp = {};
+	__u32 *where = NULL;
+	int err;
+
+	sluice__clear_err();
+	desired__init(d);
+	err = svclist__services(s, &svcs);
+	if (err)
+		goto cleanup;
+	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
+			     sizeof(struct sluice_backend), svclist__collect_be, &bes);
+	if (err)
+		goto cleanup;
+	qsort(bes.v, bes.n, sizeof(*bes.v), svclist__cmp_be);
+	where = calloc(SLUICE_MAX_SERVICES, sizeof(*where));
+	tmp.services = calloc(svcs.n + 1, sizeof(*tmp.services));
+	if (!where || !tmp.services) {
+		sluice__set_err("out of memory reading the maps");
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	for (__u32 i = 0; i < svcs.n; i++) {
+		svclist__fill_service(&tmp.services[i], &svcs.keys[i]);
+		if (svcs.ids[i] < SLUICE_MAX_SERVICES)
+			where[svcs.ids[i]] = i + 1;
+	}
+	tmp.nservices = svcs.n;
+	err = svclist__attach(&tmp, &bes, where);
+	if (err)
+		goto cleanup;
+	qsort(tmp.services, tmp.nservices, sizeof(*tmp.services), svclist__cmp_svc);
+	*d = tmp;
+	tmp = (struct desired){};
+cleanup:
+	desired__free(&tmp);
+	free(where);
+	free(bes.v);
+	free(svcs.keys);
+	free(svcs.ids);
+	return err;
+}

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client.h - meshctl's one way to talk to meshd: an api__call() on the
+ * socket chosen by -s/--socket, $SLUICE_SOCKET or the default.
+ *
+ * Contract: a call sends {"op": OP, ...args} and returns the response's
+ * "data" (NULL when the agent sent none; the caller puts it). Transport
+ * failures (worded by api.c: "is meshd running?", "needs root") and
+ * {"ok": false} answers become one error text.
+ */
+#ifndef MESHCTL_CLIENT_H
+#define MESHCTL_CLIENT_H
+
+#include <stddef.h>
+#include <json-c/json.h>
+
+/* args may be NULL; it is consumed either way. Errors are reported with
+ * out__error() and return -1. */
+int client__call(const char *op, struct json_object *args, struct json_object **data);
+/* Same, but the error text lands in err and nothing is printed. */
+int client__try(const char *op, struct json_object *args, struct json_object **data, char *err,
+		size_t errlen);
+
+#endif /* MESHCTL_CLIENT_H */

@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: MIT
+/*
+ * service.c - `meshctl service add|del|list|get`.
+ *
+ * Contract: arguments are checked and put in canonical form locally, then
+ * sent as one API call (service.add, service.del, service.list,
+ * service.get). list and get print the agent's SERVICE objects: as given
+ * with -o json, else as tables (bytes in human units).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "desired.h"
+
+#include "client.h"
+#include "meshctl.h"
+#include "output.h"
+
+/* "3", or "3 (1 draining)" */
+static void backends_cell(struct table *t, struct json_object *backends)
+{
+	size_t i, n = js__len(backends), draining = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!js__u64(js__idx(backends, i), "weight"))
+			draining++;
+	}
+	if (draining)
+		table__cell(t, "%zu (%zu draining)", n, draining);
+	else
+		table__cell(t, "%zu", n);
+}
+
+static void print_services(struct json_object *services)
+{
+	static const char *const cols[] = {
+		"SERVICE", "NAME",   ">ID",      "BACKENDS", ">PACKETS",
+		">BYTES",  ">FLOWS", ">REFUSED", "SOURCE",   NULL,
+	};
+	struct table *t = table__new(cols);
+	char bytes[OUT_NUM_LEN], ref[ARGS_SVC_LEN];
+	size_t i;
+
+	for (i = 0; i < js__len(services); i++) {
+		struct json_object *svc = js__idx(services, i), *st = js__get(svc, "stats");
+
+		table__cell(t, "%s", js__svc_ref(svc, ref, sizeof(ref)));
+		table__cell(t, "%s", *js__str(svc, "name", "") ? js__str(svc, "name", "") : "-");
+		table__cell(t, "%llu", (unsigned long long)js__u64(svc, "id"));
+		backends_cell(t, js__get(svc, "backends"));
+		table__cell(t, "%llu", (unsigned long long)js__u64(st, "packets"));
+		table__cell(t, "%s", out__bytes(js__u64(st, "bytes"), bytes, sizeof(bytes)));
+		table__cell(t, "%llu", (unsigned long long)js__u64(st, "flows"));
+		table__cell(t, "%llu", (unsigned long long)js__u64(st, "refused"));
+		table__cell(t, "%s", js__str(svc, "source", "manual"));
+	}
+	table__print(t);
+	table__free(t);
+}
+
+static void print_service(struct json_object *svc)
+{
+	static const char *const cols[] = {
+		"BACKEND",  ">ID",    ">WEIGHT", ">SHARE", "STATE",
+		">PACKETS", ">BYTES", ">FLOWS",  NULL,
+	};
+	struct json_object *st = js__get(svc, "stats"), *backends = js__get(svc, "backends");
+	char bytes[OUT_NUM_LEN], share[OUT_NUM_LEN], be[SLUICE_ADDRPORT_STRLEN];
+	char ref[ARGS_SVC_LEN];
+	uint64_t total = 0;
+	struct table *t;
+	size_t i;
+
+	printf("Service:   %s\n", js__svc_ref(svc, ref, sizeof(ref)));
+	printf("Name:      %s\n", *js__str(svc, "name", "") ? js__str(svc, "name", "") : "-");
+	printf("ID:        %llu\n", (unsigned long long)js__u64(svc, "id"));
+	printf("Source:    %s\n", js__str(svc, "source", "manual"));
+	printf("Traffic:   %llu packets, %s, %llu flows, %llu refused\n",
+	       (unsigned long long)js__u64(st, "packets"),
+	       out__bytes(js__u64(st, "bytes"), bytes, sizeof(bytes)),
+	       (unsigned long long)js__u64(st, "flows"),
+	       (unsigned long long)js__u64(st, "refused"));
+	if (!js__len(backends)) {
+		printf("Backends:  none (new connections are refused)\n");
+		return;
+	}
+	printf("\n");
+
+	/* SHARE is what Maglev gives each backend of new flows: weight / sum. */
+	for (i = 0; i < js__len(backends); i++)
+		total += js__u64(js__idx(backends, i), "weight");
+	t = table__new(cols);
+	for (i = 0; i < js__len(backends); i++) {
+		struct json_object *b = js__idx(backends, i), *bs = js__get(b, "stats");
+		uint64_t w = js__u64(b, "weight");
+
+		table__cell(t, "%s", js__backend_ref(b, be, sizeof(be)));
+		table__cell(t, "%llu", (unsigned long long)js__u64(b, "id"));
+		table__cell(t, "%llu", (unsigned long long)w);
+		table__cell(t, "%s", out__percent(w, total, share, sizeof(share)));
+		table__cell(t, "%s", js__str(b, "state", w ? "active" : "draining"));
+		table__cell(t, "%llu", (unsigned long long)js__u64(bs, "packets"));
+		table__cell(t, "%s", out__bytes(js__u64(bs, "bytes"), bytes, sizeof(bytes)));
+		table__cell(t, "%llu", (unsigned long long)js__u64(bs, "flows"));
+	}
+	table__print(t);
+	table__free(t);
+}
+
+/* "BE" or "BE@WEIGHT" -> {"address", "port", "weight"} */
+static int backend_arg(const char *text, const struct sluice_addr *vip, struct json_object *arr)
+{
+	char be[SLUICE_ADDRPORT_STRLEN * 2], canon[SLUICE_ADDRPORT_STRLEN];
+	char addr[SLUICE_ADDR_STRLEN];
+	unsigned long weight = 1;
+	struct sluice_addr a;
+	struct json_object *o;
+	char *at;
+	__u16 port;
+
+	snprintf(be, sizeof(be), "%s", text);
+	at = strrchr(be, '@');
+	if (at) {
+		*at = '\0';
+		if (opts__uint(at + 1, 0, UINT16_MAX, "weight", &weight))
+			return -1;
+	}
+	if (args__backend(be, vip, &a, &port, canon, sizeof(canon)))
+		return -1;
+	o = out__xalloc(json_object_new_object());
+	json_object_object_add(o, "address",
+			       json_object_new_string(sluice_addr__str(&a, addr, sizeof(addr))));
+	json_object_object_add(o, "port", json_object_new_int(port));
+	json_object_object_add(o, "weight", json_object_new_int((int)weight));
+	json_object_array_add(arr, o);
+	return 0;
+}
+
+static int do_add(int argc, char **argv)
+{
+	const char *name = NULL;
+	const struct opt opts[] = {
+		{ .name = "name", .value = &name },
+		{ NULL },
+	};
+	struct json_object *args, *backends, *data = NULL;
+	char *pos[SLUICE_MAX_SVC_BACKENDS + 1], svc[ARGS_SVC_LEN];
+	struct sluice_addr vip;
+	int npos, i;
+
+	if (opts__parse(argc, argv, opts, pos, SLUICE_MAX_SVC_BACKENDS + 1, &npos))
+		return -1;
+	if (npos < 1)
+		return cmd__usage_error("missing SVC");
+	if (args__svc(pos[0], &vip, svc, sizeof(svc)))
+		return -1;
+	if (name && strlen(name) >= DESIRED_NAME_MAX)
+		return out__error("--name '%s' is too long: at most %d characters", name,
+				  DESIRED_NAME_MAX - 1);
+
+	backends = out__xalloc(json_object_new_array());
+	for (i = 1; i < npos; i++) {
+		if (backend_arg(pos[i], &vip, backends)) {
+			json_object_put(backends);
+			return -1;
+		}
+	}
+	args = out__xalloc(json_object_new_object());
+	json_object_object_add(args, "service", json_object_new_string(svc));
+	if (name)
+		json_object_object_add(args, "name", json_object_new_string(name));
+	json_object_object_add(args, "backends", backends);
+	if (client__call("service.add", args, &data))
+		return -1;
+
+	if (out__json_mode())
+		out__json(data);
+	else
+		printf("added service %s with %d backend%s\n", svc, npos - 1, npos == 2 ? "" : "s");
+	json_object_put(data);
+	return 0;
+}
+
+static const struct help_item service_add_args[] = {
+	HELP_SVC,
+	{ "BE[@WEIGHT]", "a backend ADDR:PORT, weight 1 unless @WEIGHT (0-65535, 0: draining)" },
+	{ NULL, NULL },
+};
+
+static const struct help_item service_add_opts[] = {
+	{ "--name NAME", "a label shown by list and get (at most 63 characters)" },
+	{ NULL, NULL },
+};
+
+static const struct cmd service_add_cmd = {
+	.name = "add",
+	.fn = do_add,
+	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME]",
+	.summary = "create a service, optionally with its backends",
+	.args = service_add_args,
+	.opts = service_add_opts,
+	.example =
+		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080@90 10.0.1.3:8080@10 --name web",
+};
+
+static int do_del(int argc, char **argv)
+{
+	const struct opt opts[] = { { NULL } };
+	struct json_object *args, *data = NULL;
+	char *pos[1], svc[ARGS_SVC_LEN];
+	int npos;
+
+	if (opts__parse(argc, argv, opts, pos, 1, &npos))
+		return -1;
+	if (npos < 1)
+		return cmd__usage_error("missing SVC");
+	if (args__svc(pos[0], NULL, svc, sizeof(svc)))
+		return -1;
+	args = out__xalloc(json_object_new_object());
+	json_object_object_add(args, "service", json_object_new_string(svc));
+	if (client__call("service.del", args, &data))
+		return -1;
+	if (out__json_mode())
+		out__json(data);
+	else
+		printf("deleted service %s\n", svc);
+	json_object_put(data);
+	return 0;
+}
+
+static const struct cmd service_del_cmd = {
+	.name = "del",
+	.fn = do_del,
+	.grammar = "SVC",
+	.summary = "delete a service; its clients get refused from then on",
+	.args = (const struct help_item[]){ HELP_SVC, { NULL, NULL } },
+	.example = "meshctl service del 10.96.0.10:80/tcp",
+};
+
+static int do_list(int argc, char **argv)
+{
+	const struct opt opts[] = { { NULL } };
+	struct json_object *data = NULL;
+	char *pos[1];
+	int npos;
+
+	if (opts__parse(argc, argv, opts, pos, 0, &npos))
+		return -1;
+	if (client__call("service.list", NULL, &data))
+		return -1;
+	if (out__json_mode()) {
+		out__json(data);
+	} else {
+		print_services(js__get(data, "services"));
+		/* stderr: stdout stays a table for scripts that parse it */
+		if (!js__len(js__get(data, "services")))
+			fprintf(stderr, "no services yet: add one with 'meshctl service add' or "
+					"'meshctl apply -f FILE'\n");
+	}
+	json_object_put(data);
+	return 0;
+}
+
+static const struct cmd service_list_cmd = {
+	.name = "list",
+	.fn = do_list,
+	.grammar = "",
+	.summary = "list services with their backends and traffic",
+	.example = "meshctl service list -o json",
+	.reads = true,
+};
+
+static int do_get(int argc, char **argv)
+{
+	const struct opt opts[] = { { NULL } };
+	struct json_object *args, *data = NULL;
+	char *pos[1], svc[ARGS_SVC_LEN];
+	int npos;
+
+	if (opts__parse(argc, argv, opts, pos, 1, &npos))
+		return -1;
+	if (npos < 1)
+		return cmd__usage_error("missing SVC");
+	if (args__svc(pos[0], NULL, svc, sizeof(svc)))
+		return -1;
+	args = out__xalloc(json_object_new_object());
+	json_object_object_add(args, "service", json_object_new_string(svc));
+	if (client__call("service.get", args, &data))
+		return -1;
+	if (out__json_mode())
+		out__json(data);
+	else
+		print_service(data);
+	json_object_put(data);
+	return 0;
+}
+
+static const struct cmd service_get_cmd = {
+	.name = "get",
+	.fn = do_get,
+	.grammar = "SVC",
+	.summary = "show one service: its backends, weights, shares and traffic",
+	.args = (const struct help_item[]){ HELP_SVC, { NULL, NULL } },
+	.example = "meshctl service get 10.96.0.10:80/tcp",
+	.reads = true,
+};
+
+static const struct cmd *const service_sub[] = {
+	&service_add_cmd, &service_del_cmd, &service_list_cmd, &service_get_cmd, NULL,
+};
+
+const struct cmd service_cmd = {
+	.name = "service",
+	.sub = service_sub,
+	.summary = "create, delete, list and inspect services",
+	.args = (const struct help_item[]){ HELP_SVC, { NULL, NULL } },
+	.example = "meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080 10.0.1.3:8080 --name web\n"
+		   "meshctl service list",
+};

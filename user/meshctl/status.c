@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: MIT
+/*
+ * status.c - the agent-wide commands: `meshctl status`, `meshctl version`
+ * and `meshctl uninstall`.
+ *
+ * Contract: status prints the agent's "status" answer (version, uptime,
+ * attachments per interface and hook, map fill against capacity, datapath
+ * counters and the drops that happened). version always prints meshctl's
+ * own version and adds meshd's when it answers; an unreachable agent is
+ * reported in the output, not as a failure. uninstall asks no question
+ * (scripts run it) and prints what meshd did.
+ */
+#include <stdio.h>
+#include <time.h>
+
+#include "client.h"
+#include "meshctl.h"
+#include "output.h"
+
+static void print_attachments(struct json_object *atts)
+{
+	static const char *const cols[] = {
+		"INTERFACE", ">IFINDEX", "HOOK", "MODE", ">PROG ID", NULL,
+	};
+	struct table *t;
+	size_t i;
+
+	if (!js__len(atts)) {
+		printf("Attachments: none (no interface matches --interfaces)\n");
+		return;
+	}
+	t = table__new(cols);
+	for (i = 0; i < js__len(atts); i++) {
+		struct json_object *a = js__idx(atts, i);
+
+		table__cell(t, "%s", js__str(a, "ifname", "?"));
+		table__cell(t, "%llu", (unsigned long long)js__u64(a, "ifindex"));
+		table__cell(t, "%s", js__str(a, "hook", "?"));
+		table__cell(t, "%s", js__str(a, "mode", "-"));
+		table__cell(t, "%llu", (unsigned long long)js__u64(a, "prog_id"));
+	}
+	table__print(t);
+	table__free(t);
+}
+
+static void print_maps(struct json_object *maps)
+{
+	static const char *const cols[] = { "MAP", ">ENTRIES", ">CAPACITY", ">FILL", NULL };
+	struct table *t;
+	char pct[OUT_NUM_LEN];
+	size_t i;
+
+	if (!js__len(maps))
+		return;
+	t = table__new(cols);
+	for (i = 0; i < js__len(maps); i++) {
+		struct json_object *m = js__idx(maps, i);
+		uint64_t n = js__u64(m, "entries"), cap = js__u64(m, "capacity");
+
+		table__cell(t, "%s", js__str(m, "name", "?"));
+		table__cell(t, "%llu", (unsigned long long)n);
+		table__cell(t, "%llu", (unsigned long long)cap);
+		table__cell(t, "%s", out__percent(n, cap, pct, sizeof(pct)));
+	}
+	printf("\n");
+	table__print(t);
+	table__free(t);
+}
+
+/* {name: n} as a two-column table; only non-zero values when nonzero_only
+ * (drops: a healthy node has none and the list is long). */
+static void print_counts(struct json_object *obj, const char *header, bool nonzero_only,
+			 const char *none)
+{
+	const char *cols[] = { header, ">PACKETS", NULL };
+	struct json_object_iterator it, end;
+	struct table *t;
+
+	if (!obj || !json_object_is_type(obj, json_type_object))
+		return;
+	t = table__new(cols);
+	it = json_object_iter_begin(obj);
+	end = json_object_iter_end(obj);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+		struct json_object *v = json_object_iter_peek_value(&it);
+		uint64_t n = json_object_get_uint64(v);
+
+		if (nonzero_only && !n)
+			continue;
+		table__cell(t, "%s", json_object_iter_peek_name(&it));
+		table__cell(t, "%llu", (unsigned long long)n);
+	}
+	printf("\n");
+	if (table__rows(t))
+		table__print(t);
+	else
+		printf("%s\n", none);
+	table__free(t);
+}
+
+static void print_status(struct json_object *st)
+{
+	char up[OUT_NUM_LEN], since[64] = "?";
+	time_t started = (time_t)js__u64(st, "started_at");
+	struct tm tm;
+
+	if (started && localtime_r(&started, &tm))
+		strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S %Z", &tm);
+	printf("Agent:       meshd %s, layout version %llu\n", js__str(st, "version", "?"),
+	       (unsigned long long)js__u64(st, "layout_version"));
+	printf("Uptime:      %s (since %s)\n",
+	       out__duration(js__u64(st, "uptime_seconds"), up, sizeof(up)), since);
+	printf("Pin dir:     %s\n", js__str(st, "pin_dir", "?"));
+	printf("State file:  %s\n", js__str(st, "state_file", "?"));
+	printf("Socket:      %s\n\n", g_opts.socket);
+	print_attachments(js__get(st, "attachments"));
+	print_maps(js__get(st, "maps"));
+	print_counts(js__get(st, "counters"), "COUNTER", false, "Counters: none");
+	print_counts(js__get(st, "drops"), "DROP REASON", true, "Drops: none");
+}
+
+static int do_status(int argc, char **argv)
+{
+	const struct opt opts[] = { { NULL } };
+	struct json_object *data = NULL;
+	char *pos[1];
+	int npos;
+
+	if (opts__parse(argc, argv, opts, pos, 0, &npos))
+		return -1;
+	if (client__call("status", NULL, &data))
+		return -1;
+	if (out__json_mode())
+		out__json(data);
+	else
+		print_status(data);
+	json_object_put(data);
+	return 0;
+}
+
+const struct cmd status_cmd = {
+	.name = "status",
+	.fn = do_status,
+	.grammar = "",
+	.summary = "agent uptime, attachments, map fill, counters",
+	.example = "meshctl status",
+	.reads = true,
+};
+
+static int do_version(int argc, char **argv)
+{
+	const struct opt opts[] = { { NULL } };
+	struct json_object *data = NULL, *out, *mine, *agent = NULL;
+	uint64_t layout = 0;
+	char err[1024];
+	char *pos[1];
+	int npos;
+
+	if (opts__parse(argc, argv, opts, pos, 0, &npos))
+		return -1;
+	/* The agent's version is a bonus: not reaching it is no failure. */
+	if (!client__try("status", NULL, &data, err, sizeof(err))) {
+		layout = js__u64(data, "layout_version");
+		agent = out__xalloc(json_object_new_object());
+		json_object_object_add(agent, "version",
+				       json_object_new_string(js__str(data, "version", "?")));
+		json_object_object_add(agent, "layout_version", json_object_new_uint64(layout));
+	}
+
+	if (out__json_mode()) {
+		out = out__xalloc(json_object_new_object());
+		mine = out__xalloc(json_object_new_object());
+		json_object_object_add(mine, "version", json_object_new_string(SLUICE_VERSION));
+		json_object_object_add(mine, "layout_version",
+				       json_object_new_int(SLUICE_LAYOUT_VERSION));
+		json_object_object_add(out, "meshctl", mine);
+		json_object_object_add(out, "meshd", agent);
+		if (!agent)
+			json_object_object_add(out, "meshd_error", json_object_new_string(err));
+		out__json(out);
+		json_object_put(out);
+	} else {
+		printf("meshctl  %s (layout version %d)\n", SLUICE_VERSION, SLUICE_LAYOUT_VERSION);
+		if (agent)
+			printf("meshd    %s (layout version %llu)%s\n",
+			       js__str(data, "version", "?"), (unsigned long long)layout,
+			       layout != SLUICE_LAYOUT_VERSION ? ": differs from meshctl's" : "");
+		else
+			printf("meshd    unknown: %s\n", err);
+		json_object_put(agent);
+	}
+	json_object_put(data);
+	return 0;
+}
+
+const struct cmd version_cmd = {
+	.name = "version",
+	.fn = do_version,
+	.grammar = "",
+	.summary = "versions of meshctl and meshd",
+	.example = "meshctl version -o json",
+	.reads = true,
+};
+
+/*
+ * Say what was done. meshd answers uninstall with an error unless every
+ * program was detached and the pins removed, so success means all of what
+ * the status taken just before showed is gone; fields meshd may add to its
+ * answer ("detached": count or list, "pin_dir") take precedence.
+ */
+static void print_uninstall(struct json_object *data, struct json_object *before)
+{
+	struct json_object *det = js__get(data, "detached");
+	struct json_object *atts = js__get(before, "attachments");
+	const char *pin_dir = js__str(data, "pin_dir", js__str(before, "pin_dir", NULL));
+	size_t i;
+
+	if (det && json_object_is_type(det, json_type_int)) {
+		printf("detached %llu program%s\n", (unsigned long long)js__u64(data, "detached"),
+		       js__u64(data, "detached") == 1 ? "" : "s");
+	} else if (det || atts) {
+		if (det)
+			atts = det;
+		for (i = 0; i < js__len(atts); i++) {
+			struct json_object *a = js__idx(atts, i);
+
+			printf("detached %s from %s\n", js__str(a, "hook", "program"),
+			       js__str(a, "ifname", "?"));
+		}
+	}
+	if (!det && !js__len(atts))
+		printf("detached Sluice programs from every interface\n");
+	if (pin_dir)
+		printf("removed the pinned maps in %s\n", pin_dir);
+	else
+		printf("removed the pinned maps\n");
+	printf("meshd stopped\n");
+}
+
+static int do_uninstall(int argc, char **argv)
+{
+	const struct opt opts[] = { { NULL } };
+	struct json_object *data = NULL, *before = NULL;
+	char err[1024];
+	char *pos[1];
+	int npos;
+
+	if (opts__parse(argc, argv, opts, pos, 0, &npos))
+		return -1;
+	/* Only to name what goes away; uninstall itself reports failures. */
+	if (!out__json_mode() && client__try("status", NULL, &before, err, sizeof(err)))
+		before = NULL;
+	if (client__call("uninstall", NULL, &data)) {
+		json_object_put(before);
+		return -1;
+	}
+	if (out__json_mode())
+		out__json(data);
+	else
+		print_uninstall(data, before);
+	json_object_put(data);
+	json_object_put(before);
+	return 0;
+}
+
+const struct cmd uninstall_cmd = {
+	.name = "uninstall",
+	.fn = do_uninstall,
+	.grammar = "",
+	.summary = "detach everything, remove the pins, stop meshd",
+	.notes = "Asks no question: it is meant for scripts. Established connections through\n"
+		 "Sluice break. If meshd is not running, 'meshd --cleanup' does the same.",
+	.example = "meshctl uninstall",
+	.exact = true,
+};
