@@ -20,14 +20,16 @@
  * TCP with options, or the whole packet when shorter. */
 #define TC_PULL_LEN 256
 
-static __always_inline int xdp_refuse(struct xdp_md *ctx, struct pkt *p)
+static __always_inline int xdp_refuse(struct xdp_md *ctx, struct pkt *p, const struct lb_result *r)
 {
 	struct refuse_buf b;
 	int len, delta;
 
 	len = refuse_build(p, &b);
-	if (len == REFUSE_SILENT)
+	if (len == REFUSE_SILENT) {
+		lb_refused(r);
 		return XDP_DROP;
+	}
 	if (len < 0 || len > REFUSE_MAX_LEN)
 		goto fail;
 	delta = len - (int)p->frame_len;
@@ -37,6 +39,7 @@ static __always_inline int xdp_refuse(struct xdp_md *ctx, struct pkt *p)
 		goto fail;
 	if (bpf_xdp_store_bytes(ctx, 0, refuse_frame(&b), len))
 		goto fail;
+	lb_refused(r);
 	return XDP_TX;
 fail:
 	lb_drop(SLUICE_DROP_REFUSE_FAILED);
@@ -63,27 +66,31 @@ int xdp_lb(struct xdp_md *ctx)
 			return XDP_PASS;
 		return fwd_fib_xdp(ctx, &p);
 	case LB_REFUSE:
-		return xdp_refuse(ctx, &p);
+		return xdp_refuse(ctx, &p, &r);
 	default:
 		lb_drop(r.drop);
 		return XDP_DROP;
 	}
 }
 
-static __always_inline int tc_refuse(struct __sk_buff *skb, struct pkt *p)
+static __always_inline int tc_refuse(struct __sk_buff *skb, struct pkt *p,
+				     const struct lb_result *r)
 {
 	struct refuse_buf b;
 	int len;
 
 	len = refuse_build(p, &b);
-	if (len == REFUSE_SILENT)
+	if (len == REFUSE_SILENT) {
+		lb_refused(r);
 		return TC_ACT_SHOT;
+	}
 	if (len < 0 || len > REFUSE_MAX_LEN)
 		goto fail;
 	if (bpf_skb_change_tail(skb, len, 0))
 		goto fail;
 	if (bpf_skb_store_bytes(skb, 0, refuse_frame(&b), len, 0))
 		goto fail;
+	lb_refused(r);
 	return bpf_redirect(skb->ifindex, 0);
 fail:
 	lb_drop(SLUICE_DROP_REFUSE_FAILED);
@@ -111,7 +118,7 @@ int tc_lb(struct __sk_buff *skb)
 		stats_count(SLUICE_CNT_FIB_PASS);
 		return TC_ACT_OK;
 	case LB_REFUSE:
-		return tc_refuse(skb, &p);
+		return tc_refuse(skb, &p, &r);
 	default:
 		lb_drop(r.drop);
 		return TC_ACT_SHOT;

@@ -26,6 +26,7 @@ struct lb_result {
 	enum sluice_drop_reason drop;
 	__u32 addr[4]; /* new address (network order) */
 	__u16 port;    /* new port (network order) */
+	__u32 svc_id;  /* LB_REFUSE: the service refusing */
 };
 
 static __always_inline __u32 hash_mix(__u32 h, __u32 k)
@@ -109,15 +110,16 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 		ct_touch(ct, p->tcp_flags);
 		lb_set_nat(r, LB_DNAT, ct->addr, ct->port);
 		stats_count(SLUICE_CNT_LB_EST);
-		stats_svc(ct->svc_id, p->frame_len, false, false);
+		stats_svc(ct->svc_id, p->frame_len, false);
 		stats_backend(ct->backend_id, p->frame_len, false);
 		return;
 	}
 
 	if (!svc->backend_count) {
+		/* counted as refused by lb_refused() once the answer is out */
 		r->action = LB_REFUSE;
-		stats_count(SLUICE_CNT_REFUSED);
-		stats_svc(svc->svc_id, p->frame_len, false, true);
+		r->svc_id = svc->svc_id;
+		stats_svc(svc->svc_id, p->frame_len, false);
 		return;
 	}
 
@@ -132,7 +134,7 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 	ct_create(&key, svc->svc_id, backend_id, be, p->tcp_flags);
 	lb_set_nat(r, LB_DNAT, be->addr, be->port);
 	stats_count(SLUICE_CNT_LB_NEW);
-	stats_svc(svc->svc_id, p->frame_len, true, false);
+	stats_svc(svc->svc_id, p->frame_len, true);
 	stats_backend(backend_id, p->frame_len, true);
 }
 
@@ -150,7 +152,7 @@ static __always_inline void lb_reply(struct pkt *p, struct lb_result *r)
 	ct_touch(ct, p->tcp_flags);
 	lb_set_nat(r, LB_REVNAT, ct->addr, ct->port);
 	stats_count(SLUICE_CNT_REVNAT);
-	stats_svc(ct->svc_id, p->frame_len, false, false);
+	stats_svc(ct->svc_id, p->frame_len, false);
 	stats_backend(ct->backend_id, p->frame_len, false);
 }
 
@@ -204,6 +206,16 @@ static __always_inline void lb_process(struct pkt *p, struct lb_result *r)
 static __always_inline void lb_drop(enum sluice_drop_reason reason)
 {
 	stats_drop(reason);
+}
+
+/* The refusal was sent (or, for an incoming RST, deliberately not). */
+static __always_inline void lb_refused(const struct lb_result *r)
+{
+	struct sluice_svc_stats *s = bpf_map_lookup_elem(&svc_stats, &r->svc_id);
+
+	stats_count(SLUICE_CNT_REFUSED);
+	if (s)
+		s->refused++;
 }
 
 #endif /* SLUICE_BPF_LB_H */

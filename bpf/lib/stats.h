@@ -27,7 +27,7 @@ static __always_inline void stats_drop(enum sluice_drop_reason r)
 		*v += 1;
 }
 
-static __always_inline void stats_svc(__u32 svc_id, __u32 len, bool new_flow, bool refused)
+static __always_inline void stats_svc(__u32 svc_id, __u32 len, bool new_flow)
 {
 	struct sluice_svc_stats *s = bpf_map_lookup_elem(&svc_stats, &svc_id);
 
@@ -36,7 +36,6 @@ static __always_inline void stats_svc(__u32 svc_id, __u32 len, bool new_flow, bo
 	s->packets++;
 	s->bytes += len;
 	s->flows += new_flow;
-	s->refused += refused;
 }
 
 static __always_inline void stats_backend(__u32 backend_id, __u32 len, bool new_flow)
