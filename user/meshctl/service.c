@@ -144,14 +144,18 @@ static int do_add(int argc, char **argv)
 		{ NULL },
 	};
 	struct json_object *args, *backends, *data = NULL;
-	char *pos[SLUICE_MAX_SVC_BACKENDS + 1], svc[ARGS_SVC_LEN];
+	/* one slot beyond the limit, so "too many backends" can be named */
+	char *pos[SLUICE_MAX_SVC_BACKENDS + 2], svc[ARGS_SVC_LEN];
 	struct sluice_addr vip;
 	int npos, i;
 
-	if (opts__parse(argc, argv, opts, pos, SLUICE_MAX_SVC_BACKENDS + 1, &npos))
+	if (opts__parse(argc, argv, opts, pos, SLUICE_MAX_SVC_BACKENDS + 2, &npos))
 		return -1;
 	if (npos < 1)
 		return cmd__usage_error("missing SVC");
+	if (npos - 1 > SLUICE_MAX_SVC_BACKENDS)
+		return out__error("more than %d backends: a service has at most %d",
+				  SLUICE_MAX_SVC_BACKENDS, SLUICE_MAX_SVC_BACKENDS);
 	if (args__svc(pos[0], &vip, svc, sizeof(svc)))
 		return -1;
 	if (name && strlen(name) >= DESIRED_NAME_MAX)

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# run.sh - run every test suite and print one verdict. `make test` builds
+# first, then calls this.
+#
+# Contract: runs (as root) each build/tests/unit/test_* binary, then
+# build/tests/datapath/datapath_test, then each tests/e2e/test_*.sh, showing
+# their output. Counts "PASS:" and "FAIL:" lines across all of them; a suite
+# that is missing, crashes, times out or exits non-zero without printing a
+# FAIL line counts as one failure named after the suite. Ends with exactly
+# "N passed, M failed" and exits non-zero when M > 0 or nothing ran.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$ROOT/build
+# Generous bounds: a hung suite must fail, not stall CI.
+BIN_TIMEOUT=${SLUICE_TEST_TIMEOUT:-300}
+E2E_TIMEOUT=${SLUICE_E2E_TIMEOUT:-600}
+
+passed=0
+failed=0
+failures=()
+LOG=$(mktemp /tmp/sluice-test.XXXXXX)
+trap 'rm -f "$LOG"' EXIT
+
+fail_suite() {
+	echo "FAIL: $1 ($2)"
+	failed=$((failed + 1))
+	failures+=("$1 ($2)")
+}
+
+# run_suite NAME TIMEOUT CMD...
+run_suite() {
+	local name=$1 limit=$2 rc p f t0=$SECONDS
+	shift 2
+	echo "=== $name"
+	# --foreground keeps the suite in our process group so Ctrl-C reaches
+	# it and e2e suites clean up their namespaces; on a timeout only the
+	# suite itself gets TERM (then KILL), and its own bounded children may
+	# hold tee open a little longer.
+	timeout --foreground --kill-after=30 "$limit" "$@" 2>&1 | tee "$LOG"
+	rc=${PIPESTATUS[0]}
+	p=$(grep -c '^PASS:' "$LOG")
+	f=$(grep -c '^FAIL:' "$LOG")
+	passed=$((passed + p))
+	failed=$((failed + f))
+	while IFS= read -r line; do
+		failures+=("${line#FAIL: }")
+	done < <(grep '^FAIL:' "$LOG")
+	echo "--- $name: $p passed, $f failed, exit $rc, $((SECONDS - t0))s"
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		fail_suite "$name" "timed out after ${limit}s"
+	elif [ "$rc" -gt 128 ]; then
+		fail_suite "$name" "killed by signal $((rc - 128))"
+	elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		fail_suite "$name" "exit status $rc without a FAIL line"
+	elif [ "$rc" -eq 0 ] && [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+		fail_suite "$name" "ran no test"
+	fi
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "tests/run.sh: the datapath and e2e tests need root" >&2
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+# Packet tests and e2e pin maps: bpffs must be there.
+if ! mountpoint -q /sys/fs/bpf; then
+	mount -t bpf bpf /sys/fs/bpf || echo "tests/run.sh: cannot mount bpffs on /sys/fs/bpf" >&2
+fi
+
+shopt -s nullglob
+t0=$SECONDS
+
+for src in "$ROOT"/tests/unit/test_*.c; do
+	name=$(basename "$src" .c)
+	bin=$BUILD/tests/unit/$name
+	if [ -x "$bin" ]; then
+		run_suite "unit/$name" "$BIN_TIMEOUT" "$bin"
+	else
+		fail_suite "unit/$name" "$bin not built"
+	fi
+done
+
+dp_srcs=("$ROOT"/tests/datapath/*.c)
+if [ ${#dp_srcs[@]} -gt 0 ]; then
+	if [ -x "$BUILD/tests/datapath/datapath_test" ]; then
+		run_suite datapath "$BIN_TIMEOUT" "$BUILD/tests/datapath/datapath_test"
+	else
+		fail_suite datapath "$BUILD/tests/datapath/datapath_test not built"
+	fi
+fi
+
+for script in "$ROOT"/tests/e2e/test_*.sh; do
+	run_suite "e2e/$(basename "$script" .sh)" "$E2E_TIMEOUT" "$script"
+done
+
+echo
+echo "=== summary ($((SECONDS - t0))s)"
+for f in "${failures[@]}"; do
+	echo "  failed: $f"
+done
+[ $((passed + failed)) -gt 0 ] || echo "  no test ran (nothing built? run make)"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ $((passed + failed)) -gt 0 ]
