@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""check.py - the JSON side of tests/e2e/test_meshd.sh (python3 + PyYAML).
+
+Contract, one subcommand each; exit 0 = as expected, 1 = not, 2 = usage:
+
+  check.py api SOCK OP [--args JSON] [--desired FILE] [--dry-run]
+      one raw API request (api.h protocol), bypassing meshctl's own checks,
+      so meshd's validation is what answers. Prints the response; exit 0 if
+      "ok" is true, 1 if false, 2 if the socket did not answer.
+  check.py same-state FILE LIST
+      FILE (the YAML/JSON desired state, parsed here independently of
+      Sluice's parser) and LIST (`meshctl service list -o json`) hold the
+      same services: vip, port, protocol, name, source and the backend set
+      with weights (defaults: source manual, weight 1). Prints differences.
+  check.py bad-cases DIR
+      writes one invalid desired-state file per rejection case into DIR
+      and prints "CASE<TAB>REGEX" lines: the (escaped) text the error must
+      hold.
+  check.py fill FULL CHANGED
+      FULL: 64 services whose backends use every backend id (65535 in all,
+      the validation limit); CHANGED: FULL with a weight changed in the
+      first service and every backend of the last one replaced, which needs
+      1024 more ids before the old ones are freed: the backends map is full
+      half-way through the apply.
+  check.py mapsnap PIN OUT [SVC...]
+      a content snapshot of the pinned maps for comparing after a rolled
+      back update: services and backends entries sorted (a rewrite with
+      the same value may reorder a hash map's dump), the svc ids that have
+      a Maglev table, and the content of the Maglev table of each SVC
+      ("VIP:PORT/PROTO": its inner map may be a new one with the same
+      content).
+  check.py ct PORTS        (stdin: `meshctl conntrack list -o json`)
+      prints the number of entries; exit 1 if a client port listed in
+      PORTS (one a line) has no entry.
+"""
+import argparse
+import ipaddress
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+
+
+def cmd_api(a):
+    req = {"op": a.op}
+    if a.args:
+        req.update(json.loads(a.args))
+    if a.desired:
+        with open(a.desired) as f:
+            req["desired"] = json.load(f)
+    if a.dry_run:
+        req["dry_run"] = True
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(a.sock)
+            s.sendall(json.dumps(req).encode() + b"\n")
+            buf = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        resp = json.loads(buf)
+    except (OSError, ValueError) as e:
+        print("api %s: %s" % (a.op, e))
+        return 2
+    print(json.dumps(resp))
+    return 0 if resp.get("ok") is True else 1
+
+
+def svc_key(vip, port, proto):
+    return (str(ipaddress.ip_address(vip)), int(port), proto.lower())
+
+
+def normalize(services, defaults):
+    """{key: (name, source, {(addr, port): weight})}"""
+    out = {}
+    for s in services or []:
+        key = svc_key(s["vip"], s["port"], s["protocol"])
+        bes = {}
+        for b in s.get("backends") or []:
+            bes[(str(ipaddress.ip_address(b["address"])), int(b["port"]))] = \
+                int(b.get("weight", 1) if defaults else b["weight"])
+        name = s.get("name") or ""
+        source = s.get("source") or ("manual" if defaults else "")
+        out[key] = (name, source, bes)
+    return out
+
+
+def cmd_same_state(a):
+    import yaml  # only here: `api` runs as nobody under the system python3
+
+    with open(a.file) as f:
+        want = normalize((yaml.safe_load(f) or {}).get("services"), True)
+    with open(a.list) as f:
+        have = normalize(json.load(f)["services"], False)
+    bad = 0
+    for key in sorted(set(want) | set(have)):
+        ref = "%s:%d/%s" % key
+        if key not in have:
+            print("  missing service %s" % ref)
+        elif key not in want:
+            print("  unexpected service %s" % ref)
+        elif want[key] != have[key]:
+            print("  service %s differs: want %s, have %s" % (ref, want[key], have[key]))
+        else:
+            continue
+        bad = 1
+    print("same-state: %d services expected, %d listed, %s" %
+          (len(want), len(have), "identical" if not bad else "DIFFERENT"))
+    return bad
+
+
+def svc(vip, port, backends, proto="tcp", **extra):
+    d = {"vip": vip, "port": port, "protocol": proto, "backends": backends}
+    d.update(extra)
+    return d
+
+
+def be(addr, port=8080, weight=1):
+    return {"address": addr, "port": port, "weight": weight}
+
+
+def cmd_bad_cases(a):
+    ok = [be("10.10.1.2"), be("10.10.2.2")]
+    cases = {
+        "duplicate_service": ([svc("10.96.0.50", 80, ok), svc("10.96.0.50", 80, ok)],
+                              "duplicate"),
+        "port_0": ([svc("10.96.0.50", 0, ok)], "services[0].port"),
+        "port_70000": ([svc("10.96.0.50", 70000, ok)], "70000"),
+        "backend_port_70000": ([svc("10.96.0.50", 80, [be("10.10.1.2", 70000)])], "70000"),
+        "malformed_vip": ([svc("10.96.0.300", 80, ok)], "10.96.0.300"),
+        "malformed_backend": ([svc("10.96.0.50", 80, [be("10.10.1.2.7")])], "10.10.1.2.7"),
+        "mixed_families": ([svc("10.96.0.50", 80, [be("10.10.1.2"), be("fd00:10:1::2")])],
+                           "backends[1].address"),
+        "all_weights_0": ([svc("10.96.0.50", 80, [be("10.10.1.2", weight=0),
+                                                  be("10.10.2.2", weight=0)])], "weight"),
+        "too_many_backends": ([svc("10.96.0.50", 80,
+                                   [be("10.20.%d.%d" % (i // 250, i % 250 + 1))
+                                    for i in range(1025)])], "1025"),
+        "unknown_field": ([svc("10.96.0.50", 80, ok, colour="red")], "colour"),
+        "bad_protocol": ([svc("10.96.0.50", 80, ok, proto="sctp")], "sctp"),
+    }
+    os.makedirs(a.dir, exist_ok=True)
+    for name, (services, needle) in cases.items():
+        with open(os.path.join(a.dir, name + ".json"), "w") as f:
+            json.dump({"services": services}, f, indent=1)
+        print("%s\t%s" % (name, re.escape(needle)))
+    return 0
+
+
+def cmd_fill(a):
+    # 63 services of 1024 backends and one of 1023: 65535 backend ids.
+    services = []
+    for i in range(64):
+        n = 1024 if i < 63 else 1023
+        services.append(svc("10.97.%d.1" % i, 80,
+                            [be("10.%d.%d.%d" % (100 + i, j // 250, j % 250 + 1)) for j in range(n)]))
+    with open(a.full, "w") as f:
+        json.dump({"services": services}, f)
+    services[0]["backends"][0]["weight"] = 7
+    services[-1]["backends"] = [be("10.200.%d.%d" % (j // 250, j % 250 + 1)) for j in range(1023)]
+    with open(a.changed, "w") as f:
+        json.dump({"services": services}, f)
+    return 0
+
+
+def bpftool(*args):
+    return json.loads(subprocess.run(["bpftool", "-j"] + list(args), check=True,
+                                     capture_output=True, text=True).stdout or "[]")
+
+
+def raw(hexbytes):
+    return bytes(int(x, 16) for x in hexbytes)
+
+
+def svc_key_bytes(ref):
+    hostport, proto = ref.rsplit("/", 1)
+    host, port = hostport.rsplit(":", 1)
+    ip = ipaddress.ip_address(host.strip("[]"))
+    return (ip.packed.ljust(16, b"\0") + struct.pack("!H", int(port)) +
+            bytes([{"tcp": 6, "udp": 17}[proto], 4 if ip.version == 4 else 6]))
+
+
+def cmd_mapsnap(a):
+    snap = {}
+    services = bpftool("map", "dump", "pinned", a.pin + "/services")
+    for name in ("services", "backends"):
+        dump = services if name == "services" else \
+            bpftool("map", "dump", "pinned", a.pin + "/" + name)
+        snap[name] = sorted("%s => %s" % (raw(e["key"]).hex(), raw(e["value"]).hex())
+                            for e in dump)
+    tables = {struct.unpack("<I", raw(e["key"]))[0]: struct.unpack("<I", raw(e["value"]))[0]
+              for e in bpftool("map", "dump", "pinned", a.pin + "/maglev")}
+    snap["maglev_svc_ids"] = sorted(tables)
+    for ref in a.svc:
+        key = svc_key_bytes(ref)
+        svc_id = [struct.unpack("<I", raw(e["value"])[:4])[0]
+                  for e in services if raw(e["key"]) == key]
+        if not svc_id or svc_id[0] not in tables:
+            snap["maglev " + ref] = "no service or no table"
+            continue
+        inner = bpftool("map", "dump", "id", str(tables[svc_id[0]]))
+        snap["maglev " + ref] = "".join(raw(e["value"]).hex() for e in inner)
+    with open(a.out, "w") as f:
+        json.dump(snap, f, indent=0, sort_keys=True)
+    return 0
+
+
+def cmd_ct(a):
+    entries = json.load(sys.stdin)["entries"]
+    with open(a.ports) as f:
+        ports = {int(line) for line in f if line.strip()}
+    seen = set()
+    for e in entries:
+        if e.get("proto") == "tcp":
+            seen.add(int(e["client"].rsplit(":", 1)[1]))
+    missing = sorted(ports - seen)
+    print(len(entries))
+    if missing:
+        print("  %d long-lived flows have no conntrack entry, client ports %s" %
+              (len(missing), " ".join(map(str, missing[:10]))), file=sys.stderr)
+    return 1 if missing else 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("api")
+    s.add_argument("sock")
+    s.add_argument("op")
+    s.add_argument("--args")
+    s.add_argument("--desired")
+    s.add_argument("--dry-run", action="store_true")
+    s.set_defaults(fn=cmd_api)
+    s = sub.add_parser("same-state")
+    s.add_argument("file")
+    s.add_argument("list")
+    s.set_defaults(fn=cmd_same_state)
+    s = sub.add_parser("bad-cases")
+    s.add_argument("dir")
+    s.set_defaults(fn=cmd_bad_cases)
+    s = sub.add_parser("fill")
+    s.add_argument("full")
+    s.add_argument("changed")
+    s.set_defaults(fn=cmd_fill)
+    s = sub.add_parser("mapsnap")
+    s.add_argument("pin")
+    s.add_argument("out")
+    s.add_argument("svc", nargs="*")
+    s.set_defaults(fn=cmd_mapsnap)
+    s = sub.add_parser("ct")
+    s.add_argument("ports")
+    s.set_defaults(fn=cmd_ct)
+    a = p.parse_args()
+    return a.fn(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

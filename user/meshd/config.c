@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: MIT
+/*
+ * config.c - meshd's settings from flags and the --config YAML file
+ * (see config.h).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <mntent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
+
+#include "api.h"
+#include "sluice.h"
+#include "yamljson.h"
+
+#include "attach.h"
+#include "config.h"
+#include "log.h"
+#include "meshd.h"
+
+#define CONFIG_MAX_BYTES (1u << 20)
+
+/* The settings that are both flags and config-file keys come first. */
+enum config_opt_id {
+	OPT_INTERFACES,
+	OPT_XDP_MODE,
+	OPT_FIB_FORWARD,
+	OPT_CGROUP,
+	OPT_BPFFS,
+	OPT_STATE,
+	OPT_SOCKET,
+	OPT_LOG_LEVEL,
+	OPT__SETTINGS,
+	OPT_CONFIG = OPT__SETTINGS,
+	OPT_CLEANUP,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT__MAX,
+};
+
+static const struct config_opt {
+	const char *name;
+	const char *arg; /* NULL: a switch */
+	const char *def; /* shown as the default, NULL: none shown */
+	const char *help;
+} config_opts[OPT__MAX] = {
+	[OPT_INTERFACES] = { "interfaces", "LIST", "none",
+			     "comma-separated interface names or fnmatch patterns to attach to, e.g. "
+			     "\"eth1,lb-*\"; interfaces that appear later are attached then" },
+	[OPT_XDP_MODE] = { "xdp-mode", "MODE", "native",
+			   "native | generic | off (off: the tc program at tc ingress instead)" },
+	[OPT_FIB_FORWARD] = { "fib-forward", "on|off", "on",
+			      "XDP forwards rewritten packets itself (FIB lookup + redirect) "
+			      "instead of handing them to the kernel" },
+	[OPT_CGROUP] = { "cgroup", "PATH", "the cgroup2 mount in /proc/mounts",
+			 "cgroup v2 directory for the socket-level hooks (later issue); must exist" },
+	[OPT_BPFFS] = { "bpffs", "PATH", MESHD_BPFFS_DEFAULT,
+			"pin directory for maps (bpffs is mounted on /sys/fs/bpf if it is not)" },
+	[OPT_STATE] = { "state", "FILE", MESHD_STATE_DEFAULT,
+			"desired-state file, written atomically on every change" },
+	[OPT_SOCKET] = { "socket", "PATH", SLUICE_API_SOCKET_DEFAULT,
+			 "API socket for meshctl (mode 0600, root only)" },
+	[OPT_LOG_LEVEL] = { "log-level", "LEVEL", "info", "error | warn | info | debug" },
+	[OPT_CONFIG] = { "config", "FILE", NULL,
+			 "YAML config file whose keys are the long option names above; "
+			 "flags win over it" },
+	[OPT_CLEANUP] = { "cleanup", NULL, NULL,
+			  "detach Sluice programs from every interface, remove the pins, exit "
+			  "(drops conntrack)" },
+	[OPT_HELP] = { "help", NULL, NULL, "show this help and exit" },
+	[OPT_VERSION] = { "version", NULL, NULL, "print the version and exit" },
+};
+
+struct config_settings {
+	char *val[OPT__SETTINGS];
+	char origin[OPT__SETTINGS][PATH_MAX + 32]; /* "--name" or "FILE: name" */
+	char *config;
+	bool cleanup;
+};
+
+/* Print text from column `indent` on, wrapped at word boundaries. */
+static void config__wrap(FILE *f, const char *text, int indent, int width)
+{
+	int col = indent;
+
+	while (*text) {
+		int word = strcspn(text, " ");
+
+		if (col > indent && col + 1 + word > width) {
+			fprintf(f, "\n%*s", indent, "");
+			col = indent;
+		} else if (col > indent) {
+			fputc(' ', f);
+			col++;
+		}
+		fprintf(f, "%.*s", word, text);
+		col += word;
+		text += word;
+		text += strspn(text, " ");
+	}
+	fputc('\n', f);
+}
+
+static void config__usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: meshd [--config FILE] [--interfaces LIST] [--xdp-mode native|generic|off]\n"
+		"             [--fib-forward on|off] [--cgroup PATH] [--bpffs PATH] [--state FILE]\n"
+		"             [--socket PATH] [--log-level LEVEL] [--cleanup] | --help | --version\n"
+		"Sluice node agent: loads the L4 datapath, attaches it to interfaces, keeps the\n"
+		"services of the desired state in its maps and serves meshctl.\n\nOptions:\n");
+	for (int i = 0; i < OPT__MAX; i++) {
+		const struct config_opt *o = &config_opts[i];
+		char flag[48], text[512];
+
+		snprintf(flag, sizeof(flag), "--%s%s%s", o->name, o->arg ? " " : "",
+			 o->arg ? o->arg : "");
+		snprintf(text, sizeof(text), "%s%s%s%s", o->help, o->def ? " (default: " : "",
+			 o->def ? o->def : "", o->def ? ")" : "");
+		fprintf(f, "  %-22s ", flag);
+		config__wrap(f, text, 25, 79);
+	}
+	fprintf(f,
+		"\nSIGTERM/SIGINT end meshd leaving programs attached and maps pinned: a restart\n"
+		"keeps every connection. Only --cleanup or `meshctl uninstall` removes them.\n"
+		"\nExamples:\n"
+		"  meshd --interfaces 'eth1,lb-*' --xdp-mode generic\n"
+		"  meshd --config /etc/sluice/meshd.yaml --log-level debug\n"
+		"  meshd --cleanup --bpffs /sys/fs/bpf/sluice\n");
+}
+
+static int config__set(struct config_settings *st, int id, const char *val, const char *origin)
+{
+	char *copy = strdup(val);
+
+	if (!copy) {
+		fprintf(stderr, "meshd: out of memory\n");
+		return -ENOMEM;
+	}
+	free(st->val[id]);
+	st->val[id] = copy;
+	snprintf(st->origin[id], sizeof(st->origin[id]), "%s", origin);
+	return 0;
+}
+
+static int config__parse_flags(int argc, char **argv, struct config_settings *st)
+{
+	struct option lopts[OPT__MAX + 1];
+	char origin[64];
+	int c;
+
+	memset(lopts, 0, sizeof(lopts));
+	for (int i = 0; i < OPT__MAX; i++) {
+		lopts[i].name = config_opts[i].name;
+		lopts[i].has_arg = config_opts[i].arg ? required_argument : no_argument;
+		lopts[i].val = 256 + i;
+	}
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "hV", lopts, NULL)) != -1) {
+		int id = c - 256;
+
+		if (c == 'h')
+			id = OPT_HELP;
+		else if (c == 'V')
+			id = OPT_VERSION;
+		if (c == '?' || c == ':' || id < 0 || id >= OPT__MAX) {
+			fprintf(stderr, "meshd: %s option %s\n",
+				optopt && optopt >= 256 ? "missing value for" : "unknown",
+				argv[optind - 1]);
+			fprintf(stderr, "Try 'meshd --help'.\n");
+			return 2;
+		}
+		switch (id) {
+		case OPT_HELP:
+			config__usage(stdout);
+			return 1;
+		case OPT_VERSION:
+			printf("meshd %s (map layout %d)\n", SLUICE_VERSION, SLUICE_LAYOUT_VERSION);
+			return 1;
+		case OPT_CLEANUP:
+			st->cleanup = true;
+			break;
+		case OPT_CONFIG:
+			free(st->config);
+			st->config = strdup(optarg);
+			break;
+		default:
+			snprintf(origin, sizeof(origin), "--%s", config_opts[id].name);
+			if (config__set(st, id, optarg, origin))
+				return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "meshd: unexpected argument \"%s\"\nTry 'meshd --help'.\n",
+			argv[optind]);
+		return 2;
+	}
+	return 0;
+}
+
+/* One config value as the flag text: lists joined by ',', booleans on/off. */
+static int config__value(struct json_object *v, int id, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	switch (json_object_get_type(v)) {
+	case json_type_string:
+		snprintf(buf, len, "%s", json_object_get_string(v));
+		return 0;
+	case json_type_boolean:
+		if (id != OPT_FIB_FORWARD)
+			return -EINVAL;
+		snprintf(buf, len, "%s", json_object_get_boolean(v) ? "on" : "off");
+		return 0;
+	case json_type_array:
+		if (id != OPT_INTERFACES)
+			return -EINVAL;
+		buf[0] = '\0';
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			struct json_object *e = json_object_array_get_idx(v, i);
+
+			if (!json_object_is_type(e, json_type_string))
+				return -EINVAL;
+			off += snprintf(buf + off, off < len ? len - off : 0, "%s%s", i ? "," : "",
+					json_object_get_string(e));
+		}
+		return off < len ? 0 : -E2BIG;
+	default:
+		return -EINVAL;
+	}
+}
+
+static int config__parse_file(struct config_settings *st)
+{
+	struct json_object *root = NULL;
+	char *text = NULL, buf[4096], origin[PATH_MAX + 32];
+	size_t len;
+	int err;
+
+	err = yaml__read_file(st->config, CONFIG_MAX_BYTES, &text, &len);
+	if (!err)
+		err = yaml__load(text, len, st->config, &root);
+	free(text);
+	if (err) {
+		fprintf(stderr, "meshd: config %s: %s\n", st->config, sluice__errmsg());
+		return 2;
+	}
+	if (!root)
+		return 0; /* empty file */
+	if (!json_object_is_type(root, json_type_object)) {
+		fprintf(stderr, "meshd: config %s: want a mapping of option: value\n", st->config);
+		json_object_put(root);
+		return 2;
+	}
+	json_object_object_foreach(root, key, val)
+	{
+		char name[64];
+		int id = -1;
+
+		snprintf(name, sizeof(name), "%s", key);
+		for (char *p = name; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		for (int i = 0; i < OPT__SETTINGS && id < 0; i++)
+			if (!strcmp(name, config_opts[i].name))
+				id = i;
+		if (id < 0) {
+			fprintf(stderr,
+				"meshd: config %s: unknown key \"%s\" (known: interfaces, xdp-mode, "
+				"fib-forward, cgroup, bpffs, state, socket, log-level)\n",
+				st->config, key);
+			err = 2;
+			break;
+		}
+		if (json_object_is_type(val, json_type_null) || st->val[id])
+			continue; /* unset, or a flag overrides it */
+		if (config__value(val, id, buf, sizeof(buf))) {
+			fprintf(stderr, "meshd: config %s: %s: %s is not a valid value\n",
+				st->config, key, json_object_to_json_string(val));
+			err = 2;
+			break;
+		}
+		snprintf(origin, sizeof(origin), "%s: %s", st->config, key);
+		if (config__set(st, id, buf, origin)) {
+			err = 2;
+			break;
+		}
+	}
+	json_object_put(root);
+	return err;
+}
+
+static int config__parse_bool(const char *text, bool *out)
+{
+	static const char *const yes[] = { "on", "true", "yes", "1" };
+	static const char *const no[] = { "off", "false", "no", "0" };
+
+	for (int i = 0; i < 4; i++) {
+		if (!strcmp(text, yes[i]) || !strcmp(text, no[i])) {
+			*out = !strcmp(text, yes[i]);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* The first cgroup2 mount: the unified hierarchy, wherever the distro put it. */
+static char *config__find_cgroup2(void)
+{
+	struct mntent *me;
+	char *found = NULL;
+	FILE *f = setmntent("/proc/mounts", "r");
+
+	if (!f)
+		return NULL;
+	while (!found && (me = getmntent(f)))
+		if (!strcmp(me->mnt_type, "cgroup2"))
+			found = strdup(me->mnt_dir);
+	endmntent(f);
+	return found;
+}
+
+static int config__check_cgroup(const char *path, const char *origin)
+{
+	struct statfs sfs;
+	struct stat st;
+
+	if (stat(path, &st) || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "meshd: %s: %s is not a directory\n", origin, path);
+		return 2;
+	}
+	if (statfs(path, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC) {
+		fprintf(stderr, "meshd: %s: %s is not on a cgroup v2 filesystem\n", origin, path);
+		return 2;
+	}
+	return 0;
+}
+
+static char *config__dup_or(const char *val, const char *def)
+{
+	return strdup(val ? val : def);
+}
+
+/* Typed, validated config from the merged settings. */
+static int config__settle(struct config_settings *st, struct meshd_config *cfg)
+{
+	char **v = st->val;
+
+	cfg->xdp_mode = ATTACH_XDP_NATIVE;
+	if (v[OPT_XDP_MODE] && attach__parse_mode(v[OPT_XDP_MODE], &cfg->xdp_mode)) {
+		fprintf(stderr, "meshd: %s: \"%s\" is not native, generic or off\n",
+			st->origin[OPT_XDP_MODE], v[OPT_XDP_MODE]);
+		return 2;
+	}
+	cfg->fib_forward = true;
+	if (v[OPT_FIB_FORWARD] && config__parse_bool(v[OPT_FIB_FORWARD], &cfg->fib_forward)) {
+		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_FIB_FORWARD],
+			v[OPT_FIB_FORWARD]);
+		return 2;
+	}
+	cfg->log_level = LOG_LEVEL_INFO;
+	if (v[OPT_LOG_LEVEL] && log__parse_level(v[OPT_LOG_LEVEL], &cfg->log_level)) {
+		fprintf(stderr, "meshd: %s: \"%s\" is not error, warn, info or debug\n",
+			st->origin[OPT_LOG_LEVEL], v[OPT_LOG_LEVEL]);
+		return 2;
+	}
+	for (int i = OPT_BPFFS; i <= OPT_SOCKET; i++) {
+		if (v[i] && (v[i][0] != '/' || v[i][1] == '\0')) {
+			fprintf(stderr, "meshd: %s: \"%s\" is not an absolute path\n",
+				st->origin[i], v[i]);
+			return 2;
+		}
+	}
+	if (v[OPT_CGROUP]) {
+		if (config__check_cgroup(v[OPT_CGROUP], st->origin[OPT_CGROUP]))
+			return 2;
+		cfg->cgroup = strdup(v[OPT_CGROUP]);
+	} else if (!st->cleanup) {
+		cfg->cgroup = config__find_cgroup2();
+	}
+	cfg->interfaces = config__dup_or(v[OPT_INTERFACES], "");
+	cfg->bpffs = config__dup_or(v[OPT_BPFFS], MESHD_BPFFS_DEFAULT);
+	cfg->state = config__dup_or(v[OPT_STATE], MESHD_STATE_DEFAULT);
+	cfg->socket = config__dup_or(v[OPT_SOCKET], SLUICE_API_SOCKET_DEFAULT);
+	cfg->cleanup = st->cleanup;
+	if (!cfg->interfaces || !cfg->bpffs || !cfg->state || !cfg->socket) {
+		fprintf(stderr, "meshd: out of memory\n");
+		return 2;
+	}
+	/* Trailing slashes would make two spellings of one pin dir. */
+	for (size_t n = strlen(cfg->bpffs); n > 1 && cfg->bpffs[n - 1] == '/'; n--)
+		cfg->bpffs[n - 1] = '\0';
+	return 0;
+}
+
+/* 0: run; 1: done (help/version), exit 0; 2: usage error. */
+int config__parse(int argc, char **argv, struct meshd_config *cfg)
+{
+	struct config_settings st;
+	int rc;
+
+	memset(&st, 0, sizeof(st));
+	rc = config__parse_flags(argc, argv, &st);
+	if (!rc && st.config)
+		rc = config__parse_file(&st);
+	if (!rc)
+		rc = config__settle(&st, cfg);
+	for (int i = 0; i < OPT__SETTINGS; i++)
+		free(st.val[i]);
+	free(st.config);
+	return rc;
+}
+
+void config__free(struct meshd_config *cfg)
+{
+	free(cfg->interfaces);
+	free(cfg->cgroup);
+	free(cfg->bpffs);
+	free(cfg->state);
+	free(cfg->socket);
+}

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ct.c - decoding and flushing the conntrack map (see ct.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <bpf/bpf.h>
+
+/* maps__for_each(): the library's batched map walk (not yet in sluice.h). */
+#include "internal.h"
+
+#include "ct.h"
+#include "state.h"
+
+#define CT_MAP "conntrack"
+
+static bool ct__addr_is(const __u32 addr[4], const struct sluice_addr *a)
+{
+	if (a->family == SLUICE_AF_INET)
+		return addr[0] == a->addr[0];
+	return !memcmp(addr, a->addr, 4 * sizeof(__u32));
+}
+
+/* FWD: the client addressed the VIP itself. */
+static bool ct__fwd_matches(const struct sluice_ct_key *k, const struct ct_filter *f)
+{
+	return f->all || (k->family == f->vip.family && k->proto == f->proto &&
+			  k->dport == htons(f->port) && ct__addr_is(k->daddr, &f->vip));
+}
+
+/* REPLY: the entry holds the VIP the reply is rewritten to. */
+static bool ct__reply_matches(const struct sluice_ct_key *k, const struct sluice_ct_entry *e,
+			      const struct ct_filter *f)
+{
+	return f->all || (k->family == f->vip.family && k->proto == f->proto &&
+			  e->port == htons(f->port) && ct__addr_is(e->addr, &f->vip));
+}
+
+static struct sluice_addr ct__addr(const __u32 addr[4], __u8 family)
+{
+	struct sluice_addr a = { .family = family };
+
+	memcpy(a.addr, addr, sizeof(a.addr));
+	return a;
+}
+
+static __u64 ct__now_ns(void)
+{
+	struct timespec ts;
+
+	/* bpf_ktime_get_ns() is CLOCK_MONOTONIC. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static __s64 ct__seconds_since(__u64 now, __u64 then)
+{
+	return then && now > then ? (__s64)((now - then) / 1000000000ull) : 0;
+}
+
+static const char *ct__flags_str(__u8 flags, char *buf, size_t len)
+{
+	static const char *const names[] = {
+		"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"
+	};
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < 8; i++) {
+		if (!(flags & (1u << i)))
+			continue;
+		off += snprintf(buf + off, len - off, "%s%s", off ? "," : "", names[i]);
+		if (off >= len)
+			break;
+	}
+	return buf;
+}
+
+struct ct_list_ctx {
+	const struct ct_filter *f;
+	struct json_object *entries;
+	__u32 limit;
+	__u64 total;
+	__u64 now;
+};
+
+static int ct__list_one(const void *key, const void *value, void *arg)
+{
+	const struct sluice_ct_key *k = key;
+	const struct sluice_ct_entry *e = value;
+	struct ct_list_ctx *c = arg;
+	char buf[SLUICE_ADDRPORT_STRLEN + 8], pbuf[8];
+	struct sluice_addr a;
+	struct json_object *o;
+
+	if (k->dir != SLUICE_CT_FWD || !ct__fwd_matches(k, c->f))
+		return 0;
+	if (c->total++ >= c->limit)
+		return 0;
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(
+		o, "proto",
+		json_object_new_string(sluice_proto__str(k->proto, pbuf, sizeof(pbuf))));
+	a = ct__addr(k->saddr, k->family);
+	json_object_object_add(o, "client",
+			       json_object_new_string(sluice_addr__str_port(&a, ntohs(k->sport),
+									    buf, sizeof(buf))));
+	a = ct__addr(k->daddr, k->family);
+	json_object_object_add(o, "service",
+			       json_object_new_string(state__svc_str(&a, ntohs(k->dport), k->proto,
+								     buf, sizeof(buf))));
+	a = ct__addr(e->addr, k->family);
+	json_object_object_add(o, "backend",
+			       json_object_new_string(sluice_addr__str_port(&a, ntohs(e->port), buf,
+									    sizeof(buf))));
+	json_object_object_add(o, "backend_id", json_object_new_int64(e->backend_id));
+	json_object_object_add(o, "age_seconds",
+			       json_object_new_int64(ct__seconds_since(c->now, e->created_ns)));
+	json_object_object_add(o, "idle_seconds",
+			       json_object_new_int64(ct__seconds_since(c->now, e->last_seen_ns)));
+	json_object_object_add(
+		o, "tcp_flags",
+		json_object_new_string(k->proto == IPPROTO_TCP ?
+					       ct__flags_str(e->tcp_flags, buf, sizeof(buf)) :
+					       ""));
+	json_object_array_add(c->entries, o);
+	return 0;
+}
+
+int ct__list(struct sluice *sl, const struct ct_filter *f, __u32 limit, struct json_object *entries,
+	     __u64 *total)
+{
+	struct ct_list_ctx c = { .f = f, .entries = entries, .limit = limit, .now = ct__now_ns() };
+	int fd, err;
+
+	fd = sluice__map_fd(sl, CT_MAP);
+	if (fd < 0)
+		return fd;
+	err = maps__for_each(fd, CT_MAP, sizeof(struct sluice_ct_key),
+			     sizeof(struct sluice_ct_entry), ct__list_one, &c);
+	*total = c.total;
+	return err;
+}
+
+struct ct_flush_ctx {
+	const struct ct_filter *f;
+	struct sluice_ct_key *keys;
+	size_t n, cap;
+};
+
+static int ct__push(struct ct_flush_ctx *c, const struct sluice_ct_key *k)
+{
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 1024;
+		struct sluice_ct_key *grown = realloc(c->keys, cap * sizeof(*grown));
+
+		if (!grown) {
+			sluice__set_err("conntrack flush: out of memory");
+			return -ENOMEM;
+		}
+		c->keys = grown;
+		c->cap = cap;
+	}
+	c->keys[c->n++] = *k;
+	return 0;
+}
+
+/* Collect first, delete after: deleting during a batched walk can make
+ * the walk skip or repeat entries. */
+static int ct__flush_one(const void *key, const void *value, void *arg)
+{
+	const struct sluice_ct_key *k = key;
+	const struct sluice_ct_entry *e = value;
+	struct ct_flush_ctx *c = arg;
+	struct sluice_ct_key rev;
+	int err;
+
+	if (k->dir == SLUICE_CT_REPLY)
+		return ct__reply_matches(k, e, c->f) ? ct__push(c, k) : 0;
+	if (!ct__fwd_matches(k, c->f))
+		return 0;
+	err = ct__push(c, k);
+	if (err || c->f->all)
+		return err; /* with no filter the REPLY half is walked anyway */
+	/* The REPLY half as the backend sends it: backend -> client. */
+	memset(&rev, 0, sizeof(rev));
+	memcpy(rev.saddr, e->addr, sizeof(rev.saddr));
+	memcpy(rev.daddr, k->saddr, sizeof(rev.daddr));
+	rev.sport = e->port;
+	rev.dport = k->sport;
+	rev.proto = k->proto;
+	rev.family = k->family;
+	rev.dir = SLUICE_CT_REPLY;
+	return ct__push(c, &rev);
+}
+
+int ct__flush(struct sluice *sl, const struct ct_filter *f, __u64 *conns, __u64 *entries)
+{
+	struct ct_flush_ctx c = { .f = f };
+	int fd, err;
+
+	*conns = *entries = 0;
+	fd = sluice__map_fd(sl, CT_MAP);
+	if (fd < 0)
+		return fd;
+	err = maps__for_each(fd, CT_MAP, sizeof(struct sluice_ct_key),
+			     sizeof(struct sluice_ct_entry), ct__flush_one, &c);
+	for (size_t i = 0; !err && i < c.n; i++) {
+		/* A REPLY key may be listed twice (own match + from its FWD). */
+		int derr = bpf_map_delete_elem(fd, &c.keys[i]);
+
+		if (derr == -ENOENT)
+			continue;
+		if (derr) {
+			err = maps__err(derr, CT_MAP, "delete", "of an entry");
+			break;
+		}
+		(*entries)++;
+		if (c.keys[i].dir == SLUICE_CT_FWD)
+			(*conns)++;
+	}
+	free(c.keys);
+	return err;
+}

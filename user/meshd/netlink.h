@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * netlink.h - following interfaces as they come and go (rtnetlink via
+ * libnl), feeding attach.c.
+ *
+ * Contract: netlink__open() subscribes to RTNLGRP_LINK first and lists the
+ * existing links second, so a link created in between is seen at least
+ * once. Events are idempotent for attach.c. If the kernel drops events
+ * (socket buffer overrun) the whole link list is read again.
+ */
+#ifndef MESHD_NETLINK_H
+#define MESHD_NETLINK_H
+
+#include <linux/types.h>
+
+struct attach;
+struct nl_sock;
+
+/* XDP programs on a link, by mode (0: none). */
+struct netlink_xdp {
+	__u32 drv_prog_id;
+	__u32 skb_prog_id;
+	__u32 hw_prog_id;
+};
+
+struct netlink {
+	struct nl_sock *sk; /* event socket, non-blocking */
+	struct attach *att;
+};
+
+int netlink__open(struct netlink *nl, struct attach *att);
+int netlink__fd(const struct netlink *nl);
+/* Handle every pending event (call when netlink__fd() is readable). */
+int netlink__read(struct netlink *nl);
+/* Read the current link list and hand it to attach.c (mark and sweep). */
+int netlink__sync(struct netlink *nl);
+void netlink__close(struct netlink *nl);
+/* The XDP programs of one link with one RTM_GETLINK. (libbpf's
+ * bpf_xdp_query() dumps every link of the namespace per call, which makes
+ * attaching n interfaces cost n^2.) Works without netlink__open(). */
+int netlink__xdp_query(int ifindex, struct netlink_xdp *out);
+
+#endif /* MESHD_NETLINK_H */

@@ -1,0 +1,477 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ops.c - API op handlers for services, backends and apply (see ops.h);
+ * ops_node.c has the node-wide ones (status, conntrack, uninstall).
+ *
+ * Edits (service.add, backend.*) are made on the desired state's JSON and
+ * parsed back with desired__from_json(), so an incremental change gets the
+ * same validation and the same error texts as `meshctl apply`.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "api.h"
+#include "desired.h"
+#include "sluice.h"
+
+#include "meshd.h"
+#include "ops.h"
+#include "state.h"
+
+const char *ops__str(struct json_object *req, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+bool ops__has(struct json_object *req, const char *key)
+{
+	return json_object_object_get_ex(req, key, NULL);
+}
+
+struct json_object *ops__svc_arg(struct json_object *req, struct svc_ref *ref)
+{
+	const char *text = ops__str(req, "service");
+
+	if (!text)
+		return api__error(
+			"service: %s, want \"VIP:PORT/PROTO\" (e.g. \"10.96.0.10:80/tcp\")",
+			ops__has(req, "service") ? "not a string" : "missing");
+	if (desired__parse_svc_ref(text, &ref->vip, &ref->port, &ref->proto))
+		return api__error("service: %s", sluice__errmsg());
+	state__svc_str(&ref->vip, ref->port, ref->proto, ref->text, sizeof(ref->text));
+	return NULL;
+}
+
+static struct json_object *ops__backend_arg(struct json_object *req, struct sluice_addr *addr,
+					    __u16 *port)
+{
+	const char *text = ops__str(req, "backend");
+
+	if (!text)
+		return api__error("backend: %s, want \"ADDR:PORT\" (e.g. \"10.0.1.2:8080\")",
+				  ops__has(req, "backend") ? "not a string" : "missing");
+	if (sluice_addr__parse_port(addr, port, text))
+		return api__error("backend: %s", sluice__errmsg());
+	return NULL;
+}
+
+static struct json_object *ops__weight_arg(struct json_object *req, bool required, int *weight)
+{
+	struct json_object *v;
+	int64_t w;
+
+	if (!json_object_object_get_ex(req, "weight", &v)) {
+		if (required)
+			return api__error("weight: missing");
+		*weight = 1;
+		return NULL;
+	}
+	if (!json_object_is_type(v, json_type_int))
+		return api__error("weight: %s is not an integer", json_object_to_json_string(v));
+	w = json_object_get_int64(v);
+	if (w < 0 || w > 65535)
+		return api__error("weight: %lld is out of range 0-65535", (long long)w);
+	*weight = (int)w;
+	return NULL;
+}
+
+static int ops__find_svc(const struct desired *d, const struct svc_ref *ref)
+{
+	for (__u32 i = 0; i < d->nservices; i++) {
+		const struct desired_service *s = &d->services[i];
+
+		if (s->port == ref->port && s->proto == ref->proto &&
+		    state__addr_eq(&s->vip, &ref->vip))
+			return i;
+	}
+	return -1;
+}
+
+static int ops__find_backend(const struct desired_service *svc, const struct sluice_addr *addr,
+			     __u16 port)
+{
+	for (__u32 i = 0; i < svc->nbackends; i++)
+		if (svc->backends[i].port == port && state__addr_eq(&svc->backends[i].addr, addr))
+			return i;
+	return -1;
+}
+
+struct json_object *ops__stats_json(const __u64 *vals, const char *const *names, int n)
+{
+	struct json_object *o = json_object_new_object();
+
+	for (int i = 0; o && i < n; i++)
+		json_object_object_add(o, names[i], json_object_new_int64((int64_t)vals[i]));
+	return o;
+}
+
+struct ops_be {
+	__u32 id;
+	struct sluice_addr addr;
+	__u16 port; /* host order */
+	struct sluice_backend_stats st;
+};
+
+/* Per-backend "id", "state", "stats" from the maps, matched by address
+ * (the maps know backends by id, the desired state by address). */
+static void ops__backends_json(struct meshd *m, const struct desired_service *svc,
+			       const struct sluice_service_info *info, struct json_object *arr)
+{
+	static const char *const names[] = { "packets", "bytes", "flows" };
+	struct ops_be *have = NULL;
+	__u32 nhave = 0;
+
+	if (info && info->nbackends)
+		have = calloc(info->nbackends, sizeof(*have));
+	for (__u32 j = 0; have && j < info->nbackends; j++) {
+		struct sluice_backend be;
+		struct ops_be *h = &have[nhave];
+
+		if (sluice__backend_get(m->sl, info->backend_ids[j], &be, &h->st))
+			continue;
+		h->id = info->backend_ids[j];
+		h->addr.family = be.family;
+		memcpy(h->addr.addr, be.addr, sizeof(h->addr.addr));
+		h->port = ntohs(be.port);
+		nhave++;
+	}
+	for (__u32 i = 0; i < svc->nbackends && i < json_object_array_length(arr); i++) {
+		const struct desired_backend *want = &svc->backends[i];
+		struct json_object *o = json_object_array_get_idx(arr, i);
+		const struct ops_be *h = NULL;
+		struct sluice_backend_stats zero = { 0 };
+
+		for (__u32 j = 0; j < nhave && !h; j++)
+			if (have[j].port == want->port &&
+			    state__addr_eq(&have[j].addr, &want->addr))
+				h = &have[j];
+		json_object_object_add(o, "id", json_object_new_int64(h ? h->id : 0));
+		json_object_object_add(
+			o, "state", json_object_new_string(want->weight ? "active" : "draining"));
+		json_object_object_add(
+			o, "stats", ops__stats_json((const __u64 *)(h ? &h->st : &zero), names, 3));
+	}
+	free(have);
+}
+
+/* SERVICE of api.h: the desired JSON plus ids and counters from the maps. */
+static struct json_object *ops__service_json(struct meshd *m, const struct desired_service *svc)
+{
+	static const char *const names[] = { "packets", "bytes", "flows", "refused" };
+	struct json_object *o = desired__service_to_json(svc), *arr;
+	struct sluice_service_info *info = calloc(1, sizeof(*info));
+	char ref[SLUICE_ADDRPORT_STRLEN + 8];
+
+	if (!o || !info) {
+		free(info);
+		return o;
+	}
+	if (sluice__service_get(m->sl, &svc->vip, svc->port, svc->proto, info)) {
+		pr_warn("service %s is in the desired state but not in the maps: %s",
+			state__svc_str(&svc->vip, svc->port, svc->proto, ref, sizeof(ref)),
+			sluice__errmsg());
+		free(info);
+		info = NULL;
+	}
+	json_object_object_add(o, "id", json_object_new_int64(info ? info->svc.svc_id : 0));
+	json_object_object_add(o, "stats",
+			       ops__stats_json(info ? (const __u64 *)&info->stats :
+						      (const __u64[4]){ 0 },
+					       names, 4));
+	if (json_object_object_get_ex(o, "backends", &arr) &&
+	    json_object_is_type(arr, json_type_array))
+		ops__backends_json(m, svc, info, arr);
+	free(info);
+	return o;
+}
+
+/* --- services --- */
+
+struct json_object *ops__service_list(struct meshd *m, struct json_object *req)
+{
+	struct json_object *d = json_object_new_object(), *arr = json_object_new_array();
+
+	(void)req;
+	for (__u32 i = 0; i < m->desired.nservices; i++)
+		json_object_array_add(arr, ops__service_json(m, &m->desired.services[i]));
+	json_object_object_add(d, "services", arr);
+	return api__ok(d);
+}
+
+struct json_object *ops__service_get(struct meshd *m, struct json_object *req)
+{
+	struct json_object *err;
+	struct svc_ref ref;
+	int i;
+
+	err = ops__svc_arg(req, &ref);
+	if (err)
+		return err;
+	i = ops__find_svc(&m->desired, &ref);
+	if (i < 0)
+		return api__error("service %s not found", ref.text);
+	return api__ok(ops__service_json(m, &m->desired.services[i]));
+}
+
+/* The desired state as JSON to edit; *services is its array. */
+static struct json_object *ops__state_json(struct meshd *m, struct json_object **services)
+{
+	struct json_object *root = desired__to_json(&m->desired);
+
+	if (!root)
+		return NULL;
+	if (!json_object_object_get_ex(root, "services", services) ||
+	    !json_object_is_type(*services, json_type_array)) {
+		*services = json_object_new_array();
+		json_object_object_add(root, "services", *services);
+	}
+	return root;
+}
+
+/* Parse the edited JSON back (validating all of it) and commit. Consumes
+ * root. idx: the edited service's index in root (-1: none). Answers with
+ * the service ref names, or with `deleted` after a delete. */
+/* desired__from_json() names the edited service by its index in the
+ * state ("services[3].backends[1].port: ..."), which the caller never saw:
+ * name it by its ref instead. */
+static struct json_object *ops__edit_error(const struct svc_ref *ref, int idx)
+{
+	const char *msg = sluice__errmsg();
+	char prefix[32];
+	size_t len;
+
+	len = snprintf(prefix, sizeof(prefix), "services[%d]", idx);
+	if (idx < 0 || strncmp(msg, prefix, len))
+		return api__error("%s", msg);
+	msg += len;
+	if (*msg == '.')
+		msg++;
+	return api__error("%s: %s", ref->text, msg);
+}
+
+static struct json_object *ops__commit_json(struct meshd *m, struct json_object *root, int idx,
+					    const struct svc_ref *ref, struct json_object *deleted)
+{
+	struct desired next;
+	char err[1024];
+	int i;
+
+	desired__init(&next);
+	if (desired__from_json(&next, root)) {
+		json_object_put(root);
+		json_object_put(deleted);
+		return ops__edit_error(ref, idx);
+	}
+	json_object_put(root);
+	if (state__commit(m, &next, err, sizeof(err))) {
+		desired__free(&next);
+		json_object_put(deleted);
+		return api__error("%s", err);
+	}
+	if (deleted)
+		return api__ok(deleted);
+	i = ops__find_svc(&m->desired, ref);
+	return api__ok(i < 0 ? NULL : ops__service_json(m, &m->desired.services[i]));
+}
+
+struct json_object *ops__service_add(struct meshd *m, struct json_object *req)
+{
+	struct json_object *err, *root, *services, *svc, *v;
+	char abuf[SLUICE_ADDR_STRLEN], pbuf[8];
+	struct svc_ref ref;
+
+	err = ops__svc_arg(req, &ref);
+	if (err)
+		return err;
+	if (ops__find_svc(&m->desired, &ref) >= 0)
+		return api__error(
+			"service %s already exists (change its backends with backend add/del/weight, or use apply)",
+			ref.text);
+	if (json_object_object_get_ex(req, "name", &v) && !json_object_is_type(v, json_type_string))
+		return api__error("name: %s is not a string", json_object_to_json_string(v));
+	root = ops__state_json(m, &services);
+	if (!root)
+		return api__error("out of memory");
+	svc = json_object_new_object();
+	if (json_object_object_get_ex(req, "name", &v))
+		json_object_object_add(svc, "name", json_object_get(v));
+	json_object_object_add(
+		svc, "vip", json_object_new_string(sluice_addr__str(&ref.vip, abuf, sizeof(abuf))));
+	json_object_object_add(svc, "port", json_object_new_int(ref.port));
+	json_object_object_add(
+		svc, "protocol",
+		json_object_new_string(sluice_proto__str(ref.proto, pbuf, sizeof(pbuf))));
+	if (json_object_object_get_ex(req, "backends", &v))
+		json_object_object_add(svc, "backends", json_object_get(v));
+	json_object_array_add(services, svc);
+	return ops__commit_json(m, root, json_object_array_length(services) - 1, &ref, NULL);
+}
+
+struct json_object *ops__service_del(struct meshd *m, struct json_object *req)
+{
+	struct json_object *err, *root, *services, *old;
+	struct svc_ref ref;
+	int i;
+
+	err = ops__svc_arg(req, &ref);
+	if (err)
+		return err;
+	i = ops__find_svc(&m->desired, &ref);
+	if (i < 0)
+		return api__error("service %s not found", ref.text);
+	root = ops__state_json(m, &services);
+	if (!root)
+		return api__error("out of memory");
+	old = ops__service_json(m, &m->desired.services[i]);
+	json_object_array_del_idx(services, i, 1);
+	return ops__commit_json(m, root, -1, &ref, old);
+}
+
+/* --- backends --- */
+
+enum backend_edit {
+	BE_ADD,
+	BE_DEL,
+	BE_WEIGHT
+};
+
+static struct json_object *ops__backend_edit(struct meshd *m, struct json_object *req,
+					     enum backend_edit edit, bool drain)
+{
+	struct json_object *err, *root, *services, *svc, *bes, *o;
+	char abuf[SLUICE_ADDR_STRLEN], bbuf[SLUICE_ADDRPORT_STRLEN];
+	struct sluice_addr addr;
+	struct svc_ref ref;
+	int i, j, weight = 0;
+	__u16 port;
+
+	err = ops__svc_arg(req, &ref);
+	if (!err)
+		err = ops__backend_arg(req, &addr, &port);
+	if (!err && edit != BE_DEL && !drain)
+		err = ops__weight_arg(req, edit == BE_WEIGHT, &weight);
+	if (err)
+		return err;
+	i = ops__find_svc(&m->desired, &ref);
+	if (i < 0)
+		return api__error("service %s not found", ref.text);
+	j = ops__find_backend(&m->desired.services[i], &addr, port);
+	sluice_addr__str_port(&addr, port, bbuf, sizeof(bbuf));
+	if (edit == BE_ADD && j >= 0)
+		return api__error(
+			"backend %s is already in service %s (use backend weight to change it)",
+			bbuf, ref.text);
+	if (edit != BE_ADD && j < 0)
+		return api__error("backend %s is not in service %s", bbuf, ref.text);
+	root = ops__state_json(m, &services);
+	if (!root)
+		return api__error("out of memory");
+	svc = json_object_array_get_idx(services, i);
+	if (!json_object_object_get_ex(svc, "backends", &bes) ||
+	    !json_object_is_type(bes, json_type_array)) {
+		bes = json_object_new_array();
+		json_object_object_add(svc, "backends", bes);
+	}
+	switch (edit) {
+	case BE_ADD:
+		o = json_object_new_object();
+		json_object_object_add(
+			o, "address",
+			json_object_new_string(sluice_addr__str(&addr, abuf, sizeof(abuf))));
+		json_object_object_add(o, "port", json_object_new_int(port));
+		json_object_object_add(o, "weight", json_object_new_int(weight));
+		json_object_array_add(bes, o);
+		break;
+	case BE_DEL:
+		json_object_array_del_idx(bes, j, 1);
+		break;
+	case BE_WEIGHT:
+		json_object_object_add(json_object_array_get_idx(bes, j), "weight",
+				       json_object_new_int(weight));
+		break;
+	}
+	return ops__commit_json(m, root, i, &ref, NULL);
+}
+
+struct json_object *ops__backend_add(struct meshd *m, struct json_object *req)
+{
+	return ops__backend_edit(m, req, BE_ADD, false);
+}
+
+struct json_object *ops__backend_del(struct meshd *m, struct json_object *req)
+{
+	return ops__backend_edit(m, req, BE_DEL, false);
+}
+
+struct json_object *ops__backend_weight(struct meshd *m, struct json_object *req)
+{
+	return ops__backend_edit(m, req, BE_WEIGHT, false);
+}
+
+struct json_object *ops__backend_drain(struct meshd *m, struct json_object *req)
+{
+	/* weight 0: Maglev gives it no new flows, conntrack keeps the old. */
+	return ops__backend_edit(m, req, BE_WEIGHT, true);
+}
+
+/* --- apply --- */
+
+static void ops__change_json(enum desired_change change, const struct desired_service *old_svc,
+			     const struct desired_service *new_svc, void *ctx)
+{
+	static const char *const actions[] = {
+		[DESIRED_ADD] = "add",
+		[DESIRED_UPDATE] = "update",
+		[DESIRED_DELETE] = "delete",
+	};
+	const struct desired_service *svc = new_svc ? new_svc : old_svc;
+	struct json_object *o = json_object_new_object();
+	char ref[SLUICE_ADDRPORT_STRLEN + 8];
+
+	json_object_object_add(o, "action", json_object_new_string(actions[change]));
+	json_object_object_add(o, "service",
+			       json_object_new_string(state__svc_str(
+				       &svc->vip, svc->port, svc->proto, ref, sizeof(ref))));
+	json_object_array_add(ctx, o);
+}
+
+struct json_object *ops__apply(struct meshd *m, struct json_object *req)
+{
+	struct json_object *want, *v, *changes, *d;
+	bool dry_run = false;
+	struct desired next;
+	char err[1024];
+
+	if (!json_object_object_get_ex(req, "desired", &want))
+		return api__error(
+			"desired: missing (the whole desired state: {\"services\": [...]})");
+	if (json_object_object_get_ex(req, "dry_run", &v)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			return api__error("dry_run: %s is not true or false",
+					  json_object_to_json_string(v));
+		dry_run = json_object_get_boolean(v);
+	}
+	desired__init(&next);
+	if (desired__from_json(&next, want))
+		return api__error("%s", sluice__errmsg());
+	changes = json_object_new_array();
+	desired__diff(&m->desired, &next, ops__change_json, changes);
+	if (!dry_run && json_object_array_length(changes) &&
+	    state__commit(m, &next, err, sizeof(err))) {
+		desired__free(&next);
+		json_object_put(changes);
+		return api__error("%s", err);
+	}
+	desired__free(&next);
+	d = json_object_new_object();
+	json_object_object_add(d, "changes", changes);
+	json_object_object_add(d, "applied", json_object_new_boolean(!dry_run));
+	return api__ok(d);
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ops.h - the handlers of the API ops of user/lib/api.h.
+ *
+ * Contract: a handler gets the parsed request and returns the whole
+ * response (api__ok() or api__error()), never NULL. Read ops look at the
+ * maps and m->desired; every change goes through state__commit(), so a
+ * rejected request leaves maps and state file exactly as they were.
+ */
+#ifndef MESHD_OPS_H
+#define MESHD_OPS_H
+
+#include <stdbool.h>
+#include <json-c/json.h>
+
+#include "sluice.h"
+
+struct meshd;
+
+/* A service argument, parsed: "VIP:PORT/PROTO". */
+struct svc_ref {
+	struct sluice_addr vip;
+	__u16 port;
+	__u8 proto;
+	char text[SLUICE_ADDRPORT_STRLEN + 8]; /* canonical spelling */
+};
+
+typedef struct json_object *(*ops__fn)(struct meshd *m, struct json_object *req);
+
+struct json_object *ops__status(struct meshd *m, struct json_object *req);
+struct json_object *ops__service_list(struct meshd *m, struct json_object *req);
+struct json_object *ops__service_get(struct meshd *m, struct json_object *req);
+struct json_object *ops__service_add(struct meshd *m, struct json_object *req);
+struct json_object *ops__service_del(struct meshd *m, struct json_object *req);
+struct json_object *ops__backend_add(struct meshd *m, struct json_object *req);
+struct json_object *ops__backend_del(struct meshd *m, struct json_object *req);
+struct json_object *ops__backend_weight(struct meshd *m, struct json_object *req);
+struct json_object *ops__backend_drain(struct meshd *m, struct json_object *req);
+struct json_object *ops__apply(struct meshd *m, struct json_object *req);
+struct json_object *ops__conntrack_list(struct meshd *m, struct json_object *req);
+struct json_object *ops__conntrack_flush(struct meshd *m, struct json_object *req);
+struct json_object *ops__uninstall(struct meshd *m, struct json_object *req);
+
+/* Helpers of ops.c shared with ops_node.c. */
+const char *ops__str(struct json_object *req, const char *key); /* NULL: absent/not a string */
+bool ops__has(struct json_object *req, const char *key);
+/* req's "service" into ref; NULL on success, else the error response. */
+struct json_object *ops__svc_arg(struct json_object *req, struct svc_ref *ref);
+/* {names[i]: vals[i]} */
+struct json_object *ops__stats_json(const __u64 *vals, const char *const *names, int n);
+
+#endif /* MESHD_OPS_H */

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ops_node.c - API op handlers for the node as a whole: status (versions,
+ * attachments, map fill, counters), conntrack list/flush and uninstall.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <linux/bpf.h>
+
+#include <bpf/bpf.h>
+
+#include "api.h"
+#include "sluice.h"
+/* maps__for_each(): the library's batched map walk (not yet in sluice.h). */
+#include "internal.h"
+
+#include "attach.h"
+#include "ct.h"
+#include "meshd.h"
+#include "ops.h"
+#include "pin.h"
+
+/* A conntrack listing beyond this would not fit SLUICE_API_MAX_MSG. */
+#define OPS_CT_LIST_MAX 50000
+
+static int ops__count_one(const void *key, const void *value, void *ctx)
+{
+	(void)key;
+	(void)value;
+	(*(__u64 *)ctx)++;
+	return 0;
+}
+
+/* Fill of one map: hash maps by walking them, the Maglev outer array by
+ * its non-empty slots. */
+static struct json_object *ops__map_fill(struct meshd *m, const char *name)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	struct json_object *o;
+	__u64 n = 0;
+	int fd;
+
+	fd = sluice__map_fd(m->sl, name);
+	memset(&info, 0, sizeof(info));
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
+		return NULL;
+	if (info.type == BPF_MAP_TYPE_ARRAY_OF_MAPS) {
+		for (__u32 i = 0; i < info.max_entries; i++) {
+			__u32 inner_id;
+
+			if (!bpf_map_lookup_elem(fd, &i, &inner_id))
+				n++;
+		}
+	} else if (maps__for_each(fd, name, info.key_size, info.value_size, ops__count_one, &n)) {
+		pr_warn("status: %s", sluice__errmsg());
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "entries", json_object_new_int64(n));
+	json_object_object_add(o, "capacity", json_object_new_int64(info.max_entries));
+	return o;
+}
+
+struct json_object *ops__status(struct meshd *m, struct json_object *req)
+{
+	/* Per-CPU arrays (stats, counters, drops) are preallocated and
+	 * always "full": their fill says nothing, so they are left out. */
+	static const char *const maps[] = { "services", "backends", "maglev", "conntrack" };
+	struct json_object *d = json_object_new_object(), *arr, *o;
+	__u64 cnt[SLUICE_CNT__MAX], drops[SLUICE_DROP__MAX];
+	time_t now = time(NULL);
+
+	(void)req;
+	json_object_object_add(d, "version", json_object_new_string(SLUICE_VERSION));
+	json_object_object_add(d, "layout_version", json_object_new_int(SLUICE_LAYOUT_VERSION));
+	json_object_object_add(d, "started_at", json_object_new_int64(m->started_at));
+	json_object_object_add(d, "uptime_seconds", json_object_new_int64(now - m->started_at));
+	json_object_object_add(d, "pin_dir", json_object_new_string(m->cfg.bpffs));
+	json_object_object_add(d, "state_file", json_object_new_string(m->cfg.state));
+	json_object_object_add(d, "xdp_mode",
+			       json_object_new_string(attach__mode_name(m->cfg.xdp_mode)));
+	json_object_object_add(d, "attachments", attach__to_json(&m->att));
+	/* Beyond api.h: matching interfaces that are not attached, and why. */
+	json_object_object_add(d, "attach_errors", attach__errors_json(&m->att));
+	arr = json_object_new_array();
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		o = ops__map_fill(m, maps[i]);
+		if (o)
+			json_object_array_add(arr, o);
+	}
+	json_object_object_add(d, "maps", arr);
+	o = json_object_new_object();
+	if (!sluice__counters(m->sl, cnt))
+		for (int i = 0; i < SLUICE_CNT__MAX; i++)
+			json_object_object_add(o, sluice__counter_name(i),
+					       json_object_new_int64((int64_t)cnt[i]));
+	json_object_object_add(d, "counters", o);
+	o = json_object_new_object();
+	if (!sluice__drops(m->sl, drops))
+		for (int i = SLUICE_DROP_NONE + 1; i < SLUICE_DROP__MAX; i++)
+			json_object_object_add(o, sluice__drop_name(i),
+					       json_object_new_int64((int64_t)drops[i]));
+	json_object_object_add(d, "drops", o);
+	return api__ok(d);
+}
+
+/* --- conntrack --- */
+
+static struct json_object *ops__ct_filter(struct meshd *m, struct json_object *req,
+					  struct ct_filter *f)
+{
+	struct json_object *err;
+	struct svc_ref ref;
+
+	memset(f, 0, sizeof(*f));
+	(void)m;
+	if (!ops__has(req, "service")) {
+		f->all = true;
+		return NULL;
+	}
+	err = ops__svc_arg(req, &ref);
+	if (err)
+		return err;
+	f->vip = ref.vip;
+	f->port = ref.port;
+	f->proto = ref.proto;
+	return NULL;
+}
+
+struct json_object *ops__conntrack_list(struct meshd *m, struct json_object *req)
+{
+	struct json_object *err, *entries, *d;
+	struct ct_filter f;
+	__u64 total;
+
+	err = ops__ct_filter(m, req, &f);
+	if (err)
+		return err;
+	entries = json_object_new_array();
+	if (ct__list(m->sl, &f, OPS_CT_LIST_MAX, entries, &total)) {
+		json_object_put(entries);
+		return api__error("%s", sluice__errmsg());
+	}
+	d = json_object_new_object();
+	json_object_object_add(d, "entries", entries);
+	json_object_object_add(d, "total", json_object_new_int64(total));
+	json_object_object_add(d, "truncated", json_object_new_boolean(total > OPS_CT_LIST_MAX));
+	return api__ok(d);
+}
+
+struct json_object *ops__conntrack_flush(struct meshd *m, struct json_object *req)
+{
+	struct json_object *err, *d;
+	__u64 conns, entries;
+	struct ct_filter f;
+	int rc;
+
+	err = ops__ct_filter(m, req, &f);
+	if (err)
+		return err;
+	rc = ct__flush(m->sl, &f, &conns, &entries);
+	pr_info("conntrack flush%s%s: %llu connections, %llu entries deleted%s",
+		f.all ? "" : " of ", f.all ? "" : ops__str(req, "service"),
+		(unsigned long long)conns, (unsigned long long)entries,
+		rc ? " (stopped by an error)" : "");
+	if (rc)
+		return api__error("%s", sluice__errmsg());
+	d = json_object_new_object();
+	json_object_object_add(d, "deleted", json_object_new_int64(conns));
+	json_object_object_add(d, "entries_deleted", json_object_new_int64(entries));
+	return api__ok(d);
+}
+
+/* --- uninstall --- */
+
+struct json_object *ops__uninstall(struct meshd *m, struct json_object *req)
+{
+	struct json_object *d;
+	int n, err;
+
+	(void)req;
+	pr_info("uninstall requested: detaching programs and removing pins");
+	n = attach__cleanup();
+	err = pin__remove(m->cfg.bpffs);
+	/* Exit even when something is left: the operator asked for meshd to go. */
+	m->stop = true;
+	m->uninstalled = true;
+	if (n < 0)
+		return api__error(
+			"uninstall: detaching failed on some interface (see meshd's log); pins %s",
+			err ? "not removed" : "removed");
+	if (err)
+		return api__error(
+			"uninstall: %d programs detached, but removing the pins in %s failed: %s",
+			n, m->cfg.bpffs, strerror(-err));
+	d = json_object_new_object();
+	json_object_object_add(d, "detached", json_object_new_int(n));
+	json_object_object_add(d, "pin_dir", json_object_new_string(m->cfg.bpffs));
+	return api__ok(d);
+}

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+/*
+ * pin.c - bpffs mount, pin directory lock and layout version (see pin.h).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+
+#include <bpf/bpf.h>
+
+#include "sluice.h"
+
+#include "log.h"
+#include "pin.h"
+
+#define BPFFS_ROOT "/sys/fs/bpf"
+
+int pin__mount_bpffs(const char *dir)
+{
+	size_t len = strlen(BPFFS_ROOT);
+	struct statfs st;
+
+	if (strncmp(dir, BPFFS_ROOT, len) || (dir[len] && dir[len] != '/'))
+		return 0; /* elsewhere: the operator mounted it, statfs will tell */
+	if (!statfs(BPFFS_ROOT, &st) && st.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (mount("bpf", BPFFS_ROOT, "bpf", 0, "mode=0700")) {
+		int err = -errno;
+
+		pr_err("%s is not bpffs and mounting bpffs there failed: %s", BPFFS_ROOT,
+		       strerror(errno));
+		return err;
+	}
+	pr_info("mounted bpffs on %s", BPFFS_ROOT);
+	return 0;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(dir);
+
+	if (!len || len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, len + 1);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int pin__flock(const char *dir)
+{
+	int fd, err;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		if (errno != ENOENT)
+			pr_err("pin dir %s: %s", dir, strerror(errno));
+		return err;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		err = -errno;
+		if (errno != EWOULDBLOCK) /* EBUSY: the caller says what it means */
+			pr_err("pin dir %s: cannot lock: %s", dir, strerror(errno));
+		close(fd);
+		return err == -EWOULDBLOCK ? -EBUSY : err;
+	}
+	return fd;
+}
+
+int pin__lock(const char *dir)
+{
+	int err = mkdir_p(dir);
+
+	if (err) {
+		pr_err("pin dir %s: cannot create: %s", dir, strerror(-err));
+		return err;
+	}
+	return pin__flock(dir);
+}
+
+int pin__lock_existing(const char *dir)
+{
+	int fd = pin__flock(dir);
+
+	return fd == -ENOENT ? 0 : fd;
+}
+
+static int pin__path(char *buf, size_t len, const char *dir, const char *name)
+{
+	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len) {
+		pr_err("pin path %s/%s is too long", dir, name);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+bool pin__has_maps(const char *dir)
+{
+	struct dirent *de;
+	bool found = false;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return false;
+	while (!found && (de = readdir(d)))
+		found = de->d_name[0] != '.' && strcmp(de->d_name, PIN_LAYOUT_NAME);
+	closedir(d);
+	return found;
+}
+
+/* Version in dir/layout: 0 if absent, -errno if unreadable. */
+static long pin__read_layout(const char *dir)
+{
+	char path[PATH_MAX];
+	__u32 key = 0, val = 0;
+	int fd, err;
+
+	err = pin__path(path, sizeof(path), dir, PIN_LAYOUT_NAME);
+	if (err)
+		return err;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd;
+	err = bpf_map_lookup_elem(fd, &key, &val);
+	close(fd);
+	if (err)
+		return err;
+	return val;
+}
+
+int pin__check_layout(const char *dir)
+{
+	long version = pin__read_layout(dir);
+
+	if (version < 0) {
+		pr_err("pin dir %s: cannot read the layout map: %s", dir, strerror(-version));
+		return version;
+	}
+	if (version == SLUICE_LAYOUT_VERSION)
+		return 0;
+	if (version == 0 && !pin__has_maps(dir))
+		return 0; /* fresh directory */
+	pr_err("pinned maps in %s have layout version %ld%s, this meshd uses %d; "
+	       "run meshd --cleanup (drops conntrack) or use a matching meshd",
+	       dir, version, version ? "" : " (no layout map)", SLUICE_LAYOUT_VERSION);
+	return -EPROTO;
+}
+
+int pin__write_layout(const char *dir)
+{
+	char path[PATH_MAX];
+	__u32 key = 0, val = SLUICE_LAYOUT_VERSION;
+	int fd, err;
+
+	if (pin__read_layout(dir) == SLUICE_LAYOUT_VERSION)
+		return 0;
+	err = pin__path(path, sizeof(path), dir, PIN_LAYOUT_NAME);
+	if (err)
+		return err;
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, PIN_LAYOUT_NAME, sizeof(key), sizeof(val), 1, NULL);
+	if (fd < 0) {
+		pr_err("creating the layout map: %s", strerror(-fd));
+		return fd;
+	}
+	err = bpf_map_update_elem(fd, &key, &val, BPF_ANY);
+	if (!err)
+		err = bpf_obj_pin(fd, path);
+	close(fd);
+	if (err)
+		pr_err("pinning the layout map at %s: %s", path, strerror(-err));
+	return err;
+}
+
+int pin__remove(const char *dir)
+{
+	char path[PATH_MAX];
+	int err;
+
+	err = pin__path(path, sizeof(path), dir, PIN_LAYOUT_NAME);
+	if (err)
+		return err;
+	if (unlink(path) && errno != ENOENT) {
+		err = -errno;
+		pr_err("unpin %s: %s", path, strerror(errno));
+		return err;
+	}
+	err = sluice__unpin(dir);
+	if (err) {
+		pr_err("%s", sluice__errmsg());
+		return err;
+	}
+	pr_info("removed the pins in %s", dir);
+	return 0;
+}

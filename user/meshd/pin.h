@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pin.h - the pin directory on bpffs: mounting bpffs, one meshd per pin
+ * directory, and the layout-version map.
+ *
+ * Contract: "layout" is a one-element array map pinned next to the datapath
+ * maps holding SLUICE_LAYOUT_VERSION. pin__check_layout() runs before any
+ * map is opened and refuses a directory whose maps carry another version
+ * (or none): a restarted meshd reuses maps only of its own layout and never
+ * silently recreates them (that would drop conntrack).
+ */
+#ifndef MESHD_PIN_H
+#define MESHD_PIN_H
+
+#include <stdbool.h>
+
+#define PIN_LAYOUT_NAME "layout"
+
+/* Mount bpffs on /sys/fs/bpf if dir is below it and nothing is mounted there. */
+int pin__mount_bpffs(const char *dir);
+/* Create dir (0700) and take an exclusive lock on it for this process's
+ * life: a second meshd on the same pins is refused. Returns the fd, or
+ * -EBUSY (not logged) when another process holds the lock. */
+int pin__lock(const char *dir);
+/* Like pin__lock() but never creates dir: 0 if dir does not exist. */
+int pin__lock_existing(const char *dir);
+/* Anything pinned in dir besides the layout map? */
+bool pin__has_maps(const char *dir);
+int pin__check_layout(const char *dir);
+/* Pin the layout map (after the datapath maps are pinned). */
+int pin__write_layout(const char *dir);
+/* Remove the layout map and every datapath pin, then the directory. */
+int pin__remove(const char *dir);
+
+#endif /* MESHD_PIN_H */
