@@ -189,7 +189,8 @@ int desired__from_maps(struct sluice *s, struct desired *d)
 			     sizeof(struct sluice_backend), svclist__collect_be, &bes);
 	if (err)
 		goto cleanup;
-	qsort(bes.v, bes.n, sizeof(*bes.v), svclist__cmp_be);
+	if (bes.n)
+		qsort(bes.v, bes.n, sizeof(*bes.v), svclist__cmp_be);
 	where = calloc(SLUICE_MAX_SERVICES, sizeof(*where));
 	tmp.services = calloc(svcs.n + 1, sizeof(*tmp.services));
 	if (!where || !tmp.services) {
