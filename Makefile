@@ -27,7 +27,7 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
 	-Wall -Werror -Wno-unused-function -Iinclude -Ibpf -I$(O)
 CFLAGS     ?= -g -O2
 CFLAGS     += -std=gnu11 -Wall -Wextra -Werror $(INCLUDES) -Itests/lib
-PKGS       := json-c yaml-0.1 libnl-3.0 libnl-route-3.0
+PKGS       := json-c yaml-0.1 libnl-3.0 libnl-route-3.0 libmicrohttpd libcurl
 CFLAGS     += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS     := -lbpf -lelf -lz -lm $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -8,13 +8,16 @@ set -euo pipefail
 PKGS=(
 	# build
 	make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config
-	libjson-c-dev libyaml-dev libnl-3-dev libnl-route-3-dev
+	libjson-c-dev libyaml-dev libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libcurl4-openssl-dev
+	python3-yaml
 	# runtime tools used by tests and the demo
 	iproute2 ethtool procps python3 util-linux
+	# telemetry e2e: a real Prometheus server and promtool
+	prometheus
 )
 # Extra packages for `make bench` only (SLUICE_DEPS=bench).
 if [ "${SLUICE_DEPS:-}" = bench ]; then
-	PKGS+=(iptables nftables iperf3)
+	PKGS+=(iptables nftables iperf3 conntrack gnuplot-nox)
 fi
 
 missing=()
