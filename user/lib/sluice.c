@@ -329,9 +329,6 @@ int sluice__detach_xdp(int ifindex, __u32 xdp_flags)
 	return 0;
 }
 
-/* Our filter: ingress, handle 1, priority 1 (first in the chain). */
-#define SLUICE_TC_HANDLE 1
-#define SLUICE_TC_PRIO 1
 
 static libbpf_print_fn_t tc_prev_print;
 static const char *tc_quiet_text;

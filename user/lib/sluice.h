@@ -80,6 +80,9 @@ const char *sluice__errmsg(void);
 int sluice__attach_xdp(struct sluice *s, int ifindex, __u32 xdp_flags);
 int sluice__detach_xdp(int ifindex, __u32 xdp_flags);
 int sluice__attach_tc(struct sluice *s, int ifindex);
+/* The tc ingress slot Sluice's filter occupies (clsact, handle/priority). */
+#define SLUICE_TC_HANDLE 1
+#define SLUICE_TC_PRIO 1
 int sluice__detach_tc(int ifindex);
 
 /* Services. service_set creates the service or replaces its backend set

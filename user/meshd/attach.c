@@ -29,10 +29,6 @@
 
 #define XDP_PROG_NAME "xdp_lb"
 #define TC_PROG_NAME "tc_lb"
-/* The slot of our tc filter: must match SLUICE_TC_HANDLE / SLUICE_TC_PRIO
- * in user/lib/sluice.c (not exported by the library). */
-#define TC_HANDLE 1
-#define TC_PRIO 1
 
 static const char *const mode_names[] = {
 	[ATTACH_XDP_NATIVE] = "native",
@@ -234,7 +230,7 @@ static int attach__xdp_detach_ours(int ifindex, const char *ifname, const char *
 static int attach__tc_query(int ifindex, __u32 *prog_id)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = TC_HANDLE, .priority = TC_PRIO);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SLUICE_TC_HANDLE, .priority = SLUICE_TC_PRIO);
 	int err;
 
 	/* "no qdisc" is the common answer, not worth a log line */
