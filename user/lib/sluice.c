@@ -329,7 +329,6 @@ int sluice__detach_xdp(int ifindex, __u32 xdp_flags)
 	return 0;
 }
 
-
 static libbpf_print_fn_t tc_prev_print;
 static const char *tc_quiet_text;
 
