@@ -727,6 +727,38 @@ test_restart_under_load() {
 # --------------------------------------------------------------- runner
 
 # scenario NAME: run test_NAME, print its output indented, then PASS/FAIL.
+# An interface that matches the pattern but already carries someone else's
+# XDP program keeps it: meshd reports the interface instead of replacing it.
+test_foreign_xdp() {
+	local tmp=fx$$ dev=to-fx$$ peer=fxp$$ before after ok=0
+	ensure_meshd || return 1
+	tmp=${tmp:0:15}
+	dev=${dev:0:15}
+	peer=${peer:0:15}
+	ip -n "$TOPO_NS_NODE" link add "$tmp" type veth peer name "$peer" ||
+		fail "cannot create $tmp" || return 1
+	in_node "$TOPO_LBTOOL" xdp-pass "$tmp" || fail "cannot attach the foreign program" || return 1
+	before=$(xdp_prog_id "$tmp")
+	# the rename makes it match the pattern: meshd sees it for the first time
+	ip -n "$TOPO_NS_NODE" link set dev "$tmp" name "$dev" || fail "cannot rename $tmp" || return 1
+	sleep 1
+	after=$(xdp_prog_id "$dev")
+	log "foreign prog id before $before, after $after"
+	[ -n "$before" ] && [ "$before" = "$after" ] ||
+		fail "the foreign XDP program on $dev was replaced ($before -> ${after:-none})" || ok=1
+	mctl -o json status | python3 -c '
+import json, sys
+errs = json.load(sys.stdin)["attach_errors"]
+dev = sys.argv[1]
+hit = [e for e in errs if e["ifname"] == dev]
+print("attach_errors: %s" % hit)
+sys.exit(0 if hit and "xdp_pass" in hit[0]["error"] else 1)' "$dev" ||
+		fail "status does not report the refused $dev naming the foreign program" || ok=1
+	ip -n "$TOPO_NS_NODE" link del "$dev"
+	meshd_alive || fail "meshd died" || ok=1
+	return $ok
+}
+
 scenario() {
 	local name=$1 t0 rc reason lines
 	t0=$EPOCHREALTIME
@@ -747,7 +779,7 @@ scenario() {
 	fi
 }
 
-ALL=(api_auth hotplug apply rejections api_unknown_arg map_full drain restart_state
+ALL=(api_auth hotplug foreign_xdp apply rejections api_unknown_arg map_full drain restart_state
 	restart_under_load)
 
 main() {
