@@ -1,0 +1,590 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_sock.c - user/lib/sock.h against the real kernel (run as root).
+ * BPF_PROG_TEST_RUN cannot run cgroup sock_addr, sockops or sk_msg
+ * programs, so the programs are attached for real: to a child cgroup this
+ * suite creates under the cgroup2 mount (never above it), with the test
+ * traffic in a private network namespace on its loopback and made by
+ * forked children that join the cgroup. Covers attach/detach with and
+ * without pins (links outliving the handle, reuse in place), argument and
+ * layout errors, connect/sendto/recvfrom/getpeername through the socket LB
+ * (IPv4, IPv6, refusal, the no-refuse knob), counters and the redirect
+ * self-test. The cgroup and pins are removed at exit.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "sluice.h"
+#include "sock.h"
+#include "test.h"
+
+static char cgroup[512];
+static char pin_dir[128];
+
+/* ------------------------------------------------------------ fixtures */
+
+static bool setup_cgroup(void)
+{
+	char line[1024], dev[256], mnt[512], type[64];
+	FILE *f = fopen("/proc/mounts", "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%255s %511s %63s", dev, mnt, type) == 3 &&
+		    !strcmp(type, "cgroup2")) {
+			snprintf(cgroup, sizeof(cgroup), "%.400s/sluice-test-sock.%d", mnt,
+				 getpid());
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return cgroup[0] && !mkdir(cgroup, 0755);
+}
+
+static void cleanup(void)
+{
+	if (pin_dir[0]) {
+		sluice_sock__unpin(pin_dir);
+		sluice__unpin(pin_dir);
+	}
+	if (cgroup[0])
+		rmdir(cgroup);
+}
+
+static bool lo_up(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	bool ok = fd >= 0 && !ioctl(fd, SIOCGIFFLAGS, &ifr);
+
+	ifr.ifr_flags |= IFF_UP;
+	ok = ok && !ioctl(fd, SIOCSIFFLAGS, &ifr);
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static struct sluice *lib__open(const char *pins)
+{
+	struct sluice_opts opts = { .pin_dir = pins };
+	struct sluice *s = NULL;
+
+	if (!ASSERT_OK(sluice__open(&s, &opts), "sluice__open"))
+		fprintf(stderr, "    %s\n", sluice__errmsg());
+	return s;
+}
+
+static struct sluice_sock *sock__open(struct sluice *s, const char *pins, __u32 cfg)
+{
+	struct sluice_sock_opts opts = { .pin_dir = pins, .cfg = cfg };
+	struct sluice_sock *ss = NULL;
+
+	if (!ASSERT_OK(sluice_sock__open(&ss, s, &opts), "sluice_sock__open"))
+		fprintf(stderr, "    %s\n", sluice__errmsg());
+	return ss;
+}
+
+/* Programs of one attach type on the test cgroup. */
+static __u32 cg_progs(enum bpf_attach_type type)
+{
+	__u32 ids[8], cnt = 8;
+	int fd = open(cgroup, O_RDONLY | O_DIRECTORY);
+
+	if (fd < 0 || bpf_prog_query(fd, type, 0, NULL, ids, &cnt))
+		cnt = 99;
+	if (fd >= 0)
+		close(fd);
+	return cnt;
+}
+
+static __u32 cg_prog_id(enum bpf_attach_type type)
+{
+	__u32 ids[8] = { 0 }, cnt = 8;
+	int fd = open(cgroup, O_RDONLY | O_DIRECTORY);
+
+	if (fd >= 0)
+		bpf_prog_query(fd, type, 0, NULL, ids, &cnt);
+	if (fd >= 0)
+		close(fd);
+	return ids[0];
+}
+
+static const enum bpf_attach_type lb_types[] = {
+	BPF_CGROUP_INET4_CONNECT,     BPF_CGROUP_INET6_CONNECT,     BPF_CGROUP_UDP4_SENDMSG,
+	BPF_CGROUP_UDP6_SENDMSG,      BPF_CGROUP_UDP4_RECVMSG,      BPF_CGROUP_UDP6_RECVMSG,
+	BPF_CGROUP_INET4_GETPEERNAME, BPF_CGROUP_INET6_GETPEERNAME,
+};
+
+static bool lb_attached(__u32 want)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(lb_types); i++)
+		if (cg_progs(lb_types[i]) != want)
+			return false;
+	return true;
+}
+
+static void addr4(struct sluice_addr *a, const char *text)
+{
+	ASSERT_OK(sluice_addr__parse(a, text), text);
+}
+
+/* VIP:vport/proto -> one backend at addr:port (or none when !be). */
+static int svc_set(struct sluice *s, const char *vip, __u16 vport, __u8 proto, const char *be,
+		   __u16 port)
+{
+	struct sluice_backend_spec b = { .port = port, .weight = 1 };
+	struct sluice_service_spec spec = { .port = vport, .proto = proto };
+
+	addr4(&spec.vip, vip);
+	if (be) {
+		addr4(&b.addr, be);
+		spec.nbackends = 1;
+		spec.backends = &b;
+	}
+	return sluice__service_set(s, &spec);
+}
+
+static int listener(int family, int type, __u16 *port)
+{
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = in6addr_loopback };
+	struct sockaddr_in a4 = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr *a = family == AF_INET ? (void *)&a4 : (void *)&a6;
+	socklen_t len = family == AF_INET ? sizeof(a4) : sizeof(a6);
+	int fd = socket(family, type | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || bind(fd, a, len) || (type == SOCK_STREAM && listen(fd, 16)) ||
+	    getsockname(fd, a, &len)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	*port = ntohs(family == AF_INET ? a4.sin_port : a6.sin6_port);
+	return fd;
+}
+
+/* Runs fn in a forked child that joined the test cgroup; returns its
+ * exit status (0 = every check in the child passed). */
+static int in_cgroup(int (*fn)(void *), void *arg)
+{
+	char path[600];
+	int status = -1, fd;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
+		fd = open(path, O_WRONLY);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			_exit(100);
+		close(fd);
+		_exit(fn(arg));
+	}
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 200;
+}
+
+struct dial {
+	int family, type;
+	const char *vip;
+	__u16 port;
+	int want_errno; /* 0: must work */
+};
+
+static void sockaddr_of(const struct dial *d, struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (d->family == AF_INET) {
+		struct sockaddr_in *a = (void *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(d->port);
+		inet_pton(AF_INET, d->vip, &a->sin_addr);
+		*len = sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (void *)ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(d->port);
+		inet_pton(AF_INET6, d->vip, &a->sin6_addr);
+		*len = sizeof(*a);
+	}
+}
+
+/* Child: connect (TCP) or sendto+recvfrom (UDP) to the VIP; the peer
+ * address the socket reports must be the VIP. Exit codes say what broke. */
+static int dial__child(void *arg)
+{
+	const struct dial *d = arg;
+	struct sockaddr_storage vip, peer;
+	socklen_t vlen, plen = sizeof(peer);
+	struct timeval tv = { .tv_sec = 2 };
+	char buf[16];
+	int fd, rc;
+
+	sockaddr_of(d, &vip, &vlen);
+	fd = socket(d->family, d->type, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (d->type == SOCK_STREAM)
+		rc = connect(fd, (struct sockaddr *)&vip, vlen);
+	else
+		rc = sendto(fd, "ping", 4, 0, (struct sockaddr *)&vip, vlen) == 4 ? 0 : -1;
+	if (d->want_errno)
+		return rc == -1 && errno == d->want_errno ? 0 : 1;
+	if (rc)
+		return 2;
+	if (d->type == SOCK_STREAM)
+		rc = getpeername(fd, (struct sockaddr *)&peer, &plen);
+	else
+		rc = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&peer, &plen) == 4 ? 0 :
+											       -1;
+	if (rc)
+		return 3;
+	return plen == vlen && !memcmp(&peer, &vip, vlen) ? 0 : 4;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_names(void)
+{
+	for (int i = 0; i < SLUICE_SOCK_CNT__MAX; i++) {
+		ASSERT_TRUE(strcmp(sluice_sock__counter_name(i), "unknown"), "sock counter name");
+		ASSERT_TRUE(*sluice_sock__counter_help(i), "sock counter help");
+	}
+	for (int i = 0; i < SLUICE_REDIR_CNT__MAX; i++) {
+		ASSERT_TRUE(strcmp(sluice_sock__redir_counter_name(i), "unknown"), "redir name");
+		ASSERT_TRUE(*sluice_sock__redir_counter_help(i), "redir counter help");
+	}
+	ASSERT_TRUE(!strcmp(sluice_sock__counter_name(SLUICE_SOCK_CNT__MAX), "unknown"), "range");
+	ASSERT_TRUE(!strcmp(sluice_sock__redir_counter_name(-1), "unknown"), "range");
+}
+
+static void test_bad_args(void)
+{
+	struct sluice_sock *ss = NULL;
+	struct sluice *s;
+
+	ASSERT_EQ(sluice_sock__open(&ss, NULL, NULL), -EINVAL, "open without sluice");
+	s = lib__open(NULL);
+	if (!s)
+		return;
+	ss = sock__open(s, NULL, 0);
+	if (ss) {
+		ASSERT_EQ(sluice_sock__attach_lb(ss, "/tmp"), -EINVAL, "attach to tmpfs");
+		ASSERT_TRUE(strstr(sluice__errmsg(), "not a cgroup v2 directory") != NULL,
+			    "message");
+		ASSERT_EQ(sluice_sock__attach_lb(ss, "/nonexistent/cg"), -ENOENT, "missing cgroup");
+		ASSERT_TRUE(strstr(sluice__errmsg(), "/nonexistent/cg") != NULL, "names the path");
+		ASSERT_EQ(sluice_sock__redir_addr_add(ss, &(struct sluice_addr){ .family = 9 }),
+			  -EINVAL, "bad address family");
+		ASSERT_TRUE(lb_attached(0), "nothing attached");
+		ASSERT_EQ(sluice_sock__unpin(""), -EINVAL, "unpin empty dir");
+	}
+	sluice_sock__close(ss);
+	sluice__close(s);
+}
+
+/* Without pins the attachment is the handle's: it goes with close(). */
+static void test_attach_detach(void)
+{
+	struct sluice_sock_info info;
+	struct sluice_sock *ss;
+	struct sluice *s = lib__open(NULL);
+	struct stat st;
+
+	if (!s)
+		return;
+	ss = sock__open(s, NULL, 0);
+	if (!ss)
+		goto out;
+	stat(cgroup, &st);
+	if (!ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb"))
+		fprintf(stderr, "    %s\n", sluice__errmsg());
+	ASSERT_TRUE(lb_attached(1), "8 programs, one each");
+	ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach again");
+	ASSERT_TRUE(lb_attached(1), "still one each");
+	ASSERT_OK(sluice_sock__info(ss, &info), "info");
+	ASSERT_TRUE(info.lb_attached && !info.redir_attached, "info: lb only");
+	ASSERT_EQ(info.lb_cgroup_id, st.st_ino, "info: cgroup id");
+	ASSERT_OK(sluice_sock__detach_lb(ss), "detach lb");
+	ASSERT_TRUE(lb_attached(0), "detached");
+	ASSERT_OK(sluice_sock__detach_lb(ss), "detach twice");
+	ASSERT_OK(sluice_sock__attach_redir(ss, cgroup), "attach redir");
+	ASSERT_EQ(cg_progs(BPF_CGROUP_SOCK_OPS), 1, "sockops attached");
+	ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb");
+	sluice_sock__close(ss);
+	ASSERT_TRUE(lb_attached(0), "closing the handle detached lb");
+	ASSERT_EQ(cg_progs(BPF_CGROUP_SOCK_OPS), 0, "and sockops");
+out:
+	sluice__close(s);
+}
+
+/* TCP and UDP through the socket LB, both families; the datapath's maps
+ * are the ones the programs read; no conntrack entry appears. */
+static void test_lb_traffic(void)
+{
+	__u16 tport, uport, t6port, u6port;
+	int tfd = listener(AF_INET, SOCK_STREAM, &tport);
+	int ufd = listener(AF_INET, SOCK_DGRAM, &uport);
+	int t6fd = listener(AF_INET6, SOCK_STREAM, &t6port);
+	int u6fd = listener(AF_INET6, SOCK_DGRAM, &u6port);
+	struct dial d4 = { AF_INET, SOCK_STREAM, "10.96.0.1", 80, 0 };
+	struct dial d6 = { AF_INET6, SOCK_STREAM, "fd96::1", 80, 0 };
+	struct dial u4 = { AF_INET, SOCK_DGRAM, "10.96.0.1", 53, 0 };
+	struct dial u6 = { AF_INET6, SOCK_DGRAM, "fd96::1", 53, 0 };
+	struct sluice_service_info *si = calloc(1, sizeof(*si));
+	struct sluice_sock_info info;
+	struct sluice_sock *ss = NULL;
+	struct sluice *s = lib__open(NULL);
+	struct sluice_addr vip;
+	__u64 ct = 1;
+	pid_t echo;
+
+	if (!s || !si || !ASSERT_TRUE(tfd >= 0 && ufd >= 0 && t6fd >= 0 && u6fd >= 0, "listeners"))
+		goto out;
+	ASSERT_OK(svc_set(s, "10.96.0.1", 80, IPPROTO_TCP, "127.0.0.1", tport), "svc tcp4");
+	ASSERT_OK(svc_set(s, "10.96.0.1", 53, IPPROTO_UDP, "127.0.0.1", uport), "svc udp4");
+	ASSERT_OK(svc_set(s, "fd96::1", 80, IPPROTO_TCP, "::1", t6port), "svc tcp6");
+	ASSERT_OK(svc_set(s, "fd96::1", 53, IPPROTO_UDP, "::1", u6port), "svc udp6");
+	ss = sock__open(s, NULL, 0);
+	if (!ss || !ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb"))
+		goto out;
+	/* UDP echo for the children, outside the cgroup */
+	echo = fork();
+	if (echo == 0) {
+		for (;;) {
+			struct sockaddr_storage from;
+			socklen_t flen = sizeof(from);
+			char b[16];
+			ssize_t r = recvfrom(ufd, b, sizeof(b), MSG_DONTWAIT, (void *)&from, &flen);
+
+			if (r > 0)
+				sendto(ufd, b, r, 0, (void *)&from, flen);
+			flen = sizeof(from);
+			r = recvfrom(u6fd, b, sizeof(b), MSG_DONTWAIT, (void *)&from, &flen);
+			if (r > 0)
+				sendto(u6fd, b, r, 0, (void *)&from, flen);
+			usleep(1000);
+		}
+	}
+	ASSERT_EQ(in_cgroup(dial__child, &d4), 0, "tcp4 connect to the VIP, peer = VIP");
+	ASSERT_EQ(in_cgroup(dial__child, &d6), 0, "tcp6 connect to the VIP, peer = VIP");
+	ASSERT_EQ(in_cgroup(dial__child, &u4), 0, "udp4 reply from the VIP");
+	ASSERT_EQ(in_cgroup(dial__child, &u6), 0, "udp6 reply from the VIP");
+	kill(echo, SIGKILL);
+	waitpid(echo, NULL, 0);
+	ASSERT_EQ(dial__child(&d4), 2, "outside the cgroup the VIP is unreachable");
+
+	ASSERT_OK(sluice_sock__info(ss, &info), "info");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_CONNECT], 2, "connects balanced");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_SENDMSG], 2, "datagrams balanced");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_RECVMSG], 2, "recvmsg rewritten");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_PEERNAME], 2, "getpeername rewritten");
+	addr4(&vip, "10.96.0.1");
+	ASSERT_OK(sluice__service_get(s, &vip, 80, IPPROTO_TCP, si), "service get");
+	ASSERT_EQ(si->stats.flows, 1, "service flows");
+	ASSERT_EQ(si->stats.packets, 0, "no per-packet work");
+	ASSERT_OK(sluice__ct_count(s, &ct), "ct count");
+	ASSERT_EQ(ct, 0, "no conntrack entries");
+out:
+	free(si);
+	sluice_sock__close(ss);
+	sluice__close(s);
+	close(tfd);
+	close(ufd);
+	close(t6fd);
+	close(u6fd);
+}
+
+/* No backends: ECONNREFUSED at once (not EPERM), for TCP and UDP; with
+ * SLUICE_SOCK_CFG_NO_REFUSE (or NO_UDP, for UDP) the socket LB leaves the
+ * socket alone and the packet path would answer (here: no route). */
+static void test_lb_refused(void)
+{
+	struct dial t4 = { AF_INET, SOCK_STREAM, "10.96.0.2", 80, ECONNREFUSED };
+	struct dial t6 = { AF_INET6, SOCK_STREAM, "fd96::2", 80, ECONNREFUSED };
+	struct dial u4 = { AF_INET, SOCK_DGRAM, "10.96.0.2", 53, ECONNREFUSED };
+	struct dial pass = { AF_INET, SOCK_STREAM, "10.96.0.2", 80, ENETUNREACH };
+	struct dial upass = { AF_INET, SOCK_DGRAM, "10.96.0.2", 53, ENETUNREACH };
+	struct sluice_sock_info info;
+	struct sluice_sock *ss = NULL;
+	struct sluice *s = lib__open(NULL);
+
+	if (!s)
+		return;
+	ASSERT_OK(svc_set(s, "10.96.0.2", 80, IPPROTO_TCP, NULL, 0), "svc tcp4");
+	ASSERT_OK(svc_set(s, "fd96::2", 80, IPPROTO_TCP, NULL, 0), "svc tcp6");
+	ASSERT_OK(svc_set(s, "10.96.0.2", 53, IPPROTO_UDP, NULL, 0), "svc udp4");
+	ss = sock__open(s, NULL, 0);
+	if (!ss || !ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb"))
+		goto out;
+	ASSERT_EQ(in_cgroup(dial__child, &t4), 0, "tcp4 ECONNREFUSED");
+	ASSERT_EQ(in_cgroup(dial__child, &t6), 0, "tcp6 ECONNREFUSED");
+	ASSERT_EQ(in_cgroup(dial__child, &u4), 0, "udp4 ECONNREFUSED");
+	ASSERT_OK(sluice_sock__info(ss, &info), "info");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_REFUSED], 3, "refusals counted");
+	sluice_sock__close(ss);
+	ss = sock__open(s, NULL, SLUICE_SOCK_CFG_NO_REFUSE);
+	if (!ss || !ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb, no-refuse"))
+		goto out;
+	ASSERT_EQ(in_cgroup(dial__child, &pass), 0, "no-refuse: left to routing (no route)");
+	sluice_sock__close(ss);
+	ss = sock__open(s, NULL, SLUICE_SOCK_CFG_NO_UDP);
+	if (!ss || !ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb, no-udp"))
+		goto out;
+	ASSERT_EQ(in_cgroup(dial__child, &t4), 0, "no-udp: TCP still refused");
+	ASSERT_EQ(in_cgroup(dial__child, &upass), 0, "no-udp: UDP left to routing (no route)");
+out:
+	sluice_sock__close(ss);
+	sluice__close(s);
+}
+
+/* Pinned links outlive the handle and are updated in place by the next
+ * one; unpin detaches and removes every pin of ours. */
+static void test_pins(void)
+{
+	struct sluice_sock_info info;
+	struct sluice_sock *ss = NULL;
+	struct sluice *s = lib__open(pin_dir);
+	char path[256];
+	__u32 prog;
+	int fd;
+
+	if (!s)
+		return;
+	ss = sock__open(s, pin_dir, 0);
+	if (!ss || !ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb"))
+		goto out;
+	ASSERT_OK(sluice_sock__attach_redir(ss, cgroup), "attach redir");
+	prog = cg_prog_id(BPF_CGROUP_INET4_CONNECT);
+	sluice_sock__close(ss);
+	sluice__close(s);
+	ss = NULL;
+	ASSERT_TRUE(lb_attached(1), "pinned links outlive the handles");
+	ASSERT_EQ(cg_progs(BPF_CGROUP_SOCK_OPS), 1, "sockops too");
+
+	s = lib__open(pin_dir);
+	ss = s ? sock__open(s, pin_dir, 0) : NULL;
+	if (!ss)
+		goto out;
+	ASSERT_OK(sluice_sock__info(ss, &info), "info from the pins");
+	ASSERT_TRUE(info.lb_attached && info.redir_attached, "attached, seen from a new handle");
+	ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach again");
+	ASSERT_TRUE(lb_attached(1), "still one program each");
+	ASSERT_NEQ(cg_prog_id(BPF_CGROUP_INET4_CONNECT), prog, "new program in the old link");
+	ASSERT_OK(sluice_sock__detach_redir(ss), "detach redir of the earlier handle");
+	ASSERT_EQ(cg_progs(BPF_CGROUP_SOCK_OPS), 0, "sockops gone");
+	sluice_sock__close(ss);
+	ss = NULL;
+	ASSERT_OK(sluice_sock__unpin(pin_dir), "unpin");
+	ASSERT_TRUE(lb_attached(0), "unpin detached");
+	snprintf(path, sizeof(path), "%s/sock_nat", pin_dir);
+	ASSERT_TRUE(access(path, F_OK) != 0, "own maps unpinned");
+	snprintf(path, sizeof(path), "%s/services", pin_dir);
+	ASSERT_TRUE(access(path, F_OK) == 0, "datapath maps left for sluice__unpin");
+
+	/* A pin of another layout is refused, not reused. */
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sock_layout", 4, 4, 1, NULL);
+	if (ASSERT_GE(fd, 0, "layout map")) {
+		__u32 k = 0, v = 99;
+
+		bpf_map_update_elem(fd, &k, &v, 0);
+		snprintf(path, sizeof(path), "%s/sock_layout", pin_dir);
+		ASSERT_OK(bpf_obj_pin(fd, path), "pin layout");
+		close(fd);
+		ss = sock__open(s, pin_dir, 0);
+		if (ss) {
+			ASSERT_EQ(sluice_sock__attach_lb(ss, cgroup), -EPROTO, "other layout");
+			ASSERT_TRUE(strstr(sluice__errmsg(), "layout version 99") != NULL,
+				    "message");
+		}
+		sluice_sock__close(ss);
+		ss = NULL;
+		ASSERT_OK(sluice_sock__unpin(pin_dir), "unpin");
+	}
+out:
+	sluice_sock__close(ss);
+	sluice__close(s);
+}
+
+static void test_redir_selftest(void)
+{
+	struct sluice_sock_info before, after;
+	struct sluice_sock *ss = NULL;
+	struct sluice *s = lib__open(NULL);
+	struct sluice_addr a;
+	char why[256];
+
+	if (!s)
+		return;
+	ss = sock__open(s, NULL, 0);
+	if (!ss)
+		goto out;
+	ASSERT_EQ(sluice_sock__redir_selftest(ss, why, sizeof(why)), -ENOTCONN, "not attached");
+	ASSERT_TRUE(strstr(why, "not attached") != NULL, "reason");
+	if (!ASSERT_OK(sluice_sock__attach_redir(ss, cgroup), "attach redir"))
+		goto out;
+	ASSERT_OK(sluice_sock__info(ss, &before), "info");
+	if (!ASSERT_OK(sluice_sock__redir_selftest(ss, why, sizeof(why)), "self-test"))
+		fprintf(stderr, "    reason: %s\n", why);
+	ASSERT_OK(sluice_sock__info(ss, &after), "info");
+	ASSERT_GE(after.redir[SLUICE_REDIR_CNT_BYTES] - before.redir[SLUICE_REDIR_CNT_BYTES],
+		  2 << 20, "redirected bytes");
+	ASSERT_EQ(after.redir[SLUICE_REDIR_CNT_ADDED] - before.redir[SLUICE_REDIR_CNT_ADDED], 2,
+		  "two sockets added");
+	ASSERT_EQ(after.redir_sockets, 0, "map empty after close");
+	addr4(&a, "192.0.2.1");
+	ASSERT_OK(sluice_sock__redir_addr_add(ss, &a), "local addr add");
+	ASSERT_OK(sluice_sock__redir_addr_del(ss, &a), "local addr del");
+	ASSERT_OK(sluice_sock__redir_addr_del(ss, &a), "del of a missing address is fine");
+	ASSERT_OK(sluice_sock__detach_redir(ss), "detach");
+	ASSERT_EQ(sluice_sock__redir_selftest(ss, why, sizeof(why)), -ENOTCONN, "detached");
+out:
+	sluice_sock__close(ss);
+	sluice__close(s);
+}
+
+static const struct test tests[] = {
+	TEST(test_names),          TEST(test_bad_args),   TEST(test_attach_detach),
+	TEST(test_lb_traffic),     TEST(test_lb_refused), TEST(test_pins),
+	TEST(test_redir_selftest),
+};
+
+int main(int argc, char **argv)
+{
+	if (geteuid() != 0) {
+		printf("FAIL: sock/needs_root (run as root: attaches cgroup programs)\n");
+		return 1;
+	}
+	/* Test traffic stays in a private netns; cgroup programs see it
+	 * because the cgroup, not the netns, scopes them. */
+	if (unshare(CLONE_NEWNET) || !lo_up()) {
+		printf("FAIL: sock/setup (private network namespace: %s)\n", strerror(errno));
+		return 1;
+	}
+	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/sluice-test-sock-%d", getpid());
+	if (!setup_cgroup()) {
+		printf("FAIL: sock/setup (no cgroup2 mount or cannot create %s)\n", cgroup);
+		return 1;
+	}
+	atexit(cleanup);
+	return test__run_all("sock", tests, ARRAY_SIZE(tests), argc, argv);
+}

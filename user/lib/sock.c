@@ -1,0 +1,483 @@
+// SPDX-License-Identifier: MIT
+/*
+ * sock.c - loading and attaching the socket-level programs: the socket LB
+ * (sock.bpf.c, cgroup sock_addr hooks) and same-node redirection
+ * (redir.bpf.c, cgroup sockops + sk_msg on the redirect map).
+ *
+ * Contract (see sock.h): each part is loaded on first use with the
+ * datapath's maps reused by name from the struct sluice and its own maps
+ * pinned under pin_dir (refused when pinned with another layout). This
+ * file loads, reads counters, edits the local-address map and unpins;
+ * sock_attach.c attaches and detaches.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "internal.h"
+#include "sock_internal.h"
+#include "lb.skel.h"
+#include "sock.skel.h"
+#include "redir.skel.h"
+
+_Static_assert(sizeof(struct sluice_sock_nat_key) == 32, "sluice_sock_nat_key layout");
+_Static_assert(sizeof(struct sluice_sock_nat) == 24, "sluice_sock_nat layout");
+_Static_assert(sizeof(struct sluice_redir_key) == 48, "sluice_redir_key layout");
+_Static_assert(sizeof(struct sluice_redir_addr) == 20, "sluice_redir_addr layout");
+
+static const char *const counter_names[] = {
+#define X(name, str, help) str,
+	SLUICE_SOCK_COUNTERS(X)
+#undef X
+};
+static const char *const counter_helps[] = {
+#define X(name, str, help) help,
+	SLUICE_SOCK_COUNTERS(X)
+#undef X
+};
+static const char *const redir_names[] = {
+#define X(name, str, help) str,
+	SLUICE_REDIR_COUNTERS(X)
+#undef X
+};
+static const char *const redir_helps[] = {
+#define X(name, str, help) help,
+	SLUICE_REDIR_COUNTERS(X)
+#undef X
+};
+
+const char *sluice_sock__counter_name(enum sluice_sock_counter c)
+{
+	return (unsigned)c < SLUICE_SOCK_CNT__MAX ? counter_names[c] : "unknown";
+}
+
+const char *sluice_sock__counter_help(enum sluice_sock_counter c)
+{
+	return (unsigned)c < SLUICE_SOCK_CNT__MAX ? counter_helps[c] : "unknown counter";
+}
+
+const char *sluice_sock__redir_counter_name(enum sluice_redir_counter c)
+{
+	return (unsigned)c < SLUICE_REDIR_CNT__MAX ? redir_names[c] : "unknown";
+}
+
+const char *sluice_sock__redir_counter_help(enum sluice_redir_counter c)
+{
+	return (unsigned)c < SLUICE_REDIR_CNT__MAX ? redir_helps[c] : "unknown counter";
+}
+
+int sock__lib_err(int err, const char *fmt, const char *arg)
+{
+	char buf[128], what[PATH_MAX + 128];
+
+	libbpf_strerror(err, buf, sizeof(buf));
+	snprintf(what, sizeof(what), fmt, arg);
+	sluice__set_err("%s: %s", what, buf);
+	return err;
+}
+
+int sock__path(char *buf, size_t len, const char *dir, const char *prefix, const char *name)
+{
+	if ((size_t)snprintf(buf, len, "%s/%s%s", dir, prefix, name) >= len) {
+		sluice__set_err("pin path %s/%s%s is too long", dir, prefix, name);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* Our own maps are the ones whose names start with these; everything
+ * else in the objects is the datapath's. */
+static bool sock__own_map(const char *name)
+{
+	return !strncmp(name, "sock_", 5) || !strncmp(name, "redir_", 6);
+}
+
+/* Datapath maps: the very maps of the loaded struct sluice. Own maps:
+ * pinned (and reused from the pin on restart) when there is a pin dir. */
+static int sock__share_maps(struct sluice_sock *ss, struct bpf_object *obj)
+{
+	char path[PATH_MAX];
+	struct bpf_map *map, *lb_map;
+	int err;
+
+	bpf_object__for_each_map(map, obj) {
+		const char *name = bpf_map__name(map);
+
+		if (bpf_map__is_internal(map))
+			continue;
+		if (!sock__own_map(name)) {
+			lb_map = bpf_object__find_map_by_name(ss->s->skel->obj, name);
+			if (!lb_map) {
+				sluice__set_err("map \"%s\" is not in the datapath object", name);
+				return -ENOENT;
+			}
+			err = bpf_map__reuse_fd(map, bpf_map__fd(lb_map));
+			if (err)
+				return sock__lib_err(err, "sharing the datapath map %s", name);
+			continue;
+		}
+		if (!ss->pin_dir)
+			continue;
+		err = sock__path(path, sizeof(path), ss->pin_dir, "", name);
+		if (err)
+			return err;
+		err = bpf_map__set_pin_path(map, path);
+		if (err)
+			return sock__lib_err(err, "pin path %s", path);
+	}
+	return 0;
+}
+
+/* Layout version of the pinned sock_* and redir_* maps, like the
+ * datapath's: a pin of another layout is refused, never reused. */
+#define SOCK_LAYOUT_PIN "sock_layout"
+
+static int sock__check_layout(struct sluice_sock *ss)
+{
+	char path[PATH_MAX];
+	__u32 key = 0, val = 0;
+	int fd, err;
+
+	if (!ss->pin_dir)
+		return 0;
+	err = sock__path(path, sizeof(path), ss->pin_dir, "", SOCK_LAYOUT_PIN);
+	if (err)
+		return err;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0; /* nothing pinned yet */
+	err = bpf_map_lookup_elem(fd, &key, &val);
+	close(fd);
+	if (err)
+		return sock__lib_err(err, "reading the layout map %s", path);
+	if (val != SLUICE_SOCK_LAYOUT_VERSION) {
+		sluice__set_err(
+			"socket maps pinned under %s have layout version %u, this library uses %u: remove them with sluice_sock__unpin (meshd --cleanup) first",
+			ss->pin_dir, val, SLUICE_SOCK_LAYOUT_VERSION);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int sock__write_layout(struct sluice_sock *ss)
+{
+	__u32 key = 0, val = SLUICE_SOCK_LAYOUT_VERSION;
+	char path[PATH_MAX];
+	int fd, err;
+
+	if (!ss->pin_dir)
+		return 0;
+	err = sock__path(path, sizeof(path), ss->pin_dir, "", SOCK_LAYOUT_PIN);
+	if (err)
+		return err;
+	fd = bpf_obj_get(path);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, SOCK_LAYOUT_PIN, sizeof(key), sizeof(val), 1, NULL);
+	if (fd < 0)
+		return sock__lib_err(fd, "creating the layout map %s", path);
+	err = bpf_map_update_elem(fd, &key, &val, BPF_ANY);
+	if (!err && bpf_obj_pin(fd, path))
+		err = -errno;
+	close(fd);
+	if (err)
+		return sock__lib_err(err, "pinning the layout map %s", path);
+	return 0;
+}
+
+static int sock__load_err(struct sluice_sock *ss, int err, const char *what)
+{
+	char buf[128];
+
+	libbpf_strerror(err, buf, sizeof(buf));
+	if (ss->pin_dir)
+		sluice__set_err(
+			"loading the %s object: %s (maps pinned under %s may have another layout: sluice_sock__unpin them)",
+			what, buf, ss->pin_dir);
+	else
+		sluice__set_err("loading the %s object: %s", what, buf);
+	return err;
+}
+
+static int sock__load_lb(struct sluice_sock *ss)
+{
+	struct sock_bpf *skel;
+	int err;
+
+	if (ss->lb_skel)
+		return 0;
+	err = sock__check_layout(ss);
+	if (err)
+		return err;
+	skel = sock_bpf__open();
+	if (!skel)
+		return sock__load_err(ss, -errno, "socket LB");
+	skel->rodata->sock_cfg = ss->cfg;
+	err = sock__share_maps(ss, skel->obj);
+	if (!err) {
+		err = sock_bpf__load(skel);
+		if (err)
+			sock__load_err(ss, err, "socket LB");
+	}
+	if (!err)
+		err = sock__write_layout(ss);
+	if (err) {
+		sock_bpf__destroy(skel);
+		return err;
+	}
+	ss->lb_skel = skel;
+	ss->parts[SOCK_PART_LB].obj = skel->obj;
+	return 0;
+}
+
+static int sock__load_redir(struct sluice_sock *ss)
+{
+	struct redir_bpf *skel;
+	int err;
+
+	if (ss->redir_skel)
+		return 0;
+	err = sock__check_layout(ss);
+	if (err)
+		return err;
+	skel = redir_bpf__open();
+	if (!skel)
+		return sock__load_err(ss, -errno, "socket redirect");
+	skel->rodata->redir_queue_max = ss->redir_queue_max;
+	err = sock__share_maps(ss, skel->obj);
+	if (!err) {
+		err = redir_bpf__load(skel);
+		if (err)
+			sock__load_err(ss, err, "socket redirect");
+	}
+	if (!err)
+		err = sock__write_layout(ss);
+	if (err) {
+		redir_bpf__destroy(skel);
+		return err;
+	}
+	ss->redir_skel = skel;
+	ss->parts[SOCK_PART_REDIR].obj = skel->obj;
+	return 0;
+}
+
+int sock__load(struct sluice_sock *ss, enum sock_part p)
+{
+	return p == SOCK_PART_LB ? sock__load_lb(ss) : sock__load_redir(ss);
+}
+
+int sock__redir_map_fd(struct sluice_sock *ss)
+{
+	int err = sock__load_redir(ss);
+
+	return err ? err : bpf_map__fd(ss->redir_skel->maps.redir_socks);
+}
+
+int sluice_sock__open(struct sluice_sock **out, struct sluice *s,
+		      const struct sluice_sock_opts *opts)
+{
+	struct sluice_sock *ss;
+
+	sluice__clear_err();
+	if (!s) {
+		sluice__set_err("sluice_sock__open needs an open struct sluice");
+		return -EINVAL;
+	}
+	ss = calloc(1, sizeof(*ss));
+	if (!ss)
+		goto nomem;
+	ss->s = s;
+	ss->cfg = opts ? opts->cfg : 0;
+	ss->redir_queue_max = opts ? opts->redir_queue_max : 0;
+	if (opts && opts->pin_dir) {
+		ss->pin_dir = strdup(opts->pin_dir);
+		if (!ss->pin_dir)
+			goto nomem;
+	}
+	for (int p = 0; p < SOCK_PART__MAX; p++)
+		for (int i = 0; i < SOCK_MAX_LINKS; i++)
+			ss->parts[p].links[i] = -1;
+	*out = ss;
+	return 0;
+nomem:
+	free(ss);
+	sluice__set_err("out of memory");
+	return -ENOMEM;
+}
+
+void sluice_sock__close(struct sluice_sock *ss)
+{
+	if (!ss)
+		return;
+	/* Unpinned links detach with their last fd, pinned ones stay. */
+	for (int p = 0; p < SOCK_PART__MAX; p++)
+		sock__forget_links(&ss->parts[p]);
+	sock_bpf__destroy(ss->lb_skel);
+	redir_bpf__destroy(ss->redir_skel);
+	free(ss->pin_dir);
+	free(ss);
+}
+
+static int sock__sum(struct sluice_sock *ss, int fd, const char *name, __u64 *out, __u32 n)
+{
+	int err;
+
+	for (__u32 i = 0; i < n; i++) {
+		err = maps__percpu_sum(ss->s, fd, name, i, &out[i], 1);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int sluice_sock__info(struct sluice_sock *ss, struct sluice_sock_info *info)
+{
+	struct sluice_redir_key key, next;
+	void *prev = NULL;
+	int err, fd;
+
+	sluice__clear_err();
+	memset(info, 0, sizeof(*info));
+	info->lb_attached = sock__part_attached(ss, SOCK_PART_LB, &info->lb_cgroup_id);
+	info->redir_attached = sock__part_attached(ss, SOCK_PART_REDIR, &info->redir_cgroup_id);
+	err = sock__load_lb(ss);
+	if (err)
+		return err;
+	err = sock__sum(ss, bpf_map__fd(ss->lb_skel->maps.sock_counters), "sock_counters", info->lb,
+			SLUICE_SOCK_CNT__MAX);
+	if (err)
+		return err;
+	err = sock__load_redir(ss);
+	if (err)
+		return err;
+	err = sock__sum(ss, bpf_map__fd(ss->redir_skel->maps.redir_counters), "redir_counters",
+			info->redir, SLUICE_REDIR_CNT__MAX);
+	if (err)
+		return err;
+	fd = bpf_map__fd(ss->redir_skel->maps.redir_socks);
+	while (!(err = bpf_map_get_next_key(fd, prev, &next))) {
+		info->redir_sockets++;
+		key = next;
+		prev = &key;
+	}
+	if (err != -ENOENT)
+		return maps__err(err, "redir_socks", "walk", "(get_next_key)");
+	return 0;
+}
+
+static int sock__redir_addr(struct sluice_sock *ss, const struct sluice_addr *a, bool add)
+{
+	struct sluice_redir_addr key = {};
+	char buf[SLUICE_ADDR_STRLEN];
+	__u8 one = 1;
+	int fd, err;
+
+	sluice__clear_err();
+	if (!a || (a->family != SLUICE_AF_INET && a->family != SLUICE_AF_INET6)) {
+		sluice__set_err("redirect address: family must be IPv4 or IPv6");
+		return -EINVAL;
+	}
+	err = sock__load_redir(ss);
+	if (err)
+		return err;
+	svc__addr_copy(key.addr, a);
+	key.family = a->family;
+	fd = bpf_map__fd(ss->redir_skel->maps.redir_addrs);
+	err = add ? bpf_map_update_elem(fd, &key, &one, BPF_ANY) : bpf_map_delete_elem(fd, &key);
+	if (err == -ENOENT && !add)
+		return 0;
+	if (err)
+		return maps__err(err, "redir_addrs", add ? "insert of" : "delete of",
+				 sluice_addr__str(a, buf, sizeof(buf)));
+	return 0;
+}
+
+int sluice_sock__redir_addr_add(struct sluice_sock *ss, const struct sluice_addr *a)
+{
+	return sock__redir_addr(ss, a, true);
+}
+
+int sluice_sock__redir_addr_del(struct sluice_sock *ss, const struct sluice_addr *a)
+{
+	return sock__redir_addr(ss, a, false);
+}
+
+/* Remove pins of own maps listed in obj (opened, not loaded). */
+static int sock__unpin_maps(const char *pin_dir, struct bpf_object *obj)
+{
+	char path[PATH_MAX];
+	struct bpf_map *map;
+	int err = 0;
+
+	bpf_object__for_each_map(map, obj) {
+		if (bpf_map__is_internal(map) || !sock__own_map(bpf_map__name(map)))
+			continue;
+		err = sock__path(path, sizeof(path), pin_dir, "", bpf_map__name(map));
+		if (err)
+			return err;
+		if (unlink(path) && errno != ENOENT) {
+			err = -errno;
+			sluice__set_err("unpin %s: %s", path, strerror(errno));
+			return err;
+		}
+	}
+	return 0;
+}
+
+int sluice_sock__unpin(const char *pin_dir)
+{
+	struct sluice_sock ss = { .pin_dir = (char *)pin_dir };
+	struct redir_bpf *redir = NULL;
+	struct sock_bpf *lb = NULL;
+	int err;
+
+	sluice__clear_err();
+	if (!pin_dir || !*pin_dir) {
+		sluice__set_err("pin dir is empty");
+		return -EINVAL;
+	}
+	for (int p = 0; p < SOCK_PART__MAX; p++)
+		for (int i = 0; i < SOCK_MAX_LINKS; i++)
+			ss.parts[p].links[i] = -1;
+	err = sock__detach_part(&ss, SOCK_PART_LB);
+	if (!err)
+		err = sluice_sock__detach_redir(&ss);
+	if (err)
+		return err;
+	/* Open (not load) the objects just for their map names. */
+	lb = sock_bpf__open();
+	redir = redir_bpf__open();
+	if (!lb || !redir) {
+		err = -errno;
+		sluice__set_err("opening the socket BPF objects: %s", strerror(-err));
+		goto cleanup;
+	}
+	err = sock__unpin_maps(pin_dir, lb->obj);
+	if (!err)
+		err = sock__unpin_maps(pin_dir, redir->obj);
+	if (!err) {
+		char path[PATH_MAX];
+
+		err = sock__path(path, sizeof(path), pin_dir, "", SOCK_LAYOUT_PIN);
+		if (!err && unlink(path) && errno != ENOENT) {
+			err = -errno;
+			sluice__set_err("unpin %s: %s", path, strerror(errno));
+		}
+	}
+cleanup:
+	sock_bpf__destroy(lb);
+	redir_bpf__destroy(redir);
+	return err;
+}
