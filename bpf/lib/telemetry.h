@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * telemetry.h - helpers of the connection telemetry sockops program:
+ * reading a socket's ends, deciding whether it talks to a service,
+ * failure reasons, and writing records to the ring buffer with loss
+ * accounting. Included by telemetry.bpf.c only.
+ *
+ * A socket is tracked when
+ *  - outbound: at connect(), its peer is a service VIP:port (services
+ *    map; the backend is then read from conntrack once the datapath has
+ *    balanced the SYN) or a backend address:port (telem_endpoints: what
+ *    the socket LB rewrote the VIP to, or a client dialling a backend);
+ *  - inbound: at accept, its own address:port is a backend's.
+ */
+#ifndef SLUICE_BPF_TELEMETRY_H
+#define SLUICE_BPF_TELEMETRY_H
+
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/telemetry_maps.h"
+
+/* errno values of sk_err (not in vmlinux.h) */
+#define TELEM_EPIPE 32
+#define TELEM_ENETUNREACH 101
+#define TELEM_ECONNRESET 104
+#define TELEM_ETIMEDOUT 110
+#define TELEM_ECONNREFUSED 111
+#define TELEM_EHOSTUNREACH 113
+
+/* Callbacks a tracked socket needs: close/failure, RTT samples (also the
+ * clock of periodic records), retransmitted segments and timeouts. */
+#define TELEM_CB_FLAGS                                                                          \
+	(BPF_SOCK_OPS_STATE_CB_FLAG | BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_RETRANS_CB_FLAG | \
+	 BPF_SOCK_OPS_RTO_CB_FLAG)
+
+enum telem_sk_state {
+	TELEM_SK_DONE = 0,       /* reported, or not ours any more */
+	TELEM_SK_CONNECTING = 1, /* SYN sent */
+	TELEM_SK_OPEN = 2,       /* established, OPEN reported */
+};
+
+/* Load-time knobs: records for open connections at most this often
+ * (0 = only OPEN and CLOSE), SLUICE_TELEM_CFG_* flags. */
+const volatile __u64 telem_interval_ns = 0;
+const volatile __u32 telem_cfg = 0;
+
+struct telem_tuple {
+	__u32 laddr[4];
+	__u32 raddr[4];
+	__u16 lport; /* host byte order */
+	__u16 rport; /* host byte order */
+	__u8 family; /* SLUICE_AF_* */
+};
+
+static __always_inline void telem_count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&telem_counters, &idx);
+
+	if (v)
+		*v += 1; /* per-CPU slot: no atomic needed */
+}
+
+static __always_inline bool telem_is_v4mapped(const __u32 a[4])
+{
+	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);
+}
+
+/* The socket's ends; a dual-stack socket talking IPv4 reads as IPv4, so
+ * it matches the IPv4 services and backends. */
+static __always_inline bool telem_tuple_read(struct bpf_sock_ops *ops, struct telem_tuple *t)
+{
+	__u32 family = ops->family;
+
+	__builtin_memset(t, 0, sizeof(*t));
+	if (family == AF_INET) {
+		t->laddr[0] = ops->local_ip4;
+		t->raddr[0] = ops->remote_ip4;
+		t->family = SLUICE_AF_INET;
+	} else if (family == AF_INET6) {
+		t->laddr[0] = ops->local_ip6[0];
+		t->laddr[1] = ops->local_ip6[1];
+		t->laddr[2] = ops->local_ip6[2];
+		t->laddr[3] = ops->local_ip6[3];
+		t->raddr[0] = ops->remote_ip6[0];
+		t->raddr[1] = ops->remote_ip6[1];
+		t->raddr[2] = ops->remote_ip6[2];
+		t->raddr[3] = ops->remote_ip6[3];
+		t->family = SLUICE_AF_INET6;
+		if (telem_is_v4mapped(t->raddr)) {
+			t->laddr[0] = t->laddr[3];
+			t->raddr[0] = t->raddr[3];
+			t->laddr[1] = t->laddr[2] = t->laddr[3] = 0;
+			t->raddr[1] = t->raddr[2] = t->raddr[3] = 0;
+			t->family = SLUICE_AF_INET;
+		}
+	} else {
+		return false;
+	}
+	t->lport = ops->local_port;
+	/* remote_port holds the network-order port in its upper half */
+	t->rport = bpf_ntohl(ops->remote_port);
+	return true;
+}
+
+static __always_inline bool telem_endpoint(const __u32 addr[4], __u16 port, __u8 family,
+					   struct sluice_telem_ep *out)
+{
+	struct sluice_telem_ep_key key = {};
+	struct sluice_telem_ep *ep;
+
+	__builtin_memcpy(key.addr, addr, sizeof(key.addr));
+	key.port = bpf_htons(port);
+	key.family = family;
+	ep = bpf_map_lookup_elem(&telem_endpoints, &key);
+	if (!ep)
+		return false;
+	*out = *ep;
+	return true;
+}
+
+/* Outbound: peer is a VIP:port (via_vip set, backend from conntrack
+ * later) or a backend address:port. */
+static __always_inline bool telem_classify_outbound(const struct telem_tuple *t,
+						    struct sluice_telem_ep *ep, __u8 *via_vip)
+{
+	struct sluice_svc_key key = {};
+	struct sluice_svc *svc;
+
+	__builtin_memcpy(key.addr, t->raddr, sizeof(key.addr));
+	key.port = bpf_htons(t->rport);
+	key.proto = IPPROTO_TCP;
+	key.family = t->family;
+	svc = bpf_map_lookup_elem(&services, &key);
+	if (svc && !(svc->flags & SLUICE_SVC_F_VIP_MARKER)) {
+		ep->svc_id = svc->svc_id;
+		ep->backend_id = 0;
+		*via_vip = 1;
+		return true;
+	}
+	*via_vip = 0;
+	return telem_endpoint(t->raddr, t->rport, t->family, ep);
+}
+
+/* The backend the datapath chose for a connection to a VIP, from its
+ * forward conntrack entry; 0 when this node did not balance it. */
+static __always_inline __u32 telem_ct_backend(const struct telem_tuple *t)
+{
+	struct sluice_ct_key key = {};
+	struct sluice_ct_entry *ct;
+
+	__builtin_memcpy(key.saddr, t->laddr, sizeof(key.saddr));
+	__builtin_memcpy(key.daddr, t->raddr, sizeof(key.daddr));
+	key.sport = bpf_htons(t->lport);
+	key.dport = bpf_htons(t->rport);
+	key.proto = IPPROTO_TCP;
+	key.family = t->family;
+	key.dir = SLUICE_CT_FWD;
+	ct = bpf_map_lookup_elem(&conntrack, &key);
+	return ct ? ct->backend_id : 0;
+}
+
+static __always_inline struct tcp_sock *telem_tcp_sock(struct bpf_sock_ops *ops)
+{
+	struct bpf_sock *sk = ops->sk;
+
+	return sk ? bpf_skc_to_tcp_sock(sk) : NULL;
+}
+
+static __always_inline int telem_sk_err(struct bpf_sock_ops *ops)
+{
+	struct tcp_sock *tp = telem_tcp_sock(ops);
+
+	/* the kernel sets sk_err before tcp_done() moves the socket to CLOSE */
+	return tp ? tp->inet_conn.icsk_inet.sk.sk_err : 0;
+}
+
+/*
+ * Payload bytes. The socket's bytes_acked and bytes_received count
+ * sequence space, so SYN and FIN add one each. Sent: what was acked past
+ * the handshake (acked_base), but never more than the unique payload sent
+ * (bytes_sent - bytes_retrans), which drops our FIN. Received: minus the
+ * peer's FIN once it arrived (SOCK_DONE, set by tcp_fin() only).
+ */
+static __always_inline void telem_payload(struct bpf_sock_ops *ops, const struct telem_sk *st,
+					  __u64 *sent, __u64 *received)
+{
+	struct tcp_sock *tp = telem_tcp_sock(ops);
+	__u64 acked = ops->bytes_acked - st->acked_base, rcvd = ops->bytes_received, unique;
+
+	if (tp) {
+		unique = tp->bytes_sent - tp->bytes_retrans;
+		if (acked > unique)
+			acked = unique;
+		if (rcvd && (tp->inet_conn.icsk_inet.sk.__sk_common.skc_flags & (1UL << SOCK_DONE)))
+			rcvd--;
+	}
+	*sent = acked;
+	*received = rcvd;
+}
+
+static __always_inline __u8 telem_fail_reason(int err)
+{
+	switch (err) {
+	case 0:
+		return SLUICE_TELEM_REASON_ABORTED;
+	case TELEM_ECONNREFUSED:
+		return SLUICE_TELEM_REASON_REFUSED;
+	case TELEM_ETIMEDOUT:
+		return SLUICE_TELEM_REASON_TIMEOUT;
+	case TELEM_EHOSTUNREACH:
+	case TELEM_ENETUNREACH:
+		return SLUICE_TELEM_REASON_UNREACHABLE;
+	default:
+		return SLUICE_TELEM_REASON_ERROR;
+	}
+}
+
+static __always_inline __u8 telem_close_reason(int err)
+{
+	if (err == TELEM_ECONNRESET || err == TELEM_EPIPE)
+		return SLUICE_TELEM_REASON_RESET;
+	return err ? SLUICE_TELEM_REASON_ERROR : SLUICE_TELEM_REASON_NONE;
+}
+
+static __always_inline void telem_fill(struct sluice_telem_rec *rec, struct bpf_sock_ops *ops,
+				       const struct telem_tuple *t, const struct telem_sk *st,
+				       __u64 now)
+{
+	__u64 acked, received;
+
+	telem_payload(ops, st, &acked, &received);
+	rec->cookie = bpf_get_socket_cookie(ops);
+	rec->start_ns = st->start_ns;
+	rec->ts_ns = now;
+	rec->bytes_acked = acked;
+	rec->bytes_received = received;
+	rec->d_bytes_acked = acked - st->rep_acked;
+	rec->d_bytes_received = received - st->rep_received;
+	__builtin_memcpy(rec->laddr, t->laddr, sizeof(rec->laddr));
+	__builtin_memcpy(rec->raddr, t->raddr, sizeof(rec->raddr));
+	rec->lport = t->lport;
+	rec->rport = t->rport;
+	rec->svc_id = st->svc_id;
+	rec->backend_id = st->backend_id;
+	rec->segs_in = ops->segs_in;
+	rec->segs_out = ops->segs_out;
+	rec->retrans = st->retrans;
+	rec->d_retrans = st->retrans - st->rep_retrans;
+	rec->rtos = st->rtos;
+	rec->d_rtos = st->rtos - st->rep_rtos;
+	rec->srtt_us = ops->srtt_us >> 3; /* the kernel keeps srtt << 3 */
+	rec->srtt_min_us = st->srtt_min_us;
+	rec->dir = st->dir;
+	rec->family = t->family;
+}
+
+/*
+ * Writes one record. The state's "reported" totals only advance when the
+ * record reached the ring, so a lost UPDATE's deltas ride on the next
+ * record; the loss itself is counted per CPU.
+ */
+static __always_inline void telem_emit(struct bpf_sock_ops *ops, struct telem_sk *st, __u8 type,
+				       __u8 reason)
+{
+	struct sluice_telem_rec *rec;
+	struct telem_tuple t;
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!telem_tuple_read(ops, &t))
+		return;
+	rec = bpf_ringbuf_reserve(&telem_events, sizeof(*rec), 0);
+	if (!rec) {
+		telem_count(SLUICE_TELEM_CNT_LOST);
+		return;
+	}
+	telem_fill(rec, ops, &t, st, now);
+	rec->type = type;
+	rec->reason = reason;
+	st->rep_acked = rec->bytes_acked;
+	st->rep_received = rec->bytes_received;
+	st->rep_retrans = rec->retrans;
+	st->rep_rtos = rec->rtos;
+	st->last_ns = now;
+	bpf_ringbuf_submit(rec, 0);
+	telem_count(SLUICE_TELEM_CNT_RECORDS);
+}
+
+static __always_inline void telem_track_srtt(struct telem_sk *st, __u32 srtt_us)
+{
+	if (srtt_us && (!st->srtt_min_us || srtt_us < st->srtt_min_us))
+		st->srtt_min_us = srtt_us;
+}
+
+/* Start tracking: fresh state (a socket may connect() again after a
+ * failure), callbacks on. */
+static __always_inline struct telem_sk *telem_start(struct bpf_sock_ops *ops,
+						    const struct sluice_telem_ep *ep, __u8 dir,
+						    __u8 via_vip, __u8 state)
+{
+	struct bpf_sock *sk = ops->sk;
+	struct telem_sk *st;
+
+	if (!sk)
+		return NULL;
+	st = bpf_sk_storage_get(&telem_sk, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
+		telem_count(SLUICE_TELEM_CNT_NO_STORAGE);
+		return NULL;
+	}
+	__builtin_memset(st, 0, sizeof(*st));
+	st->start_ns = bpf_ktime_get_ns();
+	st->last_ns = st->start_ns;
+	st->svc_id = ep->svc_id;
+	st->backend_id = ep->backend_id;
+	st->dir = dir;
+	st->via_vip = via_vip;
+	st->state = state;
+	telem_track_srtt(st, ops->srtt_us >> 3);
+	/* other sockops programs (redirect) may have set flags of their own */
+	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | TELEM_CB_FLAGS);
+	telem_count(SLUICE_TELEM_CNT_TRACKED);
+	return st;
+}
+
+static __always_inline struct telem_sk *telem_state(struct bpf_sock_ops *ops)
+{
+	struct bpf_sock *sk = ops->sk;
+
+	if (!sk)
+		return NULL;
+	return bpf_sk_storage_get(&telem_sk, sk, NULL, 0);
+}
+
+/* A connection to a VIP learns its backend once the datapath balanced it. */
+static __always_inline void telem_resolve_backend(struct bpf_sock_ops *ops, struct telem_sk *st)
+{
+	struct telem_tuple t;
+
+	if (!st->via_vip || st->backend_id || !telem_tuple_read(ops, &t))
+		return;
+	st->backend_id = telem_ct_backend(&t);
+}
+
+#endif /* SLUICE_BPF_TELEMETRY_H */

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: MIT
+/*
+ * http.c - the metrics HTTP server: libmicrohttpd in external-epoll mode
+ * on a listening socket made here (so bind errors name the address), with
+ * gzip via zlib.
+ *
+ * Contract: see http.h. Responses are built whole in memory (a scrape is
+ * a few hundred KiB at most) and handed to libmicrohttpd, which frees them.
+ */
+#define _GNU_SOURCE /* asprintf */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "http.h"
+#include "internal.h"
+
+struct http {
+	struct MHD_Daemon *d;
+	int lfd;
+	unsigned int port;
+	const struct http_route *routes;
+	size_t nroutes;
+};
+
+/* "HOST:PORT" / "[V6]:PORT" / ":PORT" into a sockaddr. */
+static int http__parse_bind(const char *bind, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(bind, ':');
+	unsigned long port;
+	char *end;
+	size_t hlen;
+
+	if (!colon || !colon[1])
+		goto bad;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno || *end || port > 65535 || !isdigit((unsigned char)colon[1]))
+		goto bad;
+	hlen = colon - bind;
+	if (hlen >= 2 && bind[0] == '[' && bind[hlen - 1] == ']') {
+		bind++;
+		hlen -= 2;
+	}
+	if (hlen >= sizeof(host))
+		goto bad;
+	memcpy(host, bind, hlen);
+	host[hlen] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (!hlen || inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6; /* empty host: in6addr_any, dual-stack */
+		s6->sin6_port = htons(port);
+		*len = sizeof(*s6);
+		return 0;
+	}
+	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		*len = sizeof(*s4);
+		return 0;
+	}
+bad:
+	sluice__set_err(
+		"metrics bind address \"%s\": expected HOST:PORT with a numeric host, [V6]:PORT or :PORT",
+		bind);
+	return -EINVAL;
+}
+
+static int http__listen(struct http *h, const char *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int one = 1, zero = 0, err;
+
+	err = http__parse_bind(addr, &ss, &len);
+	if (err)
+		return err;
+	h->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (h->lfd < 0)
+		goto fail;
+	if (setsockopt(h->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)))
+		goto fail;
+	/* ":PORT" serves IPv4 too, whatever net.ipv6.bindv6only says */
+	if (ss.ss_family == AF_INET6 &&
+	    setsockopt(h->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)))
+		goto fail;
+	if (bind(h->lfd, (struct sockaddr *)&ss, len) || listen(h->lfd, 64))
+		goto fail;
+	len = sizeof(ss);
+	if (getsockname(h->lfd, (struct sockaddr *)&ss, &len))
+		goto fail;
+	h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+						   ((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+fail:
+	err = -errno;
+	sluice__set_err("metrics server on %s: %s", addr, strerror(errno));
+	return err;
+}
+
+static enum MHD_Result http__reply(struct MHD_Connection *conn, unsigned int status, void *body,
+				   size_t len, bool must_free, const char *type,
+				   const char *encoding)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(
+		len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	if (!resp) {
+		if (must_free)
+			free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (encoding)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, encoding);
+	if (status == MHD_HTTP_OK)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result http__text(struct MHD_Connection *conn, unsigned int status,
+				  const char *text)
+{
+	return http__reply(conn, status, (void *)text, strlen(text), false,
+			   "text/plain; charset=utf-8", NULL);
+}
+
+static enum MHD_Result http__serve(struct MHD_Connection *conn, const struct http_route *r)
+{
+	const char *ae =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	char *body = NULL, *msg;
+	void *gz;
+	size_t len = 0, gz_len;
+	FILE *f;
+	int err;
+
+	f = open_memstream(&body, &len);
+	if (!f)
+		return http__text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+	sluice__clear_err();
+	err = r->fn(r->ctx, f);
+	if (fclose(f) && !err)
+		err = -ENOMEM;
+	if (err) {
+		free(body);
+		if (asprintf(&msg, "%s\n", *sluice__errmsg() ? sluice__errmsg() : strerror(-err)) <
+		    0)
+			return http__text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "error\n");
+		return http__reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, msg, strlen(msg), true,
+				   "text/plain; charset=utf-8", NULL);
+	}
+	if (http__accepts_gzip(ae) && !http__gzip(body, len, &gz, &gz_len)) {
+		free(body);
+		return http__reply(conn, MHD_HTTP_OK, gz, gz_len, true, r->content_type, "gzip");
+	}
+	return http__reply(conn, MHD_HTTP_OK, body, len, true, r->content_type, NULL);
+}
+
+static enum MHD_Result http__handle(void *cls, struct MHD_Connection *conn, const char *url,
+				    const char *method, const char *version,
+				    const char *upload_data, size_t *upload_data_size,
+				    void **con_cls)
+{
+	struct http *h = cls;
+	const struct http_route *r = NULL;
+
+	(void)version;
+	(void)upload_data;
+	(void)upload_data_size;
+	(void)con_cls;
+	for (size_t i = 0; i < h->nroutes; i++)
+		if (!strcmp(url, h->routes[i].path))
+			r = &h->routes[i];
+	if (!r)
+		return http__text(conn, MHD_HTTP_NOT_FOUND, "404 not found: try /metrics\n");
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return http__text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+				  "405 method not allowed: use GET\n");
+	return http__serve(conn, r);
+}
+
+int http__start(struct http **out, const struct http_opts *opts)
+{
+	const union MHD_DaemonInfo *info;
+	struct http *h;
+	int err;
+
+	sluice__clear_err();
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		sluice__set_err("out of memory");
+		return -ENOMEM;
+	}
+	h->lfd = -1;
+	h->routes = opts->routes;
+	h->nroutes = opts->nroutes;
+	err = http__listen(h, opts->bind ? opts->bind : HTTP_DEFAULT_BIND);
+	if (err)
+		goto cleanup;
+	h->d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, http__handle, h,
+				MHD_OPTION_LISTEN_SOCKET, h->lfd, MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned int)(opts->max_conns ? opts->max_conns : 32),
+				MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned int)(opts->timeout_s ? opts->timeout_s : 10),
+				MHD_OPTION_END);
+	if (!h->d) {
+		sluice__set_err("metrics server: libmicrohttpd did not start");
+		err = -EIO;
+		goto cleanup;
+	}
+	h->lfd = -1; /* the daemon owns it now */
+	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!info) {
+		sluice__set_err("metrics server: no epoll fd from libmicrohttpd");
+		err = -EIO;
+		goto cleanup;
+	}
+	*out = h;
+	return 0;
+cleanup:
+	http__stop(h);
+	return err;
+}
+
+void http__stop(struct http *h)
+{
+	if (!h)
+		return;
+	if (h->d)
+		MHD_stop_daemon(h->d); /* closes the listening socket too */
+	if (h->lfd >= 0)
+		close(h->lfd);
+	free(h);
+}
+
+int http__fd(const struct http *h)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+
+	return info ? info->epoll_fd : -1;
+}
+
+int http__run(struct http *h)
+{
+	return MHD_run(h->d) == MHD_YES ? 0 : -EIO;
+}
+
+int http__timeout_ms(const struct http *h)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+
+	if (MHD_get_timeout(h->d, &ms) != MHD_YES)
+		return -1;
+	return ms > 60000 ? 60000 : (int)ms;
+}
+
+unsigned int http__port(const struct http *h)
+{
+	return h->port;
+}

@@ -1,0 +1,445 @@
+// SPDX-License-Identifier: MIT
+/*
+ * telemetry.c - loading and attaching the connection telemetry program
+ * (bpf/telemetry.bpf.c, cgroup sockops) and reading its ring buffer.
+ *
+ * Contract (see telemetry.h): the datapath maps are the very maps of the
+ * struct sluice (bpf_map__reuse_fd); telem_* maps and the cgroup link are
+ * pinned under pin_dir when one is given, reused by the next agent, and
+ * the link is updated in place (no moment without telemetry). A pinned
+ * ring buffer of another size than asked is replaced (the records waiting
+ * in it are the price of resizing). Aggregation lives in telemetry_agg.c.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "internal.h"
+#include "telemetry_internal.h"
+#include "lb.skel.h"
+#include "telemetry.skel.h"
+
+_Static_assert(sizeof(struct sluice_telem_rec) == 136, "sluice_telem_rec layout");
+_Static_assert(sizeof(struct sluice_telem_ep_key) == 20, "sluice_telem_ep_key layout");
+_Static_assert(sizeof(struct sluice_telem_ep) == 8, "sluice_telem_ep layout");
+
+#define TELEM_PROG "telemetry_sockops"
+#define TELEM_LINK_PIN "link_" TELEM_PROG
+
+static const char *const reason_names[] = {
+#define X(name, str, help) str,
+	SLUICE_TELEM_REASONS(X)
+#undef X
+};
+static const char *const reason_helps[] = {
+#define X(name, str, help) help,
+	SLUICE_TELEM_REASONS(X)
+#undef X
+};
+static const char *const counter_names[] = {
+#define X(name, str, help) str,
+	SLUICE_TELEM_COUNTERS(X)
+#undef X
+};
+static const char *const counter_helps[] = {
+#define X(name, str, help) help,
+	SLUICE_TELEM_COUNTERS(X)
+#undef X
+};
+
+const char *telemetry__reason_name(enum sluice_telem_reason r)
+{
+	return (unsigned)r < SLUICE_TELEM_REASON__MAX ? reason_names[r] : "unknown";
+}
+
+const char *telemetry__reason_help(enum sluice_telem_reason r)
+{
+	return (unsigned)r < SLUICE_TELEM_REASON__MAX ? reason_helps[r] : "unknown reason";
+}
+
+const char *telemetry__counter_name(enum sluice_telem_counter c)
+{
+	return (unsigned)c < SLUICE_TELEM_CNT__MAX ? counter_names[c] : "unknown";
+}
+
+const char *telemetry__counter_help(enum sluice_telem_counter c)
+{
+	return (unsigned)c < SLUICE_TELEM_CNT__MAX ? counter_helps[c] : "unknown counter";
+}
+
+const char *telemetry__dir_name(enum sluice_telem_dir d)
+{
+	switch (d) {
+	case SLUICE_TELEM_OUTBOUND:
+		return "outbound";
+	case SLUICE_TELEM_INBOUND:
+		return "inbound";
+	default:
+		return "unknown";
+	}
+}
+
+const char *telemetry__type_name(enum sluice_telem_type type)
+{
+	switch (type) {
+	case SLUICE_TELEM_OPEN:
+		return "open";
+	case SLUICE_TELEM_UPDATE:
+		return "update";
+	case SLUICE_TELEM_CLOSE:
+		return "close";
+	case SLUICE_TELEM_FAIL:
+		return "fail";
+	default:
+		return "unknown";
+	}
+}
+
+static int telem__lib_err(int err, const char *what, const char *arg)
+{
+	char buf[128];
+
+	libbpf_strerror(err, buf, sizeof(buf));
+	sluice__set_err("%s%s: %s", what, arg ? arg : "", buf);
+	return err;
+}
+
+static int telem__path(char *buf, size_t len, const char *dir, const char *name)
+{
+	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len) {
+		sluice__set_err("pin path %s/%s is too long", dir, name);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+static bool telem__own_map(const char *name)
+{
+	return !strncmp(name, "telem_", 6);
+}
+
+/* A pinned ring of another size cannot be reused: drop that pin only. */
+static int telem__drop_resized_ring(const char *path, __u32 want)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd, err;
+
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0; /* not pinned (yet) */
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	close(fd);
+	if (err)
+		return telem__lib_err(err, "reading the pinned ring buffer ", path);
+	if (info.max_entries != want && unlink(path)) {
+		err = -errno;
+		sluice__set_err("unpin the resized ring buffer %s: %s", path, strerror(errno));
+		return err;
+	}
+	return 0;
+}
+
+/* Datapath maps: the struct sluice's own. telem_* maps: pinned if asked. */
+static int telem__share_maps(struct telemetry *t)
+{
+	char path[PATH_MAX];
+	struct bpf_map *map, *lb_map;
+	int err;
+
+	bpf_object__for_each_map(map, t->skel->obj) {
+		const char *name = bpf_map__name(map);
+
+		if (bpf_map__is_internal(map))
+			continue;
+		if (!telem__own_map(name)) {
+			lb_map = bpf_object__find_map_by_name(t->s->skel->obj, name);
+			if (!lb_map) {
+				sluice__set_err("map \"%s\" is not in the datapath object", name);
+				return -ENOENT;
+			}
+			err = bpf_map__reuse_fd(map, bpf_map__fd(lb_map));
+			if (err)
+				return telem__lib_err(err, "sharing the datapath map ", name);
+			continue;
+		}
+		if (!t->pin_dir)
+			continue;
+		err = telem__path(path, sizeof(path), t->pin_dir, name);
+		if (!err && map == t->skel->maps.telem_events)
+			err = telem__drop_resized_ring(path, t->ring_bytes);
+		if (err)
+			return err;
+		err = bpf_map__set_pin_path(map, path);
+		if (err)
+			return telem__lib_err(err, "pin path ", path);
+	}
+	return 0;
+}
+
+static int telem__check_ring_size(__u32 bytes)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (bytes < (__u32)page || (bytes & (bytes - 1))) {
+		sluice__set_err("ring buffer size %u: must be a power of 2 and at least %ld", bytes,
+				page);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int telem__load(struct telemetry *t, const struct telemetry_opts *opts)
+{
+	char buf[128];
+	int err;
+
+	t->skel = telemetry_bpf__open();
+	if (!t->skel) {
+		err = -errno;
+		return telem__lib_err(err, "opening the telemetry BPF object", NULL);
+	}
+	t->skel->rodata->telem_interval_ns = (__u64)opts->interval_s * 1000000000ull;
+	t->skel->rodata->telem_cfg = opts->cfg;
+	err = bpf_map__set_max_entries(t->skel->maps.telem_events, t->ring_bytes);
+	if (err)
+		return telem__lib_err(err, "sizing the ring buffer", NULL);
+	err = telem__share_maps(t);
+	if (err)
+		return err;
+	err = telemetry_bpf__load(t->skel);
+	if (err) {
+		libbpf_strerror(err, buf, sizeof(buf));
+		if (t->pin_dir)
+			sluice__set_err(
+				"loading the telemetry object: %s (maps pinned under %s may have another layout: telemetry__unpin them)",
+				buf, t->pin_dir);
+		else
+			sluice__set_err("loading the telemetry object: %s", buf);
+		return err;
+	}
+	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.telem_events), telem__on_record, t,
+				 NULL);
+	if (!t->rb)
+		return telem__lib_err(-errno, "reading the ring buffer", NULL);
+	return 0;
+}
+
+/* An attachment left pinned by an earlier agent: run our program in it. */
+static int telem__adopt_link(struct telemetry *t)
+{
+	if (access(t->link_path, F_OK))
+		return 0;
+	t->link = bpf_link__open(t->link_path);
+	if (!t->link)
+		return telem__lib_err(-errno, "opening the pinned link ", t->link_path);
+	if (bpf_link__update_program(t->link, t->skel->progs.telemetry_sockops))
+		return telem__lib_err(-errno, "replacing the program of ", t->link_path);
+	return 0;
+}
+
+static __u64 telem__link_cgroup(struct bpf_link *link)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+
+	if (!link || bpf_obj_get_info_by_fd(bpf_link__fd(link), &info, &len))
+		return 0;
+	return info.cgroup.cgroup_id;
+}
+
+/* A cgroup v2 id is the inode number of its directory. */
+static __u64 telem__fd_cgroup(int cgroup_fd)
+{
+	struct stat st;
+
+	return fstat(cgroup_fd, &st) ? 0 : st.st_ino;
+}
+
+static void telem__drop_link(struct telemetry *t)
+{
+	if (!t->link)
+		return;
+	if (t->pin_dir)
+		bpf_link__unpin(t->link);
+	bpf_link__detach(t->link);
+	bpf_link__destroy(t->link);
+	t->link = NULL;
+}
+
+int telemetry__attach(struct telemetry *t, int cgroup_fd)
+{
+	struct bpf_link *link;
+	int err;
+
+	sluice__clear_err();
+	if (t->link && telem__link_cgroup(t->link) == telem__fd_cgroup(cgroup_fd))
+		return 0; /* adopted at open, program already replaced */
+	/* Attach the new one before the old goes: never a gap in between. */
+	link = bpf_program__attach_cgroup(t->skel->progs.telemetry_sockops, cgroup_fd);
+	if (!link)
+		return telem__lib_err(-errno, "attaching telemetry to the cgroup", NULL);
+	telem__drop_link(t);
+	t->link = link;
+	if (t->pin_dir) {
+		err = bpf_link__pin(link, t->link_path);
+		if (err) {
+			telem__drop_link(t);
+			return telem__lib_err(err, "pinning the link at ", t->link_path);
+		}
+	}
+	return 0;
+}
+
+int telemetry__detach(struct telemetry *t)
+{
+	sluice__clear_err();
+	telem__drop_link(t);
+	return 0;
+}
+
+int telemetry__open(struct telemetry **out, struct sluice *s, int cgroup_fd,
+		    const struct telemetry_opts *opts)
+{
+	static const struct telemetry_opts defaults;
+	struct telemetry *t;
+	int err;
+
+	sluice__clear_err();
+	if (!opts)
+		opts = &defaults;
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		sluice__set_err("out of memory");
+		return -ENOMEM;
+	}
+	t->s = s;
+	t->ring_bytes = opts->ring_bytes ? opts->ring_bytes : SLUICE_TELEM_RING_BYTES;
+	err = telem__check_ring_size(t->ring_bytes);
+	if (err)
+		goto cleanup;
+	if (opts->pin_dir) {
+		t->pin_dir = strdup(opts->pin_dir);
+		err = t->pin_dir ? telem__path(t->link_path, sizeof(t->link_path), opts->pin_dir,
+					       TELEM_LINK_PIN) :
+				   -ENOMEM;
+		if (err)
+			goto cleanup;
+	}
+	err = telem__agg_init(t, opts->recent ? opts->recent : 1024);
+	if (!err)
+		err = telem__load(t, opts);
+	if (!err && t->pin_dir)
+		err = telem__adopt_link(t);
+	if (!err && cgroup_fd >= 0)
+		err = telemetry__attach(t, cgroup_fd);
+	if (!err)
+		err = telemetry__sync(t);
+	if (err)
+		goto cleanup;
+	*out = t;
+	return 0;
+cleanup:
+	if (err == -ENOMEM && !*sluice__errmsg())
+		sluice__set_err("out of memory");
+	telemetry__close(t);
+	return err;
+}
+
+void telemetry__close(struct telemetry *t)
+{
+	if (!t)
+		return;
+	ring_buffer__free(t->rb);
+	bpf_link__destroy(t->link); /* pinned: stays attached */
+	telemetry_bpf__destroy(t->skel);
+	telem__agg_free(t);
+	free(t->pin_dir);
+	free(t);
+}
+
+int telemetry__ring_fd(const struct telemetry *t)
+{
+	return ring_buffer__epoll_fd(t->rb);
+}
+
+int telemetry__consume(struct telemetry *t)
+{
+	int n;
+
+	sluice__clear_err();
+	t->resynced = false;
+	n = ring_buffer__consume(t->rb);
+	if (n < 0)
+		return telem__lib_err(n, "reading the telemetry ring buffer", NULL);
+	return n;
+}
+
+int telemetry__info(struct telemetry *t, struct telemetry_info *info)
+{
+	int fd = bpf_map__fd(t->skel->maps.telem_counters), err;
+
+	sluice__clear_err();
+	memset(info, 0, sizeof(*info));
+	for (__u32 i = 0; i < SLUICE_TELEM_CNT__MAX; i++) {
+		err = maps__percpu_sum(t->s, fd, "telem_counters", i, &info->kernel[i], 1);
+		if (err)
+			return err;
+	}
+	info->read = t->read;
+	info->unattributed = t->unattributed;
+	info->endpoints = t->nendpoints;
+	info->endpoints_max = bpf_map__max_entries(t->skel->maps.telem_endpoints);
+	info->ring_bytes = t->ring_bytes;
+	info->attached = t->link != NULL;
+	info->cgroup_id = telem__link_cgroup(t->link);
+	return 0;
+}
+
+int telemetry__unpin(const char *pin_dir)
+{
+	char path[PATH_MAX];
+	struct telemetry_bpf *skel;
+	struct bpf_link *link;
+	struct bpf_map *map;
+	int err;
+
+	sluice__clear_err();
+	err = telem__path(path, sizeof(path), pin_dir, TELEM_LINK_PIN);
+	if (err)
+		return err;
+	link = access(path, F_OK) ? NULL : bpf_link__open(path);
+	if (link) {
+		bpf_link__detach(link);
+		bpf_link__destroy(link);
+	}
+	if (unlink(path) && errno != ENOENT) {
+		err = -errno;
+		sluice__set_err("unpin %s: %s", path, strerror(errno));
+		return err;
+	}
+	/* Open (not load) the object for the names of our maps. */
+	skel = telemetry_bpf__open();
+	if (!skel)
+		return telem__lib_err(-errno, "opening the telemetry BPF object", NULL);
+	bpf_object__for_each_map(map, skel->obj) {
+		if (bpf_map__is_internal(map) || !telem__own_map(bpf_map__name(map)))
+			continue;
+		err = telem__path(path, sizeof(path), pin_dir, bpf_map__name(map));
+		if (err)
+			break;
+		if (unlink(path) && errno != ENOENT) {
+			err = -errno;
+			sluice__set_err("unpin %s: %s", path, strerror(errno));
+			break;
+		}
+	}
+	telemetry_bpf__destroy(skel);
+	return err;
+}
