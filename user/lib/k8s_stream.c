@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+/*
+ * k8s_stream.c - watch responses: a chunked body of concatenated JSON
+ * events ({"type": ..., "object": ...}), cut into whole events as bytes
+ * arrive, whatever the chunk boundaries.
+ *
+ * Contract: k8s_stream__feed() hands each whole value to the callback in
+ * order and keeps a partial one for the next call; whitespace between
+ * values (the API server ends each event with a newline) is skipped. After
+ * malformed JSON the stream is unusable (there is no reliable place to
+ * resume in the middle of a value): the caller drops the connection and
+ * resumes the watch from its last resourceVersion.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "k8s_internal.h"
+
+int k8s_stream__init(struct k8s_stream *s, size_t max)
+{
+	memset(s, 0, sizeof(*s));
+	/* depth 64: API objects nest far less; deeper input is an attack or a bug */
+	s->tok = json_tokener_new_ex(64);
+	if (!s->tok) {
+		sluice__set_err("out of memory for a JSON tokener");
+		return -ENOMEM;
+	}
+	/* strict JSON, several values in a row (ALLOW_TRAILING_CHARS: strict
+	 * mode otherwise rejects the next event after the first one) */
+	json_tokener_set_flags(s->tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
+					       JSON_TOKENER_VALIDATE_UTF8);
+	s->max = max;
+	return 0;
+}
+
+void k8s_stream__reset(struct k8s_stream *s)
+{
+	if (s->tok)
+		json_tokener_reset(s->tok);
+	s->pending = 0;
+}
+
+void k8s_stream__free(struct k8s_stream *s)
+{
+	if (s->tok)
+		json_tokener_free(s->tok);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Quote the bytes around a parse error for the log (control chars as '.'). */
+static void stream__quote(char *out, size_t outlen, const char *buf, size_t len)
+{
+	size_t n = len < outlen - 1 ? len : outlen - 1;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = (unsigned char)buf[i] < 0x20 ? '.' : buf[i];
+	out[n] = '\0';
+}
+
+int k8s_stream__feed(struct k8s_stream *s, const char *buf, size_t len, k8s_stream_fn fn, void *ctx)
+{
+	while (len) {
+		struct json_object *v;
+		enum json_tokener_error jerr;
+		size_t used;
+		int err;
+
+		/* skip separators here so they never count as a pending value */
+		if (!s->pending && (*buf == '\n' || *buf == '\r' || *buf == ' ' || *buf == '\t')) {
+			buf++;
+			len--;
+			continue;
+		}
+		v = json_tokener_parse_ex(s->tok, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+		jerr = json_tokener_get_error(s->tok);
+		if (!v && jerr == json_tokener_continue) {
+			s->pending += len;
+			if (s->max && s->pending > s->max) {
+				sluice__set_err("watch event larger than %zu bytes", s->max);
+				return -EBADMSG;
+			}
+			return 0;
+		}
+		if (!v) {
+			char q[64];
+			size_t at = json_tokener_get_parse_end(s->tok);
+
+			stream__quote(q, sizeof(q), buf + (at > 16 ? at - 16 : 0),
+				      len - (at > 16 ? at - 16 : 0));
+			sluice__set_err("malformed JSON in the watch stream: %s near \"%s\"",
+					json_tokener_error_desc(jerr), q);
+			return -EBADMSG;
+		}
+		used = json_tokener_get_parse_end(s->tok);
+		json_tokener_reset(s->tok);
+		s->pending = 0;
+		buf += used;
+		len -= used;
+		err = fn(v, ctx);
+		json_object_put(v);
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
+static struct json_object *ev__get(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, key, &v))
+		return NULL;
+	return v;
+}
+
+void k8s_status__text(struct json_object *status, char *buf, size_t len, int *code)
+{
+	struct json_object *c = ev__get(status, "code");
+	struct json_object *reason = ev__get(status, "reason");
+	struct json_object *msg = ev__get(status, "message");
+
+	*code = c && json_object_is_type(c, json_type_int) ? json_object_get_int(c) : 0;
+	snprintf(buf, len, "code %d %s: %s", *code,
+		 reason && json_object_is_type(reason, json_type_string) ?
+			 json_object_get_string(reason) :
+			 "",
+		 msg && json_object_is_type(msg, json_type_string) ? json_object_get_string(msg) :
+								     "(no message)");
+}
+
+int k8s_event__decode(struct json_object *ev, enum k8s_ev_type *type, struct json_object **object,
+		      const char **rv, int *code)
+{
+	static const char *const names[] = { "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR" };
+	struct json_object *t = ev__get(ev, "type");
+	struct json_object *o = ev__get(ev, "object");
+	struct json_object *r;
+	const char *ts;
+	int i;
+
+	*rv = NULL;
+	*code = 0;
+	if (!t || !json_object_is_type(t, json_type_string) || !o ||
+	    !json_object_is_type(o, json_type_object)) {
+		sluice__set_err("watch event is not {\"type\": string, \"object\": object}: %.120s",
+				json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN));
+		return -EINVAL;
+	}
+	ts = json_object_get_string(t);
+	for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
+		if (!strcmp(ts, names[i]))
+			break;
+	if (i == (int)(sizeof(names) / sizeof(names[0]))) {
+		sluice__set_err("watch event of unknown type \"%.32s\"", ts);
+		return -EINVAL;
+	}
+	*type = i;
+	*object = o;
+	if (*type == K8S_EV_ERROR) {
+		char text[256];
+
+		k8s_status__text(o, text, sizeof(text), code);
+		return 0;
+	}
+	r = ev__get(ev__get(o, "metadata"), "resourceVersion");
+	if (r && json_object_is_type(r, json_type_string) && *json_object_get_string(r))
+		*rv = json_object_get_string(r);
+	if (!*rv) {
+		sluice__set_err("%s event without metadata.resourceVersion", ts);
+		return -EINVAL;
+	}
+	return 0;
+}

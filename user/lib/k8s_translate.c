@@ -1,0 +1,547 @@
+// SPDX-License-Identifier: MIT
+/*
+ * k8s_translate.c - Services + EndpointSlices -> the kubernetes part of the
+ * desired state (rules in k8s.h), and the merge with manual services.
+ *
+ * Contract: the output is deterministic (services sorted by key, backends
+ * by address and port) so that an unchanged cluster translates to an equal
+ * set and nothing is re-applied; every service it emits passes
+ * desired__validate() on its own: backends are de-duplicated, a backend
+ * equal to the VIP:port is dropped, at most SLUICE_MAX_SVC_BACKENDS per
+ * service (ready endpoints first), a weight set that would leave no
+ * backend above 0 is replaced by weight 1, and the service/backend totals
+ * stay within the map limits. Whatever is dropped is reported through
+ * o->warn, never silently.
+ */
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include "internal.h"
+#include "k8s_internal.h"
+
+struct cand {
+	struct sluice_addr addr;
+	__u16 port;
+	__u16 weight;
+	bool active; /* ready; else serving + terminating */
+};
+
+struct xlate {
+	const struct k8s_xlate_opts *o;
+	const struct k8s_slice **slices; /* sorted by namespace, service */
+	__u32 nslices;
+	struct desired out;
+	__u32 cap;
+	__u64 total_backends;
+	bool full; /* a map limit was reached: later services are left out */
+	struct cand *c;
+	__u32 nc, capc;
+};
+
+static void xl__warn(struct xlate *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void xl__warn(struct xlate *x, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (!x->o || !x->o->warn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	x->o->warn(buf, x->o->ctx);
+}
+
+static int cmp_addr(const struct sluice_addr *a, const struct sluice_addr *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return memcmp(a->addr, b->addr, (a->family == SLUICE_AF_INET ? 1 : 4) * sizeof(__u32));
+}
+
+static int slice__cmp_owner(const struct k8s_slice *s, const char *ns, const char *svc)
+{
+	int c = strcmp(s->ns, ns);
+
+	return c ? c : strcmp(s->service, svc);
+}
+
+static int slices__cmp(const void *a, const void *b)
+{
+	const struct k8s_slice *x = *(const struct k8s_slice *const *)a;
+	const struct k8s_slice *y = *(const struct k8s_slice *const *)b;
+	int c = slice__cmp_owner(x, y->ns, y->service);
+
+	return c ? c : strcmp(x->name, y->name);
+}
+
+/* First slice of ns/svc in x->slices (binary search). */
+static __u32 xl__first_slice(const struct xlate *x, const char *ns, const char *svc)
+{
+	__u32 lo = 0, hi = x->nslices;
+
+	while (lo < hi) {
+		__u32 mid = lo + (hi - lo) / 2;
+
+		if (slice__cmp_owner(x->slices[mid], ns, svc) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static __u16 xl__weight(const struct k8s_svc *svc, const struct k8s_slice *sl,
+			const struct k8s_ep *ep)
+{
+	for (__u32 i = 0; i < svc->nrules; i++) {
+		const struct k8s_weight_rule *r = &svc->rules[i];
+
+		if (r->is_addr ? sluice_addr__eq(&r->addr, &ep->addr) :
+				 ep->target && !fnmatch(r->key, ep->target, 0))
+			return r->weight;
+	}
+	return sl->weight >= 0 ? sl->weight : 1;
+}
+
+static int xl__add_cand(struct xlate *x, const struct cand *c)
+{
+	if (x->nc == x->capc) {
+		__u32 n = x->capc ? x->capc * 2 : 64;
+		struct cand *v = realloc(x->c, n * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		x->c = v;
+		x->capc = n;
+	}
+	x->c[x->nc++] = *c;
+	return 0;
+}
+
+static int cand__cmp(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	int c = cmp_addr(&x->addr, &y->addr);
+
+	if (c)
+		return c;
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	return (int)y->active - (int)x->active; /* the ready copy first */
+}
+
+static int cand__cmp_active_first(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	if (x->active != y->active)
+		return x->active ? -1 : 1;
+	return cand__cmp(a, b);
+}
+
+/* The service's endpoints for one (port, VIP) into x->c. */
+static int xl__collect(struct xlate *x, const struct k8s_svc *svc, const struct k8s_svc_port *p,
+		       const struct k8s_vip *vip, __u32 first)
+{
+	const char *node = x->o ? x->o->node_name : NULL;
+	bool local = node && (vip->external ? svc->etp_local : svc->itp_local);
+	int err;
+
+	x->nc = 0;
+	for (__u32 i = first; i < x->nslices; i++) {
+		const struct k8s_slice *sl = x->slices[i];
+		const struct k8s_slice_port *sp = NULL;
+		__u16 port;
+
+		if (slice__cmp_owner(sl, svc->ns, svc->name))
+			break;
+		if (sl->family != vip->addr.family)
+			continue;
+		for (__u32 j = 0; j < sl->nports && !sp; j++)
+			if (sl->ports[j].proto == p->proto && !strcmp(sl->ports[j].name, p->name))
+				sp = &sl->ports[j];
+		if (!sp)
+			continue; /* this slice does not serve that port */
+		/* The controller resolved a named targetPort per pod into the
+		 * slice's port; a hand-made slice may leave it unset. */
+		port = sp->port ? sp->port : p->target_port;
+		if (!port)
+			continue;
+		for (__u32 j = 0; j < sl->neps; j++) {
+			const struct k8s_ep *ep = &sl->eps[j];
+			struct cand c = { .addr = ep->addr, .port = port, .active = ep->ready };
+
+			if (!ep->ready && !(ep->serving && ep->terminating))
+				continue;
+			if (local && (!ep->node || strcmp(ep->node, node)))
+				continue;
+			if (port == p->port && sluice_addr__eq(&ep->addr, &vip->addr))
+				continue; /* would send the VIP to itself */
+			c.weight = xl__weight(svc, sl, ep);
+			err = xl__add_cand(x, &c);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+/* Dedupe, apply the condition rules to the weights, cap the count. */
+static void xl__settle(struct xlate *x, const char *name)
+{
+	__u32 n = 0, active = 0;
+	__u64 active_weight = 0;
+
+	if (!x->nc)
+		return;
+	qsort(x->c, x->nc, sizeof(*x->c), cand__cmp);
+	for (__u32 i = 0; i < x->nc; i++) {
+		/* the same endpoint in two slices (slice migration): keep the ready copy */
+		if (n && x->c[n - 1].port == x->c[i].port &&
+		    sluice_addr__eq(&x->c[n - 1].addr, &x->c[i].addr))
+			continue;
+		x->c[n++] = x->c[i];
+	}
+	x->nc = n;
+	for (__u32 i = 0; i < n; i++) {
+		active += x->c[i].active;
+		active_weight += x->c[i].active ? x->c[i].weight : 0;
+	}
+	if (active && !active_weight)
+		xl__warn(x, "%s: %s gives every ready endpoint weight 0; using weight 1", name,
+			 K8S_ANN_WEIGHTS);
+	for (__u32 i = 0; i < n; i++) {
+		struct cand *c = &x->c[i];
+
+		if (!active)
+			c->weight = c->weight ? c->weight : 1; /* terminating-only: still serve */
+		else if (!c->active)
+			c->weight = 0; /* draining: existing flows only */
+		else if (!active_weight)
+			c->weight = 1;
+	}
+	if (n > SLUICE_MAX_SVC_BACKENDS) {
+		xl__warn(x, "%s: %u endpoints exceed the limit of %u per service; %u left out",
+			 name, n, SLUICE_MAX_SVC_BACKENDS, n - SLUICE_MAX_SVC_BACKENDS);
+		qsort(x->c, n, sizeof(*x->c), cand__cmp_active_first);
+		x->nc = SLUICE_MAX_SVC_BACKENDS;
+		qsort(x->c, x->nc, sizeof(*x->c), cand__cmp);
+	}
+}
+
+static void xl__name(char *buf, const struct k8s_svc *svc, const struct k8s_svc_port *p)
+{
+	char full[512];
+	__u32 h = 2166136261u;
+	int len;
+
+	if (p->name[0])
+		len = snprintf(full, sizeof(full), "%s/%s:%s", svc->ns, svc->name, p->name);
+	else
+		len = snprintf(full, sizeof(full), "%s/%s", svc->ns, svc->name);
+	if (len < DESIRED_NAME_MAX) {
+		memcpy(buf, full, len + 1);
+		return;
+	}
+	/* A label only (the key is VIP:port/proto): keep it readable and unique. */
+	for (const char *c = full; *c; c++)
+		h = (h ^ (unsigned char)*c) * 16777619u;
+	snprintf(buf, DESIRED_NAME_MAX, "%.*s~%08x", DESIRED_NAME_MAX - 10, full, h);
+}
+
+static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s_svc_port *p,
+		    const struct k8s_vip *vip)
+{
+	struct desired_service *d;
+	char name[DESIRED_NAME_MAX];
+
+	xl__name(name, svc, p);
+	xl__settle(x, name);
+	if (x->out.nservices >= SLUICE_MAX_SERVICES - 1 ||
+	    x->total_backends + x->nc > SLUICE_MAX_BACKENDS - 1) {
+		if (!x->full)
+			xl__warn(x,
+				 "%s and later services left out: the maps hold at most %u "
+				 "services and %u backends",
+				 name, SLUICE_MAX_SERVICES - 1, SLUICE_MAX_BACKENDS - 1);
+		x->full = true;
+		return 0;
+	}
+	if (x->out.nservices == x->cap) {
+		__u32 n = x->cap ? x->cap * 2 : 64;
+		struct desired_service *v = realloc(x->out.services, n * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		x->out.services = v;
+		x->cap = n;
+	}
+	d = &x->out.services[x->out.nservices];
+	memset(d, 0, sizeof(*d));
+	memcpy(d->name, name, sizeof(name));
+	snprintf(d->source, sizeof(d->source), "%s", K8S_SOURCE);
+	d->vip = vip->addr;
+	d->port = p->port;
+	d->proto = p->proto;
+	if (x->nc) {
+		d->backends = calloc(x->nc, sizeof(*d->backends));
+		if (!d->backends)
+			return -ENOMEM;
+	}
+	for (__u32 i = 0; i < x->nc; i++) {
+		d->backends[i].addr = x->c[i].addr;
+		d->backends[i].port = x->c[i].port;
+		d->backends[i].weight = x->c[i].weight;
+	}
+	d->nbackends = x->nc;
+	x->total_backends += x->nc;
+	x->out.nservices++;
+	return 0;
+}
+
+static int xl__service(struct xlate *x, const struct k8s_svc *svc)
+{
+	const char *want = x->o ? x->o->proxy_name : NULL;
+	__u32 first;
+	int err;
+
+	if (svc->headless)
+		return 0;
+	/* kube-proxy's rule: a service labelled for another proxy is not ours. */
+	if (svc->proxy_name && (!want || strcmp(svc->proxy_name, want)))
+		return 0;
+	if (svc->problem)
+		xl__warn(x, "Service %s/%s: %s", svc->ns, svc->name, svc->problem);
+	first = xl__first_slice(x, svc->ns, svc->name);
+	for (__u32 i = 0; i < svc->nports; i++) {
+		const struct k8s_svc_port *p = &svc->ports[i];
+
+		if (!p->proto)
+			continue; /* SCTP */
+		for (__u32 j = 0; j < svc->nvips; j++) {
+			err = xl__collect(x, svc, p, &svc->vips[j], first);
+			if (!err)
+				err = xl__emit(x, svc, p, &svc->vips[j]);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+struct keyed {
+	struct desired_service *svc;
+	__u32 idx;
+};
+
+static int keyed__cmp(const void *a, const void *b)
+{
+	const struct keyed *x = a, *y = b;
+	int c = desired__cmp_key(x->svc, y->svc);
+
+	if (c)
+		return c;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Sort by key; of two services with one key the first translated (by
+ * namespace/name) stays and the other is reported. */
+static int xl__sort(struct xlate *x)
+{
+	struct desired_service *v = NULL;
+	struct keyed *k = NULL;
+	__u32 n = x->out.nservices, m = 0;
+	char ref[DESIRED_SVC_REF_LEN];
+
+	if (n < 2)
+		return 0;
+	k = malloc(n * sizeof(*k));
+	v = malloc(n * sizeof(*v));
+	if (!k || !v) {
+		free(k);
+		free(v);
+		return -ENOMEM;
+	}
+	for (__u32 i = 0; i < n; i++)
+		k[i] = (struct keyed){ &x->out.services[i], i };
+	qsort(k, n, sizeof(*k), keyed__cmp);
+	for (__u32 i = 0; i < n; i++) {
+		if (m && !desired__cmp_key(&v[m - 1], k[i].svc)) {
+			xl__warn(x, "%s of %s is already used by %s: left out",
+				 desired__svc_ref(k[i].svc, ref, sizeof(ref)), k[i].svc->name,
+				 v[m - 1].name);
+			free(k[i].svc->backends);
+			continue;
+		}
+		v[m++] = *k[i].svc;
+	}
+	free(x->out.services);
+	free(k);
+	x->out.services = v;
+	x->out.nservices = m;
+	return 0;
+}
+
+int k8s__translate(const struct k8s_objs *svcs, const struct k8s_objs *slices,
+		   const struct k8s_xlate_opts *o, struct desired *out)
+{
+	const void **sv = NULL, **sl = NULL;
+	struct xlate x = { .o = o };
+	__u32 nsv = 0, nsl = 0;
+	int err;
+
+	sluice__clear_err();
+	desired__init(&x.out);
+	err = k8s_objs__sorted(svcs, &sv, &nsv);
+	if (!err)
+		err = k8s_objs__sorted(slices, &sl, &nsl);
+	if (err)
+		goto out;
+	/* only slices that can contribute, grouped by owning service */
+	x.slices = (const struct k8s_slice **)sl;
+	for (__u32 i = 0; i < nsl; i++) {
+		const struct k8s_slice *s = sl[i];
+
+		if (s->problem)
+			xl__warn(&x, "EndpointSlice %s/%s: %s", s->ns, s->name, s->problem);
+		if (s->service && s->family)
+			x.slices[x.nslices++] = s;
+	}
+	if (x.nslices)
+		qsort(x.slices, x.nslices, sizeof(*x.slices), slices__cmp);
+	for (__u32 i = 0; i < nsv && !err; i++)
+		err = xl__service(&x, sv[i]);
+	if (!err)
+		err = xl__sort(&x);
+out:
+	free(sv);
+	free(sl);
+	free(x.c);
+	if (err) {
+		desired__free(&x.out);
+		sluice__set_err("out of memory translating Kubernetes services");
+		return err;
+	}
+	desired__free(out);
+	*out = x.out;
+	return 0;
+}
+
+bool k8s__desired_equal(const struct desired *a, const struct desired *b)
+{
+	if (a->nservices != b->nservices)
+		return false;
+	for (__u32 i = 0; i < a->nservices; i++) {
+		const struct desired_service *x = &a->services[i], *y = &b->services[i];
+
+		if (desired__cmp_key(x, y) || strcmp(x->name, y->name) ||
+		    strcmp(x->source, y->source) || x->nbackends != y->nbackends)
+			return false;
+		for (__u32 j = 0; j < x->nbackends; j++) {
+			const struct desired_backend *p = &x->backends[j], *q = &y->backends[j];
+
+			if (p->port != q->port || p->weight != q->weight ||
+			    !sluice_addr__eq(&p->addr, &q->addr))
+				return false;
+		}
+	}
+	return true;
+}
+
+/* --- merge with the agent's state --- */
+
+static int svcp__cmp(const void *a, const void *b)
+{
+	return desired__cmp_key(*(const struct desired_service *const *)a,
+				*(const struct desired_service *const *)b);
+}
+
+static bool svcp__has(const struct desired_service **v, __u32 n, const struct desired_service *s)
+{
+	return n && bsearch(&s, v, n, sizeof(*v), svcp__cmp);
+}
+
+static int merge__push(struct desired *d, const struct desired_service *s)
+{
+	struct desired_service *t = &d->services[d->nservices];
+
+	*t = *s;
+	t->backends = NULL;
+	if (s->nbackends) {
+		t->backends = malloc(s->nbackends * sizeof(*t->backends));
+		if (!t->backends)
+			return -ENOMEM;
+		memcpy(t->backends, s->backends, s->nbackends * sizeof(*t->backends));
+	}
+	d->nservices++;
+	return 0;
+}
+
+static bool is_kube(const struct desired_service *s)
+{
+	return !strcmp(s->source, K8S_SOURCE);
+}
+
+int k8s__merge(const struct desired *cur, const struct desired *kube, bool complete,
+	       struct desired *out, __u32 *conflicts)
+{
+	const struct desired_service **manual = NULL, **kv = NULL;
+	__u32 nmanual = 0, nkube = 0, clash = 0;
+	struct desired d;
+	int err = -ENOMEM;
+
+	sluice__clear_err();
+	desired__init(&d);
+	d.services = calloc(cur->nservices + kube->nservices + 1, sizeof(*d.services));
+	manual = calloc(cur->nservices + 1, sizeof(*manual));
+	kv = calloc(kube->nservices + 1, sizeof(*kv));
+	if (!d.services || !manual || !kv)
+		goto out;
+	for (__u32 i = 0; i < cur->nservices; i++) {
+		if (is_kube(&cur->services[i]))
+			continue;
+		manual[nmanual++] = &cur->services[i];
+		if (merge__push(&d, &cur->services[i]))
+			goto out;
+	}
+	qsort(manual, nmanual, sizeof(*manual), svcp__cmp);
+	for (__u32 i = 0; i < kube->nservices; i++) {
+		const struct desired_service *s = &kube->services[i];
+
+		if (svcp__has(manual, nmanual, s)) {
+			clash++;
+			continue;
+		}
+		kv[nkube++] = s;
+		if (merge__push(&d, s))
+			goto out;
+	}
+	if (!complete) {
+		qsort(kv, nkube, sizeof(*kv), svcp__cmp);
+		for (__u32 i = 0; i < cur->nservices; i++) {
+			const struct desired_service *s = &cur->services[i];
+
+			if (is_kube(s) && !svcp__has(kv, nkube, s) && merge__push(&d, s))
+				goto out;
+		}
+	}
+	err = 0;
+out:
+	free(manual);
+	free(kv);
+	if (err) {
+		desired__free(&d);
+		sluice__set_err("out of memory merging the Kubernetes services");
+		return err;
+	}
+	if (conflicts)
+		*conflicts = clash;
+	*out = d;
+	return 0;
+}
