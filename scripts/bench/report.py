@@ -1,0 +1,558 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""report.py - turn the raw samples of scripts/bench.sh into the report.
+
+Contract: reads RAW/meta.json, RAW/b1.json (pktbench), RAW/samples.jsonl
+(one record per B2/B3/B4 sample) and writes OUT/results.md, OUT/results.json
+and OUT/*.png (gnuplot; skipped with a note when gnuplot is missing).
+--check PREFIX only tells whether those rows are flagged (bench.sh reruns
+such a set once while its time budget allows). Every row compares Sluice
+with a baseline measured in the same run: medians
+over the samples, spread = (max - min) / median of each side. A row whose
+either side spreads wider than --noisy (default 30%) is moved to the
+"flagged" list: it is printed, but not as a result. A sample that did not
+measure what it names (frames arriving with an unexpected destination,
+i.e. not DNATed, or more than 1% of the generated frames lost) invalidates
+its row the same way.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+LOWER, HIGHER = "lower", "higher"
+
+SYS_NAMES = {
+    "sluice": "Sluice XDP",
+    "ipt": "kube-proxy iptables",
+    "nft": "kube-proxy nftables",
+}
+B2_NAMES = {
+    "xdp": "Sluice XDP LB (FIB redirect)",
+    "tc": "Sluice tc LB (kernel forwards)",
+    "redirect": "XDP redirect-only (ceiling)",
+    "fwd": "kernel forwarding, no LB",
+    "ipt": "kube-proxy iptables DNAT",
+    "nft": "kube-proxy nftables DNAT",
+}
+
+
+def quantile(s, q):
+    """Linear interpolation between order statistics of sorted s."""
+    if len(s) == 1:
+        return s[0]
+    x = q * (len(s) - 1)
+    i = int(x)
+    j = min(i + 1, len(s) - 1)
+    return s[i] + (s[j] - s[i]) * (x - i)
+
+
+def stats(vals):
+    """Median and spreads. spread (what flags a set) is the interquartile
+    range over the median: one sample hit by a neighbour's burst on this
+    shared machine does not flag a set, a set that is broadly unstable
+    does. range = (max - min) / median is reported next to it."""
+    if not vals:
+        return None
+    s = sorted(vals)
+    med = statistics.median(s)
+    return {
+        "n": len(s),
+        "median": med,
+        "min": s[0],
+        "max": s[-1],
+        "spread": (quantile(s, 0.75) - quantile(s, 0.25)) / med if med else 0.0,
+        "range": (s[-1] - s[0]) / med if med else 0.0,
+        "samples": vals,
+    }
+
+
+def pct(vals, p):
+    """Nearest-rank percentile (p in 0..100)."""
+    s = sorted(vals)
+    k = max(0, min(len(s) - 1, int(-(-p * len(s) // 100)) - 1))
+    return s[k]
+
+
+class Report:
+    def __init__(self, noisy):
+        self.noisy = noisy
+        self.rows = []
+
+    def add(self, fig, unit, better, sluice, base, base_name, note="", valid=True,
+            spread_applies=True):
+        """One comparison row; sluice/base are stats() dicts."""
+        if not sluice or not base:
+            return
+        if spread_applies and (sluice["n"] == 1 or base["n"] == 1):
+            note = ", ".join(x for x in (note, "n=1: an indication") if x)
+        s, b = sluice["median"], base["median"]
+        if better == HIGHER:
+            ratio = s / b if b else float("inf")
+        else:
+            ratio = b / s if s else float("inf")
+        row = {
+            "figure": fig,
+            "unit": unit,
+            "better": better,
+            "baseline_name": base_name,
+            "sluice": sluice,
+            "baseline": base,
+            "ratio": ratio,
+            "note": note,
+            "spread_applies": spread_applies,
+        }
+        reasons = []
+        if not valid:
+            reasons.append("a sample did not measure the path it names")
+        if spread_applies:
+            for side, st in (("Sluice", sluice), ("baseline", base)):
+                if st["n"] > 1 and st["spread"] > self.noisy:
+                    reasons.append("%s spread %.0f%% > %.0f%%" % (side, 100 * st["spread"],
+                                                                  100 * self.noisy))
+        row["flag"] = "; ".join(reasons)
+        self.rows.append(row)
+
+
+def fmt(v, unit):
+    if unit in ("Mpps",):
+        return "%.3f" % v
+    if v >= 100:
+        return "%.0f" % v
+    if v >= 10:
+        return "%.1f" % v
+    return "%.2f" % v
+
+
+def spread_text(row):
+    def one(st):
+        if st["n"] == 1:
+            return "n=1"
+        return "%.0f%% (%.0f%%)" % (100 * st["spread"], 100 * st["range"])
+
+    if not row["spread_applies"]:
+        return "%s-%s / %s-%s" % (fmt(row["sluice"]["min"], row["unit"]),
+                                  fmt(row["sluice"]["max"], row["unit"]),
+                                  fmt(row["baseline"]["min"], row["unit"]),
+                                  fmt(row["baseline"]["max"], row["unit"]))
+    return "%s / %s" % (one(row["sluice"]), one(row["baseline"]))
+
+
+def md_row(row):
+    return "| %s | %s %s | %s: %s | %.2fx | %s |" % (
+        row["figure"] + (" (%s)" % row["note"] if row["note"] else ""),
+        fmt(row["sluice"]["median"], row["unit"]), row["unit"],
+        row["baseline_name"], fmt(row["baseline"]["median"], row["unit"]),
+        row["ratio"], spread_text(row))
+
+
+def load(raw):
+    meta = json.load(open(os.path.join(raw, "meta.json")))
+    b1 = None
+    p = os.path.join(raw, "b1.json")
+    if os.path.exists(p):
+        b1 = json.load(open(p))
+    samples = []
+    p = os.path.join(raw, "samples.jsonl")
+    if os.path.exists(p):
+        with open(p) as f:
+            samples = [json.loads(line) for line in f if line.strip()]
+    return meta, b1, samples
+
+
+def lb_stats(raw):
+    """lbtool stats dumps of the Sluice XDP nodes, by topology name."""
+    out = {}
+    for f in os.listdir(raw):
+        if not (f.startswith("lbstats-") and f.endswith(".txt")):
+            continue
+        c, section = {}, ""
+        for line in open(os.path.join(raw, f)):
+            w = line.split()
+            if len(w) == 1 and w[0].endswith(":"):
+                section = w[0][:-1]
+            elif len(w) == 2 and w[1].isdigit():
+                c["%s.%s" % (section, w[0])] = int(w[1])
+        out[f[len("lbstats-"):-len(".txt")]] = c
+    return out
+
+
+def lb_valid(stats_by_topo, topo):
+    """The XDP LB forwarded by FIB redirect and dropped nothing: else its
+    figure is not the path it names (missing stats do not invalidate)."""
+    c = stats_by_topo.get(topo)
+    if not c:
+        return True
+    drops = sum(v for k, v in c.items() if k.startswith("drops."))
+    redirect = c.get("counters.fib_redirect", 0)
+    return drops == 0 and c.get("counters.fib_pass", 0) <= 0.01 * redirect and redirect > 0
+
+
+def gen_valid(s):
+    """A generator sample measured what it names: every counted frame had a
+    backend destination (DNAT happened) and at most 1% were lost."""
+    x = s["sample"]
+    return x["other"] == 0 and x["received"] >= 0.99 * x["sent"]
+
+
+def b1_rows(rep, b1):
+    if not b1:
+        return
+    figs = {f["id"]: f for f in b1["figures"]}
+
+    def st(fid):
+        f = figs.get(fid)
+        return stats(f["samples_ns"]) if f else None
+
+    rep.add("B1 established flow (DNAT), ns/packet", "ns", LOWER, st("lb_est_repeat"),
+            st("lookup_repeat"), "floor: 1 hash lookup")
+    rep.add("B1 new flow (Maglev + 2 CT inserts), ns/packet", "ns", LOWER, st("lb_new_perrun"),
+            st("ct_insert_perrun"), "floor: the 2 CT inserts")
+    rep.add("B1 pass-through (not a service), ns/packet", "ns", LOWER, st("lb_other_repeat"),
+            st("empty_repeat"), "floor: empty program")
+
+
+def b2_rows(rep, samples, lbs):
+    by = {}
+    for s in samples:
+        if s["fig"] == "b2":
+            by.setdefault(s["variant"], []).append(s)
+    detail = []
+    for v, ss in by.items():
+        st = stats([x["sample"]["pps"] / 1e6 for x in ss])
+        st["valid"] = all(gen_valid(x) for x in ss) and (v != "xdp" or lb_valid(lbs, "b2xdp"))
+        st["ns_per_pkt"] = 1e3 / st["median"] if st["median"] else 0
+        detail.append((v, st))
+    d = dict(detail)
+    pairs = [("xdp", "ipt"), ("xdp", "nft"), ("xdp", "fwd"), ("xdp", "redirect"),
+             ("tc", "ipt"), ("tc", "nft"), ("tc", "fwd")]
+    for s, b in pairs:
+        if s in d and b in d:
+            name = "Sluice XDP" if s == "xdp" else "Sluice tc"
+            rep.add("B2 %s forwarding rate, 1 service, established" % name, "Mpps", HIGHER,
+                    d[s], d[b], B2_NAMES[b], valid=d[s]["valid"] and d[b]["valid"])
+    return detail
+
+
+def b3_rows(rep, samples, lbs):
+    by = {}
+    for s in samples:
+        if s["fig"] == "b3":
+            by.setdefault((s["scale"], s["sys"], s["kind"]), []).append(s)
+    scales = sorted({k[0] for k in by})
+    curves = {}
+    for n in scales:
+        for kind in ("est", "new"):
+            st = {}
+            for sys_ in ("sluice", "ipt", "nft"):
+                ss = by.get((n, sys_, kind), [])
+                if not ss:
+                    continue
+                if kind == "est":
+                    vals = [x["sample"]["pps"] / 1e6 for x in ss]
+                else:
+                    # one SYN per connection: CPU time per first packet
+                    vals = [1e6 / x["sample"]["pps"] for x in ss if x["sample"]["pps"] > 0]
+                st[sys_] = stats(vals)
+                st[sys_]["valid"] = all(gen_valid(x) for x in ss) and (
+                    sys_ != "sluice" or lb_valid(lbs, "s%d" % n))
+                curves.setdefault((kind, sys_), []).append((n, st[sys_]))
+            for b in ("ipt", "nft"):
+                if "sluice" not in st or b not in st:
+                    continue
+                valid = st["sluice"]["valid"] and st[b]["valid"]
+                if kind == "est":
+                    rep.add("B3 %d services: established-flow rate" % n, "Mpps", HIGHER,
+                            st["sluice"], st[b], SYS_NAMES[b], valid=valid)
+                else:
+                    rep.add("B3 %d services: new connection, us per first packet" % n, "us",
+                            LOWER, st["sluice"], st[b], SYS_NAMES[b], valid=valid)
+    return curves
+
+
+def b4_rows(rep, samples):
+    prog, chg = {}, {}
+    for s in samples:
+        if s["fig"] == "b4":
+            prog.setdefault((s["scale"], s["sys"]), []).append(s["sample"])
+        elif s["fig"] == "b4change":
+            chg.setdefault((s["scale"], s["sys"]), []).append(s["sample"])
+    scales = sorted({k[0] for k in prog})
+    curves = {}
+    base_names = {"ipt": "iptables-restore", "nft": "nft -f"}
+    for n in scales:
+        t, rss = {}, {}
+        for sys_ in ("sluice", "bulk", "ipt", "nft"):
+            ss = prog.get((n, sys_), [])
+            if not ss:
+                continue
+            if sys_ in ("sluice", "bulk"):
+                # the object load (agent start) is counted: a node that
+                # starts empty pays it once, as the restore pays its start
+                t[sys_] = stats([(x["open_ms"] + x["program_ms"]) / 1e3 for x in ss])
+            else:
+                t[sys_] = stats([x["wall_ms"] / 1e3 for x in ss])
+                if any(x["rc"] != 0 for x in ss):
+                    t[sys_]["valid"] = False
+            rss[sys_] = stats([x["maxrss_kb"] / 1024 for x in ss])
+            curves.setdefault(("program", sys_), []).append((n, t[sys_]))
+        for b in ("ipt", "nft"):
+            if "sluice" in t and b in t:
+                rep.add("B4 program %d services x 10 from empty, s" % n, "s", LOWER, t["sluice"],
+                        t[b], base_names[b], valid=t[b].get("valid", True))
+        for b in ("ipt", "nft"):
+            if "bulk" in t and b in t:
+                rep.add("B4 program %d services from empty, EXPERIMENT: batched map writes, "
+                        "not the library API, s" % n, "s", LOWER, t["bulk"], t[b], base_names[b],
+                        valid=t[b].get("valid", True))
+        for b in ("ipt", "nft"):
+            if "sluice" in rss and b in rss:
+                rep.add("B4 peak RSS programming %d services, MB" % n, "MB", LOWER,
+                        rss["sluice"], rss[b], base_names[b])
+        c = {}
+        for sys_ in ("sluice", "ipt", "nft"):
+            ss = chg.get((n, sys_), [])
+            if not ss:
+                continue
+            if sys_ == "sluice":
+                vals = [x["change_us"] / 1e3 for x in ss]
+            else:
+                vals = [x["wall_ms"] for x in ss]
+            c[sys_] = vals
+        for b in ("ipt", "nft"):
+            if "sluice" not in c or b not in c:
+                continue
+            for p in (50, 99):
+                s_st = stats(c["sluice"])
+                b_st = stats(c[b])
+                s_st["median"], b_st["median"] = pct(c["sluice"], p), pct(c[b], p)
+                rep.add("B4 one backend change at %d services, p%d ms" % (n, p), "ms", LOWER,
+                        s_st, b_st, base_names[b] + " (partial sync)",
+                        note="n=%d" % len(c["sluice"]), spread_applies=False)
+    return curves
+
+
+def gp_str(text):
+    """A gnuplot double-quoted string."""
+    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def plot(out, curves3, curves4, notes):
+    gp = shutil.which("gnuplot")
+    if not gp:
+        notes.append("gnuplot missing: no plots (SLUICE_DEPS=bench scripts/install-deps.sh)")
+        return []
+    made = []
+    specs = [
+        ("b3_established.png", "B3: established-flow rate vs services", "Mpps",
+         [(("est", s), SYS_NAMES[s]) for s in ("sluice", "ipt", "nft")], curves3, False),
+        ("b3_first_packet.png", "B3: CPU time per new connection (first packet)", "us (log)",
+         [(("new", s), SYS_NAMES[s]) for s in ("sluice", "ipt", "nft")], curves3, True),
+        ("b4_program.png", "B4: program N services x 10 backends from empty", "seconds (log)",
+         [(("program", s), n) for s, n in (("sluice", "Sluice library (service_set per service)"),
+                                           ("bulk", "Sluice, batched writes (experiment)"),
+                                           ("ipt", "iptables-restore"), ("nft", "nft -f"))],
+         curves4, True),
+    ]
+    for fname, title, ylabel, series, curves, logy in specs:
+        plots = []
+        for key, label in series:
+            pts = curves.get(key)
+            if not pts:
+                continue
+            dat = os.path.join(out, "plot-%s-%s.dat" % (fname[:-4], key[1]))
+            with open(dat, "w") as f:
+                for n, st in sorted(pts):
+                    f.write("%d %g %g %g\n" % (n, st["median"], st["min"], st["max"]))
+            plots.append("'%s' using 1:2:3:4 with yerrorlines title %s" % (dat, gp_str(label)))
+        if not plots:
+            continue
+        script = "\n".join([
+            "set terminal pngcairo noenhanced size 800,560",
+            "set output '%s'" % os.path.join(out, fname),
+            "set title %s" % gp_str(title),
+            "set xlabel 'services (x 10 backends)'",
+            "set ylabel %s" % gp_str(ylabel),
+            "set logscale x",
+            "set offsets graph 0.05, graph 0.05, 0, 0",
+            "set logscale y" if logy else "set yrange [0:*]",
+            "set key below",
+            "set grid",
+            "plot " + ", ".join(plots),
+        ])
+        r = subprocess.run([gp], input=script, text=True, capture_output=True)
+        if r.returncode:
+            notes.append("gnuplot failed for %s: %s" % (fname, r.stderr.strip()))
+        else:
+            made.append(fname)
+    return made
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--noisy", type=float, default=0.20)
+    ap.add_argument("--elapsed", type=int, default=0)
+    ap.add_argument("--check", metavar="PREFIX",
+                    help="only say whether rows whose figure starts with PREFIX are flagged "
+                         "(exit 3) or not (exit 0); writes nothing")
+    a = ap.parse_args()
+
+    os.makedirs(a.out, exist_ok=True)
+    meta, b1, samples = load(a.raw)
+    rep = Report(a.noisy)
+    b1_rows(rep, b1)
+    lbs = lb_stats(a.raw)
+    b2_detail = b2_rows(rep, samples, lbs)
+    curves3 = b3_rows(rep, samples, lbs)
+    curves4 = b4_rows(rep, samples)
+    if a.check:
+        bad = [r for r in rep.rows if r["figure"].startswith(a.check) and r["flag"]]
+        for r in bad:
+            print("%s vs %s: %s" % (r["figure"], r["baseline_name"], r["flag"]))
+        return 3 if bad else 0
+    notes = []
+    plots = plot(a.out, curves3, curves4, notes)
+    load_end = ""
+    p = os.path.join(a.raw, "loadavg_end")
+    if os.path.exists(p):
+        load_end = open(p).read().strip()
+
+    results = [r for r in rep.rows if not r["flag"]]
+    flagged = [r for r in rep.rows if r["flag"]]
+    hdr = ("| figure | Sluice | baseline | ratio | spread: IQR (range), Sluice / baseline |\n"
+           "|---|---:|---:|---:|---:|")
+    md = []
+    md.append("# Sluice benchmark%s" % (" (QUICK subset)" if meta.get("quick") else ""))
+    md.append("")
+    md.append("Machine: %s. Date: %s. Suite time: %d s." % (
+        meta["machine"], time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), a.elapsed))
+    md.append("Placement: every measured process pinned to CPU %d (taskset / sched_setaffinity); "
+              "B2/B3 generator, node and backend softirqs all run on that CPU. "
+              "Load average at start %s, at end %s (other work shares this machine)." % (
+                  meta["cpu"], meta.get("loadavg_start", "?"), load_end or "?"))
+    md.append("%d interleaved rounds per figure (order rotated every round; a set flagged as "
+              "noisy is rerun once with %d more rounds while time allows, see n in JSON); "
+              "medians. %s; %s." % (meta["rounds"], meta["rounds"], meta.get("iptables", ""),
+                                    meta.get("nft", "")))
+    md.append("")
+    md.append(hdr)
+    md.extend(md_row(r) for r in results)
+    md.append("")
+    md.append("ratio: how many times better Sluice is (rates: Sluice / baseline; times, costs "
+              "and memory: baseline / Sluice); below 1 the baseline is better. B1's baselines "
+              "are floors (what any program pays), not competitors. spread: interquartile range / "
+              "median of each side's samples, (max - min) / median in parentheses; a set whose "
+              "IQR spread exceeds %.0f%% is flagged below instead of reported; n=1: a single "
+              "run (see notes). For the backend-change rows the spread column gives min-max "
+              "of each side in ms." % (100 * a.noisy))
+    if flagged:
+        md.append("")
+        md.append("## Flagged: too noisy or invalid, not results")
+        md.append("")
+        md.append("| figure | Sluice | baseline | ratio | spread | reason |")
+        md.append("|---|---:|---:|---:|---:|---|")
+        md.extend(md_row(r) + " %s |" % r["flag"] for r in flagged)
+    if b2_detail:
+        md.append("")
+        md.append("## B2 detail: every variant of the veth path")
+        md.append("")
+        md.append("| variant | Mpps (median) | ns per packet, whole path | spread: IQR (range) | n |")
+        md.append("|---|---:|---:|---:|---:|")
+        for v in ("redirect", "xdp", "fwd", "tc", "nft", "ipt"):
+            st = dict(b2_detail).get(v)
+            if st:
+                md.append("| %s | %.3f | %.0f | %.0f%% (%.0f%%) | %d |" % (
+                    B2_NAMES[v], st["median"], st["ns_per_pkt"], 100 * st["spread"],
+                    100 * st["range"], st["n"]))
+        md.append("")
+        md.append("One TCP service, 10 backends, %d established flows, GRO on and xdp_count on "
+                  "the backend veth in every variant; ns per packet covers generator + node + "
+                  "counter on one CPU, so differences between rows are what the node costs." %
+                  meta.get("b3_flows", 0))
+    md.append("")
+    md.append("## Method and limits")
+    md.append("")
+    md.extend([
+        "- B2/B3 traffic: xdpgen (BPF_PROG_TEST_RUN, live frames, headers rewritten from a "
+        "template every run) XDP_TXes 54-byte TCP frames into the node's veth; xdp_count on the "
+        "backend's veth counts frames whose destination is a backend (so not DNATed = not "
+        "counted) and drops them. Rate = counted / the kernel's time for the run.",
+        "- B3 new connections: every packet is a SYN of a new 5-tuple spread over all N "
+        "services; conntrack (netfilter's, and Sluice's map) is flushed before every sample. "
+        "us per first packet = 1e6 / rate: one CPU's time for the whole path per connection.",
+        "- B3 established: %d flows spread over the services, opened before the clock starts." %
+        meta.get("b3_flows", 0),
+        "- Validity: a row is invalid (flagged) when a frame reached the backend without DNAT, "
+        "more than 1% of the generated frames were lost, or the Sluice XDP node's counters show "
+        "a drop or packets handed to the kernel instead of FIB-redirected (lbtool stats, raw/).",
+        "- B4 Sluice: sluice__service_set() once per service in one process (svcload), object "
+        "load included; each call swaps a Maglev inner map, and the kernel waits for an RCU "
+        "grace period on every map-in-map update, which dominates. Baselines: iptables-restore "
+        "/ nft -f of the equivalent kube-proxy ruleset (kprules), process start included. "
+        "Backend change: Sluice = one service_set on the running maps; iptables = kube-proxy's "
+        "partial sync (iptables-restore --noflush rewriting KUBE-SERVICES whole, the service "
+        "chain, new/old endpoint chains); nftables = one nft -f transaction on the service's "
+        "chains.",
+        "- B4 at the largest scale: one from-empty run per system (n=1): the library needs "
+        "~20-30 ms per service and nft -f grows faster than linearly with the ruleset, so five "
+        "interleaved rounds do not fit the suite's 15 minutes; the backend-change rows there "
+        "still have one sample per change.",
+        "- Peak RSS is the programming process's only. Kernel memory is not in it on either "
+        "side: Sluice's Maglev tables alone take 64 KiB per service (16381 x u32), about "
+        "420 MB at 6553 services.",
+        "- Scale ceiling: 10k and 30k services x 10 backends cannot be programmed into Sluice: "
+        "the backends map holds 65535 backends (SLUICE_MAX_BACKENDS) and the services map "
+        "16383 services (SLUICE_MAX_SERVICES), so the largest scale is 6553 x 10.",
+    ])
+    md.extend("- " + n for n in notes)
+    if plots:
+        md.append("")
+        md.append("Plots: " + ", ".join(plots) + " (in %s)." % a.out)
+    if b1:
+        md.append("")
+        md.append("## B1 detail (pktbench)")
+        md.append("")
+        p = os.path.join(a.raw, "b1.md")
+        if os.path.exists(p):
+            md.append(open(p).read().rstrip())
+    text = "\n".join(md) + "\n"
+
+    def clean(r):
+        r = dict(r)
+        for k in ("sluice", "baseline"):
+            r[k] = dict(r[k])
+        return r
+
+    out = {
+        "meta": meta,
+        "loadavg_end": load_end,
+        "noisy_threshold": a.noisy,
+        "results": [clean(r) for r in results],
+        "flagged": [clean(r) for r in flagged],
+        "b2_detail": [{"variant": v, **st} for v, st in b2_detail],
+        "plots": plots,
+        "notes": notes,
+        "b1": b1,
+        "lb_stats": lbs,
+        "samples": samples,
+    }
+    tmp = os.path.join(a.out, "results.md.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, os.path.join(a.out, "results.md"))
+    tmp = os.path.join(a.out, "results.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, os.path.join(a.out, "results.json"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
