@@ -15,7 +15,13 @@
  *                                                            "mode": "native"|"generic"|"tc",
  *                                                            "prog_id"}],
  *                                           "maps": [{"name","entries","capacity"}],
- *                                           "counters": {name: n}, "drops": {reason: n}}
+ *                                           "counters": {name: n}, "drops": {reason: n},
+ *                                           "metrics": {"address","port","url"} | null (off),
+ *                                           "telemetry": {"enabled","running","cgroup",
+ *                                                         "interval_seconds","error"?,
+ *                                                         "followers","attached","cgroup_id",
+ *                                                         "records_read","records_written",
+ *                                                         "records_lost",...}}
  *   service.list                        -> {"services": [SERVICE...]}
  *   service.get    {"service": SVC}     -> SERVICE
  *   service.add    {"service": SVC, "name"?: str, "backends"?: [{"address","port","weight"?}]}
@@ -31,10 +37,39 @@
  *   conntrack.list {"service"?: SVC}    -> {"entries": [{"proto","client","service","backend",
  *                                                        "age_seconds","idle_seconds","tcp_flags"}]}
  *   conntrack.flush {"service"?: SVC}   -> {"deleted": n}
- *   uninstall                           -> detaches everything, removes pins, meshd exits
+ *   uninstall                           -> {"detached": n, "pin_dir", "telemetry_cgroup"?}:
+ *                                          detaches everything, removes pins, meshd exits
+ *   connections.list {"limit"?: n (1-4096), "service"?: SVC, "events"?: bool}
+ *                                       -> {"records": [RECORD...]}, oldest first: the newest
+ *                                          record of each of the last `limit` connections
+ *                                          ("events": true: every record, not one per connection)
+ *   connections.follow {"service"?: SVC} -> {"following": true}; then the connection stays
+ *                                          open and meshd writes one RECORD per line as they
+ *                                          arrive. The client keeps its end open: closing it
+ *                                          ends the stream. meshd closes a stream that falls
+ *                                          1 MiB behind, and at exit.
+ *   top                                 -> {"time_ms" (CLOCK_MONOTONIC), "uptime_seconds",
+ *                                           "telemetry": bool, "records_read", "records_lost",
+ *                                           "services": [{"service": SVC, "name", "id",
+ *                                             "backends", "packets", "bytes", "flows", "refused",
+ *                                             "connections": {"outbound"|"inbound": {"opened",
+ *                                               "closed", "reset", "failed", "active",
+ *                                               "bytes_sent", "bytes_received", "retransmits",
+ *                                               "rtos", "rtt_us": {"le": [bucket bounds],
+ *                                               "counts": [per bucket, above the last bound
+ *                                               last], "count", "sum"}}}}]}
+ *                                          (totals since meshd started: rates and windowed
+ *                                          percentiles come from two calls)
  * SERVICE = desired__service_to_json() plus "id", "stats": {"packets","bytes","flows","refused"}
  * and per backend "id", "state": "active"|"draining", "stats": {"packets","bytes","flows"}.
  * DESIRED = the desired.h JSON shape.
+ * RECORD = one connection telemetry record: {"time" (Unix s), "event": "open"|"update"|"close"|
+ *   "fail", "state": "open"|"closed"|"failed", "service": SVC|null (gone), "name"?,
+ *   "service_id", "backend": BE|null, "backend_id", "direction": "outbound" (a client here
+ *   connected) | "inbound" (a backend here accepted), "client", "local", "remote" (ADDR:PORT),
+ *   "duration_seconds", "bytes_sent" (acked by the peer), "bytes_received", "segs_out",
+ *   "segs_in", "retransmits", "rtos", "srtt_us", "srtt_min_us", "reason" (why it failed or
+ *   ended: "none", "refused", "timeout", "reset", ...), "cookie" (joins one socket's records)}
  */
 #ifndef SLUICE_API_H
 #define SLUICE_API_H

@@ -21,4 +21,14 @@ int client__call(const char *op, struct json_object *args, struct json_object **
 int client__try(const char *op, struct json_object *args, struct json_object **data, char *err,
 		size_t errlen);
 
+/*
+ * A stream op (connections.follow): sends {"op": OP, ...args}, takes the
+ * answer like client__call() (a refusal is reported and returns -1), then
+ * hands every following line, parsed, to fn until fn returns non-zero
+ * (returns 0) or meshd ends the stream (reported, returns -1). Only the
+ * answer is bounded by --timeout: a quiet stream is no failure.
+ */
+typedef int (*client_msg_fn)(struct json_object *msg, void *ctx);
+int client__stream(const char *op, struct json_object *args, client_msg_fn fn, void *ctx);
+
 #endif /* MESHCTL_CLIENT_H */

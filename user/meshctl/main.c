@@ -42,8 +42,8 @@ static const struct help_item global_opts[] = {
 };
 
 static const struct cmd *const top_cmds[] = {
-	&service_cmd, &backend_cmd, &apply_cmd,     &conntrack_cmd,
-	&status_cmd,  &version_cmd, &uninstall_cmd, NULL,
+	&service_cmd, &backend_cmd, &apply_cmd,   &conntrack_cmd, &connections_cmd,
+	&top_cmd,     &status_cmd,  &version_cmd, &uninstall_cmd, NULL,
 };
 
 static const struct cmd meshctl_cmd = {
@@ -55,6 +55,7 @@ static const struct cmd meshctl_cmd = {
 	.example = "meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080@90 10.0.1.3:8080@10\n"
 		   "meshctl backend drain 10.96.0.10:80/tcp 10.0.1.3:8080\n"
 		   "meshctl apply -f services.yaml --dry-run\n"
+		   "meshctl connections --follow\n"
 		   "meshctl serv li -o json",
 };
 
@@ -192,7 +193,7 @@ static const struct cmd *cmd__find(const struct cmd *parent, const char *word)
 			return *s;
 	}
 	for (s = parent->sub; *s; s++) {
-		if (strncmp((*s)->name, word, strlen(word)))
+		if (strncmp((*s)->name, word, strlen(word)) || strlen(word) < (*s)->min_prefix)
 			continue;
 		found = *s;
 		n++;

@@ -62,6 +62,10 @@ struct cmd {
 	const char *example;          /* one or more lines, each a full command */
 	bool reads;                   /* a read command: -o json prints its view */
 	bool exact;                   /* destructive: no abbreviation accepted */
+	/* Abbreviations shorter than this are not this command's: a command
+	 * added later keeps the older one's prefixes working ("con" stays
+	 * conntrack, connections needs "conne"). 0: any prefix. */
+	unsigned int min_prefix;
 };
 
 /* The top-level commands, each defined next to its code. */
@@ -72,6 +76,8 @@ extern const struct cmd conntrack_cmd;
 extern const struct cmd status_cmd;
 extern const struct cmd version_cmd;
 extern const struct cmd uninstall_cmd;
+extern const struct cmd connections_cmd;
+extern const struct cmd top_cmd;
 
 /* Help items shared by several commands. */
 #define HELP_SVC                                                                                  \

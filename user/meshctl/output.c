@@ -116,6 +116,36 @@ char *out__duration(uint64_t s, char *buf, size_t len)
 	return buf;
 }
 
+char *out__seconds(double s, char *buf, size_t len)
+{
+	if (s <= 0)
+		snprintf(buf, len, "0s");
+	else if (s < 1e-3)
+		snprintf(buf, len, "%.0fus", s * 1e6);
+	else if (s < 1)
+		snprintf(buf, len, "%.1fms", s * 1e3);
+	else if (s < 60)
+		snprintf(buf, len, "%.2fs", s);
+	else
+		out__duration((uint64_t)s, buf, len);
+	return buf;
+}
+
+char *out__rate(double v, char *buf, size_t len)
+{
+	if (v < 0.05)
+		snprintf(buf, len, "0");
+	else if (v < 100)
+		snprintf(buf, len, "%.1f", v);
+	else if (v < 10000)
+		snprintf(buf, len, "%.0f", v);
+	else if (v < 1e7)
+		snprintf(buf, len, "%.1fk", v / 1e3);
+	else
+		snprintf(buf, len, "%.1fM", v / 1e6);
+	return buf;
+}
+
 char *out__percent(uint64_t part, uint64_t whole, char *buf, size_t len)
 {
 	if (!whole)

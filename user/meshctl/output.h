@@ -29,6 +29,11 @@ void *out__xalloc(void *p);
 char *out__bytes(uint64_t n, char *buf, size_t len);
 /* "45s", "3m12s", "2h05m", "3d04h" */
 char *out__duration(uint64_t seconds, char *buf, size_t len);
+/* Sub-second precision for RTTs and connection lifetimes: "850us",
+ * "12.3ms", "1.25s", then as out__duration() from a minute on. */
+char *out__seconds(double s, char *buf, size_t len);
+/* A rate per second: "0", "3.5", "120", "12.3k", "4.1M" */
+char *out__rate(double per_s, char *buf, size_t len);
 /* "42.0%" of whole, "-" when whole is 0 */
 char *out__percent(uint64_t part, uint64_t whole, char *buf, size_t len);
 #define OUT_NUM_LEN 32

@@ -5,7 +5,8 @@
  *
  * Contract: status prints the agent's "status" answer (version, uptime,
  * attachments per interface and hook, map fill against capacity, datapath
- * counters and the drops that happened). version always prints meshctl's
+ * counters and the drops that happened, the metrics address, telemetry's
+ * attachment and record counts). version always prints meshctl's
  * own version and adds meshd's when it answers; an unreachable agent is
  * reported in the output, not as a failure. uninstall asks no question
  * (scripts run it) and prints what meshd did.
@@ -98,6 +99,43 @@ static void print_counts(struct json_object *obj, const char *header, bool nonze
 	table__free(t);
 }
 
+/* "http://127.0.0.1:9465/metrics", "off" */
+static void print_metrics(struct json_object *met)
+{
+	if (!met || !json_object_is_type(met, json_type_object)) {
+		printf("Metrics:     off\n");
+		return;
+	}
+	printf("Metrics:     %s (--metrics %s)\n", js__str(met, "url", "?"),
+	       js__str(met, "address", "?"));
+}
+
+static void print_telemetry(struct json_object *tel)
+{
+	const char *cgroup = js__str(tel, "cgroup", "?");
+
+	if (!tel) /* an older meshd */
+		return;
+	if (!js__u64(tel, "enabled")) {
+		printf("Telemetry:   off\n");
+		return;
+	}
+	if (!js__u64(tel, "running")) {
+		printf("Telemetry:   unavailable: %s\n", js__str(tel, "error", "not started"));
+		return;
+	}
+	printf("Telemetry:   %s cgroup %s (id %llu), reports every %llus\n",
+	       js__u64(tel, "attached") ? "attached to" : "NOT attached to", cgroup,
+	       (unsigned long long)js__u64(tel, "cgroup_id"),
+	       (unsigned long long)js__u64(tel, "interval_seconds"));
+	printf("             records read %llu, lost %llu (ring buffer full), sockets tracked "
+	       "%llu, streams %llu\n",
+	       (unsigned long long)js__u64(tel, "records_read"),
+	       (unsigned long long)js__u64(tel, "records_lost"),
+	       (unsigned long long)js__u64(tel, "sockets_tracked"),
+	       (unsigned long long)js__u64(tel, "followers"));
+}
+
 static void print_status(struct json_object *st)
 {
 	char up[OUT_NUM_LEN], since[64] = "?";
@@ -112,7 +150,10 @@ static void print_status(struct json_object *st)
 	       out__duration(js__u64(st, "uptime_seconds"), up, sizeof(up)), since);
 	printf("Pin dir:     %s\n", js__str(st, "pin_dir", "?"));
 	printf("State file:  %s\n", js__str(st, "state_file", "?"));
-	printf("Socket:      %s\n\n", g_opts.socket);
+	printf("Socket:      %s\n", g_opts.socket);
+	print_metrics(js__get(st, "metrics"));
+	print_telemetry(js__get(st, "telemetry"));
+	printf("\n");
 	print_attachments(js__get(st, "attachments"));
 	print_maps(js__get(st, "maps"));
 	print_counts(js__get(st, "counters"), "COUNTER", false, "Counters: none");
@@ -142,7 +183,7 @@ const struct cmd status_cmd = {
 	.name = "status",
 	.fn = do_status,
 	.grammar = "",
-	.summary = "agent uptime, attachments, map fill, counters",
+	.summary = "uptime, attachments, map fill, counters, metrics, telemetry",
 	.example = "meshctl status",
 	.reads = true,
 };
@@ -230,6 +271,9 @@ static void print_uninstall(struct json_object *data, struct json_object *before
 	}
 	if (!det && !js__len(atts))
 		printf("detached Sluice programs from every interface\n");
+	if (js__str(data, "telemetry_cgroup", NULL))
+		printf("detached telemetry from cgroup %s\n",
+		       js__str(data, "telemetry_cgroup", "?"));
 	if (pin_dir)
 		printf("removed the pinned maps in %s\n", pin_dir);
 	else

@@ -3,6 +3,7 @@
  * config.c - meshd's settings from flags and the --config YAML file
  * (see config.h).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -12,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <linux/magic.h>
 
 #include "api.h"
@@ -35,6 +38,9 @@ enum config_opt_id {
 	OPT_STATE,
 	OPT_SOCKET,
 	OPT_LOG_LEVEL,
+	OPT_METRICS,
+	OPT_TELEMETRY,
+	OPT_TELEMETRY_INTERVAL,
 	OPT__SETTINGS,
 	OPT_CONFIG = OPT__SETTINGS,
 	OPT_CLEANUP,
@@ -58,7 +64,8 @@ static const struct config_opt {
 			      "XDP forwards rewritten packets itself (FIB lookup + redirect) "
 			      "instead of handing them to the kernel" },
 	[OPT_CGROUP] = { "cgroup", "PATH", "the cgroup2 mount in /proc/mounts",
-			 "cgroup v2 directory for the socket-level hooks (later issue); must exist" },
+			 "cgroup v2 directory whose processes' sockets the socket-level hooks "
+			 "(telemetry) see; the root covers the whole node; must exist" },
 	[OPT_BPFFS] = { "bpffs", "PATH", MESHD_BPFFS_DEFAULT,
 			"pin directory for maps (bpffs is mounted on /sys/fs/bpf if it is not)" },
 	[OPT_STATE] = { "state", "FILE", MESHD_STATE_DEFAULT,
@@ -66,6 +73,17 @@ static const struct config_opt {
 	[OPT_SOCKET] = { "socket", "PATH", SLUICE_API_SOCKET_DEFAULT,
 			 "API socket for meshctl (mode 0600, root only)" },
 	[OPT_LOG_LEVEL] = { "log-level", "LEVEL", "info", "error | warn | info | debug" },
+	[OPT_METRICS] = { "metrics", "ADDR", MESHD_METRICS_DEFAULT,
+			  "serve Prometheus metrics at http://ADDR/metrics: HOST:PORT with a numeric "
+			  "host, [V6]:PORT, :PORT for every address, or off" },
+	[OPT_TELEMETRY] = { "telemetry", "on|off", "on",
+			    "per-connection telemetry: a sockops program on --cgroup records every "
+			    "TCP connection to or from a service (RTT, bytes, retransmits, "
+			    "failures) for the metrics, `meshctl connections` and `meshctl top`; "
+			    "off also detaches one an earlier meshd left" },
+	[OPT_TELEMETRY_INTERVAL] = { "telemetry-interval", "SECONDS", "10",
+				     "how often a long-lived connection reports its progress "
+				     "before it closes (0: only at open and close)" },
 	[OPT_CONFIG] = { "config", "FILE", NULL,
 			 "YAML config file whose keys are the long option names above; "
 			 "flags win over it" },
@@ -111,7 +129,9 @@ static void config__usage(FILE *f)
 	fprintf(f,
 		"Usage: meshd [--config FILE] [--interfaces LIST] [--xdp-mode native|generic|off]\n"
 		"             [--fib-forward on|off] [--cgroup PATH] [--bpffs PATH] [--state FILE]\n"
-		"             [--socket PATH] [--log-level LEVEL] [--cleanup] | --help | --version\n"
+		"             [--socket PATH] [--log-level LEVEL] [--metrics ADDR|off]\n"
+		"             [--telemetry on|off] [--telemetry-interval SECONDS] [--cleanup]\n"
+		"             | --help | --version\n"
 		"Sluice node agent: loads the L4 datapath, attaches it to interfaces, keeps the\n"
 		"services of the desired state in its maps and serves meshctl.\n\nOptions:\n");
 	for (int i = 0; i < OPT__MAX; i++) {
@@ -122,14 +142,24 @@ static void config__usage(FILE *f)
 			 o->arg ? o->arg : "");
 		snprintf(text, sizeof(text), "%s%s%s%s", o->help, o->def ? " (default: " : "",
 			 o->def ? o->def : "", o->def ? ")" : "");
-		fprintf(f, "  %-22s ", flag);
+		/* a flag wider than its column gets a line of its own */
+		if (strlen(flag) > 22)
+			fprintf(f, "  %s\n%25s", flag, "");
+		else
+			fprintf(f, "  %-22s ", flag);
 		config__wrap(f, text, 25, 79);
 	}
 	fprintf(f,
 		"\nSIGTERM/SIGINT end meshd leaving programs attached and maps pinned: a restart\n"
 		"keeps every connection. Only --cleanup or `meshctl uninstall` removes them.\n"
+		"\nTelemetry records the TCP connections that processes in --cgroup open to a\n"
+		"service or accept as one of its backends: bytes, RTT, retransmits, duration,\n"
+		"failures. `meshctl connections` lists them, `meshctl top` shows live rates,\n"
+		"and GET /metrics exports them with the datapath counters in the Prometheus\n"
+		"text format (gzip when the scraper asks). 9465 is Sluice's metrics port.\n"
 		"\nExamples:\n"
 		"  meshd --interfaces 'eth1,lb-*' --xdp-mode generic\n"
+		"  meshd --interfaces eth1 --metrics 127.0.0.1:9465 --telemetry-interval 30\n"
 		"  meshd --config /etc/sluice/meshd.yaml --log-level debug\n"
 		"  meshd --cleanup --bpffs /sys/fs/bpf/sluice\n");
 }
@@ -213,9 +243,15 @@ static int config__value(struct json_object *v, int id, char *buf, size_t len)
 		snprintf(buf, len, "%s", json_object_get_string(v));
 		return 0;
 	case json_type_boolean:
-		if (id != OPT_FIB_FORWARD)
+		if (id != OPT_FIB_FORWARD && id != OPT_TELEMETRY &&
+		    !(id == OPT_METRICS && !json_object_get_boolean(v)))
 			return -EINVAL;
 		snprintf(buf, len, "%s", json_object_get_boolean(v) ? "on" : "off");
+		return 0;
+	case json_type_int:
+		if (id != OPT_TELEMETRY_INTERVAL)
+			return -EINVAL;
+		snprintf(buf, len, "%lld", (long long)json_object_get_int64(v));
 		return 0;
 	case json_type_array:
 		if (id != OPT_INTERFACES)
@@ -272,7 +308,8 @@ static int config__parse_file(struct config_settings *st)
 		if (id < 0) {
 			fprintf(stderr,
 				"meshd: config %s: unknown key \"%s\" (known: interfaces, xdp-mode, "
-				"fib-forward, cgroup, bpffs, state, socket, log-level)\n",
+				"fib-forward, cgroup, bpffs, state, socket, log-level, metrics, "
+				"telemetry, telemetry-interval)\n",
 				st->config, key);
 			err = 2;
 			break;
@@ -341,6 +378,41 @@ static int config__check_cgroup(const char *path, const char *origin)
 	return 0;
 }
 
+/* The forms http.h binds: "HOST:PORT" with a numeric host, "[V6]:PORT",
+ * ":PORT". Checked here so a typo stops meshd before anything is loaded. */
+static int config__check_metrics(const char *text, const char *origin)
+{
+	const char *addr = text, *colon = strrchr(text, ':');
+	char host[INET6_ADDRSTRLEN + 2];
+	unsigned char buf[sizeof(struct in6_addr)];
+	size_t hlen = colon ? (size_t)(colon - addr) : 0;
+	unsigned long port;
+	char *end;
+
+	if (!colon || !isdigit((unsigned char)colon[1]))
+		goto bad;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno || *end || port > 65535)
+		goto bad;
+	if (hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']') {
+		addr++;
+		hlen -= 2;
+	}
+	if (hlen >= sizeof(host))
+		goto bad;
+	memcpy(host, addr, hlen);
+	host[hlen] = '\0';
+	if (!hlen || inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)
+		return 0;
+bad:
+	fprintf(stderr,
+		"meshd: %s: \"%s\" is not HOST:PORT with a numeric host (127.0.0.1:9465), "
+		"[V6]:PORT, :PORT or off\n",
+		origin, text);
+	return 2;
+}
+
 static char *config__dup_or(const char *val, const char *def)
 {
 	return strdup(val ? val : def);
@@ -369,6 +441,32 @@ static int config__settle(struct config_settings *st, struct meshd_config *cfg)
 			st->origin[OPT_LOG_LEVEL], v[OPT_LOG_LEVEL]);
 		return 2;
 	}
+	cfg->telemetry = true;
+	if (v[OPT_TELEMETRY] && config__parse_bool(v[OPT_TELEMETRY], &cfg->telemetry)) {
+		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_TELEMETRY],
+			v[OPT_TELEMETRY]);
+		return 2;
+	}
+	cfg->telemetry_interval = MESHD_TELEMETRY_INTERVAL_DEFAULT;
+	if (v[OPT_TELEMETRY_INTERVAL]) {
+		const char *text = v[OPT_TELEMETRY_INTERVAL];
+		unsigned long n;
+		char *end;
+
+		errno = 0;
+		n = strtoul(text, &end, 10);
+		if (!isdigit((unsigned char)text[0]) || errno || *end ||
+		    n > MESHD_TELEMETRY_INTERVAL_MAX) {
+			fprintf(stderr, "meshd: %s: \"%s\" is not a number of seconds 0-%d\n",
+				st->origin[OPT_TELEMETRY_INTERVAL], text,
+				MESHD_TELEMETRY_INTERVAL_MAX);
+			return 2;
+		}
+		cfg->telemetry_interval = n;
+	}
+	if (v[OPT_METRICS] && strcmp(v[OPT_METRICS], "off") &&
+	    config__check_metrics(v[OPT_METRICS], st->origin[OPT_METRICS]))
+		return 2;
 	for (int i = OPT_BPFFS; i <= OPT_SOCKET; i++) {
 		if (v[i] && (v[i][0] != '/' || v[i][1] == '\0')) {
 			fprintf(stderr, "meshd: %s: \"%s\" is not an absolute path\n",
@@ -388,7 +486,10 @@ static int config__settle(struct config_settings *st, struct meshd_config *cfg)
 	cfg->state = config__dup_or(v[OPT_STATE], MESHD_STATE_DEFAULT);
 	cfg->socket = config__dup_or(v[OPT_SOCKET], SLUICE_API_SOCKET_DEFAULT);
 	cfg->cleanup = st->cleanup;
-	if (!cfg->interfaces || !cfg->bpffs || !cfg->state || !cfg->socket) {
+	if (!v[OPT_METRICS] || strcmp(v[OPT_METRICS], "off"))
+		cfg->metrics = config__dup_or(v[OPT_METRICS], MESHD_METRICS_DEFAULT);
+	if (!cfg->interfaces || !cfg->bpffs || !cfg->state || !cfg->socket ||
+	    (!cfg->metrics && (!v[OPT_METRICS] || strcmp(v[OPT_METRICS], "off")))) {
 		fprintf(stderr, "meshd: out of memory\n");
 		return 2;
 	}
@@ -423,4 +524,5 @@ void config__free(struct meshd_config *cfg)
 	free(cfg->bpffs);
 	free(cfg->state);
 	free(cfg->socket);
+	free(cfg->metrics);
 }

@@ -4,9 +4,12 @@
  * event loop (settings come from config.c).
  *
  * Contract: start-up reuses whatever an earlier meshd left in the kernel
- * (pinned maps, attached programs) and replaces programs atomically; exit
- * by signal leaves all of it in place, so restarting meshd never breaks a
- * connection. Only --cleanup (or the uninstall op) detaches and unpins.
+ * (pinned maps, attached programs, the telemetry attachment and its ring)
+ * and replaces programs atomically; exit by signal leaves all of it in
+ * place, so restarting meshd never breaks a connection and loses no
+ * connection record the ring could hold. Only --cleanup (or the uninstall
+ * op) detaches and unpins. One thread: the API, netlink, the ring buffer,
+ * the /metrics server and the connection streams share one epoll loop.
  */
 #include <errno.h>
 #include <signal.h>
@@ -24,12 +27,16 @@
 
 #include "attach.h"
 #include "config.h"
+#include "conns.h"
+#include "exporter.h"
+#include "follow.h"
 #include "log.h"
 #include "meshd.h"
 #include "netlink.h"
 #include "pin.h"
 #include "server.h"
 #include "state.h"
+#include "telem.h"
 
 static int main__cleanup(const struct meshd_config *cfg)
 {
@@ -67,6 +74,9 @@ enum main_event {
 	EV_NETLINK,
 	EV_API,
 	EV_TIMER,
+	EV_RING,   /* telemetry records */
+	EV_HTTP,   /* GET /metrics */
+	EV_FOLLOW, /* connection streams */
 };
 
 static int main__epoll_add(int epfd, int fd, enum main_event ev)
@@ -101,6 +111,7 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 {
 	struct itimerspec every = { .it_interval.tv_sec = MAIN_CHECK_INTERVAL_S,
 				    .it_value.tv_sec = MAIN_CHECK_INTERVAL_S };
+	const char *telemetry = m->cfg.telemetry ? "unavailable" : "off";
 	struct epoll_event evs[8];
 	int epfd, tfd, n, err;
 	__u64 ticks;
@@ -119,12 +130,25 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 		err = main__epoll_add(epfd, srv->fd, EV_API);
 	if (!err)
 		err = main__epoll_add(epfd, tfd, EV_TIMER);
+	if (!err && telem__ring_fd(m) >= 0)
+		err = main__epoll_add(epfd, telem__ring_fd(m), EV_RING);
+	if (!err && exporter__fd(&m->exporter) >= 0)
+		err = main__epoll_add(epfd, exporter__fd(&m->exporter), EV_HTTP);
+	if (!err)
+		err = main__epoll_add(epfd, follow__fd(&m->follow), EV_FOLLOW);
 	if (err)
 		goto cleanup;
-	pr_info("meshd ready: %d interface(s) attached, %u service(s), API on %s",
-		attach__count(&m->att), m->desired.nservices, srv->path);
+	/* Records that waited in the ring while no meshd ran. */
+	telem__read(m);
+	if (m->telem.t)
+		telemetry = "on";
+	pr_info("meshd ready: %d interface(s) attached, %u service(s), API on %s, metrics %s, "
+		"telemetry %s",
+		attach__count(&m->att), m->desired.nservices, srv->path,
+		m->cfg.metrics ? m->cfg.metrics : "off", telemetry);
 	while (!m->stop) {
-		n = epoll_wait(epfd, evs, 8, -1);
+		/* the HTTP server has its own deadlines (idle connections) */
+		n = epoll_wait(epfd, evs, 8, exporter__timeout_ms(&m->exporter));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -148,8 +172,18 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 				if (read(tfd, &ticks, sizeof(ticks)) == sizeof(ticks))
 					attach__check_all(&m->att);
 				break;
+			case EV_RING:
+				telem__read(m);
+				break;
+			case EV_FOLLOW:
+				follow__run(&m->follow);
+				break;
+			case EV_HTTP:
+				break; /* served below, after every wait */
 			}
 		}
+		if (!m->stop)
+			exporter__run(&m->exporter);
 	}
 cleanup:
 	if (tfd >= 0)
@@ -169,6 +203,9 @@ static int main__run(struct meshd *m)
 	sigset_t mask;
 	bool reused;
 
+	/* First: follow__free() below is only safe after it. */
+	if (follow__init(&m->follow))
+		return 1;
 	/* Signals wait in the signalfd until the loop runs: a SIGTERM during
 	 * start-up still ends meshd cleanly, just a little later. */
 	sigemptyset(&mask);
@@ -179,16 +216,19 @@ static int main__run(struct meshd *m)
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0) {
 		pr_err("signalfd: %s", strerror(errno));
+		follow__free(&m->follow);
 		return 1;
 	}
 	m->started_at = time(NULL);
 	pr_info("meshd %s starting: interfaces \"%s\", xdp mode %s, fib forward %s, pins %s, "
-		"state %s, socket %s, cgroup %s",
+		"state %s, socket %s, cgroup %s, metrics %s, telemetry %s (interval %us)",
 		SLUICE_VERSION, m->cfg.interfaces, attach__mode_name(m->cfg.xdp_mode),
 		m->cfg.fib_forward ? "on" : "off", m->cfg.bpffs, m->cfg.state, m->cfg.socket,
-		m->cfg.cgroup ? m->cfg.cgroup : "(none found)");
+		m->cfg.cgroup ? m->cfg.cgroup : "(none found)",
+		m->cfg.metrics ? m->cfg.metrics : "off", m->cfg.telemetry ? "on" : "off",
+		m->cfg.telemetry_interval);
 	if (!m->cfg.cgroup)
-		pr_warn("no cgroup2 mount found: socket-level load balancing will be unavailable");
+		pr_warn("no cgroup2 mount found: socket-level hooks (telemetry) will be unavailable");
 
 	err = pin__mount_bpffs(m->cfg.bpffs);
 	if (err)
@@ -210,6 +250,9 @@ static int main__run(struct meshd *m)
 	if (err)
 		goto cleanup;
 	err = server__open(&srv, m->cfg.socket);
+	if (err)
+		goto cleanup;
+	err = exporter__start(m);
 	if (err)
 		goto cleanup;
 
@@ -245,9 +288,16 @@ static int main__run(struct meshd *m)
 	err = state__reconcile(m);
 	if (err)
 		goto cleanup;
+	/* After the reconcile: its first sync sees the services as they stay. */
+	telem__start(m);
 	err = main__loop(m, sfd, &nl, &srv);
 cleanup:
-	/* Nothing here detaches or unpins: the datapath outlives meshd. */
+	/* Nothing here detaches or unpins: the datapath outlives meshd, and
+	 * so does a pinned telemetry attachment. */
+	follow__free(&m->follow);
+	exporter__stop(&m->exporter);
+	telem__stop(m);
+	conns__free(&m->conns);
 	server__close(&srv);
 	netlink__close(&nl);
 	attach__free(&m->att);

@@ -18,10 +18,17 @@
 #include "sluice.h"
 
 #include "attach.h"
+#include "conns.h"
+#include "exporter.h"
+#include "follow.h"
 #include "log.h"
+#include "telem.h"
 
 #define MESHD_BPFFS_DEFAULT "/sys/fs/bpf/sluice"
 #define MESHD_STATE_DEFAULT "/var/lib/sluice/state.json"
+#define MESHD_METRICS_DEFAULT ":9465" /* HTTP_DEFAULT_BIND of http.h */
+#define MESHD_TELEMETRY_INTERVAL_DEFAULT 10
+#define MESHD_TELEMETRY_INTERVAL_MAX 86400
 
 struct meshd_config {
 	char *interfaces; /* comma-separated names / fnmatch patterns */
@@ -32,6 +39,9 @@ struct meshd_config {
 	char *state;
 	char *socket;
 	enum log_level log_level;
+	char *metrics; /* bind address of /metrics; NULL: off */
+	bool telemetry;
+	unsigned int telemetry_interval; /* seconds; 0: records at open and close only */
 	bool cleanup;
 };
 
@@ -39,7 +49,11 @@ struct meshd {
 	struct meshd_config cfg;
 	struct sluice *sl;
 	struct attach att;
-	struct desired desired; /* what the maps hold and the state file says */
+	struct desired desired;   /* what the maps hold and the state file says */
+	struct telem telem;       /* connection telemetry (sockops + ring buffer) */
+	struct conns conns;       /* connection records as API JSON */
+	struct follow follow;     /* `meshctl connections --follow` streams */
+	struct exporter exporter; /* GET /metrics */
 	time_t started_at;
 	bool stop;        /* leave the event loop */
 	bool uninstalled; /* programs detached and pins removed: just exit */

@@ -40,6 +40,16 @@ struct json_object *ops__apply(struct meshd *m, struct json_object *req);
 struct json_object *ops__conntrack_list(struct meshd *m, struct json_object *req);
 struct json_object *ops__conntrack_flush(struct meshd *m, struct json_object *req);
 struct json_object *ops__uninstall(struct meshd *m, struct json_object *req);
+struct json_object *ops__connections_list(struct meshd *m, struct json_object *req);
+struct json_object *ops__top(struct meshd *m, struct json_object *req);
+
+/* A stream op answers on fd itself and, when it keeps fd for the stream,
+ * sets *kept (the server then neither answers nor closes it); otherwise
+ * it returns the answer like any op (NULL: nothing to answer). */
+typedef struct json_object *(*ops__stream_fn)(struct meshd *m, struct json_object *req, int fd,
+					      int pid, bool *kept);
+struct json_object *ops__connections_follow(struct meshd *m, struct json_object *req, int fd,
+					    int pid, bool *kept);
 
 /* Helpers of ops.c shared with ops_node.c. */
 const char *ops__str(struct json_object *req, const char *key); /* NULL: absent/not a string */

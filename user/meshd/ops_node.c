@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * ops_node.c - API op handlers for the node as a whole: status (versions,
- * attachments, map fill, counters), conntrack list/flush and uninstall.
+ * attachments, map fill, counters, metrics and telemetry), conntrack
+ * list/flush and uninstall.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,9 +20,11 @@
 
 #include "attach.h"
 #include "ct.h"
+#include "exporter.h"
 #include "meshd.h"
 #include "ops.h"
 #include "pin.h"
+#include "telem.h"
 
 /* A conntrack listing beyond this would not fit SLUICE_API_MAX_MSG. */
 #define OPS_CT_LIST_MAX 50000
@@ -105,6 +108,9 @@ struct json_object *ops__status(struct meshd *m, struct json_object *req)
 			json_object_object_add(o, sluice__drop_name(i),
 					       json_object_new_int64((int64_t)drops[i]));
 	json_object_object_add(d, "drops", o);
+	/* Beyond the issue-3 shape: the issue-5 additions. */
+	json_object_object_add(d, "metrics", exporter__status_json(m));
+	json_object_object_add(d, "telemetry", telem__status_json(m));
 	return api__ok(d);
 }
 
@@ -180,10 +186,13 @@ struct json_object *ops__conntrack_flush(struct meshd *m, struct json_object *re
 struct json_object *ops__uninstall(struct meshd *m, struct json_object *req)
 {
 	struct json_object *d;
+	bool telem;
 	int n, err;
 
 	(void)req;
 	pr_info("uninstall requested: detaching programs and removing pins");
+	/* pin__remove() detaches the pinned telemetry link with its pins */
+	telem = m->telem.t != NULL;
 	n = attach__cleanup();
 	err = pin__remove(m->cfg.bpffs);
 	/* Exit even when something is left: the operator asked for meshd to go. */
@@ -200,5 +209,8 @@ struct json_object *ops__uninstall(struct meshd *m, struct json_object *req)
 	d = json_object_new_object();
 	json_object_object_add(d, "detached", json_object_new_int(n));
 	json_object_object_add(d, "pin_dir", json_object_new_string(m->cfg.bpffs));
+	if (telem)
+		json_object_object_add(d, "telemetry_cgroup",
+				       json_object_new_string(m->cfg.cgroup));
 	return api__ok(d);
 }

@@ -18,6 +18,7 @@
 #include <bpf/bpf.h>
 
 #include "sluice.h"
+#include "telemetry.h"
 
 #include "log.h"
 #include "pin.h"
@@ -201,6 +202,13 @@ int pin__remove(const char *dir)
 	if (unlink(path) && errno != ENOENT) {
 		err = -errno;
 		pr_err("unpin %s: %s", path, strerror(errno));
+		return err;
+	}
+	/* The telemetry pins first: sluice__unpin() removes the directory,
+	 * which must be empty by then. */
+	err = telemetry__unpin(dir);
+	if (err) {
+		pr_err("%s", sluice__errmsg());
 		return err;
 	}
 	err = sluice__unpin(dir);

@@ -29,7 +29,8 @@ bool pin__has_maps(const char *dir);
 int pin__check_layout(const char *dir);
 /* Pin the layout map (after the datapath maps are pinned). */
 int pin__write_layout(const char *dir);
-/* Remove the layout map and every datapath pin, then the directory. */
+/* Remove the layout map, the telemetry pins (detaching its link) and
+ * every datapath pin, then the directory. */
 int pin__remove(const char *dir);
 
 #endif /* MESHD_PIN_H */

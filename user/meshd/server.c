@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,20 +39,24 @@ static const struct {
 	const char *op;
 	ops__fn fn;
 	const char *const *args;
+	ops__stream_fn stream; /* instead of fn: the connection stays open */
 } server_ops[] = {
-	{ "status", ops__status, ARGS(NULL) },
-	{ "service.list", ops__service_list, ARGS(NULL) },
-	{ "service.get", ops__service_get, ARGS("service") },
-	{ "service.add", ops__service_add, ARGS("service", "name", "backends") },
-	{ "service.del", ops__service_del, ARGS("service") },
-	{ "backend.add", ops__backend_add, ARGS("service", "backend", "weight") },
-	{ "backend.del", ops__backend_del, ARGS("service", "backend") },
-	{ "backend.weight", ops__backend_weight, ARGS("service", "backend", "weight") },
-	{ "backend.drain", ops__backend_drain, ARGS("service", "backend") },
-	{ "apply", ops__apply, ARGS("desired", "dry_run") },
-	{ "conntrack.list", ops__conntrack_list, ARGS("service") },
-	{ "conntrack.flush", ops__conntrack_flush, ARGS("service") },
-	{ "uninstall", ops__uninstall, ARGS(NULL) },
+	{ "status", ops__status, ARGS(NULL), NULL },
+	{ "service.list", ops__service_list, ARGS(NULL), NULL },
+	{ "service.get", ops__service_get, ARGS("service"), NULL },
+	{ "service.add", ops__service_add, ARGS("service", "name", "backends"), NULL },
+	{ "service.del", ops__service_del, ARGS("service"), NULL },
+	{ "backend.add", ops__backend_add, ARGS("service", "backend", "weight"), NULL },
+	{ "backend.del", ops__backend_del, ARGS("service", "backend"), NULL },
+	{ "backend.weight", ops__backend_weight, ARGS("service", "backend", "weight"), NULL },
+	{ "backend.drain", ops__backend_drain, ARGS("service", "backend"), NULL },
+	{ "apply", ops__apply, ARGS("desired", "dry_run"), NULL },
+	{ "conntrack.list", ops__conntrack_list, ARGS("service"), NULL },
+	{ "conntrack.flush", ops__conntrack_flush, ARGS("service"), NULL },
+	{ "uninstall", ops__uninstall, ARGS(NULL), NULL },
+	{ "connections.list", ops__connections_list, ARGS("limit", "service", "events"), NULL },
+	{ "connections.follow", NULL, ARGS("service"), ops__connections_follow },
+	{ "top", ops__top, ARGS(NULL), NULL },
 };
 
 /* mkdir -p with 0755 for what is missing; existing dirs keep their mode. */
@@ -193,10 +198,13 @@ static int server__check_args(struct json_object *req, const char *op, const cha
 	return 0;
 }
 
+/* The answer to req. NULL with *done: a stream op answered on fd itself,
+ * and set *kept if it took fd over. */
 static struct json_object *server__dispatch(struct meshd *m, struct json_object *req,
-					    const char **opname)
+					    const char **opname, int fd, int pid, bool *done,
+					    bool *kept)
 {
-	struct json_object *v, *err;
+	struct json_object *v, *err, *resp;
 	const char *op;
 
 	if (!json_object_is_type(req, json_type_object))
@@ -210,24 +218,29 @@ static struct json_object *server__dispatch(struct meshd *m, struct json_object 
 			continue;
 		if (server__check_args(req, op, server_ops[i].args, &err))
 			return err;
-		return server_ops[i].fn(m, req);
+		if (!server_ops[i].stream)
+			return server_ops[i].fn(m, req);
+		resp = server_ops[i].stream(m, req, fd, pid, kept);
+		*done = !resp;
+		return resp;
 	}
 	return api__error("unknown op \"%s\"", op);
 }
 
-static void server__handle(struct meshd *m, int fd)
+/* Returns true when fd was kept (a stream); the caller closes it otherwise. */
+static bool server__handle(struct meshd *m, int fd)
 {
 	struct timeval tv = { .tv_sec = SERVER_IO_TIMEOUT_MS / 1000 };
 	struct json_object *req = NULL, *resp, *v;
 	const char *op = "?";
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	bool ok;
+	bool ok, done = false, kept = false;
 
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
 		pr_warn("api: SO_PEERCRED failed: %s", strerror(errno));
-		return;
+		return false;
 	}
 	if (cred.uid != 0) {
 		pr_warn("api: refused pid %d uid %u: not root", cred.pid, cred.uid);
@@ -235,12 +248,18 @@ static void server__handle(struct meshd *m, int fd)
 		server__drain(fd);
 		api__write_msg(fd, resp);
 		json_object_put(resp);
-		return;
+		return false;
 	}
 	if (api__read_msg(fd, SERVER_IO_TIMEOUT_MS, &req)) {
 		resp = api__error("bad request: %s", sluice__errmsg());
 	} else {
-		resp = server__dispatch(m, req, &op);
+		resp = server__dispatch(m, req, &op, fd, cred.pid, &done, &kept);
+		if (done) {
+			pr_debug("api: %s from pid %d: %s", op, cred.pid,
+				 kept ? "streaming" : "client gone");
+			json_object_put(req);
+			return kept;
+		}
 	}
 	ok = resp && json_object_object_get_ex(resp, "ok", &v) && json_object_get_boolean(v);
 	if (ok)
@@ -256,6 +275,7 @@ static void server__handle(struct meshd *m, int fd)
 		pr_debug("api: %s: answer not delivered: %s", op, sluice__errmsg());
 	json_object_put(resp);
 	json_object_put(req);
+	return false;
 }
 
 void server__serve(struct server *srv, struct meshd *m)
@@ -272,8 +292,8 @@ void server__serve(struct server *srv, struct meshd *m)
 				continue;
 			return;
 		}
-		server__handle(m, fd);
-		close(fd);
+		if (!server__handle(m, fd))
+			close(fd);
 	}
 }
 

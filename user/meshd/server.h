@@ -6,7 +6,9 @@
  * Contract: the socket file is mode 0600 in a 0755 directory, and every
  * connection is checked with SO_PEERCRED too, so a loosened file mode
  * still admits only uid 0. A socket path another live meshd answers on is
- * never taken over. Requests are served one at a time from the event loop.
+ * never taken over. Requests are served one at a time from the event loop;
+ * a stream op (connections.follow) hands its connection to follow.c,
+ * which keeps it in the loop after the answer.
  */
 #ifndef MESHD_SERVER_H
 #define MESHD_SERVER_H

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "meshd.h"
 #include "state.h"
+#include "telem.h"
 
 bool state__addr_eq(const struct sluice_addr *a, const struct sluice_addr *b)
 {
@@ -167,15 +168,20 @@ int state__commit(struct meshd *m, struct desired *next, char *errbuf, size_t er
 	err = desired__apply(m->sl, &m->desired, next);
 	if (err) {
 		snprintf(errbuf, errlen, "%s", sluice__errmsg());
+		/* rolled back, but a rollback may hand out other backend ids */
+		telem__changed(m);
 		return err;
 	}
 	err = desired__save(next, m->cfg.state);
+	/* The maps changed (and maybe changed back): ids may have moved. */
+	telem__changed(m);
 	if (err) {
 		int off = snprintf(errbuf, errlen, "%s", sluice__errmsg());
 
 		if (off < 0 || (size_t)off >= errlen)
 			off = errlen ? errlen - 1 : 0;
 		rerr = desired__apply(m->sl, next, &m->desired);
+		telem__changed(m);
 		if (rerr)
 			snprintf(errbuf + off, errlen - off,
 				 "; putting the maps back failed too: %s", sluice__errmsg());

@@ -7,6 +7,7 @@
  * file says. state__commit() is the one way to change it: validate, apply
  * to the maps (all-or-nothing), save atomically; if the save fails the maps
  * are put back, so the file, the maps and m->desired never disagree.
+ * Telemetry hears of every change (telem__changed()).
  */
 #ifndef MESHD_STATE_H
 #define MESHD_STATE_H
