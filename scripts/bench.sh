@@ -12,10 +12,17 @@
 #      with N services x 10 backends, Sluice vs iptables vs nftables
 #   B4 control plane: programming N services from empty (time, peak RSS)
 #      and one backend change (p50/p99), library vs iptables-restore / nft -f
+#   B5 socket level (pingpong, scripts/bench/b5_sock.sh): ping-pong latency
+#      and bulk throughput, same-node redirect vs loopback TCP, same and
+#      cross CPU; connect+request+close rate to a VIP, socket LB vs
+#      iptables DNAT vs straight to the backends
+#   B6 request/response and connection rate, telemetry on vs off
+#      (scripts/bench/b6_telem.sh)
 # Writes build/bench/results.md (printed), results.json and plots
 # (build/bench/*.png); raw samples in build/bench/raw/. Everything the
 # suite creates (namespaces, BPF pins, iptables/nft rules, which live only
-# in its namespaces) is removed on exit, failure and interrupt included.
+# in its namespaces, B5/B6's child cgroups and the processes in them) is
+# removed on exit, failure and interrupt included.
 # The host's interfaces, tables and settings are never touched. Options
 # (environment): QUICK=1, BENCH_CPU=N (default: the highest CPU),
 # BENCH_NOISY=0.20 (flag threshold), BENCH_RERUN_UNTIL=SECONDS (reruns of
@@ -36,8 +43,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 # iptables, nftables, conntrack and gnuplot are bench-only dependencies.
 SLUICE_DEPS=bench scripts/install-deps.sh
-for b in $BIN/pktbench $BIN/xdpgen $BIN/svcload $BIN/kprules $BIN/runstat \
-	build/tests/tools/lbtool build/vmlinux.h; do
+for b in $BIN/pktbench $BIN/xdpgen $BIN/svcload $BIN/kprules $BIN/runstat $BIN/pingpong \
+	build/tests/tools/lbtool build/tests/tools/socktool build/tests/tools/telemtool \
+	build/vmlinux.h; do
 	if [ ! -e "$b" ]; then
 		echo "bench: $b is missing; run make first" >&2
 		exit 1
@@ -77,8 +85,13 @@ B3_FLOWS=4096
 
 # shellcheck source=scripts/bench/net.sh
 source scripts/bench/net.sh
+# shellcheck source=scripts/bench/b5_sock.sh
+source scripts/bench/b5_sock.sh
+# shellcheck source=scripts/bench/b6_telem.sh
+source scripts/bench/b6_telem.sh
 TMP=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 bench__cleanup() {
+	b5__down
 	bn__down
 	rm -rf "$TMP"
 }
@@ -317,6 +330,14 @@ bench__b2
 for sc in "${SCALES[@]}"; do
 	bench__scale "${sc%:*}" "${sc#*:}"
 done
+# B6 measures in B5's namespaces and cgroups. A failure here costs these
+# figures only, not the report of the others.
+if bench__b5; then
+	bench__b6 || bench__log "B6 failed; its rows are missing"
+else
+	bench__log "B5 failed; B5/B6 rows are missing"
+fi
+b5__down
 printf '%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >"$RAW/loadavg_end"
 
 bench__log "report"

@@ -3,7 +3,8 @@
 """report.py - turn the raw samples of scripts/bench.sh into the report.
 
 Contract: reads RAW/meta.json, RAW/b1.json (pktbench), RAW/samples.jsonl
-(one record per B2/B3/B4 sample) and writes OUT/results.md, OUT/results.json
+(one record per B2/B3/B4/B5/B6 sample), RAW/b5meta.json (B5/B6 placement,
+when they ran) and writes OUT/results.md, OUT/results.json
 and OUT/*.png (gnuplot; skipped with a note when gnuplot is missing).
 --check PREFIX only tells whether those rows are flagged (bench.sh reruns
 such a set once while its time budget allows). Every row compares Sluice
@@ -13,7 +14,9 @@ either side spreads wider than --noisy (default 30%) is moved to the
 "flagged" list: it is printed, but not as a result. A sample that did not
 measure what it names (frames arriving with an unexpected destination,
 i.e. not DNATed, or more than 1% of the generated frames lost) invalidates
-its row the same way.
+its row the same way; so does a B5/B6 sample that failed or whose pinned
+counters show it did not take its variant's path (not redirected, not
+balanced by the socket LB, telemetry records lost or missing).
 """
 import argparse
 import json
@@ -38,6 +41,11 @@ B2_NAMES = {
     "fwd": "kernel forwarding, no LB",
     "ipt": "kube-proxy iptables DNAT",
     "nft": "kube-proxy nftables DNAT",
+}
+
+B5C_NAMES = {
+    "direct": "straight to the backends, no LB (floor)",
+    "ipt": "kube-proxy iptables DNAT",
 }
 
 
@@ -336,6 +344,146 @@ def b4_rows(rep, samples):
     return curves
 
 
+def pp_valid_redir(s):
+    """A B5a/B5b sample took its path; returns (valid, redirected share of
+    the window's bytes: the sender's count vs what the receiver read in
+    the same window, so not exactly 1). Plain: nothing redirected. Ping-
+    pong and the large-bound bulk experiment (redirq): >= 95% redirected,
+    no fallback to TCP. Bulk as deployed (redir in B5b): the redirect's
+    sk_msg program saw the connection's messages; how many it redirected
+    before the connection fell back to TCP is the finding, not a
+    condition."""
+    x = s["sample"]
+    if "error" in x:
+        return False, 0.0
+    red = x.get("redir")
+    if red is None:
+        return False, 0.0
+    share = min(1.0, red["redirected_bytes"] / x["bytes"]) if x.get("bytes") else 0.0
+    if s["variant"] == "plain":
+        return red["redirected_msgs"] == 0, share
+    if s["variant"] == "redir" and s["fig"] == "b5b":
+        return red["redirected_msgs"] + red["passed_msgs"] > 0, share
+    return share >= 0.95 and red["slow_peer"] == 0, share
+
+
+def pp_valid_crr(s, nbe):
+    """A B5c sample took its path: the connections reached all nbe
+    backends (the server accepted on each address), and for the socket LB
+    every connect() in the window was balanced by it."""
+    x = s["sample"]
+    if "error" in x or x.get("backends") != nbe:
+        return False
+    if s["variant"] == "sluice":
+        return x.get("sock", {}).get("connect", 0) >= x["conns"]
+    return True
+
+
+def pp_valid_telem(s):
+    """A B6 sample took its path: "on" lost no record and, for crr, wrote
+    four per connection (open + close of both ends; the last connection's
+    server end may close after the window); "off" tracked no socket."""
+    x = s["sample"]
+    if "error" in x or "telem" not in x:
+        return False
+    t = x["telem"]
+    if s["variant"] == "off":
+        return t["sockets_tracked"] == 0
+    if t["records_lost"]:
+        return False
+    return s["kind"] != "crr" or t["records"] >= 4 * x["conns"] - 4
+
+
+def b5_rows(rep, samples, b5meta):
+    cpu = b5meta.get("cpu", "?")
+    other = b5meta.get("other_cpu", "?")
+    place_text = {
+        "same": "same CPU (client and server on CPU %s)" % cpu,
+        "cross": "cross CPU (client on CPU %s, server on CPU %s)" % (other, cpu),
+    }
+    by = {}
+    for s in samples:
+        if s["fig"] in ("b5a", "b5b", "b5c"):
+            by.setdefault((s["fig"], s["place"], s["variant"]), []).append(s)
+    for fig, place in (("b5a", "same"), ("b5a", "cross"), ("b5b", "same"), ("b5b", "cross")):
+        st, shares = {}, {}
+        for v in ("redir", "redirq", "plain"):
+            ss = by.get((fig, place, v), [])
+            good = [x for x in ss if "error" not in x["sample"]]
+            if not good:
+                continue
+            ok = [pp_valid_redir(x) for x in ss]
+            shares[v] = [sh for _, sh in ok]
+            if fig == "b5a":
+                st[v] = stats([x["sample"]["median_us"] for x in good])
+            else:
+                st[v] = stats([x["sample"]["gbps"] for x in good])
+            st[v]["valid"] = len(good) == len(ss) and all(o for o, _ in ok)
+        if "plain" not in st:
+            continue
+        for v in ("redir", "redirq"):
+            if v not in st:
+                continue
+            sh = shares[v]
+            note = ""
+            if min(sh) < 0.995:
+                note = "redirected share of the bytes %.0f-%.0f%%" % (100 * min(sh), 100 * max(sh))
+            valid = st[v]["valid"] and st["plain"]["valid"]
+            if fig == "b5a":
+                rep.add("B5a ping-pong 64 B, redirected, %s, round trip, us" % place_text[place],
+                        "us", LOWER, st[v], st["plain"], "loopback TCP", note=note, valid=valid)
+            elif v == "redir":
+                rep.add("B5b bulk, 128 KiB writes, redirection on as deployed (4 MiB queue "
+                        "bound), %s, Gbit/s" % place_text[place], "Gbit/s", HIGHER, st[v],
+                        st["plain"], "loopback TCP", note=note, valid=valid)
+            else:
+                rep.add("B5b bulk, 128 KiB writes, EXPERIMENT: redirect with a %d MiB queue "
+                        "bound, %s, Gbit/s" % (b5meta.get("queue_big", 0) >> 20,
+                                               place_text[place]),
+                        "Gbit/s", HIGHER, st[v], st["plain"], "loopback TCP", note=note,
+                        valid=valid)
+    st = {}
+    for v in ("sluice", "direct", "ipt"):
+        ss = by.get(("b5c", "same", v), [])
+        good = [x for x in ss if "error" not in x["sample"]]
+        if not good:
+            continue
+        st[v] = stats([x["sample"]["rate"] / 1e3 for x in good])
+        st[v]["valid"] = len(good) == len(ss) and all(
+            pp_valid_crr(x, b5meta.get("backends", 10)) for x in ss)
+    for b in ("ipt", "direct"):
+        if "sluice" in st and b in st:
+            rep.add("B5c connect + 64 B request/response + close to a VIP, socket LB, "
+                    "%s, kconn/s" % place_text["same"], "kconn/s", HIGHER, st["sluice"],
+                    st[b], B5C_NAMES[b], valid=st["sluice"]["valid"] and st[b]["valid"])
+
+
+def b6_rows(rep, samples, b5meta):
+    by = {}
+    for s in samples:
+        if s["fig"] == "b6":
+            by.setdefault((s["kind"], s["variant"]), []).append(s)
+    names = {
+        "rr": ("B6 request/response rate, 64 B ping-pong on one connection, telemetry on "
+               "vs off, CPU %s, k round trips/s", "ktrips/s"),
+        "crr": ("B6 connect + request/response + close rate, telemetry on vs off, CPU %s, "
+                "kconn/s", "kconn/s"),
+    }
+    for kind in ("rr", "crr"):
+        st = {}
+        for v in ("on", "off"):
+            ss = by.get((kind, v), [])
+            good = [x for x in ss if "error" not in x["sample"]]
+            if not good:
+                continue
+            st[v] = stats([x["sample"]["rate"] / 1e3 for x in good])
+            st[v]["valid"] = len(good) == len(ss) and all(pp_valid_telem(x) for x in ss)
+        if "on" in st and "off" in st:
+            fig, unit = names[kind]
+            rep.add(fig % b5meta.get("cpu", "?"), unit, HIGHER, st["on"], st["off"],
+                    "telemetry off", valid=st["on"]["valid"] and st["off"]["valid"])
+
+
 def gp_str(text):
     """A gnuplot double-quoted string."""
     return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
@@ -411,6 +559,12 @@ def main():
     b2_detail = b2_rows(rep, samples, lbs)
     curves3 = b3_rows(rep, samples, lbs)
     curves4 = b4_rows(rep, samples)
+    b5meta = {}
+    p = os.path.join(a.raw, "b5meta.json")
+    if os.path.exists(p):
+        b5meta = json.load(open(p))
+    b5_rows(rep, samples, b5meta)
+    b6_rows(rep, samples, b5meta)
     if a.check:
         bad = [r for r in rep.rows if r["figure"].startswith(a.check) and r["flag"]]
         for r in bad:
@@ -436,6 +590,12 @@ def main():
               "B2/B3 generator, node and backend softirqs all run on that CPU. "
               "Load average at start %s, at end %s (other work shares this machine)." % (
                   meta["cpu"], meta.get("loadavg_start", "?"), load_end or "?"))
+    if b5meta:
+        md[-1] += (" B5/B6: both ends of every connection in one pingpong process, its client "
+                   "and server threads pinned (sched_setaffinity) to CPU %s, except the B5 "
+                   "\"cross CPU\" rows: client on CPU %s, server on CPU %s; B6's telemetry "
+                   "reader (telemtool) on CPU %s too." % (b5meta["cpu"], b5meta["other_cpu"],
+                                                         b5meta["cpu"], b5meta["cpu"]))
     md.append("%d interleaved rounds per figure (order rotated every round; a set flagged as "
               "noisy is rerun once with %d more rounds while time allows, see n in JSON); "
               "medians. %s; %s." % (meta["rounds"], meta["rounds"], meta.get("iptables", ""),
@@ -510,6 +670,40 @@ def main():
         "the backends map holds 65535 backends (SLUICE_MAX_BACKENDS) and the services map "
         "16383 services (SLUICE_MAX_SERVICES), so the largest scale is 6553 x 10.",
     ])
+    if b5meta:
+        md.extend([
+            "- B5/B6 (pingpong, one sample = one process: a server thread and the client, %d ms "
+            "warm-up then %d ms measured): in a network namespace of their own, both ends in a "
+            "child cgroup of the cgroup2 mount (the root is never attached to): plain (no "
+            "program), lb (socket LB), redir (sockops + sk_msg redirect, default 4 MiB queue "
+            "bound) or telem (telemetry). The counters pinned next to the programs are read "
+            "around every window: a redirected sample that was not (>= 95%% of its bytes), a "
+            "socket-LB sample whose connects it did not balance, a telemetry sample that lost "
+            "records, is invalid." % (b5meta.get("warmup_ms", 0), b5meta.get("ms", 0)),
+            "- B5a: round trip of 64 B each way on one TCP_NODELAY connection over 127.0.0.1, "
+            "median of the sample's round trips (sockperf and FIELD-NOTES quote half of it); "
+            "the median over samples. B5b: the client writes 128 KiB chunks, the rate is what "
+            "the server read in the window. Redirected data has no TCP flow control, so a "
+            "redirected connection whose reader lags more than the queue bound behind goes "
+            "back to TCP for good (redir.bpf.c): as deployed (4 MiB) a bulk writer outruns its "
+            "reader within the warm-up and the row measures that fallback (the note gives the "
+            "share of bytes redirected); the EXPERIMENT rows raise the bound to %d MiB to time "
+            "the redirect path itself, valid only where >= 95%% of the window's bytes were "
+            "redirected." % (b5meta.get("queue_big", 0) >> 20),
+            "- B5c: one connection at a time from 10.64.0.1: connect, 64 B request, 64 B "
+            "response, close (client first), to service 10.96.0.1:80 of %d local backends "
+            "(10.128.0.1-%d:8080, all served by the one listener on 0.0.0.0:8080). Socket LB: "
+            "Sluice's connect4 hook on the client's cgroup picks the backend, no route to the "
+            "VIP and no netfilter in that namespace. iptables: kprules' kube-proxy ruleset for "
+            "the same service in a second namespace (conntrack flushed before each sample). "
+            "Floor: straight to the backend addresses in turn, no LB." % (
+                b5meta.get("backends", 0), b5meta.get("backends", 0)),
+            "- B6: both ends in the same namespace and cgroup, connecting straight to a backend "
+            "address of the service (tracked both ways: the client's outbound, the server's "
+            "inbound end); on = telemetry attached to that cgroup with its ring buffer read by "
+            "telemtool, off = a sibling cgroup without it. ratio = on / off: 0.95x means "
+            "telemetry costs 5% of the rate.",
+        ])
     md.extend("- " + n for n in notes)
     if plots:
         md.append("")
@@ -540,6 +734,7 @@ def main():
         "notes": notes,
         "b1": b1,
         "lb_stats": lbs,
+        "b5meta": b5meta,
         "samples": samples,
     }
     tmp = os.path.join(a.out, "results.md.tmp")
