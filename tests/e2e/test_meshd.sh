@@ -127,9 +127,12 @@ meshd_start() {
 	before=$(grep -c 'meshd ready' "$LOG" 2>/dev/null)
 	# nsenter execs meshd, so $! is meshd's pid. --telemetry off: its
 	# default cgroup is the cgroup2 root, the whole machine's (telemetry
-	# is tested on a child cgroup in test_meshd_metrics.sh).
+	# is tested on a child cgroup in test_meshd_metrics.sh). Socket LB and
+	# redirect off for the same reason (and this test is about the packet
+	# path; they are tested in test_meshd_sock.sh).
 	nsenter --net="/var/run/netns/$TOPO_NS_NODE" "$MESHD" --interfaces "$PATTERN" \
-		--bpffs "$PIN" --state "$STATE" --socket "$SOCK" --telemetry off >>"$LOG" 2>&1 &
+		--bpffs "$PIN" --state "$STATE" --socket "$SOCK" --telemetry off \
+		--socket-lb off --redirect off >>"$LOG" 2>&1 &
 	MESHD_PID=$!
 	for ((i = 0; i < START_TIMEOUT * 50; i++)); do
 		if [ "$(grep -c 'meshd ready' "$LOG")" -gt "$before" ]; then

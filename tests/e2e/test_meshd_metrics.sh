@@ -163,7 +163,7 @@ meshd_start() {
 	before=$(grep -c 'meshd ready' "$LOG" 2>/dev/null)
 	nsenter --net="/var/run/netns/$TOPO_NS_NODE" "$MESHD" --interfaces "$PATTERN" \
 		--bpffs "$PIN" --state "$STATE" --socket "$SOCK" --cgroup "$CG" \
-		--metrics "127.0.0.1:$MPORT" --telemetry-interval 1 "$@" >>"$LOG" 2>&1 &
+		--metrics "127.0.0.1:$MPORT" --telemetry-interval 1 --socket-lb off "$@" >>"$LOG" 2>&1 &
 	MESHD_PID=$!
 	for ((i = 0; i < START_TIMEOUT * 50; i++)); do
 		if [ "$(grep -c 'meshd ready' "$LOG")" -gt "$before" ]; then

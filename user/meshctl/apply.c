@@ -150,6 +150,11 @@ static void print_changes(struct json_object *data, struct json_object *desired,
 			print_detail(mark == '+' ? NULL : old_svc, new_svc);
 	}
 
+	/* issue 7: meshd keeps the kubernetes services whatever the file says */
+	if (js__get(data, "kubernetes_kept") && js__u64(data, "kubernetes_kept"))
+		printf("kept %llu kubernetes service%s (managed by Kubernetes, not by this file)\n",
+		       (unsigned long long)js__u64(data, "kubernetes_kept"),
+		       js__u64(data, "kubernetes_kept") == 1 ? "" : "s");
 	if (!js__len(changes))
 		printf("%s: the agent already has exactly this state\n",
 		       dry_run ? "dry run: nothing changed" : "applied");

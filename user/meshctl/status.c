@@ -6,7 +6,8 @@
  * Contract: status prints the agent's "status" answer (version, uptime,
  * attachments per interface and hook, map fill against capacity, datapath
  * counters and the drops that happened, the metrics address, telemetry's
- * attachment and record counts). version always prints meshctl's
+ * attachment and record counts, the socket LB's and the redirect's
+ * attachment, self-test and counters). version always prints meshctl's
  * own version and adds meshd's when it answers; an unreachable agent is
  * reported in the output, not as a failure. uninstall asks no question
  * (scripts run it) and prints what meshd did.
@@ -136,6 +137,99 @@ static void print_telemetry(struct json_object *tel)
 	       (unsigned long long)js__u64(tel, "followers"));
 }
 
+static uint64_t sock_counter(struct json_object *o, const char *name)
+{
+	return js__u64(js__get(o, "counters"), name);
+}
+
+/* Issue 4: "Socket LB:   on cgroup X (id N), connect 12, sendmsg 3, ..." */
+static void print_socket_lb(struct json_object *lb)
+{
+	if (!lb) /* an older meshd */
+		return;
+	if (!js__u64(lb, "enabled")) {
+		printf("Socket LB:   off (--socket-lb off)%s%s\n",
+		       js__str(lb, "error", NULL) ? ": " : "", js__str(lb, "error", ""));
+		return;
+	}
+	if (!js__u64(lb, "running")) {
+		printf("Socket LB:   unavailable: %s\n", js__str(lb, "error", "not started"));
+		return;
+	}
+	printf("Socket LB:   %s cgroup %s (id %llu)\n",
+	       js__u64(lb, "attached") ? "attached to" : "NOT attached to",
+	       js__str(lb, "cgroup", "?"), (unsigned long long)js__u64(lb, "cgroup_id"));
+	printf("             connects %llu, datagrams %llu, replies from the VIP %llu, "
+	       "refused %llu\n",
+	       (unsigned long long)sock_counter(lb, "connect"),
+	       (unsigned long long)sock_counter(lb, "sendmsg"),
+	       (unsigned long long)sock_counter(lb, "recvmsg_revnat"),
+	       (unsigned long long)sock_counter(lb, "refused"));
+}
+
+static void print_redirect(struct json_object *rd)
+{
+	if (!rd)
+		return;
+	if (!js__u64(rd, "enabled")) {
+		printf("Redirect:    off (opt-in: --redirect on)%s%s\n",
+		       js__str(rd, "error", NULL) ? ": " : "", js__str(rd, "error", ""));
+		return;
+	}
+	if (!js__u64(rd, "running")) {
+		printf("Redirect:    off (%s)\n", js__str(rd, "error", "not started"));
+		return;
+	}
+	printf("Redirect:    %s cgroup %s (id %llu), self-test %s\n",
+	       js__u64(rd, "attached") ? "attached to" : "NOT attached to",
+	       js__str(rd, "cgroup", "?"), (unsigned long long)js__u64(rd, "cgroup_id"),
+	       js__str(rd, "selftest", "?"));
+	printf("             %llu connection%s redirected, %llu messages / %llu bytes "
+	       "redirected, %llu passed\n",
+	       (unsigned long long)js__u64(rd, "connections"),
+	       js__u64(rd, "connections") == 1 ? "" : "s",
+	       (unsigned long long)sock_counter(rd, "redirected_msgs"),
+	       (unsigned long long)sock_counter(rd, "redirected_bytes"),
+	       (unsigned long long)sock_counter(rd, "passed_msgs"));
+}
+
+/* issue 7: the Kubernetes sync; null (or absent) when --kubernetes off. */
+static void print_kubernetes(struct json_object *k)
+{
+	time_t last = (time_t)js__u64(k, "last_sync"), now = time(NULL);
+	struct json_object *conn = js__get(k, "connected");
+	char age[OUT_NUM_LEN];
+	const char *err;
+
+	if (!k || !json_object_is_type(k, json_type_object)) {
+		printf("Kubernetes:  off\n");
+		return;
+	}
+	if (last)
+		out__duration(now > last ? now - last : 0, age, sizeof(age));
+	printf("Kubernetes:  %s, last sync %s%s, %llu kubernetes services (%llu Services, "
+	       "%llu EndpointSlices)\n",
+	       js__u64(k, "synced") ? "synced" :
+				      "NOT synced yet (the state file's services are kept)",
+	       last ? age : "never", last ? " ago" : "",
+	       (unsigned long long)js__u64(k, "kube_services"),
+	       (unsigned long long)js__u64(k, "services"),
+	       (unsigned long long)js__u64(k, "endpointslices"));
+	printf("             watches: Services %s, EndpointSlices %s; watch restarts %llu, "
+	       "relists %llu, sync errors %llu, commit errors %llu\n",
+	       js__u64(conn, "services") ? "up" : "down",
+	       js__u64(conn, "endpointslices") ? "up" : "down",
+	       (unsigned long long)js__u64(k, "watch_restarts"),
+	       (unsigned long long)js__u64(k, "relists"),
+	       (unsigned long long)js__u64(k, "sync_errors"),
+	       (unsigned long long)js__u64(k, "commit_errors"));
+	err = js__str(k, "commit_error", "");
+	if (!*err)
+		err = js__str(k, "last_error", "");
+	if (*err)
+		printf("             last error: %s\n", err);
+}
+
 static void print_status(struct json_object *st)
 {
 	char up[OUT_NUM_LEN], since[64] = "?";
@@ -153,6 +247,9 @@ static void print_status(struct json_object *st)
 	printf("Socket:      %s\n", g_opts.socket);
 	print_metrics(js__get(st, "metrics"));
 	print_telemetry(js__get(st, "telemetry"));
+	print_socket_lb(js__get(st, "socket_lb"));
+	print_redirect(js__get(st, "redirect"));
+	print_kubernetes(js__get(st, "kubernetes"));
 	printf("\n");
 	print_attachments(js__get(st, "attachments"));
 	print_maps(js__get(st, "maps"));
@@ -183,7 +280,7 @@ const struct cmd status_cmd = {
 	.name = "status",
 	.fn = do_status,
 	.grammar = "",
-	.summary = "uptime, attachments, map fill, counters, metrics, telemetry",
+	.summary = "uptime, attachments, maps, counters, metrics, socket hooks",
 	.example = "meshctl status",
 	.reads = true,
 };
@@ -274,6 +371,9 @@ static void print_uninstall(struct json_object *data, struct json_object *before
 	if (js__str(data, "telemetry_cgroup", NULL))
 		printf("detached telemetry from cgroup %s\n",
 		       js__str(data, "telemetry_cgroup", "?"));
+	if (js__str(data, "socket_cgroup", NULL))
+		printf("detached socket LB/redirect from cgroup %s\n",
+		       js__str(data, "socket_cgroup", "?"));
 	if (pin_dir)
 		printf("removed the pinned maps in %s\n", pin_dir);
 	else

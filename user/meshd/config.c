@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <linux/magic.h>
@@ -41,6 +42,10 @@ enum config_opt_id {
 	OPT_METRICS,
 	OPT_TELEMETRY,
 	OPT_TELEMETRY_INTERVAL,
+	OPT_SOCKET_LB,
+	OPT_REDIRECT,
+	OPT_KUBERNETES,
+	OPT_KUBECONFIG,
 	OPT__SETTINGS,
 	OPT_CONFIG = OPT__SETTINGS,
 	OPT_CLEANUP,
@@ -65,7 +70,8 @@ static const struct config_opt {
 			      "instead of handing them to the kernel" },
 	[OPT_CGROUP] = { "cgroup", "PATH", "the cgroup2 mount in /proc/mounts",
 			 "cgroup v2 directory whose processes' sockets the socket-level hooks "
-			 "(telemetry) see; the root covers the whole node; must exist" },
+			 "(socket LB, redirection, telemetry) see; the root covers the whole node; "
+			 "must exist" },
 	[OPT_BPFFS] = { "bpffs", "PATH", MESHD_BPFFS_DEFAULT,
 			"pin directory for maps (bpffs is mounted on /sys/fs/bpf if it is not)" },
 	[OPT_STATE] = { "state", "FILE", MESHD_STATE_DEFAULT,
@@ -84,6 +90,22 @@ static const struct config_opt {
 	[OPT_TELEMETRY_INTERVAL] = { "telemetry-interval", "SECONDS", "10",
 				     "how often a long-lived connection reports its progress "
 				     "before it closes (0: only at open and close)" },
+	[OPT_SOCKET_LB] = { "socket-lb", "on|off", "on",
+			    "socket-level load balancing: connect()/sendmsg() of processes in "
+			    "--cgroup to a VIP go straight to a backend (no per-packet NAT, no "
+			    "conntrack entry; getpeername()/recvfrom() show the VIP); off also "
+			    "detaches one an earlier meshd left (the packet path still serves)" },
+	[OPT_REDIRECT] = { "redirect", "on|off", "off",
+			   "same-node redirection (opt-in): TCP connections whose both ends are "
+			   "local sockets in --cgroup skip the TCP/IP stack (sockops + sk_msg); a "
+			   "self-test must pass at start or it stays off (see below)" },
+	[OPT_KUBERNETES] = { "kubernetes", "on|off", "off",
+			     "sync services from the Kubernetes API (v1 Services and "
+			     "EndpointSlices, list + watch); kubernetes services are then "
+			     "read-only for meshctl; NODE_NAME names this node for traffic "
+			     "policies Local" },
+	[OPT_KUBECONFIG] = { "kubeconfig", "FILE", "in-cluster service account",
+			     "kubeconfig for --kubernetes (its current-context)" },
 	[OPT_CONFIG] = { "config", "FILE", NULL,
 			 "YAML config file whose keys are the long option names above; "
 			 "flags win over it" },
@@ -130,7 +152,9 @@ static void config__usage(FILE *f)
 		"Usage: meshd [--config FILE] [--interfaces LIST] [--xdp-mode native|generic|off]\n"
 		"             [--fib-forward on|off] [--cgroup PATH] [--bpffs PATH] [--state FILE]\n"
 		"             [--socket PATH] [--log-level LEVEL] [--metrics ADDR|off]\n"
-		"             [--telemetry on|off] [--telemetry-interval SECONDS] [--cleanup]\n"
+		"             [--telemetry on|off] [--telemetry-interval SECONDS]\n"
+		"             [--socket-lb on|off] [--redirect on|off]\n"
+		"             [--kubernetes on|off] [--kubeconfig FILE] [--cleanup]\n"
 		"             | --help | --version\n"
 		"Sluice node agent: loads the L4 datapath, attaches it to interfaces, keeps the\n"
 		"services of the desired state in its maps and serves meshctl.\n\nOptions:\n");
@@ -152,6 +176,12 @@ static void config__usage(FILE *f)
 	fprintf(f,
 		"\nSIGTERM/SIGINT end meshd leaving programs attached and maps pinned: a restart\n"
 		"keeps every connection. Only --cleanup or `meshctl uninstall` removes them.\n"
+		"\nSocket LB and redirection act on the sockets of processes in --cgroup (pass a\n"
+		"child cgroup to limit them). Redirection is opt-in because of a kernel\n"
+		"limitation: on 6.18 a blocking reader that half-closes (shutdown(SHUT_WR),\n"
+		"then a blocking recv()) can get a spurious EAGAIN on a redirected socket\n"
+		"(tcp_bpf_recvmsg); event-driven readers (poll + non-blocking recv) take it as\n"
+		"\"no data yet\" and are not affected.\n"
 		"\nTelemetry records the TCP connections that processes in --cgroup open to a\n"
 		"service or accept as one of its backends: bytes, RTT, retransmits, duration,\n"
 		"failures. `meshctl connections` lists them, `meshctl top` shows live rates,\n"
@@ -160,6 +190,7 @@ static void config__usage(FILE *f)
 		"\nExamples:\n"
 		"  meshd --interfaces 'eth1,lb-*' --xdp-mode generic\n"
 		"  meshd --interfaces eth1 --metrics 127.0.0.1:9465 --telemetry-interval 30\n"
+		"  meshd --interfaces eth1 --cgroup /sys/fs/cgroup/mesh --redirect on\n"
 		"  meshd --config /etc/sluice/meshd.yaml --log-level debug\n"
 		"  meshd --cleanup --bpffs /sys/fs/bpf/sluice\n");
 }
@@ -243,7 +274,8 @@ static int config__value(struct json_object *v, int id, char *buf, size_t len)
 		snprintf(buf, len, "%s", json_object_get_string(v));
 		return 0;
 	case json_type_boolean:
-		if (id != OPT_FIB_FORWARD && id != OPT_TELEMETRY &&
+		if (id != OPT_FIB_FORWARD && id != OPT_TELEMETRY && id != OPT_SOCKET_LB &&
+		    id != OPT_REDIRECT && id != OPT_KUBERNETES &&
 		    !(id == OPT_METRICS && !json_object_get_boolean(v)))
 			return -EINVAL;
 		snprintf(buf, len, "%s", json_object_get_boolean(v) ? "on" : "off");
@@ -309,7 +341,8 @@ static int config__parse_file(struct config_settings *st)
 			fprintf(stderr,
 				"meshd: config %s: unknown key \"%s\" (known: interfaces, xdp-mode, "
 				"fib-forward, cgroup, bpffs, state, socket, log-level, metrics, "
-				"telemetry, telemetry-interval)\n",
+				"telemetry, telemetry-interval, socket-lb, redirect, kubernetes, "
+				"kubeconfig)\n",
 				st->config, key);
 			err = 2;
 			break;
@@ -447,6 +480,34 @@ static int config__settle(struct config_settings *st, struct meshd_config *cfg)
 			v[OPT_TELEMETRY]);
 		return 2;
 	}
+	cfg->socket_lb = true;
+	if (v[OPT_SOCKET_LB] && config__parse_bool(v[OPT_SOCKET_LB], &cfg->socket_lb)) {
+		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_SOCKET_LB],
+			v[OPT_SOCKET_LB]);
+		return 2;
+	}
+	cfg->redirect = false;
+	if (v[OPT_REDIRECT] && config__parse_bool(v[OPT_REDIRECT], &cfg->redirect)) {
+		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_REDIRECT],
+			v[OPT_REDIRECT]);
+		return 2;
+	}
+	cfg->kubernetes = false;
+	if (v[OPT_KUBERNETES] && config__parse_bool(v[OPT_KUBERNETES], &cfg->kubernetes)) {
+		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_KUBERNETES],
+			v[OPT_KUBERNETES]);
+		return 2;
+	}
+	/* Checked here so a typo stops meshd before the datapath is touched. */
+	if (cfg->kubernetes && v[OPT_KUBECONFIG] && access(v[OPT_KUBECONFIG], R_OK)) {
+		fprintf(stderr, "meshd: %s: cannot read %s: %s\n", st->origin[OPT_KUBECONFIG],
+			v[OPT_KUBECONFIG], strerror(errno));
+		return 2;
+	}
+	if (v[OPT_KUBECONFIG] && !(cfg->kubeconfig = strdup(v[OPT_KUBECONFIG]))) {
+		fprintf(stderr, "meshd: out of memory\n");
+		return 2;
+	}
 	cfg->telemetry_interval = MESHD_TELEMETRY_INTERVAL_DEFAULT;
 	if (v[OPT_TELEMETRY_INTERVAL]) {
 		const char *text = v[OPT_TELEMETRY_INTERVAL];
@@ -525,4 +586,5 @@ void config__free(struct meshd_config *cfg)
 	free(cfg->state);
 	free(cfg->socket);
 	free(cfg->metrics);
+	free(cfg->kubeconfig);
 }

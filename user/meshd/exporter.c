@@ -11,6 +11,7 @@
 #include "sluice.h"
 
 #include "exporter.h"
+#include "k8sint.h"
 #include "log.h"
 #include "meshd.h"
 
@@ -19,16 +20,20 @@
 static int exporter__render(void *ctx, FILE *out)
 {
 	struct meshd *m = ctx;
+	int err;
 	struct metrics_src src = {
 		.s = m->sl,
 		.t = m->telem.t,
-		.sock = NULL, /* socket LB info comes with issue 4 */
+		.sock = sockint__info(m), /* refreshed for this scrape */
 		.start_time = (double)m->started_at,
 	};
 
 	if (!m->sl)
 		return -EAGAIN; /* not loaded yet: cannot happen once the loop runs */
-	return metrics__render(&src, out);
+	err = metrics__render(&src, out);
+	if (!err)
+		k8sint__metrics(m, out); /* issue 7: sluice_kubernetes_* */
+	return err;
 }
 
 /* A URL to reach the endpoint from this node: any-address binds are

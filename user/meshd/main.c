@@ -30,11 +30,13 @@
 #include "conns.h"
 #include "exporter.h"
 #include "follow.h"
+#include "k8sint.h"
 #include "log.h"
 #include "meshd.h"
 #include "netlink.h"
 #include "pin.h"
 #include "server.h"
+#include "sockint.h"
 #include "state.h"
 #include "telem.h"
 
@@ -77,6 +79,7 @@ enum main_event {
 	EV_RING,   /* telemetry records */
 	EV_HTTP,   /* GET /metrics */
 	EV_FOLLOW, /* connection streams */
+	EV_KUBE,   /* a new set from the Kubernetes sync */
 };
 
 static int main__epoll_add(int epfd, int fd, enum main_event ev)
@@ -136,6 +139,8 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 		err = main__epoll_add(epfd, exporter__fd(&m->exporter), EV_HTTP);
 	if (!err)
 		err = main__epoll_add(epfd, follow__fd(&m->follow), EV_FOLLOW);
+	if (!err && k8sint__fd(m) >= 0)
+		err = main__epoll_add(epfd, k8sint__fd(m), EV_KUBE);
 	if (err)
 		goto cleanup;
 	/* Records that waited in the ring while no meshd ran. */
@@ -174,6 +179,9 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 				break;
 			case EV_RING:
 				telem__read(m);
+				break;
+			case EV_KUBE:
+				k8sint__poll(m);
 				break;
 			case EV_FOLLOW:
 				follow__run(&m->follow);
@@ -290,6 +298,14 @@ static int main__run(struct meshd *m)
 		goto cleanup;
 	/* After the reconcile: its first sync sees the services as they stay. */
 	telem__start(m);
+	/* Like telemetry, never a condition for the datapath: failures are
+	 * logged and shown by status. */
+	sockint__start(m);
+	/* After the reconcile: the state file's kubernetes services stay in
+	 * the maps until the first full list replaces them. */
+	err = k8sint__start(m);
+	if (err)
+		goto cleanup;
 	err = main__loop(m, sfd, &nl, &srv);
 cleanup:
 	/* Nothing here detaches or unpins: the datapath outlives meshd, and
@@ -297,6 +313,8 @@ cleanup:
 	follow__free(&m->follow);
 	exporter__stop(&m->exporter);
 	telem__stop(m);
+	sockint__stop(m);
+	k8sint__stop(m);
 	conns__free(&m->conns);
 	server__close(&srv);
 	netlink__close(&nl);

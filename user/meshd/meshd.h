@@ -21,7 +21,9 @@
 #include "conns.h"
 #include "exporter.h"
 #include "follow.h"
+#include "k8sint.h"
 #include "log.h"
+#include "sockint.h"
 #include "telem.h"
 
 #define MESHD_BPFFS_DEFAULT "/sys/fs/bpf/sluice"
@@ -40,8 +42,12 @@ struct meshd_config {
 	char *socket;
 	enum log_level log_level;
 	char *metrics; /* bind address of /metrics; NULL: off */
+	bool socket_lb; /* issue 4: connect()/sendmsg() hooks on --cgroup */
+	bool redirect;  /* issue 4: sockops + sk_msg same-node redirection (opt-in) */
 	bool telemetry;
 	unsigned int telemetry_interval; /* seconds; 0: records at open and close only */
+	bool kubernetes;  /* issue 7: sync Services/EndpointSlices (k8sint.h) */
+	char *kubeconfig; /* NULL: in-cluster service account */
 	bool cleanup;
 };
 
@@ -51,9 +57,11 @@ struct meshd {
 	struct attach att;
 	struct desired desired;   /* what the maps hold and the state file says */
 	struct telem telem;       /* connection telemetry (sockops + ring buffer) */
+	struct sockint sock;      /* socket LB + same-node redirection */
 	struct conns conns;       /* connection records as API JSON */
 	struct follow follow;     /* `meshctl connections --follow` streams */
 	struct exporter exporter; /* GET /metrics */
+	struct k8sint kube;       /* Kubernetes sync (--kubernetes) */
 	time_t started_at;
 	bool stop;        /* leave the event loop */
 	bool uninstalled; /* programs detached and pins removed: just exit */

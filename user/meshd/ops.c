@@ -17,6 +17,7 @@
 #include "desired.h"
 #include "sluice.h"
 
+#include "k8sint.h"
 #include "meshd.h"
 #include "ops.h"
 #include "state.h"
@@ -286,11 +287,15 @@ struct json_object *ops__service_add(struct meshd *m, struct json_object *req)
 	struct json_object *err, *root, *services, *svc, *v;
 	char abuf[SLUICE_ADDR_STRLEN], pbuf[8];
 	struct svc_ref ref;
+	int i;
 
 	err = ops__svc_arg(req, &ref);
 	if (err)
 		return err;
-	if (ops__find_svc(&m->desired, &ref) >= 0)
+	i = ops__find_svc(&m->desired, &ref);
+	if (i >= 0 && (err = k8sint__refuse_edit(m, &m->desired.services[i], ref.text)))
+		return err;
+	if (i >= 0)
 		return api__error(
 			"service %s already exists (change its backends with backend add/del/weight, or use apply)",
 			ref.text);
@@ -326,6 +331,9 @@ struct json_object *ops__service_del(struct meshd *m, struct json_object *req)
 	i = ops__find_svc(&m->desired, &ref);
 	if (i < 0)
 		return api__error("service %s not found", ref.text);
+	err = k8sint__refuse_edit(m, &m->desired.services[i], ref.text);
+	if (err)
+		return err;
 	root = ops__state_json(m, &services);
 	if (!root)
 		return api__error("out of memory");
@@ -362,6 +370,9 @@ static struct json_object *ops__backend_edit(struct meshd *m, struct json_object
 	i = ops__find_svc(&m->desired, &ref);
 	if (i < 0)
 		return api__error("service %s not found", ref.text);
+	err = k8sint__refuse_edit(m, &m->desired.services[i], ref.text);
+	if (err)
+		return err;
 	j = ops__find_backend(&m->desired.services[i], &addr, port);
 	sluice_addr__str_port(&addr, port, bbuf, sizeof(bbuf));
 	if (edit == BE_ADD && j >= 0)
@@ -445,8 +456,9 @@ static void ops__change_json(enum desired_change change, const struct desired_se
 struct json_object *ops__apply(struct meshd *m, struct json_object *req)
 {
 	struct json_object *want, *v, *changes, *d;
+	struct desired next, file;
 	bool dry_run = false;
-	struct desired next;
+	__u32 kept = 0;
 	char err[1024];
 
 	if (!json_object_object_get_ex(req, "desired", &want))
@@ -458,9 +470,16 @@ struct json_object *ops__apply(struct meshd *m, struct json_object *req)
 					  json_object_to_json_string(v));
 		dry_run = json_object_get_boolean(v);
 	}
-	desired__init(&next);
-	if (desired__from_json(&next, want))
+	desired__init(&file);
+	if (desired__from_json(&file, want))
 		return api__error("%s", sluice__errmsg());
+	/* Kubernetes services belong to the API server: the file's state plus
+	 * the current ones (issue 7; a plain copy with the sync off). */
+	if (k8sint__apply_merge(m, &file, &next, &kept)) {
+		desired__free(&file);
+		return api__error("out of memory");
+	}
+	desired__free(&file);
 	changes = json_object_new_array();
 	desired__diff(&m->desired, &next, ops__change_json, changes);
 	if (!dry_run && json_object_array_length(changes) &&
@@ -473,5 +492,7 @@ struct json_object *ops__apply(struct meshd *m, struct json_object *req)
 	d = json_object_new_object();
 	json_object_object_add(d, "changes", changes);
 	json_object_object_add(d, "applied", json_object_new_boolean(!dry_run));
+	if (m->kube.k)
+		json_object_object_add(d, "kubernetes_kept", json_object_new_int64(kept));
 	return api__ok(d);
 }

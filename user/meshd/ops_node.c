@@ -21,9 +21,11 @@
 #include "attach.h"
 #include "ct.h"
 #include "exporter.h"
+#include "k8sint.h"
 #include "meshd.h"
 #include "ops.h"
 #include "pin.h"
+#include "sockint.h"
 #include "telem.h"
 
 /* A conntrack listing beyond this would not fit SLUICE_API_MAX_MSG. */
@@ -111,6 +113,11 @@ struct json_object *ops__status(struct meshd *m, struct json_object *req)
 	/* Beyond the issue-3 shape: the issue-5 additions. */
 	json_object_object_add(d, "metrics", exporter__status_json(m));
 	json_object_object_add(d, "telemetry", telem__status_json(m));
+	/* issue 7: null when --kubernetes off */
+	json_object_object_add(d, "kubernetes", k8sint__status_json(m));
+	/* issue 4 */
+	json_object_object_add(d, "socket_lb", sockint__lb_json(m));
+	json_object_object_add(d, "redirect", sockint__redir_json(m));
 	return api__ok(d);
 }
 
@@ -212,5 +219,8 @@ struct json_object *ops__uninstall(struct meshd *m, struct json_object *req)
 	if (telem)
 		json_object_object_add(d, "telemetry_cgroup",
 				       json_object_new_string(m->cfg.cgroup));
+	/* pin__remove() also detached the pinned socket-LB/redirect links */
+	if (m->sock.lb_running || m->sock.redir_running)
+		json_object_object_add(d, "socket_cgroup", json_object_new_string(m->cfg.cgroup));
 	return api__ok(d);
 }

@@ -18,6 +18,7 @@
 #include <bpf/bpf.h>
 
 #include "sluice.h"
+#include "sock.h"
 #include "telemetry.h"
 
 #include "log.h"
@@ -204,8 +205,13 @@ int pin__remove(const char *dir)
 		pr_err("unpin %s: %s", path, strerror(errno));
 		return err;
 	}
-	/* The telemetry pins first: sluice__unpin() removes the directory,
-	 * which must be empty by then. */
+	/* The socket-LB/redirect and telemetry pins first: sluice__unpin()
+	 * removes the directory, which must be empty by then. */
+	err = sluice_sock__unpin(dir);
+	if (err) {
+		pr_err("%s", sluice__errmsg());
+		return err;
+	}
 	err = telemetry__unpin(dir);
 	if (err) {
 		pr_err("%s", sluice__errmsg());

@@ -1,0 +1,297 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# test_meshd_k8s.sh - issue 7 wired into the agent: meshd --kubernetes on
+# against the stand-in API server (tests/e2e/k8s/apiserver.py), driven and
+# checked with meshctl.
+#
+# Contract: a network namespace of our own holds the API server (127.0.0.1,
+# bearer token, the recorded-format fixtures) and meshd (its own pin dir,
+# state file, socket; --kubeconfig with an http:// server; socket LB,
+# redirection and telemetry off, no interface attached). The state file
+# starts with one manual service. Scenarios, one "PASS: e2e/meshd_k8s_<name>"
+# or "FAIL: e2e/meshd_k8s_<name>: <reason>" line each, in this order:
+#   initial_sync          service list -o json: the kubernetes services of
+#                         fixtures/expected.json with source kubernetes and
+#                         their backends, the manual one kept; status synced
+#   terminating           a ready endpoint turns terminating: its backend
+#                         shows weight 0, state draining
+#   edits_refused         service del / add over it, backend add/del/weight/
+#                         drain on a kubernetes service: refused ("managed by
+#                         Kubernetes"), nothing changed; the manual service
+#                         still takes edits
+#   apply_keeps           apply -f with only manual services (dry run and
+#                         real): the kubernetes services are kept and the
+#                         output says so
+#   status_metrics        meshctl status shows "Kubernetes:  synced" and the
+#                         counters; /metrics has the sluice_kubernetes_* series
+#   restart_unreachable   meshd restarts while the API port is closed (a
+#                         Service deleted meanwhile): nothing removed, state
+#                         file and maps unchanged for 2 s, status not synced;
+#                         API back -> synced, the deletion applied
+# Exits non-zero if any failed. meshd, the API server, the namespace, pins
+# and temp files are removed on exit, failure or interruption. Needs root,
+# python3, bpftool, curl and `make` (build/meshd, build/meshctl). About 20 s.
+# Usage: test_meshd_k8s.sh [SCENARIO...]
+set -u
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the tree
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+K8S=$ROOT/tests/e2e/k8s
+FIX=$K8S/fixtures
+MESHD=$ROOT/build/meshd
+MESHCTL=$ROOT/build/meshctl
+NS=sk8s$$
+PIN=/sys/fs/bpf/sluice-k8s$$
+TMP=$(mktemp -d /tmp/sluice-meshd-k8s.XXXXXX)
+PORTS=$TMP/ports
+STATE=$TMP/state.json
+SOCK=$TMP/meshd.sock
+LOG=$TMP/meshd.log
+TOKEN=tok-$$-$RANDOM
+METRICS=127.0.0.1:19465
+API_PID=
+MESHD_PID=
+failed=0
+
+in_ns() { nsenter --net="/var/run/netns/$NS" "$@"; }
+CTL() { in_ns python3 "$K8S/k8sctl.py" "$@"; }
+mctl() { "$MESHCTL" -s "$SOCK" --timeout 5000 "$@"; }
+W() { python3 "$K8S/meshd_watch.py" "$1" --meshctl "$MESHCTL" --socket "$SOCK" \
+	--state "$STATE" --pins "$PIN" --netns "$NS" "${@:2}"; }
+WAIT() { W wait --timeout 20 "$@"; }
+HOLD() { W hold "$@"; }
+
+meshd_stop() {
+	[ -n "$MESHD_PID" ] || return 0
+	kill -TERM "$MESHD_PID" 2>/dev/null
+	wait "$MESHD_PID" 2>/dev/null
+	MESHD_PID=
+}
+
+cleanup() {
+	meshd_stop
+	if [ -n "$API_PID" ]; then
+		kill "$API_PID" 2>/dev/null
+		wait "$API_PID" 2>/dev/null
+	fi
+	if [ -d "$PIN" ] && [ -e "/var/run/netns/$NS" ]; then
+		in_ns "$MESHD" --cleanup --bpffs "$PIN" >/dev/null 2>&1
+	fi
+	[ -d "$PIN" ] && rm -rf "$PIN"
+	ip netns del "$NS" 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+pass() { echo "PASS: e2e/meshd_k8s_$1"; }
+fail() {
+	echo "FAIL: e2e/meshd_k8s_$1: $2"
+	failed=$((failed + 1))
+}
+
+setup() {
+	[ "$(id -u)" -eq 0 ] || { echo "needs root" >&2; return 1; }
+	[ -x "$MESHD" ] && [ -x "$MESHCTL" ] || { echo "build/meshd, build/meshctl missing: run make" >&2; return 1; }
+	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || return 1
+	ip netns add "$NS" && ip -n "$NS" link set lo up || return 1
+	in_ns python3 "$K8S/apiserver.py" --port-file "$PORTS" --token "$TOKEN" \
+		--fixtures "$FIX/services.json" "$FIX/endpointslices.json" >"$TMP/api.log" 2>&1 &
+	API_PID=$!
+	for _ in $(seq 100); do
+		[ -s "$PORTS" ] && break
+		sleep 0.05
+	done
+	[ -s "$PORTS" ] || { echo "apiserver did not start: $(cat "$TMP/api.log")" >&2; return 1; }
+	CTL ctl "$PORTS" '{"op": "set", "bookmark_interval": 0.5}' || return 1
+	cat >"$TMP/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+current-context: test
+clusters:
+- name: stand-in
+  cluster:
+    server: http://127.0.0.1:$(python3 -c "import json;print(json.load(open('$PORTS'))['api'])")
+contexts:
+- name: test
+  context: {cluster: stand-in, user: sluice}
+users:
+- name: sluice
+  user:
+    token: $TOKEN
+EOF
+	# one manual service that the sync must never touch
+	cat >"$STATE" <<'EOF'
+{"services": [{"name": "manual-web", "vip": "10.200.0.1", "port": 80, "protocol": "tcp",
+  "backends": [{"address": "10.200.1.1", "port": 80, "weight": 1}]}]}
+EOF
+	cat >"$TMP/manual.yaml" <<'EOF'
+services:
+  - name: manual-web
+    vip: 10.200.0.1
+    port: 80
+    protocol: tcp
+    backends:
+      - {address: 10.200.1.1, port: 80, weight: 1}
+      - {address: 10.200.1.2, port: 80, weight: 1}
+EOF
+}
+
+# Start meshd and wait for "meshd ready" and a working API.
+meshd_start() {
+	local before
+	before=$(grep -c 'meshd ready' "$LOG" 2>/dev/null)
+	NODE_NAME=n1 nsenter --net="/var/run/netns/$NS" "$MESHD" --bpffs "$PIN" \
+		--state "$STATE" --socket "$SOCK" --metrics "$METRICS" --telemetry off \
+		--socket-lb off --redirect off --kubernetes on --kubeconfig "$TMP/kubeconfig" \
+		>>"$LOG" 2>&1 &
+	MESHD_PID=$!
+	for _ in $(seq 200); do
+		if [ "$(grep -c 'meshd ready' "$LOG")" -gt "${before:-0}" ] &&
+			mctl status >/dev/null 2>&1; then
+			return 0
+		fi
+		kill -0 "$MESHD_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "meshd did not start: $(tail -n 5 "$LOG")" >&2
+	return 1
+}
+
+MANUAL_OK='svc("manual-web", "10.200.0.1") == {"10.200.1.1:80": 1}'
+KUBE_OK='canon(kube(lst)) == canon(expected) and all(s["source"] == "kubernetes" for s in kube(lst)["services"])'
+WEB=10.96.0.10:80/tcp
+
+web_slice() { # ENDPOINTS-JSON: the first web slice of the fixtures with these endpoints
+	cat <<EOF
+{"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
+ "metadata": {"name": "web-abc12", "namespace": "default",
+  "labels": {"kubernetes.io/service-name": "web"}},
+ "addressType": "IPv4",
+ "ports": [{"name": "http", "protocol": "TCP", "port": 8080},
+           {"name": "https", "protocol": "TCP", "port": 8443}],
+ "endpoints": $1}
+EOF
+}
+ep() { # ADDR POD READY SERVING TERMINATING
+	printf '{"addresses": ["%s"], "targetRef": {"kind": "Pod", "name": "%s"}, ' "$1" "$2"
+	printf '"conditions": {"ready": %s, "serving": %s, "terminating": %s}}' "$3" "$4" "$5"
+}
+
+scenario_initial_sync() {
+	meshd_start &&
+		WAIT "status['kubernetes']['synced'] and $KUBE_OK and $MANUAL_OK" &&
+		WAIT "canon(lst) == canon(st) and lst['services'][0]['source'] == 'manual'"
+}
+
+scenario_terminating() {
+	# 10.1.0.1 (web-v1-aaa) turns terminating; the others as in the fixtures
+	CTL apply "$PORTS" "$(web_slice "[$(ep 10.1.0.1 web-v1-aaa false true true),
+		$(ep 10.1.0.2 web-v1-bbb true true false), $(ep 10.1.0.3 web-v1-ccc false true true)]")" &&
+		WAIT "svc('default/web:http', '10.96.0.10').get('10.1.0.1:8080') == 0 and
+		      state('default/web:http', '10.96.0.10', '10.1.0.1:8080') == 'draining' and
+		      state('default/web:http', '10.96.0.10', '10.1.0.2:8080') == 'active' and
+		      canon(lst) == canon(st)"
+}
+
+scenario_edits_refused() {
+	local before out rc cmd
+	before=$(mctl -o json service list) || return 1
+	for cmd in "service del $WEB" "service add $WEB 10.9.9.9:80" \
+		"backend add $WEB 10.9.9.9:80" "backend del $WEB 10.1.0.2:8080" \
+		"backend weight $WEB 10.1.0.2:8080 5" "backend drain $WEB 10.1.0.2:8080"; do
+		# shellcheck disable=SC2086
+		out=$(mctl $cmd 2>&1)
+		rc=$?
+		if [ "$rc" -ne 1 ] || ! grep -q 'is managed by Kubernetes (source kubernetes); change the Service/EndpointSlice instead' <<<"$out"; then
+			echo "meshctl $cmd: exit $rc, output: $out" >&2
+			return 1
+		fi
+	done
+	[ "$(mctl -o json service list | python3 -c 'import json,sys;d=json.load(sys.stdin);[b.pop("stats",0) for s in d["services"] for b in s["backends"]];[s.pop("stats",0) for s in d["services"]];print(json.dumps(d,sort_keys=True))')" = \
+		"$(python3 -c 'import json,sys;d=json.loads(sys.argv[1]);[b.pop("stats",0) for s in d["services"] for b in s["backends"]];[s.pop("stats",0) for s in d["services"]];print(json.dumps(d,sort_keys=True))' "$before")" ] ||
+		{ echo "service list changed after refused edits" >&2; return 1; }
+	mctl backend add 10.200.0.1:80/tcp 10.200.1.3:80 >/dev/null &&
+		mctl backend del 10.200.0.1:80/tcp 10.200.1.3:80 >/dev/null ||
+		{ echo "edits of the manual service failed" >&2; return 1; }
+	WAIT "$MANUAL_OK and canon(lst) == canon(st)"
+}
+
+scenario_apply_keeps() {
+	local out nkube
+	nkube=$(mctl -o json service list | python3 -c 'import json,sys;print(sum(s["source"]=="kubernetes" for s in json.load(sys.stdin)["services"]))')
+	out=$(mctl apply -f "$TMP/manual.yaml" --dry-run 2>&1) || { echo "dry run: $out" >&2; return 1; }
+	grep -q "kept $nkube kubernetes services" <<<"$out" && ! grep -q '^- ' <<<"$out" &&
+		grep -q '^~ 10.200.0.1:80/tcp' <<<"$out" ||
+		{ echo "dry run output: $out" >&2; return 1; }
+	out=$(mctl apply -f "$TMP/manual.yaml" 2>&1) || { echo "apply: $out" >&2; return 1; }
+	grep -q "kept $nkube kubernetes services" <<<"$out" || { echo "apply output: $out" >&2; return 1; }
+	WAIT "svc('manual-web', '10.200.0.1') == {'10.200.1.1:80': 1, '10.200.1.2:80': 1} and
+	      len(kube(lst)['services']) == $nkube and canon(lst) == canon(st)"
+}
+
+scenario_status_metrics() {
+	local out met s
+	out=$(mctl status) || { echo "status: $out" >&2; return 1; }
+	grep -q '^Kubernetes:  synced, last sync [0-9].* ago' <<<"$out" &&
+		grep -q 'watch restarts [0-9]*, relists [0-9]*, sync errors [0-9]*' <<<"$out" ||
+		{ echo "status output: $(grep -A2 Kubernetes <<<"$out")" >&2; return 1; }
+	met=$(in_ns curl -sf "http://$METRICS/metrics") || { echo "GET /metrics failed" >&2; return 1; }
+	for s in 'sluice_kubernetes_synced 1' 'sluice_kubernetes_watch_restarts_total [0-9]' \
+		'sluice_kubernetes_relists_total [0-9]' 'sluice_kubernetes_sync_errors_total [0-9]' \
+		'sluice_kubernetes_last_sync_timestamp_seconds [1-9]' '# TYPE sluice_kubernetes_relists_total counter'; do
+		grep -q "^$s" <<<"$met" || { echo "/metrics has no \"$s\"" >&2; return 1; }
+	done
+	if command -v promtool >/dev/null; then
+		promtool check metrics <<<"$met" >"$TMP/promtool.out" 2>&1 ||
+			{ echo "promtool: $(head -c 300 "$TMP/promtool.out")" >&2; return 1; }
+	fi
+}
+
+scenario_restart_unreachable() {
+	local want manual maps
+	# the manual service as it is now (earlier scenarios edited it)
+	manual=$(mctl -o json service get 10.200.0.1:80/tcp | python3 -c \
+		'import json,sys;print(sorted((b["address"],b["port"],b["weight"]) for b in json.load(sys.stdin)["backends"]))') ||
+		return 1
+	# the maps as the running meshd left them: a restart must not move them
+	maps=$(python3 -c "import sys;sys.path.insert(0,'$K8S');import meshd_watch as w
+class A: pins='$PIN'; netns='$NS'
+print(w.maps_digest(A))") || return 1
+	meshd_stop
+	cp "$STATE" "$TMP/state.before"
+	want=$(python3 -c "import json,sys;sys.path.insert(0,'$K8S');from k8sctl import canon;print(json.dumps(canon(json.load(open('$STATE')))))")
+	CTL ctl "$PORTS" '{"op": "down"}' &&
+		CTL ctl "$PORTS" '{"op": "delete", "kind": "services", "namespace": "default", "name": "lb"}' ||
+		return 1
+	meshd_start || return 1
+	HOLD --for 2 "not status['kubernetes']['synced'] and canon(lst) == $want and
+		      maps == '$maps' and canon(st) == $want" || return 1
+	cmp -s "$STATE" "$TMP/state.before" || { echo "state file rewritten while the API was down" >&2; return 1; }
+	grep -q '"synced": false' <(mctl -o json status) || return 1
+	CTL ctl "$PORTS" '{"op": "up"}' &&
+		WAIT "status['kubernetes']['synced'] and svc('default/lb', '10.96.0.70') is None and
+		      svc('default/lb', '192.0.2.10') is None and
+		      sorted((b['address'], b['port'], b['weight']) for b in
+		             [s for s in lst['services'] if s['name'] == 'manual-web'][0]['backends']) == $manual and
+		      canon(lst) == canon(st)" &&
+		grep -q '^Kubernetes:  synced' <(mctl status)
+}
+
+ALL=(initial_sync terminating edits_refused apply_keeps status_metrics restart_unreachable)
+[ $# -gt 0 ] && ALL=("$@")
+setup || { echo "FAIL: e2e/meshd_k8s_setup: see above"; exit 1; }
+for sc in "${ALL[@]}"; do
+	if "scenario_$sc" 2>"$TMP/err"; then
+		pass "$sc"
+	else
+		fail "$sc" "$(tr '\n' ' ' <"$TMP/err" | cut -c1-600)"
+		cat "$TMP/err" >&2
+	fi
+done
+if [ "$failed" -gt 0 ]; then
+	echo "--- meshd log (last 30 lines)" >&2
+	tail -n 30 "$LOG" >&2
+fi
+[ "$failed" -eq 0 ]

@@ -1,0 +1,509 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# test_meshd_sock.sh - issue 4 as meshd serves it: --socket-lb and
+# --redirect, their status, metrics and uninstall.
+#
+# Contract: builds the topology of scripts/lib/topology.sh (client -> node
+# -> be1..be3 echo servers) and creates a child cgroup of the cgroup2 mount
+# (never the root itself). build/meshd runs in the node namespace on 'to-*'
+# with its own pin dir, state file and socket, --cgroup on that child and
+# --metrics 127.0.0.1:$MPORT, and serves VIP:8000/tcp and VIP:8000/udp over
+# the three backends. Client processes run in the child cgroup (in the
+# client namespace; redirect pairs on loopback in the node namespace).
+# Scenarios, one "PASS: e2e/meshd_sock_<name>" or
+# "FAIL: e2e/meshd_sock_<name>: <reason>" line each:
+#   lb_tcp        socket LB attached to the cgroup (status, bpftool); TCP
+#                 clients reach the backends, getpeername() is the VIP, no
+#                 conntrack entry appears and lb_new does not move; the
+#                 socket-LB connect counter (status and /metrics) grows
+#   lb_udp        UDP through the VIP: replies come from the VIP
+#                 (recvfrom), no conntrack entry, sendmsg counter grows
+#   lb_off        restart with --socket-lb off: the cgroup has no socket-LB
+#                 program and no link pin is left; the same clients are
+#                 served by the per-packet path (conntrack entries appear)
+#   redirect      restart with --socket-lb on --redirect on: status says the
+#                 self-test passed; a held loopback pair in the cgroup counts
+#                 as a redirected connection in status; a bulk transfer
+#                 (CRC checked by sockpair) is redirected and the redirected
+#                 byte counter grows; the redirect map drains after close
+#   uninstall     `meshctl uninstall` leaves no program on the cgroup, no
+#                 sock_*/redir_*/link_* pin and no pin dir
+# meshd, the cgroup (its processes moved out first), pins, namespaces and
+# temp files are removed on exit, failure or interruption. Needs root,
+# bpftool, jq, curl, python3 and `make`. About 20 s.
+# Usage: test_meshd_sock.sh [SCENARIO...]   (default: all, in order)
+set -u
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TOPO_PREFIX=${TOPO_PREFIX:-mds}
+# shellcheck source=SCRIPTDIR/../../scripts/lib/topology.sh
+source "$ROOT/scripts/lib/topology.sh"
+
+MESHD=$ROOT/build/meshd
+MESHCTL=$ROOT/build/meshctl
+SOCKPAIR=$ROOT/build/tests/tools/sockpair
+PIN=/sys/fs/bpf/sluice-s$$
+PATTERN='to-*'
+MPORT=19466 # inside the node namespace
+START_TIMEOUT=30
+N=8
+
+CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+CG=${CGROOT:+$CGROOT/sluice-mds$$}
+SVC=$TOPO_VIP4:8000/tcp
+USVC=$TOPO_VIP4:8000/udp
+SVC6=[$TOPO_VIP6]:8000/tcp
+
+WORK=
+SOCK=
+STATE=
+LOG=
+MESHD_PID=
+BG_PIDS=()
+FAILED=0
+
+log() { printf '%s\n' "$*"; }
+
+fail() {
+	log "error: $*"
+	[ -s "$WORK/reason" ] || printf '%s\n' "$*" >"$WORK/reason"
+	return 1
+}
+
+in_node() { nsenter --net="/var/run/netns/$TOPO_NS_NODE" "$@"; }
+mctl() { "$MESHCTL" -s "$SOCK" "$@"; }
+
+# in_cg_client CMD...: in the client namespace and in our cgroup
+in_cg_client() {
+	(echo "$BASHPID" >"$CG/cgroup.procs" &&
+		exec nsenter --net="/var/run/netns/$TOPO_NS_CLIENT" "$@")
+}
+
+# in_cg_node CMD...: in the node namespace (loopback pairs) and our cgroup
+in_cg_node() {
+	(echo "$BASHPID" >"$CG/cgroup.procs" &&
+		exec nsenter --net="/var/run/netns/$TOPO_NS_NODE" "$@")
+}
+
+status_json() { mctl -o json status; }
+# st PATH: one value of the status answer (jq path)
+st() { status_json | jq -r "$1"; }
+ct_total() { mctl -o json conntrack list | jq -r '.total'; }
+lb_new() { st '.counters.lb_new'; }
+
+scrape() { in_node curl -sS --max-time 5 "http://127.0.0.1:$MPORT/metrics"; }
+metric() {
+	scrape | awk -v s="$1" 'index($0, s " ") == 1 { print $2; f = 1 } END { if (!f) print "none" }'
+}
+
+# Socket-LB programs (connect4 & co.) on our cgroup
+cg_lb_progs() { bpftool cgroup show "$CG" 2>/dev/null | grep -cE 'connect4|connect6|sendmsg4|recvmsg4'; }
+cg_redir_progs() { bpftool cgroup show "$CG" 2>/dev/null | grep -c 'sock_ops'; }
+
+topo_on_cleanup() {
+	local pid
+	for pid in "${BG_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	for pid in "${BG_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	BG_PIDS=()
+	meshd_kill9
+	# --cleanup detaches what is pinned in our --bpffs (socket LB,
+	# redirect and telemetry links): only ever inside our node namespace.
+	if [ -e "/var/run/netns/$TOPO_NS_NODE" ] && [ -d "$PIN" ]; then
+		in_node "$MESHD" --cleanup --bpffs "$PIN" >/dev/null 2>&1 ||
+			echo "test_meshd_sock: meshd --cleanup --bpffs $PIN failed" >&2
+	fi
+	[ -d "$PIN" ] && rm -rf "$PIN"
+	if [ -n "$CG" ] && [ -d "$CG" ]; then
+		while read -r pid; do
+			echo "$pid" >"$CGROOT/cgroup.procs" 2>/dev/null
+		done <"$CG/cgroup.procs"
+		rmdir "$CG" 2>/dev/null || echo "test_meshd_sock: cannot remove $CG" >&2
+	fi
+	[ -n "$WORK" ] && rm -rf "$WORK"
+	WORK=
+}
+
+# ------------------------------------------------------------------ meshd
+
+meshd_alive() { [ -n "$MESHD_PID" ] && kill -0 "$MESHD_PID" 2>/dev/null; }
+
+# meshd_start [EXTRA FLAGS...]: start and wait for "meshd ready" and the API.
+meshd_start() {
+	local before i
+	before=$(grep -c 'meshd ready' "$LOG" 2>/dev/null)
+	# nsenter directly (not a function): $! must be meshd itself
+	nsenter --net="/var/run/netns/$TOPO_NS_NODE" "$MESHD" --interfaces "$PATTERN" \
+		--bpffs "$PIN" --state "$STATE" --socket "$SOCK" --cgroup "$CG" \
+		--metrics "127.0.0.1:$MPORT" "$@" >>"$LOG" 2>&1 &
+	MESHD_PID=$!
+	for ((i = 0; i < START_TIMEOUT * 50; i++)); do
+		if [ "$(grep -c 'meshd ready' "$LOG")" -gt "$before" ]; then
+			mctl status >/dev/null 2>&1 && return 0
+		fi
+		if ! meshd_alive; then
+			wait "$MESHD_PID" 2>/dev/null
+			fail "meshd exited with status $? during start-up (log: $(tail -n 2 "$LOG" | tr '\n' ' '))"
+			MESHD_PID=
+			return 1
+		fi
+		sleep 0.02
+	done
+	fail "meshd not ready within ${START_TIMEOUT}s"
+}
+
+meshd_kill9() {
+	[ -n "$MESHD_PID" ] || return 0
+	{
+		kill -9 "$MESHD_PID"
+		wait "$MESHD_PID"
+	} 2>/dev/null
+	MESHD_PID=
+}
+
+meshd_term() {
+	local i rc
+	[ -n "$MESHD_PID" ] || return 0
+	kill -TERM "$MESHD_PID"
+	for ((i = 0; i < 250; i++)); do
+		meshd_alive || break
+		sleep 0.02
+	done
+	if meshd_alive; then
+		meshd_kill9
+		fail "meshd did not exit on SIGTERM"
+		return 1
+	fi
+	wait "$MESHD_PID"
+	rc=$?
+	MESHD_PID=
+	[ "$rc" -eq 0 ] || fail "meshd exited with status $rc on SIGTERM"
+}
+
+# meshd_restart FLAGS...: SIGTERM, start again with these flags
+meshd_restart() {
+	meshd_term || return 1
+	meshd_start "$@"
+}
+
+# ------------------------------------------------------------- scenarios
+
+test_lb_tcp() {
+	local ok=0 ct0 ct1 new0 new1 c0 c1 m
+	[ "$(st '.socket_lb.running')" = true ] ||
+		fail "status: socket_lb not running: $(st '.socket_lb.error')" || return 1
+	[ "$(st '.socket_lb.attached')" = true ] || fail "status: socket_lb not attached" || ok=1
+	log "cgroup programs: $(bpftool cgroup show "$CG" 2>/dev/null | awk 'NR > 1 { print $2 }' | tr '\n' ' ')"
+	[ "$(cg_lb_progs)" -ge 3 ] || fail "bpftool: no socket-LB programs on $CG" || ok=1
+	ct0=$(ct_total)
+	new0=$(lb_new)
+	c0=$(st '.socket_lb.counters.connect')
+	in_cg_client timeout 60 python3 "$TOPO_ECHO" tcp "$TOPO_VIP4" 8000 -n "$N" \
+		>"$WORK/client.out" 2>&1 || fail "TCP clients failed: $(tail -n 2 "$WORK/client.out")" ||
+		return 1
+	log "$(cat "$WORK/client.out")"
+	in_cg_client timeout 60 python3 "$TOPO_ECHO" tcp "$TOPO_VIP6" 8000 -n "$N" \
+		>"$WORK/client.out" 2>&1 || fail "IPv6 TCP clients failed: $(tail -n 2 "$WORK/client.out")" ||
+		return 1
+	log "$(cat "$WORK/client.out")"
+	ct1=$(ct_total)
+	new1=$(lb_new)
+	c1=$(st '.socket_lb.counters.connect')
+	log "conntrack entries $ct0 -> $ct1, lb_new $new0 -> $new1, socket-LB connects $c0 -> $c1"
+	[ "$ct1" = "$ct0" ] || fail "conntrack entries appeared: $ct0 -> $ct1" || ok=1
+	[ "$new1" = "$new0" ] || fail "lb_new moved: $new0 -> $new1" || ok=1
+	[ "$((c1 - c0))" -ge $((2 * N)) ] ||
+		fail "socket-LB connect counter grew by $((c1 - c0)), want >= $((2 * N))" || ok=1
+	m=$(metric 'sluice_socket_lb_operations_total{reason="connect"}')
+	log "/metrics: sluice_socket_lb_operations_total{reason=\"connect\"} $m"
+	[ "$m" != none ] && [ "$m" -ge "$c1" ] 2>/dev/null ||
+		fail "/metrics connect counter is $m, want >= $c1" || ok=1
+	mctl status >"$WORK/status.txt" || fail "meshctl status failed" || ok=1
+	grep -E '^Socket LB:' -A1 "$WORK/status.txt"
+	grep -q "^Socket LB:   attached to cgroup $CG" "$WORK/status.txt" ||
+		fail "meshctl status does not show the socket LB attached" || ok=1
+	return $ok
+}
+
+test_lb_udp() {
+	local ok=0 ct0 ct1 s0 s1
+	ct0=$(ct_total)
+	s0=$(st '.socket_lb.counters.sendmsg')
+	in_cg_client timeout 60 python3 "$TOPO_ECHO" udp "$TOPO_VIP4" 8000 -n "$N" \
+		>"$WORK/client.out" 2>&1 || fail "UDP clients failed: $(tail -n 2 "$WORK/client.out")" ||
+		return 1
+	log "$(cat "$WORK/client.out")"
+	ct1=$(ct_total)
+	s1=$(st '.socket_lb.counters.sendmsg')
+	log "conntrack entries $ct0 -> $ct1, socket-LB sendmsg $s0 -> $s1, recvmsg_revnat $(st '.socket_lb.counters.recvmsg_revnat')"
+	[ "$ct1" = "$ct0" ] || fail "conntrack entries appeared: $ct0 -> $ct1" || ok=1
+	[ "$((s1 - s0))" -ge "$N" ] || fail "sendmsg counter grew by $((s1 - s0)), want >= $N" || ok=1
+	return $ok
+}
+
+test_lb_off() {
+	local ok=0 ct0 ct1 new0 new1 links
+	meshd_restart --socket-lb off || return 1
+	grep -q 'socket LB off: detached' "$LOG" || fail "no 'socket LB off: detached' in the log" || ok=1
+	[ "$(st '.socket_lb.enabled')" = false ] || fail "status: socket_lb still enabled" || ok=1
+	[ "$(st '.socket_lb.attached')" = false ] || fail "status: socket_lb still attached" || ok=1
+	[ "$(cg_lb_progs)" -eq 0 ] || fail "bpftool: socket-LB programs still on $CG" || ok=1
+	links=$(find "$PIN" -maxdepth 1 -name 'link_*' -printf '%f ' | tr ' ' '\n' | grep -vc telemetry)
+	[ "$links" -eq 0 ] || fail "$links socket-LB link pins left in $PIN" || ok=1
+	ct0=$(ct_total)
+	new0=$(lb_new)
+	in_cg_client timeout 60 python3 "$TOPO_ECHO" tcp "$TOPO_VIP4" 8000 -n "$N" \
+		>"$WORK/client.out" 2>&1 || fail "TCP clients failed: $(tail -n 2 "$WORK/client.out")" ||
+		return 1
+	log "$(cat "$WORK/client.out")"
+	ct1=$(ct_total)
+	new1=$(lb_new)
+	log "packet path: conntrack entries $ct0 -> $ct1, lb_new $new0 -> $new1"
+	[ "$ct1" -gt "$ct0" ] || fail "no conntrack entry appeared ($ct0 -> $ct1)" || ok=1
+	[ "$((new1 - new0))" -ge "$N" ] || fail "lb_new grew by $((new1 - new0)), want >= $N" || ok=1
+	mctl status | grep -E '^Socket LB:'
+	return $ok
+}
+
+# A loopback TCP pair in our cgroup, held until $WORK/go exists.
+HOLD_PY='
+import os, socket, sys, time
+ready, go = sys.argv[1], sys.argv[2]
+ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(1)
+c = socket.create_connection(ls.getsockname(), timeout=5)
+s, _ = ls.accept(); s.settimeout(5)
+for a, b in ((c, s), (s, c)):
+    a.sendall(b"x" * 65536); n = 0
+    while n < 65536: n += len(b.recv(65536))
+open(ready, "w").close()
+t = time.time() + 20
+while not os.path.exists(go) and time.time() < t: time.sleep(0.05)
+c.sendall(b"bye"); assert s.recv(3) == b"bye"
+c.close(); s.close()
+'
+
+test_redirect() {
+	local ok=0 b0 b1 i conns hold
+	meshd_restart --redirect on || return 1
+	[ "$(st '.redirect.running')" = true ] ||
+		fail "redirect not running: $(st '.redirect.error')" || return 1
+	[ "$(st '.redirect.selftest')" = passed ] || fail "status: self-test $(st '.redirect.selftest')" ||
+		ok=1
+	[ "$(st '.socket_lb.running')" = true ] || fail "socket LB not back on after restart" || ok=1
+	[ "$(cg_redir_progs)" -ge 1 ] || fail "bpftool: no sockops program on $CG" || ok=1
+	mctl status >"$WORK/status.txt"
+	grep -E '^Redirect:' -A1 "$WORK/status.txt"
+	grep -q '^Redirect:    attached to .*self-test passed' "$WORK/status.txt" ||
+		fail "meshctl status does not show the redirect with its self-test passed" || ok=1
+
+	# a held pair: status counts it as a redirected connection
+	rm -f "$WORK/ready" "$WORK/go"
+	in_cg_node timeout 30 python3 -c "$HOLD_PY" "$WORK/ready" "$WORK/go" >"$WORK/hold.out" 2>&1 &
+	hold=$!
+	BG_PIDS+=("$hold")
+	for ((i = 0; i < 250; i++)); do
+		[ -e "$WORK/ready" ] && break
+		sleep 0.02
+	done
+	[ -e "$WORK/ready" ] || fail "held pair not ready: $(cat "$WORK/hold.out")" || ok=1
+	conns=$(st '.redirect.connections')
+	mctl status | grep -E '^             [0-9]+ connections? redirected'
+	log "held pair: status redirect.connections $conns"
+	[ "$conns" -ge 1 ] 2>/dev/null || fail "status shows $conns redirected connections, want >= 1" ||
+		ok=1
+	touch "$WORK/go"
+	wait "$hold" || fail "held pair failed: $(cat "$WORK/hold.out")" || ok=1
+	BG_PIDS=()
+
+	b0=$(st '.redirect.counters.redirected_bytes')
+	# 3 MiB: less than meshd's redirect queue bound (4 MiB), so a slow
+	# receiver cannot send the pair back to TCP and every byte must be
+	# redirected
+	in_cg_node timeout 60 "$SOCKPAIR" --pin "$PIN" bulk --bytes $((3 << 20)) \
+		--min-redirected $((3 << 20)) >"$WORK/pair.out" 2>&1 ||
+		fail "sockpair bulk: $(tail -n 2 "$WORK/pair.out")" || ok=1
+	log "$(cat "$WORK/pair.out")"
+	b1=$(st '.redirect.counters.redirected_bytes')
+	log "redirected bytes $b0 -> $b1, messages $(st '.redirect.counters.redirected_msgs'), sockets in the map $(st '.redirect.sockets')"
+	[ "$((b1 - b0))" -ge $((3 << 20)) ] ||
+		fail "redirected bytes grew by $((b1 - b0)), want >= $((3 << 20))" || ok=1
+	for ((i = 0; i < 150; i++)); do
+		[ "$(st '.redirect.sockets')" = 0 ] && break
+		sleep 0.02
+	done
+	[ "$(st '.redirect.sockets')" = 0 ] || fail "redirect map not empty after close" || ok=1
+	[ "$(metric sluice_redirected_bytes_total)" -ge "$b1" ] 2>/dev/null ||
+		fail "/metrics sluice_redirected_bytes_total is $(metric sluice_redirected_bytes_total)" ||
+		ok=1
+	return $ok
+}
+
+# pinned links of the socket programs: "name id" lines
+sock_links() {
+	local f
+	for f in "$PIN"/link_*; do
+		[ -e "$f" ] || continue
+		case ${f##*/} in link_telemetry*) continue ;; esac
+		printf '%s %s\n' "${f##*/}" "$(bpftool -j link show pinned "$f" | jq -r '.id')"
+	done
+}
+
+test_restart() {
+	local ok=0 before after
+	meshd_alive || meshd_start --redirect on || return 1
+	before=$(sock_links)
+	log "links before: $(echo "$before" | tr '\n' ' ')"
+	[ "$(echo "$before" | grep -c .)" -ge 9 ] || fail "fewer than 9 socket link pins" || ok=1
+	meshd_restart --redirect on || return 1
+	after=$(sock_links)
+	[ "$before" = "$after" ] ||
+		fail "the links changed over a restart (no in-place swap): $(echo "$after" | tr '\n' ' ')" ||
+		ok=1
+	[ "$(st '.redirect.selftest')" = passed ] || fail "self-test after restart: $(st '.redirect.selftest')" ||
+		ok=1
+	[ "$(cg_lb_progs)" -ge 3 ] || fail "socket-LB programs gone after restart" || ok=1
+	grep -q 'same-node redirection on cgroup' "$LOG" || fail "no redirect line in the log" || ok=1
+	in_cg_client timeout 60 python3 "$TOPO_ECHO" tcp "$TOPO_VIP4" 8000 -n "$N" \
+		>"$WORK/client.out" 2>&1 || fail "TCP clients failed: $(tail -n 2 "$WORK/client.out")" ||
+		ok=1
+	log "$(cat "$WORK/client.out")"
+	return $ok
+}
+
+test_cleanup() {
+	local ok=0 left
+	meshd_alive || meshd_start --redirect on || return 1
+	[ "$(cg_lb_progs)" -ge 3 ] || fail "socket LB not attached before the kill" || return 1
+	meshd_kill9
+	[ "$(cg_lb_progs)" -ge 3 ] || fail "socket LB did not outlive kill -9" || ok=1
+	in_node "$MESHD" --cleanup --bpffs "$PIN" || fail "meshd --cleanup failed" || ok=1
+	left=$(bpftool cgroup show "$CG" 2>/dev/null | awk 'NR > 1' | wc -l)
+	[ "$left" -eq 0 ] || fail "$left programs left on $CG after --cleanup" || ok=1
+	[ ! -d "$PIN" ] || fail "pin dir left: $(ls "$PIN" | tr '\n' ' ')" || ok=1
+	return $ok
+}
+
+test_uninstall() {
+	local ok=0 i left
+	meshd_alive || meshd_start --redirect on || return 1
+	mctl uninstall || fail "meshctl uninstall failed" || ok=1
+	for ((i = 0; i < 250; i++)); do
+		meshd_alive || break
+		sleep 0.02
+	done
+	meshd_alive && fail "meshd still running after uninstall" && ok=1
+	wait "$MESHD_PID" 2>/dev/null
+	MESHD_PID=
+	left=$(bpftool cgroup show "$CG" 2>/dev/null | awk 'NR > 1' | wc -l)
+	[ "$left" -eq 0 ] || fail "$left programs left on $CG: $(bpftool cgroup show "$CG")" || ok=1
+	if [ -d "$PIN" ]; then
+		fail "pin dir left: $(ls "$PIN" | tr '\n' ' ')" || ok=1
+	fi
+	return $ok
+}
+
+scenario() {
+	local name=$1 t0 rc reason lines
+	t0=$EPOCHREALTIME
+	: >"$WORK/reason"
+	lines=$(wc -l <"$LOG")
+	"test_$name" >"$WORK/out" 2>&1
+	rc=$?
+	sed 's/^/    /' "$WORK/out"
+	if [ "$rc" -eq 0 ]; then
+		printf 'PASS: e2e/meshd_sock_%s (%ss)\n' "$name" \
+			"$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
+	else
+		reason=$(head -n 1 "$WORK/reason")
+		echo "    meshd log during the scenario (last 15 lines):"
+		tail -n +"$((lines + 1))" "$LOG" | tail -n 15 | cut -c 1-200 | sed 's/^/      /'
+		printf 'FAIL: e2e/meshd_sock_%s: %s\n' "$name" "${reason:-exit status $rc}"
+		FAILED=$((FAILED + 1))
+	fi
+}
+
+ALL=(lb_tcp lb_udp lb_off redirect restart uninstall cleanup)
+
+main() {
+	local t0 name tool be
+	local -a todo=("$@")
+	[ ${#todo[@]} -gt 0 ] || todo=("${ALL[@]}")
+	for name in "${todo[@]}"; do
+		declare -F "test_$name" >/dev/null || {
+			echo "usage: $0 [${ALL[*]}]" >&2
+			exit 2
+		}
+	done
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "FAIL: e2e/meshd_sock_setup: needs root"
+		exit 1
+	fi
+	for tool in "$MESHD" "$MESHCTL" "$SOCKPAIR"; do
+		[ -x "$tool" ] || {
+			echo "FAIL: e2e/meshd_sock_setup: $tool not built (run make)"
+			exit 1
+		}
+	done
+	for tool in bpftool nsenter curl jq python3; do
+		command -v "$tool" >/dev/null || {
+			echo "FAIL: e2e/meshd_sock_setup: $tool not installed"
+			exit 1
+		}
+	done
+	# Safety: the socket programs attach to $CG; it must be a child we create.
+	if [ -z "$CGROOT" ] || [ "$CG" = "$CGROOT" ] || [ -e "$CG" ]; then
+		echo "FAIL: e2e/meshd_sock_setup: no cgroup2 mount, or $CG exists"
+		exit 1
+	fi
+	if ! mountpoint -q /sys/fs/bpf; then
+		mount -t bpf bpf /sys/fs/bpf || {
+			echo "FAIL: e2e/meshd_sock_setup: cannot mount bpffs"
+			exit 1
+		}
+	fi
+	t0=$SECONDS
+	topo__install_traps
+	WORK=$(mktemp -d "/tmp/sluice-meshd-sock.XXXXXX") || exit 1
+	SOCK=$WORK/run/meshd.sock
+	STATE=$WORK/state/state.json
+	LOG=$WORK/meshd.log
+	: >"$LOG"
+	mkdir "$CG" || {
+		echo "FAIL: e2e/meshd_sock_setup: cannot create $CG"
+		exit 1
+	}
+	echo "# topology $TOPO_ID, pins $PIN, cgroup $CG"
+	if ! topo__up; then
+		echo "FAIL: e2e/meshd_sock_setup: topology did not come up"
+		exit 1
+	fi
+	if ! meshd_start --socket-lb on; then
+		echo "FAIL: e2e/meshd_sock_setup: $(cat "$WORK/reason")"
+		tail -n 20 "$LOG"
+		exit 1
+	fi
+	for svc in "$SVC" "$USVC" "$SVC6"; do
+		# shellcheck disable=SC2046
+		if ! mctl service add "$svc" $(for be in "${TOPO_BACKENDS[@]}"; do
+			if [ "$svc" = "$SVC6" ]; then
+				echo "[$(topo__be_addr6 "$be")]:$TOPO_BE_PORT"
+			else
+				echo "$(topo__be_addr4 "$be"):$TOPO_BE_PORT"
+			fi
+		done) >/dev/null; then
+			echo "FAIL: e2e/meshd_sock_setup: service add $svc failed"
+			exit 1
+		fi
+	done
+	for name in "${todo[@]}"; do
+		scenario "$name"
+	done
+	echo "# e2e meshd sock: $FAILED failed scenario(s) in $((SECONDS - t0))s"
+	[ "$FAILED" -eq 0 ]
+}
+
+main "$@"

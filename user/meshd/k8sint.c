@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: MIT
+/*
+ * k8sint.c - the Kubernetes sync in meshd (see k8sint.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "desired.h"
+#include "k8s.h"
+#include "sluice.h"
+
+#include "k8sint.h"
+#include "log.h"
+#include "meshd.h"
+#include "state.h"
+
+/* Called from the sync thread: pr_*() writes one line per call. */
+static void k8sint__log(enum k8s_log_level level, const char *msg, void *ctx)
+{
+	(void)ctx;
+	switch (level) {
+	case K8S_LOG_ERROR:
+		pr_err("kubernetes: %s", msg);
+		break;
+	case K8S_LOG_WARN:
+		pr_warn("kubernetes: %s", msg);
+		break;
+	case K8S_LOG_INFO:
+		pr_info("kubernetes: %s", msg);
+		break;
+	default:
+		pr_debug("kubernetes: %s", msg);
+	}
+}
+
+/* A new full set from the API server (in the loop's thread): manual
+ * services kept, then the one commit path of state.c, which validates,
+ * applies all-or-nothing, saves and puts the maps back on a failed save. */
+static void k8sint__on_state(const struct desired *kube, bool complete, void *ctx)
+{
+	struct meshd *m = ctx;
+	struct k8sint *ki = &m->kube;
+	struct desired next;
+	__u32 clash = 0;
+	char err[1024];
+
+	desired__init(&next);
+	if (k8s__merge(&m->desired, kube, complete, &next, &clash)) {
+		snprintf(ki->last_error, sizeof(ki->last_error), "out of memory");
+		ki->commit_errors++;
+		pr_err("kubernetes: merging %u services: out of memory", kube->nservices);
+		return;
+	}
+	if (state__commit(m, &next, err, sizeof(err))) {
+		desired__free(&next);
+		snprintf(ki->last_error, sizeof(ki->last_error), "%s", err);
+		ki->commit_errors++;
+		pr_err("kubernetes: the synced services were not applied (the old ones stay): %s",
+		       err);
+		return;
+	}
+	ki->last_error[0] = '\0';
+	ki->commits++;
+	if (clash && clash != ki->clashes)
+		pr_warn("kubernetes: %u services clash with manual ones (manual kept)", clash);
+	ki->clashes = clash;
+	pr_debug("kubernetes: %u kubernetes services committed", kube->nservices);
+}
+
+int k8sint__start(struct meshd *m)
+{
+	struct k8s_opts ko = {
+		.kubeconfig = m->cfg.kubeconfig,
+		.node_name = getenv("NODE_NAME"),
+		.on_state = k8sint__on_state,
+		.log = k8sint__log,
+		.ctx = m,
+	};
+	int err;
+
+	m->kube.k = NULL;
+	if (!m->cfg.kubernetes)
+		return 0;
+	if (ko.node_name && !*ko.node_name)
+		ko.node_name = NULL;
+	err = k8s__open(&ko, &m->kube.k);
+	if (err) {
+		m->kube.k = NULL;
+		pr_err("kubernetes: %s (--kubernetes on%s%s)", sluice__errmsg(),
+		       m->cfg.kubeconfig ? ", --kubeconfig " : ", in-cluster",
+		       m->cfg.kubeconfig ? m->cfg.kubeconfig : "");
+		return err;
+	}
+	pr_info("kubernetes: sync started (node %s); the state file's services stay until "
+		"the first full list of both kinds",
+		ko.node_name ? ko.node_name : "unknown: NODE_NAME unset, traffic policies Local ignored");
+	return 0;
+}
+
+void k8sint__stop(struct meshd *m)
+{
+	k8s__close(m->kube.k);
+	m->kube.k = NULL;
+}
+
+int k8sint__fd(const struct meshd *m)
+{
+	return m->kube.k ? k8s__fd(m->kube.k) : -1;
+}
+
+void k8sint__poll(struct meshd *m)
+{
+	if (m->kube.k)
+		k8s__poll(m->kube.k);
+}
+
+struct json_object *k8sint__status_json(struct meshd *m)
+{
+	struct json_object *o;
+	struct k8s_stats st;
+
+	if (!m->kube.k)
+		return NULL;
+	k8s__stats(m->kube.k, &st);
+	o = k8s__stats_to_json(&st);
+	if (!o)
+		return NULL;
+	/* The agent's side: commits of synced sets and what refused them. */
+	json_object_object_add(o, "commits", json_object_new_uint64(m->kube.commits));
+	json_object_object_add(o, "commit_errors", json_object_new_uint64(m->kube.commit_errors));
+	json_object_object_add(o, "commit_error", json_object_new_string(m->kube.last_error));
+	json_object_object_add(o, "clashes", json_object_new_int64(m->kube.clashes));
+	json_object_object_add(o, "kubeconfig", m->cfg.kubeconfig ?
+							json_object_new_string(m->cfg.kubeconfig) :
+							NULL);
+	return o;
+}
+
+static void k8sint__metric(FILE *out, const char *name, const char *type, const char *help,
+			   double val)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, val);
+}
+
+void k8sint__metrics(struct meshd *m, FILE *out)
+{
+	struct k8s_stats st;
+
+	if (!m->kube.k)
+		return;
+	k8s__stats(m->kube.k, &st);
+	k8sint__metric(out, "sluice_kubernetes_synced", "gauge",
+		       "1 once Services and EndpointSlices were fully listed since meshd started",
+		       st.synced);
+	k8sint__metric(out, "sluice_kubernetes_watch_restarts_total", "counter",
+		       "Kubernetes watches that ended and were started again", st.watch_restarts);
+	k8sint__metric(out, "sluice_kubernetes_relists_total", "counter",
+		       "Kubernetes lists after the first one of each kind (410 Gone, errors)",
+		       st.relists);
+	/* API-side failures and synced sets the agent could not commit. */
+	k8sint__metric(out, "sluice_kubernetes_sync_errors_total", "counter",
+		       "Kubernetes sync errors: failed requests, HTTP errors, malformed objects, "
+		       "synced sets that could not be applied",
+		       (double)(st.sync_errors + m->kube.commit_errors));
+	k8sint__metric(out, "sluice_kubernetes_last_sync_timestamp_seconds", "gauge",
+		       "Unix time of the last list, event or bookmark from the API server (0: never)",
+		       (double)st.last_sync);
+}
+
+struct json_object *k8sint__refuse_edit(struct meshd *m, const struct desired_service *svc,
+					const char *ref)
+{
+	/* With the sync off nobody manages them: they are the operator's. */
+	if (!m->kube.k || strcmp(svc->source, K8S_SOURCE))
+		return NULL;
+	return api__error("service %s%s%s%s is managed by Kubernetes (source kubernetes); change "
+			  "the Service/EndpointSlice instead",
+			  ref, svc->name[0] ? " (" : "", svc->name, svc->name[0] ? ")" : "");
+}
+
+int k8sint__apply_merge(struct meshd *m, const struct desired *want, struct desired *out,
+			__u32 *kept)
+{
+	struct desired kube;
+	__u32 clash = 0;
+	int err = 0;
+
+	*kept = 0;
+	desired__init(out);
+	if (!m->kube.k)
+		return desired__copy(out, want);
+	/* The current kubernetes subset, as if the sync had just handed it over. */
+	desired__init(&kube);
+	for (__u32 i = 0; i < m->desired.nservices; i++)
+		if (!strcmp(m->desired.services[i].source, K8S_SOURCE))
+			(*kept)++;
+	if (*kept) {
+		kube.services = calloc(*kept, sizeof(*kube.services));
+		if (!kube.services)
+			return -ENOMEM;
+		/* shallow: the merge copies what it keeps */
+		for (__u32 i = 0; i < m->desired.nservices; i++)
+			if (!strcmp(m->desired.services[i].source, K8S_SOURCE))
+				kube.services[kube.nservices++] = m->desired.services[i];
+	}
+	err = k8s__merge(want, &kube, true, out, &clash);
+	free(kube.services);
+	if (err)
+		return err;
+	*kept = 0;
+	for (__u32 i = 0; i < out->nservices; i++)
+		if (!strcmp(out->services[i].source, K8S_SOURCE))
+			(*kept)++;
+	return 0;
+}

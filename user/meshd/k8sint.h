@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * k8sint.h - the Kubernetes sync (user/lib/k8s.h) in the agent:
+ * --kubernetes on|off and --kubeconfig FILE, the commit of each synced set,
+ * the guard that keeps API edits off kubernetes services, and what status
+ * and /metrics say about the sync.
+ *
+ * Contract: every set the sync hands over is merged with the manual
+ * services (manual ones win a clash) and committed through state__commit(),
+ * the one path that changes the maps and the state file; nothing is
+ * removed before the first full list of both kinds (k8s.h). A kubernetes
+ * service belongs to the API server: meshctl edits of it are refused, and
+ * `apply` keeps the kubernetes services whatever the file says.
+ */
+#ifndef MESHD_K8SINT_H
+#define MESHD_K8SINT_H
+
+#include <stdio.h>
+#include <linux/types.h>
+
+#include <json-c/json.h>
+
+#include "desired.h"
+
+struct meshd;
+struct k8s;
+
+struct k8sint {
+	struct k8s *k;       /* NULL: --kubernetes off */
+	__u64 commits;       /* synced sets committed */
+	__u64 commit_errors; /* synced sets refused by validate/apply/save */
+	__u32 clashes;       /* kubernetes services left out for manual ones */
+	char last_error[1024]; /* of the last commit, "" after a success */
+};
+
+/* Opens the sync when --kubernetes on (after the state load and the
+ * reconcile); 0 when off. On error the reason is logged: refuse to start. */
+int k8sint__start(struct meshd *m);
+void k8sint__stop(struct meshd *m);
+/* -1 when off. */
+int k8sint__fd(const struct meshd *m);
+/* The fd was readable: commit a new set if one waits. */
+void k8sint__poll(struct meshd *m);
+/* status "kubernetes" object, or NULL (JSON null) when off. */
+struct json_object *k8sint__status_json(struct meshd *m);
+/* sluice_kubernetes_* samples for /metrics (nothing when off). */
+void k8sint__metrics(struct meshd *m, FILE *out);
+/* NULL when svc may be edited (manual, or the sync is off: then nobody
+ * manages a leftover kubernetes service) through the API, else the error response. */
+struct json_object *k8sint__refuse_edit(struct meshd *m, const struct desired_service *svc,
+					const char *ref);
+/* apply: the file's state `want` plus the current kubernetes services
+ * (consumed into *out); *kept counts those kept. 0 or -ENOMEM. */
+int k8sint__apply_merge(struct meshd *m, const struct desired *want, struct desired *out,
+			__u32 *kept);
+
+#endif /* MESHD_K8SINT_H */

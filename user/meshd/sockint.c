@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: MIT
+/*
+ * sockint.c - socket LB and same-node redirection in the agent (see
+ * sockint.h).
+ */
+#include <errno.h>
+#include <ifaddrs.h>
+#include <stdio.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "sluice.h"
+#include "sock.h"
+
+#include "log.h"
+#include "meshd.h"
+#include "sockint.h"
+
+/*
+ * The node's own addresses (besides loopback, which the redirect always
+ * covers): connections between two local sockets over e.g. the node's
+ * interface address are same-node too. Read once at start; an address
+ * added later is simply not redirected (it takes the normal path).
+ */
+static void sockint__add_node_addrs(struct meshd *m)
+{
+	struct sockint *si = &m->sock;
+	struct ifaddrs *ifa, *i;
+	char text[INET6_ADDRSTRLEN];
+	struct sluice_addr a;
+
+	if (getifaddrs(&ifa)) {
+		pr_warn("redirect: listing the node's addresses: %s (only loopback is redirected)",
+			strerror(errno));
+		return;
+	}
+	for (i = ifa; i; i = i->ifa_next) {
+		const void *raw;
+		int fam;
+
+		if (!i->ifa_addr)
+			continue;
+		fam = i->ifa_addr->sa_family;
+		if (fam == AF_INET) {
+			const struct sockaddr_in *sin = (const void *)i->ifa_addr;
+
+			if ((ntohl(sin->sin_addr.s_addr) >> 24) == 127)
+				continue;
+			raw = &sin->sin_addr;
+		} else if (fam == AF_INET6) {
+			const struct sockaddr_in6 *sin6 = (const void *)i->ifa_addr;
+
+			if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+				continue;
+			raw = &sin6->sin6_addr;
+		} else {
+			continue;
+		}
+		if (!inet_ntop(fam, raw, text, sizeof(text)) || sluice_addr__parse(&a, text))
+			continue;
+		if (sluice_sock__redir_addr_add(si->ss, &a)) {
+			pr_warn("redirect: node address %s (%s): %s", text, i->ifa_name,
+				sluice__errmsg());
+			continue;
+		}
+		pr_debug("redirect: node address %s (%s)", text, i->ifa_name);
+		si->redir_addrs++;
+	}
+	freeifaddrs(ifa);
+}
+
+static int sockint__lb(struct meshd *m)
+{
+	struct sockint *si = &m->sock;
+	struct sluice_sock_info info;
+	bool was;
+
+	if (!m->cfg.socket_lb) {
+		was = !sluice_sock__info(si->ss, &info) && info.lb_attached;
+		if (sluice_sock__detach_lb(si->ss)) {
+			snprintf(si->lb_error, sizeof(si->lb_error),
+				 "detaching the socket LB an earlier meshd left failed: %s",
+				 sluice__errmsg());
+			pr_err("--socket-lb off: %s", si->lb_error);
+			return -EIO;
+		}
+		pr_info("socket LB off%s", was ? ": detached the one an earlier meshd left" : "");
+		return 0;
+	}
+	if (!m->cfg.cgroup) {
+		snprintf(si->lb_error, sizeof(si->lb_error),
+			 "no cgroup v2 mount found (give --cgroup)");
+		pr_warn("socket LB unavailable: %s", si->lb_error);
+		return 0;
+	}
+	if (sluice_sock__attach_lb(si->ss, m->cfg.cgroup)) {
+		snprintf(si->lb_error, sizeof(si->lb_error), "%s", sluice__errmsg());
+		pr_warn("socket LB unavailable, services are balanced per packet only: %s",
+			si->lb_error);
+		return 0;
+	}
+	si->lb_running = true;
+	pr_info("socket LB on cgroup %s: connect()/sendmsg() to a VIP go straight to a backend",
+		m->cfg.cgroup);
+	return 0;
+}
+
+static int sockint__redir(struct meshd *m)
+{
+	struct sockint *si = &m->sock;
+	char why[sizeof(si->redir_error) - 32];
+
+	if (!m->cfg.redirect) {
+		if (sluice_sock__detach_redir(si->ss)) {
+			snprintf(si->redir_error, sizeof(si->redir_error),
+				 "detaching the redirect an earlier meshd left failed: %s",
+				 sluice__errmsg());
+			pr_err("--redirect off: %s", si->redir_error);
+			return -EIO;
+		}
+		pr_debug("same-node redirection off");
+		return 0;
+	}
+	if (!m->cfg.cgroup) {
+		snprintf(si->redir_error, sizeof(si->redir_error),
+			 "no cgroup v2 mount found (give --cgroup)");
+		pr_warn("redirect off: %s", si->redir_error);
+		return 0;
+	}
+	why[0] = '\0';
+	if (sluice_sock__attach_redir(si->ss, m->cfg.cgroup)) {
+		snprintf(si->redir_error, sizeof(si->redir_error), "attach failed: %s",
+			 sluice__errmsg());
+	} else if (sluice_sock__redir_selftest(si->ss, why, sizeof(why))) {
+		snprintf(si->redir_error, sizeof(si->redir_error), "self-test failed: %s",
+			 why[0] ? why : sluice__errmsg());
+	}
+	if (si->redir_error[0]) {
+		/* A redirect that failed its test must not carry real traffic. */
+		if (sluice_sock__detach_redir(si->ss))
+			pr_err("redirect: detaching after the failure: %s", sluice__errmsg());
+		pr_warn("redirect off: %s", si->redir_error);
+		return 0;
+	}
+	si->redir_running = true;
+	sockint__add_node_addrs(m);
+	pr_info("same-node redirection on cgroup %s: self-test passed, %u node address(es) "
+		"besides loopback",
+		m->cfg.cgroup, si->redir_addrs);
+	return 0;
+}
+
+int sockint__start(struct meshd *m)
+{
+	struct sockint *si = &m->sock;
+	int err, err2;
+
+	si->lb_error[0] = si->redir_error[0] = '\0';
+	err = sluice_sock__open(&si->ss, m->sl,
+				&(struct sluice_sock_opts){ .pin_dir = m->cfg.bpffs });
+	if (err) {
+		si->ss = NULL;
+		snprintf(si->lb_error, sizeof(si->lb_error), "%s", sluice__errmsg());
+		snprintf(si->redir_error, sizeof(si->redir_error), "%s", si->lb_error);
+		pr_warn("socket LB and redirection unavailable: %s", si->lb_error);
+		return 0;
+	}
+	/* Both parts get their chance; the first error is returned. */
+	err = sockint__lb(m);
+	err2 = sockint__redir(m);
+	return err ? err : err2;
+}
+
+void sockint__stop(struct meshd *m)
+{
+	sluice_sock__close(m->sock.ss); /* pinned links stay attached */
+	m->sock.ss = NULL;
+}
+
+const struct sluice_sock_info *sockint__info(struct meshd *m)
+{
+	struct sockint *si = &m->sock;
+
+	if (!si->ss)
+		return NULL;
+	if (sluice_sock__info(si->ss, &si->info)) {
+		pr_debug("socket LB info: %s", sluice__errmsg());
+		return NULL;
+	}
+	return &si->info;
+}
+
+static void sockint__add_u64(struct json_object *o, const char *key, __u64 v)
+{
+	json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+static struct json_object *sockint__common(struct meshd *m, bool enabled, bool running,
+					   const char *error)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "enabled", json_object_new_boolean(enabled));
+	json_object_object_add(o, "running", json_object_new_boolean(running));
+	json_object_object_add(o, "cgroup",
+			       m->cfg.cgroup ? json_object_new_string(m->cfg.cgroup) : NULL);
+	if (error[0])
+		json_object_object_add(o, "error", json_object_new_string(error));
+	return o;
+}
+
+struct json_object *sockint__lb_json(struct meshd *m)
+{
+	struct sockint *si = &m->sock;
+	struct json_object *o, *c;
+	struct sluice_sock_info info;
+
+	o = sockint__common(m, m->cfg.socket_lb, si->lb_running, si->lb_error);
+	if (!si->ss)
+		return o;
+	if (sluice_sock__info(si->ss, &info)) {
+		json_object_object_add(o, "error", json_object_new_string(sluice__errmsg()));
+		return o;
+	}
+	json_object_object_add(o, "attached", json_object_new_boolean(info.lb_attached));
+	sockint__add_u64(o, "cgroup_id", info.lb_cgroup_id);
+	c = json_object_new_object();
+	for (int i = 0; i < SLUICE_SOCK_CNT__MAX; i++)
+		sockint__add_u64(c, sluice_sock__counter_name(i), info.lb[i]);
+	json_object_object_add(o, "counters", c);
+	return o;
+}
+
+struct json_object *sockint__redir_json(struct meshd *m)
+{
+	struct sockint *si = &m->sock;
+	struct json_object *o, *c;
+	struct sluice_sock_info info;
+	const char *selftest = "not run";
+
+	o = sockint__common(m, m->cfg.redirect, si->redir_running, si->redir_error);
+	if (si->redir_running)
+		selftest = "passed";
+	else if (!strncmp(si->redir_error, "self-test failed", 16))
+		selftest = "failed";
+	json_object_object_add(o, "selftest", json_object_new_string(selftest));
+	if (!si->ss)
+		return o;
+	if (sluice_sock__info(si->ss, &info)) {
+		json_object_object_add(o, "error", json_object_new_string(sluice__errmsg()));
+		return o;
+	}
+	json_object_object_add(o, "attached", json_object_new_boolean(info.redir_attached));
+	sockint__add_u64(o, "cgroup_id", info.redir_cgroup_id);
+	sockint__add_u64(o, "node_addresses", si->redir_addrs);
+	sockint__add_u64(o, "sockets", info.redir_sockets);
+	/* both ends of a redirected connection are in the map */
+	sockint__add_u64(o, "connections", info.redir_sockets / 2);
+	c = json_object_new_object();
+	for (int i = 0; i < SLUICE_REDIR_CNT__MAX; i++)
+		sockint__add_u64(c, sluice_sock__redir_counter_name(i), info.redir[i]);
+	json_object_object_add(o, "counters", c);
+	return o;
+}
