@@ -275,10 +275,11 @@ def main():
     report("rbac", check_rbac(docs))
     report("configmap", check_configmap(docs, ds, meshd) if ds else ["no DaemonSet"])
     report("containerfile", check_containerfile(k8s_dir, ds) if ds else ["no DaemonSet"])
-    readme = os.path.join(k8s_dir, "README-install.md")
+    # the install section lives in the top-level README
+    readme = os.path.join(k8s_dir, "..", "..", "README.md")
     text = open(readme).read() if os.path.exists(readme) else ""
     report("readme", [] if "kubectl apply -f scripts/k8s/" in text and "sluice.io/weights" in text
-           else ["README-install.md lacks the apply command or the weights annotation"])
+           else ["README.md lacks the Kubernetes apply command or the weights annotation"])
     return 1 if failed else 0
 
 
