@@ -45,6 +45,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TOPO_PREFIX=${TOPO_PREFIX:-mde}
 # shellcheck source=SCRIPTDIR/../../scripts/lib/topology.sh
 source "$ROOT/scripts/lib/topology.sh"
+# shellcheck source=tests/e2e/lib/meshd.sh
+source "$ROOT/tests/e2e/lib/meshd.sh"
 
 MESHD=$ROOT/build/meshd
 MESHCTL=$ROOT/build/meshctl
@@ -70,6 +72,11 @@ LOG=
 MESHD_PID=
 BG_PIDS=()
 FAILED=0
+SCENARIO_PREFIX=meshd_
+# telemetry, socket LB and redirect off: meshd's default cgroup is the
+# cgroup2 root, the whole machine's; they are tested on a child cgroup in
+# test_meshd_metrics.sh and test_meshd_sock.sh
+MESHD_FLAGS=(--telemetry off --socket-lb off --redirect off)
 
 # VIP ports of traffic.yaml: 8000 tcp/udp balanced with weights, 8001 no
 # backends (refused), 8002 equal weights for the drain test.
@@ -119,64 +126,10 @@ topo_on_cleanup() {
 
 # ------------------------------------------------------------------ meshd
 
-meshd_alive() { [ -n "$MESHD_PID" ] && kill -0 "$MESHD_PID" 2>/dev/null; }
 
-# Start meshd and wait for its "meshd ready" line (and a working API).
-meshd_start() {
-	local before i
-	before=$(grep -c 'meshd ready' "$LOG" 2>/dev/null)
-	# nsenter execs meshd, so $! is meshd's pid. --telemetry off: its
-	# default cgroup is the cgroup2 root, the whole machine's (telemetry
-	# is tested on a child cgroup in test_meshd_metrics.sh). Socket LB and
-	# redirect off for the same reason (and this test is about the packet
-	# path; they are tested in test_meshd_sock.sh).
-	nsenter --net="/var/run/netns/$TOPO_NS_NODE" "$MESHD" --interfaces "$PATTERN" \
-		--bpffs "$PIN" --state "$STATE" --socket "$SOCK" --telemetry off \
-		--socket-lb off --redirect off >>"$LOG" 2>&1 &
-	MESHD_PID=$!
-	for ((i = 0; i < START_TIMEOUT * 50; i++)); do
-		if [ "$(grep -c 'meshd ready' "$LOG")" -gt "$before" ]; then
-			mctl status >/dev/null 2>&1 && return 0
-		fi
-		if ! meshd_alive; then
-			wait "$MESHD_PID" 2>/dev/null
-			fail "meshd exited with status $? during start-up (log: $(tail -n 2 "$LOG" | tr '\n' ' '))"
-			MESHD_PID=
-			return 1
-		fi
-		sleep 0.02
-	done
-	fail "meshd not ready within ${START_TIMEOUT}s"
-}
 
-meshd_kill9() {
-	[ -n "$MESHD_PID" ] || return 0
-	{
-		kill -9 "$MESHD_PID"
-		wait "$MESHD_PID"
-	} 2>/dev/null
-	MESHD_PID=
-}
 
-# SIGTERM, then meshd's exit status in $RC (124: it did not exit in 5 s).
-meshd_term() {
-	local i
-	kill -TERM "$MESHD_PID"
-	for ((i = 0; i < 250; i++)); do
-		meshd_alive || break
-		sleep 0.02
-	done
-	if meshd_alive; then
-		meshd_kill9
-		RC=124
-		return
-	fi
-	wait "$MESHD_PID"
-	RC=$?
-	MESHD_PID=
-}
 
-ensure_meshd() { meshd_alive || meshd_start; }
 
 # --------------------------------------------------------------- helpers
 
@@ -578,7 +531,7 @@ test_restart_state() {
 	traffic_checks "before the restart" || ok=1
 	mctl -o json service list >"$WORK/rs.before" || fail "service list failed" || return 1
 	cp "$STATE" "$WORK/rs.state.before"
-	meshd_term
+	meshd_sigterm
 	log "SIGTERM: meshd exited with status $RC"
 	[ "$RC" -eq 0 ] || fail "meshd exited with status $RC on SIGTERM" || ok=1
 	for ifname in "${TOPO_NODE_IFS[@]}"; do
@@ -765,25 +718,6 @@ sys.exit(0 if hit and "xdp_pass" in hit[0]["error"] else 1)' "$dev" ||
 	return $ok
 }
 
-scenario() {
-	local name=$1 t0 rc reason lines
-	t0=$EPOCHREALTIME
-	: >"$WORK/reason"
-	lines=$(wc -l <"$LOG")
-	"test_$name" >"$WORK/out" 2>&1
-	rc=$?
-	sed 's/^/    /' "$WORK/out"
-	if [ "$rc" -eq 0 ]; then
-		printf 'PASS: e2e/meshd_%s (%ss)\n' "$name" \
-			"$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
-	else
-		reason=$(head -n 1 "$WORK/reason")
-		echo "    meshd log during the scenario (last 15 lines):"
-		tail -n +"$((lines + 1))" "$LOG" | tail -n 15 | cut -c 1-200 | sed 's/^/      /'
-		printf 'FAIL: e2e/meshd_%s: %s\n' "$name" "${reason:-exit status $rc}"
-		FAILED=$((FAILED + 1))
-	fi
-}
 
 ALL=(api_auth hotplug foreign_xdp apply rejections api_unknown_arg map_full drain restart_state
 	restart_under_load)

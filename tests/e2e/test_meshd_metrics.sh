@@ -56,6 +56,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TOPO_PREFIX=${TOPO_PREFIX:-mdm}
 # shellcheck source=SCRIPTDIR/../../scripts/lib/topology.sh
 source "$ROOT/scripts/lib/topology.sh"
+# shellcheck source=tests/e2e/lib/meshd.sh
+source "$ROOT/tests/e2e/lib/meshd.sh"
 
 MESHD=$ROOT/build/meshd
 MESHCTL=$ROOT/build/meshctl
@@ -78,7 +80,9 @@ LOG=
 MESHD_PID=
 BG_PIDS=()
 FAILED=0
-MESHD_ARGS=()
+SCENARIO_PREFIX=meshd_metrics_
+# socket LB off: the flow counts here are those of the per-packet path
+MESHD_FLAGS=(--cgroup "$CG" --metrics "127.0.0.1:$MPORT" --telemetry-interval 1 --socket-lb off)
 
 log() { printf '%s\n' "$*"; }
 
@@ -155,60 +159,10 @@ topo_on_cleanup() {
 
 # ------------------------------------------------------------------ meshd
 
-meshd_alive() { [ -n "$MESHD_PID" ] && kill -0 "$MESHD_PID" 2>/dev/null; }
 
-# meshd_start [EXTRA FLAGS...]: start and wait for "meshd ready" and the API.
-meshd_start() {
-	local before i
-	before=$(grep -c 'meshd ready' "$LOG" 2>/dev/null)
-	nsenter --net="/var/run/netns/$TOPO_NS_NODE" "$MESHD" --interfaces "$PATTERN" \
-		--bpffs "$PIN" --state "$STATE" --socket "$SOCK" --cgroup "$CG" \
-		--metrics "127.0.0.1:$MPORT" --telemetry-interval 1 --socket-lb off "$@" >>"$LOG" 2>&1 &
-	MESHD_PID=$!
-	for ((i = 0; i < START_TIMEOUT * 50; i++)); do
-		if [ "$(grep -c 'meshd ready' "$LOG")" -gt "$before" ]; then
-			mctl status >/dev/null 2>&1 && return 0
-		fi
-		if ! meshd_alive; then
-			wait "$MESHD_PID" 2>/dev/null
-			fail "meshd exited with status $? during start-up (log: $(tail -n 2 "$LOG" | tr '\n' ' '))"
-			MESHD_PID=
-			return 1
-		fi
-		sleep 0.02
-	done
-	fail "meshd not ready within ${START_TIMEOUT}s"
-}
 
-meshd_kill9() {
-	[ -n "$MESHD_PID" ] || return 0
-	{
-		kill -9 "$MESHD_PID"
-		wait "$MESHD_PID"
-	} 2>/dev/null
-	MESHD_PID=
-}
 
-# SIGTERM; fails unless meshd exits 0 within 5 s
-meshd_term() {
-	local i rc
-	kill -TERM "$MESHD_PID"
-	for ((i = 0; i < 250; i++)); do
-		meshd_alive || break
-		sleep 0.02
-	done
-	if meshd_alive; then
-		meshd_kill9
-		fail "meshd did not exit on SIGTERM"
-		return 1
-	fi
-	wait "$MESHD_PID"
-	rc=$?
-	MESHD_PID=
-	[ "$rc" -eq 0 ] || fail "meshd exited with status $rc on SIGTERM"
-}
 
-ensure_meshd() { meshd_alive || meshd_start; }
 
 # ------------------------------------------------------------- scenarios
 
@@ -582,25 +536,6 @@ test_uninstall() {
 
 # --------------------------------------------------------------- runner
 
-scenario() {
-	local name=$1 t0 rc reason lines
-	t0=$EPOCHREALTIME
-	: >"$WORK/reason"
-	lines=$(wc -l <"$LOG")
-	"test_$name" >"$WORK/out" 2>&1
-	rc=$?
-	sed 's/^/    /' "$WORK/out"
-	if [ "$rc" -eq 0 ]; then
-		printf 'PASS: e2e/meshd_metrics_%s (%ss)\n' "$name" \
-			"$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
-	else
-		reason=$(head -n 1 "$WORK/reason")
-		echo "    meshd log during the scenario (last 15 lines):"
-		tail -n +"$((lines + 1))" "$LOG" | tail -n 15 | cut -c 1-200 | sed 's/^/      /'
-		printf 'FAIL: e2e/meshd_metrics_%s: %s\n' "$name" "${reason:-exit status $rc}"
-		FAILED=$((FAILED + 1))
-	fi
-}
 
 ALL=(counts promtool http status connections follow slow_follower top prometheus restart
 	telemetry_off uninstall cleanup)
