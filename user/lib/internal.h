@@ -17,8 +17,6 @@
 
 #define SLUICE_ERRMSG_LEN 512
 
-/* Record the error text returned by sluice__errmsg() for this thread. */
-void sluice__set_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Forget the previous error, at the start of every public entry point. */
 void sluice__clear_err(void);
 

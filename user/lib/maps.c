@@ -154,3 +154,15 @@ int maps__percpu_zero(const struct sluice *s, int fd, const char *name, __u32 ke
 	free(zeros);
 	return err;
 }
+
+int sluice__map_walk(int fd, const char *name, size_t key_size, size_t value_size,
+		     sluice_map_walk_fn fn, void *ctx)
+{
+	sluice__clear_err();
+	return maps__for_each(fd, name, key_size, value_size, fn, ctx);
+}
+
+int sluice__map_err(int err, const char *name, const char *op, const char *what)
+{
+	return maps__err(err, name, op, what);
+}

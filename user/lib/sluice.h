@@ -74,6 +74,17 @@ int sluice__prog_fd(const struct sluice *s, enum sluice_prog prog);
 int sluice__map_fd(const struct sluice *s, const char *name);
 /* Last error text of this thread ("" when none). */
 const char *sluice__errmsg(void);
+/* Record this thread's error text, for code layered on the library (the
+ * agent) that reports through sluice__errmsg() too. */
+void sluice__set_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Walk every element of a map (batched where the kernel can). fn returning
+ * non-zero stops the walk and is returned; name only goes into errors. */
+typedef int (*sluice_map_walk_fn)(const void *key, const void *value, void *ctx);
+int sluice__map_walk(int fd, const char *name, size_t key_size, size_t value_size,
+		     sluice_map_walk_fn fn, void *ctx);
+/* Set the error text for a failed operation on map `name`; returns err. */
+int sluice__map_err(int err, const char *name, const char *op, const char *what);
 
 /* Attachment (netlink-based: it outlives the calling process).
  * xdp_flags: XDP_FLAGS_DRV_MODE / XDP_FLAGS_SKB_MODE (0 = kernel's choice). */

@@ -12,8 +12,6 @@
 #include "desired.h"
 #include "sluice.h"
 #include "telemetry.h"
-/* maps__for_each(): the library's batched map walk (not yet in sluice.h). */
-#include "internal.h"
 
 #include "conns.h"
 #include "follow.h"
@@ -81,7 +79,7 @@ static int conns__refresh(struct meshd *m)
 	struct conns_walk w = { .m = m };
 	int fd = sluice__map_fd(m->sl, "services"), err;
 
-	err = maps__for_each(fd, "services", sizeof(struct sluice_svc_key),
+	err = sluice__map_walk(fd, "services", sizeof(struct sluice_svc_key),
 			     sizeof(struct sluice_svc), conns__collect, &w);
 	if (err) {
 		free(w.v);

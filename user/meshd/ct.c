@@ -12,8 +12,6 @@
 
 #include <bpf/bpf.h>
 
-/* maps__for_each(): the library's batched map walk (not yet in sluice.h). */
-#include "internal.h"
 
 #include "ct.h"
 #include "state.h"
@@ -144,7 +142,7 @@ int ct__list(struct sluice *sl, const struct ct_filter *f, __u32 limit, struct j
 	fd = sluice__map_fd(sl, CT_MAP);
 	if (fd < 0)
 		return fd;
-	err = maps__for_each(fd, CT_MAP, sizeof(struct sluice_ct_key),
+	err = sluice__map_walk(fd, CT_MAP, sizeof(struct sluice_ct_key),
 			     sizeof(struct sluice_ct_entry), ct__list_one, &c);
 	*total = c.total;
 	return err;
@@ -211,7 +209,7 @@ int ct__flush(struct sluice *sl, const struct ct_filter *f, __u64 *conns, __u64 
 	fd = sluice__map_fd(sl, CT_MAP);
 	if (fd < 0)
 		return fd;
-	err = maps__for_each(fd, CT_MAP, sizeof(struct sluice_ct_key),
+	err = sluice__map_walk(fd, CT_MAP, sizeof(struct sluice_ct_key),
 			     sizeof(struct sluice_ct_entry), ct__flush_one, &c);
 	for (size_t i = 0; !err && i < c.n; i++) {
 		/* A REPLY key may be listed twice (own match + from its FWD). */
@@ -220,7 +218,7 @@ int ct__flush(struct sluice *sl, const struct ct_filter *f, __u64 *conns, __u64 
 		if (derr == -ENOENT)
 			continue;
 		if (derr) {
-			err = maps__err(derr, CT_MAP, "delete", "of an entry");
+			err = sluice__map_err(derr, CT_MAP, "delete", "of an entry");
 			break;
 		}
 		(*entries)++;

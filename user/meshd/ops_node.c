@@ -15,8 +15,6 @@
 
 #include "api.h"
 #include "sluice.h"
-/* maps__for_each(): the library's batched map walk (not yet in sluice.h). */
-#include "internal.h"
 
 #include "attach.h"
 #include "ct.h"
@@ -60,7 +58,7 @@ static struct json_object *ops__map_fill(struct meshd *m, const char *name)
 			if (!bpf_map_lookup_elem(fd, &i, &inner_id))
 				n++;
 		}
-	} else if (maps__for_each(fd, name, info.key_size, info.value_size, ops__count_one, &n)) {
+	} else if (sluice__map_walk(fd, name, info.key_size, info.value_size, ops__count_one, &n)) {
 		pr_warn("status: %s", sluice__errmsg());
 	}
 	o = json_object_new_object();
