@@ -43,6 +43,11 @@ enum telem_sk_state {
  * (0 = only OPEN and CLOSE), SLUICE_TELEM_CFG_* flags. */
 const volatile __u64 telem_interval_ns = 0;
 const volatile __u32 telem_cfg = 0;
+/* Wake the reader only once this many bytes wait in the ring (0: every
+ * record). A wakeup per record costs the reader more CPU than the record
+ * itself; the reader also drains the ring on a short timer
+ * (TELEMETRY_DRAIN_MS), so a lone record waits at most that long. */
+const volatile __u64 telem_wakeup_bytes = 0;
 
 struct telem_tuple {
 	__u32 laddr[4];
@@ -281,7 +286,11 @@ static __always_inline void telem_emit(struct bpf_sock_ops *ops, struct telem_sk
 	st->rep_retrans = rec->retrans;
 	st->rep_rtos = rec->rtos;
 	st->last_ns = now;
-	bpf_ringbuf_submit(rec, 0);
+	if (telem_wakeup_bytes &&
+	    bpf_ringbuf_query(&telem_events, BPF_RB_AVAIL_DATA) < telem_wakeup_bytes)
+		bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+	else
+		bpf_ringbuf_submit(rec, BPF_RB_FORCE_WAKEUP);
 	telem_count(SLUICE_TELEM_CNT_RECORDS);
 }
 

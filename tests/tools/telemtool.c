@@ -146,7 +146,13 @@ static int loop__run(struct loop *l)
 	__u64 ticks;
 
 	for (;;) {
-		int n = epoll_wait(l->ep, evs, 8, http__timeout_ms(l->h));
+		int ms = http__timeout_ms(l->h);
+		int n;
+
+		/* the kernel wakes us per batch: drain on a short tick too */
+		if (ms < 0 || ms > TELEMETRY_DRAIN_MS)
+			ms = TELEMETRY_DRAIN_MS;
+		n = epoll_wait(l->ep, evs, 8, ms);
 
 		if (n < 0 && errno != EINTR)
 			return die("epoll_wait");
@@ -158,10 +164,9 @@ static int loop__run(struct loop *l)
 			if (fd == l->tfd && read(l->tfd, &ticks, sizeof(ticks)) > 0 &&
 			    telemetry__sync(l->t))
 				fprintf(stderr, "warning: sync: %s\n", sluice__errmsg());
-			if (!l->paused && fd == telemetry__ring_fd(l->t) &&
-			    telemetry__consume(l->t) < 0)
-				fprintf(stderr, "warning: consume: %s\n", sluice__errmsg());
 		}
+		if (!l->paused && telemetry__consume(l->t) < 0)
+			fprintf(stderr, "warning: consume: %s\n", sluice__errmsg());
 		http__run(l->h);
 	}
 }

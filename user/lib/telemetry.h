@@ -16,6 +16,7 @@
  * What the agent calls:
  *	telemetry__open(&t, s, cgroup_fd, &opts)      at start (cgroup_fd < 0: attach later)
  *	epoll on telemetry__ring_fd(t); on EPOLLIN     telemetry__consume(t)
+ *	and at least every TELEMETRY_DRAIN_MS          telemetry__consume(t)
  *	after every change of services/backends        telemetry__sync(t)
  *	GET /metrics                                   metrics__render(&src, out) (metrics.h)
  *	meshctl connections                            telemetry__recent(), telemetry__set_record_cb()
@@ -121,7 +122,13 @@ void telemetry__close(struct telemetry *t);
 int telemetry__attach(struct telemetry *t, int cgroup_fd);
 int telemetry__detach(struct telemetry *t);
 
-/* Readable when records wait (epoll fd of the ring buffer). */
+/* Readable when a batch of records waits (epoll fd of the ring buffer):
+ * the kernel wakes the reader once TELEMETRY_WAKEUP_BYTES (or a quarter of
+ * the ring) are waiting, not per record, so the reader must also call
+ * telemetry__consume() every TELEMETRY_DRAIN_MS; a lone record waits at
+ * most that long. */
+#define TELEMETRY_WAKEUP_BYTES 16384
+#define TELEMETRY_DRAIN_MS 100
 int telemetry__ring_fd(const struct telemetry *t);
 /* Reads every waiting record without blocking; returns how many. */
 int telemetry__consume(struct telemetry *t);

@@ -24,6 +24,7 @@
 
 #include "desired.h"
 #include "sluice.h"
+#include "telemetry.h"
 
 #include "attach.h"
 #include "config.h"
@@ -110,6 +111,17 @@ static void main__on_signal(struct meshd *m, int sfd)
 	}
 }
 
+/* How long the loop may sleep: the HTTP server's next deadline, and at
+ * most TELEMETRY_DRAIN_MS while telemetry records may be waiting. */
+static int main__wait_ms(struct meshd *m)
+{
+	int ms = exporter__timeout_ms(&m->exporter);
+
+	if (telem__ring_fd(m) < 0)
+		return ms;
+	return ms < 0 || ms > TELEMETRY_DRAIN_MS ? TELEMETRY_DRAIN_MS : ms;
+}
+
 static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct server *srv)
 {
 	struct itimerspec every = { .it_interval.tv_sec = MAIN_CHECK_INTERVAL_S,
@@ -152,8 +164,9 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 		attach__count(&m->att), m->desired.nservices, srv->path,
 		m->cfg.metrics ? m->cfg.metrics : "off", telemetry);
 	while (!m->stop) {
-		/* the HTTP server has its own deadlines (idle connections) */
-		n = epoll_wait(epfd, evs, 8, exporter__timeout_ms(&m->exporter));
+		/* the HTTP server has its own deadlines (idle connections);
+		 * telemetry is drained on a short tick, see telemetry.h */
+		n = epoll_wait(epfd, evs, 8, main__wait_ms(m));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -178,8 +191,7 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 					attach__check_all(&m->att);
 				break;
 			case EV_RING:
-				telem__read(m);
-				break;
+				break; /* drained below, after every wait */
 			case EV_KUBE:
 				k8sint__poll(m);
 				break;
@@ -190,8 +202,10 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 				break; /* served below, after every wait */
 			}
 		}
-		if (!m->stop)
+		if (!m->stop) {
+			telem__read(m);
 			exporter__run(&m->exporter);
+		}
 	}
 cleanup:
 	if (tfd >= 0)
