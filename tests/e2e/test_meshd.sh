@@ -257,6 +257,29 @@ test_api_auth() {
 	log "uid $NOBODY, socket 0666, raw service.del: exit $RC: $OUT"
 	[ "$RC" -eq 1 ] && [[ $OUT == *"permission denied"* ]] ||
 		fail "non-root raw service.del not refused: $OUT" || ok=1
+	# a refused peer trickling a request that never ends must not hold
+	# the single-threaded agent: root still gets answers meanwhile
+	nobody "$NOBODY_PY" -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+end = time.time() + 4
+while time.time() < end:
+    try:
+        s.send(b"x")
+    except OSError:
+        break
+    time.sleep(0.3)
+' "$SOCK" &
+	local trickle=$! t0 ms
+	sleep 0.3
+	t0=$EPOCHREALTIME
+	run mctl status
+	ms=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", (b - a) * 1000 }')
+	wait "$trickle" 2>/dev/null
+	log "root status while a refused peer trickles bytes: exit $RC in ${ms} ms"
+	[ "$RC" -eq 0 ] && [ "$ms" -lt 2500 ] ||
+		fail "root status took ${ms} ms (exit $RC) while a refused peer trickled bytes" || ok=1
 	chmod 0600 "$SOCK"
 	snapshot "$WORK/auth.after"
 	same_snapshot "$WORK/auth.before" "$WORK/auth.after" "after the refused requests" || ok=1

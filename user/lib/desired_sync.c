@@ -121,6 +121,11 @@ int desired__save(const struct desired *d, const char *path)
 	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 							    JSON_C_TO_STRING_SPACED |
 							    JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!text) {
+		sluice__set_err("out of memory serializing the desired state");
+		err = -ENOMEM;
+		goto cleanup;
+	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -146,7 +151,14 @@ int desired__save(const struct desired *d, const char *path)
 		sluice__set_err("cannot rename %s to %s: %s", tmp, path, strerror(errno));
 		goto cleanup;
 	}
-	err = sync__fsync_dir(dir);
+	/* The new content is in place once rename() returns: a failed fsync
+	 * of the directory only leaves the name's durability in doubt, and
+	 * reporting it as a failed save would make the caller roll the maps
+	 * back while the file already holds the new state. */
+	if (sync__fsync_dir(dir))
+		fprintf(stderr, "warning: %s saved, but fsync of its directory failed: %s\n",
+			path, sluice__errmsg());
+	err = 0;
 cleanup:
 	if (fd >= 0)
 		close(fd);

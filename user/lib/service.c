@@ -547,7 +547,12 @@ int sluice__service_set(struct sluice *s, const struct sluice_service_spec *spec
 	err = svc__apply(&t);
 	if (err)
 		goto cleanup;
-	err = svc__delete_stale(&t);
+	/* The new set is live at this point: a backend entry that could not
+	 * be deleted is referenced by no table and is collected the next time
+	 * this service is set, so failing here would report a change as
+	 * rejected that is in fact applied. */
+	svc__delete_stale(&t);
+	err = 0;
 cleanup:
 	svc__txn_free(&t);
 	return err;

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -161,11 +162,26 @@ int server__open(struct server *srv, const char *path)
 static void server__drain(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct timespec now, end;
 	size_t total = 0;
 	char buf[4096];
+	long left_ms;
 	ssize_t n;
 
-	while (total < SERVER_DRAIN_MAX && poll(&p, 1, SERVER_DRAIN_MS) > 0) {
+	/* one deadline for the whole drain: a peer trickling bytes must not
+	 * hold the single-threaded agent longer than SERVER_DRAIN_MS */
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += SERVER_DRAIN_MS / 1000;
+	end.tv_nsec += (SERVER_DRAIN_MS % 1000) * 1000000L;
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	while (total < SERVER_DRAIN_MAX) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left_ms = (end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
+		if (left_ms <= 0 || poll(&p, 1, (int)left_ms) <= 0)
+			return;
 		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n <= 0 || memchr(buf, '\n', n))
 			return;
@@ -278,18 +294,23 @@ static bool server__handle(struct meshd *m, int fd)
 	return false;
 }
 
+#define SERVER_ACCEPT_BATCH 16
+
 void server__serve(struct server *srv, struct meshd *m)
 {
 	int fd;
 
-	while (!m->stop) {
+	/* a bounded batch per wakeup, so a flood of connections cannot starve
+	 * the rest of the loop (netlink, timers, metrics, signals) */
+	for (int i = 0; i < SERVER_ACCEPT_BATCH && !m->stop; i++) {
 		fd = accept4(srv->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
-				pr_warn("api: accept: %s", strerror(errno));
-			if (errno == EINTR || errno == ECONNABORTED)
+			int e = errno;
+
+			if (e == EINTR || e == ECONNABORTED)
 				continue;
+			if (e != EAGAIN && e != EWOULDBLOCK)
+				pr_warn("api: accept: %s", strerror(e));
 			return;
 		}
 		if (!server__handle(m, fd))
