@@ -20,12 +20,16 @@
  * TCP with options, or the whole packet when shorter. */
 #define TC_PULL_LEN 256
 
-static __always_inline int xdp_refuse(struct xdp_md *ctx, struct pkt *p, const struct lb_result *r)
+/* Out of line: its frame buffer must not share the stack frame of the
+ * conntrack helpers (512 bytes for the whole call chain). */
+static __noinline int xdp_refuse(struct xdp_md *ctx, struct pkt *p, const struct lb_result *r)
 {
-	struct refuse_buf b;
+	struct refuse_buf *b = refuse_buf_get();
 	int len, delta;
 
-	len = refuse_build(p, &b);
+	if (!b)
+		goto fail;
+	len = refuse_build(p, b);
 	if (len == REFUSE_SILENT) {
 		lb_refused(r);
 		return XDP_DROP;
@@ -37,7 +41,7 @@ static __always_inline int xdp_refuse(struct xdp_md *ctx, struct pkt *p, const s
 		goto fail;
 	if (delta < 0 && bpf_xdp_adjust_tail(ctx, delta))
 		goto fail;
-	if (bpf_xdp_store_bytes(ctx, 0, refuse_frame(&b), len))
+	if (bpf_xdp_store_bytes(ctx, 0, refuse_frame(b), len))
 		goto fail;
 	lb_refused(r);
 	return XDP_TX;
@@ -73,13 +77,15 @@ int xdp_lb(struct xdp_md *ctx)
 	}
 }
 
-static __always_inline int tc_refuse(struct __sk_buff *skb, struct pkt *p,
+static __noinline int tc_refuse(struct __sk_buff *skb, struct pkt *p,
 				     const struct lb_result *r)
 {
-	struct refuse_buf b;
+	struct refuse_buf *b = refuse_buf_get();
 	int len;
 
-	len = refuse_build(p, &b);
+	if (!b)
+		goto fail;
+	len = refuse_build(p, b);
 	if (len == REFUSE_SILENT) {
 		lb_refused(r);
 		return TC_ACT_SHOT;
@@ -88,7 +94,7 @@ static __always_inline int tc_refuse(struct __sk_buff *skb, struct pkt *p,
 		goto fail;
 	if (bpf_skb_change_tail(skb, len, 0))
 		goto fail;
-	if (bpf_skb_store_bytes(skb, 0, refuse_frame(&b), len, 0))
+	if (bpf_skb_store_bytes(skb, 0, refuse_frame(b), len, 0))
 		goto fail;
 	lb_refused(r);
 	return bpf_redirect(skb->ifindex, 0);

@@ -95,6 +95,7 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 				       struct lb_result *r)
 {
 	struct sluice_ct_key key = p->tuple;
+	__u64 now = bpf_ktime_get_ns();
 	struct sluice_ct_entry *ct;
 	struct sluice_backend *be;
 	__u32 backend_id = 0;
@@ -106,8 +107,11 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 	}
 
 	ct = ct_lookup(&key, SLUICE_CT_FWD);
-	if (ct && !ct_is_reopen(ct, p->tcp_flags)) {
-		ct_touch(ct, p->tcp_flags);
+	if (ct && (ct_is_expired(ct, key.proto, now) || ct_is_reopen(&key, ct, p->tcp_flags)))
+		ct = NULL; /* balanced afresh: ct_create() overwrites both entries */
+	if (ct) {
+		if (ct_touch(ct, p->tcp_flags, now))
+			ct_keep_reply(&key, ct, now);
 		lb_set_nat(r, LB_DNAT, ct->addr, ct->port);
 		stats_count(SLUICE_CNT_LB_EST);
 		stats_svc(ct->svc_id, p->frame_len, false);
@@ -131,7 +135,7 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 	}
 	/* An LRU map does not fail on insert; should it, the flow still
 	 * goes to the Maglev pick, which is stable while the set is. */
-	ct_create(&key, svc->svc_id, backend_id, be, p->tcp_flags);
+	ct_create(&key, svc->svc_id, backend_id, be, p->tcp_flags, now);
 	lb_set_nat(r, LB_DNAT, be->addr, be->port);
 	stats_count(SLUICE_CNT_LB_NEW);
 	stats_svc(svc->svc_id, p->frame_len, true);
@@ -141,15 +145,16 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 static __always_inline void lb_reply(struct pkt *p, struct lb_result *r)
 {
 	struct sluice_ct_key key = p->tuple;
+	__u64 now = bpf_ktime_get_ns();
 	struct sluice_ct_entry *ct;
 
 	ct = ct_lookup(&key, SLUICE_CT_REPLY);
-	if (!ct) {
+	if (!ct || ct_is_expired(ct, key.proto, now)) {
 		r->action = LB_PASS;
 		stats_count(SLUICE_CNT_PASS);
 		return;
 	}
-	ct_touch(ct, p->tcp_flags);
+	ct_touch(ct, p->tcp_flags, now);
 	lb_set_nat(r, LB_REVNAT, ct->addr, ct->port);
 	stats_count(SLUICE_CNT_REVNAT);
 	stats_svc(ct->svc_id, p->frame_len, false);

@@ -97,7 +97,10 @@ static __always_inline int nat_rewrite_skb(struct __sk_buff *skb, const struct p
 		__builtin_memcpy(old, old_addr, sizeof(old));
 		addr_off = ETH_HLEN + (dst ? IPV6_DADDR_OFF : IPV6_SADDR_OFF);
 		diff = bpf_csum_diff(old, 16, new_addr, 16, 0);
-		ret = bpf_l4_csum_replace(skb, csum_off, 0, diff, l4flags | BPF_F_PSEUDO_HDR);
+		/* BPF_F_IPV6: the address change and the checksum change cancel
+		 * out in skb->csum (CHECKSUM_COMPLETE) for IPv6 */
+		ret = bpf_l4_csum_replace(skb, csum_off, 0, diff,
+					  l4flags | BPF_F_PSEUDO_HDR | BPF_F_IPV6);
 		ret = ret ?: bpf_skb_store_bytes(skb, addr_off, new_addr, 16, 0);
 	} else {
 		addr_off = ETH_HLEN + (dst ? IPV4_DADDR_OFF : IPV4_SADDR_OFF);

@@ -88,10 +88,17 @@ static __always_inline int parse_ipv6_exthdrs(struct pkt *p, __u8 nexthdr, __u32
 			frag = (void *)opt;
 			if ((void *)(frag + 1) > p->data_end)
 				return -SLUICE_DROP_IPV6_EXTHDR;
+			off += sizeof(*frag);
 			/* offset or M set: a real fragment; else atomic */
 			if (frag->frag_off & bpf_htons(0xFFF9))
 				p->fragment = true;
-			off += sizeof(*frag);
+			/* past a first fragment's header comes payload, not
+			 * headers: stop at the protocol it names */
+			if (frag->frag_off & bpf_htons(0xFFF8)) {
+				p->tuple.proto = frag->nexthdr;
+				p->l4_off = off;
+				return 0;
+			}
 		} else if (nexthdr == NEXTHDR_AUTH) {
 			off += (opt->hdrlen + 2) * 4;
 		} else {

@@ -26,6 +26,22 @@ struct refuse_buf {
 	__u8 raw[REFUSE_MAX_LEN + 2] __attribute__((aligned(8)));
 };
 
+/* The frame is composed in a per-CPU scratch slot, not on the stack: the
+ * 512-byte BPF stack is shared by the whole call chain. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct refuse_buf);
+} refuse_scratch SEC(".maps");
+
+static __always_inline struct refuse_buf *refuse_buf_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&refuse_scratch, &zero);
+}
+
 static __always_inline __u8 *refuse_frame(struct refuse_buf *b)
 {
 	return b->raw + 2;

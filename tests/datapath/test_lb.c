@@ -334,6 +334,20 @@ static const struct dp_case lb_cases[] = {
 		},
 	},
 	{
+		.name = "lb_v4_tcp_syn_after_backend_rst_rebalanced",
+		.desc = "a SYN on a flow whose backend answered with RST (reply direction) is balanced as a new flow",
+		.steps = {
+			NEW_FLOW(TCP4(CLIENT4, VIP4, 41005, 80, SYN, .seq = 100),
+				 TCP4(CLIENT4, BE4, 41005, 8080, SYN, .seq = 100), S_T4),
+			REV_NAT(TCP4(BE4, CLIENT4, 8080, 41005, RST | ACK, .seq = 0, .ack = 101,
+				     .l2 = L2_BACKEND),
+				TCP4(VIP4, CLIENT4, 80, 41005, RST | ACK, .seq = 0, .ack = 101,
+				     .l2 = L2_BACKEND), S_T4),
+			NEW_FLOW(TCP4(CLIENT4, VIP4, 41005, 80, SYN, .seq = 7000),
+				 TCP4(CLIENT4, BE4, 41005, 8080, SYN, .seq = 7000), S_T4),
+		},
+	},
+	{
 		.name = "lb_v4_tcp_revnat",
 		.desc = "the backend's SYN|ACK is rewritten to come from VIP:80 (exact bytes); client ACK established",
 		.steps = {

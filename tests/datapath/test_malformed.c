@@ -222,6 +222,13 @@ static void frag6_last_other(struct pkt *p)
 	frag6(p, OTHER6, IPPROTO_UDP, 100, false, false, false);
 }
 
+/* a later fragment whose first fragment began with a destination-options
+ * header: what follows the fragment header is payload, not a header */
+static void frag6_middle_other_exthdr(struct pkt *p)
+{
+	frag6(p, OTHER6, IPPROTO_DSTOPTS, 100, true, false, false);
+}
+
 static void frag6_atomic_vip(struct pkt *p)
 {
 	frag6(p, VIP6, IPPROTO_TCP, 0, false, true, false);
@@ -309,6 +316,7 @@ static const struct dp_case malformed_cases[] = {
 		.steps = {
 			PASSES(CUSTOM(frag6_first_other)),
 			PASSES(CUSTOM(frag6_last_other)),
+			PASSES(CUSTOM(frag6_middle_other_exthdr)),
 		},
 	},
 	{

@@ -65,9 +65,12 @@ static const struct config_opt {
 			     "\"eth1,lb-*\"; interfaces that appear later are attached then" },
 	[OPT_XDP_MODE] = { "xdp-mode", "MODE", "native",
 			   "native | generic | off (off: the tc program at tc ingress instead)" },
-	[OPT_FIB_FORWARD] = { "fib-forward", "on|off", "on",
+	[OPT_FIB_FORWARD] = { "fib-forward", "on|off", "off",
 			      "XDP forwards rewritten packets itself (FIB lookup + redirect) "
-			      "instead of handing them to the kernel" },
+			      "instead of handing them to the kernel; only where every egress "
+			      "device the routes use can take XDP frames (native XDP NICs, veths "
+			      "whose peer runs XDP or GRO): bridges, tunnels and plain veths drop "
+			      "redirected frames" },
 	[OPT_CGROUP] = { "cgroup", "PATH", "the cgroup2 mount in /proc/mounts",
 			 "cgroup v2 directory whose processes' sockets the socket-level hooks "
 			 "(socket LB, redirection, telemetry) see; the root covers the whole node; "
@@ -462,7 +465,7 @@ static int config__settle(struct config_settings *st, struct meshd_config *cfg)
 			st->origin[OPT_XDP_MODE], v[OPT_XDP_MODE]);
 		return 2;
 	}
-	cfg->fib_forward = true;
+	cfg->fib_forward = false;
 	if (v[OPT_FIB_FORWARD] && config__parse_bool(v[OPT_FIB_FORWARD], &cfg->fib_forward)) {
 		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_FIB_FORWARD],
 			v[OPT_FIB_FORWARD]);
