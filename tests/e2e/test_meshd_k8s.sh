@@ -96,8 +96,11 @@ setup() {
 	[ -x "$MESHD" ] && [ -x "$MESHCTL" ] || { echo "build/meshd, build/meshctl missing: run make" >&2; return 1; }
 	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || return 1
 	ip netns add "$NS" && ip -n "$NS" link set lo up || return 1
-	in_ns python3 "$K8S/apiserver.py" --port-file "$PORTS" --token "$TOKEN" \
-		--fixtures "$FIX/services.json" "$FIX/endpointslices.json" >"$TMP/api.log" 2>&1 &
+	# nsenter directly, not through in_ns: a function would run in a
+	# subshell and $! would not be the server, which cleanup must kill
+	nsenter --net="/var/run/netns/$NS" python3 "$K8S/apiserver.py" --port-file "$PORTS" \
+		--token "$TOKEN" --fixtures "$FIX/services.json" "$FIX/endpointslices.json" \
+		>"$TMP/api.log" 2>&1 &
 	API_PID=$!
 	for _ in $(seq 100); do
 		[ -s "$PORTS" ] && break
