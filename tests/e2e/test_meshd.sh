@@ -103,33 +103,7 @@ run() {
 	RC=$?
 }
 
-topo_on_cleanup() {
-	local pid
-	for pid in "${BG_PIDS[@]}"; do
-		kill "$pid" 2>/dev/null
-	done
-	for pid in "${BG_PIDS[@]}"; do
-		wait "$pid" 2>/dev/null
-	done
-	BG_PIDS=()
-	meshd_kill9
-	# --cleanup detaches every Sluice program of the namespace it runs
-	# in: only ever run it inside our node namespace.
-	if [ -e "/var/run/netns/$TOPO_NS_NODE" ] && [ -d "$PIN" ]; then
-		in_node "$MESHD" --cleanup --bpffs "$PIN" >/dev/null 2>&1 ||
-			echo "test_meshd: meshd --cleanup --bpffs $PIN failed" >&2
-	fi
-	[ -d "$PIN" ] && rm -rf "$PIN"
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	WORK=
-}
-
 # ------------------------------------------------------------------ meshd
-
-
-
-
-
 
 # --------------------------------------------------------------- helpers
 
@@ -740,7 +714,6 @@ sys.exit(0 if hit and "xdp_pass" in hit[0]["error"] else 1)' "$dev" ||
 	meshd_alive || fail "meshd died" || ok=1
 	return $ok
 }
-
 
 ALL=(api_auth hotplug foreign_xdp apply rejections api_unknown_arg map_full drain restart_state
 	restart_under_load)

@@ -129,41 +129,6 @@ expect_metric() {
 # Telemetry programs attached to our cgroup.
 cg_progs() { bpftool cgroup show "$CG" 2>/dev/null | grep -c 'telemetry_so'; }
 
-topo_on_cleanup() {
-	local pid
-	for pid in "${BG_PIDS[@]}"; do
-		kill "$pid" 2>/dev/null
-	done
-	for pid in "${BG_PIDS[@]}"; do
-		wait "$pid" 2>/dev/null
-	done
-	BG_PIDS=()
-	meshd_kill9
-	# --cleanup detaches every Sluice program of the namespace it runs in
-	# and what is pinned in --bpffs (our telemetry link): only ever run it
-	# inside our node namespace, on our pin dir.
-	if [ -e "/var/run/netns/$TOPO_NS_NODE" ] && [ -d "$PIN" ]; then
-		in_node "$MESHD" --cleanup --bpffs "$PIN" >/dev/null 2>&1 ||
-			echo "test_meshd_metrics: meshd --cleanup --bpffs $PIN failed" >&2
-	fi
-	[ -d "$PIN" ] && rm -rf "$PIN"
-	if [ -n "$CG" ] && [ -d "$CG" ]; then
-		while read -r pid; do
-			echo "$pid" >"$CGROOT/cgroup.procs" 2>/dev/null
-		done <"$CG/cgroup.procs"
-		rmdir "$CG" 2>/dev/null || echo "test_meshd_metrics: cannot remove $CG" >&2
-	fi
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	WORK=
-}
-
-# ------------------------------------------------------------------ meshd
-
-
-
-
-
-
 # ------------------------------------------------------------- scenarios
 
 test_counts() {
@@ -535,7 +500,6 @@ test_uninstall() {
 }
 
 # --------------------------------------------------------------- runner
-
 
 ALL=(counts promtool http status connections follow slow_follower top prometheus restart
 	telemetry_off uninstall cleanup)

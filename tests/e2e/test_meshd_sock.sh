@@ -105,40 +105,6 @@ metric() {
 cg_lb_progs() { bpftool cgroup show "$CG" 2>/dev/null | grep -cE 'connect4|connect6|sendmsg4|recvmsg4'; }
 cg_redir_progs() { bpftool cgroup show "$CG" 2>/dev/null | grep -c 'sock_ops'; }
 
-topo_on_cleanup() {
-	local pid
-	for pid in "${BG_PIDS[@]}"; do
-		kill "$pid" 2>/dev/null
-	done
-	for pid in "${BG_PIDS[@]}"; do
-		wait "$pid" 2>/dev/null
-	done
-	BG_PIDS=()
-	meshd_kill9
-	# --cleanup detaches what is pinned in our --bpffs (socket LB,
-	# redirect and telemetry links): only ever inside our node namespace.
-	if [ -e "/var/run/netns/$TOPO_NS_NODE" ] && [ -d "$PIN" ]; then
-		in_node "$MESHD" --cleanup --bpffs "$PIN" >/dev/null 2>&1 ||
-			echo "test_meshd_sock: meshd --cleanup --bpffs $PIN failed" >&2
-	fi
-	[ -d "$PIN" ] && rm -rf "$PIN"
-	if [ -n "$CG" ] && [ -d "$CG" ]; then
-		while read -r pid; do
-			echo "$pid" >"$CGROOT/cgroup.procs" 2>/dev/null
-		done <"$CG/cgroup.procs"
-		rmdir "$CG" 2>/dev/null || echo "test_meshd_sock: cannot remove $CG" >&2
-	fi
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	WORK=
-}
-
-# ------------------------------------------------------------------ meshd
-
-
-
-
-
-
 # ------------------------------------------------------------- scenarios
 
 test_lb_tcp() {
@@ -354,7 +320,6 @@ test_uninstall() {
 	fi
 	return $ok
 }
-
 
 ALL=(lb_tcp lb_udp lb_off redirect restart uninstall cleanup)
 

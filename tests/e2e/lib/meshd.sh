@@ -9,7 +9,9 @@
 # (e.g. "meshd_sock_") and MESHD_FLAGS (extra meshd flags, an array), and
 # defines fail() (records the reason in $WORK/reason) and mctl().
 # meshd_start [FLAGS...] appends FLAGS after MESHD_FLAGS; every other
-# helper works on MESHD_PID.
+# helper works on MESHD_PID. topo_on_cleanup (called by topology.sh's
+# traps) also stops BG_PIDS and removes the child cgroup CG (under CGROOT)
+# when the test uses one.
 
 meshd_alive() { [ -n "$MESHD_PID" ] && kill -0 "$MESHD_PID" 2>/dev/null; }
 
@@ -100,4 +102,33 @@ scenario() {
 		printf 'FAIL: e2e/%s%s: %s\n' "$SCENARIO_PREFIX" "$name" "${reason:-exit status $rc}"
 		FAILED=$((FAILED + 1))
 	fi
+}
+
+# Called by scripts/lib/topology.sh's cleanup, also on failure or signal.
+topo_on_cleanup() {
+	local pid
+	for pid in "${BG_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	for pid in "${BG_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	BG_PIDS=()
+	meshd_kill9
+	# --cleanup detaches every Sluice program of the namespace it runs in
+	# and what is pinned in --bpffs (cgroup links): only ever run it
+	# inside our node namespace, on our pin dir.
+	if [ -e "/var/run/netns/$TOPO_NS_NODE" ] && [ -d "$PIN" ]; then
+		nsenter --net="/var/run/netns/$TOPO_NS_NODE" "$MESHD" --cleanup --bpffs "$PIN" \
+			>/dev/null 2>&1 || echo "${0##*/}: meshd --cleanup --bpffs $PIN failed" >&2
+	fi
+	[ -d "$PIN" ] && rm -rf "$PIN"
+	if [ -n "${CG:-}" ] && [ -d "$CG" ]; then
+		while read -r pid; do
+			echo "$pid" >"$CGROOT/cgroup.procs" 2>/dev/null
+		done <"$CG/cgroup.procs"
+		rmdir "$CG" 2>/dev/null || echo "${0##*/}: cannot remove $CG" >&2
+	fi
+	[ -n "$WORK" ] && rm -rf "$WORK"
+	WORK=
 }
