@@ -72,6 +72,8 @@ LOG=
 MESHD_PID=
 BG_PIDS=()
 FAILED=0
+NEEDS_BUILT=()
+NEEDS_CMDS=(bpftool setpriv nsenter)
 SCENARIO_PREFIX=meshd_
 # telemetry, socket LB and redirect off: meshd's default cgroup is the
 # cgroup2 root, the whole machine's; they are tested on a child cgroup in
@@ -719,41 +721,11 @@ ALL=(api_auth hotplug foreign_xdp apply rejections api_unknown_arg map_full drai
 	restart_under_load)
 
 main() {
-	local t0 name tool
+	local t0 name
 	local -a todo=("$@")
 	[ ${#todo[@]} -gt 0 ] || todo=("${ALL[@]}")
-	for name in "${todo[@]}"; do
-		declare -F "test_$name" >/dev/null || {
-			echo "usage: $0 [${ALL[*]}]" >&2
-			exit 2
-		}
-	done
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "FAIL: e2e/meshd_setup: needs root"
-		exit 1
-	fi
-	for tool in "$MESHD" "$MESHCTL"; do
-		[ -x "$tool" ] || {
-			echo "FAIL: e2e/meshd_setup: $tool not built (run make)"
-			exit 1
-		}
-	done
-	for tool in bpftool setpriv nsenter; do
-		command -v "$tool" >/dev/null || {
-			echo "FAIL: e2e/meshd_setup: $tool not installed"
-			exit 1
-		}
-	done
-	python3 -c 'import yaml' 2>/dev/null || {
-		echo "FAIL: e2e/meshd_setup: python3 yaml (PyYAML) missing"
-		exit 1
-	}
-	if ! mountpoint -q /sys/fs/bpf; then
-		mount -t bpf bpf /sys/fs/bpf || {
-			echo "FAIL: e2e/meshd_setup: cannot mount bpffs"
-			exit 1
-		}
-	fi
+	meshd_suite_check "${todo[@]}"
+	python3 -c 'import yaml' 2>/dev/null || meshd_setup_fail "python3 yaml (PyYAML) missing"
 	t0=$SECONDS
 	topo__install_traps
 	WORK=$(mktemp -d "/tmp/sluice-meshd-e2e.XXXXXX") || exit 1

@@ -80,6 +80,8 @@ LOG=
 MESHD_PID=
 BG_PIDS=()
 FAILED=0
+NEEDS_BUILT=()
+NEEDS_CMDS=(bpftool nsenter curl promtool gzip)
 SCENARIO_PREFIX=meshd_metrics_
 # socket LB off: the flow counts here are those of the per-packet path
 MESHD_FLAGS=(--cgroup "$CG" --metrics "127.0.0.1:$MPORT" --telemetry-interval 1 --socket-lb off)
@@ -505,42 +507,10 @@ ALL=(counts promtool http status connections follow slow_follower top prometheus
 	telemetry_off uninstall cleanup)
 
 main() {
-	local t0 name tool
+	local t0 name
 	local -a todo=("$@")
 	[ ${#todo[@]} -gt 0 ] || todo=("${ALL[@]}")
-	for name in "${todo[@]}"; do
-		declare -F "test_$name" >/dev/null || {
-			echo "usage: $0 [${ALL[*]}]" >&2
-			exit 2
-		}
-	done
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "FAIL: e2e/meshd_metrics_setup: needs root"
-		exit 1
-	fi
-	for tool in "$MESHD" "$MESHCTL"; do
-		[ -x "$tool" ] || {
-			echo "FAIL: e2e/meshd_metrics_setup: $tool not built (run make)"
-			exit 1
-		}
-	done
-	for tool in bpftool nsenter curl promtool gzip; do
-		command -v "$tool" >/dev/null || {
-			echo "FAIL: e2e/meshd_metrics_setup: $tool not installed"
-			exit 1
-		}
-	done
-	# Safety: telemetry attaches to $CG; it must be a child we create.
-	if [ -z "$CGROOT" ] || [ "$CG" = "$CGROOT" ] || [ -e "$CG" ]; then
-		echo "FAIL: e2e/meshd_metrics_setup: no cgroup2 mount, or $CG exists"
-		exit 1
-	fi
-	if ! mountpoint -q /sys/fs/bpf; then
-		mount -t bpf bpf /sys/fs/bpf || {
-			echo "FAIL: e2e/meshd_metrics_setup: cannot mount bpffs"
-			exit 1
-		}
-	fi
+	meshd_suite_check "${todo[@]}"
 	t0=$SECONDS
 	topo__install_traps
 	WORK=$(mktemp -d "/tmp/sluice-meshd-metrics.XXXXXX") || exit 1

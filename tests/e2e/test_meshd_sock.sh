@@ -64,6 +64,8 @@ LOG=
 MESHD_PID=
 BG_PIDS=()
 FAILED=0
+NEEDS_BUILT=("$SOCKPAIR")
+NEEDS_CMDS=(bpftool nsenter curl jq python3)
 SCENARIO_PREFIX=meshd_sock_
 MESHD_FLAGS=(--cgroup "$CG" --metrics "127.0.0.1:$MPORT")
 
@@ -324,42 +326,10 @@ test_uninstall() {
 ALL=(lb_tcp lb_udp lb_off redirect restart uninstall cleanup)
 
 main() {
-	local t0 name tool be
+	local t0 name be
 	local -a todo=("$@")
 	[ ${#todo[@]} -gt 0 ] || todo=("${ALL[@]}")
-	for name in "${todo[@]}"; do
-		declare -F "test_$name" >/dev/null || {
-			echo "usage: $0 [${ALL[*]}]" >&2
-			exit 2
-		}
-	done
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "FAIL: e2e/meshd_sock_setup: needs root"
-		exit 1
-	fi
-	for tool in "$MESHD" "$MESHCTL" "$SOCKPAIR"; do
-		[ -x "$tool" ] || {
-			echo "FAIL: e2e/meshd_sock_setup: $tool not built (run make)"
-			exit 1
-		}
-	done
-	for tool in bpftool nsenter curl jq python3; do
-		command -v "$tool" >/dev/null || {
-			echo "FAIL: e2e/meshd_sock_setup: $tool not installed"
-			exit 1
-		}
-	done
-	# Safety: the socket programs attach to $CG; it must be a child we create.
-	if [ -z "$CGROOT" ] || [ "$CG" = "$CGROOT" ] || [ -e "$CG" ]; then
-		echo "FAIL: e2e/meshd_sock_setup: no cgroup2 mount, or $CG exists"
-		exit 1
-	fi
-	if ! mountpoint -q /sys/fs/bpf; then
-		mount -t bpf bpf /sys/fs/bpf || {
-			echo "FAIL: e2e/meshd_sock_setup: cannot mount bpffs"
-			exit 1
-		}
-	fi
+	meshd_suite_check "${todo[@]}"
 	t0=$SECONDS
 	topo__install_traps
 	WORK=$(mktemp -d "/tmp/sluice-meshd-sock.XXXXXX") || exit 1

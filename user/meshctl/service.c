@@ -207,22 +207,33 @@ static const struct cmd service_add_cmd = {
 		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080@90 10.0.1.3:8080@10 --name web",
 };
 
-static int do_del(int argc, char **argv)
+/* The commands whose only argument is SVC: call op with {"service": SVC}
+ * (canonical form in svc) and return its answer in *data. */
+static int svc_only_call(int argc, char **argv, const char *op, char *svc, size_t len,
+			 struct json_object **data)
 {
 	const struct opt opts[] = { { NULL } };
-	struct json_object *args, *data = NULL;
-	char *pos[1], svc[ARGS_SVC_LEN];
+	struct json_object *args;
+	char *pos[1];
 	int npos;
 
 	if (opts__parse(argc, argv, opts, pos, 1, &npos))
 		return -1;
 	if (npos < 1)
 		return cmd__usage_error("missing SVC");
-	if (args__svc(pos[0], NULL, svc, sizeof(svc)))
+	if (args__svc(pos[0], NULL, svc, len))
 		return -1;
 	args = out__xalloc(json_object_new_object());
 	json_object_object_add(args, "service", json_object_new_string(svc));
-	if (client__call("service.del", args, &data))
+	return client__call(op, args, data);
+}
+
+static int do_del(int argc, char **argv)
+{
+	struct json_object *data = NULL;
+	char svc[ARGS_SVC_LEN];
+
+	if (svc_only_call(argc, argv, "service.del", svc, sizeof(svc), &data))
 		return -1;
 	if (out__json_mode())
 		out__json(data);
@@ -276,20 +287,10 @@ static const struct cmd service_list_cmd = {
 
 static int do_get(int argc, char **argv)
 {
-	const struct opt opts[] = { { NULL } };
-	struct json_object *args, *data = NULL;
-	char *pos[1], svc[ARGS_SVC_LEN];
-	int npos;
+	struct json_object *data = NULL;
+	char svc[ARGS_SVC_LEN];
 
-	if (opts__parse(argc, argv, opts, pos, 1, &npos))
-		return -1;
-	if (npos < 1)
-		return cmd__usage_error("missing SVC");
-	if (args__svc(pos[0], NULL, svc, sizeof(svc)))
-		return -1;
-	args = out__xalloc(json_object_new_object());
-	json_object_object_add(args, "service", json_object_new_string(svc));
-	if (client__call("service.get", args, &data))
+	if (svc_only_call(argc, argv, "service.get", svc, sizeof(svc), &data))
 		return -1;
 	if (out__json_mode())
 		out__json(data);

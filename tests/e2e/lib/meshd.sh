@@ -104,6 +104,38 @@ scenario() {
 	fi
 }
 
+# meshd_suite_check SCENARIO...: the scenario names exist (ALL lists them),
+# we are root, MESHD, MESHCTL and NEEDS_BUILT are built, NEEDS_CMDS are
+# installed, CG (when the suite uses one) is a child cgroup we may create,
+# bpffs is mounted. Exits with a FAIL: setup line otherwise.
+meshd_suite_check() {
+	local name tool
+	for name; do
+		declare -F "test_$name" >/dev/null || {
+			echo "usage: $0 [${ALL[*]}]" >&2
+			exit 2
+		}
+	done
+	[ "$(id -u)" -eq 0 ] || meshd_setup_fail "needs root"
+	for tool in "$MESHD" "$MESHCTL" "${NEEDS_BUILT[@]}"; do
+		[ -x "$tool" ] || meshd_setup_fail "$tool not built (run make)"
+	done
+	for tool in "${NEEDS_CMDS[@]}"; do
+		command -v "$tool" >/dev/null || meshd_setup_fail "$tool not installed"
+	done
+	# Safety: cgroup programs attach to $CG; it must be a child we create.
+	if [ -n "${CG+set}" ] && { [ -z "$CGROOT" ] || [ "$CG" = "$CGROOT" ] || [ -e "$CG" ]; }; then
+		meshd_setup_fail "no cgroup2 mount, or $CG exists"
+	fi
+	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf ||
+		meshd_setup_fail "cannot mount bpffs"
+}
+
+meshd_setup_fail() {
+	echo "FAIL: e2e/${SCENARIO_PREFIX}setup: $*"
+	exit 1
+}
+
 # Called by scripts/lib/topology.sh's cleanup, also on failure or signal.
 topo_on_cleanup() {
 	local pid
