@@ -17,7 +17,10 @@
 #include <linux/types.h>
 #endif
 
-#define SLUICE_LAYOUT_VERSION 1
+/* 2: Maglev inner tables are BPF_F_MMAPABLE arrays of slot pairs
+ *    (written with one memcpy), 32768 services and 327680 backends (was
+ *    16384 / 65536). */
+#define SLUICE_LAYOUT_VERSION 2
 
 /* Maglev lookup table size per service. Must be prime and larger than
  * 100x the largest backend set for the disruption bound of the Maglev paper
@@ -26,14 +29,27 @@
 #define SLUICE_MAGLEV_M 16381
 #endif
 
-/* Capacity of the service table; also bounds service ids [1, MAX). */
+/* A Maglev table (one inner map per service) holds slot s in element
+ * s / 2, id[s % 2]. The kernel rounds array values up to 8 bytes, so with
+ * pairs the mmapable map's memory is exactly __u32 slots[M + 1] (the last
+ * one unused, 0) and userspace fills a whole table with one memcpy. */
+struct sluice_maglev_pair {
+	__u32 id[2]; /* backend ids, never 0 in a used slot */
+};
+#define SLUICE_MAGLEV_ELEMS ((SLUICE_MAGLEV_M + 1) / 2)
+
+/* Capacity of the service table; also bounds service ids [1, MAX). A
+ * service costs its 64 KiB Maglev table only while it exists; svc_stats
+ * preallocates 32 B per id per CPU (1 MiB per CPU). */
 #ifndef SLUICE_MAX_SERVICES
-#define SLUICE_MAX_SERVICES 16384
+#define SLUICE_MAX_SERVICES 32768
 #endif
 
-/* Capacity of the backend table; also bounds backend ids [1, MAX). */
+/* Capacity of the backend table; also bounds backend ids [1, MAX): ten
+ * per service at full capacity. backend_stats preallocates 24 B per id
+ * per CPU (7.5 MiB per CPU). */
 #ifndef SLUICE_MAX_BACKENDS
-#define SLUICE_MAX_BACKENDS 65536
+#define SLUICE_MAX_BACKENDS 327680
 #endif
 
 /* Largest backend set of one service: keeps M/n >= 16 so weights still

@@ -70,17 +70,20 @@ static __always_inline struct sluice_backend *lb_select(__u32 svc_id, const stru
 							 __u32 *backend_id)
 {
 	__u32 slot = lb_hash(t) % SLUICE_MAGLEV_M;
-	__u32 *id;
+	__u32 elem = slot / 2;
+	struct sluice_maglev_pair *pair;
 	void *table;
 
 	table = bpf_map_lookup_elem(&maglev, &svc_id);
 	if (!table)
 		return NULL;
-	id = bpf_map_lookup_elem(table, &slot);
-	if (!id || !*id)
+	pair = bpf_map_lookup_elem(table, &elem);
+	if (!pair)
 		return NULL;
-	*backend_id = *id;
-	return bpf_map_lookup_elem(&backends, id);
+	*backend_id = pair->id[slot & 1];
+	if (!*backend_id)
+		return NULL;
+	return bpf_map_lookup_elem(&backends, backend_id);
 }
 
 static __always_inline void lb_set_nat(struct lb_result *r, enum lb_action a, const __u32 *addr,

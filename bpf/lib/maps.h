@@ -18,12 +18,17 @@ struct {
 } services SEC(".maps");
 
 /* One Maglev table per service, swapped whole so a packet sees the old
- * backend set or the new one, never a mix. */
+ * backend set or the new one, never a mix. Mmapable so userspace fills a
+ * new table with one memcpy (element-wise batch writes cost ~3 ms). */
 struct maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SLUICE_MAGLEV_M);
-	__type(key, __u32);
-	__type(value, __u32); /* backend id, never 0 */
+	__uint(max_entries, SLUICE_MAGLEV_ELEMS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	/* key slot / 2, value struct sluice_maglev_pair; both by size, no
+	 * BTF: clang may emit only a forward declaration of the struct, which
+	 * libbpf cannot size, and the kernel wants BTF for both or neither */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct sluice_maglev_pair));
 };
 
 struct {

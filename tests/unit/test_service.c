@@ -89,9 +89,20 @@ static __u32 maglev__read(struct sluice *s, __u32 svc_id, __u32 *table)
 	fd = bpf_map_get_fd_by_id(inner_id);
 	if (!ASSERT_GE(fd, 0, "inner map fd"))
 		return 0;
-	for (__u32 i = 0; i < M; i++)
-		if (bpf_map_lookup_elem(fd, &i, &table[i]))
-			table[i] = 0;
+	/* a batch lookup, not the library's mmap: an independent read */
+	{
+		LIBBPF_OPTS(bpf_map_batch_opts, opts);
+		static __u32 keys[SLUICE_MAGLEV_ELEMS];
+		static struct sluice_maglev_pair pairs[SLUICE_MAGLEV_ELEMS];
+		__u32 count = SLUICE_MAGLEV_ELEMS, out = 0;
+		int err = bpf_map_lookup_batch(fd, NULL, &out, keys, pairs, &count, &opts);
+
+		if (!ASSERT_TRUE(!err || err == -ENOENT, "batch read of the table") ||
+		    !ASSERT_EQ(count, SLUICE_MAGLEV_ELEMS, "table elements read"))
+			memset(pairs, 0, sizeof(pairs));
+		for (__u32 i = 0; i < M; i++)
+			table[i] = pairs[i / 2].id[i % 2];
+	}
 	close(fd);
 	return inner_id;
 }
@@ -796,6 +807,246 @@ out:
 	sluice__close(s);
 }
 
+/* Service i of a many-service plan: VIP 10.97.x.y (odd i: IPv6), i % 13
+ * backends (none for i % 13 == 0), every fifth one draining. `gen`
+ * shifts the backend addresses of every third service, so a second plan
+ * replaces some backends and keeps others. */
+static void many__spec(struct sluice_service_spec *spec, struct sluice_backend_spec *b, __u32 i,
+		       __u32 gen)
+{
+	__u32 n = i % 13;
+
+	memset(spec, 0, sizeof(*spec));
+	spec->vip = i % 2 ? v6(0x10000 + i) : v4(0x0a610000 + i);
+	spec->port = 80 + i % 3;
+	spec->proto = i % 4 == 2 ? IPPROTO_UDP : IPPROTO_TCP;
+	spec->nbackends = n;
+	spec->backends = b;
+	for (__u32 k = 0; k < n; k++) {
+		__u32 host = i * 16 + k + (gen && i % 3 == 0 && k % 2 ? 100 : 0);
+
+		b[k] = (struct sluice_backend_spec){
+			.addr = i % 2 ? v6(0x20000000 + host) : v4(0x0b000000 + host),
+			.port = 8080,
+			.weight = (k + i) % 5 == 4 ? 0 : 1 + k % 3,
+		};
+	}
+}
+
+/* The Maglev table of spec as indexes into spec->backends (-1: a slot
+ * naming no backend of the spec), read back through the maps. */
+static bool many__table(struct sluice *s, const struct sluice_service_spec *spec, int *out)
+{
+	static struct sluice_service_info info;
+	static __u32 table[M];
+	__u32 ids[13] = { 0 };
+	struct sluice_backend be;
+
+	if (!ASSERT_OK(sluice__service_get(s, &spec->vip, spec->port, spec->proto, &info),
+		       sluice__errmsg()))
+		return false;
+	for (__u32 i = 0; i < info.nbackends; i++) {
+		if (!ASSERT_OK(sluice__backend_get(s, info.backend_ids[i], &be, NULL), "backend"))
+			return false;
+		for (__u32 k = 0; k < spec->nbackends; k++)
+			if (be.port == htons(spec->backends[k].port) &&
+			    !memcmp(be.addr, spec->backends[k].addr.addr,
+				    spec->vip.family == SLUICE_AF_INET ? 4 : 16))
+				ids[k] = info.backend_ids[i];
+	}
+	for (__u32 k = 0; k < spec->nbackends; k++)
+		if (!ASSERT_NEQ(ids[k], 0, "every backend of the spec is in the maps"))
+			return false;
+	memset(table, 0, sizeof(table));
+	maglev__read(s, info.svc.svc_id, table); /* no table: all slots 0 */
+	for (__u32 i = 0; i < M; i++) {
+		out[i] = -1;
+		for (__u32 k = 0; k < spec->nbackends; k++)
+			if (table[i] == ids[k])
+				out[i] = (int)k;
+	}
+	return true;
+}
+
+/* Same services and Maglev tables naming the same backends; with
+ * same_ids also the same backend ids (byte-identical maps). */
+static void many__same_maps(struct sluice *a, struct sluice *b,
+			    const struct sluice_service_spec *specs, __u32 n, bool same_ids,
+			    const char *what)
+{
+	static struct snap sa, sb;
+	static int ta[M], tb[M];
+	__u32 bad = 0;
+
+	snap__take(a, &sa);
+	snap__take(b, &sb);
+	if (ASSERT_EQ(sa.nsvc, sb.nsvc, "services entries") &&
+	    ASSERT_EQ(sa.nbe, sb.nbe, "backends entries")) {
+		ASSERT_TRUE(!memcmp(sa.svc, sb.svc,
+				    sa.nsvc * (sizeof(struct sluice_svc_key) + sizeof(struct sluice_svc))),
+			    "services bytes");
+		if (same_ids)
+			ASSERT_TRUE(!memcmp(sa.be, sb.be,
+					    sa.nbe * (sizeof(__u32) + sizeof(struct sluice_backend))),
+				    "backends bytes");
+	}
+	for (__u32 i = 0; i < n; i++) {
+		if (!many__table(a, &specs[i], ta) || !many__table(b, &specs[i], tb))
+			break;
+		bad += !!memcmp(ta, tb, sizeof(ta));
+	}
+	ASSERT_EQ(bad, 0, "services whose Maglev tables differ");
+	if (bad)
+		fprintf(stderr, "    after: %s\n", what);
+	snap__free(&sa);
+	snap__free(&sb);
+}
+
+#define MANY_N (SLUICE_SET_GROUP + 44) /* two groups */
+
+/* service_set_many writes what service_set one by one writes: the same
+ * bytes from empty; over a first plan, the same services and tables
+ * (backend ids may differ, see below). */
+static void test_set_many_equals_one_by_one(void)
+{
+	static struct sluice_service_spec specs[MANY_N];
+	static struct sluice_backend_spec bes[MANY_N][13];
+	struct sluice *a = lib__open(), *b = lib__open();
+	__u32 applied = 0, failed = 0, inner;
+	static __u32 table[M];
+
+	if (!a || !b)
+		goto out;
+	for (__u32 gen = 0; gen < 2; gen++) {
+		for (__u32 i = 0; i < MANY_N; i++)
+			many__spec(&specs[i], bes[i], i, gen);
+		if (!ASSERT_OK(sluice__service_set_many(a, specs, MANY_N, &applied, &failed),
+			       sluice__errmsg()))
+			goto out;
+		ASSERT_EQ(applied, MANY_N, "applied");
+		ASSERT_EQ(failed, MANY_N, "failed (none: n)");
+		for (__u32 i = 0; i < MANY_N; i++)
+			if (!ASSERT_OK(sluice__service_set(b, &specs[i]), sluice__errmsg()))
+				goto out;
+		/* one by one, a service's stale backend ids are free for the
+		 * next service; in one call they are not: ids may differ */
+		many__same_maps(a, b, specs, MANY_N, gen == 0, gen ? "second plan" : "first plan");
+	}
+	/* unchanged services are not rewritten: no table swapped */
+	inner = maglev__read(a, 1, table);
+	ASSERT_OK(sluice__service_set_many(a, specs, MANY_N, NULL, NULL), "same plan again");
+	ASSERT_EQ(maglev__read(a, 1, table), inner, "table of service id 1 kept");
+out:
+	if (a)
+		sluice__close(a);
+	if (b)
+		sluice__close(b);
+}
+
+/* A bad spec or a service given twice: -EINVAL naming it, nothing written. */
+static void test_set_many_rejects(void)
+{
+	static struct sluice_service_spec specs[40];
+	static struct sluice_backend_spec bes[40][13];
+	static struct snap before, after;
+	struct sluice *s = lib__open();
+	__u32 applied = 99, failed = 99;
+
+	if (!s)
+		return;
+	for (__u32 i = 0; i < 40; i++)
+		many__spec(&specs[i], bes[i], i, 0);
+	ASSERT_OK(sluice__service_set_many(s, specs, 10, NULL, NULL), "first ten");
+	snap__take(s, &before);
+	specs[31] = specs[17];
+	ASSERT_EQ(sluice__service_set_many(s, specs, 40, &applied, &failed), -EINVAL, "duplicate");
+	ASSERT_EQ(applied, 0, "applied");
+	ASSERT_EQ(failed, 31, "failed names the second copy");
+	if (!ASSERT_TRUE(strstr(sluice__errmsg(), "given twice (specs 17 and 31)") != NULL,
+			 "message"))
+		fprintf(stderr, "    got \"%s\"\n", sluice__errmsg());
+	many__spec(&specs[31], bes[31], 31, 0);
+	bes[23][1].port = 0;
+	ASSERT_EQ(sluice__service_set_many(s, specs, 40, &applied, &failed), -EINVAL, "bad port");
+	ASSERT_EQ(failed, 23, "failed names the bad spec");
+	snap__take(s, &after);
+	snap__same(&before, &after, "rejected service_set_many");
+	snap__free(&before);
+	snap__free(&after);
+	sluice__close(s);
+}
+
+/* A group that fails half-way is undone whole; the groups before it stay. */
+static void test_set_many_group_rollback(void)
+{
+	static struct sluice_service_spec specs[MANY_N];
+	static struct sluice_backend_spec bes[MANY_N][1];
+	struct sluice *s = lib__open();
+	struct sluice_svc_key *keys = NULL, key;
+	struct sluice_svc *vals = NULL, svc;
+	/* room for the first group and 5 more services (entry + VIP marker
+	 * each), plus the marker of the 6th */
+	__u32 room = 2 * (SLUICE_SET_GROUP + 5) + 1, n = 2 * SLUICE_MAX_SERVICES - room;
+	__u32 applied = 0, failed = 0, be_left = 0, tables = 0;
+	static struct snap after;
+	static __u32 table[M];
+	int fd;
+
+	if (!s)
+		return;
+	keys = calloc(n, sizeof(*keys));
+	vals = calloc(n, sizeof(*vals));
+	if (!ASSERT_TRUE(keys && vals, "alloc"))
+		goto out;
+	for (__u32 i = 0; i < n; i++) {
+		struct sluice_addr a = v4(0x0c000000 + i);
+
+		keys[i] = svc_key(&a, 0, IPPROTO_UDP);
+		vals[i].flags = SLUICE_SVC_F_VIP_MARKER;
+	}
+	fd = sluice__map_fd(s, "services");
+	if (!ASSERT_OK(bpf_map_update_batch(fd, keys, vals, &n, NULL), "fill services"))
+		goto out;
+	for (__u32 i = 0; i < MANY_N; i++) {
+		specs[i] = (struct sluice_service_spec){ .vip = v4(0x0a620000 + i), .port = 80,
+							 .proto = IPPROTO_TCP, .backends = bes[i],
+							 .nbackends = 1 };
+		bes[i][0] = (struct sluice_backend_spec){ .addr = v4(0x0b100000 + i), .port = 8080,
+							  .weight = 1 };
+	}
+	ASSERT_EQ(sluice__service_set_many(s, specs, MANY_N, &applied, &failed), -E2BIG,
+		  "services map full in the second group");
+	ASSERT_EQ(applied, SLUICE_SET_GROUP, "the first group is live");
+	ASSERT_EQ(failed, SLUICE_SET_GROUP + 5, "failed names the service that did not fit");
+	if (!ASSERT_TRUE(strstr(sluice__errmsg(), "services map") != NULL, "message names the map"))
+		fprintf(stderr, "    got \"%s\"\n", sluice__errmsg());
+	for (__u32 i = 0; i < MANY_N; i++) {
+		key = svc_key(&specs[i].vip, 80, IPPROTO_TCP);
+		if (!ASSERT_EQ(bpf_map_lookup_elem(fd, &key, &svc) == 0, i < SLUICE_SET_GROUP,
+			       "service present iff in the first group")) {
+			fprintf(stderr, "    service %u\n", i);
+			break;
+		}
+	}
+	snap__take(s, &after);
+	ASSERT_EQ(after.nbe, SLUICE_SET_GROUP, "backends: the first group's only");
+	for (__u32 i = 0; i < after.nbe; i++) {
+		const struct sluice_backend *be =
+			(const void *)(after.be + i * (sizeof(__u32) + sizeof(*be)) + sizeof(__u32));
+
+		be_left += be->svc_id >= 1 && be->svc_id <= SLUICE_SET_GROUP;
+	}
+	ASSERT_EQ(be_left, SLUICE_SET_GROUP, "backends belong to the first group's services");
+	for (__u32 id = 1; id < SLUICE_MAX_SERVICES; id++)
+		tables += maglev__read(s, id, table) != 0;
+	ASSERT_EQ(tables, SLUICE_SET_GROUP, "Maglev tables: the first group's only");
+	snap__free(&after);
+out:
+	free(keys);
+	free(vals);
+	sluice__close(s);
+}
+
 static const struct test tests[] = {
 	TEST(test_service_set_readback),
 	TEST(test_service_get),
@@ -808,6 +1059,9 @@ static const struct test tests[] = {
 	TEST(test_ipv6),
 	TEST(test_stats_not_inherited),
 	TEST(test_datapath_roundtrip),
+	TEST(test_set_many_equals_one_by_one),
+	TEST(test_set_many_rejects),
+	TEST(test_set_many_group_rollback),
 };
 
 int main(int argc, char **argv)

@@ -369,16 +369,10 @@ static void sync__collect(enum desired_change kind, const struct desired_service
 	p->v[p->n++] = (struct sync_change){ .kind = kind, .old = old_svc, .new = new_svc };
 }
 
-static int sync__set(struct sluice *s, const struct desired_service *svc)
+/* The library's spec of svc; free spec->backends after use. */
+static int sync__spec(const struct desired_service *svc, struct sluice_service_spec *spec)
 {
 	struct sluice_backend_spec *bes = NULL;
-	struct sluice_service_spec spec = {
-		.vip = svc->vip,
-		.port = svc->port,
-		.proto = svc->proto,
-		.nbackends = svc->nbackends,
-	};
-	int err;
 
 	if (svc->nbackends) {
 		bes = calloc(svc->nbackends, sizeof(*bes));
@@ -391,9 +385,26 @@ static int sync__set(struct sluice *s, const struct desired_service *svc)
 		bes[i] = (struct sluice_backend_spec){ .addr = svc->backends[i].addr,
 						       .port = svc->backends[i].port,
 						       .weight = svc->backends[i].weight };
-	spec.backends = bes;
+	*spec = (struct sluice_service_spec){
+		.vip = svc->vip,
+		.port = svc->port,
+		.proto = svc->proto,
+		.backends = bes,
+		.nbackends = svc->nbackends,
+	};
+	return 0;
+}
+
+static int sync__set(struct sluice *s, const struct desired_service *svc)
+{
+	struct sluice_service_spec spec;
+	int err;
+
+	err = sync__spec(svc, &spec);
+	if (err)
+		return err;
 	err = sluice__service_set(s, &spec);
-	free(bes);
+	free((void *)spec.backends);
 	return err;
 }
 
@@ -402,11 +413,6 @@ static int sync__del(struct sluice *s, const struct desired_service *svc)
 	int err = sluice__service_del(s, &svc->vip, svc->port, svc->proto);
 
 	return err == -ENOENT ? 0 : err; /* already gone is what we wanted */
-}
-
-static int sync__do(struct sluice *s, const struct sync_change *c)
-{
-	return c->kind == DESIRED_DELETE ? sync__del(s, c->old) : sync__set(s, c->new);
 }
 
 static int sync__undo(struct sluice *s, const struct sync_change *c)
@@ -420,10 +426,57 @@ static const char *const sync__verb[] = {
 	[DESIRED_DELETE] = "deleting",
 };
 
+/* "adding 10.0.0.1:80/tcp: <the library's error>" */
+static void sync__name_err(const struct sync_change *c)
+{
+	char msg[SLUICE_ERRMSG_LEN], ref[DESIRED_SVC_REF_LEN];
+
+	snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
+	sluice__set_err("%s %s: %s", sync__verb[c->kind],
+			desired__svc_ref(c->old ? c->old : c->new, ref, sizeof(ref)), msg);
+}
+
+/* Updates, then adds, in one sluice__service_set_many() call (the maps
+ * read once, one RCU grace period per group of tables). The plan indexes
+ * of the changes now live are appended to done[]. */
+static int sync__set_all(struct sluice *s, const struct sync_plan *plan, __u32 *done,
+			 __u32 *ndone)
+{
+	static const enum desired_change order[] = { DESIRED_UPDATE, DESIRED_ADD };
+	struct sluice_service_spec *specs;
+	__u32 *idx, n = 0, applied = 0, failed = 0;
+	int err = 0;
+
+	specs = calloc(plan->n + 1, sizeof(*specs));
+	idx = calloc(plan->n + 1, sizeof(*idx));
+	if (!specs || !idx) {
+		sluice__set_err("out of memory planning the update");
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t o = 0; o < sizeof(order) / sizeof(order[0]) && !err; o++)
+		for (__u32 i = 0; i < plan->n && !err; i++)
+			if (plan->v[i].kind == order[o] &&
+			    !(err = sync__spec(plan->v[i].new, &specs[n])))
+				idx[n++] = i;
+	if (err)
+		goto cleanup;
+	err = sluice__service_set_many(s, specs, n, &applied, &failed);
+	for (__u32 k = 0; k < applied; k++)
+		done[(*ndone)++] = idx[k];
+	if (err && failed < n)
+		sync__name_err(&plan->v[idx[failed]]);
+cleanup:
+	for (__u32 k = 0; specs && k < n; k++)
+		free((void *)specs[k].backends);
+	free(specs);
+	free(idx);
+	return err;
+}
+
 int desired__apply(struct sluice *s, const struct desired *old, const struct desired *new)
 {
-	static const enum desired_change order[] = { DESIRED_DELETE, DESIRED_UPDATE, DESIRED_ADD };
-	char msg[SLUICE_ERRMSG_LEN], ref[DESIRED_SVC_REF_LEN];
+	char msg[SLUICE_ERRMSG_LEN];
 	struct sync_plan plan = {};
 	struct desired empty = {};
 	__u32 *done = NULL, ndone = 0, failed = 0;
@@ -439,24 +492,18 @@ int desired__apply(struct sluice *s, const struct desired *old, const struct des
 		err = -ENOMEM;
 		goto cleanup;
 	}
-	for (size_t o = 0; o < sizeof(order) / sizeof(order[0]) && !err; o++) {
-		for (__u32 i = 0; i < plan.n && !err; i++) {
-			const struct sync_change *c = &plan.v[i];
-
-			if (c->kind != order[o])
-				continue;
-			err = sync__do(s, c);
-			if (err) {
-				snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
-				sluice__set_err("%s %s: %s", sync__verb[c->kind],
-						desired__svc_ref(c->old ? c->old : c->new, ref,
-								 sizeof(ref)),
-						msg);
-				break;
-			}
+	/* deletes first: they free map room for the rest */
+	for (__u32 i = 0; i < plan.n && !err; i++) {
+		if (plan.v[i].kind != DESIRED_DELETE)
+			continue;
+		err = sync__del(s, plan.v[i].old);
+		if (err)
+			sync__name_err(&plan.v[i]);
+		else
 			done[ndone++] = i;
-		}
 	}
+	if (!err)
+		err = sync__set_all(s, &plan, done, &ndone);
 	if (!err)
 		goto cleanup;
 	snprintf(msg, sizeof(msg), "%s", sluice__errmsg());

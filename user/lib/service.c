@@ -3,18 +3,23 @@
  * service.c - services and their backend sets in the datapath maps.
  *
  * Contract: the maps are the only state (short-lived tools call this, so
- * nothing is cached between calls). sluice__service_set() validates the
- * whole spec first, then writes in the one order in which a packet can
- * never meet a missing backend: backends, Maglev table swap, service entry
- * (and VIP marker), and only then deletes backends that left the set. A
- * failed write undoes the earlier ones, newest first. Concurrent writers
- * are not coordinated: one process (meshd) is expected to own the maps.
+ * nothing is cached between calls; each call reads the backends map once).
+ * sluice__service_set() validates the whole spec first, then writes in the
+ * one order in which a packet can never meet a missing backend: backends,
+ * Maglev table swap, service entry (and VIP marker), and only then deletes
+ * backends that left the set. A failed write undoes the earlier ones,
+ * newest first. sluice__service_set_many() does the same for groups of
+ * services, each step for the whole group, so the RCU grace period of a
+ * table swap is paid once per group. Concurrent writers are not
+ * coordinated: one process (meshd) is expected to own the maps.
  */
+#define _GNU_SOURCE /* qsort_r */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
@@ -43,6 +48,19 @@ struct svc_old_be {
 	bool kept;
 };
 
+/* What the maps held when a set call began, read once per call: which
+ * ids are taken and every backend, sorted by service id, so planning one
+ * service costs a binary search instead of a walk of the backends map.
+ * Ids handed out during the call are marked taken here too. */
+struct svc_snap {
+	struct sluice *s;
+	bool *svc_used; /* [SLUICE_MAX_SERVICES], read when first needed */
+	bool *be_used;  /* [SLUICE_MAX_BACKENDS] */
+	struct svc_old_be *bes;
+	__u32 nbes, bes_cap;
+	__u32 next_svc, next_be; /* no free id below these */
+};
+
 struct svc_txn {
 	struct sluice *s;
 	const struct sluice_service_spec *spec;
@@ -52,12 +70,12 @@ struct svc_txn {
 	struct sluice_svc old_svc;
 	__u32 svc_id;
 	struct svc_old_be *old; /* backends carrying svc_id before the update */
-	__u32 nold, old_cap;
-	bool *used;   /* backend ids in use, [SLUICE_MAX_BACKENDS] */
+	__u32 nold;
 	__u32 *ids;   /* new backend ids, parallel to spec->backends */
 	int *old_idx; /* index into old[] or -1 for a new backend */
 	__u32 nactive;
 	int old_inner_fd; /* maglev[svc_id] before the swap, -1 if none */
+	int new_inner_fd; /* the table to swap in, -1 if unchanged or none */
 	struct svc_undo *undo;
 	__u32 nundo;
 };
@@ -74,66 +92,124 @@ static int svc__mark_used_id(const void *key, const void *value, void *ctx)
 }
 
 /* Lowest service id no service uses; ids index svc_stats and maglev. */
-static int svc__alloc_id(struct sluice *s, __u32 *id)
+static int svc__alloc_id(struct svc_snap *snap, __u32 *id)
 {
-	bool *used;
+	struct sluice *s = snap->s;
 	int err;
 
-	used = calloc(SLUICE_MAX_SERVICES, sizeof(*used));
-	if (!used) {
-		sluice__set_err("out of memory");
-		return -ENOMEM;
-	}
-	err = maps__for_each(s->fds[SLUICE_MAP_SERVICES], "services", sizeof(struct sluice_svc_key),
-			     sizeof(struct sluice_svc), svc__mark_used_id, used);
-	if (err)
-		goto cleanup;
-	err = -ENOSPC;
-	for (__u32 i = 1; i < SLUICE_MAX_SERVICES; i++) {
-		if (!used[i]) {
-			*id = i;
-			err = 0;
-			break;
+	if (!snap->svc_used) {
+		snap->svc_used = calloc(SLUICE_MAX_SERVICES, sizeof(*snap->svc_used));
+		if (!snap->svc_used) {
+			sluice__set_err("out of memory");
+			return -ENOMEM;
 		}
+		err = maps__for_each(s->fds[SLUICE_MAP_SERVICES], "services",
+				     sizeof(struct sluice_svc_key), sizeof(struct sluice_svc),
+				     svc__mark_used_id, snap->svc_used);
+		if (err)
+			return err;
 	}
-	if (err)
+	while (snap->next_svc < SLUICE_MAX_SERVICES && snap->svc_used[snap->next_svc])
+		snap->next_svc++;
+	if (snap->next_svc == SLUICE_MAX_SERVICES) {
 		sluice__set_err("services map: no free service id (limit %u services)",
 				SLUICE_MAX_SERVICES - 1);
-cleanup:
-	free(used);
-	return err;
+		return -ENOSPC;
+	}
+	snap->svc_used[snap->next_svc] = true;
+	*id = snap->next_svc;
+	return 0;
 }
 
 static int svc__collect_backend(const void *key, const void *value, void *ctx)
 {
-	const struct sluice_backend *be = value;
-	struct svc_txn *t = ctx;
+	struct svc_snap *snap = ctx;
 	__u32 id = *(const __u32 *)key;
 	struct svc_old_be *grown;
 
 	if (id < SLUICE_MAX_BACKENDS)
-		t->used[id] = true;
-	if (be->svc_id != t->svc_id)
-		return 0;
-	if (t->nold == t->old_cap) {
-		t->old_cap = t->old_cap ? 2 * t->old_cap : 64;
-		grown = realloc(t->old, t->old_cap * sizeof(*t->old));
+		snap->be_used[id] = true;
+	if (snap->nbes == snap->bes_cap) {
+		snap->bes_cap = snap->bes_cap ? 2 * snap->bes_cap : 256;
+		grown = realloc(snap->bes, snap->bes_cap * sizeof(*snap->bes));
 		if (!grown) {
 			sluice__set_err("out of memory");
 			return -ENOMEM;
 		}
-		t->old = grown;
+		snap->bes = grown;
 	}
-	t->old[t->nold++] = (struct svc_old_be){ .id = id, .val = *be };
+	snap->bes[snap->nbes++] = (struct svc_old_be){ .id = id, .val = *(const struct sluice_backend *)value };
+	return 0;
+}
+
+static int svc__cmp_be(const void *x, const void *y)
+{
+	const struct svc_old_be *a = x, *b = y;
+
+	if (a->val.svc_id != b->val.svc_id)
+		return a->val.svc_id < b->val.svc_id ? -1 : 1;
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static void svc__snap_free(struct svc_snap *snap)
+{
+	free(snap->svc_used);
+	free(snap->be_used);
+	free(snap->bes);
+}
+
+static int svc__snap_load(struct svc_snap *snap, struct sluice *s)
+{
+	int err;
+
+	memset(snap, 0, sizeof(*snap));
+	snap->s = s;
+	snap->next_svc = snap->next_be = 1;
+	snap->be_used = calloc(SLUICE_MAX_BACKENDS, sizeof(*snap->be_used));
+	if (!snap->be_used) {
+		sluice__set_err("out of memory");
+		return -ENOMEM;
+	}
+	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
+			     sizeof(struct sluice_backend), svc__collect_backend, snap);
+	if (err)
+		return err;
+	qsort(snap->bes, snap->nbes, sizeof(*snap->bes), svc__cmp_be);
+	return 0;
+}
+
+/* The backends carrying svc_id, copied (each plan marks its own "kept"). */
+static int svc__snap_backends(const struct svc_snap *snap, struct svc_txn *t)
+{
+	__u32 lo = 0, hi = snap->nbes, n = 0;
+
+	while (lo < hi) {
+		__u32 mid = lo + (hi - lo) / 2;
+
+		if (snap->bes[mid].val.svc_id < t->svc_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	while (lo + n < snap->nbes && snap->bes[lo + n].val.svc_id == t->svc_id)
+		n++;
+	if (!n)
+		return 0;
+	t->old = malloc(n * sizeof(*t->old));
+	if (!t->old) {
+		sluice__set_err("out of memory");
+		return -ENOMEM;
+	}
+	memcpy(t->old, &snap->bes[lo], n * sizeof(*t->old));
+	t->nold = n;
 	return 0;
 }
 
 /* Backends already in the set keep their id (conntrack entries and stats
  * refer to it); new ones get the lowest free id. */
-static int svc__assign_ids(struct svc_txn *t)
+static int svc__assign_ids(struct svc_txn *t, struct svc_snap *snap)
 {
 	const struct sluice_service_spec *spec = t->spec;
-	__u32 next = 1;
 
 	for (__u32 i = 0; i < spec->nbackends; i++) {
 		const struct sluice_backend_spec *b = &spec->backends[i];
@@ -153,33 +229,34 @@ static int svc__assign_ids(struct svc_txn *t)
 		}
 		if (t->old_idx[i] >= 0)
 			continue;
-		while (next < SLUICE_MAX_BACKENDS && t->used[next])
-			next++;
-		if (next == SLUICE_MAX_BACKENDS) {
+		while (snap->next_be < SLUICE_MAX_BACKENDS && snap->be_used[snap->next_be])
+			snap->next_be++;
+		if (snap->next_be == SLUICE_MAX_BACKENDS) {
 			sluice__set_err("backends map: no free backend id (limit %u backends)",
 					SLUICE_MAX_BACKENDS - 1);
 			return -ENOSPC;
 		}
-		t->used[next] = true;
-		t->ids[i] = next;
+		snap->be_used[snap->next_be] = true;
+		t->ids[i] = snap->next_be;
 	}
 	return 0;
 }
 
 static int svc__txn_init(struct svc_txn *t, struct sluice *s,
-			 const struct sluice_service_spec *spec)
+			 const struct sluice_service_spec *spec, const struct sluice_svc_key *key)
 {
 	__u32 n = spec->nbackends;
 
 	memset(t, 0, sizeof(*t));
 	t->s = s;
 	t->spec = spec;
+	t->key = *key;
 	t->old_inner_fd = -1;
-	t->used = calloc(SLUICE_MAX_BACKENDS, sizeof(*t->used));
+	t->new_inner_fd = -1;
 	t->ids = calloc(n + 1, sizeof(*t->ids));
 	t->old_idx = calloc(n + 1, sizeof(*t->old_idx));
 	t->undo = calloc(n + 4, sizeof(*t->undo));
-	if (!t->used || !t->ids || !t->old_idx || !t->undo) {
+	if (!t->ids || !t->old_idx || !t->undo) {
 		sluice__set_err("out of memory");
 		return -ENOMEM;
 	}
@@ -193,15 +270,19 @@ static void svc__txn_free(struct svc_txn *t)
 {
 	if (t->old_inner_fd >= 0)
 		close(t->old_inner_fd);
-	free(t->used);
+	if (t->new_inner_fd >= 0)
+		close(t->new_inner_fd);
 	free(t->ids);
 	free(t->old_idx);
 	free(t->undo);
 	free(t->old);
+	memset(t, 0, sizeof(*t));
+	t->old_inner_fd = t->new_inner_fd = -1;
 }
 
-/* Everything the writes need, read from the maps; no map is written. */
-static int svc__plan(struct svc_txn *t)
+/* Everything the writes need, from the snapshot and one lookup; no map
+ * is written. */
+static int svc__plan(struct svc_txn *t, struct svc_snap *snap)
 {
 	struct sluice *s = t->s;
 	int err;
@@ -212,41 +293,38 @@ static int svc__plan(struct svc_txn *t)
 	t->existed = !err;
 	if (t->existed)
 		t->svc_id = t->old_svc.svc_id;
-	else if ((err = svc__alloc_id(s, &t->svc_id)))
+	else if ((err = svc__alloc_id(snap, &t->svc_id)))
 		return err;
 	t->marker_key = t->key;
 	t->marker_key.port = 0;
-	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
-			     sizeof(struct sluice_backend), svc__collect_backend, t);
-	if (err)
+	if ((err = svc__snap_backends(snap, t)))
 		return err;
-	return svc__assign_ids(t);
+	return svc__assign_ids(t, snap);
 }
 
-static int svc__fill_inner(int fd, const __u32 *table)
-{
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	__u32 *keys, count = SLUICE_MAGLEV_M;
-	int err;
+/* A table in memory: __u32 slots[M + 1], see struct sluice_maglev_pair. */
+#define MAGLEV_BYTES (SLUICE_MAGLEV_ELEMS * sizeof(struct sluice_maglev_pair))
 
-	keys = malloc(SLUICE_MAGLEV_M * sizeof(*keys));
-	if (!keys) {
-		sluice__set_err("out of memory");
-		return -ENOMEM;
+/* A new inner table holding `table`: one memcpy into the mmapable map. */
+static int svc__create_inner(const __u32 *table)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
+	void *mem;
+	int fd, err;
+
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, MAGLEV_INNER_NAME, sizeof(__u32),
+			    sizeof(struct sluice_maglev_pair), SLUICE_MAGLEV_ELEMS, &opts);
+	if (fd < 0)
+		return maps__err(fd, "maglev", "create", "of a new inner table");
+	mem = mmap(NULL, MAGLEV_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
+		err = -errno;
+		close(fd);
+		return maps__err(err, "maglev", "mmap", "of a new inner table");
 	}
-	for (__u32 i = 0; i < SLUICE_MAGLEV_M; i++)
-		keys[i] = i;
-	err = bpf_map_update_batch(fd, keys, table, &count, &opts);
-	if (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP) {
-		/* kernels without batch ops on arrays (< 5.6) */
-		err = 0;
-		for (__u32 i = 0; i < SLUICE_MAGLEV_M && !err; i++)
-			err = bpf_map_update_elem(fd, &keys[i], &table[i], BPF_ANY);
-	}
-	if (err)
-		maps__err(err, "maglev", "fill", "of a new inner table");
-	free(keys);
-	return err;
+	memcpy(mem, table, MAGLEV_BYTES);
+	munmap(mem, MAGLEV_BYTES);
+	return fd;
 }
 
 /* Whether the current inner table already holds exactly `table`: then
@@ -255,39 +333,25 @@ static int svc__fill_inner(int fd, const __u32 *table)
  * reconcile of thousands of unchanged services fast. */
 static bool svc__inner_equals(int fd, const __u32 *table)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	__u32 *keys = NULL, *vals = NULL, in = 0, out = 0, total = 0, count;
-	bool same = false;
-	int err = 0;
+	void *mem;
+	bool same;
 
-	keys = malloc(SLUICE_MAGLEV_M * sizeof(*keys));
-	vals = malloc(SLUICE_MAGLEV_M * sizeof(*vals));
-	if (!keys || !vals)
-		goto cleanup;
-	while (total < SLUICE_MAGLEV_M && !err) {
-		count = SLUICE_MAGLEV_M - total;
-		err = bpf_map_lookup_batch(fd, total ? &in : NULL, &out, keys + total, vals + total,
-					   &count, &opts);
-		total += count;
-		in = out;
-	}
-	if (total != SLUICE_MAGLEV_M || (err && err != -ENOENT))
-		goto cleanup; /* no batch support or short read: just swap */
-	same = !memcmp(vals, table, SLUICE_MAGLEV_M * sizeof(*vals));
-cleanup:
-	free(keys);
-	free(vals);
+	mem = mmap(NULL, MAGLEV_BYTES, PROT_READ, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED)
+		return false; /* just swap */
+	same = !memcmp(mem, table, MAGLEV_BYTES);
+	munmap(mem, MAGLEV_BYTES);
 	return same;
 }
 
-/* A complete new Maglev table of backend ids in a fresh inner map; *fd_out
- * stays -1 when the current table is identical. */
-static int svc__build_inner(struct svc_txn *t, int *fd_out)
+/* A complete new Maglev table of backend ids in a fresh inner map, in
+ * t->new_inner_fd; that stays -1 when the current table is identical. */
+static int svc__build_inner(struct svc_txn *t)
 {
 	__u32 *table;
-	int fd = -1, err;
+	int fd, err;
 
-	table = malloc(SLUICE_MAGLEV_M * sizeof(*table));
+	table = calloc(1, MAGLEV_BYTES); /* the spare last slot stays 0 */
 	if (!table) {
 		sluice__set_err("out of memory");
 		return -ENOMEM;
@@ -299,20 +363,12 @@ static int svc__build_inner(struct svc_txn *t, int *fd_out)
 		table[i] = t->ids[table[i]];
 	if (t->old_inner_fd >= 0 && svc__inner_equals(t->old_inner_fd, table))
 		goto cleanup;
-	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, MAGLEV_INNER_NAME, sizeof(__u32), sizeof(__u32),
-			    SLUICE_MAGLEV_M, NULL);
-	if (fd < 0) {
-		err = maps__err(fd, "maglev", "create", "of a new inner table");
-		goto cleanup;
-	}
-	err = svc__fill_inner(fd, table);
-	if (err)
-		goto cleanup;
-	*fd_out = fd;
-	fd = -1;
+	fd = svc__create_inner(table);
+	if (fd < 0)
+		err = fd;
+	else
+		t->new_inner_fd = fd;
 cleanup:
-	if (fd >= 0)
-		close(fd);
 	free(table);
 	return err;
 }
@@ -386,23 +442,17 @@ static int svc__save_inner(struct svc_txn *t)
 	return 0;
 }
 
-/* The atomic part: one update makes the whole new table visible. */
-static int svc__set_inner(struct svc_txn *t, int inner_fd)
+/* A service without active backends loses its table after its entry
+ * says "refuse" (so no packet meets an empty slot). */
+static int svc__drop_inner(struct svc_txn *t)
 {
-	int fd = t->s->fds[SLUICE_MAP_MAGLEV];
 	int err;
 
-	if (inner_fd >= 0) {
-		err = bpf_map_update_elem(fd, &t->svc_id, &inner_fd, BPF_ANY);
-		if (err)
-			return maps__err(err, "maglev", "swap", "of the service's table");
-	} else if (t->old_inner_fd >= 0) {
-		err = bpf_map_delete_elem(fd, &t->svc_id);
-		if (err && err != -ENOENT)
-			return maps__err(err, "maglev", "delete", "of the service's table");
-	} else {
+	if (t->old_inner_fd < 0)
 		return 0;
-	}
+	err = bpf_map_delete_elem(t->s->fds[SLUICE_MAP_MAGLEV], &t->svc_id);
+	if (err && err != -ENOENT)
+		return maps__err(err, "maglev", "delete", "of the service's table");
 	svc__push_undo(t, UNDO_MAGLEV, 0);
 	return 0;
 }
@@ -495,65 +545,213 @@ static int svc__delete_stale(struct svc_txn *t)
 	return ret;
 }
 
-static int svc__apply(struct svc_txn *t)
+/* The atomic part: one update per service makes its whole new table
+ * visible. One batch update for the group, so the kernel waits for one
+ * RCU grace period (~8 ms) instead of one per service. *failed is the
+ * index of the service whose swap failed. */
+static int svc__swap_tables(struct svc_txn *tx, __u32 n, __u32 *failed)
 {
-	int inner_fd = -1, err;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	int mfd = tx[0].s->fds[SLUICE_MAP_MAGLEV];
+	__u32 *keys, *who, count = 0, done;
+	int *vals, err = 0;
 
-	err = svc__save_inner(t);
-	if (!err && t->nactive)
-		err = svc__build_inner(t, &inner_fd);
-	if (!err)
-		err = svc__write_backends(t);
-	if (err)
+	keys = calloc(n, sizeof(*keys));
+	vals = calloc(n, sizeof(*vals));
+	who = calloc(n, sizeof(*who));
+	if (!keys || !vals || !who) {
+		sluice__set_err("out of memory");
+		err = -ENOMEM;
+		*failed = 0;
 		goto cleanup;
+	}
+	for (__u32 i = 0; i < n; i++) {
+		if (!tx[i].nactive || tx[i].new_inner_fd < 0)
+			continue;
+		keys[count] = tx[i].svc_id;
+		vals[count] = tx[i].new_inner_fd;
+		who[count++] = i;
+	}
+	if (!count)
+		goto cleanup;
+	done = count;
+	err = bpf_map_update_batch(mfd, keys, vals, &done, &opts);
+	if (err && !done && (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP)) {
+		/* kernels without batch updates of map-in-map: one by one */
+		for (done = 0, err = 0; done < count && !err; done++)
+			err = bpf_map_update_elem(mfd, &keys[done], &vals[done], BPF_ANY);
+		done -= !!err;
+	}
+	for (__u32 k = 0; k < done && k < count; k++)
+		svc__push_undo(&tx[who[k]], UNDO_MAGLEV, 0);
+	if (err) {
+		*failed = who[done < count ? done : count - 1];
+		maps__err(err, "maglev", "swap", "of the service's table");
+	}
+cleanup:
+	free(keys);
+	free(vals);
+	free(who);
+	return err;
+}
+
+/* Writes a group of planned services: every step for all of them, in the
+ * one order in which a packet never meets a missing backend or an empty
+ * table slot, then the stale backends. A failure undoes the whole group
+ * and sets *failed to the index of the service the error is about. */
+static int svc__apply_group(struct svc_txn *tx, __u32 n, __u32 *failed)
+{
+	__u32 i = 0;
+	int err = 0;
+
+	for (i = 0; i < n && !err; i++) {
+		err = svc__save_inner(&tx[i]);
+		if (!err && tx[i].nactive)
+			err = svc__build_inner(&tx[i]);
+	}
+	for (i = err ? i : 0; i < n && !err; i++)
+		err = svc__write_backends(&tx[i]);
+	if (err) {
+		*failed = i - 1;
+		goto rollback;
+	}
 	/* With backends the table goes first so the service never points at
 	 * an empty slot; without, the service says "refuse" before the table
 	 * goes away, for the same reason. */
-	if (t->nactive) {
-		if (inner_fd >= 0)
-			err = svc__set_inner(t, inner_fd);
-		if (!err)
-			err = svc__write_service(t);
-	} else {
-		err = svc__write_service(t);
-		if (!err)
-			err = svc__set_inner(t, -1);
-	}
-cleanup:
+	err = svc__swap_tables(tx, n, failed);
 	if (err)
-		svc__rollback(t);
-	if (inner_fd >= 0)
-		close(inner_fd); /* the outer map holds its own reference */
+		goto rollback;
+	for (i = 0; i < n && !err; i++)
+		if (tx[i].nactive)
+			err = svc__write_service(&tx[i]);
+	for (i = err ? i : 0; i < n && !err; i++)
+		if (!tx[i].nactive && !(err = svc__write_service(&tx[i])))
+			err = svc__drop_inner(&tx[i]);
+	if (err) {
+		*failed = i - 1;
+		goto rollback;
+	}
+	/* The new sets are live at this point: a backend entry that could not
+	 * be deleted is referenced by no table and is collected the next time
+	 * its service is set, so failing here would report a change as
+	 * rejected that is in fact applied. */
+	for (i = 0; i < n; i++)
+		svc__delete_stale(&tx[i]);
+	return 0;
+rollback:
+	while (n)
+		svc__rollback(&tx[--n]);
+	return err;
+}
+
+static int svc__cmp_key(const void *x, const void *y, void *ctx)
+{
+	const struct sluice_svc_key *keys = ctx;
+
+	return memcmp(&keys[*(const __u32 *)x], &keys[*(const __u32 *)y], sizeof(*keys));
+}
+
+/* Every spec valid, and no service named twice (the plan of the second
+ * would not see the first's writes). */
+static int svc__validate_all(const struct sluice_service_spec *specs, __u32 n,
+			     struct sluice_svc_key *keys, __u32 *failed)
+{
+	char name[64];
+	__u32 *order;
+	int err;
+
+	for (__u32 i = 0; i < n; i++) {
+		err = svc__validate(&specs[i], &keys[i]);
+		if (err) {
+			*failed = i;
+			return err;
+		}
+	}
+	if (n < 2)
+		return 0;
+	order = malloc(n * sizeof(*order));
+	if (!order) {
+		sluice__set_err("out of memory");
+		*failed = 0;
+		return -ENOMEM;
+	}
+	for (__u32 i = 0; i < n; i++)
+		order[i] = i;
+	qsort_r(order, n, sizeof(*order), svc__cmp_key, keys);
+	for (__u32 i = 1; i < n && !err; i++) {
+		if (memcmp(&keys[order[i - 1]], &keys[order[i]], sizeof(*keys)))
+			continue;
+		*failed = order[i] > order[i - 1] ? order[i] : order[i - 1];
+		sluice__set_err("service %s is given twice (specs %u and %u)",
+				svc__name(&keys[*failed], name, sizeof(name)),
+				order[i] < order[i - 1] ? order[i] : order[i - 1], *failed);
+		err = -EINVAL;
+	}
+	free(order);
+	return err;
+}
+
+int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec *specs, __u32 n,
+			     __u32 *applied, __u32 *failed)
+{
+	struct sluice_svc_key *keys = NULL;
+	struct svc_txn *tx = NULL;
+	struct svc_snap snap = {};
+	__u32 done = 0, bad = 0, group = 0;
+	int err = 0;
+
+	sluice__clear_err();
+	if (!n)
+		goto out;
+	if (!specs) {
+		sluice__set_err("specs is NULL");
+		err = -EINVAL;
+		goto out;
+	}
+	keys = calloc(n, sizeof(*keys));
+	tx = calloc(n < SLUICE_SET_GROUP ? n : SLUICE_SET_GROUP, sizeof(*tx));
+	if (!keys || !tx) {
+		sluice__set_err("out of memory");
+		err = -ENOMEM;
+		goto out;
+	}
+	err = svc__validate_all(specs, n, keys, &bad);
+	if (err)
+		goto out;
+	err = svc__snap_load(&snap, s);
+	if (err)
+		goto out;
+	while (done < n && !err) {
+		group = n - done < SLUICE_SET_GROUP ? n - done : SLUICE_SET_GROUP;
+		for (__u32 i = 0; i < group; i++)
+			tx[i].old_inner_fd = tx[i].new_inner_fd = -1;
+		for (__u32 i = 0; i < group && !err; i++) {
+			err = svc__txn_init(&tx[i], s, &specs[done + i], &keys[done + i]);
+			if (!err)
+				err = svc__plan(&tx[i], &snap);
+			bad = done + i;
+		}
+		if (!err) {
+			err = svc__apply_group(tx, group, &bad);
+			bad += done;
+		}
+		for (__u32 i = 0; i < group; i++)
+			svc__txn_free(&tx[i]);
+		if (!err)
+			done += group;
+	}
+out:
+	if (applied)
+		*applied = done;
+	if (failed)
+		*failed = err ? bad : n;
+	svc__snap_free(&snap);
+	free(tx);
+	free(keys);
 	return err;
 }
 
 int sluice__service_set(struct sluice *s, const struct sluice_service_spec *spec)
 {
-	struct sluice_svc_key key;
-	struct svc_txn t;
-	int err;
-
-	sluice__clear_err();
-	err = svc__validate(spec, &key);
-	if (err)
-		return err;
-	err = svc__txn_init(&t, s, spec);
-	if (err)
-		goto cleanup;
-	t.key = key;
-	err = svc__plan(&t);
-	if (err)
-		goto cleanup;
-	err = svc__apply(&t);
-	if (err)
-		goto cleanup;
-	/* The new set is live at this point: a backend entry that could not
-	 * be deleted is referenced by no table and is collected the next time
-	 * this service is set, so failing here would report a change as
-	 * rejected that is in fact applied. */
-	svc__delete_stale(&t);
-	err = 0;
-cleanup:
-	svc__txn_free(&t);
-	return err;
+	return sluice__service_set_many(s, spec, 1, NULL, NULL);
 }

@@ -100,9 +100,30 @@ int sluice__detach_tc(int ifindex);
  * (backends kept by address keep their id, so conntrack and stats follow
  * them). Validation failures return -EINVAL and leave every map unchanged. */
 int sluice__service_set(struct sluice *s, const struct sluice_service_spec *spec);
+/* Sets n services in one pass: the maps are read once and the services
+ * are written in groups of up to SLUICE_SET_GROUP, one map-in-map update
+ * (one RCU grace period, ~8 ms) per group instead of per service: 10k
+ * services take seconds, not minutes. Every spec is validated before
+ * anything is written (-EINVAL, maps unchanged) and no service may be
+ * given twice. Each group is all-or-nothing: on error the first *applied
+ * specs are live (undo them to get all-or-nothing for the whole call), the
+ * others are as they were, and *failed is the index of the spec the error
+ * is about. applied and failed may be NULL; on success *applied == n. */
+#define SLUICE_SET_GROUP 256
+int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec *specs, __u32 n,
+			     __u32 *applied, __u32 *failed);
 int sluice__service_del(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto);
 int sluice__service_get(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto,
 			struct sluice_service_info *info);
+/* service_get walks the backends map for each call; a listing of many
+ * services reads it once into an index (a snapshot: build it right before
+ * the listing) and gets each service with service_get_ix. */
+struct sluice_be_index;
+int sluice__be_index(struct sluice *s, struct sluice_be_index **out);
+void sluice__be_index_free(struct sluice_be_index *ix);
+int sluice__service_get_ix(struct sluice *s, const struct sluice_be_index *ix,
+			   const struct sluice_addr *vip, __u16 port, __u8 proto,
+			   struct sluice_service_info *info);
 
 /* Counters, summed over CPUs. */
 int sluice__counters(struct sluice *s, __u64 out[SLUICE_CNT__MAX]);
