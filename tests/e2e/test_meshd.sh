@@ -22,7 +22,7 @@
 #                       backends, maglev) and the state file byte-identical
 #   api_unknown_arg     a raw API request with an unknown argument (a typo)
 #                       is refused, not silently ignored
-#   map_full            with every backend id in use (65535, the limit), an
+#   map_full            with every backend id in use (327679, the limit), an
 #                       apply whose second change needs new ids fails with a
 #                       clear error; the first change is rolled back: map
 #                       contents and state file as before
@@ -453,24 +453,25 @@ test_api_unknown_arg() {
 }
 
 test_map_full() {
-	local ok=0
+	local ok=0 first last nsvc nbe
 	ensure_meshd || return 1
-	python3 "$CHECK" fill "$WORK/full.json" "$WORK/full-changed.json" || return 1
+	read -r first last nsvc nbe < <(python3 "$CHECK" fill "$WORK/full.json" "$WORK/full-changed.json") &&
+		[ -n "$nbe" ] || fail "check.py fill failed" || return 1
 	run mctl apply -f "$WORK/full.json"
-	log "apply of 64 services with 65535 backends in all: exit $RC: $(tail -n 1 <<<"$OUT")"
-	[ "$RC" -eq 0 ] || fail "apply of 65535 backends (the limit) failed: $(tail -n 1 <<<"$OUT")" || return 1
+	log "apply of $nsvc services with $nbe backends in all: exit $RC: $(tail -n 1 <<<"$OUT")"
+	[ "$RC" -eq 0 ] || fail "apply of $nbe backends (the limit) failed: $(tail -n 1 <<<"$OUT")" || return 1
 	# The first service's weight change succeeds before the last one
 	# runs out of ids, so the rollback rewrites it: compare content.
-	python3 "$CHECK" mapsnap "$PIN" "$WORK/full.before" 10.97.0.1:80/tcp 10.97.63.1:80/tcp &&
+	python3 "$CHECK" mapsnap "$PIN" "$WORK/full.before" "$first" "$last" &&
 		cp "$STATE" "$WORK/full.state" || fail "map snapshot failed" || return 1
 	run mctl apply -f "$WORK/full-changed.json"
-	log "apply needing 1023 more backend ids: exit $RC: $OUT"
+	log "apply needing more backend ids than are free: exit $RC: $OUT"
 	if [ "$RC" -eq 0 ]; then
 		fail "an apply that needs more backend ids than the map holds was accepted" || ok=1
 	elif ! grep -qiE 'backends map.*(full|no free|limit)' <<<"$OUT"; then
 		fail "map-full error does not say the backends map is full: $OUT" || ok=1
 	fi
-	python3 "$CHECK" mapsnap "$PIN" "$WORK/full.after" 10.97.0.1:80/tcp 10.97.63.1:80/tcp
+	python3 "$CHECK" mapsnap "$PIN" "$WORK/full.after" "$first" "$last"
 	if cmp -s "$WORK/full.before" "$WORK/full.after"; then
 		log "services, backends and both Maglev tables hold what they held before"
 	else

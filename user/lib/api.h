@@ -77,7 +77,10 @@
 #include <json-c/json.h>
 
 #define SLUICE_API_SOCKET_DEFAULT "/run/sluice/meshd.sock"
-#define SLUICE_API_MAX_MSG (16u << 20) /* largest request or response */
+/* Largest request or response: a desired state at full capacity (327679
+ * backends) is ~17 MB of JSON with IPv4 addresses, ~26 MB with IPv6, and
+ * a service list with statistics about three times that. */
+#define SLUICE_API_MAX_MSG (128u << 20)
 
 /* Client: send req, wait for the response (timeout_ms), return it in *resp.
  * Errors (cannot connect, permission denied, malformed response) return a

@@ -146,12 +146,12 @@ cleanup:
 	return err;
 }
 
-int sluice__service_get(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto,
-			struct sluice_service_info *info)
+/* The service entry and its summed counters, without the backends. */
+static int svc__get_head(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto,
+			 struct sluice_service_info *info)
 {
 	int err;
 
-	sluice__clear_err();
 	memset(info, 0, sizeof(*info));
 	err = svc__make_key(&info->key, vip, port, proto);
 	if (err)
@@ -159,10 +159,108 @@ int sluice__service_get(struct sluice *s, const struct sluice_addr *vip, __u16 p
 	err = svc__lookup(s, &info->key, &info->svc);
 	if (err)
 		return err;
-	err = maps__percpu_sum(s, s->fds[SLUICE_MAP_SVC_STATS], "svc_stats", info->svc.svc_id,
-			       (__u64 *)&info->stats, sizeof(info->stats) / sizeof(__u64));
+	return maps__percpu_sum(s, s->fds[SLUICE_MAP_SVC_STATS], "svc_stats", info->svc.svc_id,
+				(__u64 *)&info->stats, sizeof(info->stats) / sizeof(__u64));
+}
+
+int sluice__service_get(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto,
+			struct sluice_service_info *info)
+{
+	int err;
+
+	sluice__clear_err();
+	err = svc__get_head(s, vip, port, proto, info);
 	if (err)
 		return err;
 	return svc__backend_ids(s, info->svc.svc_id, info->backend_ids, SLUICE_MAX_SVC_BACKENDS,
 				&info->nbackends);
+}
+
+struct sluice_be_index {
+	__u64 *v; /* svc_id << 32 | backend id, ascending */
+	__u32 n, cap;
+};
+
+static int svc__index_one(const void *key, const void *value, void *ctx)
+{
+	const struct sluice_backend *be = value;
+	struct sluice_be_index *ix = ctx;
+	__u64 *grown;
+
+	if (ix->n == ix->cap) {
+		ix->cap = ix->cap ? 2 * ix->cap : 1024;
+		grown = realloc(ix->v, ix->cap * sizeof(*ix->v));
+		if (!grown) {
+			sluice__set_err("out of memory indexing the backends map");
+			return -ENOMEM;
+		}
+		ix->v = grown;
+	}
+	ix->v[ix->n++] = (__u64)be->svc_id << 32 | *(const __u32 *)key;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int sluice__be_index(struct sluice *s, struct sluice_be_index **out)
+{
+	struct sluice_be_index *ix;
+	int err;
+
+	sluice__clear_err();
+	*out = NULL;
+	ix = calloc(1, sizeof(*ix));
+	if (!ix) {
+		sluice__set_err("out of memory indexing the backends map");
+		return -ENOMEM;
+	}
+	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
+			     sizeof(struct sluice_backend), svc__index_one, ix);
+	if (err) {
+		sluice__be_index_free(ix);
+		return err;
+	}
+	qsort(ix->v, ix->n, sizeof(*ix->v), cmp_u64);
+	*out = ix;
+	return 0;
+}
+
+void sluice__be_index_free(struct sluice_be_index *ix)
+{
+	if (!ix)
+		return;
+	free(ix->v);
+	free(ix);
+}
+
+int sluice__service_get_ix(struct sluice *s, const struct sluice_be_index *ix,
+			   const struct sluice_addr *vip, __u16 port, __u8 proto,
+			   struct sluice_service_info *info)
+{
+	__u32 lo = 0, hi, svc_id;
+	int err;
+
+	sluice__clear_err();
+	err = svc__get_head(s, vip, port, proto, info);
+	if (err)
+		return err;
+	svc_id = info->svc.svc_id;
+	hi = ix->n;
+	while (lo < hi) {
+		__u32 mid = lo + (hi - lo) / 2;
+
+		if (ix->v[mid] >> 32 < svc_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < ix->n && ix->v[lo] >> 32 == svc_id && info->nbackends < SLUICE_MAX_SVC_BACKENDS;
+	     lo++)
+		info->backend_ids[info->nbackends++] = (__u32)ix->v[lo];
+	return 0;
 }

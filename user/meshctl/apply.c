@@ -18,13 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "desired.h"
 
 #include "client.h"
 #include "meshctl.h"
 #include "output.h"
 
-#define STDIN_MAX (16u << 20) /* the largest message meshd takes anyway */
+#define STDIN_MAX SLUICE_API_MAX_MSG /* the largest message meshd takes anyway */
 
 static int load_stdin(struct desired *d)
 {

@@ -120,6 +120,23 @@ struct ops_be {
 	struct sluice_backend_stats st;
 };
 
+/* addr with the bytes an address of its family does not use zeroed, so
+ * two equal addresses compare equal with memcmp. */
+static void ops__be_key(struct sluice_addr *out, const struct sluice_addr *in)
+{
+	memset(out, 0, sizeof(*out));
+	out->family = in->family;
+	memcpy(out->addr, in->addr, in->family == SLUICE_AF_INET ? 4 : 16);
+}
+
+static int ops__cmp_be(const void *x, const void *y)
+{
+	const struct ops_be *a = x, *b = y;
+	int c = memcmp(&a->addr, &b->addr, sizeof(a->addr));
+
+	return c ? c : a->port < b->port ? -1 : a->port > b->port;
+}
+
 /* Per-backend "id", "state", "stats" from the maps, matched by address
  * (the maps know backends by id, the desired state by address). */
 static void ops__backends_json(struct meshd *m, const struct desired_service *svc,
@@ -134,25 +151,31 @@ static void ops__backends_json(struct meshd *m, const struct desired_service *sv
 	for (__u32 j = 0; have && j < info->nbackends; j++) {
 		struct sluice_backend be;
 		struct ops_be *h = &have[nhave];
+		struct sluice_addr a;
 
 		if (sluice__backend_get(m->sl, info->backend_ids[j], &be, &h->st))
 			continue;
 		h->id = info->backend_ids[j];
-		h->addr.family = be.family;
-		memcpy(h->addr.addr, be.addr, sizeof(h->addr.addr));
+		a.family = be.family;
+		memcpy(a.addr, be.addr, sizeof(a.addr));
+		ops__be_key(&h->addr, &a);
 		h->port = ntohs(be.port);
 		nhave++;
 	}
+	/* sorted, so matching a 1024-backend service is not 1024 x 1024 */
+	qsort(have, nhave, sizeof(*have), ops__cmp_be);
 	for (__u32 i = 0; i < svc->nbackends && i < json_object_array_length(arr); i++) {
 		const struct desired_backend *want = &svc->backends[i];
 		struct json_object *o = json_object_array_get_idx(arr, i);
 		const struct ops_be *h = NULL;
 		struct sluice_backend_stats zero = { 0 };
 
-		for (__u32 j = 0; j < nhave && !h; j++)
-			if (have[j].port == want->port &&
-			    state__addr_eq(&have[j].addr, &want->addr))
-				h = &have[j];
+		if (nhave) {
+			struct ops_be key = { .port = want->port };
+
+			ops__be_key(&key.addr, &want->addr);
+			h = bsearch(&key, have, nhave, sizeof(*have), ops__cmp_be);
+		}
 		json_object_object_add(o, "id", json_object_new_int64(h ? h->id : 0));
 		json_object_object_add(
 			o, "state", json_object_new_string(want->weight ? "active" : "draining"));
@@ -162,8 +185,10 @@ static void ops__backends_json(struct meshd *m, const struct desired_service *sv
 	free(have);
 }
 
-/* SERVICE of api.h: the desired JSON plus ids and counters from the maps. */
-static struct json_object *ops__service_json(struct meshd *m, const struct desired_service *svc)
+/* SERVICE of api.h: the desired JSON plus ids and counters from the maps;
+ * ix (may be NULL) is a backend index for listings of many services. */
+static struct json_object *ops__service_json_ix(struct meshd *m, const struct desired_service *svc,
+					       const struct sluice_be_index *ix)
 {
 	static const char *const names[] = { "packets", "bytes", "flows", "refused" };
 	struct json_object *o = desired__service_to_json(svc), *arr;
@@ -174,7 +199,8 @@ static struct json_object *ops__service_json(struct meshd *m, const struct desir
 		free(info);
 		return o;
 	}
-	if (sluice__service_get(m->sl, &svc->vip, svc->port, svc->proto, info)) {
+	if (ix ? sluice__service_get_ix(m->sl, ix, &svc->vip, svc->port, svc->proto, info) :
+		 sluice__service_get(m->sl, &svc->vip, svc->port, svc->proto, info)) {
 		pr_warn("service %s is in the desired state but not in the maps: %s",
 			state__svc_str(&svc->vip, svc->port, svc->proto, ref, sizeof(ref)),
 			sluice__errmsg());
@@ -193,15 +219,26 @@ static struct json_object *ops__service_json(struct meshd *m, const struct desir
 	return o;
 }
 
+static struct json_object *ops__service_json(struct meshd *m, const struct desired_service *svc)
+{
+	return ops__service_json_ix(m, svc, NULL);
+}
+
 /* --- services --- */
 
 struct json_object *ops__service_list(struct meshd *m, struct json_object *req)
 {
 	struct json_object *d = json_object_new_object(), *arr = json_object_new_array();
+	struct sluice_be_index *ix = NULL;
 
 	(void)req;
+	/* one walk of the backends map for the listing, not one per service;
+	 * without the index (out of memory) each service walks it itself */
+	if (sluice__be_index(m->sl, &ix))
+		pr_warn("service list: %s; reading each service on its own", sluice__errmsg());
 	for (__u32 i = 0; i < m->desired.nservices; i++)
-		json_object_array_add(arr, ops__service_json(m, &m->desired.services[i]));
+		json_object_array_add(arr, ops__service_json_ix(m, &m->desired.services[i], ix));
+	sluice__be_index_free(ix);
 	json_object_object_add(d, "services", arr);
 	return api__ok(d);
 }

@@ -18,11 +18,12 @@ Contract, one subcommand each; exit 0 = as expected, 1 = not, 2 = usage:
       and prints "CASE<TAB>REGEX" lines: the (escaped) text the error must
       hold.
   check.py fill FULL CHANGED
-      FULL: 64 services whose backends use every backend id (65535 in all,
-      the validation limit); CHANGED: FULL with a weight changed in the
-      first service and every backend of the last one replaced, which needs
-      1024 more ids before the old ones are freed: the backends map is full
-      half-way through the apply.
+      FULL: services whose backends use every backend id (the
+      SLUICE_MAX_BACKENDS - 1 of include/sluice_abi.h, 1024 per service);
+      CHANGED: FULL with a weight changed in the first service and every
+      backend of the last one replaced, which needs that many more ids
+      before the old ones are freed: the backends map is full half-way
+      through the apply. Prints "FIRST LAST NSERVICES NBACKENDS".
   check.py mapsnap PIN OUT [SVC...]
       a content snapshot of the pinned maps for comparing after a rolled
       back update: services and backends entries sorted (a rewrite with
@@ -154,19 +155,33 @@ def cmd_bad_cases(a):
     return 0
 
 
+def max_backends():
+    """SLUICE_MAX_BACKENDS from the ABI header: ids 1 .. MAX - 1 exist."""
+    abi = os.path.join(os.path.dirname(__file__), "..", "..", "..", "include", "sluice_abi.h")
+    with open(abi) as f:
+        m = re.search(r"^#define SLUICE_MAX_BACKENDS (\d+)", f.read(), re.M)
+    return int(m.group(1))
+
+
 def cmd_fill(a):
-    # 63 services of 1024 backends and one of 1023: 65535 backend ids.
+    # Services of 1024 backends (the per-service limit) and a last, smaller
+    # one: every backend id in use. Prints the first and last service.
+    ids = max_backends() - 1
+    nsvc = (ids + 1023) // 1024
+    base = int(ipaddress.IPv4Address("10.100.0.1"))
     services = []
-    for i in range(64):
-        n = 1024 if i < 63 else 1023
-        services.append(svc("10.97.%d.1" % i, 80,
-                            [be("10.%d.%d.%d" % (100 + i, j // 250, j % 250 + 1)) for j in range(n)]))
+    for i in range(nsvc):
+        n = min(1024, ids - 1024 * i)
+        services.append(svc("10.97.%d.%d" % (i // 200, i % 200 + 1), 80,
+                            [be(str(ipaddress.IPv4Address(base + 1024 * i + j))) for j in range(n)]))
     with open(a.full, "w") as f:
         json.dump({"services": services}, f)
     services[0]["backends"][0]["weight"] = 7
-    services[-1]["backends"] = [be("10.200.%d.%d" % (j // 250, j % 250 + 1)) for j in range(1023)]
+    n = len(services[-1]["backends"])
+    services[-1]["backends"] = [be("10.200.%d.%d" % (j // 250, j % 250 + 1)) for j in range(n)]
     with open(a.changed, "w") as f:
         json.dump({"services": services}, f)
+    print("%s:80/tcp %s:80/tcp %d %d" % (services[0]["vip"], services[-1]["vip"], nsvc, ids))
     return 0
 
 
