@@ -103,7 +103,10 @@ int xdp_gen(struct xdp_md *ctx)
 
 	f = cfg->nflows ? (__u32)(*seq % cfg->nflows) : (__u32)*seq;
 	*seq += 1;
-	vip_off = cfg->nvips > 1 ? f % cfg->nvips : 0;
+	/* Scattered (Knuth's multiplicative hash), not f % nvips: a sample of
+	 * consecutive flows then hits services all over the table, not one
+	 * run of neighbours (iptables pays per rule before the service's). */
+	vip_off = cfg->nvips > 1 ? (f * 2654435761u) % cfg->nvips : 0;
 	if (!f)
 		return XDP_TX;
 

@@ -27,7 +27,7 @@
 # The host's interfaces, tables and settings are never touched. Options
 # (environment): QUICK=1, BENCH_CPU=N (default: the highest CPU),
 # BENCH_NOISY=0.20 (flag threshold), BENCH_RERUN_UNTIL=SECONDS (reruns of
-# noisy sets only before this point; default 600, 0 with QUICK=1).
+# noisy sets only before this point; default 700, 0 with QUICK=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,9 +57,10 @@ rm -f "$RAW"/*
 # The generator's BPF object (bpf/xdpgen.bpf.c) is built by the Makefile.
 [ -f build/xdpgen.bpf.o ] || { echo "bench: build/xdpgen.bpf.o missing (run make)" >&2; exit 1; }
 
-# SCALE:RUNS:NFT_RUNS: B4's from-empty programming runs of Sluice and
-# iptables-restore, and of nft -f, at SCALE services x 10 backends; B3
-# then measures every system whose ruleset is loaded. nft -f of the
+# SCALE:RUNS:NFT_RUNS:CHANGES: B4's from-empty programming runs of Sluice
+# and iptables-restore, and of nft -f, and the number of single-backend
+# changes, at SCALE services x 10 backends; B3 then measures every system
+# whose ruleset is loaded. A change costs iptables ~10 s at 30k services. nft -f of the
 # kube-proxy ruleset grows much faster than linearly in the kernel (every
 # jump rule added walks every verdict map of the table to check for
 # loops: ~1 s at 1k services, ~150 s at 10k on this VM), so it gets one run
@@ -70,19 +71,17 @@ if [ "$QUICK" = 1 ]; then
 	B1_ARGS=(--quick)
 	B2_MS=300
 	B3_MS=300
-	SCALES=(100:5:5 1000:1:1)
-	CHANGES=5
+	SCALES=(100:5:5:5 1000:1:1:5)
 else
 	ROUNDS=5
 	B1_ARGS=()
 	B2_MS=1000
 	B3_MS=500
-	SCALES=(1000:5:5 10000:5:1 30000:1:0)
-	CHANGES=10
+	SCALES=(1000:5:5:10 10000:5:1:10 30000:1:0:5)
 fi
 # A flagged (too noisy) B2 or B3 set gets ROUNDS more rounds, once, if the
 # suite is not past this many seconds (the full suite must stay < 15 min).
-RERUN_UNTIL=${BENCH_RERUN_UNTIL:-$([ "$QUICK" = 1 ] && echo 0 || echo 600)}
+RERUN_UNTIL=${BENCH_RERUN_UNTIL:-$([ "$QUICK" = 1 ] && echo 0 || echo 700)}
 # Interquartile spread / median above which a set is flagged.
 NOISY=${BENCH_NOISY:-0.20}
 BACKENDS=10
@@ -217,7 +216,7 @@ bench__systems() {
 }
 
 bench__b4() {
-	local n=$1 runs=$2 nft_runs=$3 r sys s in fn pin k svc
+	local n=$1 runs=$2 nft_runs=$3 changes=$4 r sys s in fn pin k svc
 	in=$(bn__ns "i$n" n)
 	fn=$(bn__ns "f$n" n)
 	pin=$BN_PIN/s${n}_maps
@@ -251,14 +250,14 @@ bench__b4() {
 			bench__rec "\"fig\": \"b4\", \"sys\": \"$sys\", \"scale\": $n, \"round\": $r" "$s"
 		done
 	done
-	bench__log "B4: $CHANGES single-backend changes at $n services"
-	for ((k = 0; k < CHANGES; k++)); do
-		svc=$((k * n / CHANGES))
+	bench__log "B4: $changes single-backend changes at $n services"
+	for ((k = 0; k < changes; k++)); do
+		svc=$((k * n / changes))
 		$BIN/kprules iptables-change --services "$n" --backends "$BACKENDS" \
 			--svc "$svc" >"$TMP/ipt.change"
 		$BIN/kprules nft-change --services "$n" --backends "$BACKENDS" \
 			--svc "$svc" >"$TMP/nft.change"
-		for sys in $(bench__systems $((nft_runs ? CHANGES : 0)) "$k"); do
+		for sys in $(bench__systems $((nft_runs ? changes : 0)) "$k"); do
 			case $sys in
 			sluice)
 				s=$(taskset -c "$CPU" "$BN_SVCLOAD" --pin "$pin" --backends "$BACKENDS" \
@@ -312,14 +311,14 @@ bench__b3_rounds() {
 }
 
 bench__scale() {
-	local n=$1 runs=$2 nft_runs=$3 t ns topos=("s$n" "i$n")
+	local n=$1 runs=$2 nft_runs=$3 changes=$4 t ns topos=("s$n" "i$n")
 	((nft_runs == 0)) || topos+=("f$n")
 	for t in "${topos[@]}"; do
 		bn__topo_up "$t"
 	done
 	bn__ct_sysctls "$(bn__ns "i$n" n)"
 	((nft_runs == 0)) || bn__ct_sysctls "$(bn__ns "f$n" n)"
-	bench__b4 "$n" "$runs" "$nft_runs"
+	bench__b4 "$n" "$runs" "$nft_runs" "$changes"
 	bench__b3 "$n" "$nft_runs"
 	# Free this scale's tables and maps before the next one.
 	for t in "${topos[@]}"; do
@@ -333,16 +332,16 @@ bench__scale() {
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 machine="$(nproc) CPUs, kernel $(uname -r), ${cpu_model:-unknown CPU}"
 bench__log "machine: $machine; everything pinned to CPU $CPU; QUICK=$QUICK"
-printf '{"machine": "%s", "cpu": %d, "quick": %d, "rounds": %d, "b2_ms": %d, "b3_ms": %d, "b3_flows": %d, "backends": %d, "changes": %d, "iptables": "%s", "nft": "%s", "loadavg_start": "%s"}\n' \
+printf '{"machine": "%s", "cpu": %d, "quick": %d, "rounds": %d, "b2_ms": %d, "b3_ms": %d, "b3_flows": %d, "backends": %d, "scales": "%s", "iptables": "%s", "nft": "%s", "loadavg_start": "%s"}\n' \
 	"$machine" "$CPU" "$QUICK" "$ROUNDS" "$B2_MS" "$B3_MS" "$B3_FLOWS" "$BACKENDS" \
-	"$CHANGES" "$(iptables --version)" "$(nft --version)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
+	"${SCALES[*]}" "$(iptables --version)" "$(nft --version)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
 	>"$RAW/meta.json"
 
 bench__b1
 bench__b2
 for sc in "${SCALES[@]}"; do
-	IFS=: read -r n runs nft_runs <<<"$sc"
-	bench__scale "$n" "$runs" "$nft_runs"
+	IFS=: read -r n runs nft_runs changes <<<"$sc"
+	bench__scale "$n" "$runs" "$nft_runs" "$changes"
 done
 # B6 measures in B5's namespaces and cgroups. A failure here costs these
 # figures only, not the report of the others.

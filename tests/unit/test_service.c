@@ -477,34 +477,44 @@ out:
 /* Fill services to capacity with foreign markers: the new service's
  * marker insert fails after backends and table were written; rollback
  * must restore every map. */
+/* n VIP markers (UDP, from 0.0.0.0 + base up) straight into the services
+ * map, so only what is left of its capacity stays free. */
+static bool fill_services(struct sluice *s, __u32 n, __u32 base)
+{
+	struct sluice_svc_key *keys = calloc(n, sizeof(*keys));
+	struct sluice_svc *vals = calloc(n, sizeof(*vals));
+	bool ok = false;
+
+	if (!ASSERT_TRUE(keys && vals, "alloc"))
+		goto out;
+	for (__u32 i = 0; i < n; i++) {
+		struct sluice_addr a = v4(base + i);
+
+		keys[i] = svc_key(&a, 0, IPPROTO_UDP);
+		vals[i].flags = SLUICE_SVC_F_VIP_MARKER;
+	}
+	ok = ASSERT_OK(bpf_map_update_batch(sluice__map_fd(s, "services"), keys, vals, &n, NULL),
+		       "fill services");
+out:
+	free(keys);
+	free(vals);
+	return ok;
+}
+
 static void test_rollback_on_full_map(void)
 {
 	struct sluice_backend_spec b[3];
 	struct sluice_service_spec spec;
 	struct sluice *s = lib__open();
 	static struct snap before, after;
-	struct sluice_svc_key *keys = NULL;
-	struct sluice_svc *vals = NULL;
 	__u32 n = 2 * SLUICE_MAX_SERVICES - 2; /* two entries (svc + marker) exist */
-	int fd;
 
 	if (!s)
 		return;
 	spec__init(&spec, b, 3, NULL);
 	if (!ASSERT_OK(sluice__service_set(s, &spec), "service_set"))
 		goto out;
-	keys = calloc(n, sizeof(*keys));
-	vals = calloc(n, sizeof(*vals));
-	if (!keys || !vals)
-		goto out;
-	for (__u32 i = 0; i < n; i++) {
-		struct sluice_addr a = v4(0x0b000000 + i);
-
-		keys[i] = svc_key(&a, 0, IPPROTO_UDP);
-		vals[i].flags = SLUICE_SVC_F_VIP_MARKER;
-	}
-	fd = sluice__map_fd(s, "services");
-	if (!ASSERT_OK(bpf_map_update_batch(fd, keys, vals, &n, NULL), "fill services"))
+	if (!fill_services(s, n, 0x0b000000))
 		goto out;
 	snap__take(s, &before);
 	spec.vip = v4(VIP4 + 1);
@@ -520,8 +530,6 @@ static void test_rollback_on_full_map(void)
 	spec.vip = v4(VIP4);
 	ASSERT_OK(sluice__service_set(s, &spec), "replace in a full map");
 out:
-	free(keys);
-	free(vals);
 	sluice__close(s);
 }
 
@@ -943,6 +951,64 @@ out:
 		sluice__close(b);
 }
 
+/* service_del_many leaves the maps as service_del one by one does: the
+ * same services, backends, tables and VIP markers (one kept: another
+ * service still uses its VIP); a service that does not exist is skipped,
+ * an invalid ref changes nothing. */
+static void test_del_many_equals_one_by_one(void)
+{
+	static struct sluice_service_spec specs[MANY_N + 1];
+	static struct sluice_backend_spec bes[MANY_N + 1][13];
+	static struct sluice_service_spec keep[MANY_N + 1];
+	static struct sluice_service_ref refs[MANY_N + 2];
+	static bool gone[MANY_N + 1];
+	static struct snap before, after;
+	struct sluice *a = lib__open(), *b = lib__open();
+	__u32 n = 0, done = 0, nkeep = 0;
+
+	if (!a || !b)
+		goto out;
+	for (__u32 i = 0; i < MANY_N; i++)
+		many__spec(&specs[i], bes[i], i, 0);
+	/* a second service on the VIP of service 0: its marker must stay */
+	many__spec(&specs[MANY_N], bes[MANY_N], 0, 0);
+	specs[MANY_N].port = 9999;
+	if (!ASSERT_OK(sluice__service_set_many(a, specs, MANY_N + 1, NULL, NULL), "set a") ||
+	    !ASSERT_OK(sluice__service_set_many(b, specs, MANY_N + 1, NULL, NULL), "set b"))
+		goto out;
+	for (__u32 i = 0; i < MANY_N; i += 1 + i % 3) {
+		gone[i] = true;
+		refs[n++] = (struct sluice_service_ref){ .vip = specs[i].vip, .port = specs[i].port,
+							 .proto = specs[i].proto };
+		if (!ASSERT_OK(sluice__service_del(b, &specs[i].vip, specs[i].port, specs[i].proto),
+			       sluice__errmsg()))
+			goto out;
+	}
+	refs[n] = refs[0];
+	refs[n++].port = 7; /* never existed: skipped */
+	/* an invalid ref first: nothing is deleted */
+	snap__take(a, &before);
+	refs[n] = (struct sluice_service_ref){ .vip = specs[1].vip, .port = 0, .proto = IPPROTO_TCP };
+	ASSERT_EQ(sluice__service_del_many(a, refs, n + 1, &done), -EINVAL, "port 0 refused");
+	ASSERT_EQ(done, 0, "nothing done");
+	snap__take(a, &after);
+	snap__same(&before, &after, "rejected service_del_many");
+	snap__free(&before);
+	snap__free(&after);
+	ASSERT_OK(sluice__service_del_many(a, refs, n, &done), sluice__errmsg());
+	ASSERT_EQ(done, n, "done");
+	for (__u32 i = 0; i <= MANY_N; i++)
+		if (!gone[i])
+			keep[nkeep++] = specs[i];
+	ASSERT_TRUE(nkeep > 0 && nkeep < MANY_N, "some kept, some deleted");
+	many__same_maps(a, b, keep, nkeep, true, "deletes");
+out:
+	if (a)
+		sluice__close(a);
+	if (b)
+		sluice__close(b);
+}
+
 /* A bad spec or a service given twice: -EINVAL naming it, nothing written. */
 static void test_set_many_rejects(void)
 {
@@ -982,8 +1048,8 @@ static void test_set_many_group_rollback(void)
 	static struct sluice_service_spec specs[MANY_N];
 	static struct sluice_backend_spec bes[MANY_N][1];
 	struct sluice *s = lib__open();
-	struct sluice_svc_key *keys = NULL, key;
-	struct sluice_svc *vals = NULL, svc;
+	struct sluice_svc_key key;
+	struct sluice_svc svc;
 	/* room for the first group and 5 more services (entry + VIP marker
 	 * each), plus the marker of the 6th */
 	__u32 room = 2 * (SLUICE_SET_GROUP + 5) + 1, n = 2 * SLUICE_MAX_SERVICES - room;
@@ -994,19 +1060,9 @@ static void test_set_many_group_rollback(void)
 
 	if (!s)
 		return;
-	keys = calloc(n, sizeof(*keys));
-	vals = calloc(n, sizeof(*vals));
-	if (!ASSERT_TRUE(keys && vals, "alloc"))
+	if (!fill_services(s, n, 0x0c000000))
 		goto out;
-	for (__u32 i = 0; i < n; i++) {
-		struct sluice_addr a = v4(0x0c000000 + i);
-
-		keys[i] = svc_key(&a, 0, IPPROTO_UDP);
-		vals[i].flags = SLUICE_SVC_F_VIP_MARKER;
-	}
 	fd = sluice__map_fd(s, "services");
-	if (!ASSERT_OK(bpf_map_update_batch(fd, keys, vals, &n, NULL), "fill services"))
-		goto out;
 	for (__u32 i = 0; i < MANY_N; i++) {
 		specs[i] = (struct sluice_service_spec){ .vip = v4(0x0a620000 + i), .port = 80,
 							 .proto = IPPROTO_TCP, .backends = bes[i],
@@ -1042,8 +1098,6 @@ static void test_set_many_group_rollback(void)
 	ASSERT_EQ(tables, SLUICE_SET_GROUP, "Maglev tables: the first group's only");
 	snap__free(&after);
 out:
-	free(keys);
-	free(vals);
 	sluice__close(s);
 }
 
@@ -1061,6 +1115,7 @@ static const struct test tests[] = {
 	TEST(test_datapath_roundtrip),
 	TEST(test_set_many_equals_one_by_one),
 	TEST(test_set_many_rejects),
+	TEST(test_del_many_equals_one_by_one),
 	TEST(test_set_many_group_rollback),
 };
 

@@ -436,6 +436,42 @@ static void sync__name_err(const struct sync_change *c)
 			desired__svc_ref(c->old ? c->old : c->new, ref, sizeof(ref)), msg);
 }
 
+/* Every delete in one sluice__service_del_many() call (one walk of the
+ * backends map, one RCU grace period for the tables). */
+static int sync__del_all(struct sluice *s, const struct sync_plan *plan, __u32 *done,
+			 __u32 *ndone)
+{
+	struct sluice_service_ref *refs;
+	__u32 *idx, n = 0, k = 0;
+	int err;
+
+	refs = calloc(plan->n + 1, sizeof(*refs));
+	idx = calloc(plan->n + 1, sizeof(*idx));
+	if (!refs || !idx) {
+		sluice__set_err("out of memory planning the update");
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	for (__u32 i = 0; i < plan->n; i++) {
+		const struct desired_service *svc = plan->v[i].old;
+
+		if (plan->v[i].kind != DESIRED_DELETE)
+			continue;
+		refs[n] = (struct sluice_service_ref){ .vip = svc->vip, .port = svc->port,
+						       .proto = svc->proto };
+		idx[n++] = i;
+	}
+	err = sluice__service_del_many(s, refs, n, &k);
+	for (__u32 j = 0; j < k && j < n; j++)
+		done[(*ndone)++] = idx[j];
+	if (err && k < n)
+		sync__name_err(&plan->v[idx[k]]);
+cleanup:
+	free(refs);
+	free(idx);
+	return err;
+}
+
 /* Updates, then adds, in one sluice__service_set_many() call (the maps
  * read once, one RCU grace period per group of tables). The plan indexes
  * of the changes now live are appended to done[]. */
@@ -493,15 +529,7 @@ int desired__apply(struct sluice *s, const struct desired *old, const struct des
 		goto cleanup;
 	}
 	/* deletes first: they free map room for the rest */
-	for (__u32 i = 0; i < plan.n && !err; i++) {
-		if (plan.v[i].kind != DESIRED_DELETE)
-			continue;
-		err = sync__del(s, plan.v[i].old);
-		if (err)
-			sync__name_err(&plan.v[i]);
-		else
-			done[ndone++] = i;
-	}
+	err = sync__del_all(s, &plan, done, &ndone);
 	if (!err)
 		err = sync__set_all(s, &plan, done, &ndone);
 	if (!err)

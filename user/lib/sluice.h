@@ -113,6 +113,22 @@ int sluice__service_set(struct sluice *s, const struct sluice_service_spec *spec
 int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec *specs, __u32 n,
 			     __u32 *applied, __u32 *failed);
 int sluice__service_del(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto);
+/* Deletes n services in one pass: every entry first (then no packet
+ * reaches them), then, best effort, their Maglev tables (one RCU grace
+ * period where the kernel batches map-in-map deletes), backends (one walk
+ * of the backends map) and unused VIP markers; leftovers of a failed
+ * clean-up are overwritten or collected when the service id is used
+ * again. Services that do not exist are skipped. An invalid ref is
+ * -EINVAL with nothing deleted; on a failed entry delete *done (may be
+ * NULL) is the index of the ref that failed: refs before it are gone,
+ * the others untouched. */
+struct sluice_service_ref {
+	struct sluice_addr vip;
+	__u16 port;
+	__u8 proto;
+};
+int sluice__service_del_many(struct sluice *s, const struct sluice_service_ref *refs, __u32 n,
+			     __u32 *done);
 int sluice__service_get(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto,
 			struct sluice_service_info *info);
 /* service_get walks the backends map for each call; a listing of many

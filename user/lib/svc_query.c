@@ -146,6 +146,169 @@ cleanup:
 	return err;
 }
 
+/* --- many deletes at once --- */
+
+struct svc_gone_ctx {
+	const bool *gone; /* [SLUICE_MAX_SERVICES]: service ids being deleted */
+	__u32 *ids;
+	__u32 n, cap;
+	bool nomem;
+};
+
+static int svc__collect_gone(const void *key, const void *value, void *ctx)
+{
+	const struct sluice_backend *be = value;
+	struct svc_gone_ctx *c = ctx;
+	__u32 *grown;
+
+	if (be->svc_id >= SLUICE_MAX_SERVICES || !c->gone[be->svc_id])
+		return 0;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 1024;
+		grown = realloc(c->ids, c->cap * sizeof(*c->ids));
+		if (!grown) {
+			c->nomem = true;
+			return -ENOMEM;
+		}
+		c->ids = grown;
+	}
+	c->ids[c->n++] = *(const __u32 *)key;
+	return 0;
+}
+
+static int svc__cmp_key(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct sluice_svc_key));
+}
+
+struct svc_markers_ctx {
+	struct sluice_svc_key *v; /* candidate markers, sorted, unique */
+	bool *used;
+	__u32 n;
+};
+
+static int svc__mark_vip_users(const void *key, const void *value, void *ctx)
+{
+	const struct sluice_svc *svc = value;
+	struct svc_markers_ctx *c = ctx;
+	struct sluice_svc_key marker = *(const struct sluice_svc_key *)key;
+	struct sluice_svc_key *hit;
+
+	if (svc->flags & SLUICE_SVC_F_VIP_MARKER)
+		return 0;
+	marker.port = 0;
+	hit = bsearch(&marker, c->v, c->n, sizeof(*c->v), svc__cmp_key);
+	if (hit)
+		c->used[hit - c->v] = true;
+	return 0;
+}
+
+/* Best effort, after the service entries are gone (no packet can reach
+ * what is left, and what is left is overwritten or collected when its
+ * service id is used again): tables, backends, unused VIP markers. */
+static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys,
+			  const __u32 *svc_ids, __u32 n, const bool *gone)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct svc_gone_ctx g = { .gone = gone };
+	struct svc_markers_ctx mk = {};
+	__u32 count = n, *ids;
+	int err;
+
+	/* one RCU grace period for all the tables where the kernel can */
+	ids = malloc(n * sizeof(*ids));
+	if (ids) {
+		memcpy(ids, svc_ids, n * sizeof(*ids));
+		err = bpf_map_delete_batch(s->fds[SLUICE_MAP_MAGLEV], ids, &count, &opts);
+		for (__u32 i = err ? count : n; i < n; i++)
+			bpf_map_delete_elem(s->fds[SLUICE_MAP_MAGLEV], &ids[i]);
+		free(ids);
+	}
+	if (!maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
+			    sizeof(struct sluice_backend), svc__collect_gone, &g))
+		for (__u32 i = 0; i < g.n; i++)
+			bpf_map_delete_elem(s->fds[SLUICE_MAP_BACKENDS], &g.ids[i]);
+	free(g.ids);
+	mk.v = malloc(n * sizeof(*mk.v));
+	mk.used = calloc(n, sizeof(*mk.used));
+	if (mk.v && mk.used) {
+		for (__u32 i = 0; i < n; i++) {
+			mk.v[i] = keys[i];
+			mk.v[i].port = 0;
+		}
+		qsort(mk.v, n, sizeof(*mk.v), svc__cmp_key);
+		for (__u32 i = 0; i < n; i++)
+			if (!mk.n || svc__cmp_key(&mk.v[mk.n - 1], &mk.v[i]))
+				mk.v[mk.n++] = mk.v[i];
+		if (!maps__for_each(s->fds[SLUICE_MAP_SERVICES], "services",
+				    sizeof(struct sluice_svc_key), sizeof(struct sluice_svc),
+				    svc__mark_vip_users, &mk))
+			for (__u32 i = 0; i < mk.n; i++)
+				if (!mk.used[i])
+					bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &mk.v[i]);
+	}
+	free(mk.v);
+	free(mk.used);
+}
+
+int sluice__service_del_many(struct sluice *s, const struct sluice_service_ref *refs, __u32 n,
+			     __u32 *done)
+{
+	struct sluice_svc_key *keys = NULL;
+	__u32 *svc_ids = NULL, ngone = 0, i = 0;
+	bool *gone = NULL;
+	struct sluice_svc svc;
+	int err = 0;
+
+	sluice__clear_err();
+	if (!n)
+		goto out;
+	keys = calloc(n, sizeof(*keys));
+	svc_ids = calloc(n, sizeof(*svc_ids));
+	gone = calloc(SLUICE_MAX_SERVICES, sizeof(*gone));
+	if (!keys || !svc_ids || !gone) {
+		sluice__set_err("out of memory");
+		err = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		err = svc__make_key(&keys[i], &refs[i].vip, refs[i].port, refs[i].proto);
+		if (err) {
+			i = 0; /* nothing deleted */
+			goto out;
+		}
+	}
+	/* Service entries first: after them no new packet reaches a table or
+	 * a backend of these services. */
+	for (i = 0; i < n; i++) {
+		err = bpf_map_lookup_elem(s->fds[SLUICE_MAP_SERVICES], &keys[i], &svc);
+		if (err == -ENOENT) {
+			err = 0; /* already gone */
+			continue;
+		}
+		if (!err)
+			err = bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &keys[i]);
+		if (err && err != -ENOENT) {
+			maps__err(err, "services", "delete", "of the service");
+			break;
+		}
+		err = 0;
+		if (svc.svc_id < SLUICE_MAX_SERVICES)
+			gone[svc.svc_id] = true;
+		keys[ngone] = keys[i];
+		svc_ids[ngone++] = svc.svc_id;
+	}
+	if (ngone)
+		svc__del_rest(s, keys, svc_ids, ngone, gone);
+out:
+	if (done)
+		*done = i;
+	free(keys);
+	free(svc_ids);
+	free(gone);
+	return err;
+}
+
 /* The service entry and its summed counters, without the backends. */
 static int svc__get_head(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto,
 			 struct sluice_service_info *info)
