@@ -1002,6 +1002,24 @@ static void test_del_many_equals_one_by_one(void)
 			keep[nkeep++] = specs[i];
 	ASSERT_TRUE(nkeep > 0 && nkeep < MANY_N, "some kept, some deleted");
 	many__same_maps(a, b, keep, nkeep, true, "deletes");
+	/* and no table naming a backend is left behind for a deleted service
+	 * (service_del_many leaves a shared empty one in the slot) */
+	for (__u32 id = 1; id < SLUICE_MAX_SERVICES; id++) {
+		static const __u32 zero[M];
+		static __u32 ta[M], tb[M];
+		bool ha, hb;
+
+		memset(ta, 0, sizeof(ta));
+		memset(tb, 0, sizeof(tb));
+		maglev__read(a, id, ta);
+		maglev__read(b, id, tb);
+		ha = memcmp(ta, zero, sizeof(ta)) != 0;
+		hb = memcmp(tb, zero, sizeof(tb)) != 0;
+		if (!ASSERT_EQ(ha, hb, "a table naming backends in both or neither")) {
+			fprintf(stderr, "    service id %u\n", id);
+			break;
+		}
+	}
 out:
 	if (a)
 		sluice__close(a);

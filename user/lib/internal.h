@@ -64,6 +64,10 @@ int maps__percpu_zero(const struct sluice *s, int fd, const char *name, __u32 ke
 /* Sets the error text for a failed operation on map `name` and returns err. */
 int maps__err(int err, const char *name, const char *op, const char *what);
 
+/* service.c: a new Maglev inner map holding table (NULL: all slots 0);
+ * the fd, or a negative errno with the error text set. */
+int svc__create_inner(const __u32 *table);
+
 /* svc_spec.c: spec checks and keys. IPv4 goes into dst[0], zeros after. */
 void svc__addr_copy(__u32 dst[4], const struct sluice_addr *a);
 /* -EINVAL with a message unless vip, port and proto can key a service. */

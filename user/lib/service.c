@@ -305,8 +305,9 @@ static int svc__plan(struct svc_txn *t, struct svc_snap *snap)
 /* A table in memory: __u32 slots[M + 1], see struct sluice_maglev_pair. */
 #define MAGLEV_BYTES (SLUICE_MAGLEV_ELEMS * sizeof(struct sluice_maglev_pair))
 
-/* A new inner table holding `table`: one memcpy into the mmapable map. */
-static int svc__create_inner(const __u32 *table)
+/* A new inner table holding `table` (NULL: every slot 0, no backend): one
+ * memcpy into the mmapable map. */
+int svc__create_inner(const __u32 *table)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
 	void *mem;
@@ -316,6 +317,8 @@ static int svc__create_inner(const __u32 *table)
 			    sizeof(struct sluice_maglev_pair), SLUICE_MAGLEV_ELEMS, &opts);
 	if (fd < 0)
 		return maps__err(fd, "maglev", "create", "of a new inner table");
+	if (!table)
+		return fd; /* arrays start zeroed */
 	mem = mmap(NULL, MAGLEV_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (mem == MAP_FAILED) {
 		err = -errno;

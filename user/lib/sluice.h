@@ -114,10 +114,11 @@ int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec 
 			     __u32 *applied, __u32 *failed);
 int sluice__service_del(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto);
 /* Deletes n services in one pass: every entry first (then no packet
- * reaches them), then, best effort, their Maglev tables (one RCU grace
- * period where the kernel batches map-in-map deletes), backends (one walk
- * of the backends map) and unused VIP markers; leftovers of a failed
- * clean-up are overwritten or collected when the service id is used
+ * reaches them), then, best effort, their Maglev tables (replaced by one
+ * shared empty table in one batch update: one RCU grace period, where
+ * deleting the slots would cost one each), backends (one walk of the
+ * backends map) and unused VIP markers; what is left in a slot or after a
+ * failed clean-up is overwritten or collected when the service id is used
  * again. Services that do not exist are skipped. An invalid ref is
  * -EINVAL with nothing deleted; on a failed entry delete *done (may be
  * NULL) is the index of the ref that failed: refs before it are gone,

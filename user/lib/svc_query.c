@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 
@@ -213,17 +214,32 @@ static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys,
 	struct svc_gone_ctx g = { .gone = gone };
 	struct svc_markers_ctx mk = {};
 	__u32 count = n, *ids;
-	int err;
+	int *fds, empty, err;
 
-	/* one RCU grace period for all the tables where the kernel can */
+	/* The kernel has no batch delete for map-in-map and waits for an RCU
+	 * grace period (~8 ms) after every single delete: 10k services would
+	 * take 80 s. So the tables are replaced by one shared empty table in
+	 * one batch update (one grace period), which frees them; the slot
+	 * keeps the empty table until its service id is used again. */
 	ids = malloc(n * sizeof(*ids));
-	if (ids) {
-		memcpy(ids, svc_ids, n * sizeof(*ids));
-		err = bpf_map_delete_batch(s->fds[SLUICE_MAP_MAGLEV], ids, &count, &opts);
+	fds = malloc(n * sizeof(*fds));
+	empty = svc__create_inner(NULL);
+	if (ids && fds && empty >= 0) {
+		for (__u32 i = 0; i < n; i++) {
+			ids[i] = svc_ids[i];
+			fds[i] = empty;
+		}
+		err = bpf_map_update_batch(s->fds[SLUICE_MAP_MAGLEV], ids, fds, &count, &opts);
 		for (__u32 i = err ? count : n; i < n; i++)
 			bpf_map_delete_elem(s->fds[SLUICE_MAP_MAGLEV], &ids[i]);
-		free(ids);
+	} else {
+		for (__u32 i = 0; i < n; i++)
+			bpf_map_delete_elem(s->fds[SLUICE_MAP_MAGLEV], &svc_ids[i]);
 	}
+	if (empty >= 0)
+		close(empty);
+	free(ids);
+	free(fds);
 	if (!maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
 			    sizeof(struct sluice_backend), svc__collect_gone, &g))
 		for (__u32 i = 0; i < g.n; i++)

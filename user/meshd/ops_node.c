@@ -38,7 +38,8 @@ static int ops__count_one(const void *key, const void *value, void *ctx)
 }
 
 /* Fill of one map: hash maps by walking them, the Maglev outer array by
- * its non-empty slots. */
+ * its non-empty slots (services deleted in bulk leave a shared empty table
+ * in theirs until the id is used again, see sluice__service_del_many). */
 static struct json_object *ops__map_fill(struct meshd *m, const char *name)
 {
 	struct bpf_map_info info;
