@@ -920,8 +920,8 @@ static void test_set_many_equals_one_by_one(void)
 	static struct sluice_service_spec specs[MANY_N];
 	static struct sluice_backend_spec bes[MANY_N][13];
 	struct sluice *a = lib__open(), *b = lib__open();
-	__u32 applied = 0, failed = 0, inner;
-	static __u32 table[M];
+	__u32 applied = 0, failed = 0, tables = 0;
+	static struct snap s1, s2;
 
 	if (!a || !b)
 		goto out;
@@ -941,9 +941,15 @@ static void test_set_many_equals_one_by_one(void)
 		many__same_maps(a, b, specs, MANY_N, gen == 0, gen ? "second plan" : "first plan");
 	}
 	/* unchanged services are not rewritten: no table swapped */
-	inner = maglev__read(a, 1, table);
+	snap__take(a, &s1);
 	ASSERT_OK(sluice__service_set_many(a, specs, MANY_N, NULL, NULL), "same plan again");
-	ASSERT_EQ(maglev__read(a, 1, table), inner, "table of service id 1 kept");
+	snap__take(a, &s2);
+	for (__u32 id = 0; id < SLUICE_MAX_SERVICES; id++)
+		tables += !!s1.inner[id];
+	ASSERT_TRUE(tables > MANY_N / 2, "most services have a table");
+	ASSERT_TRUE(!memcmp(s1.inner, s2.inner, sizeof(s1.inner)), "every table kept (same map ids)");
+	snap__free(&s1);
+	snap__free(&s2);
 out:
 	if (a)
 		sluice__close(a);

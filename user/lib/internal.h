@@ -61,6 +61,9 @@ int maps__percpu_sum(const struct sluice *s, int fd, const char *name, __u32 key
 /* Set every CPU's copy of a per-CPU array slot to zero. */
 int maps__percpu_zero(const struct sluice *s, int fd, const char *name, __u32 key,
 		      size_t value_size);
+/* Whether a batch map operation failed because the kernel has none for
+ * this map type (then the caller goes element by element). */
+bool maps__batch_unsupported(int err);
 /* Sets the error text for a failed operation on map `name` and returns err. */
 int maps__err(int err, const char *name, const char *op, const char *what);
 

@@ -28,6 +28,16 @@ int maps__err(int err, const char *name, const char *op, const char *what)
 	return err;
 }
 
+/* 524 is the kernel's internal ENOTSUPP, which a missing batch op returns
+ * to userspace as is. */
+#define MAPS_ENOTSUPP_KERNEL 524
+
+bool maps__batch_unsupported(int err)
+{
+	return err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP ||
+	       err == -MAPS_ENOTSUPP_KERNEL;
+}
+
 static int maps__walk_slow(int fd, const char *name, size_t key_size, void *key, void *next,
 			   void *value, maps__elem_fn fn, void *ctx)
 {
@@ -73,8 +83,7 @@ static int maps__walk_batch(int fd, const char *name, size_t key_size, size_t va
 		} else if (err) {
 			/* Only the first call may fall back: later ones would
 			 * hand elements to the callback twice. */
-			if (first && (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP ||
-				      err == -ENOSPC))
+			if (first && (maps__batch_unsupported(err) || err == -ENOSPC))
 				return 1;
 			return maps__err(err, name, "walk", "(batch lookup)");
 		}

@@ -432,16 +432,19 @@ static int svc__save_inner(struct svc_txn *t)
 {
 	int fd = t->s->fds[SLUICE_MAP_MAGLEV];
 	__u32 inner_id;
-	int err;
+	int err, inner_fd;
 
 	err = bpf_map_lookup_elem(fd, &t->svc_id, &inner_id);
 	if (err == -ENOENT)
 		return 0;
 	if (err)
 		return maps__err(err, "maglev", "lookup", "of the current table");
-	t->old_inner_fd = bpf_map_get_fd_by_id(inner_id);
-	if (t->old_inner_fd < 0)
-		t->old_inner_fd = -1; /* freed meanwhile: nothing to restore */
+	inner_fd = bpf_map_get_fd_by_id(inner_id);
+	if (inner_fd == -ENOENT)
+		return 0; /* freed meanwhile: nothing to restore */
+	if (inner_fd < 0) /* EMFILE, EPERM: a rollback could not restore it */
+		return maps__err(inner_fd, "maglev", "open", "of the current table");
+	t->old_inner_fd = inner_fd;
 	return 0;
 }
 
@@ -530,22 +533,26 @@ static void svc__rollback(struct svc_txn *t)
 
 /* Last step: backends that left the set. Packets can no longer pick
  * them; their established flows keep going (conntrack holds the address). */
-static int svc__delete_stale(struct svc_txn *t)
+static void svc__delete_stale(struct svc_txn *t, struct svc_snap *snap)
 {
 	int fd = t->s->fds[SLUICE_MAP_BACKENDS];
-	char what[32];
-	int err, ret = 0;
+	__u32 id;
+	int err;
 
 	for (__u32 j = 0; j < t->nold; j++) {
 		if (t->old[j].kept)
 			continue;
-		err = bpf_map_delete_elem(fd, &t->old[j].id);
-		if (err && err != -ENOENT && !ret) {
-			snprintf(what, sizeof(what), "of backend id %u", t->old[j].id);
-			ret = maps__err(err, "backends", "delete", what);
+		id = t->old[j].id;
+		err = bpf_map_delete_elem(fd, &id);
+		if (err && err != -ENOENT)
+			continue; /* still there: its id stays taken */
+		/* free for the next groups of this call, as one by one */
+		if (id < SLUICE_MAX_BACKENDS) {
+			snap->be_used[id] = false;
+			if (id < snap->next_be)
+				snap->next_be = id;
 		}
 	}
-	return ret;
 }
 
 /* The atomic part: one update per service makes its whole new table
@@ -579,7 +586,9 @@ static int svc__swap_tables(struct svc_txn *tx, __u32 n, __u32 *failed)
 		goto cleanup;
 	done = count;
 	err = bpf_map_update_batch(mfd, keys, vals, &done, &opts);
-	if (err && !done && (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP)) {
+	if (err && done >= count)
+		done = 0; /* refused before any element: count not written back */
+	if (err && !done && maps__batch_unsupported(err)) {
 		/* kernels without batch updates of map-in-map: one by one */
 		for (done = 0, err = 0; done < count && !err; done++)
 			err = bpf_map_update_elem(mfd, &keys[done], &vals[done], BPF_ANY);
@@ -602,7 +611,7 @@ cleanup:
  * one order in which a packet never meets a missing backend or an empty
  * table slot, then the stale backends. A failure undoes the whole group
  * and sets *failed to the index of the service the error is about. */
-static int svc__apply_group(struct svc_txn *tx, __u32 n, __u32 *failed)
+static int svc__apply_group(struct svc_txn *tx, __u32 n, __u32 *failed, struct svc_snap *snap)
 {
 	__u32 i = 0;
 	int err = 0;
@@ -639,7 +648,7 @@ static int svc__apply_group(struct svc_txn *tx, __u32 n, __u32 *failed)
 	 * its service is set, so failing here would report a change as
 	 * rejected that is in fact applied. */
 	for (i = 0; i < n; i++)
-		svc__delete_stale(&tx[i]);
+		svc__delete_stale(&tx[i], snap);
 	return 0;
 rollback:
 	while (n)
@@ -722,8 +731,10 @@ int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec 
 	if (err)
 		goto out;
 	err = svc__snap_load(&snap, s);
-	if (err)
+	if (err) {
+		bad = n; /* about no spec in particular */
 		goto out;
+	}
 	while (done < n && !err) {
 		group = n - done < SLUICE_SET_GROUP ? n - done : SLUICE_SET_GROUP;
 		for (__u32 i = 0; i < group; i++)
@@ -735,7 +746,7 @@ int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec 
 			bad = done + i;
 		}
 		if (!err) {
-			err = svc__apply_group(tx, group, &bad);
+			err = svc__apply_group(tx, group, &bad, &snap);
 			bad += done;
 		}
 		for (__u32 i = 0; i < group; i++)
@@ -744,6 +755,8 @@ int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec 
 			done += group;
 	}
 out:
+	if (!err)
+		sluice__clear_err(); /* texts of best-effort steps that failed */
 	if (applied)
 		*applied = done;
 	if (failed)

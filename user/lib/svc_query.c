@@ -230,7 +230,8 @@ static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys,
 			fds[i] = empty;
 		}
 		err = bpf_map_update_batch(s->fds[SLUICE_MAP_MAGLEV], ids, fds, &count, &opts);
-		for (__u32 i = err ? count : n; i < n; i++)
+		/* a refusal before any element does not write count back */
+		for (__u32 i = !err ? n : count < n ? count : 0; i < n; i++)
 			bpf_map_delete_elem(s->fds[SLUICE_MAP_MAGLEV], &ids[i]);
 	} else {
 		for (__u32 i = 0; i < n; i++)
@@ -302,8 +303,11 @@ int sluice__service_del_many(struct sluice *s, const struct sluice_service_ref *
 			err = 0; /* already gone */
 			continue;
 		}
-		if (!err)
-			err = bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &keys[i]);
+		if (err) {
+			maps__err(err, "services", "lookup", "of the service");
+			break;
+		}
+		err = bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &keys[i]);
 		if (err && err != -ENOENT) {
 			maps__err(err, "services", "delete", "of the service");
 			break;
@@ -316,6 +320,8 @@ int sluice__service_del_many(struct sluice *s, const struct sluice_service_ref *
 	}
 	if (ngone)
 		svc__del_rest(s, keys, svc_ids, ngone, gone);
+	if (!err)
+		sluice__clear_err(); /* texts of best-effort steps that failed */
 out:
 	if (done)
 		*done = i;

@@ -163,7 +163,8 @@ static void ops__backends_json(struct meshd *m, const struct desired_service *sv
 		nhave++;
 	}
 	/* sorted, so matching a 1024-backend service is not 1024 x 1024 */
-	qsort(have, nhave, sizeof(*have), ops__cmp_be);
+	if (nhave)
+		qsort(have, nhave, sizeof(*have), ops__cmp_be);
 	for (__u32 i = 0; i < svc->nbackends && i < json_object_array_length(arr); i++) {
 		const struct desired_backend *want = &svc->backends[i];
 		struct json_object *o = json_object_array_get_idx(arr, i);
