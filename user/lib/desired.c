@@ -263,6 +263,37 @@ static void desired__path(char *buf, const char *base, const char *field)
 	desired__pathf(buf, "%s.%s", base, field);
 }
 
+/* base.field, which must be there: an IP address ("missing (hint)"). */
+static int desired__req_addr(struct json_object *o, const char *base, const char *field,
+			     const char *hint, struct sluice_addr *out)
+{
+	char path[PATH_LEN];
+	struct json_object *v = desired__field(o, field);
+
+	desired__path(path, base, field);
+	if (!v)
+		return desired__err(path, "missing (%s)", hint);
+	return desired__get_addr(v, path, out);
+}
+
+/* base.field, which must be there: a port 1-65535. */
+static int desired__req_port(struct json_object *o, const char *base, const char *field,
+			     __u16 *out)
+{
+	char path[PATH_LEN];
+	struct json_object *v = desired__field(o, field);
+	long long x;
+	int err;
+
+	desired__path(path, base, field);
+	if (!v)
+		return desired__err(path, "missing (1-65535)");
+	err = desired__get_int(v, path, 1, 65535, &x);
+	if (!err)
+		*out = (__u16)x;
+	return err;
+}
+
 static const char *desired__family(__u8 family)
 {
 	return family == SLUICE_AF_INET ? "IPv4" : family == SLUICE_AF_INET6 ? "IPv6" : "unknown";
@@ -572,21 +603,11 @@ static int desired__parse_backend(struct json_object *o, const char *base,
 		err = desired__check_fields(o, base, be_fields, "a backend");
 	if (err)
 		return err;
-	desired__path(path, base, "address");
-	v = desired__field(o, "address");
-	if (!v)
-		return desired__err(path, "missing (the backend's IP address)");
-	err = desired__get_addr(v, path, &b->addr);
+	err = desired__req_addr(o, base, "address", "the backend's IP address", &b->addr);
+	if (!err)
+		err = desired__req_port(o, base, "port", &b->port);
 	if (err)
 		return err;
-	desired__path(path, base, "port");
-	v = desired__field(o, "port");
-	if (!v)
-		return desired__err(path, "missing (1-65535)");
-	err = desired__get_int(v, path, 1, 65535, &x);
-	if (err)
-		return err;
-	b->port = (__u16)x;
 	b->weight = 1;
 	desired__path(path, base, "weight");
 	v = desired__field(o, "weight");
@@ -639,7 +660,6 @@ static int desired__parse_service(struct json_object *o, __u32 i, struct desired
 	char base[PATH_LEN], path[PATH_LEN], val[VAL_LEN], msg[SLUICE_ERRMSG_LEN];
 	struct json_object *v;
 	const char *s;
-	long long x;
 	int err;
 
 	desired__pathf(base, "services[%u]", i);
@@ -662,22 +682,11 @@ static int desired__parse_service(struct json_object *o, __u32 i, struct desired
 		snprintf(svc->name, sizeof(svc->name), "%s", s);
 	}
 
-	desired__path(path, base, "vip");
-	v = desired__field(o, "vip");
-	if (!v)
-		return desired__err(path, "missing (the service's virtual IP address)");
-	err = desired__get_addr(v, path, &svc->vip);
+	err = desired__req_addr(o, base, "vip", "the service's virtual IP address", &svc->vip);
+	if (!err)
+		err = desired__req_port(o, base, "port", &svc->port);
 	if (err)
 		return err;
-
-	desired__path(path, base, "port");
-	v = desired__field(o, "port");
-	if (!v)
-		return desired__err(path, "missing (1-65535)");
-	err = desired__get_int(v, path, 1, 65535, &x);
-	if (err)
-		return err;
-	svc->port = (__u16)x;
 
 	desired__path(path, base, "protocol");
 	v = desired__field(o, "protocol");

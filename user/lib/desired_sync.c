@@ -26,35 +26,6 @@
 
 #define STATE_FILE_MAX (256u << 20)
 
-static int sync__mkdir_p(const char *dir)
-{
-	char buf[4096];
-	size_t len = strlen(dir);
-
-	if (len >= sizeof(buf)) {
-		sluice__set_err("directory %.64s...: path too long", dir);
-		return -ENAMETOOLONG;
-	}
-	memcpy(buf, dir, len + 1);
-	/* every prefix ending before a '/', then the whole path */
-	for (char *p = buf + 1;; p++) {
-		char c = *p;
-
-		if (c != '/' && c)
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST) {
-			int err = -errno;
-
-			sluice__set_err("cannot create directory %s: %s", buf, strerror(errno));
-			return err;
-		}
-		*p = c;
-		if (!c)
-			return 0;
-	}
-}
-
 /* The directory part of path ("." for a bare file name). */
 static void sync__dirname(const char *path, char *buf, size_t len)
 {
@@ -110,7 +81,7 @@ int desired__save(const struct desired *d, const char *path)
 		return -ENAMETOOLONG;
 	}
 	sync__dirname(path, dir, sizeof(dir));
-	err = sync__mkdir_p(dir);
+	err = sluice__mkdir_p(dir, 0755);
 	if (err)
 		return err;
 	root = desired__to_json(d);

@@ -59,25 +59,33 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 	[SLUICE_MAP_DROPS] = { "drops", sizeof(__u32), sizeof(__u64) },
 };
 
-static int mkdir_p(const char *dir)
+int sluice__mkdir_p(const char *dir, mode_t mode)
 {
 	char path[PATH_MAX];
 	size_t len = strlen(dir);
+	int err;
 
-	if (!len || len >= sizeof(path))
+	if (!len || len >= sizeof(path)) {
+		sluice__set_err("directory \"%.64s\": empty or too long a path", dir);
 		return -ENAMETOOLONG;
+	}
 	memcpy(path, dir, len + 1);
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
+	/* every prefix ending before a '/', then the whole path */
+	for (char *p = path + 1;; p++) {
+		char c = *p;
+
+		if (c != '/' && c)
 			continue;
 		*p = '\0';
-		if (mkdir(path, 0700) && errno != EEXIST)
-			return -errno;
-		*p = '/';
+		if (mkdir(path, mode) && errno != EEXIST) {
+			err = -errno;
+			sluice__set_err("cannot create directory %s: %s", path, strerror(errno));
+			return err;
+		}
+		*p = c;
+		if (!c)
+			return 0;
 	}
-	if (mkdir(path, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 static int sluice__pin_path(char *buf, size_t len, const char *dir, const char *name)
@@ -97,11 +105,9 @@ static int sluice__setup_pins(struct lb_bpf *skel, const char *dir)
 	struct statfs st;
 	int err;
 
-	err = mkdir_p(dir);
-	if (err) {
-		sluice__set_err("pin dir %s: cannot create: %s", dir, strerror(-err));
+	err = sluice__mkdir_p(dir, 0700);
+	if (err)
 		return err;
-	}
 	if (statfs(dir, &st) || st.f_type != BPF_FS_MAGIC) {
 		sluice__set_err(
 			"pin dir %s is not on a BPF filesystem (mount -t bpf bpf /sys/fs/bpf)",

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <linux/types.h>
+#include <sys/types.h>
 
 #include "sluice_abi.h"
 
@@ -72,6 +73,9 @@ int sluice__unpin(const char *pin_dir);
 int sluice__prog_fd(const struct sluice *s, enum sluice_prog prog);
 /* fd of a datapath map by its BPF name ("services", "conntrack", ...) */
 int sluice__map_fd(const struct sluice *s, const char *name);
+/* mkdir -p with mode for every directory it creates; the error text names
+ * the directory that could not be created. */
+int sluice__mkdir_p(const char *dir, mode_t mode);
 /* Last error text of this thread ("" when none). */
 const char *sluice__errmsg(void);
 /* Record this thread's error text, for code layered on the library (the

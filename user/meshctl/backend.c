@@ -88,7 +88,8 @@ static const struct cmd backend_add_cmd = {
 	.example = "meshctl backend add 10.96.0.10:80/tcp 10.0.1.4:8080 --weight 10",
 };
 
-static int do_del(int argc, char **argv)
+/* backend del / drain: SVC BE and nothing else, one call, one line said. */
+static int svc_be_call(int argc, char **argv, const char *op, const char *fmt)
 {
 	const struct opt opts[] = { { NULL } };
 	char *pos[2], svc[ARGS_SVC_LEN], be[SLUICE_ADDRPORT_STRLEN];
@@ -102,7 +103,12 @@ static int do_del(int argc, char **argv)
 	args = svc_be_args(pos, svc, sizeof(svc), be, sizeof(be));
 	if (!args)
 		return -1;
-	return call_and_say("backend.del", args, "removed backend %s from %s\n", be, svc, 0);
+	return call_and_say(op, args, fmt, be, svc, 0);
+}
+
+static int do_del(int argc, char **argv)
+{
+	return svc_be_call(argc, argv, "backend.del", "removed backend %s from %s\n");
 }
 
 static const struct cmd backend_del_cmd = {
@@ -157,21 +163,8 @@ static const struct cmd backend_weight_cmd = {
 
 static int do_drain(int argc, char **argv)
 {
-	const struct opt opts[] = { { NULL } };
-	char *pos[2], svc[ARGS_SVC_LEN], be[SLUICE_ADDRPORT_STRLEN];
-	struct json_object *args;
-	int npos;
-
-	if (opts__parse(argc, argv, opts, pos, 2, &npos))
-		return -1;
-	if (npos < 2)
-		return cmd__usage_error("missing %s", npos ? "BE" : "SVC and BE");
-	args = svc_be_args(pos, svc, sizeof(svc), be, sizeof(be));
-	if (!args)
-		return -1;
-	return call_and_say("backend.drain", args,
-			    "draining backend %s of %s: no new flows, existing ones keep it\n", be,
-			    svc, 0);
+	return svc_be_call(argc, argv, "backend.drain",
+			   "draining backend %s of %s: no new flows, existing ones keep it\n");
 }
 
 static const struct cmd backend_drain_cmd = {

@@ -46,27 +46,6 @@ int pin__mount_bpffs(const char *dir)
 	return 0;
 }
 
-static int mkdir_p(const char *dir)
-{
-	char path[PATH_MAX];
-	size_t len = strlen(dir);
-
-	if (!len || len >= sizeof(path))
-		return -ENAMETOOLONG;
-	memcpy(path, dir, len + 1);
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(path, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int pin__flock(const char *dir)
 {
 	int fd, err;
@@ -90,10 +69,10 @@ static int pin__flock(const char *dir)
 
 int pin__lock(const char *dir)
 {
-	int err = mkdir_p(dir);
+	int err = sluice__mkdir_p(dir, 0700);
 
 	if (err) {
-		pr_err("pin dir %s: cannot create: %s", dir, strerror(-err));
+		pr_err("pin dir %s: %s", dir, sluice__errmsg());
 		return err;
 	}
 	return pin__flock(dir);
