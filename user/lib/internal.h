@@ -20,9 +20,6 @@
 /* Forget the previous error, at the start of every public entry point. */
 void sluice__clear_err(void);
 
-/* Same address, same family; IPv4 compares addr[0] only. */
-bool sluice_addr__eq(const struct sluice_addr *a, const struct sluice_addr *b);
-
 /* The datapath maps the library writes, looked up once at open. */
 enum sluice_map_id {
 	SLUICE_MAP_SERVICES,

@@ -164,6 +164,8 @@ const char *sluice__drop_help(enum sluice_drop_reason r);
 /* Addresses: "10.0.0.1", "fd00::1"; "10.0.0.1:80", "[fd00::1]:80".
  * Return -EINVAL with a message naming the text on malformed input. */
 int sluice_addr__parse(struct sluice_addr *a, const char *text);
+/* Same address, same family; IPv4 compares addr[0] only. */
+bool sluice_addr__eq(const struct sluice_addr *a, const struct sluice_addr *b);
 int sluice_addr__parse_port(struct sluice_addr *a, __u16 *port, const char *text);
 /* Formats into buf (>= 48 bytes); returns buf. */
 char *sluice_addr__str(const struct sluice_addr *a, char *buf, size_t len);

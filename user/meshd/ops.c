@@ -85,21 +85,27 @@ static struct json_object *ops__weight_arg(struct json_object *req, bool require
 
 static int ops__find_svc(const struct desired *d, const struct svc_ref *ref)
 {
-	for (__u32 i = 0; i < d->nservices; i++) {
-		const struct desired_service *s = &d->services[i];
+	const struct desired_service *s = desired__find(d, &ref->vip, ref->port, ref->proto);
 
-		if (s->port == ref->port && s->proto == ref->proto &&
-		    state__addr_eq(&s->vip, &ref->vip))
-			return i;
-	}
-	return -1;
+	return s ? (int)(s - d->services) : -1;
+}
+
+/* The index of the service ref names, or an error reply: not found, or
+ * (edit) managed by Kubernetes. */
+static struct json_object *ops__existing_svc(struct meshd *m, const struct svc_ref *ref, bool edit,
+					     int *i)
+{
+	*i = ops__find_svc(&m->desired, ref);
+	if (*i < 0)
+		return api__error("service %s not found", ref->text);
+	return edit ? k8sint__refuse_edit(m, &m->desired.services[*i], ref->text) : NULL;
 }
 
 static int ops__find_backend(const struct desired_service *svc, const struct sluice_addr *addr,
 			     __u16 port)
 {
 	for (__u32 i = 0; i < svc->nbackends; i++)
-		if (svc->backends[i].port == port && state__addr_eq(&svc->backends[i].addr, addr))
+		if (svc->backends[i].port == port && sluice_addr__eq(&svc->backends[i].addr, addr))
 			return i;
 	return -1;
 }
@@ -253,9 +259,9 @@ struct json_object *ops__service_get(struct meshd *m, struct json_object *req)
 	err = ops__svc_arg(req, &ref);
 	if (err)
 		return err;
-	i = ops__find_svc(&m->desired, &ref);
-	if (i < 0)
-		return api__error("service %s not found", ref.text);
+	err = ops__existing_svc(m, &ref, false, &i);
+	if (err)
+		return err;
 	return api__ok(ops__service_json(m, &m->desired.services[i]));
 }
 
@@ -366,10 +372,7 @@ struct json_object *ops__service_del(struct meshd *m, struct json_object *req)
 	err = ops__svc_arg(req, &ref);
 	if (err)
 		return err;
-	i = ops__find_svc(&m->desired, &ref);
-	if (i < 0)
-		return api__error("service %s not found", ref.text);
-	err = k8sint__refuse_edit(m, &m->desired.services[i], ref.text);
+	err = ops__existing_svc(m, &ref, true, &i);
 	if (err)
 		return err;
 	root = ops__state_json(m, &services);
@@ -405,10 +408,7 @@ static struct json_object *ops__backend_edit(struct meshd *m, struct json_object
 		err = ops__weight_arg(req, edit == BE_WEIGHT, &weight);
 	if (err)
 		return err;
-	i = ops__find_svc(&m->desired, &ref);
-	if (i < 0)
-		return api__error("service %s not found", ref.text);
-	err = k8sint__refuse_edit(m, &m->desired.services[i], ref.text);
+	err = ops__existing_svc(m, &ref, true, &i);
 	if (err)
 		return err;
 	j = ops__find_backend(&m->desired.services[i], &addr, port);

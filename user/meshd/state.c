@@ -15,15 +15,6 @@
 #include "state.h"
 #include "telem.h"
 
-bool state__addr_eq(const struct sluice_addr *a, const struct sluice_addr *b)
-{
-	if (a->family != b->family)
-		return false;
-	if (a->family == SLUICE_AF_INET)
-		return a->addr[0] == b->addr[0];
-	return !memcmp(a->addr, b->addr, sizeof(a->addr));
-}
-
 char *state__svc_str(const struct sluice_addr *vip, __u16 port, __u8 proto, char *buf, size_t len)
 {
 	char abuf[SLUICE_ADDRPORT_STRLEN], pbuf[8];
@@ -54,7 +45,7 @@ static bool state__backends_same(const struct desired_service *a, const struct d
 		for (__u32 j = 0; j < b->nbackends && !found; j++)
 			found = a->backends[i].port == b->backends[j].port &&
 				a->backends[i].weight == b->backends[j].weight &&
-				state__addr_eq(&a->backends[i].addr, &b->backends[j].addr);
+				sluice_addr__eq(&a->backends[i].addr, &b->backends[j].addr);
 		if (!found)
 			return false;
 	}

@@ -26,6 +26,5 @@ int state__reconcile(struct meshd *m);
 int state__commit(struct meshd *m, struct desired *next, char *err, size_t errlen);
 /* "10.96.0.10:80/tcp" for a service key. */
 char *state__svc_str(const struct sluice_addr *vip, __u16 port, __u8 proto, char *buf, size_t len);
-bool state__addr_eq(const struct sluice_addr *a, const struct sluice_addr *b);
 
 #endif /* MESHD_STATE_H */
