@@ -760,11 +760,80 @@ out:
 	sluice__close(s);
 }
 
+/* N services of one backend each (gen 0), or (gen 1) each backend moved
+ * to a new address and the services from SLUICE_SET_GROUP on given ten. */
+static char *many_state(__u32 n, int gen)
+{
+	size_t cap = (size_t)n * 400 + 64, len = 0;
+	char *t = malloc(cap);
+
+	if (!t)
+		return NULL;
+	len += snprintf(t + len, cap - len, "services:\n");
+	for (__u32 i = 0; i < n; i++) {
+		__u32 nb = gen && i >= SLUICE_SET_GROUP ? 10 : 1;
+
+		len += snprintf(t + len, cap - len,
+				"  - {vip: 10.0.%u.%u, port: 80, protocol: tcp, backends: [", i / 250,
+				i % 250 + 1);
+		for (__u32 j = 0; j < nb; j++)
+			len += snprintf(t + len, cap - len, "%s{address: 10.%u.%u.%u, port: 80}",
+					j ? ", " : "", 1 + gen, i % 250, j + 1);
+		len += snprintf(t + len, cap - len, "]}\n");
+	}
+	return t;
+}
+
+/* An apply that fails in its second group of services is undone whole,
+ * the first group's changes too (in batches, not service by service). */
+static void test_apply_rollback_groups(void)
+{
+	struct desired a, b;
+	struct sluice *s;
+	char *ta = NULL, *tb = NULL;
+	int small, real;
+
+	s = open_maps();
+	if (!s)
+		return;
+	real = s->fds[SLUICE_MAP_BACKENDS];
+	/* a: 300 backends; b needs 256 new ones before the first group's old
+	 * ones go, then 440 for the second group: more than 600 */
+	small = bpf_map_create(BPF_MAP_TYPE_HASH, "small_be", sizeof(__u32),
+			       sizeof(struct sluice_backend), 600, NULL);
+	if (!ASSERT_TRUE(small >= 0, "create small backends map"))
+		goto out;
+	s->fds[SLUICE_MAP_BACKENDS] = small;
+	ta = many_state(SLUICE_SET_GROUP + 44, 0);
+	tb = many_state(SLUICE_SET_GROUP + 44, 1);
+	if (!ASSERT_TRUE(ta && tb, "alloc") || !ASSERT_OK(parse(&a, ta), sluice__errmsg()))
+		goto restore;
+	if (!ASSERT_OK(parse(&b, tb), sluice__errmsg()))
+		goto free_a;
+	if (!ASSERT_OK(desired__apply(s, NULL, &a), sluice__errmsg()))
+		goto free_b;
+	ASSERT_EQ(desired__apply(s, &a, &b), -E2BIG, "map full in the second group");
+	has("updating 10.0.1."); /* a service of the second group */
+	has("backends map");
+	maps_hold(s, &a);
+free_b:
+	desired__free(&b);
+free_a:
+	desired__free(&a);
+restore:
+	s->fds[SLUICE_MAP_BACKENDS] = real;
+	close(small);
+out:
+	free(ta);
+	free(tb);
+	sluice__close(s);
+}
+
 static const struct test tests[] = {
 	TEST(test_json_round_trip), TEST(test_yaml_round_trip),   TEST(test_example_file),
 	TEST(test_rejects),         TEST(test_too_many_backends), TEST(test_validate_model),
 	TEST(test_svc_ref),         TEST(test_save_load),         TEST(test_diff),
-	TEST(test_apply),           TEST(test_apply_rollback),
+	TEST(test_apply),           TEST(test_apply_rollback),   TEST(test_apply_rollback_groups),
 };
 
 int main(int argc, char **argv)

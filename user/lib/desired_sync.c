@@ -366,31 +366,6 @@ static int sync__spec(const struct desired_service *svc, struct sluice_service_s
 	return 0;
 }
 
-static int sync__set(struct sluice *s, const struct desired_service *svc)
-{
-	struct sluice_service_spec spec;
-	int err;
-
-	err = sync__spec(svc, &spec);
-	if (err)
-		return err;
-	err = sluice__service_set(s, &spec);
-	free((void *)spec.backends);
-	return err;
-}
-
-static int sync__del(struct sluice *s, const struct desired_service *svc)
-{
-	int err = sluice__service_del(s, &svc->vip, svc->port, svc->proto);
-
-	return err == -ENOENT ? 0 : err; /* already gone is what we wanted */
-}
-
-static int sync__undo(struct sluice *s, const struct sync_change *c)
-{
-	return c->kind == DESIRED_ADD ? sync__del(s, c->new) : sync__set(s, c->old);
-}
-
 static const char *const sync__verb[] = {
 	[DESIRED_ADD] = "adding",
 	[DESIRED_UPDATE] = "updating",
@@ -407,78 +382,122 @@ static void sync__name_err(const struct sync_change *c)
 			desired__svc_ref(c->old ? c->old : c->new, ref, sizeof(ref)), msg);
 }
 
-/* Every delete in one sluice__service_del_many() call (one walk of the
- * backends map, one RCU grace period for the tables). */
-static int sync__del_all(struct sluice *s, const struct sync_plan *plan, __u32 *done,
-			 __u32 *ndone)
+/* The services of list (n of them) gone in one sluice__service_del_many()
+ * call (one walk of the backends map, one RCU grace period for the
+ * tables); *done: how many of the list's head are gone. */
+static int sync__del_list(struct sluice *s, const struct desired_service *const *list, __u32 n,
+			  __u32 *done)
 {
 	struct sluice_service_ref *refs;
-	__u32 *idx, n = 0, k = 0;
 	int err;
 
-	refs = calloc(plan->n + 1, sizeof(*refs));
-	idx = calloc(plan->n + 1, sizeof(*idx));
-	if (!refs || !idx) {
+	*done = 0;
+	refs = calloc(n + 1, sizeof(*refs));
+	if (!refs) {
 		sluice__set_err("out of memory planning the update");
-		err = -ENOMEM;
-		goto cleanup;
+		return -ENOMEM;
 	}
-	for (__u32 i = 0; i < plan->n; i++) {
-		const struct desired_service *svc = plan->v[i].old;
-
-		if (plan->v[i].kind != DESIRED_DELETE)
-			continue;
-		refs[n] = (struct sluice_service_ref){ .vip = svc->vip, .port = svc->port,
-						       .proto = svc->proto };
-		idx[n++] = i;
-	}
-	err = sluice__service_del_many(s, refs, n, &k);
-	for (__u32 j = 0; j < k && j < n; j++)
-		done[(*ndone)++] = idx[j];
-	if (err && k < n)
-		sync__name_err(&plan->v[idx[k]]);
-cleanup:
+	for (__u32 i = 0; i < n; i++)
+		refs[i] = (struct sluice_service_ref){ .vip = list[i]->vip, .port = list[i]->port,
+						       .proto = list[i]->proto };
+	err = sluice__service_del_many(s, refs, n, done);
 	free(refs);
-	free(idx);
 	return err;
 }
 
-/* Updates, then adds, in one sluice__service_set_many() call (the maps
- * read once, one RCU grace period per group of tables). The plan indexes
- * of the changes now live are appended to done[]. */
-static int sync__set_all(struct sluice *s, const struct sync_plan *plan, __u32 *done,
-			 __u32 *ndone)
+/* The services of list written in one sluice__service_set_many() call (the
+ * maps read once, one RCU grace period per group of tables); *done: how
+ * many of the list's head are live, *failed: the one the error is about. */
+static int sync__set_list(struct sluice *s, const struct desired_service *const *list, __u32 n,
+			  __u32 *done, __u32 *failed)
 {
-	static const enum desired_change order[] = { DESIRED_UPDATE, DESIRED_ADD };
 	struct sluice_service_spec *specs;
-	__u32 *idx, n = 0, applied = 0, failed = 0;
+	__u32 nspecs = 0;
 	int err = 0;
 
-	specs = calloc(plan->n + 1, sizeof(*specs));
-	idx = calloc(plan->n + 1, sizeof(*idx));
-	if (!specs || !idx) {
+	*done = 0;
+	*failed = n;
+	specs = calloc(n + 1, sizeof(*specs));
+	if (!specs) {
 		sluice__set_err("out of memory planning the update");
-		err = -ENOMEM;
-		goto cleanup;
+		return -ENOMEM;
 	}
-	for (size_t o = 0; o < sizeof(order) / sizeof(order[0]) && !err; o++)
-		for (__u32 i = 0; i < plan->n && !err; i++)
-			if (plan->v[i].kind == order[o] &&
-			    !(err = sync__spec(plan->v[i].new, &specs[n])))
-				idx[n++] = i;
-	if (err)
-		goto cleanup;
-	err = sluice__service_set_many(s, specs, n, &applied, &failed);
-	for (__u32 k = 0; k < applied; k++)
-		done[(*ndone)++] = idx[k];
-	if (err && failed < n)
-		sync__name_err(&plan->v[idx[failed]]);
-cleanup:
-	for (__u32 k = 0; specs && k < n; k++)
+	for (; nspecs < n && !err; nspecs += !err)
+		err = sync__spec(list[nspecs], &specs[nspecs]);
+	if (!err)
+		err = sluice__service_set_many(s, specs, n, done, failed);
+	for (__u32 k = 0; k < nspecs; k++)
 		free((void *)specs[k].backends);
 	free(specs);
-	free(idx);
 	return err;
+}
+
+/* Plan indexes of the changes of these kinds, in this order, and the
+ * service each writes (new) or removes (old). */
+static __u32 sync__select(const struct sync_plan *plan, const __u32 *from, __u32 nfrom,
+			  const enum desired_change *kinds, size_t nkinds, bool old,
+			  const struct desired_service **list, __u32 *idx)
+{
+	__u32 n = 0;
+
+	for (size_t k = 0; k < nkinds; k++)
+		for (__u32 j = 0; j < nfrom; j++) {
+			const struct sync_change *c = &plan->v[from ? from[j] : j];
+
+			if (c->kind != kinds[k])
+				continue;
+			list[n] = old ? c->old : c->new;
+			idx[n++] = from ? from[j] : j;
+		}
+	return n;
+}
+
+/* Deletes, then updates and adds; the plan indexes of the changes that
+ * took effect go to done[] (in that order) and an error names its change. */
+static int sync__do_all(struct sluice *s, const struct sync_plan *plan,
+			const struct desired_service **list, __u32 *idx, __u32 *done,
+			__u32 *ndone)
+{
+	static const enum desired_change dels[] = { DESIRED_DELETE };
+	static const enum desired_change sets[] = { DESIRED_UPDATE, DESIRED_ADD };
+	__u32 n, k = 0, bad = 0;
+	int err;
+
+	/* deletes first: they free map room for the rest */
+	n = sync__select(plan, NULL, plan->n, dels, 1, true, list, idx);
+	err = sync__del_list(s, list, n, &k);
+	bad = k;
+	if (!err) {
+		for (__u32 j = 0; j < k; j++)
+			done[(*ndone)++] = idx[j];
+		n = sync__select(plan, NULL, plan->n, sets, 2, false, list, idx);
+		err = sync__set_list(s, list, n, &k, &bad);
+	}
+	for (__u32 j = 0; j < k && j < n; j++)
+		done[(*ndone)++] = idx[j];
+	if (err && bad < n)
+		sync__name_err(&plan->v[idx[bad]]);
+	return err;
+}
+
+/* Puts back what the changes in done[] did, in batches too: added
+ * services deleted first (room), then updated and deleted ones written
+ * as they were. Returns how many could not be restored. */
+static __u32 sync__undo_all(struct sluice *s, const struct sync_plan *plan,
+			    const struct desired_service **list, __u32 *idx, const __u32 *done,
+			    __u32 ndone)
+{
+	static const enum desired_change added[] = { DESIRED_ADD };
+	static const enum desired_change changed[] = { DESIRED_UPDATE, DESIRED_DELETE };
+	__u32 n, k = 0, bad, failed = 0;
+
+	n = sync__select(plan, done, ndone, added, 1, false, list, idx);
+	if (sync__del_list(s, list, n, &k))
+		failed += n - k;
+	n = sync__select(plan, done, ndone, changed, 2, true, list, idx);
+	if (sync__set_list(s, list, n, &k, &bad))
+		failed += n - k;
+	return failed;
 }
 
 int desired__apply(struct sluice *s, const struct desired *old, const struct desired *new)
@@ -486,7 +505,8 @@ int desired__apply(struct sluice *s, const struct desired *old, const struct des
 	char msg[SLUICE_ERRMSG_LEN];
 	struct sync_plan plan = {};
 	struct desired empty = {};
-	__u32 *done = NULL, ndone = 0, failed = 0;
+	const struct desired_service **list = NULL;
+	__u32 *done = NULL, *idx = NULL, ndone = 0, failed;
 	int err;
 
 	err = desired__validate(new);
@@ -494,20 +514,18 @@ int desired__apply(struct sluice *s, const struct desired *old, const struct des
 		return err;
 	desired__diff(old ? old : &empty, new, sync__collect, &plan);
 	done = calloc(plan.n + 1, sizeof(*done));
-	if (plan.nomem || !done) {
+	idx = calloc(plan.n + 1, sizeof(*idx));
+	list = calloc(plan.n + 1, sizeof(*list));
+	if (plan.nomem || !done || !idx || !list) {
 		sluice__set_err("out of memory planning the update");
 		err = -ENOMEM;
 		goto cleanup;
 	}
-	/* deletes first: they free map room for the rest */
-	err = sync__del_all(s, &plan, done, &ndone);
-	if (!err)
-		err = sync__set_all(s, &plan, done, &ndone);
+	err = sync__do_all(s, &plan, list, idx, done, &ndone);
 	if (!err)
 		goto cleanup;
 	snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
-	while (ndone)
-		failed += sync__undo(s, &plan.v[done[--ndone]]) != 0;
+	failed = sync__undo_all(s, &plan, list, idx, done, ndone);
 	if (failed)
 		sluice__set_err("%s (restoring %u already changed services also failed; "
 				"apply the state again)",
@@ -516,6 +534,8 @@ int desired__apply(struct sluice *s, const struct desired *old, const struct des
 		sluice__set_err("%s", msg);
 cleanup:
 	free(done);
+	free(idx);
+	free(list);
 	free(plan.v);
 	return err;
 }
