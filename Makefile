@@ -22,27 +22,46 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-INCLUDES   := -Iinclude -I$(O) -Iuser/lib
+# Userspace is two libraries: libsluice.a (user/lib/*/: everything that
+# drives the datapath; meshctl links only this) and libsluice-agent.a
+# (user/agent/*/: Kubernetes client and metrics exporter, which bring
+# libcurl, libmicrohttpd and friends). Each library folder is an include
+# directory; user/lib and meshctl objects do not see the agent's headers.
+LIB_DIRS   := $(patsubst %/,%,$(sort $(dir $(wildcard user/lib/*/*.c))))
+AGENT_DIRS := $(patsubst %/,%,$(sort $(dir $(wildcard user/agent/*/*.c))))
+LIB_INC    := $(addprefix -I,$(LIB_DIRS))
+AGENT_INC  := $(addprefix -I,$(AGENT_DIRS))
+LIB_PKGS   := json-c yaml-0.1
+AGENT_PKGS := libnl-3.0 libnl-route-3.0 libmicrohttpd libcurl
+LIB_LDLIBS   := -lbpf -lelf -lz -lm $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null)
+AGENT_LDLIBS := $(shell pkg-config --libs $(AGENT_PKGS) 2>/dev/null)
+
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
 	-Wall -Werror -Wno-unused-function -Iinclude -Ibpf -I$(O)
+# CFLAGS (optimisation, debug, extra warnings) may be set on the command
+# line without losing the flags the build needs, which live apart.
 CFLAGS     ?= -g -O2
-CFLAGS     += -std=gnu11 -Wall -Wextra -Werror $(INCLUDES) -Itests/lib
-PKGS       := json-c yaml-0.1 libnl-3.0 libnl-route-3.0 libmicrohttpd libcurl
-CFLAGS     += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS     := -lbpf -lelf -lz -lm $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+BUILD_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Iinclude -I$(O) $(XINC) -Itests/lib \
+	$(shell pkg-config --cflags $(LIB_PKGS) $(AGENT_PKGS) 2>/dev/null)
+XINC       = $(LIB_INC) $(AGENT_INC)
+ALL_CFLAGS = $(BUILD_CFLAGS) $(CFLAGS)
 
-BPF_SRCS   := $(wildcard bpf/*.bpf.c)
-BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(O)/%.bpf.o,$(BPF_SRCS))
-SKELS      := $(patsubst bpf/%.bpf.c,$(O)/%.skel.h,$(BPF_SRCS))
+BPF_SRCS   := $(wildcard bpf/*.bpf.c bpf/bench/*.bpf.c)
+BPF_OBJS   := $(addprefix $(O)/,$(notdir $(BPF_SRCS:.bpf.c=.bpf.o)))
+SKELS      := $(BPF_OBJS:.bpf.o=.skel.h)
 
-LIB_SRCS   := $(wildcard user/lib/*.c)
+LIB_SRCS   := $(wildcard user/lib/*/*.c)
 LIB_OBJS   := $(patsubst %.c,$(O)/%.o,$(LIB_SRCS))
 LIB        := $(O)/libsluice.a
+AGENT_SRCS := $(wildcard user/agent/*/*.c)
+AGENT_OBJS := $(patsubst %.c,$(O)/%.o,$(AGENT_SRCS))
+AGENT_LIB  := $(O)/libsluice-agent.a
 
-# user/NAME.c or user/NAME/*.c (not user/lib) -> build/NAME
-PROG_SRCS  := $(wildcard user/*.c)
-PROG_DIRS  := $(filter-out lib,$(notdir $(patsubst %/,%,$(wildcard user/*/))))
-PROGS      := $(patsubst user/%.c,$(O)/%,$(PROG_SRCS)) $(addprefix $(O)/,$(PROG_DIRS))
+# user/NAME/*.c -> build/NAME (programs: meshd, meshctl)
+PROG_DIRS  := $(filter-out lib agent,$(notdir $(patsubst %/,%,$(wildcard user/*/))))
+PROGS      := $(addprefix $(O)/,$(PROG_DIRS))
+# Programs that link only libsluice.a.
+LIB_ONLY_PROGS := meshctl
 
 TLIB_SRCS  := $(wildcard tests/lib/*.c)
 TLIB_OBJS  := $(patsubst %.c,$(O)/%.o,$(TLIB_SRCS))
@@ -55,9 +74,11 @@ TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOLS      := $(patsubst %.c,$(O)/%,$(TOOL_SRCS))
 BENCH_SRCS := $(wildcard scripts/bench/*.c)
 BENCH_BINS := $(patsubst %.c,$(O)/%,$(BENCH_SRCS))
+ALL_LIBS   := $(AGENT_LIB) $(LIB)
+ALL_LDLIBS  = $(AGENT_LDLIBS) $(LIB_LDLIBS)
 
 .PHONY: all deps test demo bench clean
-all: $(SKELS) $(LIB) $(PROGS) $(UNIT_BINS) $(if $(DP_SRCS),$(DP_BIN)) $(TOOLS) $(BENCH_BINS)
+all: $(SKELS) $(LIB) $(AGENT_LIB) $(PROGS) $(UNIT_BINS) $(if $(DP_SRCS),$(DP_BIN)) $(TOOLS) $(BENCH_BINS)
 
 deps:
 	$(Q)scripts/install-deps.sh
@@ -67,10 +88,13 @@ $(O)/vmlinux.h:
 	$(Q)mkdir -p $(@D)
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
-$(O)/%.bpf.o: bpf/%.bpf.c $(O)/vmlinux.h
-	$(call msg,BPF,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(BPF_CFLAGS) -MD -MP -MF $@.d -c $< -o $@
+define bpf_rule
+$(O)/$(notdir $(1:.bpf.c=.bpf.o)): $(1) $(O)/vmlinux.h
+	$$(call msg,BPF,$$@)
+	$$(Q)mkdir -p $$(@D)
+	$$(Q)$$(CLANG) $$(BPF_CFLAGS) -MD -MP -MF $$@.d -c $$< -o $$@
+endef
+$(foreach src,$(BPF_SRCS),$(eval $(call bpf_rule,$(src))))
 
 $(O)/%.skel.h: $(O)/%.bpf.o
 	$(call msg,SKEL,$@)
@@ -80,38 +104,47 @@ $(O)/%.skel.h: $(O)/%.bpf.o
 $(O)/%.o: %.c $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -MD -MP -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -MD -MP -c $< -o $@
+
+# The datapath library and the CLI cannot include agent headers.
+$(O)/user/lib/%.o $(O)/user/meshctl/%.o: XINC = $(LIB_INC)
+# The traffic generator shares its header with bpf/bench/xdpgen.bpf.c.
+$(O)/scripts/bench/%.o: XINC = $(LIB_INC) $(AGENT_INC) -Ibpf/bench
 
 $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
+	$(Q)rm -f $@
 	$(Q)$(AR) rcs $@ $^
 
-$(O)/%: $(O)/user/%.o $(LIB)
-	$(call msg,LD,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+$(AGENT_LIB): $(AGENT_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@
+	$(Q)$(AR) rcs $@ $^
 
 define prog_dir_rule
-$(O)/$(1): $(patsubst %.c,$(O)/%.o,$(wildcard user/$(1)/*.c)) $(LIB)
+$(O)/$(1): $(patsubst %.c,$(O)/%.o,$(wildcard user/$(1)/*.c)) \
+		$(if $(filter $(1),$(LIB_ONLY_PROGS)),$(LIB),$(ALL_LIBS))
 	$$(call msg,LD,$$@)
-	$$(Q)$$(CC) $$(CFLAGS) $$^ $$(LDLIBS) -o $$@
+	$$(Q)$$(CC) $$(ALL_CFLAGS) $$^ \
+		$(if $(filter $(1),$(LIB_ONLY_PROGS)),$$(LIB_LDLIBS),$$(ALL_LDLIBS)) -o $$@
 endef
 $(foreach p,$(PROG_DIRS),$(eval $(call prog_dir_rule,$(p))))
 
-$(O)/tests/unit/%: $(O)/tests/unit/%.o $(TLIB_OBJS) $(LIB)
+$(O)/tests/unit/%: $(O)/tests/unit/%.o $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
 
-$(DP_BIN): $(DP_OBJS) $(TLIB_OBJS) $(LIB)
+$(DP_BIN): $(DP_OBJS) $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
 
-$(O)/tests/tools/%: $(O)/tests/tools/%.o $(TLIB_OBJS) $(LIB)
+$(O)/tests/tools/%: $(O)/tests/tools/%.o $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
 
-$(O)/scripts/bench/%: $(O)/scripts/bench/%.o $(TLIB_OBJS) $(LIB)
+$(O)/scripts/bench/%: $(O)/scripts/bench/%.o $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * sluice_sock_abi.h - layouts shared by the socket-level programs
- * (bpf/sock.bpf.c, bpf/redir.bpf.c) and user/lib/sock.c.
+ * (bpf/sock.bpf.c, bpf/redir.bpf.c) and user/lib/sock/sock.c.
  *
  * Contract: like sluice_abi.h, every key/value/counter of the socket maps
  * lives here only; addresses and ports in keys are network byte order

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * sluice_telemetry_abi.h - layouts shared by the connection telemetry
- * program (bpf/telemetry.bpf.c) and user/lib/telemetry.c.
+ * program (bpf/telemetry.bpf.c) and user/lib/telemetry/telemetry.c.
  *
  * Contract: the ring buffer carries struct sluice_telem_rec, one per event
  * of a tracked TCP connection (OPEN, periodic UPDATE, CLOSE, FAIL). Every

@@ -54,7 +54,7 @@ for b in $BIN/pktbench $BIN/xdpgen $BIN/svcload $BIN/kprules $BIN/runstat $BIN/p
 done
 mkdir -p "$RAW"
 rm -f "$RAW"/*
-# The generator's BPF object (bpf/xdpgen.bpf.c) is built by the Makefile.
+# The generator's BPF object (bpf/bench/xdpgen.bpf.c) is built by the Makefile.
 [ -f build/xdpgen.bpf.o ] || { echo "bench: build/xdpgen.bpf.o missing (run make)" >&2; exit 1; }
 
 # SCALE:RUNS:NFT_RUNS:CHANGES: B4's from-empty programming runs of Sluice

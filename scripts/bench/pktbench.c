@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * pktbench.c - ns/packet of the Sluice XDP program through BPF_PROG_TEST_RUN,
- * next to the baselines of bpf/bench.bpf.c (an empty program, one hash
+ * next to the baselines of bpf/bench/bench.bpf.c (an empty program, one hash
  * lookup + counter, a new flow's two conntrack inserts) run the same way.
  *
  * Contract: loads xdp_lb through sluice__open() (nothing pinned, nothing
@@ -77,7 +77,7 @@ enum bench_prog {
 	PROG__MAX,
 };
 
-/* Slots of bench_counts, as enum bench_slot in bpf/bench.bpf.c. */
+/* Slots of bench_counts, as enum bench_slot in bpf/bench/bench.bpf.c. */
 #define BENCH_HIT 0
 #define BENCH_SEQ 2
 

@@ -23,7 +23,7 @@
  * only variants measured with the same placement. Removing what `counter`
  * and `redirect` attached is the caller's job (deleting the namespace
  * does it). The BPF object is build/xdpgen.bpf.o (--obj), built by
- * scripts/bench.sh from scripts/bench/bpf/xdpgen.bpf.c.
+ * scripts/bench.sh from bpf/bench/xdpgen.bpf.c.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -50,7 +50,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "sluice_xdpgen.h"
+#include "xdpgen.h"
 
 #define DEFAULT_OBJ "build/xdpgen.bpf.o"
 /* Calibration runs that size the measured run. */

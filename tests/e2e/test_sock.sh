@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 #
 # test_sock.sh - end-to-end socket-level load balancing and same-node
-# redirection (bpf/sock.bpf.c, bpf/redir.bpf.c through user/lib/sock.h).
+# redirection (bpf/sock.bpf.c, bpf/redir.bpf.c through user/lib/sock/sock.h).
 #
 # Contract: creates one network namespace (backends be1..be3 as TCP+UDP
 # echo servers on local addresses of its loopback, no route to the VIPs,

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * socktool - the socket-level programs from the command line, for the
- * e2e tests: attach/detach/inspect through user/lib/sock.h, plus echo
+ * e2e tests: attach/detach/inspect through user/lib/sock/sock.h, plus echo
  * servers and checking clients for the socket LB.
  *
  * Contract: control commands open the datapath pinned under --pin DIR

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_sock.c - user/lib/sock.h against the real kernel (run as root).
+ * test_sock.c - user/lib/sock/sock.h against the real kernel (run as root).
  * BPF_PROG_TEST_RUN cannot run cgroup sock_addr, sockops or sk_msg
  * programs, so the programs are attached for real: to a child cgroup this
  * suite creates under the cgroup2 mount (never above it), with the test

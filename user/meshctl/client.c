@@ -2,7 +2,7 @@
 /*
  * client.c - request/response with meshd over its Unix socket.
  *
- * Contract: see client.h. The transport lives in user/lib/api.c; this file
+ * Contract: see client.h. The transport lives in user/lib/state/api.c; this file
  * only shapes the request, unwraps {"ok", "data", "error"} and words the
  * errors for a person at a terminal. Streams are read here: api.c reads
  * one message per connection and drops what follows it.

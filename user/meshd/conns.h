@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * conns.h - connection telemetry records as the API's RECORD objects
- * (user/lib/api.h): ids resolved to service and backend names, kernel
+ * (user/lib/state/api.h): ids resolved to service and backend names, kernel
  * timestamps to wall-clock time.
  *
  * Contract: a record carries service and backend ids; they are named by

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * exporter.h - GET /metrics: the Prometheus exposition (user/lib/metrics.h)
- * served by the HTTP server of user/lib/http.h from meshd's event loop.
+ * exporter.h - GET /metrics: the Prometheus exposition (user/agent/metrics/metrics.h)
+ * served by the HTTP server of user/agent/metrics/http.h from meshd's event loop.
  *
  * Contract: started (bound) before the datapath is touched, so a bad or
  * taken --metrics address stops meshd early with a message naming it;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops.h - the handlers of the API ops of user/lib/api.h.
+ * ops.h - the handlers of the API ops of user/lib/state/api.h.
  *
  * Contract: a handler gets the parsed request and returns the whole
  * response (api__ok() or api__error()), never NULL. Read ops look at the

@@ -3,7 +3,7 @@
  * ops_telem.c - API op handlers on connection telemetry:
  * connections.list, connections.follow (a stream) and top.
  *
- * Contract: see user/lib/api.h for the shapes. connections.list shows
+ * Contract: see user/lib/state/api.h for the shapes. connections.list shows
  * one RECORD per connection by default (its newest event: an open
  * connection as "open", a finished one as "closed" or "failed"); with
  * "events" every event kept. top is a snapshot of counters only (totals

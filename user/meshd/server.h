@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * server.h - the API socket: a root-only Unix stream socket, one JSON
- * request and one response per connection (user/lib/api.h).
+ * request and one response per connection (user/lib/state/api.h).
  *
  * Contract: the socket file is mode 0600 in a 0755 directory, and every
  * connection is checked with SO_PEERCRED too, so a loosened file mode

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sockint.h - socket-level load balancing and same-node redirection
- * (user/lib/sock.h) in the agent: --socket-lb and --redirect on --cgroup,
+ * (user/lib/sock/sock.h) in the agent: --socket-lb and --redirect on --cgroup,
  * the redirect's start-up self-test, and what status and /metrics say.
  *
  * Contract: like telemetry, both parts are additions to the per-packet

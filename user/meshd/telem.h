@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * telem.h - connection telemetry in the agent: the sockops program of
- * user/lib/telemetry.h on --cgroup, its ring buffer read from the event
+ * user/lib/telemetry/telemetry.h on --cgroup, its ring buffer read from the event
  * loop, and what status says about it.
  *
  * Contract: telemetry is an addition to the datapath, never a condition

@@ -21,7 +21,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#include "sluice_xdpgen.h"
+#include "xdpgen.h"
 
 #define ETH_HLEN 14
 #define ETH_P_IP 0x0800

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * xdpgen.h - layouts shared by scripts/bench/bpf/xdpgen.bpf.c and
+ * xdpgen.h - layouts shared by bpf/bench/xdpgen.bpf.c and
  * scripts/bench/xdpgen.c (the B2/B3 traffic generator and its counters).
  */
 #ifndef SLUICE_BENCH_XDPGEN_H
