@@ -77,8 +77,7 @@ int xdp_lb(struct xdp_md *ctx)
 	}
 }
 
-static __noinline int tc_refuse(struct __sk_buff *skb, struct pkt *p,
-				     const struct lb_result *r)
+static __noinline int tc_refuse(struct __sk_buff *skb, struct pkt *p, const struct lb_result *r)
 {
 	struct refuse_buf *b = refuse_buf_get();
 	int len;

@@ -127,13 +127,13 @@ struct sluice_ct_key {
 };
 
 struct sluice_ct_entry {
-	__u32 addr[4];     /* FWD: backend address; REPLY: VIP */
-	__u16 port;        /* FWD: backend port; REPLY: service port */
-	__u8 tcp_flags;    /* union of TCP flags seen in this direction */
+	__u32 addr[4];  /* FWD: backend address; REPLY: VIP */
+	__u16 port;     /* FWD: backend port; REPLY: service port */
+	__u8 tcp_flags; /* union of TCP flags seen in this direction */
 	__u8 pad;
 	__u32 backend_id;
 	__u32 svc_id;
-	__u64 created_ns;  /* bpf_ktime_get_ns() at flow creation */
+	__u64 created_ns;   /* bpf_ktime_get_ns() at flow creation */
 	__u64 last_seen_ns; /* refreshed at most once a second */
 };
 
@@ -153,7 +153,7 @@ struct sluice_backend_stats {
 };
 
 /* Global per-CPU counters, indexed by enum sluice_counter. */
-#define SLUICE_COUNTERS(X)                                                     \
+#define SLUICE_COUNTERS(X)                                                    \
 	X(PASS, "pass", "not service traffic, passed unchanged")              \
 	X(LB_NEW, "lb_new", "new flow balanced to a backend")                 \
 	X(LB_EST, "lb_established", "packet of an existing flow DNATed")      \
@@ -171,20 +171,21 @@ enum sluice_counter {
 
 /* Drop reasons, indexed into the per-CPU drops map. Each is also the
  * "reason" label of the drop metric. */
-#define SLUICE_DROP_REASONS(X)                                                 \
-	X(NONE, "none", "not a drop")                                          \
-	X(TRUNC_ETH, "truncated_ethernet", "frame shorter than an Ethernet header") \
-	X(TRUNC_IPV4, "truncated_ipv4", "frame shorter than the IPv4 header")  \
-	X(BAD_IHL, "bad_ipv4_ihl", "IPv4 ihl below 5 or beyond the frame")     \
+#define SLUICE_DROP_REASONS(X)                                                                  \
+	X(NONE, "none", "not a drop")                                                           \
+	X(TRUNC_ETH, "truncated_ethernet", "frame shorter than an Ethernet header")             \
+	X(TRUNC_IPV4, "truncated_ipv4", "frame shorter than the IPv4 header")                   \
+	X(BAD_IHL, "bad_ipv4_ihl", "IPv4 ihl below 5 or beyond the frame")                      \
 	X(BAD_IPV4_LEN, "bad_ipv4_length", "IPv4 tot_len beyond the frame or below the header") \
-	X(TRUNC_IPV6, "truncated_ipv6", "frame shorter than the IPv6 header")  \
-	X(BAD_IPV6_LEN, "bad_ipv6_length", "IPv6 payload_len beyond the frame") \
-	X(IPV6_EXTHDR, "ipv6_exthdr", "IPv6 extension headers truncated or beyond the parse bound") \
-	X(TRUNC_TCP, "truncated_tcp", "TCP header truncated or doff < 5")      \
-	X(TRUNC_UDP, "truncated_udp", "UDP header truncated")                  \
-	X(FRAGMENT, "fragment", "IP fragment addressed to a VIP")              \
-	X(BAD_TCP_FLAGS, "bad_tcp_flags", "TCP to a service with no flags or SYN+FIN") \
-	X(NO_BACKEND, "no_backend", "Maglev slot names a backend that is gone") \
+	X(TRUNC_IPV6, "truncated_ipv6", "frame shorter than the IPv6 header")                   \
+	X(BAD_IPV6_LEN, "bad_ipv6_length", "IPv6 payload_len beyond the frame")                 \
+	X(IPV6_EXTHDR, "ipv6_exthdr",                                                           \
+	  "IPv6 extension headers truncated or beyond the parse bound")                         \
+	X(TRUNC_TCP, "truncated_tcp", "TCP header truncated or doff < 5")                       \
+	X(TRUNC_UDP, "truncated_udp", "UDP header truncated")                                   \
+	X(FRAGMENT, "fragment", "IP fragment addressed to a VIP")                               \
+	X(BAD_TCP_FLAGS, "bad_tcp_flags", "TCP to a service with no flags or SYN+FIN")          \
+	X(NO_BACKEND, "no_backend", "Maglev slot names a backend that is gone")                 \
 	X(REFUSE_FAILED, "refuse_failed", "could not build the RST/ICMP refusal")
 
 enum sluice_drop_reason {

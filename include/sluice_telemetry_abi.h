@@ -57,7 +57,7 @@ enum sluice_telem_dir {
 	X(REFUSED, "refused", "RST in answer to the SYN")                      \
 	X(TIMEOUT, "timeout", "SYN never answered")                            \
 	X(UNREACHABLE, "unreachable", "ICMP unreachable in answer to the SYN") \
-	X(ABORTED, "aborted", "closed by the application before established") \
+	X(ABORTED, "aborted", "closed by the application before established")  \
 	X(RESET, "reset", "established connection reset by the peer")          \
 	X(ERROR, "error", "other socket error")
 
@@ -70,31 +70,31 @@ enum sluice_telem_reason {
 
 /* One event of one connection (136 bytes; 144 in the ring). */
 struct sluice_telem_rec {
-	__u64 cookie;           /* socket cookie: joins the records of a connection */
-	__u64 start_ns;         /* bpf_ktime_get_ns() at connect() / accept */
-	__u64 ts_ns;            /* bpf_ktime_get_ns() of this record */
-	__u64 bytes_acked;      /* payload sent and acknowledged by the peer, total */
-	__u64 bytes_received;   /* payload received, total (SYN/FIN not counted) */
-	__u64 d_bytes_acked;    /* since the previous delivered record */
+	__u64 cookie;         /* socket cookie: joins the records of a connection */
+	__u64 start_ns;       /* bpf_ktime_get_ns() at connect() / accept */
+	__u64 ts_ns;          /* bpf_ktime_get_ns() of this record */
+	__u64 bytes_acked;    /* payload sent and acknowledged by the peer, total */
+	__u64 bytes_received; /* payload received, total (SYN/FIN not counted) */
+	__u64 d_bytes_acked;  /* since the previous delivered record */
 	__u64 d_bytes_received;
-	__u32 laddr[4];         /* this socket's address */
-	__u32 raddr[4];         /* peer address as the socket sees it */
-	__u16 lport;            /* host byte order */
-	__u16 rport;            /* host byte order */
+	__u32 laddr[4]; /* this socket's address */
+	__u32 raddr[4]; /* peer address as the socket sees it */
+	__u16 lport;    /* host byte order */
+	__u16 rport;    /* host byte order */
 	__u32 svc_id;
-	__u32 backend_id;       /* 0: unknown (VIP not balanced on this node) */
+	__u32 backend_id; /* 0: unknown (VIP not balanced on this node) */
 	__u32 segs_in;
 	__u32 segs_out;
-	__u32 retrans;          /* segments retransmitted, total */
+	__u32 retrans; /* segments retransmitted, total */
 	__u32 d_retrans;
-	__u32 rtos;             /* retransmission timeouts (SYN included), total */
+	__u32 rtos; /* retransmission timeouts (SYN included), total */
 	__u32 d_rtos;
-	__u32 srtt_us;          /* smoothed RTT now; 0 = no sample */
-	__u32 srtt_min_us;      /* smallest smoothed RTT seen */
-	__u8 type;              /* enum sluice_telem_type */
-	__u8 dir;               /* enum sluice_telem_dir */
-	__u8 family;            /* SLUICE_AF_INET / SLUICE_AF_INET6 */
-	__u8 reason;            /* enum sluice_telem_reason (CLOSE, FAIL) */
+	__u32 srtt_us;     /* smoothed RTT now; 0 = no sample */
+	__u32 srtt_min_us; /* smallest smoothed RTT seen */
+	__u8 type;         /* enum sluice_telem_type */
+	__u8 dir;          /* enum sluice_telem_dir */
+	__u8 family;       /* SLUICE_AF_INET / SLUICE_AF_INET6 */
+	__u8 reason;       /* enum sluice_telem_reason (CLOSE, FAIL) */
 };
 
 /* telem_endpoints: backend address -> ids, kept by userspace from the
@@ -102,7 +102,7 @@ struct sluice_telem_rec {
  * by its peer (outbound) or its own address (inbound) in one lookup. */
 struct sluice_telem_ep_key {
 	__u32 addr[4];
-	__u16 port;   /* network byte order */
+	__u16 port; /* network byte order */
 	__u8 family;
 	__u8 pad;
 };
@@ -113,10 +113,10 @@ struct sluice_telem_ep {
 };
 
 /* Per-CPU counters (telem_counters map). */
-#define SLUICE_TELEM_COUNTERS(X)                                               \
-	X(RECORDS, "records", "records written to the ring buffer")            \
-	X(LOST, "records_lost", "records not written: ring buffer full")       \
-	X(TRACKED, "sockets_tracked", "sockets to or from services tracked")   \
+#define SLUICE_TELEM_COUNTERS(X)                                             \
+	X(RECORDS, "records", "records written to the ring buffer")          \
+	X(LOST, "records_lost", "records not written: ring buffer full")     \
+	X(TRACKED, "sockets_tracked", "sockets to or from services tracked") \
 	X(NO_STORAGE, "storage_failed", "sockets left untracked: no socket storage")
 
 enum sluice_telem_counter {

@@ -17,8 +17,8 @@
 struct gen_cfg {
 	__u8 frame[GEN_FRAME_LEN];
 	__u8 pad[2];
-	__u32 nflows;   /* flows cycled through; 0: every packet a new flow */
-	__u32 nvips;    /* destinations: template daddr + (flow * 2654435761) % nvips */
+	__u32 nflows;           /* flows cycled through; 0: every packet a new flow */
+	__u32 nvips;            /* destinations: template daddr + (flow * 2654435761) % nvips */
 	__u32 redirect_ifindex; /* xdp_redirect_only: where frames go */
 };
 

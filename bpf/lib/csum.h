@@ -45,7 +45,7 @@ static __always_inline __u64 csum_diff_addr(const __u32 *from, const __u32 *to, 
 /* Apply a difference to a stored (complemented) checksum field. */
 static __always_inline void csum_apply(__u16 *check, __u64 diff)
 {
-	*check = ~csum_fold((__u64)(__u16)~*check + diff);
+	*check = ~csum_fold((__u64)(__u16) ~*check + diff);
 }
 
 /* Sum of len bytes (len even, compile-time constant) of a stack buffer. */

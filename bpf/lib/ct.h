@@ -41,8 +41,8 @@ static __always_inline bool ct_is_expired(const struct sluice_ct_entry *e, __u8 
 	if (now <= e->last_seen_ns)
 		return false;
 	if (proto == IPPROTO_TCP)
-		timeout = e->tcp_flags & (TCP_FIN | TCP_RST) ? CT_TIMEOUT_TCP_CLOSE_NS
-							      : CT_TIMEOUT_TCP_NS;
+		timeout = e->tcp_flags & (TCP_FIN | TCP_RST) ? CT_TIMEOUT_TCP_CLOSE_NS :
+							       CT_TIMEOUT_TCP_NS;
 	return now - e->last_seen_ns > timeout;
 }
 
@@ -85,7 +85,7 @@ static __always_inline void ct_reply_key(const struct sluice_ct_key *fwd, const 
  * Out of line (like the other REPLY-side helpers): their keys would push
  * the inlined caller past the 512-byte BPF stack. */
 static __noinline bool ct_is_reopen(const struct sluice_ct_key *fwd,
-					 const struct sluice_ct_entry *e, __u8 tcp_flags)
+				    const struct sluice_ct_entry *e, __u8 tcp_flags)
 {
 	struct sluice_ct_key rev = {};
 	struct sluice_ct_entry *r;

@@ -67,7 +67,7 @@ static __always_inline bool tcp_flags_are_bad(__u8 flags)
 /* Pick a backend from the service's Maglev table; NULL when the slot names
  * a backend that is gone (a removal raced with this packet). */
 static __always_inline struct sluice_backend *lb_select(__u32 svc_id, const struct sluice_ct_key *t,
-							 __u32 *backend_id)
+							__u32 *backend_id)
 {
 	__u32 slot = lb_hash(t) % SLUICE_MAGLEV_M;
 	__u32 elem = slot / 2;

@@ -28,7 +28,8 @@ static __always_inline __u32 nat_l4_csum_off(const struct pkt *p)
 	return p->l4_off + (p->tuple.proto == IPPROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF);
 }
 
-static __always_inline int nat_rewrite_direct(struct pkt *p, const __u32 *addr, __u16 port, bool dst)
+static __always_inline int nat_rewrite_direct(struct pkt *p, const __u32 *addr, __u16 port,
+					      bool dst)
 {
 	void *l4 = p->data + (p->l4_off & PKT_OFF_MASK);
 	const __u32 *old_addr = dst ? p->tuple.daddr : p->tuple.saddr;
@@ -106,8 +107,9 @@ static __always_inline int nat_rewrite_skb(struct __sk_buff *skb, const struct p
 		addr_off = ETH_HLEN + (dst ? IPV4_DADDR_OFF : IPV4_SADDR_OFF);
 		ret = bpf_l4_csum_replace(skb, csum_off, old_addr[0], new_addr[0],
 					  l4flags | BPF_F_PSEUDO_HDR | 4);
-		ret = ret ?: bpf_l3_csum_replace(skb, ETH_HLEN + IPV4_CSUM_OFF, old_addr[0],
-						 new_addr[0], 4);
+		ret = ret   ?:
+			      bpf_l3_csum_replace(skb, ETH_HLEN + IPV4_CSUM_OFF, old_addr[0],
+						  new_addr[0], 4);
 		ret = ret ?: bpf_skb_store_bytes(skb, addr_off, new_addr, 4, 0);
 	}
 	ret = ret ?: bpf_l4_csum_replace(skb, csum_off, old_port, port, l4flags | 2);

@@ -25,7 +25,7 @@ struct pkt {
 	__u32 frame_len;
 	__u16 l3_off;
 	__u16 l4_off;
-	__u16 l4_len;   /* L4 header + payload, from the IP length fields */
+	__u16 l4_len; /* L4 header + payload, from the IP length fields */
 	__u8 tcp_flags;
 	bool fragment;
 	struct sluice_ct_key tuple; /* as seen on the wire, dir FWD */
@@ -64,8 +64,7 @@ static __always_inline int parse_ipv4(struct pkt *p)
 static __always_inline bool ipv6_is_exthdr(__u8 nexthdr)
 {
 	return nexthdr == NEXTHDR_HOP || nexthdr == NEXTHDR_ROUTING ||
-	       nexthdr == NEXTHDR_FRAGMENT || nexthdr == NEXTHDR_AUTH ||
-	       nexthdr == NEXTHDR_DEST;
+	       nexthdr == NEXTHDR_FRAGMENT || nexthdr == NEXTHDR_AUTH || nexthdr == NEXTHDR_DEST;
 }
 
 /* Walks extension headers; leaves the upper-layer protocol in tuple.proto. */

@@ -266,8 +266,8 @@ static void nft__svc_rules(const struct kp *k, unsigned int svc, bool changed, c
 	char name[96], ep[96], vip[INET_ADDRSTRLEN];
 
 	nft__svc_chain_name(name, sizeof(name), svc);
-	printf("%s%s ip daddr %s tcp dport %u ip saddr != %s jump mark-for-masquerade\n", pfx,
-	       name, ip4(plan__vip(svc), vip), PLAN_SVC_PORT, PLAN_CLUSTER_CIDR);
+	printf("%s%s ip daddr %s tcp dport %u ip saddr != %s jump mark-for-masquerade\n", pfx, name,
+	       ip4(plan__vip(svc), vip), PLAN_SVC_PORT, PLAN_CLUSTER_CIDR);
 	printf("%s%s numgen random mod %u vmap { ", pfx, name, k->nbackends);
 	for (unsigned int j = 0; j < k->nbackends; j++) {
 		nft__ep_chain_name(ep, sizeof(ep), svc, kp__be_off(k, svc, j, changed));

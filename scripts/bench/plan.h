@@ -16,9 +16,9 @@
 #ifndef SLUICE_BENCH_PLAN_H
 #define SLUICE_BENCH_PLAN_H
 
-#define PLAN_VIP_BASE 0x0a600000u    /* 10.96.0.0/16: up to 65534 services */
+#define PLAN_VIP_BASE 0x0a600000u /* 10.96.0.0/16: up to 65534 services */
 #define PLAN_SVC_PORT 80
-#define PLAN_BE_BASE 0x0a800000u     /* 10.128.0.0/9 */
+#define PLAN_BE_BASE 0x0a800000u /* 10.128.0.0/9 */
 #define PLAN_BE_PORT 8080
 #define PLAN_BE_STRIDE 16u
 /* Backend index of the replacement address a backend change moves to. */

@@ -44,7 +44,7 @@ struct svcload {
 	__u32 nservices;
 	__u32 nbackends;
 	__u32 nchanges;
-	int change_svc; /* >= 0: only change this service of the pinned maps */
+	int change_svc;  /* >= 0: only change this service of the pinned maps */
 	bool one_by_one; /* one service_set call per service */
 	int cpu;
 	double open_ms;
@@ -210,9 +210,8 @@ static void svcload__json(const struct svcload *l)
 	       "\"program_ms\": %.3f, \"per_service_us\": %.3f, \"rss_after_open_kb\": %ld, "
 	       "\"maxrss_kb\": %ld, \"change_us\": [",
 	       l->nservices, l->nbackends, l->one_by_one ? "true" : "false", l->cpu, l->open_ms,
-	       l->program_ms,
-	       l->nservices ? l->program_ms * 1e3 / l->nservices : 0.0, l->rss_open_kb,
-	       maxrss_kb());
+	       l->program_ms, l->nservices ? l->program_ms * 1e3 / l->nservices : 0.0,
+	       l->rss_open_kb, maxrss_kb());
 	for (__u32 k = 0; k < l->nchanges; k++)
 		printf("%s%.1f", k ? ", " : "", l->change_us[k]);
 	printf("]}\n");

@@ -549,8 +549,8 @@ static int gen__run(const struct gen_opts *o)
 	/* Established flows are opened before the clock starts; a new-flow
 	 * run warms code and caches with flows of its own. */
 	if (o->warmup) {
-		err = gen__test_run(prog_fd, cfg.frame, ifindex,
-				    o->nflows ? 2 * o->nflows : 2000, NULL);
+		err = gen__test_run(prog_fd, cfg.frame, ifindex, o->nflows ? 2 * o->nflows : 2000,
+				    NULL);
 		if (err)
 			goto cleanup;
 	}
@@ -654,8 +654,9 @@ static int do_run(const char *obj_path, int argc, char **argv)
 		{ "cpu", required_argument, NULL, 'C' },
 		{},
 	};
-	struct gen_opts o = { .obj = obj_path, .dport = 80, .nvips = 1, .nflows = 1,
-			      .duration_ms = 1000, .cpu = -1 };
+	struct gen_opts o = {
+		.obj = obj_path, .dport = 80, .nvips = 1, .nflows = 1, .duration_ms = 1000, .cpu = -1
+	};
 	bool have_mac = false;
 	__u32 v;
 	int opt, err = 0;
@@ -731,15 +732,14 @@ static int do_run(const char *obj_path, int argc, char **argv)
 
 static int usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: xdpgen [--obj FILE] COMMAND\n"
-		"  counter DEV --pin FILE --match NET/LEN   count + drop on DEV (XDP)\n"
-		"  redirect DEV --to DEV2                   redirect-only XDP on DEV\n"
-		"  flush-map FILE                           empty a pinned hash map\n"
-		"  run --dev DEV --dst-mac MAC --saddr A --daddr A --count FILE\n"
-		"      [--dport P] [--nvips N] [--flows N (0: all new)] [--syn] [--warmup]\n"
-		"      [--seq-start S] [--duration-ms D] [--cpu C]\n"
-		"FILE defaults to " DEFAULT_OBJ ".\n");
+	fprintf(out, "Usage: xdpgen [--obj FILE] COMMAND\n"
+		     "  counter DEV --pin FILE --match NET/LEN   count + drop on DEV (XDP)\n"
+		     "  redirect DEV --to DEV2                   redirect-only XDP on DEV\n"
+		     "  flush-map FILE                           empty a pinned hash map\n"
+		     "  run --dev DEV --dst-mac MAC --saddr A --daddr A --count FILE\n"
+		     "      [--dport P] [--nvips N] [--flows N (0: all new)] [--syn] [--warmup]\n"
+		     "      [--seq-start S] [--duration-ms D] [--cpu C]\n"
+		     "FILE defaults to " DEFAULT_OBJ ".\n");
 	return 2;
 }
 

@@ -28,85 +28,87 @@ extern const char *test__current;
 int test__run_all(const char *suite, const struct test *tests, int n, int argc, char **argv);
 void test__hexdump(const char *what, const void *buf, size_t len);
 
-#define TEST_FAIL(fmt, ...)                                                    \
-	do {                                                                   \
-		test__failed = 1;                                              \
-		fprintf(stderr, "  %s:%d: " fmt "\n", __FILE__, __LINE__,      \
-			##__VA_ARGS__);                                        \
+#define TEST_FAIL(fmt, ...)                                                               \
+	do {                                                                              \
+		test__failed = 1;                                                         \
+		fprintf(stderr, "  %s:%d: " fmt "\n", __FILE__, __LINE__, ##__VA_ARGS__); \
 	} while (0)
 
-#define ASSERT_TRUE(cond, what)                                                \
-	({                                                                     \
-		bool ___ok = (cond);                                           \
-		if (!___ok)                                                    \
-			TEST_FAIL("%s: expected true: %s", (what), #cond);     \
-		___ok;                                                         \
+#define ASSERT_TRUE(cond, what)                                            \
+	({                                                                 \
+		bool ___ok = (cond);                                       \
+		if (!___ok)                                                \
+			TEST_FAIL("%s: expected true: %s", (what), #cond); \
+		___ok;                                                     \
 	})
 
 #define ASSERT_FALSE(cond, what) ASSERT_TRUE(!(cond), what)
 
-#define ASSERT_EQ(actual, expected, what)                                      \
-	({                                                                     \
-		long long ___a = (long long)(actual);                          \
-		long long ___e = (long long)(expected);                        \
-		bool ___ok = ___a == ___e;                                     \
-		if (!___ok)                                                    \
+#define ASSERT_EQ(actual, expected, what)                                             \
+	({                                                                            \
+		long long ___a = (long long)(actual);                                 \
+		long long ___e = (long long)(expected);                               \
+		bool ___ok = ___a == ___e;                                            \
+		if (!___ok)                                                           \
 			TEST_FAIL("%s: got %lld, expected %lld", (what), ___a, ___e); \
-		___ok;                                                         \
+		___ok;                                                                \
 	})
 
-#define ASSERT_NEQ(actual, unexpected, what)                                   \
-	({                                                                     \
-		long long ___a = (long long)(actual);                          \
-		long long ___e = (long long)(unexpected);                      \
-		bool ___ok = ___a != ___e;                                     \
-		if (!___ok)                                                    \
+#define ASSERT_NEQ(actual, unexpected, what)                                             \
+	({                                                                               \
+		long long ___a = (long long)(actual);                                    \
+		long long ___e = (long long)(unexpected);                                \
+		bool ___ok = ___a != ___e;                                               \
+		if (!___ok)                                                              \
 			TEST_FAIL("%s: got %lld, expected anything else", (what), ___a); \
-		___ok;                                                         \
+		___ok;                                                                   \
 	})
 
-#define ASSERT_LE(actual, bound, what)                                         \
-	({                                                                     \
-		double ___a = (double)(actual);                                \
-		double ___b = (double)(bound);                                 \
-		bool ___ok = ___a <= ___b;                                     \
-		if (!___ok)                                                    \
+#define ASSERT_LE(actual, bound, what)                                               \
+	({                                                                           \
+		double ___a = (double)(actual);                                      \
+		double ___b = (double)(bound);                                       \
+		bool ___ok = ___a <= ___b;                                           \
+		if (!___ok)                                                          \
 			TEST_FAIL("%s: got %g, expected <= %g", (what), ___a, ___b); \
-		___ok;                                                         \
+		___ok;                                                               \
 	})
 
-#define ASSERT_GE(actual, bound, what)                                         \
-	({                                                                     \
-		double ___a = (double)(actual);                                \
-		double ___b = (double)(bound);                                 \
-		bool ___ok = ___a >= ___b;                                     \
-		if (!___ok)                                                    \
+#define ASSERT_GE(actual, bound, what)                                               \
+	({                                                                           \
+		double ___a = (double)(actual);                                      \
+		double ___b = (double)(bound);                                       \
+		bool ___ok = ___a >= ___b;                                           \
+		if (!___ok)                                                          \
 			TEST_FAIL("%s: got %g, expected >= %g", (what), ___a, ___b); \
-		___ok;                                                         \
+		___ok;                                                               \
 	})
 
-#define ASSERT_OK(err, what)                                                   \
-	({                                                                     \
-		long long ___e = (long long)(err);                             \
-		bool ___ok = ___e == 0;                                        \
-		if (!___ok)                                                    \
-			TEST_FAIL("%s: failed with %lld (%s)", (what), ___e,   \
+#define ASSERT_OK(err, what)                                                    \
+	({                                                                      \
+		long long ___e = (long long)(err);                              \
+		bool ___ok = ___e == 0;                                         \
+		if (!___ok)                                                     \
+			TEST_FAIL("%s: failed with %lld (%s)", (what), ___e,    \
 				  strerror(___e < 0 ? (int)-___e : (int)___e)); \
-		___ok;                                                         \
+		___ok;                                                          \
 	})
 
-#define ASSERT_MEM_EQ(actual, expected, len, what)                             \
-	({                                                                     \
-		bool ___ok = memcmp((actual), (expected), (len)) == 0;         \
-		if (!___ok) {                                                  \
-			TEST_FAIL("%s: bytes differ", (what));                 \
-			test__hexdump("got", (actual), (len));                 \
-			test__hexdump("expected", (expected), (len));          \
-		}                                                              \
-		___ok;                                                         \
+#define ASSERT_MEM_EQ(actual, expected, len, what)                     \
+	({                                                             \
+		bool ___ok = memcmp((actual), (expected), (len)) == 0; \
+		if (!___ok) {                                          \
+			TEST_FAIL("%s: bytes differ", (what));         \
+			test__hexdump("got", (actual), (len));         \
+			test__hexdump("expected", (expected), (len));  \
+		}                                                      \
+		___ok;                                                 \
 	})
 
-#define TEST(fn) { #fn, fn }
+#define TEST(fn)        \
+	{               \
+#fn, fn \
+	}
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif /* SLUICE_TEST_H */

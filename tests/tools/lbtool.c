@@ -184,8 +184,8 @@ static int lbtool__parse_backend(const char *text, struct sluice_backend_spec *b
 	return 0;
 }
 
-static const char *lbtool__svc_str(const struct sluice_addr *vip, __u16 port, __u8 proto,
-				   char *buf, size_t len)
+static const char *lbtool__svc_str(const struct sluice_addr *vip, __u16 port, __u8 proto, char *buf,
+				   size_t len)
 {
 	char ap[SLUICE_ADDRPORT_STRLEN], pr[16];
 
@@ -477,8 +477,8 @@ static int do_svc_get(int argc, char **argv)
 	       (unsigned long long)info->stats.packets, (unsigned long long)info->stats.bytes,
 	       (unsigned long long)info->stats.flows, (unsigned long long)info->stats.refused);
 	if (info->nbackends)
-		printf("  %-6s %-28s %6s %-9s %8s %10s %12s\n", "ID", "BACKEND", "WEIGHT",
-		       "STATE", "FLOWS", "PACKETS", "BYTES");
+		printf("  %-6s %-28s %6s %-9s %8s %10s %12s\n", "ID", "BACKEND", "WEIGHT", "STATE",
+		       "FLOWS", "PACKETS", "BYTES");
 	for (__u32 i = 0; i < info->nbackends; i++) {
 		struct sluice_backend_stats st;
 		struct sluice_backend be;
@@ -550,14 +550,9 @@ static int do_stats(int argc, char **argv)
 }
 
 static const struct cmd cmds[] = {
-	{ "load", do_load },
-	{ "attach", do_attach },
-	{ "detach", do_detach },
-	{ "svc", do_svc },
-	{ "stats", do_stats },
-	{ "unpin", do_unpin },
-	{ "xdp-pass", do_xdp_pass },
-	{ NULL, NULL },
+	{ "load", do_load },         { "attach", do_attach }, { "detach", do_detach },
+	{ "svc", do_svc },           { "stats", do_stats },   { "unpin", do_unpin },
+	{ "xdp-pass", do_xdp_pass }, { NULL, NULL },
 };
 
 static int usage(void)

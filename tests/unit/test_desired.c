@@ -774,8 +774,8 @@ static char *many_state(__u32 n, int gen)
 		__u32 nb = gen && i >= SLUICE_SET_GROUP ? 10 : 1;
 
 		len += snprintf(t + len, cap - len,
-				"  - {vip: 10.0.%u.%u, port: 80, protocol: tcp, backends: [", i / 250,
-				i % 250 + 1);
+				"  - {vip: 10.0.%u.%u, port: 80, protocol: tcp, backends: [",
+				i / 250, i % 250 + 1);
 		for (__u32 j = 0; j < nb; j++)
 			len += snprintf(t + len, cap - len, "%s{address: 10.%u.%u.%u, port: 80}",
 					j ? ", " : "", 1 + gen, i % 250, j + 1);
@@ -833,7 +833,7 @@ static const struct test tests[] = {
 	TEST(test_json_round_trip), TEST(test_yaml_round_trip),   TEST(test_example_file),
 	TEST(test_rejects),         TEST(test_too_many_backends), TEST(test_validate_model),
 	TEST(test_svc_ref),         TEST(test_save_load),         TEST(test_diff),
-	TEST(test_apply),           TEST(test_apply_rollback),   TEST(test_apply_rollback_groups),
+	TEST(test_apply),           TEST(test_apply_rollback),    TEST(test_apply_rollback_groups),
 };
 
 int main(int argc, char **argv)

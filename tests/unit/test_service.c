@@ -891,12 +891,14 @@ static void many__same_maps(struct sluice *a, struct sluice *b,
 	if (ASSERT_EQ(sa.nsvc, sb.nsvc, "services entries") &&
 	    ASSERT_EQ(sa.nbe, sb.nbe, "backends entries")) {
 		ASSERT_TRUE(!memcmp(sa.svc, sb.svc,
-				    sa.nsvc * (sizeof(struct sluice_svc_key) + sizeof(struct sluice_svc))),
+				    sa.nsvc * (sizeof(struct sluice_svc_key) +
+					       sizeof(struct sluice_svc))),
 			    "services bytes");
 		if (same_ids)
-			ASSERT_TRUE(!memcmp(sa.be, sb.be,
-					    sa.nbe * (sizeof(__u32) + sizeof(struct sluice_backend))),
-				    "backends bytes");
+			ASSERT_TRUE(
+				!memcmp(sa.be, sb.be,
+					sa.nbe * (sizeof(__u32) + sizeof(struct sluice_backend))),
+				"backends bytes");
 	}
 	for (__u32 i = 0; i < n; i++) {
 		if (!many__table(a, &specs[i], ta) || !many__table(b, &specs[i], tb))
@@ -947,7 +949,8 @@ static void test_set_many_equals_one_by_one(void)
 	for (__u32 id = 0; id < SLUICE_MAX_SERVICES; id++)
 		tables += !!s1.inner[id];
 	ASSERT_TRUE(tables > MANY_N / 2, "most services have a table");
-	ASSERT_TRUE(!memcmp(s1.inner, s2.inner, sizeof(s1.inner)), "every table kept (same map ids)");
+	ASSERT_TRUE(!memcmp(s1.inner, s2.inner, sizeof(s1.inner)),
+		    "every table kept (same map ids)");
 	snap__free(&s1);
 	snap__free(&s2);
 out:
@@ -984,7 +987,8 @@ static void test_del_many_equals_one_by_one(void)
 		goto out;
 	for (__u32 i = 0; i < MANY_N; i += 1 + i % 3) {
 		gone[i] = true;
-		refs[n++] = (struct sluice_service_ref){ .vip = specs[i].vip, .port = specs[i].port,
+		refs[n++] = (struct sluice_service_ref){ .vip = specs[i].vip,
+							 .port = specs[i].port,
 							 .proto = specs[i].proto };
 		if (!ASSERT_OK(sluice__service_del(b, &specs[i].vip, specs[i].port, specs[i].proto),
 			       sluice__errmsg()))
@@ -994,7 +998,8 @@ static void test_del_many_equals_one_by_one(void)
 	refs[n++].port = 7; /* never existed: skipped */
 	/* an invalid ref first: nothing is deleted */
 	snap__take(a, &before);
-	refs[n] = (struct sluice_service_ref){ .vip = specs[1].vip, .port = 0, .proto = IPPROTO_TCP };
+	refs[n] =
+		(struct sluice_service_ref){ .vip = specs[1].vip, .port = 0, .proto = IPPROTO_TCP };
 	ASSERT_EQ(sluice__service_del_many(a, refs, n + 1, &done), -EINVAL, "port 0 refused");
 	ASSERT_EQ(done, 0, "nothing done");
 	snap__take(a, &after);
@@ -1088,10 +1093,13 @@ static void test_set_many_group_rollback(void)
 		goto out;
 	fd = sluice__map_fd(s, "services");
 	for (__u32 i = 0; i < MANY_N; i++) {
-		specs[i] = (struct sluice_service_spec){ .vip = v4(0x0a620000 + i), .port = 80,
-							 .proto = IPPROTO_TCP, .backends = bes[i],
+		specs[i] = (struct sluice_service_spec){ .vip = v4(0x0a620000 + i),
+							 .port = 80,
+							 .proto = IPPROTO_TCP,
+							 .backends = bes[i],
 							 .nbackends = 1 };
-		bes[i][0] = (struct sluice_backend_spec){ .addr = v4(0x0b100000 + i), .port = 8080,
+		bes[i][0] = (struct sluice_backend_spec){ .addr = v4(0x0b100000 + i),
+							  .port = 8080,
 							  .weight = 1 };
 	}
 	ASSERT_EQ(sluice__service_set_many(s, specs, MANY_N, &applied, &failed), -E2BIG,
@@ -1112,7 +1120,8 @@ static void test_set_many_group_rollback(void)
 	ASSERT_EQ(after.nbe, SLUICE_SET_GROUP, "backends: the first group's only");
 	for (__u32 i = 0; i < after.nbe; i++) {
 		const struct sluice_backend *be =
-			(const void *)(after.be + i * (sizeof(__u32) + sizeof(*be)) + sizeof(__u32));
+			(const void *)(after.be + i * (sizeof(__u32) + sizeof(*be)) +
+				       sizeof(__u32));
 
 		be_left += be->svc_id >= 1 && be->svc_id <= SLUICE_SET_GROUP;
 	}

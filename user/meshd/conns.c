@@ -80,7 +80,7 @@ static int conns__refresh(struct meshd *m)
 	int fd = sluice__map_fd(m->sl, "services"), err;
 
 	err = sluice__map_walk(fd, "services", sizeof(struct sluice_svc_key),
-			     sizeof(struct sluice_svc), conns__collect, &w);
+			       sizeof(struct sluice_svc), conns__collect, &w);
 	if (err) {
 		free(w.v);
 		pr_warn("naming connection records: %s",

@@ -12,7 +12,6 @@
 
 #include <bpf/bpf.h>
 
-
 #include "ct.h"
 #include "state.h"
 
@@ -143,7 +142,7 @@ int ct__list(struct sluice *sl, const struct ct_filter *f, __u32 limit, struct j
 	if (fd < 0)
 		return fd;
 	err = sluice__map_walk(fd, CT_MAP, sizeof(struct sluice_ct_key),
-			     sizeof(struct sluice_ct_entry), ct__list_one, &c);
+			       sizeof(struct sluice_ct_entry), ct__list_one, &c);
 	*total = c.total;
 	return err;
 }
@@ -210,7 +209,7 @@ int ct__flush(struct sluice *sl, const struct ct_filter *f, __u64 *conns, __u64 
 	if (fd < 0)
 		return fd;
 	err = sluice__map_walk(fd, CT_MAP, sizeof(struct sluice_ct_key),
-			     sizeof(struct sluice_ct_entry), ct__flush_one, &c);
+			       sizeof(struct sluice_ct_entry), ct__flush_one, &c);
 	for (size_t i = 0; !err && i < c.n; i++) {
 		/* A REPLY key may be listed twice (own match + from its FWD). */
 		int derr = bpf_map_delete_elem(fd, &c.keys[i]);

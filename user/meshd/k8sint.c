@@ -96,7 +96,8 @@ int k8sint__start(struct meshd *m)
 	}
 	pr_info("kubernetes: sync started (node %s); the state file's services stay until "
 		"the first full list of both kinds",
-		ko.node_name ? ko.node_name : "unknown: NODE_NAME unset, traffic policies Local ignored");
+		ko.node_name ? ko.node_name :
+			       "unknown: NODE_NAME unset, traffic policies Local ignored");
 	return 0;
 }
 
@@ -133,9 +134,9 @@ struct json_object *k8sint__status_json(struct meshd *m)
 	json_object_object_add(o, "commit_errors", json_object_new_uint64(m->kube.commit_errors));
 	json_object_object_add(o, "commit_error", json_object_new_string(m->kube.last_error));
 	json_object_object_add(o, "clashes", json_object_new_int64(m->kube.clashes));
-	json_object_object_add(o, "kubeconfig", m->cfg.kubeconfig ?
-							json_object_new_string(m->cfg.kubeconfig) :
-							NULL);
+	json_object_object_add(o, "kubeconfig",
+			       m->cfg.kubeconfig ? json_object_new_string(m->cfg.kubeconfig) :
+						   NULL);
 	return o;
 }
 
@@ -165,9 +166,10 @@ void k8sint__metrics(struct meshd *m, FILE *out)
 		       "Kubernetes sync errors: failed requests, HTTP errors, malformed objects, "
 		       "synced sets that could not be applied",
 		       (double)(st.sync_errors + m->kube.commit_errors));
-	k8sint__metric(out, "sluice_kubernetes_last_sync_timestamp_seconds", "gauge",
-		       "Unix time of the last list, event or bookmark from the API server (0: never)",
-		       (double)st.last_sync);
+	k8sint__metric(
+		out, "sluice_kubernetes_last_sync_timestamp_seconds", "gauge",
+		"Unix time of the last list, event or bookmark from the API server (0: never)",
+		(double)st.last_sync);
 }
 
 struct json_object *k8sint__refuse_edit(struct meshd *m, const struct desired_service *svc,

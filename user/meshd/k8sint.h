@@ -26,10 +26,10 @@ struct meshd;
 struct k8s;
 
 struct k8sint {
-	struct k8s *k;       /* NULL: --kubernetes off */
-	__u64 commits;       /* synced sets committed */
-	__u64 commit_errors; /* synced sets refused by validate/apply/save */
-	__u32 clashes;       /* kubernetes services left out for manual ones */
+	struct k8s *k;         /* NULL: --kubernetes off */
+	__u64 commits;         /* synced sets committed */
+	__u64 commit_errors;   /* synced sets refused by validate/apply/save */
+	__u32 clashes;         /* kubernetes services left out for manual ones */
 	char last_error[1024]; /* of the last commit, "" after a success */
 };
 

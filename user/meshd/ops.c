@@ -195,7 +195,7 @@ static void ops__backends_json(struct meshd *m, const struct desired_service *sv
 /* SERVICE of api.h: the desired JSON plus ids and counters from the maps;
  * ix (may be NULL) is a backend index for listings of many services. */
 static struct json_object *ops__service_json_ix(struct meshd *m, const struct desired_service *svc,
-					       const struct sluice_be_index *ix)
+						const struct sluice_be_index *ix)
 {
 	static const char *const names[] = { "packets", "bytes", "flows", "refused" };
 	struct json_object *o = desired__service_to_json(svc), *arr;

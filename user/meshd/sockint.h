@@ -25,13 +25,13 @@
 struct meshd;
 
 struct sockint {
-	struct sluice_sock *ss;         /* NULL: not opened (no cgroup, error) */
-	bool lb_running;                /* socket LB attached by this meshd */
-	bool redir_running;             /* redirect attached and self-test passed */
-	char lb_error[512];             /* why the socket LB is not running; "" otherwise */
-	char redir_error[512];          /* why redirection is off although asked for */
-	unsigned int redir_addrs;       /* node addresses given to the redirect */
-	struct sluice_sock_info info;   /* last refresh (metrics) */
+	struct sluice_sock *ss;       /* NULL: not opened (no cgroup, error) */
+	bool lb_running;              /* socket LB attached by this meshd */
+	bool redir_running;           /* redirect attached and self-test passed */
+	char lb_error[512];           /* why the socket LB is not running; "" otherwise */
+	char redir_error[512];        /* why redirection is off although asked for */
+	unsigned int redir_addrs;     /* node addresses given to the redirect */
+	struct sluice_sock_info info; /* last refresh (metrics) */
 };
 
 /* After the maps are reconciled. Failures are logged and kept in the

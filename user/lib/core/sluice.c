@@ -36,7 +36,8 @@ _Static_assert(sizeof(struct sluice_ct_key) == 40, "sluice_ct_key layout");
 _Static_assert(sizeof(struct sluice_ct_entry) == 48, "sluice_ct_entry layout");
 _Static_assert(sizeof(struct sluice_svc_stats) == 32, "sluice_svc_stats layout");
 _Static_assert(sizeof(struct sluice_backend_stats) == 24, "sluice_backend_stats layout");
-_Static_assert(sizeof(struct sluice_maglev_pair) == 8, "sluice_maglev_pair layout: no padding, so a table is __u32 slots[M + 1]");
+_Static_assert(sizeof(struct sluice_maglev_pair) == 8,
+	       "sluice_maglev_pair layout: no padding, so a table is __u32 slots[M + 1]");
 
 struct map_desc {
 	const char *name;

@@ -51,8 +51,8 @@ struct sluice_backend_spec {
 
 struct sluice_service_spec {
 	struct sluice_addr vip;
-	__u16 port;  /* host order */
-	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u16 port; /* host order */
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
 	__u32 nbackends;
 	const struct sluice_backend_spec *backends;
 };

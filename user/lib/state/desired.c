@@ -277,8 +277,7 @@ static int desired__req_addr(struct json_object *o, const char *base, const char
 }
 
 /* base.field, which must be there: a port 1-65535. */
-static int desired__req_port(struct json_object *o, const char *base, const char *field,
-			     __u16 *out)
+static int desired__req_port(struct json_object *o, const char *base, const char *field, __u16 *out)
 {
 	char path[PATH_LEN];
 	struct json_object *v = desired__field(o, field);

@@ -75,7 +75,11 @@ struct desired_service *desired__find(const struct desired *d, const struct slui
 int desired__save(const struct desired *d, const char *path);
 int desired__load(struct desired *d, const char *path);
 
-enum desired_change { DESIRED_ADD, DESIRED_UPDATE, DESIRED_DELETE };
+enum desired_change {
+	DESIRED_ADD,
+	DESIRED_UPDATE,
+	DESIRED_DELETE
+};
 typedef void (*desired__diff_fn)(enum desired_change change, const struct desired_service *old_svc,
 				 const struct desired_service *new_svc, void *ctx);
 /* Calls fn for each service that differs between old and new. */

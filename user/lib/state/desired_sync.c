@@ -127,8 +127,8 @@ int desired__save(const struct desired *d, const char *path)
 	 * reporting it as a failed save would make the caller roll the maps
 	 * back while the file already holds the new state. */
 	if (sync__fsync_dir(dir))
-		fprintf(stderr, "warning: %s saved, but fsync of its directory failed: %s\n",
-			path, sluice__errmsg());
+		fprintf(stderr, "warning: %s saved, but fsync of its directory failed: %s\n", path,
+			sluice__errmsg());
 	err = 0;
 cleanup:
 	if (fd >= 0)
@@ -398,7 +398,8 @@ static int sync__del_list(struct sluice *s, const struct desired_service *const 
 		return -ENOMEM;
 	}
 	for (__u32 i = 0; i < n; i++)
-		refs[i] = (struct sluice_service_ref){ .vip = list[i]->vip, .port = list[i]->port,
+		refs[i] = (struct sluice_service_ref){ .vip = list[i]->vip,
+						       .port = list[i]->port,
 						       .proto = list[i]->proto };
 	err = sluice__service_del_many(s, refs, n, done);
 	free(refs);
@@ -455,8 +456,7 @@ static __u32 sync__select(const struct sync_plan *plan, const __u32 *from, __u32
 /* Deletes, then updates and adds; the plan indexes of the changes that
  * took effect go to done[] (in that order) and an error names its change. */
 static int sync__do_all(struct sluice *s, const struct sync_plan *plan,
-			const struct desired_service **list, __u32 *idx, __u32 *done,
-			__u32 *ndone)
+			const struct desired_service **list, __u32 *idx, __u32 *done, __u32 *ndone)
 {
 	static const enum desired_change dels[] = { DESIRED_DELETE };
 	static const enum desired_change sets[] = { DESIRED_UPDATE, DESIRED_ADD };

@@ -138,7 +138,8 @@ static int svc__collect_backend(const void *key, const void *value, void *ctx)
 		}
 		snap->bes = grown;
 	}
-	snap->bes[snap->nbes++] = (struct svc_old_be){ .id = id, .val = *(const struct sluice_backend *)value };
+	snap->bes[snap->nbes++] =
+		(struct svc_old_be){ .id = id, .val = *(const struct sluice_backend *)value };
 	return 0;
 }
 

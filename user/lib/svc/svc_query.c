@@ -207,8 +207,8 @@ static int svc__mark_vip_users(const void *key, const void *value, void *ctx)
 /* Best effort, after the service entries are gone (no packet can reach
  * what is left, and what is left is overwritten or collected when its
  * service id is used again): tables, backends, unused VIP markers. */
-static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys,
-			  const __u32 *svc_ids, __u32 n, const bool *gone)
+static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys, const __u32 *svc_ids,
+			  __u32 n, const bool *gone)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	struct svc_gone_ctx g = { .gone = gone };

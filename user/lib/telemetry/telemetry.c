@@ -209,9 +209,9 @@ static int telem__load(struct telemetry *t, const struct telemetry_opts *opts)
 	t->skel->rodata->telem_cfg = opts->cfg;
 	/* a batch of records per wakeup, at most a quarter of the ring so a
 	 * tiny ring still wakes its reader before it fills */
-	t->skel->rodata->telem_wakeup_bytes = t->ring_bytes / 4 < TELEMETRY_WAKEUP_BYTES
-						       ? t->ring_bytes / 4
-						       : TELEMETRY_WAKEUP_BYTES;
+	t->skel->rodata->telem_wakeup_bytes = t->ring_bytes / 4 < TELEMETRY_WAKEUP_BYTES ?
+						      t->ring_bytes / 4 :
+						      TELEMETRY_WAKEUP_BYTES;
 	err = bpf_map__set_max_entries(t->skel->maps.telem_events, t->ring_bytes);
 	if (err)
 		return telem__lib_err(err, "sizing the ring buffer", NULL);
