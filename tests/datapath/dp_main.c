@@ -49,7 +49,8 @@ int main(int argc, char **argv)
 
 		for (size_t j = 0; j < s->ncases; j++) {
 			dp_table[c++] = &s->cases[j];
-			tests[k++] = (struct test){ s->cases[j].name, dp__table_case };
+			tests[k++] =
+				(struct test){ .name = s->cases[j].name, .fn = dp__table_case };
 		}
 		for (size_t j = 0; j < s->ntests; j++)
 			tests[k++] = s->tests[j];

@@ -5,6 +5,7 @@
 # parse as YAML and have what a node-agent DaemonSet needs; the ConfigMap's
 # keys are flags of the built meshd. No cluster needed: see
 # tests/e2e/k8s/check_manifests.py for the checks. Needs python3-yaml.
+# Runs without root.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* test.c - runner for test.h suites: runs every test (or those whose name
- * contains argv[1]), prints PASS/FAIL per test and a summary line. */
+ * contains argv[1]), prints PASS/FAIL/SKIP per test and a summary line. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test.h"
 
@@ -22,11 +23,17 @@ void test__hexdump(const char *what, const void *buf, size_t len)
 int test__run_all(const char *suite, const struct test *tests, int n, int argc, char **argv)
 {
 	const char *filter = argc > 1 ? argv[1] : NULL;
-	int passed = 0, failed = 0;
+	bool root = geteuid() == 0;
+	int passed = 0, failed = 0, skipped = 0;
 
 	for (int i = 0; i < n; i++) {
 		if (filter && !strstr(tests[i].name, filter))
 			continue;
+		if (tests[i].needs_root && !root) {
+			skipped++;
+			printf("SKIP: %s/%s (needs root)\n", suite, tests[i].name);
+			continue;
+		}
 		test__failed = 0;
 		test__current = tests[i].name;
 		tests[i].fn();
@@ -39,6 +46,14 @@ int test__run_all(const char *suite, const struct test *tests, int n, int argc, 
 		}
 		fflush(stdout);
 	}
-	printf("# %s: %d passed, %d failed\n", suite, passed, failed);
+	printf("# %s: %d passed, %d failed, %d skipped\n", suite, passed, failed, skipped);
 	return failed ? 1 : 0;
+}
+
+bool test__have_root(const char *suite, const char *why)
+{
+	if (geteuid() == 0)
+		return true;
+	printf("SKIP: %s (needs root: %s)\n", suite, why);
+	return false;
 }

@@ -5,7 +5,10 @@
  * A suite is a binary with a table of `struct test` and a main() that calls
  * test__run_all(). Each test prints one line, "PASS: suite/name" or
  * "FAIL: suite/name", which tests/run.sh counts; the binary exits non-zero
- * when any test failed. ASSERT_* return bool so tests read
+ * when any test failed. A test that needs root (TEST_ROOT) prints
+ * "SKIP: suite/name (needs root)" instead when run without it, so the
+ * suites that need no kernel privileges run anywhere; as root nothing is
+ * ever skipped. ASSERT_* return bool so tests read
  * `if (!ASSERT_OK(err, "load")) goto out;` and print what was expected.
  */
 #ifndef SLUICE_TEST_H
@@ -18,6 +21,7 @@
 struct test {
 	const char *name;
 	void (*fn)(void);
+	bool needs_root; /* loads BPF, attaches programs, creates namespaces */
 };
 
 /* Set by ASSERT_* on failure; reset per test by the runner. */
@@ -26,6 +30,9 @@ extern int test__failed;
 extern const char *test__current;
 
 int test__run_all(const char *suite, const struct test *tests, int n, int argc, char **argv);
+/* For a suite whose every test needs root: without root, prints one
+ * "SKIP: suite (needs root: why)" line and returns false (main returns 0). */
+bool test__have_root(const char *suite, const char *why);
 void test__hexdump(const char *what, const void *buf, size_t len);
 
 #define TEST_FAIL(fmt, ...)                                                               \
@@ -105,9 +112,13 @@ void test__hexdump(const char *what, const void *buf, size_t len);
 		___ok;                                                 \
 	})
 
-#define TEST(fn)        \
-	{               \
-#fn, fn \
+#define TEST(f)                     \
+	{                           \
+		.name = #f, .fn = f \
+	}
+#define TEST_ROOT(f)                                    \
+	{                                               \
+		.name = #f, .fn = f, .needs_root = true \
 	}
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -830,10 +830,18 @@ out:
 }
 
 static const struct test tests[] = {
-	TEST(test_json_round_trip), TEST(test_yaml_round_trip),   TEST(test_example_file),
-	TEST(test_rejects),         TEST(test_too_many_backends), TEST(test_validate_model),
-	TEST(test_svc_ref),         TEST(test_save_load),         TEST(test_diff),
-	TEST(test_apply),           TEST(test_apply_rollback),    TEST(test_apply_rollback_groups),
+	TEST(test_json_round_trip),
+	TEST(test_yaml_round_trip),
+	TEST(test_example_file),
+	TEST(test_rejects),
+	TEST(test_too_many_backends),
+	TEST(test_validate_model),
+	TEST(test_svc_ref),
+	TEST(test_save_load),
+	TEST(test_diff),
+	TEST_ROOT(test_apply),
+	TEST_ROOT(test_apply_rollback),
+	TEST_ROOT(test_apply_rollback_groups),
 };
 
 int main(int argc, char **argv)

@@ -182,9 +182,7 @@ static const struct test tests[] = {
 
 int main(int argc, char **argv)
 {
-	if (geteuid() != 0) {
-		printf("FAIL: lib/needs_root (run as root: loads BPF)\n");
-		return 1;
-	}
+	if (!test__have_root("lib", "loads BPF"))
+		return 0;
 	return test__run_all("lib", tests, ARRAY_SIZE(tests), argc, argv);
 }

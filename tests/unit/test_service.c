@@ -1154,9 +1154,7 @@ static const struct test tests[] = {
 
 int main(int argc, char **argv)
 {
-	if (geteuid() != 0) {
-		printf("FAIL: service/needs_root (run as root: loads BPF)\n");
-		return 1;
-	}
+	if (!test__have_root("service", "loads BPF"))
+		return 0;
 	return test__run_all("service", tests, ARRAY_SIZE(tests), argc, argv);
 }

