@@ -75,7 +75,5 @@ int svc__make_key(struct sluice_svc_key *key, const struct sluice_addr *vip, __u
 		  __u8 proto);
 /* Checks the whole spec (see sluice__service_set) and builds its key. */
 int svc__validate(const struct sluice_service_spec *spec, struct sluice_svc_key *key);
-/* "10.96.0.1:80/tcp" for messages. */
-const char *svc__name(const struct sluice_svc_key *key, char *buf, size_t len);
 
 #endif /* SLUICE_INTERNAL_H */
