@@ -18,10 +18,6 @@
 #include "meshd.h"
 #include "telem.h"
 
-/* The link pin telemetry__open() makes (telemetry.c): only to say in the
- * log whether --telemetry off really detached something. */
-#define TELEM_LINK_PIN "link_telemetry_sockops"
-
 /* Every record read: to the followers, if there are any. */
 static void telem__on_record(const struct sluice_telem_rec *rec, void *ctx)
 {
@@ -33,12 +29,9 @@ static void telem__on_record(const struct sluice_telem_rec *rec, void *ctx)
 
 static int telem__off(struct meshd *m)
 {
-	char path[PATH_MAX];
-	bool was_attached;
+	bool was_attached = telemetry__pinned(m->cfg.bpffs);
 	int err;
 
-	snprintf(path, sizeof(path), "%s/%s", m->cfg.bpffs, TELEM_LINK_PIN);
-	was_attached = !access(path, F_OK);
 	err = telemetry__unpin(m->cfg.bpffs);
 	if (err) {
 		pr_err("--telemetry off: removing the telemetry an earlier meshd left: %s",

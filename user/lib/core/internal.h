@@ -20,6 +20,10 @@
 /* Forget the previous error, at the start of every public entry point. */
 void sluice__clear_err(void);
 
+/* Write all of buf to fd (a socket without SIGPIPE, or a file), again
+ * after EINTR; 0 or the negative errno of the failed write. */
+int sluice__write_all(int fd, const void *buf, size_t len);
+
 /* The datapath maps the library writes, looked up once at open. */
 enum sluice_map_id {
 	SLUICE_MAP_SERVICES,

@@ -76,6 +76,9 @@ int sluice__map_fd(const struct sluice *s, const char *name);
 /* mkdir -p with mode for every directory it creates; the error text names
  * the directory that could not be created. */
 int sluice__mkdir_p(const char *dir, mode_t mode);
+/* "dir/name" into buf; -ENAMETOOLONG, with the error text naming the
+ * path, when it does not fit in len. */
+int sluice__path_join(char *buf, size_t len, const char *dir, const char *name);
 /* Last error text of this thread ("" when none). */
 const char *sluice__errmsg(void);
 /* Record this thread's error text, for code layered on the library (the

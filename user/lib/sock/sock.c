@@ -86,15 +86,6 @@ int sock__lib_err(int err, const char *fmt, const char *arg)
 	return err;
 }
 
-int sock__path(char *buf, size_t len, const char *dir, const char *prefix, const char *name)
-{
-	if ((size_t)snprintf(buf, len, "%s/%s%s", dir, prefix, name) >= len) {
-		sluice__set_err("pin path %s/%s%s is too long", dir, prefix, name);
-		return -ENAMETOOLONG;
-	}
-	return 0;
-}
-
 /* Our own maps are the ones whose names start with these; everything
  * else in the objects is the datapath's. */
 static bool sock__own_map(const char *name)
@@ -128,7 +119,7 @@ static int sock__share_maps(struct sluice_sock *ss, struct bpf_object *obj)
 		}
 		if (!ss->pin_dir)
 			continue;
-		err = sock__path(path, sizeof(path), ss->pin_dir, "", name);
+		err = sluice__path_join(path, sizeof(path), ss->pin_dir, name);
 		if (err)
 			return err;
 		err = bpf_map__set_pin_path(map, path);
@@ -150,7 +141,7 @@ static int sock__check_layout(struct sluice_sock *ss)
 
 	if (!ss->pin_dir)
 		return 0;
-	err = sock__path(path, sizeof(path), ss->pin_dir, "", SOCK_LAYOUT_PIN);
+	err = sluice__path_join(path, sizeof(path), ss->pin_dir, SOCK_LAYOUT_PIN);
 	if (err)
 		return err;
 	fd = bpf_obj_get(path);
@@ -177,7 +168,7 @@ static int sock__write_layout(struct sluice_sock *ss)
 
 	if (!ss->pin_dir)
 		return 0;
-	err = sock__path(path, sizeof(path), ss->pin_dir, "", SOCK_LAYOUT_PIN);
+	err = sluice__path_join(path, sizeof(path), ss->pin_dir, SOCK_LAYOUT_PIN);
 	if (err)
 		return err;
 	fd = bpf_obj_get(path);
@@ -424,7 +415,7 @@ static int sock__unpin_maps(const char *pin_dir, struct bpf_object *obj)
 	bpf_object__for_each_map(map, obj) {
 		if (bpf_map__is_internal(map) || !sock__own_map(bpf_map__name(map)))
 			continue;
-		err = sock__path(path, sizeof(path), pin_dir, "", bpf_map__name(map));
+		err = sluice__path_join(path, sizeof(path), pin_dir, bpf_map__name(map));
 		if (err)
 			return err;
 		if (unlink(path) && errno != ENOENT) {
@@ -470,7 +461,7 @@ int sluice_sock__unpin(const char *pin_dir)
 	if (!err) {
 		char path[PATH_MAX];
 
-		err = sock__path(path, sizeof(path), pin_dir, "", SOCK_LAYOUT_PIN);
+		err = sluice__path_join(path, sizeof(path), pin_dir, SOCK_LAYOUT_PIN);
 		if (!err && unlink(path) && errno != ENOENT) {
 			err = -errno;
 			sluice__set_err("unpin %s: %s", path, strerror(errno));

@@ -110,15 +110,6 @@ static int telem__lib_err(int err, const char *what, const char *arg)
 	return err;
 }
 
-static int telem__path(char *buf, size_t len, const char *dir, const char *name)
-{
-	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len) {
-		sluice__set_err("pin path %s/%s is too long", dir, name);
-		return -ENAMETOOLONG;
-	}
-	return 0;
-}
-
 static bool telem__own_map(const char *name)
 {
 	return !strncmp(name, "telem_", 6);
@@ -171,7 +162,7 @@ static int telem__share_maps(struct telemetry *t)
 		}
 		if (!t->pin_dir)
 			continue;
-		err = telem__path(path, sizeof(path), t->pin_dir, name);
+		err = sluice__path_join(path, sizeof(path), t->pin_dir, name);
 		if (!err && map == t->skel->maps.telem_events)
 			err = telem__drop_resized_ring(path, t->ring_bytes);
 		if (err)
@@ -331,8 +322,8 @@ int telemetry__open(struct telemetry **out, struct sluice *s, int cgroup_fd,
 		goto cleanup;
 	if (opts->pin_dir) {
 		t->pin_dir = strdup(opts->pin_dir);
-		err = t->pin_dir ? telem__path(t->link_path, sizeof(t->link_path), opts->pin_dir,
-					       TELEM_LINK_PIN) :
+		err = t->pin_dir ? sluice__path_join(t->link_path, sizeof(t->link_path),
+						     opts->pin_dir, TELEM_LINK_PIN) :
 				   -ENOMEM;
 		if (err)
 			goto cleanup;
@@ -407,6 +398,14 @@ int telemetry__info(struct telemetry *t, struct telemetry_info *info)
 	return 0;
 }
 
+bool telemetry__pinned(const char *pin_dir)
+{
+	char path[PATH_MAX];
+
+	return !sluice__path_join(path, sizeof(path), pin_dir, TELEM_LINK_PIN) &&
+	       !access(path, F_OK);
+}
+
 int telemetry__unpin(const char *pin_dir)
 {
 	char path[PATH_MAX];
@@ -416,7 +415,7 @@ int telemetry__unpin(const char *pin_dir)
 	int err;
 
 	sluice__clear_err();
-	err = telem__path(path, sizeof(path), pin_dir, TELEM_LINK_PIN);
+	err = sluice__path_join(path, sizeof(path), pin_dir, TELEM_LINK_PIN);
 	if (err)
 		return err;
 	link = access(path, F_OK) ? NULL : bpf_link__open(path);
@@ -436,7 +435,7 @@ int telemetry__unpin(const char *pin_dir)
 	bpf_object__for_each_map(map, skel->obj) {
 		if (bpf_map__is_internal(map) || !telem__own_map(bpf_map__name(map)))
 			continue;
-		err = telem__path(path, sizeof(path), pin_dir, bpf_map__name(map));
+		err = sluice__path_join(path, sizeof(path), pin_dir, bpf_map__name(map));
 		if (err)
 			break;
 		if (unlink(path) && errno != ENOENT) {

@@ -151,6 +151,8 @@ size_t telemetry__recent(const struct telemetry *t, struct sluice_telem_rec *out
 typedef void (*telemetry_record_fn)(const struct sluice_telem_rec *rec, void *ctx);
 void telemetry__set_record_cb(struct telemetry *t, telemetry_record_fn fn, void *ctx);
 
+/* Whether an earlier agent left the program attached under pin_dir. */
+bool telemetry__pinned(const char *pin_dir);
 /* Detach what is pinned under pin_dir and remove the telem_* pins.
  * Missing pins are not an error. */
 int telemetry__unpin(const char *pin_dir);
