@@ -19,10 +19,28 @@
 
 /* Forget the previous error, at the start of every public entry point. */
 void sluice__clear_err(void);
+/* Set "<fmt ...>: <libbpf's text for err>" as the error; returns err. */
+int sluice__bpf_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Write all of buf to fd (a socket without SIGPIPE, or a file), again
  * after EINTR; 0 or the negative errno of the failed write. */
 int sluice__write_all(int fd, const void *buf, size_t len);
+
+struct bpf_object;
+
+/*
+ * companion.c: the objects loaded beside the datapath (socket LB, redirect,
+ * telemetry) run on the datapath's very maps. Between open and load of
+ * obj, every map whose name does not start with own_prefix reuses the map
+ * of that name of the struct sluice (-ENOENT when it has none); own maps
+ * are pinned as pin_dir/<name> when pin_dir is given (NULL: not pinned).
+ * With own_prefix "" every map is own: the datapath itself, s unused.
+ */
+int sluice__share_maps(const struct sluice *s, struct bpf_object *obj, const char *own_prefix,
+		       const char *pin_dir);
+/* Remove the pins of obj's own maps (obj opened, not loaded); a missing
+ * pin is not an error. */
+int sluice__unpin_maps(struct bpf_object *obj, const char *own_prefix, const char *pin_dir);
 
 /* The datapath maps the library writes, looked up once at open. */
 enum sluice_map_id {

@@ -63,8 +63,6 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 /* Create the pin dir on bpffs and tell libbpf where each map lives. */
 static int sluice__setup_pins(struct lb_bpf *skel, const char *dir)
 {
-	char path[PATH_MAX];
-	struct bpf_map *map;
 	struct statfs st;
 	int err;
 
@@ -77,19 +75,7 @@ static int sluice__setup_pins(struct lb_bpf *skel, const char *dir)
 			dir);
 		return -EINVAL;
 	}
-	bpf_object__for_each_map(map, skel->obj) {
-		if (bpf_map__is_internal(map)) /* .rodata: per load, never shared */
-			continue;
-		err = sluice__path_join(path, sizeof(path), dir, bpf_map__name(map));
-		if (err)
-			return err;
-		err = bpf_map__set_pin_path(map, path);
-		if (err) {
-			sluice__set_err("pin path %s: %s", path, strerror(-err));
-			return err;
-		}
-	}
-	return 0;
+	return sluice__share_maps(NULL, skel->obj, "", dir);
 }
 
 /* A reused pin could come from another build; refuse any size mismatch
@@ -190,8 +176,6 @@ void sluice__close(struct sluice *s)
 
 int sluice__unpin(const char *pin_dir)
 {
-	char path[PATH_MAX];
-	struct bpf_map *map;
 	struct lb_bpf *skel;
 	int err = 0;
 
@@ -207,18 +191,9 @@ int sluice__unpin(const char *pin_dir)
 		sluice__set_err("opening the BPF object: %s", strerror(-err));
 		return err;
 	}
-	bpf_object__for_each_map(map, skel->obj) {
-		if (bpf_map__is_internal(map))
-			continue;
-		err = sluice__path_join(path, sizeof(path), pin_dir, bpf_map__name(map));
-		if (err)
-			goto cleanup;
-		if (unlink(path) && errno != ENOENT) {
-			err = -errno;
-			sluice__set_err("unpin %s: %s", path, strerror(errno));
-			goto cleanup;
-		}
-	}
+	err = sluice__unpin_maps(skel->obj, "", pin_dir);
+	if (err)
+		goto cleanup;
 	if (rmdir(pin_dir) && errno != ENOENT) {
 		err = -errno;
 		sluice__set_err("pin dir %s: %s (pins that are not Sluice's were left in place)",

@@ -185,7 +185,7 @@ static int sock__attach_to_map(const struct sock_attach *a, int prog_fd, int map
 	int err = bpf_prog_attach(prog_fd, map_fd, a->type, 0);
 
 	if (err)
-		return sock__lib_err(err, "attaching %s to the redirect map", a->prog);
+		return sluice__bpf_err(err, "attaching %s to the redirect map", a->prog);
 	*held = SOCK_LINK_PROG_ATTACHED;
 	return 0;
 }
@@ -219,11 +219,11 @@ static int sock__link_one(struct sluice_sock *ss, const struct sock_attach *a, i
 	if (fd < 0 && a->on_map && (fd == -EINVAL || fd == -EOPNOTSUPP))
 		return sock__attach_to_map(a, prog_fd, target_fd, held);
 	if (fd < 0)
-		return sock__lib_err(fd, "attaching %s", a->prog);
+		return sluice__bpf_err(fd, "attaching %s", a->prog);
 	*held = fd;
 	if (ss->pin_dir && bpf_obj_pin(fd, path)) {
 		err = -errno;
-		return sock__lib_err(err, "pinning the link at %s", path);
+		return sluice__bpf_err(err, "pinning the link at %s", path);
 	}
 	return 0;
 }

@@ -47,8 +47,6 @@ struct sluice_sock {
 int sock__load(struct sluice_sock *ss, enum sock_part p);
 /* Loads the redirect object if needed; returns the redir_socks map fd. */
 int sock__redir_map_fd(struct sluice_sock *ss);
-/* Sets "<fmt % arg>: <libbpf text of err>" as the error; returns err. */
-int sock__lib_err(int err, const char *fmt, const char *arg);
 
 /* sock_attach.c */
 /* Closes the part's link fds (unpinned links detach); forgets its cgroup. */

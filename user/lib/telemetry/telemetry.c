@@ -101,20 +101,6 @@ const char *telemetry__type_name(enum sluice_telem_type type)
 	}
 }
 
-static int telem__lib_err(int err, const char *what, const char *arg)
-{
-	char buf[128];
-
-	libbpf_strerror(err, buf, sizeof(buf));
-	sluice__set_err("%s%s: %s", what, arg ? arg : "", buf);
-	return err;
-}
-
-static bool telem__own_map(const char *name)
-{
-	return !strncmp(name, "telem_", 6);
-}
-
 /* A pinned ring of another size cannot be reused: drop that pin only. */
 static int telem__drop_resized_ring(const char *path, __u32 want)
 {
@@ -128,7 +114,7 @@ static int telem__drop_resized_ring(const char *path, __u32 want)
 	err = bpf_obj_get_info_by_fd(fd, &info, &len);
 	close(fd);
 	if (err)
-		return telem__lib_err(err, "reading the pinned ring buffer ", path);
+		return sluice__bpf_err(err, "reading the pinned ring buffer %s", path);
 	if (info.max_entries != want && unlink(path)) {
 		err = -errno;
 		sluice__set_err("unpin the resized ring buffer %s: %s", path, strerror(errno));
@@ -137,41 +123,22 @@ static int telem__drop_resized_ring(const char *path, __u32 want)
 	return 0;
 }
 
-/* Datapath maps: the struct sluice's own. telem_* maps: pinned if asked. */
+/* Datapath maps: the struct sluice's own. telem_* maps: pinned if asked,
+ * but a pinned ring of another size than asked goes first. */
 static int telem__share_maps(struct telemetry *t)
 {
 	char path[PATH_MAX];
-	struct bpf_map *map, *lb_map;
 	int err;
 
-	bpf_object__for_each_map(map, t->skel->obj) {
-		const char *name = bpf_map__name(map);
-
-		if (bpf_map__is_internal(map))
-			continue;
-		if (!telem__own_map(name)) {
-			lb_map = bpf_object__find_map_by_name(t->s->skel->obj, name);
-			if (!lb_map) {
-				sluice__set_err("map \"%s\" is not in the datapath object", name);
-				return -ENOENT;
-			}
-			err = bpf_map__reuse_fd(map, bpf_map__fd(lb_map));
-			if (err)
-				return telem__lib_err(err, "sharing the datapath map ", name);
-			continue;
-		}
-		if (!t->pin_dir)
-			continue;
-		err = sluice__path_join(path, sizeof(path), t->pin_dir, name);
-		if (!err && map == t->skel->maps.telem_events)
+	if (t->pin_dir) {
+		err = sluice__path_join(path, sizeof(path), t->pin_dir,
+					bpf_map__name(t->skel->maps.telem_events));
+		if (!err)
 			err = telem__drop_resized_ring(path, t->ring_bytes);
 		if (err)
 			return err;
-		err = bpf_map__set_pin_path(map, path);
-		if (err)
-			return telem__lib_err(err, "pin path ", path);
 	}
-	return 0;
+	return sluice__share_maps(t->s, t->skel->obj, "telem_", t->pin_dir);
 }
 
 static int telem__check_ring_size(__u32 bytes)
@@ -194,7 +161,7 @@ static int telem__load(struct telemetry *t, const struct telemetry_opts *opts)
 	t->skel = telemetry_bpf__open();
 	if (!t->skel) {
 		err = -errno;
-		return telem__lib_err(err, "opening the telemetry BPF object", NULL);
+		return sluice__bpf_err(err, "opening the telemetry BPF object");
 	}
 	t->skel->rodata->telem_interval_ns = (__u64)opts->interval_s * 1000000000ull;
 	t->skel->rodata->telem_cfg = opts->cfg;
@@ -205,7 +172,7 @@ static int telem__load(struct telemetry *t, const struct telemetry_opts *opts)
 						      TELEMETRY_WAKEUP_BYTES;
 	err = bpf_map__set_max_entries(t->skel->maps.telem_events, t->ring_bytes);
 	if (err)
-		return telem__lib_err(err, "sizing the ring buffer", NULL);
+		return sluice__bpf_err(err, "sizing the ring buffer");
 	err = telem__share_maps(t);
 	if (err)
 		return err;
@@ -223,7 +190,7 @@ static int telem__load(struct telemetry *t, const struct telemetry_opts *opts)
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.telem_events), telem__on_record, t,
 				 NULL);
 	if (!t->rb)
-		return telem__lib_err(-errno, "reading the ring buffer", NULL);
+		return sluice__bpf_err(-errno, "reading the ring buffer");
 	return 0;
 }
 
@@ -234,9 +201,9 @@ static int telem__adopt_link(struct telemetry *t)
 		return 0;
 	t->link = bpf_link__open(t->link_path);
 	if (!t->link)
-		return telem__lib_err(-errno, "opening the pinned link ", t->link_path);
+		return sluice__bpf_err(-errno, "opening the pinned link %s", t->link_path);
 	if (bpf_link__update_program(t->link, t->skel->progs.telemetry_sockops))
-		return telem__lib_err(-errno, "replacing the program of ", t->link_path);
+		return sluice__bpf_err(-errno, "replacing the program of %s", t->link_path);
 	return 0;
 }
 
@@ -280,14 +247,14 @@ int telemetry__attach(struct telemetry *t, int cgroup_fd)
 	/* Attach the new one before the old goes: never a gap in between. */
 	link = bpf_program__attach_cgroup(t->skel->progs.telemetry_sockops, cgroup_fd);
 	if (!link)
-		return telem__lib_err(-errno, "attaching telemetry to the cgroup", NULL);
+		return sluice__bpf_err(-errno, "attaching telemetry to the cgroup");
 	telem__drop_link(t);
 	t->link = link;
 	if (t->pin_dir) {
 		err = bpf_link__pin(link, t->link_path);
 		if (err) {
 			telem__drop_link(t);
-			return telem__lib_err(err, "pinning the link at ", t->link_path);
+			return sluice__bpf_err(err, "pinning the link at %s", t->link_path);
 		}
 	}
 	return 0;
@@ -373,7 +340,7 @@ int telemetry__consume(struct telemetry *t)
 	t->resynced = false;
 	n = ring_buffer__consume(t->rb);
 	if (n < 0)
-		return telem__lib_err(n, "reading the telemetry ring buffer", NULL);
+		return sluice__bpf_err(n, "reading the telemetry ring buffer");
 	return n;
 }
 
@@ -411,7 +378,6 @@ int telemetry__unpin(const char *pin_dir)
 	char path[PATH_MAX];
 	struct telemetry_bpf *skel;
 	struct bpf_link *link;
-	struct bpf_map *map;
 	int err;
 
 	sluice__clear_err();
@@ -431,19 +397,8 @@ int telemetry__unpin(const char *pin_dir)
 	/* Open (not load) the object for the names of our maps. */
 	skel = telemetry_bpf__open();
 	if (!skel)
-		return telem__lib_err(-errno, "opening the telemetry BPF object", NULL);
-	bpf_object__for_each_map(map, skel->obj) {
-		if (bpf_map__is_internal(map) || !telem__own_map(bpf_map__name(map)))
-			continue;
-		err = sluice__path_join(path, sizeof(path), pin_dir, bpf_map__name(map));
-		if (err)
-			break;
-		if (unlink(path) && errno != ENOENT) {
-			err = -errno;
-			sluice__set_err("unpin %s: %s", path, strerror(errno));
-			break;
-		}
-	}
+		return sluice__bpf_err(-errno, "opening the telemetry BPF object");
+	err = sluice__unpin_maps(skel->obj, "telem_", pin_dir);
 	telemetry_bpf__destroy(skel);
 	return err;
 }
