@@ -141,12 +141,11 @@ struct json_object *telem__status_json(struct meshd *m)
 	}
 	json_object_object_add(o, "attached", json_object_new_boolean(info.attached));
 	telem__add_u64(o, "cgroup_id", info.cgroup_id);
-	telem__add_u64(o, "records_read", info.read);
-	telem__add_u64(o, "records_written", info.kernel[SLUICE_TELEM_CNT_RECORDS]);
-	telem__add_u64(o, "records_lost", info.kernel[SLUICE_TELEM_CNT_LOST]);
-	telem__add_u64(o, "records_unattributed", info.unattributed);
-	telem__add_u64(o, "sockets_tracked", info.kernel[SLUICE_TELEM_CNT_TRACKED]);
-	telem__add_u64(o, "sockets_untracked", info.kernel[SLUICE_TELEM_CNT_NO_STORAGE]);
+	for (unsigned int i = 0; i < TELEMETRY_COUNTERS; i++) {
+		struct telemetry_counter c = telemetry__counter(&info, i);
+
+		telem__add_u64(o, c.key, c.value);
+	}
 	telem__add_u64(o, "endpoints", info.endpoints);
 	telem__add_u64(o, "endpoints_capacity", info.endpoints_max);
 	telem__add_u64(o, "ring_bytes", info.ring_bytes);

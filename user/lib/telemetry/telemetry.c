@@ -37,40 +37,43 @@ static const char *const reason_names[] = {
 	SLUICE_TELEM_REASONS(X)
 #undef X
 };
-static const char *const reason_helps[] = {
-#define X(name, str, help) help,
-	SLUICE_TELEM_REASONS(X)
-#undef X
-};
-static const char *const counter_names[] = {
-#define X(name, str, help) str,
+static const struct telemetry_counter kernel_counters[] = {
+#define X(name, key, metric, help) { key, metric, help, 0 },
 	SLUICE_TELEM_COUNTERS(X)
 #undef X
 };
-static const char *const counter_helps[] = {
-#define X(name, str, help) help,
-	SLUICE_TELEM_COUNTERS(X)
-#undef X
+/* Counted by the agent as it reads the ring. */
+static const struct telemetry_counter agent_counters[] = {
+	{ "records_read", "telemetry_records_read_total",
+	  "Connection records the agent read from the ring buffer.", 0 },
+	{ "records_unattributed", "telemetry_records_unattributed_total",
+	  "Connection records of services or backends no longer configured.", 0 },
 };
+
+#define NAGENT (sizeof(agent_counters) / sizeof(agent_counters[0]))
+_Static_assert(NAGENT + SLUICE_TELEM_CNT__MAX == TELEMETRY_COUNTERS, "telemetry counters");
 
 const char *telemetry__reason_name(enum sluice_telem_reason r)
 {
 	return (unsigned)r < SLUICE_TELEM_REASON__MAX ? reason_names[r] : "unknown";
 }
 
-const char *telemetry__reason_help(enum sluice_telem_reason r)
+struct telemetry_counter telemetry__counter(const struct telemetry_info *info, unsigned int i)
 {
-	return (unsigned)r < SLUICE_TELEM_REASON__MAX ? reason_helps[r] : "unknown reason";
-}
+	/* the agent's right after the kernel's ring buffer counters */
+	const unsigned int agent = SLUICE_TELEM_CNT_LOST + 1;
+	const __u64 agent_values[NAGENT] = { info->read, info->unattributed };
+	struct telemetry_counter c = { "unknown", "unknown", "unknown counter", 0 };
 
-const char *telemetry__counter_name(enum sluice_telem_counter c)
-{
-	return (unsigned)c < SLUICE_TELEM_CNT__MAX ? counter_names[c] : "unknown";
-}
-
-const char *telemetry__counter_help(enum sluice_telem_counter c)
-{
-	return (unsigned)c < SLUICE_TELEM_CNT__MAX ? counter_helps[c] : "unknown counter";
+	if (i >= agent && i < agent + NAGENT) {
+		c = agent_counters[i - agent];
+		c.value = agent_values[i - agent];
+	} else if (i < TELEMETRY_COUNTERS) {
+		i -= i < agent ? 0 : NAGENT;
+		c = kernel_counters[i];
+		c.value = info->kernel[i];
+	}
+	return c;
 }
 
 const char *telemetry__dir_name(enum sluice_telem_dir d)

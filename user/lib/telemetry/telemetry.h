@@ -157,11 +157,21 @@ bool telemetry__pinned(const char *pin_dir);
  * Missing pins are not an error. */
 int telemetry__unpin(const char *pin_dir);
 
+/* Counters of telemetry_info, for status and metrics alike. */
+struct telemetry_counter {
+	const char *key;    /* in the agent's status: "records_lost" */
+	const char *metric; /* after "sluice_": "telemetry_records_lost_total" */
+	const char *help;   /* the metric's HELP text */
+	__u64 value;
+};
+/* The kernel's (SLUICE_TELEM_COUNTERS) and the agent's two (records read,
+ * records unattributed, right after the ring buffer's), in the order they
+ * are shown: i from 0 to TELEMETRY_COUNTERS - 1. */
+#define TELEMETRY_COUNTERS (SLUICE_TELEM_CNT__MAX + 2)
+struct telemetry_counter telemetry__counter(const struct telemetry_info *info, unsigned int i);
+
 /* Names for metrics and CLI output; never NULL. */
 const char *telemetry__reason_name(enum sluice_telem_reason r);
-const char *telemetry__reason_help(enum sluice_telem_reason r);
-const char *telemetry__counter_name(enum sluice_telem_counter c);
-const char *telemetry__counter_help(enum sluice_telem_counter c);
 const char *telemetry__dir_name(enum sluice_telem_dir d);   /* "outbound" / "inbound" */
 const char *telemetry__type_name(enum sluice_telem_type t); /* "open", "update", ... */
 
