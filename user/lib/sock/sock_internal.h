@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sock_internal.h - the sluice_sock handle, shared by sock.c (loading,
- * attaching) and sock_selftest.c; not part of the API.
+ * sock_internal.h - the sluice_sock handle, shared by sock.c (loading),
+ * sock_attach.c (attaching) and sock_selftest.c; not part of the API.
  */
 #ifndef SLUICE_SOCK_INTERNAL_H
 #define SLUICE_SOCK_INTERNAL_H

@@ -263,13 +263,6 @@ int telemetry__attach(struct telemetry *t, int cgroup_fd)
 	return 0;
 }
 
-int telemetry__detach(struct telemetry *t)
-{
-	sluice__clear_err();
-	telem__drop_link(t);
-	return 0;
-}
-
 int telemetry__open(struct telemetry **out, struct sluice *s, int cgroup_fd,
 		    const struct telemetry_opts *opts)
 {

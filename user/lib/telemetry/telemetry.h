@@ -117,10 +117,10 @@ int telemetry__open(struct telemetry **out, struct sluice *s, int cgroup_fd,
 /* Frees the handle. A pinned link stays attached; an unpinned one ends. */
 void telemetry__close(struct telemetry *t);
 
-/* Attach to another cgroup (moves a pinned attachment) / detach, also an
- * attachment pinned by an earlier process. */
+/* Attach to another cgroup (moves a pinned attachment; the new link is
+ * made before the old one goes). The attachment ends with
+ * telemetry__close() when unpinned, with telemetry__unpin() when pinned. */
 int telemetry__attach(struct telemetry *t, int cgroup_fd);
-int telemetry__detach(struct telemetry *t);
 
 /* Readable when a batch of records waits (epoll fd of the ring buffer):
  * the kernel wakes the reader once TELEMETRY_WAKEUP_BYTES (or a quarter of
