@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "internal.h"
@@ -78,13 +79,33 @@ int sluice__unpin_maps(struct bpf_object *obj, const char *own_prefix, const cha
 		if (bpf_map__is_internal(map) || !companion__own(map, own_prefix))
 			continue;
 		err = sluice__path_join(path, sizeof(path), pin_dir, bpf_map__name(map));
+		if (!err)
+			err = sluice__unpin_path(path);
 		if (err)
 			return err;
-		if (unlink(path) && errno != ENOENT) {
-			err = -errno;
-			sluice__set_err("unpin %s: %s", path, strerror(errno));
-			return err;
-		}
 	}
 	return 0;
+}
+
+int sluice__unpin_path(const char *path)
+{
+	int err;
+
+	if (unlink(path) && errno != ENOENT) {
+		err = -errno;
+		sluice__set_err("unpin %s: %s", path, strerror(errno));
+		return err;
+	}
+	return 0;
+}
+
+int sluice__unpin_link(const char *path)
+{
+	int fd = bpf_obj_get(path);
+
+	if (fd >= 0) {
+		bpf_link_detach(fd);
+		close(fd);
+	}
+	return sluice__unpin_path(path);
 }

@@ -41,6 +41,10 @@ int sluice__share_maps(const struct sluice *s, struct bpf_object *obj, const cha
 /* Remove the pins of obj's own maps (obj opened, not loaded); a missing
  * pin is not an error. */
 int sluice__unpin_maps(struct bpf_object *obj, const char *own_prefix, const char *pin_dir);
+/* Remove one pin / detach the link pinned at path and remove the pin;
+ * missing is not an error, a failure's text names the path. */
+int sluice__unpin_path(const char *path);
+int sluice__unpin_link(const char *path);
 
 /* The datapath maps the library writes, looked up once at open. */
 enum sluice_map_id {

@@ -387,10 +387,8 @@ int sluice_sock__unpin(const char *pin_dir)
 		char path[PATH_MAX];
 
 		err = sluice__path_join(path, sizeof(path), pin_dir, SOCK_LAYOUT_PIN);
-		if (!err && unlink(path) && errno != ENOENT) {
-			err = -errno;
-			sluice__set_err("unpin %s: %s", path, strerror(errno));
-		}
+		if (!err)
+			err = sluice__unpin_path(path);
 	}
 cleanup:
 	sock_bpf__destroy(lb);

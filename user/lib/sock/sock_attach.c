@@ -152,7 +152,7 @@ static int sock__unlink_one(const char *pin_dir, const struct sock_attach *a, in
 			    int prog_fd, int map_fd)
 {
 	char path[PATH_MAX];
-	int fd, err = 0;
+	int err;
 
 	if (*held >= 0) {
 		bpf_link_detach(*held);
@@ -166,16 +166,7 @@ static int sock__unlink_one(const char *pin_dir, const struct sock_attach *a, in
 	err = sock__link_path(path, sizeof(path), pin_dir, a);
 	if (err)
 		return err;
-	fd = bpf_obj_get(path);
-	if (fd >= 0) {
-		bpf_link_detach(fd);
-		close(fd);
-	}
-	if (unlink(path) && errno != ENOENT) {
-		err = -errno;
-		sluice__set_err("unpin %s: %s", path, strerror(errno));
-	}
-	return err;
+	return sluice__unpin_link(path);
 }
 
 /* Pre-6.10 kernels have no sockmap links: attach the verdict to the map

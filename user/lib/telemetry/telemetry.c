@@ -373,23 +373,14 @@ int telemetry__unpin(const char *pin_dir)
 {
 	char path[PATH_MAX];
 	struct telemetry_bpf *skel;
-	struct bpf_link *link;
 	int err;
 
 	sluice__clear_err();
 	err = sluice__path_join(path, sizeof(path), pin_dir, TELEM_LINK_PIN);
+	if (!err)
+		err = sluice__unpin_link(path);
 	if (err)
 		return err;
-	link = access(path, F_OK) ? NULL : bpf_link__open(path);
-	if (link) {
-		bpf_link__detach(link);
-		bpf_link__destroy(link);
-	}
-	if (unlink(path) && errno != ENOENT) {
-		err = -errno;
-		sluice__set_err("unpin %s: %s", path, strerror(errno));
-		return err;
-	}
 	/* Open (not load) the object for the names of our maps. */
 	skel = telemetry_bpf__open();
 	if (!skel)
