@@ -112,15 +112,22 @@ struct sluice_telem_ep {
 	__u32 backend_id;
 };
 
-/* Per-CPU counters (telem_counters map). */
-#define SLUICE_TELEM_COUNTERS(X)                                             \
-	X(RECORDS, "records", "records written to the ring buffer")          \
-	X(LOST, "records_lost", "records not written: ring buffer full")     \
-	X(TRACKED, "sockets_tracked", "sockets to or from services tracked") \
-	X(NO_STORAGE, "storage_failed", "sockets left untracked: no socket storage")
+/* Per-CPU counters (telem_counters map), each with its key in the agent's
+ * telemetry status, its metric name (after "sluice_") and the metric's
+ * HELP text: a counter added here is shown and exported with no other
+ * change. */
+#define SLUICE_TELEM_COUNTERS(X)                                               \
+	X(RECORDS, "records_written", "telemetry_records_written_total",       \
+	  "Connection records the kernel wrote to the ring buffer.")           \
+	X(LOST, "records_lost", "telemetry_records_lost_total",                \
+	  "Connection records the kernel could not write: ring buffer full.")  \
+	X(TRACKED, "sockets_tracked", "telemetry_sockets_tracked_total",       \
+	  "TCP sockets to or from services the kernel started tracking.")      \
+	X(NO_STORAGE, "sockets_untracked", "telemetry_storage_failures_total", \
+	  "TCP sockets to services left untracked: no socket storage.")
 
 enum sluice_telem_counter {
-#define X(name, str, help) SLUICE_TELEM_CNT_##name,
+#define X(name, key, metric, help) SLUICE_TELEM_CNT_##name,
 	SLUICE_TELEM_COUNTERS(X)
 #undef X
 	SLUICE_TELEM_CNT__MAX

@@ -111,7 +111,7 @@ static const char *const sock_names[] = {
 #undef X
 };
 static const char *const telem_names[] = {
-#define X(name, str, help) str,
+#define X(name, key, metric, help) key,
 	SLUICE_TELEM_COUNTERS(X)
 #undef X
 };

@@ -387,7 +387,7 @@ def pp_valid_telem(s):
         return t["sockets_tracked"] == 0
     if t["records_lost"]:
         return False
-    return s["kind"] != "crr" or t["records"] >= 4 * x["conns"] - 4
+    return s["kind"] != "crr" or t["records_written"] >= 4 * x["conns"] - 4
 
 
 def b5_rows(rep, samples, b5meta):

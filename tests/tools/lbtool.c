@@ -184,16 +184,6 @@ static int lbtool__parse_backend(const char *text, struct sluice_backend_spec *b
 	return 0;
 }
 
-static const char *lbtool__svc_str(const struct sluice_addr *vip, __u16 port, __u8 proto, char *buf,
-				   size_t len)
-{
-	char ap[SLUICE_ADDRPORT_STRLEN], pr[16];
-
-	snprintf(buf, len, "%s/%s", sluice_addr__str_port(vip, port, ap, sizeof(ap)),
-		 sluice_proto__str(proto, pr, sizeof(pr)));
-	return buf;
-}
-
 static int lbtool__ifindex(const char *ifname)
 {
 	unsigned int idx = if_nametoindex(ifname);
@@ -397,7 +387,7 @@ static int do_svc_set(int argc, char **argv)
 		goto cleanup;
 	}
 	printf("service %s: %u backend(s)\n",
-	       lbtool__svc_str(&spec.vip, spec.port, spec.proto, name, sizeof(name)),
+	       sluice_svc__str(&spec.vip, spec.port, spec.proto, name, sizeof(name)),
 	       spec.nbackends);
 	ret = 0;
 cleanup:
@@ -471,7 +461,7 @@ static int do_svc_get(int argc, char **argv)
 		goto cleanup;
 	}
 	printf("service %s  id %u  backends %u\n",
-	       lbtool__svc_str(&vip, port, proto, name, sizeof(name)), info->svc.svc_id,
+	       sluice_svc__str(&vip, port, proto, name, sizeof(name)), info->svc.svc_id,
 	       info->nbackends);
 	printf("  packets %llu  bytes %llu  flows %llu  refused %llu\n",
 	       (unsigned long long)info->stats.packets, (unsigned long long)info->stats.bytes,

@@ -171,6 +171,23 @@ static void test_format_odd(void)
 	ASSERT_EQ(strlen(small), sizeof(small) - 1, "truncated, terminated");
 }
 
+static void test_svc_str(void)
+{
+	struct sluice_svc_key key = { .port = htons(53), .proto = IPPROTO_UDP };
+	char buf[SLUICE_SVC_STRLEN];
+	struct sluice_addr a;
+
+	ASSERT_OK(sluice_addr__parse(&a, "10.96.0.10"), "v4");
+	ASSERT_TRUE(!strcmp(sluice_svc__str(&a, 80, IPPROTO_TCP, buf, sizeof(buf)),
+			    "10.96.0.10:80/tcp"),
+		    "v4 service");
+	ASSERT_OK(sluice_addr__parse(&a, "fd00::10"), "v6");
+	key.family = a.family;
+	memcpy(key.addr, a.addr, sizeof(key.addr));
+	ASSERT_TRUE(!strcmp(sluice_svc_key__str(&key, buf, sizeof(buf)), "[fd00::10]:53/udp"),
+		    "v6 key");
+}
+
 static void test_names(void)
 {
 	ASSERT_TRUE(!strcmp(sluice__counter_name(SLUICE_CNT_LB_NEW), "lb_new"), "lb_new");
@@ -186,8 +203,9 @@ static void test_names(void)
 }
 
 static const struct test tests[] = {
-	TEST(test_parse_v4),      TEST(test_parse_v6), TEST(test_parse_port), TEST(test_bad_addr),
-	TEST(test_bad_addr_port), TEST(test_proto),    TEST(test_format_odd), TEST(test_names),
+	TEST(test_parse_v4),   TEST(test_parse_v6),      TEST(test_parse_port),
+	TEST(test_bad_addr),   TEST(test_bad_addr_port), TEST(test_proto),
+	TEST(test_format_odd), TEST(test_svc_str),       TEST(test_names),
 };
 
 int main(int argc, char **argv)

@@ -185,6 +185,32 @@ static void test_render_telemetry(void)
 
 /* A deleted service is simply not in the snapshot: none of its series,
  * nor its backends', remain. */
+/* Status and metrics take the telemetry counters from one list: every
+ * counter has a key, a metric and help, and each value lands where named. */
+static void test_telemetry_counters(void)
+{
+	struct telemetry_info info = { .read = 11, .unattributed = 12 };
+	struct telemetry_counter c;
+
+	for (int i = 0; i < SLUICE_TELEM_CNT__MAX; i++)
+		info.kernel[i] = 100 + i;
+	for (unsigned int i = 0; i < TELEMETRY_COUNTERS; i++) {
+		c = telemetry__counter(&info, i);
+		ASSERT_TRUE(*c.key && *c.metric && *c.help, "counter named");
+		ASSERT_TRUE(strcmp(c.key, "unknown"), "counter in range");
+	}
+	c = telemetry__counter(&info, 1);
+	ASSERT_TRUE(!strcmp(c.key, "records_lost") && c.value == 101, "records_lost");
+	c = telemetry__counter(&info, 2);
+	ASSERT_TRUE(!strcmp(c.key, "records_read") && c.value == 11, "records_read");
+	c = telemetry__counter(&info, 3);
+	ASSERT_TRUE(!strcmp(c.key, "records_unattributed") && c.value == 12, "unattributed");
+	c = telemetry__counter(&info, TELEMETRY_COUNTERS - 1);
+	ASSERT_TRUE(!strcmp(c.key, "sockets_untracked") && c.value == 103, "sockets_untracked");
+	c = telemetry__counter(&info, TELEMETRY_COUNTERS);
+	ASSERT_TRUE(!strcmp(c.key, "unknown"), "out of range");
+}
+
 static void test_deleted_service_disappears(void)
 {
 	struct metrics_snapshot m;
@@ -286,13 +312,10 @@ static void test_accept_encoding(void)
 }
 
 static const struct test tests[] = {
-	TEST(test_render_datapath_only),
-	TEST(test_render_telemetry),
-	TEST(test_deleted_service_disappears),
-	TEST(test_label_escaping),
-	TEST(test_render_is_deterministic),
-	TEST(test_gzip_round_trip),
-	TEST(test_accept_encoding),
+	TEST(test_render_datapath_only), TEST(test_render_telemetry),
+	TEST(test_telemetry_counters),   TEST(test_deleted_service_disappears),
+	TEST(test_label_escaping),       TEST(test_render_is_deterministic),
+	TEST(test_gzip_round_trip),      TEST(test_accept_encoding),
 };
 
 int main(int argc, char **argv)

@@ -164,7 +164,8 @@ static void print_changes(struct json_object *data, struct json_object *desired,
 	json_object_put(want);
 	json_object_put(have);
 
-	/* issue 7: meshd keeps the kubernetes services whatever the file says */
+	/* Services from Kubernetes are not the file's to delete: meshd keeps
+	 * them, and says how many so the diff above does not mislead. */
 	if (js__get(data, "kubernetes_kept") && js__u64(data, "kubernetes_kept"))
 		printf("kept %llu kubernetes service%s (managed by Kubernetes, not by this file)\n",
 		       (unsigned long long)js__u64(data, "kubernetes_kept"),

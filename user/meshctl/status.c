@@ -142,7 +142,7 @@ static uint64_t sock_counter(struct json_object *o, const char *name)
 	return js__u64(js__get(o, "counters"), name);
 }
 
-/* Issue 4: "Socket LB:   on cgroup X (id N), connect 12, sendmsg 3, ..." */
+/* "Socket LB:   on cgroup X (id N), connect 12, sendmsg 3, ..." */
 static void print_socket_lb(struct json_object *lb)
 {
 	if (!lb) /* an older meshd */
@@ -193,7 +193,7 @@ static void print_redirect(struct json_object *rd)
 	       (unsigned long long)sock_counter(rd, "passed_msgs"));
 }
 
-/* issue 7: the Kubernetes sync; null (or absent) when --kubernetes off. */
+/* The Kubernetes sync; null (or absent) when --kubernetes off. */
 static void print_kubernetes(struct json_object *k)
 {
 	time_t last = (time_t)js__u64(k, "last_sync"), now = time(NULL);

@@ -61,7 +61,7 @@ static int conns__collect(const void *key, const void *value, void *ctx)
 	memcpy(vip.addr, k->addr, sizeof(vip.addr));
 	cn = &w->v[w->n++];
 	cn->svc_id = svc->svc_id;
-	state__svc_str(&vip, ntohs(k->port), k->proto, cn->ref, sizeof(cn->ref));
+	sluice_svc__str(&vip, ntohs(k->port), k->proto, cn->ref, sizeof(cn->ref));
 	d = desired__find(&w->m->desired, &vip, ntohs(k->port), k->proto);
 	snprintf(cn->name, sizeof(cn->name), "%s", d ? d->name : "");
 	return 0;

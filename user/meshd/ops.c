@@ -46,7 +46,7 @@ struct json_object *ops__svc_arg(struct json_object *req, struct svc_ref *ref)
 			ops__has(req, "service") ? "not a string" : "missing");
 	if (desired__parse_svc_ref(text, &ref->vip, &ref->port, &ref->proto))
 		return api__error("service: %s", sluice__errmsg());
-	state__svc_str(&ref->vip, ref->port, ref->proto, ref->text, sizeof(ref->text));
+	sluice_svc__str(&ref->vip, ref->port, ref->proto, ref->text, sizeof(ref->text));
 	return NULL;
 }
 
@@ -209,7 +209,7 @@ static struct json_object *ops__service_json_ix(struct meshd *m, const struct de
 	if (ix ? sluice__service_get_ix(m->sl, ix, &svc->vip, svc->port, svc->proto, info) :
 		 sluice__service_get(m->sl, &svc->vip, svc->port, svc->proto, info)) {
 		pr_warn("service %s is in the desired state but not in the maps: %s",
-			state__svc_str(&svc->vip, svc->port, svc->proto, ref, sizeof(ref)),
+			sluice_svc__str(&svc->vip, svc->port, svc->proto, ref, sizeof(ref)),
 			sluice__errmsg());
 		free(info);
 		info = NULL;
@@ -486,7 +486,7 @@ static void ops__change_json(enum desired_change change, const struct desired_se
 
 	json_object_object_add(o, "action", json_object_new_string(actions[change]));
 	json_object_object_add(o, "service",
-			       json_object_new_string(state__svc_str(
+			       json_object_new_string(sluice_svc__str(
 				       &svc->vip, svc->port, svc->proto, ref, sizeof(ref))));
 	json_object_array_add(ctx, o);
 }

@@ -87,11 +87,11 @@ int pin__lock_existing(const char *dir)
 
 static int pin__path(char *buf, size_t len, const char *dir, const char *name)
 {
-	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len) {
-		pr_err("pin path %s/%s is too long", dir, name);
-		return -ENAMETOOLONG;
-	}
-	return 0;
+	int err = sluice__path_join(buf, len, dir, name);
+
+	if (err)
+		pr_err("%s", sluice__errmsg());
+	return err;
 }
 
 bool pin__has_maps(const char *dir)

@@ -15,15 +15,6 @@
 #include "state.h"
 #include "telem.h"
 
-char *state__svc_str(const struct sluice_addr *vip, __u16 port, __u8 proto, char *buf, size_t len)
-{
-	char abuf[SLUICE_ADDRPORT_STRLEN], pbuf[8];
-
-	snprintf(buf, len, "%s/%s", sluice_addr__str_port(vip, port, abuf, sizeof(abuf)),
-		 sluice_proto__str(proto, pbuf, sizeof(pbuf)));
-	return buf;
-}
-
 int state__load(const char *path, struct desired *d)
 {
 	int err;
@@ -91,7 +82,7 @@ static void state__log_change(enum desired_change change, const struct desired_s
 	char ref[SLUICE_ADDRPORT_STRLEN + 8], bes[512];
 
 	(void)ctx;
-	state__svc_str(&svc->vip, svc->port, svc->proto, ref, sizeof(ref));
+	sluice_svc__str(&svc->vip, svc->port, svc->proto, ref, sizeof(ref));
 	if (change == DESIRED_DELETE)
 		pr_info("service %s%s%s%s deleted", ref, svc->name[0] ? " (" : "", svc->name,
 			svc->name[0] ? ")" : "");

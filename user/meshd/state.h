@@ -24,7 +24,5 @@ int state__load(const char *path, struct desired *d);
 int state__reconcile(struct meshd *m);
 /* Adopt next (consumed on success: left empty). On error the text is in err. */
 int state__commit(struct meshd *m, struct desired *next, char *err, size_t errlen);
-/* "10.96.0.10:80/tcp" for a service key. */
-char *state__svc_str(const struct sluice_addr *vip, __u16 port, __u8 proto, char *buf, size_t len);
 
 #endif /* MESHD_STATE_H */

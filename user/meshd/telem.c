@@ -18,10 +18,6 @@
 #include "meshd.h"
 #include "telem.h"
 
-/* The link pin telemetry__open() makes (telemetry.c): only to say in the
- * log whether --telemetry off really detached something. */
-#define TELEM_LINK_PIN "link_telemetry_sockops"
-
 /* Every record read: to the followers, if there are any. */
 static void telem__on_record(const struct sluice_telem_rec *rec, void *ctx)
 {
@@ -33,12 +29,9 @@ static void telem__on_record(const struct sluice_telem_rec *rec, void *ctx)
 
 static int telem__off(struct meshd *m)
 {
-	char path[PATH_MAX];
-	bool was_attached;
+	bool was_attached = telemetry__pinned(m->cfg.bpffs);
 	int err;
 
-	snprintf(path, sizeof(path), "%s/%s", m->cfg.bpffs, TELEM_LINK_PIN);
-	was_attached = !access(path, F_OK);
 	err = telemetry__unpin(m->cfg.bpffs);
 	if (err) {
 		pr_err("--telemetry off: removing the telemetry an earlier meshd left: %s",
@@ -148,12 +141,11 @@ struct json_object *telem__status_json(struct meshd *m)
 	}
 	json_object_object_add(o, "attached", json_object_new_boolean(info.attached));
 	telem__add_u64(o, "cgroup_id", info.cgroup_id);
-	telem__add_u64(o, "records_read", info.read);
-	telem__add_u64(o, "records_written", info.kernel[SLUICE_TELEM_CNT_RECORDS]);
-	telem__add_u64(o, "records_lost", info.kernel[SLUICE_TELEM_CNT_LOST]);
-	telem__add_u64(o, "records_unattributed", info.unattributed);
-	telem__add_u64(o, "sockets_tracked", info.kernel[SLUICE_TELEM_CNT_TRACKED]);
-	telem__add_u64(o, "sockets_untracked", info.kernel[SLUICE_TELEM_CNT_NO_STORAGE]);
+	for (unsigned int i = 0; i < TELEMETRY_COUNTERS; i++) {
+		struct telemetry_counter c = telemetry__counter(&info, i);
+
+		telem__add_u64(o, c.key, c.value);
+	}
 	telem__add_u64(o, "endpoints", info.endpoints);
 	telem__add_u64(o, "endpoints_capacity", info.endpoints_max);
 	telem__add_u64(o, "ring_bytes", info.ring_bytes);

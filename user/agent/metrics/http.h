@@ -25,7 +25,6 @@
 
 /* The metrics port of Sluice: next to the exporters' 9100-9999 range,
  * not taken by a well-known exporter. */
-#define HTTP_DEFAULT_PORT 9465
 #define HTTP_DEFAULT_BIND ":9465"
 
 struct http;

@@ -401,28 +401,6 @@ static void metrics__histograms(const struct metrics_snapshot *m, FILE *out)
 
 static void metrics__telemetry(const struct metrics_snapshot *m, FILE *out)
 {
-	static const struct {
-		const char *name, *help;
-		int counter; /* enum sluice_telem_counter, or -1: read, -2: unattributed */
-	} tf[] = {
-		{ P "telemetry_records_written_total",
-		  "Connection records the kernel wrote to the ring buffer.",
-		  SLUICE_TELEM_CNT_RECORDS },
-		{ P "telemetry_records_lost_total",
-		  "Connection records the kernel could not write: ring buffer full.",
-		  SLUICE_TELEM_CNT_LOST },
-		{ P "telemetry_records_read_total",
-		  "Connection records the agent read from the ring buffer.", -1 },
-		{ P "telemetry_records_unattributed_total",
-		  "Connection records of services or backends no longer configured.", -2 },
-		{ P "telemetry_sockets_tracked_total",
-		  "TCP sockets to or from services the kernel started tracking.",
-		  SLUICE_TELEM_CNT_TRACKED },
-		{ P "telemetry_storage_failures_total",
-		  "TCP sockets to services left untracked: no socket storage.",
-		  SLUICE_TELEM_CNT_NO_STORAGE },
-	};
-
 	for (size_t f = 0; f < sizeof(conn_fields) / sizeof(conn_fields[0]); f++)
 		metrics__conn_family(m, out, &conn_fields[f], false);
 	metrics__fail_family(m, out, false);
@@ -431,13 +409,13 @@ static void metrics__telemetry(const struct metrics_snapshot *m, FILE *out)
 	for (size_t f = 0; f < sizeof(conn_fields) / sizeof(conn_fields[0]); f++)
 		metrics__conn_family(m, out, &conn_fields[f], true);
 	metrics__fail_family(m, out, true);
-	for (size_t f = 0; f < sizeof(tf) / sizeof(tf[0]); f++) {
-		__u64 v = tf[f].counter >= 0  ? m->telemetry.kernel[tf[f].counter] :
-			  tf[f].counter == -1 ? m->telemetry.read :
-						m->telemetry.unattributed;
+	for (unsigned int i = 0; i < TELEMETRY_COUNTERS; i++) {
+		struct telemetry_counter c = telemetry__counter(&m->telemetry, i);
+		char name[96];
 
-		metrics__family(out, tf[f].name, "counter", tf[f].help);
-		metrics__u64_sample(out, tf[f].name, NULL, v);
+		snprintf(name, sizeof(name), P "%s", c.metric);
+		metrics__family(out, name, "counter", c.help);
+		metrics__u64_sample(out, name, NULL, c.value);
 	}
 }
 

@@ -61,7 +61,7 @@ static int collect__service(const void *key, const void *value, void *ctx)
 	memcpy(&s->key, key, sizeof(s->key));
 	s->svc_id = svc->svc_id;
 	s->backend_count = svc->backend_count;
-	svc__name(&s->key, s->name, sizeof(s->name));
+	sluice_svc_key__str(&s->key, s->name, sizeof(s->name));
 	return 0;
 }
 

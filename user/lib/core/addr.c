@@ -203,6 +203,23 @@ char *sluice_addr__str_port(const struct sluice_addr *a, __u16 port, char *buf, 
 	return buf;
 }
 
+char *sluice_svc__str(const struct sluice_addr *vip, __u16 port, __u8 proto, char *buf, size_t len)
+{
+	char abuf[SLUICE_ADDRPORT_STRLEN], pbuf[8];
+
+	snprintf(buf, len, "%s/%s", sluice_addr__str_port(vip, port, abuf, sizeof(abuf)),
+		 sluice_proto__str(proto, pbuf, sizeof(pbuf)));
+	return buf;
+}
+
+char *sluice_svc_key__str(const struct sluice_svc_key *key, char *buf, size_t len)
+{
+	struct sluice_addr vip = { .family = key->family };
+
+	memcpy(vip.addr, key->addr, sizeof(vip.addr));
+	return sluice_svc__str(&vip, ntohs(key->port), key->proto, buf, len);
+}
+
 bool sluice_addr__eq(const struct sluice_addr *a, const struct sluice_addr *b)
 {
 	if (a->family != b->family)

@@ -19,6 +19,32 @@
 
 /* Forget the previous error, at the start of every public entry point. */
 void sluice__clear_err(void);
+/* Set "<fmt ...>: <libbpf's text for err>" as the error; returns err. */
+int sluice__bpf_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Write all of buf to fd (a socket without SIGPIPE, or a file), again
+ * after EINTR; 0 or the negative errno of the failed write. */
+int sluice__write_all(int fd, const void *buf, size_t len);
+
+struct bpf_object;
+
+/*
+ * companion.c: the objects loaded beside the datapath (socket LB, redirect,
+ * telemetry) run on the datapath's very maps. Between open and load of
+ * obj, every map whose name does not start with own_prefix reuses the map
+ * of that name of the struct sluice (-ENOENT when it has none); own maps
+ * are pinned as pin_dir/<name> when pin_dir is given (NULL: not pinned).
+ * With own_prefix "" every map is own: the datapath itself, s unused.
+ */
+int sluice__share_maps(const struct sluice *s, struct bpf_object *obj, const char *own_prefix,
+		       const char *pin_dir);
+/* Remove the pins of obj's own maps (obj opened, not loaded); a missing
+ * pin is not an error. */
+int sluice__unpin_maps(struct bpf_object *obj, const char *own_prefix, const char *pin_dir);
+/* Remove one pin / detach the link pinned at path and remove the pin;
+ * missing is not an error, a failure's text names the path. */
+int sluice__unpin_path(const char *path);
+int sluice__unpin_link(const char *path);
 
 /* The datapath maps the library writes, looked up once at open. */
 enum sluice_map_id {
@@ -75,7 +101,5 @@ int svc__make_key(struct sluice_svc_key *key, const struct sluice_addr *vip, __u
 		  __u8 proto);
 /* Checks the whole spec (see sluice__service_set) and builds its key. */
 int svc__validate(const struct sluice_service_spec *spec, struct sluice_svc_key *key);
-/* "10.96.0.1:80/tcp" for messages. */
-const char *svc__name(const struct sluice_svc_key *key, char *buf, size_t len);
 
 #endif /* SLUICE_INTERNAL_H */

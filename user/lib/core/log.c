@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include <bpf/libbpf.h>
+
 #include "internal.h"
 
 static __thread char errmsg[SLUICE_ERRMSG_LEN];
@@ -27,4 +29,17 @@ void sluice__clear_err(void)
 const char *sluice__errmsg(void)
 {
 	return errmsg;
+}
+
+int sluice__bpf_err(int err, const char *fmt, ...)
+{
+	char what[SLUICE_ERRMSG_LEN], buf[128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	libbpf_strerror(err, buf, sizeof(buf));
+	sluice__set_err("%s: %s", what, buf);
+	return err;
 }

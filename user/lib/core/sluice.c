@@ -60,49 +60,9 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 	[SLUICE_MAP_DROPS] = { "drops", sizeof(__u32), sizeof(__u64) },
 };
 
-int sluice__mkdir_p(const char *dir, mode_t mode)
-{
-	char path[PATH_MAX];
-	size_t len = strlen(dir);
-	int err;
-
-	if (!len || len >= sizeof(path)) {
-		sluice__set_err("directory \"%.64s\": empty or too long a path", dir);
-		return -ENAMETOOLONG;
-	}
-	memcpy(path, dir, len + 1);
-	/* every prefix ending before a '/', then the whole path */
-	for (char *p = path + 1;; p++) {
-		char c = *p;
-
-		if (c != '/' && c)
-			continue;
-		*p = '\0';
-		if (mkdir(path, mode) && errno != EEXIST) {
-			err = -errno;
-			sluice__set_err("cannot create directory %s: %s", path, strerror(errno));
-			return err;
-		}
-		*p = c;
-		if (!c)
-			return 0;
-	}
-}
-
-static int sluice__pin_path(char *buf, size_t len, const char *dir, const char *name)
-{
-	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len) {
-		sluice__set_err("pin path %s/%s is too long", dir, name);
-		return -ENAMETOOLONG;
-	}
-	return 0;
-}
-
 /* Create the pin dir on bpffs and tell libbpf where each map lives. */
 static int sluice__setup_pins(struct lb_bpf *skel, const char *dir)
 {
-	char path[PATH_MAX];
-	struct bpf_map *map;
 	struct statfs st;
 	int err;
 
@@ -115,19 +75,7 @@ static int sluice__setup_pins(struct lb_bpf *skel, const char *dir)
 			dir);
 		return -EINVAL;
 	}
-	bpf_object__for_each_map(map, skel->obj) {
-		if (bpf_map__is_internal(map)) /* .rodata: per load, never shared */
-			continue;
-		err = sluice__pin_path(path, sizeof(path), dir, bpf_map__name(map));
-		if (err)
-			return err;
-		err = bpf_map__set_pin_path(map, path);
-		if (err) {
-			sluice__set_err("pin path %s: %s", path, strerror(-err));
-			return err;
-		}
-	}
-	return 0;
+	return sluice__share_maps(NULL, skel->obj, "", dir);
 }
 
 /* A reused pin could come from another build; refuse any size mismatch
@@ -228,8 +176,6 @@ void sluice__close(struct sluice *s)
 
 int sluice__unpin(const char *pin_dir)
 {
-	char path[PATH_MAX];
-	struct bpf_map *map;
 	struct lb_bpf *skel;
 	int err = 0;
 
@@ -245,18 +191,9 @@ int sluice__unpin(const char *pin_dir)
 		sluice__set_err("opening the BPF object: %s", strerror(-err));
 		return err;
 	}
-	bpf_object__for_each_map(map, skel->obj) {
-		if (bpf_map__is_internal(map))
-			continue;
-		err = sluice__pin_path(path, sizeof(path), pin_dir, bpf_map__name(map));
-		if (err)
-			goto cleanup;
-		if (unlink(path) && errno != ENOENT) {
-			err = -errno;
-			sluice__set_err("unpin %s: %s", path, strerror(errno));
-			goto cleanup;
-		}
-	}
+	err = sluice__unpin_maps(skel->obj, "", pin_dir);
+	if (err)
+		goto cleanup;
 	if (rmdir(pin_dir) && errno != ENOENT) {
 		err = -errno;
 		sluice__set_err("pin dir %s: %s (pins that are not Sluice's were left in place)",

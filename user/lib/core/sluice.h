@@ -76,6 +76,9 @@ int sluice__map_fd(const struct sluice *s, const char *name);
 /* mkdir -p with mode for every directory it creates; the error text names
  * the directory that could not be created. */
 int sluice__mkdir_p(const char *dir, mode_t mode);
+/* "dir/name" into buf; -ENAMETOOLONG, with the error text naming the
+ * path, when it does not fit in len. */
+int sluice__path_join(char *buf, size_t len, const char *dir, const char *name);
 /* Last error text of this thread ("" when none). */
 const char *sluice__errmsg(void);
 /* Record this thread's error text, for code layered on the library (the
@@ -173,6 +176,12 @@ char *sluice_addr__str(const struct sluice_addr *a, char *buf, size_t len);
 /* "10.0.0.1:80" / "[fd00::1]:80" into buf (>= 56 bytes); returns buf. */
 char *sluice_addr__str_port(const struct sluice_addr *a, __u16 port, char *buf, size_t len);
 #define SLUICE_ADDRPORT_STRLEN 56
+/* "10.96.0.10:80/tcp" / "[fd00::10]:53/udp" into buf (>= 64 bytes);
+ * returns buf. The one spelling of a service in messages, labels and the CLI. */
+char *sluice_svc__str(const struct sluice_addr *vip, __u16 port, __u8 proto, char *buf, size_t len);
+/* The same for a services map key (port in network order). */
+char *sluice_svc_key__str(const struct sluice_svc_key *key, char *buf, size_t len);
+#define SLUICE_SVC_STRLEN (SLUICE_ADDRPORT_STRLEN + 8)
 int sluice_proto__parse(__u8 *proto, const char *text); /* "tcp" / "udp" */
 /* "tcp", "udp", else the number written into buf; never NULL. */
 const char *sluice_proto__str(__u8 proto, char *buf, size_t len);

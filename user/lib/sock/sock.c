@@ -76,68 +76,6 @@ const char *sluice_sock__redir_counter_help(enum sluice_redir_counter c)
 	return (unsigned)c < SLUICE_REDIR_CNT__MAX ? redir_helps[c] : "unknown counter";
 }
 
-int sock__lib_err(int err, const char *fmt, const char *arg)
-{
-	char buf[128], what[PATH_MAX + 128];
-
-	libbpf_strerror(err, buf, sizeof(buf));
-	snprintf(what, sizeof(what), fmt, arg);
-	sluice__set_err("%s: %s", what, buf);
-	return err;
-}
-
-int sock__path(char *buf, size_t len, const char *dir, const char *prefix, const char *name)
-{
-	if ((size_t)snprintf(buf, len, "%s/%s%s", dir, prefix, name) >= len) {
-		sluice__set_err("pin path %s/%s%s is too long", dir, prefix, name);
-		return -ENAMETOOLONG;
-	}
-	return 0;
-}
-
-/* Our own maps are the ones whose names start with these; everything
- * else in the objects is the datapath's. */
-static bool sock__own_map(const char *name)
-{
-	return !strncmp(name, "sock_", 5) || !strncmp(name, "redir_", 6);
-}
-
-/* Datapath maps: the very maps of the loaded struct sluice. Own maps:
- * pinned (and reused from the pin on restart) when there is a pin dir. */
-static int sock__share_maps(struct sluice_sock *ss, struct bpf_object *obj)
-{
-	char path[PATH_MAX];
-	struct bpf_map *map, *lb_map;
-	int err;
-
-	bpf_object__for_each_map(map, obj) {
-		const char *name = bpf_map__name(map);
-
-		if (bpf_map__is_internal(map))
-			continue;
-		if (!sock__own_map(name)) {
-			lb_map = bpf_object__find_map_by_name(ss->s->skel->obj, name);
-			if (!lb_map) {
-				sluice__set_err("map \"%s\" is not in the datapath object", name);
-				return -ENOENT;
-			}
-			err = bpf_map__reuse_fd(map, bpf_map__fd(lb_map));
-			if (err)
-				return sock__lib_err(err, "sharing the datapath map %s", name);
-			continue;
-		}
-		if (!ss->pin_dir)
-			continue;
-		err = sock__path(path, sizeof(path), ss->pin_dir, "", name);
-		if (err)
-			return err;
-		err = bpf_map__set_pin_path(map, path);
-		if (err)
-			return sock__lib_err(err, "pin path %s", path);
-	}
-	return 0;
-}
-
 /* Layout version of the pinned sock_* and redir_* maps, like the
  * datapath's: a pin of another layout is refused, never reused. */
 #define SOCK_LAYOUT_PIN "sock_layout"
@@ -150,7 +88,7 @@ static int sock__check_layout(struct sluice_sock *ss)
 
 	if (!ss->pin_dir)
 		return 0;
-	err = sock__path(path, sizeof(path), ss->pin_dir, "", SOCK_LAYOUT_PIN);
+	err = sluice__path_join(path, sizeof(path), ss->pin_dir, SOCK_LAYOUT_PIN);
 	if (err)
 		return err;
 	fd = bpf_obj_get(path);
@@ -159,7 +97,7 @@ static int sock__check_layout(struct sluice_sock *ss)
 	err = bpf_map_lookup_elem(fd, &key, &val);
 	close(fd);
 	if (err)
-		return sock__lib_err(err, "reading the layout map %s", path);
+		return sluice__bpf_err(err, "reading the layout map %s", path);
 	if (val != SLUICE_SOCK_LAYOUT_VERSION) {
 		sluice__set_err(
 			"socket maps pinned under %s have layout version %u, this library uses %u: remove them with sluice_sock__unpin (meshd --cleanup) first",
@@ -177,7 +115,7 @@ static int sock__write_layout(struct sluice_sock *ss)
 
 	if (!ss->pin_dir)
 		return 0;
-	err = sock__path(path, sizeof(path), ss->pin_dir, "", SOCK_LAYOUT_PIN);
+	err = sluice__path_join(path, sizeof(path), ss->pin_dir, SOCK_LAYOUT_PIN);
 	if (err)
 		return err;
 	fd = bpf_obj_get(path);
@@ -187,13 +125,13 @@ static int sock__write_layout(struct sluice_sock *ss)
 	}
 	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, SOCK_LAYOUT_PIN, sizeof(key), sizeof(val), 1, NULL);
 	if (fd < 0)
-		return sock__lib_err(fd, "creating the layout map %s", path);
+		return sluice__bpf_err(fd, "creating the layout map %s", path);
 	err = bpf_map_update_elem(fd, &key, &val, BPF_ANY);
 	if (!err && bpf_obj_pin(fd, path))
 		err = -errno;
 	close(fd);
 	if (err)
-		return sock__lib_err(err, "pinning the layout map %s", path);
+		return sluice__bpf_err(err, "pinning the layout map %s", path);
 	return 0;
 }
 
@@ -225,7 +163,7 @@ static int sock__load_lb(struct sluice_sock *ss)
 	if (!skel)
 		return sock__load_err(ss, -errno, "socket LB");
 	skel->rodata->sock_cfg = ss->cfg;
-	err = sock__share_maps(ss, skel->obj);
+	err = sluice__share_maps(ss->s, skel->obj, "sock_", ss->pin_dir);
 	if (!err) {
 		err = sock_bpf__load(skel);
 		if (err)
@@ -256,7 +194,7 @@ static int sock__load_redir(struct sluice_sock *ss)
 	if (!skel)
 		return sock__load_err(ss, -errno, "socket redirect");
 	skel->rodata->redir_queue_max = ss->redir_queue_max;
-	err = sock__share_maps(ss, skel->obj);
+	err = sluice__share_maps(ss->s, skel->obj, "redir_", ss->pin_dir);
 	if (!err) {
 		err = redir_bpf__load(skel);
 		if (err)
@@ -414,28 +352,6 @@ int sluice_sock__redir_addr_del(struct sluice_sock *ss, const struct sluice_addr
 	return sock__redir_addr(ss, a, false);
 }
 
-/* Remove pins of own maps listed in obj (opened, not loaded). */
-static int sock__unpin_maps(const char *pin_dir, struct bpf_object *obj)
-{
-	char path[PATH_MAX];
-	struct bpf_map *map;
-	int err = 0;
-
-	bpf_object__for_each_map(map, obj) {
-		if (bpf_map__is_internal(map) || !sock__own_map(bpf_map__name(map)))
-			continue;
-		err = sock__path(path, sizeof(path), pin_dir, "", bpf_map__name(map));
-		if (err)
-			return err;
-		if (unlink(path) && errno != ENOENT) {
-			err = -errno;
-			sluice__set_err("unpin %s: %s", path, strerror(errno));
-			return err;
-		}
-	}
-	return 0;
-}
-
 int sluice_sock__unpin(const char *pin_dir)
 {
 	struct sluice_sock ss = { .pin_dir = (char *)pin_dir };
@@ -464,17 +380,15 @@ int sluice_sock__unpin(const char *pin_dir)
 		sluice__set_err("opening the socket BPF objects: %s", strerror(-err));
 		goto cleanup;
 	}
-	err = sock__unpin_maps(pin_dir, lb->obj);
+	err = sluice__unpin_maps(lb->obj, "sock_", pin_dir);
 	if (!err)
-		err = sock__unpin_maps(pin_dir, redir->obj);
+		err = sluice__unpin_maps(redir->obj, "redir_", pin_dir);
 	if (!err) {
 		char path[PATH_MAX];
 
-		err = sock__path(path, sizeof(path), pin_dir, "", SOCK_LAYOUT_PIN);
-		if (!err && unlink(path) && errno != ENOENT) {
-			err = -errno;
-			sluice__set_err("unpin %s: %s", path, strerror(errno));
-		}
+		err = sluice__path_join(path, sizeof(path), pin_dir, SOCK_LAYOUT_PIN);
+		if (!err)
+			err = sluice__unpin_path(path);
 	}
 cleanup:
 	sock_bpf__destroy(lb);

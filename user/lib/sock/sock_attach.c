@@ -68,6 +68,15 @@ static const struct {
 
 _Static_assert(sizeof(lb_attach) / sizeof(lb_attach[0]) <= SOCK_MAX_LINKS, "links per part");
 
+/* pin_dir/link_<prog>: where the link of one attachment is pinned. */
+static int sock__link_path(char *buf, size_t len, const char *pin_dir, const struct sock_attach *a)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "link_%s", a->prog);
+	return sluice__path_join(buf, len, pin_dir, name);
+}
+
 void sock__forget_links(struct sock_part_state *ps)
 {
 	for (int i = 0; i < SOCK_MAX_LINKS; i++) {
@@ -132,7 +141,7 @@ static int sock__redir_pinned_map(const char *pin_dir)
 {
 	char path[PATH_MAX];
 
-	if (sock__path(path, sizeof(path), pin_dir, "", "redir_socks"))
+	if (sluice__path_join(path, sizeof(path), pin_dir, "redir_socks"))
 		return -ENAMETOOLONG;
 	return bpf_obj_get(path);
 }
@@ -143,7 +152,7 @@ static int sock__unlink_one(const char *pin_dir, const struct sock_attach *a, in
 			    int prog_fd, int map_fd)
 {
 	char path[PATH_MAX];
-	int fd, err = 0;
+	int err;
 
 	if (*held >= 0) {
 		bpf_link_detach(*held);
@@ -154,19 +163,10 @@ static int sock__unlink_one(const char *pin_dir, const struct sock_attach *a, in
 	*held = -1;
 	if (!pin_dir)
 		return 0;
-	err = sock__path(path, sizeof(path), pin_dir, "link_", a->prog);
+	err = sock__link_path(path, sizeof(path), pin_dir, a);
 	if (err)
 		return err;
-	fd = bpf_obj_get(path);
-	if (fd >= 0) {
-		bpf_link_detach(fd);
-		close(fd);
-	}
-	if (unlink(path) && errno != ENOENT) {
-		err = -errno;
-		sluice__set_err("unpin %s: %s", path, strerror(errno));
-	}
-	return err;
+	return sluice__unpin_link(path);
 }
 
 /* Pre-6.10 kernels have no sockmap links: attach the verdict to the map
@@ -176,7 +176,7 @@ static int sock__attach_to_map(const struct sock_attach *a, int prog_fd, int map
 	int err = bpf_prog_attach(prog_fd, map_fd, a->type, 0);
 
 	if (err)
-		return sock__lib_err(err, "attaching %s to the redirect map", a->prog);
+		return sluice__bpf_err(err, "attaching %s to the redirect map", a->prog);
 	*held = SOCK_LINK_PROG_ATTACHED;
 	return 0;
 }
@@ -189,7 +189,7 @@ static int sock__link_one(struct sluice_sock *ss, const struct sock_attach *a, i
 	int fd, err;
 
 	if (ss->pin_dir) {
-		err = sock__path(path, sizeof(path), ss->pin_dir, "link_", a->prog);
+		err = sock__link_path(path, sizeof(path), ss->pin_dir, a);
 		if (err)
 			return err;
 		fd = bpf_obj_get(path);
@@ -210,11 +210,11 @@ static int sock__link_one(struct sluice_sock *ss, const struct sock_attach *a, i
 	if (fd < 0 && a->on_map && (fd == -EINVAL || fd == -EOPNOTSUPP))
 		return sock__attach_to_map(a, prog_fd, target_fd, held);
 	if (fd < 0)
-		return sock__lib_err(fd, "attaching %s", a->prog);
+		return sluice__bpf_err(fd, "attaching %s", a->prog);
 	*held = fd;
 	if (ss->pin_dir && bpf_obj_pin(fd, path)) {
 		err = -errno;
-		return sock__lib_err(err, "pinning the link at %s", path);
+		return sluice__bpf_err(err, "pinning the link at %s", path);
 	}
 	return 0;
 }
@@ -342,7 +342,7 @@ bool sock__part_attached(struct sluice_sock *ss, enum sock_part p, __u64 *cgroup
 	*cgroup_id = ss->parts[p].cgroup_id;
 	if (*cgroup_id)
 		return true;
-	if (!ss->pin_dir || sock__path(path, sizeof(path), ss->pin_dir, "link_", a->prog))
+	if (!ss->pin_dir || sock__link_path(path, sizeof(path), ss->pin_dir, a))
 		return false;
 	fd = bpf_obj_get(path);
 	if (fd < 0)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sock_internal.h - the sluice_sock handle, shared by sock.c (loading,
- * attaching) and sock_selftest.c; not part of the API.
+ * sock_internal.h - the sluice_sock handle, shared by sock.c (loading),
+ * sock_attach.c (attaching) and sock_selftest.c; not part of the API.
  */
 #ifndef SLUICE_SOCK_INTERNAL_H
 #define SLUICE_SOCK_INTERNAL_H
@@ -47,10 +47,6 @@ struct sluice_sock {
 int sock__load(struct sluice_sock *ss, enum sock_part p);
 /* Loads the redirect object if needed; returns the redir_socks map fd. */
 int sock__redir_map_fd(struct sluice_sock *ss);
-/* "<dir>/<prefix><name>" into buf, or -ENAMETOOLONG with a message. */
-int sock__path(char *buf, size_t len, const char *dir, const char *prefix, const char *name);
-/* Sets "<fmt % arg>: <libbpf text of err>" as the error; returns err. */
-int sock__lib_err(int err, const char *fmt, const char *arg);
 
 /* sock_attach.c */
 /* Closes the part's link fds (unpinned links detach); forgets its cgroup. */

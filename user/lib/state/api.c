@@ -179,24 +179,6 @@ int api__read_msg(int fd, int timeout_ms, struct json_object **msg)
 	return api__read_until(fd, api__deadline(timeout_ms), msg);
 }
 
-static int api__write_all(int fd, const char *buf, size_t len)
-{
-	ssize_t n;
-
-	while (len) {
-		n = send(fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == ENOTSOCK)
-			n = write(fd, buf, len); /* pipes in tests */
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int api__write_msg(int fd, struct json_object *msg)
 {
 	const char *text;
@@ -216,9 +198,9 @@ int api__write_msg(int fd, struct json_object *msg)
 				SLUICE_API_MAX_MSG);
 		return -EMSGSIZE;
 	}
-	err = api__write_all(fd, text, len);
+	err = sluice__write_all(fd, text, len);
 	if (!err)
-		err = api__write_all(fd, "\n", 1);
+		err = sluice__write_all(fd, "\n", 1);
 	if (err)
 		sluice__set_err("cannot send a message: %s", strerror(-err));
 	return err;

@@ -923,11 +923,7 @@ int desired__parse_svc_ref(const char *text, struct sluice_addr *vip, __u16 *por
 
 char *desired__svc_ref(const struct desired_service *svc, char *buf, size_t len)
 {
-	char ap[SLUICE_ADDRPORT_STRLEN], pbuf[8];
-
-	snprintf(buf, len, "%s/%s", sluice_addr__str_port(&svc->vip, svc->port, ap, sizeof(ap)),
-		 sluice_proto__str(svc->proto, pbuf, sizeof(pbuf)));
-	return buf;
+	return sluice_svc__str(&svc->vip, svc->port, svc->proto, buf, len);
 }
 
 struct desired_service *desired__find(const struct desired *d, const struct sluice_addr *vip,

@@ -39,21 +39,6 @@ static void sync__dirname(const char *path, char *buf, size_t len)
 		snprintf(buf, len, "%.*s", (int)(slash - path), path);
 }
 
-static int sync__write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int sync__fsync_dir(const char *dir)
 {
 	int fd, err = 0;
@@ -104,9 +89,9 @@ int desired__save(const struct desired *d, const char *path)
 		sluice__set_err("cannot create %s: %s", tmp, strerror(errno));
 		goto cleanup;
 	}
-	err = sync__write_all(fd, text, strlen(text));
+	err = sluice__write_all(fd, text, strlen(text));
 	if (!err)
-		err = sync__write_all(fd, "\n", 1);
+		err = sluice__write_all(fd, "\n", 1);
 	if (!err && fsync(fd))
 		err = -errno;
 	/* close() can report a delayed write error (NFS) */

@@ -696,7 +696,7 @@ static int svc__validate_all(const struct sluice_service_spec *specs, __u32 n,
 			continue;
 		*failed = order[i] > order[i - 1] ? order[i] : order[i - 1];
 		sluice__set_err("service %s is given twice (specs %u and %u)",
-				svc__name(&keys[*failed], name, sizeof(name)),
+				sluice_svc_key__str(&keys[*failed], name, sizeof(name)),
 				order[i] < order[i - 1] ? order[i] : order[i - 1], *failed);
 		err = -EINVAL;
 	}

@@ -94,7 +94,8 @@ static int svc__lookup(struct sluice *s, const struct sluice_svc_key *key, struc
 
 	err = bpf_map_lookup_elem(s->fds[SLUICE_MAP_SERVICES], key, svc);
 	if (err == -ENOENT)
-		sluice__set_err("service %s does not exist", svc__name(key, name, sizeof(name)));
+		sluice__set_err("service %s does not exist",
+				sluice_svc_key__str(key, name, sizeof(name)));
 	else if (err)
 		maps__err(err, "services", "lookup", "of the service");
 	return err;

@@ -63,17 +63,6 @@ int svc__make_key(struct sluice_svc_key *key, const struct sluice_addr *vip, __u
 	return 0;
 }
 
-const char *svc__name(const struct sluice_svc_key *key, char *buf, size_t len)
-{
-	struct sluice_addr a = { .family = key->family };
-	char abuf[SLUICE_ADDRPORT_STRLEN], pbuf[8];
-
-	memcpy(a.addr, key->addr, sizeof(a.addr));
-	snprintf(buf, len, "%s/%s", sluice_addr__str_port(&a, ntohs(key->port), abuf, sizeof(abuf)),
-		 sluice_proto__str(key->proto, pbuf, sizeof(pbuf)));
-	return buf;
-}
-
 static int svc__validate_backend(const struct sluice_service_spec *spec, __u32 i)
 {
 	const struct sluice_backend_spec *b = &spec->backends[i];

@@ -37,40 +37,43 @@ static const char *const reason_names[] = {
 	SLUICE_TELEM_REASONS(X)
 #undef X
 };
-static const char *const reason_helps[] = {
-#define X(name, str, help) help,
-	SLUICE_TELEM_REASONS(X)
-#undef X
-};
-static const char *const counter_names[] = {
-#define X(name, str, help) str,
+static const struct telemetry_counter kernel_counters[] = {
+#define X(name, key, metric, help) { key, metric, help, 0 },
 	SLUICE_TELEM_COUNTERS(X)
 #undef X
 };
-static const char *const counter_helps[] = {
-#define X(name, str, help) help,
-	SLUICE_TELEM_COUNTERS(X)
-#undef X
+/* Counted by the agent as it reads the ring. */
+static const struct telemetry_counter agent_counters[] = {
+	{ "records_read", "telemetry_records_read_total",
+	  "Connection records the agent read from the ring buffer.", 0 },
+	{ "records_unattributed", "telemetry_records_unattributed_total",
+	  "Connection records of services or backends no longer configured.", 0 },
 };
+
+#define NAGENT (sizeof(agent_counters) / sizeof(agent_counters[0]))
+_Static_assert(NAGENT + SLUICE_TELEM_CNT__MAX == TELEMETRY_COUNTERS, "telemetry counters");
 
 const char *telemetry__reason_name(enum sluice_telem_reason r)
 {
 	return (unsigned)r < SLUICE_TELEM_REASON__MAX ? reason_names[r] : "unknown";
 }
 
-const char *telemetry__reason_help(enum sluice_telem_reason r)
+struct telemetry_counter telemetry__counter(const struct telemetry_info *info, unsigned int i)
 {
-	return (unsigned)r < SLUICE_TELEM_REASON__MAX ? reason_helps[r] : "unknown reason";
-}
+	/* the agent's right after the kernel's ring buffer counters */
+	const unsigned int agent = SLUICE_TELEM_CNT_LOST + 1;
+	const __u64 agent_values[NAGENT] = { info->read, info->unattributed };
+	struct telemetry_counter c = { "unknown", "unknown", "unknown counter", 0 };
 
-const char *telemetry__counter_name(enum sluice_telem_counter c)
-{
-	return (unsigned)c < SLUICE_TELEM_CNT__MAX ? counter_names[c] : "unknown";
-}
-
-const char *telemetry__counter_help(enum sluice_telem_counter c)
-{
-	return (unsigned)c < SLUICE_TELEM_CNT__MAX ? counter_helps[c] : "unknown counter";
+	if (i >= agent && i < agent + NAGENT) {
+		c = agent_counters[i - agent];
+		c.value = agent_values[i - agent];
+	} else if (i < TELEMETRY_COUNTERS) {
+		i -= i < agent ? 0 : NAGENT;
+		c = kernel_counters[i];
+		c.value = info->kernel[i];
+	}
+	return c;
 }
 
 const char *telemetry__dir_name(enum sluice_telem_dir d)
@@ -101,29 +104,6 @@ const char *telemetry__type_name(enum sluice_telem_type type)
 	}
 }
 
-static int telem__lib_err(int err, const char *what, const char *arg)
-{
-	char buf[128];
-
-	libbpf_strerror(err, buf, sizeof(buf));
-	sluice__set_err("%s%s: %s", what, arg ? arg : "", buf);
-	return err;
-}
-
-static int telem__path(char *buf, size_t len, const char *dir, const char *name)
-{
-	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len) {
-		sluice__set_err("pin path %s/%s is too long", dir, name);
-		return -ENAMETOOLONG;
-	}
-	return 0;
-}
-
-static bool telem__own_map(const char *name)
-{
-	return !strncmp(name, "telem_", 6);
-}
-
 /* A pinned ring of another size cannot be reused: drop that pin only. */
 static int telem__drop_resized_ring(const char *path, __u32 want)
 {
@@ -137,7 +117,7 @@ static int telem__drop_resized_ring(const char *path, __u32 want)
 	err = bpf_obj_get_info_by_fd(fd, &info, &len);
 	close(fd);
 	if (err)
-		return telem__lib_err(err, "reading the pinned ring buffer ", path);
+		return sluice__bpf_err(err, "reading the pinned ring buffer %s", path);
 	if (info.max_entries != want && unlink(path)) {
 		err = -errno;
 		sluice__set_err("unpin the resized ring buffer %s: %s", path, strerror(errno));
@@ -146,41 +126,22 @@ static int telem__drop_resized_ring(const char *path, __u32 want)
 	return 0;
 }
 
-/* Datapath maps: the struct sluice's own. telem_* maps: pinned if asked. */
+/* Datapath maps: the struct sluice's own. telem_* maps: pinned if asked,
+ * but a pinned ring of another size than asked goes first. */
 static int telem__share_maps(struct telemetry *t)
 {
 	char path[PATH_MAX];
-	struct bpf_map *map, *lb_map;
 	int err;
 
-	bpf_object__for_each_map(map, t->skel->obj) {
-		const char *name = bpf_map__name(map);
-
-		if (bpf_map__is_internal(map))
-			continue;
-		if (!telem__own_map(name)) {
-			lb_map = bpf_object__find_map_by_name(t->s->skel->obj, name);
-			if (!lb_map) {
-				sluice__set_err("map \"%s\" is not in the datapath object", name);
-				return -ENOENT;
-			}
-			err = bpf_map__reuse_fd(map, bpf_map__fd(lb_map));
-			if (err)
-				return telem__lib_err(err, "sharing the datapath map ", name);
-			continue;
-		}
-		if (!t->pin_dir)
-			continue;
-		err = telem__path(path, sizeof(path), t->pin_dir, name);
-		if (!err && map == t->skel->maps.telem_events)
+	if (t->pin_dir) {
+		err = sluice__path_join(path, sizeof(path), t->pin_dir,
+					bpf_map__name(t->skel->maps.telem_events));
+		if (!err)
 			err = telem__drop_resized_ring(path, t->ring_bytes);
 		if (err)
 			return err;
-		err = bpf_map__set_pin_path(map, path);
-		if (err)
-			return telem__lib_err(err, "pin path ", path);
 	}
-	return 0;
+	return sluice__share_maps(t->s, t->skel->obj, "telem_", t->pin_dir);
 }
 
 static int telem__check_ring_size(__u32 bytes)
@@ -203,7 +164,7 @@ static int telem__load(struct telemetry *t, const struct telemetry_opts *opts)
 	t->skel = telemetry_bpf__open();
 	if (!t->skel) {
 		err = -errno;
-		return telem__lib_err(err, "opening the telemetry BPF object", NULL);
+		return sluice__bpf_err(err, "opening the telemetry BPF object");
 	}
 	t->skel->rodata->telem_interval_ns = (__u64)opts->interval_s * 1000000000ull;
 	t->skel->rodata->telem_cfg = opts->cfg;
@@ -214,7 +175,7 @@ static int telem__load(struct telemetry *t, const struct telemetry_opts *opts)
 						      TELEMETRY_WAKEUP_BYTES;
 	err = bpf_map__set_max_entries(t->skel->maps.telem_events, t->ring_bytes);
 	if (err)
-		return telem__lib_err(err, "sizing the ring buffer", NULL);
+		return sluice__bpf_err(err, "sizing the ring buffer");
 	err = telem__share_maps(t);
 	if (err)
 		return err;
@@ -232,7 +193,7 @@ static int telem__load(struct telemetry *t, const struct telemetry_opts *opts)
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.telem_events), telem__on_record, t,
 				 NULL);
 	if (!t->rb)
-		return telem__lib_err(-errno, "reading the ring buffer", NULL);
+		return sluice__bpf_err(-errno, "reading the ring buffer");
 	return 0;
 }
 
@@ -243,9 +204,9 @@ static int telem__adopt_link(struct telemetry *t)
 		return 0;
 	t->link = bpf_link__open(t->link_path);
 	if (!t->link)
-		return telem__lib_err(-errno, "opening the pinned link ", t->link_path);
+		return sluice__bpf_err(-errno, "opening the pinned link %s", t->link_path);
 	if (bpf_link__update_program(t->link, t->skel->progs.telemetry_sockops))
-		return telem__lib_err(-errno, "replacing the program of ", t->link_path);
+		return sluice__bpf_err(-errno, "replacing the program of %s", t->link_path);
 	return 0;
 }
 
@@ -289,23 +250,16 @@ int telemetry__attach(struct telemetry *t, int cgroup_fd)
 	/* Attach the new one before the old goes: never a gap in between. */
 	link = bpf_program__attach_cgroup(t->skel->progs.telemetry_sockops, cgroup_fd);
 	if (!link)
-		return telem__lib_err(-errno, "attaching telemetry to the cgroup", NULL);
+		return sluice__bpf_err(-errno, "attaching telemetry to the cgroup");
 	telem__drop_link(t);
 	t->link = link;
 	if (t->pin_dir) {
 		err = bpf_link__pin(link, t->link_path);
 		if (err) {
 			telem__drop_link(t);
-			return telem__lib_err(err, "pinning the link at ", t->link_path);
+			return sluice__bpf_err(err, "pinning the link at %s", t->link_path);
 		}
 	}
-	return 0;
-}
-
-int telemetry__detach(struct telemetry *t)
-{
-	sluice__clear_err();
-	telem__drop_link(t);
 	return 0;
 }
 
@@ -331,8 +285,8 @@ int telemetry__open(struct telemetry **out, struct sluice *s, int cgroup_fd,
 		goto cleanup;
 	if (opts->pin_dir) {
 		t->pin_dir = strdup(opts->pin_dir);
-		err = t->pin_dir ? telem__path(t->link_path, sizeof(t->link_path), opts->pin_dir,
-					       TELEM_LINK_PIN) :
+		err = t->pin_dir ? sluice__path_join(t->link_path, sizeof(t->link_path),
+						     opts->pin_dir, TELEM_LINK_PIN) :
 				   -ENOMEM;
 		if (err)
 			goto cleanup;
@@ -382,7 +336,7 @@ int telemetry__consume(struct telemetry *t)
 	t->resynced = false;
 	n = ring_buffer__consume(t->rb);
 	if (n < 0)
-		return telem__lib_err(n, "reading the telemetry ring buffer", NULL);
+		return sluice__bpf_err(n, "reading the telemetry ring buffer");
 	return n;
 }
 
@@ -407,44 +361,31 @@ int telemetry__info(struct telemetry *t, struct telemetry_info *info)
 	return 0;
 }
 
+bool telemetry__pinned(const char *pin_dir)
+{
+	char path[PATH_MAX];
+
+	return !sluice__path_join(path, sizeof(path), pin_dir, TELEM_LINK_PIN) &&
+	       !access(path, F_OK);
+}
+
 int telemetry__unpin(const char *pin_dir)
 {
 	char path[PATH_MAX];
 	struct telemetry_bpf *skel;
-	struct bpf_link *link;
-	struct bpf_map *map;
 	int err;
 
 	sluice__clear_err();
-	err = telem__path(path, sizeof(path), pin_dir, TELEM_LINK_PIN);
+	err = sluice__path_join(path, sizeof(path), pin_dir, TELEM_LINK_PIN);
+	if (!err)
+		err = sluice__unpin_link(path);
 	if (err)
 		return err;
-	link = access(path, F_OK) ? NULL : bpf_link__open(path);
-	if (link) {
-		bpf_link__detach(link);
-		bpf_link__destroy(link);
-	}
-	if (unlink(path) && errno != ENOENT) {
-		err = -errno;
-		sluice__set_err("unpin %s: %s", path, strerror(errno));
-		return err;
-	}
 	/* Open (not load) the object for the names of our maps. */
 	skel = telemetry_bpf__open();
 	if (!skel)
-		return telem__lib_err(-errno, "opening the telemetry BPF object", NULL);
-	bpf_object__for_each_map(map, skel->obj) {
-		if (bpf_map__is_internal(map) || !telem__own_map(bpf_map__name(map)))
-			continue;
-		err = telem__path(path, sizeof(path), pin_dir, bpf_map__name(map));
-		if (err)
-			break;
-		if (unlink(path) && errno != ENOENT) {
-			err = -errno;
-			sluice__set_err("unpin %s: %s", path, strerror(errno));
-			break;
-		}
-	}
+		return sluice__bpf_err(-errno, "opening the telemetry BPF object");
+	err = sluice__unpin_maps(skel->obj, "telem_", pin_dir);
 	telemetry_bpf__destroy(skel);
 	return err;
 }

@@ -117,10 +117,10 @@ int telemetry__open(struct telemetry **out, struct sluice *s, int cgroup_fd,
 /* Frees the handle. A pinned link stays attached; an unpinned one ends. */
 void telemetry__close(struct telemetry *t);
 
-/* Attach to another cgroup (moves a pinned attachment) / detach, also an
- * attachment pinned by an earlier process. */
+/* Attach to another cgroup (moves a pinned attachment; the new link is
+ * made before the old one goes). The attachment ends with
+ * telemetry__close() when unpinned, with telemetry__unpin() when pinned. */
 int telemetry__attach(struct telemetry *t, int cgroup_fd);
-int telemetry__detach(struct telemetry *t);
 
 /* Readable when a batch of records waits (epoll fd of the ring buffer):
  * the kernel wakes the reader once TELEMETRY_WAKEUP_BYTES (or a quarter of
@@ -151,15 +151,27 @@ size_t telemetry__recent(const struct telemetry *t, struct sluice_telem_rec *out
 typedef void (*telemetry_record_fn)(const struct sluice_telem_rec *rec, void *ctx);
 void telemetry__set_record_cb(struct telemetry *t, telemetry_record_fn fn, void *ctx);
 
+/* Whether an earlier agent left the program attached under pin_dir. */
+bool telemetry__pinned(const char *pin_dir);
 /* Detach what is pinned under pin_dir and remove the telem_* pins.
  * Missing pins are not an error. */
 int telemetry__unpin(const char *pin_dir);
 
+/* Counters of telemetry_info, for status and metrics alike. */
+struct telemetry_counter {
+	const char *key;    /* in the agent's status: "records_lost" */
+	const char *metric; /* after "sluice_": "telemetry_records_lost_total" */
+	const char *help;   /* the metric's HELP text */
+	__u64 value;
+};
+/* The kernel's (SLUICE_TELEM_COUNTERS) and the agent's two (records read,
+ * records unattributed, right after the ring buffer's), in the order they
+ * are shown: i from 0 to TELEMETRY_COUNTERS - 1. */
+#define TELEMETRY_COUNTERS (SLUICE_TELEM_CNT__MAX + 2)
+struct telemetry_counter telemetry__counter(const struct telemetry_info *info, unsigned int i);
+
 /* Names for metrics and CLI output; never NULL. */
 const char *telemetry__reason_name(enum sluice_telem_reason r);
-const char *telemetry__reason_help(enum sluice_telem_reason r);
-const char *telemetry__counter_name(enum sluice_telem_counter c);
-const char *telemetry__counter_help(enum sluice_telem_counter c);
 const char *telemetry__dir_name(enum sluice_telem_dir d);   /* "outbound" / "inbound" */
 const char *telemetry__type_name(enum sluice_telem_type t); /* "open", "update", ... */
 
