@@ -38,5 +38,8 @@ fi
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null
-apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+# On a machine that just booted, unattended upgrades may hold dpkg's lock:
+# wait for it (up to 10 minutes) rather than fail.
+APT=(apt-get -q -o DPkg::Lock::Timeout=600)
+"${APT[@]}" update >/dev/null
+"${APT[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
