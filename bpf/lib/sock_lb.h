@@ -17,6 +17,7 @@
 #include "common.h"
 #include "maps.h"
 #include "lb.h"
+#include "counters.h"
 #include "sock_maps.h"
 
 #define SYS_REJECT 0
@@ -38,11 +39,7 @@ struct sock_ep {
 
 static __always_inline void sock_count(enum sluice_sock_counter c)
 {
-	__u32 key = c;
-	__u64 *v = bpf_map_lookup_elem(&sock_counters, &key);
-
-	if (v)
-		*v += 1;
+	counter_add(&sock_counters, c, 1);
 }
 
 /* user_ip4/user_ip6/user_port: the destination for connect/sendmsg, the

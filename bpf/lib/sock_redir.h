@@ -18,6 +18,7 @@
 #define SLUICE_BPF_SOCK_REDIR_H
 
 #include "common.h"
+#include "counters.h"
 #include "sluice_sock_abi.h"
 
 #include <bpf/bpf_core_read.h>
@@ -78,11 +79,7 @@ const volatile __u32 redir_queue_max = 0;
 
 static __always_inline void redir_count(enum sluice_redir_counter c, __u64 n)
 {
-	__u32 key = c;
-	__u64 *v = bpf_map_lookup_elem(&redir_counters, &key);
-
-	if (v)
-		*v += n;
+	counter_add(&redir_counters, c, n);
 }
 
 /* sock_ops and sk_msg_md carry remote_port as the network-order port in

@@ -8,23 +8,16 @@
 
 #include "common.h"
 #include "maps.h"
+#include "counters.h"
 
 static __always_inline void stats_count(enum sluice_counter c)
 {
-	__u32 key = c;
-	__u64 *v = bpf_map_lookup_elem(&counters, &key);
-
-	if (v)
-		*v += 1;
+	counter_add(&counters, c, 1);
 }
 
 static __always_inline void stats_drop(enum sluice_drop_reason r)
 {
-	__u32 key = r;
-	__u64 *v = bpf_map_lookup_elem(&drops, &key);
-
-	if (v)
-		*v += 1;
+	counter_add(&drops, r, 1);
 }
 
 static __always_inline void stats_svc(__u32 svc_id, __u32 len, bool new_flow)

@@ -15,9 +15,10 @@
 #ifndef SLUICE_BPF_TELEMETRY_H
 #define SLUICE_BPF_TELEMETRY_H
 
-#include "lib/common.h"
-#include "lib/maps.h"
-#include "lib/telemetry_maps.h"
+#include "common.h"
+#include "counters.h"
+#include "maps.h"
+#include "telemetry_maps.h"
 
 /* errno values of sk_err (not in vmlinux.h) */
 #define TELEM_EPIPE 32
@@ -57,12 +58,9 @@ struct telem_tuple {
 	__u8 family; /* SLUICE_AF_* */
 };
 
-static __always_inline void telem_count(__u32 idx)
+static __always_inline void telem_count(enum sluice_telem_counter c)
 {
-	__u64 *v = bpf_map_lookup_elem(&telem_counters, &idx);
-
-	if (v)
-		*v += 1; /* per-CPU slot: no atomic needed */
+	counter_add(&telem_counters, c, 1);
 }
 
 static __always_inline bool telem_is_v4mapped(const __u32 a[4])
