@@ -17,6 +17,7 @@
 #include "common.h"
 #include "maps.h"
 #include "lb.h"
+#include "stats.h"
 #include "counters.h"
 #include "sock_maps.h"
 
@@ -88,25 +89,6 @@ static __always_inline void sock_ep_write(struct bpf_sock_addr *ctx, bool v6,
 	ctx->user_port = port;
 }
 
-static __always_inline void sock_stats_flow(__u32 svc_id, __u32 backend_id)
-{
-	struct sluice_svc_stats *s = bpf_map_lookup_elem(&svc_stats, &svc_id);
-	struct sluice_backend_stats *b = bpf_map_lookup_elem(&backend_stats, &backend_id);
-
-	if (s)
-		s->flows++;
-	if (b)
-		b->flows++;
-}
-
-static __always_inline void sock_stats_refused(__u32 svc_id)
-{
-	struct sluice_svc_stats *s = bpf_map_lookup_elem(&svc_stats, &svc_id);
-
-	if (s)
-		s->refused++;
-}
-
 /* Remember backend -> VIP for this socket. Returns true when the entry is
  * new: a connect() always is; a datagram only for the socket's first one
  * to this backend, so `flows` counts sockets, not datagrams. */
@@ -176,7 +158,7 @@ static __always_inline int sock_lb_xlate(struct bpf_sock_addr *ctx, bool v6, boo
 		if (sock_cfg & SLUICE_SOCK_CFG_NO_REFUSE)
 			return SYS_PROCEED;
 		sock_count(SLUICE_SOCK_CNT_REFUSED);
-		sock_stats_refused(svc->svc_id);
+		stats_svc_refused(svc->svc_id);
 		/* Without it, returning SYS_REJECT reads as EPERM. */
 		bpf_set_retval(-ECONNREFUSED);
 		return SYS_REJECT;
@@ -197,7 +179,7 @@ static __always_inline int sock_lb_xlate(struct bpf_sock_addr *ctx, bool v6, boo
 	}
 
 	if (sock_nat_record(cookie, be, &ep, svc->svc_id, is_connect))
-		sock_stats_flow(svc->svc_id, backend_id);
+		stats_flow(svc->svc_id, backend_id);
 	sock_count(is_connect ? SLUICE_SOCK_CNT_CONNECT : SLUICE_SOCK_CNT_SENDMSG);
 	sock_ep_write(ctx, v6, &ep, be->addr, be->port);
 	return SYS_PROCEED;

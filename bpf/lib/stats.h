@@ -42,4 +42,25 @@ static __always_inline void stats_backend(__u32 backend_id, __u32 len, bool new_
 	s->flows += new_flow;
 }
 
+/* A flow balanced at the socket (sock_lb.h): its packets never pass the
+ * LB as service traffic, so only the flow is counted. */
+static __always_inline void stats_flow(__u32 svc_id, __u32 backend_id)
+{
+	struct sluice_svc_stats *s = bpf_map_lookup_elem(&svc_stats, &svc_id);
+	struct sluice_backend_stats *b = bpf_map_lookup_elem(&backend_stats, &backend_id);
+
+	if (s)
+		s->flows++;
+	if (b)
+		b->flows++;
+}
+
+static __always_inline void stats_svc_refused(__u32 svc_id)
+{
+	struct sluice_svc_stats *s = bpf_map_lookup_elem(&svc_stats, &svc_id);
+
+	if (s)
+		s->refused++;
+}
+
 #endif /* SLUICE_BPF_STATS_H */
