@@ -19,6 +19,7 @@
 #include "lb.h"
 #include "stats.h"
 #include "counters.h"
+#include "sockaddr.h"
 #include "sock_maps.h"
 
 #define SYS_REJECT 0
@@ -60,10 +61,8 @@ static __always_inline void sock_ep_read(struct bpf_sock_addr *ctx, bool v6, str
 	ep->addr[2] = ctx->user_ip6[2];
 	ep->addr[3] = ctx->user_ip6[3];
 	ep->family = SLUICE_AF_INET6;
-	if (!ep->addr[0] && !ep->addr[1] && ep->addr[2] == bpf_htonl(0xffff)) {
-		ep->addr[0] = ep->addr[3];
-		ep->addr[2] = 0;
-		ep->addr[3] = 0;
+	if (sockaddr_is_v4mapped(ep->addr)) {
+		sockaddr_unmap_v4(ep->addr);
 		ep->family = SLUICE_AF_INET;
 		ep->mapped = true;
 	}
@@ -112,8 +111,7 @@ static __always_inline bool sock_nat_record(__u64 cookie, const struct sluice_ba
 	if (!is_connect) {
 		old = bpf_map_lookup_elem(&sock_nat, &key);
 		if (old && old->svc_id == svc_id && old->port == val.port &&
-		    old->addr[0] == val.addr[0] && old->addr[1] == val.addr[1] &&
-		    old->addr[2] == val.addr[2] && old->addr[3] == val.addr[3])
+		    sockaddr_eq(old->addr, val.addr))
 			return false;
 	}
 	/* LRU: never fails for lack of room, evicts the oldest instead. */

@@ -19,6 +19,7 @@
 
 #include "common.h"
 #include "counters.h"
+#include "sockaddr.h"
 #include "sluice_sock_abi.h"
 
 #include <bpf/bpf_core_read.h>
@@ -82,19 +83,6 @@ static __always_inline void redir_count(enum sluice_redir_counter c, __u64 n)
 	counter_add(&redir_counters, c, n);
 }
 
-/* sock_ops and sk_msg_md carry remote_port as the network-order port in
- * the upper 16 bits (little endian); accept the lower half too, should a
- * kernel ever move it there. Port 0 never reaches an established socket. */
-static __always_inline __u16 redir_remote_port(__u32 raw)
-{
-	return raw >> 16 ? (__u16)bpf_ntohl(raw) : bpf_ntohs((__u16)raw);
-}
-
-static __always_inline bool redir_v6_mapped(const __u32 *a)
-{
-	return !a[0] && !a[1] && a[2] == bpf_htonl(0xffff);
-}
-
 /* Dual-stack sockets keyed like IPv4 ones, so a v4 client meets a server
  * listening on [::]. Returns false for families we do not redirect. */
 static __always_inline bool redir_key_finish(struct sluice_redir_key *k, __u32 family)
@@ -106,62 +94,35 @@ static __always_inline bool redir_key_finish(struct sluice_redir_key *k, __u32 f
 	if (family != AF_INET6)
 		return false;
 	k->family = SLUICE_AF_INET6;
-	if (redir_v6_mapped(k->local) && redir_v6_mapped(k->remote)) {
-		k->local[0] = k->local[3];
-		k->remote[0] = k->remote[3];
-		k->local[2] = k->local[3] = 0;
-		k->remote[2] = k->remote[3] = 0;
+	if (sockaddr_is_v4mapped(k->local) && sockaddr_is_v4mapped(k->remote)) {
+		sockaddr_unmap_v4(k->local);
+		sockaddr_unmap_v4(k->remote);
 		k->family = SLUICE_AF_INET;
 	}
 	return true;
 }
 
-/* The ctx types differ but name their fields alike; one reader each. */
 static __always_inline bool redir_key_sockops(struct bpf_sock_ops *ops, struct sluice_redir_key *k)
 {
-	__u32 family = ops->family;
+	__u32 family;
 
 	__builtin_memset(k, 0, sizeof(*k));
 	k->netns = bpf_get_netns_cookie(ops);
-	if (family == AF_INET) {
-		k->local[0] = ops->local_ip4;
-		k->remote[0] = ops->remote_ip4;
-	} else if (family == AF_INET6) {
-		k->local[0] = ops->local_ip6[0];
-		k->local[1] = ops->local_ip6[1];
-		k->local[2] = ops->local_ip6[2];
-		k->local[3] = ops->local_ip6[3];
-		k->remote[0] = ops->remote_ip6[0];
-		k->remote[1] = ops->remote_ip6[1];
-		k->remote[2] = ops->remote_ip6[2];
-		k->remote[3] = ops->remote_ip6[3];
-	}
+	family = sockaddr_of_sockops(ops, k->local, k->remote);
 	k->local_port = ops->local_port;
-	k->remote_port = redir_remote_port(ops->remote_port);
+	k->remote_port = sockaddr_remote_port(ops->remote_port);
 	return redir_key_finish(k, family);
 }
 
 /* The peer's key: this socket's view with the two ends swapped. */
 static __always_inline bool redir_peer_key_msg(struct sk_msg_md *msg, struct sluice_redir_key *k)
 {
-	__u32 family = msg->family;
+	__u32 family;
 
 	__builtin_memset(k, 0, sizeof(*k));
 	k->netns = bpf_get_netns_cookie(msg);
-	if (family == AF_INET) {
-		k->local[0] = msg->remote_ip4;
-		k->remote[0] = msg->local_ip4;
-	} else if (family == AF_INET6) {
-		k->local[0] = msg->remote_ip6[0];
-		k->local[1] = msg->remote_ip6[1];
-		k->local[2] = msg->remote_ip6[2];
-		k->local[3] = msg->remote_ip6[3];
-		k->remote[0] = msg->local_ip6[0];
-		k->remote[1] = msg->local_ip6[1];
-		k->remote[2] = msg->local_ip6[2];
-		k->remote[3] = msg->local_ip6[3];
-	}
-	k->local_port = redir_remote_port(msg->remote_port);
+	family = sockaddr_of_msg(msg, k->remote, k->local);
+	k->local_port = sockaddr_remote_port(msg->remote_port);
 	k->remote_port = msg->local_port;
 	return redir_key_finish(k, family);
 }
@@ -221,8 +182,7 @@ static __always_inline bool redir_remote_is_local(const struct sluice_redir_key 
 
 	if (redir_is_loopback(k))
 		return true;
-	if (k->local[0] == k->remote[0] && k->local[1] == k->remote[1] &&
-	    k->local[2] == k->remote[2] && k->local[3] == k->remote[3])
+	if (sockaddr_eq(k->local, k->remote))
 		return true;
 	__builtin_memcpy(a.addr, k->remote, sizeof(a.addr));
 	return bpf_map_lookup_elem(&redir_addrs, &a) != NULL;
