@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * sock_redir.h - same-node socket redirection: maps, keys, and the "is the
- * peer on this node" test.
+ * sock_redir.h - same-node socket redirection: socket keys, the "is the
+ * peer on this node" test and the peer's receive backlog (maps in
+ * redir_maps.h).
  *
  * sockops runs only for sockets of processes in the cgroup it is attached
  * to, so "both ends local and in the managed cgroup" becomes: each end
@@ -20,53 +21,9 @@
 #include "common.h"
 #include "counters.h"
 #include "sockaddr.h"
-#include "sluice_sock_abi.h"
+#include "redir_maps.h"
 
 #include <bpf/bpf_core_read.h>
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SOCKHASH);
-	__uint(max_entries, SLUICE_REDIR_MAX);
-	__type(key, struct sluice_redir_key);
-	__type(value, __u64); /* socket cookie when read from userspace */
-} redir_socks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SLUICE_REDIR_ADDRS_MAX);
-	__type(key, struct sluice_redir_addr);
-	__type(value, __u8);
-} redir_addrs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SLUICE_REDIR_CNT__MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} redir_counters SEC(".maps");
-
-/* Per-socket send mode, decided by the socket's first message. */
-enum redir_mode {
-	REDIR_UNDECIDED = 0,
-	REDIR_ON = 1,    /* first message was redirected: keep redirecting */
-	REDIR_PLAIN = 2, /* first message took the TCP path: it must stay there */
-};
-
-struct redir_state {
-	__u64 peer_psock; /* where the last message went, for its backlog */
-	__u8 mode;        /* enum redir_mode */
-};
-
-/* The receiver reads redirected data (its psock queue) before data that
- * came through TCP; a sender switching from TCP to redirect would get its
- * stream reordered. That happens when a client writes before the server's
- * accepted socket is in the map, so the mode is sticky per socket. */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct redir_state);
-} redir_state SEC(".maps");
 
 /* Bytes a receiver may have waiting in its redirect queue before its
  * senders go back to the TCP path (SLUICE_REDIR_QUEUE_DEFAULT when 0).
