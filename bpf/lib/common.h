@@ -48,6 +48,15 @@
 
 #define NSEC_PER_SEC 1000000000ULL
 
+/* errno values: a socket's sk_err, and the error a socket hook returns to
+ * the syscall (bpf_set_retval()). */
+#define EPIPE 32
+#define ENETUNREACH 101
+#define ECONNRESET 104
+#define ETIMEDOUT 110
+#define ECONNREFUSED 111
+#define EHOSTUNREACH 113
+
 #ifndef likely
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)

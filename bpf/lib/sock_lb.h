@@ -25,8 +25,6 @@
 #define SYS_REJECT 0
 #define SYS_PROCEED 1
 
-#define ECONNREFUSED 111
-
 /* Load-time knobs, SLUICE_SOCK_CFG_*. */
 const volatile __u32 sock_cfg = 0;
 

@@ -21,14 +21,6 @@
 #include "sockaddr.h"
 #include "telemetry_maps.h"
 
-/* errno values of sk_err (not in vmlinux.h) */
-#define TELEM_EPIPE 32
-#define TELEM_ENETUNREACH 101
-#define TELEM_ECONNRESET 104
-#define TELEM_ETIMEDOUT 110
-#define TELEM_ECONNREFUSED 111
-#define TELEM_EHOSTUNREACH 113
-
 /* Callbacks a tracked socket needs: close/failure, RTT samples (also the
  * clock of periodic records), retransmitted segments and timeouts. */
 #define TELEM_CB_FLAGS                                                                          \
@@ -190,12 +182,12 @@ static __always_inline __u8 telem_fail_reason(int err)
 	switch (err) {
 	case 0:
 		return SLUICE_TELEM_REASON_ABORTED;
-	case TELEM_ECONNREFUSED:
+	case ECONNREFUSED:
 		return SLUICE_TELEM_REASON_REFUSED;
-	case TELEM_ETIMEDOUT:
+	case ETIMEDOUT:
 		return SLUICE_TELEM_REASON_TIMEOUT;
-	case TELEM_EHOSTUNREACH:
-	case TELEM_ENETUNREACH:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
 		return SLUICE_TELEM_REASON_UNREACHABLE;
 	default:
 		return SLUICE_TELEM_REASON_ERROR;
@@ -204,7 +196,7 @@ static __always_inline __u8 telem_fail_reason(int err)
 
 static __always_inline __u8 telem_close_reason(int err)
 {
-	if (err == TELEM_ECONNRESET || err == TELEM_EPIPE)
+	if (err == ECONNRESET || err == EPIPE)
 		return SLUICE_TELEM_REASON_RESET;
 	return err ? SLUICE_TELEM_REASON_ERROR : SLUICE_TELEM_REASON_NONE;
 }
