@@ -15,7 +15,7 @@
 
 enum lb_action {
 	LB_PASS,   /* not ours: leave the packet as it is */
-	LB_DROP,   /* malformed or refused: drop, reason in drop */
+	LB_DROP,   /* malformed or not balanceable: drop, reason in drop */
 	LB_DNAT,   /* rewrite destination to addr:port, then forward */
 	LB_REVNAT, /* rewrite source to addr:port (the VIP), then forward */
 	LB_REFUSE, /* answer with TCP RST / ICMP port unreachable */

@@ -89,8 +89,9 @@ static __always_inline int parse_ipv6_exthdrs(struct pkt *p, __u8 nexthdr, __u32
 			/* offset or M set: a real fragment; else atomic */
 			if (frag->frag_off & bpf_htons(0xFFF9))
 				p->fragment = true;
-			/* past a first fragment's header comes payload, not
-			 * headers: stop at the protocol it names */
+			/* a non-first fragment (offset set) carries payload
+			 * from mid-packet, not headers: stop at the protocol
+			 * its fragment header names */
 			if (frag->frag_off & bpf_htons(0xFFF8)) {
 				p->tuple.proto = frag->nexthdr;
 				p->l4_off = off;

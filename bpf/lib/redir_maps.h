@@ -31,11 +31,12 @@ struct {
 	__type(value, __u64);
 } redir_counters SEC(".maps");
 
-/* Per-socket send mode, decided by the socket's first message. */
+/* Per-socket send mode, decided by the socket's first message; a
+ * redirecting socket may still go to TCP (slow reader), never back. */
 enum redir_mode {
 	REDIR_UNDECIDED = 0,
 	REDIR_ON = 1,    /* first message was redirected: keep redirecting */
-	REDIR_PLAIN = 2, /* first message took the TCP path: it must stay there */
+	REDIR_PLAIN = 2, /* on the TCP path for good */
 };
 
 struct redir_state {
