@@ -20,8 +20,9 @@
  * TCP with options, or the whole packet when shorter. */
 #define TC_PULL_LEN 256
 
-/* Out of line: its frame buffer must not share the stack frame of the
- * conntrack helpers (512 bytes for the whole call chain). */
+/* Out of line (tc_refuse too): the refusal path's locals get a frame of
+ * their own instead of adding to the entry's, which already holds the
+ * conntrack keys (512 bytes of stack for the whole call chain). */
 static __noinline int xdp_refuse(struct xdp_md *ctx, struct pkt *p, const struct lb_result *r)
 {
 	struct refuse_buf *b = refuse_buf_get();

@@ -63,8 +63,8 @@ int redir_msg(struct sk_msg_md *msg)
 		redir_count(SLUICE_REDIR_CNT_SLOW_PEER, 1);
 		goto pass;
 	}
-	/* Not its return value: SK_DROP here would fail the sender's write
-	 * with EPERM (FIELD-NOTES). */
+	/* A failed redirect returns SK_DROP; as our verdict that would fail
+	 * the sender's write with EPERM, so the message takes TCP instead. */
 	if (bpf_msg_redirect_hash(msg, &redir_socks, &peer, BPF_F_INGRESS) == SK_PASS) {
 		st->mode = REDIR_ON;
 		st->peer_psock = redir_target_psock(msg);

@@ -15,7 +15,7 @@
  * redirected frames, the same way in every variant.
  * xdp_redirect_only redirects everything from the node's client-side veth
  * to its backend-side veth: the ceiling of the path.
- * Built by scripts/bench.sh (not the Makefile: bpf/ is the datapath's).
+ * Built by the Makefile (build/xdpgen.bpf.o); scripts/bench/xdpgen loads it.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -34,12 +34,10 @@
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
 #define TCP_RST 0x04
-#define TCP_PSH 0x08
 #define TCP_ACK 0x10
 
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
-#define TC_ACT_REDIRECT 7
 
 #define ICMP_DEST_UNREACH 3
 #define ICMP_PORT_UNREACH 3
@@ -48,10 +46,14 @@
 
 #define NSEC_PER_SEC 1000000000ULL
 
-#ifndef likely
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-#endif
+/* errno values: a socket's sk_err, and the error a socket hook returns to
+ * the syscall (bpf_set_retval()). */
+#define EPIPE 32
+#define ENETUNREACH 101
+#define ECONNRESET 104
+#define ETIMEDOUT 110
+#define ECONNREFUSED 111
+#define EHOSTUNREACH 113
 
 /* Load-time knobs, set by userspace before load (SLUICE_CFG_*). */
 const volatile __u32 sluice_cfg = 0;

@@ -48,7 +48,8 @@ static __always_inline void csum_apply(__u16 *check, __u64 diff)
 	*check = ~csum_fold((__u64)(__u16) ~*check + diff);
 }
 
-/* Sum of len bytes (len even, compile-time constant) of a stack buffer. */
+/* Sum of len bytes (len even, compile-time constant) of memory the program
+ * may read without bounds checks: stack or a map value, not the packet. */
 static __always_inline __u64 csum_buf(const void *buf, int len)
 {
 	const __u16 *w = buf;

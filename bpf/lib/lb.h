@@ -15,7 +15,7 @@
 
 enum lb_action {
 	LB_PASS,   /* not ours: leave the packet as it is */
-	LB_DROP,   /* malformed or refused: drop, reason in drop */
+	LB_DROP,   /* malformed or not balanceable: drop, reason in drop */
 	LB_DNAT,   /* rewrite destination to addr:port, then forward */
 	LB_REVNAT, /* rewrite source to addr:port (the VIP), then forward */
 	LB_REFUSE, /* answer with TCP RST / ICMP port unreachable */
@@ -219,11 +219,8 @@ static __always_inline void lb_drop(enum sluice_drop_reason reason)
 /* The refusal was sent (or, for an incoming RST, deliberately not). */
 static __always_inline void lb_refused(const struct lb_result *r)
 {
-	struct sluice_svc_stats *s = bpf_map_lookup_elem(&svc_stats, &r->svc_id);
-
 	stats_count(SLUICE_CNT_REFUSED);
-	if (s)
-		s->refused++;
+	stats_svc_refused(r->svc_id);
 }
 
 #endif /* SLUICE_BPF_LB_H */

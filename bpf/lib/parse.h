@@ -23,7 +23,6 @@ struct pkt {
 	void *data;
 	void *data_end;
 	__u32 frame_len;
-	__u16 l3_off;
 	__u16 l4_off;
 	__u16 l4_len; /* L4 header + payload, from the IP length fields */
 	__u8 tcp_flags;
@@ -55,7 +54,6 @@ static __always_inline int parse_ipv4(struct pkt *p)
 	p->tuple.saddr[0] = ip->saddr;
 	p->tuple.daddr[0] = ip->daddr;
 	p->fragment = ip->frag_off & bpf_htons(IP_MF | IP_OFFSET);
-	p->l3_off = ETH_HLEN;
 	p->l4_off = ETH_HLEN + ihl_len;
 	p->l4_len = tot_len - ihl_len;
 	return 0;
@@ -91,8 +89,9 @@ static __always_inline int parse_ipv6_exthdrs(struct pkt *p, __u8 nexthdr, __u32
 			/* offset or M set: a real fragment; else atomic */
 			if (frag->frag_off & bpf_htons(0xFFF9))
 				p->fragment = true;
-			/* past a first fragment's header comes payload, not
-			 * headers: stop at the protocol it names */
+			/* a non-first fragment (offset set) carries payload
+			 * from mid-packet, not headers: stop at the protocol
+			 * its fragment header names */
 			if (frag->frag_off & bpf_htons(0xFFF8)) {
 				p->tuple.proto = frag->nexthdr;
 				p->l4_off = off;
@@ -129,7 +128,6 @@ static __always_inline int parse_ipv6(struct pkt *p)
 	p->tuple.family = SLUICE_AF_INET6;
 	__builtin_memcpy(p->tuple.saddr, &ip6->saddr, 16);
 	__builtin_memcpy(p->tuple.daddr, &ip6->daddr, 16);
-	p->l3_off = ETH_HLEN;
 	ret = parse_ipv6_exthdrs(p, ip6->nexthdr, ETH_HLEN + sizeof(*ip6));
 	if (ret)
 		return ret;

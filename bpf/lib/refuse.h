@@ -4,10 +4,11 @@
  * ICMP / ICMPv6 port unreachable for UDP, from the VIP back to the client,
  * so the client fails at once instead of timing out.
  *
- * refuse_build() composes the whole reply frame in a stack buffer from the
- * parsed request; the entry file resizes its packet and stores the frame.
- * The buffer starts 2 bytes into a 4-aligned array so that the IP header
- * after the 14-byte Ethernet header is 4-aligned on the BPF stack.
+ * refuse_build() composes the whole reply frame from the parsed request in
+ * a per-CPU scratch buffer (refuse_buf_get()); the entry file resizes its
+ * packet and stores the frame. The frame starts 2 bytes into an 8-aligned
+ * array so that the IP header after the 14-byte Ethernet header is
+ * 4-aligned for the 32-bit stores and checksum reads of the builders.
  */
 #ifndef SLUICE_BPF_REFUSE_H
 #define SLUICE_BPF_REFUSE_H

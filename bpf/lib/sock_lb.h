@@ -17,12 +17,13 @@
 #include "common.h"
 #include "maps.h"
 #include "lb.h"
+#include "stats.h"
+#include "counters.h"
+#include "sockaddr.h"
 #include "sock_maps.h"
 
 #define SYS_REJECT 0
 #define SYS_PROCEED 1
-
-#define ECONNREFUSED 111
 
 /* Load-time knobs, SLUICE_SOCK_CFG_*. */
 const volatile __u32 sock_cfg = 0;
@@ -38,11 +39,7 @@ struct sock_ep {
 
 static __always_inline void sock_count(enum sluice_sock_counter c)
 {
-	__u32 key = c;
-	__u64 *v = bpf_map_lookup_elem(&sock_counters, &key);
-
-	if (v)
-		*v += 1;
+	counter_add(&sock_counters, c, 1);
 }
 
 /* user_ip4/user_ip6/user_port: the destination for connect/sendmsg, the
@@ -62,10 +59,8 @@ static __always_inline void sock_ep_read(struct bpf_sock_addr *ctx, bool v6, str
 	ep->addr[2] = ctx->user_ip6[2];
 	ep->addr[3] = ctx->user_ip6[3];
 	ep->family = SLUICE_AF_INET6;
-	if (!ep->addr[0] && !ep->addr[1] && ep->addr[2] == bpf_htonl(0xffff)) {
-		ep->addr[0] = ep->addr[3];
-		ep->addr[2] = 0;
-		ep->addr[3] = 0;
+	if (sockaddr_is_v4mapped(ep->addr)) {
+		sockaddr_unmap_v4(ep->addr);
 		ep->family = SLUICE_AF_INET;
 		ep->mapped = true;
 	}
@@ -91,25 +86,6 @@ static __always_inline void sock_ep_write(struct bpf_sock_addr *ctx, bool v6,
 	ctx->user_port = port;
 }
 
-static __always_inline void sock_stats_flow(__u32 svc_id, __u32 backend_id)
-{
-	struct sluice_svc_stats *s = bpf_map_lookup_elem(&svc_stats, &svc_id);
-	struct sluice_backend_stats *b = bpf_map_lookup_elem(&backend_stats, &backend_id);
-
-	if (s)
-		s->flows++;
-	if (b)
-		b->flows++;
-}
-
-static __always_inline void sock_stats_refused(__u32 svc_id)
-{
-	struct sluice_svc_stats *s = bpf_map_lookup_elem(&svc_stats, &svc_id);
-
-	if (s)
-		s->refused++;
-}
-
 /* Remember backend -> VIP for this socket. Returns true when the entry is
  * new: a connect() always is; a datagram only for the socket's first one
  * to this backend, so `flows` counts sockets, not datagrams. */
@@ -133,8 +109,7 @@ static __always_inline bool sock_nat_record(__u64 cookie, const struct sluice_ba
 	if (!is_connect) {
 		old = bpf_map_lookup_elem(&sock_nat, &key);
 		if (old && old->svc_id == svc_id && old->port == val.port &&
-		    old->addr[0] == val.addr[0] && old->addr[1] == val.addr[1] &&
-		    old->addr[2] == val.addr[2] && old->addr[3] == val.addr[3])
+		    sockaddr_eq(old->addr, val.addr))
 			return false;
 	}
 	/* LRU: never fails for lack of room, evicts the oldest instead. */
@@ -179,7 +154,7 @@ static __always_inline int sock_lb_xlate(struct bpf_sock_addr *ctx, bool v6, boo
 		if (sock_cfg & SLUICE_SOCK_CFG_NO_REFUSE)
 			return SYS_PROCEED;
 		sock_count(SLUICE_SOCK_CNT_REFUSED);
-		sock_stats_refused(svc->svc_id);
+		stats_svc_refused(svc->svc_id);
 		/* Without it, returning SYS_REJECT reads as EPERM. */
 		bpf_set_retval(-ECONNREFUSED);
 		return SYS_REJECT;
@@ -200,7 +175,7 @@ static __always_inline int sock_lb_xlate(struct bpf_sock_addr *ctx, bool v6, boo
 	}
 
 	if (sock_nat_record(cookie, be, &ep, svc->svc_id, is_connect))
-		sock_stats_flow(svc->svc_id, backend_id);
+		stats_flow(svc->svc_id, backend_id);
 	sock_count(is_connect ? SLUICE_SOCK_CNT_CONNECT : SLUICE_SOCK_CNT_SENDMSG);
 	sock_ep_write(ctx, v6, &ep, be->addr, be->port);
 	return SYS_PROCEED;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * sock_redir.h - same-node socket redirection: maps, keys, and the "is the
- * peer on this node" test.
+ * sock_redir.h - same-node socket redirection: socket keys, the "is the
+ * peer on this node" test and the peer's receive backlog (maps in
+ * redir_maps.h).
  *
  * sockops runs only for sockets of processes in the cgroup it is attached
  * to, so "both ends local and in the managed cgroup" becomes: each end
@@ -18,53 +19,11 @@
 #define SLUICE_BPF_SOCK_REDIR_H
 
 #include "common.h"
-#include "sluice_sock_abi.h"
+#include "counters.h"
+#include "sockaddr.h"
+#include "redir_maps.h"
 
 #include <bpf/bpf_core_read.h>
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SOCKHASH);
-	__uint(max_entries, SLUICE_REDIR_MAX);
-	__type(key, struct sluice_redir_key);
-	__type(value, __u64); /* socket cookie when read from userspace */
-} redir_socks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SLUICE_REDIR_ADDRS_MAX);
-	__type(key, struct sluice_redir_addr);
-	__type(value, __u8);
-} redir_addrs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SLUICE_REDIR_CNT__MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} redir_counters SEC(".maps");
-
-/* Per-socket send mode, decided by the socket's first message. */
-enum redir_mode {
-	REDIR_UNDECIDED = 0,
-	REDIR_ON = 1,    /* first message was redirected: keep redirecting */
-	REDIR_PLAIN = 2, /* first message took the TCP path: it must stay there */
-};
-
-struct redir_state {
-	__u64 peer_psock; /* where the last message went, for its backlog */
-	__u8 mode;        /* enum redir_mode */
-};
-
-/* The receiver reads redirected data (its psock queue) before data that
- * came through TCP; a sender switching from TCP to redirect would get its
- * stream reordered. That happens when a client writes before the server's
- * accepted socket is in the map, so the mode is sticky per socket. */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct redir_state);
-} redir_state SEC(".maps");
 
 /* Bytes a receiver may have waiting in its redirect queue before its
  * senders go back to the TCP path (SLUICE_REDIR_QUEUE_DEFAULT when 0).
@@ -78,24 +37,7 @@ const volatile __u32 redir_queue_max = 0;
 
 static __always_inline void redir_count(enum sluice_redir_counter c, __u64 n)
 {
-	__u32 key = c;
-	__u64 *v = bpf_map_lookup_elem(&redir_counters, &key);
-
-	if (v)
-		*v += n;
-}
-
-/* sock_ops and sk_msg_md carry remote_port as the network-order port in
- * the upper 16 bits (little endian); accept the lower half too, should a
- * kernel ever move it there. Port 0 never reaches an established socket. */
-static __always_inline __u16 redir_remote_port(__u32 raw)
-{
-	return raw >> 16 ? (__u16)bpf_ntohl(raw) : bpf_ntohs((__u16)raw);
-}
-
-static __always_inline bool redir_v6_mapped(const __u32 *a)
-{
-	return !a[0] && !a[1] && a[2] == bpf_htonl(0xffff);
+	counter_add(&redir_counters, c, n);
 }
 
 /* Dual-stack sockets keyed like IPv4 ones, so a v4 client meets a server
@@ -109,62 +51,35 @@ static __always_inline bool redir_key_finish(struct sluice_redir_key *k, __u32 f
 	if (family != AF_INET6)
 		return false;
 	k->family = SLUICE_AF_INET6;
-	if (redir_v6_mapped(k->local) && redir_v6_mapped(k->remote)) {
-		k->local[0] = k->local[3];
-		k->remote[0] = k->remote[3];
-		k->local[2] = k->local[3] = 0;
-		k->remote[2] = k->remote[3] = 0;
+	if (sockaddr_is_v4mapped(k->local) && sockaddr_is_v4mapped(k->remote)) {
+		sockaddr_unmap_v4(k->local);
+		sockaddr_unmap_v4(k->remote);
 		k->family = SLUICE_AF_INET;
 	}
 	return true;
 }
 
-/* The ctx types differ but name their fields alike; one reader each. */
 static __always_inline bool redir_key_sockops(struct bpf_sock_ops *ops, struct sluice_redir_key *k)
 {
-	__u32 family = ops->family;
+	__u32 family;
 
 	__builtin_memset(k, 0, sizeof(*k));
 	k->netns = bpf_get_netns_cookie(ops);
-	if (family == AF_INET) {
-		k->local[0] = ops->local_ip4;
-		k->remote[0] = ops->remote_ip4;
-	} else if (family == AF_INET6) {
-		k->local[0] = ops->local_ip6[0];
-		k->local[1] = ops->local_ip6[1];
-		k->local[2] = ops->local_ip6[2];
-		k->local[3] = ops->local_ip6[3];
-		k->remote[0] = ops->remote_ip6[0];
-		k->remote[1] = ops->remote_ip6[1];
-		k->remote[2] = ops->remote_ip6[2];
-		k->remote[3] = ops->remote_ip6[3];
-	}
+	family = sockaddr_of_sockops(ops, k->local, k->remote);
 	k->local_port = ops->local_port;
-	k->remote_port = redir_remote_port(ops->remote_port);
+	k->remote_port = sockaddr_remote_port(ops->remote_port);
 	return redir_key_finish(k, family);
 }
 
 /* The peer's key: this socket's view with the two ends swapped. */
 static __always_inline bool redir_peer_key_msg(struct sk_msg_md *msg, struct sluice_redir_key *k)
 {
-	__u32 family = msg->family;
+	__u32 family;
 
 	__builtin_memset(k, 0, sizeof(*k));
 	k->netns = bpf_get_netns_cookie(msg);
-	if (family == AF_INET) {
-		k->local[0] = msg->remote_ip4;
-		k->remote[0] = msg->local_ip4;
-	} else if (family == AF_INET6) {
-		k->local[0] = msg->remote_ip6[0];
-		k->local[1] = msg->remote_ip6[1];
-		k->local[2] = msg->remote_ip6[2];
-		k->local[3] = msg->remote_ip6[3];
-		k->remote[0] = msg->local_ip6[0];
-		k->remote[1] = msg->local_ip6[1];
-		k->remote[2] = msg->local_ip6[2];
-		k->remote[3] = msg->local_ip6[3];
-	}
-	k->local_port = redir_remote_port(msg->remote_port);
+	family = sockaddr_of_msg(msg, k->remote, k->local);
+	k->local_port = sockaddr_remote_port(msg->remote_port);
 	k->remote_port = msg->local_port;
 	return redir_key_finish(k, family);
 }
@@ -224,8 +139,7 @@ static __always_inline bool redir_remote_is_local(const struct sluice_redir_key 
 
 	if (redir_is_loopback(k))
 		return true;
-	if (k->local[0] == k->remote[0] && k->local[1] == k->remote[1] &&
-	    k->local[2] == k->remote[2] && k->local[3] == k->remote[3])
+	if (sockaddr_eq(k->local, k->remote))
 		return true;
 	__builtin_memcpy(a.addr, k->remote, sizeof(a.addr));
 	return bpf_map_lookup_elem(&redir_addrs, &a) != NULL;

@@ -15,17 +15,11 @@
 #ifndef SLUICE_BPF_TELEMETRY_H
 #define SLUICE_BPF_TELEMETRY_H
 
-#include "lib/common.h"
-#include "lib/maps.h"
-#include "lib/telemetry_maps.h"
-
-/* errno values of sk_err (not in vmlinux.h) */
-#define TELEM_EPIPE 32
-#define TELEM_ENETUNREACH 101
-#define TELEM_ECONNRESET 104
-#define TELEM_ETIMEDOUT 110
-#define TELEM_ECONNREFUSED 111
-#define TELEM_EHOSTUNREACH 113
+#include "common.h"
+#include "counters.h"
+#include "maps.h"
+#include "sockaddr.h"
+#include "telemetry_maps.h"
 
 /* Callbacks a tracked socket needs: close/failure, RTT samples (also the
  * clock of periodic records), retransmitted segments and timeouts. */
@@ -57,53 +51,33 @@ struct telem_tuple {
 	__u8 family; /* SLUICE_AF_* */
 };
 
-static __always_inline void telem_count(__u32 idx)
+static __always_inline void telem_count(enum sluice_telem_counter c)
 {
-	__u64 *v = bpf_map_lookup_elem(&telem_counters, &idx);
-
-	if (v)
-		*v += 1; /* per-CPU slot: no atomic needed */
-}
-
-static __always_inline bool telem_is_v4mapped(const __u32 a[4])
-{
-	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);
+	counter_add(&telem_counters, c, 1);
 }
 
 /* The socket's ends; a dual-stack socket talking IPv4 reads as IPv4, so
  * it matches the IPv4 services and backends. */
 static __always_inline bool telem_tuple_read(struct bpf_sock_ops *ops, struct telem_tuple *t)
 {
-	__u32 family = ops->family;
+	__u32 family;
 
 	__builtin_memset(t, 0, sizeof(*t));
+	family = sockaddr_of_sockops(ops, t->laddr, t->raddr);
 	if (family == AF_INET) {
-		t->laddr[0] = ops->local_ip4;
-		t->raddr[0] = ops->remote_ip4;
 		t->family = SLUICE_AF_INET;
 	} else if (family == AF_INET6) {
-		t->laddr[0] = ops->local_ip6[0];
-		t->laddr[1] = ops->local_ip6[1];
-		t->laddr[2] = ops->local_ip6[2];
-		t->laddr[3] = ops->local_ip6[3];
-		t->raddr[0] = ops->remote_ip6[0];
-		t->raddr[1] = ops->remote_ip6[1];
-		t->raddr[2] = ops->remote_ip6[2];
-		t->raddr[3] = ops->remote_ip6[3];
 		t->family = SLUICE_AF_INET6;
-		if (telem_is_v4mapped(t->raddr)) {
-			t->laddr[0] = t->laddr[3];
-			t->raddr[0] = t->raddr[3];
-			t->laddr[1] = t->laddr[2] = t->laddr[3] = 0;
-			t->raddr[1] = t->raddr[2] = t->raddr[3] = 0;
+		if (sockaddr_is_v4mapped(t->raddr)) {
+			sockaddr_unmap_v4(t->laddr);
+			sockaddr_unmap_v4(t->raddr);
 			t->family = SLUICE_AF_INET;
 		}
 	} else {
 		return false;
 	}
 	t->lport = ops->local_port;
-	/* remote_port holds the network-order port in its upper half */
-	t->rport = bpf_ntohl(ops->remote_port);
+	t->rport = sockaddr_remote_port(ops->remote_port);
 	return true;
 }
 
@@ -208,12 +182,12 @@ static __always_inline __u8 telem_fail_reason(int err)
 	switch (err) {
 	case 0:
 		return SLUICE_TELEM_REASON_ABORTED;
-	case TELEM_ECONNREFUSED:
+	case ECONNREFUSED:
 		return SLUICE_TELEM_REASON_REFUSED;
-	case TELEM_ETIMEDOUT:
+	case ETIMEDOUT:
 		return SLUICE_TELEM_REASON_TIMEOUT;
-	case TELEM_EHOSTUNREACH:
-	case TELEM_ENETUNREACH:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
 		return SLUICE_TELEM_REASON_UNREACHABLE;
 	default:
 		return SLUICE_TELEM_REASON_ERROR;
@@ -222,7 +196,7 @@ static __always_inline __u8 telem_fail_reason(int err)
 
 static __always_inline __u8 telem_close_reason(int err)
 {
-	if (err == TELEM_ECONNRESET || err == TELEM_EPIPE)
+	if (err == ECONNRESET || err == EPIPE)
 		return SLUICE_TELEM_REASON_RESET;
 	return err ? SLUICE_TELEM_REASON_ERROR : SLUICE_TELEM_REASON_NONE;
 }
