@@ -23,7 +23,7 @@
  * only variants measured with the same placement. Removing what `counter`
  * and `redirect` attached is the caller's job (deleting the namespace
  * does it). The BPF object is build/xdpgen.bpf.o (--obj), built by
- * scripts/bench.sh from bpf/bench/xdpgen.bpf.c.
+ * the Makefile from bpf/bench/xdpgen.bpf.c.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -109,7 +109,7 @@ static struct bpf_object *gen__load(const char *path, const char *prog, int *pro
 
 	obj = bpf_object__open_file(path, NULL);
 	if (!obj) {
-		gen__err("opening %s: %s (scripts/bench.sh builds it)", path, strerror(errno));
+		gen__err("opening %s: %s (make builds it)", path, strerror(errno));
 		return NULL;
 	}
 	bpf_object__for_each_program(p, obj)
