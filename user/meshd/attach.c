@@ -106,7 +106,7 @@ void attach__free(struct attach *a)
 	memset(a, 0, sizeof(*a));
 }
 
-bool attach__matches(const struct attach *a, const char *ifname)
+static bool attach__matches(const struct attach *a, const char *ifname)
 {
 	for (int i = 0; i < a->npatterns; i++)
 		if (!fnmatch(a->patterns[i], ifname, 0))

@@ -59,7 +59,6 @@ const char *attach__mode_name(enum attach_xdp_mode mode);
 int attach__init(struct attach *a, struct sluice *sl, enum attach_xdp_mode mode,
 		 const char *interfaces);
 void attach__free(struct attach *a);
-bool attach__matches(const struct attach *a, const char *ifname);
 
 /* A link exists (appeared, changed or renamed): attach if it matches. */
 void attach__link_up(struct attach *a, int ifindex, const char *ifname);

@@ -32,7 +32,7 @@ static int exporter__render(void *ctx, FILE *out)
 		return -EAGAIN; /* not loaded yet: cannot happen once the loop runs */
 	err = metrics__render(&src, out);
 	if (!err)
-		k8sint__metrics(m, out); /* issue 7: sluice_kubernetes_* */
+		k8sint__metrics(m, out); /* the sync lives in the agent, not in metrics.c */
 	return err;
 }
 

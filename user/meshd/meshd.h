@@ -42,11 +42,11 @@ struct meshd_config {
 	char *socket;
 	enum log_level log_level;
 	char *metrics;  /* bind address of /metrics; NULL: off */
-	bool socket_lb; /* issue 4: connect()/sendmsg() hooks on --cgroup */
-	bool redirect;  /* issue 4: sockops + sk_msg same-node redirection (opt-in) */
+	bool socket_lb; /* connect()/sendmsg() hooks on --cgroup */
+	bool redirect;  /* sockops + sk_msg same-node redirection (opt-in) */
 	bool telemetry;
 	unsigned int telemetry_interval; /* seconds; 0: records at open and close only */
-	bool kubernetes;                 /* issue 7: sync Services/EndpointSlices (k8sint.h) */
+	bool kubernetes;                 /* sync Services/EndpointSlices (k8sint.h) */
 	char *kubeconfig;                /* NULL: in-cluster service account */
 	bool cleanup;
 };

@@ -55,6 +55,36 @@ static int netlink__on_msg(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
+/* Read the current link list and hand it over (mark and sweep). */
+static int netlink__sync(struct netlink *nl)
+{
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	struct nl_sock *sk;
+	int err;
+
+	/* A socket of its own: the dump must not mix with queued events. */
+	sk = nl_socket_alloc();
+	if (!sk) {
+		pr_err("netlink: out of memory");
+		return -ENOMEM;
+	}
+	nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, netlink__on_msg, nl);
+	attach__sync_begin(nl->att);
+	err = nl_connect(sk, NETLINK_ROUTE);
+	if (!err)
+		err = nl_send_simple(sk, RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof(ifi));
+	if (err >= 0)
+		err = nl_recvmsgs_default(sk);
+	nl_socket_free(sk);
+	if (err < 0) {
+		/* Forget nothing on a partial list. */
+		pr_err("netlink: listing links: %s", nl_geterror(err));
+		return -EIO;
+	}
+	attach__sync_end(nl->att);
+	return 0;
+}
+
 int netlink__open(struct netlink *nl, struct attach *att)
 {
 	int err;
@@ -105,35 +135,6 @@ int netlink__read(struct netlink *nl)
 					    nl_geterror(err));
 		return netlink__sync(nl);
 	}
-}
-
-int netlink__sync(struct netlink *nl)
-{
-	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
-	struct nl_sock *sk;
-	int err;
-
-	/* A socket of its own: the dump must not mix with queued events. */
-	sk = nl_socket_alloc();
-	if (!sk) {
-		pr_err("netlink: out of memory");
-		return -ENOMEM;
-	}
-	nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, netlink__on_msg, nl);
-	attach__sync_begin(nl->att);
-	err = nl_connect(sk, NETLINK_ROUTE);
-	if (!err)
-		err = nl_send_simple(sk, RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof(ifi));
-	if (err >= 0)
-		err = nl_recvmsgs_default(sk);
-	nl_socket_free(sk);
-	if (err < 0) {
-		/* Forget nothing on a partial list. */
-		pr_err("netlink: listing links: %s", nl_geterror(err));
-		return -EIO;
-	}
-	attach__sync_end(nl->att);
-	return 0;
 }
 
 void netlink__close(struct netlink *nl)

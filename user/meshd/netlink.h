@@ -32,8 +32,6 @@ int netlink__open(struct netlink *nl, struct attach *att);
 int netlink__fd(const struct netlink *nl);
 /* Handle every pending event (call when netlink__fd() is readable). */
 int netlink__read(struct netlink *nl);
-/* Read the current link list and hand it to attach.c (mark and sweep). */
-int netlink__sync(struct netlink *nl);
 void netlink__close(struct netlink *nl);
 /* The XDP programs of one link with one RTM_GETLINK. (libbpf's
  * bpf_xdp_query() dumps every link of the namespace per call, which makes

@@ -110,7 +110,8 @@ static int ops__find_backend(const struct desired_service *svc, const struct slu
 	return -1;
 }
 
-struct json_object *ops__stats_json(const __u64 *vals, const char *const *names, int n)
+/* {names[i]: vals[i]} */
+static struct json_object *ops__stats_json(const __u64 *vals, const char *const *names, int n)
 {
 	struct json_object *o = json_object_new_object();
 
@@ -280,9 +281,6 @@ static struct json_object *ops__state_json(struct meshd *m, struct json_object *
 	return root;
 }
 
-/* Parse the edited JSON back (validating all of it) and commit. Consumes
- * root. idx: the edited service's index in root (-1: none). Answers with
- * the service ref names, or with `deleted` after a delete. */
 /* desired__from_json() names the edited service by its index in the
  * state ("services[3].backends[1].port: ..."), which the caller never saw:
  * name it by its ref instead. */
@@ -301,6 +299,9 @@ static struct json_object *ops__edit_error(const struct svc_ref *ref, int idx)
 	return api__error("%s: %s", ref->text, msg);
 }
 
+/* Parse the edited JSON back (validating all of it) and commit. Consumes
+ * root. idx: the edited service's index in root (-1: none). Answers with
+ * the service ref names, or with `deleted` after a delete. */
 static struct json_object *ops__commit_json(struct meshd *m, struct json_object *root, int idx,
 					    const struct svc_ref *ref, struct json_object *deleted)
 {
@@ -512,7 +513,7 @@ struct json_object *ops__apply(struct meshd *m, struct json_object *req)
 	if (desired__from_json(&file, want))
 		return api__error("%s", sluice__errmsg());
 	/* Kubernetes services belong to the API server: the file's state plus
-	 * the current ones (issue 7; a plain copy with the sync off). */
+	 * the current ones (a plain copy with the sync off). */
 	if (k8sint__apply_merge(m, &file, &next, &kept)) {
 		desired__free(&file);
 		return api__error("out of memory");

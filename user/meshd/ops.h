@@ -56,7 +56,5 @@ const char *ops__str(struct json_object *req, const char *key); /* NULL: absent/
 bool ops__has(struct json_object *req, const char *key);
 /* req's "service" into ref; NULL on success, else the error response. */
 struct json_object *ops__svc_arg(struct json_object *req, struct svc_ref *ref);
-/* {names[i]: vals[i]} */
-struct json_object *ops__stats_json(const __u64 *vals, const char *const *names, int n);
 
 #endif /* MESHD_OPS_H */

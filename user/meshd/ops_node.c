@@ -109,12 +109,11 @@ struct json_object *ops__status(struct meshd *m, struct json_object *req)
 			json_object_object_add(o, sluice__drop_name(i),
 					       json_object_new_int64((int64_t)drops[i]));
 	json_object_object_add(d, "drops", o);
-	/* Beyond the issue-3 shape: the issue-5 additions. */
+	/* The optional parts: null or "running": false when off, so a
+	 * client tells "off" from "an older meshd without it". */
 	json_object_object_add(d, "metrics", exporter__status_json(m));
 	json_object_object_add(d, "telemetry", telem__status_json(m));
-	/* issue 7: null when --kubernetes off */
 	json_object_object_add(d, "kubernetes", k8sint__status_json(m));
-	/* issue 4 */
 	json_object_object_add(d, "socket_lb", sockint__lb_json(m));
 	json_object_object_add(d, "redirect", sockint__redir_json(m));
 	return api__ok(d);
