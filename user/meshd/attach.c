@@ -458,8 +458,9 @@ static void attach__remove(struct attach *a, struct attach_entry *e)
 	a->n--;
 }
 
-void attach__link_up(struct attach *a, int ifindex, const char *ifname)
+static void attach__link_up(void *ctx, int ifindex, const char *ifname)
 {
+	struct attach *a = ctx;
 	struct attach_entry *e = attach__find(a, ifindex);
 
 	if (!e) {
@@ -488,8 +489,9 @@ void attach__link_up(struct attach *a, int ifindex, const char *ifname)
 		attach__try(a, e);
 }
 
-void attach__link_gone(struct attach *a, int ifindex, const char *ifname)
+static void attach__link_gone(void *ctx, int ifindex, const char *ifname)
 {
+	struct attach *a = ctx;
 	struct attach_entry *e = attach__find(a, ifindex);
 
 	if (!e)
@@ -500,14 +502,18 @@ void attach__link_gone(struct attach *a, int ifindex, const char *ifname)
 	attach__remove(a, e);
 }
 
-void attach__sync_begin(struct attach *a)
+static void attach__sync_begin(void *ctx)
 {
+	struct attach *a = ctx;
+
 	for (int i = 0; i < a->n; i++)
 		a->list[i].seen = false;
 }
 
-void attach__sync_end(struct attach *a)
+static void attach__sync_end(void *ctx)
 {
+	struct attach *a = ctx;
+
 	for (int i = 0; i < a->n;) {
 		struct attach_entry *e = &a->list[i];
 
@@ -517,6 +523,17 @@ void attach__sync_end(struct attach *a)
 		}
 		attach__link_gone(a, e->ifindex, e->ifname);
 	}
+}
+
+void attach__link_ops(struct attach *a, struct netlink_ops *ops)
+{
+	*ops = (struct netlink_ops){
+		.link_up = attach__link_up,
+		.link_gone = attach__link_gone,
+		.sync_begin = attach__sync_begin,
+		.sync_end = attach__sync_end,
+		.ctx = a,
+	};
 }
 
 void attach__log_waiting(const struct attach *a)

@@ -219,6 +219,7 @@ static int main__run(struct meshd *m)
 {
 	struct sluice_opts sopts = { .pin_dir = m->cfg.bpffs };
 	struct server srv = { .fd = -1 };
+	struct netlink_ops link_ops;
 	struct netlink nl = { 0 };
 	int lock = -1, sfd = -1, err;
 	__u64 ct = 0;
@@ -301,7 +302,8 @@ static int main__run(struct meshd *m)
 		pr_err("out of memory");
 		goto cleanup;
 	}
-	err = netlink__open(&nl, &m->att);
+	attach__link_ops(&m->att, &link_ops);
+	err = netlink__open(&nl, &link_ops);
 	if (err)
 		goto cleanup;
 	if (!m->att.npatterns)
