@@ -25,7 +25,6 @@
 #include "attach.h"
 #include "config.h"
 #include "log.h"
-#include "meshd.h"
 
 #define CONFIG_MAX_BYTES (1u << 20)
 
@@ -454,10 +453,22 @@ static char *config__dup_or(const char *val, const char *def)
 	return strdup(val ? val : def);
 }
 
-/* Typed, validated config from the merged settings. */
-static int config__settle(struct config_settings *st, struct meshd_config *cfg)
+/* An on|off setting: def when unset. */
+static int config__settle_bool(const struct config_settings *st, int id, bool def, bool *out)
 {
-	char **v = st->val;
+	*out = def;
+	if (st->val[id] && config__parse_bool(st->val[id], out)) {
+		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[id],
+			st->val[id]);
+		return 2;
+	}
+	return 0;
+}
+
+/* The modes and switches, in the order their errors are reported. */
+static int config__settle_switches(const struct config_settings *st, struct meshd_config *cfg)
+{
+	char *const *v = st->val;
 
 	cfg->xdp_mode = ATTACH_XDP_NATIVE;
 	if (v[OPT_XDP_MODE] && attach__parse_mode(v[OPT_XDP_MODE], &cfg->xdp_mode)) {
@@ -465,69 +476,64 @@ static int config__settle(struct config_settings *st, struct meshd_config *cfg)
 			st->origin[OPT_XDP_MODE], v[OPT_XDP_MODE]);
 		return 2;
 	}
-	cfg->fib_forward = false;
-	if (v[OPT_FIB_FORWARD] && config__parse_bool(v[OPT_FIB_FORWARD], &cfg->fib_forward)) {
-		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_FIB_FORWARD],
-			v[OPT_FIB_FORWARD]);
+	if (config__settle_bool(st, OPT_FIB_FORWARD, false, &cfg->fib_forward))
 		return 2;
-	}
 	cfg->log_level = LOG_LEVEL_INFO;
 	if (v[OPT_LOG_LEVEL] && log__parse_level(v[OPT_LOG_LEVEL], &cfg->log_level)) {
 		fprintf(stderr, "meshd: %s: \"%s\" is not error, warn, info or debug\n",
 			st->origin[OPT_LOG_LEVEL], v[OPT_LOG_LEVEL]);
 		return 2;
 	}
-	cfg->telemetry = true;
-	if (v[OPT_TELEMETRY] && config__parse_bool(v[OPT_TELEMETRY], &cfg->telemetry)) {
-		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_TELEMETRY],
-			v[OPT_TELEMETRY]);
+	if (config__settle_bool(st, OPT_TELEMETRY, true, &cfg->telemetry) ||
+	    config__settle_bool(st, OPT_SOCKET_LB, true, &cfg->socket_lb) ||
+	    config__settle_bool(st, OPT_REDIRECT, false, &cfg->redirect) ||
+	    config__settle_bool(st, OPT_KUBERNETES, false, &cfg->kubernetes))
 		return 2;
-	}
-	cfg->socket_lb = true;
-	if (v[OPT_SOCKET_LB] && config__parse_bool(v[OPT_SOCKET_LB], &cfg->socket_lb)) {
-		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_SOCKET_LB],
-			v[OPT_SOCKET_LB]);
-		return 2;
-	}
-	cfg->redirect = false;
-	if (v[OPT_REDIRECT] && config__parse_bool(v[OPT_REDIRECT], &cfg->redirect)) {
-		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_REDIRECT],
-			v[OPT_REDIRECT]);
-		return 2;
-	}
-	cfg->kubernetes = false;
-	if (v[OPT_KUBERNETES] && config__parse_bool(v[OPT_KUBERNETES], &cfg->kubernetes)) {
-		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_KUBERNETES],
-			v[OPT_KUBERNETES]);
-		return 2;
-	}
+	return 0;
+}
+
+static int config__settle_kubeconfig(const struct config_settings *st, struct meshd_config *cfg)
+{
+	const char *path = st->val[OPT_KUBECONFIG];
+
 	/* Checked here so a typo stops meshd before the datapath is touched. */
-	if (cfg->kubernetes && v[OPT_KUBECONFIG] && access(v[OPT_KUBECONFIG], R_OK)) {
-		fprintf(stderr, "meshd: %s: cannot read %s: %s\n", st->origin[OPT_KUBECONFIG],
-			v[OPT_KUBECONFIG], strerror(errno));
+	if (cfg->kubernetes && path && access(path, R_OK)) {
+		fprintf(stderr, "meshd: %s: cannot read %s: %s\n", st->origin[OPT_KUBECONFIG], path,
+			strerror(errno));
 		return 2;
 	}
-	if (v[OPT_KUBECONFIG] && !(cfg->kubeconfig = strdup(v[OPT_KUBECONFIG]))) {
+	if (path && !(cfg->kubeconfig = strdup(path))) {
 		fprintf(stderr, "meshd: out of memory\n");
 		return 2;
 	}
-	cfg->telemetry_interval = MESHD_TELEMETRY_INTERVAL_DEFAULT;
-	if (v[OPT_TELEMETRY_INTERVAL]) {
-		const char *text = v[OPT_TELEMETRY_INTERVAL];
-		unsigned long n;
-		char *end;
+	return 0;
+}
 
-		errno = 0;
-		n = strtoul(text, &end, 10);
-		if (!isdigit((unsigned char)text[0]) || errno || *end ||
-		    n > MESHD_TELEMETRY_INTERVAL_MAX) {
-			fprintf(stderr, "meshd: %s: \"%s\" is not a number of seconds 0-%d\n",
-				st->origin[OPT_TELEMETRY_INTERVAL], text,
-				MESHD_TELEMETRY_INTERVAL_MAX);
-			return 2;
-		}
-		cfg->telemetry_interval = n;
+static int config__settle_interval(const struct config_settings *st, struct meshd_config *cfg)
+{
+	const char *text = st->val[OPT_TELEMETRY_INTERVAL];
+	unsigned long n;
+	char *end;
+
+	cfg->telemetry_interval = MESHD_TELEMETRY_INTERVAL_DEFAULT;
+	if (!text)
+		return 0;
+	errno = 0;
+	n = strtoul(text, &end, 10);
+	if (!isdigit((unsigned char)text[0]) || errno || *end || n > MESHD_TELEMETRY_INTERVAL_MAX) {
+		fprintf(stderr, "meshd: %s: \"%s\" is not a number of seconds 0-%d\n",
+			st->origin[OPT_TELEMETRY_INTERVAL], text, MESHD_TELEMETRY_INTERVAL_MAX);
+		return 2;
 	}
+	cfg->telemetry_interval = n;
+	return 0;
+}
+
+/* The metrics address, the absolute paths and the cgroup directory. */
+static int config__check_places(const struct config_settings *st)
+{
+	char *const *v = st->val;
+
 	if (v[OPT_METRICS] && strcmp(v[OPT_METRICS], "off") &&
 	    config__check_metrics(v[OPT_METRICS], st->origin[OPT_METRICS]))
 		return 2;
@@ -538,28 +544,46 @@ static int config__settle(struct config_settings *st, struct meshd_config *cfg)
 			return 2;
 		}
 	}
-	if (v[OPT_CGROUP]) {
-		if (config__check_cgroup(v[OPT_CGROUP], st->origin[OPT_CGROUP]))
-			return 2;
+	if (v[OPT_CGROUP] && config__check_cgroup(v[OPT_CGROUP], st->origin[OPT_CGROUP]))
+		return 2;
+	return 0;
+}
+
+/* The strings, defaults filled in (validated by config__check_places()). */
+static int config__settle_strings(const struct config_settings *st, struct meshd_config *cfg)
+{
+	char *const *v = st->val;
+	bool metrics_off = v[OPT_METRICS] && !strcmp(v[OPT_METRICS], "off");
+
+	if (v[OPT_CGROUP])
 		cfg->cgroup = strdup(v[OPT_CGROUP]);
-	} else if (!st->cleanup) {
+	else if (!st->cleanup)
 		cfg->cgroup = config__find_cgroup2();
-	}
 	cfg->interfaces = config__dup_or(v[OPT_INTERFACES], "");
 	cfg->bpffs = config__dup_or(v[OPT_BPFFS], MESHD_BPFFS_DEFAULT);
 	cfg->state = config__dup_or(v[OPT_STATE], MESHD_STATE_DEFAULT);
 	cfg->socket = config__dup_or(v[OPT_SOCKET], SLUICE_API_SOCKET_DEFAULT);
 	cfg->cleanup = st->cleanup;
-	if (!v[OPT_METRICS] || strcmp(v[OPT_METRICS], "off"))
+	if (!metrics_off)
 		cfg->metrics = config__dup_or(v[OPT_METRICS], MESHD_METRICS_DEFAULT);
 	if (!cfg->interfaces || !cfg->bpffs || !cfg->state || !cfg->socket ||
-	    (!cfg->metrics && (!v[OPT_METRICS] || strcmp(v[OPT_METRICS], "off")))) {
+	    (!cfg->metrics && !metrics_off)) {
 		fprintf(stderr, "meshd: out of memory\n");
 		return 2;
 	}
 	/* Trailing slashes would make two spellings of one pin dir. */
 	for (size_t n = strlen(cfg->bpffs); n > 1 && cfg->bpffs[n - 1] == '/'; n--)
 		cfg->bpffs[n - 1] = '\0';
+	return 0;
+}
+
+/* Typed, validated config from the merged settings. */
+static int config__settle(const struct config_settings *st, struct meshd_config *cfg)
+{
+	if (config__settle_switches(st, cfg) || config__settle_kubeconfig(st, cfg) ||
+	    config__settle_interval(st, cfg) || config__check_places(st) ||
+	    config__settle_strings(st, cfg))
+		return 2;
 	return 0;
 }
 
