@@ -13,7 +13,7 @@
 #include <bpf/bpf.h>
 
 #include "ct.h"
-#include "state.h"
+#include "svcref.h"
 
 #define CT_MAP "conntrack"
 
@@ -112,8 +112,8 @@ static int ct__list_one(const void *key, const void *value, void *arg)
 									    buf, sizeof(buf))));
 	a = ct__addr(k->daddr, k->family);
 	json_object_object_add(o, "service",
-			       json_object_new_string(state__svc_str(&a, ntohs(k->dport), k->proto,
-								     buf, sizeof(buf))));
+			       json_object_new_string(svcref__str(&a, ntohs(k->dport), k->proto,
+								  buf, sizeof(buf))));
 	a = ct__addr(e->addr, k->family);
 	json_object_object_add(o, "backend",
 			       json_object_new_string(sluice_addr__str_port(&a, ntohs(e->port), buf,

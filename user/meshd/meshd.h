@@ -14,7 +14,6 @@
 #include <stdbool.h>
 #include <time.h>
 
-#include "desired.h"
 #include "sluice.h"
 
 #include "attach.h"
@@ -25,13 +24,14 @@
 #include "k8sint.h"
 #include "log.h"
 #include "sockint.h"
+#include "state.h"
 #include "telem.h"
 
 struct meshd {
 	struct meshd_config cfg;
 	struct sluice *sl;
 	struct attach att;
-	struct desired desired;   /* what the maps hold and the state file says */
+	struct state state;       /* what the maps hold and the state file says */
 	struct telem telem;       /* connection telemetry (sockops + ring buffer) */
 	struct sockint sock;      /* socket LB + same-node redirection */
 	struct conns conns;       /* connection records as API JSON */

@@ -4,7 +4,7 @@
  *
  * Contract: a handler gets the parsed request and returns the whole
  * response (api__ok() or api__error()), never NULL. Read ops look at the
- * maps and m->desired; every change goes through state__commit(), so a
+ * maps and m->state.desired; every change goes through state__commit(), so a
  * rejected request leaves maps and state file exactly as they were.
  */
 #ifndef MESHD_OPS_H
