@@ -353,15 +353,19 @@ out:
 }
 
 static const struct test tests[] = {
-	TEST(test_load),	      TEST(test_commit),	    TEST(test_commit_invalid),
-	TEST(test_commit_apply_fails), TEST(test_commit_save_fails), TEST(test_tally),
+	TEST(test_load),
+	TEST(test_commit),
+	TEST(test_commit_invalid),
+	TEST(test_commit_apply_fails),
+	TEST(test_commit_save_fails),
+	TEST(test_tally),
 	TEST(test_reconcile),
 };
 
 int main(int argc, char **argv)
 {
-	static const char *const files[] = { "commit.json",    "invalid.json",	 "applyfail.json",
-					     "savefail.json",  "reconcile.json", "missing.json" };
+	static const char *const files[] = { "commit.json",   "invalid.json",   "applyfail.json",
+					     "savefail.json", "reconcile.json", "missing.json" };
 	char path[PATH_MAX];
 	int rc;
 
