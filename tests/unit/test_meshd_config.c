@@ -260,25 +260,31 @@ static void test_bad_file(void)
 	config__free(&cfg);
 }
 
+static const struct usage_case {
+	const char *arg, *arg2; /* arg2 may be NULL */
+	int rc;
+	const char *message;
+} usage_cases[] = {
+	{ "--bogus", NULL, 2, "unknown option --bogus" },
+	{ "--state", NULL, 2, "missing value for option --state" },
+	{ "stray", NULL, 2, "unexpected argument \"stray\"" },
+	{ "--interfaces", "eth0", 0, "" },
+	{ "--help", NULL, 1, "Usage: meshd" },
+	{ "-h", NULL, 1, "--telemetry-interval SECONDS" },
+	{ "-V", NULL, 1, "meshd " SLUICE_VERSION },
+};
+
 static void test_usage(void)
 {
 	struct meshd_config cfg;
 
-	if (ASSERT_EQ(parse(&cfg, "--bogus", NULL), 2, "unknown option"))
-		said("unknown option --bogus");
-	config__free(&cfg);
-	if (ASSERT_EQ(parse(&cfg, "--state", NULL), 2, "missing value"))
-		said("missing value for option --state");
-	config__free(&cfg);
-	if (ASSERT_EQ(parse(&cfg, "stray", NULL), 2, "argument"))
-		said("unexpected argument \"stray\"");
-	config__free(&cfg);
-	if (ASSERT_EQ(parse(&cfg, "--help", NULL), 1, "--help"))
-		said("Usage: meshd");
-	config__free(&cfg);
-	if (ASSERT_EQ(parse(&cfg, "-V", NULL), 1, "-V"))
-		said("meshd " SLUICE_VERSION);
-	config__free(&cfg);
+	for (size_t i = 0; i < ARRAY_SIZE(usage_cases); i++) {
+		const struct usage_case *u = &usage_cases[i];
+
+		if (ASSERT_EQ(parse(&cfg, u->arg, u->arg2, NULL), u->rc, u->arg))
+			said(u->message);
+		config__free(&cfg);
+	}
 }
 
 static const struct test tests[] = {

@@ -104,8 +104,8 @@ static bool refused(ops__fn fn, const char *json, const char *want)
 	if (msg && strstr(msg, want))
 		ok = true;
 	else
-		TEST_FAIL("%s: answer %s lacks error \"%s\"", json, json_object_to_json_string(resp),
-			  want);
+		TEST_FAIL("%s: answer %s lacks error \"%s\"", json,
+			  json_object_to_json_string(resp), want);
 	json_object_put(resp);
 	json_object_put(req);
 	return ok;
@@ -169,12 +169,15 @@ static const struct refusal {
 	  "backend 10.0.1.2:8080 is already in service 10.96.0.10:80/tcp" },
 	{ ops__backend_del, "{\"service\": \"10.96.0.10:80/tcp\", \"backend\": \"10.0.1.9:8080\"}",
 	  "backend 10.0.1.9:8080 is not in service 10.96.0.10:80/tcp" },
-	{ ops__backend_weight, "{\"service\": \"10.96.0.10:80/tcp\", \"backend\": \"10.0.1.2:8080\"}",
+	{ ops__backend_weight,
+	  "{\"service\": \"10.96.0.10:80/tcp\", \"backend\": \"10.0.1.2:8080\"}",
 	  "weight: missing" },
-	{ ops__backend_drain, "{\"service\": \"10.96.0.10:80/tcp\", \"backend\": \"10.0.1.3:8080\"}",
+	{ ops__backend_drain,
+	  "{\"service\": \"10.96.0.10:80/tcp\", \"backend\": \"10.0.1.3:8080\"}",
 	  "backend 10.0.1.3:8080 is not in service" },
 	/* the last backend drained: every weight 0 is refused by the validation */
-	{ ops__backend_drain, "{\"service\": \"10.96.0.10:80/tcp\", \"backend\": \"10.0.1.2:8080\"}",
+	{ ops__backend_drain,
+	  "{\"service\": \"10.96.0.10:80/tcp\", \"backend\": \"10.0.1.2:8080\"}",
 	  "10.96.0.10:80/tcp: backends: " },
 	/* apply */
 	{ ops__apply, "{}", "desired: missing" },
@@ -224,10 +227,28 @@ static bool changes_are(struct json_object *data, const char *want)
 	if (!json_object_object_get_ex(data, "changes", &v))
 		return ASSERT_TRUE(false, "changes");
 	if (!strcmp(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
-								  JSON_C_TO_STRING_NOSLASHESCAPE), want))
+							      JSON_C_TO_STRING_NOSLASHESCAPE),
+		    want))
 		return true;
 	TEST_FAIL("changes %s, expected %s", json_object_to_json_string(v), want);
 	return false;
+}
+
+/* apply of apply_req (with extra arguments) answers the changes in want
+ * and whether it applied them. */
+static void apply_answers(const char *extra, const char *want, bool applied)
+{
+	struct json_object *req, *resp, *data, *v;
+	char text[512];
+
+	snprintf(text, sizeof(text), apply_req, extra);
+	req = req_of(text);
+	resp = ops__apply(&m, req);
+	data = answer_data(resp);
+	if (data && changes_are(data, want) && json_object_object_get_ex(data, "applied", &v))
+		ASSERT_EQ(json_object_get_boolean(v), applied, "applied");
+	json_object_put(resp);
+	json_object_put(req);
 }
 
 static void test_apply(void)
@@ -235,38 +256,19 @@ static void test_apply(void)
 	static const char *const want =
 		"[{\"action\":\"delete\",\"service\":\"10.96.0.10:80/tcp\"},"
 		"{\"action\":\"add\",\"service\":\"10.96.0.20:53/udp\"}]";
-	struct json_object *req, *resp, *data, *v;
-	char text[512];
 	struct desired d;
 
 	if (!setup())
 		return;
-	snprintf(text, sizeof(text), apply_req, ", \"dry_run\": true");
-	req = req_of(text);
-	resp = ops__apply(&m, req);
-	data = answer_data(resp);
-	if (data && changes_are(data, want) &&
-	    json_object_object_get_ex(data, "applied", &v))
-		ASSERT_FALSE(json_object_get_boolean(v), "a dry run applies nothing");
-	untouched("dry run");
-	json_object_put(resp);
-	json_object_put(req);
-
-	snprintf(text, sizeof(text), apply_req, "");
-	req = req_of(text);
-	resp = ops__apply(&m, req);
-	data = answer_data(resp);
-	if (data && changes_are(data, want) &&
-	    json_object_object_get_ex(data, "applied", &v))
-		ASSERT_TRUE(json_object_get_boolean(v), "applied");
+	apply_answers(", \"dry_run\": true", want, false);
+	untouched("a dry run applies nothing");
+	apply_answers("", want, true);
 	ASSERT_EQ(maps.applies, 1, "one apply");
 	ASSERT_EQ(m.state.desired.nservices, 1, "state");
 	desired__init(&d);
 	if (ASSERT_OK(desired__load(&d, path), "reload") && ASSERT_EQ(d.nservices, 1, "file"))
 		ASSERT_EQ(d.services[0].port, 53, "the file holds the applied state");
 	desired__free(&d);
-	json_object_put(resp);
-	json_object_put(req);
 	teardown();
 }
 

@@ -29,23 +29,22 @@ struct fake_maps {
 	int changed;       /* calls of the changed hook */
 };
 
+static void count_change(enum desired_change change, const struct desired_service *old_svc,
+			 const struct desired_service *new_svc, void *ctx)
+{
+	(void)change;
+	(void)old_svc;
+	(void)new_svc;
+	(*(int *)ctx)++;
+}
+
+/* Same services, names and backends (as sets): desired__diff() finds nothing. */
 static bool same_state(const struct desired *a, const struct desired *b)
 {
-	if (a->nservices != b->nservices)
-		return false;
-	for (__u32 i = 0; i < a->nservices; i++) {
-		const struct desired_service *x = &a->services[i], *y = &b->services[i];
+	int n = 0;
 
-		if (strcmp(x->name, y->name) || !sluice_addr__eq(&x->vip, &y->vip) ||
-		    x->port != y->port || x->proto != y->proto || x->nbackends != y->nbackends)
-			return false;
-		for (__u32 j = 0; j < x->nbackends; j++)
-			if (!sluice_addr__eq(&x->backends[j].addr, &y->backends[j].addr) ||
-			    x->backends[j].port != y->backends[j].port ||
-			    x->backends[j].weight != y->backends[j].weight)
-				return false;
-	}
-	return true;
+	desired__diff(a, b, count_change, &n);
+	return !n;
 }
 
 static int fake_read(void *ctx, struct desired *out)
@@ -164,98 +163,109 @@ static void test_load(void)
 	unlink(path);
 }
 
+/* A commit of two_json over one_json. */
+struct commit_case {
+	struct state st;
+	struct fake_maps f;
+	struct desired next;   /* what is committed */
+	struct desired before; /* one_json */
+	struct desired after;  /* two_json */
+	char err[1024];
+};
+
+static bool commit_setup(struct commit_case *c, const char *name)
+{
+	desired__init(&c->next);
+	desired__init(&c->before);
+	desired__init(&c->after);
+	return setup(&c->st, &c->f, name, one_json) && parse(&c->next, two_json) &&
+	       parse(&c->before, one_json) && parse(&c->after, two_json);
+}
+
+static void commit_teardown(struct commit_case *c)
+{
+	desired__free(&c->next);
+	desired__free(&c->before);
+	desired__free(&c->after);
+	teardown(&c->st, &c->f);
+}
+
+/* Refused: st->desired and the file as before (the maps: the caller's). */
+static void as_before(struct commit_case *c)
+{
+	ASSERT_TRUE(same_state(&c->st.desired, &c->before), "st->desired as before");
+	file_holds(c->st.path, &c->before, "the state file as before");
+}
+
 /* Adopted: maps, file and st->desired all hold it; nothing is left of
  * the temporary file the save renamed into place. */
 static void test_commit(void)
 {
-	struct fake_maps f;
-	struct state st;
-	struct desired next, want;
-	char err[1024];
+	struct commit_case c;
 	struct dirent *de;
 	DIR *dp;
 
-	if (!setup(&st, &f, "commit.json", one_json) || !parse(&next, two_json) ||
-	    !parse(&want, two_json))
+	if (!commit_setup(&c, "commit.json") ||
+	    !ASSERT_OK(state__commit(&c.st, &c.next, c.err, sizeof(c.err)), c.err))
 		goto out;
-	if (!ASSERT_OK(state__commit(&st, &next, err, sizeof(err)), err))
-		goto out;
-	ASSERT_EQ(next.nservices, 0, "next is consumed");
-	ASSERT_TRUE(same_state(&st.desired, &want), "st->desired");
-	ASSERT_TRUE(same_state(&f.held, &want), "the maps");
-	ASSERT_FALSE(f.old_mismatch, "apply was told what the maps held");
-	ASSERT_EQ(f.changed, 1, "changed hook");
-	file_holds(st.path, &want, "the state file");
+	ASSERT_EQ(c.next.nservices, 0, "next is consumed");
+	ASSERT_TRUE(same_state(&c.st.desired, &c.after), "st->desired");
+	ASSERT_TRUE(same_state(&c.f.held, &c.after), "the maps");
+	ASSERT_FALSE(c.f.old_mismatch, "apply was told what the maps held");
+	ASSERT_EQ(c.f.changed, 1, "changed hook");
+	file_holds(c.st.path, &c.after, "the state file");
 	dp = opendir(dir);
 	while (dp && (de = readdir(dp)))
 		ASSERT_TRUE(!strstr(de->d_name, ".tmp"), de->d_name);
 	if (dp)
 		closedir(dp);
 out:
-	desired__free(&next);
-	desired__free(&want);
-	teardown(&st, &f);
+	commit_teardown(&c);
 }
 
-/* Refused before the maps: nothing applied, nothing saved. */
-static void test_commit_invalid(void)
+/* Refused, by the validation (before the maps) or by the maps (which
+ * undid their part, all-or-nothing): nothing saved. A refusal by the maps
+ * may have moved ids in the rollback, so the hook hears of it. */
+static const struct refused_commit {
+	const char *file;
+	bool no_weights; /* every weight of a service 0: invalid */
+	int fail_apply;
+	const char *err;
+	int applies, changed;
+} refused_commits[] = {
+	{ "invalid.json", true, 0, "weight", 0, 0 },
+	{ "applyfail.json", false, 1, "fake maps: backends map is full", 1, 1 },
+};
+
+static void test_commit_refused(void)
 {
-	struct fake_maps f;
-	struct state st;
-	struct desired next, want;
-	char err[1024];
+	for (size_t i = 0; i < ARRAY_SIZE(refused_commits); i++) {
+		const struct refused_commit *r = &refused_commits[i];
+		struct commit_case c;
 
-	if (!setup(&st, &f, "invalid.json", one_json) || !parse(&next, two_json) ||
-	    !parse(&want, one_json))
-		goto out;
-	next.services[1].backends[0].weight = 0; /* every weight 0 */
-	if (!ASSERT_NEQ(state__commit(&st, &next, err, sizeof(err)), 0, "commit"))
-		goto out;
-	ASSERT_TRUE(strstr(err, "weight") != NULL, err);
-	ASSERT_EQ(f.applies, 0, "nothing applied");
-	ASSERT_EQ(f.changed, 0, "no change to hear of");
-	ASSERT_TRUE(same_state(&st.desired, &want), "st->desired as before");
-	file_holds(st.path, &want, "the state file as before");
-out:
-	desired__free(&next);
-	desired__free(&want);
-	teardown(&st, &f);
-}
-
-/* The maps refuse (all-or-nothing: they undid their part): the file stays,
- * and ids may have moved in the rollback, so the hook hears of it. */
-static void test_commit_apply_fails(void)
-{
-	struct fake_maps f;
-	struct state st;
-	struct desired next, want;
-	char err[1024];
-
-	if (!setup(&st, &f, "applyfail.json", one_json) || !parse(&next, two_json) ||
-	    !parse(&want, one_json))
-		goto out;
-	f.fail_apply = 1;
-	if (!ASSERT_EQ(state__commit(&st, &next, err, sizeof(err)), -ENOSPC, "commit"))
-		goto out;
-	ASSERT_TRUE(strstr(err, "backends map is full") != NULL, err);
-	ASSERT_EQ(f.changed, 1, "changed hook");
-	ASSERT_TRUE(same_state(&st.desired, &want), "st->desired as before");
-	ASSERT_TRUE(same_state(&f.held, &want), "the maps as before");
-	file_holds(st.path, &want, "the state file as before");
-out:
-	desired__free(&next);
-	desired__free(&want);
-	teardown(&st, &f);
+		if (!commit_setup(&c, r->file))
+			goto next;
+		if (r->no_weights)
+			c.next.services[1].backends[0].weight = 0;
+		c.f.fail_apply = r->fail_apply;
+		if (!ASSERT_NEQ(state__commit(&c.st, &c.next, c.err, sizeof(c.err)), 0, r->file))
+			goto next;
+		ASSERT_TRUE(strstr(c.err, r->err) != NULL, c.err);
+		ASSERT_EQ(c.f.applies, r->applies, "applies");
+		ASSERT_EQ(c.f.changed, r->changed, "changed hook");
+		ASSERT_TRUE(same_state(&c.f.held, &c.before), "the maps as before");
+		as_before(&c);
+next:
+		commit_teardown(&c);
+	}
 }
 
 /* The save fails (the state file's directory is a file): the maps are
  * put back; when that fails too the error says so. */
 static void test_commit_save_fails(void)
 {
-	struct fake_maps f;
-	struct state st;
-	struct desired next, want;
-	char err[1024], blocker[PATH_MAX], path[PATH_MAX + 16];
+	char blocker[PATH_MAX], path[PATH_MAX + 16];
+	struct commit_case c;
 	FILE *fp;
 
 	snprintf(blocker, sizeof(blocker), "%s/not-a-dir", dir);
@@ -265,28 +275,24 @@ static void test_commit_save_fails(void)
 		return;
 	fclose(fp);
 	for (int put_back_fails = 0; put_back_fails <= 1; put_back_fails++) {
-		if (!setup(&st, &f, "savefail.json", one_json) || !parse(&next, two_json) ||
-		    !parse(&want, one_json))
+		if (!commit_setup(&c, "savefail.json"))
 			goto next;
-		st.path = path;
-		f.fail_apply = put_back_fails ? 2 : 0;
-		if (!ASSERT_NEQ(state__commit(&st, &next, err, sizeof(err)), 0, "commit"))
+		c.st.path = path;
+		c.f.fail_apply = put_back_fails ? 2 : 0;
+		if (!ASSERT_NEQ(state__commit(&c.st, &c.next, c.err, sizeof(c.err)), 0, "commit"))
 			goto next;
-		ASSERT_EQ(f.applies, 2, "applied, then put back");
-		ASSERT_EQ(f.changed, 2, "changed hook after each");
-		ASSERT_TRUE(same_state(&st.desired, &want), "st->desired as before");
+		ASSERT_EQ(c.f.applies, 2, "applied, then put back");
+		ASSERT_EQ(c.f.changed, 2, "changed hook after each");
+		ASSERT_TRUE(same_state(&c.st.desired, &c.before), "st->desired as before");
 		if (put_back_fails) {
-			ASSERT_TRUE(strstr(err, "; putting the maps back failed too: fake maps") !=
-					    NULL,
-				    err);
+			ASSERT_TRUE(strstr(c.err, "; putting the maps back failed too: fake maps"),
+				    c.err);
 		} else {
-			ASSERT_TRUE(strstr(err, "(nothing was changed)") != NULL, err);
-			ASSERT_TRUE(same_state(&f.held, &want), "the maps put back");
+			ASSERT_TRUE(strstr(c.err, "(nothing was changed)") != NULL, c.err);
+			ASSERT_TRUE(same_state(&c.f.held, &c.before), "the maps put back");
 		}
 next:
-		desired__free(&next);
-		desired__free(&want);
-		teardown(&st, &f);
+		commit_teardown(&c);
 	}
 	unlink(blocker);
 }
@@ -353,13 +359,9 @@ out:
 }
 
 static const struct test tests[] = {
-	TEST(test_load),
-	TEST(test_commit),
-	TEST(test_commit_invalid),
-	TEST(test_commit_apply_fails),
-	TEST(test_commit_save_fails),
-	TEST(test_tally),
-	TEST(test_reconcile),
+	TEST(test_load),           TEST(test_commit),
+	TEST(test_commit_refused), TEST(test_commit_save_fails),
+	TEST(test_tally),          TEST(test_reconcile),
 };
 
 int main(int argc, char **argv)
