@@ -138,6 +138,16 @@ $(O)/tests/unit/%: $(O)/tests/unit/%.o $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
 
+# meshd's unit tests (tests/unit/test_meshd_*.c) link its modules without
+# main.c and see its headers.
+MESHD_OBJS := $(patsubst %.c,$(O)/%.o,$(filter-out user/meshd/main.c,$(wildcard user/meshd/*.c)))
+MESHD_UNIT_BINS := $(filter $(O)/tests/unit/test_meshd_%,$(UNIT_BINS))
+$(O)/tests/unit/test_meshd_%.o: XINC = $(LIB_INC) $(AGENT_INC) -Iuser/meshd
+$(MESHD_UNIT_BINS): $(O)/tests/unit/test_meshd_%: $(O)/tests/unit/test_meshd_%.o $(MESHD_OBJS) \
+		$(TLIB_OBJS) $(ALL_LIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
+
 $(DP_BIN): $(DP_OBJS) $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@

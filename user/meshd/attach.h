@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 #include <linux/types.h>
 
+struct netlink_ops;
 struct sluice;
 
 enum attach_xdp_mode {
@@ -59,15 +60,11 @@ const char *attach__mode_name(enum attach_xdp_mode mode);
 int attach__init(struct attach *a, struct sluice *sl, enum attach_xdp_mode mode,
 		 const char *interfaces);
 void attach__free(struct attach *a);
-bool attach__matches(const struct attach *a, const char *ifname);
 
-/* A link exists (appeared, changed or renamed): attach if it matches. */
-void attach__link_up(struct attach *a, int ifindex, const char *ifname);
-/* A link was deleted: the kernel dropped its programs, forget it. */
-void attach__link_gone(struct attach *a, int ifindex, const char *ifname);
-/* Full resync: begin, attach__link_up() for every link, end forgets the rest. */
-void attach__sync_begin(struct attach *a);
-void attach__sync_end(struct attach *a);
+/* The link events of netlink.h, for netlink__open(): a link that appears
+ * and matches is attached; a deleted one (the kernel dropped its
+ * programs) is forgotten, and so is one a full list no longer has. */
+void attach__link_ops(struct attach *a, struct netlink_ops *ops);
 /* Re-check every attachment (someone may have detached or replaced our
  * program without a link event) and retry the refused and failed ones. */
 void attach__check_all(struct attach *a);

@@ -24,100 +24,10 @@
 
 #include "attach.h"
 #include "config.h"
+#include "config_opts.h"
 #include "log.h"
-#include "meshd.h"
 
 #define CONFIG_MAX_BYTES (1u << 20)
-
-/* The settings that are both flags and config-file keys come first. */
-enum config_opt_id {
-	OPT_INTERFACES,
-	OPT_XDP_MODE,
-	OPT_FIB_FORWARD,
-	OPT_CGROUP,
-	OPT_BPFFS,
-	OPT_STATE,
-	OPT_SOCKET,
-	OPT_LOG_LEVEL,
-	OPT_METRICS,
-	OPT_TELEMETRY,
-	OPT_TELEMETRY_INTERVAL,
-	OPT_SOCKET_LB,
-	OPT_REDIRECT,
-	OPT_KUBERNETES,
-	OPT_KUBECONFIG,
-	OPT__SETTINGS,
-	OPT_CONFIG = OPT__SETTINGS,
-	OPT_CLEANUP,
-	OPT_HELP,
-	OPT_VERSION,
-	OPT__MAX,
-};
-
-static const struct config_opt {
-	const char *name;
-	const char *arg; /* NULL: a switch */
-	const char *def; /* shown as the default, NULL: none shown */
-	const char *help;
-} config_opts[OPT__MAX] = {
-	[OPT_INTERFACES] = { "interfaces", "LIST", "none",
-			     "comma-separated interface names or fnmatch patterns to attach to, e.g. "
-			     "\"eth1,lb-*\"; interfaces that appear later are attached then" },
-	[OPT_XDP_MODE] = { "xdp-mode", "MODE", "native",
-			   "native | generic | off (off: the tc program at tc ingress instead)" },
-	[OPT_FIB_FORWARD] = { "fib-forward", "on|off", "off",
-			      "XDP forwards rewritten packets itself (FIB lookup + redirect) "
-			      "instead of handing them to the kernel; only where every egress "
-			      "device the routes use can take XDP frames (native XDP NICs, veths "
-			      "whose peer runs XDP or GRO): bridges, tunnels and plain veths drop "
-			      "redirected frames" },
-	[OPT_CGROUP] = { "cgroup", "PATH", "the cgroup2 mount in /proc/mounts",
-			 "cgroup v2 directory whose processes' sockets the socket-level hooks "
-			 "(socket LB, redirection, telemetry) see; the root covers the whole node; "
-			 "must exist" },
-	[OPT_BPFFS] = { "bpffs", "PATH", MESHD_BPFFS_DEFAULT,
-			"pin directory for maps (bpffs is mounted on /sys/fs/bpf if it is not)" },
-	[OPT_STATE] = { "state", "FILE", MESHD_STATE_DEFAULT,
-			"desired-state file, written atomically on every change" },
-	[OPT_SOCKET] = { "socket", "PATH", SLUICE_API_SOCKET_DEFAULT,
-			 "API socket for meshctl (mode 0600, root only)" },
-	[OPT_LOG_LEVEL] = { "log-level", "LEVEL", "info", "error | warn | info | debug" },
-	[OPT_METRICS] = { "metrics", "ADDR", MESHD_METRICS_DEFAULT,
-			  "serve Prometheus metrics at http://ADDR/metrics: HOST:PORT with a numeric "
-			  "host, [V6]:PORT, :PORT for every address, or off" },
-	[OPT_TELEMETRY] = { "telemetry", "on|off", "on",
-			    "per-connection telemetry: a sockops program on --cgroup records every "
-			    "TCP connection to or from a service (RTT, bytes, retransmits, "
-			    "failures) for the metrics, `meshctl connections` and `meshctl top`; "
-			    "off also detaches one an earlier meshd left" },
-	[OPT_TELEMETRY_INTERVAL] = { "telemetry-interval", "SECONDS", "10",
-				     "how often a long-lived connection reports its progress "
-				     "before it closes (0: only at open and close)" },
-	[OPT_SOCKET_LB] = { "socket-lb", "on|off", "on",
-			    "socket-level load balancing: connect()/sendmsg() of processes in "
-			    "--cgroup to a VIP go straight to a backend (no per-packet NAT, no "
-			    "conntrack entry; getpeername()/recvfrom() show the VIP); off also "
-			    "detaches one an earlier meshd left (the packet path still serves)" },
-	[OPT_REDIRECT] = { "redirect", "on|off", "off",
-			   "same-node redirection (opt-in): TCP connections whose both ends are "
-			   "local sockets in --cgroup skip the TCP/IP stack (sockops + sk_msg); a "
-			   "self-test must pass at start or it stays off (see below)" },
-	[OPT_KUBERNETES] = { "kubernetes", "on|off", "off",
-			     "sync services from the Kubernetes API (v1 Services and "
-			     "EndpointSlices, list + watch); kubernetes services are then "
-			     "read-only for meshctl; NODE_NAME names this node for traffic "
-			     "policies Local" },
-	[OPT_KUBECONFIG] = { "kubeconfig", "FILE", "in-cluster service account",
-			     "kubeconfig for --kubernetes (its current-context)" },
-	[OPT_CONFIG] = { "config", "FILE", NULL,
-			 "YAML config file whose keys are the long option names above; "
-			 "flags win over it" },
-	[OPT_CLEANUP] = { "cleanup", NULL, NULL,
-			  "detach Sluice programs from every interface, remove the pins, exit "
-			  "(drops conntrack)" },
-	[OPT_HELP] = { "help", NULL, NULL, "show this help and exit" },
-	[OPT_VERSION] = { "version", NULL, NULL, "print the version and exit" },
-};
 
 struct config_settings {
 	char *val[OPT__SETTINGS];
@@ -125,78 +35,6 @@ struct config_settings {
 	char *config;
 	bool cleanup;
 };
-
-/* Print text from column `indent` on, wrapped at word boundaries. */
-static void config__wrap(FILE *f, const char *text, int indent, int width)
-{
-	int col = indent;
-
-	while (*text) {
-		int word = strcspn(text, " ");
-
-		if (col > indent && col + 1 + word > width) {
-			fprintf(f, "\n%*s", indent, "");
-			col = indent;
-		} else if (col > indent) {
-			fputc(' ', f);
-			col++;
-		}
-		fprintf(f, "%.*s", word, text);
-		col += word;
-		text += word;
-		text += strspn(text, " ");
-	}
-	fputc('\n', f);
-}
-
-static void config__usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: meshd [--config FILE] [--interfaces LIST] [--xdp-mode native|generic|off]\n"
-		"             [--fib-forward on|off] [--cgroup PATH] [--bpffs PATH] [--state FILE]\n"
-		"             [--socket PATH] [--log-level LEVEL] [--metrics ADDR|off]\n"
-		"             [--telemetry on|off] [--telemetry-interval SECONDS]\n"
-		"             [--socket-lb on|off] [--redirect on|off]\n"
-		"             [--kubernetes on|off] [--kubeconfig FILE] [--cleanup]\n"
-		"             | --help | --version\n"
-		"Sluice node agent: loads the L4 datapath, attaches it to interfaces, keeps the\n"
-		"services of the desired state in its maps and serves meshctl.\n\nOptions:\n");
-	for (int i = 0; i < OPT__MAX; i++) {
-		const struct config_opt *o = &config_opts[i];
-		char flag[48], text[512];
-
-		snprintf(flag, sizeof(flag), "--%s%s%s", o->name, o->arg ? " " : "",
-			 o->arg ? o->arg : "");
-		snprintf(text, sizeof(text), "%s%s%s%s", o->help, o->def ? " (default: " : "",
-			 o->def ? o->def : "", o->def ? ")" : "");
-		/* a flag wider than its column gets a line of its own */
-		if (strlen(flag) > 22)
-			fprintf(f, "  %s\n%25s", flag, "");
-		else
-			fprintf(f, "  %-22s ", flag);
-		config__wrap(f, text, 25, 79);
-	}
-	fprintf(f,
-		"\nSIGTERM/SIGINT end meshd leaving programs attached and maps pinned: a restart\n"
-		"keeps every connection. Only --cleanup or `meshctl uninstall` removes them.\n"
-		"\nSocket LB and redirection act on the sockets of processes in --cgroup (pass a\n"
-		"child cgroup to limit them). Redirection is opt-in because of a kernel\n"
-		"limitation: on 6.18 a blocking reader that half-closes (shutdown(SHUT_WR),\n"
-		"then a blocking recv()) can get a spurious EAGAIN on a redirected socket\n"
-		"(tcp_bpf_recvmsg); event-driven readers (poll + non-blocking recv) take it as\n"
-		"\"no data yet\" and are not affected.\n"
-		"\nTelemetry records the TCP connections that processes in --cgroup open to a\n"
-		"service or accept as one of its backends: bytes, RTT, retransmits, duration,\n"
-		"failures. `meshctl connections` lists them, `meshctl top` shows live rates,\n"
-		"and GET /metrics exports them with the datapath counters in the Prometheus\n"
-		"text format (gzip when the scraper asks). 9465 is Sluice's metrics port.\n"
-		"\nExamples:\n"
-		"  meshd --interfaces 'eth1,lb-*' --xdp-mode generic\n"
-		"  meshd --interfaces eth1 --metrics 127.0.0.1:9465 --telemetry-interval 30\n"
-		"  meshd --interfaces eth1 --cgroup /sys/fs/cgroup/mesh --redirect on\n"
-		"  meshd --config /etc/sluice/meshd.yaml --log-level debug\n"
-		"  meshd --cleanup --bpffs /sys/fs/bpf/sluice\n");
-}
 
 static int config__set(struct config_settings *st, int id, const char *val, const char *origin)
 {
@@ -454,10 +292,22 @@ static char *config__dup_or(const char *val, const char *def)
 	return strdup(val ? val : def);
 }
 
-/* Typed, validated config from the merged settings. */
-static int config__settle(struct config_settings *st, struct meshd_config *cfg)
+/* An on|off setting: def when unset. */
+static int config__settle_bool(const struct config_settings *st, int id, bool def, bool *out)
 {
-	char **v = st->val;
+	*out = def;
+	if (st->val[id] && config__parse_bool(st->val[id], out)) {
+		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[id],
+			st->val[id]);
+		return 2;
+	}
+	return 0;
+}
+
+/* The modes and switches, in the order their errors are reported. */
+static int config__settle_switches(const struct config_settings *st, struct meshd_config *cfg)
+{
+	char *const *v = st->val;
 
 	cfg->xdp_mode = ATTACH_XDP_NATIVE;
 	if (v[OPT_XDP_MODE] && attach__parse_mode(v[OPT_XDP_MODE], &cfg->xdp_mode)) {
@@ -465,69 +315,64 @@ static int config__settle(struct config_settings *st, struct meshd_config *cfg)
 			st->origin[OPT_XDP_MODE], v[OPT_XDP_MODE]);
 		return 2;
 	}
-	cfg->fib_forward = false;
-	if (v[OPT_FIB_FORWARD] && config__parse_bool(v[OPT_FIB_FORWARD], &cfg->fib_forward)) {
-		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_FIB_FORWARD],
-			v[OPT_FIB_FORWARD]);
+	if (config__settle_bool(st, OPT_FIB_FORWARD, false, &cfg->fib_forward))
 		return 2;
-	}
 	cfg->log_level = LOG_LEVEL_INFO;
 	if (v[OPT_LOG_LEVEL] && log__parse_level(v[OPT_LOG_LEVEL], &cfg->log_level)) {
 		fprintf(stderr, "meshd: %s: \"%s\" is not error, warn, info or debug\n",
 			st->origin[OPT_LOG_LEVEL], v[OPT_LOG_LEVEL]);
 		return 2;
 	}
-	cfg->telemetry = true;
-	if (v[OPT_TELEMETRY] && config__parse_bool(v[OPT_TELEMETRY], &cfg->telemetry)) {
-		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_TELEMETRY],
-			v[OPT_TELEMETRY]);
+	if (config__settle_bool(st, OPT_TELEMETRY, true, &cfg->telemetry) ||
+	    config__settle_bool(st, OPT_SOCKET_LB, true, &cfg->socket_lb) ||
+	    config__settle_bool(st, OPT_REDIRECT, false, &cfg->redirect) ||
+	    config__settle_bool(st, OPT_KUBERNETES, false, &cfg->kubernetes))
 		return 2;
-	}
-	cfg->socket_lb = true;
-	if (v[OPT_SOCKET_LB] && config__parse_bool(v[OPT_SOCKET_LB], &cfg->socket_lb)) {
-		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_SOCKET_LB],
-			v[OPT_SOCKET_LB]);
-		return 2;
-	}
-	cfg->redirect = false;
-	if (v[OPT_REDIRECT] && config__parse_bool(v[OPT_REDIRECT], &cfg->redirect)) {
-		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_REDIRECT],
-			v[OPT_REDIRECT]);
-		return 2;
-	}
-	cfg->kubernetes = false;
-	if (v[OPT_KUBERNETES] && config__parse_bool(v[OPT_KUBERNETES], &cfg->kubernetes)) {
-		fprintf(stderr, "meshd: %s: \"%s\" is not on or off\n", st->origin[OPT_KUBERNETES],
-			v[OPT_KUBERNETES]);
-		return 2;
-	}
+	return 0;
+}
+
+static int config__settle_kubeconfig(const struct config_settings *st, struct meshd_config *cfg)
+{
+	const char *path = st->val[OPT_KUBECONFIG];
+
 	/* Checked here so a typo stops meshd before the datapath is touched. */
-	if (cfg->kubernetes && v[OPT_KUBECONFIG] && access(v[OPT_KUBECONFIG], R_OK)) {
-		fprintf(stderr, "meshd: %s: cannot read %s: %s\n", st->origin[OPT_KUBECONFIG],
-			v[OPT_KUBECONFIG], strerror(errno));
+	if (cfg->kubernetes && path && access(path, R_OK)) {
+		fprintf(stderr, "meshd: %s: cannot read %s: %s\n", st->origin[OPT_KUBECONFIG], path,
+			strerror(errno));
 		return 2;
 	}
-	if (v[OPT_KUBECONFIG] && !(cfg->kubeconfig = strdup(v[OPT_KUBECONFIG]))) {
+	if (path && !(cfg->kubeconfig = strdup(path))) {
 		fprintf(stderr, "meshd: out of memory\n");
 		return 2;
 	}
-	cfg->telemetry_interval = MESHD_TELEMETRY_INTERVAL_DEFAULT;
-	if (v[OPT_TELEMETRY_INTERVAL]) {
-		const char *text = v[OPT_TELEMETRY_INTERVAL];
-		unsigned long n;
-		char *end;
+	return 0;
+}
 
-		errno = 0;
-		n = strtoul(text, &end, 10);
-		if (!isdigit((unsigned char)text[0]) || errno || *end ||
-		    n > MESHD_TELEMETRY_INTERVAL_MAX) {
-			fprintf(stderr, "meshd: %s: \"%s\" is not a number of seconds 0-%d\n",
-				st->origin[OPT_TELEMETRY_INTERVAL], text,
-				MESHD_TELEMETRY_INTERVAL_MAX);
-			return 2;
-		}
-		cfg->telemetry_interval = n;
+static int config__settle_interval(const struct config_settings *st, struct meshd_config *cfg)
+{
+	const char *text = st->val[OPT_TELEMETRY_INTERVAL];
+	unsigned long n;
+	char *end;
+
+	cfg->telemetry_interval = MESHD_TELEMETRY_INTERVAL_DEFAULT;
+	if (!text)
+		return 0;
+	errno = 0;
+	n = strtoul(text, &end, 10);
+	if (!isdigit((unsigned char)text[0]) || errno || *end || n > MESHD_TELEMETRY_INTERVAL_MAX) {
+		fprintf(stderr, "meshd: %s: \"%s\" is not a number of seconds 0-%d\n",
+			st->origin[OPT_TELEMETRY_INTERVAL], text, MESHD_TELEMETRY_INTERVAL_MAX);
+		return 2;
 	}
+	cfg->telemetry_interval = n;
+	return 0;
+}
+
+/* The metrics address, the absolute paths and the cgroup directory. */
+static int config__check_places(const struct config_settings *st)
+{
+	char *const *v = st->val;
+
 	if (v[OPT_METRICS] && strcmp(v[OPT_METRICS], "off") &&
 	    config__check_metrics(v[OPT_METRICS], st->origin[OPT_METRICS]))
 		return 2;
@@ -538,28 +383,46 @@ static int config__settle(struct config_settings *st, struct meshd_config *cfg)
 			return 2;
 		}
 	}
-	if (v[OPT_CGROUP]) {
-		if (config__check_cgroup(v[OPT_CGROUP], st->origin[OPT_CGROUP]))
-			return 2;
+	if (v[OPT_CGROUP] && config__check_cgroup(v[OPT_CGROUP], st->origin[OPT_CGROUP]))
+		return 2;
+	return 0;
+}
+
+/* The strings, defaults filled in (validated by config__check_places()). */
+static int config__settle_strings(const struct config_settings *st, struct meshd_config *cfg)
+{
+	char *const *v = st->val;
+	bool metrics_off = v[OPT_METRICS] && !strcmp(v[OPT_METRICS], "off");
+
+	if (v[OPT_CGROUP])
 		cfg->cgroup = strdup(v[OPT_CGROUP]);
-	} else if (!st->cleanup) {
+	else if (!st->cleanup)
 		cfg->cgroup = config__find_cgroup2();
-	}
 	cfg->interfaces = config__dup_or(v[OPT_INTERFACES], "");
 	cfg->bpffs = config__dup_or(v[OPT_BPFFS], MESHD_BPFFS_DEFAULT);
 	cfg->state = config__dup_or(v[OPT_STATE], MESHD_STATE_DEFAULT);
 	cfg->socket = config__dup_or(v[OPT_SOCKET], SLUICE_API_SOCKET_DEFAULT);
 	cfg->cleanup = st->cleanup;
-	if (!v[OPT_METRICS] || strcmp(v[OPT_METRICS], "off"))
+	if (!metrics_off)
 		cfg->metrics = config__dup_or(v[OPT_METRICS], MESHD_METRICS_DEFAULT);
 	if (!cfg->interfaces || !cfg->bpffs || !cfg->state || !cfg->socket ||
-	    (!cfg->metrics && (!v[OPT_METRICS] || strcmp(v[OPT_METRICS], "off")))) {
+	    (!cfg->metrics && !metrics_off)) {
 		fprintf(stderr, "meshd: out of memory\n");
 		return 2;
 	}
 	/* Trailing slashes would make two spellings of one pin dir. */
 	for (size_t n = strlen(cfg->bpffs); n > 1 && cfg->bpffs[n - 1] == '/'; n--)
 		cfg->bpffs[n - 1] = '\0';
+	return 0;
+}
+
+/* Typed, validated config from the merged settings. */
+static int config__settle(const struct config_settings *st, struct meshd_config *cfg)
+{
+	if (config__settle_switches(st, cfg) || config__settle_kubeconfig(st, cfg) ||
+	    config__settle_interval(st, cfg) || config__check_places(st) ||
+	    config__settle_strings(st, cfg))
+		return 2;
 	return 0;
 }
 

@@ -11,7 +11,35 @@
 #ifndef MESHD_CONFIG_H
 #define MESHD_CONFIG_H
 
-struct meshd_config;
+#include <stdbool.h>
+
+#include "attach.h"
+#include "log.h"
+
+#define MESHD_BPFFS_DEFAULT "/sys/fs/bpf/sluice"
+#define MESHD_STATE_DEFAULT "/var/lib/sluice/state.json"
+#define MESHD_METRICS_DEFAULT ":9465" /* HTTP_DEFAULT_BIND of http.h */
+#define MESHD_TELEMETRY_INTERVAL_DEFAULT 10
+#define MESHD_TELEMETRY_INTERVAL_MAX 86400
+
+struct meshd_config {
+	char *interfaces; /* comma-separated names / fnmatch patterns */
+	enum attach_xdp_mode xdp_mode;
+	bool fib_forward;
+	char *cgroup;
+	char *bpffs;
+	char *state;
+	char *socket;
+	enum log_level log_level;
+	char *metrics;  /* bind address of /metrics; NULL: off */
+	bool socket_lb; /* connect()/sendmsg() hooks on --cgroup */
+	bool redirect;  /* sockops + sk_msg same-node redirection (opt-in) */
+	bool telemetry;
+	unsigned int telemetry_interval; /* seconds; 0: records at open and close only */
+	bool kubernetes;                 /* sync Services/EndpointSlices (k8sint.h) */
+	char *kubeconfig;                /* NULL: in-cluster service account */
+	bool cleanup;
+};
 
 /* 0: run; 1: done (--help/--version printed), exit 0; 2: usage error
  * (printed), exit 2. cfg must be zeroed; free it with config__free(). */

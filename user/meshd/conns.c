@@ -16,8 +16,13 @@
 #include "conns.h"
 #include "follow.h"
 #include "log.h"
-#include "meshd.h"
-#include "state.h"
+
+void conns__init(struct conns *c, struct sluice *sl, const struct desired *desired)
+{
+	memset(c, 0, sizeof(*c));
+	c->sl = sl;
+	c->desired = desired;
+}
 
 void conns__stale(struct conns *c)
 {
@@ -33,7 +38,7 @@ void conns__free(struct conns *c)
 }
 
 struct conns_walk {
-	struct meshd *m;
+	const struct desired *desired;
 	struct conns_name *v;
 	size_t n, cap;
 };
@@ -62,7 +67,7 @@ static int conns__collect(const void *key, const void *value, void *ctx)
 	cn = &w->v[w->n++];
 	cn->svc_id = svc->svc_id;
 	sluice_svc__str(&vip, ntohs(k->port), k->proto, cn->ref, sizeof(cn->ref));
-	d = desired__find(&w->m->desired, &vip, ntohs(k->port), k->proto);
+	d = desired__find(w->desired, &vip, ntohs(k->port), k->proto);
 	snprintf(cn->name, sizeof(cn->name), "%s", d ? d->name : "");
 	return 0;
 }
@@ -74,10 +79,10 @@ static int conns__cmp(const void *a, const void *b)
 	return x->svc_id < y->svc_id ? -1 : x->svc_id > y->svc_id;
 }
 
-static int conns__refresh(struct meshd *m)
+static int conns__refresh(struct conns *c)
 {
-	struct conns_walk w = { .m = m };
-	int fd = sluice__map_fd(m->sl, "services"), err;
+	struct conns_walk w = { .desired = c->desired };
+	int fd = sluice__map_fd(c->sl, "services"), err;
 
 	err = sluice__map_walk(fd, "services", sizeof(struct sluice_svc_key),
 			       sizeof(struct sluice_svc), conns__collect, &w);
@@ -88,22 +93,22 @@ static int conns__refresh(struct meshd *m)
 		return err;
 	}
 	qsort(w.v, w.n, sizeof(*w.v), conns__cmp);
-	free(m->conns.names);
-	m->conns.names = w.v;
-	m->conns.n = w.n;
-	m->conns.fresh = true;
+	free(c->names);
+	c->names = w.v;
+	c->n = w.n;
+	c->fresh = true;
 	return 0;
 }
 
-const struct conns_name *conns__service(struct meshd *m, __u32 svc_id)
+const struct conns_name *conns__service(struct conns *c, __u32 svc_id)
 {
 	struct conns_name key = { .svc_id = svc_id };
 
-	if (!m->conns.fresh && conns__refresh(m))
+	if (!c->fresh && conns__refresh(c))
 		return NULL;
-	if (!m->conns.n)
+	if (!c->n)
 		return NULL;
-	return bsearch(&key, m->conns.names, m->conns.n, sizeof(key), conns__cmp);
+	return bsearch(&key, c->names, c->n, sizeof(key), conns__cmp);
 }
 
 static void conns__add_addr(struct json_object *o, const char *key, __u8 family,
@@ -159,7 +164,7 @@ static void conns__add_fixed(struct json_object *o, const char *key, double v, i
 	json_object_object_add(o, key, json_object_new_double_s(v, buf));
 }
 
-struct json_object *conns__rec_json(struct meshd *m, const struct sluice_telem_rec *rec)
+struct json_object *conns__rec_json(struct conns *c, const struct sluice_telem_rec *rec)
 {
 	struct json_object *o = json_object_new_object();
 	const struct conns_name *svc;
@@ -171,13 +176,13 @@ struct json_object *conns__rec_json(struct meshd *m, const struct sluice_telem_r
 	conns__add_fixed(o, "time", conns__wall(rec->ts_ns), 3);
 	json_object_object_add(o, "event", json_object_new_string(telemetry__type_name(rec->type)));
 	json_object_object_add(o, "state", json_object_new_string(conns__state(rec->type)));
-	svc = conns__service(m, rec->svc_id);
+	svc = conns__service(c, rec->svc_id);
 	json_object_object_add(o, "service", svc ? json_object_new_string(svc->ref) : NULL);
 	if (svc && svc->name[0])
 		json_object_object_add(o, "name", json_object_new_string(svc->name));
 	conns__add_u64(o, "service_id", rec->svc_id);
 	/* A backend id is attributed only while it belongs to that service. */
-	if (rec->backend_id && !sluice__backend_get(m->sl, rec->backend_id, &be, NULL) &&
+	if (rec->backend_id && !sluice__backend_get(c->sl, rec->backend_id, &be, NULL) &&
 	    be.svc_id == rec->svc_id)
 		conns__add_addr(o, "backend", be.family, be.addr, ntohs(be.port));
 	else
@@ -205,19 +210,19 @@ struct json_object *conns__rec_json(struct meshd *m, const struct sluice_telem_r
 	return o;
 }
 
-void conns__broadcast(struct meshd *m, const struct sluice_telem_rec *rec)
+void conns__broadcast(struct conns *c, struct follow *f, const struct sluice_telem_rec *rec)
 {
-	const struct conns_name *svc = conns__service(m, rec->svc_id);
+	const struct conns_name *svc = conns__service(c, rec->svc_id);
 	struct json_object *o;
 	const char *text;
 
-	if (!follow__wants(&m->follow, svc ? svc->ref : NULL))
+	if (!follow__wants(f, svc ? svc->ref : NULL))
 		return;
-	o = conns__rec_json(m, rec);
+	o = conns__rec_json(c, rec);
 	text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 							     JSON_C_TO_STRING_NOSLASHESCAPE) :
 		   NULL;
 	if (text)
-		follow__send(&m->follow, svc ? svc->ref : NULL, text);
+		follow__send(f, svc ? svc->ref : NULL, text);
 	json_object_put(o);
 }

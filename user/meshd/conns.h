@@ -20,7 +20,8 @@
 #include "desired.h"
 #include "sluice_telemetry_abi.h"
 
-struct meshd;
+struct follow;
+struct sluice;
 
 struct conns_name {
 	__u32 svc_id;
@@ -29,19 +30,22 @@ struct conns_name {
 };
 
 struct conns {
-	struct conns_name *names; /* sorted by svc_id */
+	struct sluice *sl;             /* ids to services and backends */
+	const struct desired *desired; /* their names */
+	struct conns_name *names;      /* sorted by svc_id */
 	size_t n;
 	bool fresh; /* names match the maps */
 };
 
+void conns__init(struct conns *c, struct sluice *sl, const struct desired *desired);
 /* The maps changed: rebuild the names on next use. */
 void conns__stale(struct conns *c);
 void conns__free(struct conns *c);
 /* The service a record's id names now; NULL when none. */
-const struct conns_name *conns__service(struct meshd *m, __u32 svc_id);
+const struct conns_name *conns__service(struct conns *c, __u32 svc_id);
 /* One record as a RECORD object (NULL: out of memory). */
-struct json_object *conns__rec_json(struct meshd *m, const struct sluice_telem_rec *rec);
-/* Send one record to the followers (follow.h) that want its service. */
-void conns__broadcast(struct meshd *m, const struct sluice_telem_rec *rec);
+struct json_object *conns__rec_json(struct conns *c, const struct sluice_telem_rec *rec);
+/* Send one record to the followers that want its service. */
+void conns__broadcast(struct conns *c, struct follow *f, const struct sluice_telem_rec *rec);
 
 #endif /* MESHD_CONNS_H */

@@ -13,7 +13,6 @@
 #include <bpf/bpf.h>
 
 #include "ct.h"
-#include "state.h"
 
 #define CT_MAP "conntrack"
 

@@ -13,26 +13,28 @@
 #include "exporter.h"
 #include "k8sint.h"
 #include "log.h"
-#include "meshd.h"
+#include "sockint.h"
+#include "telem.h"
 
 /* Handler of GET /metrics: the sources as they are at this scrape (the
  * telemetry handle may come and go with restarts of telemetry). */
 static int exporter__render(void *ctx, FILE *out)
 {
-	struct meshd *m = ctx;
+	const struct exporter_view *v = ctx;
+	struct metrics_src src;
 	int err;
-	struct metrics_src src = {
-		.s = m->sl,
-		.t = m->telem.t,
-		.sock = sockint__info(m), /* refreshed for this scrape */
-		.start_time = (double)m->started_at,
-	};
 
-	if (!m->sl)
+	if (!v->sl)
 		return -EAGAIN; /* not loaded yet: cannot happen once the loop runs */
+	src = (struct metrics_src){
+		.s = v->sl,
+		.t = v->telem->t,
+		.sock = sockint__info(v->sock), /* refreshed for this scrape */
+		.start_time = (double)v->started_at,
+	};
 	err = metrics__render(&src, out);
 	if (!err)
-		k8sint__metrics(m, out); /* issue 7: sluice_kubernetes_* */
+		k8sint__metrics(v->kube, out); /* the sync lives in the agent, not in metrics.c */
 	return err;
 }
 
@@ -49,29 +51,34 @@ static void exporter__url(const char *addr, unsigned int port, char *buf, size_t
 		snprintf(buf, len, "http://%.*s:%u/metrics", hlen, addr, port);
 }
 
-int exporter__start(struct meshd *m)
+int exporter__start(struct exporter *e, const char *addr)
 {
-	struct exporter *e = &m->exporter;
 	char url[128];
 	int err;
 
 	e->h = NULL;
-	if (!m->cfg.metrics) {
+	e->addr = addr;
+	if (!addr) {
 		pr_info("metrics off (--metrics off)");
 		return 0;
 	}
-	e->route = (struct http_route){ "/metrics", METRICS_CONTENT_TYPE, exporter__render, m };
-	err = http__start(&e->h, &(struct http_opts){ .bind = m->cfg.metrics,
-						      .routes = &e->route,
-						      .nroutes = 1 });
+	e->route =
+		(struct http_route){ "/metrics", METRICS_CONTENT_TYPE, exporter__render, &e->view };
+	err = http__start(&e->h,
+			  &(struct http_opts){ .bind = addr, .routes = &e->route, .nroutes = 1 });
 	if (err) {
 		e->h = NULL;
 		pr_err("%s (--metrics)", sluice__errmsg());
 		return err;
 	}
-	exporter__url(m->cfg.metrics, http__port(e->h), url, sizeof(url));
-	pr_info("metrics on %s (--metrics %s)", url, m->cfg.metrics);
+	exporter__url(addr, http__port(e->h), url, sizeof(url));
+	pr_info("metrics on %s (--metrics %s)", url, addr);
 	return 0;
+}
+
+void exporter__set_view(struct exporter *e, const struct exporter_view *view)
+{
+	e->view = *view;
 }
 
 void exporter__stop(struct exporter *e)
@@ -96,18 +103,18 @@ void exporter__run(struct exporter *e)
 		pr_debug("metrics server: a request failed");
 }
 
-struct json_object *exporter__status_json(struct meshd *m)
+struct json_object *exporter__status_json(const struct exporter *e)
 {
 	struct json_object *o;
 	unsigned int port;
 	char url[128];
 
-	if (!m->exporter.h)
+	if (!e->h)
 		return NULL;
-	port = http__port(m->exporter.h);
-	exporter__url(m->cfg.metrics, port, url, sizeof(url));
+	port = http__port(e->h);
+	exporter__url(e->addr, port, url, sizeof(url));
 	o = json_object_new_object();
-	json_object_object_add(o, "address", json_object_new_string(m->cfg.metrics));
+	json_object_object_add(o, "address", json_object_new_string(e->addr));
 	json_object_object_add(o, "port", json_object_new_int64(port));
 	json_object_object_add(o, "url", json_object_new_string(url));
 	return o;

@@ -11,19 +11,37 @@
 #ifndef MESHD_EXPORTER_H
 #define MESHD_EXPORTER_H
 
+#include <time.h>
 #include <json-c/json.h>
 
 #include "http.h"
 
-struct meshd;
+struct k8sint;
+struct sluice;
+struct sockint;
+struct telem;
 
-struct exporter {
-	struct http *h; /* NULL: --metrics off */
-	struct http_route route;
+/* What a scrape reads, afresh each time: the pieces of the agent (the
+ * telemetry handle inside telem may come and go with restarts of it). */
+struct exporter_view {
+	struct sluice *sl;
+	struct telem *telem;
+	struct sockint *sock;
+	struct k8sint *kube;
+	time_t started_at;
 };
 
-/* Binds m->cfg.metrics (nothing when NULL). */
-int exporter__start(struct meshd *m);
+struct exporter {
+	struct http *h;   /* NULL: --metrics off */
+	const char *addr; /* --metrics */
+	struct http_route route;
+	struct exporter_view view; /* sl NULL: nothing to show yet */
+};
+
+/* Binds addr, the --metrics value (nothing when NULL: off). */
+int exporter__start(struct exporter *e, const char *addr);
+/* Once the datapath is loaded: what scrapes show from now on. */
+void exporter__set_view(struct exporter *e, const struct exporter_view *view);
 void exporter__stop(struct exporter *e);
 /* -1 when off */
 int exporter__fd(const struct exporter *e);
@@ -31,6 +49,6 @@ int exporter__fd(const struct exporter *e);
 int exporter__timeout_ms(const struct exporter *e);
 void exporter__run(struct exporter *e);
 /* status "metrics" object, or NULL (JSON null) when off */
-struct json_object *exporter__status_json(struct meshd *m);
+struct json_object *exporter__status_json(const struct exporter *e);
 
 #endif /* MESHD_EXPORTER_H */

@@ -14,8 +14,6 @@
 
 #include "k8sint.h"
 #include "log.h"
-#include "meshd.h"
-#include "state.h"
 
 /* Called from the sync thread: pr_*() writes one line per call. */
 static void k8sint__log(enum k8s_log_level level, const char *msg, void *ctx)
@@ -41,20 +39,19 @@ static void k8sint__log(enum k8s_log_level level, const char *msg, void *ctx)
  * applies all-or-nothing, saves and puts the maps back on a failed save. */
 static void k8sint__on_state(const struct desired *kube, bool complete, void *ctx)
 {
-	struct meshd *m = ctx;
-	struct k8sint *ki = &m->kube;
+	struct k8sint *ki = ctx;
 	struct desired next;
 	__u32 clash = 0;
 	char err[1024];
 
 	desired__init(&next);
-	if (k8s__merge(&m->desired, kube, complete, &next, &clash)) {
+	if (k8s__merge(ki->cfg.current, kube, complete, &next, &clash)) {
 		snprintf(ki->last_error, sizeof(ki->last_error), "out of memory");
 		ki->commit_errors++;
 		pr_err("kubernetes: merging %u services: out of memory", kube->nservices);
 		return;
 	}
-	if (state__commit(m, &next, err, sizeof(err))) {
+	if (ki->cfg.commit(ki->cfg.ctx, &next, err, sizeof(err))) {
 		desired__free(&next);
 		snprintf(ki->last_error, sizeof(ki->last_error), "%s", err);
 		ki->commit_errors++;
@@ -70,28 +67,29 @@ static void k8sint__on_state(const struct desired *kube, bool complete, void *ct
 	pr_debug("kubernetes: %u kubernetes services committed", kube->nservices);
 }
 
-int k8sint__start(struct meshd *m)
+int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg)
 {
 	struct k8s_opts ko = {
-		.kubeconfig = m->cfg.kubeconfig,
+		.kubeconfig = cfg->kubeconfig,
 		.node_name = getenv("NODE_NAME"),
 		.on_state = k8sint__on_state,
 		.log = k8sint__log,
-		.ctx = m,
+		.ctx = ki,
 	};
 	int err;
 
-	m->kube.k = NULL;
-	if (!m->cfg.kubernetes)
+	ki->cfg = *cfg;
+	ki->k = NULL;
+	if (!cfg->enabled)
 		return 0;
 	if (ko.node_name && !*ko.node_name)
 		ko.node_name = NULL;
-	err = k8s__open(&ko, &m->kube.k);
+	err = k8s__open(&ko, &ki->k);
 	if (err) {
-		m->kube.k = NULL;
+		ki->k = NULL;
 		pr_err("kubernetes: %s (--kubernetes on%s%s)", sluice__errmsg(),
-		       m->cfg.kubeconfig ? ", --kubeconfig " : ", in-cluster",
-		       m->cfg.kubeconfig ? m->cfg.kubeconfig : "");
+		       cfg->kubeconfig ? ", --kubeconfig " : ", in-cluster",
+		       cfg->kubeconfig ? cfg->kubeconfig : "");
 		return err;
 	}
 	pr_info("kubernetes: sync started (node %s); the state file's services stay until "
@@ -101,42 +99,42 @@ int k8sint__start(struct meshd *m)
 	return 0;
 }
 
-void k8sint__stop(struct meshd *m)
+void k8sint__stop(struct k8sint *ki)
 {
-	k8s__close(m->kube.k);
-	m->kube.k = NULL;
+	k8s__close(ki->k);
+	ki->k = NULL;
 }
 
-int k8sint__fd(const struct meshd *m)
+int k8sint__fd(const struct k8sint *ki)
 {
-	return m->kube.k ? k8s__fd(m->kube.k) : -1;
+	return ki->k ? k8s__fd(ki->k) : -1;
 }
 
-void k8sint__poll(struct meshd *m)
+void k8sint__poll(struct k8sint *ki)
 {
-	if (m->kube.k)
-		k8s__poll(m->kube.k);
+	if (ki->k)
+		k8s__poll(ki->k);
 }
 
-struct json_object *k8sint__status_json(struct meshd *m)
+struct json_object *k8sint__status_json(const struct k8sint *ki)
 {
 	struct json_object *o;
 	struct k8s_stats st;
 
-	if (!m->kube.k)
+	if (!ki->k)
 		return NULL;
-	k8s__stats(m->kube.k, &st);
+	k8s__stats(ki->k, &st);
 	o = k8s__stats_to_json(&st);
 	if (!o)
 		return NULL;
 	/* The agent's side: commits of synced sets and what refused them. */
-	json_object_object_add(o, "commits", json_object_new_uint64(m->kube.commits));
-	json_object_object_add(o, "commit_errors", json_object_new_uint64(m->kube.commit_errors));
-	json_object_object_add(o, "commit_error", json_object_new_string(m->kube.last_error));
-	json_object_object_add(o, "clashes", json_object_new_int64(m->kube.clashes));
+	json_object_object_add(o, "commits", json_object_new_uint64(ki->commits));
+	json_object_object_add(o, "commit_errors", json_object_new_uint64(ki->commit_errors));
+	json_object_object_add(o, "commit_error", json_object_new_string(ki->last_error));
+	json_object_object_add(o, "clashes", json_object_new_int64(ki->clashes));
 	json_object_object_add(o, "kubeconfig",
-			       m->cfg.kubeconfig ? json_object_new_string(m->cfg.kubeconfig) :
-						   NULL);
+			       ki->cfg.kubeconfig ? json_object_new_string(ki->cfg.kubeconfig) :
+						    NULL);
 	return o;
 }
 
@@ -146,13 +144,13 @@ static void k8sint__metric(FILE *out, const char *name, const char *type, const 
 	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, val);
 }
 
-void k8sint__metrics(struct meshd *m, FILE *out)
+void k8sint__metrics(const struct k8sint *ki, FILE *out)
 {
 	struct k8s_stats st;
 
-	if (!m->kube.k)
+	if (!ki->k)
 		return;
-	k8s__stats(m->kube.k, &st);
+	k8s__stats(ki->k, &st);
 	k8sint__metric(out, "sluice_kubernetes_synced", "gauge",
 		       "1 once Services and EndpointSlices were fully listed since meshd started",
 		       st.synced);
@@ -165,48 +163,49 @@ void k8sint__metrics(struct meshd *m, FILE *out)
 	k8sint__metric(out, "sluice_kubernetes_sync_errors_total", "counter",
 		       "Kubernetes sync errors: failed requests, HTTP errors, malformed objects, "
 		       "synced sets that could not be applied",
-		       (double)(st.sync_errors + m->kube.commit_errors));
+		       (double)(st.sync_errors + ki->commit_errors));
 	k8sint__metric(
 		out, "sluice_kubernetes_last_sync_timestamp_seconds", "gauge",
 		"Unix time of the last list, event or bookmark from the API server (0: never)",
 		(double)st.last_sync);
 }
 
-struct json_object *k8sint__refuse_edit(struct meshd *m, const struct desired_service *svc,
+struct json_object *k8sint__refuse_edit(const struct k8sint *ki, const struct desired_service *svc,
 					const char *ref)
 {
 	/* With the sync off nobody manages them: they are the operator's. */
-	if (!m->kube.k || strcmp(svc->source, K8S_SOURCE))
+	if (!ki->k || strcmp(svc->source, K8S_SOURCE))
 		return NULL;
 	return api__error("service %s%s%s%s is managed by Kubernetes (source kubernetes); change "
 			  "the Service/EndpointSlice instead",
 			  ref, svc->name[0] ? " (" : "", svc->name, svc->name[0] ? ")" : "");
 }
 
-int k8sint__apply_merge(struct meshd *m, const struct desired *want, struct desired *out,
+int k8sint__apply_merge(const struct k8sint *ki, const struct desired *want, struct desired *out,
 			__u32 *kept)
 {
+	const struct desired *cur = ki->cfg.current;
 	struct desired kube;
 	__u32 clash = 0;
 	int err = 0;
 
 	*kept = 0;
 	desired__init(out);
-	if (!m->kube.k)
+	if (!ki->k)
 		return desired__copy(out, want);
 	/* The current kubernetes subset, as if the sync had just handed it over. */
 	desired__init(&kube);
-	for (__u32 i = 0; i < m->desired.nservices; i++)
-		if (!strcmp(m->desired.services[i].source, K8S_SOURCE))
+	for (__u32 i = 0; i < cur->nservices; i++)
+		if (!strcmp(cur->services[i].source, K8S_SOURCE))
 			(*kept)++;
 	if (*kept) {
 		kube.services = calloc(*kept, sizeof(*kube.services));
 		if (!kube.services)
 			return -ENOMEM;
 		/* shallow: the merge copies what it keeps */
-		for (__u32 i = 0; i < m->desired.nservices; i++)
-			if (!strcmp(m->desired.services[i].source, K8S_SOURCE))
-				kube.services[kube.nservices++] = m->desired.services[i];
+		for (__u32 i = 0; i < cur->nservices; i++)
+			if (!strcmp(cur->services[i].source, K8S_SOURCE))
+				kube.services[kube.nservices++] = cur->services[i];
 	}
 	err = k8s__merge(want, &kube, true, out, &clash);
 	free(kube.services);

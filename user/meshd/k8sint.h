@@ -6,8 +6,8 @@
  * and /metrics say about the sync.
  *
  * Contract: every set the sync hands over is merged with the manual
- * services (manual ones win a clash) and committed through state__commit(),
- * the one path that changes the maps and the state file; nothing is
+ * services (manual ones win a clash) and committed through cfg.commit
+ * (state__commit(), the one path that changes the maps and the state file); nothing is
  * removed before the first full list of both kinds (k8s.h). A kubernetes
  * service belongs to the API server: meshctl edits of it are refused, and
  * `apply` keeps the kubernetes services whatever the file says.
@@ -15,6 +15,8 @@
 #ifndef MESHD_K8SINT_H
 #define MESHD_K8SINT_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <linux/types.h>
 
@@ -22,8 +24,19 @@
 
 #include "desired.h"
 
-struct meshd;
 struct k8s;
+
+/* The agent's one commit path: next is consumed on success; on error the
+ * text is in err. */
+typedef int (*k8sint_commit_fn)(void *ctx, struct desired *next, char *err, size_t errlen);
+
+struct k8sint_cfg {
+	bool enabled;                  /* --kubernetes */
+	const char *kubeconfig;        /* --kubeconfig; NULL: in-cluster */
+	const struct desired *current; /* what the maps hold (manual services) */
+	k8sint_commit_fn commit;
+	void *ctx;
+};
 
 struct k8sint {
 	struct k8s *k;         /* NULL: --kubernetes off */
@@ -31,27 +44,28 @@ struct k8sint {
 	__u64 commit_errors;   /* synced sets refused by validate/apply/save */
 	__u32 clashes;         /* kubernetes services left out for manual ones */
 	char last_error[1024]; /* of the last commit, "" after a success */
+	struct k8sint_cfg cfg;
 };
 
-/* Opens the sync when --kubernetes on (after the state load and the
+/* Opens the sync when cfg->enabled (after the state load and the
  * reconcile); 0 when off. On error the reason is logged: refuse to start. */
-int k8sint__start(struct meshd *m);
-void k8sint__stop(struct meshd *m);
+int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg);
+void k8sint__stop(struct k8sint *ki);
 /* -1 when off. */
-int k8sint__fd(const struct meshd *m);
+int k8sint__fd(const struct k8sint *ki);
 /* The fd was readable: commit a new set if one waits. */
-void k8sint__poll(struct meshd *m);
+void k8sint__poll(struct k8sint *ki);
 /* status "kubernetes" object, or NULL (JSON null) when off. */
-struct json_object *k8sint__status_json(struct meshd *m);
+struct json_object *k8sint__status_json(const struct k8sint *ki);
 /* sluice_kubernetes_* samples for /metrics (nothing when off). */
-void k8sint__metrics(struct meshd *m, FILE *out);
+void k8sint__metrics(const struct k8sint *ki, FILE *out);
 /* NULL when svc may be edited (manual, or the sync is off: then nobody
  * manages a leftover kubernetes service) through the API, else the error response. */
-struct json_object *k8sint__refuse_edit(struct meshd *m, const struct desired_service *svc,
+struct json_object *k8sint__refuse_edit(const struct k8sint *ki, const struct desired_service *svc,
 					const char *ref);
 /* apply: the file's state `want` plus the current kubernetes services
  * (consumed into *out); *kept counts those kept. 0 or -ENOMEM. */
-int k8sint__apply_merge(struct meshd *m, const struct desired *want, struct desired *out,
+int k8sint__apply_merge(const struct k8sint *ki, const struct desired *want, struct desired *out,
 			__u32 *kept);
 
 #endif /* MESHD_K8SINT_H */

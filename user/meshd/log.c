@@ -34,17 +34,12 @@ int log__parse_level(const char *text, enum log_level *level)
 	return -EINVAL;
 }
 
-const char *log__level_name(enum log_level level)
-{
-	return level <= LOG_LEVEL_DEBUG ? level_names[level] : "?";
-}
-
 void log__set_level(enum log_level level)
 {
 	log_level = level;
 }
 
-bool log__enabled(enum log_level level)
+static bool log__enabled(enum log_level level)
 {
 	return level <= log_level;
 }

@@ -22,9 +22,7 @@ enum log_level {
 
 /* "error", "warn", "info", "debug"; returns -EINVAL for anything else. */
 int log__parse_level(const char *text, enum log_level *level);
-const char *log__level_name(enum log_level level);
 void log__set_level(enum log_level level);
-bool log__enabled(enum log_level level);
 /* Route libbpf's messages into this log. */
 void log__hook_libbpf(void);
 /* Mute libbpf around calls whose failure is an expected answer (probes). */

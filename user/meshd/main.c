@@ -22,7 +22,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "desired.h"
 #include "sluice.h"
 #include "telemetry.h"
 
@@ -117,9 +116,65 @@ static int main__wait_ms(struct meshd *m)
 {
 	int ms = exporter__timeout_ms(&m->exporter);
 
-	if (telem__ring_fd(m) < 0)
+	if (telem__ring_fd(&m->telem) < 0)
 		return ms;
 	return ms < 0 || ms > TELEMETRY_DRAIN_MS ? TELEMETRY_DRAIN_MS : ms;
+}
+
+/* Every fd of the loop; the optional parts only when they run. */
+static int main__epoll_setup(struct meshd *m, int epfd, int sfd, int tfd, struct netlink *nl,
+			     struct server *srv)
+{
+	int err;
+
+	err = main__epoll_add(epfd, sfd, EV_SIGNAL);
+	if (!err)
+		err = main__epoll_add(epfd, netlink__fd(nl), EV_NETLINK);
+	if (!err)
+		err = main__epoll_add(epfd, srv->fd, EV_API);
+	if (!err)
+		err = main__epoll_add(epfd, tfd, EV_TIMER);
+	if (!err && telem__ring_fd(&m->telem) >= 0)
+		err = main__epoll_add(epfd, telem__ring_fd(&m->telem), EV_RING);
+	if (!err && exporter__fd(&m->exporter) >= 0)
+		err = main__epoll_add(epfd, exporter__fd(&m->exporter), EV_HTTP);
+	if (!err)
+		err = main__epoll_add(epfd, follow__fd(&m->follow), EV_FOLLOW);
+	if (!err && k8sint__fd(&m->kube) >= 0)
+		err = main__epoll_add(epfd, k8sint__fd(&m->kube), EV_KUBE);
+	return err;
+}
+
+static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd,
+			   struct netlink *nl, struct server *srv)
+{
+	__u64 ticks;
+
+	switch (ev) {
+	case EV_SIGNAL:
+		main__on_signal(m, sfd);
+		break;
+	case EV_NETLINK:
+		netlink__read(nl);
+		break;
+	case EV_API:
+		server__serve(srv, m);
+		break;
+	case EV_TIMER:
+		if (read(tfd, &ticks, sizeof(ticks)) == sizeof(ticks))
+			attach__check_all(&m->att);
+		break;
+	case EV_RING:
+		break; /* drained by the loop, after every wait */
+	case EV_KUBE:
+		k8sint__poll(&m->kube);
+		break;
+	case EV_FOLLOW:
+		follow__run(&m->follow);
+		break;
+	case EV_HTTP:
+		break; /* served by the loop, after every wait */
+	}
 }
 
 static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct server *srv)
@@ -129,7 +184,6 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 	const char *telemetry = m->cfg.telemetry ? "unavailable" : "off";
 	struct epoll_event evs[8];
 	int epfd, tfd, n, err;
-	__u64 ticks;
 
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -138,30 +192,16 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 		pr_err("epoll/timerfd: %s", strerror(errno));
 		goto cleanup;
 	}
-	err = main__epoll_add(epfd, sfd, EV_SIGNAL);
-	if (!err)
-		err = main__epoll_add(epfd, netlink__fd(nl), EV_NETLINK);
-	if (!err)
-		err = main__epoll_add(epfd, srv->fd, EV_API);
-	if (!err)
-		err = main__epoll_add(epfd, tfd, EV_TIMER);
-	if (!err && telem__ring_fd(m) >= 0)
-		err = main__epoll_add(epfd, telem__ring_fd(m), EV_RING);
-	if (!err && exporter__fd(&m->exporter) >= 0)
-		err = main__epoll_add(epfd, exporter__fd(&m->exporter), EV_HTTP);
-	if (!err)
-		err = main__epoll_add(epfd, follow__fd(&m->follow), EV_FOLLOW);
-	if (!err && k8sint__fd(m) >= 0)
-		err = main__epoll_add(epfd, k8sint__fd(m), EV_KUBE);
+	err = main__epoll_setup(m, epfd, sfd, tfd, nl, srv);
 	if (err)
 		goto cleanup;
 	/* Records that waited in the ring while no meshd ran. */
-	telem__read(m);
+	telem__read(&m->telem);
 	if (m->telem.t)
 		telemetry = "on";
 	pr_info("meshd ready: %d interface(s) attached, %u service(s), API on %s, metrics %s, "
 		"telemetry %s",
-		attach__count(&m->att), m->desired.nservices, srv->path,
+		attach__count(&m->att), m->state.desired.nservices, srv->path,
 		m->cfg.metrics ? m->cfg.metrics : "off", telemetry);
 	while (!m->stop) {
 		/* the HTTP server has its own deadlines (idle connections);
@@ -175,35 +215,10 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 			break;
 		}
 		/* After uninstall not even one more link event: it would attach again. */
-		for (int i = 0; i < n && !m->stop; i++) {
-			switch (evs[i].data.u32) {
-			case EV_SIGNAL:
-				main__on_signal(m, sfd);
-				break;
-			case EV_NETLINK:
-				netlink__read(nl);
-				break;
-			case EV_API:
-				server__serve(srv, m);
-				break;
-			case EV_TIMER:
-				if (read(tfd, &ticks, sizeof(ticks)) == sizeof(ticks))
-					attach__check_all(&m->att);
-				break;
-			case EV_RING:
-				break; /* drained below, after every wait */
-			case EV_KUBE:
-				k8sint__poll(m);
-				break;
-			case EV_FOLLOW:
-				follow__run(&m->follow);
-				break;
-			case EV_HTTP:
-				break; /* served below, after every wait */
-			}
-		}
+		for (int i = 0; i < n && !m->stop; i++)
+			main__on_event(m, evs[i].data.u32, sfd, tfd, nl, srv);
 		if (!m->stop) {
-			telem__read(m);
+			telem__read(&m->telem);
 			exporter__run(&m->exporter);
 		}
 	}
@@ -215,79 +230,108 @@ cleanup:
 	return err;
 }
 
-static int main__run(struct meshd *m)
+/* Every telemetry record: to the connection streams, if there are any. */
+static void main__on_record(const struct sluice_telem_rec *rec, void *ctx)
 {
-	struct sluice_opts sopts = { .pin_dir = m->cfg.bpffs };
-	struct server srv = { .fd = -1 };
-	struct netlink nl = { 0 };
-	int lock = -1, sfd = -1, err;
-	__u64 ct = 0;
-	sigset_t mask;
-	bool reused;
+	struct meshd *m = ctx;
 
-	/* First: follow__free() below is only safe after it. */
-	if (follow__init(&m->follow))
-		return 1;
-	/* Signals wait in the signalfd until the loop runs: a SIGTERM during
-	 * start-up still ends meshd cleanly, just a little later. */
+	if (follow__count(&m->follow))
+		conns__broadcast(&m->conns, &m->follow, rec);
+}
+
+/* The services maps changed: ids the connection records and telemetry
+ * hold may have moved. */
+static void main__on_change(void *ctx)
+{
+	struct meshd *m = ctx;
+
+	conns__stale(&m->conns);
+	telem__changed(&m->telem);
+}
+
+/* The Kubernetes sync's sets take the one commit path. */
+static int main__commit(void *ctx, struct desired *next, char *err, size_t errlen)
+{
+	return state__commit(ctx, next, err, errlen);
+}
+
+/* Signals wait in the signalfd until the loop runs: a SIGTERM during
+ * start-up still ends meshd cleanly, just a little later. */
+static int main__signalfd(void)
+{
+	sigset_t mask;
+	int sfd;
+
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd < 0) {
+	if (sfd < 0)
 		pr_err("signalfd: %s", strerror(errno));
-		follow__free(&m->follow);
-		return 1;
-	}
-	m->started_at = time(NULL);
+	return sfd;
+}
+
+static void main__log_start(const struct meshd_config *cfg)
+{
 	pr_info("meshd %s starting: interfaces \"%s\", xdp mode %s, fib forward %s, pins %s, "
 		"state %s, socket %s, cgroup %s, metrics %s, telemetry %s (interval %us)",
-		SLUICE_VERSION, m->cfg.interfaces, attach__mode_name(m->cfg.xdp_mode),
-		m->cfg.fib_forward ? "on" : "off", m->cfg.bpffs, m->cfg.state, m->cfg.socket,
-		m->cfg.cgroup ? m->cfg.cgroup : "(none found)",
-		m->cfg.metrics ? m->cfg.metrics : "off", m->cfg.telemetry ? "on" : "off",
-		m->cfg.telemetry_interval);
-	if (!m->cfg.cgroup)
+		SLUICE_VERSION, cfg->interfaces, attach__mode_name(cfg->xdp_mode),
+		cfg->fib_forward ? "on" : "off", cfg->bpffs, cfg->state, cfg->socket,
+		cfg->cgroup ? cfg->cgroup : "(none found)", cfg->metrics ? cfg->metrics : "off",
+		cfg->telemetry ? "on" : "off", cfg->telemetry_interval);
+	if (!cfg->cgroup)
 		pr_warn("no cgroup2 mount found: socket-level hooks (telemetry) will be unavailable");
+}
+
+/* Everything that can refuse start-up does so before the datapath is
+ * touched: a bad state file must not replace working programs. *lock is
+ * the pin dir's lock (-1 until taken). */
+static int main__prepare(struct meshd *m, struct server *srv, int *lock)
+{
+	int err;
 
 	err = pin__mount_bpffs(m->cfg.bpffs);
 	if (err)
-		goto cleanup;
-	lock = pin__lock(m->cfg.bpffs);
-	if (lock < 0) {
-		if (lock == -EBUSY)
+		return err;
+	*lock = pin__lock(m->cfg.bpffs);
+	if (*lock < 0) {
+		if (*lock == -EBUSY)
 			pr_err("pin dir %s is in use by another meshd: stop it first, or talk to it with meshctl",
 			       m->cfg.bpffs);
-		err = lock;
-		goto cleanup;
+		err = *lock;
+		*lock = -1;
+		return err;
 	}
 	err = pin__check_layout(m->cfg.bpffs);
-	if (err)
-		goto cleanup;
-	/* Everything that can refuse start-up does so before the datapath
-	 * is touched: a bad state file must not replace working programs. */
-	err = state__load(m->cfg.state, &m->desired);
-	if (err)
-		goto cleanup;
-	err = server__open(&srv, m->cfg.socket);
-	if (err)
-		goto cleanup;
-	err = exporter__start(m);
-	if (err)
-		goto cleanup;
+	if (!err)
+		err = state__load(&m->state, m->cfg.state);
+	if (!err)
+		err = server__open(srv, m->cfg.socket);
+	if (!err)
+		err = exporter__start(&m->exporter, m->cfg.metrics);
+	return err;
+}
 
-	reused = pin__has_maps(m->cfg.bpffs);
+/* Load the datapath, reusing the maps an earlier meshd pinned, and hand
+ * it to the parts that read it. */
+static int main__load(struct meshd *m)
+{
+	struct sluice_opts sopts = { .pin_dir = m->cfg.bpffs };
+	bool reused = pin__has_maps(m->cfg.bpffs);
+	__u64 ct = 0;
+	int err;
+
 	sopts.cfg = m->cfg.fib_forward ? SLUICE_CFG_FIB_FORWARD : 0;
 	err = sluice__open(&m->sl, &sopts);
 	if (err) {
 		pr_err("%s", sluice__errmsg());
-		goto cleanup;
+		return err;
 	}
 	err = pin__write_layout(m->cfg.bpffs);
 	if (err)
-		goto cleanup;
+		return err;
 	if (reused) {
 		sluice__ct_count(m->sl, &ct);
 		pr_info("datapath loaded, reusing the maps pinned in %s: %llu conntrack entries kept",
@@ -295,45 +339,80 @@ static int main__run(struct meshd *m)
 	} else {
 		pr_info("datapath loaded, maps pinned in %s", m->cfg.bpffs);
 	}
+	m->state.maps = state__sluice_maps(m->sl);
+	m->state.changed = main__on_change;
+	m->state.changed_ctx = m;
+	conns__init(&m->conns, m->sl, &m->state.desired);
+	exporter__set_view(&m->exporter, &(struct exporter_view){ .sl = m->sl,
+								  .telem = &m->telem,
+								  .sock = &m->sock,
+								  .kube = &m->kube,
+								  .started_at = m->started_at });
+	return 0;
+}
 
-	err = attach__init(&m->att, m->sl, m->cfg.xdp_mode, m->cfg.interfaces);
+/* Interfaces first, then the maps' services, then what builds on them. */
+static int main__start_parts(struct meshd *m, struct netlink *nl)
+{
+	const struct meshd_config *cfg = &m->cfg;
+	struct netlink_ops link_ops;
+	int err;
+
+	err = attach__init(&m->att, m->sl, cfg->xdp_mode, cfg->interfaces);
 	if (err) {
 		pr_err("out of memory");
-		goto cleanup;
+		return err;
 	}
-	err = netlink__open(&nl, &m->att);
+	attach__link_ops(&m->att, &link_ops);
+	err = netlink__open(nl, &link_ops);
 	if (err)
-		goto cleanup;
+		return err;
 	if (!m->att.npatterns)
 		pr_warn("no --interfaces given: the datapath is attached nowhere");
 	attach__log_waiting(&m->att);
-	err = state__reconcile(m);
+	err = state__reconcile(&m->state);
 	if (err)
-		goto cleanup;
+		return err;
 	/* After the reconcile: its first sync sees the services as they stay. */
-	telem__start(m);
+	telem__start(&m->telem,
+		     &(struct telem_cfg){ .enabled = cfg->telemetry,
+					  .pin_dir = cfg->bpffs,
+					  .cgroup = cfg->cgroup,
+					  .interval_s = cfg->telemetry_interval,
+					  .on_record = main__on_record,
+					  .ctx = m },
+		     m->sl);
 	/* Like telemetry, never a condition for the datapath: failures are
 	 * logged and shown by status. */
-	sockint__start(m);
+	sockint__start(&m->sock,
+		       &(struct sockint_cfg){ .socket_lb = cfg->socket_lb,
+					      .redirect = cfg->redirect,
+					      .cgroup = cfg->cgroup,
+					      .pin_dir = cfg->bpffs },
+		       m->sl);
 	/* After the reconcile: the state file's kubernetes services stay in
 	 * the maps until the first full list replaces them. */
-	err = k8sint__start(m);
-	if (err)
-		goto cleanup;
-	err = main__loop(m, sfd, &nl, &srv);
-cleanup:
-	/* Nothing here detaches or unpins: the datapath outlives meshd, and
-	 * so does a pinned telemetry attachment. */
+	return k8sint__start(&m->kube, &(struct k8sint_cfg){ .enabled = cfg->kubernetes,
+							     .kubeconfig = cfg->kubeconfig,
+							     .current = &m->state.desired,
+							     .commit = main__commit,
+							     .ctx = &m->state });
+}
+
+/* Nothing here detaches or unpins: the datapath outlives meshd, and so
+ * does a pinned telemetry attachment. */
+static void main__teardown(struct meshd *m, struct server *srv, struct netlink *nl, int lock)
+{
 	follow__free(&m->follow);
 	exporter__stop(&m->exporter);
-	telem__stop(m);
-	sockint__stop(m);
-	k8sint__stop(m);
+	telem__stop(&m->telem);
+	sockint__stop(&m->sock);
+	k8sint__stop(&m->kube);
 	conns__free(&m->conns);
-	server__close(&srv);
-	netlink__close(&nl);
+	server__close(srv);
+	netlink__close(nl);
 	attach__free(&m->att);
-	desired__free(&m->desired);
+	state__free(&m->state);
 	/* An empty pin dir of a start that failed early is ours to remove
 	 * (rmdir never removes pins; the lock says no one else is using it). */
 	if (!m->sl && lock >= 0)
@@ -341,6 +420,32 @@ cleanup:
 	sluice__close(m->sl);
 	if (lock >= 0)
 		close(lock);
+}
+
+static int main__run(struct meshd *m)
+{
+	struct server srv = { .fd = -1 };
+	struct netlink nl = { 0 };
+	int lock = -1, sfd, err;
+
+	/* First: follow__free() below is only safe after it. */
+	if (follow__init(&m->follow))
+		return 1;
+	sfd = main__signalfd();
+	if (sfd < 0) {
+		follow__free(&m->follow);
+		return 1;
+	}
+	m->started_at = time(NULL);
+	main__log_start(&m->cfg);
+	err = main__prepare(m, &srv, &lock);
+	if (!err)
+		err = main__load(m);
+	if (!err)
+		err = main__start_parts(m, &nl);
+	if (!err)
+		err = main__loop(m, sfd, &nl, &srv);
+	main__teardown(m, &srv, &nl, lock);
 	close(sfd);
 	if (err)
 		pr_err("meshd exits with an error; the datapath keeps running as it is");
@@ -355,7 +460,6 @@ int main(int argc, char **argv)
 	int rc;
 
 	memset(&m, 0, sizeof(m));
-	desired__init(&m.desired);
 	rc = config__parse(argc, argv, &m.cfg);
 	if (rc) {
 		config__free(&m.cfg);

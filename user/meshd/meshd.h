@@ -2,9 +2,9 @@
 /*
  * meshd.h - the agent's configuration and the state its modules share.
  *
- * Contract: config.c fills struct meshd_config from flags and the config
- * file; main.c owns struct meshd; every other module gets the pieces it
- * works on.
+ * Contract: main.c owns struct meshd and hands every module the pieces it
+ * works on; only the API op handlers (ops*.c), the dispatch edge, see the
+ * whole agent.
  * Nothing in here outlives the process except what the kernel keeps: pinned
  * maps and attached programs (restarts are hitless because of that).
  */
@@ -14,48 +14,24 @@
 #include <stdbool.h>
 #include <time.h>
 
-#include "desired.h"
 #include "sluice.h"
 
 #include "attach.h"
+#include "config.h"
 #include "conns.h"
 #include "exporter.h"
 #include "follow.h"
 #include "k8sint.h"
 #include "log.h"
 #include "sockint.h"
+#include "state.h"
 #include "telem.h"
-
-#define MESHD_BPFFS_DEFAULT "/sys/fs/bpf/sluice"
-#define MESHD_STATE_DEFAULT "/var/lib/sluice/state.json"
-#define MESHD_METRICS_DEFAULT ":9465" /* HTTP_DEFAULT_BIND of http.h */
-#define MESHD_TELEMETRY_INTERVAL_DEFAULT 10
-#define MESHD_TELEMETRY_INTERVAL_MAX 86400
-
-struct meshd_config {
-	char *interfaces; /* comma-separated names / fnmatch patterns */
-	enum attach_xdp_mode xdp_mode;
-	bool fib_forward;
-	char *cgroup;
-	char *bpffs;
-	char *state;
-	char *socket;
-	enum log_level log_level;
-	char *metrics;  /* bind address of /metrics; NULL: off */
-	bool socket_lb; /* issue 4: connect()/sendmsg() hooks on --cgroup */
-	bool redirect;  /* issue 4: sockops + sk_msg same-node redirection (opt-in) */
-	bool telemetry;
-	unsigned int telemetry_interval; /* seconds; 0: records at open and close only */
-	bool kubernetes;                 /* issue 7: sync Services/EndpointSlices (k8sint.h) */
-	char *kubeconfig;                /* NULL: in-cluster service account */
-	bool cleanup;
-};
 
 struct meshd {
 	struct meshd_config cfg;
 	struct sluice *sl;
 	struct attach att;
-	struct desired desired;   /* what the maps hold and the state file says */
+	struct state state;       /* what the maps hold and the state file says */
 	struct telem telem;       /* connection telemetry (sockops + ring buffer) */
 	struct sockint sock;      /* socket LB + same-node redirection */
 	struct conns conns;       /* connection records as API JSON */

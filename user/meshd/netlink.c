@@ -18,7 +18,6 @@
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
 
-#include "attach.h"
 #include "log.h"
 #include "netlink.h"
 
@@ -47,20 +46,50 @@ static int netlink__on_msg(struct nl_msg *msg, void *arg)
 	if (nlh->nlmsg_type == RTM_DELLINK) {
 		pr_debug("netlink: link %s (ifindex %d) deleted", name ? name : "?",
 			 ifi->ifi_index);
-		attach__link_gone(nl->att, ifi->ifi_index, name);
+		nl->ops.link_gone(nl->ops.ctx, ifi->ifi_index, name);
 	} else if (name) {
 		pr_debug("netlink: link %s (ifindex %d) new or changed", name, ifi->ifi_index);
-		attach__link_up(nl->att, ifi->ifi_index, name);
+		nl->ops.link_up(nl->ops.ctx, ifi->ifi_index, name);
 	}
 	return NL_OK;
 }
 
-int netlink__open(struct netlink *nl, struct attach *att)
+/* Read the current link list and hand it over (mark and sweep). */
+static int netlink__sync(struct netlink *nl)
+{
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	struct nl_sock *sk;
+	int err;
+
+	/* A socket of its own: the dump must not mix with queued events. */
+	sk = nl_socket_alloc();
+	if (!sk) {
+		pr_err("netlink: out of memory");
+		return -ENOMEM;
+	}
+	nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, netlink__on_msg, nl);
+	nl->ops.sync_begin(nl->ops.ctx);
+	err = nl_connect(sk, NETLINK_ROUTE);
+	if (!err)
+		err = nl_send_simple(sk, RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof(ifi));
+	if (err >= 0)
+		err = nl_recvmsgs_default(sk);
+	nl_socket_free(sk);
+	if (err < 0) {
+		/* Forget nothing on a partial list. */
+		pr_err("netlink: listing links: %s", nl_geterror(err));
+		return -EIO;
+	}
+	nl->ops.sync_end(nl->ops.ctx);
+	return 0;
+}
+
+int netlink__open(struct netlink *nl, const struct netlink_ops *ops)
 {
 	int err;
 
 	memset(nl, 0, sizeof(*nl));
-	nl->att = att;
+	nl->ops = *ops;
 	nl->sk = nl_socket_alloc();
 	if (!nl->sk) {
 		pr_err("netlink: out of memory");
@@ -105,35 +134,6 @@ int netlink__read(struct netlink *nl)
 					    nl_geterror(err));
 		return netlink__sync(nl);
 	}
-}
-
-int netlink__sync(struct netlink *nl)
-{
-	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
-	struct nl_sock *sk;
-	int err;
-
-	/* A socket of its own: the dump must not mix with queued events. */
-	sk = nl_socket_alloc();
-	if (!sk) {
-		pr_err("netlink: out of memory");
-		return -ENOMEM;
-	}
-	nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, netlink__on_msg, nl);
-	attach__sync_begin(nl->att);
-	err = nl_connect(sk, NETLINK_ROUTE);
-	if (!err)
-		err = nl_send_simple(sk, RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof(ifi));
-	if (err >= 0)
-		err = nl_recvmsgs_default(sk);
-	nl_socket_free(sk);
-	if (err < 0) {
-		/* Forget nothing on a partial list. */
-		pr_err("netlink: listing links: %s", nl_geterror(err));
-		return -EIO;
-	}
-	attach__sync_end(nl->att);
-	return 0;
 }
 
 void netlink__close(struct netlink *nl)

@@ -92,13 +92,13 @@ static int ops__find_svc(const struct desired *d, const struct svc_ref *ref)
 
 /* The index of the service ref names, or an error reply: not found, or
  * (edit) managed by Kubernetes. */
-static struct json_object *ops__existing_svc(struct meshd *m, const struct svc_ref *ref, bool edit,
-					     int *i)
+static struct json_object *ops__existing_svc(const struct desired *d, const struct k8sint *ki,
+					     const struct svc_ref *ref, bool edit, int *i)
 {
-	*i = ops__find_svc(&m->desired, ref);
+	*i = ops__find_svc(d, ref);
 	if (*i < 0)
 		return api__error("service %s not found", ref->text);
-	return edit ? k8sint__refuse_edit(m, &m->desired.services[*i], ref->text) : NULL;
+	return edit ? k8sint__refuse_edit(ki, &d->services[*i], ref->text) : NULL;
 }
 
 static int ops__find_backend(const struct desired_service *svc, const struct sluice_addr *addr,
@@ -110,7 +110,8 @@ static int ops__find_backend(const struct desired_service *svc, const struct slu
 	return -1;
 }
 
-struct json_object *ops__stats_json(const __u64 *vals, const char *const *names, int n)
+/* {names[i]: vals[i]} */
+static struct json_object *ops__stats_json(const __u64 *vals, const char *const *names, int n)
 {
 	struct json_object *o = json_object_new_object();
 
@@ -145,7 +146,7 @@ static int ops__cmp_be(const void *x, const void *y)
 
 /* Per-backend "id", "state", "stats" from the maps, matched by address
  * (the maps know backends by id, the desired state by address). */
-static void ops__backends_json(struct meshd *m, const struct desired_service *svc,
+static void ops__backends_json(struct sluice *sl, const struct desired_service *svc,
 			       const struct sluice_service_info *info, struct json_object *arr)
 {
 	static const char *const names[] = { "packets", "bytes", "flows" };
@@ -159,7 +160,7 @@ static void ops__backends_json(struct meshd *m, const struct desired_service *sv
 		struct ops_be *h = &have[nhave];
 		struct sluice_addr a;
 
-		if (sluice__backend_get(m->sl, info->backend_ids[j], &be, &h->st))
+		if (sluice__backend_get(sl, info->backend_ids[j], &be, &h->st))
 			continue;
 		h->id = info->backend_ids[j];
 		a.family = be.family;
@@ -194,20 +195,21 @@ static void ops__backends_json(struct meshd *m, const struct desired_service *sv
 
 /* SERVICE of api.h: the desired JSON plus ids and counters from the maps;
  * ix (may be NULL) is a backend index for listings of many services. */
-static struct json_object *ops__service_json_ix(struct meshd *m, const struct desired_service *svc,
+static struct json_object *ops__service_json_ix(struct sluice *sl,
+						const struct desired_service *svc,
 						const struct sluice_be_index *ix)
 {
 	static const char *const names[] = { "packets", "bytes", "flows", "refused" };
 	struct json_object *o = desired__service_to_json(svc), *arr;
 	struct sluice_service_info *info = calloc(1, sizeof(*info));
-	char ref[SLUICE_ADDRPORT_STRLEN + 8];
+	char ref[DESIRED_SVC_REF_LEN];
 
 	if (!o || !info) {
 		free(info);
 		return o;
 	}
-	if (ix ? sluice__service_get_ix(m->sl, ix, &svc->vip, svc->port, svc->proto, info) :
-		 sluice__service_get(m->sl, &svc->vip, svc->port, svc->proto, info)) {
+	if (ix ? sluice__service_get_ix(sl, ix, &svc->vip, svc->port, svc->proto, info) :
+		 sluice__service_get(sl, &svc->vip, svc->port, svc->proto, info)) {
 		pr_warn("service %s is in the desired state but not in the maps: %s",
 			sluice_svc__str(&svc->vip, svc->port, svc->proto, ref, sizeof(ref)),
 			sluice__errmsg());
@@ -221,14 +223,14 @@ static struct json_object *ops__service_json_ix(struct meshd *m, const struct de
 					       names, 4));
 	if (json_object_object_get_ex(o, "backends", &arr) &&
 	    json_object_is_type(arr, json_type_array))
-		ops__backends_json(m, svc, info, arr);
+		ops__backends_json(sl, svc, info, arr);
 	free(info);
 	return o;
 }
 
-static struct json_object *ops__service_json(struct meshd *m, const struct desired_service *svc)
+static struct json_object *ops__service_json(struct sluice *sl, const struct desired_service *svc)
 {
-	return ops__service_json_ix(m, svc, NULL);
+	return ops__service_json_ix(sl, svc, NULL);
 }
 
 /* --- services --- */
@@ -243,8 +245,9 @@ struct json_object *ops__service_list(struct meshd *m, struct json_object *req)
 	 * without the index (out of memory) each service walks it itself */
 	if (sluice__be_index(m->sl, &ix))
 		pr_warn("service list: %s; reading each service on its own", sluice__errmsg());
-	for (__u32 i = 0; i < m->desired.nservices; i++)
-		json_object_array_add(arr, ops__service_json_ix(m, &m->desired.services[i], ix));
+	for (__u32 i = 0; i < m->state.desired.nservices; i++)
+		json_object_array_add(arr, ops__service_json_ix(m->sl,
+								&m->state.desired.services[i], ix));
 	sluice__be_index_free(ix);
 	json_object_object_add(d, "services", arr);
 	return api__ok(d);
@@ -259,16 +262,16 @@ struct json_object *ops__service_get(struct meshd *m, struct json_object *req)
 	err = ops__svc_arg(req, &ref);
 	if (err)
 		return err;
-	err = ops__existing_svc(m, &ref, false, &i);
+	err = ops__existing_svc(&m->state.desired, &m->kube, &ref, false, &i);
 	if (err)
 		return err;
-	return api__ok(ops__service_json(m, &m->desired.services[i]));
+	return api__ok(ops__service_json(m->sl, &m->state.desired.services[i]));
 }
 
 /* The desired state as JSON to edit; *services is its array. */
-static struct json_object *ops__state_json(struct meshd *m, struct json_object **services)
+static struct json_object *ops__state_json(const struct desired *d, struct json_object **services)
 {
-	struct json_object *root = desired__to_json(&m->desired);
+	struct json_object *root = desired__to_json(d);
 
 	if (!root)
 		return NULL;
@@ -280,9 +283,6 @@ static struct json_object *ops__state_json(struct meshd *m, struct json_object *
 	return root;
 }
 
-/* Parse the edited JSON back (validating all of it) and commit. Consumes
- * root. idx: the edited service's index in root (-1: none). Answers with
- * the service ref names, or with `deleted` after a delete. */
 /* desired__from_json() names the edited service by its index in the
  * state ("services[3].backends[1].port: ..."), which the caller never saw:
  * name it by its ref instead. */
@@ -301,7 +301,11 @@ static struct json_object *ops__edit_error(const struct svc_ref *ref, int idx)
 	return api__error("%s: %s", ref->text, msg);
 }
 
-static struct json_object *ops__commit_json(struct meshd *m, struct json_object *root, int idx,
+/* Parse the edited JSON back (validating all of it) and commit. Consumes
+ * root. idx: the edited service's index in root (-1: none). Answers with
+ * the service ref names, or with `deleted` after a delete. */
+static struct json_object *ops__commit_json(struct state *st, struct sluice *sl,
+					    struct json_object *root, int idx,
 					    const struct svc_ref *ref, struct json_object *deleted)
 {
 	struct desired next;
@@ -315,15 +319,15 @@ static struct json_object *ops__commit_json(struct meshd *m, struct json_object 
 		return ops__edit_error(ref, idx);
 	}
 	json_object_put(root);
-	if (state__commit(m, &next, err, sizeof(err))) {
+	if (state__commit(st, &next, err, sizeof(err))) {
 		desired__free(&next);
 		json_object_put(deleted);
 		return api__error("%s", err);
 	}
 	if (deleted)
 		return api__ok(deleted);
-	i = ops__find_svc(&m->desired, ref);
-	return api__ok(i < 0 ? NULL : ops__service_json(m, &m->desired.services[i]));
+	i = ops__find_svc(&st->desired, ref);
+	return api__ok(i < 0 ? NULL : ops__service_json(sl, &st->desired.services[i]));
 }
 
 struct json_object *ops__service_add(struct meshd *m, struct json_object *req)
@@ -336,8 +340,9 @@ struct json_object *ops__service_add(struct meshd *m, struct json_object *req)
 	err = ops__svc_arg(req, &ref);
 	if (err)
 		return err;
-	i = ops__find_svc(&m->desired, &ref);
-	if (i >= 0 && (err = k8sint__refuse_edit(m, &m->desired.services[i], ref.text)))
+	i = ops__find_svc(&m->state.desired, &ref);
+	if (i >= 0 &&
+	    (err = k8sint__refuse_edit(&m->kube, &m->state.desired.services[i], ref.text)))
 		return err;
 	if (i >= 0)
 		return api__error(
@@ -345,7 +350,7 @@ struct json_object *ops__service_add(struct meshd *m, struct json_object *req)
 			ref.text);
 	if (json_object_object_get_ex(req, "name", &v) && !json_object_is_type(v, json_type_string))
 		return api__error("name: %s is not a string", json_object_to_json_string(v));
-	root = ops__state_json(m, &services);
+	root = ops__state_json(&m->state.desired, &services);
 	if (!root)
 		return api__error("out of memory");
 	svc = json_object_new_object();
@@ -360,7 +365,8 @@ struct json_object *ops__service_add(struct meshd *m, struct json_object *req)
 	if (json_object_object_get_ex(req, "backends", &v))
 		json_object_object_add(svc, "backends", json_object_get(v));
 	json_object_array_add(services, svc);
-	return ops__commit_json(m, root, json_object_array_length(services) - 1, &ref, NULL);
+	return ops__commit_json(&m->state, m->sl, root, json_object_array_length(services) - 1,
+				&ref, NULL);
 }
 
 struct json_object *ops__service_del(struct meshd *m, struct json_object *req)
@@ -372,15 +378,15 @@ struct json_object *ops__service_del(struct meshd *m, struct json_object *req)
 	err = ops__svc_arg(req, &ref);
 	if (err)
 		return err;
-	err = ops__existing_svc(m, &ref, true, &i);
+	err = ops__existing_svc(&m->state.desired, &m->kube, &ref, true, &i);
 	if (err)
 		return err;
-	root = ops__state_json(m, &services);
+	root = ops__state_json(&m->state.desired, &services);
 	if (!root)
 		return api__error("out of memory");
-	old = ops__service_json(m, &m->desired.services[i]);
+	old = ops__service_json(m->sl, &m->state.desired.services[i]);
 	json_object_array_del_idx(services, i, 1);
-	return ops__commit_json(m, root, -1, &ref, old);
+	return ops__commit_json(&m->state, m->sl, root, -1, &ref, old);
 }
 
 /* --- backends --- */
@@ -408,10 +414,10 @@ static struct json_object *ops__backend_edit(struct meshd *m, struct json_object
 		err = ops__weight_arg(req, edit == BE_WEIGHT, &weight);
 	if (err)
 		return err;
-	err = ops__existing_svc(m, &ref, true, &i);
+	err = ops__existing_svc(&m->state.desired, &m->kube, &ref, true, &i);
 	if (err)
 		return err;
-	j = ops__find_backend(&m->desired.services[i], &addr, port);
+	j = ops__find_backend(&m->state.desired.services[i], &addr, port);
 	sluice_addr__str_port(&addr, port, bbuf, sizeof(bbuf));
 	if (edit == BE_ADD && j >= 0)
 		return api__error(
@@ -419,7 +425,7 @@ static struct json_object *ops__backend_edit(struct meshd *m, struct json_object
 			bbuf, ref.text);
 	if (edit != BE_ADD && j < 0)
 		return api__error("backend %s is not in service %s", bbuf, ref.text);
-	root = ops__state_json(m, &services);
+	root = ops__state_json(&m->state.desired, &services);
 	if (!root)
 		return api__error("out of memory");
 	svc = json_object_array_get_idx(services, i);
@@ -446,7 +452,7 @@ static struct json_object *ops__backend_edit(struct meshd *m, struct json_object
 				       json_object_new_int(weight));
 		break;
 	}
-	return ops__commit_json(m, root, i, &ref, NULL);
+	return ops__commit_json(&m->state, m->sl, root, i, &ref, NULL);
 }
 
 struct json_object *ops__backend_add(struct meshd *m, struct json_object *req)
@@ -482,7 +488,7 @@ static void ops__change_json(enum desired_change change, const struct desired_se
 	};
 	const struct desired_service *svc = new_svc ? new_svc : old_svc;
 	struct json_object *o = json_object_new_object();
-	char ref[SLUICE_ADDRPORT_STRLEN + 8];
+	char ref[DESIRED_SVC_REF_LEN];
 
 	json_object_object_add(o, "action", json_object_new_string(actions[change]));
 	json_object_object_add(o, "service",
@@ -512,16 +518,16 @@ struct json_object *ops__apply(struct meshd *m, struct json_object *req)
 	if (desired__from_json(&file, want))
 		return api__error("%s", sluice__errmsg());
 	/* Kubernetes services belong to the API server: the file's state plus
-	 * the current ones (issue 7; a plain copy with the sync off). */
-	if (k8sint__apply_merge(m, &file, &next, &kept)) {
+	 * the current ones (a plain copy with the sync off). */
+	if (k8sint__apply_merge(&m->kube, &file, &next, &kept)) {
 		desired__free(&file);
 		return api__error("out of memory");
 	}
 	desired__free(&file);
 	changes = json_object_new_array();
-	desired__diff(&m->desired, &next, ops__change_json, changes);
+	desired__diff(&m->state.desired, &next, ops__change_json, changes);
 	if (!dry_run && json_object_array_length(changes) &&
-	    state__commit(m, &next, err, sizeof(err))) {
+	    state__commit(&m->state, &next, err, sizeof(err))) {
 		desired__free(&next);
 		json_object_put(changes);
 		return api__error("%s", err);

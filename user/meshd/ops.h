@@ -4,7 +4,7 @@
  *
  * Contract: a handler gets the parsed request and returns the whole
  * response (api__ok() or api__error()), never NULL. Read ops look at the
- * maps and m->desired; every change goes through state__commit(), so a
+ * maps and m->state.desired; every change goes through state__commit(), so a
  * rejected request leaves maps and state file exactly as they were.
  */
 #ifndef MESHD_OPS_H
@@ -56,7 +56,5 @@ const char *ops__str(struct json_object *req, const char *key); /* NULL: absent/
 bool ops__has(struct json_object *req, const char *key);
 /* req's "service" into ref; NULL on success, else the error response. */
 struct json_object *ops__svc_arg(struct json_object *req, struct svc_ref *ref);
-/* {names[i]: vals[i]} */
-struct json_object *ops__stats_json(const __u64 *vals, const char *const *names, int n);
 
 #endif /* MESHD_OPS_H */

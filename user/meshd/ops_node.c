@@ -19,6 +19,7 @@
 #include "attach.h"
 #include "ct.h"
 #include "exporter.h"
+#include "follow.h"
 #include "k8sint.h"
 #include "meshd.h"
 #include "ops.h"
@@ -40,7 +41,7 @@ static int ops__count_one(const void *key, const void *value, void *ctx)
 /* Fill of one map: hash maps by walking them, the Maglev outer array by
  * its non-empty slots (services deleted in bulk leave a shared empty table
  * in theirs until the id is used again, see sluice__service_del_many). */
-static struct json_object *ops__map_fill(struct meshd *m, const char *name)
+static struct json_object *ops__map_fill(struct sluice *sl, const char *name)
 {
 	struct bpf_map_info info;
 	__u32 len = sizeof(info);
@@ -48,7 +49,7 @@ static struct json_object *ops__map_fill(struct meshd *m, const char *name)
 	__u64 n = 0;
 	int fd;
 
-	fd = sluice__map_fd(m->sl, name);
+	fd = sluice__map_fd(sl, name);
 	memset(&info, 0, sizeof(info));
 	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
 		return NULL;
@@ -92,7 +93,7 @@ struct json_object *ops__status(struct meshd *m, struct json_object *req)
 	json_object_object_add(d, "attach_errors", attach__errors_json(&m->att));
 	arr = json_object_new_array();
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		o = ops__map_fill(m, maps[i]);
+		o = ops__map_fill(m->sl, maps[i]);
 		if (o)
 			json_object_array_add(arr, o);
 	}
@@ -109,27 +110,25 @@ struct json_object *ops__status(struct meshd *m, struct json_object *req)
 			json_object_object_add(o, sluice__drop_name(i),
 					       json_object_new_int64((int64_t)drops[i]));
 	json_object_object_add(d, "drops", o);
-	/* Beyond the issue-3 shape: the issue-5 additions. */
-	json_object_object_add(d, "metrics", exporter__status_json(m));
-	json_object_object_add(d, "telemetry", telem__status_json(m));
-	/* issue 7: null when --kubernetes off */
-	json_object_object_add(d, "kubernetes", k8sint__status_json(m));
-	/* issue 4 */
-	json_object_object_add(d, "socket_lb", sockint__lb_json(m));
-	json_object_object_add(d, "redirect", sockint__redir_json(m));
+	/* The optional parts: null or "running": false when off, so a
+	 * client tells "off" from "an older meshd without it". */
+	json_object_object_add(d, "metrics", exporter__status_json(&m->exporter));
+	json_object_object_add(d, "telemetry",
+			       telem__status_json(&m->telem, follow__count(&m->follow)));
+	json_object_object_add(d, "kubernetes", k8sint__status_json(&m->kube));
+	json_object_object_add(d, "socket_lb", sockint__lb_json(&m->sock));
+	json_object_object_add(d, "redirect", sockint__redir_json(&m->sock));
 	return api__ok(d);
 }
 
 /* --- conntrack --- */
 
-static struct json_object *ops__ct_filter(struct meshd *m, struct json_object *req,
-					  struct ct_filter *f)
+static struct json_object *ops__ct_filter(struct json_object *req, struct ct_filter *f)
 {
 	struct json_object *err;
 	struct svc_ref ref;
 
 	memset(f, 0, sizeof(*f));
-	(void)m;
 	if (!ops__has(req, "service")) {
 		f->all = true;
 		return NULL;
@@ -149,7 +148,7 @@ struct json_object *ops__conntrack_list(struct meshd *m, struct json_object *req
 	struct ct_filter f;
 	__u64 total;
 
-	err = ops__ct_filter(m, req, &f);
+	err = ops__ct_filter(req, &f);
 	if (err)
 		return err;
 	entries = json_object_new_array();
@@ -171,7 +170,7 @@ struct json_object *ops__conntrack_flush(struct meshd *m, struct json_object *re
 	struct ct_filter f;
 	int rc;
 
-	err = ops__ct_filter(m, req, &f);
+	err = ops__ct_filter(req, &f);
 	if (err)
 		return err;
 	rc = ct__flush(m->sl, &f, &conns, &entries);

@@ -32,15 +32,14 @@
 #include "telem.h"
 
 /* NULL when telemetry runs, else the error answer saying why not. */
-static struct json_object *ops__need_telemetry(struct meshd *m)
+static struct json_object *ops__need_telemetry(const struct telem *tm)
 {
-	if (m->telem.t)
+	if (tm->t)
 		return NULL;
-	if (!m->cfg.telemetry)
+	if (!tm->cfg.enabled)
 		return api__error(
 			"telemetry is off (meshd --telemetry off): no connection records");
-	return api__error("telemetry is unavailable: %s",
-			  m->telem.error[0] ? m->telem.error : "not started");
+	return api__error("telemetry is unavailable: %s", tm->error[0] ? tm->error : "not started");
 }
 
 /* Optional "service": the canonical ref into buf ("" when absent). */
@@ -134,7 +133,7 @@ struct json_object *ops__connections_list(struct meshd *m, struct json_object *r
 	bool events, *keep = NULL;
 	__u64 limit;
 
-	err = ops__need_telemetry(m);
+	err = ops__need_telemetry(&m->telem);
 	if (!err)
 		err = ops__uint_arg(req, "limit", 1, TELEM_RECENT, TELEM_RECENT, &limit);
 	if (!err)
@@ -144,7 +143,7 @@ struct json_object *ops__connections_list(struct meshd *m, struct json_object *r
 	if (err)
 		return err;
 	/* Records waiting in the ring are news too. */
-	telem__read(m);
+	telem__read(&m->telem);
 	recs = calloc(TELEM_RECENT, sizeof(*recs));
 	keep = calloc(TELEM_RECENT, sizeof(*keep));
 	if (!recs || !keep) {
@@ -169,7 +168,7 @@ struct json_object *ops__connections_list(struct meshd *m, struct json_object *r
 		first--;
 		if (!keep[first])
 			continue;
-		svc = conns__service(m, recs[first].svc_id);
+		svc = conns__service(&m->conns, recs[first].svc_id);
 		if (filter[0] && (!svc || strcmp(svc->ref, filter))) {
 			keep[first] = false;
 			continue;
@@ -179,7 +178,7 @@ struct json_object *ops__connections_list(struct meshd *m, struct json_object *r
 	arr = json_object_new_array();
 	for (size_t i = first; i < n; i++)
 		if (keep[i])
-			json_object_array_add(arr, conns__rec_json(m, &recs[i]));
+			json_object_array_add(arr, conns__rec_json(&m->conns, &recs[i]));
 	free(recs);
 	free(keep);
 	d = json_object_new_object();
@@ -197,7 +196,7 @@ struct json_object *ops__connections_follow(struct meshd *m, struct json_object 
 	int rc;
 
 	*kept = false;
-	err = ops__need_telemetry(m);
+	err = ops__need_telemetry(&m->telem);
 	if (!err)
 		err = ops__svc_filter(req, filter, sizeof(filter));
 	if (err)
@@ -275,14 +274,15 @@ static struct json_object *ops__conn_json(const struct telemetry_svc_stats *tel,
 	return o;
 }
 
-static struct json_object *ops__top_service(struct meshd *m, const struct metrics_service *s)
+static struct json_object *ops__top_service(const struct desired *desired,
+					    const struct metrics_service *s)
 {
 	struct json_object *o = json_object_new_object(), *conns;
 	struct sluice_addr vip = { .family = s->key.family };
 	struct desired_service *d;
 
 	memcpy(vip.addr, s->key.addr, sizeof(vip.addr));
-	d = desired__find(&m->desired, &vip, ntohs(s->key.port), s->key.proto);
+	d = desired__find(desired, &vip, ntohs(s->key.port), s->key.proto);
 	json_object_object_add(o, "service", json_object_new_string(s->name));
 	json_object_object_add(o, "name", json_object_new_string(d ? d->name : ""));
 	ops__add_u64(o, "id", s->svc_id);
@@ -309,7 +309,7 @@ struct json_object *ops__top(struct meshd *m, struct json_object *req)
 
 	(void)req;
 	/* Counts as of now, not as of the last time the ring woke us. */
-	telem__read(m);
+	telem__read(&m->telem);
 	if (metrics__collect(&src, &snap))
 		return api__error("%s", sluice__errmsg());
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -323,7 +323,7 @@ struct json_object *ops__top(struct meshd *m, struct json_object *req)
 	}
 	arr = json_object_new_array();
 	for (size_t i = 0; i < snap->nservices; i++)
-		json_object_array_add(arr, ops__top_service(m, &snap->services[i]));
+		json_object_array_add(arr, ops__top_service(&m->state.desired, &snap->services[i]));
 	json_object_object_add(d, "services", arr);
 	metrics__snapshot_free(snap);
 	return api__ok(d);

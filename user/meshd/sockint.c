@@ -14,7 +14,6 @@
 #include "sock.h"
 
 #include "log.h"
-#include "meshd.h"
 #include "sockint.h"
 
 /*
@@ -23,9 +22,8 @@
  * interface address are same-node too. Read once at start; an address
  * added later is simply not redirected (it takes the normal path).
  */
-static void sockint__add_node_addrs(struct meshd *m)
+static void sockint__add_node_addrs(struct sockint *si)
 {
-	struct sockint *si = &m->sock;
 	struct ifaddrs *ifa, *i;
 	char text[INET6_ADDRSTRLEN];
 	struct sluice_addr a;
@@ -70,13 +68,13 @@ static void sockint__add_node_addrs(struct meshd *m)
 	freeifaddrs(ifa);
 }
 
-static int sockint__lb(struct meshd *m)
+static int sockint__lb(struct sockint *si)
 {
-	struct sockint *si = &m->sock;
+	const struct sockint_cfg *cfg = &si->cfg;
 	struct sluice_sock_info info;
 	bool was;
 
-	if (!m->cfg.socket_lb) {
+	if (!cfg->socket_lb) {
 		was = !sluice_sock__info(si->ss, &info) && info.lb_attached;
 		if (sluice_sock__detach_lb(si->ss)) {
 			snprintf(si->lb_error, sizeof(si->lb_error),
@@ -88,13 +86,13 @@ static int sockint__lb(struct meshd *m)
 		pr_info("socket LB off%s", was ? ": detached the one an earlier meshd left" : "");
 		return 0;
 	}
-	if (!m->cfg.cgroup) {
+	if (!cfg->cgroup) {
 		snprintf(si->lb_error, sizeof(si->lb_error),
 			 "no cgroup v2 mount found (give --cgroup)");
 		pr_warn("socket LB unavailable: %s", si->lb_error);
 		return 0;
 	}
-	if (sluice_sock__attach_lb(si->ss, m->cfg.cgroup)) {
+	if (sluice_sock__attach_lb(si->ss, cfg->cgroup)) {
 		snprintf(si->lb_error, sizeof(si->lb_error), "%s", sluice__errmsg());
 		pr_warn("socket LB unavailable, services are balanced per packet only: %s",
 			si->lb_error);
@@ -102,16 +100,16 @@ static int sockint__lb(struct meshd *m)
 	}
 	si->lb_running = true;
 	pr_info("socket LB on cgroup %s: connect()/sendmsg() to a VIP go straight to a backend",
-		m->cfg.cgroup);
+		cfg->cgroup);
 	return 0;
 }
 
-static int sockint__redir(struct meshd *m)
+static int sockint__redir(struct sockint *si)
 {
-	struct sockint *si = &m->sock;
+	const struct sockint_cfg *cfg = &si->cfg;
 	char why[sizeof(si->redir_error) - 32];
 
-	if (!m->cfg.redirect) {
+	if (!cfg->redirect) {
 		if (sluice_sock__detach_redir(si->ss)) {
 			snprintf(si->redir_error, sizeof(si->redir_error),
 				 "detaching the redirect an earlier meshd left failed: %s",
@@ -122,14 +120,14 @@ static int sockint__redir(struct meshd *m)
 		pr_debug("same-node redirection off");
 		return 0;
 	}
-	if (!m->cfg.cgroup) {
+	if (!cfg->cgroup) {
 		snprintf(si->redir_error, sizeof(si->redir_error),
 			 "no cgroup v2 mount found (give --cgroup)");
 		pr_warn("redirect off: %s", si->redir_error);
 		return 0;
 	}
 	why[0] = '\0';
-	if (sluice_sock__attach_redir(si->ss, m->cfg.cgroup)) {
+	if (sluice_sock__attach_redir(si->ss, cfg->cgroup)) {
 		snprintf(si->redir_error, sizeof(si->redir_error), "attach failed: %s",
 			 sluice__errmsg());
 	} else if (sluice_sock__redir_selftest(si->ss, why, sizeof(why))) {
@@ -144,21 +142,20 @@ static int sockint__redir(struct meshd *m)
 		return 0;
 	}
 	si->redir_running = true;
-	sockint__add_node_addrs(m);
+	sockint__add_node_addrs(si);
 	pr_info("same-node redirection on cgroup %s: self-test passed, %u node address(es) "
 		"besides loopback",
-		m->cfg.cgroup, si->redir_addrs);
+		cfg->cgroup, si->redir_addrs);
 	return 0;
 }
 
-int sockint__start(struct meshd *m)
+int sockint__start(struct sockint *si, const struct sockint_cfg *cfg, struct sluice *sl)
 {
-	struct sockint *si = &m->sock;
 	int err, err2;
 
+	si->cfg = *cfg;
 	si->lb_error[0] = si->redir_error[0] = '\0';
-	err = sluice_sock__open(&si->ss, m->sl,
-				&(struct sluice_sock_opts){ .pin_dir = m->cfg.bpffs });
+	err = sluice_sock__open(&si->ss, sl, &(struct sluice_sock_opts){ .pin_dir = cfg->pin_dir });
 	if (err) {
 		si->ss = NULL;
 		snprintf(si->lb_error, sizeof(si->lb_error), "%s", sluice__errmsg());
@@ -167,21 +164,19 @@ int sockint__start(struct meshd *m)
 		return 0;
 	}
 	/* Both parts get their chance; the first error is returned. */
-	err = sockint__lb(m);
-	err2 = sockint__redir(m);
+	err = sockint__lb(si);
+	err2 = sockint__redir(si);
 	return err ? err : err2;
 }
 
-void sockint__stop(struct meshd *m)
+void sockint__stop(struct sockint *si)
 {
-	sluice_sock__close(m->sock.ss); /* pinned links stay attached */
-	m->sock.ss = NULL;
+	sluice_sock__close(si->ss); /* pinned links stay attached */
+	si->ss = NULL;
 }
 
-const struct sluice_sock_info *sockint__info(struct meshd *m)
+const struct sluice_sock_info *sockint__info(struct sockint *si)
 {
-	struct sockint *si = &m->sock;
-
 	if (!si->ss)
 		return NULL;
 	if (sluice_sock__info(si->ss, &si->info)) {
@@ -196,7 +191,7 @@ static void sockint__add_u64(struct json_object *o, const char *key, __u64 v)
 	json_object_object_add(o, key, json_object_new_uint64(v));
 }
 
-static struct json_object *sockint__common(struct meshd *m, bool enabled, bool running,
+static struct json_object *sockint__common(const struct sockint *si, bool enabled, bool running,
 					   const char *error)
 {
 	struct json_object *o = json_object_new_object();
@@ -204,19 +199,18 @@ static struct json_object *sockint__common(struct meshd *m, bool enabled, bool r
 	json_object_object_add(o, "enabled", json_object_new_boolean(enabled));
 	json_object_object_add(o, "running", json_object_new_boolean(running));
 	json_object_object_add(o, "cgroup",
-			       m->cfg.cgroup ? json_object_new_string(m->cfg.cgroup) : NULL);
+			       si->cfg.cgroup ? json_object_new_string(si->cfg.cgroup) : NULL);
 	if (error[0])
 		json_object_object_add(o, "error", json_object_new_string(error));
 	return o;
 }
 
-struct json_object *sockint__lb_json(struct meshd *m)
+struct json_object *sockint__lb_json(struct sockint *si)
 {
-	struct sockint *si = &m->sock;
 	struct json_object *o, *c;
 	struct sluice_sock_info info;
 
-	o = sockint__common(m, m->cfg.socket_lb, si->lb_running, si->lb_error);
+	o = sockint__common(si, si->cfg.socket_lb, si->lb_running, si->lb_error);
 	if (!si->ss)
 		return o;
 	if (sluice_sock__info(si->ss, &info)) {
@@ -232,14 +226,13 @@ struct json_object *sockint__lb_json(struct meshd *m)
 	return o;
 }
 
-struct json_object *sockint__redir_json(struct meshd *m)
+struct json_object *sockint__redir_json(struct sockint *si)
 {
-	struct sockint *si = &m->sock;
 	struct json_object *o, *c;
 	struct sluice_sock_info info;
 	const char *selftest = "not run";
 
-	o = sockint__common(m, m->cfg.redirect, si->redir_running, si->redir_error);
+	o = sockint__common(si, si->cfg.redirect, si->redir_running, si->redir_error);
 	if (si->redir_running)
 		selftest = "passed";
 	else if (!strncmp(si->redir_error, "self-test failed", 16))

@@ -22,7 +22,14 @@
 
 #include "sock.h"
 
-struct meshd;
+struct sluice;
+
+struct sockint_cfg {
+	bool socket_lb;      /* --socket-lb */
+	bool redirect;       /* --redirect */
+	const char *cgroup;  /* --cgroup; NULL: no cgroup v2 found */
+	const char *pin_dir; /* --bpffs */
+};
 
 struct sockint {
 	struct sluice_sock *ss;       /* NULL: not opened (no cgroup, error) */
@@ -32,18 +39,19 @@ struct sockint {
 	char redir_error[512];        /* why redirection is off although asked for */
 	unsigned int redir_addrs;     /* node addresses given to the redirect */
 	struct sluice_sock_info info; /* last refresh (metrics) */
+	struct sockint_cfg cfg;
 };
 
 /* After the maps are reconciled. Failures are logged and kept in the
  * errors above (status shows them); only an "off" that cannot detach
  * what an earlier meshd left returns one, and meshd runs on anyway. */
-int sockint__start(struct meshd *m);
+int sockint__start(struct sockint *si, const struct sockint_cfg *cfg, struct sluice *sl);
 /* Exit: the handle goes, pinned links stay attached. */
-void sockint__stop(struct meshd *m);
-/* Refresh m->sock.info; NULL when there is nothing to report. */
-const struct sluice_sock_info *sockint__info(struct meshd *m);
+void sockint__stop(struct sockint *si);
+/* Refresh si->info; NULL when there is nothing to report. */
+const struct sluice_sock_info *sockint__info(struct sockint *si);
 /* status "socket_lb" and "redirect" objects */
-struct json_object *sockint__lb_json(struct meshd *m);
-struct json_object *sockint__redir_json(struct meshd *m);
+struct json_object *sockint__lb_json(struct sockint *si);
+struct json_object *sockint__redir_json(struct sockint *si);
 
 #endif /* MESHD_SOCKINT_H */

@@ -11,19 +11,44 @@
 #include "sluice.h"
 
 #include "log.h"
-#include "meshd.h"
 #include "state.h"
-#include "telem.h"
 
-int state__load(const char *path, struct desired *d)
+static int state__sluice_read(void *ctx, struct desired *out)
+{
+	return desired__from_maps(ctx, out);
+}
+
+static int state__sluice_apply(void *ctx, const struct desired *old, const struct desired *next)
+{
+	return desired__apply(ctx, old, next);
+}
+
+struct state_maps state__sluice_maps(struct sluice *sl)
+{
+	return (struct state_maps){ state__sluice_read, state__sluice_apply, sl };
+}
+
+int state__load(struct state *st, const char *path)
 {
 	int err;
 
-	desired__init(d);
-	err = desired__load(d, path);
+	st->path = path;
+	desired__init(&st->desired);
+	err = desired__load(&st->desired, path);
 	if (err)
 		pr_err("%s", sluice__errmsg()); /* names the file */
 	return err;
+}
+
+void state__free(struct state *st)
+{
+	desired__free(&st->desired);
+}
+
+static void state__changed(struct state *st)
+{
+	if (st->changed)
+		st->changed(st->changed_ctx);
 }
 
 static bool state__backends_same(const struct desired_service *a, const struct desired_service *b)
@@ -79,7 +104,7 @@ static void state__log_change(enum desired_change change, const struct desired_s
 		[DESIRED_UPDATE] = "updated",
 		[DESIRED_DELETE] = "deleted",
 	};
-	char ref[SLUICE_ADDRPORT_STRLEN + 8], bes[512];
+	char ref[DESIRED_SVC_REF_LEN], bes[512];
 
 	(void)ctx;
 	sluice_svc__str(&svc->vip, svc->port, svc->proto, ref, sizeof(ref));
@@ -92,53 +117,58 @@ static void state__log_change(enum desired_change change, const struct desired_s
 			state__backends_str(svc, bes, sizeof(bes)));
 }
 
-int state__reconcile(struct meshd *m)
+void state__tally(const struct desired *have, const struct desired *want, struct state_tally *t)
 {
-	__u32 added = 0, changed = 0, same = 0, deleted = 0;
+	*t = (struct state_tally){ 0 };
+	/* Log what really changes in the datapath; names live in the file only. */
+	for (__u32 i = 0; i < want->nservices; i++) {
+		const struct desired_service *w = &want->services[i];
+		const struct desired_service *h = desired__find(have, &w->vip, w->port, w->proto);
+
+		if (!h) {
+			state__log_change(DESIRED_ADD, NULL, w, NULL);
+			t->added++;
+		} else if (!state__backends_same(h, w)) {
+			state__log_change(DESIRED_UPDATE, h, w, NULL);
+			t->changed++;
+		} else {
+			t->same++;
+		}
+	}
+	for (__u32 i = 0; i < have->nservices; i++) {
+		const struct desired_service *h = &have->services[i];
+
+		if (!desired__find(want, &h->vip, h->port, h->proto)) {
+			state__log_change(DESIRED_DELETE, h, NULL, NULL);
+			t->deleted++;
+		}
+	}
+}
+
+int state__reconcile(struct state *st)
+{
 	struct desired inmaps;
+	struct state_tally t;
 	int err;
 
-	err = desired__from_maps(m->sl, &inmaps);
+	err = st->maps.read(st->maps.ctx, &inmaps);
 	if (err) {
 		pr_err("reading back the services in the maps: %s", sluice__errmsg());
 		return err;
 	}
-	/* Log what really changes in the datapath; names live in the file only. */
-	for (__u32 i = 0; i < m->desired.nservices; i++) {
-		const struct desired_service *want = &m->desired.services[i];
-		const struct desired_service *have =
-			desired__find(&inmaps, &want->vip, want->port, want->proto);
-
-		if (!have) {
-			state__log_change(DESIRED_ADD, NULL, want, NULL);
-			added++;
-		} else if (!state__backends_same(have, want)) {
-			state__log_change(DESIRED_UPDATE, have, want, NULL);
-			changed++;
-		} else {
-			same++;
-		}
-	}
-	for (__u32 i = 0; i < inmaps.nservices; i++) {
-		const struct desired_service *have = &inmaps.services[i];
-
-		if (!desired__find(&m->desired, &have->vip, have->port, have->proto)) {
-			state__log_change(DESIRED_DELETE, have, NULL, NULL);
-			deleted++;
-		}
-	}
+	state__tally(&inmaps, &st->desired, &t);
 	/* Unchanged services are set again too: idempotent, moves no flow. */
-	err = desired__apply(m->sl, &inmaps, &m->desired);
+	err = st->maps.apply(st->maps.ctx, &inmaps, &st->desired);
 	if (err)
-		pr_err("reconciling the maps to %s: %s", m->cfg.state, sluice__errmsg());
+		pr_err("reconciling the maps to %s: %s", st->path, sluice__errmsg());
 	else
 		pr_info("reconciled %u services from %s: %u added, %u changed, %u deleted, %u unchanged",
-			m->desired.nservices, m->cfg.state, added, changed, deleted, same);
+			st->desired.nservices, st->path, t.added, t.changed, t.deleted, t.same);
 	desired__free(&inmaps);
 	return err;
 }
 
-int state__commit(struct meshd *m, struct desired *next, char *errbuf, size_t errlen)
+int state__commit(struct state *st, struct desired *next, char *errbuf, size_t errlen)
 {
 	int err, rerr;
 
@@ -147,23 +177,23 @@ int state__commit(struct meshd *m, struct desired *next, char *errbuf, size_t er
 		snprintf(errbuf, errlen, "%s", sluice__errmsg());
 		return err;
 	}
-	err = desired__apply(m->sl, &m->desired, next);
+	err = st->maps.apply(st->maps.ctx, &st->desired, next);
 	if (err) {
 		snprintf(errbuf, errlen, "%s", sluice__errmsg());
 		/* rolled back, but a rollback may hand out other backend ids */
-		telem__changed(m);
+		state__changed(st);
 		return err;
 	}
-	err = desired__save(next, m->cfg.state);
+	err = desired__save(next, st->path);
 	/* The maps changed (and maybe changed back): ids may have moved. */
-	telem__changed(m);
+	state__changed(st);
 	if (err) {
 		int off = snprintf(errbuf, errlen, "%s", sluice__errmsg());
 
 		if (off < 0 || (size_t)off >= errlen)
 			off = errlen ? errlen - 1 : 0;
-		rerr = desired__apply(m->sl, next, &m->desired);
-		telem__changed(m);
+		rerr = st->maps.apply(st->maps.ctx, next, &st->desired);
+		state__changed(st);
 		if (rerr)
 			snprintf(errbuf + off, errlen - off,
 				 "; putting the maps back failed too: %s", sluice__errmsg());
@@ -172,9 +202,9 @@ int state__commit(struct meshd *m, struct desired *next, char *errbuf, size_t er
 		pr_err("%s", errbuf);
 		return err;
 	}
-	desired__diff(&m->desired, next, state__log_change, NULL);
-	desired__free(&m->desired);
-	m->desired = *next;
+	desired__diff(&st->desired, next, state__log_change, NULL);
+	desired__free(&st->desired);
+	st->desired = *next;
 	desired__init(next);
 	return 0;
 }

@@ -12,27 +12,16 @@
 #include "sluice.h"
 #include "telemetry.h"
 
-#include "conns.h"
-#include "follow.h"
 #include "log.h"
-#include "meshd.h"
 #include "telem.h"
 
-/* Every record read: to the followers, if there are any. */
-static void telem__on_record(const struct sluice_telem_rec *rec, void *ctx)
+static int telem__off(struct telem *tm)
 {
-	struct meshd *m = ctx;
-
-	if (follow__count(&m->follow))
-		conns__broadcast(m, rec);
-}
-
-static int telem__off(struct meshd *m)
-{
-	bool was_attached = telemetry__pinned(m->cfg.bpffs);
+	const char *pin_dir = tm->cfg.pin_dir;
+	bool was_attached = telemetry__pinned(pin_dir);
 	int err;
 
-	err = telemetry__unpin(m->cfg.bpffs);
+	err = telemetry__unpin(pin_dir);
 	if (err) {
 		pr_err("--telemetry off: removing the telemetry an earlier meshd left: %s",
 		       sluice__errmsg());
@@ -45,33 +34,33 @@ static int telem__off(struct meshd *m)
 	return 0;
 }
 
-int telem__start(struct meshd *m)
+int telem__start(struct telem *tm, const struct telem_cfg *cfg, struct sluice *sl)
 {
 	struct telemetry_opts opts = {
-		.pin_dir = m->cfg.bpffs,
-		.interval_s = m->cfg.telemetry_interval,
+		.pin_dir = cfg->pin_dir,
+		.interval_s = cfg->interval_s,
 		.recent = TELEM_RECENT,
 	};
-	struct telem *tm = &m->telem;
 	int cgfd, err;
 
+	tm->cfg = *cfg;
 	tm->error[0] = '\0';
-	if (!m->cfg.telemetry)
-		return telem__off(m);
-	if (!m->cfg.cgroup) {
+	if (!cfg->enabled)
+		return telem__off(tm);
+	if (!cfg->cgroup) {
 		snprintf(tm->error, sizeof(tm->error), "no cgroup v2 mount found (give --cgroup)");
 		pr_warn("telemetry unavailable: %s", tm->error);
 		return 0;
 	}
-	cgfd = open(m->cfg.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cgfd = open(cfg->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cgfd < 0) {
-		snprintf(tm->error, sizeof(tm->error), "cgroup %s: %s", m->cfg.cgroup,
+		snprintf(tm->error, sizeof(tm->error), "cgroup %s: %s", cfg->cgroup,
 			 strerror(errno));
 		pr_warn("telemetry unavailable: %s", tm->error);
 		return 0;
 	}
 	/* The attachment holds the cgroup; the fd is not needed after. */
-	err = telemetry__open(&tm->t, m->sl, cgfd, &opts);
+	err = telemetry__open(&tm->t, sl, cgfd, &opts);
 	close(cgfd);
 	if (err) {
 		tm->t = NULL;
@@ -79,38 +68,38 @@ int telem__start(struct meshd *m)
 		pr_warn("telemetry unavailable, the datapath runs without it: %s", tm->error);
 		return 0;
 	}
-	telemetry__set_record_cb(tm->t, telem__on_record, m);
-	if (m->cfg.telemetry_interval)
+	if (cfg->on_record)
+		telemetry__set_record_cb(tm->t, cfg->on_record, cfg->ctx);
+	if (cfg->interval_s)
 		pr_info("telemetry on cgroup %s: every TCP connection to or from a service, "
 			"long-lived ones reported every %us",
-			m->cfg.cgroup, m->cfg.telemetry_interval);
+			cfg->cgroup, cfg->interval_s);
 	else
 		pr_info("telemetry on cgroup %s: every TCP connection to or from a service",
-			m->cfg.cgroup);
+			cfg->cgroup);
 	return 0;
 }
 
-void telem__stop(struct meshd *m)
+void telem__stop(struct telem *tm)
 {
-	telemetry__close(m->telem.t); /* the pinned link stays attached */
-	m->telem.t = NULL;
+	telemetry__close(tm->t); /* the pinned link stays attached */
+	tm->t = NULL;
 }
 
-int telem__ring_fd(const struct meshd *m)
+int telem__ring_fd(const struct telem *tm)
 {
-	return m->telem.t ? telemetry__ring_fd(m->telem.t) : -1;
+	return tm->t ? telemetry__ring_fd(tm->t) : -1;
 }
 
-void telem__read(struct meshd *m)
+void telem__read(struct telem *tm)
 {
-	if (m->telem.t && telemetry__consume(m->telem.t) < 0)
+	if (tm->t && telemetry__consume(tm->t) < 0)
 		pr_warn("telemetry: %s", sluice__errmsg());
 }
 
-void telem__changed(struct meshd *m)
+void telem__changed(struct telem *tm)
 {
-	conns__stale(&m->conns);
-	if (m->telem.t && telemetry__sync(m->telem.t))
+	if (tm->t && telemetry__sync(tm->t))
 		pr_warn("telemetry: updating its view of the services: %s", sluice__errmsg());
 }
 
@@ -119,23 +108,22 @@ static void telem__add_u64(struct json_object *o, const char *key, __u64 v)
 	json_object_object_add(o, key, json_object_new_uint64(v));
 }
 
-struct json_object *telem__status_json(struct meshd *m)
+struct json_object *telem__status_json(const struct telem *tm, size_t followers)
 {
 	struct json_object *o = json_object_new_object();
 	struct telemetry_info info;
 
-	json_object_object_add(o, "enabled", json_object_new_boolean(m->cfg.telemetry));
-	json_object_object_add(o, "running", json_object_new_boolean(m->telem.t != NULL));
+	json_object_object_add(o, "enabled", json_object_new_boolean(tm->cfg.enabled));
+	json_object_object_add(o, "running", json_object_new_boolean(tm->t != NULL));
 	json_object_object_add(o, "cgroup",
-			       m->cfg.cgroup ? json_object_new_string(m->cfg.cgroup) : NULL);
-	json_object_object_add(o, "interval_seconds",
-			       json_object_new_int64(m->cfg.telemetry_interval));
-	if (m->telem.error[0])
-		json_object_object_add(o, "error", json_object_new_string(m->telem.error));
-	json_object_object_add(o, "followers", json_object_new_int64(follow__count(&m->follow)));
-	if (!m->telem.t)
+			       tm->cfg.cgroup ? json_object_new_string(tm->cfg.cgroup) : NULL);
+	json_object_object_add(o, "interval_seconds", json_object_new_int64(tm->cfg.interval_s));
+	if (tm->error[0])
+		json_object_object_add(o, "error", json_object_new_string(tm->error));
+	json_object_object_add(o, "followers", json_object_new_int64(followers));
+	if (!tm->t)
 		return o;
-	if (telemetry__info(m->telem.t, &info)) {
+	if (telemetry__info(tm->t, &info)) {
 		json_object_object_add(o, "error", json_object_new_string(sluice__errmsg()));
 		return o;
 	}

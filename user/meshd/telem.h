@@ -16,31 +16,45 @@
 #ifndef MESHD_TELEM_H
 #define MESHD_TELEM_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <json-c/json.h>
 
-struct meshd;
-struct telemetry;
+#include "telemetry.h"
+
+struct sluice;
 
 /* Records kept for `meshctl connections` (136 bytes each). */
 #define TELEM_RECENT 4096
 
+struct telem_cfg {
+	bool enabled;            /* --telemetry */
+	const char *pin_dir;     /* --bpffs */
+	const char *cgroup;      /* --cgroup; NULL: no cgroup v2 found */
+	unsigned int interval_s; /* --telemetry-interval */
+	/* Every record read (the connection streams); NULL: none. */
+	telemetry_record_fn on_record;
+	void *ctx;
+};
+
 struct telem {
 	struct telemetry *t; /* NULL: off or unavailable */
 	char error[512];     /* why it is unavailable; "" when on, or off by flag */
+	struct telem_cfg cfg;
 };
 
 /* After the maps are reconciled. Failures are logged and kept in
- * m->telem.error; only an impossible --telemetry off cleanup returns one. */
-int telem__start(struct meshd *m);
+ * tm->error; only an impossible --telemetry off cleanup returns one. */
+int telem__start(struct telem *tm, const struct telem_cfg *cfg, struct sluice *sl);
 /* Exit: the handle goes, a pinned link stays attached. */
-void telem__stop(struct meshd *m);
+void telem__stop(struct telem *tm);
 /* epoll fd of the ring buffer; -1 when telemetry is not running. */
-int telem__ring_fd(const struct meshd *m);
-/* The ring is readable: aggregate the records, feed the followers. */
-void telem__read(struct meshd *m);
+int telem__ring_fd(const struct telem *tm);
+/* The ring is readable: aggregate the records, hand them to cfg.on_record. */
+void telem__read(struct telem *tm);
 /* The services or backends in the maps changed. */
-void telem__changed(struct meshd *m);
-/* status "telemetry" object */
-struct json_object *telem__status_json(struct meshd *m);
+void telem__changed(struct telem *tm);
+/* status "telemetry" object; followers: the open connection streams */
+struct json_object *telem__status_json(const struct telem *tm, size_t followers);
 
 #endif /* MESHD_TELEM_H */
