@@ -91,7 +91,7 @@ void desired__diff(const struct desired *old, const struct desired *new, desired
 int desired__apply(struct sluice *s, const struct desired *old, const struct desired *new);
 
 /*
- * Additions (desired.c, desired_sync.c, svclist.c), beyond the original
+ * Additions (desired*.c, svclist.c), beyond the original
  * contract above.
  */
 /* Room for desired__svc_ref(): "[v6 address]:65535/proto". */
