@@ -121,7 +121,6 @@ struct k8s_objs;
 
 struct k8s_objs *k8s_objs__new(enum k8s_kind kind);
 void k8s_objs__free(struct k8s_objs *objs);
-enum k8s_kind k8s_objs__kind(const struct k8s_objs *objs);
 __u32 k8s_objs__count(const struct k8s_objs *objs);
 /* Parse obj (a Service or EndpointSlice as the API sends it) and add it,
  * replacing one with the same key. -EINVAL when it lacks what identifies

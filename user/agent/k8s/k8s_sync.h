@@ -112,7 +112,5 @@ void k8s_watch__free(struct k8s_watch *w, CURLM *multi);
 void k8s_watch__start(struct k8s_watch *w);
 /* A request of this kind finished (curl removed it from the multi handle). */
 void k8s_watch__done(struct k8s_watch *w, CURLcode res);
-/* The watch is idle until next_at_ms; k8s.c waits for it. */
-void k8s_watch__schedule(struct k8s_watch *w, unsigned int delay_ms);
 
 #endif /* SLUICE_K8S_SYNC_H */
