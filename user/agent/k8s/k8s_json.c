@@ -23,52 +23,41 @@ struct json_object *k8s_json__get(struct json_object *o, const char *key)
 	return v;
 }
 
-const char *k8s_json__str(struct json_object *o, const char *key, bool *bad)
+/* The field when it has this JSON type; NULL and *bad when it has another. */
+static struct json_object *json__typed(struct json_object *o, const char *key, enum json_type type,
+				       bool *bad)
 {
 	struct json_object *v = k8s_json__get(o, key);
 
-	if (!v)
-		return NULL;
-	if (!json_object_is_type(v, json_type_string)) {
+	if (v && !json_object_is_type(v, type)) {
 		*bad = true;
 		return NULL;
 	}
-	return json_object_get_string(v);
+	return v;
+}
+
+const char *k8s_json__str(struct json_object *o, const char *key, bool *bad)
+{
+	struct json_object *v = json__typed(o, key, json_type_string, bad);
+
+	return v ? json_object_get_string(v) : NULL;
 }
 
 bool k8s_json__bool(struct json_object *o, const char *key, bool def, bool *bad)
 {
-	struct json_object *v = k8s_json__get(o, key);
+	struct json_object *v = json__typed(o, key, json_type_boolean, bad);
 
-	if (!v)
-		return def;
-	if (!json_object_is_type(v, json_type_boolean)) {
-		*bad = true;
-		return def;
-	}
-	return json_object_get_boolean(v);
+	return v ? json_object_get_boolean(v) : def;
 }
 
 struct json_object *k8s_json__arr(struct json_object *o, const char *key, bool *bad)
 {
-	struct json_object *v = k8s_json__get(o, key);
-
-	if (v && !json_object_is_type(v, json_type_array)) {
-		*bad = true;
-		return NULL;
-	}
-	return v;
+	return json__typed(o, key, json_type_array, bad);
 }
 
 struct json_object *k8s_json__obj(struct json_object *o, const char *key, bool *bad)
 {
-	struct json_object *v = k8s_json__get(o, key);
-
-	if (v && !json_object_is_type(v, json_type_object)) {
-		*bad = true;
-		return NULL;
-	}
-	return v;
+	return json__typed(o, key, json_type_object, bad);
 }
 
 int k8s_json__int(struct json_object *v, long long min, long long max, long long *out)

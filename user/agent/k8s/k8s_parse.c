@@ -88,6 +88,23 @@ static __u8 parse_proto(const char *text)
 	return 0; /* SCTP and anything newer: not balanced here */
 }
 
+/* How parsing one object ended: out of memory first, then a field of the
+ * wrong JSON type (-EINVAL), else err; the message names the object. */
+static int parse__outcome(int err, bool bad, bool nomem, enum k8s_kind kind, const char *ns,
+			  const char *name)
+{
+	if (nomem)
+		err = -ENOMEM;
+	if (!err && bad) {
+		sluice__set_err("%s %s/%s: a field has the wrong JSON type", k8s_kind__name(kind),
+				ns, name);
+		err = -EINVAL;
+	}
+	if (err == -ENOMEM)
+		sluice__set_err("out of memory parsing %s %s/%s", k8s_kind__name(kind), ns, name);
+	return err;
+}
+
 /* metadata.namespace + name: what identifies an object. */
 int k8s_meta__ids(struct json_object *obj, enum k8s_kind kind, const char **ns, const char **name)
 {
@@ -350,14 +367,7 @@ int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out)
 	if (!err && !bad && weights)
 		err = svc__parse_weights(s, weights);
 out:
-	if (nomem)
-		err = -ENOMEM;
-	if (!err && bad) {
-		sluice__set_err("Service %s/%s: a field has the wrong JSON type", ns, name);
-		err = -EINVAL;
-	}
-	if (err == -ENOMEM)
-		sluice__set_err("out of memory parsing Service %s/%s", ns, name);
+	err = parse__outcome(err, bad, nomem, K8S_SERVICES, ns, name);
 	if (err) {
 		k8s_svc__free(s);
 		return err;
@@ -521,14 +531,7 @@ int k8s_slice__parse(struct json_object *obj, struct k8s_slice **out)
 			err = slice__parse_ep(s, e, &bad, &nomem);
 	}
 out:
-	if (nomem)
-		err = -ENOMEM;
-	if (!err && bad) {
-		sluice__set_err("EndpointSlice %s/%s: a field has the wrong JSON type", ns, name);
-		err = -EINVAL;
-	}
-	if (err == -ENOMEM)
-		sluice__set_err("out of memory parsing EndpointSlice %s/%s", ns, name);
+	err = parse__outcome(err, bad, nomem, K8S_SLICES, ns, name);
 	if (err) {
 		k8s_slice__free(s);
 		return err;
