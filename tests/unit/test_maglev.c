@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * test_maglev.c - Maglev table properties: balance, weights, draining,
- * determinism, input-order independence, minimal disruption, speed and
- * argument checks. Disruption figures are printed ("# ...") for the README.
+ * determinism, input-order independence, minimal disruption, large
+ * backend sets and argument checks. Disruption figures are printed
+ * ("# ...") for the README.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "sluice.h"
 #include "test.h"
@@ -225,34 +225,19 @@ static void test_minimal_disruption(void)
 	check_disruption(100, 3.0);
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void test_speed(void)
+/* 1000 backends build, with equal and with mixed weights. Build time is
+ * for make bench (its service-load runs build thousands of tables), not
+ * asserted here: a busy or slow machine must not fail a correctness test. */
+static void test_large_sets(void)
 {
 	struct sluice_backend_spec b[1000];
-	double t0, ms;
 
 	backends__fill(b, 1000, 1, false);
-	t0 = now_ms();
 	if (!ASSERT_OK(maglev__build(b, 1000, M, table), "build equal weights"))
 		return;
-	ms = now_ms() - t0;
-	printf("# build M=%u, 1000 equal backends: %.2f ms\n", M, ms);
-	ASSERT_LE(ms, 50, "build time in ms");
 	for (int i = 0; i < 1000; i++)
 		b[i].weight = (__u16)(1 + (i * 7919) % 1000);
-	t0 = now_ms();
-	if (!ASSERT_OK(maglev__build(b, 1000, M, table), "build mixed weights"))
-		return;
-	ms = now_ms() - t0;
-	printf("# build M=%u, 1000 backends, weights 1-1000: %.2f ms\n", M, ms);
-	ASSERT_LE(ms, 50, "build time in ms");
+	ASSERT_OK(maglev__build(b, 1000, M, table), "build mixed weights");
 }
 
 static void test_rejects(void)
@@ -282,7 +267,7 @@ static const struct test tests[] = {
 	TEST(test_fully_populated),
 	TEST(test_deterministic_order_independent),
 	TEST(test_minimal_disruption),
-	TEST(test_speed),
+	TEST(test_large_sets),
 	TEST(test_rejects),
 };
 

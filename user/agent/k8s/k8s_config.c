@@ -150,20 +150,10 @@ int k8s_conn__in_cluster(struct k8s_conn *c, const char *host, const char *port,
 
 /* --- kubeconfig --- */
 
-static struct json_object *kc_get(struct json_object *o, const char *key)
-{
-	struct json_object *v = NULL;
-
-	if (!o || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
-		return NULL;
-	return v;
-}
-
 /* A scalar as text: the YAML reader turns an all-digit token into an int. */
 static const char *kc_str(struct json_object *o, const char *key)
 {
-	struct json_object *v = kc_get(o, key);
+	struct json_object *v = k8s_json__get(o, key);
 
 	if (!v || json_object_is_type(v, json_type_object) ||
 	    json_object_is_type(v, json_type_array))
@@ -175,7 +165,7 @@ static const char *kc_str(struct json_object *o, const char *key)
 static struct json_object *kc_named(struct json_object *root, const char *key, const char *inner,
 				    const char *name)
 {
-	struct json_object *list = kc_get(root, key);
+	struct json_object *list = k8s_json__get(root, key);
 	size_t n;
 
 	if (!list || !json_object_is_type(list, json_type_array))
@@ -186,7 +176,7 @@ static struct json_object *kc_named(struct json_object *root, const char *key, c
 		const char *ename = kc_str(e, "name");
 
 		if (ename && !strcmp(ename, name))
-			return kc_get(e, inner);
+			return k8s_json__get(e, inner);
 	}
 	return NULL;
 }
@@ -238,7 +228,7 @@ static int kc_user(struct k8s_conn *c, struct json_object *user, const char *dir
 	int err = 0;
 
 	for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
-		if (kc_get(user, unsupported[i])) {
+		if (k8s_json__get(user, unsupported[i])) {
 			sluice__set_err("%s: user.%s is not supported (use a token, tokenFile or "
 					"a client certificate, e.g. a service account's token)",
 					where, unsupported[i]);

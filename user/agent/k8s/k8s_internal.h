@@ -29,6 +29,23 @@ enum k8s_kind {
 /* "Service" / "EndpointSlice", for messages. */
 const char *k8s_kind__name(enum k8s_kind kind);
 
+/* --- JSON fields (k8s_json.c) --- */
+
+/* o[key]; NULL when o is not an object or the field is absent or null
+ * (the API omits and nulls optional fields alike). */
+struct json_object *k8s_json__get(struct json_object *o, const char *key);
+/* The typed readers set *bad when the field has another JSON type, so
+ * the caller refuses the object instead of reading it as absent. */
+/* A string, NULL when absent. */
+const char *k8s_json__str(struct json_object *o, const char *key, bool *bad);
+/* A boolean, def when absent. */
+bool k8s_json__bool(struct json_object *o, const char *key, bool def, bool *bad);
+/* An array / an object, NULL when absent. */
+struct json_object *k8s_json__arr(struct json_object *o, const char *key, bool *bad);
+struct json_object *k8s_json__obj(struct json_object *o, const char *key, bool *bad);
+/* v, an integer in [min, max]; -EINVAL when it is not (or v is NULL). */
+int k8s_json__int(struct json_object *v, long long min, long long max, long long *out);
+
 /* --- parsed objects (k8s_parse.c, k8s_store.c) --- */
 
 struct k8s_svc_port {
@@ -104,7 +121,6 @@ struct k8s_objs;
 
 struct k8s_objs *k8s_objs__new(enum k8s_kind kind);
 void k8s_objs__free(struct k8s_objs *objs);
-enum k8s_kind k8s_objs__kind(const struct k8s_objs *objs);
 __u32 k8s_objs__count(const struct k8s_objs *objs);
 /* Parse obj (a Service or EndpointSlice as the API sends it) and add it,
  * replacing one with the same key. -EINVAL when it lacks what identifies

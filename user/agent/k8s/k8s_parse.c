@@ -30,70 +30,6 @@ const char *k8s_kind__name(enum k8s_kind kind)
 	return kind == K8S_SERVICES ? "Service" : "EndpointSlice";
 }
 
-/* --- JSON access --- */
-
-static struct json_object *jget(struct json_object *o, const char *key)
-{
-	struct json_object *v = NULL;
-
-	if (!o || !json_object_is_type(o, json_type_object))
-		return NULL;
-	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
-		return NULL;
-	return v;
-}
-
-/* A string field: NULL when absent or null; -EINVAL via *bad for another type. */
-static const char *jstr(struct json_object *o, const char *key, bool *bad)
-{
-	struct json_object *v = jget(o, key);
-
-	if (!v)
-		return NULL;
-	if (!json_object_is_type(v, json_type_string)) {
-		*bad = true;
-		return NULL;
-	}
-	return json_object_get_string(v);
-}
-
-/* A boolean condition; def when absent or null. */
-static bool jbool(struct json_object *o, const char *key, bool def, bool *bad)
-{
-	struct json_object *v = jget(o, key);
-
-	if (!v)
-		return def;
-	if (!json_object_is_type(v, json_type_boolean)) {
-		*bad = true;
-		return def;
-	}
-	return json_object_get_boolean(v);
-}
-
-/* An array field, NULL when absent or null. */
-static struct json_object *jarr(struct json_object *o, const char *key, bool *bad)
-{
-	struct json_object *v = jget(o, key);
-
-	if (v && !json_object_is_type(v, json_type_array)) {
-		*bad = true;
-		return NULL;
-	}
-	return v;
-}
-
-static struct json_object *jobj(struct json_object *o, const char *key, bool *bad)
-{
-	struct json_object *v = jget(o, key);
-
-	if (v && !json_object_is_type(v, json_type_object)) {
-		*bad = true;
-		return NULL;
-	}
-	return v;
-}
-
 static char *xstrdup(const char *s, bool *nomem)
 {
 	char *d = strdup(s ? s : "");
@@ -152,26 +88,31 @@ static __u8 parse_proto(const char *text)
 	return 0; /* SCTP and anything newer: not balanced here */
 }
 
-/* An int in [min, max] or -EINVAL. */
-static int jint(struct json_object *v, long long min, long long max, long long *out)
+/* How parsing one object ended: out of memory first, then a field of the
+ * wrong JSON type (-EINVAL), else err; the message names the object. */
+static int parse__outcome(int err, bool bad, bool nomem, enum k8s_kind kind, const char *ns,
+			  const char *name)
 {
-	if (!v || !json_object_is_type(v, json_type_int))
-		return -EINVAL;
-	errno = 0;
-	*out = json_object_get_int64(v);
-	if (errno || *out < min || *out > max)
-		return -EINVAL;
-	return 0;
+	if (nomem)
+		err = -ENOMEM;
+	if (!err && bad) {
+		sluice__set_err("%s %s/%s: a field has the wrong JSON type", k8s_kind__name(kind),
+				ns, name);
+		err = -EINVAL;
+	}
+	if (err == -ENOMEM)
+		sluice__set_err("out of memory parsing %s %s/%s", k8s_kind__name(kind), ns, name);
+	return err;
 }
 
 /* metadata.namespace + name: what identifies an object. */
 int k8s_meta__ids(struct json_object *obj, enum k8s_kind kind, const char **ns, const char **name)
 {
 	bool bad = false;
-	struct json_object *meta = jobj(obj, "metadata", &bad);
+	struct json_object *meta = k8s_json__obj(obj, "metadata", &bad);
 
-	*ns = jstr(meta, "namespace", &bad);
-	*name = jstr(meta, "name", &bad);
+	*ns = k8s_json__str(meta, "namespace", &bad);
+	*name = k8s_json__str(meta, "name", &bad);
 	if (!json_object_is_type(obj, json_type_object) || bad || !*ns || !*name || !**ns ||
 	    !**name) {
 		sluice__set_err("%s without metadata.namespace and metadata.name: %.120s",
@@ -251,14 +192,14 @@ static int svc__add_vips(struct k8s_svc *s, struct json_object *arr, bool extern
 static int svc__parse_port(struct k8s_svc *s, struct json_object *p, bool *bad, bool *nomem)
 {
 	struct k8s_svc_port *sp = &s->ports[s->nports];
-	const char *name = jstr(p, "name", bad);
-	const char *proto = jstr(p, "protocol", bad);
-	struct json_object *tp = jget(p, "targetPort");
+	const char *name = k8s_json__str(p, "name", bad);
+	const char *proto = k8s_json__str(p, "protocol", bad);
+	struct json_object *tp = k8s_json__get(p, "targetPort");
 	long long port, target;
 
 	if (*bad)
 		return 0;
-	if (jint(jget(p, "port"), 1, 65535, &port)) {
+	if (k8s_json__int(k8s_json__get(p, "port"), 1, 65535, &port)) {
 		problem_add(&s->problem, "port %s has no valid port number: ignored",
 			    name ? name : "(unnamed)");
 		return 0;
@@ -280,7 +221,7 @@ static int svc__parse_port(struct k8s_svc *s, struct json_object *p, bool *bad, 
 			sp->target_port = v;
 		else
 			sp->target_named = true;
-	} else if (!jint(tp, 1, 65535, &target)) {
+	} else if (!k8s_json__int(tp, 1, 65535, &target)) {
 		sp->target_port = target;
 	} else {
 		sp->target_port = port;
@@ -362,20 +303,20 @@ int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out)
 		return -ENOMEM;
 	s->ns = xstrdup(ns, &nomem);
 	s->name = xstrdup(name, &nomem);
-	meta = jobj(obj, "metadata", &bad);
-	labels = jobj(meta, "labels", &bad);
-	ann = jobj(meta, "annotations", &bad);
-	spec = jobj(obj, "spec", &bad);
-	status = jobj(obj, "status", &bad);
-	proxy = jstr(labels, LABEL_PROXY_NAME, &bad);
-	weights = jstr(ann, K8S_ANN_WEIGHTS, &bad);
-	type = jstr(spec, "type", &bad);
-	cip = jstr(spec, "clusterIP", &bad);
-	etp = jstr(spec, "externalTrafficPolicy", &bad);
-	itp = jstr(spec, "internalTrafficPolicy", &bad);
-	ports = jarr(spec, "ports", &bad);
-	lb = jobj(status, "loadBalancer", &bad);
-	ingress = jarr(lb, "ingress", &bad);
+	meta = k8s_json__obj(obj, "metadata", &bad);
+	labels = k8s_json__obj(meta, "labels", &bad);
+	ann = k8s_json__obj(meta, "annotations", &bad);
+	spec = k8s_json__obj(obj, "spec", &bad);
+	status = k8s_json__obj(obj, "status", &bad);
+	proxy = k8s_json__str(labels, LABEL_PROXY_NAME, &bad);
+	weights = k8s_json__str(ann, K8S_ANN_WEIGHTS, &bad);
+	type = k8s_json__str(spec, "type", &bad);
+	cip = k8s_json__str(spec, "clusterIP", &bad);
+	etp = k8s_json__str(spec, "externalTrafficPolicy", &bad);
+	itp = k8s_json__str(spec, "internalTrafficPolicy", &bad);
+	ports = k8s_json__arr(spec, "ports", &bad);
+	lb = k8s_json__obj(status, "loadBalancer", &bad);
+	ingress = k8s_json__arr(lb, "ingress", &bad);
 	if (bad || nomem)
 		goto out;
 	if (proxy)
@@ -387,17 +328,17 @@ int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out)
 		goto out; /* nothing to balance: keep the object, translate nothing */
 
 	/* clusterIPs[0] == clusterIP when both are set; older objects have only clusterIP */
-	if (jget(spec, "clusterIPs"))
-		err = svc__add_vips(s, jarr(spec, "clusterIPs", &bad), false, &bad);
+	if (k8s_json__get(spec, "clusterIPs"))
+		err = svc__add_vips(s, k8s_json__arr(spec, "clusterIPs", &bad), false, &bad);
 	else if (cip && *cip)
 		err = svc__add_vip(s, cip, false);
 	if (!err)
-		err = svc__add_vips(s, jarr(spec, "externalIPs", &bad), true, &bad);
+		err = svc__add_vips(s, k8s_json__arr(spec, "externalIPs", &bad), true, &bad);
 	n = ingress ? json_object_array_length(ingress) : 0;
 	for (size_t i = 0; i < n && !err && !bad; i++) {
 		struct json_object *ing = json_object_array_get_idx(ingress, i);
-		const char *ip = jstr(ing, "ip", &bad);
-		const char *mode = jstr(ing, "ipMode", &bad);
+		const char *ip = k8s_json__str(ing, "ip", &bad);
+		const char *mode = k8s_json__str(ing, "ipMode", &bad);
 
 		/* ipMode Proxy: the load balancer itself proxies to the nodes, the
 		 * node must not capture traffic for that address (KEP-1860). */
@@ -426,14 +367,7 @@ int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out)
 	if (!err && !bad && weights)
 		err = svc__parse_weights(s, weights);
 out:
-	if (nomem)
-		err = -ENOMEM;
-	if (!err && bad) {
-		sluice__set_err("Service %s/%s: a field has the wrong JSON type", ns, name);
-		err = -EINVAL;
-	}
-	if (err == -ENOMEM)
-		sluice__set_err("out of memory parsing Service %s/%s", ns, name);
+	err = parse__outcome(err, bad, nomem, K8S_SERVICES, ns, name);
 	if (err) {
 		k8s_svc__free(s);
 		return err;
@@ -483,13 +417,13 @@ static int slice__parse_ports(struct k8s_slice *s, struct json_object *ports, bo
 			*bad = true;
 			return 0;
 		}
-		pv = jget(p, "port");
-		if (pv && jint(pv, 1, 65535, &port)) {
+		pv = k8s_json__get(p, "port");
+		if (pv && k8s_json__int(pv, 1, 65535, &port)) {
 			problem_add(&s->problem, "a port number is not 1-65535: port ignored");
 			continue;
 		}
-		sp->name = xstrdup(jstr(p, "name", bad), nomem);
-		sp->proto = parse_proto(jstr(p, "protocol", bad));
+		sp->name = xstrdup(k8s_json__str(p, "name", bad), nomem);
+		sp->proto = parse_proto(k8s_json__str(p, "protocol", bad));
 		sp->port = port;
 		s->nports++;
 		if (*nomem)
@@ -500,13 +434,13 @@ static int slice__parse_ports(struct k8s_slice *s, struct json_object *ports, bo
 
 static int slice__parse_ep(struct k8s_slice *s, struct json_object *e, bool *bad, bool *nomem)
 {
-	struct json_object *addrs = jarr(e, "addresses", bad);
-	struct json_object *cond = jobj(e, "conditions", bad);
-	struct json_object *ref = jobj(e, "targetRef", bad);
+	struct json_object *addrs = k8s_json__arr(e, "addresses", bad);
+	struct json_object *cond = k8s_json__obj(e, "conditions", bad);
+	struct json_object *ref = k8s_json__obj(e, "targetRef", bad);
 	struct k8s_ep *ep = &s->eps[s->neps];
 	struct json_object *a0;
-	const char *node = jstr(e, "nodeName", bad);
-	const char *target = jstr(ref, "name", bad);
+	const char *node = k8s_json__str(e, "nodeName", bad);
+	const char *target = k8s_json__str(ref, "name", bad);
 
 	if (*bad)
 		return 0;
@@ -524,9 +458,9 @@ static int slice__parse_ep(struct k8s_slice *s, struct json_object *e, bool *bad
 		return 0;
 	}
 	/* Defaults as documented for discovery.k8s.io/v1 EndpointConditions. */
-	ep->ready = jbool(cond, "ready", true, bad);
-	ep->serving = jbool(cond, "serving", ep->ready, bad);
-	ep->terminating = jbool(cond, "terminating", false, bad);
+	ep->ready = k8s_json__bool(cond, "ready", true, bad);
+	ep->serving = k8s_json__bool(cond, "serving", ep->ready, bad);
+	ep->terminating = k8s_json__bool(cond, "terminating", false, bad);
 	if (target)
 		ep->target = xstrdup(target, nomem);
 	if (node)
@@ -553,14 +487,14 @@ int k8s_slice__parse(struct json_object *obj, struct k8s_slice **out)
 	s->weight = -1;
 	s->ns = xstrdup(ns, &nomem);
 	s->name = xstrdup(name, &nomem);
-	meta = jobj(obj, "metadata", &bad);
-	labels = jobj(meta, "labels", &bad);
-	ann = jobj(meta, "annotations", &bad);
-	svc = jstr(labels, LABEL_SERVICE_NAME, &bad);
-	w = jstr(ann, K8S_ANN_WEIGHT, &bad);
-	at = jstr(obj, "addressType", &bad);
-	ports = jarr(obj, "ports", &bad);
-	eps = jarr(obj, "endpoints", &bad);
+	meta = k8s_json__obj(obj, "metadata", &bad);
+	labels = k8s_json__obj(meta, "labels", &bad);
+	ann = k8s_json__obj(meta, "annotations", &bad);
+	svc = k8s_json__str(labels, LABEL_SERVICE_NAME, &bad);
+	w = k8s_json__str(ann, K8S_ANN_WEIGHT, &bad);
+	at = k8s_json__str(obj, "addressType", &bad);
+	ports = k8s_json__arr(obj, "ports", &bad);
+	eps = k8s_json__arr(obj, "endpoints", &bad);
 	if (bad || nomem)
 		goto out;
 	if (svc)
@@ -597,14 +531,7 @@ int k8s_slice__parse(struct json_object *obj, struct k8s_slice **out)
 			err = slice__parse_ep(s, e, &bad, &nomem);
 	}
 out:
-	if (nomem)
-		err = -ENOMEM;
-	if (!err && bad) {
-		sluice__set_err("EndpointSlice %s/%s: a field has the wrong JSON type", ns, name);
-		err = -EINVAL;
-	}
-	if (err == -ENOMEM)
-		sluice__set_err("out of memory parsing EndpointSlice %s/%s", ns, name);
+	err = parse__outcome(err, bad, nomem, K8S_SLICES, ns, name);
 	if (err) {
 		k8s_slice__free(s);
 		return err;

@@ -84,11 +84,6 @@ void k8s_objs__free(struct k8s_objs *o)
 	free(o);
 }
 
-enum k8s_kind k8s_objs__kind(const struct k8s_objs *o)
-{
-	return o->kind;
-}
-
 __u32 k8s_objs__count(const struct k8s_objs *o)
 {
 	return o ? o->count : 0;

@@ -107,21 +107,11 @@ int k8s_stream__feed(struct k8s_stream *s, const char *buf, size_t len, k8s_stre
 	return 0;
 }
 
-static struct json_object *ev__get(struct json_object *o, const char *key)
-{
-	struct json_object *v = NULL;
-
-	if (!o || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, key, &v))
-		return NULL;
-	return v;
-}
-
 void k8s_status__text(struct json_object *status, char *buf, size_t len, int *code)
 {
-	struct json_object *c = ev__get(status, "code");
-	struct json_object *reason = ev__get(status, "reason");
-	struct json_object *msg = ev__get(status, "message");
+	struct json_object *c = k8s_json__get(status, "code");
+	struct json_object *reason = k8s_json__get(status, "reason");
+	struct json_object *msg = k8s_json__get(status, "message");
 
 	*code = c && json_object_is_type(c, json_type_int) ? json_object_get_int(c) : 0;
 	snprintf(buf, len, "code %d %s: %s", *code,
@@ -136,8 +126,8 @@ int k8s_event__decode(struct json_object *ev, enum k8s_ev_type *type, struct jso
 		      const char **rv, int *code)
 {
 	static const char *const names[] = { "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR" };
-	struct json_object *t = ev__get(ev, "type");
-	struct json_object *o = ev__get(ev, "object");
+	struct json_object *t = k8s_json__get(ev, "type");
+	struct json_object *o = k8s_json__get(ev, "object");
 	struct json_object *r;
 	const char *ts;
 	int i;
@@ -166,7 +156,7 @@ int k8s_event__decode(struct json_object *ev, enum k8s_ev_type *type, struct jso
 		k8s_status__text(o, text, sizeof(text), code);
 		return 0;
 	}
-	r = ev__get(ev__get(o, "metadata"), "resourceVersion");
+	r = k8s_json__get(k8s_json__get(o, "metadata"), "resourceVersion");
 	if (r && json_object_is_type(r, json_type_string) && *json_object_get_string(r))
 		*rv = json_object_get_string(r);
 	if (!*rv) {

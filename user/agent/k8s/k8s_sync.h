@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * k8s_sync.h - private to k8s.c (the thread, publishing, the public API)
- * and k8s_watch.c (one kind's list/watch requests): their shared state.
+ * k8s_sync.h - private to k8s.c (the thread, publishing, the public API),
+ * k8s_watch.c (one kind's list/watch requests) and k8s_util.c (what both
+ * use): their shared state.
  *
  * Contract: everything in struct k8s_watch and the thread-side fields of
  * struct k8s belong to the sync thread; the fields under `lock` are what
@@ -91,6 +92,7 @@ struct k8s {
 	struct k8s_stats st;
 };
 
+/* k8s_util.c */
 __u64 k8s__now_ms(void);
 void k8s__log(struct k8s *k, enum k8s_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -103,14 +105,12 @@ void k8s__count(struct k8s *k, __u64 *counter);
 void k8s__mark_dirty(struct k8s *k);
 int k8s__set_str(char **dst, const char *src);
 
-/* k8s_watch.c: one kind's request cycle (see the state machine in k8s.c). */
+/* k8s_watch.c: one kind's request cycle (states in its contract comment). */
 int k8s_watch__init(struct k8s_watch *w, struct k8s *k, enum k8s_kind kind);
 void k8s_watch__free(struct k8s_watch *w, CURLM *multi);
 /* Starts the list or watch request that is due (state W_IDLE). */
 void k8s_watch__start(struct k8s_watch *w);
 /* A request of this kind finished (curl removed it from the multi handle). */
 void k8s_watch__done(struct k8s_watch *w, CURLcode res);
-/* The watch is idle until next_at_ms; k8s.c waits for it. */
-void k8s_watch__schedule(struct k8s_watch *w, unsigned int delay_ms);
 
 #endif /* SLUICE_K8S_SYNC_H */

@@ -26,7 +26,8 @@
 
 /* --- scheduling --- */
 
-void k8s_watch__schedule(struct k8s_watch *w, unsigned int delay_ms)
+/* The watch is idle until next_at_ms; k8s.c waits for it. */
+static void watch__schedule(struct k8s_watch *w, unsigned int delay_ms)
 {
 	w->state = W_IDLE;
 	w->next_at_ms = k8s__now_ms() + delay_ms;
@@ -41,7 +42,7 @@ static void watch__backoff(struct k8s_watch *w)
 
 	if (jitter)
 		d = d - jitter + (unsigned int)rand_r(&k->seed) % (2 * jitter + 1);
-	k8s_watch__schedule(w, d);
+	watch__schedule(w, d);
 	w->backoff_ms = w->backoff_ms * 2 > k->opts.backoff_max_ms ? k->opts.backoff_max_ms :
 								     w->backoff_ms * 2;
 }
@@ -382,7 +383,7 @@ static void watch__list_finish(struct k8s_watch *w, const char *rv)
 	watch__backoff_reset(w);
 	k8s__log(k, K8S_LOG_INFO, "%s listed: %u objects at resourceVersion %s", w->label,
 		 k8s_objs__count(w->objs), rv);
-	k8s_watch__schedule(w, 0);
+	watch__schedule(w, 0);
 }
 
 static void watch__list_restart(struct k8s_watch *w)
@@ -413,7 +414,7 @@ static void watch__list_done(struct k8s_watch *w, CURLcode res)
 		k8s__log(k, K8S_LOG_INFO, "list %s: continue token expired (410); listing again",
 			 w->label);
 		watch__list_restart(w);
-		k8s_watch__schedule(w, 0);
+		watch__schedule(w, 0);
 		return;
 	}
 	if (w->status != 200) {
@@ -459,7 +460,7 @@ static void watch__list_done(struct k8s_watch *w, CURLcode res)
 			k8s__sync_error(k, "%s: out of memory", w->label);
 			goto fail;
 		}
-		k8s_watch__schedule(w, 0);
+		watch__schedule(w, 0);
 	} else {
 		k8s__set_str(&w->cont, NULL);
 		watch__list_finish(w, rv);
@@ -490,7 +491,7 @@ static void watch__watch_done(struct k8s_watch *w, CURLcode res)
 		w->need_list = true;
 		/* at once, unless the version was refused at once (right after a
 		 * list, or after an outage): never a tight list/410 loop */
-		k8s_watch__schedule(w, quick && !w->got_data ? k->opts.backoff_min_ms : 0);
+		watch__schedule(w, quick && !w->got_data ? k->opts.backoff_min_ms : 0);
 		return;
 	}
 	if (w->abort == ABORT_MALFORMED || w->abort == ABORT_ERROR) {
@@ -523,7 +524,7 @@ static void watch__watch_done(struct k8s_watch *w, CURLcode res)
 	if (quick && !w->got_data)
 		watch__backoff(w);
 	else
-		k8s_watch__schedule(w, 0);
+		watch__schedule(w, 0);
 }
 
 /* A request finished: which kind of request decides what comes next. */
@@ -560,7 +561,7 @@ int k8s_watch__init(struct k8s_watch *w, struct k8s *k, enum k8s_kind kind)
 		sluice__set_err("out of memory");
 		return -ENOMEM;
 	}
-	k8s_watch__schedule(w, 0);
+	watch__schedule(w, 0);
 	return 0;
 }
 

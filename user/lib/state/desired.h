@@ -90,10 +90,8 @@ void desired__diff(const struct desired *old, const struct desired *new, desired
  * the maps but in neither is left alone). All-or-nothing. */
 int desired__apply(struct sluice *s, const struct desired *old, const struct desired *new);
 
-/*
- * Additions (desired.c, desired_sync.c, svclist.c), beyond the original
- * contract above.
- */
+/* --- service references, ordering, and the maps read back (svclist.c) --- */
+
 /* Room for desired__svc_ref(): "[v6 address]:65535/proto". */
 #define DESIRED_SVC_REF_LEN (SLUICE_ADDRPORT_STRLEN + 8)
 /* Orders services by key (family, VIP, port, protocol), for sorted output. */

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * desired_internal.h - private to the desired-state files: the error text
+ * every rule shares ("path: message") and the rules a parsed model must
+ * pass (desired_check.c), which desired_parse.c runs as it goes so the
+ * first error reported is the first one in the file.
+ */
+#ifndef SLUICE_DESIRED_INTERNAL_H
+#define SLUICE_DESIRED_INTERNAL_H
+
+#include "desired.h"
+
+/* Room for a field path; "services[16383].backends[1023].address" is the
+ * longest one a valid model can have. */
+#define DESIRED_PATH_LEN 96
+
+/* "path: message" into sluice__errmsg(); always -EINVAL, so callers can
+ * `return desired__err(...)`. */
+int desired__err(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Formats a path into buf (DESIRED_PATH_LEN bytes). */
+void desired__pathf(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "base.field" into buf (DESIRED_PATH_LEN bytes). */
+void desired__path(char *buf, const char *base, const char *field);
+
+/* Every rule about services[i] alone. */
+int desired__check_service(const struct desired_service *svc, __u32 i);
+/* Rules across services; each one already passed desired__check_service. */
+int desired__check_all(const struct desired *d);
+
+#endif /* SLUICE_DESIRED_INTERNAL_H */

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MIT
+/*
+ * svc_plan.c - planning a set of services before any map is written:
+ * one snapshot of the backends map, service ids and backend ids assigned
+ * (see svc_txn.h).
+ *
+ * Contract: nothing here writes a map. Ids are the lowest free ones, and a
+ * backend already in a service's set keeps its id, because conntrack
+ * entries and stats refer to it. Ids handed out are marked taken in the
+ * snapshot, so the services of one call never share an id.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <bpf/bpf.h>
+
+#include "svc_txn.h"
+
+static int svc__mark_used_id(const void *key, const void *value, void *ctx)
+{
+	const struct sluice_svc *svc = value;
+	bool *used = ctx;
+
+	(void)key;
+	if (!(svc->flags & SLUICE_SVC_F_VIP_MARKER) && svc->svc_id < SLUICE_MAX_SERVICES)
+		used[svc->svc_id] = true;
+	return 0;
+}
+
+/* Lowest service id no service uses; ids index svc_stats and maglev. */
+static int svc__alloc_id(struct svc_snap *snap, __u32 *id)
+{
+	struct sluice *s = snap->s;
+	int err;
+
+	if (!snap->svc_used) {
+		snap->svc_used = calloc(SLUICE_MAX_SERVICES, sizeof(*snap->svc_used));
+		if (!snap->svc_used) {
+			sluice__set_err("out of memory");
+			return -ENOMEM;
+		}
+		err = maps__for_each(s->fds[SLUICE_MAP_SERVICES], "services",
+				     sizeof(struct sluice_svc_key), sizeof(struct sluice_svc),
+				     svc__mark_used_id, snap->svc_used);
+		if (err)
+			return err;
+	}
+	while (snap->next_svc < SLUICE_MAX_SERVICES && snap->svc_used[snap->next_svc])
+		snap->next_svc++;
+	if (snap->next_svc == SLUICE_MAX_SERVICES) {
+		sluice__set_err("services map: no free service id (limit %u services)",
+				SLUICE_MAX_SERVICES - 1);
+		return -ENOSPC;
+	}
+	snap->svc_used[snap->next_svc] = true;
+	*id = snap->next_svc;
+	return 0;
+}
+
+static int svc__collect_backend(const void *key, const void *value, void *ctx)
+{
+	struct svc_snap *snap = ctx;
+	__u32 id = *(const __u32 *)key;
+	struct svc_old_be *grown;
+
+	if (id < SLUICE_MAX_BACKENDS)
+		snap->be_used[id] = true;
+	if (snap->nbes == snap->bes_cap) {
+		snap->bes_cap = snap->bes_cap ? 2 * snap->bes_cap : 256;
+		grown = realloc(snap->bes, snap->bes_cap * sizeof(*snap->bes));
+		if (!grown) {
+			sluice__set_err("out of memory");
+			return -ENOMEM;
+		}
+		snap->bes = grown;
+	}
+	snap->bes[snap->nbes++] =
+		(struct svc_old_be){ .id = id, .val = *(const struct sluice_backend *)value };
+	return 0;
+}
+
+static int svc__cmp_be(const void *x, const void *y)
+{
+	const struct svc_old_be *a = x, *b = y;
+
+	if (a->val.svc_id != b->val.svc_id)
+		return a->val.svc_id < b->val.svc_id ? -1 : 1;
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+void svc__snap_free(struct svc_snap *snap)
+{
+	free(snap->svc_used);
+	free(snap->be_used);
+	free(snap->bes);
+}
+
+int svc__snap_load(struct svc_snap *snap, struct sluice *s)
+{
+	int err;
+
+	memset(snap, 0, sizeof(*snap));
+	snap->s = s;
+	snap->next_svc = snap->next_be = 1;
+	snap->be_used = calloc(SLUICE_MAX_BACKENDS, sizeof(*snap->be_used));
+	if (!snap->be_used) {
+		sluice__set_err("out of memory");
+		return -ENOMEM;
+	}
+	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
+			     sizeof(struct sluice_backend), svc__collect_backend, snap);
+	if (err)
+		return err;
+	qsort(snap->bes, snap->nbes, sizeof(*snap->bes), svc__cmp_be);
+	return 0;
+}
+
+/* The backends carrying svc_id, copied (each plan marks its own "kept"). */
+static int svc__snap_backends(const struct svc_snap *snap, struct svc_txn *t)
+{
+	__u32 lo = 0, hi = snap->nbes, n = 0;
+
+	while (lo < hi) {
+		__u32 mid = lo + (hi - lo) / 2;
+
+		if (snap->bes[mid].val.svc_id < t->svc_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	while (lo + n < snap->nbes && snap->bes[lo + n].val.svc_id == t->svc_id)
+		n++;
+	if (!n)
+		return 0;
+	t->old = malloc(n * sizeof(*t->old));
+	if (!t->old) {
+		sluice__set_err("out of memory");
+		return -ENOMEM;
+	}
+	memcpy(t->old, &snap->bes[lo], n * sizeof(*t->old));
+	t->nold = n;
+	return 0;
+}
+
+/* Backends already in the set keep their id (conntrack entries and stats
+ * refer to it); new ones get the lowest free id. */
+static int svc__assign_ids(struct svc_txn *t, struct svc_snap *snap)
+{
+	const struct sluice_service_spec *spec = t->spec;
+
+	for (__u32 i = 0; i < spec->nbackends; i++) {
+		const struct sluice_backend_spec *b = &spec->backends[i];
+		struct sluice_addr a = { .family = 0 };
+
+		t->old_idx[i] = -1;
+		for (__u32 j = 0; j < t->nold; j++) {
+			a.family = t->old[j].val.family;
+			memcpy(a.addr, t->old[j].val.addr, sizeof(a.addr));
+			if (!t->old[j].kept && t->old[j].val.port == htons(b->port) &&
+			    sluice_addr__eq(&a, &b->addr)) {
+				t->old[j].kept = true;
+				t->old_idx[i] = (int)j;
+				t->ids[i] = t->old[j].id;
+				break;
+			}
+		}
+		if (t->old_idx[i] >= 0)
+			continue;
+		while (snap->next_be < SLUICE_MAX_BACKENDS && snap->be_used[snap->next_be])
+			snap->next_be++;
+		if (snap->next_be == SLUICE_MAX_BACKENDS) {
+			sluice__set_err("backends map: no free backend id (limit %u backends)",
+					SLUICE_MAX_BACKENDS - 1);
+			return -ENOSPC;
+		}
+		snap->be_used[snap->next_be] = true;
+		t->ids[i] = snap->next_be;
+	}
+	return 0;
+}
+
+int svc__txn_init(struct svc_txn *t, struct sluice *s, const struct sluice_service_spec *spec,
+		  const struct sluice_svc_key *key)
+{
+	__u32 n = spec->nbackends;
+
+	memset(t, 0, sizeof(*t));
+	t->s = s;
+	t->spec = spec;
+	t->key = *key;
+	t->old_inner_fd = -1;
+	t->new_inner_fd = -1;
+	t->ids = calloc(n + 1, sizeof(*t->ids));
+	t->old_idx = calloc(n + 1, sizeof(*t->old_idx));
+	t->undo = calloc(n + 4, sizeof(*t->undo));
+	if (!t->ids || !t->old_idx || !t->undo) {
+		sluice__set_err("out of memory");
+		return -ENOMEM;
+	}
+	for (__u32 i = 0; i < n; i++)
+		if (spec->backends[i].weight)
+			t->nactive++;
+	return 0;
+}
+
+void svc__txn_free(struct svc_txn *t)
+{
+	if (t->old_inner_fd >= 0)
+		close(t->old_inner_fd);
+	if (t->new_inner_fd >= 0)
+		close(t->new_inner_fd);
+	free(t->ids);
+	free(t->old_idx);
+	free(t->undo);
+	free(t->old);
+	memset(t, 0, sizeof(*t));
+	t->old_inner_fd = t->new_inner_fd = -1;
+}
+
+int svc__plan(struct svc_txn *t, struct svc_snap *snap)
+{
+	struct sluice *s = t->s;
+	int err;
+
+	err = bpf_map_lookup_elem(s->fds[SLUICE_MAP_SERVICES], &t->key, &t->old_svc);
+	if (err && err != -ENOENT)
+		return maps__err(err, "services", "lookup", "of the service");
+	t->existed = !err;
+	if (t->existed)
+		t->svc_id = t->old_svc.svc_id;
+	else if ((err = svc__alloc_id(snap, &t->svc_id)))
+		return err;
+	t->marker_key = t->key;
+	t->marker_key.port = 0;
+	if ((err = svc__snap_backends(snap, t)))
+		return err;
+	return svc__assign_ids(t, snap);
+}

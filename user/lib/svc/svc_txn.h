@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * svc_txn.h - private to service.c (the writes) and svc_plan.c (what to
+ * write): one service's set operation, planned from a snapshot of the
+ * maps taken once per sluice__service_set_many() call.
+ */
+#ifndef SLUICE_SVC_TXN_H
+#define SLUICE_SVC_TXN_H
+
+#include "internal.h"
+
+enum svc_undo_kind {
+	UNDO_BACKEND, /* restore backends[ids[i]] as it was, or delete it */
+	UNDO_MAGLEV,  /* put the old inner table back, or empty the slot */
+	UNDO_SERVICE, /* restore the service entry, or delete it */
+	UNDO_MARKER,  /* delete the VIP marker we created */
+};
+
+struct svc_undo {
+	enum svc_undo_kind kind;
+	__u32 idx;
+};
+
+struct svc_old_be {
+	__u32 id;
+	struct sluice_backend val;
+	bool kept;
+};
+
+/* What the maps held when a set call began, read once per call: which
+ * ids are taken and every backend, sorted by service id, so planning one
+ * service costs a binary search instead of a walk of the backends map.
+ * Ids handed out during the call are marked taken here too. */
+struct svc_snap {
+	struct sluice *s;
+	bool *svc_used; /* [SLUICE_MAX_SERVICES], read when first needed */
+	bool *be_used;  /* [SLUICE_MAX_BACKENDS] */
+	struct svc_old_be *bes;
+	__u32 nbes, bes_cap;
+	__u32 next_svc, next_be; /* no free id below these */
+};
+
+struct svc_txn {
+	struct sluice *s;
+	const struct sluice_service_spec *spec;
+	struct sluice_svc_key key;
+	struct sluice_svc_key marker_key;
+	bool existed;
+	struct sluice_svc old_svc;
+	__u32 svc_id;
+	struct svc_old_be *old; /* backends carrying svc_id before the update */
+	__u32 nold;
+	__u32 *ids;   /* new backend ids, parallel to spec->backends */
+	int *old_idx; /* index into old[] or -1 for a new backend */
+	__u32 nactive;
+	int old_inner_fd; /* maglev[svc_id] before the swap, -1 if none */
+	int new_inner_fd; /* the table to swap in, -1 if unchanged or none */
+	struct svc_undo *undo;
+	__u32 nundo;
+};
+
+/* Reads the backends map once; ids are allocated from it for the call. */
+int svc__snap_load(struct svc_snap *snap, struct sluice *s);
+void svc__snap_free(struct svc_snap *snap);
+/* Allocates t's arrays for spec (whose map key is key); no map access. */
+int svc__txn_init(struct svc_txn *t, struct sluice *s, const struct sluice_service_spec *spec,
+		  const struct sluice_svc_key *key);
+void svc__txn_free(struct svc_txn *t);
+/* Everything the writes need, from the snapshot and one lookup; no map
+ * is written. */
+int svc__plan(struct svc_txn *t, struct svc_snap *snap);
+
+#endif /* SLUICE_SVC_TXN_H */
