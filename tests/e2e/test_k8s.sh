@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# test_k8s.sh - acceptance tests of issue 7's sync: Services and
+# test_k8s.sh - acceptance tests of the Kubernetes sync: Services and
 # EndpointSlices from a (stand-in) Kubernetes API server into the desired
 # state and the maps.
 #

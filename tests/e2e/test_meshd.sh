@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# test_meshd.sh - acceptance tests of issue 3: meshd + meshctl driving the
+# test_meshd.sh - acceptance tests of the agent: meshd + meshctl driving the
 # datapath in network namespaces.
 #
 # Contract: builds the topology of scripts/lib/topology.sh (client -> node

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# test_meshd_k8s.sh - issue 7 wired into the agent: meshd --kubernetes on
+# test_meshd_k8s.sh - the Kubernetes sync wired into the agent: meshd --kubernetes on
 # against the stand-in API server (tests/e2e/k8s/apiserver.py), driven and
 # checked with meshctl.
 #

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# test_meshd_metrics.sh - issue 5 as meshd serves it: connection telemetry,
+# test_meshd_metrics.sh - telemetry and metrics as meshd serves them: connection telemetry,
 # GET /metrics, `meshctl connections` and `meshctl top`.
 #
 # Contract: builds the topology of scripts/lib/topology.sh (client -> node

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# test_meshd_sock.sh - issue 4 as meshd serves it: --socket-lb and
+# test_meshd_sock.sh - socket LB and redirection as meshd serves them: --socket-lb and
 # --redirect, their status, metrics and uninstall.
 #
 # Contract: builds the topology of scripts/lib/topology.sh (client -> node
