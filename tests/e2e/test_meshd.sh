@@ -673,9 +673,11 @@ test_restart_under_load() {
 		head -n 5 "$WORK/poll.missing" | sed 's/^/      /'
 		fail "an interface was without its XDP program during the restarts" || ok=1
 	fi
-	# aimed at 50 ms apart; on a loaded 2-CPU machine `ip` itself slows
-	# down, so insist on 4 polls a second (each restart spans several)
-	[ "$polls" -ge $((secs * 4)) ] ||
+	# aimed at 50 ms apart; on a loaded 2-CPU machine `ip` and `sleep`
+	# fork slowly (3.4 polls a second seen with other builds running), so
+	# insist on 2 a second: a restart spans 1.5 s or more, still several
+	# polls each
+	[ "$polls" -ge $((secs * 2)) ] ||
 		fail "only $polls attachment polls in ${secs}s: the poller did not keep up" || ok=1
 	# A restart loads a new program and swaps it in: the old one must not
 	# linger, and the swap must not leave a gap (the polls above).
