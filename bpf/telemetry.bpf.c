@@ -24,6 +24,12 @@ static __always_inline void telem_on_connect(struct bpf_sock_ops *ops)
 
 	if (telem_cfg & SLUICE_TELEM_CFG_NO_OUTBOUND || !telem_tuple_read(ops, &t))
 		return;
+	if (telem_origin(ops, &t, &ep)) {
+		if (!(telem_cfg & SLUICE_TELEM_CFG_NO_INBOUND))
+			telem_peer_note(&t, &ep);
+		telem_start(ops, &ep, SLUICE_TELEM_OUTBOUND, 0, TELEM_SK_CONNECTING);
+		return;
+	}
 	if (telem_classify_outbound(&t, &ep, &via_vip)) {
 		telem_start(ops, &ep, SLUICE_TELEM_OUTBOUND, via_vip, TELEM_SK_CONNECTING);
 		return;
@@ -57,6 +63,8 @@ static __always_inline void telem_on_passive_established(struct bpf_sock_ops *op
 		return;
 	if (!telem_endpoint(t.laddr, t.lport, t.family, &ep))
 		return;
+	if (!telem_peer_take(&t, &ep))
+		telem_ct_inbound(&t, &ep);
 	st = telem_start(ops, &ep, SLUICE_TELEM_INBOUND, 0, TELEM_SK_OPEN);
 	if (!st)
 		return;

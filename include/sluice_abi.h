@@ -152,6 +152,21 @@ struct sluice_backend_stats {
 	__u64 flows;
 };
 
+/* sk_origin (socket storage): what a TCP connect() through the socket LB
+ * asked for and where it was sent. One backend address:port can serve
+ * several services (two Kubernetes Services over the same pods); this is
+ * how telemetry credits the one whose VIP the client used. */
+struct sluice_sk_origin {
+	__u32 vip[4];  /* what the client connected to */
+	__u32 addr[4]; /* the backend it was sent to */
+	__u16 vip_port;
+	__u16 port;
+	__u32 svc_id;
+	__u32 backend_id;
+	__u8 family;
+	__u8 pad[3];
+};
+
 /* Global per-CPU counters, indexed by enum sluice_counter. */
 #define SLUICE_COUNTERS(X)                                                    \
 	X(PASS, "pass", "not service traffic, passed unchanged")              \

@@ -112,6 +112,28 @@ struct sluice_telem_ep {
 	__u32 backend_id;
 };
 
+/* telem_peers: a connection the socket LB sent from a VIP to a backend,
+ * keyed as the backend's accepting socket sees it (its own address
+ * first), so a backend on the same node credits the client's VIP too.
+ * Written at connect(), taken at accept: an entry matters for one
+ * handshake, and entries for backends on other nodes age out of the
+ * LRU. */
+struct sluice_telem_peer_key {
+	__u32 laddr[4]; /* the backend */
+	__u32 raddr[4]; /* the client */
+	__u16 lport;    /* network byte order */
+	__u16 rport;    /* network byte order */
+	__u8 family;
+	__u8 pad[3];
+};
+
+/* Handshakes in flight that telem_peers remembers (LRU): a same-node
+ * handshake takes microseconds, so even 10k connects/s to other nodes
+ * leave an entry more than a second to be taken. */
+#ifndef SLUICE_TELEM_PEERS_MAX
+#define SLUICE_TELEM_PEERS_MAX 16384
+#endif
+
 /* Per-CPU counters (telem_counters map), each with its key in the agent's
  * telemetry status, its metric name (after "sluice_") and the metric's
  * HELP text: a counter added here is shown and exported with no other

@@ -81,4 +81,16 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps");
 
+/* Written by the socket LB (sock.bpf.c) at connect(), read by telemetry
+ * (telemetry.bpf.c); declared here so the datapath object owns it and
+ * both companions share the one pinned map. Lives and dies with the
+ * socket. Socket storage: kernel 5.2; bpf_sk_storage_get() in cgroup
+ * sock_addr programs (and their ctx->sk): 5.8. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sluice_sk_origin);
+} sk_origin SEC(".maps");
+
 #endif /* SLUICE_BPF_MAPS_H */

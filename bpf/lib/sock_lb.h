@@ -117,6 +117,34 @@ static __always_inline bool sock_nat_record(__u64 cookie, const struct sluice_ba
 	return true;
 }
 
+/*
+ * TCP connect(): keep the VIP the client asked for with the socket
+ * (sk_origin), so telemetry credits that VIP's service even when the
+ * backend serves others too. UDP is left out: telemetry follows TCP
+ * only, and resolvers connect() a UDP socket per query. Best effort:
+ * without memory the socket is attributed by its backend address.
+ */
+static __always_inline void sock_origin_record(struct bpf_sock_addr *ctx, const struct sock_ep *vip,
+					       const struct sluice_backend *be, __u32 svc_id,
+					       __u32 backend_id)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct sluice_sk_origin *o;
+
+	if (!sk)
+		return;
+	o = bpf_sk_storage_get(&sk_origin, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o)
+		return;
+	__builtin_memcpy(o->vip, vip->addr, sizeof(o->vip));
+	__builtin_memcpy(o->addr, be->addr, sizeof(o->addr));
+	o->vip_port = vip->port;
+	o->port = be->port;
+	o->svc_id = svc_id;
+	o->backend_id = backend_id;
+	o->family = vip->family;
+}
+
 /**
  * sock_lb_xlate() - connect/sendmsg: VIP:port -> backend.
  *
@@ -176,6 +204,8 @@ static __always_inline int sock_lb_xlate(struct bpf_sock_addr *ctx, bool v6, boo
 
 	if (sock_nat_record(cookie, be, &ep, svc->svc_id, is_connect))
 		stats_flow(svc->svc_id, backend_id);
+	if (is_connect && proto == IPPROTO_TCP)
+		sock_origin_record(ctx, &ep, be, svc->svc_id, backend_id);
 	sock_count(is_connect ? SLUICE_SOCK_CNT_CONNECT : SLUICE_SOCK_CNT_SENDMSG);
 	sock_ep_write(ctx, v6, &ep, be->addr, be->port);
 	return SYS_PROCEED;

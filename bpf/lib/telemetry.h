@@ -6,11 +6,19 @@
  * accounting. Included by telemetry.bpf.c only.
  *
  * A socket is tracked when
- *  - outbound: at connect(), its peer is a service VIP:port (services
- *    map; the backend is then read from conntrack once the datapath has
- *    balanced the SYN) or a backend address:port (telem_endpoints: what
- *    the socket LB rewrote the VIP to, or a client dialling a backend);
+ *  - outbound: at connect(), the socket LB sent it from a VIP to a
+ *    backend (sk_origin: the VIP's service and the backend it picked), or
+ *    its peer is a service VIP:port (services map; the backend is then
+ *    read from conntrack once the datapath has balanced the SYN) or a
+ *    backend address:port (telem_endpoints: a client dialling a backend);
  *  - inbound: at accept, its own address:port is a backend's.
+ *
+ * Attribution follows the VIP the client used: one backend address:port
+ * may serve several services, and telem_endpoints names only one of them
+ * (the lowest backend id). Inbound, the VIP comes from a client on this
+ * node (telem_peers, noted at its connect()) or from this node's
+ * conntrack. telem_endpoints is the last resort, for connections whose
+ * VIP this node never saw.
  */
 #ifndef SLUICE_BPF_TELEMETRY_H
 #define SLUICE_BPF_TELEMETRY_H
@@ -97,6 +105,72 @@ static __always_inline bool telem_endpoint(const __u32 addr[4], __u16 port, __u8
 	return true;
 }
 
+/*
+ * The socket LB's record of what this socket's connect() asked for, as
+ * long as the socket still talks to the backend it was sent to (a socket
+ * may connect() again elsewhere after a failure; a connect() straight to
+ * that same backend afterwards still counts for the VIP).
+ */
+static __always_inline bool telem_origin(struct bpf_sock_ops *ops, const struct telem_tuple *t,
+					 struct sluice_telem_ep *ep)
+{
+	struct bpf_sock *sk = ops->sk;
+	struct sluice_sk_origin *o;
+
+	if (!sk)
+		return false;
+	o = bpf_sk_storage_get(&sk_origin, sk, NULL, 0);
+	if (!o || o->family != t->family || o->port != bpf_htons(t->rport) ||
+	    !sockaddr_eq(o->addr, t->raddr))
+		return false;
+	ep->svc_id = o->svc_id;
+	ep->backend_id = o->backend_id;
+	return true;
+}
+
+/* The accepting side's key of this outbound socket's connection. */
+static __always_inline void telem_peer_key(const struct telem_tuple *t,
+					   struct sluice_telem_peer_key *key)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	__builtin_memcpy(key->laddr, t->raddr, sizeof(key->laddr));
+	__builtin_memcpy(key->raddr, t->laddr, sizeof(key->raddr));
+	key->lport = bpf_htons(t->rport);
+	key->rport = bpf_htons(t->lport);
+	key->family = t->family;
+}
+
+/* Outbound through the socket LB: tell a backend on this node, which
+ * sees only the backend address, which VIP the client used. */
+static __always_inline void telem_peer_note(const struct telem_tuple *t,
+					    const struct sluice_telem_ep *ep)
+{
+	struct sluice_telem_peer_key key;
+
+	telem_peer_key(t, &key);
+	/* LRU: never fails for lack of room, evicts the oldest instead */
+	bpf_map_update_elem(&telem_peers, &key, ep, BPF_ANY);
+}
+
+/* Inbound: what a client on this node noted for this connection. */
+static __always_inline bool telem_peer_take(const struct telem_tuple *t, struct sluice_telem_ep *ep)
+{
+	struct sluice_telem_peer_key key = {};
+	struct sluice_telem_ep *noted;
+
+	__builtin_memcpy(key.laddr, t->laddr, sizeof(key.laddr));
+	__builtin_memcpy(key.raddr, t->raddr, sizeof(key.raddr));
+	key.lport = bpf_htons(t->lport);
+	key.rport = bpf_htons(t->rport);
+	key.family = t->family;
+	noted = bpf_map_lookup_elem(&telem_peers, &key);
+	if (!noted)
+		return false;
+	*ep = *noted;
+	bpf_map_delete_elem(&telem_peers, &key);
+	return true;
+}
+
 /* Outbound: peer is a VIP:port (via_vip set, backend from conntrack
  * later) or a backend address:port. */
 static __always_inline bool telem_classify_outbound(const struct telem_tuple *t,
@@ -136,6 +210,32 @@ static __always_inline __u32 telem_ct_backend(const struct telem_tuple *t)
 	key.dir = SLUICE_CT_FWD;
 	ct = bpf_map_lookup_elem(&conntrack, &key);
 	return ct ? ct->backend_id : 0;
+}
+
+/*
+ * Inbound at a backend: when this node's datapath balanced the
+ * connection, its conntrack REPLY entry (backend -> client, exactly this
+ * socket's ends) holds the service whose VIP the client used. Otherwise
+ * @ep keeps what the backend's address alone says.
+ */
+static __always_inline void telem_ct_inbound(const struct telem_tuple *t,
+					     struct sluice_telem_ep *ep)
+{
+	struct sluice_ct_key key = {};
+	struct sluice_ct_entry *ct;
+
+	__builtin_memcpy(key.saddr, t->laddr, sizeof(key.saddr));
+	__builtin_memcpy(key.daddr, t->raddr, sizeof(key.daddr));
+	key.sport = bpf_htons(t->lport);
+	key.dport = bpf_htons(t->rport);
+	key.proto = IPPROTO_TCP;
+	key.family = t->family;
+	key.dir = SLUICE_CT_REPLY;
+	ct = bpf_map_lookup_elem(&conntrack, &key);
+	if (!ct || !ct->svc_id)
+		return;
+	ep->svc_id = ct->svc_id;
+	ep->backend_id = ct->backend_id;
 }
 
 static __always_inline struct tcp_sock *telem_tcp_sock(struct bpf_sock_ops *ops)

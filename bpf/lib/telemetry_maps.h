@@ -60,4 +60,11 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } telem_endpoints SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_TELEM_PEERS_MAX);
+	__type(key, struct sluice_telem_peer_key);
+	__type(value, struct sluice_telem_ep);
+} telem_peers SEC(".maps");
+
 #endif /* SLUICE_BPF_TELEMETRY_MAPS_H */

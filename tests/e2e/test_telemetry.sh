@@ -25,6 +25,12 @@
 #   long_lived         a connection open for 6 s reports bytes before close
 #                      (1 s UPDATE interval)
 #   ipv6               IPv6 connections straight to a backend address
+#   shared_backend     two VIPs (.20, .21) over one backend address:port
+#                      (:8082): connections are credited to the VIP the
+#                      client used, exact counts per service and
+#                      direction, first through tc (conntrack), then
+#                      through the socket LB (attached to our cgroup for
+#                      this scenario only)
 #   service_deleted    a deleted service's series disappear
 #   pinned_restart     --telem-pin: the link outlives telemtool, the next
 #                      one adopts it, unpin detaches it
@@ -40,6 +46,7 @@ TOOLS=$ROOT/build/tests/tools
 LBTOOL=$TOOLS/lbtool
 TELEMTOOL=$TOOLS/telemtool
 PEER=$TOOLS/telempeer
+SOCKTOOL=$TOOLS/socktool
 
 ID=sltm$$
 NS_C=$ID-c
@@ -60,6 +67,11 @@ SVC_REFUSED="10.96.77.11:80/tcp"
 BE_REFUSED=10.77.0.2:8081
 SVC_TIMEOUT="10.96.77.12:80/tcp"
 BE_TIMEOUT=10.77.9.9:8080
+# two services over one backend address:port (two Kubernetes Services
+# selecting the same pods)
+SVC_SHARED_A="10.96.77.20:80/tcp"
+SVC_SHARED_B="10.96.77.21:80/tcp"
+BE_SHARED=10.77.0.2:8082
 N=20      # connections counted through Prometheus
 BYTES=1500
 NLOSS=100 # connections of the loss test
@@ -89,6 +101,7 @@ cleanup() {
 	fi
 	if [ -d "$PIN" ]; then
 		"$TELEMTOOL" --pin "$PIN" unpin 2>/dev/null
+		"$SOCKTOOL" --pin "$PIN" unpin 2>/dev/null
 		"$LBTOOL" --pin "$PIN" unpin >/dev/null 2>&1 || rm -rf "$PIN"
 	fi
 	ip netns del "$NS_C" 2>/dev/null
@@ -239,7 +252,9 @@ setup_lb() {
 	"$LBTOOL" --pin "$PIN" svc set "$SVC" "$BE" >/dev/null &&
 		"$LBTOOL" --pin "$PIN" svc set "$SVC_REFUSED" "$BE_REFUSED" >/dev/null &&
 		"$LBTOOL" --pin "$PIN" svc set "$SVC_TIMEOUT" "$BE_TIMEOUT" >/dev/null &&
-		"$LBTOOL" --pin "$PIN" svc set "$SVC6" "$BE6" >/dev/null
+		"$LBTOOL" --pin "$PIN" svc set "$SVC6" "$BE6" >/dev/null &&
+		"$LBTOOL" --pin "$PIN" svc set "$SVC_SHARED_A" "$BE_SHARED" >/dev/null &&
+		"$LBTOOL" --pin "$PIN" svc set "$SVC_SHARED_B" "$BE_SHARED" >/dev/null
 }
 
 # start_telemtool ARGS...: telemtool on 127.0.0.1:<free port>; TELEM_PID
@@ -291,7 +306,7 @@ setup() {
 		echo "no cgroup2 mount in /proc/mounts"
 		return 1
 	fi
-	for t in "$LBTOOL" "$TELEMTOOL" "$PEER"; do
+	for t in "$LBTOOL" "$TELEMTOOL" "$PEER" "$SOCKTOOL"; do
 		[ -x "$t" ] || { echo "$t is not built (make)"; return 1; }
 	done
 	if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
@@ -305,7 +320,9 @@ setup() {
 	setup_lb || { echo "datapath setup failed"; return 1; }
 	bg_cg "$NS_S" "$PEER" serve "$BE" --ready "$TMP/server.ready"
 	bg_cg "$NS_S" "$PEER" serve "$BE6" --ready "$TMP/server6.ready"
-	if ! wait_file "$TMP/server.ready" || ! wait_file "$TMP/server6.ready"; then
+	bg_cg "$NS_S" "$PEER" serve "$BE_SHARED" --ready "$TMP/server_shared.ready"
+	if ! wait_file "$TMP/server.ready" || ! wait_file "$TMP/server6.ready" ||
+		! wait_file "$TMP/server_shared.ready"; then
 		echo "echo servers did not start"
 		return 1
 	fi
@@ -404,6 +421,37 @@ check_ipv6() {
 	return $rc
 }
 
+# expect_svc SVC OUT IN: connections of SVC opened outbound (at the
+# service and at its backend) and closed inbound
+expect_svc() {
+	local rc=0 sel="service=\"$1\""
+	expect_metric "sluice_connections_opened_total{$sel,direction=\"outbound\"}" "$2" || rc=1
+	expect_metric "sluice_backend_connections_opened_total{$sel,backend=\"$BE_SHARED\",direction=\"outbound\"}" "$2" || rc=1
+	expect_metric "sluice_connections_closed_total{$sel,direction=\"inbound\"}" "$3" || rc=1
+	return $rc
+}
+
+# Two VIPs, one backend address:port. Through tc the client's socket sees
+# the VIP and the server's conntrack knows it; through the socket LB both
+# ends see only the backend address, and the VIP comes from what connect()
+# asked for. Counts differ per VIP so a swap or a lump shows.
+check_shared_backend() {
+	local rc=0 a=${SVC_SHARED_A%/tcp} b=${SVC_SHARED_B%/tcp}
+	in_cg "$NS_C" "$PEER" connect "$a" -n 3 --bytes 100 | sed 's/^/    /' || return 1
+	in_cg "$NS_C" "$PEER" connect "$b" -n 5 --bytes 100 | sed 's/^/    /' || return 1
+	log "tc: 3 through $a, 5 through $b"
+	expect_svc "$SVC_SHARED_A" 3 3 || rc=1
+	expect_svc "$SVC_SHARED_B" 5 5 || rc=1
+	"$SOCKTOOL" --pin "$PIN" attach lb "$CG" >/dev/null || return 1
+	in_cg "$NS_C" "$PEER" connect "$a" -n 4 --bytes 100 | sed 's/^/    /' || rc=1
+	in_cg "$NS_C" "$PEER" connect "$b" -n 1 --bytes 100 | sed 's/^/    /' || rc=1
+	"$SOCKTOOL" --pin "$PIN" detach lb >/dev/null || rc=1
+	log "socket LB: 4 through $a, 1 through $b"
+	expect_svc "$SVC_SHARED_A" 7 7 || rc=1
+	expect_svc "$SVC_SHARED_B" 6 6 || rc=1
+	return $rc
+}
+
 # A pinned attachment outlives telemtool; the next one adopts it (program
 # replaced in place) and counts from there; unpin detaches it.
 check_pinned_restart() {
@@ -488,6 +536,7 @@ scenario http check_http
 scenario failed check_failed
 scenario long_lived check_long_lived
 scenario ipv6 check_ipv6
+scenario shared_backend check_shared_backend
 scenario service_deleted check_service_deleted
 scenario pinned_restart check_pinned_restart
 scenario root_refused check_root_refused

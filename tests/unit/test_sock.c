@@ -8,7 +8,8 @@
  * forked children that join the cgroup. Covers attach/detach with and
  * without pins (links outliving the handle, reuse in place), argument and
  * layout errors, connect/sendto/recvfrom/getpeername through the socket LB
- * (IPv4, IPv6, refusal, the no-refuse knob), counters and the redirect
+ * (IPv4, IPv6, refusal, the no-refuse knob), the origin a connect() leaves
+ * with its socket for telemetry, counters and the redirect
  * self-test. The cgroup and pins are removed at exit.
  */
 #define _GNU_SOURCE
@@ -414,6 +415,101 @@ out:
 	close(u6fd);
 }
 
+struct origin_dial {
+	const char *addr; /* a VIP, or the backend itself */
+	__u16 port;
+	int map_fd;                   /* sk_origin, inherited over fork() */
+	struct sluice_sk_origin want; /* family 0: the socket must have none */
+};
+
+/* Child: connect() over TCP, then read the socket's sk_origin (keyed by
+ * the socket's fd from userspace). Exit codes say what broke. */
+static int origin__child(void *arg)
+{
+	const struct origin_dial *d = arg;
+	struct dial dd = { AF_INET, SOCK_STREAM, d->addr, d->port, 0 };
+	struct sluice_sk_origin got;
+	struct sockaddr_storage to;
+	socklen_t len;
+	int fd, err;
+
+	sockaddr_of(&dd, &to, &len);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&to, len))
+		return 2;
+	err = bpf_map_lookup_elem(d->map_fd, &fd, &got);
+	if (!d->want.family)
+		return err && errno == ENOENT ? 0 : 3;
+	if (err)
+		return 4;
+	return memcmp(&got, &d->want, sizeof(got)) ? 5 : 0;
+}
+
+/* What the origin of a connect() to vip:80 must read, from the service
+ * as the library reports it (its only backend: 127.0.0.1:port). */
+static bool origin__want(struct sluice *s, const char *vip, __u16 port, struct sluice_sk_origin *o)
+{
+	struct sluice_service_info *si = calloc(1, sizeof(*si));
+	struct sluice_addr a, be;
+	bool ok = false;
+
+	addr4(&a, vip);
+	addr4(&be, "127.0.0.1");
+	if (si && ASSERT_OK(sluice__service_get(s, &a, 80, IPPROTO_TCP, si), vip) &&
+	    ASSERT_EQ(si->nbackends, 1, "one backend")) {
+		memset(o, 0, sizeof(*o));
+		memcpy(o->vip, si->key.addr, sizeof(o->vip));
+		memcpy(o->addr, be.addr, sizeof(o->addr));
+		o->vip_port = htons(80);
+		o->port = htons(port);
+		o->svc_id = si->svc.svc_id;
+		o->backend_id = si->backend_ids[0];
+		o->family = SLUICE_AF_INET;
+		ok = true;
+	}
+	free(si);
+	return ok;
+}
+
+/* Two VIPs over one backend address:port: each socket's origin names the
+ * VIP it connected to, its service and that service's backend id (what
+ * telemetry credits); a socket that dialled the backend itself has none. */
+static void test_lb_origin(void)
+{
+	struct origin_dial a = { .addr = "10.96.0.4", .port = 80 };
+	struct origin_dial b = { .addr = "10.96.0.5", .port = 80 };
+	struct origin_dial direct = { .addr = "127.0.0.1" };
+	struct sluice_sock *ss = NULL;
+	struct sluice *s = lib__open(NULL);
+	__u16 port;
+	int lfd = listener(AF_INET, SOCK_STREAM, &port);
+	int map_fd;
+
+	if (!s || !ASSERT_TRUE(lfd >= 0, "listener"))
+		goto out;
+	map_fd = sluice__map_fd(s, "sk_origin");
+	if (!ASSERT_GE(map_fd, 0, "sk_origin map"))
+		goto out;
+	ASSERT_OK(svc_set(s, a.addr, 80, IPPROTO_TCP, "127.0.0.1", port), "svc A");
+	ASSERT_OK(svc_set(s, b.addr, 80, IPPROTO_TCP, "127.0.0.1", port), "svc B");
+	if (!origin__want(s, a.addr, port, &a.want) || !origin__want(s, b.addr, port, &b.want))
+		goto out;
+	ASSERT_NEQ(a.want.svc_id, b.want.svc_id, "two services");
+	a.map_fd = b.map_fd = direct.map_fd = map_fd;
+	direct.port = port;
+	ss = sock__open(s, NULL, 0);
+	if (!ss || !ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb"))
+		goto out;
+	ASSERT_EQ(in_cgroup(origin__child, &b), 0, "connect to VIP B: origin B");
+	ASSERT_EQ(in_cgroup(origin__child, &a), 0, "connect to VIP A: origin A");
+	ASSERT_EQ(in_cgroup(origin__child, &direct), 0, "connect to the backend: no origin");
+out:
+	sluice_sock__close(ss);
+	sluice__close(s);
+	if (lfd >= 0)
+		close(lfd);
+}
+
 /* No backends: ECONNREFUSED at once (not EPERM), for TCP and UDP; with
  * SLUICE_SOCK_CFG_NO_REFUSE (or NO_UDP, for UDP) the socket LB leaves the
  * socket alone and the packet path would answer (here: no route). */
@@ -563,9 +659,9 @@ out:
 }
 
 static const struct test tests[] = {
-	TEST(test_names),          TEST(test_bad_args),   TEST(test_attach_detach),
-	TEST(test_lb_traffic),     TEST(test_lb_refused), TEST(test_pins),
-	TEST(test_redir_selftest),
+	TEST(test_names),      TEST(test_bad_args),       TEST(test_attach_detach),
+	TEST(test_lb_traffic), TEST(test_lb_refused),     TEST(test_lb_origin),
+	TEST(test_pins),       TEST(test_redir_selftest),
 };
 
 int main(int argc, char **argv)
