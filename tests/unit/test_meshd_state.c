@@ -74,9 +74,12 @@ static int fake_apply(void *ctx, const struct desired *old, const struct desired
 	return desired__copy(&f->held, next);
 }
 
+/* Like meshd's hook (its telemetry sync calls into the library), this
+ * resets the library's error text: a commit must have taken it before. */
 static void fake_changed(void *ctx)
 {
 	((struct fake_maps *)ctx)->changed++;
+	sluice__set_err("%s", "");
 }
 
 static bool parse(struct desired *d, const char *json)
@@ -284,6 +287,9 @@ static void test_commit_save_fails(void)
 		ASSERT_EQ(c.f.applies, 2, "applied, then put back");
 		ASSERT_EQ(c.f.changed, 2, "changed hook after each");
 		ASSERT_TRUE(same_state(&c.st.desired, &c.before), "st->desired as before");
+		/* the cause, not just the verdict: the file and strerror */
+		ASSERT_TRUE(strstr(c.err, blocker) != NULL, c.err);
+		ASSERT_TRUE(strstr(c.err, strerror(ENOTDIR)) != NULL, c.err);
 		if (put_back_fails) {
 			ASSERT_TRUE(strstr(c.err, "; putting the maps back failed too: fake maps"),
 				    c.err);

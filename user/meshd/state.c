@@ -168,6 +168,19 @@ int state__reconcile(struct state *st)
 	return err;
 }
 
+/* What desired__save() said, or at least the file and the errno: an
+ * operator must never see an error without its cause. */
+static const char *state__save_err(const struct state *st, int err)
+{
+	static char msg[1024];
+
+	if (sluice__errmsg()[0])
+		snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
+	else
+		snprintf(msg, sizeof(msg), "cannot save %s: %s", st->path, strerror(-err));
+	return msg;
+}
+
 int state__commit(struct state *st, struct desired *next, char *errbuf, size_t errlen)
 {
 	int err, rerr;
@@ -185,23 +198,26 @@ int state__commit(struct state *st, struct desired *next, char *errbuf, size_t e
 		return err;
 	}
 	err = desired__save(next, st->path);
-	/* The maps changed (and maybe changed back): ids may have moved. */
-	state__changed(st);
 	if (err) {
-		int off = snprintf(errbuf, errlen, "%s", sluice__errmsg());
+		/* The cause now: the changed hook and the put-back below reset
+		 * the library's message. */
+		int off = snprintf(errbuf, errlen, "%s", state__save_err(st, err));
 
 		if (off < 0 || (size_t)off >= errlen)
 			off = errlen ? errlen - 1 : 0;
-		rerr = st->maps.apply(st->maps.ctx, next, &st->desired);
+		/* The maps changed: ids may have moved. */
 		state__changed(st);
+		rerr = st->maps.apply(st->maps.ctx, next, &st->desired);
 		if (rerr)
 			snprintf(errbuf + off, errlen - off,
 				 "; putting the maps back failed too: %s", sluice__errmsg());
 		else
 			snprintf(errbuf + off, errlen - off, " (nothing was changed)");
+		state__changed(st);
 		pr_err("%s", errbuf);
 		return err;
 	}
+	state__changed(st);
 	desired__diff(&st->desired, next, state__log_change, NULL);
 	desired__free(&st->desired);
 	st->desired = *next;
