@@ -276,13 +276,31 @@ static int main__signalfd(void)
 static void main__log_start(const struct meshd_config *cfg)
 {
 	pr_info("meshd %s starting: interfaces \"%s\", xdp mode %s, fib forward %s, pins %s, "
-		"state %s, socket %s, cgroup %s, metrics %s, telemetry %s (interval %us)",
+		"state %s (if missing: %s), socket %s, cgroup %s, metrics %s, telemetry %s "
+		"(interval %us)",
 		SLUICE_VERSION, cfg->interfaces, attach__mode_name(cfg->xdp_mode),
-		cfg->fib_forward ? "on" : "off", cfg->bpffs, cfg->state, cfg->socket,
+		cfg->fib_forward ? "on" : "off", cfg->bpffs, cfg->state,
+		state__missing_name(cfg->state_missing), cfg->socket,
 		cfg->cgroup ? cfg->cgroup : "(none found)", cfg->metrics ? cfg->metrics : "off",
 		cfg->telemetry ? "on" : "off", cfg->telemetry_interval);
 	if (!cfg->cgroup)
 		pr_warn("no cgroup2 mount found: socket-level hooks (telemetry) will be unavailable");
+}
+
+/* The state file; a missing one with services in the pinned maps is
+ * refused here, before the programs are replaced (--state-missing). */
+static int main__load_state(struct meshd *m)
+{
+	__u32 n = 0;
+	int err;
+
+	m->state.on_missing = m->cfg.state_missing;
+	err = state__load(&m->state, m->cfg.state);
+	if (!err && m->state.missing)
+		err = pin__count_services(m->cfg.bpffs, &n);
+	if (!err)
+		err = state__check_missing(&m->state, n);
+	return err;
 }
 
 /* Everything that can refuse start-up does so before the datapath is
@@ -306,7 +324,7 @@ static int main__prepare(struct meshd *m, struct server *srv, int *lock)
 	}
 	err = pin__check_layout(m->cfg.bpffs);
 	if (!err)
-		err = state__load(&m->state, m->cfg.state);
+		err = main__load_state(m);
 	if (!err)
 		err = server__open(srv, m->cfg.socket);
 	if (!err)
