@@ -369,6 +369,25 @@ static int main__load(struct meshd *m)
 	return 0;
 }
 
+/* After the reconcile: entries an interrupted update left (a kill -9
+ * between an update's backends, tables and service entries) that no
+ * service refers to. Cheap (one walk of each map); never fatal. */
+static void main__sweep(struct meshd *m)
+{
+	struct sluice_sweep sw;
+
+	if (sluice__sweep(m->sl, &sw)) {
+		pr_warn("sweeping map entries no service explains: %s", sluice__errmsg());
+		return;
+	}
+	if (sw.backends || sw.tables || sw.markers)
+		pr_warn("removed map entries no service explains (left by an interrupted update): "
+			"%u backend(s), %u Maglev table(s), %u VIP marker(s)",
+			sw.backends, sw.tables, sw.markers);
+	else
+		pr_info("swept the maps: every entry belongs to a service");
+}
+
 /* Interfaces first, then the maps' services, then what builds on them. */
 static int main__start_parts(struct meshd *m, struct netlink *nl)
 {
@@ -391,6 +410,7 @@ static int main__start_parts(struct meshd *m, struct netlink *nl)
 	err = state__reconcile(&m->state);
 	if (err)
 		return err;
+	main__sweep(m);
 	/* After the reconcile: its first sync sees the services as they stay. */
 	telem__start(&m->telem,
 		     &(struct telem_cfg){ .enabled = cfg->telemetry,
