@@ -19,10 +19,10 @@
 #include "sluice.h"
 #include "test.h"
 
-#define DEAD_ID 500         /* a service id no service carries */
-#define SHARED_A 600        /* deleted slots sharing one empty table */
+#define DEAD_ID 500  /* a service id no service carries */
+#define SHARED_A 600 /* deleted slots sharing one empty table */
 #define SHARED_B 601
-#define ORPHAN_BE 100000    /* backend ids of the dead service */
+#define ORPHAN_BE 100000     /* backend ids of the dead service */
 #define ORPHAN_BE_FAR 100002 /* a backend whose service id is out of range */
 
 static struct sluice_addr v4(__u32 host)
@@ -46,9 +46,15 @@ static bool live_services(struct sluice *s)
 {
 	struct sluice_backend_spec a[3], b[2];
 	struct sluice_service_spec specs[2] = {
-		{ .vip = v4(0x0a600001), .port = 80, .proto = IPPROTO_TCP, .backends = a,
+		{ .vip = v4(0x0a600001),
+		  .port = 80,
+		  .proto = IPPROTO_TCP,
+		  .backends = a,
 		  .nbackends = 3 },
-		{ .vip = v4(0x0a600002), .port = 53, .proto = IPPROTO_UDP, .backends = b,
+		{ .vip = v4(0x0a600002),
+		  .port = 53,
+		  .proto = IPPROTO_UDP,
+		  .backends = b,
 		  .nbackends = 2 },
 	};
 

@@ -12,6 +12,7 @@
  * the /metrics server and the connection streams share one epoll loop.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,8 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 		break;
 	case EV_API:
 		server__serve(srv, m);
+		/* a read of 20k services builds ~300 MB of JSON, freed now */
+		m->trim = true;
 		break;
 	case EV_TIMER:
 		if (read(tfd, &ticks, sizeof(ticks)) == sizeof(ticks))
@@ -175,6 +178,20 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 	case EV_HTTP:
 		break; /* served by the loop, after every wait */
 	}
+}
+
+/* A large update or listing leaves hundreds of MB of freed heap (the
+ * request's and the answer's JSON, the plan, the old state) that glibc
+ * keeps: small allocations made meanwhile pin the heap's top, so it is
+ * never trimmed by itself. Once the request is served and its buffers are
+ * freed, hand the free pages back. Only after an API request or a change,
+ * not every tick: a trim walks the heap's free chunks. */
+static void main__trim(struct meshd *m)
+{
+	if (!m->trim)
+		return;
+	m->trim = false;
+	malloc_trim(0);
 }
 
 static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct server *srv)
@@ -197,6 +214,8 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 		goto cleanup;
 	/* Records that waited in the ring while no meshd ran. */
 	telem__read(&m->telem);
+	m->trim = true; /* the start's reconcile may have been large */
+	main__trim(m);
 	if (m->telem.t)
 		telemetry = "on";
 	pr_info("meshd ready: %d interface(s) attached, %u service(s), API on %s, metrics %s, "
@@ -217,6 +236,7 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 		/* After uninstall not even one more link event: it would attach again. */
 		for (int i = 0; i < n && !m->stop; i++)
 			main__on_event(m, evs[i].data.u32, sfd, tfd, nl, srv);
+		main__trim(m);
 		if (!m->stop) {
 			telem__read(&m->telem);
 			exporter__run(&m->exporter);
@@ -247,6 +267,7 @@ static void main__on_change(void *ctx)
 
 	conns__stale(&m->conns);
 	telem__changed(&m->telem);
+	m->trim = true;
 }
 
 /* The Kubernetes sync's sets take the one commit path. */
