@@ -12,6 +12,8 @@ PKGS=(
 	python3-yaml
 	# runtime tools used by tests and the demo
 	iproute2 ethtool procps python3 util-linux
+	# crash-recovery e2e: kills meshd at chosen bpf() calls
+	strace
 	# telemetry e2e: a real Prometheus server and promtool
 	prometheus
 )

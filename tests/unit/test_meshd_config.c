@@ -109,6 +109,7 @@ static void test_defaults(void)
 	ASSERT_FALSE(cfg.kubernetes, "kubernetes");
 	ASSERT_TRUE(cfg.kubeconfig == NULL, "kubeconfig");
 	ASSERT_FALSE(cfg.cleanup, "cleanup");
+	ASSERT_EQ(cfg.state_missing, STATE_MISSING_REFUSE, "a missing state file is refused");
 	str_is(cfg.interfaces, "", "interfaces");
 	str_is(cfg.bpffs, MESHD_BPFFS_DEFAULT, "bpffs");
 	str_is(cfg.state, MESHD_STATE_DEFAULT, "state");
@@ -126,7 +127,8 @@ static void test_flags(void)
 			     "--fib-forward", "on", "--bpffs", "/tmp/pins//", "--state",
 			     "/tmp/s.json", "--socket", "/tmp/api.sock", "--log-level", "debug",
 			     "--metrics", "off", "--telemetry", "no", "--telemetry-interval", "0",
-			     "--socket-lb", "false", "--redirect", "1", "--cleanup", NULL),
+			     "--socket-lb", "false", "--redirect", "1", "--state-missing", "empty",
+			     "--cleanup", NULL),
 		       0, "flags"))
 		goto out;
 	str_is(cfg.interfaces, "eth1,lb-*", "interfaces");
@@ -142,6 +144,7 @@ static void test_flags(void)
 	ASSERT_EQ(cfg.telemetry_interval, 0, "interval");
 	ASSERT_FALSE(cfg.socket_lb, "socket lb");
 	ASSERT_TRUE(cfg.redirect, "redirect");
+	ASSERT_EQ(cfg.state_missing, STATE_MISSING_EMPTY, "state missing");
 	ASSERT_TRUE(cfg.cleanup, "cleanup");
 out:
 	config__free(&cfg);
@@ -161,6 +164,7 @@ static void test_file_and_precedence(void)
 		     "telemetry_interval: 30\n"
 		     "metrics: false\n"
 		     "state: /tmp/from-file.json\n"
+		     "state_missing: adopt\n"
 		     "log_level: ~\n");
 	if (!ASSERT_EQ(parse(&cfg, "--config", path, "--xdp-mode", "off", NULL), 0, "parse"))
 		goto out;
@@ -170,6 +174,7 @@ static void test_file_and_precedence(void)
 	ASSERT_EQ(cfg.telemetry_interval, 30, "interval from the file");
 	ASSERT_TRUE(cfg.metrics == NULL, "metrics: false is off");
 	str_is(cfg.state, "/tmp/from-file.json", "state from the file");
+	ASSERT_EQ(cfg.state_missing, STATE_MISSING_ADOPT, "state-missing from the file");
 	ASSERT_EQ(cfg.log_level, LOG_LEVEL_INFO, "a null key leaves the default");
 	str_is(cfg.bpffs, MESHD_BPFFS_DEFAULT, "bpffs default");
 out:
@@ -186,6 +191,8 @@ static const struct bad_flag {
 	{ "--socket-lb", "yes please", "--socket-lb: \"yes please\" is not on or off" },
 	{ "--redirect", "", "--redirect: \"\" is not on or off" },
 	{ "--kubernetes", "enabled", "--kubernetes: \"enabled\" is not on or off" },
+	{ "--state-missing", "ignore",
+	  "--state-missing: \"ignore\" is not refuse, adopt or empty" },
 	{ "--telemetry-interval", "86401", "--telemetry-interval: \"86401\" is not a number" },
 	{ "--telemetry-interval", "-1", "--telemetry-interval: \"-1\" is not a number" },
 	{ "--telemetry-interval", "10s", "--telemetry-interval: \"10s\" is not a number" },
@@ -230,6 +237,7 @@ static const struct bad_file {
 	const char *yaml, *message; /* message after "FILE: " */
 } bad_files[] = {
 	{ "xdp_mode: turbo\n", "xdp_mode: \"turbo\" is not native, generic or off" },
+	{ "state-missing: keep\n", "state-missing: \"keep\" is not refuse, adopt or empty" },
 	{ "telemetry-interval: 99999999\n", "telemetry-interval: \"99999999\" is not a number" },
 	{ "bpffs: relative/dir\n", "bpffs: \"relative/dir\" is not an absolute path" },
 	{ "telemetry: [on]\n", "telemetry: [ \"on\" ] is not a valid value" },
@@ -271,6 +279,7 @@ static const struct usage_case {
 	{ "--interfaces", "eth0", 0, "" },
 	{ "--help", NULL, 1, "Usage: meshd" },
 	{ "-h", NULL, 1, "--telemetry-interval SECONDS" },
+	{ "--help", NULL, 1, "--state-missing refuse|adopt|empty" },
 	{ "-V", NULL, 1, "meshd " SLUICE_VERSION },
 };
 

@@ -74,9 +74,12 @@ static int fake_apply(void *ctx, const struct desired *old, const struct desired
 	return desired__copy(&f->held, next);
 }
 
+/* Like meshd's hook (its telemetry sync calls into the library), this
+ * resets the library's error text: a commit must have taken it before. */
 static void fake_changed(void *ctx)
 {
 	((struct fake_maps *)ctx)->changed++;
+	sluice__set_err("%s", "");
 }
 
 static bool parse(struct desired *d, const char *json)
@@ -148,8 +151,10 @@ static void test_load(void)
 	FILE *fp;
 
 	snprintf(path, sizeof(path), "%s/missing.json", dir);
-	if (ASSERT_OK(state__load(&st, path), "a missing file"))
+	if (ASSERT_OK(state__load(&st, path), "a missing file")) {
 		ASSERT_EQ(st.desired.nservices, 0, "is the empty state");
+		ASSERT_TRUE(st.missing, "known to be missing");
+	}
 	state__free(&st);
 	snprintf(path, sizeof(path), "%s/bad.json", dir);
 	fp = fopen(path, "w");
@@ -284,6 +289,9 @@ static void test_commit_save_fails(void)
 		ASSERT_EQ(c.f.applies, 2, "applied, then put back");
 		ASSERT_EQ(c.f.changed, 2, "changed hook after each");
 		ASSERT_TRUE(same_state(&c.st.desired, &c.before), "st->desired as before");
+		/* the cause, not just the verdict: the file and strerror */
+		ASSERT_TRUE(strstr(c.err, blocker) != NULL, c.err);
+		ASSERT_TRUE(strstr(c.err, strerror(ENOTDIR)) != NULL, c.err);
 		if (put_back_fails) {
 			ASSERT_TRUE(strstr(c.err, "; putting the maps back failed too: fake maps"),
 				    c.err);
@@ -358,10 +366,74 @@ out:
 	teardown(&st, &f);
 }
 
+static bool file_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* No state file, the maps hold two services: refuse leaves maps and disk
+ * alone, adopt writes the maps' services to the file, empty deletes them.
+ * With empty maps a missing file is a first start, whatever the mode. */
+static const struct missing_case {
+	enum state_missing mode;
+	bool maps_hold; /* the maps hold two_json (else nothing) */
+	int err;
+	bool file_after;  /* the state file exists afterwards */
+	int applies;      /* maps applies */
+	bool maps_kept;   /* the maps still hold two_json */
+	bool desired_two; /* st->desired is two_json afterwards */
+} missing_cases[] = {
+	{ STATE_MISSING_REFUSE, true, -EEXIST, false, 0, true, false },
+	{ STATE_MISSING_ADOPT, true, 0, true, 1, true, true },
+	{ STATE_MISSING_EMPTY, true, 0, false, 1, false, false },
+	{ STATE_MISSING_REFUSE, false, 0, false, 1, false, false },
+};
+
+static void test_missing_file(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(missing_cases); i++) {
+		const struct missing_case *m = &missing_cases[i];
+		struct desired two;
+		struct fake_maps f;
+		struct state st;
+		char what[64];
+
+		desired__init(&two);
+		snprintf(what, sizeof(what), "%s, maps %s", state__missing_name(m->mode),
+			 m->maps_hold ? "hold two" : "empty");
+		if (!setup(&st, &f, "missing.json", NULL) || !parse(&two, two_json))
+			goto next;
+		ASSERT_TRUE(st.missing, "the file is missing");
+		st.on_missing = m->mode;
+		if (m->maps_hold && !ASSERT_OK(desired__copy(&f.held, &two), "maps"))
+			goto next;
+		ASSERT_EQ(state__check_missing(&st, f.held.nservices), m->err, what);
+		ASSERT_EQ(state__reconcile(&st), m->err, what);
+		ASSERT_EQ(f.applies, m->applies, what);
+		ASSERT_EQ(file_exists(st.path), m->file_after, what);
+		if (m->maps_kept)
+			ASSERT_TRUE(same_state(&f.held, &two), "the maps' services kept");
+		else
+			ASSERT_EQ(f.held.nservices, 0, "the maps emptied");
+		if (m->desired_two) {
+			ASSERT_TRUE(same_state(&st.desired, &two), "adopted");
+			file_holds(st.path, &two, "the adopted state saved");
+		} else {
+			ASSERT_EQ(st.desired.nservices, 0, "st->desired empty");
+		}
+		ASSERT_EQ(st.missing, m->err != 0, "settled unless refused");
+next:
+		unlink(st.path);
+		desired__free(&two);
+		teardown(&st, &f);
+	}
+}
+
 static const struct test tests[] = {
 	TEST(test_load),           TEST(test_commit),
 	TEST(test_commit_refused), TEST(test_commit_save_fails),
 	TEST(test_tally),          TEST(test_reconcile),
+	TEST(test_missing_file),
 };
 
 int main(int argc, char **argv)

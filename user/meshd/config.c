@@ -183,7 +183,7 @@ static int config__parse_file(struct config_settings *st)
 				"meshd: config %s: unknown key \"%s\" (known: interfaces, xdp-mode, "
 				"fib-forward, cgroup, bpffs, state, socket, log-level, metrics, "
 				"telemetry, telemetry-interval, socket-lb, redirect, kubernetes, "
-				"kubeconfig)\n",
+				"kubeconfig, state-missing)\n",
 				st->config, key);
 			err = 2;
 			break;
@@ -321,6 +321,13 @@ static int config__settle_switches(const struct config_settings *st, struct mesh
 	if (v[OPT_LOG_LEVEL] && log__parse_level(v[OPT_LOG_LEVEL], &cfg->log_level)) {
 		fprintf(stderr, "meshd: %s: \"%s\" is not error, warn, info or debug\n",
 			st->origin[OPT_LOG_LEVEL], v[OPT_LOG_LEVEL]);
+		return 2;
+	}
+	cfg->state_missing = STATE_MISSING_REFUSE;
+	if (v[OPT_STATE_MISSING] &&
+	    state__parse_missing(v[OPT_STATE_MISSING], &cfg->state_missing)) {
+		fprintf(stderr, "meshd: %s: \"%s\" is not refuse, adopt or empty\n",
+			st->origin[OPT_STATE_MISSING], v[OPT_STATE_MISSING]);
 		return 2;
 	}
 	if (config__settle_bool(st, OPT_TELEMETRY, true, &cfg->telemetry) ||

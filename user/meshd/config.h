@@ -15,6 +15,7 @@
 
 #include "attach.h"
 #include "log.h"
+#include "state.h"
 
 #define MESHD_BPFFS_DEFAULT "/sys/fs/bpf/sluice"
 #define MESHD_STATE_DEFAULT "/var/lib/sluice/state.json"
@@ -38,6 +39,7 @@ struct meshd_config {
 	unsigned int telemetry_interval; /* seconds; 0: records at open and close only */
 	bool kubernetes;                 /* sync Services/EndpointSlices (k8sint.h) */
 	char *kubeconfig;                /* NULL: in-cluster service account */
+	enum state_missing state_missing;
 	bool cleanup;
 };
 

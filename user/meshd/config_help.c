@@ -60,6 +60,12 @@ const struct config_opt config_opts[OPT__MAX] = {
 			     "policies Local" },
 	[OPT_KUBECONFIG] = { "kubeconfig", "FILE", "in-cluster service account",
 			     "kubeconfig for --kubernetes (its current-context)" },
+	[OPT_STATE_MISSING] = { "state-missing", "refuse|adopt|empty", "refuse",
+				"what a start does when --state does not exist but the pinned maps "
+				"hold services (a moved file, a typo, a wiped disk): refuse exits "
+				"naming the file and the count; adopt keeps the maps' services and "
+				"writes them to the file; empty deletes them (logged as a warning). "
+				"Without services in the maps a missing file is a first start" },
 	[OPT_CONFIG] = { "config", "FILE", NULL,
 			 "YAML config file whose keys are the long option names above; "
 			 "flags win over it" },
@@ -101,7 +107,8 @@ void config__usage(FILE *f)
 		"             [--socket PATH] [--log-level LEVEL] [--metrics ADDR|off]\n"
 		"             [--telemetry on|off] [--telemetry-interval SECONDS]\n"
 		"             [--socket-lb on|off] [--redirect on|off]\n"
-		"             [--kubernetes on|off] [--kubeconfig FILE] [--cleanup]\n"
+		"             [--kubernetes on|off] [--kubeconfig FILE]\n"
+		"             [--state-missing refuse|adopt|empty] [--cleanup]\n"
 		"             | --help | --version\n"
 		"Sluice node agent: loads the L4 datapath, attaches it to interfaces, keeps the\n"
 		"services of the desired state in its maps and serves meshctl.\n\nOptions:\n");

@@ -12,6 +12,7 @@
  * the /metrics server and the connection streams share one epoll loop.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,8 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 		break;
 	case EV_API:
 		server__serve(srv, m);
+		/* a read of 20k services builds ~300 MB of JSON, freed now */
+		m->trim = true;
 		break;
 	case EV_TIMER:
 		if (read(tfd, &ticks, sizeof(ticks)) == sizeof(ticks))
@@ -175,6 +178,20 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 	case EV_HTTP:
 		break; /* served by the loop, after every wait */
 	}
+}
+
+/* A large update or listing leaves hundreds of MB of freed heap (the
+ * request's and the answer's JSON, the plan, the old state) that glibc
+ * keeps: small allocations made meanwhile pin the heap's top, so it is
+ * never trimmed by itself. Once the request is served and its buffers are
+ * freed, hand the free pages back. Only after an API request or a change,
+ * not every tick: a trim walks the heap's free chunks. */
+static void main__trim(struct meshd *m)
+{
+	if (!m->trim)
+		return;
+	m->trim = false;
+	malloc_trim(0);
 }
 
 static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct server *srv)
@@ -197,6 +214,8 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 		goto cleanup;
 	/* Records that waited in the ring while no meshd ran. */
 	telem__read(&m->telem);
+	m->trim = true; /* the start's reconcile may have been large */
+	main__trim(m);
 	if (m->telem.t)
 		telemetry = "on";
 	pr_info("meshd ready: %d interface(s) attached, %u service(s), API on %s, metrics %s, "
@@ -217,6 +236,7 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 		/* After uninstall not even one more link event: it would attach again. */
 		for (int i = 0; i < n && !m->stop; i++)
 			main__on_event(m, evs[i].data.u32, sfd, tfd, nl, srv);
+		main__trim(m);
 		if (!m->stop) {
 			telem__read(&m->telem);
 			exporter__run(&m->exporter);
@@ -247,6 +267,7 @@ static void main__on_change(void *ctx)
 
 	conns__stale(&m->conns);
 	telem__changed(&m->telem);
+	m->trim = true;
 }
 
 /* The Kubernetes sync's sets take the one commit path. */
@@ -276,13 +297,31 @@ static int main__signalfd(void)
 static void main__log_start(const struct meshd_config *cfg)
 {
 	pr_info("meshd %s starting: interfaces \"%s\", xdp mode %s, fib forward %s, pins %s, "
-		"state %s, socket %s, cgroup %s, metrics %s, telemetry %s (interval %us)",
+		"state %s (if missing: %s), socket %s, cgroup %s, metrics %s, telemetry %s "
+		"(interval %us)",
 		SLUICE_VERSION, cfg->interfaces, attach__mode_name(cfg->xdp_mode),
-		cfg->fib_forward ? "on" : "off", cfg->bpffs, cfg->state, cfg->socket,
+		cfg->fib_forward ? "on" : "off", cfg->bpffs, cfg->state,
+		state__missing_name(cfg->state_missing), cfg->socket,
 		cfg->cgroup ? cfg->cgroup : "(none found)", cfg->metrics ? cfg->metrics : "off",
 		cfg->telemetry ? "on" : "off", cfg->telemetry_interval);
 	if (!cfg->cgroup)
 		pr_warn("no cgroup2 mount found: socket-level hooks (telemetry) will be unavailable");
+}
+
+/* The state file; a missing one with services in the pinned maps is
+ * refused here, before the programs are replaced (--state-missing). */
+static int main__load_state(struct meshd *m)
+{
+	__u32 n = 0;
+	int err;
+
+	m->state.on_missing = m->cfg.state_missing;
+	err = state__load(&m->state, m->cfg.state);
+	if (!err && m->state.missing)
+		err = pin__count_services(m->cfg.bpffs, &n);
+	if (!err)
+		err = state__check_missing(&m->state, n);
+	return err;
 }
 
 /* Everything that can refuse start-up does so before the datapath is
@@ -306,7 +345,7 @@ static int main__prepare(struct meshd *m, struct server *srv, int *lock)
 	}
 	err = pin__check_layout(m->cfg.bpffs);
 	if (!err)
-		err = state__load(&m->state, m->cfg.state);
+		err = main__load_state(m);
 	if (!err)
 		err = server__open(srv, m->cfg.socket);
 	if (!err)
@@ -351,6 +390,25 @@ static int main__load(struct meshd *m)
 	return 0;
 }
 
+/* After the reconcile: entries an interrupted update left (a kill -9
+ * between an update's backends, tables and service entries) that no
+ * service refers to. Cheap (one walk of each map); never fatal. */
+static void main__sweep(struct meshd *m)
+{
+	struct sluice_sweep sw;
+
+	if (sluice__sweep(m->sl, &sw)) {
+		pr_warn("sweeping map entries no service explains: %s", sluice__errmsg());
+		return;
+	}
+	if (sw.backends || sw.tables || sw.markers)
+		pr_warn("removed map entries no service explains (left by an interrupted update): "
+			"%u backend(s), %u Maglev table(s), %u VIP marker(s)",
+			sw.backends, sw.tables, sw.markers);
+	else
+		pr_info("swept the maps: every entry belongs to a service");
+}
+
 /* Interfaces first, then the maps' services, then what builds on them. */
 static int main__start_parts(struct meshd *m, struct netlink *nl)
 {
@@ -373,6 +431,7 @@ static int main__start_parts(struct meshd *m, struct netlink *nl)
 	err = state__reconcile(&m->state);
 	if (err)
 		return err;
+	main__sweep(m);
 	/* After the reconcile: its first sync sees the services as they stay. */
 	telem__start(&m->telem,
 		     &(struct telem_cfg){ .enabled = cfg->telemetry,

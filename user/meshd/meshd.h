@@ -41,6 +41,7 @@ struct meshd {
 	time_t started_at;
 	bool stop;        /* leave the event loop */
 	bool uninstalled; /* programs detached and pins removed: just exit */
+	bool trim;        /* the maps changed: give freed heap back (main.c) */
 };
 
 #endif /* MESHD_H */

@@ -108,6 +108,40 @@ bool pin__has_maps(const char *dir)
 	return found;
 }
 
+static int pin__count_one(const void *key, const void *value, void *ctx)
+{
+	const struct sluice_svc *svc = value;
+
+	(void)key;
+	if (!(svc->flags & SLUICE_SVC_F_VIP_MARKER))
+		(*(__u32 *)ctx)++;
+	return 0;
+}
+
+int pin__count_services(const char *dir, __u32 *n)
+{
+	char path[PATH_MAX];
+	int fd, err;
+
+	*n = 0;
+	err = pin__path(path, sizeof(path), dir, "services");
+	if (err)
+		return err;
+	fd = bpf_obj_get(path);
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0) {
+		pr_err("cannot open the pinned services map %s: %s", path, strerror(-fd));
+		return fd;
+	}
+	err = sluice__map_walk(fd, "services", sizeof(struct sluice_svc_key),
+			       sizeof(struct sluice_svc), pin__count_one, n);
+	close(fd);
+	if (err)
+		pr_err("%s", sluice__errmsg());
+	return err;
+}
+
 /* Version in dir/layout: 0 if absent, -errno if unreadable. */
 static long pin__read_layout(const char *dir)
 {

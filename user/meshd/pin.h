@@ -13,6 +13,7 @@
 #define MESHD_PIN_H
 
 #include <stdbool.h>
+#include <linux/types.h>
 
 #define PIN_LAYOUT_NAME "layout"
 
@@ -27,6 +28,9 @@ int pin__lock_existing(const char *dir);
 /* Anything pinned in dir besides the layout map? */
 bool pin__has_maps(const char *dir);
 int pin__check_layout(const char *dir);
+/* Services (VIP markers not counted) in dir's pinned services map; 0
+ * when there is none. Read before the datapath is loaded. */
+int pin__count_services(const char *dir, __u32 *n);
 /* Pin the layout map (after the datapath maps are pinned). */
 int pin__write_layout(const char *dir);
 /* Remove the layout map, the telemetry pins (detaching its link) and

@@ -28,15 +28,93 @@ struct state_maps state__sluice_maps(struct sluice *sl)
 	return (struct state_maps){ state__sluice_read, state__sluice_apply, sl };
 }
 
+static const char *const state__missing_names[] = {
+	[STATE_MISSING_REFUSE] = "refuse",
+	[STATE_MISSING_ADOPT] = "adopt",
+	[STATE_MISSING_EMPTY] = "empty",
+};
+
+const char *state__missing_name(enum state_missing mode)
+{
+	return state__missing_names[mode];
+}
+
+int state__parse_missing(const char *text, enum state_missing *out)
+{
+	for (size_t i = 0; i < sizeof(state__missing_names) / sizeof(*state__missing_names); i++) {
+		if (!strcmp(text, state__missing_names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 int state__load(struct state *st, const char *path)
 {
 	int err;
 
 	st->path = path;
+	st->missing = false;
 	desired__init(&st->desired);
-	err = desired__load(&st->desired, path);
+	err = desired__load_existing(&st->desired, path);
+	if (err == -ENOENT) {
+		/* Decided from the open's own error, not an earlier stat(). */
+		st->missing = true;
+		pr_info("state file %s does not exist", path);
+		return 0;
+	}
 	if (err)
 		pr_err("%s", sluice__errmsg()); /* names the file */
+	return err;
+}
+
+int state__check_missing(const struct state *st, __u32 nservices)
+{
+	if (!st->missing || !nservices || st->on_missing != STATE_MISSING_REFUSE)
+		return 0;
+	pr_err("state file %s does not exist, but the pinned maps hold %u service(s): refusing to "
+	       "start, which would delete them. Put the file back or fix --state; "
+	       "--state-missing=adopt keeps the maps' services and writes them to the file, "
+	       "--state-missing=empty deletes them",
+	       st->path, nservices);
+	return -EEXIST;
+}
+
+/* The file was missing and the maps hold services: they become the
+ * desired state (backends and weights as `service list` shows them;
+ * names and sources were only in the file), saved at once. */
+static int state__adopt(struct state *st, const struct desired *inmaps)
+{
+	struct desired copy;
+	int err;
+
+	err = desired__copy(&copy, inmaps);
+	if (!err)
+		err = desired__save(&copy, st->path);
+	if (err) {
+		pr_err("adopting the maps' services into %s: %s", st->path, sluice__errmsg());
+		desired__free(&copy);
+		return err;
+	}
+	desired__free(&st->desired);
+	st->desired = copy;
+	pr_warn("state file %s did not exist: adopted the %u service(s) the pinned maps hold "
+		"(--state-missing=adopt) and saved them; their names are not known",
+		st->path, copy.nservices);
+	return 0;
+}
+
+/* A missing file against the maps' services, before anything is applied. */
+static int state__settle_missing(struct state *st, const struct desired *inmaps)
+{
+	int err;
+
+	if (!st->missing || !inmaps->nservices)
+		return 0;
+	err = state__check_missing(st, inmaps->nservices);
+	if (!err && st->on_missing == STATE_MISSING_ADOPT)
+		err = state__adopt(st, inmaps);
 	return err;
 }
 
@@ -156,16 +234,38 @@ int state__reconcile(struct state *st)
 		pr_err("reading back the services in the maps: %s", sluice__errmsg());
 		return err;
 	}
+	err = state__settle_missing(st, &inmaps);
+	if (err)
+		goto cleanup;
 	state__tally(&inmaps, &st->desired, &t);
-	/* Unchanged services are set again too: idempotent, moves no flow. */
 	err = st->maps.apply(st->maps.ctx, &inmaps, &st->desired);
 	if (err)
 		pr_err("reconciling the maps to %s: %s", st->path, sluice__errmsg());
+	else if (st->missing && t.deleted)
+		pr_warn("state file %s did not exist (--state-missing=empty): deleted all %u "
+			"service(s) the pinned maps held",
+			st->path, t.deleted);
 	else
 		pr_info("reconciled %u services from %s: %u added, %u changed, %u deleted, %u unchanged",
 			st->desired.nservices, st->path, t.added, t.changed, t.deleted, t.same);
+	if (!err)
+		st->missing = false;
+cleanup:
 	desired__free(&inmaps);
 	return err;
+}
+
+/* What desired__save() said, or at least the file and the errno: an
+ * operator must never see an error without its cause. */
+static const char *state__save_err(const struct state *st, int err)
+{
+	static char msg[1024];
+
+	if (sluice__errmsg()[0])
+		snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
+	else
+		snprintf(msg, sizeof(msg), "cannot save %s: %s", st->path, strerror(-err));
+	return msg;
 }
 
 int state__commit(struct state *st, struct desired *next, char *errbuf, size_t errlen)
@@ -185,23 +285,26 @@ int state__commit(struct state *st, struct desired *next, char *errbuf, size_t e
 		return err;
 	}
 	err = desired__save(next, st->path);
-	/* The maps changed (and maybe changed back): ids may have moved. */
-	state__changed(st);
 	if (err) {
-		int off = snprintf(errbuf, errlen, "%s", sluice__errmsg());
+		/* The cause now: the changed hook and the put-back below reset
+		 * the library's message. */
+		int off = snprintf(errbuf, errlen, "%s", state__save_err(st, err));
 
 		if (off < 0 || (size_t)off >= errlen)
 			off = errlen ? errlen - 1 : 0;
-		rerr = st->maps.apply(st->maps.ctx, next, &st->desired);
+		/* The maps changed: ids may have moved. */
 		state__changed(st);
+		rerr = st->maps.apply(st->maps.ctx, next, &st->desired);
 		if (rerr)
 			snprintf(errbuf + off, errlen - off,
 				 "; putting the maps back failed too: %s", sluice__errmsg());
 		else
 			snprintf(errbuf + off, errlen - off, " (nothing was changed)");
+		state__changed(st);
 		pr_err("%s", errbuf);
 		return err;
 	}
+	state__changed(st);
 	desired__diff(&st->desired, next, state__log_change, NULL);
 	desired__free(&st->desired);
 	st->desired = *next;

@@ -28,9 +28,24 @@ struct state_maps {
 	void *ctx;
 };
 
+/* What a start does when the state file does not exist but the pinned
+ * maps hold services (a moved file, a typo in --state, a wiped disk):
+ * never delete a node's services unless the operator said so. */
+enum state_missing {
+	STATE_MISSING_REFUSE, /* exit, naming the file, the count and the flag */
+	STATE_MISSING_ADOPT,  /* the maps' services become the state, saved */
+	STATE_MISSING_EMPTY,  /* delete them, logged as a warning */
+};
+
+int state__parse_missing(const char *text, enum state_missing *out);
+const char *state__missing_name(enum state_missing mode);
+
 struct state {
 	struct desired desired; /* what the maps hold and the state file says */
 	const char *path;       /* the state file */
+	/* The file did not exist at load: the reconcile decides by on_missing. */
+	bool missing;
+	enum state_missing on_missing;
 	struct state_maps maps;
 	/* The maps changed (or changed back): service and backend ids may
 	 * have moved. NULL: nobody to tell. */
@@ -42,10 +57,16 @@ struct state {
 struct state_maps state__sluice_maps(struct sluice *sl);
 
 /* Read (and validate) the state file at path into st->desired; a missing
- * file is empty. The maps are set later (state__reconcile() needs them). */
+ * file is empty and sets st->missing. The maps are set later
+ * (state__reconcile() needs them). */
 int state__load(struct state *st, const char *path);
 void state__free(struct state *st);
-/* Make the maps hold st->desired, whatever they hold now. */
+/* With st->missing and STATE_MISSING_REFUSE: -EEXIST (logged, naming the
+ * file, the count and the flag) when the maps hold nservices > 0. Lets
+ * meshd refuse before it touches the datapath; the reconcile checks too. */
+int state__check_missing(const struct state *st, __u32 nservices);
+/* Make the maps hold st->desired, whatever they hold now; after a missing
+ * file, what they hold is kept, adopted or deleted as st->on_missing says. */
 int state__reconcile(struct state *st);
 /* Adopt next (consumed on success: left empty). On error the text is in err. */
 int state__commit(struct state *st, struct desired *next, char *err, size_t errlen);

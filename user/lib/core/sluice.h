@@ -137,6 +137,17 @@ struct sluice_service_ref {
 };
 int sluice__service_del_many(struct sluice *s, const struct sluice_service_ref *refs, __u32 n,
 			     __u32 *done);
+/* Entries no service explains, left by an update that was interrupted
+ * (a writer killed between its backends, tables and service entries):
+ * sluice__sweep() deletes backends whose service id no service carries,
+ * empties Maglev tables of such ids that still name backends (one batch,
+ * one RCU grace period) and deletes VIP markers of addresses without a
+ * service. Touches nothing a live service refers to; for the one writer
+ * (meshd runs it at start, after its reconcile). Counts what it removed. */
+struct sluice_sweep {
+	__u32 backends, tables, markers;
+};
+int sluice__sweep(struct sluice *s, struct sluice_sweep *out);
 int sluice__service_get(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto,
 			struct sluice_service_info *info);
 /* service_get walks the backends map for each call; a listing of many

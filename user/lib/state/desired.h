@@ -74,6 +74,9 @@ struct desired_service *desired__find(const struct desired *d, const struct slui
  * fsync of the directory. A missing file loads as the empty state. */
 int desired__save(const struct desired *d, const char *path);
 int desired__load(struct desired *d, const char *path);
+/* Like desired__load() but a missing file is -ENOENT (the caller decides
+ * what it means, from the one open: no stat() race). */
+int desired__load_existing(struct desired *d, const char *path);
 
 enum desired_change {
 	DESIRED_ADD,

@@ -126,6 +126,16 @@ cleanup:
 
 int desired__load(struct desired *d, const char *path)
 {
+	int err = desired__load_existing(d, path);
+
+	if (err != -ENOENT)
+		return err;
+	sluice__clear_err();
+	return 0; /* first start: nothing desired yet */
+}
+
+int desired__load_existing(struct desired *d, const char *path)
+{
 	char msg[SLUICE_ERRMSG_LEN];
 	struct json_object *root = NULL;
 	size_t len;
@@ -136,8 +146,8 @@ int desired__load(struct desired *d, const char *path)
 	desired__init(d);
 	err = yaml__read_file(path, STATE_FILE_MAX, &text, &len);
 	if (err == -ENOENT) {
-		sluice__clear_err();
-		return 0; /* first start: nothing desired yet */
+		sluice__set_err("state file %s does not exist", path);
+		return err;
 	}
 	if (err)
 		goto fail;
