@@ -13,6 +13,7 @@
 #include "exporter.h"
 #include "k8sint.h"
 #include "log.h"
+#include "server.h"
 #include "sockint.h"
 #include "telem.h"
 
@@ -35,6 +36,8 @@ static int exporter__render(void *ctx, FILE *out)
 	err = metrics__render(&src, out);
 	if (!err)
 		k8sint__metrics(v->kube, out); /* the sync lives in the agent, not in metrics.c */
+	if (!err && v->api)
+		server__metrics(v->api, out);
 	return err;
 }
 

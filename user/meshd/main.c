@@ -28,6 +28,7 @@
 #include "attach.h"
 #include "config.h"
 #include "conns.h"
+#include "dispatch.h"
 #include "exporter.h"
 #include "follow.h"
 #include "k8sint.h"
@@ -110,11 +111,20 @@ static void main__on_signal(struct meshd *m, int sfd)
 	}
 }
 
-/* How long the loop may sleep: the HTTP server's next deadline, and at
- * most TELEMETRY_DRAIN_MS while telemetry records may be waiting. */
+/* Answers queued at exit get this long to reach their clients. */
+#define MAIN_API_FLUSH_MS 1000
+
+static int main__min_ms(int a, int b)
+{
+	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+/* How long the loop may sleep: the next deadline of the HTTP server and
+ * of the API connections, and at most TELEMETRY_DRAIN_MS while telemetry
+ * records may be waiting. */
 static int main__wait_ms(struct meshd *m)
 {
-	int ms = exporter__timeout_ms(&m->exporter);
+	int ms = main__min_ms(exporter__timeout_ms(&m->exporter), server__timeout_ms(m->api));
 
 	if (telem__ring_fd(&m->telem) < 0)
 		return ms;
@@ -131,7 +141,7 @@ static int main__epoll_setup(struct meshd *m, int epfd, int sfd, int tfd, struct
 	if (!err)
 		err = main__epoll_add(epfd, netlink__fd(nl), EV_NETLINK);
 	if (!err)
-		err = main__epoll_add(epfd, srv->fd, EV_API);
+		err = main__epoll_add(epfd, server__fd(srv), EV_API);
 	if (!err)
 		err = main__epoll_add(epfd, tfd, EV_TIMER);
 	if (!err && telem__ring_fd(&m->telem) >= 0)
@@ -146,7 +156,7 @@ static int main__epoll_setup(struct meshd *m, int epfd, int sfd, int tfd, struct
 }
 
 static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd,
-			   struct netlink *nl, struct server *srv)
+			   struct netlink *nl)
 {
 	__u64 ticks;
 
@@ -158,8 +168,7 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 		netlink__read(nl);
 		break;
 	case EV_API:
-		server__serve(srv, m);
-		break;
+		break; /* served by the loop, after every wait */
 	case EV_TIMER:
 		if (read(tfd, &ticks, sizeof(ticks)) == sizeof(ticks))
 			attach__check_all(&m->att);
@@ -216,10 +225,13 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 		}
 		/* After uninstall not even one more link event: it would attach again. */
 		for (int i = 0; i < n && !m->stop; i++)
-			main__on_event(m, evs[i].data.u32, sfd, tfd, nl, srv);
+			main__on_event(m, evs[i].data.u32, sfd, tfd, nl);
+		/* every wait: connections past a deadline are closed even
+		 * when nothing else happened */
 		if (!m->stop) {
 			telem__read(&m->telem);
 			exporter__run(&m->exporter);
+			server__run(srv);
 		}
 	}
 cleanup:
@@ -308,7 +320,10 @@ static int main__prepare(struct meshd *m, struct server *srv, int *lock)
 	if (!err)
 		err = state__load(&m->state, m->cfg.state);
 	if (!err)
-		err = server__open(srv, m->cfg.socket);
+		err = server__open(srv, m->cfg.socket,
+				   &(struct server_opts){ .max_request = m->cfg.api_max_request,
+							  .handle = dispatch__request,
+							  .ctx = m });
 	if (!err)
 		err = exporter__start(&m->exporter, m->cfg.metrics);
 	return err;
@@ -347,6 +362,7 @@ static int main__load(struct meshd *m)
 								  .telem = &m->telem,
 								  .sock = &m->sock,
 								  .kube = &m->kube,
+								  .api = m->api,
 								  .started_at = m->started_at });
 	return 0;
 }
@@ -403,6 +419,8 @@ static int main__start_parts(struct meshd *m, struct netlink *nl)
  * does a pinned telemetry attachment. */
 static void main__teardown(struct meshd *m, struct server *srv, struct netlink *nl, int lock)
 {
+	/* answers queued by the last ops (uninstall's among them) go out first */
+	server__flush(srv, MAIN_API_FLUSH_MS);
 	follow__free(&m->follow);
 	exporter__stop(&m->exporter);
 	telem__stop(&m->telem);
@@ -424,7 +442,7 @@ static void main__teardown(struct meshd *m, struct server *srv, struct netlink *
 
 static int main__run(struct meshd *m)
 {
-	struct server srv = { .fd = -1 };
+	struct server srv = { .fd = -1, .epfd = -1 };
 	struct netlink nl = { 0 };
 	int lock = -1, sfd, err;
 
@@ -437,6 +455,7 @@ static int main__run(struct meshd *m)
 		return 1;
 	}
 	m->started_at = time(NULL);
+	m->api = &srv;
 	main__log_start(&m->cfg);
 	err = main__prepare(m, &srv, &lock);
 	if (!err)
