@@ -39,8 +39,7 @@ static struct {
 	const char *rest;
 } h;
 
-static struct json_object *handler(void *ctx, struct json_object *req, int fd, int pid,
-				   bool *taken)
+static struct json_object *handler(void *ctx, struct json_object *req, int fd, int pid, bool *taken)
 {
 	struct json_object *v;
 	const char *op = "";
@@ -490,11 +489,16 @@ static void test_flush(void)
 }
 
 static const struct test tests[] = {
-	TEST_ROOT(test_partial_read),	    TEST_ROOT(test_request_at_eof),
-	TEST_ROOT(test_buffer_growth),	    TEST_ROOT(test_too_large),
-	TEST_ROOT(test_partial_write),	    TEST_ROOT(test_eviction_order),
-	TEST_ROOT(test_refused_does_not_evict), TEST_ROOT(test_request_deadline),
-	TEST_ROOT(test_complete_after_long_op), TEST_ROOT(test_answer_deadline),
+	TEST_ROOT(test_partial_read),
+	TEST_ROOT(test_request_at_eof),
+	TEST_ROOT(test_buffer_growth),
+	TEST_ROOT(test_too_large),
+	TEST_ROOT(test_partial_write),
+	TEST_ROOT(test_eviction_order),
+	TEST_ROOT(test_refused_does_not_evict),
+	TEST_ROOT(test_request_deadline),
+	TEST_ROOT(test_complete_after_long_op),
+	TEST_ROOT(test_answer_deadline),
 	TEST_ROOT(test_flush),
 };
 
