@@ -86,11 +86,18 @@ abuse() {
 	in_node python3 "$ABUSE" "$@" >"$WORK/$name.out" 2>&1 &
 	BG_PIDS+=($!)
 	for ((i = 0; i < 500; i++)); do
-		grep -q '^ready' "$WORK/$name.out" && return 0
+		if grep -q '^ready' "$WORK/$name.out"; then
+			log "$name: $(grep -m 1 '^ready' "$WORK/$name.out") connections"
+			return 0
+		fi
 		kill -0 "${BG_PIDS[-1]}" 2>/dev/null || break
 		sleep 0.02
 	done
-	fail "abuse.py $1 not ready: $(tail -n 2 "$WORK/$name.out")"
+	fail "abuse.py $1 not ready: $(tail -n 2 "$WORK/$name.out")" || return 1
+}
+
+abuse_said() {
+	log "abuse.py: $(head -n 1 "$WORK/$1.out")"
 }
 
 stop_abuse() {

@@ -101,6 +101,10 @@ struct json_object *dispatch__request(void *ctx, struct json_object *req, int fd
 	const char *op = "?";
 
 	*taken = false;
+	/* after uninstall (or a signal) nothing may change the maps or the
+	 * state file again, even requests that arrived with it */
+	if (((struct meshd *)ctx)->stop)
+		return api__error("meshd is stopping");
 	resp = dispatch__op(ctx, req, &op, fd, pid, taken);
 	if (!resp)
 		return NULL;
