@@ -52,7 +52,7 @@ MPORT=19465 # inside the node namespace: nothing else listens there
 START_TIMEOUT=20
 BOUND_MS=2000
 RSS_MAX_MB=400
-NSVC=1500 # services for a large service.list answer
+NSVC=800 # services for a large service.list answer
 
 WORK=
 SOCK=
@@ -147,6 +147,7 @@ xdp_on() { ip -n "$TOPO_NS_NODE" link show dev "$1" 2>/dev/null | grep -q 'prog/
 test_stall() {
 	local i ok=0
 	ensure_meshd || return 1
+	timed "status, no abuse" status3 || ok=1
 	abuse stall stall "$SOCK" 3 || return 1
 	sleep 0.3
 	for i in 1 2 3; do

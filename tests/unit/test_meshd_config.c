@@ -108,6 +108,7 @@ static void test_defaults(void)
 	ASSERT_FALSE(cfg.redirect, "redirect");
 	ASSERT_FALSE(cfg.kubernetes, "kubernetes");
 	ASSERT_TRUE(cfg.kubeconfig == NULL, "kubeconfig");
+	ASSERT_EQ(cfg.api_max_request, 32u << 20, "API request limit");
 	ASSERT_FALSE(cfg.cleanup, "cleanup");
 	str_is(cfg.interfaces, "", "interfaces");
 	str_is(cfg.bpffs, MESHD_BPFFS_DEFAULT, "bpffs");
@@ -126,7 +127,8 @@ static void test_flags(void)
 			     "--fib-forward", "on", "--bpffs", "/tmp/pins//", "--state",
 			     "/tmp/s.json", "--socket", "/tmp/api.sock", "--log-level", "debug",
 			     "--metrics", "off", "--telemetry", "no", "--telemetry-interval", "0",
-			     "--socket-lb", "false", "--redirect", "1", "--cleanup", NULL),
+			     "--socket-lb", "false", "--redirect", "1", "--api-max-request", "64",
+			     "--cleanup", NULL),
 		       0, "flags"))
 		goto out;
 	str_is(cfg.interfaces, "eth1,lb-*", "interfaces");
@@ -143,6 +145,7 @@ static void test_flags(void)
 	ASSERT_FALSE(cfg.socket_lb, "socket lb");
 	ASSERT_TRUE(cfg.redirect, "redirect");
 	ASSERT_TRUE(cfg.cleanup, "cleanup");
+	ASSERT_EQ(cfg.api_max_request, 64u << 20, "API request limit");
 out:
 	config__free(&cfg);
 }
@@ -189,6 +192,9 @@ static const struct bad_flag {
 	{ "--telemetry-interval", "86401", "--telemetry-interval: \"86401\" is not a number" },
 	{ "--telemetry-interval", "-1", "--telemetry-interval: \"-1\" is not a number" },
 	{ "--telemetry-interval", "10s", "--telemetry-interval: \"10s\" is not a number" },
+	{ "--api-max-request", "0", "--api-max-request: \"0\" is not a number of MiB 1-128" },
+	{ "--api-max-request", "129", "--api-max-request: \"129\" is not a number of MiB 1-128" },
+	{ "--api-max-request", "32M", "--api-max-request: \"32M\" is not a number of MiB" },
 	{ "--metrics", "localhost:9465", "--metrics: \"localhost:9465\" is not HOST:PORT" },
 	{ "--metrics", "127.0.0.1", "--metrics: \"127.0.0.1\" is not HOST:PORT" },
 	{ "--metrics", ":65536", "--metrics: \":65536\" is not HOST:PORT" },
