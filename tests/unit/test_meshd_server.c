@@ -5,14 +5,15 @@
  * an answer written as the peer takes it, a buffer that grows with the
  * request, the size limit, eviction order (and a refused peer that must
  * not evict), request and answer deadlines, a whole request not expired
- * because a long op kept the server busy, and queued answers flushed at
- * exit. Root: the server admits only uid 0 peers.
+ * because a long op kept the server busy, queued answers flushed at exit,
+ * and a pause instead of a busy loop when accept() runs out of descriptors. Root: the server admits only uid 0 peers.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -488,6 +489,38 @@ static void test_flush(void)
 	close(fd);
 }
 
+/* Out of descriptors: accepting pauses (the listening socket stays
+ * readable, retrying at once would spin the loop), then resumes. */
+static void test_accept_emfile(void)
+{
+	struct rlimit saved, low;
+	struct server srv;
+	int fd, lowest;
+	char *got;
+
+	if (!open_server(&srv, (struct server_opts){ 0 }))
+		return;
+	fd = client();
+	say(fd, "{\"op\":\"echo\"}\n");
+	getrlimit(RLIMIT_NOFILE, &saved);
+	lowest = dup(0); /* every descriptor below it is taken */
+	close(lowest);
+	low = saved;
+	low.rlim_cur = lowest;
+	setrlimit(RLIMIT_NOFILE, &low);
+	server__run(&srv);
+	server__run(&srv);
+	server__run(&srv);
+	setrlimit(RLIMIT_NOFILE, &saved);
+	ASSERT_EQ(srv.st.accept_errors, 1, "one failed accept, then a pause, not a retry per run");
+	ASSERT_LE(server__timeout_ms(&srv), 100, "the loop wakes when the pause ends");
+	got = answer(&srv, fd, 2000, NULL);
+	ASSERT_TRUE(got && strstr(got, "\"ok\":true"), "accepted and served after the pause");
+	free(got);
+	close(fd);
+	server__close(&srv);
+}
+
 static const struct test tests[] = {
 	TEST_ROOT(test_partial_read),
 	TEST_ROOT(test_request_at_eof),
@@ -500,6 +533,7 @@ static const struct test tests[] = {
 	TEST_ROOT(test_complete_after_long_op),
 	TEST_ROOT(test_answer_deadline),
 	TEST_ROOT(test_flush),
+	TEST_ROOT(test_accept_emfile),
 };
 
 int main(int argc, char **argv)

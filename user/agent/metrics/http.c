@@ -423,7 +423,7 @@ static long long http__next_deadline(const struct http *h)
 
 	for (const struct http_conn *c = h->head; c; c = c->next) {
 		if (c->shut)
-			return 0; /* libmicrohttpd should close it now */
+			continue; /* its shutdown wakes libmicrohttpd */
 		at = c->since + (c->busy ? h->answer_ms : h->request_ms) - now;
 		if (next < 0 || at < next)
 			next = at < 0 ? 0 : at;
