@@ -108,6 +108,7 @@ static void test_defaults(void)
 	ASSERT_FALSE(cfg.redirect, "redirect");
 	ASSERT_FALSE(cfg.kubernetes, "kubernetes");
 	ASSERT_TRUE(cfg.kubeconfig == NULL, "kubeconfig");
+	ASSERT_EQ(cfg.api_max_request, 32u << 20, "API request limit");
 	ASSERT_FALSE(cfg.cleanup, "cleanup");
 	ASSERT_EQ(cfg.state_missing, STATE_MISSING_REFUSE, "a missing state file is refused");
 	str_is(cfg.interfaces, "", "interfaces");
@@ -128,6 +129,7 @@ static void test_flags(void)
 			     "/tmp/s.json", "--socket", "/tmp/api.sock", "--log-level", "debug",
 			     "--metrics", "off", "--telemetry", "no", "--telemetry-interval", "0",
 			     "--socket-lb", "false", "--redirect", "1", "--state-missing", "empty",
+			     "--api-max-request", "64",
 			     "--cleanup", NULL),
 		       0, "flags"))
 		goto out;
@@ -146,6 +148,7 @@ static void test_flags(void)
 	ASSERT_TRUE(cfg.redirect, "redirect");
 	ASSERT_EQ(cfg.state_missing, STATE_MISSING_EMPTY, "state missing");
 	ASSERT_TRUE(cfg.cleanup, "cleanup");
+	ASSERT_EQ(cfg.api_max_request, 64u << 20, "API request limit");
 out:
 	config__free(&cfg);
 }
@@ -196,6 +199,9 @@ static const struct bad_flag {
 	{ "--telemetry-interval", "86401", "--telemetry-interval: \"86401\" is not a number" },
 	{ "--telemetry-interval", "-1", "--telemetry-interval: \"-1\" is not a number" },
 	{ "--telemetry-interval", "10s", "--telemetry-interval: \"10s\" is not a number" },
+	{ "--api-max-request", "0", "--api-max-request: \"0\" is not a number of MiB 1-128" },
+	{ "--api-max-request", "129", "--api-max-request: \"129\" is not a number of MiB 1-128" },
+	{ "--api-max-request", "32M", "--api-max-request: \"32M\" is not a number of MiB" },
 	{ "--metrics", "localhost:9465", "--metrics: \"localhost:9465\" is not HOST:PORT" },
 	{ "--metrics", "127.0.0.1", "--metrics: \"127.0.0.1\" is not HOST:PORT" },
 	{ "--metrics", ":65536", "--metrics: \":65536\" is not HOST:PORT" },

@@ -375,6 +375,27 @@ static int config__settle_interval(const struct config_settings *st, struct mesh
 	return 0;
 }
 
+static int config__settle_max_request(const struct config_settings *st, struct meshd_config *cfg)
+{
+	const char *text = st->val[OPT_API_MAX_REQUEST];
+	unsigned long n = MESHD_API_MAX_REQUEST_MIB_DEFAULT;
+	char *end;
+
+	if (text) {
+		errno = 0;
+		n = strtoul(text, &end, 10);
+		if (!isdigit((unsigned char)text[0]) || errno || *end || !n ||
+		    n > MESHD_API_MAX_REQUEST_MIB_MAX) {
+			fprintf(stderr, "meshd: %s: \"%s\" is not a number of MiB 1-%d\n",
+				st->origin[OPT_API_MAX_REQUEST], text,
+				MESHD_API_MAX_REQUEST_MIB_MAX);
+			return 2;
+		}
+	}
+	cfg->api_max_request = (size_t)n << 20;
+	return 0;
+}
+
 /* The metrics address, the absolute paths and the cgroup directory. */
 static int config__check_places(const struct config_settings *st)
 {
@@ -427,8 +448,8 @@ static int config__settle_strings(const struct config_settings *st, struct meshd
 static int config__settle(const struct config_settings *st, struct meshd_config *cfg)
 {
 	if (config__settle_switches(st, cfg) || config__settle_kubeconfig(st, cfg) ||
-	    config__settle_interval(st, cfg) || config__check_places(st) ||
-	    config__settle_strings(st, cfg))
+	    config__settle_interval(st, cfg) || config__settle_max_request(st, cfg) ||
+	    config__check_places(st) || config__settle_strings(st, cfg))
 		return 2;
 	return 0;
 }

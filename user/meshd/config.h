@@ -22,6 +22,8 @@
 #define MESHD_METRICS_DEFAULT ":9465" /* HTTP_DEFAULT_BIND of http.h */
 #define MESHD_TELEMETRY_INTERVAL_DEFAULT 10
 #define MESHD_TELEMETRY_INTERVAL_MAX 86400
+#define MESHD_API_MAX_REQUEST_MIB_DEFAULT 32
+#define MESHD_API_MAX_REQUEST_MIB_MAX 128 /* SLUICE_API_MAX_MSG: what meshctl sends */
 
 struct meshd_config {
 	char *interfaces; /* comma-separated names / fnmatch patterns */
@@ -40,6 +42,7 @@ struct meshd_config {
 	bool kubernetes;                 /* sync Services/EndpointSlices (k8sint.h) */
 	char *kubeconfig;                /* NULL: in-cluster service account */
 	enum state_missing state_missing;
+	size_t api_max_request;          /* bytes */
 	bool cleanup;
 };
 

@@ -66,6 +66,10 @@ const struct config_opt config_opts[OPT__MAX] = {
 				"naming the file and the count; adopt keeps the maps' services and "
 				"writes them to the file; empty deletes them (logged as a warning). "
 				"Without services in the maps a missing file is a first start" },
+	[OPT_API_MAX_REQUEST] = { "api-max-request", "MIB", "32",
+				  "largest API request meshd reads, in MiB (1-128); a larger one "
+				  "is refused with an error naming both sizes; a full-capacity "
+				  "desired state is ~17 MiB (IPv4), ~26 MiB (IPv6)" },
 	[OPT_CONFIG] = { "config", "FILE", NULL,
 			 "YAML config file whose keys are the long option names above; "
 			 "flags win over it" },
@@ -107,7 +111,7 @@ void config__usage(FILE *f)
 		"             [--socket PATH] [--log-level LEVEL] [--metrics ADDR|off]\n"
 		"             [--telemetry on|off] [--telemetry-interval SECONDS]\n"
 		"             [--socket-lb on|off] [--redirect on|off]\n"
-		"             [--kubernetes on|off] [--kubeconfig FILE]\n"
+		"             [--kubernetes on|off] [--kubeconfig FILE] [--api-max-request MIB]\n"
 		"             [--state-missing refuse|adopt|empty] [--cleanup]\n"
 		"             | --help | --version\n"
 		"Sluice node agent: loads the L4 datapath, attaches it to interfaces, keeps the\n"

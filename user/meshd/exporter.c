@@ -3,6 +3,7 @@
  * exporter.c - the /metrics endpoint of meshd (see exporter.h).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,14 +14,37 @@
 #include "exporter.h"
 #include "k8sint.h"
 #include "log.h"
+#include "server.h"
 #include "sockint.h"
 #include "telem.h"
+
+/* The metrics server's own connections: what abuse it shrugged off. */
+static void exporter__http_metrics(const struct http *h, FILE *out)
+{
+	struct http_stats st;
+
+	http__stats(h, &st);
+	fprintf(out,
+		"# HELP sluice_metrics_http_connections Connections to this metrics server now.\n"
+		"# TYPE sluice_metrics_http_connections gauge\n"
+		"sluice_metrics_http_connections %llu\n"
+		"# HELP sluice_metrics_http_connections_closed_total Metrics server connections "
+		"closed by it, by why.\n"
+		"# TYPE sluice_metrics_http_connections_closed_total counter\n"
+		"sluice_metrics_http_connections_closed_total{reason=\"request_deadline\"} %llu\n"
+		"sluice_metrics_http_connections_closed_total{reason=\"answer_deadline\"} %llu\n"
+		"sluice_metrics_http_connections_closed_total{reason=\"evicted\"} %llu\n",
+		(unsigned long long)st.open, (unsigned long long)st.request_deadline,
+		(unsigned long long)st.answer_deadline, (unsigned long long)st.evicted);
+}
 
 /* Handler of GET /metrics: the sources as they are at this scrape (the
  * telemetry handle may come and go with restarts of telemetry). */
 static int exporter__render(void *ctx, FILE *out)
 {
 	const struct exporter_view *v = ctx;
+	const struct exporter *e =
+		(const struct exporter *)((const char *)v - offsetof(struct exporter, view));
 	struct metrics_src src;
 	int err;
 
@@ -35,6 +59,10 @@ static int exporter__render(void *ctx, FILE *out)
 	err = metrics__render(&src, out);
 	if (!err)
 		k8sint__metrics(v->kube, out); /* the sync lives in the agent, not in metrics.c */
+	if (!err && v->api)
+		server__metrics(v->api, out);
+	if (!err && e->h)
+		exporter__http_metrics(e->h, out);
 	return err;
 }
 

@@ -17,6 +17,7 @@
 #include "http.h"
 
 struct k8sint;
+struct server;
 struct sluice;
 struct sockint;
 struct telem;
@@ -28,6 +29,7 @@ struct exporter_view {
 	struct telem *telem;
 	struct sockint *sock;
 	struct k8sint *kube;
+	const struct server *api; /* NULL: none */
 	time_t started_at;
 };
 

@@ -29,6 +29,7 @@
 #include "attach.h"
 #include "config.h"
 #include "conns.h"
+#include "dispatch.h"
 #include "exporter.h"
 #include "follow.h"
 #include "k8sint.h"
@@ -111,11 +112,20 @@ static void main__on_signal(struct meshd *m, int sfd)
 	}
 }
 
-/* How long the loop may sleep: the HTTP server's next deadline, and at
- * most TELEMETRY_DRAIN_MS while telemetry records may be waiting. */
+/* Answers queued at exit get this long to reach their clients. */
+#define MAIN_API_FLUSH_MS 1000
+
+static int main__min_ms(int a, int b)
+{
+	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+/* How long the loop may sleep: the next deadline of the HTTP server and
+ * of the API connections, and at most TELEMETRY_DRAIN_MS while telemetry
+ * records may be waiting. */
 static int main__wait_ms(struct meshd *m)
 {
-	int ms = exporter__timeout_ms(&m->exporter);
+	int ms = main__min_ms(exporter__timeout_ms(&m->exporter), server__timeout_ms(m->api));
 
 	if (telem__ring_fd(&m->telem) < 0)
 		return ms;
@@ -132,7 +142,7 @@ static int main__epoll_setup(struct meshd *m, int epfd, int sfd, int tfd, struct
 	if (!err)
 		err = main__epoll_add(epfd, netlink__fd(nl), EV_NETLINK);
 	if (!err)
-		err = main__epoll_add(epfd, srv->fd, EV_API);
+		err = main__epoll_add(epfd, server__fd(srv), EV_API);
 	if (!err)
 		err = main__epoll_add(epfd, tfd, EV_TIMER);
 	if (!err && telem__ring_fd(&m->telem) >= 0)
@@ -147,7 +157,7 @@ static int main__epoll_setup(struct meshd *m, int epfd, int sfd, int tfd, struct
 }
 
 static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd,
-			   struct netlink *nl, struct server *srv)
+			   struct netlink *nl)
 {
 	__u64 ticks;
 
@@ -159,10 +169,7 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 		netlink__read(nl);
 		break;
 	case EV_API:
-		server__serve(srv, m);
-		/* a read of 20k services builds ~300 MB of JSON, freed now */
-		m->trim = true;
-		break;
+		break; /* served by the loop, after every wait */
 	case EV_TIMER:
 		if (read(tfd, &ticks, sizeof(ticks)) == sizeof(ticks))
 			attach__check_all(&m->att);
@@ -192,6 +199,18 @@ static void main__trim(struct meshd *m)
 		return;
 	m->trim = false;
 	malloc_trim(0);
+}
+
+/* Serve the API; once an answer is out and its buffers are freed, give
+ * the heap back (a read of 20k services builds ~300 MB of JSON). Not on
+ * every byte a client trickles: a trim walks the heap's free chunks. */
+static void main__serve(struct meshd *m, struct server *srv)
+{
+	__u64 answered = srv->st.closed[SERVER_CLOSE_ANSWERED];
+
+	server__run(srv);
+	if (srv->st.closed[SERVER_CLOSE_ANSWERED] != answered)
+		m->trim = true;
 }
 
 static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct server *srv)
@@ -235,12 +254,15 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 		}
 		/* After uninstall not even one more link event: it would attach again. */
 		for (int i = 0; i < n && !m->stop; i++)
-			main__on_event(m, evs[i].data.u32, sfd, tfd, nl, srv);
-		main__trim(m);
+			main__on_event(m, evs[i].data.u32, sfd, tfd, nl);
+		/* every wait: connections past a deadline are closed even
+		 * when nothing else happened */
 		if (!m->stop) {
 			telem__read(&m->telem);
 			exporter__run(&m->exporter);
+			main__serve(m, srv);
 		}
+		main__trim(m);
 	}
 cleanup:
 	if (tfd >= 0)
@@ -347,7 +369,10 @@ static int main__prepare(struct meshd *m, struct server *srv, int *lock)
 	if (!err)
 		err = main__load_state(m);
 	if (!err)
-		err = server__open(srv, m->cfg.socket);
+		err = server__open(srv, m->cfg.socket,
+				   &(struct server_opts){ .max_request = m->cfg.api_max_request,
+							  .handle = dispatch__request,
+							  .ctx = m });
 	if (!err)
 		err = exporter__start(&m->exporter, m->cfg.metrics);
 	return err;
@@ -386,6 +411,7 @@ static int main__load(struct meshd *m)
 								  .telem = &m->telem,
 								  .sock = &m->sock,
 								  .kube = &m->kube,
+								  .api = m->api,
 								  .started_at = m->started_at });
 	return 0;
 }
@@ -462,6 +488,8 @@ static int main__start_parts(struct meshd *m, struct netlink *nl)
  * does a pinned telemetry attachment. */
 static void main__teardown(struct meshd *m, struct server *srv, struct netlink *nl, int lock)
 {
+	/* answers queued by the last ops (uninstall's among them) go out first */
+	server__flush(srv, MAIN_API_FLUSH_MS);
 	follow__free(&m->follow);
 	exporter__stop(&m->exporter);
 	telem__stop(&m->telem);
@@ -483,7 +511,7 @@ static void main__teardown(struct meshd *m, struct server *srv, struct netlink *
 
 static int main__run(struct meshd *m)
 {
-	struct server srv = { .fd = -1 };
+	struct server srv = { .fd = -1, .epfd = -1 };
 	struct netlink nl = { 0 };
 	int lock = -1, sfd, err;
 
@@ -496,6 +524,7 @@ static int main__run(struct meshd *m)
 		return 1;
 	}
 	m->started_at = time(NULL);
+	m->api = &srv;
 	main__log_start(&m->cfg);
 	err = main__prepare(m, &srv, &lock);
 	if (!err)

@@ -1,64 +1,50 @@
 // SPDX-License-Identifier: MIT
 /*
- * server.c - the API socket and op dispatch (see server.h).
+ * server.c - the API socket: listening, accepting, deadlines and the
+ * connection table (see server.h; one connection: server_conn.c).
  */
 #define _GNU_SOURCE /* struct ucred, accept4 */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
-#include "sluice.h"
 
 #include "log.h"
-#include "meshd.h"
-#include "ops.h"
 #include "server.h"
+#include "server_conn.h"
 
-/* A client has this long to send its request, and to take the answer:
- * requests are served inline, so a stuck client must not stall meshd. */
-#define SERVER_IO_TIMEOUT_MS 5000
-/* What a refused (non-root) peer may make us read before its answer. */
-#define SERVER_DRAIN_MS 1000
-#define SERVER_DRAIN_MAX (64u << 10)
+/* Accepting stops this long when we are out of file descriptors: the
+ * listening socket stays readable, and retrying at once would spin. */
+#define SERVER_ACCEPT_PAUSE_MS 100
+#define SERVER_ACCEPT_BATCH 64
+#define SERVER_BACKLOG 256
+/* epoll data of the listening socket; connection i is i + 1 */
+#define SERVER_EV_LISTEN 0
 
-/* Each op with the arguments it takes: anything else is refused, so a
- * typo ("weigth") is an error rather than a silently ignored default. */
-#define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
-static const struct {
-	const char *op;
-	ops__fn fn;
-	const char *const *args;
-	ops__stream_fn stream; /* instead of fn: the connection stays open */
-} server_ops[] = {
-	{ "status", ops__status, ARGS(NULL), NULL },
-	{ "service.list", ops__service_list, ARGS(NULL), NULL },
-	{ "service.get", ops__service_get, ARGS("service"), NULL },
-	{ "service.add", ops__service_add, ARGS("service", "name", "backends"), NULL },
-	{ "service.del", ops__service_del, ARGS("service"), NULL },
-	{ "backend.add", ops__backend_add, ARGS("service", "backend", "weight"), NULL },
-	{ "backend.del", ops__backend_del, ARGS("service", "backend"), NULL },
-	{ "backend.weight", ops__backend_weight, ARGS("service", "backend", "weight"), NULL },
-	{ "backend.drain", ops__backend_drain, ARGS("service", "backend"), NULL },
-	{ "apply", ops__apply, ARGS("desired", "dry_run"), NULL },
-	{ "conntrack.list", ops__conntrack_list, ARGS("service"), NULL },
-	{ "conntrack.flush", ops__conntrack_flush, ARGS("service"), NULL },
-	{ "uninstall", ops__uninstall, ARGS(NULL), NULL },
-	{ "connections.list", ops__connections_list, ARGS("limit", "service", "events"), NULL },
-	{ "connections.follow", NULL, ARGS("service"), ops__connections_follow },
-	{ "top", ops__top, ARGS(NULL), NULL },
+static const char *const server_close_names[SERVER_CLOSE__MAX] = {
+	[SERVER_CLOSE_ANSWERED] = "answered",
+	[SERVER_CLOSE_DEADLINE] = "deadline",
+	[SERVER_CLOSE_ANSWER_DEADLINE] = "answer_deadline",
+	[SERVER_CLOSE_EVICTED] = "evicted",
+	[SERVER_CLOSE_FULL] = "full",
+	[SERVER_CLOSE_PEER] = "peer",
+	[SERVER_CLOSE_STREAM] = "stream",
+	[SERVER_CLOSE_STOP] = "stop",
 };
+
+const char *server__close_reason_name(enum server_close_reason r)
+{
+	return r < SERVER_CLOSE__MAX ? server_close_names[r] : "?";
+}
 
 /* mkdir -p with 0755 for what is missing; existing dirs keep their mode. */
 static int server__mkdirs(const char *path)
@@ -110,13 +96,78 @@ static int server__clear_stale(const struct sockaddr_un *addr)
 	return 0;
 }
 
-int server__open(struct server *srv, const char *path)
+static void server__set_opts(struct server *srv, const struct server_opts *opts)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	srv->o = *opts;
+	if (!srv->o.max_request)
+		srv->o.max_request = SERVER_MAX_REQUEST_DEFAULT;
+	if (!srv->o.max_conns)
+		srv->o.max_conns = SERVER_MAX_CONNS_DEFAULT;
+	if (!srv->o.request_ms)
+		srv->o.request_ms = SERVER_REQUEST_MS_DEFAULT;
+	if (!srv->o.answer_ms)
+		srv->o.answer_ms = SERVER_ANSWER_MS_DEFAULT;
+}
+
+/* The connection table and the epoll fd that watches it. */
+static int server__alloc(struct server *srv)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = SERVER_EV_LISTEN };
+
+	srv->conns = calloc(srv->o.max_conns, sizeof(*srv->conns));
+	if (!srv->conns) {
+		pr_err("API socket: out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < srv->o.max_conns; i++)
+		srv->conns[i].fd = -1;
+	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (srv->epfd < 0 || epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->fd, &ev)) {
+		int err = -errno;
+
+		pr_err("API socket: epoll: %s", strerror(errno));
+		return err;
+	}
+	return 0;
+}
+
+static int server__listen(struct server *srv, const struct sockaddr_un *addr)
+{
 	mode_t old_umask;
 	int err;
 
-	srv->fd = -1;
+	srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (srv->fd < 0) {
+		err = -errno;
+		pr_err("API socket: %s", strerror(errno));
+		return err;
+	}
+	/* Created 0600 from the start: no window in which anyone may connect. */
+	old_umask = umask(0177);
+	err = bind(srv->fd, (const struct sockaddr *)addr, sizeof(*addr));
+	umask(old_umask);
+	if (err) {
+		err = -errno;
+		pr_err("API socket %s: %s", srv->path, strerror(errno));
+		return err;
+	}
+	srv->bound = true;
+	if (chmod(srv->path, 0600) || listen(srv->fd, SERVER_BACKLOG)) {
+		err = -errno;
+		pr_err("API socket %s: %s", srv->path, strerror(errno));
+		return err;
+	}
+	return 0;
+}
+
+int server__open(struct server *srv, const char *path, const struct server_opts *opts)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int err;
+
+	memset(srv, 0, sizeof(*srv));
+	srv->fd = srv->epfd = -1;
+	server__set_opts(srv, opts);
 	if (strlen(path) >= sizeof(addr.sun_path)) {
 		pr_err("API socket path %s is longer than %zu bytes", path,
 		       sizeof(addr.sun_path) - 1);
@@ -130,199 +181,307 @@ int server__open(struct server *srv, const char *path)
 		return err;
 	}
 	err = server__clear_stale(&addr);
+	if (!err)
+		err = server__listen(srv, &addr);
+	if (!err)
+		err = server__alloc(srv);
 	if (err)
-		return err;
-	srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (srv->fd < 0) {
-		err = -errno;
-		pr_err("API socket: %s", strerror(errno));
-		return err;
-	}
-	/* Created 0600 from the start: no window in which anyone may connect. */
-	old_umask = umask(0177);
-	err = bind(srv->fd, (struct sockaddr *)&addr, sizeof(addr));
-	umask(old_umask);
-	if (!err)
-		err = chmod(path, 0600);
-	if (!err)
-		err = listen(srv->fd, 64);
-	if (err) {
-		err = -errno;
-		pr_err("API socket %s: %s", path, strerror(errno));
-		close(srv->fd);
-		srv->fd = -1;
-		return err;
-	}
-	return 0;
+		server__close(srv); /* and the socket file, if bound */
+	return err;
 }
 
-/* Read and discard a refused peer's request (bounded in time and size):
- * answering before it is sent would make its send fail with EPIPE and
- * hide our "permission denied" from it. */
-static void server__drain(int fd)
+int server__fd(const struct server *srv)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	struct timespec now, end;
-	size_t total = 0;
-	char buf[4096];
-	long left_ms;
-	ssize_t n;
-
-	/* one deadline for the whole drain: a peer trickling bytes must not
-	 * hold the single-threaded agent longer than SERVER_DRAIN_MS */
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += SERVER_DRAIN_MS / 1000;
-	end.tv_nsec += (SERVER_DRAIN_MS % 1000) * 1000000L;
-	if (end.tv_nsec >= 1000000000L) {
-		end.tv_sec++;
-		end.tv_nsec -= 1000000000L;
-	}
-	while (total < SERVER_DRAIN_MAX) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left_ms = (end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
-		if (left_ms <= 0 || poll(&p, 1, (int)left_ms) <= 0)
-			return;
-		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-		if (n <= 0 || memchr(buf, '\n', n))
-			return;
-		total += n;
-	}
+	return srv->epfd;
 }
 
-static int server__check_args(struct json_object *req, const char *op, const char *const *args,
-			      struct json_object **err)
+static struct server_conn *server__idle_longest(struct server *srv)
 {
-	json_object_object_foreach(req, key, val)
-	{
-		char known[256] = "";
-		size_t off = 0;
-		bool ok = !strcmp(key, "op");
+	struct server_conn *best = NULL;
 
-		(void)val;
-		for (int i = 0; args[i] && !ok; i++)
-			ok = !strcmp(key, args[i]);
-		if (ok)
-			continue;
-		for (int i = 0; args[i]; i++)
-			off += snprintf(known + off, off < sizeof(known) ? sizeof(known) - off : 0,
-					"%s%s", i ? ", " : "", args[i]);
-		*err = args[0] ? api__error("%s: unknown argument \"%s\" (it takes: %s)", op, key,
-					    known) :
-				 api__error("%s: unknown argument \"%s\" (it takes none)", op, key);
-		return -EINVAL;
+	for (size_t i = 0; i < srv->o.max_conns; i++) {
+		struct server_conn *c = &srv->conns[i];
+
+		if (c->state != CONN_FREE && (!best || c->last_io < best->last_io))
+			best = c;
 	}
-	return 0;
+	return best;
 }
 
-/* The answer to req. NULL with *done: a stream op answered on fd itself,
- * and set *kept if it took fd over. */
-static struct json_object *server__dispatch(struct meshd *m, struct json_object *req,
-					    const char **opname, int fd, int pid, bool *done,
-					    bool *kept)
+static struct server_conn *server__free_slot(struct server *srv)
 {
-	struct json_object *v, *err, *resp;
-	const char *op;
-
-	if (!json_object_is_type(req, json_type_object))
-		return api__error("request is not a JSON object");
-	if (!json_object_object_get_ex(req, "op", &v) || !json_object_is_type(v, json_type_string))
-		return api__error("request has no \"op\" string");
-	op = json_object_get_string(v);
-	*opname = op;
-	for (size_t i = 0; i < sizeof(server_ops) / sizeof(server_ops[0]); i++) {
-		if (strcmp(op, server_ops[i].op))
-			continue;
-		if (server__check_args(req, op, server_ops[i].args, &err))
-			return err;
-		if (!server_ops[i].stream)
-			return server_ops[i].fn(m, req);
-		resp = server_ops[i].stream(m, req, fd, pid, kept);
-		*done = !resp;
-		return resp;
-	}
-	return api__error("unknown op \"%s\"", op);
+	for (size_t i = 0; i < srv->o.max_conns; i++)
+		if (srv->conns[i].state == CONN_FREE)
+			return &srv->conns[i];
+	return NULL;
 }
 
-/* Returns true when fd was kept (a stream); the caller closes it otherwise. */
-static bool server__handle(struct meshd *m, int fd)
+/* A slot for a checked peer: a free one, or the one idle longest (only a
+ * root peer may take it: a refused peer must not push out a real one). */
+static struct server_conn *server__slot(struct server *srv, bool root)
 {
-	struct timeval tv = { .tv_sec = SERVER_IO_TIMEOUT_MS / 1000 };
-	struct json_object *req = NULL, *resp, *v;
-	const char *op = "?";
+	struct server_conn *c = server__free_slot(srv);
+
+	if (c || !root)
+		return c;
+	c = server__idle_longest(srv);
+	server__conn_close(srv, c, SERVER_CLOSE_EVICTED);
+	return c;
+}
+
+static void server__add(struct server *srv, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	bool ok, done = false, kept = false;
+	struct server_conn *c;
+	long long now = server__now_ms();
 
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	srv->st.accepted++;
+	srv->st.open++;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
 		pr_warn("api: SO_PEERCRED failed: %s", strerror(errno));
-		return false;
+		goto drop;
 	}
+	c = server__slot(srv, cred.uid == 0);
+	if (!c) {
+		srv->st.closed[SERVER_CLOSE_FULL]++;
+		goto drop_quiet;
+	}
+	ev.data.u64 = (__u64)(c - srv->conns) + 1;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		pr_warn("api: epoll: %s", strerror(errno));
+		goto drop;
+	}
+	c->fd = fd;
+	c->pid = cred.pid;
+	c->state = CONN_READ;
+	c->last_io = now;
+	c->deadline = now + (cred.uid ? SERVER_REFUSED_MS : srv->o.request_ms);
 	if (cred.uid != 0) {
 		pr_warn("api: refused pid %d uid %u: not root", cred.pid, cred.uid);
-		resp = api__error("permission denied: uid %u is not root", cred.uid);
-		server__drain(fd);
-		api__write_msg(fd, resp);
-		json_object_put(resp);
-		return false;
+		server__conn_refuse(srv, c,
+				    api__error("permission denied: uid %u is not root", cred.uid),
+				    SERVER_DRAIN_MAX);
+		return;
 	}
-	if (api__read_msg(fd, SERVER_IO_TIMEOUT_MS, &req)) {
-		resp = api__error("bad request: %s", sluice__errmsg());
-	} else {
-		resp = server__dispatch(m, req, &op, fd, cred.pid, &done, &kept);
-		if (done) {
-			pr_debug("api: %s from pid %d: %s", op, cred.pid,
-				 kept ? "streaming" : "client gone");
-			json_object_put(req);
-			return kept;
-		}
-	}
-	ok = resp && json_object_object_get_ex(resp, "ok", &v) && json_object_get_boolean(v);
-	if (ok)
-		pr_debug("api: %s from pid %d: ok", op, cred.pid);
-	else
-		pr_debug("api: %s from pid %d: %s", op, cred.pid,
-			 resp && json_object_object_get_ex(resp, "error", &v) ?
-				 json_object_get_string(v) :
-				 "?");
-	if (!resp)
-		resp = api__error("out of memory");
-	if (api__write_msg(fd, resp))
-		pr_debug("api: %s: answer not delivered: %s", op, sluice__errmsg());
-	json_object_put(resp);
-	json_object_put(req);
-	return false;
+	server__conn_read(srv, c); /* a short request is often there already */
+	return;
+drop:
+	srv->st.closed[SERVER_CLOSE_PEER]++;
+drop_quiet:
+	srv->st.open--;
+	close(fd);
 }
 
-#define SERVER_ACCEPT_BATCH 16
+static void server__pause_accept(struct server *srv, int e)
+{
+	long long now = server__now_ms();
 
-void server__serve(struct server *srv, struct meshd *m)
+	srv->st.accept_errors++;
+	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+		pr_warn("api: accept: %s", strerror(e));
+		return;
+	}
+	if (now - srv->accept_logged >= 10000 || !srv->accept_logged) {
+		pr_warn("api: accept: %s: not accepting for %d ms", strerror(e),
+			SERVER_ACCEPT_PAUSE_MS);
+		srv->accept_logged = now;
+	}
+	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->fd, NULL);
+	srv->accept_paused_until = now + SERVER_ACCEPT_PAUSE_MS;
+}
+
+static void server__resume_accept(struct server *srv)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = SERVER_EV_LISTEN };
+
+	if (!srv->accept_paused_until || server__now_ms() < srv->accept_paused_until)
+		return;
+	srv->accept_paused_until = 0;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->fd, &ev))
+		pr_warn("api: epoll: %s", strerror(errno));
+}
+
+static void server__accept(struct server *srv)
 {
 	int fd;
 
 	/* a bounded batch per wakeup, so a flood of connections cannot starve
 	 * the rest of the loop (netlink, timers, metrics, signals) */
-	for (int i = 0; i < SERVER_ACCEPT_BATCH && !m->stop; i++) {
-		fd = accept4(srv->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0) {
-			int e = errno;
-
-			if (e == EINTR || e == ECONNABORTED)
-				continue;
-			if (e != EAGAIN && e != EWOULDBLOCK)
-				pr_warn("api: accept: %s", strerror(e));
-			return;
+	for (int i = 0; i < SERVER_ACCEPT_BATCH && !srv->accept_paused_until; i++) {
+		fd = accept4(srv->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd >= 0) {
+			server__add(srv, fd);
+			continue;
 		}
-		if (!server__handle(m, fd))
-			close(fd);
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			server__pause_accept(srv, errno);
+		return;
+	}
+}
+
+static void server__conn_io(struct server *srv, struct server_conn *c)
+{
+	if (c->state == CONN_WRITE)
+		server__conn_write(srv, c);
+	else if (c->state != CONN_FREE)
+		server__conn_read(srv, c);
+}
+
+/* Past its deadline: first what it sent or took meanwhile (an op that ran
+ * long may have kept us from seeing a request in time), then the verdict. */
+static void server__expire(struct server *srv, struct server_conn *c)
+{
+	struct json_object *resp;
+
+	if (c->state == CONN_FREE || c->deadline > server__now_ms())
+		return;
+	server__conn_io(srv, c);
+	if (c->state == CONN_FREE || c->deadline > server__now_ms())
+		return;
+	switch (c->state) {
+	case CONN_READ:
+		server__conn_close(srv, c, SERVER_CLOSE_DEADLINE);
+		break;
+	case CONN_DISCARD: /* refused anyway: answer with what we have */
+		resp = c->resp;
+		c->resp = NULL;
+		server__conn_answer(srv, c, resp);
+		break;
+	case CONN_WRITE:
+		server__conn_close(srv, c, SERVER_CLOSE_ANSWER_DEADLINE);
+		break;
+	case CONN_FREE:
+		break;
+	}
+}
+
+void server__run(struct server *srv)
+{
+	struct epoll_event evs[64];
+	int n;
+
+	server__resume_accept(srv);
+	n = epoll_wait(srv->epfd, evs, 64, 0);
+	for (int i = 0; i < n; i++) {
+		if (evs[i].data.u64 == SERVER_EV_LISTEN)
+			server__accept(srv);
+		else
+			server__conn_io(srv, &srv->conns[evs[i].data.u64 - 1]);
+	}
+	for (size_t i = 0; i < srv->o.max_conns; i++)
+		server__expire(srv, &srv->conns[i]);
+}
+
+int server__timeout_ms(const struct server *srv)
+{
+	long long now = server__now_ms(), next = -1;
+
+	if (srv->accept_paused_until)
+		next = srv->accept_paused_until;
+	for (size_t i = 0; srv->conns && i < srv->o.max_conns; i++)
+		if (srv->conns[i].state != CONN_FREE && (next < 0 || srv->conns[i].deadline < next))
+			next = srv->conns[i].deadline;
+	if (next < 0)
+		return -1;
+	return next <= now ? 0 : next - now > INT_MAX ? INT_MAX : (int)(next - now);
+}
+
+static size_t server__writers(struct server *srv)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < srv->o.max_conns; i++) {
+		struct server_conn *c = &srv->conns[i];
+
+		if (c->state == CONN_WRITE)
+			n++;
+		else if (c->state != CONN_FREE)
+			server__conn_close(srv, c, SERVER_CLOSE_STOP);
+	}
+	return n;
+}
+
+void server__flush(struct server *srv, int ms)
+{
+	long long end = server__now_ms() + ms, left;
+	struct epoll_event evs[64];
+	int n;
+
+	if (srv->epfd < 0 || !srv->conns)
+		return;
+	/* no new connections, no more requests: only answers go out */
+	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->fd, NULL);
+	while (server__writers(srv) && (left = end - server__now_ms()) > 0) {
+		n = epoll_wait(srv->epfd, evs, 64, (int)left);
+		for (int i = 0; i < n; i++)
+			if (evs[i].data.u64 != SERVER_EV_LISTEN)
+				server__conn_io(srv, &srv->conns[evs[i].data.u64 - 1]);
 	}
 }
 
 void server__close(struct server *srv)
 {
-	if (srv->fd < 0)
-		return;
-	close(srv->fd);
+	for (size_t i = 0; srv->conns && i < srv->o.max_conns; i++)
+		server__conn_close(srv, &srv->conns[i], SERVER_CLOSE_STOP);
+	free(srv->conns);
+	srv->conns = NULL;
+	if (srv->epfd >= 0)
+		close(srv->epfd);
+	srv->epfd = -1;
+	if (srv->fd >= 0)
+		close(srv->fd);
 	srv->fd = -1;
-	unlink(srv->path);
+	if (srv->bound)
+		unlink(srv->path);
+	srv->bound = false;
+}
+
+struct json_object *server__status_json(const struct server *srv)
+{
+	struct json_object *o = json_object_new_object(), *closed = json_object_new_object();
+
+	json_object_object_add(o, "connections", json_object_new_uint64(srv->st.open));
+	json_object_object_add(o, "max_connections", json_object_new_uint64(srv->o.max_conns));
+	json_object_object_add(o, "max_request_bytes", json_object_new_uint64(srv->o.max_request));
+	json_object_object_add(o, "request_timeout_ms", json_object_new_int(srv->o.request_ms));
+	json_object_object_add(o, "answer_timeout_ms", json_object_new_int(srv->o.answer_ms));
+	json_object_object_add(o, "accepted", json_object_new_uint64(srv->st.accepted));
+	json_object_object_add(o, "too_large", json_object_new_uint64(srv->st.too_large));
+	json_object_object_add(o, "accept_errors", json_object_new_uint64(srv->st.accept_errors));
+	for (int i = 0; i < SERVER_CLOSE__MAX; i++)
+		json_object_object_add(closed, server_close_names[i],
+				       json_object_new_uint64(srv->st.closed[i]));
+	json_object_object_add(o, "closed", closed);
+	return o;
+}
+
+void server__metrics(const struct server *srv, FILE *out)
+{
+	fprintf(out,
+		"# HELP sluice_api_connections API connections open now.\n"
+		"# TYPE sluice_api_connections gauge\n"
+		"sluice_api_connections %zu\n",
+		srv->st.open);
+	fprintf(out,
+		"# HELP sluice_api_connections_accepted_total API connections accepted.\n"
+		"# TYPE sluice_api_connections_accepted_total counter\n"
+		"sluice_api_connections_accepted_total %llu\n",
+		(unsigned long long)srv->st.accepted);
+	fprintf(out, "# HELP sluice_api_connections_closed_total API connections closed, by why.\n"
+		     "# TYPE sluice_api_connections_closed_total counter\n");
+	for (int i = 0; i < SERVER_CLOSE__MAX; i++)
+		fprintf(out, "sluice_api_connections_closed_total{reason=\"%s\"} %llu\n",
+			server_close_names[i], (unsigned long long)srv->st.closed[i]);
+	fprintf(out,
+		"# HELP sluice_api_requests_too_large_total API requests refused for their size.\n"
+		"# TYPE sluice_api_requests_too_large_total counter\n"
+		"sluice_api_requests_too_large_total %llu\n"
+		"# HELP sluice_api_accept_errors_total Failed accepts on the API socket.\n"
+		"# TYPE sluice_api_accept_errors_total counter\n"
+		"sluice_api_accept_errors_total %llu\n",
+		(unsigned long long)srv->st.too_large, (unsigned long long)srv->st.accept_errors);
 }

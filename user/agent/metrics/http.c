@@ -6,6 +6,10 @@
  *
  * Contract: see http.h. Responses are built whole in memory (a scrape is
  * a few hundred KiB at most) and handed to libmicrohttpd, which frees them.
+ * Every connection is tracked here too (libmicrohttpd has only an idle
+ * timeout, which a peer trickling bytes resets): past a deadline, or
+ * evicted, a connection is shut down, and libmicrohttpd closes it on its
+ * next run (shutdown() leaves the descriptor to its owner).
  */
 #define _GNU_SOURCE /* asprintf */
 #include <arpa/inet.h>
@@ -17,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -24,13 +29,146 @@
 #include "http.h"
 #include "internal.h"
 
+/* Connections libmicrohttpd takes beyond max_conns: an eviction takes
+ * effect at the next run, and a burst of connections may come first. */
+#define HTTP_CONN_MARGIN 64
+
+struct http_conn {
+	struct http_conn *prev, *next; /* oldest first */
+	int fd;
+	bool busy;       /* a request is being answered */
+	bool shut;       /* by us: libmicrohttpd closes it on its next run */
+	long long since; /* busy: answering since; else waiting for a request since */
+};
+
 struct http {
 	struct MHD_Daemon *d;
 	int lfd;
 	unsigned int port;
 	const struct http_route *routes;
 	size_t nroutes;
+	unsigned int max_conns;
+	long long request_ms, answer_ms;
+	struct http_conn *head, *tail;
+	struct http_stats st;
 };
+
+static long long http__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void http__shut(struct http_conn *c, __u64 *counter)
+{
+	if (c->shut)
+		return;
+	c->shut = true;
+	(*counter)++;
+	shutdown(c->fd, SHUT_RDWR);
+}
+
+/* Full: the connection waiting longest for a request makes room (one
+ * being answered finishes on its own, within answer_ms). */
+static void http__evict(struct http *h)
+{
+	for (struct http_conn *c = h->head; c; c = c->next) {
+		if (!c->busy && !c->shut) {
+			http__shut(c, &h->st.evicted);
+			return;
+		}
+	}
+}
+
+static void http__conn_started(struct http *h, struct MHD_Connection *conn, void **socket_ctx)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct http_conn *c = calloc(1, sizeof(*c));
+
+	*socket_ctx = c;
+	if (!c || !info) {
+		free(c);
+		*socket_ctx = NULL;
+		return; /* untracked: libmicrohttpd's idle timeout still applies */
+	}
+	c->fd = info->connect_fd;
+	c->since = http__now_ms();
+	c->prev = h->tail;
+	if (h->tail)
+		h->tail->next = c;
+	else
+		h->head = c;
+	h->tail = c;
+	h->st.accepted++;
+	if (++h->st.open > h->max_conns)
+		http__evict(h);
+}
+
+static void http__notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+			 enum MHD_ConnectionNotificationCode toe)
+{
+	struct http *h = cls;
+	struct http_conn *c = *socket_ctx;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		http__conn_started(h, conn, socket_ctx);
+		return;
+	}
+	if (toe != MHD_CONNECTION_NOTIFY_CLOSED || !c)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		h->tail = c->prev;
+	h->st.open--;
+	free(c);
+	*socket_ctx = NULL;
+}
+
+static struct http_conn *http__conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return info ? info->socket_context : NULL;
+}
+
+/* A request is answered (or failed): the next one has its own deadline. */
+static void http__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			    enum MHD_RequestTerminationCode toe)
+{
+	struct http_conn *c = http__conn_of(conn);
+
+	(void)cls;
+	(void)con_cls;
+	(void)toe;
+	if (!c)
+		return;
+	c->busy = false;
+	c->since = http__now_ms();
+}
+
+/* Past a deadline: shut down; libmicrohttpd closes it on its next run. */
+static void http__expire(struct http *h)
+{
+	long long now = http__now_ms();
+
+	for (struct http_conn *c = h->head; c; c = c->next) {
+		if (c->shut)
+			continue;
+		if (c->busy && now - c->since >= h->answer_ms)
+			http__shut(c, &h->st.answer_deadline);
+		else if (!c->busy && now - c->since >= h->request_ms)
+			http__shut(c, &h->st.request_deadline);
+	}
+}
 
 /* "HOST:PORT" / "[V6]:PORT" / ":PORT" into a sockaddr. */
 static int http__parse_bind(const char *bind, struct sockaddr_storage *ss, socklen_t *len)
@@ -182,7 +320,13 @@ static enum MHD_Result http__handle(void *cls, struct MHD_Connection *conn, cons
 {
 	struct http *h = cls;
 	const struct http_route *r = NULL;
+	struct http_conn *c = http__conn_of(conn);
 
+	/* the headers are in: from now on the answer deadline counts */
+	if (c && !c->busy) {
+		c->busy = true;
+		c->since = http__now_ms();
+	}
 	(void)version;
 	(void)upload_data;
 	(void)upload_data_size;
@@ -213,15 +357,19 @@ int http__start(struct http **out, const struct http_opts *opts)
 	h->lfd = -1;
 	h->routes = opts->routes;
 	h->nroutes = opts->nroutes;
+	h->max_conns = opts->max_conns ? opts->max_conns : HTTP_MAX_CONNS_DEFAULT;
+	h->request_ms = opts->request_ms ? opts->request_ms : HTTP_REQUEST_MS_DEFAULT;
+	h->answer_ms = opts->answer_ms ? opts->answer_ms : HTTP_ANSWER_MS_DEFAULT;
 	err = http__listen(h, opts->bind ? opts->bind : HTTP_DEFAULT_BIND);
 	if (err)
 		goto cleanup;
 	h->d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, http__handle, h,
 				MHD_OPTION_LISTEN_SOCKET, h->lfd, MHD_OPTION_CONNECTION_LIMIT,
-				(unsigned int)(opts->max_conns ? opts->max_conns : 32),
-				MHD_OPTION_CONNECTION_TIMEOUT,
-				(unsigned int)(opts->timeout_s ? opts->timeout_s : 10),
-				MHD_OPTION_END);
+				h->max_conns + HTTP_CONN_MARGIN, MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned int)(opts->timeout_s ? opts->timeout_s :
+								 HTTP_IDLE_S_DEFAULT),
+				MHD_OPTION_NOTIFY_CONNECTION, http__notify, h,
+				MHD_OPTION_NOTIFY_COMPLETED, http__completed, h, MHD_OPTION_END);
 	if (!h->d) {
 		sluice__set_err("metrics server: libmicrohttpd did not start");
 		err = -EIO;
@@ -261,16 +409,43 @@ int http__fd(const struct http *h)
 
 int http__run(struct http *h)
 {
-	return MHD_run(h->d) == MHD_YES ? 0 : -EIO;
+	/* what is ready first: a request that came in time is not expired */
+	int err = MHD_run(h->d) == MHD_YES ? 0 : -EIO;
+
+	http__expire(h);
+	return err;
+}
+
+/* The next deadline of a tracked connection, in ms from now; -1: none. */
+static long long http__next_deadline(const struct http *h)
+{
+	long long now = http__now_ms(), next = -1, at;
+
+	for (const struct http_conn *c = h->head; c; c = c->next) {
+		if (c->shut)
+			continue; /* its shutdown wakes libmicrohttpd */
+		at = c->since + (c->busy ? h->answer_ms : h->request_ms) - now;
+		if (next < 0 || at < next)
+			next = at < 0 ? 0 : at;
+	}
+	return next;
 }
 
 int http__timeout_ms(const struct http *h)
 {
 	MHD_UNSIGNED_LONG_LONG ms;
+	long long next = http__next_deadline(h);
 
 	if (MHD_get_timeout(h->d, &ms) != MHD_YES)
-		return -1;
+		ms = 60000;
+	if (next >= 0 && (MHD_UNSIGNED_LONG_LONG)next < ms)
+		ms = (MHD_UNSIGNED_LONG_LONG)next;
 	return ms > 60000 ? 60000 : (int)ms;
+}
+
+void http__stats(const struct http *h, struct http_stats *st)
+{
+	*st = h->st;
 }
 
 unsigned int http__port(const struct http *h)

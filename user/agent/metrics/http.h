@@ -16,12 +16,18 @@
  * Agent loop: add http__fd() to epoll (EPOLLIN); call http__run() when it
  * is readable and when http__timeout_ms() (use it as the epoll timeout
  * bound) has passed.
+ *
+ * Abuse: at most max_conns connections (the one waiting longest for a
+ * request gives way to a new one); a request must be whole within
+ * request_ms and its answer taken within answer_ms, however the peer
+ * trickles bytes, or the connection is closed.
  */
 #ifndef SLUICE_HTTP_H
 #define SLUICE_HTTP_H
 
 #include <stddef.h>
 #include <stdio.h>
+#include <linux/types.h>
 
 /* The metrics port of Sluice: next to the exporters' 9100-9999 range,
  * not taken by a well-known exporter. */
@@ -44,8 +50,29 @@ struct http_opts {
 	const char *bind; /* NULL: HTTP_DEFAULT_BIND */
 	const struct http_route *routes;
 	size_t nroutes;
-	unsigned int max_conns; /* 0: 32 */
-	unsigned int timeout_s; /* idle connection timeout; 0: 10 */
+	unsigned int max_conns; /* 0: HTTP_MAX_CONNS_DEFAULT */
+	unsigned int timeout_s; /* idle connection timeout; 0: HTTP_IDLE_S_DEFAULT */
+	int request_ms;         /* 0: HTTP_REQUEST_MS_DEFAULT */
+	int answer_ms;          /* 0: HTTP_ANSWER_MS_DEFAULT */
+};
+
+/* Connections served at once; past it a new one makes the one waiting
+ * longest for a request give way (one being answered never does). With
+ * the API's 256 this stays well within a 1024-descriptor limit. */
+#define HTTP_MAX_CONNS_DEFAULT 512
+#define HTTP_IDLE_S_DEFAULT 10
+/* A whole request (headers) within this of the connection or of the
+ * previous answer: trickling bytes does not extend it. */
+#define HTTP_REQUEST_MS_DEFAULT 10000
+/* The peer must have taken the answer within this. */
+#define HTTP_ANSWER_MS_DEFAULT 30000
+
+struct http_stats {
+	__u64 accepted;
+	__u64 evicted;
+	__u64 request_deadline;
+	__u64 answer_deadline;
+	__u64 open;
 };
 
 /* Routes are referenced, not copied: they must outlive the server. */
@@ -58,6 +85,8 @@ int http__run(struct http *h);
 int http__timeout_ms(const struct http *h);
 /* The bound port (host order). */
 unsigned int http__port(const struct http *h);
+/* Connections and the ones closed by a deadline or evicted. */
+void http__stats(const struct http *h, struct http_stats *st);
 
 /* Helpers, exposed for tests. gzip-compress src into a malloc'ed *dst. */
 int http__gzip(const void *src, size_t len, void **dst, size_t *dst_len);
