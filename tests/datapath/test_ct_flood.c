@@ -317,7 +317,8 @@ static void flood_prog(struct dp *d, __u8 flags, long want_new)
 	if (n != want_new && !(want_new < 0 && n > 0 && n <= SLUICE_CT_NEW_MAX))
 		dp__fail(d, "ct_new holds %ld entries after the flood", n);
 	if (ct_count(d, "conntrack") != 2)
-		dp__fail(d, "conntrack holds %ld entries after the flood, expected the idle flow's 2",
+		dp__fail(d,
+			 "conntrack holds %ld entries after the flood, expected the idle flow's 2",
 			 ct_count(d, "conntrack"));
 	dp__run_steps(d, &ct_push_after_flood);
 }
