@@ -12,6 +12,8 @@ PKGS=(
 	python3-yaml
 	# runtime tools used by tests and the demo
 	iproute2 ethtool procps python3 util-linux
+	# conntrack flood e2e: random-source SYN and ACK floods inside the test namespaces
+	hping3
 	# telemetry e2e: a real Prometheus server and promtool
 	prometheus
 )
