@@ -80,7 +80,13 @@ metric() {
 }
 
 entries() { metric "sluice_map_entries{map=\"$1\"}"; }
-counter() { metric "sluice_datapath_packets_total{reason=\"$1\"}"; }
+# a counter an older meshd does not have reads as 0
+counter() {
+	local v
+	v=$(metric "sluice_datapath_packets_total{reason=\"$1\"}")
+	[ "$v" = none ] && v=0
+	echo "$v"
+}
 
 # start_push PORT: a push server on PORT in every backend, told by $WORK/go.PORT
 start_push() {
