@@ -20,7 +20,9 @@
 /* 2: Maglev inner tables are BPF_F_MMAPABLE arrays of slot pairs
  *    (written with one memcpy), 32768 services and 327680 backends (was
  *    16384 / 65536). */
-#define SLUICE_LAYOUT_VERSION 2
+/* 3: conntrack split in two LRU maps: `conntrack` holds confirmed flows,
+ *    `ct_new` unconfirmed ones; counters ct_confirmed and lb_no_state. */
+#define SLUICE_LAYOUT_VERSION 3
 
 /* Maglev lookup table size per service. Must be prime and larger than
  * 100x the largest backend set for the disruption bound of the Maglev paper
@@ -62,6 +64,19 @@ struct sluice_maglev_pair {
 #ifndef SLUICE_CT_MAX
 #define SLUICE_CT_MAX 262144
 #endif
+
+/* Unconfirmed flows (a SYN or a first datagram nobody answered yet) live
+ * in a LRU of their own: a flood of them can only push out other
+ * unconfirmed flows, never an established one. */
+#ifndef SLUICE_CT_NEW_MAX
+#define SLUICE_CT_NEW_MAX 65536
+#endif
+
+/* Idle timeouts of unconfirmed entries, shared with meshd's sweep: a
+ * handshake that did not finish in 10 s is retried with a new SYN (that
+ * balances afresh); a request without answer for 30 s is as good as lost. */
+#define SLUICE_CT_NEW_TIMEOUT_TCP_NS (10ULL * 1000000000ULL)
+#define SLUICE_CT_NEW_TIMEOUT_UDP_NS (30ULL * 1000000000ULL)
 
 /* Upper bound of IPv6 extension headers walked before giving up. */
 #ifndef SLUICE_IPV6_EXTHDR_MAX
@@ -106,10 +121,12 @@ struct sluice_backend {
 	__u16 reserved;
 };
 
-/* Conntrack. Every flow has two entries in one LRU map: the forward entry
- * (client -> VIP, as the client sent it) holds the backend; the reply
- * entry (backend -> client, as the backend sends it) holds the VIP the
- * reply must be rewritten to. */
+/* Conntrack. Every flow has two entries in one LRU map (`ct_new` until
+ * the backend answered and, for TCP, the client completed the handshake;
+ * `conntrack` from then on): the forward entry (client -> VIP, as the
+ * client sent it) holds the backend; the reply entry (backend -> client,
+ * as the backend sends it) holds the VIP the reply must be rewritten to.
+ * Both maps share key and value layouts. */
 enum sluice_ct_dir {
 	SLUICE_CT_FWD = 0,
 	SLUICE_CT_REPLY = 1,
@@ -168,14 +185,18 @@ struct sluice_sk_origin {
 };
 
 /* Global per-CPU counters, indexed by enum sluice_counter. */
-#define SLUICE_COUNTERS(X)                                                    \
-	X(PASS, "pass", "not service traffic, passed unchanged")              \
-	X(LB_NEW, "lb_new", "new flow balanced to a backend")                 \
-	X(LB_EST, "lb_established", "packet of an existing flow DNATed")      \
-	X(REVNAT, "revnat", "reply rewritten to come from the VIP")           \
-	X(REFUSED, "refused", "service without backends: RST/ICMP sent")      \
-	X(FIB_REDIRECT, "fib_redirect", "forwarded by FIB lookup + redirect") \
-	X(FIB_PASS, "fib_pass", "handed to the kernel to forward")
+#define SLUICE_COUNTERS(X)                                                            \
+	X(PASS, "pass", "not service traffic, passed unchanged")                      \
+	X(LB_NEW, "lb_new", "new flow balanced to a backend")                         \
+	X(LB_EST, "lb_established", "packet of an existing flow DNATed")              \
+	X(REVNAT, "revnat", "reply rewritten to come from the VIP")                   \
+	X(REFUSED, "refused", "service without backends: RST/ICMP sent")              \
+	X(FIB_REDIRECT, "fib_redirect", "forwarded by FIB lookup + redirect")         \
+	X(FIB_PASS, "fib_pass", "handed to the kernel to forward")                    \
+	X(CT_CONFIRMED, "ct_confirmed",                                               \
+	  "flow confirmed (handshake completed or UDP answered): moved to conntrack") \
+	X(LB_NO_STATE, "lb_no_state",                                                 \
+	  "TCP without SYN and without conntrack entry: DNAT to the Maglev pick, no state kept")
 
 enum sluice_counter {
 #define X(name, str, help) SLUICE_CNT_##name,

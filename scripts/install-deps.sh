@@ -14,6 +14,8 @@ PKGS=(
 	iproute2 ethtool procps python3 util-linux
 	# crash-recovery e2e: kills meshd at chosen bpf() calls
 	strace
+	# conntrack flood e2e: random-source SYN and ACK floods inside the test namespaces
+	hping3
 	# telemetry e2e: a real Prometheus server and promtool
 	prometheus
 )

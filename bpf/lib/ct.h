@@ -2,12 +2,19 @@
 /*
  * ct.h - conntrack: a flow is two LRU entries, FWD (as the client sent it,
  * holding the backend) and REPLY (as the backend answers, holding the VIP).
- * The entries survive agent restarts because the map is pinned.
+ * The entries survive agent restarts because the maps are pinned.
+ *
+ * Two maps: a flow starts in `ct_new` (unconfirmed: short timeouts, a LRU
+ * of its own) and moves to `conntrack` once confirmed: TCP when the
+ * client ACKs the backend's SYN|ACK, UDP when the backend answers. So a
+ * flood of SYNs or datagrams from random sources only ever evicts other
+ * unconfirmed flows, never an established one. Lookups try `conntrack`
+ * first; a reply tuple held there is never taken over by a new flow.
  *
  * Entries expire by idleness, checked when they are hit: an expired entry
  * counts as a miss, so a reused client port is balanced afresh and a stale
  * REPLY entry never rewrites traffic that has nothing to do with a service.
- * The LRU evicts what nobody hits.
+ * The LRU evicts what nobody hits; meshd sweeps expired `ct_new` entries.
  */
 #ifndef SLUICE_BPF_CT_H
 #define SLUICE_BPF_CT_H
@@ -19,10 +26,11 @@
  * the entry's cache line between CPUs. */
 #define CT_REFRESH_NS NSEC_PER_SEC
 
-/* Idle timeouts, each #ifndef-overridable. TCP: kube-proxy's conntrack
- * setting for established flows; once FIN or RST was seen, a minute of
- * silence ends it (data still flowing keeps a half-closed flow alive).
- * UDP: as Linux's conntrack for a UDP stream. */
+/* Idle timeouts of confirmed flows, each #ifndef-overridable. TCP:
+ * kube-proxy's conntrack setting for established flows; once FIN or RST
+ * was seen, a minute of silence ends it (data still flowing keeps a
+ * half-closed flow alive). UDP: as Linux's conntrack for a UDP stream.
+ * Unconfirmed flows: SLUICE_CT_NEW_TIMEOUT_* (shared with meshd). */
 #ifndef CT_TIMEOUT_TCP_NS
 #define CT_TIMEOUT_TCP_NS (24ULL * 3600 * NSEC_PER_SEC)
 #endif
@@ -33,14 +41,19 @@
 #define CT_TIMEOUT_UDP_NS (120ULL * NSEC_PER_SEC)
 #endif
 
-static __always_inline bool ct_is_expired(const struct sluice_ct_entry *e, __u8 proto, __u64 now)
+/* @fresh: the entry is in ct_new. */
+static __always_inline bool ct_is_expired(const struct sluice_ct_entry *e, __u8 proto, __u64 now,
+					  bool fresh)
 {
 	__u64 timeout = CT_TIMEOUT_UDP_NS;
 
 	/* another CPU may have stored a later time than our now */
 	if (now <= e->last_seen_ns)
 		return false;
-	if (proto == IPPROTO_TCP)
+	if (fresh)
+		timeout = proto == IPPROTO_TCP ? SLUICE_CT_NEW_TIMEOUT_TCP_NS :
+						 SLUICE_CT_NEW_TIMEOUT_UDP_NS;
+	else if (proto == IPPROTO_TCP)
 		timeout = e->tcp_flags & (TCP_FIN | TCP_RST) ? CT_TIMEOUT_TCP_CLOSE_NS :
 							       CT_TIMEOUT_TCP_NS;
 	return now - e->last_seen_ns > timeout;
@@ -58,12 +71,27 @@ static __always_inline bool ct_touch(struct sluice_ct_entry *e, __u8 tcp_flags, 
 	return false;
 }
 
-static __always_inline struct sluice_ct_entry *ct_lookup(struct sluice_ct_key *key,
-							 enum sluice_ct_dir dir)
+static __always_inline struct sluice_ct_entry *ct_get(const struct sluice_ct_key *key, bool fresh)
 {
-	key->dir = dir;
-	key->pad = 0;
+	if (fresh)
+		return bpf_map_lookup_elem(&ct_new, key);
 	return bpf_map_lookup_elem(&conntrack, key);
+}
+
+static __always_inline long ct_put(const struct sluice_ct_key *key, const struct sluice_ct_entry *e,
+				   bool fresh)
+{
+	if (fresh)
+		return bpf_map_update_elem(&ct_new, key, e, BPF_ANY);
+	return bpf_map_update_elem(&conntrack, key, e, BPF_ANY);
+}
+
+static __always_inline void ct_del(const struct sluice_ct_key *key, bool fresh)
+{
+	if (fresh)
+		bpf_map_delete_elem(&ct_new, key);
+	else
+		bpf_map_delete_elem(&conntrack, key);
 }
 
 /* The REPLY key of the flow @fwd balanced to backend @addr:@port. */
@@ -80,12 +108,22 @@ static __always_inline void ct_reply_key(const struct sluice_ct_key *fwd, const 
 	rev->pad = 0;
 }
 
+/* The REPLY entry @r rewrites to the VIP the client of @fwd addressed:
+ * the two entries belong to one flow. */
+static __always_inline bool ct_reply_is_of(const struct sluice_ct_entry *r,
+					   const struct sluice_ct_key *fwd)
+{
+	return r->port == fwd->dport && r->addr[0] == fwd->daddr[0] &&
+	       r->addr[1] == fwd->daddr[1] && r->addr[2] == fwd->daddr[2] &&
+	       r->addr[3] == fwd->daddr[3];
+}
+
 /* A SYN reusing the tuple of a connection that ended (FIN or RST seen in
  * either direction) is a new connection: it may be balanced afresh.
  * Out of line (like the other REPLY-side helpers): their keys would push
  * the inlined caller past the 512-byte BPF stack. */
 static __noinline bool ct_is_reopen(const struct sluice_ct_key *fwd,
-				    const struct sluice_ct_entry *e, __u8 tcp_flags)
+				    const struct sluice_ct_entry *e, __u8 tcp_flags, bool fresh)
 {
 	struct sluice_ct_key rev = {};
 	struct sluice_ct_entry *r;
@@ -95,13 +133,13 @@ static __noinline bool ct_is_reopen(const struct sluice_ct_key *fwd,
 	if (e->tcp_flags & (TCP_FIN | TCP_RST))
 		return true;
 	ct_reply_key(fwd, e->addr, e->port, &rev);
-	r = bpf_map_lookup_elem(&conntrack, &rev);
+	r = ct_get(&rev, fresh);
 	return r && (r->tcp_flags & (TCP_FIN | TCP_RST));
 }
 
 /* The REPLY entry of the flow @fwd whose FWD entry is @fe. */
 static __noinline int ct_create_reply(const struct sluice_ct_key *fwd,
-				      const struct sluice_ct_entry *fe)
+				      const struct sluice_ct_entry *fe, bool fresh)
 {
 	struct sluice_ct_entry e = {};
 	struct sluice_ct_key rev = {};
@@ -111,9 +149,9 @@ static __noinline int ct_create_reply(const struct sluice_ct_key *fwd,
 	e.port = fwd->dport;
 	e.svc_id = fe->svc_id;
 	e.backend_id = fe->backend_id;
-	e.created_ns = fe->last_seen_ns;
+	e.created_ns = fe->created_ns;
 	e.last_seen_ns = fe->last_seen_ns;
-	return bpf_map_update_elem(&conntrack, &rev, &e, BPF_ANY);
+	return ct_put(&rev, &e, fresh);
 }
 
 /*
@@ -123,23 +161,119 @@ static __noinline int ct_create_reply(const struct sluice_ct_key *fwd,
  * as fresh as the flow so a flow whose backend is silent does not lose it.
  */
 static __noinline void ct_keep_reply(const struct sluice_ct_key *fwd,
-				     const struct sluice_ct_entry *e, __u64 now)
+				     const struct sluice_ct_entry *e, __u64 now, bool fresh)
+{
+	struct sluice_ct_key rev = {};
+	struct sluice_ct_entry *r;
+
+	ct_reply_key(fwd, e->addr, e->port, &rev);
+	r = ct_get(&rev, fresh);
+	if (r) {
+		if (now > r->last_seen_ns)
+			r->last_seen_ns = now;
+		return;
+	}
+	ct_create_reply(fwd, e, fresh);
+}
+
+/*
+ * ct_forget() - drop the confirmed flow @fwd (FWD entry @e) that ended or
+ * expired, so its new incarnation starts over in ct_new: left in place,
+ * its REPLY entry would take the new flow's answers and it would never
+ * be confirmed. A REPLY entry of another flow is left alone.
+ */
+static __noinline void ct_forget(const struct sluice_ct_key *fwd, const struct sluice_ct_entry *e)
 {
 	struct sluice_ct_key rev = {};
 	struct sluice_ct_entry *r;
 
 	ct_reply_key(fwd, e->addr, e->port, &rev);
 	r = bpf_map_lookup_elem(&conntrack, &rev);
-	if (r) {
-		if (now > r->last_seen_ns)
-			r->last_seen_ns = now;
-		return;
-	}
-	ct_create_reply(fwd, e);
+	if (r && ct_reply_is_of(r, fwd))
+		bpf_map_delete_elem(&conntrack, &rev);
+	bpf_map_delete_elem(&conntrack, fwd);
+}
+
+/*
+ * ct_confirm() - move the flow @fwd (FWD entry @fe in ct_new) to conntrack.
+ *
+ * A reply tuple is the backend's view of a connection: a live confirmed
+ * flow holding it keeps it (a second client connection mapping onto the
+ * same backend 4-tuple cannot work anyway), so the newcomer stays
+ * unconfirmed and expires.
+ *
+ * Return: true when the flow was moved.
+ */
+static __noinline bool ct_confirm(const struct sluice_ct_key *fwd, struct sluice_ct_entry *fe,
+				  __u64 now)
+{
+	struct sluice_ct_key rev = {};
+	struct sluice_ct_entry *r, *old;
+
+	ct_reply_key(fwd, fe->addr, fe->port, &rev);
+	old = bpf_map_lookup_elem(&conntrack, &rev);
+	if (old && !ct_reply_is_of(old, fwd) && !(old->tcp_flags & (TCP_FIN | TCP_RST)) &&
+	    !ct_is_expired(old, fwd->proto, now, false))
+		return false;
+	if (bpf_map_update_elem(&conntrack, fwd, fe, BPF_ANY))
+		return false;
+	r = bpf_map_lookup_elem(&ct_new, &rev);
+	if (r && ct_reply_is_of(r, fwd))
+		bpf_map_update_elem(&conntrack, &rev, r, BPF_ANY);
+	else
+		ct_create_reply(fwd, fe, false);
+	bpf_map_delete_elem(&ct_new, &rev);
+	bpf_map_delete_elem(&ct_new, fwd);
+	return true;
+}
+
+/*
+ * ct_confirm_tcp() - the client's packet @tcp_flags on the unconfirmed
+ * flow @fwd: an ACK (no SYN, no RST) after the backend's SYN|ACK completes
+ * the handshake. A RST on either side confirms nothing.
+ */
+static __noinline bool ct_confirm_tcp(const struct sluice_ct_key *fwd, struct sluice_ct_entry *fe,
+				      __u8 tcp_flags, __u64 now)
+{
+	struct sluice_ct_key rev = {};
+	struct sluice_ct_entry *r;
+
+	if ((tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_ACK || (fe->tcp_flags & TCP_RST))
+		return false;
+	ct_reply_key(fwd, fe->addr, fe->port, &rev);
+	r = bpf_map_lookup_elem(&ct_new, &rev);
+	if (!r || !ct_reply_is_of(r, fwd) || (r->tcp_flags & TCP_RST) ||
+	    (r->tcp_flags & (TCP_SYN | TCP_ACK)) != (TCP_SYN | TCP_ACK))
+		return false;
+	return ct_confirm(fwd, fe, now);
+}
+
+/*
+ * ct_confirm_udp() - the backend answered the unconfirmed UDP flow whose
+ * REPLY key is @rev and entry @re.
+ */
+static __noinline bool ct_confirm_udp(const struct sluice_ct_key *rev,
+				      const struct sluice_ct_entry *re, __u64 now)
+{
+	struct sluice_ct_key fwd = {};
+	struct sluice_ct_entry *fe;
+
+	__builtin_memcpy(fwd.saddr, rev->daddr, sizeof(fwd.saddr));
+	__builtin_memcpy(fwd.daddr, re->addr, sizeof(fwd.daddr));
+	fwd.sport = rev->dport;
+	fwd.dport = re->port;
+	fwd.proto = rev->proto;
+	fwd.family = rev->family;
+	fwd.dir = SLUICE_CT_FWD;
+	fe = bpf_map_lookup_elem(&ct_new, &fwd);
+	if (!fe || fe->port != rev->sport)
+		return false; /* FWD half evicted or of another backend */
+	return ct_confirm(&fwd, fe, now);
 }
 
 /**
- * ct_create() - record a new flow from @fwd (client -> VIP) to backend @be.
+ * ct_create() - record a new, unconfirmed flow from @fwd (client -> VIP)
+ * to backend @be in ct_new.
  *
  * Return: 0, or a negative errno when the map refused an entry.
  */
@@ -157,10 +291,10 @@ static __always_inline int ct_create(const struct sluice_ct_key *fwd, __u32 svc_
 	__builtin_memcpy(e.addr, be->addr, sizeof(e.addr));
 	e.port = be->port;
 	e.tcp_flags = tcp_flags;
-	ret = bpf_map_update_elem(&conntrack, fwd, &e, BPF_ANY);
+	ret = bpf_map_update_elem(&ct_new, fwd, &e, BPF_ANY);
 	if (ret)
 		return ret;
-	return ct_create_reply(fwd, &e);
+	return ct_create_reply(fwd, &e, true);
 }
 
 #endif /* SLUICE_BPF_CT_H */

@@ -94,6 +94,48 @@ static __always_inline void lb_set_nat(struct lb_result *r, enum lb_action a, co
 	r->port = port;
 }
 
+/* The FWD entry of @key's flow, confirmed or not (*fresh: in ct_new);
+ * NULL when the flow is unknown, expired, or this SYN reopens it. */
+static __always_inline struct sluice_ct_entry *lb_ct_fwd(struct sluice_ct_key *key, __u8 tcp_flags,
+							 __u64 now, bool *fresh)
+{
+	struct sluice_ct_entry *ct;
+
+	key->dir = SLUICE_CT_FWD;
+	key->pad = 0;
+	*fresh = false;
+	ct = bpf_map_lookup_elem(&conntrack, key);
+	if (ct && (ct_is_expired(ct, key->proto, now, false) ||
+		   ct_is_reopen(key, ct, tcp_flags, false))) {
+		ct_forget(key, ct); /* the new incarnation starts unconfirmed */
+		ct = NULL;
+	}
+	if (ct)
+		return ct;
+	*fresh = true;
+	ct = bpf_map_lookup_elem(&ct_new, key);
+	if (ct &&
+	    (ct_is_expired(ct, key->proto, now, true) || ct_is_reopen(key, ct, tcp_flags, true)))
+		ct = NULL; /* balanced afresh: ct_create() overwrites both entries */
+	return ct;
+}
+
+/* A packet of a known flow: to its backend; the client's ACK completing
+ * the handshake confirms an unconfirmed one. */
+static __always_inline void lb_established(struct pkt *p, struct sluice_ct_key *key,
+					   struct sluice_ct_entry *ct, bool fresh, __u64 now,
+					   struct lb_result *r)
+{
+	lb_set_nat(r, LB_DNAT, ct->addr, ct->port);
+	stats_count(SLUICE_CNT_LB_EST);
+	stats_svc(ct->svc_id, p->frame_len, false);
+	stats_backend(ct->backend_id, p->frame_len, false);
+	if (ct_touch(ct, p->tcp_flags, now))
+		ct_keep_reply(key, ct, now, fresh);
+	if (fresh && key->proto == IPPROTO_TCP && ct_confirm_tcp(key, ct, p->tcp_flags, now))
+		stats_count(SLUICE_CNT_CT_CONFIRMED);
+}
+
 static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *svc,
 				       struct lb_result *r)
 {
@@ -102,6 +144,7 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 	struct sluice_ct_entry *ct;
 	struct sluice_backend *be;
 	__u32 backend_id = 0;
+	bool fresh;
 
 	if (p->tuple.proto == IPPROTO_TCP && tcp_flags_are_bad(p->tcp_flags)) {
 		r->action = LB_DROP;
@@ -109,16 +152,9 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 		return;
 	}
 
-	ct = ct_lookup(&key, SLUICE_CT_FWD);
-	if (ct && (ct_is_expired(ct, key.proto, now) || ct_is_reopen(&key, ct, p->tcp_flags)))
-		ct = NULL; /* balanced afresh: ct_create() overwrites both entries */
+	ct = lb_ct_fwd(&key, p->tcp_flags, now, &fresh);
 	if (ct) {
-		if (ct_touch(ct, p->tcp_flags, now))
-			ct_keep_reply(&key, ct, now);
-		lb_set_nat(r, LB_DNAT, ct->addr, ct->port);
-		stats_count(SLUICE_CNT_LB_EST);
-		stats_svc(ct->svc_id, p->frame_len, false);
-		stats_backend(ct->backend_id, p->frame_len, false);
+		lb_established(p, &key, ct, fresh, now, r);
 		return;
 	}
 
@@ -136,10 +172,19 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 		r->drop = SLUICE_DROP_NO_BACKEND;
 		return;
 	}
+	lb_set_nat(r, LB_DNAT, be->addr, be->port);
+	if (p->tuple.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN) {
+		/* Only a SYN opens a flow: a mid-flow packet of a flow we
+		 * lost, or junk, goes where Maglev would have put it, and
+		 * leaves no state a flood could fill the tables with. */
+		stats_count(SLUICE_CNT_LB_NO_STATE);
+		stats_svc(svc->svc_id, p->frame_len, false);
+		stats_backend(backend_id, p->frame_len, false);
+		return;
+	}
 	/* An LRU map does not fail on insert; should it, the flow still
 	 * goes to the Maglev pick, which is stable while the set is. */
 	ct_create(&key, svc->svc_id, backend_id, be, p->tcp_flags, now);
-	lb_set_nat(r, LB_DNAT, be->addr, be->port);
 	stats_count(SLUICE_CNT_LB_NEW);
 	stats_svc(svc->svc_id, p->frame_len, true);
 	stats_backend(backend_id, p->frame_len, true);
@@ -150,9 +195,20 @@ static __always_inline void lb_reply(struct pkt *p, struct lb_result *r)
 	struct sluice_ct_key key = p->tuple;
 	__u64 now = bpf_ktime_get_ns();
 	struct sluice_ct_entry *ct;
+	bool fresh = false;
 
-	ct = ct_lookup(&key, SLUICE_CT_REPLY);
-	if (!ct || ct_is_expired(ct, key.proto, now)) {
+	key.dir = SLUICE_CT_REPLY;
+	key.pad = 0;
+	ct = bpf_map_lookup_elem(&conntrack, &key);
+	if (ct && ct_is_expired(ct, key.proto, now, false))
+		ct = NULL;
+	if (!ct) {
+		fresh = true;
+		ct = bpf_map_lookup_elem(&ct_new, &key);
+		if (ct && ct_is_expired(ct, key.proto, now, true))
+			ct = NULL;
+	}
+	if (!ct) {
 		r->action = LB_PASS;
 		stats_count(SLUICE_CNT_PASS);
 		return;
@@ -162,6 +218,8 @@ static __always_inline void lb_reply(struct pkt *p, struct lb_result *r)
 	stats_count(SLUICE_CNT_REVNAT);
 	stats_svc(ct->svc_id, p->frame_len, false);
 	stats_backend(ct->backend_id, p->frame_len, false);
+	if (fresh && key.proto == IPPROTO_UDP && ct_confirm_udp(&key, ct, now))
+		stats_count(SLUICE_CNT_CT_CONFIRMED);
 }
 
 /**

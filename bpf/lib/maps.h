@@ -53,6 +53,14 @@ struct {
 	__type(value, struct sluice_ct_entry);
 } conntrack SEC(".maps");
 
+/* Unconfirmed flows, same layout as conntrack (see sluice_abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_CT_NEW_MAX);
+	__type(key, struct sluice_ct_key);
+	__type(value, struct sluice_ct_entry);
+} ct_new SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SLUICE_MAX_SERVICES);

@@ -175,6 +175,20 @@ struct dp_case {
 #define REV_NAT(in_, out_, svc_)                                               \
 	{ .in = in_, .out = out_, .verdict = XDP_PASS,                         \
 	  .cnt = { C(REVNAT), C(FIB_PASS) }, .svc = svc_, .acct = ACCT_PKT }
+/* The same, for the packet that confirms an unconfirmed flow: the client's
+ * ACK after the backend's SYN|ACK, or a UDP flow's first answer. */
+#define EST_CONFIRMS(in_, out_, svc_)                                          \
+	{ .in = in_, .out = out_, .verdict = XDP_PASS,                         \
+	  .cnt = { C(LB_EST), C(FIB_PASS), C(CT_CONFIRMED) }, .svc = svc_,     \
+	  .acct = ACCT_PKT }
+#define REV_CONFIRMS(in_, out_, svc_)                                          \
+	{ .in = in_, .out = out_, .verdict = XDP_PASS,                         \
+	  .cnt = { C(REVNAT), C(FIB_PASS), C(CT_CONFIRMED) }, .svc = svc_,     \
+	  .acct = ACCT_PKT }
+/* A TCP packet without SYN matching no flow: Maglev pick, no state. */
+#define NO_STATE(in_, out_, svc_)                                              \
+	{ .in = in_, .out = out_, .verdict = XDP_PASS,                         \
+	  .cnt = { C(LB_NO_STATE), C(FIB_PASS) }, .svc = svc_, .acct = ACCT_PKT }
 #define REFUSES(in_, out_, svc_)                                               \
 	{ .in = in_, .out = out_, .verdict = XDP_TX, .cnt = { C(REFUSED) },    \
 	  .svc = svc_, .acct = ACCT_REFUSED }
@@ -196,6 +210,7 @@ extern const struct dp_suite dp_suite_malformed;
 extern const struct dp_suite dp_suite_refuse;
 extern const struct dp_suite dp_suite_updates;
 extern const struct dp_suite dp_suite_fwd;
+extern const struct dp_suite dp_suite_ct_flood;
 
 /* A loaded datapath, one program under test. */
 struct dp {

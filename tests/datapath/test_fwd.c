@@ -96,10 +96,11 @@ static bool fwd_services(struct dp *d)
 		.in = in_, .out = out_, .verdict = XDP_REDIRECT,                     \
 		.cnt = { C(LB_NEW), C(FIB_REDIRECT) }, .svc = svc_, .acct = ACCT_NEW \
 	}
-#define FWD_EST(in_, out_, svc_)                                                     \
+#define FWD_EST_CONFIRMS(in_, out_, svc_)                                            \
 	{                                                                            \
 		.in = in_, .out = out_, .verdict = XDP_REDIRECT,                     \
-		.cnt = { C(LB_EST), C(FIB_REDIRECT) }, .svc = svc_, .acct = ACCT_PKT \
+		.cnt = { C(LB_EST), C(FIB_REDIRECT), C(CT_CONFIRMED) }, .svc = svc_, \
+		.acct = ACCT_PKT                                                     \
 	}
 #define FWD_REV(in_, out_, svc_)                                                     \
 	{                                                                            \
@@ -121,9 +122,10 @@ static const struct dp_case fwd_cases[] = {
 				     .l2 = L2_BACKEND),
 				TCP4(VIP4, CLIENT4, 80, 40000, SYN | ACK, .seq = 9, .ack = 2,
 				     TO_CLIENT), S_T4),
-			FWD_EST(TCP4(CLIENT4, VIP4, 40000, 80, ACK, .seq = 2, .ack = 10),
-				TCP4(CLIENT4, BE4, 40000, 8080, ACK, .seq = 2, .ack = 10, TO_BE),
-				S_T4),
+			FWD_EST_CONFIRMS(TCP4(CLIENT4, VIP4, 40000, 80, ACK, .seq = 2, .ack = 10),
+					 TCP4(CLIENT4, BE4, 40000, 8080, ACK, .seq = 2, .ack = 10,
+					      TO_BE),
+					 S_T4),
 		},
 	},
 	{

@@ -349,7 +349,7 @@ static const struct dp_case lb_cases[] = {
 	},
 	{
 		.name = "lb_v4_tcp_revnat",
-		.desc = "the backend's SYN|ACK is rewritten to come from VIP:80 (exact bytes); client ACK established",
+		.desc = "the backend's SYN|ACK is rewritten to come from VIP:80 (exact bytes); client ACK established and confirms the flow",
 		.steps = {
 			NEW_FLOW(TCP4(CLIENT4, VIP4, 42000, 80, SYN, .seq = 1),
 				 TCP4(CLIENT4, BE4, 42000, 8080, SYN, .seq = 1), S_T4),
@@ -357,8 +357,9 @@ static const struct dp_case lb_cases[] = {
 				     .l2 = L2_BACKEND),
 				TCP4(VIP4, CLIENT4, 80, 42000, SYN | ACK, .seq = 9000, .ack = 2,
 				     .l2 = L2_BACKEND), S_T4),
-			EST_FLOW(TCP4(CLIENT4, VIP4, 42000, 80, ACK, .seq = 2, .ack = 9001),
-				 TCP4(CLIENT4, BE4, 42000, 8080, ACK, .seq = 2, .ack = 9001), S_T4),
+			EST_CONFIRMS(TCP4(CLIENT4, VIP4, 42000, 80, ACK, .seq = 2, .ack = 9001),
+				     TCP4(CLIENT4, BE4, 42000, 8080, ACK, .seq = 2, .ack = 9001),
+				     S_T4),
 			REV_NAT(TCP4(BE4, CLIENT4, 8080, 42000, ACK | PSH, .seq = 9001, .ack = 2,
 				     .l2 = L2_BACKEND, .data = "HTTP/1.0 200 OK\r\n"),
 				TCP4(VIP4, CLIENT4, 80, 42000, ACK | PSH, .seq = 9001, .ack = 2,
@@ -383,7 +384,7 @@ static const struct dp_case lb_cases[] = {
 		.steps = {
 			NEW_FLOW(UDP4(CLIENT4, VIP4, 42001, 53, .data = "ask"),
 				 UDP4(CLIENT4, BE4, 42001, 5353, .data = "ask"), S_U4),
-			REV_NAT(UDP4(BE4, CLIENT4, 5353, 42001, .data = "answer", .l2 = L2_BACKEND),
+			REV_CONFIRMS(UDP4(BE4, CLIENT4, 5353, 42001, .data = "answer", .l2 = L2_BACKEND),
 				UDP4(VIP4, CLIENT4, 53, 42001, .data = "answer", .l2 = L2_BACKEND),
 				S_U4),
 			REV_NAT(UDP4(BE4, CLIENT4, 5353, 42001, .data = "again", .csum0 = true,
@@ -398,7 +399,7 @@ static const struct dp_case lb_cases[] = {
 		.steps = {
 			NEW_FLOW(UDP6(CLIENT6, VIP6, 42001, 53, .data = "ask"),
 				 UDP6(CLIENT6, BE6, 42001, 5353, .data = "ask"), S_U6),
-			REV_NAT(UDP6(BE6, CLIENT6, 5353, 42001, .data = "answer6", .l2 = L2_BACKEND),
+			REV_CONFIRMS(UDP6(BE6, CLIENT6, 5353, 42001, .data = "answer6", .l2 = L2_BACKEND),
 				UDP6(VIP6, CLIENT6, 53, 42001, .data = "answer6", .l2 = L2_BACKEND),
 				S_U6),
 		},
@@ -438,7 +439,7 @@ static const struct dp_case lb_cases[] = {
 			EST_FLOW(CUSTOM(big4_in), CUSTOM(big4_out), S_T4),
 			REV_NAT(CUSTOM(big4_reply_in), CUSTOM(big4_reply_out), S_T4),
 			NEW_FLOW(CUSTOM(big6_in), CUSTOM(big6_out), S_U6),
-			REV_NAT(CUSTOM(big6_reply_in), CUSTOM(big6_reply_out), S_U6),
+			REV_CONFIRMS(CUSTOM(big6_reply_in), CUSTOM(big6_reply_out), S_U6),
 		},
 	},
 	{

@@ -4,8 +4,10 @@
  * datapath tracks, all of them or one service's.
  *
  * Contract: one API call each (conntrack.list, conntrack.flush); list
- * prints one row per flow with ages as durations and the TCP flags seen by
- * name; -o json prints the agent's answer unchanged.
+ * prints one row per flow with its state (confirmed: in the conntrack map;
+ * new: in ct_new, nobody answered yet), ages as durations and the TCP flags
+ * seen by name; flush empties both maps; -o json prints the agent's answer
+ * unchanged.
  */
 #include <stdio.h>
 #include <string.h>
@@ -61,7 +63,7 @@ static const char *flags_str(struct json_object *entry, char *buf, size_t len)
 static void print_entries(struct json_object *entries)
 {
 	static const char *const cols[] = {
-		"PROTO", "CLIENT", "SERVICE", "BACKEND", ">AGE", ">IDLE", "FLAGS", NULL,
+		"PROTO", "CLIENT", "SERVICE", "BACKEND", "STATE", ">AGE", ">IDLE", "FLAGS", NULL,
 	};
 	char age[OUT_NUM_LEN], idle[OUT_NUM_LEN], flags[48];
 	struct table *t = table__new(cols);
@@ -74,6 +76,7 @@ static void print_entries(struct json_object *entries)
 		table__cell(t, "%s", js__str(e, "client", "?"));
 		table__cell(t, "%s", js__str(e, "service", "?"));
 		table__cell(t, "%s", js__str(e, "backend", "?"));
+		table__cell(t, "%s", js__str(e, "state", "-"));
 		table__cell(t, "%s", out__duration(js__u64(e, "age_seconds"), age, sizeof(age)));
 		table__cell(t, "%s", out__duration(js__u64(e, "idle_seconds"), idle, sizeof(idle)));
 		table__cell(t, "%s", flags_str(e, flags, sizeof(flags)));
@@ -114,10 +117,11 @@ static const struct cmd conntrack_list_cmd = {
 	.name = "list",
 	.fn = do_list,
 	.grammar = "[SVC]",
-	.summary = "list tracked flows: client, service, backend, age, idle time, TCP flags",
+	.summary = "list tracked flows: client, service, backend, state, age, idle time, TCP flags",
 	.args = conntrack_list_args,
-	.notes =
-		"One row per flow (client to service). FLAGS: the TCP flags the client sent so far.",
+	.notes = "One row per flow (client to service). STATE: confirmed (handshake completed or\n"
+		 "UDP answered), new (nobody answered yet: short timeouts, swept by meshd).\n"
+		 "FLAGS: the TCP flags the client sent so far.",
 	.example = "meshctl conntrack list 10.96.0.10:80/tcp",
 	.reads = true,
 };
@@ -153,7 +157,10 @@ static const struct cmd conntrack_flush_cmd = {
 	.name = "flush",
 	.fn = do_flush,
 	.grammar = "[SVC]",
-	.summary = "forget tracked flows; their next packets are balanced afresh",
+	.summary = "forget tracked flows, confirmed and new; new connections are balanced afresh",
+	.notes = "Only a SYN (or a first datagram) creates state: a flushed TCP connection's next\n"
+		 "packets still reach the Maglev pick, but its backend's replies are no longer\n"
+		 "rewritten to the VIP, so such connections end.",
 	.args = conntrack_flush_args,
 	.example = "meshctl conntrack flush 10.96.0.10:80/tcp",
 };

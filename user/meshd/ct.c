@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * ct.c - decoding and flushing the conntrack map (see ct.h).
+ * ct.c - decoding, flushing and sweeping the conntrack maps (see ct.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +15,16 @@
 #include "ct.h"
 
 #define CT_MAP "conntrack"
+#define CT_NEW_MAP "ct_new"
+
+/* The two conntrack maps: confirmed flows, then unconfirmed ones. */
+static const struct {
+	const char *map;
+	const char *state; /* the STATE column of meshctl conntrack list */
+} ct__maps[] = {
+	{ CT_MAP, "confirmed" },
+	{ CT_NEW_MAP, "new" },
+};
 
 static bool ct__addr_is(const __u32 addr[4], const struct sluice_addr *a)
 {
@@ -80,6 +90,7 @@ static const char *ct__flags_str(__u8 flags, char *buf, size_t len)
 
 struct ct_list_ctx {
 	const struct ct_filter *f;
+	const char *state;
 	struct json_object *entries;
 	__u32 limit;
 	__u64 total;
@@ -118,6 +129,7 @@ static int ct__list_one(const void *key, const void *value, void *arg)
 			       json_object_new_string(sluice_addr__str_port(&a, ntohs(e->port), buf,
 									    sizeof(buf))));
 	json_object_object_add(o, "backend_id", json_object_new_int64(e->backend_id));
+	json_object_object_add(o, "state", json_object_new_string(c->state));
 	json_object_object_add(o, "age_seconds",
 			       json_object_new_int64(ct__seconds_since(c->now, e->created_ns)));
 	json_object_object_add(o, "idle_seconds",
@@ -135,13 +147,16 @@ int ct__list(struct sluice *sl, const struct ct_filter *f, __u32 limit, struct j
 	     __u64 *total)
 {
 	struct ct_list_ctx c = { .f = f, .entries = entries, .limit = limit, .now = ct__now_ns() };
-	int fd, err;
+	int fd, err = 0;
 
-	fd = sluice__map_fd(sl, CT_MAP);
-	if (fd < 0)
-		return fd;
-	err = sluice__map_walk(fd, CT_MAP, sizeof(struct sluice_ct_key),
-			       sizeof(struct sluice_ct_entry), ct__list_one, &c);
+	for (size_t i = 0; !err && i < sizeof(ct__maps) / sizeof(ct__maps[0]); i++) {
+		fd = sluice__map_fd(sl, ct__maps[i].map);
+		if (fd < 0)
+			return fd;
+		c.state = ct__maps[i].state;
+		err = sluice__map_walk(fd, ct__maps[i].map, sizeof(struct sluice_ct_key),
+				       sizeof(struct sluice_ct_entry), ct__list_one, &c);
+	}
 	*total = c.total;
 	return err;
 }
@@ -198,16 +213,17 @@ static int ct__flush_one(const void *key, const void *value, void *arg)
 	return ct__push(c, &rev);
 }
 
-int ct__flush(struct sluice *sl, const struct ct_filter *f, __u64 *conns, __u64 *entries)
+/* Flush the matching flows of one map, adding to the two counts. */
+static int ct__flush_map(struct sluice *sl, const char *map, const struct ct_filter *f,
+			 __u64 *conns, __u64 *entries)
 {
 	struct ct_flush_ctx c = { .f = f };
 	int fd, err;
 
-	*conns = *entries = 0;
-	fd = sluice__map_fd(sl, CT_MAP);
+	fd = sluice__map_fd(sl, map);
 	if (fd < 0)
 		return fd;
-	err = sluice__map_walk(fd, CT_MAP, sizeof(struct sluice_ct_key),
+	err = sluice__map_walk(fd, map, sizeof(struct sluice_ct_key),
 			       sizeof(struct sluice_ct_entry), ct__flush_one, &c);
 	for (size_t i = 0; !err && i < c.n; i++) {
 		/* A REPLY key may be listed twice (own match + from its FWD). */
@@ -216,7 +232,7 @@ int ct__flush(struct sluice *sl, const struct ct_filter *f, __u64 *conns, __u64 
 		if (derr == -ENOENT)
 			continue;
 		if (derr) {
-			err = sluice__map_err(derr, CT_MAP, "delete", "of an entry");
+			err = sluice__map_err(derr, map, "delete", "of an entry");
 			break;
 		}
 		(*entries)++;
@@ -224,5 +240,97 @@ int ct__flush(struct sluice *sl, const struct ct_filter *f, __u64 *conns, __u64 
 			(*conns)++;
 	}
 	free(c.keys);
+	return err;
+}
+
+int ct__flush(struct sluice *sl, const struct ct_filter *f, __u64 *conns, __u64 *entries)
+{
+	int err = 0;
+
+	*conns = *entries = 0;
+	for (size_t i = 0; !err && i < sizeof(ct__maps) / sizeof(ct__maps[0]); i++)
+		err = ct__flush_map(sl, ct__maps[i].map, f, conns, entries);
+	return err;
+}
+
+struct ct_sweep_ctx {
+	struct ct_flush_ctx keys; /* the expired ones */
+	__u64 now;
+	__u64 seen;
+};
+
+/* The datapath's idle rule for ct_new (see bpf/lib/ct.h). */
+static int ct__sweep_one(const void *key, const void *value, void *arg)
+{
+	const struct sluice_ct_key *k = key;
+	const struct sluice_ct_entry *e = value;
+	struct ct_sweep_ctx *c = arg;
+	__u64 timeout = k->proto == IPPROTO_TCP ? SLUICE_CT_NEW_TIMEOUT_TCP_NS :
+						  SLUICE_CT_NEW_TIMEOUT_UDP_NS;
+
+	c->seen++;
+	if (c->now <= e->last_seen_ns || c->now - e->last_seen_ns <= timeout)
+		return 0;
+	return ct__push(&c->keys, k);
+}
+
+/*
+ * Delete keys in batches (one syscall per CT_SWEEP_BATCH: a flood leaves
+ * 65536 of them, ~1.5 s one by one here). A key gone meanwhile (evicted,
+ * confirmed, recreated) stops a batch: skip it and go on. Without batch
+ * deletes in the kernel, one by one.
+ */
+#define CT_SWEEP_BATCH 4096
+
+static int ct__delete_keys(int fd, const struct sluice_ct_key *keys, size_t n, __u64 *removed)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	bool batch = true;
+	size_t i = 0;
+
+	while (i < n) {
+		__u32 count = n - i < CT_SWEEP_BATCH ? n - i : CT_SWEEP_BATCH;
+		int err;
+
+		if (batch) {
+			err = bpf_map_delete_batch(fd, &keys[i], &count, &opts);
+		} else {
+			count = 1;
+			err = bpf_map_delete_elem(fd, &keys[i]);
+		}
+		if (!err) {
+			*removed += count;
+			i += count;
+			continue;
+		}
+		if (err == -ENOENT) {
+			*removed += batch ? count : 0;
+			i += (batch ? count : 0) + 1;
+			continue;
+		}
+		if (batch && (err == -EINVAL || err == -EOPNOTSUPP || err == -524)) {
+			batch = false; /* 524: the kernel's ENOTSUPP, no batch op */
+			continue;
+		}
+		return sluice__map_err(err, CT_NEW_MAP, "delete", "of an expired entry");
+	}
+	return 0;
+}
+
+int ct__sweep(struct sluice *sl, __u64 *removed, __u64 *left)
+{
+	struct ct_sweep_ctx c = { .now = ct__now_ns() };
+	int fd, err;
+
+	*removed = *left = 0;
+	fd = sluice__map_fd(sl, CT_NEW_MAP);
+	if (fd < 0)
+		return fd;
+	err = sluice__map_walk(fd, CT_NEW_MAP, sizeof(struct sluice_ct_key),
+			       sizeof(struct sluice_ct_entry), ct__sweep_one, &c);
+	if (!err)
+		err = ct__delete_keys(fd, c.keys.keys, c.keys.n, removed);
+	free(c.keys.keys);
+	*left = c.seen > *removed ? c.seen - *removed : 0;
 	return err;
 }

@@ -21,6 +21,7 @@
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sluice.h"
@@ -29,6 +30,7 @@
 #include "attach.h"
 #include "config.h"
 #include "conns.h"
+#include "ct.h"
 #include "dispatch.h"
 #include "exporter.h"
 #include "follow.h"
@@ -156,6 +158,27 @@ static int main__epoll_setup(struct meshd *m, int epfd, int sfd, int tfd, struct
 	return err;
 }
 
+/* Unconfirmed flows nobody answered stay in ct_new until hit or evicted;
+ * sweeping them on the check tick empties the table within 20 s after a
+ * flood, so it shows the real load again. */
+static void main__ct_sweep(struct meshd *m)
+{
+	struct timespec t0, t1;
+	__u64 removed, left;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (ct__sweep(m->sl, &removed, &left)) {
+		pr_warn("conntrack sweep: %s", sluice__errmsg());
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (removed)
+		pr_info("conntrack sweep: %llu expired unconfirmed entries removed, %llu left (%ld ms)",
+			(unsigned long long)removed, (unsigned long long)left,
+			(long)((t1.tv_sec - t0.tv_sec) * 1000 +
+			       (t1.tv_nsec - t0.tv_nsec) / 1000000));
+}
+
 static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd,
 			   struct netlink *nl)
 {
@@ -171,8 +194,10 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 	case EV_API:
 		break; /* served by the loop, after every wait */
 	case EV_TIMER:
-		if (read(tfd, &ticks, sizeof(ticks)) == sizeof(ticks))
+		if (read(tfd, &ticks, sizeof(ticks)) == sizeof(ticks)) {
 			attach__check_all(&m->att);
+			main__ct_sweep(m);
+		}
 		break;
 	case EV_RING:
 		break; /* drained by the loop, after every wait */

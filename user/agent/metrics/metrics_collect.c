@@ -6,8 +6,8 @@
  * Contract (see metrics.h): one walk of services and one of backends;
  * per-CPU stats summed per id; services sorted by key, backends by
  * service then address. Map fill: services (VIP markers included),
- * backends and conntrack are counted by walking them (conntrack is the
- * expensive one: one batched walk per scrape), telem_endpoints comes from
+ * backends, conntrack and ct_new are counted by walking them (conntrack
+ * is the expensive one: one batched walk per scrape), telem_endpoints comes from
  * the last telemetry sync, the redirect map from sluice_sock_info.
  */
 #include <errno.h>
@@ -218,6 +218,10 @@ static int collect__extra(struct collect_ctx *c, struct sluice *s)
 	err = sluice__ct_count(s, &ct);
 	if (!err)
 		err = collect__map_info(m, "conntrack", s->fds[SLUICE_MAP_CONNTRACK], ct);
+	if (!err)
+		err = sluice__ct_new_count(s, &ct);
+	if (!err)
+		err = collect__map_info(m, "ct_new", s->fds[SLUICE_MAP_CT_NEW], ct);
 	if (!err && c->src->t) {
 		err = telemetry__info(c->src->t, &m->telemetry);
 		m->has_telemetry = !err;

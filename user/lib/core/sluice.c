@@ -53,6 +53,8 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 	[SLUICE_MAP_BACKENDS] = { "backends", sizeof(__u32), sizeof(struct sluice_backend) },
 	[SLUICE_MAP_CONNTRACK] = { "conntrack", sizeof(struct sluice_ct_key),
 				   sizeof(struct sluice_ct_entry) },
+	[SLUICE_MAP_CT_NEW] = { "ct_new", sizeof(struct sluice_ct_key),
+				sizeof(struct sluice_ct_entry) },
 	[SLUICE_MAP_SVC_STATS] = { "svc_stats", sizeof(__u32), sizeof(struct sluice_svc_stats) },
 	[SLUICE_MAP_BACKEND_STATS] = { "backend_stats", sizeof(__u32),
 				       sizeof(struct sluice_backend_stats) },

@@ -165,8 +165,10 @@ int sluice__counters(struct sluice *s, __u64 out[SLUICE_CNT__MAX]);
 int sluice__drops(struct sluice *s, __u64 out[SLUICE_DROP__MAX]);
 int sluice__backend_get(struct sluice *s, __u32 backend_id, struct sluice_backend *be,
 			struct sluice_backend_stats *stats);
-/* Number of conntrack entries (both directions). */
+/* Number of conntrack entries (both directions): confirmed flows in
+ * "conntrack", unconfirmed ones in "ct_new". */
 int sluice__ct_count(struct sluice *s, __u64 *count);
+int sluice__ct_new_count(struct sluice *s, __u64 *count);
 
 /* Names for metrics and CLI output. */
 const char *sluice__counter_name(enum sluice_counter c);

@@ -67,17 +67,26 @@ static int stats__count_one(const void *key, const void *value, void *ctx)
 	return 0;
 }
 
-int sluice__ct_count(struct sluice *s, __u64 *count)
+static int stats__ct_count(int fd, const char *name, __u64 *count)
 {
 	__u64 n = 0;
 	int err;
 
 	sluice__clear_err();
-	err = maps__for_each(s->fds[SLUICE_MAP_CONNTRACK], "conntrack",
-			     sizeof(struct sluice_ct_key), sizeof(struct sluice_ct_entry),
+	err = maps__for_each(fd, name, sizeof(struct sluice_ct_key), sizeof(struct sluice_ct_entry),
 			     stats__count_one, &n);
 	if (err)
 		return err;
 	*count = n;
 	return 0;
+}
+
+int sluice__ct_count(struct sluice *s, __u64 *count)
+{
+	return stats__ct_count(s->fds[SLUICE_MAP_CONNTRACK], "conntrack", count);
+}
+
+int sluice__ct_new_count(struct sluice *s, __u64 *count)
+{
+	return stats__ct_count(s->fds[SLUICE_MAP_CT_NEW], "ct_new", count);
 }

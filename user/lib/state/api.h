@@ -35,7 +35,7 @@
  *                                        -> {"changes": [{"action": "add"|"update"|"delete",
  *                                                         "service": SVC}], "applied": bool}
  *   conntrack.list {"service"?: SVC}    -> {"entries": [{"proto","client","service","backend",
- *                                                        "age_seconds","idle_seconds","tcp_flags"}]}
+ *                                                        "state","age_seconds","idle_seconds","tcp_flags"}]}
  *   conntrack.flush {"service"?: SVC}   -> {"deleted": n}
  *   uninstall                           -> {"detached": n, "pin_dir", "telemetry_cgroup"?}:
  *                                          detaches everything, removes pins, meshd exits
