@@ -624,6 +624,21 @@ static void test_stream(void)
 		ASSERT_TRUE(strstr(sluice__errmsg(), "malformed JSON"), "message");
 		k8s_stream__free(&s);
 	}
+	/* a value that is not an object: refused where it starts, however the
+	 * body is cut ("4" then "-" used to read as one pending number) */
+	for (size_t step = 1; step <= 2; step++) {
+		struct collected c = { 0 };
+		const char *num = "4-";
+		int err = 0;
+
+		k8s_stream__init(&s, 1 << 20);
+		for (size_t off = 0; off < 2 && !err; off += step)
+			err = k8s_stream__feed(&s, num + off, step, collect, &c);
+		ASSERT_EQ(err, -EBADMSG, "a bare number");
+		ASSERT_TRUE(strstr(sluice__errmsg(), "expected an event object near \"4"),
+			    "message");
+		k8s_stream__free(&s);
+	}
 	/* a value that never ends is cut at max */
 	{
 		struct collected c = { 0 };
