@@ -34,6 +34,10 @@ int test__run_all(const char *suite, const struct test *tests, int n, int argc, 
  * "SKIP: suite (needs root: why)" line and returns false (main returns 0). */
 bool test__have_root(const char *suite, const char *why);
 void test__hexdump(const char *what, const void *buf, size_t len);
+/* rel (e.g. "tests/fuzz/corpus") in the source tree: $SLUICE_SRC_DIR, else
+ * the tree the binary was built from, so fixtures are found from any cwd
+ * and any output directory (build/, build/san). False if it does not fit. */
+bool test__repo_path(char *buf, size_t len, const char *rel);
 
 #define TEST_FAIL(fmt, ...)                                                               \
 	do {                                                                              \

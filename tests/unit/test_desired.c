@@ -174,31 +174,13 @@ static void test_yaml_round_trip(void)
 	ASSERT_EQ(a.nservices, 0, "null list");
 }
 
-/* build/tests/unit/test_desired -> the repository root */
-static bool repo_path(char *buf, size_t len, const char *rel)
-{
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-
-	if (n <= 0)
-		return false;
-	exe[n] = '\0';
-	for (int i = 0; i < 4; i++) {
-		char *slash = strrchr(exe, '/');
-
-		if (!slash)
-			return false;
-		*slash = '\0';
-	}
-	return snprintf(buf, len, "%s/%s", exe, rel) < (int)len;
-}
-
 static void test_example_file(void)
 {
 	char path[PATH_MAX], buf[DESIRED_SVC_REF_LEN];
 	struct desired d;
 
-	if (!ASSERT_TRUE(repo_path(path, sizeof(path), "scripts/examples/services.yaml"), "path"))
+	if (!ASSERT_TRUE(test__repo_path(path, sizeof(path), "scripts/examples/services.yaml"),
+			 "path"))
 		return;
 	if (!ASSERT_OK(desired__from_file(&d, path), sluice__errmsg()))
 		return;
