@@ -897,7 +897,7 @@ static char *many_state(__u32 n, int gen)
 				i / 250, i % 250 + 1);
 		for (__u32 j = 0; j < nb; j++)
 			len += snprintf(t + len, cap - len, "%s{address: 10.%u.%u.%u, port: 80}",
-					j ? ", " : "", 1 + gen, i % 250, j + 1);
+					j ? ", " : "", 1u + (unsigned int)gen, i % 250, j + 1);
 		len += snprintf(t + len, cap - len, "]}\n");
 	}
 	return t;

@@ -614,9 +614,15 @@ int yaml__read_file(const char *path, size_t max_len, char **text, size_t *len)
 		sluice__set_err("cannot open %s: %s", path, strerror(errno));
 		return err;
 	}
+	buf = malloc(cap);
+	if (!buf) {
+		sluice__set_err("cannot read %s: out of memory", path);
+		err = -ENOMEM;
+		goto fail;
+	}
 	for (;;) {
-		if (n + 1 >= cap || !buf) {
-			cap = buf ? cap * 2 : cap;
+		if (n + 1 >= cap) {
+			cap *= 2;
 			grown = realloc(buf, cap);
 			if (!grown) {
 				sluice__set_err("cannot read %s: out of memory", path);
