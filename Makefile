@@ -13,12 +13,14 @@ O       := build
 # sanitized and plain objects never mix. FUZZ=1 (set by `make fuzz`): the
 # same with libFuzzer's coverage hooks, built by clang.
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+# A subdirectory of O even when O is given on the command line (hence
+# override), absolute or not.
 ifeq ($(FUZZ),1)
-O       := build/fuzz
+override O := $(O)/fuzz
 CC      := $(or $(CLANG),clang)
 SAN_CFLAGS := $(SAN_FLAGS) -fsanitize=fuzzer-no-link
 else ifeq ($(SAN),1)
-O       := build/san
+override O := $(O)/san
 SAN_CFLAGS := $(SAN_FLAGS)
 endif
 CLANG   ?= clang
@@ -224,7 +226,7 @@ unit-san:
 fuzz:
 	$(Q)SLUICE_DEPS=fuzz scripts/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory FUZZ=1 fuzz-bins
-	$(Q)scripts/fuzz.sh $(abspath build/fuzz/tests/fuzz) $(FUZZ_SECONDS) $(FUZZ_NAMES)
+	$(Q)scripts/fuzz.sh $(abspath $(O)/fuzz) $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 fuzz-bins: $(FUZZ_BINS)
 

@@ -3,11 +3,12 @@
 #
 # fuzz.sh - run every libFuzzer target for a while (`make fuzz`).
 #
-# Usage: scripts/fuzz.sh BINDIR SECONDS TARGET...
+# Usage: scripts/fuzz.sh FUZZDIR SECONDS TARGET...
 #
-# Contract: runs BINDIR/fuzz_TARGET for SECONDS each, one after the other,
-# starting from tests/fuzz/corpus/TARGET/ (the seeds, never written to) and
-# build/fuzz/corpus/TARGET/ (what earlier runs found; kept between runs). An
+# Contract: runs FUZZDIR/tests/fuzz/fuzz_TARGET (FUZZDIR: build/fuzz) for
+# SECONDS each, one after the other, starting from tests/fuzz/corpus/TARGET/
+# (the seeds, never written to) and FUZZDIR/corpus/TARGET/ (what earlier
+# runs found; kept between runs). Logs go to FUZZDIR/logs/. An
 # input that crashes, leaks, trips a sanitizer or takes over 10 s is copied
 # into tests/fuzz/corpus/TARGET/ - commit it with the fix, test_fuzz_replay
 # then replays it in every `make test`. Prints one line per target with
@@ -15,15 +16,14 @@
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BINDIR=$1
+WORK=$1
 SECONDS_EACH=$2
 shift 2
-WORK=$ROOT/build/fuzz
 found=0
 summary=()
 
 for t in "$@"; do
-	bin=$BINDIR/fuzz_$t
+	bin=$WORK/tests/fuzz/fuzz_$t
 	seeds=$ROOT/tests/fuzz/corpus/$t
 	corpus=$WORK/corpus/$t
 	art=$WORK/artifacts/$t
