@@ -2,11 +2,27 @@
 # Sluice build. `make` builds BPF objects, skeletons, the userspace library,
 # programs and test binaries into build/. `make test`, `make demo` and
 # `make bench` install missing Debian packages first. V=1 shows commands.
+# SAN=1 builds userspace with ASan+UBSan into build/san; `make fuzz`,
+# `make unit-san` and `make analyze` are the hardening habits (README).
 .DELETE_ON_ERROR:
 .SECONDARY:
 .DEFAULT_GOAL := all
 
 O       := build
+# SAN=1: userspace with AddressSanitizer and UBSan, in a tree of its own so
+# sanitized and plain objects never mix. FUZZ=1 (set by `make fuzz`): the
+# same with libFuzzer's coverage hooks, built by clang.
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+# A subdirectory of O even when O is given on the command line (hence
+# override), absolute or not.
+ifeq ($(FUZZ),1)
+override O := $(O)/fuzz
+CC      := $(or $(CLANG),clang)
+SAN_CFLAGS := $(SAN_FLAGS) -fsanitize=fuzzer-no-link
+else ifeq ($(SAN),1)
+override O := $(O)/san
+SAN_CFLAGS := $(SAN_FLAGS)
+endif
 CLANG   ?= clang
 BPFTOOL ?= bpftool
 CC      ?= gcc
@@ -44,7 +60,7 @@ CFLAGS     ?= -g -O2
 BUILD_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Iinclude -I$(O) $(XINC) -Itests/lib \
 	$(shell pkg-config --cflags $(LIB_PKGS) $(AGENT_PKGS) 2>/dev/null)
 XINC       = $(LIB_INC) $(AGENT_INC)
-ALL_CFLAGS = $(BUILD_CFLAGS) $(CFLAGS)
+ALL_CFLAGS = $(BUILD_CFLAGS) $(SAN_CFLAGS) $(CFLAGS)
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c bpf/bench/*.bpf.c)
 BPF_OBJS   := $(addprefix $(O)/,$(notdir $(BPF_SRCS:.bpf.c=.bpf.o)))
@@ -72,12 +88,20 @@ DP_OBJS    := $(patsubst %.c,$(O)/%.o,$(DP_SRCS))
 DP_BIN     := $(O)/tests/datapath/datapath_test
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOLS      := $(patsubst %.c,$(O)/%,$(TOOL_SRCS))
+# tests/fuzz/fuzz_NAME.c: libFuzzer targets (build/fuzz/tests/fuzz/fuzz_NAME,
+# `make fuzz`); the same files, with the entry point renamed fuzz_NAME, are
+# linked into the unit suite test_fuzz_replay, which replays every corpus file.
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
+FUZZ_BINS  := $(patsubst %.c,$(O)/%,$(FUZZ_SRCS))
+FUZZ_REPLAY_OBJS := $(patsubst tests/fuzz/%.c,$(O)/tests/fuzz/replay/%.o,$(FUZZ_SRCS))
+FUZZ_SECONDS ?= 60
 BENCH_SRCS := $(wildcard scripts/bench/*.c)
 BENCH_BINS := $(patsubst %.c,$(O)/%,$(BENCH_SRCS))
 ALL_LIBS   := $(AGENT_LIB) $(LIB)
 ALL_LDLIBS  = $(AGENT_LDLIBS) $(LIB_LDLIBS)
 
-.PHONY: all deps test demo bench clean format format-check
+.PHONY: all deps test unit unit-san fuzz fuzz-bins analyze demo bench clean format format-check
 # C sources clang-format checks (and `make format` rewrites): everything
 # tracked by git, including tests and bench tools.
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
@@ -152,6 +176,27 @@ $(DP_BIN): $(DP_OBJS) $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
 
+# Fixtures and corpora are found through the source tree's path, whatever
+# the output directory or the current directory (tests/lib/test.h).
+$(O)/tests/lib/test.o: XINC += -DSLUICE_SRC_DIR='"$(CURDIR)"'
+
+# Fuzz targets see the agent's headers and tests/fuzz/fuzz.h.
+$(O)/tests/fuzz/%.o $(O)/tests/fuzz/replay/%.o: XINC = $(LIB_INC) $(AGENT_INC) -Itests/fuzz
+$(O)/tests/fuzz/replay/fuzz_%.o: tests/fuzz/fuzz_%.c $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -DLLVMFuzzerTestOneInput=fuzz_$* -MD -MP -c $< -o $@
+$(O)/tests/unit/test_fuzz_replay.o: XINC = $(LIB_INC) $(AGENT_INC) -Itests/fuzz \
+	-DFUZZ_TARGETS='$(foreach n,$(FUZZ_NAMES),X($(n)))'
+$(O)/tests/unit/test_fuzz_replay: $(O)/tests/unit/test_fuzz_replay.o $(FUZZ_REPLAY_OBJS) \
+		$(TLIB_OBJS) $(ALL_LIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
+
+$(O)/tests/fuzz/fuzz_%: $(O)/tests/fuzz/fuzz_%.o $(ALL_LIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $^ $(ALL_LDLIBS) -o $@
+
 $(O)/tests/tools/%: $(O)/tests/tools/%.o $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
@@ -160,9 +205,40 @@ $(O)/scripts/bench/%: $(O)/scripts/bench/%.o $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
 
+# tests/run.sh takes the binaries from $(O) (build/san with SAN=1, where
+# it runs the unit and meshd e2e suites only).
+RUN_ENV = SLUICE_BUILD=$(abspath $(O)) $(if $(filter 1,$(SAN)),SLUICE_SAN=1)
+
 test: deps
-	$(Q)$(MAKE) --no-print-directory all format-check
-	$(Q)tests/run.sh
+	$(Q)$(MAKE) --no-print-directory all format-check analyze
+	$(Q)$(RUN_ENV) tests/run.sh
+
+# The unit suites alone; `make unit-san` runs them under ASan+UBSan (CI).
+unit: $(UNIT_BINS)
+	$(Q)$(RUN_ENV) SLUICE_SUITES=unit tests/run.sh
+
+unit-san:
+	$(Q)$(MAKE) --no-print-directory SAN=1 unit
+
+# `make fuzz FUZZ_SECONDS=N`: every target for N seconds (clang, libFuzzer;
+# SLUICE_DEPS=fuzz installs its runtime). A crash is copied into
+# tests/fuzz/corpus/TARGET/, where test_fuzz_replay replays it from then on.
+fuzz:
+	$(Q)SLUICE_DEPS=fuzz scripts/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 fuzz-bins
+	$(Q)scripts/fuzz.sh $(abspath $(O)/fuzz) $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+fuzz-bins: $(FUZZ_BINS)
+
+# Static analysis with cppcheck: zero findings. A false positive is
+# suppressed where it happens (// cppcheck-suppress ID, with the reason).
+CPPCHECK ?= cppcheck
+analyze:
+	$(call msg,ANALYZE,user tests)
+	$(Q)$(CPPCHECK) --quiet --error-exitcode=1 --inline-suppr --std=c11 \
+		--enable=warning,portability,performance --suppress=missingIncludeSystem \
+		-D__linux__ -D__CPPCHECK__ -DLIBBPF_OPTS\(...\)= -DDECLARE_LIBBPF_OPTS\(...\)= -Iinclude -Itests/lib \
+		-DFUZZ_TARGETS='$(foreach n,$(FUZZ_NAMES),X($(n)))' user tests
 
 # Headers are formatted as C: left alone, clang-format guesses some of them
 # to be Objective-C, which the repo's .clang-format does not describe.

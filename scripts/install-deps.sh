@@ -10,6 +10,8 @@ PKGS=(
 	make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config
 	libjson-c-dev libyaml-dev libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libcurl4-openssl-dev
 	python3-yaml
+	# `make analyze`
+	cppcheck
 	# runtime tools used by tests and the demo
 	iproute2 ethtool procps python3 util-linux
 	# crash-recovery e2e: kills meshd at chosen bpf() calls
@@ -19,6 +21,12 @@ PKGS=(
 	# telemetry e2e: a real Prometheus server and promtool
 	prometheus
 )
+# `make fuzz` only (SLUICE_DEPS=fuzz): libFuzzer's runtime for clang.
+if [ "${SLUICE_DEPS:-}" = fuzz ]; then
+	# the runtime that matches the installed clang (libclang-rt-14-dev)
+	v=$(clang --version 2>/dev/null | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1)
+	PKGS+=("libclang-rt${v:+-$v}-dev")
+fi
 # Extra packages for `make bench` only (SLUICE_DEPS=bench).
 if [ "${SLUICE_DEPS:-}" = bench ]; then
 	PKGS+=(iptables nftables iperf3 conntrack gnuplot-nox)

@@ -18,7 +18,7 @@
 set -u
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-MESHCTL=$ROOT/build/meshctl
+MESHCTL=${SLUICE_BUILD:-$ROOT/build}/meshctl
 TMP=$(mktemp -d /tmp/sluice-meshctl-cli.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM

@@ -48,8 +48,8 @@ source "$ROOT/scripts/lib/topology.sh"
 # shellcheck source=tests/e2e/lib/meshd.sh
 source "$ROOT/tests/e2e/lib/meshd.sh"
 
-MESHD=$ROOT/build/meshd
-MESHCTL=$ROOT/build/meshctl
+MESHD=${SLUICE_BUILD:-$ROOT/build}/meshd
+MESHCTL=${SLUICE_BUILD:-$ROOT/build}/meshctl
 HELPERS=$ROOT/tests/e2e/meshd
 CHECK=$HELPERS/check.py
 EXAMPLE=$ROOT/scripts/examples/services.yaml

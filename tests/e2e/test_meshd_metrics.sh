@@ -59,8 +59,8 @@ source "$ROOT/scripts/lib/topology.sh"
 # shellcheck source=tests/e2e/lib/meshd.sh
 source "$ROOT/tests/e2e/lib/meshd.sh"
 
-MESHD=$ROOT/build/meshd
-MESHCTL=$ROOT/build/meshctl
+MESHD=${SLUICE_BUILD:-$ROOT/build}/meshd
+MESHCTL=${SLUICE_BUILD:-$ROOT/build}/meshctl
 PIN=/sys/fs/bpf/sluice-m$$
 PATTERN='to-*'
 MPORT=19465 # inside the node namespace: nothing else listens there

@@ -42,9 +42,9 @@ source "$ROOT/scripts/lib/topology.sh"
 # shellcheck source=tests/e2e/lib/meshd.sh
 source "$ROOT/tests/e2e/lib/meshd.sh"
 
-MESHD=$ROOT/build/meshd
-MESHCTL=$ROOT/build/meshctl
-SOCKPAIR=$ROOT/build/tests/tools/sockpair
+MESHD=${SLUICE_BUILD:-$ROOT/build}/meshd
+MESHCTL=${SLUICE_BUILD:-$ROOT/build}/meshctl
+SOCKPAIR=${SLUICE_BUILD:-$ROOT/build}/tests/tools/sockpair
 PIN=/sys/fs/bpf/sluice-s$$
 PATTERN='to-*'
 MPORT=19466 # inside the node namespace

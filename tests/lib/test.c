@@ -2,6 +2,7 @@
 /* test.c - runner for test.h suites: runs every test (or those whose name
  * contains argv[1]), prints PASS/FAIL/SKIP per test and a summary line. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -18,6 +19,21 @@ void test__hexdump(const char *what, const void *buf, size_t len)
 	for (size_t i = 0; i < len; i++)
 		fprintf(stderr, "%s%02x", i % 16 ? " " : "\n      ", p[i]);
 	fprintf(stderr, "\n");
+}
+
+#ifndef SLUICE_SRC_DIR
+#define SLUICE_SRC_DIR "."
+#endif
+
+bool test__repo_path(char *buf, size_t len, const char *rel)
+{
+	const char *root = getenv("SLUICE_SRC_DIR");
+	int n;
+
+	if (!root || !*root)
+		root = SLUICE_SRC_DIR;
+	n = snprintf(buf, len, "%s/%s", root, rel);
+	return n >= 0 && (size_t)n < len;
 }
 
 int test__run_all(const char *suite, const struct test *tests, int n, int argc, char **argv)

@@ -34,6 +34,10 @@ int test__run_all(const char *suite, const struct test *tests, int n, int argc, 
  * "SKIP: suite (needs root: why)" line and returns false (main returns 0). */
 bool test__have_root(const char *suite, const char *why);
 void test__hexdump(const char *what, const void *buf, size_t len);
+/* rel (e.g. "tests/fuzz/corpus") in the source tree: $SLUICE_SRC_DIR, else
+ * the tree the binary was built from, so fixtures are found from any cwd
+ * and any output directory (build/, build/san). False if it does not fit. */
+bool test__repo_path(char *buf, size_t len, const char *rel);
 
 #define TEST_FAIL(fmt, ...)                                                               \
 	do {                                                                              \
@@ -121,5 +125,26 @@ void test__hexdump(const char *what, const void *buf, size_t len);
 		.name = #f, .fn = f, .needs_root = true \
 	}
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* cppcheck (make analyze) does not follow statement expressions and then
+ * reports leaks on every early return after an ASSERT: it reads these
+ * plain forms, which keep the conditions. */
+#ifdef __CPPCHECK__
+#undef ASSERT_TRUE
+#undef ASSERT_EQ
+#undef ASSERT_NEQ
+#undef ASSERT_LE
+#undef ASSERT_GE
+#undef ASSERT_OK
+#undef ASSERT_MEM_EQ
+#define ASSERT_TRUE(cond, what) (!!(cond))
+#define ASSERT_EQ(actual, expected, what) ((long long)(actual) == (long long)(expected))
+#define ASSERT_NEQ(actual, unexpected, what) ((long long)(actual) != (long long)(unexpected))
+#define ASSERT_LE(actual, bound, what) ((double)(actual) <= (double)(bound))
+#define ASSERT_GE(actual, bound, what) ((double)(actual) >= (double)(bound))
+#define ASSERT_OK(err, what) ((err) == 0)
+bool test__mem_eq(const void *a, const void *b, size_t len);
+#define ASSERT_MEM_EQ(actual, expected, len, what) test__mem_eq((actual), (expected), (len))
+#endif
 
 #endif /* SLUICE_TEST_H */

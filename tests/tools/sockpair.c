@@ -555,14 +555,20 @@ static int do_pairs(int n)
 	double t0 = now_s();
 	bool ok = true;
 
-	if (!c || !s)
+	if (!c || !s) {
+		free(c);
+		free(s);
 		return fail("out of memory");
+	}
 	getrlimit(RLIMIT_NOFILE, &rl);
 	if (rl.rlim_cur < (rlim_t)(2 * n + 64)) {
 		rl.rlim_cur = rl.rlim_max = 2 * n + 64;
-		if (setrlimit(RLIMIT_NOFILE, &rl))
+		if (setrlimit(RLIMIT_NOFILE, &rl)) {
+			free(c);
+			free(s);
 			return fail("cannot raise the fd limit to %d: %s", 2 * n + 64,
 				    strerror(errno));
+		}
 	}
 	snap(&before);
 	lfd = listener(&ss, &len, n);

@@ -284,7 +284,7 @@ static struct json_object *req_op(const char *op)
 static void test_call(void)
 {
 	struct json_object *req = req_op("status"), *resp = NULL, *data;
-	struct server srv;
+	struct server srv = { 0 };
 
 	if (server_start(&srv, SRV_ECHO)) {
 		if (ASSERT_OK(api__call(srv.path, req, 2000, &resp), sluice__errmsg()) &&
@@ -310,7 +310,7 @@ static void test_call_errors(void)
 {
 	struct json_object *req = req_op("status"), *resp = NULL;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct server srv;
+	struct server srv = { 0 };
 	char path[108], want[200];
 	long long t0;
 	int fd;
@@ -360,7 +360,7 @@ static void test_call_errors(void)
 static void test_call_not_root(void)
 {
 	struct json_object *req = req_op("status"), *resp = NULL;
-	struct server srv;
+	struct server srv = { 0 };
 	int status, pfd[2];
 	char msg[512] = "";
 	ssize_t n;

@@ -19,6 +19,7 @@
 #include "desired.h"
 #include "internal.h"
 #include "test.h"
+#include "yamljson.h"
 
 static const char *const web_json =
 	"{\"services\": [\n"
@@ -173,31 +174,13 @@ static void test_yaml_round_trip(void)
 	ASSERT_EQ(a.nservices, 0, "null list");
 }
 
-/* build/tests/unit/test_desired -> the repository root */
-static bool repo_path(char *buf, size_t len, const char *rel)
-{
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-
-	if (n <= 0)
-		return false;
-	exe[n] = '\0';
-	for (int i = 0; i < 4; i++) {
-		char *slash = strrchr(exe, '/');
-
-		if (!slash)
-			return false;
-		*slash = '\0';
-	}
-	return snprintf(buf, len, "%s/%s", exe, rel) < (int)len;
-}
-
 static void test_example_file(void)
 {
 	char path[PATH_MAX], buf[DESIRED_SVC_REF_LEN];
 	struct desired d;
 
-	if (!ASSERT_TRUE(repo_path(path, sizeof(path), "scripts/examples/services.yaml"), "path"))
+	if (!ASSERT_TRUE(test__repo_path(path, sizeof(path), "scripts/examples/services.yaml"),
+			 "path"))
 		return;
 	if (!ASSERT_OK(desired__from_file(&d, path), sluice__errmsg()))
 		return;
@@ -248,7 +231,24 @@ static const struct reject_case rejects[] = {
 	{ "{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": \"80\", \"protocol\": \"tcp\"}]}",
 	  { "services[0].port: expected an integer 1-65535, got string \"80\"" } },
 	{ "{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": 80.5, \"protocol\": \"tcp\"}]}",
-	  { "services[0].port: 80.5 is not an integer" } },
+	  { "services[0].port: 80.5 is not a plain decimal integer" } },
+	/* integers only, as plain decimals, in JSON and in YAML */
+	{ "{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": 80.0, \"protocol\": \"tcp\"}]}",
+	  { "services[0].port: 80.0 is not a plain decimal integer (no fraction or exponent)" } },
+	{ "{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": 1e2, \"protocol\": \"tcp\"}]}",
+	  { "services[0].port: 1e2 is not a plain decimal integer (no fraction or exponent)" } },
+	{ "{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": 080, \"protocol\": \"tcp\"}]}",
+	  { "services[0].port: \"080\" is not a plain decimal integer (no leading zero)" } },
+	{ "services:\n  - vip: 10.96.0.10\n    port: 1e2\n    protocol: tcp\n",
+	  { "services[0].port: 1e2 is not a plain decimal integer (no fraction or exponent)" } },
+	{ "services:\n  - vip: 10.96.0.10\n    port: 80.0\n    protocol: tcp\n",
+	  { "services[0].port: 80.0 is not a plain decimal integer" } },
+	{ "services:\n  - vip: 10.96.0.10\n    port: 080\n    protocol: tcp\n",
+	  { "services[0].port: \"080\" is not a plain decimal integer (no leading zero)" } },
+	{ BE("{\"address\": \"10.0.0.1\", \"port\": 8.08e3}"),
+	  { "services[0].backends[0].port: 8.08e3 is not a plain decimal integer" } },
+	{ BE("{\"address\": \"10.0.0.1\", \"port\": 80, \"weight\": 010}"),
+	  { "services[0].backends[0].weight: \"010\" is not a plain decimal integer" } },
 	{ "services:\n  - vip: 10.96.0.10\n    port: 99999999999999999999\n    protocol: tcp\n",
 	  { "services[0].port:", "out of range 1-65535" } },
 	{ "services:\n  - vip: 10.96.0.10\n    port: \"80\"\n    protocol: tcp\n",
@@ -321,7 +321,20 @@ static const struct reject_case rejects[] = {
 	  { "<input>:4:5:", "duplicate key \"port\"" } },
 	{ "{\"services\": [}", { "<input>:1:15: invalid JSON" } },
 	{ "services: []\n---\nservices: []\n", { "second YAML document" } },
-	{ "a: &x [*x]\n", { "<input>:1:", "nested too deeply" } },
+	{ "a: &x [*x]\n",
+	  { "<input>:1:", "nested deeper than 64 levels after expanding aliases" } },
+	/* strings: no NUL, valid UTF-8, in JSON and in YAML */
+	{ SVC(", \"name\": \"web\\u0000evil\""),
+	  { "<input>: services[0].name: the string contains a NUL character (\\u0000)" } },
+	{ "services:\n  - {vip: 10.96.0.10, port: 80, protocol: tcp, name: \"web\\0evil\"}\n",
+	  { "<input>: services[0].name: the string contains a NUL character" } },
+	{ SVC(", \"name\": \"caf\xc3\""),
+	  { "<input>: services[0].name: the string is not valid UTF-8 (bad byte 0xc3 at offset 3)" } },
+	{ SVC(", \"name\": \"\xed\xa0\x80\""),
+	  { "services[0].name: the string is not valid UTF-8 (bad byte 0xed at offset 0)" } },
+	{ SVC(", \"name\": \"\xc0\xaf\""), { "services[0].name: the string is not valid UTF-8" } },
+	{ SVC(", \"x\\u0000y\": 1"), { "<input>:1:", "a key contains a NUL character (\\u0000)" } },
+	{ SVC(", \"n\xffme\": 1"), { "<input>: services[0]: a key is not valid UTF-8" } },
 	{ "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
 	  "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
 	  "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
@@ -348,6 +361,112 @@ static void test_rejects(void)
 			if (!has(c->want[k]))
 				fprintf(stderr, "    input: %s\n", c->text);
 	}
+}
+
+/* n nested lists, "[[...]]", or in YAML block style "- - - ... x" */
+static char *nested(int n, bool block)
+{
+	char *s = malloc((size_t)n * 2 + 4), *p = s;
+
+	if (!s)
+		return NULL;
+	for (int i = 0; i < n; i++) {
+		*p++ = block ? '-' : '[';
+		if (block)
+			*p++ = ' ';
+	}
+	if (block)
+		*p++ = 'x';
+	for (int i = 0; !block && i < n; i++)
+		*p++ = ']';
+	*p = '\0';
+	return s;
+}
+
+/* Nesting depth: 64 levels read, 65 refused with the limit named, by the
+ * YAML reader, the JSON reader and the JSON-through-libyaml path alike. A
+ * 100000-level text is refused too (it used to take a minute). */
+static void test_depth_limit(void)
+{
+	int (*readers[])(const char *, size_t, const char *,
+			 struct json_object **) = { yaml__parse, yaml__parse_json, yaml__load };
+	const char *const names[] = { "yaml", "json", "load" };
+	struct json_object *o;
+	char what[64];
+
+	for (int r = 0; r < 3; r++) {
+		for (int n = YAMLJSON_MAX_DEPTH - 1; n <= YAMLJSON_MAX_DEPTH + 1; n++) {
+			char *t = nested(n, false);
+
+			if (!t)
+				return;
+			snprintf(what, sizeof(what), "%s: %d levels", names[r], n);
+			if (n <= YAMLJSON_MAX_DEPTH) {
+				ASSERT_OK(readers[r](t, strlen(t), "f", &o), what);
+				json_object_put(o);
+			} else if (ASSERT_EQ(readers[r](t, strlen(t), "f", &o), -EINVAL, what)) {
+				ASSERT_TRUE(o == NULL, "nothing returned");
+				has("f:1:");
+				has("nested deeper than 64 levels (the limit for YAML and JSON input)");
+			}
+			free(t);
+		}
+	}
+	for (int n = YAMLJSON_MAX_DEPTH; n <= YAMLJSON_MAX_DEPTH + 1; n++) {
+		char *t = nested(n, true);
+
+		if (!t)
+			return;
+		snprintf(what, sizeof(what), "YAML block: %d levels", n);
+		if (n <= YAMLJSON_MAX_DEPTH) {
+			ASSERT_OK(yaml__parse(t, strlen(t), "f", &o), what);
+			json_object_put(o);
+		} else if (ASSERT_EQ(yaml__parse(t, strlen(t), "f", &o), -EINVAL, what)) {
+			has("nested deeper than 64 levels");
+		}
+		free(t);
+	}
+	for (int r = 0; r < 3; r++) {
+		char *t = nested(100000, false);
+
+		if (!t)
+			return;
+		ASSERT_EQ(readers[r](t, strlen(t), "deep", &o), -EINVAL, names[r]);
+		has("deep:1:");
+		has("nested deeper than 64 levels");
+		free(t);
+	}
+}
+
+/* The strict JSON reader (API messages, the state file) checks strings
+ * and numbers as the YAML path does. */
+static void test_json_reader(void)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+		{ "{\"a\": [\"x\", \"b\\u0000c\"]}",
+		  "m: a[1]: the string contains a NUL character (\\u0000)" },
+		{ "{\"a\\u0000b\": 1}", "m:1:4: a key contains a NUL character (\\u0000)" },
+		{ "{\"a\": {\"b\": \"\xff\"}}",
+		  "m: a.b: the string is not valid UTF-8 (bad byte 0xff at offset 0)" },
+		{ "{\"port\": 080}", "m:1:10: number with a leading zero" },
+		{ "[1, -007]", "m:1:5: number with a leading zero" },
+		{ "{\"\xe2\x82\": 1}", "m: top level: a key is not valid UTF-8" },
+	};
+	const char *ok = "[0, -0, 0.5, 1e-05, 10, \"\\u00e9\\t\", \"\xc3\xa9\"]";
+	struct json_object *o;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		if (ASSERT_EQ(yaml__parse_json(cases[i].text, strlen(cases[i].text), "m", &o),
+			      -EINVAL, cases[i].text))
+			has(cases[i].want);
+		else
+			json_object_put(o);
+	}
+	/* what stays accepted: 0, fractions, exponents, escapes, UTF-8 */
+	ASSERT_OK(yaml__parse_json(ok, strlen(ok), "m", &o), sluice__errmsg());
+	json_object_put(o);
 }
 
 static void test_too_many_backends(void)
@@ -778,7 +897,7 @@ static char *many_state(__u32 n, int gen)
 				i / 250, i % 250 + 1);
 		for (__u32 j = 0; j < nb; j++)
 			len += snprintf(t + len, cap - len, "%s{address: 10.%u.%u.%u, port: 80}",
-					j ? ", " : "", 1 + gen, i % 250, j + 1);
+					j ? ", " : "", 1u + (unsigned int)gen, i % 250, j + 1);
 		len += snprintf(t + len, cap - len, "]}\n");
 	}
 	return t;
@@ -834,6 +953,8 @@ static const struct test tests[] = {
 	TEST(test_yaml_round_trip),
 	TEST(test_example_file),
 	TEST(test_rejects),
+	TEST(test_depth_limit),
+	TEST(test_json_reader),
 	TEST(test_too_many_backends),
 	TEST(test_validate_model),
 	TEST(test_svc_ref),

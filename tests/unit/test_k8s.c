@@ -135,32 +135,13 @@ static int weight(const struct desired_service *s, const char *addr, __u16 port)
 	return -1;
 }
 
-/* build/tests/unit/test_k8s -> the repository root */
-static bool repo_path(char *buf, size_t len, const char *rel)
-{
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-
-	if (n <= 0)
-		return false;
-	exe[n] = '\0';
-	for (int i = 0; i < 4; i++) {
-		char *slash = strrchr(exe, '/');
-
-		if (!slash)
-			return false;
-		*slash = '\0';
-	}
-	return snprintf(buf, len, "%s/%s", exe, rel) < (int)len;
-}
-
 static int load_list(struct k8s_objs *o, const char *rel)
 {
 	char path[PATH_MAX];
 	struct json_object *root, *items;
 	int err = 0;
 
-	if (!repo_path(path, sizeof(path), rel))
+	if (!test__repo_path(path, sizeof(path), rel))
 		return -ENAMETOOLONG;
 	root = json_object_from_file(path);
 	if (!root || !json_object_object_get_ex(root, "items", &items)) {
@@ -188,7 +169,8 @@ static void test_fixtures(void)
 	ASSERT_EQ(k8s_objs__count(slices), 7, "7 EndpointSlices stored");
 	if (xlate(&got, "n1"))
 		return;
-	if (!ASSERT_TRUE(repo_path(path, sizeof(path), "tests/e2e/k8s/fixtures/expected.json"),
+	if (!ASSERT_TRUE(test__repo_path(path, sizeof(path),
+					 "tests/e2e/k8s/fixtures/expected.json"),
 			 "path") ||
 	    !ASSERT_OK(desired__from_file(&want, path), sluice__errmsg())) {
 		desired__free(&got);
@@ -622,6 +604,21 @@ static void test_stream(void)
 			  "malformed");
 		ASSERT_EQ(c.n, 1, "the good event before it");
 		ASSERT_TRUE(strstr(sluice__errmsg(), "malformed JSON"), "message");
+		k8s_stream__free(&s);
+	}
+	/* a value that is not an object: refused where it starts, however the
+	 * body is cut ("4" then "-" used to read as one pending number) */
+	for (size_t step = 1; step <= 2; step++) {
+		struct collected c = { 0 };
+		const char *num = "4-";
+		int err = 0;
+
+		k8s_stream__init(&s, 1 << 20);
+		for (size_t off = 0; off < 2 && !err; off += step)
+			err = k8s_stream__feed(&s, num + off, step, collect, &c);
+		ASSERT_EQ(err, -EBADMSG, "a bare number");
+		ASSERT_TRUE(strstr(sluice__errmsg(), "expected an event object near \"4"),
+			    "message");
 		k8s_stream__free(&s);
 	}
 	/* a value that never ends is cut at max */

@@ -22,8 +22,9 @@
 static char out[OUT_MAX];
 static char dir[] = "/tmp/sluice-test-config.XXXXXX";
 
-/* config__parse() on "meshd" plus the NULL-ended args; what it prints
- * (stdout and stderr) is in out. */
+/* config__parse() on "meshd" plus the args, ended by (char *)NULL (a bare
+ * NULL may be an int in varargs); what it prints (stdout and stderr) is in
+ * out. */
 static int parse(struct meshd_config *cfg, ...)
 {
 	char *argv[32] = { "meshd" };
@@ -97,7 +98,7 @@ static void test_defaults(void)
 {
 	struct meshd_config cfg;
 
-	if (!ASSERT_EQ(parse(&cfg, NULL), 0, "no flags"))
+	if (!ASSERT_EQ(parse(&cfg, (char *)NULL), 0, "no flags"))
 		goto out;
 	ASSERT_EQ(cfg.xdp_mode, ATTACH_XDP_NATIVE, "xdp mode");
 	ASSERT_FALSE(cfg.fib_forward, "fib forward");
@@ -130,7 +131,7 @@ static void test_flags(void)
 			     "--metrics", "off", "--telemetry", "no", "--telemetry-interval", "0",
 			     "--socket-lb", "false", "--redirect", "1", "--state-missing", "empty",
 			     "--api-max-request", "64",
-			     "--cleanup", NULL),
+			     "--cleanup", (char *)NULL),
 		       0, "flags"))
 		goto out;
 	str_is(cfg.interfaces, "eth1,lb-*", "interfaces");
@@ -169,7 +170,8 @@ static void test_file_and_precedence(void)
 		     "state: /tmp/from-file.json\n"
 		     "state_missing: adopt\n"
 		     "log_level: ~\n");
-	if (!ASSERT_EQ(parse(&cfg, "--config", path, "--xdp-mode", "off", NULL), 0, "parse"))
+	if (!ASSERT_EQ(parse(&cfg, "--config", path, "--xdp-mode", "off", (char *)NULL), 0,
+		       "parse"))
 		goto out;
 	str_is(cfg.interfaces, "eth1,lb-*", "interfaces from the file's list");
 	ASSERT_EQ(cfg.xdp_mode, ATTACH_XDP_OFF, "the flag wins over the file");
@@ -219,7 +221,7 @@ static void test_bad_flags(void)
 	for (size_t i = 0; i < ARRAY_SIZE(bad_flags); i++) {
 		const struct bad_flag *b = &bad_flags[i];
 
-		if (ASSERT_EQ(parse(&cfg, b->flag, b->value, NULL), 2, b->flag))
+		if (ASSERT_EQ(parse(&cfg, b->flag, b->value, (char *)NULL), 2, b->flag))
 			said(b->message);
 		config__free(&cfg);
 	}
@@ -230,10 +232,11 @@ static void test_bad_kubeconfig(void)
 	struct meshd_config cfg;
 
 	/* read only when the sync is on */
-	ASSERT_EQ(parse(&cfg, "--kubeconfig", "/nonexistent/kubeconfig", NULL), 0, "sync off");
+	ASSERT_EQ(parse(&cfg, "--kubeconfig", "/nonexistent/kubeconfig", (char *)NULL), 0,
+		  "sync off");
 	config__free(&cfg);
 	if (ASSERT_EQ(parse(&cfg, "--kubernetes", "on", "--kubeconfig", "/nonexistent/kubeconfig",
-			    NULL),
+			    (char *)NULL),
 		      2, "sync on"))
 		said("--kubeconfig: cannot read /nonexistent/kubeconfig");
 	config__free(&cfg);
@@ -265,11 +268,12 @@ static void test_bad_file(void)
 
 		write_config(path, sizeof(path), b->yaml);
 		snprintf(want, sizeof(want), "%s: %s", path, b->message);
-		if (ASSERT_EQ(parse(&cfg, "--config", path, NULL), 2, b->yaml))
+		if (ASSERT_EQ(parse(&cfg, "--config", path, (char *)NULL), 2, b->yaml))
 			said(want);
 		config__free(&cfg);
 	}
-	if (ASSERT_EQ(parse(&cfg, "--config", "/nonexistent/meshd.yaml", NULL), 2, "no file"))
+	if (ASSERT_EQ(parse(&cfg, "--config", "/nonexistent/meshd.yaml", (char *)NULL), 2,
+		      "no file"))
 		said("config /nonexistent/meshd.yaml");
 	config__free(&cfg);
 }
@@ -296,7 +300,7 @@ static void test_usage(void)
 	for (size_t i = 0; i < ARRAY_SIZE(usage_cases); i++) {
 		const struct usage_case *u = &usage_cases[i];
 
-		if (ASSERT_EQ(parse(&cfg, u->arg, u->arg2, NULL), u->rc, u->arg))
+		if (ASSERT_EQ(parse(&cfg, u->arg, u->arg2, (char *)NULL), u->rc, u->arg))
 			said(u->message);
 		config__free(&cfg);
 	}

@@ -129,9 +129,18 @@ static char *hash__dump(int fd, size_t ksz, size_t vsz, size_t *n)
 	void *prev = NULL;
 
 	*n = 0;
-	while (buf && !bpf_map_get_next_key(fd, prev, next)) {
-		if (*n == cap)
-			buf = realloc(buf, (cap *= 2) * (ksz + vsz));
+	if (!buf)
+		return NULL;
+	while (!bpf_map_get_next_key(fd, prev, next)) {
+		if (*n == cap) {
+			char *grown = realloc(buf, (cap *= 2) * (ksz + vsz));
+
+			if (!grown) {
+				free(buf);
+				return NULL;
+			}
+			buf = grown;
+		}
 		memcpy(key, next, ksz);
 		prev = key;
 		memcpy(buf + *n * (ksz + vsz), key, ksz);

@@ -189,7 +189,9 @@ static const struct cmd *cmd__find(const struct cmd *parent, const char *word)
 	int n = 0;
 
 	for (s = parent->sub; *s; s++) {
+		/* cppcheck reads the returned pointer as a repeated condition */
 		if (!strcmp((*s)->name, word))
+			// cppcheck-suppress identicalInnerCondition
 			return *s;
 	}
 	for (s = parent->sub; *s; s++) {

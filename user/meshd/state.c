@@ -185,6 +185,8 @@ static void state__log_change(enum desired_change change, const struct desired_s
 	char ref[DESIRED_SVC_REF_LEN], bes[512];
 
 	(void)ctx;
+	/* desired__diff() and state__tally() pass old_svc, new_svc or both */
+	// cppcheck-suppress nullPointer
 	sluice_svc__str(&svc->vip, svc->port, svc->proto, ref, sizeof(ref));
 	if (change == DESIRED_DELETE)
 		pr_info("service %s%s%s%s deleted", ref, svc->name[0] ? " (" : "", svc->name,

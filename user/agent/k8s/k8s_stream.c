@@ -74,6 +74,18 @@ int k8s_stream__feed(struct k8s_stream *s, const char *buf, size_t len, k8s_stre
 			len--;
 			continue;
 		}
+		/* Watch events are objects. A bare number or word has no end of
+		 * its own, so whether it ended at a chunk boundary would decide
+		 * how the rest splits: refuse it where it starts. */
+		if (!s->pending && *buf != '{') {
+			char q[32];
+
+			stream__quote(q, sizeof(q), buf, len);
+			sluice__set_err("malformed JSON in the watch stream: expected an event "
+					"object near \"%s\"",
+					q);
+			return -EBADMSG;
+		}
 		v = json_tokener_parse_ex(s->tok, buf, len > INT32_MAX ? INT32_MAX : (int)len);
 		jerr = json_tokener_get_error(s->tok);
 		if (!v && jerr == json_tokener_continue) {

@@ -245,6 +245,13 @@ static void xl__name(char *buf, const struct k8s_svc *svc, const struct k8s_svc_
 		len = snprintf(full, sizeof(full), "%s/%s:%s", svc->ns, svc->name, p->name);
 	else
 		len = snprintf(full, sizeof(full), "%s/%s", svc->ns, svc->name);
+	/* The API server only admits DNS names, but a byte outside printable
+	 * ASCII here would make desired__validate() refuse the whole state
+	 * (every service of the node), and cutting the name below could split
+	 * a UTF-8 sequence: such bytes become '?'. */
+	for (char *c = full; *c; c++)
+		if (*c < 0x21 || *c > 0x7e)
+			*c = '?';
 	if (len < DESIRED_NAME_MAX) {
 		memcpy(buf, full, len + 1);
 		return;

@@ -28,6 +28,8 @@ static bool companion__own(const struct bpf_map *map, const char *own_prefix)
 static int companion__reuse(const struct sluice *s, struct bpf_map *map)
 {
 	const char *name = bpf_map__name(map);
+	/* s is NULL only with an empty own_prefix, where every map is own */
+	// cppcheck-suppress ctunullpointer
 	struct bpf_map *lb_map = bpf_object__find_map_by_name(s->skel->obj, name);
 	int err;
 

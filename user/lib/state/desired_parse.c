@@ -12,7 +12,6 @@
  * parsed, and all of them together at the end.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,12 +160,37 @@ static struct json_object *desired__field(struct json_object *obj, const char *k
 	return v;
 }
 
+/* [+-]digits: a number as written, possibly kept as a string or double. */
+static bool desired__is_digits(const char *s)
+{
+	if (*s == '-' || *s == '+')
+		s++;
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+/* "080": the YAML reader keeps these as strings (see yamljson.h). */
+static bool desired__is_zero_padded(const char *s)
+{
+	if (*s == '-' || *s == '+')
+		s++;
+	return s[0] == '0' && desired__is_digits(s + 1);
+}
+
+/*
+ * Integers only, as plain decimals: 1e2, 80.0 and 080 all mean 80 to some
+ * reader and something else (or an error) to another, so each is refused
+ * with the field and the text as written.
+ */
 static int desired__get_int(struct json_object *v, const char *path, long long min, long long max,
 			    long long *out)
 {
 	char val[VAL_LEN];
 	long long x;
-	double d;
 
 	desired__jtext(v, val, sizeof(val));
 	switch (json_object_get_type(v)) {
@@ -174,13 +198,20 @@ static int desired__get_int(struct json_object *v, const char *path, long long m
 		x = json_object_get_int64(v); /* clamps beyond int64: still out of range */
 		break;
 	case json_type_double:
-		d = json_object_get_double(v);
-		if (!isfinite(d) || floor(d) != d)
-			return desired__err(path, "%s is not an integer", val);
-		if (d < (double)min || d > (double)max)
+		/* digits beyond int64 (the YAML reader makes them doubles) */
+		if (desired__is_digits(val))
 			return desired__err(path, "%s is out of range %lld-%lld", val, min, max);
-		x = (long long)d;
-		break;
+		return desired__err(path,
+				    "%s is not a plain decimal integer (no fraction or exponent): "
+				    "expected an integer %lld-%lld",
+				    val, min, max);
+	case json_type_string:
+		if (desired__is_zero_padded(json_object_get_string(v)))
+			return desired__err(path,
+					    "%s is not a plain decimal integer (no leading zero): "
+					    "expected an integer %lld-%lld",
+					    val, min, max);
+		/* fall through */
 	default:
 		return desired__err(path, "expected an integer %lld-%lld, got %s %s", min, max,
 				    desired__jtype(v), val);

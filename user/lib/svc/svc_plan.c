@@ -114,7 +114,9 @@ int svc__snap_load(struct svc_snap *snap, struct sluice *s)
 			     sizeof(struct sluice_backend), svc__collect_backend, snap);
 	if (err)
 		return err;
-	qsort(snap->bes, snap->nbes, sizeof(*snap->bes), svc__cmp_be);
+	/* qsort(NULL, 0, ...) is undefined (empty backends map: bes NULL) */
+	if (snap->nbes)
+		qsort(snap->bes, snap->nbes, sizeof(*snap->bes), svc__cmp_be);
 	return 0;
 }
 
