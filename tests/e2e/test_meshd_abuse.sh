@@ -14,7 +14,7 @@
 # "PASS: e2e/meshd_abuse_<name>" or "FAIL: e2e/meshd_abuse_<name>: <reason>"
 # line each:
 #   stall          3 clients send half a request and wait: `meshctl status`
-#                  and a scrape each answer within BOUND_MS, three times
+#                  and a scrape each answer within BOUND_MS, twice
 #   relink         during such a stall a matching veth deleted and created
 #                  again (new ifindex) carries XDP again within BOUND_MS and
 #                  status lists it
@@ -27,11 +27,12 @@
 #                  $RSS_MAX_MB; one just under the limit is parsed (its
 #                  unknown argument is named); peak RSS printed
 #   http_trickle   40 clients send /metrics headers a byte a second: a
-#                  scrape succeeds within BOUND_MS, three times
+#                  scrape succeeds within BOUND_MS, twice
 #   http_idle      500 idle TCP connections to /metrics: a scrape succeeds
-#                  within BOUND_MS, three times
+#                  within BOUND_MS, twice
 # meshd, pins, namespaces, links and temp files are removed on exit,
-# failure or interruption. Needs root, curl, python3. About 40 s.
+# failure or interruption. Needs root, curl, python3. About 60 s (more on a
+# loaded machine).
 # Usage: test_meshd_abuse.sh [SCENARIO...]   (default: all, in order)
 # MESHD=/path/to/meshd runs another build (e.g. an older one) through it.
 set -u
@@ -50,6 +51,9 @@ PIN=/sys/fs/bpf/sluice-ab$$
 PATTERN='to-*'
 MPORT=19465 # inside the node namespace: nothing else listens there
 START_TIMEOUT=20
+# A timed status or scrape must take less than this: 2 s, or three times
+# what status takes here without abuse when the machine is slower than that
+# (set in main; the old inline server took 5 s per stuck client).
 BOUND_MS=2000
 RSS_MAX_MB=400
 NSVC=800 # services for a large service.list answer
@@ -150,7 +154,7 @@ test_stall() {
 	timed "status, no abuse" status3 || ok=1
 	abuse stall stall "$SOCK" 3 || return 1
 	sleep 0.3
-	for i in 1 2 3; do
+	for i in 1 2; do
 		timed "status $i" status3 || ok=1
 		timed "scrape $i" scrape || ok=1
 		sleep 0.5
@@ -215,10 +219,10 @@ test_slow_reader() {
 	log "service.list answer: $bytes bytes"
 	abuse slow slow-read "$SOCK" || return 1
 	sleep 0.5
-	for i in 1 2 3; do
+	for i in 1 2; do
 		timed "status $i" status3 || ok=1
 		timed "scrape $i" scrape || ok=1
-		sleep 1
+		sleep 0.3
 	done
 	stop_abuse
 	echo '{"services": []}' >"$WORK/none.json"
@@ -267,7 +271,7 @@ test_http_trickle() {
 	ensure_meshd || return 1
 	abuse trickle trickle 127.0.0.1 "$MPORT" 40 || return 1
 	sleep 1
-	for i in 1 2 3; do
+	for i in 1 2; do
 		timed "scrape $i" scrape || ok=1
 		sleep 0.5
 	done
@@ -280,7 +284,7 @@ test_http_idle() {
 	ensure_meshd || return 1
 	abuse idle idle-tcp 127.0.0.1 "$MPORT" 500 || return 1
 	sleep 0.5
-	for i in 1 2 3; do
+	for i in 1 2; do
 		timed "scrape $i" scrape || ok=1
 		sleep 0.5
 	done
@@ -288,6 +292,19 @@ test_http_idle() {
 		grep '^sluice_metrics_http_connections_closed_total' | tr '\n' ' ')"
 	stop_abuse
 	return $ok
+}
+
+# The bound from the slowest of 3 status calls without abuse.
+set_bound() {
+	local i t0 ms base=0
+	for i in 1 2 3; do
+		t0=$(now_ms)
+		status3 >/dev/null
+		ms=$(($(now_ms) - t0))
+		[ "$ms" -gt "$base" ] && base=$ms
+	done
+	[ $((3 * base)) -gt "$BOUND_MS" ] && BOUND_MS=$((3 * base))
+	echo "# status without abuse: ${base} ms; bound ${BOUND_MS} ms"
 }
 
 ALL=(stall relink slow_reader idle too_large http_trickle http_idle)
@@ -314,6 +331,7 @@ main() {
 		tail -n 20 "$LOG"
 		exit 1
 	fi
+	set_bound
 	for name in "${todo[@]}"; do
 		scenario "$name"
 		stop_abuse

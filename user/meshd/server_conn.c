@@ -192,9 +192,12 @@ static void server__conn_discard(struct server *srv, struct server_conn *c)
 {
 	struct json_object *resp;
 	char scratch[16384];
+	size_t batch = 0;
 	ssize_t n;
 
-	for (;;) {
+	/* a bounded batch per turn: a peer writing without end must not keep
+	 * the loop here (its deadline ends the discarding) */
+	while (batch < SERVER_DISCARD_BATCH) {
 		n = recv(c->fd, scratch,
 			 c->discard_left < sizeof(scratch) ? c->discard_left : sizeof(scratch),
 			 MSG_DONTWAIT);
@@ -210,7 +213,10 @@ static void server__conn_discard(struct server *srv, struct server_conn *c)
 		c->discard_left -= (size_t)n;
 		if (!n || !c->discard_left || memchr(scratch, '\n', (size_t)n))
 			break;
+		batch += (size_t)n;
 	}
+	if (batch >= SERVER_DISCARD_BATCH)
+		return; /* more next turn: the socket is still readable */
 	resp = c->resp;
 	c->resp = NULL;
 	server__conn_answer(srv, c, resp);

@@ -21,6 +21,8 @@
 /* What a refused (non-root) peer may make us read before its answer. */
 #define SERVER_DRAIN_MAX (64u << 10)
 #define SERVER_REFUSED_MS 1000
+/* What one turn of the loop discards of a refused request at most. */
+#define SERVER_DISCARD_BATCH (1u << 20)
 
 enum server_conn_state {
 	CONN_FREE,
