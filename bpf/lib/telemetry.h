@@ -194,6 +194,15 @@ static __always_inline bool telem_classify_outbound(const struct telem_tuple *t,
 	return telem_endpoint(t->raddr, t->rport, t->family, ep);
 }
 
+/* A flow is in ct_new until the client's last handshake ACK crossed the
+ * datapath, which may be after the socket saw the handshake complete. */
+static __always_inline struct sluice_ct_entry *telem_ct_lookup(const struct sluice_ct_key *key)
+{
+	struct sluice_ct_entry *ct = bpf_map_lookup_elem(&conntrack, key);
+
+	return ct ? ct : bpf_map_lookup_elem(&ct_new, key);
+}
+
 /* The backend the datapath chose for a connection to a VIP, from its
  * forward conntrack entry; 0 when this node did not balance it. */
 static __always_inline __u32 telem_ct_backend(const struct telem_tuple *t)
@@ -208,7 +217,7 @@ static __always_inline __u32 telem_ct_backend(const struct telem_tuple *t)
 	key.proto = IPPROTO_TCP;
 	key.family = t->family;
 	key.dir = SLUICE_CT_FWD;
-	ct = bpf_map_lookup_elem(&conntrack, &key);
+	ct = telem_ct_lookup(&key);
 	return ct ? ct->backend_id : 0;
 }
 
@@ -231,7 +240,7 @@ static __always_inline void telem_ct_inbound(const struct telem_tuple *t,
 	key.proto = IPPROTO_TCP;
 	key.family = t->family;
 	key.dir = SLUICE_CT_REPLY;
-	ct = bpf_map_lookup_elem(&conntrack, &key);
+	ct = telem_ct_lookup(&key);
 	if (!ct || !ct->svc_id)
 		return;
 	ep->svc_id = ct->svc_id;
