@@ -10,10 +10,16 @@
  * malformed JSON the stream is unusable (there is no reliable place to
  * resume in the middle of a value): the caller drops the connection and
  * resumes the watch from its last resourceVersion.
+ *
+ * A value that spans chunks is kept and parsed again whole once json-c
+ * says it ended: json-c 0.16 reads a number cut by a chunk boundary
+ * differently ("4" then "-1}" is accepted as 4, "4-1}" is an error), so
+ * the incremental result only tells where the value ends.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -47,7 +53,50 @@ void k8s_stream__free(struct k8s_stream *s)
 {
 	if (s->tok)
 		json_tokener_free(s->tok);
+	free(s->buf);
 	memset(s, 0, sizeof(*s));
+}
+
+/* Keep len more bytes of the pending value. */
+static int stream__keep(struct k8s_stream *s, const char *buf, size_t len)
+{
+	char *grown;
+	size_t cap;
+
+	if (s->pending + len > s->cap) {
+		cap = s->cap ? s->cap : 4096;
+		while (cap < s->pending + len)
+			cap *= 2;
+		grown = realloc(s->buf, cap);
+		if (!grown) {
+			sluice__set_err("out of memory for a watch event");
+			return -ENOMEM;
+		}
+		s->buf = grown;
+		s->cap = cap;
+	}
+	memcpy(s->buf + s->pending, buf, len);
+	s->pending += len;
+	return 0;
+}
+
+/* The kept value, parsed whole; NULL with *jerr set when it is not one
+ * complete value. */
+static struct json_object *stream__reparse(struct k8s_stream *s, enum json_tokener_error *jerr)
+{
+	struct json_object *v;
+
+	json_tokener_reset(s->tok);
+	v = json_tokener_parse_ex(s->tok, s->buf, (int)s->pending);
+	*jerr = json_tokener_get_error(s->tok);
+	if (v && json_tokener_get_parse_end(s->tok) != s->pending) {
+		json_object_put(v);
+		v = NULL;
+		*jerr = json_tokener_error_parse_unexpected;
+	} else if (!v && *jerr == json_tokener_continue) {
+		*jerr = json_tokener_error_parse_eof;
+	}
+	return v;
 }
 
 /* Quote the bytes around a parse error for the log (control chars as '.'). */
@@ -65,7 +114,8 @@ int k8s_stream__feed(struct k8s_stream *s, const char *buf, size_t len, k8s_stre
 	while (len) {
 		struct json_object *v;
 		enum json_tokener_error jerr;
-		size_t used;
+		size_t used, blen;
+		const char *base;
 		int err;
 
 		/* skip separators here so they never count as a pending value */
@@ -89,24 +139,37 @@ int k8s_stream__feed(struct k8s_stream *s, const char *buf, size_t len, k8s_stre
 		v = json_tokener_parse_ex(s->tok, buf, len > INT32_MAX ? INT32_MAX : (int)len);
 		jerr = json_tokener_get_error(s->tok);
 		if (!v && jerr == json_tokener_continue) {
-			s->pending += len;
-			if (s->max && s->pending > s->max) {
+			if (s->max && s->pending + len > s->max) {
 				sluice__set_err("watch event larger than %zu bytes", s->max);
 				return -EBADMSG;
 			}
-			return 0;
+			return stream__keep(s, buf, len);
+		}
+		used = v ? json_tokener_get_parse_end(s->tok) : len;
+		base = buf;
+		blen = len;
+		if (s->pending) {
+			/* the value spanned chunks: its whole text decides */
+			json_object_put(v);
+			err = stream__keep(s, buf, used);
+			if (err)
+				return err;
+			v = stream__reparse(s, &jerr);
+			base = s->buf;
+			blen = s->pending;
 		}
 		if (!v) {
 			char q[64];
 			size_t at = json_tokener_get_parse_end(s->tok);
 
-			stream__quote(q, sizeof(q), buf + (at > 16 ? at - 16 : 0),
-				      len - (at > 16 ? at - 16 : 0));
+			if (at > blen)
+				at = blen;
+			stream__quote(q, sizeof(q), base + (at > 16 ? at - 16 : 0),
+				      blen - (at > 16 ? at - 16 : 0));
 			sluice__set_err("malformed JSON in the watch stream: %s near \"%s\"",
 					json_tokener_error_desc(jerr), q);
 			return -EBADMSG;
 		}
-		used = json_tokener_get_parse_end(s->tok);
 		json_tokener_reset(s->tok);
 		s->pending = 0;
 		buf += used;
