@@ -14,7 +14,9 @@
  * A value that spans chunks is kept and parsed again whole once json-c
  * says it ended: json-c 0.16 reads a number cut by a chunk boundary
  * differently ("4" then "-1}" is accepted as 4, "4-1}" is an error), so
- * the incremental result only tells where the value ends.
+ * the incremental result only tells where the value ends. Its UTF-8
+ * check also fails on a character cut by a chunk's end, so the last bytes
+ * of an unfinished character wait for the next chunk.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -47,6 +49,7 @@ void k8s_stream__reset(struct k8s_stream *s)
 	if (s->tok)
 		json_tokener_reset(s->tok);
 	s->pending = 0;
+	s->ncarry = 0;
 }
 
 void k8s_stream__free(struct k8s_stream *s)
@@ -81,7 +84,8 @@ static int stream__keep(struct k8s_stream *s, const char *buf, size_t len)
 }
 
 /* The kept value, parsed whole; NULL with *jerr set when it is not one
- * complete value. */
+ * complete value (json_tokener_continue: a valid start, the tokener
+ * holds it and the next bytes continue it). */
 static struct json_object *stream__reparse(struct k8s_stream *s, enum json_tokener_error *jerr)
 {
 	struct json_object *v;
@@ -93,8 +97,6 @@ static struct json_object *stream__reparse(struct k8s_stream *s, enum json_token
 		json_object_put(v);
 		v = NULL;
 		*jerr = json_tokener_error_parse_unexpected;
-	} else if (!v && *jerr == json_tokener_continue) {
-		*jerr = json_tokener_error_parse_eof;
 	}
 	return v;
 }
@@ -109,7 +111,8 @@ static void stream__quote(char *out, size_t outlen, const char *buf, size_t len)
 	out[n] = '\0';
 }
 
-int k8s_stream__feed(struct k8s_stream *s, const char *buf, size_t len, k8s_stream_fn fn, void *ctx)
+static int stream__feed(struct k8s_stream *s, const char *buf, size_t len, k8s_stream_fn fn,
+			void *ctx)
 {
 	while (len) {
 		struct json_object *v;
@@ -157,6 +160,17 @@ int k8s_stream__feed(struct k8s_stream *s, const char *buf, size_t len, k8s_stre
 			v = stream__reparse(s, &jerr);
 			base = s->buf;
 			blen = s->pending;
+			if (!v && jerr == json_tokener_continue) {
+				/* only a split made it end or fail: read on */
+				if (s->max && s->pending > s->max) {
+					sluice__set_err("watch event larger than %zu bytes",
+							s->max);
+					return -EBADMSG;
+				}
+				buf += used;
+				len -= used;
+				continue;
+			}
 		}
 		if (!v) {
 			char q[64];
@@ -179,6 +193,53 @@ int k8s_stream__feed(struct k8s_stream *s, const char *buf, size_t len, k8s_stre
 		if (err < 0)
 			return err;
 	}
+	return 0;
+}
+
+static size_t utf8__need(unsigned char lead)
+{
+	return lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+}
+
+/* How many bytes at the end of buf start a UTF-8 character they do not
+ * finish (0-3). */
+static size_t utf8__cut_tail(const char *buf, size_t len)
+{
+	for (size_t k = 1; k <= 3 && k <= len; k++) {
+		unsigned char c = (unsigned char)buf[len - k];
+
+		if ((c & 0xc0) == 0x80)
+			continue;
+		return c >= 0xc0 && c < 0xf8 && utf8__need(c) > k ? k : 0;
+	}
+	return 0;
+}
+
+int k8s_stream__feed(struct k8s_stream *s, const char *buf, size_t len, k8s_stream_fn fn, void *ctx)
+{
+	size_t hold, n;
+	int err;
+
+	/* first finish the character the last chunk cut */
+	while (s->ncarry && len) {
+		if (((unsigned char)*buf & 0xc0) == 0x80) {
+			s->carry[s->ncarry++] = *buf++;
+			len--;
+			if (s->ncarry < utf8__need((unsigned char)s->carry[0]))
+				continue;
+		}
+		n = s->ncarry;
+		s->ncarry = 0;
+		err = stream__feed(s, s->carry, n, fn, ctx);
+		if (err)
+			return err;
+	}
+	hold = utf8__cut_tail(buf, len);
+	err = stream__feed(s, buf, len - hold, fn, ctx);
+	if (err)
+		return err;
+	memcpy(s->carry + s->ncarry, buf + len - hold, hold);
+	s->ncarry += hold;
 	return 0;
 }
 
