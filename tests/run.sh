@@ -31,6 +31,8 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Generous bounds: a hung suite must fail, not stall CI.
 BIN_TIMEOUT=${SLUICE_TEST_TIMEOUT:-300}
 E2E_TIMEOUT=${SLUICE_E2E_TIMEOUT:-600}
+# sanitized meshd runs 2-3x slower (test_meshd.sh's 300k-backend case most)
+[ "${SLUICE_SAN:-0}" = 1 ] && E2E_TIMEOUT=${SLUICE_E2E_TIMEOUT:-1800}
 
 passed=0
 failed=0

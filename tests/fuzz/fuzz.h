@@ -31,11 +31,10 @@ static inline char *fuzz__text(const uint8_t *data, size_t size)
 	return s;
 }
 
-#define fuzz__bug(what)                                                                   \
-	do {                                                                              \
-		fprintf(stderr, "fuzz: %s:%d: property broken: %s\n", __FILE__, __LINE__, \
-			what);                                                            \
-		abort();                                                                  \
+#define fuzz__bug(what)                                                                          \
+	do {                                                                                     \
+		fprintf(stderr, "fuzz: %s:%d: property broken: %s\n", __FILE__, __LINE__, what); \
+		abort();                                                                         \
 	} while (0)
 
 #endif /* SLUICE_FUZZ_H */

@@ -621,6 +621,39 @@ static void test_stream(void)
 			    "message");
 		k8s_stream__free(&s);
 	}
+	/* a character of several bytes cut by a chunk's end is no error */
+	for (size_t step = 1; step <= 4; step++) {
+		struct collected c = { 0 };
+		const char *utf =
+			"{\"type\":\"ADDED\",\"object\":{\"x\": \"caf\xc3\xa9 \xe2\x82\xac "
+			"\xf0\x9f\x98\x80\"}}\n";
+		size_t ulen = strlen(utf);
+		int err = 0;
+
+		k8s_stream__init(&s, 1 << 20);
+		for (size_t off = 0; off < ulen && !err; off += step)
+			err = k8s_stream__feed(&s, utf + off, off + step > ulen ? ulen - off : step,
+					       collect, &c);
+		if (!ASSERT_OK(err, sluice__errmsg()) || !ASSERT_EQ(c.n, 1, "one event"))
+			fprintf(stderr, "  at chunk size %zu\n", step);
+		k8s_stream__free(&s);
+	}
+	/* a malformed number is refused at every chunk size (json-c read
+	 * "4" then "-1}" as 4 when a boundary fell between them) */
+	for (size_t step = 1; step <= 40; step++) {
+		struct collected c = { 0 };
+		const char *bad = "{\"type\":\"ADDED\",\"object\":{\"code\": 4-1}}\n";
+		size_t blen = strlen(bad);
+		int err = 0;
+
+		k8s_stream__init(&s, 1 << 20);
+		for (size_t off = 0; off < blen && !err; off += step)
+			err = k8s_stream__feed(&s, bad + off, off + step > blen ? blen - off : step,
+					       collect, &c);
+		if (!ASSERT_EQ(err, -EBADMSG, "4-1") || !ASSERT_EQ(c.n, 0, "no event"))
+			fprintf(stderr, "  at chunk size %zu\n", step);
+		k8s_stream__free(&s);
+	}
 	/* a value that never ends is cut at max */
 	{
 		struct collected c = { 0 };

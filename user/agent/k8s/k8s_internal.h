@@ -173,6 +173,10 @@ struct k8s_stream {
 	struct json_tokener *tok;
 	size_t pending; /* bytes since the last whole value */
 	size_t max;     /* larger than this without completing: error */
+	char *buf;      /* those bytes, reparsed whole once the value ends */
+	size_t cap;
+	char carry[4]; /* a UTF-8 sequence cut by the chunk's end */
+	size_t ncarry;
 };
 /* Called per whole value; a negative return stops the feed and is returned. */
 typedef int (*k8s_stream_fn)(struct json_object *value, void *ctx);

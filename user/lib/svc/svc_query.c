@@ -411,7 +411,9 @@ int sluice__be_index(struct sluice *s, struct sluice_be_index **out)
 		sluice__be_index_free(ix);
 		return err;
 	}
-	qsort(ix->v, ix->n, sizeof(*ix->v), cmp_u64);
+	/* qsort(NULL, 0, ...) is undefined (empty map: v NULL) */
+	if (ix->n)
+		qsort(ix->v, ix->n, sizeof(*ix->v), cmp_u64);
 	*out = ix;
 	return 0;
 }
