@@ -130,8 +130,7 @@ static void test_flags(void)
 			     "/tmp/s.json", "--socket", "/tmp/api.sock", "--log-level", "debug",
 			     "--metrics", "off", "--telemetry", "no", "--telemetry-interval", "0",
 			     "--socket-lb", "false", "--redirect", "1", "--state-missing", "empty",
-			     "--api-max-request", "64",
-			     "--cleanup", (char *)NULL),
+			     "--api-max-request", "64", "--cleanup", (char *)NULL),
 		       0, "flags"))
 		goto out;
 	str_is(cfg.interfaces, "eth1,lb-*", "interfaces");

@@ -112,16 +112,24 @@ static char *answer(struct server *srv, int fd, int ms, size_t *len)
 {
 	long long end = server__now_ms() + ms;
 	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap + 1);
+	char *buf = malloc(cap + 1), *grown;
 	ssize_t r;
 
+	if (!buf)
+		return NULL;
 	for (;;) {
 		server__run(srv);
 		r = recv(fd, buf + n, cap - n, MSG_DONTWAIT);
 		if (r > 0) {
 			n += r;
-			if (n == cap)
-				buf = realloc(buf, (cap *= 2) + 1);
+			if (n < cap)
+				continue;
+			grown = realloc(buf, (cap *= 2) + 1);
+			if (!grown) {
+				free(buf);
+				return NULL;
+			}
+			buf = grown;
 			continue;
 		}
 		if (!r || (errno != EAGAIN && errno != EINTR) || server__now_ms() > end)

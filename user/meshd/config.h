@@ -42,7 +42,7 @@ struct meshd_config {
 	bool kubernetes;                 /* sync Services/EndpointSlices (k8sint.h) */
 	char *kubeconfig;                /* NULL: in-cluster service account */
 	enum state_missing state_missing;
-	size_t api_max_request;          /* bytes */
+	size_t api_max_request; /* bytes */
 	bool cleanup;
 };
 

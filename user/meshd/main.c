@@ -127,7 +127,7 @@ static int main__min_ms(int a, int b)
  * records may be waiting. */
 static int main__wait_ms(struct meshd *m)
 {
-	int ms = main__min_ms(exporter__timeout_ms(&m->exporter), server__timeout_ms(m->api));
+	int ms = main__min_ms(exporter__timeout_ms(&m->exporter), server__timeout_ms(&m->api));
 
 	if (telem__ring_fd(&m->telem) < 0)
 		return ms;
@@ -436,7 +436,7 @@ static int main__load(struct meshd *m)
 								  .telem = &m->telem,
 								  .sock = &m->sock,
 								  .kube = &m->kube,
-								  .api = m->api,
+								  .api = &m->api,
 								  .started_at = m->started_at });
 	return 0;
 }
@@ -536,9 +536,11 @@ static void main__teardown(struct meshd *m, struct server *srv, struct netlink *
 
 static int main__run(struct meshd *m)
 {
-	struct server srv = { .fd = -1, .epfd = -1 };
+	struct server *srv = &m->api;
 	struct netlink nl = { 0 };
 	int lock = -1, sfd, err;
+
+	*srv = (struct server){ .fd = -1, .epfd = -1 };
 
 	/* First: follow__free() below is only safe after it. */
 	if (follow__init(&m->follow))
@@ -549,16 +551,15 @@ static int main__run(struct meshd *m)
 		return 1;
 	}
 	m->started_at = time(NULL);
-	m->api = &srv;
 	main__log_start(&m->cfg);
-	err = main__prepare(m, &srv, &lock);
+	err = main__prepare(m, srv, &lock);
 	if (!err)
 		err = main__load(m);
 	if (!err)
 		err = main__start_parts(m, &nl);
 	if (!err)
-		err = main__loop(m, sfd, &nl, &srv);
-	main__teardown(m, &srv, &nl, lock);
+		err = main__loop(m, sfd, &nl, srv);
+	main__teardown(m, srv, &nl, lock);
 	close(sfd);
 	if (err)
 		pr_err("meshd exits with an error; the datapath keeps running as it is");

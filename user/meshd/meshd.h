@@ -39,7 +39,7 @@ struct meshd {
 	struct follow follow;     /* `meshctl connections --follow` streams */
 	struct exporter exporter; /* GET /metrics */
 	struct k8sint kube;       /* Kubernetes sync (--kubernetes) */
-	struct server *api;       /* the API socket and its connections */
+	struct server api;        /* the API socket and its connections */
 	time_t started_at;
 	bool stop;        /* leave the event loop */
 	bool uninstalled; /* programs detached and pins removed: just exit */

@@ -113,8 +113,7 @@ struct json_object *ops__status(struct meshd *m, struct json_object *req)
 	/* The optional parts: null or "running": false when off, so a
 	 * client tells "off" from "an older meshd without it". */
 	json_object_object_add(d, "metrics", exporter__status_json(&m->exporter));
-	if (m->api)
-		json_object_object_add(d, "api", server__status_json(m->api));
+	json_object_object_add(d, "api", server__status_json(&m->api));
 	json_object_object_add(d, "telemetry",
 			       telem__status_json(&m->telem, follow__count(&m->follow)));
 	json_object_object_add(d, "kubernetes", k8sint__status_json(&m->kube));
