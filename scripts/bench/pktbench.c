@@ -299,9 +299,9 @@ static int bench__sample(struct bench *b, struct figure *f, __u32 n, double *ns)
 	__u32 retval, dur;
 	int err;
 
-	/* New flows since the last sample may have evicted this flow from
-	 * the LRU conntrack: one untimed packet re-creates it (Maglev picks
-	 * the same backend) so every timed packet is on the established path. */
+	/* One untimed packet first, so every timed packet is on the
+	 * established path (the flow is confirmed: new flows, which go to
+	 * ct_new, cannot evict it). */
 	if (f->prog == PROG_LB && (f->pkt == PKT_EST || f->pkt == PKT_EST_SELF)) {
 		err = bench__run(fd, b->pkt[f->pkt], 1, NULL, &retval, NULL);
 		if (err)
@@ -363,10 +363,12 @@ static __u32 bench__count(const struct bench *b, const struct figure *f)
 	return f->method == M_REPEAT ? b->repeat : b->flows;
 }
 
-/* Run a SYN through xdp_lb and return the backend it was DNATed to. */
+/* Run a SYN through xdp_lb and return the backend it was DNATed to; then
+ * the backend's SYN|ACK and the client's ACK, so the flow is confirmed
+ * (in the conntrack map, where new flows never evict it). */
 static int bench__open_flow(struct bench *b, __u16 sport, __u32 *be_addr, __u16 *be_port)
 {
-	__u8 syn[PKT_LEN], out[PKT_LEN];
+	__u8 syn[PKT_LEN], out[PKT_LEN], pkt[PKT_LEN];
 	struct iphdr *ip = (struct iphdr *)(out + ETH_HLEN);
 	struct tcphdr *tcp = (struct tcphdr *)(ip + 1);
 	__u32 retval;
@@ -382,7 +384,12 @@ static int bench__open_flow(struct bench *b, __u16 sport, __u32 *be_addr, __u16 
 	}
 	*be_addr = ntohl(ip->daddr);
 	*be_port = ntohs(tcp->dest);
-	return 0;
+	pkt__build(pkt, *be_addr, CLIENT_ADDR, *be_port, sport, 0x12);
+	err = bench__run(b->prog_fd[PROG_LB], pkt, 1, NULL, &retval, NULL);
+	if (err)
+		return err;
+	pkt__build(pkt, CLIENT_ADDR, VIP_ADDR, sport, VIP_PORT, 0x10);
+	return bench__run(b->prog_fd[PROG_LB], pkt, 1, NULL, &retval, NULL);
 }
 
 /* Point one backend of the service at VIP:port itself (see the top of the

@@ -20,14 +20,16 @@
 #               reach the client; conntrack holds only real flows
 #   ack_flood   the same with VIP:8092 and a random-source ACK flood (it
 #               creates no state at all: ct_new stays as it was)
-#   drain       meshd's sweep empties ct_new within 30 s of the floods
+#   drain       meshd's sweep empties ct_new within 45 s of the floods
 #               (sluice_map_entries{map="ct_new"} 0)
 #   flush       `meshctl conntrack flush` empties both maps
 # Everything (meshd, servers, floods, pins, namespaces, temp files) is
 # removed on exit, failure or interruption. Needs root, bpftool, curl,
 # hping3 (scripts/install-deps.sh) and `make`. About a minute on a loaded 2-core machine (half of it setting up).
 # Usage: test_ct_flood.sh [SCENARIO...]   (default: all, in order)
-# MESHD / MESHCTL may name other builds (to compare with an older one).
+# MESHD / MESHCTL may name other builds (to compare with an older one);
+# FLOOD_S (default 3) and FLOOD_PROCS (parallel hping3s, default 1) size
+# the floods.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -46,6 +48,7 @@ MPORT=19466 # inside the node namespace: nothing else listens there
 START_TIMEOUT=20
 N=10        # idle server-push connections per flood
 FLOOD_S=${FLOOD_S:-3}
+FLOOD_PROCS=${FLOOD_PROCS:-1} # parallel hping3 processes
 
 WORK=
 SOCK=
@@ -110,7 +113,7 @@ start_push() {
 # then the servers push; every line must arrive.
 flood_push() {
 	local port=$1 flag=$2 what=$3 svc=$TOPO_VIP4:$1/tcp ok=0 confirmed cpid
-	local new0 est0 nostate0 ct ctn
+	local new0 est0 nostate0 ct ctn i hpids
 	in_client python3 "$PUSH" client "$TOPO_VIP4" "$port" -n "$N" --wait 60 \
 		--ready "$WORK/connected.$port" >"$WORK/client.$port" 2>&1 &
 	cpid=$!
@@ -129,9 +132,15 @@ flood_push() {
 	mctl conntrack list "$svc" | head -n 3
 	scrape
 	new0=$(counter lb_new) est0=$(counter lb_established) nostate0=$(counter lb_no_state)
-	in_client timeout -s INT "$FLOOD_S" hping3 --rand-source "$flag" -p "$port" --flood -q \
-		"$TOPO_VIP4" >"$WORK/hping.$port" 2>&1
-	log "hping3 $flag for ${FLOOD_S}s: $(grep -m1 'packets transmitted' "$WORK/hping.$port")"
+	hpids=()
+	for ((i = 0; i < FLOOD_PROCS; i++)); do
+		in_client timeout -s INT "$FLOOD_S" hping3 --rand-source "$flag" -p "$port" \
+			--flood -q "$TOPO_VIP4" >"$WORK/hping.$port.$i" 2>&1 &
+		hpids+=($!)
+		BG_PIDS+=($!)
+	done
+	wait "${hpids[@]}"
+	log "hping3 $flag x$FLOOD_PROCS for ${FLOOD_S}s: $(cat "$WORK"/hping."$port".* | grep 'packets transmitted' | tr '\n' ' ')"
 	scrape
 	log "datapath during the flood: lb_new +$(($(counter lb_new) - new0)), lb_established +$(($(counter lb_established) - est0)), lb_no_state +$(($(counter lb_no_state) - nostate0))"
 	ct=$(entries conntrack) ctn=$(entries ct_new)
@@ -162,12 +171,12 @@ test_ack_flood() {
 test_drain() {
 	local t0=$SECONDS n
 	ensure_meshd || return 1
-	while scrape && n=$(entries ct_new) && [ "$n" != 0 ] && [ $((SECONDS - t0)) -lt 30 ]; do
+	while scrape && n=$(entries ct_new) && [ "$n" != 0 ] && [ $((SECONDS - t0)) -lt 45 ]; do
 		sleep 0.5
 	done
 	log "ct_new: $n entries after $((SECONDS - t0)) s"
 	grep 'conntrack sweep' "$LOG" | sed 's/^/  meshd: /'
-	[ "$n" = 0 ] || fail "ct_new still holds $n entries 30 s after the floods"
+	[ "$n" = 0 ] || fail "ct_new still holds $n entries 45 s after the floods"
 }
 
 test_flush() {

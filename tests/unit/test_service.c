@@ -792,8 +792,11 @@ static void test_datapath_roundtrip(void)
 		goto out;
 	ASSERT_OK(sluice__counters(s, cnt), "counters");
 	ASSERT_EQ(cnt[SLUICE_CNT_LB_NEW], 1, "lb_new");
+	/* a SYN is unconfirmed: both entries in ct_new, none in conntrack */
 	ASSERT_OK(sluice__ct_count(s, &ct), "ct_count");
-	ASSERT_EQ(ct, 2, "conntrack entries (forward + reply)");
+	ASSERT_EQ(ct, 0, "conntrack entries of an unconfirmed flow");
+	ASSERT_OK(sluice__ct_new_count(s, &ct), "ct_new_count");
+	ASSERT_EQ(ct, 2, "ct_new entries (forward + reply)");
 	ASSERT_OK(sluice__service_get(s, &spec.vip, 80, IPPROTO_TCP, info), "get");
 	ASSERT_EQ(info->stats.flows, 1, "service flows");
 	ASSERT_EQ(info->stats.packets, 1, "service packets");
