@@ -21,7 +21,8 @@
  *    (written with one memcpy), 32768 services and 327680 backends (was
  *    16384 / 65536). */
 /* 3: conntrack split in two LRU maps: `conntrack` holds confirmed flows,
- *    `ct_new` unconfirmed ones; counters ct_confirmed and lb_no_state. */
+ *    `ct_new` unconfirmed ones; counters ct_confirmed, lb_no_state and
+ *    lb_pickup. */
 #define SLUICE_LAYOUT_VERSION 3
 
 /* Maglev lookup table size per service. Must be prime and larger than
@@ -196,7 +197,9 @@ struct sluice_sk_origin {
 	X(CT_CONFIRMED, "ct_confirmed",                                               \
 	  "flow confirmed (handshake completed or UDP answered): moved to conntrack") \
 	X(LB_NO_STATE, "lb_no_state",                                                 \
-	  "TCP without SYN and without conntrack entry: DNAT to the Maglev pick, no state kept")
+	  "TCP RST or SYN|ACK without conntrack entry: DNAT to the Maglev pick, no state kept") \
+	X(LB_PICKUP, "lb_pickup",                                                     \
+	  "TCP ACK or data of an unknown flow: DNAT to the Maglev pick, tracked unconfirmed")
 
 enum sluice_counter {
 #define X(name, str, help) SLUICE_CNT_##name,

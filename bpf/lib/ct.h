@@ -249,10 +249,11 @@ static __noinline bool ct_confirm_tcp(const struct sluice_ct_key *fwd, struct sl
 }
 
 /*
- * ct_confirm_udp() - the backend answered the unconfirmed UDP flow whose
- * REPLY key is @rev and entry @re.
+ * ct_confirm_reply() - the backend answered the unconfirmed flow whose
+ * REPLY key is @rev and entry @re: a UDP flow, or a TCP flow picked up
+ * without its SYN.
  */
-static __noinline bool ct_confirm_udp(const struct sluice_ct_key *rev,
+static __noinline bool ct_confirm_reply(const struct sluice_ct_key *rev,
 				      const struct sluice_ct_entry *re, __u64 now)
 {
 	struct sluice_ct_key fwd = {};

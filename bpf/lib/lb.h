@@ -136,6 +136,29 @@ static __always_inline void lb_established(struct pkt *p, struct sluice_ct_key *
 		stats_count(SLUICE_CNT_CT_CONFIRMED);
 }
 
+/*
+ * A TCP packet without SYN of a flow we do not know goes where Maglev puts
+ * it (where it went before, while the set is unchanged). An ACK or data
+ * may be a live connection whose entries were lost (flushed, evicted, an
+ * upgrade that replaced the maps): it is tracked in ct_new so the
+ * backend's answer is rewritten, and the backend's answer confirms it. A
+ * flood of junk ACKs gets RSTs back, which confirm nothing, so it only
+ * ever fills ct_new. A RST or a SYN|ACK leaves no state.
+ */
+static __always_inline void lb_midflow(struct pkt *p, const struct sluice_ct_key *key,
+				       __u32 svc_id, __u32 backend_id,
+				       const struct sluice_backend *be, __u64 now)
+{
+	if (p->tcp_flags & (TCP_SYN | TCP_RST)) {
+		stats_count(SLUICE_CNT_LB_NO_STATE);
+	} else {
+		ct_create(key, svc_id, backend_id, be, p->tcp_flags, now);
+		stats_count(SLUICE_CNT_LB_PICKUP);
+	}
+	stats_svc(svc_id, p->frame_len, false);
+	stats_backend(backend_id, p->frame_len, false);
+}
+
 static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *svc,
 				       struct lb_result *r)
 {
@@ -174,12 +197,7 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 	}
 	lb_set_nat(r, LB_DNAT, be->addr, be->port);
 	if (p->tuple.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN) {
-		/* Only a SYN opens a flow: a mid-flow packet of a flow we
-		 * lost, or junk, goes where Maglev would have put it, and
-		 * leaves no state a flood could fill the tables with. */
-		stats_count(SLUICE_CNT_LB_NO_STATE);
-		stats_svc(svc->svc_id, p->frame_len, false);
-		stats_backend(backend_id, p->frame_len, false);
+		lb_midflow(p, &key, svc->svc_id, backend_id, be, now);
 		return;
 	}
 	/* An LRU map does not fail on insert; should it, the flow still
@@ -218,7 +236,11 @@ static __always_inline void lb_reply(struct pkt *p, struct lb_result *r)
 	stats_count(SLUICE_CNT_REVNAT);
 	stats_svc(ct->svc_id, p->frame_len, false);
 	stats_backend(ct->backend_id, p->frame_len, false);
-	if (fresh && key.proto == IPPROTO_UDP && ct_confirm_udp(&key, ct, now))
+	/* UDP: any answer; TCP: an answer that is not a SYN|ACK (the
+	 * handshake confirms on the client's ACK) nor a RST, i.e. the
+	 * backend knows the connection of a flow picked up mid-way */
+	if (fresh && (key.proto == IPPROTO_UDP || !(p->tcp_flags & (TCP_SYN | TCP_RST))) &&
+	    ct_confirm_reply(&key, ct, now))
 		stats_count(SLUICE_CNT_CT_CONFIRMED);
 }
 

@@ -185,10 +185,14 @@ struct dp_case {
 	{ .in = in_, .out = out_, .verdict = XDP_PASS,                         \
 	  .cnt = { C(REVNAT), C(FIB_PASS), C(CT_CONFIRMED) }, .svc = svc_,     \
 	  .acct = ACCT_PKT }
-/* A TCP packet without SYN matching no flow: Maglev pick, no state. */
+/* A TCP RST or SYN|ACK matching no flow: Maglev pick, no state. */
 #define NO_STATE(in_, out_, svc_)                                              \
 	{ .in = in_, .out = out_, .verdict = XDP_PASS,                         \
 	  .cnt = { C(LB_NO_STATE), C(FIB_PASS) }, .svc = svc_, .acct = ACCT_PKT }
+/* A TCP ACK or data matching no flow: Maglev pick, tracked in ct_new. */
+#define PICKS_UP(in_, out_, svc_)                                              \
+	{ .in = in_, .out = out_, .verdict = XDP_PASS,                         \
+	  .cnt = { C(LB_PICKUP), C(FIB_PASS) }, .svc = svc_, .acct = ACCT_PKT }
 #define REFUSES(in_, out_, svc_)                                               \
 	{ .in = in_, .out = out_, .verdict = XDP_TX, .cnt = { C(REFUSED) },    \
 	  .svc = svc_, .acct = ACCT_REFUSED }

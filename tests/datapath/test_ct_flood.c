@@ -2,8 +2,9 @@
 /*
  * test_ct_flood.c - conntrack under floods: unconfirmed flows live in
  * ct_new and move to conntrack only once confirmed (the client ACKs the
- * backend's SYN|ACK, or the backend answers a UDP flow); a TCP packet
- * without SYN that matches no flow leaves no state; a RST confirms
+ * backend's SYN|ACK, or the backend answers a UDP flow); an ACK or data
+ * that matches no flow is picked up unconfirmed and confirmed by the
+ * backend's answer, a RST or SYN|ACK leaves no state; a RST confirms
  * nothing; filling ct_new never evicts a confirmed flow; a new flow never
  * takes the reply tuple of a confirmed one. Each case runs its packets
  * (exact verdict, bytes, counters) and then counts both maps.
@@ -121,22 +122,38 @@ static const struct ct_case ct_cases[] = {
 	},
 	{
 		.c = {
-			.name = "ct_ack_miss_no_state",
-			.desc = "ACK, data, RST and SYN|ACK to a VIP without a flow: DNAT to the Maglev pick, no entry anywhere",
+			.name = "ct_ack_miss_unconfirmed",
+			.desc = "ACK to a VIP without a flow: Maglev pick, tracked in ct_new, not confirmed by the backend's RST; RST and SYN|ACK misses: no entry",
 			.steps = {
-				NO_STATE(TCP4(CLIENT4, VIP4, 46003, 80, ACK, .seq = 5, .ack = 6),
+				PICKS_UP(TCP4(CLIENT4, VIP4, 46003, 80, ACK, .seq = 5, .ack = 6),
 					 TCP4(CLIENT4, BE4, 46003, 8080, ACK, .seq = 5, .ack = 6), S_T4),
-				NO_STATE(TCP4(CLIENT4, VIP4, 46003, 80, ACK | PSH, .seq = 5, .ack = 6, .data = "x"),
+				EST_FLOW(TCP4(CLIENT4, VIP4, 46003, 80, ACK | PSH, .seq = 5, .ack = 6, .data = "x"),
 					 TCP4(CLIENT4, BE4, 46003, 8080, ACK | PSH, .seq = 5, .ack = 6, .data = "x"), S_T4),
 				NO_STATE(TCP6(CLIENT6, VIP6, 46003, 80, RST, .seq = 5),
 					 TCP6(CLIENT6, BE6, 46003, 8080, RST, .seq = 5), S_T6),
 				NO_STATE(TCP4(CLIENT4, VIP4, 46004, 80, SYN | ACK, .seq = 5, .ack = 6),
 					 TCP4(CLIENT4, BE4, 46004, 8080, SYN | ACK, .seq = 5, .ack = 6), S_T4),
-				/* so the backend's answer is not rewritten */
-				PASSES(BE_TCP(46003, RST, .seq = 6)),
+				/* what a backend answers junk with: rewritten, confirms nothing */
+				REV_NAT(BE_TCP(46003, RST, .seq = 6),
+					VIP_TCP(46003, RST, .seq = 6), S_T4),
 			},
 		},
-		.conntrack = 0, .ct_new = 0,
+		.conntrack = 0, .ct_new = 2,
+	},
+	{
+		.c = {
+			.name = "ct_pickup_confirms_on_answer",
+			.desc = "data of a flow whose entries were lost: Maglev pick, and the backend's answer (it knows the connection) confirms it",
+			.steps = {
+				PICKS_UP(TCP4(CLIENT4, VIP4, 46007, 80, ACK | PSH, .seq = 5, .ack = 6, .data = "x"),
+					 TCP4(CLIENT4, BE4, 46007, 8080, ACK | PSH, .seq = 5, .ack = 6, .data = "x"), S_T4),
+				REV_CONFIRMS(BE_TCP(46007, ACK | PSH, .seq = 6, .ack = 6, .data = "y"),
+					     VIP_TCP(46007, ACK | PSH, .seq = 6, .ack = 6, .data = "y"), S_T4),
+				EST_FLOW(TCP4(CLIENT4, VIP4, 46007, 80, ACK, .seq = 6, .ack = 7),
+					 TCP4(CLIENT4, BE4, 46007, 8080, ACK, .seq = 6, .ack = 7), S_T4),
+			},
+		},
+		.conntrack = 2, .ct_new = 0,
 	},
 	{
 		.c = {
@@ -330,7 +347,7 @@ static void syn_flood_prog(struct dp *d)
 
 static void ack_flood_prog(struct dp *d)
 {
-	flood_prog(d, PKT_TH_ACK, 0);
+	flood_prog(d, PKT_TH_ACK, -1); /* picked up, unconfirmed: the same */
 }
 
 /* ct_syn_flood_keeps_idle_flow: a SYN flood fills ct_new only */
@@ -339,7 +356,7 @@ static void ct_syn_flood_keeps_idle_flow(void)
 	dp__each_prog(0, syn_flood_prog);
 }
 
-/* ct_ack_flood_keeps_idle_flow: an ACK flood leaves no state at all */
+/* ct_ack_flood_keeps_idle_flow: an ACK flood fills ct_new only */
 static void ct_ack_flood_keeps_idle_flow(void)
 {
 	dp__each_prog(0, ack_flood_prog);
@@ -349,7 +366,8 @@ static const struct test ct_tests[] = {
 	{ .name = "ct_syn_is_unconfirmed", .fn = ct_table_case },
 	{ .name = "ct_handshake_confirms", .fn = ct_table_case },
 	{ .name = "ct_v6_handshake_confirms", .fn = ct_table_case },
-	{ .name = "ct_ack_miss_no_state", .fn = ct_table_case },
+	{ .name = "ct_ack_miss_unconfirmed", .fn = ct_table_case },
+	{ .name = "ct_pickup_confirms_on_answer", .fn = ct_table_case },
 	{ .name = "ct_backend_rst_confirms_nothing", .fn = ct_table_case },
 	{ .name = "ct_client_rst_confirms_nothing", .fn = ct_table_case },
 	{ .name = "ct_udp_answer_confirms", .fn = ct_table_case },

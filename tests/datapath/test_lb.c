@@ -437,7 +437,8 @@ static const struct dp_case lb_cases[] = {
 		.steps = {
 			NEW_FLOW(CUSTOM(big4_syn_in), CUSTOM(big4_syn_out), S_T4),
 			EST_FLOW(CUSTOM(big4_in), CUSTOM(big4_out), S_T4),
-			REV_NAT(CUSTOM(big4_reply_in), CUSTOM(big4_reply_out), S_T4),
+			/* the backend's data confirms (no SYN|ACK was sent) */
+			REV_CONFIRMS(CUSTOM(big4_reply_in), CUSTOM(big4_reply_out), S_T4),
 			NEW_FLOW(CUSTOM(big6_in), CUSTOM(big6_out), S_U6),
 			REV_CONFIRMS(CUSTOM(big6_reply_in), CUSTOM(big6_reply_out), S_U6),
 		},

@@ -264,6 +264,8 @@ static void consistency_prog(struct dp *d)
 	cnt[SLUICE_CNT_LB_NEW] = 2 * CONSIST_FLOWS;
 	cnt[SLUICE_CNT_LB_EST] = 2 * 3 * CONSIST_FLOWS;
 	cnt[SLUICE_CNT_REVNAT] = 2 * CONSIST_FLOWS;
+	/* no SYN|ACK is sent: each backend's answer confirms its flow */
+	cnt[SLUICE_CNT_CT_CONFIRMED] = 2 * CONSIST_FLOWS;
 	cnt[SLUICE_CNT_FIB_PASS] = 2 * 5 * CONSIST_FLOWS;
 	if (!test__failed)
 		dp__expect_counts(d, "counters over all flows", &before, &after, cnt, drop);

@@ -138,6 +138,8 @@ static void survive_af(struct dp *d, __u8 af)
 	rv.saddr = vip;
 	rv.sport = 80;
 	send_expect(d, &r, &rv, XDP_PASS, SLUICE_CNT_REVNAT);
+	/* no SYN|ACK was seen: the backend's answer confirms the flow */
+	exp_cnt[SLUICE_CNT_CT_CONFIRMED]++;
 	/* new flows only see the new set */
 	for (__u16 port = 46000; port < 46050; port++) {
 		dp__at("IPv%u new flow from port %u", af, port);
