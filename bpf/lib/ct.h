@@ -177,6 +177,48 @@ static __noinline void ct_keep_reply(const struct sluice_ct_key *fwd,
 }
 
 /*
+ * ct_reply_is_dead() - is the confirmed REPLY entry @r at @rev of a flow
+ * that ended? Its own flags show only what the backend sent; the flow's
+ * FWD entry (rebuilt from the VIP @r holds) shows the client's FIN or
+ * RST, or is gone or expired.
+ */
+static __noinline bool ct_reply_is_dead(const struct sluice_ct_key *rev,
+					const struct sluice_ct_entry *r, __u64 now)
+{
+	struct sluice_ct_key fwd = {};
+	struct sluice_ct_entry *fe;
+
+	if ((r->tcp_flags & (TCP_FIN | TCP_RST)) || ct_is_expired(r, rev->proto, now, false))
+		return true;
+	__builtin_memcpy(fwd.saddr, rev->daddr, sizeof(fwd.saddr));
+	__builtin_memcpy(fwd.daddr, r->addr, sizeof(fwd.daddr));
+	fwd.sport = rev->dport;
+	fwd.dport = r->port;
+	fwd.proto = rev->proto;
+	fwd.family = rev->family;
+	fwd.dir = SLUICE_CT_FWD;
+	fe = bpf_map_lookup_elem(&conntrack, &fwd);
+	return !fe || (fe->tcp_flags & (TCP_FIN | TCP_RST)) ||
+	       ct_is_expired(fe, rev->proto, now, false) || fe->port != rev->sport ||
+	       fe->addr[0] != rev->saddr[0] || fe->addr[1] != rev->saddr[1] ||
+	       fe->addr[2] != rev->saddr[2] || fe->addr[3] != rev->saddr[3];
+}
+
+/*
+ * ct_drop_dead_reply() - a new connection is about to use the reply tuple
+ * @rev (backend -> client): a confirmed REPLY entry left there by a flow
+ * that ended would take its answers (rewrite them to another VIP, or
+ * rewrite a direct connection's), so it goes. A live one stays.
+ */
+static __noinline void ct_drop_dead_reply(const struct sluice_ct_key *rev, __u64 now)
+{
+	struct sluice_ct_entry *r = bpf_map_lookup_elem(&conntrack, rev);
+
+	if (r && ct_reply_is_dead(rev, r, now))
+		bpf_map_delete_elem(&conntrack, rev);
+}
+
+/*
  * ct_forget() - drop the confirmed flow @fwd (FWD entry @e) that ended or
  * expired, so its new incarnation starts over in ct_new: left in place,
  * its REPLY entry would take the new flow's answers and it would never
@@ -267,7 +309,9 @@ static __noinline bool ct_confirm_reply(const struct sluice_ct_key *rev,
 	fwd.family = rev->family;
 	fwd.dir = SLUICE_CT_FWD;
 	fe = bpf_map_lookup_elem(&ct_new, &fwd);
-	if (!fe || fe->port != rev->sport)
+	if (!fe || fe->port != rev->sport || fe->addr[0] != rev->saddr[0] ||
+	    fe->addr[1] != rev->saddr[1] || fe->addr[2] != rev->saddr[2] ||
+	    fe->addr[3] != rev->saddr[3])
 		return false; /* FWD half evicted or of another backend */
 	return ct_confirm(&fwd, fe, now);
 }
@@ -283,6 +327,7 @@ static __always_inline int ct_create(const struct sluice_ct_key *fwd, __u32 svc_
 				     __u8 tcp_flags, __u64 now)
 {
 	struct sluice_ct_entry e = {};
+	struct sluice_ct_key rev = {};
 	int ret;
 
 	e.created_ns = now;
@@ -295,6 +340,8 @@ static __always_inline int ct_create(const struct sluice_ct_key *fwd, __u32 svc_
 	ret = bpf_map_update_elem(&ct_new, fwd, &e, BPF_ANY);
 	if (ret)
 		return ret;
+	ct_reply_key(fwd, be->addr, be->port, &rev);
+	ct_drop_dead_reply(&rev, now);
 	return ct_create_reply(fwd, &e, true);
 }
 

@@ -208,6 +208,25 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 	stats_backend(backend_id, p->frame_len, true);
 }
 
+/* A SYN that is not to a service, e.g. a client connecting straight to a
+ * backend from a port a balanced flow used before: the answer's tuple is
+ * that flow's reply tuple, which must not rewrite it once the flow ended. */
+static __always_inline void lb_direct_syn(const struct pkt *p, __u64 now)
+{
+	struct sluice_ct_key rev = {};
+
+	if (p->tuple.proto != IPPROTO_TCP || (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN)
+		return;
+	__builtin_memcpy(rev.saddr, p->tuple.daddr, sizeof(rev.saddr));
+	__builtin_memcpy(rev.daddr, p->tuple.saddr, sizeof(rev.daddr));
+	rev.sport = p->tuple.dport;
+	rev.dport = p->tuple.sport;
+	rev.proto = IPPROTO_TCP;
+	rev.family = p->tuple.family;
+	rev.dir = SLUICE_CT_REPLY;
+	ct_drop_dead_reply(&rev, now);
+}
+
 static __always_inline void lb_reply(struct pkt *p, struct lb_result *r)
 {
 	struct sluice_ct_key key = p->tuple;
@@ -227,6 +246,7 @@ static __always_inline void lb_reply(struct pkt *p, struct lb_result *r)
 			ct = NULL;
 	}
 	if (!ct) {
+		lb_direct_syn(p, now);
 		r->action = LB_PASS;
 		stats_count(SLUICE_CNT_PASS);
 		return;

@@ -142,7 +142,7 @@ struct dp_step {
 	enum dp_acct acct;
 };
 
-#define DP_MAX_STEPS 6
+#define DP_MAX_STEPS 8
 
 struct dp;
 

@@ -249,6 +249,55 @@ static const struct ct_case ct_cases[] = {
 		},
 		.conntrack = 2, .ct_new = 2,
 	},
+	{
+		.c = {
+			.name = "ct_closed_reply_other_vip",
+			.desc = "after the client reset a confirmed flow, its port to another VIP with the same backend: the SYN|ACK comes from the new VIP",
+			.setup = shared_vip_setup,
+			.steps = {
+				NEW_FLOW(TCP4(CLIENT4, VIP4, 46010, 80, SYN, .seq = 1),
+					 TCP4(CLIENT4, BE4, 46010, 8080, SYN, .seq = 1), S_T4),
+				REV_NAT(BE_TCP(46010, SYN | ACK, .seq = 70, .ack = 2),
+					VIP_TCP(46010, SYN | ACK, .seq = 70, .ack = 2), S_T4),
+				EST_CONFIRMS(TCP4(CLIENT4, VIP4, 46010, 80, ACK, .seq = 2, .ack = 71),
+					     TCP4(CLIENT4, BE4, 46010, 8080, ACK, .seq = 2, .ack = 71), S_T4),
+				EST_FLOW(TCP4(CLIENT4, VIP4, 46010, 80, RST | ACK, .seq = 2, .ack = 71),
+					 TCP4(CLIENT4, BE4, 46010, 8080, RST | ACK, .seq = 2, .ack = 71), S_T4),
+				{ .in = TCP4(CLIENT4, VIP4_SHARED, 46010, 80, SYN, .seq = 500),
+				  .out = TCP4(CLIENT4, BE4, 46010, 8080, SYN, .seq = 500),
+				  .verdict = XDP_PASS, .cnt = { C(LB_NEW), C(FIB_PASS) } },
+				{ .in = BE_TCP(46010, SYN | ACK, .seq = 900, .ack = 501),
+				  .out = TCP4(VIP4_SHARED, CLIENT4, 80, 46010, SYN | ACK, .seq = 900, .ack = 501, .l2 = L2_BACKEND),
+				  .verdict = XDP_PASS, .cnt = { C(REVNAT), C(FIB_PASS) } },
+			},
+		},
+		/* the old FWD entry (reset) until it expires; the new flow's two */
+		.conntrack = 1, .ct_new = 2,
+	},
+	{
+		.c = {
+			.name = "ct_closed_reply_direct_syn",
+			.desc = "after a balanced flow closed, its client port straight to the backend: the backend's SYN|ACK is not rewritten",
+			.steps = {
+				NEW_FLOW(TCP4(CLIENT4, VIP4, 46011, 80, SYN, .seq = 1),
+					 TCP4(CLIENT4, BE4, 46011, 8080, SYN, .seq = 1), S_T4),
+				REV_NAT(BE_TCP(46011, SYN | ACK, .seq = 70, .ack = 2),
+					VIP_TCP(46011, SYN | ACK, .seq = 70, .ack = 2), S_T4),
+				EST_CONFIRMS(TCP4(CLIENT4, VIP4, 46011, 80, ACK, .seq = 2, .ack = 71),
+					     TCP4(CLIENT4, BE4, 46011, 8080, ACK, .seq = 2, .ack = 71), S_T4),
+				EST_FLOW(TCP4(CLIENT4, VIP4, 46011, 80, FIN | ACK, .seq = 2, .ack = 71),
+					 TCP4(CLIENT4, BE4, 46011, 8080, FIN | ACK, .seq = 2, .ack = 71), S_T4),
+				REV_NAT(BE_TCP(46011, FIN | ACK, .seq = 71, .ack = 3),
+					VIP_TCP(46011, FIN | ACK, .seq = 71, .ack = 3), S_T4),
+				EST_FLOW(TCP4(CLIENT4, VIP4, 46011, 80, ACK, .seq = 3, .ack = 72),
+					 TCP4(CLIENT4, BE4, 46011, 8080, ACK, .seq = 3, .ack = 72), S_T4),
+				PASSES(TCP4(CLIENT4, BE4, 46011, 8080, SYN, .seq = 500)),
+				PASSES(BE_TCP(46011, SYN | ACK, .seq = 900, .ack = 501)),
+			},
+		},
+		/* the closed flow's FWD entry, until it expires */
+		.conntrack = 1, .ct_new = 0,
+	},
 };
 /* clang-format on */
 
@@ -373,6 +422,8 @@ static const struct test ct_tests[] = {
 	{ .name = "ct_udp_answer_confirms", .fn = ct_table_case },
 	{ .name = "ct_reopen_starts_unconfirmed", .fn = ct_table_case },
 	{ .name = "ct_reply_tuple_stays_with_its_flow", .fn = ct_table_case },
+	{ .name = "ct_closed_reply_other_vip", .fn = ct_table_case },
+	{ .name = "ct_closed_reply_direct_syn", .fn = ct_table_case },
 	TEST(ct_syn_flood_keeps_idle_flow),
 	TEST(ct_ack_flood_keeps_idle_flow),
 };
