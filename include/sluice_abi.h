@@ -186,19 +186,19 @@ struct sluice_sk_origin {
 };
 
 /* Global per-CPU counters, indexed by enum sluice_counter. */
-#define SLUICE_COUNTERS(X)                                                            \
-	X(PASS, "pass", "not service traffic, passed unchanged")                      \
-	X(LB_NEW, "lb_new", "new flow balanced to a backend")                         \
-	X(LB_EST, "lb_established", "packet of an existing flow DNATed")              \
-	X(REVNAT, "revnat", "reply rewritten to come from the VIP")                   \
-	X(REFUSED, "refused", "service without backends: RST/ICMP sent")              \
-	X(FIB_REDIRECT, "fib_redirect", "forwarded by FIB lookup + redirect")         \
-	X(FIB_PASS, "fib_pass", "handed to the kernel to forward")                    \
-	X(CT_CONFIRMED, "ct_confirmed",                                               \
-	  "flow confirmed (handshake completed or UDP answered): moved to conntrack") \
-	X(LB_NO_STATE, "lb_no_state",                                                 \
+#define SLUICE_COUNTERS(X)                                                                      \
+	X(PASS, "pass", "not service traffic, passed unchanged")                                \
+	X(LB_NEW, "lb_new", "new flow balanced to a backend")                                   \
+	X(LB_EST, "lb_established", "packet of an existing flow DNATed")                        \
+	X(REVNAT, "revnat", "reply rewritten to come from the VIP")                             \
+	X(REFUSED, "refused", "service without backends: RST/ICMP sent")                        \
+	X(FIB_REDIRECT, "fib_redirect", "forwarded by FIB lookup + redirect")                   \
+	X(FIB_PASS, "fib_pass", "handed to the kernel to forward")                              \
+	X(CT_CONFIRMED, "ct_confirmed",                                                         \
+	  "flow confirmed (handshake completed or UDP answered): moved to conntrack")           \
+	X(LB_NO_STATE, "lb_no_state",                                                           \
 	  "TCP RST or SYN|ACK without conntrack entry: DNAT to the Maglev pick, no state kept") \
-	X(LB_PICKUP, "lb_pickup",                                                     \
+	X(LB_PICKUP, "lb_pickup",                                                               \
 	  "TCP ACK or data of an unknown flow: DNAT to the Maglev pick, tracked unconfirmed")
 
 enum sluice_counter {

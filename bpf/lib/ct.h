@@ -296,7 +296,7 @@ static __noinline bool ct_confirm_tcp(const struct sluice_ct_key *fwd, struct sl
  * without its SYN.
  */
 static __noinline bool ct_confirm_reply(const struct sluice_ct_key *rev,
-				      const struct sluice_ct_entry *re, __u64 now)
+					const struct sluice_ct_entry *re, __u64 now)
 {
 	struct sluice_ct_key fwd = {};
 	struct sluice_ct_entry *fe;

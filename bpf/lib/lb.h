@@ -145,9 +145,8 @@ static __always_inline void lb_established(struct pkt *p, struct sluice_ct_key *
  * flood of junk ACKs gets RSTs back, which confirm nothing, so it only
  * ever fills ct_new. A RST or a SYN|ACK leaves no state.
  */
-static __always_inline void lb_midflow(struct pkt *p, const struct sluice_ct_key *key,
-				       __u32 svc_id, __u32 backend_id,
-				       const struct sluice_backend *be, __u64 now)
+static __always_inline void lb_midflow(struct pkt *p, const struct sluice_ct_key *key, __u32 svc_id,
+				       __u32 backend_id, const struct sluice_backend *be, __u64 now)
 {
 	if (p->tcp_flags & (TCP_SYN | TCP_RST)) {
 		stats_count(SLUICE_CNT_LB_NO_STATE);
