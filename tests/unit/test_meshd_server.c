@@ -517,11 +517,13 @@ static void test_accept_emfile(void)
 	low = saved;
 	low.rlim_cur = lowest;
 	setrlimit(RLIMIT_NOFILE, &low);
-	server__run(&srv);
-	server__run(&srv);
-	server__run(&srv);
+	for (int i = 0; i < 20; i++)
+		server__run(&srv);
 	setrlimit(RLIMIT_NOFILE, &saved);
-	ASSERT_EQ(srv.st.accept_errors, 1, "one failed accept, then a pause, not a retry per run");
+	/* without the pause every run fails once; a run delayed past the
+	 * 100 ms pause (a loaded machine, sanitizers) may retry once more */
+	ASSERT_TRUE(srv.st.accept_errors >= 1 && srv.st.accept_errors <= 5,
+		    "a failed accept, then a pause, not a retry per run");
 	ASSERT_LE(server__timeout_ms(&srv), 100, "the loop wakes when the pause ends");
 	got = answer(&srv, fd, 2000, NULL);
 	ASSERT_TRUE(got && strstr(got, "\"ok\":true"), "accepted and served after the pause");
