@@ -260,18 +260,38 @@ struct ct_sweep_ctx {
 };
 
 /* The datapath's idle rule for ct_new (see bpf/lib/ct.h). */
-static int ct__sweep_one(const void *key, const void *value, void *arg)
+static bool ct__new_expired(const struct sluice_ct_key *k, const struct sluice_ct_entry *e,
+			    __u64 now)
 {
-	const struct sluice_ct_key *k = key;
-	const struct sluice_ct_entry *e = value;
-	struct ct_sweep_ctx *c = arg;
 	__u64 timeout = k->proto == IPPROTO_TCP ? SLUICE_CT_NEW_TIMEOUT_TCP_NS :
 						  SLUICE_CT_NEW_TIMEOUT_UDP_NS;
 
+	return now > e->last_seen_ns && now - e->last_seen_ns > timeout;
+}
+
+static int ct__sweep_one(const void *key, const void *value, void *arg)
+{
+	struct ct_sweep_ctx *c = arg;
+
 	c->seen++;
-	if (c->now <= e->last_seen_ns || c->now - e->last_seen_ns <= timeout)
+	if (!ct__new_expired(key, value, c->now))
 		return 0;
-	return ct__push(&c->keys, k);
+	return ct__push(&c->keys, key);
+}
+
+/* The walk took a while: keep only the keys still expired now, so an
+ * entry the datapath recreated or refreshed meanwhile (a new SYN on the
+ * same tuple) is not deleted under it. Compacts keys[0..n). */
+static size_t ct__still_expired(int fd, struct sluice_ct_key *keys, size_t n)
+{
+	struct sluice_ct_entry e;
+	__u64 now = ct__now_ns();
+	size_t kept = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!bpf_map_lookup_elem(fd, &keys[i], &e) && ct__new_expired(&keys[i], &e, now))
+			keys[kept++] = keys[i];
+	return kept;
 }
 
 /*
@@ -282,17 +302,17 @@ static int ct__sweep_one(const void *key, const void *value, void *arg)
  */
 #define CT_SWEEP_BATCH 4096
 
-static int ct__delete_keys(int fd, const struct sluice_ct_key *keys, size_t n, __u64 *removed)
+static int ct__delete_chunk(int fd, const struct sluice_ct_key *keys, size_t n, bool *batch,
+			    __u64 *removed)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	bool batch = true;
 	size_t i = 0;
 
 	while (i < n) {
-		__u32 count = n - i < CT_SWEEP_BATCH ? n - i : CT_SWEEP_BATCH;
+		__u32 count = n - i;
 		int err;
 
-		if (batch) {
+		if (*batch) {
 			err = bpf_map_delete_batch(fd, &keys[i], &count, &opts);
 		} else {
 			count = 1;
@@ -304,17 +324,31 @@ static int ct__delete_keys(int fd, const struct sluice_ct_key *keys, size_t n, _
 			continue;
 		}
 		if (err == -ENOENT) {
-			*removed += batch ? count : 0;
-			i += (batch ? count : 0) + 1;
+			*removed += *batch ? count : 0;
+			i += (*batch ? count : 0) + 1;
 			continue;
 		}
-		if (batch && (err == -EINVAL || err == -EOPNOTSUPP || err == -524)) {
-			batch = false; /* 524: the kernel's ENOTSUPP, no batch op */
+		if (*batch && (err == -EINVAL || err == -EOPNOTSUPP || err == -524)) {
+			*batch = false; /* 524: the kernel's ENOTSUPP, no batch op */
 			continue;
 		}
 		return sluice__map_err(err, CT_NEW_MAP, "delete", "of an expired entry");
 	}
 	return 0;
+}
+
+static int ct__delete_keys(int fd, struct sluice_ct_key *keys, size_t n, __u64 *removed)
+{
+	bool batch = true;
+	int err = 0;
+
+	for (size_t i = 0; !err && i < n; i += CT_SWEEP_BATCH) {
+		size_t span = n - i < CT_SWEEP_BATCH ? n - i : CT_SWEEP_BATCH;
+
+		err = ct__delete_chunk(fd, &keys[i], ct__still_expired(fd, &keys[i], span), &batch,
+				       removed);
+	}
+	return err;
 }
 
 int ct__sweep(struct sluice *sl, __u64 *removed, __u64 *left)
