@@ -19,7 +19,8 @@
 #               FLOOD_S seconds; then every server pushes: all N lines
 #               reach the client; conntrack holds only real flows
 #   ack_flood   the same with VIP:8092 and a random-source ACK flood (it
-#               creates no state at all: ct_new stays as it was)
+#               is picked up in ct_new only: the backends answer RSTs,
+#               which confirm nothing)
 #   drain       meshd's sweep empties ct_new within 45 s of the floods
 #               (sluice_map_entries{map="ct_new"} 0)
 #   flush       `meshctl conntrack flush` empties both maps
@@ -131,7 +132,7 @@ flood_push() {
 	[ "$confirmed" = "$N" ] || fail "$confirmed of $N connections confirmed" || ok=1
 	mctl conntrack list "$svc" | head -n 3
 	scrape
-	new0=$(counter lb_new) est0=$(counter lb_established) nostate0=$(counter lb_no_state)
+	new0=$(counter lb_new) est0=$(counter lb_established) pickup0=$(counter lb_pickup) conf0=$(counter ct_confirmed)
 	hpids=()
 	for ((i = 0; i < FLOOD_PROCS; i++)); do
 		in_client timeout -s INT "$FLOOD_S" hping3 --rand-source "$flag" -p "$port" \
@@ -142,7 +143,7 @@ flood_push() {
 	wait "${hpids[@]}"
 	log "hping3 $flag x$FLOOD_PROCS for ${FLOOD_S}s: $(cat "$WORK"/hping."$port".* | grep 'packets transmitted' | tr '\n' ' ')"
 	scrape
-	log "datapath during the flood: lb_new +$(($(counter lb_new) - new0)), lb_established +$(($(counter lb_established) - est0)), lb_no_state +$(($(counter lb_no_state) - nostate0))"
+	log "datapath during the flood: lb_new +$(($(counter lb_new) - new0)), lb_established +$(($(counter lb_established) - est0)), lb_pickup +$(($(counter lb_pickup) - pickup0)), ct_confirmed +$(($(counter ct_confirmed) - conf0))"
 	ct=$(entries conntrack) ctn=$(entries ct_new)
 	log "after the flood: conntrack $ct entries, ct_new $ctn"
 	touch "$WORK/go.$port"
