@@ -99,17 +99,25 @@ struct sluice_svc_key {
  * VIP are dropped (their ports are unknown) instead of passed on. */
 #define SLUICE_SVC_F_VIP_MARKER (1u << 0)
 
+/* Client-IP session affinity: a new flow from a client that has a live
+ * affinity entry for this service goes to that entry's backend (see
+ * struct sluice_affinity_key). Zero in pins of older agents: off. */
+#define SLUICE_SVC_F_AFFINITY (1u << 1)
+
 struct sluice_svc {
 	__u32 svc_id;        /* index into maglev outer map and svc_stats */
 	__u16 backend_count; /* backends with weight > 0; 0 -> refuse */
 	__u16 flags;         /* SLUICE_SVC_F_* */
-	__u32 reserved[2];
+	__u32 affinity_timeout_s; /* SLUICE_SVC_F_AFFINITY: idle timeout, s */
+	__u32 reserved;
 };
 
 /* backends: backend_id -> struct sluice_backend */
 enum sluice_backend_state {
 	SLUICE_BE_ACTIVE = 0,
 	SLUICE_BE_DRAINING = 1, /* weight 0: no new flows, existing keep going */
+	SLUICE_BE_UNHEALTHY = 2, /* failed its active health check: out of the
+				  * Maglev table like a drained one */
 };
 
 struct sluice_backend {
@@ -144,11 +152,15 @@ struct sluice_ct_key {
 	__u8 pad;
 };
 
+/* struct sluice_ct_entry.ct_flags */
+#define SLUICE_CT_F_FAIL_COUNTED (1u << 0) /* FWD: this flow's failure was
+					    * counted against its backend */
+
 struct sluice_ct_entry {
 	__u32 addr[4];  /* FWD: backend address; REPLY: VIP */
 	__u16 port;     /* FWD: backend port; REPLY: service port */
 	__u8 tcp_flags; /* union of TCP flags seen in this direction */
-	__u8 pad;
+	__u8 ct_flags;  /* SLUICE_CT_F_* (0 in entries of older agents) */
 	__u32 backend_id;
 	__u32 svc_id;
 	__u64 created_ns;   /* bpf_ktime_get_ns() at flow creation */
@@ -183,6 +195,150 @@ struct sluice_sk_origin {
 	__u32 backend_id;
 	__u8 family;
 	__u8 pad[3];
+};
+
+/*
+ * Passive outlier detection (resilient backends). The kernel counts
+ * connection failures per backend id, ejects a backend at the service's
+ * threshold of consecutive failures, and every new-flow pick (XDP, tc,
+ * socket LB) skips ejected backends; existing flows are left alone. All
+ * of it is decided in BPF; meshd only configures it and reads events.
+ */
+
+/* backend_health: ARRAY indexed by backend id. Written by BPF; userspace
+ * zeroes an id's entry when it gives the id to a backend, and reads it. */
+#define SLUICE_BH_F_EJECTED (1u << 0) /* counted in svc_health.ejected */
+
+struct sluice_backend_health {
+	__u64 ejected_until_ns; /* bpf_ktime_get_ns() when the ejection ends;
+				 * from then on the backend is on probation:
+				 * one success restores it, one failure
+				 * ejects it again */
+	__u64 last_fail_ns;     /* 0: never failed */
+	__u32 fails;            /* consecutive failures; a success zeroes it */
+	__u16 ejections;        /* ejections in a row, the backoff multiplier;
+				 * zeroed by a success more than max_ms after
+				 * the last failure */
+	__u8 reason;            /* enum sluice_health_reason of the last failure */
+	__u8 flags;             /* SLUICE_BH_F_* */
+};
+
+/* svc_health: ARRAY indexed by service id. Userspace writes the config
+ * (with `ejected` recounted from backend_health) whenever it writes the
+ * service; BPF changes `ejected` only, atomically. threshold 0: passive
+ * outlier detection off for the service (nothing is ejected and picks
+ * ignore health). */
+struct sluice_svc_health {
+	__u32 ejected;         /* backends of the service ejected now */
+	__u16 backends;        /* backends with weight > 0 (as backend_count) */
+	__u8 threshold;        /* consecutive failures that eject; 0 = off */
+	__u8 max_ejected_pct;  /* at most this % of backends ejected (>= 1) */
+	__u8 panic_pct;        /* healthy below this %: ignore health */
+	__u8 pad[3];
+	__u32 base_ms;         /* ejection time = base_ms x ejections ... */
+	__u32 max_ms;          /* ... capped here */
+};
+
+/* Defaults (Envoy's outlier detection where it has one). */
+#define SLUICE_OUTLIER_THRESHOLD_DEFAULT 3
+#define SLUICE_OUTLIER_BASE_MS_DEFAULT 30000
+#define SLUICE_OUTLIER_MAX_MS_DEFAULT 300000
+#define SLUICE_OUTLIER_MAX_EJECTED_PCT_DEFAULT 50
+#define SLUICE_OUTLIER_PANIC_PCT_DEFAULT 50
+
+/* Why a connection attempt counted as a failure (label "reason"). */
+#define SLUICE_HEALTH_REASONS(X)                                                        \
+	X(NONE, "none", "no failure")                                                   \
+	X(RST, "rst", "packet path: the backend answered a SYN with RST")               \
+	X(SYN_TIMEOUT, "syn_timeout",                                                   \
+	  "packet path: the client sent its SYN again, the first was not answered")     \
+	X(SOCK_REFUSED, "sock_refused", "socket LB: connect() ended in RST")            \
+	X(SOCK_TIMEOUT, "sock_timeout", "socket LB: connect()'s SYN timed out (RTO)")   \
+	X(SOCK_ERROR, "sock_error", "socket LB: connect() failed otherwise (ICMP, abort)") \
+	X(PROBE, "probe", "active health check failed (meshd)")
+
+enum sluice_health_reason {
+#define X(name, str, help) SLUICE_HEALTH_R_##name,
+	SLUICE_HEALTH_REASONS(X)
+#undef X
+	SLUICE_HEALTH_R__MAX
+};
+
+/* health_events ring buffer records. */
+enum sluice_health_event_kind {
+	SLUICE_HEALTH_EV_EJECTED = 1,   /* threshold reached: ejected */
+	SLUICE_HEALTH_EV_REEJECTED = 2, /* failed on probation: ejected again */
+	SLUICE_HEALTH_EV_RESTORED = 3,  /* succeeded on probation: back */
+	SLUICE_HEALTH_EV_MAX_EJECTED = 4, /* threshold reached, not ejected:
+					   * max_ejected_pct reached */
+};
+
+struct sluice_health_event {
+	__u64 ts_ns;            /* bpf_ktime_get_ns() */
+	__u64 ejected_until_ns; /* EJECTED/REEJECTED */
+	__u32 svc_id;
+	__u32 backend_id;
+	__u32 fails;
+	__u16 ejections;
+	__u8 kind;   /* enum sluice_health_event_kind */
+	__u8 reason; /* enum sluice_health_reason of the last failure */
+};
+
+#ifndef SLUICE_HEALTH_EVENTS_BYTES
+#define SLUICE_HEALTH_EVENTS_BYTES (64 * 1024)
+#endif
+
+/* Health and affinity counters: a per-CPU array of their own
+ * (health_counters), so the pinned `counters` map keeps its size. */
+#define SLUICE_HEALTH_COUNTERS(X)                                                    \
+	X(FAIL, "health_fail", "connection attempt counted as a backend failure")    \
+	X(SUCCESS, "health_success", "connection attempt counted as a success")      \
+	X(EJECT, "health_eject", "backend ejected (or ejected again) by the kernel") \
+	X(RESTORE, "health_restore", "ejected backend restored by a success")        \
+	X(MAX_EJECTED, "health_max_ejected",                                         \
+	  "threshold reached but the service's max-ejected share is used up")        \
+	X(FALLBACK, "lb_eject_fallback",                                             \
+	  "new flow's pick was ejected: moved to the next healthy backend")          \
+	X(PANIC, "lb_panic",                                                         \
+	  "new flow's pick was ejected but too few are healthy: health ignored")     \
+	X(EVENT_LOST, "health_event_lost", "health event not written: ring full")    \
+	X(AFFINITY_HIT, "affinity_hit", "new flow sent to its client's affinity backend") \
+	X(AFFINITY_BROKEN, "affinity_broken",                                        \
+	  "affinity entry named a backend gone, drained or ejected: picked afresh")
+
+enum sluice_health_counter {
+#define X(name, str, help) SLUICE_HCNT_##name,
+	SLUICE_HEALTH_COUNTERS(X)
+#undef X
+	SLUICE_HCNT__MAX
+};
+
+/*
+ * affinity: LRU hash, client -> backend for services with
+ * SLUICE_SVC_F_AFFINITY. On the packet path the client is its source
+ * address; on the socket path (no source address at connect()) it is the
+ * client's network namespace (kind SLUICE_AFF_NETNS, cookie in addr[0..1]),
+ * as Cilium's socket LB does.
+ */
+#define SLUICE_AFF_ADDR 0
+#define SLUICE_AFF_NETNS 1
+
+#ifndef SLUICE_AFFINITY_MAX
+#define SLUICE_AFFINITY_MAX 65536
+#endif
+
+struct sluice_affinity_key {
+	__u32 addr[4];
+	__u32 svc_id;
+	__u8 family; /* of addr; 0 for SLUICE_AFF_NETNS */
+	__u8 kind;   /* SLUICE_AFF_* */
+	__u16 pad;
+};
+
+struct sluice_affinity {
+	__u64 last_seen_ns; /* refreshed at most once a second */
+	__u32 backend_id;
+	__u32 pad;
 };
 
 /* Global per-CPU counters, indexed by enum sluice_counter. */

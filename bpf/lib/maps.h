@@ -89,6 +89,43 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps");
 
+/* Passive outlier detection (see sluice_abi.h, lib/health.h). Arrays:
+ * a pick looks its backend up in backend_health (one array lookup on the
+ * new-flow path); svc_health only when the pick is ejected. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_MAX_BACKENDS);
+	__type(key, __u32); /* backend id */
+	__type(value, struct sluice_backend_health);
+} backend_health SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_MAX_SERVICES);
+	__type(key, __u32); /* svc id */
+	__type(value, struct sluice_svc_health);
+} svc_health SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SLUICE_HEALTH_EVENTS_BYTES);
+} health_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_HCNT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} health_counters SEC(".maps");
+
+/* Client-IP session affinity (services with SLUICE_SVC_F_AFFINITY). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_AFFINITY_MAX);
+	__type(key, struct sluice_affinity_key);
+	__type(value, struct sluice_affinity);
+} affinity SEC(".maps");
+
 /* Written by the socket LB (sock.bpf.c) at connect(), read by telemetry
  * (telemetry.bpf.c); declared here so the datapath object owns it and
  * both companions share the one pinned map. Lives and dies with the

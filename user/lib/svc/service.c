@@ -206,8 +206,11 @@ static int svc__write_service(struct svc_txn *t)
 	svc.svc_id = t->svc_id;
 	svc.backend_count = (__u16)t->nactive;
 	svc.flags = t->existed ? t->old_svc.flags & ~SLUICE_SVC_F_VIP_MARKER : 0;
-	if (t->existed)
-		memcpy(svc.reserved, t->old_svc.reserved, sizeof(svc.reserved));
+	if (t->existed) {
+		/* TODO(#14 affinity): from the spec instead */
+		svc.affinity_timeout_s = t->old_svc.affinity_timeout_s;
+		svc.reserved = t->old_svc.reserved;
+	}
 	if (t->existed && !memcmp(&svc, &t->old_svc, sizeof(svc)))
 		return 0;
 	err = bpf_map_update_elem(fd, &t->key, &svc, BPF_ANY);
