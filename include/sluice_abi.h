@@ -105,9 +105,9 @@ struct sluice_svc_key {
 #define SLUICE_SVC_F_AFFINITY (1u << 1)
 
 struct sluice_svc {
-	__u32 svc_id;        /* index into maglev outer map and svc_stats */
-	__u16 backend_count; /* backends with weight > 0; 0 -> refuse */
-	__u16 flags;         /* SLUICE_SVC_F_* */
+	__u32 svc_id;             /* index into maglev outer map and svc_stats */
+	__u16 backend_count;      /* backends with weight > 0; 0 -> refuse */
+	__u16 flags;              /* SLUICE_SVC_F_* */
 	__u32 affinity_timeout_s; /* SLUICE_SVC_F_AFFINITY: idle timeout, s */
 	__u32 reserved;
 };
@@ -115,7 +115,7 @@ struct sluice_svc {
 /* backends: backend_id -> struct sluice_backend */
 enum sluice_backend_state {
 	SLUICE_BE_ACTIVE = 0,
-	SLUICE_BE_DRAINING = 1, /* weight 0: no new flows, existing keep going */
+	SLUICE_BE_DRAINING = 1,  /* weight 0: no new flows, existing keep going */
 	SLUICE_BE_UNHEALTHY = 2, /* failed its active health check: out of the
 				  * Maglev table like a drained one */
 };
@@ -153,7 +153,8 @@ struct sluice_ct_key {
 };
 
 /* struct sluice_ct_entry.ct_flags */
-#define SLUICE_CT_F_FAIL_COUNTED (1u << 0) /* FWD: this flow's failure was
+#define SLUICE_CT_F_FAIL_COUNTED \
+	(1u << 0) /* FWD: this flow's failure was
 					    * counted against its backend */
 
 struct sluice_ct_entry {
@@ -229,14 +230,14 @@ struct sluice_backend_health {
  * outlier detection off for the service (nothing is ejected and picks
  * ignore health). */
 struct sluice_svc_health {
-	__u32 ejected;         /* backends of the service ejected now */
-	__u16 backends;        /* backends with weight > 0 (as backend_count) */
-	__u8 threshold;        /* consecutive failures that eject; 0 = off */
-	__u8 max_ejected_pct;  /* at most this % of backends ejected (>= 1) */
-	__u8 panic_pct;        /* healthy below this %: ignore health */
+	__u32 ejected;        /* backends of the service ejected now */
+	__u16 backends;       /* backends with weight > 0 (as backend_count) */
+	__u8 threshold;       /* consecutive failures that eject; 0 = off */
+	__u8 max_ejected_pct; /* at most this % of backends ejected (>= 1) */
+	__u8 panic_pct;       /* healthy below this %: ignore health */
 	__u8 pad[3];
-	__u32 base_ms;         /* ejection time = base_ms x ejections ... */
-	__u32 max_ms;          /* ... capped here */
+	__u32 base_ms; /* ejection time = base_ms x ejections ... */
+	__u32 max_ms;  /* ... capped here */
 };
 
 /* Defaults (Envoy's outlier detection where it has one). */
@@ -247,13 +248,13 @@ struct sluice_svc_health {
 #define SLUICE_OUTLIER_PANIC_PCT_DEFAULT 50
 
 /* Why a connection attempt counted as a failure (label "reason"). */
-#define SLUICE_HEALTH_REASONS(X)                                                        \
-	X(NONE, "none", "no failure")                                                   \
-	X(RST, "rst", "packet path: the backend answered a SYN with RST")               \
-	X(SYN_TIMEOUT, "syn_timeout",                                                   \
-	  "packet path: the client sent its SYN again, the first was not answered")     \
-	X(SOCK_REFUSED, "sock_refused", "socket LB: connect() ended in RST")            \
-	X(SOCK_TIMEOUT, "sock_timeout", "socket LB: connect()'s SYN timed out (RTO)")   \
+#define SLUICE_HEALTH_REASONS(X)                                                           \
+	X(NONE, "none", "no failure")                                                      \
+	X(RST, "rst", "packet path: the backend answered a SYN with RST")                  \
+	X(SYN_TIMEOUT, "syn_timeout",                                                      \
+	  "packet path: the client sent its SYN again, the first was not answered")        \
+	X(SOCK_REFUSED, "sock_refused", "socket LB: connect() ended in RST")               \
+	X(SOCK_TIMEOUT, "sock_timeout", "socket LB: connect()'s SYN timed out (RTO)")      \
 	X(SOCK_ERROR, "sock_error", "socket LB: connect() failed otherwise (ICMP, abort)") \
 	X(PROBE, "probe", "active health check failed (meshd)")
 
@@ -266,9 +267,9 @@ enum sluice_health_reason {
 
 /* health_events ring buffer records. */
 enum sluice_health_event_kind {
-	SLUICE_HEALTH_EV_EJECTED = 1,   /* threshold reached: ejected */
-	SLUICE_HEALTH_EV_REEJECTED = 2, /* failed on probation: ejected again */
-	SLUICE_HEALTH_EV_RESTORED = 3,  /* succeeded on probation: back */
+	SLUICE_HEALTH_EV_EJECTED = 1,     /* threshold reached: ejected */
+	SLUICE_HEALTH_EV_REEJECTED = 2,   /* failed on probation: ejected again */
+	SLUICE_HEALTH_EV_RESTORED = 3,    /* succeeded on probation: back */
 	SLUICE_HEALTH_EV_MAX_EJECTED = 4, /* threshold reached, not ejected:
 					   * max_ejected_pct reached */
 };
@@ -290,20 +291,20 @@ struct sluice_health_event {
 
 /* Health and affinity counters: a per-CPU array of their own
  * (health_counters), so the pinned `counters` map keeps its size. */
-#define SLUICE_HEALTH_COUNTERS(X)                                                    \
-	X(FAIL, "health_fail", "connection attempt counted as a backend failure")    \
-	X(SUCCESS, "health_success", "connection attempt counted as a success")      \
-	X(EJECT, "health_eject", "backend ejected (or ejected again) by the kernel") \
-	X(RESTORE, "health_restore", "ejected backend restored by a success")        \
-	X(MAX_EJECTED, "health_max_ejected",                                         \
-	  "threshold reached but the service's max-ejected share is used up")        \
-	X(FALLBACK, "lb_eject_fallback",                                             \
-	  "new flow's pick was ejected: moved to the next healthy backend")          \
-	X(PANIC, "lb_panic",                                                         \
-	  "new flow's pick was ejected but too few are healthy: health ignored")     \
-	X(EVENT_LOST, "health_event_lost", "health event not written: ring full")    \
+#define SLUICE_HEALTH_COUNTERS(X)                                                         \
+	X(FAIL, "health_fail", "connection attempt counted as a backend failure")         \
+	X(SUCCESS, "health_success", "connection attempt counted as a success")           \
+	X(EJECT, "health_eject", "backend ejected (or ejected again) by the kernel")      \
+	X(RESTORE, "health_restore", "ejected backend restored by a success")             \
+	X(MAX_EJECTED, "health_max_ejected",                                              \
+	  "threshold reached but the service's max-ejected share is used up")             \
+	X(FALLBACK, "lb_eject_fallback",                                                  \
+	  "new flow's pick was ejected: moved to the next healthy backend")               \
+	X(PANIC, "lb_panic",                                                              \
+	  "new flow's pick was ejected but too few are healthy: health ignored")          \
+	X(EVENT_LOST, "health_event_lost", "health event not written: ring full")         \
 	X(AFFINITY_HIT, "affinity_hit", "new flow sent to its client's affinity backend") \
-	X(AFFINITY_BROKEN, "affinity_broken",                                        \
+	X(AFFINITY_BROKEN, "affinity_broken",                                             \
 	  "affinity entry named a backend gone, drained or ejected: picked afresh")
 
 enum sluice_health_counter {
