@@ -49,12 +49,27 @@ struct sluice_backend_spec {
 	__u16 weight; /* 0 = draining: no new flows, existing flows keep it */
 };
 
+/* Passive outlier detection of one service (#14); every 0 means the
+ * default (SLUICE_OUTLIER_*_DEFAULT in sluice_abi.h). Written to the
+ * kernel's svc_health entry with the service. */
+struct sluice_outlier_spec {
+	bool disabled;             /* off for this service */
+	__u8 consecutive_failures; /* that eject a backend */
+	__u8 max_ejected_pct;      /* 1-100 */
+	__u8 panic_pct;            /* 1-100; SLUICE_OUTLIER_PANIC_NEVER: never */
+	__u32 base_ejection_ms;    /* first ejection; then x ejections in a row */
+	__u32 max_ejection_ms;     /* cap of the ejection time */
+};
+#define SLUICE_OUTLIER_PANIC_NEVER 255 /* spec only: kernel panic_pct 0 */
+
 struct sluice_service_spec {
 	struct sluice_addr vip;
 	__u16 port; /* host order */
 	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
 	__u32 nbackends;
 	const struct sluice_backend_spec *backends;
+	struct sluice_outlier_spec outlier;
+	__u32 affinity_timeout_s; /* client-IP session affinity; 0 = off */
 };
 
 struct sluice_service_info {

@@ -35,6 +35,24 @@ struct desired_backend {
 	__u16 weight; /* 0 = draining */
 };
 
+/* Active health check of a service's backends, probed by meshd (#14). */
+enum desired_hc_type {
+	DESIRED_HC_NONE = 0,
+	DESIRED_HC_TCP = 1,  /* a connect() that completes is healthy */
+	DESIRED_HC_HTTP = 2, /* GET path answered 2xx/3xx is healthy */
+};
+#define DESIRED_HC_PATH_MAX 128
+
+struct desired_health_check {
+	__u8 type;                /* enum desired_hc_type */
+	__u8 healthy_threshold;   /* successes in a row to return */
+	__u8 unhealthy_threshold; /* failures in a row to leave */
+	__u16 port;               /* 0: the backend's own port */
+	__u32 interval_ms;
+	__u32 timeout_ms;
+	char path[DESIRED_HC_PATH_MAX]; /* HTTP only */
+};
+
 struct desired_service {
 	char name[DESIRED_NAME_MAX];
 	char source[DESIRED_SOURCE_MAX]; /* "manual" or "kubernetes" */
@@ -43,6 +61,9 @@ struct desired_service {
 	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP */
 	__u32 nbackends;
 	struct desired_backend *backends;
+	struct sluice_outlier_spec outlier; /* "outlierDetection" */
+	__u32 affinity_timeout_s;           /* "sessionAffinity"; 0 = none */
+	struct desired_health_check health; /* "healthCheck" */
 };
 
 struct desired {
