@@ -18,6 +18,8 @@ PKGS=(
 	strace
 	# conntrack flood e2e: random-source SYN and ACK floods inside the test namespaces
 	hping3
+	# outlier e2e: a blackholed backend's namespace drops SYNs (iptables in that namespace)
+	iptables
 	# telemetry e2e: a real Prometheus server and promtool
 	prometheus
 )
