@@ -57,6 +57,11 @@ enum sluice_map_id {
 	SLUICE_MAP_BACKEND_STATS,
 	SLUICE_MAP_COUNTERS,
 	SLUICE_MAP_DROPS,
+	SLUICE_MAP_BACKEND_HEALTH,  /* #14: per backend id, written by BPF */
+	SLUICE_MAP_SVC_HEALTH,      /* #14: per service id, config + ejected */
+	SLUICE_MAP_HEALTH_EVENTS,   /* #14: ring buffer of ejections */
+	SLUICE_MAP_HEALTH_COUNTERS, /* #14: per-CPU SLUICE_HCNT_* */
+	SLUICE_MAP_AFFINITY,        /* #14: client -> backend (LRU) */
 	SLUICE_MAP__MAX,
 };
 
@@ -65,7 +70,8 @@ struct lb_bpf;
 struct sluice {
 	struct lb_bpf *skel;
 	int fds[SLUICE_MAP__MAX];
-	int ncpus; /* possible CPUs: per-CPU values come in this many copies */
+	int ncpus;        /* possible CPUs: per-CPU values come in this many copies */
+	bool outlier_off; /* node-wide: every svc_health written with threshold 0 */
 };
 
 /* Called once per element by maps__for_each(); non-zero stops the walk
@@ -94,6 +100,33 @@ int maps__err(int err, const char *name, const char *op, const char *what);
 /* service.c: a new Maglev inner map holding table (NULL: all slots 0);
  * the fd, or a negative errno with the error text set. */
 int svc__create_inner(const __u32 *table);
+
+/* svc_health.c (#14): the svc_health entry a service's spec means, with
+ * `ejected` recounted from the backend_health entries of ids[] (its whole
+ * new backend set) and `backends` = nactive; when outlier detection is
+ * off for it (spec or node-wide) the entries of ids[] that carry an
+ * ejection or failures are cleared. Every entry written is saved in
+ * *undo first (svc_health_undo__run() puts them back, newest first), so
+ * a rejected update leaves both maps as they were. */
+struct svc_health_undo {
+	__u32 n, cap;
+	struct svc_health_saved {
+		bool svc; /* a svc_health entry (else backend_health) */
+		__u32 key;
+		union {
+			struct sluice_svc_health sh;
+			struct sluice_backend_health bh;
+		};
+	} * v;
+};
+int svc__health_write(struct sluice *s, __u32 svc_id, const struct sluice_outlier_spec *o,
+		      const __u32 *ids, __u32 nids, __u32 nactive, struct svc_health_undo *undo);
+/* Zero backend_health[id] (a new backend gets the id), saved in undo. */
+int svc__health_zero_backend(struct sluice *s, __u32 id, struct svc_health_undo *undo);
+void svc__health_undo_run(struct sluice *s, struct svc_health_undo *undo);
+void svc__health_undo_free(struct svc_health_undo *undo);
+/* Best effort: a deleted service's entry zeroed (its id may be reused). */
+void svc__health_forget(struct sluice *s, __u32 svc_id);
 
 /* svc_spec.c: spec checks and keys. IPv4 goes into dst[0], zeros after. */
 void svc__addr_copy(__u32 dst[4], const struct sluice_addr *a);

@@ -36,6 +36,11 @@ _Static_assert(sizeof(struct sluice_ct_key) == 40, "sluice_ct_key layout");
 _Static_assert(sizeof(struct sluice_ct_entry) == 48, "sluice_ct_entry layout");
 _Static_assert(sizeof(struct sluice_svc_stats) == 32, "sluice_svc_stats layout");
 _Static_assert(sizeof(struct sluice_backend_stats) == 24, "sluice_backend_stats layout");
+_Static_assert(sizeof(struct sluice_backend_health) == 24, "sluice_backend_health layout");
+_Static_assert(sizeof(struct sluice_svc_health) == 20, "sluice_svc_health layout");
+_Static_assert(sizeof(struct sluice_health_event) == 32, "sluice_health_event layout");
+_Static_assert(sizeof(struct sluice_affinity_key) == 24, "sluice_affinity_key layout");
+_Static_assert(sizeof(struct sluice_affinity) == 16, "sluice_affinity layout");
 _Static_assert(sizeof(struct sluice_maglev_pair) == 8,
 	       "sluice_maglev_pair layout: no padding, so a table is __u32 slots[M + 1]");
 
@@ -60,6 +65,13 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 				       sizeof(struct sluice_backend_stats) },
 	[SLUICE_MAP_COUNTERS] = { "counters", sizeof(__u32), sizeof(__u64) },
 	[SLUICE_MAP_DROPS] = { "drops", sizeof(__u32), sizeof(__u64) },
+	[SLUICE_MAP_BACKEND_HEALTH] = { "backend_health", sizeof(__u32),
+					sizeof(struct sluice_backend_health) },
+	[SLUICE_MAP_SVC_HEALTH] = { "svc_health", sizeof(__u32), sizeof(struct sluice_svc_health) },
+	[SLUICE_MAP_HEALTH_EVENTS] = { "health_events", 0, 0 }, /* ring buffer */
+	[SLUICE_MAP_HEALTH_COUNTERS] = { "health_counters", sizeof(__u32), sizeof(__u64) },
+	[SLUICE_MAP_AFFINITY] = { "affinity", sizeof(struct sluice_affinity_key),
+				  sizeof(struct sluice_affinity) },
 };
 
 /* Create the pin dir on bpffs and tell libbpf where each map lives. */

@@ -185,6 +185,85 @@ int sluice__backend_get(struct sluice *s, __u32 backend_id, struct sluice_backen
 int sluice__ct_count(struct sluice *s, __u64 *count);
 int sluice__ct_new_count(struct sluice *s, __u64 *count);
 
+/*
+ * Passive outlier detection (#14). The kernel ejects and restores
+ * backends; the library writes each service's svc_health entry with the
+ * service (service_set/set_many), zeroes backend_health[id] when it gives
+ * an id to a new backend, and reads both for listings.
+ */
+/* Node-wide switch (meshd --no-outlier-detection): off writes threshold 0
+ * for every service the library writes from then on, and clears their
+ * ejections. On by default. */
+void sluice__set_outlier_detection(struct sluice *s, bool on);
+bool sluice__outlier_detection(const struct sluice *s);
+/* The svc_health configuration a spec means: defaults for 0 fields,
+ * threshold 0 when disabled or node_off, panic NEVER -> 0; `ejected` and
+ * `backends` are left 0. */
+void sluice_outlier__to_kernel(const struct sluice_outlier_spec *o, bool node_off,
+			       struct sluice_svc_health *out);
+/* The spec an entry was written from, in canonical form (0 for every
+ * field at its default; disabled: the other fields 0). An entry never
+ * written (all zero: an older agent) reads as disabled. */
+void sluice_outlier__from_kernel(const struct sluice_svc_health *h,
+				 struct sluice_outlier_spec *out);
+/* Whether two specs configure the kernel the same way (0 == default). */
+bool sluice_outlier__same(const struct sluice_outlier_spec *a, const struct sluice_outlier_spec *b);
+/* Writes svc_health for n services at once (meshd at start: services the
+ * reconcile found unchanged have no entry after an upgrade): for each
+ * existing service, its config from o[i], `backends` and `ejected`
+ * recounted from the maps. Services that do not exist are skipped;
+ * *written (may be NULL) counts the entries written. */
+int sluice__outlier_sync(struct sluice *s, const struct sluice_service_ref *refs,
+			 const struct sluice_outlier_spec *o, __u32 n, __u32 *written);
+
+/* What listings show per backend. */
+enum sluice_be_health {
+	SLUICE_BEH_HEALTHY = 0,
+	SLUICE_BEH_EJECTED,   /* ejected by the kernel, until ejected_until_ms */
+	SLUICE_BEH_PROBATION, /* ejection over: the next attempt decides */
+	SLUICE_BEH_UNHEALTHY, /* failed its active health check */
+	SLUICE_BEH_DRAINING,  /* weight 0: no new flows */
+	SLUICE_BEH__MAX,
+};
+const char *sluice_be_health__str(enum sluice_be_health h); /* "healthy", ... */
+struct sluice_backend_health_view {
+	__u8 state;  /* enum sluice_be_health */
+	__u8 reason; /* enum sluice_health_reason of the last failure */
+	__u16 ejections;
+	__u32 fails;            /* consecutive failures */
+	__u64 ejected_until_ms; /* wall clock (Unix ms) for EJECTED, else 0 */
+	__u64 last_fail_ms;     /* wall clock (Unix ms), 0: never failed */
+	struct sluice_backend_health raw;
+};
+/* be: the backend's entry (sluice__backend_get); svc: its service's
+ * svc_health (sluice__svc_health), for whether ejection applies at all. */
+int sluice__backend_health(struct sluice *s, __u32 backend_id, const struct sluice_backend *be,
+			   const struct sluice_svc_health *svc,
+			   struct sluice_backend_health_view *out);
+/* The service's entry; all zero when none was written. */
+int sluice__svc_health(struct sluice *s, __u32 svc_id, struct sluice_svc_health *out);
+/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) as wall-clock Unix ms; 0 -> 0. */
+__u64 sluice__mono_to_wall_ms(__u64 mono_ns);
+int sluice__health_counters(struct sluice *s, __u64 out[SLUICE_HCNT__MAX]);
+const char *sluice__health_counter_name(enum sluice_health_counter c);
+const char *sluice__health_counter_help(enum sluice_health_counter c);
+const char *sluice__health_reason_name(enum sluice_health_reason r);
+const char *sluice__health_reason_help(enum sluice_health_reason r);
+/* "ejected", "reejected", "restored", "max_ejected"; else "unknown". */
+const char *sluice__health_event_name(__u8 kind);
+
+/* The kernel's health events (ring buffer health_events): fn is called for
+ * each record by sluice__health_events_read(), which never blocks; poll
+ * sluice__health_events_fd() (epoll) to know when to call it. */
+struct sluice_health_events;
+typedef void (*sluice_health_event_fn)(const struct sluice_health_event *ev, void *ctx);
+int sluice__health_events_open(struct sluice *s, sluice_health_event_fn fn, void *ctx,
+			       struct sluice_health_events **out);
+int sluice__health_events_fd(const struct sluice_health_events *he);
+/* Records handed to fn, or a negative errno. */
+int sluice__health_events_read(struct sluice_health_events *he);
+void sluice__health_events_close(struct sluice_health_events *he);
+
 /* Names for metrics and CLI output. */
 const char *sluice__counter_name(enum sluice_counter c);
 const char *sluice__drop_name(enum sluice_drop_reason r);

@@ -227,7 +227,7 @@ static const char *sync__source(const struct desired_service *s)
 static bool sync__same(const struct desired_service *a, const struct desired_service *b)
 {
 	return !strcmp(a->name, b->name) && !strcmp(sync__source(a), sync__source(b)) &&
-	       sync__same_backends(a, b);
+	       sluice_outlier__same(&a->outlier, &b->outlier) && sync__same_backends(a, b);
 }
 
 static int sync__cmp_ptr(const void *x, const void *y)
@@ -312,6 +312,7 @@ struct sync_plan {
 	struct sync_change *v;
 	__u32 n, cap;
 	bool nomem;
+	bool outlier_off; /* node-wide: outlier settings do not reach the maps */
 };
 
 static void sync__collect(enum desired_change kind, const struct desired_service *old_svc,
@@ -321,7 +322,8 @@ static void sync__collect(enum desired_change kind, const struct desired_service
 	struct sync_change *grown;
 
 	/* a label-only update leaves the maps as they are */
-	if (kind == DESIRED_UPDATE && sync__same_backends(old_svc, new_svc))
+	if (kind == DESIRED_UPDATE && sync__same_backends(old_svc, new_svc) &&
+	    (p->outlier_off || sluice_outlier__same(&old_svc->outlier, &new_svc->outlier)))
 		return;
 	if (p->n == p->cap) {
 		p->cap = p->cap ? 2 * p->cap : 16;
@@ -357,6 +359,7 @@ static int sync__spec(const struct desired_service *svc, struct sluice_service_s
 		.proto = svc->proto,
 		.backends = bes,
 		.nbackends = svc->nbackends,
+		.outlier = svc->outlier,
 	};
 	return 0;
 }
@@ -507,6 +510,7 @@ int desired__apply(struct sluice *s, const struct desired *old, const struct des
 	err = desired__validate(new);
 	if (err)
 		return err;
+	plan.outlier_off = !sluice__outlier_detection(s);
 	desired__diff(old ? old : &empty, new, sync__collect, &plan);
 	done = calloc(plan.n + 1, sizeof(*done));
 	idx = calloc(plan.n + 1, sizeof(*idx));

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include <bpf/bpf.h>
+
 #include "desired.h"
 #include "internal.h"
 
@@ -167,6 +169,19 @@ static int svclist__attach(struct desired *d, const struct svclist_bes *bes, con
 	return 0;
 }
 
+/* The settings the service's svc_health entry was written from (#14), so
+ * a reconcile against the state file sees no change where there is none.
+ * No entry (an older agent wrote the maps): disabled, which the reconcile
+ * turns into an update that writes it. */
+static void svclist__outlier(struct sluice *s, __u32 svc_id, struct sluice_outlier_spec *o)
+{
+	struct sluice_svc_health h = {};
+
+	if (bpf_map_lookup_elem(s->fds[SLUICE_MAP_SVC_HEALTH], &svc_id, &h))
+		memset(&h, 0, sizeof(h));
+	sluice_outlier__from_kernel(&h, o);
+}
+
 static int svclist__cmp_svc(const void *x, const void *y)
 {
 	return desired__cmp_key(x, y);
@@ -200,6 +215,7 @@ int desired__from_maps(struct sluice *s, struct desired *d)
 	}
 	for (__u32 i = 0; i < svcs.n; i++) {
 		svclist__fill_service(&tmp.services[i], &svcs.keys[i]);
+		svclist__outlier(s, svcs.ids[i], &tmp.services[i].outlier);
 		if (svcs.ids[i] < SLUICE_MAX_SERVICES)
 			where[svcs.ids[i]] = i + 1;
 	}

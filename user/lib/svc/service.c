@@ -141,6 +141,10 @@ static int svc__write_backends(struct svc_txn *t)
 			err = maps__percpu_zero(s, s->fds[SLUICE_MAP_BACKEND_STATS],
 						"backend_stats", t->ids[i],
 						sizeof(struct sluice_backend_stats));
+			/* a new backend starts healthy, whatever the id's
+			 * last owner did */
+			if (!err)
+				err = svc__health_zero_backend(s, t->ids[i], &t->hundo);
 			if (err)
 				return err;
 		}
@@ -151,7 +155,9 @@ static int svc__write_backends(struct svc_txn *t)
 		}
 		svc__push_undo(t, UNDO_BACKEND, i);
 	}
-	return 0;
+	/* before any table names the new set: its config and counts */
+	return svc__health_write(s, t->svc_id, &spec->outlier, t->ids, spec->nbackends, t->nactive,
+				 &t->hundo);
 }
 
 /* Remember the current inner table (by id -> fd) so a failure can put it
@@ -260,6 +266,7 @@ static void svc__rollback(struct svc_txn *t)
 {
 	while (t->nundo)
 		svc__undo_one(t, &t->undo[--t->nundo]);
+	svc__health_undo_run(t->s, &t->hundo);
 }
 
 /* Last step: backends that left the set. Packets can no longer pick

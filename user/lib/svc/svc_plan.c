@@ -218,6 +218,7 @@ void svc__txn_free(struct svc_txn *t)
 	free(t->old_idx);
 	free(t->undo);
 	free(t->old);
+	svc__health_undo_free(&t->hundo);
 	memset(t, 0, sizeof(*t));
 	t->old_inner_fd = t->new_inner_fd = -1;
 }

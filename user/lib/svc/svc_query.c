@@ -127,6 +127,7 @@ int sluice__service_del(struct sluice *s, const struct sluice_addr *vip, __u16 p
 		maps__err(err, "services", "delete", "of the service");
 		goto cleanup;
 	}
+	svc__health_forget(s, svc.svc_id);
 	err = bpf_map_delete_elem(s->fds[SLUICE_MAP_MAGLEV], &svc.svc_id);
 	if (err && err != -ENOENT) {
 		maps__err(err, "maglev", "delete", "of the service's table");
@@ -242,6 +243,8 @@ static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys, c
 		close(empty);
 	free(ids);
 	free(fds);
+	for (__u32 i = 0; i < n; i++)
+		svc__health_forget(s, svc_ids[i]);
 	if (!maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
 			    sizeof(struct sluice_backend), svc__collect_gone, &g))
 		for (__u32 i = 0; i < g.n; i++)

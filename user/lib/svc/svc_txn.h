@@ -57,6 +57,7 @@ struct svc_txn {
 	int new_inner_fd; /* the table to swap in, -1 if unchanged or none */
 	struct svc_undo *undo;
 	__u32 nundo;
+	struct svc_health_undo hundo; /* backend_health/svc_health entries (#14) */
 };
 
 /* Reads the backends map once; ids are allocated from it for the call. */

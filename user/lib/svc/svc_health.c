@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: MIT
+/*
+ * svc_health.c - the service side of passive outlier detection (#14):
+ * writing a service's svc_health entry whenever the service is written,
+ * zeroing a backend id's health when the id goes to a new backend, and
+ * the same entry for many services at once (meshd's start).
+ *
+ * Contract: `ejected` is recounted from the backend_health entries of
+ * the service's backend set, so it matches the flags the kernel will
+ * decrement (a count lower than the flags would wrap on a restore). Every
+ * entry written by an update is saved first, so a rejected update puts
+ * both maps back byte for byte. The kernel may change `ejected` between
+ * our read and write; the next write of the service recounts it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+
+#include "internal.h"
+
+static int health__save(struct svc_health_undo *undo, bool svc, __u32 key, const void *val)
+{
+	struct svc_health_saved *grown, *e;
+
+	if (undo->n == undo->cap) {
+		undo->cap = undo->cap ? 2 * undo->cap : 16;
+		grown = realloc(undo->v, undo->cap * sizeof(*undo->v));
+		if (!grown) {
+			sluice__set_err("out of memory");
+			return -ENOMEM;
+		}
+		undo->v = grown;
+	}
+	e = &undo->v[undo->n++];
+	memset(e, 0, sizeof(*e));
+	e->svc = svc;
+	e->key = key;
+	if (svc)
+		e->sh = *(const struct sluice_svc_health *)val;
+	else
+		e->bh = *(const struct sluice_backend_health *)val;
+	return 0;
+}
+
+/* Write bh (saving the old entry) unless it already holds exactly that. */
+static int health__write_backend(struct sluice *s, __u32 id,
+				 const struct sluice_backend_health *old,
+				 const struct sluice_backend_health *bh,
+				 struct svc_health_undo *undo)
+{
+	int err;
+
+	if (!memcmp(old, bh, sizeof(*bh)))
+		return 0;
+	if (undo && (err = health__save(undo, false, id, old)))
+		return err;
+	err = bpf_map_update_elem(s->fds[SLUICE_MAP_BACKEND_HEALTH], &id, bh, BPF_ANY);
+	if (err) {
+		if (undo)
+			undo->n--; /* nothing to undo */
+		return maps__err(err, "backend_health", "update", "of a backend");
+	}
+	return 0;
+}
+
+int svc__health_zero_backend(struct sluice *s, __u32 id, struct svc_health_undo *undo)
+{
+	struct sluice_backend_health old, zero = {};
+	int err;
+
+	err = bpf_map_lookup_elem(s->fds[SLUICE_MAP_BACKEND_HEALTH], &id, &old);
+	if (err)
+		return maps__err(err, "backend_health", "lookup", "of a new backend's id");
+	return health__write_backend(s, id, &old, &zero, undo);
+}
+
+/* Outlier detection off: no ejection survives (and none is counted), so
+ * turning it on again starts every backend afresh. The last failure's
+ * time and reason stay, for the listing. */
+static int health__clear_backend(struct sluice *s, __u32 id,
+				 const struct sluice_backend_health *old,
+				 struct svc_health_undo *undo)
+{
+	struct sluice_backend_health bh = *old;
+
+	bh.flags &= ~SLUICE_BH_F_EJECTED;
+	bh.ejected_until_ns = 0;
+	bh.ejections = 0;
+	bh.fails = 0;
+	return health__write_backend(s, id, old, &bh, undo);
+}
+
+int svc__health_write(struct sluice *s, __u32 svc_id, const struct sluice_outlier_spec *o,
+		      const __u32 *ids, __u32 nids, __u32 nactive, struct svc_health_undo *undo)
+{
+	int bfd = s->fds[SLUICE_MAP_BACKEND_HEALTH], sfd = s->fds[SLUICE_MAP_SVC_HEALTH];
+	struct sluice_backend_health bh;
+	struct sluice_svc_health old, sh;
+	int err;
+
+	sluice_outlier__to_kernel(o, s->outlier_off, &sh);
+	sh.backends = nactive > 0xffff ? 0xffff : (__u16)nactive;
+	for (__u32 i = 0; i < nids; i++) {
+		err = bpf_map_lookup_elem(bfd, &ids[i], &bh);
+		if (err)
+			return maps__err(err, "backend_health", "lookup", "of a backend");
+		if (!sh.threshold)
+			err = health__clear_backend(s, ids[i], &bh, undo);
+		else if (bh.flags & SLUICE_BH_F_EJECTED)
+			sh.ejected++;
+		if (err)
+			return err;
+	}
+	err = bpf_map_lookup_elem(sfd, &svc_id, &old);
+	if (err)
+		return maps__err(err, "svc_health", "lookup", "of the service");
+	if (!memcmp(&old, &sh, sizeof(sh)))
+		return 0;
+	if (undo && (err = health__save(undo, true, svc_id, &old)))
+		return err;
+	err = bpf_map_update_elem(sfd, &svc_id, &sh, BPF_ANY);
+	if (err) {
+		if (undo)
+			undo->n--;
+		return maps__err(err, "svc_health", "update", "of the service");
+	}
+	return 0;
+}
+
+void svc__health_undo_run(struct sluice *s, struct svc_health_undo *undo)
+{
+	while (undo->n) {
+		const struct svc_health_saved *e = &undo->v[--undo->n];
+
+		if (e->svc)
+			bpf_map_update_elem(s->fds[SLUICE_MAP_SVC_HEALTH], &e->key, &e->sh,
+					    BPF_ANY);
+		else
+			bpf_map_update_elem(s->fds[SLUICE_MAP_BACKEND_HEALTH], &e->key, &e->bh,
+					    BPF_ANY);
+	}
+}
+
+void svc__health_undo_free(struct svc_health_undo *undo)
+{
+	free(undo->v);
+	memset(undo, 0, sizeof(*undo));
+}
+
+void svc__health_forget(struct sluice *s, __u32 svc_id)
+{
+	struct sluice_svc_health zero = {};
+
+	if (svc_id < SLUICE_MAX_SERVICES)
+		bpf_map_update_elem(s->fds[SLUICE_MAP_SVC_HEALTH], &svc_id, &zero, BPF_ANY);
+}
+
+/* --- every service at once (meshd's start) --- */
+
+struct health_sync_bes {
+	__u64 *v; /* svc_id << 32 | backend id, sorted */
+	__u32 n, cap;
+	__u32 *active; /* [SLUICE_MAX_SERVICES]: backends with weight > 0 */
+};
+
+static int health__collect(const void *key, const void *value, void *ctx)
+{
+	const struct sluice_backend *be = value;
+	struct health_sync_bes *c = ctx;
+	__u64 *grown;
+
+	if (be->svc_id >= SLUICE_MAX_SERVICES)
+		return 0;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 1024;
+		grown = realloc(c->v, c->cap * sizeof(*c->v));
+		if (!grown) {
+			sluice__set_err("out of memory reading the backends map");
+			return -ENOMEM;
+		}
+		c->v = grown;
+	}
+	c->v[c->n++] = (__u64)be->svc_id << 32 | *(const __u32 *)key;
+	if (be->weight) /* as service.c counts backend_count */
+		c->active[be->svc_id]++;
+	return 0;
+}
+
+static int health__cmp_u64(const void *a, const void *b)
+{
+	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One service: its backend ids out of the sorted index, then the write. */
+static int health__sync_one(struct sluice *s, const struct health_sync_bes *c, __u32 svc_id,
+			    const struct sluice_outlier_spec *o, __u32 *ids)
+{
+	__u32 lo = 0, hi = c->n, n = 0;
+
+	while (lo < hi) {
+		__u32 mid = lo + (hi - lo) / 2;
+
+		if (c->v[mid] >> 32 < svc_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < c->n && c->v[lo] >> 32 == svc_id && n < SLUICE_MAX_SVC_BACKENDS; lo++)
+		ids[n++] = (__u32)c->v[lo];
+	return svc__health_write(s, svc_id, o, ids, n, c->active[svc_id], NULL);
+}
+
+int sluice__outlier_sync(struct sluice *s, const struct sluice_service_ref *refs,
+			 const struct sluice_outlier_spec *o, __u32 n, __u32 *written)
+{
+	struct health_sync_bes c = {};
+	struct sluice_svc_key key;
+	struct sluice_svc svc;
+	__u32 *ids = NULL, done = 0;
+	int err;
+
+	sluice__clear_err();
+	c.active = calloc(SLUICE_MAX_SERVICES, sizeof(*c.active));
+	ids = calloc(SLUICE_MAX_SVC_BACKENDS, sizeof(*ids));
+	if (!c.active || !ids) {
+		sluice__set_err("out of memory");
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
+			     sizeof(struct sluice_backend), health__collect, &c);
+	if (err)
+		goto cleanup;
+	if (c.n)
+		qsort(c.v, c.n, sizeof(*c.v), health__cmp_u64);
+	for (__u32 i = 0; i < n && !err; i++) {
+		err = svc__make_key(&key, &refs[i].vip, refs[i].port, refs[i].proto);
+		if (err)
+			break;
+		if (bpf_map_lookup_elem(s->fds[SLUICE_MAP_SERVICES], &key, &svc) ||
+		    svc.svc_id >= SLUICE_MAX_SERVICES)
+			continue; /* not in the maps: nothing to configure */
+		err = health__sync_one(s, &c, svc.svc_id, &o[i], ids);
+		done += !err;
+	}
+cleanup:
+	if (written)
+		*written = done;
+	free(c.v);
+	free(c.active);
+	free(ids);
+	return err;
+}
