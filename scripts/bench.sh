@@ -19,13 +19,17 @@
 #      iptables DNAT vs straight to the backends
 #   B6 request/response and connection rate, telemetry on vs off
 #      (scripts/bench/b6_telem.sh)
+#   B7 failover: failed connections and time to ejection after one of three
+#      backends dies under a steady connection rate, Sluice's passive
+#      outlier detection (XDP, socket LB) vs kube-proxy iptables
+#      (scripts/bench/b7_failover.sh)
 # Writes build/bench/results.md (printed), results.json and plots
 # (build/bench/*.png); raw samples in build/bench/raw/. Everything the
 # suite creates (namespaces, BPF pins, iptables/nft rules, which live only
-# in its namespaces, B5/B6's child cgroups and the processes in them) is
+# in its namespaces, B5/B6/B7's child cgroups and the processes in them) is
 # removed on exit, failure and interrupt included.
 # The host's interfaces, tables and settings are never touched. Options
-# (environment): QUICK=1, BENCH_CPU=N (default: the highest CPU),
+# (environment): QUICK=1, BENCH_ONLY=b1,...,b7 (a subset), BENCH_CPU=N (default: the highest CPU),
 # BENCH_NOISY=0.20 (flag threshold), BENCH_RERUN_UNTIL=SECONDS (reruns of
 # noisy sets only before this point; default 700, 0 with QUICK=1).
 set -euo pipefail
@@ -46,6 +50,7 @@ fi
 SLUICE_DEPS=bench scripts/install-deps.sh
 for b in $BIN/pktbench $BIN/xdpgen $BIN/svcload $BIN/kprules $BIN/runstat $BIN/pingpong \
 	build/tests/tools/lbtool build/tests/tools/socktool build/tests/tools/telemtool \
+	build/tests/tools/connrate \
 	build/vmlinux.h; do
 	if [ ! -e "$b" ]; then
 		echo "bench: $b is missing; run make first" >&2
@@ -93,8 +98,11 @@ source scripts/bench/net.sh
 source scripts/bench/b5_sock.sh
 # shellcheck source=scripts/bench/b6_telem.sh
 source scripts/bench/b6_telem.sh
+# shellcheck source=scripts/bench/b7_failover.sh
+source scripts/bench/b7_failover.sh
 TMP=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 bench__cleanup() {
+	b7__down
 	b5__down
 	bn__down
 	rm -rf "$TMP"
@@ -337,20 +345,30 @@ printf '{"machine": "%s", "cpu": %d, "quick": %d, "rounds": %d, "b2_ms": %d, "b3
 	"${SCALES[*]}" "$(iptables --version)" "$(nft --version)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
 	>"$RAW/meta.json"
 
-bench__b1
-bench__b2
-for sc in "${SCALES[@]}"; do
-	IFS=: read -r n runs nft_runs changes <<<"$sc"
-	bench__scale "$n" "$runs" "$nft_runs" "$changes"
-done
+# BENCH_ONLY=b7 (comma-separated figures) runs a subset, for work on one
+# figure; the report then holds those rows only.
+bench__want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
+if bench__want b1; then bench__b1; fi
+if bench__want b2; then bench__b2; fi
+if bench__want b3 || bench__want b4; then
+	for sc in "${SCALES[@]}"; do
+		IFS=: read -r n runs nft_runs changes <<<"$sc"
+		bench__scale "$n" "$runs" "$nft_runs" "$changes"
+	done
+fi
 # B6 measures in B5's namespaces and cgroups. A failure here costs these
 # figures only, not the report of the others.
-if bench__b5; then
-	bench__b6 || bench__log "B6 failed; its rows are missing"
-else
-	bench__log "B5 failed; B5/B6 rows are missing"
+if bench__want b5 || bench__want b6; then
+	if bench__b5; then
+		bench__b6 || bench__log "B6 failed; its rows are missing"
+	else
+		bench__log "B5 failed; B5/B6 rows are missing"
+	fi
+	b5__down
 fi
-b5__down
+if bench__want b7; then
+	bench__b7 || bench__log "B7 failed; its rows are missing"
+fi
 printf '%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >"$RAW/loadavg_end"
 
 bench__log "report"

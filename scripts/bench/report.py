@@ -3,8 +3,8 @@
 """report.py - turn the raw samples of scripts/bench.sh into the report.
 
 Contract: reads RAW/meta.json, RAW/b1.json (pktbench), RAW/samples.jsonl
-(one record per B2/B3/B4/B5/B6 sample), RAW/b5meta.json (B5/B6 placement,
-when they ran) and writes OUT/results.md, OUT/results.json
+(one record per B2-B7 sample), RAW/b5meta.json (B5/B6 placement,
+when they ran), RAW/b7meta.json (B7's rate and window, b7_report.py) and writes OUT/results.md, OUT/results.json
 and OUT/*.png (gnuplot; skipped with a note when gnuplot is missing).
 --check PREFIX only tells whether those rows are flagged (bench.sh reruns
 such a set once while its time budget allows). Every row compares Sluice
@@ -27,6 +27,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from b7_report import b7_detail, b7_notes, b7_rows
 
 LOWER, HIGHER = "lower", "higher"
 
@@ -588,6 +590,11 @@ def main():
         b5meta = json.load(open(p))
     b5_rows(rep, samples, b5meta)
     b6_rows(rep, samples, b5meta)
+    b7meta = {}
+    p = os.path.join(a.raw, "b7meta.json")
+    if os.path.exists(p):
+        b7meta = json.load(open(p))
+    b7_rows(rep, samples, stats, LOWER)
     if a.check:
         bad = [r for r in rep.rows if r["figure"].startswith(a.check) and r["flag"]]
         for r in bad:
@@ -658,6 +665,7 @@ def main():
                   "the backend veth in every variant; ns per packet covers generator + node + "
                   "counter on one CPU, so differences between rows are what the node costs." %
                   meta.get("b3_flows", 0))
+    md.extend(b7_detail(samples, b7meta))
     md.append("")
     md.append("## Method and limits")
     md.append("")
@@ -729,6 +737,7 @@ def main():
             "telemtool, off = a sibling cgroup without it. ratio = on / off: 0.95x means "
             "telemetry costs 5% of the rate.",
         ])
+    md.extend(b7_notes(b7meta))
     md.extend("- " + n for n in notes)
     if plots:
         md.append("")
@@ -760,6 +769,7 @@ def main():
         "b1": b1,
         "lb_stats": lbs,
         "b5meta": b5meta,
+        "b7meta": b7meta,
         "samples": samples,
     }
     tmp = os.path.join(a.out, "results.md.tmp")
