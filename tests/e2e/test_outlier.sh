@@ -143,7 +143,7 @@ restore_case() {
 	wait_for "be2 restored (flag cleared)" $(((MAX_MS + 3000) / 1000)) bh_clear "$id" || ok=1
 	load_stop restore || return 1
 	[ "$ok" = 0 ] || return 1
-	wait_log "restored" "$(topo__be_addr4 be2)" || ok=1
+	wait_log " restored" "$(topo__be_addr4 be2)" "o-$path-kill " || ok=1
 	batch_share "$path" "$port" 300 || ok=1
 	return $ok
 }

@@ -94,11 +94,12 @@ wait_for() {
 	fail "$desc: not within ${t}s"
 }
 
-log_has() { grep -iE "$1" "$LOG" | grep -qF "$2"; }
-# wait_log REGEX ADDR: meshd logged a line matching REGEX that names ADDR.
+log_has() { grep -iE "$1" "$LOG" | grep -F "$2" | grep -qF "$3"; }
+# wait_log REGEX ADDR SERVICE: meshd logged a line matching REGEX that
+# names backend ADDR and service SERVICE (its name).
 wait_log() {
-	wait_for "meshd log line /$1/ naming $2" 3 log_has "$1" "$2" || return 1
-	log "meshd: $(grep -iE "$1" "$LOG" | grep -F "$2" | tail -n 1 | cut -c 1-200)"
+	wait_for "meshd log line /$1/ naming $2 of $3" 3 log_has "$1" "$2" "$3" || return 1
+	log "meshd: $(grep -iE "$1" "$LOG" | grep -F "$2" | grep -F "$3" | tail -n 1 | cut -c 1-220)"
 }
 
 # load_start NAME PATH PORT [RATE] [TIMEOUT_MS]: connrate in the
@@ -187,7 +188,7 @@ judge_ejection() {
 			fail "$(jq -r .failed "$WORK/$name.json") attempts failed, bound $((2 * THRESHOLD))" ||
 			ok=1
 	fi
-	wait_log "eject" "$(topo__be_addr4 "$be")" || ok=1
+	wait_log " ejected: " "$(topo__be_addr4 "$be")" "o-$path-$name " || ok=1
 	return $ok
 }
 
