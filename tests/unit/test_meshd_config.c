@@ -111,6 +111,7 @@ static void test_defaults(void)
 	ASSERT_TRUE(cfg.kubeconfig == NULL, "kubeconfig");
 	ASSERT_EQ(cfg.api_max_request, 32u << 20, "API request limit");
 	ASSERT_FALSE(cfg.cleanup, "cleanup");
+	ASSERT_TRUE(cfg.outlier_detection, "outlier detection on by default");
 	ASSERT_EQ(cfg.state_missing, STATE_MISSING_REFUSE, "a missing state file is refused");
 	str_is(cfg.interfaces, "", "interfaces");
 	str_is(cfg.bpffs, MESHD_BPFFS_DEFAULT, "bpffs");
@@ -149,7 +150,30 @@ static void test_flags(void)
 	ASSERT_EQ(cfg.state_missing, STATE_MISSING_EMPTY, "state missing");
 	ASSERT_TRUE(cfg.cleanup, "cleanup");
 	ASSERT_EQ(cfg.api_max_request, 64u << 20, "API request limit");
+	ASSERT_TRUE(cfg.outlier_detection, "outlier detection");
 out:
+	config__free(&cfg);
+}
+
+/* Node-wide outlier detection off (#14): the switch, the setting, the
+ * config file key. */
+static void test_outlier_detection(void)
+{
+	char path[PATH_MAX];
+	struct meshd_config cfg;
+
+	if (ASSERT_EQ(parse(&cfg, "--no-outlier-detection", (char *)NULL), 0, "switch"))
+		ASSERT_FALSE(cfg.outlier_detection, "--no-outlier-detection");
+	config__free(&cfg);
+	if (ASSERT_EQ(parse(&cfg, "--outlier-detection", "off", (char *)NULL), 0, "setting"))
+		ASSERT_FALSE(cfg.outlier_detection, "--outlier-detection off");
+	config__free(&cfg);
+	write_config(path, sizeof(path), "outlier_detection: false\n");
+	if (ASSERT_EQ(parse(&cfg, "--config", path, (char *)NULL), 0, "file"))
+		ASSERT_FALSE(cfg.outlier_detection, "outlier_detection: false");
+	config__free(&cfg);
+	if (ASSERT_EQ(parse(&cfg, "--outlier-detection", "maybe", (char *)NULL), 2, "bad value"))
+		said("--outlier-detection: \"maybe\" is not on or off");
 	config__free(&cfg);
 }
 
@@ -289,6 +313,7 @@ static const struct usage_case {
 	{ "--help", NULL, 1, "Usage: meshd" },
 	{ "-h", NULL, 1, "--telemetry-interval SECONDS" },
 	{ "--help", NULL, 1, "--state-missing refuse|adopt|empty" },
+	{ "--help", NULL, 1, "--no-outlier-detection the same as --outlier-detection off" },
 	{ "-V", NULL, 1, "meshd " SLUICE_VERSION },
 };
 
@@ -308,7 +333,7 @@ static void test_usage(void)
 static const struct test tests[] = {
 	TEST(test_defaults),  TEST(test_flags),          TEST(test_file_and_precedence),
 	TEST(test_bad_flags), TEST(test_bad_kubeconfig), TEST(test_bad_file),
-	TEST(test_usage),
+	TEST(test_usage),     TEST(test_outlier_detection),
 };
 
 int main(int argc, char **argv)

@@ -2,7 +2,7 @@
 /*
  * test_metrics.c - the Prometheus renderer on fixed input: the exact text
  * of a small snapshot (datapath only, then with telemetry and socket
- * counters), label escaping, deterministic output, and the HTTP helpers
+ * counters; outlier detection's families), label escaping, deterministic output, and the HTTP helpers
  * (gzip round trip, Accept-Encoding parsing). No BPF, no root.
  */
 #include <arpa/inet.h>
@@ -50,6 +50,15 @@ static void snapshot__base(struct metrics_snapshot *m)
 					   .backend_id = 2,
 					   .weight = 10,
 					   .stats = { .packets = 40, .bytes = 2560, .flows = 2 } };
+	/* #14: the first backend ejected after 3 failures (RST), twice
+	 * before for RST and once for an unanswered SYN; the second healthy */
+	for (int i = 0; i < SLUICE_HCNT__MAX; i++)
+		m->health[i] = i + 1;
+	svcs[0].healthy = 1;
+	bes[0].health = SLUICE_BEH_EJECTED;
+	bes[0].fails = 3;
+	bes[0].ejections[SLUICE_HEALTH_R_RST] = 2;
+	bes[0].ejections[SLUICE_HEALTH_R_SYN_TIMEOUT] = 1;
 	m->services = svcs;
 	m->nservices = 1;
 	m->backends = bes;

@@ -87,6 +87,10 @@ static int config__parse_flags(int argc, char **argv, struct config_settings *st
 		case OPT_CLEANUP:
 			st->cleanup = true;
 			break;
+		case OPT_NO_OUTLIER_DETECTION:
+			if (config__set(st, OPT_OUTLIER_DETECTION, "off", "--no-outlier-detection"))
+				return 2;
+			break;
 		case OPT_CONFIG:
 			free(st->config);
 			st->config = strdup(optarg);
@@ -116,7 +120,7 @@ static int config__value(struct json_object *v, int id, char *buf, size_t len)
 		return 0;
 	case json_type_boolean:
 		if (id != OPT_FIB_FORWARD && id != OPT_TELEMETRY && id != OPT_SOCKET_LB &&
-		    id != OPT_REDIRECT && id != OPT_KUBERNETES &&
+		    id != OPT_REDIRECT && id != OPT_KUBERNETES && id != OPT_OUTLIER_DETECTION &&
 		    !(id == OPT_METRICS && !json_object_get_boolean(v)))
 			return -EINVAL;
 		snprintf(buf, len, "%s", json_object_get_boolean(v) ? "on" : "off");
@@ -183,7 +187,7 @@ static int config__parse_file(struct config_settings *st)
 				"meshd: config %s: unknown key \"%s\" (known: interfaces, xdp-mode, "
 				"fib-forward, cgroup, bpffs, state, socket, log-level, metrics, "
 				"telemetry, telemetry-interval, socket-lb, redirect, kubernetes, "
-				"kubeconfig, state-missing)\n",
+				"kubeconfig, state-missing, api-max-request, outlier-detection)\n",
 				st->config, key);
 			err = 2;
 			break;
@@ -333,7 +337,8 @@ static int config__settle_switches(const struct config_settings *st, struct mesh
 	if (config__settle_bool(st, OPT_TELEMETRY, true, &cfg->telemetry) ||
 	    config__settle_bool(st, OPT_SOCKET_LB, true, &cfg->socket_lb) ||
 	    config__settle_bool(st, OPT_REDIRECT, false, &cfg->redirect) ||
-	    config__settle_bool(st, OPT_KUBERNETES, false, &cfg->kubernetes))
+	    config__settle_bool(st, OPT_KUBERNETES, false, &cfg->kubernetes) ||
+	    config__settle_bool(st, OPT_OUTLIER_DETECTION, true, &cfg->outlier_detection))
 		return 2;
 	return 0;
 }

@@ -43,6 +43,7 @@ struct meshd_config {
 	char *kubeconfig;                /* NULL: in-cluster service account */
 	enum state_missing state_missing;
 	size_t api_max_request; /* bytes */
+	bool outlier_detection; /* node-wide passive outlier detection (#14) */
 	bool cleanup;
 };
 

@@ -70,9 +70,16 @@ const struct config_opt config_opts[OPT__MAX] = {
 				  "largest API request meshd reads, in MiB (1-128); a larger one "
 				  "is refused with an error naming both sizes; a full-capacity "
 				  "desired state is ~17 MiB (IPv4), ~26 MiB (IPv6)" },
+	[OPT_OUTLIER_DETECTION] = { "outlier-detection", "on|off", "on",
+				    "passive outlier detection (see below): the kernel ejects a "
+				    "backend whose connection attempts fail in a row and picks "
+				    "another for new flows; off turns it off for every service "
+				    "(per service: outlierDetection in the desired state)" },
 	[OPT_CONFIG] = { "config", "FILE", NULL,
 			 "YAML config file whose keys are the long option names above; "
 			 "flags win over it" },
+	[OPT_NO_OUTLIER_DETECTION] = { "no-outlier-detection", NULL, NULL,
+				       "the same as --outlier-detection off" },
 	[OPT_CLEANUP] = { "cleanup", NULL, NULL,
 			  "detach Sluice programs from every interface, remove the pins, exit "
 			  "(drops conntrack)" },
@@ -112,7 +119,8 @@ void config__usage(FILE *f)
 		"             [--telemetry on|off] [--telemetry-interval SECONDS]\n"
 		"             [--socket-lb on|off] [--redirect on|off]\n"
 		"             [--kubernetes on|off] [--kubeconfig FILE] [--api-max-request MIB]\n"
-		"             [--state-missing refuse|adopt|empty] [--cleanup]\n"
+		"             [--state-missing refuse|adopt|empty]\n"
+		"             [--outlier-detection on|off | --no-outlier-detection] [--cleanup]\n"
 		"             | --help | --version\n"
 		"Sluice node agent: loads the L4 datapath, attaches it to interfaces, keeps the\n"
 		"services of the desired state in its maps and serves meshctl.\n\nOptions:\n");
@@ -145,6 +153,12 @@ void config__usage(FILE *f)
 		"failures. `meshctl connections` lists them, `meshctl top` shows live rates,\n"
 		"and GET /metrics exports them with the datapath counters in the Prometheus\n"
 		"text format (gzip when the scraper asks). 9465 is Sluice's metrics port.\n"
+		"\nOutlier detection: a backend whose connection attempts fail 3 times in a row\n"
+		"(RST to the SYN, SYN unanswered, connect() refused or timed out) is ejected by\n"
+		"the kernel for 30 s x ejections in a row (at most 300 s); new flows go to the\n"
+		"next healthy backend, existing ones are left alone. At most 50%% of a\n"
+		"service's backends are ejected, and below 50%% healthy health is ignored.\n"
+		"Ejections are logged at info and kept across restarts (pinned maps).\n"
 		"\nExamples:\n"
 		"  meshd --interfaces 'eth1,lb-*' --xdp-mode generic\n"
 		"  meshd --interfaces eth1 --metrics 127.0.0.1:9465 --telemetry-interval 30\n"

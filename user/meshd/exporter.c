@@ -14,6 +14,7 @@
 #include "exporter.h"
 #include "k8sint.h"
 #include "log.h"
+#include "outlier.h"
 #include "server.h"
 #include "sockint.h"
 #include "telem.h"
@@ -55,6 +56,8 @@ static int exporter__render(void *ctx, FILE *out)
 		.t = v->telem->t,
 		.sock = sockint__info(v->sock), /* refreshed for this scrape */
 		.start_time = (double)v->started_at,
+		.ejections = v->outlier ? v->outlier->ej : NULL,
+		.nejections = v->outlier ? v->outlier->nej : 0,
 	};
 	err = metrics__render(&src, out);
 	if (!err)

@@ -17,6 +17,7 @@
 #include "http.h"
 
 struct k8sint;
+struct outlier;
 struct server;
 struct sluice;
 struct sockint;
@@ -29,7 +30,8 @@ struct exporter_view {
 	struct telem *telem;
 	struct sockint *sock;
 	struct k8sint *kube;
-	const struct server *api; /* NULL: none */
+	const struct outlier *outlier; /* NULL: no ejection counts */
+	const struct server *api;      /* NULL: none */
 	time_t started_at;
 };
 

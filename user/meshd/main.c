@@ -84,6 +84,7 @@ enum main_event {
 	EV_HTTP,   /* GET /metrics */
 	EV_FOLLOW, /* connection streams */
 	EV_KUBE,   /* a new set from the Kubernetes sync */
+	EV_HEALTH, /* the kernel's ejections (#14) */
 };
 
 static int main__epoll_add(int epfd, int fd, enum main_event ev)
@@ -155,6 +156,8 @@ static int main__epoll_setup(struct meshd *m, int epfd, int sfd, int tfd, struct
 		err = main__epoll_add(epfd, follow__fd(&m->follow), EV_FOLLOW);
 	if (!err && k8sint__fd(&m->kube) >= 0)
 		err = main__epoll_add(epfd, k8sint__fd(&m->kube), EV_KUBE);
+	if (!err && outlier__fd(&m->outlier) >= 0)
+		err = main__epoll_add(epfd, outlier__fd(&m->outlier), EV_HEALTH);
 	return err;
 }
 
@@ -209,6 +212,9 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 		break;
 	case EV_HTTP:
 		break; /* served by the loop, after every wait */
+	case EV_HEALTH:
+		outlier__read(&m->outlier);
+		break;
 	}
 }
 
@@ -418,6 +424,8 @@ static int main__load(struct meshd *m)
 		pr_err("%s", sluice__errmsg());
 		return err;
 	}
+	/* before the reconcile writes any service */
+	sluice__set_outlier_detection(m->sl, m->cfg.outlier_detection);
 	err = pin__write_layout(m->cfg.bpffs);
 	if (err)
 		return err;
@@ -436,6 +444,7 @@ static int main__load(struct meshd *m)
 								  .telem = &m->telem,
 								  .sock = &m->sock,
 								  .kube = &m->kube,
+								  .outlier = &m->outlier,
 								  .api = &m->api,
 								  .started_at = m->started_at });
 	return 0;
@@ -483,6 +492,7 @@ static int main__start_parts(struct meshd *m, struct netlink *nl)
 	if (err)
 		return err;
 	main__sweep(m);
+	outlier__start(&m->outlier, m->sl, &m->state.desired, cfg->outlier_detection);
 	/* After the reconcile: its first sync sees the services as they stay. */
 	telem__start(&m->telem,
 		     &(struct telem_cfg){ .enabled = cfg->telemetry,
@@ -520,6 +530,7 @@ static void main__teardown(struct meshd *m, struct server *srv, struct netlink *
 	telem__stop(&m->telem);
 	sockint__stop(&m->sock);
 	k8sint__stop(&m->kube);
+	outlier__stop(&m->outlier);
 	conns__free(&m->conns);
 	server__close(srv);
 	netlink__close(nl);

@@ -92,8 +92,8 @@ static int ops__find_svc(const struct desired *d, const struct svc_ref *ref)
 
 /* The index of the service ref names, or an error reply: not found, or
  * (edit) managed by Kubernetes. */
-static struct json_object *ops__existing_svc(const struct desired *d, const struct k8sint *ki,
-					     const struct svc_ref *ref, bool edit, int *i)
+struct json_object *ops__existing_svc(const struct desired *d, const struct k8sint *ki,
+				      const struct svc_ref *ref, bool edit, int *i)
 {
 	*i = ops__find_svc(d, ref);
 	if (*i < 0)
@@ -125,6 +125,7 @@ struct ops_be {
 	struct sluice_addr addr;
 	__u16 port; /* host order */
 	struct sluice_backend_stats st;
+	struct sluice_backend be;
 };
 
 /* addr with the bytes an address of its family does not use zeroed, so
@@ -144,10 +145,13 @@ static int ops__cmp_be(const void *x, const void *y)
 	return c ? c : a->port < b->port ? -1 : a->port > b->port;
 }
 
-/* Per-backend "id", "state", "stats" from the maps, matched by address
- * (the maps know backends by id, the desired state by address). */
+/* Per-backend "id", "state", "stats", "health" from the maps, matched by
+ * address (the maps know backends by id, the desired state by address);
+ * *healthy counts the backends taking new flows that health lets through. */
 static void ops__backends_json(struct sluice *sl, const struct desired_service *svc,
-			       const struct sluice_service_info *info, struct json_object *arr)
+			       const struct sluice_service_info *info,
+			       const struct sluice_svc_health *sh, struct json_object *arr,
+			       __u32 *healthy)
 {
 	static const char *const names[] = { "packets", "bytes", "flows" };
 	struct ops_be *have = NULL;
@@ -162,6 +166,7 @@ static void ops__backends_json(struct sluice *sl, const struct desired_service *
 
 		if (sluice__backend_get(sl, info->backend_ids[j], &be, &h->st))
 			continue;
+		h->be = be;
 		h->id = info->backend_ids[j];
 		a.family = be.family;
 		memcpy(a.addr, be.addr, sizeof(a.addr));
@@ -177,6 +182,7 @@ static void ops__backends_json(struct sluice *sl, const struct desired_service *
 		struct json_object *o = json_object_array_get_idx(arr, i);
 		const struct ops_be *h = NULL;
 		struct sluice_backend_stats zero = { 0 };
+		bool ok = false;
 
 		if (nhave) {
 			struct ops_be key = { .port = want->port };
@@ -189,6 +195,11 @@ static void ops__backends_json(struct sluice *sl, const struct desired_service *
 			o, "state", json_object_new_string(want->weight ? "active" : "draining"));
 		json_object_object_add(
 			o, "stats", ops__stats_json((const __u64 *)(h ? &h->st : &zero), names, 3));
+		if (h) {
+			json_object_object_add(o, "health",
+					       ops__backend_health_json(sl, h->id, &h->be, sh, &ok));
+			*healthy += ok && want->weight;
+		}
 	}
 	free(have);
 }
@@ -202,7 +213,9 @@ static struct json_object *ops__service_json_ix(struct sluice *sl,
 	static const char *const names[] = { "packets", "bytes", "flows", "refused" };
 	struct json_object *o = desired__service_to_json(svc), *arr;
 	struct sluice_service_info *info = calloc(1, sizeof(*info));
+	struct sluice_svc_health sh = {};
 	char ref[DESIRED_SVC_REF_LEN];
+	__u32 healthy = 0, total = 0;
 
 	if (!o || !info) {
 		free(info);
@@ -221,9 +234,16 @@ static struct json_object *ops__service_json_ix(struct sluice *sl,
 			       ops__stats_json(info ? (const __u64 *)&info->stats :
 						      (const __u64[4]){ 0 },
 					       names, 4));
+	if (info && sluice__svc_health(sl, info->svc.svc_id, &sh))
+		memset(&sh, 0, sizeof(sh));
 	if (json_object_object_get_ex(o, "backends", &arr) &&
 	    json_object_is_type(arr, json_type_array))
-		ops__backends_json(sl, svc, info, arr);
+		ops__backends_json(sl, svc, info, &sh, arr, &healthy);
+	for (__u32 j = 0; j < svc->nbackends; j++)
+		total += svc->backends[j].weight != 0;
+	json_object_object_add(o, "health",
+			       ops__service_health_json(info ? &sh : NULL, healthy, total,
+							sluice__outlier_detection(sl)));
 	free(info);
 	return o;
 }
@@ -269,7 +289,7 @@ struct json_object *ops__service_get(struct meshd *m, struct json_object *req)
 }
 
 /* The desired state as JSON to edit; *services is its array. */
-static struct json_object *ops__state_json(const struct desired *d, struct json_object **services)
+struct json_object *ops__state_json(const struct desired *d, struct json_object **services)
 {
 	struct json_object *root = desired__to_json(d);
 
@@ -304,9 +324,8 @@ static struct json_object *ops__edit_error(const struct svc_ref *ref, int idx)
 /* Parse the edited JSON back (validating all of it) and commit. Consumes
  * root. idx: the edited service's index in root (-1: none). Answers with
  * the service ref names, or with `deleted` after a delete. */
-static struct json_object *ops__commit_json(struct state *st, struct sluice *sl,
-					    struct json_object *root, int idx,
-					    const struct svc_ref *ref, struct json_object *deleted)
+struct json_object *ops__commit_json(struct state *st, struct sluice *sl, struct json_object *root,
+				     int idx, const struct svc_ref *ref, struct json_object *deleted)
 {
 	struct desired next;
 	char err[1024];
@@ -364,6 +383,8 @@ struct json_object *ops__service_add(struct meshd *m, struct json_object *req)
 		json_object_new_string(sluice_proto__str(ref.proto, pbuf, sizeof(pbuf))));
 	if (json_object_object_get_ex(req, "backends", &v))
 		json_object_object_add(svc, "backends", json_object_get(v));
+	if (json_object_object_get_ex(req, "outlierDetection", &v) && v)
+		json_object_object_add(svc, "outlierDetection", json_object_get(v));
 	json_object_array_add(services, svc);
 	return ops__commit_json(&m->state, m->sl, root, json_object_array_length(services) - 1,
 				&ref, NULL);

@@ -32,6 +32,7 @@ struct json_object *ops__service_list(struct meshd *m, struct json_object *req);
 struct json_object *ops__service_get(struct meshd *m, struct json_object *req);
 struct json_object *ops__service_add(struct meshd *m, struct json_object *req);
 struct json_object *ops__service_del(struct meshd *m, struct json_object *req);
+struct json_object *ops__service_set(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_add(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_del(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_weight(struct meshd *m, struct json_object *req);
@@ -56,5 +57,27 @@ const char *ops__str(struct json_object *req, const char *key); /* NULL: absent/
 bool ops__has(struct json_object *req, const char *key);
 /* req's "service" into ref; NULL on success, else the error response. */
 struct json_object *ops__svc_arg(struct json_object *req, struct svc_ref *ref);
+
+/* Helpers of ops.c shared with ops_health.c. */
+struct desired;
+struct k8sint;
+struct state;
+/* The index of ref's service in d, or the error response (no such
+ * service; kubernetes-owned when editing). */
+struct json_object *ops__existing_svc(const struct desired *d, const struct k8sint *ki,
+				      const struct svc_ref *ref, bool edit, int *idx);
+/* The desired state as JSON to edit; *services is its array. */
+struct json_object *ops__state_json(const struct desired *d, struct json_object **services);
+/* Parse the edited JSON back and commit (see ops.c). */
+struct json_object *ops__commit_json(struct state *st, struct sluice *sl, struct json_object *root,
+				     int idx, const struct svc_ref *ref, struct json_object *deleted);
+
+/* ops_health.c (#14): a backend's "health" (NULL when unreadable; *healthy:
+ * it takes new flows as far as health goes) and a service's summary. */
+struct json_object *ops__backend_health_json(struct sluice *sl, __u32 id,
+					     const struct sluice_backend *be,
+					     const struct sluice_svc_health *sh, bool *healthy);
+struct json_object *ops__service_health_json(const struct sluice_svc_health *sh, __u32 healthy,
+					     __u32 total, bool node_on);
 
 #endif /* MESHD_OPS_H */

@@ -119,6 +119,7 @@ struct json_object *ops__status(struct meshd *m, struct json_object *req)
 	json_object_object_add(d, "kubernetes", k8sint__status_json(&m->kube));
 	json_object_object_add(d, "socket_lb", sockint__lb_json(&m->sock));
 	json_object_object_add(d, "redirect", sockint__redir_json(&m->sock));
+	json_object_object_add(d, "outlier_detection", outlier__status_json(&m->outlier));
 	return api__ok(d);
 }
 

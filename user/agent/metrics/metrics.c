@@ -200,6 +200,56 @@ static void metrics__backends(const struct metrics_snapshot *m, FILE *out)
 	}
 }
 
+/* Passive outlier detection (#14): the kernel's decisions, and each
+ * backend's state; ejections by reason only where there were any. */
+static void metrics__health(const struct metrics_snapshot *m, FILE *out)
+{
+	struct label l[LABELS_MAX] = { { "reason", NULL } };
+
+	metrics__family(out, P "datapath_health_total", "counter",
+			"Outlier detection and affinity decisions of the datapath, by kind.");
+	for (int i = 0; i < SLUICE_HCNT__MAX; i++) {
+		l[0].value = sluice__health_counter_name(i);
+		metrics__u64_sample(out, P "datapath_health_total", l, m->health[i]);
+	}
+	l[0] = (struct label){ "service", NULL };
+	metrics__family(out, P "service_healthy_backends", "gauge",
+			"Backends of the service taking new flows that are not ejected or "
+			"unhealthy.");
+	for (size_t i = 0; i < m->nservices; i++) {
+		l[0].value = m->services[i].name;
+		metrics__u64_sample(out, P "service_healthy_backends", l, m->services[i].healthy);
+	}
+	metrics__family(
+		out, P "backend_ejected", "gauge",
+		"1 while the kernel keeps the backend ejected (its ejection time not over).");
+	for (size_t i = 0; i < m->nbackends; i++) {
+		metrics__be_labels(m, &m->backends[i], l);
+		metrics__u64_sample(out, P "backend_ejected", l,
+				    m->backends[i].health == SLUICE_BEH_EJECTED);
+	}
+	metrics__family(out, P "backend_consecutive_failures", "gauge",
+			"Connection attempts to the backend that failed in a row.");
+	for (size_t i = 0; i < m->nbackends; i++) {
+		metrics__be_labels(m, &m->backends[i], l);
+		metrics__u64_sample(out, P "backend_consecutive_failures", l, m->backends[i].fails);
+	}
+	metrics__family(out, P "backend_ejections_total", "counter",
+			"Ejections of the backend by the kernel (agent's count since its start), "
+			"by reason of the failure that caused them.");
+	for (size_t i = 0; i < m->nbackends; i++) {
+		metrics__be_labels(m, &m->backends[i], l);
+		for (int r = 0; r < SLUICE_HEALTH_R__MAX; r++) {
+			if (!m->backends[i].ejections[r])
+				continue;
+			l[2] = (struct label){ "reason", sluice__health_reason_name(r) };
+			metrics__u64_sample(out, P "backend_ejections_total", l,
+					    m->backends[i].ejections[r]);
+		}
+		l[2] = (struct label){};
+	}
+}
+
 /* Connection counters, written per service and per backend. */
 struct conn_field {
 	const char *name; /* after sluice_ / sluice_backend_ */
@@ -469,6 +519,7 @@ int metrics__write(const struct metrics_snapshot *m, FILE *out)
 	metrics__datapath(m, out);
 	metrics__services(m, out);
 	metrics__backends(m, out);
+	metrics__health(m, out);
 	if (m->has_telemetry)
 		metrics__telemetry(m, out);
 	if (m->has_sock)

@@ -32,11 +32,20 @@
 /* Content-Type of the text format. */
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
+/* Ejections the agent counted from the kernel's health events (#14), per
+ * backend id (of service svc_id) and reason of the last failure. */
+struct metrics_ejections {
+	__u32 svc_id, backend_id;
+	__u64 by_reason[SLUICE_HEALTH_R__MAX];
+};
+
 struct metrics_src {
-	struct sluice *s;                    /* required */
-	struct telemetry *t;                 /* NULL: no connection metrics */
-	const struct sluice_sock_info *sock; /* NULL: no socket LB/redirect metrics */
-	double start_time;                   /* agent start, Unix seconds */
+	struct sluice *s;                          /* required */
+	struct telemetry *t;                       /* NULL: no connection metrics */
+	const struct sluice_sock_info *sock;       /* NULL: no socket LB/redirect metrics */
+	double start_time;                         /* agent start, Unix seconds */
+	const struct metrics_ejections *ejections; /* may be NULL */
+	size_t nejections;
 };
 
 struct metrics_service {
@@ -44,6 +53,8 @@ struct metrics_service {
 	struct sluice_svc_key key;
 	__u32 svc_id;
 	__u16 backend_count; /* backends taking new flows */
+	__u16 healthy;       /* of those: not ejected, not unhealthy (#14) */
+	struct sluice_svc_health health;
 	struct sluice_svc_stats stats;
 	bool has_telemetry;
 	struct telemetry_svc_stats tel;
@@ -54,6 +65,9 @@ struct metrics_backend {
 	char addr[SLUICE_ADDRPORT_STRLEN]; /* the backend label */
 	__u32 backend_id;
 	__u16 weight;
+	__u8 health; /* enum sluice_be_health */
+	__u32 fails; /* consecutive failures */
+	__u64 ejections[SLUICE_HEALTH_R__MAX];
 	struct sluice_backend_stats stats;
 	bool has_telemetry;
 	struct telemetry_backend_stats tel;
@@ -73,6 +87,7 @@ struct metrics_snapshot {
 	double start_time;
 	__u64 counters[SLUICE_CNT__MAX];
 	__u64 drops[SLUICE_DROP__MAX];
+	__u64 health[SLUICE_HCNT__MAX];   /* health_counters */
 	struct metrics_service *services; /* sorted by key */
 	size_t nservices;
 	struct metrics_backend *backends; /* sorted by service, then address */

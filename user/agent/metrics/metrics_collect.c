@@ -162,6 +162,8 @@ static int collect__services(struct collect_ctx *c, struct sluice *s)
 
 		err = maps__percpu_sum(s, s->fds[SLUICE_MAP_SVC_STATS], "svc_stats", svc->svc_id,
 				       (__u64 *)&svc->stats, sizeof(svc->stats) / sizeof(__u64));
+		if (!err)
+			err = sluice__svc_health(s, svc->svc_id, &svc->health);
 		if (err)
 			return err;
 		if (c->src->t)
@@ -169,6 +171,31 @@ static int collect__services(struct collect_ctx *c, struct sluice *s)
 								       &svc->key, &svc->tel);
 	}
 	return collect__map_info(m, "services", s->fds[SLUICE_MAP_SERVICES], c->entries);
+}
+
+/* The backend's health (#14): its state as listings show it, and the
+ * ejections the agent counted for it. */
+static int collect__be_health(struct collect_ctx *c, struct sluice *s, struct metrics_backend *b,
+			      const struct sluice_backend *raw)
+{
+	struct metrics_service *svc = &c->m->services[b->service];
+	struct sluice_backend_health_view v;
+	int err;
+
+	err = sluice__backend_health(s, b->backend_id, raw, &svc->health, &v);
+	if (err)
+		return err;
+	b->health = v.state;
+	b->fails = v.fails;
+	if (v.state == SLUICE_BEH_HEALTHY || v.state == SLUICE_BEH_PROBATION)
+		svc->healthy++;
+	for (size_t k = 0; k < c->src->nejections; k++) {
+		const struct metrics_ejections *e = &c->src->ejections[k];
+
+		if (e->backend_id == b->backend_id && e->svc_id == svc->svc_id)
+			memcpy(b->ejections, e->by_reason, sizeof(b->ejections));
+	}
+	return 0;
 }
 
 static int collect__backends(struct collect_ctx *c, struct sluice *s)
@@ -196,6 +223,8 @@ static int collect__backends(struct collect_ctx *c, struct sluice *s)
 		err = maps__percpu_sum(s, s->fds[SLUICE_MAP_BACKEND_STATS], "backend_stats",
 				       b->backend_id, (__u64 *)&b->stats,
 				       sizeof(b->stats) / sizeof(__u64));
+		if (!err)
+			err = collect__be_health(c, s, b, &bc.raw[i]);
 		if (!err && c->src->t)
 			b->has_telemetry = !telemetry__backend_stats(c->src->t, b->backend_id,
 								     &bc.raw[i], &b->tel);
@@ -266,6 +295,8 @@ int metrics__collect(const struct metrics_src *src, struct metrics_snapshot **ou
 	err = sluice__counters(src->s, m->counters);
 	if (!err)
 		err = sluice__drops(src->s, m->drops);
+	if (!err)
+		err = sluice__health_counters(src->s, m->health);
 	if (!err)
 		err = collect__services(&c, src->s);
 	if (!err)

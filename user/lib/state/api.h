@@ -24,8 +24,10 @@
  *                                                         "records_lost",...}}
  *   service.list                        -> {"services": [SERVICE...]}
  *   service.get    {"service": SVC}     -> SERVICE
- *   service.add    {"service": SVC, "name"?: str, "backends"?: [{"address","port","weight"?}]}
- *                                           (error if it exists)
+ *   service.add    {"service": SVC, "name"?: str, "backends"?: [{"address","port","weight"?}],
+ *                   "outlierDetection"?: {...} (desired.h)}   (error if it exists)
+ *   service.set    {"service": SVC, "outlierDetection": {...} | null (the defaults)}
+ *                                       -> SERVICE (the settings replaced as a whole)
  *   service.del    {"service": SVC}
  *   backend.add    {"service": SVC, "backend": BE, "weight"?: n (default 1)}
  *   backend.del    {"service": SVC, "backend": BE}
@@ -60,8 +62,14 @@
  *                                               last], "count", "sum"}}}}]}
  *                                          (totals since meshd started: rates and windowed
  *                                          percentiles come from two calls)
- * SERVICE = desired__service_to_json() plus "id", "stats": {"packets","bytes","flows","refused"}
- * and per backend "id", "state": "active"|"draining", "stats": {"packets","bytes","flows"}.
+ * SERVICE = desired__service_to_json() plus "id", "stats": {"packets","bytes","flows","refused"},
+ * "health": {"healthy", "total" (backends with weight > 0), "outlier_detection": bool (on for
+ * this service and the node), "ejected"} and per backend "id", "state": "active"|"draining",
+ * "stats": {"packets","bytes","flows"}, "health": {"state": "healthy"|"ejected"|"probation"|
+ * "unhealthy"|"draining", "consecutive_failures", "ejections", "last_failure_reason",
+ * "last_failure_ms", "ejected_until_ms" (Unix ms; 0: none)}.
+ * status also has "outlier_detection": {"enabled", "events" (read), "error"?, "ejected",
+ * "reejected", "restored", "max_ejected" (events since meshd started)}.
  * DESIRED = the desired.h JSON shape.
  * RECORD = one connection telemetry record: {"time" (Unix s), "event": "open"|"update"|"close"|
  *   "fail", "state": "open"|"closed"|"failed", "service": SVC|null (gone), "name"?,

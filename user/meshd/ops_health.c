@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ops_health.c - passive outlier detection (#14) in the API's SERVICE
+ * objects: each backend's "health", the service's "health" summary, and
+ * service.set, which changes a service's outlierDetection settings.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+
+#include "meshd.h"
+#include "ops.h"
+
+struct json_object *ops__backend_health_json(struct sluice *sl, __u32 id,
+					     const struct sluice_backend *be,
+					     const struct sluice_svc_health *sh, bool *healthy)
+{
+	struct sluice_backend_health_view v;
+	struct json_object *o;
+
+	*healthy = false;
+	if (sluice__backend_health(sl, id, be, sh, &v))
+		return NULL;
+	*healthy = v.state == SLUICE_BEH_HEALTHY || v.state == SLUICE_BEH_PROBATION;
+	o = json_object_new_object();
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "state", json_object_new_string(sluice_be_health__str(v.state)));
+	json_object_object_add(o, "consecutive_failures", json_object_new_int64(v.fails));
+	json_object_object_add(o, "ejections", json_object_new_int64(v.ejections));
+	json_object_object_add(o, "last_failure_reason",
+			       json_object_new_string(v.last_fail_ms ?
+							      sluice__health_reason_name(v.reason) :
+							      "none"));
+	json_object_object_add(o, "last_failure_ms", json_object_new_int64((int64_t)v.last_fail_ms));
+	json_object_object_add(o, "ejected_until_ms",
+			       json_object_new_int64((int64_t)v.ejected_until_ms));
+	return o;
+}
+
+struct json_object *ops__service_health_json(const struct sluice_svc_health *sh, __u32 healthy,
+					     __u32 total, bool node_on)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "healthy", json_object_new_int64(healthy));
+	json_object_object_add(o, "total", json_object_new_int64(total));
+	json_object_object_add(o, "outlier_detection",
+			       json_object_new_boolean(node_on && sh && sh->threshold));
+	json_object_object_add(o, "ejected", json_object_new_int64(sh ? sh->ejected : 0));
+	return o;
+}
+
+/* service.set {"service": SVC, "outlierDetection": {...} | null}: the
+ * service's settings replaced as a whole (null or {}: the defaults). */
+struct json_object *ops__service_set(struct meshd *m, struct json_object *req)
+{
+	struct json_object *err, *root, *services, *svc, *od = NULL;
+	struct svc_ref ref;
+	int i;
+
+	err = ops__svc_arg(req, &ref);
+	if (err)
+		return err;
+	if (!json_object_object_get_ex(req, "outlierDetection", &od))
+		return api__error("nothing to set: give outlierDetection (an object, or null "
+				  "for the defaults)");
+	if (od && !json_object_is_type(od, json_type_object))
+		return api__error("outlierDetection: %s is not an object",
+				  json_object_to_json_string(od));
+	err = ops__existing_svc(&m->state.desired, &m->kube, &ref, true, &i);
+	if (err)
+		return err;
+	root = ops__state_json(&m->state.desired, &services);
+	if (!root)
+		return api__error("out of memory");
+	svc = json_object_array_get_idx(services, i);
+	json_object_object_del(svc, "outlierDetection");
+	if (od && json_object_object_length(od))
+		json_object_object_add(svc, "outlierDetection", json_object_get(od));
+	return ops__commit_json(&m->state, m->sl, root, i, &ref, NULL);
+}
