@@ -11,8 +11,8 @@
 # 'to-*' with the socket LB on that cgroup, its own pin dir, state file and
 # socket. `meshctl apply` creates one service per (path, case), VIP:81NN
 # (packet path) and VIP:82NN (socket LB), three backends each, with
-# outlierDetection {consecutiveFailures 3, baseEjectionMs 2000,
-# maxEjectionMs 4000} so ejections end fast. The client is
+# outlierDetection {consecutiveFailures 3, baseEjectionMs 1500,
+# maxEjectionMs 3000} so ejections end fast. The client is
 # build/tests/tools/connrate (RATE connections/s, per-attempt
 # CLOCK_MONOTONIC records) in the client namespace; for the socket LB also
 # in the cgroup. Ejection times are the kernel's: backend_health's
@@ -69,8 +69,8 @@ PATTERN='to-*'
 START_TIMEOUT=30
 RATE=${OUTLIER_RATE:-250}
 THRESHOLD=3
-BASE_MS=2000
-MAX_MS=4000
+BASE_MS=1500
+MAX_MS=3000
 
 CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 CG=${CGROOT:+$CGROOT/sluice-mdo$$}

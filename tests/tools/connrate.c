@@ -10,17 +10,20 @@
  *       starts a connection every 1/R s (non-blocking, epoll; attempts
  *       overlap), each: connect, "whoami\n", read the answer line (the
  *       backend's name, tests/e2e/echo.py's protocol), close. An attempt
- *       ends ok, refused (ECONNREFUSED), timeout (nothing within T ms,
- *       default 3000), reset (ECONNRESET after connect), eof (closed
- *       without an answer) or error (any other errno). Launching stops
- *       after D ms or once F exists (whichever first; a hard cap of
+ *       ends ok; or its connect() failed: refused (ECONNREFUSED), timeout
+ *       (not connected within T ms, default 3000), error (any other
+ *       errno); or it connected and then: reset (ECONNRESET), eof
+ *       (closed without an answer), hung (no answer within T ms).
+ *       Launching stops after D ms or once F exists (whichever first; a hard cap of
  *       10 minutes), then every attempt in flight ends before it exits.
  *       FILE gets one line per attempt in launch order:
  *         START_NS END_NS OUTCOME BACKEND|-
  *       with CLOCK_MONOTONIC times, the clock of bpf_ktime_get_ns(), so
  *       they compare directly with the kernel's health timestamps.
- *       stdout: one JSON summary (counts by outcome and backend, the
- *       start times of the first and third failure and of the last one).
+ *       stdout: one JSON summary: counts by outcome and backend, failed
+ *       (every outcome but ok), connect_failed (refused + timeout +
+ *       error), the start times of the first and third connect failure
+ *       and of the last one.
  *   connrate serve --port P --name NAME [--bind ADDR] [--ready FILE]
  *       accepts, reads one line, answers "NAME\n", closes; one thread,
  *       epoll. FILE is created once listening. Dies with its parent.
@@ -51,18 +54,28 @@
 #define HARD_CAP_MS (10 * 60 * 1000)
 #define WHOAMI "whoami\n"
 
+/* refused, timeout and error: connect() never completed (what a dead or
+ * unreachable backend causes, what outlier detection must keep to a few);
+ * reset, eof and hung: connected, then cut or silent (a server killed
+ * with the connection open) */
 enum outcome {
 	OC_NONE,
 	OC_OK,
 	OC_REFUSED,
 	OC_TIMEOUT,
+	OC_ERROR,
 	OC_RESET,
 	OC_EOF,
-	OC_ERROR,
+	OC_HUNG,
 	OC__MAX
 };
-static const char *const oc_name[OC__MAX] = { "none",  "ok",  "refused", "timeout",
-					      "reset", "eof", "error" };
+static const char *const oc_name[OC__MAX] = { "none",  "ok",    "refused", "timeout",
+					      "error", "reset", "eof",     "hung" };
+
+static bool connect_failed(enum outcome oc)
+{
+	return oc == OC_REFUSED || oc == OC_TIMEOUT || oc == OC_ERROR;
+}
 
 struct attempt {
 	unsigned long long start_ns, end_ns;
@@ -151,14 +164,13 @@ static void slot_end(int ep, struct slot *s, enum outcome oc)
 	inflight--;
 }
 
-static enum outcome errno_outcome(int err)
+static enum outcome errno_outcome(int err, bool connected)
 {
+	if (connected)
+		return err == ECONNRESET || err == EPIPE ? OC_RESET : OC_HUNG;
 	switch (err) {
 	case ECONNREFUSED:
 		return OC_REFUSED;
-	case ECONNRESET:
-	case EPIPE:
-		return OC_RESET;
 	case ETIMEDOUT:
 		return OC_TIMEOUT;
 	default:
@@ -204,7 +216,7 @@ static int launch(int ep, const struct sockaddr_storage *ss, socklen_t len)
 		s->fd = -1;
 		inflight--;
 		att[s->idx].end_ns = now_ns();
-		att[s->idx].outcome = errno_outcome(err);
+		att[s->idx].outcome = errno_outcome(err, false);
 		return 0;
 	}
 	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
@@ -221,9 +233,9 @@ static void slot_io(int ep, struct slot *s)
 	if (!s->sent) {
 		getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &el);
 		if (err)
-			return slot_end(ep, s, errno_outcome(err));
+			return slot_end(ep, s, errno_outcome(err, false));
 		if (send(s->fd, WHOAMI, strlen(WHOAMI), MSG_NOSIGNAL) < 0)
-			return slot_end(ep, s, errno_outcome(errno));
+			return slot_end(ep, s, errno_outcome(errno, true));
 		s->sent = true;
 		epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &ev);
 		return;
@@ -231,7 +243,7 @@ static void slot_io(int ep, struct slot *s)
 	n = recv(s->fd, s->buf + s->len, sizeof(s->buf) - 1 - s->len, 0);
 	if (n < 0) {
 		if (errno != EAGAIN)
-			slot_end(ep, s, errno_outcome(errno));
+			slot_end(ep, s, errno_outcome(errno, true));
 		return;
 	}
 	if (n == 0)
@@ -250,13 +262,14 @@ static void expire(int ep, unsigned long long now, unsigned long long timeout_ns
 
 	for (i = 0; i < MAX_INFLIGHT; i++)
 		if (slots[i].fd >= 0 && now - att[slots[i].idx].start_ns >= timeout_ns)
-			slot_end(ep, &slots[i], OC_TIMEOUT);
+			slot_end(ep, &slots[i], slots[i].sent ? OC_HUNG : OC_TIMEOUT);
 }
 
 static void report(const char *target, unsigned int rate, const char *logpath)
 {
 	unsigned long long fails[3] = { 0 }, last = 0;
 	unsigned int count[OC__MAX] = { 0 }, per[MAX_NAMES] = { 0 }, nf = 0, i;
+	unsigned int nconn = 0;
 	FILE *lf = NULL;
 
 	if (logpath && !(lf = fopen(logpath, "w")))
@@ -267,7 +280,7 @@ static void report(const char *target, unsigned int rate, const char *logpath)
 		count[a->outcome]++;
 		if (a->outcome == OC_OK && a->name >= 0)
 			per[(int)a->name]++;
-		if (a->outcome != OC_OK) {
+		if (connect_failed(a->outcome)) {
 			if (nf < 3)
 				fails[nf] = a->start_ns;
 			nf++;
@@ -279,8 +292,12 @@ static void report(const char *target, unsigned int rate, const char *logpath)
 	}
 	if (lf)
 		fclose(lf);
+	for (i = OC_OK; i < OC__MAX; i++)
+		if (connect_failed(i))
+			nconn += count[i];
 	printf("{\"target\": \"%s\", \"rate\": %u, \"attempts\": %u, \"failed\": %u", target, rate,
 	       natt, natt - count[OC_OK]);
+	printf(", \"connect_failed\": %u", nconn);
 	for (i = OC_OK; i < OC__MAX; i++)
 		printf(", \"%s\": %u", oc_name[i], count[i]);
 	printf(", \"start_ns\": %llu, \"end_ns\": %llu", natt ? att[0].start_ns : 0,
