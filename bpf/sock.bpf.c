@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * sock.bpf.c - socket-level load balancing (cgroup v2 sock_addr hooks).
+ * sock.bpf.c - socket-level load balancing (cgroup v2 sock_addr hooks and
+ * one sockops program).
  *
  * connect4/6 and sendmsg4/6 send a socket addressing VIP:port straight to
  * a backend picked from the datapath's Maglev table; recvmsg4/6 and
- * getpeername4/6 show the VIP again. Userspace loads this object with the
- * datapath's maps (services, maglev, backends, svc_stats, ...) reused, so
- * both paths serve the same services with the same weights. See
- * lib/sock_lb.h for the rules.
+ * getpeername4/6 show the VIP again. sock_health_ops tells passive
+ * outlier detection how each balanced TCP connect() ended. Userspace
+ * loads this object with the datapath's maps (services, maglev, backends,
+ * svc_stats, backend_health, ...) reused, so both paths serve the same
+ * services with the same weights and health. See lib/sock_lb.h and
+ * lib/sock_health.h for the rules.
  */
 #include "lib/common.h"
 #include "lib/maps.h"
 #include "lib/sock_lb.h"
+#include "lib/sock_health.h"
 
 SEC("cgroup/connect4")
 int sock_connect4(struct bpf_sock_addr *ctx)
@@ -59,6 +63,26 @@ SEC("cgroup/getpeername6")
 int sock_peername6(struct bpf_sock_addr *ctx)
 {
 	return sock_lb_revnat(ctx, true, SLUICE_SOCK_CNT_PEERNAME);
+}
+
+SEC("sockops")
+int sock_health_ops(struct bpf_sock_ops *ops)
+{
+	switch (ops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		sock_health_on_connect(ops);
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		sock_health_on_established(ops);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		sock_health_on_state(ops);
+		break;
+	case BPF_SOCK_OPS_RTO_CB:
+		sock_health_on_rto(ops);
+		break;
+	}
+	return 1;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -195,8 +195,14 @@ struct sluice_sk_origin {
 	__u32 svc_id;
 	__u32 backend_id;
 	__u8 family;
-	__u8 pad[3];
+	__u8 hflags; /* SLUICE_SKO_F_*, the socket LB's health sockops */
+	__u8 pad[2];
 };
+
+/* struct sluice_sk_origin.hflags: this connect()'s failure was counted
+ * against backend_id already (an RTO in SYN_SENT; the close that follows
+ * is the same failure). Cleared when the socket connects again. */
+#define SLUICE_SKO_F_FAIL_COUNTED (1u << 0)
 
 /*
  * Passive outlier detection (resilient backends). The kernel counts

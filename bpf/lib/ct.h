@@ -291,6 +291,33 @@ static __noinline bool ct_confirm_tcp(const struct sluice_ct_key *fwd, struct sl
 }
 
 /*
+ * ct_new_fwd_of() - the unconfirmed FWD entry (key in @fwd) of the flow
+ * whose REPLY key is @rev and entry @re; NULL when that half was evicted
+ * or belongs to another backend.
+ */
+static __always_inline struct sluice_ct_entry *ct_new_fwd_of(const struct sluice_ct_key *rev,
+							     const struct sluice_ct_entry *re,
+							     struct sluice_ct_key *fwd)
+{
+	struct sluice_ct_entry *fe;
+
+	__builtin_memcpy(fwd->saddr, rev->daddr, sizeof(fwd->saddr));
+	__builtin_memcpy(fwd->daddr, re->addr, sizeof(fwd->daddr));
+	fwd->sport = rev->dport;
+	fwd->dport = re->port;
+	fwd->proto = rev->proto;
+	fwd->family = rev->family;
+	fwd->dir = SLUICE_CT_FWD;
+	fwd->pad = 0;
+	fe = bpf_map_lookup_elem(&ct_new, fwd);
+	if (!fe || fe->port != rev->sport || fe->addr[0] != rev->saddr[0] ||
+	    fe->addr[1] != rev->saddr[1] || fe->addr[2] != rev->saddr[2] ||
+	    fe->addr[3] != rev->saddr[3])
+		return NULL;
+	return fe;
+}
+
+/*
  * ct_confirm_reply() - the backend answered the unconfirmed flow whose
  * REPLY key is @rev and entry @re: a UDP flow, or a TCP flow picked up
  * without its SYN.
@@ -301,18 +328,9 @@ static __noinline bool ct_confirm_reply(const struct sluice_ct_key *rev,
 	struct sluice_ct_key fwd = {};
 	struct sluice_ct_entry *fe;
 
-	__builtin_memcpy(fwd.saddr, rev->daddr, sizeof(fwd.saddr));
-	__builtin_memcpy(fwd.daddr, re->addr, sizeof(fwd.daddr));
-	fwd.sport = rev->dport;
-	fwd.dport = re->port;
-	fwd.proto = rev->proto;
-	fwd.family = rev->family;
-	fwd.dir = SLUICE_CT_FWD;
-	fe = bpf_map_lookup_elem(&ct_new, &fwd);
-	if (!fe || fe->port != rev->sport || fe->addr[0] != rev->saddr[0] ||
-	    fe->addr[1] != rev->saddr[1] || fe->addr[2] != rev->saddr[2] ||
-	    fe->addr[3] != rev->saddr[3])
-		return false; /* FWD half evicted or of another backend */
+	fe = ct_new_fwd_of(rev, re, &fwd);
+	if (!fe)
+		return false;
 	return ct_confirm(&fwd, fe, now);
 }
 

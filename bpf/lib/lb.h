@@ -12,6 +12,7 @@
 #include "parse.h"
 #include "ct.h"
 #include "stats.h"
+#include "health.h"
 
 enum lb_action {
 	LB_PASS,   /* not ours: leave the packet as it is */
@@ -39,18 +40,8 @@ static __always_inline __u32 hash_mix(__u32 h, __u32 k)
 	return h * 5 + 0xe6546b64;
 }
 
-/* Flow hash over the 5-tuple: the same flow always gets the same slot. */
-static __always_inline __u32 lb_hash(const struct sluice_ct_key *t)
+static __always_inline __u32 hash_fmix(__u32 h)
 {
-	__u32 h = 0x5105ce ^ t->proto;
-
-	h = hash_mix(h, t->saddr[0]);
-	h = hash_mix(h, t->saddr[1]);
-	h = hash_mix(h, t->saddr[2]);
-	h = hash_mix(h, t->saddr[3]);
-	h = hash_mix(h, t->daddr[0]);
-	h = hash_mix(h, t->daddr[3]);
-	h = hash_mix(h, ((__u32)t->sport << 16) | t->dport);
 	h ^= h >> 16;
 	h *= 0x85ebca6b;
 	h ^= h >> 13;
@@ -59,9 +50,46 @@ static __always_inline __u32 lb_hash(const struct sluice_ct_key *t)
 	return h;
 }
 
+static __always_inline __u32 lb_hash_seed(const struct sluice_ct_key *t, __u32 seed)
+{
+	__u32 h = seed ^ t->proto;
+
+	h = hash_mix(h, t->saddr[0]);
+	h = hash_mix(h, t->saddr[1]);
+	h = hash_mix(h, t->saddr[2]);
+	h = hash_mix(h, t->saddr[3]);
+	h = hash_mix(h, t->daddr[0]);
+	h = hash_mix(h, t->daddr[3]);
+	h = hash_mix(h, ((__u32)t->sport << 16) | t->dport);
+	return hash_fmix(h);
+}
+
+/* Flow hash over the 5-tuple: the same flow always gets the same slot. */
+static __always_inline __u32 lb_hash(const struct sluice_ct_key *t)
+{
+	return lb_hash_seed(t, 0x5105ce);
+}
+
 static __always_inline bool tcp_flags_are_bad(__u8 flags)
 {
 	return !flags || (flags & (TCP_SYN | TCP_FIN)) == (TCP_SYN | TCP_FIN);
+}
+
+/* The backend id in @slot of the Maglev table @table; 0: none. */
+static __always_inline __u32 lb_slot_id(void *table, __u32 slot)
+{
+	__u32 elem = slot / 2;
+	struct sluice_maglev_pair *pair = bpf_map_lookup_elem(table, &elem);
+
+	return pair ? pair->id[slot & 1] : 0;
+}
+
+/* The backend id Maglev gives the flow @t of the service; 0: none. */
+static __always_inline __u32 lb_select_id(__u32 svc_id, const struct sluice_ct_key *t)
+{
+	void *table = bpf_map_lookup_elem(&maglev, &svc_id);
+
+	return table ? lb_slot_id(table, lb_hash(t) % SLUICE_MAGLEV_M) : 0;
 }
 
 /* Pick a backend from the service's Maglev table; NULL when the slot names
@@ -69,20 +97,77 @@ static __always_inline bool tcp_flags_are_bad(__u8 flags)
 static __always_inline struct sluice_backend *lb_select(__u32 svc_id, const struct sluice_ct_key *t,
 							__u32 *backend_id)
 {
-	__u32 slot = lb_hash(t) % SLUICE_MAGLEV_M;
-	__u32 elem = slot / 2;
-	struct sluice_maglev_pair *pair;
-	void *table;
-
-	table = bpf_map_lookup_elem(&maglev, &svc_id);
-	if (!table)
-		return NULL;
-	pair = bpf_map_lookup_elem(table, &elem);
-	if (!pair)
-		return NULL;
-	*backend_id = pair->id[slot & 1];
+	*backend_id = lb_select_id(svc_id, t);
 	if (!*backend_id)
 		return NULL;
+	return bpf_map_lookup_elem(&backends, backend_id);
+}
+
+/* Extra Maglev slots a new flow whose pick is ejected tries. */
+#define LB_EJECT_TRIES 16
+
+/*
+ * lb_pick_fallback() - the Maglev pick @picked of the flow @t is ejected:
+ * the backend of the first of LB_EJECT_TRIES more slots, from a second
+ * hash of the same key (slot i = fmix(hash2(t) + i x golden) % M), that
+ * is not ejected. Deterministic: the same flow gets the same backend on
+ * every packet and every node with the same table and health. Returns
+ * @picked when the service ignores health (threshold 0), in panic, or
+ * when every try is ejected too. A global function, verified once on
+ * its own (see health_fail()): its loop stays out of the packet
+ * programs' verification.
+ */
+__noinline __u32 lb_pick_fallback(__u32 svc_id, __u32 h2, __u32 picked)
+{
+	struct sluice_backend_health *bh;
+	struct sluice_svc_health *sh;
+	__u64 now = bpf_ktime_get_ns();
+	void *table;
+	__u32 id;
+
+	bh = bpf_map_lookup_elem(&backend_health, &picked);
+	if (!bh || !health_is_ejected(bh, now))
+		return picked; /* on probation: it gets flows again */
+	sh = bpf_map_lookup_elem(&svc_health, &svc_id);
+	if (!sh || !sh->threshold)
+		return picked;
+	if (health_panic(sh)) {
+		health_count(SLUICE_HCNT_PANIC);
+		return picked;
+	}
+	table = bpf_map_lookup_elem(&maglev, &svc_id);
+	if (!table)
+		return picked;
+	for (__u32 i = 1; i <= LB_EJECT_TRIES; i++) {
+		id = lb_slot_id(table, hash_fmix(h2 + i * 0x9e3779b9) % SLUICE_MAGLEV_M);
+		if (!id || id == picked)
+			continue;
+		bh = bpf_map_lookup_elem(&backend_health, &id);
+		if (bh && health_is_ejected(bh, now))
+			continue;
+		health_count(SLUICE_HCNT_FALLBACK);
+		return id;
+	}
+	return picked;
+}
+
+/**
+ * lb_pick() - the backend for a new flow @t of service @svc_id: the
+ * Maglev pick, or when @fallback is set and that backend is ejected,
+ * lb_pick_fallback()'s. The cost for a healthy pick is one array lookup
+ * (backend_health) and a flag test. NULL as lb_select().
+ */
+static __always_inline struct sluice_backend *lb_pick(__u32 svc_id, const struct sluice_ct_key *t,
+						      __u32 *backend_id, bool fallback)
+{
+	struct sluice_backend_health *bh;
+
+	*backend_id = lb_select_id(svc_id, t);
+	if (!*backend_id)
+		return NULL;
+	bh = bpf_map_lookup_elem(&backend_health, backend_id);
+	if (fallback && bh && (bh->flags & SLUICE_BH_F_EJECTED))
+		*backend_id = lb_pick_fallback(svc_id, lb_hash_seed(t, 0xe7ec7ed), *backend_id);
 	return bpf_map_lookup_elem(&backends, backend_id);
 }
 
@@ -120,12 +205,71 @@ static __always_inline struct sluice_ct_entry *lb_ct_fwd(struct sluice_ct_key *k
 	return ct;
 }
 
+/* A client SYN again this long after its flow began, unanswered, is a
+ * connection attempt the backend failed (the kernel's first SYN
+ * retransmission comes after 1 s). */
+#define LB_SYN_TIMEOUT_NS (500ULL * 1000000)
+
+/*
+ * lb_health_syn_again() - the client sent the SYN of the unconfirmed flow
+ * @fwd (FWD entry @fe) again: a SYN_TIMEOUT failure of its backend when
+ * the flow is LB_SYN_TIMEOUT_NS old and the backend sent nothing back,
+ * counted once per flow (SLUICE_CT_F_FAIL_COUNTED).
+ */
+static __noinline void lb_health_syn_again(const struct sluice_ct_key *fwd,
+					   struct sluice_ct_entry *fe, __u64 now)
+{
+	struct sluice_ct_key rev = {};
+	struct sluice_ct_entry *r;
+
+	if ((fe->ct_flags & SLUICE_CT_F_FAIL_COUNTED) || !(fe->tcp_flags & TCP_SYN) ||
+	    now < fe->created_ns + LB_SYN_TIMEOUT_NS)
+		return;
+	ct_reply_key(fwd, fe->addr, fe->port, &rev);
+	r = bpf_map_lookup_elem(&ct_new, &rev);
+	if (r && ct_reply_is_of(r, fwd) && r->tcp_flags)
+		return; /* the backend answered (SYN|ACK or RST) */
+	fe->ct_flags |= SLUICE_CT_F_FAIL_COUNTED;
+	health_fail(fe->svc_id, fe->backend_id, SLUICE_HEALTH_R_SYN_TIMEOUT, now);
+}
+
+/*
+ * lb_health_reply() - the backend answers the unconfirmed flow whose
+ * REPLY key is @rev and entry @re (flags before this packet) with
+ * @tcp_flags. Its first SYN|ACK is a success; a RST before any SYN|ACK,
+ * to a flow that began with the client's SYN, is a failure (reason RST),
+ * once per flow like SYN_TIMEOUT.
+ */
+static __noinline void lb_health_reply(const struct sluice_ct_key *rev,
+				       const struct sluice_ct_entry *re, __u8 tcp_flags, __u64 now)
+{
+	struct sluice_ct_key fwd = {};
+	struct sluice_ct_entry *fe;
+
+	if (re->tcp_flags & (TCP_SYN | TCP_RST))
+		return; /* answered before, counted then */
+	if ((tcp_flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK)) {
+		health_success(re->svc_id, re->backend_id, now);
+		return;
+	}
+	if (!(tcp_flags & TCP_RST))
+		return;
+	fe = ct_new_fwd_of(rev, re, &fwd);
+	if (!fe || !(fe->tcp_flags & TCP_SYN) || (fe->ct_flags & SLUICE_CT_F_FAIL_COUNTED))
+		return; /* a picked-up flow, or counted already */
+	fe->ct_flags |= SLUICE_CT_F_FAIL_COUNTED;
+	health_fail(re->svc_id, re->backend_id, SLUICE_HEALTH_R_RST, now);
+}
+
 /* A packet of a known flow: to its backend; the client's ACK completing
  * the handshake confirms an unconfirmed one. */
 static __always_inline void lb_established(struct pkt *p, struct sluice_ct_key *key,
 					   struct sluice_ct_entry *ct, bool fresh, __u64 now,
 					   struct lb_result *r)
 {
+	if (fresh && key->proto == IPPROTO_TCP &&
+	    (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN)
+		lb_health_syn_again(key, ct, now);
 	lb_set_nat(r, LB_DNAT, ct->addr, ct->port);
 	stats_count(SLUICE_CNT_LB_EST);
 	stats_svc(ct->svc_id, p->frame_len, false);
@@ -188,7 +332,11 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 		return;
 	}
 
-	be = lb_select(svc->svc_id, &key, &backend_id);
+	/* A TCP packet without SYN belongs to a connection that lives where
+	 * Maglev put it (lb_midflow): no ejection fallback for it. */
+	be = lb_pick(svc->svc_id, &key, &backend_id,
+		     p->tuple.proto != IPPROTO_TCP ||
+			     (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN);
 	if (!be) {
 		r->action = LB_DROP;
 		r->drop = SLUICE_DROP_NO_BACKEND;
@@ -250,6 +398,8 @@ static __always_inline void lb_reply(struct pkt *p, struct lb_result *r)
 		stats_count(SLUICE_CNT_PASS);
 		return;
 	}
+	if (fresh && key.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_RST)))
+		lb_health_reply(&key, ct, p->tcp_flags, now); /* before ct_touch */
 	ct_touch(ct, p->tcp_flags, now);
 	lb_set_nat(r, LB_REVNAT, ct->addr, ct->port);
 	stats_count(SLUICE_CNT_REVNAT);

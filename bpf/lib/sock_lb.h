@@ -195,7 +195,7 @@ static __always_inline int sock_lb_xlate(struct bpf_sock_addr *ctx, bool v6, boo
 	hkey.dport = ep.port;
 	hkey.proto = proto;
 	hkey.family = ep.family;
-	be = lb_select(svc->svc_id, &hkey, &backend_id);
+	be = lb_pick(svc->svc_id, &hkey, &backend_id, true);
 	if (!be || be->family != ep.family) {
 		/* A removal raced with us: the packet path decides instead. */
 		sock_count(SLUICE_SOCK_CNT_NO_BACKEND);

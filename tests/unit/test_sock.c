@@ -320,6 +320,7 @@ static void test_attach_detach(void)
 	if (!ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb"))
 		fprintf(stderr, "    %s\n", sluice__errmsg());
 	ASSERT_TRUE(lb_attached(1), "8 programs, one each");
+	ASSERT_EQ(cg_progs(BPF_CGROUP_SOCK_OPS), 1, "and the health sockops");
 	ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach again");
 	ASSERT_TRUE(lb_attached(1), "still one each");
 	ASSERT_OK(sluice_sock__info(ss, &info), "info");
@@ -575,7 +576,7 @@ static void test_pins(void)
 	sluice__close(s);
 	ss = NULL;
 	ASSERT_TRUE(lb_attached(1), "pinned links outlive the handles");
-	ASSERT_EQ(cg_progs(BPF_CGROUP_SOCK_OPS), 1, "sockops too");
+	ASSERT_EQ(cg_progs(BPF_CGROUP_SOCK_OPS), 2, "sockops too (health, redirect)");
 
 	s = lib__open(pin_dir);
 	ss = s ? sock__open(s, pin_dir, 0) : NULL;
@@ -587,7 +588,7 @@ static void test_pins(void)
 	ASSERT_TRUE(lb_attached(1), "still one program each");
 	ASSERT_NEQ(cg_prog_id(BPF_CGROUP_INET4_CONNECT), prog, "new program in the old link");
 	ASSERT_OK(sluice_sock__detach_redir(ss), "detach redir of the earlier handle");
-	ASSERT_EQ(cg_progs(BPF_CGROUP_SOCK_OPS), 0, "sockops gone");
+	ASSERT_EQ(cg_progs(BPF_CGROUP_SOCK_OPS), 1, "redirect's sockops gone, health's stays");
 	sluice_sock__close(ss);
 	ss = NULL;
 	ASSERT_OK(sluice_sock__unpin(pin_dir), "unpin");

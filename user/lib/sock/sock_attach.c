@@ -49,6 +49,9 @@ static const struct sock_attach lb_attach[] = {
 	{ "sock_recvmsg6", BPF_CGROUP_UDP6_RECVMSG, false },
 	{ "sock_peername4", BPF_CGROUP_INET4_GETPEERNAME, false },
 	{ "sock_peername6", BPF_CGROUP_INET6_GETPEERNAME, false },
+	/* Last: a link pinned by an agent that had no such program is
+	 * simply missing, and made anew on the next attach. */
+	{ "sock_health_ops", BPF_CGROUP_SOCK_OPS, false },
 };
 
 static const struct sock_attach redir_attach[] = {

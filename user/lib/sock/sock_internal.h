@@ -15,8 +15,9 @@ enum sock_part {
 	SOCK_PART__MAX,
 };
 
-/* Most attachments of one part (the 8 sock_addr hooks). */
-#define SOCK_MAX_LINKS 8
+/* Most attachments of one part (the socket LB: 8 sock_addr hooks and
+ * its health sockops). */
+#define SOCK_MAX_LINKS 9
 
 /* links[i] when the sk_msg program is attached to the map the old way
  * (kernels before sockmap links, 6.10): there is no link fd to hold. */
