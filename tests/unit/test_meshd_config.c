@@ -331,9 +331,14 @@ static void test_usage(void)
 }
 
 static const struct test tests[] = {
-	TEST(test_defaults),  TEST(test_flags),          TEST(test_file_and_precedence),
-	TEST(test_bad_flags), TEST(test_bad_kubeconfig), TEST(test_bad_file),
-	TEST(test_usage),     TEST(test_outlier_detection),
+	TEST(test_defaults),
+	TEST(test_flags),
+	TEST(test_file_and_precedence),
+	TEST(test_bad_flags),
+	TEST(test_bad_kubeconfig),
+	TEST(test_bad_file),
+	TEST(test_usage),
+	TEST(test_outlier_detection),
 };
 
 int main(int argc, char **argv)

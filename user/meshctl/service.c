@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * service.c - `meshctl service add|del|list|get`.
+ * service.c - `meshctl service add|set|del|list|get`.
  *
  * Contract: arguments are checked and put in canonical form locally, then
- * sent as one API call (service.add, service.del, service.list,
- * service.get). list and get print the agent's SERVICE objects: as given
- * with -o json, else as tables (bytes in human units).
+ * sent as one API call (service.add, service.set, service.del,
+ * service.list, service.get). list and get print the agent's SERVICE
+ * objects: as given with -o json, else as tables (bytes in human units).
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "meshctl.h"
+#include "outlier.h"
 #include "output.h"
 
 /* "3", or "3 (1 draining)" */
@@ -34,11 +35,11 @@ static void backends_cell(struct table *t, struct json_object *backends)
 static void print_services(struct json_object *services)
 {
 	static const char *const cols[] = {
-		"SERVICE", "NAME",   ">ID",      "BACKENDS", ">PACKETS",
+		"SERVICE", "NAME",   ">ID",      "BACKENDS", "HEALTHY", ">PACKETS",
 		">BYTES",  ">FLOWS", ">REFUSED", "SOURCE",   NULL,
 	};
 	struct table *t = table__new(cols);
-	char bytes[OUT_NUM_LEN], ref[ARGS_SVC_LEN];
+	char bytes[OUT_NUM_LEN], ref[ARGS_SVC_LEN], healthy[OUT_NUM_LEN];
 	size_t i;
 
 	for (i = 0; i < js__len(services); i++) {
@@ -48,6 +49,7 @@ static void print_services(struct json_object *services)
 		table__cell(t, "%s", *js__str(svc, "name", "") ? js__str(svc, "name", "") : "-");
 		table__cell(t, "%llu", (unsigned long long)js__u64(svc, "id"));
 		backends_cell(t, js__get(svc, "backends"));
+		table__cell(t, "%s", outlier__healthy_cell(svc, healthy, sizeof(healthy)));
 		table__cell(t, "%llu", (unsigned long long)js__u64(st, "packets"));
 		table__cell(t, "%s", out__bytes(js__u64(st, "bytes"), bytes, sizeof(bytes)));
 		table__cell(t, "%llu", (unsigned long long)js__u64(st, "flows"));
@@ -61,12 +63,13 @@ static void print_services(struct json_object *services)
 static void print_service(struct json_object *svc)
 {
 	static const char *const cols[] = {
-		"BACKEND",  ">ID",    ">WEIGHT", ">SHARE", "STATE",
-		">PACKETS", ">BYTES", ">FLOWS",  NULL,
+		"BACKEND",      ">ID",        ">WEIGHT",  ">SHARE", "HEALTH", ">FAILS",
+		"LAST FAILURE", ">EJECTIONS", ">PACKETS", ">BYTES", ">FLOWS", NULL,
 	};
 	struct json_object *st = js__get(svc, "stats"), *backends = js__get(svc, "backends");
 	char bytes[OUT_NUM_LEN], share[OUT_NUM_LEN], be[SLUICE_ADDRPORT_STRLEN];
-	char ref[ARGS_SVC_LEN];
+	char ref[ARGS_SVC_LEN], state[48];
+	const char *reason;
 	uint64_t total = 0;
 	struct table *t;
 	size_t i;
@@ -80,6 +83,7 @@ static void print_service(struct json_object *svc)
 	       out__bytes(js__u64(st, "bytes"), bytes, sizeof(bytes)),
 	       (unsigned long long)js__u64(st, "flows"),
 	       (unsigned long long)js__u64(st, "refused"));
+	outlier__print_settings(svc);
 	if (!js__len(backends)) {
 		printf("Backends:  none (new connections are refused)\n");
 		return;
@@ -98,7 +102,14 @@ static void print_service(struct json_object *svc)
 		table__cell(t, "%llu", (unsigned long long)js__u64(b, "id"));
 		table__cell(t, "%llu", (unsigned long long)w);
 		table__cell(t, "%s", out__percent(w, total, share, sizeof(share)));
-		table__cell(t, "%s", js__str(b, "state", w ? "active" : "draining"));
+		table__cell(t, "%s", outlier__state_cell(b, state, sizeof(state)));
+		table__cell(t, "%llu",
+			    (unsigned long long)js__u64(js__get(b, "health"),
+							"consecutive_failures"));
+		reason = js__str(js__get(b, "health"), "last_failure_reason", "none");
+		table__cell(t, "%s", strcmp(reason, "none") ? reason : "-");
+		table__cell(t, "%llu",
+			    (unsigned long long)js__u64(js__get(b, "health"), "ejections"));
 		table__cell(t, "%llu", (unsigned long long)js__u64(bs, "packets"));
 		table__cell(t, "%s", out__bytes(js__u64(bs, "bytes"), bytes, sizeof(bytes)));
 		table__cell(t, "%llu", (unsigned long long)js__u64(bs, "flows"));
@@ -139,11 +150,13 @@ static int backend_arg(const char *text, const struct sluice_addr *vip, struct j
 static int do_add(int argc, char **argv)
 {
 	const char *name = NULL;
+	struct outlier_flags of = {};
 	const struct opt opts[] = {
 		{ .name = "name", .value = &name },
+		OUTLIER_OPTS(&of),
 		{ NULL },
 	};
-	struct json_object *args, *backends, *data = NULL;
+	struct json_object *args, *backends, *od, *data = NULL;
 	/* one slot beyond the limit, so "too many backends" can be named */
 	char *pos[SLUICE_MAX_SVC_BACKENDS + 2], svc[ARGS_SVC_LEN];
 	struct sluice_addr vip;
@@ -161,6 +174,8 @@ static int do_add(int argc, char **argv)
 	if (name && strlen(name) >= DESIRED_NAME_MAX)
 		return out__error("--name '%s' is too long: at most %d characters", name,
 				  DESIRED_NAME_MAX - 1);
+	if (outlier__flags_json(&of, &od))
+		return -1;
 
 	backends = out__xalloc(json_object_new_array());
 	for (i = 1; i < npos; i++) {
@@ -174,6 +189,8 @@ static int do_add(int argc, char **argv)
 	if (name)
 		json_object_object_add(args, "name", json_object_new_string(name));
 	json_object_object_add(args, "backends", backends);
+	if (od)
+		json_object_object_add(args, "outlierDetection", od);
 	if (client__call("service.add", args, &data))
 		return -1;
 
@@ -193,18 +210,85 @@ static const struct help_item service_add_args[] = {
 
 static const struct help_item service_add_opts[] = {
 	{ "--name NAME", "a label shown by list and get (at most 63 characters)" },
+	OUTLIER_HELP,
 	{ NULL, NULL },
 };
 
 static const struct cmd service_add_cmd = {
 	.name = "add",
 	.fn = do_add,
-	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME]",
+	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME] [--outlier-... | --no-outlier-detection]",
 	.summary = "create a service, optionally with its backends",
 	.args = service_add_args,
 	.opts = service_add_opts,
+	.notes = "Outlier detection is on by default: a backend whose connection attempts fail 3\n"
+		 "times in a row (RST to the SYN, SYN unanswered, connect() refused or timed\n"
+		 "out) gets no new connections for 30s x its ejections in a row (at most 5m);\n"
+		 "then the next attempt decides: an answer brings it back, a failure ejects it\n"
+		 "again. Existing connections are never touched. `service get` shows it.",
 	.example =
-		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080@90 10.0.1.3:8080@10 --name web",
+		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080@90 10.0.1.3:8080@10 --name web\n"
+		"meshctl service add 10.96.0.11:80/tcp 10.0.1.4:8080 --outlier-failures 5 "
+		"--outlier-base-ejection 10s",
+};
+
+/* `service set SVC --outlier-...`: only the settings given change. */
+static int do_set(int argc, char **argv)
+{
+	struct outlier_flags of = {};
+	const struct opt opts[] = {
+		OUTLIER_OPTS(&of),
+		{ .name = "outlier-defaults", .flag = &of.defaults },
+		{ NULL },
+	};
+	struct json_object *args, *od, *data = NULL;
+	char *pos[1], svc[ARGS_SVC_LEN];
+	int npos;
+
+	if (opts__parse(argc, argv, opts, pos, 1, &npos))
+		return -1;
+	if (npos < 1)
+		return cmd__usage_error("missing SVC");
+	if (args__svc(pos[0], NULL, svc, sizeof(svc)) || outlier__flags_json(&of, &od))
+		return -1;
+	if (!od)
+		return cmd__usage_error("nothing to set: give an --outlier-... option");
+	args = out__xalloc(json_object_new_object());
+	json_object_object_add(args, "service", json_object_new_string(svc));
+	/* --outlier-defaults: null, every setting back to its default */
+	json_object_object_add(args, "outlierDetection", of.defaults ? NULL : od);
+	if (of.defaults)
+		json_object_put(od);
+	if (client__call("service.set", args, &data))
+		return -1;
+	if (out__json_mode()) {
+		out__json(data);
+	} else {
+		printf("service %s\n", svc);
+		outlier__print_settings(data);
+	}
+	json_object_put(data);
+	return 0;
+}
+
+static const struct help_item service_set_opts[] = {
+	OUTLIER_HELP,
+	{ "--outlier-defaults", "every outlier setting back to its default" },
+	{ NULL, NULL },
+};
+
+static const struct cmd service_set_cmd = {
+	.name = "set",
+	.fn = do_set,
+	.grammar = "SVC [--outlier-... | --no-outlier-detection | --outlier-defaults]",
+	.summary = "change a service's outlier detection settings (the others stay)",
+	.args = (const struct help_item[]){ HELP_SVC, { NULL, NULL } },
+	.opts = service_set_opts,
+	.notes = "Turning outlier detection off for a service ends its backends' ejections at\n"
+		 "once; meshd --outlier-detection off turns it off for every service.",
+	.example = "meshctl service set 10.96.0.10:80/tcp --outlier-failures 5 "
+		   "--outlier-max-ejection 2m\n"
+		   "meshctl service set 10.96.0.10:80/tcp --no-outlier-detection",
 };
 
 /* The commands whose only argument is SVC: call op with {"service": SVC}
@@ -281,6 +365,9 @@ static const struct cmd service_list_cmd = {
 	.fn = do_list,
 	.grammar = "",
 	.summary = "list services with their backends and traffic",
+	.notes = "HEALTHY: backends taking new flows that are neither ejected by outlier\n"
+		 "detection nor unhealthy, of those with weight > 0; \"(off)\": outlier\n"
+		 "detection is off for the service or the node.",
 	.example = "meshctl service list -o json",
 	.reads = true,
 };
@@ -304,14 +391,21 @@ static const struct cmd service_get_cmd = {
 	.name = "get",
 	.fn = do_get,
 	.grammar = "SVC",
-	.summary = "show one service: its backends, weights, shares and traffic",
+	.summary = "show one service: its backends, weights, shares, health and traffic",
+	.notes = "HEALTH: healthy; ejected until T (FAILS connection attempts failed in a row:\n"
+		 "new flows go to other backends until T); probation (the ejection is over:\n"
+		 "the next attempt decides); unhealthy (failed its active health check);\n"
+		 "draining (weight 0). LAST FAILURE: rst or syn_timeout (packet path),\n"
+		 "sock_refused, sock_timeout or sock_error (socket LB), probe. EJECTIONS: in a\n"
+		 "row, the multiplier of the ejection time.",
 	.args = (const struct help_item[]){ HELP_SVC, { NULL, NULL } },
 	.example = "meshctl service get 10.96.0.10:80/tcp",
 	.reads = true,
 };
 
 static const struct cmd *const service_sub[] = {
-	&service_add_cmd, &service_del_cmd, &service_list_cmd, &service_get_cmd, NULL,
+	&service_add_cmd,  &service_set_cmd, &service_del_cmd,
+	&service_list_cmd, &service_get_cmd, NULL,
 };
 
 const struct cmd service_cmd = {

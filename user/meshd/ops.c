@@ -196,8 +196,8 @@ static void ops__backends_json(struct sluice *sl, const struct desired_service *
 		json_object_object_add(
 			o, "stats", ops__stats_json((const __u64 *)(h ? &h->st : &zero), names, 3));
 		if (h) {
-			json_object_object_add(o, "health",
-					       ops__backend_health_json(sl, h->id, &h->be, sh, &ok));
+			json_object_object_add(
+				o, "health", ops__backend_health_json(sl, h->id, &h->be, sh, &ok));
 			*healthy += ok && want->weight;
 		}
 	}
@@ -325,7 +325,8 @@ static struct json_object *ops__edit_error(const struct svc_ref *ref, int idx)
  * root. idx: the edited service's index in root (-1: none). Answers with
  * the service ref names, or with `deleted` after a delete. */
 struct json_object *ops__commit_json(struct state *st, struct sluice *sl, struct json_object *root,
-				     int idx, const struct svc_ref *ref, struct json_object *deleted)
+				     int idx, const struct svc_ref *ref,
+				     struct json_object *deleted)
 {
 	struct desired next;
 	char err[1024];

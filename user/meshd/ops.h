@@ -70,7 +70,8 @@ struct json_object *ops__existing_svc(const struct desired *d, const struct k8si
 struct json_object *ops__state_json(const struct desired *d, struct json_object **services);
 /* Parse the edited JSON back and commit (see ops.c). */
 struct json_object *ops__commit_json(struct state *st, struct sluice *sl, struct json_object *root,
-				     int idx, const struct svc_ref *ref, struct json_object *deleted);
+				     int idx, const struct svc_ref *ref,
+				     struct json_object *deleted);
 
 /* ops_health.c (#14): a backend's "health" (NULL when unreadable; *healthy:
  * it takes new flows as far as health goes) and a service's summary. */

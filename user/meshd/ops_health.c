@@ -33,7 +33,8 @@ struct json_object *ops__backend_health_json(struct sluice *sl, __u32 id,
 			       json_object_new_string(v.last_fail_ms ?
 							      sluice__health_reason_name(v.reason) :
 							      "none"));
-	json_object_object_add(o, "last_failure_ms", json_object_new_int64((int64_t)v.last_fail_ms));
+	json_object_object_add(o, "last_failure_ms",
+			       json_object_new_int64((int64_t)v.last_fail_ms));
 	json_object_object_add(o, "ejected_until_ms",
 			       json_object_new_int64((int64_t)v.ejected_until_ms));
 	return o;
@@ -54,8 +55,32 @@ struct json_object *ops__service_health_json(const struct sluice_svc_health *sh,
 	return o;
 }
 
+/* The service's settings with req's merged in: a field given replaces
+ * its value, a field given as null goes back to its default; an empty
+ * result leaves the object out (all defaults). */
+static void ops__merge_outlier(struct json_object *svc, struct json_object *req_od)
+{
+	struct json_object *od = NULL;
+
+	if (!json_object_object_get_ex(svc, "outlierDetection", &od) ||
+	    !json_object_is_type(od, json_type_object)) {
+		od = json_object_new_object();
+		json_object_object_add(svc, "outlierDetection", od);
+	}
+	json_object_object_foreach(req_od, key, val)
+	{
+		if (val)
+			json_object_object_add(od, key, json_object_get(val));
+		else
+			json_object_object_del(od, key);
+	}
+	if (!json_object_object_length(od))
+		json_object_object_del(svc, "outlierDetection");
+}
+
 /* service.set {"service": SVC, "outlierDetection": {...} | null}: the
- * service's settings replaced as a whole (null or {}: the defaults). */
+ * fields given change (null: back to the default); null for the whole
+ * object puts every setting back to its default. */
 struct json_object *ops__service_set(struct meshd *m, struct json_object *req)
 {
 	struct json_object *err, *root, *services, *svc, *od = NULL;
@@ -78,8 +103,9 @@ struct json_object *ops__service_set(struct meshd *m, struct json_object *req)
 	if (!root)
 		return api__error("out of memory");
 	svc = json_object_array_get_idx(services, i);
-	json_object_object_del(svc, "outlierDetection");
-	if (od && json_object_object_length(od))
-		json_object_object_add(svc, "outlierDetection", json_object_get(od));
+	if (od)
+		ops__merge_outlier(svc, od);
+	else
+		json_object_object_del(svc, "outlierDetection");
 	return ops__commit_json(&m->state, m->sl, root, i, &ref, NULL);
 }

@@ -110,9 +110,10 @@ void outlier__describe(char *buf, size_t len, const struct sluice_health_event *
 	outlier__until(until, sizeof(until), now_ms, until_ms);
 	switch (ev->kind) {
 	case SLUICE_HEALTH_EV_EJECTED:
-		snprintf(buf, len,
-			 "%s ejected: %u consecutive failures (%s), until %s, ejection %u in a row)",
-			 who, ev->fails, reason, until, ev->ejections);
+		snprintf(
+			buf, len,
+			"%s ejected: %u consecutive failures (%s), until %s, ejection %u in a row)",
+			who, ev->fails, reason, until, ev->ejections);
 		break;
 	case SLUICE_HEALTH_EV_REEJECTED:
 		snprintf(buf, len,
@@ -170,8 +171,9 @@ static void outlier__names(struct outlier *o, const struct sluice_health_event *
 		sluice_addr__str_port(&a, ntohs(b.port), be, SLUICE_ADDRPORT_STRLEN);
 	}
 	snprintf(svc, SLUICE_SVC_STRLEN, "service id %u", ev->svc_id);
-	if (fd < 0 || sluice__map_walk(fd, "services", sizeof(struct sluice_svc_key),
-				       sizeof(struct sluice_svc), outlier__match_svc, &f) < 0 ||
+	if (fd < 0 ||
+	    sluice__map_walk(fd, "services", sizeof(struct sluice_svc_key),
+			     sizeof(struct sluice_svc), outlier__match_svc, &f) < 0 ||
 	    !f.found)
 		return;
 	sluice_svc_key__str(&f.key, svc, SLUICE_SVC_STRLEN);

@@ -23,7 +23,7 @@
 
 struct outlier {
 	struct sluice *sl;
-	const struct desired *desired; /* names for the log */
+	const struct desired *desired;   /* names for the log */
 	struct sluice_health_events *ev; /* NULL: not reading */
 	bool enabled;                    /* --outlier-detection */
 	struct metrics_ejections *ej;    /* ejection counts per backend */

@@ -26,8 +26,9 @@
  *   service.get    {"service": SVC}     -> SERVICE
  *   service.add    {"service": SVC, "name"?: str, "backends"?: [{"address","port","weight"?}],
  *                   "outlierDetection"?: {...} (desired.h)}   (error if it exists)
- *   service.set    {"service": SVC, "outlierDetection": {...} | null (the defaults)}
- *                                       -> SERVICE (the settings replaced as a whole)
+ *   service.set    {"service": SVC, "outlierDetection": {...} | null (all defaults)}
+ *                                       -> SERVICE; the fields given change, a field
+ *                                          given as null goes back to its default
  *   service.del    {"service": SVC}
  *   backend.add    {"service": SVC, "backend": BE, "weight"?: n (default 1)}
  *   backend.del    {"service": SVC, "backend": BE}
