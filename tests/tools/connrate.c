@@ -193,10 +193,15 @@ static int launch(int ep, const struct sockaddr_storage *ss, socklen_t len)
 		return -1;
 	}
 	if (natt == catt) {
-		catt = catt ? 2 * catt : 4096;
-		att = realloc(att, catt * sizeof(*att));
-		if (!att)
+		unsigned int n = catt ? 2 * catt : 4096;
+		struct attempt *grown = realloc(att, n * sizeof(*att));
+
+		if (!grown) {
+			fprintf(stderr, "connrate: out of memory for %u attempts\n", n);
 			return -1;
+		}
+		att = grown;
+		catt = n;
 	}
 	memset(&att[natt], 0, sizeof(att[natt]));
 	att[natt].start_ns = now_ns();
