@@ -17,7 +17,7 @@
  *       Launching stops after D ms or once F exists (whichever first; a hard cap of
  *       10 minutes), then every attempt in flight ends before it exits.
  *       FILE gets one line per attempt in launch order:
- *         START_NS END_NS OUTCOME BACKEND|-
+ *         START_NS END_NS OUTCOME BACKEND|- LOCAL_PORT
  *       with CLOCK_MONOTONIC times, the clock of bpf_ktime_get_ns(), so
  *       they compare directly with the kernel's health timestamps.
  *       stdout: one JSON summary: counts by outcome and backend, failed
@@ -25,8 +25,8 @@
  *       error), the start times of the first and third connect failure
  *       and of the last one.
  *   connrate serve --port P --name NAME [--bind ADDR] [--ready FILE]
- *       accepts, reads one line, answers "NAME\n", closes; one thread,
- *       epoll. FILE is created once listening. Dies with its parent.
+ *       accepts, reads one line, answers "NAME\n", closes at the
+ *       client's EOF (the client closes first); one thread, epoll. FILE is created once listening. Dies with its parent.
  * Exit status: 0 when the run happened (the caller judges the figures),
  * 1 on a setup error, 2 on usage errors.
  */
@@ -53,6 +53,7 @@
 #define NAME_LEN 32
 #define HARD_CAP_MS (10 * 60 * 1000)
 #define WHOAMI "whoami\n"
+#define SERVE_MAX_FD (MAX_INFLIGHT + 64) /* the RLIMIT_NOFILE we set */
 
 /* refused, timeout and error: connect() never completed (what a dead or
  * unreachable backend causes, what outlier detection must keep to a few);
@@ -80,7 +81,8 @@ static bool connect_failed(enum outcome oc)
 struct attempt {
 	unsigned long long start_ns, end_ns;
 	unsigned char outcome;
-	signed char name; /* index into names[], -1: none */
+	signed char name;     /* index into names[], -1: none */
+	unsigned short lport; /* local port: find the attempt in a capture */
 };
 
 struct slot {
@@ -178,6 +180,17 @@ static enum outcome errno_outcome(int err, bool connected)
 	}
 }
 
+static unsigned short local_port(int fd)
+{
+	struct sockaddr_storage me;
+	socklen_t len = sizeof(me);
+
+	if (getsockname(fd, (struct sockaddr *)&me, &len))
+		return 0;
+	return ntohs(me.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&me)->sin6_port :
+						((struct sockaddr_in *)&me)->sin_port);
+}
+
 static int launch(int ep, const struct sockaddr_storage *ss, socklen_t len)
 {
 	struct epoll_event ev = { .events = EPOLLOUT };
@@ -224,6 +237,7 @@ static int launch(int ep, const struct sockaddr_storage *ss, socklen_t len)
 		att[s->idx].outcome = errno_outcome(err, false);
 		return 0;
 	}
+	att[s->idx].lport = local_port(fd);
 	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
@@ -292,8 +306,9 @@ static void report(const char *target, unsigned int rate, const char *logpath)
 			last = a->start_ns;
 		}
 		if (lf)
-			fprintf(lf, "%llu %llu %s %s\n", a->start_ns, a->end_ns,
-				oc_name[a->outcome], a->name >= 0 ? names[(int)a->name] : "-");
+			fprintf(lf, "%llu %llu %s %s %u\n", a->start_ns, a->end_ns,
+				oc_name[a->outcome], a->name >= 0 ? names[(int)a->name] : "-",
+				a->lport);
 	}
 	if (lf)
 		fclose(lf);
@@ -392,20 +407,30 @@ static int serve_listen(const char *bind_addr, unsigned int port)
 	return fd;
 }
 
+/*
+ * Answer the request line, then close only at the client's EOF: the client
+ * closes first and its side keeps the TIME_WAIT. A server closing first
+ * would keep TIME_WAITs that a later connection through another VIP, NATed
+ * to the same 4-tuple, runs into (its SYN answered by a bare ACK, retried
+ * after 1 s): failures that have nothing to do with the backend's health.
+ */
 static void serve_conn(int ep, int fd, const char *name)
 {
+	static bool answered[SERVE_MAX_FD];
 	char buf[256], answer[NAME_LEN + 1];
 	ssize_t n = recv(fd, buf, sizeof(buf), 0);
 
 	if (n < 0 && errno == EAGAIN)
 		return;
-	/* the whole request is read before close, or the close sends RST */
-	if (n > 0 && !memchr(buf, '\n', n))
-		return;
 	if (n > 0) {
-		snprintf(answer, sizeof(answer), "%s\n", name);
-		send(fd, answer, strlen(answer), MSG_NOSIGNAL);
+		if (!answered[fd] && memchr(buf, '\n', n)) {
+			snprintf(answer, sizeof(answer), "%s\n", name);
+			send(fd, answer, strlen(answer), MSG_NOSIGNAL);
+			answered[fd] = true;
+		}
+		return;
 	}
+	answered[fd] = false;
 	epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
 	close(fd);
 }
@@ -437,6 +462,10 @@ static int serve(const char *bind_addr, unsigned int port, const char *name, con
 				continue;
 			}
 			while ((c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+				if (c >= SERVE_MAX_FD) {
+					close(c);
+					continue;
+				}
 				ev.data.fd = c;
 				epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
 			}
