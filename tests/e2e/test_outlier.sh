@@ -305,6 +305,10 @@ main() {
 		tail -n 20 "$LOG"
 		meshd_setup_fail "$(cat "$WORK/reason")"
 	fi
+	# the socket-LB cases need it: without it their clients would take the
+	# packet path and prove nothing about sockops
+	[ "$(mctl -o json status | jq -r '.socket_lb.running')" = true ] ||
+		meshd_setup_fail "socket LB not running: $(mctl -o json status | jq -r '.socket_lb.error')"
 	write_services >"$WORK/services.json"
 	mctl apply -f "$WORK/services.json" >"$WORK/apply.out" 2>&1 ||
 		meshd_setup_fail "apply: $(tail -n 3 "$WORK/apply.out")"
