@@ -41,6 +41,7 @@
 #define BLACKHOLE_BE "192.0.2.1"
 
 static char cgroup[512];
+static char pin_dir[128];
 
 static bool setup_cgroup(void)
 {
@@ -62,6 +63,10 @@ static bool setup_cgroup(void)
 
 static void cleanup(void)
 {
+	if (pin_dir[0]) {
+		sluice_sock__unpin(pin_dir);
+		sluice__unpin(pin_dir);
+	}
 	if (cgroup[0])
 		rmdir(cgroup);
 }
@@ -391,9 +396,77 @@ out:
 		TEST_FAIL("removing the veth device");
 }
 
+/* Pins of an agent from before #14 (layout 3: no health maps, no health
+ * sockops link): made here by removing those pins. The next open creates
+ * and pins the new maps, keeps the old links (updated in place) and
+ * attaches and pins the health sockops. The real thing (main's library,
+ * then this one) was checked by hand the same way. */
+static void test_upgrade_pins(void)
+{
+	static const char *const fresh[] = { "backend_health", "svc_health", "health_events",
+					     "health_counters", "link_sock_health_ops" };
+	struct sluice_sock_opts so = { .pin_dir = pin_dir };
+	struct sluice_opts o = { .pin_dir = pin_dir };
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info), ids[4], cnt = 4;
+	struct world w = { 0 };
+	char path[256];
+	int fd = -1;
+
+	if (!ASSERT_OK(sluice__open(&w.s, &o), "open") ||
+	    !ASSERT_OK(sluice_sock__open(&w.ss, w.s, &so), "sock open") ||
+	    !ASSERT_OK(sluice_sock__attach_lb(w.ss, cgroup), "attach"))
+		goto out;
+	world_close(&w);
+	memset(&w, 0, sizeof(w));
+	for (size_t i = 0; i < ARRAY_SIZE(fresh); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, fresh[i]);
+		fd = bpf_obj_get(path);
+		if (fd >= 0 && i == ARRAY_SIZE(fresh) - 1)
+			bpf_link_detach(fd);
+		if (fd >= 0)
+			close(fd);
+		ASSERT_OK(unlink(path), path);
+	}
+	fd = open(cgroup, O_RDONLY | O_DIRECTORY);
+	ASSERT_OK(bpf_prog_query(fd, BPF_CGROUP_SOCK_OPS, 0, NULL, ids, &cnt), "query");
+	ASSERT_EQ(cnt, 0, "old pins: no health sockops");
+
+	if (!ASSERT_OK(sluice__open(&w.s, &o), "open on old pins") ||
+	    !ASSERT_OK(sluice_sock__open(&w.ss, w.s, &so), "sock open on old pins") ||
+	    !ASSERT_OK(sluice_sock__attach_lb(w.ss, cgroup), "attach on old pins"))
+		goto out;
+	for (size_t i = 0; i < ARRAY_SIZE(fresh); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, fresh[i]);
+		ASSERT_OK(access(path, F_OK), path);
+	}
+	cnt = 4;
+	ASSERT_OK(bpf_prog_query(fd, BPF_CGROUP_SOCK_OPS, 0, NULL, ids, &cnt), "query");
+	ASSERT_EQ(cnt, 1, "health sockops attached");
+	snprintf(path, sizeof(path), "%s/backend_health", pin_dir);
+	close(fd);
+	fd = bpf_obj_get(path);
+	if (ASSERT_TRUE(fd >= 0, "pinned backend_health") &&
+	    ASSERT_OK(bpf_obj_get_info_by_fd(sluice__map_fd(w.s, "backend_health"), &info, &len),
+		      "map info")) {
+		struct bpf_map_info pinned = { 0 };
+
+		len = sizeof(pinned);
+		bpf_obj_get_info_by_fd(fd, &pinned, &len);
+		ASSERT_EQ(info.id, pinned.id, "the datapath uses the pinned backend_health");
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	world_close(&w);
+	sluice_sock__unpin(pin_dir);
+	sluice__unpin(pin_dir);
+}
+
 static const struct test tests[] = {
 	TEST(test_refused_ejects),
 	TEST(test_syn_timeout),
+	TEST(test_upgrade_pins),
 };
 
 int main(int argc, char **argv)
@@ -409,6 +482,7 @@ int main(int argc, char **argv)
 		printf("FAIL: sock_health/setup (no cgroup2 mount or cannot create %s)\n", cgroup);
 		return 1;
 	}
+	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/sluice-test-sock-health-%d", getpid());
 	atexit(cleanup);
 	return test__run_all("sock_health", tests, ARRAY_SIZE(tests), argc, argv);
 }
