@@ -463,6 +463,7 @@ static void eject_af(struct dp *d, __u8 af)
 {
 	__u16 ports[7], next = 42000, *fail = ports, *nw = ports + 3, est, unc;
 	struct sluice_backend_health bh;
+	struct sluice_ct_key k;
 	struct hw w;
 	int x = 0, y, y2;
 
@@ -505,6 +506,10 @@ static void eject_af(struct dp *d, __u8 af)
 	dp__at("IPv%u existing flows keep the ejected backend", af);
 	hw_client_to(&w, est, ACK | PKT_TH_PSH, x);
 	hw_client_to(&w, unc, ACK, x);
+	dp__at("IPv%u a connection whose state was lost keeps it too", af);
+	k = hw_fwd_key(&w, nw[1]);
+	ASSERT_OK(bpf_map_delete_elem(w.ct_new_fd, &k), "forget the flow");
+	hw_client_to(&w, nw[1], ACK, x);
 	hw_counters(&w, "after ejection and fallback");
 out:
 	hw_close(&w);
