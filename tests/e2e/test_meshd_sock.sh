@@ -105,7 +105,7 @@ metric() {
 
 # Socket-LB programs (connect4 & co.) on our cgroup
 cg_lb_progs() { bpftool cgroup show "$CG" 2>/dev/null | grep -cE 'connect4|connect6|sendmsg4|recvmsg4'; }
-cg_redir_progs() { bpftool cgroup show "$CG" 2>/dev/null | grep -c 'sock_ops'; }
+cg_redir_progs() { bpftool cgroup show "$CG" 2>/dev/null | grep -c 'redir_sockops'; }
 
 # ------------------------------------------------------------- scenarios
 

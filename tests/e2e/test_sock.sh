@@ -157,7 +157,7 @@ check_lb_attach() {
 	local n
 	n=$(bpftool cgroup show "$CG" | grep -c ' sock_')
 	echo "$n socket-LB programs on $CG; pinned links: $(pinned_links sock_)"
-	[ "$n" -eq 8 ] || return 1
+	[ "$n" -eq 9 ] || return 1 # 8 sock_addr hooks and the health sockops
 	# attached to our child cgroup only, never above it
 	if bpftool cgroup show "$CGROOT" | grep -q ' sock_'; then
 		echo "socket-LB programs found on the cgroup2 root"
@@ -234,7 +234,7 @@ check_reattach_under_load() {
 	echo "5 re-attaches during the load; connect4 link/program before: ${before:-none}, after: ${after:-none}; $(bpftool cgroup show "$CG" | grep -c ' sock_') programs attached"
 	[ "$rc" -eq 0 ] && [ -n "$before" ] && [ "${before%% *}" = "${after%% *}" ] &&
 		[ "${before#* }" != "${after#* }" ] &&
-		[ "$(bpftool cgroup show "$CG" | grep -c ' sock_')" -eq 8 ]
+		[ "$(bpftool cgroup show "$CG" | grep -c ' sock_')" -eq 9 ]
 }
 
 check_lb_detach() {
