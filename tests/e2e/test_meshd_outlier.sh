@@ -172,6 +172,8 @@ test_event() {
 	expect_log "backend $BE2 of web ($SVC) ejected: 3 consecutive failures (rst), until " || ok=1
 	expect_metric "sluice_backend_ejections_total{service=\"$SVC\",backend=\"$BE2\",reason=\"rst\"}" 1 || ok=1
 	expect "status ejected count" "$(mctl -o json status | python3 -c 'import json, sys; print(json.load(sys.stdin)["outlier_detection"]["ejected"])')" 1 || ok=1
+	mctl status | grep -q '^Outliers:    detection on; since meshd started: 1 ejected,' ||
+		fail "status: $(mctl status | grep Outliers)" || ok=1
 	ht event restored "$id" "$be" || return 1
 	expect_log "backend $BE2 of web ($SVC) restored: answered on probation" || ok=1
 	return $ok

@@ -203,3 +203,24 @@ const char *outlier__state_cell(struct json_object *be, char *buf, size_t len)
 	snprintf(buf, len, "ejected until %s", hms);
 	return buf;
 }
+
+void outlier__print_status(struct json_object *od)
+{
+	if (!od)
+		return;
+	if (!json_object_get_boolean(js__get(od, "enabled"))) {
+		printf("Outliers:    detection off node-wide (meshd --outlier-detection off)\n");
+		return;
+	}
+	if (!json_object_get_boolean(js__get(od, "events"))) {
+		printf("Outliers:    detection on; the kernel's events are not read: %s\n",
+		       js__str(od, "error", "?"));
+		return;
+	}
+	printf("Outliers:    detection on; since meshd started: %llu ejected, %llu ejected again, "
+	       "%llu restored,\n             %llu not ejected (max ejected reached)\n",
+	       (unsigned long long)js__u64(od, "ejected"),
+	       (unsigned long long)js__u64(od, "reejected"),
+	       (unsigned long long)js__u64(od, "restored"),
+	       (unsigned long long)js__u64(od, "max_ejected"));
+}

@@ -50,6 +50,8 @@ int outlier__flags_json(const struct outlier_flags *f, struct json_object **out)
 int outlier__duration_ms(const char *text, const char *flag, unsigned long *ms);
 /* `service get`: the service's settings in words. */
 void outlier__print_settings(struct json_object *svc);
+/* `status`: the agent's outlier_detection object (nothing: an older meshd). */
+void outlier__print_status(struct json_object *od);
 /* `service list` HEALTHY: "2/3", "3/3 (off)", "-" (an older meshd). */
 const char *outlier__healthy_cell(struct json_object *svc, char *buf, size_t len);
 /* `service get` HEALTH of a backend: "healthy", "ejected until 11:40:32",
