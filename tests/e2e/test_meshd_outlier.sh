@@ -119,10 +119,11 @@ ensure_clean() {
 	ensure_meshd || return 1
 	# every scenario starts from the service as added, no ejection (off
 	# clears them)
-	mctl service set "$SVC" --no-outlier-detection >/dev/null &&
-		mctl service set "$SVC" --outlier-defaults >/dev/null &&
-		mctl service set "$SVC" --outlier-failures 5 --outlier-base-ejection 2s >/dev/null ||
+	if ! mctl service set "$SVC" --no-outlier-detection >/dev/null ||
+		! mctl service set "$SVC" --outlier-defaults >/dev/null ||
+		! mctl service set "$SVC" --outlier-failures 5 --outlier-base-ejection 2s >/dev/null; then
 		fail "service set failed"
+	fi
 }
 
 # ------------------------------------------------------------- scenarios
