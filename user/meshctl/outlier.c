@@ -152,11 +152,13 @@ void outlier__print_settings(struct json_object *svc)
 	char base[OUT_NUM_LEN], max[OUT_NUM_LEN];
 	uint64_t panic;
 
+	if (!h)
+		return; /* an older meshd: no outlier detection */
 	if (en && !json_object_get_boolean(en)) {
 		printf("Outlier:   off for this service\n");
 		return;
 	}
-	if (h && !json_object_get_boolean(js__get(h, "outlier_detection"))) {
+	if (!json_object_get_boolean(js__get(h, "outlier_detection"))) {
 		printf("Outlier:   off (node-wide: meshd --outlier-detection off)\n");
 		return;
 	}
