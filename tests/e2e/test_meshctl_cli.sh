@@ -27,7 +27,7 @@ export SLUICE_SOCKET=$NOSOCK
 FAILED=0
 
 # Every command path, for the help checks.
-PATHS=("" service "service add" "service del" "service list" "service get"
+PATHS=("" service "service add" "service set" "service del" "service list" "service get"
 	backend "backend add" "backend del" "backend weight" "backend drain"
 	apply conntrack "conntrack list" "conntrack flush" status version uninstall)
 # Read commands: their help documents -o.
@@ -106,7 +106,7 @@ test_help_every_level() {
 test_help_lists_commands() {
 	local ok=0 c
 	run --help
-	for c in "service add|del|list|get" "backend add|del|weight|drain" "apply -f FILE" \
+	for c in "service add|set|del|list|get" "backend add|del|weight|drain" "apply -f FILE" \
 		"conntrack list|flush" status version uninstall; do
 		grep -q "^  $c" <<<"$OUT" || { fail "meshctl --help lacks a line for '$c'"; ok=1; }
 	done
@@ -171,7 +171,7 @@ test_unknown_command() {
 	run frobnicate
 	expect_error "unknown command 'frobnicate'" "meshctl --help" || return 1
 	run service frob
-	expect_error "unknown command 'frob'" "add|del|list|get" || return 1
+	expect_error "unknown command 'frob'" "add|set|del|list|get" || return 1
 	run backend add 10.96.0.10:80/tcp 10.0.1.2:8080 --frob
 	expect_error "unknown option '--frob'" "meshctl backend add --help" || return 1
 	run --frob status
@@ -220,7 +220,22 @@ test_arguments_checked_locally() {
 	run service add 10.96.0.10:80/tcp 10.0.1.2:8080@x
 	expect_error "weight 'x'" || return 1
 	run -o json backend drain 300.1.1.1:80/tcp 10.0.1.2:8080
-	expect_json_error "invalid service"
+	expect_json_error "invalid service" || return 1
+	# outlier detection flags (#14)
+	run service add 10.96.0.10:80/tcp --outlier-failures 0
+	expect_error "--outlier-failures '0'" "1-255" || return 1
+	run service set 10.96.0.10:80/tcp --outlier-base-ejection 30
+	expect_error "--outlier-base-ejection '30'" "500ms, 30s or 5m" || return 1
+	run service set 10.96.0.10:80/tcp --outlier-max-ejection 2h
+	expect_error "--outlier-max-ejection '2h'" || return 1
+	run service set 10.96.0.10:80/tcp --outlier-max-ejected-percent 101
+	expect_error "--outlier-max-ejected-percent '101'" "1-100" || return 1
+	run service set 10.96.0.10:80/tcp
+	expect_error "nothing to set" || return 1
+	run service set 10.96.0.10:80/tcp --outlier-defaults --outlier-failures 4
+	expect_error "--outlier-defaults" "alone" || return 1
+	run service set 10.96.0.10:80/tcp --no-outlier-detection --outlier-detection
+	expect_error "contradict"
 }
 
 test_apply_validates_before_contact() {

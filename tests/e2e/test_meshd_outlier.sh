@@ -119,10 +119,11 @@ ensure_clean() {
 	ensure_meshd || return 1
 	# every scenario starts from the service as added, no ejection (off
 	# clears them)
-	mctl service set "$SVC" --no-outlier-detection >/dev/null &&
-		mctl service set "$SVC" --outlier-defaults >/dev/null &&
-		mctl service set "$SVC" --outlier-failures 5 --outlier-base-ejection 2s >/dev/null ||
+	if ! mctl service set "$SVC" --no-outlier-detection >/dev/null ||
+		! mctl service set "$SVC" --outlier-defaults >/dev/null ||
+		! mctl service set "$SVC" --outlier-failures 5 --outlier-base-ejection 2s >/dev/null; then
 		fail "service set failed"
+	fi
 }
 
 # ------------------------------------------------------------- scenarios
@@ -172,6 +173,8 @@ test_event() {
 	expect_log "backend $BE2 of web ($SVC) ejected: 3 consecutive failures (rst), until " || ok=1
 	expect_metric "sluice_backend_ejections_total{service=\"$SVC\",backend=\"$BE2\",reason=\"rst\"}" 1 || ok=1
 	expect "status ejected count" "$(mctl -o json status | python3 -c 'import json, sys; print(json.load(sys.stdin)["outlier_detection"]["ejected"])')" 1 || ok=1
+	mctl status | grep -q '^Outliers:    detection on; since meshd started: 1 ejected,' ||
+		fail "status: $(mctl status | grep Outliers)" || ok=1
 	ht event restored "$id" "$be" || return 1
 	expect_log "backend $BE2 of web ($SVC) restored: answered on probation" || ok=1
 	return $ok

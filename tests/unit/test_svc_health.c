@@ -229,6 +229,9 @@ static void test_id_reuse_zeroes(void)
 	if (!ASSERT_OK(sluice__service_set(s, &spec), "remove backend 1"))
 		goto out;
 	ASSERT_EQ(sh_read(s, id).ejected, 0, "removed backend not counted");
+	/* no late success of its flows can make the kernel count it down */
+	ASSERT_EQ(bh_read(s, gone).flags, 0, "removed backend's ejection flag cleared");
+	ASSERT_EQ(bh_read(s, gone).fails, 3, "its failures kept (the id is not reused yet)");
 	b[1].addr = v4(BE4(9));
 	spec.nbackends = 2;
 	if (!ASSERT_OK(sluice__service_set(s, &spec), "add a new backend"))

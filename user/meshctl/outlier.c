@@ -152,11 +152,13 @@ void outlier__print_settings(struct json_object *svc)
 	char base[OUT_NUM_LEN], max[OUT_NUM_LEN];
 	uint64_t panic;
 
+	if (!h)
+		return; /* an older meshd: no outlier detection */
 	if (en && !json_object_get_boolean(en)) {
 		printf("Outlier:   off for this service\n");
 		return;
 	}
-	if (h && !json_object_get_boolean(js__get(h, "outlier_detection"))) {
+	if (!json_object_get_boolean(js__get(h, "outlier_detection"))) {
 		printf("Outlier:   off (node-wide: meshd --outlier-detection off)\n");
 		return;
 	}
@@ -202,4 +204,25 @@ const char *outlier__state_cell(struct json_object *be, char *buf, size_t len)
 	strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
 	snprintf(buf, len, "ejected until %s", hms);
 	return buf;
+}
+
+void outlier__print_status(struct json_object *od)
+{
+	if (!od)
+		return;
+	if (!json_object_get_boolean(js__get(od, "enabled"))) {
+		printf("Outliers:    detection off node-wide (meshd --outlier-detection off)\n");
+		return;
+	}
+	if (!json_object_get_boolean(js__get(od, "events"))) {
+		printf("Outliers:    detection on; the kernel's events are not read: %s\n",
+		       js__str(od, "error", "?"));
+		return;
+	}
+	printf("Outliers:    detection on; since meshd started: %llu ejected, %llu ejected again, "
+	       "%llu restored,\n             %llu not ejected (max ejected reached)\n",
+	       (unsigned long long)js__u64(od, "ejected"),
+	       (unsigned long long)js__u64(od, "reejected"),
+	       (unsigned long long)js__u64(od, "restored"),
+	       (unsigned long long)js__u64(od, "max_ejected"));
 }

@@ -27,21 +27,20 @@ struct outlier_flags {
 		.name = "outlier-detection", .flag = &(f)->on                      \
 	}
 
-/* Their help lines. */
-#define OUTLIER_HELP                                                                                \
-	{ "--outlier-failures N", "connection failures in a row that eject a backend (1-255; "      \
-				  "default 3)" },                                                   \
-		{ "--outlier-base-ejection DUR",                                                    \
-		  "first ejection time, then x ejections in a row: 500ms, 30s, 5m (default 30s)" }, \
-		{ "--outlier-max-ejection DUR", "cap of the ejection time (default 5m)" },          \
-		{ "--outlier-max-ejected-percent N",                                                \
-		  "at most this % of the backends ejected at once (1-100; default 50)" },           \
-		{ "--outlier-panic-percent N",                                                      \
-		  "below this % healthy, ignore health and use all (0-100, 0: never; default "      \
-		  "50)" },                                                                          \
-		{ "--no-outlier-detection", "never eject this service's backends" },                \
-	{                                                                                           \
-		"--outlier-detection", "turn it back on (after --no-outlier-detection)"             \
+/* Their help lines (terms short enough for a 100-column help). */
+#define OUTLIER_HELP                                                                       \
+	{ "--outlier-failures N",                                                          \
+	  "connection failures in a row that eject a backend (1-255; default 3)" },        \
+		{ "--outlier-base-ejection T",                                             \
+		  "ejection time T (500ms, 30s, 5m) x ejections in a row (default 30s)" }, \
+		{ "--outlier-max-ejection T", "cap of the ejection time (default 5m)" },   \
+		{ "--outlier-max-ejected-percent N",                                       \
+		  "at most N% of the backends ejected at once (1-100; default 50)" },      \
+		{ "--outlier-panic-percent N",                                             \
+		  "below N% healthy, use every backend (0-100, 0: never; default 50)" },   \
+		{ "--no-outlier-detection", "never eject this service's backends" },       \
+	{                                                                                  \
+		"--outlier-detection", "turn it back on (after --no-outlier-detection)"    \
 	}
 
 /* The outlierDetection object the flags ask for (a JSON null value puts a
@@ -51,6 +50,8 @@ int outlier__flags_json(const struct outlier_flags *f, struct json_object **out)
 int outlier__duration_ms(const char *text, const char *flag, unsigned long *ms);
 /* `service get`: the service's settings in words. */
 void outlier__print_settings(struct json_object *svc);
+/* `status`: the agent's outlier_detection object (nothing: an older meshd). */
+void outlier__print_status(struct json_object *od);
 /* `service list` HEALTHY: "2/3", "3/3 (off)", "-" (an older meshd). */
 const char *outlier__healthy_cell(struct json_object *svc, char *buf, size_t len);
 /* `service get` HEALTH of a backend: "healthy", "ejected until 11:40:32",

@@ -118,6 +118,12 @@ static void print_service(struct json_object *svc)
 	table__free(t);
 }
 
+/* HELP_SVC in the width the --outlier-... terms leave (100 columns) */
+#define HELP_SVC_SHORT                                                                          \
+	{                                                                                       \
+		"SVC", "the service: VIP:PORT/PROTO, e.g. 10.96.0.10:80/tcp, [fd00::10]:53/udp" \
+	}
+
 /* "BE" or "BE@WEIGHT" -> {"address", "port", "weight"} */
 static int backend_arg(const char *text, const struct sluice_addr *vip, struct json_object *arr)
 {
@@ -203,7 +209,7 @@ static int do_add(int argc, char **argv)
 }
 
 static const struct help_item service_add_args[] = {
-	HELP_SVC,
+	HELP_SVC_SHORT,
 	{ "BE[@WEIGHT]", "a backend ADDR:PORT, weight 1 unless @WEIGHT (0-65535, 0: draining)" },
 	{ NULL, NULL },
 };
@@ -217,7 +223,7 @@ static const struct help_item service_add_opts[] = {
 static const struct cmd service_add_cmd = {
 	.name = "add",
 	.fn = do_add,
-	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME] [--outlier-... | --no-outlier-detection]",
+	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME] [--outlier-...]",
 	.summary = "create a service, optionally with its backends",
 	.args = service_add_args,
 	.opts = service_add_opts,
@@ -228,8 +234,7 @@ static const struct cmd service_add_cmd = {
 		 "again. Existing connections are never touched. `service get` shows it.",
 	.example =
 		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080@90 10.0.1.3:8080@10 --name web\n"
-		"meshctl service add 10.96.0.11:80/tcp 10.0.1.4:8080 --outlier-failures 5 "
-		"--outlier-base-ejection 10s",
+		"meshctl service add 10.96.0.11:80/tcp 10.0.1.4:8080 --outlier-failures 5",
 };
 
 /* `service set SVC --outlier-...`: only the settings given change. */
@@ -282,7 +287,7 @@ static const struct cmd service_set_cmd = {
 	.fn = do_set,
 	.grammar = "SVC [--outlier-... | --no-outlier-detection | --outlier-defaults]",
 	.summary = "change a service's outlier detection settings (the others stay)",
-	.args = (const struct help_item[]){ HELP_SVC, { NULL, NULL } },
+	.args = (const struct help_item[]){ HELP_SVC_SHORT, { NULL, NULL } },
 	.opts = service_set_opts,
 	.notes = "Turning outlier detection off for a service ends its backends' ejections at\n"
 		 "once; meshd --outlier-detection off turns it off for every service.",

@@ -17,6 +17,7 @@
 
 #include "client.h"
 #include "meshctl.h"
+#include "outlier.h"
 #include "output.h"
 
 static void print_attachments(struct json_object *atts)
@@ -250,6 +251,7 @@ static void print_status(struct json_object *st)
 	print_socket_lb(js__get(st, "socket_lb"));
 	print_redirect(js__get(st, "redirect"));
 	print_kubernetes(js__get(st, "kubernetes"));
+	outlier__print_status(js__get(st, "outlier_detection"));
 	printf("\n");
 	print_attachments(js__get(st, "attachments"));
 	print_maps(js__get(st, "maps"));

@@ -173,6 +173,16 @@ static const char *state__backends_str(const struct desired_service *svc, char *
 	return buf;
 }
 
+/* An update (both given) that changes what outlier detection does. */
+static bool state__outlier_changed(enum desired_change change,
+				   const struct desired_service *old_svc,
+				   const struct desired_service *new_svc)
+{
+	if (change != DESIRED_UPDATE || !old_svc || !new_svc)
+		return false;
+	return !sluice_outlier__same(&old_svc->outlier, &new_svc->outlier);
+}
+
 static void state__log_change(enum desired_change change, const struct desired_service *old_svc,
 			      const struct desired_service *new_svc, void *ctx)
 {
@@ -192,9 +202,12 @@ static void state__log_change(enum desired_change change, const struct desired_s
 		pr_info("service %s%s%s%s deleted", ref, svc->name[0] ? " (" : "", svc->name,
 			svc->name[0] ? ")" : "");
 	else
-		pr_info("service %s%s%s%s %s: backends %s", ref, svc->name[0] ? " (" : "",
+		pr_info("service %s%s%s%s %s: backends %s%s", ref, svc->name[0] ? " (" : "",
 			svc->name, svc->name[0] ? ")" : "", verbs[change],
-			state__backends_str(svc, bes, sizeof(bes)));
+			state__backends_str(svc, bes, sizeof(bes)),
+			state__outlier_changed(change, old_svc, new_svc) ?
+				"; outlier detection settings changed" :
+				"");
 }
 
 void state__tally(const struct desired *have, const struct desired *want, struct state_tally *t)

@@ -123,6 +123,10 @@ int svc__health_write(struct sluice *s, __u32 svc_id, const struct sluice_outlie
 		      const __u32 *ids, __u32 nids, __u32 nactive, struct svc_health_undo *undo);
 /* Zero backend_health[id] (a new backend gets the id), saved in undo. */
 int svc__health_zero_backend(struct sluice *s, __u32 id, struct svc_health_undo *undo);
+/* A backend leaving its service's set: its ejection flag cleared (saved
+ * in undo), so a late success of one of its flows cannot make the kernel
+ * decrement the service's recounted `ejected` below the truth. */
+int svc__health_forget_backend(struct sluice *s, __u32 id, struct svc_health_undo *undo);
 void svc__health_undo_run(struct sluice *s, struct svc_health_undo *undo);
 void svc__health_undo_free(struct svc_health_undo *undo);
 /* Best effort: a deleted service's entry zeroed (its id may be reused). */

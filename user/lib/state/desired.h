@@ -15,8 +15,10 @@
  * JSON shape (YAML alike):
  *   {"services": [{"name": "web", "vip": "10.96.0.10", "port": 80,
  *     "protocol": "tcp", "source": "manual",
- *     "backends": [{"address": "10.0.1.2", "port": 8080, "weight": 90}]}]}
- * name is optional (a label), source defaults to "manual", weight to 1.
+ *     "backends": [{"address": "10.0.1.2", "port": 8080, "weight": 90}],
+ *     "outlierDetection": {"consecutiveFailures": 5}}]}
+ * name is optional (a label), source defaults to "manual", weight to 1;
+ * outlierDetection (optional, every field too) is desired_outlier.c's.
  */
 #ifndef SLUICE_DESIRED_H
 #define SLUICE_DESIRED_H

@@ -155,6 +155,13 @@ static int svc__write_backends(struct svc_txn *t)
 		}
 		svc__push_undo(t, UNDO_BACKEND, i);
 	}
+	for (__u32 j = 0; j < t->nold; j++) {
+		if (t->old[j].kept)
+			continue;
+		err = svc__health_forget_backend(s, t->old[j].id, &t->hundo);
+		if (err)
+			return err;
+	}
 	/* before any table names the new set: its config and counts */
 	return svc__health_write(s, t->svc_id, &spec->outlier, t->ids, spec->nbackends, t->nactive,
 				 &t->hundo);

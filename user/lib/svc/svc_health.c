@@ -129,6 +129,20 @@ int svc__health_write(struct sluice *s, __u32 svc_id, const struct sluice_outlie
 	return 0;
 }
 
+int svc__health_forget_backend(struct sluice *s, __u32 id, struct svc_health_undo *undo)
+{
+	struct sluice_backend_health old, bh;
+	int err;
+
+	err = bpf_map_lookup_elem(s->fds[SLUICE_MAP_BACKEND_HEALTH], &id, &old);
+	if (err)
+		return maps__err(err, "backend_health", "lookup", "of a removed backend");
+	bh = old;
+	bh.flags &= ~SLUICE_BH_F_EJECTED;
+	bh.ejected_until_ns = 0;
+	return health__write_backend(s, id, &old, &bh, undo);
+}
+
 void svc__health_undo_run(struct sluice *s, struct svc_health_undo *undo)
 {
 	while (undo->n) {
