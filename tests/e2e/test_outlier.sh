@@ -207,9 +207,7 @@ all_dead() {
 	else
 		[ "$p1" -gt "$p0" ] || fail "lb_panic did not grow ($p0 -> $p1)" || ok=1
 	fi
-	for be in be1 be2 be3; do
-		server_start "$be" || return 1
-	done
+	server_start be1 be2 be3 || return 1
 	# every server is alive: whatever is still marked ejected, no attempt
 	# may fail (a pick never refuses because of health)
 	load_start "${case}_back" "$path" "$port"

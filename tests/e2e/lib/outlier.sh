@@ -135,17 +135,24 @@ server_kill() {
 	wait "${SRV[$1]}" 2>/dev/null
 	SRV[$1]=
 }
+# server_start BE...: start the servers (all at once), wait until each
+# is ready.
 server_start() {
-	local i
-	[ -z "${SRV[$1]}" ] || return 0
-	rm -f "$TOPO_TMP/$1.ready"
-	topo__start_server "$1"
-	SRV[$1]=${TOPO_PIDS[-1]}
-	for ((i = 0; i < 250; i++)); do
-		[ -e "$TOPO_TMP/$1.ready" ] && return 0
-		sleep 0.02
+	local be i
+	for be; do
+		[ -z "${SRV[$be]}" ] || continue
+		rm -f "$TOPO_TMP/$be.ready"
+		topo__start_server "$be"
+		SRV["$be"]=${TOPO_PIDS[-1]}
 	done
-	fail "server $1 did not start: $(tail -n 2 "$TOPO_TMP/$1.log")"
+	for be; do
+		for ((i = 0; i < 500; i++)); do
+			[ -e "$TOPO_TMP/$be.ready" ] && break
+			sleep 0.02
+		done
+		[ -e "$TOPO_TMP/$be.ready" ] ||
+			fail "server $be did not start: $(tail -n 2 "$TOPO_TMP/$be.log")" || return 1
+	done
 }
 
 # blackhole BE on|off: BE's namespace drops the SYNs to its server
