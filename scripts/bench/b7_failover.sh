@@ -11,9 +11,9 @@
 # Contract: b7__up builds
 #
 #   C ($BN_ID-b7-c) --veth-- N ($BN_ID-b7-n) --veth-- B ($BN_ID-b7-b)
-#   client 10.70.0.2          node: Sluice XDP on      10.128.7.1-3: three
-#   (connrate load)           n0 and n1, iptables      connrate servers, port
-#                             kube-proxy DNAT          8090, one per address
+#   client 10.70.0.2          node: Sluice XDP on      10.128.7.{1-3,11-13,
+#   (connrate load)           n0 and n1, iptables      21-23}: connrate servers,
+#                             kube-proxy DNAT          port 8090, one per address
 #
 # plus a child cgroup $BN_ID-b7 of the cgroup2 mount (never the root) with
 # Sluice's socket LB attached (socktool), maps pinned under $BN_PIN/b7_maps
@@ -26,8 +26,14 @@
 # have fresh ids and no health history; outlier detection has its defaults
 # (3 consecutive failures, 30 s). One sample: connrate opens B7_RATE
 # connections/s (connect, one line each way, close; 1 s timeout), the
-# server of 10.128.7.2 is killed after B7_PRE ms, the load goes on for
-# B7_POST ms more; then the server is started again. The sample records
+# server of the variant's second backend is killed after B7_PRE ms, the
+# load goes on for
+# B7_POST ms more; then the server is started again. Each variant has
+# three backend addresses of its own (xdp .1-3, sock .11-13, ipt .21-23):
+# the node's netfilter conntrack (live there for the iptables variant)
+# remembers every flow's post-DNAT 4-tuple, and a client port reused by
+# another variant towards the same backend would clash with it (SYN
+# dropped, a 1 s timeout that has nothing to do with the dead backend). The sample records
 # the client's failed connections and, for Sluice, the kernel's ejection
 # time of that backend (backend_health: ejected_until_ns - 30 s; the same
 # CLOCK_MONOTONIC as connrate's records). iptables, conntrack and the
@@ -49,6 +55,8 @@ B7_PRE=300
 if [ "$QUICK" = 1 ]; then B7_POST=600; else B7_POST=1000; fi
 B7_BASE_MS=30000 # SLUICE_OUTLIER_BASE_MS_DEFAULT: the services keep the defaults
 declare -A B7_SRV=()
+# the last octets of the backend addresses: xdp, sock, ipt
+B7_ALL="1 2 3 11 12 13 21 22 23"
 
 b7__ns() { bn__ns b7 "$1"; }
 
@@ -67,7 +75,7 @@ b7__topo() {
 	ip -n "$n" addr add 10.70.0.1/24 dev n0
 	ip -n "$n" addr add 10.71.0.1/24 dev n1
 	ip -n "$b" addr add 10.71.0.2/24 dev b0
-	for i in 1 2 3; do
+	for i in $B7_ALL; do
 		ip -n "$b" addr add "10.128.7.$i/32" dev b0 || return 1
 	done
 	ip -n "$c" route add 10.96.0.0/15 via 10.70.0.1 || return 1
@@ -99,9 +107,9 @@ b7__ipt_rules() {
 -A KUBE-SVC-B7 -m statistic --mode random --probability 0.33333333349 -j KUBE-SEP-B7-1
 -A KUBE-SVC-B7 -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-B7-2
 -A KUBE-SVC-B7 -j KUBE-SEP-B7-3
--A KUBE-SEP-B7-1 -p tcp -m tcp -j DNAT --to-destination 10.128.7.1:$B7_PORT
--A KUBE-SEP-B7-2 -p tcp -m tcp -j DNAT --to-destination 10.128.7.2:$B7_PORT
--A KUBE-SEP-B7-3 -p tcp -m tcp -j DNAT --to-destination 10.128.7.3:$B7_PORT
+-A KUBE-SEP-B7-1 -p tcp -m tcp -j DNAT --to-destination 10.128.7.21:$B7_PORT
+-A KUBE-SEP-B7-2 -p tcp -m tcp -j DNAT --to-destination 10.128.7.22:$B7_PORT
+-A KUBE-SEP-B7-3 -p tcp -m tcp -j DNAT --to-destination 10.128.7.23:$B7_PORT
 COMMIT
 EOF
 }
@@ -112,7 +120,7 @@ b7__server_start() {
 	rm -f "$TMP/b7srv$i.ready"
 	# nsenter and taskset exec: $! is the server's own pid
 	nsenter --net="/var/run/netns/$(b7__ns b)" taskset -c "$CPU" "$B7_CONNRATE" serve \
-		--bind "10.128.7.$i" --port "$B7_PORT" --name "be$i" --ready "$TMP/b7srv$i.ready" \
+		--bind "10.128.7.$i" --port "$B7_PORT" --name "be$((i % 10))" --ready "$TMP/b7srv$i.ready" \
 		>/dev/null 2>"$TMP/b7srv$i.err" &
 	B7_SRV[$i]=$!
 	for ((k = 0; k < 250; k++)); do
@@ -147,7 +155,7 @@ b7__up() {
 	bn__in "$n" "$BN_LBTOOL" --pin "$B7_PIN" attach xdp n0 >/dev/null || return 1
 	bn__in "$n" "$BN_LBTOOL" --pin "$B7_PIN" attach xdp n1 >/dev/null || return 1
 	"$B7_SOCKTOOL" --pin "$B7_PIN" attach lb "$B7_CG" || return 1
-	for i in 1 2 3; do
+	for i in $B7_ALL; do
 		b7__server_start "$i" || return 1
 	done
 }
@@ -156,7 +164,7 @@ b7__down() {
 	local i pid
 	[ "$B7_UP" = 1 ] || return 0
 	B7_UP=0
-	for i in 1 2 3; do
+	for i in $B7_ALL; do
 		b7__server_kill "$i"
 	done
 	if [ "$B7_CG_MADE" = 1 ] && [ -d "$B7_CG" ]; then
@@ -178,12 +186,12 @@ b7__down() {
 
 b7__le32() { printf '%d %d %d %d' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
 
-# b7__health VIP: backend_health of 10.128.7.2 in service VIP:80 as JSON
-# ({} when it cannot be read).
+# b7__health VIP ADDR: backend_health of backend ADDR in service VIP:80
+# as JSON ({} when it cannot be read).
 b7__health() {
 	local id
 	id=$("$BN_LBTOOL" --pin "$B7_PIN" svc get "$1:80/tcp" |
-		awk -v a="10.128.7.2:$B7_PORT" '$2 == a { print $1 }')
+		awk -v a="$2:$B7_PORT" '$2 == a { print $1 }')
 	[ -n "$id" ] || {
 		echo '{}'
 		return
@@ -196,15 +204,15 @@ b7__health() {
 # b7__sample VARIANT ROUND: one failover sample; prints its JSON record.
 # Runs in the suite's shell (it restarts the killed server).
 b7__sample() {
-	local v=$1 r=$2 vip health=null load
+	local v=$1 r=$2 vip base health=null load
 	case $v in
-	xdp) vip=10.96.7.$((r + 1)) ;;
-	sock) vip=10.96.8.$((r + 1)) ;;
-	ipt) vip=10.97.0.1 ;;
+	xdp) vip=10.96.7.$((r + 1)) base=0 ;;
+	sock) vip=10.96.8.$((r + 1)) base=10 ;;
+	ipt) vip=10.97.0.1 base=20 ;;
 	esac
 	if [ "$v" != ipt ]; then
-		"$BN_LBTOOL" --pin "$B7_PIN" svc set "$vip:80/tcp" "10.128.7.1:$B7_PORT" \
-			"10.128.7.2:$B7_PORT" "10.128.7.3:$B7_PORT" >/dev/null || {
+		"$BN_LBTOOL" --pin "$B7_PIN" svc set "$vip:80/tcp" "10.128.7.$((base + 1)):$B7_PORT" \
+			"10.128.7.$((base + 2)):$B7_PORT" "10.128.7.$((base + 3)):$B7_PORT" >/dev/null || {
 			echo '{"error": "lbtool svc set failed"}'
 			return
 		}
@@ -222,12 +230,12 @@ b7__sample() {
 	) >"$TMP/b7.json" 2>"$TMP/b7.err" &
 	load=$!
 	sleep "$(awk -v ms="$B7_PRE" 'BEGIN { print ms / 1000 }')"
-	b7__server_kill 2
+	b7__server_kill $((base + 2))
 	sleep "$(awk -v ms="$B7_POST" 'BEGIN { print ms / 1000 }')"
 	touch "$TMP/b7.stop"
 	wait "$load"
-	[ "$v" = ipt ] || health=$(b7__health "$vip")
-	b7__server_start 2 >&2 || true
+	[ "$v" = ipt ] || health=$(b7__health "$vip" "10.128.7.$((base + 2))")
+	b7__server_start $((base + 2)) >&2 || true
 	if [ ! -s "$TMP/b7.json" ]; then
 		printf '{"error": "connrate: %s"}\n' "$(head -n1 "$TMP/b7.err" | tr -dc '[:alnum:] .,:()_/-')"
 		return

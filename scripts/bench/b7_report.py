@@ -127,8 +127,11 @@ def b7_notes(meta):
         "the socket LB on the client's cgroup (sockops: connect() refused counts). The "
         "ejection time is the kernel's (backend_health.ejected_until_ns minus the ejection "
         "length, CLOCK_MONOTONIC like the client's records); a failure's time is when its "
-        "connect() started. iptables: kube-proxy's statistic-random chains to the same three "
-        "endpoints on the same node, conntrack flushed before each sample." % (
+        "connect() started. iptables: kube-proxy's statistic-random chains on the same node to "
+        "three servers of the same kind in the same backend namespace; every variant has "
+        "backend addresses of its own, or a client port reused across variants would clash "
+        "with the node's netfilter conntrack (live for the iptables variant) and time out; "
+        "conntrack flushed before each iptables sample." % (
             meta.get("rate", 0), meta.get("pre_ms", 0), meta.get("post_ms", 0),
             meta.get("base_ms", 0) // 1000),
     ]
