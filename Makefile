@@ -172,6 +172,16 @@ $(MESHD_UNIT_BINS): $(O)/tests/unit/test_meshd_%: $(O)/tests/unit/test_meshd_%.o
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
 
+# meshctl's unit tests (tests/unit/test_meshctl_*.c) link the modules
+# that print and parse, without main.c (they define g_opts themselves).
+MESHCTL_UNIT_OBJS := $(addprefix $(O)/user/meshctl/,output.o args.o outlier.o)
+MESHCTL_UNIT_BINS := $(filter $(O)/tests/unit/test_meshctl_%,$(UNIT_BINS))
+$(O)/tests/unit/test_meshctl_%.o: XINC = $(LIB_INC) -Iuser/meshctl
+$(MESHCTL_UNIT_BINS): $(O)/tests/unit/test_meshctl_%: $(O)/tests/unit/test_meshctl_%.o \
+		$(MESHCTL_UNIT_OBJS) $(TLIB_OBJS) $(ALL_LIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
+
 $(DP_BIN): $(DP_OBJS) $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
