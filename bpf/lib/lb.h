@@ -86,6 +86,9 @@ static __always_inline struct sluice_backend *lb_select(__u32 svc_id, const stru
 	return bpf_map_lookup_elem(&backends, backend_id);
 }
 
+/* needs lb_select() above */
+#include "affinity.h"
+
 static __always_inline void lb_set_nat(struct lb_result *r, enum lb_action a, const __u32 *addr,
 				       __u16 port)
 {
@@ -158,6 +161,12 @@ static __always_inline void lb_midflow(struct pkt *p, const struct sluice_ct_key
 	stats_backend(backend_id, p->frame_len, false);
 }
 
+/* A TCP packet other than a SYN, of no flow we know. */
+static __always_inline bool lb_is_midflow(const struct pkt *p)
+{
+	return p->tuple.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN;
+}
+
 static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *svc,
 				       struct lb_result *r)
 {
@@ -188,14 +197,17 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 		return;
 	}
 
-	be = lb_select(svc->svc_id, &key, &backend_id);
+	if (svc->flags & SLUICE_SVC_F_AFFINITY)
+		be = aff_pick_addr(svc, &key, !lb_is_midflow(p), &backend_id);
+	else
+		be = lb_select(svc->svc_id, &key, &backend_id);
 	if (!be) {
 		r->action = LB_DROP;
 		r->drop = SLUICE_DROP_NO_BACKEND;
 		return;
 	}
 	lb_set_nat(r, LB_DNAT, be->addr, be->port);
-	if (p->tuple.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN) {
+	if (lb_is_midflow(p)) {
 		lb_midflow(p, &key, svc->svc_id, backend_id, be, now);
 		return;
 	}
