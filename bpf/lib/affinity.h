@@ -154,8 +154,7 @@ static __always_inline struct sluice_backend *aff_pick_netns(struct bpf_sock_add
 	if (!svc->affinity_timeout_s)
 		return lb_select(svc->svc_id, t, backend_id);
 	netns = bpf_get_netns_cookie(ctx);
-	return aff__pick(svc, t, (const __u32 *)&netns, AFF_HOW_NETNS | AFF_HOW_RECORD,
-			 backend_id);
+	return aff__pick(svc, t, (const __u32 *)&netns, AFF_HOW_NETNS | AFF_HOW_RECORD, backend_id);
 }
 
 #endif /* SLUICE_BPF_AFFINITY_H */

@@ -215,6 +215,7 @@ extern const struct dp_suite dp_suite_refuse;
 extern const struct dp_suite dp_suite_updates;
 extern const struct dp_suite dp_suite_fwd;
 extern const struct dp_suite dp_suite_ct_flood;
+extern const struct dp_suite dp_suite_affinity;
 
 /* A loaded datapath, one program under test. */
 struct dp {

@@ -57,6 +57,7 @@ enum sluice_map_id {
 	SLUICE_MAP_BACKEND_STATS,
 	SLUICE_MAP_COUNTERS,
 	SLUICE_MAP_DROPS,
+	SLUICE_MAP_AFFINITY, /* #14: client -> backend (LRU) */
 	SLUICE_MAP__MAX,
 };
 
@@ -94,6 +95,12 @@ int maps__err(int err, const char *name, const char *op, const char *what);
 /* service.c: a new Maglev inner map holding table (NULL: all slots 0);
  * the fd, or a negative errno with the error text set. */
 int svc__create_inner(const __u32 *table);
+
+/* svc_affinity.c: best effort, off the packet path, one walk of the
+ * affinity map: deletes the entries of every service id i with gone[i]
+ * ([SLUICE_MAX_SERVICES]): its service was deleted or lost affinity, and
+ * its id may go to another service. */
+void svc__affinity_forget(struct sluice *s, const bool *gone);
 
 /* svc_spec.c: spec checks and keys. IPv4 goes into dst[0], zeros after. */
 void svc__addr_copy(__u32 dst[4], const struct sluice_addr *a);

@@ -60,6 +60,8 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 				       sizeof(struct sluice_backend_stats) },
 	[SLUICE_MAP_COUNTERS] = { "counters", sizeof(__u32), sizeof(__u64) },
 	[SLUICE_MAP_DROPS] = { "drops", sizeof(__u32), sizeof(__u64) },
+	[SLUICE_MAP_AFFINITY] = { "affinity", sizeof(struct sluice_affinity_key),
+				  sizeof(struct sluice_affinity) },
 };
 
 /* Create the pin dir on bpffs and tell libbpf where each map lives. */
