@@ -46,11 +46,10 @@ static int aff_service(struct dp *d, __u8 af, __u32 timeout_s, const int *w)
 
 	for (int i = 0; i < 3; i++)
 		if (!w || w[i] >= 0)
-			specs[spec.nbackends++] = (struct sluice_backend_spec){
-				.addr = dp__addr(bes[i]),
-				.port = BE_PORT_TCP,
-				.weight = (__u16)(w ? w[i] : 1)
-			};
+			specs[spec.nbackends++] =
+				(struct sluice_backend_spec){ .addr = dp__addr(bes[i]),
+							      .port = BE_PORT_TCP,
+							      .weight = (__u16)(w ? w[i] : 1) };
 	err = sluice__service_set(d->s, &spec);
 	if (err)
 		dp__fail(d, "service_set(affinity %u s): %d (%s)", timeout_s, err,
@@ -77,8 +76,7 @@ static bool expect_hcnt(struct dp *d, __u64 hit, __u64 broken)
 {
 	bool ok = ASSERT_EQ(hcnt(d, SLUICE_HCNT_AFFINITY_HIT), hit, "affinity_hit counter");
 
-	return ASSERT_EQ(hcnt(d, SLUICE_HCNT_AFFINITY_BROKEN), broken,
-			 "affinity_broken counter") &&
+	return ASSERT_EQ(hcnt(d, SLUICE_HCNT_AFFINITY_BROKEN), broken, "affinity_broken counter") &&
 	       ok;
 }
 
@@ -514,9 +512,8 @@ static void affinity_timeout_range(void)
 }
 
 static const struct test affinity_tests[] = {
-	TEST(affinity_same_client),	TEST(affinity_clients_spread),
-	TEST(affinity_expiry),		TEST(affinity_broken),
-	TEST(affinity_junk_and_forget), TEST(affinity_timeout_range),
+	TEST(affinity_same_client), TEST(affinity_clients_spread),  TEST(affinity_expiry),
+	TEST(affinity_broken),      TEST(affinity_junk_and_forget), TEST(affinity_timeout_range),
 };
 
 const struct dp_suite dp_suite_affinity = {

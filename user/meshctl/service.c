@@ -34,11 +34,11 @@ static void backends_cell(struct table *t, struct json_object *backends)
 static void print_services(struct json_object *services)
 {
 	static const char *const cols[] = {
-		"SERVICE", "NAME",   ">ID",      "BACKENDS", ">PACKETS",
-		">BYTES",  ">FLOWS", ">REFUSED", "SOURCE",   NULL,
+		"SERVICE", "NAME",     ">ID",    "BACKENDS", ">PACKETS", ">BYTES",
+		">FLOWS",  ">REFUSED", "SOURCE", "AFFINITY", NULL,
 	};
 	struct table *t = table__new(cols);
-	char bytes[OUT_NUM_LEN], ref[ARGS_SVC_LEN];
+	char bytes[OUT_NUM_LEN], ref[ARGS_SVC_LEN], aff[32];
 	size_t i;
 
 	for (i = 0; i < js__len(services); i++) {
@@ -53,6 +53,7 @@ static void print_services(struct json_object *services)
 		table__cell(t, "%llu", (unsigned long long)js__u64(st, "flows"));
 		table__cell(t, "%llu", (unsigned long long)js__u64(st, "refused"));
 		table__cell(t, "%s", js__str(svc, "source", "manual"));
+		table__cell(t, "%s", affinity__str(svc, aff, sizeof(aff)));
 	}
 	table__print(t);
 	table__free(t);
@@ -66,7 +67,7 @@ static void print_service(struct json_object *svc)
 	};
 	struct json_object *st = js__get(svc, "stats"), *backends = js__get(svc, "backends");
 	char bytes[OUT_NUM_LEN], share[OUT_NUM_LEN], be[SLUICE_ADDRPORT_STRLEN];
-	char ref[ARGS_SVC_LEN];
+	char ref[ARGS_SVC_LEN], aff[32];
 	uint64_t total = 0;
 	struct table *t;
 	size_t i;
@@ -75,6 +76,7 @@ static void print_service(struct json_object *svc)
 	printf("Name:      %s\n", *js__str(svc, "name", "") ? js__str(svc, "name", "") : "-");
 	printf("ID:        %llu\n", (unsigned long long)js__u64(svc, "id"));
 	printf("Source:    %s\n", js__str(svc, "source", "manual"));
+	printf("Affinity:  %s\n", affinity__str(svc, aff, sizeof(aff)));
 	printf("Traffic:   %llu packets, %s, %llu flows, %llu refused\n",
 	       (unsigned long long)js__u64(st, "packets"),
 	       out__bytes(js__u64(st, "bytes"), bytes, sizeof(bytes)),
@@ -138,12 +140,13 @@ static int backend_arg(const char *text, const struct sluice_addr *vip, struct j
 
 static int do_add(int argc, char **argv)
 {
-	const char *name = NULL;
+	const char *name = NULL, *affinity = NULL;
 	const struct opt opts[] = {
 		{ .name = "name", .value = &name },
+		{ .name = "affinity", .value = &affinity },
 		{ NULL },
 	};
-	struct json_object *args, *backends, *data = NULL;
+	struct json_object *args, *backends, *data = NULL, *sa = NULL;
 	/* one slot beyond the limit, so "too many backends" can be named */
 	char *pos[SLUICE_MAX_SVC_BACKENDS + 2], svc[ARGS_SVC_LEN];
 	struct sluice_addr vip;
@@ -161,6 +164,8 @@ static int do_add(int argc, char **argv)
 	if (name && strlen(name) >= DESIRED_NAME_MAX)
 		return out__error("--name '%s' is too long: at most %d characters", name,
 				  DESIRED_NAME_MAX - 1);
+	if (affinity && affinity__arg(affinity, &sa))
+		return -1;
 
 	backends = out__xalloc(json_object_new_array());
 	for (i = 1; i < npos; i++) {
@@ -174,6 +179,8 @@ static int do_add(int argc, char **argv)
 	if (name)
 		json_object_object_add(args, "name", json_object_new_string(name));
 	json_object_object_add(args, "backends", backends);
+	if (sa)
+		json_object_object_add(args, "sessionAffinity", sa);
 	if (client__call("service.add", args, &data))
 		return -1;
 
@@ -193,18 +200,65 @@ static const struct help_item service_add_args[] = {
 
 static const struct help_item service_add_opts[] = {
 	{ "--name NAME", "a label shown by list and get (at most 63 characters)" },
+	AFFINITY_HELP,
 	{ NULL, NULL },
 };
 
 static const struct cmd service_add_cmd = {
 	.name = "add",
 	.fn = do_add,
-	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME]",
+	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME] [--affinity client-ip[:TIMEOUT]|none]",
 	.summary = "create a service, optionally with its backends",
 	.args = service_add_args,
 	.opts = service_add_opts,
 	.example =
 		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080@90 10.0.1.3:8080@10 --name web",
+};
+
+/* service set: settings of an existing service (its backends are edited
+ * with `backend`). */
+static int do_set(int argc, char **argv)
+{
+	const char *affinity = NULL;
+	const struct opt opts[] = {
+		{ .name = "affinity", .value = &affinity },
+		{ NULL },
+	};
+	struct json_object *args, *data = NULL, *sa = NULL;
+	char *pos[1], svc[ARGS_SVC_LEN];
+	int npos;
+
+	if (opts__parse(argc, argv, opts, pos, 1, &npos))
+		return -1;
+	if (npos < 1)
+		return cmd__usage_error("missing SVC");
+	if (args__svc(pos[0], NULL, svc, sizeof(svc)))
+		return -1;
+	if (!affinity)
+		return cmd__usage_error("nothing to set: give --affinity");
+	if (affinity__arg(affinity, &sa))
+		return -1;
+	args = out__xalloc(json_object_new_object());
+	json_object_object_add(args, "service", json_object_new_string(svc));
+	json_object_object_add(args, "sessionAffinity", sa);
+	if (client__call("service.set", args, &data))
+		return -1;
+	if (out__json_mode())
+		out__json(data);
+	else
+		printf("set service %s: affinity %s\n", svc, affinity);
+	json_object_put(data);
+	return 0;
+}
+
+static const struct cmd service_set_cmd = {
+	.name = "set",
+	.fn = do_set,
+	.grammar = "SVC --affinity client-ip[:TIMEOUT]|none",
+	.summary = "change settings of a service (session affinity)",
+	.args = (const struct help_item[]){ HELP_SVC, { NULL, NULL } },
+	.opts = (const struct help_item[]){ AFFINITY_HELP, { NULL, NULL } },
+	.example = "meshctl service set 10.96.0.10:80/tcp --affinity client-ip:30m",
 };
 
 /* The commands whose only argument is SVC: call op with {"service": SVC}
@@ -311,7 +365,8 @@ static const struct cmd service_get_cmd = {
 };
 
 static const struct cmd *const service_sub[] = {
-	&service_add_cmd, &service_del_cmd, &service_list_cmd, &service_get_cmd, NULL,
+	&service_add_cmd,  &service_set_cmd, &service_del_cmd,
+	&service_list_cmd, &service_get_cmd, NULL,
 };
 
 const struct cmd service_cmd = {

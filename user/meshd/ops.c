@@ -364,9 +364,42 @@ struct json_object *ops__service_add(struct meshd *m, struct json_object *req)
 		json_object_new_string(sluice_proto__str(ref.proto, pbuf, sizeof(pbuf))));
 	if (json_object_object_get_ex(req, "backends", &v))
 		json_object_object_add(svc, "backends", json_object_get(v));
+	if (json_object_object_get_ex(req, "sessionAffinity", &v) && v)
+		json_object_object_add(svc, "sessionAffinity", json_object_get(v));
 	json_object_array_add(services, svc);
 	return ops__commit_json(&m->state, m->sl, root, json_object_array_length(services) - 1,
 				&ref, NULL);
+}
+
+/* service.set {"service": SVC, "sessionAffinity": {...} | null}: the
+ * service's settings (null: back to none); the rules are the desired
+ * state's, checked by the commit. */
+struct json_object *ops__service_set(struct meshd *m, struct json_object *req)
+{
+	struct json_object *err, *root, *services, *svc, *sa = NULL;
+	struct svc_ref ref;
+	int i;
+
+	err = ops__svc_arg(req, &ref);
+	if (err)
+		return err;
+	if (!json_object_object_get_ex(req, "sessionAffinity", &sa))
+		return api__error("nothing to set: give sessionAffinity (an object, or null for "
+				  "none)");
+	if (sa && !json_object_is_type(sa, json_type_object))
+		return api__error("sessionAffinity: %s is not an object",
+				  json_object_to_json_string(sa));
+	err = ops__existing_svc(&m->state.desired, &m->kube, &ref, true, &i);
+	if (err)
+		return err;
+	root = ops__state_json(&m->state.desired, &services);
+	if (!root)
+		return api__error("out of memory");
+	svc = json_object_array_get_idx(services, i);
+	json_object_object_del(svc, "sessionAffinity");
+	if (sa)
+		json_object_object_add(svc, "sessionAffinity", json_object_get(sa));
+	return ops__commit_json(&m->state, m->sl, root, i, &ref, NULL);
 }
 
 struct json_object *ops__service_del(struct meshd *m, struct json_object *req)

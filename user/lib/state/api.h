@@ -24,8 +24,10 @@
  *                                                         "records_lost",...}}
  *   service.list                        -> {"services": [SERVICE...]}
  *   service.get    {"service": SVC}     -> SERVICE
- *   service.add    {"service": SVC, "name"?: str, "backends"?: [{"address","port","weight"?}]}
+ *   service.add    {"service": SVC, "name"?: str, "backends"?: [{"address","port","weight"?}],
+ *                   "sessionAffinity"?: {"type": "ClientIP"|"None", "timeoutSeconds"?: n}}
  *                                           (error if it exists)
+ *   service.set    {"service": SVC, "sessionAffinity": {...} | null (none)}
  *   service.del    {"service": SVC}
  *   backend.add    {"service": SVC, "backend": BE, "weight"?: n (default 1)}
  *   backend.del    {"service": SVC, "backend": BE}

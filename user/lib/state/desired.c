@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "desired.h"
+#include "desired_internal.h"
 #include "internal.h"
 #include "yamljson.h"
 
@@ -153,6 +153,9 @@ struct json_object *desired__service_to_json(const struct desired_service *svc)
 			json_object_put(be);
 	}
 	desired__add(obj, "backends", list);
+	be = desired__affinity_to_json(svc->affinity_timeout_s);
+	if (be)
+		desired__add(obj, "sessionAffinity", be);
 	return obj;
 }
 

@@ -27,4 +27,24 @@ int desired__check_service(const struct desired_service *svc, __u32 i);
 /* Rules across services; each one already passed desired__check_service. */
 int desired__check_all(const struct desired *d);
 
+/* desired_parse.c: the JSON readers every part of a service uses. */
+const char *desired__jtext(struct json_object *v, char *buf, size_t len);
+const char *desired__jtype(struct json_object *v);
+int desired__check_fields(struct json_object *obj, const char *path, const char *const *fields,
+			  const char *what);
+int desired__want_object(struct json_object *v, const char *path);
+/* The field's value; NULL when absent or null. */
+struct json_object *desired__field(struct json_object *obj, const char *key);
+/* A plain decimal integer in [min, max]. */
+int desired__get_int(struct json_object *v, const char *path, long long min, long long max,
+		     long long *out);
+
+/* desired_affinity.c: "sessionAffinity" (#14) <-> affinity_timeout_s
+ * (0: none). v NULL: none. */
+int desired__parse_affinity(struct json_object *v, const char *base, __u32 *timeout_s);
+/* The rule for a model built in code; base is "services[i]". */
+int desired__check_affinity(__u32 timeout_s, const char *base);
+/* {"type": "ClientIP", "timeoutSeconds": t}; NULL for no affinity. */
+struct json_object *desired__affinity_to_json(__u32 timeout_s);
+
 #endif /* SLUICE_DESIRED_INTERNAL_H */

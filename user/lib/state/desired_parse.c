@@ -23,12 +23,13 @@
 #define VAL_LEN 64
 
 static const char *const top_fields[] = { "services", NULL };
-static const char *const svc_fields[] = { "name",   "vip",      "port", "protocol",
-					  "source", "backends", NULL };
+static const char *const svc_fields[] = {
+	"name", "vip", "port", "protocol", "source", "backends", "sessionAffinity", NULL
+};
 static const char *const be_fields[] = { "address", "port", "weight", NULL };
 
 /* A JSON value as the user wrote it, shortened for messages. */
-static const char *desired__jtext(struct json_object *v, char *buf, size_t len)
+const char *desired__jtext(struct json_object *v, char *buf, size_t len)
 {
 	const char *s;
 	size_t n;
@@ -44,7 +45,7 @@ static const char *desired__jtext(struct json_object *v, char *buf, size_t len)
 	return buf;
 }
 
-static const char *desired__jtype(struct json_object *v)
+const char *desired__jtype(struct json_object *v)
 {
 	switch (json_object_get_type(v)) {
 	case json_type_boolean:
@@ -110,8 +111,8 @@ static const char *desired__suggest(const char *key, const char *const *fields)
 	return best;
 }
 
-static int desired__check_fields(struct json_object *obj, const char *path,
-				 const char *const *fields, const char *what)
+int desired__check_fields(struct json_object *obj, const char *path, const char *const *fields,
+			  const char *what)
 {
 	struct json_object_iterator it = json_object_iter_begin(obj);
 	struct json_object_iterator end = json_object_iter_end(obj);
@@ -141,7 +142,7 @@ static int desired__check_fields(struct json_object *obj, const char *path,
 	return 0;
 }
 
-static int desired__want_object(struct json_object *v, const char *path)
+int desired__want_object(struct json_object *v, const char *path)
 {
 	char val[VAL_LEN];
 
@@ -152,7 +153,7 @@ static int desired__want_object(struct json_object *v, const char *path)
 }
 
 /* The field's value; NULL when absent or null (json-c stores null as NULL). */
-static struct json_object *desired__field(struct json_object *obj, const char *key)
+struct json_object *desired__field(struct json_object *obj, const char *key)
 {
 	struct json_object *v = NULL;
 
@@ -186,8 +187,8 @@ static bool desired__is_zero_padded(const char *s)
  * reader and something else (or an error) to another, so each is refused
  * with the field and the text as written.
  */
-static int desired__get_int(struct json_object *v, const char *path, long long min, long long max,
-			    long long *out)
+int desired__get_int(struct json_object *v, const char *path, long long min, long long max,
+		     long long *out)
 {
 	char val[VAL_LEN];
 	long long x;
@@ -408,6 +409,9 @@ static int desired__parse_service(struct json_object *o, __u32 i, struct desired
 	}
 
 	err = desired__parse_backends(desired__field(o, "backends"), base, svc);
+	if (!err)
+		err = desired__parse_affinity(desired__field(o, "sessionAffinity"), base,
+					      &svc->affinity_timeout_s);
 	if (err)
 		return err;
 	return desired__check_service(svc, i);
