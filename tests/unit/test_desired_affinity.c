@@ -17,7 +17,7 @@
 #include "internal.h"
 #include "test.h"
 
-#define SVC(extra)                                                                          \
+#define SVC(extra)                                                                        \
 	"{\"services\": [{\"vip\": \"10.96.0.10\", \"port\": 80, \"protocol\": \"tcp\", " \
 	"\"backends\": [{\"address\": \"10.0.1.2\", \"port\": 8080}]" extra "}]}"
 
@@ -209,8 +209,8 @@ out:
 }
 
 static const struct test tests[] = {
-	TEST(test_parse),     TEST(test_rejects),	TEST(test_model_and_json),
-	TEST(test_diff),      TEST_ROOT(test_apply),
+	TEST(test_parse), TEST(test_rejects),    TEST(test_model_and_json),
+	TEST(test_diff),  TEST_ROOT(test_apply),
 };
 
 int main(int argc, char **argv)
