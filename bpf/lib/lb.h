@@ -92,17 +92,6 @@ static __always_inline __u32 lb_select_id(__u32 svc_id, const struct sluice_ct_k
 	return table ? lb_slot_id(table, lb_hash(t) % SLUICE_MAGLEV_M) : 0;
 }
 
-/* Pick a backend from the service's Maglev table; NULL when the slot names
- * a backend that is gone (a removal raced with this packet). */
-static __always_inline struct sluice_backend *lb_select(__u32 svc_id, const struct sluice_ct_key *t,
-							__u32 *backend_id)
-{
-	*backend_id = lb_select_id(svc_id, t);
-	if (!*backend_id)
-		return NULL;
-	return bpf_map_lookup_elem(&backends, backend_id);
-}
-
 /* Extra Maglev slots a new flow whose pick is ejected tries. */
 #define LB_EJECT_TRIES 16
 
@@ -155,7 +144,8 @@ __noinline __u32 lb_pick_fallback(__u32 svc_id, __u32 h2, __u32 picked)
  * lb_pick() - the backend for a new flow @t of service @svc_id: the
  * Maglev pick, or when @fallback is set and that backend is ejected,
  * lb_pick_fallback()'s. The cost for a healthy pick is one array lookup
- * (backend_health) and a flag test. NULL as lb_select().
+ * (backend_health) and a flag test. NULL when the slot names a backend
+ * that is gone (a removal raced with this packet).
  */
 static __always_inline struct sluice_backend *lb_pick(__u32 svc_id, const struct sluice_ct_key *t,
 						      __u32 *backend_id, bool fallback)
@@ -170,6 +160,8 @@ static __always_inline struct sluice_backend *lb_pick(__u32 svc_id, const struct
 		*backend_id = lb_pick_fallback(svc_id, lb_hash_seed(t, 0xe7ec7ed), *backend_id);
 	return bpf_map_lookup_elem(&backends, backend_id);
 }
+/* needs lb_pick() above */
+#include "affinity.h"
 
 static __always_inline void lb_set_nat(struct lb_result *r, enum lb_action a, const __u32 *addr,
 				       __u16 port)
@@ -302,6 +294,12 @@ static __always_inline void lb_midflow(struct pkt *p, const struct sluice_ct_key
 	stats_backend(backend_id, p->frame_len, false);
 }
 
+/* A TCP packet other than a SYN, of no flow we know. */
+static __always_inline bool lb_is_midflow(const struct pkt *p)
+{
+	return p->tuple.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN;
+}
+
 static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *svc,
 				       struct lb_result *r)
 {
@@ -333,17 +331,19 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 	}
 
 	/* A TCP packet without SYN belongs to a connection that lives where
-	 * Maglev put it (lb_midflow): no ejection fallback for it. */
-	be = lb_pick(svc->svc_id, &key, &backend_id,
-		     p->tuple.proto != IPPROTO_TCP ||
-			     (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN);
+	 * Maglev put it (lb_midflow): no ejection fallback for it, and no
+	 * affinity entry written for it (it may be junk). */
+	if (svc->flags & SLUICE_SVC_F_AFFINITY)
+		be = aff_pick_addr(svc, &key, !lb_is_midflow(p), &backend_id);
+	else
+		be = lb_pick(svc->svc_id, &key, &backend_id, !lb_is_midflow(p));
 	if (!be) {
 		r->action = LB_DROP;
 		r->drop = SLUICE_DROP_NO_BACKEND;
 		return;
 	}
 	lb_set_nat(r, LB_DNAT, be->addr, be->port);
-	if (p->tuple.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN) {
+	if (lb_is_midflow(p)) {
 		lb_midflow(p, &key, svc->svc_id, backend_id, be, now);
 		return;
 	}

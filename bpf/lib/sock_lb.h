@@ -195,7 +195,10 @@ static __always_inline int sock_lb_xlate(struct bpf_sock_addr *ctx, bool v6, boo
 	hkey.dport = ep.port;
 	hkey.proto = proto;
 	hkey.family = ep.family;
-	be = lb_pick(svc->svc_id, &hkey, &backend_id, true);
+	if (svc->flags & SLUICE_SVC_F_AFFINITY)
+		be = aff_pick_netns(ctx, svc, &hkey, &backend_id);
+	else
+		be = lb_pick(svc->svc_id, &hkey, &backend_id, true);
 	if (!be || be->family != ep.family) {
 		/* A removal raced with us: the packet path decides instead. */
 		sock_count(SLUICE_SOCK_CNT_NO_BACKEND);

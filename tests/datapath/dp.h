@@ -216,6 +216,7 @@ extern const struct dp_suite dp_suite_updates;
 extern const struct dp_suite dp_suite_fwd;
 extern const struct dp_suite dp_suite_ct_flood;
 extern const struct dp_suite dp_suite_health;
+extern const struct dp_suite dp_suite_affinity;
 
 /* A loaded datapath, one program under test. */
 struct dp {

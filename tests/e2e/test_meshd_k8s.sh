@@ -25,6 +25,9 @@
 #                         output says so
 #   status_metrics        meshctl status shows "Kubernetes:  synced" and the
 #                         counters; /metrics has the sluice_kubernetes_* series
+#   affinity              the web Service gets sessionAffinity ClientIP with
+#                         timeoutSeconds 600: both its VIPs show it in service
+#                         list -o json and the state file; None removes it
 #   restart_unreachable   meshd restarts while the API port is closed (a
 #                         Service deleted meanwhile): nothing removed, state
 #                         file and maps unchanged for 2 s, status not synced;
@@ -252,6 +255,26 @@ scenario_status_metrics() {
 	fi
 }
 
+web_service() { # AFFINITY-PYTHON: the fixtures' web Service, spec updated with it
+	python3 -c "import json, sys
+d = json.load(open('$FIX/services.json'))
+s = [o for o in d['items'] if o['metadata']['name'] == 'web'][0]
+s.setdefault('kind', 'Service')
+s['spec'].update($1)
+print(json.dumps(s))"
+}
+
+scenario_affinity() {
+	local aff="{'type': 'ClientIP', 'timeoutSeconds': 600}" x
+	x="lambda d, vip: [v.get('sessionAffinity') for v in d['services'] if v['name'] == 'default/web:http' and v['vip'] == vip]"
+	CTL apply "$PORTS" "$(web_service "{'sessionAffinity': 'ClientIP',
+		'sessionAffinityConfig': {'clientIP': {'timeoutSeconds': 600}}}")" &&
+		WAIT "($x)(lst, '10.96.0.10') == [$aff] and ($x)(lst, 'fd00:96::10') == [$aff] and
+		      ($x)(st, '10.96.0.10') == [$aff] and canon(lst) == canon(st)" &&
+		CTL apply "$PORTS" "$(web_service "{'sessionAffinity': 'None'}")" &&
+		WAIT "($x)(lst, '10.96.0.10') == [None] and ($x)(st, '10.96.0.10') == [None]"
+}
+
 scenario_restart_unreachable() {
 	local want manual maps
 	# the manual service as it is now (earlier scenarios edited it)
@@ -282,7 +305,8 @@ print(w.maps_digest(A))") || return 1
 		grep -q '^Kubernetes:  synced' <(mctl status)
 }
 
-ALL=(initial_sync terminating edits_refused apply_keeps status_metrics restart_unreachable)
+ALL=(initial_sync terminating edits_refused apply_keeps status_metrics affinity
+	restart_unreachable)
 [ $# -gt 0 ] && ALL=("$@")
 setup || { echo "FAIL: e2e/meshd_k8s_setup: see above"; exit 1; }
 for sc in "${ALL[@]}"; do

@@ -413,6 +413,57 @@ static void test_traffic_policy(void)
 	desired__free(&d);
 }
 
+/* spec.sessionAffinity / sessionAffinityConfig.clientIP.timeoutSeconds */
+static void test_session_affinity(void)
+{
+	static const struct {
+		const char *name, *cip, *spec;
+		__u32 want;
+	} cases[] = {
+		{ "a", "10.96.2.1",
+		  ", 'sessionAffinity': 'ClientIP', 'sessionAffinityConfig': "
+		  "{'clientIP': {'timeoutSeconds': 600}}",
+		  600 },
+		{ "b", "10.96.2.2", ", 'sessionAffinity': 'ClientIP'", 10800 },
+		{ "c", "10.96.2.3", ", 'sessionAffinity': 'None'", 0 },
+		{ "d", "10.96.2.4", "", 0 },
+		{ "e", "10.96.2.5",
+		  ", 'sessionAffinity': 'ClientIP', 'sessionAffinityConfig': "
+		  "{'clientIP': {'timeoutSeconds': 0}}",
+		  10800 },
+	};
+	struct desired d, d2;
+
+	setup();
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		ASSERT_OK(put(svcs, J("{'metadata': {'name': '%s', 'namespace': 'ns'}, 'spec': {"
+				      "'clusterIP': '%s', 'ports': [{'port': 80}]%s}}",
+				      cases[i].name, cases[i].cip, cases[i].spec)),
+			  cases[i].name);
+		ASSERT_OK(add_slice(cases[i].name, cases[i].name, "IPv4", "[{'port': 80}]",
+				    "[{'addresses': ['10.9.7.1']}]", NULL),
+			  "slice");
+	}
+	if (xlate(&d, NULL))
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const struct desired_service *s = find(&d, cases[i].cip, 80, IPPROTO_TCP);
+
+		if (ASSERT_TRUE(s != NULL, cases[i].name))
+			ASSERT_EQ(s->affinity_timeout_s, cases[i].want, cases[i].name);
+	}
+	ASSERT_TRUE(strstr(warnings, "timeoutSeconds 0 is not 1-86400") != NULL,
+		    "warning about the bad timeout");
+	/* a change of affinity alone makes the translation differ */
+	if (ASSERT_OK(desired__copy(&d2, &d), "copy")) {
+		ASSERT_TRUE(k8s__desired_equal(&d, &d2), "copies equal");
+		d2.services[0].affinity_timeout_s += 1;
+		ASSERT_FALSE(k8s__desired_equal(&d, &d2), "affinity differs");
+		desired__free(&d2);
+	}
+	desired__free(&d);
+}
+
 /* Dual stack: each VIP takes the slices of its family. */
 static void test_dual_stack(void)
 {
@@ -862,6 +913,7 @@ static const struct test tests[] = {
 	TEST(test_weights),
 	TEST(test_skipped),
 	TEST(test_traffic_policy),
+	TEST(test_session_affinity),
 	TEST(test_dual_stack),
 	TEST(test_dedupe_and_clash),
 	TEST(test_long_name_and_limits),

@@ -120,4 +120,18 @@ int args__svc(const char *text, struct sluice_addr *vip, char *canon, size_t len
 int args__backend(const char *text, const struct sluice_addr *vip, struct sluice_addr *addr,
 		  __u16 *port, char *canon, size_t len);
 
+/* affinity.c (#14): --affinity client-ip[:TIMEOUT]|none into a
+ * "sessionAffinity" object (*out), or an error printed and -1; and the
+ * short form list/get show ("client-ip 3h", "none"). */
+struct json_object;
+int affinity__arg(const char *text, struct json_object **out);
+const char *affinity__str(struct json_object *svc, char *buf, size_t len);
+#define AFFINITY_HELP                                                                                \
+	{                                                                                            \
+		"--affinity client-ip[:TIMEOUT]|none",                                               \
+			"session affinity by client address: a client's new connections go to the "  \
+			"backend it used last while that one is usable and the client was not idle " \
+			"for TIMEOUT (1s-24h, e.g. 90s, 30m, 3h; default 3h); none: off"             \
+	}
+
 #endif /* MESHCTL_H */

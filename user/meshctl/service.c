@@ -35,11 +35,11 @@ static void backends_cell(struct table *t, struct json_object *backends)
 static void print_services(struct json_object *services)
 {
 	static const char *const cols[] = {
-		"SERVICE", "NAME",   ">ID",      "BACKENDS", "HEALTHY", ">PACKETS",
-		">BYTES",  ">FLOWS", ">REFUSED", "SOURCE",   NULL,
+		"SERVICE", "NAME",   ">ID",      "BACKENDS", "HEALTHY",  ">PACKETS",
+		">BYTES",  ">FLOWS", ">REFUSED", "SOURCE",   "AFFINITY", NULL,
 	};
 	struct table *t = table__new(cols);
-	char bytes[OUT_NUM_LEN], ref[ARGS_SVC_LEN], healthy[OUT_NUM_LEN];
+	char bytes[OUT_NUM_LEN], ref[ARGS_SVC_LEN], healthy[OUT_NUM_LEN], aff[32];
 	size_t i;
 
 	for (i = 0; i < js__len(services); i++) {
@@ -55,6 +55,7 @@ static void print_services(struct json_object *services)
 		table__cell(t, "%llu", (unsigned long long)js__u64(st, "flows"));
 		table__cell(t, "%llu", (unsigned long long)js__u64(st, "refused"));
 		table__cell(t, "%s", js__str(svc, "source", "manual"));
+		table__cell(t, "%s", affinity__str(svc, aff, sizeof(aff)));
 	}
 	table__print(t);
 	table__free(t);
@@ -68,7 +69,7 @@ static void print_service(struct json_object *svc)
 	};
 	struct json_object *st = js__get(svc, "stats"), *backends = js__get(svc, "backends");
 	char bytes[OUT_NUM_LEN], share[OUT_NUM_LEN], be[SLUICE_ADDRPORT_STRLEN];
-	char ref[ARGS_SVC_LEN], state[48];
+	char ref[ARGS_SVC_LEN], state[48], aff[32];
 	const char *reason;
 	uint64_t total = 0;
 	struct table *t;
@@ -78,6 +79,7 @@ static void print_service(struct json_object *svc)
 	printf("Name:      %s\n", *js__str(svc, "name", "") ? js__str(svc, "name", "") : "-");
 	printf("ID:        %llu\n", (unsigned long long)js__u64(svc, "id"));
 	printf("Source:    %s\n", js__str(svc, "source", "manual"));
+	printf("Affinity:  %s\n", affinity__str(svc, aff, sizeof(aff)));
 	printf("Traffic:   %llu packets, %s, %llu flows, %llu refused\n",
 	       (unsigned long long)js__u64(st, "packets"),
 	       out__bytes(js__u64(st, "bytes"), bytes, sizeof(bytes)),
@@ -155,14 +157,15 @@ static int backend_arg(const char *text, const struct sluice_addr *vip, struct j
 
 static int do_add(int argc, char **argv)
 {
-	const char *name = NULL;
+	const char *name = NULL, *affinity = NULL;
 	struct outlier_flags of = {};
 	const struct opt opts[] = {
 		{ .name = "name", .value = &name },
+		{ .name = "affinity", .value = &affinity },
 		OUTLIER_OPTS(&of),
 		{ NULL },
 	};
-	struct json_object *args, *backends, *od, *data = NULL;
+	struct json_object *args, *backends, *od, *data = NULL, *sa = NULL;
 	/* one slot beyond the limit, so "too many backends" can be named */
 	char *pos[SLUICE_MAX_SVC_BACKENDS + 2], svc[ARGS_SVC_LEN];
 	struct sluice_addr vip;
@@ -180,8 +183,12 @@ static int do_add(int argc, char **argv)
 	if (name && strlen(name) >= DESIRED_NAME_MAX)
 		return out__error("--name '%s' is too long: at most %d characters", name,
 				  DESIRED_NAME_MAX - 1);
-	if (outlier__flags_json(&of, &od))
+	if (affinity && affinity__arg(affinity, &sa))
 		return -1;
+	if (outlier__flags_json(&of, &od)) {
+		json_object_put(sa);
+		return -1;
+	}
 
 	backends = out__xalloc(json_object_new_array());
 	for (i = 1; i < npos; i++) {
@@ -197,6 +204,8 @@ static int do_add(int argc, char **argv)
 	json_object_object_add(args, "backends", backends);
 	if (od)
 		json_object_object_add(args, "outlierDetection", od);
+	if (sa)
+		json_object_object_add(args, "sessionAffinity", sa);
 	if (client__call("service.add", args, &data))
 		return -1;
 
@@ -216,6 +225,7 @@ static const struct help_item service_add_args[] = {
 
 static const struct help_item service_add_opts[] = {
 	{ "--name NAME", "a label shown by list and get (at most 63 characters)" },
+	AFFINITY_HELP,
 	OUTLIER_HELP,
 	{ NULL, NULL },
 };
@@ -223,7 +233,7 @@ static const struct help_item service_add_opts[] = {
 static const struct cmd service_add_cmd = {
 	.name = "add",
 	.fn = do_add,
-	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME] [--outlier-...]",
+	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME] [--affinity ...] [--outlier-...]",
 	.summary = "create a service, optionally with its backends",
 	.args = service_add_args,
 	.opts = service_add_opts,
@@ -237,16 +247,19 @@ static const struct cmd service_add_cmd = {
 		"meshctl service add 10.96.0.11:80/tcp 10.0.1.4:8080 --outlier-failures 5",
 };
 
-/* `service set SVC --outlier-...`: only the settings given change. */
+/* `service set SVC --outlier-... --affinity ...`: only the settings given
+ * change (backends are edited with `backend`). */
 static int do_set(int argc, char **argv)
 {
+	const char *affinity = NULL;
 	struct outlier_flags of = {};
 	const struct opt opts[] = {
 		OUTLIER_OPTS(&of),
 		{ .name = "outlier-defaults", .flag = &of.defaults },
+		{ .name = "affinity", .value = &affinity },
 		{ NULL },
 	};
-	struct json_object *args, *od, *data = NULL;
+	struct json_object *args, *od, *data = NULL, *sa = NULL;
 	char *pos[1], svc[ARGS_SVC_LEN];
 	int npos;
 
@@ -256,27 +269,39 @@ static int do_set(int argc, char **argv)
 		return cmd__usage_error("missing SVC");
 	if (args__svc(pos[0], NULL, svc, sizeof(svc)) || outlier__flags_json(&of, &od))
 		return -1;
-	if (!od)
-		return cmd__usage_error("nothing to set: give an --outlier-... option");
+	if (affinity && affinity__arg(affinity, &sa)) {
+		json_object_put(od);
+		return -1;
+	}
+	if (!od && !affinity)
+		return cmd__usage_error(
+			"nothing to set: give an --outlier-... option or --affinity");
 	args = out__xalloc(json_object_new_object());
 	json_object_object_add(args, "service", json_object_new_string(svc));
 	/* --outlier-defaults: null, every setting back to its default */
-	json_object_object_add(args, "outlierDetection", of.defaults ? NULL : od);
-	if (of.defaults)
+	if (od)
+		json_object_object_add(args, "outlierDetection", of.defaults ? NULL : od);
+	if (od && of.defaults)
 		json_object_put(od);
+	if (affinity)
+		json_object_object_add(args, "sessionAffinity", sa);
 	if (client__call("service.set", args, &data))
 		return -1;
 	if (out__json_mode()) {
 		out__json(data);
 	} else {
 		printf("service %s\n", svc);
-		outlier__print_settings(data);
+		if (affinity)
+			printf("Affinity:  %s\n", affinity);
+		if (od)
+			outlier__print_settings(data);
 	}
 	json_object_put(data);
 	return 0;
 }
 
 static const struct help_item service_set_opts[] = {
+	AFFINITY_HELP,
 	OUTLIER_HELP,
 	{ "--outlier-defaults", "every outlier setting back to its default" },
 	{ NULL, NULL },
@@ -285,13 +310,17 @@ static const struct help_item service_set_opts[] = {
 static const struct cmd service_set_cmd = {
 	.name = "set",
 	.fn = do_set,
-	.grammar = "SVC [--outlier-... | --no-outlier-detection | --outlier-defaults]",
-	.summary = "change a service's outlier detection settings (the others stay)",
+	.grammar =
+		"SVC [--affinity client-ip[:TIMEOUT]|none] [--outlier-... | --no-outlier-detection\n"
+		"         | --outlier-defaults]",
+	.summary = "change a service's settings: session affinity, outlier detection (the others "
+		   "stay)",
 	.args = (const struct help_item[]){ HELP_SVC_SHORT, { NULL, NULL } },
 	.opts = service_set_opts,
 	.notes = "Turning outlier detection off for a service ends its backends' ejections at\n"
 		 "once; meshd --outlier-detection off turns it off for every service.",
-	.example = "meshctl service set 10.96.0.10:80/tcp --outlier-failures 5 "
+	.example = "meshctl service set 10.96.0.10:80/tcp --affinity client-ip:30m\n"
+		   "meshctl service set 10.96.0.10:80/tcp --outlier-failures 5 "
 		   "--outlier-max-ejection 2m\n"
 		   "meshctl service set 10.96.0.10:80/tcp --no-outlier-detection",
 };

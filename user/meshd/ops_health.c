@@ -78,24 +78,38 @@ static void ops__merge_outlier(struct json_object *svc, struct json_object *req_
 		json_object_object_del(svc, "outlierDetection");
 }
 
-/* service.set {"service": SVC, "outlierDetection": {...} | null}: the
- * fields given change (null: back to the default); null for the whole
- * object puts every setting back to its default. */
+/* A settings argument: absent (*v untouched, false), null or an object. */
+static struct json_object *ops__settings_arg(struct json_object *req, const char *name,
+					     struct json_object **v, bool *given)
+{
+	*given = json_object_object_get_ex(req, name, v);
+	if (*given && *v && !json_object_is_type(*v, json_type_object))
+		return api__error("%s: %s is not an object", name, json_object_to_json_string(*v));
+	return NULL;
+}
+
+/* service.set {"service": SVC, "outlierDetection"?: {...} | null,
+ * "sessionAffinity"?: {...} | null}: outlierDetection's fields given
+ * change (null: back to the default; null for the whole object: every
+ * setting back to its default); sessionAffinity is replaced (null: none).
+ * The rules are the desired state's, checked by the commit. */
 struct json_object *ops__service_set(struct meshd *m, struct json_object *req)
 {
-	struct json_object *err, *root, *services, *svc, *od = NULL;
+	struct json_object *err, *root, *services, *svc, *od = NULL, *sa = NULL;
+	bool od_given, sa_given;
 	struct svc_ref ref;
 	int i;
 
 	err = ops__svc_arg(req, &ref);
+	if (!err)
+		err = ops__settings_arg(req, "outlierDetection", &od, &od_given);
+	if (!err)
+		err = ops__settings_arg(req, "sessionAffinity", &sa, &sa_given);
 	if (err)
 		return err;
-	if (!json_object_object_get_ex(req, "outlierDetection", &od))
-		return api__error("nothing to set: give outlierDetection (an object, or null "
-				  "for the defaults)");
-	if (od && !json_object_is_type(od, json_type_object))
-		return api__error("outlierDetection: %s is not an object",
-				  json_object_to_json_string(od));
+	if (!od_given && !sa_given)
+		return api__error("nothing to set: give outlierDetection or sessionAffinity (an "
+				  "object, or null for the default)");
 	err = ops__existing_svc(&m->state.desired, &m->kube, &ref, true, &i);
 	if (err)
 		return err;
@@ -103,9 +117,14 @@ struct json_object *ops__service_set(struct meshd *m, struct json_object *req)
 	if (!root)
 		return api__error("out of memory");
 	svc = json_object_array_get_idx(services, i);
-	if (od)
+	if (od_given && od)
 		ops__merge_outlier(svc, od);
-	else
+	else if (od_given)
 		json_object_object_del(svc, "outlierDetection");
+	if (sa_given) {
+		json_object_object_del(svc, "sessionAffinity");
+		if (sa)
+			json_object_object_add(svc, "sessionAffinity", json_object_get(sa));
+	}
 	return ops__commit_json(&m->state, m->sl, root, i, &ref, NULL);
 }

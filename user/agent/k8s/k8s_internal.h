@@ -73,6 +73,7 @@ struct k8s_svc {
 	char *proxy_name; /* service.kubernetes.io/service-proxy-name, NULL if unset */
 	bool headless;    /* clusterIP None or type ExternalName: nothing to balance */
 	bool etp_local, itp_local;
+	__u32 affinity_timeout_s; /* spec.sessionAffinity ClientIP; 0: None */
 	__u32 nvips;
 	struct k8s_vip *vips;
 	__u32 nports;

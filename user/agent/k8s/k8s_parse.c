@@ -286,6 +286,35 @@ static int svc__parse_weights(struct k8s_svc *s, const char *text)
 	return err;
 }
 
+/*
+ * spec.sessionAffinity "ClientIP" with spec.sessionAffinityConfig.clientIP
+ * .timeoutSeconds (the API server defaults it to 10800 and keeps it in
+ * 1-86400; an object that is not, e.g. from a stand-in, gets the default
+ * and a problem note). Anything but ClientIP is no affinity.
+ */
+static void svc__parse_affinity(struct k8s_svc *s, struct json_object *spec, bool *bad)
+{
+	const char *type = k8s_json__str(spec, "sessionAffinity", bad);
+	struct json_object *cfg, *cip, *t;
+	long long secs = SLUICE_AFFINITY_TIMEOUT_DEFAULT;
+
+	if (*bad || !type || strcmp(type, "ClientIP"))
+		return;
+	cfg = k8s_json__obj(spec, "sessionAffinityConfig", bad);
+	cip = k8s_json__obj(cfg, "clientIP", bad);
+	t = k8s_json__get(cip, "timeoutSeconds");
+	if (*bad)
+		return;
+	if (t && k8s_json__int(t, 1, SLUICE_AFFINITY_TIMEOUT_MAX, &secs)) {
+		problem_add(&s->problem,
+			    "sessionAffinityConfig.clientIP.timeoutSeconds %s is not 1-%u: %u used",
+			    json_object_to_json_string(t), SLUICE_AFFINITY_TIMEOUT_MAX,
+			    SLUICE_AFFINITY_TIMEOUT_DEFAULT);
+		secs = SLUICE_AFFINITY_TIMEOUT_DEFAULT;
+	}
+	s->affinity_timeout_s = (__u32)secs;
+}
+
 int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out)
 {
 	struct json_object *meta, *spec, *status, *labels, *ann, *ports, *ingress, *lb;
@@ -324,6 +353,7 @@ int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out)
 	s->headless = (type && !strcmp(type, "ExternalName")) || (cip && !strcmp(cip, "None"));
 	s->etp_local = etp && !strcmp(etp, "Local");
 	s->itp_local = itp && !strcmp(itp, "Local");
+	svc__parse_affinity(s, spec, &bad);
 	if (s->headless)
 		goto out; /* nothing to balance: keep the object, translate nothing */
 

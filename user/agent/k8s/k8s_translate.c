@@ -296,6 +296,7 @@ static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s
 	d->vip = vip->addr;
 	d->port = p->port;
 	d->proto = p->proto;
+	d->affinity_timeout_s = svc->affinity_timeout_s;
 	if (x->nc) {
 		d->backends = calloc(x->nc, sizeof(*d->backends));
 		if (!d->backends)
@@ -448,7 +449,8 @@ bool k8s__desired_equal(const struct desired *a, const struct desired *b)
 		const struct desired_service *x = &a->services[i], *y = &b->services[i];
 
 		if (desired__cmp_key(x, y) || strcmp(x->name, y->name) ||
-		    strcmp(x->source, y->source) || x->nbackends != y->nbackends)
+		    strcmp(x->source, y->source) || x->nbackends != y->nbackends ||
+		    x->affinity_timeout_s != y->affinity_timeout_s)
 			return false;
 		for (__u32 j = 0; j < x->nbackends; j++) {
 			const struct desired_backend *p = &x->backends[j], *q = &y->backends[j];

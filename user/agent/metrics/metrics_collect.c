@@ -251,6 +251,11 @@ static int collect__extra(struct collect_ctx *c, struct sluice *s)
 		err = sluice__ct_new_count(s, &ct);
 	if (!err)
 		err = collect__map_info(m, "ct_new", s->fds[SLUICE_MAP_CT_NEW], ct);
+	/* session affinity (#14): clients remembered, all services */
+	if (!err)
+		err = sluice__affinity_count(s, &ct);
+	if (!err)
+		err = collect__map_info(m, "affinity", s->fds[SLUICE_MAP_AFFINITY], ct);
 	if (!err && c->src->t) {
 		err = telemetry__info(c->src->t, &m->telemetry);
 		m->has_telemetry = !err;

@@ -131,6 +131,11 @@ void svc__health_undo_run(struct sluice *s, struct svc_health_undo *undo);
 void svc__health_undo_free(struct svc_health_undo *undo);
 /* Best effort: a deleted service's entry zeroed (its id may be reused). */
 void svc__health_forget(struct sluice *s, __u32 svc_id);
+/* svc_affinity.c: best effort, off the packet path, one walk of the
+ * affinity map: deletes the entries of every service id i with gone[i]
+ * ([SLUICE_MAX_SERVICES]): its service was deleted or lost affinity, and
+ * its id may go to another service. */
+void svc__affinity_forget(struct sluice *s, const bool *gone);
 
 /* svc_spec.c: spec checks and keys. IPv4 goes into dst[0], zeros after. */
 void svc__addr_copy(__u32 dst[4], const struct sluice_addr *a);

@@ -69,8 +69,11 @@ struct sluice_service_spec {
 	__u32 nbackends;
 	const struct sluice_backend_spec *backends;
 	struct sluice_outlier_spec outlier;
-	__u32 affinity_timeout_s; /* client-IP session affinity; 0 = off */
+	__u32 affinity_timeout_s; /* client-IP session affinity; 0 = off,
+				   * else 1-SLUICE_AFFINITY_TIMEOUT_MAX s */
 };
+#define SLUICE_AFFINITY_TIMEOUT_MAX 86400     /* one day, as Kubernetes */
+#define SLUICE_AFFINITY_TIMEOUT_DEFAULT 10800 /* 3 h, kube-proxy's default */
 
 struct sluice_service_info {
 	struct sluice_svc_key key;
@@ -184,6 +187,8 @@ int sluice__backend_get(struct sluice *s, __u32 backend_id, struct sluice_backen
  * "conntrack", unconfirmed ones in "ct_new". */
 int sluice__ct_count(struct sluice *s, __u64 *count);
 int sluice__ct_new_count(struct sluice *s, __u64 *count);
+/* Client-IP session affinity entries (all services, both kinds). */
+int sluice__affinity_count(struct sluice *s, __u64 *count);
 
 /*
  * Passive outlier detection (#14). The kernel ejects and restores

@@ -25,8 +25,11 @@
  *   service.list                        -> {"services": [SERVICE...]}
  *   service.get    {"service": SVC}     -> SERVICE
  *   service.add    {"service": SVC, "name"?: str, "backends"?: [{"address","port","weight"?}],
- *                   "outlierDetection"?: {...} (desired.h)}   (error if it exists)
- *   service.set    {"service": SVC, "outlierDetection": {...} | null (all defaults)}
+ *                   "outlierDetection"?: {...} (desired.h),
+ *                   "sessionAffinity"?: {"type": "ClientIP"|"None", "timeoutSeconds"?: n}}
+ *                                       (error if it exists)
+ *   service.set    {"service": SVC, "outlierDetection"?: {...} | null (all defaults),
+ *                   "sessionAffinity"?: {...} | null (none)}
  *                                       -> SERVICE; the fields given change, a field
  *                                          given as null goes back to its default
  *   service.del    {"service": SVC}

@@ -156,6 +156,9 @@ struct json_object *desired__service_to_json(const struct desired_service *svc)
 	be = desired__outlier_to_json(&svc->outlier);
 	if (be)
 		desired__add(obj, "outlierDetection", be);
+	be = desired__affinity_to_json(svc->affinity_timeout_s);
+	if (be)
+		desired__add(obj, "sessionAffinity", be);
 	return obj;
 }
 

@@ -46,5 +46,12 @@ int desired__check_outlier(const struct sluice_outlier_spec *o, const char *base
 /* Only the fields not at their default; NULL when all are (nothing to
  * write). */
 struct json_object *desired__outlier_to_json(const struct sluice_outlier_spec *o);
+/* desired_affinity.c: "sessionAffinity" (#14) <-> affinity_timeout_s
+ * (0: none). v NULL: none. */
+int desired__parse_affinity(struct json_object *v, const char *base, __u32 *timeout_s);
+/* The rule for a model built in code; base is "services[i]". */
+int desired__check_affinity(__u32 timeout_s, const char *base);
+/* {"type": "ClientIP", "timeoutSeconds": t}; NULL for no affinity. */
+struct json_object *desired__affinity_to_json(__u32 timeout_s);
 
 #endif /* SLUICE_DESIRED_INTERNAL_H */

@@ -23,9 +23,15 @@
 #define VAL_LEN 64
 
 static const char *const top_fields[] = { "services", NULL };
-static const char *const svc_fields[] = {
-	"name", "vip", "port", "protocol", "source", "backends", "outlierDetection", NULL
-};
+static const char *const svc_fields[] = { "name",
+					  "vip",
+					  "port",
+					  "protocol",
+					  "source",
+					  "backends",
+					  "outlierDetection",
+					  "sessionAffinity",
+					  NULL };
 static const char *const be_fields[] = { "address", "port", "weight", NULL };
 
 /* A JSON value as the user wrote it, shortened for messages. */
@@ -412,6 +418,9 @@ static int desired__parse_service(struct json_object *o, __u32 i, struct desired
 	if (!err)
 		err = desired__parse_outlier(desired__field(o, "outlierDetection"), base,
 					     &svc->outlier);
+	if (!err)
+		err = desired__parse_affinity(desired__field(o, "sessionAffinity"), base,
+					      &svc->affinity_timeout_s);
 	if (err)
 		return err;
 	return desired__check_service(svc, i);

@@ -227,7 +227,8 @@ static const char *sync__source(const struct desired_service *s)
 static bool sync__same(const struct desired_service *a, const struct desired_service *b)
 {
 	return !strcmp(a->name, b->name) && !strcmp(sync__source(a), sync__source(b)) &&
-	       sluice_outlier__same(&a->outlier, &b->outlier) && sync__same_backends(a, b);
+	       sluice_outlier__same(&a->outlier, &b->outlier) &&
+	       a->affinity_timeout_s == b->affinity_timeout_s && sync__same_backends(a, b);
 }
 
 static int sync__cmp_ptr(const void *x, const void *y)
@@ -323,7 +324,8 @@ static void sync__collect(enum desired_change kind, const struct desired_service
 
 	/* a label-only update leaves the maps as they are */
 	if (kind == DESIRED_UPDATE && sync__same_backends(old_svc, new_svc) &&
-	    (p->outlier_off || sluice_outlier__same(&old_svc->outlier, &new_svc->outlier)))
+	    (p->outlier_off || sluice_outlier__same(&old_svc->outlier, &new_svc->outlier)) &&
+	    old_svc->affinity_timeout_s == new_svc->affinity_timeout_s)
 		return;
 	if (p->n == p->cap) {
 		p->cap = p->cap ? 2 * p->cap : 16;
@@ -360,6 +362,7 @@ static int sync__spec(const struct desired_service *svc, struct sluice_service_s
 		.backends = bes,
 		.nbackends = svc->nbackends,
 		.outlier = svc->outlier,
+		.affinity_timeout_s = svc->affinity_timeout_s,
 	};
 	return 0;
 }

@@ -219,11 +219,12 @@ static int svc__write_service(struct svc_txn *t)
 	svc.svc_id = t->svc_id;
 	svc.backend_count = (__u16)t->nactive;
 	svc.flags = t->existed ? t->old_svc.flags & ~SLUICE_SVC_F_VIP_MARKER : 0;
-	if (t->existed) {
-		/* TODO(#14 affinity): from the spec instead */
-		svc.affinity_timeout_s = t->old_svc.affinity_timeout_s;
+	svc.flags &= ~SLUICE_SVC_F_AFFINITY;
+	if (t->spec->affinity_timeout_s)
+		svc.flags |= SLUICE_SVC_F_AFFINITY;
+	svc.affinity_timeout_s = t->spec->affinity_timeout_s;
+	if (t->existed)
 		svc.reserved = t->old_svc.reserved;
-	}
 	if (t->existed && !memcmp(&svc, &t->old_svc, sizeof(svc)))
 		return 0;
 	err = bpf_map_update_elem(fd, &t->key, &svc, BPF_ANY);
@@ -448,6 +449,19 @@ static int svc__validate_all(const struct sluice_service_spec *specs, __u32 n,
 	return err;
 }
 
+/* A service that had affinity and has it no more: its entries go after
+ * the call (*off: [SLUICE_MAX_SERVICES], allocated on first need). */
+static void svc__note_affinity_off(const struct svc_txn *t, bool **off)
+{
+	if (!t->existed || !(t->old_svc.flags & SLUICE_SVC_F_AFFINITY) ||
+	    t->spec->affinity_timeout_s || t->svc_id >= SLUICE_MAX_SERVICES)
+		return;
+	if (!*off)
+		*off = calloc(SLUICE_MAX_SERVICES, sizeof(**off));
+	if (*off) /* without memory they stay: the LRU reclaims them */
+		(*off)[t->svc_id] = true;
+}
+
 int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec *specs, __u32 n,
 			     __u32 *applied, __u32 *failed)
 {
@@ -455,6 +469,7 @@ int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec 
 	struct svc_txn *tx = NULL;
 	struct svc_snap snap = {};
 	__u32 done = 0, bad = 0, group = 0;
+	bool *aff_off = NULL;
 	int err = 0;
 
 	sluice__clear_err();
@@ -494,11 +509,16 @@ int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec 
 			err = svc__apply_group(tx, group, &bad, &snap);
 			bad += done;
 		}
-		for (__u32 i = 0; i < group; i++)
+		for (__u32 i = 0; i < group; i++) {
+			if (!err)
+				svc__note_affinity_off(&tx[i], &aff_off);
 			svc__txn_free(&tx[i]);
+		}
 		if (!err)
 			done += group;
 	}
+	if (aff_off)
+		svc__affinity_forget(s, aff_off);
 out:
 	if (!err)
 		sluice__clear_err(); /* texts of best-effort steps that failed */
@@ -507,6 +527,7 @@ out:
 	if (failed)
 		*failed = err ? bad : n;
 	svc__snap_free(&snap);
+	free(aff_off);
 	free(tx);
 	free(keys);
 	return err;

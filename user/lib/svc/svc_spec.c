@@ -124,6 +124,11 @@ int svc__validate(const struct sluice_service_spec *spec, struct sluice_svc_key 
 		sluice__set_err("nbackends is %u but backends is NULL", spec->nbackends);
 		return -EINVAL;
 	}
+	if (spec->affinity_timeout_s > SLUICE_AFFINITY_TIMEOUT_MAX) {
+		sluice__set_err("affinity_timeout_s %u out of range 1-%u (0: no affinity)",
+				spec->affinity_timeout_s, SLUICE_AFFINITY_TIMEOUT_MAX);
+		return -EINVAL;
+	}
 	for (__u32 i = 0; i < spec->nbackends; i++) {
 		err = svc__validate_backend(spec, i);
 		if (err)
