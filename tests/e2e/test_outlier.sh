@@ -11,8 +11,8 @@
 # 'to-*' with the socket LB on that cgroup, its own pin dir, state file and
 # socket. `meshctl apply` creates one service per (path, case), VIP:81NN
 # (packet path) and VIP:82NN (socket LB), three backends each, with
-# outlierDetection {consecutiveFailures 3, baseEjectionMs 1500,
-# maxEjectionMs 3000} so ejections end fast. The client is
+# outlierDetection {consecutiveFailures 3, baseEjectionMs 1000,
+# maxEjectionMs 2000} so ejections end fast. The client is
 # build/tests/tools/connrate (RATE connections/s, per-attempt
 # CLOCK_MONOTONIC records) in the client namespace; for the socket LB also
 # in the cgroup. Ejection times are the kernel's: backend_health's
@@ -69,8 +69,8 @@ PATTERN='to-*'
 START_TIMEOUT=30
 RATE=${OUTLIER_RATE:-250}
 THRESHOLD=3
-BASE_MS=1500
-MAX_MS=3000
+BASE_MS=1000
+MAX_MS=2000
 
 CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 CG=${CGROOT:+$CGROOT/sluice-mdo$$}
@@ -144,7 +144,7 @@ restore_case() {
 	load_stop restore || return 1
 	[ "$ok" = 0 ] || return 1
 	wait_log " restored" "$(topo__be_addr4 be2)" "o-$path-kill " || ok=1
-	batch_share "$path" "$port" 300 || ok=1
+	batch_share "$path" "$port" 200 || ok=1
 	return $ok
 }
 
@@ -154,7 +154,7 @@ blackhole_case() {
 	port=$(svc_port "$path" blackhole)
 	id=$(be_id "$port" be3) || return 1
 	blackhole be3 on || return 1
-	load_start blackhole "$path" "$port" "$RATE" 2500
+	load_start blackhole "$path" "$port" "$RATE" 1500
 	# SYN retransmission after 1 s, then more: allow for a slow RTO
 	wait_for "be3 (id $id) ejected" 8 bh_ejected "$id" || ok=1
 	sleep 0.5
@@ -219,7 +219,7 @@ all_dead() {
 	[ "$n" = 0 ] || fail "$n attempts failed with every server alive" || ok=1
 	[ "$(sh_ejected "$sid")" = 0 ] || fail "svc_health.ejected is $(sh_ejected "$sid"), want 0" ||
 		ok=1
-	[ "$ok" = 0 ] && batch_share "$path" "$port" 300 || ok=1
+	[ "$ok" = 0 ] && batch_share "$path" "$port" 200 || ok=1
 	return $ok
 }
 

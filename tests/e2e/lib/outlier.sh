@@ -107,7 +107,7 @@ wait_log() {
 # in the cgroup, so the socket LB balances it).
 LOAD_PID=
 load_start() {
-	local name=$1 path=$2 port=$3 rate=${4:-$RATE} to=${5:-2500}
+	local name=$1 path=$2 port=$3 rate=${4:-$RATE} to=${5:-1500}
 	rm -f "$WORK/$name.stop"
 	(
 		if [ "$path" = sock ]; then
