@@ -154,7 +154,7 @@ blackhole_case() {
 	port=$(svc_port "$path" blackhole)
 	id=$(be_id "$port" be3) || return 1
 	blackhole be3 on || return 1
-	load_start blackhole "$path" "$port" "$RATE" 1500
+	load_start blackhole "$path" "$port" "$RATE" 2500
 	# SYN retransmission after 1 s, then more: allow for a slow RTO
 	wait_for "be3 (id $id) ejected" 8 bh_ejected "$id" || ok=1
 	sleep 0.5
