@@ -25,10 +25,10 @@ static void test_durations(void)
 		int rc;
 		unsigned long ms;
 	} cases[] = {
-		{ "500ms", 0, 500 }, { "30s", 0, 30000 }, { "5m", 0, 300000 },
-		{ "1440m", 0, 86400000 }, { "30", -1, 0 }, { "1.5s", -1, 0 },
-		{ "0s", -1, 0 }, { "1441m", -1, 0 }, { "2h", -1, 0 },
-		{ "-1s", -1, 0 }, { "", -1, 0 },
+		{ "500ms", 0, 500 },      { "30s", 0, 30000 }, { "5m", 0, 300000 },
+		{ "1440m", 0, 86400000 }, { "30", -1, 0 },     { "1.5s", -1, 0 },
+		{ "0s", -1, 0 },          { "1441m", -1, 0 },  { "2h", -1, 0 },
+		{ "-1s", -1, 0 },         { "", -1, 0 },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -62,7 +62,8 @@ static void test_flags_json(void)
 	json_object_put(o);
 	f = (struct outlier_flags){ .max = "2m", .max_pct = "20", .panic = "0" };
 	ASSERT_OK(outlier__flags_json(&f, &o), "flags");
-	json_is(o, "{\"maxEjectionMs\":120000,\"maxEjectedPercent\":20,\"panicThresholdPercent\":0}",
+	json_is(o,
+		"{\"maxEjectionMs\":120000,\"maxEjectedPercent\":20,\"panicThresholdPercent\":0}",
 		"max, max percent, panic never");
 	json_object_put(o);
 	f = (struct outlier_flags){ .on = true };
@@ -96,7 +97,8 @@ static void test_cells(void)
 	static const struct {
 		const char *json, *healthy;
 	} svcs[] = {
-		{ "{\"health\": {\"healthy\": 1, \"total\": 2, \"outlier_detection\": true}}", "1/2" },
+		{ "{\"health\": {\"healthy\": 1, \"total\": 2, \"outlier_detection\": true}}",
+		  "1/2" },
 		{ "{\"health\": {\"healthy\": 2, \"total\": 2, \"outlier_detection\": false}}",
 		  "2/2 (off)" },
 		{ "{}", "-" },
@@ -162,10 +164,11 @@ static void test_settings_line(void)
 	char *got;
 
 	got = settings_text(on);
-	ASSERT_TRUE(!strcmp(got, "Outlier:   3 failures in a row eject a backend for 30s x ejections "
-				 "in a row (at most 5m00s);\n"
-				 "           at most 50% of backends ejected; below 50% healthy, "
-				 "health is ignored\n"),
+	ASSERT_TRUE(!strcmp(got,
+			    "Outlier:   3 failures in a row eject a backend for 30s x ejections "
+			    "in a row (at most 5m00s);\n"
+			    "           at most 50% of backends ejected; below 50% healthy, "
+			    "health is ignored\n"),
 		    "defaults");
 	got = settings_text("{\"health\": {\"outlier_detection\": true}, \"outlierDetection\": "
 			    "{\"consecutiveFailures\": 5, \"baseEjectionMs\": 1500, "
