@@ -11,13 +11,13 @@
 # 'to-*' with the socket LB on that cgroup, its own pin dir, state file and
 # socket. `meshctl apply` creates one service per (path, case), VIP:81NN
 # (packet path) and VIP:82NN (socket LB), three backends each, with
-# outlierDetection {consecutiveFailures 3, baseEjectionMs 1500,
-# maxEjectionMs 3000} so ejections end fast. The client is
+# outlierDetection {consecutiveFailures 3, baseEjectionMs 1000,
+# maxEjectionMs 2000} so ejections end fast. The client is
 # build/tests/tools/connrate (RATE connections/s, per-attempt
 # CLOCK_MONOTONIC records) in the client namespace; for the socket LB also
 # in the cgroup. Ejection times are the kernel's: backend_health's
 # ejected_until_ns minus the ejection time (same clock). Scenarios, for
-# PATH in xdp and sock, one "PASS: e2e/outlier_<name>" or
+# PATH in sock and xdp (in that order, see ALL), one "PASS: e2e/outlier_<name>" or
 # "FAIL: e2e/outlier_<name>: <reason>" line each:
 #   kill_PATH       be2's server is killed under load: be2 is ejected
 #                   (backend_health flag, meshd's log line), at most
@@ -48,7 +48,7 @@
 # blackhole_*, alldead_*, panic_* and restart must fail). meshd, the cgroup,
 # pins, namespaces and temp files are removed on exit, failure or
 # interruption. Needs root, bpftool, jq, iptables, python3 and `make`.
-# About 75 s.
+# About 50 s on a quiet machine, 75-110 s under a load average of 7.
 # Usage: test_outlier.sh [SCENARIO...]   (default: all, in order)
 set -u
 
@@ -69,8 +69,8 @@ PATTERN='to-*'
 START_TIMEOUT=30
 RATE=${OUTLIER_RATE:-250}
 THRESHOLD=3
-BASE_MS=1500
-MAX_MS=3000
+BASE_MS=1000
+MAX_MS=2000
 
 CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 CG=${CGROOT:+$CGROOT/sluice-mdo$$}
@@ -113,7 +113,7 @@ mctl() { "$MESHCTL" -s "$SOCK" "$@"; }
 
 # kill_PATH: be2's server dies while RATE connections/s go to the VIP.
 kill_case() {
-	local path=$1 port ok=0 id reason=rst
+	local path=$1 port ok=0 id v reason=rst
 	[ "$path" = sock ] && reason=sock_refused
 	port=$(svc_port "$path" kill)
 	id=$(be_id "$port" be2) || return 1
@@ -121,13 +121,14 @@ kill_case() {
 	sleep 0.3 # some successful traffic first (scheduling, not a check)
 	server_kill be2
 	wait_for "be2 (id $id) ejected" 5 bh_ejected "$id" || ok=1
+	v=$(bh "$id")
 	sleep 0.5 # traffic after the ejection, to show it avoids be2
 	load_stop kill || return 1
 	[ "$ok" = 0 ] || {
 		log "kill: $(load_line kill)"
 		return 1
 	}
-	judge_ejection kill "$path" "$port" be2 "$id" "$reason" || ok=1
+	judge_ejection kill "$path" "$port" be2 "$id" "$reason" "$v" || ok=1
 	return $ok
 }
 
@@ -144,12 +145,12 @@ restore_case() {
 	load_stop restore || return 1
 	[ "$ok" = 0 ] || return 1
 	wait_log " restored" "$(topo__be_addr4 be2)" "o-$path-kill " || ok=1
-	batch_share "$path" "$port" 300 || ok=1
+	batch_share "$path" "$port" 200 || ok=1
 	return $ok
 }
 
 blackhole_case() {
-	local path=$1 port ok=0 id reason=syn_timeout
+	local path=$1 port ok=0 id v reason=syn_timeout
 	[ "$path" = sock ] && reason=sock_timeout
 	port=$(svc_port "$path" blackhole)
 	id=$(be_id "$port" be3) || return 1
@@ -157,6 +158,7 @@ blackhole_case() {
 	load_start blackhole "$path" "$port" "$RATE" 2500
 	# SYN retransmission after 1 s, then more: allow for a slow RTO
 	wait_for "be3 (id $id) ejected" 8 bh_ejected "$id" || ok=1
+	v=$(bh "$id")
 	sleep 0.5
 	load_stop blackhole || {
 		blackhole be3 off
@@ -167,7 +169,7 @@ blackhole_case() {
 		log "blackhole: $(load_line blackhole)"
 		return 1
 	}
-	judge_ejection blackhole "$path" "$port" be3 "$id" "$reason" || ok=1
+	judge_ejection blackhole "$path" "$port" be3 "$id" "$reason" "$v" || ok=1
 	# the rule is gone: be3 comes back once its time is over
 	load_start bh_restore "$path" "$port"
 	wait_for "be3 restored after the blackhole" $(((MAX_MS + 3000) / 1000)) bh_clear "$id" || ok=1
@@ -219,7 +221,7 @@ all_dead() {
 	[ "$n" = 0 ] || fail "$n attempts failed with every server alive" || ok=1
 	[ "$(sh_ejected "$sid")" = 0 ] || fail "svc_health.ejected is $(sh_ejected "$sid"), want 0" ||
 		ok=1
-	[ "$ok" = 0 ] && batch_share "$path" "$port" 300 || ok=1
+	[ "$ok" = 0 ] && batch_share "$path" "$port" 200 || ok=1
 	return $ok
 }
 
@@ -237,14 +239,14 @@ test_panic_sock() { all_dead sock panic 3; }
 # restart: ejections live in pinned maps and survive the agent.
 test_restart() {
 	local ok=0 path port id sid before=() after=() ids=() sids=() ej0=() i
-	for path in xdp sock; do
+	for path in sock xdp; do # socket LB first (see ALL)
 		port=$(svc_port "$path" restart)
 		ids+=("$(be_id "$port" be2)") || return 1
 		sids+=("$(svc_id "$port")") || return 1
 	done
 	server_kill be2
 	for i in 0 1; do
-		path=$([ "$i" = 0 ] && echo xdp || echo sock)
+		path=$([ "$i" = 0 ] && echo sock || echo xdp)
 		port=$(svc_port "$path" restart)
 		load_start "restart_$path" "$path" "$port"
 		wait_for "be2 (id ${ids[$i]}) ejected on the $path service" 5 bh_ejected "${ids[$i]}" ||
@@ -257,7 +259,7 @@ test_restart() {
 	# shellcheck disable=SC2119 # no extra flags: the same as at start
 	meshd_restart || return 1
 	for i in 0 1; do
-		path=$([ "$i" = 0 ] && echo xdp || echo sock)
+		path=$([ "$i" = 0 ] && echo sock || echo xdp)
 		port=$(svc_port "$path" restart)
 		after[i]=$(bh "${ids[$i]}")
 		log "$path: backend_health[${ids[$i]}] before ${before[$i]}, after ${after[$i]}"
@@ -279,8 +281,14 @@ test_restart() {
 	return $ok
 }
 
-ALL=(kill_xdp restore_xdp blackhole_xdp alldead_xdp panic_xdp kill_sock restore_sock
-	blackhole_sock alldead_sock panic_sock restart)
+# Socket LB first: a direct or socket-LB connection whose 4-tuple at the
+# backend matches a packet-path flow still unconfirmed in Sluice's
+# conntrack (the refused ones of the xdp cases, kept until the sweep) has
+# its SYN|ACK taken for that flow's and reverse-NATed to the VIP, so it
+# never completes (reported on branch h14-e2e; reproduction in its
+# report). The socket-LB cases leave no conntrack entry behind.
+ALL=(kill_sock restore_sock blackhole_sock alldead_sock panic_sock kill_xdp restore_xdp
+	blackhole_xdp alldead_xdp panic_xdp restart)
 
 main() {
 	local t0 name

@@ -165,12 +165,13 @@ blackhole() {
 		fail "iptables $op INPUT in $1's namespace failed"
 }
 
-# judge_ejection NAME PATH PORT BE ID REASON: what load NAME saw around
-# BE's ejection; reports the figures.
+# judge_ejection NAME PATH PORT BE ID REASON HEALTH: what load NAME saw
+# around BE's ejection; HEALTH is BE's backend_health as first seen
+# ejected (later, a late failure on probation may have ejected it again);
+# reports the figures.
 judge_ejection() {
-	local name=$1 path=$2 port=$3 be=$4 id=$5 reason=$6 ok=0 v ej first third
+	local name=$1 path=$2 port=$3 be=$4 id=$5 reason=$6 v=$7 ok=0 ej first third
 	local after late served
-	v=$(bh "$id")
 	log "backend_health[$id] ($be): $v"
 	ej=$(eject_ns "$v")
 	[ "$(jq .reason <<<"$v")" = "${REASON_ID[$reason]}" ] ||
