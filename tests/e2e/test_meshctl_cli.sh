@@ -27,7 +27,7 @@ export SLUICE_SOCKET=$NOSOCK
 FAILED=0
 
 # Every command path, for the help checks.
-PATHS=("" service "service add" "service del" "service list" "service get"
+PATHS=("" service "service add" "service del" "service list" "service get" "service set"
 	backend "backend add" "backend del" "backend weight" "backend drain"
 	apply conntrack "conntrack list" "conntrack flush" status version uninstall)
 # Read commands: their help documents -o.

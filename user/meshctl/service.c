@@ -207,7 +207,7 @@ static const struct help_item service_add_opts[] = {
 static const struct cmd service_add_cmd = {
 	.name = "add",
 	.fn = do_add,
-	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME] [--affinity client-ip[:TIMEOUT]|none]",
+	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME] [--affinity MODE]",
 	.summary = "create a service, optionally with its backends",
 	.args = service_add_args,
 	.opts = service_add_opts,
@@ -254,8 +254,8 @@ static int do_set(int argc, char **argv)
 static const struct cmd service_set_cmd = {
 	.name = "set",
 	.fn = do_set,
-	.grammar = "SVC --affinity client-ip[:TIMEOUT]|none",
-	.summary = "change settings of a service (session affinity)",
+	.grammar = "SVC --affinity MODE",
+	.summary = "change settings of a service: its session affinity",
 	.args = (const struct help_item[]){ HELP_SVC, { NULL, NULL } },
 	.opts = (const struct help_item[]){ AFFINITY_HELP, { NULL, NULL } },
 	.example = "meshctl service set 10.96.0.10:80/tcp --affinity client-ip:30m",
@@ -365,8 +365,8 @@ static const struct cmd service_get_cmd = {
 };
 
 static const struct cmd *const service_sub[] = {
-	&service_add_cmd,  &service_set_cmd, &service_del_cmd,
-	&service_list_cmd, &service_get_cmd, NULL,
+	&service_add_cmd, &service_del_cmd, &service_list_cmd,
+	&service_get_cmd, &service_set_cmd, NULL,
 };
 
 const struct cmd service_cmd = {
