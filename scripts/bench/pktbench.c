@@ -68,6 +68,9 @@
 #define CLIENT_ADDR 0xc0a80101 /* 192.168.1.1: established flows */
 #define NEWFLOW_NET 0xac100000 /* 172.16.0.0/12: one new flow per packet */
 #define NEWFLOW_PORTS 50000
+/* The same service with client-IP session affinity (#14), own backends. */
+#define VIP_AFF_ADDR 0x0a000065     /* 10.0.0.101 */
+#define BACKEND_AFF_ADDR 0x0a010010 /* 10.1.0.1x */
 
 enum bench_prog {
 	PROG_EMPTY,
@@ -87,10 +90,14 @@ enum bench_method {
 };
 
 enum bench_pkt {
-	PKT_EST_SELF, /* established flow whose backend is VIP:port: DNAT is a no-op */
-	PKT_EST,      /* established flow to a real backend */
-	PKT_OTHER,    /* TCP to an address that is no VIP */
-	PKT_NEW,      /* a fresh 5-tuple every packet */
+	PKT_EST_SELF,       /* established flow whose backend is VIP:port: DNAT is a no-op */
+	PKT_EST,            /* established flow to a real backend */
+	PKT_OTHER,          /* TCP to an address that is no VIP */
+	PKT_NEW,            /* a fresh 5-tuple every packet */
+	PKT_NEW_AFF,        /* the same, to the affinity service: the client (source
+		       * address) is known, its entry is used (a hit) */
+	PKT_NEW_AFF_CLIENT, /* ... from a new client every packet: an entry
+			     * written (LRU full: an eviction) */
 };
 
 struct figure {
@@ -143,6 +150,11 @@ static struct figure figures[] = {
 	       M_PERRUN, PKT_EST, BENCH_SEQ),
 	FIGURE("lb_new_perrun", "xdp_lb new flow (Maglev + 2 CT inserts, CT full)", PROG_LB,
 	       M_PERRUN, PKT_NEW, SLUICE_CNT_LB_NEW),
+	FIGURE("lb_new_aff_perrun", "xdp_lb new flow, session affinity, known client (entry hit)",
+	       PROG_LB, M_PERRUN, PKT_NEW_AFF, SLUICE_CNT_LB_NEW),
+	FIGURE("lb_new_aff_client_perrun",
+	       "xdp_lb new flow, session affinity, new client (entry written)", PROG_LB, M_PERRUN,
+	       PKT_NEW_AFF_CLIENT, SLUICE_CNT_LB_NEW),
 };
 #define NFIGURES ((int)(sizeof(figures) / sizeof(figures[0])))
 
@@ -230,11 +242,14 @@ static void pkt__build(__u8 *buf, __u32 saddr, __u32 daddr, __u16 sport, __u16 d
 	tcp->check = htons(csum_fold(sum));
 }
 
-/* The n-th new flow: a SYN from its own source address and port. */
-static void pkt__build_new(__u8 *buf, __u64 n)
+/* The n-th new flow of kind k: a SYN from its own source address and port
+ * (a new address every NEWFLOW_PORTS flows, or every flow for a new client). */
+static void pkt__build_new(__u8 *buf, __u64 n, enum bench_pkt k)
 {
-	pkt__build(buf, NEWFLOW_NET + (__u32)(n / NEWFLOW_PORTS), VIP_ADDR,
-		   10000 + n % NEWFLOW_PORTS, VIP_PORT, 0x02);
+	__u32 src = NEWFLOW_NET + (__u32)(k == PKT_NEW_AFF_CLIENT ? n : n / NEWFLOW_PORTS);
+
+	pkt__build(buf, src, k == PKT_NEW ? VIP_ADDR : VIP_AFF_ADDR, 10000 + n % NEWFLOW_PORTS,
+		   VIP_PORT, 0x02);
 }
 
 /* One test run; out (may be NULL) receives the output frame. */
@@ -324,8 +339,8 @@ static int bench__sample(struct bench *b, struct figure *f, __u32 n, double *ns)
 		for (i = 0; i < n; i++) {
 			const __u8 *pkt = b->pkt[f->pkt];
 
-			if (f->pkt == PKT_NEW) {
-				pkt__build_new(b->newpkt, b->next_flow++);
+			if (f->pkt >= PKT_NEW) {
+				pkt__build_new(b->newpkt, b->next_flow++, f->pkt);
 				pkt = b->newpkt;
 			}
 			err = bench__run(fd, pkt, 1, NULL, &retval, &dur);
@@ -426,6 +441,32 @@ static int bench__self_backend(struct bench *b, const struct sluice_service_spec
 	return 0;
 }
 
+/* The affinity service: VIP_AFF_ADDR:VIP_PORT, 3 backends of its own. */
+static int bench__aff_service(struct bench *b)
+{
+	struct sluice_backend_spec be[3] = {};
+	struct sluice_service_spec svc = {
+		.vip = { .family = SLUICE_AF_INET, .addr = { htonl(VIP_AFF_ADDR) } },
+		.port = VIP_PORT,
+		.proto = IPPROTO_TCP,
+		.nbackends = 3,
+		.backends = be,
+		.affinity_timeout_s = SLUICE_AFFINITY_TIMEOUT_DEFAULT,
+	};
+	int err;
+
+	for (int i = 0; i < 3; i++) {
+		be[i].addr.family = SLUICE_AF_INET;
+		be[i].addr.addr[0] = htonl(BACKEND_AFF_ADDR + 1 + i);
+		be[i].port = BACKEND_PORT;
+		be[i].weight = 1;
+	}
+	err = sluice__service_set(b->s, &svc);
+	if (err)
+		bench__err("configuring the affinity service: %s", sluice__errmsg());
+	return err;
+}
+
 /*
  * Load both objects, configure the service and find the two established
  * flows: one DNATed to the VIP:port itself (repeat-safe), one to a real
@@ -495,6 +536,9 @@ static int bench__setup(struct bench *b)
 	err = bench__self_backend(b, &svc);
 	if (err)
 		return err;
+	err = bench__aff_service(b);
+	if (err)
+		return err;
 
 	/* Maglev spreads source ports over the 3 backends; a few tries find
 	 * a flow for each kind. */
@@ -543,7 +587,7 @@ static int bench__fill_ct(struct bench *b)
 	int err;
 
 	for (i = 0; i < n; i++) {
-		pkt__build_new(b->newpkt, b->next_flow++);
+		pkt__build_new(b->newpkt, b->next_flow++, PKT_NEW);
 		err = bench__run(b->prog_fd[PROG_LB], b->newpkt, 1, NULL, &retval, NULL);
 		if (!err)
 			err = bench__run(b->prog_fd[PROG_CT], b->newpkt, 1, NULL, &retval, NULL);

@@ -225,6 +225,11 @@ def b1_rows(rep, b1):
             st("ct_insert_perrun"), "floor: the 2 CT inserts")
     rep.add("B1 pass-through (not a service), ns/packet", "ns", LOWER, st("lb_other_repeat"),
             st("empty_repeat"), "floor: empty program")
+    # session affinity (#14): target ratio >= 0.95 against the same new flow without it
+    rep.add("B1 new flow with session affinity, known client, ns/packet", "ns", LOWER,
+            st("lb_new_aff_perrun"), st("lb_new_perrun"), "no affinity")
+    rep.add("B1 new flow with session affinity, new client, ns/packet", "ns", LOWER,
+            st("lb_new_aff_client_perrun"), st("lb_new_perrun"), "no affinity")
 
 
 def b2_rows(rep, samples, lbs):

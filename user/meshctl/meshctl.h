@@ -126,12 +126,12 @@ int args__backend(const char *text, const struct sluice_addr *vip, struct sluice
 struct json_object;
 int affinity__arg(const char *text, struct json_object **out);
 const char *affinity__str(struct json_object *svc, char *buf, size_t len);
-#define AFFINITY_HELP                                                                                \
-	{                                                                                            \
-		"--affinity client-ip[:TIMEOUT]|none",                                               \
-			"session affinity by client address: a client's new connections go to the "  \
-			"backend it used last while that one is usable and the client was not idle " \
-			"for TIMEOUT (1s-24h, e.g. 90s, 30m, 3h; default 3h); none: off"             \
+/* client-ip: a client's new connections go to the backend it used last,
+ * while that one is usable and the client was not idle for TIMEOUT. */
+#define AFFINITY_HELP                                                                    \
+	{                                                                                \
+		"--affinity MODE",                                                       \
+			"client-ip[:TIMEOUT] (1s-24h: 90s, 30m, 3h; default 3h) or none" \
 	}
 
 #endif /* MESHCTL_H */

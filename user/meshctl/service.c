@@ -233,7 +233,7 @@ static const struct help_item service_add_opts[] = {
 static const struct cmd service_add_cmd = {
 	.name = "add",
 	.fn = do_add,
-	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME] [--affinity ...] [--outlier-...]",
+	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME] [--affinity MODE] [--outlier-...]",
 	.summary = "create a service, optionally with its backends",
 	.args = service_add_args,
 	.opts = service_add_opts,
@@ -310,9 +310,7 @@ static const struct help_item service_set_opts[] = {
 static const struct cmd service_set_cmd = {
 	.name = "set",
 	.fn = do_set,
-	.grammar =
-		"SVC [--affinity client-ip[:TIMEOUT]|none] [--outlier-... | --no-outlier-detection\n"
-		"         | --outlier-defaults]",
+	.grammar = "SVC [--affinity MODE] [--outlier-... | --no-outlier-detection]",
 	.summary = "change a service's settings: session affinity, outlier detection (the others "
 		   "stay)",
 	.args = (const struct help_item[]){ HELP_SVC_SHORT, { NULL, NULL } },
@@ -438,8 +436,8 @@ static const struct cmd service_get_cmd = {
 };
 
 static const struct cmd *const service_sub[] = {
-	&service_add_cmd,  &service_set_cmd, &service_del_cmd,
-	&service_list_cmd, &service_get_cmd, NULL,
+	&service_add_cmd, &service_del_cmd, &service_list_cmd,
+	&service_get_cmd, &service_set_cmd, NULL,
 };
 
 const struct cmd service_cmd = {
