@@ -153,6 +153,8 @@ struct json_object *desired__service_to_json(const struct desired_service *svc)
 			json_object_put(be);
 	}
 	desired__add(obj, "backends", list);
+	if (svc->health.type)
+		desired__add(obj, "healthCheck", desired__health_to_json(&svc->health));
 	return obj;
 }
 

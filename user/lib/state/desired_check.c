@@ -251,7 +251,7 @@ int desired__check_service(const struct desired_service *svc, __u32 i)
 		return desired__err(path, "%s is a duplicate of backends[%u]",
 				    sluice_addr__str_port(&b->addr, b->port, a, sizeof(a)), first);
 	}
-	return 0;
+	return desired__check_health(svc, base);
 }
 
 int desired__check_all(const struct desired *d)

@@ -23,8 +23,8 @@
 #define VAL_LEN 64
 
 static const char *const top_fields[] = { "services", NULL };
-static const char *const svc_fields[] = { "name",   "vip",      "port", "protocol",
-					  "source", "backends", NULL };
+static const char *const svc_fields[] = { "name",     "vip",         "port", "protocol", "source",
+					  "backends", "healthCheck", NULL };
 static const char *const be_fields[] = { "address", "port", "weight", NULL };
 
 /* A JSON value as the user wrote it, shortened for messages. */
@@ -110,7 +110,7 @@ static const char *desired__suggest(const char *key, const char *const *fields)
 	return best;
 }
 
-static int desired__check_fields(struct json_object *obj, const char *path,
+int desired__check_fields(struct json_object *obj, const char *path,
 				 const char *const *fields, const char *what)
 {
 	struct json_object_iterator it = json_object_iter_begin(obj);
@@ -141,7 +141,7 @@ static int desired__check_fields(struct json_object *obj, const char *path,
 	return 0;
 }
 
-static int desired__want_object(struct json_object *v, const char *path)
+int desired__want_object(struct json_object *v, const char *path)
 {
 	char val[VAL_LEN];
 
@@ -152,7 +152,7 @@ static int desired__want_object(struct json_object *v, const char *path)
 }
 
 /* The field's value; NULL when absent or null (json-c stores null as NULL). */
-static struct json_object *desired__field(struct json_object *obj, const char *key)
+struct json_object *desired__field(struct json_object *obj, const char *key)
 {
 	struct json_object *v = NULL;
 
@@ -186,7 +186,7 @@ static bool desired__is_zero_padded(const char *s)
  * reader and something else (or an error) to another, so each is refused
  * with the field and the text as written.
  */
-static int desired__get_int(struct json_object *v, const char *path, long long min, long long max,
+int desired__get_int(struct json_object *v, const char *path, long long min, long long max,
 			    long long *out)
 {
 	char val[VAL_LEN];
@@ -222,7 +222,7 @@ static int desired__get_int(struct json_object *v, const char *path, long long m
 	return 0;
 }
 
-static int desired__get_string(struct json_object *v, const char *path, const char *what,
+int desired__get_string(struct json_object *v, const char *path, const char *what,
 			       const char **out)
 {
 	char val[VAL_LEN];
@@ -408,6 +408,8 @@ static int desired__parse_service(struct json_object *o, __u32 i, struct desired
 	}
 
 	err = desired__parse_backends(desired__field(o, "backends"), base, svc);
+	if (!err)
+		err = desired__parse_health(desired__field(o, "healthCheck"), base, svc);
 	if (err)
 		return err;
 	return desired__check_service(svc, i);
