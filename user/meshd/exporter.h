@@ -17,6 +17,7 @@
 #include "http.h"
 
 struct k8sint;
+struct probe;
 struct server;
 struct sluice;
 struct sockint;
@@ -29,6 +30,7 @@ struct exporter_view {
 	struct telem *telem;
 	struct sockint *sock;
 	struct k8sint *kube;
+	const struct probe *probe; /* active health checks; NULL: none */
 	const struct server *api; /* NULL: none */
 	time_t started_at;
 };

@@ -84,6 +84,7 @@ enum main_event {
 	EV_HTTP,   /* GET /metrics */
 	EV_FOLLOW, /* connection streams */
 	EV_KUBE,   /* a new set from the Kubernetes sync */
+	EV_PROBE,  /* active health checks: probes and their timer */
 };
 
 static int main__epoll_add(int epfd, int fd, enum main_event ev)
@@ -155,6 +156,8 @@ static int main__epoll_setup(struct meshd *m, int epfd, int sfd, int tfd, struct
 		err = main__epoll_add(epfd, follow__fd(&m->follow), EV_FOLLOW);
 	if (!err && k8sint__fd(&m->kube) >= 0)
 		err = main__epoll_add(epfd, k8sint__fd(&m->kube), EV_KUBE);
+	if (!err && probe__fd(&m->probe) >= 0)
+		err = main__epoll_add(epfd, probe__fd(&m->probe), EV_PROBE);
 	return err;
 }
 
@@ -209,6 +212,9 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 		break;
 	case EV_HTTP:
 		break; /* served by the loop, after every wait */
+	case EV_PROBE:
+		probe__run(&m->probe);
+		break;
 	}
 }
 
@@ -436,6 +442,7 @@ static int main__load(struct meshd *m)
 								  .telem = &m->telem,
 								  .sock = &m->sock,
 								  .kube = &m->kube,
+								  .probe = &m->probe,
 								  .api = &m->api,
 								  .started_at = m->started_at });
 	return 0;
@@ -483,6 +490,7 @@ static int main__start_parts(struct meshd *m, struct netlink *nl)
 	if (err)
 		return err;
 	main__sweep(m);
+	probe__start(&m->probe, &m->state); /* never fatal; the maps' verdicts are in */
 	/* After the reconcile: its first sync sees the services as they stay. */
 	telem__start(&m->telem,
 		     &(struct telem_cfg){ .enabled = cfg->telemetry,
@@ -520,6 +528,7 @@ static void main__teardown(struct meshd *m, struct server *srv, struct netlink *
 	telem__stop(&m->telem);
 	sockint__stop(&m->sock);
 	k8sint__stop(&m->kube);
+	probe__stop(&m->probe);
 	conns__free(&m->conns);
 	server__close(srv);
 	netlink__close(nl);

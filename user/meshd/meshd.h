@@ -23,6 +23,7 @@
 #include "follow.h"
 #include "k8sint.h"
 #include "log.h"
+#include "probe.h"
 #include "server.h"
 #include "sockint.h"
 #include "state.h"
@@ -39,6 +40,7 @@ struct meshd {
 	struct follow follow;     /* `meshctl connections --follow` streams */
 	struct exporter exporter; /* GET /metrics */
 	struct k8sint kube;       /* Kubernetes sync (--kubernetes) */
+	struct probe probe;       /* active health checks */
 	struct server api;        /* the API socket and its connections */
 	time_t started_at;
 	bool stop;        /* leave the event loop */

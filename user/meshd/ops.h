@@ -32,6 +32,7 @@ struct json_object *ops__service_list(struct meshd *m, struct json_object *req);
 struct json_object *ops__service_get(struct meshd *m, struct json_object *req);
 struct json_object *ops__service_add(struct meshd *m, struct json_object *req);
 struct json_object *ops__service_del(struct meshd *m, struct json_object *req);
+struct json_object *ops__service_set(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_add(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_del(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_weight(struct meshd *m, struct json_object *req);
