@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * service.c - `meshctl service add|del|list|get`.
+ * service.c - `meshctl service add|set|del|list|get`.
  *
  * Contract: arguments are checked and put in canonical form locally, then
  * sent as one API call (service.add, service.del, service.list,
- * service.get). list and get print the agent's SERVICE objects: as given
+ * service.get, service.set). list and get print the agent's SERVICE objects: as given
  * with -o json, else as tables (bytes in human units).
  */
 #include <stdio.h>
@@ -13,6 +13,7 @@
 #include "desired.h"
 
 #include "client.h"
+#include "health.h"
 #include "meshctl.h"
 #include "output.h"
 
@@ -58,6 +59,12 @@ static void print_services(struct json_object *services)
 	table__free(t);
 }
 
+/* The weight Maglev gives a backend now: none when out by its probe. */
+static uint64_t share_weight(struct json_object *b)
+{
+	return strcmp(js__str(b, "state", ""), "unhealthy") ? js__u64(b, "weight") : 0;
+}
+
 static void print_service(struct json_object *svc)
 {
 	static const char *const cols[] = {
@@ -88,7 +95,7 @@ static void print_service(struct json_object *svc)
 
 	/* SHARE is what Maglev gives each backend of new flows: weight / sum. */
 	for (i = 0; i < js__len(backends); i++)
-		total += js__u64(js__idx(backends, i), "weight");
+		total += share_weight(js__idx(backends, i));
 	t = table__new(cols);
 	for (i = 0; i < js__len(backends); i++) {
 		struct json_object *b = js__idx(backends, i), *bs = js__get(b, "stats");
@@ -97,7 +104,7 @@ static void print_service(struct json_object *svc)
 		table__cell(t, "%s", js__backend_ref(b, be, sizeof(be)));
 		table__cell(t, "%llu", (unsigned long long)js__u64(b, "id"));
 		table__cell(t, "%llu", (unsigned long long)w);
-		table__cell(t, "%s", out__percent(w, total, share, sizeof(share)));
+		table__cell(t, "%s", out__percent(share_weight(b), total, share, sizeof(share)));
 		table__cell(t, "%s", js__str(b, "state", w ? "active" : "draining"));
 		table__cell(t, "%llu", (unsigned long long)js__u64(bs, "packets"));
 		table__cell(t, "%s", out__bytes(js__u64(bs, "bytes"), bytes, sizeof(bytes)));
@@ -105,6 +112,7 @@ static void print_service(struct json_object *svc)
 	}
 	table__print(t);
 	table__free(t);
+	health__print(svc);
 }
 
 /* "BE" or "BE@WEIGHT" -> {"address", "port", "weight"} */
@@ -139,11 +147,13 @@ static int backend_arg(const char *text, const struct sluice_addr *vip, struct j
 static int do_add(int argc, char **argv)
 {
 	const char *name = NULL;
+	struct health_flags hf = { 0 };
 	const struct opt opts[] = {
 		{ .name = "name", .value = &name },
+		HEALTH_OPTS(&hf),
 		{ NULL },
 	};
-	struct json_object *args, *backends, *data = NULL;
+	struct json_object *args, *backends, *data = NULL, *hc = NULL;
 	/* one slot beyond the limit, so "too many backends" can be named */
 	char *pos[SLUICE_MAX_SVC_BACKENDS + 2], svc[ARGS_SVC_LEN];
 	struct sluice_addr vip;
@@ -161,6 +171,8 @@ static int do_add(int argc, char **argv)
 	if (name && strlen(name) >= DESIRED_NAME_MAX)
 		return out__error("--name '%s' is too long: at most %d characters", name,
 				  DESIRED_NAME_MAX - 1);
+	if (health__flags_json(&hf, false, &hc) < 0)
+		return -1;
 
 	backends = out__xalloc(json_object_new_array());
 	for (i = 1; i < npos; i++) {
@@ -174,6 +186,8 @@ static int do_add(int argc, char **argv)
 	if (name)
 		json_object_object_add(args, "name", json_object_new_string(name));
 	json_object_object_add(args, "backends", backends);
+	if (hc)
+		json_object_object_add(args, "healthCheck", hc);
 	if (client__call("service.add", args, &data))
 		return -1;
 
@@ -193,18 +207,88 @@ static const struct help_item service_add_args[] = {
 
 static const struct help_item service_add_opts[] = {
 	{ "--name NAME", "a label shown by list and get (at most 63 characters)" },
+	HEALTH_HELP,
 	{ NULL, NULL },
 };
 
 static const struct cmd service_add_cmd = {
 	.name = "add",
 	.fn = do_add,
-	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME]",
-	.summary = "create a service, optionally with its backends",
+	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME] [--health CHECK [--health-* ...]]",
+	.summary = "create a service, optionally with its backends and a health check",
 	.args = service_add_args,
 	.opts = service_add_opts,
 	.example =
-		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080@90 10.0.1.3:8080@10 --name web",
+		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080@90 10.0.1.3:8080@10 --name web\n"
+		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080 10.0.1.3:8080 --health http:/healthz "
+		"--health-interval 2s",
+};
+
+static int do_set(int argc, char **argv)
+{
+	const char *name = NULL;
+	struct health_flags hf = { 0 };
+	const struct opt opts[] = {
+		{ .name = "name", .value = &name },
+		HEALTH_OPTS(&hf),
+		{ NULL },
+	};
+	struct json_object *args, *data = NULL, *hc = NULL;
+	char *pos[1], svc[ARGS_SVC_LEN];
+	int npos, has_hc;
+
+	if (opts__parse(argc, argv, opts, pos, 1, &npos))
+		return -1;
+	if (npos < 1)
+		return cmd__usage_error("missing SVC");
+	if (args__svc(pos[0], NULL, svc, sizeof(svc)))
+		return -1;
+	has_hc = health__flags_json(&hf, true, &hc);
+	if (has_hc < 0)
+		return -1;
+	if (!has_hc && !name)
+		return cmd__usage_error("nothing to set: give --health ... or --name");
+	args = out__xalloc(json_object_new_object());
+	json_object_object_add(args, "service", json_object_new_string(svc));
+	if (name)
+		json_object_object_add(args, "name", json_object_new_string(name));
+	if (has_hc)
+		json_object_object_add(args, "healthCheck", hc); /* NULL: JSON null, removed */
+	if (client__call("service.set", args, &data))
+		return -1;
+	if (out__json_mode())
+		out__json(data);
+	else if (has_hc && !hc)
+		printf("service %s: health check removed; backends it took out are back\n", svc);
+	else
+		printf("service %s updated\n", svc);
+	json_object_put(data);
+	return 0;
+}
+
+static const struct help_item service_set_opts[] = {
+	{ "--name NAME", "a new label (at most 63 characters)" },
+	HEALTH_HELP,
+	{ "--health none", "stop probing; backends taken out by probes return at once" },
+	{ NULL, NULL },
+};
+
+static const struct cmd service_set_cmd = {
+	.name = "set",
+	.fn = do_set,
+	.grammar = "SVC [--name NAME] [--health CHECK|none [--health-* ...]]",
+	.summary = "change a service's settings: its label and its health check",
+	.args = (const struct help_item[]){ HELP_SVC, { NULL, NULL } },
+	.opts = service_set_opts,
+	.notes = "A backend failing U probes in a row (--health-thresholds H/U) leaves the "
+		 "Maglev table: no new connections, open ones continue, as with draining; H "
+		 "passing probes bring it back. Probes never revive a backend you drained or "
+		 "removed. When every backend fails, all stay in the table (panic) rather than "
+		 "refusing every connection. --health replaces the whole check: flags left out "
+		 "take their defaults.",
+	.example = "meshctl service set 10.96.0.10:80/tcp --health http:/healthz "
+		   "--health-interval 1s --health-timeout 300ms --health-thresholds 2/3\n"
+		   "meshctl service set 10.96.0.10:80/tcp --health none",
 };
 
 /* The commands whose only argument is SVC: call op with {"service": SVC}
@@ -304,14 +388,15 @@ static const struct cmd service_get_cmd = {
 	.name = "get",
 	.fn = do_get,
 	.grammar = "SVC",
-	.summary = "show one service: its backends, weights, shares and traffic",
+	.summary = "show one service: its backends, weights, shares, traffic and health checks",
 	.args = (const struct help_item[]){ HELP_SVC, { NULL, NULL } },
 	.example = "meshctl service get 10.96.0.10:80/tcp",
 	.reads = true,
 };
 
 static const struct cmd *const service_sub[] = {
-	&service_add_cmd, &service_del_cmd, &service_list_cmd, &service_get_cmd, NULL,
+	&service_add_cmd, &service_set_cmd, &service_del_cmd,
+	&service_list_cmd, &service_get_cmd, NULL,
 };
 
 const struct cmd service_cmd = {
