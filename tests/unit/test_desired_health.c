@@ -139,8 +139,8 @@ static void test_round_trip(void)
 	struct json_object *j;
 
 	if (!ASSERT_OK(parse(&a, SVC BES ", healthCheck: {type: http, path: /healthz, "
-					  "port: 8081, intervalMs: 2000, timeoutMs: 300, "
-					  "healthyThreshold: 1, unhealthyThreshold: 4}}\n"),
+					 "port: 8081, intervalMs: 2000, timeoutMs: 300, "
+					 "healthyThreshold: 1, unhealthyThreshold: 4}}\n"),
 		       sluice__errmsg()))
 		return;
 	j = desired__to_json(&a);
@@ -312,8 +312,12 @@ out:
 }
 
 static const struct test tests[] = {
-	TEST(test_defaults),       TEST(test_rejects),    TEST(test_validate_model),
-	TEST(test_round_trip),     TEST(test_short_forms), TEST(test_diff),
+	TEST(test_defaults),
+	TEST(test_rejects),
+	TEST(test_validate_model),
+	TEST(test_round_trip),
+	TEST(test_short_forms),
+	TEST(test_diff),
 	TEST_ROOT(test_apply_verdicts),
 };
 

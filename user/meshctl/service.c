@@ -395,7 +395,7 @@ static const struct cmd service_get_cmd = {
 };
 
 static const struct cmd *const service_sub[] = {
-	&service_add_cmd, &service_set_cmd, &service_del_cmd,
+	&service_add_cmd,  &service_set_cmd, &service_del_cmd,
 	&service_list_cmd, &service_get_cmd, NULL,
 };
 

@@ -31,7 +31,7 @@ struct exporter_view {
 	struct sockint *sock;
 	struct k8sint *kube;
 	const struct probe *probe; /* active health checks; NULL: none */
-	const struct server *api; /* NULL: none */
+	const struct server *api;  /* NULL: none */
 	time_t started_at;
 };
 

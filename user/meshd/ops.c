@@ -186,7 +186,7 @@ static void ops__backends_json(struct sluice *sl, const struct desired_service *
 		}
 		json_object_object_add(o, "id", json_object_new_int64(h ? h->id : 0));
 		json_object_object_add(o, "state",
-				       json_object_new_string(!want->weight    ? "draining" :
+				       json_object_new_string(!want->weight   ? "draining" :
 							      want->unhealthy ? "unhealthy" :
 										"active"));
 		json_object_object_add(

@@ -24,8 +24,9 @@
 #include "state.h"
 
 static const char *const probe__results[] = {
-	[PROBE_R_OK] = "success",     [PROBE_R_REFUSED] = "refused", [PROBE_R_TIMEOUT] = "timeout",
-	[PROBE_R_STATUS] = "http_status", [PROBE_R_ERROR] = "error",
+	[PROBE_R_OK] = "success",      [PROBE_R_REFUSED] = "refused",
+	[PROBE_R_TIMEOUT] = "timeout", [PROBE_R_STATUS] = "http_status",
+	[PROBE_R_ERROR] = "error",
 };
 
 const char *probe__result_name(enum probe_result r)
@@ -181,7 +182,8 @@ int probe__sync(struct probe *p)
 	}
 	k = probe__collect(p, v, p->now_us() / 1000);
 	for (__u32 i = 0; i < k; i++) {
-		struct desired_service svc = { .vip = v[i].vip, .port = v[i].vport,
+		struct desired_service svc = { .vip = v[i].vip,
+					       .port = v[i].vport,
 					       .proto = v[i].proto };
 		struct desired_backend be = { .addr = v[i].addr, .port = v[i].port };
 		struct probe_target *old = probe__lookup(p->t, p->n, &svc, &be);
@@ -344,14 +346,13 @@ struct json_object *probe__backend_json(const struct probe *p, const struct desi
 		json_object_object_add(o, "lastHttpStatus", json_object_new_int(t->last_http));
 	json_object_object_add(o, "latencyMs", json_object_new_double(t->last_us / 1000.0));
 	json_object_object_add(
-		o, "agoMs",
-		json_object_new_int64((int64_t)(p->now_us() / 1000 - t->last_at_ms)));
+		o, "agoMs", json_object_new_int64((int64_t)(p->now_us() / 1000 - t->last_at_ms)));
 	return o;
 }
 
 /* Upper bounds of the duration histogram, seconds. */
 static const double probe__le[PROBE_BUCKETS] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-						  0.05,   0.1,   0.25,   0.5,   1,    2.5 };
+						 0.05,   0.1,   0.25,   0.5,   1,    2.5 };
 
 void probe__observe(struct probe_stats *st, enum probe_result r, __u64 us)
 {
@@ -382,8 +383,8 @@ static void probe__metrics_services(const struct probe *p, FILE *out)
 		while (end < p->n && p->t[end].svc_idx == p->t[first].svc_idx)
 			down += p->t[end++].v.down;
 		fprintf(out, "sluice_probe_unhealthy_backends{service=\"%s\"} %u\n",
-			sluice_svc__str(&p->t[first].vip, p->t[first].vport, p->t[first].proto,
-					ref, sizeof(ref)),
+			sluice_svc__str(&p->t[first].vip, p->t[first].vport, p->t[first].proto, ref,
+					sizeof(ref)),
 			down);
 		first = end;
 	}

@@ -70,15 +70,15 @@ struct probe_target {
 	struct sluice_addr vip, addr;
 	__u16 vport, port;
 	__u8 proto;
-	bool panic;   /* the service's backends are all down: all kept */
-	bool flipped; /* verdict changed since the last apply */
+	bool panic;            /* the service's backends are all down: all kept */
+	bool flipped;          /* verdict changed since the last apply */
 	__u32 svc_idx, be_idx; /* into st->desired as of the last sync */
 	struct desired_health_check hc;
 	struct probe_verdict v;
 	/* schedule and the probe in flight */
 	__u64 next_ms, start_us, deadline_ms;
 	int fd;
-	__u8 phase;     /* enum probe_phase */
+	__u8 phase;      /* enum probe_phase */
 	__u16 sent, got; /* request bytes sent, status bytes read */
 	char line[PROBE_LINE_MAX];
 	/* what `service get` shows */
@@ -100,7 +100,7 @@ struct probe_stats {
 	__u64 panics;      /* services that entered panic */
 	__u64 transitions; /* verdicts that flipped */
 	__u64 apply_errors;
-	__u64 waited;      /* due probes that found every slot taken */
+	__u64 waited; /* due probes that found every slot taken */
 };
 
 struct probe {

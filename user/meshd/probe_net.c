@@ -287,8 +287,7 @@ static void probe__rearm(struct probe *p)
 	for (__u32 k = 0; k < p->inflight; k++)
 		if (!at || p->t[p->fl[k]].deadline_ms < at)
 			at = p->t[p->fl[k]].deadline_ms;
-	if (p->nheap && p->inflight < PROBE_MAX_INFLIGHT &&
-	    (!at || p->t[p->heap[0]].next_ms < at))
+	if (p->nheap && p->inflight < PROBE_MAX_INFLIGHT && (!at || p->t[p->heap[0]].next_ms < at))
 		at = p->t[p->heap[0]].next_ms;
 	/* 0 disarms; a time already past fires at once */
 	probe__arm(p, at);

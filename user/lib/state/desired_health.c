@@ -19,14 +19,10 @@
 #include "desired_internal.h"
 #include "internal.h"
 
-static const char *const hc_fields[] = { "type",
-					 "path",
-					 "port",
-					 "intervalMs",
-					 "timeoutMs",
-					 "healthyThreshold",
-					 "unhealthyThreshold",
-					 NULL };
+static const char *const hc_fields[] = {
+	"type", "path", "port", "intervalMs", "timeoutMs", "healthyThreshold", "unhealthyThreshold",
+	NULL
+};
 
 static const char *const hc_types[] = {
 	[DESIRED_HC_NONE] = "none",
@@ -99,9 +95,8 @@ static int health__check(const struct desired_health_check *hc, __u8 proto, cons
 		return -EINVAL;
 	desired__path(path, base, "port");
 	if (proto == IPPROTO_UDP && !hc->port)
-		return desired__err(path,
-				    "missing: a udp service's backends are probed over TCP, "
-				    "give the TCP port to probe");
+		return desired__err(path, "missing: a udp service's backends are probed over TCP, "
+					  "give the TCP port to probe");
 	desired__path(path, base, "intervalMs");
 	if (hc->interval_ms < DESIRED_HC_INTERVAL_MS_MIN ||
 	    hc->interval_ms > DESIRED_HC_INTERVAL_MS_MAX)
@@ -109,10 +104,11 @@ static int health__check(const struct desired_health_check *hc, __u8 proto, cons
 				    DESIRED_HC_INTERVAL_MS_MIN, DESIRED_HC_INTERVAL_MS_MAX);
 	desired__path(path, base, "timeoutMs");
 	if (hc->timeout_ms < DESIRED_HC_TIMEOUT_MS_MIN || hc->timeout_ms >= hc->interval_ms)
-		return desired__err(path,
-				    "%u is out of range: at least %u and shorter than intervalMs %u "
-				    "(one probe at a time per backend)",
-				    hc->timeout_ms, DESIRED_HC_TIMEOUT_MS_MIN, hc->interval_ms);
+		return desired__err(
+			path,
+			"%u is out of range: at least %u and shorter than intervalMs %u "
+			"(one probe at a time per backend)",
+			hc->timeout_ms, DESIRED_HC_TIMEOUT_MS_MIN, hc->interval_ms);
 	desired__path(path, base, "healthyThreshold");
 	if (!hc->healthy_threshold)
 		return desired__err(path, "0 is out of range 1-255");
@@ -266,8 +262,9 @@ int desired__health_parse_spec(struct desired_health_check *hc, const char *text
 	if (tlen == 4 && !strncmp(text, "http", 4)) {
 		hc->type = DESIRED_HC_HTTP;
 		if (colon && strlen(colon + 1) >= sizeof(hc->path)) {
-			sluice__set_err("health check \"%.24s...\": path longer than %zu characters",
-					text, sizeof(hc->path) - 1);
+			sluice__set_err(
+				"health check \"%.24s...\": path longer than %zu characters", text,
+				sizeof(hc->path) - 1);
 			return -EINVAL;
 		}
 		snprintf(hc->path, sizeof(hc->path), "%s", colon ? colon + 1 : "/");

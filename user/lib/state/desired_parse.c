@@ -23,8 +23,8 @@
 #define VAL_LEN 64
 
 static const char *const top_fields[] = { "services", NULL };
-static const char *const svc_fields[] = { "name",     "vip",         "port", "protocol", "source",
-					  "backends", "healthCheck", NULL };
+static const char *const svc_fields[] = { "name",   "vip",      "port",        "protocol",
+					  "source", "backends", "healthCheck", NULL };
 static const char *const be_fields[] = { "address", "port", "weight", NULL };
 
 /* A JSON value as the user wrote it, shortened for messages. */
@@ -110,8 +110,8 @@ static const char *desired__suggest(const char *key, const char *const *fields)
 	return best;
 }
 
-int desired__check_fields(struct json_object *obj, const char *path,
-				 const char *const *fields, const char *what)
+int desired__check_fields(struct json_object *obj, const char *path, const char *const *fields,
+			  const char *what)
 {
 	struct json_object_iterator it = json_object_iter_begin(obj);
 	struct json_object_iterator end = json_object_iter_end(obj);
@@ -187,7 +187,7 @@ static bool desired__is_zero_padded(const char *s)
  * with the field and the text as written.
  */
 int desired__get_int(struct json_object *v, const char *path, long long min, long long max,
-			    long long *out)
+		     long long *out)
 {
 	char val[VAL_LEN];
 	long long x;
@@ -222,8 +222,7 @@ int desired__get_int(struct json_object *v, const char *path, long long min, lon
 	return 0;
 }
 
-int desired__get_string(struct json_object *v, const char *path, const char *what,
-			       const char **out)
+int desired__get_string(struct json_object *v, const char *path, const char *what, const char **out)
 {
 	char val[VAL_LEN];
 
