@@ -54,12 +54,18 @@ static void test_http_status(void)
 		const char *line;
 		int want;
 	} cases[] = {
-		{ "HTTP/1.1 200 OK\r\n", 200 },   { "HTTP/1.0 503 Busy", 503 },
-		{ "HTTP/1.1 302\r\n", 302 },      { "HTTP/1.1 204", 204 },
-		{ "HTTP/1.1 20", 0 },             { "HTT", 0 },
-		{ "", 0 },                        { "SSH-2.0-OpenSSH", -1 },
-		{ "HTTP/2 200 OK", -1 },          { "HTTP/1.1 2x0 OK", -1 },
-		{ "HTTP/1.1 2000 OK", -1 },       { "http/1.1 200 OK", -1 },
+		{ "HTTP/1.1 200 OK\r\n", 200 },
+		{ "HTTP/1.0 503 Busy", 503 },
+		{ "HTTP/1.1 302\r\n", 302 },
+		{ "HTTP/1.1 204", 204 },
+		{ "HTTP/1.1 20", 0 },
+		{ "HTT", 0 },
+		{ "", 0 },
+		{ "SSH-2.0-OpenSSH", -1 },
+		{ "HTTP/2 200 OK", -1 },
+		{ "HTTP/1.1 2x0 OK", -1 },
+		{ "HTTP/1.1 2000 OK", -1 },
+		{ "http/1.1 200 OK", -1 },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
@@ -90,7 +96,8 @@ static int fake_apply(void *ctx, const struct desired *old, const struct desired
 
 static int listener(__u16 *port)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sin);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -151,9 +158,18 @@ static bool held_unhealthy(const struct rig *r, int j)
 	return r->maps.held.nservices && r->maps.held.services[0].backends[j].unhealthy;
 }
 
-static bool b1_down(struct rig *r) { return held_unhealthy(r, 1); }
-static bool b0_panics(struct rig *r) { return r->p.stats.panics > 0; }
-static bool b1_up(struct rig *r) { return r->maps.applies >= 2 && !held_unhealthy(r, 1); }
+static bool b1_down(struct rig *r)
+{
+	return held_unhealthy(r, 1);
+}
+static bool b0_panics(struct rig *r)
+{
+	return r->p.stats.panics > 0;
+}
+static bool b1_up(struct rig *r)
+{
+	return r->maps.applies >= 2 && !held_unhealthy(r, 1);
+}
 
 /* One tcp service: b0 listening, b1 a closed port, b2 drained. */
 static bool rig_up(struct rig *r, const char *check)
@@ -170,8 +186,7 @@ static bool rig_up(struct rig *r, const char *check)
 		 "     backends: [{address: 127.0.0.1, port: %u}, {address: 127.0.0.1, port: %u},\n"
 		 "                {address: 127.0.0.2, port: %u, weight: 0}]}\n",
 		 check, port, closed_port(), port);
-	if (!ASSERT_OK(desired__from_string(&r->st.desired, text, strlen(text)),
-		       sluice__errmsg()))
+	if (!ASSERT_OK(desired__from_string(&r->st.desired, text, strlen(text)), sluice__errmsg()))
 		return false;
 	desired__copy(&r->maps.held, &r->st.desired);
 	r->st.maps = (struct state_maps){ fake_read, fake_apply, &r->maps };
