@@ -149,7 +149,7 @@ assert all(b["weight"] == 1 and "unhealthy" not in b for b in bes), bes' "$STATE
 }
 
 test_http_status() {
-	local be2 i
+	local be2 i k
 	be2=$(topo__be_addr4 be2)
 	set_check --health http:/healthz --health-port "$HC_PORT" --health-interval 200ms \
 		--health-timeout 100ms --health-thresholds 2/3 || return 1

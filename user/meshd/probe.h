@@ -78,6 +78,7 @@ struct probe_target {
 	/* schedule and the probe in flight */
 	__u64 next_ms, start_us, deadline_ms;
 	int fd;
+	__u32 slot;      /* in fl[] while in flight */
 	__u8 phase;      /* enum probe_phase */
 	__u16 sent, got; /* request bytes sent, status bytes read */
 	char line[PROBE_LINE_MAX];

@@ -49,11 +49,8 @@ int k8s_svc__parse_health(struct json_object *ann, struct desired_health_check *
 			  size_t len)
 {
 	static const char *const keys[] = {
-		K8S_ANN_HEALTH,
-		K8S_ANN_HEALTH "-interval",
-		K8S_ANN_HEALTH "-timeout",
-		K8S_ANN_HEALTH "-port",
-		K8S_ANN_HEALTH "-thresholds",
+		K8S_ANN_HEALTH,         K8S_ANN_HEALTH "-interval",   K8S_ANN_HEALTH "-timeout",
+		K8S_ANN_HEALTH "-port", K8S_ANN_HEALTH "-thresholds",
 	};
 	bool bad = false, given = false, others = false;
 
