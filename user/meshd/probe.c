@@ -125,14 +125,18 @@ static void probe__carry(struct probe_target *t, struct probe_target *old)
 {
 	struct desired_health_check hc = t->hc;
 	__u32 svc_idx = t->svc_idx, be_idx = t->be_idx;
+	__u64 next_ms = t->next_ms;
+	bool changed = !desired__health_eq(&hc, &old->hc);
 
-	if (!desired__health_eq(&hc, &old->hc) && old->phase != PROBE_IDLE) {
+	if (changed && old->phase != PROBE_IDLE) {
 		close(old->fd);
 		old->fd = -1;
 		old->phase = PROBE_IDLE;
 	}
 	*t = *old;
 	t->hc = hc;
+	if (changed)
+		t->next_ms = next_ms; /* within the new interval, not the old one */
 	t->svc_idx = svc_idx;
 	t->be_idx = be_idx;
 	old->phase = PROBE_IDLE; /* taken over: not cancelled below */
