@@ -106,7 +106,7 @@ test_help_every_level() {
 test_help_lists_commands() {
 	local ok=0 c
 	run --help
-	for c in "service add|del|list|get" "backend add|del|weight|drain" "apply -f FILE" \
+	for c in "service add|set|del|list|get" "backend add|del|weight|drain" "apply -f FILE" \
 		"conntrack list|flush" status version uninstall; do
 		grep -q "^  $c" <<<"$OUT" || { fail "meshctl --help lacks a line for '$c'"; ok=1; }
 	done
@@ -171,7 +171,7 @@ test_unknown_command() {
 	run frobnicate
 	expect_error "unknown command 'frobnicate'" "meshctl --help" || return 1
 	run service frob
-	expect_error "unknown command 'frob'" "add|del|list|get" || return 1
+	expect_error "unknown command 'frob'" "add|set|del|list|get" || return 1
 	run backend add 10.96.0.10:80/tcp 10.0.1.2:8080 --frob
 	expect_error "unknown option '--frob'" "meshctl backend add --help" || return 1
 	run --frob status

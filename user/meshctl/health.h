@@ -23,23 +23,17 @@ struct health_flags {
 		.name = "health-thresholds", .value = &(h)->thresholds  \
 	}
 
-#define HEALTH_HELP                                                                                \
-	{ "--health CHECK",                                                                        \
-	  "probe every backend from meshd: tcp (a connect that completes passes), http (GET / "    \
-	  "answered 2xx or 3xx passes) or http:/PATH" },                                           \
-		{ "--health-interval DUR",                                                         \
-		  "time between two probes of a backend, e.g. 500ms, 2s, 1m (default 5s; "         \
-		  "100ms-1h)" },                                                                   \
-		{ "--health-timeout DUR",                                                          \
-		  "a probe that takes longer fails (default 1s, or half the interval when "        \
-		  "shorter; below the interval)" },                                                \
-		{ "--health-port N",                                                               \
-		  "probe this port instead of each backend's own (required for udp services)" },   \
-	{                                                                                          \
-		"--health-thresholds H/U",                                                         \
-			"U failed probes in a row take a backend out of the Maglev table (no new " \
-			"connections; open ones continue), H passed probes bring it back "         \
-			"(default 2/3)"                                                            \
+#define HEALTH_HELP                                                                               \
+	{ "--health CHECK",                                                                       \
+	  "tcp (a connect passes), http (GET / 2xx or 3xx passes), http:/PATH" },                 \
+		{ "--health-interval DUR",                                                        \
+		  "time between probes of a backend: 500ms, 2s, 1m (default 5s)" },               \
+		{ "--health-timeout DUR",                                                         \
+		  "a slower probe fails (default 1s; shorter than the interval)" },               \
+		{ "--health-port N", "probe this port, not each backend's own (udp: required)" }, \
+	{                                                                                         \
+		"--health-thresholds H/U",                                                        \
+			"out after U failed probes in a row, back after H passes (default 2/3)"   \
 	}
 
 /* The flags as a "healthCheck" object: 0 with *out NULL when none was

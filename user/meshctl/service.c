@@ -220,8 +220,7 @@ static const struct cmd service_add_cmd = {
 	.opts = service_add_opts,
 	.example =
 		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080@90 10.0.1.3:8080@10 --name web\n"
-		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080 10.0.1.3:8080 --health http:/healthz "
-		"--health-interval 2s",
+		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080 10.0.1.3:8080 --health http:/healthz",
 };
 
 static int do_set(int argc, char **argv)
@@ -280,15 +279,16 @@ static const struct cmd service_set_cmd = {
 	.summary = "change a service's settings: its label and its health check",
 	.args = (const struct help_item[]){ HELP_SVC, { NULL, NULL } },
 	.opts = service_set_opts,
-	.notes = "A backend failing U probes in a row (--health-thresholds H/U) leaves the "
-		 "Maglev table: no new connections, open ones continue, as with draining; H "
-		 "passing probes bring it back. Probes never revive a backend you drained or "
-		 "removed. When every backend fails, all stay in the table (panic) rather than "
-		 "refusing every connection. --health replaces the whole check: flags left out "
-		 "take their defaults.",
-	.example = "meshctl service set 10.96.0.10:80/tcp --health http:/healthz "
-		   "--health-interval 1s --health-timeout 300ms --health-thresholds 2/3\n"
-		   "meshctl service set 10.96.0.10:80/tcp --health none",
+	.notes =
+		"A backend failing U probes in a row leaves the Maglev table: no new connections,\n"
+		"open ones continue, as with draining; H passes in a row bring it back. Probes\n"
+		"never revive a backend you drained or removed. When every backend fails, all\n"
+		"stay in the table (panic) rather than refuse every connection. --health\n"
+		"replaces the whole check: flags left out take their defaults.",
+	.example =
+		"meshctl service set 10.96.0.10:80/tcp --health tcp --health-interval 1s\n"
+		"meshctl service set 10.96.0.10:80/tcp --health http:/ok --health-thresholds 1/2\n"
+		"meshctl service set 10.96.0.10:80/tcp --health none",
 };
 
 /* The commands whose only argument is SVC: call op with {"service": SVC}
