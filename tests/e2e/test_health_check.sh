@@ -20,6 +20,9 @@
 #                blocks meshd's loop); drop removed -> healthy
 #   drained      a drained backend (weight 0) is not probed and never
 #                revived: it stays draining and gets no new connection
+#   restart      meshd restarted while be2 is unhealthy: be2 is still out of
+#                the table right after the start (the verdict is in the pinned
+#                maps), new connections avoid it; healthy again once it passes
 #   panic        every backend answers 500: all stay in the table (new
 #                connections succeed), the panic is logged and counted in
 #                sluice_probe_panics_total
@@ -72,6 +75,9 @@ fail() {
 	[ -s "$WORK/reason" ] || printf '%s\n' "$*" >"$WORK/reason"
 	return 1
 }
+
+# Every scenario ends with this: a check that failed (and went on) fails it.
+no_failure() { [ ! -s "$WORK/reason" ]; }
 
 mctl() { "$MESHCTL" -s "$SOCK" --timeout 5000 "$@"; }
 client() { topo__client timeout 60 "$PY" "$TOPO_ECHO" "$@"; }
@@ -146,6 +152,7 @@ assert all(b["weight"] == 1 and "unhealthy" not in b for b in bes), bes' "$STATE
 	wait_probe "$be3=state=healthy" || return 1
 	client tcp "$TOPO_VIP4" 80 -n 60 --expect be1,be2,be3 ||
 		fail "be3 gets no connections after it recovered"
+	no_failure
 }
 
 test_http_status() {
@@ -173,6 +180,7 @@ test_http_status() {
 	cat "$WORK/hold.out"
 	hc_well be2
 	wait_probe "$be2=state=healthy"
+	no_failure
 }
 
 test_blackhole() {
@@ -198,6 +206,7 @@ test_blackhole() {
 	ip netns exec "$ns" nft delete table inet hcdrop
 	log "meshctl status answered $answered times while be1 was blackholed"
 	wait_probe "$be1=state=healthy"
+	no_failure
 }
 
 test_drained() {
@@ -222,6 +231,31 @@ test_drained() {
 	[ "$(probe_field "$be2" state.)" = draining ] || fail "drained be2 revived: $(probe_field "$be2" state.)"
 	client tcp "$TOPO_VIP4" 80 -n 40 --avoid be2 || fail "new connections reached drained be2"
 	mctl backend weight "$SVC" "$be2:8080" 1 >/dev/null
+	no_failure
+}
+
+test_restart() {
+	local be2
+	be2=$(topo__be_addr4 be2)
+	set_check --health http:/healthz --health-port "$HC_PORT" --health-interval 200ms \
+		--health-timeout 100ms || return 1
+	wait_all_healthy || return 1
+	hc_sick be2
+	wait_probe "$be2=state=unhealthy" || return 1
+	# probes 10 s apart from now on (an edit keeps the verdict): a restart
+	# that forgot it would need 3 new failures, 20 s, to take be2 out again
+	set_check --health http:/healthz --health-port "$HC_PORT" --health-interval 10s \
+		--health-timeout 100ms || return 1
+	meshd_restart || return 1
+	[ "$(probe_field "$be2" state.)" = unhealthy ] ||
+		fail "after the restart be2 is '$(probe_field "$be2" state.)', not unhealthy"
+	client tcp "$TOPO_VIP4" 80 -n 40 --avoid be2 ||
+		fail "new connections reached be2 after the restart"
+	hc_well be2
+	set_check --health http:/healthz --health-port "$HC_PORT" --health-interval 200ms \
+		--health-timeout 100ms || return 1
+	wait_probe "$be2=state=healthy"
+	no_failure
 }
 
 test_panic() {
@@ -243,9 +277,10 @@ test_panic() {
 	grep -q '^sluice_probe_duration_seconds_bucket{le="+Inf"}' <<<"$m" || fail "no histogram"
 	for be in be1 be2 be3; do hc_well "$be"; done
 	wait_all_healthy
+	no_failure
 }
 
-ALL=(tcp_kill http_status blackhole drained panic)
+ALL=(tcp_kill http_status blackhole drained restart panic)
 
 main() {
 	local t0 name
