@@ -17,6 +17,9 @@
  *     "protocol": "tcp", "source": "manual",
  *     "backends": [{"address": "10.0.1.2", "port": 8080, "weight": 90}]}]}
  * name is optional (a label), source defaults to "manual", weight to 1.
+ * A service may add "healthCheck": {"type": "tcp"|"http", "path", "port",
+ * "intervalMs", "timeoutMs", "healthyThreshold", "unhealthyThreshold"}
+ * (desired_health.c; defaults filled in when parsed).
  */
 #ifndef SLUICE_DESIRED_H
 #define SLUICE_DESIRED_H
