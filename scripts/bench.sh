@@ -23,6 +23,9 @@
 #      backends dies under a steady connection rate, Sluice's passive
 #      outlier detection (XDP, socket LB) vs kube-proxy iptables
 #      (scripts/bench/b7_failover.sh)
+#   probes: meshd's CPU with active health checks on 10k backends (1k with
+#      QUICK=1) probed every second (scripts/bench/probe_cpu.sh; one
+#      measured line appended to results.md, not an A/B figure)
 # Writes build/bench/results.md (printed), results.json and plots
 # (build/bench/*.png); raw samples in build/bench/raw/. Everything the
 # suite creates (namespaces, BPF pins, iptables/nft rules, which live only
@@ -77,12 +80,14 @@ if [ "$QUICK" = 1 ]; then
 	B2_MS=300
 	B3_MS=300
 	SCALES=(100:5:5:5 1000:1:1:5)
+	PROBE_CPU=(1000 10)
 else
 	ROUNDS=5
 	B1_ARGS=()
 	B2_MS=1000
 	B3_MS=500
 	SCALES=(1000:5:5:10 10000:5:1:10 30000:1:0:5)
+	PROBE_CPU=(10000 30)
 fi
 # A flagged (too noisy) B2 or B3 set gets ROUNDS more rounds, once, if the
 # suite is not past this many seconds (the full suite must stay < 15 min).
@@ -374,5 +379,12 @@ printf '%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >"$RAW/loadavg_end"
 bench__log "report"
 python3 scripts/bench/report.py --raw "$RAW" --out "$OUT" --noisy "$NOISY" \
 	--elapsed $((SECONDS - START))
+bench__log "probes: meshd's CPU with ${PROBE_CPU[0]} backends probed every second"
+if pc=$(scripts/bench/probe_cpu.sh "${PROBE_CPU[@]}" "$CPU"); then
+	printf '\n## Active health checks (scripts/bench/probe_cpu.sh)\n\n`%s`\n' "$pc" \
+		>>"$OUT/results.md"
+else
+	bench__log "probe_cpu failed; its line is missing"
+fi
 cat "$OUT/results.md"
 bench__log "done; wrote $OUT/results.md, $OUT/results.json and $OUT/*.png"

@@ -356,6 +356,73 @@ static void test_weights(void)
 	desired__free(&d);
 }
 
+/* sluice.io/health-check*: the check on every port of the Service, with
+ * defaults; a udp port without health-check-port and a bad value leave
+ * the check off with a warning; a changed annotation is a change. */
+static void test_health_annotation(void)
+{
+	const struct desired_service *s;
+	const char *eps = "[{'addresses': ['10.9.5.1']}]";
+	struct desired d, e;
+
+	setup();
+	ASSERT_OK(add_svc("h", "10.96.1.6",
+			  "[{'name': 'web', 'port': 80, 'targetPort': 8080},"
+			  " {'name': 'dns', 'port': 53, 'protocol': 'UDP', 'targetPort': 53}]",
+			  ", 'annotations': {'sluice.io/health-check': 'http:/healthz',"
+			  " 'sluice.io/health-check-interval': '2s',"
+			  " 'sluice.io/health-check-thresholds': '1/4'}"),
+		  "svc");
+	ASSERT_OK(add_slice("h-1", "h", "IPv4",
+			    "[{'name': 'web', 'port': 8080}, {'name': 'dns', 'port': 53, "
+			    "'protocol': 'UDP'}]",
+			    eps, NULL),
+		  "slice");
+	if (xlate(&d, NULL))
+		return;
+	s = find(&d, "10.96.1.6", 80, IPPROTO_TCP);
+	if (ASSERT_TRUE(s, "tcp port")) {
+		ASSERT_EQ(s->health.type, DESIRED_HC_HTTP, "http");
+		ASSERT_TRUE(!strcmp(s->health.path, "/healthz"), "path");
+		ASSERT_EQ(s->health.interval_ms, 2000, "interval");
+		ASSERT_EQ(s->health.timeout_ms, 1000, "default timeout");
+		ASSERT_EQ(s->health.healthy_threshold, 1, "healthy");
+		ASSERT_EQ(s->health.unhealthy_threshold, 4, "unhealthy");
+	}
+	s = find(&d, "10.96.1.6", 53, IPPROTO_UDP);
+	if (ASSERT_TRUE(s, "udp port"))
+		ASSERT_EQ(s->health.type, DESIRED_HC_NONE, "udp without a port: no check");
+	ASSERT_TRUE(strstr(warnings, "healthCheck") == NULL &&
+			    strstr(warnings, "a udp service's backends are probed over TCP"),
+		    "udp port reported");
+	/* the annotation changed: a change of the desired state */
+	setup();
+	ASSERT_OK(add_svc("h", "10.96.1.6",
+			  "[{'name': 'web', 'port': 80, 'targetPort': 8080},"
+			  " {'name': 'dns', 'port': 53, 'protocol': 'UDP', 'targetPort': 53}]",
+			  ", 'annotations': {'sluice.io/health-check': 'tcp',"
+			  " 'sluice.io/health-check-timeout': 'soon'}"),
+		  "svc bad timeout");
+	ASSERT_OK(add_slice("h-1", "h", "IPv4",
+			    "[{'name': 'web', 'port': 8080}, {'name': 'dns', 'port': 53, "
+			    "'protocol': 'UDP'}]",
+			    eps, NULL),
+		  "slice");
+	if (xlate(&e, NULL)) {
+		desired__free(&d);
+		return;
+	}
+	s = find(&e, "10.96.1.6", 80, IPPROTO_TCP);
+	if (ASSERT_TRUE(s, "tcp port"))
+		ASSERT_EQ(s->health.type, DESIRED_HC_NONE, "bad timeout: check off");
+	ASSERT_TRUE(strstr(warnings, "sluice.io/health-check-timeout \"soon\""),
+		    "bad timeout reported");
+	ASSERT_EQ(e.nservices, d.nservices, "same services");
+	ASSERT_FALSE(k8s__desired_equal(&d, &e), "a check change is a change");
+	desired__free(&d);
+	desired__free(&e);
+}
+
 /* Headless, ExternalName, SCTP, other proxies: nothing; proxy_name match: in. */
 static void test_skipped(void)
 {
@@ -911,6 +978,7 @@ static const struct test tests[] = {
 	TEST(test_terminating_only),
 	TEST(test_named_ports),
 	TEST(test_weights),
+	TEST(test_health_annotation),
 	TEST(test_skipped),
 	TEST(test_traffic_policy),
 	TEST(test_session_affinity),

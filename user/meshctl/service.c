@@ -13,6 +13,7 @@
 #include "desired.h"
 
 #include "client.h"
+#include "health.h"
 #include "meshctl.h"
 #include "outlier.h"
 #include "output.h"
@@ -61,6 +62,12 @@ static void print_services(struct json_object *services)
 	table__free(t);
 }
 
+/* The weight Maglev gives a backend now: none when out by its probe. */
+static uint64_t share_weight(struct json_object *b)
+{
+	return strcmp(js__str(b, "state", ""), "unhealthy") ? js__u64(b, "weight") : 0;
+}
+
 static void print_service(struct json_object *svc)
 {
 	static const char *const cols[] = {
@@ -94,7 +101,7 @@ static void print_service(struct json_object *svc)
 
 	/* SHARE is what Maglev gives each backend of new flows: weight / sum. */
 	for (i = 0; i < js__len(backends); i++)
-		total += js__u64(js__idx(backends, i), "weight");
+		total += share_weight(js__idx(backends, i));
 	t = table__new(cols);
 	for (i = 0; i < js__len(backends); i++) {
 		struct json_object *b = js__idx(backends, i), *bs = js__get(b, "stats");
@@ -103,7 +110,7 @@ static void print_service(struct json_object *svc)
 		table__cell(t, "%s", js__backend_ref(b, be, sizeof(be)));
 		table__cell(t, "%llu", (unsigned long long)js__u64(b, "id"));
 		table__cell(t, "%llu", (unsigned long long)w);
-		table__cell(t, "%s", out__percent(w, total, share, sizeof(share)));
+		table__cell(t, "%s", out__percent(share_weight(b), total, share, sizeof(share)));
 		table__cell(t, "%s", outlier__state_cell(b, state, sizeof(state)));
 		table__cell(t, "%llu",
 			    (unsigned long long)js__u64(js__get(b, "health"),
@@ -118,6 +125,7 @@ static void print_service(struct json_object *svc)
 	}
 	table__print(t);
 	table__free(t);
+	health__print(svc);
 }
 
 /* HELP_SVC in the width the --outlier-... terms leave (100 columns) */
@@ -159,13 +167,15 @@ static int do_add(int argc, char **argv)
 {
 	const char *name = NULL, *affinity = NULL;
 	struct outlier_flags of = {};
+	struct health_flags hf = { 0 };
 	const struct opt opts[] = {
 		{ .name = "name", .value = &name },
 		{ .name = "affinity", .value = &affinity },
 		OUTLIER_OPTS(&of),
+		HEALTH_OPTS(&hf),
 		{ NULL },
 	};
-	struct json_object *args, *backends, *od, *data = NULL, *sa = NULL;
+	struct json_object *args, *backends, *od, *data = NULL, *sa = NULL, *hc = NULL;
 	/* one slot beyond the limit, so "too many backends" can be named */
 	char *pos[SLUICE_MAX_SVC_BACKENDS + 2], svc[ARGS_SVC_LEN];
 	struct sluice_addr vip;
@@ -189,6 +199,11 @@ static int do_add(int argc, char **argv)
 		json_object_put(sa);
 		return -1;
 	}
+	if (health__flags_json(&hf, false, &hc) < 0) {
+		json_object_put(sa);
+		json_object_put(od);
+		return -1;
+	}
 
 	backends = out__xalloc(json_object_new_array());
 	for (i = 1; i < npos; i++) {
@@ -206,6 +221,8 @@ static int do_add(int argc, char **argv)
 		json_object_object_add(args, "outlierDetection", od);
 	if (sa)
 		json_object_object_add(args, "sessionAffinity", sa);
+	if (hc)
+		json_object_object_add(args, "healthCheck", hc);
 	if (client__call("service.add", args, &data))
 		return -1;
 
@@ -227,14 +244,16 @@ static const struct help_item service_add_opts[] = {
 	{ "--name NAME", "a label shown by list and get (at most 63 characters)" },
 	AFFINITY_HELP,
 	OUTLIER_HELP,
+	HEALTH_HELP,
 	{ NULL, NULL },
 };
 
 static const struct cmd service_add_cmd = {
 	.name = "add",
 	.fn = do_add,
-	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME] [--affinity MODE] [--outlier-...]",
-	.summary = "create a service, optionally with its backends",
+	.grammar =
+		"SVC [BE[@WEIGHT]...] [--name NAME] [--affinity MODE] [--outlier-...] [--health ...]",
+	.summary = "create a service, optionally with its backends and a health check",
 	.args = service_add_args,
 	.opts = service_add_opts,
 	.notes = "Outlier detection is on by default: a backend whose connection attempts fail 3\n"
@@ -244,56 +263,87 @@ static const struct cmd service_add_cmd = {
 		 "again. Existing connections are never touched. `service get` shows it.",
 	.example =
 		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080@90 10.0.1.3:8080@10 --name web\n"
-		"meshctl service add 10.96.0.11:80/tcp 10.0.1.4:8080 --outlier-failures 5",
+		"meshctl service add 10.96.0.11:80/tcp 10.0.1.4:8080 --outlier-failures 5\n"
+		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080 10.0.1.3:8080 --health http:/healthz",
 };
 
-/* `service set SVC --outlier-... --affinity ...`: only the settings given
- * change (backends are edited with `backend`). */
-static int do_set(int argc, char **argv)
+/* The JSON args of `service set` from its flags; 1: something to set, 0:
+ * nothing, -1: a bad flag (said). */
+static int set_args(struct json_object *args, const char *name, const char *affinity,
+		    struct outlier_flags *of, struct health_flags *hf)
 {
-	const char *affinity = NULL;
-	struct outlier_flags of = {};
-	const struct opt opts[] = {
-		OUTLIER_OPTS(&of),
-		{ .name = "outlier-defaults", .flag = &of.defaults },
-		{ .name = "affinity", .value = &affinity },
-		{ NULL },
-	};
-	struct json_object *args, *od, *data = NULL, *sa = NULL;
-	char *pos[1], svc[ARGS_SVC_LEN];
-	int npos;
+	struct json_object *od = NULL, *sa = NULL, *hc = NULL;
+	int has_hc;
 
-	if (opts__parse(argc, argv, opts, pos, 1, &npos))
-		return -1;
-	if (npos < 1)
-		return cmd__usage_error("missing SVC");
-	if (args__svc(pos[0], NULL, svc, sizeof(svc)) || outlier__flags_json(&of, &od))
+	if (outlier__flags_json(of, &od))
 		return -1;
 	if (affinity && affinity__arg(affinity, &sa)) {
 		json_object_put(od);
 		return -1;
 	}
-	if (!od && !affinity)
-		return cmd__usage_error(
-			"nothing to set: give an --outlier-... option or --affinity");
-	args = out__xalloc(json_object_new_object());
-	json_object_object_add(args, "service", json_object_new_string(svc));
+	has_hc = health__flags_json(hf, true, &hc);
+	if (has_hc < 0) {
+		json_object_put(od);
+		json_object_put(sa);
+		return -1;
+	}
+	if (name)
+		json_object_object_add(args, "name", json_object_new_string(name));
 	/* --outlier-defaults: null, every setting back to its default */
 	if (od)
-		json_object_object_add(args, "outlierDetection", of.defaults ? NULL : od);
-	if (od && of.defaults)
+		json_object_object_add(args, "outlierDetection", of->defaults ? NULL : od);
+	if (od && of->defaults)
 		json_object_put(od);
-	if (affinity)
+	if (sa)
 		json_object_object_add(args, "sessionAffinity", sa);
+	if (has_hc)
+		json_object_object_add(args, "healthCheck", hc); /* NULL: JSON null, removed */
+	return name || od || sa || has_hc;
+}
+
+/* `service set SVC ...`: only the settings given change (backends are
+ * edited with `backend`). */
+static int do_set(int argc, char **argv)
+{
+	const char *name = NULL, *affinity = NULL;
+	struct outlier_flags of = {};
+	struct health_flags hf = { 0 };
+	const struct opt opts[] = {
+		{ .name = "name", .value = &name },
+		{ .name = "affinity", .value = &affinity },
+		OUTLIER_OPTS(&of),
+		{ .name = "outlier-defaults", .flag = &of.defaults },
+		HEALTH_OPTS(&hf),
+		{ NULL },
+	};
+	struct json_object *args, *data = NULL;
+	char *pos[1], svc[ARGS_SVC_LEN];
+	int npos, set;
+
+	if (opts__parse(argc, argv, opts, pos, 1, &npos))
+		return -1;
+	if (npos < 1)
+		return cmd__usage_error("missing SVC");
+	if (args__svc(pos[0], NULL, svc, sizeof(svc)))
+		return -1;
+	args = out__xalloc(json_object_new_object());
+	json_object_object_add(args, "service", json_object_new_string(svc));
+	set = set_args(args, name, affinity, &of, &hf);
+	if (set <= 0) {
+		json_object_put(args);
+		return set < 0 ? -1 :
+				 cmd__usage_error("nothing to set: give --name, --affinity, an "
+						  "--outlier-... option or --health");
+	}
 	if (client__call("service.set", args, &data))
 		return -1;
 	if (out__json_mode()) {
 		out__json(data);
 	} else {
-		printf("service %s\n", svc);
+		printf("service %s updated\n", svc);
 		if (affinity)
 			printf("Affinity:  %s\n", affinity);
-		if (od)
+		if (json_object_object_get_ex(args, "outlierDetection", NULL))
 			outlier__print_settings(data);
 	}
 	json_object_put(data);
@@ -301,26 +351,37 @@ static int do_set(int argc, char **argv)
 }
 
 static const struct help_item service_set_opts[] = {
+	{ "--name NAME", "a new label (at most 63 characters)" },
 	AFFINITY_HELP,
 	OUTLIER_HELP,
 	{ "--outlier-defaults", "every outlier setting back to its default" },
+	HEALTH_HELP,
+	{ "--health none", "stop probing; backends taken out by probes return at once" },
 	{ NULL, NULL },
 };
 
 static const struct cmd service_set_cmd = {
 	.name = "set",
 	.fn = do_set,
-	.grammar = "SVC [--affinity MODE] [--outlier-... | --no-outlier-detection]",
-	.summary = "change a service's settings: session affinity, outlier detection (the others "
-		   "stay)",
+	.grammar = "SVC [--name NAME] [--affinity MODE] [--outlier-...] [--health ...]",
+	.summary = "change a service's settings: label, session affinity, outlier detection, "
+		   "health check (the others stay)",
 	.args = (const struct help_item[]){ HELP_SVC_SHORT, { NULL, NULL } },
 	.opts = service_set_opts,
 	.notes = "Turning outlier detection off for a service ends its backends' ejections at\n"
-		 "once; meshd --outlier-detection off turns it off for every service.",
-	.example = "meshctl service set 10.96.0.10:80/tcp --affinity client-ip:30m\n"
-		   "meshctl service set 10.96.0.10:80/tcp --outlier-failures 5 "
-		   "--outlier-max-ejection 2m\n"
-		   "meshctl service set 10.96.0.10:80/tcp --no-outlier-detection",
+		 "once; meshd --outlier-detection off turns it off for every service.\n"
+		 "A backend failing U health probes in a row leaves the Maglev table: no new\n"
+		 "connections, open ones continue, as with draining; H passes in a row bring it\n"
+		 "back. Probes never revive a backend you drained or removed. When every backend\n"
+		 "fails, all stay in the table (panic) rather than refuse every connection.\n"
+		 "--health replaces the whole check: flags left out take their defaults.",
+	.example =
+		"meshctl service set 10.96.0.10:80/tcp --affinity client-ip:30m\n"
+		"meshctl service set 10.96.0.10:80/tcp --outlier-failures 5 "
+		"--outlier-max-ejection 2m\n"
+		"meshctl service set 10.96.0.10:80/tcp --no-outlier-detection\n"
+		"meshctl service set 10.96.0.10:80/tcp --health http:/ok --health-thresholds 1/2\n"
+		"meshctl service set 10.96.0.10:80/tcp --health none",
 };
 
 /* The commands whose only argument is SVC: call op with {"service": SVC}
@@ -423,7 +484,8 @@ static const struct cmd service_get_cmd = {
 	.name = "get",
 	.fn = do_get,
 	.grammar = "SVC",
-	.summary = "show one service: its backends, weights, shares, health and traffic",
+	.summary = "show one service: its backends, weights, shares, health, traffic and health "
+		   "checks",
 	.notes = "HEALTH: healthy; ejected until T (FAILS connection attempts failed in a row:\n"
 		 "new flows go to other backends until T); probation (the ejection is over:\n"
 		 "the next attempt decides); unhealthy (failed its active health check);\n"

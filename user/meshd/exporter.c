@@ -16,6 +16,7 @@
 #include "log.h"
 #include "outlier.h"
 #include "server.h"
+#include "probe.h"
 #include "sockint.h"
 #include "telem.h"
 
@@ -64,6 +65,8 @@ static int exporter__render(void *ctx, FILE *out)
 		k8sint__metrics(v->kube, out); /* the sync lives in the agent, not in metrics.c */
 	if (!err && v->api)
 		server__metrics(v->api, out);
+	if (!err && v->probe)
+		probe__metrics(v->probe, out);
 	if (!err && e->h)
 		exporter__http_metrics(e->h, out);
 	return err;

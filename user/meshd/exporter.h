@@ -18,6 +18,7 @@
 
 struct k8sint;
 struct outlier;
+struct probe;
 struct server;
 struct sluice;
 struct sockint;
@@ -31,6 +32,7 @@ struct exporter_view {
 	struct sockint *sock;
 	struct k8sint *kube;
 	const struct outlier *outlier; /* NULL: no ejection counts */
+	const struct probe *probe;     /* active health checks; NULL: none */
 	const struct server *api;      /* NULL: none */
 	time_t started_at;
 };

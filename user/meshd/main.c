@@ -85,6 +85,7 @@ enum main_event {
 	EV_FOLLOW, /* connection streams */
 	EV_KUBE,   /* a new set from the Kubernetes sync */
 	EV_HEALTH, /* the kernel's ejections (#14) */
+	EV_PROBE,  /* active health checks: probes and their timer */
 };
 
 static int main__epoll_add(int epfd, int fd, enum main_event ev)
@@ -158,6 +159,8 @@ static int main__epoll_setup(struct meshd *m, int epfd, int sfd, int tfd, struct
 		err = main__epoll_add(epfd, k8sint__fd(&m->kube), EV_KUBE);
 	if (!err && outlier__fd(&m->outlier) >= 0)
 		err = main__epoll_add(epfd, outlier__fd(&m->outlier), EV_HEALTH);
+	if (!err && probe__fd(&m->probe) >= 0)
+		err = main__epoll_add(epfd, probe__fd(&m->probe), EV_PROBE);
 	return err;
 }
 
@@ -214,6 +217,9 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 		break; /* served by the loop, after every wait */
 	case EV_HEALTH:
 		outlier__read(&m->outlier);
+		break;
+	case EV_PROBE:
+		probe__run(&m->probe);
 		break;
 	}
 }
@@ -445,6 +451,7 @@ static int main__load(struct meshd *m)
 								  .sock = &m->sock,
 								  .kube = &m->kube,
 								  .outlier = &m->outlier,
+								  .probe = &m->probe,
 								  .api = &m->api,
 								  .started_at = m->started_at });
 	return 0;
@@ -493,6 +500,7 @@ static int main__start_parts(struct meshd *m, struct netlink *nl)
 		return err;
 	main__sweep(m);
 	outlier__start(&m->outlier, m->sl, &m->state.desired, cfg->outlier_detection);
+	probe__start(&m->probe, &m->state); /* never fatal; the maps' verdicts are in */
 	/* After the reconcile: its first sync sees the services as they stay. */
 	telem__start(&m->telem,
 		     &(struct telem_cfg){ .enabled = cfg->telemetry,
@@ -531,6 +539,7 @@ static void main__teardown(struct meshd *m, struct server *srv, struct netlink *
 	sockint__stop(&m->sock);
 	k8sint__stop(&m->kube);
 	outlier__stop(&m->outlier);
+	probe__stop(&m->probe);
 	conns__free(&m->conns);
 	server__close(srv);
 	netlink__close(nl);

@@ -24,6 +24,7 @@
 #include "k8sint.h"
 #include "log.h"
 #include "outlier.h"
+#include "probe.h"
 #include "server.h"
 #include "sockint.h"
 #include "state.h"
@@ -41,6 +42,7 @@ struct meshd {
 	struct exporter exporter; /* GET /metrics */
 	struct k8sint kube;       /* Kubernetes sync (--kubernetes) */
 	struct outlier outlier;   /* passive outlier detection's events (#14) */
+	struct probe probe;       /* active health checks */
 	struct server api;        /* the API socket and its connections */
 	time_t started_at;
 	bool stop;        /* leave the event loop */

@@ -191,8 +191,10 @@ static void ops__backends_json(struct sluice *sl, const struct desired_service *
 			h = bsearch(&key, have, nhave, sizeof(*have), ops__cmp_be);
 		}
 		json_object_object_add(o, "id", json_object_new_int64(h ? h->id : 0));
-		json_object_object_add(
-			o, "state", json_object_new_string(want->weight ? "active" : "draining"));
+		json_object_object_add(o, "state",
+				       json_object_new_string(!want->weight   ? "draining" :
+							      want->unhealthy ? "unhealthy" :
+										"active"));
 		json_object_object_add(
 			o, "stats", ops__stats_json((const __u64 *)(h ? &h->st : &zero), names, 3));
 		if (h) {
@@ -265,9 +267,12 @@ struct json_object *ops__service_list(struct meshd *m, struct json_object *req)
 	 * without the index (out of memory) each service walks it itself */
 	if (sluice__be_index(m->sl, &ix))
 		pr_warn("service list: %s; reading each service on its own", sluice__errmsg());
-	for (__u32 i = 0; i < m->state.desired.nservices; i++)
-		json_object_array_add(arr, ops__service_json_ix(m->sl,
-								&m->state.desired.services[i], ix));
+	for (__u32 i = 0; i < m->state.desired.nservices; i++) {
+		const struct desired_service *svc = &m->state.desired.services[i];
+
+		json_object_array_add(arr, probe__annotate(&m->probe, svc,
+							   ops__service_json_ix(m->sl, svc, ix)));
+	}
 	sluice__be_index_free(ix);
 	json_object_object_add(d, "services", arr);
 	return api__ok(d);
@@ -285,7 +290,8 @@ struct json_object *ops__service_get(struct meshd *m, struct json_object *req)
 	err = ops__existing_svc(&m->state.desired, &m->kube, &ref, false, &i);
 	if (err)
 		return err;
-	return api__ok(ops__service_json(m->sl, &m->state.desired.services[i]));
+	return api__ok(probe__annotate(&m->probe, &m->state.desired.services[i],
+				       ops__service_json(m->sl, &m->state.desired.services[i])));
 }
 
 /* The desired state as JSON to edit; *services is its array. */
@@ -388,6 +394,8 @@ struct json_object *ops__service_add(struct meshd *m, struct json_object *req)
 		json_object_object_add(svc, "outlierDetection", json_object_get(v));
 	if (json_object_object_get_ex(req, "sessionAffinity", &v) && v)
 		json_object_object_add(svc, "sessionAffinity", json_object_get(v));
+	if (json_object_object_get_ex(req, "healthCheck", &v) && v)
+		json_object_object_add(svc, "healthCheck", json_object_get(v));
 	json_object_array_add(services, svc);
 	return ops__commit_json(&m->state, m->sl, root, json_object_array_length(services) - 1,
 				&ref, NULL);

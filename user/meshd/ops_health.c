@@ -78,38 +78,26 @@ static void ops__merge_outlier(struct json_object *svc, struct json_object *req_
 		json_object_object_del(svc, "outlierDetection");
 }
 
-/* A settings argument: absent (*v untouched, false), null or an object. */
-static struct json_object *ops__settings_arg(struct json_object *req, const char *name,
-					     struct json_object **v, bool *given)
-{
-	*given = json_object_object_get_ex(req, name, v);
-	if (*given && *v && !json_object_is_type(*v, json_type_object))
-		return api__error("%s: %s is not an object", name, json_object_to_json_string(*v));
-	return NULL;
-}
-
-/* service.set {"service": SVC, "outlierDetection"?: {...} | null,
- * "sessionAffinity"?: {...} | null}: outlierDetection's fields given
- * change (null: back to the default; null for the whole object: every
- * setting back to its default); sessionAffinity is replaced (null: none).
- * The rules are the desired state's, checked by the commit. */
+/* service.set {"service": SVC, FIELD: value | null, ...}: service-level
+ * fields of the desired JSON (name, outlierDetection, sessionAffinity,
+ * healthCheck; dispatch checks the names). outlierDetection's fields
+ * given change (null: back to the default; null for the whole object:
+ * every setting back to its default); the others are replaced (null:
+ * removed, i.e. the default). The rules are the desired state's, checked
+ * by the commit. */
 struct json_object *ops__service_set(struct meshd *m, struct json_object *req)
 {
-	struct json_object *err, *root, *services, *svc, *od = NULL, *sa = NULL;
-	bool od_given, sa_given;
+	struct json_object *err, *root, *services, *svc, *od;
 	struct svc_ref ref;
-	int i;
+	int i, n = 0;
 
 	err = ops__svc_arg(req, &ref);
-	if (!err)
-		err = ops__settings_arg(req, "outlierDetection", &od, &od_given);
-	if (!err)
-		err = ops__settings_arg(req, "sessionAffinity", &sa, &sa_given);
 	if (err)
 		return err;
-	if (!od_given && !sa_given)
-		return api__error("nothing to set: give outlierDetection or sessionAffinity (an "
-				  "object, or null for the default)");
+	if (json_object_object_get_ex(req, "outlierDetection", &od) && od &&
+	    !json_object_is_type(od, json_type_object))
+		return api__error("outlierDetection: %s is not an object",
+				  json_object_to_json_string(od));
 	err = ops__existing_svc(&m->state.desired, &m->kube, &ref, true, &i);
 	if (err)
 		return err;
@@ -117,14 +105,22 @@ struct json_object *ops__service_set(struct meshd *m, struct json_object *req)
 	if (!root)
 		return api__error("out of memory");
 	svc = json_object_array_get_idx(services, i);
-	if (od_given && od)
-		ops__merge_outlier(svc, od);
-	else if (od_given)
-		json_object_object_del(svc, "outlierDetection");
-	if (sa_given) {
-		json_object_object_del(svc, "sessionAffinity");
-		if (sa)
-			json_object_object_add(svc, "sessionAffinity", json_object_get(sa));
+	json_object_object_foreach(req, key, val)
+	{
+		if (!strcmp(key, "op") || !strcmp(key, "service"))
+			continue;
+		n++;
+		if (val && !strcmp(key, "outlierDetection"))
+			ops__merge_outlier(svc, val);
+		else if (val)
+			json_object_object_add(svc, key, json_object_get(val));
+		else
+			json_object_object_del(svc, key);
+	}
+	if (!n) {
+		json_object_put(root);
+		return api__error("nothing to set: give a service-level field (name, "
+				  "outlierDetection, sessionAffinity, healthCheck)");
 	}
 	return ops__commit_json(&m->state, m->sl, root, i, &ref, NULL);
 }

@@ -238,6 +238,38 @@ void state__tally(const struct desired *have, const struct desired *want, struct
 	}
 }
 
+/* The first backend of svc with weight > 0 that is not unhealthy, or -1:
+ * then every such backend is down and none may be taken out (panic). */
+static int state__first_usable(const struct desired_service *svc)
+{
+	for (__u32 j = 0; j < svc->nbackends; j++)
+		if (svc->backends[j].weight && !svc->backends[j].unhealthy)
+			return (int)j;
+	return -1;
+}
+
+/* A restart keeps the verdicts the maps hold for backends that keep
+ * weight > 0 in a service that keeps its healthCheck. */
+static void state__keep_verdicts(const struct desired *inmaps, struct desired *want)
+{
+	for (__u32 i = 0; i < want->nservices; i++) {
+		struct desired_service *w = &want->services[i];
+		const struct desired_service *h = desired__find(inmaps, &w->vip, w->port, w->proto);
+
+		if (!h || !w->health.type)
+			continue;
+		for (__u32 j = 0; j < w->nbackends; j++)
+			for (__u32 k = 0; k < h->nbackends && w->backends[j].weight; k++)
+				if (h->backends[k].unhealthy &&
+				    h->backends[k].port == w->backends[j].port &&
+				    sluice_addr__eq(&h->backends[k].addr, &w->backends[j].addr))
+					w->backends[j].unhealthy = true;
+		if (state__first_usable(w) < 0)
+			for (__u32 j = 0; j < w->nbackends; j++)
+				w->backends[j].unhealthy = false;
+	}
+}
+
 int state__reconcile(struct state *st)
 {
 	struct desired inmaps;
@@ -252,6 +284,7 @@ int state__reconcile(struct state *st)
 	err = state__settle_missing(st, &inmaps);
 	if (err)
 		goto cleanup;
+	state__keep_verdicts(&inmaps, &st->desired);
 	state__tally(&inmaps, &st->desired, &t);
 	err = st->maps.apply(st->maps.ctx, &inmaps, &st->desired);
 	if (err)
@@ -292,6 +325,8 @@ int state__commit(struct state *st, struct desired *next, char *errbuf, size_t e
 		snprintf(errbuf, errlen, "%s", sluice__errmsg());
 		return err;
 	}
+	if (st->stamp)
+		st->stamp(st->verdict_ctx, next);
 	err = st->maps.apply(st->maps.ctx, &st->desired, next);
 	if (err) {
 		snprintf(errbuf, errlen, "%s", sluice__errmsg());
@@ -324,5 +359,22 @@ int state__commit(struct state *st, struct desired *next, char *errbuf, size_t e
 	desired__free(&st->desired);
 	st->desired = *next;
 	desired__init(next);
+	if (st->adopted)
+		st->adopted(st->verdict_ctx);
+	return 0;
+}
+
+int state__apply_verdicts(struct state *st, __u32 i, const struct desired_service *svc)
+{
+	struct desired_service *cur = &st->desired.services[i];
+	struct desired have = { .nservices = 1, .services = cur };
+	struct desired want = { .nservices = 1, .services = (struct desired_service *)svc };
+	int err;
+
+	err = st->maps.apply(st->maps.ctx, &have, &want);
+	if (err)
+		return err;
+	for (__u32 j = 0; j < cur->nbackends && j < svc->nbackends; j++)
+		cur->backends[j].unhealthy = svc->backends[j].unhealthy;
 	return 0;
 }

@@ -51,6 +51,14 @@ struct state {
 	 * have moved. NULL: nobody to tell. */
 	void (*changed)(void *ctx);
 	void *changed_ctx;
+	/* Runtime verdicts the maps hold besides the operator's state (the
+	 * backends' `unhealthy`, active health checks: probe.h): stamp() sets
+	 * them in a state about to be committed, so an edit keeps them for the
+	 * backends that stay; adopted() hears that st->desired was replaced.
+	 * NULL: none. */
+	void (*stamp)(void *ctx, struct desired *next);
+	void (*adopted)(void *ctx);
+	void *verdict_ctx;
 };
 
 /* desired__from_maps() and desired__apply() on sl. */
@@ -70,6 +78,11 @@ int state__check_missing(const struct state *st, __u32 nservices);
 int state__reconcile(struct state *st);
 /* Adopt next (consumed on success: left empty). On error the text is in err. */
 int state__commit(struct state *st, struct desired *next, char *err, size_t errlen);
+
+/* New verdicts for services[i] (svc: the same service, its backends'
+ * `unhealthy` changed) into the maps and st->desired; the state file is
+ * not touched (verdicts are not the operator's). */
+int state__apply_verdicts(struct state *st, __u32 i, const struct desired_service *svc);
 
 /* What a reconcile changes: have (the maps) against want, each service
  * logged as it will change. Backends compare as sets: their order in the

@@ -48,6 +48,11 @@
  *     EndpointSlice annotation sluice.io/weight: "W"; else 1. Weights are
  *     per endpoint (3 pods at 90 + 1 at 10 split 270:10). Weights that
  *     leave no ready endpoint above 0 are replaced by 1 (and logged).
+ *   - active health check: Service annotation sluice.io/health-check: "tcp",
+ *     "http" or "http:/PATH", with optional sluice.io/health-check-interval
+ *     ("2s"), -timeout ("500ms"), -port ("8081", required for udp ports)
+ *     and -thresholds ("2/3": healthy/unhealthy), for every port of the
+ *     Service (k8s_health.c). Readiness stays the primary signal.
  *   - externalTrafficPolicy/internalTrafficPolicy Local keep only endpoints
  *     whose nodeName is opts.node_name (when node_name is set).
  *   - name "namespace/name:portname" ("namespace/name" for an unnamed port),
@@ -65,6 +70,7 @@
 #define K8S_SOURCE "kubernetes"
 #define K8S_ANN_WEIGHTS "sluice.io/weights"
 #define K8S_ANN_WEIGHT "sluice.io/weight"
+#define K8S_ANN_HEALTH "sluice.io/health-check"
 
 struct k8s;
 

@@ -81,6 +81,7 @@ struct k8s_svc {
 	__u32 nrules;
 	struct k8s_weight_rule *rules;
 	char *problem; /* what was ignored (a bad address, annotation), or NULL */
+	struct desired_health_check health; /* sluice.io/health-check; type 0: none */
 };
 
 struct k8s_ep {
@@ -114,6 +115,11 @@ int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out);
 void k8s_svc__free(struct k8s_svc *s);
 int k8s_slice__parse(struct json_object *obj, struct k8s_slice **out);
 void k8s_slice__free(struct k8s_slice *s);
+/* k8s_health.c: the sluice.io/health-check* annotations (ann may be
+ * NULL) into hc (type 0: none); a bad value leaves the check off with the
+ * reason in problem ("" when none). -1 when an annotation is no string. */
+int k8s_svc__parse_health(struct json_object *ann, struct desired_health_check *hc, char *problem,
+			  size_t len);
 /* metadata.namespace and metadata.name, both non-empty, or -EINVAL. */
 int k8s_meta__ids(struct json_object *obj, enum k8s_kind kind, const char **ns, const char **name);
 

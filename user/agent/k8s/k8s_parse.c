@@ -320,6 +320,7 @@ int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out)
 	struct json_object *meta, *spec, *status, *labels, *ann, *ports, *ingress, *lb;
 	bool bad = false, nomem = false;
 	const char *ns, *name, *type, *cip, *etp, *itp, *proxy, *weights;
+	char hcprob[256] = "";
 	struct k8s_svc *s;
 	size_t n;
 	int err;
@@ -396,6 +397,10 @@ int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out)
 	}
 	if (!err && !bad && weights)
 		err = svc__parse_weights(s, weights);
+	if (!err && !bad && k8s_svc__parse_health(ann, &s->health, hcprob, sizeof(hcprob)))
+		bad = true;
+	if (!err && hcprob[0])
+		problem_add(&s->problem, "%s", hcprob);
 out:
 	err = parse__outcome(err, bad, nomem, K8S_SERVICES, ns, name);
 	if (err) {

@@ -308,6 +308,12 @@ static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s
 		d->backends[i].weight = x->c[i].weight;
 	}
 	d->nbackends = x->nc;
+	d->health = svc->health;
+	/* a udp port is probed over TCP on the port the annotation names */
+	if (d->health.type && desired__health_validate(&d->health, d->proto, K8S_ANN_HEALTH)) {
+		xl__warn(x, "%s: %s: no health check on this port", name, sluice__errmsg());
+		memset(&d->health, 0, sizeof(d->health));
+	}
 	x->total_backends += x->nc;
 	x->out.nservices++;
 	return 0;
@@ -450,7 +456,8 @@ bool k8s__desired_equal(const struct desired *a, const struct desired *b)
 
 		if (desired__cmp_key(x, y) || strcmp(x->name, y->name) ||
 		    strcmp(x->source, y->source) || x->nbackends != y->nbackends ||
-		    x->affinity_timeout_s != y->affinity_timeout_s)
+		    x->affinity_timeout_s != y->affinity_timeout_s ||
+		    !desired__health_eq(&x->health, &y->health))
 			return false;
 		for (__u32 j = 0; j < x->nbackends; j++) {
 			const struct desired_backend *p = &x->backends[j], *q = &y->backends[j];

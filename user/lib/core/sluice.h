@@ -47,6 +47,9 @@ struct sluice_backend_spec {
 	struct sluice_addr addr;
 	__u16 port;   /* host order */
 	__u16 weight; /* 0 = draining: no new flows, existing flows keep it */
+	/* Failed its active health check (meshd): out of the Maglev table like
+	 * a drained backend, state SLUICE_BE_UNHEALTHY, weight kept as given. */
+	bool unhealthy;
 };
 
 /* Passive outlier detection of one service (#14); every 0 means the

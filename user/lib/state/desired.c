@@ -159,6 +159,8 @@ struct json_object *desired__service_to_json(const struct desired_service *svc)
 	be = desired__affinity_to_json(svc->affinity_timeout_s);
 	if (be)
 		desired__add(obj, "sessionAffinity", be);
+	if (svc->health.type)
+		desired__add(obj, "healthCheck", desired__health_to_json(&svc->health));
 	return obj;
 }
 

@@ -18,7 +18,11 @@
  *     "backends": [{"address": "10.0.1.2", "port": 8080, "weight": 90}],
  *     "outlierDetection": {"consecutiveFailures": 5}}]}
  * name is optional (a label), source defaults to "manual", weight to 1;
- * outlierDetection (optional, every field too) is desired_outlier.c's.
+ * outlierDetection (optional, every field too) is desired_outlier.c's,
+ * "sessionAffinity": {"type": "ClientIP"|"None", "timeoutSeconds": n}
+ * desired_affinity.c's. A service may add "healthCheck": {"type": "tcp"|"http", "path", "port",
+ * "intervalMs", "timeoutMs", "healthyThreshold", "unhealthyThreshold"}
+ * (desired_health.c; defaults filled in when parsed).
  */
 #ifndef SLUICE_DESIRED_H
 #define SLUICE_DESIRED_H
@@ -35,6 +39,11 @@ struct desired_backend {
 	struct sluice_addr addr;
 	__u16 port;   /* host order */
 	__u16 weight; /* 0 = draining */
+	/* meshd's active health check took it out of the Maglev table (state
+	 * SLUICE_BE_UNHEALTHY in the maps). A runtime verdict: never in the
+	 * JSON or the state file, not a change desired__diff() reports, but
+	 * one desired__apply() writes; desired__from_maps() reads it back. */
+	bool unhealthy;
 };
 
 /* Active health check of a service's backends, probed by meshd (#14). */
@@ -54,6 +63,16 @@ struct desired_health_check {
 	__u32 timeout_ms;
 	char path[DESIRED_HC_PATH_MAX]; /* HTTP only */
 };
+
+/* healthCheck defaults and bounds (desired_health.c). The timeout
+ * defaults to 1000 ms, or half the interval when that is shorter. */
+#define DESIRED_HC_INTERVAL_MS_DEFAULT 5000
+#define DESIRED_HC_INTERVAL_MS_MIN 100
+#define DESIRED_HC_INTERVAL_MS_MAX 3600000
+#define DESIRED_HC_TIMEOUT_MS_DEFAULT 1000
+#define DESIRED_HC_TIMEOUT_MS_MIN 10
+#define DESIRED_HC_HEALTHY_DEFAULT 2
+#define DESIRED_HC_UNHEALTHY_DEFAULT 3
 
 struct desired_service {
 	char name[DESIRED_NAME_MAX];
@@ -108,13 +127,35 @@ enum desired_change {
 };
 typedef void (*desired__diff_fn)(enum desired_change change, const struct desired_service *old_svc,
 				 const struct desired_service *new_svc, void *ctx);
-/* Calls fn for each service that differs between old and new. */
+/* Calls fn for each service that differs between old and new (backends'
+ * `unhealthy` verdicts aside; any healthCheck change is an update). */
 void desired__diff(const struct desired *old, const struct desired *new, desired__diff_fn fn,
 		   void *ctx);
 
 /* Make the maps hold `new`, given they hold `old` (a service present in
  * the maps but in neither is left alone). All-or-nothing. */
 int desired__apply(struct sluice *s, const struct desired *old, const struct desired *new);
+
+/* --- active health checks (desired_health.c) --- */
+
+/* Same check (two without a type are equal whatever else they hold). */
+bool desired__health_eq(const struct desired_health_check *a, const struct desired_health_check *b);
+/* Fields left 0 get their defaults (path "/" for http); type must be set. */
+void desired__health_defaults(struct desired_health_check *hc);
+/* The short forms meshctl flags and Kubernetes annotations share, each
+ * -EINVAL with the text named: "tcp", "http", "http:/healthz" (type and
+ * path); "2s", "500ms", "1m" or a number of ms; "2/3" (healthy/unhealthy
+ * thresholds). Only the fields named are set. */
+int desired__health_parse_spec(struct desired_health_check *hc, const char *text);
+int desired__parse_ms(const char *text, const char *what, __u32 *ms);
+int desired__health_parse_thresholds(struct desired_health_check *hc, const char *text);
+/* The rules of desired__check_health() on a check alone, errors prefixed
+ * by `what` ("--health", an annotation's name); proto and the VIP's port
+ * decide whether a port must be given (udp services). */
+int desired__health_validate(const struct desired_health_check *hc, __u8 proto, const char *what);
+/* "http:/healthz every 5000ms, timeout 1000ms, 2 up/3 down, port 8081" */
+char *desired__health_str(const struct desired_health_check *hc, char *buf, size_t len);
+struct json_object *desired__health_to_json(const struct desired_health_check *hc);
 
 /* --- service references, ordering, and the maps read back (svclist.c) --- */
 

@@ -251,8 +251,9 @@ int desired__check_service(const struct desired_service *svc, __u32 i)
 		return desired__err(path, "%s is a duplicate of backends[%u]",
 				    sluice_addr__str_port(&b->addr, b->port, a, sizeof(a)), first);
 	}
-	return desired__check_outlier(&svc->outlier, base) ?:
-		       desired__check_affinity(svc->affinity_timeout_s, base);
+	return desired__check_outlier(&svc->outlier, base)                    ?:
+		       desired__check_affinity(svc->affinity_timeout_s, base) ?:
+		       desired__check_health(svc, base);
 }
 
 int desired__check_all(const struct desired *d)

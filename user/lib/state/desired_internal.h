@@ -22,6 +22,27 @@ void desired__pathf(char *buf, const char *fmt, ...) __attribute__((format(print
 /* "base.field" into buf (DESIRED_PATH_LEN bytes). */
 void desired__path(char *buf, const char *base, const char *field);
 
+/* Field readers of desired_parse.c, shared with the parsers of
+ * service-level objects (healthCheck): each error names path and value. */
+struct json_object;
+/* Refuses a field not in fields (NULL-ended), suggesting the nearest. */
+int desired__check_fields(struct json_object *obj, const char *path, const char *const *fields,
+			  const char *what);
+int desired__want_object(struct json_object *v, const char *path);
+/* obj[key]; NULL when absent or null. */
+struct json_object *desired__field(struct json_object *obj, const char *key);
+/* A plain decimal integer in [min, max]. */
+int desired__get_int(struct json_object *v, const char *path, long long min, long long max,
+		     long long *out);
+int desired__get_string(struct json_object *v, const char *path, const char *what,
+			const char **out);
+
+/* services[i].healthCheck (desired_health.c): v may be NULL (none);
+ * defaults filled in, checked by desired__check_health(). */
+int desired__parse_health(struct json_object *v, const char *base, struct desired_service *svc);
+/* The rules of a service's healthCheck; base is "services[i]". */
+int desired__check_health(const struct desired_service *svc, const char *base);
+
 /* Every rule about services[i] alone. */
 int desired__check_service(const struct desired_service *svc, __u32 i);
 /* Rules across services; each one already passed desired__check_service. */

@@ -31,6 +31,7 @@ static const char *const svc_fields[] = { "name",
 					  "backends",
 					  "outlierDetection",
 					  "sessionAffinity",
+					  "healthCheck",
 					  NULL };
 static const char *const be_fields[] = { "address", "port", "weight", NULL };
 
@@ -229,8 +230,7 @@ int desired__get_int(struct json_object *v, const char *path, long long min, lon
 	return 0;
 }
 
-static int desired__get_string(struct json_object *v, const char *path, const char *what,
-			       const char **out)
+int desired__get_string(struct json_object *v, const char *path, const char *what, const char **out)
 {
 	char val[VAL_LEN];
 
@@ -421,6 +421,8 @@ static int desired__parse_service(struct json_object *o, __u32 i, struct desired
 	if (!err)
 		err = desired__parse_affinity(desired__field(o, "sessionAffinity"), base,
 					      &svc->affinity_timeout_s);
+	if (!err)
+		err = desired__parse_health(desired__field(o, "healthCheck"), base, svc);
 	if (err)
 		return err;
 	return desired__check_service(svc, i);

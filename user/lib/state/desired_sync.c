@@ -192,8 +192,10 @@ static int sync__cmp_be(const void *x, const void *y)
 	return a->weight < b->weight ? -1 : a->weight > b->weight;
 }
 
-/* Same backend set with the same weights, in any order. What the maps see. */
-static bool sync__same_backends(const struct desired_service *a, const struct desired_service *b)
+/* Same backend set with the same weights, in any order; with verdicts,
+ * the same `unhealthy` verdicts too: what the maps see. */
+static bool sync__same_backends(const struct desired_service *a, const struct desired_service *b,
+				bool verdicts)
 {
 	struct desired_backend *x, *y;
 	bool same = false;
@@ -212,7 +214,8 @@ static bool sync__same_backends(const struct desired_service *a, const struct de
 		qsort(y, n, sizeof(*y), sync__cmp_be);
 		same = true;
 		for (__u32 i = 0; i < n && same; i++)
-			same = !sync__cmp_be(&x[i], &y[i]);
+			same = !sync__cmp_be(&x[i], &y[i]) &&
+			       (!verdicts || x[i].unhealthy == y[i].unhealthy);
 	} /* out of memory: "different", and the update rewrites the same set */
 	free(x);
 	free(y);
@@ -224,11 +227,13 @@ static const char *sync__source(const struct desired_service *s)
 	return s->source[0] ? s->source : "manual";
 }
 
-static bool sync__same(const struct desired_service *a, const struct desired_service *b)
+static bool sync__same(const struct desired_service *a, const struct desired_service *b,
+		       bool verdicts)
 {
 	return !strcmp(a->name, b->name) && !strcmp(sync__source(a), sync__source(b)) &&
 	       sluice_outlier__same(&a->outlier, &b->outlier) &&
-	       a->affinity_timeout_s == b->affinity_timeout_s && sync__same_backends(a, b);
+	       a->affinity_timeout_s == b->affinity_timeout_s &&
+	       desired__health_eq(&a->health, &b->health) && sync__same_backends(a, b, verdicts);
 }
 
 static int sync__cmp_ptr(const void *x, const void *y)
@@ -252,7 +257,7 @@ static const struct desired_service **sync__sorted(const struct desired *d)
 
 /* Without memory for sorting: quadratic, but still correct. */
 static void sync__diff_slow(const struct desired *old, const struct desired *new,
-			    desired__diff_fn fn, void *ctx)
+			    desired__diff_fn fn, void *ctx, bool verdicts)
 {
 	for (__u32 i = 0; i < old->nservices; i++) {
 		const struct desired_service *o = &old->services[i];
@@ -266,14 +271,15 @@ static void sync__diff_slow(const struct desired *old, const struct desired *new
 
 		if (!o)
 			fn(DESIRED_ADD, NULL, n, ctx);
-		else if (!sync__same(o, n))
+		else if (!sync__same(o, n, verdicts))
 			fn(DESIRED_UPDATE, o, n, ctx);
 	}
 }
 
-/* Changes come in key order (family, VIP, port, protocol). */
-void desired__diff(const struct desired *old, const struct desired *new, desired__diff_fn fn,
-		   void *ctx)
+/* Changes come in key order (family, VIP, port, protocol). verdicts:
+ * backends' `unhealthy` verdicts count (the maps' view, for apply). */
+static void sync__diff(const struct desired *old, const struct desired *new, desired__diff_fn fn,
+		       void *ctx, bool verdicts)
 {
 	const struct desired_service **a, **b;
 	__u32 i = 0, j = 0, na = old->nservices, nb = new->nservices;
@@ -283,7 +289,7 @@ void desired__diff(const struct desired *old, const struct desired *new, desired
 	if (!a || !b) {
 		free(a);
 		free(b);
-		sync__diff_slow(old, new, fn, ctx);
+		sync__diff_slow(old, new, fn, ctx, verdicts);
 		return;
 	}
 	while (i < na || j < nb) {
@@ -294,7 +300,7 @@ void desired__diff(const struct desired *old, const struct desired *new, desired
 		} else if (c > 0) {
 			fn(DESIRED_ADD, NULL, b[j++], ctx);
 		} else {
-			if (!sync__same(a[i], b[j]))
+			if (!sync__same(a[i], b[j], verdicts))
 				fn(DESIRED_UPDATE, a[i], b[j], ctx);
 			i++;
 			j++;
@@ -302,6 +308,12 @@ void desired__diff(const struct desired *old, const struct desired *new, desired
 	}
 	free(a);
 	free(b);
+}
+
+void desired__diff(const struct desired *old, const struct desired *new, desired__diff_fn fn,
+		   void *ctx)
+{
+	sync__diff(old, new, fn, ctx, false);
 }
 
 struct sync_change {
@@ -322,8 +334,8 @@ static void sync__collect(enum desired_change kind, const struct desired_service
 	struct sync_plan *p = ctx;
 	struct sync_change *grown;
 
-	/* a label-only update leaves the maps as they are */
-	if (kind == DESIRED_UPDATE && sync__same_backends(old_svc, new_svc) &&
+	/* a label-only (or health-check-only) update leaves the maps as they are */
+	if (kind == DESIRED_UPDATE && sync__same_backends(old_svc, new_svc, true) &&
 	    (p->outlier_off || sluice_outlier__same(&old_svc->outlier, &new_svc->outlier)) &&
 	    old_svc->affinity_timeout_s == new_svc->affinity_timeout_s)
 		return;
@@ -354,7 +366,8 @@ static int sync__spec(const struct desired_service *svc, struct sluice_service_s
 	for (__u32 i = 0; i < svc->nbackends; i++)
 		bes[i] = (struct sluice_backend_spec){ .addr = svc->backends[i].addr,
 						       .port = svc->backends[i].port,
-						       .weight = svc->backends[i].weight };
+						       .weight = svc->backends[i].weight,
+						       .unhealthy = svc->backends[i].unhealthy };
 	*spec = (struct sluice_service_spec){
 		.vip = svc->vip,
 		.port = svc->port,
@@ -514,7 +527,7 @@ int desired__apply(struct sluice *s, const struct desired *old, const struct des
 	if (err)
 		return err;
 	plan.outlier_off = !sluice__outlier_detection(s);
-	desired__diff(old ? old : &empty, new, sync__collect, &plan);
+	sync__diff(old ? old : &empty, new, sync__collect, &plan, true);
 	done = calloc(plan.n + 1, sizeof(*done));
 	idx = calloc(plan.n + 1, sizeof(*idx));
 	list = calloc(plan.n + 1, sizeof(*list));

@@ -164,6 +164,7 @@ static int svclist__attach(struct desired *d, const struct svclist_bes *bes, con
 		memcpy(b->addr.addr, v->addr, sizeof(b->addr.addr));
 		b->port = ntohs(v->port);
 		b->weight = v->weight;
+		b->unhealthy = v->state == SLUICE_BE_UNHEALTHY;
 	}
 	free(count);
 	return 0;

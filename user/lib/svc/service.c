@@ -79,15 +79,28 @@ static bool svc__inner_equals(int fd, const __u32 *table)
  * t->new_inner_fd; that stays -1 when the current table is identical. */
 static int svc__build_inner(struct svc_txn *t)
 {
+	const struct sluice_service_spec *spec = t->spec;
+	struct sluice_backend_spec *bes;
 	__u32 *table;
 	int fd, err;
 
 	table = calloc(1, MAGLEV_BYTES); /* the spare last slot stays 0 */
-	if (!table) {
+	bes = calloc(spec->nbackends, sizeof(*bes));
+	if (!table || !bes) {
+		free(table);
+		free(bes);
 		sluice__set_err("out of memory");
 		return -ENOMEM;
 	}
-	err = maglev__build(t->spec->backends, t->spec->nbackends, SLUICE_MAGLEV_M, table);
+	/* Unhealthy backends own no slots, as drained ones; they still take
+	 * part in the permutation, so the others keep their slots. */
+	for (__u32 i = 0; i < spec->nbackends; i++) {
+		bes[i] = spec->backends[i];
+		if (bes[i].unhealthy)
+			bes[i].weight = 0;
+	}
+	err = maglev__build(bes, spec->nbackends, SLUICE_MAGLEV_M, table);
+	free(bes);
 	if (err)
 		goto cleanup;
 	for (__u32 i = 0; i < SLUICE_MAGLEV_M; i++)
@@ -107,6 +120,13 @@ cleanup:
 static void svc__push_undo(struct svc_txn *t, enum svc_undo_kind kind, __u32 idx)
 {
 	t->undo[t->nundo++] = (struct svc_undo){ .kind = kind, .idx = idx };
+}
+
+static __u8 svc__be_state(const struct sluice_backend_spec *b)
+{
+	if (!b->weight)
+		return SLUICE_BE_DRAINING; /* the operator's word wins */
+	return b->unhealthy ? SLUICE_BE_UNHEALTHY : SLUICE_BE_ACTIVE;
 }
 
 /* New ids start from zero stats, new backends and changed weights land
@@ -129,7 +149,7 @@ static int svc__write_backends(struct svc_txn *t)
 		struct sluice_backend be = {
 			.port = htons(b->port),
 			.family = b->addr.family,
-			.state = b->weight ? SLUICE_BE_ACTIVE : SLUICE_BE_DRAINING,
+			.state = svc__be_state(b),
 			.svc_id = t->svc_id,
 			.weight = b->weight,
 		};

@@ -203,7 +203,7 @@ int svc__txn_init(struct svc_txn *t, struct sluice *s, const struct sluice_servi
 		return -ENOMEM;
 	}
 	for (__u32 i = 0; i < n; i++)
-		if (spec->backends[i].weight)
+		if (spec->backends[i].weight && !spec->backends[i].unhealthy)
 			t->nactive++;
 	return 0;
 }
