@@ -203,26 +203,40 @@ static __always_inline struct sluice_ct_entry *lb_ct_fwd(struct sluice_ct_key *k
 #define LB_SYN_TIMEOUT_NS (500ULL * 1000000)
 
 /*
- * lb_health_syn_again() - the client sent the SYN of the unconfirmed flow
- * @fwd (FWD entry @fe) again: a SYN_TIMEOUT failure of its backend when
- * the flow is LB_SYN_TIMEOUT_NS old and the backend sent nothing back,
- * counted once per flow (SLUICE_CT_F_FAIL_COUNTED).
+ * lb_syn_again() - the client sent the SYN of the unconfirmed flow @fwd
+ * (FWD entry @fe) again and its backend sent nothing back: a SYN_TIMEOUT
+ * failure of that backend when the flow is LB_SYN_TIMEOUT_NS old,
+ * counted once per flow (SLUICE_CT_F_FAIL_COUNTED). When the backend is
+ * ejected now (by this failure or before), the connection was never
+ * established anywhere: it is balanced afresh (the ejection fallback
+ * picks a healthy backend) instead of waiting on a dead one, and its old
+ * REPLY entry goes.
+ *
+ * Return: true when the flow must be balanced afresh.
  */
-static __noinline void lb_health_syn_again(const struct sluice_ct_key *fwd,
-					   struct sluice_ct_entry *fe, __u64 now)
+static __noinline bool lb_syn_again(const struct sluice_ct_key *fwd, struct sluice_ct_entry *fe,
+				    __u64 now)
 {
+	struct sluice_backend_health *bh;
 	struct sluice_ct_key rev = {};
 	struct sluice_ct_entry *r;
+	__u32 id = fe->backend_id;
 
-	if ((fe->ct_flags & SLUICE_CT_F_FAIL_COUNTED) || !(fe->tcp_flags & TCP_SYN) ||
-	    now < fe->created_ns + LB_SYN_TIMEOUT_NS)
-		return;
 	ct_reply_key(fwd, fe->addr, fe->port, &rev);
 	r = bpf_map_lookup_elem(&ct_new, &rev);
 	if (r && ct_reply_is_of(r, fwd) && r->tcp_flags)
-		return; /* the backend answered (SYN|ACK or RST) */
-	fe->ct_flags |= SLUICE_CT_F_FAIL_COUNTED;
-	health_fail(fe->svc_id, fe->backend_id, SLUICE_HEALTH_R_SYN_TIMEOUT, now);
+		return false; /* the backend answered (SYN|ACK or RST) */
+	if (!(fe->ct_flags & SLUICE_CT_F_FAIL_COUNTED) && (fe->tcp_flags & TCP_SYN) &&
+	    now >= fe->created_ns + LB_SYN_TIMEOUT_NS) {
+		fe->ct_flags |= SLUICE_CT_F_FAIL_COUNTED;
+		health_fail(fe->svc_id, id, SLUICE_HEALTH_R_SYN_TIMEOUT, now);
+	}
+	bh = bpf_map_lookup_elem(&backend_health, &id);
+	if (!bh || !health_is_ejected(bh, now))
+		return false;
+	if (r && ct_reply_is_of(r, fwd))
+		bpf_map_delete_elem(&ct_new, &rev);
+	return true;
 }
 
 /*
@@ -259,9 +273,6 @@ static __always_inline void lb_established(struct pkt *p, struct sluice_ct_key *
 					   struct sluice_ct_entry *ct, bool fresh, __u64 now,
 					   struct lb_result *r)
 {
-	if (fresh && key->proto == IPPROTO_TCP &&
-	    (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN)
-		lb_health_syn_again(key, ct, now);
 	lb_set_nat(r, LB_DNAT, ct->addr, ct->port);
 	stats_count(SLUICE_CNT_LB_EST);
 	stats_svc(ct->svc_id, p->frame_len, false);
@@ -317,6 +328,10 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 	}
 
 	ct = lb_ct_fwd(&key, p->tcp_flags, now, &fresh);
+	if (ct && fresh && key.proto == IPPROTO_TCP &&
+	    (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN &&
+	    lb_syn_again(&key, ct, now))
+		ct = NULL; /* its backend is ejected: balanced afresh below */
 	if (ct) {
 		lb_established(p, &key, ct, fresh, now, r);
 		return;
@@ -357,7 +372,8 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 
 /* A SYN that is not to a service, e.g. a client connecting straight to a
  * backend from a port a balanced flow used before: the answer's tuple is
- * that flow's reply tuple, which must not rewrite it once the flow ended. */
+ * that flow's reply tuple, which must not rewrite it once the flow ended
+ * (or while it is unconfirmed). */
 static __always_inline void lb_direct_syn(const struct pkt *p, __u64 now)
 {
 	struct sluice_ct_key rev = {};
@@ -372,6 +388,11 @@ static __always_inline void lb_direct_syn(const struct pkt *p, __u64 now)
 	rev.family = p->tuple.family;
 	rev.dir = SLUICE_CT_REPLY;
 	ct_drop_dead_reply(&rev, now);
+	/* An unconfirmed balanced flow on that reply tuple (a handshake that
+	 * failed or never finished, kept until its timeout) would take this
+	 * connection's SYN|ACK: the two cannot both work at the backend, and
+	 * the direct SYN is the newer. */
+	bpf_map_delete_elem(&ct_new, &rev);
 }
 
 static __always_inline void lb_reply(struct pkt *p, struct lb_result *r)

@@ -455,6 +455,108 @@ static void health_syn_timeout(void)
 	dp__each_prog(0, syn_again_prog);
 }
 
+/* A SYN again whose failure ejects its backend (threshold 1): the flow,
+ * never established, is balanced afresh to a healthy backend. */
+static void repick_prog(struct dp *d)
+{
+	__u16 port, next = 41200;
+	struct sluice_ct_entry e;
+	struct sluice_ct_key k;
+	struct hw w;
+	int b;
+
+	if (!hw_open(&w, d, 4, hcfg(1, 50, 50)) || !hw_ports_to(&w, 0, &port, 1, &next))
+		goto out;
+	dp__at("SYN to backend 0, unanswered for 600 ms");
+	if (!hw_client_to(&w, port, SYN, 0))
+		goto out;
+	k = hw_fwd_key(&w, port);
+	if (!ASSERT_OK(bpf_map_lookup_elem(w.ct_new_fd, &k, &e), "FWD entry in ct_new"))
+		goto out;
+	e.created_ns -= 600 * H_MS;
+	bpf_map_update_elem(w.ct_new_fd, &k, &e, BPF_EXIST);
+	dp__at("the SYN again ejects backend 0 and goes elsewhere");
+	b = hw_client(&w, port, SYN);
+	w.hc[SLUICE_HCNT_FAIL]++;
+	w.hc[SLUICE_HCNT_EJECT]++;
+	w.hc[SLUICE_HCNT_FALLBACK]++;
+	ASSERT_TRUE(hw_bh(&w, 0).flags & SLUICE_BH_F_EJECTED, "backend 0 ejected");
+	if (!ASSERT_TRUE(b > 0, "the SYN again is DNATed to a healthy backend"))
+		goto out;
+	ASSERT_OK(bpf_map_lookup_elem(w.ct_new_fd, &k, &e), "FWD entry rewritten");
+	ASSERT_EQ(e.backend_id, w.ids[b], "the flow now names the new backend");
+	dp__at("the new backend answers, the client completes the handshake");
+	if (hw_reply(&w, b, port, SYN | ACK) && hw_client_to(&w, port, ACK, b))
+		w.hc[SLUICE_HCNT_SUCCESS]++;
+	hw_events(&w, 1, "one ejection");
+	hw_counters(&w, "after the re-pick");
+out:
+	hw_close(&w);
+}
+
+/* health_syn_again_repick: a SYN again to an ejected backend is balanced afresh */
+static void health_syn_again_repick(void)
+{
+	dp__each_prog(0, repick_prog);
+}
+
+/* The client connects straight to a backend from the port of a balanced
+ * flow that backend refused (left unconfirmed in ct_new): the backend's
+ * SYN|ACK must reach the client unchanged, not as the VIP's. */
+static void direct_prog(struct dp *d)
+{
+	static struct pkt in, got;
+	__u16 port, next = 41300;
+	struct dp_pkt syn, ans;
+	struct hw w;
+	int verdict;
+
+	if (!hw_open(&w, d, 4, hcfg(3, 50, 50)) || !hw_ports_to(&w, 1, &port, 1, &next))
+		goto out;
+	dp__at("balanced SYN refused by backend 1");
+	if (!hw_rst_fail(&w, 1, port))
+		goto out;
+	syn = (struct dp_pkt){ .af = 4,
+			       .proto = IPPROTO_TCP,
+			       .saddr = w.client,
+			       .daddr = w.bes[1],
+			       .sport = port,
+			       .dport = BE_PORT_TCP,
+			       .flags = SYN,
+			       .seq = 100 };
+	ans = (struct dp_pkt){ .af = 4,
+			       .proto = IPPROTO_TCP,
+			       .l2 = L2_BACKEND,
+			       .saddr = w.bes[1],
+			       .daddr = w.client,
+			       .sport = BE_PORT_TCP,
+			       .dport = port,
+			       .flags = SYN | ACK,
+			       .seq = 7,
+			       .ack = 101 };
+	dp__at("direct SYN from the same port to backend 1");
+	dp__build(&in, &syn);
+	if (!dp__send(d, &in, &got, &verdict) ||
+	    !ASSERT_EQ(verdict, dp__verdict_for(d, XDP_PASS), "direct SYN passes"))
+		goto out;
+	dp__expect_bytes(d, "direct SYN unchanged", &got, &in);
+	dp__at("the backend's SYN|ACK to it");
+	dp__build(&in, &ans);
+	if (!dp__send(d, &in, &got, &verdict) ||
+	    !ASSERT_EQ(verdict, dp__verdict_for(d, XDP_PASS), "SYN|ACK passes"))
+		goto out;
+	dp__expect_bytes(d, "SYN|ACK unchanged, not rewritten to the VIP", &got, &in);
+	hw_counters(&w, "direct connection");
+out:
+	hw_close(&w);
+}
+
+/* health_direct_after_refused: an unconfirmed refused flow does not take a direct connection's answer */
+static void health_direct_after_refused(void)
+{
+	dp__each_prog(0, direct_prog);
+}
+
 /* ---- ejection and the pick's fallback ---- */
 
 static int fallback_seen[2][2]; /* [af == 6][prog == tc]: backend + 1 */
@@ -754,9 +856,16 @@ static void health_off(void)
 }
 
 static const struct test health_tests[] = {
-	TEST(health_rst_counts),     TEST(health_syn_timeout), TEST(health_eject_fallback),
-	TEST(health_success_zeroes), TEST(health_probation),   TEST(health_max_ejected),
-	TEST(health_panic),          TEST(health_off),
+	TEST(health_rst_counts),
+	TEST(health_syn_timeout),
+	TEST(health_eject_fallback),
+	TEST(health_success_zeroes),
+	TEST(health_probation),
+	TEST(health_max_ejected),
+	TEST(health_panic),
+	TEST(health_off),
+	TEST(health_syn_again_repick),
+	TEST(health_direct_after_refused),
 };
 
 const struct dp_suite dp_suite_health = {
