@@ -50,6 +50,7 @@ source "$ROOT/tests/e2e/lib/meshd.sh"
 
 MESHD=${SLUICE_BUILD:-$ROOT/build}/meshd
 MESHCTL=${SLUICE_BUILD:-$ROOT/build}/meshctl
+MAPSNAP=${SLUICE_BUILD:-$ROOT/build}/tests/tools/mapsnap
 HELPERS=$ROOT/tests/e2e/meshd
 CHECK=$HELPERS/check.py
 EXAMPLE=$ROOT/scripts/examples/services.yaml
@@ -462,7 +463,7 @@ test_map_full() {
 	[ "$RC" -eq 0 ] || fail "apply of $nbe backends (the limit) failed: $(tail -n 1 <<<"$OUT")" || return 1
 	# The first service's weight change succeeds before the last one
 	# runs out of ids, so the rollback rewrites it: compare content.
-	python3 "$CHECK" mapsnap "$PIN" "$WORK/full.before" "$first" "$last" &&
+	"$MAPSNAP" "$PIN" "$WORK/full.before" "$first" "$last" &&
 		cp "$STATE" "$WORK/full.state" || fail "map snapshot failed" || return 1
 	run mctl apply -f "$WORK/full-changed.json"
 	log "apply needing more backend ids than are free: exit $RC: $OUT"
@@ -471,7 +472,7 @@ test_map_full() {
 	elif ! grep -qiE 'backends map.*(full|no free|limit)' <<<"$OUT"; then
 		fail "map-full error does not say the backends map is full: $OUT" || ok=1
 	fi
-	python3 "$CHECK" mapsnap "$PIN" "$WORK/full.after" "$first" "$last"
+	"$MAPSNAP" "$PIN" "$WORK/full.after" "$first" "$last"
 	if cmp -s "$WORK/full.before" "$WORK/full.after"; then
 		log "services, backends and both Maglev tables hold what they held before"
 	else

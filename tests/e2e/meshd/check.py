@@ -24,13 +24,6 @@ Contract, one subcommand each; exit 0 = as expected, 1 = not, 2 = usage:
       backend of the last one replaced, which needs that many more ids
       before the old ones are freed: the backends map is full half-way
       through the apply. Prints "FIRST LAST NSERVICES NBACKENDS".
-  check.py mapsnap PIN OUT [SVC...]
-      a content snapshot of the pinned maps for comparing after a rolled
-      back update: services and backends entries sorted (a rewrite with
-      the same value may reorder a hash map's dump), the svc ids that have
-      a Maglev table, and the content of the Maglev table of each SVC
-      ("VIP:PORT/PROTO": its inner map may be a new one with the same
-      content).
   check.py ct PORTS        (stdin: `meshctl conntrack list -o json`)
       prints the number of entries; exit 1 if a client port listed in
       PORTS (one a line) has no entry.
@@ -41,8 +34,6 @@ import json
 import os
 import re
 import socket
-import struct
-import subprocess
 import sys
 
 
@@ -185,48 +176,6 @@ def cmd_fill(a):
     return 0
 
 
-def bpftool(*args):
-    return json.loads(subprocess.run(["bpftool", "-j"] + list(args), check=True,
-                                     capture_output=True, text=True).stdout or "[]")
-
-
-def raw(hexbytes):
-    return bytes(int(x, 16) for x in hexbytes)
-
-
-def svc_key_bytes(ref):
-    hostport, proto = ref.rsplit("/", 1)
-    host, port = hostport.rsplit(":", 1)
-    ip = ipaddress.ip_address(host.strip("[]"))
-    return (ip.packed.ljust(16, b"\0") + struct.pack("!H", int(port)) +
-            bytes([{"tcp": 6, "udp": 17}[proto], 4 if ip.version == 4 else 6]))
-
-
-def cmd_mapsnap(a):
-    snap = {}
-    services = bpftool("map", "dump", "pinned", a.pin + "/services")
-    for name in ("services", "backends"):
-        dump = services if name == "services" else \
-            bpftool("map", "dump", "pinned", a.pin + "/" + name)
-        snap[name] = sorted("%s => %s" % (raw(e["key"]).hex(), raw(e["value"]).hex())
-                            for e in dump)
-    tables = {struct.unpack("<I", raw(e["key"]))[0]: struct.unpack("<I", raw(e["value"]))[0]
-              for e in bpftool("map", "dump", "pinned", a.pin + "/maglev")}
-    snap["maglev_svc_ids"] = sorted(tables)
-    for ref in a.svc:
-        key = svc_key_bytes(ref)
-        svc_id = [struct.unpack("<I", raw(e["value"])[:4])[0]
-                  for e in services if raw(e["key"]) == key]
-        if not svc_id or svc_id[0] not in tables:
-            snap["maglev " + ref] = "no service or no table"
-            continue
-        inner = bpftool("map", "dump", "id", str(tables[svc_id[0]]))
-        snap["maglev " + ref] = "".join(raw(e["value"]).hex() for e in inner)
-    with open(a.out, "w") as f:
-        json.dump(snap, f, indent=0, sort_keys=True)
-    return 0
-
-
 def cmd_ct(a):
     entries = json.load(sys.stdin)["entries"]
     with open(a.ports) as f:
@@ -264,11 +213,6 @@ def main():
     s.add_argument("full")
     s.add_argument("changed")
     s.set_defaults(fn=cmd_fill)
-    s = sub.add_parser("mapsnap")
-    s.add_argument("pin")
-    s.add_argument("out")
-    s.add_argument("svc", nargs="*")
-    s.set_defaults(fn=cmd_mapsnap)
     s = sub.add_parser("ct")
     s.add_argument("ports")
     s.set_defaults(fn=cmd_ct)
