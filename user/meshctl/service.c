@@ -251,8 +251,7 @@ static const struct help_item service_add_opts[] = {
 static const struct cmd service_add_cmd = {
 	.name = "add",
 	.fn = do_add,
-	.grammar =
-		"SVC [BE[@WEIGHT]...] [--name NAME] [--affinity MODE] [--outlier-...] [--health ...]",
+	.grammar = "SVC [BE[@WEIGHT]...] [--name NAME] [OPTIONS]",
 	.summary = "create a service, optionally with its backends and a health check",
 	.args = service_add_args,
 	.opts = service_add_opts,
@@ -364,8 +363,7 @@ static const struct cmd service_set_cmd = {
 	.name = "set",
 	.fn = do_set,
 	.grammar = "SVC [--name NAME] [--affinity MODE] [--outlier-...] [--health ...]",
-	.summary = "change a service's settings: label, session affinity, outlier detection, "
-		   "health check (the others stay)",
+	.summary = "change a service's label, affinity, outlier detection or health check",
 	.args = (const struct help_item[]){ HELP_SVC_SHORT, { NULL, NULL } },
 	.opts = service_set_opts,
 	.notes = "Turning outlier detection off for a service ends its backends' ejections at\n"

@@ -44,33 +44,6 @@
 #include "state.h"
 #include "telem.h"
 
-static int main__cleanup(const struct meshd_config *cfg)
-{
-	int lock, n, err = 0;
-	struct stat st;
-
-	lock = pin__lock_existing(cfg->bpffs);
-	if (lock < 0) {
-		if (lock == -EBUSY)
-			pr_err("meshd is running on %s: use `meshctl uninstall`, or stop it first",
-			       cfg->bpffs);
-		return 1;
-	}
-	n = attach__cleanup();
-	if (!stat(cfg->bpffs, &st))
-		err = pin__remove(cfg->bpffs);
-	else
-		pr_info("nothing pinned: %s does not exist", cfg->bpffs);
-	if (lock > 0)
-		close(lock);
-	if (n < 0 || err) {
-		pr_err("cleanup incomplete (see above)");
-		return 1;
-	}
-	pr_info("cleanup done: %d programs detached", n);
-	return 0;
-}
-
 /* Link events do not cover everything (tc filters, down interfaces):
  * attachments are re-checked this often. */
 #define MAIN_CHECK_INTERVAL_S 10
@@ -603,7 +576,7 @@ int main(int argc, char **argv)
 	log__hook_libbpf();
 	/* A client that hangs up early must not kill the agent. */
 	signal(SIGPIPE, SIG_IGN);
-	rc = m.cfg.cleanup ? main__cleanup(&m.cfg) : main__run(&m);
+	rc = m.cfg.cleanup ? pin__cleanup(m.cfg.bpffs) : main__run(&m);
 	config__free(&m.cfg);
 	return rc;
 }

@@ -21,6 +21,7 @@
 #include "sock.h"
 #include "telemetry.h"
 
+#include "attach.h"
 #include "log.h"
 #include "pin.h"
 
@@ -236,5 +237,32 @@ int pin__remove(const char *dir)
 		return err;
 	}
 	pr_info("removed the pins in %s", dir);
+	return 0;
+}
+
+int pin__cleanup(const char *bpffs)
+{
+	int lock, n, err = 0;
+	struct stat st;
+
+	lock = pin__lock_existing(bpffs);
+	if (lock < 0) {
+		if (lock == -EBUSY)
+			pr_err("meshd is running on %s: use `meshctl uninstall`, or stop it first",
+			       bpffs);
+		return 1;
+	}
+	n = attach__cleanup();
+	if (!stat(bpffs, &st))
+		err = pin__remove(bpffs);
+	else
+		pr_info("nothing pinned: %s does not exist", bpffs);
+	if (lock > 0)
+		close(lock);
+	if (n < 0 || err) {
+		pr_err("cleanup incomplete (see above)");
+		return 1;
+	}
+	pr_info("cleanup done: %d programs detached", n);
 	return 0;
 }

@@ -36,5 +36,9 @@ int pin__write_layout(const char *dir);
 /* Remove the layout map, the telemetry pins (detaching its link) and
  * every datapath pin, then the directory. */
 int pin__remove(const char *dir);
+/* meshd --cleanup: detach every program meshd attached and remove the
+ * pins under bpffs, refused while a meshd runs on it. Returns the exit
+ * status (0 or 1), having said what happened. */
+int pin__cleanup(const char *bpffs);
 
 #endif /* MESHD_PIN_H */
