@@ -137,21 +137,34 @@ static __noinline bool ct_is_reopen(const struct sluice_ct_key *fwd,
 	return r && (r->tcp_flags & (TCP_FIN | TCP_RST));
 }
 
-/* The REPLY entry of the flow @fwd whose FWD entry is @fe. */
-static __noinline int ct_create_reply(const struct sluice_ct_key *fwd,
-				      const struct sluice_ct_entry *fe, bool fresh)
+/* Store at @rev (the REPLY key of @fwd) the REPLY entry of the flow @fwd
+ * whose FWD entry is @fe. Inlined into callers that already hold @rev:
+ * ct_confirm() sits at the bottom of the deepest call chain, and a call to
+ * ct_create_reply() there (one more frame with its own key and entry) took
+ * the chain past 512 bytes on kernels that round frames to 32 bytes (6.1). */
+static __always_inline long ct_put_reply(const struct sluice_ct_key *rev,
+					 const struct sluice_ct_key *fwd,
+					 const struct sluice_ct_entry *fe, bool fresh)
 {
 	struct sluice_ct_entry e = {};
-	struct sluice_ct_key rev = {};
 
-	ct_reply_key(fwd, fe->addr, fe->port, &rev);
 	__builtin_memcpy(e.addr, fwd->daddr, sizeof(e.addr));
 	e.port = fwd->dport;
 	e.svc_id = fe->svc_id;
 	e.backend_id = fe->backend_id;
 	e.created_ns = fe->created_ns;
 	e.last_seen_ns = fe->last_seen_ns;
-	return ct_put(&rev, &e, fresh);
+	return ct_put(rev, &e, fresh);
+}
+
+/* The REPLY entry of the flow @fwd whose FWD entry is @fe. */
+static __noinline int ct_create_reply(const struct sluice_ct_key *fwd,
+				      const struct sluice_ct_entry *fe, bool fresh)
+{
+	struct sluice_ct_key rev = {};
+
+	ct_reply_key(fwd, fe->addr, fe->port, &rev);
+	return ct_put_reply(&rev, fwd, fe, fresh);
 }
 
 /*
@@ -263,7 +276,7 @@ static __noinline bool ct_confirm(const struct sluice_ct_key *fwd, struct sluice
 	if (r && ct_reply_is_of(r, fwd))
 		bpf_map_update_elem(&conntrack, &rev, r, BPF_ANY);
 	else
-		ct_create_reply(fwd, fe, false);
+		ct_put_reply(&rev, fwd, fe, false);
 	bpf_map_delete_elem(&ct_new, &rev);
 	bpf_map_delete_elem(&ct_new, fwd);
 	return true;
