@@ -13,6 +13,9 @@
 #                       also after chmod 0666 on the socket; nothing changes
 #   hotplug             a matching veth created later gets xdp_lb in < 2 s;
 #                       deleted and recreated (twice), it gets it again
+#   foreign_xdp         a matching veth that carries someone else's XDP
+#                       program keeps it, status names it, GET /readyz
+#                       answers 503 naming it; 200 once it is gone
 #   apply               apply -f scripts/examples/services.yaml, then
 #                       service list -o json holds exactly that; --dry-run of
 #                       a changed file prints the diff and changes nothing;
@@ -74,7 +77,7 @@ MESHD_PID=
 BG_PIDS=()
 FAILED=0
 NEEDS_BUILT=()
-NEEDS_CMDS=(bpftool setpriv nsenter)
+NEEDS_CMDS=(bpftool setpriv nsenter curl)
 SCENARIO_PREFIX=meshd_
 # telemetry, socket LB and redirect off: meshd's default cgroup is the
 # cgroup2 root, the whole machine's; they are tested on a child cgroup in
@@ -131,6 +134,17 @@ same_snapshot() {
 		fail "$3: maps or state file changed"
 		return 1
 	fi
+}
+
+# readyz CODE LINE-REGEX: meshd's GET /readyz (default --metrics :9465, in
+# the node namespace) answers CODE with a body line matching LINE-REGEX.
+readyz() {
+	local code
+	code=$(in_node curl -s --max-time 5 -o "$WORK/readyz" -w '%{http_code}' \
+		http://127.0.0.1:9465/readyz)
+	log "GET /readyz: $code $(tr '\n' '|' <"$WORK/readyz")"
+	[ "$code" = "$1" ] && grep -q "$2" "$WORK/readyz" ||
+		fail "GET /readyz: $code, want $1 with a line matching /$2/"
 }
 
 # XDP program id on a node interface, empty if none.
@@ -716,7 +730,11 @@ hit = [e for e in errs if e["ifname"] == dev]
 print("attach_errors: %s" % hit)
 sys.exit(0 if hit and "xdp_pass" in hit[0]["error"] else 1)' "$dev" ||
 		fail "status does not report the refused $dev naming the foreign program" || ok=1
+	# not ready while an uplink misses the datapath; ready once it is gone
+	readyz 503 "^\[-\]interfaces: 1 interface(s) not attached, first $dev: .*xdp_pass" || ok=1
 	ip -n "$TOPO_NS_NODE" link del "$dev"
+	sleep 0.3
+	readyz 200 '^\[+\]interfaces ok$' || ok=1
 	meshd_alive || fail "meshd died" || ok=1
 	return $ok
 }

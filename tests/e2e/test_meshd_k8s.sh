@@ -24,14 +24,16 @@
 #                         real): the kubernetes services are kept and the
 #                         output says so
 #   status_metrics        meshctl status shows "Kubernetes:  synced" and the
-#                         counters; /metrics has the sluice_kubernetes_* series
+#                         counters; /metrics has the sluice_kubernetes_* series;
+#                         GET /readyz answers 200 with "[+]kubernetes ok"
 #   affinity              the web Service gets sessionAffinity ClientIP with
 #                         timeoutSeconds 600: both its VIPs show it in service
 #                         list -o json and the state file; None removes it
 #   restart_unreachable   meshd restarts while the API port is closed (a
 #                         Service deleted meanwhile): nothing removed, state
-#                         file and maps unchanged for 2 s, status not synced;
-#                         API back -> synced, the deletion applied
+#                         file and maps unchanged for 2 s, status not synced,
+#                         /readyz 503 naming the wait, /healthz 200;
+#                         API back -> synced, the deletion applied, /readyz 200
 # Exits non-zero if any failed. meshd, the API server, the namespace, pins
 # and temp files are removed on exit, failure or interruption. Needs root,
 # python3, bpftool, curl and `make` (build/meshd, build/meshctl). About 20 s.
@@ -253,6 +255,15 @@ scenario_status_metrics() {
 		promtool check metrics <<<"$met" >"$TMP/promtool.out" 2>&1 ||
 			{ echo "promtool: $(head -c 300 "$TMP/promtool.out")" >&2; return 1; }
 	fi
+	readyz 200 '^\[+\]kubernetes ok$'
+}
+
+# readyz CODE LINE-REGEX: GET /readyz answers CODE with a body line matching
+readyz() {
+	local code
+	code=$(in_ns curl -s --max-time 5 -o "$TMP/readyz" -w '%{http_code}' "http://$METRICS/readyz")
+	[ "$code" = "$1" ] && grep -q "$2" "$TMP/readyz" ||
+		{ echo "GET /readyz: $code, body: $(tr '\n' '|' <"$TMP/readyz"), want $1 and /$2/" >&2; return 1; }
 }
 
 web_service() { # AFFINITY-PYTHON: the fixtures' web Service, spec updated with it
@@ -296,13 +307,18 @@ print(w.maps_digest(A))") || return 1
 		      maps == '$maps' and canon(st) == $want" || return 1
 	cmp -s "$STATE" "$TMP/state.before" || { echo "state file rewritten while the API was down" >&2; return 1; }
 	grep -q '"synced": false' <(mctl -o json status) || return 1
+	# not ready for traffic while the cluster's services are unknown
+	readyz 503 '^\[-\]kubernetes: waiting for the first full list' || return 1
+	in_ns curl -sf --max-time 5 "http://$METRICS/healthz" >/dev/null ||
+		{ echo "GET /healthz failed while the API server is down" >&2; return 1; }
 	CTL ctl "$PORTS" '{"op": "up"}' &&
 		WAIT "status['kubernetes']['synced'] and svc('default/lb', '10.96.0.70') is None and
 		      svc('default/lb', '192.0.2.10') is None and
 		      sorted((b['address'], b['port'], b['weight']) for b in
 		             [s for s in lst['services'] if s['name'] == 'manual-web'][0]['backends']) == $manual and
 		      canon(lst) == canon(st)" &&
-		grep -q '^Kubernetes:  synced' <(mctl status)
+		grep -q '^Kubernetes:  synced' <(mctl status) &&
+		readyz 200 '^\[+\]kubernetes ok$'
 }
 
 ALL=(initial_sync terminating edits_refused apply_keeps status_metrics affinity

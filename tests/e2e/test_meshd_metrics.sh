@@ -18,7 +18,8 @@
 #                   per-backend opens add up to N, datapath series present
 #   promtool        a real scrape passes `promtool check metrics`
 #   http            gzip when asked (and it decodes), none otherwise, 404
-#                   for another path, 405 for POST
+#                   for another path, 405 for POST; /healthz 200 "ok";
+#                   /readyz 200 with the datapath and interfaces checks ok
 #   status          status shows the metrics URL and telemetry attached to
 #                   the cgroup with the records read and none lost
 #   connections     `connections SVC -o json` holds exactly N records for
@@ -186,6 +187,15 @@ test_http() {
 	[ "$code" = 404 ] || fail "GET /nope: $code, not 404" || ok=1
 	code=$(in_node curl -s --max-time 5 -o /dev/null -w '%{http_code}' -X POST "$url/metrics")
 	[ "$code" = 405 ] || fail "POST /metrics: $code, not 405" || ok=1
+	# the probes of the DaemonSet
+	code=$(in_node curl -s --max-time 5 -o "$WORK/healthz" -w '%{http_code}' "$url/healthz")
+	[ "$code" = 200 ] && [ "$(cat "$WORK/healthz")" = ok ] ||
+		fail "GET /healthz: $code $(head -c 100 "$WORK/healthz"), not 200 ok" || ok=1
+	code=$(in_node curl -s --max-time 5 -o "$WORK/readyz" -w '%{http_code}' "$url/readyz")
+	log "GET /readyz: $code $(tr '\n' '|' <"$WORK/readyz")"
+	[ "$code" = 200 ] && grep -qx '\[+\]datapath ok' "$WORK/readyz" &&
+		grep -qx '\[+\]interfaces ok' "$WORK/readyz" && ! grep -q kubernetes "$WORK/readyz" ||
+		fail "GET /readyz is not 200 with datapath and interfaces ok" || ok=1
 	return $ok
 }
 

@@ -11,7 +11,9 @@
 #include "metrics.h"
 #include "sluice.h"
 
+#include "attach.h"
 #include "exporter.h"
+#include "k8s.h"
 #include "k8sint.h"
 #include "log.h"
 #include "outlier.h"
@@ -72,6 +74,64 @@ static int exporter__render(void *ctx, FILE *out)
 	return err;
 }
 
+static int exporter__healthz(void *ctx, FILE *out)
+{
+	(void)ctx;
+	fputs("ok\n", out); /* served from the agent's loop: it runs */
+	return 0;
+}
+
+static bool exporter__check(FILE *out, const char *name, const char *why)
+{
+	if (!why)
+		fprintf(out, "[+]%s ok\n", name);
+	else
+		fprintf(out, "[-]%s: %s\n", name, why);
+	return !why;
+}
+
+bool exporter__ready(const struct exporter_view *v, FILE *out)
+{
+	struct json_object *errs = NULL;
+	struct k8s_stats st;
+	char why[256];
+	bool ok;
+
+	ok = exporter__check(out, "datapath", v->sl ? NULL : "not loaded yet");
+	if (v->att)
+		errs = attach__errors_json(v->att);
+	if (errs && json_object_array_length(errs)) {
+		struct json_object *e = json_object_array_get_idx(errs, 0), *f;
+
+		snprintf(why, sizeof(why), "%zu interface(s) not attached, first %s: %s",
+			 json_object_array_length(errs),
+			 json_object_object_get_ex(e, "ifname", &f) ? json_object_get_string(f) : "?",
+			 json_object_object_get_ex(e, "error", &f) ? json_object_get_string(f) : "?");
+		ok &= exporter__check(out, "interfaces", why);
+	} else {
+		ok &= exporter__check(out, "interfaces", NULL);
+	}
+	json_object_put(errs);
+	if (!v->kube || !v->kube->k)
+		return ok;
+	k8s__stats(v->kube->k, &st);
+	if (!st.synced)
+		snprintf(why, sizeof(why),
+			 "waiting for the first full list of Services and EndpointSlices");
+	else if (v->kube->last_error[0])
+		snprintf(why, sizeof(why), "the last synced set was not applied: %.180s",
+			 v->kube->last_error);
+	return exporter__check(out, "kubernetes",
+			       !st.synced || v->kube->last_error[0] ? why : NULL) &&
+	       ok;
+}
+
+/* 200 when ready, else 503; the body says which check failed. */
+static int exporter__readyz(void *ctx, FILE *out)
+{
+	return exporter__ready(ctx, out) ? 0 : 503;
+}
+
 /* A URL to reach the endpoint from this node: any-address binds are
  * reachable on localhost. */
 static void exporter__url(const char *addr, unsigned int port, char *buf, size_t len)
@@ -96,10 +156,15 @@ int exporter__start(struct exporter *e, const char *addr)
 		pr_info("metrics off (--metrics off)");
 		return 0;
 	}
-	e->route =
+	e->routes[0] =
 		(struct http_route){ "/metrics", METRICS_CONTENT_TYPE, exporter__render, &e->view };
-	err = http__start(&e->h,
-			  &(struct http_opts){ .bind = addr, .routes = &e->route, .nroutes = 1 });
+	e->routes[1] = (struct http_route){ "/healthz", "text/plain; charset=utf-8",
+					    exporter__healthz, &e->view };
+	e->routes[2] = (struct http_route){ "/readyz", "text/plain; charset=utf-8",
+					    exporter__readyz, &e->view };
+	err = http__start(&e->h, &(struct http_opts){ .bind = addr,
+						      .routes = e->routes,
+						      .nroutes = 3 });
 	if (err) {
 		e->h = NULL;
 		pr_err("%s (--metrics)", sluice__errmsg());

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * exporter.h - GET /metrics: the Prometheus exposition (user/agent/metrics/metrics.h)
- * served by the HTTP server of user/agent/metrics/http.h from meshd's event loop.
+ * served by the HTTP server of user/agent/metrics/http.h from meshd's event loop,
+ * and the probes of the same server: GET /healthz (alive: the loop answers)
+ * and GET /readyz (ready to carry traffic, see exporter__ready()).
  *
  * Contract: started (bound) before the datapath is touched, so a bad or
  * taken --metrics address stops meshd early with a message naming it;
@@ -11,11 +13,14 @@
 #ifndef MESHD_EXPORTER_H
 #define MESHD_EXPORTER_H
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <time.h>
 #include <json-c/json.h>
 
 #include "http.h"
 
+struct attach;
 struct k8sint;
 struct outlier;
 struct probe;
@@ -34,13 +39,14 @@ struct exporter_view {
 	const struct outlier *outlier; /* NULL: no ejection counts */
 	const struct probe *probe;     /* active health checks; NULL: none */
 	const struct server *api;      /* NULL: none */
+	const struct attach *att;      /* NULL: no interfaces to check */
 	time_t started_at;
 };
 
 struct exporter {
 	struct http *h;   /* NULL: --metrics off */
 	const char *addr; /* --metrics */
-	struct http_route route;
+	struct http_route routes[3]; /* /metrics, /healthz, /readyz */
 	struct exporter_view view; /* sl NULL: nothing to show yet */
 };
 
@@ -54,6 +60,16 @@ int exporter__fd(const struct exporter *e);
 /* The epoll timeout the server needs (-1: none). */
 int exporter__timeout_ms(const struct exporter *e);
 void exporter__run(struct exporter *e);
+/*
+ * exporter__ready() - is this agent ready to carry the node's traffic?
+ * Writes one line per check, "[+]name ok" or "[-]name: why" (the format of
+ * the Kubernetes API server's verbose /readyz), and returns whether all
+ * passed: the datapath is loaded; every present interface that matches
+ * --interfaces carries our program (none refused or failed); with
+ * --kubernetes on, both kinds were listed in full and the last synced set
+ * was committed.
+ */
+bool exporter__ready(const struct exporter_view *v, FILE *out);
 /* status "metrics" object, or NULL (JSON null) when off */
 struct json_object *exporter__status_json(const struct exporter *e);
 

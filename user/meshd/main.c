@@ -426,6 +426,7 @@ static int main__load(struct meshd *m)
 								  .outlier = &m->outlier,
 								  .probe = &m->probe,
 								  .api = &m->api,
+								  .att = &m->att,
 								  .started_at = m->started_at });
 	return 0;
 }

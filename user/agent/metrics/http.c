@@ -47,6 +47,7 @@ struct http {
 	unsigned int port;
 	const struct http_route *routes;
 	size_t nroutes;
+	char not_found[160]; /* "404 not found: try /a, /b\n" */
 	unsigned int max_conns;
 	long long request_ms, answer_ms;
 	struct http_conn *head, *tail;
@@ -248,6 +249,23 @@ fail:
 	return err;
 }
 
+/* The 404 body names the paths there are. */
+static void http__not_found_text(struct http *h)
+{
+	size_t off = 0, len = sizeof(h->not_found);
+	int n;
+
+	n = snprintf(h->not_found, len, "404 not found: try");
+	for (size_t i = 0; i < h->nroutes && n > 0 && (size_t)n < len - off; i++) {
+		off += (size_t)n;
+		n = snprintf(h->not_found + off, len - off, "%s %s", i ? "," : "",
+			     h->routes[i].path);
+	}
+	off = strnlen(h->not_found, len - 2);
+	h->not_found[off] = '\n';
+	h->not_found[off + 1] = '\0';
+}
+
 static enum MHD_Result http__reply(struct MHD_Connection *conn, unsigned int status, void *body,
 				   size_t len, bool must_free, const char *type,
 				   const char *encoding)
@@ -265,7 +283,7 @@ static enum MHD_Result http__reply(struct MHD_Connection *conn, unsigned int sta
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	if (encoding)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, encoding);
-	if (status == MHD_HTTP_OK)
+	if (status != MHD_HTTP_METHOD_NOT_ALLOWED && status != MHD_HTTP_NOT_FOUND)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
@@ -286,6 +304,7 @@ static enum MHD_Result http__serve(struct MHD_Connection *conn, const struct htt
 	const char *ae =
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
 	char *body = NULL, *msg;
+	unsigned int status;
 	void *gz;
 	size_t len = 0, gz_len;
 	FILE *f;
@@ -298,7 +317,7 @@ static enum MHD_Result http__serve(struct MHD_Connection *conn, const struct htt
 	err = r->fn(r->ctx, f);
 	if (fclose(f) && !err)
 		err = -ENOMEM;
-	if (err) {
+	if (err < 0) {
 		free(body);
 		if (asprintf(&msg, "%s\n", *sluice__errmsg() ? sluice__errmsg() : strerror(-err)) <
 		    0)
@@ -306,11 +325,12 @@ static enum MHD_Result http__serve(struct MHD_Connection *conn, const struct htt
 		return http__reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, msg, strlen(msg), true,
 				   "text/plain; charset=utf-8", NULL);
 	}
+	status = err > 0 ? (unsigned int)err : MHD_HTTP_OK;
 	if (http__accepts_gzip(ae) && !http__gzip(body, len, &gz, &gz_len)) {
 		free(body);
-		return http__reply(conn, MHD_HTTP_OK, gz, gz_len, true, r->content_type, "gzip");
+		return http__reply(conn, status, gz, gz_len, true, r->content_type, "gzip");
 	}
-	return http__reply(conn, MHD_HTTP_OK, body, len, true, r->content_type, NULL);
+	return http__reply(conn, status, body, len, true, r->content_type, NULL);
 }
 
 static enum MHD_Result http__handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -335,7 +355,7 @@ static enum MHD_Result http__handle(void *cls, struct MHD_Connection *conn, cons
 		if (!strcmp(url, h->routes[i].path))
 			r = &h->routes[i];
 	if (!r)
-		return http__text(conn, MHD_HTTP_NOT_FOUND, "404 not found: try /metrics\n");
+		return http__text(conn, MHD_HTTP_NOT_FOUND, h->not_found);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
 		return http__text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 				  "405 method not allowed: use GET\n");
@@ -357,6 +377,7 @@ int http__start(struct http **out, const struct http_opts *opts)
 	h->lfd = -1;
 	h->routes = opts->routes;
 	h->nroutes = opts->nroutes;
+	http__not_found_text(h);
 	h->max_conns = opts->max_conns ? opts->max_conns : HTTP_MAX_CONNS_DEFAULT;
 	h->request_ms = opts->request_ms ? opts->request_ms : HTTP_REQUEST_MS_DEFAULT;
 	h->answer_ms = opts->answer_ms ? opts->answer_ms : HTTP_ANSWER_MS_DEFAULT;

@@ -35,8 +35,9 @@
 
 struct http;
 
-/* Writes the body to out; returns 0, or a negative errno (-> 500, with
- * sluice__errmsg() as the body). */
+/* Writes the body to out; returns 0 (-> 200), an HTTP status >= 200 to
+ * answer with that body instead (e.g. 503 for "not ready"), or a negative
+ * errno (-> 500, with sluice__errmsg() as the body). */
 typedef int (*http_handler_fn)(void *ctx, FILE *out);
 
 struct http_route {
