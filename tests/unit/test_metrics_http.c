@@ -6,7 +6,8 @@
  * it), one that never reads its answer is closed at the answer deadline,
  * and with the connection table full of idle peers a new scrape still gets
  * its answer (the one waiting longest gives way; libmicrohttpd alone would
- * refuse it at its limit). No root needed.
+ * refuse it at its limit). A handler can answer another status with its
+ * body (503 from /readyz). No root needed.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -82,22 +83,23 @@ static bool closed(int fd)
 	return !r || (errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
-/* A GET /metrics; true when a 200 came back within ms. */
-static bool scrape(struct http *h, int ms)
+/* GET path; the whole answer (headers and body) in buf, within ms. */
+static void get(struct http *h, const char *path, int ms, char *buf, size_t len)
 {
-	const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 	long long end = now_ms() + ms;
-	char buf[4096];
+	char req[256];
 	size_t n = 0;
 	ssize_t r;
 	int fd = client(h);
 
+	buf[0] = '\0';
 	if (fd < 0)
-		return false;
+		return;
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
 	send(fd, req, strlen(req), MSG_NOSIGNAL);
-	while (now_ms() < end && n < sizeof(buf) - 1) {
+	while (now_ms() < end && n < len - 1) {
 		http__run(h);
-		r = recv(fd, buf + n, sizeof(buf) - 1 - n, MSG_DONTWAIT);
+		r = recv(fd, buf + n, len - 1 - n, MSG_DONTWAIT);
 		if (r > 0)
 			n += r;
 		else if (!r || (errno != EAGAIN && errno != EINTR))
@@ -107,7 +109,49 @@ static bool scrape(struct http *h, int ms)
 	}
 	buf[n] = '\0';
 	close(fd);
+}
+
+/* A GET /metrics; true when a 200 came back within ms. */
+static bool scrape(struct http *h, int ms)
+{
+	char buf[4096];
+
+	get(h, "/metrics", ms, buf, sizeof(buf));
 	return !strncmp(buf, "HTTP/1.1 200", 12);
+}
+
+static int not_ready_fn(void *ctx, FILE *out)
+{
+	(void)ctx;
+	fputs("[-]thing: not yet\n", out);
+	return 503;
+}
+
+/* A handler's positive return is the status, its body still sent (the
+ * /readyz contract); a 404 names the paths there are. */
+static void test_status_from_handler(void)
+{
+	const struct http_route routes[] = {
+		{ "/metrics", "text/plain", route_fn, NULL },
+		{ "/readyz", "text/plain", not_ready_fn, NULL },
+	};
+	struct http *h;
+	char buf[4096];
+
+	if (!ASSERT_OK(http__start(&h, &(struct http_opts){ .bind = "127.0.0.1:0",
+							    .routes = routes,
+							    .nroutes = 2 }),
+		       "http__start"))
+		return;
+	get(h, "/readyz", 2000, buf, sizeof(buf));
+	ASSERT_TRUE(!strncmp(buf, "HTTP/1.1 503", 12), "GET /readyz answers 503");
+	ASSERT_TRUE(strstr(buf, "\r\n\r\n[-]thing: not yet\n") != NULL, "with the handler's body");
+	get(h, "/nope", 2000, buf, sizeof(buf));
+	ASSERT_TRUE(!strncmp(buf, "HTTP/1.1 404", 12), "GET /nope answers 404");
+	ASSERT_TRUE(strstr(buf, "404 not found: try /metrics, /readyz\n") != NULL,
+		    "naming the paths");
+	ASSERT_TRUE(scrape(h, 2000), "GET /metrics still 200");
+	http__stop(h);
 }
 
 static void test_trickle_closed_at_deadline(void)
@@ -184,6 +228,7 @@ static const struct test tests[] = {
 	TEST(test_trickle_closed_at_deadline),
 	TEST(test_unread_answer_closed),
 	TEST(test_full_of_idle),
+	TEST(test_status_from_handler),
 };
 
 int main(int argc, char **argv)

@@ -105,8 +105,10 @@ bool exporter__ready(const struct exporter_view *v, FILE *out)
 
 		snprintf(why, sizeof(why), "%zu interface(s) not attached, first %s: %s",
 			 json_object_array_length(errs),
-			 json_object_object_get_ex(e, "ifname", &f) ? json_object_get_string(f) : "?",
-			 json_object_object_get_ex(e, "error", &f) ? json_object_get_string(f) : "?");
+			 json_object_object_get_ex(e, "ifname", &f) ? json_object_get_string(f) :
+								      "?",
+			 json_object_object_get_ex(e, "error", &f) ? json_object_get_string(f) :
+								     "?");
 		ok &= exporter__check(out, "interfaces", why);
 	} else {
 		ok &= exporter__check(out, "interfaces", NULL);
@@ -162,9 +164,8 @@ int exporter__start(struct exporter *e, const char *addr)
 					    exporter__healthz, &e->view };
 	e->routes[2] = (struct http_route){ "/readyz", "text/plain; charset=utf-8",
 					    exporter__readyz, &e->view };
-	err = http__start(&e->h, &(struct http_opts){ .bind = addr,
-						      .routes = e->routes,
-						      .nroutes = 3 });
+	err = http__start(&e->h,
+			  &(struct http_opts){ .bind = addr, .routes = e->routes, .nroutes = 3 });
 	if (err) {
 		e->h = NULL;
 		pr_err("%s (--metrics)", sluice__errmsg());

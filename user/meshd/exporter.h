@@ -44,10 +44,10 @@ struct exporter_view {
 };
 
 struct exporter {
-	struct http *h;   /* NULL: --metrics off */
-	const char *addr; /* --metrics */
+	struct http *h;              /* NULL: --metrics off */
+	const char *addr;            /* --metrics */
 	struct http_route routes[3]; /* /metrics, /healthz, /readyz */
-	struct exporter_view view; /* sl NULL: nothing to show yet */
+	struct exporter_view view;   /* sl NULL: nothing to show yet */
 };
 
 /* Binds addr, the --metrics value (nothing when NULL: off). */

@@ -8,11 +8,16 @@ non-zero if any failed. Checks: every YAML document parses and names its
 apiVersion/kind/metadata; the DaemonSet has what a node agent needs (host
 network, selector matching the template, service account, bpffs + cgroup2 +
 /run/sluice host mounts, a capability list instead of privileged, probes,
-Prometheus annotations, every mount backed by a volume); RBAC grants
-exactly get/list/watch on services, endpointslices and nodes; the
+Prometheus annotations, every mount backed by a volume, httpGet probes on
+the metrics port: /healthz for startup and liveness, /readyz for
+readiness); RBAC grants exactly get/list/watch on services and
+endpointslices (nothing meshd does not use); the
 ConfigMap's meshd.yaml uses only meshd's flags (from `MESHD --help` when
 given) with paths inside the mounted volumes; the Containerfile builds
-Debian 12 images with the binaries the DaemonSet runs.
+Debian 12 images with the binaries the DaemonSet runs, and its runtime
+stage installs the Debian package of every shared library the built
+binaries need (readelf -d NEEDED -> ldconfig -p -> dpkg -S), except those
+every Debian image has (Essential packages and their dependencies).
 Usage: check_manifests.py K8S_DIR [MESHD]
 """
 import glob
@@ -145,9 +150,19 @@ def check_daemonset(docs):
         p.append("unexpected capabilities %s" % sorted(caps - CAPS_ALLOWED))
     if "ALL" not in (get(sc, "capabilities", "drop") or []):
         p.append("capabilities.drop should be [ALL]")
-    for probe in ("readinessProbe", "livenessProbe"):
-        if not meshd.get(probe):
-            p.append("no %s" % probe)
+    # kubelet asks meshd itself over HTTP (the metrics server): alive is
+    # /healthz, ready for traffic is /readyz; no exec of meshctl per probe
+    ports = {pt.get("name"): pt.get("containerPort") for pt in meshd.get("ports") or []}
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"),
+                        ("readinessProbe", "/readyz")):
+        hg = get(meshd, probe, "httpGet")
+        if not hg:
+            p.append("%s is not an httpGet probe" % probe)
+            continue
+        port = hg.get("port")
+        if hg.get("path") != path or (ports.get(port) or port) != 9465:
+            p.append("%s asks %s on port %r, want %s on the metrics port 9465" %
+                     (probe, hg.get("path"), port, path))
     mounts = {m.get("mountPath"): m for m in meshd.get("volumeMounts") or []}
     bpf = mounts.get("/sys/fs/bpf")
     if not bpf or volumes.get(bpf.get("name"), {}).get("hostPath", {}).get("path") != "/sys/fs/bpf":
@@ -169,7 +184,7 @@ def check_rbac(docs):
         for g in r.get("apiGroups") or []:
             for res in r.get("resources") or []:
                 granted.add((g, res))
-    want = {("", "services"), ("", "nodes"), ("discovery.k8s.io", "endpointslices")}
+    want = {("", "services"), ("discovery.k8s.io", "endpointslices")}
     if granted != want:
         p.append("grants %s, want exactly %s" % (sorted(granted), sorted(want)))
     ref = binding.get("roleRef") or {}
@@ -251,8 +266,6 @@ def check_containerfile(k8s_dir, ds):
         p.append("every stage should be Debian 12, got %s" % froms)
     if not re.search(r"^RUN .*make\b.*build/meshd", text, re.M):
         p.append("does not build build/meshd with the Makefile")
-    if "libcurl4" not in text:
-        p.append("runtime stage lacks libcurl4 (the Kubernetes client)")
     pod = get(ds, "spec", "template", "spec") or {}
     for c in (pod.get("containers") or []) + (pod.get("initContainers") or []):
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
@@ -262,6 +275,89 @@ def check_containerfile(k8s_dir, ds):
         binary = (c.get("command") or [""])[0]
         if binary.startswith("/usr/local/bin/") and os.path.basename(binary) not in text:
             p.append("%s runs %s, which the image does not install" % (c.get("name"), binary))
+    return p
+
+
+def runtime_packages(text):
+    """The packages `apt-get install` names in the last stage."""
+    last = text[text.rfind("\nFROM "):] if "\nFROM " in text else text
+    joined = re.sub(r"\\\n", " ", last)
+    pkgs = set()
+    for m in re.finditer(r"apt-get install ([^&;\n]*)", joined):
+        pkgs |= {w for w in m.group(1).split() if not w.startswith("-")}
+    return pkgs
+
+
+def library_package(soname, ldcache):
+    """The Debian package that ships soname on this (Debian 12) build host."""
+    path = ldcache.get(soname)
+    if not path:
+        return None, "%s is not in the linker cache (ldconfig -p)" % soname
+    for cand in (path, os.path.realpath(path), "/usr" + path if path.startswith("/lib") else path):
+        out = subprocess.run(["dpkg", "-S", cand], capture_output=True, text=True)
+        if out.returncode == 0:
+            return out.stdout.split(":")[0].strip(), None
+    return None, "no Debian package ships %s (dpkg -S)" % path
+
+
+def essential_closure():
+    """Packages every Debian image has: the Essential ones and what they
+    (pre-)depend on, transitively, as installed on this Debian 12 host."""
+    out = subprocess.run(["dpkg-query", "-W", "-f",
+                          "${Package}\t${Essential}\t${Pre-Depends}, ${Depends}\n"],
+                         capture_output=True, text=True).stdout
+    deps, todo = {}, []
+    for line in out.splitlines():
+        name, essential, rel = (line.split("\t") + ["", ""])[:3]
+        deps[name] = [alt.split()[0].split(":")[0] for alt in
+                      (a.split("|")[0].strip() for a in rel.split(",")) if alt]
+        if essential == "yes":
+            todo.append(name)
+    closure = set()
+    while todo:
+        name = todo.pop()
+        if name in closure or name not in deps:
+            continue
+        closure.add(name)
+        todo.extend(deps[name])
+    return closure
+
+
+def check_image_libraries(k8s_dir, build_dir):
+    p = []
+    try:
+        text = open(os.path.join(k8s_dir, "Containerfile")).read()
+    except OSError as e:
+        return [str(e)]
+    ldcache = {}
+    for line in subprocess.run(["ldconfig", "-p"], capture_output=True,
+                               text=True).stdout.splitlines():
+        m = re.match(r"\s*(\S+) \(libc6,x86-64[^)]*\) => (\S+)", line)
+        if m:
+            ldcache.setdefault(m.group(1), m.group(2))
+    installed = runtime_packages(text)
+    base = essential_closure()
+    seen = set()
+    for binary in ("meshd", "meshctl"):
+        path = os.path.join(build_dir, binary)
+        if not os.path.exists(path):
+            p.append("%s is not built: cannot derive its libraries" % path)
+            continue
+        out = subprocess.run(["readelf", "-d", path], capture_output=True, text=True)
+        for soname in re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out.stdout):
+            pkg, err = library_package(soname, ldcache)
+            if err:
+                p.append(err)
+                continue
+            if pkg in seen:
+                continue
+            seen.add(pkg)
+            if pkg in base:
+                continue  # in every Debian image, slim included
+            if pkg not in installed:
+                p.append("%s needs %s (package %s), which the runtime stage does not install" %
+                         (binary, soname, pkg))
+    print("  runtime packages needed: %s; installed: %s" % (sorted(seen), sorted(installed)))
     return p
 
 
@@ -275,6 +371,9 @@ def main():
     report("rbac", check_rbac(docs))
     report("configmap", check_configmap(docs, ds, meshd) if ds else ["no DaemonSet"])
     report("containerfile", check_containerfile(k8s_dir, ds) if ds else ["no DaemonSet"])
+    report("image_libraries",
+           check_image_libraries(k8s_dir, os.path.dirname(meshd)) if meshd else
+           ["no MESHD given: the built binaries' libraries cannot be checked"])
     # the install section lives in the top-level README
     readme = os.path.join(k8s_dir, "..", "..", "README.md")
     text = open(readme).read() if os.path.exists(readme) else ""
