@@ -24,7 +24,9 @@
 #                         real): the kubernetes services are kept and the
 #                         output says so
 #   status_metrics        meshctl status shows "Kubernetes:  synced" and the
-#                         counters; /metrics has the sluice_kubernetes_* series;
+#                         counters; /metrics has the sluice_kubernetes_* series
+#                         and sluice_service_info naming kubernetes and manual
+#                         services;
 #                         GET /readyz answers 200 with "[+]kubernetes ok"
 #   affinity              the web Service gets sessionAffinity ClientIP with
 #                         timeoutSeconds 600: both its VIPs show it in service
@@ -248,7 +250,10 @@ scenario_status_metrics() {
 	met=$(in_ns curl -sf "http://$METRICS/metrics") || { echo "GET /metrics failed" >&2; return 1; }
 	for s in 'sluice_kubernetes_synced 1' 'sluice_kubernetes_watch_restarts_total [0-9]' \
 		'sluice_kubernetes_relists_total [0-9]' 'sluice_kubernetes_sync_errors_total [0-9]' \
-		'sluice_kubernetes_last_sync_timestamp_seconds [1-9]' '# TYPE sluice_kubernetes_relists_total counter'; do
+		'sluice_kubernetes_last_sync_timestamp_seconds [1-9]' '# TYPE sluice_kubernetes_relists_total counter' \
+		'sluice_service_info{service="10.96.0.10:80/tcp",name="default/web:http",namespace="default",source="kubernetes"} 1' \
+		'sluice_service_info{service="\[fd00:96::10\]:443/tcp",name="default/web:https",namespace="default",source="kubernetes"} 1' \
+		'sluice_service_info{service="10.200.0.1:80/tcp",name="manual-web",namespace="",source="manual"} 1'; do
 		grep -q "^$s" <<<"$met" || { echo "/metrics has no \"$s\"" >&2; return 1; }
 	done
 	if command -v promtool >/dev/null; then

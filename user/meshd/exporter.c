@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
@@ -12,6 +13,7 @@
 #include "sluice.h"
 
 #include "attach.h"
+#include "desired.h"
 #include "exporter.h"
 #include "k8s.h"
 #include "k8sint.h"
@@ -42,6 +44,34 @@ static void exporter__http_metrics(const struct http *h, FILE *out)
 		(unsigned long long)st.answer_deadline, (unsigned long long)st.evicted);
 }
 
+/* sluice_service_info: the names behind the service labels. */
+static int exporter__service_info(const struct desired *d, FILE *out)
+{
+	struct metrics_svc_info *info;
+	char(*labels)[SLUICE_SVC_STRLEN];
+
+	if (!d || !d->nservices)
+		return 0;
+	info = calloc(d->nservices, sizeof(*info));
+	labels = calloc(d->nservices, sizeof(*labels));
+	if (!info || !labels) {
+		free(info);
+		free(labels);
+		return -ENOMEM;
+	}
+	for (__u32 i = 0; i < d->nservices; i++) {
+		const struct desired_service *s = &d->services[i];
+
+		info[i] = (struct metrics_svc_info){ sluice_svc__str(&s->vip, s->port, s->proto,
+								     labels[i], sizeof(labels[i])),
+						     s->name, s->source };
+	}
+	metrics__service_info(out, info, d->nservices);
+	free(info);
+	free(labels);
+	return 0;
+}
+
 /* Handler of GET /metrics: the sources as they are at this scrape (the
  * telemetry handle may come and go with restarts of telemetry). */
 static int exporter__render(void *ctx, FILE *out)
@@ -63,6 +93,8 @@ static int exporter__render(void *ctx, FILE *out)
 		.nejections = v->outlier ? v->outlier->nej : 0,
 	};
 	err = metrics__render(&src, out);
+	if (!err)
+		err = exporter__service_info(v->desired, out);
 	if (!err)
 		k8sint__metrics(v->kube, out); /* the sync lives in the agent, not in metrics.c */
 	if (!err && v->api)

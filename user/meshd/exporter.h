@@ -21,6 +21,7 @@
 #include "http.h"
 
 struct attach;
+struct desired;
 struct k8sint;
 struct outlier;
 struct probe;
@@ -40,6 +41,7 @@ struct exporter_view {
 	const struct probe *probe;     /* active health checks; NULL: none */
 	const struct server *api;      /* NULL: none */
 	const struct attach *att;      /* NULL: no interfaces to check */
+	const struct desired *desired; /* names of services; NULL: none */
 	time_t started_at;
 };
 

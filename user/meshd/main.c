@@ -427,6 +427,7 @@ static int main__load(struct meshd *m)
 								  .probe = &m->probe,
 								  .api = &m->api,
 								  .att = &m->att,
+								  .desired = &m->state.desired,
 								  .started_at = m->started_at });
 	return 0;
 }

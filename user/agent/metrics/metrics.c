@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "metrics.h"
 
@@ -510,6 +511,32 @@ static void metrics__maps(const struct metrics_snapshot *m, FILE *out)
 	for (size_t i = 0; i < m->nmaps; i++) {
 		l[0].value = m->maps[i].name;
 		metrics__u64_sample(out, P "map_capacity", l, m->maps[i].capacity);
+	}
+}
+
+void metrics__service_info(FILE *out, const struct metrics_svc_info *info, size_t n)
+{
+	struct label l[LABELS_MAX] = {
+		{ "service", NULL }, { "name", NULL }, { "namespace", NULL }, { "source", NULL }
+	};
+	char ns[256];
+
+	if (!n)
+		return;
+	metrics__family(out, P "service_info", "gauge",
+			"Always 1; names the service label: its name, Kubernetes namespace "
+			"(\"\" for others) and source.");
+	for (size_t i = 0; i < n; i++) {
+		const char *slash = strchr(info[i].name, '/');
+
+		ns[0] = '\0';
+		if (slash && !strcmp(info[i].source, "kubernetes"))
+			snprintf(ns, sizeof(ns), "%.*s", (int)(slash - info[i].name), info[i].name);
+		l[0].value = info[i].service;
+		l[1].value = info[i].name;
+		l[2].value = ns;
+		l[3].value = info[i].source;
+		metrics__sample(out, P "service_info", "", l, "1");
 	}
 }
 

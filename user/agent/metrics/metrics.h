@@ -104,6 +104,17 @@ int metrics__collect(const struct metrics_src *src, struct metrics_snapshot **ou
 void metrics__snapshot_free(struct metrics_snapshot *m);
 /* Returns 0, or -EIO when writing to out failed. */
 int metrics__write(const struct metrics_snapshot *m, FILE *out);
+/* What names a service label, for sluice_service_info (the maps do not
+ * know names: the agent's desired state does). */
+struct metrics_svc_info {
+	const char *service; /* the label: "10.96.0.10:80/tcp" */
+	const char *name;    /* "default/web:http" */
+	const char *source;  /* "kubernetes" or "manual" */
+};
+
+/* sluice_service_info{service,name,namespace,source} 1 for each; the
+ * namespace is the part of a kubernetes service's name before '/'. */
+void metrics__service_info(FILE *out, const struct metrics_svc_info *info, size_t n);
 /* collect + write */
 int metrics__render(const struct metrics_src *src, FILE *out);
 
