@@ -22,6 +22,8 @@ PKGS=(
 	iptables
 	# telemetry e2e: a real Prometheus server and promtool
 	prometheus
+	# install e2e: `systemd-analyze verify` of the unit, `man -l` of the pages
+	systemd man-db
 )
 # `make fuzz` only (SLUICE_DEPS=fuzz): libFuzzer's runtime for clang.
 if [ "${SLUICE_DEPS:-}" = fuzz ]; then
