@@ -277,3 +277,56 @@ clean:
 	$(Q)rm -rf $(O)
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
+
+# `make install` / `make uninstall`, as a Debian package lays files out:
+# meshd in sbin (a daemon only root runs), meshctl in bin (its --help and
+# version work for anyone; talking to meshd needs root), man pages in
+# section 8 generated from --help (scripts/gen-man.sh), bash completion,
+# the systemd unit in lib/systemd/system under PREFIX, the example meshd
+# config in SYSCONFDIR/sluice (never overwritten) and the example desired
+# state in share/doc/sluice/examples. The BPF objects are embedded in the
+# binaries (skeletons): nothing to install for them. DESTDIR stages.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+BINDIR     := $(PREFIX)/bin
+SBINDIR    := $(PREFIX)/sbin
+MAN8DIR    := $(PREFIX)/share/man/man8
+COMPDIR    := $(PREFIX)/share/bash-completion/completions
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+EXAMPLEDIR := $(PREFIX)/share/doc/sluice/examples
+MANS       := $(O)/man/meshd.8 $(O)/man/meshctl.8
+INSTALL    ?= install
+
+.PHONY: install uninstall man
+man: $(MANS)
+
+$(O)/man/%.8: $(O)/% scripts/gen-man.sh
+	$(call msg,MAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)scripts/gen-man.sh $* $< > $@
+
+install: $(O)/meshd $(O)/meshctl $(MANS)
+	$(Q)$(INSTALL) -D -m 0755 $(O)/meshd $(DESTDIR)$(SBINDIR)/meshd
+	$(Q)$(INSTALL) -D -m 0755 $(O)/meshctl $(DESTDIR)$(BINDIR)/meshctl
+	$(Q)$(INSTALL) -D -m 0644 $(O)/man/meshd.8 $(DESTDIR)$(MAN8DIR)/meshd.8
+	$(Q)$(INSTALL) -D -m 0644 $(O)/man/meshctl.8 $(DESTDIR)$(MAN8DIR)/meshctl.8
+	$(Q)$(INSTALL) -D -m 0644 scripts/completion/meshctl.bash $(DESTDIR)$(COMPDIR)/meshctl
+	$(Q)mkdir -p $(DESTDIR)$(UNITDIR)
+	$(Q)sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		scripts/systemd/meshd.service.in > $(DESTDIR)$(UNITDIR)/meshd.service
+	$(Q)$(INSTALL) -D -m 0644 scripts/examples/services.yaml $(DESTDIR)$(EXAMPLEDIR)/services.yaml
+	$(Q)$(INSTALL) -D -m 0644 scripts/examples/meshd.yaml $(DESTDIR)$(EXAMPLEDIR)/meshd.yaml
+	$(Q)[ -e $(DESTDIR)$(SYSCONFDIR)/sluice/meshd.yaml ] || \
+		$(INSTALL) -D -m 0644 scripts/examples/meshd.yaml $(DESTDIR)$(SYSCONFDIR)/sluice/meshd.yaml
+	@echo "installed under $(DESTDIR)$(PREFIX); start with: systemctl daemon-reload && systemctl enable --now meshd"
+
+# The config in SYSCONFDIR is the operator's: left unless unchanged.
+uninstall:
+	$(Q)rm -f $(DESTDIR)$(SBINDIR)/meshd $(DESTDIR)$(BINDIR)/meshctl \
+		$(DESTDIR)$(MAN8DIR)/meshd.8 $(DESTDIR)$(MAN8DIR)/meshctl.8 \
+		$(DESTDIR)$(COMPDIR)/meshctl $(DESTDIR)$(UNITDIR)/meshd.service \
+		$(DESTDIR)$(EXAMPLEDIR)/services.yaml $(DESTDIR)$(EXAMPLEDIR)/meshd.yaml
+	$(Q)-rmdir $(DESTDIR)$(EXAMPLEDIR) $(DESTDIR)$(PREFIX)/share/doc/sluice 2>/dev/null
+	$(Q)if cmp -s scripts/examples/meshd.yaml $(DESTDIR)$(SYSCONFDIR)/sluice/meshd.yaml; then \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/sluice/meshd.yaml; \
+		rmdir $(DESTDIR)$(SYSCONFDIR)/sluice 2>/dev/null || true; fi

@@ -22,6 +22,8 @@ PKGS=(
 	iptables
 	# telemetry e2e: a real Prometheus server and promtool
 	prometheus
+	# install e2e: `systemd-analyze verify` of the unit, `man -l` of the pages
+	systemd man-db
 )
 # `make fuzz` only (SLUICE_DEPS=fuzz): libFuzzer's runtime for clang.
 if [ "${SLUICE_DEPS:-}" = fuzz ]; then
@@ -52,8 +54,9 @@ fi
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# On a machine that just booted, unattended upgrades may hold dpkg's lock:
-# wait for it (up to 10 minutes) rather than fail.
-APT=(apt-get -q -o DPkg::Lock::Timeout=600)
-"${APT[@]}" update >/dev/null
+# On a machine that just booted, unattended upgrades may hold apt's and
+# dpkg's locks: wait for them (up to 10 minutes) rather than fail.
+# shellcheck source=scripts/lib/apt.sh
+. "$(dirname "$0")/lib/apt.sh"
+apt__update
 "${APT[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null

@@ -12,7 +12,9 @@
 # arguments and apply files are validated before the agent is contacted;
 # with the agent down, commands fail with "Error: cannot connect ..." on
 # stderr, or exactly {"error": "cannot connect ..."} on stdout with -o json
-# wherever -o sits; `version` still prints meshctl's version. Prints one
+# wherever -o sits; `version` still prints meshctl's version but exits 1;
+# against a fake agent (a Unix socket answering "status") of another
+# release, `version` exits 0 with a warning on stderr. Prints one
 # "PASS: e2e/meshctl_cli/<name>" or "FAIL: ..." per scenario, exits non-zero
 # if any failed. Needs no root; leaves nothing behind.
 set -u
@@ -20,7 +22,8 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 MESHCTL=${SLUICE_BUILD:-$ROOT/build}/meshctl
 TMP=$(mktemp -d /tmp/sluice-meshctl-cli.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
+FAKE_PID=
+trap '[ -z "$FAKE_PID" ] || kill "$FAKE_PID" 2>/dev/null; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
 NOSOCK=$TMP/no-meshd.sock
 export SLUICE_SOCKET=$NOSOCK
@@ -28,7 +31,7 @@ FAILED=0
 
 # Every command path, for the help checks.
 PATHS=("" service "service add" "service set" "service del" "service list" "service get"
-	backend "backend add" "backend del" "backend weight" "backend drain"
+	backend "backend add" "backend del" "backend weight" "backend drain" "backend undrain"
 	apply conntrack "conntrack list" "conntrack flush" status version uninstall)
 # Read commands: their help documents -o.
 READS=("service list" "service get" "conntrack list" status version apply)
@@ -314,16 +317,77 @@ test_version_without_agent() {
 	run -V
 	[ "$RC" -eq 0 ] && [[ $OUT == "meshctl "[0-9]* ]] || fail "-V: rc $RC, '$OUT'" || return 1
 	run version
-	[ "$RC" -eq 0 ] || fail "version: exit $RC" || return 1
+	[ "$RC" -eq 1 ] || fail "version without meshd: exit $RC, expected 1" || return 1
 	grep -q '^meshctl  [0-9]' <<<"$OUT" || fail "version: no meshctl line: $OUT" || return 1
 	grep -q '^meshd .*cannot connect' <<<"$OUT" || fail "version: meshd line: $OUT" || return 1
 	run version -o json
-	[ "$RC" -eq 0 ] || fail "version -o json: exit $RC" || return 1
+	[ "$RC" -eq 1 ] || fail "version -o json without meshd: exit $RC, expected 1" || return 1
 	python3 -c '
 import json, sys
 d = json.loads(sys.stdin.read())
 assert d["meshctl"]["version"] and d["meshctl"]["layout_version"] >= 1, d
 assert d["meshd"] is None and d["meshd_error"].startswith("cannot connect"), d
+' <<<"$OUT" 2>&1 | sed 's/^/    /' | grep . && return 1
+	return 0
+}
+
+# fake_agent VERSION: a Unix socket at $TMP/fake.sock answering every
+# request as meshd's "status" would, with this version; FAKE_PID.
+fake_agent() {
+	rm -f "$TMP/fake.sock"
+	python3 - "$TMP/fake.sock" "$1" >/dev/null 2>&1 <<'PY' &
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(4)
+while True:
+    c, _ = s.accept()
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    ans = {"ok": True, "data": {"version": sys.argv[2], "layout_version": 3}}
+    c.sendall(json.dumps(ans).encode() + b"\n")
+    c.close()
+PY
+	FAKE_PID=$!
+	for ((i = 0; i < 250; i++)); do
+		[ -S "$TMP/fake.sock" ] && return 0
+		sleep 0.02
+	done
+	fail "fake agent did not start"
+}
+
+fake_stop() {
+	[ -z "$FAKE_PID" ] || kill "$FAKE_PID" 2>/dev/null
+	wait "$FAKE_PID" 2>/dev/null
+	FAKE_PID=
+}
+
+test_version_skew() {
+	local mine
+	mine=$("$MESHCTL" -V | awk '{ print $2 }')
+	fake_agent "$mine" || return 1
+	run -s "$TMP/fake.sock" version
+	fake_stop
+	[ "$RC" -eq 0 ] || fail "same release: exit $RC ($ERR)" || return 1
+	[ -z "$ERR" ] || fail "same release: unexpected stderr: $ERR" || return 1
+	grep -q "^meshd    $mine " <<<"$OUT" || fail "same release: meshd line: $OUT" || return 1
+	fake_agent 9.9.9 || return 1
+	run -s "$TMP/fake.sock" version
+	[ "$RC" -eq 0 ] || { fake_stop; fail "skew: exit $RC ($ERR)"; } || return 1
+	[[ $ERR == "Warning: meshctl $mine talks to meshd 9.9.9"* ]] ||
+		{ fake_stop; fail "skew: no warning on stderr: '$ERR'"; } || return 1
+	run -s "$TMP/fake.sock" version -o json
+	fake_stop
+	[ "$RC" -eq 0 ] || fail "skew -o json: exit $RC" || return 1
+	python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+assert d["meshd"]["version"] == "9.9.9", d
+assert "9.9.9" in d["warning"], d
 ' <<<"$OUT" 2>&1 | sed 's/^/    /' | grep . && return 1
 	return 0
 }
@@ -348,5 +412,6 @@ scenario agent_down_errors test_agent_down_errors
 scenario agent_down_json_shape test_agent_down_json_shape
 scenario socket_selection test_socket_selection
 scenario version_without_agent test_version_without_agent
+scenario version_skew test_version_skew
 
 [ "$FAILED" -eq 0 ]

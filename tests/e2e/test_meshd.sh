@@ -31,6 +31,8 @@
 #                       contents and state file as before
 #   drain               after backend drain, 100 new connections avoid the
 #                       backend; connections opened to it before keep echoing
+#   undrain             weight 7, drain, restart meshd: undrain gives back 7
+#                       (kept in the state file); a second undrain is refused
 #   restart_state       SIGTERM exits 0 leaving the datapath attached and
 #                       working; after a restart service list -o json and the
 #                       state file are identical and traffic flows
@@ -538,6 +540,41 @@ for b in json.load(sys.stdin)["backends"]:
 	return $ok
 }
 
+# The weight and state of be3 in SVC_DRAIN, as "WEIGHT STATE".
+be3_state() {
+	mctl -o json service get "$SVC_DRAIN" | python3 -c '
+import json, sys
+for b in json.load(sys.stdin)["backends"]:
+    if b["address"] == sys.argv[1]:
+        print(b["weight"], b["state"])' "$(topo__be_addr4 be3)"
+}
+
+test_undrain() {
+	local be state
+	ensure_meshd || return 1
+	apply_traffic || return 1
+	be="$(topo__be_addr4 be3):$TOPO_BE_PORT"
+	run mctl backend weight "$SVC_DRAIN" "$be" 7
+	[ "$RC" -eq 0 ] || fail "backend weight 7: $OUT" || return 1
+	run mctl backend drain "$SVC_DRAIN" "$be"
+	[ "$RC" -eq 0 ] || fail "backend drain: $OUT" || return 1
+	python3 -c 'import json,sys; assert any(b.get("drainedWeight") == 7 for s in json.load(open(sys.argv[1]))["services"] for b in s.get("backends", []))' "$STATE" || fail "state file lacks drainedWeight 7" || return 1
+	meshd_restart || return 1
+	state=$(be3_state)
+	[ "$state" = "0 draining" ] || fail "after the restart be3 is '$state'" || return 1
+	run mctl backend undrain "$SVC_DRAIN" "$be"
+	log "backend undrain: exit $RC: $OUT"
+	[ "$RC" -eq 0 ] || fail "backend undrain: $OUT" || return 1
+	[[ $OUT == *"with weight 7"* ]] || fail "undrain did not say weight 7: $OUT" || return 1
+	state=$(be3_state)
+	[ "$state" = "7 active" ] || fail "after undrain be3 is '$state', not '7 active'" || return 1
+	run mctl backend undrain "$SVC_DRAIN" "$be"
+	[ "$RC" -eq 1 ] && [[ $OUT == *"is not draining (weight 7)"* ]] ||
+		fail "a second undrain: exit $RC: $OUT" || return 1
+	client tcp "$TOPO_VIP4" 8002 -n 60 --expect be1,be2,be3 ||
+		fail "new connections after undrain do not reach be3" || return 1
+}
+
 test_restart_state() {
 	local ok=0 ifname
 	ensure_meshd || return 1
@@ -739,8 +776,8 @@ sys.exit(0 if hit and "xdp_pass" in hit[0]["error"] else 1)' "$dev" ||
 	return $ok
 }
 
-ALL=(api_auth hotplug foreign_xdp apply rejections api_unknown_arg map_full drain restart_state
-	restart_under_load)
+ALL=(api_auth hotplug foreign_xdp apply rejections api_unknown_arg map_full drain undrain
+	restart_state restart_under_load)
 
 main() {
 	local t0 name

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * backend.c - `meshctl backend add|del|weight|drain`: edit one backend of
- * one service.
+ * backend.c - `meshctl backend add|del|weight|drain|undrain`: edit one
+ * backend of one service.
  *
  * Contract: SVC and BE are checked locally (format, same family) and sent
  * canonical as one API call (backend.add, backend.del, backend.weight,
- * backend.drain). Each prints one line saying what changed.
+ * backend.drain, backend.undrain). Each prints one line saying what
+ * changed; undrain says the weight meshd gave back.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "client.h"
 #include "meshctl.h"
@@ -176,14 +178,64 @@ static const struct cmd backend_drain_cmd = {
 	.example = "meshctl backend drain 10.96.0.10:80/tcp 10.0.1.3:8080",
 };
 
+/* The weight BE has in the SERVICE answer (0 when it is not there). */
+static unsigned long answer_weight(struct json_object *svc, const char *be)
+{
+	struct json_object *bes = js__get(svc, "backends");
+	char ref[SLUICE_ADDRPORT_STRLEN + 8];
+
+	for (size_t i = 0; i < js__len(bes); i++)
+		if (!strcmp(js__backend_ref(js__idx(bes, i), ref, sizeof(ref)), be))
+			return js__u64(js__idx(bes, i), "weight");
+	return 0;
+}
+
+static int do_undrain(int argc, char **argv)
+{
+	const struct opt opts[] = { { NULL } };
+	char *pos[2], svc[ARGS_SVC_LEN], be[SLUICE_ADDRPORT_STRLEN];
+	struct json_object *args, *data = NULL;
+	int npos;
+
+	if (opts__parse(argc, argv, opts, pos, 2, &npos))
+		return -1;
+	if (npos < 2)
+		return cmd__usage_error("missing %s", npos ? "BE" : "SVC and BE");
+	args = svc_be_args(pos, svc, sizeof(svc), be, sizeof(be));
+	if (!args)
+		return -1;
+	if (client__call("backend.undrain", args, &data))
+		return -1;
+	if (out__json_mode())
+		out__json(data);
+	else
+		printf("backend %s of %s takes new flows again with weight %lu\n", be, svc,
+		       answer_weight(data, be));
+	json_object_put(data);
+	return 0;
+}
+
+static const struct cmd backend_undrain_cmd = {
+	.name = "undrain",
+	.fn = do_undrain,
+	.grammar = "SVC BE",
+	.summary = "give a draining backend back its weight from before the drain",
+	.args = (const struct help_item[]){ HELP_SVC, HELP_BE, { NULL, NULL } },
+	.notes = "The weight before a drain (drain, or weight 0) is kept in meshd's desired\n"
+		 "state, so it survives restarts; 1 when none was recorded (a backend added\n"
+		 "with weight 0). A backend that is not draining is refused.",
+	.example = "meshctl backend undrain 10.96.0.10:80/tcp 10.0.1.3:8080",
+};
+
 static const struct cmd *const backend_sub[] = {
-	&backend_add_cmd, &backend_del_cmd, &backend_weight_cmd, &backend_drain_cmd, NULL,
+	&backend_add_cmd,   &backend_del_cmd,     &backend_weight_cmd,
+	&backend_drain_cmd, &backend_undrain_cmd, NULL,
 };
 
 const struct cmd backend_cmd = {
 	.name = "backend",
 	.sub = backend_sub,
-	.summary = "add, remove, reweight and drain backends",
+	.summary = "add, remove, reweight, drain and undrain backends",
 	.args = (const struct help_item[]){ HELP_SVC, HELP_BE, { NULL, NULL } },
 	.example = "meshctl backend add 10.96.0.10:80/tcp 10.0.1.4:8080 --weight 10\n"
 		   "meshctl backend drain 10.96.0.10:80/tcp 10.0.1.2:8080",

@@ -9,10 +9,12 @@
  * attachment and record counts, the socket LB's and the redirect's
  * attachment, self-test and counters). version always prints meshctl's
  * own version and adds meshd's when it answers; an unreachable agent is
- * reported in the output, not as a failure. uninstall asks no question
+ * reported in the output and makes the exit status 1; a release skew is a
+ * warning on stderr (and "warning" in the JSON), exit status 0. uninstall asks no question
  * (scripts run it) and prints what meshd did.
  */
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "client.h"
@@ -287,24 +289,42 @@ const struct cmd status_cmd = {
 	.reads = true,
 };
 
+/* A release skew between meshctl and meshd: said on stderr, not fatal
+ * (the API is compatible within a layout version), and in the JSON. */
+static const char *version_skew(struct json_object *agent, char *buf, size_t len)
+{
+	const char *theirs = js__str(agent, "version", "?");
+
+	if (!strcmp(theirs, SLUICE_VERSION))
+		return NULL;
+	snprintf(buf, len, "meshctl %s talks to meshd %s: use the meshctl of meshd's release",
+		 SLUICE_VERSION, theirs);
+	return buf;
+}
+
 static int do_version(int argc, char **argv)
 {
 	const struct opt opts[] = { { NULL } };
 	struct json_object *data = NULL, *out, *mine, *agent = NULL;
+	const char *skew = NULL;
+	char err[1024], skewbuf[256];
+	bool reached = false;
 	uint64_t layout = 0;
-	char err[1024];
 	char *pos[1];
 	int npos;
 
 	if (opts__parse(argc, argv, opts, pos, 0, &npos))
 		return -1;
-	/* The agent's version is a bonus: not reaching it is no failure. */
+	/* meshctl's own version is printed either way; an unreachable meshd
+	 * makes the exit status 1, so scripts can tell. */
 	if (!client__try("status", NULL, &data, err, sizeof(err))) {
+		reached = true;
 		layout = js__u64(data, "layout_version");
 		agent = out__xalloc(json_object_new_object());
 		json_object_object_add(agent, "version",
 				       json_object_new_string(js__str(data, "version", "?")));
 		json_object_object_add(agent, "layout_version", json_object_new_uint64(layout));
+		skew = version_skew(agent, skewbuf, sizeof(skewbuf));
 	}
 
 	if (out__json_mode()) {
@@ -317,6 +337,8 @@ static int do_version(int argc, char **argv)
 		json_object_object_add(out, "meshd", agent);
 		if (!agent)
 			json_object_object_add(out, "meshd_error", json_object_new_string(err));
+		if (skew)
+			json_object_object_add(out, "warning", json_object_new_string(skew));
 		out__json(out);
 		json_object_put(out);
 	} else {
@@ -327,10 +349,12 @@ static int do_version(int argc, char **argv)
 			       layout != SLUICE_LAYOUT_VERSION ? ": differs from meshctl's" : "");
 		else
 			printf("meshd    unknown: %s\n", err);
+		if (skew)
+			fprintf(stderr, "Warning: %s\n", skew);
 		json_object_put(agent);
 	}
 	json_object_put(data);
-	return 0;
+	return reached ? 0 : -1;
 }
 
 const struct cmd version_cmd = {
@@ -338,6 +362,8 @@ const struct cmd version_cmd = {
 	.fn = do_version,
 	.grammar = "",
 	.summary = "versions of meshctl and meshd",
+	.notes = "Exits 1 when meshd cannot be reached (meshctl's version is printed anyway).\n"
+		 "A meshd of another release gets a warning on stderr (\"warning\" with -o json).",
 	.example = "meshctl version -o json",
 	.reads = true,
 };

@@ -142,6 +142,8 @@ void config__usage(FILE *f)
 	fprintf(f,
 		"\nSIGTERM/SIGINT end meshd leaving programs attached and maps pinned: a restart\n"
 		"keeps every connection. Only --cleanup or `meshctl uninstall` removes them.\n"
+		"Under systemd (meshd.service, Type=notify) meshd sends READY=1 to\n"
+		"$NOTIFY_SOCKET once the datapath is attached and the API serves.\n"
 		"\nSocket LB and redirection act on the sockets of processes in --cgroup (pass a\n"
 		"child cgroup to limit them). Redirection is opt-in because of a kernel\n"
 		"limitation: on 6.18 a blocking reader that half-closes (shutdown(SHUT_WR),\n"

@@ -34,6 +34,7 @@ static const struct {
 	{ "backend.del", ops__backend_del, ARGS("service", "backend"), NULL },
 	{ "backend.weight", ops__backend_weight, ARGS("service", "backend", "weight"), NULL },
 	{ "backend.drain", ops__backend_drain, ARGS("service", "backend"), NULL },
+	{ "backend.undrain", ops__backend_undrain, ARGS("service", "backend"), NULL },
 	{ "apply", ops__apply, ARGS("desired", "dry_run"), NULL },
 	{ "conntrack.list", ops__conntrack_list, ARGS("service"), NULL },
 	{ "conntrack.flush", ops__conntrack_flush, ARGS("service"), NULL },

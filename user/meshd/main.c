@@ -38,6 +38,7 @@
 #include "log.h"
 #include "meshd.h"
 #include "netlink.h"
+#include "notify.h"
 #include "pin.h"
 #include "server.h"
 #include "sockint.h"
@@ -251,6 +252,11 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 		"telemetry %s",
 		attach__count(&m->att), m->state.desired.nservices, srv->path,
 		m->cfg.metrics ? m->cfg.metrics : "off", telemetry);
+	/* systemd (Type=notify): started only now, with the datapath in place */
+	err = notify__send("READY=1\nSTATUS=datapath attached, API serving");
+	if (err)
+		pr_warn("cannot tell systemd meshd is ready ($NOTIFY_SOCKET): %s", strerror(-err));
+	err = 0;
 	while (!m->stop) {
 		/* the HTTP server has its own deadlines (idle connections);
 		 * telemetry is drained on a short tick, see telemetry.h */

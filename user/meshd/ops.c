@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * ops.c - API op handlers for services, backends and apply (see ops.h);
- * ops_node.c has the node-wide ones (status, conntrack, uninstall).
+ * ops.c - API op handlers for services and apply (see ops.h); ops_backend.c
+ * has the backend ones, ops_node.c the node-wide ones (status, conntrack,
+ * uninstall).
  *
  * Edits (service.add, backend.*) are made on the desired state's JSON and
  * parsed back with desired__from_json(), so an incremental change gets the
@@ -50,39 +51,6 @@ struct json_object *ops__svc_arg(struct json_object *req, struct svc_ref *ref)
 	return NULL;
 }
 
-static struct json_object *ops__backend_arg(struct json_object *req, struct sluice_addr *addr,
-					    __u16 *port)
-{
-	const char *text = ops__str(req, "backend");
-
-	if (!text)
-		return api__error("backend: %s, want \"ADDR:PORT\" (e.g. \"10.0.1.2:8080\")",
-				  ops__has(req, "backend") ? "not a string" : "missing");
-	if (sluice_addr__parse_port(addr, port, text))
-		return api__error("backend: %s", sluice__errmsg());
-	return NULL;
-}
-
-static struct json_object *ops__weight_arg(struct json_object *req, bool required, int *weight)
-{
-	struct json_object *v;
-	int64_t w;
-
-	if (!json_object_object_get_ex(req, "weight", &v)) {
-		if (required)
-			return api__error("weight: missing");
-		*weight = 1;
-		return NULL;
-	}
-	if (!json_object_is_type(v, json_type_int))
-		return api__error("weight: %s is not an integer", json_object_to_json_string(v));
-	w = json_object_get_int64(v);
-	if (w < 0 || w > 65535)
-		return api__error("weight: %lld is out of range 0-65535", (long long)w);
-	*weight = (int)w;
-	return NULL;
-}
-
 static int ops__find_svc(const struct desired *d, const struct svc_ref *ref)
 {
 	const struct desired_service *s = desired__find(d, &ref->vip, ref->port, ref->proto);
@@ -99,15 +67,6 @@ struct json_object *ops__existing_svc(const struct desired *d, const struct k8si
 	if (*i < 0)
 		return api__error("service %s not found", ref->text);
 	return edit ? k8sint__refuse_edit(ki, &d->services[*i], ref->text) : NULL;
-}
-
-static int ops__find_backend(const struct desired_service *svc, const struct sluice_addr *addr,
-			     __u16 port)
-{
-	for (__u32 i = 0; i < svc->nbackends; i++)
-		if (svc->backends[i].port == port && sluice_addr__eq(&svc->backends[i].addr, addr))
-			return i;
-	return -1;
 }
 
 /* {names[i]: vals[i]} */
@@ -419,93 +378,6 @@ struct json_object *ops__service_del(struct meshd *m, struct json_object *req)
 	old = ops__service_json(m->sl, &m->state.desired.services[i]);
 	json_object_array_del_idx(services, i, 1);
 	return ops__commit_json(&m->state, m->sl, root, -1, &ref, old);
-}
-
-/* --- backends --- */
-
-enum backend_edit {
-	BE_ADD,
-	BE_DEL,
-	BE_WEIGHT
-};
-
-static struct json_object *ops__backend_edit(struct meshd *m, struct json_object *req,
-					     enum backend_edit edit, bool drain)
-{
-	struct json_object *err, *root, *services, *svc, *bes, *o;
-	char abuf[SLUICE_ADDR_STRLEN], bbuf[SLUICE_ADDRPORT_STRLEN];
-	struct sluice_addr addr;
-	struct svc_ref ref;
-	int i, j, weight = 0;
-	__u16 port;
-
-	err = ops__svc_arg(req, &ref);
-	if (!err)
-		err = ops__backend_arg(req, &addr, &port);
-	if (!err && edit != BE_DEL && !drain)
-		err = ops__weight_arg(req, edit == BE_WEIGHT, &weight);
-	if (err)
-		return err;
-	err = ops__existing_svc(&m->state.desired, &m->kube, &ref, true, &i);
-	if (err)
-		return err;
-	j = ops__find_backend(&m->state.desired.services[i], &addr, port);
-	sluice_addr__str_port(&addr, port, bbuf, sizeof(bbuf));
-	if (edit == BE_ADD && j >= 0)
-		return api__error(
-			"backend %s is already in service %s (use backend weight to change it)",
-			bbuf, ref.text);
-	if (edit != BE_ADD && j < 0)
-		return api__error("backend %s is not in service %s", bbuf, ref.text);
-	root = ops__state_json(&m->state.desired, &services);
-	if (!root)
-		return api__error("out of memory");
-	svc = json_object_array_get_idx(services, i);
-	if (!json_object_object_get_ex(svc, "backends", &bes) ||
-	    !json_object_is_type(bes, json_type_array)) {
-		bes = json_object_new_array();
-		json_object_object_add(svc, "backends", bes);
-	}
-	switch (edit) {
-	case BE_ADD:
-		o = json_object_new_object();
-		json_object_object_add(
-			o, "address",
-			json_object_new_string(sluice_addr__str(&addr, abuf, sizeof(abuf))));
-		json_object_object_add(o, "port", json_object_new_int(port));
-		json_object_object_add(o, "weight", json_object_new_int(weight));
-		json_object_array_add(bes, o);
-		break;
-	case BE_DEL:
-		json_object_array_del_idx(bes, j, 1);
-		break;
-	case BE_WEIGHT:
-		json_object_object_add(json_object_array_get_idx(bes, j), "weight",
-				       json_object_new_int(weight));
-		break;
-	}
-	return ops__commit_json(&m->state, m->sl, root, i, &ref, NULL);
-}
-
-struct json_object *ops__backend_add(struct meshd *m, struct json_object *req)
-{
-	return ops__backend_edit(m, req, BE_ADD, false);
-}
-
-struct json_object *ops__backend_del(struct meshd *m, struct json_object *req)
-{
-	return ops__backend_edit(m, req, BE_DEL, false);
-}
-
-struct json_object *ops__backend_weight(struct meshd *m, struct json_object *req)
-{
-	return ops__backend_edit(m, req, BE_WEIGHT, false);
-}
-
-struct json_object *ops__backend_drain(struct meshd *m, struct json_object *req)
-{
-	/* weight 0: Maglev gives it no new flows, conntrack keeps the old. */
-	return ops__backend_edit(m, req, BE_WEIGHT, true);
 }
 
 /* --- apply --- */

@@ -37,6 +37,7 @@ struct json_object *ops__backend_add(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_del(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_weight(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_drain(struct meshd *m, struct json_object *req);
+struct json_object *ops__backend_undrain(struct meshd *m, struct json_object *req);
 struct json_object *ops__apply(struct meshd *m, struct json_object *req);
 struct json_object *ops__conntrack_list(struct meshd *m, struct json_object *req);
 struct json_object *ops__conntrack_flush(struct meshd *m, struct json_object *req);

@@ -36,7 +36,9 @@
  *   backend.add    {"service": SVC, "backend": BE, "weight"?: n (default 1)}
  *   backend.del    {"service": SVC, "backend": BE}
  *   backend.weight {"service": SVC, "backend": BE, "weight": n}
- *   backend.drain  {"service": SVC, "backend": BE}      (weight 0)
+ *   backend.drain  {"service": SVC, "backend": BE}      (weight 0, the old one
+ *                  kept as the backend's "drainedWeight")
+ *   backend.undrain {"service": SVC, "backend": BE}     (weight drainedWeight, or 1)
  *   apply          {"desired": DESIRED, "dry_run"?: bool}
  *                                        -> {"changes": [{"action": "add"|"update"|"delete",
  *                                                         "service": SVC}], "applied": bool}

@@ -149,6 +149,8 @@ struct json_object *desired__service_to_json(const struct desired_service *svc)
 			     json_object_new_string(sluice_addr__str(&b->addr, buf, sizeof(buf))));
 		desired__add(be, "port", json_object_new_int(b->port));
 		desired__add(be, "weight", json_object_new_int(b->weight));
+		if (b->drained_weight)
+			desired__add(be, "drainedWeight", json_object_new_int(b->drained_weight));
 		if (json_object_array_add(list, be))
 			json_object_put(be);
 	}

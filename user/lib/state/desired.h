@@ -18,6 +18,8 @@
  *     "backends": [{"address": "10.0.1.2", "port": 8080, "weight": 90}],
  *     "outlierDetection": {"consecutiveFailures": 5}}]}
  * name is optional (a label), source defaults to "manual", weight to 1;
+ * a draining backend (weight 0) may carry "drainedWeight" (1-65535), the
+ * weight `backend undrain` gives back; files without it load as before;
  * outlierDetection (optional, every field too) is desired_outlier.c's,
  * "sessionAffinity": {"type": "ClientIP"|"None", "timeoutSeconds": n}
  * desired_affinity.c's. A service may add "healthCheck": {"type": "tcp"|"http", "path", "port",
@@ -39,6 +41,10 @@ struct desired_backend {
 	struct sluice_addr addr;
 	__u16 port;   /* host order */
 	__u16 weight; /* 0 = draining */
+	/* The weight before a drain ("drainedWeight", only with weight 0; 0:
+	 * none recorded): what `backend undrain` restores. Desired state only,
+	 * the maps never see it, so it lives in the state file across restarts. */
+	__u16 drained_weight;
 	/* meshd's active health check took it out of the Maglev table (state
 	 * SLUICE_BE_UNHEALTHY in the maps). A runtime verdict: never in the
 	 * JSON or the state file, not a change desired__diff() reports, but

@@ -33,7 +33,7 @@ static const char *const svc_fields[] = { "name",
 					  "sessionAffinity",
 					  "healthCheck",
 					  NULL };
-static const char *const be_fields[] = { "address", "port", "weight", NULL };
+static const char *const be_fields[] = { "address", "port", "weight", "drainedWeight", NULL };
 
 /* A JSON value as the user wrote it, shortened for messages. */
 const char *desired__jtext(struct json_object *v, char *buf, size_t len)
@@ -318,6 +318,20 @@ static int desired__parse_backend(struct json_object *o, const char *base,
 			return err;
 		b->weight = (__u16)x;
 	}
+	/* Only a draining backend remembers a weight to go back to. */
+	desired__path(path, base, "drainedWeight");
+	v = desired__field(o, "drainedWeight");
+	if (!v)
+		return 0;
+	err = desired__get_int(v, path, 1, 65535, &x);
+	if (err)
+		return err;
+	if (b->weight)
+		return desired__err(path,
+				    "only a draining backend (weight 0) has one, this one has "
+				    "weight %u",
+				    b->weight);
+	b->drained_weight = (__u16)x;
 	return 0;
 }
 
