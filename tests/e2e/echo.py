@@ -8,8 +8,9 @@ Protocol. TCP: the client's first line is "whoami\\n"; the server answers
 "<name>\\n" and then echoes every byte until EOF. UDP: a datagram
 "whoami <token>" is answered "<name> <token>"; any other datagram is echoed.
 
-  echo.py serve --name NAME --port P [--ready FILE]
-      TCP and UDP servers on 0.0.0.0:P and [::]:P (threads). FILE is
+  echo.py serve --name NAME --port P [--ready FILE] [--addr A]
+      TCP and UDP servers on 0.0.0.0:P and [::]:P (threads); --addr: on
+      IPv4 address A:P only (several servers in one namespace). FILE is
       created once every socket is bound.
   echo.py tcp VIP PORT [-n N] [--bytes B] [--min-share F --expect A,B,C]
                        [--avoid A,B] [--refused] [--show] [--table]
@@ -106,14 +107,14 @@ def serve_udp(sock, name):
             pass
 
 
-def bind(fam, kind, port):
+def bind(fam, kind, port, addr=None):
     s = socket.socket(fam, kind)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if fam == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         s.bind(("::", port))
     else:
-        s.bind(("0.0.0.0", port))
+        s.bind((addr or "0.0.0.0", port))
     if kind == socket.SOCK_STREAM:
         s.listen(512)
     return s
@@ -121,12 +122,14 @@ def bind(fam, kind, port):
 
 def cmd_serve(args):
     threads = []
-    for fam in (socket.AF_INET, socket.AF_INET6):
+    for fam in (socket.AF_INET,) if args.addr else (socket.AF_INET, socket.AF_INET6):
         threads.append(threading.Thread(target=serve_tcp,
-                                        args=(bind(fam, socket.SOCK_STREAM, args.port), args.name),
+                                        args=(bind(fam, socket.SOCK_STREAM, args.port, args.addr),
+                                              args.name),
                                         daemon=True))
         threads.append(threading.Thread(target=serve_udp,
-                                        args=(bind(fam, socket.SOCK_DGRAM, args.port), args.name),
+                                        args=(bind(fam, socket.SOCK_DGRAM, args.port, args.addr),
+                                              args.name),
                                         daemon=True))
     for t in threads:
         t.start()
@@ -458,6 +461,7 @@ def main():
     s.add_argument("--name", required=True)
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--ready")
+    s.add_argument("--addr", help="serve on this IPv4 address only")
     s.set_defaults(fn=cmd_serve)
 
     for kind, fn in (("tcp", cmd_tcp), ("udp", cmd_udp)):

@@ -31,14 +31,29 @@
 #   affinity              the web Service gets sessionAffinity ClientIP with
 #                         timeoutSeconds 600: both its VIPs show it in service
 #                         list -o json and the state file; None removes it
+#   health_affinity       a Service "hc" (10.96.0.95:80 -> 10.77.0.1-3:8080,
+#                         all ready, on the namespace's loopback; servers on
+#                         .1 and .2, none on .3) with the sluice.io/health-
+#                         check annotations (tcp, 200ms, thresholds 1/2):
+#                         service get -o json shows the check, .3 unhealthy
+#                         by probe and .1/.2 healthy; 40 socket-LB
+#                         connections reach .1 and .2, never .3. With
+#                         sessionAffinity ClientIP (timeoutSeconds 300):
+#                         shown, and 30 connections (one client: the
+#                         socket LB keys it by netns) all reach one backend;
+#                         that backend's server killed -> unhealthy by probe,
+#                         the affinity breaks and the next 20 reach the other
 #   restart_unreachable   meshd restarts while the API port is closed (a
 #                         Service deleted meanwhile): nothing removed, state
 #                         file and maps unchanged for 2 s, status not synced,
 #                         /readyz 503 naming the wait, /healthz 200;
 #                         API back -> synced, the deletion applied, /readyz 200
-# Exits non-zero if any failed. meshd, the API server, the namespace, pins
-# and temp files are removed on exit, failure or interruption. Needs root,
-# python3, bpftool, curl and `make` (build/meshd, build/meshctl). About 20 s.
+# meshd runs with the socket LB on a child cgroup of the cgroup2 mount that
+# the test creates (only the health_affinity clients run in it).
+# Exits non-zero if any failed. meshd, the API server, the servers, the
+# namespace, the cgroup, pins and temp files are removed on exit, failure or
+# interruption. Needs root, python3, bpftool, curl and `make` (build/meshd,
+# build/meshctl). About 30 s.
 # Usage: test_meshd_k8s.sh [SCENARIO...]
 set -u
 export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the tree
@@ -57,8 +72,12 @@ SOCK=$TMP/meshd.sock
 LOG=$TMP/meshd.log
 TOKEN=tok-$$-$RANDOM
 METRICS=127.0.0.1:19465
+CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+CG=${CGROOT:+$CGROOT/sluice-k8s$$}
+ECHO=$ROOT/tests/e2e/echo.py
 API_PID=
 MESHD_PID=
+SRV_PIDS=()
 failed=0
 
 in_ns() { nsenter --net="/var/run/netns/$NS" "$@"; }
@@ -78,15 +97,23 @@ meshd_stop() {
 
 cleanup() {
 	meshd_stop
-	if [ -n "$API_PID" ]; then
-		kill "$API_PID" 2>/dev/null
-		wait "$API_PID" 2>/dev/null
-	fi
+	local pid
+	for pid in "$API_PID" "${SRV_PIDS[@]}"; do
+		[ -n "$pid" ] || continue
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
 	if [ -d "$PIN" ] && [ -e "/var/run/netns/$NS" ]; then
 		in_ns "$MESHD" --cleanup --bpffs "$PIN" >/dev/null 2>&1
 	fi
 	[ -d "$PIN" ] && rm -rf "$PIN"
 	ip netns del "$NS" 2>/dev/null
+	if [ -n "$CG" ] && [ -d "$CG" ]; then
+		while read -r pid; do
+			echo "$pid" >"$CGROOT/cgroup.procs" 2>/dev/null
+		done <"$CG/cgroup.procs"
+		rmdir "$CG" 2>/dev/null || echo "${0##*/}: cannot remove $CG" >&2
+	fi
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -102,6 +129,9 @@ setup() {
 	[ "$(id -u)" -eq 0 ] || { echo "needs root" >&2; return 1; }
 	[ -x "$MESHD" ] && [ -x "$MESHCTL" ] || { echo "build/meshd, build/meshctl missing: run make" >&2; return 1; }
 	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || return 1
+	# Safety: the socket LB attaches to $CG only; a child we create
+	[ -n "$CGROOT" ] && [ ! -e "$CG" ] || { echo "no cgroup2 mount, or $CG exists" >&2; return 1; }
+	mkdir "$CG" || return 1
 	ip netns add "$NS" && ip -n "$NS" link set lo up || return 1
 	# nsenter directly, not through in_ns: a function would run in a
 	# subshell and $! would not be the server, which cleanup must kill
@@ -154,7 +184,7 @@ meshd_start() {
 	before=$(grep -c 'meshd ready' "$LOG" 2>/dev/null)
 	NODE_NAME=n1 nsenter --net="/var/run/netns/$NS" "$MESHD" --bpffs "$PIN" \
 		--state "$STATE" --socket "$SOCK" --metrics "$METRICS" --telemetry off \
-		--socket-lb off --redirect off --kubernetes on --kubeconfig "$TMP/kubeconfig" \
+		--socket-lb on --cgroup "$CG" --redirect off --kubernetes on --kubeconfig "$TMP/kubeconfig" \
 		>>"$LOG" 2>&1 &
 	MESHD_PID=$!
 	for _ in $(seq 200); do
@@ -291,6 +321,91 @@ scenario_affinity() {
 		WAIT "($x)(lst, '10.96.0.10') == [None] and ($x)(st, '10.96.0.10') == [None]"
 }
 
+# hc_objects AFFINITY-PYTHON: the Service "hc" (spec updated with it) and its
+# EndpointSlice, as a JSON list for k8sctl apply
+hc_objects() {
+	python3 -c "import json
+svc = {'kind': 'Service', 'apiVersion': 'v1',
+       'metadata': {'name': 'hc', 'namespace': 'default', 'annotations': {
+           'sluice.io/health-check': 'tcp', 'sluice.io/health-check-interval': '200ms',
+           'sluice.io/health-check-timeout': '100ms', 'sluice.io/health-check-thresholds': '1/2'}},
+       'spec': {'type': 'ClusterIP', 'clusterIP': '10.96.0.95', 'clusterIPs': ['10.96.0.95'],
+                'ipFamilies': ['IPv4'], 'selector': {'app': 'hc'}, 'sessionAffinity': 'None',
+                'ports': [{'name': 'http', 'protocol': 'TCP', 'port': 80, 'targetPort': 8080}]}}
+svc['spec'].update($1)
+eps = [{'addresses': ['10.77.0.%d' % i], 'targetRef': {'kind': 'Pod', 'name': 'hc-%d' % i},
+        'conditions': {'ready': True, 'serving': True, 'terminating': False}} for i in (1, 2, 3)]
+sl = {'kind': 'EndpointSlice', 'apiVersion': 'discovery.k8s.io/v1',
+      'metadata': {'name': 'hc-x1', 'namespace': 'default',
+                   'labels': {'kubernetes.io/service-name': 'hc'}},
+      'addressType': 'IPv4', 'ports': [{'name': 'http', 'protocol': 'TCP', 'port': 8080}],
+      'endpoints': eps}
+print(json.dumps([svc, sl]))"
+}
+
+# hc_get PYTHON-EXPR: true when EXPR holds over g, `service get -o json` of hc
+# (b(ADDR): that backend), within 10 s
+hc_get() {
+	local i
+	for i in $(seq 100); do
+		mctl -o json service get 10.96.0.95:80/tcp >"$TMP/hc.json" 2>&1 &&
+			python3 -c "import json, sys
+g = json.load(open('$TMP/hc.json'))
+b = lambda a: [x for x in g['backends'] if x['address'] == a][0]
+sys.exit(0 if ($1) else 1)" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "service get: not ($1) within 10 s: $(head -c 1500 "$TMP/hc.json")" >&2
+	return 1
+}
+
+# hc_conns N ARGS...: N socket-LB connections to the VIP from our cgroup
+hc_conns() {
+	(echo "$BASHPID" >"$CG/cgroup.procs" &&
+		exec nsenter --net="/var/run/netns/$NS" timeout 30 python3 "$ECHO" tcp 10.96.0.95 80 \
+			-n "$@") >"$TMP/conns.out" 2>&1 ||
+		{ echo "clients: $(tr '\n' ' ' <"$TMP/conns.out")" >&2; return 1; }
+}
+
+scenario_health_affinity() {
+	local i first other aff="{'type': 'ClientIP', 'timeoutSeconds': 300}"
+	for i in 1 2 3; do
+		in_ns ip addr add "10.77.0.$i/32" dev lo || return 1
+	done
+	for i in 1 2; do
+		nsenter --net="/var/run/netns/$NS" python3 "$ECHO" serve --name "hc-$i" \
+			--addr "10.77.0.$i" --port 8080 --ready "$TMP/ready$i" >/dev/null 2>&1 &
+		SRV_PIDS[i]=$!
+	done
+	for _ in $(seq 100); do
+		[ -e "$TMP/ready1" ] && [ -e "$TMP/ready2" ] && break
+		sleep 0.05
+	done
+	CTL apply "$PORTS" "$(hc_objects "{}")" || return 1
+	# the check as synced, and its verdicts: .3 has no server
+	hc_get "g['healthCheck']['type'] == 'tcp' and g['healthCheck']['intervalMs'] == 200 and
+		g['healthCheck']['timeoutMs'] == 100 and g.get('sessionAffinity') is None and
+		b('10.77.0.3')['state'] == 'unhealthy' and
+		b('10.77.0.1')['probe']['state'] == 'healthy' and b('10.77.0.2')['probe']['state'] == 'healthy' and
+		b('10.77.0.1')['state'] == b('10.77.0.2')['state'] == 'active'" || return 1
+	# no affinity: spread over the healthy two, nothing to the unhealthy one
+	hc_conns 40 --expect hc-1,hc-2 --avoid hc-3 || return 1
+	CTL apply "$PORTS" "$(hc_objects "{'sessionAffinity': 'ClientIP',
+		'sessionAffinityConfig': {'clientIP': {'timeoutSeconds': 300}}}")" &&
+		hc_get "g.get('sessionAffinity') == $aff and g['healthCheck']['type'] == 'tcp'" || return 1
+	hc_conns 1 --show || return 1
+	first=$(sed -n 's/.*answered by \(hc-[12]\)$/\1/p' "$TMP/conns.out")
+	[ -n "$first" ] || { echo "no backend in: $(cat "$TMP/conns.out")" >&2; return 1; }
+	hc_conns 30 --expect "$first" --min-share 1 || return 1
+	# its server dies: unhealthy by probe breaks the client's affinity
+	i=${first#hc-}
+	other=hc-$((3 - i))
+	kill "${SRV_PIDS[i]}" && wait "${SRV_PIDS[i]}" 2>/dev/null
+	SRV_PIDS[i]=
+	hc_get "b('10.77.0.$i')['state'] == 'unhealthy'" &&
+		hc_conns 20 --expect "$other" --min-share 1
+}
+
 scenario_restart_unreachable() {
 	local want manual maps
 	# the manual service as it is now (earlier scenarios edited it)
@@ -327,7 +442,7 @@ print(w.maps_digest(A))") || return 1
 }
 
 ALL=(initial_sync terminating edits_refused apply_keeps status_metrics affinity
-	restart_unreachable)
+	health_affinity restart_unreachable)
 [ $# -gt 0 ] && ALL=("$@")
 setup || { echo "FAIL: e2e/meshd_k8s_setup: see above"; exit 1; }
 for sc in "${ALL[@]}"; do
