@@ -148,10 +148,19 @@ static __always_inline bool health_reserve(struct sluice_svc_health *sh)
 
 static __always_inline void health_release(struct sluice_svc_health *sh)
 {
+	__u32 old;
+
 	/* userspace recounts `ejected` when it writes the service: never
-	 * wrap below 0 if a recount raced with this */
-	if (__sync_fetch_and_add(&sh->ejected, -1) == 0)
-		__sync_fetch_and_add(&sh->ejected, 1);
+	 * wrap below 0 if a recount raced with this. A compare-and-swap, so
+	 * no other CPU ever reads a wrapped value in between (the verifier
+	 * needs a bounded loop; a CAS fails only when another CPU changed the
+	 * count meanwhile, and giving up leaves it one too high until the
+	 * next write of the service recounts it: never too low). */
+	for (int i = 0; i < HEALTH_CAS_TRIES; i++) {
+		old = *(volatile __u32 *)&sh->ejected;
+		if (!old || __sync_val_compare_and_swap(&sh->ejected, old, old - 1) == old)
+			return;
+	}
 }
 
 /*

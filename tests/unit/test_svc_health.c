@@ -193,9 +193,14 @@ static void test_ejected_recount(void)
 	spec.nbackends = 3;
 	if (!ASSERT_OK(sluice__service_set(s, &spec), "service_set"))
 		goto out;
-	ASSERT_EQ(sh_read(s, id).ejected, 2, "ejected: flags of its set (drained one too)");
+	ASSERT_EQ(sh_read(s, id).ejected, 1, "ejected: flags of its active backends");
 	ASSERT_EQ(sh_read(s, id).backends, 2, "backends: active ones");
 	ASSERT_EQ(bh_read(s, be0).flags, SLUICE_BH_F_EJECTED, "kept backend keeps its ejection");
+	/* no pick chooses a drained backend, so no success would ever
+	 * restore it: its ejection ends with the drain */
+	ASSERT_EQ(bh_read(s, be1).flags, 0, "drained backend's ejection flag cleared");
+	ASSERT_EQ(bh_read(s, be1).ejected_until_ns, 0, "drained backend's ejection time cleared");
+	ASSERT_EQ(bh_read(s, be1).fails, 3, "drained backend's failures kept");
 
 	/* Off: the ejections of its backends go, the last failure stays. */
 	spec.outlier.disabled = true;
@@ -205,6 +210,59 @@ static void test_ejected_recount(void)
 	ASSERT_EQ(bh_read(s, be0).fails, 0, "fails cleared");
 	ASSERT_EQ(bh_read(s, be0).ejections, 0, "ejections cleared");
 	ASSERT_EQ(bh_read(s, be0).reason, SLUICE_HEALTH_R_RST, "last reason kept");
+out:
+	sluice__close(s);
+}
+
+/*
+ * 4 backends, at most 1 ejected (25 %): A ejected, then drained, then
+ * undrained; B ejected, then unhealthy by probe. A backend out of the
+ * table must give its slot of the budget back (else B, C and D could
+ * never be ejected while A stays drained) and must not come back
+ * ejected with no pick able to restore it.
+ */
+static void test_inactive_frees_budget(void)
+{
+	struct sluice_backend_spec b[4];
+	struct sluice_service_spec spec;
+	struct sluice *s = lib__open();
+	struct sluice_svc_health h;
+	__u32 id, a, bb;
+
+	if (!s)
+		return;
+	spec__init(&spec, b, 4);
+	spec.outlier.max_ejected_pct = 25;
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "service_set"))
+		goto out;
+	id = svc_id_of(s, &spec);
+	a = be_id_of(s, &spec, 0);
+	bb = be_id_of(s, &spec, 1);
+	bh_eject(s, a, now_ns() + 60000000000ull);
+	b[0].weight = 0;
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "drain A"))
+		goto out;
+	h = sh_read(s, id);
+	ASSERT_EQ(h.backends, 3, "backends: A drained");
+	ASSERT_EQ(h.ejected, 0, "drained A holds no slot of the budget");
+	ASSERT_EQ(bh_read(s, a).flags, 0, "drained A's ejection flag cleared");
+	b[0].weight = 1;
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "undrain A"))
+		goto out;
+	ASSERT_EQ(bh_read(s, a).flags, 0, "A back in the table, not ejected");
+	ASSERT_EQ(sh_read(s, id).ejected, 0, "ejected after undrain");
+
+	bh_eject(s, bb, now_ns() + 60000000000ull);
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "rewrite"))
+		goto out;
+	ASSERT_EQ(sh_read(s, id).ejected, 1, "B ejected");
+	b[1].unhealthy = true;
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "B unhealthy by probe"))
+		goto out;
+	h = sh_read(s, id);
+	ASSERT_EQ(h.backends, 3, "backends: B unhealthy");
+	ASSERT_EQ(h.ejected, 0, "unhealthy B holds no slot of the budget");
+	ASSERT_EQ(bh_read(s, bb).flags, 0, "unhealthy B's ejection flag cleared");
 out:
 	sluice__close(s);
 }
@@ -326,7 +384,7 @@ out:
  * health is zeroed and whose entry is written) that fails at its VIP
  * marker because the services map is full. Both maps must come back.
  */
-static void test_rollback_restores_health(void)
+static void rollback__run(bool drain)
 {
 	struct sluice_backend_spec b[2], nb[2];
 	struct sluice_service_spec specs[2];
@@ -347,7 +405,10 @@ static void test_rollback_restores_health(void)
 	bh_eject(s, next_id + 1, 1);
 	if (!fill_services(s, 2 * SLUICE_MAX_SERVICES - 2, 0x0b000000))
 		goto out;
-	specs[0].outlier.disabled = true;
+	if (drain)
+		b[0].weight = 0; /* unflags the ejected backend */
+	else
+		specs[0].outlier.disabled = true;
 	spec__init(&specs[1], nb, 2);
 	specs[1].vip = v4(VIP4 + 1);
 	nb[0].addr = v4(BE4(20));
@@ -365,10 +426,21 @@ out:
 	sluice__close(s);
 }
 
+static void test_rollback_restores_health(void)
+{
+	rollback__run(false);
+}
+
+/* The same with the ejected backend drained instead (its flag cleared). */
+static void test_rollback_restores_drained(void)
+{
+	rollback__run(true);
+}
+
 /* meshd's start: entries of an older agent (none) written for all. */
 static void test_outlier_sync(void)
 {
-	struct sluice_backend_spec b[2];
+	struct sluice_backend_spec b[3];
 	struct sluice_service_spec spec;
 	struct sluice_service_ref ref;
 	struct sluice_outlier_spec o = { .consecutive_failures = 7 };
@@ -378,19 +450,22 @@ static void test_outlier_sync(void)
 
 	if (!s)
 		return;
-	spec__init(&spec, b, 2);
+	spec__init(&spec, b, 3);
+	b[2].unhealthy = true; /* weight 1, out of the table by probe */
 	if (!ASSERT_OK(sluice__service_set(s, &spec), "service_set"))
 		goto out;
 	id = svc_id_of(s, &spec);
 	be0 = be_id_of(s, &spec, 0);
 	bh_eject(s, be0, now_ns() + 60000000000ull);
+	bh_eject(s, be_id_of(s, &spec, 2), now_ns() + 60000000000ull);
 	bpf_map_update_elem(sluice__map_fd(s, "svc_health"), &id, &zero, BPF_ANY);
 	ref = (struct sluice_service_ref){ .vip = spec.vip, .port = 80, .proto = IPPROTO_TCP };
 	ASSERT_OK(sluice__outlier_sync(s, &ref, &o, 1, &written), "outlier_sync");
 	ASSERT_EQ(written, 1, "written");
 	ASSERT_EQ(sh_read(s, id).threshold, 7, "threshold");
-	ASSERT_EQ(sh_read(s, id).backends, 2, "backends");
-	ASSERT_EQ(sh_read(s, id).ejected, 1, "ejected recounted");
+	ASSERT_EQ(sh_read(s, id).backends, 2, "backends: the probe-unhealthy one not counted");
+	ASSERT_EQ(sh_read(s, id).ejected, 1, "ejected recounted (active ones)");
+	ASSERT_EQ(bh_read(s, be_id_of(s, &spec, 2)).flags, 0, "unhealthy one's ejection cleared");
 	ASSERT_EQ(sh_read(s, id).base_ms, SLUICE_OUTLIER_BASE_MS_DEFAULT, "base default");
 
 	/* node-wide off */
@@ -475,8 +550,14 @@ static void test_spec_roundtrip(void)
 }
 
 static const struct test tests[] = {
-	TEST(test_written_with_defaults),    TEST(test_ejected_recount), TEST(test_id_reuse_zeroes),
-	TEST(test_rollback_restores_health), TEST(test_outlier_sync),    TEST(test_backend_view),
+	TEST(test_written_with_defaults),
+	TEST(test_ejected_recount),
+	TEST(test_inactive_frees_budget),
+	TEST(test_id_reuse_zeroes),
+	TEST(test_rollback_restores_health),
+	TEST(test_rollback_restores_drained),
+	TEST(test_outlier_sync),
+	TEST(test_backend_view),
 	TEST(test_spec_roundtrip),
 };
 

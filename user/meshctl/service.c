@@ -209,6 +209,9 @@ static int do_add(int argc, char **argv)
 	for (i = 1; i < npos; i++) {
 		if (backend_arg(pos[i], &vip, backends)) {
 			json_object_put(backends);
+			json_object_put(sa);
+			json_object_put(od);
+			json_object_put(hc);
 			return -1;
 		}
 	}

@@ -102,10 +102,12 @@ int maps__err(int err, const char *name, const char *op, const char *what);
 int svc__create_inner(const __u32 *table);
 
 /* svc_health.c (#14): the svc_health entry a service's spec means, with
- * `ejected` recounted from the backend_health entries of ids[] (its whole
- * new backend set) and `backends` = nactive; when outlier detection is
- * off for it (spec or node-wide) the entries of ids[] that carry an
- * ejection or failures are cleared. Every entry written is saved in
+ * `ejected` recounted from the backend_health entries of the ids[] (its
+ * whole new backend set) whose active[] is true (in the Maglev table),
+ * `backends` the number of those; an id not active loses its ejection
+ * (no pick can choose it, so no success would restore it); when outlier
+ * detection is off for it (spec or node-wide) the entries of ids[] that
+ * carry an ejection or failures are cleared. Every entry written is saved in
  * *undo first (svc_health_undo__run() puts them back, newest first), so
  * a rejected update leaves both maps as they were. */
 struct svc_health_undo {
@@ -120,7 +122,8 @@ struct svc_health_undo {
 	} * v;
 };
 int svc__health_write(struct sluice *s, __u32 svc_id, const struct sluice_outlier_spec *o,
-		      const __u32 *ids, __u32 nids, __u32 nactive, struct svc_health_undo *undo);
+		      const __u32 *ids, const bool *active, __u32 nids,
+		      struct svc_health_undo *undo);
 /* Zero backend_health[id] (a new backend gets the id), saved in undo. */
 int svc__health_zero_backend(struct sluice *s, __u32 id, struct svc_health_undo *undo);
 /* A backend leaving its service's set: its ejection flag cleared (saved

@@ -183,7 +183,7 @@ static int svc__write_backends(struct svc_txn *t)
 			return err;
 	}
 	/* before any table names the new set: its config and counts */
-	return svc__health_write(s, t->svc_id, &spec->outlier, t->ids, spec->nbackends, t->nactive,
+	return svc__health_write(s, t->svc_id, &spec->outlier, t->ids, t->active, spec->nbackends,
 				 &t->hundo);
 }
 

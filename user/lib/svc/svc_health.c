@@ -5,9 +5,14 @@
  * zeroing a backend id's health when the id goes to a new backend, and
  * the same entry for many services at once (meshd's start).
  *
- * Contract: `ejected` is recounted from the backend_health entries of
- * the service's backend set, so it matches the flags the kernel will
- * decrement (a count lower than the flags would wrap on a restore). Every
+ * Contract: `backends` counts the active ids of the service's set (weight
+ * > 0, not unhealthy by probe: the ones the Maglev table holds) and
+ * `ejected` is recounted from the backend_health entries of those same
+ * ids, so it matches the flags the kernel will decrement (a count lower
+ * than the flags would wrap on a restore). An id that is not active
+ * (drained, unhealthy) loses its ejection, as a removed one does: no pick
+ * can choose it, so no success would ever restore it, and its flag would
+ * hold a slot of the max-ejected budget for as long as it stays. Every
  * entry written by an update is saved first, so a rejected update puts
  * both maps back byte for byte. The kernel may change `ejected` between
  * our read and write; the next write of the service recounts it.
@@ -92,27 +97,45 @@ static int health__clear_backend(struct sluice *s, __u32 id,
 	return health__write_backend(s, id, old, &bh, undo);
 }
 
+/* An id out of the Maglev table (drained, unhealthy by probe): its
+ * ejection ends, as for a removed backend (svc__health_forget_backend). */
+static int health__unflag_backend(struct sluice *s, __u32 id,
+				  const struct sluice_backend_health *old,
+				  struct svc_health_undo *undo)
+{
+	struct sluice_backend_health bh = *old;
+
+	bh.flags &= ~SLUICE_BH_F_EJECTED;
+	bh.ejected_until_ns = 0;
+	return health__write_backend(s, id, old, &bh, undo);
+}
+
 int svc__health_write(struct sluice *s, __u32 svc_id, const struct sluice_outlier_spec *o,
-		      const __u32 *ids, __u32 nids, __u32 nactive, struct svc_health_undo *undo)
+		      const __u32 *ids, const bool *active, __u32 nids,
+		      struct svc_health_undo *undo)
 {
 	int bfd = s->fds[SLUICE_MAP_BACKEND_HEALTH], sfd = s->fds[SLUICE_MAP_SVC_HEALTH];
 	struct sluice_backend_health bh;
 	struct sluice_svc_health old, sh;
+	__u32 nactive = 0;
 	int err;
 
 	sluice_outlier__to_kernel(o, s->outlier_off, &sh);
-	sh.backends = nactive > 0xffff ? 0xffff : (__u16)nactive;
 	for (__u32 i = 0; i < nids; i++) {
 		err = bpf_map_lookup_elem(bfd, &ids[i], &bh);
 		if (err)
 			return maps__err(err, "backend_health", "lookup", "of a backend");
+		nactive += active[i];
 		if (!sh.threshold)
 			err = health__clear_backend(s, ids[i], &bh, undo);
+		else if (!active[i])
+			err = health__unflag_backend(s, ids[i], &bh, undo);
 		else if (bh.flags & SLUICE_BH_F_EJECTED)
 			sh.ejected++;
 		if (err)
 			return err;
 	}
+	sh.backends = nactive > 0xffff ? 0xffff : (__u16)nactive;
 	err = bpf_map_lookup_elem(sfd, &svc_id, &old);
 	if (err)
 		return maps__err(err, "svc_health", "lookup", "of the service");
@@ -131,16 +154,13 @@ int svc__health_write(struct sluice *s, __u32 svc_id, const struct sluice_outlie
 
 int svc__health_forget_backend(struct sluice *s, __u32 id, struct svc_health_undo *undo)
 {
-	struct sluice_backend_health old, bh;
+	struct sluice_backend_health old;
 	int err;
 
 	err = bpf_map_lookup_elem(s->fds[SLUICE_MAP_BACKEND_HEALTH], &id, &old);
 	if (err)
 		return maps__err(err, "backend_health", "lookup", "of a removed backend");
-	bh = old;
-	bh.flags &= ~SLUICE_BH_F_EJECTED;
-	bh.ejected_until_ns = 0;
-	return health__write_backend(s, id, &old, &bh, undo);
+	return health__unflag_backend(s, id, &old, undo);
 }
 
 void svc__health_undo_run(struct sluice *s, struct svc_health_undo *undo)
@@ -176,7 +196,7 @@ void svc__health_forget(struct sluice *s, __u32 svc_id)
 struct health_sync_bes {
 	__u64 *v; /* svc_id << 32 | backend id, sorted */
 	__u32 n, cap;
-	__u32 *active; /* [SLUICE_MAX_SERVICES]: backends with weight > 0 */
+	bool *active; /* [SLUICE_MAX_BACKENDS]: in the Maglev table */
 };
 
 static int health__collect(const void *key, const void *value, void *ctx)
@@ -197,8 +217,10 @@ static int health__collect(const void *key, const void *value, void *ctx)
 		c->v = grown;
 	}
 	c->v[c->n++] = (__u64)be->svc_id << 32 | *(const __u32 *)key;
-	if (be->weight) /* as service.c counts backend_count */
-		c->active[be->svc_id]++;
+	/* as service.c counts backend_count: a probe-unhealthy backend
+	 * keeps its weight but is out of the table */
+	if (*(const __u32 *)key < SLUICE_MAX_BACKENDS)
+		c->active[*(const __u32 *)key] = be->weight && be->state == SLUICE_BE_ACTIVE;
 	return 0;
 }
 
@@ -211,7 +233,7 @@ static int health__cmp_u64(const void *a, const void *b)
 
 /* One service: its backend ids out of the sorted index, then the write. */
 static int health__sync_one(struct sluice *s, const struct health_sync_bes *c, __u32 svc_id,
-			    const struct sluice_outlier_spec *o, __u32 *ids)
+			    const struct sluice_outlier_spec *o, __u32 *ids, bool *active)
 {
 	__u32 lo = 0, hi = c->n, n = 0;
 
@@ -223,9 +245,12 @@ static int health__sync_one(struct sluice *s, const struct health_sync_bes *c, _
 		else
 			hi = mid;
 	}
-	for (; lo < c->n && c->v[lo] >> 32 == svc_id && n < SLUICE_MAX_SVC_BACKENDS; lo++)
-		ids[n++] = (__u32)c->v[lo];
-	return svc__health_write(s, svc_id, o, ids, n, c->active[svc_id], NULL);
+	for (; lo < c->n && c->v[lo] >> 32 == svc_id && n < SLUICE_MAX_SVC_BACKENDS; lo++) {
+		ids[n] = (__u32)c->v[lo];
+		active[n] = ids[n] < SLUICE_MAX_BACKENDS && c->active[ids[n]];
+		n++;
+	}
+	return svc__health_write(s, svc_id, o, ids, active, n, NULL);
 }
 
 int sluice__outlier_sync(struct sluice *s, const struct sluice_service_ref *refs,
@@ -235,12 +260,14 @@ int sluice__outlier_sync(struct sluice *s, const struct sluice_service_ref *refs
 	struct sluice_svc_key key;
 	struct sluice_svc svc;
 	__u32 *ids = NULL, done = 0;
+	bool *active = NULL;
 	int err;
 
 	sluice__clear_err();
-	c.active = calloc(SLUICE_MAX_SERVICES, sizeof(*c.active));
+	c.active = calloc(SLUICE_MAX_BACKENDS, sizeof(*c.active));
 	ids = calloc(SLUICE_MAX_SVC_BACKENDS, sizeof(*ids));
-	if (!c.active || !ids) {
+	active = calloc(SLUICE_MAX_SVC_BACKENDS, sizeof(*active));
+	if (!c.active || !ids || !active) {
 		sluice__set_err("out of memory");
 		err = -ENOMEM;
 		goto cleanup;
@@ -258,7 +285,7 @@ int sluice__outlier_sync(struct sluice *s, const struct sluice_service_ref *refs
 		if (bpf_map_lookup_elem(s->fds[SLUICE_MAP_SERVICES], &key, &svc) ||
 		    svc.svc_id >= SLUICE_MAX_SERVICES)
 			continue; /* not in the maps: nothing to configure */
-		err = health__sync_one(s, &c, svc.svc_id, &o[i], ids);
+		err = health__sync_one(s, &c, svc.svc_id, &o[i], ids, active);
 		done += !err;
 	}
 cleanup:
@@ -267,5 +294,6 @@ cleanup:
 	free(c.v);
 	free(c.active);
 	free(ids);
+	free(active);
 	return err;
 }

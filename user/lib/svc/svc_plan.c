@@ -198,13 +198,15 @@ int svc__txn_init(struct svc_txn *t, struct sluice *s, const struct sluice_servi
 	t->ids = calloc(n + 1, sizeof(*t->ids));
 	t->old_idx = calloc(n + 1, sizeof(*t->old_idx));
 	t->undo = calloc(n + 4, sizeof(*t->undo));
-	if (!t->ids || !t->old_idx || !t->undo) {
+	t->active = calloc(n + 1, sizeof(*t->active));
+	if (!t->ids || !t->old_idx || !t->undo || !t->active) {
 		sluice__set_err("out of memory");
 		return -ENOMEM;
 	}
-	for (__u32 i = 0; i < n; i++)
-		if (spec->backends[i].weight && !spec->backends[i].unhealthy)
-			t->nactive++;
+	for (__u32 i = 0; i < n; i++) {
+		t->active[i] = spec->backends[i].weight && !spec->backends[i].unhealthy;
+		t->nactive += t->active[i];
+	}
 	return 0;
 }
 
@@ -216,6 +218,7 @@ void svc__txn_free(struct svc_txn *t)
 		close(t->new_inner_fd);
 	free(t->ids);
 	free(t->old_idx);
+	free(t->active);
 	free(t->undo);
 	free(t->old);
 	svc__health_undo_free(&t->hundo);

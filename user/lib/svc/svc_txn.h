@@ -52,6 +52,7 @@ struct svc_txn {
 	__u32 nold;
 	__u32 *ids;   /* new backend ids, parallel to spec->backends */
 	int *old_idx; /* index into old[] or -1 for a new backend */
+	bool *active; /* parallel to spec->backends: weight > 0, not unhealthy */
 	__u32 nactive;
 	int old_inner_fd; /* maglev[svc_id] before the swap, -1 if none */
 	int new_inner_fd; /* the table to swap in, -1 if unchanged or none */
