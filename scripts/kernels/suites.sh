@@ -13,7 +13,8 @@
 #   objects   every build/*.bpf.o through `bpftool prog loadall` (the
 #             verifier of the running kernel): one line per program, and a
 #             FAIL with the loader's last words for an object refused whole
-#   unit      every build/tests/unit/test_* binary
+#   unit      every build/tests/unit/test_* binary (KERNEL_UNIT: a glob
+#             to run fewer, e.g. 'test_sock*')
 #   datapath  build/tests/datapath/datapath_test (BPF_PROG_TEST_RUN cases)
 #   e2e-lb    tests/e2e/test_lb.sh (namespaces, veths, real sockets)
 #   sock      tests/e2e/test_sock.sh (socket LB through cgroup hooks)
@@ -92,7 +93,7 @@ suite_objects() {
 
 suite_unit() {
 	local bin n=0
-	for bin in "$BUILD"/tests/unit/test_*; do
+	for bin in "$BUILD"/tests/unit/${KERNEL_UNIT:-test_*}; do
 		[ -x "$bin" ] || continue
 		bounded "unit/$(basename "$bin")" "$BIN_TIMEOUT" "$bin"
 		n=$((n + 1))
