@@ -101,7 +101,7 @@ BENCH_BINS := $(patsubst %.c,$(O)/%,$(BENCH_SRCS))
 ALL_LIBS   := $(AGENT_LIB) $(LIB)
 ALL_LDLIBS  = $(AGENT_LDLIBS) $(LIB_LDLIBS)
 
-.PHONY: all deps test unit unit-san fuzz fuzz-bins analyze demo bench clean format format-check
+.PHONY: all deps test test-kernels unit unit-san fuzz fuzz-bins analyze demo bench clean format format-check
 # C sources clang-format checks (and `make format` rewrites): everything
 # tracked by git, including tests and bench tools.
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
@@ -222,6 +222,13 @@ RUN_ENV = SLUICE_BUILD=$(abspath $(O)) $(if $(filter 1,$(SAN)),SLUICE_SAN=1)
 test: deps
 	$(Q)$(MAKE) --no-print-directory all format-check analyze
 	$(Q)$(RUN_ENV) tests/run.sh
+
+# The kernel matrix (README "Kernel matrix"): the chosen suites on the host
+# kernel and on Debian's 6.1 and 6.12 under qemu. Slow (TCG): not part of
+# `make test`. KERNELS, KERNEL_SUITES, KERNEL_CACHE: see scripts/kernels/run.sh.
+test-kernels: all
+	$(Q)SLUICE_DEPS=kernels scripts/install-deps.sh
+	$(Q)$(RUN_ENV) scripts/kernels/run.sh
 
 # The unit suites alone; `make unit-san` runs them under ASan+UBSan (CI).
 unit: $(UNIT_BINS)

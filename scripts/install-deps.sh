@@ -31,6 +31,12 @@ if [ "${SLUICE_DEPS:-}" = fuzz ]; then
 	v=$(clang --version 2>/dev/null | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1)
 	PKGS+=("libclang-rt${v:+-$v}-dev")
 fi
+# `make test-kernels` only (SLUICE_DEPS=kernels): qemu boots Debian's kernel
+# packages (downloaded, never installed) with a static busybox initramfs;
+# kmod's depmod/modprobe resolve their modules.
+if [ "${SLUICE_DEPS:-}" = kernels ]; then
+	PKGS+=(qemu-system-x86 busybox-static kmod xz-utils)
+fi
 # Extra packages for `make bench` only (SLUICE_DEPS=bench).
 if [ "${SLUICE_DEPS:-}" = bench ]; then
 	PKGS+=(iptables nftables iperf3 conntrack gnuplot-nox)

@@ -84,7 +84,10 @@ static __always_inline bool redir_peer_key_msg(struct sk_msg_md *msg, struct slu
 	return redir_key_finish(k, family);
 }
 
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+/* Linux 6.2+. Weak, so that libbpf loads this object on older kernels
+ * (Debian 12's 6.1) with the kfunc's address 0 instead of refusing it
+ * whole, and the verifier drops the call as dead code there. */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
 
 /* The psock (sockmap state, holding the redirect queue) of a socket. */
 static __always_inline __u64 redir_psock_of(struct sock *sk)
@@ -95,12 +98,17 @@ static __always_inline __u64 redir_psock_of(struct sock *sk)
 }
 
 /* After a successful bpf_msg_redirect_hash(): the peer's psock, from the
- * kernel's sk_msg the helper filled in. 0 when unknown. */
+ * kernel's sk_msg the helper filled in. 0 when unknown, which includes a
+ * kernel without bpf_cast_to_kern_ctx (then the backlog has no bound). */
 static __always_inline __u64 redir_target_psock(struct sk_msg_md *msg)
 {
-	struct sk_msg *kmsg = bpf_cast_to_kern_ctx(msg);
-	struct sock *peer = BPF_CORE_READ(kmsg, sk_redir);
+	struct sk_msg *kmsg;
+	struct sock *peer;
 
+	if (!bpf_cast_to_kern_ctx)
+		return 0;
+	kmsg = bpf_cast_to_kern_ctx(msg);
+	peer = BPF_CORE_READ(kmsg, sk_redir);
 	return peer ? redir_psock_of(peer) : 0;
 }
 

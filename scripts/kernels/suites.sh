@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# suites.sh - run the kernel-matrix suites on the running kernel (the host's
+# or a guest's), as root.
+#
+# Contract: suites.sh OUT SUITES runs each suite named in SUITES (comma
+# separated; see below) and writes OUT/<suite>.log with its output, in which
+# every result is an ordinary "PASS:", "FAIL:" or "SKIP:" line (a binary
+# that times out, crashes or exits non-zero without a FAIL line gets a FAIL
+# line naming it, as in tests/run.sh), then OUT/<suite>.done. Output is also
+# shown as it comes. Suites:
+#   objects   every build/*.bpf.o through `bpftool prog loadall` (the
+#             verifier of the running kernel): one line per program, and a
+#             FAIL with the loader's last words for an object refused whole
+#   unit      every build/tests/unit/test_* binary (KERNEL_UNIT: a glob
+#             to run fewer, e.g. 'test_sock*')
+#   datapath  build/tests/datapath/datapath_test (BPF_PROG_TEST_RUN cases)
+#   e2e-lb    tests/e2e/test_lb.sh (namespaces, veths, real sockets)
+#   sock      tests/e2e/test_sock.sh (socket LB through cgroup hooks)
+# SLUICE_BUILD (default build/), KERNEL_BIN_TIMEOUT (per binary, 600 s) and
+# KERNEL_E2E_TIMEOUT (per script, 1800 s) apply; a slow emulated kernel is
+# why the bounds are generous.
+set -u
+
+out=${1:?usage: suites.sh OUT SUITES}
+suites=${2:?usage: suites.sh OUT SUITES}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${SLUICE_BUILD:-$ROOT/build}
+export SLUICE_BUILD=$BUILD
+BIN_TIMEOUT=${KERNEL_BIN_TIMEOUT:-600}
+E2E_TIMEOUT=${KERNEL_E2E_TIMEOUT:-1800}
+mkdir -p "$out"
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+# bounded NAME LIMIT CMD...: run CMD, and turn a timeout, a crash or a
+# silent non-zero exit into a FAIL line naming NAME.
+bounded() {
+	local name=$1 limit=$2 rc tmp t0=$SECONDS
+	shift 2
+	tmp=$(mktemp)
+	timeout --kill-after=30 "$limit" "$@" 2>&1 | tee "$tmp"
+	rc=${PIPESTATUS[0]}
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "FAIL: $name (timed out after ${limit}s)"
+	elif [ "$rc" -gt 128 ]; then
+		echo "FAIL: $name (killed by signal $((rc - 128)))"
+	elif [ "$rc" -ne 0 ] && ! grep -q '^FAIL:' "$tmp"; then
+		echo "FAIL: $name (exit status $rc without a FAIL line)"
+	elif ! grep -qE '^(PASS|FAIL|SKIP):' "$tmp"; then
+		echo "FAIL: $name (ran no test)"
+	fi
+	echo "--- $name: exit $rc, $((SECONDS - t0))s"
+	rm -f "$tmp"
+}
+
+# load_object OBJ: every program of OBJ through the running kernel's
+# verifier. libbpf loads an object whole, so one refused program (or a
+# missing kfunc) refuses them all: that is what users would hit too.
+load_object() {
+	local obj=$1 name pin log rc p insns
+	name=$(basename "$obj" .bpf.o)
+	pin=/sys/fs/bpf/sluice-kernels-$$-$name
+	log=$(mktemp)
+	timeout 600 bpftool prog loadall "$obj" "$pin" >"$log" 2>&1
+	rc=$?
+	if [ "$rc" -ne 0 ]; then
+		echo "FAIL: objects/$name (bpftool prog loadall exit $rc)"
+		# the verifier's verdict is at the end of its log
+		grep -v '^$' "$log" | tail -n 25 | sed 's/^/    /'
+	fi
+	for p in "$pin"/*; do
+		[ -e "$p" ] || continue
+		# this bpftool does not show verified_insns: give the size
+		insns=$(bpftool prog show pinned "$p" 2>/dev/null |
+			sed -n 's/.*xlated \([0-9]*\)B.*/\1/p')
+		echo "PASS: objects/$name/$(basename "$p") ($((${insns:-0} / 8)) instructions loaded)"
+	done
+	[ "$rc" -eq 0 ] && [ -z "$(ls -A "$pin" 2>/dev/null)" ] &&
+		echo "FAIL: objects/$name (loaded, but no program pinned)"
+	rm -rf "$pin" "$log"
+}
+
+suite_objects() {
+	local obj n=0
+	for obj in "$BUILD"/*.bpf.o; do
+		[ -e "$obj" ] || continue
+		load_object "$obj"
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ] || echo "FAIL: objects (no $BUILD/*.bpf.o: run make)"
+}
+
+suite_unit() {
+	local bin n=0
+	for bin in "$BUILD"/tests/unit/${KERNEL_UNIT:-test_*}; do
+		[ -x "$bin" ] || continue
+		bounded "unit/$(basename "$bin")" "$BIN_TIMEOUT" "$bin"
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ] || echo "FAIL: unit (no $BUILD/tests/unit/test_*: run make)"
+}
+
+suite_datapath() {
+	local bin=$BUILD/tests/datapath/datapath_test
+	if [ -x "$bin" ]; then
+		bounded datapath "$BIN_TIMEOUT" "$bin"
+	else
+		echo "FAIL: datapath ($bin not built)"
+	fi
+}
+
+suite_script() {
+	bounded "$1" "$E2E_TIMEOUT" bash "$ROOT/tests/e2e/$2"
+}
+
+IFS=, read -r -a list <<<"$suites"
+for s in "${list[@]}"; do
+	echo "=== suite $s on $(uname -r)"
+	t0=$SECONDS
+	case $s in
+	objects) suite_objects ;;
+	unit) suite_unit ;;
+	datapath) suite_datapath ;;
+	e2e-lb) suite_script e2e/test_lb test_lb.sh ;;
+	sock) suite_script e2e/test_sock test_sock.sh ;;
+	*) echo "FAIL: $s (unknown suite; known: objects unit datapath e2e-lb sock)" ;;
+	esac 2>&1 | tee "$out/$s.log"
+	echo "$((SECONDS - t0))" >"$out/$s.done"
+done
