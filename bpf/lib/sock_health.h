@@ -7,9 +7,12 @@
  * talks to that backend (a socket may connect() again elsewhere).
  *
  *  - established (ACTIVE_ESTABLISHED): success;
- *  - SYN_SENT -> CLOSE: failure, reason from sk_err (ECONNREFUSED, i.e.
- *    RST or ICMP port unreachable: SOCK_REFUSED; ETIMEDOUT: SOCK_TIMEOUT;
- *    anything else, an abort included: SOCK_ERROR);
+ *  - SYN_SENT -> CLOSE: failure when sk_err says the backend or the way
+ *    to it failed (ECONNREFUSED, i.e. RST or ICMP port unreachable:
+ *    SOCK_REFUSED; ETIMEDOUT: SOCK_TIMEOUT; EHOSTUNREACH, ENETUNREACH:
+ *    SOCK_ERROR). The client's own abort (close() or shutdown in
+ *    SYN_SENT: happy eyeballs, dial timeouts, Ctrl-C; sk_err 0 or
+ *    ECONNRESET) says nothing about the backend and is not counted;
  *  - a retransmission timeout while in SYN_SENT: SOCK_TIMEOUT at the
  *    first RTO (1 s), so a blackholed backend counts long before the
  *    kernel gives up; the close that may follow is the same failure
@@ -72,6 +75,14 @@ static __always_inline int sock_health_sk_err(struct bpf_sock_ops *ops)
 	return tp ? tp->inet_conn.icsk_inet.sk.sk_err : 0;
 }
 
+/* Does this sk_err of a connect() that ended in SYN_SENT blame the
+ * backend (or the path to it) rather than the client? */
+static __always_inline bool sock_health_err_is_backend(int err)
+{
+	return err == ECONNREFUSED || err == ETIMEDOUT || err == EHOSTUNREACH ||
+	       err == ENETUNREACH;
+}
+
 static __always_inline __u8 sock_health_reason(int err)
 {
 	if (err == ECONNREFUSED)
@@ -104,13 +115,17 @@ static __always_inline void sock_health_on_connect(struct bpf_sock_ops *ops)
 static __always_inline void sock_health_on_state(struct bpf_sock_ops *ops)
 {
 	struct sluice_sk_origin *o;
+	int err;
 
 	/* args: old state, new state */
 	if (ops->args[0] != BPF_TCP_SYN_SENT || ops->args[1] != BPF_TCP_CLOSE)
 		return;
+	err = sock_health_sk_err(ops);
+	if (!sock_health_err_is_backend(err))
+		return;
 	o = sock_health_origin(ops);
 	if (o)
-		sock_health_fail(o, sock_health_reason(sock_health_sk_err(ops)));
+		sock_health_fail(o, sock_health_reason(err));
 }
 
 static __always_inline void sock_health_on_rto(struct bpf_sock_ops *ops)

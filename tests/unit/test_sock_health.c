@@ -10,7 +10,8 @@
  * then every connect() reaches the live one, whose success zeroes its
  * failures. A backend whose SYNs vanish (a veth with nobody behind it) counts one
  * SOCK_TIMEOUT at the first retransmission timeout and not again when the
- * socket is closed. svc_health is written by the test (h14-ctl writes it
+ * socket is closed. Sockets the client closes itself in SYN_SENT count
+ * nothing. svc_health is written by the test (h14-ctl writes it
  * in the library). The cgroup is removed at exit.
  */
 #define _GNU_SOURCE
@@ -396,6 +397,54 @@ out:
 		TEST_FAIL("removing the veth device");
 }
 
+/* Child: connect() (non-blocking) to the blackholed VIP and give up at
+ * once, as happy eyeballs or a dial timeout does. */
+static int abort__child(void *arg)
+{
+	struct sockaddr_in vip = { .sin_family = AF_INET, .sin_port = htons(80) };
+	int n = *(int *)arg;
+
+	inet_pton(AF_INET, VIP_BLACKHOLE, &vip.sin_addr);
+	for (int i = 0; i < n; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+		if (connect(fd, (struct sockaddr *)&vip, sizeof(vip)) == 0 || errno != EINPROGRESS)
+			return 2;
+		close(fd); /* SYN_SENT -> CLOSE with sk_err 0: the client's doing */
+	}
+	return 0;
+}
+
+/* Clients that abandon their own connect()s before any answer (or RTO)
+ * say nothing about the backend: no failure counted, no ejection. */
+static void test_client_abort_not_counted(void)
+{
+	struct sluice_backend_health bh;
+	__u16 port = 80;
+	__u32 id = 0;
+	int n = 5;
+	struct world w = { 0 };
+
+	if (!ASSERT_OK(system("ip link add sluice-bh0 type veth peer name sluice-bh1 && "
+			      "ip link set sluice-bh0 up && ip link set sluice-bh1 up && "
+			      "ip addr add 192.0.2.254/24 dev sluice-bh0 && "
+			      "ip neigh replace 192.0.2.1 lladdr 02:00:00:00:00:09 dev sluice-bh0"),
+		       "veth device") ||
+	    !world_open(&w))
+		goto out;
+	if (!svc_setup(&w, VIP_BLACKHOLE, BLACKHOLE_BE, &port, 1, &id))
+		goto out;
+	ASSERT_EQ(in_cgroup(abort__child, &n), 0, "child connected and closed 5 sockets");
+	bh = bh_of(&w, id);
+	ASSERT_EQ(bh.fails, 0, "no failure counted for the client's own aborts");
+	ASSERT_FALSE(bh.flags & SLUICE_BH_F_EJECTED, "not ejected");
+	ASSERT_EQ(hcount(&w, SLUICE_HCNT_FAIL), 0, "health_fail counter");
+out:
+	world_close(&w);
+	if (system("ip link del sluice-bh0 2>/dev/null"))
+		TEST_FAIL("removing the veth device");
+}
+
 /* Pins of an agent from before #14 (layout 3: no health maps, no health
  * sockops link): made here by removing those pins. The next open creates
  * and pins the new maps, keeps the old links (updated in place) and
@@ -466,6 +515,7 @@ out:
 static const struct test tests[] = {
 	TEST(test_refused_ejects),
 	TEST(test_syn_timeout),
+	TEST(test_client_abort_not_counted),
 	TEST(test_upgrade_pins),
 };
 
