@@ -79,8 +79,7 @@ static __always_inline int sock_health_sk_err(struct bpf_sock_ops *ops)
  * backend (or the path to it) rather than the client? */
 static __always_inline bool sock_health_err_is_backend(int err)
 {
-	return err == ECONNREFUSED || err == ETIMEDOUT || err == EHOSTUNREACH ||
-	       err == ENETUNREACH;
+	return err == ECONNREFUSED || err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH;
 }
 
 static __always_inline __u8 sock_health_reason(int err)
