@@ -27,6 +27,7 @@
 int __real_bpf_object__load_skeleton(struct bpf_object_skeleton *s);
 int __wrap_bpf_object__load_skeleton(struct bpf_object_skeleton *s);
 
+/* clang-format off */
 static const struct {
 	const char *name;
 	__u32 max_entries;
@@ -37,6 +38,7 @@ static const struct {
 	{ "backend_stats", DP_TEST_MAX_BACKENDS },
 	{ "backend_health", DP_TEST_MAX_BACKENDS },
 };
+/* clang-format on */
 
 /* Per thread: a case may open its datapath in a thread or forked child. */
 static __thread unsigned int dp_load_only;
