@@ -182,9 +182,10 @@ $(MESHCTL_UNIT_BINS): $(O)/tests/unit/test_meshctl_%: $(O)/tests/unit/test_meshc
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
 
+# Test-sized datapath loads (tests/datapath/dp_load.c).
 $(DP_BIN): $(DP_OBJS) $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -Wl,--wrap=bpf_object__load_skeleton -o $@
 
 # Fixtures and corpora are found through the source tree's path, whatever
 # the output directory or the current directory (tests/lib/test.h).

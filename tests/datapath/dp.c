@@ -122,7 +122,9 @@ bool dp__open_cfg(struct dp *d, enum dp_prog prog, bool world, __u32 cfg)
 	memset(d, 0, sizeof(*d));
 	d->prog = prog;
 	d->tag = prog == DP_XDP ? "xdp" : "tc";
+	dp__load_only(prog);
 	err = sluice__open(&d->s, &opts);
+	dp__load_only(0);
 	if (err) {
 		dp__fail(d, "sluice__open: %d (%s)", err, sluice__errmsg());
 		d->s = NULL;

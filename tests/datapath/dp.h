@@ -5,6 +5,10 @@
  * Contract: every case runs against a freshly loaded datapath (one
  * sluice__open() per case and program, nothing pinned) holding the standard
  * test world below, so no conntrack or counter state leaks between cases.
+ * A load is test-sized (dp_load.c): only the program under test is loaded,
+ * and the maps indexed by service / backend id hold DP_TEST_MAX_SERVICES /
+ * DP_TEST_MAX_BACKENDS entries; conntrack, ct_new and affinity keep their
+ * production sizes.
  * A case is a sequence of steps; each step sends one packet through
  * BPF_PROG_TEST_RUN and checks the verdict, the output bytes, the exact
  * delta of every global counter and drop reason, and the exact delta of
@@ -231,6 +235,15 @@ struct dp_be {
 	__u16 port;
 	__u16 weight;
 };
+
+/* Sizes of the id-indexed maps in every test load (dp_load.c); a case
+ * must create fewer services / backends than these at any one time. */
+#define DP_TEST_MAX_SERVICES 1024
+#define DP_TEST_MAX_BACKENDS 4096
+
+/* Loads of lb.bpf.o by this thread load only these programs (DP_*);
+ * 0: all of them. */
+void dp__load_only(unsigned int progs);
 
 /* Loads the datapath and, when world is true, the standard services. */
 bool dp__open(struct dp *d, enum dp_prog prog, bool world);
