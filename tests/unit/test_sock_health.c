@@ -328,6 +328,18 @@ out:
 		munmap(d, sizeof(*d));
 }
 
+/* SYNs to 192.0.2.1 leave through a veth whose peer has no address: they
+ * vanish (the static neighbour entry spares the ARP wait). */
+static bool blackhole_up(void)
+{
+	return ASSERT_OK(
+		system("ip link add sluice-bh0 type veth peer name sluice-bh1 && "
+		       "ip link set sluice-bh0 up && ip link set sluice-bh1 up && "
+		       "ip addr add 192.0.2.254/24 dev sluice-bh0 && "
+		       "ip neigh replace 192.0.2.1 lladdr 02:00:00:00:00:09 dev sluice-bh0"),
+		"veth device");
+}
+
 /* Child: connect() (non-blocking) to the blackholed VIP, wait until the
  * parent saw the failure counted (it writes the pipe), then close. */
 static int blackhole__child(void *arg)
@@ -356,14 +368,7 @@ static void test_syn_timeout(void)
 	struct world w = { 0 };
 	pid_t pid;
 
-	/* SYNs to 192.0.2.1 leave through a veth whose peer has no address:
-	 * they vanish (the static neighbour entry spares the ARP wait) */
-	if (!ASSERT_OK(system("ip link add sluice-bh0 type veth peer name sluice-bh1 && "
-			      "ip link set sluice-bh0 up && ip link set sluice-bh1 up && "
-			      "ip addr add 192.0.2.254/24 dev sluice-bh0 && "
-			      "ip neigh replace 192.0.2.1 lladdr 02:00:00:00:00:09 dev sluice-bh0"),
-		       "veth device") ||
-	    !world_open(&w))
+	if (!blackhole_up() || !world_open(&w))
 		goto out;
 	if (!svc_setup(&w, VIP_BLACKHOLE, BLACKHOLE_BE, &port, 1, &id) ||
 	    !ASSERT_OK(pipe(pipefd), "pipe"))
@@ -425,12 +430,7 @@ static void test_client_abort_not_counted(void)
 	int n = 5;
 	struct world w = { 0 };
 
-	if (!ASSERT_OK(system("ip link add sluice-bh0 type veth peer name sluice-bh1 && "
-			      "ip link set sluice-bh0 up && ip link set sluice-bh1 up && "
-			      "ip addr add 192.0.2.254/24 dev sluice-bh0 && "
-			      "ip neigh replace 192.0.2.1 lladdr 02:00:00:00:00:09 dev sluice-bh0"),
-		       "veth device") ||
-	    !world_open(&w))
+	if (!blackhole_up() || !world_open(&w))
 		goto out;
 	if (!svc_setup(&w, VIP_BLACKHOLE, BLACKHOLE_BE, &port, 1, &id))
 		goto out;

@@ -90,19 +90,29 @@ static const struct cmd backend_add_cmd = {
 	.example = "meshctl backend add 10.96.0.10:80/tcp 10.0.1.4:8080 --weight 10",
 };
 
-/* backend del / drain: SVC BE and nothing else, one call, one line said. */
-static int svc_be_call(int argc, char **argv, const char *op, const char *fmt)
+/* SVC BE and nothing else: the request's arguments, or NULL (said). */
+static struct json_object *svc_be_only(int argc, char **argv, char svc[ARGS_SVC_LEN],
+				       char be[SLUICE_ADDRPORT_STRLEN])
 {
 	const struct opt opts[] = { { NULL } };
-	char *pos[2], svc[ARGS_SVC_LEN], be[SLUICE_ADDRPORT_STRLEN];
-	struct json_object *args;
+	char *pos[2];
 	int npos;
 
 	if (opts__parse(argc, argv, opts, pos, 2, &npos))
-		return -1;
-	if (npos < 2)
-		return cmd__usage_error("missing %s", npos ? "BE" : "SVC and BE");
-	args = svc_be_args(pos, svc, sizeof(svc), be, sizeof(be));
+		return NULL;
+	if (npos < 2) {
+		cmd__usage_error("missing %s", npos ? "BE" : "SVC and BE");
+		return NULL;
+	}
+	return svc_be_args(pos, svc, ARGS_SVC_LEN, be, SLUICE_ADDRPORT_STRLEN);
+}
+
+/* backend del / drain: SVC BE, one call, one line said. */
+static int svc_be_call(int argc, char **argv, const char *op, const char *fmt)
+{
+	char svc[ARGS_SVC_LEN], be[SLUICE_ADDRPORT_STRLEN];
+	struct json_object *args = svc_be_only(argc, argv, svc, be);
+
 	if (!args)
 		return -1;
 	return call_and_say(op, args, fmt, be, svc, 0);
@@ -192,16 +202,9 @@ static unsigned long answer_weight(struct json_object *svc, const char *be)
 
 static int do_undrain(int argc, char **argv)
 {
-	const struct opt opts[] = { { NULL } };
-	char *pos[2], svc[ARGS_SVC_LEN], be[SLUICE_ADDRPORT_STRLEN];
-	struct json_object *args, *data = NULL;
-	int npos;
+	char svc[ARGS_SVC_LEN], be[SLUICE_ADDRPORT_STRLEN];
+	struct json_object *args = svc_be_only(argc, argv, svc, be), *data = NULL;
 
-	if (opts__parse(argc, argv, opts, pos, 2, &npos))
-		return -1;
-	if (npos < 2)
-		return cmd__usage_error("missing %s", npos ? "BE" : "SVC and BE");
-	args = svc_be_args(pos, svc, sizeof(svc), be, sizeof(be));
 	if (!args)
 		return -1;
 	if (client__call("backend.undrain", args, &data))
