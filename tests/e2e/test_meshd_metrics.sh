@@ -17,7 +17,8 @@
 #                   the service (outbound), the RTT histogram count N, the
 #                   per-backend opens add up to N, datapath series present
 #   promtool        a real scrape passes `promtool check metrics`; every
-#                   series scripts/prometheus/ alert rules name is in it
+#                   series the alert rules (scripts/prometheus/) and the
+#                   dashboard (scripts/grafana/) name is in it
 #   http            gzip when asked (and it decodes), none otherwise, 404
 #                   for another path, 405 for POST; /healthz 200 "ok";
 #                   /readyz 200 with the datapath and interfaces checks ok
@@ -168,17 +169,22 @@ test_promtool() {
 	local rc=$?
 	[ -n "$out" ] && log "$out"
 	[ "$rc" -eq 0 ] || fail "promtool check metrics: $(echo "$out" | head -n 1)" || return 1
-	# every series the alerting rules name is one meshd serves (the
-	# Kubernetes ones need --kubernetes on: test_meshd_k8s.sh checks them)
-	python3 - "$WORK/scrape.txt" "$ROOT"/scripts/prometheus/sluice-alerts.yaml <<'PY' ||
+	# every series the alerting rules and the dashboard name is one meshd
+	# serves (the Kubernetes ones need --kubernetes on: test_meshd_k8s.sh
+	# checks them)
+	python3 - "$WORK/scrape.txt" "$ROOT"/scripts/prometheus/sluice-alerts.yaml \
+		"$ROOT"/scripts/grafana/sluice-dashboard.json <<'PY' ||
 import re, sys
 served = {l.split("{")[0].split(" ")[0] for l in open(sys.argv[1]) if l.startswith("sluice_")}
-used = set(re.findall(r"\bsluice_[a-z_]+", open(sys.argv[2]).read()))
-missing = sorted(n for n in used - served if not n.startswith("sluice_kubernetes_"))
-print("alert rules use %d series; not served: %s" % (len(used), missing or "none"))
-sys.exit(1 if missing else 0)
+bad = 0
+for path in sys.argv[2:]:
+    used = set(re.findall(r"\bsluice_[a-z_]+", open(path).read()))
+    missing = sorted(n for n in used - served if not n.startswith("sluice_kubernetes_"))
+    print("%s uses %d series; not served: %s" % (path.split("/")[-1], len(used), missing or "none"))
+    bad += len(missing)
+sys.exit(1 if bad else 0)
 PY
-		fail "the alert rules name series meshd does not serve"
+		fail "the alert rules or the dashboard name series meshd does not serve"
 }
 
 test_http() {
