@@ -5,7 +5,9 @@
  * Contract: map keys and values, flags, counters and drop reasons live here
  * and nowhere else. Changing any layout below bumps SLUICE_LAYOUT_VERSION,
  * which is stamped into the pinned maps so an agent never reuses maps of a
- * different layout. All addresses and ports in map keys/values are in
+ * different layout. A counter or drop reason appended to an enum is not a
+ * layout change: the pinned per-CPU arrays grow at load (pin_grow.c) and
+ * keep their counts. All addresses and ports in map keys/values are in
  * network byte order; IPv4 addresses occupy addr[0] with addr[1..3] zero.
  */
 #ifndef SLUICE_ABI_H
@@ -103,6 +105,24 @@ struct sluice_svc_key {
  * affinity entry for this service goes to that entry's backend (see
  * struct sluice_affinity_key). Zero in pins of older agents: off. */
 #define SLUICE_SVC_F_AFFINITY (1u << 1)
+
+/* Source NAT (externalTrafficPolicy: Cluster): a new flow's client address
+ * and port are replaced by the service's own address (the node address of a
+ * NodePort) and a port from SLUICE_SNAT_PORT_MIN..MAX, so the backend's
+ * answers come back through this node wherever the backend runs. */
+#define SLUICE_SVC_F_SNAT (1u << 2)
+
+/* No backend (externalTrafficPolicy: Local on a node without local
+ * endpoints): drop new flows, counted as SLUICE_DROP_NO_LOCAL_BACKEND,
+ * instead of refusing them with RST/ICMP. */
+#define SLUICE_SVC_F_DROP_EMPTY (1u << 3)
+
+/* Only clients inside the service's source ranges (loadBalancerSourceRanges)
+ * may open flows; others are dropped as SLUICE_DROP_SOURCE_RANGE. */
+#define SLUICE_SVC_F_SOURCE_RANGES (1u << 4)
+
+#define SLUICE_SNAT_PORT_MIN 61000
+#define SLUICE_SNAT_PORT_MAX 65535
 
 struct sluice_svc {
 	__u32 svc_id;             /* index into maglev outer map and svc_stats */
@@ -373,22 +393,26 @@ enum sluice_counter {
 
 /* Drop reasons, indexed into the per-CPU drops map. Each is also the
  * "reason" label of the drop metric. */
-#define SLUICE_DROP_REASONS(X)                                                                  \
-	X(NONE, "none", "not a drop")                                                           \
-	X(TRUNC_ETH, "truncated_ethernet", "frame shorter than an Ethernet header")             \
-	X(TRUNC_IPV4, "truncated_ipv4", "frame shorter than the IPv4 header")                   \
-	X(BAD_IHL, "bad_ipv4_ihl", "IPv4 ihl below 5 or beyond the frame")                      \
-	X(BAD_IPV4_LEN, "bad_ipv4_length", "IPv4 tot_len beyond the frame or below the header") \
-	X(TRUNC_IPV6, "truncated_ipv6", "frame shorter than the IPv6 header")                   \
-	X(BAD_IPV6_LEN, "bad_ipv6_length", "IPv6 payload_len beyond the frame")                 \
-	X(IPV6_EXTHDR, "ipv6_exthdr",                                                           \
-	  "IPv6 extension headers truncated or beyond the parse bound")                         \
-	X(TRUNC_TCP, "truncated_tcp", "TCP header truncated or doff < 5")                       \
-	X(TRUNC_UDP, "truncated_udp", "UDP header truncated")                                   \
-	X(FRAGMENT, "fragment", "IP fragment addressed to a VIP")                               \
-	X(BAD_TCP_FLAGS, "bad_tcp_flags", "TCP to a service with no flags or SYN+FIN")          \
-	X(NO_BACKEND, "no_backend", "Maglev slot names a backend that is gone")                 \
-	X(REFUSE_FAILED, "refuse_failed", "could not build the RST/ICMP refusal")
+#define SLUICE_DROP_REASONS(X)                                                                    \
+	X(NONE, "none", "not a drop")                                                             \
+	X(TRUNC_ETH, "truncated_ethernet", "frame shorter than an Ethernet header")               \
+	X(TRUNC_IPV4, "truncated_ipv4", "frame shorter than the IPv4 header")                     \
+	X(BAD_IHL, "bad_ipv4_ihl", "IPv4 ihl below 5 or beyond the frame")                        \
+	X(BAD_IPV4_LEN, "bad_ipv4_length", "IPv4 tot_len beyond the frame or below the header")   \
+	X(TRUNC_IPV6, "truncated_ipv6", "frame shorter than the IPv6 header")                     \
+	X(BAD_IPV6_LEN, "bad_ipv6_length", "IPv6 payload_len beyond the frame")                   \
+	X(IPV6_EXTHDR, "ipv6_exthdr",                                                             \
+	  "IPv6 extension headers truncated or beyond the parse bound")                           \
+	X(TRUNC_TCP, "truncated_tcp", "TCP header truncated or doff < 5")                         \
+	X(TRUNC_UDP, "truncated_udp", "UDP header truncated")                                     \
+	X(FRAGMENT, "fragment", "IP fragment addressed to a VIP")                                 \
+	X(BAD_TCP_FLAGS, "bad_tcp_flags", "TCP to a service with no flags or SYN+FIN")            \
+	X(NO_BACKEND, "no_backend", "Maglev slot names a backend that is gone")                   \
+	X(REFUSE_FAILED, "refuse_failed", "could not build the RST/ICMP refusal")                 \
+	X(NO_LOCAL_BACKEND, "no_local_backend",                                                   \
+	  "new flow to a service that drops when empty (traffic policy Local)")                   \
+	X(SNAT_PORTS_EXHAUSTED, "snat_ports_exhausted", "no free source-NAT port for a new flow") \
+	X(SOURCE_RANGE, "source_range", "client outside the service's source ranges")
 
 enum sluice_drop_reason {
 #define X(name, str, help) SLUICE_DROP_##name,

@@ -45,6 +45,10 @@ int sluice__unpin_maps(struct bpf_object *obj, const char *own_prefix, const cha
  * missing is not an error, a failure's text names the path. */
 int sluice__unpin_path(const char *path);
 int sluice__unpin_link(const char *path);
+/* pin_grow.c: between open and load, per-CPU counter arrays pinned by an
+ * older agent with fewer entries are replaced by copies of the object's
+ * size (see the contract there). */
+int sluice__grow_pins(struct bpf_object *obj, const char *pin_dir);
 
 /* The datapath maps the library writes, looked up once at open. */
 enum sluice_map_id {

@@ -89,6 +89,9 @@ static int sluice__setup_pins(struct lb_bpf *skel, const char *dir)
 			dir);
 		return -EINVAL;
 	}
+	err = sluice__grow_pins(skel->obj, dir);
+	if (err)
+		return err;
 	return sluice__share_maps(NULL, skel->obj, "", dir);
 }
 
