@@ -221,6 +221,7 @@ extern const struct dp_suite dp_suite_fwd;
 extern const struct dp_suite dp_suite_ct_flood;
 extern const struct dp_suite dp_suite_health;
 extern const struct dp_suite dp_suite_affinity;
+extern const struct dp_suite dp_suite_src_range;
 
 /* A loaded datapath, one program under test. */
 struct dp {

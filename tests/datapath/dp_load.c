@@ -37,6 +37,7 @@ static const struct {
 	{ "maglev", DP_TEST_MAX_SERVICES },
 	{ "backend_stats", DP_TEST_MAX_BACKENDS },
 	{ "backend_health", DP_TEST_MAX_BACKENDS },
+	{ "src_ranges", 256 },
 };
 /* clang-format on */
 
