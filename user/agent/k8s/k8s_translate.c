@@ -391,6 +391,7 @@ static int xl__sort(struct xlate *x)
 				 desired__svc_ref(k[i].svc, ref, sizeof(ref)), k[i].svc->name,
 				 v[m - 1].name);
 			free(k[i].svc->backends);
+			free(k[i].svc->src_ranges);
 			continue;
 		}
 		v[m++] = *k[i].svc;
@@ -457,7 +458,7 @@ bool k8s__desired_equal(const struct desired *a, const struct desired *b)
 		if (desired__cmp_key(x, y) || strcmp(x->name, y->name) ||
 		    strcmp(x->source, y->source) || x->nbackends != y->nbackends ||
 		    x->affinity_timeout_s != y->affinity_timeout_s ||
-		    !desired__health_eq(&x->health, &y->health))
+		    !desired__health_eq(&x->health, &y->health) || !desired__src_ranges_eq(x, y))
 			return false;
 		for (__u32 j = 0; j < x->nbackends; j++) {
 			const struct desired_backend *p = &x->backends[j], *q = &y->backends[j];
@@ -489,6 +490,7 @@ static int merge__push(struct desired *d, const struct desired_service *s)
 
 	*t = *s;
 	t->backends = NULL;
+	t->src_ranges = NULL;
 	if (s->nbackends) {
 		t->backends = malloc(s->nbackends * sizeof(*t->backends));
 		if (!t->backends)
@@ -496,7 +498,7 @@ static int merge__push(struct desired *d, const struct desired_service *s)
 		memcpy(t->backends, s->backends, s->nbackends * sizeof(*t->backends));
 	}
 	d->nservices++;
-	return 0;
+	return desired__src_ranges_dup(t, s) ? -ENOMEM : 0;
 }
 
 static bool is_kube(const struct desired_service *s)

@@ -75,4 +75,11 @@ int desired__check_affinity(__u32 timeout_s, const char *base);
 /* {"type": "ClientIP", "timeoutSeconds": t}; NULL for no affinity. */
 struct json_object *desired__affinity_to_json(__u32 timeout_s);
 
+/* desired_src_range.c: "sourceRanges" (#13). v NULL: none. */
+int desired__parse_src_ranges(struct json_object *v, const char *base, struct desired_service *svc);
+/* The rules for a model built in code too; base is "services[i]". */
+int desired__check_src_ranges(const struct desired_service *svc, const char *base);
+/* ["10.0.0.0/8", ...]; NULL for none. */
+struct json_object *desired__src_ranges_to_json(const struct desired_service *svc);
+
 #endif /* SLUICE_DESIRED_INTERNAL_H */

@@ -32,6 +32,7 @@ static const char *const svc_fields[] = { "name",
 					  "outlierDetection",
 					  "sessionAffinity",
 					  "healthCheck",
+					  "sourceRanges",
 					  NULL };
 static const char *const be_fields[] = { "address", "port", "weight", "drainedWeight", NULL };
 
@@ -437,6 +438,8 @@ static int desired__parse_service(struct json_object *o, __u32 i, struct desired
 					      &svc->affinity_timeout_s);
 	if (!err)
 		err = desired__parse_health(desired__field(o, "healthCheck"), base, svc);
+	if (!err)
+		err = desired__parse_src_ranges(desired__field(o, "sourceRanges"), base, svc);
 	if (err)
 		return err;
 	return desired__check_service(svc, i);
