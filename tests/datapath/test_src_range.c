@@ -22,7 +22,8 @@
 static bool with_ranges(struct dp *d, const char *vip, __u16 port, __u8 proto, const char *be,
 			__u16 be_port, const char *const *ranges, __u32 n)
 {
-	struct sluice_backend_spec b = { .addr = dp__addr(be ? be : vip), .port = be_port,
+	struct sluice_backend_spec b = { .addr = dp__addr(be ? be : vip),
+					 .port = be_port,
 					 .weight = 1 };
 	struct sluice_cidr c[8];
 	struct sluice_service_spec spec = {
@@ -98,9 +99,8 @@ static bool t4_empty_ranges(struct dp *d)
 	return with_ranges(d, VIP4_EMPTY, SVC_PORT_TCP, IPPROTO_TCP, NULL, 0, r, 1);
 }
 
-#define RST4(sp, fl, s, a)                                                                 \
-	TCP4(VIP4_EMPTY, CLIENT4, 80, sp, fl, .seq = s, .ack = a, .l2 = L2_REFUSAL, \
-	     .refusal = true)
+#define RST4(sp, fl, s, a) \
+	TCP4(VIP4_EMPTY, CLIENT4, 80, sp, fl, .seq = s, .ack = a, .l2 = L2_REFUSAL, .refusal = true)
 
 static const struct dp_case src_range_cases[] = {
 	{

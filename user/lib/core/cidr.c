@@ -31,8 +31,8 @@ static bool cidr__mask(struct sluice_cidr *c)
 
 	for (__u32 w = 0; w < words; w++) {
 		__u32 keep = c->prefixlen >= 32 * (w + 1) ? 32 :
-			     c->prefixlen <= 32 * w   ? 0 :
-							c->prefixlen - 32 * w;
+			     c->prefixlen <= 32 * w       ? 0 :
+							    c->prefixlen - 32 * w;
 		__u32 mask = keep ? htonl(~0u << (32 - keep)) : 0;
 
 		if (c->addr.addr[w] & ~mask)

@@ -253,7 +253,8 @@ int desired__check_service(const struct desired_service *svc, __u32 i)
 	}
 	return desired__check_outlier(&svc->outlier, base)                    ?:
 		       desired__check_affinity(svc->affinity_timeout_s, base) ?:
-		       desired__check_health(svc, base) ?: desired__check_src_ranges(svc, base);
+		       desired__check_health(svc, base)                       ?:
+		       desired__check_src_ranges(svc, base);
 }
 
 int desired__check_all(const struct desired *d)

@@ -34,7 +34,8 @@ int desired__parse_src_ranges(struct json_object *v, const char *base, struct de
 	if (!v)
 		return 0;
 	if (!json_object_is_type(v, json_type_array))
-		return desired__err(path, "expected a list of CIDRs (e.g. [\"10.0.0.0/8\"]), got %s %s",
+		return desired__err(path,
+				    "expected a list of CIDRs (e.g. [\"10.0.0.0/8\"]), got %s %s",
 				    desired__jtype(v), desired__jtext(v, val, sizeof(val)));
 	n = json_object_array_length(v);
 	if (n > SLUICE_SRC_RANGES_PER_SVC)
@@ -88,11 +89,13 @@ int desired__check_src_ranges(const struct desired_service *svc, const char *bas
 					    sluice_addr__str(&svc->vip, vip, sizeof(vip)),
 					    svc->vip.family == SLUICE_AF_INET ? "IPv4" : "IPv6");
 		if (!sluice_cidr__valid(c))
-			return desired__err(path, "\"%s\" has host bits set or a prefix out of range",
+			return desired__err(path,
+					    "\"%s\" has host bits set or a prefix out of range",
 					    sluice_cidr__str(c, a, sizeof(a)));
 		for (__u32 k = 0; k < j; k++)
 			if (sluice_cidr__eq(c, &svc->src_ranges[k]))
-				return desired__err(path, "\"%s\" is a duplicate of sourceRanges[%u]",
+				return desired__err(path,
+						    "\"%s\" is a duplicate of sourceRanges[%u]",
 						    sluice_cidr__str(c, a, sizeof(a)), k);
 	}
 	return 0;

@@ -67,7 +67,8 @@ static int src__snap_load(struct svc_snap *snap)
 	if (snap->srcs_loaded)
 		return 0;
 	err = maps__for_each(snap->s->fds[SLUICE_MAP_SRC_RANGES], "src_ranges",
-			     sizeof(struct sluice_src_range_key), sizeof(__u32), src__collect, snap);
+			     sizeof(struct sluice_src_range_key), sizeof(__u32), src__collect,
+			     snap);
 	if (err)
 		return err;
 	if (snap->nsrcs)
@@ -227,8 +228,8 @@ static int src__read_one(const void *key, const void *value, void *ctx)
 	return 0;
 }
 
-int sluice__service_src_ranges(struct sluice *s, __u32 svc_id, __u8 family,
-			       struct sluice_cidr *out, __u32 max, __u32 *n)
+int sluice__service_src_ranges(struct sluice *s, __u32 svc_id, __u8 family, struct sluice_cidr *out,
+			       __u32 max, __u32 *n)
 {
 	struct src_read_ctx c = { .svc_id = svc_id, .family = family, .out = out, .max = max };
 	int err;
