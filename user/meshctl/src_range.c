@@ -48,7 +48,8 @@ int src_range__arg(const char *text, const struct sluice_addr *vip, struct json_
 			goto fail;
 		}
 		if (++n > SLUICE_SRC_RANGES_PER_SVC) {
-			out__error("--source-ranges: more than %d ranges", SLUICE_SRC_RANGES_PER_SVC);
+			out__error("--source-ranges: more than %d ranges",
+				   SLUICE_SRC_RANGES_PER_SVC);
 			goto fail;
 		}
 		json_object_array_add(arr, json_object_new_string(item));
