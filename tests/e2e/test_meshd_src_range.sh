@@ -15,7 +15,8 @@
 #                   connects; client2's connect times out and its SYNs are
 #                   counted as drop reason source_range (status -o json and
 #                   the plain table); get shows the range, -o json lists it,
-#                   the state file holds it
+#                   the state file holds it, status counts the trie entry,
+#                   meshd's log names the ranges
 #   set             service set --source-ranges 10.10.200.0/24: client2
 #                   connects, the client now times out; --source-ranges "":
 #                   both connect, get says "any client"
@@ -151,6 +152,10 @@ test_inside_outside() {
 	expect "get -o json sourceRanges" "$(jget 'd["sourceRanges"]')" "['$TOPO_CLIENT4/32']" || ok=1
 	expect "state file" "$(python3 -c "import json; print(json.load(open('$STATE'))['services'][0].get('sourceRanges'))")" \
 		"['$TOPO_CLIENT4/32']" || ok=1
+	expect "status: src_ranges entries" "$(mctl -o json status | python3 -c 'import json, sys
+print([m["entries"] for m in json.load(sys.stdin)["maps"] if m["name"] == "src_ranges"])')" "[1]" || ok=1
+	grep -q "service $SVC added: backends .*; source ranges: 1" "$LOG" && log "meshd logged the ranges" ||
+		fail "meshd did not log the source ranges" || ok=1
 	return $ok
 }
 

@@ -63,8 +63,7 @@ static void test_cidr_parse(void)
 
 		ASSERT_EQ(rc, cases[i].rc, cases[i].text);
 		if (rc >= 0) {
-			ASSERT_TRUE(!strcmp(sluice_cidr__str(&c, buf, sizeof(buf)),
-					    cases[i].canon),
+			ASSERT_TRUE(!strcmp(sluice_cidr__str(&c, buf, sizeof(buf)), cases[i].canon),
 				    cases[i].text);
 			ASSERT_TRUE(sluice_cidr__valid(&c), "valid after parsing");
 		} else if (!ASSERT_TRUE(strstr(sluice__errmsg(), cases[i].err) != NULL,
@@ -283,8 +282,9 @@ static void test_writer(void)
 	static const char *const first[] = { "10.0.0.0/8", "192.168.1.0/24" };
 	static const char *const second[] = { "192.168.1.0/24", "172.16.0.0/12", "10.1.0.0/16" };
 	struct sluice_backend_spec be = { .port = 8080, .weight = 1 };
-	struct sluice_service_spec spec = { .port = 80, .proto = IPPROTO_TCP, .nbackends = 1,
-					    .backends = &be };
+	struct sluice_service_spec spec = {
+		.port = 80, .proto = IPPROTO_TCP, .nbackends = 1, .backends = &be
+	};
 	struct sluice_cidr c1[2], c2[3], got[8];
 	struct sluice *s = lib__open();
 	struct sluice_svc svc;
@@ -368,8 +368,9 @@ static void test_writer_rollback(void)
 	static const char *const before[] = { "10.0.0.0/8" };
 	static const char *const after[] = { "10.0.0.0/8", "11.0.0.0/8", "12.0.0.0/8" };
 	struct sluice_backend_spec be = { .port = 8080, .weight = 1 };
-	struct sluice_service_spec spec = { .port = 80, .proto = IPPROTO_TCP, .nbackends = 1,
-					    .backends = &be };
+	struct sluice_service_spec spec = {
+		.port = 80, .proto = IPPROTO_TCP, .nbackends = 1, .backends = &be
+	};
 	struct sluice_cidr cb[1], ca[3];
 	struct sluice *s = lib__open();
 	struct sluice_svc svc, svc2;
@@ -565,8 +566,7 @@ static void test_k8s_lb_ranges_bound(void)
 	lb4 = k8s_find(&d, "203.0.113.5");
 	lb6 = k8s_find(&d, "2001:db8::5");
 	ASSERT_EQ(lb4 ? lb4->nsrc_ranges : 0, SLUICE_SRC_RANGES_PER_SVC, "first 64");
-	ASSERT_TRUE(has_range(lb4, "10.63.0.0/16") && !has_range(lb4, "10.64.0.0/16"),
-		    "in order");
+	ASSERT_TRUE(has_range(lb4, "10.63.0.0/16") && !has_range(lb4, "10.64.0.0/16"), "in order");
 	ASSERT_EQ(lb6 ? lb6->nsrc_ranges : 0, 1, "v6 unaffected");
 	if (!ASSERT_TRUE(strstr(warnings, "Service ns/lb: 70 loadBalancerSourceRanges of IPv4, "
 					  "only the first 64 are enforced on 203.0.113.5") != NULL,

@@ -54,8 +54,8 @@ static bool src__trim(const char *text, char *buf, size_t len)
 	return true;
 }
 
-int k8s_svc__parse_src_ranges(struct k8s_svc *s, struct json_object *spec, char *prob,
-			      size_t plen, bool *bad)
+int k8s_svc__parse_src_ranges(struct k8s_svc *s, struct json_object *spec, char *prob, size_t plen,
+			      bool *bad)
 {
 	struct json_object *arr = k8s_json__arr(spec, "loadBalancerSourceRanges", bad);
 	size_t n = arr ? json_object_array_length(arr) : 0, ignored = 0;
@@ -95,8 +95,9 @@ int k8s_svc__parse_src_ranges(struct k8s_svc *s, struct json_object *spec, char 
 		s->src_ranges[s->nsrc_ranges++] = c;
 	}
 	if (ignored)
-		snprintf(prob, plen, "loadBalancerSourceRanges: %zu not a CIDR (\"%s\"...): ignored",
-			 ignored, first);
+		snprintf(prob, plen,
+			 "loadBalancerSourceRanges: %zu not a CIDR (\"%s\"...): ignored", ignored,
+			 first);
 	return 0;
 }
 
