@@ -228,7 +228,7 @@ void state__tally(const struct desired *have, const struct desired *want, struct
 		if (!h) {
 			state__log_change(DESIRED_ADD, NULL, w, NULL);
 			t->added++;
-		} else if (!state__backends_same(h, w)) {
+		} else if (!state__backends_same(h, w) || !desired__src_ranges_eq(h, w)) {
 			state__log_change(DESIRED_UPDATE, h, w, NULL);
 			t->changed++;
 		} else {
