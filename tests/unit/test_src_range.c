@@ -308,6 +308,21 @@ static void test_writer(void)
 		  "read back");
 	ASSERT_EQ(n, 2, "read back two");
 
+	/* the maps read back as a desired state carry the ranges */
+	{
+		struct desired back;
+
+		if (ASSERT_OK(desired__from_maps(s, &back), "from_maps")) {
+			struct desired_service want = { .nsrc_ranges = 2, .src_ranges = c1 };
+
+			ASSERT_EQ(back.nservices, 1, "one service");
+			ASSERT_TRUE(back.nservices == 1 &&
+					    desired__src_ranges_eq(&back.services[0], &want),
+				    "ranges read back");
+			desired__free(&back);
+		}
+	}
+
 	/* replaced: one kept, two new, one gone */
 	spec.nsrc_ranges = 3;
 	spec.src_ranges = c2;
