@@ -130,6 +130,8 @@ int k8s_svc__parse_src_ranges(struct k8s_svc *s, struct json_object *spec, char 
  * out beyond the bound (warn about them), or -ENOMEM. */
 int k8s_svc__src_ranges_for(const struct k8s_svc *svc, const struct sluice_addr *vip,
 			    struct desired_service *d);
+/* How many k8s_svc__src_ranges_for() hands out for vip. */
+__u32 k8s_svc__src_ranges_count(const struct k8s_svc *svc, const struct sluice_addr *vip);
 void k8s_svc__free(struct k8s_svc *s);
 int k8s_slice__parse(struct json_object *obj, struct k8s_slice **out);
 void k8s_slice__free(struct k8s_slice *s);

@@ -101,15 +101,22 @@ int k8s_svc__parse_src_ranges(struct k8s_svc *s, struct json_object *spec, char 
 	return 0;
 }
 
-int k8s_svc__src_ranges_for(const struct k8s_svc *svc, const struct sluice_addr *vip,
-			    struct desired_service *d)
+__u32 k8s_svc__src_ranges_count(const struct k8s_svc *svc, const struct sluice_addr *vip)
 {
 	__u32 n = 0;
 
-	d->src_ranges = NULL;
-	d->nsrc_ranges = 0;
 	for (__u32 i = 0; i < svc->nsrc_ranges; i++)
 		n += svc->src_ranges[i].addr.family == vip->family;
+	return n;
+}
+
+int k8s_svc__src_ranges_for(const struct k8s_svc *svc, const struct sluice_addr *vip,
+			    struct desired_service *d)
+{
+	__u32 n = k8s_svc__src_ranges_count(svc, vip);
+
+	d->src_ranges = NULL;
+	d->nsrc_ranges = 0;
 	if (!n)
 		return 0;
 	d->src_ranges = calloc(n, sizeof(*d->src_ranges));

@@ -288,16 +288,6 @@ static int xl__src_ranges(struct xlate *x, const struct k8s_svc *svc, const stru
 	return 0;
 }
 
-/* How many source ranges the service on vip will carry. */
-static __u32 xl__nranges(const struct k8s_svc *svc, const struct k8s_vip *vip)
-{
-	__u32 n = 0;
-
-	for (__u32 i = 0; vip->lb && i < svc->nsrc_ranges; i++)
-		n += svc->src_ranges[i].addr.family == vip->addr.family;
-	return n;
-}
-
 static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s_svc_port *p,
 		    const struct k8s_vip *vip)
 {
@@ -308,7 +298,8 @@ static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s
 	xl__settle(x, name);
 	if (x->out.nservices >= SLUICE_MAX_SERVICES - 1 ||
 	    x->total_backends + x->nc > SLUICE_MAX_BACKENDS - 1 ||
-	    x->total_ranges + xl__nranges(svc, vip) > SLUICE_SRC_RANGES_MAX / 2) {
+	    x->total_ranges + (vip->lb ? k8s_svc__src_ranges_count(svc, &vip->addr) : 0) >
+		    SLUICE_SRC_RANGES_MAX / 2) {
 		if (!x->full)
 			xl__warn(x,
 				 "%s and later services left out: the maps hold at most %u "
