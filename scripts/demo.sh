@@ -259,6 +259,7 @@ keep() {
 	say "Everything is still up: try meshctl yourself"
 	note "export SLUICE_SOCKET=$WORK/meshd.sock; $MESHCTL service list"
 	note "nsenter --net=/run/netns/$TOPO_NS_CLIENT python3 $TOPO_ECHO tcp $TOPO_VIP4 $PORT -n 10 --table"
+	note "nsenter --net=/run/netns/$TOPO_NS_NODE curl -s http://$METRICS/metrics"
 	if [ -t 0 ]; then
 		note "press Enter to uninstall and tear it all down"
 		read -r _
@@ -307,15 +308,16 @@ main() {
        |
      node   <- meshd runs here and attaches XDP to every veth of this namespace
      / | \\
-   be1 be2 be3   ($(be4 be1) .. $(be4 be3)), echo servers that tell the client their name
+   be1 be2 be3   ($(be4 be1) .. $(be4 be3)): echo servers that tell
+                 the client their name
 
-    The client only knows the service $SVC4 (and $SVC6). No backend owns
-    that address: Sluice picks one per connection (Maglev), rewrites the
-    destination (DNAT) and the replies back, so the client only ever talks
-    to the VIP. No proxy, no iptables.
+    The client only knows the service $SVC4 (and $SVC6).
+    No backend owns that address: Sluice picks one per connection (Maglev),
+    rewrites the destination (DNAT) and the replies back, so the client only
+    ever talks to the VIP. No proxy, no iptables.
 EOF
 	topo__up || die "could not build the topology"
-	note "namespaces: $TOPO_NS_CLIENT, $TOPO_NS_NODE, $(topo__ns be1) .. $(topo__ns be3)"
+	note "namespaces: $TOPO_ID-{client,node,be1,be2,be3}"
 
 	meshd_start
 	story
