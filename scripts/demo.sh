@@ -330,6 +330,8 @@ EOF
 	if [ "$DEMO_RC" -eq 0 ]; then
 		say "Done: every check passed; removing namespaces, servers and cgroup"
 	else
+		say "meshd's log (last 15 lines)"
+		tail -n 15 "$WORK/meshd.log" | cut -c 1-200 | indent
 		say "Done, but some check above failed (see 'error:' lines); cleaning up"
 	fi
 	return "$DEMO_RC"

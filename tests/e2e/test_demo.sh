@@ -24,7 +24,8 @@
 #                   the root namespace's XDP/tc attachments and the cgroup2
 #                   root's programs are as before; SIGTERM ends it (143) and
 #                   nothing is left
-#   usage           an unknown flag exits 2 with the usage, creating nothing
+#   usage           an unknown flag exits 2 with the usage, creating nothing;
+#                   a TOPO_ID such as ../x is refused (exit 1), creating nothing
 # Needs root and a built tree. About 15 s.
 set -u
 
@@ -223,7 +224,15 @@ test_usage() {
 	[ "$rc" -eq 2 ] || fail "--bogus: exit $rc, want 2" || return 1
 	grep -q '^Usage: .*--keep' "$TMP/usage.out" || fail "--bogus: no usage" || return 1
 	leftovers "$id" >"$TMP/left"
-	[ ! -s "$TMP/left" ] || fail "--bogus left: $(head -n 1 "$TMP/left")"
+	[ ! -s "$TMP/left" ] || fail "--bogus left: $(head -n 1 "$TMP/left")" || return 1
+	# A TOPO_ID that could escape its directories is refused up front.
+	TOPO_ID=../x bash "$DEMO" </dev/null >"$TMP/usage.out" 2>&1
+	rc=$?
+	[ "$rc" -eq 1 ] && grep -q "TOPO_ID '../x'" "$TMP/usage.out" ||
+		fail "TOPO_ID=../x: exit $rc, $(head -n 1 "$TMP/usage.out")" || return 1
+	if [ -e "$CGROOT/../x" ] || [ -e /sys/fs/bpf/../x ]; then
+		fail "TOPO_ID=../x created a path"
+	fi
 }
 
 main() {
