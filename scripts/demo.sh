@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# demo.sh - Sluice as a user runs it, in about 20 seconds: meshd on a node,
+# demo.sh - Sluice as a user runs it, in about 5 seconds: meshd on a node,
 # meshctl driving it, real connections through a service. `make demo` runs it.
 #
 # Contract: builds the topology of scripts/lib/topology.sh (client -> node
@@ -215,7 +215,7 @@ story() {
 		--name web || check_fail "service add $SVC4 failed"
 	meshctl service add "$SVC6" "$(be6 be1)" "$(be6 be2)" "$(be6 be3)" \
 		--name web6 || check_fail "service add $SVC6 failed"
-	meshctl service list
+	meshctl service list || check_fail "service list failed"
 	note "the desired state is saved to $WORK/state.json on every change"
 
 	say "Connections from the client to $TOPO_VIP4:$PORT"
@@ -273,7 +273,7 @@ usage() {
 	cat <<EOF
 Usage: $0 [--keep]
 Sluice as a user runs it: meshd in a node namespace, meshctl, real traffic
-through a service, a canary weight, a drain and a metrics scrape; ~20 s.
+through a service, a canary weight, a drain and a metrics scrape; ~5 s.
   --keep   leave everything up at the end, until Enter or Ctrl-C
 Needs root and a built tree (make). Everything is removed at exit.
 EOF
