@@ -45,7 +45,8 @@
 #define DOCTOR_TC_PROG "tc_lb"
 
 static void doctor__add(struct json_object *arr, const char *name, enum doctor_status st,
-			const char *hint, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+			const char *hint, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 static void doctor__add(struct json_object *arr, const char *name, enum doctor_status st,
 			const char *hint, const char *fmt, ...)
 {
@@ -59,8 +60,8 @@ static void doctor__add(struct json_object *arr, const char *name, enum doctor_s
 	json_object_object_add(o, "name", json_object_new_string(name));
 	json_object_object_add(o, "status", json_object_new_string(doctor__status_name(st)));
 	json_object_object_add(o, "detail", json_object_new_string(detail));
-	json_object_object_add(o, "hint", st == DOCTOR_OK || !hint ? NULL :
-								    json_object_new_string(hint));
+	json_object_object_add(o, "hint",
+			       st == DOCTOR_OK || !hint ? NULL : json_object_new_string(hint));
 	json_object_array_add(arr, o);
 }
 
@@ -73,9 +74,10 @@ static void doctor__bpffs(struct meshd *m, struct json_object *arr)
 			    "mount bpffs: mount -t bpf bpf /sys/fs/bpf, then restart meshd",
 			    "pin dir %s: %s", m->cfg.bpffs, strerror(errno));
 	else if (sfs.f_type != BPF_FS_MAGIC)
-		doctor__add(arr, "bpffs", DOCTOR_FAIL,
-			    "mount bpffs there (mount -t bpf bpf DIR): pins elsewhere die with meshd",
-			    "pin dir %s is not on a bpf filesystem", m->cfg.bpffs);
+		doctor__add(
+			arr, "bpffs", DOCTOR_FAIL,
+			"mount bpffs there (mount -t bpf bpf DIR): pins elsewhere die with meshd",
+			"pin dir %s is not on a bpf filesystem", m->cfg.bpffs);
 	else
 		doctor__add(arr, "bpffs", DOCTOR_OK, NULL, "pin dir %s is on bpffs", m->cfg.bpffs);
 }
@@ -234,8 +236,8 @@ static void doctor__sockets(struct meshd *m, struct json_object *arr)
 			continue;
 		rc = doctor__has_prog(fd, doctor_sock_hooks[i].type, doctor_sock_hooks[i].prog);
 		if (rc != 1 && off < sizeof(missing))
-			off += snprintf(missing + off, sizeof(missing) - off, "%s%s", off ? ", " : "",
-					doctor_sock_hooks[i].prog);
+			off += snprintf(missing + off, sizeof(missing) - off, "%s%s",
+					off ? ", " : "", doctor_sock_hooks[i].prog);
 	}
 	close(fd);
 	if (m->cfg.redirect && m->sock.redir_running && doctor__skmsg(m) == 0 &&
@@ -324,8 +326,8 @@ static void doctor__drift_check(struct meshd *m, struct json_object *arr)
 			    n == 1 ? "" : "s", text, n > DOCTOR_DRIFT_SHOWN ? "; ..." : "");
 	else
 		doctor__add(arr, "drift", DOCTOR_OK, NULL,
-			    "the maps hold meshd's state (%u service%s)", m->state.desired.nservices,
-			    m->state.desired.nservices == 1 ? "" : "s");
+			    "the maps hold meshd's state (%u service%s)",
+			    m->state.desired.nservices, m->state.desired.nservices == 1 ? "" : "s");
 }
 
 struct json_object *ops__doctor(struct meshd *m, struct json_object *req)
