@@ -30,7 +30,8 @@
 #define DOCTOR_EXIT_CANNOT 2
 
 static void check__add(struct json_object *arr, const char *name, enum doctor_status st,
-		       const char *hint, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+		       const char *hint, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 static void check__add(struct json_object *arr, const char *name, enum doctor_status st,
 		       const char *hint, const char *fmt, ...)
 {
@@ -44,8 +45,8 @@ static void check__add(struct json_object *arr, const char *name, enum doctor_st
 	json_object_object_add(o, "name", json_object_new_string(name));
 	json_object_object_add(o, "status", json_object_new_string(doctor__status_name(st)));
 	json_object_object_add(o, "detail", json_object_new_string(detail));
-	json_object_object_add(o, "hint", st == DOCTOR_OK || !hint ? NULL :
-								    json_object_new_string(hint));
+	json_object_object_add(o, "hint",
+			       st == DOCTOR_OK || !hint ? NULL : json_object_new_string(hint));
 	json_object_array_add(arr, o);
 }
 
@@ -310,27 +311,26 @@ const struct cmd doctor_cmd = {
 	.fn = do_doctor,
 	.grammar = "",
 	.summary = "check this node and meshd, explain what is wrong and what to do",
-	.notes =
-		"Checks, each ok, warn or fail (exit 0: nothing failed, 1: something failed,\n"
-		"2: the doctor could not run):\n"
-		"  kernel    its version vs the features Sluice degrades on older kernels\n"
-		"  BTF       /sys/kernel/btf/vmlinux (CO-RE, telemetry); fail without\n"
-		"  cgroup2   mounted (socket LB, redirect, telemetry need it); warn without\n"
-		"  BPF JIT   net.core.bpf_jit_enable; warn when off (interpreter: slow)\n"
-		"  memlock   RLIMIT_MEMLOCK, only before 5.11 (later kernels use the cgroup)\n"
-		"  agent     meshd answers on its socket; fail: \"meshd unreachable\"\n"
-		"  versions  meshctl's release vs meshd's; warn on a skew\n"
-		"  clock     meshd's clock vs meshctl's; warn when more than 2 s apart\n"
-		"  bpffs     meshd's pin dir is on a bpf filesystem (else pins die with it)\n"
-		"  iface X   each interface of --interfaces: our program on its XDP (or tc)\n"
-		"            hook; generic XDP warns (slow), a FOREIGN program fails (named\n"
-		"            with its id), no program fails, a down interface warns\n"
-		"  socket hooks  --cgroup exists and holds our connect/sockops programs\n"
-		"            (and the redirect's sockops + sk_msg when --redirect is on)\n"
-		"  map NAME  entries vs capacity: warn from 80%, fail from 95%; conntrack\n"
-		"            and the other LRU maps as the last /metrics scrape counted them\n"
-		"  drift     meshd's desired state vs the maps: services, backends, weights\n"
-		"            missing or extra fail, the first few named",
+	.notes = "Checks, each ok, warn or fail (exit 0: nothing failed, 1: something failed,\n"
+		 "2: the doctor could not run):\n"
+		 "  kernel    its version vs the features Sluice degrades on older kernels\n"
+		 "  BTF       /sys/kernel/btf/vmlinux (CO-RE, telemetry); fail without\n"
+		 "  cgroup2   mounted (socket LB, redirect, telemetry need it); warn without\n"
+		 "  BPF JIT   net.core.bpf_jit_enable; warn when off (interpreter: slow)\n"
+		 "  memlock   RLIMIT_MEMLOCK, only before 5.11 (later kernels use the cgroup)\n"
+		 "  agent     meshd answers on its socket; fail: \"meshd unreachable\"\n"
+		 "  versions  meshctl's release vs meshd's; warn on a skew\n"
+		 "  clock     meshd's clock vs meshctl's; warn when more than 2 s apart\n"
+		 "  bpffs     meshd's pin dir is on a bpf filesystem (else pins die with it)\n"
+		 "  iface X   each interface of --interfaces: our program on its XDP (or tc)\n"
+		 "            hook; generic XDP warns (slow), a FOREIGN program fails (named\n"
+		 "            with its id), no program fails, a down interface warns\n"
+		 "  socket hooks  --cgroup exists and holds our connect/sockops programs\n"
+		 "            (and the redirect's sockops + sk_msg when --redirect is on)\n"
+		 "  map NAME  entries vs capacity: warn from 80%, fail from 95%; conntrack\n"
+		 "            and the other LRU maps as the last /metrics scrape counted them\n"
+		 "  drift     meshd's desired state vs the maps: services, backends, weights\n"
+		 "            missing or extra fail, the first few named",
 	.example = "meshctl doctor\n"
 		   "meshctl doctor -o json | jq '.checks[] | select(.status != \"ok\")'",
 	.reads = true,
