@@ -11,6 +11,7 @@
 #   foreign   a tiny XDP program built here replaces ours on the second veth
 #             (ip -force link set ... xdp obj): exit 1, the interface's check
 #             fails naming the program; removed again, doctor is back to 0
+#   if_down   the first veth set down: a warning naming it, exit 0
 #   drift     one backend entry deleted straight from the pinned map with
 #             bpftool: exit 1, the drift check fails naming the service
 #   down      meshd stopped: the local checks still run, exit 1 with
@@ -170,6 +171,16 @@ test_foreign() {
 	return $ok
 }
 
+test_if_down() {
+	local ok=0
+	in_ns ip link set dev "$IF0" down
+	doctor_json
+	in_ns ip link set dev "$IF0" up
+	[ "$RC" = 0 ] || { echo "    exit $RC, want 0 (a warning)"; ok=1; }
+	check "iface $IF0" warn "interface is down" || ok=1
+	return $ok
+}
+
 test_drift() {
 	local ok=0 key
 	key=$(bpftool -j map dump pinned "$PIN/backends" | python3 -c '
@@ -207,7 +218,7 @@ test_down() {
 	return $ok
 }
 
-for name in ${ONLY:-healthy foreign drift down}; do
+for name in ${ONLY:-healthy foreign if_down drift down}; do
 	if out=$("test_$name" 2>&1); then
 		echo "PASS: e2e/meshctl_doctor/$name"
 	else
