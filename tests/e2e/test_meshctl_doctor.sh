@@ -67,7 +67,7 @@ in_ns() { nsenter --net="/run/netns/$NS" "$@"; }
 }
 for t in "$MESHD" "$MESHCTL"; do [ -x "$t" ] || setup_fail "$t not built (run make)"; done
 for t in bpftool clang python3 curl; do command -v $t >/dev/null || setup_fail "$t not installed"; done
-[ -n "$CGROOT" ] && [ ! -e "$CG" ] || setup_fail "no cgroup2 mount, or $CG exists"
+if [ -z "$CGROOT" ] || [ -e "$CG" ]; then setup_fail "no cgroup2 mount, or $CG exists"; fi
 grep -q " /sys/fs/bpf bpf " /proc/mounts || mount -t bpf bpf /sys/fs/bpf || setup_fail "bpffs"
 
 # The foreign program: any XDP program that is not Sluice's.
