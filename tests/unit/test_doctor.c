@@ -72,8 +72,9 @@ static int drift(const char *want, const char *have, char *buf, size_t len)
 
 static void test_drift_none(void)
 {
-	const char *a = "{\"services\": [" SVC("10.96.0.10", BE("10.0.1.2", 1) "," BE("10.0.1.3", 9))
-			"," SVC("10.96.0.11", BE("10.0.2.2", 1)) "]}";
+	const char *a = "{\"services\": [" SVC(
+		"10.96.0.10", BE("10.0.1.2", 1) "," BE(
+				      "10.0.1.3", 9)) "," SVC("10.96.0.11", BE("10.0.2.2", 1)) "]}";
 	/* the same, services and backends in another order */
 	const char *b = "{\"services\": [" SVC("10.96.0.11", BE("10.0.2.2", 1)) "," SVC(
 		"10.96.0.10", BE("10.0.1.3", 9) "," BE("10.0.1.2", 1)) "]}";
@@ -86,12 +87,14 @@ static void test_drift_none(void)
 
 static void test_drift_kinds(void)
 {
-	const char *want = "{\"services\": [" SVC("10.96.0.10", BE("10.0.1.2", 1) "," BE(
-		"10.0.1.3", 9)) "," SVC("10.96.0.11", BE("10.0.2.2", 1)) "]}";
+	const char *want = "{\"services\": [" SVC(
+		"10.96.0.10", BE("10.0.1.2", 1) "," BE(
+				      "10.0.1.3", 9)) "," SVC("10.96.0.11", BE("10.0.2.2", 1)) "]}";
 	char buf[512];
 
-	ASSERT_EQ(drift(want, "{\"services\": [" SVC("10.96.0.10", BE("10.0.1.2", 1) "," BE(
-				      "10.0.1.3", 9)) "]}",
+	ASSERT_EQ(drift(want,
+			"{\"services\": [" SVC("10.96.0.10",
+					       BE("10.0.1.2", 1) "," BE("10.0.1.3", 9)) "]}",
 			buf, sizeof(buf)),
 		  1, "service missing");
 	ASSERT_TRUE(!strcmp(buf, "service 10.96.0.11:80/tcp missing from the maps"), buf);
@@ -99,21 +102,28 @@ static void test_drift_kinds(void)
 			sizeof(buf)),
 		  1, "service extra");
 	ASSERT_TRUE(!strcmp(buf, "service 10.96.0.10:80/tcp in the maps is not desired"), buf);
-	ASSERT_EQ(drift(want, "{\"services\": [" SVC("10.96.0.10", BE("10.0.1.2", 1)) "," SVC(
-				      "10.96.0.11", BE("10.0.2.2", 1)) "]}",
+	ASSERT_EQ(drift(want,
+			"{\"services\": [" SVC("10.96.0.10", BE("10.0.1.2", 1)) "," SVC(
+				"10.96.0.11", BE("10.0.2.2", 1)) "]}",
 			buf, sizeof(buf)),
 		  1, "backend missing");
 	ASSERT_TRUE(!strcmp(buf, "10.96.0.10:80/tcp: backend 10.0.1.3:8080 missing from the maps"),
 		    buf);
-	ASSERT_EQ(drift(want, "{\"services\": [" SVC("10.96.0.10", BE("10.0.1.2", 1) "," BE(
-				      "10.0.1.3", 9) "," BE("10.0.1.4", 1)) "," SVC("10.96.0.11",
+	ASSERT_EQ(
+		drift(want,
+		      "{\"services\": [" SVC(
+			      "10.96.0.10", BE("10.0.1.2", 1) "," BE("10.0.1.3", 9) "," BE(
+						    "10.0.1.4", 1)) "," SVC("10.96.0.11",
+									    BE("10.0.2.2", 1)) "]}",
+		      buf, sizeof(buf)),
+		1, "backend extra");
+	ASSERT_TRUE(strstr(buf, "backend 10.0.1.4:8080 in the maps is not desired") != NULL, buf);
+	ASSERT_EQ(drift(want,
+			"{\"services\": [" SVC("10.96.0.10",
+					       BE("10.0.1.2", 1) "," BE("10.0.1.3",
+									1)) "," SVC("10.96.0.11",
 										    BE("10.0.2.2",
 										       1)) "]}",
-			buf, sizeof(buf)),
-		  1, "backend extra");
-	ASSERT_TRUE(strstr(buf, "backend 10.0.1.4:8080 in the maps is not desired") != NULL, buf);
-	ASSERT_EQ(drift(want, "{\"services\": [" SVC("10.96.0.10", BE("10.0.1.2", 1) "," BE(
-				      "10.0.1.3", 1)) "," SVC("10.96.0.11", BE("10.0.2.2", 1)) "]}",
 			buf, sizeof(buf)),
 		  1, "weight");
 	ASSERT_TRUE(strstr(buf, "10.0.1.3:8080 has weight 1 in the maps, 9 desired") != NULL, buf);
@@ -122,9 +132,13 @@ static void test_drift_kinds(void)
 static void test_drift_many(void)
 {
 	const char *want = "{\"services\": [" SVC("10.96.0.1", BE("10.0.1.2", 1)) "," SVC(
-		"10.96.0.2", BE("10.0.1.2", 1)) "," SVC("10.96.0.3", BE("10.0.1.2", 1)) "," SVC("10.96.0.4",
-											    BE("10.0.1.2",
-											       1)) "," SVC("10.96.0.5", BE("10.0.1.2", 1)) "]}";
+		"10.96.0.2",
+		BE("10.0.1.2", 1)) "," SVC("10.96.0.3",
+					   BE("10.0.1.2", 1)) "," SVC("10.96.0.4",
+								      BE("10.0.1.2",
+									 1)) "," SVC("10.96.0.5",
+										     BE("10.0.1.2",
+											1)) "]}";
 	char buf[512], small[40];
 
 	ASSERT_EQ(drift(want, "{\"services\": []}", buf, sizeof(buf)), 5, "all counted");

@@ -211,6 +211,16 @@ static void check_agent(struct json_object *arr)
 	char err[1024];
 
 	if (client__try("doctor", NULL, &data, err, sizeof(err))) {
+		/* an agent of an earlier release answers, but has no such op */
+		if (strstr(err, "unknown op") &&
+		    !client__try("status", NULL, &data, err, sizeof(err))) {
+			check__add(arr, "agent", DOCTOR_FAIL, "upgrade meshd to meshctl's release",
+				   "meshd %s answers but has no doctor op: its checks did not run",
+				   js__str(data, "version", "?"));
+			check_versions(arr, data, before);
+			json_object_put(data);
+			return;
+		}
 		check__add(arr, "agent", DOCTOR_FAIL,
 			   "start meshd (systemctl start meshd), or point -s/$SLUICE_SOCKET at "
 			   "its socket",
