@@ -16,6 +16,8 @@
 #             bpftool: exit 1, the drift check fails naming the service
 #   generic   meshd restarted with --xdp-mode generic: a warning (slow), exit
 #             0; the restart reconciled the maps, so no drift any more
+#   skew      a stand-in agent of another release, its clock 10 s ahead: both
+#             warn, exit 0; one without the doctor op: fail naming that
 #   down      meshd stopped: the local checks still run, exit 1 with
 #             "meshd unreachable"
 # Everything it made (namespace, cgroup, pins, files) goes on every exit.
@@ -37,9 +39,11 @@ CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 CG=${CGROOT:+$CGROOT/sluice-doctor-$$}
 SVC=10.96.0.10:80/tcp
 MESHD_PID=
+FAKE_PID=
 FAILED=0
 
 cleanup() {
+	[ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null
 	if [ -n "$MESHD_PID" ]; then
 		kill -9 "$MESHD_PID" 2>/dev/null
 		wait "$MESHD_PID" 2>/dev/null
@@ -232,6 +236,65 @@ test_generic() {
 	return $ok
 }
 
+# fake_agent MODE: a stand-in meshd on $TMP/fake.sock. skew: a doctor op
+# of release 9.9.9 whose clock is 10 s ahead; old: no doctor op at all.
+fake_agent() {
+	rm -f "$TMP/fake.sock"
+	python3 - "$TMP/fake.sock" "$1" >/dev/null 2>&1 <<'PY' &
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(4)
+while True:
+    c, _ = s.accept()
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    op = json.loads(buf or b"{}").get("op")
+    if op == "doctor" and sys.argv[2] == "old":
+        ans = {"ok": False, "error": 'unknown op "doctor"'}
+    else:
+        ans = {"ok": True, "data": {"version": "9.9.9", "layout_version": 1,
+                                    "time": time.time() + 10, "checks": []}}
+    c.sendall(json.dumps(ans).encode() + b"\n")
+    c.close()
+PY
+	FAKE_PID=$!
+	for ((i = 0; i < 250; i++)); do
+		[ -S "$TMP/fake.sock" ] && return 0
+		sleep 0.02
+	done
+	echo "    fake agent did not start"
+	return 1
+}
+
+fake_stop() {
+	kill "$FAKE_PID" 2>/dev/null
+	wait "$FAKE_PID" 2>/dev/null
+	FAKE_PID=
+}
+
+test_skew() {
+	local ok=0
+	fake_agent skew || return 1
+	"$MESHCTL" -s "$TMP/fake.sock" doctor -o json >"$TMP/out.json"
+	RC=$?
+	fake_stop
+	[ "$RC" = 0 ] || { echo "    skew: exit $RC, want 0 (warnings)"; ok=1; }
+	check versions warn "meshd 9.9.9" || ok=1
+	check clock warn "+10." || ok=1
+	fake_agent old || return 1
+	"$MESHCTL" -s "$TMP/fake.sock" doctor -o json >"$TMP/out.json"
+	RC=$?
+	fake_stop
+	[ "$RC" = 1 ] || { echo "    old agent: exit $RC, want 1"; ok=1; }
+	check agent fail "meshd 9.9.9 answers but has no doctor op" || ok=1
+	return $ok
+}
+
 test_down() {
 	local ok=0
 	meshd_stop
@@ -248,7 +311,7 @@ test_down() {
 	return $ok
 }
 
-for name in ${ONLY:-healthy foreign if_down drift generic down}; do
+for name in ${ONLY:-healthy foreign if_down drift generic skew down}; do
 	# not in a subshell: scenarios restart meshd (MESHD_PID)
 	if "test_$name" >"$TMP/scenario.out" 2>&1; then
 		echo "PASS: e2e/meshctl_doctor/$name"
