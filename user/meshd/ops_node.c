@@ -41,7 +41,7 @@ static int ops__count_one(const void *key, const void *value, void *ctx)
 /* Fill of one map: hash maps by walking them, the Maglev outer array by
  * its non-empty slots (services deleted in bulk leave a shared empty table
  * in theirs until the id is used again, see sluice__service_del_many). */
-static struct json_object *ops__map_fill(struct sluice *sl, const char *name)
+struct json_object *ops__map_fill(struct sluice *sl, const char *name)
 {
 	struct bpf_map_info info;
 	__u32 len = sizeof(info);
