@@ -86,6 +86,8 @@ struct sluice_service_spec {
 	 * at most SLUICE_SRC_RANGES_PER_SVC, each of the VIP's family. */
 	__u32 nsrc_ranges;
 	const struct sluice_cidr *src_ranges;
+	bool snat;       /* SLUICE_SVC_F_SNAT: source NAT to the VIP */
+	bool drop_empty; /* SLUICE_SVC_F_DROP_EMPTY: no backend drops, no refusal */
 };
 #define SLUICE_AFFINITY_TIMEOUT_MAX 86400     /* one day, as Kubernetes */
 #define SLUICE_AFFINITY_TIMEOUT_DEFAULT 10800 /* 3 h, kube-proxy's default */
@@ -179,6 +181,7 @@ int sluice__service_del_many(struct sluice *s, const struct sluice_service_ref *
  * (meshd runs it at start, after its reconcile). Counts what it removed. */
 struct sluice_sweep {
 	__u32 backends, tables, markers;
+	bool tables_skipped; /* kernel < 6.7: slot reads too slow (svc_sweep.c) */
 };
 int sluice__sweep(struct sluice *s, struct sluice_sweep *out);
 int sluice__service_get(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto,

@@ -171,6 +171,10 @@ struct json_object *desired__service_to_json(const struct desired_service *svc)
 	be = desired__src_ranges_to_json(svc);
 	if (be)
 		desired__add(obj, "sourceRanges", be);
+	if (svc->snat)
+		desired__add(obj, "snat", json_object_new_boolean(1));
+	if (svc->drop_empty)
+		desired__add(obj, "dropWhenEmpty", json_object_new_boolean(1));
 	return obj;
 }
 

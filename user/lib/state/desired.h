@@ -97,6 +97,8 @@ struct desired_service {
 	 * like backends (desired__free() frees it, copies duplicate it) */
 	__u32 nsrc_ranges;
 	struct sluice_cidr *src_ranges;
+	bool snat;       /* "snat": source NAT to the VIP (traffic policy Cluster) */
+	bool drop_empty; /* "dropWhenEmpty": no backend drops instead of refusing */
 };
 
 struct desired {
