@@ -240,7 +240,8 @@ static int sweep__dead_tables(struct sweep_slots *slots, const bool *svc_used,
 {
 	int err = 0;
 
-	qsort(slots->v, slots->n, sizeof(*slots->v), sweep__cmp_inner);
+	if (slots->n)
+		qsort(slots->v, slots->n, sizeof(*slots->v), sweep__cmp_inner);
 	for (__u32 i = 0; i < slots->n && !err;) {
 		__u32 j = i;
 
