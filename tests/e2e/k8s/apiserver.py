@@ -37,7 +37,8 @@ Control (second port, JSON over HTTP POST /ctl, answers {"ok": true, "rv"}):
 K is "services" or "endpointslices" (default: both).
 
 Usage: apiserver.py --port-file FILE [--fixtures FILE...] [--token T]
-                    [--tls-cert PEM --tls-key PEM] [--api-port N]
+                    [--tls-cert PEM --tls-key PEM] [--api-port N] [--addr A]
+--addr: the API port's IPv4 address (default 127.0.0.1); control stays on 127.0.0.1.
 Writes {"api": PORT, "ctl": PORT} to FILE when both ports listen.
 """
 import argparse
@@ -353,14 +354,15 @@ class ApiServer(http.server.ThreadingHTTPServer):
 
 
 class Api:
-    def __init__(self, port, tls):
+    def __init__(self, port, tls, addr="127.0.0.1"):
         self.port = port
         self.tls = tls
+        self.addr = addr
         self.server = None
         self.thread = None
 
     def start(self):
-        self.server = ApiServer(("127.0.0.1", self.port), ApiHandler)
+        self.server = ApiServer((self.addr, self.port), ApiHandler)
         if self.tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(self.tls[0], self.tls[1])
@@ -487,6 +489,9 @@ def main():
     ap = argparse.ArgumentParser(description="stand-in Kubernetes API server for tests")
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--api-port", type=int, default=0)
+    ap.add_argument("--addr", default="127.0.0.1",
+                    help="IPv4 address the API port listens on (the control port stays on "
+                         "127.0.0.1); tests/e2e/test_cluster.sh serves several node namespaces")
     ap.add_argument("--fixtures", nargs="*", default=[])
     ap.add_argument("--token")
     ap.add_argument("--tls-cert")
@@ -494,7 +499,8 @@ def main():
     args = ap.parse_args()
     STORE.token = args.token
     load_fixtures(args.fixtures)
-    API = Api(args.api_port, (args.tls_cert, args.tls_key) if args.tls_cert else None)
+    API = Api(args.api_port, (args.tls_cert, args.tls_key) if args.tls_cert else None,
+              args.addr)
     API.start()
     ctl = ApiServer(("127.0.0.1", 0), CtlHandler)
     with open(args.port_file + ".tmp", "w") as f:

@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# test_cluster.sh - several nodes, one cluster: the namespace cluster of
+# scripts/lib/cluster.sh (2 nodes, 3 pods each, one meshd per node fed by the
+# stand-in API server) carrying real connections between pods of different
+# nodes.
+#
+# Contract: one "PASS: e2e/cluster_<name> (Ns)" or "FAIL: e2e/cluster_<name>:
+# <reason>" line per scenario, in this order; pod nNp1 is each node's client
+# and never a backend (hairpin is not what these test):
+#   synced           a Service over the 4 backend pods of both nodes: every
+#                    node shows it with the same backends, weights and
+#                    source kubernetes, and the same service list
+#   clusterip_sock   a ClusterIP whose endpoints are all on the other node,
+#                    from a pod process in the node's cgroup (socket LB), both
+#                    directions: 20 connections spread over both remote pods,
+#                    getpeername() the VIP; the node's socket LB counted 20
+#                    connects and its datapath no new flow
+#   clusterip_tc     the same from a pod process outside the cgroup: the tc
+#                    program on the pod's host-side veth balances it (20 new
+#                    flows on that node, conntrack entries to the VIP), the
+#                    remote node's datapath balances nothing
+#   restart          node1's meshd is killed (SIGKILL) and restarted under
+#                    steady traffic from both nodes' pods (socket LB and tc)
+#                    to a Service over both nodes' pods: zero failed
+#                    connections on node2 and on node1, node2's traffic
+#                    reached node1's pods meanwhile, and 16 connections node1's
+#                    pods opened before (8 socket LB, 8 tc) still echo
+#   rolling_update   endpoints move from node1's pods to node2's under steady
+#                    traffic from both nodes (socket LB on node1, tc on node2):
+#                    surge (4 ready), old ones terminating (weight 0 on every
+#                    node), then removed and their servers stopped; zero failed
+#                    connections, and no connection started after every node
+#                    showed the old pods draining was answered by one of them
+# A scenario is one function test_NAME that returns non-zero with the reason
+# on stderr (first line kept); add its name to ALL. Everything (namespaces,
+# meshd, pins, cgroups, servers, temp files) is removed on exit, failure or
+# interruption. Needs root, python3 and `make` (build/meshd, build/meshctl).
+# About 40 s.
+# Usage: test_cluster.sh [SCENARIO...]
+set -u
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the tree
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck disable=SC2034 # read by cluster.sh
+CLUSTER_PREFIX=scl CLUSTER_NODES=2 CLUSTER_PODS=3
+# shellcheck source=SCRIPTDIR/../../scripts/lib/cluster.sh
+source "$ROOT/scripts/lib/cluster.sh"
+ECHO=$CLUSTER_ECHO
+LOAD=$ROOT/tests/e2e/load.py
+PORT=80
+FAILED=0
+WORK=
+declare -A LOAD_PID=() LOAD_FILE=() HOLD_PID=()
+CURRENT=
+
+# Backend pods (p2, p3 of each node) as cluster_k8s.py endpoints.
+eps() { # NODE... [@CONDITION]: endpoints of pods 2 and 3 of these nodes
+	local n cond=
+	[[ ${*: -1} == @* ]] && cond=${*: -1} && cond=${cond#@} && set -- "${@:1:$#-1}"
+	for n; do
+		echo "$(cluster__ep "$n" 2 "$cond") $(cluster__ep "$n" 3 "$cond")"
+	done
+}
+# Backends as cluster__backends prints them: pods 2, 3 of NODE..., weight W.
+want() { # W NODE...
+	local w=$1 n out=()
+	for n in "${@:2}"; do
+		out+=("$(cluster__pod_addr "$n" 2):8080=$w" "$(cluster__pod_addr "$n" 3):8080=$w")
+	done
+	printf '%s\n' "${out[@]}" | sort | tr '\n' ' ' | sed 's/ $//'
+}
+pods() { # NODE...: pod names of pods 2, 3 of these nodes, comma-separated
+	local n out=()
+	for n; do out+=("$(cluster__pod_name "$n" 2)" "$(cluster__pod_name "$n" 3)"); done
+	(IFS=,; echo "${out[*]}")
+}
+
+# load_start ID NODE sock|tc VIP: load.py from pod NODE/1 until load_stop.
+load_start() {
+	local id=$1 i
+	LOAD_FILE[$id]=$WORK/load-$id
+	cluster__pod_bg "$2" 1 "$3" timeout 120 python3 "$LOAD" "$4" "$PORT" \
+		--stop "$WORK/stop" --log "${LOAD_FILE[$id]}.log" --ready "${LOAD_FILE[$id]}.ready" \
+		>"${LOAD_FILE[$id]}.out" 2>&1
+	LOAD_PID[$id]=$CLUSTER_LAST_PID
+	for ((i = 0; i < 200; i++)); do
+		[ -e "${LOAD_FILE[$id]}.ready" ] && return 0
+		sleep 0.05
+	done
+	echo "load $id made no connection in 10 s: $(cat "${LOAD_FILE[$id]}.out")" >&2
+	return 1
+}
+
+# load_stop: stop every load; each one's summary printed; fails if any failed.
+load_stop() {
+	local id rc=0
+	touch "$WORK/stop"
+	for id in "${!LOAD_PID[@]}"; do
+		wait "${LOAD_PID[$id]}" || {
+			echo "load $id: $(head -n 3 "${LOAD_FILE[$id]}.out" | tr '\n' ' ')" >&2
+			rc=1
+		}
+		echo "  $id: $(head -n 1 "${LOAD_FILE[$id]}.out")"
+	done
+	LOAD_PID=()
+	rm -f "$WORK/stop"
+	return $rc
+}
+
+# load_answered ID SINCE NAMES: backends among NAMES (comma-separated) that
+# answered connections of load ID started at or after epoch SINCE.
+load_answered() {
+	awk -v since="$2" -v names=",$3," '$2 == "OK" && $1 >= since && index(names, "," $3 ",") { print $3 }' \
+		"${LOAD_FILE[$1]}.log" | sort | uniq -c | tr '\n' ' '
+}
+
+# hold_start ID NODE sock|tc VIP N: N connections from pod NODE/1 kept open.
+hold_start() {
+	local id=$1 i
+	cluster__pod_bg "$2" 1 "$3" timeout 120 python3 "$ECHO" hold "$4" "$PORT" -n "$5" \
+		--ready "$WORK/hold-$id.ready" --go "$WORK/go" >"$WORK/hold-$id.out" 2>&1
+	HOLD_PID[$id]=$CLUSTER_LAST_PID
+	for ((i = 0; i < 200; i++)); do
+		[ -e "$WORK/hold-$id.ready" ] && return 0
+		kill -0 "$CLUSTER_LAST_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "hold $id: not ready: $(cat "$WORK/hold-$id.out")" >&2
+	return 1
+}
+
+# hold_check ID: after the go signal, every held connection still echoes.
+hold_check() {
+	touch "$WORK/go"
+	wait "${HOLD_PID[$1]}" || {
+		echo "held connections $1 broke: $(tr '\n' ' ' <"$WORK/hold-$1.out")" >&2
+		return 1
+	}
+	echo "  hold $1: $(head -n 1 "$WORK/hold-$1.out")"
+}
+
+# service_lists_equal: every node's `service list -o json`, without stats
+# and ids, is the same.
+service_lists_equal() {
+	local n first= cur
+	for ((n = 1; n <= CLUSTER_NODES; n++)); do
+		cur=$(cluster__meshctl "$n" -o json service list | python3 -c '
+import json, sys
+d = json.load(sys.stdin)["services"]
+print(json.dumps(sorted([{k: v for k, v in s.items() if k in ("name", "vip", "port", "protocol", "source")}
+                         | {"backends": sorted((b["address"], b["port"], b["weight"], b["state"])
+                                               for b in s["backends"])} for s in d],
+                        key=lambda s: (s["vip"], s["port"])), sort_keys=True))') || return 1
+		if [ -z "$first" ]; then
+			first=$cur
+		elif [ "$cur" != "$first" ]; then
+			echo "node$n's services differ from node1's: $cur vs $first" >&2
+			return 1
+		fi
+	done
+}
+
+test_synced() {
+	local n src
+	cluster__apply web 10.96.0.10 $PORT 8080 $(eps 1 2) &&
+		cluster__wait_backends 10.96.0.10:$PORT/tcp "$(want 1 1 2)" || return 1
+	for ((n = 1; n <= CLUSTER_NODES; n++)); do
+		src=$(cluster__meshctl "$n" -o json service get 10.96.0.10:$PORT/tcp |
+			python3 -c 'import json,sys;d=json.load(sys.stdin);print(d["source"], d["name"])')
+		[ "$src" = "kubernetes default/web:p" ] ||
+			{ echo "node$n: source/name \"$src\", want kubernetes default/web:p" >&2 && return 1; }
+	done
+	service_lists_equal
+}
+
+# remote_conns MODE: from each node's pod 1, 20 connections to a ClusterIP
+# whose endpoints are all on the other node; checks the counters of MODE.
+remote_conns() {
+	local mode=$1 n other vip ct sock0 new0 onew0 d_sock d_new d_onew out
+	for ((n = 1; n <= 2; n++)); do
+		other=$((3 - n))
+		vip=10.96.0.2$n
+		cluster__apply "remote$n" "$vip" $PORT 8080 $(eps "$other") &&
+			cluster__wait_backends "$vip:$PORT/tcp" "$(want 1 "$other")" || return 1
+		sock0=$(cluster__status "$n" "s['socket_lb']['counters']['connect']") &&
+			new0=$(cluster__status "$n" "s['counters']['lb_new']") &&
+			onew0=$(cluster__status "$other" "s['counters']['lb_new']") || return 1
+		if [ "$mode" = sock ]; then
+			out=$(cluster__pod_cg "$n" 1 timeout 30 python3 "$ECHO" tcp "$vip" $PORT -n 20 \
+				--expect "$(pods "$other")" --min-share 0.1)
+		else
+			out=$(cluster__pod "$n" 1 timeout 30 python3 "$ECHO" tcp "$vip" $PORT -n 20 \
+				--expect "$(pods "$other")" --min-share 0.1)
+		fi || { echo "node$n -> $vip ($mode): $(tr '\n' ' ' <<<"$out")" >&2 && return 1; }
+		echo "  node$n pod $(cluster__pod_name "$n" 1) ($mode): $out"
+		d_sock=$(($(cluster__status "$n" "s['socket_lb']['counters']['connect']") - sock0))
+		d_new=$(($(cluster__status "$n" "s['counters']['lb_new']") - new0))
+		d_onew=$(($(cluster__status "$other" "s['counters']['lb_new']") - onew0))
+		echo "  node$n: socket LB connects +$d_sock, datapath new flows +$d_new; node$other: +$d_onew"
+		if [ "$mode" = sock ]; then
+			[ "$d_sock" -eq 20 ] && [ "$d_new" -eq 0 ] ||
+				{ echo "node$n: socket LB connects +$d_sock (want 20), new flows +$d_new (want 0)" >&2 && return 1; }
+		else
+			[ "$d_sock" -eq 0 ] && [ "$d_new" -eq 20 ] ||
+				{ echo "node$n: socket LB connects +$d_sock (want 0), tc new flows +$d_new (want 20)" >&2 && return 1; }
+			ct=$(cluster__meshctl "$n" -o json conntrack list "$vip:$PORT/tcp" | python3 -c '
+import json, sys
+print(sum(e["client"].startswith(sys.argv[1] + ":") and e["state"] == "confirmed"
+          for e in json.load(sys.stdin)["entries"]))' "$(cluster__pod_addr "$n" 1)")
+			echo "  node$n: $ct confirmed conntrack entries from $(cluster__pod_name "$n" 1) to $vip"
+			[ "$ct" -ge 20 ] || { echo "node$n: $ct conntrack entries for $vip, want 20" >&2 && return 1; }
+		fi
+		[ "$d_onew" -eq 0 ] || { echo "node$other balanced $d_onew flows too" >&2 && return 1; }
+	done
+}
+
+test_clusterip_sock() { remote_conns sock; }
+test_clusterip_tc() { remote_conns tc; }
+
+test_restart() {
+	local vip=10.96.0.30 id rc=0
+	cluster__apply restart $vip $PORT 8080 $(eps 1 2) &&
+		cluster__wait_backends "$vip:$PORT/tcp" "$(want 1 1 2)" || return 1
+	hold_start n1sock 1 sock $vip 8 && hold_start n1tc 1 tc $vip 8 || return 1
+	for id in n1sock:1:sock n1tc:1:tc n2sock:2:sock n2tc:2:tc; do
+		IFS=: read -r id n mode <<<"$id"
+		load_start "$id" "$n" "$mode" $vip || return 1
+	done
+	sleep 1
+	cluster__meshd_kill 1 KILL
+	echo "  node1 meshd killed; traffic goes on for 1 s"
+	sleep 1
+	cluster__meshd_start 1 && cluster__wait_synced && echo "  node1 meshd back, synced" || rc=1
+	sleep 1
+	load_stop || rc=1
+	hold_check n1sock || rc=1
+	hold_check n1tc || rc=1
+	[ -n "$(load_answered n2tc 0 "$(pods 1)")" ] && [ -n "$(load_answered n2sock 0 "$(pods 1)")" ] ||
+		{ echo "node2's traffic never reached node1's pods" >&2 && rc=1; }
+	return $rc
+}
+
+test_rolling_update() {
+	local vip=10.96.0.40 rc=0 drained old
+	old=$(pods 1)
+	cluster__apply roll $vip $PORT 8080 $(eps 1) &&
+		cluster__wait_backends "$vip:$PORT/tcp" "$(want 1 1)" || return 1
+	load_start n1sock 1 sock $vip && load_start n2tc 2 tc $vip || return 1
+	sleep 0.5
+	# surge: the new pods on node2 become ready
+	cluster__apply roll $vip $PORT 8080 $(eps 1 2) &&
+		cluster__wait_backends "$vip:$PORT/tcp" "$(want 1 1 2)" && sleep 0.5 &&
+		echo "  surge: 4 ready endpoints on every node" &&
+		# the old pods terminate: no new connections, existing ones go on
+		cluster__apply roll $vip $PORT 8080 $(eps 1 @terminating) $(eps 2) &&
+		cluster__wait_backends "$vip:$PORT/tcp" "$(want 0 1) $(want 1 2)" &&
+		drained=$EPOCHREALTIME && sleep 0.5 &&
+		echo "  node1's pods terminating (weight 0) on every node" &&
+		cluster__apply roll $vip $PORT 8080 $(eps 2) &&
+		cluster__wait_backends "$vip:$PORT/tcp" "$(want 1 2)" &&
+		echo "  node1's pods removed on every node; their servers stop" || rc=1
+	cluster__pod_stop 1 2
+	cluster__pod_stop 1 3
+	sleep 0.5
+	load_stop || rc=1
+	cluster__pod_serve 1 2 && cluster__pod_serve 1 3 || rc=1
+	[ "$rc" -eq 0 ] || return 1
+	for id in n1sock n2tc; do
+		[ -z "$(load_answered "$id" "$drained" "$old")" ] ||
+			{ echo "load $id: connections started after the drain answered by: $(load_answered "$id" "$drained" "$old")" >&2 && rc=1; }
+		[ -n "$(load_answered "$id" 0 "$old")" ] && [ -n "$(load_answered "$id" 0 "$(pods 2)")" ] ||
+			{ echo "load $id did not see both old and new pods" >&2 && rc=1; }
+	done
+	return $rc
+}
+
+# scenario NAME: run test_NAME, print its output and one PASS:/FAIL: line.
+scenario() {
+	local name=$1 t0=$EPOCHREALTIME rc
+	CURRENT=$name
+	test_"$name" >"$WORK/out" 2>"$WORK/err"
+	rc=$?
+	CURRENT=
+	sed 's/^/    /' "$WORK/out"
+	if [ "$rc" -eq 0 ]; then
+		printf 'PASS: e2e/cluster_%s (%ss)\n' "$name" \
+			"$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
+		return 0
+	fi
+	sed 's/^/    /' "$WORK/err"
+	for ((n = 1; n <= CLUSTER_NODES; n++)); do
+		echo "    node$n meshd log (last 5 lines):"
+		tail -n 5 "$(cluster__meshd_log "$n")" | cut -c 1-200 | sed 's/^/      /'
+	done
+	printf 'FAIL: e2e/cluster_%s: %s\n' "$name" "$(grep -v '^\[cluster\]' "$WORK/err" | head -n 1 |
+		cut -c 1-300 || true)"
+	FAILED=$((FAILED + 1))
+}
+
+# A scenario that ends the script (a bug in it, a signal) still gets its line.
+cluster_on_cleanup() {
+	[ -n "$CURRENT" ] || return 0
+	sed 's/^/    /' "$WORK/out" "$WORK/err" 2>/dev/null
+	echo "FAIL: e2e/cluster_$CURRENT: the suite exited during the scenario"
+}
+
+ALL=(synced clusterip_sock clusterip_tc restart rolling_update)
+[ $# -gt 0 ] && ALL=("$@")
+for sc in "${ALL[@]}"; do
+	declare -F "test_$sc" >/dev/null || {
+		echo "usage: $0 [${ALL[*]}]" >&2
+		exit 2
+	}
+done
+setup_fail() {
+	echo "FAIL: e2e/cluster_setup: $*"
+	exit 1
+}
+[ "$(id -u)" -eq 0 ] || setup_fail "needs root"
+[ -x "$CLUSTER_MESHD" ] && [ -x "$CLUSTER_MESHCTL" ] || setup_fail "build/meshd, build/meshctl missing: run make"
+cluster__install_traps
+t0=$SECONDS
+cluster__up 2>"/tmp/sluice-cluster-up.$$" || setup_fail "$(tail -n 3 "/tmp/sluice-cluster-up.$$" | tr '\n' ' ')"
+rm -f "/tmp/sluice-cluster-up.$$"
+WORK=$CLUSTER_TMP/work
+mkdir -p "$WORK"
+echo "    cluster up in $((SECONDS - t0))s: $CLUSTER_NODES nodes x $CLUSTER_PODS pods ($CLUSTER_ID)"
+for sc in "${ALL[@]}"; do
+	scenario "$sc"
+done
+[ "$FAILED" -eq 0 ]
