@@ -23,7 +23,9 @@
 # metrics on 10.40.0.1N:9465, tc (--xdp-mode off unless CLUSTER_XDP_MODE) on
 # eth0 and lxc*, socket LB on the child cgroup $CGROOT/$ID-nN, --kubernetes on
 # against the API server at 10.40.0.1 (token auth, kubeconfig in
-# $CLUSTER_TMP). CLUSTER_MESHD_FLAGS (array) adds flags to every meshd.
+# $CLUSTER_TMP). CLUSTER_MESHD_FLAGS (array, or words in the environment)
+# adds flags to every meshd (after these: they win); CLUSTER_INTERFACES
+# replaces the interface list.
 # Pod processes are in no node cgroup unless started with cluster__pod_cg, so
 # they use the tc path; cluster__pod_cg NODE POD puts them in the node's cgroup
 # (socket LB).
@@ -59,7 +61,9 @@ CLUSTER_API_PID=
 CLUSTER_BG_PIDS=()
 declare -A CLUSTER_MESHD_PID=() CLUSTER_POD_PID=()
 CLUSTER_DOWN_DONE=0
-[ -n "${CLUSTER_MESHD_FLAGS+set}" ] || CLUSTER_MESHD_FLAGS=()
+# An array from a sourcing script, or words from the environment.
+[[ $(declare -p CLUSTER_MESHD_FLAGS 2>/dev/null) == "declare -a"* ]] ||
+	read -r -a CLUSTER_MESHD_FLAGS <<<"${CLUSTER_MESHD_FLAGS:-}"
 
 cluster__log() { printf '[cluster] %s\n' "$*" >&2; }
 
