@@ -276,6 +276,13 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo.sh $(DEMO_ARGS)
 
+# The multi-node cluster in namespaces (scripts/lib/cluster.sh): KEEP=1 keeps
+# it up until Enter, NODES=3 for three nodes.
+.PHONY: demo-cluster
+demo-cluster: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo-cluster.sh $(if $(KEEP),--keep) $(if $(NODES),--nodes $(NODES))
+
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/bench.sh
