@@ -17,6 +17,8 @@
 # servers, temp files) is removed at exit, also on failure or Ctrl-C.
 # Nothing touches the host's interfaces. Needs root and a built tree.
 # Usage: demo-cluster.sh [--keep] [--nodes 2|3]
+# endpoints prints words on purpose; `a && b || die` is the house idiom
+# shellcheck disable=SC2046,SC2015
 set -u
 export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the tree
 
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	-h | --help)
-		sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '4,19p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*) usage ;;

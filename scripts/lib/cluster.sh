@@ -375,7 +375,7 @@ cluster__up() {
 	for ((n = 1; n <= CLUSTER_NODES; n++)); do
 		cluster__meshd_start "$n" || return 1
 	done
-	cluster__wait_synced
+	cluster__wait_synced 20
 }
 
 # Idempotent; safe from traps while cluster__up is half done.

@@ -34,11 +34,13 @@
 #                    connections, and no connection started after every node
 #                    showed the old pods draining was answered by one of them
 # A scenario is one function test_NAME that returns non-zero with the reason
-# on stderr (first line kept); add its name to ALL. Everything (namespaces,
+# on stderr (first line kept); add its name to SCENARIOS. Everything (namespaces,
 # meshd, pins, cgroups, servers, temp files) is removed on exit, failure or
 # interruption. Needs root, python3 and `make` (build/meshd, build/meshctl).
 # About 40 s.
 # Usage: test_cluster.sh [SCENARIO...]
+# eps prints endpoint words on purpose; `a && b || fail` is the house idiom
+# shellcheck disable=SC2046,SC2015
 set -u
 export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the tree
 
@@ -144,7 +146,7 @@ hold_check() {
 # service_lists_equal: every node's `service list -o json`, without stats
 # and ids, is the same.
 service_lists_equal() {
-	local n first= cur
+	local n first='' cur
 	for ((n = 1; n <= CLUSTER_NODES; n++)); do
 		cur=$(cluster__meshctl "$n" -o json service list | python3 -c '
 import json, sys
@@ -232,7 +234,7 @@ test_restart() {
 	cluster__meshd_kill 1 KILL
 	echo "  node1 meshd killed; traffic goes on for 1 s"
 	sleep 1
-	cluster__meshd_start 1 && cluster__wait_synced && echo "  node1 meshd back, synced" || rc=1
+	cluster__meshd_start 1 && cluster__wait_synced 20 && echo "  node1 meshd back, synced" || rc=1
 	sleep 1
 	load_stop || rc=1
 	hold_check n1sock || rc=1
@@ -306,11 +308,12 @@ cluster_on_cleanup() {
 	echo "FAIL: e2e/cluster_$CURRENT: the suite exited during the scenario"
 }
 
-ALL=(synced clusterip_sock clusterip_tc restart rolling_update)
+SCENARIOS=(synced clusterip_sock clusterip_tc restart rolling_update)
+ALL=("${SCENARIOS[@]}")
 [ $# -gt 0 ] && ALL=("$@")
 for sc in "${ALL[@]}"; do
 	declare -F "test_$sc" >/dev/null || {
-		echo "usage: $0 [${ALL[*]}]" >&2
+		echo "usage: $0 [SCENARIO...], scenarios: ${SCENARIOS[*]}" >&2
 		exit 2
 	}
 done
