@@ -21,6 +21,8 @@
 #                    program on the pod's host-side veth balances it (20 new
 #                    flows on that node, conntrack entries to the VIP), the
 #                    remote node's datapath balances nothing
+#   clusterip_udp    the same two with UDP flows (fresh socket each): socket
+#                    LB sendmsg() counted, or tc new flows and conntrack
 #   restart          node1's meshd is killed (SIGKILL) and restarted under
 #                    steady traffic from both nodes' pods (socket LB and tc)
 #                    to a Service over both nodes' pods: zero failed
@@ -37,7 +39,7 @@
 # on stderr (first line kept); add its name to SCENARIOS. Everything (namespaces,
 # meshd, pins, cgroups, servers, temp files) is removed on exit, failure or
 # interruption. Needs root, python3 and `make` (build/meshd, build/meshctl).
-# About 40 s.
+# About 50 s (more on a loaded machine).
 # Usage: test_cluster.sh [SCENARIO...]
 # eps prints endpoint words on purpose; `a && b || fail` is the house idiom
 # shellcheck disable=SC2046,SC2015
@@ -177,49 +179,62 @@ test_synced() {
 	service_lists_equal
 }
 
-# remote_conns MODE: from each node's pod 1, 20 connections to a ClusterIP
-# whose endpoints are all on the other node; checks the counters of MODE.
+# counters N: node N's "socket-LB-connects socket-LB-datagrams datapath-new-flows".
+counters() {
+	cluster__status "$1" "'%d %d %d' % (s['socket_lb']['counters']['connect'],
+		s['socket_lb']['counters']['sendmsg'], s['counters']['lb_new'])"
+}
+
+# remote_conns MODE PROTO: from each node's pod 1, 20 flows (tcp or udp) to a
+# ClusterIP whose endpoints are all on the other node; checks the counters
+# of MODE (sock: the socket LB balanced them, tc: the tc program did).
 remote_conns() {
-	local mode=$1 n other vip ct sock0 new0 onew0 d_sock d_new d_onew out
+	local mode=$1 proto=$2 n other vip svc ct c0 o0 c1 o1 d_sock d_new d_onew out
+	local run=cluster__pod want_sock=0 want_new=20
+	[ "$mode" = sock ] && run=cluster__pod_cg want_new=0
 	for ((n = 1; n <= 2; n++)); do
 		other=$((3 - n))
-		vip=10.96.0.2$n
-		cluster__apply "remote$n" "$vip" $PORT 8080 $(eps "$other") &&
-			cluster__wait_backends "$vip:$PORT/tcp" "$(want 1 "$other")" || return 1
-		sock0=$(cluster__status "$n" "s['socket_lb']['counters']['connect']") &&
-			new0=$(cluster__status "$n" "s['counters']['lb_new']") &&
-			onew0=$(cluster__status "$other" "s['counters']['lb_new']") || return 1
-		if [ "$mode" = sock ]; then
-			out=$(cluster__pod_cg "$n" 1 timeout 30 python3 "$ECHO" tcp "$vip" $PORT -n 20 \
-				--expect "$(pods "$other")" --min-share 0.1)
-		else
-			out=$(cluster__pod "$n" 1 timeout 30 python3 "$ECHO" tcp "$vip" $PORT -n 20 \
-				--expect "$(pods "$other")" --min-share 0.1)
-		fi || { echo "node$n -> $vip ($mode): $(tr '\n' ' ' <<<"$out")" >&2 && return 1; }
+		vip=10.96.0.$([ "$proto" = tcp ] && echo 2 || echo 5)$n
+		svc=$vip:$PORT/$proto
+		cluster__apply "remote$proto$n" "$vip" $PORT 8080 $(eps "$other") --proto "${proto^^}" &&
+			cluster__wait_backends "$svc" "$(want 1 "$other")" || return 1
+		read -r -a c0 <<<"$(counters "$n")" && read -r -a o0 <<<"$(counters "$other")" || return 1
+		out=$($run "$n" 1 timeout 30 python3 "$ECHO" "$proto" "$vip" $PORT -n 20 \
+			--expect "$(pods "$other")" --min-share 0.1) ||
+			{ echo "node$n -> $svc ($mode): $(tr '\n' ' ' <<<"$out")" >&2 && return 1; }
 		echo "  node$n pod $(cluster__pod_name "$n" 1) ($mode): $out"
-		d_sock=$(($(cluster__status "$n" "s['socket_lb']['counters']['connect']") - sock0))
-		d_new=$(($(cluster__status "$n" "s['counters']['lb_new']") - new0))
-		d_onew=$(($(cluster__status "$other" "s['counters']['lb_new']") - onew0))
-		echo "  node$n: socket LB connects +$d_sock, datapath new flows +$d_new; node$other: +$d_onew"
-		if [ "$mode" = sock ]; then
-			[ "$d_sock" -eq 20 ] && [ "$d_new" -eq 0 ] ||
-				{ echo "node$n: socket LB connects +$d_sock (want 20), new flows +$d_new (want 0)" >&2 && return 1; }
+		read -r -a c1 <<<"$(counters "$n")" && read -r -a o1 <<<"$(counters "$other")" || return 1
+		# tcp: connect()s; udp: sendmsg()s, 2 per flow (whoami, echo) and retries
+		if [ "$proto" = tcp ]; then
+			d_sock=$((c1[0] - c0[0]))
+			[ "$mode" = sock ] && want_sock=20
 		else
-			[ "$d_sock" -eq 0 ] && [ "$d_new" -eq 20 ] ||
-				{ echo "node$n: socket LB connects +$d_sock (want 0), tc new flows +$d_new (want 20)" >&2 && return 1; }
-			ct=$(cluster__meshctl "$n" -o json conntrack list "$vip:$PORT/tcp" | python3 -c '
+			d_sock=$((c1[1] - c0[1]))
+			[ "$mode" = sock ] && want_sock=40
+		fi
+		d_new=$((c1[2] - c0[2]))
+		d_onew=$((o1[2] - o0[2]))
+		echo "  node$n: socket LB +$d_sock, datapath new flows +$d_new; node$other: +$d_onew"
+		if [ "$mode" = sock ]; then
+			[ "$d_sock" -ge "$want_sock" ] && [ "$d_new" -eq 0 ] ||
+				{ echo "node$n: socket LB +$d_sock (want $want_sock), new flows +$d_new (want 0)" >&2 && return 1; }
+		else
+			[ "$d_sock" -eq 0 ] && [ "$d_new" -eq "$want_new" ] ||
+				{ echo "node$n: socket LB +$d_sock (want 0), tc new flows +$d_new (want $want_new)" >&2 && return 1; }
+			ct=$(cluster__meshctl "$n" -o json conntrack list "$svc" | python3 -c '
 import json, sys
 print(sum(e["client"].startswith(sys.argv[1] + ":") and e["state"] == "confirmed"
           for e in json.load(sys.stdin)["entries"]))' "$(cluster__pod_addr "$n" 1)")
-			echo "  node$n: $ct confirmed conntrack entries from $(cluster__pod_name "$n" 1) to $vip"
-			[ "$ct" -ge 20 ] || { echo "node$n: $ct conntrack entries for $vip, want 20" >&2 && return 1; }
+			echo "  node$n: $ct confirmed conntrack entries from $(cluster__pod_name "$n" 1) to $svc"
+			[ "$ct" -ge 20 ] || { echo "node$n: $ct conntrack entries for $svc, want 20" >&2 && return 1; }
 		fi
 		[ "$d_onew" -eq 0 ] || { echo "node$other balanced $d_onew flows too" >&2 && return 1; }
 	done
 }
 
-test_clusterip_sock() { remote_conns sock; }
-test_clusterip_tc() { remote_conns tc; }
+test_clusterip_sock() { remote_conns sock tcp; }
+test_clusterip_tc() { remote_conns tc tcp; }
+test_clusterip_udp() { remote_conns sock udp && remote_conns tc udp; }
 
 test_restart() {
 	local vip=10.96.0.30 id rc=0
@@ -308,7 +323,7 @@ cluster_on_cleanup() {
 	echo "FAIL: e2e/cluster_$CURRENT: the suite exited during the scenario"
 }
 
-SCENARIOS=(synced clusterip_sock clusterip_tc restart rolling_update)
+SCENARIOS=(synced clusterip_sock clusterip_tc clusterip_udp restart rolling_update)
 ALL=("${SCENARIOS[@]}")
 [ $# -gt 0 ] && ALL=("$@")
 for sc in "${ALL[@]}"; do
