@@ -317,10 +317,12 @@ scenario() {
 }
 
 # A scenario that ends the script (a bug in it, a signal) still gets its line.
+# (fd 3: the suite's stdout; a trap may run while a scenario's is redirected)
+exec 3>&1
 cluster_on_cleanup() {
 	[ -n "$CURRENT" ] || return 0
-	sed 's/^/    /' "$WORK/out" "$WORK/err" 2>/dev/null
-	echo "FAIL: e2e/cluster_$CURRENT: the suite exited during the scenario"
+	sed 's/^/    /' "$WORK/out" "$WORK/err" >&3 2>/dev/null
+	echo "FAIL: e2e/cluster_$CURRENT: the suite exited during the scenario" >&3
 }
 
 SCENARIOS=(synced clusterip_sock clusterip_tc clusterip_udp restart rolling_update)
