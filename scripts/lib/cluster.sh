@@ -330,18 +330,24 @@ else:
     print("-")' "$2"
 }
 
-# cluster__wait_backends SVC WANT [TIMEOUT]: every node shows exactly WANT
+# cluster__wait_node_backends N SVC WANT [TIMEOUT]: node N shows exactly WANT
 # (cluster__backends' format) for SVC.
+cluster__wait_node_backends() {
+	local got end=$((SECONDS + ${4:-20}))
+	while got=$(cluster__backends "$1" "$2") && [ "$got" != "$3" ]; do
+		[ "$SECONDS" -lt "$end" ] || {
+			cluster__log "node$1: $2 has backends \"$got\", want \"$3\""
+			return 1
+		}
+		sleep 0.1
+	done
+}
+
+# cluster__wait_backends SVC WANT [TIMEOUT]: every node shows exactly WANT.
 cluster__wait_backends() {
-	local n got end=$((SECONDS + ${3:-20}))
+	local n
 	for ((n = 1; n <= CLUSTER_NODES; n++)); do
-		while got=$(cluster__backends "$n" "$1") && [ "$got" != "$2" ]; do
-			[ "$SECONDS" -lt "$end" ] || {
-				cluster__log "node$n: $1 has backends \"$got\", want \"$2\""
-				return 1
-			}
-			sleep 0.1
-		done
+		cluster__wait_node_backends "$n" "$1" "$2" "${3:-20}" || return 1
 	done
 }
 

@@ -23,6 +23,9 @@
 #                    remote node's datapath balances nothing
 #   clusterip_udp    the same two with UDP flows (fresh socket each): socket
 #                    LB sendmsg() counted, or tc new flows and conntrack
+#   local_policy     internalTrafficPolicy Local over pods of both nodes: each
+#                    node programs only its own pods (NODE_NAME vs nodeName);
+#                    each node's pod reaches only those, on both paths
 #   restart          node1's meshd is killed (SIGKILL) and restarted under
 #                    steady traffic from both nodes' pods (socket LB and tc)
 #                    to a Service over both nodes' pods: zero failed
@@ -236,6 +239,26 @@ test_clusterip_sock() { remote_conns sock tcp; }
 test_clusterip_tc() { remote_conns tc tcp; }
 test_clusterip_udp() { remote_conns sock udp && remote_conns tc udp; }
 
+# internalTrafficPolicy Local: each node keeps only its own endpoints
+# (NODE_NAME against the endpoints' nodeName), so each node's pods reach
+# only their node's pods, on both paths.
+test_local_policy() {
+	local vip=10.96.0.60 n out
+	cluster__apply local $vip $PORT 8080 $(eps 1 2) --spec '{"internalTrafficPolicy": "Local"}' || return 1
+	for ((n = 1; n <= 2; n++)); do
+		cluster__wait_node_backends "$n" "$vip:$PORT/tcp" "$(want 1 "$n")" || return 1
+	done
+	for ((n = 1; n <= 2; n++)); do
+		out=$(cluster__pod "$n" 1 timeout 30 python3 "$ECHO" tcp $vip $PORT -n 20 \
+			--expect "$(pods "$n")" --min-share 0.1) &&
+			echo "  node$n (tc): $out" &&
+			out=$(cluster__pod_cg "$n" 1 timeout 30 python3 "$ECHO" tcp $vip $PORT -n 20 \
+				--expect "$(pods "$n")" --min-share 0.1) &&
+			echo "  node$n (sock): $out" ||
+			{ echo "node$n -> $vip: $(tr '\n' ' ' <<<"$out")" >&2 && return 1; }
+	done
+}
+
 test_restart() {
 	local vip=10.96.0.30 id rc=0
 	cluster__apply restart $vip $PORT 8080 $(eps 1 2) &&
@@ -325,7 +348,7 @@ cluster_on_cleanup() {
 	echo "FAIL: e2e/cluster_$CURRENT: the suite exited during the scenario" >&3
 }
 
-SCENARIOS=(synced clusterip_sock clusterip_tc clusterip_udp restart rolling_update)
+SCENARIOS=(synced clusterip_sock clusterip_tc clusterip_udp local_policy restart rolling_update)
 ALL=("${SCENARIOS[@]}")
 [ $# -gt 0 ] && ALL=("$@")
 for sc in "${ALL[@]}"; do
