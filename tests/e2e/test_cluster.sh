@@ -334,8 +334,7 @@ scenario() {
 		echo "    node$n meshd log (last 5 lines):"
 		tail -n 5 "$(cluster__meshd_log "$n")" | cut -c 1-200 | sed 's/^/      /'
 	done
-	printf 'FAIL: e2e/cluster_%s: %s\n' "$name" "$(grep -v '^\[cluster\]' "$WORK/err" | head -n 1 |
-		cut -c 1-300 || true)"
+	printf 'FAIL: e2e/cluster_%s: %s\n' "$name" "$(head -n 1 "$WORK/err" | cut -c 1-300)"
 	FAILED=$((FAILED + 1))
 }
 
