@@ -59,7 +59,7 @@ CLUSTER_CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 CLUSTER_TMP=
 CLUSTER_API_PID=
 CLUSTER_BG_PIDS=()
-declare -A CLUSTER_MESHD_PID=() CLUSTER_POD_PID=()
+declare -A CLUSTER_MESHD_PID=() CLUSTER_POD_PID=() CLUSTER_MESHD_READY=()
 CLUSTER_DOWN_DONE=0
 # An array from a sourcing script, or words from the environment.
 [[ $(declare -p CLUSTER_MESHD_FLAGS 2>/dev/null) == "declare -a"* ]] ||
@@ -170,24 +170,29 @@ cluster__node_up() {
 	mkdir -p "$CLUSTER_TMP/n$n"
 }
 
-# cluster__pod_serve N P: (re)start pod N P's echo server, wait until bound.
-cluster__pod_serve() {
-	local n=$1 p=$2 name ready i
-	name=$(cluster__pod_name "$n" "$p")
-	ready=$CLUSTER_TMP/$name.ready
-	rm -f "$ready"
+# cluster__pod_spawn N P: (re)start pod N P's echo server; cluster__pod_wait
+# N P: wait until it is bound; cluster__pod_serve N P: both.
+cluster__pod_spawn() {
+	local name
+	name=$(cluster__pod_name "$1" "$2")
+	rm -f "$CLUSTER_TMP/$name.ready"
 	# nsenter itself in the background: $! is the server once it execs.
-	nsenter --net="/run/netns/$(cluster__pod_ns "$n" "$p")" python3 "$CLUSTER_ECHO" serve \
-		--name "$name" --port "$CLUSTER_POD_PORT" --ready "$ready" \
+	nsenter --net="/run/netns/$(cluster__pod_ns "$1" "$2")" python3 "$CLUSTER_ECHO" serve \
+		--name "$name" --port "$CLUSTER_POD_PORT" --ready "$CLUSTER_TMP/$name.ready" \
 		>>"$CLUSTER_TMP/$name.log" 2>&1 &
 	CLUSTER_POD_PID[$name]=$!
+}
+cluster__pod_wait() {
+	local name i
+	name=$(cluster__pod_name "$1" "$2")
 	for ((i = 0; i < 200; i++)); do
-		[ -e "$ready" ] && return 0
+		[ -e "$CLUSTER_TMP/$name.ready" ] && return 0
 		sleep 0.05
 	done
 	cluster__log "echo server $name did not start: $(tail -n 3 "$CLUSTER_TMP/$name.log")"
 	return 1
 }
+cluster__pod_serve() { cluster__pod_spawn "$1" "$2" && cluster__pod_wait "$1" "$2"; }
 
 # cluster__pod_stop N P: kill pod N P's server (the pod goes away).
 cluster__pod_stop() {
@@ -257,12 +262,13 @@ cluster__meshd_alive() {
 	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 
-# cluster__meshd_start N: start node N's meshd; wait for "meshd ready" and its API.
-cluster__meshd_start() {
-	local n=$1 log before i
+# cluster__meshd_spawn N: start node N's meshd; cluster__meshd_wait N: wait
+# for its "meshd ready" and API; cluster__meshd_start N: both.
+cluster__meshd_spawn() {
+	local n=$1 log
 	log=$(cluster__meshd_log "$n")
-	before=$(grep -c 'meshd ready' "$log" 2>/dev/null)
 	: >>"$log"
+	CLUSTER_MESHD_READY[$n]=$(grep -c 'meshd ready' "$log")
 	NODE_NAME=$(cluster__node_name "$n") nsenter --net="/run/netns/$(cluster__node_ns "$n")" \
 		"$CLUSTER_MESHD" --interfaces "$CLUSTER_INTERFACES" --xdp-mode "$CLUSTER_XDP_MODE" \
 		--bpffs "$(cluster__pin "$n")" --state "$(cluster__state "$n")" \
@@ -271,8 +277,12 @@ cluster__meshd_start() {
 		--kubernetes on --kubeconfig "$CLUSTER_TMP/kubeconfig" "${CLUSTER_MESHD_FLAGS[@]}" \
 		>>"$log" 2>&1 &
 	CLUSTER_MESHD_PID[$n]=$!
+}
+cluster__meshd_wait() {
+	local n=$1 log i
+	log=$(cluster__meshd_log "$n")
 	for ((i = 0; i < 500; i++)); do
-		if [ "$(grep -c 'meshd ready' "$log")" -gt "${before:-0}" ] &&
+		if [ "$(grep -c 'meshd ready' "$log")" -gt "${CLUSTER_MESHD_READY[$n]:-0}" ] &&
 			cluster__meshctl "$n" status >/dev/null 2>&1; then
 			return 0
 		fi
@@ -282,6 +292,7 @@ cluster__meshd_start() {
 	cluster__log "node$n: meshd did not start: $(tail -n 3 "$log")"
 	return 1
 }
+cluster__meshd_start() { cluster__meshd_spawn "$1" && cluster__meshd_wait "$1"; }
 
 # cluster__meshd_kill N [SIGNAL]: stop node N's meshd (default KILL: a crash).
 cluster__meshd_kill() {
@@ -372,14 +383,21 @@ cluster__up() {
 		mkdir "$(cluster__cg "$n")" || return 1
 		cluster__node_up "$n" || return 1
 	done
+	# Servers and agents start in parallel, then we wait for each.
 	for ((n = 1; n <= CLUSTER_NODES; n++)); do
 		for ((p = 1; p <= CLUSTER_PODS; p++)); do
-			cluster__pod_serve "$n" "$p" || return 1
+			cluster__pod_spawn "$n" "$p"
 		done
 	done
 	cluster__api_up || return 1
 	for ((n = 1; n <= CLUSTER_NODES; n++)); do
-		cluster__meshd_start "$n" || return 1
+		cluster__meshd_spawn "$n"
+	done
+	for ((n = 1; n <= CLUSTER_NODES; n++)); do
+		for ((p = 1; p <= CLUSTER_PODS; p++)); do
+			cluster__pod_wait "$n" "$p" || return 1
+		done
+		cluster__meshd_wait "$n" || return 1
 	done
 	cluster__wait_synced 20
 }

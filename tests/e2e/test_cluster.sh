@@ -182,17 +182,24 @@ test_synced() {
 	service_lists_equal
 }
 
-# counters N: node N's "socket-LB-connects socket-LB-datagrams datapath-new-flows".
+# counters: "connects datagrams new-flows" of node1 then node2 (socket-LB
+# connect()s and sendmsg()s, datapath new flows), one python for both nodes.
 counters() {
-	cluster__status "$1" "'%d %d %d' % (s['socket_lb']['counters']['connect'],
-		s['socket_lb']['counters']['sendmsg'], s['counters']['lb_new'])"
+	python3 -c '
+import json, subprocess, sys
+for sock in sys.argv[2:]:
+    s = json.loads(subprocess.run([sys.argv[1], "-s", sock, "--timeout", "5000", "-o", "json", "status"],
+                                  check=True, capture_output=True).stdout)
+    c = s["socket_lb"]["counters"]
+    print(c["connect"], c["sendmsg"], s["counters"]["lb_new"], end=" ")' \
+		"$CLUSTER_MESHCTL" "$(cluster__sock 1)" "$(cluster__sock 2)"
 }
 
 # remote_conns MODE PROTO: from each node's pod 1, 20 flows (tcp or udp) to a
 # ClusterIP whose endpoints are all on the other node; checks the counters
 # of MODE (sock: the socket LB balanced them, tc: the tc program did).
 remote_conns() {
-	local mode=$1 proto=$2 n other vip svc ct c0 o0 c1 o1 d_sock d_new d_onew out
+	local mode=$1 proto=$2 n other vip svc ct b0 b1 c0 o0 c1 o1 d_sock d_new d_onew out
 	local run=cluster__pod want_sock=0 want_new=20
 	[ "$mode" = sock ] && run=cluster__pod_cg want_new=0
 	for ((n = 1; n <= 2; n++)); do
@@ -201,12 +208,15 @@ remote_conns() {
 		svc=$vip:$PORT/$proto
 		cluster__apply "remote$proto$n" "$vip" $PORT 8080 $(eps "$other") --proto "${proto^^}" &&
 			cluster__wait_backends "$svc" "$(want 1 "$other")" || return 1
-		read -r -a c0 <<<"$(counters "$n")" && read -r -a o0 <<<"$(counters "$other")" || return 1
+		read -r -a b0 <<<"$(counters)" || return 1
 		out=$($run "$n" 1 timeout 30 python3 "$ECHO" "$proto" "$vip" $PORT -n 20 \
 			--expect "$(pods "$other")" --min-share 0.1) ||
 			{ echo "node$n -> $svc ($mode): $(tr '\n' ' ' <<<"$out")" >&2 && return 1; }
 		echo "  node$n pod $(cluster__pod_name "$n" 1) ($mode): $out"
-		read -r -a c1 <<<"$(counters "$n")" && read -r -a o1 <<<"$(counters "$other")" || return 1
+		read -r -a b1 <<<"$(counters)" || return 1
+		# node n's three counters, then the other node's
+		c0=("${b0[@]:3*(n-1):3}") c1=("${b1[@]:3*(n-1):3}")
+		o0=("${b0[@]:3*(other-1):3}") o1=("${b1[@]:3*(other-1):3}")
 		# tcp: connect()s; udp: sendmsg()s, 2 per flow (whoami, echo) and retries
 		if [ "$proto" = tcp ]; then
 			d_sock=$((c1[0] - c0[0]))
