@@ -7,13 +7,14 @@ Contract: prints one JSON list [Service, EndpointSlice] on stdout and exits 0,
 or one line on stderr and exits 2 on a malformed argument. Nothing else.
 
   cluster_k8s.py NAME VIP PORT TARGETPORT [EP...] [--proto TCP|UDP]
-                 [--namespace NS] [--spec JSON]
+                 [--namespace NS] [--node-port N] [--spec JSON]
   EP: ADDR@NODE@POD[@CONDITION], CONDITION one of
       ready        (default) ready, serving, not terminating
       terminating  not ready, serving, terminating (a pod shutting down)
       notready     not ready, not serving, not terminating
+  --node-port N: type NodePort, the port's nodePort N (30000-32767).
   --spec JSON: merged into the Service's spec last, so later features
-      (type NodePort, nodePort, externalTrafficPolicy, ...) need no new flag.
+      (externalTrafficPolicy, healthCheckNodePort, ...) need no new flag.
 
 The Service is port "p" (PORT -> TARGETPORT); the slice "NAME-s1" carries
 every endpoint with its nodeName and targetRef, as the EndpointSlice
@@ -48,7 +49,18 @@ def objects(a):
             "ipFamilies": ["IPv4"], "selector": {"app": a.name}, "sessionAffinity": "None",
             "ports": [{"name": "p", "protocol": a.proto, "port": a.port,
                        "targetPort": a.targetport}]}
-    spec.update(json.loads(a.spec) if a.spec else {})
+    if a.node_port is not None:
+        if not 30000 <= a.node_port <= 32767:
+            raise ValueError("--node-port %d: not in 30000-32767" % a.node_port)
+        spec["type"] = "NodePort"
+        spec["ports"][0]["nodePort"] = a.node_port
+    try:
+        extra = json.loads(a.spec) if a.spec else {}
+    except ValueError as e:
+        raise ValueError("--spec: not JSON: %s" % e)
+    if not isinstance(extra, dict):
+        raise ValueError("--spec: not a JSON object")
+    spec.update(extra)
     svc = {"kind": "Service", "apiVersion": "v1",
            "metadata": {"name": a.name, "namespace": a.namespace}, "spec": spec}
     sl = {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
@@ -69,6 +81,7 @@ def main():
     ap.add_argument("endpoints", nargs="*")
     ap.add_argument("--proto", default="TCP", choices=("TCP", "UDP"))
     ap.add_argument("--namespace", default="default")
+    ap.add_argument("--node-port", type=int)
     ap.add_argument("--spec")
     a = ap.parse_args()
     try:

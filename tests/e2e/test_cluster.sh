@@ -9,6 +9,8 @@
 # Contract: one "PASS: e2e/cluster_<name> (Ns)" or "FAIL: e2e/cluster_<name>:
 # <reason>" line per scenario, in this order; pod nNp1 is each node's client
 # and never a backend (hairpin is not what these test):
+#   topology         without any Service: each node's pod 1 reaches pod 2 of
+#                    every node directly, the client every node's metrics port
 #   synced           a Service over the 4 backend pods of both nodes: every
 #                    node shows it with the same backends, weights and
 #                    source kubernetes, and the same service list
@@ -39,7 +41,11 @@
 #                    connections, and no connection started after every node
 #                    showed the old pods draining was answered by one of them
 # A scenario is one function test_NAME that returns non-zero with the reason
-# on stderr (first line kept); add its name to SCENARIOS. Everything (namespaces,
+# on stderr (first line kept); add its name to SCENARIOS. External traffic
+# (NodePort) scenarios: the client namespace ($CLUSTER_NS_CLIENT, cluster__client)
+# is on the node network and reaches every node at cluster__node_addr N;
+# cluster__apply ... --node-port N (or --spec JSON) makes the Service; tc is
+# on every node's eth0 (CLUSTER_XDP_MODE=native for XDP). Everything (namespaces,
 # meshd, pins, cgroups, servers, temp files) is removed on exit, failure or
 # interruption. Needs root, python3 and `make` (build/meshd, build/meshctl).
 # About 50 s (more on a loaded machine).
@@ -167,6 +173,21 @@ print(json.dumps(sorted([{k: v for k, v in s.items() if k in ("name", "vip", "po
 			return 1
 		fi
 	done
+}
+
+# Plain routing first, so a topology fault never reads as a datapath one.
+test_topology() {
+	local n k out
+	for ((n = 1; n <= CLUSTER_NODES; n++)); do
+		for ((k = 1; k <= CLUSTER_NODES; k++)); do
+			out=$(cluster__pod "$n" 1 timeout 10 python3 "$ECHO" tcp "$(cluster__pod_addr "$k" 2)" 8080 \
+				-n 1 --expect "$(cluster__pod_name "$k" 2)") ||
+				{ echo "pod n${n}p1 -> pod n${k}p2 directly: $out" >&2 && return 1; }
+		done
+		cluster__client curl -sf --max-time 5 -o /dev/null "http://$(cluster__metrics "$n")/metrics" ||
+			{ echo "client -> node$n's metrics at $(cluster__metrics "$n") failed" >&2 && return 1; }
+	done
+	echo "  every node's pod reaches pods on every node; the client reaches every node"
 }
 
 test_synced() {
@@ -357,7 +378,7 @@ cluster_on_cleanup() {
 	echo "FAIL: e2e/cluster_$CURRENT: the suite exited during the scenario" >&3
 }
 
-SCENARIOS=(synced clusterip_sock clusterip_tc clusterip_udp local_policy restart rolling_update)
+SCENARIOS=(topology synced clusterip_sock clusterip_tc clusterip_udp local_policy restart rolling_update)
 ALL=("${SCENARIOS[@]}")
 [ $# -gt 0 ] && ALL=("$@")
 for sc in "${ALL[@]}"; do
