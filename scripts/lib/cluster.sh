@@ -185,7 +185,7 @@ cluster__pod_spawn() {
 cluster__pod_wait() {
 	local name i
 	name=$(cluster__pod_name "$1" "$2")
-	for ((i = 0; i < 200; i++)); do
+	for ((i = 0; i < 400; i++)); do
 		[ -e "$CLUSTER_TMP/$name.ready" ] && return 0
 		sleep 0.05
 	done
@@ -279,9 +279,9 @@ cluster__meshd_spawn() {
 	CLUSTER_MESHD_PID[$n]=$!
 }
 cluster__meshd_wait() {
-	local n=$1 log i
+	local n=$1 log end=$((SECONDS + 30))
 	log=$(cluster__meshd_log "$n")
-	for ((i = 0; i < 500; i++)); do
+	while [ "$SECONDS" -lt "$end" ]; do
 		if [ "$(grep -c 'meshd ready' "$log")" -gt "${CLUSTER_MESHD_READY[$n]:-0}" ] &&
 			cluster__meshctl "$n" status >/dev/null 2>&1; then
 			return 0
@@ -289,7 +289,7 @@ cluster__meshd_wait() {
 		cluster__meshd_alive "$n" || break
 		sleep 0.02
 	done
-	cluster__log "node$n: meshd did not start: $(tail -n 3 "$log")"
+	cluster__log "node$n: meshd not ready in 30 s: $(tail -n 3 "$log")"
 	return 1
 }
 cluster__meshd_start() { cluster__meshd_spawn "$1" && cluster__meshd_wait "$1"; }
