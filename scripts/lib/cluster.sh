@@ -30,6 +30,12 @@
 # they use the tc path; cluster__pod_cg NODE POD puts them in the node's cgroup
 # (socket LB).
 #
+# Helpers (each documented where defined): cluster__node/pod/client/pod_cg/
+# pod_bg run commands there; cluster__apply/delete/k8s drive the API server;
+# cluster__meshctl/status/backends/wait_backends/wait_node_backends/
+# wait_synced read the nodes' meshd; cluster__meshd_start/kill and
+# cluster__pod_serve/stop restart agents and pods.
+#
 # Teardown (cluster__down) is idempotent and runs on EXIT/INT/TERM, also while
 # cluster__up is half done: it calls the caller's cluster_on_cleanup hook,
 # kills meshd (SIGKILL), the API server, the pods' servers and CLUSTER_BG_PIDS,
@@ -364,6 +370,11 @@ cluster__wait_backends() {
 
 cluster__up() {
 	local n p
+	# Addresses are 10.40.0.1N and 10.244.N.1P: one digit each.
+	[[ $CLUSTER_NODES =~ ^[1-9]$ && $CLUSTER_PODS =~ ^[1-9]$ ]] || {
+		cluster__log "CLUSTER_NODES=$CLUSTER_NODES, CLUSTER_PODS=$CLUSTER_PODS: each must be 1-9"
+		return 1
+	}
 	CLUSTER_TMP=$(mktemp -d "/tmp/sluice-$CLUSTER_ID.XXXXXX") || return 1
 	CLUSTER_DOWN_DONE=0
 	[ -n "$CLUSTER_CGROOT" ] || {
