@@ -66,6 +66,8 @@ CLUSTER_TMP=
 CLUSTER_API_PID=
 CLUSTER_BG_PIDS=()
 declare -A CLUSTER_MESHD_PID=() CLUSTER_POD_PID=() CLUSTER_MESHD_READY=()
+# What this run created (ns:NAME, cg:N, pin:N): teardown touches nothing else.
+declare -A CLUSTER_OWN=()
 CLUSTER_DOWN_DONE=0
 # An array from a sourcing script, or words from the environment.
 [[ $(declare -p CLUSTER_MESHD_FLAGS 2>/dev/null) == "declare -a"* ]] ||
@@ -127,6 +129,7 @@ cluster__meshctl() { "$CLUSTER_MESHCTL" -s "$(cluster__sock "$1")" --timeout 500
 
 cluster__ns_add() {
 	ip netns add "$1" || return 1
+	CLUSTER_OWN[ns:$1]=1
 	ip -n "$1" link set lo up
 	cluster__in "$1" sysctl -qw net.ipv4.conf.all.rp_filter=0 \
 		net.ipv4.conf.default.rp_filter=0 net.ipv6.conf.all.disable_ipv6=1 >/dev/null
@@ -386,12 +389,14 @@ cluster__up() {
 	cluster__ns_add "$CLUSTER_NS_CLIENT" || return 1
 	cluster__plug "$CLUSTER_NS_CLIENT" eth0 client "$CLUSTER_CLIENT_ADDR" || return 1
 	for ((n = 1; n <= CLUSTER_NODES; n++)); do
-		# Safety: the socket LB attaches to this cgroup only; ours, new.
-		[ ! -e "$(cluster__cg "$n")" ] || {
-			cluster__log "$(cluster__cg "$n") exists"
+		# Safety: the socket LB attaches to this cgroup only and
+		# --cleanup empties this pin dir: ours, new.
+		if [ -e "$(cluster__cg "$n")" ] || [ -e "$(cluster__pin "$n")" ]; then
+			cluster__log "$(cluster__cg "$n") or $(cluster__pin "$n") exists"
 			return 1
-		}
+		fi
 		mkdir "$(cluster__cg "$n")" || return 1
+		CLUSTER_OWN[cg:$n]=1 CLUSTER_OWN[pin:$n]=1
 		cluster__node_up "$n" || return 1
 	done
 	# Servers and agents start in parallel, then we wait for each.
@@ -415,7 +420,7 @@ cluster__up() {
 
 # Idempotent; safe from traps while cluster__up is half done.
 cluster__down() {
-	local n p pid cg
+	local n pid cg ns
 	[ "$CLUSTER_DOWN_DONE" = 1 ] && return 0
 	CLUSTER_DOWN_DONE=1
 	if declare -F cluster_on_cleanup >/dev/null; then
@@ -435,25 +440,24 @@ cluster__down() {
 		# --cleanup detaches every Sluice program of the namespace it
 		# runs in and what is pinned in --bpffs: only in our node
 		# namespace, on our pin dir.
-		if [ -e "/run/netns/$(cluster__node_ns "$n")" ] && [ -d "$(cluster__pin "$n")" ]; then
+		if [ -n "${CLUSTER_OWN[pin:$n]:-}" ] && [ -n "${CLUSTER_OWN[ns:$(cluster__node_ns "$n")]:-}" ] &&
+			[ -d "$(cluster__pin "$n")" ]; then
 			cluster__node "$n" "$CLUSTER_MESHD" --cleanup --bpffs "$(cluster__pin "$n")" \
 				>/dev/null 2>&1 || cluster__log "node$n: meshd --cleanup failed"
 		fi
-		[ -d "$(cluster__pin "$n")" ] && rm -rf "$(cluster__pin "$n")"
+		[ -n "${CLUSTER_OWN[pin:$n]:-}" ] && [ -d "$(cluster__pin "$n")" ] && rm -rf "$(cluster__pin "$n")"
 		cg=$(cluster__cg "$n")
-		if [ -n "$CLUSTER_CGROOT" ] && [ -d "$cg" ]; then
+		if [ -n "${CLUSTER_OWN[cg:$n]:-}" ] && [ -d "$cg" ]; then
 			while read -r pid; do
 				echo "$pid" >"$CLUSTER_CGROOT/cgroup.procs" 2>/dev/null
 			done <"$cg/cgroup.procs"
 			rmdir "$cg" 2>/dev/null || cluster__log "cannot remove $cg"
 		fi
-		for ((p = 1; p <= CLUSTER_PODS; p++)); do
-			ip netns del "$(cluster__pod_ns "$n" "$p")" 2>/dev/null
-		done
-		ip netns del "$(cluster__node_ns "$n")" 2>/dev/null
 	done
-	ip netns del "$CLUSTER_NS_CLIENT" 2>/dev/null
-	ip netns del "$CLUSTER_NS_NET" 2>/dev/null
+	for ns in "${!CLUSTER_OWN[@]}"; do
+		[[ $ns == ns:* ]] && ip netns del "${ns#ns:}" 2>/dev/null
+	done
+	CLUSTER_OWN=()
 	[ -n "$CLUSTER_TMP" ] && rm -rf "$CLUSTER_TMP"
 	CLUSTER_TMP=
 	return 0
