@@ -395,8 +395,14 @@ setup_fail() {
 [ -x "$CLUSTER_MESHD" ] && [ -x "$CLUSTER_MESHCTL" ] || setup_fail "build/meshd, build/meshctl missing: run make"
 cluster__install_traps
 t0=$SECONDS
-cluster__up 2>"/tmp/sluice-cluster-up.$$" || setup_fail "$(tail -n 3 "/tmp/sluice-cluster-up.$$" | tr '\n' ' ')"
-rm -f "/tmp/sluice-cluster-up.$$"
+# (not in $(...): cluster__up must run in this shell, whose traps tear down)
+up_err=$(mktemp /tmp/sluice-cluster-up.XXXXXX)
+if ! cluster__up 2>"$up_err"; then
+	msg=$(tail -n 3 "$up_err" | tr '\n' ' ')
+	rm -f "$up_err"
+	setup_fail "$msg"
+fi
+rm -f "$up_err"
 WORK=$CLUSTER_TMP/work
 mkdir -p "$WORK"
 echo "    cluster up in $((SECONDS - t0))s: $CLUSTER_NODES nodes x $CLUSTER_PODS pods ($CLUSTER_ID)"
