@@ -133,7 +133,7 @@ load_answered() {
 hold_start() {
 	local id=$1 i
 	cluster__pod_bg "$2" 1 "$3" timeout 120 python3 "$ECHO" hold "$4" "$PORT" -n "$5" \
-		--ready "$WORK/hold-$id.ready" --go "$WORK/go" >"$WORK/hold-$id.out" 2>&1
+		--ready "$WORK/hold-$id.ready" --go "$WORK/go-$id" >"$WORK/hold-$id.out" 2>&1
 	HOLD_PID[$id]=$CLUSTER_LAST_PID
 	for ((i = 0; i < 200; i++)); do
 		[ -e "$WORK/hold-$id.ready" ] && return 0
@@ -146,7 +146,7 @@ hold_start() {
 
 # hold_check ID: after the go signal, every held connection still echoes.
 hold_check() {
-	touch "$WORK/go"
+	touch "$WORK/go-$1"
 	wait "${HOLD_PID[$1]}" || {
 		echo "held connections $1 broke: $(tr '\n' ' ' <"$WORK/hold-$1.out")" >&2
 		return 1
