@@ -276,12 +276,12 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo.sh $(DEMO_ARGS)
 
-# The multi-node cluster in namespaces (scripts/lib/cluster.sh): KEEP=1 keeps
-# it up until Enter, NODES=3 for three nodes.
+# The multi-node cluster in namespaces (scripts/lib/cluster.sh), e.g.
+# make demo-cluster DEMO_ARGS="--keep --nodes 3".
 .PHONY: demo-cluster
 demo-cluster: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)scripts/demo-cluster.sh $(if $(KEEP),--keep) $(if $(NODES),--nodes $(NODES))
+	$(Q)scripts/demo-cluster.sh $(DEMO_ARGS)
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
