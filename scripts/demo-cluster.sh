@@ -12,9 +12,10 @@
 # node2 through the tc path and through the socket LB with who answered,
 # the counters and conntrack that tell the two apart, a pod terminating
 # (weight 0 on every node) and node1's metrics. Exits non-zero if a check
-# failed. With --keep it waits for Enter before tearing down and prints how
-# to look around. Everything it creates (namespaces, meshd, pins, cgroups,
-# servers, temp files) is removed at exit, also on failure or Ctrl-C.
+# failed. With --keep it prints how to look around and waits for Enter (or,
+# stdin not a terminal, for SIGINT/SIGTERM) before tearing down. Everything
+# it creates (namespaces, meshd, pins, cgroups, servers, temp files) is
+# removed at exit, also on failure or Ctrl-C.
 # Nothing touches the host's interfaces. Needs root and a built tree.
 # Usage: demo-cluster.sh [--keep] [--nodes 2|3]
 # endpoints prints words on purpose; `a && b || die` is the house idiom
@@ -26,7 +27,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 KEEP=0
 NODES=2
 usage() {
-	echo "usage: $0 [--keep] [--nodes 2|3]" >&2
+	echo "Usage: ${0##*/} [--keep] [--nodes 2|3]" >&2
 	exit 2
 }
 while [ $# -gt 0 ]; do
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	-h | --help)
-		sed -n '4,19p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '4,20p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*) usage ;;
@@ -158,17 +159,22 @@ main() {
 		grep -E '^sluice_(kubernetes_synced|service_info)' | sed 's/^/    /'
 
 	if [ "$KEEP" = 1 ]; then
-		say "The cluster stays up until you press Enter"
+		say "Everything is still up until you press Enter (or Ctrl-C)"
 		cat <<EOF
     meshctl on node N:  $CLUSTER_MESHCTL -s $CLUSTER_TMP/nN/meshd.sock service list
     a shell in a pod:   nsenter --net=/run/netns/$CLUSTER_ID-n1p1 bash
     a client:           nsenter --net=/run/netns/$CLUSTER_ID-n1p1 python3 $CLUSTER_ECHO tcp $VIP $PORT -n 10 --table
     meshd logs:         $CLUSTER_TMP/nN/meshd.log
 EOF
-		read -r _ || true
+		if [ -t 0 ]; then
+			read -r _ || true
+		else
+			note "not a terminal: Ctrl-C (SIGINT or SIGTERM) tears it all down"
+			while :; do sleep 1; done
+		fi
 	fi
 	if [ "$DEMO_RC" -eq 0 ]; then
-		say "Done: removing namespaces, meshd, pins and cgroups"
+		say "Done: every check passed; removing namespaces, meshd, pins and cgroups"
 	else
 		say "Done, but some check above failed (see 'error:' lines); cleaning up"
 	fi

@@ -373,6 +373,11 @@ cluster__wait_backends() {
 
 cluster__up() {
 	local n p
+	# The ID names namespaces, pin dirs and cgroups: nothing that leaves them.
+	[[ $CLUSTER_ID =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$ ]] || {
+		cluster__log "CLUSTER_ID '$CLUSTER_ID': letters, digits, _ and - only (at most 40)"
+		return 1
+	}
 	# Addresses are 10.40.0.1N and 10.244.N.1P: one digit each.
 	[[ $CLUSTER_NODES =~ ^[1-9]$ && $CLUSTER_PODS =~ ^[1-9]$ ]] || {
 		cluster__log "CLUSTER_NODES=$CLUSTER_NODES, CLUSTER_PODS=$CLUSTER_PODS: each must be 1-9"
