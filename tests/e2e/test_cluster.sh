@@ -30,8 +30,9 @@
 #                    each node's pod reaches only those, on both paths
 #   restart          node1's meshd is killed (SIGKILL) and restarted under
 #                    steady traffic from both nodes' pods (socket LB and tc)
-#                    to a Service over both nodes' pods: zero failed
-#                    connections on node2 and on node1, node2's traffic
+#                    to a Service over both nodes' pods, one pod joining
+#                    while it is down (node1 programs it once back): zero
+#                    failed connections on node2 and on node1, node2's traffic
 #                    reached node1's pods meanwhile, and 16 connections node1's
 #                    pods opened before (8 socket LB, 8 tc) still echo
 #   rolling_update   endpoints move from node1's pods to node2's under steady
@@ -291,9 +292,12 @@ test_local_policy() {
 }
 
 test_restart() {
-	local vip=10.96.0.30 id rc=0
-	cluster__apply restart $vip $PORT 8080 $(eps 1 2) &&
-		cluster__wait_backends "$vip:$PORT/tcp" "$(want 1 1 2)" || return 1
+	local vip=10.96.0.30 id n mode rc=0 three
+	# n2p3 joins while node1's meshd is down: the restarted one catches up
+	three="$(want 1 1) $(cluster__pod_addr 2 2):8080=1"
+	cluster__apply restart $vip $PORT 8080 $(eps 1) "$(cluster__ep 2 2)" &&
+		cluster__wait_backends "$vip:$PORT/tcp" "$(tr ' ' '\n' <<<"$three" | sort | tr '\n' ' ' | sed 's/ $//')" ||
+		return 1
 	hold_start n1sock 1 sock $vip 8 && hold_start n1tc 1 tc $vip 8 || return 1
 	for id in n1sock:1:sock n1tc:1:tc n2sock:2:sock n2tc:2:tc; do
 		IFS=: read -r id n mode <<<"$id"
@@ -301,9 +305,13 @@ test_restart() {
 	done
 	sleep 1
 	cluster__meshd_kill 1 KILL
-	echo "  node1 meshd killed; traffic goes on for 1 s"
-	sleep 1
-	cluster__meshd_start 1 && cluster__wait_synced 20 && echo "  node1 meshd back, synced" || rc=1
+	echo "  node1 meshd killed; traffic goes on; n2p3 joins the Service meanwhile"
+	cluster__apply restart $vip $PORT 8080 $(eps 1 2) &&
+		cluster__wait_node_backends 2 "$vip:$PORT/tcp" "$(want 1 1 2)" || rc=1
+	sleep 0.5
+	cluster__meshd_start 1 && cluster__wait_synced 20 &&
+		cluster__wait_backends "$vip:$PORT/tcp" "$(want 1 1 2)" &&
+		echo "  node1 meshd back, synced, n2p3 programmed on both nodes" || rc=1
 	sleep 1
 	load_stop || rc=1
 	hold_check n1sock || rc=1
