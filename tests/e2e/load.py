@@ -12,7 +12,7 @@ Contract (python3 stdlib only; the protocol and checks of echo.py tcp):
       connect, getpeername() must be VIP:PORT, whoami, B bytes echoed
       intact, close. Each connection appends one line to the log:
           START_EPOCH OK BACKEND
-          START_EPOCH FAIL REASON
+          START_EPOCH FAIL REASON (in PHASE, from local port N)
       START_EPOCH is time.time() when the connect began, so a caller can
       ask which backends answered connections started after a moment.
       The ready FILE is created after the first connection (ok or not).
@@ -23,11 +23,37 @@ Contract (python3 stdlib only; the protocol and checks of echo.py tcp):
 """
 import argparse
 import os
+import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import echo  # noqa: E402
+
+
+def one(vip, port, nbytes):
+    """One connection; on failure the exception carries the phase and our port."""
+    s = socket.socket(echo.family_of(vip), socket.SOCK_STREAM)
+    s.settimeout(echo.TIMEOUT)
+    phase, lport = "connect", 0
+    try:
+        with s:
+            s.connect((vip, port))
+            lport = s.getsockname()[1]
+            phase = "getpeername"
+            peer = s.getpeername()
+            if not echo.same_addr(peer, vip, port):
+                raise echo.Check("peer is %s:%d, not the VIP" % (peer[0], peer[1]))
+            phase = "whoami"
+            s.sendall(echo.WHOAMI + b"\n")
+            name = echo.recv_line(s).rstrip(b"\n").decode(errors="replace")
+            if not name:
+                raise echo.Check("no answer to whoami")
+            phase = "echo from " + name
+            echo.tcp_echo(s, nbytes)
+            return name
+    except (echo.Check, OSError) as e:
+        raise echo.Check("%s (in %s, from local port %d)" % (echo.describe(e), phase, lport))
 
 
 def main():
@@ -47,7 +73,7 @@ def main():
         while not os.path.exists(a.stop) and time.monotonic() < end:
             t0 = time.time()
             try:
-                name = echo.tcp_one(a.vip, a.port, a.bytes)
+                name = one(a.vip, a.port, a.bytes)
                 counts[name] = counts.get(name, 0) + 1
                 out.write("%.6f OK %s\n" % (t0, name))
             except (echo.Check, OSError) as e:
