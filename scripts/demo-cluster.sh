@@ -8,8 +8,8 @@
 # Contract: builds the cluster of scripts/lib/cluster.sh (2 nodes by default,
 # 3 pods each; --nodes 3 for three), feeds every node's meshd the same
 # Service and EndpointSlice through the stand-in API server, shows each
-# node's `meshctl service list`, connections from a pod on node1 to pods on
-# node2 through the tc path and through the socket LB with who answered,
+# node's `meshctl service list`, connections from pods on node1 to pods on
+# node2 through the tc path (n1p1) and the socket LB (n1p3), who answered,
 # the counters and conntrack that tell the two apart, a pod terminating
 # (weight 0 on every node) and node1's metrics. Exits non-zero if a check
 # failed. With --keep it prints how to look around and waits for Enter (or,
@@ -133,11 +133,13 @@ main() {
 	from 1 1 tc $VIP $PORT -n 100 --table
 	mctl 1 conntrack list "$SVC" -o json | sed -n '1,14p'
 
-	say "The same pod, its process in node1's cgroup: the socket LB"
+	say "Another pod on node1, n1p3, its process in node1's cgroup: the socket LB"
 	note "connect() itself goes to a pod's address: no per-packet NAT, no"
-	note "conntrack entry; getpeername() still says $VIP:$PORT."
-	from 1 1 sock $VIP $PORT -n 4 --show
-	from 1 1 sock $VIP $PORT -n 100 --table
+	note "conntrack entry; getpeername() still says $VIP:$PORT. (Not n1p1 again:"
+	note "a closed tc flow's conntrack entry can still hijack a later direct"
+	note "connection from the same address and port - issue #13.)"
+	from 1 3 sock $VIP $PORT -n 4 --show
+	from 1 3 sock $VIP $PORT -n 100 --table
 	printf '%s    [node1] $ meshctl status | grep -A1 "Socket LB"%s\n' "$D" "$N"
 	cluster__meshctl 1 status | grep -A1 '^Socket LB' | sed 's/^/    /'
 
