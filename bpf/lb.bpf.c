@@ -70,7 +70,8 @@ int xdp_lb(struct xdp_md *ctx)
 	case LB_REVNAT:
 		if (nat_rewrite_direct(&p, r.addr, r.port, r.action == LB_DNAT))
 			return XDP_PASS;
-		if (r.snat && nat_rewrite_direct(&p, r.nat.addr, r.nat.port, r.action != LB_DNAT))
+		if (lb_has_snat(&r) &&
+		    nat_rewrite_xdp_to(ctx, &r.nat, nat_where(&p, r.action != LB_DNAT)))
 			return XDP_PASS;
 		return fwd_fib_xdp(ctx, &p);
 	case LB_REFUSE:
@@ -125,7 +126,7 @@ int tc_lb(struct __sk_buff *skb)
 		if (nat_rewrite_skb(skb, &p, r.addr, r.port, r.action == LB_DNAT))
 			return TC_ACT_OK;
 		if (lb_has_snat(&r) &&
-		    nat_rewrite_skb(skb, &p, r.nat.addr, r.nat.port, r.action != LB_DNAT))
+		    nat_rewrite_skb_to(skb, &r.nat, nat_where(&p, r.action != LB_DNAT)))
 			return TC_ACT_OK;
 		stats_count(SLUICE_CNT_FIB_PASS);
 		return TC_ACT_OK;

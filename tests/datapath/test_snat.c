@@ -125,8 +125,7 @@ static __u16 snat_port(struct dp *d, __u8 proto, const char *client, __u16 cport
 	}
 	port = ntohs(n.port);
 	/* SLUICE_SNAT_PORT_MAX is 65535: only the lower bound can fail */
-	if (port < SLUICE_SNAT_PORT_MIN ||
-	    memcmp(n.addr, v.addr, sizeof(n.addr))) {
+	if (port < SLUICE_SNAT_PORT_MIN || memcmp(n.addr, v.addr, sizeof(n.addr))) {
 		dp__fail(d, "snat_fwd entry: port %u out of range or address not the VIP", port);
 		return 0;
 	}
@@ -166,8 +165,14 @@ static void snat_tcp_flow(struct dp *d, __u8 af)
 {
 	const char *cl = af == 4 ? CLIENT4 : CLIENT6, *vip = af == 4 ? VIP4 : VIP6;
 	const char *be = af == 4 ? BE4 : BE6;
-	struct dp_pkt in = { .af = af, .proto = IPPROTO_TCP, .saddr = cl, .daddr = vip,
-			     .sport = 40001, .dport = SVC_PORT_TCP, .flags = SYN, .seq = 1 };
+	struct dp_pkt in = { .af = af,
+			     .proto = IPPROTO_TCP,
+			     .saddr = cl,
+			     .daddr = vip,
+			     .sport = 40001,
+			     .dport = SVC_PORT_TCP,
+			     .flags = SYN,
+			     .seq = 1 };
 	struct dp_pkt out = in, ans, rev;
 	__u16 port;
 
@@ -189,9 +194,16 @@ static void snat_tcp_flow(struct dp *d, __u8 af)
 	if (!step(d, &in, &out, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS)), NO_DROPS))
 		return;
 
-	ans = (struct dp_pkt){ .af = af, .proto = IPPROTO_TCP, .l2 = L2_BACKEND, .saddr = be,
-			       .daddr = vip, .sport = BE_PORT_TCP, .dport = port,
-			       .flags = SYN | ACK, .seq = 100, .ack = 2 };
+	ans = (struct dp_pkt){ .af = af,
+			       .proto = IPPROTO_TCP,
+			       .l2 = L2_BACKEND,
+			       .saddr = be,
+			       .daddr = vip,
+			       .sport = BE_PORT_TCP,
+			       .dport = port,
+			       .flags = SYN | ACK,
+			       .seq = 100,
+			       .ack = 2 };
 	rev = ans;
 	rev.saddr = vip;
 	rev.sport = SVC_PORT_TCP;
@@ -247,8 +259,13 @@ static void snat_udp_flow(struct dp *d, __u8 af, bool csum0)
 {
 	const char *cl = af == 4 ? CLIENT4 : CLIENT6, *vip = af == 4 ? VIP4 : VIP6;
 	const char *be = af == 4 ? BE4 : BE6;
-	struct dp_pkt in = { .af = af, .proto = IPPROTO_UDP, .saddr = cl, .daddr = vip,
-			     .sport = 40002, .dport = SVC_PORT_UDP, .data = "query",
+	struct dp_pkt in = { .af = af,
+			     .proto = IPPROTO_UDP,
+			     .saddr = cl,
+			     .daddr = vip,
+			     .sport = 40002,
+			     .dport = SVC_PORT_UDP,
+			     .data = "query",
 			     .csum0 = csum0 };
 	struct dp_pkt out = in, ans, rev;
 	__u16 port;
@@ -265,9 +282,15 @@ static void snat_udp_flow(struct dp *d, __u8 af, bool csum0)
 	out.sport = port;
 	out.daddr = be;
 	out.dport = BE_PORT_UDP;
-	ans = (struct dp_pkt){ .af = af, .proto = IPPROTO_UDP, .l2 = L2_BACKEND, .saddr = be,
-			       .daddr = vip, .sport = BE_PORT_UDP, .dport = port,
-			       .data = "answer", .csum0 = csum0 };
+	ans = (struct dp_pkt){ .af = af,
+			       .proto = IPPROTO_UDP,
+			       .l2 = L2_BACKEND,
+			       .saddr = be,
+			       .daddr = vip,
+			       .sport = BE_PORT_UDP,
+			       .dport = port,
+			       .data = "answer",
+			       .csum0 = csum0 };
 	rev = ans;
 	rev.saddr = vip;
 	rev.sport = SVC_PORT_UDP;
@@ -298,8 +321,14 @@ static void test_snat_udp_v6(struct dp *d)
 /* The backend's RST to the SNAT port ends the flow too. */
 static void test_snat_backend_rst(struct dp *d)
 {
-	struct dp_pkt in = { .af = 4, .proto = IPPROTO_TCP, .saddr = CLIENT4, .daddr = VIP4,
-			     .sport = 40003, .dport = SVC_PORT_TCP, .flags = SYN, .seq = 1 };
+	struct dp_pkt in = { .af = 4,
+			     .proto = IPPROTO_TCP,
+			     .saddr = CLIENT4,
+			     .daddr = VIP4,
+			     .sport = 40003,
+			     .dport = SVC_PORT_TCP,
+			     .flags = SYN,
+			     .seq = 1 };
 	struct dp_pkt ans, rev;
 	__u16 port;
 
@@ -309,9 +338,15 @@ static void test_snat_backend_rst(struct dp *d)
 	port = snat_port(d, IPPROTO_TCP, CLIENT4, 40003, VIP4, BE4, BE_PORT_TCP);
 	if (!port)
 		return;
-	ans = (struct dp_pkt){ .af = 4, .proto = IPPROTO_TCP, .l2 = L2_BACKEND, .saddr = BE4,
-			       .daddr = VIP4, .sport = BE_PORT_TCP, .dport = port,
-			       .flags = RST | ACK, .ack = 2 };
+	ans = (struct dp_pkt){ .af = 4,
+			       .proto = IPPROTO_TCP,
+			       .l2 = L2_BACKEND,
+			       .saddr = BE4,
+			       .daddr = VIP4,
+			       .sport = BE_PORT_TCP,
+			       .dport = port,
+			       .flags = RST | ACK,
+			       .ack = 2 };
 	rev = ans;
 	rev.saddr = VIP4;
 	rev.sport = SVC_PORT_TCP;
@@ -333,8 +368,14 @@ static void test_snat_backend_rst(struct dp *d)
  * free, and a flow without the flag needs none. */
 static void test_snat_exhausted(struct dp *d)
 {
-	struct dp_pkt syn = { .af = 4, .proto = IPPROTO_TCP, .saddr = CLIENT4, .daddr = VIP4,
-			      .sport = 40004, .dport = SVC_PORT_TCP, .flags = SYN, .seq = 1 };
+	struct dp_pkt syn = { .af = 4,
+			      .proto = IPPROTO_TCP,
+			      .saddr = CLIENT4,
+			      .daddr = VIP4,
+			      .sport = 40004,
+			      .dport = SVC_PORT_TCP,
+			      .flags = SYN,
+			      .seq = 1 };
 	int rfd = sluice__map_fd(d->s, "snat_rev");
 	struct sluice_snat_entry other = { .port = htons(1) };
 	struct sluice_snat_rev_key rk;
@@ -372,8 +413,14 @@ static void test_snat_exhausted(struct dp *d)
 static void hairpin(struct dp *d, __u8 af)
 {
 	const char *vip = af == 4 ? VIP4 : VIP6, *be = af == 4 ? BE4 : BE6;
-	struct dp_pkt in = { .af = af, .proto = IPPROTO_TCP, .saddr = be, .daddr = vip,
-			     .sport = 40005, .dport = SVC_PORT_TCP, .flags = SYN, .seq = 1 };
+	struct dp_pkt in = { .af = af,
+			     .proto = IPPROTO_TCP,
+			     .saddr = be,
+			     .daddr = vip,
+			     .sport = 40005,
+			     .dport = SVC_PORT_TCP,
+			     .flags = SYN,
+			     .seq = 1 };
 	struct dp_pkt out = in, ans, rev;
 	__u16 port;
 
@@ -390,9 +437,15 @@ static void hairpin(struct dp *d, __u8 af)
 	dp__at("hairpin SYN again, port %u", port);
 	if (!step(d, &in, &out, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS)), NO_DROPS))
 		return;
-	ans = (struct dp_pkt){ .af = af, .proto = IPPROTO_TCP, .saddr = be, .daddr = vip,
-			       .sport = BE_PORT_TCP, .dport = port, .flags = SYN | ACK,
-			       .seq = 100, .ack = 2 };
+	ans = (struct dp_pkt){ .af = af,
+			       .proto = IPPROTO_TCP,
+			       .saddr = be,
+			       .daddr = vip,
+			       .sport = BE_PORT_TCP,
+			       .dport = port,
+			       .flags = SYN | ACK,
+			       .seq = 100,
+			       .ack = 2 };
 	rev = ans;
 	rev.saddr = vip;
 	rev.sport = SVC_PORT_TCP;
@@ -415,8 +468,14 @@ static void test_snat_hairpin_v6(struct dp *d)
 /* A service without the flag keeps the client's address and no state. */
 static void test_snat_off(struct dp *d)
 {
-	struct dp_pkt in = { .af = 4, .proto = IPPROTO_TCP, .saddr = CLIENT4, .daddr = VIP4,
-			     .sport = 40006, .dport = SVC_PORT_TCP, .flags = SYN, .seq = 1 };
+	struct dp_pkt in = { .af = 4,
+			     .proto = IPPROTO_TCP,
+			     .saddr = CLIENT4,
+			     .daddr = VIP4,
+			     .sport = 40006,
+			     .dport = SVC_PORT_TCP,
+			     .flags = SYN,
+			     .seq = 1 };
 	struct dp_pkt out = in;
 	struct sluice_snat_fwd_key k;
 
@@ -435,11 +494,20 @@ static void test_snat_drop_empty(struct dp *d)
 
 	for (int i = 0; i < 2; i++) {
 		__u8 af = i ? 6 : 4;
-		struct dp_pkt syn = { .af = af, .proto = IPPROTO_TCP, .saddr = i ? CLIENT6 : CLIENT4,
-				      .daddr = vips[i], .sport = 40007, .dport = SVC_PORT_TCP,
-				      .flags = SYN, .seq = 1 };
-		struct dp_pkt udp = { .af = af, .proto = IPPROTO_UDP, .saddr = syn.saddr,
-				      .daddr = vips[i], .sport = 40007, .dport = SVC_PORT_UDP,
+		struct dp_pkt syn = { .af = af,
+				      .proto = IPPROTO_TCP,
+				      .saddr = i ? CLIENT6 : CLIENT4,
+				      .daddr = vips[i],
+				      .sport = 40007,
+				      .dport = SVC_PORT_TCP,
+				      .flags = SYN,
+				      .seq = 1 };
+		struct dp_pkt udp = { .af = af,
+				      .proto = IPPROTO_UDP,
+				      .saddr = syn.saddr,
+				      .daddr = vips[i],
+				      .sport = 40007,
+				      .dport = SVC_PORT_UDP,
 				      .data = "q" };
 
 		dp__at("v%u without the flag: refused", af);
@@ -464,8 +532,14 @@ static void test_snat_drop_empty(struct dp *d)
 /* A service with backends ignores DROP_EMPTY. */
 static void test_snat_drop_empty_with_backends(struct dp *d)
 {
-	struct dp_pkt in = { .af = 4, .proto = IPPROTO_TCP, .saddr = CLIENT4, .daddr = VIP4,
-			     .sport = 40008, .dport = SVC_PORT_TCP, .flags = SYN, .seq = 1 };
+	struct dp_pkt in = { .af = 4,
+			     .proto = IPPROTO_TCP,
+			     .saddr = CLIENT4,
+			     .daddr = VIP4,
+			     .sport = 40008,
+			     .dport = SVC_PORT_TCP,
+			     .flags = SYN,
+			     .seq = 1 };
 	struct dp_pkt out = in;
 
 	out.daddr = BE4;
@@ -493,10 +567,10 @@ EACH(snat_drop_empty)
 EACH(snat_drop_empty_with_backends)
 
 static const struct test snat_tests[] = {
-	TEST(snat_tcp_v4),	TEST(snat_tcp_v6),	TEST(snat_udp_v4),
-	TEST(snat_udp_v4_csum0), TEST(snat_udp_v6),	TEST(snat_backend_rst),
-	TEST(snat_exhausted),	TEST(snat_hairpin_v4),	TEST(snat_hairpin_v6),
-	TEST(snat_off),		TEST(snat_drop_empty), TEST(snat_drop_empty_with_backends),
+	TEST(snat_tcp_v4),       TEST(snat_tcp_v6),     TEST(snat_udp_v4),
+	TEST(snat_udp_v4_csum0), TEST(snat_udp_v6),     TEST(snat_backend_rst),
+	TEST(snat_exhausted),    TEST(snat_hairpin_v4), TEST(snat_hairpin_v6),
+	TEST(snat_off),          TEST(snat_drop_empty), TEST(snat_drop_empty_with_backends),
 };
 
 const struct dp_suite dp_suite_snat = {
