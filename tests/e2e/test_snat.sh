@@ -23,9 +23,11 @@
 set -u
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck disable=SC2034 # read by topology.sh
 TOPO_PREFIX=snat
 # shellcheck source=SCRIPTDIR/../../scripts/lib/topology.sh
 source "$ROOT/scripts/lib/topology.sh"
+# shellcheck disable=SC2034 # read by topology.sh
 TOPO_BACKENDS=(be1)
 TOPO_NODE_IFS=(to-client to-be1)
 
