@@ -16,7 +16,8 @@
 # its peer, and the backend sees the node address with a port from
 # 61000-65535. A service without backends refuses TCP (RST) without the
 # drop-empty flag, and with it the SYN goes unanswered and the
-# no_local_backend drop counter grows. Prints one PASS/FAIL line per
+# no_local_backend drop counter grows. Last, meshd started on the node's
+# interfaces sets their accept_local. Prints one PASS/FAIL line per
 # scenario, exits non-zero if any failed; namespaces, servers and pins go
 # on every exit path. Needs root and build/tests/tools/lbtool.
 # Usage: test_snat.sh [xdp|tc ...]   (default: both)
@@ -41,6 +42,7 @@ PEER_PORT=9090
 FAILED=0
 
 topo_on_cleanup() {
+	[ -d "$PIN-meshd" ] && rm -rf "$PIN-meshd"
 	[ -d "$PIN" ] || return 0
 	"$LBTOOL" --pin "$PIN" unpin 2>/dev/null || rm -rf "$PIN"
 }
@@ -257,6 +259,35 @@ run_mode() {
 	teardown_lb "$mode"
 }
 
+# meshd sets accept_local on the interfaces it attaches to.
+check_meshd_accept_local() {
+	local ifname pid i rc=0 dir=$TOPO_TMP/meshd
+	mkdir -p "$dir"
+	for ifname in "${TOPO_NODE_IFS[@]}"; do
+		topo__sysctl "$TOPO_NS_NODE" "net.ipv4.conf.$ifname.accept_local=0" || return 1
+	done
+	nsenter --net="/var/run/netns/$TOPO_NS_NODE" "$ROOT/build/meshd" --interfaces 'to-*' \
+		--xdp-mode off --bpffs "$PIN-meshd" --state "$dir/state.json" \
+		--socket "$dir/sock" >"$dir/log" 2>&1 &
+	pid=$!
+	TOPO_PIDS+=("$pid")
+	for ((i = 0; i < 250; i++)); do
+		grep -q 'meshd ready' "$dir/log" && break
+		sleep 0.02
+	done
+	for ifname in "${TOPO_NODE_IFS[@]}"; do
+		if [ "$(topo__node sysctl -n "net.ipv4.conf.$ifname.accept_local")" != 1 ]; then
+			echo "$ifname: accept_local not set"
+			rc=1
+		fi
+	done
+	grep accept_local "$dir/log"
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	rm -rf "$PIN-meshd"
+	return $rc
+}
+
 main() {
 	local modes=("$@") mode
 	[ ${#modes[@]} -eq 0 ] && modes=(xdp tc)
@@ -277,6 +308,7 @@ main() {
 	for mode in "${modes[@]}"; do
 		run_mode "$mode"
 	done
+	scenario snat_meshd_accept_local check_meshd_accept_local
 	[ "$FAILED" -eq 0 ]
 }
 

@@ -397,12 +397,13 @@ cleanup:
 }
 
 /* Until services carry these flags in their spec (meshd/meshctl), the
- * e2e tests set them here, in the pinned services map itself. */
+ * e2e tests set them here, in the pinned services map itself (opened by
+ * its pin: no object load, no verification). */
 static int do_svc_flags(int argc, char **argv)
 {
 	struct sluice_svc_key key = {};
-	struct sluice *s = NULL;
 	struct sluice_addr vip;
+	char path[512];
 	struct sluice_svc v;
 	__u16 flags = 0;
 	int fd, ret = 1;
@@ -426,10 +427,14 @@ static int do_svc_flags(int argc, char **argv)
 	key.port = htons(key.port);
 	key.family = vip.family;
 	memcpy(key.addr, vip.addr, sizeof(key.addr));
-	if (lbtool__open(&s, 0, false))
+	snprintf(path, sizeof(path), "%s/services", pin_dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		lbtool__err("svc flags: %s: %s (run `lbtool --pin %s load` first)", path,
+			    strerror(errno), pin_dir);
 		return 1;
-	fd = sluice__map_fd(s, "services");
-	if (fd < 0 || bpf_map_lookup_elem(fd, &key, &v)) {
+	}
+	if (bpf_map_lookup_elem(fd, &key, &v)) {
 		lbtool__err("svc flags: no service %s", argv[0]);
 		goto cleanup;
 	}
@@ -441,7 +446,7 @@ static int do_svc_flags(int argc, char **argv)
 	printf("service %s: flags 0x%x\n", argv[0], v.flags);
 	ret = 0;
 cleanup:
-	sluice__close(s);
+	close(fd);
 	return ret;
 }
 
