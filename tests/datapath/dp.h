@@ -223,6 +223,7 @@ extern const struct dp_suite dp_suite_ct_flood;
 extern const struct dp_suite dp_suite_health;
 extern const struct dp_suite dp_suite_affinity;
 extern const struct dp_suite dp_suite_snat;
+extern const struct dp_suite dp_suite_drop_empty;
 
 /* A loaded datapath, one program under test. */
 struct dp {
@@ -325,6 +326,13 @@ void dp__run_case(const struct dp_case *c);
 
 /* Runs fn once per program, each time on a fresh world. */
 void dp__each_prog(unsigned int progs, void (*fn)(struct dp *d));
+
+/* Hand-written flows (dp_step.c). One packet: checks the verdict (XDP_*),
+ * the exact counter deltas and, when exp is set, the output bytes. */
+bool dp__step(struct dp *d, const struct dp_pkt *in, const struct dp_pkt *exp, int verdict,
+	      const __u64 *cnt, const __u64 *drop);
+/* ORs SLUICE_SVC_F_* flags into a service, in the services map itself. */
+bool dp__svc_flags(struct dp *d, const char *vip, __u16 port, __u8 proto, __u16 flags);
 
 /* Text address to library form. */
 struct sluice_addr dp__addr(const char *text);

@@ -5,11 +5,11 @@
  * a port from SLUICE_SNAT_PORT_MIN..MAX (read back from snat_fwd, then
  * checked byte for byte, checksums built independently by pkt.c), later
  * packets keep that port, the backend's answer to it is mapped back to
- * the client and reverse-NATed, a RST deletes both entries, a flow whose
+ * the client and reverse-NATed, a RST deletes both entries and so does
+ * conntrack forgetting an ended flow that a new SYN reopens, a flow whose
  * candidate ports are all taken is dropped SNAT_PORTS_EXHAUSTED, a client
- * balanced to itself is SNATed without the flag (hairpin), and a service
- * with SLUICE_SVC_F_DROP_EMPTY and no backends drops new flows as
- * NO_LOCAL_BACKEND where one without the flag refuses. Exact counters.
+ * balanced to itself is SNATed without the flag (hairpin). Exact
+ * counters. Drop-when-empty: test_drop_empty.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +24,7 @@
 #define ACK PKT_TH_ACK
 #define RST PKT_TH_RST
 #define PSH PKT_TH_PSH
+#define FIN PKT_TH_FIN
 
 #define CNT(...) ((const __u64[SLUICE_CNT__MAX]){ __VA_ARGS__ })
 #define DRP(...) ((const __u64[SLUICE_DROP__MAX]){ __VA_ARGS__ })
@@ -31,52 +32,6 @@
 static const __u64 no_cnt[SLUICE_CNT__MAX];
 static const __u64 no_drops[SLUICE_DROP__MAX];
 #define NO_DROPS no_drops
-
-/* ORs @flags into the service @vip:@port/@proto, as meshd would write it. */
-static bool svc_flags(struct dp *d, const char *vip, __u16 port, __u8 proto, __u16 flags)
-{
-	struct sluice_addr a = dp__addr(vip);
-	struct sluice_svc_key k = { .port = htons(port), .proto = proto, .family = a.family };
-	int fd = sluice__map_fd(d->s, "services");
-	struct sluice_svc v;
-
-	memcpy(k.addr, a.addr, sizeof(k.addr));
-	if (fd < 0 || bpf_map_lookup_elem(fd, &k, &v)) {
-		dp__fail(d, "no service %s:%u/%u to flag", vip, port, proto);
-		return false;
-	}
-	v.flags |= flags;
-	if (bpf_map_update_elem(fd, &k, &v, BPF_EXIST)) {
-		dp__fail(d, "flagging %s:%u/%u: %s", vip, port, proto, strerror(errno));
-		return false;
-	}
-	return true;
-}
-
-/* One packet: verdict, exact counter deltas and, when @exp is set, the
- * output bytes. */
-static bool step(struct dp *d, const struct dp_pkt *in_spec, const struct dp_pkt *exp_spec,
-		 int verdict, const __u64 *cnt, const __u64 *drop)
-{
-	static struct pkt in, got, exp;
-	struct dp_counts before, after;
-	int v;
-
-	dp__build(&in, in_spec);
-	if (!dp__counts(d, &before) || !dp__send(d, &in, &got, &v) || !dp__counts(d, &after))
-		return false;
-	if (v != dp__verdict_for(d, verdict)) {
-		dp__fail(d, "verdict %s, expected %s", dp__verdict_name(d, v),
-			 dp__verdict_name(d, dp__verdict_for(d, verdict)));
-		return false;
-	}
-	if (exp_spec) {
-		dp__build(&exp, exp_spec);
-		if (!dp__expect_bytes(d, "output", &got, &exp))
-			return false;
-	}
-	return dp__expect_counts(d, "counters", &before, &after, cnt, drop);
-}
 
 static void fwd_key(struct sluice_snat_fwd_key *k, __u8 proto, const char *client, __u16 cport,
 		    const char *be, __u16 bport)
@@ -176,10 +131,10 @@ static void snat_tcp_flow(struct dp *d, __u8 af)
 	struct dp_pkt out = in, ans, rev;
 	__u16 port;
 
-	if (!svc_flags(d, vip, SVC_PORT_TCP, IPPROTO_TCP, SLUICE_SVC_F_SNAT))
+	if (!dp__svc_flags(d, vip, SVC_PORT_TCP, IPPROTO_TCP, SLUICE_SVC_F_SNAT))
 		return;
 	dp__at("SYN");
-	if (!step(d, &in, NULL, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS))
+	if (!dp__step(d, &in, NULL, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS))
 		return;
 	port = snat_port(d, IPPROTO_TCP, cl, 40001, vip, be, BE_PORT_TCP);
 	if (!port)
@@ -191,7 +146,7 @@ static void snat_tcp_flow(struct dp *d, __u8 af)
 	out.daddr = be;
 	out.dport = BE_PORT_TCP;
 	dp__at("SYN again, port %u", port);
-	if (!step(d, &in, &out, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS)), NO_DROPS))
+	if (!dp__step(d, &in, &out, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS)), NO_DROPS))
 		return;
 
 	ans = (struct dp_pkt){ .af = af,
@@ -210,7 +165,7 @@ static void snat_tcp_flow(struct dp *d, __u8 af)
 	rev.daddr = cl;
 	rev.dport = 40001;
 	dp__at("SYN|ACK to the SNAT port");
-	if (!step(d, &ans, &rev, XDP_PASS, CNT(C(REVNAT), C(FIB_PASS)), NO_DROPS))
+	if (!dp__step(d, &ans, &rev, XDP_PASS, CNT(C(REVNAT), C(FIB_PASS)), NO_DROPS))
 		return;
 
 	in.flags = ACK;
@@ -220,26 +175,27 @@ static void snat_tcp_flow(struct dp *d, __u8 af)
 	out.seq = 2;
 	out.ack = 101;
 	dp__at("ACK");
-	if (!step(d, &in, &out, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS), C(CT_CONFIRMED)), NO_DROPS))
+	if (!dp__step(d, &in, &out, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS), C(CT_CONFIRMED)),
+		      NO_DROPS))
 		return;
 	in.flags = out.flags = ACK | PSH;
 	in.data = out.data = "GET / HTTP/1.0\r\n\r\n";
 	dp__at("data");
-	if (!step(d, &in, &out, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS)), NO_DROPS))
+	if (!dp__step(d, &in, &out, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS)), NO_DROPS))
 		return;
 	ans.flags = rev.flags = ACK | PSH;
 	ans.seq = rev.seq = 101;
 	ans.ack = rev.ack = 20;
 	ans.data = rev.data = "HTTP/1.0 200 OK\r\n\r\n";
 	dp__at("data answer");
-	if (!step(d, &ans, &rev, XDP_PASS, CNT(C(REVNAT), C(FIB_PASS)), NO_DROPS))
+	if (!dp__step(d, &ans, &rev, XDP_PASS, CNT(C(REVNAT), C(FIB_PASS)), NO_DROPS))
 		return;
 	in.flags = out.flags = RST;
 	in.data = out.data = NULL;
 	in.seq = out.seq = 20;
 	in.ack = out.ack = 0;
 	dp__at("client RST");
-	if (!step(d, &in, &out, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS)), NO_DROPS))
+	if (!dp__step(d, &in, &out, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS)), NO_DROPS))
 		return;
 	snat_gone(d, IPPROTO_TCP, cl, 40001, vip, be, BE_PORT_TCP, port);
 }
@@ -270,10 +226,10 @@ static void snat_udp_flow(struct dp *d, __u8 af, bool csum0)
 	struct dp_pkt out = in, ans, rev;
 	__u16 port;
 
-	if (!svc_flags(d, vip, SVC_PORT_UDP, IPPROTO_UDP, SLUICE_SVC_F_SNAT))
+	if (!dp__svc_flags(d, vip, SVC_PORT_UDP, IPPROTO_UDP, SLUICE_SVC_F_SNAT))
 		return;
 	dp__at("first datagram");
-	if (!step(d, &in, NULL, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS))
+	if (!dp__step(d, &in, NULL, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS))
 		return;
 	port = snat_port(d, IPPROTO_UDP, cl, 40002, vip, be, BE_PORT_UDP);
 	if (!port)
@@ -297,10 +253,11 @@ static void snat_udp_flow(struct dp *d, __u8 af, bool csum0)
 	rev.daddr = cl;
 	rev.dport = 40002;
 	dp__at("answer, port %u", port);
-	if (!step(d, &ans, &rev, XDP_PASS, CNT(C(REVNAT), C(FIB_PASS), C(CT_CONFIRMED)), NO_DROPS))
+	if (!dp__step(d, &ans, &rev, XDP_PASS, CNT(C(REVNAT), C(FIB_PASS), C(CT_CONFIRMED)),
+		      NO_DROPS))
 		return;
 	dp__at("second datagram");
-	step(d, &in, &out, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS)), NO_DROPS);
+	dp__step(d, &in, &out, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS)), NO_DROPS);
 }
 
 static void test_snat_udp_v4(struct dp *d)
@@ -332,8 +289,8 @@ static void test_snat_backend_rst(struct dp *d)
 	struct dp_pkt ans, rev;
 	__u16 port;
 
-	if (!svc_flags(d, VIP4, SVC_PORT_TCP, IPPROTO_TCP, SLUICE_SVC_F_SNAT) ||
-	    !step(d, &in, NULL, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS))
+	if (!dp__svc_flags(d, VIP4, SVC_PORT_TCP, IPPROTO_TCP, SLUICE_SVC_F_SNAT) ||
+	    !dp__step(d, &in, NULL, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS))
 		return;
 	port = snat_port(d, IPPROTO_TCP, CLIENT4, 40003, VIP4, BE4, BE_PORT_TCP);
 	if (!port)
@@ -353,14 +310,98 @@ static void test_snat_backend_rst(struct dp *d)
 	rev.daddr = CLIENT4;
 	rev.dport = 40003;
 	dp__at("backend RST, port %u", port);
-	if (!step(d, &ans, &rev, XDP_PASS, CNT(C(REVNAT), C(FIB_PASS)), NO_DROPS))
+	if (!dp__step(d, &ans, &rev, XDP_PASS, CNT(C(REVNAT), C(FIB_PASS)), NO_DROPS))
 		return;
 	if (!snat_gone(d, IPPROTO_TCP, CLIENT4, 40003, VIP4, BE4, BE_PORT_TCP, port))
 		return;
 	/* a late answer to the freed port is nobody's: passed unchanged */
 	ans.flags = ACK;
 	dp__at("answer to the freed port");
-	step(d, &ans, NULL, XDP_PASS, CNT(C(PASS)), NO_DROPS);
+	dp__step(d, &ans, NULL, XDP_PASS, CNT(C(PASS)), NO_DROPS);
+}
+
+/* A confirmed flow that ended with FIN and is reopened by a new SYN on
+ * the same tuple is forgotten by conntrack, and its SNAT entries with it.
+ * To see that, the entries are moved to another port before the SYN:
+ * kept, they would give the new flow that port; forgotten, the new flow
+ * gets the port its hash picks, the first one's. */
+static void test_snat_reopen(struct dp *d)
+{
+	struct dp_pkt in = { .af = 4,
+			     .proto = IPPROTO_TCP,
+			     .saddr = CLIENT4,
+			     .daddr = VIP4,
+			     .sport = 40009,
+			     .dport = SVC_PORT_TCP,
+			     .flags = SYN,
+			     .seq = 1 };
+	int ffd = sluice__map_fd(d->s, "snat_fwd"), rfd = sluice__map_fd(d->s, "snat_rev");
+	struct sluice_snat_entry n = {}, c = {};
+	struct sluice_snat_fwd_key fk;
+	struct sluice_snat_rev_key rk;
+	struct dp_pkt ans, out;
+	__u16 port, moved;
+
+	if (!dp__svc_flags(d, VIP4, SVC_PORT_TCP, IPPROTO_TCP, SLUICE_SVC_F_SNAT) ||
+	    !dp__step(d, &in, NULL, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS))
+		return;
+	port = snat_port(d, IPPROTO_TCP, CLIENT4, 40009, VIP4, BE4, BE_PORT_TCP);
+	if (!port)
+		return;
+	ans = (struct dp_pkt){ .af = 4,
+			       .proto = IPPROTO_TCP,
+			       .l2 = L2_BACKEND,
+			       .saddr = BE4,
+			       .daddr = VIP4,
+			       .sport = BE_PORT_TCP,
+			       .dport = port,
+			       .flags = SYN | ACK,
+			       .seq = 100,
+			       .ack = 2 };
+	dp__at("SYN|ACK");
+	if (!dp__step(d, &ans, NULL, XDP_PASS, CNT(C(REVNAT), C(FIB_PASS)), NO_DROPS))
+		return;
+	in.flags = ACK;
+	in.seq = 2;
+	in.ack = 101;
+	dp__at("ACK");
+	if (!dp__step(d, &in, NULL, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS), C(CT_CONFIRMED)),
+		      NO_DROPS))
+		return;
+	in.flags = FIN | ACK;
+	dp__at("FIN");
+	if (!dp__step(d, &in, NULL, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS)), NO_DROPS))
+		return;
+
+	moved = port == SLUICE_SNAT_PORT_MIN ? port + 1 : port - 1;
+	fwd_key(&fk, IPPROTO_TCP, CLIENT4, 40009, BE4, BE_PORT_TCP);
+	n.addr[0] = dp__addr(VIP4).addr[0];
+	n.port = htons(moved);
+	c.addr[0] = dp__addr(CLIENT4).addr[0];
+	c.port = htons(40009);
+	rev_key(&rk, IPPROTO_TCP, BE4, BE_PORT_TCP, VIP4, port);
+	if (bpf_map_delete_elem(rfd, &rk) || bpf_map_update_elem(ffd, &fk, &n, BPF_EXIST)) {
+		dp__fail(d, "moving the SNAT entries: %s", strerror(errno));
+		return;
+	}
+	rev_key(&rk, IPPROTO_TCP, BE4, BE_PORT_TCP, VIP4, moved);
+	if (bpf_map_update_elem(rfd, &rk, &c, BPF_NOEXIST)) {
+		dp__fail(d, "moving the SNAT entries: %s", strerror(errno));
+		return;
+	}
+	in.flags = SYN;
+	in.seq = 1000;
+	in.ack = 0;
+	out = in;
+	out.saddr = VIP4;
+	out.sport = port;
+	out.daddr = BE4;
+	out.dport = BE_PORT_TCP;
+	dp__at("SYN reopening the tuple");
+	if (!dp__step(d, &in, &out, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS))
+		return;
+	if (!bpf_map_lookup_elem(rfd, &rk, &c))
+		dp__fail(d, "the old flow's snat_rev entry (port %u) survived the reopen", moved);
 }
 
 /* Every port of VIP4 towards BE4:8080 is taken: a new flow is dropped,
@@ -389,10 +430,10 @@ static void test_snat_exhausted(struct dp *d)
 			return;
 		}
 	}
-	if (!svc_flags(d, VIP4, SVC_PORT_TCP, IPPROTO_TCP, SLUICE_SVC_F_SNAT))
+	if (!dp__svc_flags(d, VIP4, SVC_PORT_TCP, IPPROTO_TCP, SLUICE_SVC_F_SNAT))
 		return;
 	dp__at("SYN, all ports taken");
-	if (!step(d, &syn, NULL, XDP_DROP, no_cnt, DRP(D(SNAT_PORTS_EXHAUSTED))))
+	if (!dp__step(d, &syn, NULL, XDP_DROP, no_cnt, DRP(D(SNAT_PORTS_EXHAUSTED))))
 		return;
 	if (!bpf_map_get_next_key(sluice__map_fd(d->s, "ct_new"), NULL, &ck) ||
 	    !bpf_map_get_next_key(sluice__map_fd(d->s, "conntrack"), NULL, &next)) {
@@ -402,9 +443,9 @@ static void test_snat_exhausted(struct dp *d)
 	dp__at("SYN to the UDP service (other ports)");
 	syn.proto = IPPROTO_UDP;
 	syn.dport = SVC_PORT_UDP;
-	if (!svc_flags(d, VIP4, SVC_PORT_UDP, IPPROTO_UDP, SLUICE_SVC_F_SNAT))
+	if (!dp__svc_flags(d, VIP4, SVC_PORT_UDP, IPPROTO_UDP, SLUICE_SVC_F_SNAT))
 		return;
-	step(d, &syn, NULL, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS);
+	dp__step(d, &syn, NULL, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS);
 }
 
 /* Hairpin: the backend itself connects to the VIP (no SNAT flag) and is
@@ -425,7 +466,7 @@ static void hairpin(struct dp *d, __u8 af)
 	__u16 port;
 
 	dp__at("hairpin SYN");
-	if (!step(d, &in, NULL, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS))
+	if (!dp__step(d, &in, NULL, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS))
 		return;
 	port = snat_port(d, IPPROTO_TCP, be, 40005, vip, be, BE_PORT_TCP);
 	if (!port)
@@ -435,7 +476,7 @@ static void hairpin(struct dp *d, __u8 af)
 	out.daddr = be;
 	out.dport = BE_PORT_TCP;
 	dp__at("hairpin SYN again, port %u", port);
-	if (!step(d, &in, &out, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS)), NO_DROPS))
+	if (!dp__step(d, &in, &out, XDP_PASS, CNT(C(LB_EST), C(FIB_PASS)), NO_DROPS))
 		return;
 	ans = (struct dp_pkt){ .af = af,
 			       .proto = IPPROTO_TCP,
@@ -452,7 +493,7 @@ static void hairpin(struct dp *d, __u8 af)
 	rev.daddr = be;
 	rev.dport = 40005;
 	dp__at("hairpin SYN|ACK");
-	step(d, &ans, &rev, XDP_PASS, CNT(C(REVNAT), C(FIB_PASS)), NO_DROPS);
+	dp__step(d, &ans, &rev, XDP_PASS, CNT(C(REVNAT), C(FIB_PASS)), NO_DROPS);
 }
 
 static void test_snat_hairpin_v4(struct dp *d)
@@ -481,71 +522,10 @@ static void test_snat_off(struct dp *d)
 
 	out.daddr = BE4;
 	out.dport = BE_PORT_TCP;
-	if (!step(d, &in, &out, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS))
+	if (!dp__step(d, &in, &out, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS))
 		return;
 	if (!bpf_map_get_next_key(sluice__map_fd(d->s, "snat_fwd"), NULL, &k))
 		dp__fail(d, "a flow without SNAT created a snat_fwd entry");
-}
-
-/* DROP_EMPTY: no backends -> dropped and counted, not refused. */
-static void test_snat_drop_empty(struct dp *d)
-{
-	static const char *const vips[] = { VIP4_EMPTY, VIP6_EMPTY };
-
-	for (int i = 0; i < 2; i++) {
-		__u8 af = i ? 6 : 4;
-		struct dp_pkt syn = { .af = af,
-				      .proto = IPPROTO_TCP,
-				      .saddr = i ? CLIENT6 : CLIENT4,
-				      .daddr = vips[i],
-				      .sport = 40007,
-				      .dport = SVC_PORT_TCP,
-				      .flags = SYN,
-				      .seq = 1 };
-		struct dp_pkt udp = { .af = af,
-				      .proto = IPPROTO_UDP,
-				      .saddr = syn.saddr,
-				      .daddr = vips[i],
-				      .sport = 40007,
-				      .dport = SVC_PORT_UDP,
-				      .data = "q" };
-
-		dp__at("v%u without the flag: refused", af);
-		if (!step(d, &syn, NULL, XDP_TX, CNT(C(REFUSED)), NO_DROPS))
-			return;
-		if (!svc_flags(d, vips[i], SVC_PORT_TCP, IPPROTO_TCP, SLUICE_SVC_F_DROP_EMPTY) ||
-		    !svc_flags(d, vips[i], SVC_PORT_UDP, IPPROTO_UDP, SLUICE_SVC_F_DROP_EMPTY))
-			return;
-		dp__at("v%u TCP SYN with the flag", af);
-		if (!step(d, &syn, NULL, XDP_DROP, no_cnt, DRP(D(NO_LOCAL_BACKEND))))
-			return;
-		syn.flags = ACK;
-		dp__at("v%u TCP ACK with the flag", af);
-		if (!step(d, &syn, NULL, XDP_DROP, no_cnt, DRP(D(NO_LOCAL_BACKEND))))
-			return;
-		dp__at("v%u UDP with the flag", af);
-		if (!step(d, &udp, NULL, XDP_DROP, no_cnt, DRP(D(NO_LOCAL_BACKEND))))
-			return;
-	}
-}
-
-/* A service with backends ignores DROP_EMPTY. */
-static void test_snat_drop_empty_with_backends(struct dp *d)
-{
-	struct dp_pkt in = { .af = 4,
-			     .proto = IPPROTO_TCP,
-			     .saddr = CLIENT4,
-			     .daddr = VIP4,
-			     .sport = 40008,
-			     .dport = SVC_PORT_TCP,
-			     .flags = SYN,
-			     .seq = 1 };
-	struct dp_pkt out = in;
-
-	out.daddr = BE4;
-	out.dport = BE_PORT_TCP;
-	if (svc_flags(d, VIP4, SVC_PORT_TCP, IPPROTO_TCP, SLUICE_SVC_F_DROP_EMPTY))
-		step(d, &in, &out, XDP_PASS, CNT(C(LB_NEW), C(FIB_PASS)), NO_DROPS);
 }
 
 #define EACH(name)                             \
@@ -560,17 +540,16 @@ EACH(snat_udp_v4_csum0)
 EACH(snat_udp_v6)
 EACH(snat_backend_rst)
 EACH(snat_exhausted)
+EACH(snat_reopen)
 EACH(snat_hairpin_v4)
 EACH(snat_hairpin_v6)
 EACH(snat_off)
-EACH(snat_drop_empty)
-EACH(snat_drop_empty_with_backends)
 
 static const struct test snat_tests[] = {
-	TEST(snat_tcp_v4),       TEST(snat_tcp_v6),     TEST(snat_udp_v4),
-	TEST(snat_udp_v4_csum0), TEST(snat_udp_v6),     TEST(snat_backend_rst),
-	TEST(snat_exhausted),    TEST(snat_hairpin_v4), TEST(snat_hairpin_v6),
-	TEST(snat_off),          TEST(snat_drop_empty), TEST(snat_drop_empty_with_backends),
+	TEST(snat_tcp_v4),       TEST(snat_tcp_v6), TEST(snat_udp_v4),
+	TEST(snat_udp_v4_csum0), TEST(snat_udp_v6), TEST(snat_backend_rst),
+	TEST(snat_exhausted),    TEST(snat_reopen), TEST(snat_hairpin_v4),
+	TEST(snat_hairpin_v6),   TEST(snat_off),
 };
 
 const struct dp_suite dp_suite_snat = {
