@@ -409,6 +409,27 @@ struct sluice_affinity {
 	__u32 pad;
 };
 
+/*
+ * src_ranges: LPM trie of the source ranges (loadBalancerSourceRanges) of
+ * services with SLUICE_SVC_F_SOURCE_RANGES. The key is the service id
+ * followed by the client address, so one longest-prefix lookup with
+ * prefixlen 32 + 128 answers "is this client inside one of service X's
+ * ranges"; an entry's prefixlen is 32 (the id) + the range's prefix
+ * length. The family is the VIP's (a service has one), so it is not part
+ * of the key: IPv4 ranges sit in addr[0] (network order), prefix 0-32.
+ * The value is unused (1).
+ */
+#ifndef SLUICE_SRC_RANGES_MAX
+#define SLUICE_SRC_RANGES_MAX 65536 /* entries, all services together */
+#endif
+#define SLUICE_SRC_RANGES_PER_SVC 64 /* ranges of one service */
+
+struct sluice_src_range_key {
+	__u32 prefixlen; /* 32 + the range's prefix length */
+	__u32 svc_id;    /* host order: its 32 bits always match whole */
+	__u32 addr[4];
+};
+
 /* Global per-CPU counters, indexed by enum sluice_counter. */
 #define SLUICE_COUNTERS(X)                                                                      \
 	X(PASS, "pass", "not service traffic, passed unchanged")                                \

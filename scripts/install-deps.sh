@@ -13,13 +13,14 @@ PKGS=(
 	# `make analyze`
 	cppcheck
 	# runtime tools used by tests and the demo
-	iproute2 ethtool procps python3 util-linux
+	iproute2 ethtool procps python3 util-linux curl
 	# crash-recovery e2e: kills meshd at chosen bpf() calls
 	strace
 	# conntrack flood e2e: random-source SYN and ACK floods inside the test namespaces
 	hping3
-	# outlier e2e: a blackholed backend's namespace drops SYNs (iptables in that namespace)
-	iptables
+	# outlier e2e: a blackholed backend's namespace drops SYNs (iptables in that namespace);
+	# health-check e2e: a backend's namespace drops probes (nft in that namespace)
+	iptables nftables
 	# telemetry e2e: a real Prometheus server and promtool
 	prometheus
 	# install e2e: `systemd-analyze verify` of the unit, `man -l` of the pages

@@ -13,6 +13,7 @@
 #include "ct.h"
 #include "stats.h"
 #include "health.h"
+#include "src_range.h"
 #include "snat.h"
 
 enum lb_action {
@@ -405,6 +406,14 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 		if (!lb_snat(&key, svc, p->tcp_flags, false, r))
 			return;
 		lb_established(p, &key, ct, fresh, now, r);
+		return;
+	}
+
+	/* A client outside the service's source ranges gets nothing, not
+	 * even a refusal; established flows never get here. */
+	if ((svc->flags & SLUICE_SVC_F_SOURCE_RANGES) && !src_range_allows(&key, svc->svc_id)) {
+		r->action = LB_DROP;
+		r->drop = SLUICE_DROP_SOURCE_RANGE;
 		return;
 	}
 

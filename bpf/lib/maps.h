@@ -126,6 +126,16 @@ struct {
 	__type(value, struct sluice_affinity);
 } affinity SEC(".maps");
 
+/* Source ranges of services with SLUICE_SVC_F_SOURCE_RANGES (src_range.h).
+ * LPM tries must not be preallocated (kernel 4.11+). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SLUICE_SRC_RANGES_MAX);
+	__type(key, struct sluice_src_range_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} src_ranges SEC(".maps");
+
 /* Source NAT (see sluice_abi.h, lib/snat.h): LRU, so flows that ended
  * without a FIN/RST we saw age out. */
 struct {

@@ -40,6 +40,7 @@ static const struct {
 	{ "maglev", DP_TEST_MAX_SERVICES },
 	{ "backend_stats", DP_TEST_MAX_BACKENDS },
 	{ "backend_health", DP_TEST_MAX_BACKENDS },
+	{ "src_ranges", 256 },
 	{ "snat_fwd", DP_TEST_SNAT_MAX },
 	{ "snat_rev", DP_TEST_SNAT_MAX },
 };

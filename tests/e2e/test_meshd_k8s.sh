@@ -43,6 +43,11 @@
 #                         socket LB keys it by netns) all reach one backend;
 #                         that backend's server killed -> unhealthy by probe,
 #                         the affinity breaks and the next 20 reach the other
+#   source_ranges         the lb Service gets loadBalancerSourceRanges (one
+#                         with host bits, one with spaces, one IPv6): its
+#                         load-balancer address 198.51.100.7 shows the IPv4
+#                         ones masked, in list -o json and the state file;
+#                         its external and cluster IPs none; [] removes them
 #   restart_unreachable   meshd restarts while the API port is closed (a
 #                         Service deleted meanwhile): nothing removed, state
 #                         file and maps unchanged for 2 s, status not synced,
@@ -406,6 +411,30 @@ scenario_health_affinity() {
 		hc_conns 20 --expect "$other" --min-share 1
 }
 
+lb_service() { # SPEC-PYTHON: the fixtures' lb Service, spec updated with it
+	python3 -c "import json, sys
+d = json.load(open('$FIX/services.json'))
+s = [o for o in d['items'] if o['metadata']['name'] == 'lb'][0]
+s.setdefault('kind', 'Service')
+s['spec'].update($1)
+print(json.dumps(s))"
+}
+
+# loadBalancerSourceRanges (#13): on the load-balancer ingress address only,
+# masked, its family only; removing them removes them
+scenario_source_ranges() {
+	local x
+	x="lambda d, vip: [v.get('sourceRanges') for v in d['services'] if v['name'] == 'default/lb' and v['vip'] == vip]"
+	CTL apply "$PORTS" "$(lb_service "{'loadBalancerSourceRanges':
+		['203.0.113.9/24', ' 198.18.0.0/15', '2001:db8::/32']}")" &&
+		WAIT "($x)(lst, '198.51.100.7') == [['203.0.113.0/24', '198.18.0.0/15']] and
+		      ($x)(st, '198.51.100.7') == [['203.0.113.0/24', '198.18.0.0/15']] and
+		      ($x)(lst, '192.0.2.10') == [None] and ($x)(lst, '10.96.0.70') == [None] and
+		      canon(lst) == canon(st)" &&
+		CTL apply "$PORTS" "$(lb_service "{'loadBalancerSourceRanges': []}")" &&
+		WAIT "($x)(lst, '198.51.100.7') == [None] and ($x)(st, '198.51.100.7') == [None]"
+}
+
 scenario_restart_unreachable() {
 	local want manual maps
 	# the manual service as it is now (earlier scenarios edited it)
@@ -442,7 +471,7 @@ print(w.maps_digest(A))") || return 1
 }
 
 ALL=(initial_sync terminating edits_refused apply_keeps status_metrics affinity
-	health_affinity restart_unreachable)
+	health_affinity source_ranges restart_unreachable)
 [ $# -gt 0 ] && ALL=("$@")
 setup || { echo "FAIL: e2e/meshd_k8s_setup: see above"; exit 1; }
 for sc in "${ALL[@]}"; do

@@ -78,6 +78,7 @@ extern const struct cmd version_cmd;
 extern const struct cmd uninstall_cmd;
 extern const struct cmd connections_cmd;
 extern const struct cmd top_cmd;
+extern const struct cmd doctor_cmd;
 
 /* Help items shared by several commands. */
 #define HELP_SVC                                                                                  \
@@ -132,6 +133,17 @@ const char *affinity__str(struct json_object *svc, char *buf, size_t len);
 	{                                                                                \
 		"--affinity MODE",                                                       \
 			"client-ip[:TIMEOUT] (1s-24h: 90s, 30m, 3h; default 3h) or none" \
+	}
+
+/* src_range.c (#13): --source-ranges CIDR[,CIDR...] ("" for none) into
+ * a "sourceRanges" list (*out), or an error printed and -1 (vip: the
+ * family every range must have, NULL: unknown); and what get shows. */
+int src_range__arg(const char *text, const struct sluice_addr *vip, struct json_object **out);
+const char *src_range__str(struct json_object *svc, char *buf, size_t len);
+#define SRC_RANGE_HELP                                                                         \
+	{                                                                                      \
+		"--source-ranges CIDRS",                                                       \
+			"only these clients (10.0.0.0/8,...; at most 64; \"\": any) on XDP/tc" \
 	}
 
 #endif /* MESHCTL_H */

@@ -77,6 +77,7 @@ static void print_service(struct json_object *svc)
 	struct json_object *st = js__get(svc, "stats"), *backends = js__get(svc, "backends");
 	char bytes[OUT_NUM_LEN], share[OUT_NUM_LEN], be[SLUICE_ADDRPORT_STRLEN];
 	char ref[ARGS_SVC_LEN], state[48], aff[32];
+	char ranges[SLUICE_SRC_RANGES_PER_SVC * (SLUICE_CIDR_STRLEN + 2)];
 	const char *reason;
 	uint64_t total = 0;
 	struct table *t;
@@ -87,6 +88,13 @@ static void print_service(struct json_object *svc)
 	printf("ID:        %llu\n", (unsigned long long)js__u64(svc, "id"));
 	printf("Source:    %s\n", js__str(svc, "source", "manual"));
 	printf("Affinity:  %s\n", affinity__str(svc, aff, sizeof(aff)));
+	printf("Ranges:    %s\n", src_range__str(svc, ranges, sizeof(ranges)));
+	printf("NAT:       %s\n", json_object_get_boolean(js__get(svc, "snat")) ?
+					  "source and destination (--snat)" :
+					  "destination only");
+	printf("Empty:     %s\n", json_object_get_boolean(js__get(svc, "dropWhenEmpty")) ?
+					  "drop new connections" :
+					  "refuse new connections");
 	printf("Traffic:   %llu packets, %s, %llu flows, %llu refused\n",
 	       (unsigned long long)js__u64(st, "packets"),
 	       out__bytes(js__u64(st, "bytes"), bytes, sizeof(bytes)),
@@ -134,6 +142,17 @@ static void print_service(struct json_object *svc)
 		"SVC", "the service: VIP:PORT/PROTO, e.g. 10.96.0.10:80/tcp, [fd00::10]:53/udp" \
 	}
 
+/* `--snat on|off` and the like: a JSON boolean in args[key]; -1 said. */
+static int onoff_arg(struct json_object *args, const char *flag, const char *text, const char *key)
+{
+	if (!text)
+		return 0;
+	if (strcmp(text, "on") && strcmp(text, "off"))
+		return out__error("--%s '%s': expected on or off", flag, text);
+	json_object_object_add(args, key, json_object_new_boolean(!strcmp(text, "on")));
+	return 1;
+}
+
 /* "BE" or "BE@WEIGHT" -> {"address", "port", "weight"} */
 static int backend_arg(const char *text, const struct sluice_addr *vip, struct json_object *arr)
 {
@@ -165,17 +184,21 @@ static int backend_arg(const char *text, const struct sluice_addr *vip, struct j
 
 static int do_add(int argc, char **argv)
 {
-	const char *name = NULL, *affinity = NULL;
+	const char *name = NULL, *affinity = NULL, *ranges = NULL;
 	struct outlier_flags of = {};
 	struct health_flags hf = { 0 };
+	bool snat = false, drop_empty = false;
 	const struct opt opts[] = {
 		{ .name = "name", .value = &name },
 		{ .name = "affinity", .value = &affinity },
+		{ .name = "source-ranges", .value = &ranges },
+		{ .name = "snat", .flag = &snat },
+		{ .name = "drop-when-empty", .flag = &drop_empty },
 		OUTLIER_OPTS(&of),
 		HEALTH_OPTS(&hf),
 		{ NULL },
 	};
-	struct json_object *args, *backends, *od, *data = NULL, *sa = NULL, *hc = NULL;
+	struct json_object *args, *backends, *od, *data = NULL, *sa = NULL, *hc = NULL, *sr = NULL;
 	/* one slot beyond the limit, so "too many backends" can be named */
 	char *pos[SLUICE_MAX_SVC_BACKENDS + 2], svc[ARGS_SVC_LEN];
 	struct sluice_addr vip;
@@ -193,15 +216,21 @@ static int do_add(int argc, char **argv)
 	if (name && strlen(name) >= DESIRED_NAME_MAX)
 		return out__error("--name '%s' is too long: at most %d characters", name,
 				  DESIRED_NAME_MAX - 1);
-	if (affinity && affinity__arg(affinity, &sa))
+	if (ranges && src_range__arg(ranges, &vip, &sr))
 		return -1;
+	if (affinity && affinity__arg(affinity, &sa)) {
+		json_object_put(sr);
+		return -1;
+	}
 	if (outlier__flags_json(&of, &od)) {
 		json_object_put(sa);
+		json_object_put(sr);
 		return -1;
 	}
 	if (health__flags_json(&hf, false, &hc) < 0) {
 		json_object_put(sa);
 		json_object_put(od);
+		json_object_put(sr);
 		return -1;
 	}
 
@@ -212,6 +241,7 @@ static int do_add(int argc, char **argv)
 			json_object_put(sa);
 			json_object_put(od);
 			json_object_put(hc);
+			json_object_put(sr);
 			return -1;
 		}
 	}
@@ -226,6 +256,12 @@ static int do_add(int argc, char **argv)
 		json_object_object_add(args, "sessionAffinity", sa);
 	if (hc)
 		json_object_object_add(args, "healthCheck", hc);
+	if (snat)
+		json_object_object_add(args, "snat", json_object_new_boolean(1));
+	if (drop_empty)
+		json_object_object_add(args, "dropWhenEmpty", json_object_new_boolean(1));
+	if (sr)
+		json_object_object_add(args, "sourceRanges", sr);
 	if (client__call("service.add", args, &data))
 		return -1;
 
@@ -245,7 +281,10 @@ static const struct help_item service_add_args[] = {
 
 static const struct help_item service_add_opts[] = {
 	{ "--name NAME", "a label shown by list and get (at most 63 characters)" },
+	{ "--snat", "source NAT: clients appear as VIP:61000-65535 (answers return here)" },
+	{ "--drop-when-empty", "without a usable backend drop packets instead of refusing" },
 	AFFINITY_HELP,
+	SRC_RANGE_HELP,
 	OUTLIER_HELP,
 	HEALTH_HELP,
 	{ NULL, NULL },
@@ -262,21 +301,32 @@ static const struct cmd service_add_cmd = {
 		 "times in a row (RST to the SYN, SYN unanswered, connect() refused or timed\n"
 		 "out) gets no new connections for 30s x its ejections in a row (at most 5m);\n"
 		 "then the next attempt decides: an answer brings it back, a failure ejects it\n"
-		 "again. Existing connections are never touched. `service get` shows it.",
+		 "again. Existing connections are never touched. `service get` shows it.\n"
+		 "--source-ranges admits new connections only from clients inside the ranges\n"
+		 "(others are dropped unanswered, counted as drop reason source_range). It is\n"
+		 "checked on the XDP/tc path, i.e. for clients from outside the node; local\n"
+		 "clients on the socket path are not checked.",
 	.example =
 		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080@90 10.0.1.3:8080@10 --name web\n"
 		"meshctl service add 10.96.0.11:80/tcp 10.0.1.4:8080 --outlier-failures 5\n"
-		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080 10.0.1.3:8080 --health http:/healthz",
+		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080 10.0.1.3:8080 --health http:/healthz\n"
+		"meshctl service add 10.96.0.12:443/tcp 10.0.1.5:8443 --source-ranges 203.0.113.0/24\n"
+		"meshctl service add 192.168.1.5:30080/tcp 10.244.2.7:8080 --snat",
 };
 
 /* The JSON args of `service set` from its flags; 1: something to set, 0:
  * nothing, -1: a bad flag (said). */
 static int set_args(struct json_object *args, const char *name, const char *affinity,
-		    struct outlier_flags *of, struct health_flags *hf)
+		    const char *ranges, const struct sluice_addr *vip, struct outlier_flags *of,
+		    struct health_flags *hf)
 {
-	struct json_object *od = NULL, *sa = NULL, *hc = NULL;
+	struct json_object *od = NULL, *sa = NULL, *hc = NULL, *sr = NULL;
 	int has_hc;
 
+	if (ranges && src_range__arg(ranges, vip, &sr))
+		return -1;
+	if (sr) /* [] removes them: every client again */
+		json_object_object_add(args, "sourceRanges", sr);
 	if (outlier__flags_json(of, &od))
 		return -1;
 	if (affinity && affinity__arg(affinity, &sa)) {
@@ -300,19 +350,22 @@ static int set_args(struct json_object *args, const char *name, const char *affi
 		json_object_object_add(args, "sessionAffinity", sa);
 	if (has_hc)
 		json_object_object_add(args, "healthCheck", hc); /* NULL: JSON null, removed */
-	return name || od || sa || has_hc;
+	return name || od || sa || has_hc || sr;
 }
 
 /* `service set SVC ...`: only the settings given change (backends are
  * edited with `backend`). */
 static int do_set(int argc, char **argv)
 {
-	const char *name = NULL, *affinity = NULL;
+	const char *name = NULL, *affinity = NULL, *ranges = NULL, *snat = NULL, *drop_empty = NULL;
 	struct outlier_flags of = {};
 	struct health_flags hf = { 0 };
 	const struct opt opts[] = {
 		{ .name = "name", .value = &name },
 		{ .name = "affinity", .value = &affinity },
+		{ .name = "source-ranges", .value = &ranges },
+		{ .name = "snat", .value = &snat },
+		{ .name = "drop-when-empty", .value = &drop_empty },
 		OUTLIER_OPTS(&of),
 		{ .name = "outlier-defaults", .flag = &of.defaults },
 		HEALTH_OPTS(&hf),
@@ -320,22 +373,29 @@ static int do_set(int argc, char **argv)
 	};
 	struct json_object *args, *data = NULL;
 	char *pos[1], svc[ARGS_SVC_LEN];
+	struct sluice_addr vip;
 	int npos, set;
 
 	if (opts__parse(argc, argv, opts, pos, 1, &npos))
 		return -1;
 	if (npos < 1)
 		return cmd__usage_error("missing SVC");
-	if (args__svc(pos[0], NULL, svc, sizeof(svc)))
+	if (args__svc(pos[0], &vip, svc, sizeof(svc)))
 		return -1;
 	args = out__xalloc(json_object_new_object());
 	json_object_object_add(args, "service", json_object_new_string(svc));
-	set = set_args(args, name, affinity, &of, &hf);
+	set = onoff_arg(args, "snat", snat, "snat");
+	if (set >= 0)
+		set |= onoff_arg(args, "drop-when-empty", drop_empty, "dropWhenEmpty");
+	if (set >= 0)
+		set |= set_args(args, name, affinity, ranges, &vip, &of, &hf);
 	if (set <= 0) {
 		json_object_put(args);
 		return set < 0 ? -1 :
-				 cmd__usage_error("nothing to set: give --name, --affinity, an "
-						  "--outlier-... option or --health");
+				 cmd__usage_error(
+					 "nothing to set: give --name, --affinity, --snat, "
+					 "--drop-when-empty, --source-ranges, an --outlier-... "
+					 "option or --health");
 	}
 	if (client__call("service.set", args, &data))
 		return -1;
@@ -345,6 +405,8 @@ static int do_set(int argc, char **argv)
 		printf("service %s updated\n", svc);
 		if (affinity)
 			printf("Affinity:  %s\n", affinity);
+		if (ranges)
+			printf("Ranges:    %s\n", *ranges ? ranges : "any client");
 		if (json_object_object_get_ex(args, "outlierDetection", NULL))
 			outlier__print_settings(data);
 	}
@@ -354,7 +416,10 @@ static int do_set(int argc, char **argv)
 
 static const struct help_item service_set_opts[] = {
 	{ "--name NAME", "a new label (at most 63 characters)" },
+	{ "--snat on|off", "source NAT of new connections to VIP:61000-65535" },
+	{ "--drop-when-empty on|off", "without a usable backend drop instead of refusing" },
 	AFFINITY_HELP,
+	SRC_RANGE_HELP,
 	OUTLIER_HELP,
 	{ "--outlier-defaults", "every outlier setting back to its default" },
 	HEALTH_HELP,
@@ -365,8 +430,9 @@ static const struct help_item service_set_opts[] = {
 static const struct cmd service_set_cmd = {
 	.name = "set",
 	.fn = do_set,
-	.grammar = "SVC [--name NAME] [--affinity MODE] [--outlier-...] [--health ...]",
-	.summary = "change a service's label, affinity, outlier detection or health check",
+	.grammar = "SVC [--name NAME] [--snat on|off] [--source-ranges CIDRS] [OPTIONS]",
+	.summary =
+		"change a service's label, NAT, affinity, source ranges, outlier or health check",
 	.args = (const struct help_item[]){ HELP_SVC_SHORT, { NULL, NULL } },
 	.opts = service_set_opts,
 	.notes = "Turning outlier detection off for a service ends its backends' ejections at\n"
@@ -375,14 +441,18 @@ static const struct cmd service_set_cmd = {
 		 "connections, open ones continue, as with draining; H passes in a row bring it\n"
 		 "back. Probes never revive a backend you drained or removed. When every backend\n"
 		 "fails, all stay in the table (panic) rather than refuse every connection.\n"
-		 "--health replaces the whole check: flags left out take their defaults.",
+		 "--health replaces the whole check: flags left out take their defaults.\n"
+		 "--source-ranges replaces the list (\"\" removes it); new connections follow it\n"
+		 "at once, established ones are left alone.",
 	.example =
 		"meshctl service set 10.96.0.10:80/tcp --affinity client-ip:30m\n"
 		"meshctl service set 10.96.0.10:80/tcp --outlier-failures 5 "
 		"--outlier-max-ejection 2m\n"
 		"meshctl service set 10.96.0.10:80/tcp --no-outlier-detection\n"
 		"meshctl service set 10.96.0.10:80/tcp --health http:/ok --health-thresholds 1/2\n"
-		"meshctl service set 10.96.0.10:80/tcp --health none",
+		"meshctl service set 10.96.0.10:80/tcp --health none\n"
+		"meshctl service set 10.96.0.10:80/tcp --source-ranges 10.0.0.0/8,192.168.0.0/16\n"
+		"meshctl service set 10.96.0.10:80/tcp --source-ranges \"\"",
 };
 
 /* The commands whose only argument is SVC: call op with {"service": SVC}

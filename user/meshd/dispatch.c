@@ -25,10 +25,13 @@ static const struct {
 	{ "service.list", ops__service_list, ARGS(NULL), NULL },
 	{ "service.get", ops__service_get, ARGS("service"), NULL },
 	{ "service.add", ops__service_add,
-	  ARGS("service", "name", "backends", "outlierDetection", "sessionAffinity", "healthCheck"),
+	  ARGS("service", "name", "backends", "outlierDetection", "sessionAffinity", "healthCheck",
+	       "snat", "dropWhenEmpty", "sourceRanges"),
 	  NULL },
 	{ "service.set", ops__service_set,
-	  ARGS("service", "name", "outlierDetection", "sessionAffinity", "healthCheck"), NULL },
+	  ARGS("service", "name", "outlierDetection", "sessionAffinity", "healthCheck", "snat",
+	       "dropWhenEmpty", "sourceRanges"),
+	  NULL },
 	{ "service.del", ops__service_del, ARGS("service"), NULL },
 	{ "backend.add", ops__backend_add, ARGS("service", "backend", "weight"), NULL },
 	{ "backend.del", ops__backend_del, ARGS("service", "backend"), NULL },
@@ -42,6 +45,7 @@ static const struct {
 	{ "connections.list", ops__connections_list, ARGS("limit", "service", "events"), NULL },
 	{ "connections.follow", NULL, ARGS("service"), ops__connections_follow },
 	{ "top", ops__top, ARGS(NULL), NULL },
+	{ "doctor", ops__doctor, ARGS(NULL), NULL },
 };
 
 static int dispatch__check_args(struct json_object *req, const char *op, const char *const *args,

@@ -192,9 +192,15 @@ static void state__log_change(enum desired_change change, const struct desired_s
 		[DESIRED_UPDATE] = "updated",
 		[DESIRED_DELETE] = "deleted",
 	};
-	char ref[DESIRED_SVC_REF_LEN], bes[512];
+	char ref[DESIRED_SVC_REF_LEN], bes[512], ranges[48] = "";
 
 	(void)ctx;
+	/* source ranges (#13): on an add with some, on an update that changes them */
+	if (new_svc &&
+	    (change == DESIRED_ADD ? new_svc->nsrc_ranges != 0 :
+				     old_svc && !desired__src_ranges_eq(old_svc, new_svc)))
+		snprintf(ranges, sizeof(ranges), "; source ranges: %u%s", new_svc->nsrc_ranges,
+			 new_svc->nsrc_ranges ? "" : " (any client)");
 	/* desired__diff() and state__tally() pass old_svc, new_svc or both */
 	// cppcheck-suppress nullPointer
 	sluice_svc__str(&svc->vip, svc->port, svc->proto, ref, sizeof(ref));
@@ -202,12 +208,13 @@ static void state__log_change(enum desired_change change, const struct desired_s
 		pr_info("service %s%s%s%s deleted", ref, svc->name[0] ? " (" : "", svc->name,
 			svc->name[0] ? ")" : "");
 	else
-		pr_info("service %s%s%s%s %s: backends %s%s", ref, svc->name[0] ? " (" : "",
+		pr_info("service %s%s%s%s %s: backends %s%s%s", ref, svc->name[0] ? " (" : "",
 			svc->name, svc->name[0] ? ")" : "", verbs[change],
 			state__backends_str(svc, bes, sizeof(bes)),
 			state__outlier_changed(change, old_svc, new_svc) ?
 				"; outlier detection settings changed" :
-				"");
+				"",
+			ranges);
 }
 
 void state__tally(const struct desired *have, const struct desired *want, struct state_tally *t)
@@ -221,7 +228,7 @@ void state__tally(const struct desired *have, const struct desired *want, struct
 		if (!h) {
 			state__log_change(DESIRED_ADD, NULL, w, NULL);
 			t->added++;
-		} else if (!state__backends_same(h, w)) {
+		} else if (!state__backends_same(h, w) || !desired__src_ranges_eq(h, w)) {
 			state__log_change(DESIRED_UPDATE, h, w, NULL);
 			t->changed++;
 		} else {

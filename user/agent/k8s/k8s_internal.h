@@ -59,6 +59,7 @@ struct k8s_svc_port {
 struct k8s_vip {
 	struct sluice_addr addr;
 	bool external; /* externalIPs / load-balancer ingress: externalTrafficPolicy applies */
+	bool lb;       /* status.loadBalancer.ingress: loadBalancerSourceRanges apply (#13) */
 };
 
 struct k8s_weight_rule {
@@ -82,6 +83,12 @@ struct k8s_svc {
 	struct k8s_weight_rule *rules;
 	char *problem; /* what was ignored (a bad address, annotation), or NULL */
 	struct desired_health_check health; /* sluice.io/health-check; type 0: none */
+	/* spec.loadBalancerSourceRanges (#13, k8s_src_range.c): masked, no
+	 * duplicates, at most SLUICE_SRC_RANGES_PER_SVC per family; over[0]
+	 * (IPv4) and over[1] (IPv6) count the ones left out beyond that */
+	__u32 nsrc_ranges;
+	struct sluice_cidr *src_ranges;
+	__u32 src_ranges_over[2];
 };
 
 struct k8s_ep {
@@ -112,6 +119,19 @@ struct k8s_slice {
 /* k8s_parse.c: API JSON -> the structs above (-EINVAL naming the object
  * when it cannot be identified or a field has the wrong JSON type). */
 int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out);
+/* k8s_src_range.c (#13): spec.loadBalancerSourceRanges into s (ranges
+ * that are not CIDRs described in prob, "" when none; *bad on a wrong
+ * JSON type); -ENOMEM. */
+int k8s_svc__parse_src_ranges(struct k8s_svc *s, struct json_object *spec, char *prob, size_t plen,
+			      bool *bad);
+/* The Service's source ranges that apply to an address of vip's family
+ * into d->src_ranges (allocated, owned by d): for its load-balancer
+ * addresses (and NodePorts). Returns how many of that family were left
+ * out beyond the bound (warn about them), or -ENOMEM. */
+int k8s_svc__src_ranges_for(const struct k8s_svc *svc, const struct sluice_addr *vip,
+			    struct desired_service *d);
+/* How many k8s_svc__src_ranges_for() hands out for vip. */
+__u32 k8s_svc__src_ranges_count(const struct k8s_svc *svc, const struct sluice_addr *vip);
 void k8s_svc__free(struct k8s_svc *s);
 int k8s_slice__parse(struct json_object *obj, struct k8s_slice **out);
 void k8s_slice__free(struct k8s_slice *s);

@@ -137,6 +137,7 @@ void k8s_svc__free(struct k8s_svc *s)
 	free(s->ports);
 	free(s->rules);
 	free(s->vips);
+	free(s->src_ranges);
 	free(s->ns);
 	free(s->name);
 	free(s->proxy_name);
@@ -144,7 +145,7 @@ void k8s_svc__free(struct k8s_svc *s)
 	free(s);
 }
 
-static int svc__add_vip(struct k8s_svc *s, const char *text, bool external)
+static int svc__add_vip(struct k8s_svc *s, const char *text, bool external, bool lb)
 {
 	struct sluice_addr a;
 	struct k8s_vip *n;
@@ -154,15 +155,19 @@ static int svc__add_vip(struct k8s_svc *s, const char *text, bool external)
 			    external ? "external IP" : "cluster IP", text);
 		return 0;
 	}
-	for (__u32 i = 0; i < s->nvips; i++)
-		if (sluice_addr__eq(&s->vips[i].addr, &a))
-			return 0; /* e.g. an external IP that repeats the cluster IP */
+	for (__u32 i = 0; i < s->nvips; i++) {
+		if (sluice_addr__eq(&s->vips[i].addr, &a)) {
+			s->vips[i].lb |= lb; /* source ranges apply to it */
+			return 0;            /* e.g. an external IP that repeats the cluster IP */
+		}
+	}
 	n = realloc(s->vips, (s->nvips + 1) * sizeof(*n));
 	if (!n)
 		return -ENOMEM;
 	s->vips = n;
 	n[s->nvips].addr = a;
 	n[s->nvips].external = external;
+	n[s->nvips].lb = lb;
 	s->nvips++;
 	return 0;
 }
@@ -182,7 +187,7 @@ static int svc__add_vips(struct k8s_svc *s, struct json_object *arr, bool extern
 		}
 		if (!strcmp(json_object_get_string(v), "None"))
 			continue;
-		err = svc__add_vip(s, json_object_get_string(v), external);
+		err = svc__add_vip(s, json_object_get_string(v), external, false);
 		if (err)
 			return err;
 	}
@@ -362,7 +367,7 @@ int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out)
 	if (k8s_json__get(spec, "clusterIPs"))
 		err = svc__add_vips(s, k8s_json__arr(spec, "clusterIPs", &bad), false, &bad);
 	else if (cip && *cip)
-		err = svc__add_vip(s, cip, false);
+		err = svc__add_vip(s, cip, false, false);
 	if (!err)
 		err = svc__add_vips(s, k8s_json__arr(spec, "externalIPs", &bad), true, &bad);
 	n = ingress ? json_object_array_length(ingress) : 0;
@@ -374,7 +379,7 @@ int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out)
 		/* ipMode Proxy: the load balancer itself proxies to the nodes, the
 		 * node must not capture traffic for that address (KEP-1860). */
 		if (ip && !bad && !(mode && !strcmp(mode, "Proxy")))
-			err = svc__add_vip(s, ip, true);
+			err = svc__add_vip(s, ip, true, true);
 	}
 	if (err || bad)
 		goto out;
@@ -399,6 +404,10 @@ int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out)
 		err = svc__parse_weights(s, weights);
 	if (!err && !bad && k8s_svc__parse_health(ann, &s->health, hcprob, sizeof(hcprob)))
 		bad = true;
+	if (!err && hcprob[0])
+		problem_add(&s->problem, "%s", hcprob);
+	if (!err && !bad)
+		err = k8s_svc__parse_src_ranges(s, spec, hcprob, sizeof(hcprob), &bad);
 	if (!err && hcprob[0])
 		problem_add(&s->problem, "%s", hcprob);
 out:

@@ -38,7 +38,8 @@ struct xlate {
 	struct desired out;
 	__u32 cap;
 	__u64 total_backends;
-	bool full; /* a map limit was reached: later services are left out */
+	__u64 total_ranges; /* source ranges (#13), bounded like backends */
+	bool full;          /* a map limit was reached: later services are left out */
 	struct cand *c;
 	__u32 nc, capc;
 };
@@ -262,6 +263,31 @@ static void xl__name(char *buf, const struct k8s_svc *svc, const struct k8s_svc_
 	snprintf(buf, DESIRED_NAME_MAX, "%.*s~%08x", DESIRED_NAME_MAX - 10, full, h);
 }
 
+/* A load-balancer address's source ranges (#13), a warning for those
+ * beyond the bound; the trie's capacity is shared by every service, so
+ * past it the ranges of later services are left out with their service
+ * (leaving them open would be worse). */
+static int xl__src_ranges(struct xlate *x, const struct k8s_svc *svc, const struct k8s_vip *vip,
+			  struct desired_service *d)
+{
+	char a[SLUICE_ADDR_STRLEN];
+	int over;
+
+	over = k8s_svc__src_ranges_for(svc, &vip->addr, d);
+	if (over < 0)
+		return over;
+	if (over)
+		xl__warn(x,
+			 "Service %s/%s: %u loadBalancerSourceRanges of %s, only the first %u "
+			 "are enforced on %s; clients in the other %d are dropped",
+			 svc->ns, svc->name, SLUICE_SRC_RANGES_PER_SVC + over,
+			 vip->addr.family == SLUICE_AF_INET ? "IPv4" : "IPv6",
+			 SLUICE_SRC_RANGES_PER_SVC, sluice_addr__str(&vip->addr, a, sizeof(a)),
+			 over);
+	x->total_ranges += d->nsrc_ranges;
+	return 0;
+}
+
 static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s_svc_port *p,
 		    const struct k8s_vip *vip)
 {
@@ -271,12 +297,15 @@ static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s
 	xl__name(name, svc, p);
 	xl__settle(x, name);
 	if (x->out.nservices >= SLUICE_MAX_SERVICES - 1 ||
-	    x->total_backends + x->nc > SLUICE_MAX_BACKENDS - 1) {
+	    x->total_backends + x->nc > SLUICE_MAX_BACKENDS - 1 ||
+	    x->total_ranges + (vip->lb ? k8s_svc__src_ranges_count(svc, &vip->addr) : 0) >
+		    SLUICE_SRC_RANGES_MAX / 2) {
 		if (!x->full)
 			xl__warn(x,
 				 "%s and later services left out: the maps hold at most %u "
-				 "services and %u backends",
-				 name, SLUICE_MAX_SERVICES - 1, SLUICE_MAX_BACKENDS - 1);
+				 "services, %u backends and %u source ranges",
+				 name, SLUICE_MAX_SERVICES - 1, SLUICE_MAX_BACKENDS - 1,
+				 SLUICE_SRC_RANGES_MAX / 2);
 		x->full = true;
 		return 0;
 	}
@@ -297,6 +326,8 @@ static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s
 	d->port = p->port;
 	d->proto = p->proto;
 	d->affinity_timeout_s = svc->affinity_timeout_s;
+	if (vip->lb && xl__src_ranges(x, svc, vip, d))
+		return -ENOMEM;
 	if (x->nc) {
 		d->backends = calloc(x->nc, sizeof(*d->backends));
 		if (!d->backends)
@@ -391,6 +422,7 @@ static int xl__sort(struct xlate *x)
 				 desired__svc_ref(k[i].svc, ref, sizeof(ref)), k[i].svc->name,
 				 v[m - 1].name);
 			free(k[i].svc->backends);
+			free(k[i].svc->src_ranges);
 			continue;
 		}
 		v[m++] = *k[i].svc;
@@ -457,7 +489,7 @@ bool k8s__desired_equal(const struct desired *a, const struct desired *b)
 		if (desired__cmp_key(x, y) || strcmp(x->name, y->name) ||
 		    strcmp(x->source, y->source) || x->nbackends != y->nbackends ||
 		    x->affinity_timeout_s != y->affinity_timeout_s ||
-		    !desired__health_eq(&x->health, &y->health))
+		    !desired__health_eq(&x->health, &y->health) || !desired__src_ranges_eq(x, y))
 			return false;
 		for (__u32 j = 0; j < x->nbackends; j++) {
 			const struct desired_backend *p = &x->backends[j], *q = &y->backends[j];
@@ -489,6 +521,7 @@ static int merge__push(struct desired *d, const struct desired_service *s)
 
 	*t = *s;
 	t->backends = NULL;
+	t->src_ranges = NULL;
 	if (s->nbackends) {
 		t->backends = malloc(s->nbackends * sizeof(*t->backends));
 		if (!t->backends)
@@ -496,7 +529,7 @@ static int merge__push(struct desired *d, const struct desired_service *s)
 		memcpy(t->backends, s->backends, s->nbackends * sizeof(*t->backends));
 	}
 	d->nservices++;
-	return 0;
+	return desired__src_ranges_dup(t, s) ? -ENOMEM : 0;
 }
 
 static bool is_kube(const struct desired_service *s)

@@ -156,7 +156,8 @@ static int collect__services(struct collect_ctx *c, struct sluice *s)
 			     sizeof(struct sluice_svc), collect__service, c);
 	if (err)
 		return err;
-	qsort(m->services, m->nservices, sizeof(*m->services), collect__svc_cmp);
+	if (m->nservices)
+		qsort(m->services, m->nservices, sizeof(*m->services), collect__svc_cmp);
 	for (size_t i = 0; i < m->nservices; i++) {
 		struct metrics_service *svc = &m->services[i];
 
@@ -230,7 +231,8 @@ static int collect__backends(struct collect_ctx *c, struct sluice *s)
 								     &bc.raw[i], &b->tel);
 	}
 	if (!err) {
-		qsort(m->backends, m->nbackends, sizeof(*m->backends), collect__be_cmp);
+		if (m->nbackends)
+			qsort(m->backends, m->nbackends, sizeof(*m->backends), collect__be_cmp);
 		err = collect__map_info(m, "backends", s->fds[SLUICE_MAP_BACKENDS], c->entries);
 	}
 	free(bc.raw);

@@ -66,6 +66,7 @@ enum sluice_map_id {
 	SLUICE_MAP_HEALTH_EVENTS,   /* #14: ring buffer of ejections */
 	SLUICE_MAP_HEALTH_COUNTERS, /* #14: per-CPU SLUICE_HCNT_* */
 	SLUICE_MAP_AFFINITY,        /* #14: client -> backend (LRU) */
+	SLUICE_MAP_SRC_RANGES,      /* #13: {svc id, CIDR} LPM trie */
 	SLUICE_MAP__MAX,
 };
 
@@ -143,6 +144,9 @@ void svc__health_forget(struct sluice *s, __u32 svc_id);
  * ([SLUICE_MAX_SERVICES]): its service was deleted or lost affinity, and
  * its id may go to another service. */
 void svc__affinity_forget(struct sluice *s, const bool *gone);
+/* svc_src_range.c: best effort, one walk of src_ranges: deletes the
+ * entries of every service id i with gone[i] (#13). */
+void svc__src_forget(struct sluice *s, const bool *gone);
 
 /* svc_spec.c: spec checks and keys. IPv4 goes into dst[0], zeros after. */
 void svc__addr_copy(__u32 dst[4], const struct sluice_addr *a);

@@ -69,14 +69,19 @@ static int maps__walk_batch(int fd, const char *name, size_t key_size, size_t va
 			    char *keys, char *values, maps__elem_fn fn, void *ctx)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	__u64 in_batch = 0, out_batch = 0;
+	/* The batch token is a bucket index for hash maps but a whole key
+	 * for maps on the kernel's generic batch ops (arrays, LPM tries):
+	 * room for either, or a 24-byte LPM key overruns the stack. */
+	__u64 in_batch[8] = {}, out_batch[8] = {};
 	bool first = true, done = false;
 	__u32 count;
 	int err;
 
+	if (key_size > sizeof(in_batch))
+		return 1;
 	while (!done) {
 		count = MAPS_BATCH;
-		err = bpf_map_lookup_batch(fd, first ? NULL : &in_batch, &out_batch, keys, values,
+		err = bpf_map_lookup_batch(fd, first ? NULL : in_batch, out_batch, keys, values,
 					   &count, &opts);
 		if (err == -ENOENT) {
 			done = true;
@@ -92,7 +97,7 @@ static int maps__walk_batch(int fd, const char *name, size_t key_size, size_t va
 			if (err)
 				return err;
 		}
-		in_batch = out_batch;
+		memcpy(in_batch, out_batch, sizeof(in_batch));
 		first = false;
 	}
 	return 0;

@@ -41,6 +41,7 @@ _Static_assert(sizeof(struct sluice_svc_health) == 20, "sluice_svc_health layout
 _Static_assert(sizeof(struct sluice_health_event) == 32, "sluice_health_event layout");
 _Static_assert(sizeof(struct sluice_affinity_key) == 24, "sluice_affinity_key layout");
 _Static_assert(sizeof(struct sluice_affinity) == 16, "sluice_affinity layout");
+_Static_assert(sizeof(struct sluice_src_range_key) == 24, "sluice_src_range_key layout");
 _Static_assert(sizeof(struct sluice_maglev_pair) == 8,
 	       "sluice_maglev_pair layout: no padding, so a table is __u32 slots[M + 1]");
 
@@ -72,6 +73,8 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 	[SLUICE_MAP_HEALTH_COUNTERS] = { "health_counters", sizeof(__u32), sizeof(__u64) },
 	[SLUICE_MAP_AFFINITY] = { "affinity", sizeof(struct sluice_affinity_key),
 				  sizeof(struct sluice_affinity) },
+	[SLUICE_MAP_SRC_RANGES] = { "src_ranges", sizeof(struct sluice_src_range_key),
+				    sizeof(__u32) },
 };
 
 /* Create the pin dir on bpffs and tell libbpf where each map lives. */

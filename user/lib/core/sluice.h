@@ -65,6 +65,13 @@ struct sluice_outlier_spec {
 };
 #define SLUICE_OUTLIER_PANIC_NEVER 255 /* spec only: kernel panic_pct 0 */
 
+/* A source range: the address has no host bits, prefixlen is 0-32 for
+ * IPv4 and 0-128 for IPv6 (sluice_cidr__parse() makes one). */
+struct sluice_cidr {
+	struct sluice_addr addr;
+	__u8 prefixlen;
+};
+
 struct sluice_service_spec {
 	struct sluice_addr vip;
 	__u16 port; /* host order */
@@ -74,6 +81,13 @@ struct sluice_service_spec {
 	struct sluice_outlier_spec outlier;
 	__u32 affinity_timeout_s; /* client-IP session affinity; 0 = off,
 				   * else 1-SLUICE_AFFINITY_TIMEOUT_MAX s */
+	/* Source ranges (#13): 0: every client; else only clients inside one
+	 * of them open flows on the XDP/tc path (SLUICE_SVC_F_SOURCE_RANGES),
+	 * at most SLUICE_SRC_RANGES_PER_SVC, each of the VIP's family. */
+	__u32 nsrc_ranges;
+	const struct sluice_cidr *src_ranges;
+	bool snat;       /* SLUICE_SVC_F_SNAT: source NAT to the VIP */
+	bool drop_empty; /* SLUICE_SVC_F_DROP_EMPTY: no backend drops, no refusal */
 };
 #define SLUICE_AFFINITY_TIMEOUT_MAX 86400     /* one day, as Kubernetes */
 #define SLUICE_AFFINITY_TIMEOUT_DEFAULT 10800 /* 3 h, kube-proxy's default */
@@ -167,6 +181,7 @@ int sluice__service_del_many(struct sluice *s, const struct sluice_service_ref *
  * (meshd runs it at start, after its reconcile). Counts what it removed. */
 struct sluice_sweep {
 	__u32 backends, tables, markers;
+	bool tables_skipped; /* kernel < 6.7: slot reads too slow (svc_sweep.c) */
 };
 int sluice__sweep(struct sluice *s, struct sluice_sweep *out);
 int sluice__service_get(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto,
@@ -297,6 +312,21 @@ char *sluice_svc__str(const struct sluice_addr *vip, __u16 port, __u8 proto, cha
 /* The same for a services map key (port in network order). */
 char *sluice_svc_key__str(const struct sluice_svc_key *key, char *buf, size_t len);
 #define SLUICE_SVC_STRLEN (SLUICE_ADDRPORT_STRLEN + 8)
+/* The source ranges of service svc_id as the src_ranges map holds them
+ * (family: the VIP's); up to max into out, *n the count (may exceed max). */
+int sluice__service_src_ranges(struct sluice *s, __u32 svc_id, __u8 family, struct sluice_cidr *out,
+			       __u32 max, __u32 *n);
+/* Source ranges (cidr.c): "10.0.0.0/8", "fd00::/64". Host bits are
+ * cleared; returns 1 when there were any ("10.0.0.1/8" is 10.0.0.0/8),
+ * 0 when none, -EINVAL with the text named when malformed or the prefix
+ * is out of range ("\"10.0.0.0/33\": prefix out of range 0-32"). */
+int sluice_cidr__parse(struct sluice_cidr *c, const char *text);
+/* Prefix in range for the family and no host bits. */
+bool sluice_cidr__valid(const struct sluice_cidr *c);
+bool sluice_cidr__eq(const struct sluice_cidr *a, const struct sluice_cidr *b);
+/* "10.0.0.0/8" into buf (>= SLUICE_CIDR_STRLEN bytes); returns buf. */
+char *sluice_cidr__str(const struct sluice_cidr *c, char *buf, size_t len);
+#define SLUICE_CIDR_STRLEN (SLUICE_ADDR_STRLEN + 4)
 int sluice_proto__parse(__u8 *proto, const char *text); /* "tcp" / "udp" */
 /* "tcp", "udp", else the number written into buf; never NULL. */
 const char *sluice_proto__str(__u8 proto, char *buf, size_t len);

@@ -27,8 +27,10 @@ void desired__init(struct desired *d)
 
 void desired__free(struct desired *d)
 {
-	for (__u32 i = 0; i < d->nservices; i++)
+	for (__u32 i = 0; i < d->nservices; i++) {
 		free(d->services[i].backends);
+		free(d->services[i].src_ranges);
+	}
 	free(d->services);
 	desired__init(d);
 }
@@ -49,13 +51,16 @@ int desired__copy(struct desired *dst, const struct desired *src)
 
 		*t = *s;
 		t->backends = NULL;
+		t->src_ranges = NULL;
 		if (s->nbackends) {
 			t->backends = malloc(s->nbackends * sizeof(*t->backends));
 			if (!t->backends)
 				goto nomem;
 			memcpy(t->backends, s->backends, s->nbackends * sizeof(*t->backends));
 		}
-		tmp.nservices++;
+		tmp.nservices++; /* from here desired__free() owns its arrays */
+		if (desired__src_ranges_dup(t, s))
+			goto nomem;
 	}
 	*dst = tmp;
 	return 0;
@@ -163,6 +168,13 @@ struct json_object *desired__service_to_json(const struct desired_service *svc)
 		desired__add(obj, "sessionAffinity", be);
 	if (svc->health.type)
 		desired__add(obj, "healthCheck", desired__health_to_json(&svc->health));
+	be = desired__src_ranges_to_json(svc);
+	if (be)
+		desired__add(obj, "sourceRanges", be);
+	if (svc->snat)
+		desired__add(obj, "snat", json_object_new_boolean(1));
+	if (svc->drop_empty)
+		desired__add(obj, "dropWhenEmpty", json_object_new_boolean(1));
 	return obj;
 }
 

@@ -24,7 +24,9 @@
  * "sessionAffinity": {"type": "ClientIP"|"None", "timeoutSeconds": n}
  * desired_affinity.c's. A service may add "healthCheck": {"type": "tcp"|"http", "path", "port",
  * "intervalMs", "timeoutMs", "healthyThreshold", "unhealthyThreshold"}
- * (desired_health.c; defaults filled in when parsed).
+ * (desired_health.c; defaults filled in when parsed) and "sourceRanges":
+ * ["10.0.0.0/8", ...] (desired_src_range.c: at most 64 CIDRs of the VIP's
+ * family, no host bits; absent or []: every client).
  */
 #ifndef SLUICE_DESIRED_H
 #define SLUICE_DESIRED_H
@@ -91,6 +93,12 @@ struct desired_service {
 	struct sluice_outlier_spec outlier; /* "outlierDetection" */
 	__u32 affinity_timeout_s;           /* "sessionAffinity"; 0 = none */
 	struct desired_health_check health; /* "healthCheck" */
+	/* "sourceRanges" (#13, desired_src_range.c): 0 = every client; owned
+	 * like backends (desired__free() frees it, copies duplicate it) */
+	__u32 nsrc_ranges;
+	struct sluice_cidr *src_ranges;
+	bool snat;       /* "snat": source NAT to the VIP (traffic policy Cluster) */
+	bool drop_empty; /* "dropWhenEmpty": no backend drops instead of refusing */
 };
 
 struct desired {
@@ -141,6 +149,14 @@ void desired__diff(const struct desired *old, const struct desired *new, desired
 /* Make the maps hold `new`, given they hold `old` (a service present in
  * the maps but in neither is left alone). All-or-nothing. */
 int desired__apply(struct sluice *s, const struct desired *old, const struct desired *new);
+
+/* --- source ranges (desired_src_range.c) --- */
+
+/* Same set of ranges (order aside). */
+bool desired__src_ranges_eq(const struct desired_service *a, const struct desired_service *b);
+/* dst->src_ranges becomes a copy of src's (dst's old pointer is not
+ * freed: dst is a shallow copy of src or fresh). */
+int desired__src_ranges_dup(struct desired_service *dst, const struct desired_service *src);
 
 /* --- active health checks (desired_health.c) --- */
 

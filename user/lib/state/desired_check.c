@@ -253,7 +253,8 @@ int desired__check_service(const struct desired_service *svc, __u32 i)
 	}
 	return desired__check_outlier(&svc->outlier, base)                    ?:
 		       desired__check_affinity(svc->affinity_timeout_s, base) ?:
-		       desired__check_health(svc, base);
+		       desired__check_health(svc, base)                       ?:
+		       desired__check_src_ranges(svc, base);
 }
 
 int desired__check_all(const struct desired *d)
@@ -271,6 +272,15 @@ int desired__check_all(const struct desired *d)
 	if (total > SLUICE_MAX_BACKENDS - 1)
 		return desired__err("services", "%llu backends in total exceed the limit of %u",
 				    (unsigned long long)total, SLUICE_MAX_BACKENDS - 1);
+	total = 0;
+	for (__u32 i = 0; i < d->nservices; i++)
+		total += d->services[i].nsrc_ranges;
+	/* half the trie: an update writes a service's new ranges before it
+	 * deletes the old ones */
+	if (total > SLUICE_SRC_RANGES_MAX / 2)
+		return desired__err("services",
+				    "%llu source ranges in total exceed the limit of %u",
+				    (unsigned long long)total, SLUICE_SRC_RANGES_MAX / 2);
 	err = desired__find_dup(d->services, sizeof(*d->services), d->nservices,
 				desired__cmp_svc_idx, &first, &dup);
 	if (err < 0)

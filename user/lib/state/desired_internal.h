@@ -36,6 +36,8 @@ int desired__get_int(struct json_object *v, const char *path, long long min, lon
 		     long long *out);
 int desired__get_string(struct json_object *v, const char *path, const char *what,
 			const char **out);
+/* base.key as a boolean: absent or null is false, anything else an error. */
+int desired__opt_bool(struct json_object *obj, const char *base, const char *key, bool *out);
 
 /* services[i].healthCheck (desired_health.c): v may be NULL (none);
  * defaults filled in, checked by desired__check_health(). */
@@ -74,5 +76,12 @@ int desired__parse_affinity(struct json_object *v, const char *base, __u32 *time
 int desired__check_affinity(__u32 timeout_s, const char *base);
 /* {"type": "ClientIP", "timeoutSeconds": t}; NULL for no affinity. */
 struct json_object *desired__affinity_to_json(__u32 timeout_s);
+
+/* desired_src_range.c: "sourceRanges" (#13). v NULL: none. */
+int desired__parse_src_ranges(struct json_object *v, const char *base, struct desired_service *svc);
+/* The rules for a model built in code too; base is "services[i]". */
+int desired__check_src_ranges(const struct desired_service *svc, const char *base);
+/* ["10.0.0.0/8", ...]; NULL for none. */
+struct json_object *desired__src_ranges_to_json(const struct desired_service *svc);
 
 #endif /* SLUICE_DESIRED_INTERNAL_H */

@@ -183,15 +183,87 @@ static void svclist__outlier(struct sluice *s, __u32 svc_id, struct sluice_outli
 	sluice_outlier__from_kernel(&h, o);
 }
 
-/* The service's session affinity as its entry holds it (#14). */
-static __u32 svclist__affinity(struct sluice *s, const struct sluice_svc_key *k)
+/* The service-level settings its entry holds: affinity, NAT, when empty. */
+static void svclist__flags(struct sluice *s, const struct sluice_svc_key *k,
+			   struct desired_service *d)
 {
 	struct sluice_svc svc;
 
-	if (bpf_map_lookup_elem(s->fds[SLUICE_MAP_SERVICES], k, &svc) ||
-	    !(svc.flags & SLUICE_SVC_F_AFFINITY))
+	if (bpf_map_lookup_elem(s->fds[SLUICE_MAP_SERVICES], k, &svc))
+		return;
+	if (svc.flags & SLUICE_SVC_F_AFFINITY)
+		d->affinity_timeout_s = svc.affinity_timeout_s;
+	d->snat = svc.flags & SLUICE_SVC_F_SNAT;
+	d->drop_empty = svc.flags & SLUICE_SVC_F_DROP_EMPTY;
+}
+
+/* Whether the service's entry carries source ranges (#13). */
+static bool svclist__has_ranges(struct sluice *s, const struct sluice_svc_key *k)
+{
+	struct sluice_svc svc;
+
+	return !bpf_map_lookup_elem(s->fds[SLUICE_MAP_SERVICES], k, &svc) &&
+	       (svc.flags & SLUICE_SVC_F_SOURCE_RANGES);
+}
+
+struct svclist_src {
+	struct desired *d;
+	const __u32 *where; /* svc id -> index + 1 of a service with the flag */
+};
+
+/* One walk of src_ranges hands each entry to its service (#13). */
+static int svclist__collect_src(const void *key, const void *value, void *ctx)
+{
+	const struct sluice_src_range_key *k = key;
+	struct svclist_src *c = ctx;
+	struct desired_service *svc;
+	struct sluice_cidr *r;
+
+	(void)value;
+	if (k->svc_id >= SLUICE_MAX_SERVICES || !c->where[k->svc_id] || k->prefixlen < 32)
 		return 0;
-	return svc.affinity_timeout_s;
+	svc = &c->d->services[c->where[k->svc_id] - 1];
+	if (svc->nsrc_ranges >= SLUICE_SRC_RANGES_PER_SVC)
+		return 0;
+	if (!svc->src_ranges) {
+		svc->src_ranges = calloc(SLUICE_SRC_RANGES_PER_SVC, sizeof(*svc->src_ranges));
+		if (!svc->src_ranges) {
+			sluice__set_err("out of memory reading the maps");
+			return -ENOMEM;
+		}
+	}
+	r = &svc->src_ranges[svc->nsrc_ranges++];
+	r->addr.family = svc->vip.family;
+	memcpy(r->addr.addr, k->addr, sizeof(r->addr.addr));
+	r->prefixlen = (__u8)(k->prefixlen - 32);
+	return 0;
+}
+
+static int svclist__src_ranges(struct sluice *s, struct desired *d, const struct svclist_svcs *svcs)
+{
+	struct svclist_src c = { .d = d };
+	__u32 *where;
+	bool any = false;
+	int err;
+
+	where = calloc(SLUICE_MAX_SERVICES, sizeof(*where));
+	if (!where) {
+		sluice__set_err("out of memory reading the maps");
+		return -ENOMEM;
+	}
+	for (__u32 i = 0; i < svcs->n; i++) {
+		if (svcs->ids[i] < SLUICE_MAX_SERVICES && svclist__has_ranges(s, &svcs->keys[i])) {
+			where[svcs->ids[i]] = i + 1;
+			any = true;
+		}
+	}
+	c.where = where;
+	err = any ? maps__for_each(s->fds[SLUICE_MAP_SRC_RANGES], "src_ranges",
+				   sizeof(struct sluice_src_range_key), sizeof(__u32),
+				   svclist__collect_src, &c) :
+		    0;
+	free(where);
+	return err;
 }
 
 static int svclist__cmp_svc(const void *x, const void *y)
@@ -228,12 +300,14 @@ int desired__from_maps(struct sluice *s, struct desired *d)
 	for (__u32 i = 0; i < svcs.n; i++) {
 		svclist__fill_service(&tmp.services[i], &svcs.keys[i]);
 		svclist__outlier(s, svcs.ids[i], &tmp.services[i].outlier);
-		tmp.services[i].affinity_timeout_s = svclist__affinity(s, &svcs.keys[i]);
+		svclist__flags(s, &svcs.keys[i], &tmp.services[i]);
 		if (svcs.ids[i] < SLUICE_MAX_SERVICES)
 			where[svcs.ids[i]] = i + 1;
 	}
 	tmp.nservices = svcs.n;
 	err = svclist__attach(&tmp, &bes, where);
+	if (!err)
+		err = svclist__src_ranges(s, &tmp, &svcs);
 	if (err)
 		goto cleanup;
 	qsort(tmp.services, tmp.nservices, sizeof(*tmp.services), svclist__cmp_svc);

@@ -239,9 +239,16 @@ static int svc__write_service(struct svc_txn *t)
 	svc.svc_id = t->svc_id;
 	svc.backend_count = (__u16)t->nactive;
 	svc.flags = t->existed ? t->old_svc.flags & ~SLUICE_SVC_F_VIP_MARKER : 0;
-	svc.flags &= ~SLUICE_SVC_F_AFFINITY;
+	svc.flags &= ~(SLUICE_SVC_F_AFFINITY | SLUICE_SVC_F_SNAT | SLUICE_SVC_F_DROP_EMPTY |
+		       SLUICE_SVC_F_SOURCE_RANGES);
 	if (t->spec->affinity_timeout_s)
 		svc.flags |= SLUICE_SVC_F_AFFINITY;
+	if (t->spec->snat)
+		svc.flags |= SLUICE_SVC_F_SNAT;
+	if (t->spec->drop_empty)
+		svc.flags |= SLUICE_SVC_F_DROP_EMPTY;
+	if (t->spec->nsrc_ranges) /* its entries are in (svc__src_write) */
+		svc.flags |= SLUICE_SVC_F_SOURCE_RANGES;
 	svc.affinity_timeout_s = t->spec->affinity_timeout_s;
 	if (t->existed)
 		svc.reserved = t->old_svc.reserved;
@@ -295,6 +302,7 @@ static void svc__rollback(struct svc_txn *t)
 	while (t->nundo)
 		svc__undo_one(t, &t->undo[--t->nundo]);
 	svc__health_undo_run(t->s, &t->hundo);
+	svc__src_undo(t); /* after the old service entry is back */
 }
 
 /* Last step: backends that left the set. Packets can no longer pick
@@ -387,8 +395,11 @@ static int svc__apply_group(struct svc_txn *tx, __u32 n, __u32 *failed, struct s
 		if (!err && tx[i].nactive)
 			err = svc__build_inner(&tx[i]);
 	}
-	for (i = err ? i : 0; i < n && !err; i++)
+	for (i = err ? i : 0; i < n && !err; i++) {
 		err = svc__write_backends(&tx[i]);
+		if (!err) /* before the service entry can carry the flag */
+			err = svc__src_write(&tx[i]);
+	}
 	if (err) {
 		*failed = i - 1;
 		goto rollback;
@@ -413,8 +424,10 @@ static int svc__apply_group(struct svc_txn *tx, __u32 n, __u32 *failed, struct s
 	 * be deleted is referenced by no table and is collected the next time
 	 * its service is set, so failing here would report a change as
 	 * rejected that is in fact applied. */
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		svc__delete_stale(&tx[i], snap);
+		svc__src_delete_stale(&tx[i]);
+	}
 	return 0;
 rollback:
 	while (n)
@@ -523,6 +536,8 @@ int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec 
 			err = svc__txn_init(&tx[i], s, &specs[done + i], &keys[done + i]);
 			if (!err)
 				err = svc__plan(&tx[i], &snap);
+			if (!err)
+				err = svc__src_plan(&tx[i], &snap);
 			bad = done + i;
 		}
 		if (!err) {

@@ -96,6 +96,7 @@ void svc__snap_free(struct svc_snap *snap)
 	free(snap->svc_used);
 	free(snap->be_used);
 	free(snap->bes);
+	free(snap->srcs);
 }
 
 int svc__snap_load(struct svc_snap *snap, struct sluice *s)
@@ -221,6 +222,7 @@ void svc__txn_free(struct svc_txn *t)
 	free(t->active);
 	free(t->undo);
 	free(t->old);
+	free(t->src_added);
 	svc__health_undo_free(&t->hundo);
 	memset(t, 0, sizeof(*t));
 	t->old_inner_fd = t->new_inner_fd = -1;

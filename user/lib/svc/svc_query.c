@@ -144,12 +144,16 @@ int sluice__service_del(struct sluice *s, const struct sluice_addr *vip, __u16 p
 		}
 	}
 	err = svc__drop_marker(s, &key);
-	if (!err && (svc.flags & SLUICE_SVC_F_AFFINITY) && svc.svc_id < SLUICE_MAX_SERVICES) {
+	if (!err && (svc.flags & (SLUICE_SVC_F_AFFINITY | SLUICE_SVC_F_SOURCE_RANGES)) &&
+	    svc.svc_id < SLUICE_MAX_SERVICES) {
 		bool *gone = calloc(SLUICE_MAX_SERVICES, sizeof(*gone));
 
 		if (gone) { /* best effort: the LRU reclaims what stays */
 			gone[svc.svc_id] = true;
-			svc__affinity_forget(s, gone);
+			if (svc.flags & SLUICE_SVC_F_AFFINITY)
+				svc__affinity_forget(s, gone);
+			if (svc.flags & SLUICE_SVC_F_SOURCE_RANGES)
+				svc__src_forget(s, gone);
 		}
 		free(gone);
 	}
@@ -280,6 +284,7 @@ static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys, c
 	free(mk.v);
 	free(mk.used);
 	svc__affinity_forget(s, gone);
+	svc__src_forget(s, gone);
 }
 
 int sluice__service_del_many(struct sluice *s, const struct sluice_service_ref *refs, __u32 n,

@@ -104,6 +104,37 @@ static int svc__validate_backend(const struct sluice_service_spec *spec, __u32 i
 	return 0;
 }
 
+/* Source ranges (#13): bounded, of the VIP's family, no host bits. */
+static int svc__validate_src_ranges(const struct sluice_service_spec *spec)
+{
+	char buf[SLUICE_CIDR_STRLEN];
+
+	if (spec->nsrc_ranges > SLUICE_SRC_RANGES_PER_SVC) {
+		sluice__set_err("nsrc_ranges %u exceeds the limit of %u per service",
+				spec->nsrc_ranges, SLUICE_SRC_RANGES_PER_SVC);
+		return -EINVAL;
+	}
+	if (spec->nsrc_ranges && !spec->src_ranges) {
+		sluice__set_err("nsrc_ranges is %u but src_ranges is NULL", spec->nsrc_ranges);
+		return -EINVAL;
+	}
+	for (__u32 i = 0; i < spec->nsrc_ranges; i++) {
+		const struct sluice_cidr *c = &spec->src_ranges[i];
+
+		if (c->addr.family != spec->vip.family) {
+			sluice__set_err("source range %u is not of the VIP's family", i);
+			return -EINVAL;
+		}
+		if (!sluice_cidr__valid(c)) {
+			sluice__set_err("source range %u (%s) has host bits set or a prefix "
+					"out of range",
+					i, sluice_cidr__str(c, buf, sizeof(buf)));
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 int svc__validate(const struct sluice_service_spec *spec, struct sluice_svc_key *key)
 {
 	int err;
@@ -134,5 +165,5 @@ int svc__validate(const struct sluice_service_spec *spec, struct sluice_svc_key 
 		if (err)
 			return err;
 	}
-	return 0;
+	return svc__validate_src_ranges(spec);
 }

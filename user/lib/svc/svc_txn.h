@@ -38,6 +38,10 @@ struct svc_snap {
 	struct svc_old_be *bes;
 	__u32 nbes, bes_cap;
 	__u32 next_svc, next_be; /* no free id below these */
+	/* src_ranges entries sorted by service id, read when first needed */
+	struct sluice_src_range_key *srcs;
+	__u32 nsrcs, srcs_cap;
+	bool srcs_loaded;
 };
 
 struct svc_txn {
@@ -59,6 +63,12 @@ struct svc_txn {
 	struct svc_undo *undo;
 	__u32 nundo;
 	struct svc_health_undo hundo; /* backend_health/svc_health entries (#14) */
+	/* source ranges (#13): svc_id's entries in the snapshot, and the
+	 * entries this update inserted (a rollback deletes them) */
+	const struct sluice_src_range_key *src_old;
+	__u32 nsrc_old;
+	struct sluice_src_range_key *src_added;
+	__u32 nsrc_added;
 };
 
 /* Reads the backends map once; ids are allocated from it for the call. */
@@ -71,5 +81,13 @@ void svc__txn_free(struct svc_txn *t);
 /* Everything the writes need, from the snapshot and one lookup; no map
  * is written. */
 int svc__plan(struct svc_txn *t, struct svc_snap *snap);
+
+/* svc_src_range.c (#13): find t's old entries (reading the trie into
+ * the snapshot when t has or had ranges); write the new ones; undo those;
+ * delete the old ones the spec no longer names (after the group is live). */
+int svc__src_plan(struct svc_txn *t, struct svc_snap *snap);
+int svc__src_write(struct svc_txn *t);
+void svc__src_undo(struct svc_txn *t);
+void svc__src_delete_stale(struct svc_txn *t);
 
 #endif /* SLUICE_SVC_TXN_H */
