@@ -34,7 +34,7 @@ bool dp__svc_flags(struct dp *d, const char *vip, __u16 port, __u8 proto, __u16 
 }
 
 bool dp__step(struct dp *d, const struct dp_pkt *in_spec, const struct dp_pkt *exp_spec,
-		 int verdict, const __u64 *cnt, const __u64 *drop)
+	      int verdict, const __u64 *cnt, const __u64 *drop)
 {
 	static struct pkt in, got, exp;
 	struct dp_counts before, after;
@@ -55,4 +55,3 @@ bool dp__step(struct dp *d, const struct dp_pkt *in_spec, const struct dp_pkt *e
 	}
 	return dp__expect_counts(d, "counters", &before, &after, cnt, drop);
 }
-

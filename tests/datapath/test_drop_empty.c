@@ -44,7 +44,8 @@ static void test_drop_empty(struct dp *d)
 		dp__at("v%u without the flag: refused", af);
 		if (!dp__step(d, &syn, NULL, XDP_TX, CNT(C(REFUSED)), NO_DROPS))
 			return;
-		if (!dp__svc_flags(d, vips[i], SVC_PORT_TCP, IPPROTO_TCP, SLUICE_SVC_F_DROP_EMPTY) ||
+		if (!dp__svc_flags(d, vips[i], SVC_PORT_TCP, IPPROTO_TCP,
+				   SLUICE_SVC_F_DROP_EMPTY) ||
 		    !dp__svc_flags(d, vips[i], SVC_PORT_UDP, IPPROTO_UDP, SLUICE_SVC_F_DROP_EMPTY))
 			return;
 		dp__at("v%u TCP SYN with the flag", af);
