@@ -20,7 +20,7 @@
 # backend is be1 itself (no flag: hairpin) sees the VIP at both ends. Last, meshd started on the node's
 # interfaces sets their accept_local. Prints one PASS/FAIL line per
 # scenario, exits non-zero if any failed; namespaces, servers and pins go
-# on every exit path. Needs root and build/tests/tools/lbtool.
+# on every exit path. Needs root, lbtool and meshd in SLUICE_BUILD (build/).
 # Usage: test_snat.sh [xdp|tc ...]   (default: both)
 set -u
 
@@ -33,7 +33,9 @@ source "$ROOT/scripts/lib/topology.sh"
 TOPO_BACKENDS=(be1)
 TOPO_NODE_IFS=(to-client to-be1)
 
-LBTOOL=$TOPO_LBTOOL
+BUILD=${SLUICE_BUILD:-$ROOT/build}
+LBTOOL=$BUILD/tests/tools/lbtool
+TOPO_LBTOOL=$LBTOOL
 PIN=/sys/fs/bpf/sluice-e2e-$TOPO_ID
 NODE4=10.10.0.1 # the node's client-side addresses: the services' VIPs
 NODE6=fd00:10::1
@@ -300,7 +302,7 @@ check_meshd_accept_local() {
 	for ifname in "${TOPO_NODE_IFS[@]}"; do
 		topo__sysctl "$TOPO_NS_NODE" "net.ipv4.conf.$ifname.accept_local=0" || return 1
 	done
-	nsenter --net="/var/run/netns/$TOPO_NS_NODE" "$ROOT/build/meshd" --interfaces 'to-*' \
+	nsenter --net="/var/run/netns/$TOPO_NS_NODE" "$BUILD/meshd" --interfaces 'to-*' \
 		--xdp-mode off --bpffs "$PIN-meshd" --state "$dir/state.json" \
 		--socket "$dir/sock" >"$dir/log" 2>&1 &
 	pid=$!
