@@ -183,9 +183,10 @@ static __always_inline struct sluice_backend *lb_pick(__u32 svc_id, const struct
  * port goes out without one, as junk the backend ignores.
  *
  * A global function, verified once on its own: inlined, its branches
- * tripled the instructions the verifier walks through lb_service().
- * Reads only through its pointers (a global function's writes to the
- * caller's stack are not tracked by every kernel's verifier).
+ * tripled the instructions the verifier walks through xdp_lb (327k vs
+ * 106k before SNAT; 126k with it). It only reads through its pointers
+ * and returns the port: whether every supported kernel's verifier sees
+ * a global function's writes into the caller's stack was not checked.
  */
 __noinline int lb_snat_port(const struct sluice_ct_key *t, const struct lb_result *r,
 			    __u32 svc_flags, __u32 tcp_flags, __u32 new_flow)
