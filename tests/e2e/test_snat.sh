@@ -18,7 +18,8 @@
 # drop-empty flag, and with it the SYN goes unanswered and the
 # no_local_backend drop counter grows. be1 connecting to a service whose
 # backend is be1 itself (no flag: hairpin) sees the VIP at both ends. Last, meshd started on the node's
-# interfaces sets their accept_local. Prints one PASS/FAIL line per
+# interfaces sets their accept_local and exports the snat_rev map's
+# entries and capacity. Prints one PASS/FAIL line per
 # scenario, exits non-zero if any failed; namespaces, servers and pins go
 # on every exit path. Needs root, lbtool and meshd in SLUICE_BUILD (build/).
 # Usage: test_snat.sh [xdp|tc ...]   (default: both)
@@ -297,7 +298,7 @@ run_mode() {
 
 # meshd sets accept_local on the interfaces it attaches to.
 check_meshd_accept_local() {
-	local ifname pid i rc=0 dir=$TOPO_TMP/meshd
+	local ifname pid i out want rc=0 dir=$TOPO_TMP/meshd
 	mkdir -p "$dir"
 	for ifname in "${TOPO_NODE_IFS[@]}"; do
 		topo__sysctl "$TOPO_NS_NODE" "net.ipv4.conf.$ifname.accept_local=0" || return 1
@@ -318,6 +319,15 @@ check_meshd_accept_local() {
 		fi
 	done
 	grep accept_local "$dir/log"
+	# and exports the SNAT ports in use (none here) against the capacity
+	out=$(topo__node curl -s --max-time 5 http://127.0.0.1:9465/metrics)
+	for want in 'sluice_map_entries{map="snat_rev"} 0' \
+		'sluice_map_capacity{map="snat_rev"} 65536'; do
+		if ! grep -qF "$want" <<<"$out"; then
+			echo "/metrics lacks: $want"
+			rc=1
+		fi
+	done
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	rm -rf "$PIN-meshd"
