@@ -3,7 +3,8 @@
  * lb.bpf.c - L4 load balancer entry points.
  *
  * xdp_lb: on a node's ingress interfaces; balances new flows to backends,
- * DNATs, reverse-NATs replies, forwards with a FIB lookup (rodata knob) and
+ * DNATs (and SNATs where the service or a hairpin asks, lib/snat.h),
+ * reverse-NATs replies, forwards with a FIB lookup (rodata knob) and
  * refuses connections to services without backends.
  * tc_lb: the same decision at tc ingress, for interfaces or traffic XDP
  * cannot serve; the kernel forwards after the rewrite.
@@ -69,6 +70,9 @@ int xdp_lb(struct xdp_md *ctx)
 	case LB_REVNAT:
 		if (nat_rewrite_direct(&p, r.addr, r.port, r.action == LB_DNAT))
 			return XDP_PASS;
+		if (lb_has_snat(&r) &&
+		    nat_rewrite_xdp_to(ctx, &r.nat, nat_where(&p, r.action != LB_DNAT)))
+			return XDP_PASS;
 		return fwd_fib_xdp(ctx, &p);
 	case LB_REFUSE:
 		return xdp_refuse(ctx, &p, &r);
@@ -120,6 +124,9 @@ int tc_lb(struct __sk_buff *skb)
 	case LB_DNAT:
 	case LB_REVNAT:
 		if (nat_rewrite_skb(skb, &p, r.addr, r.port, r.action == LB_DNAT))
+			return TC_ACT_OK;
+		if (lb_has_snat(&r) &&
+		    nat_rewrite_skb_to(skb, &r.nat, nat_where(&p, r.action != LB_DNAT)))
 			return TC_ACT_OK;
 		stats_count(SLUICE_CNT_FIB_PASS);
 		return TC_ACT_OK;

@@ -124,6 +124,47 @@ struct sluice_svc_key {
 #define SLUICE_SNAT_PORT_MIN 61000
 #define SLUICE_SNAT_PORT_MAX 65535
 
+/*
+ * Source NAT state (services with SLUICE_SVC_F_SNAT, and hairpin flows:
+ * a client balanced to itself). Two LRU hash maps, layered outside
+ * conntrack, which stays keyed by the client's own tuple:
+ * snat_fwd: {client, backend} -> the SNAT address:port the flow uses;
+ * snat_rev: {backend, SNAT address:port} -> the client, so the backend's
+ * answer is un-SNATed before the conntrack reply lookup. A port is owned
+ * by the snat_rev entry (inserted with BPF_NOEXIST), so two flows to one
+ * backend never share a SNAT tuple.
+ */
+#ifndef SLUICE_SNAT_MAX
+#define SLUICE_SNAT_MAX 65536
+#endif
+
+struct sluice_snat_fwd_key {
+	__u32 caddr[4]; /* client */
+	__u32 baddr[4]; /* backend */
+	__u16 cport;
+	__u16 bport;
+	__u8 proto;
+	__u8 family;
+	__u8 pad[2];
+};
+
+struct sluice_snat_rev_key {
+	__u32 baddr[4]; /* backend (the answer's source) */
+	__u32 naddr[4]; /* SNAT address (the answer's destination) */
+	__u16 bport;
+	__u16 nport;
+	__u8 proto;
+	__u8 family;
+	__u8 pad[2];
+};
+
+/* snat_fwd: the SNAT address:port; snat_rev: the client's. */
+struct sluice_snat_entry {
+	__u32 addr[4];
+	__u16 port;
+	__u16 pad;
+};
+
 struct sluice_svc {
 	__u32 svc_id;             /* index into maglev outer map and svc_stats */
 	__u16 backend_count;      /* backends with weight > 0; 0 -> refuse */

@@ -21,6 +21,7 @@
 
 #include "common.h"
 #include "maps.h"
+#include "snat.h"
 
 /* Refresh timestamps at most this often: a write per packet would bounce
  * the entry's cache line between CPUs. */
@@ -235,7 +236,8 @@ static __noinline void ct_drop_dead_reply(const struct sluice_ct_key *rev, __u64
  * ct_forget() - drop the confirmed flow @fwd (FWD entry @e) that ended or
  * expired, so its new incarnation starts over in ct_new: left in place,
  * its REPLY entry would take the new flow's answers and it would never
- * be confirmed. A REPLY entry of another flow is left alone.
+ * be confirmed. A REPLY entry of another flow is left alone. The flow's
+ * source NAT entries (if any) go with it.
  */
 static __noinline void ct_forget(const struct sluice_ct_key *fwd, const struct sluice_ct_entry *e)
 {
@@ -247,6 +249,7 @@ static __noinline void ct_forget(const struct sluice_ct_key *fwd, const struct s
 	if (r && ct_reply_is_of(r, fwd))
 		bpf_map_delete_elem(&conntrack, &rev);
 	bpf_map_delete_elem(&conntrack, fwd);
+	snat_forget(fwd, e->addr, e->port);
 }
 
 /*

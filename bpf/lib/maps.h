@@ -136,6 +136,22 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } src_ranges SEC(".maps");
 
+/* Source NAT (see sluice_abi.h, lib/snat.h): LRU, so flows that ended
+ * without a FIN/RST we saw age out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_SNAT_MAX);
+	__type(key, struct sluice_snat_fwd_key);
+	__type(value, struct sluice_snat_entry);
+} snat_fwd SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_SNAT_MAX);
+	__type(key, struct sluice_snat_rev_key);
+	__type(value, struct sluice_snat_entry);
+} snat_rev SEC(".maps");
+
 /* Written by the socket LB (sock.bpf.c) at connect(), read by telemetry
  * (telemetry.bpf.c); declared here so the datapath object owns it and
  * both companions share the one pinned map. Lives and dies with the

@@ -23,9 +23,16 @@
 #define TCP_CSUM_OFF 16
 #define UDP_CSUM_OFF 6
 
-static __always_inline __u32 nat_l4_csum_off(const struct pkt *p)
+/* Which end of which packet a rewrite touches, in one scalar (global
+ * functions take few arguments): the L4 header offset and these bits. */
+#define NAT_W_DST (1u << 16) /* the destination (else the source) */
+#define NAT_W_V6 (1u << 17)
+#define NAT_W_UDP (1u << 18) /* else TCP */
+
+static __always_inline __u32 nat_where(const struct pkt *p, bool dst)
 {
-	return p->l4_off + (p->tuple.proto == IPPROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF);
+	return (p->l4_off & PKT_OFF_MASK) | (dst ? NAT_W_DST : 0) | (pkt_is_v6(p) ? NAT_W_V6 : 0) |
+	       (p->tuple.proto == IPPROTO_UDP ? NAT_W_UDP : 0);
 }
 
 static __always_inline int nat_rewrite_direct(struct pkt *p, const __u32 *addr, __u16 port,
@@ -79,19 +86,22 @@ static __always_inline int nat_rewrite_direct(struct pkt *p, const __u32 *addr, 
 	return 0;
 }
 
-static __always_inline int nat_rewrite_skb(struct __sk_buff *skb, const struct pkt *p,
-					   const __u32 *addr, __u16 port, bool dst)
+/* The skb rewrite of one end, from @old_addr:@old_port (as in the
+ * packet) to @addr:@port; @where as nat_where(). */
+static __always_inline int __nat_rewrite_skb(struct __sk_buff *skb, __u32 where,
+					     const __u32 *old_addr, __u16 old_port,
+					     const __u32 *addr, __u16 port)
 {
-	const __u32 *old_addr = dst ? p->tuple.daddr : p->tuple.saddr;
-	__u16 old_port = dst ? p->tuple.dport : p->tuple.sport;
-	__u32 csum_off = nat_l4_csum_off(p);
-	__u64 l4flags = p->tuple.proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-	__u32 addr_off, port_off = p->l4_off + (dst ? 2 : 0);
+	bool dst = where & NAT_W_DST, udp = where & NAT_W_UDP;
+	__u32 l4_off = where & PKT_OFF_MASK;
+	__u32 csum_off = l4_off + (udp ? UDP_CSUM_OFF : TCP_CSUM_OFF);
+	__u64 l4flags = udp ? BPF_F_MARK_MANGLED_0 : 0;
+	__u32 addr_off, port_off = l4_off + (dst ? 2 : 0);
 	__u32 new_addr[4];
 	int ret;
 
 	__builtin_memcpy(new_addr, addr, sizeof(new_addr));
-	if (pkt_is_v6(p)) {
+	if (where & NAT_W_V6) {
 		__u32 old[4];
 		__s64 diff;
 
@@ -115,6 +125,106 @@ static __always_inline int nat_rewrite_skb(struct __sk_buff *skb, const struct p
 	ret = ret ?: bpf_l4_csum_replace(skb, csum_off, old_port, port, l4flags | 2);
 	ret = ret ?: bpf_skb_store_bytes(skb, port_off, &port, 2, 0);
 	return ret;
+}
+
+static __always_inline int nat_rewrite_skb(struct __sk_buff *skb, const struct pkt *p,
+					   const __u32 *addr, __u16 port, bool dst)
+{
+	const __u32 *old_addr = dst ? p->tuple.daddr : p->tuple.saddr;
+	__u16 old_port = dst ? p->tuple.dport : p->tuple.sport;
+
+	return __nat_rewrite_skb(skb, nat_where(p, dst), old_addr, old_port, addr, port);
+}
+
+/*
+ * nat_rewrite_skb_to() - the second rewrite of a source-NATed packet:
+ * @where's end (nat_where()) to @to's address:port, the old values read
+ * from the packet (the first rewrite left this end alone). Global
+ * functions, verified once on their own (and nat_rewrite_xdp_to() too):
+ * inlined behind the entry's "is it SNATed" test, the rewrite and the
+ * forwarding after it were walked twice by the verifier.
+ */
+__noinline int nat_rewrite_skb_to(struct __sk_buff *skb, const struct sluice_snat_entry *to,
+				  __u32 where)
+{
+	bool dst = where & NAT_W_DST, v6 = where & NAT_W_V6;
+	__u32 l4_off = where & PKT_OFF_MASK, old[4] = {};
+	__u16 old_port;
+
+	if (!skb || !to)
+		return -1;
+	if (v6) {
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + (dst ? IPV6_DADDR_OFF : IPV6_SADDR_OFF), old,
+				       16))
+			return -1;
+	} else if (bpf_skb_load_bytes(skb, ETH_HLEN + (dst ? IPV4_DADDR_OFF : IPV4_SADDR_OFF), old,
+				      4)) {
+		return -1;
+	}
+	if (bpf_skb_load_bytes(skb, l4_off + (dst ? 2 : 0), &old_port, 2))
+		return -1;
+	return __nat_rewrite_skb(skb, where, old, old_port, to->addr, to->port);
+}
+
+/* The XDP twin of nat_rewrite_skb_to(), software checksums as in
+ * nat_rewrite_direct(). */
+__noinline int nat_rewrite_xdp_to(struct xdp_md *ctx, const struct sluice_snat_entry *to,
+				  __u32 where)
+{
+	void *data, *data_end, *l4;
+	bool dst = where & NAT_W_DST, udp = where & NAT_W_UDP;
+	__u16 *ports, *check, old_port;
+	__u32 old[4] = {};
+	__u64 diff;
+
+	if (!ctx || !to)
+		return -1;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	l4 = data + (where & PKT_OFF_MASK);
+	if (l4 + sizeof(struct udphdr) > data_end)
+		return -1;
+	ports = l4;
+	if (!udp) {
+		if (l4 + sizeof(struct tcphdr) > data_end)
+			return -1;
+		check = &((struct tcphdr *)l4)->check;
+	} else {
+		check = &((struct udphdr *)l4)->check;
+	}
+	if (where & NAT_W_V6) {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+		__u32 *a;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		a = dst ? (__u32 *)&ip6->daddr : (__u32 *)&ip6->saddr;
+		__builtin_memcpy(old, a, 16);
+		__builtin_memcpy(a, to->addr, 16);
+		diff = csum_diff_addr(old, to->addr, true);
+	} else {
+		struct iphdr *ip = data + ETH_HLEN;
+
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		old[0] = dst ? ip->daddr : ip->saddr;
+		if (dst)
+			ip->daddr = to->addr[0];
+		else
+			ip->saddr = to->addr[0];
+		diff = csum_diff32(old[0], to->addr[0]);
+		csum_apply(&ip->check, diff);
+	}
+	old_port = ports[dst ? 1 : 0];
+	ports[dst ? 1 : 0] = to->port;
+	diff += csum_diff16(old_port, to->port);
+	/* IPv4 UDP checksum 0 means "none": keep it so. */
+	if (udp && !*check)
+		return 0;
+	csum_apply(check, diff);
+	if (udp && !*check)
+		*check = 0xffff;
+	return 0;
 }
 
 #endif /* SLUICE_BPF_NAT_H */

@@ -22,7 +22,8 @@
 # Environment (defaults): KERNELS ("host 6.1 6.12"), KERNEL_SUITES
 # (objects,unit), KERNEL_CACHE (build/kernels), KERNEL_TIMEOUT (seconds per
 # guest, 3600), KERNEL_CPUS (2), KERNEL_MEM (MB, 2048), KERNEL_APPEND (extra
-# kernel command line), KERNEL_UNIT (unit binaries, a glob), KERNEL_BIN_TIMEOUT / KERNEL_E2E_TIMEOUT (per test
+# kernel command line), KERNEL_UNIT (unit binaries, a glob), KERNEL_DATAPATH
+# (datapath_test's name filter), KERNEL_BIN_TIMEOUT / KERNEL_E2E_TIMEOUT (per test
 # binary / script, see suites.sh), SLUICE_BUILD (build/).
 set -u
 
@@ -70,9 +71,10 @@ boot_guest() {
 		KERNEL_KDIR=$kdir
 		KERNEL_SUITES=$SUITES
 		${KERNEL_UNIT:+KERNEL_UNIT='$KERNEL_UNIT'}
+		${KERNEL_DATAPATH:+KERNEL_DATAPATH='$KERNEL_DATAPATH'}
 		${KERNEL_BIN_TIMEOUT:+KERNEL_BIN_TIMEOUT=$KERNEL_BIN_TIMEOUT}
 		${KERNEL_E2E_TIMEOUT:+KERNEL_E2E_TIMEOUT=$KERNEL_E2E_TIMEOUT}
-		export SLUICE_BUILD KERNEL_UNIT KERNEL_BIN_TIMEOUT KERNEL_E2E_TIMEOUT
+		export SLUICE_BUILD KERNEL_UNIT KERNEL_DATAPATH KERNEL_BIN_TIMEOUT KERNEL_E2E_TIMEOUT
 	EOF
 	echo "=== booting $release under qemu (TCG, $CPUS cpus, ${MEM} MB), timeout ${TIMEOUT}s"
 	# mitigations=off: nothing to protect in a throwaway guest, and TCG

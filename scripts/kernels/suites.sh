@@ -15,7 +15,8 @@
 #             FAIL with the loader's last words for an object refused whole
 #   unit      every build/tests/unit/test_* binary (KERNEL_UNIT: a glob
 #             to run fewer, e.g. 'test_sock*')
-#   datapath  build/tests/datapath/datapath_test (BPF_PROG_TEST_RUN cases)
+#   datapath  build/tests/datapath/datapath_test (BPF_PROG_TEST_RUN cases;
+#             KERNEL_DATAPATH: its name filter, e.g. snat)
 #   e2e-lb    tests/e2e/test_lb.sh (namespaces, veths, real sockets)
 #   sock      tests/e2e/test_sock.sh (socket LB through cgroup hooks)
 # SLUICE_BUILD (default build/), KERNEL_BIN_TIMEOUT (per binary, 600 s) and
@@ -104,7 +105,8 @@ suite_unit() {
 suite_datapath() {
 	local bin=$BUILD/tests/datapath/datapath_test
 	if [ -x "$bin" ]; then
-		bounded datapath "$BIN_TIMEOUT" "$bin"
+		# shellcheck disable=SC2086 # an optional name filter
+		bounded datapath "$BIN_TIMEOUT" "$bin" ${KERNEL_DATAPATH:-}
 	else
 		echo "FAIL: datapath ($bin not built)"
 	fi

@@ -7,7 +7,8 @@
  * test world below, so no conntrack or counter state leaks between cases.
  * A load is test-sized (dp_load.c): only the program under test is loaded,
  * and the maps indexed by service / backend id hold DP_TEST_MAX_SERVICES /
- * DP_TEST_MAX_BACKENDS entries; conntrack, ct_new and affinity keep their
+ * DP_TEST_MAX_BACKENDS entries, snat_fwd / snat_rev DP_TEST_SNAT_MAX;
+ * conntrack, ct_new and affinity keep their
  * production sizes.
  * A case is a sequence of steps; each step sends one packet through
  * BPF_PROG_TEST_RUN and checks the verdict, the output bytes, the exact
@@ -222,6 +223,8 @@ extern const struct dp_suite dp_suite_ct_flood;
 extern const struct dp_suite dp_suite_health;
 extern const struct dp_suite dp_suite_affinity;
 extern const struct dp_suite dp_suite_src_range;
+extern const struct dp_suite dp_suite_snat;
+extern const struct dp_suite dp_suite_drop_empty;
 
 /* A loaded datapath, one program under test. */
 struct dp {
@@ -241,6 +244,9 @@ struct dp_be {
  * must create fewer services / backends than these at any one time. */
 #define DP_TEST_MAX_SERVICES 1024
 #define DP_TEST_MAX_BACKENDS 4096
+/* Size of snat_fwd and snat_rev in every test load: more than the 4536
+ * ports of SLUICE_SNAT_PORT_MIN..MAX, so filling them evicts nothing. */
+#define DP_TEST_SNAT_MAX 8192
 
 /* Loads of lb.bpf.o by this thread load only these programs (DP_*);
  * 0: all of them. */
@@ -321,6 +327,13 @@ void dp__run_case(const struct dp_case *c);
 
 /* Runs fn once per program, each time on a fresh world. */
 void dp__each_prog(unsigned int progs, void (*fn)(struct dp *d));
+
+/* Hand-written flows (dp_step.c). One packet: checks the verdict (XDP_*),
+ * the exact counter deltas and, when exp is set, the output bytes. */
+bool dp__step(struct dp *d, const struct dp_pkt *in, const struct dp_pkt *exp, int verdict,
+	      const __u64 *cnt, const __u64 *drop);
+/* ORs SLUICE_SVC_F_* flags into a service, in the services map itself. */
+bool dp__svc_flags(struct dp *d, const char *vip, __u16 port, __u8 proto, __u16 flags);
 
 /* Text address to library form. */
 struct sluice_addr dp__addr(const char *text);

@@ -12,8 +12,11 @@
  * every fresh load; the suite loads 200+ times. The library allocates the
  * lowest free ids, so the few services and backends a case creates stay
  * far below these sizes, and an id beyond them fails its map update
- * loudly rather than passing. conntrack, ct_new and affinity keep their
- * production sizes: the flood cases count and fill them. The production
+ * loudly rather than passing. The source NAT LRUs (preallocated, so their
+ * production size is paid by every one of those loads) hold DP_TEST_SNAT_MAX,
+ * room for every SNAT port of one backend (the exhaustion case fills
+ * them). conntrack, ct_new and affinity keep their production sizes: the
+ * flood cases count and fill them. The production
  * object and library are untouched; only this binary sees the change.
  */
 #include <errno.h>
@@ -38,6 +41,8 @@ static const struct {
 	{ "backend_stats", DP_TEST_MAX_BACKENDS },
 	{ "backend_health", DP_TEST_MAX_BACKENDS },
 	{ "src_ranges", 256 },
+	{ "snat_fwd", DP_TEST_SNAT_MAX },
+	{ "snat_rev", DP_TEST_SNAT_MAX },
 };
 /* clang-format on */
 

@@ -396,6 +396,60 @@ cleanup:
 	return ret;
 }
 
+/* Until services carry these flags in their spec (meshd/meshctl), the
+ * e2e tests set them here, in the pinned services map itself (opened by
+ * its pin: no object load, no verification). */
+static int do_svc_flags(int argc, char **argv)
+{
+	struct sluice_svc_key key = {};
+	struct sluice_addr vip;
+	char path[512];
+	struct sluice_svc v;
+	__u16 flags = 0;
+	int fd, ret = 1;
+
+	if (argc < 1) {
+		lbtool__err("svc flags: expected VIP:PORT/PROTO [snat] [drop-empty]");
+		return 1;
+	}
+	if (lbtool__parse_svc(argv[0], &vip, &key.port, &key.proto))
+		return 1;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "snat")) {
+			flags |= SLUICE_SVC_F_SNAT;
+		} else if (!strcmp(argv[i], "drop-empty")) {
+			flags |= SLUICE_SVC_F_DROP_EMPTY;
+		} else {
+			lbtool__err("svc flags: unknown flag \"%s\" (snat, drop-empty)", argv[i]);
+			return 1;
+		}
+	}
+	key.port = htons(key.port);
+	key.family = vip.family;
+	memcpy(key.addr, vip.addr, sizeof(key.addr));
+	snprintf(path, sizeof(path), "%s/services", pin_dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		lbtool__err("svc flags: %s: %s (run `lbtool --pin %s load` first)", path,
+			    strerror(errno), pin_dir);
+		return 1;
+	}
+	if (bpf_map_lookup_elem(fd, &key, &v)) {
+		lbtool__err("svc flags: no service %s", argv[0]);
+		goto cleanup;
+	}
+	v.flags = (__u16)((v.flags & ~(SLUICE_SVC_F_SNAT | SLUICE_SVC_F_DROP_EMPTY)) | flags);
+	if (bpf_map_update_elem(fd, &key, &v, BPF_EXIST)) {
+		lbtool__err("svc flags: updating %s: %s", argv[0], strerror(errno));
+		goto cleanup;
+	}
+	printf("service %s: flags 0x%x\n", argv[0], v.flags);
+	ret = 0;
+cleanup:
+	close(fd);
+	return ret;
+}
+
 static int do_svc_del(int argc, char **argv)
 {
 	struct sluice_addr vip;
@@ -495,10 +549,8 @@ cleanup:
 }
 
 static const struct cmd svc_cmds[] = {
-	{ "set", do_svc_set },
-	{ "del", do_svc_del },
-	{ "get", do_svc_get },
-	{ NULL, NULL },
+	{ "set", do_svc_set },     { "del", do_svc_del }, { "get", do_svc_get },
+	{ "flags", do_svc_flags }, { NULL, NULL },
 };
 
 static int do_svc(int argc, char **argv)
@@ -557,6 +609,8 @@ static int usage(void)
 		"  svc set VIP:PORT/PROTO [BACKEND:PORT[@WEIGHT] ...]\n"
 		"  svc del VIP:PORT/PROTO\n"
 		"  svc get VIP:PORT/PROTO\n"
+		"  svc flags VIP:PORT/PROTO [snat] [drop-empty]   set the service's source NAT\n"
+		"                                        and drop-when-empty flags (others kept)\n"
 		"  stats                                 counters, drops by reason, conntrack size\n"
 		"  unpin                                 remove the pins under DIR\n"
 		"  xdp-pass IFNAME                       attach a bare XDP_PASS program (test\n"

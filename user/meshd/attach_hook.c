@@ -278,6 +278,49 @@ static int attach__tc(struct attach *a, struct attach_entry *e)
 	return 0;
 }
 
+/*
+ * Source NAT rewrites a client's address to the node's own (the VIP of a
+ * NodePort), and the answer's destination back: when such a packet goes
+ * through the kernel's forwarding (tc, or XDP handing it to the stack) its
+ * source is a local address arriving from outside, which IPv4 drops as a
+ * martian unless accept_local is set on the interface it arrived on. IPv6
+ * has no such check. Set once per interface we attach to (logged when it
+ * changes something); a failure is a warning: only SNAT needs it.
+ */
+static void attach__accept_local(const char *ifname)
+{
+	char path[96], cur = '0';
+	int err = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/accept_local", ifname);
+	f = fopen(path, "r");
+	if (f) {
+		if (fread(&cur, 1, 1, f) != 1)
+			cur = '0';
+		fclose(f);
+	}
+	if (cur == '1')
+		return;
+	f = fopen(path, "w");
+	if (!f) {
+		err = errno;
+	} else {
+		if (fputs("1\n", f) == EOF)
+			err = errno;
+		if (fclose(f) && !err)
+			err = errno;
+	}
+	if (err) {
+		pr_warn("%s: cannot set net.ipv4.conf.%s.accept_local=1 (%s): source-NATed "
+			"packets through the kernel's forwarding will be dropped as martians",
+			ifname, ifname, strerror(err));
+		return;
+	}
+	pr_info("%s: set net.ipv4.conf.%s.accept_local=1 (source NAT to the node's address)",
+		ifname, ifname);
+}
+
 void attach__try(struct attach *a, struct attach_entry *e)
 {
 	int err;
@@ -287,6 +330,7 @@ void attach__try(struct attach *a, struct attach_entry *e)
 		return;
 	e->state = ATTACH_ATTACHED;
 	e->err[0] = '\0';
+	attach__accept_local(e->ifname);
 	/* The hook we left behind after a mode change would NAT twice. */
 	if (a->mode == ATTACH_XDP_OFF)
 		attach__xdp_detach_ours(e->ifindex, e->ifname, " (now at tc ingress)");

@@ -79,7 +79,7 @@ struct metrics_map {
 	__u64 capacity;
 };
 
-#define METRICS_MAPS_MAX 8
+#define METRICS_MAPS_MAX 12
 
 struct metrics_snapshot {
 	const char *version;

@@ -240,6 +240,29 @@ static int collect__backends(struct collect_ctx *c, struct sluice *s)
 	return err;
 }
 
+static int collect__count_one(const void *key, const void *value, void *ctx)
+{
+	(void)key;
+	(void)value;
+	(*(__u64 *)ctx)++;
+	return 0;
+}
+
+/* Source NAT (#13): ports in use, all services (snat_rev holds one entry
+ * per SNATed flow; snat_fwd the same flows the other way round). */
+static int collect__snat(struct metrics_snapshot *m, struct sluice *s)
+{
+	int fd = sluice__map_fd(s, "snat_rev");
+	__u64 n = 0;
+	int err;
+
+	if (fd < 0)
+		return 0; /* an object without source NAT */
+	err = maps__for_each(fd, "snat_rev", sizeof(struct sluice_snat_rev_key),
+			     sizeof(struct sluice_snat_entry), collect__count_one, &n);
+	return err ?: collect__map_info(m, "snat_rev", fd, n);
+}
+
 static int collect__extra(struct collect_ctx *c, struct sluice *s)
 {
 	struct metrics_snapshot *m = c->m;
@@ -258,6 +281,8 @@ static int collect__extra(struct collect_ctx *c, struct sluice *s)
 		err = sluice__affinity_count(s, &ct);
 	if (!err)
 		err = collect__map_info(m, "affinity", s->fds[SLUICE_MAP_AFFINITY], ct);
+	if (!err)
+		err = collect__snat(m, s);
 	if (!err && c->src->t) {
 		err = telemetry__info(c->src->t, &m->telemetry);
 		m->has_telemetry = !err;
