@@ -93,8 +93,8 @@ static int put(struct k8s_objs *o, struct json_object *obj)
 /* A Service named `name` with the given spec fields (text after "spec": {). */
 static int add_svc(const char *name, const char *spec)
 {
-	return put(svcs, J("{'metadata': {'name': '%s', 'namespace': 'ns'}, 'spec': {%s}}", name,
-			   spec));
+	return put(svcs,
+		   J("{'metadata': {'name': '%s', 'namespace': 'ns'}, 'spec': {%s}}", name, spec));
 }
 
 /* Endpoints 10.9.0.1 on n1 and 10.9.0.2 on n2, ready, port 8080 named http (tcp). */
@@ -103,21 +103,21 @@ static int add_eps(const char *svc, const char *ports)
 	char name[64];
 
 	snprintf(name, sizeof(name), "%s-1", svc);
-	return put(slices,
-		   J("{'metadata': {'name': '%s', 'namespace': 'ns', 'labels': "
-		     "{'kubernetes.io/service-name': '%s'}}, 'addressType': 'IPv4', 'ports': %s, "
-		     "'endpoints': [{'addresses': ['10.9.0.1'], 'nodeName': 'n1'},"
-		     " {'addresses': ['10.9.0.2'], 'nodeName': 'n2'},"
-		     " {'addresses': ['10.9.0.3'], 'nodeName': 'n1', 'conditions': {'ready': false}}]}",
-		     name, svc, ports));
+	return put(
+		slices,
+		J("{'metadata': {'name': '%s', 'namespace': 'ns', 'labels': "
+		  "{'kubernetes.io/service-name': '%s'}}, 'addressType': 'IPv4', 'ports': %s, "
+		  "'endpoints': [{'addresses': ['10.9.0.1'], 'nodeName': 'n1'},"
+		  " {'addresses': ['10.9.0.2'], 'nodeName': 'n2'},"
+		  " {'addresses': ['10.9.0.3'], 'nodeName': 'n1', 'conditions': {'ready': false}}]}",
+		  name, svc, ports));
 }
 
 static int xlate(struct desired *d, const char *node_name)
 {
-	struct k8s_xlate_opts o = { .node_name = node_name,
-				    .node_addrs = node,
-				    .nnode_addrs = nnode,
-				    .warn = on_warn };
+	struct k8s_xlate_opts o = {
+		.node_name = node_name, .node_addrs = node, .nnode_addrs = nnode, .warn = on_warn
+	};
 	int err;
 
 	desired__init(d);
@@ -160,7 +160,7 @@ static __u32 count_nodeports(const struct desired *d)
 	return n;
 }
 
-#define NP_SPEC                                                                       \
+#define NP_SPEC                                                                             \
 	"'type': 'NodePort', 'clusterIP': '10.96.0.5', 'ports': [{'name': 'http', 'port': " \
 	"80, 'targetPort': 8080, 'nodePort': 30080}]"
 #define HTTP_PORTS "[{'name': 'http', 'port': 8080}]"
@@ -230,11 +230,12 @@ static void test_dual_stack(void)
 /* --nodeport-addresses and the addresses that never serve NodePorts. */
 static void test_nodeport_addresses(void)
 {
-	static const char *const bad[] = { "", "10.0.0.0/33", "fd00::/129", "abc/8",
-					   "10.0.0.0", "10.0.0.0/8,", "10.0.0.0/x",
-					   "10.0.0.0/8,,fd00::/64" };
+	static const char *const bad[] = { "",           "10.0.0.0/33",
+					   "fd00::/129", "abc/8",
+					   "10.0.0.0",   "10.0.0.0/8,",
+					   "10.0.0.0/x", "10.0.0.0/8,,fd00::/64" };
 	static const char *const never[] = { "127.0.0.1", "169.254.3.4", "0.0.0.0", "224.0.0.1",
-					     "::1", "fe80::1", "::", "ff02::1" };
+					     "::1",       "fe80::1",     "::",      "ff02::1" };
 	struct k8s_cidr *c = NULL;
 	struct sluice_addr a;
 	__u32 n = 0;
@@ -311,10 +312,11 @@ static void test_lb_without_node_ports(void)
 	struct desired d;
 
 	setup();
-	ASSERT_OK(put(svcs, J("{'metadata': {'name': 'lb', 'namespace': 'ns'}, 'spec': {"
-			      "'type': 'LoadBalancer', 'clusterIP': '10.96.0.9', "
-			      "'allocateLoadBalancerNodePorts': false, 'ports': [{'port': 443}]},"
-			      " 'status': {'loadBalancer': {'ingress': [{'ip': '203.0.113.9'}]}}}")),
+	ASSERT_OK(put(svcs,
+		      J("{'metadata': {'name': 'lb', 'namespace': 'ns'}, 'spec': {"
+			"'type': 'LoadBalancer', 'clusterIP': '10.96.0.9', "
+			"'allocateLoadBalancerNodePorts': false, 'ports': [{'port': 443}]},"
+			" 'status': {'loadBalancer': {'ingress': [{'ip': '203.0.113.9'}]}}}")),
 		  "svc");
 	if (xlate(&d, "n1"))
 		return;
@@ -426,8 +428,8 @@ static void test_health_check_node_port(void)
 				"'healthCheckNodePort': 32001, 'ports': [{'port': 80}]"),
 		  "lb cluster: no hc port");
 	ASSERT_OK(add_svc("zdup", "'type': 'LoadBalancer', 'clusterIP': '10.96.0.12', "
-				 "'externalTrafficPolicy': 'Local', 'healthCheckNodePort': 32000, "
-				 "'ports': [{'port': 80}]"),
+				  "'externalTrafficPolicy': 'Local', 'healthCheckNodePort': 32000, "
+				  "'ports': [{'port': 80}]"),
 		  "port clash");
 	ASSERT_OK(add_svc("none", "'type': 'LoadBalancer', 'clusterIP': '10.96.0.13', "
 				  "'externalTrafficPolicy': 'Local', 'healthCheckNodePort': 32002, "
@@ -438,7 +440,8 @@ static void test_health_check_node_port(void)
 	if (ASSERT_EQ(hc.n, 2, "web and none (cl is Cluster, dup clashes)")) {
 		ASSERT_EQ(hc.v[0].port, 32000, "sorted by port");
 		ASSERT_TRUE(!strcmp(hc.v[0].ns, "ns") && !strcmp(hc.v[0].name, "web"), "web");
-		ASSERT_EQ(hc.v[0].local_endpoints, 2, "n1's ready pod on 2 ports (not the unready)");
+		ASSERT_EQ(hc.v[0].local_endpoints, 2,
+			  "n1's ready pod on 2 ports (not the unready)");
 		ASSERT_TRUE(!strcmp(hc.v[1].name, "none"), "none");
 		ASSERT_EQ(hc.v[1].local_endpoints, 0, "no endpoint: 0");
 	}
@@ -451,14 +454,10 @@ static void test_health_check_node_port(void)
 }
 
 static const struct test tests[] = {
-	TEST(test_each_node_address),
-	TEST(test_dual_stack),
-	TEST(test_nodeport_addresses),
-	TEST(test_traffic_policy),
-	TEST(test_lb_without_node_ports),
-	TEST(test_node_address_changes),
-	TEST(test_hostile_node_ports),
-	TEST(test_health_check_node_port),
+	TEST(test_each_node_address),     TEST(test_dual_stack),
+	TEST(test_nodeport_addresses),    TEST(test_traffic_policy),
+	TEST(test_lb_without_node_ports), TEST(test_node_address_changes),
+	TEST(test_hostile_node_ports),    TEST(test_health_check_node_port),
 };
 
 int main(int argc, char **argv)

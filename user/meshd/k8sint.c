@@ -57,14 +57,45 @@ static void k8sint__on_state(const struct desired *kube, bool complete, void *ct
 		ki->commit_errors++;
 		pr_err("kubernetes: the synced services were not applied (the old ones stay): %s",
 		       err);
+		/* a load balancer's probe must not pick a node that is out of sync */
+		hcnp__set_healthy(&ki->hc, false);
 		return;
 	}
 	ki->last_error[0] = '\0';
+	hcnp__set_healthy(&ki->hc, true);
 	ki->commits++;
 	if (clash && clash != ki->clashes)
 		pr_warn("kubernetes: %u services clash with manual ones (manual kept)", clash);
 	ki->clashes = clash;
 	pr_debug("kubernetes: %u kubernetes services committed", kube->nservices);
+}
+
+static void k8sint__on_health(const struct k8s_hc_set *set, void *ctx)
+{
+	struct k8sint *ki = ctx;
+
+	k8s_hc_set__free(&ki->want);
+	if (k8s_hc_set__copy(&ki->want, set))
+		pr_err("kubernetes: healthCheckNodePorts: out of memory");
+	ki->hc_failed = hcnp__sync(&ki->hc, &ki->want);
+}
+
+static void k8sint__hc_log(bool error, const char *msg, void *ctx)
+{
+	(void)ctx;
+	if (error)
+		pr_err("kubernetes: %s", msg);
+	else
+		pr_info("kubernetes: %s", msg);
+}
+
+static void k8sint__on_addrs(void *ctx, const struct sluice_addr *addrs, __u32 n)
+{
+	struct k8sint *ki = ctx;
+
+	/* before the sync starts: k8s__open() takes them from ki->na */
+	if (ki->k && k8s__set_node_addrs(ki->k, addrs, n))
+		pr_err("kubernetes: node addresses: out of memory (NodePorts not updated)");
 }
 
 int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg)
@@ -73,6 +104,7 @@ int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg)
 		.kubeconfig = cfg->kubeconfig,
 		.node_name = getenv("NODE_NAME"),
 		.on_state = k8sint__on_state,
+		.on_health = k8sint__on_health,
 		.log = k8sint__log,
 		.ctx = ki,
 	};
@@ -80,10 +112,21 @@ int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg)
 
 	ki->cfg = *cfg;
 	ki->k = NULL;
+	ki->hc.epfd = -1;
 	if (!cfg->enabled)
 		return 0;
 	if (ko.node_name && !*ko.node_name)
 		ko.node_name = NULL;
+	err = hcnp__init(&ki->hc, &(struct hcnp_opts){ .log = k8sint__hc_log, .ctx = ki });
+	if (err) {
+		pr_err("kubernetes: %s", sluice__errmsg());
+		return err;
+	}
+	err = nodeaddr__open(&ki->na, cfg->nodeport_addresses, k8sint__on_addrs, ki);
+	if (err)
+		return err;
+	ko.node_addrs = ki->na.addrs;
+	ko.nnode_addrs = ki->na.n;
 	err = k8s__open(&ko, &ki->k);
 	if (err) {
 		ki->k = NULL;
@@ -103,6 +146,44 @@ void k8sint__stop(struct k8sint *ki)
 {
 	k8s__close(ki->k);
 	ki->k = NULL;
+	if (ki->cfg.enabled) {
+		hcnp__free(&ki->hc);
+		nodeaddr__close(&ki->na);
+		k8s_hc_set__free(&ki->want);
+	}
+}
+
+int k8sint__nodeaddr_fd(const struct k8sint *ki)
+{
+	return ki->k ? nodeaddr__fd(&ki->na) : -1;
+}
+
+void k8sint__nodeaddr_read(struct k8sint *ki)
+{
+	if (ki->k)
+		nodeaddr__read(&ki->na);
+}
+
+int k8sint__hcnp_fd(const struct k8sint *ki)
+{
+	return ki->k ? hcnp__fd(&ki->hc) : -1;
+}
+
+void k8sint__hcnp_run(struct k8sint *ki)
+{
+	if (ki->k)
+		hcnp__run(&ki->hc);
+}
+
+int k8sint__timeout_ms(const struct k8sint *ki)
+{
+	return ki->k ? hcnp__timeout_ms(&ki->hc) : -1;
+}
+
+void k8sint__tick(struct k8sint *ki)
+{
+	if (ki->k && ki->hc_failed)
+		ki->hc_failed = hcnp__sync(&ki->hc, &ki->want);
 }
 
 int k8sint__fd(const struct k8sint *ki)
@@ -114,6 +195,17 @@ void k8sint__poll(struct k8sint *ki)
 {
 	if (ki->k)
 		k8s__poll(ki->k);
+}
+
+static struct json_object *k8sint__addrs_json(const struct nodeaddr *na)
+{
+	struct json_object *a = json_object_new_array();
+	char buf[SLUICE_ADDR_STRLEN];
+
+	for (__u32 i = 0; a && i < na->n; i++)
+		json_object_array_add(a, json_object_new_string(sluice_addr__str(&na->addrs[i], buf,
+										 sizeof(buf))));
+	return a;
 }
 
 struct json_object *k8sint__status_json(const struct k8sint *ki)
@@ -132,6 +224,9 @@ struct json_object *k8sint__status_json(const struct k8sint *ki)
 	json_object_object_add(o, "commit_errors", json_object_new_uint64(ki->commit_errors));
 	json_object_object_add(o, "commit_error", json_object_new_string(ki->last_error));
 	json_object_object_add(o, "clashes", json_object_new_int64(ki->clashes));
+	json_object_object_add(o, "node_addresses", k8sint__addrs_json(&ki->na));
+	json_object_object_add(o, "health_check_node_ports",
+			       json_object_new_int64(hcnp__count(&ki->hc)));
 	json_object_object_add(o, "kubeconfig",
 			       ki->cfg.kubeconfig ? json_object_new_string(ki->cfg.kubeconfig) :
 						    NULL);

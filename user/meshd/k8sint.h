@@ -10,7 +10,10 @@
  * (state__commit(), the one path that changes the maps and the state file); nothing is
  * removed before the first full list of both kinds (k8s.h). A kubernetes
  * service belongs to the API server: meshctl edits of it are refused, and
- * `apply` keeps the kubernetes services whatever the file says.
+ * `apply` keeps the kubernetes services whatever the file says. With the
+ * sync on, it also follows the node's addresses for the NodePorts
+ * (nodeaddr.h) and serves the healthCheckNodePorts (hcnp.h); a synced set
+ * that cannot be committed makes them answer serviceProxyHealthy false.
  */
 #ifndef MESHD_K8SINT_H
 #define MESHD_K8SINT_H
@@ -23,6 +26,8 @@
 #include <json-c/json.h>
 
 #include "desired.h"
+#include "hcnp.h"
+#include "nodeaddr.h"
 
 struct k8s;
 
@@ -31,9 +36,10 @@ struct k8s;
 typedef int (*k8sint_commit_fn)(void *ctx, struct desired *next, char *err, size_t errlen);
 
 struct k8sint_cfg {
-	bool enabled;                  /* --kubernetes */
-	const char *kubeconfig;        /* --kubeconfig; NULL: in-cluster */
-	const struct desired *current; /* what the maps hold (manual services) */
+	bool enabled;                   /* --kubernetes */
+	const char *kubeconfig;         /* --kubeconfig; NULL: in-cluster */
+	const char *nodeport_addresses; /* --nodeport-addresses; NULL: every address */
+	const struct desired *current;  /* what the maps hold (manual services) */
 	k8sint_commit_fn commit;
 	void *ctx;
 };
@@ -45,6 +51,10 @@ struct k8sint {
 	__u32 clashes;         /* kubernetes services left out for manual ones */
 	char last_error[1024]; /* of the last commit, "" after a success */
 	struct k8sint_cfg cfg;
+	struct nodeaddr na;     /* the node's NodePort addresses, followed */
+	struct hcnp hc;         /* healthCheckNodePort servers */
+	struct k8s_hc_set want; /* the last healthCheckNodePorts asked for */
+	int hc_failed;          /* of them, ports not served (retried on tick) */
 };
 
 /* Opens the sync when cfg->enabled (after the state load and the
@@ -55,6 +65,16 @@ void k8sint__stop(struct k8sint *ki);
 int k8sint__fd(const struct k8sint *ki);
 /* The fd was readable: commit a new set if one waits. */
 void k8sint__poll(struct k8sint *ki);
+/* Node address events (-1 when off) and what to do when readable. */
+int k8sint__nodeaddr_fd(const struct k8sint *ki);
+void k8sint__nodeaddr_read(struct k8sint *ki);
+/* The healthCheckNodePort servers: one fd (-1 when off), run after every
+ * wait, the wait bounded by k8sint__timeout_ms() (-1: none). */
+int k8sint__hcnp_fd(const struct k8sint *ki);
+void k8sint__hcnp_run(struct k8sint *ki);
+int k8sint__timeout_ms(const struct k8sint *ki);
+/* The loop's check tick: ports that could not be bound are tried again. */
+void k8sint__tick(struct k8sint *ki);
 /* status "kubernetes" object, or NULL (JSON null) when off. */
 struct json_object *k8sint__status_json(const struct k8sint *ki);
 /* sluice_kubernetes_* samples for /metrics (nothing when off). */

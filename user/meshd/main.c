@@ -54,12 +54,14 @@ enum main_event {
 	EV_NETLINK,
 	EV_API,
 	EV_TIMER,
-	EV_RING,   /* telemetry records */
-	EV_HTTP,   /* GET /metrics */
-	EV_FOLLOW, /* connection streams */
-	EV_KUBE,   /* a new set from the Kubernetes sync */
-	EV_HEALTH, /* the kernel's ejections (#14) */
-	EV_PROBE,  /* active health checks: probes and their timer */
+	EV_RING,     /* telemetry records */
+	EV_HTTP,     /* GET /metrics */
+	EV_FOLLOW,   /* connection streams */
+	EV_KUBE,     /* a new set from the Kubernetes sync */
+	EV_HEALTH,   /* the kernel's ejections (#14) */
+	EV_PROBE,    /* active health checks: probes and their timer */
+	EV_NODEADDR, /* node address changes (NodePorts) */
+	EV_HCNP,     /* healthCheckNodePort servers */
 };
 
 static int main__epoll_add(int epfd, int fd, enum main_event ev)
@@ -105,6 +107,8 @@ static int main__wait_ms(struct meshd *m)
 {
 	int ms = main__min_ms(exporter__timeout_ms(&m->exporter), server__timeout_ms(&m->api));
 
+	ms = main__min_ms(ms, k8sint__timeout_ms(&m->kube));
+
 	if (telem__ring_fd(&m->telem) < 0)
 		return ms;
 	return ms < 0 || ms > TELEMETRY_DRAIN_MS ? TELEMETRY_DRAIN_MS : ms;
@@ -131,6 +135,10 @@ static int main__epoll_setup(struct meshd *m, int epfd, int sfd, int tfd, struct
 		err = main__epoll_add(epfd, follow__fd(&m->follow), EV_FOLLOW);
 	if (!err && k8sint__fd(&m->kube) >= 0)
 		err = main__epoll_add(epfd, k8sint__fd(&m->kube), EV_KUBE);
+	if (!err && k8sint__nodeaddr_fd(&m->kube) >= 0)
+		err = main__epoll_add(epfd, k8sint__nodeaddr_fd(&m->kube), EV_NODEADDR);
+	if (!err && k8sint__hcnp_fd(&m->kube) >= 0)
+		err = main__epoll_add(epfd, k8sint__hcnp_fd(&m->kube), EV_HCNP);
 	if (!err && outlier__fd(&m->outlier) >= 0)
 		err = main__epoll_add(epfd, outlier__fd(&m->outlier), EV_HEALTH);
 	if (!err && probe__fd(&m->probe) >= 0)
@@ -177,6 +185,7 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 		if (read(tfd, &ticks, sizeof(ticks)) == sizeof(ticks)) {
 			attach__check_all(&m->att);
 			main__ct_sweep(m);
+			k8sint__tick(&m->kube);
 		}
 		break;
 	case EV_RING:
@@ -195,6 +204,11 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 	case EV_PROBE:
 		probe__run(&m->probe);
 		break;
+	case EV_NODEADDR:
+		k8sint__nodeaddr_read(&m->kube);
+		break;
+	case EV_HCNP:
+		break; /* served by the loop, after every wait */
 	}
 }
 
@@ -276,6 +290,7 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 		if (!m->stop) {
 			telem__read(&m->telem);
 			exporter__run(&m->exporter);
+			k8sint__hcnp_run(&m->kube);
 			main__serve(m, srv);
 		}
 		main__trim(m);
@@ -501,11 +516,13 @@ static int main__start_parts(struct meshd *m, struct netlink *nl)
 		       m->sl);
 	/* After the reconcile: the state file's kubernetes services stay in
 	 * the maps until the first full list replaces them. */
-	return k8sint__start(&m->kube, &(struct k8sint_cfg){ .enabled = cfg->kubernetes,
-							     .kubeconfig = cfg->kubeconfig,
-							     .current = &m->state.desired,
-							     .commit = main__commit,
-							     .ctx = &m->state });
+	return k8sint__start(&m->kube,
+			     &(struct k8sint_cfg){ .enabled = cfg->kubernetes,
+						   .kubeconfig = cfg->kubeconfig,
+						   .nodeport_addresses = cfg->nodeport_addresses,
+						   .current = &m->state.desired,
+						   .commit = main__commit,
+						   .ctx = &m->state });
 }
 
 /* Nothing here detaches or unpins: the datapath outlives meshd, and so

@@ -174,7 +174,8 @@ int nodeaddr__open(struct nodeaddr *na, const char *cidrs, nodeaddr_fn on_change
 	nl_socket_modify_cb(na->sk, NL_CB_VALID, NL_CB_CUSTOM, nodeaddr__on_event, na);
 	err = nl_connect(na->sk, NETLINK_ROUTE);
 	if (!err)
-		err = nl_socket_add_memberships(na->sk, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, 0);
+		err = nl_socket_add_memberships(na->sk, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
+						0);
 	if (!err)
 		err = nl_socket_set_nonblocking(na->sk);
 	if (err) {

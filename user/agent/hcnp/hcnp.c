@@ -93,8 +93,7 @@ static int hcnp__handle(void *ctx, FILE *out)
 	char body[1536];
 	int n;
 
-	n = hcnp__body(body, sizeof(body), sv->hc.ns, sv->hc.name, sv->hc.local_endpoints,
-		       healthy);
+	n = hcnp__body(body, sizeof(body), sv->hc.ns, sv->hc.name, sv->hc.local_endpoints, healthy);
 	if (n < 0) {
 		sluice__set_err("name too long");
 		return n;
@@ -156,10 +155,9 @@ static struct hcnp_server *hcnp__start_one(struct hcnp *s, const struct k8s_hc *
 	}
 	sv->owner = s;
 	sv->hc = *hc;
-	sv->route = (struct http_route){ .path = NULL,
-					 .content_type = "application/json",
-					 .fn = hcnp__handle,
-					 .ctx = sv };
+	sv->route = (struct http_route){
+		.path = NULL, .content_type = "application/json", .fn = hcnp__handle, .ctx = sv
+	};
 	if (s->opts.host && *s->opts.host)
 		snprintf(bind, sizeof(bind), strchr(s->opts.host, ':') ? "[%s]:%u" : "%s:%u",
 			 s->opts.host, hc->port);

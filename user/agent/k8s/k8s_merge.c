@@ -14,7 +14,6 @@
 #include "internal.h"
 #include "k8s_internal.h"
 
-
 static int svcp__cmp(const void *a, const void *b)
 {
 	return desired__cmp_key(*(const struct desired_service *const *)a,

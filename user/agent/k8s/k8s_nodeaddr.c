@@ -84,9 +84,10 @@ int k8s_cidrs__parse(const char *text, struct k8s_cidr **out, __u32 *n)
 		for (e = tok + strlen(tok); e > tok && e[-1] == ' ';)
 			*--e = '\0';
 		if (!*tok || cidr__parse_one(tok, &v[cnt])) {
-			sluice__set_err("\"%.64s\" is not a CIDR (ADDRESS/PREFIX, e.g. 192.0.2.0/24 "
-					"or fd00::/64)",
-					tok);
+			sluice__set_err(
+				"\"%.64s\" is not a CIDR (ADDRESS/PREFIX, e.g. 192.0.2.0/24 "
+				"or fd00::/64)",
+				tok);
 			err = -EINVAL;
 			break;
 		}
