@@ -39,11 +39,14 @@
 #   address_change  an address added inside the CIDR (10.10.0.50) gets the
 #                 NodePorts, one outside (10.10.7.1) does not; removed, its
 #                 NodePorts go
+#   cluster_tc    meshd restarted with --xdp-mode off (tc only; accept_local
+#                 on the backend links, see README): the same NodePort over
+#                 TCP and UDP, lb_new grows
 #   removed       Service lb deleted: its NodePort services go and the hc
 #                 port is closed
 # Exits non-zero if any failed. meshd, the API server, clients, the cgroup,
 # pins, namespaces and temp files are removed on exit, failure or
-# interruption. Needs root, python3, curl, jq, bpftool and `make`. About 25 s.
+# interruption. Needs root, python3, curl, jq, bpftool and `make`. About 15 s.
 # Usage: test_k8s_nodeport.sh [SCENARIO...]   (default: all, in order)
 set -u
 export PYTHONDONTWRITEBYTECODE=1
@@ -321,6 +324,34 @@ test_address_change() {
 	return $ok
 }
 
+# tc only: the reverse NAT of a reply happens at tc ingress of the backend's
+# link, before routing, and the reply then carries the node's own address as
+# its source: the kernel forwards it only with accept_local (XDP with
+# --fib-forward redirects it past the routing decision, see README).
+test_cluster_tc() {
+	local ok=0 i n0 n1
+	for i in to-be1 to-be2 to-be3; do
+		in_node sysctl -qw "net.ipv4.conf.$i.accept_local=1" || fail "sysctl" || return 1
+	done
+	meshd_restart --kubeconfig "$WORK/kubeconfig" --xdp-mode off || return 1
+	if in_node ip link show to-client | grep -q ' xdp'; then
+		fail "XDP still attached to to-client: $(in_node ip link show to-client)" || ok=1
+	fi
+	wait_for "$(svc_q "$NODE" 30080 tcp) | length == 1 and (.[0].backends | length) == 2" ||
+		return 1
+	n0=$(st '.counters.lb_new')
+	in_client timeout 30 python3 "$TOPO_ECHO" tcp "$NODE" 30080 -n 10 --expect be1,be2 \
+		>"$WORK/c.out" 2>&1 || fail "TCP over tc: $(tail -n 2 "$WORK/c.out")" || ok=1
+	log "tcp: $(tail -n 1 "$WORK/c.out")"
+	in_client timeout 30 python3 "$TOPO_ECHO" udp "$NODE" 30080 -n 10 --expect be1,be2 \
+		>"$WORK/c.out" 2>&1 || fail "UDP over tc: $(tail -n 2 "$WORK/c.out")" || ok=1
+	log "udp: $(tail -n 1 "$WORK/c.out")"
+	n1=$(st '.counters.lb_new')
+	log "lb_new $n0 -> $n1"
+	[ "$((n1 - n0))" -ge 20 ] || fail "lb_new grew by $((n1 - n0)), want >= 20 (tc)" || ok=1
+	return $ok
+}
+
 test_removed() {
 	local ok=0
 	CTL ctl "$PORTS" '{"op": "delete", "kind": "services", "namespace": "default", "name": "lb"}' \
@@ -338,7 +369,8 @@ test_removed() {
 	return $ok
 }
 
-ALL=(addresses cluster_xdp local_socket local_none local_one slowloris address_change removed)
+ALL=(addresses cluster_xdp local_socket local_none local_one slowloris address_change cluster_tc
+	removed)
 
 start_api() {
 	PORTS=$WORK/ports
