@@ -157,12 +157,19 @@ test_addresses() {
 	[ "$got" = "$NODE" ] || fail "node_addresses $got, want $NODE (inside 10.10.0.0/24 only)"
 }
 
-test_cluster_xdp() {
-	local ok=0 n0 n1 name
+# Service np: NodePort 30080 tcp+udp, Cluster, endpoints be1 (n1) and be2 (n2)
+apply_np() {
+	[ "$(mctl -o json service list | jq -r "$(svc_q "$NODE" 30080 tcp) | length")" = 1 ] &&
+		return 0
 	apply "$(service np NodePort Cluster '[{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080},
 		{"name": "dns", "protocol": "UDP", "port": 80, "targetPort": 8080, "nodePort": 30080}]')" ||
 		fail "apply np" || return 1
-	apply "$(slice np-1 np "[$(ep 10.10.1.2 n1), $(ep 10.10.2.2 n2)]")" || fail "apply slice" || return 1
+	apply "$(slice np-1 np "[$(ep 10.10.1.2 n1), $(ep 10.10.2.2 n2)]")" || fail "apply slice"
+}
+
+test_cluster_xdp() {
+	local ok=0 n0 n1 name
+	apply_np || return 1
 	wait_for "$(svc_q "$NODE" 30080 tcp) | length == 1 and (.[0].backends | length) == 2" ||
 		return 1
 	wait_for "$(svc_q "$NODE" 30080 udp) | length == 1" || return 1
@@ -310,6 +317,7 @@ test_address_change() {
 	local ok=0
 	in_node ip addr add 10.10.0.50/32 dev to-client || fail "addr add" || return 1
 	in_node ip addr add 10.10.7.1/32 dev to-be1 || fail "addr add" || return 1
+	apply_np || return 1
 	wait_for "$(svc_q 10.10.0.50 30080 tcp) | length == 1" || ok=1
 	[ "$(mctl -o json service list | jq -r "$(svc_q 10.10.7.1 30080 tcp) | length")" = 0 ] ||
 		fail "NodePort on 10.10.7.1, outside --nodeport-addresses" || ok=1
@@ -333,6 +341,7 @@ test_cluster_tc() {
 	for i in to-be1 to-be2 to-be3; do
 		in_node sysctl -qw "net.ipv4.conf.$i.accept_local=1" || fail "sysctl" || return 1
 	done
+	apply_np || return 1
 	meshd_restart --kubeconfig "$WORK/kubeconfig" --xdp-mode off || return 1
 	if in_node ip link show to-client | grep -q ' xdp'; then
 		fail "XDP still attached to to-client: $(in_node ip link show to-client)" || ok=1
