@@ -87,6 +87,12 @@ static void print_service(struct json_object *svc)
 	printf("ID:        %llu\n", (unsigned long long)js__u64(svc, "id"));
 	printf("Source:    %s\n", js__str(svc, "source", "manual"));
 	printf("Affinity:  %s\n", affinity__str(svc, aff, sizeof(aff)));
+	printf("NAT:       %s\n", json_object_get_boolean(js__get(svc, "snat")) ?
+					  "source and destination (--snat)" :
+					  "destination only");
+	printf("Empty:     %s\n", json_object_get_boolean(js__get(svc, "dropWhenEmpty")) ?
+					  "drop new connections" :
+					  "refuse new connections");
 	printf("Traffic:   %llu packets, %s, %llu flows, %llu refused\n",
 	       (unsigned long long)js__u64(st, "packets"),
 	       out__bytes(js__u64(st, "bytes"), bytes, sizeof(bytes)),
@@ -134,6 +140,17 @@ static void print_service(struct json_object *svc)
 		"SVC", "the service: VIP:PORT/PROTO, e.g. 10.96.0.10:80/tcp, [fd00::10]:53/udp" \
 	}
 
+/* `--snat on|off` and the like: a JSON boolean in args[key]; -1 said. */
+static int onoff_arg(struct json_object *args, const char *flag, const char *text, const char *key)
+{
+	if (!text)
+		return 0;
+	if (strcmp(text, "on") && strcmp(text, "off"))
+		return out__error("--%s '%s': expected on or off", flag, text);
+	json_object_object_add(args, key, json_object_new_boolean(!strcmp(text, "on")));
+	return 1;
+}
+
 /* "BE" or "BE@WEIGHT" -> {"address", "port", "weight"} */
 static int backend_arg(const char *text, const struct sluice_addr *vip, struct json_object *arr)
 {
@@ -168,9 +185,12 @@ static int do_add(int argc, char **argv)
 	const char *name = NULL, *affinity = NULL;
 	struct outlier_flags of = {};
 	struct health_flags hf = { 0 };
+	bool snat = false, drop_empty = false;
 	const struct opt opts[] = {
 		{ .name = "name", .value = &name },
 		{ .name = "affinity", .value = &affinity },
+		{ .name = "snat", .flag = &snat },
+		{ .name = "drop-when-empty", .flag = &drop_empty },
 		OUTLIER_OPTS(&of),
 		HEALTH_OPTS(&hf),
 		{ NULL },
@@ -226,6 +246,10 @@ static int do_add(int argc, char **argv)
 		json_object_object_add(args, "sessionAffinity", sa);
 	if (hc)
 		json_object_object_add(args, "healthCheck", hc);
+	if (snat)
+		json_object_object_add(args, "snat", json_object_new_boolean(1));
+	if (drop_empty)
+		json_object_object_add(args, "dropWhenEmpty", json_object_new_boolean(1));
 	if (client__call("service.add", args, &data))
 		return -1;
 
@@ -245,6 +269,8 @@ static const struct help_item service_add_args[] = {
 
 static const struct help_item service_add_opts[] = {
 	{ "--name NAME", "a label shown by list and get (at most 63 characters)" },
+	{ "--snat", "source NAT: clients appear as VIP:61000-65535 (answers return here)" },
+	{ "--drop-when-empty", "without a usable backend drop packets instead of refusing" },
 	AFFINITY_HELP,
 	OUTLIER_HELP,
 	HEALTH_HELP,
@@ -266,7 +292,8 @@ static const struct cmd service_add_cmd = {
 	.example =
 		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080@90 10.0.1.3:8080@10 --name web\n"
 		"meshctl service add 10.96.0.11:80/tcp 10.0.1.4:8080 --outlier-failures 5\n"
-		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080 10.0.1.3:8080 --health http:/healthz",
+		"meshctl service add 10.96.0.10:80/tcp 10.0.1.2:8080 10.0.1.3:8080 --health http:/healthz\n"
+		"meshctl service add 192.168.1.5:30080/tcp 10.244.2.7:8080 --snat",
 };
 
 /* The JSON args of `service set` from its flags; 1: something to set, 0:
@@ -307,12 +334,14 @@ static int set_args(struct json_object *args, const char *name, const char *affi
  * edited with `backend`). */
 static int do_set(int argc, char **argv)
 {
-	const char *name = NULL, *affinity = NULL;
+	const char *name = NULL, *affinity = NULL, *snat = NULL, *drop_empty = NULL;
 	struct outlier_flags of = {};
 	struct health_flags hf = { 0 };
 	const struct opt opts[] = {
 		{ .name = "name", .value = &name },
 		{ .name = "affinity", .value = &affinity },
+		{ .name = "snat", .value = &snat },
+		{ .name = "drop-when-empty", .value = &drop_empty },
 		OUTLIER_OPTS(&of),
 		{ .name = "outlier-defaults", .flag = &of.defaults },
 		HEALTH_OPTS(&hf),
@@ -330,12 +359,18 @@ static int do_set(int argc, char **argv)
 		return -1;
 	args = out__xalloc(json_object_new_object());
 	json_object_object_add(args, "service", json_object_new_string(svc));
-	set = set_args(args, name, affinity, &of, &hf);
+	set = onoff_arg(args, "snat", snat, "snat");
+	if (set >= 0)
+		set |= onoff_arg(args, "drop-when-empty", drop_empty, "dropWhenEmpty");
+	if (set >= 0)
+		set |= set_args(args, name, affinity, &of, &hf);
 	if (set <= 0) {
 		json_object_put(args);
-		return set < 0 ? -1 :
-				 cmd__usage_error("nothing to set: give --name, --affinity, an "
-						  "--outlier-... option or --health");
+		return set < 0 ?
+			       -1 :
+			       cmd__usage_error("nothing to set: give --name, --affinity, --snat, "
+						"--drop-when-empty, an --outlier-... option or "
+						"--health");
 	}
 	if (client__call("service.set", args, &data))
 		return -1;
@@ -354,6 +389,8 @@ static int do_set(int argc, char **argv)
 
 static const struct help_item service_set_opts[] = {
 	{ "--name NAME", "a new label (at most 63 characters)" },
+	{ "--snat on|off", "source NAT of new connections to VIP:61000-65535" },
+	{ "--drop-when-empty on|off", "without a usable backend drop instead of refusing" },
 	AFFINITY_HELP,
 	OUTLIER_HELP,
 	{ "--outlier-defaults", "every outlier setting back to its default" },
@@ -365,8 +402,8 @@ static const struct help_item service_set_opts[] = {
 static const struct cmd service_set_cmd = {
 	.name = "set",
 	.fn = do_set,
-	.grammar = "SVC [--name NAME] [--affinity MODE] [--outlier-...] [--health ...]",
-	.summary = "change a service's label, affinity, outlier detection or health check",
+	.grammar = "SVC [--name NAME] [--snat on|off] [--affinity MODE] [OPTIONS]",
+	.summary = "change a service's label, NAT, affinity, outlier detection or health check",
 	.args = (const struct help_item[]){ HELP_SVC_SHORT, { NULL, NULL } },
 	.opts = service_set_opts,
 	.notes = "Turning outlier detection off for a service ends its backends' ejections at\n"

@@ -355,6 +355,10 @@ struct json_object *ops__service_add(struct meshd *m, struct json_object *req)
 		json_object_object_add(svc, "sessionAffinity", json_object_get(v));
 	if (json_object_object_get_ex(req, "healthCheck", &v) && v)
 		json_object_object_add(svc, "healthCheck", json_object_get(v));
+	if (json_object_object_get_ex(req, "snat", &v) && v)
+		json_object_object_add(svc, "snat", json_object_get(v));
+	if (json_object_object_get_ex(req, "dropWhenEmpty", &v) && v)
+		json_object_object_add(svc, "dropWhenEmpty", json_object_get(v));
 	json_object_array_add(services, svc);
 	return ops__commit_json(&m->state, m->sl, root, json_object_array_length(services) - 1,
 				&ref, NULL);

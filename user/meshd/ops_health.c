@@ -80,7 +80,7 @@ static void ops__merge_outlier(struct json_object *svc, struct json_object *req_
 
 /* service.set {"service": SVC, FIELD: value | null, ...}: service-level
  * fields of the desired JSON (name, outlierDetection, sessionAffinity,
- * healthCheck; dispatch checks the names). outlierDetection's fields
+ * healthCheck, snat, dropWhenEmpty; dispatch checks the names). outlierDetection's fields
  * given change (null: back to the default; null for the whole object:
  * every setting back to its default); the others are replaced (null:
  * removed, i.e. the default). The rules are the desired state's, checked
@@ -120,7 +120,8 @@ struct json_object *ops__service_set(struct meshd *m, struct json_object *req)
 	if (!n) {
 		json_object_put(root);
 		return api__error("nothing to set: give a service-level field (name, "
-				  "outlierDetection, sessionAffinity, healthCheck)");
+				  "outlierDetection, sessionAffinity, healthCheck, snat, "
+				  "dropWhenEmpty)");
 	}
 	return ops__commit_json(&m->state, m->sl, root, i, &ref, NULL);
 }

@@ -74,6 +74,8 @@ struct sluice_service_spec {
 	struct sluice_outlier_spec outlier;
 	__u32 affinity_timeout_s; /* client-IP session affinity; 0 = off,
 				   * else 1-SLUICE_AFFINITY_TIMEOUT_MAX s */
+	bool snat;                /* SLUICE_SVC_F_SNAT: source NAT to the VIP */
+	bool drop_empty;          /* SLUICE_SVC_F_DROP_EMPTY: no backend drops, no refusal */
 };
 #define SLUICE_AFFINITY_TIMEOUT_MAX 86400     /* one day, as Kubernetes */
 #define SLUICE_AFFINITY_TIMEOUT_DEFAULT 10800 /* 3 h, kube-proxy's default */

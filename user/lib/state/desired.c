@@ -163,6 +163,10 @@ struct json_object *desired__service_to_json(const struct desired_service *svc)
 		desired__add(obj, "sessionAffinity", be);
 	if (svc->health.type)
 		desired__add(obj, "healthCheck", desired__health_to_json(&svc->health));
+	if (svc->snat)
+		desired__add(obj, "snat", json_object_new_boolean(1));
+	if (svc->drop_empty)
+		desired__add(obj, "dropWhenEmpty", json_object_new_boolean(1));
 	return obj;
 }
 

@@ -91,6 +91,8 @@ struct desired_service {
 	struct sluice_outlier_spec outlier; /* "outlierDetection" */
 	__u32 affinity_timeout_s;           /* "sessionAffinity"; 0 = none */
 	struct desired_health_check health; /* "healthCheck" */
+	bool snat;       /* "snat": source NAT to the VIP (traffic policy Cluster) */
+	bool drop_empty; /* "dropWhenEmpty": no backend drops instead of refusing */
 };
 
 struct desired {

@@ -36,6 +36,8 @@ int desired__get_int(struct json_object *v, const char *path, long long min, lon
 		     long long *out);
 int desired__get_string(struct json_object *v, const char *path, const char *what,
 			const char **out);
+/* base.key as a boolean: absent or null is false, anything else an error. */
+int desired__opt_bool(struct json_object *obj, const char *base, const char *key, bool *out);
 
 /* services[i].healthCheck (desired_health.c): v may be NULL (none);
  * defaults filled in, checked by desired__check_health(). */

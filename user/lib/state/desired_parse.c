@@ -32,6 +32,8 @@ static const char *const svc_fields[] = { "name",
 					  "outlierDetection",
 					  "sessionAffinity",
 					  "healthCheck",
+					  "snat",
+					  "dropWhenEmpty",
 					  NULL };
 static const char *const be_fields[] = { "address", "port", "weight", "drainedWeight", NULL };
 
@@ -157,6 +159,24 @@ int desired__want_object(struct json_object *v, const char *path)
 		return 0;
 	return desired__err(path, "expected an object, got %s %s", desired__jtype(v),
 			    desired__jtext(v, val, sizeof(val)));
+}
+
+/* An optional boolean field: absent or null is false. */
+int desired__opt_bool(struct json_object *obj, const char *base, const char *key, bool *out)
+{
+	struct json_object *v = desired__field(obj, key);
+	char path[DESIRED_PATH_LEN], val[VAL_LEN];
+
+	*out = false;
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean)) {
+		desired__path(path, base, key);
+		return desired__err(path, "expected true or false, got %s %s", desired__jtype(v),
+				    desired__jtext(v, val, sizeof(val)));
+	}
+	*out = json_object_get_boolean(v);
+	return 0;
 }
 
 /* The field's value; NULL when absent or null (json-c stores null as NULL). */
@@ -437,6 +457,10 @@ static int desired__parse_service(struct json_object *o, __u32 i, struct desired
 					      &svc->affinity_timeout_s);
 	if (!err)
 		err = desired__parse_health(desired__field(o, "healthCheck"), base, svc);
+	if (!err)
+		err = desired__opt_bool(o, base, "snat", &svc->snat);
+	if (!err)
+		err = desired__opt_bool(o, base, "dropWhenEmpty", &svc->drop_empty);
 	if (err)
 		return err;
 	return desired__check_service(svc, i);

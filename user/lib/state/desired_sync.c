@@ -232,8 +232,9 @@ static bool sync__same(const struct desired_service *a, const struct desired_ser
 {
 	return !strcmp(a->name, b->name) && !strcmp(sync__source(a), sync__source(b)) &&
 	       sluice_outlier__same(&a->outlier, &b->outlier) &&
-	       a->affinity_timeout_s == b->affinity_timeout_s &&
-	       desired__health_eq(&a->health, &b->health) && sync__same_backends(a, b, verdicts);
+	       a->affinity_timeout_s == b->affinity_timeout_s && a->snat == b->snat &&
+	       a->drop_empty == b->drop_empty && desired__health_eq(&a->health, &b->health) &&
+	       sync__same_backends(a, b, verdicts);
 }
 
 static int sync__cmp_ptr(const void *x, const void *y)
@@ -337,7 +338,8 @@ static void sync__collect(enum desired_change kind, const struct desired_service
 	/* a label-only (or health-check-only) update leaves the maps as they are */
 	if (kind == DESIRED_UPDATE && sync__same_backends(old_svc, new_svc, true) &&
 	    (p->outlier_off || sluice_outlier__same(&old_svc->outlier, &new_svc->outlier)) &&
-	    old_svc->affinity_timeout_s == new_svc->affinity_timeout_s)
+	    old_svc->affinity_timeout_s == new_svc->affinity_timeout_s &&
+	    old_svc->snat == new_svc->snat && old_svc->drop_empty == new_svc->drop_empty)
 		return;
 	if (p->n == p->cap) {
 		p->cap = p->cap ? 2 * p->cap : 16;
@@ -376,6 +378,8 @@ static int sync__spec(const struct desired_service *svc, struct sluice_service_s
 		.nbackends = svc->nbackends,
 		.outlier = svc->outlier,
 		.affinity_timeout_s = svc->affinity_timeout_s,
+		.snat = svc->snat,
+		.drop_empty = svc->drop_empty,
 	};
 	return 0;
 }

@@ -183,15 +183,18 @@ static void svclist__outlier(struct sluice *s, __u32 svc_id, struct sluice_outli
 	sluice_outlier__from_kernel(&h, o);
 }
 
-/* The service's session affinity as its entry holds it (#14). */
-static __u32 svclist__affinity(struct sluice *s, const struct sluice_svc_key *k)
+/* The service-level settings its entry holds: affinity, NAT, when empty. */
+static void svclist__flags(struct sluice *s, const struct sluice_svc_key *k,
+			   struct desired_service *d)
 {
 	struct sluice_svc svc;
 
-	if (bpf_map_lookup_elem(s->fds[SLUICE_MAP_SERVICES], k, &svc) ||
-	    !(svc.flags & SLUICE_SVC_F_AFFINITY))
-		return 0;
-	return svc.affinity_timeout_s;
+	if (bpf_map_lookup_elem(s->fds[SLUICE_MAP_SERVICES], k, &svc))
+		return;
+	if (svc.flags & SLUICE_SVC_F_AFFINITY)
+		d->affinity_timeout_s = svc.affinity_timeout_s;
+	d->snat = svc.flags & SLUICE_SVC_F_SNAT;
+	d->drop_empty = svc.flags & SLUICE_SVC_F_DROP_EMPTY;
 }
 
 static int svclist__cmp_svc(const void *x, const void *y)
@@ -228,7 +231,7 @@ int desired__from_maps(struct sluice *s, struct desired *d)
 	for (__u32 i = 0; i < svcs.n; i++) {
 		svclist__fill_service(&tmp.services[i], &svcs.keys[i]);
 		svclist__outlier(s, svcs.ids[i], &tmp.services[i].outlier);
-		tmp.services[i].affinity_timeout_s = svclist__affinity(s, &svcs.keys[i]);
+		svclist__flags(s, &svcs.keys[i], &tmp.services[i]);
 		if (svcs.ids[i] < SLUICE_MAX_SERVICES)
 			where[svcs.ids[i]] = i + 1;
 	}

@@ -239,9 +239,13 @@ static int svc__write_service(struct svc_txn *t)
 	svc.svc_id = t->svc_id;
 	svc.backend_count = (__u16)t->nactive;
 	svc.flags = t->existed ? t->old_svc.flags & ~SLUICE_SVC_F_VIP_MARKER : 0;
-	svc.flags &= ~SLUICE_SVC_F_AFFINITY;
+	svc.flags &= ~(SLUICE_SVC_F_AFFINITY | SLUICE_SVC_F_SNAT | SLUICE_SVC_F_DROP_EMPTY);
 	if (t->spec->affinity_timeout_s)
 		svc.flags |= SLUICE_SVC_F_AFFINITY;
+	if (t->spec->snat)
+		svc.flags |= SLUICE_SVC_F_SNAT;
+	if (t->spec->drop_empty)
+		svc.flags |= SLUICE_SVC_F_DROP_EMPTY;
 	svc.affinity_timeout_s = t->spec->affinity_timeout_s;
 	if (t->existed)
 		svc.reserved = t->old_svc.reserved;
