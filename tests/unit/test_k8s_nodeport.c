@@ -5,7 +5,8 @@
  * a nodePort on each node address of the Service's families, the
  * --nodeport-addresses filter, UDP, Cluster vs Local endpoints, a
  * LoadBalancer without nodePorts (allocateLoadBalancerNodePorts false),
- * node addresses coming and going, hostile nodePort values, and the
+ * node addresses coming and going, hostile nodePort values, snat for
+ * Cluster and drop-when-empty for Local, and the
  * healthCheckNodePort set with kube-proxy's local endpoint count.
  * Inline JSON is written with single quotes (turned into double quotes).
  */
@@ -292,9 +293,13 @@ static void test_traffic_policy(void)
 		return;
 	s = find(&d, "192.0.2.1", 30080, IPPROTO_TCP);
 	ASSERT_EQ(s ? s->nbackends : 0, 2, "Cluster: both nodes' endpoints");
+	ASSERT_TRUE(s && s->snat && !s->drop_empty, "Cluster: snat, not drop-when-empty");
 	s = find(&d, "192.0.2.1", 30082, IPPROTO_TCP);
 	ASSERT_EQ(s ? s->nbackends : 0, 1, "Local: n1's endpoint only");
 	ASSERT_TRUE(has_backend(s, "10.9.0.1", 8080), "the ready one on n1");
+	ASSERT_TRUE(s && !s->snat && s->drop_empty, "Local: drop-when-empty, client address kept");
+	s = find(&d, "10.96.0.8", 80, IPPROTO_TCP);
+	ASSERT_TRUE(s && !s->snat && !s->drop_empty, "the cluster IP: neither");
 	ASSERT_EQ(find(&d, "10.96.0.8", 80, IPPROTO_TCP)->nbackends, 2,
 		  "the cluster IP keeps every endpoint (internalTrafficPolicy Cluster)");
 	desired__free(&d);
@@ -303,7 +308,34 @@ static void test_traffic_policy(void)
 	s = find(&d, "198.51.100.1", 30082, IPPROTO_TCP);
 	ASSERT_TRUE(s, "Local without a local endpoint: the service stays");
 	ASSERT_EQ(s ? s->nbackends : 1, 0, "with no backend");
+	ASSERT_TRUE(s && s->drop_empty, "and drops new flows");
 	desired__free(&d);
+}
+
+/* Cluster -> Local with the same (local) endpoints: only the flags change,
+ * and that is a change the sync publishes. */
+static void test_policy_change_publishes(void)
+{
+	struct desired a, b;
+
+	setup();
+	ASSERT_OK(add_svc("pc", NP_SPEC), "Cluster");
+	ASSERT_OK(put(slices,
+		      J("{'metadata': {'name': 'pc-1', 'namespace': 'ns', 'labels': "
+			"{'kubernetes.io/service-name': 'pc'}}, 'addressType': 'IPv4', "
+			"'ports': " HTTP_PORTS ", 'endpoints': [{'addresses': ['10.9.0.1'], "
+			"'nodeName': 'n1'}]}")),
+		  "slice");
+	if (xlate(&a, "n1"))
+		return;
+	ASSERT_OK(add_svc("pc", NP_SPEC ", 'externalTrafficPolicy': 'Local'"), "now Local");
+	if (!xlate(&b, "n1")) {
+		ASSERT_EQ(find(&b, "192.0.2.1", 30080, IPPROTO_TCP)->nbackends,
+			  find(&a, "192.0.2.1", 30080, IPPROTO_TCP)->nbackends, "same backends");
+		ASSERT_FALSE(k8s__desired_equal(&a, &b), "the flags differ: a change");
+		desired__free(&b);
+	}
+	desired__free(&a);
 }
 
 /* type LoadBalancer with allocateLoadBalancerNodePorts false: no nodePort. */
@@ -454,10 +486,11 @@ static void test_health_check_node_port(void)
 }
 
 static const struct test tests[] = {
-	TEST(test_each_node_address),     TEST(test_dual_stack),
-	TEST(test_nodeport_addresses),    TEST(test_traffic_policy),
-	TEST(test_lb_without_node_ports), TEST(test_node_address_changes),
-	TEST(test_hostile_node_ports),    TEST(test_health_check_node_port),
+	TEST(test_each_node_address),       TEST(test_dual_stack),
+	TEST(test_nodeport_addresses),      TEST(test_traffic_policy),
+	TEST(test_policy_change_publishes), TEST(test_lb_without_node_ports),
+	TEST(test_node_address_changes),    TEST(test_hostile_node_ports),
+	TEST(test_health_check_node_port),
 };
 
 int main(int argc, char **argv)

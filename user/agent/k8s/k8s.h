@@ -59,8 +59,9 @@
  *     1-65535): one service per node address (opts.node_addrs) of a family
  *     the Service has a cluster IP of, named "...@nodeport", with the
  *     endpoints of the cluster IP one; externalTrafficPolicy Local keeps
- *     the node's own endpoints (and will drop instead of refusing when
- *     there is none), Cluster all of them (and will source-NAT).
+ *     the node's own endpoints with drop_empty (no local endpoint: new
+ *     flows are dropped, not refused), Cluster all of them with snat
+ *     (replies of a remote endpoint come back through this node).
  *   - healthCheckNodePort (type LoadBalancer, externalTrafficPolicy Local):
  *     handed to opts.on_health as {namespace, name, port, local ready
  *     endpoints}, the count kube-proxy reports (distinct address:port

@@ -275,13 +275,14 @@ static void xl__name(char *buf, const struct k8s_svc *svc, const struct k8s_svc_
  * node's own endpoints (xl__collect) and the client's address, and a node
  * without one drops new flows rather than refusing them, so an external
  * load balancer's probe (healthCheckNodePort) and not a client's RST
- * steers traffic away. The flags come with desired_service's snat and
- * drop_empty fields (SLUICE_SVC_F_SNAT / _DROP_EMPTY).
+ * steers traffic away (SLUICE_SVC_F_SNAT / _DROP_EMPTY in the datapath).
+ * With no node name known, Local keeps every endpoint (xl__collect) and
+ * so never leaves the service empty.
  */
 static void xl__nodeport_policy(struct desired_service *d, const struct k8s_svc *svc)
 {
-	(void)d;
-	(void)svc;
+	d->snat = !svc->etp_local;
+	d->drop_empty = svc->etp_local;
 }
 
 static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s_svc_port *p,
@@ -517,8 +518,8 @@ bool k8s__desired_equal(const struct desired *a, const struct desired *b)
 
 		if (desired__cmp_key(x, y) || strcmp(x->name, y->name) ||
 		    strcmp(x->source, y->source) || x->nbackends != y->nbackends ||
-		    x->affinity_timeout_s != y->affinity_timeout_s ||
-		    !desired__health_eq(&x->health, &y->health))
+		    x->affinity_timeout_s != y->affinity_timeout_s || x->snat != y->snat ||
+		    x->drop_empty != y->drop_empty || !desired__health_eq(&x->health, &y->health))
 			return false;
 		for (__u32 j = 0; j < x->nbackends; j++) {
 			const struct desired_backend *p = &x->backends[j], *q = &y->backends[j];
