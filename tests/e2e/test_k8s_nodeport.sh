@@ -221,7 +221,8 @@ test_local_none() {
 	log "client: $(tail -n 1 "$WORK/c.out")"
 	d1=$(st '.drops.no_local_backend // 0')
 	if [ "$drop_empty" = true ]; then
-		[ "$((d1 - d0))" -ge 1 ] || fail "no_local_backend drops $d0 -> $d1" || ok=1
+		[ "$((d1 - d0))" -ge 1 ] || fail "no_local_backend drops $d0 -> $d1 (client: $(tail -n 1 \
+			"$WORK/c.out" | sed 's/^ *//')); the datapath must drop for SLUICE_SVC_F_DROP_EMPTY" || ok=1
 	else
 		log "note: service not drop-when-empty here (dropWhenEmpty $drop_empty): refused, not dropped"
 	fi
