@@ -7,12 +7,13 @@
 # Contract: builds the topology of scripts/lib/topology.sh (client -> node
 # -> be1..be3 echo servers on :8080) and a child cgroup of the cgroup2
 # mount. The stand-in API server (tests/e2e/k8s/apiserver.py) and meshd
-# (NODE_NAME=n1, --kubernetes on, --nodeport-addresses 10.10.0.0/24,
+# (NODE_NAME=n1, --kubernetes on, --nodeport-addresses 10.10.0.0/24,fd00:10::/64,
 # socket LB on the child cgroup, XDP/tc on 'to-*') run in the node
-# namespace; the node address that serves NodePorts is 10.10.0.1 (the
-# others, 10.10.1-3.1, are outside the CIDR). Endpoint 10.10.1.2 (be1) is
-# on n1, 10.10.2.2 (be2) on n2. Scenarios, one "PASS: e2e/k8s_nodeport_<name>"
-# or "FAIL: e2e/k8s_nodeport_<name>: <reason>" line each, in this order:
+# namespace; the node addresses that serve NodePorts are 10.10.0.1 and
+# fd00:10::1 (the others, 10.10.1-3.1 and fd00:10:1-3::1, are outside).
+# Endpoint 10.10.1.2 (be1) is on n1, 10.10.2.2 (be2) on n2. Scenarios, one
+# "PASS: e2e/k8s_nodeport_<name>" or "FAIL: e2e/k8s_nodeport_<name>: <reason>"
+# line each, in this order:
 #   addresses     status lists exactly the node addresses inside
 #                 --nodeport-addresses
 #   cluster_xdp   Service np (NodePort, Cluster, 80 -> 8080, nodePort 30080
@@ -20,6 +21,9 @@
 #                 default/np:http@nodeport; the external client reaches be1
 #                 and be2 over TCP and UDP through XDP/tc (lb_new grows),
 #                 the reply from 10.10.0.1:30080
+#   ipv6          Service ds (dual stack, nodePort 30090): [fd00:10::1]:30090
+#                 balances to the IPv6 endpoint (be3), 10.10.0.1:30090 to
+#                 the IPv4 one (be1), both reached by the client over XDP
 #   local_socket  a client in the node namespace (in the cgroup) reaches
 #                 10.10.0.1:30080 through the socket LB (its connect counter
 #                 grows, no new conntrack entry)
@@ -65,6 +69,7 @@ PIN=/sys/fs/bpf/sluice-knp$$
 PATTERN='to-*'
 START_TIMEOUT=30
 NODE=10.10.0.1
+NODE6=fd00:10::1
 HCPORT=32100
 CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 CG=${CGROOT:+$CGROOT/sluice-knp$$}
@@ -81,7 +86,7 @@ NEEDS_BUILT=()
 NEEDS_CMDS=(bpftool nsenter curl jq python3)
 SCENARIO_PREFIX=k8s_nodeport_
 MESHD_FLAGS=(--cgroup "$CG" --metrics off --telemetry off --socket-lb on --redirect off
-	--fib-forward on --kubernetes on --nodeport-addresses "10.10.0.0/24")
+	--fib-forward on --kubernetes on --nodeport-addresses "10.10.0.0/24,fd00:10::/64")
 
 log() { printf '%s\n' "$*"; }
 
@@ -154,7 +159,8 @@ test_addresses() {
 	local got
 	got=$(st '.kubernetes.node_addresses | join(",")')
 	log "node addresses for NodePorts: $got"
-	[ "$got" = "$NODE" ] || fail "node_addresses $got, want $NODE (inside 10.10.0.0/24 only)"
+	[ "$got" = "$NODE,$NODE6" ] ||
+		fail "node_addresses $got, want $NODE,$NODE6 (inside --nodeport-addresses only)"
 }
 
 # Service np: NodePort 30080 tcp+udp, Cluster, endpoints be1 (n1) and be2 (n2)
@@ -188,6 +194,28 @@ test_cluster_xdp() {
 	n1=$(st '.counters.lb_new')
 	log "lb_new $n0 -> $n1"
 	[ "$((n1 - n0))" -ge 40 ] || fail "lb_new grew by $((n1 - n0)), want >= 40 (XDP/tc)" || ok=1
+	return $ok
+}
+
+# Dual stack: the IPv6 node address serves the Service's IPv6 family.
+test_ipv6() {
+	local ok=0
+	apply "$(service ds NodePort Cluster '[{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30090}]' \
+		'"clusterIPs": ["10.96.1.90", "fd00:96::90"], "ipFamilies": ["IPv4", "IPv6"]')" ||
+		fail "apply ds" || return 1
+	apply "$(slice ds-4 ds "[$(ep 10.10.1.2 n1)]")" || fail "apply v4 slice" || return 1
+	apply "$(slice ds-6 ds "[$(ep fd00:10:3::2 n1)]" | sed 's/"IPv4"/"IPv6"/')" ||
+		fail "apply v6 slice" || return 1
+	wait_for "$(svc_q "$NODE6" 30090 tcp) | length == 1 and (.[0].backends | length) == 1" ||
+		return 1
+	[ "$(mctl -o json service list | jq -r "$(svc_q "$NODE6" 30090 tcp) | .[0].backends[0].address")" = \
+		fd00:10:3::2 ] || fail "IPv6 NodePort: not the IPv6 endpoint" || ok=1
+	in_client timeout 30 python3 "$TOPO_ECHO" tcp "$NODE6" 30090 -n 10 --expect be3 \
+		>"$WORK/c.out" 2>&1 || fail "IPv6 client: $(tail -n 2 "$WORK/c.out")" || ok=1
+	log "tcp6: $(tail -n 1 "$WORK/c.out")"
+	in_client timeout 30 python3 "$TOPO_ECHO" tcp "$NODE" 30090 -n 10 --expect be1 \
+		>"$WORK/c.out" 2>&1 || fail "IPv4 client: $(tail -n 2 "$WORK/c.out")" || ok=1
+	log "tcp4: $(tail -n 1 "$WORK/c.out")"
 	return $ok
 }
 
@@ -379,7 +407,7 @@ test_removed() {
 	return $ok
 }
 
-ALL=(addresses cluster_xdp local_socket local_none local_one slowloris address_change cluster_tc
+ALL=(addresses cluster_xdp ipv6 local_socket local_none local_one slowloris address_change cluster_tc
 	removed)
 
 start_api() {
