@@ -274,7 +274,7 @@ format-check:
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)scripts/demo.sh
+	$(Q)scripts/demo.sh $(DEMO_ARGS)
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all

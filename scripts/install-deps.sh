@@ -13,7 +13,7 @@ PKGS=(
 	# `make analyze`
 	cppcheck
 	# runtime tools used by tests and the demo
-	iproute2 ethtool procps python3 util-linux
+	iproute2 ethtool procps python3 util-linux curl
 	# crash-recovery e2e: kills meshd at chosen bpf() calls
 	strace
 	# conntrack flood e2e: random-source SYN and ACK floods inside the test namespaces

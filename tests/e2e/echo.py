@@ -51,6 +51,11 @@ def log(msg):
     print(msg, flush=True)
 
 
+def hostport(addr, port):
+    """ADDR:PORT, with an IPv6 address in brackets ([fd00::10]:80)."""
+    return "[%s]:%d" % (addr, port) if ":" in addr else "%s:%d" % (addr, port)
+
+
 def family_of(addr):
     return socket.AF_INET6 if ipaddress.ip_address(addr).version == 6 else socket.AF_INET
 
@@ -170,7 +175,7 @@ def tcp_open(vip, port):
         s.connect((vip, port))
         peer = s.getpeername()
         if not same_addr(peer, vip, port):
-            raise Check("peer is %s:%d, not the VIP" % (peer[0], peer[1]))
+            raise Check("peer is %s, not the VIP" % hostport(peer[0], peer[1]))
         s.sendall(WHOAMI + b"\n")
         name = recv_line(s).rstrip(b"\n").decode(errors="replace")
         if not name:
@@ -195,8 +200,8 @@ def tcp_one(vip, port, nbytes, show=False):
         tcp_echo(s, nbytes)
         if show:
             me, peer = s.getsockname(), s.getpeername()
-            log("  %s port %-5d -> %s port %d   answered by %s" %
-                (me[0], me[1], peer[0], peer[1], name))
+            log("  %-21s -> %-19s answered by %s" %
+                (hostport(me[0], me[1]), hostport(peer[0], peer[1]), name))
     return name
 
 
@@ -221,7 +226,7 @@ def udp_one(vip, port, nbytes, no_check=False, retries=2):
                 except socket.timeout:
                     continue
                 if not same_addr(peer, vip, port):
-                    raise Check("reply from %s:%d, not the VIP" % (peer[0], peer[1]))
+                    raise Check("reply from %s, not the VIP" % hostport(peer[0], peer[1]))
                 return data
             raise Check("no reply after %d tries" % (retries + 1))
 
@@ -269,8 +274,8 @@ def judge(kind, args, counts, errors, elapsed):
     if getattr(args, "table", False):
         table(counts)
     spread = " ".join("%s=%d" % (k, counts[k]) for k in sorted(counts))
-    log("%s %s:%d: %d ok, %d failed in %.2fs; backends: %s" %
-        (kind, args.vip, args.port, ok, len(errors), elapsed, spread or "-"))
+    log("%s %s: %d ok, %d failed in %.2fs; backends: %s" %
+        (kind, hostport(args.vip, args.port), ok, len(errors), elapsed, spread or "-"))
     bad = bool(errors)
     for e in sorted(set(errors)):
         log("  error: %s (x%d)" % (e, errors.count(e)))
@@ -318,8 +323,8 @@ def refused(kind, args):
         except OSError as e:
             errors.append(describe(e))
         worst = max(worst, time.monotonic() - t0)
-    log("%s %s:%d refused: %d attempts, %d wrong, slowest %.3fs" %
-        (kind, args.vip, args.port, args.n, len(errors), worst))
+    log("%s %s refused: %d attempts, %d wrong, slowest %.3fs" %
+        (kind, hostport(args.vip, args.port), args.n, len(errors), worst))
     for e in sorted(set(errors)):
         log("  error: %s (x%d)" % (e, errors.count(e)))
     return 1 if errors else 0
@@ -352,7 +357,7 @@ def cmd_bulk(args):
     try:
         s, name = tcp_open(args.vip, args.port)
     except (Check, OSError) as e:
-        log("bulk %s:%d: connect failed: %s" % (args.vip, args.port, describe(e)))
+        log("bulk %s: connect failed: %s" % (hostport(args.vip, args.port), describe(e)))
         return 1
     sent = hashlib.sha256()
     send_err = []
@@ -389,8 +394,8 @@ def cmd_bulk(args):
         t.join(20)
     elapsed = time.monotonic() - t0
     ok = not err and not send_err and n == total and got.digest() == sent.digest()
-    log("bulk %s:%d via %s: sent %d, echoed %d bytes, sha256 %s, %.2fs%s" %
-        (args.vip, args.port, name, total, n,
+    log("bulk %s via %s: sent %d, echoed %d bytes, sha256 %s, %.2fs%s" %
+        (hostport(args.vip, args.port), name, total, n,
          "match" if got.digest() == sent.digest() else "MISMATCH", elapsed,
          "" if ok else "; error: %s" % (err or ",".join(send_err) or "short/corrupt echo")))
     return 0 if ok else 1
@@ -411,8 +416,8 @@ def cmd_hold(args):
         for _ in range(args.n):
             conns.append(tcp_open(args.vip, args.port))
     except (Check, OSError) as e:
-        log("hold %s:%d: opening connection %d failed: %s" %
-            (args.vip, args.port, len(conns) + 1, describe(e)))
+        log("hold %s: opening connection %d failed: %s" %
+            (hostport(args.vip, args.port), len(conns) + 1, describe(e)))
         for s, _ in conns:
             s.close()
         return 1
@@ -441,8 +446,8 @@ def cmd_hold(args):
         s.close()
     removed = ("; to removed %s: %d alive, %d broken" %
                (args.removed, removed_alive, removed_broken) if args.removed else "")
-    log("hold %s:%d: %d connections (%s); after the change %d alive, %d broken%s" %
-        (args.vip, args.port, len(conns),
+    log("hold %s: %d connections (%s); after the change %d alive, %d broken%s" %
+        (hostport(args.vip, args.port), len(conns),
          " ".join("%s=%d" % (k, counts[k]) for k in sorted(counts)),
          alive, len(broken), removed))
     for b in broken:

@@ -42,8 +42,9 @@ static const struct help_item global_opts[] = {
 };
 
 static const struct cmd *const top_cmds[] = {
-	&service_cmd, &backend_cmd, &apply_cmd,   &conntrack_cmd, &connections_cmd,
-	&top_cmd,     &status_cmd,  &version_cmd, &uninstall_cmd, NULL,
+	&service_cmd,     &backend_cmd,   &apply_cmd,  &conntrack_cmd,
+	&connections_cmd, &top_cmd,       &status_cmd, &version_cmd,
+	&doctor_cmd,      &uninstall_cmd, NULL,
 };
 
 static const struct cmd meshctl_cmd = {
@@ -374,11 +375,15 @@ static int global__parse(int *argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	int rc;
+
 	if (global__parse(&argc, argv))
 		return 1;
 	if (argc > 1 && (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version"))) {
 		printf("meshctl %s\n", SLUICE_VERSION);
 		return 0;
 	}
-	return cmd__run(&meshctl_cmd, argc - 1, argv + 1) ? 1 : 0;
+	/* a command may say more than failed: doctor's 2 is "could not run" */
+	rc = cmd__run(&meshctl_cmd, argc - 1, argv + 1);
+	return rc < 0 ? 1 : rc;
 }

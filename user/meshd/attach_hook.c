@@ -32,7 +32,7 @@
 #define TC_PROG_NAME "tc_lb"
 
 /* Name of a loaded program into buf ("" if it is gone already). */
-static void attach__prog_name(__u32 id, char *buf, size_t len)
+void attach__prog_name(__u32 id, char *buf, size_t len)
 {
 	struct bpf_prog_info info;
 	__u32 info_len = sizeof(info);
@@ -144,7 +144,7 @@ static int attach__xdp_detach_ours(int ifindex, const char *ifname, const char *
 	return n;
 }
 
-static int attach__tc_query(int ifindex, __u32 *prog_id)
+int attach__tc_query(int ifindex, __u32 *prog_id)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SLUICE_TC_HANDLE, .priority = SLUICE_TC_PRIO);

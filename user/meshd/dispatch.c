@@ -45,6 +45,7 @@ static const struct {
 	{ "connections.list", ops__connections_list, ARGS("limit", "service", "events"), NULL },
 	{ "connections.follow", NULL, ARGS("service"), ops__connections_follow },
 	{ "top", ops__top, ARGS(NULL), NULL },
+	{ "doctor", ops__doctor, ARGS(NULL), NULL },
 };
 
 static int dispatch__check_args(struct json_object *req, const char *op, const char *const *args,

@@ -77,8 +77,8 @@ static int exporter__service_info(const struct desired *d, FILE *out)
 static int exporter__render(void *ctx, FILE *out)
 {
 	const struct exporter_view *v = ctx;
-	const struct exporter *e =
-		(const struct exporter *)((const char *)v - offsetof(struct exporter, view));
+	struct exporter *e = (struct exporter *)((char *)ctx - offsetof(struct exporter, view));
+	struct metrics_snapshot *snap;
 	struct metrics_src src;
 	int err;
 
@@ -92,7 +92,16 @@ static int exporter__render(void *ctx, FILE *out)
 		.ejections = v->outlier ? v->outlier->ej : NULL,
 		.nejections = v->outlier ? v->outlier->nej : 0,
 	};
-	err = metrics__render(&src, out);
+	err = metrics__collect(&src, &snap);
+	if (!err) {
+		err = metrics__write(snap, out);
+		if (err)
+			sluice__set_err("writing metrics: %s", strerror(-err));
+		memcpy(e->fill, snap->maps, sizeof(e->fill));
+		e->nfill = snap->nmaps;
+		e->fill_at = time(NULL);
+		metrics__snapshot_free(snap);
+	}
 	if (!err)
 		err = exporter__service_info(v->desired, out);
 	if (!err)

@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 
 #include "http.h"
+#include "metrics.h"
 
 struct attach;
 struct desired;
@@ -50,6 +51,11 @@ struct exporter {
 	const char *addr;            /* --metrics */
 	struct http_route routes[3]; /* /metrics, /healthz, /readyz */
 	struct exporter_view view;   /* sl NULL: nothing to show yet */
+	/* Map fill as the last scrape counted it: what `doctor` reports,
+	 * so the API op never walks a conntrack map of its own. */
+	struct metrics_map fill[METRICS_MAPS_MAX];
+	size_t nfill;
+	time_t fill_at; /* 0: no scrape yet */
 };
 
 /* Binds addr, the --metrics value (nothing when NULL: off). */

@@ -44,6 +44,7 @@ struct json_object *ops__conntrack_flush(struct meshd *m, struct json_object *re
 struct json_object *ops__uninstall(struct meshd *m, struct json_object *req);
 struct json_object *ops__connections_list(struct meshd *m, struct json_object *req);
 struct json_object *ops__top(struct meshd *m, struct json_object *req);
+struct json_object *ops__doctor(struct meshd *m, struct json_object *req);
 
 /* A stream op answers on fd itself and, when it keeps fd for the stream,
  * sets *kept (the server then neither answers nor closes it); otherwise
@@ -58,6 +59,10 @@ const char *ops__str(struct json_object *req, const char *key); /* NULL: absent/
 bool ops__has(struct json_object *req, const char *key);
 /* req's "service" into ref; NULL on success, else the error response. */
 struct json_object *ops__svc_arg(struct json_object *req, struct svc_ref *ref);
+
+/* ops_node.c, shared with ops_doctor.c: {"name","entries","capacity"} of
+ * one map, counted by walking it (NULL when unreadable). */
+struct json_object *ops__map_fill(struct sluice *sl, const char *name);
 
 /* Helpers of ops.c shared with ops_health.c. */
 struct desired;
