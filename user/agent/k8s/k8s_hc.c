@@ -121,7 +121,7 @@ static int hc__cmp(const void *a, const void *b)
 static void hc__warn(const struct k8s_xlate_opts *o, const struct k8s_hc *keep,
 		     const struct k8s_hc *drop)
 {
-	char buf[700];
+	char buf[1200]; /* four names of up to 253 bytes */
 
 	if (!o || !o->warn)
 		return;
