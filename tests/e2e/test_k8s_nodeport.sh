@@ -14,8 +14,8 @@
 # Endpoint 10.10.1.2 (be1) is on n1, 10.10.2.2 (be2) on n2. Scenarios, one
 # "PASS: e2e/k8s_nodeport_<name>" or "FAIL: e2e/k8s_nodeport_<name>: <reason>"
 # line each, in this order:
-#   addresses     status lists exactly the node addresses inside
-#                 --nodeport-addresses
+#   addresses     status (JSON and table) lists exactly the node addresses
+#                 inside --nodeport-addresses
 #   cluster_xdp   Service np (NodePort, Cluster, 80 -> 8080, nodePort 30080
 #                 tcp and udp) -> 10.10.0.1:30080/tcp and /udp named
 #                 default/np:http@nodeport; the external client reaches be1
@@ -160,7 +160,10 @@ test_addresses() {
 	got=$(st '.kubernetes.node_addresses | join(",")')
 	log "node addresses for NodePorts: $got"
 	[ "$got" = "$NODE,$NODE6" ] ||
-		fail "node_addresses $got, want $NODE,$NODE6 (inside --nodeport-addresses only)"
+		fail "node_addresses $got, want $NODE,$NODE6 (inside --nodeport-addresses only)" ||
+		return 1
+	mctl status | grep -F "NodePorts on: $NODE, $NODE6; healthCheckNodePorts served: 0" ||
+		fail "meshctl status does not show the NodePort addresses: $(mctl status)"
 }
 
 # Service np: NodePort 30080 tcp+udp, Cluster, endpoints be1 (n1) and be2 (n2)
