@@ -141,6 +141,19 @@ int hcnp__fd(const struct hcnp *s)
 	return s->epfd;
 }
 
+static int hcnp__listen(struct hcnp_server *sv, const char *bind)
+{
+	return http__start(&sv->h, &(struct http_opts){ .bind = bind,
+							.routes = &sv->route,
+							.nroutes = 1,
+							.max_conns = HCNP_MAX_CONNS,
+							.timeout_s = HCNP_IDLE_S,
+							.request_ms = HCNP_REQUEST_MS,
+							.nosniff = true,
+							.no_gzip = true,
+							.what = "healthCheckNodePort server" });
+}
+
 static struct hcnp_server *hcnp__start_one(struct hcnp *s, const struct k8s_hc *hc)
 {
 	struct epoll_event e = { .events = EPOLLIN };
@@ -163,15 +176,12 @@ static struct hcnp_server *hcnp__start_one(struct hcnp *s, const struct k8s_hc *
 			 s->opts.host, hc->port);
 	else
 		snprintf(bind, sizeof(bind), ":%u", hc->port);
-	err = http__start(&sv->h, &(struct http_opts){ .bind = bind,
-						       .routes = &sv->route,
-						       .nroutes = 1,
-						       .max_conns = HCNP_MAX_CONNS,
-						       .timeout_s = HCNP_IDLE_S,
-						       .request_ms = HCNP_REQUEST_MS,
-						       .nosniff = true,
-						       .no_gzip = true,
-						       .what = "healthCheckNodePort server" });
+	err = hcnp__listen(sv, bind);
+	/* a node booted with ipv6.disable=1: every IPv4 address then */
+	if (err == -EAFNOSUPPORT && bind[0] == ':') {
+		snprintf(bind, sizeof(bind), "0.0.0.0:%u", hc->port);
+		err = hcnp__listen(sv, bind);
+	}
 	if (!err) {
 		e.data.ptr = sv;
 		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, http__fd(sv->h), &e)) {

@@ -12,8 +12,10 @@
  * kube-proxy's body, byte for byte (tab-indented, no final newline):
  *   {"service": {"namespace": NS, "name": NAME}, "localEndpoints": N,
  *    "serviceProxyHealthy": BOOL}
- * Servers come and go with hcnp__sync(); a port that cannot be bound (in
- * use) is logged and tried again at the next sync. Each server is the
+ * A server listens on [::]:PORT (0.0.0.0:PORT on a node without IPv6), or
+ * on opts.host. Servers come and go with hcnp__sync(); a port that cannot
+ * be bound (in use) is logged, counted in hcnp__sync()'s return, and tried
+ * again by the next hcnp__sync() (meshd: every check tick). Each server is the
  * metrics server's (user/agent/metrics/http.h) with its limits: a bounded
  * connection count, a deadline for a whole request however slowly it
  * trickles, an idle timeout; nothing blocks the agent's loop.
