@@ -50,7 +50,7 @@
 #                 port is closed
 # Exits non-zero if any failed. meshd, the API server, clients, the cgroup,
 # pins, namespaces and temp files are removed on exit, failure or
-# interruption. Needs root, python3, curl, jq, bpftool and `make`. About 15 s.
+# interruption. Needs root, python3, curl, jq, bpftool and `make`. About 25 s.
 # Usage: test_k8s_nodeport.sh [SCENARIO...]   (default: all, in order)
 set -u
 export PYTHONDONTWRITEBYTECODE=1
