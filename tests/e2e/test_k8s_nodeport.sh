@@ -14,8 +14,8 @@
 # Endpoint 10.10.1.2 (be1) is on n1, 10.10.2.2 (be2) on n2. Scenarios, one
 # "PASS: e2e/k8s_nodeport_<name>" or "FAIL: e2e/k8s_nodeport_<name>: <reason>"
 # line each, in this order:
-#   addresses     status (JSON and table) lists exactly the node addresses
-#                 inside --nodeport-addresses
+#   addresses     status (JSON and table) and /metrics list exactly the node
+#                 addresses inside --nodeport-addresses
 #   cluster_xdp   Service np (NodePort, Cluster, 80 -> 8080, nodePort 30080
 #                 tcp and udp) -> 10.10.0.1:30080/tcp and /udp named
 #                 default/np:http@nodeport; the external client reaches be1
@@ -71,6 +71,7 @@ START_TIMEOUT=30
 NODE=10.10.0.1
 NODE6=fd00:10::1
 HCPORT=32100
+MPORT=19467 # /metrics, inside the node namespace
 CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 CG=${CGROOT:+$CGROOT/sluice-knp$$}
 
@@ -85,7 +86,7 @@ FAILED=0
 NEEDS_BUILT=()
 NEEDS_CMDS=(bpftool nsenter curl jq python3)
 SCENARIO_PREFIX=k8s_nodeport_
-MESHD_FLAGS=(--cgroup "$CG" --metrics off --telemetry off --socket-lb on --redirect off
+MESHD_FLAGS=(--cgroup "$CG" --metrics "127.0.0.1:$MPORT" --telemetry off --socket-lb on --redirect off
 	--fib-forward on --kubernetes on --nodeport-addresses "10.10.0.0/24,fd00:10::/64")
 
 log() { printf '%s\n' "$*"; }
@@ -163,7 +164,17 @@ test_addresses() {
 		fail "node_addresses $got, want $NODE,$NODE6 (inside --nodeport-addresses only)" ||
 		return 1
 	mctl status | grep -F "NodePorts on: $NODE, $NODE6; healthCheckNodePorts served: 0" ||
-		fail "meshctl status does not show the NodePort addresses: $(mctl status)"
+		fail "meshctl status does not show the NodePort addresses: $(mctl status)" || return 1
+	metric sluice_kubernetes_nodeport_addresses 2
+}
+
+# metric NAME VALUE: /metrics has NAME with that value
+metric() {
+	local got
+	got=$(in_node curl -sS --max-time 5 "http://127.0.0.1:$MPORT/metrics" |
+		awk -v s="$1" '$1 == s { print $2 }')
+	log "/metrics: $1 ${got:-none}"
+	[ "$got" = "$2" ] || fail "/metrics: $1 is ${got:-absent}, want $2"
 }
 
 # Service np: NodePort 30080 tcp+udp, Cluster, endpoints be1 (n1) and be2 (n2)
@@ -268,6 +279,7 @@ test_local_none() {
 	cmp -s "$WORK/hc.b" <(hc_body lb 0) || fail "body: $(cat "$WORK/hc.b")" || ok=1
 	code=$(hc /any/path?x=1)
 	[ "$code" = 503 ] || fail "another path answered $code" || ok=1
+	metric sluice_kubernetes_health_check_node_ports 1 || ok=1
 	return $ok
 }
 

@@ -263,6 +263,14 @@ void k8sint__metrics(const struct k8sint *ki, FILE *out)
 		out, "sluice_kubernetes_last_sync_timestamp_seconds", "gauge",
 		"Unix time of the last list, event or bookmark from the API server (0: never)",
 		(double)st.last_sync);
+	k8sint__metric(out, "sluice_kubernetes_nodeport_addresses", "gauge",
+		       "Node addresses NodePorts are served on (inside --nodeport-addresses)",
+		       ki->na.n);
+	k8sint__metric(out, "sluice_kubernetes_health_check_node_ports", "gauge",
+		       "healthCheckNodePort servers listening", hcnp__count(&ki->hc));
+	k8sint__metric(out, "sluice_kubernetes_health_check_node_ports_failed", "gauge",
+		       "healthCheckNodePorts that could not be served (port in use; retried)",
+		       ki->hc_failed);
 }
 
 struct json_object *k8sint__refuse_edit(const struct k8sint *ki, const struct desired_service *svc,
