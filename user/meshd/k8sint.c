@@ -113,8 +113,13 @@ int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg)
 	ki->cfg = *cfg;
 	ki->k = NULL;
 	ki->hc.epfd = -1;
-	if (!cfg->enabled)
+	if (!cfg->enabled) {
+		if (cfg->nodeport_addresses)
+			pr_warn("--nodeport-addresses %s ignored: NodePorts come from --kubernetes "
+				"on",
+				cfg->nodeport_addresses);
 		return 0;
+	}
 	if (ko.node_name && !*ko.node_name)
 		ko.node_name = NULL;
 	err = hcnp__init(&ki->hc, &(struct hcnp_opts){ .log = k8sint__hc_log, .ctx = ki });
