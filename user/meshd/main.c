@@ -464,6 +464,10 @@ static void main__sweep(struct meshd *m)
 		pr_warn("sweeping map entries no service explains: %s", sluice__errmsg());
 		return;
 	}
+	if (sw.tables_skipped)
+		pr_info("Maglev tables not swept: on kernels before 6.7 every read of a slot "
+			"waits for an RCU grace period (minutes for all); a leftover table is "
+			"freed when its service id is used again");
 	if (sw.backends || sw.tables || sw.markers)
 		pr_warn("removed map entries no service explains (left by an interrupted update): "
 			"%u backend(s), %u Maglev table(s), %u VIP marker(s)",

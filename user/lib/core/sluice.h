@@ -169,6 +169,7 @@ int sluice__service_del_many(struct sluice *s, const struct sluice_service_ref *
  * (meshd runs it at start, after its reconcile). Counts what it removed. */
 struct sluice_sweep {
 	__u32 backends, tables, markers;
+	bool tables_skipped; /* kernel < 6.7: slot reads too slow (svc_sweep.c) */
 };
 int sluice__sweep(struct sluice *s, struct sluice_sweep *out);
 int sluice__service_get(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto,
