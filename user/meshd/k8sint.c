@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
 
 #include "api.h"
 #include "desired.h"
@@ -98,6 +100,35 @@ static void k8sint__on_addrs(void *ctx, const struct sluice_addr *addrs, __u32 n
 		pr_err("kubernetes: node addresses: out of memory (NodePorts not updated)");
 }
 
+enum {
+	K8SINT_EV_SYNC,
+	K8SINT_EV_ADDRS,
+	K8SINT_EV_HCNP
+};
+
+/* One epoll fd over the sync's eventfd, the address events and hcnp's. */
+static int k8sint__epoll(struct k8sint *ki)
+{
+	int fds[] = { k8s__fd(ki->k), nodeaddr__fd(&ki->na), hcnp__fd(&ki->hc) };
+	int err;
+
+	ki->epfd = epoll_create1(EPOLL_CLOEXEC);
+	for (int i = 0; i < 3 && ki->epfd >= 0; i++) {
+		struct epoll_event e = { .events = EPOLLIN, .data.u32 = i };
+
+		if (epoll_ctl(ki->epfd, EPOLL_CTL_ADD, fds[i], &e)) {
+			err = errno;
+			close(ki->epfd);
+			ki->epfd = -1;
+			errno = err;
+		}
+	}
+	if (ki->epfd >= 0)
+		return 0;
+	sluice__set_err("epoll: %s", strerror(errno));
+	return -EIO;
+}
+
 int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg)
 {
 	struct k8s_opts ko = {
@@ -113,6 +144,7 @@ int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg)
 	ki->cfg = *cfg;
 	ki->k = NULL;
 	ki->hc.epfd = -1;
+	ki->epfd = -1;
 	if (!cfg->enabled) {
 		if (cfg->nodeport_addresses)
 			pr_warn("--nodeport-addresses %s ignored: NodePorts come from --kubernetes "
@@ -133,6 +165,10 @@ int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg)
 	ko.node_addrs = ki->na.addrs;
 	ko.nnode_addrs = ki->na.n;
 	err = k8s__open(&ko, &ki->k);
+	if (!err && k8sint__epoll(ki)) {
+		pr_err("kubernetes: %s", sluice__errmsg());
+		return -EIO;
+	}
 	if (err) {
 		ki->k = NULL;
 		pr_err("kubernetes: %s (--kubernetes on%s%s)", sluice__errmsg(),
@@ -151,6 +187,9 @@ void k8sint__stop(struct k8sint *ki)
 {
 	k8s__close(ki->k);
 	ki->k = NULL;
+	if (ki->epfd >= 0)
+		close(ki->epfd);
+	ki->epfd = -1;
 	if (ki->cfg.enabled) {
 		hcnp__free(&ki->hc);
 		nodeaddr__close(&ki->na);
@@ -158,26 +197,27 @@ void k8sint__stop(struct k8sint *ki)
 	}
 }
 
-int k8sint__nodeaddr_fd(const struct k8sint *ki)
+int k8sint__fd(const struct k8sint *ki)
 {
-	return ki->k ? nodeaddr__fd(&ki->na) : -1;
+	return ki->k ? ki->epfd : -1;
 }
 
-void k8sint__nodeaddr_read(struct k8sint *ki)
+void k8sint__run(struct k8sint *ki)
 {
-	if (ki->k)
-		nodeaddr__read(&ki->na);
-}
+	struct epoll_event evs[4];
+	int n;
 
-int k8sint__hcnp_fd(const struct k8sint *ki)
-{
-	return ki->k ? hcnp__fd(&ki->hc) : -1;
-}
-
-void k8sint__hcnp_run(struct k8sint *ki)
-{
-	if (ki->k)
-		hcnp__run(&ki->hc);
+	if (!ki->k)
+		return;
+	/* level-triggered: the loop's epoll reports this fd until it is drained */
+	n = epoll_wait(ki->epfd, evs, 4, 0);
+	for (int i = 0; i < n; i++) {
+		if (evs[i].data.u32 == K8SINT_EV_SYNC)
+			k8s__poll(ki->k);
+		else if (evs[i].data.u32 == K8SINT_EV_ADDRS)
+			nodeaddr__read(&ki->na);
+	}
+	hcnp__run(&ki->hc); /* every time: its deadlines */
 }
 
 int k8sint__timeout_ms(const struct k8sint *ki)
@@ -189,17 +229,6 @@ void k8sint__tick(struct k8sint *ki)
 {
 	if (ki->k && ki->hc_failed)
 		ki->hc_failed = hcnp__sync(&ki->hc, &ki->want);
-}
-
-int k8sint__fd(const struct k8sint *ki)
-{
-	return ki->k ? k8s__fd(ki->k) : -1;
-}
-
-void k8sint__poll(struct k8sint *ki)
-{
-	if (ki->k)
-		k8s__poll(ki->k);
 }
 
 static struct json_object *k8sint__addrs_json(const struct nodeaddr *na)

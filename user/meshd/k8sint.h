@@ -54,6 +54,7 @@ struct k8sint {
 	struct nodeaddr na;     /* the node's NodePort addresses, followed */
 	struct hcnp hc;         /* healthCheckNodePort servers */
 	struct k8s_hc_set want; /* the last healthCheckNodePorts asked for */
+	int epfd;               /* the sync's eventfd, node address events, hcnp */
 	int hc_failed;          /* of them, ports not served (retried on tick) */
 };
 
@@ -61,17 +62,13 @@ struct k8sint {
  * reconcile); 0 when off. On error the reason is logged: refuse to start. */
 int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg);
 void k8sint__stop(struct k8sint *ki);
-/* -1 when off. */
+/* One fd for the loop (-1 when off): readable when a synced set, a node
+ * address change or a healthCheckNodePort client waits. */
 int k8sint__fd(const struct k8sint *ki);
-/* The fd was readable: commit a new set if one waits. */
-void k8sint__poll(struct k8sint *ki);
-/* Node address events (-1 when off) and what to do when readable. */
-int k8sint__nodeaddr_fd(const struct k8sint *ki);
-void k8sint__nodeaddr_read(struct k8sint *ki);
-/* The healthCheckNodePort servers: one fd (-1 when off), run after every
- * wait, the wait bounded by k8sint__timeout_ms() (-1: none). */
-int k8sint__hcnp_fd(const struct k8sint *ki);
-void k8sint__hcnp_run(struct k8sint *ki);
+/* After every wait (never blocks): commit a new set if one waits, follow
+ * node address changes, serve the healthCheckNodePort servers (their
+ * deadlines too, within k8sint__timeout_ms(), -1: none). */
+void k8sint__run(struct k8sint *ki);
 int k8sint__timeout_ms(const struct k8sint *ki);
 /* The loop's check tick: ports that could not be bound are tried again. */
 void k8sint__tick(struct k8sint *ki);

@@ -54,14 +54,12 @@ enum main_event {
 	EV_NETLINK,
 	EV_API,
 	EV_TIMER,
-	EV_RING,     /* telemetry records */
-	EV_HTTP,     /* GET /metrics */
-	EV_FOLLOW,   /* connection streams */
-	EV_KUBE,     /* a new set from the Kubernetes sync */
-	EV_HEALTH,   /* the kernel's ejections (#14) */
-	EV_PROBE,    /* active health checks: probes and their timer */
-	EV_NODEADDR, /* node address changes (NodePorts) */
-	EV_HCNP,     /* healthCheckNodePort servers */
+	EV_RING,   /* telemetry records */
+	EV_HTTP,   /* GET /metrics */
+	EV_FOLLOW, /* connection streams */
+	EV_KUBE,   /* a new set from the Kubernetes sync */
+	EV_HEALTH, /* the kernel's ejections (#14) */
+	EV_PROBE,  /* active health checks: probes and their timer */
 };
 
 static int main__epoll_add(int epfd, int fd, enum main_event ev)
@@ -108,7 +106,6 @@ static int main__wait_ms(struct meshd *m)
 	int ms = main__min_ms(exporter__timeout_ms(&m->exporter), server__timeout_ms(&m->api));
 
 	ms = main__min_ms(ms, k8sint__timeout_ms(&m->kube));
-
 	if (telem__ring_fd(&m->telem) < 0)
 		return ms;
 	return ms < 0 || ms > TELEMETRY_DRAIN_MS ? TELEMETRY_DRAIN_MS : ms;
@@ -135,10 +132,6 @@ static int main__epoll_setup(struct meshd *m, int epfd, int sfd, int tfd, struct
 		err = main__epoll_add(epfd, follow__fd(&m->follow), EV_FOLLOW);
 	if (!err && k8sint__fd(&m->kube) >= 0)
 		err = main__epoll_add(epfd, k8sint__fd(&m->kube), EV_KUBE);
-	if (!err && k8sint__nodeaddr_fd(&m->kube) >= 0)
-		err = main__epoll_add(epfd, k8sint__nodeaddr_fd(&m->kube), EV_NODEADDR);
-	if (!err && k8sint__hcnp_fd(&m->kube) >= 0)
-		err = main__epoll_add(epfd, k8sint__hcnp_fd(&m->kube), EV_HCNP);
 	if (!err && outlier__fd(&m->outlier) >= 0)
 		err = main__epoll_add(epfd, outlier__fd(&m->outlier), EV_HEALTH);
 	if (!err && probe__fd(&m->probe) >= 0)
@@ -191,8 +184,7 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 	case EV_RING:
 		break; /* drained by the loop, after every wait */
 	case EV_KUBE:
-		k8sint__poll(&m->kube);
-		break;
+		break; /* served by the loop, after every wait */
 	case EV_FOLLOW:
 		follow__run(&m->follow);
 		break;
@@ -204,11 +196,6 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 	case EV_PROBE:
 		probe__run(&m->probe);
 		break;
-	case EV_NODEADDR:
-		k8sint__nodeaddr_read(&m->kube);
-		break;
-	case EV_HCNP:
-		break; /* served by the loop, after every wait */
 	}
 }
 
@@ -290,7 +277,7 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 		if (!m->stop) {
 			telem__read(&m->telem);
 			exporter__run(&m->exporter);
-			k8sint__hcnp_run(&m->kube);
+			k8sint__run(&m->kube);
 			main__serve(m, srv);
 		}
 		main__trim(m);
