@@ -192,6 +192,9 @@ static void test_port_in_use(void)
 	ASSERT_TRUE(strstr(logbuf, "E healthCheckNodePort") && strstr(logbuf, "default/busy") &&
 			    strstr(logbuf, "not served"),
 		    "logged as an error naming the Service");
+	logbuf[0] = '\0';
+	ASSERT_EQ(hcnp__sync(&s, &set), 1, "still busy (the tick's retry)");
+	ASSERT_TRUE(!strstr(logbuf, "not served"), "said once, not every retry");
 	close(hold);
 	ASSERT_EQ(hcnp__sync(&s, &set), 0, "served once free (the retry)");
 	ASSERT_TRUE(ask(&s, hc.port, "GET / HTTP/1.0\r\n\r\n", buf, sizeof(buf)) > 0 &&

@@ -129,6 +129,9 @@ void hcnp__free(struct hcnp *s)
 	for (__u32 i = 0; i < s->n; i++)
 		hcnp__stop_one(s, s->v[i]);
 	free(s->v);
+	free(s->failed);
+	free(s->prev_failed);
+	s->failed = s->prev_failed = NULL;
 	if (s->epfd >= 0)
 		close(s->epfd);
 	s->v = NULL;
@@ -152,6 +155,24 @@ static int hcnp__listen(struct hcnp_server *sv, const char *bind)
 							.nosniff = true,
 							.no_gzip = true,
 							.what = "healthCheckNodePort server" });
+}
+
+static bool hcnp__was_failing(const struct hcnp *s, __u16 port)
+{
+	for (__u32 i = 0; i < s->nprev_failed; i++)
+		if (s->prev_failed[i] == port)
+			return true;
+	return false;
+}
+
+static void hcnp__note_failed(struct hcnp *s, __u16 port)
+{
+	__u16 *v = realloc(s->failed, (s->nfailed + 1) * sizeof(*v));
+
+	if (!v)
+		return; /* only the log line's dedup suffers */
+	s->failed = v;
+	s->failed[s->nfailed++] = port;
 }
 
 static struct hcnp_server *hcnp__start_one(struct hcnp *s, const struct k8s_hc *hc)
@@ -190,8 +211,11 @@ static struct hcnp_server *hcnp__start_one(struct hcnp *s, const struct k8s_hc *
 		}
 	}
 	if (err) {
-		hcnp__log(s, true, "healthCheckNodePort %u of Service %s/%s not served: %s",
-			  hc->port, hc->ns, hc->name, sluice__errmsg());
+		/* retried every tick: said once per port until it is served */
+		if (!hcnp__was_failing(s, hc->port))
+			hcnp__log(s, true, "healthCheckNodePort %u of Service %s/%s not served: %s",
+				  hc->port, hc->ns, hc->name, sluice__errmsg());
+		hcnp__note_failed(s, hc->port);
 		if (sv->h)
 			http__stop(sv->h);
 		free(sv);
@@ -236,6 +260,11 @@ int hcnp__sync(struct hcnp *s, const struct k8s_hc_set *set)
 	free(s->v);
 	s->v = v;
 	s->n = m;
+	free(s->prev_failed);
+	s->prev_failed = s->failed;
+	s->nprev_failed = s->nfailed;
+	s->failed = NULL;
+	s->nfailed = 0;
 	for (__u32 i = 0; i < set->n; i++) {
 		bool have = false;
 

@@ -53,7 +53,9 @@ struct hcnp {
 	struct hcnp_opts opts;
 	struct hcnp_server **v;
 	__u32 n;
-	bool healthy; /* serviceProxyHealthy */
+	bool healthy;                /* serviceProxyHealthy */
+	__u16 *failed, *prev_failed; /* ports not served by this / the last sync */
+	__u32 nfailed, nprev_failed;
 };
 
 int hcnp__init(struct hcnp *s, const struct hcnp_opts *opts);
