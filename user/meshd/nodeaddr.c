@@ -111,6 +111,21 @@ static bool nodeaddr__same(const struct sluice_addr *a, __u32 na, const struct s
 	return true;
 }
 
+/* "node addresses for NodePorts: 2: 10.0.0.5, fd00::5" (the first 8). */
+static void nodeaddr__log(const struct nodeaddr *na)
+{
+	char list[8 * (SLUICE_ADDR_STRLEN + 2) + 8] = "", buf[SLUICE_ADDR_STRLEN];
+	size_t off = 0;
+
+	for (__u32 i = 0; i < na->n && i < 8; i++)
+		off += snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : ": ",
+				sluice_addr__str(&na->addrs[i], buf, sizeof(buf)));
+	if (na->n > 8)
+		snprintf(list + off, sizeof(list) - off, ", ...");
+	pr_info("node addresses for NodePorts%s: %u%s", na->ncidrs ? " (--nodeport-addresses)" : "",
+		na->n, list);
+}
+
 /* List the addresses; hand them over when they changed. */
 static int nodeaddr__sync(struct nodeaddr *na, bool first)
 {
@@ -147,8 +162,7 @@ static int nodeaddr__sync(struct nodeaddr *na, bool first)
 	free(na->addrs);
 	na->addrs = l.v;
 	na->n = l.n;
-	pr_info("node addresses for NodePorts: %u%s", na->n,
-		na->ncidrs ? " (inside --nodeport-addresses)" : "");
+	nodeaddr__log(na);
 	na->on_change(na->ctx, na->addrs, na->n);
 	return 0;
 }
