@@ -4,8 +4,8 @@
  * loopback: kube-proxy's body byte for byte, 503 without a local endpoint
  * and 200 with one on any path, the headers (application/json, nosniff, no
  * gzip even when asked), serviceProxyHealthy false -> 503, servers started
- * and stopped by hcnp__sync(), and a port in use reported and served once
- * it is free again. No root needed.
+ * and stopped by hcnp__sync(), a port in use reported once and served once
+ * it is free again, and the cap on servers. No root needed.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -20,7 +20,7 @@
 #include "hcnp.h"
 #include "test.h"
 
-static char logbuf[4096];
+static char logbuf[65536];
 
 static void on_log(bool error, const char *msg, void *ctx)
 {
@@ -203,10 +203,37 @@ static void test_port_in_use(void)
 	hcnp__free(&s);
 }
 
+/* More Services with a health port than HCNP_MAX_SERVERS: the rest are
+ * refused (logged once), the descriptors stay bounded. */
+static void test_max_servers(void)
+{
+	static struct k8s_hc v[HCNP_MAX_SERVERS + 2];
+	struct k8s_hc_set set = { .n = ARRAY_SIZE(v), .v = v };
+	struct hcnp s;
+
+	logbuf[0] = '\0';
+	for (__u32 i = 0; i < set.n; i++) {
+		snprintf(v[i].ns, sizeof(v[i].ns), "ns");
+		snprintf(v[i].name, sizeof(v[i].name), "svc%u", i);
+		v[i].port = 20000 + i; /* sorted, distinct; a busy one just fails too */
+	}
+	if (!ASSERT_OK(hcnp__init(&s, &(struct hcnp_opts){ .host = "127.0.0.1", .log = on_log }),
+		       "init"))
+		return;
+	ASSERT_LE(2, hcnp__sync(&s, &set), "at least the two over the cap not served");
+	ASSERT_LE(hcnp__count(&s), HCNP_MAX_SERVERS, "at most the cap served");
+	ASSERT_TRUE(strstr(logbuf, "more than 128 health ports"), "the cap is named");
+	logbuf[0] = '\0';
+	hcnp__sync(&s, &set);
+	ASSERT_TRUE(!strstr(logbuf, "more than"), "said once");
+	hcnp__free(&s);
+}
+
 static const struct test tests[] = {
 	TEST(test_body),
 	TEST(test_serve),
 	TEST(test_port_in_use),
+	TEST(test_max_servers),
 };
 
 int main(int argc, char **argv)

@@ -150,6 +150,7 @@ static int hcnp__listen(struct hcnp_server *sv, const char *bind)
 							.routes = &sv->route,
 							.nroutes = 1,
 							.max_conns = HCNP_MAX_CONNS,
+							.margin = HCNP_CONN_MARGIN,
 							.timeout_s = HCNP_IDLE_S,
 							.request_ms = HCNP_REQUEST_MS,
 							.nosniff = true,
@@ -272,6 +273,18 @@ int hcnp__sync(struct hcnp *s, const struct k8s_hc_set *set)
 			have = s->v[j]->hc.port == set->v[i].port;
 		if (have)
 			continue;
+		if (s->n >= HCNP_MAX_SERVERS) {
+			if (!hcnp__was_failing(s, set->v[i].port))
+				hcnp__log(
+					s, true,
+					"healthCheckNodePort %u of Service %s/%s not served: more "
+					"than %u health ports",
+					set->v[i].port, set->v[i].ns, set->v[i].name,
+					HCNP_MAX_SERVERS);
+			hcnp__note_failed(s, set->v[i].port);
+			failed++;
+			continue;
+		}
 		s->v[s->n] = hcnp__start_one(s, &set->v[i]);
 		if (s->v[s->n])
 			s->n++;

@@ -33,8 +33,13 @@
 #include "k8s.h"
 
 /* Small on purpose: a probe is one tiny request every few seconds per
- * load balancer; the rest is abuse. */
-#define HCNP_MAX_CONNS 64
+ * load balancer; the rest is abuse. A server holds at most HCNP_MAX_CONNS
+ * + HCNP_CONN_MARGIN descriptors, and there are at most HCNP_MAX_SERVERS
+ * (the API server allocates these ports for LoadBalancer Services with
+ * externalTrafficPolicy Local only): ~3k descriptors in the worst case. */
+#define HCNP_MAX_CONNS 16
+#define HCNP_CONN_MARGIN 8
+#define HCNP_MAX_SERVERS 128
 #define HCNP_REQUEST_MS 5000
 #define HCNP_IDLE_S 10
 

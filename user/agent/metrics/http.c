@@ -395,7 +395,8 @@ int http__start(struct http **out, const struct http_opts *opts)
 		goto cleanup;
 	h->d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, http__handle, h,
 				MHD_OPTION_LISTEN_SOCKET, h->lfd, MHD_OPTION_CONNECTION_LIMIT,
-				h->max_conns + HTTP_CONN_MARGIN, MHD_OPTION_CONNECTION_TIMEOUT,
+				h->max_conns + (opts->margin ? opts->margin : HTTP_CONN_MARGIN),
+				MHD_OPTION_CONNECTION_TIMEOUT,
 				(unsigned int)(opts->timeout_s ? opts->timeout_s :
 								 HTTP_IDLE_S_DEFAULT),
 				MHD_OPTION_NOTIFY_CONNECTION, http__notify, h,

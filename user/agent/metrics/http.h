@@ -59,6 +59,7 @@ struct http_opts {
 	bool nosniff;           /* add X-Content-Type-Options: nosniff to answers */
 	bool no_gzip;           /* never compress (answers as kube-proxy's, byte for byte) */
 	const char *what;       /* names the server in errors; NULL: "metrics server" */
+	unsigned int margin;    /* accepted beyond max_conns until evictions land; 0: 64 */
 };
 
 /* Connections served at once; past it a new one makes the one waiting
