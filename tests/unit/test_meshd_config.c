@@ -265,6 +265,32 @@ static void test_bad_kubeconfig(void)
 	config__free(&cfg);
 }
 
+/* --nodeport-addresses: a flag or a config key (string or list), checked at start. */
+static void test_nodeport_addresses(void)
+{
+	struct meshd_config cfg;
+	char path[PATH_MAX];
+
+	if (ASSERT_EQ(parse(&cfg, (char *)NULL), 0, "unset"))
+		ASSERT_TRUE(!cfg.nodeport_addresses, "unset: every address");
+	config__free(&cfg);
+	if (ASSERT_EQ(parse(&cfg, "--nodeport-addresses", "192.0.2.0/24,fd00::/64", (char *)NULL),
+		      0, "flag"))
+		str_is(cfg.nodeport_addresses, "192.0.2.0/24,fd00::/64", "flag value");
+	config__free(&cfg);
+	write_config(path, sizeof(path), "nodeport_addresses: [10.0.0.0/8, \"fd00::/64\"]\n");
+	if (ASSERT_EQ(parse(&cfg, "--config", path, (char *)NULL), 0, "file list"))
+		str_is(cfg.nodeport_addresses, "10.0.0.0/8,fd00::/64", "file value");
+	config__free(&cfg);
+	if (ASSERT_EQ(parse(&cfg, "--nodeport-addresses", "10.0.0.0/33", (char *)NULL), 2, "bad"))
+		said("--nodeport-addresses: \"10.0.0.0/33\" is not a CIDR");
+	config__free(&cfg);
+	write_config(path, sizeof(path), "nodeport-addresses: 10.0.0.0/8,\n");
+	if (ASSERT_EQ(parse(&cfg, "--config", path, (char *)NULL), 2, "bad in file"))
+		said("nodeport-addresses: \"\" is not a CIDR");
+	config__free(&cfg);
+}
+
 static const struct bad_file {
 	const char *yaml, *message; /* message after "FILE: " */
 } bad_files[] = {
@@ -339,6 +365,7 @@ static const struct test tests[] = {
 	TEST(test_bad_file),
 	TEST(test_usage),
 	TEST(test_outlier_detection),
+	TEST(test_nodeport_addresses),
 };
 
 int main(int argc, char **argv)

@@ -196,6 +196,23 @@ static void print_redirect(struct json_object *rd)
 	       (unsigned long long)sock_counter(rd, "passed_msgs"));
 }
 
+/* Where NodePorts are served and how many healthCheckNodePorts answer
+ * (absent from an older meshd: nothing printed). */
+static void print_node_ports(struct json_object *k)
+{
+	struct json_object *a = js__get(k, "node_addresses");
+	size_t n = json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+
+	if (!a)
+		return;
+	printf("             NodePorts on: ");
+	for (size_t i = 0; i < n; i++)
+		printf("%s%s", i ? ", " : "",
+		       json_object_get_string(json_object_array_get_idx(a, i)));
+	printf("%s; healthCheckNodePorts served: %llu\n", n ? "" : "no address",
+	       (unsigned long long)js__u64(k, "health_check_node_ports"));
+}
+
 /* The Kubernetes sync; null (or absent) when --kubernetes off. */
 static void print_kubernetes(struct json_object *k)
 {
@@ -226,6 +243,7 @@ static void print_kubernetes(struct json_object *k)
 	       (unsigned long long)js__u64(k, "relists"),
 	       (unsigned long long)js__u64(k, "sync_errors"),
 	       (unsigned long long)js__u64(k, "commit_errors"));
+	print_node_ports(k);
 	err = js__str(k, "commit_error", "");
 	if (!*err)
 		err = js__str(k, "last_error", "");

@@ -19,6 +19,7 @@
 #include <linux/magic.h>
 
 #include "api.h"
+#include "k8s.h"
 #include "sluice.h"
 #include "yamljson.h"
 
@@ -131,7 +132,7 @@ static int config__value(struct json_object *v, int id, char *buf, size_t len)
 		snprintf(buf, len, "%lld", (long long)json_object_get_int64(v));
 		return 0;
 	case json_type_array:
-		if (id != OPT_INTERFACES)
+		if (id != OPT_INTERFACES && id != OPT_NODEPORT_ADDRESSES)
 			return -EINVAL;
 		buf[0] = '\0';
 		for (size_t i = 0; i < json_object_array_length(v); i++) {
@@ -187,7 +188,8 @@ static int config__parse_file(struct config_settings *st)
 				"meshd: config %s: unknown key \"%s\" (known: interfaces, xdp-mode, "
 				"fib-forward, cgroup, bpffs, state, socket, log-level, metrics, "
 				"telemetry, telemetry-interval, socket-lb, redirect, kubernetes, "
-				"kubeconfig, state-missing, api-max-request, outlier-detection)\n",
+				"kubeconfig, nodeport-addresses, state-missing, api-max-request, "
+				"outlier-detection)\n",
 				st->config, key);
 			err = 2;
 			break;
@@ -343,6 +345,28 @@ static int config__settle_switches(const struct config_settings *st, struct mesh
 	return 0;
 }
 
+/* --nodeport-addresses: checked here, used by nodeaddr.c. */
+static int config__settle_nodeport(const struct config_settings *st, struct meshd_config *cfg)
+{
+	const char *text = st->val[OPT_NODEPORT_ADDRESSES];
+	struct k8s_cidr *c = NULL;
+	__u32 n = 0;
+
+	if (!text)
+		return 0;
+	if (k8s_cidrs__parse(text, &c, &n)) {
+		fprintf(stderr, "meshd: %s: %s\n", st->origin[OPT_NODEPORT_ADDRESSES],
+			sluice__errmsg());
+		return 2;
+	}
+	free(c);
+	if (!(cfg->nodeport_addresses = strdup(text))) {
+		fprintf(stderr, "meshd: out of memory\n");
+		return 2;
+	}
+	return 0;
+}
+
 static int config__settle_kubeconfig(const struct config_settings *st, struct meshd_config *cfg)
 {
 	const char *path = st->val[OPT_KUBECONFIG];
@@ -357,7 +381,7 @@ static int config__settle_kubeconfig(const struct config_settings *st, struct me
 		fprintf(stderr, "meshd: out of memory\n");
 		return 2;
 	}
-	return 0;
+	return config__settle_nodeport(st, cfg);
 }
 
 static int config__settle_interval(const struct config_settings *st, struct meshd_config *cfg)
@@ -486,4 +510,5 @@ void config__free(struct meshd_config *cfg)
 	free(cfg->socket);
 	free(cfg->metrics);
 	free(cfg->kubeconfig);
+	free(cfg->nodeport_addresses);
 }

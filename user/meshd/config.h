@@ -41,6 +41,7 @@ struct meshd_config {
 	unsigned int telemetry_interval; /* seconds; 0: records at open and close only */
 	bool kubernetes;                 /* sync Services/EndpointSlices (k8sint.h) */
 	char *kubeconfig;                /* NULL: in-cluster service account */
+	char *nodeport_addresses;        /* CIDR list; NULL: every node address */
 	enum state_missing state_missing;
 	size_t api_max_request; /* bytes */
 	bool outlier_detection; /* node-wide passive outlier detection (#14) */

@@ -60,6 +60,11 @@ const struct config_opt config_opts[OPT__MAX] = {
 			     "policies Local" },
 	[OPT_KUBECONFIG] = { "kubeconfig", "FILE", "in-cluster service account",
 			     "kubeconfig for --kubernetes (its current-context)" },
+	[OPT_NODEPORT_ADDRESSES] = { "nodeport-addresses", "CIDR[,CIDR]", "every address",
+				     "with --kubernetes: the node addresses NodePorts are served "
+				     "on, like kube-proxy's flag (e.g. 192.0.2.0/24,fd00::/64); "
+				     "loopback and link-local addresses never serve them; "
+				     "addresses that come and go are followed" },
 	[OPT_STATE_MISSING] = { "state-missing", "refuse|adopt|empty", "refuse",
 				"what a start does when --state does not exist but the pinned maps "
 				"hold services (a moved file, a typo, a wiped disk): refuse exits "
@@ -119,6 +124,7 @@ void config__usage(FILE *f)
 		"             [--telemetry on|off] [--telemetry-interval SECONDS]\n"
 		"             [--socket-lb on|off] [--redirect on|off]\n"
 		"             [--kubernetes on|off] [--kubeconfig FILE] [--api-max-request MIB]\n"
+		"             [--nodeport-addresses CIDR[,CIDR]]\n"
 		"             [--state-missing refuse|adopt|empty]\n"
 		"             [--outlier-detection on|off | --no-outlier-detection] [--cleanup]\n"
 		"             | --help | --version\n"

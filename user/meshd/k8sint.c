@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
 
 #include "api.h"
 #include "desired.h"
@@ -57,14 +59,74 @@ static void k8sint__on_state(const struct desired *kube, bool complete, void *ct
 		ki->commit_errors++;
 		pr_err("kubernetes: the synced services were not applied (the old ones stay): %s",
 		       err);
+		/* a load balancer's probe must not pick a node that is out of sync */
+		hcnp__set_healthy(&ki->hc, false);
 		return;
 	}
 	ki->last_error[0] = '\0';
+	hcnp__set_healthy(&ki->hc, true);
 	ki->commits++;
 	if (clash && clash != ki->clashes)
 		pr_warn("kubernetes: %u services clash with manual ones (manual kept)", clash);
 	ki->clashes = clash;
 	pr_debug("kubernetes: %u kubernetes services committed", kube->nservices);
+}
+
+static void k8sint__on_health(const struct k8s_hc_set *set, void *ctx)
+{
+	struct k8sint *ki = ctx;
+
+	k8s_hc_set__free(&ki->want);
+	if (k8s_hc_set__copy(&ki->want, set))
+		pr_err("kubernetes: healthCheckNodePorts: out of memory");
+	ki->hc_failed = hcnp__sync(&ki->hc, &ki->want);
+}
+
+static void k8sint__hc_log(bool error, const char *msg, void *ctx)
+{
+	(void)ctx;
+	if (error)
+		pr_err("kubernetes: %s", msg);
+	else
+		pr_info("kubernetes: %s", msg);
+}
+
+static void k8sint__on_addrs(void *ctx, const struct sluice_addr *addrs, __u32 n)
+{
+	struct k8sint *ki = ctx;
+
+	/* before the sync starts: k8s__open() takes them from ki->na */
+	if (ki->k && k8s__set_node_addrs(ki->k, addrs, n))
+		pr_err("kubernetes: node addresses: out of memory (NodePorts not updated)");
+}
+
+enum {
+	K8SINT_EV_SYNC,
+	K8SINT_EV_ADDRS,
+	K8SINT_EV_HCNP
+};
+
+/* One epoll fd over the sync's eventfd, the address events and hcnp's. */
+static int k8sint__epoll(struct k8sint *ki)
+{
+	int fds[] = { k8s__fd(ki->k), nodeaddr__fd(&ki->na), hcnp__fd(&ki->hc) };
+	int err;
+
+	ki->epfd = epoll_create1(EPOLL_CLOEXEC);
+	for (int i = 0; i < 3 && ki->epfd >= 0; i++) {
+		struct epoll_event e = { .events = EPOLLIN, .data.u32 = i };
+
+		if (epoll_ctl(ki->epfd, EPOLL_CTL_ADD, fds[i], &e)) {
+			err = errno;
+			close(ki->epfd);
+			ki->epfd = -1;
+			errno = err;
+		}
+	}
+	if (ki->epfd >= 0)
+		return 0;
+	sluice__set_err("epoll: %s", strerror(errno));
+	return -EIO;
 }
 
 int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg)
@@ -73,6 +135,7 @@ int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg)
 		.kubeconfig = cfg->kubeconfig,
 		.node_name = getenv("NODE_NAME"),
 		.on_state = k8sint__on_state,
+		.on_health = k8sint__on_health,
 		.log = k8sint__log,
 		.ctx = ki,
 	};
@@ -80,11 +143,32 @@ int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg)
 
 	ki->cfg = *cfg;
 	ki->k = NULL;
-	if (!cfg->enabled)
+	ki->hc.epfd = -1;
+	ki->epfd = -1;
+	if (!cfg->enabled) {
+		if (cfg->nodeport_addresses)
+			pr_warn("--nodeport-addresses %s ignored: NodePorts come from --kubernetes "
+				"on",
+				cfg->nodeport_addresses);
 		return 0;
+	}
 	if (ko.node_name && !*ko.node_name)
 		ko.node_name = NULL;
+	err = hcnp__init(&ki->hc, &(struct hcnp_opts){ .log = k8sint__hc_log, .ctx = ki });
+	if (err) {
+		pr_err("kubernetes: %s", sluice__errmsg());
+		return err;
+	}
+	err = nodeaddr__open(&ki->na, cfg->nodeport_addresses, k8sint__on_addrs, ki);
+	if (err)
+		return err;
+	ko.node_addrs = ki->na.addrs;
+	ko.nnode_addrs = ki->na.n;
 	err = k8s__open(&ko, &ki->k);
+	if (!err && k8sint__epoll(ki)) {
+		pr_err("kubernetes: %s", sluice__errmsg());
+		return -EIO;
+	}
 	if (err) {
 		ki->k = NULL;
 		pr_err("kubernetes: %s (--kubernetes on%s%s)", sluice__errmsg(),
@@ -103,17 +187,59 @@ void k8sint__stop(struct k8sint *ki)
 {
 	k8s__close(ki->k);
 	ki->k = NULL;
+	if (ki->epfd >= 0)
+		close(ki->epfd);
+	ki->epfd = -1;
+	if (ki->cfg.enabled) {
+		hcnp__free(&ki->hc);
+		nodeaddr__close(&ki->na);
+		k8s_hc_set__free(&ki->want);
+	}
 }
 
 int k8sint__fd(const struct k8sint *ki)
 {
-	return ki->k ? k8s__fd(ki->k) : -1;
+	return ki->k ? ki->epfd : -1;
 }
 
-void k8sint__poll(struct k8sint *ki)
+void k8sint__run(struct k8sint *ki)
 {
-	if (ki->k)
-		k8s__poll(ki->k);
+	struct epoll_event evs[4];
+	int n;
+
+	if (!ki->k)
+		return;
+	/* level-triggered: the loop's epoll reports this fd until it is drained */
+	n = epoll_wait(ki->epfd, evs, 4, 0);
+	for (int i = 0; i < n; i++) {
+		if (evs[i].data.u32 == K8SINT_EV_SYNC)
+			k8s__poll(ki->k);
+		else if (evs[i].data.u32 == K8SINT_EV_ADDRS)
+			nodeaddr__read(&ki->na);
+	}
+	hcnp__run(&ki->hc); /* every time: its deadlines */
+}
+
+int k8sint__timeout_ms(const struct k8sint *ki)
+{
+	return ki->k ? hcnp__timeout_ms(&ki->hc) : -1;
+}
+
+void k8sint__tick(struct k8sint *ki)
+{
+	if (ki->k && ki->hc_failed)
+		ki->hc_failed = hcnp__sync(&ki->hc, &ki->want);
+}
+
+static struct json_object *k8sint__addrs_json(const struct nodeaddr *na)
+{
+	struct json_object *a = json_object_new_array();
+	char buf[SLUICE_ADDR_STRLEN];
+
+	for (__u32 i = 0; a && i < na->n; i++)
+		json_object_array_add(a, json_object_new_string(sluice_addr__str(&na->addrs[i], buf,
+										 sizeof(buf))));
+	return a;
 }
 
 struct json_object *k8sint__status_json(const struct k8sint *ki)
@@ -132,6 +258,9 @@ struct json_object *k8sint__status_json(const struct k8sint *ki)
 	json_object_object_add(o, "commit_errors", json_object_new_uint64(ki->commit_errors));
 	json_object_object_add(o, "commit_error", json_object_new_string(ki->last_error));
 	json_object_object_add(o, "clashes", json_object_new_int64(ki->clashes));
+	json_object_object_add(o, "node_addresses", k8sint__addrs_json(&ki->na));
+	json_object_object_add(o, "health_check_node_ports",
+			       json_object_new_int64(hcnp__count(&ki->hc)));
 	json_object_object_add(o, "kubeconfig",
 			       ki->cfg.kubeconfig ? json_object_new_string(ki->cfg.kubeconfig) :
 						    NULL);
@@ -168,6 +297,14 @@ void k8sint__metrics(const struct k8sint *ki, FILE *out)
 		out, "sluice_kubernetes_last_sync_timestamp_seconds", "gauge",
 		"Unix time of the last list, event or bookmark from the API server (0: never)",
 		(double)st.last_sync);
+	k8sint__metric(out, "sluice_kubernetes_nodeport_addresses", "gauge",
+		       "Node addresses NodePorts are served on (inside --nodeport-addresses)",
+		       ki->na.n);
+	k8sint__metric(out, "sluice_kubernetes_health_check_node_ports", "gauge",
+		       "healthCheckNodePort servers listening", hcnp__count(&ki->hc));
+	k8sint__metric(out, "sluice_kubernetes_health_check_node_ports_failed", "gauge",
+		       "healthCheckNodePorts that could not be served (port in use; retried)",
+		       ki->hc_failed);
 }
 
 struct json_object *k8sint__refuse_edit(const struct k8sint *ki, const struct desired_service *svc,

@@ -10,7 +10,10 @@
  * (state__commit(), the one path that changes the maps and the state file); nothing is
  * removed before the first full list of both kinds (k8s.h). A kubernetes
  * service belongs to the API server: meshctl edits of it are refused, and
- * `apply` keeps the kubernetes services whatever the file says.
+ * `apply` keeps the kubernetes services whatever the file says. With the
+ * sync on, it also follows the node's addresses for the NodePorts
+ * (nodeaddr.h) and serves the healthCheckNodePorts (hcnp.h); a synced set
+ * that cannot be committed makes them answer serviceProxyHealthy false.
  */
 #ifndef MESHD_K8SINT_H
 #define MESHD_K8SINT_H
@@ -23,6 +26,8 @@
 #include <json-c/json.h>
 
 #include "desired.h"
+#include "hcnp.h"
+#include "nodeaddr.h"
 
 struct k8s;
 
@@ -31,9 +36,10 @@ struct k8s;
 typedef int (*k8sint_commit_fn)(void *ctx, struct desired *next, char *err, size_t errlen);
 
 struct k8sint_cfg {
-	bool enabled;                  /* --kubernetes */
-	const char *kubeconfig;        /* --kubeconfig; NULL: in-cluster */
-	const struct desired *current; /* what the maps hold (manual services) */
+	bool enabled;                   /* --kubernetes */
+	const char *kubeconfig;         /* --kubeconfig; NULL: in-cluster */
+	const char *nodeport_addresses; /* --nodeport-addresses; NULL: every address */
+	const struct desired *current;  /* what the maps hold (manual services) */
 	k8sint_commit_fn commit;
 	void *ctx;
 };
@@ -45,16 +51,27 @@ struct k8sint {
 	__u32 clashes;         /* kubernetes services left out for manual ones */
 	char last_error[1024]; /* of the last commit, "" after a success */
 	struct k8sint_cfg cfg;
+	struct nodeaddr na;     /* the node's NodePort addresses, followed */
+	struct hcnp hc;         /* healthCheckNodePort servers */
+	struct k8s_hc_set want; /* the last healthCheckNodePorts asked for */
+	int epfd;               /* the sync's eventfd, node address events, hcnp */
+	int hc_failed;          /* of them, ports not served (retried on tick) */
 };
 
 /* Opens the sync when cfg->enabled (after the state load and the
  * reconcile); 0 when off. On error the reason is logged: refuse to start. */
 int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg);
 void k8sint__stop(struct k8sint *ki);
-/* -1 when off. */
+/* One fd for the loop (-1 when off): readable when a synced set, a node
+ * address change or a healthCheckNodePort client waits. */
 int k8sint__fd(const struct k8sint *ki);
-/* The fd was readable: commit a new set if one waits. */
-void k8sint__poll(struct k8sint *ki);
+/* After every wait (never blocks): commit a new set if one waits, follow
+ * node address changes, serve the healthCheckNodePort servers (their
+ * deadlines too, within k8sint__timeout_ms(), -1: none). */
+void k8sint__run(struct k8sint *ki);
+int k8sint__timeout_ms(const struct k8sint *ki);
+/* The loop's check tick: ports that could not be bound are tried again. */
+void k8sint__tick(struct k8sint *ki);
 /* status "kubernetes" object, or NULL (JSON null) when off. */
 struct json_object *k8sint__status_json(const struct k8sint *ki);
 /* sluice_kubernetes_* samples for /metrics (nothing when off). */

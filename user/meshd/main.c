@@ -105,6 +105,7 @@ static int main__wait_ms(struct meshd *m)
 {
 	int ms = main__min_ms(exporter__timeout_ms(&m->exporter), server__timeout_ms(&m->api));
 
+	ms = main__min_ms(ms, k8sint__timeout_ms(&m->kube));
 	if (telem__ring_fd(&m->telem) < 0)
 		return ms;
 	return ms < 0 || ms > TELEMETRY_DRAIN_MS ? TELEMETRY_DRAIN_MS : ms;
@@ -177,13 +178,13 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
 		if (read(tfd, &ticks, sizeof(ticks)) == sizeof(ticks)) {
 			attach__check_all(&m->att);
 			main__ct_sweep(m);
+			k8sint__tick(&m->kube);
 		}
 		break;
 	case EV_RING:
 		break; /* drained by the loop, after every wait */
 	case EV_KUBE:
-		k8sint__poll(&m->kube);
-		break;
+		break; /* served by the loop, after every wait */
 	case EV_FOLLOW:
 		follow__run(&m->follow);
 		break;
@@ -276,6 +277,7 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 		if (!m->stop) {
 			telem__read(&m->telem);
 			exporter__run(&m->exporter);
+			k8sint__run(&m->kube);
 			main__serve(m, srv);
 		}
 		main__trim(m);
@@ -505,11 +507,13 @@ static int main__start_parts(struct meshd *m, struct netlink *nl)
 		       m->sl);
 	/* After the reconcile: the state file's kubernetes services stay in
 	 * the maps until the first full list replaces them. */
-	return k8sint__start(&m->kube, &(struct k8sint_cfg){ .enabled = cfg->kubernetes,
-							     .kubeconfig = cfg->kubeconfig,
-							     .current = &m->state.desired,
-							     .commit = main__commit,
-							     .ctx = &m->state });
+	return k8sint__start(&m->kube,
+			     &(struct k8sint_cfg){ .enabled = cfg->kubernetes,
+						   .kubeconfig = cfg->kubeconfig,
+						   .nodeport_addresses = cfg->nodeport_addresses,
+						   .current = &m->state.desired,
+						   .commit = main__commit,
+						   .ctx = &m->state });
 }
 
 /* Nothing here detaches or unpins: the datapath outlives meshd, and so

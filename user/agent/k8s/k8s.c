@@ -86,11 +86,59 @@ static void sync__flush_warnings(struct k8s *k)
 	k->nwarns = k->capwarns = 0;
 }
 
+/* The healthCheckNodePorts, handed over when they changed. */
+static int sync__publish_hc(struct k8s *k, const struct k8s_xlate_opts *xo)
+{
+	struct k8s_hc_set hc = { 0 }, copy;
+	int err;
+
+	err = k8s__translate_hc(k->w[K8S_SERVICES].objs, k->w[K8S_SLICES].objs, xo, &hc);
+	if (err)
+		return err;
+	if (k->published && k8s_hc_set__equal(&hc, &k->last_hc)) {
+		k8s_hc_set__free(&hc);
+		return 0;
+	}
+	err = k8s_hc_set__copy(&copy, &hc);
+	if (err) {
+		k8s_hc_set__free(&hc);
+		sluice__set_err("out of memory");
+		return err;
+	}
+	k8s_hc_set__free(&k->last_hc);
+	k->last_hc = hc;
+	pthread_mutex_lock(&k->lock);
+	k8s_hc_set__free(&k->pending_hc);
+	k->pending_hc = copy;
+	k->have_pending_hc = true;
+	pthread_mutex_unlock(&k->lock);
+	eventfd_write(k->efd, 1);
+	return 0;
+}
+
+/* Node addresses the owner handed over: translate again. */
+static void sync__take_addrs(struct k8s *k)
+{
+	pthread_mutex_lock(&k->lock);
+	if (k->addrs_changed) {
+		free(k->node_addrs);
+		k->node_addrs = k->new_addrs;
+		k->nnode_addrs = k->nnew_addrs;
+		k->new_addrs = NULL;
+		k->nnew_addrs = 0;
+		k->addrs_changed = false;
+		k8s__mark_dirty(k);
+	}
+	pthread_mutex_unlock(&k->lock);
+}
+
 /* Returns how long until a publish is due (ms), or -1 when none is. */
 static long sync__publish(struct k8s *k)
 {
 	struct k8s_xlate_opts xo = { .node_name = k->node_name,
 				     .proxy_name = k->proxy_name,
+				     .node_addrs = k->node_addrs,
+				     .nnode_addrs = k->nnode_addrs,
 				     .warn = sync__on_warn,
 				     .ctx = k };
 	struct desired d, copy;
@@ -106,8 +154,11 @@ static long sync__publish(struct k8s *k)
 	k->dirty_at_ms = 0;
 	desired__init(&d);
 	err = k8s__translate(k->w[K8S_SERVICES].objs, k->w[K8S_SLICES].objs, &xo, &d);
+	if (!err)
+		err = sync__publish_hc(k, &xo);
 	sync__flush_warnings(k);
 	if (err) {
+		desired__free(&d);
 		k8s__sync_error(k, "%s", sluice__errmsg());
 		return -1;
 	}
@@ -173,6 +224,7 @@ static void *sync__thread(void *arg)
 		for (int i = 0; i < K8S__KINDS; i++)
 			if (k->w[i].state == W_IDLE && now >= k->w[i].next_at_ms)
 				k8s_watch__start(&k->w[i]);
+		sync__take_addrs(k);
 		curl_multi_perform(k->multi, &running);
 		while ((msg = curl_multi_info_read(k->multi, &q)))
 			if (msg->msg == CURLMSG_DONE)
@@ -232,6 +284,18 @@ int k8s__open(const struct k8s_opts *opts, struct k8s **out)
 	err = k8s__set_str(&k->node_name, opts->node_name);
 	if (!err)
 		err = k8s__set_str(&k->proxy_name, opts->proxy_name);
+	if (!err && opts->nnode_addrs) {
+		k->node_addrs = malloc(opts->nnode_addrs * sizeof(*k->node_addrs));
+		if (k->node_addrs) {
+			memcpy(k->node_addrs, opts->node_addrs,
+			       opts->nnode_addrs * sizeof(*k->node_addrs));
+			k->nnode_addrs = opts->nnode_addrs;
+		} else {
+			err = -ENOMEM;
+		}
+	}
+	k->opts.node_addrs = NULL;
+	k->opts.nnode_addrs = 0;
 	if (err) {
 		sluice__set_err("out of memory");
 		goto fail;
@@ -280,9 +344,10 @@ int k8s__fd(const struct k8s *k)
 
 int k8s__poll(struct k8s *k)
 {
+	struct k8s_hc_set hc;
 	struct desired d;
+	bool have, have_hc;
 	eventfd_t v;
-	bool have;
 
 	eventfd_read(k->efd, &v);
 	pthread_mutex_lock(&k->lock);
@@ -290,13 +355,39 @@ int k8s__poll(struct k8s *k)
 	d = k->pending;
 	desired__init(&k->pending);
 	k->have_pending = false;
+	have_hc = k->have_pending_hc;
+	hc = k->pending_hc;
+	k->pending_hc = (struct k8s_hc_set){ 0 };
+	k->have_pending_hc = false;
 	pthread_mutex_unlock(&k->lock);
-	if (!have)
-		return 0;
-	if (k->opts.on_state)
+	if (have && k->opts.on_state)
 		k->opts.on_state(&d, true, k->opts.ctx);
+	/* after the services: a probe says 200 only once they are in the maps */
+	if (have_hc && k->opts.on_health)
+		k->opts.on_health(&hc, k->opts.ctx);
 	desired__free(&d);
-	return 1;
+	k8s_hc_set__free(&hc);
+	return have || have_hc;
+}
+
+int k8s__set_node_addrs(struct k8s *k, const struct sluice_addr *addrs, __u32 n)
+{
+	struct sluice_addr *v = NULL;
+
+	if (n) {
+		v = malloc(n * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		memcpy(v, addrs, n * sizeof(*v));
+	}
+	pthread_mutex_lock(&k->lock);
+	free(k->new_addrs);
+	k->new_addrs = v;
+	k->nnew_addrs = n;
+	k->addrs_changed = true;
+	pthread_mutex_unlock(&k->lock);
+	curl_multi_wakeup(k->multi);
+	return 0;
 }
 
 void k8s__stats(struct k8s *k, struct k8s_stats *st)
@@ -357,6 +448,10 @@ void k8s__close(struct k8s *k)
 	free(k->prev_warns);
 	desired__free(&k->pending);
 	desired__free(&k->last);
+	k8s_hc_set__free(&k->pending_hc);
+	k8s_hc_set__free(&k->last_hc);
+	free(k->node_addrs);
+	free(k->new_addrs);
 	k8s_conn__free(&k->conn);
 	free(k->node_name);
 	free(k->proxy_name);

@@ -32,7 +32,7 @@
  *     (or clusterIP), spec.externalIPs and status.loadBalancer.ingress[].ip
  *     (not ipMode "Proxy"); headless ("None") and ExternalName services,
  *     SCTP ports and services labelled service.kubernetes.io/service-proxy-name
- *     (other than opts.proxy_name) are skipped; NodePort is not programmed.
+ *     (other than opts.proxy_name) are skipped.
  *   - backends from the EndpointSlices labelled kubernetes.io/service-name
  *     of the same family (addressType IPv4/IPv6; FQDN ignored), matched by
  *     port name and protocol; the slice's port number is the resolved
@@ -55,6 +55,17 @@
  *     Service (k8s_health.c). Readiness stays the primary signal.
  *   - externalTrafficPolicy/internalTrafficPolicy Local keep only endpoints
  *     whose nodeName is opts.node_name (when node_name is set).
+ *   - NodePorts (type NodePort or LoadBalancer, spec.ports[].nodePort
+ *     1-65535): one service per node address (opts.node_addrs) of a family
+ *     the Service has a cluster IP of, named "...@nodeport", with the
+ *     endpoints of the cluster IP one; externalTrafficPolicy Local keeps
+ *     the node's own endpoints with drop_empty (no local endpoint: new
+ *     flows are dropped, not refused), Cluster all of them with snat
+ *     (replies of a remote endpoint come back through this node).
+ *   - healthCheckNodePort (type LoadBalancer, externalTrafficPolicy Local):
+ *     handed to opts.on_health as {namespace, name, port, local ready
+ *     endpoints}, the count kube-proxy reports (distinct address:port
+ *     pairs of this node over all ports).
  *   - name "namespace/name:portname" ("namespace/name" for an unnamed port),
  *     cut to 63 characters with a "~hash" suffix when longer.
  */
@@ -73,6 +84,44 @@
 #define K8S_ANN_HEALTH "sluice.io/health-check"
 
 struct k8s;
+
+/* The suffix of a NodePort service's name: "ns/name:port@nodeport". */
+#define K8S_NODEPORT_MARK "@nodeport"
+
+/*
+ * Node addresses for NodePorts (k8s_nodeaddr.c): --nodeport-addresses, a
+ * list of CIDRs like kube-proxy's, keeps the addresses inside one of them
+ * (none: every address). Loopback, link-local, multicast and unspecified
+ * addresses never serve NodePorts (kube-proxy's nftables mode does the
+ * same; a NodePort on 127.0.0.1 would need route_localnet).
+ */
+struct k8s_cidr {
+	struct sluice_addr addr; /* host bits cleared */
+	__u8 len;
+};
+
+/* "10.0.0.0/8,fd00::/64" -> *out (malloc'ed), *n entries; spaces around
+ * entries allowed. -EINVAL with sluice__errmsg() quoting the bad entry. */
+int k8s_cidrs__parse(const char *text, struct k8s_cidr **out, __u32 *n);
+bool k8s_cidr__contains(const struct k8s_cidr *c, const struct sluice_addr *a);
+/* May a serve NodePorts under these CIDRs (n == 0: no filter)? */
+bool k8s_nodeaddr__usable(const struct sluice_addr *a, const struct k8s_cidr *cidrs, __u32 n);
+
+/* A healthCheckNodePort to serve (user/agent/hcnp). */
+struct k8s_hc {
+	char ns[254], name[254];
+	__u16 port;
+	__u32 local_endpoints; /* ready endpoints on this node */
+};
+
+struct k8s_hc_set {
+	__u32 n;
+	struct k8s_hc *v; /* sorted by port, one Service per port */
+};
+
+void k8s_hc_set__free(struct k8s_hc_set *s);
+bool k8s_hc_set__equal(const struct k8s_hc_set *a, const struct k8s_hc_set *b);
+int k8s_hc_set__copy(struct k8s_hc_set *dst, const struct k8s_hc_set *src);
 
 enum k8s_log_level {
 	K8S_LOG_ERROR,
@@ -106,8 +155,15 @@ struct k8s_opts {
 	unsigned int watch_timeout_s; /* 0: random 300-600, like client-go */
 	unsigned int page_size;       /* list ?limit=, 0: 500 */
 	unsigned int debounce_ms;     /* coalesce changes, 0: 100 */
+	/* This node's addresses for the NodePorts (copied; k8s__set_node_addrs()
+	 * changes them later). */
+	const struct sluice_addr *node_addrs;
+	__u32 nnode_addrs;
 	/* Called in k8s__poll()'s thread with the full kubernetes set. */
 	void (*on_state)(const struct desired *kube, bool complete, void *ctx);
+	/* Called in k8s__poll()'s thread with every healthCheckNodePort when
+	 * that set (or a local endpoint count) changed; may be NULL. */
+	void (*on_health)(const struct k8s_hc_set *hc, void *ctx);
 	/* Called from the sync thread; NULL: lines on stderr. */
 	void (*log)(enum k8s_log_level level, const char *msg, void *ctx);
 	void *ctx;
@@ -139,6 +195,9 @@ int k8s__fd(const struct k8s *k);
  * Returns 1 if on_state() was called, else 0. */
 int k8s__poll(struct k8s *k);
 void k8s__stats(struct k8s *k, struct k8s_stats *st);
+/* The node's addresses changed (owner's thread): the sync translates again
+ * and publishes if the NodePort services change. 0 or -ENOMEM. */
+int k8s__set_node_addrs(struct k8s *k, const struct sluice_addr *addrs, __u32 n);
 /* Stops the thread (interrupting any request) and frees everything. */
 void k8s__close(struct k8s *k);
 /* The stats as the agent API shows them (meshctl status -o json):

@@ -54,6 +54,7 @@ struct k8s_svc_port {
 	__u16 port;
 	__u16 target_port; /* numeric targetPort, 0 = named or unset */
 	bool target_named;
+	__u16 node_port; /* spec.ports[].nodePort, 0 = none (or refused) */
 };
 
 struct k8s_vip {
@@ -74,6 +75,9 @@ struct k8s_svc {
 	char *proxy_name; /* service.kubernetes.io/service-proxy-name, NULL if unset */
 	bool headless;    /* clusterIP None or type ExternalName: nothing to balance */
 	bool etp_local, itp_local;
+	bool node_ports;          /* type NodePort or LoadBalancer: nodePorts are served */
+	bool load_balancer;       /* type LoadBalancer */
+	__u16 hc_node_port;       /* spec.healthCheckNodePort, 0 = none (or refused) */
 	__u32 affinity_timeout_s; /* spec.sessionAffinity ClientIP; 0: None */
 	__u32 nvips;
 	struct k8s_vip *vips;
@@ -164,6 +168,11 @@ int k8s_objs__sorted(const struct k8s_objs *objs, const void ***items, __u32 *n)
 struct k8s_xlate_opts {
 	const char *node_name;
 	const char *proxy_name;
+	/* This node's addresses (k8s_nodeaddr.c, already filtered by
+	 * --nodeport-addresses): every nodePort is served on each of them
+	 * of the Service's families. */
+	const struct sluice_addr *node_addrs;
+	__u32 nnode_addrs;
 	/* Problems that do not stop the sync (a bad annotation, a VIP clash). */
 	void (*warn)(const char *msg, void *ctx);
 	void *ctx;
@@ -175,6 +184,10 @@ int k8s__translate(const struct k8s_objs *svcs, const struct k8s_objs *slices,
 		   const struct k8s_xlate_opts *o, struct desired *out);
 /* Same services, names, sources and backends in the same order. */
 bool k8s__desired_equal(const struct desired *a, const struct desired *b);
+/* The healthCheckNodePorts these objects ask for (k8s.h), sorted by port;
+ * *out is replaced. Returns 0 or -ENOMEM. */
+int k8s__translate_hc(const struct k8s_objs *svcs, const struct k8s_objs *slices,
+		      const struct k8s_xlate_opts *o, struct k8s_hc_set *out);
 
 /* --- watch streams (k8s_stream.c) --- */
 

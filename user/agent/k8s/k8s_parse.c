@@ -194,6 +194,30 @@ static int svc__add_vips(struct k8s_svc *s, struct json_object *arr, bool extern
 	return 0;
 }
 
+/* A nodePort (or healthCheckNodePort) the API server allocated: 1-65535.
+ * Anything else (0, 70000, "80") is refused with a problem note, and only
+ * that port is left unserved: the Service's other addresses still work. */
+static __u16 svc__node_port(struct k8s_svc *s, struct json_object *v, const char *what,
+			    const char *port_name)
+{
+	long long n;
+
+	if (!v)
+		return 0;
+	if (k8s_json__int(v, 1, 65535, &n)) {
+		problem_add(&s->problem, "%s%s%s %.40s is not a port number 1-65535: ignored", what,
+			    port_name ? " of port " : "", port_name ? port_name : "",
+			    json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+		return 0;
+	}
+	return (__u16)n;
+}
+
+static void svc__parse_node_port(struct k8s_svc *s, struct k8s_svc_port *sp, struct json_object *v)
+{
+	sp->node_port = svc__node_port(s, v, "nodePort", sp->name[0] ? sp->name : "(unnamed)");
+}
+
 static int svc__parse_port(struct k8s_svc *s, struct json_object *p, bool *bad, bool *nomem)
 {
 	struct k8s_svc_port *sp = &s->ports[s->nports];
@@ -231,6 +255,7 @@ static int svc__parse_port(struct k8s_svc *s, struct json_object *p, bool *bad, 
 	} else {
 		sp->target_port = port;
 	}
+	svc__parse_node_port(s, sp, k8s_json__get(p, "nodePort"));
 	s->nports++;
 	return 0;
 }
@@ -359,6 +384,8 @@ int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out)
 	s->headless = (type && !strcmp(type, "ExternalName")) || (cip && !strcmp(cip, "None"));
 	s->etp_local = etp && !strcmp(etp, "Local");
 	s->itp_local = itp && !strcmp(itp, "Local");
+	s->load_balancer = type && !strcmp(type, "LoadBalancer");
+	s->node_ports = s->load_balancer || (type && !strcmp(type, "NodePort"));
 	svc__parse_affinity(s, spec, &bad);
 	if (s->headless)
 		goto out; /* nothing to balance: keep the object, translate nothing */
@@ -400,6 +427,11 @@ int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out)
 		else
 			err = svc__parse_port(s, p, &bad, &nomem);
 	}
+	/* kube-proxy serves it only for LoadBalancer + Local (the API server
+	 * allocates it only then) */
+	if (!err && !bad && s->load_balancer && s->etp_local)
+		s->hc_node_port = svc__node_port(s, k8s_json__get(spec, "healthCheckNodePort"),
+						 "healthCheckNodePort", NULL);
 	if (!err && !bad && weights)
 		err = svc__parse_weights(s, weights);
 	if (!err && !bad && k8s_svc__parse_health(ann, &s->health, hcprob, sizeof(hcprob)))

@@ -85,10 +85,18 @@ struct k8s {
 	__u32 nwarns, capwarns;
 	char **prev_warns;
 	__u32 nprev_warns;
+	struct sluice_addr *node_addrs; /* what the translation uses */
+	__u32 nnode_addrs;
+	struct k8s_hc_set last_hc; /* last published healthCheckNodePorts */
 	/* shared with the owner, under lock */
 	pthread_mutex_t lock;
 	struct desired pending;
 	bool have_pending;
+	struct k8s_hc_set pending_hc;
+	bool have_pending_hc;
+	struct sluice_addr *new_addrs; /* k8s__set_node_addrs(), for the thread */
+	__u32 nnew_addrs;
+	bool addrs_changed;
 	struct k8s_stats st;
 };
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * k8s_translate.c - Services + EndpointSlices -> the kubernetes part of the
- * desired state (rules in k8s.h), and the merge with manual services.
+ * desired state (rules in k8s.h).
  *
  * Contract: the output is deterministic (services sorted by key, backends
  * by address and port) so that an unchanged cluster translates to an equal
@@ -146,9 +146,10 @@ static int cand__cmp_active_first(const void *a, const void *b)
 	return cand__cmp(a, b);
 }
 
-/* The service's endpoints for one (port, VIP) into x->c. */
+/* The service's endpoints for one (port, VIP) into x->c; vport is the
+ * port clients use on vip (the nodePort for a node address). */
 static int xl__collect(struct xlate *x, const struct k8s_svc *svc, const struct k8s_svc_port *p,
-		       const struct k8s_vip *vip, __u32 first)
+		       const struct k8s_vip *vip, __u16 vport, __u32 first)
 {
 	const char *node = x->o ? x->o->node_name : NULL;
 	bool local = node && (vip->external ? svc->etp_local : svc->itp_local);
@@ -182,7 +183,7 @@ static int xl__collect(struct xlate *x, const struct k8s_svc *svc, const struct 
 				continue;
 			if (local && (!ep->node || strcmp(ep->node, node)))
 				continue;
-			if (port == p->port && sluice_addr__eq(&ep->addr, &vip->addr))
+			if (port == vport && sluice_addr__eq(&ep->addr, &vip->addr))
 				continue; /* would send the VIP to itself */
 			c.weight = xl__weight(svc, sl, ep);
 			err = xl__add_cand(x, &c);
@@ -236,16 +237,21 @@ static void xl__settle(struct xlate *x, const char *name)
 	}
 }
 
-static void xl__name(char *buf, const struct k8s_svc *svc, const struct k8s_svc_port *p)
+/* mark: "" or K8S_NODEPORT_MARK, kept whole when the name is cut. */
+static void xl__name(char *buf, const struct k8s_svc *svc, const struct k8s_svc_port *p,
+		     const char *mark)
 {
+	int mlen = (int)strlen(mark);
 	char full[512];
 	__u32 h = 2166136261u;
 	int len;
 
 	if (p->name[0])
-		len = snprintf(full, sizeof(full), "%s/%s:%s", svc->ns, svc->name, p->name);
+		len = snprintf(full, sizeof(full), "%s/%s:%s%s", svc->ns, svc->name, p->name, mark);
 	else
-		len = snprintf(full, sizeof(full), "%s/%s", svc->ns, svc->name);
+		len = snprintf(full, sizeof(full), "%s/%s%s", svc->ns, svc->name, mark);
+	if (len >= (int)sizeof(full))
+		len = sizeof(full) - 1;
 	/* The API server only admits DNS names, but a byte outside printable
 	 * ASCII here would make desired__validate() refuse the whole state
 	 * (every service of the node), and cutting the name below could split
@@ -260,7 +266,24 @@ static void xl__name(char *buf, const struct k8s_svc *svc, const struct k8s_svc_
 	/* A label only (the key is VIP:port/proto): keep it readable and unique. */
 	for (const char *c = full; *c; c++)
 		h = (h ^ (unsigned char)*c) * 16777619u;
-	snprintf(buf, DESIRED_NAME_MAX, "%.*s~%08x", DESIRED_NAME_MAX - 10, full, h);
+	snprintf(buf, DESIRED_NAME_MAX, "%.*s~%08x%s", DESIRED_NAME_MAX - 10 - mlen, full, h, mark);
+}
+
+/*
+ * externalTrafficPolicy of a NodePort: Cluster balances over every ready
+ * endpoint and source-NATs to the node address (a remote endpoint's reply
+ * must come back through this node to be reverse-NATed); Local keeps the
+ * node's own endpoints (xl__collect) and the client's address, and a node
+ * without one drops new flows rather than refusing them, so an external
+ * load balancer's probe (healthCheckNodePort) and not a client's RST
+ * steers traffic away (SLUICE_SVC_F_SNAT / _DROP_EMPTY in the datapath).
+ * With no node name known, Local keeps every endpoint (xl__collect) and
+ * so never leaves the service empty.
+ */
+static void xl__nodeport_policy(struct desired_service *d, const struct k8s_svc *svc)
+{
+	d->snat = !svc->etp_local;
+	d->drop_empty = svc->etp_local;
 }
 
 /* A load-balancer address's source ranges (#13), a warning for those
@@ -289,12 +312,12 @@ static int xl__src_ranges(struct xlate *x, const struct k8s_svc *svc, const stru
 }
 
 static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s_svc_port *p,
-		    const struct k8s_vip *vip)
+		    const struct k8s_vip *vip, __u16 vport, bool node_port)
 {
 	struct desired_service *d;
 	char name[DESIRED_NAME_MAX];
 
-	xl__name(name, svc, p);
+	xl__name(name, svc, p, node_port ? K8S_NODEPORT_MARK : "");
 	xl__settle(x, name);
 	if (x->out.nservices >= SLUICE_MAX_SERVICES - 1 ||
 	    x->total_backends + x->nc > SLUICE_MAX_BACKENDS - 1 ||
@@ -323,7 +346,7 @@ static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s
 	memcpy(d->name, name, sizeof(name));
 	snprintf(d->source, sizeof(d->source), "%s", K8S_SOURCE);
 	d->vip = vip->addr;
-	d->port = p->port;
+	d->port = vport;
 	d->proto = p->proto;
 	d->affinity_timeout_s = svc->affinity_timeout_s;
 	if (vip->lb && xl__src_ranges(x, svc, vip, d))
@@ -345,9 +368,45 @@ static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s
 		xl__warn(x, "%s: %s: no health check on this port", name, sluice__errmsg());
 		memset(&d->health, 0, sizeof(d->health));
 	}
+	if (node_port)
+		xl__nodeport_policy(d, svc);
 	x->total_backends += x->nc;
 	x->out.nservices++;
 	return 0;
+}
+
+/* Whether the Service has a cluster IP of this family (its ipFamilies). */
+static bool svc__has_family(const struct k8s_svc *svc, __u8 family)
+{
+	bool any_cluster = false;
+
+	for (__u32 i = 0; i < svc->nvips; i++)
+		any_cluster |= !svc->vips[i].external;
+	for (__u32 i = 0; i < svc->nvips; i++)
+		if ((!any_cluster || !svc->vips[i].external) && svc->vips[i].addr.family == family)
+			return true;
+	return false;
+}
+
+/* The port's nodePort on every node address of the Service's families. */
+static int xl__node_ports(struct xlate *x, const struct k8s_svc *svc, const struct k8s_svc_port *p,
+			  __u32 first)
+{
+	int err = 0;
+
+	if (!svc->node_ports || !p->node_port || !x->o)
+		return 0;
+	for (__u32 i = 0; i < x->o->nnode_addrs && !err; i++) {
+		/* external: externalTrafficPolicy applies, as to load-balancer IPs */
+		struct k8s_vip vip = { .addr = x->o->node_addrs[i], .external = true };
+
+		if (!svc__has_family(svc, vip.addr.family))
+			continue;
+		err = xl__collect(x, svc, p, &vip, p->node_port, first);
+		if (!err)
+			err = xl__emit(x, svc, p, &vip, p->node_port, true);
+	}
+	return err;
 }
 
 static int xl__service(struct xlate *x, const struct k8s_svc *svc)
@@ -370,12 +429,15 @@ static int xl__service(struct xlate *x, const struct k8s_svc *svc)
 		if (!p->proto)
 			continue; /* SCTP */
 		for (__u32 j = 0; j < svc->nvips; j++) {
-			err = xl__collect(x, svc, p, &svc->vips[j], first);
+			err = xl__collect(x, svc, p, &svc->vips[j], p->port, first);
 			if (!err)
-				err = xl__emit(x, svc, p, &svc->vips[j]);
+				err = xl__emit(x, svc, p, &svc->vips[j], p->port, false);
 			if (err)
 				return err;
 		}
+		err = xl__node_ports(x, svc, p, first);
+		if (err)
+			return err;
 	}
 	return 0;
 }
@@ -488,8 +550,9 @@ bool k8s__desired_equal(const struct desired *a, const struct desired *b)
 
 		if (desired__cmp_key(x, y) || strcmp(x->name, y->name) ||
 		    strcmp(x->source, y->source) || x->nbackends != y->nbackends ||
-		    x->affinity_timeout_s != y->affinity_timeout_s ||
-		    !desired__health_eq(&x->health, &y->health) || !desired__src_ranges_eq(x, y))
+		    x->affinity_timeout_s != y->affinity_timeout_s || x->snat != y->snat ||
+		    x->drop_empty != y->drop_empty || !desired__health_eq(&x->health, &y->health) ||
+		    !desired__src_ranges_eq(x, y))
 			return false;
 		for (__u32 j = 0; j < x->nbackends; j++) {
 			const struct desired_backend *p = &x->backends[j], *q = &y->backends[j];
@@ -500,97 +563,4 @@ bool k8s__desired_equal(const struct desired *a, const struct desired *b)
 		}
 	}
 	return true;
-}
-
-/* --- merge with the agent's state --- */
-
-static int svcp__cmp(const void *a, const void *b)
-{
-	return desired__cmp_key(*(const struct desired_service *const *)a,
-				*(const struct desired_service *const *)b);
-}
-
-static bool svcp__has(const struct desired_service **v, __u32 n, const struct desired_service *s)
-{
-	return n && bsearch(&s, v, n, sizeof(*v), svcp__cmp);
-}
-
-static int merge__push(struct desired *d, const struct desired_service *s)
-{
-	struct desired_service *t = &d->services[d->nservices];
-
-	*t = *s;
-	t->backends = NULL;
-	t->src_ranges = NULL;
-	if (s->nbackends) {
-		t->backends = malloc(s->nbackends * sizeof(*t->backends));
-		if (!t->backends)
-			return -ENOMEM;
-		memcpy(t->backends, s->backends, s->nbackends * sizeof(*t->backends));
-	}
-	d->nservices++;
-	return desired__src_ranges_dup(t, s) ? -ENOMEM : 0;
-}
-
-static bool is_kube(const struct desired_service *s)
-{
-	return !strcmp(s->source, K8S_SOURCE);
-}
-
-int k8s__merge(const struct desired *cur, const struct desired *kube, bool complete,
-	       struct desired *out, __u32 *conflicts)
-{
-	const struct desired_service **manual = NULL, **kv = NULL;
-	__u32 nmanual = 0, nkube = 0, clash = 0;
-	struct desired d;
-	int err = -ENOMEM;
-
-	sluice__clear_err();
-	desired__init(&d);
-	d.services = calloc(cur->nservices + kube->nservices + 1, sizeof(*d.services));
-	manual = calloc(cur->nservices + 1, sizeof(*manual));
-	kv = calloc(kube->nservices + 1, sizeof(*kv));
-	if (!d.services || !manual || !kv)
-		goto out;
-	for (__u32 i = 0; i < cur->nservices; i++) {
-		if (is_kube(&cur->services[i]))
-			continue;
-		manual[nmanual++] = &cur->services[i];
-		if (merge__push(&d, &cur->services[i]))
-			goto out;
-	}
-	qsort(manual, nmanual, sizeof(*manual), svcp__cmp);
-	for (__u32 i = 0; i < kube->nservices; i++) {
-		const struct desired_service *s = &kube->services[i];
-
-		if (svcp__has(manual, nmanual, s)) {
-			clash++;
-			continue;
-		}
-		kv[nkube++] = s;
-		if (merge__push(&d, s))
-			goto out;
-	}
-	if (!complete) {
-		qsort(kv, nkube, sizeof(*kv), svcp__cmp);
-		for (__u32 i = 0; i < cur->nservices; i++) {
-			const struct desired_service *s = &cur->services[i];
-
-			if (is_kube(s) && !svcp__has(kv, nkube, s) && merge__push(&d, s))
-				goto out;
-		}
-	}
-	err = 0;
-out:
-	free(manual);
-	free(kv);
-	if (err) {
-		desired__free(&d);
-		sluice__set_err("out of memory merging the Kubernetes services");
-		return err;
-	}
-	if (conflicts)
-		*conflicts = clash;
-	*out = d;
-	return 0;
 }

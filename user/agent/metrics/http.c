@@ -48,6 +48,8 @@ struct http {
 	const struct http_route *routes;
 	size_t nroutes;
 	char not_found[160]; /* "404 not found: try /a, /b\n" */
+	bool nosniff, no_gzip;
+	const char *what;
 	unsigned int max_conns;
 	long long request_ms, answer_ms;
 	struct http_conn *head, *tail;
@@ -245,7 +247,7 @@ static int http__listen(struct http *h, const char *addr)
 	return 0;
 fail:
 	err = -errno;
-	sluice__set_err("metrics server on %s: %s", addr, strerror(errno));
+	sluice__set_err("%s on %s: %s", h->what, addr, strerror(errno));
 	return err;
 }
 
@@ -259,7 +261,7 @@ static void http__not_found_text(struct http *h)
 	for (size_t i = 0; i < h->nroutes && n > 0 && (size_t)n < len - off; i++) {
 		off += (size_t)n;
 		n = snprintf(h->not_found + off, len - off, "%s %s", i ? "," : "",
-			     h->routes[i].path);
+			     h->routes[i].path ? h->routes[i].path : "/");
 	}
 	off = strnlen(h->not_found, len - 2);
 	h->not_found[off] = '\n';
@@ -268,7 +270,7 @@ static void http__not_found_text(struct http *h)
 
 static enum MHD_Result http__reply(struct MHD_Connection *conn, unsigned int status, void *body,
 				   size_t len, bool must_free, const char *type,
-				   const char *encoding)
+				   const char *encoding, const struct http *h)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -283,7 +285,10 @@ static enum MHD_Result http__reply(struct MHD_Connection *conn, unsigned int sta
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	if (encoding)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, encoding);
-	if (status != MHD_HTTP_METHOD_NOT_ALLOWED && status != MHD_HTTP_NOT_FOUND)
+	if (h && h->nosniff)
+		MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (status != MHD_HTTP_METHOD_NOT_ALLOWED && status != MHD_HTTP_NOT_FOUND &&
+	    !(h && h->no_gzip))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
@@ -296,10 +301,11 @@ static enum MHD_Result http__text(struct MHD_Connection *conn, unsigned int stat
 				  const char *text)
 {
 	return http__reply(conn, status, (void *)text, strlen(text), false,
-			   "text/plain; charset=utf-8", NULL);
+			   "text/plain; charset=utf-8", NULL, NULL);
 }
 
-static enum MHD_Result http__serve(struct MHD_Connection *conn, const struct http_route *r)
+static enum MHD_Result http__serve(const struct http *h, struct MHD_Connection *conn,
+				   const struct http_route *r)
 {
 	const char *ae =
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
@@ -323,14 +329,14 @@ static enum MHD_Result http__serve(struct MHD_Connection *conn, const struct htt
 		    0)
 			return http__text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "error\n");
 		return http__reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, msg, strlen(msg), true,
-				   "text/plain; charset=utf-8", NULL);
+				   "text/plain; charset=utf-8", NULL, NULL);
 	}
 	status = err > 0 ? (unsigned int)err : MHD_HTTP_OK;
-	if (http__accepts_gzip(ae) && !http__gzip(body, len, &gz, &gz_len)) {
+	if (!h->no_gzip && http__accepts_gzip(ae) && !http__gzip(body, len, &gz, &gz_len)) {
 		free(body);
-		return http__reply(conn, status, gz, gz_len, true, r->content_type, "gzip");
+		return http__reply(conn, status, gz, gz_len, true, r->content_type, "gzip", h);
 	}
-	return http__reply(conn, status, body, len, true, r->content_type, NULL);
+	return http__reply(conn, status, body, len, true, r->content_type, NULL, h);
 }
 
 static enum MHD_Result http__handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -352,14 +358,14 @@ static enum MHD_Result http__handle(void *cls, struct MHD_Connection *conn, cons
 	(void)upload_data_size;
 	(void)con_cls;
 	for (size_t i = 0; i < h->nroutes; i++)
-		if (!strcmp(url, h->routes[i].path))
+		if (!h->routes[i].path || !strcmp(url, h->routes[i].path))
 			r = &h->routes[i];
 	if (!r)
 		return http__text(conn, MHD_HTTP_NOT_FOUND, h->not_found);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
 		return http__text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 				  "405 method not allowed: use GET\n");
-	return http__serve(conn, r);
+	return http__serve(h, conn, r);
 }
 
 int http__start(struct http **out, const struct http_opts *opts)
@@ -377,6 +383,9 @@ int http__start(struct http **out, const struct http_opts *opts)
 	h->lfd = -1;
 	h->routes = opts->routes;
 	h->nroutes = opts->nroutes;
+	h->nosniff = opts->nosniff;
+	h->no_gzip = opts->no_gzip;
+	h->what = opts->what ? opts->what : "metrics server";
 	http__not_found_text(h);
 	h->max_conns = opts->max_conns ? opts->max_conns : HTTP_MAX_CONNS_DEFAULT;
 	h->request_ms = opts->request_ms ? opts->request_ms : HTTP_REQUEST_MS_DEFAULT;
@@ -386,20 +395,21 @@ int http__start(struct http **out, const struct http_opts *opts)
 		goto cleanup;
 	h->d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, http__handle, h,
 				MHD_OPTION_LISTEN_SOCKET, h->lfd, MHD_OPTION_CONNECTION_LIMIT,
-				h->max_conns + HTTP_CONN_MARGIN, MHD_OPTION_CONNECTION_TIMEOUT,
+				h->max_conns + (opts->margin ? opts->margin : HTTP_CONN_MARGIN),
+				MHD_OPTION_CONNECTION_TIMEOUT,
 				(unsigned int)(opts->timeout_s ? opts->timeout_s :
 								 HTTP_IDLE_S_DEFAULT),
 				MHD_OPTION_NOTIFY_CONNECTION, http__notify, h,
 				MHD_OPTION_NOTIFY_COMPLETED, http__completed, h, MHD_OPTION_END);
 	if (!h->d) {
-		sluice__set_err("metrics server: libmicrohttpd did not start");
+		sluice__set_err("%s: libmicrohttpd did not start", h->what);
 		err = -EIO;
 		goto cleanup;
 	}
 	h->lfd = -1; /* the daemon owns it now */
 	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!info) {
-		sluice__set_err("metrics server: no epoll fd from libmicrohttpd");
+		sluice__set_err("%s: no epoll fd from libmicrohttpd", h->what);
 		err = -EIO;
 		goto cleanup;
 	}

@@ -25,6 +25,7 @@
 #ifndef SLUICE_HTTP_H
 #define SLUICE_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <linux/types.h>
@@ -41,7 +42,7 @@ struct http;
 typedef int (*http_handler_fn)(void *ctx, FILE *out);
 
 struct http_route {
-	const char *path; /* exact match, e.g. "/metrics" */
+	const char *path; /* exact match, e.g. "/metrics"; NULL: every path */
 	const char *content_type;
 	http_handler_fn fn;
 	void *ctx;
@@ -55,6 +56,10 @@ struct http_opts {
 	unsigned int timeout_s; /* idle connection timeout; 0: HTTP_IDLE_S_DEFAULT */
 	int request_ms;         /* 0: HTTP_REQUEST_MS_DEFAULT */
 	int answer_ms;          /* 0: HTTP_ANSWER_MS_DEFAULT */
+	bool nosniff;           /* add X-Content-Type-Options: nosniff to answers */
+	bool no_gzip;           /* never compress (answers as kube-proxy's, byte for byte) */
+	const char *what;       /* names the server in errors; NULL: "metrics server" */
+	unsigned int margin;    /* accepted beyond max_conns until evictions land; 0: 64 */
 };
 
 /* Connections served at once; past it a new one makes the one waiting
