@@ -367,6 +367,49 @@ static void test_lb_without_node_ports(void)
 	desired__free(&d);
 }
 
+/* loadBalancerSourceRanges hold for the NodePorts of a LoadBalancer
+ * Service too (per family: the IPv6 node address gets the IPv6 range),
+ * never for a plain NodePort Service's. */
+static void test_source_ranges(void)
+{
+	const struct desired_service *s;
+	struct desired d;
+
+	setup();
+	ASSERT_OK(put(svcs,
+		      J("{'metadata': {'name': 'lb', 'namespace': 'ns'}, 'spec': {"
+			"'type': 'LoadBalancer', 'clusterIP': '10.96.0.9', "
+			"'ipFamilies': ['IPv4', 'IPv6'], 'clusterIPs': ['10.96.0.9', 'fd00::9'], "
+			"'loadBalancerSourceRanges': ['10.1.0.0/16', 'fd00:1::/64'], "
+			"'ports': [{'port': 443, 'nodePort': 31443}]},"
+			" 'status': {'loadBalancer': {'ingress': [{'ip': '203.0.113.9'}]}}}")),
+		  "svc");
+	if (xlate(&d, "n1"))
+		return;
+	s = find(&d, "192.0.2.1", 31443, IPPROTO_TCP);
+	if (ASSERT_TRUE(s, "IPv4 NodePort") && ASSERT_EQ(s->nsrc_ranges, 1, "one v4 range"))
+		ASSERT_EQ(s->src_ranges[0].prefixlen, 16, "the /16");
+	s = find(&d, "2001:db8::1", 31443, IPPROTO_TCP);
+	if (ASSERT_TRUE(s, "IPv6 NodePort"))
+		ASSERT_EQ(s->nsrc_ranges, 1, "one v6 range");
+	s = find(&d, "10.96.0.9", 443, IPPROTO_TCP);
+	if (ASSERT_TRUE(s, "cluster IP"))
+		ASSERT_EQ(s->nsrc_ranges, 0, "cluster IP open");
+	desired__free(&d);
+
+	setup();
+	ASSERT_OK(add_svc("np", "'type': 'NodePort', 'clusterIP': '10.96.0.5', "
+				"'loadBalancerSourceRanges': ['10.1.0.0/16'], "
+				"'ports': [{'port': 80, 'nodePort': 30080}]"),
+		  "svc");
+	if (xlate(&d, "n1"))
+		return;
+	s = find(&d, "192.0.2.1", 30080, IPPROTO_TCP);
+	if (ASSERT_TRUE(s, "NodePort"))
+		ASSERT_EQ(s->nsrc_ranges, 0, "type NodePort: ranges do not apply");
+	desired__free(&d);
+}
+
 /* Node addresses appear and disappear: the NodePort services follow. */
 static void test_node_address_changes(void)
 {
@@ -490,7 +533,7 @@ static const struct test tests[] = {
 	TEST(test_nodeport_addresses),      TEST(test_traffic_policy),
 	TEST(test_policy_change_publishes), TEST(test_lb_without_node_ports),
 	TEST(test_node_address_changes),    TEST(test_hostile_node_ports),
-	TEST(test_health_check_node_port),
+	TEST(test_health_check_node_port),  TEST(test_source_ranges),
 };
 
 int main(int argc, char **argv)

@@ -398,7 +398,10 @@ static int xl__node_ports(struct xlate *x, const struct k8s_svc *svc, const stru
 		return 0;
 	for (__u32 i = 0; i < x->o->nnode_addrs && !err; i++) {
 		/* external: externalTrafficPolicy applies, as to load-balancer IPs */
-		struct k8s_vip vip = { .addr = x->o->node_addrs[i], .external = true };
+		struct k8s_vip vip = { .addr = x->o->node_addrs[i],
+				       .external = true,
+				       /* the issue asks for NodePort traffic too */
+				       .lb = svc->load_balancer };
 
 		if (!svc__has_family(svc, vip.addr.family))
 			continue;
