@@ -24,6 +24,9 @@ Protocol. TCP: the client's first line is "whoami\\n"; the server answers
       N sockets (so N flows); recvfrom() must report VIP:PORT.
       --no-check: IPv4 datagrams carry UDP checksum 0.
       --refused: a connected socket must get ECONNREFUSED (ICMP error).
+  echo.py peer VIP PORT
+      one connection asking "peer\\n": prints NAME ADDR:PORT, the backend
+      and the client address it saw (source NAT shows here).
   echo.py hold VIP PORT -n K --ready FILE --go FILE [--removed NAME]
       open K connections, write their backends to FILE (ready), wait for
       the go FILE, then check every connection still echoes. Connections
@@ -45,6 +48,7 @@ import time
 
 TIMEOUT = 5.0  # any single socket operation
 WHOAMI = b"whoami"
+PEER = b"peer"
 
 
 def log(msg):
@@ -84,6 +88,9 @@ def serve_tcp_conn(conn, name):
             first = recv_line(conn)
             if first.rstrip(b"\n") == WHOAMI:
                 conn.sendall(name.encode() + b"\n")
+            elif first.rstrip(b"\n") == PEER:
+                who = conn.getpeername()
+                conn.sendall(("%s %s\n" % (name, hostport(who[0], who[1]))).encode())
             elif first:
                 conn.sendall(first)
             while True:
@@ -351,6 +358,17 @@ def cmd_udp(args):
     return judge("udp", args, counts, errors, time.monotonic() - t0)
 
 
+def cmd_peer(args):
+    with socket.create_connection((args.vip, args.port), timeout=5) as s:
+        s.sendall(PEER + b"\n")
+        line = recv_line(s).decode().strip()
+    if not line:
+        log("peer %s: no answer" % hostport(args.vip, args.port))
+        return 1
+    log(line)
+    return 0
+
+
 def cmd_bulk(args):
     total = args.mib << 20
     t0 = time.monotonic()
@@ -494,6 +512,11 @@ def main():
     b.add_argument("port", type=int)
     b.add_argument("--mib", type=int, default=10)
     b.set_defaults(fn=cmd_bulk)
+
+    w = sub.add_parser("peer")
+    w.add_argument("vip")
+    w.add_argument("port", type=int)
+    w.set_defaults(fn=cmd_peer)
 
     h = sub.add_parser("hold")
     h.add_argument("vip")

@@ -8,8 +8,8 @@
 #
 # Contract: one "PASS: e2e/cluster_<name> (Ns)" or "FAIL: e2e/cluster_<name>:
 # <reason>" line per scenario, in this order; pods nNp1 (tc path) and nNp4
-# (socket LB) are each node's clients and never backends (hairpin is not what
-# these test), nNp2 and nNp3 the backends:
+# (socket LB) are each node's clients and never backends (but in hairpin),
+# nNp2 and nNp3 the backends:
 #   topology         without any Service: each node's pod 1 reaches pod 2 of
 #                    every node directly, the client every node's metrics port
 #   synced           a Service over the 4 backend pods of both nodes: every
@@ -29,6 +29,16 @@
 #   local_policy     internalTrafficPolicy Local over pods of both nodes: each
 #                    node programs only its own pods (NODE_NAME vs nodeName);
 #                    each node's pod reaches only those, on both paths
+#   nodeport_cluster NodePort (TCP and UDP) on node1 with endpoints on node2
+#                    only, from the client on the node network: works through
+#                    source NAT; the pod saw node1's address and a port of
+#                    61000-65535 (echo.py peer)
+#   nodeport_local   externalTrafficPolicy Local, endpoint on node1 only: via
+#                    node1 the pod sees the client's own address; node2 drops
+#                    (no answer, no_local_backend counted); healthCheckNodePort
+#                    200 on node1, 503 on node2, kube-proxy's JSON body
+#   hairpin          a pod reaching a Service whose only endpoint is itself,
+#                    on the tc path and through the socket LB
 #   restart          node1's meshd is killed (SIGKILL) and restarted under
 #                    steady traffic from both nodes' pods (socket LB and tc)
 #                    to a Service over both nodes' pods, one pod joining
@@ -365,6 +375,94 @@ test_rolling_update() {
 	return $rc
 }
 
+# node_drops N REASON: node N's datapath drop counter of REASON.
+node_drops() {
+	cluster__meshctl "$1" -o json status | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["drops"].get(sys.argv[1], 0))' "$2"
+}
+
+# peer_of FROM... : "NAME ADDR:PORT" as a backend saw the connection (echo.py peer).
+peer_of() { "$@" timeout 10 python3 "$ECHO" peer "${PEER_ARGS[@]}"; }
+
+# NodePort, externalTrafficPolicy Cluster: the client (on the node network)
+# reaches node1's address:30080 whose endpoints are all on node2. node2's
+# pods route the client's network straight out of node2, so without source
+# NAT their answers would never reach the client; with it the pods see
+# node1's address and a port of 61000-65535, and answer through node1.
+test_nodeport_cluster() {
+	local a1 out peer proto
+	a1=$(cluster__node_addr 1)
+	for proto in tcp udp; do
+		cluster__apply "np$proto" 10.96.0.7${#proto} $PORT 8080 $(eps 2) --node-port 3008${#proto} \
+			--proto "${proto^^}" || return 1
+	done
+	cluster__wait_node_backends 1 "$a1:30083/tcp" "$(want 1 2)" &&
+		cluster__wait_node_backends 1 "$a1:30083/udp" "$(want 1 2)" || return 1
+	for proto in tcp udp; do
+		out=$(cluster__client timeout 30 python3 "$ECHO" $proto "$a1" 30083 -n 20 \
+			--expect "$(pods 2)" --min-share 0.1) ||
+			{ echo "client -> $a1:30083/$proto: $(tr '\n' ' ' <<<"$out")" >&2 && return 1; }
+		echo "  client -> node1:30083/$proto (endpoints on node2): $out"
+	done
+	PEER_ARGS=("$a1" 30083)
+	peer=$(peer_of cluster__client) || { echo "peer: $peer" >&2 && return 1; }
+	echo "  the node2 pod saw: $peer"
+	[[ $peer =~ ^n2p[23]\ $a1:(6[1-5][0-9]{3})$ ]] && [ "${BASH_REMATCH[1]}" -ge 61000 ] ||
+		{ echo "backend saw \"$peer\", want node1's address $a1 and a port 61000-65535" >&2 && return 1; }
+}
+
+# NodePort with externalTrafficPolicy Local (a LoadBalancer Service with a
+# healthCheckNodePort): the endpoint is on node1 only. Through node1 the
+# pod sees the client's own address; node2 has no local endpoint: it drops
+# (no RST: the connect times out, counted no_local_backend) and its
+# healthCheckNodePort answers 503 while node1's answers 200, with
+# kube-proxy's JSON body.
+test_nodeport_local() {
+	local a1 a2 out peer caddr d0 d1 code body
+	a1=$(cluster__node_addr 1) a2=$(cluster__node_addr 2)
+	caddr=$(ip -n "$CLUSTER_NS_CLIENT" -4 -o addr show | awk '$2 != "lo" { sub("/.*", "", $4); print $4; exit }')
+	cluster__apply nplocal 10.96.0.75 $PORT 8080 "$(cluster__ep 1 2)" --node-port 30085 \
+		--spec '{"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 32085}' ||
+		return 1
+	cluster__wait_node_backends 1 "$a1:30085/tcp" "$(cluster__pod_addr 1 2):8080=1" &&
+		cluster__wait_node_backends 2 "$a2:30085/tcp" "" || return 1
+	PEER_ARGS=("$a1" 30085)
+	peer=$(peer_of cluster__client) || { echo "peer via node1: $peer" >&2 && return 1; }
+	echo "  via node1 the pod saw: $peer"
+	[[ $peer == "n1p2 $caddr:"* ]] ||
+		{ echo "via node1 the pod saw \"$peer\", want the client's own address $caddr" >&2 && return 1; }
+	d0=$(node_drops 2 no_local_backend)
+	out=$(cluster__client timeout 10 python3 "$ECHO" peer "$a2" 30085 2>&1) &&
+		{ echo "node2 without a local endpoint answered: $out" >&2 && return 1; }
+	d1=$(node_drops 2 no_local_backend)
+	echo "  via node2: no answer ($(tr '\n' ' ' <<<"$out" | cut -c 1-80)); node2 no_local_backend +$((d1 - d0))"
+	[ $((d1 - d0)) -ge 1 ] || { echo "node2 counted no no_local_backend drop" >&2 && return 1; }
+	for n in 1 2; do
+		body=$(cluster__client curl -s --max-time 5 -o - -w ' %{http_code}' "http://$(cluster__node_addr $n):32085/") ||
+			{ echo "healthCheckNodePort of node$n: no answer" >&2 && return 1; }
+		code=${body##* }
+		echo "  node$n healthCheckNodePort: $code ${body% *}"
+		[ "$code" = $([ $n = 1 ] && echo 200 || echo 503) ] &&
+			[[ $body == *"\"localEndpoints\": $((2 - n))"* ]] ||
+			{ echo "node$n healthCheckNodePort answered \"$body\"" >&2 && return 1; }
+	done
+}
+
+# Hairpin: a pod connecting to a Service whose only endpoint is itself, on
+# the tc path of its veth and through the socket LB.
+test_hairpin() {
+	local vip=10.96.0.80 out
+	cluster__apply hairpin $vip $PORT 8080 "$(cluster__ep 1 2)" &&
+		cluster__wait_backends $vip:$PORT/tcp "$(cluster__pod_addr 1 2):8080=1" || return 1
+	out=$(cluster__pod 1 2 timeout 30 python3 "$ECHO" tcp $vip $PORT -n 10 --expect n1p2) ||
+		{ echo "n1p2 -> $vip (tc): $(tr '\n' ' ' <<<"$out")" >&2 && return 1; }
+	echo "  n1p2 -> its own Service (tc): $out"
+	out=$(cluster__pod_cg 1 2 timeout 30 python3 "$ECHO" tcp $vip $PORT -n 10 --expect n1p2) ||
+		{ echo "n1p2 -> $vip (socket LB): $(tr '\n' ' ' <<<"$out")" >&2 && return 1; }
+	echo "  n1p2 -> its own Service (socket LB): $out"
+}
+
 # scenario NAME: run test_NAME, print its output and one PASS:/FAIL: line.
 scenario() {
 	local name=$1 t0=$EPOCHREALTIME rc
@@ -396,7 +494,8 @@ cluster_on_cleanup() {
 	echo "FAIL: e2e/cluster_$CURRENT: the suite exited during the scenario" >&3
 }
 
-SCENARIOS=(topology synced clusterip_sock clusterip_tc clusterip_udp local_policy restart rolling_update)
+SCENARIOS=(topology synced clusterip_sock clusterip_tc clusterip_udp local_policy nodeport_cluster
+	nodeport_local hairpin restart rolling_update)
 ALL=("${SCENARIOS[@]}")
 [ $# -gt 0 ] && ALL=("$@")
 for sc in "${ALL[@]}"; do
