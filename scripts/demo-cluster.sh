@@ -136,12 +136,31 @@ main() {
 	say "Another pod on node1, n1p3, its process in node1's cgroup: the socket LB"
 	note "connect() itself goes to a pod's address: no per-packet NAT, no"
 	note "conntrack entry; getpeername() still says $VIP:$PORT. (Not n1p1 again:"
-	note "a closed tc flow's conntrack entry can still hijack a later direct"
-	note "connection from the same address and port - issue #13.)"
+	note "a balanced and a later direct connection from one pod can share a wire"
+	note "tuple - README, Limits.)"
 	from 1 3 sock $VIP $PORT -n 4 --show
 	from 1 3 sock $VIP $PORT -n 100 --table
 	printf '%s    [node1] $ meshctl status | grep -A1 "Socket LB"%s\n' "$D" "$N"
 	cluster__meshctl 1 status | grep -A1 '^Socket LB' | sed 's/^/    /'
+
+	say "The same pods behind a NodePort, from a client outside the cluster"
+	note "nodePort 30080 on every node's address; the client asks node1, the pods"
+	note "are on node2 (externalTrafficPolicy Cluster): node1 rewrites the"
+	note "destination to a pod AND the source to its own address and a port of"
+	note "61000-65535 (source NAT), so the pod answers through node1."
+	cluster__apply webnp 10.96.0.11 $PORT 8080 $(endpoints 2) --node-port 30080 ||
+		die "apply failed"
+	cluster__wait_node_backends 1 "$(cluster__node_addr 1):30080/tcp" \
+		"$(cluster__pod_addr 2 2):8080=1 $(cluster__pod_addr 2 3):8080=1" || die "not synced"
+	printf '%s    [client] $ echo.py tcp %s 30080 -n 100 --table%s\n' "$D" "$(cluster__node_addr 1)" "$N"
+	cluster__client timeout 60 python3 "$CLUSTER_ECHO" tcp "$(cluster__node_addr 1)" 30080 -n 100 \
+		--table | sed 's/^/    /'
+	[ "${PIPESTATUS[0]}" -eq 0 ] || DEMO_RC=1
+	printf '%s    [client] $ echo.py peer %s 30080   # what the pod saw%s\n' "$D" \
+		"$(cluster__node_addr 1)" "$N"
+	cluster__client timeout 10 python3 "$CLUSTER_ECHO" peer "$(cluster__node_addr 1)" 30080 |
+		sed 's/^/    /'
+	[ "${PIPESTATUS[0]}" -eq 0 ] || DEMO_RC=1
 
 	say "A rollout: n2p3 terminates, a pod on node1 takes its place"
 	cluster__apply web $VIP $PORT 8080 "$(cluster__ep 2 2)" "$(cluster__ep 2 3 terminating)" \

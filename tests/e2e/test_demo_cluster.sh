@@ -14,6 +14,9 @@
 #   across_nodes  from pod n1p1 on node1, 100 connections over the tc path
 #                 and 100 over the socket LB reach both node2 pods; the
 #                 socket LB counted 104 connects; conntrack shows the tc flows
+#   nodeport      the client outside reaches node1's NodePort 30080 and both
+#                 node2 pods answer (100 connections); the pod saw node1's
+#                 address and a source-NAT port (61000-65535)
 #   draining      both nodes show the terminating pod at weight 0, draining;
 #                 60 new connections avoid it
 #   metrics       node1's scrape shows sluice_kubernetes_synced 1 and the
@@ -127,6 +130,12 @@ test_across_nodes() {
 		has 'answered by n2p[23]$' "--show lines"
 }
 
+test_nodeport() {
+	has '^    tcp 10\.40\.0\.11:30080: 100 ok, 0 failed .*backends: n2p2=[0-9]+ n2p3=[0-9]+$' \
+		"100 NodePort connections via node1 to both node2 pods" &&
+		has '^    n2p[23] 10\.40\.0\.11:6[1-5][0-9]{3}$' "the pod saw node1's address, a SNAT port"
+}
+
 test_draining() {
 	[ "$(grep -cE '^    10\.244\.2\.13:8080 +[0-9]+ +0 +0\.0% +draining ' "$TMP/out")" -eq 2 ] ||
 		fail "not both nodes show 10.244.2.13:8080 at weight 0, draining" || return 1
@@ -219,7 +228,7 @@ main() {
 		exit 1
 	}
 	run_demo
-	for s in runs per_node across_nodes draining metrics nothing_left keep_term usage; do
+	for s in runs per_node across_nodes nodeport draining metrics nothing_left keep_term usage; do
 		scenario "$s"
 	done
 	[ "$FAILED" -eq 0 ]
