@@ -29,27 +29,6 @@
 /* Exit status of a doctor that could not run. */
 #define DOCTOR_EXIT_CANNOT 2
 
-static void check__add(struct json_object *arr, const char *name, enum doctor_status st,
-		       const char *hint, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-static void check__add(struct json_object *arr, const char *name, enum doctor_status st,
-		       const char *hint, const char *fmt, ...)
-{
-	struct json_object *o = out__xalloc(json_object_new_object());
-	char detail[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	json_object_object_add(o, "name", json_object_new_string(name));
-	json_object_object_add(o, "status", json_object_new_string(doctor__status_name(st)));
-	json_object_object_add(o, "detail", json_object_new_string(detail));
-	json_object_object_add(o, "hint",
-			       st == DOCTOR_OK || !hint ? NULL : json_object_new_string(hint));
-	json_object_array_add(arr, o);
-}
-
 /* The first line of a /proc or /sys file, newline cut; -errno. */
 static int read_line(const char *path, char *buf, size_t len)
 {
@@ -83,34 +62,35 @@ static int kernel_version(char *release, size_t len)
 static void check_kernel(struct json_object *arr, int kv, const char *release)
 {
 	if (!kv)
-		check__add(arr, "kernel", DOCTOR_WARN, "run a 6.1 or newer kernel",
-			   "cannot tell the version of kernel \"%s\"", release);
+		doctor__add(arr, "kernel", DOCTOR_WARN, "run a 6.1 or newer kernel",
+			    "cannot tell the version of kernel \"%s\"", release);
 	else if (kv < 6001)
-		check__add(arr, "kernel", DOCTOR_WARN,
-			   "run 6.1 or newer (Debian 12's kernel is the oldest tested)",
-			   "%s is older than the oldest kernel Sluice is tested on (6.1)", release);
+		doctor__add(arr, "kernel", DOCTOR_WARN,
+			    "run 6.1 or newer (Debian 12's kernel is the oldest tested)",
+			    "%s is older than the oldest kernel Sluice is tested on (6.1)",
+			    release);
 	else if (kv < 6002)
-		check__add(arr, "kernel", DOCTOR_OK, NULL,
-			   "%s: all hooks load; redirect's reader backlog is unbounded "
-			   "(6.2+), sk_msg attached without a link (6.10+)",
-			   release);
+		doctor__add(arr, "kernel", DOCTOR_OK, NULL,
+			    "%s: all hooks load; redirect's reader backlog is unbounded "
+			    "(6.2+), sk_msg attached without a link (6.10+)",
+			    release);
 	else if (kv < 6010)
-		check__add(arr, "kernel", DOCTOR_OK, NULL,
-			   "%s: all features; sk_msg attached without a link (6.10+)", release);
+		doctor__add(arr, "kernel", DOCTOR_OK, NULL,
+			    "%s: all features; sk_msg attached without a link (6.10+)", release);
 	else
-		check__add(arr, "kernel", DOCTOR_OK, NULL, "%s: all features", release);
+		doctor__add(arr, "kernel", DOCTOR_OK, NULL, "%s: all features", release);
 }
 
 static void check_btf(struct json_object *arr)
 {
 	if (!access("/sys/kernel/btf/vmlinux", R_OK))
-		check__add(arr, "BTF", DOCTOR_OK, NULL, "/sys/kernel/btf/vmlinux is there");
+		doctor__add(arr, "BTF", DOCTOR_OK, NULL, "/sys/kernel/btf/vmlinux is there");
 	else
-		check__add(arr, "BTF", DOCTOR_FAIL,
-			   "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (distribution "
-			   "kernels are)",
-			   "/sys/kernel/btf/vmlinux: %s: no CO-RE, telemetry cannot load",
-			   strerror(errno));
+		doctor__add(arr, "BTF", DOCTOR_FAIL,
+			    "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (distribution "
+			    "kernels are)",
+			    "/sys/kernel/btf/vmlinux: %s: no CO-RE, telemetry cannot load",
+			    strerror(errno));
 }
 
 static void check_cgroup2(struct json_object *arr)
@@ -125,11 +105,12 @@ static void check_cgroup2(struct json_object *arr)
 	if (f)
 		fclose(f);
 	if (found)
-		check__add(arr, "cgroup2", DOCTOR_OK, NULL, "mounted at %s", dir);
+		doctor__add(arr, "cgroup2", DOCTOR_OK, NULL, "mounted at %s", dir);
 	else
-		check__add(arr, "cgroup2", DOCTOR_WARN,
-			   "mount -t cgroup2 none /sys/fs/cgroup (or boot with cgroup v2)",
-			   "no cgroup2 mount in /proc/mounts: no socket LB, redirect or telemetry");
+		doctor__add(
+			arr, "cgroup2", DOCTOR_WARN,
+			"mount -t cgroup2 none /sys/fs/cgroup (or boot with cgroup v2)",
+			"no cgroup2 mount in /proc/mounts: no socket LB, redirect or telemetry");
 }
 
 static void check_jit(struct json_object *arr)
@@ -138,13 +119,13 @@ static void check_jit(struct json_object *arr)
 	int err = read_line("/proc/sys/net/core/bpf_jit_enable", v, sizeof(v));
 
 	if (err)
-		check__add(arr, "BPF JIT", DOCTOR_WARN, "check CONFIG_BPF_JIT",
-			   "/proc/sys/net/core/bpf_jit_enable: %s", strerror(-err));
+		doctor__add(arr, "BPF JIT", DOCTOR_WARN, "check CONFIG_BPF_JIT",
+			    "/proc/sys/net/core/bpf_jit_enable: %s", strerror(-err));
 	else if (!strcmp(v, "0"))
-		check__add(arr, "BPF JIT", DOCTOR_WARN, "sysctl -w net.core.bpf_jit_enable=1",
-			   "off: programs run in the interpreter, several times slower");
+		doctor__add(arr, "BPF JIT", DOCTOR_WARN, "sysctl -w net.core.bpf_jit_enable=1",
+			    "off: programs run in the interpreter, several times slower");
 	else
-		check__add(arr, "BPF JIT", DOCTOR_OK, NULL, "on (bpf_jit_enable=%s)", v);
+		doctor__add(arr, "BPF JIT", DOCTOR_OK, NULL, "on (bpf_jit_enable=%s)", v);
 }
 
 static void check_memlock(struct json_object *arr, int kv)
@@ -152,21 +133,22 @@ static void check_memlock(struct json_object *arr, int kv)
 	struct rlimit rl;
 
 	if (kv >= 5011) {
-		check__add(arr, "memlock", DOCTOR_OK, NULL,
-			   "not needed: the kernel charges BPF memory to the cgroup (5.11+)");
+		doctor__add(arr, "memlock", DOCTOR_OK, NULL,
+			    "not needed: the kernel charges BPF memory to the cgroup (5.11+)");
 		return;
 	}
 	if (getrlimit(RLIMIT_MEMLOCK, &rl)) {
-		check__add(arr, "memlock", DOCTOR_WARN, NULL, "getrlimit: %s", strerror(errno));
+		doctor__add(arr, "memlock", DOCTOR_WARN, NULL, "getrlimit: %s", strerror(errno));
 		return;
 	}
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (256ULL << 20))
-		check__add(arr, "memlock", DOCTOR_OK, NULL, "RLIMIT_MEMLOCK is high enough");
+		doctor__add(arr, "memlock", DOCTOR_OK, NULL, "RLIMIT_MEMLOCK is high enough");
 	else
-		check__add(arr, "memlock", DOCTOR_FAIL,
-			   "LimitMEMLOCK=infinity in meshd's unit, or ulimit -l unlimited",
-			   "RLIMIT_MEMLOCK %llu KiB: maps may fail to load on this pre-5.11 kernel",
-			   (unsigned long long)rl.rlim_cur >> 10);
+		doctor__add(
+			arr, "memlock", DOCTOR_FAIL,
+			"LimitMEMLOCK=infinity in meshd's unit, or ulimit -l unlimited",
+			"RLIMIT_MEMLOCK %llu KiB: maps may fail to load on this pre-5.11 kernel",
+			(unsigned long long)rl.rlim_cur >> 10);
 }
 
 static double now_s(void)
@@ -185,22 +167,22 @@ static void check_versions(struct json_object *arr, struct json_object *data, do
 	double when = t ? json_object_get_double(t) : 0;
 
 	if (!strcmp(theirs, SLUICE_VERSION) && layout == SLUICE_LAYOUT_VERSION)
-		check__add(arr, "versions", DOCTOR_OK, NULL, "meshctl and meshd are both %s",
-			   theirs);
+		doctor__add(arr, "versions", DOCTOR_OK, NULL, "meshctl and meshd are both %s",
+			    theirs);
 	else
-		check__add(arr, "versions", DOCTOR_WARN, "use the meshctl of meshd's release",
-			   "meshctl %s (layout %d), meshd %s (layout %llu)", SLUICE_VERSION,
-			   SLUICE_LAYOUT_VERSION, theirs, (unsigned long long)layout);
+		doctor__add(arr, "versions", DOCTOR_WARN, "use the meshctl of meshd's release",
+			    "meshctl %s (layout %d), meshd %s (layout %llu)", SLUICE_VERSION,
+			    SLUICE_LAYOUT_VERSION, theirs, (unsigned long long)layout);
 	if (!t)
 		return;
 	if (doctor__clock(mid, when) == DOCTOR_OK)
-		check__add(arr, "clock", DOCTOR_OK, NULL, "meshd's clock is %+.3fs from meshctl's",
-			   when - mid);
+		doctor__add(arr, "clock", DOCTOR_OK, NULL, "meshd's clock is %+.3fs from meshctl's",
+			    when - mid);
 	else
-		check__add(arr, "clock", DOCTOR_WARN,
-			   "sync both clocks (NTP); same host: check meshd's time namespace",
-			   "meshd's clock is %+.1fs from meshctl's: logs and ages disagree",
-			   when - mid);
+		doctor__add(arr, "clock", DOCTOR_WARN,
+			    "sync both clocks (NTP); same host: check meshd's time namespace",
+			    "meshd's clock is %+.1fs from meshctl's: logs and ages disagree",
+			    when - mid);
 }
 
 /* meshd's checks after the local ones; unreachable is a failing check. */
@@ -214,22 +196,22 @@ static void check_agent(struct json_object *arr)
 		/* an agent of an earlier release answers, but has no such op */
 		if (strstr(err, "unknown op") &&
 		    !client__try("status", NULL, &data, err, sizeof(err))) {
-			check__add(arr, "agent", DOCTOR_FAIL, "upgrade meshd to meshctl's release",
-				   "meshd %s answers but has no doctor op: its checks did not run",
-				   js__str(data, "version", "?"));
+			doctor__add(arr, "agent", DOCTOR_FAIL, "upgrade meshd to meshctl's release",
+				    "meshd %s answers but has no doctor op: its checks did not run",
+				    js__str(data, "version", "?"));
 			check_versions(arr, data, before);
 			json_object_put(data);
 			return;
 		}
-		check__add(arr, "agent", DOCTOR_FAIL,
-			   "start meshd (systemctl start meshd), or point -s/$SLUICE_SOCKET at "
-			   "its socket",
-			   "meshd unreachable: %s", err);
+		doctor__add(arr, "agent", DOCTOR_FAIL,
+			    "start meshd (systemctl start meshd), or point -s/$SLUICE_SOCKET at "
+			    "its socket",
+			    "meshd unreachable: %s", err);
 		return;
 	}
 	mid = (before + now_s()) / 2;
-	check__add(arr, "agent", DOCTOR_OK, NULL, "meshd answers (pin dir %s, XDP mode %s)",
-		   js__str(data, "pin_dir", "?"), js__str(data, "xdp_mode", "?"));
+	doctor__add(arr, "agent", DOCTOR_OK, NULL, "meshd answers (pin dir %s, XDP mode %s)",
+		    js__str(data, "pin_dir", "?"), js__str(data, "xdp_mode", "?"));
 	check_versions(arr, data, mid);
 	theirs = js__get(data, "checks");
 	for (size_t i = 0; i < js__len(theirs); i++)

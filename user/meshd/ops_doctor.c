@@ -44,27 +44,6 @@
 #define DOCTOR_XDP_PROG "xdp_lb"
 #define DOCTOR_TC_PROG "tc_lb"
 
-static void doctor__add(struct json_object *arr, const char *name, enum doctor_status st,
-			const char *hint, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-static void doctor__add(struct json_object *arr, const char *name, enum doctor_status st,
-			const char *hint, const char *fmt, ...)
-{
-	struct json_object *o = json_object_new_object();
-	char detail[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	json_object_object_add(o, "name", json_object_new_string(name));
-	json_object_object_add(o, "status", json_object_new_string(doctor__status_name(st)));
-	json_object_object_add(o, "detail", json_object_new_string(detail));
-	json_object_object_add(o, "hint",
-			       st == DOCTOR_OK || !hint ? NULL : json_object_new_string(hint));
-	json_object_array_add(arr, o);
-}
-
 static void doctor__bpffs(struct meshd *m, struct json_object *arr)
 {
 	struct statfs sfs;

@@ -12,6 +12,27 @@
 #include "desired.h"
 #include "doctor.h"
 
+void doctor__add(struct json_object *arr, const char *name, enum doctor_status st, const char *hint,
+		 const char *fmt, ...)
+{
+	struct json_object *o = json_object_new_object();
+	char detail[1024];
+	va_list ap;
+
+	if (!o)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "status", json_object_new_string(doctor__status_name(st)));
+	json_object_object_add(o, "detail", json_object_new_string(detail));
+	json_object_object_add(o, "hint",
+			       st == DOCTOR_OK || !hint ? NULL : json_object_new_string(hint));
+	if (json_object_array_add(arr, o))
+		json_object_put(o);
+}
+
 static const char *const doctor_names[] = { "ok", "warn", "fail" };
 
 const char *doctor__status_name(enum doctor_status s)

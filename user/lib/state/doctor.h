@@ -34,6 +34,12 @@ enum doctor_status {
 
 /* "ok", "warn", "fail" */
 const char *doctor__status_name(enum doctor_status s);
+/* Append {"name", "status", "detail" (printf), "hint" (null when ok or
+ * none)} to arr, the one shape of a check in meshctl and meshd; a check
+ * that cannot be allocated is left out. */
+struct json_object;
+void doctor__add(struct json_object *arr, const char *name, enum doctor_status st, const char *hint,
+		 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* The reverse; -1 for anything else. */
 int doctor__status_parse(const char *text);
 /* The worse of the two. */
