@@ -42,7 +42,14 @@ MESHD_PID=
 FAKE_PID=
 FAILED=0
 
+# iproute2 creates its pin dirs (tc/globals, ip, xdp) on bpffs when it
+# loads the foreign object: remove the ones this run created, if empty.
+IPROUTE_DIRS=()
+for d in /sys/fs/bpf/tc/globals /sys/fs/bpf/tc /sys/fs/bpf/ip /sys/fs/bpf/xdp; do
+	[ -e "$d" ] || IPROUTE_DIRS+=("$d")
+done
 cleanup() {
+	local d
 	[ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null
 	if [ -n "$MESHD_PID" ]; then
 		kill -9 "$MESHD_PID" 2>/dev/null
@@ -55,6 +62,10 @@ cleanup() {
 	[ -d "$PIN" ] && rm -rf "$PIN"
 	[ -n "$CG" ] && [ -d "$CG" ] && rmdir "$CG" 2>/dev/null
 	rm -rf "$TMP"
+	for d in "${IPROUTE_DIRS[@]}"; do
+		[ -L "$d" ] && rm -f "$d"
+		[ -d "$d" ] && rmdir "$d" 2>/dev/null
+	done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
