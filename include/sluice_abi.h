@@ -404,7 +404,7 @@ struct sluice_affinity_key {
 };
 
 struct sluice_affinity {
-	__u64 last_seen_ns; /* refreshed at most once a second */
+	__u64 last_seen_ns; /* coarse clock, refreshed at most once a second */
 	__u32 backend_id;
 	__u32 pad;
 };

@@ -169,7 +169,9 @@ static __u64 mono_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
+	/* bpf_ktime_get_coarse_ns()'s clock, which affinity.h reads: up to a
+	 * tick behind CLOCK_MONOTONIC */
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 }
 
