@@ -5,21 +5,30 @@
 # over TCP every second, meshd's CPU time (user + system, from
 # /proc/PID/stat) over a window, as a share of one core.
 #
-# Contract: everything lives in one network namespace the script creates
-# (named after $$): 10.200.0.0/16 is local there, one acceptor listens on
-# 0.0.0.0:8080 and accepts and closes every connection (its CPU is not
-# counted), meshd runs there with its own pin dir, state file and socket,
-# attached to no interface (the datapath is loaded, nothing is steered),
-# with N/100 services x 100 backends 10.200.x.y:8080 and healthCheck
-# {type: tcp, intervalMs: 1000, timeoutMs: 500}. The probes' results come
-# from meshd's /metrics (sluice_probe_results_total) so a figure with
-# failed probes says so. All of it is removed on exit, failure or signal.
+# Contract: everything lives in two network namespaces the script creates
+# (named after $$): meshd's and the targets', joined by a veth pair, so a
+# probe crosses a link as it would a NIC. 10.200.0.0/16 is local in the
+# targets' namespace, where one acceptor listens on 0.0.0.0:8080 and
+# accepts and closes every connection. The targets' receive processing is
+# steered to another CPU than meshd's (RPS on both veth ends, acceptor
+# pinned there): this kernel has no IRQ time accounting, so softirq work
+# done while meshd runs would be charged to meshd, and on loopback the
+# whole TCP work of both ends of each handshake ran inside meshd's
+# connect() and close() (the earlier layout: 0.22 of a core of "meshd
+# system time" that was mostly the targets'). meshd runs with its own pin
+# dir, state file and socket, attached to no interface (the datapath is
+# loaded, nothing is steered), with N/100 services x 100 backends
+# 10.200.x.y:8080 and healthCheck {type: tcp, intervalMs: 1000,
+# timeoutMs: 500}. The probes' results come from meshd's /metrics
+# (sluice_probe_results_total) so a figure with failed probes says so.
+# The other CPU's softirq share (from /proc/stat, tick-sampled) is printed
+# too: the receive work of both ends, which a NIC's interrupt CPU pays.
+# All of it is removed on exit, failure or signal.
 # Usage: probe_cpu.sh [N [SECONDS [CPU]]]   (default 10000 30, last CPU)
 # Prints one line: "probe_cpu backends=N seconds=S cpu_share=X user=U
-# system=K probes=P ok=O failed=F" (shares of one core; on loopback the
-# kernel's TCP work of both ends of each probe's handshake runs inside
-# meshd's connect() and close(), so `system` is an upper bound of what a
-# probe over a NIC costs meshd); exit 1 when meshd did not come up.
+# system=K probes=P ok=O failed=F other_cpu=C other_softirq=Q" (shares
+# of one core; cpu_share = meshd's user + system); exit 1 when meshd did
+# not come up.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -28,6 +37,8 @@ SECS=${2:-30}
 CPU=${3:-$(($(nproc) - 1))}
 BUILD=${SLUICE_BUILD:-$ROOT/build}
 NS=sluice-pc$$
+TNS=sluice-pt$$
+OTHER=$(((CPU + 1) % $(nproc)))
 PIN=/sys/fs/bpf/sluice-pc$$
 PORT=19$((RANDOM % 900 + 100))
 TMP=$(mktemp -d /tmp/sluice-probe-cpu.XXXXXX)
@@ -46,6 +57,7 @@ pc__down() {
 	fi
 	[ -d "$PIN" ] && rm -rf "$PIN"
 	ip netns del "$NS" 2>/dev/null
+	ip netns del "$TNS" 2>/dev/null
 	rm -rf "$TMP"
 }
 trap pc__down EXIT
@@ -78,12 +90,33 @@ pc__results() {
 			      print all, ok, all - ok }'
 }
 
+# hex CPU mask of one CPU (for rps_cpus)
+pc__mask() { printf '%x' $((1 << $1)); }
+# softirq ticks of one CPU (/proc/stat, 8th field of its cpuN line)
+pc__softirq() { awk -v c="cpu$1" '$1 == c { print $8 }' /proc/stat; }
+
 ip netns add "$NS" || exit 1
+ip netns add "$TNS" || exit 1
 ip -n "$NS" link set lo up
-ip -n "$NS" route add local 10.200.0.0/16 dev lo
+ip -n "$TNS" link set lo up
+ip -n "$NS" link add pc0 type veth peer name pc1 netns "$TNS" || exit 1
+ip -n "$NS" addr add 10.201.0.1/30 dev pc0
+ip -n "$TNS" addr add 10.201.0.2/30 dev pc1
+ip -n "$NS" link set pc0 up
+ip -n "$TNS" link set pc1 up
+ip -n "$NS" route add 10.200.0.0/16 via 10.201.0.2
+ip -n "$TNS" route add local 10.200.0.0/16 dev lo
+ip -n "$TNS" route add default via 10.201.0.1
+# both directions' receive processing on the other CPU (sysfs of each
+# namespace: `ip netns exec` mounts it; nothing else runs that way)
+for pair in "$NS pc0" "$TNS pc1"; do
+	set -- $pair
+	ip netns exec "$1" sh -c "echo $(pc__mask "$OTHER") > /sys/class/net/$2/queues/rx-0/rps_cpus" ||
+		echo "probe_cpu: could not steer $2's receive work to CPU $OTHER" >&2
+done
 pc__state
-# the acceptor: accept and close, as fast as it can, on the other CPUs
-nsenter --net="/var/run/netns/$NS" "$PY" -c '
+# the acceptor: accept and close, as fast as it can, on the other CPU
+nsenter --net="/var/run/netns/$TNS" taskset -c "$OTHER" "$PY" -c '
 import socket
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -113,12 +146,14 @@ fi
 sleep 3
 read -r p0 ok0 f0 <<<"$(pc__results)"
 read -r u0 s0 <<<"$(pc__ticks "$MESHD_PID")"
+q0=$(pc__softirq "$OTHER")
 sleep "$SECS"
 read -r u1 s1 <<<"$(pc__ticks "$MESHD_PID")"
+q1=$(pc__softirq "$OTHER")
 read -r p1 ok1 f1 <<<"$(pc__results)"
 hz=$(getconf CLK_TCK)
 awk -v n="$N" -v s="$SECS" -v u=$((u1 - u0)) -v k=$((s1 - s0)) -v hz="$hz" -v p=$((p1 - p0)) \
-	-v ok=$((ok1 - ok0)) -v f=$((f1 - f0)) 'BEGIN {
+	-v ok=$((ok1 - ok0)) -v f=$((f1 - f0)) -v o="$OTHER" -v q=$((q1 - q0)) 'BEGIN {
 	printf "probe_cpu backends=%d seconds=%d cpu_share=%.4f user=%.4f system=%.4f " \
-	       "probes=%d ok=%d failed=%d\n",
-	       n, s, (u + k) / hz / s, u / hz / s, k / hz / s, p, ok, f }'
+	       "probes=%d ok=%d failed=%d other_cpu=%d other_softirq=%.4f\n",
+	       n, s, (u + k) / hz / s, u / hz / s, k / hz / s, p, ok, f, o, q / hz / s }'
