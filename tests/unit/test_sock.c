@@ -81,6 +81,20 @@ static bool lo_up(void)
 	return ok;
 }
 
+/* Loads of skeletons pass through here (-Wl,--wrap in the Makefile): with
+ * refuse_redir set, redir.bpf.o fails as on a kernel whose verifier or BTF
+ * refuses it (EINVAL), and every other object loads for real. */
+static bool refuse_redir;
+int __real_bpf_object__load_skeleton(struct bpf_object_skeleton *s);
+int __wrap_bpf_object__load_skeleton(struct bpf_object_skeleton *s);
+
+int __wrap_bpf_object__load_skeleton(struct bpf_object_skeleton *s)
+{
+	if (refuse_redir && !strcmp(s->name, "redir_bpf"))
+		return -EINVAL;
+	return __real_bpf_object__load_skeleton(s);
+}
+
 static struct sluice *lib__open(const char *pins)
 {
 	struct sluice_opts opts = { .pin_dir = pins };
@@ -416,6 +430,48 @@ out:
 	close(u6fd);
 }
 
+/* A kernel that refuses redir.bpf.o keeps the socket LB: attach, traffic
+ * and its counters work, info() names why redirection is unavailable, and
+ * attaching redirection fails with that reason. */
+static void test_lb_without_redir(void)
+{
+	__u16 tport;
+	int tfd = listener(AF_INET, SOCK_STREAM, &tport);
+	struct dial d4 = { AF_INET, SOCK_STREAM, "10.96.0.2", 80, 0 };
+	struct sluice_sock_info info;
+	struct sluice_sock *ss = NULL;
+	struct sluice *s = lib__open(NULL);
+
+	refuse_redir = true;
+	if (!s || !ASSERT_TRUE(tfd >= 0, "listener"))
+		goto out;
+	ASSERT_OK(svc_set(s, "10.96.0.2", 80, IPPROTO_TCP, "127.0.0.1", tport), "svc tcp4");
+	ss = sock__open(s, NULL, 0);
+	if (!ss)
+		goto out;
+	if (!ASSERT_OK(sluice_sock__info(ss, &info), "info before attaching"))
+		fprintf(stderr, "    %s\n", sluice__errmsg());
+	ASSERT_TRUE(strstr(info.redir_unavailable, "socket redirect") != NULL,
+		    "info names the refused redirect object");
+	if (!ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb"))
+		goto out;
+	ASSERT_EQ(in_cgroup(dial__child, &d4), 0, "tcp4 connect to the VIP through the socket LB");
+	ASSERT_OK(sluice_sock__info(ss, &info), "info");
+	ASSERT_TRUE(info.lb_attached && !info.redir_attached, "info: lb attached, redir not");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_CONNECT], 1, "connect balanced");
+	ASSERT_EQ(info.redir[SLUICE_REDIR_CNT_ADDED], 0, "redirect counters read 0");
+	ASSERT_TRUE(info.redir_unavailable[0] != '\0', "still unavailable");
+	ASSERT_TRUE(sluice_sock__attach_redir(ss, cgroup) < 0, "attach redir refused");
+	ASSERT_TRUE(strstr(sluice__errmsg(), "socket redirect") != NULL,
+		    "the error names the redirect object");
+	ASSERT_TRUE(lb_attached(1), "socket LB still attached");
+out:
+	refuse_redir = false;
+	sluice_sock__close(ss);
+	sluice__close(s);
+	close(tfd);
+}
+
 struct origin_dial {
 	const char *addr; /* a VIP, or the backend itself */
 	__u16 port;
@@ -662,7 +718,7 @@ out:
 static const struct test tests[] = {
 	TEST(test_names),      TEST(test_bad_args),       TEST(test_attach_detach),
 	TEST(test_lb_traffic), TEST(test_lb_refused),     TEST(test_lb_origin),
-	TEST(test_pins),       TEST(test_redir_selftest),
+	TEST(test_pins),       TEST(test_redir_selftest), TEST(test_lb_without_redir),
 };
 
 int main(int argc, char **argv)

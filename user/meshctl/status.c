@@ -175,8 +175,12 @@ static void print_redirect(struct json_object *rd)
 	if (!rd)
 		return;
 	if (!js__u64(rd, "enabled")) {
-		printf("Redirect:    off (opt-in: --redirect on)%s%s\n",
-		       js__str(rd, "error", NULL) ? ": " : "", js__str(rd, "error", ""));
+		if (js__str(rd, "unavailable", NULL))
+			printf("Redirect:    off, and unavailable on this kernel: %s\n",
+			       js__str(rd, "unavailable", ""));
+		else
+			printf("Redirect:    off (opt-in: --redirect on)%s%s\n",
+			       js__str(rd, "error", NULL) ? ": " : "", js__str(rd, "error", ""));
 		return;
 	}
 	if (!js__u64(rd, "running")) {

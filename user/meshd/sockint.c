@@ -244,6 +244,9 @@ struct json_object *sockint__redir_json(struct sockint *si)
 		json_object_object_add(o, "error", json_object_new_string(sluice__errmsg()));
 		return o;
 	}
+	if (info.redir_unavailable[0]) /* this kernel refuses redir.bpf.o */
+		json_object_object_add(o, "unavailable",
+				       json_object_new_string(info.redir_unavailable));
 	json_object_object_add(o, "attached", json_object_new_boolean(info.redir_attached));
 	sockint__add_u64(o, "cgroup_id", info.redir_cgroup_id);
 	sockint__add_u64(o, "node_addresses", si->redir_addrs);

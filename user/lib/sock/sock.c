@@ -297,9 +297,15 @@ int sluice_sock__info(struct sluice_sock *ss, struct sluice_sock_info *info)
 			SLUICE_SOCK_CNT__MAX);
 	if (err)
 		return err;
+	/* The socket LB never depends on redirection: a kernel that refuses
+	 * redir.bpf.o still gets the LB's figures, and the reason. */
 	err = sock__load_redir(ss);
-	if (err)
-		return err;
+	if (err) {
+		snprintf(info->redir_unavailable, sizeof(info->redir_unavailable), "%s",
+			 sluice__errmsg());
+		sluice__clear_err();
+		return 0;
+	}
 	err = sock__sum(ss, bpf_map__fd(ss->redir_skel->maps.redir_counters), "redir_counters",
 			info->redir, SLUICE_REDIR_CNT__MAX);
 	if (err)

@@ -52,6 +52,10 @@ struct sluice_sock_info {
 	__u64 lb[SLUICE_SOCK_CNT__MAX];     /* summed over CPUs */
 	__u64 redir[SLUICE_REDIR_CNT__MAX]; /* summed over CPUs */
 	__u32 redir_sockets;                /* sockets in the redirect map now (2 per connection) */
+	/* Why redir.bpf.o could not be loaded (a kernel without sk_msg or
+	 * sockhash, a verifier refusal): "" when it loaded. The socket LB's
+	 * fields stay valid then; the redirect counters read 0. */
+	char redir_unavailable[256];
 };
 
 /* s must outlive the handle. */
