@@ -23,6 +23,7 @@
 
 #include "client.h"
 #include "doctor.h"
+#include "kfeatures.h"
 #include "meshctl.h"
 #include "output.h"
 
@@ -59,26 +60,57 @@ static int kernel_version(char *release, size_t len)
 	return major * 1000 + minor;
 }
 
+/* Features whose absence keeps the datapath object from loading. */
+static bool feature_vital(enum sluice_feature f)
+{
+	return f == SLUICE_FEAT_PROG_TC || f == SLUICE_FEAT_MAP_LRU || f == SLUICE_FEAT_MAP_OUTER ||
+	       f == SLUICE_FEAT_MAP_LPM || f == SLUICE_FEAT_COARSE_CLOCK;
+}
+
+/* The release is only advice (6.1 is the oldest tested); what the kernel
+ * can do is probed (kfeatures.c), which needs root: the probes load BPF. */
 static void check_kernel(struct json_object *arr, int kv, const char *release)
 {
-	if (!kv)
-		doctor__add(arr, "kernel", DOCTOR_WARN, "run a 6.1 or newer kernel",
-			    "cannot tell the version of kernel \"%s\"", release);
-	else if (kv < 6001)
+	enum doctor_status st = DOCTOR_OK;
+	struct sluice_features f;
+	char detail[1536];
+	size_t off;
+	int n = 0;
+
+	if (kv && kv < 6001)
 		doctor__add(arr, "kernel", DOCTOR_WARN,
 			    "run 6.1 or newer (Debian 12's kernel is the oldest tested)",
 			    "%s is older than the oldest kernel Sluice is tested on (6.1)",
 			    release);
-	else if (kv < 6002)
-		doctor__add(arr, "kernel", DOCTOR_OK, NULL,
-			    "%s: all hooks load; redirect's reader backlog is unbounded "
-			    "(6.2+), sk_msg attached without a link (6.10+)",
-			    release);
-	else if (kv < 6010)
-		doctor__add(arr, "kernel", DOCTOR_OK, NULL,
-			    "%s: all features; sk_msg attached without a link (6.10+)", release);
+	if (geteuid()) {
+		doctor__add(arr, "kernel features", DOCTOR_WARN,
+			    "run meshctl doctor as root: the probes load BPF programs",
+			    "%s: not probed (not root)", release);
+		return;
+	}
+	sluice__features(&f);
+	off = (size_t)snprintf(detail, sizeof(detail), "%s: without ", release);
+	for (int i = 0; i < SLUICE_FEAT__MAX; i++) {
+		if (f.has[i])
+			continue;
+		if (feature_vital(i))
+			st = DOCTOR_FAIL;
+		else if (st == DOCTOR_OK)
+			st = DOCTOR_WARN;
+		if (off < sizeof(detail))
+			off += (size_t)snprintf(detail + off, sizeof(detail) - off, "%s%s (%s)",
+						n++ ? "; " : "", sluice_feature__what(i),
+						sluice_feature__without(i));
+	}
+	if (!n)
+		doctor__add(arr, "kernel features", DOCTOR_OK, NULL,
+			    "%s: all %d probed features present", release, SLUICE_FEAT__MAX);
 	else
-		doctor__add(arr, "kernel", DOCTOR_OK, NULL, "%s: all features", release);
+		doctor__add(arr, "kernel features", st,
+			    st == DOCTOR_FAIL ? "the datapath cannot load on this kernel: run 6.1 "
+						"or newer with its default BPF options" :
+						"each is a degraded mode (meshctl status, Kernel)",
+			    "%s", detail);
 }
 
 static void check_btf(struct json_object *arr)
@@ -305,7 +337,9 @@ const struct cmd doctor_cmd = {
 	.summary = "check this node and meshd, explain what is wrong and what to do",
 	.notes = "Checks, each ok, warn or fail (exit 0: nothing failed, 1: something failed,\n"
 		 "2: the doctor could not run):\n"
-		 "  kernel    its version vs the features Sluice degrades on older kernels\n"
+		 "  kernel features  probed (as root): each missing one and what Sluice does\n"
+		 "            without it; fail when the datapath cannot load; warn on a\n"
+		 "            kernel older than 6.1 (the oldest tested)\n"
 		 "  BTF       /sys/kernel/btf/vmlinux (CO-RE, telemetry); fail without\n"
 		 "  cgroup2   mounted (socket LB, redirect, telemetry need it); warn without\n"
 		 "  BPF JIT   net.core.bpf_jit_enable; warn when off (interpreter: slow)\n"

@@ -255,6 +255,27 @@ static void print_kubernetes(struct json_object *k)
 		printf("             last error: %s\n", err);
 }
 
+/* The kernel's probed features (absent from an older meshd: nothing). */
+static void print_kernel(struct json_object *k)
+{
+	struct json_object *missing = js__get(k, "missing");
+
+	if (!k)
+		return;
+	if (!js__len(missing)) {
+		printf("Kernel:      %s, every probed feature present\n",
+		       js__str(k, "release", "?"));
+		return;
+	}
+	printf("Kernel:      %s, without:\n", js__str(k, "release", "?"));
+	for (size_t i = 0; i < js__len(missing); i++) {
+		struct json_object *m = js__idx(missing, i);
+
+		printf("             %s: %s\n", js__str(m, "what", "?"),
+		       js__str(m, "without", "?"));
+	}
+}
+
 static void print_status(struct json_object *st)
 {
 	char up[OUT_NUM_LEN], since[64] = "?";
@@ -270,6 +291,7 @@ static void print_status(struct json_object *st)
 	printf("Pin dir:     %s\n", js__str(st, "pin_dir", "?"));
 	printf("State file:  %s\n", js__str(st, "state_file", "?"));
 	printf("Socket:      %s\n", g_opts.socket);
+	print_kernel(js__get(st, "kernel"));
 	print_metrics(js__get(st, "metrics"));
 	print_telemetry(js__get(st, "telemetry"));
 	print_socket_lb(js__get(st, "socket_lb"));

@@ -35,6 +35,7 @@
 #include "exporter.h"
 #include "follow.h"
 #include "k8sint.h"
+#include "kfeat.h"
 #include "log.h"
 #include "meshd.h"
 #include "netlink.h"
@@ -346,6 +347,7 @@ static void main__log_start(const struct meshd_config *cfg)
 		cfg->telemetry ? "on" : "off", cfg->telemetry_interval);
 	if (!cfg->cgroup)
 		pr_warn("no cgroup2 mount found: socket-level hooks (telemetry) will be unavailable");
+	kfeat__log();
 }
 
 /* The state file; a missing one with services in the pinned maps is

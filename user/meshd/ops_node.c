@@ -21,6 +21,7 @@
 #include "exporter.h"
 #include "follow.h"
 #include "k8sint.h"
+#include "kfeat.h"
 #include "meshd.h"
 #include "ops.h"
 #include "pin.h"
@@ -132,6 +133,7 @@ struct json_object *ops__status(struct meshd *m, struct json_object *req)
 	json_object_object_add(d, "socket_lb", sockint__lb_json(&m->sock));
 	json_object_object_add(d, "redirect", sockint__redir_json(&m->sock));
 	json_object_object_add(d, "outlier_detection", outlier__status_json(&m->outlier));
+	json_object_object_add(d, "kernel", kfeat__json());
 	return api__ok(d);
 }
 

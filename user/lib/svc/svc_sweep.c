@@ -28,11 +28,11 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
-#include <sys/utsname.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "kfeatures.h"
 #include "internal.h"
 
 #define SWEEP_TABLE_BYTES (SLUICE_MAGLEV_ELEMS * sizeof(struct sluice_maglev_pair))
@@ -300,20 +300,14 @@ static int sweep__tables(struct sluice *s, const struct sweep_live *live, __u32 
 	return err;
 }
 
-/* Whether reading a Maglev slot from userspace is cheap: kernel 6.7 took
- * the grace-period wait out of map lookups. SLUICE_SWEEP_TABLES=0|1
- * overrides (tests take the old kernels' path on a new one). */
+/* Whether reading a Maglev slot from userspace is cheap: probed
+ * (kfeatures.c; SLUICE_SWEEP_TABLES=0|1 overrides). */
 static bool sweep__slot_reads_cheap(void)
 {
-	const char *force = getenv("SLUICE_SWEEP_TABLES");
-	int major = 0, minor = 0;
-	struct utsname u;
+	struct sluice_features f;
 
-	if (force && (!strcmp(force, "0") || !strcmp(force, "1")))
-		return *force == '1';
-	if (uname(&u) || sscanf(u.release, "%d.%d", &major, &minor) != 2)
-		return false;
-	return major > 6 || (major == 6 && minor >= 7);
+	sluice__features(&f);
+	return f.has[SLUICE_FEAT_OUTER_READ_FAST];
 }
 
 int sluice__sweep(struct sluice *s, struct sluice_sweep *out)
