@@ -19,6 +19,12 @@
 #             KERNEL_DATAPATH: its name filter, e.g. snat)
 #   e2e-lb    tests/e2e/test_lb.sh (namespaces, veths, real sockets)
 #   sock      tests/e2e/test_sock.sh (socket LB through cgroup hooks)
+#   meshd     tests/e2e/test_demo.sh: meshd with its default options and
+#             meshctl, services, real traffic, a drain, a metrics scrape
+#             with telemetry (its 60 s bound widened: the guest emulates)
+#   telemetry tests/e2e/test_telemetry.sh (sockops, ring buffer, restarts)
+#   kfeatures build/tests/unit/test_kfeatures (the feature probes against
+#             the running kernel; also part of unit)
 # SLUICE_BUILD (default build/), KERNEL_BIN_TIMEOUT (per binary, 600 s) and
 # KERNEL_E2E_TIMEOUT (per script, 1800 s) apply; a slow emulated kernel is
 # why the bounds are generous.
@@ -126,7 +132,11 @@ for s in "${list[@]}"; do
 	datapath) suite_datapath ;;
 	e2e-lb) suite_script e2e/test_lb test_lb.sh ;;
 	sock) suite_script e2e/test_sock test_sock.sh ;;
-	*) echo "FAIL: $s (unknown suite; known: objects unit datapath e2e-lb sock)" ;;
+	meshd) DEMO_MAX_SECONDS=1800 suite_script e2e/test_demo test_demo.sh ;;
+	telemetry) suite_script e2e/test_telemetry test_telemetry.sh ;;
+	kfeatures) KERNEL_UNIT=test_kfeatures suite_unit ;;
+	*) echo "FAIL: $s (unknown suite; known: objects unit datapath e2e-lb sock meshd" \
+		"telemetry kfeatures)" ;;
 	esac 2>&1 | tee "$out/$s.log"
 	echo "$((SECONDS - t0))" >"$out/$s.done"
 done
