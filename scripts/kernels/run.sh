@@ -121,7 +121,10 @@ for out in "${outs[@]}"; do
 	done
 done
 
-# The table: one row per suite, one column per kernel, passed/failed/skipped.
+# The table: one row per suite, one column per kernel, passed/failed/skipped
+# (also as TSV for readme.py: suite, kernel, passed, failed, skipped).
+tsv=$CACHE/results/matrix.tsv
+: >"$tsv"
 total_p=0
 total_f=0
 failures=()
@@ -136,6 +139,7 @@ for s in "${suite_list[@]}"; do
 		f=$(grep -c '^FAIL:' "$log")
 		k=$(grep -c '^SKIP:' "$log")
 		printf ' %-24s' "$p/$f/$k"
+		printf '%s\t%s\t%s\t%s\t%s\n' "$s" "${labels[$i]}" "$p" "$f" "$k" >>"$tsv"
 		total_p=$((total_p + p))
 		total_f=$((total_f + f))
 		while IFS= read -r line; do
@@ -144,8 +148,27 @@ for s in "${suite_list[@]}"; do
 	done
 	echo
 done
+# What each kernel lacks, as test_kfeatures probed it (when it ran).
+printf '%-10s' missing
+for i in "${!outs[@]}"; do
+	if grep -qh '^# kfeatures missing:' "${outs[$i]}"/*.log 2>/dev/null; then
+		m=$(grep -h '^# kfeatures missing:' "${outs[$i]}"/*.log | head -n 1 |
+			sed 's/^# kfeatures missing: *//')
+		m=${m:-nothing}
+	else
+		m="(not probed)"
+	fi
+	printf ' %s' "${labels[$i]}: $m;"
+	printf '%s\t%s\t%s\n' features "${labels[$i]}" "$m" >>"$tsv"
+done
+echo
 for f in "${failures[@]}"; do
 	echo "  failed on $f"
 done
 echo "$total_p passed, $total_f failed"
+# KERNEL_README=1: the README's kernel table is rewritten from this run
+if [ "${KERNEL_README:-0}" = 1 ]; then
+	python3 "$HERE/readme.py" "$tsv" "$ROOT/README.md" "$((SECONDS - t0))" &&
+		echo "README.md: kernel matrix table rewritten from this run"
+fi
 [ "$total_f" -eq 0 ] && [ "$total_p" -gt 0 ]

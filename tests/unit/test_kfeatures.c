@@ -59,6 +59,12 @@ static void test_probes(void)
 				sluice_feature__what(i), kv / 1000, kv % 1000);
 	}
 	fprintf(stderr, "    one array-of-maps slot read: %.3f ms\n", f.outer_read_ns / 1e6);
+	/* for make test-kernels' table (scripts/kernels/run.sh) */
+	printf("# kfeatures missing:");
+	for (int i = 0, n = 0; i < SLUICE_FEAT__MAX; i++)
+		if (!f.has[i])
+			printf("%s %s", n++ ? "," : "", sluice_feature__name(i));
+	printf("\n");
 	if (kv >= 6007)
 		ASSERT_LE(f.outer_read_ns, 2000000, "the slot read did not wait");
 	else
