@@ -38,6 +38,17 @@ struct {
 	__array(values, struct maglev_inner);
 } maglev SEC(".maps");
 
+/* Not read by BPF: the map id of each service's table in `maglev`, as the
+ * library last swapped it in, so a restarted agent finds the tables it may
+ * change in place without reading `maglev` from userspace (each read waits
+ * for an RCU grace period before Linux 6.7). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_MAX_SERVICES);
+	__type(key, __u32);   /* svc_id */
+	__type(value, __u32); /* inner map id, 0: unknown */
+} maglev_ids SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SLUICE_MAX_BACKENDS);

@@ -290,6 +290,8 @@ static void test_id_reuse_zeroes(void)
 	/* no late success of its flows can make the kernel count it down */
 	ASSERT_EQ(bh_read(s, gone).flags, 0, "removed backend's ejection flag cleared");
 	ASSERT_EQ(bh_read(s, gone).fails, 3, "its failures kept (the id is not reused yet)");
+	/* its entry goes, and its id is free, after the deferred delete (#16) */
+	ASSERT_EQ(sluice__flush_deferred(s), 1, "deferred delete flushed");
 	b[1].addr = v4(BE4(9));
 	spec.nbackends = 2;
 	if (!ASSERT_OK(sluice__service_set(s, &spec), "add a new backend"))

@@ -67,6 +67,7 @@ enum sluice_map_id {
 	SLUICE_MAP_HEALTH_COUNTERS, /* #14: per-CPU SLUICE_HCNT_* */
 	SLUICE_MAP_AFFINITY,        /* #14: client -> backend (LRU) */
 	SLUICE_MAP_SRC_RANGES,      /* #13: {svc id, CIDR} LPM trie */
+	SLUICE_MAP_MAGLEV_IDS,      /* #16: svc id -> its table's map id */
 	SLUICE_MAP__MAX,
 };
 
@@ -77,6 +78,14 @@ struct sluice {
 	int fds[SLUICE_MAP__MAX];
 	int ncpus;        /* possible CPUs: per-CPU values come in this many copies */
 	bool outlier_off; /* node-wide: every svc_health written with threshold 0 */
+	/* svc_table.c (#16): table map id per service id (0: ask maglev_ids),
+	 * allocated on first need; the maglev map's id (names the tables) */
+	__u32 *mg_ids;
+	__u32 outer_id;
+	/* backend ids whose delete waits for sluice__flush_deferred() */
+	bool *pend; /* [SLUICE_MAX_BACKENDS] */
+	__u32 *pend_ids;
+	__u32 npend, pend_cap;
 };
 
 /* Called once per element by maps__for_each(); non-zero stops the walk
@@ -102,9 +111,18 @@ bool maps__batch_unsupported(int err);
 /* Sets the error text for a failed operation on map `name` and returns err. */
 int maps__err(int err, const char *name, const char *op, const char *what);
 
-/* service.c: a new Maglev inner map holding table (NULL: all slots 0);
- * the fd, or a negative errno with the error text set. */
+/* svc_table.c: a new Maglev inner map holding table (NULL: all slots 0),
+ * named as nobody's own table; the fd, or a negative errno with the error
+ * text set. */
 int svc__create_inner(const __u32 *table);
+/* svc_table.c: svc_id's table is gone (service deleted): the index drops it. */
+void svc__table_forget(struct sluice *s, __u32 svc_id);
+/* svc_table.c: backend id leaves its set: deleted from `backends` by
+ * sluice__flush_deferred(), not handed out again before. */
+void svc__defer_delete(struct sluice *s, __u32 id);
+bool svc__deferred(const struct sluice *s, __u32 id);
+/* svc_table.c: at close, the deferred deletes flushed, the index freed. */
+void svc__tables_close(struct sluice *s);
 
 /* svc_health.c (#14): the svc_health entry a service's spec means, with
  * `ejected` recounted from the backend_health entries of the ids[] (its

@@ -75,6 +75,7 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 				  sizeof(struct sluice_affinity) },
 	[SLUICE_MAP_SRC_RANGES] = { "src_ranges", sizeof(struct sluice_src_range_key),
 				    sizeof(__u32) },
+	[SLUICE_MAP_MAGLEV_IDS] = { "maglev_ids", sizeof(__u32), sizeof(__u32) },
 };
 
 /* Create the pin dir on bpffs and tell libbpf where each map lives. */
@@ -190,6 +191,8 @@ void sluice__close(struct sluice *s)
 {
 	if (!s)
 		return;
+	if (s->skel)
+		svc__tables_close(s);
 	lb_bpf__destroy(s->skel);
 	free(s);
 }

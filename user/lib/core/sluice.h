@@ -154,6 +154,17 @@ int sluice__service_set(struct sluice *s, const struct sluice_service_spec *spec
 #define SLUICE_SET_GROUP 256
 int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec *specs, __u32 n,
 			     __u32 *applied, __u32 *failed);
+/* A change of an existing service writes only the Maglev slots that
+ * differ, in place (no RCU grace period); a new table is swapped in only
+ * when the service gets its first active backend (or its table is not
+ * this library's). Backends that left a set stay in the backends map,
+ * unused by any slot, until sluice__flush_deferred() deletes them after
+ * an RCU grace period (it blocks for one, ~10-20 ms): a packet that read
+ * the old slot may still be on its way. Call it when idle (meshd: after
+ * 20 ms without changes, at least every second); sluice__close() does.
+ * Their ids are not reused before. Returns how many were deleted. */
+int sluice__flush_deferred(struct sluice *s);
+__u32 sluice__deferred_count(const struct sluice *s);
 int sluice__service_del(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto);
 /* Deletes n services in one pass: every entry first (then no packet
  * reaches them), then, best effort, their Maglev tables (replaced by one

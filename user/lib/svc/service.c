@@ -20,102 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/mman.h>
 #include <arpa/inet.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "svc_txn.h"
-
-#define MAGLEV_INNER_NAME "sluice_maglev"
-
-/* A table in memory: __u32 slots[M + 1], see struct sluice_maglev_pair. */
-#define MAGLEV_BYTES (SLUICE_MAGLEV_ELEMS * sizeof(struct sluice_maglev_pair))
-
-/* A new inner table holding `table` (NULL: every slot 0, no backend): one
- * memcpy into the mmapable map. */
-int svc__create_inner(const __u32 *table)
-{
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
-	void *mem;
-	int fd, err;
-
-	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, MAGLEV_INNER_NAME, sizeof(__u32),
-			    sizeof(struct sluice_maglev_pair), SLUICE_MAGLEV_ELEMS, &opts);
-	if (fd < 0)
-		return maps__err(fd, "maglev", "create", "of a new inner table");
-	if (!table)
-		return fd; /* arrays start zeroed */
-	mem = mmap(NULL, MAGLEV_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (mem == MAP_FAILED) {
-		err = -errno;
-		close(fd);
-		return maps__err(err, "maglev", "mmap", "of a new inner table");
-	}
-	memcpy(mem, table, MAGLEV_BYTES);
-	munmap(mem, MAGLEV_BYTES);
-	return fd;
-}
-
-/* Whether the current inner table already holds exactly `table`: then
- * the swap (and the RCU grace period the kernel waits for on every
- * map-in-map update, ~10 ms) is skipped, which keeps an agent's restart
- * reconcile of thousands of unchanged services fast. */
-static bool svc__inner_equals(int fd, const __u32 *table)
-{
-	void *mem;
-	bool same;
-
-	mem = mmap(NULL, MAGLEV_BYTES, PROT_READ, MAP_SHARED, fd, 0);
-	if (mem == MAP_FAILED)
-		return false; /* just swap */
-	same = !memcmp(mem, table, MAGLEV_BYTES);
-	munmap(mem, MAGLEV_BYTES);
-	return same;
-}
-
-/* A complete new Maglev table of backend ids in a fresh inner map, in
- * t->new_inner_fd; that stays -1 when the current table is identical. */
-static int svc__build_inner(struct svc_txn *t)
-{
-	const struct sluice_service_spec *spec = t->spec;
-	struct sluice_backend_spec *bes;
-	__u32 *table;
-	int fd, err;
-
-	table = calloc(1, MAGLEV_BYTES); /* the spare last slot stays 0 */
-	bes = calloc(spec->nbackends, sizeof(*bes));
-	if (!table || !bes) {
-		free(table);
-		free(bes);
-		sluice__set_err("out of memory");
-		return -ENOMEM;
-	}
-	/* Unhealthy backends own no slots, as drained ones; they still take
-	 * part in the permutation, so the others keep their slots. */
-	for (__u32 i = 0; i < spec->nbackends; i++) {
-		bes[i] = spec->backends[i];
-		if (bes[i].unhealthy)
-			bes[i].weight = 0;
-	}
-	err = maglev__build(bes, spec->nbackends, SLUICE_MAGLEV_M, table);
-	free(bes);
-	if (err)
-		goto cleanup;
-	for (__u32 i = 0; i < SLUICE_MAGLEV_M; i++)
-		table[i] = t->ids[table[i]];
-	if (t->old_inner_fd >= 0 && svc__inner_equals(t->old_inner_fd, table))
-		goto cleanup;
-	fd = svc__create_inner(table);
-	if (fd < 0)
-		err = fd;
-	else
-		t->new_inner_fd = fd;
-cleanup:
-	free(table);
-	return err;
-}
 
 static void svc__push_undo(struct svc_txn *t, enum svc_undo_kind kind, __u32 idx)
 {
@@ -185,28 +95,6 @@ static int svc__write_backends(struct svc_txn *t)
 	/* before any table names the new set: its config and counts */
 	return svc__health_write(s, t->svc_id, &spec->outlier, t->ids, t->active, spec->nbackends,
 				 &t->hundo);
-}
-
-/* Remember the current inner table (by id -> fd) so a failure can put it
- * back; -1 when the slot is empty. */
-static int svc__save_inner(struct svc_txn *t)
-{
-	int fd = t->s->fds[SLUICE_MAP_MAGLEV];
-	__u32 inner_id;
-	int err, inner_fd;
-
-	err = bpf_map_lookup_elem(fd, &t->svc_id, &inner_id);
-	if (err == -ENOENT)
-		return 0;
-	if (err)
-		return maps__err(err, "maglev", "lookup", "of the current table");
-	inner_fd = bpf_map_get_fd_by_id(inner_id);
-	if (inner_fd == -ENOENT)
-		return 0; /* freed meanwhile: nothing to restore */
-	if (inner_fd < 0) /* EMFILE, EPERM: a rollback could not restore it */
-		return maps__err(inner_fd, "maglev", "open", "of the current table");
-	t->old_inner_fd = inner_fd;
-	return 0;
 }
 
 /* A service without active backends loses its table after its entry
@@ -292,6 +180,9 @@ static void svc__undo_one(struct svc_txn *t, const struct svc_undo *u)
 	case UNDO_MARKER:
 		bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &t->marker_key);
 		break;
+	case UNDO_SLOTS:
+		svc__table_undo(t);
+		break;
 	}
 }
 
@@ -305,28 +196,16 @@ static void svc__rollback(struct svc_txn *t)
 	svc__src_undo(t); /* after the old service entry is back */
 }
 
-/* Last step: backends that left the set. Packets can no longer pick
- * them; their established flows keep going (conntrack holds the address). */
+/* Last step: backends that left the set. New packets can no longer pick
+ * them, but one that read an old slot may still be in a program: they are
+ * deleted after a grace period, by sluice__flush_deferred(). Their
+ * established flows keep going (conntrack holds the address). */
 static void svc__delete_stale(struct svc_txn *t, struct svc_snap *snap)
 {
-	int fd = t->s->fds[SLUICE_MAP_BACKENDS];
-	__u32 id;
-	int err;
-
-	for (__u32 j = 0; j < t->nold; j++) {
-		if (t->old[j].kept)
-			continue;
-		id = t->old[j].id;
-		err = bpf_map_delete_elem(fd, &id);
-		if (err && err != -ENOENT)
-			continue; /* still there: its id stays taken */
-		/* free for the next groups of this call, as one by one */
-		if (id < SLUICE_MAX_BACKENDS) {
-			snap->be_used[id] = false;
-			if (id < snap->next_be)
-				snap->next_be = id;
-		}
-	}
+	(void)snap; /* their ids stay taken until the flush */
+	for (__u32 j = 0; j < t->nold; j++)
+		if (!t->old[j].kept)
+			svc__defer_delete(t->s, t->old[j].id);
 }
 
 /* The atomic part: one update per service makes its whole new table
@@ -391,9 +270,9 @@ static int svc__apply_group(struct svc_txn *tx, __u32 n, __u32 *failed, struct s
 	int err = 0;
 
 	for (i = 0; i < n && !err; i++) {
-		err = svc__save_inner(&tx[i]);
+		err = svc__table_find(&tx[i]);
 		if (!err && tx[i].nactive)
-			err = svc__build_inner(&tx[i]);
+			err = svc__table_build(&tx[i]);
 	}
 	for (i = err ? i : 0; i < n && !err; i++) {
 		err = svc__write_backends(&tx[i]);
@@ -406,7 +285,15 @@ static int svc__apply_group(struct svc_txn *tx, __u32 n, __u32 *failed, struct s
 	}
 	/* With backends the table goes first so the service never points at
 	 * an empty slot; without, the service says "refuse" before the table
-	 * goes away, for the same reason. */
+	 * goes away, for the same reason. Tables changed in place get their
+	 * changed slots (the new backends are in already), the others a swap. */
+	for (i = 0; i < n && !err; i++)
+		if (tx[i].nactive && tx[i].mem && !(err = svc__table_write(&tx[i])))
+			svc__push_undo(&tx[i], UNDO_SLOTS, 0);
+	if (err) {
+		*failed = i - 1;
+		goto rollback;
+	}
 	err = svc__swap_tables(tx, n, failed);
 	if (err)
 		goto rollback;
@@ -425,6 +312,7 @@ static int svc__apply_group(struct svc_txn *tx, __u32 n, __u32 *failed, struct s
 	 * its service is set, so failing here would report a change as
 	 * rejected that is in fact applied. */
 	for (i = 0; i < n; i++) {
+		svc__table_commit(&tx[i]);
 		svc__delete_stale(&tx[i], snap);
 		svc__src_delete_stale(&tx[i]);
 	}

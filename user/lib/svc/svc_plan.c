@@ -68,6 +68,8 @@ static int svc__collect_backend(const void *key, const void *value, void *ctx)
 
 	if (id < SLUICE_MAX_BACKENDS)
 		snap->be_used[id] = true;
+	if (svc__deferred(snap->s, id))
+		return 0; /* left its set, deleted at the next flush */
 	if (snap->nbes == snap->bes_cap) {
 		snap->bes_cap = snap->bes_cap ? 2 * snap->bes_cap : 256;
 		grown = realloc(snap->bes, snap->bes_cap * sizeof(*snap->bes));
@@ -115,6 +117,8 @@ int svc__snap_load(struct svc_snap *snap, struct sluice *s)
 			     sizeof(struct sluice_backend), svc__collect_backend, snap);
 	if (err)
 		return err;
+	for (__u32 i = 0; i < s->npend; i++) /* taken until flushed */
+		snap->be_used[s->pend_ids[i]] = true;
 	/* qsort(NULL, 0, ...) is undefined (empty backends map: bes NULL) */
 	if (snap->nbes)
 		qsort(snap->bes, snap->nbes, sizeof(*snap->bes), svc__cmp_be);
@@ -198,7 +202,7 @@ int svc__txn_init(struct svc_txn *t, struct sluice *s, const struct sluice_servi
 	t->new_inner_fd = -1;
 	t->ids = calloc(n + 1, sizeof(*t->ids));
 	t->old_idx = calloc(n + 1, sizeof(*t->old_idx));
-	t->undo = calloc(n + 4, sizeof(*t->undo));
+	t->undo = calloc(n + 5, sizeof(*t->undo));
 	t->active = calloc(n + 1, sizeof(*t->active));
 	if (!t->ids || !t->old_idx || !t->undo || !t->active) {
 		sluice__set_err("out of memory");
@@ -223,6 +227,7 @@ void svc__txn_free(struct svc_txn *t)
 	free(t->undo);
 	free(t->old);
 	free(t->src_added);
+	svc__table_free(t);
 	svc__health_undo_free(&t->hundo);
 	memset(t, 0, sizeof(*t));
 	t->old_inner_fd = t->new_inner_fd = -1;

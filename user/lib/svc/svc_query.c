@@ -15,6 +15,7 @@
 #include "internal.h"
 
 struct svc_ids_ctx {
+	const struct sluice *skip; /* its deferred deletes are left out */
 	__u32 svc_id;
 	__u32 *ids;
 	__u32 n, cap;
@@ -25,6 +26,8 @@ static int svc__collect_id(const void *key, const void *value, void *ctx)
 	const struct sluice_backend *be = value;
 	struct svc_ids_ctx *c = ctx;
 
+	if (c->skip && svc__deferred(c->skip, *(const __u32 *)key))
+		return 0;
 	if (be->svc_id == c->svc_id && c->n < c->cap)
 		c->ids[c->n++] = *(const __u32 *)key;
 	return 0;
@@ -37,10 +40,12 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Ids of the backends carrying svc_id, ascending; at most cap of them. */
-static int svc__backend_ids(struct sluice *s, __u32 svc_id, __u32 *ids, __u32 cap, __u32 *n)
+/* Ids of the backends carrying svc_id, ascending; at most cap of them.
+ * With live, not the ones whose delete is deferred (they left the set). */
+static int svc__backend_ids(struct sluice *s, __u32 svc_id, bool live, __u32 *ids, __u32 cap,
+			    __u32 *n)
 {
-	struct svc_ids_ctx c = { .svc_id = svc_id, .ids = ids, .cap = cap };
+	struct svc_ids_ctx c = { .skip = live ? s : NULL, .svc_id = svc_id, .ids = ids, .cap = cap };
 	int err;
 
 	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
@@ -133,7 +138,8 @@ int sluice__service_del(struct sluice *s, const struct sluice_addr *vip, __u16 p
 		maps__err(err, "maglev", "delete", "of the service's table");
 		goto cleanup;
 	}
-	err = svc__backend_ids(s, svc.svc_id, ids, SLUICE_MAX_BACKENDS, &n);
+	svc__table_forget(s, svc.svc_id);
+	err = svc__backend_ids(s, svc.svc_id, false, ids, SLUICE_MAX_BACKENDS, &n);
 	if (err)
 		goto cleanup;
 	for (__u32 i = 0; i < n; i++) {
@@ -256,8 +262,10 @@ static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys, c
 		close(empty);
 	free(ids);
 	free(fds);
-	for (__u32 i = 0; i < n; i++)
+	for (__u32 i = 0; i < n; i++) {
 		svc__health_forget(s, svc_ids[i]);
+		svc__table_forget(s, svc_ids[i]);
+	}
 	if (!maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
 			    sizeof(struct sluice_backend), svc__collect_gone, &g))
 		for (__u32 i = 0; i < g.n; i++)
@@ -376,12 +384,13 @@ int sluice__service_get(struct sluice *s, const struct sluice_addr *vip, __u16 p
 	err = svc__get_head(s, vip, port, proto, info);
 	if (err)
 		return err;
-	return svc__backend_ids(s, info->svc.svc_id, info->backend_ids, SLUICE_MAX_SVC_BACKENDS,
-				&info->nbackends);
+	return svc__backend_ids(s, info->svc.svc_id, true, info->backend_ids,
+				SLUICE_MAX_SVC_BACKENDS, &info->nbackends);
 }
 
 struct sluice_be_index {
-	__u64 *v; /* svc_id << 32 | backend id, ascending */
+	const struct sluice *s; /* its deferred deletes are left out */
+	__u64 *v;               /* svc_id << 32 | backend id, ascending */
 	__u32 n, cap;
 };
 
@@ -391,6 +400,8 @@ static int svc__index_one(const void *key, const void *value, void *ctx)
 	struct sluice_be_index *ix = ctx;
 	__u64 *grown;
 
+	if (svc__deferred(ix->s, *(const __u32 *)key))
+		return 0;
 	if (ix->n == ix->cap) {
 		ix->cap = ix->cap ? 2 * ix->cap : 1024;
 		grown = realloc(ix->v, ix->cap * sizeof(*ix->v));
@@ -423,6 +434,7 @@ int sluice__be_index(struct sluice *s, struct sluice_be_index **out)
 		sluice__set_err("out of memory indexing the backends map");
 		return -ENOMEM;
 	}
+	ix->s = s;
 	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
 			     sizeof(struct sluice_backend), svc__index_one, ix);
 	if (err) {

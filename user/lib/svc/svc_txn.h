@@ -14,6 +14,11 @@ enum svc_undo_kind {
 	UNDO_MAGLEV,  /* put the old inner table back, or empty the slot */
 	UNDO_SERVICE, /* restore the service entry, or delete it */
 	UNDO_MARKER,  /* delete the VIP marker we created */
+	UNDO_SLOTS,   /* write the old values of in-place table slots back */
+};
+
+struct svc_slot_undo {
+	__u32 slot, old;
 };
 
 struct svc_undo {
@@ -58,8 +63,13 @@ struct svc_txn {
 	int *old_idx; /* index into old[] or -1 for a new backend */
 	bool *active; /* parallel to spec->backends: weight > 0, not unhealthy */
 	__u32 nactive;
-	int old_inner_fd; /* maglev[svc_id] before the swap, -1 if none */
-	int new_inner_fd; /* the table to swap in, -1 if unchanged or none */
+	int old_inner_fd;            /* maglev[svc_id] before the swap, -1 if none */
+	int new_inner_fd;            /* the table to swap in, -1 if unchanged or none */
+	bool owned;                  /* old_inner_fd is this library's table of svc_id */
+	__u32 *table;                /* the new table's slots (backend ids), computed */
+	__u32 *mem;                  /* old_inner_fd mmapped when changed in place */
+	struct svc_slot_undo *slots; /* slots written in place, for undo */
+	__u32 nslots;
 	struct svc_undo *undo;
 	__u32 nundo;
 	struct svc_health_undo hundo; /* backend_health/svc_health entries (#14) */
@@ -81,6 +91,18 @@ void svc__txn_free(struct svc_txn *t);
 /* Everything the writes need, from the snapshot and one lookup; no map
  * is written. */
 int svc__plan(struct svc_txn *t, struct svc_snap *snap);
+
+/* svc_table.c (#16): find svc_id's current table without reading the
+ * outer map where avoidable (old_inner_fd, owned); plan the new one
+ * (unchanged, in place, or a new table in new_inner_fd); write the changed
+ * slots in place / put them back; after the group is live, update the
+ * index; free what the txn holds. */
+int svc__table_find(struct svc_txn *t);
+int svc__table_build(struct svc_txn *t);
+int svc__table_write(struct svc_txn *t);
+void svc__table_undo(struct svc_txn *t);
+void svc__table_commit(struct svc_txn *t);
+void svc__table_free(struct svc_txn *t);
 
 /* svc_src_range.c (#13): find t's old entries (reading the trie into
  * the snapshot when t has or had ranges); write the new ones; undo those;

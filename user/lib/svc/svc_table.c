@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: MIT
+/*
+ * svc_table.c - each service's Maglev table: found without reading the
+ * outer map, changed in place, swapped whole only when it must be; and the
+ * deferred deletes of backends that left a set (#16, #19).
+ *
+ * Contract: a table this library made is named mg<maglev map id>_<svc id>
+ * and its map id is kept in the struct sluice (cache) and in the pinned
+ * array `maglev_ids` (not read by BPF), written after every swap, so a
+ * restarted process finds it with one array read instead of an outer-map
+ * lookup (which waits for an RCU grace period, 10-20 ms, on kernels before
+ * 6.7). A table found this way is checked (type, size, flags, name) before
+ * use; a stale id (the map is gone) falls back to the outer lookup. A
+ * change writes only the slots that differ, each one aligned 4-byte store
+ * into the mmapped table, so a packet reads the old or the new backend id
+ * of its slot, never a torn one. Backends that left a set are deleted from
+ * `backends` only in sluice__flush_deferred(), after an RCU grace period
+ * (a program that read the old slot may still be running); until then
+ * their ids are not handed out again. One writer process is assumed (as
+ * for every map write of the library).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/membarrier.h>
+
+#include <bpf/bpf.h>
+
+#include "svc_txn.h"
+#include "kfeatures.h"
+
+/* The shared empty table of deleted services (svc_query.c) keeps this
+ * name: it is nobody's own table. */
+#define MAGLEV_INNER_NAME "sluice_maglev"
+#define MAGLEV_BYTES (SLUICE_MAGLEV_ELEMS * sizeof(struct sluice_maglev_pair))
+
+static int svc__create_named(const char *name, const __u32 *table)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
+	void *mem;
+	int fd, err;
+
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(__u32),
+			    sizeof(struct sluice_maglev_pair), SLUICE_MAGLEV_ELEMS, &opts);
+	if (fd < 0)
+		return maps__err(fd, "maglev", "create", "of a new inner table");
+	if (!table)
+		return fd; /* arrays start zeroed */
+	mem = mmap(NULL, MAGLEV_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
+		err = -errno;
+		close(fd);
+		return maps__err(err, "maglev", "mmap", "of a new inner table");
+	}
+	memcpy(mem, table, MAGLEV_BYTES);
+	munmap(mem, MAGLEV_BYTES);
+	return fd;
+}
+
+int svc__create_inner(const __u32 *table)
+{
+	return svc__create_named(MAGLEV_INNER_NAME, table);
+}
+
+/* "mg<outer id>_<svc id>", cut to the kernel's 15 characters the same way
+ * when made and when checked. */
+static void svc__table_name(struct sluice *s, __u32 svc_id, char name[BPF_OBJ_NAME_LEN])
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	if (!s->outer_id && !bpf_obj_get_info_by_fd(s->fds[SLUICE_MAP_MAGLEV], &info, &len))
+		s->outer_id = info.id;
+	snprintf(name, BPF_OBJ_NAME_LEN, "mg%u_%u", s->outer_id, svc_id);
+}
+
+/* Whether fd is a table this library made for svc_id; *id its map id. */
+static bool svc__table_is_ours(struct sluice *s, int fd, __u32 svc_id, __u32 *id)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char name[BPF_OBJ_NAME_LEN];
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return false;
+	svc__table_name(s, svc_id, name);
+	*id = info.id;
+	return info.type == BPF_MAP_TYPE_ARRAY && info.max_entries == SLUICE_MAGLEV_ELEMS &&
+	       info.value_size == sizeof(struct sluice_maglev_pair) &&
+	       (info.map_flags & BPF_F_MMAPABLE) && !strcmp(info.name, name);
+}
+
+/* Remember svc_id's table id (0: none), in the cache and the pinned
+ * array. Best effort: a stale entry only costs one outer lookup later. */
+static void svc__table_note(struct sluice *s, __u32 svc_id, __u32 id)
+{
+	if (svc_id >= SLUICE_MAX_SERVICES)
+		return;
+	if (s->mg_ids)
+		s->mg_ids[svc_id] = id;
+	bpf_map_update_elem(s->fds[SLUICE_MAP_MAGLEV_IDS], &svc_id, &id, BPF_ANY);
+}
+
+void svc__table_forget(struct sluice *s, __u32 svc_id)
+{
+	svc__table_note(s, svc_id, 0);
+}
+
+/* The table id the cache or the pinned array knows for svc_id, 0: none. */
+static __u32 svc__table_known(struct sluice *s, __u32 svc_id)
+{
+	__u32 id = 0;
+
+	if (svc_id >= SLUICE_MAX_SERVICES)
+		return 0;
+	if (!s->mg_ids)
+		s->mg_ids = calloc(SLUICE_MAX_SERVICES, sizeof(*s->mg_ids));
+	if (s->mg_ids && s->mg_ids[svc_id])
+		return s->mg_ids[svc_id];
+	if (bpf_map_lookup_elem(s->fds[SLUICE_MAP_MAGLEV_IDS], &svc_id, &id))
+		return 0;
+	if (s->mg_ids)
+		s->mg_ids[svc_id] = id;
+	return id;
+}
+
+/* The outer-map lookup the index avoids (svc__table_find's fallback). */
+static int svc__table_lookup(struct svc_txn *t)
+{
+	__u32 inner_id;
+	int err, fd;
+
+	err = bpf_map_lookup_elem(t->s->fds[SLUICE_MAP_MAGLEV], &t->svc_id, &inner_id);
+	if (err == -ENOENT)
+		return 0;
+	if (err)
+		return maps__err(err, "maglev", "lookup", "of the current table");
+	fd = bpf_map_get_fd_by_id(inner_id);
+	if (fd == -ENOENT)
+		return 0; /* freed meanwhile: nothing to restore */
+	if (fd < 0)       /* EMFILE, EPERM: a rollback could not restore it */
+		return maps__err(fd, "maglev", "open", "of the current table");
+	t->old_inner_fd = fd;
+	return 0;
+}
+
+static bool svc__outer_read_fast(void)
+{
+	struct sluice_features f;
+
+	return !sluice__features(&f) && f.has[SLUICE_FEAT_OUTER_READ_FAST];
+}
+
+int svc__table_find(struct svc_txn *t)
+{
+	struct sluice *s = t->s;
+	__u32 id = svc__table_known(s, t->svc_id), got;
+	int fd, err;
+
+	t->owned = false;
+	if (id) {
+		fd = bpf_map_get_fd_by_id(id);
+		if (fd >= 0 && svc__table_is_ours(s, fd, t->svc_id, &got)) {
+			t->old_inner_fd = fd;
+			t->owned = true;
+			return 0;
+		}
+		if (fd >= 0)
+			close(fd);
+		svc__table_forget(s, t->svc_id); /* stale */
+	}
+	/* Not known: no table, or one an older library made. A new service's
+	 * slot holds no live table (at most the shared empty one of deleted
+	 * services), so it is read only where reading is cheap, to put back
+	 * exactly what was there if the change fails. */
+	if (!t->existed && !svc__outer_read_fast())
+		return 0;
+	err = svc__table_lookup(t);
+	if (!err && t->old_inner_fd >= 0 &&
+	    svc__table_is_ours(s, t->old_inner_fd, t->svc_id, &got)) {
+		t->owned = true;
+		svc__table_note(s, t->svc_id, got);
+	}
+	return err;
+}
+
+/* The Maglev table of t's new set, as backend ids, into t->table. */
+static int svc__table_compute(struct svc_txn *t)
+{
+	const struct sluice_service_spec *spec = t->spec;
+	struct sluice_backend_spec *bes;
+	int err;
+
+	t->table = calloc(1, MAGLEV_BYTES); /* the spare last slot stays 0 */
+	bes = calloc(spec->nbackends, sizeof(*bes));
+	if (!t->table || !bes) {
+		free(bes);
+		sluice__set_err("out of memory");
+		return -ENOMEM;
+	}
+	/* Unhealthy backends own no slots, as drained ones; they still take
+	 * part in the permutation, so the others keep their slots. */
+	for (__u32 i = 0; i < spec->nbackends; i++) {
+		bes[i] = spec->backends[i];
+		if (bes[i].unhealthy)
+			bes[i].weight = 0;
+	}
+	err = maglev__build(bes, spec->nbackends, SLUICE_MAGLEV_M, t->table);
+	free(bes);
+	if (err)
+		return err;
+	for (__u32 i = 0; i < SLUICE_MAGLEV_M; i++)
+		t->table[i] = t->ids[t->table[i]];
+	return 0;
+}
+
+/* Plans t's table: nothing to do when the current one already holds it
+ * (a restart's reconcile of unchanged services stays cheap), in place when
+ * the current one is ours (t->mem mapped), else a new named table in
+ * t->new_inner_fd to swap in. No slot of a live table is written here. */
+int svc__table_build(struct svc_txn *t)
+{
+	char name[BPF_OBJ_NAME_LEN];
+	void *mem;
+	int fd, err;
+
+	err = svc__table_compute(t);
+	if (err)
+		return err;
+	if (t->old_inner_fd >= 0) {
+		mem = mmap(NULL, MAGLEV_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, t->old_inner_fd,
+			   0);
+		if (mem != MAP_FAILED && !memcmp(mem, t->table, MAGLEV_BYTES)) {
+			munmap(mem, MAGLEV_BYTES);
+			return 0;
+		}
+		if (mem != MAP_FAILED && t->owned) {
+			t->mem = mem;
+			return 0;
+		}
+		if (mem != MAP_FAILED)
+			munmap(mem, MAGLEV_BYTES);
+	}
+	svc__table_name(t->s, t->svc_id, name);
+	fd = svc__create_named(name, t->table);
+	if (fd < 0)
+		return fd;
+	t->new_inner_fd = fd;
+	return 0;
+}
+
+/* The in-place change: every slot that differs, old value saved first so
+ * svc__table_undo() can put it back. Each store is one aligned __u32. */
+int svc__table_write(struct svc_txn *t)
+{
+	__u32 *mem = t->mem, n = 0;
+
+	if (!mem)
+		return 0;
+	for (__u32 i = 0; i < SLUICE_MAGLEV_M; i++)
+		n += mem[i] != t->table[i];
+	t->slots = calloc(n ? n : 1, sizeof(*t->slots));
+	if (!t->slots) {
+		sluice__set_err("out of memory");
+		return -ENOMEM;
+	}
+	for (__u32 i = 0; i < SLUICE_MAGLEV_M; i++) {
+		if (mem[i] == t->table[i])
+			continue;
+		t->slots[t->nslots++] = (struct svc_slot_undo){ .slot = i, .old = mem[i] };
+		__atomic_store_n(&mem[i], t->table[i], __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+void svc__table_undo(struct svc_txn *t)
+{
+	__u32 *mem = t->mem;
+
+	while (mem && t->nslots) {
+		const struct svc_slot_undo *u = &t->slots[--t->nslots];
+
+		__atomic_store_n(&mem[u->slot], u->old, __ATOMIC_RELAXED);
+	}
+}
+
+/* After the group is live: the index follows a swap or a dropped table. */
+void svc__table_commit(struct svc_txn *t)
+{
+	__u32 id;
+
+	if (t->nactive && t->new_inner_fd >= 0 &&
+	    svc__table_is_ours(t->s, t->new_inner_fd, t->svc_id, &id))
+		svc__table_note(t->s, t->svc_id, id);
+	else if (!t->nactive && t->old_inner_fd >= 0)
+		svc__table_forget(t->s, t->svc_id);
+}
+
+void svc__table_free(struct svc_txn *t)
+{
+	if (t->mem)
+		munmap(t->mem, MAGLEV_BYTES);
+	free(t->table);
+	free(t->slots);
+	t->mem = NULL;
+	t->table = NULL;
+	t->slots = NULL;
+	t->nslots = 0;
+}
+
+/* --- deferred deletes --- */
+
+void svc__defer_delete(struct sluice *s, __u32 id)
+{
+	__u32 *grown;
+
+	if (id >= SLUICE_MAX_BACKENDS)
+		return;
+	if (!s->pend)
+		s->pend = calloc(SLUICE_MAX_BACKENDS, sizeof(*s->pend));
+	if (s->npend == s->pend_cap) {
+		s->pend_cap = s->pend_cap ? 2 * s->pend_cap : 64;
+		grown = realloc(s->pend_ids, s->pend_cap * sizeof(*grown));
+		if (grown)
+			s->pend_ids = grown;
+	}
+	if (!s->pend || s->npend == s->pend_cap) {
+		/* no memory to defer: delete now, as before #16 */
+		bpf_map_delete_elem(s->fds[SLUICE_MAP_BACKENDS], &id);
+		return;
+	}
+	if (s->pend[id])
+		return;
+	s->pend[id] = true;
+	s->pend_ids[s->npend++] = id;
+}
+
+bool svc__deferred(const struct sluice *s, __u32 id)
+{
+	return s->pend && id < SLUICE_MAX_BACKENDS && s->pend[id];
+}
+
+/* Waits for an RCU grace period: BPF programs run in RCU read-side
+ * sections, so one that read a slot before the wait has finished after it.
+ * membarrier(GLOBAL) is synchronize_rcu() (Linux 4.16; not with nohz_full:
+ * then a sleep far longer than any program run). */
+static void svc__grace_period(void)
+{
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0))
+		usleep(50 * 1000);
+	else if (sysconf(_SC_NPROCESSORS_ONLN) == 1)
+		usleep(20 * 1000); /* the kernel skips the wait on one CPU */
+}
+
+int sluice__flush_deferred(struct sluice *s)
+{
+	__u32 n;
+	int err;
+
+	sluice__clear_err();
+	if (!s || !s->npend)
+		return 0;
+	svc__grace_period();
+	n = s->npend;
+	for (__u32 i = 0; i < n; i++) {
+		err = bpf_map_delete_elem(s->fds[SLUICE_MAP_BACKENDS], &s->pend_ids[i]);
+		if (err && err != -ENOENT)
+			maps__err(err, "backends", "delete",
+				  "of a deferred backend"); /* its id stays taken */
+		s->pend[s->pend_ids[i]] = false;
+	}
+	s->npend = 0;
+	return (int)n;
+}
+
+__u32 sluice__deferred_count(const struct sluice *s)
+{
+	return s ? s->npend : 0;
+}
+
+void svc__tables_close(struct sluice *s)
+{
+	sluice__flush_deferred(s);
+	free(s->pend);
+	free(s->pend_ids);
+	free(s->mg_ids);
+}
