@@ -66,14 +66,11 @@ enum main_event {
 static int main__epoll_add(int epfd, int fd, enum main_event ev)
 {
 	struct epoll_event e = { .events = EPOLLIN, .data.u32 = ev };
+	int err = epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e) ? -errno : 0;
 
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e)) {
-		int err = -errno;
-
-		pr_err("epoll: %s", strerror(errno));
-		return err;
-	}
-	return 0;
+	if (err)
+		pr_err("epoll: %s", strerror(-err));
+	return err;
 }
 
 static void main__on_signal(struct meshd *m, int sfd)
@@ -99,14 +96,15 @@ static int main__min_ms(int a, int b)
 	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
-/* How long the loop may sleep: the next deadline of the HTTP server and
- * of the API connections, and at most TELEMETRY_DRAIN_MS while telemetry
- * records may be waiting. */
+/* How long the loop may sleep: the next deadline of the HTTP server, the
+ * API connections, Kubernetes and the deferred deletes (deferred.h), at
+ * most TELEMETRY_DRAIN_MS while telemetry records may be waiting. */
 static int main__wait_ms(struct meshd *m)
 {
 	int ms = main__min_ms(exporter__timeout_ms(&m->exporter), server__timeout_ms(&m->api));
+	int k8s = k8sint__timeout_ms(&m->kube), defer = deferred__timeout_ms(&m->defer);
 
-	ms = main__min_ms(ms, k8sint__timeout_ms(&m->kube));
+	ms = main__min_ms(ms, main__min_ms(k8s, defer));
 	if (telem__ring_fd(&m->telem) < 0)
 		return ms;
 	return ms < 0 || ms > TELEMETRY_DRAIN_MS ? TELEMETRY_DRAIN_MS : ms;
@@ -208,10 +206,9 @@ static void main__on_event(struct meshd *m, enum main_event ev, int sfd, int tfd
  * not every tick: a trim walks the heap's free chunks. */
 static void main__trim(struct meshd *m)
 {
-	if (!m->trim)
-		return;
+	if (m->trim)
+		malloc_trim(0);
 	m->trim = false;
-	malloc_trim(0);
 }
 
 /* Serve the API; once an answer is out and its buffers are freed, give
@@ -280,6 +277,7 @@ static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct serve
 			exporter__run(&m->exporter);
 			k8sint__run(&m->kube);
 			main__serve(m, srv);
+			deferred__run(&m->defer, m->sl);
 		}
 		main__trim(m);
 	}

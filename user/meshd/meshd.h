@@ -19,6 +19,7 @@
 #include "attach.h"
 #include "config.h"
 #include "conns.h"
+#include "deferred.h"
 #include "exporter.h"
 #include "follow.h"
 #include "k8sint.h"
@@ -43,6 +44,7 @@ struct meshd {
 	struct k8sint kube;       /* Kubernetes sync (--kubernetes) */
 	struct outlier outlier;   /* passive outlier detection's events (#14) */
 	struct probe probe;       /* active health checks */
+	struct deferred defer;    /* deferred backend deletes (#16) */
 	struct server api;        /* the API socket and its connections */
 	time_t started_at;
 	bool stop;        /* leave the event loop */
