@@ -86,6 +86,7 @@ struct sluice {
 	bool *pend; /* [SLUICE_MAX_BACKENDS] */
 	__u32 *pend_ids;
 	__u32 npend, pend_cap;
+	struct svc_snap *snap; /* svc_plan.c: ids and backends, kept in step */
 };
 
 /* Called once per element by maps__for_each(); non-zero stops the walk
@@ -121,6 +122,11 @@ void svc__table_forget(struct sluice *s, __u32 svc_id);
  * sluice__flush_deferred(), not handed out again before. */
 void svc__defer_delete(struct sluice *s, __u32 id);
 bool svc__deferred(const struct sluice *s, __u32 id);
+/* svc_plan.c: forget the snapshot (the next set call reads the maps);
+ * for writers it does not follow (deletes, sweep). */
+void svc__snap_drop(struct sluice *s);
+/* svc_plan.c: backend id deleted by the flush: free for new backends. */
+void svc__snap_free_be(struct sluice *s, __u32 id);
 /* svc_table.c: at close, the deferred deletes flushed, the index freed. */
 void svc__tables_close(struct sluice *s);
 

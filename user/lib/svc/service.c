@@ -2,8 +2,10 @@
 /*
  * service.c - services and their backend sets in the datapath maps.
  *
- * Contract: the maps are the only state (short-lived tools call this, so
- * nothing is cached between calls; each call reads the backends map once).
+ * Contract: the maps are the state; a handle keeps what it needs to plan
+ * a change without reading them (svc_plan.c's snapshot, read by its first
+ * set call, svc_table.c's index of Maglev tables), in step with its own
+ * writes: one writer process (meshd) is assumed.
  * sluice__service_set() validates the whole spec first, then writes in the
  * one order in which a packet can never meet a missing backend: backends,
  * Maglev table swap, service entry (and VIP marker), and only then deletes
@@ -65,6 +67,7 @@ static int svc__write_backends(struct svc_txn *t)
 		};
 
 		svc__addr_copy(be.addr, &b->addr);
+		t->vals[i] = be;
 		if (t->old_idx[i] >= 0 && !memcmp(&t->old[t->old_idx[i]].val, &be, sizeof(be)))
 			continue; /* unchanged */
 		if (t->old_idx[i] < 0) {
@@ -200,9 +203,9 @@ static void svc__rollback(struct svc_txn *t)
  * them, but one that read an old slot may still be in a program: they are
  * deleted after a grace period, by sluice__flush_deferred(). Their
  * established flows keep going (conntrack holds the address). */
-static void svc__delete_stale(struct svc_txn *t, struct svc_snap *snap)
+static void svc__delete_stale(struct svc_txn *t)
 {
-	(void)snap; /* their ids stay taken until the flush */
+	/* their ids stay taken (in the snapshot) until the flush */
 	for (__u32 j = 0; j < t->nold; j++)
 		if (!t->old[j].kept)
 			svc__defer_delete(t->s, t->old[j].id);
@@ -264,7 +267,7 @@ cleanup:
  * one order in which a packet never meets a missing backend or an empty
  * table slot, then the stale backends. A failure undoes the whole group
  * and sets *failed to the index of the service the error is about. */
-static int svc__apply_group(struct svc_txn *tx, __u32 n, __u32 *failed, struct svc_snap *snap)
+static int svc__apply_group(struct svc_txn *tx, __u32 n, __u32 *failed)
 {
 	__u32 i = 0;
 	int err = 0;
@@ -313,7 +316,7 @@ static int svc__apply_group(struct svc_txn *tx, __u32 n, __u32 *failed, struct s
 	 * rejected that is in fact applied. */
 	for (i = 0; i < n; i++) {
 		svc__table_commit(&tx[i]);
-		svc__delete_stale(&tx[i], snap);
+		svc__delete_stale(&tx[i]);
 		svc__src_delete_stale(&tx[i]);
 	}
 	return 0;
@@ -388,9 +391,9 @@ int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec 
 {
 	struct sluice_svc_key *keys = NULL;
 	struct svc_txn *tx = NULL;
-	struct svc_snap snap = {};
+	struct svc_snap *snap = NULL;
 	__u32 done = 0, bad = 0, group = 0;
-	bool *aff_off = NULL;
+	bool *aff_off = NULL, stale = false;
 	int err = 0;
 
 	sluice__clear_err();
@@ -411,7 +414,7 @@ int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec 
 	err = svc__validate_all(specs, n, keys, &bad);
 	if (err)
 		goto out;
-	err = svc__snap_load(&snap, s);
+	err = svc__snap_get(s, &snap);
 	if (err) {
 		bad = n; /* about no spec in particular */
 		goto out;
@@ -423,18 +426,20 @@ int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec 
 		for (__u32 i = 0; i < group && !err; i++) {
 			err = svc__txn_init(&tx[i], s, &specs[done + i], &keys[done + i]);
 			if (!err)
-				err = svc__plan(&tx[i], &snap);
+				err = svc__plan(&tx[i], snap);
 			if (!err)
-				err = svc__src_plan(&tx[i], &snap);
+				err = svc__src_plan(&tx[i], snap);
 			bad = done + i;
 		}
 		if (!err) {
-			err = svc__apply_group(tx, group, &bad, &snap);
+			err = svc__apply_group(tx, group, &bad);
 			bad += done;
 		}
 		for (__u32 i = 0; i < group; i++) {
 			if (!err)
 				svc__note_affinity_off(&tx[i], &aff_off);
+			if (!err && svc__snap_commit(snap, &tx[i]))
+				stale = true;
 			svc__txn_free(&tx[i]);
 		}
 		if (!err)
@@ -449,7 +454,8 @@ out:
 		*applied = done;
 	if (failed)
 		*failed = err ? bad : n;
-	svc__snap_free(&snap);
+	if (err || stale) /* ids planned but not written, or a set not noted */
+		svc__snap_drop(s);
 	free(aff_off);
 	free(tx);
 	free(keys);

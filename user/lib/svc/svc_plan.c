@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * svc_plan.c - planning a set of services before any map is written:
- * one snapshot of the backends map, service ids and backend ids assigned
- * (see svc_txn.h).
+ * a snapshot of the backends map (read once per handle, then kept in step
+ * with the writes), service ids and backend ids assigned (see svc_txn.h).
  *
  * Contract: nothing here writes a map. Ids are the lowest free ones, and a
  * backend already in a service's set keeps its id, because conntrack
@@ -63,53 +63,68 @@ static int svc__alloc_id(struct svc_snap *snap, __u32 *id)
 static int svc__collect_backend(const void *key, const void *value, void *ctx)
 {
 	struct svc_snap *snap = ctx;
+	const struct sluice_backend *val = value;
 	__u32 id = *(const __u32 *)key;
+	struct svc_be_list *l;
 	struct svc_old_be *grown;
 
 	if (id < SLUICE_MAX_BACKENDS)
 		snap->be_used[id] = true;
-	if (svc__deferred(snap->s, id))
-		return 0; /* left its set, deleted at the next flush */
-	if (snap->nbes == snap->bes_cap) {
-		snap->bes_cap = snap->bes_cap ? 2 * snap->bes_cap : 256;
-		grown = realloc(snap->bes, snap->bes_cap * sizeof(*snap->bes));
+	if (svc__deferred(snap->s, id) || val->svc_id >= SLUICE_MAX_SERVICES)
+		return 0; /* left its set (deleted at the next flush), or junk */
+	l = &snap->by_svc[val->svc_id];
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 4;
+		grown = realloc(l->v, l->cap * sizeof(*l->v));
 		if (!grown) {
 			sluice__set_err("out of memory");
 			return -ENOMEM;
 		}
-		snap->bes = grown;
+		l->v = grown;
 	}
-	snap->bes[snap->nbes++] =
-		(struct svc_old_be){ .id = id, .val = *(const struct sluice_backend *)value };
+	l->v[l->n++] = (struct svc_old_be){ .id = id, .val = *val };
 	return 0;
 }
 
-static int svc__cmp_be(const void *x, const void *y)
+static void svc__snap_free(struct svc_snap *snap)
 {
-	const struct svc_old_be *a = x, *b = y;
-
-	if (a->val.svc_id != b->val.svc_id)
-		return a->val.svc_id < b->val.svc_id ? -1 : 1;
-	return a->id < b->id ? -1 : a->id > b->id;
-}
-
-void svc__snap_free(struct svc_snap *snap)
-{
+	if (snap->by_svc)
+		for (__u32 i = 0; i < SLUICE_MAX_SERVICES; i++)
+			free(snap->by_svc[i].v);
+	free(snap->by_svc);
 	free(snap->svc_used);
 	free(snap->be_used);
-	free(snap->bes);
 	free(snap->srcs);
+	free(snap);
 }
 
-int svc__snap_load(struct svc_snap *snap, struct sluice *s)
+void svc__snap_drop(struct sluice *s)
+{
+	if (s->snap)
+		svc__snap_free(s->snap);
+	s->snap = NULL;
+}
+
+void svc__snap_free_be(struct sluice *s, __u32 id)
+{
+	struct svc_snap *snap = s->snap;
+
+	if (!snap || id >= SLUICE_MAX_BACKENDS)
+		return;
+	snap->be_used[id] = false;
+	if (id < snap->next_be)
+		snap->next_be = id;
+}
+
+static int svc__snap_load(struct svc_snap *snap, struct sluice *s)
 {
 	int err;
 
-	memset(snap, 0, sizeof(*snap));
 	snap->s = s;
 	snap->next_svc = snap->next_be = 1;
 	snap->be_used = calloc(SLUICE_MAX_BACKENDS, sizeof(*snap->be_used));
-	if (!snap->be_used) {
+	snap->by_svc = calloc(SLUICE_MAX_SERVICES, sizeof(*snap->by_svc));
+	if (!snap->be_used || !snap->by_svc) {
 		sluice__set_err("out of memory");
 		return -ENOMEM;
 	}
@@ -119,36 +134,76 @@ int svc__snap_load(struct svc_snap *snap, struct sluice *s)
 		return err;
 	for (__u32 i = 0; i < s->npend; i++) /* taken until flushed */
 		snap->be_used[s->pend_ids[i]] = true;
-	/* qsort(NULL, 0, ...) is undefined (empty backends map: bes NULL) */
-	if (snap->nbes)
-		qsort(snap->bes, snap->nbes, sizeof(*snap->bes), svc__cmp_be);
+	return 0;
+}
+
+int svc__snap_get(struct sluice *s, struct svc_snap **out)
+{
+	struct svc_snap *snap = s->snap;
+	int err;
+
+	*out = NULL;
+	if (!snap) {
+		snap = calloc(1, sizeof(*snap));
+		if (!snap) {
+			sluice__set_err("out of memory");
+			return -ENOMEM;
+		}
+		err = svc__snap_load(snap, s);
+		if (err) {
+			svc__snap_free(snap);
+			return err;
+		}
+		s->snap = snap;
+	}
+	/* src_ranges are read per call, when a spec needs them */
+	free(snap->srcs);
+	snap->srcs = NULL;
+	snap->nsrcs = snap->srcs_cap = 0;
+	snap->srcs_loaded = false;
+	*out = snap;
+	return 0;
+}
+
+int svc__snap_commit(struct svc_snap *snap, const struct svc_txn *t)
+{
+	struct svc_be_list *l;
+	__u32 n = t->spec->nbackends;
+	struct svc_old_be *v;
+
+	if (t->svc_id >= SLUICE_MAX_SERVICES)
+		return 0;
+	l = &snap->by_svc[t->svc_id];
+	if (n > l->cap) {
+		v = realloc(l->v, n * sizeof(*v));
+		if (!v) {
+			sluice__set_err("out of memory");
+			return -ENOMEM;
+		}
+		l->v = v;
+		l->cap = n;
+	}
+	for (__u32 i = 0; i < n; i++)
+		l->v[i] = (struct svc_old_be){ .id = t->ids[i], .val = t->vals[i] };
+	l->n = n;
 	return 0;
 }
 
 /* The backends carrying svc_id, copied (each plan marks its own "kept"). */
 static int svc__snap_backends(const struct svc_snap *snap, struct svc_txn *t)
 {
-	__u32 lo = 0, hi = snap->nbes, n = 0;
+	const struct svc_be_list *l;
 
-	while (lo < hi) {
-		__u32 mid = lo + (hi - lo) / 2;
-
-		if (snap->bes[mid].val.svc_id < t->svc_id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	while (lo + n < snap->nbes && snap->bes[lo + n].val.svc_id == t->svc_id)
-		n++;
-	if (!n)
+	if (t->svc_id >= SLUICE_MAX_SERVICES || !snap->by_svc[t->svc_id].n)
 		return 0;
-	t->old = malloc(n * sizeof(*t->old));
+	l = &snap->by_svc[t->svc_id];
+	t->old = malloc(l->n * sizeof(*t->old));
 	if (!t->old) {
 		sluice__set_err("out of memory");
 		return -ENOMEM;
 	}
-	memcpy(t->old, &snap->bes[lo], n * sizeof(*t->old));
-	t->nold = n;
+	memcpy(t->old, l->v, l->n * sizeof(*t->old));
+	t->nold = l->n;
 	return 0;
 }
 
@@ -202,9 +257,10 @@ int svc__txn_init(struct svc_txn *t, struct sluice *s, const struct sluice_servi
 	t->new_inner_fd = -1;
 	t->ids = calloc(n + 1, sizeof(*t->ids));
 	t->old_idx = calloc(n + 1, sizeof(*t->old_idx));
+	t->vals = calloc(n + 1, sizeof(*t->vals));
 	t->undo = calloc(n + 5, sizeof(*t->undo));
 	t->active = calloc(n + 1, sizeof(*t->active));
-	if (!t->ids || !t->old_idx || !t->undo || !t->active) {
+	if (!t->ids || !t->old_idx || !t->vals || !t->undo || !t->active) {
 		sluice__set_err("out of memory");
 		return -ENOMEM;
 	}
@@ -223,6 +279,7 @@ void svc__txn_free(struct svc_txn *t)
 		close(t->new_inner_fd);
 	free(t->ids);
 	free(t->old_idx);
+	free(t->vals);
 	free(t->active);
 	free(t->undo);
 	free(t->old);

@@ -139,6 +139,7 @@ int sluice__service_del(struct sluice *s, const struct sluice_addr *vip, __u16 p
 		goto cleanup;
 	}
 	svc__table_forget(s, svc.svc_id);
+	svc__snap_drop(s);
 	err = svc__backend_ids(s, svc.svc_id, false, ids, SLUICE_MAX_BACKENDS, &n);
 	if (err)
 		goto cleanup;
@@ -345,8 +346,10 @@ int sluice__service_del_many(struct sluice *s, const struct sluice_service_ref *
 		keys[ngone] = keys[i];
 		svc_ids[ngone++] = svc.svc_id;
 	}
-	if (ngone)
+	if (ngone) {
+		svc__snap_drop(s);
 		svc__del_rest(s, keys, svc_ids, ngone, gone);
+	}
 	if (!err)
 		sluice__clear_err(); /* texts of best-effort steps that failed */
 out:

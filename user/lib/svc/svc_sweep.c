@@ -317,6 +317,7 @@ int sluice__sweep(struct sluice *s, struct sluice_sweep *out)
 
 	sluice__clear_err();
 	memset(out, 0, sizeof(*out));
+	svc__snap_drop(s); /* what it deletes, the next set reads afresh */
 	err = sweep__live_load(s, &live);
 	if (!err)
 		err = sweep__backends(s, &live, &out->backends);

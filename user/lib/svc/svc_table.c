@@ -218,49 +218,13 @@ static int svc__table_compute(struct svc_txn *t)
 	return 0;
 }
 
-/* Plans t's table: nothing to do when the current one already holds it
- * (a restart's reconcile of unchanged services stays cheap), in place when
- * the current one is ours (t->mem mapped), else a new named table in
- * t->new_inner_fd to swap in. No slot of a live table is written here. */
-int svc__table_build(struct svc_txn *t)
+/* The slots where the mapped table mem differs from t->table, with both
+ * values, into t->slots (the diff is what an in-place change writes and
+ * what its undo puts back). */
+static int svc__table_diff(struct svc_txn *t, const __u32 *mem)
 {
-	char name[BPF_OBJ_NAME_LEN];
-	void *mem;
-	int fd, err;
+	__u32 n = 0;
 
-	err = svc__table_compute(t);
-	if (err)
-		return err;
-	if (t->old_inner_fd >= 0) {
-		mem = mmap(NULL, MAGLEV_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, t->old_inner_fd,
-			   0);
-		if (mem != MAP_FAILED && !memcmp(mem, t->table, MAGLEV_BYTES)) {
-			munmap(mem, MAGLEV_BYTES);
-			return 0;
-		}
-		if (mem != MAP_FAILED && t->owned) {
-			t->mem = mem;
-			return 0;
-		}
-		if (mem != MAP_FAILED)
-			munmap(mem, MAGLEV_BYTES);
-	}
-	svc__table_name(t->s, t->svc_id, name);
-	fd = svc__create_named(name, t->table);
-	if (fd < 0)
-		return fd;
-	t->new_inner_fd = fd;
-	return 0;
-}
-
-/* The in-place change: every slot that differs, old value saved first so
- * svc__table_undo() can put it back. Each store is one aligned __u32. */
-int svc__table_write(struct svc_txn *t)
-{
-	__u32 *mem = t->mem, n = 0;
-
-	if (!mem)
-		return 0;
 	for (__u32 i = 0; i < SLUICE_MAGLEV_M; i++)
 		n += mem[i] != t->table[i];
 	t->slots = calloc(n ? n : 1, sizeof(*t->slots));
@@ -268,12 +232,63 @@ int svc__table_write(struct svc_txn *t)
 		sluice__set_err("out of memory");
 		return -ENOMEM;
 	}
-	for (__u32 i = 0; i < SLUICE_MAGLEV_M; i++) {
-		if (mem[i] == t->table[i])
-			continue;
-		t->slots[t->nslots++] = (struct svc_slot_undo){ .slot = i, .old = mem[i] };
-		__atomic_store_n(&mem[i], t->table[i], __ATOMIC_RELAXED);
+	for (__u32 i = 0; i < SLUICE_MAGLEV_M; i++)
+		if (mem[i] != t->table[i])
+			t->slots[t->nslots++] =
+				(struct svc_slot){ .slot = i, .old = mem[i], .new = t->table[i] };
+	return 0;
+}
+
+/* Plans t's table: nothing to do when the current one already holds it
+ * (a restart's reconcile of unchanged services stays cheap), in place when
+ * the current one is ours (t->mem mapped, the changed slots in t->slots),
+ * else a new named table in t->new_inner_fd to swap in. No slot of a live
+ * table is written here; the computed table is freed at the end (a group
+ * of 256 services holds diffs, not 64 KiB tables). */
+int svc__table_build(struct svc_txn *t)
+{
+	char name[BPF_OBJ_NAME_LEN];
+	void *mem = MAP_FAILED;
+	int fd, err;
+
+	err = svc__table_compute(t);
+	if (err)
+		goto out;
+	if (t->old_inner_fd >= 0)
+		mem = mmap(NULL, MAGLEV_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, t->old_inner_fd,
+			   0);
+	if (mem != MAP_FAILED && !memcmp(mem, t->table, MAGLEV_BYTES))
+		goto out; /* unchanged */
+	if (mem != MAP_FAILED && t->owned) {
+		err = svc__table_diff(t, mem);
+		if (!err) {
+			t->mem = mem;
+			mem = MAP_FAILED;
+		}
+		goto out;
 	}
+	svc__table_name(t->s, t->svc_id, name);
+	fd = svc__create_named(name, t->table);
+	if (fd < 0)
+		err = fd;
+	else
+		t->new_inner_fd = fd;
+out:
+	if (mem != MAP_FAILED)
+		munmap(mem, MAGLEV_BYTES);
+	free(t->table);
+	t->table = NULL;
+	return err;
+}
+
+/* The in-place change: each changed slot one aligned __u32 store, so a
+ * packet reads its slot's old or new backend id. */
+int svc__table_write(struct svc_txn *t)
+{
+	__u32 *mem = t->mem;
+
+	for (__u32 i = 0; mem && i < t->nslots; i++)
+		__atomic_store_n(&mem[t->slots[i].slot], t->slots[i].new, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -281,11 +296,8 @@ void svc__table_undo(struct svc_txn *t)
 {
 	__u32 *mem = t->mem;
 
-	while (mem && t->nslots) {
-		const struct svc_slot_undo *u = &t->slots[--t->nslots];
-
-		__atomic_store_n(&mem[u->slot], u->old, __ATOMIC_RELAXED);
-	}
+	for (__u32 i = t->nslots; mem && i > 0; i--)
+		__atomic_store_n(&mem[t->slots[i - 1].slot], t->slots[i - 1].old, __ATOMIC_RELAXED);
 }
 
 /* After the group is live: the index follows a swap or a dropped table. */
@@ -372,6 +384,8 @@ int sluice__flush_deferred(struct sluice *s)
 			maps__err(err, "backends", "delete",
 				  "of a deferred backend"); /* its id stays taken */
 		s->pend[s->pend_ids[i]] = false;
+		if (!err || err == -ENOENT)
+			svc__snap_free_be(s, s->pend_ids[i]);
 	}
 	s->npend = 0;
 	return (int)n;
@@ -385,6 +399,7 @@ __u32 sluice__deferred_count(const struct sluice *s)
 void svc__tables_close(struct sluice *s)
 {
 	sluice__flush_deferred(s);
+	svc__snap_drop(s);
 	free(s->pend);
 	free(s->pend_ids);
 	free(s->mg_ids);

@@ -17,8 +17,8 @@ enum svc_undo_kind {
 	UNDO_SLOTS,   /* write the old values of in-place table slots back */
 };
 
-struct svc_slot_undo {
-	__u32 slot, old;
+struct svc_slot {
+	__u32 slot, old, new; /* a slot an in-place change writes */
 };
 
 struct svc_undo {
@@ -32,17 +32,23 @@ struct svc_old_be {
 	bool kept;
 };
 
-/* What the maps held when a set call began, read once per call: which
- * ids are taken and every backend, sorted by service id, so planning one
- * service costs a binary search instead of a walk of the backends map.
- * Ids handed out during the call are marked taken here too. */
+struct svc_be_list {
+	struct svc_old_be *v;
+	__u32 n, cap;
+};
+
+/* What the maps hold, read once by the first set call of a handle and
+ * then kept in step with its writes (#16: a change reads no map walk):
+ * which ids are taken and every live backend per service id. Ids handed
+ * out are marked taken at once; ids of deferred deletes stay taken until
+ * the flush. Dropped (read again by the next call) after a failed call,
+ * a delete or a sweep, the paths it does not follow. */
 struct svc_snap {
 	struct sluice *s;
-	bool *svc_used; /* [SLUICE_MAX_SERVICES], read when first needed */
-	bool *be_used;  /* [SLUICE_MAX_BACKENDS] */
-	struct svc_old_be *bes;
-	__u32 nbes, bes_cap;
-	__u32 next_svc, next_be; /* no free id below these */
+	bool *svc_used;             /* [SLUICE_MAX_SERVICES], read when first needed */
+	bool *be_used;              /* [SLUICE_MAX_BACKENDS] */
+	struct svc_be_list *by_svc; /* [SLUICE_MAX_SERVICES] */
+	__u32 next_svc, next_be;    /* no free id below these */
 	/* src_ranges entries sorted by service id, read when first needed */
 	struct sluice_src_range_key *srcs;
 	__u32 nsrcs, srcs_cap;
@@ -59,16 +65,17 @@ struct svc_txn {
 	__u32 svc_id;
 	struct svc_old_be *old; /* backends carrying svc_id before the update */
 	__u32 nold;
-	__u32 *ids;   /* new backend ids, parallel to spec->backends */
-	int *old_idx; /* index into old[] or -1 for a new backend */
-	bool *active; /* parallel to spec->backends: weight > 0, not unhealthy */
+	__u32 *ids;                  /* new backend ids, parallel to spec->backends */
+	int *old_idx;                /* index into old[] or -1 for a new backend */
+	struct sluice_backend *vals; /* the entries written, parallel to ids */
+	bool *active;                /* parallel to spec->backends: weight > 0, not unhealthy */
 	__u32 nactive;
-	int old_inner_fd;            /* maglev[svc_id] before the swap, -1 if none */
-	int new_inner_fd;            /* the table to swap in, -1 if unchanged or none */
-	bool owned;                  /* old_inner_fd is this library's table of svc_id */
-	__u32 *table;                /* the new table's slots (backend ids), computed */
-	__u32 *mem;                  /* old_inner_fd mmapped when changed in place */
-	struct svc_slot_undo *slots; /* slots written in place, for undo */
+	int old_inner_fd;       /* maglev[svc_id] before the swap, -1 if none */
+	int new_inner_fd;       /* the table to swap in, -1 if unchanged or none */
+	bool owned;             /* old_inner_fd is this library's table of svc_id */
+	__u32 *table;           /* the new table (backend ids), only while planned */
+	__u32 *mem;             /* old_inner_fd mmapped when changed in place */
+	struct svc_slot *slots; /* the in-place change and its undo */
 	__u32 nslots;
 	struct svc_undo *undo;
 	__u32 nundo;
@@ -81,9 +88,11 @@ struct svc_txn {
 	__u32 nsrc_added;
 };
 
-/* Reads the backends map once; ids are allocated from it for the call. */
-int svc__snap_load(struct svc_snap *snap, struct sluice *s);
-void svc__snap_free(struct svc_snap *snap);
+/* The handle's snapshot, read from the maps if it has none (*out NULL on
+ * error); its per-call parts reset. */
+int svc__snap_get(struct sluice *s, struct svc_snap **out);
+/* After t's group is live: t's service holds its new set. */
+int svc__snap_commit(struct svc_snap *snap, const struct svc_txn *t);
 /* Allocates t's arrays for spec (whose map key is key); no map access. */
 int svc__txn_init(struct svc_txn *t, struct sluice *s, const struct sluice_service_spec *spec,
 		  const struct sluice_svc_key *key);
