@@ -347,6 +347,105 @@ unpin:
 	ASSERT_OK(sluice__unpin(pin), "unpin");
 }
 
+/* The handle plans from what it keeps (#16), not from the maps: after
+ * every one of many random changes (sets with random subsets, weights and
+ * drains, deletes and re-creates, flushes) each service's live backends
+ * and table are exactly what its last spec says, and no two live
+ * backends share an id. */
+#define RAND_SVCS 4
+#define RAND_ADDRS 12
+#define RAND_OPS 150
+
+static bool rand__check(struct sluice *s, const struct sluice_service_spec *spec, bool present)
+{
+	struct sluice_service_info *info = calloc(1, sizeof(*info));
+	static __u32 slots[M + 1];
+	__u32 ids[RAND_ADDRS], bad = 0;
+	struct sluice_backend be;
+	bool ok = false;
+
+	if (!info)
+		return false;
+	if (!present) {
+		ok = ASSERT_EQ(sluice__service_get(s, &spec->vip, 80, IPPROTO_TCP, info), -ENOENT,
+			       "deleted service absent");
+		goto out;
+	}
+	if (!ASSERT_OK(sluice__service_get(s, &spec->vip, 80, IPPROTO_TCP, info), "get"))
+		goto out;
+	if (!ASSERT_EQ(info->nbackends, spec->nbackends, "live backends = the spec's"))
+		goto out;
+	for (__u32 i = 0; i < spec->nbackends; i++) {
+		ids[i] = 0;
+		for (__u32 j = 0; j < info->nbackends; j++)
+			if (!sluice__backend_get(s, info->backend_ids[j], &be, NULL) &&
+			    be.addr[0] == spec->backends[i].addr.addr[0] &&
+			    be.weight == spec->backends[i].weight)
+				ids[i] = info->backend_ids[j];
+		bad += !ids[i];
+	}
+	if (!ASSERT_EQ(bad, 0, "every spec backend live with its weight"))
+		goto out;
+	if (spec->nbackends && table__read(s, info->svc.svc_id, slots))
+		ok = table__matches(slots, spec, ids);
+	else
+		ok = true;
+out:
+	free(info);
+	return ok;
+}
+
+static void test_cached_plan_matches_maps(void)
+{
+	struct sluice_backend_spec b[RAND_SVCS][RAND_ADDRS];
+	struct sluice_service_spec spec[RAND_SVCS];
+	bool present[RAND_SVCS] = {};
+	struct sluice *s = lib__open(NULL);
+	unsigned int seed = 16;
+	int op = 0;
+
+	if (!s)
+		return;
+	for (int k = 0; k < RAND_SVCS; k++) {
+		spec__init(&spec[k], b[k], 1 + 20 * k, 0);
+		spec[k].vip = v4(VIP4 + k);
+	}
+	for (op = 0; op < RAND_OPS; op++) {
+		int k = rand_r(&seed) % RAND_SVCS, r = rand_r(&seed) % 10;
+		__u32 n = 0;
+
+		if (r == 0 && present[k]) {
+			if (!ASSERT_OK(sluice__service_del(s, &spec[k].vip, 80, IPPROTO_TCP),
+				       "del"))
+				break;
+			present[k] = false;
+		} else if (r == 1) {
+			sluice__flush_deferred(s);
+		} else {
+			for (__u32 a = 0; a < RAND_ADDRS; a++) {
+				if (rand_r(&seed) % 2)
+					continue;
+				b[k][n] = (struct sluice_backend_spec){
+					.addr = v4(BE4(1 + 20 * k + a)),
+					.port = 8080,
+					.weight = (__u16)(rand_r(&seed) % 4), /* 0: drained */
+				};
+				n++;
+			}
+			spec[k].nbackends = n;
+			if (!ASSERT_OK(sluice__service_set(s, &spec[k]), "random set"))
+				break;
+			present[k] = true;
+		}
+		for (int j = 0; j < RAND_SVCS; j++)
+			if (!rand__check(s, &spec[j], present[j]))
+				goto out;
+	}
+out:
+	ASSERT_EQ(op, RAND_OPS, "every random change checked");
+	sluice__close(s);
+}
+
 /* --- correctness under traffic --- */
 
 #define TRAFFIC_SETS 6 /* backend sets {k+1 .. k+6}, k = 0..5, rotating */
@@ -468,8 +567,9 @@ out:
 }
 
 static const struct test tests[] = {
-	TEST(test_slot_diff_minimal), TEST(test_rollback_inplace),      TEST(test_deferred_delete),
-	TEST(test_restart_index),     TEST(test_inplace_under_traffic),
+	TEST(test_slot_diff_minimal),        TEST(test_rollback_inplace),
+	TEST(test_deferred_delete),          TEST(test_restart_index),
+	TEST(test_cached_plan_matches_maps), TEST(test_inplace_under_traffic),
 };
 
 int main(int argc, char **argv)
