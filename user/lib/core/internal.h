@@ -122,6 +122,9 @@ void svc__table_forget(struct sluice *s, __u32 svc_id);
  * sluice__flush_deferred(), not handed out again before. */
 void svc__defer_delete(struct sluice *s, __u32 id);
 bool svc__deferred(const struct sluice *s, __u32 id);
+/* svc_table.c: sluice__flush_deferred() without touching the error text;
+ * also when a full backends map or id space needs their room. */
+int svc__flush(struct sluice *s);
 /* svc_plan.c: forget the snapshot (the next set call reads the maps);
  * for writers it does not follow (deletes, sweep). */
 void svc__snap_drop(struct sluice *s);

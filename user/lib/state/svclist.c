@@ -90,6 +90,7 @@ struct svclist_be {
 };
 
 struct svclist_bes {
+	const struct sluice *s; /* its deferred deletes (#16) left out */
 	struct svclist_be *v;
 	__u32 n, cap;
 };
@@ -99,6 +100,8 @@ static int svclist__collect_be(const void *key, const void *value, void *ctx)
 	struct svclist_bes *l = ctx;
 	int err;
 
+	if (svc__deferred(l->s, *(const __u32 *)key))
+		return 0;
 	if (l->n == l->cap) {
 		l->cap = l->cap ? 2 * l->cap : 256;
 		err = svclist__grow((void **)&l->v, sizeof(*l->v), l->cap);
@@ -274,7 +277,7 @@ static int svclist__cmp_svc(const void *x, const void *y)
 int desired__from_maps(struct sluice *s, struct desired *d)
 {
 	struct svclist_svcs svcs = {};
-	struct svclist_bes bes = {};
+	struct svclist_bes bes = { .s = s };
 	struct desired tmp = {};
 	__u32 *where = NULL;
 	int err;

@@ -82,6 +82,9 @@ static int svc__write_backends(struct svc_txn *t)
 				return err;
 		}
 		err = bpf_map_update_elem(s->fds[SLUICE_MAP_BACKENDS], &t->ids[i], &be, BPF_ANY);
+		if (err == -E2BIG && svc__flush(s) > 0) /* deferred deletes held room */
+			err = bpf_map_update_elem(s->fds[SLUICE_MAP_BACKENDS], &t->ids[i], &be,
+						  BPF_ANY);
 		if (err) {
 			snprintf(what, sizeof(what), "of backend id %u", t->ids[i]);
 			return maps__err(err, "backends", "update", what);

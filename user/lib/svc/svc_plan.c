@@ -233,6 +233,10 @@ static int svc__assign_ids(struct svc_txn *t, struct svc_snap *snap)
 			continue;
 		while (snap->next_be < SLUICE_MAX_BACKENDS && snap->be_used[snap->next_be])
 			snap->next_be++;
+		/* ids of deferred deletes free up with a flush (a grace period) */
+		if (snap->next_be == SLUICE_MAX_BACKENDS && svc__flush(t->s) > 0)
+			while (snap->next_be < SLUICE_MAX_BACKENDS && snap->be_used[snap->next_be])
+				snap->next_be++;
 		if (snap->next_be == SLUICE_MAX_BACKENDS) {
 			sluice__set_err("backends map: no free backend id (limit %u backends)",
 					SLUICE_MAX_BACKENDS - 1);

@@ -368,13 +368,12 @@ static void svc__grace_period(void)
 		usleep(20 * 1000); /* the kernel skips the wait on one CPU */
 }
 
-int sluice__flush_deferred(struct sluice *s)
+int svc__flush(struct sluice *s)
 {
 	__u32 n;
 	int err;
 
-	sluice__clear_err();
-	if (!s || !s->npend)
+	if (!s->npend)
 		return 0;
 	svc__grace_period();
 	n = s->npend;
@@ -391,6 +390,12 @@ int sluice__flush_deferred(struct sluice *s)
 	return (int)n;
 }
 
+int sluice__flush_deferred(struct sluice *s)
+{
+	sluice__clear_err();
+	return s ? svc__flush(s) : 0;
+}
+
 __u32 sluice__deferred_count(const struct sluice *s)
 {
 	return s ? s->npend : 0;
@@ -398,7 +403,7 @@ __u32 sluice__deferred_count(const struct sluice *s)
 
 void svc__tables_close(struct sluice *s)
 {
-	sluice__flush_deferred(s);
+	svc__flush(s); /* keeps the error text of a failed open */
 	svc__snap_drop(s);
 	free(s->pend);
 	free(s->pend_ids);
