@@ -209,9 +209,19 @@ static void svc__rollback(struct svc_txn *t)
 static void svc__delete_stale(struct svc_txn *t)
 {
 	/* their ids stay taken (in the snapshot) until the flush */
-	for (__u32 j = 0; j < t->nold; j++)
-		if (!t->old[j].kept)
-			svc__defer_delete(t->s, t->old[j].id);
+	for (__u32 j = 0; j < t->nold; j++) {
+		struct sluice_backend gone = t->old[j].val;
+
+		if (t->old[j].kept)
+			continue;
+		/* draining until deleted: a client's affinity entry no longer
+		 * sends new flows to it (affinity.h checks the state) */
+		gone.state = SLUICE_BE_DRAINING;
+		gone.weight = 0;
+		bpf_map_update_elem(t->s->fds[SLUICE_MAP_BACKENDS], &t->old[j].id, &gone,
+				    BPF_EXIST);
+		svc__defer_delete(t->s, t->old[j].id);
+	}
 }
 
 /* The atomic part: one update per service makes its whole new table

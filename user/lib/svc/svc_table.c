@@ -356,10 +356,11 @@ bool svc__deferred(const struct sluice *s, __u32 id)
 	return s->pend && id < SLUICE_MAX_BACKENDS && s->pend[id];
 }
 
-/* Waits for an RCU grace period: BPF programs run in RCU read-side
- * sections, so one that read a slot before the wait has finished after it.
- * membarrier(GLOBAL) is synchronize_rcu() (Linux 4.16; not with nohz_full:
- * then a sleep far longer than any program run). */
+/* Waits for an RCU grace period: XDP, tc and cgroup programs run in RCU
+ * read-side sections, so one that read a slot before the wait has finished
+ * after it. membarrier(GLOBAL) is synchronize_rcu() (Linux 4.3, named
+ * SHARED until 4.16); refused with nohz_full: then a sleep far longer than
+ * any program run. */
 static void svc__grace_period(void)
 {
 	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0))
