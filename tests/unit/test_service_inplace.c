@@ -493,7 +493,7 @@ static void *traffic__send(void *arg)
 {
 	struct traffic *tr = arg;
 	int prog = sluice__prog_fd(tr->s, SLUICE_PROG_XDP);
-	__u8 in[54], out[128];
+	__u8 in[54], out[128] = {};
 	__u32 client = 0xc0a80000, daddr, g0, g1;
 	bool ok;
 
@@ -552,7 +552,7 @@ out:
 	if (started)
 		pthread_join(th, NULL);
 	if (started) {
-		fprintf(stderr, "    %u packets, %u changes, %u deletes flushed\n", tr.packets,
+		fprintf(stderr, "    %u packets, %d changes, %u deletes flushed\n", tr.packets,
 			TRAFFIC_CHANGES, flushed);
 		ASSERT_GE(tr.packets, 1000, "packets sent during the changes");
 		ASSERT_GE(flushed, TRAFFIC_CHANGES / 2, "deferred deletes flushed under traffic");
