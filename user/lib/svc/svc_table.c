@@ -341,8 +341,10 @@ void svc__defer_delete(struct sluice *s, __u32 id)
 			s->pend_ids = grown;
 	}
 	if (!s->pend || s->npend == s->pend_cap) {
-		/* no memory to defer: delete now, as before #16 */
-		bpf_map_delete_elem(s->fds[SLUICE_MAP_BACKENDS], &id);
+		/* no memory to defer: delete now, as before #16, and free
+		 * its id (else the handle's snapshot keeps it taken) */
+		if (!bpf_map_delete_elem(s->fds[SLUICE_MAP_BACKENDS], &id))
+			svc__snap_free_be(s, id);
 		return;
 	}
 	if (s->pend[id])
