@@ -37,6 +37,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "metrics.h"
 #include "sluice.h"
 #include "plan.h"
 
@@ -47,6 +48,11 @@ struct svcload {
 	__u32 nchanges;
 	int change_svc;  /* >= 0: only change this service of the pinned maps */
 	bool one_by_one; /* one service_set call per service */
+	__u32 nscrapes;  /* then render /metrics this many times */
+	bool no_backend_series;
+	double scrape_ms[2];     /* best, worst */
+	double scrape_cpu_ms[2]; /* the process's CPU time (user + system) */
+	size_t scrape_bytes;
 	int cpu;
 	double open_ms;
 	double program_ms;
@@ -78,6 +84,14 @@ static double now_ms(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static double cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
@@ -151,6 +165,46 @@ cleanup:
 	return err;
 }
 
+/* What one GET /metrics costs meshd for these maps: collect + write into
+ * a memory stream, as the HTTP handler does (no telemetry, no gzip). */
+static int svcload__scrape(struct sluice *s, struct svcload *l)
+{
+	struct metrics_src src = {
+		.s = s,
+		.backends = l->no_backend_series ? METRICS_BACKENDS_OFF : METRICS_BACKENDS_ON,
+	};
+
+	for (__u32 i = 0; i < l->nscrapes; i++) {
+		char *body = NULL;
+		size_t len = 0;
+		double t0 = now_ms(), c0 = cpu_ms(), ms, cms;
+		FILE *f = open_memstream(&body, &len);
+		int err;
+
+		if (!f)
+			return -errno;
+		err = metrics__render(&src, f);
+		fclose(f);
+		free(body);
+		if (err) {
+			svcload__err("rendering /metrics: %s", sluice__errmsg());
+			return err;
+		}
+		ms = now_ms() - t0;
+		cms = cpu_ms() - c0;
+		if (!i || ms < l->scrape_ms[0])
+			l->scrape_ms[0] = ms;
+		if (ms > l->scrape_ms[1])
+			l->scrape_ms[1] = ms;
+		if (!i || cms < l->scrape_cpu_ms[0])
+			l->scrape_cpu_ms[0] = cms;
+		if (cms > l->scrape_cpu_ms[1])
+			l->scrape_cpu_ms[1] = cms;
+		l->scrape_bytes = len;
+	}
+	return 0;
+}
+
 static int svcload__run(struct svcload *l)
 {
 	struct sluice_opts opts = { .pin_dir = l->pin_dir };
@@ -192,6 +246,9 @@ static int svcload__run(struct svcload *l)
 	l->program_ms = now_ms() - t0;
 	if (err)
 		goto cleanup;
+	err = svcload__scrape(s, l);
+	if (err)
+		goto cleanup;
 
 	/* Spread the changed services over the table; each is changed once,
 	 * so every change really moves a backend. */
@@ -225,7 +282,14 @@ static void svcload__json(const struct svcload *l)
 	       l->rss_open_kb, maxrss_kb());
 	for (__u32 k = 0; k < l->nchanges; k++)
 		printf("%s%.1f", k ? ", " : "", l->change_us[k]);
-	printf("]}\n");
+	printf("]");
+	if (l->nscrapes)
+		printf(", \"backend_series\": %s, \"scrapes\": %u, \"scrape_ms_min\": %.3f, "
+		       "\"scrape_ms_max\": %.3f, \"scrape_cpu_ms_min\": %.3f, "
+		       "\"scrape_cpu_ms_max\": %.3f, \"scrape_bytes\": %zu",
+		       l->no_backend_series ? "false" : "true", l->nscrapes, l->scrape_ms[0],
+		       l->scrape_ms[1], l->scrape_cpu_ms[0], l->scrape_cpu_ms[1], l->scrape_bytes);
+	printf("}\n");
 }
 
 static int parse_u32(const char *opt, const char *text, __u32 min, __u32 max, __u32 *out)
@@ -246,7 +310,7 @@ static int parse_u32(const char *opt, const char *text, __u32 min, __u32 max, __
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: svcload --services N [--backends B] [--changes K] [--pin DIR]\n"
-		     "               [--cpu C] [--one-by-one]\n"
+		     "               [--cpu C] [--one-by-one] [--scrape N [--no-backend-series]]\n"
 		     "       svcload --pin DIR --change-svc S [--backends B] [--cpu C]\n"
 		     "  --services N  services to program from empty (plan.h addresses)\n"
 		     "  --backends B  backends per service (default 10)\n"
@@ -256,7 +320,10 @@ static void usage(FILE *out)
 		     "                change of service S (backend 0 -> the spare address)\n"
 		     "  --cpu C       pin the process to CPU C\n"
 		     "  --one-by-one  one sluice__service_set() call per service instead of\n"
-		     "                one sluice__service_set_many() call for all\n");
+		     "                one sluice__service_set_many() call for all\n"
+		     "  --scrape N    then render /metrics N times (collect + write to memory,\n"
+		     "                as meshd's handler; no telemetry): min/max ms and bytes\n"
+		     "  --no-backend-series  ... as meshd --metrics-backends off\n");
 }
 
 int main(int argc, char **argv)
@@ -269,6 +336,8 @@ int main(int argc, char **argv)
 		{ "one-by-one", no_argument, NULL, 'B' },
 		{ "pin", required_argument, NULL, 'p' },
 		{ "cpu", required_argument, NULL, 'c' },
+		{ "scrape", required_argument, NULL, 'm' },
+		{ "no-backend-series", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -296,6 +365,12 @@ int main(int argc, char **argv)
 			break;
 		case 'B':
 			l.one_by_one = true;
+			break;
+		case 'm':
+			err = parse_u32("--scrape", optarg, 1, 1000, &l.nscrapes);
+			break;
+		case 'n':
+			l.no_backend_series = true;
 			break;
 		case 'c':
 			err = parse_u32("--cpu", optarg, 0, CPU_SETSIZE - 1, &cpu);

@@ -45,6 +45,10 @@
 #                   one telemetry program on the cgroup
 #   telemetry_off   --telemetry off detaches it; /metrics still serves the
 #                   datapath; connections says telemetry is off
+#   backends_off    --metrics-backends off: the service's series and its
+#                   healthy-backend count stay, no sluice_backend_* sample,
+#                   sluice_metrics_backend_series 0; the default (auto)
+#                   has them and 1
 #   uninstall       `meshctl uninstall` leaves no program on the cgroup and
 #                   no pin dir
 #   cleanup         after kill -9, `meshd --cleanup --bpffs` does the same
@@ -512,6 +516,35 @@ test_telemetry_off() {
 	return $ok
 }
 
+# --metrics-backends off (#16): the services' series stay, no backend's.
+test_backends_off() {
+	local ok=0
+	ensure_meshd || return 1
+	meshd_term || return 1
+	meshd_start --metrics-backends off || return 1
+	scrape >"$WORK/nobe.txt" || { fail "scrape failed"; return 1; }
+	grep -q "^sluice_service_packets_total{service=\"$SVC\"}" "$WORK/nobe.txt" ||
+		fail "no service series with --metrics-backends off" || ok=1
+	grep -q "^sluice_service_healthy_backends{service=\"$SVC\"} ${#TOPO_BACKENDS[@]}\$" "$WORK/nobe.txt" ||
+		fail "healthy backends of the service not counted with --metrics-backends off" || ok=1
+	if grep -q '^sluice_backend_' "$WORK/nobe.txt"; then
+		fail "backend series with --metrics-backends off: $(grep -m1 '^sluice_backend_' "$WORK/nobe.txt")"
+		ok=1
+	fi
+	grep -qx 'sluice_metrics_backend_series 0' "$WORK/nobe.txt" ||
+		fail "sluice_metrics_backend_series is not 0" || ok=1
+	log "--metrics-backends off: $(wc -c <"$WORK/nobe.txt") bytes, $(grep -c '^sluice_' "$WORK/nobe.txt") samples"
+	meshd_term || return 1
+	meshd_start || return 1
+	scrape >"$WORK/be.txt" || { fail "scrape failed"; return 1; }
+	grep -q '^sluice_backend_packets_total{' "$WORK/be.txt" ||
+		fail "no backend series by default (auto, ${#TOPO_BACKENDS[@]} backends)" || ok=1
+	grep -qx 'sluice_metrics_backend_series 1' "$WORK/be.txt" ||
+		fail "sluice_metrics_backend_series is not 1 by default" || ok=1
+	log "default (auto): $(wc -c <"$WORK/be.txt") bytes, $(grep -c '^sluice_' "$WORK/be.txt") samples"
+	return $ok
+}
+
 test_uninstall() {
 	local ok=0 i
 	ensure_meshd || return 1
@@ -532,7 +565,7 @@ test_uninstall() {
 # --------------------------------------------------------------- runner
 
 ALL=(counts promtool http status connections follow slow_follower top prometheus restart
-	telemetry_off uninstall cleanup)
+	telemetry_off backends_off uninstall cleanup)
 
 main() {
 	local t0 name

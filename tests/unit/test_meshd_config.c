@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "metrics.h"
 #include "sluice.h"
 #include "test.h"
 
@@ -174,6 +175,27 @@ static void test_outlier_detection(void)
 	config__free(&cfg);
 	if (ASSERT_EQ(parse(&cfg, "--outlier-detection", "maybe", (char *)NULL), 2, "bad value"))
 		said("--outlier-detection: \"maybe\" is not on or off");
+	config__free(&cfg);
+}
+
+/* --metrics-backends (#16): auto by default, on/off by flag or file key. */
+static void test_metrics_backends(void)
+{
+	char path[PATH_MAX];
+	struct meshd_config cfg;
+
+	if (ASSERT_EQ(parse(&cfg, (char *)NULL), 0, "default"))
+		ASSERT_EQ(cfg.metrics_backends, METRICS_BACKENDS_AUTO, "auto by default");
+	config__free(&cfg);
+	if (ASSERT_EQ(parse(&cfg, "--metrics-backends", "off", (char *)NULL), 0, "flag"))
+		ASSERT_EQ(cfg.metrics_backends, METRICS_BACKENDS_OFF, "--metrics-backends off");
+	config__free(&cfg);
+	write_config(path, sizeof(path), "metrics_backends: \"on\"\n");
+	if (ASSERT_EQ(parse(&cfg, "--config", path, (char *)NULL), 0, "file"))
+		ASSERT_EQ(cfg.metrics_backends, METRICS_BACKENDS_ON, "metrics_backends: on");
+	config__free(&cfg);
+	if (ASSERT_EQ(parse(&cfg, "--metrics-backends", "some", (char *)NULL), 2, "bad value"))
+		said("--metrics-backends: \"some\" is not auto, on or off");
 	config__free(&cfg);
 }
 
@@ -365,6 +387,7 @@ static const struct test tests[] = {
 	TEST(test_bad_file),
 	TEST(test_usage),
 	TEST(test_outlier_detection),
+	TEST(test_metrics_backends),
 	TEST(test_nodeport_addresses),
 };
 

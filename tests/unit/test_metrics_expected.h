@@ -110,7 +110,10 @@ static const char expected_datapath[] =
 	"# HELP sluice_map_capacity Maximum entries of a BPF map.\n"
 	"# TYPE sluice_map_capacity gauge\n"
 	"sluice_map_capacity{map=\"services\"} 32768\n"
-	"sluice_map_capacity{map=\"conntrack\"} 262144\n";
+	"sluice_map_capacity{map=\"conntrack\"} 262144\n"
+	"# HELP sluice_metrics_backend_series 1 when this scrape has the per-backend series (sluice_backend_*); 0 when meshd --metrics-backends is off, or auto with more than 10000 backends.\n"
+	"# TYPE sluice_metrics_backend_series gauge\n"
+	"sluice_metrics_backend_series 1\n";
 
 static const char expected_telemetry[] =
 	"# HELP sluice_build_info Always 1; labels name the release and the map layout version.\n"
@@ -381,4 +384,7 @@ static const char expected_telemetry[] =
 	"# TYPE sluice_map_capacity gauge\n"
 	"sluice_map_capacity{map=\"services\"} 32768\n"
 	"sluice_map_capacity{map=\"conntrack\"} 262144\n"
-	"sluice_map_capacity{map=\"telem_endpoints\"} 65536\n";
+	"sluice_map_capacity{map=\"telem_endpoints\"} 65536\n"
+	"# HELP sluice_metrics_backend_series 1 when this scrape has the per-backend series (sluice_backend_*); 0 when meshd --metrics-backends is off, or auto with more than 10000 backends.\n"
+	"# TYPE sluice_metrics_backend_series gauge\n"
+	"sluice_metrics_backend_series 1\n";

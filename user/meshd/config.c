@@ -20,6 +20,7 @@
 
 #include "api.h"
 #include "k8s.h"
+#include "metrics.h"
 #include "sluice.h"
 #include "yamljson.h"
 
@@ -186,7 +187,7 @@ static int config__parse_file(struct config_settings *st)
 		if (id < 0) {
 			fprintf(stderr,
 				"meshd: config %s: unknown key \"%s\" (known: interfaces, xdp-mode, "
-				"fib-forward, cgroup, bpffs, state, socket, log-level, metrics, "
+				"fib-forward, cgroup, bpffs, state, socket, log-level, metrics, metrics-backends, "
 				"telemetry, telemetry-interval, socket-lb, redirect, kubernetes, "
 				"kubeconfig, nodeport-addresses, state-missing, api-max-request, "
 				"outlier-detection)\n",
@@ -335,6 +336,16 @@ static int config__settle_switches(const struct config_settings *st, struct mesh
 		fprintf(stderr, "meshd: %s: \"%s\" is not refuse, adopt or empty\n",
 			st->origin[OPT_STATE_MISSING], v[OPT_STATE_MISSING]);
 		return 2;
+	}
+	if (v[OPT_METRICS_BACKENDS]) {
+		enum metrics_backends b;
+
+		if (metrics__parse_backends(v[OPT_METRICS_BACKENDS], &b)) {
+			fprintf(stderr, "meshd: %s: \"%s\" is not auto, on or off\n",
+				st->origin[OPT_METRICS_BACKENDS], v[OPT_METRICS_BACKENDS]);
+			return 2;
+		}
+		cfg->metrics_backends = b;
 	}
 	if (config__settle_bool(st, OPT_TELEMETRY, true, &cfg->telemetry) ||
 	    config__settle_bool(st, OPT_SOCKET_LB, true, &cfg->socket_lb) ||

@@ -34,9 +34,10 @@ struct meshd_config {
 	char *state;
 	char *socket;
 	enum log_level log_level;
-	char *metrics;  /* bind address of /metrics; NULL: off */
-	bool socket_lb; /* connect()/sendmsg() hooks on --cgroup */
-	bool redirect;  /* sockops + sk_msg same-node redirection (opt-in) */
+	char *metrics;        /* bind address of /metrics; NULL: off */
+	bool socket_lb;       /* connect()/sendmsg() hooks on --cgroup */
+	bool redirect;        /* sockops + sk_msg same-node redirection (opt-in) */
+	int metrics_backends; /* enum metrics_backends (--metrics-backends) */
 	bool telemetry;
 	unsigned int telemetry_interval; /* seconds; 0: records at open and close only */
 	bool kubernetes;                 /* sync Services/EndpointSlices (k8sint.h) */

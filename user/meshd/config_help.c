@@ -36,6 +36,11 @@ const struct config_opt config_opts[OPT__MAX] = {
 	[OPT_METRICS] = { "metrics", "ADDR", MESHD_METRICS_DEFAULT,
 			  "serve Prometheus metrics at http://ADDR/metrics: HOST:PORT with a numeric "
 			  "host, [V6]:PORT, :PORT for every address, or off" },
+	[OPT_METRICS_BACKENDS] = { "metrics-backends", "auto|on|off", "auto",
+				   "per-backend series (sluice_backend_*) in /metrics: auto writes "
+				   "them while the node has at most 10000 backends (at 10k services x "
+				   "10 they would be 53 MB of a 57 MB scrape), on always, off never; "
+				   "services' series are always there" },
 	[OPT_TELEMETRY] = { "telemetry", "on|off", "on",
 			    "per-connection telemetry: a sockops program on --cgroup records every "
 			    "TCP connection to or from a service (RTT, bytes, retransmits, "

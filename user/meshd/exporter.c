@@ -91,6 +91,7 @@ static int exporter__render(void *ctx, FILE *out)
 		.start_time = (double)v->started_at,
 		.ejections = v->outlier ? v->outlier->ej : NULL,
 		.nejections = v->outlier ? v->outlier->nej : 0,
+		.backends = v->backends,
 	};
 	err = metrics__collect(&src, &snap);
 	if (!err) {

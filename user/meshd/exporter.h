@@ -44,6 +44,7 @@ struct exporter_view {
 	const struct attach *att;      /* NULL: no interfaces to check */
 	const struct desired *desired; /* names of services; NULL: none */
 	time_t started_at;
+	enum metrics_backends backends; /* --metrics-backends */
 };
 
 struct exporter {

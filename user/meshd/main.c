@@ -427,16 +427,18 @@ static int main__load(struct meshd *m)
 	m->state.changed = main__on_change;
 	m->state.changed_ctx = m;
 	conns__init(&m->conns, m->sl, &m->state.desired);
-	exporter__set_view(&m->exporter, &(struct exporter_view){ .sl = m->sl,
-								  .telem = &m->telem,
-								  .sock = &m->sock,
-								  .kube = &m->kube,
-								  .outlier = &m->outlier,
-								  .probe = &m->probe,
-								  .api = &m->api,
-								  .att = &m->att,
-								  .desired = &m->state.desired,
-								  .started_at = m->started_at });
+	exporter__set_view(&m->exporter,
+			   &(struct exporter_view){ .sl = m->sl,
+						    .telem = &m->telem,
+						    .sock = &m->sock,
+						    .kube = &m->kube,
+						    .outlier = &m->outlier,
+						    .probe = &m->probe,
+						    .api = &m->api,
+						    .att = &m->att,
+						    .desired = &m->state.desired,
+						    .started_at = m->started_at,
+						    .backends = m->cfg.metrics_backends });
 	return 0;
 }
 

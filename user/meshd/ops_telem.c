@@ -302,7 +302,11 @@ static struct json_object *ops__top_service(const struct desired *desired,
 
 struct json_object *ops__top(struct meshd *m, struct json_object *req)
 {
-	struct metrics_src src = { .s = m->sl, .t = m->telem.t, .start_time = m->started_at };
+	/* top shows services only: no per-backend reads */
+	struct metrics_src src = { .s = m->sl,
+				   .t = m->telem.t,
+				   .start_time = m->started_at,
+				   .backends = METRICS_BACKENDS_OFF };
 	struct json_object *d, *arr;
 	struct metrics_snapshot *snap;
 	struct timespec now;

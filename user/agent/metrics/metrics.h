@@ -39,6 +39,21 @@ struct metrics_ejections {
 	__u64 by_reason[SLUICE_HEALTH_R__MAX];
 };
 
+/* Per-backend series (sluice_backend_*), meshd --metrics-backends: auto
+ * writes them while the maps hold at most METRICS_BACKENDS_AUTO_MAX
+ * backends (at 10k services x 10 they are 94% of a 57 MB scrape); off
+ * never, and then per-backend stats are not even read. */
+enum metrics_backends {
+	METRICS_BACKENDS_AUTO,
+	METRICS_BACKENDS_ON,
+	METRICS_BACKENDS_OFF,
+};
+
+#define METRICS_BACKENDS_AUTO_MAX 10000
+
+/* "auto", "on", "off" -> *out; -EINVAL for anything else. */
+int metrics__parse_backends(const char *text, enum metrics_backends *out);
+
 struct metrics_src {
 	struct sluice *s;                          /* required */
 	struct telemetry *t;                       /* NULL: no connection metrics */
@@ -46,6 +61,7 @@ struct metrics_src {
 	double start_time;                         /* agent start, Unix seconds */
 	const struct metrics_ejections *ejections; /* may be NULL */
 	size_t nejections;
+	enum metrics_backends backends; /* meshd --metrics-backends */
 };
 
 struct metrics_service {
@@ -98,6 +114,9 @@ struct metrics_snapshot {
 	struct telemetry_info telemetry;
 	bool has_sock;
 	struct sluice_sock_info sock;
+	/* no sluice_backend_* series (their state still counts in
+	 * sluice_service_healthy_backends): see enum metrics_backends */
+	bool no_backend_series;
 };
 
 int metrics__collect(const struct metrics_src *src, struct metrics_snapshot **out);

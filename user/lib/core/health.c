@@ -169,7 +169,7 @@ __u64 sluice__mono_to_wall_ms(__u64 mono_ns)
 	return wall_ms > 0 ? (__u64)wall_ms : 0;
 }
 
-static __u64 health__now_ns(void)
+__u64 health__now_ns(void)
 {
 	struct timespec t;
 
@@ -188,18 +188,12 @@ int sluice__svc_health(struct sluice *s, __u32 svc_id, struct sluice_svc_health 
 	return 0;
 }
 
-int sluice__backend_health(struct sluice *s, __u32 backend_id, const struct sluice_backend *be,
-			   const struct sluice_svc_health *svc,
-			   struct sluice_backend_health_view *out)
+void sluice__backend_health_of(const struct sluice_backend_health *h,
+			       const struct sluice_backend *be, const struct sluice_svc_health *svc,
+			       __u64 now_ns, struct sluice_backend_health_view *out)
 {
-	struct sluice_backend_health *h = &out->raw;
-	int err;
-
-	sluice__clear_err();
 	memset(out, 0, sizeof(*out));
-	err = bpf_map_lookup_elem(s->fds[SLUICE_MAP_BACKEND_HEALTH], &backend_id, h);
-	if (err)
-		return maps__err(err, "backend_health", "lookup", "of a backend");
+	out->raw = *h;
 	out->fails = h->fails;
 	out->ejections = h->ejections;
 	out->reason = h->reason;
@@ -210,12 +204,27 @@ int sluice__backend_health(struct sluice *s, __u32 backend_id, const struct slui
 		out->state = SLUICE_BEH_DRAINING;
 	else if (!(h->flags & SLUICE_BH_F_EJECTED) || (svc && !svc->threshold))
 		out->state = SLUICE_BEH_HEALTHY; /* detection off: picks ignore it */
-	else if (h->ejected_until_ns > health__now_ns())
+	else if (h->ejected_until_ns > now_ns)
 		out->state = SLUICE_BEH_EJECTED;
 	else
 		out->state = SLUICE_BEH_PROBATION;
 	if (out->state == SLUICE_BEH_EJECTED)
 		out->ejected_until_ms = sluice__mono_to_wall_ms(h->ejected_until_ns);
+}
+
+int sluice__backend_health(struct sluice *s, __u32 backend_id, const struct sluice_backend *be,
+			   const struct sluice_svc_health *svc,
+			   struct sluice_backend_health_view *out)
+{
+	struct sluice_backend_health h;
+	int err;
+
+	sluice__clear_err();
+	memset(out, 0, sizeof(*out));
+	err = bpf_map_lookup_elem(s->fds[SLUICE_MAP_BACKEND_HEALTH], &backend_id, &h);
+	if (err)
+		return maps__err(err, "backend_health", "lookup", "of a backend");
+	sluice__backend_health_of(&h, be, svc, health__now_ns(), out);
 	return 0;
 }
 

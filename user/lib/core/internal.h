@@ -100,6 +100,19 @@ typedef int (*maps__elem_fn)(const void *key, const void *value, void *ctx);
  */
 int maps__for_each(int fd, const char *name, size_t key_size, size_t value_size, maps__elem_fn fn,
 		   void *ctx);
+/*
+ * fn(key, value, ctx) for every key in [from, to) of an array map (keys are
+ * __u32), MAPS_BATCH keys per batched lookup (arrays have them since 5.6),
+ * one lookup per key where the kernel cannot batch. value_size is what
+ * the kernel copies: for a per-CPU array, maps__percpu_size().
+ */
+int maps__for_range(int fd, const char *name, __u32 from, __u32 to, size_t value_size,
+		    maps__elem_fn fn, void *ctx);
+/* The size of a per-CPU value as userspace reads it: every possible
+ * CPU's copy, each rounded up to 8 bytes. */
+size_t maps__percpu_size(const struct sluice *s, size_t value_size);
+/* CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns(). */
+__u64 health__now_ns(void);
 /* Sum `nfields` __u64 fields of a per-CPU value over every CPU into out. */
 int maps__percpu_sum(const struct sluice *s, int fd, const char *name, __u32 key, __u64 *out,
 		     __u32 nfields);

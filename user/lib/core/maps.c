@@ -125,6 +125,72 @@ cleanup:
 	return err;
 }
 
+size_t maps__percpu_size(const struct sluice *s, size_t value_size)
+{
+	return (size_t)s->ncpus * ((value_size + 7) & ~(size_t)7);
+}
+
+/* One key at a time: kernels without batched array lookups. */
+static int maps__range_slow(int fd, const char *name, __u32 from, __u32 to, void *value,
+			    maps__elem_fn fn, void *ctx)
+{
+	int err;
+
+	for (__u32 k = from; k < to; k++) {
+		err = bpf_map_lookup_elem(fd, &k, value);
+		if (err)
+			return maps__err(err, name, "lookup", "of an array slot");
+		err = fn(&k, value, ctx);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int maps__for_range(int fd, const char *name, __u32 from, __u32 to, size_t value_size,
+		    maps__elem_fn fn, void *ctx)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 *keys, next = from, in, out, count;
+	char *values;
+	int err = 0, rc;
+
+	keys = calloc(MAPS_BATCH, sizeof(*keys));
+	values = calloc(MAPS_BATCH, value_size);
+	if (!keys || !values) {
+		err = -ENOMEM;
+		sluice__set_err("%s map: out of memory for a walk", name);
+		goto cleanup;
+	}
+	while (next < to) {
+		/* the batch starts after in_batch: the key before next */
+		in = next - 1;
+		count = to - next < MAPS_BATCH ? to - next : MAPS_BATCH;
+		rc = bpf_map_lookup_batch(fd, next ? &in : NULL, &out, keys, values, &count, &opts);
+		if (rc && rc != -ENOENT) {
+			if (next == from && maps__batch_unsupported(rc)) {
+				err = maps__range_slow(fd, name, from, to, values, fn, ctx);
+				goto cleanup;
+			}
+			err = maps__err(rc, name, "walk", "(batch lookup)");
+			goto cleanup;
+		}
+		for (__u32 i = 0; i < count && keys[i] < to; i++) {
+			err = fn(&keys[i], values + i * value_size, ctx);
+			if (err)
+				goto cleanup;
+		}
+		if (!count || rc == -ENOENT) /* past the array's end */
+			break;
+		next = keys[count - 1] + 1;
+	}
+	err = 0;
+cleanup:
+	free(keys);
+	free(values);
+	return err;
+}
+
 int maps__percpu_sum(const struct sluice *s, int fd, const char *name, __u32 key, __u64 *out,
 		     __u32 nfields)
 {

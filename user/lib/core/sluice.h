@@ -274,6 +274,12 @@ struct sluice_backend_health_view {
 int sluice__backend_health(struct sluice *s, __u32 backend_id, const struct sluice_backend *be,
 			   const struct sluice_svc_health *svc,
 			   struct sluice_backend_health_view *out);
+/* The same view of a backend_health value already read (h), at now_ns
+ * (CLOCK_MONOTONIC): what a reader of many backends uses after reading
+ * the map in batches (metrics). */
+void sluice__backend_health_of(const struct sluice_backend_health *h,
+			       const struct sluice_backend *be, const struct sluice_svc_health *svc,
+			       __u64 now_ns, struct sluice_backend_health_view *out);
 /* The service's entry; all zero when none was written. */
 int sluice__svc_health(struct sluice *s, __u32 svc_id, struct sluice_svc_health *out);
 /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) as wall-clock Unix ms; 0 -> 0. */

@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_metrics_collect.c - metrics__collect() against the real datapath
+ * maps (run as root): per-service and per-backend stats and health read
+ * in batches over the ids in use (#16) equal what one lookup per id
+ * reads, across batch boundaries (more than 1024 ids); --metrics-backends
+ * off and auto leave out every sluice_backend_* series while the
+ * services' healthy counts stay; auto keeps them up to 10000 backends.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "metrics.h"
+#include "sluice.h"
+#include "test.h"
+
+#define NBE 10
+
+static struct sluice *lib__open(void)
+{
+	struct sluice_opts opts = {};
+	struct sluice *s = NULL;
+
+	if (!ASSERT_OK(sluice__open(&s, &opts), "sluice__open"))
+		fprintf(stderr, "    %s\n", sluice__errmsg());
+	return s;
+}
+
+/* n services of NBE backends each: 10.96.x.y:80 -> 10.1.x.y0+j:8080. */
+static int program(struct sluice *s, __u32 n)
+{
+	struct sluice_service_spec *specs = calloc(n, sizeof(*specs));
+	struct sluice_backend_spec *bes = calloc((size_t)n * NBE, sizeof(*bes));
+	__u32 failed = 0;
+	int err = -ENOMEM;
+
+	if (specs && bes) {
+		for (__u32 i = 0; i < n; i++) {
+			struct sluice_backend_spec *b = &bes[(size_t)i * NBE];
+
+			specs[i].vip.family = SLUICE_AF_INET;
+			specs[i].vip.addr[0] = htonl(0x0a600000 + i + 1);
+			specs[i].port = 80;
+			specs[i].proto = IPPROTO_TCP;
+			specs[i].nbackends = NBE;
+			specs[i].backends = b;
+			for (__u32 j = 0; j < NBE; j++) {
+				b[j].addr.family = SLUICE_AF_INET;
+				b[j].addr.addr[0] = htonl(0x0a010000 + i * 16 + j + 1);
+				b[j].port = 8080;
+				b[j].weight = 1;
+			}
+		}
+		err = sluice__service_set_many(s, specs, n, NULL, &failed);
+		if (err)
+			fprintf(stderr, "    service %u: %s\n", failed, sluice__errmsg());
+	}
+	free(specs);
+	free(bes);
+	return err;
+}
+
+/* Every CPU's copy of a per-CPU slot set to (id + 1) * (cpu + 1) * (f + 1). */
+static int write_percpu(int fd, __u32 id, __u32 nfields)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	__u64 *v = calloc((size_t)ncpus * nfields, sizeof(*v));
+	int err;
+
+	if (!v)
+		return -ENOMEM;
+	for (int c = 0; c < ncpus; c++)
+		for (__u32 f = 0; f < nfields; f++)
+			v[(size_t)c * nfields + f] = (__u64)(id + 1) * (c + 1) * (f + 1);
+	err = bpf_map_update_elem(fd, &id, v, BPF_ANY);
+	free(v);
+	return err;
+}
+
+static __u64 want_sum(__u32 id, __u32 f)
+{
+	int ncpus = libbpf_num_possible_cpus();
+
+	return (__u64)(id + 1) * (f + 1) * ((__u64)ncpus * (ncpus + 1) / 2);
+}
+
+/* 120 services x 10: backend ids past one batch of 1024; every
+ * backend's and service's stats distinct; one backend ejected. */
+static void test_batched_reads_match(void)
+{
+	struct sluice *s = lib__open();
+	struct metrics_src src = { .backends = METRICS_BACKENDS_ON };
+	struct metrics_snapshot *m = NULL;
+	__u32 ejected_id = 0;
+	int bst, sst, bh;
+
+	if (!s)
+		return;
+	src.s = s;
+	if (!ASSERT_OK(program(s, 120), "program 120 x 10"))
+		goto out;
+	bst = sluice__map_fd(s, "backend_stats");
+	sst = sluice__map_fd(s, "svc_stats");
+	bh = sluice__map_fd(s, "backend_health");
+	if (!ASSERT_OK(metrics__collect(&src, &m), "collect"))
+		goto out;
+	ASSERT_EQ(m->nservices, 120, "services");
+	ASSERT_EQ(m->nbackends, 120 * NBE, "backends");
+	ASSERT_FALSE(m->no_backend_series, "series on");
+	for (size_t i = 0; i < m->nbackends; i++)
+		ASSERT_OK(write_percpu(bst, m->backends[i].backend_id, 3), "write backend_stats");
+	for (size_t i = 0; i < m->nservices; i++)
+		ASSERT_OK(write_percpu(sst, m->services[i].svc_id, 4), "write svc_stats");
+	{
+		/* one backend of the first service ejected for a minute */
+		struct sluice_svc_health sh;
+		struct sluice_backend_health h = { .fails = 7, .flags = SLUICE_BH_F_EJECTED };
+		struct timespec t;
+
+		ejected_id = m->backends[0].backend_id;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		h.ejected_until_ns = (t.tv_sec + 60) * 1000000000ull;
+		ASSERT_OK(bpf_map_update_elem(bh, &ejected_id, &h, BPF_ANY), "eject");
+		ASSERT_OK(sluice__svc_health(s, m->services[m->backends[0].service].svc_id, &sh),
+			  "svc_health");
+		ASSERT_TRUE(sh.threshold > 0, "detection on by default");
+	}
+	metrics__snapshot_free(m);
+	m = NULL;
+	if (!ASSERT_OK(metrics__collect(&src, &m), "collect again"))
+		goto out;
+	for (size_t i = 0; i < m->nbackends; i++) {
+		const struct metrics_backend *b = &m->backends[i];
+
+		ASSERT_EQ(b->stats.packets, want_sum(b->backend_id, 0), "backend packets");
+		ASSERT_EQ(b->stats.bytes, want_sum(b->backend_id, 1), "backend bytes");
+		ASSERT_EQ(b->stats.flows, want_sum(b->backend_id, 2), "backend flows");
+		if (b->backend_id == ejected_id) {
+			ASSERT_EQ(b->health, SLUICE_BEH_EJECTED, "ejected backend");
+			ASSERT_EQ(b->fails, 7, "its failures");
+		} else {
+			ASSERT_EQ(b->health, SLUICE_BEH_HEALTHY, "healthy backend");
+		}
+		ASSERT_TRUE(b->addr[0] != '\0', "backend label");
+	}
+	for (size_t i = 0; i < m->nservices; i++) {
+		const struct metrics_service *v = &m->services[i];
+		bool has_ejected = false;
+
+		for (size_t j = 0; j < m->nbackends; j++)
+			if (m->backends[j].backend_id == ejected_id && m->backends[j].service == i)
+				has_ejected = true;
+		ASSERT_EQ(v->stats.packets, want_sum(v->svc_id, 0), "service packets");
+		ASSERT_EQ(v->stats.refused, want_sum(v->svc_id, 3), "service refused");
+		ASSERT_EQ(v->healthy, has_ejected ? NBE - 1 : NBE, "healthy backends");
+		ASSERT_TRUE(v->health.threshold > 0, "service health read");
+	}
+out:
+	metrics__snapshot_free(m);
+	sluice__close(s);
+}
+
+static char *render(const struct metrics_src *src)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	if (metrics__render(src, f)) {
+		fclose(f);
+		free(text);
+		return NULL;
+	}
+	fclose(f);
+	return text;
+}
+
+/* off: no sluice_backend_* series at all, the services' stay. */
+static void test_backends_off(void)
+{
+	struct sluice *s = lib__open();
+	struct metrics_src src = { .backends = METRICS_BACKENDS_OFF };
+	char *on = NULL, *off = NULL;
+
+	if (!s)
+		return;
+	src.s = s;
+	if (!ASSERT_OK(program(s, 3), "program 3 x 10"))
+		goto out;
+	off = render(&src);
+	src.backends = METRICS_BACKENDS_ON;
+	on = render(&src);
+	if (!ASSERT_TRUE(on && off, "render"))
+		goto out;
+	ASSERT_TRUE(strstr(on, "\nsluice_backend_packets_total{") != NULL, "on: backend series");
+	ASSERT_TRUE(strstr(on, "\nsluice_metrics_backend_series 1\n") != NULL, "on: gauge 1");
+	ASSERT_TRUE(strstr(off, "\nsluice_backend_") == NULL, "off: no backend sample");
+	ASSERT_TRUE(strstr(off, "# TYPE sluice_backend_") == NULL, "off: no backend family");
+	ASSERT_TRUE(strstr(off, "\nsluice_metrics_backend_series 0\n") != NULL, "off: gauge 0");
+	ASSERT_TRUE(strstr(off, "sluice_service_healthy_backends{service=\"10.96.0.1:80/tcp\"} 10\n") !=
+			    NULL,
+		    "off: healthy count of the service");
+	ASSERT_TRUE(strstr(on, "sluice_service_healthy_backends{service=\"10.96.0.1:80/tcp\"} 10\n") !=
+			    NULL,
+		    "on: healthy count of the service");
+out:
+	free(on);
+	free(off);
+	sluice__close(s);
+}
+
+/* auto: series up to METRICS_BACKENDS_AUTO_MAX backends, none past it. */
+static void test_backends_auto(void)
+{
+	struct sluice *s = lib__open();
+	struct metrics_src src = { .backends = METRICS_BACKENDS_AUTO };
+	struct metrics_snapshot *m = NULL;
+
+	if (!s)
+		return;
+	src.s = s;
+	if (!ASSERT_OK(program(s, METRICS_BACKENDS_AUTO_MAX / NBE), "program 1000 x 10"))
+		goto out;
+	if (ASSERT_OK(metrics__collect(&src, &m), "collect at the limit")) {
+		ASSERT_EQ(m->nbackends, METRICS_BACKENDS_AUTO_MAX, "backends at the limit");
+		ASSERT_FALSE(m->no_backend_series, "series at the limit");
+	}
+	metrics__snapshot_free(m);
+	m = NULL;
+	if (!ASSERT_OK(program(s, METRICS_BACKENDS_AUTO_MAX / NBE + 1), "one service more"))
+		goto out;
+	if (ASSERT_OK(metrics__collect(&src, &m), "collect past the limit")) {
+		ASSERT_EQ(m->nbackends, METRICS_BACKENDS_AUTO_MAX + NBE, "backends past the limit");
+		ASSERT_TRUE(m->no_backend_series, "no series past the limit");
+		ASSERT_EQ(m->services[m->nservices - 1].healthy, NBE, "healthy still counted");
+	}
+out:
+	metrics__snapshot_free(m);
+	sluice__close(s);
+}
+
+static void test_parse_backends(void)
+{
+	enum metrics_backends b = METRICS_BACKENDS_ON;
+
+	ASSERT_OK(metrics__parse_backends("auto", &b), "auto");
+	ASSERT_EQ(b, METRICS_BACKENDS_AUTO, "auto value");
+	ASSERT_OK(metrics__parse_backends("off", &b), "off");
+	ASSERT_EQ(b, METRICS_BACKENDS_OFF, "off value");
+	ASSERT_OK(metrics__parse_backends("on", &b), "on");
+	ASSERT_EQ(b, METRICS_BACKENDS_ON, "on value");
+	ASSERT_EQ(metrics__parse_backends("yes", &b), -EINVAL, "yes refused");
+	ASSERT_EQ(metrics__parse_backends("", &b), -EINVAL, "empty refused");
+}
+
+static const struct test tests[] = {
+	TEST(test_parse_backends),
+	TEST(test_batched_reads_match),
+	TEST(test_backends_off),
+	TEST(test_backends_auto),
+};
+
+int main(int argc, char **argv)
+{
+	if (!test__have_root("metrics_collect", "loads BPF"))
+		return 0;
+	return test__run_all("metrics_collect", tests, ARRAY_SIZE(tests), argc, argv);
+}
