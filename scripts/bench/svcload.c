@@ -53,6 +53,8 @@ struct svcload {
 	double scrape_ms[2];     /* best, worst */
 	double scrape_cpu_ms[2]; /* the process's CPU time (user + system) */
 	size_t scrape_bytes;
+	struct sluice_kmem kmem; /* after programming */
+	double kmem_ms;          /* what reading it took */
 	int cpu;
 	double open_ms;
 	double program_ms;
@@ -246,6 +248,13 @@ static int svcload__run(struct svcload *l)
 	l->program_ms = now_ms() - t0;
 	if (err)
 		goto cleanup;
+	t0 = now_ms();
+	err = sluice__kernel_memory(s, &l->kmem);
+	l->kmem_ms = now_ms() - t0;
+	if (err) {
+		svcload__err("kernel memory: %s", sluice__errmsg());
+		goto cleanup;
+	}
 	err = svcload__scrape(s, l);
 	if (err)
 		goto cleanup;
@@ -282,7 +291,10 @@ static void svcload__json(const struct svcload *l)
 	       l->rss_open_kb, maxrss_kb());
 	for (__u32 k = 0; k < l->nchanges; k++)
 		printf("%s%.1f", k ? ", " : "", l->change_us[k]);
-	printf("]");
+	printf("], \"kernel_memory_bytes\": %llu, \"maps\": %u, \"maglev_bytes\": %llu, "
+	       "\"maglev_tables\": %u, \"kernel_memory_ms\": %.1f",
+	       (unsigned long long)l->kmem.bytes, l->kmem.maps,
+	       (unsigned long long)l->kmem.maglev_bytes, l->kmem.maglev_tables, l->kmem_ms);
 	if (l->nscrapes)
 		printf(", \"backend_series\": %s, \"scrapes\": %u, \"scrape_ms_min\": %.3f, "
 		       "\"scrape_ms_max\": %.3f, \"scrape_cpu_ms_min\": %.3f, "

@@ -206,10 +206,12 @@ static void test_backends_off(void)
 	ASSERT_TRUE(strstr(off, "\nsluice_backend_") == NULL, "off: no backend sample");
 	ASSERT_TRUE(strstr(off, "# TYPE sluice_backend_") == NULL, "off: no backend family");
 	ASSERT_TRUE(strstr(off, "\nsluice_metrics_backend_series 0\n") != NULL, "off: gauge 0");
-	ASSERT_TRUE(strstr(off, "sluice_service_healthy_backends{service=\"10.96.0.1:80/tcp\"} 10\n") !=
+	ASSERT_TRUE(strstr(off,
+			   "sluice_service_healthy_backends{service=\"10.96.0.1:80/tcp\"} 10\n") !=
 			    NULL,
 		    "off: healthy count of the service");
-	ASSERT_TRUE(strstr(on, "sluice_service_healthy_backends{service=\"10.96.0.1:80/tcp\"} 10\n") !=
+	ASSERT_TRUE(strstr(on,
+			   "sluice_service_healthy_backends{service=\"10.96.0.1:80/tcp\"} 10\n") !=
 			    NULL,
 		    "on: healthy count of the service");
 out:

@@ -276,6 +276,19 @@ static void print_kernel(struct json_object *k)
 	}
 }
 
+static void print_kmem(struct json_object *k)
+{
+	char all[OUT_NUM_LEN], mg[OUT_NUM_LEN];
+
+	if (!k)
+		return;
+	printf("Kernel mem:  %s in %llu maps (Maglev tables: %llu, %s)\n",
+	       out__bytes(js__u64(k, "bytes"), all, sizeof(all)),
+	       (unsigned long long)js__u64(k, "maps"),
+	       (unsigned long long)js__u64(k, "maglev_tables"),
+	       out__bytes(js__u64(k, "maglev_bytes"), mg, sizeof(mg)));
+}
+
 static void print_status(struct json_object *st)
 {
 	char up[OUT_NUM_LEN], since[64] = "?";
@@ -292,6 +305,7 @@ static void print_status(struct json_object *st)
 	printf("State file:  %s\n", js__str(st, "state_file", "?"));
 	printf("Socket:      %s\n", g_opts.socket);
 	print_kernel(js__get(st, "kernel"));
+	print_kmem(js__get(st, "kernel_memory"));
 	print_metrics(js__get(st, "metrics"));
 	print_telemetry(js__get(st, "telemetry"));
 	print_socket_lb(js__get(st, "socket_lb"));

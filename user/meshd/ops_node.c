@@ -82,6 +82,22 @@ struct json_object *ops__map_fill(struct sluice *sl, const char *name)
 	return o;
 }
 
+/* The maps' kernel memory (#16), null when it cannot be read. */
+static struct json_object *ops__kmem_json(struct sluice *sl)
+{
+	struct json_object *o;
+	struct sluice_kmem k;
+
+	if (!sl || sluice__kernel_memory(sl, &k))
+		return NULL;
+	o = json_object_new_object();
+	json_object_object_add(o, "bytes", json_object_new_int64((int64_t)k.bytes));
+	json_object_object_add(o, "maps", json_object_new_int64(k.maps));
+	json_object_object_add(o, "maglev_bytes", json_object_new_int64((int64_t)k.maglev_bytes));
+	json_object_object_add(o, "maglev_tables", json_object_new_int64(k.maglev_tables));
+	return o;
+}
+
 struct json_object *ops__status(struct meshd *m, struct json_object *req)
 {
 	/* Per-CPU arrays (stats, counters, drops) are preallocated and
@@ -134,6 +150,7 @@ struct json_object *ops__status(struct meshd *m, struct json_object *req)
 	json_object_object_add(d, "redirect", sockint__redir_json(&m->sock));
 	json_object_object_add(d, "outlier_detection", outlier__status_json(&m->outlier));
 	json_object_object_add(d, "kernel", kfeat__json());
+	json_object_object_add(d, "kernel_memory", ops__kmem_json(m->sl));
 	return api__ok(d);
 }
 

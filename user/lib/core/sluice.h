@@ -207,6 +207,18 @@ int sluice__service_get_ix(struct sluice *s, const struct sluice_be_index *ix,
 			   const struct sluice_addr *vip, __u16 port, __u8 proto,
 			   struct sluice_service_info *info);
 
+/* The kernel memory of the datapath's maps (#16), bpftool's "memlock":
+ * every map of the object plus each service's Maglev table found through
+ * maglev_ids (tables an older version made without an entry there are
+ * not counted), each the size of the first (one shape for all). */
+struct sluice_kmem {
+	__u64 bytes; /* everything below */
+	__u32 maps;
+	__u64 maglev_bytes; /* of which: the per-service Maglev tables */
+	__u32 maglev_tables;
+};
+int sluice__kernel_memory(struct sluice *s, struct sluice_kmem *out);
+
 /* Counters, summed over CPUs. */
 int sluice__counters(struct sluice *s, __u64 out[SLUICE_CNT__MAX]);
 int sluice__drops(struct sluice *s, __u64 out[SLUICE_DROP__MAX]);
