@@ -395,7 +395,7 @@ static int xp__backend(struct xp *x)
 			 o->backend_id);
 		return 0;
 	}
-	xp__addrport(o->be.addr, o->be.family, htons(o->be.port), x->be_str, sizeof(x->be_str));
+	xp__addrport(o->be.addr, o->be.family, o->be.port, x->be_str, sizeof(x->be_str));
 	sluice__svc_health(x->s, o->be.svc_id, &sh);
 	err = sluice__backend_health(x->s, o->backend_id, &o->be, &sh, &o->health);
 	if (err)
