@@ -7,8 +7,9 @@
 # which say who they are.
 #
 # Contract: build/meshd runs in the node namespace on 'to-*' with its own
-# pin dir, state file and socket (metrics, telemetry and socket LB off, no
-# cgroup touched). One service, VIP:8000/tcp over be1 be2 be3 (weights
+# pin dir, state file and socket (metrics and telemetry off), socket LB on
+# a child cgroup it creates (never the root); only the socket scenario's
+# client runs in it. One service, VIP:8000/tcp over be1 be2 be3 (weights
 # 1 2 1). Scenarios, one "PASS: e2e/meshd_explain_<name>" or "FAIL: ..." each:
 #   flows        100 random client ports (seed printed): explain before the
 #                connection names a backend ("balanced"); a real connection
@@ -21,6 +22,10 @@
 #   affinity     --affinity client-ip:30m: after one connection, explain
 #                for 20 new ports says the affinity entry decides, and the
 #                real connections land on its backend
+#   socket       socket LB (meshd --cgroup on a child cgroup we create):
+#                100 connect()s of a client in that cgroup, each explained
+#                with its SO_COOKIE and SO_NETNS_COOKIE, name the backend
+#                that answered; with affinity, the netns's entry decides
 #   cli          the trace reads as steps, bad input is named in the error
 # meshd, pins, namespaces and temp files are removed on exit, failure or
 # interruption. Needs root, nsenter, python3. About 30 s.
@@ -39,6 +44,8 @@ MESHD=$BUILD/meshd
 MESHCTL=$BUILD/meshctl
 TOPO_LBTOOL=$BUILD/tests/tools/lbtool
 PIN=/sys/fs/bpf/sluice-xp$$
+CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+CG=${CGROOT:+$CGROOT/sluice-mxp$$}
 PATTERN='to-*'
 START_TIMEOUT=20
 SVC=$TOPO_VIP4:8000/tcp
@@ -55,7 +62,7 @@ FAILED=0
 NEEDS_BUILT=("$TOPO_LBTOOL")
 NEEDS_CMDS=(nsenter python3 ethtool)
 SCENARIO_PREFIX=meshd_explain_
-MESHD_FLAGS=(--metrics off --telemetry off --socket-lb off --xdp-mode "${EXPLAIN_XDP_MODE:-native}")
+MESHD_FLAGS=(--metrics off --telemetry off --cgroup "$CG" --xdp-mode "${EXPLAIN_XDP_MODE:-native}")
 
 log() { printf '%s\n' "$*"; }
 
@@ -220,6 +227,61 @@ test_affinity() {
 	return $ok
 }
 
+# The socket-LB client: N connect()s from our cgroup, "COOKIE NETNS NAME"
+# each (SO_COOKIE 57, SO_NETNS_COOKIE 71: Linux 5.14).
+sock_client() {
+	(echo "$BASHPID" >"$CG/cgroup.procs" &&
+		exec nsenter --net="/var/run/netns/$TOPO_NS_CLIENT" python3 -c '
+import socket, struct, sys
+for _ in range(int(sys.argv[2])):
+    s = socket.socket()
+    s.settimeout(3)
+    try:
+        s.connect((sys.argv[1], 8000))
+        c = struct.unpack("Q", s.getsockopt(socket.SOL_SOCKET, 57, 8))[0]
+        n = struct.unpack("Q", s.getsockopt(socket.SOL_SOCKET, 71, 8))[0]
+        s.sendall(b"whoami\n")
+        print(c, n, s.makefile().readline().strip(), flush=True)
+    except OSError as e:
+        print(0, 0, "error:%s" % e.__class__.__name__, flush=True)
+    s.close()' "$TOPO_VIP4" "$1")
+}
+
+# sock_check N WHAT: explain each socket of sock_client N, compare
+sock_check() {
+	local c n name got bad=0 aff=0 total=0
+	sock_client "$1" >"$WORK/sock" 2>&1
+	while read -r c n name; do
+		total=$((total + 1))
+		got=$(mctl -o json explain --socket-cookie "$c" --netns-cookie "$n" "$SVC" |
+			python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["verdict"], d["backend"], d["affinity"]["used"])')
+		if [ "$(name_of "$(cut -d' ' -f2 <<<"$got")")" != "$name" ] || [ "${got%% *}" != balanced ]; then
+			bad=$((bad + 1))
+			[ "$bad" -le 5 ] && log "cookie $c: explain says '$got', answered by $name"
+		fi
+		[ "${got##* }" = True ] && aff=$((aff + 1))
+	done <"$WORK/sock"
+	log "$2: $total sockets, $((total - bad)) answered by the backend explain named, $aff by the affinity entry; share: $(cut -d' ' -f3 "$WORK/sock" | sort | uniq -c | tr -s ' ' | tr '\n' ' ')"
+	[ "$total" -eq "$1" ] || fail "$2: $total of $1 sockets reported" || return 1
+	[ "$bad" -eq 0 ] || fail "$2: $bad of $total sockets answered by another backend than explain's" || return 1
+	AFF=$aff
+}
+
+test_socket() {
+	local ok=0 AFF=0
+	svc_fresh || return 1
+	sock_check 100 "socket LB" || ok=1
+	[ "$AFF" -eq 0 ] || fail "affinity used without affinity" || ok=1
+	[ "$(mctl -o json conntrack list | python3 -c 'import json, sys; print(json.load(sys.stdin)["total"])')" -eq 0 ] ||
+		log "(conntrack holds packet-path flows of earlier scenarios)"
+	mctl service set "$SVC" --affinity client-ip:30m >/dev/null || return 1
+	sock_check 20 "socket LB with affinity" || ok=1
+	[ "$AFF" -ge 19 ] || fail "the netns's affinity entry decided for $AFF of 20" || ok=1
+	mctl explain --socket-cookie 1 "$SVC" | grep -q 'socket LB: no conntrack' ||
+		fail "the socket trace does not say so" || ok=1
+	return $ok
+}
+
 test_cli() {
 	local ok=0 out
 	svc_fresh || return 1
@@ -237,7 +299,7 @@ test_cli() {
 	return $ok
 }
 
-ALL=(flows refused affinity cli)
+ALL=(flows refused affinity socket cli)
 
 main() {
 	local t0 name
@@ -247,6 +309,10 @@ main() {
 	t0=$SECONDS
 	topo__install_traps
 	WORK=$(mktemp -d "/tmp/sluice-meshd-explain.XXXXXX") || exit 1
+	mkdir "$CG" || {
+		echo "FAIL: e2e/meshd_explain_setup: cannot create $CG"
+		exit 1
+	}
 	SOCK=$WORK/run/meshd.sock
 	STATE=$WORK/state/state.json
 	LOG=$WORK/meshd.log
