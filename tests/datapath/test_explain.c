@@ -227,6 +227,61 @@ static void explain_src_range(void)
 	dp__each_prog(DP_XDP | DP_TC, src_range_prog);
 }
 
+/* explain_src_range6: prefix boundaries pick the longest rule, v6 */
+static void src_range6_prog(struct dp *d)
+{
+	static const char *const ranges[] = { "fd00::/16", "fd00:0:0:1::/64", "fd00::1:2/128",
+					      "fd00::1:0/127" };
+	static const struct {
+		const char *client, *rule; /* NULL: denied */
+	} cases[] = {
+		{ "fd00::1:2", "fd00::1:2/128" },
+		{ "fd00::1:3", "fd00::/16" },
+		{ "fd00::1:1", "fd00::1:0/127" },
+		{ "fd00::1:4", "fd00::/16" },
+		{ "fd00:0:0:1::5", "fd00:0:0:1::/64" },
+		{ "fd00:0:0:2::5", "fd00::/16" },
+		{ "fd00:ffff::1", "fd00::/16" },
+		{ "fd01::1", NULL },
+		{ "fe80::1", NULL },
+	};
+	struct sluice_cidr c[4];
+	struct sluice_service_spec spec = { .nsrc_ranges = 4, .src_ranges = c };
+	char buf[SLUICE_CIDR_STRLEN];
+	int verdict, be;
+
+	for (int i = 0; i < 4; i++)
+		sluice_cidr__parse(&c[i], ranges[i]);
+	if (!x_service(d, 6, &spec))
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct dp_pkt s = tcp(6, cases[i].client, 6000, SYN);
+
+		dp__at("client %s", cases[i].client);
+		if (!explain(d, 6, cases[i].client, 6000))
+			return;
+		if (cases[i].rule) {
+			ASSERT_EQ(xo.policy.verdict, SLUICE_XA_ALLOW, "allowed");
+			ASSERT_TRUE(
+				xo.policy.has_rule &&
+					!strcmp(sluice_cidr__str(&xo.policy.rule, buf, sizeof(buf)),
+						cases[i].rule),
+				cases[i].rule);
+			be = xo_index(6);
+			ASSERT_EQ(send_pkt(d, &s, 6, &verdict), be, "the program agrees");
+		} else {
+			ASSERT_EQ(xo.verdict, SLUICE_XV_DROP, "denied");
+			send_pkt(d, &s, 6, &verdict);
+			ASSERT_EQ(verdict, dp__verdict_for(d, XDP_DROP), "the program drops it");
+		}
+	}
+}
+
+static void explain_src_range6(void)
+{
+	dp__each_prog(DP_XDP, src_range6_prog);
+}
+
 /* explain_affinity: a client's entry decides, as it does in the program */
 static void affinity_prog(struct dp *d)
 {
@@ -361,8 +416,9 @@ static void explain_empty(void)
 }
 
 static const struct test explain_tests[] = {
-	TEST(explain_maglev),  TEST(explain_src_range), TEST(explain_affinity),
-	TEST(explain_ejected), TEST(explain_reopen),    TEST(explain_empty),
+	TEST(explain_maglev),   TEST(explain_src_range), TEST(explain_src_range6),
+	TEST(explain_affinity), TEST(explain_ejected),   TEST(explain_reopen),
+	TEST(explain_empty),
 };
 
 const struct dp_suite dp_suite_explain = {
