@@ -355,9 +355,10 @@ static const char *xp__be_note(const struct sluice_explain *o)
 				    "stay" :
 				    "failed its health check: out of the table";
 	case SLUICE_BEH_EJECTED:
-		return o->ct.used ? "ejected by outlier detection: existing flows stay, new ones "
-				    "fall back to other slots" :
-				    "ejected by outlier detection (no healthy fallback was found)";
+		return o->ct.used ?
+			       "ejected by outlier detection: existing flows stay, new ones "
+			       "fall back to other slots" :
+			       "ejected by outlier detection: it takes the flow anyway (see the health step)";
 	case SLUICE_BEH_PROBATION:
 		return "on probation: its next connection decides whether it stays";
 	default:
