@@ -317,7 +317,7 @@ static int xp__access(struct xp *x)
 	if (o->policy.verdict != SLUICE_XA_DENY)
 		return 0;
 	o->verdict = SLUICE_XV_DROP;
-	o->drop = SLUICE_DROP_SOURCE_RANGE;
+	o->drop = o->policy.drop;
 	return 1;
 }
 

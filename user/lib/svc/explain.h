@@ -67,7 +67,8 @@ struct sluice_explain_policy {
 	const char *source; /* what decided: "sourceRanges", "-" */
 	bool has_rule;      /* rule: the entry that decided */
 	struct sluice_cidr rule;
-	__u32 nrules; /* the service's rules of that kind */
+	__u32 nrules;                 /* the service's rules of that kind */
+	enum sluice_drop_reason drop; /* SLUICE_XA_DENY: what the kernel counts */
 	char why[160];
 };
 

@@ -77,6 +77,7 @@ static int explain__src_ranges(struct sluice *s, const struct sluice_svc *svc,
 		return maps__err(err, "src_ranges", "lookup", "of the client");
 	out->source = "sourceRanges";
 	out->verdict = err ? SLUICE_XA_DENY : SLUICE_XA_ALLOW;
+	out->drop = SLUICE_DROP_SOURCE_RANGE;
 	err = explain__range_rule(s, svc->svc_id, t, out);
 	if (err)
 		return err;
