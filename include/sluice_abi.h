@@ -81,6 +81,13 @@ struct sluice_maglev_pair {
 #define SLUICE_CT_NEW_TIMEOUT_TCP_NS (10ULL * 1000000000ULL)
 #define SLUICE_CT_NEW_TIMEOUT_UDP_NS (30ULL * 1000000000ULL)
 
+/* Idle timeouts of confirmed flows (bpf/lib/ct.h), shared with `meshctl
+ * explain`: kube-proxy's for established TCP; a minute once FIN or RST was
+ * seen; Linux conntrack's for a UDP stream. */
+#define SLUICE_CT_TIMEOUT_TCP_NS (24ULL * 3600 * 1000000000ULL)
+#define SLUICE_CT_TIMEOUT_TCP_CLOSE_NS (60ULL * 1000000000ULL)
+#define SLUICE_CT_TIMEOUT_UDP_NS (120ULL * 1000000000ULL)
+
 /* Upper bound of IPv6 extension headers walked before giving up. */
 #ifndef SLUICE_IPV6_EXTHDR_MAX
 #define SLUICE_IPV6_EXTHDR_MAX 6

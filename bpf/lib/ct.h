@@ -33,13 +33,13 @@
  * half-closed flow alive). UDP: as Linux's conntrack for a UDP stream.
  * Unconfirmed flows: SLUICE_CT_NEW_TIMEOUT_* (shared with meshd). */
 #ifndef CT_TIMEOUT_TCP_NS
-#define CT_TIMEOUT_TCP_NS (24ULL * 3600 * NSEC_PER_SEC)
+#define CT_TIMEOUT_TCP_NS SLUICE_CT_TIMEOUT_TCP_NS
 #endif
 #ifndef CT_TIMEOUT_TCP_CLOSE_NS
-#define CT_TIMEOUT_TCP_CLOSE_NS (60ULL * NSEC_PER_SEC)
+#define CT_TIMEOUT_TCP_CLOSE_NS SLUICE_CT_TIMEOUT_TCP_CLOSE_NS
 #endif
 #ifndef CT_TIMEOUT_UDP_NS
-#define CT_TIMEOUT_UDP_NS (120ULL * NSEC_PER_SEC)
+#define CT_TIMEOUT_UDP_NS SLUICE_CT_TIMEOUT_UDP_NS
 #endif
 
 /* @fresh: the entry is in ct_new. */

@@ -15,6 +15,7 @@
 #include "health.h"
 #include "src_range.h"
 #include "snat.h"
+#include "sluice_hash.h"
 
 enum lb_action {
 	LB_PASS,   /* not ours: leave the packet as it is */
@@ -38,44 +39,10 @@ struct lb_result {
 	struct sluice_snat_entry nat;
 };
 
-static __always_inline __u32 hash_mix(__u32 h, __u32 k)
-{
-	k *= 0xcc9e2d51;
-	k = (k << 15) | (k >> 17);
-	k *= 0x1b873593;
-	h ^= k;
-	h = (h << 13) | (h >> 19);
-	return h * 5 + 0xe6546b64;
-}
-
-static __always_inline __u32 hash_fmix(__u32 h)
-{
-	h ^= h >> 16;
-	h *= 0x85ebca6b;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35;
-	h ^= h >> 16;
-	return h;
-}
-
+/* The flow hash (include/sluice_hash.h, shared with `meshctl explain`). */
 static __always_inline __u32 lb_hash_seed(const struct sluice_ct_key *t, __u32 seed)
 {
-	__u32 h = seed ^ t->proto;
-
-	h = hash_mix(h, t->saddr[0]);
-	h = hash_mix(h, t->saddr[1]);
-	h = hash_mix(h, t->saddr[2]);
-	h = hash_mix(h, t->saddr[3]);
-	h = hash_mix(h, t->daddr[0]);
-	h = hash_mix(h, t->daddr[3]);
-	h = hash_mix(h, ((__u32)t->sport << 16) | t->dport);
-	return hash_fmix(h);
-}
-
-/* Flow hash over the 5-tuple: the same flow always gets the same slot. */
-static __always_inline __u32 lb_hash(const struct sluice_ct_key *t)
-{
-	return lb_hash_seed(t, 0x5105ce);
+	return sluice_flow_hash_seed(t, seed);
 }
 
 static __always_inline bool tcp_flags_are_bad(__u8 flags)
@@ -97,11 +64,11 @@ static __always_inline __u32 lb_select_id(__u32 svc_id, const struct sluice_ct_k
 {
 	void *table = bpf_map_lookup_elem(&maglev, &svc_id);
 
-	return table ? lb_slot_id(table, lb_hash(t) % SLUICE_MAGLEV_M) : 0;
+	return table ? lb_slot_id(table, sluice_flow_slot(t)) : 0;
 }
 
 /* Extra Maglev slots a new flow whose pick is ejected tries. */
-#define LB_EJECT_TRIES 16
+#define LB_EJECT_TRIES SLUICE_EJECT_TRIES
 
 /*
  * lb_pick_fallback() - the Maglev pick @picked of the flow @t is ejected:
@@ -136,7 +103,7 @@ __noinline __u32 lb_pick_fallback(__u32 svc_id, __u32 h2, __u32 picked)
 	if (!table)
 		return picked;
 	for (__u32 i = 1; i <= LB_EJECT_TRIES; i++) {
-		id = lb_slot_id(table, hash_fmix(h2 + i * 0x9e3779b9) % SLUICE_MAGLEV_M);
+		id = lb_slot_id(table, sluice_fallback_slot(h2, i));
 		if (!id || id == picked)
 			continue;
 		bh = bpf_map_lookup_elem(&backend_health, &id);
@@ -165,7 +132,8 @@ static __always_inline struct sluice_backend *lb_pick(__u32 svc_id, const struct
 		return NULL;
 	bh = bpf_map_lookup_elem(&backend_health, backend_id);
 	if (fallback && bh && (bh->flags & SLUICE_BH_F_EJECTED))
-		*backend_id = lb_pick_fallback(svc_id, lb_hash_seed(t, 0xe7ec7ed), *backend_id);
+		*backend_id = lb_pick_fallback(svc_id, lb_hash_seed(t, SLUICE_HASH_SEED_FALLBACK),
+					       *backend_id);
 	return bpf_map_lookup_elem(&backends, backend_id);
 }
 /* needs lb_pick() above */
@@ -204,7 +172,7 @@ __noinline int lb_snat_port(const struct sluice_ct_key *t, const struct lb_resul
 	}
 	if (tcp_flags & TCP_RST)
 		return 0;
-	if (snat_alloc(t, r->addr, r->port, lb_hash_seed(t, 0x5a75a7), &n))
+	if (snat_alloc(t, r->addr, r->port, lb_hash_seed(t, SLUICE_HASH_SEED_SNAT), &n))
 		return -1;
 	return n.port;
 }

@@ -188,6 +188,23 @@ static const struct refusal {
 	{ ops__conntrack_list, "{\"service\": \"nonsense\"}", "service: " },
 	{ ops__conntrack_flush, "{\"service\": 1}", "service: not a string" },
 	{ ops__connections_list, "{}", "telemetry is off (meshd --telemetry off)" },
+	/* explain names the argument it cannot use before reading any map */
+	{ ops__explain, "{\"client\": \"10.0.0.1:5\"}", "service: missing" },
+	{ ops__explain, "{\"service\": \"10.96.0.10:80/tcp\"}",
+	  "client: missing, want \"ADDR:PORT\" (or socketCookie)" },
+	{ ops__explain, "{\"service\": \"10.96.0.10:80/tcp\", \"client\": 7}",
+	  "client: not a string" },
+	{ ops__explain, "{\"service\": \"10.96.0.10:80/tcp\", \"client\": \"10.0.0.1\"}",
+	  "client: " },
+	{ ops__explain, "{\"service\": \"10.96.0.10:80/tcp\", \"client\": \"10.0.0.1:0\"}",
+	  "client: invalid port \"0\"" },
+	{ ops__explain, "{\"service\": \"10.96.0.10:80/tcp\", \"socketCookie\": \"12x\"}",
+	  "socketCookie: \"12x\" is not a decimal number" },
+	{ ops__explain, "{\"service\": \"10.96.0.10:80/tcp\", \"socketCookie\": 12}",
+	  "socketCookie: want a decimal number" },
+	{ ops__explain,
+	  "{\"service\": \"10.96.0.10:80/tcp\", \"socketCookie\": \"1\", \"netnsCookie\": \"-1\"}",
+	  "netnsCookie: want a decimal number" },
 };
 
 static void test_refusals(void)

@@ -46,6 +46,7 @@ static const struct {
 	{ "connections.follow", NULL, ARGS("service"), ops__connections_follow },
 	{ "top", ops__top, ARGS(NULL), NULL },
 	{ "doctor", ops__doctor, ARGS(NULL), NULL },
+	{ "explain", ops__explain, ARGS("service", "client", "socketCookie", "netnsCookie"), NULL },
 };
 
 static int dispatch__check_args(struct json_object *req, const char *op, const char *const *args,

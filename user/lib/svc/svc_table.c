@@ -188,6 +188,26 @@ int svc__table_find(struct svc_txn *t)
 	return err;
 }
 
+int svc__table_read_fd(struct sluice *s, __u32 svc_id)
+{
+	__u32 id = svc__table_known(s, svc_id), got, inner;
+	int fd, err;
+
+	if (id) {
+		fd = bpf_map_get_fd_by_id(id);
+		if (fd >= 0 && svc__table_is_ours(s, fd, svc_id, &got))
+			return fd;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (!svc__outer_read_fast())
+		return -ENOENT;
+	err = bpf_map_lookup_elem(s->fds[SLUICE_MAP_MAGLEV], &svc_id, &inner);
+	if (err)
+		return err;
+	return bpf_map_get_fd_by_id(inner);
+}
+
 /* The Maglev table of t's new set, as backend ids, into t->table. */
 static int svc__table_compute(struct svc_txn *t)
 {

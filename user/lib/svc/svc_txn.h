@@ -107,6 +107,10 @@ int svc__plan(struct svc_txn *t, struct svc_snap *snap);
  * slots in place / put them back; after the group is live, update the
  * index; free what the txn holds. */
 int svc__table_find(struct svc_txn *t);
+/* A read-only fd of svc_id's live table, found as svc__table_find() does
+ * (the index, the outer map only where reading it is cheap) but writing
+ * nothing; the caller closes it. -ENOENT: none found that way. */
+int svc__table_read_fd(struct sluice *s, __u32 svc_id);
 int svc__table_build(struct svc_txn *t);
 int svc__table_write(struct svc_txn *t);
 void svc__table_undo(struct svc_txn *t);

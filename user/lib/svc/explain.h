@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * explain.h - `meshctl explain`: the decision the datapath would make for
+ * one flow, walked in userspace from the live maps (#15).
+ *
+ * Contract: sluice__explain() reads (never writes) the maps the new-flow
+ * path of bpf/lib/lb.h reads, in the same order and with the same rules:
+ * service, conntrack (an existing flow keeps its backend), the access
+ * policy (today: source ranges), drop-when-empty / refusal, affinity,
+ * the Maglev slot of the flow hash (include/sluice_hash.h, the kernel's
+ * own code), the ejection fallback and the chosen backend with its
+ * health. The answer is a verdict, the fields behind it, and a trace of
+ * one line per step in the order the kernel takes them. Maglev tables
+ * are found through the pinned `maglev_ids` array, never by reading the
+ * outer map where that waits for a grace period (kernels before 6.7).
+ *
+ * What it cannot know: the packet (a TCP SYN is assumed: a new
+ * connection, or the next SYN of the tuple), CPUs racing it, and on the
+ * socket path the socket's cookie (its flow hash), which the caller
+ * gives (SO_COOKIE of the socket).
+ */
+#ifndef SLUICE_EXPLAIN_H
+#define SLUICE_EXPLAIN_H
+
+#include <stdbool.h>
+
+#include "sluice.h"
+
+enum sluice_explain_path {
+	SLUICE_EXPLAIN_PACKET, /* XDP / tc: the client's address and port */
+	SLUICE_EXPLAIN_SOCKET, /* socket LB: connect()/sendmsg() of a local socket */
+};
+
+struct sluice_explain_req {
+	enum sluice_explain_path path;
+	struct sluice_addr client; /* packet path */
+	__u16 client_port;         /* host order */
+	struct sluice_addr vip;
+	__u16 port; /* host order */
+	__u8 proto;
+	__u64 sock_cookie;  /* socket path: SO_COOKIE, the flow hash's input */
+	__u64 netns_cookie; /* socket path: SO_NETNS_COOKIE, the affinity client */
+};
+
+enum sluice_explain_verdict {
+	SLUICE_XV_PASS,        /* not a service: passed unchanged */
+	SLUICE_XV_ESTABLISHED, /* a flow conntrack knows: to its backend */
+	SLUICE_XV_BALANCED,    /* a new flow: to the chosen backend */
+	SLUICE_XV_DROP,        /* dropped, reason in drop */
+	SLUICE_XV_REFUSE,      /* TCP RST / ICMP unreachable / ECONNREFUSED */
+	SLUICE_XV_PROCEED,     /* socket path: left to the packet path */
+};
+const char *sluice_explain_verdict__str(enum sluice_explain_verdict v);
+
+/* The access check of a new flow: one place, so every kind of rule
+ * (source ranges now, allow/deny policy later) answers the same way. */
+enum sluice_explain_access {
+	SLUICE_XA_NOT_CHECKED, /* an existing flow, or a path that does not check */
+	SLUICE_XA_NO_RULES,    /* the service has none: everyone */
+	SLUICE_XA_ALLOW,       /* a rule lets the client in */
+	SLUICE_XA_DENY,        /* a rule, or the lack of one, keeps it out */
+};
+const char *sluice_explain_access__str(enum sluice_explain_access a);
+
+struct sluice_explain_policy {
+	enum sluice_explain_access verdict;
+	const char *source; /* what decided: "sourceRanges", "-" */
+	bool has_rule;      /* rule: the entry that decided */
+	struct sluice_cidr rule;
+	__u32 nrules;                 /* the service's rules of that kind */
+	enum sluice_drop_reason drop; /* SLUICE_XA_DENY: what the kernel counts */
+	char why[160];
+};
+
+struct sluice_explain_step {
+	char step[16];
+	char text[240];
+};
+#define SLUICE_EXPLAIN_STEPS 16
+
+struct sluice_explain {
+	enum sluice_explain_verdict verdict;
+	enum sluice_drop_reason drop; /* SLUICE_XV_DROP */
+	bool svc_found;
+	struct sluice_svc svc;
+	struct sluice_ct_key tuple; /* as hashed: FWD key (socket: cookie as source) */
+	struct {
+		bool found;     /* an entry for the tuple, used or not */
+		bool confirmed; /* in conntrack (else ct_new) */
+		bool used;      /* the flow keeps its backend */
+		__u32 backend_id;
+		struct sluice_addr addr;
+		__u16 port; /* host order */
+		__u8 tcp_flags;
+		__u64 age_ns, idle_ns;
+	} ct;
+	struct sluice_explain_policy policy;
+	struct {
+		bool checked; /* the service has affinity on this path */
+		bool found;   /* an entry for the client */
+		bool used;    /* it decided */
+		bool broken;  /* within its timeout but its backend unusable */
+		__u32 backend_id;
+		__u64 idle_ns;
+	} aff;
+	struct {
+		bool done;  /* the flow hash was computed */
+		bool table; /* the service's table was found */
+		__u32 hash, slot, slot_id;
+		bool fallback;  /* the pick was ejected: fallback tried */
+		__u32 fb_slot;  /* the fallback's slot that decided (fallback) */
+		__u32 fb_tries; /* slots tried */
+	} maglev;
+	__u32 backend_id; /* the backend the flow goes to, 0: none */
+	bool be_found;
+	struct sluice_backend be;
+	struct sluice_backend_health_view health;
+	bool snat; /* source-NATed (service flag or hairpin) */
+	__u32 nsteps;
+	struct sluice_explain_step steps[SLUICE_EXPLAIN_STEPS];
+};
+
+/* Walk req through the live maps into *out. 0, or a negative errno with
+ * the error text set (a map could not be read, a malformed request). */
+int sluice__explain(struct sluice *s, const struct sluice_explain_req *req,
+		    struct sluice_explain *out);
+
+/* explain_policy.c: the access verdict of a new flow @t to @svc, read from
+ * the maps as the datapath decides it (0 or a negative errno). */
+int explain__policy(struct sluice *s, const struct sluice_svc *svc, const struct sluice_ct_key *t,
+		    enum sluice_explain_path path, struct sluice_explain_policy *out);
+
+#endif /* SLUICE_EXPLAIN_H */

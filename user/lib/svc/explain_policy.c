@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MIT
+/*
+ * explain_policy.c - the access step of `meshctl explain`: whether a new
+ * flow may open, and the rule that decided (see explain.h).
+ *
+ * Contract: explain__policy() answers for every kind of access rule the
+ * datapath checks on the new-flow path, in the kernel's order; today that
+ * is the service's source ranges (bpf/lib/src_range.h). The verdict comes
+ * from the same LPM lookup the kernel makes (so it is the kernel's), the
+ * rule from the service's ranges read back: the longest prefix holding
+ * the client. A rule kind added later (allow/deny lists) adds its check
+ * here and sets source to its name.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+
+#include "explain.h"
+#include "internal.h"
+
+/* Whether the client address a (family of c) lies inside c. */
+static bool explain__cidr_has(const struct sluice_cidr *c, const __u32 *a)
+{
+	__u32 bits = c->prefixlen;
+
+	for (int i = 0; i < 4 && bits; i++) {
+		__u32 n = bits >= 32 ? 32 : bits;
+		__u32 mask = n == 32 ? 0xffffffffu : ~(0xffffffffu >> n);
+
+		if ((ntohl(a[i]) & mask) != (ntohl(c->addr.addr[i]) & mask))
+			return false;
+		bits -= n;
+	}
+	return true;
+}
+
+/* The longest of the service's ranges holding the client. */
+static int explain__range_rule(struct sluice *s, __u32 svc_id, const struct sluice_ct_key *t,
+			       struct sluice_explain_policy *out)
+{
+	struct sluice_cidr ranges[SLUICE_SRC_RANGES_PER_SVC];
+	__u32 n = 0;
+	int err;
+
+	err = sluice__service_src_ranges(s, svc_id, t->family, ranges, SLUICE_SRC_RANGES_PER_SVC,
+					 &n);
+	if (err)
+		return err;
+	out->nrules = n;
+	for (__u32 i = 0; i < n && i < SLUICE_SRC_RANGES_PER_SVC; i++) {
+		if (!explain__cidr_has(&ranges[i], t->saddr))
+			continue;
+		if (!out->has_rule || ranges[i].prefixlen > out->rule.prefixlen) {
+			out->rule = ranges[i];
+			out->has_rule = true;
+		}
+	}
+	return 0;
+}
+
+/* Source ranges: the kernel's lookup (src_range_allows()), then the rule. */
+static int explain__src_ranges(struct sluice *s, const struct sluice_svc *svc,
+			       const struct sluice_ct_key *t, struct sluice_explain_policy *out)
+{
+	struct sluice_src_range_key k = { .svc_id = svc->svc_id };
+	char buf[SLUICE_CIDR_STRLEN];
+	__u32 v;
+	int err;
+
+	k.prefixlen = t->family == SLUICE_AF_INET ? 32 + 32 : 32 + 128;
+	memcpy(k.addr, t->saddr, sizeof(k.addr));
+	err = bpf_map_lookup_elem(sluice__map_fd(s, "src_ranges"), &k, &v);
+	if (err && err != -ENOENT)
+		return maps__err(err, "src_ranges", "lookup", "of the client");
+	out->source = "sourceRanges";
+	out->verdict = err ? SLUICE_XA_DENY : SLUICE_XA_ALLOW;
+	out->drop = SLUICE_DROP_SOURCE_RANGE;
+	err = explain__range_rule(s, svc->svc_id, t, out);
+	if (err)
+		return err;
+	if (out->verdict == SLUICE_XA_DENY && out->has_rule)
+		snprintf(out->why, sizeof(out->why),
+			 "the kernel's lookup found no range but %s holds the client: the trie "
+			 "and the ranges read back disagree",
+			 sluice_cidr__str(&out->rule, buf, sizeof(buf)));
+	else if (out->verdict == SLUICE_XA_DENY)
+		snprintf(out->why, sizeof(out->why),
+			 "the client is in none of the service's %u source ranges: dropped "
+			 "unanswered (drop reason source_range)",
+			 out->nrules);
+	else if (out->has_rule)
+		snprintf(out->why, sizeof(out->why), "source range %s holds the client",
+			 sluice_cidr__str(&out->rule, buf, sizeof(buf)));
+	else
+		snprintf(out->why, sizeof(out->why),
+			 "the kernel's lookup allows the client but no range read back holds it");
+	return 0;
+}
+
+int explain__policy(struct sluice *s, const struct sluice_svc *svc, const struct sluice_ct_key *t,
+		    enum sluice_explain_path path, struct sluice_explain_policy *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->source = "-";
+	if (path == SLUICE_EXPLAIN_SOCKET) {
+		out->verdict = SLUICE_XA_NOT_CHECKED;
+		snprintf(out->why, sizeof(out->why),
+			 "the socket LB checks no source ranges (they describe external "
+			 "clients)");
+		return 0;
+	}
+	if (svc->flags & SLUICE_SVC_F_SOURCE_RANGES)
+		return explain__src_ranges(s, svc, t, out);
+	out->verdict = SLUICE_XA_NO_RULES;
+	snprintf(out->why, sizeof(out->why), "the service has no source ranges: every client");
+	return 0;
+}
