@@ -66,6 +66,14 @@ int test__run_all(const char *suite, const struct test *tests, int n, int argc, 
 	return failed ? 1 : 0;
 }
 
+int test__time_scale(void)
+{
+	const char *v = getenv("SLUICE_TEST_TIME_SCALE");
+	int n = v ? atoi(v) : 1;
+
+	return n < 1 ? 1 : n > 100 ? 100 : n;
+}
+
 bool test__have_root(const char *suite, const char *why)
 {
 	if (geteuid() == 0)

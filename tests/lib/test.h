@@ -33,6 +33,12 @@ int test__run_all(const char *suite, const struct test *tests, int n, int argc, 
 /* For a suite whose every test needs root: without root, prints one
  * "SKIP: suite (needs root: why)" line and returns false (main returns 0). */
 bool test__have_root(const char *suite, const char *why);
+/* How many times longer a test may wait for what takes wall-clock time
+ * (bulk copies, flushes): $SLUICE_TEST_TIME_SCALE, 1-100, default 1.
+ * make test-kernels' guests set it (an emulated CPU at nice 19 on a busy
+ * host runs tens of times slower); bounds that test a timeout itself keep
+ * their value. */
+int test__time_scale(void);
 void test__hexdump(const char *what, const void *buf, size_t len);
 /* rel (e.g. "tests/fuzz/corpus") in the source tree: $SLUICE_SRC_DIR, else
  * the tree the binary was built from, so fixtures are found from any cwd

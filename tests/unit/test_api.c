@@ -158,7 +158,8 @@ static void test_oversize(void)
 	if (!ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), "socketpair"))
 		return;
 	if (ASSERT_OK(pthread_create(&t, NULL, flood, &sv[0]), "thread")) {
-		ASSERT_EQ(api__read_msg(sv[1], 10000, &got), -EMSGSIZE, "oversize read");
+		ASSERT_EQ(api__read_msg(sv[1], 10000 * test__time_scale(), &got), -EMSGSIZE,
+			  "oversize read");
 		has("larger than the limit");
 		close(sv[1]); /* unblocks the writer */
 		pthread_join(t, NULL);

@@ -490,7 +490,7 @@ static void test_flush(void)
 	ASSERT_EQ(srv.st.open, 1, "answer pending");
 	total = (size_t)fd;
 	pthread_create(&t, NULL, reader, &total);
-	server__flush(&srv, 5000);
+	server__flush(&srv, 5000 * test__time_scale());
 	server__close(&srv);
 	pthread_join(t, NULL);
 	ASSERT_EQ(total, h.big_len + strlen("{\"ok\":true,\"data\":\"\"}\n"), "all of it arrived");

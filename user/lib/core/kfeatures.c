@@ -62,7 +62,7 @@ static __u64 feat__now_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 }
 
-/* One read of an empty slot of a fresh 1-slot array-of-maps, timed. */
+/* Reads of an empty slot of a fresh 1-slot array-of-maps, timed. */
 static bool feat__outer_read_fast(__u64 *ns)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, o);
@@ -79,9 +79,18 @@ static bool feat__outer_read_fast(__u64 *ns)
 	close(inner);
 	if (outer < 0)
 		return false;
-	t0 = feat__now_ns();
-	bpf_map_lookup_elem(outer, &key, &val); /* empty: ENOENT, timed all the same */
-	*ns = feat__now_ns() - t0;
+	/* A grace-period wait is in every read; a preempted one only in some
+	 * (6.12 under a busy emulator read 9.5 ms once): the fastest of up to
+	 * three reads decides, and a fast first read ends it. */
+	for (int i = 0; i < 3 && (!i || *ns >= FEAT_OUTER_SLOW_NS); i++) {
+		__u64 took;
+
+		t0 = feat__now_ns();
+		bpf_map_lookup_elem(outer, &key, &val); /* empty: ENOENT, timed all the same */
+		took = feat__now_ns() - t0;
+		if (!i || took < *ns)
+			*ns = took;
+	}
 	close(outer);
 	return *ns < FEAT_OUTER_SLOW_NS;
 }
