@@ -34,7 +34,8 @@ MIN_SHARE=0.15
 FAILED=0
 
 # Every client run is bounded, so a broken datapath fails instead of hanging.
-CLIENT_TIMEOUT=60
+# stretched under make test-kernels (SLUICE_TEST_TIME_SCALE, tests/lib/test.h)
+CLIENT_TIMEOUT=$((60 * ${SLUICE_TEST_TIME_SCALE:-1}))
 
 topo_on_cleanup() {
 	[ -d "$PIN" ] || return 0

@@ -42,7 +42,8 @@ BACKENDS=(be1 be2 be3)
 SERVER_PIDS=()
 TMP=
 FAILED=0
-CLIENT_TIMEOUT=60
+# stretched under make test-kernels (SLUICE_TEST_TIME_SCALE, tests/lib/test.h)
+CLIENT_TIMEOUT=$((60 * ${SLUICE_TEST_TIME_SCALE:-1}))
 
 be_addr4() { echo "10.77.0.${1#be}"; }
 be_addr6() { echo "fd77::${1#be}"; }
