@@ -81,8 +81,8 @@ denied:
 		st->denied[reason]++;
 	if (reason == SLUICE_POLICY_R_NODE_DENY)
 		return SLUICE_DROP_POLICY_NODE_DENY;
-	return reason == SLUICE_POLICY_R_DENY_LIST ? SLUICE_DROP_POLICY_DENY
-						   : SLUICE_DROP_POLICY_NOT_ALLOWED;
+	return reason == SLUICE_POLICY_R_DENY_LIST ? SLUICE_DROP_POLICY_DENY :
+						     SLUICE_DROP_POLICY_NOT_ALLOWED;
 }
 
 #endif /* SLUICE_BPF_POLICY_H */

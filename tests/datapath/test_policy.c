@@ -164,10 +164,12 @@ static bool s_node_and_allow(struct dp *d)
 }
 
 /* The refusals: from the VIP to the client. */
-#define RSTV4(sp, s, a) \
-	TCP4(VIP4, CLIENT4, 80, sp, RST | ACK, .seq = s, .ack = a, .l2 = L2_REFUSAL, .refusal = true)
-#define RSTV6(sp, s, a) \
-	TCP6(VIP6, CLIENT6, 80, sp, RST | ACK, .seq = s, .ack = a, .l2 = L2_REFUSAL, .refusal = true)
+#define RSTV4(sp, s, a)                                                              \
+	TCP4(VIP4, CLIENT4, 80, sp, RST | ACK, .seq = s, .ack = a, .l2 = L2_REFUSAL, \
+	     .refusal = true)
+#define RSTV6(sp, s, a)                                                              \
+	TCP6(VIP6, CLIENT6, 80, sp, RST | ACK, .seq = s, .ack = a, .l2 = L2_REFUSAL, \
+	     .refusal = true)
 #define UDP4_DENIED UDP4(CLIENT4, VIP4, 40020, 53, .data = "let me in")
 #define UDP6_DENIED UDP6(CLIENT6, VIP6, 40020, 53, .data = "let me in, v6")
 
@@ -412,9 +414,11 @@ static void counters(struct dp *d)
 		dp__fail(d, "policy_stats: %s", sluice__errmsg());
 		return;
 	}
-	if (st.denied[SLUICE_POLICY_R_DENY_LIST] != 2 || st.denied[SLUICE_POLICY_R_NOT_ALLOWED] != 1 ||
+	if (st.denied[SLUICE_POLICY_R_DENY_LIST] != 2 ||
+	    st.denied[SLUICE_POLICY_R_NOT_ALLOWED] != 1 ||
 	    st.denied[SLUICE_POLICY_R_NODE_DENY] != 1)
-		dp__fail(d, "policy_stats deny_list %llu not_allowed %llu node_deny %llu, want 2 1 1",
+		dp__fail(d,
+			 "policy_stats deny_list %llu not_allowed %llu node_deny %llu, want 2 1 1",
 			 (unsigned long long)st.denied[0], (unsigned long long)st.denied[1],
 			 (unsigned long long)st.denied[2]);
 }

@@ -17,6 +17,7 @@
 
 #include <bpf/bpf.h>
 
+#include "desired.h"
 #include "internal.h"
 #include "test.h"
 
@@ -78,22 +79,47 @@ static void test_compile_rejects(void)
 		bool v6, host_bits;
 		const char *err;
 	} cases[] = {
-		{ { "fd00::/64" }, { 0 }, false, false,
+		{ { "fd00::/64" },
+		  { 0 },
+		  false,
+		  false,
 		  "allowFrom[0]: \"fd00::/64\" is not of the VIP's family" },
-		{ { 0 }, { "10.0.0.0/8" }, true, false,
+		{ { 0 },
+		  { "10.0.0.0/8" },
+		  true,
+		  false,
 		  "denyFrom[0]: \"10.0.0.0/8\" is not of the VIP's family" },
-		{ { "10.0.0.0/8", "10.0.0.0/8" }, { 0 }, false, false,
+		{ { "10.0.0.0/8", "10.0.0.0/8" },
+		  { 0 },
+		  false,
+		  false,
 		  "allowFrom[1]: \"10.0.0.0/8\" duplicates allowFrom[0] \"10.0.0.0/8\"" },
-		{ { 0 }, { "10.0.0.0/8", "192.168.0.0/16", "10.1.0.0/16" }, false, false,
+		{ { 0 },
+		  { "10.0.0.0/8", "192.168.0.0/16", "10.1.0.0/16" },
+		  false,
+		  false,
 		  "denyFrom[2]: \"10.1.0.0/16\" overlaps denyFrom[0] \"10.0.0.0/8\"" },
-		{ { 0 }, { "10.1.0.0/16:100-200", "10.0.0.0/8:200-300" }, false, false,
+		{ { 0 },
+		  { "10.1.0.0/16:100-200", "10.0.0.0/8:200-300" },
+		  false,
+		  false,
 		  "denyFrom[1]: \"10.0.0.0/8:200-300\" overlaps denyFrom[0]" },
-		{ { "10.0.0.0/8" }, { "10.0.0.0/8" }, false, false,
+		{ { "10.0.0.0/8" },
+		  { "10.0.0.0/8" },
+		  false,
+		  false,
 		  "allowFrom[0]: \"10.0.0.0/8\" is also denyFrom[0] (deny wins: remove one)" },
 		{ { 0 },
-		  { "10.0.0.0/8:1", "10.0.0.0/8:3", "10.0.0.0/8:5", "10.0.0.0/8:7", "10.0.0.0/8:9" },
-		  false, false, "clients in 10.0.0.0/8 need more than 4 client port ranges" },
-		{ { "10.0.0.0/8" }, { 0 }, false, true, "allowFrom[0]: \"10.0.0.1/8\" has host bits set" },
+		  { "10.0.0.0/8:1", "10.0.0.0/8:3", "10.0.0.0/8:5", "10.0.0.0/8:7",
+		    "10.0.0.0/8:9" },
+		  false,
+		  false,
+		  "clients in 10.0.0.0/8 need more than 4 client port ranges" },
+		{ { "10.0.0.0/8" },
+		  { 0 },
+		  false,
+		  true,
+		  "allowFrom[0]: \"10.0.0.1/8\" has host bits set" },
 	};
 	struct sluice_policy_rule a[MAXR], d[MAXR];
 	struct sluice_policy_entry *e;
@@ -132,15 +158,15 @@ static void test_compile_semantics(void)
 					     "192.168.0.0/24:53", "10.1.2.0/24:0-999", NULL };
 	static const char *const deny[] = { "10.1.0.0/16:0-99", "10.0.0.0/24:0-1023",
 					    "10.1.2.3/32:1500", "0.0.0.0/0:60000", NULL };
-	static const __u16 ports[] = { 0,    6,    7,    8,    53,   54,    99,    100,   999,
-				       1000, 1023, 1024, 1499, 1500, 1501, 1999, 2000, 59999,
-				       60000, 60001, 65535 };
+	static const __u16 ports[] = { 0,    6,    7,    8,     53,    54,    99,
+				       100,  999,  1000, 1023,  1024,  1499,  1500,
+				       1501, 1999, 2000, 59999, 60000, 60001, 65535 };
 	struct sluice_policy_rule a[MAXR], d[MAXR];
 	struct sluice_policy_entry *e = NULL;
 	__u32 na = rules(a, allow), nd = rules(d, deny), n = 0, bad = 0, checked = 0;
-	static const __u32 addrs[] = { 0x0a000000, 0x0a000001, 0x0a0000ff, 0x0a000100, 0x0a010000,
-				       0x0a010203, 0x0a010204, 0x0a0102ff, 0x0a020304, 0xc0a80001,
-				       0xc0a80101, 0x01020304 };
+	static const __u32 addrs[] = { 0x0a000000, 0x0a000001, 0x0a0000ff, 0x0a000100,
+				       0x0a010000, 0x0a010203, 0x0a010204, 0x0a0102ff,
+				       0x0a020304, 0xc0a80001, 0xc0a80101, 0x01020304 };
 
 	if (!ASSERT_OK(sluice_policy__compile(SLUICE_AF_INET, a, na, d, nd, &e, &n), "compile")) {
 		fprintf(stderr, "    %s\n", sluice__errmsg());
@@ -188,6 +214,89 @@ static void test_node_check(void)
 	sluice_cidr__parse(&c[3], "10.0.0.0/8"); /* same bits, other family */
 	c[3].addr.family = SLUICE_AF_INET6;
 	ASSERT_OK(sluice_policy__node_check(c, 4), "disjoint, families apart");
+}
+
+/* --- the desired state --- */
+
+#define SVC4 "{\"vip\": \"10.96.0.10\", \"port\": 80, \"protocol\": \"tcp\""
+
+static int parse(struct desired *d, const char *text)
+{
+	return desired__from_string(d, text, strlen(text));
+}
+
+static void test_desired_valid(void)
+{
+	static const char text[] = "nodeDenyFrom: [198.51.100.0/24, \"2001:db8::/32\"]\n"
+				   "services:\n"
+				   "  - vip: 10.96.0.10\n    port: 80\n    protocol: tcp\n"
+				   "    allowFrom: [10.0.0.0/8, \"192.168.0.0/16:1024-65535\"]\n"
+				   "    denyFrom: [10.66.0.0/16]\n"
+				   "    denyAction: refuse\n";
+	struct desired d, back, copy;
+	struct json_object *j;
+	char buf[SLUICE_POLICY_RULE_STRLEN];
+
+	if (!ASSERT_OK(parse(&d, text), "parse")) {
+		fprintf(stderr, "    %s\n", sluice__errmsg());
+		return;
+	}
+	ASSERT_EQ(d.services[0].nallow, 2, "two allow");
+	ASSERT_EQ(d.services[0].ndeny, 1, "one deny");
+	ASSERT_TRUE(d.services[0].policy_refuse, "refuse");
+	ASSERT_TRUE(!strcmp(sluice_policy_rule__str(&d.services[0].rules[1], buf, sizeof(buf)),
+			    "192.168.0.0/16:1024-65535"),
+		    buf);
+	ASSERT_EQ(d.nnode_deny, 2, "node list");
+	j = desired__to_json(&d);
+	if (ASSERT_TRUE(j != NULL, "to_json") && ASSERT_OK(desired__from_json(&back, j), "back")) {
+		ASSERT_TRUE(desired__policy_eq(&d.services[0], &back.services[0]), "round trip");
+		ASSERT_TRUE(desired__node_deny_eq(&d, &back), "node round trip");
+		desired__free(&back);
+	}
+	json_object_put(j);
+	if (ASSERT_OK(desired__copy(&copy, &d), "copy")) {
+		ASSERT_TRUE(desired__policy_eq(&d.services[0], &copy.services[0]) &&
+				    copy.services[0].rules != d.services[0].rules,
+			    "deep copy");
+		ASSERT_TRUE(desired__node_deny_eq(&d, &copy) && copy.node_deny != d.node_deny,
+			    "node deep copy");
+		desired__free(&copy);
+	}
+	desired__free(&d);
+}
+
+static void test_desired_rejects(void)
+{
+	static const struct {
+		const char *text, *err;
+	} cases[] = {
+		{ "{\"services\": [" SVC4 ", \"denyFrom\": [\"10.0.0.0/8\", \"1.0.0.0/8\", "
+		  "\"10.2.0.0/16\"]}]}",
+		  "services[0].denyFrom[2]: \"10.2.0.0/16\" overlaps denyFrom[0]" },
+		{ "{\"services\": [" SVC4 ", \"allowFrom\": [\"10.0.0.1/8\"]}]}",
+		  "services[0].allowFrom[0]: \"10.0.0.1/8\" has host bits set (the rule is "
+		  "10.0.0.0/8)" },
+		{ "{\"services\": [" SVC4 ", \"allowFrom\": [\"fd00::/8\"]}]}",
+		  "services[0].allowFrom[0]: \"fd00::/8\" is not of the VIP's family" },
+		{ "{\"services\": [" SVC4 ", \"denyFrom\": [\"10.0.0.0/8:99999\"]}]}",
+		  "services[0].denyFrom[0]: \"10.0.0.0/8:99999\": client port" },
+		{ "{\"services\": [" SVC4 ", \"denyFrom\": \"10.0.0.0/8\"}]}",
+		  "services[0].denyFrom: expected a list" },
+		{ "{\"services\": [" SVC4 ", \"denyAction\": \"reject\"}]}",
+		  "services[0].denyAction: \"reject\" is not \"drop\" or \"refuse\"" },
+		{ "{\"services\": [], \"nodeDenyFrom\": [\"10.0.0.0/8\", \"10.1.0.0/16\"]}",
+		  "nodeDenyFrom[1]: \"10.1.0.0/16\" lies inside nodeDenyFrom[0]" },
+		{ "{\"services\": [], \"nodeDenyFrom\": [\"10.0.0.1/8\"]}",
+		  "nodeDenyFrom[0]: \"10.0.0.1/8\" has host bits set" },
+	};
+	struct desired d;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		ASSERT_EQ(parse(&d, cases[i].text), -EINVAL, cases[i].err);
+		if (!ASSERT_TRUE(strstr(sluice__errmsg(), cases[i].err) != NULL, cases[i].err))
+			fprintf(stderr, "    got: %s\n", sluice__errmsg());
+	}
 }
 
 /* --- writers against the real object (root) --- */
@@ -271,7 +380,8 @@ static bool snap_same(const struct snap *a, const struct snap *b, const char *wh
 	for (int i = 0; i < 4; i++) {
 		ok &= ASSERT_EQ(a->m[i].n, b->m[i].n, snap_maps[i].name);
 		if (a->m[i].n == b->m[i].n)
-			ok &= ASSERT_TRUE(!memcmp(a->m[i].buf, b->m[i].buf, a->m[i].n * a->m[i].rec),
+			ok &= ASSERT_TRUE(!memcmp(a->m[i].buf, b->m[i].buf,
+						  a->m[i].n * a->m[i].rec),
 					  snap_maps[i].name);
 	}
 	if (!ok)
@@ -405,8 +515,8 @@ static void test_writer_rollback(void)
 	snap_free(&before);
 	snap_take(s, &before);
 	spec[1].allow = a1;
-	spec[1].nallow = rules(a1, (const char *const[]){ "172.16.0.0/12", "198.51.100.0/24:1-9",
-							  NULL });
+	spec[1].nallow =
+		rules(a1, (const char *const[]){ "172.16.0.0/12", "198.51.100.0/24:1-9", NULL });
 	spec[1].ndeny = rules(d1, (const char *const[]){ "172.16.1.0/24", NULL });
 	err = sluice__service_set_many(s, spec, 2, NULL, NULL);
 	ASSERT_TRUE(err == -ENOSPC || err == -E2BIG, "does not fit");
@@ -448,10 +558,53 @@ static void test_node_writer(void)
 	sluice__close(s);
 }
 
+/* desired__apply() writes policy and node list; the maps read back say a
+ * policy is there (rules are not readable back), so re-applying the
+ * same state from them rewrites it to the same entries. */
+static void test_desired_apply(void)
+{
+	static const char text[] = "{\"nodeDenyFrom\": [\"198.51.100.0/24\"], \"services\": [" SVC4
+				   ", \"backends\": [{\"address\": \"10.1.0.1\", \"port\": 8080}], "
+				   "\"allowFrom\": [\"10.0.0.0/8\"], \"denyFrom\": "
+				   "[\"10.0.0.0/24\"]}]}";
+	struct desired d, maps, none = {};
+	struct sluice *s = lib__open();
+	__u32 n = 0;
+
+	if (!s)
+		return;
+	if (!ASSERT_OK(parse(&d, text), "parse"))
+		goto out;
+	if (!ASSERT_OK(desired__apply(s, NULL, &d), "apply")) {
+		fprintf(stderr, "    %s\n", sluice__errmsg());
+		goto free;
+	}
+	ASSERT_OK(sluice__policy_entries(s, 0, &n), "entries");
+	ASSERT_EQ(n, 2, "two prefixes");
+	if (ASSERT_OK(desired__from_maps(s, &maps), "from_maps")) {
+		ASSERT_EQ(maps.nnode_deny, 1, "node list read back");
+		ASSERT_TRUE(maps.nservices == 1 && maps.services[0].policy_in_maps, "marked");
+		ASSERT_OK(desired__apply(s, &maps, &d), "re-apply");
+		ASSERT_OK(sluice__policy_entries(s, 0, &n), "entries");
+		ASSERT_EQ(n, 2, "still two");
+		desired__free(&maps);
+	}
+	ASSERT_OK(desired__apply(s, &d, &none), "apply nothing");
+	ASSERT_OK(sluice__policy_entries(s, 0, &n), "entries");
+	ASSERT_EQ(n, 0, "none");
+	ASSERT_OK(sluice__policy_node_get(s, NULL, 0, &n), "node");
+	ASSERT_EQ(n, 0, "node list gone");
+free:
+	desired__free(&d);
+out:
+	sluice__close(s);
+}
+
 static const struct test tests[] = {
-	TEST(test_rule_parse),	 TEST(test_compile_rejects), TEST(test_compile_semantics),
-	TEST(test_node_check),	 TEST(test_writer),	     TEST(test_writer_rollback),
-	TEST(test_node_writer),
+	TEST(test_rule_parse),    TEST(test_compile_rejects), TEST(test_compile_semantics),
+	TEST(test_node_check),    TEST(test_writer),          TEST(test_writer_rollback),
+	TEST(test_node_writer),   TEST(test_desired_valid),   TEST(test_desired_rejects),
+	TEST(test_desired_apply),
 };
 
 int main(int argc, char **argv)

@@ -154,8 +154,8 @@ static int policy__check_list(__u8 family, const char *name, const struct sluice
 			if (!policy__overlap(&v[i], &v[j]))
 				continue;
 			sluice__set_err("%s[%u]: \"%s\" %s %s[%u] \"%s\"", name, i, a,
-					sluice_policy_rule__eq(&v[i], &v[j]) ? "duplicates"
-									     : "overlaps",
+					sluice_policy_rule__eq(&v[i], &v[j]) ? "duplicates" :
+									       "overlaps",
 					name, j, sluice_policy_rule__str(&v[j], b, sizeof(b)));
 			return -EINVAL;
 		}
@@ -198,7 +198,8 @@ struct policy_ctx {
 	__u32 *bounds; /* scratch: 2 per rule + 2 */
 };
 
-static __u8 policy__port_verdict(const struct policy_ctx *c, const struct sluice_cidr *p, __u32 port)
+static __u8 policy__port_verdict(const struct policy_ctx *c, const struct sluice_cidr *p,
+				 __u32 port)
 {
 	bool allowed = false;
 

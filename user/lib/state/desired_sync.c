@@ -234,7 +234,8 @@ static bool sync__same(const struct desired_service *a, const struct desired_ser
 	       sluice_outlier__same(&a->outlier, &b->outlier) &&
 	       a->affinity_timeout_s == b->affinity_timeout_s && a->snat == b->snat &&
 	       a->drop_empty == b->drop_empty && desired__health_eq(&a->health, &b->health) &&
-	       desired__src_ranges_eq(a, b) && sync__same_backends(a, b, verdicts);
+	       desired__src_ranges_eq(a, b) && desired__policy_eq(a, b) &&
+	       sync__same_backends(a, b, verdicts);
 }
 
 static int sync__cmp_ptr(const void *x, const void *y)
@@ -340,7 +341,7 @@ static void sync__collect(enum desired_change kind, const struct desired_service
 	    (p->outlier_off || sluice_outlier__same(&old_svc->outlier, &new_svc->outlier)) &&
 	    old_svc->affinity_timeout_s == new_svc->affinity_timeout_s &&
 	    old_svc->snat == new_svc->snat && old_svc->drop_empty == new_svc->drop_empty &&
-	    desired__src_ranges_eq(old_svc, new_svc))
+	    desired__src_ranges_eq(old_svc, new_svc) && desired__policy_eq(old_svc, new_svc))
 		return;
 	if (p->n == p->cap) {
 		p->cap = p->cap ? 2 * p->cap : 16;
@@ -383,6 +384,11 @@ static int sync__spec(const struct desired_service *svc, struct sluice_service_s
 		.src_ranges = svc->src_ranges,
 		.snat = svc->snat,
 		.drop_empty = svc->drop_empty,
+		.nallow = svc->nallow,
+		.ndeny = svc->ndeny,
+		.allow = svc->rules,
+		.deny = svc->rules ? svc->rules + svc->nallow : NULL,
+		.policy_refuse = svc->policy_refuse,
 	};
 	return 0;
 }
@@ -543,9 +549,18 @@ int desired__apply(struct sluice *s, const struct desired *old, const struct des
 		err = -ENOMEM;
 		goto cleanup;
 	}
+	/* the node-wide deny list first: all or nothing itself, and put back
+	 * when a service fails */
+	if (!desired__node_deny_eq(old ? old : &empty, new)) {
+		err = sluice__policy_node_set(s, new->node_deny, new->nnode_deny);
+		if (err)
+			goto cleanup;
+	}
 	err = sync__do_all(s, &plan, list, idx, done, &ndone);
 	if (!err)
 		goto cleanup;
+	if (!desired__node_deny_eq(old ? old : &empty, new))
+		sluice__policy_node_set(s, old ? old->node_deny : NULL, old ? old->nnode_deny : 0);
 	snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
 	failed = sync__undo_all(s, &plan, list, idx, done, ndone);
 	if (failed)
