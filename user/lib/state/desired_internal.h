@@ -91,6 +91,5 @@ int desired__check_policy(const struct desired_service *svc, const char *base);
 void desired__policy_to_json(const struct desired_service *svc, struct json_object *obj);
 /* "nodeDenyFrom" at the top level (v NULL: none). */
 int desired__parse_node_deny(struct json_object *v, struct desired *d);
-struct json_object *desired__node_deny_to_json(const struct desired *d);
 
 #endif /* SLUICE_DESIRED_INTERNAL_H */

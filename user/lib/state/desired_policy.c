@@ -34,10 +34,11 @@ static int pol__list_len(struct json_object *v, const char *path, size_t max, si
 	if (!v)
 		return 0;
 	if (!json_object_is_type(v, json_type_array))
-		return desired__err(path,
-				    "expected a list of CIDR[:PORT[-PORT]] (e.g. [\"10.0.0.0/8\"]), "
-				    "got %s %s",
-				    desired__jtype(v), desired__jtext(v, val, sizeof(val)));
+		return desired__err(
+			path,
+			"expected a list of CIDR[:PORT[-PORT]] (e.g. [\"10.0.0.0/8\"]), "
+			"got %s %s",
+			desired__jtype(v), desired__jtext(v, val, sizeof(val)));
 	*n = json_object_array_length(v);
 	if (*n > max)
 		return desired__err(path, "%zu rules exceed the limit of %zu", *n, max);
