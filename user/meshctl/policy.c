@@ -38,9 +38,9 @@ static int policy__list_arg(const char *flag, const char *text, bool cidr_only,
 		if (rc < 0 || rc > 0) {
 			if (rc > 0)
 				out__error("%s: \"%s\" has host bits set (it means %s)", flag, item,
-					   cidr_only ? sluice_cidr__str(&r.cidr, buf, sizeof(buf)) :
-						       sluice_policy_rule__str(&r, buf,
-									       sizeof(buf)));
+					   cidr_only ?
+						   sluice_cidr__str(&r.cidr, buf, sizeof(buf)) :
+						   sluice_policy_rule__str(&r, buf, sizeof(buf)));
 			else
 				out__error("%s: %s", flag, sluice__errmsg());
 			free(copy);
@@ -83,7 +83,7 @@ static void policy__row(struct table *t, struct json_object *s)
 
 static int do_list(int argc, char **argv)
 {
-	static const char *const cols[] = { "SERVICE", "ALLOW",	   "DENY",
+	static const char *const cols[] = { "SERVICE", "ALLOW",    "DENY",
 					    "ACTION",  ">ENTRIES", ">DENIED(deny/notallowed/node)",
 					    NULL };
 	struct json_object *data = NULL, *svcs, *maps;
@@ -294,7 +294,8 @@ static const struct cmd policy_node_cmd = {
 	.fn = do_node,
 	.grammar = "CIDR[,CIDR...] | \"\"",
 	.summary = "replace the node-wide deny list (every service; \"\" empties it)",
-	.example = "meshctl policy node 198.51.100.0/24,2001:db8:bad::/48\nmeshctl policy node \"\"",
+	.example =
+		"meshctl policy node 198.51.100.0/24,2001:db8:bad::/48\nmeshctl policy node \"\"",
 };
 
 const struct cmd policy_cmd = {

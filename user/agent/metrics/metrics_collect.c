@@ -165,6 +165,8 @@ static int collect__services(struct collect_ctx *c, struct sluice *s)
 				       (__u64 *)&svc->stats, sizeof(svc->stats) / sizeof(__u64));
 		if (!err)
 			err = sluice__svc_health(s, svc->svc_id, &svc->health);
+		if (!err)
+			err = sluice__policy_stats(s, svc->svc_id, &svc->policy);
 		if (err)
 			return err;
 		if (c->src->t)
@@ -263,6 +265,27 @@ static int collect__snat(struct metrics_snapshot *m, struct sluice *s)
 	return err ?: collect__map_info(m, "snat_rev", fd, n);
 }
 
+/* Access policy (#15): prefixes in use of both tries (not preallocated:
+ * capacity is max_entries). */
+static int collect__policy(struct metrics_snapshot *m, struct sluice *s)
+{
+	static const char *const names[] = { "policy", "policy_node" };
+	__u64 n;
+	int fd, err = 0;
+
+	for (int i = 0; i < 2 && !err; i++) {
+		fd = sluice__map_fd(s, names[i]);
+		if (fd < 0)
+			continue;
+		n = 0;
+		err = maps__for_each(fd, names[i], sizeof(struct sluice_policy_key),
+				     sizeof(struct sluice_policy_val), collect__count_one, &n);
+		if (!err)
+			err = collect__map_info(m, names[i], fd, n);
+	}
+	return err;
+}
+
 static int collect__extra(struct collect_ctx *c, struct sluice *s)
 {
 	struct metrics_snapshot *m = c->m;
@@ -283,6 +306,8 @@ static int collect__extra(struct collect_ctx *c, struct sluice *s)
 		err = collect__map_info(m, "affinity", s->fds[SLUICE_MAP_AFFINITY], ct);
 	if (!err)
 		err = collect__snat(m, s);
+	if (!err)
+		err = collect__policy(m, s);
 	if (!err && c->src->t) {
 		err = telemetry__info(c->src->t, &m->telemetry);
 		m->has_telemetry = !err;
