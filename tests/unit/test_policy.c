@@ -19,6 +19,8 @@
 
 #include "desired.h"
 #include "internal.h"
+#include "k8s.h"
+#include "k8s_internal.h"
 #include "test.h"
 
 static void test_rule_parse(void)
@@ -297,6 +299,122 @@ static void test_desired_rejects(void)
 		if (!ASSERT_TRUE(strstr(sluice__errmsg(), cases[i].err) != NULL, cases[i].err))
 			fprintf(stderr, "    got: %s\n", sluice__errmsg());
 	}
+}
+
+/* --- Kubernetes annotations --- */
+
+static char warnings[8192];
+
+static void on_warn(const char *msg, void *ctx)
+{
+	size_t len = strlen(warnings);
+
+	(void)ctx;
+	snprintf(warnings + len, sizeof(warnings) - len, "%s\n", msg);
+}
+
+static int put_json(struct k8s_objs *o, const char *text)
+{
+	char *buf = strdup(text);
+	struct json_object *obj;
+	int err;
+
+	if (!buf)
+		return -ENOMEM;
+	for (char *p = buf; *p; p++)
+		if (*p == '\'')
+			*p = '"';
+	obj = json_tokener_parse(buf);
+	free(buf);
+	if (!obj) {
+		TEST_FAIL("inline JSON does not parse: %s", text);
+		return -EINVAL;
+	}
+	err = k8s_objs__put_json(o, obj);
+	json_object_put(obj);
+	return err;
+}
+
+/* A dual-stack ClusterIP Service with these annotations, translated. */
+static int k8s_policy(const char *annotations, struct desired *d)
+{
+	struct k8s_objs *svcs = k8s_objs__new(K8S_SERVICES), *slices = k8s_objs__new(K8S_SLICES);
+	struct k8s_xlate_opts o = { .warn = on_warn };
+	char text[2048];
+	int err;
+
+	warnings[0] = '\0';
+	snprintf(text, sizeof(text),
+		 "{'metadata': {'name': 'web', 'namespace': 'ns', 'annotations': {%s}}, "
+		 "'spec': {'clusterIPs': ['10.96.7.1', 'fd00:96::7'], 'clusterIP': '10.96.7.1', "
+		 "'ports': [{'port': 80}]}}",
+		 annotations);
+	desired__init(d);
+	err = put_json(svcs, text) ?:
+		      put_json(slices, "{'metadata': {'name': 'web-4', 'namespace': 'ns', "
+				       "'labels': {'kubernetes.io/service-name': 'web'}}, "
+				       "'addressType': 'IPv4', 'ports': [{'port': 80}], "
+				       "'endpoints': [{'addresses': ['10.9.7.1']}]}");
+	if (!err)
+		err = k8s__translate(svcs, slices, &o, d);
+	if (!err)
+		err = desired__validate(d);
+	if (err)
+		TEST_FAIL("translate/validate: %s", sluice__errmsg());
+	k8s_objs__free(svcs);
+	k8s_objs__free(slices);
+	return err;
+}
+
+static const struct desired_service *find80(const struct desired *d, const char *vip)
+{
+	struct sluice_addr a;
+
+	return sluice_addr__parse(&a, vip) ? NULL : desired__find(d, &a, 80, IPPROTO_TCP);
+}
+
+static void test_k8s_annotations(void)
+{
+	const struct desired_service *v4, *v6;
+	char buf[SLUICE_POLICY_RULE_STRLEN];
+	struct desired d;
+
+	if (k8s_policy("'sluice.io/allow-from': '10.0.0.0/8, fd00::/16', "
+		       "'sluice.io/deny-from': '10.1.2.3/8:1-1023', "
+		       "'sluice.io/deny-action': 'refuse'",
+		       &d))
+		return;
+	v4 = find80(&d, "10.96.7.1");
+	v6 = find80(&d, "fd00:96::7");
+	if (ASSERT_TRUE(v4 && v6, "both families")) {
+		ASSERT_TRUE(v4->nallow == 1 && v4->ndeny == 1 && v4->policy_refuse, "v4 rules");
+		ASSERT_TRUE(!strcmp(sluice_policy_rule__str(&v4->rules[1], buf, sizeof(buf)),
+				    "10.0.0.0/8:1-1023"),
+			    buf);
+		ASSERT_TRUE(v6->nallow == 1 && v6->ndeny == 0, "v6 gets its own family only");
+	}
+	desired__free(&d);
+
+	/* a rule that does not parse: closed, not open */
+	if (k8s_policy("'sluice.io/allow-from': '10.0.0.0/8, banana'", &d))
+		return;
+	v4 = find80(&d, "10.96.7.1");
+	if (ASSERT_TRUE(v4 != NULL, "v4") &&
+	    ASSERT_TRUE(v4->nallow == 0 && v4->ndeny == 1, "deny-all"))
+		ASSERT_TRUE(!strcmp(sluice_policy_rule__str(&v4->rules[0], buf, sizeof(buf)),
+				    "0.0.0.0/0"),
+			    buf);
+	desired__free(&d);
+
+	/* rules the compiler refuses: closed, with a warning */
+	if (k8s_policy("'sluice.io/deny-from': '10.0.0.0/8, 10.1.0.0/16'", &d))
+		return;
+	v4 = find80(&d, "10.96.7.1");
+	ASSERT_TRUE(v4 && v4->nallow == 0 && v4->ndeny == 1 && v4->rules[0].cidr.prefixlen == 0,
+		    "deny-all");
+	ASSERT_TRUE(strstr(warnings, "overlaps") && strstr(warnings, "every client denied"),
+		    warnings);
+	desired__free(&d);
 }
 
 /* --- writers against the real object (root) --- */
@@ -604,7 +722,7 @@ static const struct test tests[] = {
 	TEST(test_rule_parse),    TEST(test_compile_rejects), TEST(test_compile_semantics),
 	TEST(test_node_check),    TEST(test_writer),          TEST(test_writer_rollback),
 	TEST(test_node_writer),   TEST(test_desired_valid),   TEST(test_desired_rejects),
-	TEST(test_desired_apply),
+	TEST(test_desired_apply), TEST(test_k8s_annotations),
 };
 
 int main(int argc, char **argv)
