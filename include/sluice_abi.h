@@ -501,6 +501,13 @@ enum sluice_policy_reason {
 	SLUICE_POLICY_R__MAX
 };
 
+/* policy_cfg: one-element array written with the node list: prefixes of
+ * each family in policy_node ([0] IPv4, [1] IPv6), so the socket LB knows
+ * without a trie walk whether the node list can concern a connect(). */
+struct sluice_policy_cfg {
+	__u32 node_prefixes[2];
+};
+
 /* policy_stats: per-CPU array indexed by svc_id, new flows denied. */
 struct sluice_policy_stats {
 	__u64 denied[SLUICE_POLICY_R__MAX];

@@ -172,6 +172,13 @@ struct {
 	__type(value, struct sluice_policy_stats);
 } policy_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sluice_policy_cfg);
+} policy_cfg SEC(".maps");
+
 /* Source NAT (see sluice_abi.h, lib/snat.h): LRU, so flows that ended
  * without a FIN/RST we saw age out. */
 struct {

@@ -31,8 +31,7 @@
 #define K8S_ANN_ACTION "sluice.io/deny-action"
 
 /* Appends the rules of text to s->pol_rules; -EINVAL with the problem. */
-static int pol__list(struct k8s_svc *s, const char *key, const char *text, char *prob,
-		     size_t plen)
+static int pol__list(struct k8s_svc *s, const char *key, const char *text, char *prob, size_t plen)
 {
 	char *copy = strdup(text), *item, *save = NULL, *end;
 	struct sluice_policy_rule *grown;
@@ -123,8 +122,7 @@ static int pol__fill(const struct k8s_svc *s, struct desired_service *d)
 	return 0;
 }
 
-int k8s_svc__policy_for(const struct k8s_svc *s, struct desired_service *d, char *prob,
-			size_t plen)
+int k8s_svc__policy_for(const struct k8s_svc *s, struct desired_service *d, char *prob, size_t plen)
 {
 	struct sluice_policy_entry *e = NULL;
 	__u32 n = 0;

@@ -71,6 +71,7 @@ enum sluice_map_id {
 	SLUICE_MAP_POLICY,          /* #15: {svc id, CIDR} LPM trie */
 	SLUICE_MAP_POLICY_NODE,     /* #15: {family, CIDR} LPM trie */
 	SLUICE_MAP_POLICY_STATS,    /* #15: per-CPU denials per svc id */
+	SLUICE_MAP_POLICY_CFG,      /* #15: node list prefixes per family */
 	SLUICE_MAP__MAX,
 };
 

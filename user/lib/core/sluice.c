@@ -84,6 +84,7 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 				     sizeof(struct sluice_policy_val) },
 	[SLUICE_MAP_POLICY_STATS] = { "policy_stats", sizeof(__u32),
 				      sizeof(struct sluice_policy_stats) },
+	[SLUICE_MAP_POLICY_CFG] = { "policy_cfg", sizeof(__u32), sizeof(struct sluice_policy_cfg) },
 	[SLUICE_MAP_MAGLEV_IDS] = { "maglev_ids", sizeof(__u32), sizeof(__u32) },
 };
 

@@ -71,6 +71,8 @@ static int node__read(struct sluice *s, struct node_keys *old)
 int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __u32 n)
 {
 	const struct sluice_policy_val val = { .verdict = SLUICE_POL_DENY };
+	struct sluice_policy_cfg cfg = {};
+	__u32 zero = 0;
 	int fd = s->fds[SLUICE_MAP_POLICY_NODE];
 	struct node_keys old = {}, added = {};
 	struct sluice_policy_key *want = NULL;
@@ -104,6 +106,17 @@ int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __
 			goto out;
 		}
 		added.v[added.n++] = want[i];
+	}
+	/* the socket LB reads whether a family has prefixes: set once they
+	 * are all in, and before the old ones go */
+	for (__u32 i = 0; i < n; i++)
+		cfg.node_prefixes[deny[i].addr.family == SLUICE_AF_INET6]++;
+	err = bpf_map_update_elem(s->fds[SLUICE_MAP_POLICY_CFG], &zero, &cfg, BPF_ANY);
+	if (err) {
+		maps__err(err, "policy_cfg", "update", "of the node list's size");
+		while (added.n)
+			bpf_map_delete_elem(fd, &added.v[--added.n]);
+		goto out;
 	}
 	qsort(want, n, sizeof(*want), node__cmp);
 	for (__u32 i = 0; i < old.n; i++)
