@@ -19,9 +19,9 @@
 #   node          the service's rules removed, `policy node client2/32`:
 #                 client2 times out (policy_node_deny), the client connects;
 #                 `policy node ""` lets client2 in again
-#   established   a connection open from the client survives a deny of the
-#                 client (only new flows are checked; cutting them is not
-#                 implemented yet)
+#   cut           3 connections open from the client are cut when a change
+#                 denies the client: their conntrack entries go (counted in
+#                 policy list's cut.flows) and the next data gets a RST
 #   rejected      overlapping rules refused by meshd naming the rule; the
 #                 service is unchanged
 # meshd, pins, namespaces and temp files are removed on exit, failure or
@@ -209,9 +209,21 @@ test_node() {
 	return $ok
 }
 
-test_established() {
-	local ok=0 ready=$WORK/hold.ready go=$WORK/hold.go pid
+cut_flows() {
+	mctl -o json policy list | python3 -c "import json, sys; print(json.load(sys.stdin)['cut']['flows'])"
+}
+
+client_flows() {
+	mctl -o json conntrack list | python3 -c "import json, sys
+d = json.load(sys.stdin)
+print(sum(1 for e in d.get('entries', d if isinstance(d, list) else []) if '$TOPO_CLIENT4' in json.dumps(e)))"
+}
+
+test_cut() {
+	local ok=0 ready=$WORK/hold.ready go=$WORK/hold.go pid before after
 	rm -f "$ready" "$go"
+	mctl service add "$SVC" "$BE1" >/dev/null 2>&1 # when run alone
+	mctl policy set "$SVC" --deny-from "" --deny-action refuse >/dev/null || return 1
 	nsenter --net="/var/run/netns/$TOPO_NS_CLIENT" python3 "$TOPO_ECHO" hold "$TOPO_VIP4" 8000 \
 		-n 3 --ready "$ready" --go "$go" --wait 20 >"$WORK/hold.out" 2>&1 &
 	pid=$!
@@ -221,12 +233,23 @@ test_established() {
 		sleep 0.05
 	done
 	[ -e "$ready" ] || fail "the held connections did not open" || return 1
+	[ "$(client_flows)" -gt 0 ] && log "client flows in conntrack: $(client_flows)" ||
+		fail "no conntrack entry of the client before the change" || ok=1
+	before=$(cut_flows)
 	mctl policy set "$SVC" --deny-from "$TOPO_CLIENT4/32" >/dev/null || return 1
-	times_out "$TOPO_NS_CLIENT" && log "a new connection from the client is dropped" ||
-		fail "new connection not dropped" || ok=1
+	after=$(cut_flows)
+	[ "$after" -ge "$((before + 3))" ] && log "cut flows $before -> $after" ||
+		fail "cut flows $before -> $after, expected +3" || ok=1
+	expect "client flows in conntrack after the change" "$(client_flows)" "0" || ok=1
 	touch "$go"
-	wait "$pid" && log "3 connections opened before the change still echo" ||
-		fail "held connections broke: $(tail -n 1 "$WORK/hold.out")" || ok=1
+	if wait "$pid"; then
+		fail "held connections still echo after the cut"
+		ok=1
+	else
+		log "held connections cut: $(tail -n 1 "$WORK/hold.out")"
+	fi
+	refused "$TOPO_NS_CLIENT" && log "a new connection from the client is refused" ||
+		fail "new connection not refused" || ok=1
 	return $ok
 }
 
@@ -243,7 +266,7 @@ test_rejected() {
 	return $ok
 }
 
-ALL=(deny_drop allow_refuse node established rejected)
+ALL=(deny_drop allow_refuse node cut rejected)
 
 main() {
 	local t0 name

@@ -745,6 +745,37 @@ static int bound__child(void *arg)
 	return rc ? 2 : 0;
 }
 
+/* A connected socket from 127.0.0.5 to the backend: a change that denies
+ * that source destroys it (SOCK_DESTROY), and its owner sees the abort. */
+static void policy_cut_socket(struct sluice *s, struct sluice_service_spec *spec,
+			      struct sluice_policy_rule *deny, int lfd, __u16 tport)
+{
+	struct sockaddr_in be = { .sin_family = AF_INET, .sin_port = htons(tport) };
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	__u64 flows = 0, socks = 0;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), afd, sock_err = 0;
+	char c;
+
+	inet_pton(AF_INET, "127.0.0.1", &be.sin_addr);
+	inet_pton(AF_INET, "127.0.0.5", &src.sin_addr);
+	if (!ASSERT_OK(bind(fd, (struct sockaddr *)&src, sizeof(src)), "bind .5") ||
+	    !ASSERT_OK(connect(fd, (struct sockaddr *)&be, sizeof(be)), "connect to the backend"))
+		goto out;
+	afd = accept(lfd, NULL, NULL);
+	ASSERT_OK(sluice__policy_cut(s, &flows, &socks, &sock_err), "cut, nothing denied");
+	ASSERT_EQ(socks, 0, "nothing destroyed yet");
+	sluice_policy_rule__parse(&deny[1], "127.0.0.5/32");
+	ASSERT_OK(sluice__service_set(s, spec), "deny .5");
+	ASSERT_OK(sluice__policy_cut(s, &flows, &socks, &sock_err), "cut");
+	ASSERT_EQ(sock_err, 0, "sock_diag destroy available");
+	ASSERT_EQ(socks, 1, "one socket destroyed");
+	ASSERT_TRUE(recv(fd, &c, 1, MSG_DONTWAIT) < 0 && errno == ECONNABORTED, "owner sees abort");
+	if (afd >= 0)
+		close(afd);
+out:
+	close(fd);
+}
+
 static void test_lb_policy(void)
 {
 	static const struct {
@@ -798,6 +829,7 @@ static void test_lb_policy(void)
 	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_POLICY_DENIED], 3, "denials counted");
 	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_POLICY_DEFER], 2, "deferrals counted");
 	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_CONNECT], 3, "connects balanced");
+	policy_cut_socket(s, &spec, deny, tfd, tport);
 out:
 	sluice_sock__close(ss);
 	sluice__close(s);

@@ -108,6 +108,9 @@ static int do_list(int argc, char **argv)
 	table__free(t);
 	policy__join(js__get(data, "nodeDenyFrom"), node, sizeof(node), "none");
 	printf("\nNode deny: %s\n", node);
+	printf("Cut:       %llu flows, %llu sockets since meshd started\n",
+	       (unsigned long long)js__u64(js__get(data, "cut"), "flows"),
+	       (unsigned long long)js__u64(js__get(data, "cut"), "sockets"));
 	maps = js__get(data, "maps");
 	for (size_t i = 0; i < js__len(maps); i++)
 		printf("Map %-11s %llu of %llu entries\n", js__str(js__idx(maps, i), "name", "?"),

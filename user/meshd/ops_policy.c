@@ -104,6 +104,15 @@ struct json_object *ops__policy_list(struct meshd *m, struct json_object *req)
 			json_object_array_add(arr, o);
 	}
 	json_object_object_add(d, "maps", arr);
+	{
+		__u64 flows, socks;
+
+		sluice__policy_cut_totals(m->sl, &flows, &socks);
+		o = json_object_new_object();
+		json_object_object_add(o, "flows", json_object_new_int64((int64_t)flows));
+		json_object_object_add(o, "sockets", json_object_new_int64((int64_t)socks));
+		json_object_object_add(d, "cut", o);
+	}
 	return api__ok(d);
 }
 

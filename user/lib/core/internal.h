@@ -90,7 +90,8 @@ struct sluice {
 	bool *pend; /* [SLUICE_MAX_BACKENDS] */
 	__u32 *pend_ids;
 	__u32 npend, pend_cap;
-	struct svc_snap *snap; /* svc_plan.c: ids and backends, kept in step */
+	struct svc_snap *snap;      /* svc_plan.c: ids and backends, kept in step */
+	__u64 cut_flows, cut_socks; /* policy_cut.c: totals since open (#15) */
 };
 
 /* Called once per element by maps__for_each(); non-zero stops the walk

@@ -57,4 +57,22 @@ int sluice__policy_entries(struct sluice *s, __u32 svc_id, __u32 *n);
 /* New flows to svc_id denied, per reason, summed over CPUs. */
 int sluice__policy_stats(struct sluice *s, __u32 svc_id, struct sluice_policy_stats *out);
 
+/*
+ * Cutting flows a policy change denies (#15, policy_cut.c): why the flow
+ * whose FWD conntrack key is @fwd (client -> VIP) would be denied now
+ * (SLUICE_DROP_POLICY_*), 0 when allowed; @svc_flags are its service's.
+ * The same lookups as the kernel's (longest-prefix match by the trie).
+ */
+int sluice__policy_verdict(struct sluice *s, __u32 svc_id, __u16 svc_flags,
+			   const struct sluice_ct_key *fwd);
+/* Remove every conntrack flow (both maps, both entries) the policy now
+ * denies and destroy the TCP sockets of this network namespace that the
+ * socket LB connected to a backend from a source the policy now denies
+ * (SOCK_DESTROY; without CONFIG_INET_DIAG_DESTROY *socks stays 0 and
+ * *sock_err says why). Counts add to the handle's totals
+ * (sluice__policy_cut_totals()). Best effort: flows that start while it
+ * runs are checked by the kernel anyway. */
+int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_err);
+void sluice__policy_cut_totals(const struct sluice *s, __u64 *flows, __u64 *socks);
+
 #endif /* SLUICE_POLICY_H */

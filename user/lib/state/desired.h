@@ -176,6 +176,9 @@ bool desired__policy_eq(const struct desired_service *a, const struct desired_se
 int desired__policy_dup(struct desired_service *dst, const struct desired_service *src);
 bool desired__node_deny_eq(const struct desired *a, const struct desired *b);
 int desired__node_deny_dup(struct desired *dst, const struct desired *src);
+/* After an apply that changed a policy: sluice__policy_cut(), problems
+ * on stderr (the change stands; the kernel checks new flows anyway). */
+void desired__policy_cut(struct sluice *s);
 /* ["198.51.100.0/24", ...]; NULL for none. */
 struct json_object *desired__node_deny_to_json(const struct desired *d);
 

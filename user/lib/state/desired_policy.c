@@ -270,3 +270,20 @@ int desired__node_deny_dup(struct desired *dst, const struct desired *src)
 	dst->nnode_deny = src->nnode_deny;
 	return 0;
 }
+
+/* --- cutting what a change denies --- */
+
+/* A policy changed (#15): cut what it now denies. Best effort: the change
+ * is applied either way, and the kernel checks every new flow. */
+void desired__policy_cut(struct sluice *s)
+{
+	__u64 flows = 0, socks = 0;
+	int sock_err = 0;
+
+	if (sluice__policy_cut(s, &flows, &socks, &sock_err))
+		fprintf(stderr, "sluice: policy cut: %s\n", sluice__errmsg());
+	else if (sock_err)
+		fprintf(stderr, "sluice: policy cut: sockets not destroyed: %s\n",
+			strerror(-sock_err));
+	sluice__clear_err();
+}

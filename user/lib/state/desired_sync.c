@@ -328,6 +328,7 @@ struct sync_plan {
 	__u32 n, cap;
 	bool nomem;
 	bool outlier_off; /* node-wide: outlier settings do not reach the maps */
+	bool policy_cut;  /* an update narrowed or changed a policy (#15) */
 };
 
 static void sync__collect(enum desired_change kind, const struct desired_service *old_svc,
@@ -335,6 +336,9 @@ static void sync__collect(enum desired_change kind, const struct desired_service
 {
 	struct sync_plan *p = ctx;
 	struct sync_change *grown;
+
+	if (kind == DESIRED_UPDATE && !desired__policy_eq(old_svc, new_svc))
+		p->policy_cut = true;
 
 	/* a label-only (or health-check-only) update leaves the maps as they are */
 	if (kind == DESIRED_UPDATE && sync__same_backends(old_svc, new_svc, true) &&
@@ -557,8 +561,11 @@ int desired__apply(struct sluice *s, const struct desired *old, const struct des
 			goto cleanup;
 	}
 	err = sync__do_all(s, &plan, list, idx, done, &ndone);
-	if (!err)
+	if (!err) {
+		if (plan.policy_cut || !desired__node_deny_eq(old ? old : &empty, new))
+			desired__policy_cut(s);
 		goto cleanup;
+	}
 	if (!desired__node_deny_eq(old ? old : &empty, new))
 		sluice__policy_node_set(s, old ? old->node_deny : NULL, old ? old->nnode_deny : 0);
 	snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
