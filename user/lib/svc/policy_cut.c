@@ -95,8 +95,8 @@ static int cut__ct_one(const void *key, const void *value, void *arg)
 	struct sluice_ct_key rev = {};
 	int err;
 
-	if (k->dir != SLUICE_CT_FWD || e->svc_id >= SLUICE_MAX_SERVICES ||
-	    !c->flags[e->svc_id] || !sluice__policy_verdict(c->s, e->svc_id, c->flags[e->svc_id], k))
+	if (k->dir != SLUICE_CT_FWD || e->svc_id >= SLUICE_MAX_SERVICES || !c->flags[e->svc_id] ||
+	    !sluice__policy_verdict(c->s, e->svc_id, c->flags[e->svc_id], k))
 		return 0;
 	err = cut__push(c, k);
 	if (err)
@@ -186,7 +186,8 @@ static int cut__nl_send(int fd, __u16 type, __u16 flags, const struct inet_diag_
 	struct {
 		struct nlmsghdr nlh;
 		struct inet_diag_req_v2 r;
-	} msg = { .nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = type,
+	} msg = { .nlh = { .nlmsg_len = sizeof(msg),
+			   .nlmsg_type = type,
 			   .nlmsg_flags = NLM_F_REQUEST | flags },
 		  .r = *req };
 
@@ -197,7 +198,8 @@ static int cut__nl_send(int fd, __u16 type, __u16 flags, const struct inet_diag_
  * CONFIG_INET_DIAG_DESTROY. */
 static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
 {
-	struct inet_diag_req_v2 req = { .sdiag_family = af, .sdiag_protocol = IPPROTO_TCP,
+	struct inet_diag_req_v2 req = { .sdiag_family = af,
+					.sdiag_protocol = IPPROTO_TCP,
 					.idiag_states = ~((1u << 10) | (1u << 6)) };
 	/* not LISTEN (10) nor TIME_WAIT (6) */
 	struct inet_diag_sockid *kill = NULL;
@@ -274,9 +276,8 @@ int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_e
 		sluice__set_err("policy cut: out of memory");
 		return -ENOMEM;
 	}
-	err = maps__for_each(s->fds[SLUICE_MAP_SERVICES], "services",
-			     sizeof(struct sluice_svc_key), sizeof(struct sluice_svc),
-			     cut__flags_one, flags);
+	err = maps__for_each(s->fds[SLUICE_MAP_SERVICES], "services", sizeof(struct sluice_svc_key),
+			     sizeof(struct sluice_svc), cut__flags_one, flags);
 	if (!err)
 		err = cut__conntrack(&c, flows);
 	if (!err)
