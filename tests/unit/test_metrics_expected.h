@@ -376,6 +376,8 @@ static const char expected_telemetry[] =
 	"sluice_socket_lb_operations_total{reason=\"getpeername_revnat\"} 0\n"
 	"sluice_socket_lb_operations_total{reason=\"refused\"} 0\n"
 	"sluice_socket_lb_operations_total{reason=\"no_backend\"} 0\n"
+	"sluice_socket_lb_operations_total{reason=\"policy_denied\"} 0\n"
+	"sluice_socket_lb_operations_total{reason=\"policy_deferred\"} 0\n"
 	"# HELP sluice_redirected_messages_total Messages handed by sk_msg straight to the peer socket on this node.\n"
 	"# TYPE sluice_redirected_messages_total counter\n"
 	"sluice_redirected_messages_total 7\n"
