@@ -65,7 +65,8 @@ static int set_policy(struct sluice *s, struct sluice_service_spec *spec, bool o
 {
 	spec->nallow = on ? SVC_PREFIXES : 0;
 	spec->allow = allow;
-	return sluice__service_set(s, spec) ?: sluice__policy_node_set(s, node, on ? NODE_PREFIXES : 0);
+	return sluice__service_set(s, spec) ?:
+		       sluice__policy_node_set(s, node, on ? NODE_PREFIXES : 0);
 }
 
 /* ns per new flow of one round; -1 on error. */
@@ -106,8 +107,9 @@ int main(int argc, char **argv)
 	int rounds = argc > 1 ? atoi(argv[1]) : 7, fd;
 	__u32 flows = argc > 2 ? (__u32)atoi(argv[2]) : 20000, base = 0, saddr;
 	struct sluice_backend_spec be[3] = {};
-	struct sluice_service_spec spec = { .port = 80, .proto = IPPROTO_TCP, .nbackends = 3,
-					    .backends = be };
+	struct sluice_service_spec spec = {
+		.port = 80, .proto = IPPROTO_TCP, .nbackends = 3, .backends = be
+	};
 	struct sluice_policy_rule *allow = calloc(SVC_PREFIXES, sizeof(*allow));
 	struct sluice_cidr *node = calloc(NODE_PREFIXES, sizeof(*node));
 	double off[64], on[64];
@@ -160,8 +162,8 @@ int main(int argc, char **argv)
 	printf("| new flow, xdp_lb | ns/flow (median of %d x %u) | min-max |\n", rounds, flows);
 	printf("|---|---|---|\n");
 	printf("| no policy | %.1f | %.1f-%.1f |\n", off[rounds / 2], off[0], off[rounds - 1]);
-	printf("| 1k service prefixes + 100k node prefixes | %.1f | %.1f-%.1f |\n",
-	       on[rounds / 2], on[0], on[rounds - 1]);
+	printf("| 1k service prefixes + 100k node prefixes | %.1f | %.1f-%.1f |\n", on[rounds / 2],
+	       on[0], on[rounds - 1]);
 	printf("ratio (no policy / policy): %.3f\n", off[rounds / 2] / on[rounds / 2]);
 	sluice__close(s);
 	free(allow);
