@@ -128,6 +128,16 @@ struct sluice_svc_key {
  * may open flows; others are dropped as SLUICE_DROP_SOURCE_RANGE. */
 #define SLUICE_SVC_F_SOURCE_RANGES (1u << 4)
 
+/* Access policy (#15, bpf/lib/policy.h): look the client up in the
+ * service's entries of the `policy` trie on each new flow. */
+#define SLUICE_SVC_F_POLICY (1u << 5)
+/* The service has an allow list: a client no allow entry matches is
+ * denied (reason not_allowed). */
+#define SLUICE_SVC_F_POLICY_ALLOWLIST (1u << 6)
+/* Denied new flows are refused (TCP RST, ICMP port unreachable) instead of
+ * dropped unanswered. Also applies to the node-wide deny list. */
+#define SLUICE_SVC_F_POLICY_REFUSE (1u << 7)
+
 #define SLUICE_SNAT_PORT_MIN 61000
 #define SLUICE_SNAT_PORT_MAX 65535
 
@@ -437,6 +447,79 @@ struct sluice_src_range_key {
 	__u32 addr[4];
 };
 
+/*
+ * Access policy (#15). Two LPM tries with one key layout:
+ * policy:      {svc_id, client prefix} of services with SLUICE_SVC_F_POLICY;
+ * policy_node: {family, client prefix}, the node-wide deny list checked
+ *              for every service (id is SLUICE_AF_INET / SLUICE_AF_INET6).
+ * Both are looked up once per new flow with the whole client address; the
+ * value of the longest match holds the verdict for every client port, as
+ * userspace compiled it from the rules: deny wins over allow, so an allow
+ * prefix nested in a deny prefix carries the deny, and a rule with a port
+ * range turns into a per-port exception of its prefix (at most
+ * SLUICE_POLICY_PORTS ranges per prefix). IPv4 prefixes sit in addr[0].
+ */
+#ifndef SLUICE_POLICY_MAX
+#define SLUICE_POLICY_MAX 262144 /* policy trie entries, all services */
+#endif
+#ifndef SLUICE_POLICY_NODE_MAX
+#define SLUICE_POLICY_NODE_MAX 262144 /* policy_node trie entries */
+#endif
+#define SLUICE_POLICY_PER_SVC 1024      /* allowFrom + denyFrom rules of one service */
+#define SLUICE_POLICY_NODE_RULES 131072 /* node-wide deny rules */
+#define SLUICE_POLICY_PORTS 4           /* port ranges carried by one prefix */
+
+enum sluice_policy_verdict {
+	SLUICE_POL_NONE = 0,  /* no rule: allowed unless the service has an allow list */
+	SLUICE_POL_ALLOW = 1, /* an allow rule matches (and no deny rule) */
+	SLUICE_POL_DENY = 2,  /* a deny rule matches */
+};
+
+struct sluice_policy_key {
+	__u32 prefixlen; /* 32 + the rule's prefix length */
+	__u32 id;        /* host order: svc_id (policy) or SLUICE_AF_* (policy_node) */
+	__u32 addr[4];
+};
+
+struct sluice_policy_port {
+	__u16 lo, hi; /* client port range, host order, inclusive */
+	__u8 verdict; /* enum sluice_policy_verdict for ports inside */
+	__u8 pad[3];
+};
+
+struct sluice_policy_val {
+	__u8 verdict; /* enum sluice_policy_verdict for ports outside every range */
+	__u8 nports;  /* used entries of port[] */
+	__u16 pad;
+	struct sluice_policy_port port[SLUICE_POLICY_PORTS];
+};
+
+/* Why a new flow was denied: the label "reason" of the policy metrics and
+ * the index into struct sluice_policy_stats. */
+#define SLUICE_POLICY_REASONS(X)                                                                \
+	X(DENY_LIST, "deny_list", "the client matches the service's denyFrom")                  \
+	X(NOT_ALLOWED, "not_allowed", "the service has an allowFrom list the client is not in") \
+	X(NODE_DENY, "node_deny", "the client matches the node-wide deny list")
+
+enum sluice_policy_reason {
+#define X(name, str, help) SLUICE_POLICY_R_##name,
+	SLUICE_POLICY_REASONS(X)
+#undef X
+	SLUICE_POLICY_R__MAX
+};
+
+/* policy_cfg: one-element array written with the node list: prefixes of
+ * each family in policy_node ([0] IPv4, [1] IPv6), so the socket LB knows
+ * without a trie walk whether the node list can concern a connect(). */
+struct sluice_policy_cfg {
+	__u32 node_prefixes[2];
+};
+
+/* policy_stats: per-CPU array indexed by svc_id, new flows denied. */
+struct sluice_policy_stats {
+	__u64 denied[SLUICE_POLICY_R__MAX];
+};
+
 /* Global per-CPU counters, indexed by enum sluice_counter. */
 #define SLUICE_COUNTERS(X)                                                                      \
 	X(PASS, "pass", "not service traffic, passed unchanged")                                \
@@ -481,7 +564,10 @@ enum sluice_counter {
 	X(NO_LOCAL_BACKEND, "no_local_backend",                                                   \
 	  "new flow to a service that drops when empty (traffic policy Local)")                   \
 	X(SNAT_PORTS_EXHAUSTED, "snat_ports_exhausted", "no free source-NAT port for a new flow") \
-	X(SOURCE_RANGE, "source_range", "client outside the service's source ranges")
+	X(SOURCE_RANGE, "source_range", "client outside the service's source ranges")             \
+	X(POLICY_DENY, "policy_deny", "new flow denied by the service's denyFrom")                \
+	X(POLICY_NOT_ALLOWED, "policy_not_allowed", "new flow from a client not in allowFrom")    \
+	X(POLICY_NODE_DENY, "policy_node_deny", "new flow denied by the node-wide deny list")
 
 enum sluice_drop_reason {
 #define X(name, str, help) SLUICE_DROP_##name,

@@ -88,7 +88,12 @@ struct sluice_redir_addr {
 	X(PEERNAME, "getpeername_revnat", "getpeername() answered with the VIP")           \
 	X(REFUSED, "refused", "connect()/sendmsg() to a service without backends refused") \
 	X(NO_BACKEND, "no_backend",                                                        \
-	  "Maglev slot named a backend that is gone: left to the packet path")
+	  "Maglev slot named a backend that is gone: left to the packet path")             \
+	X(POLICY_DENIED, "policy_denied",                                                  \
+	  "connect()/sendmsg() from a bound source the access policy denies: EPERM")       \
+	X(POLICY_DEFER, "policy_deferred",                                                 \
+	  "access policy applies but the source (or its port) is not known yet: not "      \
+	  "balanced at the socket, left to the packet path")
 
 enum sluice_sock_counter {
 #define X(name, str, help) SLUICE_SOCK_CNT_##name,

@@ -48,6 +48,7 @@
 
 /* errno values: a socket's sk_err, and the error a socket hook returns to
  * the syscall (bpf_set_retval()). */
+#define EPERM 1
 #define EPIPE 32
 #define ENETUNREACH 101
 #define ECONNRESET 104

@@ -14,6 +14,7 @@
 #include "stats.h"
 #include "health.h"
 #include "src_range.h"
+#include "policy.h"
 #include "snat.h"
 #include "sluice_hash.h"
 
@@ -383,6 +384,14 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 	if ((svc->flags & SLUICE_SVC_F_SOURCE_RANGES) && !src_range_allows(&key, svc->svc_id)) {
 		r->action = LB_DROP;
 		r->drop = SLUICE_DROP_SOURCE_RANGE;
+		return;
+	}
+	/* Access policy (#15): dropped, or refused when the service says so */
+	r->drop = policy_denies(&key, svc->svc_id, svc->flags);
+	if (r->drop) {
+		r->action = (svc->flags & SLUICE_SVC_F_POLICY_REFUSE) ? LB_REFUSE : LB_DROP;
+		r->svc_id = svc->svc_id;
+		stats_svc(svc->svc_id, p->frame_len, false);
 		return;
 	}
 

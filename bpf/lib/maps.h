@@ -147,6 +147,38 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } src_ranges SEC(".maps");
 
+/* Access policy (#15, policy.h): per-service rules, the node-wide deny
+ * list and denials per service and reason. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SLUICE_POLICY_MAX);
+	__type(key, struct sluice_policy_key);
+	__type(value, struct sluice_policy_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SLUICE_POLICY_NODE_MAX);
+	__type(key, struct sluice_policy_key);
+	__type(value, struct sluice_policy_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} policy_node SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct sluice_policy_stats);
+} policy_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sluice_policy_cfg);
+} policy_cfg SEC(".maps");
+
 /* Source NAT (see sluice_abi.h, lib/snat.h): LRU, so flows that ended
  * without a FIN/RST we saw age out. */
 struct {

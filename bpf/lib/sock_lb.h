@@ -17,6 +17,7 @@
 #include "common.h"
 #include "maps.h"
 #include "lb.h"
+#include "policy.h"
 #include "stats.h"
 #include "counters.h"
 #include "sockaddr.h"
@@ -145,6 +146,47 @@ static __always_inline void sock_origin_record(struct bpf_sock_addr *ctx, const 
 	o->family = vip->family;
 }
 
+/*
+ * sock_policy() - the access policy (#15) at connect()/sendmsg() to the
+ * service @svc. The client is the socket's bound address and port
+ * (bind() before connect(), or an earlier connect()/sendmsg() that
+ * bound it); an unbound socket has no source yet (the route picks it
+ * after this hook). Return: 0 to balance, -1 to leave the socket alone
+ * (policy applies but the source, or a port the verdict depends on, is
+ * unknown: the packet path checks the real source on the first packet),
+ * or 1 when denied (the caller rejects with EPERM).
+ */
+static __noinline int sock_policy(struct bpf_sock_addr *ctx, bool v6, const struct sock_ep *ep,
+				  __u32 svc_id, __u32 flags)
+{
+	struct sluice_ct_key t = {};
+	struct bpf_sock *sk = ctx->sk;
+	int r;
+
+	if (!(flags & SLUICE_SVC_F_POLICY) && !policy_node_any(ep->family))
+		return 0;
+	if (!sk)
+		return -1;
+	t.family = ep->family;
+	if (!v6) {
+		t.saddr[0] = sk->src_ip4;
+	} else if (ep->mapped) {
+		if (sk->src_ip6[2] != bpf_htonl(0xffff))
+			return -1;
+		t.saddr[0] = sk->src_ip6[3];
+	} else {
+		t.saddr[0] = sk->src_ip6[0];
+		t.saddr[1] = sk->src_ip6[1];
+		t.saddr[2] = sk->src_ip6[2];
+		t.saddr[3] = sk->src_ip6[3];
+	}
+	if (!t.saddr[0] && !t.saddr[1] && !t.saddr[2] && !t.saddr[3])
+		return -1;
+	t.sport = bpf_htons((__u16)sk->src_port);
+	r = policy_sock_denies(&t, svc_id, flags);
+	return r < 0 ? -1 : r > 0;
+}
+
 /**
  * sock_lb_xlate() - connect/sendmsg: VIP:port -> backend.
  *
@@ -177,6 +219,16 @@ static __always_inline int sock_lb_xlate(struct bpf_sock_addr *ctx, bool v6, boo
 	svc = bpf_map_lookup_elem(&services, &skey);
 	if (!svc || (svc->flags & SLUICE_SVC_F_VIP_MARKER))
 		return SYS_PROCEED;
+
+	switch (sock_policy(ctx, v6, &ep, svc->svc_id, svc->flags)) {
+	case 1:
+		sock_count(SLUICE_SOCK_CNT_POLICY_DENIED);
+		bpf_set_retval(-EPERM);
+		return SYS_REJECT;
+	case -1:
+		sock_count(SLUICE_SOCK_CNT_POLICY_DEFER);
+		return SYS_PROCEED;
+	}
 
 	if (!svc->backend_count) {
 		if (sock_cfg & SLUICE_SOCK_CFG_NO_REFUSE)

@@ -223,6 +223,7 @@ extern const struct dp_suite dp_suite_ct_flood;
 extern const struct dp_suite dp_suite_health;
 extern const struct dp_suite dp_suite_affinity;
 extern const struct dp_suite dp_suite_src_range;
+extern const struct dp_suite dp_suite_policy;
 extern const struct dp_suite dp_suite_snat;
 extern const struct dp_suite dp_suite_drop_empty;
 extern const struct dp_suite dp_suite_explain;

@@ -41,6 +41,7 @@ static const struct {
 	{ "backend_stats", DP_TEST_MAX_BACKENDS },
 	{ "backend_health", DP_TEST_MAX_BACKENDS },
 	{ "src_ranges", 256 },
+	{ "policy_stats", DP_TEST_MAX_SERVICES },
 	{ "snat_fwd", DP_TEST_SNAT_MAX },
 	{ "snat_rev", DP_TEST_SNAT_MAX },
 };

@@ -715,10 +715,133 @@ out:
 	sluice__close(s);
 }
 
+/* A connect() from a bound source: the access policy (#15) at the socket. */
+struct bound_dial {
+	const char *src;
+	__u16 sport, port;
+	int want;     /* 0: connects; else the errno */
+	bool no_port; /* IP_BIND_ADDRESS_NO_PORT: the port is chosen at connect() */
+};
+
+static int bound__child(void *arg)
+{
+	const struct bound_dial *b = arg;
+	struct sockaddr_in vip = { .sin_family = AF_INET, .sin_port = htons(b->port) };
+	struct sockaddr_in src = { .sin_family = AF_INET, .sin_port = htons(b->sport) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0), rc;
+
+	inet_pton(AF_INET, "10.96.0.7", &vip.sin_addr);
+	if (b->src) {
+		inet_pton(AF_INET, b->src, &src.sin_addr);
+		if (b->no_port)
+			setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &(int){ 1 },
+				   sizeof(int));
+		if (bind(fd, (struct sockaddr *)&src, sizeof(src)))
+			return 5;
+	}
+	rc = connect(fd, (struct sockaddr *)&vip, sizeof(vip));
+	if (b->want)
+		return rc == -1 && errno == b->want ? 0 : 1;
+	return rc ? 2 : 0;
+}
+
+/* A connected socket from 127.0.0.5 to the backend: a change that denies
+ * that source destroys it (SOCK_DESTROY), and its owner sees the abort. */
+static void policy_cut_socket(struct sluice *s, struct sluice_service_spec *spec,
+			      struct sluice_policy_rule *deny, int lfd, __u16 tport)
+{
+	struct sockaddr_in be = { .sin_family = AF_INET, .sin_port = htons(tport) };
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	__u64 flows = 0, socks = 0;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), afd, sock_err = 0;
+	char c;
+
+	inet_pton(AF_INET, "127.0.0.1", &be.sin_addr);
+	inet_pton(AF_INET, "127.0.0.5", &src.sin_addr);
+	if (!ASSERT_OK(bind(fd, (struct sockaddr *)&src, sizeof(src)), "bind .5") ||
+	    !ASSERT_OK(connect(fd, (struct sockaddr *)&be, sizeof(be)), "connect to the backend"))
+		goto out;
+	afd = accept(lfd, NULL, NULL);
+	ASSERT_OK(sluice__policy_cut(s, &flows, &socks, &sock_err), "cut, nothing denied");
+	ASSERT_EQ(socks, 0, "nothing destroyed yet");
+	sluice_policy_rule__parse(&deny[1], "127.0.0.5/32");
+	ASSERT_OK(sluice__service_set(s, spec), "deny .5");
+	ASSERT_OK(sluice__policy_cut(s, &flows, &socks, &sock_err), "cut");
+	ASSERT_EQ(sock_err, 0, "sock_diag destroy available");
+	ASSERT_EQ(socks, 1, "one socket destroyed");
+	ASSERT_TRUE(recv(fd, &c, 1, MSG_DONTWAIT) < 0 && errno == ECONNABORTED, "owner sees abort");
+	if (afd >= 0)
+		close(afd);
+out:
+	close(fd);
+}
+
+static void test_lb_policy(void)
+{
+	static const struct {
+		struct bound_dial d;
+		const char *what;
+	} cases[] = {
+		{ { "127.0.0.1", 0, 80, 0, false }, "allowed bound source connects" },
+		{ { "127.0.0.2", 0, 80, EPERM, false }, "denied bound source: EPERM" },
+		{ { NULL, 0, 80, ENETUNREACH, false },
+		  "unbound: deferred to the packet path (no route)" },
+		{ { "127.0.0.3", 0, 80, ENETUNREACH, true },
+		  "port rule, port not bound: deferred" },
+		{ { "127.0.0.3", 40005, 80, EPERM, false }, "port rule, bound port inside: EPERM" },
+		{ { "127.0.0.3", 40020, 80, 0, false }, "port rule, bound port outside: connects" },
+		{ { "127.0.0.4", 0, 81, EPERM, false },
+		  "node-wide deny on a service without rules" },
+		{ { "127.0.0.1", 0, 81, 0, false }, "node list: others connect" },
+	};
+	struct sluice_policy_rule deny[2];
+	struct sluice_backend_spec b = { .port = 0, .weight = 1 };
+	struct sluice_service_spec spec = { .port = 80,
+					    .proto = IPPROTO_TCP,
+					    .nbackends = 1,
+					    .backends = &b,
+					    .deny = deny,
+					    .ndeny = 2 };
+	struct sluice_sock_info info;
+	struct sluice_sock *ss = NULL;
+	struct sluice *s = lib__open(NULL);
+	struct sluice_cidr node;
+	__u16 tport;
+	int tfd = listener(AF_INET, SOCK_STREAM, &tport);
+
+	if (!s || !ASSERT_TRUE(tfd >= 0, "listener"))
+		goto out;
+	b.port = tport;
+	addr4(&b.addr, "127.0.0.1");
+	addr4(&spec.vip, "10.96.0.7");
+	sluice_policy_rule__parse(&deny[0], "127.0.0.2/32");
+	sluice_policy_rule__parse(&deny[1], "127.0.0.3/32:40000-40010");
+	ASSERT_OK(sluice__service_set(s, &spec), "svc with deny rules");
+	ASSERT_OK(svc_set(s, "10.96.0.7", 81, IPPROTO_TCP, "127.0.0.1", tport), "svc 81");
+	sluice_cidr__parse(&node, "127.0.0.4/32");
+	ASSERT_OK(sluice__policy_node_set(s, &node, 1), "node list");
+	ss = sock__open(s, NULL, 0);
+	if (!ss || !ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb"))
+		goto out;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		ASSERT_EQ(in_cgroup(bound__child, (void *)&cases[i].d), 0, cases[i].what);
+	ASSERT_OK(sluice_sock__info(ss, &info), "info");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_POLICY_DENIED], 3, "denials counted");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_POLICY_DEFER], 2, "deferrals counted");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_CONNECT], 3, "connects balanced");
+	policy_cut_socket(s, &spec, deny, tfd, tport);
+out:
+	sluice_sock__close(ss);
+	sluice__close(s);
+	if (tfd >= 0)
+		close(tfd);
+}
+
 static const struct test tests[] = {
 	TEST(test_names),      TEST(test_bad_args),       TEST(test_attach_detach),
 	TEST(test_lb_traffic), TEST(test_lb_refused),     TEST(test_lb_origin),
 	TEST(test_pins),       TEST(test_redir_selftest), TEST(test_lb_without_redir),
+	TEST(test_lb_policy),
 };
 
 int main(int argc, char **argv)

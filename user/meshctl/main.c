@@ -42,8 +42,9 @@ static const struct help_item global_opts[] = {
 };
 
 static const struct cmd *const top_cmds[] = {
-	&service_cmd, &backend_cmd, &apply_cmd,  &conntrack_cmd, &connections_cmd, &top_cmd,
-	&status_cmd,  &version_cmd, &doctor_cmd, &explain_cmd,   &uninstall_cmd,   NULL,
+	&service_cmd, &backend_cmd,   &apply_cmd,   &conntrack_cmd, &connections_cmd,
+	&top_cmd,     &status_cmd,    &version_cmd, &doctor_cmd,    &explain_cmd,
+	&policy_cmd,  &uninstall_cmd, NULL,
 };
 
 static const struct cmd meshctl_cmd = {

@@ -80,6 +80,7 @@ extern const struct cmd connections_cmd;
 extern const struct cmd top_cmd;
 extern const struct cmd doctor_cmd;
 extern const struct cmd explain_cmd;
+extern const struct cmd policy_cmd;
 
 /* Help items shared by several commands. */
 #define HELP_SVC                                                                                  \

@@ -26,11 +26,11 @@ static const struct {
 	{ "service.get", ops__service_get, ARGS("service"), NULL },
 	{ "service.add", ops__service_add,
 	  ARGS("service", "name", "backends", "outlierDetection", "sessionAffinity", "healthCheck",
-	       "snat", "dropWhenEmpty", "sourceRanges"),
+	       "snat", "dropWhenEmpty", "sourceRanges", "allowFrom", "denyFrom", "denyAction"),
 	  NULL },
 	{ "service.set", ops__service_set,
 	  ARGS("service", "name", "outlierDetection", "sessionAffinity", "healthCheck", "snat",
-	       "dropWhenEmpty", "sourceRanges"),
+	       "dropWhenEmpty", "sourceRanges", "allowFrom", "denyFrom", "denyAction"),
 	  NULL },
 	{ "service.del", ops__service_del, ARGS("service"), NULL },
 	{ "backend.add", ops__backend_add, ARGS("service", "backend", "weight"), NULL },
@@ -47,6 +47,9 @@ static const struct {
 	{ "top", ops__top, ARGS(NULL), NULL },
 	{ "doctor", ops__doctor, ARGS(NULL), NULL },
 	{ "explain", ops__explain, ARGS("service", "client", "socketCookie", "netnsCookie"), NULL },
+	{ "policy.list", ops__policy_list, ARGS(NULL), NULL },
+	{ "policy.get", ops__policy_get, ARGS("service"), NULL },
+	{ "policy.node.set", ops__policy_node_set, ARGS("nodeDenyFrom"), NULL },
 };
 
 static int dispatch__check_args(struct json_object *req, const char *op, const char *const *args,

@@ -359,8 +359,11 @@ struct json_object *ops__service_add(struct meshd *m, struct json_object *req)
 		json_object_object_add(svc, "snat", json_object_get(v));
 	if (json_object_object_get_ex(req, "dropWhenEmpty", &v) && v)
 		json_object_object_add(svc, "dropWhenEmpty", json_object_get(v));
-	if (json_object_object_get_ex(req, "sourceRanges", &v) && v)
-		json_object_object_add(svc, "sourceRanges", json_object_get(v));
+	for (const char *const *k = (const char *const[]){ "sourceRanges", "allowFrom", "denyFrom",
+							   "denyAction", NULL };
+	     *k; k++)
+		if (json_object_object_get_ex(req, *k, &v) && v)
+			json_object_object_add(svc, *k, json_object_get(v));
 	json_object_array_add(services, svc);
 	return ops__commit_json(&m->state, m->sl, root, json_object_array_length(services) - 1,
 				&ref, NULL);

@@ -46,6 +46,9 @@ struct json_object *ops__connections_list(struct meshd *m, struct json_object *r
 struct json_object *ops__top(struct meshd *m, struct json_object *req);
 struct json_object *ops__doctor(struct meshd *m, struct json_object *req);
 struct json_object *ops__explain(struct meshd *m, struct json_object *req); /* ops_explain.c */
+struct json_object *ops__policy_list(struct meshd *m, struct json_object *req);
+struct json_object *ops__policy_get(struct meshd *m, struct json_object *req);
+struct json_object *ops__policy_node_set(struct meshd *m, struct json_object *req);
 
 /* A stream op answers on fd itself and, when it keeps fd for the stream,
  * sets *kept (the server then neither answers nor closes it); otherwise

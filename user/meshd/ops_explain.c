@@ -103,6 +103,10 @@ static struct json_object *ops__explain_policy(const struct sluice_explain *x)
 		       ops__str_obj(sluice_cidr__str(&x->policy.rule, buf, sizeof(buf))) :
 		       NULL);
 	JS_ADD(o, "rules", json_object_new_int64(x->policy.nrules));
+	JS_ADD(o, "drop",
+	       x->policy.verdict == SLUICE_XA_DENY ?
+		       ops__str_obj(sluice__drop_name(x->policy.drop)) :
+		       NULL);
 	JS_ADD(o, "why", ops__str_obj(x->policy.why));
 	return o;
 }

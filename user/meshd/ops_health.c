@@ -121,7 +121,7 @@ struct json_object *ops__service_set(struct meshd *m, struct json_object *req)
 		json_object_put(root);
 		return api__error("nothing to set: give a service-level field (name, "
 				  "outlierDetection, sessionAffinity, healthCheck, snat, "
-				  "dropWhenEmpty, sourceRanges)");
+				  "dropWhenEmpty, sourceRanges, allowFrom, denyFrom, denyAction)");
 	}
 	return ops__commit_json(&m->state, m->sl, root, i, &ref, NULL);
 }

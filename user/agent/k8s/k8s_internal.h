@@ -93,6 +93,12 @@ struct k8s_svc {
 	__u32 nsrc_ranges;
 	struct sluice_cidr *src_ranges;
 	__u32 src_ranges_over[2];
+	/* sluice.io/allow-from, deny-from, deny-action (#15, k8s_policy.c):
+	 * npol_allow allow rules, then the deny rules, both families; closed:
+	 * an annotation was bad, every client is denied */
+	struct sluice_policy_rule *pol_rules;
+	__u32 npol_rules, npol_allow;
+	bool pol_refuse, pol_closed;
 };
 
 struct k8s_ep {
@@ -134,6 +140,13 @@ int k8s_svc__parse_src_ranges(struct k8s_svc *s, struct json_object *spec, char 
  * out beyond the bound (warn about them), or -ENOMEM. */
 int k8s_svc__src_ranges_for(const struct k8s_svc *svc, const struct sluice_addr *vip,
 			    struct desired_service *d);
+/* k8s_policy.c: the policy annotations of a Service (ann may be NULL);
+ * problem text in prob ("" when none); -ENOMEM only. */
+int k8s_svc__parse_policy(struct k8s_svc *s, struct json_object *ann, char *prob, size_t plen);
+/* d's rules from s for d's VIP family (allocated, owned by d); a set
+ * the compiler refuses becomes deny-all, named in prob. -ENOMEM only. */
+int k8s_svc__policy_for(const struct k8s_svc *s, struct desired_service *d, char *prob,
+			size_t plen);
 /* How many k8s_svc__src_ranges_for() hands out for vip. */
 __u32 k8s_svc__src_ranges_count(const struct k8s_svc *svc, const struct sluice_addr *vip);
 void k8s_svc__free(struct k8s_svc *s);

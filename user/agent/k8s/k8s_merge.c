@@ -32,6 +32,7 @@ static int merge__push(struct desired *d, const struct desired_service *s)
 	*t = *s;
 	t->backends = NULL;
 	t->src_ranges = NULL;
+	t->rules = NULL;
 	if (s->nbackends) {
 		t->backends = malloc(s->nbackends * sizeof(*t->backends));
 		if (!t->backends)
@@ -39,7 +40,7 @@ static int merge__push(struct desired *d, const struct desired_service *s)
 		memcpy(t->backends, s->backends, s->nbackends * sizeof(*t->backends));
 	}
 	d->nservices++;
-	return desired__src_ranges_dup(t, s) ? -ENOMEM : 0;
+	return desired__src_ranges_dup(t, s) || desired__policy_dup(t, s) ? -ENOMEM : 0;
 }
 
 static bool is_kube(const struct desired_service *s)

@@ -138,6 +138,7 @@ void k8s_svc__free(struct k8s_svc *s)
 	free(s->rules);
 	free(s->vips);
 	free(s->src_ranges);
+	free(s->pol_rules);
 	free(s->ns);
 	free(s->name);
 	free(s->proxy_name);
@@ -441,6 +442,10 @@ int k8s_svc__parse(struct json_object *obj, struct k8s_svc **out)
 	if (!err && !bad)
 		err = k8s_svc__parse_src_ranges(s, spec, hcprob, sizeof(hcprob), &bad);
 	if (!err && hcprob[0])
+		problem_add(&s->problem, "%s", hcprob);
+	if (!err && !bad)
+		err = k8s_svc__parse_policy(s, ann, hcprob, sizeof(hcprob));
+	if (!err && !bad && hcprob[0])
 		problem_add(&s->problem, "%s", hcprob);
 out:
 	err = parse__outcome(err, bad, nomem, K8S_SERVICES, ns, name);

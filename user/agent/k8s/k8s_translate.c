@@ -311,6 +311,18 @@ static int xl__src_ranges(struct xlate *x, const struct k8s_svc *svc, const stru
 	return 0;
 }
 
+/* The policy annotations (#15) for d's address; a refused set is named. */
+static int xl__policy(struct xlate *x, const struct k8s_svc *svc, struct desired_service *d)
+{
+	char prob[SLUICE_ERRMSG_LEN], ref[DESIRED_SVC_REF_LEN];
+	int err = k8s_svc__policy_for(svc, d, prob, sizeof(prob));
+
+	if (!err && prob[0])
+		xl__warn(x, "Service %s/%s on %s: %s", svc->ns, svc->name,
+			 desired__svc_ref(d, ref, sizeof(ref)), prob);
+	return err;
+}
+
 static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s_svc_port *p,
 		    const struct k8s_vip *vip, __u16 vport, bool node_port)
 {
@@ -350,6 +362,8 @@ static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s
 	d->proto = p->proto;
 	d->affinity_timeout_s = svc->affinity_timeout_s;
 	if (vip->lb && xl__src_ranges(x, svc, vip, d))
+		return -ENOMEM;
+	if (xl__policy(x, svc, d))
 		return -ENOMEM;
 	if (x->nc) {
 		d->backends = calloc(x->nc, sizeof(*d->backends));
@@ -488,6 +502,7 @@ static int xl__sort(struct xlate *x)
 				 v[m - 1].name);
 			free(k[i].svc->backends);
 			free(k[i].svc->src_ranges);
+			free(k[i].svc->rules);
 			continue;
 		}
 		v[m++] = *k[i].svc;
@@ -555,7 +570,7 @@ bool k8s__desired_equal(const struct desired *a, const struct desired *b)
 		    strcmp(x->source, y->source) || x->nbackends != y->nbackends ||
 		    x->affinity_timeout_s != y->affinity_timeout_s || x->snat != y->snat ||
 		    x->drop_empty != y->drop_empty || !desired__health_eq(&x->health, &y->health) ||
-		    !desired__src_ranges_eq(x, y))
+		    !desired__src_ranges_eq(x, y) || !desired__policy_eq(x, y))
 			return false;
 		for (__u32 j = 0; j < x->nbackends; j++) {
 			const struct desired_backend *p = &x->backends[j], *q = &y->backends[j];

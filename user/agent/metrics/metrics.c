@@ -188,6 +188,28 @@ static void metrics__services(const struct metrics_snapshot *m, FILE *out)
 	}
 }
 
+/* Access policy (#15): denials per service and reason, never per client. */
+static void metrics__policy(const struct metrics_snapshot *m, FILE *out)
+{
+	static const char *const reasons[] = {
+#define X(name, str, help) str,
+		SLUICE_POLICY_REASONS(X)
+#undef X
+	};
+	struct label l[LABELS_MAX] = { { "service", NULL }, { "reason", NULL } };
+
+	metrics__family(out, P "service_policy_denied_total", "counter",
+			"New flows the access policy denied (dropped or refused), by reason.");
+	for (size_t i = 0; i < m->nservices; i++) {
+		l[0].value = m->services[i].name;
+		for (int r = 0; r < SLUICE_POLICY_R__MAX; r++) {
+			l[1].value = reasons[r];
+			metrics__u64_sample(out, P "service_policy_denied_total", l,
+					    m->services[i].policy.denied[r]);
+		}
+	}
+}
+
 static const struct svc_field be_fields[] = {
 	{ P "backend_weight", "gauge", "Maglev weight of the backend; 0 means draining.", 0 },
 	{ P "backend_packets_total", "counter",
@@ -581,6 +603,7 @@ int metrics__write(const struct metrics_snapshot *m, FILE *out)
 	metrics__header(m, out);
 	metrics__datapath(m, out);
 	metrics__services(m, out);
+	metrics__policy(m, out);
 	metrics__backends(m, out);
 	metrics__health(m, out);
 	if (m->has_telemetry)

@@ -72,6 +72,7 @@ struct metrics_service {
 	__u16 healthy;       /* of those: not ejected, not unhealthy (#14) */
 	struct sluice_svc_health health;
 	struct sluice_svc_stats stats;
+	struct sluice_policy_stats policy; /* new flows denied, by reason (#15) */
 	bool has_telemetry;
 	struct telemetry_svc_stats tel;
 };

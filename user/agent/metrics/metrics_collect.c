@@ -184,6 +184,17 @@ static int collect__svc_health(const void *key, const void *value, void *ctx)
 	return 0;
 }
 
+static int collect__svc_policy(const void *key, const void *value, void *ctx)
+{
+	struct collect_ctx *c = ctx;
+	__u32 i = c->svc_index[*(const __u32 *)key];
+
+	if (i)
+		collect__percpu_add(c, value, (__u64 *)&c->m->services[i - 1].policy,
+				    sizeof(struct sluice_policy_stats) / sizeof(__u64));
+	return 0;
+}
+
 /* Services, then their stats and health read in batches over the ids in
  * use (one syscall per 1024 ids, not two per service: #16). */
 static int collect__services(struct collect_ctx *c, struct sluice *s)
@@ -211,6 +222,12 @@ static int collect__services(struct collect_ctx *c, struct sluice *s)
 			err = maps__for_range(s->fds[SLUICE_MAP_SVC_HEALTH], "svc_health", 0,
 					      c->max_svc_id + 1, sizeof(struct sluice_svc_health),
 					      collect__svc_health, c);
+		if (!err)
+			err = maps__for_range(s->fds[SLUICE_MAP_POLICY_STATS], "policy_stats", 0,
+					      c->max_svc_id + 1,
+					      maps__percpu_size(s,
+								sizeof(struct sluice_policy_stats)),
+					      collect__svc_policy, c);
 		if (err)
 			return err;
 	}
@@ -360,6 +377,27 @@ static int collect__snat(struct metrics_snapshot *m, struct sluice *s)
 	return err ?: collect__map_info(m, "snat_rev", fd, n);
 }
 
+/* Access policy (#15): prefixes in use of both tries (not preallocated:
+ * capacity is max_entries). */
+static int collect__policy(struct metrics_snapshot *m, struct sluice *s)
+{
+	static const char *const names[] = { "policy", "policy_node" };
+	__u64 n;
+	int fd, err = 0;
+
+	for (int i = 0; i < 2 && !err; i++) {
+		fd = sluice__map_fd(s, names[i]);
+		if (fd < 0)
+			continue;
+		n = 0;
+		err = maps__for_each(fd, names[i], sizeof(struct sluice_policy_key),
+				     sizeof(struct sluice_policy_val), collect__count_one, &n);
+		if (!err)
+			err = collect__map_info(m, names[i], fd, n);
+	}
+	return err;
+}
+
 static int collect__extra(struct collect_ctx *c, struct sluice *s)
 {
 	struct metrics_snapshot *m = c->m;
@@ -380,6 +418,8 @@ static int collect__extra(struct collect_ctx *c, struct sluice *s)
 		err = collect__map_info(m, "affinity", s->fds[SLUICE_MAP_AFFINITY], ct);
 	if (!err)
 		err = collect__snat(m, s);
+	if (!err)
+		err = collect__policy(m, s);
 	if (!err && c->src->t) {
 		err = telemetry__info(c->src->t, &m->telemetry);
 		m->has_telemetry = !err;

@@ -68,6 +68,10 @@ enum sluice_map_id {
 	SLUICE_MAP_AFFINITY,        /* #14: client -> backend (LRU) */
 	SLUICE_MAP_SRC_RANGES,      /* #13: {svc id, CIDR} LPM trie */
 	SLUICE_MAP_MAGLEV_IDS,      /* #16: svc id -> its table's map id */
+	SLUICE_MAP_POLICY,          /* #15: {svc id, CIDR} LPM trie */
+	SLUICE_MAP_POLICY_NODE,     /* #15: {family, CIDR} LPM trie */
+	SLUICE_MAP_POLICY_STATS,    /* #15: per-CPU denials per svc id */
+	SLUICE_MAP_POLICY_CFG,      /* #15: node list prefixes per family */
 	SLUICE_MAP__MAX,
 };
 
@@ -86,7 +90,8 @@ struct sluice {
 	bool *pend; /* [SLUICE_MAX_BACKENDS] */
 	__u32 *pend_ids;
 	__u32 npend, pend_cap;
-	struct svc_snap *snap; /* svc_plan.c: ids and backends, kept in step */
+	struct svc_snap *snap;      /* svc_plan.c: ids and backends, kept in step */
+	__u64 cut_flows, cut_socks; /* policy_cut.c: totals since open (#15) */
 };
 
 /* Called once per element by maps__for_each(); non-zero stops the walk
@@ -187,6 +192,8 @@ void svc__affinity_forget(struct sluice *s, const bool *gone);
 /* svc_src_range.c: best effort, one walk of src_ranges: deletes the
  * entries of every service id i with gone[i] (#13). */
 void svc__src_forget(struct sluice *s, const bool *gone);
+/* svc_policy.c: the same for the policy trie (#15). */
+void svc__policy_forget(struct sluice *s, const bool *gone);
 
 /* svc_spec.c: spec checks and keys. IPv4 goes into dst[0], zeros after. */
 void svc__addr_copy(__u32 dst[4], const struct sluice_addr *a);

@@ -42,6 +42,9 @@ _Static_assert(sizeof(struct sluice_health_event) == 32, "sluice_health_event la
 _Static_assert(sizeof(struct sluice_affinity_key) == 24, "sluice_affinity_key layout");
 _Static_assert(sizeof(struct sluice_affinity) == 16, "sluice_affinity layout");
 _Static_assert(sizeof(struct sluice_src_range_key) == 24, "sluice_src_range_key layout");
+_Static_assert(sizeof(struct sluice_policy_key) == 24, "sluice_policy_key layout");
+_Static_assert(sizeof(struct sluice_policy_val) == 36, "sluice_policy_val layout");
+_Static_assert(sizeof(struct sluice_policy_stats) == 24, "sluice_policy_stats layout");
 _Static_assert(sizeof(struct sluice_maglev_pair) == 8,
 	       "sluice_maglev_pair layout: no padding, so a table is __u32 slots[M + 1]");
 
@@ -75,6 +78,13 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 				  sizeof(struct sluice_affinity) },
 	[SLUICE_MAP_SRC_RANGES] = { "src_ranges", sizeof(struct sluice_src_range_key),
 				    sizeof(__u32) },
+	[SLUICE_MAP_POLICY] = { "policy", sizeof(struct sluice_policy_key),
+				sizeof(struct sluice_policy_val) },
+	[SLUICE_MAP_POLICY_NODE] = { "policy_node", sizeof(struct sluice_policy_key),
+				     sizeof(struct sluice_policy_val) },
+	[SLUICE_MAP_POLICY_STATS] = { "policy_stats", sizeof(__u32),
+				      sizeof(struct sluice_policy_stats) },
+	[SLUICE_MAP_POLICY_CFG] = { "policy_cfg", sizeof(__u32), sizeof(struct sluice_policy_cfg) },
 	[SLUICE_MAP_MAGLEV_IDS] = { "maglev_ids", sizeof(__u32), sizeof(__u32) },
 };
 

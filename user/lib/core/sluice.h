@@ -72,6 +72,13 @@ struct sluice_cidr {
 	__u8 prefixlen;
 };
 
+/* An access rule (#15): clients inside cidr, from a client port in
+ * port_lo-port_hi (host order; 0-65535: any port). */
+struct sluice_policy_rule {
+	struct sluice_cidr cidr;
+	__u16 port_lo, port_hi;
+};
+
 struct sluice_service_spec {
 	struct sluice_addr vip;
 	__u16 port; /* host order */
@@ -86,8 +93,14 @@ struct sluice_service_spec {
 	 * at most SLUICE_SRC_RANGES_PER_SVC, each of the VIP's family. */
 	__u32 nsrc_ranges;
 	const struct sluice_cidr *src_ranges;
-	bool snat;       /* SLUICE_SVC_F_SNAT: source NAT to the VIP */
-	bool drop_empty; /* SLUICE_SVC_F_DROP_EMPTY: no backend drops, no refusal */
+	/* Access policy (#15, policy.c): deny wins; an allow list denies
+	 * every client it does not name; none: everyone. At most
+	 * SLUICE_POLICY_PER_SVC rules together, of the VIP's family. */
+	__u32 nallow, ndeny;
+	const struct sluice_policy_rule *allow, *deny;
+	bool policy_refuse; /* denied: RST / ICMP unreachable, not a drop */
+	bool snat;          /* SLUICE_SVC_F_SNAT: source NAT to the VIP */
+	bool drop_empty;    /* SLUICE_SVC_F_DROP_EMPTY: no backend drops, no refusal */
 };
 #define SLUICE_AFFINITY_TIMEOUT_MAX 86400     /* one day, as Kubernetes */
 #define SLUICE_AFFINITY_TIMEOUT_DEFAULT 10800 /* 3 h, kube-proxy's default */
@@ -366,5 +379,7 @@ const char *sluice_proto__str(__u8 proto, char *buf, size_t len);
  * backend keeps most of its slots when others come or go. Returns 0, or
  * -EINVAL when m is not prime, n is 0 or every weight is 0. */
 int maglev__build(const struct sluice_backend_spec *backends, __u32 n, __u32 m, __u32 *table);
+
+#include "sluice_policy.h"
 
 #endif /* SLUICE_H */

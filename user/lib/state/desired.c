@@ -30,8 +30,10 @@ void desired__free(struct desired *d)
 	for (__u32 i = 0; i < d->nservices; i++) {
 		free(d->services[i].backends);
 		free(d->services[i].src_ranges);
+		free(d->services[i].rules);
 	}
 	free(d->services);
+	free(d->node_deny);
 	desired__init(d);
 }
 
@@ -52,6 +54,7 @@ int desired__copy(struct desired *dst, const struct desired *src)
 		*t = *s;
 		t->backends = NULL;
 		t->src_ranges = NULL;
+		t->rules = NULL;
 		if (s->nbackends) {
 			t->backends = malloc(s->nbackends * sizeof(*t->backends));
 			if (!t->backends)
@@ -59,9 +62,11 @@ int desired__copy(struct desired *dst, const struct desired *src)
 			memcpy(t->backends, s->backends, s->nbackends * sizeof(*t->backends));
 		}
 		tmp.nservices++; /* from here desired__free() owns its arrays */
-		if (desired__src_ranges_dup(t, s))
+		if (desired__src_ranges_dup(t, s) || desired__policy_dup(t, s))
 			goto nomem;
 	}
+	if (desired__node_deny_dup(&tmp, src))
+		goto nomem;
 	*dst = tmp;
 	return 0;
 nomem:
@@ -175,6 +180,7 @@ struct json_object *desired__service_to_json(const struct desired_service *svc)
 		desired__add(obj, "snat", json_object_new_boolean(1));
 	if (svc->drop_empty)
 		desired__add(obj, "dropWhenEmpty", json_object_new_boolean(1));
+	desired__policy_to_json(svc, obj);
 	return obj;
 }
 
@@ -200,6 +206,9 @@ struct json_object *desired__to_json(const struct desired *d)
 		}
 	}
 	desired__add(root, "services", list);
+	list = desired__node_deny_to_json(d);
+	if (list)
+		desired__add(root, "nodeDenyFrom", list);
 	return root;
 }
 

@@ -99,11 +99,23 @@ struct desired_service {
 	struct sluice_cidr *src_ranges;
 	bool snat;       /* "snat": source NAT to the VIP (traffic policy Cluster) */
 	bool drop_empty; /* "dropWhenEmpty": no backend drops instead of refusing */
+	/* Access policy (#15, desired_policy.c): "allowFrom" (rules[0..nallow))
+	 * and "denyFrom" (the ndeny after them); owned like backends */
+	__u32 nallow, ndeny;
+	struct sluice_policy_rule *rules;
+	bool policy_refuse; /* "denyAction": "refuse" */
+	/* desired__from_maps() only: the maps hold a policy for the service;
+	 * its rules cannot be read back from the compiled trie, so this makes
+	 * it differ from any desired service and the next apply rewrites it */
+	bool policy_in_maps;
 };
 
 struct desired {
 	__u32 nservices;
 	struct desired_service *services;
+	/* "nodeDenyFrom" (#15): the node-wide deny list */
+	__u32 nnode_deny;
+	struct sluice_cidr *node_deny;
 };
 
 void desired__init(struct desired *d);
@@ -157,6 +169,18 @@ bool desired__src_ranges_eq(const struct desired_service *a, const struct desire
 /* dst->src_ranges becomes a copy of src's (dst's old pointer is not
  * freed: dst is a shallow copy of src or fresh). */
 int desired__src_ranges_dup(struct desired_service *dst, const struct desired_service *src);
+
+/* --- access policy (desired_policy.c) --- */
+
+bool desired__policy_eq(const struct desired_service *a, const struct desired_service *b);
+int desired__policy_dup(struct desired_service *dst, const struct desired_service *src);
+bool desired__node_deny_eq(const struct desired *a, const struct desired *b);
+int desired__node_deny_dup(struct desired *dst, const struct desired *src);
+/* After an apply that changed a policy: sluice__policy_cut(), problems
+ * on stderr (the change stands; the kernel checks new flows anyway). */
+void desired__policy_cut(struct sluice *s);
+/* ["198.51.100.0/24", ...]; NULL for none. */
+struct json_object *desired__node_deny_to_json(const struct desired *d);
 
 /* --- active health checks (desired_health.c) --- */
 

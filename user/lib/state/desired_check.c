@@ -254,7 +254,8 @@ int desired__check_service(const struct desired_service *svc, __u32 i)
 	return desired__check_outlier(&svc->outlier, base)                    ?:
 		       desired__check_affinity(svc->affinity_timeout_s, base) ?:
 		       desired__check_health(svc, base)                       ?:
-		       desired__check_src_ranges(svc, base);
+		       desired__check_src_ranges(svc, base)                   ?:
+		       desired__check_policy(svc, base);
 }
 
 int desired__check_all(const struct desired *d)
@@ -305,5 +306,10 @@ int desired__validate(const struct desired *d)
 		if (err)
 			return err;
 	}
-	return desired__check_all(d);
+	err = desired__check_all(d);
+	if (!err && d->nnode_deny)
+		err = d->node_deny ? sluice_policy__node_check(d->node_deny, d->nnode_deny) :
+				     desired__err("nodeDenyFrom", "%u prefixes but no array",
+						  d->nnode_deny);
+	return err;
 }

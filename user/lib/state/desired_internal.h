@@ -84,4 +84,12 @@ int desired__check_src_ranges(const struct desired_service *svc, const char *bas
 /* ["10.0.0.0/8", ...]; NULL for none. */
 struct json_object *desired__src_ranges_to_json(const struct desired_service *svc);
 
+/* desired_policy.c: "allowFrom", "denyFrom", "denyAction" of the service
+ * object o (#15); the compiler's rules, errors under base. */
+int desired__parse_policy(struct json_object *o, const char *base, struct desired_service *svc);
+int desired__check_policy(const struct desired_service *svc, const char *base);
+void desired__policy_to_json(const struct desired_service *svc, struct json_object *obj);
+/* "nodeDenyFrom" at the top level (v NULL: none). */
+int desired__parse_node_deny(struct json_object *v, struct desired *d);
+
 #endif /* SLUICE_DESIRED_INTERNAL_H */

@@ -22,7 +22,7 @@
 
 #define VAL_LEN 64
 
-static const char *const top_fields[] = { "services", NULL };
+static const char *const top_fields[] = { "services", "nodeDenyFrom", NULL };
 static const char *const svc_fields[] = { "name",
 					  "vip",
 					  "port",
@@ -35,6 +35,9 @@ static const char *const svc_fields[] = { "name",
 					  "sourceRanges",
 					  "snat",
 					  "dropWhenEmpty",
+					  "allowFrom",
+					  "denyFrom",
+					  "denyAction",
 					  NULL };
 static const char *const be_fields[] = { "address", "port", "weight", "drainedWeight", NULL };
 
@@ -464,6 +467,8 @@ static int desired__parse_service(struct json_object *o, __u32 i, struct desired
 		err = desired__opt_bool(o, base, "snat", &svc->snat);
 	if (!err)
 		err = desired__opt_bool(o, base, "dropWhenEmpty", &svc->drop_empty);
+	if (!err)
+		err = desired__parse_policy(o, base, svc);
 	if (err)
 		return err;
 	return desired__check_service(svc, i);
@@ -513,6 +518,8 @@ int desired__from_json(struct desired *d, struct json_object *root)
 			goto fail;
 	}
 	err = desired__check_all(&tmp);
+	if (!err)
+		err = desired__parse_node_deny(desired__field(root, "nodeDenyFrom"), &tmp);
 	if (err)
 		goto fail;
 	*d = tmp;

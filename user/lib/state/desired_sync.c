@@ -234,7 +234,8 @@ static bool sync__same(const struct desired_service *a, const struct desired_ser
 	       sluice_outlier__same(&a->outlier, &b->outlier) &&
 	       a->affinity_timeout_s == b->affinity_timeout_s && a->snat == b->snat &&
 	       a->drop_empty == b->drop_empty && desired__health_eq(&a->health, &b->health) &&
-	       desired__src_ranges_eq(a, b) && sync__same_backends(a, b, verdicts);
+	       desired__src_ranges_eq(a, b) && desired__policy_eq(a, b) &&
+	       sync__same_backends(a, b, verdicts);
 }
 
 static int sync__cmp_ptr(const void *x, const void *y)
@@ -327,6 +328,7 @@ struct sync_plan {
 	__u32 n, cap;
 	bool nomem;
 	bool outlier_off; /* node-wide: outlier settings do not reach the maps */
+	bool policy_cut;  /* an update narrowed or changed a policy (#15) */
 };
 
 static void sync__collect(enum desired_change kind, const struct desired_service *old_svc,
@@ -335,12 +337,15 @@ static void sync__collect(enum desired_change kind, const struct desired_service
 	struct sync_plan *p = ctx;
 	struct sync_change *grown;
 
+	if (kind == DESIRED_UPDATE && !desired__policy_eq(old_svc, new_svc))
+		p->policy_cut = true;
+
 	/* a label-only (or health-check-only) update leaves the maps as they are */
 	if (kind == DESIRED_UPDATE && sync__same_backends(old_svc, new_svc, true) &&
 	    (p->outlier_off || sluice_outlier__same(&old_svc->outlier, &new_svc->outlier)) &&
 	    old_svc->affinity_timeout_s == new_svc->affinity_timeout_s &&
 	    old_svc->snat == new_svc->snat && old_svc->drop_empty == new_svc->drop_empty &&
-	    desired__src_ranges_eq(old_svc, new_svc))
+	    desired__src_ranges_eq(old_svc, new_svc) && desired__policy_eq(old_svc, new_svc))
 		return;
 	if (p->n == p->cap) {
 		p->cap = p->cap ? 2 * p->cap : 16;
@@ -383,6 +388,11 @@ static int sync__spec(const struct desired_service *svc, struct sluice_service_s
 		.src_ranges = svc->src_ranges,
 		.snat = svc->snat,
 		.drop_empty = svc->drop_empty,
+		.nallow = svc->nallow,
+		.ndeny = svc->ndeny,
+		.allow = svc->rules,
+		.deny = svc->rules ? svc->rules + svc->nallow : NULL,
+		.policy_refuse = svc->policy_refuse,
 	};
 	return 0;
 }
@@ -543,9 +553,21 @@ int desired__apply(struct sluice *s, const struct desired *old, const struct des
 		err = -ENOMEM;
 		goto cleanup;
 	}
+	/* the node-wide deny list first: all or nothing itself, and put back
+	 * when a service fails */
+	if (!desired__node_deny_eq(old ? old : &empty, new)) {
+		err = sluice__policy_node_set(s, new->node_deny, new->nnode_deny);
+		if (err)
+			goto cleanup;
+	}
 	err = sync__do_all(s, &plan, list, idx, done, &ndone);
-	if (!err)
+	if (!err) {
+		if (plan.policy_cut || !desired__node_deny_eq(old ? old : &empty, new))
+			desired__policy_cut(s);
 		goto cleanup;
+	}
+	if (!desired__node_deny_eq(old ? old : &empty, new))
+		sluice__policy_node_set(s, old ? old->node_deny : NULL, old ? old->nnode_deny : 0);
 	snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
 	failed = sync__undo_all(s, &plan, list, idx, done, ndone);
 	if (failed)

@@ -198,6 +198,28 @@ static void svclist__flags(struct sluice *s, const struct sluice_svc_key *k,
 		d->affinity_timeout_s = svc.affinity_timeout_s;
 	d->snat = svc.flags & SLUICE_SVC_F_SNAT;
 	d->drop_empty = svc.flags & SLUICE_SVC_F_DROP_EMPTY;
+	d->policy_in_maps = svc.flags & SLUICE_SVC_F_POLICY;
+	d->policy_refuse = svc.flags & SLUICE_SVC_F_POLICY_REFUSE;
+}
+
+/* The node-wide deny list (#15), as policy_node holds it. */
+static int svclist__node_deny(struct sluice *s, struct desired *d)
+{
+	__u32 n = 0;
+	int err;
+
+	err = sluice__policy_node_get(s, NULL, 0, &n);
+	if (err || !n)
+		return err;
+	d->node_deny = calloc(n, sizeof(*d->node_deny));
+	if (!d->node_deny) {
+		sluice__set_err("out of memory reading the maps");
+		return -ENOMEM;
+	}
+	err = sluice__policy_node_get(s, d->node_deny, n, &d->nnode_deny);
+	if (d->nnode_deny > n)
+		d->nnode_deny = n;
+	return err;
 }
 
 /* Whether the service's entry carries source ranges (#13). */
@@ -314,6 +336,9 @@ int desired__from_maps(struct sluice *s, struct desired *d)
 	if (err)
 		goto cleanup;
 	qsort(tmp.services, tmp.nservices, sizeof(*tmp.services), svclist__cmp_svc);
+	err = svclist__node_deny(s, &tmp);
+	if (err)
+		goto cleanup;
 	*d = tmp;
 	tmp = (struct desired){};
 cleanup:

@@ -4,12 +4,13 @@
  * flow may open, and the rule that decided (see explain.h).
  *
  * Contract: explain__policy() answers for every kind of access rule the
- * datapath checks on the new-flow path, in the kernel's order; today that
- * is the service's source ranges (bpf/lib/src_range.h). The verdict comes
+ * datapath checks on the new-flow path, in the kernel's order: the
+ * service's source ranges (bpf/lib/src_range.h), then its access policy. The verdict comes
  * from the same LPM lookup the kernel makes (so it is the kernel's), the
  * rule from the service's ranges read back: the longest prefix holding
- * the client. A rule kind added later (allow/deny lists) adds its check
- * here and sets source to its name.
+ * the client. Then the access policy (#15, bpf/lib/policy.h): node-wide
+ * deny list, the service's allow/deny lists, through the kernel's own
+ * lookups (sluice__policy_verdict()); its source names the list.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -100,21 +101,69 @@ static int explain__src_ranges(struct sluice *s, const struct sluice_svc *svc,
 	return 0;
 }
 
+/* The access policy (#15), checked after the source ranges: the node-wide
+ * deny list, then the service's allow/deny lists; the verdict from the
+ * kernel's own lookups (sluice__policy_verdict()). */
+static bool explain__access(struct sluice *s, const struct sluice_svc *svc,
+			    const struct sluice_ct_key *t, struct sluice_explain_policy *out)
+{
+	int drop = sluice__policy_verdict(s, svc->svc_id, svc->flags, t);
+
+	if (!drop && !(svc->flags & SLUICE_SVC_F_POLICY))
+		return false;
+	out->source = drop == SLUICE_DROP_POLICY_NODE_DENY   ? "nodeDenyFrom" :
+		      drop == SLUICE_DROP_POLICY_DENY        ? "denyFrom" :
+		      drop == SLUICE_DROP_POLICY_NOT_ALLOWED ? "allowFrom" :
+							       "allowFrom/denyFrom";
+	out->verdict = drop ? SLUICE_XA_DENY : SLUICE_XA_ALLOW;
+	out->drop = drop ? (enum sluice_drop_reason)drop : SLUICE_DROP_NONE;
+	if (drop == SLUICE_DROP_POLICY_NODE_DENY)
+		snprintf(out->why, sizeof(out->why),
+			 "the node-wide deny list holds the client: denied (drop reason %s)",
+			 sluice__drop_name(drop));
+	else if (drop == SLUICE_DROP_POLICY_DENY)
+		snprintf(out->why, sizeof(out->why),
+			 "the service's deny list holds the client: denied (drop reason %s)",
+			 sluice__drop_name(drop));
+	else if (drop)
+		snprintf(out->why, sizeof(out->why),
+			 "the service has an allow list and it does not hold the client: denied "
+			 "(drop reason %s)",
+			 sluice__drop_name(drop));
+	else
+		snprintf(out->why, sizeof(out->why),
+			 "the service's access policy lets the client in");
+	return true;
+}
+
 int explain__policy(struct sluice *s, const struct sluice_svc *svc, const struct sluice_ct_key *t,
 		    enum sluice_explain_path path, struct sluice_explain_policy *out)
 {
+	int err;
+
 	memset(out, 0, sizeof(*out));
 	out->source = "-";
 	if (path == SLUICE_EXPLAIN_SOCKET) {
+		/* the socket LB checks the access policy (EPERM), not ranges */
+		if (explain__access(s, svc, t, out))
+			return 0;
 		out->verdict = SLUICE_XA_NOT_CHECKED;
 		snprintf(out->why, sizeof(out->why),
 			 "the socket LB checks no source ranges (they describe external "
 			 "clients)");
 		return 0;
 	}
+	if (svc->flags & SLUICE_SVC_F_SOURCE_RANGES) {
+		err = explain__src_ranges(s, svc, t, out);
+		if (err || out->verdict == SLUICE_XA_DENY)
+			return err;
+	}
+	if (explain__access(s, svc, t, out))
+		return 0;
 	if (svc->flags & SLUICE_SVC_F_SOURCE_RANGES)
-		return explain__src_ranges(s, svc, t, out);
+		return 0;
 	out->verdict = SLUICE_XA_NO_RULES;
-	snprintf(out->why, sizeof(out->why), "the service has no source ranges: every client");
+	snprintf(out->why, sizeof(out->why),
+		 "the service has no source ranges and no access policy: every client");
 	return 0;
 }

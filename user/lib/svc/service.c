@@ -134,7 +134,8 @@ static int svc__write_service(struct svc_txn *t)
 	svc.backend_count = (__u16)t->nactive;
 	svc.flags = t->existed ? t->old_svc.flags & ~SLUICE_SVC_F_VIP_MARKER : 0;
 	svc.flags &= ~(SLUICE_SVC_F_AFFINITY | SLUICE_SVC_F_SNAT | SLUICE_SVC_F_DROP_EMPTY |
-		       SLUICE_SVC_F_SOURCE_RANGES);
+		       SLUICE_SVC_F_SOURCE_RANGES | SLUICE_SVC_F_POLICY |
+		       SLUICE_SVC_F_POLICY_ALLOWLIST | SLUICE_SVC_F_POLICY_REFUSE);
 	if (t->spec->affinity_timeout_s)
 		svc.flags |= SLUICE_SVC_F_AFFINITY;
 	if (t->spec->snat)
@@ -143,6 +144,12 @@ static int svc__write_service(struct svc_txn *t)
 		svc.flags |= SLUICE_SVC_F_DROP_EMPTY;
 	if (t->spec->nsrc_ranges) /* its entries are in (svc__src_write) */
 		svc.flags |= SLUICE_SVC_F_SOURCE_RANGES;
+	if (t->npol_new) /* its entries are in (svc__policy_write) */
+		svc.flags |= SLUICE_SVC_F_POLICY;
+	if (t->spec->nallow)
+		svc.flags |= SLUICE_SVC_F_POLICY_ALLOWLIST;
+	if (t->spec->policy_refuse)
+		svc.flags |= SLUICE_SVC_F_POLICY_REFUSE;
 	svc.affinity_timeout_s = t->spec->affinity_timeout_s;
 	if (t->existed)
 		svc.reserved = t->old_svc.reserved;
@@ -200,6 +207,7 @@ static void svc__rollback(struct svc_txn *t)
 		svc__undo_one(t, &t->undo[--t->nundo]);
 	svc__health_undo_run(t->s, &t->hundo);
 	svc__src_undo(t); /* after the old service entry is back */
+	svc__policy_undo(t);
 }
 
 /* Last step: backends that left the set. New packets can no longer pick
@@ -294,6 +302,8 @@ static int svc__apply_group(struct svc_txn *tx, __u32 n, __u32 *failed)
 		err = svc__write_backends(&tx[i]);
 		if (!err) /* before the service entry can carry the flag */
 			err = svc__src_write(&tx[i]);
+		if (!err)
+			err = svc__policy_write(&tx[i]);
 	}
 	if (err) {
 		*failed = i - 1;
@@ -331,6 +341,7 @@ static int svc__apply_group(struct svc_txn *tx, __u32 n, __u32 *failed)
 		svc__table_commit(&tx[i]);
 		svc__delete_stale(&tx[i]);
 		svc__src_delete_stale(&tx[i]);
+		svc__policy_delete_stale(&tx[i]);
 	}
 	return 0;
 rollback:
@@ -442,6 +453,8 @@ int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec 
 				err = svc__plan(&tx[i], snap);
 			if (!err)
 				err = svc__src_plan(&tx[i], snap);
+			if (!err)
+				err = svc__policy_plan(&tx[i], snap);
 			bad = done + i;
 		}
 		if (!err) {

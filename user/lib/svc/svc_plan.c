@@ -95,6 +95,7 @@ static void svc__snap_free(struct svc_snap *snap)
 	free(snap->svc_used);
 	free(snap->be_used);
 	free(snap->srcs);
+	free(snap->pols);
 	free(snap);
 }
 
@@ -161,6 +162,10 @@ int svc__snap_get(struct sluice *s, struct svc_snap **out)
 	snap->srcs = NULL;
 	snap->nsrcs = snap->srcs_cap = 0;
 	snap->srcs_loaded = false;
+	free(snap->pols);
+	snap->pols = NULL;
+	snap->npols = snap->pols_cap = 0;
+	snap->pols_loaded = false;
 	*out = snap;
 	return 0;
 }
@@ -288,6 +293,7 @@ void svc__txn_free(struct svc_txn *t)
 	free(t->undo);
 	free(t->old);
 	free(t->src_added);
+	svc__policy_free(t);
 	svc__table_free(t);
 	svc__health_undo_free(&t->hundo);
 	memset(t, 0, sizeof(*t));

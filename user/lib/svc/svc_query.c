@@ -151,7 +151,9 @@ int sluice__service_del(struct sluice *s, const struct sluice_addr *vip, __u16 p
 		}
 	}
 	err = svc__drop_marker(s, &key);
-	if (!err && (svc.flags & (SLUICE_SVC_F_AFFINITY | SLUICE_SVC_F_SOURCE_RANGES)) &&
+	if (!err &&
+	    (svc.flags &
+	     (SLUICE_SVC_F_AFFINITY | SLUICE_SVC_F_SOURCE_RANGES | SLUICE_SVC_F_POLICY)) &&
 	    svc.svc_id < SLUICE_MAX_SERVICES) {
 		bool *gone = calloc(SLUICE_MAX_SERVICES, sizeof(*gone));
 
@@ -161,6 +163,8 @@ int sluice__service_del(struct sluice *s, const struct sluice_addr *vip, __u16 p
 				svc__affinity_forget(s, gone);
 			if (svc.flags & SLUICE_SVC_F_SOURCE_RANGES)
 				svc__src_forget(s, gone);
+			if (svc.flags & SLUICE_SVC_F_POLICY)
+				svc__policy_forget(s, gone);
 		}
 		free(gone);
 	}
@@ -294,6 +298,7 @@ static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys, c
 	free(mk.used);
 	svc__affinity_forget(s, gone);
 	svc__src_forget(s, gone);
+	svc__policy_forget(s, gone);
 }
 
 int sluice__service_del_many(struct sluice *s, const struct sluice_service_ref *refs, __u32 n,

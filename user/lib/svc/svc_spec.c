@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -135,6 +136,20 @@ static int svc__validate_src_ranges(const struct sluice_service_spec *spec)
 	return 0;
 }
 
+/* Access policy (#15): checked (and compiled, then dropped) before any
+ * service of a call is written; svc__policy_plan() compiles it again. */
+static int svc__validate_policy(const struct sluice_service_spec *spec)
+{
+	struct sluice_policy_entry *e = NULL;
+	__u32 n = 0;
+	int err;
+
+	err = sluice_policy__compile(spec->vip.family, spec->allow, spec->nallow, spec->deny,
+				     spec->ndeny, &e, &n);
+	free(e);
+	return err;
+}
+
 int svc__validate(const struct sluice_service_spec *spec, struct sluice_svc_key *key)
 {
 	int err;
@@ -165,5 +180,8 @@ int svc__validate(const struct sluice_service_spec *spec, struct sluice_svc_key 
 		if (err)
 			return err;
 	}
-	return svc__validate_src_ranges(spec);
+	err = svc__validate_src_ranges(spec);
+	if (!err)
+		err = svc__validate_policy(spec);
+	return err;
 }

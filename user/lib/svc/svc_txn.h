@@ -43,6 +43,18 @@ struct svc_be_list {
  * out are marked taken at once; ids of deferred deletes stay taken until
  * the flush. Dropped (read again by the next call) after a failed call,
  * a delete or a sweep, the paths it does not follow. */
+/* A policy trie element (#15) and what an update changed. */
+struct svc_pol_elem {
+	struct sluice_policy_key k;
+	struct sluice_policy_val v;
+};
+
+struct svc_pol_undo {
+	struct sluice_policy_key k;
+	struct sluice_policy_val v; /* the old value, when existed */
+	bool existed;
+};
+
 struct svc_snap {
 	struct sluice *s;
 	bool *svc_used;             /* [SLUICE_MAX_SERVICES], read when first needed */
@@ -53,6 +65,10 @@ struct svc_snap {
 	struct sluice_src_range_key *srcs;
 	__u32 nsrcs, srcs_cap;
 	bool srcs_loaded;
+	/* policy entries sorted by service id, read when first needed */
+	struct svc_pol_elem *pols;
+	__u32 npols, pols_cap;
+	bool pols_loaded;
 };
 
 struct svc_txn {
@@ -86,6 +102,14 @@ struct svc_txn {
 	__u32 nsrc_old;
 	struct sluice_src_range_key *src_added;
 	__u32 nsrc_added;
+	/* access policy (#15): the compiled entries, svc_id's entries in the
+	 * snapshot, and what this update changed */
+	struct sluice_policy_entry *pol_new;
+	__u32 npol_new;
+	const struct svc_pol_elem *pol_old;
+	__u32 npol_old;
+	struct svc_pol_undo *pol_undo;
+	__u32 npol_undo;
 };
 
 /* The handle's snapshot, read from the maps if it has none (*out NULL on
@@ -124,5 +148,13 @@ int svc__src_plan(struct svc_txn *t, struct svc_snap *snap);
 int svc__src_write(struct svc_txn *t);
 void svc__src_undo(struct svc_txn *t);
 void svc__src_delete_stale(struct svc_txn *t);
+
+/* svc_policy.c (#15): the same steps for the policy trie; the plan
+ * compiles the spec's rules. */
+int svc__policy_plan(struct svc_txn *t, struct svc_snap *snap);
+int svc__policy_write(struct svc_txn *t);
+void svc__policy_undo(struct svc_txn *t);
+void svc__policy_delete_stale(struct svc_txn *t);
+void svc__policy_free(struct svc_txn *t);
 
 #endif /* SLUICE_SVC_TXN_H */

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * policy.h - L4 access policy (#15): may this client open a new flow to
+ * this service? The node-wide deny list (trie policy_node) is checked for
+ * every service, the service's own rules (trie policy) when it has
+ * SLUICE_SVC_F_POLICY. Each is one longest-prefix lookup with the whole
+ * client address; the entry found carries the compiled verdict for every
+ * client port (sluice_abi.h), so deny-wins and allow-list defaults are
+ * settled in userspace, not here.
+ *
+ * Only new flows are checked (lb_service() calls this after a conntrack
+ * miss): a packet of an established flow never pays for it. A denial is
+ * counted per service and reason in policy_stats.
+ */
+#ifndef SLUICE_BPF_POLICY_H
+#define SLUICE_BPF_POLICY_H
+
+#include "common.h"
+#include "maps.h"
+
+/* The verdict @v gives the client port @port (host order). */
+static __always_inline __u8 policy_port_verdict(const struct sluice_policy_val *v, __u16 port)
+{
+	for (__u32 i = 0; i < SLUICE_POLICY_PORTS; i++) {
+		if (i >= v->nports)
+			break;
+		if (port >= v->port[i].lo && port <= v->port[i].hi)
+			return v->port[i].verdict;
+	}
+	return v->verdict;
+}
+
+/* The verdict of the longest entry of @map matching @k (prefixlen set to
+ * the whole address); SLUICE_POL_NONE when none matches. *ports: the
+ * entry's verdict depends on the client port. */
+static __always_inline __u8 policy_lookup(void *map, struct sluice_policy_key *k, __u16 port,
+					  bool *ports)
+{
+	struct sluice_policy_val *v = bpf_map_lookup_elem(map, k);
+
+	if (v && v->nports)
+		*ports = true;
+	return v ? policy_port_verdict(v, port) : SLUICE_POL_NONE;
+}
+
+/* policy_denies() and policy_sock_denies(); @port_known false: the
+ * client port is not chosen yet, and a verdict that depends on it is
+ * undecided (-1). */
+static __always_inline int __policy_denies(const struct sluice_ct_key *t, __u32 svc_id, __u32 flags,
+					   bool port_known)
+{
+	struct sluice_policy_key k = {};
+	__u16 port = bpf_ntohs(t->sport);
+	struct sluice_policy_stats *st;
+	bool ports = false;
+	__u32 reason;
+	__u8 verdict;
+
+	k.prefixlen = t->family == SLUICE_AF_INET ? 32 + 32 : 32 + 128;
+	k.id = t->family;
+	__builtin_memcpy(k.addr, t->saddr, sizeof(k.addr));
+	verdict = policy_lookup(&policy_node, &k, port, &ports);
+	if (!port_known && ports)
+		return -1;
+	if (verdict == SLUICE_POL_DENY) {
+		reason = SLUICE_POLICY_R_NODE_DENY;
+		goto denied;
+	}
+	if (!(flags & SLUICE_SVC_F_POLICY))
+		return SLUICE_DROP_NONE;
+	k.id = svc_id;
+	verdict = policy_lookup(&policy, &k, port, &ports);
+	if (!port_known && ports)
+		return -1;
+	if (verdict == SLUICE_POL_ALLOW)
+		return SLUICE_DROP_NONE;
+	if (verdict == SLUICE_POL_DENY)
+		reason = SLUICE_POLICY_R_DENY_LIST;
+	else if (flags & SLUICE_SVC_F_POLICY_ALLOWLIST)
+		reason = SLUICE_POLICY_R_NOT_ALLOWED;
+	else
+		return SLUICE_DROP_NONE;
+denied:
+	st = bpf_map_lookup_elem(&policy_stats, &svc_id);
+	if (st && reason < SLUICE_POLICY_R__MAX)
+		st->denied[reason]++;
+	if (reason == SLUICE_POLICY_R_NODE_DENY)
+		return SLUICE_DROP_POLICY_NODE_DENY;
+	return reason == SLUICE_POLICY_R_DENY_LIST ? SLUICE_DROP_POLICY_DENY :
+						     SLUICE_DROP_POLICY_NOT_ALLOWED;
+}
+
+/*
+ * policy_denies() - why the client of the new flow @t may not open it to
+ * the service @svc_id with flags @flags: an enum sluice_drop_reason
+ * (SLUICE_DROP_POLICY_*), or SLUICE_DROP_NONE when it may.
+ *
+ * Out of line like src_range_allows(): its 24-byte key gets a frame of
+ * its own instead of adding to xdp_lb's, which is near the 512-byte
+ * limit of the call chain.
+ */
+static __noinline int policy_denies(const struct sluice_ct_key *t, __u32 svc_id, __u32 flags)
+{
+	return __policy_denies(t, svc_id, flags, true);
+}
+
+/* The socket LB's check: t->sport 0 is a port not bound yet; -1 when the
+ * verdict depends on it (the packet path decides then). */
+static __noinline int policy_sock_denies(const struct sluice_ct_key *t, __u32 svc_id, __u32 flags)
+{
+	return __policy_denies(t, svc_id, flags, t->sport != 0);
+}
+
+/* Whether the node-wide list has prefixes of @family (policy_cfg). */
+static __always_inline bool policy_node_any(__u8 family)
+{
+	__u32 zero = 0;
+	struct sluice_policy_cfg *c = bpf_map_lookup_elem(&policy_cfg, &zero);
+
+	return c && c->node_prefixes[family == SLUICE_AF_INET6];
+}
+
+#endif /* SLUICE_BPF_POLICY_H */

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: MIT
+/*
+ * policybench.c - new-flow cost of the access policy (#15) in xdp_lb,
+ * through BPF_PROG_TEST_RUN, as a same-run ratio: the same SYNs (a new
+ * 5-tuple each) with no policy, and with 1k allow prefixes on the service
+ * plus 100k node-wide deny prefixes (the client matches an allow /24 and
+ * no deny prefix, so every lookup walks a full trie and the flow is
+ * balanced).
+ *
+ * Contract: loads the datapath through sluice__open() (nothing pinned or
+ * attached), one TCP service with 3 backends. Rounds alternate the two
+ * configurations (the node list and the service's rules are written and
+ * removed between them); each round sends N SYNs with repeat=1 and sums
+ * the kernel's per-run durations. Prints the median ns/flow of each and
+ * their ratio (no policy / policy: >= 0.95 means the policy costs at most
+ * ~5%). Every SYN must be balanced (XDP_PASS with LB_NEW counted), else
+ * exit 1. Usage: policybench [ROUNDS [FLOWS]] (defaults 7, 20000). A
+ * 2-vCPU machine shared with other work: indications, not results.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <bpf/bpf.h>
+
+#include "sluice.h"
+
+#define PKT_LEN (ETH_HLEN + sizeof(struct iphdr) + sizeof(struct tcphdr))
+#define NODE_PREFIXES 100000
+#define SVC_PREFIXES 1000
+
+static unsigned char pkt[PKT_LEN];
+
+static void build_syn(__u16 sport, __u32 saddr)
+{
+	struct ethhdr *eth = (void *)pkt;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct tcphdr *th = (void *)(ip + 1);
+
+	memset(pkt, 0, sizeof(pkt));
+	eth->h_proto = htons(ETH_P_IP);
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_TCP;
+	ip->tot_len = htons(sizeof(*ip) + sizeof(*th));
+	ip->saddr = saddr;
+	inet_pton(AF_INET, "10.96.0.10", &ip->daddr);
+	th->source = htons(sport);
+	th->dest = htons(80);
+	th->doff = 5;
+	th->syn = 1;
+	th->seq = htonl(1);
+}
+
+static int set_policy(struct sluice *s, struct sluice_service_spec *spec, bool on,
+		      struct sluice_policy_rule *allow, struct sluice_cidr *node)
+{
+	spec->nallow = on ? SVC_PREFIXES : 0;
+	spec->allow = allow;
+	return sluice__service_set(s, spec) ?:
+		       sluice__policy_node_set(s, node, on ? NODE_PREFIXES : 0);
+}
+
+/* ns per new flow of one round; -1 on error. */
+static double round_ns(struct sluice *s, int fd, __u32 flows, __u32 *base, __u32 saddr)
+{
+	unsigned char out[PKT_LEN];
+	__u64 total = 0, before[SLUICE_CNT__MAX], after[SLUICE_CNT__MAX];
+
+	sluice__counters(s, before);
+	for (__u32 i = 0; i < flows; i++, (*base)++) {
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt, .data_size_in = PKT_LEN,
+			    .data_out = out, .data_size_out = PKT_LEN, .repeat = 1);
+
+		build_syn((__u16)(1024 + *base % 60000), saddr);
+		((struct iphdr *)(pkt + ETH_HLEN))->id = htons((__u16)*base);
+		if (bpf_prog_test_run_opts(fd, &o) || o.retval != XDP_PASS)
+			return -1;
+		total += o.duration;
+	}
+	sluice__counters(s, after);
+	/* a 5-tuple seen again (after 60000 ports) is a SYN of a known flow */
+	if (after[SLUICE_CNT_LB_NEW] - before[SLUICE_CNT_LB_NEW] + after[SLUICE_CNT_LB_EST] -
+		    before[SLUICE_CNT_LB_EST] !=
+	    flows)
+		return -1;
+	return (double)total / flows;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	int rounds = argc > 1 ? atoi(argv[1]) : 7, fd;
+	__u32 flows = argc > 2 ? (__u32)atoi(argv[2]) : 20000, base = 0, saddr;
+	struct sluice_backend_spec be[3] = {};
+	struct sluice_service_spec spec = {
+		.port = 80, .proto = IPPROTO_TCP, .nbackends = 3, .backends = be
+	};
+	struct sluice_policy_rule *allow = calloc(SVC_PREFIXES, sizeof(*allow));
+	struct sluice_cidr *node = calloc(NODE_PREFIXES, sizeof(*node));
+	double off[64], on[64];
+	struct sluice_opts opts = {};
+	struct sluice *s = NULL;
+	cpu_set_t cpu;
+
+	if (rounds < 1 || rounds > 64 || !flows || !allow || !node)
+		return 2;
+	CPU_ZERO(&cpu);
+	CPU_SET(0, &cpu);
+	sched_setaffinity(0, sizeof(cpu), &cpu);
+	if (sluice__open(&s, &opts)) {
+		fprintf(stderr, "policybench: %s\n", sluice__errmsg());
+		return 1;
+	}
+	sluice_addr__parse(&spec.vip, "10.96.0.10");
+	for (int i = 0; i < 3; i++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "10.1.0.%d", i + 1);
+		sluice_addr__parse(&be[i].addr, a);
+		be[i].port = 8080;
+		be[i].weight = 1;
+	}
+	for (__u32 i = 0; i < SVC_PREFIXES; i++) { /* 10.(i/256).(i%256).0/24 */
+		allow[i].cidr.addr.family = SLUICE_AF_INET;
+		allow[i].cidr.addr.addr[0] = htonl(0x0a000000 | i << 8);
+		allow[i].cidr.prefixlen = 24;
+		allow[i].port_hi = 65535;
+	}
+	for (__u32 i = 0; i < NODE_PREFIXES; i++) { /* 100.64.0.0/10 and up, /32 */
+		node[i].addr.family = SLUICE_AF_INET;
+		node[i].addr.addr[0] = htonl(0x64400000 + i * 7);
+		node[i].prefixlen = 32;
+	}
+	inet_pton(AF_INET, "10.0.5.9", &saddr); /* in allow 10.0.5.0/24 */
+	fd = sluice__prog_fd(s, SLUICE_PROG_XDP);
+	for (int r = 0; r < rounds; r++) {
+		if (set_policy(s, &spec, false, allow, node) ||
+		    (off[r] = round_ns(s, fd, flows, &base, saddr)) < 0 ||
+		    set_policy(s, &spec, true, allow, node) ||
+		    (on[r] = round_ns(s, fd, flows, &base, saddr)) < 0) {
+			fprintf(stderr, "policybench: round %d failed: %s\n", r, sluice__errmsg());
+			return 1;
+		}
+	}
+	qsort(off, rounds, sizeof(double), cmp_d);
+	qsort(on, rounds, sizeof(double), cmp_d);
+	printf("| new flow, xdp_lb | ns/flow (median of %d x %u) | min-max |\n", rounds, flows);
+	printf("|---|---|---|\n");
+	printf("| no policy | %.1f | %.1f-%.1f |\n", off[rounds / 2], off[0], off[rounds - 1]);
+	printf("| 1k service prefixes + 100k node prefixes | %.1f | %.1f-%.1f |\n", on[rounds / 2],
+	       on[0], on[rounds - 1]);
+	printf("ratio (no policy / policy): %.3f\n", off[rounds / 2] / on[rounds / 2]);
+	sluice__close(s);
+	free(allow);
+	free(node);
+	return 0;
+}

@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# test_meshd_policy.sh - access policy (#15) end to end: meshd with XDP
+# (native) on the node's veths, two client namespaces with different
+# source addresses, real TCP connections to the VIP.
+#
+# Contract: the topology of test_meshd_src_range.sh (client 10.10.0.2,
+# client2 10.10.200.2); build/meshd runs in the node namespace on 'to-*'
+# with its own pin dir, state file and socket, metrics, telemetry and
+# socket LB off. One service, VIP:8000/tcp over be1. Scenarios, one
+# "PASS: e2e/meshd_policy_<name>" or "FAIL: e2e/meshd_policy_<name>: <reason>" each:
+#   deny_drop     policy set --deny-from client2/32: the client connects,
+#                 client2 times out; drop reason policy_deny and the
+#                 service's deny_list counter grow; get/list/state file show
+#                 it; `meshctl explain` names denyFrom for client2, allow for
+#                 the client
+#   allow_refuse  --allow-from client/32 --deny-action refuse: the client
+#                 connects, client2's connect() is refused at once (RST);
+#                 not_allowed counted; explain names allowFrom
+#   node          the service's rules removed, `policy node client2/32`:
+#                 client2 times out (policy_node_deny), the client connects;
+#                 `policy node ""` lets client2 in again
+#   cut           3 connections open from the client are cut when a change
+#                 denies the client: their conntrack entries go (counted in
+#                 policy list's cut.flows) and the next data gets a RST
+#   rejected      overlapping rules refused by meshd naming the rule; the
+#                 service is unchanged
+# meshd, pins, namespaces and temp files are removed on exit, failure or
+# interruption. Needs root, nsenter, python3. About 20 s.
+# Usage: test_meshd_policy.sh [SCENARIO...]   (default: all, in order)
+set -u
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TOPO_PREFIX=${TOPO_PREFIX:-mpo}
+# shellcheck source=SCRIPTDIR/../../scripts/lib/topology.sh
+source "$ROOT/scripts/lib/topology.sh"
+# shellcheck source=tests/e2e/lib/meshd.sh
+source "$ROOT/tests/e2e/lib/meshd.sh"
+
+BUILD=${SLUICE_BUILD:-$ROOT/build}
+MESHD=$BUILD/meshd
+MESHCTL=$BUILD/meshctl
+TOPO_LBTOOL=$BUILD/tests/tools/lbtool
+PIN=/sys/fs/bpf/sluice-po$$
+PATTERN='to-*'
+START_TIMEOUT=20
+SVC=$TOPO_VIP4:8000/tcp
+BE1=$(topo__be_addr4 be1):$TOPO_BE_PORT
+NS_CLIENT2=$TOPO_ID-client2
+CLIENT2=10.10.200.2
+
+WORK=
+SOCK=
+STATE=
+LOG=
+MESHD_PID=
+BG_PIDS=()
+FAILED=0
+NEEDS_BUILT=("$TOPO_LBTOOL")
+NEEDS_CMDS=(nsenter python3 ethtool)
+SCENARIO_PREFIX=meshd_policy_
+MESHD_FLAGS=(--metrics off --telemetry off --socket-lb off)
+
+log() { printf '%s\n' "$*"; }
+
+fail() {
+	log "error: $*"
+	[ -s "$WORK/reason" ] || printf '%s\n' "$*" >"$WORK/reason"
+	return 1
+}
+
+mctl() { "$MESHCTL" -s "$SOCK" "$@"; }
+
+# The lib's cleanup, then client2 (its veth goes with the namespace).
+eval "$(declare -f topo_on_cleanup | sed '1s/topo_on_cleanup/meshd_on_cleanup/')"
+topo_on_cleanup() {
+	meshd_on_cleanup
+	ip netns del "$NS_CLIENT2" 2>/dev/null
+	return 0
+}
+
+client2_up() {
+	topo__ns_add "$NS_CLIENT2" || return 1
+	ip -n "$TOPO_NS_NODE" link add to-client2 type veth peer name eth0 netns "$NS_CLIENT2" ||
+		return 1
+	ip -n "$TOPO_NS_NODE" addr add 10.10.200.1/24 dev to-client2
+	ip -n "$TOPO_NS_NODE" link set to-client2 up
+	topo__sysctl "$TOPO_NS_NODE" net.ipv4.conf.to-client2.rp_filter=0 || return 1
+	ip -n "$NS_CLIENT2" addr add "$CLIENT2/24" dev eth0
+	ip -n "$NS_CLIENT2" link set eth0 up
+	topo__nic_setup "$NS_CLIENT2" eth0 || return 1
+	topo__in "$NS_CLIENT2" "$TOPO_LBTOOL" xdp-pass eth0 || return 1
+	# the backends route 10.10.0.0/16 back through the node already
+	ip -n "$NS_CLIENT2" route add 10.96.0.0/16 via 10.10.200.1
+}
+
+# connects NS: one echo round trip through the VIP answered by be1.
+connects() {
+	nsenter --net="/var/run/netns/$1" python3 "$TOPO_ECHO" tcp "$TOPO_VIP4" 8000 -n 1 \
+		--expect be1 >/dev/null 2>&1
+}
+
+# times_out NS: connect() to the VIP gets no answer within 1.5 s (not a
+# refusal: dropped).
+times_out() {
+	nsenter --net="/var/run/netns/$1" python3 -c '
+import socket, sys
+s = socket.socket()
+s.settimeout(1.5)
+try:
+    s.connect((sys.argv[1], 8000))
+except socket.timeout:
+    sys.exit(0)
+except OSError as e:
+    print("connect: %s" % e)
+    sys.exit(1)
+print("connected")
+sys.exit(1)' "$TOPO_VIP4"
+}
+
+drops() {
+	mctl -o json status | python3 -c "import json, sys; print(json.load(sys.stdin)['drops']['$1'])"
+}
+
+denied() {
+	mctl -o json policy get "$SVC" | python3 -c "import json, sys; print(json.load(sys.stdin)['denied']['$1'])"
+}
+
+# refused NS: connect() to the VIP is refused (RST) within 1.5 s.
+refused() {
+	nsenter --net="/var/run/netns/$1" python3 -c '
+import socket, sys
+s = socket.socket()
+s.settimeout(1.5)
+try:
+    s.connect((sys.argv[1], 8000))
+except ConnectionRefusedError:
+    sys.exit(0)
+except OSError as e:
+    print("connect: %s" % e)
+    sys.exit(1)
+print("connected")
+sys.exit(1)' "$TOPO_VIP4"
+}
+
+expect() {
+	[ "$2" = "$3" ] && { log "$1: $2"; return 0; }
+	fail "$1: got '$2', expected '$3'"
+}
+
+# `meshctl explain`'s policy step for CLIENT:PORT: "verdict source drop"
+explain_policy() {
+	mctl -o json explain "$1" "$SVC" | python3 -c "import json, sys
+p = json.load(sys.stdin)['policy']
+print(p['verdict'], p['source'], p.get('drop') or 'none')"
+}
+
+test_deny_drop() {
+	local ok=0 before after cb ca
+	mctl service del "$SVC" >/dev/null 2>&1
+	mctl service add "$SVC" "$BE1" >/dev/null || fail "service add failed" || return 1
+	mctl policy set "$SVC" --deny-from "$CLIENT2/32" >/dev/null ||
+		fail "policy set --deny-from failed" || return 1
+	connects "$TOPO_NS_CLIENT" && log "client $TOPO_CLIENT4 connects" ||
+		fail "client cannot connect" || ok=1
+	before=$(drops policy_deny)
+	cb=$(denied deny_list)
+	times_out "$NS_CLIENT2" && log "client2 $CLIENT2 (denied) times out" ||
+		fail "client2 was not dropped" || ok=1
+	after=$(drops policy_deny)
+	ca=$(denied deny_list)
+	[ "$after" -gt "$before" ] && log "policy_deny drops $before -> $after" ||
+		fail "policy_deny drops did not grow ($before -> $after)" || ok=1
+	[ "$ca" -gt "$cb" ] && log "service deny_list denials $cb -> $ca" ||
+		fail "deny_list counter did not grow ($cb -> $ca)" || ok=1
+	mctl policy get "$SVC" | grep -q "^Deny:      $CLIENT2/32\$" ||
+		fail "policy get does not show the rule" || ok=1
+	mctl policy list | grep -q "^$SVC " || fail "policy list does not list the service" || ok=1
+	expect "explain of client2" "$(explain_policy "$CLIENT2:40000")" "deny denyFrom policy_deny" || ok=1
+	expect "explain of the client" "$(explain_policy "$TOPO_CLIENT4:40000")" "allow allowFrom/denyFrom none" || ok=1
+	expect "state file denyFrom" "$(python3 -c "import json; print(json.load(open('$STATE'))['services'][0].get('denyFrom'))")" \
+		"['$CLIENT2/32']" || ok=1
+	return $ok
+}
+
+test_allow_refuse() {
+	local ok=0 cb ca
+	mctl policy set "$SVC" --deny-from "" --allow-from "$TOPO_CLIENT4/32" --deny-action refuse \
+		>/dev/null || fail "policy set --allow-from failed" || return 1
+	connects "$TOPO_NS_CLIENT" && log "client (allowed) connects" ||
+		fail "allowed client cannot connect" || ok=1
+	cb=$(denied not_allowed)
+	refused "$NS_CLIENT2" && log "client2 (not allowed) is refused at once" ||
+		fail "client2 not refused" || ok=1
+	ca=$(denied not_allowed)
+	[ "$ca" -gt "$cb" ] && log "not_allowed denials $cb -> $ca" ||
+		fail "not_allowed counter did not grow ($cb -> $ca)" || ok=1
+	expect "explain of client2" "$(explain_policy "$CLIENT2:40000")" "deny allowFrom policy_not_allowed" || ok=1
+	return $ok
+}
+
+test_node() {
+	local ok=0 before after
+	mctl policy set "$SVC" --allow-from "" --deny-action drop >/dev/null || return 1
+	connects "$NS_CLIENT2" && log "no rules: client2 connects" ||
+		fail "client2 cannot connect without rules" || ok=1
+	mctl policy node "$CLIENT2/32" >/dev/null || fail "policy node failed" || return 1
+	before=$(drops policy_node_deny)
+	times_out "$NS_CLIENT2" && log "node deny: client2 times out" ||
+		fail "client2 not dropped by the node list" || ok=1
+	after=$(drops policy_node_deny)
+	[ "$after" -gt "$before" ] && log "policy_node_deny drops $before -> $after" ||
+		fail "policy_node_deny did not grow" || ok=1
+	connects "$TOPO_NS_CLIENT" && log "client still connects" || fail "client blocked" || ok=1
+	expect "state file nodeDenyFrom" "$(python3 -c "import json; print(json.load(open('$STATE')).get('nodeDenyFrom'))")" \
+		"['$CLIENT2/32']" || ok=1
+	mctl policy node "" >/dev/null || return 1
+	connects "$NS_CLIENT2" && log "node list emptied: client2 connects" ||
+		fail "client2 still blocked" || ok=1
+	return $ok
+}
+
+cut_flows() {
+	mctl -o json policy list | python3 -c "import json, sys; print(json.load(sys.stdin)['cut']['flows'])"
+}
+
+client_flows() {
+	mctl -o json conntrack list | python3 -c "import json, sys
+d = json.load(sys.stdin)
+print(sum(1 for e in d.get('entries', d if isinstance(d, list) else []) if '$TOPO_CLIENT4' in json.dumps(e)))"
+}
+
+test_cut() {
+	local ok=0 ready=$WORK/hold.ready go=$WORK/hold.go pid before after
+	rm -f "$ready" "$go"
+	mctl service add "$SVC" "$BE1" >/dev/null 2>&1 # when run alone
+	mctl policy set "$SVC" --deny-from "" --deny-action refuse >/dev/null || return 1
+	nsenter --net="/var/run/netns/$TOPO_NS_CLIENT" python3 "$TOPO_ECHO" hold "$TOPO_VIP4" 8000 \
+		-n 3 --ready "$ready" --go "$go" --wait 20 >"$WORK/hold.out" 2>&1 &
+	pid=$!
+	BG_PIDS+=("$pid")
+	for ((i = 0; i < 100; i++)); do
+		[ -e "$ready" ] && break
+		sleep 0.05
+	done
+	[ -e "$ready" ] || fail "the held connections did not open" || return 1
+	[ "$(client_flows)" -gt 0 ] && log "client flows in conntrack: $(client_flows)" ||
+		fail "no conntrack entry of the client before the change" || ok=1
+	before=$(cut_flows)
+	mctl policy set "$SVC" --deny-from "$TOPO_CLIENT4/32" >/dev/null || return 1
+	after=$(cut_flows)
+	[ "$after" -ge "$((before + 3))" ] && log "cut flows $before -> $after" ||
+		fail "cut flows $before -> $after, expected +3" || ok=1
+	expect "client flows in conntrack after the change" "$(client_flows)" "0" || ok=1
+	touch "$go"
+	if wait "$pid"; then
+		fail "held connections still echo after the cut"
+		ok=1
+	else
+		log "held connections cut: $(tail -n 1 "$WORK/hold.out")"
+	fi
+	refused "$TOPO_NS_CLIENT" && log "a new connection from the client is refused" ||
+		fail "new connection not refused" || ok=1
+	return $ok
+}
+
+test_rejected() {
+	local ok=0 out
+	out=$(mctl policy set "$SVC" --deny-from 10.0.0.0/8,10.1.0.0/16 2>&1) &&
+		fail "overlap accepted" || ok=$ok
+	grep -q 'denyFrom\[1\]: "10.1.0.0/16" overlaps denyFrom\[0\] "10.0.0.0/8"' <<<"$out" &&
+		log "meshd: $out" || fail "error: $out" || ok=1
+	out=$(mctl policy set "$SVC" --allow-from 10.10.0.2/8 2>&1) && fail "host bits accepted"
+	grep -q 'host bits set' <<<"$out" && log "meshctl: $out" || fail "meshctl: $out" || ok=1
+	expect "unchanged" "$(mctl -o json policy get "$SVC" | python3 -c 'import json, sys; print(json.load(sys.stdin)["denyFrom"])')" \
+		"['$TOPO_CLIENT4/32']" || ok=1
+	return $ok
+}
+
+ALL=(deny_drop allow_refuse node cut rejected)
+
+main() {
+	local t0 name
+	local -a todo=("$@")
+	[ ${#todo[@]} -gt 0 ] || todo=("${ALL[@]}")
+	meshd_suite_check "${todo[@]}"
+	t0=$SECONDS
+	topo__install_traps
+	WORK=$(mktemp -d "/tmp/sluice-meshd-policy.XXXXXX") || exit 1
+	SOCK=$WORK/run/meshd.sock
+	STATE=$WORK/state/state.json
+	LOG=$WORK/meshd.log
+	: >"$LOG"
+	echo "# topology $TOPO_ID (+ $NS_CLIENT2), pins $PIN"
+	if ! topo__up || ! client2_up; then
+		echo "FAIL: e2e/meshd_policy_setup: topology did not come up"
+		exit 1
+	fi
+	if ! meshd_start; then
+		echo "FAIL: e2e/meshd_policy_setup: $(cat "$WORK/reason")"
+		tail -n 20 "$LOG"
+		exit 1
+	fi
+	for name in "${todo[@]}"; do
+		scenario "$name"
+	done
+	echo "# e2e meshd policy: $FAILED failed scenario(s) in $((SECONDS - t0))s"
+	[ "$FAILED" -eq 0 ]
+}
+
+main "$@"

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sluice_policy.h - L4 access policy (#15): rules as text, their
+ * validation and compilation into trie entries (policy.c), the node-wide
+ * deny list and the per-service denial counters (policy_node.c).
+ * Included by sluice.h; the per-service rules travel in
+ * struct sluice_service_spec (allow / deny).
+ */
+#ifndef SLUICE_POLICY_H
+#define SLUICE_POLICY_H
+
+/* One entry of the policy trie: the prefix and the compiled verdicts. */
+struct sluice_policy_entry {
+	struct sluice_cidr cidr;
+	struct sluice_policy_val val;
+};
+
+/* "10.0.0.0/8", "10.0.0.0/8:1024-65535", "fd00::/64:53": a CIDR and
+ * optionally a client port or inclusive range. Returns like
+ * sluice_cidr__parse() (1: host bits were cleared). */
+int sluice_policy_rule__parse(struct sluice_policy_rule *r, const char *text);
+/* The same spelling back; buf >= SLUICE_POLICY_RULE_STRLEN bytes. */
+char *sluice_policy_rule__str(const struct sluice_policy_rule *r, char *buf, size_t len);
+#define SLUICE_POLICY_RULE_STRLEN (SLUICE_CIDR_STRLEN + 12)
+bool sluice_policy_rule__eq(const struct sluice_policy_rule *a, const struct sluice_policy_rule *b);
+
+/*
+ * sluice_policy__compile() - check the rules of one service (VIP family
+ * @family) and compile them into trie entries, one per distinct prefix,
+ * in *out (malloc'ed, *n entries; NULL/0 for no rules). Rejected, with
+ * the rule named as "allowFrom[i]: ..." / "denyFrom[i]: ...": another
+ * family, host bits set, port_lo > port_hi, more than
+ * SLUICE_POLICY_PER_SVC rules, a rule of one list that overlaps another
+ * of the same list (nested prefixes with overlapping ports, duplicates
+ * included), a rule that is in both lists, and a prefix whose clients
+ * would need more than SLUICE_POLICY_PORTS port ranges.
+ */
+int sluice_policy__compile(__u8 family, const struct sluice_policy_rule *allow, __u32 nallow,
+			   const struct sluice_policy_rule *deny, __u32 ndeny,
+			   struct sluice_policy_entry **out, __u32 *n);
+
+/* The verdict (enum sluice_policy_verdict) the compiled entries give a
+ * client address:port, as the kernel's longest-prefix lookup does; used
+ * by tests and `meshctl explain`. */
+__u8 sluice_policy__verdict(const struct sluice_policy_entry *e, __u32 n,
+			    const struct sluice_addr *client, __u16 port);
+
+/* Node-wide deny list (policy_node trie): replaces the whole list, all
+ * or nothing; rules of both families, no nested or duplicate prefixes
+ * ("nodeDenyFrom[i]: ..."), at most SLUICE_POLICY_NODE_RULES. */
+int sluice_policy__node_check(const struct sluice_cidr *deny, __u32 n);
+int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __u32 n);
+/* Up to max prefixes into out, *n the count (may exceed max). */
+int sluice__policy_node_get(struct sluice *s, struct sluice_cidr *out, __u32 max, __u32 *n);
+/* Entries of the policy trie in use: of service svc_id (0: all services). */
+int sluice__policy_entries(struct sluice *s, __u32 svc_id, __u32 *n);
+/* New flows to svc_id denied, per reason, summed over CPUs. */
+int sluice__policy_stats(struct sluice *s, __u32 svc_id, struct sluice_policy_stats *out);
+
+/*
+ * Cutting flows a policy change denies (#15, policy_cut.c): why the flow
+ * whose FWD conntrack key is @fwd (client -> VIP) would be denied now
+ * (SLUICE_DROP_POLICY_*), 0 when allowed; @svc_flags are its service's.
+ * The same lookups as the kernel's (longest-prefix match by the trie).
+ */
+int sluice__policy_verdict(struct sluice *s, __u32 svc_id, __u16 svc_flags,
+			   const struct sluice_ct_key *fwd);
+/* Remove every conntrack flow (both maps, both entries) the policy now
+ * denies and destroy the TCP sockets of this network namespace that the
+ * socket LB connected to a backend from a source the policy now denies
+ * (SOCK_DESTROY; without CONFIG_INET_DIAG_DESTROY *socks stays 0 and
+ * *sock_err says why). Counts add to the handle's totals
+ * (sluice__policy_cut_totals()). Best effort: flows that start while it
+ * runs are checked by the kernel anyway. */
+int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_err);
+void sluice__policy_cut_totals(const struct sluice *s, __u64 *flows, __u64 *socks);
+
+#endif /* SLUICE_POLICY_H */

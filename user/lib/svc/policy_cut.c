@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: MIT
+/*
+ * policy_cut.c - a policy change cuts what it now denies (#15): conntrack
+ * flows of the XDP/tc path (both entries, both maps) and TCP sockets the
+ * socket LB connected (SOCK_DESTROY through sock_diag).
+ *
+ * Contract: the verdict is the kernel's: the longest-prefix lookups of
+ * policy_node and policy with the flow's client address and port, the
+ * service's flags from the services map. Conntrack is walked first and
+ * deleted after (deleting during a batched walk skips entries). Sockets:
+ * every TCP socket of the caller's network namespace (sock_diag sees no
+ * other) whose peer is a backend address:port is checked against each
+ * service that backend serves, with its own address:port as the client;
+ * a denied one is destroyed (its owner sees ECONNABORTED). SNAT state of
+ * a cut flow is left to its LRU.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <bpf/bpf.h>
+
+#include "internal.h"
+
+static __u8 cut__lookup(int fd, __u32 id, const struct sluice_ct_key *t)
+{
+	struct sluice_policy_key k = { .id = id };
+	struct sluice_policy_val v;
+	__u16 port = ntohs(t->sport);
+
+	k.prefixlen = 32 + (t->family == SLUICE_AF_INET ? 32 : 128);
+	memcpy(k.addr, t->saddr, sizeof(k.addr));
+	if (bpf_map_lookup_elem(fd, &k, &v))
+		return SLUICE_POL_NONE;
+	for (__u32 i = 0; i < v.nports && i < SLUICE_POLICY_PORTS; i++)
+		if (port >= v.port[i].lo && port <= v.port[i].hi)
+			return v.port[i].verdict;
+	return v.verdict;
+}
+
+int sluice__policy_verdict(struct sluice *s, __u32 svc_id, __u16 svc_flags,
+			   const struct sluice_ct_key *fwd)
+{
+	__u8 v;
+
+	if (cut__lookup(s->fds[SLUICE_MAP_POLICY_NODE], fwd->family, fwd) == SLUICE_POL_DENY)
+		return SLUICE_DROP_POLICY_NODE_DENY;
+	if (!(svc_flags & SLUICE_SVC_F_POLICY))
+		return 0;
+	v = cut__lookup(s->fds[SLUICE_MAP_POLICY], svc_id, fwd);
+	if (v == SLUICE_POL_DENY)
+		return SLUICE_DROP_POLICY_DENY;
+	if (v == SLUICE_POL_NONE && (svc_flags & SLUICE_SVC_F_POLICY_ALLOWLIST))
+		return SLUICE_DROP_POLICY_NOT_ALLOWED;
+	return 0;
+}
+
+struct cut_ctx {
+	struct sluice *s;
+	const __u16 *flags; /* [SLUICE_MAX_SERVICES]; 0: no service */
+	struct sluice_ct_key *keys;
+	size_t n, cap;
+};
+
+static int cut__push(struct cut_ctx *c, const struct sluice_ct_key *k)
+{
+	struct sluice_ct_key *grown;
+
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 256;
+		grown = realloc(c->keys, c->cap * sizeof(*grown));
+		if (!grown) {
+			sluice__set_err("policy cut: out of memory");
+			return -ENOMEM;
+		}
+		c->keys = grown;
+	}
+	c->keys[c->n++] = *k;
+	return 0;
+}
+
+static int cut__ct_one(const void *key, const void *value, void *arg)
+{
+	const struct sluice_ct_key *k = key;
+	const struct sluice_ct_entry *e = value;
+	struct cut_ctx *c = arg;
+	struct sluice_ct_key rev = {};
+	int err;
+
+	if (k->dir != SLUICE_CT_FWD || e->svc_id >= SLUICE_MAX_SERVICES || !c->flags[e->svc_id] ||
+	    !sluice__policy_verdict(c->s, e->svc_id, c->flags[e->svc_id], k))
+		return 0;
+	err = cut__push(c, k);
+	if (err)
+		return err;
+	memcpy(rev.saddr, e->addr, sizeof(rev.saddr)); /* backend -> client */
+	memcpy(rev.daddr, k->saddr, sizeof(rev.daddr));
+	rev.sport = e->port;
+	rev.dport = k->sport;
+	rev.proto = k->proto;
+	rev.family = k->family;
+	rev.dir = SLUICE_CT_REPLY;
+	return cut__push(c, &rev);
+}
+
+static int cut__flags_one(const void *key, const void *value, void *arg)
+{
+	const struct sluice_svc *svc = value;
+	__u16 *flags = arg;
+
+	(void)key;
+	if (!(svc->flags & SLUICE_SVC_F_VIP_MARKER) && svc->svc_id < SLUICE_MAX_SERVICES)
+		flags[svc->svc_id] = svc->flags | 0x8000; /* non-zero: a service */
+	return 0;
+}
+
+static int cut__conntrack(struct cut_ctx *c, __u64 *flows)
+{
+	static const enum sluice_map_id maps[] = { SLUICE_MAP_CONNTRACK, SLUICE_MAP_CT_NEW };
+	int err = 0;
+
+	for (size_t m = 0; m < 2 && !err; m++) {
+		int fd = c->s->fds[maps[m]];
+
+		c->n = 0;
+		err = maps__for_each(fd, "conntrack", sizeof(struct sluice_ct_key),
+				     sizeof(struct sluice_ct_entry), cut__ct_one, c);
+		for (size_t i = 0; !err && i < c->n; i++)
+			if (!bpf_map_delete_elem(fd, &c->keys[i]) &&
+			    c->keys[i].dir == SLUICE_CT_FWD)
+				(*flows)++;
+	}
+	return err;
+}
+
+/* --- sockets --- */
+
+static int cut__be_one(const void *key, const void *value, void *arg)
+{
+	struct cut_ctx *c = arg;
+	const struct sluice_backend *b = value;
+	struct sluice_ct_key k = {};
+
+	(void)key;
+	/* kept in a ct key: daddr/dport the backend, dir unused, pad = 0 */
+	memcpy(k.daddr, b->addr, sizeof(k.daddr));
+	k.dport = b->port;
+	k.family = b->family;
+	k.sport = 0;
+	memcpy(&k.saddr[0], &b->svc_id, sizeof(b->svc_id)); /* svc id in saddr[0] */
+	return cut__push(c, &k);
+}
+
+static int cut__sock_check(struct cut_ctx *bes, const struct inet_diag_msg *m)
+{
+	__u8 family = m->idiag_family == AF_INET ? SLUICE_AF_INET : SLUICE_AF_INET6;
+	size_t alen = family == SLUICE_AF_INET ? 4 : 16;
+	struct sluice_ct_key t = { .family = family, .proto = IPPROTO_TCP };
+
+	memcpy(t.saddr, m->id.idiag_src, alen);
+	t.sport = m->id.idiag_sport;
+	for (size_t i = 0; i < bes->n; i++) {
+		const struct sluice_ct_key *b = &bes->keys[i];
+		__u32 svc_id = b->saddr[0];
+
+		if (b->family != family || b->dport != m->id.idiag_dport ||
+		    memcmp(b->daddr, m->id.idiag_dst, alen) || svc_id >= SLUICE_MAX_SERVICES ||
+		    !bes->flags[svc_id])
+			continue;
+		if (sluice__policy_verdict(bes->s, svc_id, bes->flags[svc_id], &t))
+			return 1;
+	}
+	return 0;
+}
+
+static int cut__nl_send(int fd, __u16 type, __u16 flags, const struct inet_diag_req_v2 *req)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 r;
+	} msg = { .nlh = { .nlmsg_len = sizeof(msg),
+			   .nlmsg_type = type,
+			   .nlmsg_flags = NLM_F_REQUEST | flags },
+		  .r = *req };
+
+	return send(fd, &msg, sizeof(msg), 0) == (ssize_t)sizeof(msg) ? 0 : -errno;
+}
+
+/* Destroys the denied sockets of one family; -EOPNOTSUPP without
+ * CONFIG_INET_DIAG_DESTROY. */
+static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
+{
+	struct inet_diag_req_v2 req = { .sdiag_family = af,
+					.sdiag_protocol = IPPROTO_TCP,
+					.idiag_states = ~((1u << 10) | (1u << 6)) };
+	/* not LISTEN (10) nor TIME_WAIT (6) */
+	struct inet_diag_sockid *kill = NULL;
+	size_t nkill = 0, cap = 0;
+	char buf[16384];
+	int fd, err = 0;
+	bool done = false;
+
+	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (fd < 0)
+		return -errno;
+	err = cut__nl_send(fd, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, &req);
+	while (!err && !done) {
+		ssize_t len = recv(fd, buf, sizeof(buf), 0);
+		struct nlmsghdr *h = (void *)buf;
+
+		if (len < 0) {
+			err = -errno;
+			break;
+		}
+		for (; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+				done = true;
+				break;
+			}
+			if (!cut__sock_check(bes, NLMSG_DATA(h)))
+				continue;
+			if (nkill == cap) {
+				struct inet_diag_sockid *g;
+
+				cap = cap ? 2 * cap : 16;
+				g = realloc(kill, cap * sizeof(*g));
+				if (!g) {
+					err = -ENOMEM;
+					break;
+				}
+				kill = g;
+			}
+			kill[nkill++] = ((struct inet_diag_msg *)NLMSG_DATA(h))->id;
+		}
+	}
+	for (size_t i = 0; !err && i < nkill; i++) {
+		struct {
+			struct nlmsghdr nlh;
+			struct nlmsgerr e;
+		} ack;
+
+		req.id = kill[i];
+		req.idiag_states = ~0u;
+		err = cut__nl_send(fd, SOCK_DESTROY, NLM_F_ACK, &req);
+		if (!err && recv(fd, &ack, sizeof(ack), 0) < 0)
+			err = -errno;
+		if (!err && ack.nlh.nlmsg_type == NLMSG_ERROR && ack.e.error &&
+		    ack.e.error != -ENOENT)
+			err = ack.e.error;
+		if (!err)
+			(*socks)++;
+	}
+	free(kill);
+	close(fd);
+	return err;
+}
+
+int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_err)
+{
+	__u16 *flags = calloc(SLUICE_MAX_SERVICES, sizeof(*flags));
+	struct cut_ctx c = { .s = s, .flags = flags }, bes = { .s = s, .flags = flags };
+	int err;
+
+	sluice__clear_err();
+	*flows = *socks = 0;
+	*sock_err = 0;
+	if (!flags) {
+		sluice__set_err("policy cut: out of memory");
+		return -ENOMEM;
+	}
+	err = maps__for_each(s->fds[SLUICE_MAP_SERVICES], "services", sizeof(struct sluice_svc_key),
+			     sizeof(struct sluice_svc), cut__flags_one, flags);
+	if (!err)
+		err = cut__conntrack(&c, flows);
+	if (!err)
+		err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
+				     sizeof(struct sluice_backend), cut__be_one, &bes);
+	if (!err && bes.n) {
+		*sock_err = cut__socks_family(&bes, AF_INET, socks);
+		if (!*sock_err)
+			*sock_err = cut__socks_family(&bes, AF_INET6, socks);
+	}
+	s->cut_flows += *flows;
+	s->cut_socks += *socks;
+	free(c.keys);
+	free(bes.keys);
+	free(flags);
+	return err;
+}
+
+void sluice__policy_cut_totals(const struct sluice *s, __u64 *flows, __u64 *socks)
+{
+	*flows = s->cut_flows;
+	*socks = s->cut_socks;
+}

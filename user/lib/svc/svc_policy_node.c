@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+/*
+ * svc_policy_node.c - the node-wide deny list (#15, trie policy_node,
+ * keyed by family and prefix), and reading the policy's use and counters.
+ *
+ * Contract: sluice__policy_node_set() replaces the whole list or nothing:
+ * the list is checked first (sluice_policy__node_check()), then prefixes
+ * that are new are inserted; a failed insert deletes what this call
+ * inserted and leaves the old list. Prefixes that left the list are
+ * deleted only after every new one is in, so a client denied before and
+ * after is never let through in between.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+
+#include "internal.h"
+
+struct node_keys {
+	struct sluice_policy_key *v;
+	__u32 n, cap;
+};
+
+static int node__collect(const void *key, const void *value, void *ctx)
+{
+	struct node_keys *c = ctx;
+	struct sluice_policy_key *grown;
+
+	(void)value;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 256;
+		grown = realloc(c->v, c->cap * sizeof(*c->v));
+		if (!grown) {
+			sluice__set_err("out of memory");
+			return -ENOMEM;
+		}
+		c->v = grown;
+	}
+	c->v[c->n++] = *(const struct sluice_policy_key *)key;
+	return 0;
+}
+
+static int node__cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct sluice_policy_key));
+}
+
+static void node__key(struct sluice_policy_key *k, const struct sluice_cidr *c)
+{
+	memset(k, 0, sizeof(*k));
+	k->prefixlen = 32 + c->prefixlen;
+	k->id = c->addr.family;
+	svc__addr_copy(k->addr, &c->addr);
+}
+
+static int node__read(struct sluice *s, struct node_keys *old)
+{
+	int err;
+
+	err = maps__for_each(s->fds[SLUICE_MAP_POLICY_NODE], "policy_node",
+			     sizeof(struct sluice_policy_key), sizeof(struct sluice_policy_val),
+			     node__collect, old);
+	if (!err && old->n)
+		qsort(old->v, old->n, sizeof(*old->v), node__cmp);
+	return err;
+}
+
+int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __u32 n)
+{
+	const struct sluice_policy_val val = { .verdict = SLUICE_POL_DENY };
+	struct sluice_policy_cfg cfg = {};
+	__u32 zero = 0;
+	int fd = s->fds[SLUICE_MAP_POLICY_NODE];
+	struct node_keys old = {}, added = {};
+	struct sluice_policy_key *want = NULL;
+	char what[SLUICE_CIDR_STRLEN + 16], c[SLUICE_CIDR_STRLEN];
+	int err;
+
+	sluice__clear_err();
+	err = sluice_policy__node_check(deny, n);
+	if (!err)
+		err = node__read(s, &old);
+	if (err)
+		goto out;
+	want = calloc(n ? n : 1, sizeof(*want));
+	added.v = calloc(n ? n : 1, sizeof(*added.v));
+	if (!want || !added.v) {
+		sluice__set_err("out of memory");
+		err = -ENOMEM;
+		goto out;
+	}
+	for (__u32 i = 0; i < n; i++) {
+		node__key(&want[i], &deny[i]);
+		if (bsearch(&want[i], old.v, old.n, sizeof(*old.v), node__cmp))
+			continue;
+		err = bpf_map_update_elem(fd, &want[i], &val, BPF_NOEXIST);
+		if (err) {
+			snprintf(what, sizeof(what), "of %s",
+				 sluice_cidr__str(&deny[i], c, sizeof(c)));
+			maps__err(err, "policy_node", "insert", what);
+			while (added.n)
+				bpf_map_delete_elem(fd, &added.v[--added.n]);
+			goto out;
+		}
+		added.v[added.n++] = want[i];
+	}
+	/* the socket LB reads whether a family has prefixes: set once they
+	 * are all in, and before the old ones go */
+	for (__u32 i = 0; i < n; i++)
+		cfg.node_prefixes[deny[i].addr.family == SLUICE_AF_INET6]++;
+	err = bpf_map_update_elem(s->fds[SLUICE_MAP_POLICY_CFG], &zero, &cfg, BPF_ANY);
+	if (err) {
+		maps__err(err, "policy_cfg", "update", "of the node list's size");
+		while (added.n)
+			bpf_map_delete_elem(fd, &added.v[--added.n]);
+		goto out;
+	}
+	qsort(want, n, sizeof(*want), node__cmp);
+	for (__u32 i = 0; i < old.n; i++)
+		if (!bsearch(&old.v[i], want, n, sizeof(*want), node__cmp))
+			bpf_map_delete_elem(fd, &old.v[i]);
+out:
+	free(old.v);
+	free(added.v);
+	free(want);
+	return err;
+}
+
+int sluice__policy_node_get(struct sluice *s, struct sluice_cidr *out, __u32 max, __u32 *n)
+{
+	struct node_keys keys = {};
+	int err;
+
+	sluice__clear_err();
+	err = node__read(s, &keys);
+	if (err)
+		goto out;
+	for (__u32 i = 0; i < keys.n && i < max; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].addr.family = (__u8)keys.v[i].id;
+		memcpy(out[i].addr.addr, keys.v[i].addr, sizeof(keys.v[i].addr));
+		out[i].prefixlen = (__u8)(keys.v[i].prefixlen - 32);
+	}
+	*n = keys.n;
+out:
+	free(keys.v);
+	return err;
+}
+
+struct count_ctx {
+	__u32 svc_id, n;
+};
+
+static int node__count(const void *key, const void *value, void *ctx)
+{
+	struct count_ctx *c = ctx;
+
+	(void)value;
+	if (!c->svc_id || ((const struct sluice_policy_key *)key)->id == c->svc_id)
+		c->n++;
+	return 0;
+}
+
+int sluice__policy_entries(struct sluice *s, __u32 svc_id, __u32 *n)
+{
+	struct count_ctx c = { .svc_id = svc_id };
+	int err;
+
+	sluice__clear_err();
+	err = maps__for_each(s->fds[SLUICE_MAP_POLICY], "policy", sizeof(struct sluice_policy_key),
+			     sizeof(struct sluice_policy_val), node__count, &c);
+	*n = c.n;
+	return err;
+}
+
+int sluice__policy_stats(struct sluice *s, __u32 svc_id, struct sluice_policy_stats *out)
+{
+	sluice__clear_err();
+	return maps__percpu_sum(s, s->fds[SLUICE_MAP_POLICY_STATS], "policy_stats", svc_id,
+				(__u64 *)out, sizeof(*out) / sizeof(__u64));
+}
