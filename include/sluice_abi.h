@@ -191,6 +191,23 @@ struct sluice_backend {
 	__u16 reserved;
 };
 
+/* backend_addrs: the addresses of the backends, so a packet that is not to
+ * a service looks conntrack up (as a reply of a balanced flow) only when
+ * its source is one of them: a reply always comes from its backend, SNATed
+ * and hairpin flows too. The value counts the `backends` entries with the
+ * address (the library keeps it in step); 0 means no backend has it any
+ * more but a flow to it may still be live: the entry stays until
+ * sluice__backend_addrs_sweep() finds no conntrack reply entry from it. */
+struct sluice_backend_addr_key {
+	__u32 addr[4]; /* as struct sluice_backend: IPv4 in addr[0], zeros after */
+	__u8 family;
+	__u8 pad[3];
+};
+/* Distinct backend addresses: as many as backends at most. */
+#ifndef SLUICE_BACKEND_ADDRS_MAX
+#define SLUICE_BACKEND_ADDRS_MAX SLUICE_MAX_BACKENDS
+#endif
+
 /* Conntrack. Every flow has two entries in one LRU map (`ct_new` until
  * the backend answered and, for TCP, the client completed the handshake;
  * `conntrack` from then on): the forward entry (client -> VIP, as the

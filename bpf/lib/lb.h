@@ -15,6 +15,7 @@
 #include "health.h"
 #include "src_range.h"
 #include "snat.h"
+#include "reply_filter.h"
 
 enum lb_action {
 	LB_PASS,   /* not ours: leave the packet as it is */
@@ -487,10 +488,16 @@ static __always_inline void lb_direct_syn(const struct pkt *p, __u64 now)
 static __always_inline void lb_reply(struct pkt *p, struct lb_result *r)
 {
 	struct sluice_ct_key key = p->tuple;
-	__u64 now = bpf_ktime_get_ns();
 	struct sluice_ct_entry *ct;
 	bool fresh = false;
+	__u64 now;
 
+	if (!reply_filter_may_reply(&key)) { /* not from a backend: no flow's */
+		if (reply_filter_syn_to_backend(&key, p->tcp_flags))
+			lb_direct_syn(p, bpf_ktime_get_ns());
+		goto pass;
+	}
+	now = bpf_ktime_get_ns();
 	/* An answer to a SNAT port: conntrack knows the flow by the client */
 	if (snat_port_in_range(key.dport))
 		r->snat = snat_reverse(&key, &r->nat, p->tcp_flags);
@@ -507,6 +514,7 @@ static __always_inline void lb_reply(struct pkt *p, struct lb_result *r)
 	}
 	if (!ct) {
 		lb_direct_syn(p, now);
+pass:
 		r->snat = false;
 		r->action = LB_PASS;
 		stats_count(SLUICE_CNT_PASS);

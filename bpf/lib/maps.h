@@ -57,6 +57,15 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } backends SEC(".maps");
 
+/* Backend addresses (sluice_abi.h): the reply filter of lb_reply(). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLUICE_BACKEND_ADDRS_MAX);
+	__type(key, struct sluice_backend_addr_key);
+	__type(value, __u32); /* backends entries with the address, 0: lingering */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} backend_addrs SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SLUICE_CT_MAX);

@@ -42,6 +42,7 @@ _Static_assert(sizeof(struct sluice_health_event) == 32, "sluice_health_event la
 _Static_assert(sizeof(struct sluice_affinity_key) == 24, "sluice_affinity_key layout");
 _Static_assert(sizeof(struct sluice_affinity) == 16, "sluice_affinity layout");
 _Static_assert(sizeof(struct sluice_src_range_key) == 24, "sluice_src_range_key layout");
+_Static_assert(sizeof(struct sluice_backend_addr_key) == 20, "sluice_backend_addr_key layout");
 _Static_assert(sizeof(struct sluice_maglev_pair) == 8,
 	       "sluice_maglev_pair layout: no padding, so a table is __u32 slots[M + 1]");
 
@@ -76,6 +77,8 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 	[SLUICE_MAP_SRC_RANGES] = { "src_ranges", sizeof(struct sluice_src_range_key),
 				    sizeof(__u32) },
 	[SLUICE_MAP_MAGLEV_IDS] = { "maglev_ids", sizeof(__u32), sizeof(__u32) },
+	[SLUICE_MAP_BACKEND_ADDRS] = { "backend_addrs", sizeof(struct sluice_backend_addr_key),
+				       sizeof(__u32) },
 };
 
 /* Create the pin dir on bpffs and tell libbpf where each map lives. */
@@ -180,6 +183,11 @@ int sluice__open(struct sluice **out, const struct sluice_opts *opts)
 		sluice__set_err("cannot count possible CPUs: %s", strerror(-err));
 		goto cleanup;
 	}
+	/* pins of a library without the reply filter: filled before any
+	 * program of this one can be attached */
+	err = svc__addrs_sync_if_empty(s);
+	if (err)
+		goto cleanup;
 	*out = s;
 	return 0;
 cleanup:
