@@ -32,7 +32,7 @@ static __always_inline bool reply_filter_may_reply(const struct sluice_ct_key *t
 /* A SYN (no ACK) to a backend address: its answer's tuple may be held by
  * an old reply entry (lb_direct_syn()); to any other address it cannot. */
 static __always_inline bool reply_filter_syn_to_backend(const struct sluice_ct_key *t,
-							 __u8 tcp_flags)
+							__u8 tcp_flags)
 {
 	return t->proto == IPPROTO_TCP && (tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN &&
 	       reply_filter_is_backend(t->daddr, t->family);

@@ -44,12 +44,10 @@ static bool rf_send(struct dp *d, const struct dp_pkt *ins, const struct dp_pkt 
 }
 
 static const __u64 cnt_pass[SLUICE_CNT__MAX] = { [SLUICE_CNT_PASS] = 1 };
-static const __u64 cnt_revnat[SLUICE_CNT__MAX] = { [SLUICE_CNT_REVNAT] = 1,
-						   [SLUICE_CNT_FIB_PASS] = 1 };
-static const __u64 cnt_new[SLUICE_CNT__MAX] = { [SLUICE_CNT_LB_NEW] = 1,
-						[SLUICE_CNT_FIB_PASS] = 1 };
-static const __u64 cnt_est[SLUICE_CNT__MAX] = { [SLUICE_CNT_LB_EST] = 1,
-						[SLUICE_CNT_FIB_PASS] = 1 };
+static const __u64
+	cnt_revnat[SLUICE_CNT__MAX] = { [SLUICE_CNT_REVNAT] = 1, [SLUICE_CNT_FIB_PASS] = 1 };
+static const __u64 cnt_new[SLUICE_CNT__MAX] = { [SLUICE_CNT_LB_NEW] = 1, [SLUICE_CNT_FIB_PASS] = 1 };
+static const __u64 cnt_est[SLUICE_CNT__MAX] = { [SLUICE_CNT_LB_EST] = 1, [SLUICE_CNT_FIB_PASS] = 1 };
 static const __u64 cnt_confirm[SLUICE_CNT__MAX] = { [SLUICE_CNT_LB_EST] = 1,
 						    [SLUICE_CNT_FIB_PASS] = 1,
 						    [SLUICE_CNT_CT_CONFIRMED] = 1 };
@@ -71,8 +69,8 @@ static struct dp_pkt rf_tcp(__u8 af, const char *s, const char *dst, __u16 sp, _
 
 /* A confirmed REPLY entry src:8080 -> client:cport rewriting to VIP:80,
  * written straight into conntrack (as any flow of the past left it). */
-static bool rf_put_reply(struct dp *d, __u8 af, const char *src, const char *client,
-			 __u16 cport, const char *vip)
+static bool rf_put_reply(struct dp *d, __u8 af, const char *src, const char *client, __u16 cport,
+			 const char *vip)
 {
 	struct sluice_addr s = dp__addr(src), c = dp__addr(client), v = dp__addr(vip);
 	struct sluice_ct_key k = { .sport = htons(BE_PORT_TCP),
