@@ -45,8 +45,7 @@ static struct sluice_backend_spec be(struct sluice_addr a, __u16 port)
 	return (struct sluice_backend_spec){ .addr = a, .port = port, .weight = 1 };
 }
 
-static int set_vip(struct sluice *s, struct sluice_addr vip, struct sluice_backend_spec *b,
-		   __u32 n)
+static int set_vip(struct sluice *s, struct sluice_addr vip, struct sluice_backend_spec *b, __u32 n)
 {
 	struct sluice_service_spec spec = {
 		.vip = vip, .port = 80, .proto = IPPROTO_TCP, .nbackends = n, .backends = b
@@ -199,8 +198,7 @@ static void test_restart(void)
 	struct sluice_backend_spec a[2] = { be(v4(X), 8080), be(v4(Y), 8080) };
 	struct sluice_backend_addr_key kx = { .addr = { htonl(X) }, .family = SLUICE_AF_INET };
 	struct sluice_backend_addr_key ky = { .addr = { htonl(Y) }, .family = SLUICE_AF_INET };
-	struct sluice_backend_addr_key kstale = { .addr = { htonl(W) },
-						  .family = SLUICE_AF_INET };
+	struct sluice_backend_addr_key kstale = { .addr = { htonl(W) }, .family = SLUICE_AF_INET };
 	struct sluice *s = NULL;
 	char dir[64];
 	__u32 five = 5;
