@@ -208,6 +208,23 @@ struct sluice_backend_addr_key {
 #define SLUICE_BACKEND_ADDRS_MAX SLUICE_MAX_BACKENDS
 #endif
 
+/* backend_addr_bits: the filter the datapath reads, one bit per hash of
+ * an address, set for every key of backend_addrs (false positives only
+ * cost their packets the conntrack lookups). An array: its lookup is
+ * inlined by the verifier, where a hash miss is a helper call (~20 ns).
+ * 1 Mbit (128 KiB): ~1% false positives at 10k addresses, 27% at 327k. */
+#define SLUICE_ADDR_BITS_WORDS 16384
+static inline __attribute__((always_inline)) __u32 sluice_addr_bit(const __u32 addr[4], __u8 family)
+{
+	__u32 h = (addr[0] * 0x9e3779b1u) ^ (addr[1] * 0x85ebca77u) ^ (addr[2] * 0xc2b2ae3du) ^
+		  (addr[3] * 0x27d4eb2fu) ^ family;
+
+	h ^= h >> 15;
+	h *= 0x2c1b3c6du;
+	h ^= h >> 12;
+	return h & (SLUICE_ADDR_BITS_WORDS * 64 - 1);
+}
+
 /* Conntrack. Every flow has two entries in one LRU map (`ct_new` until
  * the backend answered and, for TCP, the client completed the handshake;
  * `conntrack` from then on): the forward entry (client -> VIP, as the

@@ -4,8 +4,8 @@
  * balanced flow (#17). Every conntrack REPLY entry is keyed by its
  * backend's address as the source (SNATed and hairpin flows too), so a
  * packet from any other address cannot hit one: it is passed after one
- * lookup in backend_addrs (kept by the library, see sluice_abi.h) instead
- * of two misses in the large conntrack LRUs.
+ * bit test in backend_addr_bits (kept by the library from backend_addrs,
+ * see sluice_abi.h) instead of two misses in the large conntrack LRUs.
  */
 #ifndef SLUICE_BPF_REPLY_FILTER_H
 #define SLUICE_BPF_REPLY_FILTER_H
@@ -13,14 +13,14 @@
 #include "common.h"
 #include "maps.h"
 
-/* Is @addr a backend's address (or a removed one's, while its flows may
- * live)? */
+/* May @addr be a backend's address (or a removed one's, while its flows
+ * may live)? Its bit in backend_addr_bits: false positives possible. */
 static __always_inline bool reply_filter_is_backend(const __u32 *addr, __u8 family)
 {
-	struct sluice_backend_addr_key k = { .family = family };
+	__u32 bit = sluice_addr_bit(addr, family), word = bit / 64;
+	__u64 *w = bpf_map_lookup_elem(&backend_addr_bits, &word);
 
-	__builtin_memcpy(k.addr, addr, sizeof(k.addr));
-	return bpf_map_lookup_elem(&backend_addrs, &k);
+	return w && (*w & (1ULL << (bit & 63)));
 }
 
 /* Can the packet @t be the reply of a balanced flow? */

@@ -415,11 +415,14 @@ static int bench__self_addr(struct bench *b)
 	struct sluice_backend_addr_key k = { .addr = { htonl(VIP_ADDR) },
 					     .family = SLUICE_AF_INET };
 	int fd = sluice__map_fd(b->s, "backend_addrs");
-	__u32 refs = 1;
+	int bfd = sluice__map_fd(b->s, "backend_addr_bits");
+	__u32 refs = 1, bit = sluice_addr_bit(k.addr, k.family), word = bit / 64;
+	__u64 w = 0;
 
-	if (fd < 0)
+	if (fd < 0 || bfd < 0)
 		return 0;
-	if (bpf_map_update_elem(fd, &k, &refs, BPF_ANY)) {
+	if (bpf_map_update_elem(fd, &k, &refs, BPF_ANY) || bpf_map_lookup_elem(bfd, &word, &w) ||
+	    (w |= 1ULL << (bit % 64), bpf_map_update_elem(bfd, &word, &w, BPF_ANY))) {
 		bench__err("backend_addrs: adding the VIP: %s", strerror(errno));
 		return -errno;
 	}

@@ -71,6 +71,16 @@ static long refs(struct sluice *s, struct sluice_addr a)
 	return present ? (long)n : -1;
 }
 
+/* Whether a's bit is set in backend_addr_bits, what the datapath reads. */
+static bool bit(struct sluice *s, struct sluice_addr a)
+{
+	__u32 b = sluice_addr_bit(a.addr, a.family), word = b / 64;
+	__u64 w = 0;
+
+	bpf_map_lookup_elem(sluice__map_fd(s, "backend_addr_bits"), &word, &w);
+	return w & (1ULL << (b % 64));
+}
+
 static struct sluice *lib__open(const char *pin_dir)
 {
 	struct sluice_opts opts = { .pin_dir = pin_dir };
@@ -102,6 +112,8 @@ static void test_refcount(void)
 	ASSERT_EQ(refs(s, v4(Y)), 1, "Y");
 	ASSERT_EQ(refs(s, v6(1)), 1, "IPv6 backend");
 	ASSERT_EQ(refs(s, v4(VIP_A)), -1, "a VIP is no backend");
+	ASSERT_TRUE(bit(s, v4(X)) && bit(s, v4(Y)) && bit(s, v6(1)), "bits set");
+	ASSERT_FALSE(bit(s, v4(VIP_A)), "no bit for the VIP");
 	/* an unchanged set changes no count */
 	if (set(s, VIP_A, a, 3))
 		goto out;
@@ -124,6 +136,8 @@ static void test_refcount(void)
 	ASSERT_EQ(removed, 2, "both swept (no flows)");
 	ASSERT_EQ(refs(s, v4(X)), -1, "X gone");
 	ASSERT_EQ(refs(s, v4(Y)), 1, "Y untouched by the sweep");
+	ASSERT_FALSE(bit(s, v4(X)) || bit(s, v6(1)), "swept addresses' bits cleared");
+	ASSERT_TRUE(bit(s, v4(Y)) && bit(s, v4(Z)), "the others' bits kept");
 	/* back again: counted from 0 */
 	if (set(s, VIP_A, a, 3))
 		goto out;
@@ -235,6 +249,8 @@ static void test_restart(void)
 		goto out;
 	ASSERT_EQ(refs(s, v4(X)), 1, "X filled at open");
 	ASSERT_EQ(refs(s, v4(Y)), 1, "Y filled at open");
+	ASSERT_TRUE(bit(s, v4(X)) && bit(s, v4(Y)), "bits after a reopen");
+	ASSERT_FALSE(bit(s, v4(W)), "the stale address's bit cleared by the recount");
 out:
 	sluice__close(s);
 	ASSERT_OK(sluice__unpin(dir), "unpin");

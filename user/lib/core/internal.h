@@ -61,14 +61,15 @@ enum sluice_map_id {
 	SLUICE_MAP_BACKEND_STATS,
 	SLUICE_MAP_COUNTERS,
 	SLUICE_MAP_DROPS,
-	SLUICE_MAP_BACKEND_HEALTH,  /* #14: per backend id, written by BPF */
-	SLUICE_MAP_SVC_HEALTH,      /* #14: per service id, config + ejected */
-	SLUICE_MAP_HEALTH_EVENTS,   /* #14: ring buffer of ejections */
-	SLUICE_MAP_HEALTH_COUNTERS, /* #14: per-CPU SLUICE_HCNT_* */
-	SLUICE_MAP_AFFINITY,        /* #14: client -> backend (LRU) */
-	SLUICE_MAP_SRC_RANGES,      /* #13: {svc id, CIDR} LPM trie */
-	SLUICE_MAP_MAGLEV_IDS,      /* #16: svc id -> its table's map id */
-	SLUICE_MAP_BACKEND_ADDRS,   /* #17: backend address -> refs (reply filter) */
+	SLUICE_MAP_BACKEND_HEALTH,    /* #14: per backend id, written by BPF */
+	SLUICE_MAP_SVC_HEALTH,        /* #14: per service id, config + ejected */
+	SLUICE_MAP_HEALTH_EVENTS,     /* #14: ring buffer of ejections */
+	SLUICE_MAP_HEALTH_COUNTERS,   /* #14: per-CPU SLUICE_HCNT_* */
+	SLUICE_MAP_AFFINITY,          /* #14: client -> backend (LRU) */
+	SLUICE_MAP_SRC_RANGES,        /* #13: {svc id, CIDR} LPM trie */
+	SLUICE_MAP_MAGLEV_IDS,        /* #16: svc id -> its table's map id */
+	SLUICE_MAP_BACKEND_ADDRS,     /* #17: backend address -> refs (reply filter) */
+	SLUICE_MAP_BACKEND_ADDR_BITS, /* #17: the filter's bits, what BPF reads */
 	SLUICE_MAP__MAX,
 };
 
@@ -89,6 +90,7 @@ struct sluice {
 	__u32 npend, pend_cap;
 	struct svc_snap *snap; /* svc_plan.c: ids and backends, kept in step */
 	bool addrs_synced;     /* svc_addrs.c: backend_addrs recounted once */
+	__u64 *addr_bits;      /* backend_addr_bits, mmapped at open */
 };
 
 /* Called once per element by maps__for_each(); non-zero stops the walk
@@ -139,6 +141,9 @@ void svc__addr_unref(struct sluice *s, const struct sluice_backend *be);
 int svc__backend_delete(struct sluice *s, __u32 id);
 int svc__addrs_sync(struct sluice *s);
 int svc__addrs_sync_if_empty(struct sluice *s);
+/* backend_addr_bits mapped (open) / unmapped (close). */
+int svc__addr_bits_map(struct sluice *s);
+void svc__addr_bits_unmap(struct sluice *s);
 /* svc_plan.c: forget the snapshot (the next set call reads the maps);
  * for writers it does not follow (deletes, sweep). */
 void svc__snap_drop(struct sluice *s);

@@ -79,6 +79,7 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 	[SLUICE_MAP_MAGLEV_IDS] = { "maglev_ids", sizeof(__u32), sizeof(__u32) },
 	[SLUICE_MAP_BACKEND_ADDRS] = { "backend_addrs", sizeof(struct sluice_backend_addr_key),
 				       sizeof(__u32) },
+	[SLUICE_MAP_BACKEND_ADDR_BITS] = { "backend_addr_bits", sizeof(__u32), sizeof(__u64) },
 };
 
 /* Create the pin dir on bpffs and tell libbpf where each map lives. */
@@ -185,7 +186,9 @@ int sluice__open(struct sluice **out, const struct sluice_opts *opts)
 	}
 	/* pins of a library without the reply filter: filled before any
 	 * program of this one can be attached */
-	err = svc__addrs_sync_if_empty(s);
+	err = svc__addr_bits_map(s);
+	if (!err)
+		err = svc__addrs_sync_if_empty(s);
 	if (err)
 		goto cleanup;
 	*out = s;
@@ -201,6 +204,7 @@ void sluice__close(struct sluice *s)
 		return;
 	if (s->skel)
 		svc__tables_close(s);
+	svc__addr_bits_unmap(s);
 	lb_bpf__destroy(s->skel);
 	free(s);
 }

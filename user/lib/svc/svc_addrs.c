@@ -16,10 +16,15 @@
  * A missing address breaks live flows (their replies pass unrewritten); an
  * extra one only costs its packets the conntrack lookup they paid before
  * the filter existed, so every doubt keeps the entry. One writer process.
+ * The datapath reads backend_addr_bits, the keys' bits (mmapped here): a
+ * bit is set (atomic OR) before the backends entry is written; bits are
+ * only cleared by a rebuild from the keys after the sweep or a recount
+ * deleted or changed some.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <bpf/bpf.h>
 
@@ -31,6 +36,34 @@ static struct sluice_backend_addr_key svc__addr_key(const __u32 addr[4], __u8 fa
 
 	memcpy(k.addr, addr, sizeof(k.addr));
 	return k;
+}
+
+#define ADDR_BITS_BYTES (SLUICE_ADDR_BITS_WORDS * sizeof(__u64))
+
+int svc__addr_bits_map(struct sluice *s)
+{
+	void *mem = mmap(NULL, ADDR_BITS_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 s->fds[SLUICE_MAP_BACKEND_ADDR_BITS], 0);
+
+	if (mem == MAP_FAILED)
+		return maps__err(-errno, "backend_addr_bits", "mmap", "of the reply filter");
+	s->addr_bits = mem;
+	return 0;
+}
+
+void svc__addr_bits_unmap(struct sluice *s)
+{
+	if (s->addr_bits)
+		munmap(s->addr_bits, ADDR_BITS_BYTES);
+	s->addr_bits = NULL;
+}
+
+static void svc__addr_bit_set(struct sluice *s, const struct sluice_backend_addr_key *k)
+{
+	__u32 bit = sluice_addr_bit(k->addr, k->family);
+
+	if (s->addr_bits)
+		__atomic_fetch_or(&s->addr_bits[bit / 64], 1ULL << (bit % 64), __ATOMIC_SEQ_CST);
 }
 
 int svc__addr_ref(struct sluice *s, const struct sluice_backend *be)
@@ -47,6 +80,7 @@ int svc__addr_ref(struct sluice *s, const struct sluice_backend *be)
 	err = bpf_map_update_elem(fd, &k, &refs, BPF_ANY);
 	if (err)
 		return maps__err(err, "backend_addrs", "update", "of a backend's address");
+	svc__addr_bit_set(s, &k);
 	return 0;
 }
 
@@ -158,6 +192,41 @@ static int svc__addrs_read(struct sluice *s, struct addr_counts *c)
 	return err;
 }
 
+/* The bits of the keys @c (sorted or not) replace the mapped ones; words
+ * that do not change are not written, so a packet never sees a bit of a
+ * key in @c cleared. */
+static int svc__addr_bits_rebuild(struct sluice *s, const struct addr_counts *c)
+{
+	__u64 *want = calloc(SLUICE_ADDR_BITS_WORDS, sizeof(*want));
+
+	if (!want) {
+		sluice__set_err("out of memory rebuilding backend_addr_bits");
+		return -ENOMEM;
+	}
+	for (__u32 i = 0; i < c->n; i++) {
+		__u32 bit = sluice_addr_bit(c->v[i].k.addr, c->v[i].k.family);
+
+		want[bit / 64] |= 1ULL << (bit % 64);
+	}
+	for (__u32 w = 0; s->addr_bits && w < SLUICE_ADDR_BITS_WORDS; w++)
+		if (__atomic_load_n(&s->addr_bits[w], __ATOMIC_RELAXED) != want[w])
+			__atomic_store_n(&s->addr_bits[w], want[w], __ATOMIC_SEQ_CST);
+	free(want);
+	return 0;
+}
+
+/* Rebuild the bits from the map's keys as they are now. */
+static int svc__addr_bits_sync(struct sluice *s)
+{
+	struct addr_counts have = {};
+	int err = svc__addrs_read(s, &have);
+
+	if (!err)
+		err = svc__addr_bits_rebuild(s, &have);
+	free(have.v);
+	return err;
+}
+
 int svc__addrs_sync(struct sluice *s)
 {
 	struct addr_counts want = {}, have = {};
@@ -193,6 +262,8 @@ cleanup:
 	free(want.v);
 	free(have.v);
 	if (!err)
+		err = svc__addr_bits_sync(s);
+	if (!err)
 		s->addrs_synced = true;
 	return err;
 }
@@ -202,10 +273,15 @@ int svc__addrs_sync_if_empty(struct sluice *s)
 	struct sluice_backend_addr_key k;
 	__u32 id;
 
-	if (!bpf_map_get_next_key(s->fds[SLUICE_MAP_BACKEND_ADDRS], NULL, &k) ||
-	    bpf_map_get_next_key(s->fds[SLUICE_MAP_BACKENDS], NULL, &id))
-		return 0;
-	return svc__addrs_sync(s);
+	if (bpf_map_get_next_key(s->fds[SLUICE_MAP_BACKEND_ADDRS], NULL, &k))
+		return bpf_map_get_next_key(s->fds[SLUICE_MAP_BACKENDS], NULL, &id) ?
+			       0 :
+			       svc__addrs_sync(s);
+	/* keys but no bit at all: bits of a crashed first fill */
+	for (__u32 w = 0; w < SLUICE_ADDR_BITS_WORDS; w++)
+		if (s->addr_bits[w])
+			return 0;
+	return svc__addr_bits_sync(s);
 }
 
 /* --- lingering addresses --- */
@@ -268,6 +344,8 @@ int sluice__backend_addrs_sweep(struct sluice *s, __u32 *removed)
 		if (!bpf_map_delete_elem(s->fds[SLUICE_MAP_BACKEND_ADDRS], &l.zero.v[i].k))
 			(*removed)++;
 	}
+	if (!err && *removed)
+		err = svc__addr_bits_sync(s);
 	free(all.v);
 	free(l.zero.v);
 	return err;
