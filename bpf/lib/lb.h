@@ -17,6 +17,7 @@
 #include "policy.h"
 #include "snat.h"
 #include "sluice_hash.h"
+#include "reply_filter.h"
 
 enum lb_action {
 	LB_PASS,   /* not ours: leave the packet as it is */
@@ -354,7 +355,7 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 				       struct lb_result *r)
 {
 	struct sluice_ct_key key = p->tuple;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = CT_NOW();
 	struct sluice_ct_entry *ct;
 	struct sluice_backend *be;
 	__u32 backend_id = 0;
@@ -369,7 +370,7 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 	ct = lb_ct_fwd(&key, p->tcp_flags, now, &fresh);
 	if (ct && fresh && key.proto == IPPROTO_TCP &&
 	    (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN &&
-	    lb_syn_again(&key, ct, now))
+	    lb_syn_again(&key, ct, bpf_ktime_get_ns())) /* health: precise */
 		ct = NULL; /* its backend is ejected: balanced afresh below */
 	if (ct) {
 		lb_set_nat(r, LB_DNAT, ct->addr, ct->port);
@@ -464,10 +465,16 @@ static __always_inline void lb_direct_syn(const struct pkt *p, __u64 now)
 static __always_inline void lb_reply(struct pkt *p, struct lb_result *r)
 {
 	struct sluice_ct_key key = p->tuple;
-	__u64 now = bpf_ktime_get_ns();
 	struct sluice_ct_entry *ct;
 	bool fresh = false;
+	__u64 now;
 
+	if (!reply_filter_may_reply(&key)) { /* not from a backend: no flow's */
+		if (reply_filter_syn_to_backend(&key, p->tcp_flags))
+			lb_direct_syn(p, CT_NOW());
+		goto pass;
+	}
+	now = CT_NOW();
 	/* An answer to a SNAT port: conntrack knows the flow by the client */
 	if (snat_port_in_range(key.dport))
 		r->snat = snat_reverse(&key, &r->nat, p->tcp_flags);
@@ -484,13 +491,14 @@ static __always_inline void lb_reply(struct pkt *p, struct lb_result *r)
 	}
 	if (!ct) {
 		lb_direct_syn(p, now);
+pass:
 		r->snat = false;
 		r->action = LB_PASS;
 		stats_count(SLUICE_CNT_PASS);
 		return;
 	}
 	if (fresh && key.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_RST)))
-		lb_health_reply(&key, ct, p->tcp_flags, now); /* before ct_touch */
+		lb_health_reply(&key, ct, p->tcp_flags, bpf_ktime_get_ns()); /* before ct_touch */
 	ct_touch(ct, p->tcp_flags, now);
 	lb_set_nat(r, LB_REVNAT, ct->addr, ct->port);
 	stats_count(SLUICE_CNT_REVNAT);

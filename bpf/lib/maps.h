@@ -57,6 +57,24 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } backends SEC(".maps");
 
+/* Backend addresses (sluice_abi.h): the reply filter of lb_reply(). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLUICE_BACKEND_ADDRS_MAX);
+	__type(key, struct sluice_backend_addr_key);
+	__type(value, __u32); /* backends entries with the address, 0: lingering */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} backend_addrs SEC(".maps");
+
+/* What lb_reply() reads of it (sluice_abi.h); mmapped by the library. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_ADDR_BITS_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(map_flags, BPF_F_MMAPABLE);
+} backend_addr_bits SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SLUICE_CT_MAX);

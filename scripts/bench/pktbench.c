@@ -407,6 +407,28 @@ static int bench__open_flow(struct bench *b, __u16 sport, __u32 *be_addr, __u16 
 	return bench__run(b->prog_fd[PROG_LB], pkt, 1, NULL, &retval, NULL);
 }
 
+/* The rewritten backend's address in the reply filter, as the library
+ * puts every backend's (#17): the flow's SYN|ACK comes from it. A
+ * datapath without the filter (an older build) needs nothing. */
+static int bench__self_addr(struct bench *b)
+{
+	struct sluice_backend_addr_key k = { .addr = { htonl(VIP_ADDR) },
+					     .family = SLUICE_AF_INET };
+	int fd = sluice__map_fd(b->s, "backend_addrs");
+	int bfd = sluice__map_fd(b->s, "backend_addr_bits");
+	__u32 refs = 1, bit = sluice_addr_bit(k.addr, k.family), word = bit / 64;
+	__u64 w = 0;
+
+	if (fd < 0 || bfd < 0)
+		return 0;
+	if (bpf_map_update_elem(fd, &k, &refs, BPF_ANY) || bpf_map_lookup_elem(bfd, &word, &w) ||
+	    (w |= 1ULL << (bit % 64), bpf_map_update_elem(bfd, &word, &w, BPF_ANY))) {
+		bench__err("backend_addrs: adding the VIP: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 /* Point one backend of the service at VIP:port itself (see the top of the
  * file): flows balanced to it are DNATed to the bytes they already carry. */
 static int bench__self_backend(struct bench *b, const struct sluice_service_spec *svc)
@@ -438,7 +460,7 @@ static int bench__self_backend(struct bench *b, const struct sluice_service_spec
 		bench__err("backend %u: rewriting it to the VIP: %s", id, strerror(errno));
 		return err;
 	}
-	return 0;
+	return bench__self_addr(b);
 }
 
 /* The affinity service: VIP_AFF_ADDR:VIP_PORT, 3 backends of its own. */

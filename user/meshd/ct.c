@@ -351,7 +351,7 @@ static int ct__delete_keys(int fd, struct sluice_ct_key *keys, size_t n, __u64 *
 	return err;
 }
 
-int ct__sweep(struct sluice *sl, __u64 *removed, __u64 *left)
+int ct__sweep(struct sluice *sl, __u64 *removed, __u64 *left, __u32 *addrs)
 {
 	struct ct_sweep_ctx c = { .now = ct__now_ns() };
 	int fd, err;
@@ -366,5 +366,6 @@ int ct__sweep(struct sluice *sl, __u64 *removed, __u64 *left)
 		err = ct__delete_keys(fd, c.keys.keys, c.keys.n, removed);
 	free(c.keys.keys);
 	*left = c.seen > *removed ? c.seen - *removed : 0;
-	return err;
+	*addrs = 0;
+	return err ? err : sluice__backend_addrs_sweep(sl, addrs);
 }

@@ -35,7 +35,10 @@ int ct__list(struct sluice *sl, const struct ct_filter *f, __u32 limit, struct j
 int ct__flush(struct sluice *sl, const struct ct_filter *f, __u64 *conns, __u64 *entries);
 /* Delete expired ct_new entries; *removed of them, *left still there.
  * Bounded by the map's size (65536 entries: one batched walk and one
- * delete per expired entry). */
-int ct__sweep(struct sluice *sl, __u64 *removed, __u64 *left);
+ * delete per expired entry). Then the reply filter's addresses of removed
+ * backends that no flow names any more (sluice__backend_addrs_sweep: walks
+ * both conntrack maps only while there are such addresses); *addrs of
+ * them removed. */
+int ct__sweep(struct sluice *sl, __u64 *removed, __u64 *left, __u32 *addrs);
 
 #endif /* MESHD_CT_H */

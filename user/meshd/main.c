@@ -145,16 +145,18 @@ static void main__ct_sweep(struct meshd *m)
 {
 	struct timespec t0, t1;
 	__u64 removed, left;
+	__u32 addrs;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (ct__sweep(m->sl, &removed, &left)) {
+	if (ct__sweep(m->sl, &removed, &left, &addrs)) {
 		pr_warn("conntrack sweep: %s", sluice__errmsg());
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	if (removed)
-		pr_info("conntrack sweep: %llu expired unconfirmed entries removed, %llu left (%ld ms)",
-			(unsigned long long)removed, (unsigned long long)left,
+	if (removed || addrs)
+		pr_info("conntrack sweep: %llu expired unconfirmed entries removed, %llu left, "
+			"%u removed backend address(es) without flows (%ld ms)",
+			(unsigned long long)removed, (unsigned long long)left, addrs,
 			(long)((t1.tv_sec - t0.tv_sec) * 1000 +
 			       (t1.tv_nsec - t0.tv_nsec) / 1000000));
 }

@@ -61,17 +61,19 @@ enum sluice_map_id {
 	SLUICE_MAP_BACKEND_STATS,
 	SLUICE_MAP_COUNTERS,
 	SLUICE_MAP_DROPS,
-	SLUICE_MAP_BACKEND_HEALTH,  /* #14: per backend id, written by BPF */
-	SLUICE_MAP_SVC_HEALTH,      /* #14: per service id, config + ejected */
-	SLUICE_MAP_HEALTH_EVENTS,   /* #14: ring buffer of ejections */
-	SLUICE_MAP_HEALTH_COUNTERS, /* #14: per-CPU SLUICE_HCNT_* */
-	SLUICE_MAP_AFFINITY,        /* #14: client -> backend (LRU) */
-	SLUICE_MAP_SRC_RANGES,      /* #13: {svc id, CIDR} LPM trie */
-	SLUICE_MAP_MAGLEV_IDS,      /* #16: svc id -> its table's map id */
-	SLUICE_MAP_POLICY,          /* #15: {svc id, CIDR} LPM trie */
-	SLUICE_MAP_POLICY_NODE,     /* #15: {family, CIDR} LPM trie */
-	SLUICE_MAP_POLICY_STATS,    /* #15: per-CPU denials per svc id */
-	SLUICE_MAP_POLICY_CFG,      /* #15: node list prefixes per family */
+	SLUICE_MAP_BACKEND_HEALTH,    /* #14: per backend id, written by BPF */
+	SLUICE_MAP_SVC_HEALTH,        /* #14: per service id, config + ejected */
+	SLUICE_MAP_HEALTH_EVENTS,     /* #14: ring buffer of ejections */
+	SLUICE_MAP_HEALTH_COUNTERS,   /* #14: per-CPU SLUICE_HCNT_* */
+	SLUICE_MAP_AFFINITY,          /* #14: client -> backend (LRU) */
+	SLUICE_MAP_SRC_RANGES,        /* #13: {svc id, CIDR} LPM trie */
+	SLUICE_MAP_MAGLEV_IDS,        /* #16: svc id -> its table's map id */
+	SLUICE_MAP_POLICY,            /* #15: {svc id, CIDR} LPM trie */
+	SLUICE_MAP_POLICY_NODE,       /* #15: {family, CIDR} LPM trie */
+	SLUICE_MAP_POLICY_STATS,      /* #15: per-CPU denials per svc id */
+	SLUICE_MAP_POLICY_CFG,        /* #15: node list prefixes per family */
+	SLUICE_MAP_BACKEND_ADDRS,     /* #17: backend address -> refs (reply filter) */
+	SLUICE_MAP_BACKEND_ADDR_BITS, /* #17: the filter's bits, what BPF reads */
 	SLUICE_MAP__MAX,
 };
 
@@ -92,6 +94,8 @@ struct sluice {
 	__u32 npend, pend_cap;
 	struct svc_snap *snap;      /* svc_plan.c: ids and backends, kept in step */
 	__u64 cut_flows, cut_socks; /* policy_cut.c: totals since open (#15) */
+	bool addrs_synced;          /* svc_addrs.c: backend_addrs recounted once */
+	__u64 *addr_bits;           /* backend_addr_bits, mmapped at open */
 };
 
 /* Called once per element by maps__for_each(); non-zero stops the walk
@@ -143,6 +147,21 @@ bool svc__deferred(const struct sluice *s, __u32 id);
 /* svc_table.c: sluice__flush_deferred() without touching the error text;
  * also when a full backends map or id space needs their room. */
 int svc__flush(struct sluice *s);
+/* svc_addrs.c (#17): backend_addrs follows `backends`: a new entry's
+ * address is counted (ref), a deleted one's uncounted (at 0 it lingers
+ * for live flows, see sluice__backend_addrs_sweep). svc__backend_delete:
+ * delete backends[id] and uncount its address; a negative errno (-ENOENT
+ * when absent), no error text. svc__addrs_sync recounts from `backends`
+ * (once per handle, at the first planned change); _if_empty only when
+ * the map is empty and `backends` is not (at open). */
+int svc__addr_ref(struct sluice *s, const struct sluice_backend *be);
+void svc__addr_unref(struct sluice *s, const struct sluice_backend *be);
+int svc__backend_delete(struct sluice *s, __u32 id);
+int svc__addrs_sync(struct sluice *s);
+int svc__addrs_sync_if_empty(struct sluice *s);
+/* backend_addr_bits mapped (open) / unmapped (close). */
+int svc__addr_bits_map(struct sluice *s);
+void svc__addr_bits_unmap(struct sluice *s);
 /* svc_plan.c: forget the snapshot (the next set call reads the maps);
  * for writers it does not follow (deletes, sweep). */
 void svc__snap_drop(struct sluice *s);

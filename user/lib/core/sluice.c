@@ -45,6 +45,7 @@ _Static_assert(sizeof(struct sluice_src_range_key) == 24, "sluice_src_range_key 
 _Static_assert(sizeof(struct sluice_policy_key) == 24, "sluice_policy_key layout");
 _Static_assert(sizeof(struct sluice_policy_val) == 36, "sluice_policy_val layout");
 _Static_assert(sizeof(struct sluice_policy_stats) == 24, "sluice_policy_stats layout");
+_Static_assert(sizeof(struct sluice_backend_addr_key) == 20, "sluice_backend_addr_key layout");
 _Static_assert(sizeof(struct sluice_maglev_pair) == 8,
 	       "sluice_maglev_pair layout: no padding, so a table is __u32 slots[M + 1]");
 
@@ -86,6 +87,9 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 				      sizeof(struct sluice_policy_stats) },
 	[SLUICE_MAP_POLICY_CFG] = { "policy_cfg", sizeof(__u32), sizeof(struct sluice_policy_cfg) },
 	[SLUICE_MAP_MAGLEV_IDS] = { "maglev_ids", sizeof(__u32), sizeof(__u32) },
+	[SLUICE_MAP_BACKEND_ADDRS] = { "backend_addrs", sizeof(struct sluice_backend_addr_key),
+				       sizeof(__u32) },
+	[SLUICE_MAP_BACKEND_ADDR_BITS] = { "backend_addr_bits", sizeof(__u32), sizeof(__u64) },
 };
 
 /* Create the pin dir on bpffs and tell libbpf where each map lives. */
@@ -190,6 +194,13 @@ int sluice__open(struct sluice **out, const struct sluice_opts *opts)
 		sluice__set_err("cannot count possible CPUs: %s", strerror(-err));
 		goto cleanup;
 	}
+	/* pins of a library without the reply filter: filled before any
+	 * program of this one can be attached */
+	err = svc__addr_bits_map(s);
+	if (!err)
+		err = svc__addrs_sync_if_empty(s);
+	if (err)
+		goto cleanup;
 	*out = s;
 	return 0;
 cleanup:
@@ -203,6 +214,7 @@ void sluice__close(struct sluice *s)
 		return;
 	if (s->skel)
 		svc__tables_close(s);
+	svc__addr_bits_unmap(s);
 	lb_bpf__destroy(s->skel);
 	free(s);
 }

@@ -208,6 +208,13 @@ struct sluice_sweep {
 	bool tables_skipped; /* kernel < 6.7: slot reads too slow (svc_sweep.c) */
 };
 int sluice__sweep(struct sluice *s, struct sluice_sweep *out);
+/* The reply filter (#17, backend_addrs): an address no backend has any
+ * more stays while a flow to it may be live; this deletes those that no
+ * conntrack or ct_new entry names (walks both only when there are any).
+ * For the one writer (meshd, on its check tick). */
+int sluice__backend_addrs_sweep(struct sluice *s, __u32 *removed);
+/* The filter's count of backends with address a (*present: in the map). */
+__u32 sluice__backend_addr_refs(struct sluice *s, const struct sluice_addr *a, bool *present);
 int sluice__service_get(struct sluice *s, const struct sluice_addr *vip, __u16 port, __u8 proto,
 			struct sluice_service_info *info);
 /* service_get walks the backends map for each call; a listing of many

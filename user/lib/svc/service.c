@@ -81,11 +81,17 @@ static int svc__write_backends(struct svc_txn *t)
 			if (err)
 				return err;
 		}
+		/* a new entry's address is in the reply filter before the
+		 * entry (so before any flow to it) */
+		if (t->old_idx[i] < 0 && (err = svc__addr_ref(s, &be)))
+			return err;
 		err = bpf_map_update_elem(s->fds[SLUICE_MAP_BACKENDS], &t->ids[i], &be, BPF_ANY);
 		if (err == -E2BIG && svc__flush(s) > 0) /* deferred deletes held room */
 			err = bpf_map_update_elem(s->fds[SLUICE_MAP_BACKENDS], &t->ids[i], &be,
 						  BPF_ANY);
 		if (err) {
+			if (t->old_idx[i] < 0)
+				svc__addr_unref(s, &be);
 			snprintf(what, sizeof(what), "of backend id %u", t->ids[i]);
 			return maps__err(err, "backends", "update", what);
 		}
@@ -174,7 +180,7 @@ static void svc__undo_one(struct svc_txn *t, const struct svc_undo *u)
 		if (old >= 0)
 			bpf_map_update_elem(bfd, &t->ids[u->idx], &t->old[old].val, BPF_ANY);
 		else
-			bpf_map_delete_elem(bfd, &t->ids[u->idx]);
+			svc__backend_delete(s, t->ids[u->idx]);
 		break;
 	case UNDO_MAGLEV:
 		if (t->old_inner_fd >= 0)

@@ -135,7 +135,8 @@ static int svc__snap_load(struct svc_snap *snap, struct sluice *s)
 		return err;
 	for (__u32 i = 0; i < s->npend; i++) /* taken until flushed */
 		snap->be_used[s->pend_ids[i]] = true;
-	return 0;
+	/* once per handle: what a crash or an older library left */
+	return s->addrs_synced ? 0 : svc__addrs_sync(s);
 }
 
 int svc__snap_get(struct sluice *s, struct svc_snap **out)

@@ -144,7 +144,7 @@ int sluice__service_del(struct sluice *s, const struct sluice_addr *vip, __u16 p
 	if (err)
 		goto cleanup;
 	for (__u32 i = 0; i < n; i++) {
-		err = bpf_map_delete_elem(s->fds[SLUICE_MAP_BACKENDS], &ids[i]);
+		err = svc__backend_delete(s, ids[i]);
 		if (err && err != -ENOENT) {
 			maps__err(err, "backends", "delete", "of a backend of the service");
 			goto cleanup;
@@ -274,7 +274,7 @@ static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys, c
 	if (!maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
 			    sizeof(struct sluice_backend), svc__collect_gone, &g))
 		for (__u32 i = 0; i < g.n; i++)
-			bpf_map_delete_elem(s->fds[SLUICE_MAP_BACKENDS], &g.ids[i]);
+			svc__backend_delete(s, g.ids[i]);
 	free(g.ids);
 	mk.v = malloc(n * sizeof(*mk.v));
 	mk.used = calloc(n, sizeof(*mk.used));

@@ -168,7 +168,7 @@ static int sweep__backends(struct sluice *s, const struct sweep_live *live, __u3
 	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
 			     sizeof(struct sluice_backend), sweep__note_backend, &c);
 	for (__u32 i = 0; !err && i < c.dead.n; i++)
-		if (!bpf_map_delete_elem(s->fds[SLUICE_MAP_BACKENDS], &c.dead.v[i]))
+		if (!svc__backend_delete(s, c.dead.v[i]))
 			(*n)++;
 	free(c.dead.v);
 	return err;

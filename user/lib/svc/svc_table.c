@@ -363,7 +363,7 @@ void svc__defer_delete(struct sluice *s, __u32 id)
 	if (!s->pend || s->npend == s->pend_cap) {
 		/* no memory to defer: delete now, as before #16, and free
 		 * its id (else the handle's snapshot keeps it taken) */
-		if (!bpf_map_delete_elem(s->fds[SLUICE_MAP_BACKENDS], &id))
+		if (!svc__backend_delete(s, id))
 			svc__snap_free_be(s, id);
 		return;
 	}
@@ -401,7 +401,7 @@ int svc__flush(struct sluice *s)
 	svc__grace_period();
 	n = s->npend;
 	for (__u32 i = 0; i < n; i++) {
-		err = bpf_map_delete_elem(s->fds[SLUICE_MAP_BACKENDS], &s->pend_ids[i]);
+		err = svc__backend_delete(s, s->pend_ids[i]);
 		if (err && err != -ENOENT)
 			maps__err(err, "backends", "delete",
 				  "of a deferred backend"); /* its id stays taken */
