@@ -360,7 +360,14 @@ main() {
 
 	scenario redir_selftest check_redir_selftest
 	scenario redir_bulk_1gib_crc check_bulk
-	scenario redir_slow_receiver check_slow
+	# A reader's backlog is bounded through the kfunc bpf_cast_to_kern_ctx
+	# (6.2+); without it (Debian 12's 6.1) the backlog has no bound, as
+	# README "Kernel matrix" says, and there is no fallback to check.
+	if "$BIN/../unit/test_kfeatures" 2>/dev/null | grep -q '^# kfeatures missing:.*kfunc_cast_to_kern_ctx'; then
+		echo "SKIP: e2e/redir_slow_receiver (no kfunc bpf_cast_to_kern_ctx on $(uname -r): a redirected reader's backlog has no bound here)"
+	else
+		scenario redir_slow_receiver check_slow
+	fi
 	scenario redir_halfclose_and_close check_halfclose
 	scenario redir_1000_pairs check_pairs
 	scenario redir_counters check_redir_counters
