@@ -171,16 +171,23 @@ static __always_inline struct sluice_backend *lb_pick(__u32 svc_id, const struct
 /* needs lb_pick() above */
 #include "affinity.h"
 
+/* lb_snat_port()'s result: the port's flow uses the node's SNAT address. */
+#define LB_SNAT_NODE (1 << 16)
+
 /*
  * lb_snat_port() - the SNAT port (network order) with which a packet of
  * the flow @t (client tuple) balanced to r->addr:r->port leaves, 0 when
- * the flow is not SNATed, -1 when a new one finds no free port. SNATed
- * are the flows of a service with SLUICE_SVC_F_SNAT (@svc_flags) and
- * hairpin flows, whose client is its own backend: its answer to itself
- * would not come back through this hook otherwise. @new_flow: a port
- * found must still be this client's (snat_lookup()). A RST ends the flow
- * (its port is still used for this packet); a RST of a flow without a
- * port goes out without one, as junk the backend ignores.
+ * the flow is not SNATed, -1 when a new one finds no free port; ORed
+ * with LB_SNAT_NODE when the SNAT address is the node's (snat_addr), not
+ * the VIP. SNATed are the flows of a service with SLUICE_SVC_F_SNAT
+ * (@svc_flags) and hairpin flows, whose client is its own backend: its
+ * answer to itself would not come back through this hook otherwise. A
+ * new flow of a SLUICE_SVC_F_SNAT_NODE service while no node address of
+ * its family is set keeps the client's address (SLUICE_CNT_SNAT_NO_ADDR;
+ * a hairpin one falls back to the VIP). @new_flow: a port found must
+ * still be this client's (snat_lookup()). A RST ends the flow (its port
+ * is still used for this packet); a RST of a flow without a port goes
+ * out without one, as junk the backend ignores.
  *
  * A global function, verified once on its own: inlined, its branches
  * tripled the instructions the verifier walks through xdp_lb (327k vs
@@ -192,38 +199,61 @@ __noinline int lb_snat_port(const struct sluice_ct_key *t, const struct lb_resul
 			    __u32 svc_flags, __u32 tcp_flags, __u32 new_flow)
 {
 	struct sluice_snat_entry n = {};
+	bool hairpin, node;
+	const __u32 *na;
 
 	if (!t || !r)
 		return 0;
-	if (!(svc_flags & SLUICE_SVC_F_SNAT) && !snat_addr_eq(t->saddr, r->addr))
+	hairpin = snat_addr_eq(t->saddr, r->addr);
+	if (!(svc_flags & SLUICE_SVC_F_SNAT) && !hairpin)
 		return 0;
 	if (snat_lookup(t, r->addr, r->port, &n, new_flow)) {
 		if (!new_flow && (tcp_flags & TCP_RST))
 			snat_forget(t, r->addr, r->port);
-		return n.port;
+		node = !snat_addr_eq(n.addr, t->daddr);
+		return n.port | (node ? LB_SNAT_NODE : 0);
 	}
 	if (tcp_flags & TCP_RST)
 		return 0;
+	na = t->daddr;
+	node = (svc_flags & (SLUICE_SVC_F_SNAT | SLUICE_SVC_F_SNAT_NODE)) ==
+	       (SLUICE_SVC_F_SNAT | SLUICE_SVC_F_SNAT_NODE);
+	if (node) {
+		na = snat_node_addr(t->family);
+		if (!na && !hairpin) {
+			stats_count(SLUICE_CNT_SNAT_NO_ADDR);
+			return 0;
+		}
+		node = na;
+		if (!na)
+			na = t->daddr;
+	}
+	__builtin_memcpy(n.addr, na, sizeof(n.addr));
 	if (snat_alloc(t, r->addr, r->port, lb_hash_seed(t, 0x5a75a7), &n))
 		return -1;
-	return n.port;
+	return n.port | (node ? LB_SNAT_NODE : 0);
 }
 
 /* Source NAT of the flow @t that @r DNATs (lb_snat_port()): the SNAT
- * address is the one the client addressed. Return: false when the packet
- * is to be dropped (no free port), with @r saying so. */
+ * address is the one the client addressed, or the node's. Return: false
+ * when the packet is to be dropped (no free port), with @r saying so. */
 static __always_inline bool lb_snat(const struct sluice_ct_key *t, const struct sluice_svc *svc,
 				    __u8 tcp_flags, bool new_flow, struct lb_result *r)
 {
 	int port = lb_snat_port(t, r, svc->flags, tcp_flags, new_flow);
+	const __u32 *na = t->daddr;
 
 	if (port < 0) {
 		r->action = LB_DROP;
 		r->drop = SLUICE_DROP_SNAT_PORTS_EXHAUSTED;
 		return false;
 	}
-	r->nat.port = port;
-	__builtin_memcpy(r->nat.addr, t->daddr, sizeof(r->nat.addr));
+	/* The node address a flow took is re-read here: one changed since
+	 * (meshd's choice moved) breaks the flows SNATed to the old one. */
+	if (port & LB_SNAT_NODE)
+		na = snat_node_addr(t->family) ?: t->daddr;
+	r->nat.port = port & 0xffff;
+	__builtin_memcpy(r->nat.addr, na, sizeof(r->nat.addr));
 	return true;
 }
 

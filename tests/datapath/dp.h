@@ -225,6 +225,7 @@ extern const struct dp_suite dp_suite_affinity;
 extern const struct dp_suite dp_suite_src_range;
 extern const struct dp_suite dp_suite_snat;
 extern const struct dp_suite dp_suite_drop_empty;
+extern const struct dp_suite dp_suite_snat_node;
 
 /* A loaded datapath, one program under test. */
 struct dp {

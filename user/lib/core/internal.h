@@ -68,6 +68,7 @@ enum sluice_map_id {
 	SLUICE_MAP_AFFINITY,        /* #14: client -> backend (LRU) */
 	SLUICE_MAP_SRC_RANGES,      /* #13: {svc id, CIDR} LPM trie */
 	SLUICE_MAP_MAGLEV_IDS,      /* #16: svc id -> its table's map id */
+	SLUICE_MAP_SNAT_ADDR,       /* #13: the node's SNAT address per family */
 	SLUICE_MAP__MAX,
 };
 

@@ -42,6 +42,7 @@ _Static_assert(sizeof(struct sluice_health_event) == 32, "sluice_health_event la
 _Static_assert(sizeof(struct sluice_affinity_key) == 24, "sluice_affinity_key layout");
 _Static_assert(sizeof(struct sluice_affinity) == 16, "sluice_affinity layout");
 _Static_assert(sizeof(struct sluice_src_range_key) == 24, "sluice_src_range_key layout");
+_Static_assert(sizeof(struct sluice_snat_addr) == 16, "sluice_snat_addr layout");
 _Static_assert(sizeof(struct sluice_maglev_pair) == 8,
 	       "sluice_maglev_pair layout: no padding, so a table is __u32 slots[M + 1]");
 
@@ -76,6 +77,7 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 	[SLUICE_MAP_SRC_RANGES] = { "src_ranges", sizeof(struct sluice_src_range_key),
 				    sizeof(__u32) },
 	[SLUICE_MAP_MAGLEV_IDS] = { "maglev_ids", sizeof(__u32), sizeof(__u32) },
+	[SLUICE_MAP_SNAT_ADDR] = { "snat_addr", sizeof(__u32), sizeof(struct sluice_snat_addr) },
 };
 
 /* Create the pin dir on bpffs and tell libbpf where each map lives. */

@@ -87,6 +87,8 @@ struct sluice_service_spec {
 	__u32 nsrc_ranges;
 	const struct sluice_cidr *src_ranges;
 	bool snat;       /* SLUICE_SVC_F_SNAT: source NAT to the VIP */
+	bool snat_node;  /* with snat: to the node's address instead
+			  * (SLUICE_SVC_F_SNAT_NODE, sluice__snat_addr_set()) */
 	bool drop_empty; /* SLUICE_SVC_F_DROP_EMPTY: no backend drops, no refusal */
 };
 #define SLUICE_AFFINITY_TIMEOUT_MAX 86400     /* one day, as Kubernetes */
@@ -209,6 +211,10 @@ int sluice__service_get_ix(struct sluice *s, const struct sluice_be_index *ix,
 
 /* Counters, summed over CPUs. */
 int sluice__counters(struct sluice *s, __u64 out[SLUICE_CNT__MAX]);
+/* The node's source-NAT address of @family for services with snat_node
+ * (snat.c); @addr NULL clears it. get: -ENOENT when none is set. */
+int sluice__snat_addr_set(struct sluice *s, __u8 family, const struct sluice_addr *addr);
+int sluice__snat_addr_get(struct sluice *s, __u8 family, struct sluice_addr *out);
 int sluice__drops(struct sluice *s, __u64 out[SLUICE_DROP__MAX]);
 int sluice__backend_get(struct sluice *s, __u32 backend_id, struct sluice_backend *be,
 			struct sluice_backend_stats *stats);
