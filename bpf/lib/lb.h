@@ -24,12 +24,14 @@ enum lb_action {
 	LB_REFUSE, /* answer with TCP RST / ICMP port unreachable */
 };
 
+/* addr first: lb_snat_port() then needs no pointer into @r beside @r
+ * (a spill more, and 6.1 refuses xdp_lb's call chain; see there) */
 struct lb_result {
-	enum lb_action action;
-	enum sluice_drop_reason drop;
 	__u32 addr[4]; /* new address (network order) */
 	__u16 port;    /* new port (network order) */
-	__u32 svc_id;  /* LB_REFUSE: the service refusing */
+	enum lb_action action;
+	enum sluice_drop_reason drop;
+	__u32 svc_id; /* LB_REFUSE: the service refusing */
 	/* Source NAT: also rewrite the other end to nat (lb_has_snat()).
 	 * LB_DNAT: the source to the SNAT address:port, when nat.port is
 	 * set (never 0 then); LB_REVNAT: when snat is set, the destination

@@ -16,47 +16,46 @@
 
 /* lb_snat_port()'s result: the port's flow uses the node's SNAT address. */
 #define LB_SNAT_NODE (1 << 16)
-/* lb_snat_port()'s own flags, above the SLUICE_SVC_F_* bits */
-#define LB_SNAT_F_RST (1u << 16)
-#define LB_SNAT_F_NEW (1u << 17)
+/* lb_snat_port()'s @f: the service's SLUICE_SVC_F_SNAT* bits and these */
+#define LB_SNAT_F_RST (1u << 16) /* the packet has RST */
+#define LB_SNAT_F_NEW (1u << 17) /* the flow is new (no conntrack entry) */
 
 /*
  * lb_snat_port() - the SNAT port (network order) with which a packet of
  * the flow @t (client tuple) balanced to r->addr:r->port leaves, 0 when
  * the flow is not SNATed, -1 when a new one finds no free port; ORed
  * with LB_SNAT_NODE when the SNAT address is the node's (snat_addr), not
- * the VIP. SNATed are the flows of a service with SLUICE_SVC_F_SNAT
- * (@svc_flags) and hairpin flows, whose client is its own backend: its
- * answer to itself would not come back through this hook otherwise. A
- * new flow of a SLUICE_SVC_F_SNAT_NODE service while no node address of
- * its family is set keeps the client's address (SLUICE_CNT_SNAT_NO_ADDR;
- * a hairpin one falls back to the VIP). @new_flow: a port found must
- * still be this client's (snat_lookup()). A RST ends the flow (its port
- * is still used for this packet); a RST of a flow without a port goes
- * out without one, as junk the backend ignores.
+ * the VIP. SNATed are the flows of a service with SLUICE_SVC_F_SNAT (in
+ * @f) and hairpin flows, whose client is its own backend: its answer to
+ * itself would not come back through this hook otherwise. A new flow of
+ * a SLUICE_SVC_F_SNAT_NODE service while no node address of its family
+ * is set keeps the client's address (SLUICE_CNT_SNAT_NO_ADDR; a hairpin
+ * one falls back to the VIP). LB_SNAT_F_NEW: a port found must still be
+ * this client's (snat_lookup()). A RST ends the flow (its port is still
+ * used for this packet); a RST of a flow without a port goes out without
+ * one, as junk the backend ignores.
  *
  * A global function, verified once on its own: inlined, its branches
  * tripled the instructions the verifier walks through xdp_lb (327k vs
  * 106k before SNAT; 126k with it). It only reads through its pointers
  * and returns the port: whether every supported kernel's verifier sees
  * a global function's writes into the caller's stack was not checked.
+ *
+ * Its frame must stay n and a map key (24 bytes, 32 as 6.1 counts):
+ * 6.1 caps xdp_lb (336, 352 there) + this + snat_alloc() at 512. So what
+ * is asked comes in one @f, and t, r and f are all that lives across the
+ * calls (callee-saved registers, no spill; r->addr is r, see lb_result).
  */
-__noinline int lb_snat_port(const struct sluice_ct_key *t, const struct lb_result *r,
-			    __u32 svc_flags, __u32 tcp_flags, __u32 new_flow)
+__noinline int lb_snat_port(const struct sluice_ct_key *t, const struct lb_result *r, __u32 f)
 {
+	const __u32 node_f = SLUICE_SVC_F_SNAT | SLUICE_SVC_F_SNAT_NODE;
 	struct sluice_snat_entry n = {};
 	const __u32 *na;
-	__u32 f;
 
 	if (!t || !r)
 		return 0;
-	if (!(svc_flags & SLUICE_SVC_F_SNAT) && !snat_addr_eq(t->saddr, r->addr))
+	if (!(f & SLUICE_SVC_F_SNAT) && !snat_addr_eq(t->saddr, r->addr))
 		return 0;
-	/* One register for what is asked, so t and r stay in callee-saved
-	 * ones across the calls: a spill more made this frame 64 bytes, and
-	 * 6.1 refuses xdp_lb + this + snat_alloc at 544 (limit 512). */
-	f = (svc_flags & (SLUICE_SVC_F_SNAT | SLUICE_SVC_F_SNAT_NODE)) |
-	    (tcp_flags & TCP_RST ? LB_SNAT_F_RST : 0) | (new_flow ? LB_SNAT_F_NEW : 0);
 	if (snat_lookup(t, r->addr, r->port, &n, f & LB_SNAT_F_NEW)) {
 		if ((f & (LB_SNAT_F_NEW | LB_SNAT_F_RST)) == LB_SNAT_F_RST)
 			snat_forget(t, r->addr, r->port);
@@ -65,8 +64,7 @@ __noinline int lb_snat_port(const struct sluice_ct_key *t, const struct lb_resul
 	if (f & LB_SNAT_F_RST)
 		return 0;
 	na = t->daddr;
-	if ((f & (SLUICE_SVC_F_SNAT | SLUICE_SVC_F_SNAT_NODE)) ==
-	    (SLUICE_SVC_F_SNAT | SLUICE_SVC_F_SNAT_NODE)) {
+	if ((f & node_f) == node_f) {
 		na = snat_node_addr(t->family);
 		if (!na && !snat_addr_eq(t->saddr, r->addr)) {
 			stats_count(SLUICE_CNT_SNAT_NO_ADDR);
@@ -88,7 +86,9 @@ out:
 static __always_inline bool lb_snat(const struct sluice_ct_key *t, const struct sluice_svc *svc,
 				    __u8 tcp_flags, bool new_flow, struct lb_result *r)
 {
-	int port = lb_snat_port(t, r, svc->flags, tcp_flags, new_flow);
+	__u32 f = (svc->flags & (SLUICE_SVC_F_SNAT | SLUICE_SVC_F_SNAT_NODE)) |
+		  (tcp_flags & TCP_RST ? LB_SNAT_F_RST : 0) | (new_flow ? LB_SNAT_F_NEW : 0);
+	int port = lb_snat_port(t, r, f);
 	const __u32 *na = t->daddr;
 
 	if (port < 0) {

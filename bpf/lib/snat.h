@@ -33,6 +33,10 @@
 
 #define SNAT_PORTS (SLUICE_SNAT_PORT_MAX - SLUICE_SNAT_PORT_MIN + 1)
 
+/* snat_alloc() builds both keys in one buffer */
+_Static_assert(sizeof(struct sluice_snat_fwd_key) == sizeof(struct sluice_snat_rev_key),
+	       "snat keys share a buffer");
+
 static __always_inline bool snat_addr_eq(const __u32 *a, const __u32 *b)
 {
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
@@ -118,12 +122,18 @@ static __noinline bool snat_lookup(const struct sluice_ct_key *t, const __u32 *b
  * The result goes to @out and snat_fwd.
  *
  * Return: 0, or -1 when every candidate is taken (or a map refused).
+ *
+ * The two keys share one buffer (same layout and size; pad never
+ * written, so zero for both): this frame is the deepest of xdp_lb ->
+ * lb_snat_port() -> here, which 6.1 caps at 512 bytes (32 per frame).
  */
 static __noinline int snat_alloc(const struct sluice_ct_key *t, const __u32 *baddr, __u16 bport,
 				 __u32 hash, struct sluice_snat_entry *out)
 {
-	struct sluice_snat_fwd_key fk = {};
-	struct sluice_snat_rev_key rk = {};
+	union {
+		struct sluice_snat_fwd_key fk;
+		struct sluice_snat_rev_key rk;
+	} k = {};
 	struct sluice_snat_entry c = {};
 
 	__builtin_memcpy(c.addr, t->saddr, sizeof(c.addr));
@@ -131,13 +141,14 @@ static __noinline int snat_alloc(const struct sluice_ct_key *t, const __u32 *bad
 	out->pad = 0;
 	for (__u32 i = 0; i < SNAT_TRIES; i++) {
 		out->port = bpf_htons(SLUICE_SNAT_PORT_MIN + (hash + i) % SNAT_PORTS);
-		snat_rev_key(&rk, baddr, bport, out, t);
-		if (bpf_map_update_elem(&snat_rev, &rk, &c, BPF_NOEXIST))
+		snat_rev_key(&k.rk, baddr, bport, out, t);
+		if (bpf_map_update_elem(&snat_rev, &k.rk, &c, BPF_NOEXIST))
 			continue;
-		snat_fwd_key(&fk, t, baddr, bport);
-		if (!bpf_map_update_elem(&snat_fwd, &fk, out, BPF_ANY))
+		snat_fwd_key(&k.fk, t, baddr, bport);
+		if (!bpf_map_update_elem(&snat_fwd, &k.fk, out, BPF_ANY))
 			return 0;
-		bpf_map_delete_elem(&snat_rev, &rk);
+		snat_rev_key(&k.rk, baddr, bport, out, t);
+		bpf_map_delete_elem(&snat_rev, &k.rk);
 		return -1;
 	}
 	return -1;
