@@ -10,11 +10,11 @@
  * stays keyed by the client's tuple, and this layer sits outside it.
  * Services flagged SLUICE_SVC_F_SNAT_NODE (load-balancer and external IPs,
  * which are not this node's) use the node's SNAT address of the family
- * (snat_addr) instead of the VIP. Forward packets get their SNAT port from snat_fwd; the backend's
- * answers to SNAT address:port are mapped back to the client through
- * snat_rev before the conntrack reply lookup. A port belongs to whoever
- * inserted its snat_rev entry (BPF_NOEXIST), so no two flows to one
- * backend share a SNAT tuple. Entries go when the flow ends with a RST,
+ * (snat_addr) instead of the VIP. Forward packets get their SNAT port
+ * from snat_fwd; the backend's answers to SNAT address:port are mapped
+ * back to the client through snat_rev before the conntrack reply lookup.
+ * A port belongs to whoever inserted its snat_rev entry (BPF_NOEXIST), so
+ * no two flows to one backend share a SNAT tuple. Entries go when the flow ends with a RST,
  * when conntrack forgets the flow (ct_forget()), or by LRU eviction.
  * Helpers: map lookup/update/delete only (any kernel with LRU maps).
  */
