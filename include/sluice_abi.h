@@ -137,6 +137,12 @@ struct sluice_svc_key {
 /* Denied new flows are refused (TCP RST, ICMP port unreachable) instead of
  * dropped unanswered. Also applies to the node-wide deny list. */
 #define SLUICE_SVC_F_POLICY_REFUSE (1u << 7)
+/* With SLUICE_SVC_F_SNAT: the SNAT address is the node's of the VIP's
+ * family (snat_addr), not the VIP. For addresses that are not the node's
+ * own (load-balancer and external IPs): a remote backend's answer to the
+ * VIP would not come back through this node. Zero in pins of older
+ * agents; an older datapath ignores it (SNAT to the VIP). */
+#define SLUICE_SVC_F_SNAT_NODE (1u << 8)
 
 #define SLUICE_SNAT_PORT_MIN 61000
 #define SLUICE_SNAT_PORT_MAX 65535
@@ -173,6 +179,19 @@ struct sluice_snat_rev_key {
 	__u8 proto;
 	__u8 family;
 	__u8 pad[2];
+};
+
+/* snat_addr: ARRAY of 2, SLUICE_SNAT_ADDR_V4 / _V6 -> the node's SNAT
+ * address of that family (services with SLUICE_SVC_F_SNAT_NODE); all
+ * zero: none set, such services' new flows keep the client's address
+ * (counted as SLUICE_CNT_SNAT_NO_ADDR). A map of its own, so pins of
+ * older agents gain it at load and no layout changes. */
+#define SLUICE_SNAT_ADDR_V4 0
+#define SLUICE_SNAT_ADDR_V6 1
+#define SLUICE_SNAT_ADDR_MAX 2
+
+struct sluice_snat_addr {
+	__u32 addr[4];
 };
 
 /* snat_fwd: the SNAT address:port; snat_rev: the client's. */
@@ -568,7 +587,9 @@ struct sluice_policy_stats {
 	X(LB_NO_STATE, "lb_no_state",                                                           \
 	  "TCP RST or SYN|ACK without conntrack entry: DNAT to the Maglev pick, no state kept") \
 	X(LB_PICKUP, "lb_pickup",                                                               \
-	  "TCP ACK or data of an unknown flow: DNAT to the Maglev pick, tracked unconfirmed")
+	  "TCP ACK or data of an unknown flow: DNAT to the Maglev pick, tracked unconfirmed")   \
+	X(SNAT_NO_ADDR, "snat_no_address",                                                      \
+	  "new flow of a service source-NATed to the node address, none set: client kept")
 
 enum sluice_counter {
 #define X(name, str, help) SLUICE_CNT_##name,

@@ -27,12 +27,14 @@ enum lb_action {
 	LB_REFUSE, /* answer with TCP RST / ICMP port unreachable */
 };
 
+/* addr first: lb_snat_port() then needs no pointer into @r beside @r
+ * (a spill more, and 6.1 refuses xdp_lb's call chain; see there) */
 struct lb_result {
-	enum lb_action action;
-	enum sluice_drop_reason drop;
 	__u32 addr[4]; /* new address (network order) */
 	__u16 port;    /* new port (network order) */
-	__u32 svc_id;  /* LB_REFUSE: the service refusing */
+	enum lb_action action;
+	enum sluice_drop_reason drop;
+	__u32 svc_id; /* LB_REFUSE: the service refusing */
 	/* Source NAT: also rewrite the other end to nat (lb_has_snat()).
 	 * LB_DNAT: the source to the SNAT address:port, when nat.port is
 	 * set (never 0 then); LB_REVNAT: when snat is set, the destination
@@ -140,68 +142,8 @@ static __always_inline struct sluice_backend *lb_pick(__u32 svc_id, const struct
 }
 /* needs lb_pick() above */
 #include "affinity.h"
-
-/*
- * lb_snat_port() - the SNAT port (network order) with which a packet of
- * the flow @t (client tuple) balanced to r->addr:r->port leaves, 0 when
- * the flow is not SNATed, -1 when a new one finds no free port. SNATed
- * are the flows of a service with SLUICE_SVC_F_SNAT (@svc_flags) and
- * hairpin flows, whose client is its own backend: its answer to itself
- * would not come back through this hook otherwise. @new_flow: a port
- * found must still be this client's (snat_lookup()). A RST ends the flow
- * (its port is still used for this packet); a RST of a flow without a
- * port goes out without one, as junk the backend ignores.
- *
- * A global function, verified once on its own: inlined, its branches
- * tripled the instructions the verifier walks through xdp_lb (327k vs
- * 106k before SNAT; 126k with it). It only reads through its pointers
- * and returns the port: whether every supported kernel's verifier sees
- * a global function's writes into the caller's stack was not checked.
- */
-__noinline int lb_snat_port(const struct sluice_ct_key *t, const struct lb_result *r,
-			    __u32 svc_flags, __u32 tcp_flags, __u32 new_flow)
-{
-	struct sluice_snat_entry n = {};
-
-	if (!t || !r)
-		return 0;
-	if (!(svc_flags & SLUICE_SVC_F_SNAT) && !snat_addr_eq(t->saddr, r->addr))
-		return 0;
-	if (snat_lookup(t, r->addr, r->port, &n, new_flow)) {
-		if (!new_flow && (tcp_flags & TCP_RST))
-			snat_forget(t, r->addr, r->port);
-		return n.port;
-	}
-	if (tcp_flags & TCP_RST)
-		return 0;
-	if (snat_alloc(t, r->addr, r->port, lb_hash_seed(t, SLUICE_HASH_SEED_SNAT), &n))
-		return -1;
-	return n.port;
-}
-
-/* Source NAT of the flow @t that @r DNATs (lb_snat_port()): the SNAT
- * address is the one the client addressed. Return: false when the packet
- * is to be dropped (no free port), with @r saying so. */
-static __always_inline bool lb_snat(const struct sluice_ct_key *t, const struct sluice_svc *svc,
-				    __u8 tcp_flags, bool new_flow, struct lb_result *r)
-{
-	int port = lb_snat_port(t, r, svc->flags, tcp_flags, new_flow);
-
-	if (port < 0) {
-		r->action = LB_DROP;
-		r->drop = SLUICE_DROP_SNAT_PORTS_EXHAUSTED;
-		return false;
-	}
-	r->nat.port = port;
-	__builtin_memcpy(r->nat.addr, t->daddr, sizeof(r->nat.addr));
-	return true;
-}
-
-/* Does @r also rewrite the other end (see struct lb_result)? */
-static __always_inline bool lb_has_snat(const struct lb_result *r)
-{
-	return r->snat || r->nat.port;
-}
+/* needs struct lb_result and lb_hash_seed() above */
+#include "lb_snat.h"
 
 static __always_inline void lb_set_nat(struct lb_result *r, enum lb_action a, const __u32 *addr,
 				       __u16 port)

@@ -197,6 +197,15 @@ struct {
 	__type(value, struct sluice_policy_cfg);
 } policy_cfg SEC(".maps");
 
+/* The node's SNAT address per family (SLUICE_SVC_F_SNAT_NODE), written
+ * by userspace; an ARRAY so a lookup never misses (zero: none set). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_SNAT_ADDR_MAX);
+	__type(key, __u32);
+	__type(value, struct sluice_snat_addr);
+} snat_addr SEC(".maps");
+
 /* Source NAT (see sluice_abi.h, lib/snat.h): LRU, so flows that ended
  * without a FIN/RST we saw age out. */
 struct {

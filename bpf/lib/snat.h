@@ -8,11 +8,13 @@
  * (the VIP; for a NodePort the node's own address) and the port comes
  * from SLUICE_SNAT_PORT_MIN..MAX. Conntrack never sees the SNAT tuple: it
  * stays keyed by the client's tuple, and this layer sits outside it.
- * Forward packets get their SNAT port from snat_fwd; the backend's
- * answers to SNAT address:port are mapped back to the client through
- * snat_rev before the conntrack reply lookup. A port belongs to whoever
- * inserted its snat_rev entry (BPF_NOEXIST), so no two flows to one
- * backend share a SNAT tuple. Entries go when the flow ends with a RST,
+ * Services flagged SLUICE_SVC_F_SNAT_NODE (load-balancer and external IPs,
+ * which are not this node's) use the node's SNAT address of the family
+ * (snat_addr) instead of the VIP. Forward packets get their SNAT port
+ * from snat_fwd; the backend's answers to SNAT address:port are mapped
+ * back to the client through snat_rev before the conntrack reply lookup.
+ * A port belongs to whoever inserted its snat_rev entry (BPF_NOEXIST), so
+ * no two flows to one backend share a SNAT tuple. Entries go when the flow ends with a RST,
  * when conntrack forgets the flow (ct_forget()), or by LRU eviction.
  * Helpers: map lookup/update/delete only (any kernel with LRU maps).
  */
@@ -30,6 +32,10 @@
 #endif
 
 #define SNAT_PORTS (SLUICE_SNAT_PORT_MAX - SLUICE_SNAT_PORT_MIN + 1)
+
+/* snat_alloc() builds both keys in one buffer */
+_Static_assert(sizeof(struct sluice_snat_fwd_key) == sizeof(struct sluice_snat_rev_key),
+	       "snat keys share a buffer");
 
 static __always_inline bool snat_addr_eq(const __u32 *a, const __u32 *b)
 {
@@ -69,6 +75,17 @@ static __always_inline void snat_rev_key(struct sluice_snat_rev_key *k, const __
 	k->family = t->family;
 }
 
+/* The node's SNAT address of @family (snat_addr), NULL when none is set. */
+static __always_inline const __u32 *snat_node_addr(__u8 family)
+{
+	__u32 k = family == SLUICE_AF_INET ? SLUICE_SNAT_ADDR_V4 : SLUICE_SNAT_ADDR_V6;
+	struct sluice_snat_addr *a = bpf_map_lookup_elem(&snat_addr, &k);
+
+	if (!a || !(a->addr[0] | a->addr[1] | a->addr[2] | a->addr[3]))
+		return NULL;
+	return a->addr;
+}
+
 /*
  * snat_lookup() - the SNAT address:port (into @out) of the flow @t
  * (client tuple) to backend @baddr:@bport. With @check_rev (a new flow
@@ -99,32 +116,39 @@ static __noinline bool snat_lookup(const struct sluice_ct_key *t, const __u32 *b
 
 /*
  * snat_alloc() - give the new flow @t (client -> VIP) to backend
- * @baddr:@bport a SNAT port: the VIP with the first free of SNAT_TRIES
+ * @baddr:@bport a SNAT port: the SNAT address in @out->addr on entry (the
+ * VIP or the node's SNAT address) with the first free of SNAT_TRIES
  * consecutive ports from @hash on, claimed in snat_rev with BPF_NOEXIST.
  * The result goes to @out and snat_fwd.
  *
  * Return: 0, or -1 when every candidate is taken (or a map refused).
+ *
+ * The two keys share one buffer (same layout and size; pad never
+ * written, so zero for both): this frame is the deepest of xdp_lb ->
+ * lb_snat_port() -> here, which 6.1 caps at 512 bytes (32 per frame).
  */
 static __noinline int snat_alloc(const struct sluice_ct_key *t, const __u32 *baddr, __u16 bport,
 				 __u32 hash, struct sluice_snat_entry *out)
 {
-	struct sluice_snat_fwd_key fk = {};
-	struct sluice_snat_rev_key rk = {};
+	union {
+		struct sluice_snat_fwd_key fk;
+		struct sluice_snat_rev_key rk;
+	} k = {};
 	struct sluice_snat_entry c = {};
 
 	__builtin_memcpy(c.addr, t->saddr, sizeof(c.addr));
 	c.port = t->sport;
-	__builtin_memcpy(out->addr, t->daddr, sizeof(out->addr));
 	out->pad = 0;
 	for (__u32 i = 0; i < SNAT_TRIES; i++) {
 		out->port = bpf_htons(SLUICE_SNAT_PORT_MIN + (hash + i) % SNAT_PORTS);
-		snat_rev_key(&rk, baddr, bport, out, t);
-		if (bpf_map_update_elem(&snat_rev, &rk, &c, BPF_NOEXIST))
+		snat_rev_key(&k.rk, baddr, bport, out, t);
+		if (bpf_map_update_elem(&snat_rev, &k.rk, &c, BPF_NOEXIST))
 			continue;
-		snat_fwd_key(&fk, t, baddr, bport);
-		if (!bpf_map_update_elem(&snat_fwd, &fk, out, BPF_ANY))
+		snat_fwd_key(&k.fk, t, baddr, bport);
+		if (!bpf_map_update_elem(&snat_fwd, &k.fk, out, BPF_ANY))
 			return 0;
-		bpf_map_delete_elem(&snat_rev, &rk);
+		snat_rev_key(&k.rk, baddr, bport, out, t);
+		bpf_map_delete_elem(&snat_rev, &k.rk);
 		return -1;
 	}
 	return -1;

@@ -12,7 +12,10 @@
 # shown as it comes. Suites:
 #   objects   every build/*.bpf.o through `bpftool prog loadall` (the
 #             verifier of the running kernel): one line per program, and a
-#             FAIL with the loader's last words for an object refused whole
+#             FAIL with the loader's last words for an object refused whole;
+#             and stack/<object>: its programs' deepest call chain as 6.1
+#             counts it (tests/tools/stackdepth), a FAIL past 512 on any
+#             kernel (the figures follow the line)
 #   unit      every build/tests/unit/test_* binary (KERNEL_UNIT: a glob
 #             to run fewer, e.g. 'test_sock*')
 #   datapath  build/tests/datapath/datapath_test (BPF_PROG_TEST_RUN cases;
@@ -88,11 +91,28 @@ load_object() {
 	rm -rf "$pin" "$log"
 }
 
+# stack_object OBJ: the frames of OBJ's programs as this kernel's verifier
+# reports them, and their deepest call chain as 6.1 counts it (each frame
+# rounded up to 32, at most 512; tests/tools/stackdepth): a FAIL on any
+# kernel when a chain would be refused on 6.1.
+stack_object() {
+	local obj=$1 name tool=$BUILD/tests/tools/stackdepth out
+	name=$(basename "$obj" .bpf.o)
+	[ -x "$tool" ] || { echo "FAIL: stack/$name ($tool not built)"; return; }
+	if out=$(timeout 600 "$tool" "$obj" 2>&1); then
+		echo "PASS: stack/$name"
+	else
+		echo "FAIL: stack/$name (a call chain over 512 bytes as 6.1 counts, or not loaded)"
+	fi
+	sed 's/^/    /' <<<"$out"
+}
+
 suite_objects() {
 	local obj n=0
 	for obj in "$BUILD"/*.bpf.o; do
 		[ -e "$obj" ] || continue
 		load_object "$obj"
+		stack_object "$obj"
 		n=$((n + 1))
 	done
 	[ "$n" -gt 0 ] || echo "FAIL: objects (no $BUILD/*.bpf.o: run make)"

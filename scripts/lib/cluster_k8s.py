@@ -7,7 +7,7 @@ Contract: prints one JSON list [Service, EndpointSlice] on stdout and exits 0,
 or one line on stderr and exits 2 on a malformed argument. Nothing else.
 
   cluster_k8s.py NAME VIP PORT TARGETPORT [EP...] [--proto TCP|UDP]
-                 [--namespace NS] [--node-port N] [--spec JSON]
+                 [--namespace NS] [--node-port N] [--spec JSON] [--status JSON]
   EP: ADDR@NODE@POD[@CONDITION], CONDITION one of
       ready        (default) ready, serving, not terminating
       terminating  not ready, serving, terminating (a pod shutting down)
@@ -15,6 +15,8 @@ or one line on stderr and exits 2 on a malformed argument. Nothing else.
   --node-port N: type NodePort, the port's nodePort N (30000-32767).
   --spec JSON: merged into the Service's spec last, so later features
       (externalTrafficPolicy, healthCheckNodePort, ...) need no new flag.
+  --status JSON: the Service's status (e.g. {"loadBalancer": {"ingress":
+      [{"ip": ...}]}}), as a cloud controller writes it.
 
 The Service is port "p" (PORT -> TARGETPORT); the slice "NAME-s1" carries
 every endpoint with its nodeName and targetRef, as the EndpointSlice
@@ -63,6 +65,11 @@ def objects(a):
     spec.update(extra)
     svc = {"kind": "Service", "apiVersion": "v1",
            "metadata": {"name": a.name, "namespace": a.namespace}, "spec": spec}
+    if a.status:
+        try:
+            svc["status"] = json.loads(a.status)
+        except ValueError as e:
+            raise ValueError("--status: not JSON: %s" % e)
     sl = {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
           "metadata": {"name": a.name + "-s1", "namespace": a.namespace,
                        "labels": {"kubernetes.io/service-name": a.name}},
@@ -83,6 +90,7 @@ def main():
     ap.add_argument("--namespace", default="default")
     ap.add_argument("--node-port", type=int)
     ap.add_argument("--spec")
+    ap.add_argument("--status")
     a = ap.parse_args()
     try:
         print(json.dumps(objects(a)))

@@ -228,6 +228,7 @@ extern const struct dp_suite dp_suite_snat;
 extern const struct dp_suite dp_suite_drop_empty;
 extern const struct dp_suite dp_suite_explain;
 extern const struct dp_suite dp_suite_reply_filter;
+extern const struct dp_suite dp_suite_snat_node;
 
 /* A loaded datapath, one program under test. */
 struct dp {

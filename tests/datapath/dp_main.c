@@ -10,11 +10,11 @@
 #include "dp.h"
 
 static const struct dp_suite *const dp_suites[] = {
-	&dp_suite_lb,           &dp_suite_lb_flows, &dp_suite_pass,       &dp_suite_trunc,
-	&dp_suite_malformed,    &dp_suite_refuse,   &dp_suite_updates,    &dp_suite_fwd,
-	&dp_suite_ct_flood,     &dp_suite_health,   &dp_suite_affinity,   &dp_suite_src_range,
-	&dp_suite_policy,       &dp_suite_snat,     &dp_suite_drop_empty, &dp_suite_explain,
-	&dp_suite_reply_filter,
+	&dp_suite_lb,           &dp_suite_lb_flows,  &dp_suite_pass,       &dp_suite_trunc,
+	&dp_suite_malformed,    &dp_suite_refuse,    &dp_suite_updates,    &dp_suite_fwd,
+	&dp_suite_ct_flood,     &dp_suite_health,    &dp_suite_affinity,   &dp_suite_src_range,
+	&dp_suite_policy,       &dp_suite_snat,      &dp_suite_drop_empty, &dp_suite_explain,
+	&dp_suite_reply_filter, &dp_suite_snat_node,
 };
 
 static const struct dp_case **dp_table;

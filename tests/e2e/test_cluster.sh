@@ -33,6 +33,11 @@
 #                    only, from the client on the node network: works through
 #                    source NAT; the pod saw node1's address and a port of
 #                    61000-65535 (echo.py peer)
+#   lb_cluster       a LoadBalancer IP and an externalIP (Cluster) routed by
+#                    the client to node1, endpoints on node2 only: works
+#                    through source NAT to node1's address (meshd's
+#                    --snat-address auto), the pod saw node1's address and
+#                    a port of 61000-65535, the client the VIP's
 #   nodeport_local   externalTrafficPolicy Local, endpoint on node1 only: via
 #                    node1 the pod sees the client's own address; node2 drops
 #                    (no answer, no_local_backend counted); healthCheckNodePort
@@ -412,6 +417,37 @@ test_nodeport_cluster() {
 		{ echo "backend saw \"$peer\", want node1's address $a1 and a port 61000-65535" >&2 && return 1; }
 }
 
+# A LoadBalancer IP and an externalIP with externalTrafficPolicy Cluster:
+# neither is a node address, so source NAT to the VIP would make node2's
+# pods answer the VIP straight from node2 (lost); SNATed to node1's own
+# address their answers come back through node1 and are reverse-NATed.
+# The client routes both addresses to node1, as a cloud LB or BGP would.
+test_lb_cluster() {
+	local a1 lb=10.40.1.80 ext=10.40.1.81 vip out peer rc=0
+	a1=$(cluster__node_addr 1)
+	cluster__apply lbcl 10.96.0.77 $PORT 8080 $(eps 2) \
+		--spec "{\"type\": \"LoadBalancer\", \"externalIPs\": [\"$ext\"]}" \
+		--status "{\"loadBalancer\": {\"ingress\": [{\"ip\": \"$lb\"}]}}" &&
+		cluster__wait_node_backends 1 "$lb:$PORT/tcp" "$(want 1 2)" &&
+		cluster__wait_node_backends 1 "$ext:$PORT/tcp" "$(want 1 2)" || return 1
+	for vip in $lb $ext; do
+		ip -n "$CLUSTER_NS_CLIENT" route replace "$vip/32" via "$a1" || return 1
+	done
+	for vip in $lb $ext; do
+		out=$(cluster__client timeout 30 python3 "$ECHO" tcp "$vip" $PORT -n 20 \
+			--expect "$(pods 2)" --min-share 0.1) ||
+			{ echo "client -> $vip:$PORT via node1: $(tr '\n' ' ' <<<"$out")" >&2 && rc=1 && break; }
+		echo "  client -> $vip:$PORT via node1 (endpoints on node2): $out"
+		PEER_ARGS=("$vip" $PORT)
+		peer=$(peer_of cluster__client) || { echo "peer: $peer" >&2 && rc=1 && break; }
+		echo "  the node2 pod saw: $peer"
+		[[ $peer =~ ^n2p[23]\ $a1:(6[1-5][0-9]{3})$ ]] && [ "${BASH_REMATCH[1]}" -ge 61000 ] ||
+			{ echo "backend saw \"$peer\", want node1's address $a1 and a port 61000-65535" >&2 && rc=1 && break; }
+	done
+	for vip in $lb $ext; do ip -n "$CLUSTER_NS_CLIENT" route del "$vip/32" 2>/dev/null; done
+	return $rc
+}
+
 # NodePort with externalTrafficPolicy Local (a LoadBalancer Service with a
 # healthCheckNodePort): the endpoint is on node1 only. Through node1 the
 # pod sees the client's own address; node2 has no local endpoint: it drops
@@ -495,7 +531,7 @@ cluster_on_cleanup() {
 }
 
 SCENARIOS=(topology synced clusterip_sock clusterip_tc clusterip_udp local_policy nodeport_cluster
-	nodeport_local hairpin restart rolling_update)
+	lb_cluster nodeport_local hairpin restart rolling_update)
 ALL=("${SCENARIOS[@]}")
 [ $# -gt 0 ] && ALL=("$@")
 for sc in "${ALL[@]}"; do

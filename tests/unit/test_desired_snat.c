@@ -5,7 +5,9 @@
  * to_json writes them only when on and round-trips, a change of either
  * alone is an update, and apply/from_maps against real maps (needs root):
  * the service entry carries SLUICE_SVC_F_SNAT / _DROP_EMPTY, they go off
- * again, and an adopt reads them back.
+ * again, and an adopt reads them back. "snat": "node" (to the node's
+ * SNAT address, SLUICE_SVC_F_SNAT_NODE): parsed, written back, a change
+ * from true is an update, other strings refused, applied and read back.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -154,9 +156,68 @@ out:
 	sluice__close(s);
 }
 
+static void test_node(void)
+{
+	struct desired a, b, back;
+	struct json_object *j;
+	const char *text;
+	int updates = 0;
+
+	ASSERT_EQ(parse(&a, SVC(", \"snat\": \"nodes\"")), -EINVAL, "another string");
+	ASSERT_TRUE(strstr(sluice__errmsg(), "services[0].snat") &&
+			    strstr(sluice__errmsg(), "\"node\""),
+		    sluice__errmsg());
+	if (!ASSERT_OK(parse(&a, SVC(", \"snat\": \"node\"")), sluice__errmsg()))
+		return;
+	ASSERT_TRUE(a.services[0].snat && a.services[0].snat_node, "node: snat to the node");
+	j = desired__to_json(&a);
+	text = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
+	ASSERT_TRUE(strstr(text, "\"snat\":\"node\"") != NULL, text);
+	if (ASSERT_OK(parse(&back, text), sluice__errmsg())) {
+		ASSERT_TRUE(back.services[0].snat_node, "round trip");
+		desired__free(&back);
+	}
+	json_object_put(j);
+	if (ASSERT_OK(parse(&b, SVC(", \"snat\": true")), "b")) {
+		ASSERT_FALSE(b.services[0].snat_node, "true: to the VIP");
+		desired__diff(&b, &a, count_change, &updates);
+		ASSERT_EQ(updates, 1, "VIP -> node is an update");
+		desired__free(&b);
+	}
+	desired__free(&a);
+}
+
+static void test_apply_node(void)
+{
+	struct sluice_opts opts = {};
+	struct desired empty = {}, a, cur;
+	struct sluice *s;
+	__u16 f;
+
+	if (!ASSERT_OK(sluice__open(&s, &opts), sluice__errmsg()))
+		return;
+	if (!ASSERT_OK(parse(&a, SVC(", \"snat\": \"node\"")), "a"))
+		goto out;
+	if (ASSERT_OK(desired__apply(s, &empty, &a), sluice__errmsg()) && svc_flags(s, &f))
+		ASSERT_EQ(f & (SLUICE_SVC_F_SNAT | SLUICE_SVC_F_SNAT_NODE),
+			  SLUICE_SVC_F_SNAT | SLUICE_SVC_F_SNAT_NODE, "snat + snat-node flags");
+	if (ASSERT_OK(desired__from_maps(s, &cur), sluice__errmsg())) {
+		ASSERT_TRUE(cur.services[0].snat && cur.services[0].snat_node, "read back");
+		desired__free(&cur);
+	}
+	desired__free(&a);
+out:
+	sluice__close(s);
+}
+
 static const struct test tests[] = {
-	TEST(test_parse), TEST(test_rejects),    TEST(test_json),
-	TEST(test_diff),  TEST_ROOT(test_apply),
+	TEST(test_parse),
+	TEST(test_rejects),
+	TEST(test_json),
+	TEST(test_diff),
+	TEST(test_node),
+	TEST_ROOT(test_apply),
+	TEST_ROOT(test_apply_node),
 };
 
 int main(int argc, char **argv)

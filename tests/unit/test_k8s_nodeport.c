@@ -6,7 +6,8 @@
  * --nodeport-addresses filter, UDP, Cluster vs Local endpoints, a
  * LoadBalancer without nodePorts (allocateLoadBalancerNodePorts false),
  * node addresses coming and going, hostile nodePort values, snat for
- * Cluster and drop-when-empty for Local, and the
+ * Cluster (to the node address for load-balancer and external IPs) and
+ * drop-when-empty for Local, and the
  * healthCheckNodePort set with kube-proxy's local endpoint count.
  * Inline JSON is written with single quotes (turned into double quotes).
  */
@@ -338,6 +339,46 @@ static void test_policy_change_publishes(void)
 	desired__free(&a);
 }
 
+/* Load-balancer and external IPs of Cluster: snat to the node address
+ * (they are not the node's); Local: the client's address; NodePorts:
+ * snat to their own (node) address; the cluster IP: none. */
+static void test_external_snat(void)
+{
+	const struct desired_service *s;
+	struct desired a, b;
+
+	setup();
+	ASSERT_OK(add_svc("lb", "'type': 'LoadBalancer', 'clusterIP': '10.96.0.9', "
+				"'externalIPs': ['198.51.100.77'], 'ports': [{'name': 'http', "
+				"'port': 80, 'nodePort': 31080}]} , 'status': {'loadBalancer': "
+				"{'ingress': [{'ip': '203.0.113.9'}]}"),
+		  "svc");
+	ASSERT_OK(add_eps("lb", HTTP_PORTS), "slice");
+	if (xlate(&a, "n1"))
+		return;
+	s = find(&a, "203.0.113.9", 80, IPPROTO_TCP);
+	ASSERT_TRUE(s && s->snat && s->snat_node, "load-balancer IP: snat to the node");
+	s = find(&a, "198.51.100.77", 80, IPPROTO_TCP);
+	ASSERT_TRUE(s && s->snat && s->snat_node, "external IP: snat to the node");
+	s = find(&a, "192.0.2.1", 31080, IPPROTO_TCP);
+	ASSERT_TRUE(s && s->snat && !s->snat_node, "NodePort: snat to its own address");
+	s = find(&a, "10.96.0.9", 80, IPPROTO_TCP);
+	ASSERT_TRUE(s && !s->snat && !s->snat_node, "cluster IP: no snat");
+	ASSERT_OK(add_svc("lb", "'type': 'LoadBalancer', 'clusterIP': '10.96.0.9', "
+				"'externalTrafficPolicy': 'Local', 'externalIPs': "
+				"['198.51.100.77'], 'ports': [{'name': 'http', 'port': 80, "
+				"'nodePort': 31080}]} , 'status': {'loadBalancer': {'ingress': "
+				"[{'ip': '203.0.113.9'}]}"),
+		  "now Local");
+	if (!xlate(&b, "n1")) {
+		s = find(&b, "203.0.113.9", 80, IPPROTO_TCP);
+		ASSERT_TRUE(s && !s->snat && !s->snat_node, "Local: the client's address");
+		ASSERT_FALSE(k8s__desired_equal(&a, &b), "a change the sync publishes");
+		desired__free(&b);
+	}
+	desired__free(&a);
+}
+
 /* type LoadBalancer with allocateLoadBalancerNodePorts false: no nodePort. */
 static void test_lb_without_node_ports(void)
 {
@@ -534,6 +575,7 @@ static const struct test tests[] = {
 	TEST(test_policy_change_publishes), TEST(test_lb_without_node_ports),
 	TEST(test_node_address_changes),    TEST(test_hostile_node_ports),
 	TEST(test_health_check_node_port),  TEST(test_source_ranges),
+	TEST(test_external_snat),
 };
 
 int main(int argc, char **argv)

@@ -313,6 +313,42 @@ static void test_nodeport_addresses(void)
 	config__free(&cfg);
 }
 
+/* --snat-address: auto (default), none, or one address per family. */
+static void test_snat_address(void)
+{
+	struct meshd_config cfg;
+	char path[PATH_MAX], a[SLUICE_ADDR_STRLEN];
+
+	if (ASSERT_EQ(parse(&cfg, (char *)NULL), 0, "unset"))
+		ASSERT_TRUE(cfg.snat.follow && !cfg.snat.want[0].family && !cfg.snat.want[1].family,
+			    "unset: auto, no address given");
+	config__free(&cfg);
+	if (ASSERT_EQ(parse(&cfg, "--snat-address", "none", (char *)NULL), 0, "none"))
+		ASSERT_TRUE(!cfg.snat.follow && !cfg.snat.want[0].family, "none: nothing");
+	config__free(&cfg);
+	if (ASSERT_EQ(parse(&cfg, "--snat-address", "2001:db8::5,192.0.2.5", (char *)NULL), 0,
+		      "both families")) {
+		ASSERT_FALSE(cfg.snat.follow, "given: not followed");
+		str_is(sluice_addr__str(&cfg.snat.want[0], a, sizeof(a)), "192.0.2.5", "IPv4");
+		str_is(sluice_addr__str(&cfg.snat.want[1], a, sizeof(a)), "2001:db8::5", "IPv6");
+	}
+	config__free(&cfg);
+	write_config(path, sizeof(path), "snat-address: [192.0.2.6]\n");
+	if (ASSERT_EQ(parse(&cfg, "--config", path, (char *)NULL), 0, "file list"))
+		str_is(sluice_addr__str(&cfg.snat.want[0], a, sizeof(a)), "192.0.2.6", "file");
+	config__free(&cfg);
+	if (ASSERT_EQ(parse(&cfg, "--snat-address", "192.0.2.5,192.0.2.6", (char *)NULL), 2,
+		      "two IPv4"))
+		said("--snat-address: two IPv4 addresses: one per family");
+	config__free(&cfg);
+	if (ASSERT_EQ(parse(&cfg, "--snat-address", "0.0.0.0", (char *)NULL), 2, "unspecified"))
+		said("--snat-address: \"0.0.0.0\" is not an IPv4 or IPv6 address");
+	config__free(&cfg);
+	if (ASSERT_EQ(parse(&cfg, "--snat-address", "node1", (char *)NULL), 2, "a name"))
+		said("--snat-address: \"node1\" is not");
+	config__free(&cfg);
+}
+
 static const struct bad_file {
 	const char *yaml, *message; /* message after "FILE: " */
 } bad_files[] = {
@@ -389,6 +425,7 @@ static const struct test tests[] = {
 	TEST(test_outlier_detection),
 	TEST(test_metrics_backends),
 	TEST(test_nodeport_addresses),
+	TEST(test_snat_address),
 };
 
 int main(int argc, char **argv)

@@ -74,7 +74,7 @@ static void print_service(struct json_object *svc)
 		"BACKEND",      ">ID",        ">WEIGHT",  ">SHARE", "HEALTH", ">FAILS",
 		"LAST FAILURE", ">EJECTIONS", ">PACKETS", ">BYTES", ">FLOWS", NULL,
 	};
-	struct json_object *st = js__get(svc, "stats"), *backends = js__get(svc, "backends");
+	struct json_object *st = js__get(svc, "stats"), *backends = js__get(svc, "backends"), *snat;
 	char bytes[OUT_NUM_LEN], share[OUT_NUM_LEN], be[SLUICE_ADDRPORT_STRLEN];
 	char ref[ARGS_SVC_LEN], state[48], aff[32];
 	char ranges[SLUICE_SRC_RANGES_PER_SVC * (SLUICE_CIDR_STRLEN + 2)];
@@ -89,7 +89,10 @@ static void print_service(struct json_object *svc)
 	printf("Source:    %s\n", js__str(svc, "source", "manual"));
 	printf("Affinity:  %s\n", affinity__str(svc, aff, sizeof(aff)));
 	printf("Ranges:    %s\n", src_range__str(svc, ranges, sizeof(ranges)));
-	printf("NAT:       %s\n", json_object_get_boolean(js__get(svc, "snat")) ?
+	snat = js__get(svc, "snat");
+	printf("NAT:       %s\n", json_object_is_type(snat, json_type_string) ?
+					  "source (to the node's SNAT address) and destination" :
+				  json_object_get_boolean(snat) ?
 					  "source and destination (--snat)" :
 					  "destination only");
 	printf("Empty:     %s\n", json_object_get_boolean(js__get(svc, "dropWhenEmpty")) ?

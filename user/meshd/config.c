@@ -133,7 +133,7 @@ static int config__value(struct json_object *v, int id, char *buf, size_t len)
 		snprintf(buf, len, "%lld", (long long)json_object_get_int64(v));
 		return 0;
 	case json_type_array:
-		if (id != OPT_INTERFACES && id != OPT_NODEPORT_ADDRESSES)
+		if (id != OPT_INTERFACES && id != OPT_NODEPORT_ADDRESSES && id != OPT_SNAT_ADDRESS)
 			return -EINVAL;
 		buf[0] = '\0';
 		for (size_t i = 0; i < json_object_array_length(v); i++) {
@@ -189,7 +189,8 @@ static int config__parse_file(struct config_settings *st)
 				"meshd: config %s: unknown key \"%s\" (known: interfaces, xdp-mode, "
 				"fib-forward, cgroup, bpffs, state, socket, log-level, metrics, metrics-backends, "
 				"telemetry, telemetry-interval, socket-lb, redirect, kubernetes, "
-				"kubeconfig, nodeport-addresses, state-missing, api-max-request, "
+				"kubeconfig, nodeport-addresses, snat-address, state-missing, "
+				"api-max-request, "
 				"outlier-detection)\n",
 				st->config, key);
 			err = 2;
@@ -392,7 +393,9 @@ static int config__settle_kubeconfig(const struct config_settings *st, struct me
 		fprintf(stderr, "meshd: out of memory\n");
 		return 2;
 	}
-	return config__settle_nodeport(st, cfg);
+	return config__settle_nodeport(st, cfg) ?:
+		       snataddr__parse(&cfg->snat, st->val[OPT_SNAT_ADDRESS],
+				       st->origin[OPT_SNAT_ADDRESS]);
 }
 
 static int config__settle_interval(const struct config_settings *st, struct meshd_config *cfg)

@@ -15,6 +15,7 @@
 
 #include "attach.h"
 #include "log.h"
+#include "snataddr.h"
 #include "state.h"
 
 #define MESHD_BPFFS_DEFAULT "/sys/fs/bpf/sluice"
@@ -43,6 +44,7 @@ struct meshd_config {
 	bool kubernetes;                 /* sync Services/EndpointSlices (k8sint.h) */
 	char *kubeconfig;                /* NULL: in-cluster service account */
 	char *nodeport_addresses;        /* CIDR list; NULL: every node address */
+	struct snataddr snat;            /* --snat-address (snataddr.h) */
 	enum state_missing state_missing;
 	size_t api_max_request; /* bytes */
 	bool outlier_detection; /* node-wide passive outlier detection (#14) */

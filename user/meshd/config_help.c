@@ -70,6 +70,13 @@ const struct config_opt config_opts[OPT__MAX] = {
 				     "on, like kube-proxy's flag (e.g. 192.0.2.0/24,fd00::/64); "
 				     "loopback and link-local addresses never serve them; "
 				     "addresses that come and go are followed" },
+	[OPT_SNAT_ADDRESS] = { "snat-address", "auto|none|ADDR[,ADDR]", "auto",
+			       "the node address (one per family) that load-balancer and "
+			       "external IPs of externalTrafficPolicy Cluster (and services "
+			       "with \"snat\": \"node\") are source-NATed to; auto: with "
+			       "--kubernetes, the lowest node address of each family inside "
+			       "--nodeport-addresses, followed; none: such flows keep the "
+			       "client's address" },
 	[OPT_STATE_MISSING] = { "state-missing", "refuse|adopt|empty", "refuse",
 				"what a start does when --state does not exist but the pinned maps "
 				"hold services (a moved file, a typo, a wiped disk): refuse exits "
@@ -129,7 +136,7 @@ void config__usage(FILE *f)
 		"             [--telemetry on|off] [--telemetry-interval SECONDS]\n"
 		"             [--socket-lb on|off] [--redirect on|off]\n"
 		"             [--kubernetes on|off] [--kubeconfig FILE] [--api-max-request MIB]\n"
-		"             [--nodeport-addresses CIDR[,CIDR]]\n"
+		"             [--nodeport-addresses CIDR[,CIDR]] [--snat-address auto|none|ADDR[,ADDR]]\n"
 		"             [--state-missing refuse|adopt|empty]\n"
 		"             [--outlier-detection on|off | --no-outlier-detection] [--cleanup]\n"
 		"             | --help | --version\n"

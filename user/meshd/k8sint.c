@@ -95,6 +95,7 @@ static void k8sint__on_addrs(void *ctx, const struct sluice_addr *addrs, __u32 n
 {
 	struct k8sint *ki = ctx;
 
+	snataddr__apply(ki->cfg.snat, ki->cfg.sl, addrs, n);
 	/* before the sync starts: k8s__open() takes them from ki->na */
 	if (ki->k && k8s__set_node_addrs(ki->k, addrs, n))
 		pr_err("kubernetes: node addresses: out of memory (NodePorts not updated)");
@@ -145,6 +146,8 @@ int k8sint__start(struct k8sint *ki, const struct k8sint_cfg *cfg)
 	ki->k = NULL;
 	ki->hc.epfd = -1;
 	ki->epfd = -1;
+	if (!cfg->enabled || !cfg->snat->follow) /* else with the node addresses */
+		snataddr__apply(cfg->snat, cfg->sl, NULL, 0);
 	if (!cfg->enabled) {
 		if (cfg->nodeport_addresses)
 			pr_warn("--nodeport-addresses %s ignored: NodePorts come from --kubernetes "

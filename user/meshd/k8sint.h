@@ -28,6 +28,7 @@
 #include "desired.h"
 #include "hcnp.h"
 #include "nodeaddr.h"
+#include "snataddr.h"
 
 struct k8s;
 
@@ -39,6 +40,8 @@ struct k8sint_cfg {
 	bool enabled;                   /* --kubernetes */
 	const char *kubeconfig;         /* --kubeconfig; NULL: in-cluster */
 	const char *nodeport_addresses; /* --nodeport-addresses; NULL: every address */
+	struct snataddr *snat;          /* --snat-address, written into sl */
+	struct sluice *sl;              /* the datapath */
 	const struct desired *current;  /* what the maps hold (manual services) */
 	k8sint_commit_fn commit;
 	void *ctx;

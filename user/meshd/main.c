@@ -300,8 +300,7 @@ static void main__on_record(const struct sluice_telem_rec *rec, void *ctx)
 		conns__broadcast(&m->conns, &m->follow, rec);
 }
 
-/* The services maps changed: ids the connection records and telemetry
- * hold may have moved. */
+/* The services maps changed: ids held by conns and telemetry may move. */
 static void main__on_change(void *ctx)
 {
 	struct meshd *m = ctx;
@@ -515,6 +514,8 @@ static int main__start_parts(struct meshd *m, struct netlink *nl)
 			     &(struct k8sint_cfg){ .enabled = cfg->kubernetes,
 						   .kubeconfig = cfg->kubeconfig,
 						   .nodeport_addresses = cfg->nodeport_addresses,
+						   .snat = &m->cfg.snat,
+						   .sl = m->sl,
 						   .current = &m->state.desired,
 						   .commit = main__commit,
 						   .ctx = &m->state });

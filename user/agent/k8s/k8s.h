@@ -62,6 +62,9 @@
  *     the node's own endpoints with drop_empty (no local endpoint: new
  *     flows are dropped, not refused), Cluster all of them with snat
  *     (replies of a remote endpoint come back through this node).
+ *   - externalIPs and load-balancer IPs with externalTrafficPolicy Cluster:
+ *     snat to the node's SNAT address (snat_node), as kube-proxy
+ *     masquerades them; meshd sets that address (sluice__snat_addr_set).
  *   - healthCheckNodePort (type LoadBalancer, externalTrafficPolicy Local):
  *     handed to opts.on_health as {namespace, name, port, local ready
  *     endpoints}, the count kube-proxy reports (distinct address:port

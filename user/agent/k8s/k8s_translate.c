@@ -278,7 +278,10 @@ static void xl__name(char *buf, const struct k8s_svc *svc, const struct k8s_svc_
  * load balancer's probe (healthCheckNodePort) and not a client's RST
  * steers traffic away (SLUICE_SVC_F_SNAT / _DROP_EMPTY in the datapath).
  * With no node name known, Local keeps every endpoint (xl__collect) and
- * so never leaves the service empty.
+ * so never leaves the service empty. Load-balancer and external IPs of
+ * Cluster are source-NATed too (xl__emit), to the node's SNAT address
+ * (snat_node): the VIP is not this node's, so an answer to it would not
+ * come back here.
  */
 static void xl__nodeport_policy(struct desired_service *d, const struct k8s_svc *svc)
 {
@@ -384,6 +387,8 @@ static int xl__emit(struct xlate *x, const struct k8s_svc *svc, const struct k8s
 	}
 	if (node_port)
 		xl__nodeport_policy(d, svc);
+	else if (vip->external && !svc->etp_local)
+		d->snat = d->snat_node = true; /* not a node address: SNAT to the node's */
 	x->total_backends += x->nc;
 	x->out.nservices++;
 	return 0;
@@ -569,8 +574,9 @@ bool k8s__desired_equal(const struct desired *a, const struct desired *b)
 		if (desired__cmp_key(x, y) || strcmp(x->name, y->name) ||
 		    strcmp(x->source, y->source) || x->nbackends != y->nbackends ||
 		    x->affinity_timeout_s != y->affinity_timeout_s || x->snat != y->snat ||
-		    x->drop_empty != y->drop_empty || !desired__health_eq(&x->health, &y->health) ||
-		    !desired__src_ranges_eq(x, y) || !desired__policy_eq(x, y))
+		    x->snat_node != y->snat_node || x->drop_empty != y->drop_empty ||
+		    !desired__health_eq(&x->health, &y->health) || !desired__src_ranges_eq(x, y) ||
+		    !desired__policy_eq(x, y))
 			return false;
 		for (__u32 j = 0; j < x->nbackends; j++) {
 			const struct desired_backend *p = &x->backends[j], *q = &y->backends[j];

@@ -46,6 +46,7 @@ _Static_assert(sizeof(struct sluice_policy_key) == 24, "sluice_policy_key layout
 _Static_assert(sizeof(struct sluice_policy_val) == 36, "sluice_policy_val layout");
 _Static_assert(sizeof(struct sluice_policy_stats) == 24, "sluice_policy_stats layout");
 _Static_assert(sizeof(struct sluice_backend_addr_key) == 20, "sluice_backend_addr_key layout");
+_Static_assert(sizeof(struct sluice_snat_addr) == 16, "sluice_snat_addr layout");
 _Static_assert(sizeof(struct sluice_maglev_pair) == 8,
 	       "sluice_maglev_pair layout: no padding, so a table is __u32 slots[M + 1]");
 
@@ -90,6 +91,7 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 	[SLUICE_MAP_BACKEND_ADDRS] = { "backend_addrs", sizeof(struct sluice_backend_addr_key),
 				       sizeof(__u32) },
 	[SLUICE_MAP_BACKEND_ADDR_BITS] = { "backend_addr_bits", sizeof(__u32), sizeof(__u64) },
+	[SLUICE_MAP_SNAT_ADDR] = { "snat_addr", sizeof(__u32), sizeof(struct sluice_snat_addr) },
 };
 
 /* Create the pin dir on bpffs and tell libbpf where each map lives. */

@@ -100,6 +100,8 @@ struct sluice_service_spec {
 	const struct sluice_policy_rule *allow, *deny;
 	bool policy_refuse; /* denied: RST / ICMP unreachable, not a drop */
 	bool snat;          /* SLUICE_SVC_F_SNAT: source NAT to the VIP */
+	bool snat_node;     /* with snat: to the node's address instead
+			     * (SLUICE_SVC_F_SNAT_NODE, sluice__snat_addr_set()) */
 	bool drop_empty;    /* SLUICE_SVC_F_DROP_EMPTY: no backend drops, no refusal */
 };
 #define SLUICE_AFFINITY_TIMEOUT_MAX 86400     /* one day, as Kubernetes */
@@ -241,6 +243,10 @@ int sluice__kernel_memory(struct sluice *s, struct sluice_kmem *out);
 
 /* Counters, summed over CPUs. */
 int sluice__counters(struct sluice *s, __u64 out[SLUICE_CNT__MAX]);
+/* The node's source-NAT address of @family for services with snat_node
+ * (snat.c); @addr NULL clears it. get: -ENOENT when none is set. */
+int sluice__snat_addr_set(struct sluice *s, __u8 family, const struct sluice_addr *addr);
+int sluice__snat_addr_get(struct sluice *s, __u8 family, struct sluice_addr *out);
 int sluice__drops(struct sluice *s, __u64 out[SLUICE_DROP__MAX]);
 int sluice__backend_get(struct sluice *s, __u32 backend_id, struct sluice_backend *be,
 			struct sluice_backend_stats *stats);

@@ -177,7 +177,9 @@ struct json_object *desired__service_to_json(const struct desired_service *svc)
 	if (be)
 		desired__add(obj, "sourceRanges", be);
 	if (svc->snat)
-		desired__add(obj, "snat", json_object_new_boolean(1));
+		desired__add(obj, "snat",
+			     svc->snat_node ? json_object_new_string("node") :
+					      json_object_new_boolean(1));
 	if (svc->drop_empty)
 		desired__add(obj, "dropWhenEmpty", json_object_new_boolean(1));
 	desired__policy_to_json(svc, obj);

@@ -98,6 +98,8 @@ struct desired_service {
 	__u32 nsrc_ranges;
 	struct sluice_cidr *src_ranges;
 	bool snat;       /* "snat": source NAT to the VIP (traffic policy Cluster) */
+	bool snat_node;  /* "snat": "node": to the node's SNAT address instead
+			  * (load-balancer and external IPs); implies snat */
 	bool drop_empty; /* "dropWhenEmpty": no backend drops instead of refusing */
 	/* Access policy (#15, desired_policy.c): "allowFrom" (rules[0..nallow))
 	 * and "denyFrom" (the ndeny after them); owned like backends */

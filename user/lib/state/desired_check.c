@@ -224,6 +224,9 @@ int desired__check_service(const struct desired_service *svc, __u32 i)
 	desired__path(path, base, "protocol");
 	if (svc->proto != IPPROTO_TCP && svc->proto != IPPROTO_UDP)
 		return desired__err(path, "%u is not tcp or udp", svc->proto);
+	desired__path(path, base, "snat");
+	if (svc->snat_node && !svc->snat)
+		return desired__err(path, "to the node address without source NAT");
 	desired__path(path, base, "backends");
 	if (svc->nbackends > SLUICE_MAX_SVC_BACKENDS)
 		return desired__err(path, "%u backends exceed the limit of %u per service",

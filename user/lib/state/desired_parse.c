@@ -183,6 +183,26 @@ int desired__opt_bool(struct json_object *obj, const char *base, const char *key
 	return 0;
 }
 
+/* "snat": true (to the VIP), false, or "node" (to the node's SNAT address). */
+static int desired__parse_snat(struct json_object *obj, const char *base,
+			       struct desired_service *svc)
+{
+	struct json_object *v = desired__field(obj, "snat");
+	char path[DESIRED_PATH_LEN], val[VAL_LEN];
+
+	svc->snat_node = false;
+	if (v && json_object_is_type(v, json_type_string)) {
+		if (strcmp(json_object_get_string(v), "node")) {
+			desired__path(path, base, "snat");
+			return desired__err(path, "expected true, false or \"node\", got %s",
+					    desired__jtext(v, val, sizeof(val)));
+		}
+		svc->snat = svc->snat_node = true;
+		return 0;
+	}
+	return desired__opt_bool(obj, base, "snat", &svc->snat);
+}
+
 /* The field's value; NULL when absent or null (json-c stores null as NULL). */
 struct json_object *desired__field(struct json_object *obj, const char *key)
 {
@@ -464,7 +484,7 @@ static int desired__parse_service(struct json_object *o, __u32 i, struct desired
 	if (!err)
 		err = desired__parse_src_ranges(desired__field(o, "sourceRanges"), base, svc);
 	if (!err)
-		err = desired__opt_bool(o, base, "snat", &svc->snat);
+		err = desired__parse_snat(o, base, svc);
 	if (!err)
 		err = desired__opt_bool(o, base, "dropWhenEmpty", &svc->drop_empty);
 	if (!err)

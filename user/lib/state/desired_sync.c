@@ -233,9 +233,9 @@ static bool sync__same(const struct desired_service *a, const struct desired_ser
 	return !strcmp(a->name, b->name) && !strcmp(sync__source(a), sync__source(b)) &&
 	       sluice_outlier__same(&a->outlier, &b->outlier) &&
 	       a->affinity_timeout_s == b->affinity_timeout_s && a->snat == b->snat &&
-	       a->drop_empty == b->drop_empty && desired__health_eq(&a->health, &b->health) &&
-	       desired__src_ranges_eq(a, b) && desired__policy_eq(a, b) &&
-	       sync__same_backends(a, b, verdicts);
+	       a->snat_node == b->snat_node && a->drop_empty == b->drop_empty &&
+	       desired__health_eq(&a->health, &b->health) && desired__src_ranges_eq(a, b) &&
+	       desired__policy_eq(a, b) && sync__same_backends(a, b, verdicts);
 }
 
 static int sync__cmp_ptr(const void *x, const void *y)
@@ -344,7 +344,8 @@ static void sync__collect(enum desired_change kind, const struct desired_service
 	if (kind == DESIRED_UPDATE && sync__same_backends(old_svc, new_svc, true) &&
 	    (p->outlier_off || sluice_outlier__same(&old_svc->outlier, &new_svc->outlier)) &&
 	    old_svc->affinity_timeout_s == new_svc->affinity_timeout_s &&
-	    old_svc->snat == new_svc->snat && old_svc->drop_empty == new_svc->drop_empty &&
+	    old_svc->snat == new_svc->snat && old_svc->snat_node == new_svc->snat_node &&
+	    old_svc->drop_empty == new_svc->drop_empty &&
 	    desired__src_ranges_eq(old_svc, new_svc) && desired__policy_eq(old_svc, new_svc))
 		return;
 	if (p->n == p->cap) {
@@ -387,6 +388,7 @@ static int sync__spec(const struct desired_service *svc, struct sluice_service_s
 		.nsrc_ranges = svc->nsrc_ranges,
 		.src_ranges = svc->src_ranges,
 		.snat = svc->snat,
+		.snat_node = svc->snat_node,
 		.drop_empty = svc->drop_empty,
 		.nallow = svc->nallow,
 		.ndeny = svc->ndeny,

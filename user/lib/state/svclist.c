@@ -197,6 +197,7 @@ static void svclist__flags(struct sluice *s, const struct sluice_svc_key *k,
 	if (svc.flags & SLUICE_SVC_F_AFFINITY)
 		d->affinity_timeout_s = svc.affinity_timeout_s;
 	d->snat = svc.flags & SLUICE_SVC_F_SNAT;
+	d->snat_node = d->snat && (svc.flags & SLUICE_SVC_F_SNAT_NODE);
 	d->drop_empty = svc.flags & SLUICE_SVC_F_DROP_EMPTY;
 	d->policy_in_maps = svc.flags & SLUICE_SVC_F_POLICY;
 	d->policy_refuse = svc.flags & SLUICE_SVC_F_POLICY_REFUSE;

@@ -139,13 +139,15 @@ static int svc__write_service(struct svc_txn *t)
 	svc.svc_id = t->svc_id;
 	svc.backend_count = (__u16)t->nactive;
 	svc.flags = t->existed ? t->old_svc.flags & ~SLUICE_SVC_F_VIP_MARKER : 0;
-	svc.flags &= ~(SLUICE_SVC_F_AFFINITY | SLUICE_SVC_F_SNAT | SLUICE_SVC_F_DROP_EMPTY |
-		       SLUICE_SVC_F_SOURCE_RANGES | SLUICE_SVC_F_POLICY |
+	svc.flags &= ~(SLUICE_SVC_F_AFFINITY | SLUICE_SVC_F_SNAT | SLUICE_SVC_F_SNAT_NODE |
+		       SLUICE_SVC_F_DROP_EMPTY | SLUICE_SVC_F_SOURCE_RANGES | SLUICE_SVC_F_POLICY |
 		       SLUICE_SVC_F_POLICY_ALLOWLIST | SLUICE_SVC_F_POLICY_REFUSE);
 	if (t->spec->affinity_timeout_s)
 		svc.flags |= SLUICE_SVC_F_AFFINITY;
 	if (t->spec->snat)
 		svc.flags |= SLUICE_SVC_F_SNAT;
+	if (t->spec->snat && t->spec->snat_node)
+		svc.flags |= SLUICE_SVC_F_SNAT_NODE;
 	if (t->spec->drop_empty)
 		svc.flags |= SLUICE_SVC_F_DROP_EMPTY;
 	if (t->spec->nsrc_ranges) /* its entries are in (svc__src_write) */
