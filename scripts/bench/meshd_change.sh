@@ -15,7 +15,9 @@
 #           included) -> each ms;
 #   burst:  R requests in a row, the next sent when the previous answered
 #           (a rolling update) -> total s.
-# The state file is checked at the end: it holds the last weights.
+# The durable state is checked at the end: the state file with its journal
+# replayed holds the last weights, and so does the file alone once meshd
+# folded the journal in (changes stopped: within its 10 s check tick).
 # Everything lives in what the script created and is removed on exit,
 # failure or signal included.
 #
@@ -104,7 +106,7 @@ t1=$(date +%s.%N)
 echo "apply $N services x 10: $(echo "$t1 - $t0" | bc) s"
 
 python3 - "$SOCK" "$N" "$K" "$R" "$BUILD/meshctl" "$STATE" <<'EOF' || die "bench"
-import json, random, socket, subprocess, sys, time
+import json, os, random, socket, subprocess, sys, time
 sock, n, k, r, meshctl, state = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
 random.seed(16)
 last = {}
@@ -158,16 +160,29 @@ t = time.perf_counter()
 for req in reqs:
     call(req)
 print("in a row (%d): %.3f s" % (r, time.perf_counter() - t))
-with open(state) as f:
-    d = json.load(f)
-bad = 0
-for (i, j), w in last.items():
-    s = d["services"][i]
-    assert s["vip"] == vip(i)
-    if s["backends"][j]["weight"] != w:
-        bad += 1
-print("state file: %d of %d changed backends hold their last weight" % (len(last) - bad, len(last)))
-if bad:
-    raise SystemExit("error: state file disagrees")
+def check(what, journal):
+    with open(state) as f:
+        d = json.load(f)
+    byvip = {s["vip"]: s for s in d["services"]}
+    nrec = 0
+    if journal and os.path.exists(state + ".journal"):
+        with open(state + ".journal") as f:
+            for line in f.read().split("\n")[1:]:
+                if line:
+                    s = json.loads(line)
+                    byvip[s["vip"]] = s
+                    nrec += 1
+    bad = sum(1 for (i, j), w in last.items() if byvip[vip(i)]["backends"][j]["weight"] != w)
+    print("%s (%d journal records): %d of %d changed backends hold their last weight"
+          % (what, nrec, len(last) - bad, len(last)))
+    if bad:
+        raise SystemExit("error: %s disagrees" % what)
+
+check("state file + journal", True)
+t = time.perf_counter()
+while os.path.exists(state + ".journal") and time.perf_counter() - t < 15:
+    time.sleep(0.1)
+print("journal folded in after %.1f s" % (time.perf_counter() - t))
+check("state file alone", False)
 EOF
 echo "meshd max RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/"$MESHD_PID"/status)"

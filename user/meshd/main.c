@@ -211,16 +211,16 @@ static void main__trim(struct meshd *m)
 	m->trim = false;
 }
 
-/* Serve the API; once an answer is out and its buffers are freed, give
- * the heap back (a read of 20k services builds ~300 MB of JSON). Not on
- * every byte a client trickles: a trim walks the heap's free chunks. */
+/* Serve the API; once an answer is out and its buffers are freed, give the
+ * heap back (a read of 20k services builds ~300 MB of JSON), not on every
+ * byte a client trickles. The journal is folded in once changes stop. */
 static void main__serve(struct meshd *m, struct server *srv)
 {
 	__u64 answered = srv->st.closed[SERVER_CLOSE_ANSWERED];
 
 	server__run(srv);
-	if (srv->st.closed[SERVER_CLOSE_ANSWERED] != answered)
-		m->trim = true;
+	m->trim |= srv->st.closed[SERVER_CLOSE_ANSWERED] != answered;
+	state__compact(&m->state, false);
 }
 
 static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct server *srv)
