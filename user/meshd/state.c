@@ -475,11 +475,13 @@ int state__commit_service(struct state *st, __u32 i, struct desired_service *svc
 	}
 	state__changed(st);
 	desired__diff(&have, &want, state__log_change, NULL);
+	/* The health checks' targets change only where one is or was
+	 * checked: their rebuild walks every service. */
+	if (st->adopted && (old.health.type || st->desired.services[i].health.type))
+		st->adopted(st->verdict_ctx);
 	free(old.backends);
 	free(old.src_ranges);
 	memset(svc, 0, sizeof(*svc));
-	if (st->adopted)
-		st->adopted(st->verdict_ctx);
 	return 0;
 }
 
