@@ -259,7 +259,8 @@ static void test_commit_one(void)
 		ASSERT_EQ(f.changed, 1, "changed hook");
 		ASSERT_TRUE(same_state(&st.desired, &after), "st->desired");
 		ASSERT_TRUE(same_state(&f.held, &after), "the maps");
-		ASSERT_EQ(st.desired.services[1].backends[1].drained_weight, 4, "drainedWeight kept");
+		ASSERT_EQ(st.desired.services[1].backends[1].drained_weight, 4,
+			  "drainedWeight kept");
 		ASSERT_EQ(access(st.journal.path, F_OK), 0, "in the journal");
 		ASSERT_EQ(st.journal.records, 1, "one record");
 		durable_holds(st.path, &after, "the state file and its journal");
@@ -310,7 +311,8 @@ static void test_commit_one_refused(void)
 			ASSERT_TRUE(strstr(err, want[k]) != NULL, err);
 			ASSERT_EQ(f.applies, applies[k], want[k]);
 			ASSERT_TRUE(same_state(&st.desired, &before), "st->desired as before");
-			ASSERT_EQ(st.desired.services[1].backends[0].weight, 3, "the weight as before");
+			ASSERT_EQ(st.desired.services[1].backends[0].weight, 3,
+				  "the weight as before");
 			if (k != 3)
 				ASSERT_TRUE(same_state(&f.held, &inmaps), "the maps as before");
 			durable_holds(path, &before, "the file as before");
@@ -348,7 +350,8 @@ static void test_journal_crashes(void)
 			if (!dup_svc(&st.desired, (__u32)k % 3, &s))
 				goto next;
 			s.backends[0].weight = (__u16)(10 + k);
-			if (!ASSERT_OK(state__commit_service(&st, (__u32)k % 3, &s, err, sizeof(err)),
+			if (!ASSERT_OK(state__commit_service(&st, (__u32)k % 3, &s, err,
+							     sizeof(err)),
 				       err))
 				goto next;
 		}
@@ -360,7 +363,8 @@ static void test_journal_crashes(void)
 		fp = fopen(st.journal.path, "a");
 		if (!ASSERT_TRUE(fp != NULL, "journal"))
 			goto free_want;
-		fputs(c == 0 ? "{\"vip\": \"10.96.0.10\", \"port\": 80, \"protocol\": \"tcp\", \"backe" :
+		fputs(c == 0 ?
+			      "{\"vip\": \"10.96.0.10\", \"port\": 80, \"protocol\": \"tcp\", \"backe" :
 		      c == 1 ? "{\"vip\": \"10.96.0.10\", \"port\": 80, \"protocol\": \"tcp\"}\n" :
 			       "{\"vip\": \"10.96.9.9\", \"port\": 80, \"protocol\": \"tcp\"}\n",
 		      fp);
@@ -368,13 +372,15 @@ static void test_journal_crashes(void)
 		memset(&st2, 0, sizeof(st2));
 		if (c < 2) {
 			if (ASSERT_OK(state__load(&st2, st.path), sluice__errmsg()))
-				ASSERT_TRUE(same_state(&st2.desired, &want), "every acknowledged change");
+				ASSERT_TRUE(same_state(&st2.desired, &want),
+					    "every acknowledged change");
 			ASSERT_EQ(st2.desired.services[1].backends[0].weight, 11, "weight 11");
 			ASSERT_EQ(st2.desired.services[0].backends[0].weight, 13, "weight 13");
 		} else {
 			ASSERT_NEQ(state__load(&st2, st.path), 0, "corrupt journal refused");
-			ASSERT_TRUE(strstr(sluice__errmsg(), ".journal: line 5: a service the state "
-							     "file does not have") != NULL,
+			ASSERT_TRUE(strstr(sluice__errmsg(),
+					   ".journal: line 5: a service the state "
+					   "file does not have") != NULL,
 				    sluice__errmsg());
 		}
 		state__free(&st2);
@@ -408,9 +414,9 @@ int main(int argc, char **argv)
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/refused.json", dir);
 	unlink(path);
-	for (const char *const *f = (const char *const[]){ "crash.json", "crash.json.journal",
-							   "one.json.journal",
-							   "refused.json.journal", NULL };
+	for (const char *const *f =
+		     (const char *const[]){ "crash.json", "crash.json.journal", "one.json.journal",
+					    "refused.json.journal", NULL };
 	     *f; f++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, *f);
 		unlink(path);
