@@ -4,9 +4,10 @@
  * has the backend ones, ops_node.c the node-wide ones (status, conntrack,
  * uninstall).
  *
- * Edits (service.add, backend.*) are made on the desired state's JSON and
- * parsed back with desired__from_json(), so an incremental change gets the
- * same validation and the same error texts as `meshctl apply`.
+ * Edits of services (service.add, service.del) are made on the desired
+ * state's JSON and parsed back with desired__from_json(), so an incremental
+ * change gets the same validation and the same error texts as `meshctl
+ * apply`; backend.* edit one service (ops__commit_service(), #16).
  */
 #include <errno.h>
 #include <stdio.h>

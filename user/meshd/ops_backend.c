@@ -5,13 +5,13 @@
  *
  * Contract: an edit of a copy of the one service it names, committed with
  * state__commit_service() (the same rules and error texts as a parse of
- * the whole state, checked on what changes). Going from a weight N > 0 to 0 (drain, or weight 0)
- * records N as the backend's "drainedWeight" in the desired state, so it
- * is in the state file and survives a restart; draining again keeps the
- * first record; any weight > 0 clears it. undrain gives back the recorded
- * weight, or 1 when none was recorded (a backend added with weight 0, a
- * state file from before the field), and refuses a backend that is not
- * draining.
+ * the whole state, checked on what changes). Going from a weight N > 0 to
+ * 0 (drain, or weight 0) records N as the backend's "drainedWeight" in the
+ * desired state, so it is in the state file (or its journal) and survives
+ * a restart; draining again keeps the first record; any weight > 0 clears
+ * it. undrain gives back the recorded weight, or 1 when none was recorded
+ * (a backend added with weight 0, a state file from before the field), and
+ * refuses a backend that is not draining.
  */
 #include <stdio.h>
 #include <stdlib.h>
