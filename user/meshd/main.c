@@ -46,8 +46,7 @@
 #include "state.h"
 #include "telem.h"
 
-/* Link events do not cover everything (tc filters, down interfaces):
- * attachments are re-checked this often. */
+/* Attachments re-checked this often: link events miss tc filters, downs. */
 #define MAIN_CHECK_INTERVAL_S 10
 
 enum main_event {
@@ -213,16 +212,15 @@ static void main__trim(struct meshd *m)
 	m->trim = false;
 }
 
-/* Serve the API; once an answer is out and its buffers are freed, give
- * the heap back (a read of 20k services builds ~300 MB of JSON). Not on
- * every byte a client trickles: a trim walks the heap's free chunks. */
+/* Serve the API; give the heap back once an answer is out (a read of 20k
+ * services builds ~300 MB of JSON); fold the journal once changes stop. */
 static void main__serve(struct meshd *m, struct server *srv)
 {
 	__u64 answered = srv->st.closed[SERVER_CLOSE_ANSWERED];
 
 	server__run(srv);
-	if (srv->st.closed[SERVER_CLOSE_ANSWERED] != answered)
-		m->trim = true;
+	m->trim |= srv->st.closed[SERVER_CLOSE_ANSWERED] != answered;
+	state__compact(&m->state, false);
 }
 
 static int main__loop(struct meshd *m, int sfd, struct netlink *nl, struct server *srv)
@@ -316,8 +314,7 @@ static int main__commit(void *ctx, struct desired *next, char *err, size_t errle
 	return state__commit(ctx, next, err, errlen);
 }
 
-/* Signals wait in the signalfd until the loop runs: a SIGTERM during
- * start-up still ends meshd cleanly, just a little later. */
+/* Signals wait in the signalfd: a SIGTERM during start-up ends it later. */
 static int main__signalfd(void)
 {
 	sigset_t mask;

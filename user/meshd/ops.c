@@ -4,9 +4,10 @@
  * has the backend ones, ops_node.c the node-wide ones (status, conntrack,
  * uninstall).
  *
- * Edits (service.add, backend.*) are made on the desired state's JSON and
- * parsed back with desired__from_json(), so an incremental change gets the
- * same validation and the same error texts as `meshctl apply`.
+ * Edits of services (service.add, service.del) are made on the desired
+ * state's JSON and parsed back with desired__from_json(), so an incremental
+ * change gets the same validation and the same error texts as `meshctl
+ * apply`; backend.* edit one service (ops__commit_service(), #16).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -271,9 +272,8 @@ struct json_object *ops__state_json(const struct desired *d, struct json_object 
 /* desired__from_json() names the edited service by its index in the
  * state ("services[3].backends[1].port: ..."), which the caller never saw:
  * name it by its ref instead. */
-static struct json_object *ops__edit_error(const struct svc_ref *ref, int idx)
+static struct json_object *ops__edit_error_text(const struct svc_ref *ref, int idx, const char *msg)
 {
-	const char *msg = sluice__errmsg();
 	char prefix[32];
 	size_t len;
 
@@ -284,6 +284,24 @@ static struct json_object *ops__edit_error(const struct svc_ref *ref, int idx)
 	if (*msg == '.')
 		msg++;
 	return api__error("%s: %s", ref->text, msg);
+}
+
+static struct json_object *ops__edit_error(const struct svc_ref *ref, int idx)
+{
+	return ops__edit_error_text(ref, idx, sluice__errmsg());
+}
+
+struct json_object *ops__commit_service(struct state *st, struct sluice *sl, __u32 idx,
+					struct desired_service *next, const struct svc_ref *ref)
+{
+	char err[1024];
+
+	if (state__commit_service(st, idx, next, err, sizeof(err))) {
+		free(next->backends);
+		free(next->src_ranges);
+		return ops__edit_error_text(ref, (int)idx, err);
+	}
+	return api__ok(ops__service_json(sl, &st->desired.services[idx]));
 }
 
 /* Parse the edited JSON back (validating all of it) and commit. Consumes

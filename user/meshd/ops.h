@@ -78,6 +78,10 @@ struct json_object *ops__existing_svc(const struct desired *d, const struct k8si
 				      const struct svc_ref *ref, bool edit, int *idx);
 /* The desired state as JSON to edit; *services is its array. */
 struct json_object *ops__state_json(const struct desired *d, struct json_object **services);
+/* Commit next as services[idx] (state__commit_service(); next consumed
+ * either way), errors naming the service by ref: the reply. */
+struct json_object *ops__commit_service(struct state *st, struct sluice *sl, __u32 idx,
+					struct desired_service *next, const struct svc_ref *ref);
 /* Parse the edited JSON back and commit (see ops.c). */
 struct json_object *ops__commit_json(struct state *st, struct sluice *sl, struct json_object *root,
 				     int idx, const struct svc_ref *ref,

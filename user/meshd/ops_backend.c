@@ -3,16 +3,19 @@
  * ops_backend.c - the backend ops (see ops.h): backend.add, backend.del,
  * backend.weight, backend.drain and backend.undrain.
  *
- * Contract: like every edit, on the desired state's JSON parsed back and
- * committed (ops.c). Going from a weight N > 0 to 0 (drain, or weight 0)
- * records N as the backend's "drainedWeight" in the desired state, so it
- * is in the state file and survives a restart; draining again keeps the
- * first record; any weight > 0 clears it. undrain gives back the recorded
- * weight, or 1 when none was recorded (a backend added with weight 0, a
- * state file from before the field), and refuses a backend that is not
- * draining.
+ * Contract: an edit of a copy of the one service it names, committed with
+ * state__commit_service() (the same rules and error texts as a parse of
+ * the whole state, checked on what changes). Going from a weight N > 0 to
+ * 0 (drain, or weight 0) records N as the backend's "drainedWeight" in the
+ * desired state, so it is in the state file (or its journal) and survives
+ * a restart; draining again keeps the first record; any weight > 0 clears
+ * it. undrain gives back the recorded weight, or 1 when none was recorded
+ * (a backend added with weight 0, a state file from before the field), and
+ * refuses a backend that is not draining.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "api.h"
 #include "desired.h"
@@ -72,14 +75,14 @@ static int ops__find_backend(const struct desired_service *svc, const struct slu
 	return -1;
 }
 
-/* A backend's JSON gets `weight`; the weight before a drain is kept. */
-static void ops__set_weight(struct json_object *o, const struct desired_backend *cur, int weight)
+/* A backend gets `weight`; the weight before a drain is kept. */
+static void ops__set_weight(struct desired_backend *be, int weight)
 {
 	if (weight)
-		json_object_object_del(o, "drainedWeight");
-	else if (cur->weight)
-		json_object_object_add(o, "drainedWeight", json_object_new_int(cur->weight));
-	json_object_object_add(o, "weight", json_object_new_int(weight));
+		be->drained_weight = 0;
+	else if (be->weight)
+		be->drained_weight = be->weight;
+	be->weight = (__u16)weight;
 }
 
 /* The weight of a weight, drain or undrain edit, or an error reply. */
@@ -111,9 +114,10 @@ static struct json_object *ops__edit_weight(struct json_object *req, enum backen
 static struct json_object *ops__backend_edit(struct meshd *m, struct json_object *req,
 					     enum backend_edit edit)
 {
-	struct json_object *err, *root, *services, *svc, *bes, *o;
-	char abuf[SLUICE_ADDR_STRLEN], bbuf[SLUICE_ADDRPORT_STRLEN];
+	char bbuf[SLUICE_ADDRPORT_STRLEN];
+	struct desired_service next;
 	const struct desired_service *cur;
+	struct json_object *err;
 	struct sluice_addr addr;
 	struct svc_ref ref;
 	int i, j, weight = 0;
@@ -139,29 +143,28 @@ static struct json_object *ops__backend_edit(struct meshd *m, struct json_object
 			       &weight);
 	if (err)
 		return err;
-	root = ops__state_json(&m->state.desired, &services);
-	if (!root)
+	/* A copy of this service only: the rest of the state is not touched. */
+	next = *cur;
+	next.src_ranges = NULL;
+	next.backends = malloc((cur->nbackends + 1) * sizeof(*next.backends));
+	if (!next.backends || desired__src_ranges_dup(&next, cur)) {
+		free(next.backends);
 		return api__error("out of memory");
-	svc = json_object_array_get_idx(services, i);
-	if (!json_object_object_get_ex(svc, "backends", &bes) ||
-	    !json_object_is_type(bes, json_type_array)) {
-		bes = json_object_new_array();
-		json_object_object_add(svc, "backends", bes);
 	}
+	if (cur->nbackends)
+		memcpy(next.backends, cur->backends, cur->nbackends * sizeof(*next.backends));
 	if (edit == BE_ADD) {
-		o = json_object_new_object();
-		json_object_object_add(
-			o, "address",
-			json_object_new_string(sluice_addr__str(&addr, abuf, sizeof(abuf))));
-		json_object_object_add(o, "port", json_object_new_int(port));
-		json_object_object_add(o, "weight", json_object_new_int(weight));
-		json_object_array_add(bes, o);
+		next.backends[next.nbackends++] = (struct desired_backend){
+			.addr = addr, .port = port, .weight = (__u16)weight
+		};
 	} else if (edit == BE_DEL) {
-		json_object_array_del_idx(bes, j, 1);
+		memmove(&next.backends[j], &next.backends[j + 1],
+			(next.nbackends - j - 1) * sizeof(*next.backends));
+		next.nbackends--;
 	} else {
-		ops__set_weight(json_object_array_get_idx(bes, j), &cur->backends[j], weight);
+		ops__set_weight(&next.backends[j], weight);
 	}
-	return ops__commit_json(&m->state, m->sl, root, i, &ref, NULL);
+	return ops__commit_service(&m->state, m->sl, (__u32)i, &next, &ref);
 }
 
 struct json_object *ops__backend_add(struct meshd *m, struct json_object *req)

@@ -50,6 +50,30 @@ int state__parse_missing(const char *text, enum state_missing *out)
 	return -EINVAL;
 }
 
+/* The journal's changes onto the file just loaded, folded into it. */
+static int state__replay(struct state *st)
+{
+	__u32 n;
+	int err;
+
+	err = journal__replay(&st->journal, st->path, &st->desired, &n);
+	if (!err && n)
+		err = desired__validate(&st->desired);
+	if (err) {
+		pr_err("%s", sluice__errmsg());
+		return err;
+	}
+	if (!n)
+		return 0;
+	pr_info("state file %s: %u change(s) replayed from %s", st->path, n, st->journal.path);
+	err = desired__save(&st->desired, st->path);
+	if (err)
+		pr_err("%s", sluice__errmsg());
+	else
+		journal__reset(&st->journal);
+	return err;
+}
+
 int state__load(struct state *st, const char *path)
 {
 	int err;
@@ -57,16 +81,18 @@ int state__load(struct state *st, const char *path)
 	st->path = path;
 	st->missing = false;
 	desired__init(&st->desired);
+	journal__init(&st->journal, path);
 	err = desired__load_existing(&st->desired, path);
 	if (err == -ENOENT) {
 		/* Decided from the open's own error, not an earlier stat(). */
 		st->missing = true;
 		pr_info("state file %s does not exist", path);
-		return 0;
+		/* a journal of another file: its base check drops it */
+		return journal__replay(&st->journal, path, &st->desired, &(__u32){ 0 });
 	}
 	if (err)
 		pr_err("%s", sluice__errmsg()); /* names the file */
-	return err;
+	return err ?: state__replay(st);
 }
 
 int state__check_missing(const struct state *st, __u32 nservices)
@@ -120,7 +146,24 @@ static int state__settle_missing(struct state *st, const struct desired *inmaps)
 
 void state__free(struct state *st)
 {
+	state__compact(st, true); /* the journal folded in at exit */
 	desired__free(&st->desired);
+	journal__close(&st->journal);
+}
+
+void state__compact(struct state *st, bool force)
+{
+	int err;
+
+	if (!st->journal.records || (!force && !journal__due(&st->journal, true)))
+		return;
+	err = desired__save(&st->desired, st->path);
+	if (err) {
+		pr_warn("folding %s into the state file: %s (the journal stays)", st->journal.path,
+			sluice__errmsg());
+		return;
+	}
+	journal__reset(&st->journal);
 }
 
 static void state__changed(struct state *st)
@@ -323,9 +366,32 @@ static const char *state__save_err(const struct state *st, int err)
 	return msg;
 }
 
+/* The save failed after the maps took want (from have): the cause in
+ * errbuf, the maps put back. */
+static void state__save_failed(struct state *st, int err, const struct desired *have,
+			       const struct desired *want, char *errbuf, size_t errlen)
+{
+	/* The cause now: the changed hook and the put-back below reset the
+	 * library's message. */
+	int off = snprintf(errbuf, errlen, "%s", state__save_err(st, err)), rerr;
+
+	if (off < 0 || (size_t)off >= errlen)
+		off = errlen ? errlen - 1 : 0;
+	/* The maps changed: ids may have moved. */
+	state__changed(st);
+	rerr = st->maps.apply(st->maps.ctx, want, have);
+	if (rerr)
+		snprintf(errbuf + off, errlen - off, "; putting the maps back failed too: %s",
+			 sluice__errmsg());
+	else
+		snprintf(errbuf + off, errlen - off, " (nothing was changed)");
+	state__changed(st);
+	pr_err("%s", errbuf);
+}
+
 int state__commit(struct state *st, struct desired *next, char *errbuf, size_t errlen)
 {
-	int err, rerr;
+	int err;
 
 	err = desired__validate(next);
 	if (err) {
@@ -343,24 +409,10 @@ int state__commit(struct state *st, struct desired *next, char *errbuf, size_t e
 	}
 	err = desired__save(next, st->path);
 	if (err) {
-		/* The cause now: the changed hook and the put-back below reset
-		 * the library's message. */
-		int off = snprintf(errbuf, errlen, "%s", state__save_err(st, err));
-
-		if (off < 0 || (size_t)off >= errlen)
-			off = errlen ? errlen - 1 : 0;
-		/* The maps changed: ids may have moved. */
-		state__changed(st);
-		rerr = st->maps.apply(st->maps.ctx, next, &st->desired);
-		if (rerr)
-			snprintf(errbuf + off, errlen - off,
-				 "; putting the maps back failed too: %s", sluice__errmsg());
-		else
-			snprintf(errbuf + off, errlen - off, " (nothing was changed)");
-		state__changed(st);
-		pr_err("%s", errbuf);
+		state__save_failed(st, err, &st->desired, next, errbuf, errlen);
 		return err;
 	}
+	journal__reset(&st->journal); /* its records are in the file now */
 	state__changed(st);
 	desired__diff(&st->desired, next, state__log_change, NULL);
 	desired__free(&st->desired);
@@ -368,6 +420,68 @@ int state__commit(struct state *st, struct desired *next, char *errbuf, size_t e
 	desired__init(next);
 	if (st->adopted)
 		st->adopted(st->verdict_ctx);
+	return 0;
+}
+
+/* One service made durable: appended to the journal; saved whole (the
+ * journal folded in) when there is no file to journal against yet or
+ * the journal is due. st->desired already holds svc. */
+static int state__save_one(struct state *st, const struct desired_service *svc)
+{
+	int err = -ENOENT;
+
+	if (!st->missing && !journal__due(&st->journal, false))
+		err = journal__append(&st->journal, st->path, svc);
+	if (err != -ENOENT && err)
+		return err;
+	if (!err)
+		return 0;
+	sluice__set_err("%s", "");
+	err = desired__save(&st->desired, st->path);
+	if (!err)
+		journal__reset(&st->journal);
+	return err;
+}
+
+int state__commit_service(struct state *st, __u32 i, struct desired_service *svc, char *errbuf,
+			  size_t errlen)
+{
+	struct desired want = { .nservices = 1, .services = svc }, have = { .nservices = 1 };
+	struct desired_service old;
+	int err;
+
+	err = desired__validate_one(&st->desired, i, svc);
+	if (err) {
+		snprintf(errbuf, errlen, "%s", sluice__errmsg());
+		return err;
+	}
+	old = st->desired.services[i];
+	have.services = &old;
+	if (st->stamp)
+		st->stamp(st->verdict_ctx, &want);
+	err = st->maps.apply(st->maps.ctx, &have, &want);
+	if (err) {
+		snprintf(errbuf, errlen, "%s", sluice__errmsg());
+		state__changed(st);
+		return err;
+	}
+	/* The whole state with svc in place, without a copy of it. */
+	st->desired.services[i] = *svc;
+	err = state__save_one(st, svc);
+	if (err) {
+		st->desired.services[i] = old;
+		state__save_failed(st, err, &have, &want, errbuf, errlen);
+		return err;
+	}
+	state__changed(st);
+	desired__diff(&have, &want, state__log_change, NULL);
+	/* The health checks' targets change only where one is or was
+	 * checked: their rebuild walks every service. */
+	if (st->adopted && (old.health.type || st->desired.services[i].health.type))
+		st->adopted(st->verdict_ctx);
+	free(old.backends);
+	free(old.src_ranges);
+	memset(svc, 0, sizeof(*svc));
 	return 0;
 }
 

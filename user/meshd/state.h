@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "desired.h"
+#include "journal.h"
 
 struct sluice;
 
@@ -47,6 +48,8 @@ struct state {
 	bool missing;
 	enum state_missing on_missing;
 	struct state_maps maps;
+	/* One service's changes since the last full save (journal.h). */
+	struct journal journal;
 	/* The maps changed (or changed back): service and backend ids may
 	 * have moved. NULL: nobody to tell. */
 	void (*changed)(void *ctx);
@@ -69,6 +72,10 @@ struct state_maps state__sluice_maps(struct sluice *sl);
  * (state__reconcile() needs them). */
 int state__load(struct state *st, const char *path);
 void state__free(struct state *st);
+/* Fold the journal into the state file when it is due (idle_only: only
+ * when changes stopped JOURNAL_IDLE_MS ago), or now (force). Errors are
+ * logged: the journal stays, nothing is lost. */
+void state__compact(struct state *st, bool force);
 /* With st->missing and STATE_MISSING_REFUSE: -EEXIST (logged, naming the
  * file, the count and the flag) when the maps hold nservices > 0. Lets
  * meshd refuse before it touches the datapath; the reconcile checks too. */
@@ -78,6 +85,13 @@ int state__check_missing(const struct state *st, __u32 nservices);
 int state__reconcile(struct state *st);
 /* Adopt next (consumed on success: left empty). On error the text is in err. */
 int state__commit(struct state *st, struct desired *next, char *err, size_t errlen);
+/* The same for one change: services[i] becomes svc (consumed on success:
+ * zeroed; its arrays st's). Validated with desired__validate_one(), only
+ * that service applied to the maps and logged, made durable by an append
+ * to the journal (journal.h; a full save when there is no state file yet
+ * or the journal is due). */
+int state__commit_service(struct state *st, __u32 i, struct desired_service *svc, char *err,
+			  size_t errlen);
 
 /* New verdicts for services[i] (svc: the same service, its backends'
  * `unhealthy` changed) into the maps and st->desired; the state file is

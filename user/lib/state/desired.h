@@ -133,6 +133,11 @@ struct json_object *desired__to_json(const struct desired *d);
 struct json_object *desired__service_to_json(const struct desired_service *svc);
 /* Validate a model built in code (the API's incremental edits). */
 int desired__validate(const struct desired *d);
+/* desired__validate() of d with services[i] replaced by svc, d valid: the
+ * rules of svc alone and the totals, plus (when svc's key is not
+ * services[i]'s) its uniqueness; the same texts, in O(services) without a
+ * copy, a sort or a path string per service. */
+int desired__validate_one(const struct desired *d, __u32 i, const struct desired_service *svc);
 
 /* "10.96.0.10:80/tcp", "[fd00::10]:80/udp" */
 int desired__parse_svc_ref(const char *text, struct sluice_addr *vip, __u16 *port, __u8 *proto);

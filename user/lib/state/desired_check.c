@@ -316,3 +316,48 @@ int desired__validate(const struct desired *d)
 						  d->nnode_deny);
 	return err;
 }
+
+/* Totals of d with services[i] replaced by svc, against the limits of
+ * desired__check_all() (same texts). */
+static int desired__check_totals_one(const struct desired *d, __u32 i,
+				     const struct desired_service *svc)
+{
+	__u64 be = 0, sr = 0;
+
+	for (__u32 k = 0; k < d->nservices; k++) {
+		const struct desired_service *s = k == i ? svc : &d->services[k];
+
+		be += s->nbackends;
+		sr += s->nsrc_ranges;
+	}
+	if (be > SLUICE_MAX_BACKENDS - 1)
+		return desired__err("services", "%llu backends in total exceed the limit of %u",
+				    (unsigned long long)be, SLUICE_MAX_BACKENDS - 1);
+	if (sr > SLUICE_SRC_RANGES_MAX / 2)
+		return desired__err("services",
+				    "%llu source ranges in total exceed the limit of %u",
+				    (unsigned long long)sr, SLUICE_SRC_RANGES_MAX / 2);
+	return 0;
+}
+
+int desired__validate_one(const struct desired *d, __u32 i, const struct desired_service *svc)
+{
+	char ref[DESIRED_SVC_REF_LEN], path[DESIRED_PATH_LEN];
+	int err;
+
+	sluice__clear_err();
+	if (i >= d->nservices)
+		return desired__err("services", "no service %u of %u", i, d->nservices);
+	err = desired__check_service(svc, i) ?: desired__check_totals_one(d, i, svc);
+	if (err || !desired__cmp_key(svc, &d->services[i]))
+		return err;
+	/* A new key: the one twin it could have, found by a scan (no sort). */
+	for (__u32 k = 0; k < d->nservices; k++) {
+		if (k == i || desired__cmp_key(svc, &d->services[k]))
+			continue;
+		desired__pathf(path, "services[%u]", k > i ? k : i);
+		return desired__err(path, "%s is a duplicate of services[%u]",
+				    desired__svc_ref(svc, ref, sizeof(ref)), k < i ? k : i);
+	}
+	return 0;
+}

@@ -13,6 +13,7 @@
 #include <bpf/bpf.h>
 
 #include "internal.h"
+#include "svc_txn.h"
 
 struct svc_ids_ctx {
 	const struct sluice *skip; /* its deferred deletes are left out */
@@ -392,6 +393,16 @@ int sluice__service_get(struct sluice *s, const struct sluice_addr *vip, __u16 p
 	err = svc__get_head(s, vip, port, proto, info);
 	if (err)
 		return err;
+	/* The handle's snapshot, kept in step with its writes, when it has
+	 * one: a change's answer walks no map (#16). */
+	if (s->snap && info->svc.svc_id < SLUICE_MAX_SERVICES) {
+		const struct svc_be_list *l = &s->snap->by_svc[info->svc.svc_id];
+
+		for (__u32 i = 0; i < l->n && info->nbackends < SLUICE_MAX_SVC_BACKENDS; i++)
+			info->backend_ids[info->nbackends++] = l->v[i].id;
+		qsort(info->backend_ids, info->nbackends, sizeof(__u32), cmp_u32);
+		return 0;
+	}
 	return svc__backend_ids(s, info->svc.svc_id, true, info->backend_ids,
 				SLUICE_MAX_SVC_BACKENDS, &info->nbackends);
 }
