@@ -295,7 +295,8 @@ static void svc__linger_mark(struct addr_linger *l, const __u32 addr[4], __u8 fa
 	struct sluice_backend_addr_key k = svc__addr_key(addr, family);
 	struct addr_count *hit;
 
-	hit = bsearch(&k, l->zero.v, l->zero.n, sizeof(*l->zero.v), svc__addr_cmp);
+	hit = l->zero.n ? bsearch(&k, l->zero.v, l->zero.n, sizeof(*l->zero.v), svc__addr_cmp) :
+			  NULL;
 	if (hit)
 		hit->refs = 1;
 }

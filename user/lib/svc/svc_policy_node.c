@@ -94,7 +94,7 @@ int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __
 	}
 	for (__u32 i = 0; i < n; i++) {
 		node__key(&want[i], &deny[i]);
-		if (bsearch(&want[i], old.v, old.n, sizeof(*old.v), node__cmp))
+		if (old.n && bsearch(&want[i], old.v, old.n, sizeof(*old.v), node__cmp))
 			continue;
 		err = bpf_map_update_elem(fd, &want[i], &val, BPF_NOEXIST);
 		if (err) {
