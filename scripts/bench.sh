@@ -23,6 +23,10 @@
 #      backends dies under a steady connection rate, Sluice's passive
 #      outlier detection (XDP, socket LB) vs kube-proxy iptables
 #      (scripts/bench/b7_failover.sh)
+#   B8 access policy's new-flow cost (1k service + 100k node prefixes):
+#      Sluice (policybench) next to the same filtering in nft sets on a
+#      veth path (scripts/bench/b8_policy.sh; its table appended to
+#      results.md, not an A/B figure of report.py)
 #   probes: meshd's CPU with active health checks on 10k backends (1k with
 #      QUICK=1) probed every second (scripts/bench/probe_cpu.sh; one
 #      measured line appended to results.md, not an A/B figure)
@@ -32,7 +36,7 @@
 # in its namespaces, B5/B6/B7's child cgroups and the processes in them) is
 # removed on exit, failure and interrupt included.
 # The host's interfaces, tables and settings are never touched. Options
-# (environment): QUICK=1, BENCH_ONLY=b1,...,b7 (a subset), BENCH_CPU=N (default: the highest CPU),
+# (environment): QUICK=1, BENCH_ONLY=b1,...,b8 (a subset), BENCH_CPU=N (default: the highest CPU),
 # BENCH_NOISY=0.20 (flag threshold), BENCH_RERUN_UNTIL=SECONDS (reruns of
 # noisy sets only before this point; default 700, 0 with QUICK=1).
 set -euo pipefail
@@ -52,6 +56,7 @@ fi
 # iptables, nftables, conntrack and gnuplot are bench-only dependencies.
 SLUICE_DEPS=bench scripts/install-deps.sh
 for b in $BIN/pktbench $BIN/xdpgen $BIN/svcload $BIN/kprules $BIN/runstat $BIN/pingpong \
+	$BIN/policybench \
 	build/tests/tools/lbtool build/tests/tools/socktool build/tests/tools/telemtool \
 	build/tests/tools/connrate \
 	build/vmlinux.h; do
@@ -374,6 +379,15 @@ fi
 if bench__want b7; then
 	bench__b7 || bench__log "B7 failed; its rows are missing"
 fi
+# B8 prints its own table (appended to results.md after the report).
+if bench__want b8; then
+	bench__log "B8: access policy vs nft sets ($ROUNDS rounds)"
+	if ! scripts/bench/b8_policy.sh "$ROUNDS" "$([ "$QUICK" = 1 ] && echo 200 || echo 500)" \
+		"$CPU" >"$RAW/b8.md"; then
+		bench__log "B8 failed; its table is missing"
+		rm -f "$RAW/b8.md"
+	fi
+fi
 printf '%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >"$RAW/loadavg_end"
 
 bench__log "report"
@@ -385,6 +399,10 @@ if pc=$(scripts/bench/probe_cpu.sh "${PROBE_CPU[@]}" "$CPU"); then
 		>>"$OUT/results.md"
 else
 	bench__log "probe_cpu failed; its line is missing"
+fi
+if [ -s "$RAW/b8.md" ]; then
+	printf '\n## B8 access policy vs nft sets (scripts/bench/b8_policy.sh)\n\n' >>"$OUT/results.md"
+	cat "$RAW/b8.md" >>"$OUT/results.md"
 fi
 cat "$OUT/results.md"
 bench__log "done; wrote $OUT/results.md, $OUT/results.json and $OUT/*.png"

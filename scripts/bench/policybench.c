@@ -16,6 +16,11 @@
  * ~5%). Every SYN must be balanced (XDP_PASS with LB_NEW counted), else
  * exit 1. Usage: policybench [ROUNDS [FLOWS]] (defaults 7, 20000). A
  * 2-vCPU machine shared with other work: indications, not results.
+ *
+ * policybench --pin DIR on|off [BACKENDS] instead writes (on) or removes
+ * (off) the same rules in the maps pinned under DIR by svcload: service 0
+ * of plan.h (10.96.0.1:80, BACKENDS backends, default 10) and the node
+ * list; for the veth-path figure of scripts/bench/b8_policy.sh.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -31,6 +36,7 @@
 #include <bpf/bpf.h>
 
 #include "sluice.h"
+#include "plan.h"
 
 #define PKT_LEN (ETH_HLEN + sizeof(struct iphdr) + sizeof(struct tcphdr))
 #define NODE_PREFIXES 100000
@@ -95,6 +101,53 @@ static double round_ns(struct sluice *s, int fd, __u32 flows, __u32 *base, __u32
 	return (double)total / flows;
 }
 
+/* The rules of both modes: 10.(i/256).(i%256).0/24 allowed on the
+ * service, 100.64.0.0 + 7i /32 denied node-wide. */
+static void fill_rules(struct sluice_policy_rule *allow, struct sluice_cidr *node)
+{
+	for (__u32 i = 0; i < SVC_PREFIXES; i++) {
+		allow[i].cidr.addr.family = SLUICE_AF_INET;
+		allow[i].cidr.addr.addr[0] = htonl(0x0a000000 | i << 8);
+		allow[i].cidr.prefixlen = 24;
+		allow[i].port_hi = 65535;
+	}
+	for (__u32 i = 0; i < NODE_PREFIXES; i++) {
+		node[i].addr.family = SLUICE_AF_INET;
+		node[i].addr.addr[0] = htonl(0x64400000 + i * 7);
+		node[i].prefixlen = 32;
+	}
+}
+
+/* --pin DIR on|off [BACKENDS]: the policy on svcload's service 0. */
+static int pinned(const char *dir, const char *mode, int nbe, struct sluice_policy_rule *allow,
+		  struct sluice_cidr *node)
+{
+	struct sluice_backend_spec be[PLAN_MAX_BACKENDS] = {};
+	struct sluice_service_spec spec = {
+		.port = PLAN_SVC_PORT, .proto = IPPROTO_TCP, .nbackends = (__u32)nbe, .backends = be
+	};
+	struct sluice_opts opts = { .pin_dir = dir };
+	struct sluice *s = NULL;
+	int err;
+
+	if (nbe < 1 || nbe > (int)PLAN_MAX_BACKENDS || (strcmp(mode, "on") && strcmp(mode, "off")))
+		return 2;
+	spec.vip.family = SLUICE_AF_INET;
+	spec.vip.addr[0] = htonl(plan__vip(0));
+	for (int j = 0; j < nbe; j++) {
+		be[j].addr.family = SLUICE_AF_INET;
+		be[j].addr.addr[0] = htonl(plan__backend(0, (unsigned int)j));
+		be[j].port = PLAN_BE_PORT;
+		be[j].weight = 1;
+	}
+	fill_rules(allow, node);
+	err = sluice__open(&s, &opts) ?: set_policy(s, &spec, !strcmp(mode, "on"), allow, node);
+	if (err)
+		fprintf(stderr, "policybench: %s: %s\n", dir, sluice__errmsg());
+	sluice__close(s);
+	return err ? 1 : 0;
+}
+
 static int cmp_d(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -117,7 +170,11 @@ int main(int argc, char **argv)
 	struct sluice *s = NULL;
 	cpu_set_t cpu;
 
-	if (rounds < 1 || rounds > 64 || !flows || !allow || !node)
+	if (!allow || !node)
+		return 2;
+	if (argc > 3 && !strcmp(argv[1], "--pin"))
+		return pinned(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 10, allow, node);
+	if (rounds < 1 || rounds > 64 || !flows)
 		return 2;
 	CPU_ZERO(&cpu);
 	CPU_SET(0, &cpu);
@@ -135,17 +192,7 @@ int main(int argc, char **argv)
 		be[i].port = 8080;
 		be[i].weight = 1;
 	}
-	for (__u32 i = 0; i < SVC_PREFIXES; i++) { /* 10.(i/256).(i%256).0/24 */
-		allow[i].cidr.addr.family = SLUICE_AF_INET;
-		allow[i].cidr.addr.addr[0] = htonl(0x0a000000 | i << 8);
-		allow[i].cidr.prefixlen = 24;
-		allow[i].port_hi = 65535;
-	}
-	for (__u32 i = 0; i < NODE_PREFIXES; i++) { /* 100.64.0.0/10 and up, /32 */
-		node[i].addr.family = SLUICE_AF_INET;
-		node[i].addr.addr[0] = htonl(0x64400000 + i * 7);
-		node[i].prefixlen = 32;
-	}
+	fill_rules(allow, node);
 	inet_pton(AF_INET, "10.0.5.9", &saddr); /* in allow 10.0.5.0/24 */
 	fd = sluice__prog_fd(s, SLUICE_PROG_XDP);
 	for (int r = 0; r < rounds; r++) {
