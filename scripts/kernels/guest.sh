@@ -42,8 +42,9 @@ release=$(uname -r)
 mkdir -p "/lib/modules/$release"
 mount --bind "$KERNEL_KDIR/lib/modules/$release" "/lib/modules/$release"
 # What the datapath and e2e suites attach to or create: veth pairs, the
-# clsact/ingress qdisc with cls_bpf, dummy links; anything built in is fine.
-for m in veth sch_ingress cls_bpf act_bpf dummy; do
+# clsact/ingress qdisc with cls_bpf, dummy links, tun devices (the datapath
+# suite's malformed-frame cases); anything built in is fine.
+for m in veth sch_ingress cls_bpf act_bpf dummy tun; do
 	modprobe -q "$m" || echo "guest: modprobe $m failed" >&2
 done
 
