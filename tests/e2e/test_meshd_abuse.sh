@@ -87,7 +87,9 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 abuse() {
 	local name=$1 i
 	shift
-	in_node python3 "$ABUSE" "$@" >"$WORK/$name.out" 2>&1 &
+	# nsenter execs python3, so $! is abuse.py itself (through in_node,
+	# a function, $! was a subshell whose kill left abuse.py running)
+	nsenter --net="/var/run/netns/$TOPO_NS_NODE" python3 "$ABUSE" "$@" >"$WORK/$name.out" 2>&1 &
 	BG_PIDS+=($!)
 	for ((i = 0; i < 500; i++)); do
 		if grep -q '^ready' "$WORK/$name.out"; then
