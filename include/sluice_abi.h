@@ -239,9 +239,13 @@ struct sluice_backend_addr_key {
 	__u8 family;
 	__u8 pad[3];
 };
-/* Distinct backend addresses: as many as backends at most. */
+/* Distinct backend addresses: as many as backends, twice over: an update
+ * adds the new addresses before the old ones leave, and a removed one
+ * lingers while a flow to it may live (a full map of backends replaced
+ * by another full map needs both at once). Not preallocated: entries in
+ * use cost memory, not the bound. */
 #ifndef SLUICE_BACKEND_ADDRS_MAX
-#define SLUICE_BACKEND_ADDRS_MAX SLUICE_MAX_BACKENDS
+#define SLUICE_BACKEND_ADDRS_MAX (2 * SLUICE_MAX_BACKENDS)
 #endif
 
 /* backend_addr_bits: the filter the datapath reads, one bit per hash of
