@@ -35,7 +35,7 @@ def main():
     for s in suites:
         rows.append("| %s | " % s + " | ".join(cells.get((s, k), "-") for k in kernels) + " |")
     rows.append("| missing features | " +
-                " | ".join(missing.get(k, "(not probed)").replace(",", ", ")
+                " | ".join(", ".join(x.strip() for x in missing.get(k, "(not probed)").split(","))
                            for k in kernels) + " |")
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     block = ["<!-- kernel-matrix:begin -->",
