@@ -82,7 +82,15 @@ cleanup() {
 		"$SOCKTOOL" --pin "$PIN" unpin 2>/dev/null
 		"$LBTOOL" --pin "$PIN" unpin 2>/dev/null || rm -rf "$PIN"
 	fi
-	[ -n "$CG" ] && [ -d "$CG" ] && rmdir "$CG" 2>/dev/null
+	# a process still exiting keeps the cgroup busy for a moment: retry
+	# (one run left it behind)
+	for _ in {1..50}; do
+		if [ -z "$CG" ] || [ ! -d "$CG" ]; then break; fi
+		while read -r pid; do
+			echo "$pid" >"$CGROOT/cgroup.procs" 2>/dev/null
+		done <"$CG/cgroup.procs" 2>/dev/null
+		rmdir "$CG" 2>/dev/null || sleep 0.02
+	done
 	# anything of ours still running in the namespace would keep it alive
 	for pid in $(ip netns pids "$NS" 2>/dev/null); do
 		kill "$pid" 2>/dev/null
