@@ -47,6 +47,13 @@ static int pol__list(struct k8s_svc *s, const char *key, const char *text, char 
 			*--end = '\0';
 		if (!*item)
 			continue;
+		if (s->npol_rules >= SLUICE_POLICY_PER_SVC) {
+			/* an annotation is the cluster's input: bounded here,
+			 * not only by the later validation */
+			snprintf(prob, plen, "%s: more than %u rules", key, SLUICE_POLICY_PER_SVC);
+			err = -EINVAL;
+			break;
+		}
 		grown = realloc(s->pol_rules, (s->npol_rules + 1) * sizeof(*grown));
 		if (!grown) {
 			err = -ENOMEM;
