@@ -38,9 +38,10 @@ dir=$cache/$pkg
 if [ ! -f "$dir/.unpacked" ]; then
 	rm -rf "$dir" "$cache/dl-$pkg"
 	mkdir -p "$cache/dl-$pkg"
-	# apt-get download writes into the current directory; _apt cannot write
-	# into root's cache, which only costs a warning.
-	(cd "$cache/dl-$pkg" && apt-get -q download "$pkg" >&2)
+	# apt-get download writes into the current directory, which its _apt
+	# sandbox user cannot write into under root's cache: it would fall back
+	# to root with a warning, so ask for root at once.
+	(cd "$cache/dl-$pkg" && apt-get -q -o APT::Sandbox::User=root download "$pkg" >&2)
 	dpkg -x "$cache/dl-$pkg"/*.deb "$dir"
 	rm -rf "$cache/dl-$pkg"
 	touch "$dir/.unpacked"
