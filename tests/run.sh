@@ -30,6 +30,9 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Generous bounds: a hung suite must fail, not stall CI.
 BIN_TIMEOUT=${SLUICE_TEST_TIMEOUT:-300}
+# The datapath suite is one binary of ~170 cases, 140 s on an idle machine:
+# it outlived 300 s at load 13 (other builds and tests on the two cores).
+DP_TIMEOUT=${SLUICE_DATAPATH_TIMEOUT:-900}
 E2E_TIMEOUT=${SLUICE_E2E_TIMEOUT:-600}
 # sanitized meshd runs 2-3x slower (test_meshd.sh's 300k-backend case most)
 [ "${SLUICE_SAN:-0}" = 1 ] && E2E_TIMEOUT=${SLUICE_E2E_TIMEOUT:-1800}
@@ -119,7 +122,7 @@ elif [ ${#dp_srcs[@]} -gt 0 ] && [ $root -eq 0 ]; then
 	skip_suite datapath "needs root: BPF_PROG_TEST_RUN"
 elif [ ${#dp_srcs[@]} -gt 0 ]; then
 	if [ -x "$BUILD/tests/datapath/datapath_test" ]; then
-		run_suite datapath "$BIN_TIMEOUT" "$BUILD/tests/datapath/datapath_test"
+		run_suite datapath "$DP_TIMEOUT" "$BUILD/tests/datapath/datapath_test"
 	else
 		fail_suite datapath "$BUILD/tests/datapath/datapath_test not built"
 	fi
