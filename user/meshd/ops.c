@@ -296,7 +296,8 @@ struct json_object *ops__commit_service(struct state *st, struct sluice *sl, __u
 {
 	char err[1024];
 
-	if (state__commit_service(st, idx, next, err, sizeof(err))) {
+	/* into the open batch: the answer waits for its fdatasync (group commit) */
+	if (state__stage_service(st, idx, next, err, sizeof(err))) {
 		free(next->backends);
 		free(next->src_ranges);
 		return ops__edit_error_text(ref, (int)idx, err);

@@ -38,6 +38,11 @@ struct json_object *ops__backend_del(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_weight(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_drain(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_undrain(struct meshd *m, struct json_object *req);
+/* {"changes": [{"op": "add"|"del"|"weight"|"drain"|"undrain", "service",
+ * "backend", "weight"}, ...]} (at most STATE_GROUP_MAX): each change with
+ * its own verdict in data.results (in order, as the single ops answer),
+ * all of them made durable by one fdatasync before the answer. */
+struct json_object *ops__backend_batch(struct meshd *m, struct json_object *req);
 struct json_object *ops__apply(struct meshd *m, struct json_object *req);
 struct json_object *ops__conntrack_list(struct meshd *m, struct json_object *req);
 struct json_object *ops__conntrack_flush(struct meshd *m, struct json_object *req);

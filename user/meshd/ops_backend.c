@@ -191,3 +191,77 @@ struct json_object *ops__backend_undrain(struct meshd *m, struct json_object *re
 {
 	return ops__backend_edit(m, req, BE_UNDRAIN);
 }
+
+/* One change of a backend.batch: {"op", "service", "backend", "weight"}. */
+static struct json_object *ops__batch_one(struct meshd *m, struct json_object *e, size_t k)
+{
+	static const struct {
+		const char *name;
+		enum backend_edit edit;
+	} edits[] = { { "add", BE_ADD },
+		      { "del", BE_DEL },
+		      { "weight", BE_WEIGHT },
+		      { "drain", BE_DRAIN },
+		      { "undrain", BE_UNDRAIN } };
+	const char *op;
+
+	if (!json_object_is_type(e, json_type_object))
+		return api__error("changes[%zu]: not an object", k);
+	json_object_object_foreach(e, key, val)
+	{
+		(void)val;
+		if (strcmp(key, "op") && strcmp(key, "service") && strcmp(key, "backend") &&
+		    strcmp(key, "weight"))
+			return api__error("changes[%zu]: unknown argument \"%s\" (it takes: op, "
+					  "service, backend, weight)",
+					  k, key);
+	}
+	op = ops__str(e, "op");
+	for (size_t i = 0; op && i < sizeof(edits) / sizeof(edits[0]); i++)
+		if (!strcmp(op, edits[i].name))
+			return ops__backend_edit(m, e, edits[i].edit);
+	return api__error("changes[%zu]: op: %s%s%s, want add, del, weight, drain or undrain", k,
+			  op ? "\"" : "", op ? op : "missing", op ? "\"" : "");
+}
+
+struct json_object *ops__backend_batch(struct meshd *m, struct json_object *req)
+{
+	struct json_object *changes, *results, *data, *r, *v;
+	size_t n, applied = 0;
+
+	if (!json_object_object_get_ex(req, "changes", &changes) ||
+	    !json_object_is_type(changes, json_type_array))
+		return api__error(
+			"changes: %s, want an array of {\"op\", \"service\", \"backend\", "
+			"\"weight\"}",
+			ops__has(req, "changes") ? "not an array" : "missing");
+	n = json_object_array_length(changes);
+	if (n > STATE_GROUP_MAX)
+		return api__error("changes: %zu changes, at most %u in one batch", n,
+				  STATE_GROUP_MAX);
+	/* all of them in one batch: one fdatasync, one verdict on durability */
+	if (m->state.group.n + n > STATE_GROUP_MAX)
+		state__group_flush(&m->state);
+	results = json_object_new_array();
+	if (!results)
+		return api__error("out of memory");
+	for (size_t k = 0; k < n; k++) {
+		r = ops__batch_one(m, json_object_array_get_idx(changes, k), k);
+		if (!r) {
+			json_object_put(results);
+			return api__error("out of memory");
+		}
+		if (json_object_object_get_ex(r, "ok", &v) && json_object_get_boolean(v))
+			applied++;
+		json_object_array_add(results, r);
+	}
+	data = json_object_new_object();
+	if (!data) {
+		json_object_put(results);
+		return api__error("out of memory");
+	}
+	json_object_object_add(data, "results", results);
+	json_object_object_add(data, "applied", json_object_new_uint64(applied));
+	json_object_object_add(data, "refused", json_object_new_uint64(n - applied));
+	return api__ok(data);
+}
