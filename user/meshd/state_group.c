@@ -129,7 +129,8 @@ int state__stage_service(struct state *st, __u32 i, struct desired_service *svc,
 	}
 	if (!g->n)
 		g->seq++;
-	g->undo[g->n++] = (struct state_undo){ .i = i, .old = old, .own_rules = old.rules != svc->rules };
+	g->undo[g->n++] =
+		(struct state_undo){ .i = i, .old = old, .own_rules = old.rules != svc->rules };
 	g->st.changes++;
 	state__changed(st);
 	desired__diff(&have, &want, state__log_change, NULL);
