@@ -21,7 +21,9 @@
 #           then one backend.batch of 40 changes with one refused in the
 #           middle (a backend not in its service); killed -9 right after
 #           the batch's answer: every acknowledged change (and none of the
-#           refused one) survives; `status` shows fewer fsyncs than changes.
+#           refused one) survives; `status` shows fewer fsyncs than changes;
+#           `meshctl backend batch -f` of 3 lines, one refused: exit 1, the
+#           refused line named, the other two kept too.
 # One "PASS: e2e/meshd_journal_<name>" or "FAIL: ..." line each; exits
 # non-zero if any failed. Root; `make` first. About 20 s.
 set -u
@@ -182,6 +184,18 @@ run_case() {
 	if [ "$name" = batch ] && [ -z "$err" ]; then
 		err=$(batch_changes 2>&1) || err="${err:-batch changes failed}"
 		case $err in OK:*) echo "  $err"; err="" ;; esac
+		# the same through meshctl: one refused line, the others applied
+		printf '%s\n' "# a rolling step" "weight 10.96.1.3:80/tcp 10.201.2.1:8080 77" \
+			"del 10.96.1.3:80/tcp 10.201.77.1:8080" "drain 10.96.1.4:80/tcp 10.201.3.2:8080" \
+			>"$WORK/batch.txt"
+		if mctl backend batch -f "$WORK/batch.txt" >"$WORK/batch.out" 2>&1; then
+			err="${err:-meshctl backend batch: exit 0 with a refused line}"
+		elif ! grep -q "applied 2 of 3 changes" "$WORK/batch.out" ||
+			! grep -q "line 3: backend 10.201.77.1:8080 is not in service" "$WORK/batch.out"; then
+			err="${err:-meshctl backend batch said: $(tr '\n' ' ' <"$WORK/batch.out")}"
+		fi
+		printf '%s\n' "10.96.1.3:80/tcp 10.201.2.1:8080 77" "10.96.1.4:80/tcp 10.201.3.2:8080 0" \
+			>>"$WORK/want"
 		seq=40 # done: no sequential changes
 	fi
 	for ((i = seq; i < 40 && !${#err}; i++)); do
