@@ -50,7 +50,9 @@ static int batch__line(char *text, unsigned int no, struct json_object **out)
 				  tok[0]);
 	if (n < 3 || n > (op == 0 || op == 2 ? 4 : 3) || (op == 2 && n < 4))
 		return out__error("line %u: want \"%s SVC BE%s\"", no, tok[0],
-				  op == 0 ? " [N]" : op == 2 ? " N" : "");
+				  op == 0 ? " [N]" :
+				  op == 2 ? " N" :
+					    "");
 	if (args__svc(tok[1], &vip, svc, sizeof(svc)) ||
 	    args__backend(tok[2], &vip, &addr, &port, be, sizeof(be)) ||
 	    (n == 4 && opts__uint(tok[3], 0, UINT16_MAX, "weight", &weight))) {

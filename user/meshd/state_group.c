@@ -66,6 +66,10 @@ static int group__journal(struct state *st, const struct desired_service *svc)
 		st->group.full_save = true;
 		return 0;
 	}
+	/* A failed write that took the journal with it (its cut failed too)
+	 * took the batch's earlier records: the batch ends with a full save. */
+	if (err && st->journal.fd < 0 && st->group.n)
+		st->group.full_save = true;
 	return err;
 }
 
