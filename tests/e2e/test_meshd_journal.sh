@@ -17,6 +17,13 @@
 #   stale   as kill9, plus a full save (`apply` of the same services with
 #           one more) made while the journal exists: the apply removes it;
 #           its changes are in the file.
+#   batch   group commit: 8 clients at once, 5 rounds of backend.weight,
+#           then one backend.batch of 40 changes with one refused in the
+#           middle (a backend not in its service); killed -9 right after
+#           the batch's answer: every acknowledged change (and none of the
+#           refused one) survives; `status` shows fewer fsyncs than changes;
+#           `meshctl backend batch -f` of 3 lines, one refused: exit 1, the
+#           refused line named, the other two kept too.
 # One "PASS: e2e/meshd_journal_<name>" or "FAIL: ..." line each; exits
 # non-zero if any failed. Root; `make` first. About 20 s.
 set -u
@@ -105,14 +112,93 @@ for name, svcs in srcs:
 EOF
 }
 
+# 8 concurrent clients x 5 rounds of backend.weight, then one
+# backend.batch of 40 (change 20 refused); acknowledged ones into want.
+batch_changes() {
+	python3 - "$SOCK" "$N" "$WORK/want" <<'EOF'
+import json, socket, sys, threading
+sock, n, want = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def call(req):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(sock)
+        s.sendall(json.dumps(req).encode() + b"\n")
+        buf = b""
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            buf += c
+    return json.loads(buf)
+acked = []
+lock = threading.Lock()
+def client(c):
+    for r in range(5):
+        svc, be, w = "10.96.1.%d:80/tcp" % (c + 1), "10.201.%d.%d:8080" % (c, r % 4 + 1), 10 + r
+        rep = call({"op": "backend.weight", "service": svc, "backend": be, "weight": w})
+        if not rep.get("ok"):
+            sys.exit("backend.weight %s %s: %s" % (svc, be, rep.get("error")))
+        with lock:
+            acked.append((svc, be, w))
+s0 = call({"op": "status"})["data"]["commit"]
+th = [threading.Thread(target=client, args=(c,)) for c in range(8)]
+for t in th:
+    t.start()
+for t in th:
+    t.join()
+if len(acked) != 40:
+    sys.exit("only %d of 40 concurrent changes acknowledged" % len(acked))
+changes = []
+for i in range(40):
+    svc = "10.96.1.%d:80/tcp" % (i % n + 1)
+    be = "10.201.%d.%d:8080" % (i % n, i % 4 + 1) if i != 20 else "10.201.99.99:8080"
+    changes.append({"op": "weight", "service": svc, "backend": be, "weight": 100 + i})
+s1 = call({"op": "status"})["data"]["commit"]
+rep = call({"op": "backend.batch", "changes": changes})
+if not rep.get("ok") or rep["data"]["applied"] != 39 or rep["data"]["refused"] != 1:
+    sys.exit("backend.batch: %s" % json.dumps(rep)[:300])
+if rep["data"]["results"][20].get("ok") or "not in service" not in rep["data"]["results"][20]["error"]:
+    sys.exit("change 20 not refused: %s" % rep["data"]["results"][20])
+s2 = call({"op": "status"})["data"]["commit"]
+if s2["fsyncs"] + s2["full_saves"] - s1["fsyncs"] - s1["full_saves"] != 1:
+    sys.exit("backend.batch of 39 took %d syncs" % (s2["fsyncs"] - s1["fsyncs"]))
+d = s1["fsyncs"] + s1["full_saves"] - s0["fsyncs"] - s0["full_saves"]
+if d >= 40:
+    sys.exit("40 concurrent changes took %d syncs: no group commit" % d)
+with open(want, "a") as f:
+    for svc, be, w in acked:
+        f.write("%s %s %d\n" % (svc, be, w))
+    for c in changes:
+        if c["backend"] != "10.201.99.99:8080":
+            f.write("%s %s %d\n" % (c["service"], c["backend"], c["weight"]))
+print("OK: 40 concurrent changes in %d syncs, 39 batched in 1" % d)
+EOF
+}
+
 run_case() {
-	local name=$1 i svc be w err=""
+	local name=$1 i svc be w err="" seq=0
 	rm -rf "$PIN" "$STATE" "$STATE.journal" "$WORK/want"
 	: >"$LOG"
 	meshd_start || { echo "FAIL: e2e/meshd_journal_$name (meshd did not start)"; FAILED=1; return; }
 	gen "$N" 0 >"$WORK/svcs.json"
 	mctl apply -f "$WORK/svcs.json" >/dev/null || err="apply failed"
-	for ((i = 0; i < 40 && !${#err}; i++)); do
+	if [ "$name" = batch ] && [ -z "$err" ]; then
+		err=$(batch_changes 2>&1) || err="${err:-batch changes failed}"
+		case $err in OK:*) echo "  $err"; err="" ;; esac
+		# the same through meshctl: one refused line, the others applied
+		printf '%s\n' "# a rolling step" "weight 10.96.1.3:80/tcp 10.201.2.1:8080 77" \
+			"del 10.96.1.3:80/tcp 10.201.77.1:8080" "drain 10.96.1.4:80/tcp 10.201.3.2:8080" \
+			>"$WORK/batch.txt"
+		if mctl backend batch -f "$WORK/batch.txt" >"$WORK/batch.out" 2>&1; then
+			err="${err:-meshctl backend batch: exit 0 with a refused line}"
+		elif ! grep -q "applied 2 of 3 changes" "$WORK/batch.out" ||
+			! grep -q "line 3: backend 10.201.77.1:8080 is not in service" "$WORK/batch.out"; then
+			err="${err:-meshctl backend batch said: $(tr '\n' ' ' <"$WORK/batch.out")}"
+		fi
+		printf '%s\n' "10.96.1.3:80/tcp 10.201.2.1:8080 77" "10.96.1.4:80/tcp 10.201.3.2:8080 0" \
+			>>"$WORK/want"
+		seq=40 # done: no sequential changes
+	fi
+	for ((i = seq; i < 40 && !${#err}; i++)); do
 		svc="10.96.1.$((i % N + 1)):80/tcp" be="10.201.$((i % N)).$((i % 4 + 1)):8080"
 		w=$((i + 2))
 		mctl backend weight "$svc" "$be" "$w" >/dev/null || err="backend weight $svc $be $w failed"
@@ -167,7 +253,7 @@ print(json.dumps(d))' "$WORK/want" >"$WORK/svcs2.json"
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 1; }
 ip netns add "$NS" && ip -n "$NS" link add mc0 type veth peer name mc1 &&
 	ip -n "$NS" link set mc0 up && ip -n "$NS" link set mc1 up || exit 1
-for c in "${@:-kill9 torn stale}"; do
+for c in "${@:-kill9 torn stale batch}"; do
 	# shellcheck disable=SC2086 # the default list splits on purpose
 	for n in $c; do run_case "$n"; done
 done

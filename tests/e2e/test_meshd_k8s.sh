@@ -53,6 +53,15 @@
 #                         file and maps unchanged for 2 s, status not synced,
 #                         /readyz 503 naming the wait, /healthz 200;
 #                         API back -> synced, the deletion applied, /readyz 200
+#   burst                 12 Services burst-N (3 endpoints each) added; then
+#                         one apply of their 12 EndpointSlices, each with one
+#                         endpoint replaced (a rolling update step: 12 watch
+#                         events at once): status shows ONE per-service pass
+#                         (kubernetes.service_passes +1, 12 services changed
+#                         by it), ONE fdatasync (commit.fsyncs + full_saves
+#                         +1), no whole commit; after a restart (the initial
+#                         list commits the whole state) service list is the
+#                         same as the pass left it
 # meshd runs with the socket LB on a child cgroup of the cgroup2 mount that
 # the test creates (only the health_affinity clients run in it).
 # Exits non-zero if any failed. meshd, the API server, the servers, the
@@ -470,8 +479,64 @@ print(w.maps_digest(A))") || return 1
 		readyz 200 '^\[+\]kubernetes ok$'
 }
 
+BURST_N=12
+burst_objects() { # STEP: slices of burst-0..N-1 (STEP 0: and their Services)
+	python3 - "$1" "$BURST_N" <<'EOF'
+import json, sys
+step, n = int(sys.argv[1]), int(sys.argv[2])
+objs = []
+for i in range(n):
+    if step == 0:
+        objs.append({"kind": "Service", "apiVersion": "v1",
+                     "metadata": {"name": "burst-%d" % i, "namespace": "default"},
+                     "spec": {"type": "ClusterIP", "clusterIP": "10.96.50.%d" % (i + 1),
+                              "clusterIPs": ["10.96.50.%d" % (i + 1)], "ipFamilies": ["IPv4"],
+                              "ports": [{"name": "http", "protocol": "TCP", "port": 80,
+                                         "targetPort": 8080}]}})
+    eps = [{"addresses": ["10.50.%d.%d" % (i, j + 1 + (step if j == 2 else 0))],
+            "conditions": {"ready": True}} for j in range(3)]
+    objs.append({"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
+                 "metadata": {"name": "burst-%d-x" % i, "namespace": "default",
+                              "labels": {"kubernetes.io/service-name": "burst-%d" % i}},
+                 "addressType": "IPv4", "ports": [{"name": "http", "protocol": "TCP", "port": 8080}],
+                 "endpoints": eps})
+print(json.dumps(objs))
+EOF
+}
+burst_ok() { # STEP: every burst service holds its 3 endpoints of STEP
+	echo "all(svc('default/burst-%d:http' % i, '10.96.50.%d' % (i + 1)) ==
+	      {'10.50.%d.1:8080' % i: 1, '10.50.%d.2:8080' % i: 1, '10.50.%d.%d:8080' % (i, 3 + $1): 1}
+	      for i in range($BURST_N))"
+}
+commit_counts() { # "passes changes whole syncs" from status
+	mctl -o json status | python3 -c 'import json, sys
+d = json.load(sys.stdin); k, c = d["kubernetes"], d["commit"]
+print(k["service_passes"], k["service_pass_changes"], k["whole_commits"], c["fsyncs"] + c["full_saves"])'
+}
+
+scenario_burst() {
+	local a b want
+	CTL apply "$PORTS" "$(burst_objects 0)" && WAIT "$(burst_ok 0)" || return 1
+	sleep 0.5 # nothing else in flight (the debounce is 100 ms)
+	read -r -a a < <(commit_counts) && [ ${#a[@]} -eq 4 ] || { echo "no commit counters" >&2; return 1; }
+	CTL apply "$PORTS" "$(burst_objects 1)" && WAIT "$(burst_ok 1) and canon(lst) == canon(st)" ||
+		return 1
+	sleep 0.5
+	read -r -a b < <(commit_counts) || return 1
+	echo "burst of $BURST_N slices: passes +$((b[0] - a[0])), services changed +$((b[1] - a[1])), whole commits +$((b[2] - a[2])), syncs +$((b[3] - a[3]))" >&2
+	[ $((b[0] - a[0])) -eq 1 ] && [ $((b[1] - a[1])) -eq "$BURST_N" ] && [ $((b[2] - a[2])) -eq 0 ] &&
+		[ $((b[3] - a[3])) -eq 1 ] || { echo "not one pass with one sync" >&2; return 1; }
+	# the whole-state result (a restart's initial list) equals the pass's
+	want=$(mctl -o json service list | python3 -c "import json,sys;sys.path.insert(0,'$K8S');from k8sctl import canon;print(json.dumps(canon(json.load(sys.stdin))))") ||
+		return 1
+	meshd_stop
+	meshd_start || return 1
+	WAIT "status['kubernetes']['synced'] and status['kubernetes']['whole_commits'] == 1 and
+	      canon(lst) == $want and canon(st) == $want"
+}
+
 ALL=(initial_sync terminating edits_refused apply_keeps status_metrics affinity
-	health_affinity source_ranges restart_unreachable)
+	health_affinity source_ranges restart_unreachable burst)
 [ $# -gt 0 ] && ALL=("$@")
 setup || { echo "FAIL: e2e/meshd_k8s_setup: see above"; exit 1; }
 for sc in "${ALL[@]}"; do

@@ -6,7 +6,8 @@
  * request, the size limit, eviction order (and a refused peer that must
  * not evict), request and answer deadlines, a whole request not expired
  * because a long op kept the server busy, queued answers flushed at exit,
- * and a pause instead of a busy loop when accept() runs out of descriptors. Root: the server admits only uid 0 peers.
+ * a pause instead of a busy loop when accept() runs out of descriptors,
+ * and answers to changes held until their batch is durable (group commit). Root: the server admits only uid 0 peers.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,6 +41,37 @@ static struct {
 	const char *rest;
 } h;
 
+/* Group commit's stand-in: "stage" requests wait for batch 7; the end
+ * of a turn (sync) sees whether any answer left before it, then
+ * releases the batch, as a failed fdatasync when fail is set. */
+static struct {
+	bool staged, fail;
+	int syncs, held_at_sync, leaked;
+	int fds[2];
+} g;
+
+static __u64 hold(void *ctx)
+{
+	bool staged = g.staged;
+
+	(void)ctx;
+	g.staged = false;
+	return staged ? 7 : 0;
+}
+
+static void sync_turn(void *ctx)
+{
+	struct server *srv = ctx;
+	char c;
+
+	g.syncs++;
+	g.held_at_sync = (int)srv->st.held;
+	for (int i = 0; i < 2; i++)
+		if (recv(g.fds[i], &c, 1, MSG_DONTWAIT | MSG_PEEK) > 0)
+			g.leaked++;
+	server__release(srv, 7, g.fail ? "cannot sync state.json.journal: No space left" : NULL);
+}
+
 static struct json_object *handler(void *ctx, struct json_object *req, int fd, int pid, bool *taken)
 {
 	struct json_object *v;
@@ -60,6 +92,10 @@ static struct json_object *handler(void *ctx, struct json_object *req, int fd, i
 		v = json_object_new_string(big);
 		free(big);
 		return api__ok(v);
+	}
+	if (!strcmp(op, "stage")) { /* a change into the open batch */
+		g.staged = true;
+		return api__ok(json_object_new_string("staged"));
 	}
 	if (!strcmp(op, "sleep")) {
 		if (h.rest)
@@ -498,6 +534,54 @@ static void test_flush(void)
 	close(fd);
 }
 
+/* Two changes read in one turn are answered only after that turn's
+ * batch ended (nothing reached a client before the sync), each with its
+ * own answer; a request that changed nothing is answered at once; a
+ * failed batch answers every one of its changes with the cause. */
+static void test_held_until_sync(void)
+{
+	for (int fail = 0; fail < 2; fail++) {
+		struct server_opts o = { .hold = hold, .sync = sync_turn };
+		struct server srv;
+		char *a[2];
+		int echo;
+
+		memset(&g, 0, sizeof(g));
+		g.fail = fail;
+		o.ctx = &srv;
+		if (!open_server(&srv, o))
+			return;
+		g.fds[0] = client();
+		g.fds[1] = client();
+		echo = client();
+		say(g.fds[0], "{\"op\":\"stage\",\"n\":0}\n");
+		say(g.fds[1], "{\"op\":\"stage\",\"n\":1}\n");
+		say(echo, "{\"op\":\"echo\"}\n");
+		usleep(20000); /* all three requests there before the turn */
+		server__run(&srv);
+		ASSERT_EQ(g.syncs, 1, "one sync for the turn");
+		ASSERT_EQ(g.held_at_sync, 2, "both changes held");
+		ASSERT_EQ(g.leaked, 0, "no answer before the sync");
+		for (int i = 0; i < 2; i++) {
+			a[i] = answer(&srv, g.fds[i], 2000, NULL);
+			if (!ASSERT_TRUE(a[i] != NULL, "answered after the sync"))
+				continue;
+			ASSERT_TRUE(strstr(a[i], fail ? "not saved: cannot sync" : "\"staged\"") !=
+					    NULL,
+				    a[i]);
+			free(a[i]);
+		}
+		a[0] = answer(&srv, echo, 2000, NULL);
+		ASSERT_TRUE(a[0] && strstr(a[0], "\"echo\""), "the read-only request answered");
+		free(a[0]);
+		ASSERT_EQ(srv.st.closed[SERVER_CLOSE_ANSWERED], 3, "three answered");
+		close(g.fds[0]);
+		close(g.fds[1]);
+		close(echo);
+		server__close(&srv);
+	}
+}
+
 /* Out of descriptors: accepting pauses (the listening socket stays
  * readable, retrying at once would spin the loop), then resumes. */
 static void test_accept_emfile(void)
@@ -545,6 +629,7 @@ static const struct test tests[] = {
 	TEST_ROOT(test_answer_deadline),
 	TEST_ROOT(test_flush),
 	TEST_ROOT(test_accept_emfile),
+	TEST_ROOT(test_held_until_sync),
 };
 
 int main(int argc, char **argv)

@@ -6,7 +6,8 @@
  * Contract: SVC and BE are checked locally (format, same family) and sent
  * canonical as one API call (backend.add, backend.del, backend.weight,
  * backend.drain, backend.undrain). Each prints one line saying what
- * changed; undrain says the weight meshd gave back.
+ * changed; undrain says the weight meshd gave back. `backend batch`
+ * (backend_batch.c) sends many changes in one request.
  */
 #include <stdio.h>
 #include <string.h>
@@ -231,8 +232,13 @@ static const struct cmd backend_undrain_cmd = {
 };
 
 static const struct cmd *const backend_sub[] = {
-	&backend_add_cmd,   &backend_del_cmd,     &backend_weight_cmd,
-	&backend_drain_cmd, &backend_undrain_cmd, NULL,
+	&backend_add_cmd,
+	&backend_del_cmd,
+	&backend_weight_cmd,
+	&backend_drain_cmd,
+	&backend_undrain_cmd,
+	&backend_batch_cmd,
+	NULL,
 };
 
 const struct cmd backend_cmd = {

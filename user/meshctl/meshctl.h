@@ -71,6 +71,7 @@ struct cmd {
 /* The top-level commands, each defined next to its code. */
 extern const struct cmd service_cmd;
 extern const struct cmd backend_cmd;
+extern const struct cmd backend_batch_cmd; /* backend_batch.c */
 extern const struct cmd apply_cmd;
 extern const struct cmd conntrack_cmd;
 extern const struct cmd status_cmd;

@@ -38,6 +38,7 @@ static const struct {
 	{ "backend.weight", ops__backend_weight, ARGS("service", "backend", "weight"), NULL },
 	{ "backend.drain", ops__backend_drain, ARGS("service", "backend"), NULL },
 	{ "backend.undrain", ops__backend_undrain, ARGS("service", "backend"), NULL },
+	{ "backend.batch", ops__backend_batch, ARGS("changes"), NULL },
 	{ "apply", ops__apply, ARGS("desired", "dry_run"), NULL },
 	{ "conntrack.list", ops__conntrack_list, ARGS("service"), NULL },
 	{ "conntrack.flush", ops__conntrack_flush, ARGS("service"), NULL },
@@ -110,10 +111,13 @@ static struct json_object *dispatch__op(struct meshd *m, struct json_object *req
 struct json_object *dispatch__request(void *ctx, struct json_object *req, int fd, int pid,
 				      bool *taken)
 {
+	struct meshd *m = ctx;
 	struct json_object *resp, *v;
 	const char *op = "?";
+	__u64 staged = m->state.group.st.changes;
 
 	*taken = false;
+	m->held = 0;
 	/* after uninstall (or a signal) nothing may change the maps or the
 	 * state file again, even requests that arrived with it */
 	if (((struct meshd *)ctx)->stop)
@@ -121,6 +125,9 @@ struct json_object *dispatch__request(void *ctx, struct json_object *req, int fd
 	resp = dispatch__op(ctx, req, &op, fd, pid, taken);
 	if (!resp)
 		return NULL;
+	/* It staged changes into the open batch: answered when that is durable. */
+	if (m->state.group.st.changes != staged)
+		m->held = state__group_seq(&m->state);
 	if (json_object_object_get_ex(resp, "ok", &v) && json_object_get_boolean(v))
 		pr_debug("api: %s from pid %d: ok", op, pid);
 	else
@@ -128,4 +135,24 @@ struct json_object *dispatch__request(void *ctx, struct json_object *req, int fd
 			 json_object_object_get_ex(resp, "error", &v) ? json_object_get_string(v) :
 									"?");
 	return resp;
+}
+
+__u64 dispatch__hold(void *ctx)
+{
+	struct meshd *m = ctx;
+	__u64 seq = m->held;
+
+	m->held = 0;
+	return seq;
+}
+
+void dispatch__sync(void *ctx)
+{
+	state__group_flush(&((struct meshd *)ctx)->state);
+}
+
+void dispatch__done(void *ctx, __u64 seq, int err, const char *text)
+{
+	(void)err;
+	server__release(&((struct meshd *)ctx)->api, seq, text);
 }

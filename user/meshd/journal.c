@@ -118,7 +118,7 @@ static int journal__create(struct journal *j, const char *state_path)
 	return 0;
 }
 
-int journal__append(struct journal *j, const char *state_path, const struct desired_service *svc)
+int journal__write(struct journal *j, const char *state_path, const struct desired_service *svc)
 {
 	struct json_object *o;
 	const char *text;
@@ -137,10 +137,14 @@ int journal__append(struct journal *j, const char *state_path, const struct desi
 	}
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	end = lseek(j->fd, 0, SEEK_END);
-	err = journal__write_all(j->fd, text, strlen(text)) ?: journal__write_all(j->fd, "\n", 1);
-	if (!err && fdatasync(j->fd))
-		err = -errno;
+	err = end < 0 ? -errno : 0;
+	if (!err)
+		err = journal__write_all(j->fd, text, strlen(text)) ?:
+			      journal__write_all(j->fd, "\n", 1);
 	if (!err) {
+		if (!j->unsynced)
+			j->sync_from = end;
+		j->unsynced++;
 		j->bytes += strlen(text) + 1;
 		j->records++;
 		j->last_ms = journal__now_ms();
@@ -154,8 +158,52 @@ int journal__append(struct journal *j, const char *state_path, const struct desi
 	if (end < 0 || ftruncate(j->fd, end)) {
 		journal__close(j);
 		unlink(j->path);
+		j->unsynced = 0;
 	}
 	return err;
+}
+
+int journal__sync(struct journal *j)
+{
+	int err = 0;
+
+	if (j->fd < 0 || !j->unsynced)
+		return 0;
+	if (j->fail_sync) /* tests: the disk refused */
+		err = j->fail_sync;
+	else if (fdatasync(j->fd))
+		err = -errno;
+	if (!err) {
+		j->unsynced = 0;
+		j->syncs++;
+		return 0;
+	}
+	sluice__set_err("cannot sync %s: %s", j->path, strerror(-err));
+	journal__rewind(j);
+	return err;
+}
+
+void journal__rewind(struct journal *j)
+{
+	if (j->fd < 0 || !j->unsynced)
+		return;
+	/* The records of the failed batch go: none was acknowledged. What
+	 * fdatasync could not write may still reach the disk; cut off here,
+	 * it cannot be replayed either. When the cut fails, the journal
+	 * goes (the maps are put back to what the file said before it). */
+	if (ftruncate(j->fd, j->sync_from) || fdatasync(j->fd)) {
+		pr_warn("journal %s: cannot cut the failed records off: %s (removed)", j->path,
+			strerror(errno));
+		journal__close(j);
+		unlink(j->path);
+	}
+	j->records = j->records >= j->unsynced ? j->records - j->unsynced : 0;
+	j->unsynced = 0;
+}
+
+int journal__append(struct journal *j, const char *state_path, const struct desired_service *svc)
+{
+	return journal__write(j, state_path, svc) ?: journal__sync(j);
 }
 
 bool journal__due(const struct journal *j, bool idle)
@@ -176,6 +224,7 @@ void journal__reset(struct journal *j)
 			j->path, strerror(errno));
 	j->bytes = 0;
 	j->records = 0;
+	j->unsynced = 0;
 }
 
 /* One record onto d: the service with its key replaced. */

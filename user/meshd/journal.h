@@ -15,7 +15,9 @@
  *
  * Crash safety: a record is acknowledged only after its fdatasync; a last
  * line cut short by a crash was never acknowledged and is dropped at
- * replay. A full save writes a new state file (a new inode, rename) before
+ * replay. Group commit (state.h): several records are written, then one
+ * fdatasync makes them all durable; if it fails they are cut off again
+ * (journal__rewind()) and none is acknowledged. A full save writes a new state file (a new inode, rename) before
  * the journal is removed: a crash in between leaves a journal whose base
  * is not the state file, which the replay ignores (the file has all of it).
  */
@@ -24,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <linux/types.h>
 
 #include "desired.h"
@@ -39,7 +42,11 @@ struct journal {
 	__u64 bytes;     /* records' bytes appended */
 	__u64 limit;     /* compact past this */
 	__u32 records;
-	__u64 last_ms; /* CLOCK_MONOTONIC ms of the last append */
+	__u64 last_ms;   /* CLOCK_MONOTONIC ms of the last append */
+	__u32 unsynced;  /* records written since the last fdatasync */
+	off_t sync_from; /* where the first of them starts */
+	__u64 syncs;     /* fdatasyncs of records done */
+	int fail_sync;   /* tests: journal__sync() fails with this (-EIO) */
 };
 
 void journal__init(struct journal *j, const char *state_path);
@@ -54,6 +61,15 @@ int journal__replay(struct journal *j, const char *state_path, struct desired *d
  * back) and the text is in sluice__errmsg(); -ENOENT: no state file to
  * journal against (save it whole). */
 int journal__append(struct journal *j, const char *state_path, const struct desired_service *svc);
+/* journal__append() in two steps, for group commit: write the record
+ * (not yet durable; a failed write leaves nothing of it), then one
+ * journal__sync() for every record written since the last. A failed sync
+ * cuts those records off (journal__rewind()) and says why in
+ * sluice__errmsg(). */
+int journal__write(struct journal *j, const char *state_path, const struct desired_service *svc);
+int journal__sync(struct journal *j);
+/* Cut off the records written since the last sync (a batch given up). */
+void journal__rewind(struct journal *j);
 /* Whether the journal should be folded in now: (idle) no append for
  * JOURNAL_IDLE_MS, or (!idle) its records reached the limit. */
 bool journal__due(const struct journal *j, bool idle);

@@ -36,35 +36,133 @@ static void k8sint__log(enum k8s_log_level level, const char *msg, void *ctx)
 	}
 }
 
+/* The services a set changes (desired__diff_fn): indexes into the state
+ * and the new versions; any add or delete makes it a whole commit. */
+struct k8sint_pass {
+	const struct desired_service *base;
+	__u32 *idx;
+	const struct desired_service **svc;
+	__u32 n;
+	bool whole;
+};
+
+static void k8sint__collect(enum desired_change change, const struct desired_service *old_svc,
+			    const struct desired_service *new_svc, void *ctx)
+{
+	struct k8sint_pass *p = ctx;
+
+	if (change != DESIRED_UPDATE || p->n >= STATE_GROUP_MAX) {
+		p->whole = true;
+		return;
+	}
+	p->idx[p->n] = (__u32)(old_svc - p->base);
+	p->svc[p->n++] = new_svc;
+}
+
+/* One pass over the services next changes: each staged alone, one flush.
+ * 1: next is not such a set (commit it whole); 0: done (*refused of them
+ * kept their old version, the text of the first in err); < 0: the flush
+ * failed, nothing changed. */
+static int k8sint__pass(struct k8sint *ki, const struct desired *next, __u32 *refused, char *err,
+			size_t errlen)
+{
+	struct state *st = ki->cfg.state;
+	struct k8sint_pass p = { .base = st->desired.services };
+	char one_err[1024];
+	int rc = 1;
+
+	*refused = 0;
+	p.idx = calloc(STATE_GROUP_MAX, sizeof(*p.idx));
+	p.svc = calloc(STATE_GROUP_MAX, sizeof(*p.svc));
+	if (!p.idx || !p.svc)
+		goto out;
+	desired__diff(&st->desired, next, k8sint__collect, &p);
+	if (p.whole)
+		goto out;
+	rc = 0;
+	if (!p.n) /* a set with nothing of ours changed (a clash, an order) */
+		goto out;
+	state__group_flush(st); /* whatever is open is not this pass's */
+	for (__u32 k = 0; k < p.n; k++) {
+		struct desired one = { .nservices = 1,
+				       .services = (struct desired_service *)p.svc[k] },
+			       copy;
+
+		if (desired__copy(&copy, &one)) {
+			snprintf(one_err, sizeof(one_err), "out of memory");
+		} else if (!state__stage_service(st, p.idx[k], &copy.services[0], one_err,
+						 sizeof(one_err))) {
+			free(copy.services);
+			continue;
+		} else {
+			desired__free(&copy);
+		}
+		if (!(*refused)++)
+			snprintf(err, errlen, "%s", one_err);
+	}
+	rc = state__group_flush(st);
+	if (rc < 0)
+		snprintf(err, errlen, "%s", st->group.last_error);
+	ki->passes++;
+	if (!rc)
+		ki->pass_services += p.n - *refused;
+	pr_debug("kubernetes: one pass over %u changed service(s), %u refused", p.n, *refused);
+out:
+	free(p.idx);
+	free(p.svc);
+	return rc;
+}
+
+static void k8sint__failed(struct k8sint *ki, const char *what, const char *err)
+{
+	snprintf(ki->last_error, sizeof(ki->last_error), "%s", err);
+	ki->commit_errors++;
+	pr_err("kubernetes: %s: %s", what, err);
+	/* a load balancer's probe must not pick a node that is out of sync */
+	hcnp__set_healthy(&ki->hc, false);
+}
+
 /* A new full set from the API server (in the loop's thread): manual
- * services kept, then the one commit path of state.c, which validates,
- * applies all-or-nothing, saves and puts the maps back on a failed save. */
+ * services kept, then state.c's commit path: one pass over the services
+ * it changes, or (the first set, services added or removed) the whole
+ * state, which validates, applies all-or-nothing, saves and puts the maps
+ * back on a failed save. */
 static void k8sint__on_state(const struct desired *kube, bool complete, void *ctx)
 {
 	struct k8sint *ki = ctx;
 	struct desired next;
-	__u32 clash = 0;
+	__u32 clash = 0, refused = 0;
 	char err[1024];
+	int rc = 1;
 
 	desired__init(&next);
-	if (k8s__merge(ki->cfg.current, kube, complete, &next, &clash)) {
+	if (k8s__merge(&ki->cfg.state->desired, kube, complete, &next, &clash)) {
 		snprintf(ki->last_error, sizeof(ki->last_error), "out of memory");
 		ki->commit_errors++;
 		pr_err("kubernetes: merging %u services: out of memory", kube->nservices);
 		return;
 	}
-	if (ki->cfg.commit(ki->cfg.ctx, &next, err, sizeof(err))) {
-		desired__free(&next);
-		snprintf(ki->last_error, sizeof(ki->last_error), "%s", err);
-		ki->commit_errors++;
-		pr_err("kubernetes: the synced services were not applied (the old ones stay): %s",
-		       err);
-		/* a load balancer's probe must not pick a node that is out of sync */
-		hcnp__set_healthy(&ki->hc, false);
+	if (ki->commits)
+		rc = k8sint__pass(ki, &next, &refused, err, sizeof(err));
+	if (rc > 0) {
+		rc = state__commit(ki->cfg.state, &next, err, sizeof(err));
+		if (!rc)
+			ki->whole_commits++;
+	}
+	desired__free(&next);
+	if (rc) {
+		k8sint__failed(ki, "the synced services were not applied (the old ones stay)", err);
 		return;
 	}
-	ki->last_error[0] = '\0';
-	hcnp__set_healthy(&ki->hc, true);
+	if (refused) {
+		ki->commit_errors += refused - 1;
+		k8sint__failed(ki,
+			       "services of the synced set were refused (their old versions stay)",
+			       err);
+	} else {
+		ki->last_error[0] = '\0';
+		hcnp__set_healthy(&ki->hc, true);
+	}
 	ki->commits++;
 	if (clash && clash != ki->clashes)
 		pr_warn("kubernetes: %u services clash with manual ones (manual kept)", clash);
@@ -259,6 +357,10 @@ struct json_object *k8sint__status_json(const struct k8sint *ki)
 	/* The agent's side: commits of synced sets and what refused them. */
 	json_object_object_add(o, "commits", json_object_new_uint64(ki->commits));
 	json_object_object_add(o, "commit_errors", json_object_new_uint64(ki->commit_errors));
+	json_object_object_add(o, "whole_commits", json_object_new_uint64(ki->whole_commits));
+	json_object_object_add(o, "service_passes", json_object_new_uint64(ki->passes));
+	json_object_object_add(o, "service_pass_changes",
+			       json_object_new_uint64(ki->pass_services));
 	json_object_object_add(o, "commit_error", json_object_new_string(ki->last_error));
 	json_object_object_add(o, "clashes", json_object_new_int64(ki->clashes));
 	json_object_object_add(o, "node_addresses", k8sint__addrs_json(&ki->na));
@@ -324,7 +426,7 @@ struct json_object *k8sint__refuse_edit(const struct k8sint *ki, const struct de
 int k8sint__apply_merge(const struct k8sint *ki, const struct desired *want, struct desired *out,
 			__u32 *kept)
 {
-	const struct desired *cur = ki->cfg.current;
+	const struct desired *cur = &ki->cfg.state->desired;
 	struct desired kube;
 	__u32 clash = 0;
 	int err = 0;

@@ -6,9 +6,16 @@
  * and /metrics say about the sync.
  *
  * Contract: every set the sync hands over is merged with the manual
- * services (manual ones win a clash) and committed through cfg.commit
- * (state__commit(), the one path that changes the maps and the state file); nothing is
- * removed before the first full list of both kinds (k8s.h). A kubernetes
+ * services (manual ones win a clash) and committed through state.h, the
+ * one path that changes the maps and the state file; nothing is removed
+ * before the first full list of both kinds (k8s.h). The sync coalesces
+ * the watch events that arrive together (its debounce) into one set; the
+ * first set, and any that adds or removes a service (or changes more than
+ * STATE_GROUP_MAX), is committed whole (state__commit()); any other is
+ * one pass over the services it changed, each validated, applied and
+ * journaled alone (state__stage_service(): a refused one keeps its old
+ * version, the others go on), made durable by one fdatasync
+ * (state__group_flush()). A kubernetes
  * service belongs to the API server: meshctl edits of it are refused, and
  * `apply` keeps the kubernetes services whatever the file says. With the
  * sync on, it also follows the node's addresses for the NodePorts
@@ -29,12 +36,9 @@
 #include "hcnp.h"
 #include "nodeaddr.h"
 #include "snataddr.h"
+#include "state.h"
 
 struct k8s;
-
-/* The agent's one commit path: next is consumed on success; on error the
- * text is in err. */
-typedef int (*k8sint_commit_fn)(void *ctx, struct desired *next, char *err, size_t errlen);
 
 struct k8sint_cfg {
 	bool enabled;                   /* --kubernetes */
@@ -42,15 +46,16 @@ struct k8sint_cfg {
 	const char *nodeport_addresses; /* --nodeport-addresses; NULL: every address */
 	struct snataddr *snat;          /* --snat-address, written into sl */
 	struct sluice *sl;              /* the datapath */
-	const struct desired *current;  /* what the maps hold (manual services) */
-	k8sint_commit_fn commit;
-	void *ctx;
+	struct state *state;            /* what the maps hold; the commit path */
 };
 
 struct k8sint {
 	struct k8s *k;         /* NULL: --kubernetes off */
 	__u64 commits;         /* synced sets committed */
-	__u64 commit_errors;   /* synced sets refused by validate/apply/save */
+	__u64 commit_errors;   /* synced sets (or services of a pass) refused */
+	__u64 whole_commits;   /* of the commits, whole-state ones */
+	__u64 passes;          /* of them, per-service passes (one fsync each) */
+	__u64 pass_services;   /* services changed by those passes */
 	__u32 clashes;         /* kubernetes services left out for manual ones */
 	char last_error[1024]; /* of the last commit, "" after a success */
 	struct k8sint_cfg cfg;

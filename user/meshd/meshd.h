@@ -47,6 +47,7 @@ struct meshd {
 	struct deferred defer;    /* deferred backend deletes (#16) */
 	struct server api;        /* the API socket and its connections */
 	time_t started_at;
+	__u64 held;       /* the batch the request being handled waits for */
 	bool stop;        /* leave the event loop */
 	bool uninstalled; /* programs detached and pins removed: just exit */
 	bool trim;        /* the maps changed: give freed heap back (main.c) */

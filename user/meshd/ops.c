@@ -296,12 +296,14 @@ struct json_object *ops__commit_service(struct state *st, struct sluice *sl, __u
 {
 	char err[1024];
 
-	if (state__commit_service(st, idx, next, err, sizeof(err))) {
+	/* into the open batch: the answer waits for its fdatasync (group commit) */
+	if (state__stage_service(st, idx, next, err, sizeof(err))) {
 		free(next->backends);
 		free(next->src_ranges);
 		return ops__edit_error_text(ref, (int)idx, err);
 	}
-	return api__ok(ops__service_json(sl, &st->desired.services[idx]));
+	/* sl NULL: a change of a batch, answered {"ok": true} alone */
+	return api__ok(sl ? ops__service_json(sl, &st->desired.services[idx]) : NULL);
 }
 
 /* Parse the edited JSON back (validating all of it) and commit. Consumes

@@ -38,6 +38,12 @@ struct json_object *ops__backend_del(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_weight(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_drain(struct meshd *m, struct json_object *req);
 struct json_object *ops__backend_undrain(struct meshd *m, struct json_object *req);
+/* {"changes": [{"op": "add"|"del"|"weight"|"drain"|"undrain", "service",
+ * "backend", "weight"}, ...]} (at most STATE_GROUP_MAX): each change with
+ * its own verdict in data.results, in order ({"ok": true} or the error the
+ * single op would give), all of them made durable by one fdatasync before
+ * the answer; data.applied and data.refused count them. */
+struct json_object *ops__backend_batch(struct meshd *m, struct json_object *req);
 struct json_object *ops__apply(struct meshd *m, struct json_object *req);
 struct json_object *ops__conntrack_list(struct meshd *m, struct json_object *req);
 struct json_object *ops__conntrack_flush(struct meshd *m, struct json_object *req);
@@ -78,8 +84,10 @@ struct json_object *ops__existing_svc(const struct desired *d, const struct k8si
 				      const struct svc_ref *ref, bool edit, int *idx);
 /* The desired state as JSON to edit; *services is its array. */
 struct json_object *ops__state_json(const struct desired *d, struct json_object **services);
-/* Commit next as services[idx] (state__commit_service(); next consumed
- * either way), errors naming the service by ref: the reply. */
+/* Stage next as services[idx] into the open batch (state__stage_service():
+ * the answer waits for its fdatasync; next consumed either way), errors
+ * naming the service by ref: the reply, with the service as the maps now
+ * hold it (sl NULL: without it, {"ok": true, "data": null}). */
 struct json_object *ops__commit_service(struct state *st, struct sluice *sl, __u32 idx,
 					struct desired_service *next, const struct svc_ref *ref);
 /* Parse the edited JSON back and commit (see ops.c). */

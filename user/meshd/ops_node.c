@@ -127,6 +127,8 @@ struct json_object *ops__status(struct meshd *m, struct json_object *req)
 			json_object_array_add(arr, o);
 	}
 	json_object_object_add(d, "maps", arr);
+	/* group commit (#16): batches, fsyncs and where a change's time goes */
+	json_object_object_add(d, "commit", state__group_json(&m->state));
 	o = json_object_new_object();
 	if (!sluice__counters(m->sl, cnt))
 		for (int i = 0; i < SLUICE_CNT__MAX; i++)

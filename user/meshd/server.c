@@ -202,7 +202,8 @@ static struct server_conn *server__idle_longest(struct server *srv)
 	for (size_t i = 0; i < srv->o.max_conns; i++) {
 		struct server_conn *c = &srv->conns[i];
 
-		if (c->state != CONN_FREE && (!best || c->last_io < best->last_io))
+		if (c->state != CONN_FREE && c->state != CONN_HELD &&
+		    (!best || c->last_io < best->last_io))
 			best = c;
 	}
 	return best;
@@ -225,7 +226,8 @@ static struct server_conn *server__slot(struct server *srv, bool root)
 	if (c || !root)
 		return c;
 	c = server__idle_longest(srv);
-	server__conn_close(srv, c, SERVER_CLOSE_EVICTED);
+	if (c) /* none when every one waits for its batch */
+		server__conn_close(srv, c, SERVER_CLOSE_EVICTED);
 	return c;
 }
 
@@ -327,7 +329,7 @@ static void server__conn_io(struct server *srv, struct server_conn *c)
 {
 	if (c->state == CONN_WRITE)
 		server__conn_write(srv, c);
-	else if (c->state != CONN_FREE)
+	else if (c->state != CONN_FREE && c->state != CONN_HELD)
 		server__conn_read(srv, c);
 }
 
@@ -355,6 +357,7 @@ static void server__expire(struct server *srv, struct server_conn *c)
 		server__conn_close(srv, c, SERVER_CLOSE_ANSWER_DEADLINE);
 		break;
 	case CONN_FREE:
+	case CONN_HELD: /* released at the end of the turn it was read in */
 		break;
 	}
 }
@@ -372,8 +375,30 @@ void server__run(struct server *srv)
 		else
 			server__conn_io(srv, &srv->conns[evs[i].data.u64 - 1]);
 	}
+	/* The changes of this turn made durable together; their answers go
+	 * out (server__release()) before any deadline is looked at. */
+	if (srv->o.sync)
+		srv->o.sync(srv->o.ctx);
 	for (size_t i = 0; i < srv->o.max_conns; i++)
 		server__expire(srv, &srv->conns[i]);
+}
+
+void server__release(struct server *srv, __u64 seq, const char *text)
+{
+	for (size_t i = 0; srv->conns && i < srv->o.max_conns; i++) {
+		struct server_conn *c = &srv->conns[i];
+		struct json_object *resp;
+
+		if (c->state != CONN_HELD || c->held_seq != seq)
+			continue;
+		resp = c->resp;
+		c->resp = NULL;
+		if (text) {
+			json_object_put(resp);
+			resp = api__error("not saved: %s", text);
+		}
+		server__conn_answer(srv, c, resp);
+	}
 }
 
 int server__timeout_ms(const struct server *srv)
@@ -452,6 +477,7 @@ struct json_object *server__status_json(const struct server *srv)
 	json_object_object_add(o, "accepted", json_object_new_uint64(srv->st.accepted));
 	json_object_object_add(o, "too_large", json_object_new_uint64(srv->st.too_large));
 	json_object_object_add(o, "accept_errors", json_object_new_uint64(srv->st.accept_errors));
+	json_object_object_add(o, "held", json_object_new_uint64(srv->st.held));
 	for (int i = 0; i < SERVER_CLOSE__MAX; i++)
 		json_object_object_add(closed, server_close_names[i],
 				       json_object_new_uint64(srv->st.closed[i]));

@@ -18,6 +18,8 @@
  * takes seconds). At most max_conns connections are open: a new root peer
  * evicts the one idle longest; a refused (non-root) peer never evicts.
  * A stream op (connections.follow) hands its connection to follow.c.
+ * Changes read in one turn are made durable together (group commit):
+ * their answers are held until the end of that turn (server_hold_fn).
  */
 #ifndef MESHD_SERVER_H
 #define MESHD_SERVER_H
@@ -52,12 +54,22 @@ enum server_close_reason {
 	SERVER_CLOSE__MAX,
 };
 
+/* Group commit (state.h): after the handler, hold(ctx) says whether its
+ * answer waits for a batch of changes to be made durable (the batch's
+ * number; 0: answer now); after each turn of server__run() sync(ctx) ends
+ * the open batch, and its owner calls server__release() with the outcome.
+ * NULL: every answer goes out at once. */
+typedef __u64 (*server_hold_fn)(void *ctx);
+typedef void (*server_sync_fn)(void *ctx);
+
 struct server_opts {
 	size_t max_request; /* 0: SERVER_MAX_REQUEST_DEFAULT */
 	size_t max_conns;   /* 0: SERVER_MAX_CONNS_DEFAULT */
 	int request_ms;     /* 0: SERVER_REQUEST_MS_DEFAULT */
 	int answer_ms;      /* 0: SERVER_ANSWER_MS_DEFAULT */
 	server_handler_fn handle;
+	server_hold_fn hold;
+	server_sync_fn sync;
 	void *ctx;
 };
 
@@ -68,6 +80,7 @@ struct server_stats {
 	__u64 closed[SERVER_CLOSE__MAX];
 	__u64 too_large;     /* requests over max_request */
 	__u64 accept_errors; /* e.g. out of file descriptors */
+	__u64 held;          /* answers that waited for their batch's fdatasync */
 	size_t open;
 };
 
@@ -92,6 +105,9 @@ int server__timeout_ms(const struct server *srv);
  * past their deadline (after reading what they sent). Never blocks but
  * for the ops. */
 void server__run(struct server *srv);
+/* The batch seq ended: its held answers go out, each replaced by an
+ * error naming text when the batch failed (text non-NULL). */
+void server__release(struct server *srv, __u64 seq, const char *text);
 /* At exit: deliver the answers still queued, for at most ms. */
 void server__flush(struct server *srv, int ms);
 /* Close every connection and the socket, remove the socket file. */

@@ -170,7 +170,12 @@ static void server__conn_handle(struct server *srv, struct server_conn *c)
 	}
 	resp = srv->o.handle(srv->o.ctx, req, c->fd, c->pid, &taken);
 	json_object_put(req);
-	if (resp)
+	if (resp && srv->o.hold && (c->held_seq = srv->o.hold(srv->o.ctx))) {
+		c->resp = resp; /* answered when its batch is durable */
+		c->state = CONN_HELD;
+		srv->st.held++;
+		server__conn_watch(srv, c, 0);
+	} else if (resp)
 		server__conn_answer(srv, c, resp);
 	else
 		server__conn_close(srv, c, taken ? SERVER_CLOSE_STREAM : SERVER_CLOSE_PEER);

@@ -5,7 +5,9 @@
  * Contract: READ accumulates the request (or, for a refused or oversized
  * one, discards the rest of it so the peer can read our error), then the
  * handler runs and WRITE sends the answer as the peer takes it. Each step
- * does what the socket allows now and never waits.
+ * does what the socket allows now and never waits. An answer to a change
+ * that is not durable yet waits in HELD until its batch ends (group
+ * commit, within the same turn of the loop: server__release()).
  */
 #ifndef MESHD_SERVER_CONN_H
 #define MESHD_SERVER_CONN_H
@@ -29,6 +31,7 @@ enum server_conn_state {
 	CONN_READ,    /* accumulating a request */
 	CONN_DISCARD, /* reading the rest of a request we refuse, then answer */
 	CONN_WRITE,   /* sending the answer */
+	CONN_HELD,    /* answered, the answer waits for its batch to be durable */
 };
 
 struct server_conn {
@@ -43,6 +46,7 @@ struct server_conn {
 	size_t out_len, out_off;
 	long long deadline; /* of the current state, CLOCK_MONOTONIC ms */
 	long long last_io;  /* for eviction: idle longest goes first */
+	__u64 held_seq;     /* CONN_HELD: the batch the answer waits for */
 };
 
 long long server__now_ms(void);

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "state.h"
+#include "state_internal.h"
 
 static int state__sluice_read(void *ctx, struct desired *out)
 {
@@ -147,6 +148,7 @@ static int state__settle_missing(struct state *st, const struct desired *inmaps)
 void state__free(struct state *st)
 {
 	state__compact(st, true); /* the journal folded in at exit */
+	state__group_free(st);
 	desired__free(&st->desired);
 	journal__close(&st->journal);
 }
@@ -155,6 +157,7 @@ void state__compact(struct state *st, bool force)
 {
 	int err;
 
+	state__group_flush(st); /* a batch ends before anything else */
 	if (!st->journal.records || (!force && !journal__due(&st->journal, true)))
 		return;
 	err = desired__save(&st->desired, st->path);
@@ -166,7 +169,7 @@ void state__compact(struct state *st, bool force)
 	journal__reset(&st->journal);
 }
 
-static void state__changed(struct state *st)
+void state__changed(struct state *st)
 {
 	if (st->changed)
 		st->changed(st->changed_ctx);
@@ -226,8 +229,8 @@ static bool state__outlier_changed(enum desired_change change,
 	return !sluice_outlier__same(&old_svc->outlier, &new_svc->outlier);
 }
 
-static void state__log_change(enum desired_change change, const struct desired_service *old_svc,
-			      const struct desired_service *new_svc, void *ctx)
+void state__log_change(enum desired_change change, const struct desired_service *old_svc,
+		       const struct desired_service *new_svc, void *ctx)
 {
 	const struct desired_service *svc = new_svc ? new_svc : old_svc;
 	static const char *const verbs[] = {
@@ -355,7 +358,7 @@ cleanup:
 
 /* What desired__save() said, or at least the file and the errno: an
  * operator must never see an error without its cause. */
-static const char *state__save_err(const struct state *st, int err)
+const char *state__save_err(const struct state *st, int err)
 {
 	static char msg[1024];
 
@@ -393,6 +396,7 @@ int state__commit(struct state *st, struct desired *next, char *errbuf, size_t e
 {
 	int err;
 
+	state__group_flush(st); /* its changes are the base of this one */
 	err = desired__validate(next);
 	if (err) {
 		snprintf(errbuf, errlen, "%s", sluice__errmsg());
@@ -423,66 +427,20 @@ int state__commit(struct state *st, struct desired *next, char *errbuf, size_t e
 	return 0;
 }
 
-/* One service made durable: appended to the journal; saved whole (the
- * journal folded in) when there is no file to journal against yet or
- * the journal is due. st->desired already holds svc. */
-static int state__save_one(struct state *st, const struct desired_service *svc)
-{
-	int err = -ENOENT;
-
-	if (!st->missing && !journal__due(&st->journal, false))
-		err = journal__append(&st->journal, st->path, svc);
-	if (err != -ENOENT && err)
-		return err;
-	if (!err)
-		return 0;
-	sluice__set_err("%s", "");
-	err = desired__save(&st->desired, st->path);
-	if (!err)
-		journal__reset(&st->journal);
-	return err;
-}
-
 int state__commit_service(struct state *st, __u32 i, struct desired_service *svc, char *errbuf,
 			  size_t errlen)
 {
-	struct desired want = { .nservices = 1, .services = svc }, have = { .nservices = 1 };
-	struct desired_service old;
 	int err;
 
-	err = desired__validate_one(&st->desired, i, svc);
-	if (err) {
-		snprintf(errbuf, errlen, "%s", sluice__errmsg());
+	/* A batch of its own, ended at once (the open one first). */
+	state__group_flush(st);
+	err = state__stage_service(st, i, svc, errbuf, errlen);
+	if (err)
 		return err;
-	}
-	old = st->desired.services[i];
-	have.services = &old;
-	if (st->stamp)
-		st->stamp(st->verdict_ctx, &want);
-	err = st->maps.apply(st->maps.ctx, &have, &want);
-	if (err) {
-		snprintf(errbuf, errlen, "%s", sluice__errmsg());
-		state__changed(st);
-		return err;
-	}
-	/* The whole state with svc in place, without a copy of it. */
-	st->desired.services[i] = *svc;
-	err = state__save_one(st, svc);
-	if (err) {
-		st->desired.services[i] = old;
-		state__save_failed(st, err, &have, &want, errbuf, errlen);
-		return err;
-	}
-	state__changed(st);
-	desired__diff(&have, &want, state__log_change, NULL);
-	/* The health checks' targets change only where one is or was
-	 * checked: their rebuild walks every service. */
-	if (st->adopted && (old.health.type || st->desired.services[i].health.type))
-		st->adopted(st->verdict_ctx);
-	free(old.backends);
-	free(old.src_ranges);
-	memset(svc, 0, sizeof(*svc));
-	return 0;
+	err = state__group_flush(st);
+	if (err)
+		snprintf(errbuf, errlen, "%s", st->group.last_error);
+	return err;
 }
 
 int state__apply_verdicts(struct state *st, __u32 i, const struct desired_service *svc)
@@ -492,6 +450,8 @@ int state__apply_verdicts(struct state *st, __u32 i, const struct desired_servic
 	struct desired want = { .nservices = 1, .services = (struct desired_service *)svc };
 	int err;
 
+	if (st->group.n) /* a batch ends before anything else (cur stays valid) */
+		state__group_flush(st);
 	err = st->maps.apply(st->maps.ctx, &have, &want);
 	if (err)
 		return err;

@@ -12,12 +12,63 @@
 #ifndef MESHD_STATE_H
 #define MESHD_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <json-c/json.h>
 
 #include "desired.h"
 #include "journal.h"
 
 struct sluice;
+
+/*
+ * Group commit (#16, state_group.c): changes that arrive together (API
+ * requests read in one turn of meshd's loop, one backend.batch request,
+ * one Kubernetes pass) are each validated, applied to the maps and
+ * written to the journal as they come (state__stage_service(), each with
+ * its own verdict: a refused one leaves the others alone), and made
+ * durable together by ONE fdatasync (state__group_flush()); only then is
+ * any of them answered (the done hook). If that sync (or the full save
+ * that replaces it when there is no file to journal against or the
+ * journal is due) fails, every change of the batch is put back, newest
+ * first, in the maps and st->desired, the journal's records of the batch
+ * are cut off, and every one of them is answered with the cause: the
+ * file, the maps and st->desired still agree. A batch holds at most
+ * STATE_GROUP_MAX changes (a stage past it ends the batch first). Every
+ * other change of the state (state__commit(), verdicts, compaction) ends
+ * the open batch first.
+ */
+#define STATE_GROUP_MAX 1024
+
+struct state_undo {
+	__u32 i;                    /* services[i] was changed */
+	struct desired_service old; /* what it was (owned) */
+	bool own_rules;             /* old.rules is not the new service's too (a copy) */
+};
+
+struct state_group_stats {
+	__u64 changes;    /* services staged */
+	__u64 batches;    /* batches ended (each: one fdatasync or one full save) */
+	__u64 fsyncs;     /* of them, journal fdatasyncs */
+	__u64 full_saves; /* of them, full saves */
+	__u64 failed;     /* batches put back (sync or save failed) */
+	__u64 refused;    /* changes refused at stage (rules, maps, write) */
+	__u32 max_batch;  /* most changes one batch held */
+	/* microseconds spent, for the breakdown of a change's cost */
+	__u64 validate_us, maps_us, write_us, fsync_us;
+};
+
+struct state_group {
+	struct state_undo *undo; /* the open batch, oldest first */
+	__u32 n, cap;
+	bool full_save; /* the batch ends with a full save */
+	__u64 seq;      /* the open batch's number (when n > 0) */
+	/* The batch seq ended: err 0 (durable) or its error and text. */
+	void (*done)(void *ctx, __u64 seq, int err, const char *text);
+	void *done_ctx;
+	char last_error[1024]; /* of the last failed batch */
+	struct state_group_stats st;
+};
 
 /* The maps the state is kept in: the datapath's (state__sluice_maps()),
  * or a stand-in where the kernel is not the point (tests). */
@@ -50,6 +101,8 @@ struct state {
 	struct state_maps maps;
 	/* One service's changes since the last full save (journal.h). */
 	struct journal journal;
+	/* The open batch of changes not yet durable (group commit). */
+	struct state_group group;
 	/* The maps changed (or changed back): service and backend ids may
 	 * have moved. NULL: nobody to tell. */
 	void (*changed)(void *ctx);
@@ -92,6 +145,22 @@ int state__commit(struct state *st, struct desired *next, char *err, size_t errl
  * or the journal is due). */
 int state__commit_service(struct state *st, __u32 i, struct desired_service *svc, char *err,
 			  size_t errlen);
+
+/* Group commit: stage services[i] := svc (consumed on success) into the
+ * open batch: validated, applied, journaled, not yet durable; the batch's
+ * number is state__group_seq(). On error nothing of it stays and the text
+ * is in err; the batch's other changes are not touched. */
+int state__stage_service(struct state *st, __u32 i, struct desired_service *svc, char *err,
+			 size_t errlen);
+/* The open batch made durable (one fdatasync or one full save), or put
+ * back when that fails; the done hook hears it either way. 0 when there
+ * was nothing to do. */
+int state__group_flush(struct state *st);
+/* The open batch's number, 0 when none is open. */
+__u64 state__group_seq(const struct state *st);
+/* status "commit" object: the counters of struct state_group_stats. */
+struct json_object *state__group_json(const struct state *st);
+void state__group_free(struct state *st);
 
 /* New verdicts for services[i] (svc: the same service, its backends'
  * `unhealthy` changed) into the maps and st->desired; the state file is
