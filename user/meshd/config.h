@@ -29,7 +29,8 @@
 struct meshd_config {
 	char *interfaces; /* comma-separated names / fnmatch patterns */
 	enum attach_xdp_mode xdp_mode;
-	bool fib_forward;
+	bool fib_forward; /* --fib-forward on: XDP redirects to any egress */
+	bool fwd_off;     /* --fib-forward off: XDP and tc leave forwarding to the kernel */
 	char *cgroup;
 	char *bpffs;
 	char *state;
