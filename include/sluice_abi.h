@@ -593,7 +593,7 @@ struct sluice_policy_stats {
 	X(LB_PICKUP, "lb_pickup",                                                               \
 	  "TCP ACK or data of an unknown flow: DNAT to the Maglev pick, tracked unconfirmed")   \
 	X(SNAT_NO_ADDR, "snat_no_address",                                                      \
-	  "new flow of a service source-NATed to the node address, none set: client kept")     \
+	  "new flow of a service source-NATed to the node address, none set: client kept")      \
 	X(FWD_NOT_CAPABLE, "fwd_not_capable",                                                   \
 	  "XDP: handed to the kernel, the egress device cannot take XDP frames (not in fwd_devs)")
 

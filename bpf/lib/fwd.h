@@ -126,7 +126,7 @@ static __noinline int fwd_fib_xdp(struct xdp_md *ctx, const struct pkt *p)
 	if (cfg_has(SLUICE_CFG_FIB_FORWARD)) {
 		verdict = bpf_redirect(fib.ifindex, 0);
 	} else {
-		/* a miss returns the flags' action bits: XDP_PASS (5.x+) */
+		/* a miss returns the flags' action bits: XDP_PASS (5.3+) */
 		verdict = bpf_redirect_map(&fwd_devs, fib.ifindex, XDP_PASS);
 		if (verdict != XDP_REDIRECT) {
 			stats_count(SLUICE_CNT_FWD_NOT_CAPABLE);

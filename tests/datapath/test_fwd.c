@@ -101,8 +101,8 @@ static bool fwd2_netns(struct dp *d)
 		  dev) &&
 	       sh(d, "ip link set %sp up", dev) && sh(d, "ip link set %s up", dev) &&
 	       sh(d, "ip addr add 10.2.0.254/24 dev %s", dev) &&
-	       sh(d, "ip neigh replace %s lladdr 02:00:00:00:00:b2 dev %s nud permanent",
-		  BE4_SLOW, dev);
+	       sh(d, "ip neigh replace %s lladdr 02:00:00:00:00:b2 dev %s nud permanent", BE4_SLOW,
+		  dev);
 }
 
 static bool fwd_services(struct dp *d)
@@ -149,9 +149,9 @@ static bool fwd_auto_setup(struct dp *d)
 		.cnt = { C(REVNAT), C(FIB_REDIRECT) }, .svc = svc_, .acct = ACCT_PKT \
 	}
 /* handed to the kernel, NATed but not forwarded: TTL and MACs as they came */
-#define NOT_CAPABLE(in_, out_, svc_)                                              \
-	{                                                                         \
-		.in = in_, .out = out_, .verdict = XDP_PASS,                      \
+#define NOT_CAPABLE(in_, out_, svc_)                                                    \
+	{                                                                               \
+		.in = in_, .out = out_, .verdict = XDP_PASS,                            \
 		.cnt = { C(LB_NEW), C(FWD_NOT_CAPABLE) }, .svc = svc_, .acct = ACCT_NEW \
 	}
 #define FWD_AUTO .cfg = 0, .netns = fwd2_netns, .setup = fwd_auto_setup

@@ -617,8 +617,8 @@ static int do_fwd_dev(int argc, char **argv)
 }
 
 static const struct cmd cmds[] = {
-	{ "load", do_load },         { "attach", do_attach }, { "detach", do_detach },
-	{ "svc", do_svc },           { "stats", do_stats },   { "unpin", do_unpin },
+	{ "load", do_load },         { "attach", do_attach },   { "detach", do_detach },
+	{ "svc", do_svc },           { "stats", do_stats },     { "unpin", do_unpin },
 	{ "xdp-pass", do_xdp_pass }, { "fwd-dev", do_fwd_dev }, { NULL, NULL },
 };
 

@@ -242,7 +242,8 @@ static void test_fib_forward(void)
 	struct meshd_config cfg;
 
 	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
-		if (ASSERT_EQ(parse(&cfg, "--fib-forward", want[i].v, (char *)NULL), 0, want[i].v)) {
+		if (ASSERT_EQ(parse(&cfg, "--fib-forward", want[i].v, (char *)NULL), 0,
+			      want[i].v)) {
 			ASSERT_EQ(cfg.fib_forward, want[i].on, want[i].v);
 			ASSERT_EQ(cfg.fwd_off, want[i].off, want[i].v);
 		}

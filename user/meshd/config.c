@@ -312,6 +312,19 @@ static int config__settle_bool(const struct config_settings *st, int id, bool de
 	return 0;
 }
 
+const char *config__fwd_mode(const struct meshd_config *cfg)
+{
+	if (cfg->fib_forward)
+		return "on";
+	return cfg->fwd_off ? "off" : "auto";
+}
+
+__u32 config__datapath_cfg(const struct meshd_config *cfg)
+{
+	return (cfg->fib_forward ? SLUICE_CFG_FIB_FORWARD : 0) |
+	       (cfg->fwd_off ? SLUICE_CFG_FWD_OFF : 0);
+}
+
 /* The modes and switches, in the order their errors are reported. */
 static int config__settle_switches(const struct config_settings *st, struct meshd_config *cfg)
 {

@@ -57,4 +57,9 @@ struct meshd_config {
 int config__parse(int argc, char **argv, struct meshd_config *cfg);
 void config__free(struct meshd_config *cfg);
 
+/* --fib-forward as text: "auto", "on" or "off". */
+const char *config__fwd_mode(const struct meshd_config *cfg);
+/* The datapath's rodata knobs (SLUICE_CFG_*) the config asks for. */
+__u32 config__datapath_cfg(const struct meshd_config *cfg);
+
 #endif /* MESHD_CONFIG_H */

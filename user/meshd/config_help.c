@@ -19,7 +19,7 @@ const struct config_opt config_opts[OPT__MAX] = {
 	[OPT_FIB_FORWARD] = { "fib-forward", "auto|on|off", "auto",
 			      "after NAT the datapath forwards itself (FIB lookup + redirect). "
 			      "auto: XDP redirects to the egress devices that can take XDP frames "
-			      "(checked per device as links come and go; see meshctl status) and "
+			      "(checked per device as links come and go; the log says why) and "
 			      "hands the rest to the kernel, tc redirects to any; on: XDP "
 			      "redirects to any egress (bridges, tunnels and veths whose peer runs "
 			      "neither XDP nor GRO drop such frames); off: the kernel forwards" },

@@ -71,8 +71,7 @@ static int fwddev__on_genl(struct nl_msg *msg, void *arg)
 }
 
 /* One generic netlink request, its answer through fwddev__on_genl. */
-static int fwddev__genl(int type, __u8 cmd, int attr, const void *val, int len,
-			struct fwd_reply *r)
+static int fwddev__genl(int type, __u8 cmd, int attr, const void *val, int len, struct fwd_reply *r)
 {
 	struct genlmsghdr g = { .cmd = cmd, .version = 1 };
 	struct nl_sock *sk = nl_socket_alloc();
@@ -115,7 +114,8 @@ static int fwddev__xdp_features(int ifindex)
 		return -ENOENT;
 	r = (struct fwd_reply){};
 	if (fwddev__genl(family_id, FWD_NETDEV_CMD_DEV_GET, FWD_NETDEV_A_DEV_IFINDEX, &idx,
-			 sizeof(idx), &r) || !r.found)
+			 sizeof(idx), &r) ||
+	    !r.found)
 		return -ENODEV;
 	return !!(r.xdp_features & FWD_NETDEV_XDP_ACT_NDO_XMIT);
 }
@@ -133,8 +133,8 @@ static int fwddev__on_link(struct nl_msg *msg, void *arg)
 	if (tb[IFLA_LINK])
 		r->link = (int)nla_get_u32(tb[IFLA_LINK]);
 	r->link_nsid = tb[IFLA_LINK_NETNSID] ? (int)nla_get_s32(tb[IFLA_LINK_NETNSID]) : -1;
-	if (tb[IFLA_LINKINFO] && nla_parse_nested(li, IFLA_INFO_MAX, tb[IFLA_LINKINFO], NULL) >= 0 &&
-	    li[IFLA_INFO_KIND])
+	if (tb[IFLA_LINKINFO] &&
+	    nla_parse_nested(li, IFLA_INFO_MAX, tb[IFLA_LINKINFO], NULL) >= 0 && li[IFLA_INFO_KIND])
 		nla_strlcpy(r->kind, li[IFLA_INFO_KIND], sizeof(r->kind));
 	if (tb[IFLA_XDP] && nla_parse_nested(x, IFLA_XDP_MAX, tb[IFLA_XDP], NULL) >= 0 &&
 	    x[IFLA_XDP_ATTACHED])

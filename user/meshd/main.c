@@ -337,7 +337,7 @@ static void main__log_start(const struct meshd_config *cfg)
 		"state %s (if missing: %s), socket %s, cgroup %s, metrics %s, telemetry %s "
 		"(interval %us)",
 		SLUICE_VERSION, cfg->interfaces, attach__mode_name(cfg->xdp_mode),
-		cfg->fib_forward ? "on" : cfg->fwd_off ? "off" : "auto", cfg->bpffs, cfg->state,
+		config__fwd_mode(cfg), cfg->bpffs, cfg->state,
 		state__missing_name(cfg->state_missing), cfg->socket,
 		cfg->cgroup ? cfg->cgroup : "(none found)", cfg->metrics ? cfg->metrics : "off",
 		cfg->telemetry ? "on" : "off", cfg->telemetry_interval);
@@ -403,8 +403,7 @@ static int main__load(struct meshd *m)
 	__u64 ct = 0;
 	int err;
 
-	sopts.cfg = (m->cfg.fib_forward ? SLUICE_CFG_FIB_FORWARD : 0) |
-		    (m->cfg.fwd_off ? SLUICE_CFG_FWD_OFF : 0);
+	sopts.cfg = config__datapath_cfg(&m->cfg);
 	err = sluice__open(&m->sl, &sopts);
 	if (err) {
 		pr_err("%s", sluice__errmsg());
