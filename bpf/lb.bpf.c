@@ -4,10 +4,11 @@
  *
  * xdp_lb: on a node's ingress interfaces; balances new flows to backends,
  * DNATs (and SNATs where the service or a hairpin asks, lib/snat.h),
- * reverse-NATs replies, forwards with a FIB lookup (rodata knob) and
- * refuses connections to services without backends.
+ * reverse-NATs replies, forwards with a FIB lookup + redirect where the
+ * egress can take XDP frames (lib/fwd.h) and refuses connections to
+ * services without backends.
  * tc_lb: the same decision at tc ingress, for interfaces or traffic XDP
- * cannot serve; the kernel forwards after the rewrite.
+ * cannot serve; forwards with a FIB lookup + redirect(_neigh).
  * Both share bpf/lib; only packet writing differs (direct vs skb helpers).
  */
 #include "lib/common.h"
@@ -128,8 +129,7 @@ int tc_lb(struct __sk_buff *skb)
 		if (lb_has_snat(&r) &&
 		    nat_rewrite_skb_to(skb, &r.nat, nat_where(&p, r.action != LB_DNAT)))
 			return TC_ACT_OK;
-		stats_count(SLUICE_CNT_FIB_PASS);
-		return TC_ACT_OK;
+		return fwd_fib_tc(skb, &p);
 	case LB_REFUSE:
 		return tc_refuse(skb, &p, &r);
 	default:

@@ -593,7 +593,9 @@ struct sluice_policy_stats {
 	X(LB_PICKUP, "lb_pickup",                                                               \
 	  "TCP ACK or data of an unknown flow: DNAT to the Maglev pick, tracked unconfirmed")   \
 	X(SNAT_NO_ADDR, "snat_no_address",                                                      \
-	  "new flow of a service source-NATed to the node address, none set: client kept")
+	  "new flow of a service source-NATed to the node address, none set: client kept")      \
+	X(FWD_NOT_CAPABLE, "fwd_not_capable",                                                   \
+	  "XDP: handed to the kernel, the egress device cannot take XDP frames (not in fwd_devs)")
 
 enum sluice_counter {
 #define X(name, str, help) SLUICE_CNT_##name,
@@ -636,6 +638,14 @@ enum sluice_drop_reason {
 };
 
 /* Load-time knobs (rodata `sluice_cfg`), bit flags. */
-#define SLUICE_CFG_FIB_FORWARD (1u << 0) /* XDP: FIB lookup + redirect after NAT */
+#define SLUICE_CFG_FIB_FORWARD (1u << 0) /* XDP: redirect to any egress, fwd_devs or not */
+#define SLUICE_CFG_FWD_OFF (1u << 1)     /* XDP and tc: no FIB lookup, the kernel forwards */
+/* Neither: XDP redirects to the egress devices listed in fwd_devs, tc to any. */
+
+/* fwd_devs: DEVMAP_HASH of the egress devices that can take redirected XDP
+ * frames, ifindex -> ifindex (struct bpf_devmap_val without a program). */
+#ifndef SLUICE_FWD_DEVS_MAX
+#define SLUICE_FWD_DEVS_MAX 4096
+#endif
 
 #endif /* SLUICE_ABI_H */

@@ -179,7 +179,7 @@ bench__rerun() {
 }
 
 # ---- B2 ----
-B2_VARIANTS=(xdp tc redirect fwd ipt nft)
+B2_VARIANTS=(xdp xdpfib tc tcoff redirect fwd ipt nft)
 bench__b2() {
 	local v
 	bench__log "B2: veth path, ${#B2_VARIANTS[@]} variants x $ROUNDS rounds x ${B2_MS} ms"

@@ -104,6 +104,14 @@ struct {
 	__type(value, struct sluice_backend_stats);
 } backend_stats SEC(".maps");
 
+/* Egress devices XDP may redirect to (lib/fwd.h, filled by meshd). */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, SLUICE_FWD_DEVS_MAX);
+	__type(key, __u32);   /* ifindex */
+	__type(value, __u32); /* the same ifindex */
+} fwd_devs SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SLUICE_CNT__MAX);

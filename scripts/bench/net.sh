@@ -107,8 +107,13 @@ bn__ct_sysctls() {
 }
 
 # bn__variant NAME KIND [NSERVICES [BACKENDS]]: put KIND on NAME's node.
-#   xdp      Sluice xdp_lb on n0, FIB forwarding; services programmed first
-#   tc       Sluice tc_lb on n0, the kernel forwards
+#   xdp      Sluice xdp_lb on n0, forwarding per capable egress (n0 and n1
+#            in fwd_devs, as meshd puts them: their peers run XDP / GRO)
+#   xdpfib   the same forced to redirect to any egress (--fib, bpf_redirect:
+#            the only XDP forwarding before #17)
+#   tc       Sluice tc_lb on n0, redirects after the FIB lookup
+#   tcoff    Sluice tc_lb on n0 with --fwd-off: the kernel forwards (tc
+#            before #17)
 #   redirect xdp_redirect_only n0 -> n1 (the ceiling)
 #   fwd      nothing: plain kernel forwarding (traffic goes to a backend)
 #   ipt      kube-proxy iptables ruleset (iptables-restore)
@@ -121,16 +126,21 @@ bn__variant() {
 	n=$(bn__ns "$name" n)
 	pin=$BN_PIN/${name}_maps
 	case $kind in
-	xdp | tc)
+	xdp | xdpfib | tc | tcoff)
 		if [ ! -e "$pin/services" ]; then
 			"$BN_SVCLOAD" --services "$nsvc" --backends "$nbe" --pin "$pin" \
 				>/dev/null || return 1
 		fi
-		if [ "$kind" = xdp ]; then
-			bn__in "$n" "$BN_LBTOOL" --pin "$pin" attach xdp n0 --fib || return 1
-		else
-			bn__in "$n" "$BN_LBTOOL" --pin "$pin" attach tc n0 || return 1
-		fi
+		case $kind in
+		xdp)
+			bn__in "$n" "$BN_LBTOOL" --pin "$pin" fwd-dev add n0 &&
+				bn__in "$n" "$BN_LBTOOL" --pin "$pin" fwd-dev add n1 &&
+				bn__in "$n" "$BN_LBTOOL" --pin "$pin" attach xdp n0 || return 1
+			;;
+		xdpfib) bn__in "$n" "$BN_LBTOOL" --pin "$pin" attach xdp n0 --fib || return 1 ;;
+		tc) bn__in "$n" "$BN_LBTOOL" --pin "$pin" attach tc n0 || return 1 ;;
+		tcoff) bn__in "$n" "$BN_LBTOOL" --pin "$pin" attach tc n0 --fwd-off || return 1 ;;
+		esac
 		;;
 	redirect)
 		bn__in "$n" "$BN_XDPGEN" --obj "$BN_OBJ" redirect n0 --to n1 || return 1
@@ -171,7 +181,7 @@ bn__ct_flush() {
 	n=$(bn__ns "$name" n)
 	case $kind in
 	ipt | nft) bn__in "$n" conntrack -F >/dev/null 2>&1 || true ;;
-	xdp | tc) "$BN_XDPGEN" --obj "$BN_OBJ" flush-map "$BN_PIN/${name}_maps/conntrack" ;;
+	xdp | xdpfib | tc | tcoff) "$BN_XDPGEN" --obj "$BN_OBJ" flush-map "$BN_PIN/${name}_maps/conntrack" ;;
 	esac
 }
 

@@ -38,8 +38,10 @@ SYS_NAMES = {
     "nft": "kube-proxy nftables",
 }
 B2_NAMES = {
-    "xdp": "Sluice XDP LB (FIB redirect)",
-    "tc": "Sluice tc LB (kernel forwards)",
+    "xdp": "Sluice XDP LB (redirect per capable egress)",
+    "xdpfib": "Sluice XDP LB forced to redirect (--fib-forward on)",
+    "tc": "Sluice tc LB (FIB lookup + redirect)",
+    "tcoff": "Sluice tc LB, the kernel forwards (--fib-forward off)",
     "redirect": "XDP redirect-only (ceiling)",
     "fwd": "kernel forwarding, no LB",
     "ipt": "kube-proxy iptables DNAT",
@@ -245,10 +247,12 @@ def b2_rows(rep, samples, lbs):
         detail.append((v, st))
     d = dict(detail)
     pairs = [("xdp", "ipt"), ("xdp", "nft"), ("xdp", "fwd"), ("xdp", "redirect"),
-             ("tc", "ipt"), ("tc", "nft"), ("tc", "fwd")]
+             ("xdpfib", "redirect"), ("tc", "ipt"), ("tc", "nft"), ("tc", "fwd"),
+             ("tcoff", "fwd"), ("tc", "tcoff")]
     for s, b in pairs:
         if s in d and b in d:
-            name = "Sluice XDP" if s == "xdp" else "Sluice tc"
+            name = {"xdp": "Sluice XDP", "xdpfib": "Sluice XDP --fib-forward on",
+                    "tc": "Sluice tc", "tcoff": "Sluice tc --fib-forward off"}[s]
             rep.add("B2 %s forwarding rate, 1 service, established" % name, "Mpps", HIGHER,
                     d[s], d[b], B2_NAMES[b], valid=d[s]["valid"] and d[b]["valid"])
     return detail
@@ -659,7 +663,7 @@ def main():
         md.append("")
         md.append("| variant | Mpps (median) | ns per packet, whole path | spread: IQR (range) | n |")
         md.append("|---|---:|---:|---:|---:|")
-        for v in ("redirect", "xdp", "fwd", "tc", "nft", "ipt"):
+        for v in ("redirect", "xdp", "xdpfib", "fwd", "tc", "tcoff", "nft", "ipt"):
             st = dict(b2_detail).get(v)
             if st:
                 md.append("| %s | %.3f | %.0f | %.0f%% (%.0f%%) | %d |" % (

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_fwd.c - XDP forwarding after NAT (rodata SLUICE_CFG_FIB_FORWARD):
- * a successful FIB lookup decrements TTL / hop limit (IPv4 checksum kept
- * exact), writes the egress device's and the neighbour's MACs and
- * redirects (FIB_REDIRECT); no neighbour, no route or an expiring TTL
- * leave the rewritten frame to the kernel (XDP_PASS, FIB_PASS).
+ * test_fwd.c - forwarding after NAT (bpf/lib/fwd.h): a successful FIB
+ * lookup decrements TTL / hop limit (IPv4 checksum kept exact), writes the
+ * egress device's and the neighbour's MACs and redirects (FIB_REDIRECT).
+ * XDP by default redirects only to an egress listed in fwd_devs and hands
+ * any other egress's frames to the kernel (XDP_PASS, FWD_NOT_CAPABLE);
+ * SLUICE_CFG_FIB_FORWARD redirects to any egress, SLUICE_CFG_FWD_OFF to
+ * none. tc redirects to any egress, and with bpf_redirect_neigh where the
+ * neighbour is not known yet. No route or an expiring TTL leave the
+ * rewritten frame to the kernel (XDP_PASS / TC_ACT_OK, FIB_PASS).
  *
  * bpf_fib_lookup() in a test run uses the tables of the caller's network
  * namespace, so these cases run in a forked child inside a namespace of
@@ -32,6 +36,11 @@ static const __u8 MAC_NB_CLIENT[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0xc1 };
 #define BE4_NONEIGH "10.1.0.99"
 #define VIP4_NOROUTE "10.96.0.91" /* -> 10.55.0.1:8080, no route at all */
 #define BE4_NOROUTE "10.55.0.1"
+#define VIP4_SLOW "10.96.0.92" /* -> 10.2.0.9:8080, via a device not in fwd_devs */
+#define BE4_SLOW "10.2.0.9"
+
+static const __u8 MAC_DEV_SLOW[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0xfd };
+static const __u8 MAC_NB_SLOW[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0xb2 };
 
 static bool sh(struct dp *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -79,6 +88,23 @@ static bool fwd_netns(struct dp *d)
 	       sh(d, "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding");
 }
 
+/* fwd_netns plus a second egress, slfx<pid> (MAC ..:fd), towards
+ * 10.2.0.0/24 with BE4_SLOW's neighbour ..:b2; only slfw<pid> goes
+ * into fwd_devs (fwd_auto_setup). */
+static bool fwd2_netns(struct dp *d)
+{
+	char dev[IFNAMSIZ];
+
+	snprintf(dev, sizeof(dev), "slfx%d", (int)getpid() % 100000);
+	return fwd_netns(d) &&
+	       sh(d, "ip link add %s address 02:00:00:00:00:fd type veth peer name %sp", dev,
+		  dev) &&
+	       sh(d, "ip link set %sp up", dev) && sh(d, "ip link set %s up", dev) &&
+	       sh(d, "ip addr add 10.2.0.254/24 dev %s", dev) &&
+	       sh(d, "ip neigh replace %s lladdr 02:00:00:00:00:b2 dev %s nud permanent", BE4_SLOW,
+		  dev);
+}
+
 static bool fwd_services(struct dp *d)
 {
 	struct dp_be noneigh = { BE4_NONEIGH, BE_PORT_TCP, 1 };
@@ -86,6 +112,21 @@ static bool fwd_services(struct dp *d)
 
 	return !dp__service(d, VIP4_NONEIGH, 80, IPPROTO_TCP, &noneigh, 1) &&
 	       !dp__service(d, VIP4_NOROUTE, 80, IPPROTO_TCP, &noroute, 1);
+}
+
+static bool fwd_auto_setup(struct dp *d)
+{
+	struct dp_be slow = { BE4_SLOW, BE_PORT_TCP, 1 };
+	char dev[IFNAMSIZ];
+	int err;
+
+	if (!fwd_services(d) || dp__service(d, VIP4_SLOW, 80, IPPROTO_TCP, &slow, 1))
+		return false;
+	snprintf(dev, sizeof(dev), "slfw%d", (int)getpid() % 100000);
+	err = sluice__fwd_dev_set(d->s, (int)if_nametoindex(dev), true);
+	if (err)
+		dp__fail(d, "fwd_devs: adding %s: %s", dev, sluice__errmsg());
+	return !err && sluice__fwd_dev_has(d->s, (int)if_nametoindex(dev)) == 1;
 }
 
 #define TO_BE .smac = MAC_DEV, .dmac = MAC_NB_BE, .ttl = 56
@@ -107,6 +148,13 @@ static bool fwd_services(struct dp *d)
 		.in = in_, .out = out_, .verdict = XDP_REDIRECT,                     \
 		.cnt = { C(REVNAT), C(FIB_REDIRECT) }, .svc = svc_, .acct = ACCT_PKT \
 	}
+/* handed to the kernel, NATed but not forwarded: TTL and MACs as they came */
+#define NOT_CAPABLE(in_, out_, svc_)                                                    \
+	{                                                                               \
+		.in = in_, .out = out_, .verdict = XDP_PASS,                            \
+		.cnt = { C(LB_NEW), C(FWD_NOT_CAPABLE) }, .svc = svc_, .acct = ACCT_NEW \
+	}
+#define FWD_AUTO .cfg = 0, .netns = fwd2_netns, .setup = fwd_auto_setup
 #define FWD_CASE \
 	.progs = DP_XDP, .cfg = SLUICE_CFG_FIB_FORWARD, .netns = fwd_netns, .setup = fwd_services
 
@@ -172,6 +220,76 @@ static const struct dp_case fwd_cases[] = {
 				 TCP4(CLIENT4, BE4_NONEIGH, 40003, 8080, SYN), S_NONE),
 			NEW_FLOW(TCP4(CLIENT4, VIP4_NOROUTE, 40003, 80, SYN),
 				 TCP4(CLIENT4, BE4_NOROUTE, 40003, 8080, SYN), S_NONE),
+		},
+	},
+	{
+		.name = "fwd_auto_capable_redirects",
+		.desc = "default mode: an egress in fwd_devs gets the frame redirected (XDP and tc)",
+		FWD_AUTO,
+		.steps = {
+			FWD_NEW(TCP4(CLIENT4, VIP4, 40010, 80, SYN, .seq = 1),
+				TCP4(CLIENT4, BE4, 40010, 8080, SYN, .seq = 1, TO_BE), S_T4),
+			FWD_REV(TCP4(BE4, CLIENT4, 8080, 40010, SYN | ACK, .seq = 9, .ack = 2,
+				     .l2 = L2_BACKEND),
+				TCP4(VIP4, CLIENT4, 80, 40010, SYN | ACK, .seq = 9, .ack = 2,
+				     TO_CLIENT), S_T4),
+			FWD_NEW(TCP6(CLIENT6, VIP6, 40010, 80, SYN, .seq = 1),
+				TCP6(CLIENT6, BE6, 40010, 8080, SYN, .seq = 1, TO_BE), S_T6),
+		},
+	},
+	{
+		.name = "fwd_auto_not_capable_passes",
+		.desc = "default mode, XDP: per egress; one not in fwd_devs goes to the kernel",
+		.progs = DP_XDP,
+		FWD_AUTO,
+		.steps = {
+			NOT_CAPABLE(TCP4(CLIENT4, VIP4_SLOW, 40011, 80, SYN),
+				    TCP4(CLIENT4, BE4_SLOW, 40011, 8080, SYN), S_NONE),
+			/* the same load, the capable egress: still redirected */
+			FWD_NEW(TCP4(CLIENT4, VIP4, 40011, 80, SYN, .seq = 1),
+				TCP4(CLIENT4, BE4, 40011, 8080, SYN, .seq = 1, TO_BE), S_T4),
+			NOT_CAPABLE(TCP4(CLIENT4, VIP4_SLOW, 40111, 80, SYN),
+				    TCP4(CLIENT4, BE4_SLOW, 40111, 8080, SYN), S_NONE),
+		},
+	},
+	{
+		.name = "fwd_tc_any_egress_redirects",
+		.desc = "tc: an egress not in fwd_devs is redirected too (an skb needs no XDP)",
+		.progs = DP_TC,
+		FWD_AUTO,
+		.steps = {
+			FWD_NEW(TCP4(CLIENT4, VIP4_SLOW, 40012, 80, SYN),
+				TCP4(CLIENT4, BE4_SLOW, 40012, 8080, SYN, .smac = MAC_DEV_SLOW,
+				     .dmac = MAC_NB_SLOW, .ttl = 56),
+				S_NONE),
+		},
+	},
+	{
+		.name = "fwd_tc_no_neighbour_redirect_neigh",
+		.desc = "tc: an unresolved neighbour goes out by bpf_redirect_neigh (MACs left to "
+			"the kernel); no route and TTL 1 go to the kernel",
+		.progs = DP_TC,
+		FWD_AUTO,
+		.steps = {
+			FWD_NEW(TCP4(CLIENT4, VIP4_NONEIGH, 40013, 80, SYN),
+				TCP4(CLIENT4, BE4_NONEIGH, 40013, 8080, SYN, .ttl = 56), S_NONE),
+			NEW_FLOW(TCP4(CLIENT4, VIP4_NOROUTE, 40013, 80, SYN),
+				 TCP4(CLIENT4, BE4_NOROUTE, 40013, 8080, SYN), S_NONE),
+			NEW_FLOW(TCP4(CLIENT4, VIP4, 40013, 80, SYN, .ttl = 1),
+				 TCP4(CLIENT4, BE4, 40013, 8080, SYN, .ttl = 1), S_T4),
+		},
+	},
+	{
+		.name = "fwd_off_passes",
+		.desc = "SLUICE_CFG_FWD_OFF: even a capable egress is left to the kernel (XDP, tc)",
+		.cfg = SLUICE_CFG_FWD_OFF,
+		.netns = fwd2_netns,
+		.setup = fwd_auto_setup,
+		.steps = {
+			NEW_FLOW(TCP4(CLIENT4, VIP4, 40014, 80, SYN),
+				 TCP4(CLIENT4, BE4, 40014, 8080, SYN), S_T4),
+			NEW_FLOW(TCP6(CLIENT6, VIP6, 40014, 80, SYN),
+				 TCP6(CLIENT6, BE6, 40014, 8080, SYN), S_T6),
 		},
 	},
 };

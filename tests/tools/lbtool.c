@@ -238,7 +238,7 @@ struct hook_args {
 	__u32 cfg;
 };
 
-/* "xdp|tc IFNAME [--generic] [--fib]" */
+/* "xdp|tc IFNAME [--generic] [--fib] [--fwd-off]" */
 static int lbtool__parse_hook(int argc, char **argv, struct hook_args *h, const char *what)
 {
 	if (argc < 2) {
@@ -258,6 +258,8 @@ static int lbtool__parse_hook(int argc, char **argv, struct hook_args *h, const 
 			h->xdp_flags = XDP_FLAGS_SKB_MODE;
 		} else if (h->xdp && !strcmp(argv[i], "--fib")) {
 			h->cfg |= SLUICE_CFG_FIB_FORWARD;
+		} else if (!strcmp(argv[i], "--fwd-off")) {
+			h->cfg |= SLUICE_CFG_FWD_OFF;
 		} else {
 			lbtool__err("%s: unknown argument \"%s\"", what, argv[i]);
 			return -EINVAL;
@@ -591,10 +593,33 @@ static int do_stats(int argc, char **argv)
 	return 0;
 }
 
+/* ---- fwd-dev: the egress devices XDP redirects to (fwd_devs) ---- */
+
+static int do_fwd_dev(int argc, char **argv)
+{
+	struct sluice *s;
+	int ifindex = 0, err;
+	bool on;
+
+	if (argc != 2 || (strcmp(argv[0], "add") && strcmp(argv[0], "del"))) {
+		lbtool__err("fwd-dev: expected add|del IFNAME");
+		return 1;
+	}
+	on = !strcmp(argv[0], "add");
+	ifindex = lbtool__ifindex(argv[1]);
+	if (!ifindex)
+		return 1;
+	if (lbtool__open(&s, 0, false))
+		return 1;
+	err = sluice__fwd_dev_set(s, ifindex, on);
+	sluice__close(s);
+	return err ? lbtool__lib_err(err, "fwd-dev") : 0;
+}
+
 static const struct cmd cmds[] = {
-	{ "load", do_load },         { "attach", do_attach }, { "detach", do_detach },
-	{ "svc", do_svc },           { "stats", do_stats },   { "unpin", do_unpin },
-	{ "xdp-pass", do_xdp_pass }, { NULL, NULL },
+	{ "load", do_load },         { "attach", do_attach },   { "detach", do_detach },
+	{ "svc", do_svc },           { "stats", do_stats },     { "unpin", do_unpin },
+	{ "xdp-pass", do_xdp_pass }, { "fwd-dev", do_fwd_dev }, { NULL, NULL },
 };
 
 static int usage(void)
@@ -602,9 +627,12 @@ static int usage(void)
 	fprintf(stderr,
 		"Usage: lbtool [--pin DIR] [-v] COMMAND\n"
 		"  load                                  create the maps, pin them under DIR\n"
-		"  attach xdp IFNAME [--generic] [--fib] attach XDP (native unless --generic;\n"
-		"                                        --fib: FIB lookup + redirect after NAT)\n"
-		"  attach tc IFNAME                      attach tc ingress\n"
+		"  attach xdp IFNAME [--generic] [--fib|--fwd-off]  attach XDP (native unless\n"
+		"                                        --generic); after NAT it redirects to the\n"
+		"                                        egress devices of fwd-dev, --fib to any,\n"
+		"                                        --fwd-off to none (the kernel forwards)\n"
+		"  attach tc IFNAME [--fwd-off]          attach tc ingress (redirects after NAT)\n"
+		"  fwd-dev add|del IFNAME                an egress device XDP may redirect to\n"
 		"  detach xdp|tc IFNAME [--generic]\n"
 		"  svc set VIP:PORT/PROTO [BACKEND:PORT[@WEIGHT] ...]\n"
 		"  svc del VIP:PORT/PROTO\n"

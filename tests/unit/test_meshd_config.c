@@ -102,7 +102,8 @@ static void test_defaults(void)
 	if (!ASSERT_EQ(parse(&cfg, (char *)NULL), 0, "no flags"))
 		goto out;
 	ASSERT_EQ(cfg.xdp_mode, ATTACH_XDP_NATIVE, "xdp mode");
-	ASSERT_FALSE(cfg.fib_forward, "fib forward");
+	ASSERT_FALSE(cfg.fib_forward, "fib forward: auto, not forced on");
+	ASSERT_FALSE(cfg.fwd_off, "fib forward: auto, not off");
 	ASSERT_EQ(cfg.log_level, LOG_LEVEL_INFO, "log level");
 	ASSERT_TRUE(cfg.telemetry, "telemetry");
 	ASSERT_EQ(cfg.telemetry_interval, MESHD_TELEMETRY_INTERVAL_DEFAULT, "interval");
@@ -231,11 +232,30 @@ out:
 	config__free(&cfg);
 }
 
+/* --fib-forward auto|on|off: two booleans, never both */
+static void test_fib_forward(void)
+{
+	static const struct {
+		const char *v;
+		bool on, off;
+	} want[] = { { "auto", false, false }, { "on", true, false }, { "off", false, true } };
+	struct meshd_config cfg;
+
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+		if (ASSERT_EQ(parse(&cfg, "--fib-forward", want[i].v, (char *)NULL), 0,
+			      want[i].v)) {
+			ASSERT_EQ(cfg.fib_forward, want[i].on, want[i].v);
+			ASSERT_EQ(cfg.fwd_off, want[i].off, want[i].v);
+		}
+		config__free(&cfg);
+	}
+}
+
 static const struct bad_flag {
 	const char *flag, *value, *message;
 } bad_flags[] = {
 	{ "--xdp-mode", "turbo", "--xdp-mode: \"turbo\" is not native, generic or off" },
-	{ "--fib-forward", "maybe", "--fib-forward: \"maybe\" is not on or off" },
+	{ "--fib-forward", "maybe", "--fib-forward: \"maybe\" is not auto, on or off" },
 	{ "--log-level", "loud", "--log-level: \"loud\" is not error, warn, info or debug" },
 	{ "--telemetry", "2", "--telemetry: \"2\" is not on or off" },
 	{ "--socket-lb", "yes please", "--socket-lb: \"yes please\" is not on or off" },
@@ -419,6 +439,7 @@ static const struct test tests[] = {
 	TEST(test_flags),
 	TEST(test_file_and_precedence),
 	TEST(test_bad_flags),
+	TEST(test_fib_forward),
 	TEST(test_bad_kubeconfig),
 	TEST(test_bad_file),
 	TEST(test_usage),

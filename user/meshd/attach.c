@@ -12,6 +12,7 @@
 
 #include "attach.h"
 #include "attach_hook.h"
+#include "fwddev.h"
 #include "log.h"
 #include "netlink.h"
 
@@ -154,6 +155,8 @@ static void attach__link_up(void *ctx, int ifindex, const char *ifname)
 	struct attach *a = ctx;
 	struct attach_entry *e = attach__find(a, ifindex);
 
+	if (a->fwd_auto)
+		fwddev__link_up(a->sl, ifindex, ifname);
 	if (!e) {
 		if (!attach__matches(a, ifname))
 			return;
@@ -185,6 +188,8 @@ static void attach__link_gone(void *ctx, int ifindex, const char *ifname)
 	struct attach *a = ctx;
 	struct attach_entry *e = attach__find(a, ifindex);
 
+	if (a->fwd_auto)
+		fwddev__link_gone(a->sl, ifindex);
 	if (!e)
 		return;
 	if (e->state == ATTACH_ATTACHED)

@@ -50,6 +50,7 @@ struct attach {
 	int npatterns;
 	struct attach_entry *list;
 	int n, cap;
+	bool fwd_auto; /* keep fwd_devs in step with every link (fwddev.c) */
 };
 
 /* "native" | "generic" | "off" */

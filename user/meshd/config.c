@@ -312,6 +312,19 @@ static int config__settle_bool(const struct config_settings *st, int id, bool de
 	return 0;
 }
 
+const char *config__fwd_mode(const struct meshd_config *cfg)
+{
+	if (cfg->fib_forward)
+		return "on";
+	return cfg->fwd_off ? "off" : "auto";
+}
+
+__u32 config__datapath_cfg(const struct meshd_config *cfg)
+{
+	return (cfg->fib_forward ? SLUICE_CFG_FIB_FORWARD : 0) |
+	       (cfg->fwd_off ? SLUICE_CFG_FWD_OFF : 0);
+}
+
 /* The modes and switches, in the order their errors are reported. */
 static int config__settle_switches(const struct config_settings *st, struct meshd_config *cfg)
 {
@@ -323,8 +336,17 @@ static int config__settle_switches(const struct config_settings *st, struct mesh
 			st->origin[OPT_XDP_MODE], v[OPT_XDP_MODE]);
 		return 2;
 	}
-	if (config__settle_bool(st, OPT_FIB_FORWARD, false, &cfg->fib_forward))
+	/* auto (XDP redirects per capable egress), on (to any), off (never) */
+	cfg->fib_forward = false;
+	cfg->fwd_off = false;
+	if (v[OPT_FIB_FORWARD] && strcmp(v[OPT_FIB_FORWARD], "auto") &&
+	    config__parse_bool(v[OPT_FIB_FORWARD], &cfg->fib_forward)) {
+		fprintf(stderr, "meshd: %s: \"%s\" is not auto, on or off\n",
+			st->origin[OPT_FIB_FORWARD], v[OPT_FIB_FORWARD]);
 		return 2;
+	}
+	cfg->fwd_off = v[OPT_FIB_FORWARD] && strcmp(v[OPT_FIB_FORWARD], "auto") &&
+		       !cfg->fib_forward;
 	cfg->log_level = LOG_LEVEL_INFO;
 	if (v[OPT_LOG_LEVEL] && log__parse_level(v[OPT_LOG_LEVEL], &cfg->log_level)) {
 		fprintf(stderr, "meshd: %s: \"%s\" is not error, warn, info or debug\n",

@@ -29,7 +29,8 @@
 struct meshd_config {
 	char *interfaces; /* comma-separated names / fnmatch patterns */
 	enum attach_xdp_mode xdp_mode;
-	bool fib_forward;
+	bool fib_forward; /* --fib-forward on: XDP redirects to any egress */
+	bool fwd_off;     /* --fib-forward off: XDP and tc leave forwarding to the kernel */
 	char *cgroup;
 	char *bpffs;
 	char *state;
@@ -55,5 +56,10 @@ struct meshd_config {
  * (printed), exit 2. cfg must be zeroed; free it with config__free(). */
 int config__parse(int argc, char **argv, struct meshd_config *cfg);
 void config__free(struct meshd_config *cfg);
+
+/* --fib-forward as text: "auto", "on" or "off". */
+const char *config__fwd_mode(const struct meshd_config *cfg);
+/* The datapath's rodata knobs (SLUICE_CFG_*) the config asks for. */
+__u32 config__datapath_cfg(const struct meshd_config *cfg);
 
 #endif /* MESHD_CONFIG_H */

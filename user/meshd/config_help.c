@@ -16,12 +16,13 @@ const struct config_opt config_opts[OPT__MAX] = {
 			     "\"eth1,lb-*\"; interfaces that appear later are attached then" },
 	[OPT_XDP_MODE] = { "xdp-mode", "MODE", "native",
 			   "native | generic | off (off: the tc program at tc ingress instead)" },
-	[OPT_FIB_FORWARD] = { "fib-forward", "on|off", "off",
-			      "XDP forwards rewritten packets itself (FIB lookup + redirect) "
-			      "instead of handing them to the kernel; only where every egress "
-			      "device the routes use can take XDP frames (native XDP NICs, veths "
-			      "whose peer runs XDP or GRO): bridges, tunnels and plain veths drop "
-			      "redirected frames" },
+	[OPT_FIB_FORWARD] = { "fib-forward", "auto|on|off", "auto",
+			      "after NAT the datapath forwards itself (FIB lookup + redirect). "
+			      "auto: XDP redirects to the egress devices that can take XDP frames "
+			      "(checked per device as links come and go; the log says why) and "
+			      "hands the rest to the kernel, tc redirects to any; on: XDP "
+			      "redirects to any egress (bridges, tunnels and veths whose peer runs "
+			      "neither XDP nor GRO drop such frames); off: the kernel forwards" },
 	[OPT_CGROUP] = { "cgroup", "PATH", "the cgroup2 mount in /proc/mounts",
 			 "cgroup v2 directory whose processes' sockets the socket-level hooks "
 			 "(socket LB, redirection, telemetry) see; the root covers the whole node; "
@@ -131,7 +132,7 @@ void config__usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: meshd [--config FILE] [--interfaces LIST] [--xdp-mode native|generic|off]\n"
-		"             [--fib-forward on|off] [--cgroup PATH] [--bpffs PATH] [--state FILE]\n"
+		"             [--fib-forward auto|on|off] [--cgroup PATH] [--bpffs PATH] [--state FILE]\n"
 		"             [--socket PATH] [--log-level LEVEL] [--metrics ADDR|off]\n"
 		"             [--telemetry on|off] [--telemetry-interval SECONDS]\n"
 		"             [--socket-lb on|off] [--redirect on|off]\n"

@@ -334,7 +334,7 @@ static void main__log_start(const struct meshd_config *cfg)
 		"state %s (if missing: %s), socket %s, cgroup %s, metrics %s, telemetry %s "
 		"(interval %us)",
 		SLUICE_VERSION, cfg->interfaces, attach__mode_name(cfg->xdp_mode),
-		cfg->fib_forward ? "on" : "off", cfg->bpffs, cfg->state,
+		config__fwd_mode(cfg), cfg->bpffs, cfg->state,
 		state__missing_name(cfg->state_missing), cfg->socket,
 		cfg->cgroup ? cfg->cgroup : "(none found)", cfg->metrics ? cfg->metrics : "off",
 		cfg->telemetry ? "on" : "off", cfg->telemetry_interval);
@@ -402,7 +402,7 @@ static int main__load(struct meshd *m)
 	__u64 ct = 0;
 	int err;
 
-	sopts.cfg = m->cfg.fib_forward ? SLUICE_CFG_FIB_FORWARD : 0;
+	sopts.cfg = config__datapath_cfg(&m->cfg);
 	err = sluice__open(&m->sl, &sopts);
 	if (err) {
 		pr_err("%s", sluice__errmsg());
@@ -476,6 +476,7 @@ static int main__start_parts(struct meshd *m, struct netlink *nl)
 		pr_err("out of memory");
 		return err;
 	}
+	m->att.fwd_auto = !cfg->fib_forward && !cfg->fwd_off;
 	attach__link_ops(&m->att, &link_ops);
 	err = netlink__open(nl, &link_ops);
 	if (err)

@@ -67,6 +67,13 @@ int sluice__share_maps(const struct sluice *s, struct bpf_object *obj, const cha
 		err = bpf_map__set_pin_path(map, path);
 		if (err)
 			return sluice__bpf_err(err, "pin path %s", path);
+		/* The kernel adds BPF_F_RDONLY_PROG to a devmap's flags, which a
+		 * creation must not ask for: libbpf, comparing flags, would
+		 * refuse to reuse the pin of the one it created before. */
+		if ((bpf_map__type(map) == BPF_MAP_TYPE_DEVMAP ||
+		     bpf_map__type(map) == BPF_MAP_TYPE_DEVMAP_HASH) &&
+		    !access(path, F_OK))
+			bpf_map__set_map_flags(map, bpf_map__map_flags(map) | BPF_F_RDONLY_PROG);
 	}
 	return 0;
 }

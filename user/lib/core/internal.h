@@ -75,6 +75,7 @@ enum sluice_map_id {
 	SLUICE_MAP_BACKEND_ADDRS,     /* #17: backend address -> refs (reply filter) */
 	SLUICE_MAP_BACKEND_ADDR_BITS, /* #17: the filter's bits, what BPF reads */
 	SLUICE_MAP_SNAT_ADDR,         /* #13: the node's SNAT address per family */
+	SLUICE_MAP_FWD_DEVS,          /* #17: egress devices XDP redirects to */
 	SLUICE_MAP__MAX,
 };
 

@@ -92,6 +92,7 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 				       sizeof(__u32) },
 	[SLUICE_MAP_BACKEND_ADDR_BITS] = { "backend_addr_bits", sizeof(__u32), sizeof(__u64) },
 	[SLUICE_MAP_SNAT_ADDR] = { "snat_addr", sizeof(__u32), sizeof(struct sluice_snat_addr) },
+	[SLUICE_MAP_FWD_DEVS] = { "fwd_devs", sizeof(__u32), sizeof(__u32) },
 };
 
 /* Create the pin dir on bpffs and tell libbpf where each map lives. */

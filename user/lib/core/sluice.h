@@ -248,6 +248,12 @@ int sluice__counters(struct sluice *s, __u64 out[SLUICE_CNT__MAX]);
 int sluice__snat_addr_set(struct sluice *s, __u8 family, const struct sluice_addr *addr);
 int sluice__snat_addr_get(struct sluice *s, __u8 family, struct sluice_addr *out);
 int sluice__drops(struct sluice *s, __u64 out[SLUICE_DROP__MAX]);
+/* Egress devices XDP redirects to in auto mode (fwd.c, map fwd_devs):
+ * set adds (@on) or removes one ifindex of the caller's namespace; has
+ * returns 1/0; count the number of entries. */
+int sluice__fwd_dev_set(struct sluice *s, int ifindex, bool on);
+int sluice__fwd_dev_has(struct sluice *s, int ifindex);
+int sluice__fwd_dev_count(struct sluice *s);
 int sluice__backend_get(struct sluice *s, __u32 backend_id, struct sluice_backend *be,
 			struct sluice_backend_stats *stats);
 /* Number of conntrack entries (both directions): confirmed flows in
