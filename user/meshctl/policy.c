@@ -86,7 +86,7 @@ static int do_list(int argc, char **argv)
 	static const char *const cols[] = { "SERVICE", "ALLOW",    "DENY",
 					    "ACTION",  ">ENTRIES", ">DENIED(deny/notallowed/node)",
 					    NULL };
-	struct json_object *data = NULL, *svcs, *maps;
+	struct json_object *data = NULL, *svcs, *maps, *cut;
 	struct table *t;
 	char node[1024], *pos[1];
 	int npos;
@@ -108,9 +108,16 @@ static int do_list(int argc, char **argv)
 	table__free(t);
 	policy__join(js__get(data, "nodeDenyFrom"), node, sizeof(node), "none");
 	printf("\nNode deny: %s\n", node);
-	printf("Cut:       %llu flows, %llu sockets since meshd started\n",
-	       (unsigned long long)js__u64(js__get(data, "cut"), "flows"),
-	       (unsigned long long)js__u64(js__get(data, "cut"), "sockets"));
+	cut = js__get(data, "cut");
+	printf("Cut:       %llu flows, %llu sockets since meshd started; pod network namespaces: "
+	       "%llu entered, %llu failed, %llu skipped\n",
+	       (unsigned long long)js__u64(cut, "flows"),
+	       (unsigned long long)js__u64(cut, "sockets"),
+	       (unsigned long long)js__u64(cut, "netns"),
+	       (unsigned long long)js__u64(cut, "netns_failed"),
+	       (unsigned long long)js__u64(cut, "netns_skipped"));
+	if (*js__str(cut, "last_error", ""))
+		printf("           last failure: %s\n", js__str(cut, "last_error", ""));
 	maps = js__get(data, "maps");
 	for (size_t i = 0; i < js__len(maps); i++)
 		printf("Map %-11s %llu of %llu entries\n", js__str(js__idx(maps, i), "name", "?"),

@@ -78,6 +78,27 @@ static struct json_object *pol__node_json(const struct desired *d)
 	return l ? l : json_object_new_array();
 }
 
+/* "cut": totals of sluice__policy_cut() since meshd started */
+static struct json_object *pol__cut_json(struct sluice *sl)
+{
+	struct json_object *o = json_object_new_object();
+	struct sluice_policy_cut_totals t;
+
+	sluice__policy_cut_totals(sl, &t);
+	json_object_object_add(o, "flows", json_object_new_int64((int64_t)t.flows));
+	json_object_object_add(o, "sockets", json_object_new_int64((int64_t)t.socks));
+	json_object_object_add(o, "netns", json_object_new_int64((int64_t)t.netns));
+	json_object_object_add(o, "netns_failed", json_object_new_int64((int64_t)t.netns_failed));
+	json_object_object_add(o, "netns_skipped", json_object_new_int64((int64_t)t.netns_skipped));
+	json_object_object_add(o, "scans_truncated",
+			       json_object_new_int64((int64_t)t.scans_truncated));
+	json_object_object_add(o, "last_netns", json_object_new_int64(t.last_netns));
+	json_object_object_add(o, "last_netns_us", json_object_new_int64((int64_t)t.last_netns_us));
+	json_object_object_add(o, "last_error",
+			       json_object_new_string(t.last_err ? strerror(-t.last_err) : ""));
+	return o;
+}
+
 struct json_object *ops__policy_list(struct meshd *m, struct json_object *req)
 {
 	struct json_object *d = json_object_new_object(), *arr = json_object_new_array(), *o;
@@ -104,15 +125,7 @@ struct json_object *ops__policy_list(struct meshd *m, struct json_object *req)
 			json_object_array_add(arr, o);
 	}
 	json_object_object_add(d, "maps", arr);
-	{
-		__u64 flows, socks;
-
-		sluice__policy_cut_totals(m->sl, &flows, &socks);
-		o = json_object_new_object();
-		json_object_object_add(o, "flows", json_object_new_int64((int64_t)flows));
-		json_object_object_add(o, "sockets", json_object_new_int64((int64_t)socks));
-		json_object_object_add(d, "cut", o);
-	}
+	json_object_object_add(d, "cut", pol__cut_json(m->sl));
 	return api__ok(d);
 }
 

@@ -93,10 +93,12 @@ struct sluice {
 	bool *pend; /* [SLUICE_MAX_BACKENDS] */
 	__u32 *pend_ids;
 	__u32 npend, pend_cap;
-	struct svc_snap *snap;      /* svc_plan.c: ids and backends, kept in step */
-	__u64 cut_flows, cut_socks; /* policy_cut.c: totals since open (#15) */
-	bool addrs_synced;          /* svc_addrs.c: backend_addrs recounted once */
-	__u64 *addr_bits;           /* backend_addr_bits, mmapped at open */
+	struct svc_snap *snap;               /* svc_plan.c: ids and backends, kept in step */
+	struct sluice_policy_cut_totals cut; /* policy_cut*.c: totals since open (#15) */
+	char *cut_cgroup;                    /* policy_cut_netns.c: the scope (NULL: none) */
+	unsigned int cut_max_netns, cut_budget_ms;
+	bool addrs_synced; /* svc_addrs.c: backend_addrs recounted once */
+	__u64 *addr_bits;  /* backend_addr_bits, mmapped at open */
 };
 
 /* Called once per element by maps__for_each(); non-zero stops the walk

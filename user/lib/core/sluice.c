@@ -218,6 +218,7 @@ void sluice__close(struct sluice *s)
 		svc__tables_close(s);
 	svc__addr_bits_unmap(s);
 	lb_bpf__destroy(s->skel);
+	free(s->cut_cgroup);
 	free(s);
 }
 
