@@ -444,17 +444,18 @@ static int rec_cmp(const void *a, const void *b)
 }
 
 struct snap {
-	struct dump m[4];
+	struct dump m[5];
 };
 
 static const struct {
 	const char *name;
 	size_t ksz, vsz;
-} snap_maps[4] = {
+} snap_maps[5] = {
 	{ "services", sizeof(struct sluice_svc_key), sizeof(struct sluice_svc) },
 	{ "backends", sizeof(__u32), sizeof(struct sluice_backend) },
 	{ "policy", sizeof(struct sluice_policy_key), sizeof(struct sluice_policy_val) },
 	{ "policy_node", sizeof(struct sluice_policy_key), sizeof(struct sluice_policy_val) },
+	{ "policy_nhost", sizeof(struct sluice_policy_key), sizeof(struct sluice_policy_val) },
 };
 
 struct kv_ctx {
@@ -486,7 +487,7 @@ static int dump_kv(const void *key, const void *value, void *ctx)
 
 static void snap_take(struct sluice *s, struct snap *sn)
 {
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		struct kv_ctx c = { &sn->m[i], snap_maps[i].ksz };
 
 		sn->m[i] = (struct dump){ .rec = snap_maps[i].ksz + snap_maps[i].vsz };
@@ -502,7 +503,7 @@ static bool snap_same(const struct snap *a, const struct snap *b, const char *wh
 {
 	bool ok = true;
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		ok &= ASSERT_EQ(a->m[i].n, b->m[i].n, snap_maps[i].name);
 		if (a->m[i].n == b->m[i].n)
 			ok &= ASSERT_TRUE(!memcmp(a->m[i].buf, b->m[i].buf,
@@ -516,7 +517,7 @@ static bool snap_same(const struct snap *a, const struct snap *b, const char *wh
 
 static void snap_free(struct snap *sn)
 {
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		free(sn->m[i].buf);
 }
 

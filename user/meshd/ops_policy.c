@@ -118,8 +118,9 @@ struct json_object *ops__policy_list(struct meshd *m, struct json_object *req)
 	json_object_object_add(d, "services", arr);
 	json_object_object_add(d, "nodeDenyFrom", pol__node_json(ds));
 	arr = json_object_new_array();
-	for (const char *const *k = (const char *const[]){ "policy", "policy_node", NULL }; *k;
-	     k++) {
+	for (const char *const *k =
+		     (const char *const[]){ "policy", "policy_node", "policy_nhost", NULL };
+	     *k; k++) {
 		o = ops__map_fill(m->sl, *k);
 		if (o)
 			json_object_array_add(arr, o);

@@ -30,7 +30,7 @@
 
 #include "policy_cut.h"
 
-static __u8 cut__lookup(int fd, __u32 id, const struct sluice_ct_key *t)
+static __u8 cut__lookup(const struct sluice *s, int fd, __u32 id, const struct sluice_ct_key *t)
 {
 	struct sluice_policy_key k = { .id = id };
 	struct sluice_policy_val v;
@@ -38,8 +38,13 @@ static __u8 cut__lookup(int fd, __u32 id, const struct sluice_ct_key *t)
 
 	k.prefixlen = 32 + (t->family == SLUICE_AF_INET ? 32 : 128);
 	memcpy(k.addr, t->saddr, sizeof(k.addr));
+	/* the node list's host entries first, as the kernel does */
+	if (fd == s->fds[SLUICE_MAP_POLICY_NODE] &&
+	    !bpf_map_lookup_elem(s->fds[SLUICE_MAP_POLICY_NHOST], &k, &v))
+		goto found;
 	if (bpf_map_lookup_elem(fd, &k, &v))
 		return SLUICE_POL_NONE;
+found:
 	for (__u32 i = 0; i < v.nports && i < SLUICE_POLICY_PORTS; i++)
 		if (port >= v.port[i].lo && port <= v.port[i].hi)
 			return v.port[i].verdict;
@@ -51,11 +56,11 @@ int sluice__policy_verdict(struct sluice *s, __u32 svc_id, __u16 svc_flags,
 {
 	__u8 v;
 
-	if (cut__lookup(s->fds[SLUICE_MAP_POLICY_NODE], fwd->family, fwd) == SLUICE_POL_DENY)
+	if (cut__lookup(s, s->fds[SLUICE_MAP_POLICY_NODE], fwd->family, fwd) == SLUICE_POL_DENY)
 		return SLUICE_DROP_POLICY_NODE_DENY;
 	if (!(svc_flags & SLUICE_SVC_F_POLICY))
 		return 0;
-	v = cut__lookup(s->fds[SLUICE_MAP_POLICY], svc_id, fwd);
+	v = cut__lookup(s, s->fds[SLUICE_MAP_POLICY], svc_id, fwd);
 	if (v == SLUICE_POL_DENY)
 		return SLUICE_DROP_POLICY_DENY;
 	if (v == SLUICE_POL_NONE && (svc_flags & SLUICE_SVC_F_POLICY_ALLOWLIST))

@@ -56,6 +56,15 @@ static void node__key(struct sluice_policy_key *k, const struct sluice_cidr *c)
 	svc__addr_copy(k->addr, &c->addr);
 }
 
+/* Host entries (/32, /128) live in the hash policy_nhost, the kernel's
+ * first lookup; shorter prefixes in the trie policy_node. */
+static int node__fd(const struct sluice *s, const struct sluice_policy_key *k)
+{
+	bool host = k->prefixlen == 32 + (k->id == SLUICE_AF_INET6 ? 128 : 32);
+
+	return s->fds[host ? SLUICE_MAP_POLICY_NHOST : SLUICE_MAP_POLICY_NODE];
+}
+
 static int node__read(struct sluice *s, struct node_keys *old)
 {
 	int err;
@@ -63,9 +72,21 @@ static int node__read(struct sluice *s, struct node_keys *old)
 	err = maps__for_each(s->fds[SLUICE_MAP_POLICY_NODE], "policy_node",
 			     sizeof(struct sluice_policy_key), sizeof(struct sluice_policy_val),
 			     node__collect, old);
+	if (!err)
+		err = maps__for_each(s->fds[SLUICE_MAP_POLICY_NHOST], "policy_nhost",
+				     sizeof(struct sluice_policy_key),
+				     sizeof(struct sluice_policy_val), node__collect, old);
 	if (!err && old->n)
 		qsort(old->v, old->n, sizeof(*old->v), node__cmp);
 	return err;
+}
+
+static void node__undo(struct sluice *s, struct node_keys *added)
+{
+	while (added->n) {
+		added->n--;
+		bpf_map_delete_elem(node__fd(s, &added->v[added->n]), &added->v[added->n]);
+	}
 }
 
 int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __u32 n)
@@ -73,7 +94,6 @@ int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __
 	const struct sluice_policy_val val = { .verdict = SLUICE_POL_DENY };
 	struct sluice_policy_cfg cfg = {};
 	__u32 zero = 0;
-	int fd = s->fds[SLUICE_MAP_POLICY_NODE];
 	struct node_keys old = {}, added = {};
 	struct sluice_policy_key *want = NULL;
 	char what[SLUICE_CIDR_STRLEN + 16], c[SLUICE_CIDR_STRLEN];
@@ -96,13 +116,16 @@ int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __
 		node__key(&want[i], &deny[i]);
 		if (old.n && bsearch(&want[i], old.v, old.n, sizeof(*old.v), node__cmp))
 			continue;
-		err = bpf_map_update_elem(fd, &want[i], &val, BPF_NOEXIST);
+		err = bpf_map_update_elem(node__fd(s, &want[i]), &want[i], &val, BPF_NOEXIST);
 		if (err) {
 			snprintf(what, sizeof(what), "of %s",
 				 sluice_cidr__str(&deny[i], c, sizeof(c)));
-			maps__err(err, "policy_node", "insert", what);
-			while (added.n)
-				bpf_map_delete_elem(fd, &added.v[--added.n]);
+			maps__err(err,
+				  node__fd(s, &want[i]) == s->fds[SLUICE_MAP_POLICY_NODE] ?
+					  "policy_node" :
+					  "policy_nhost",
+				  "insert", what);
+			node__undo(s, &added);
 			goto out;
 		}
 		added.v[added.n++] = want[i];
@@ -114,14 +137,13 @@ int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __
 	err = bpf_map_update_elem(s->fds[SLUICE_MAP_POLICY_CFG], &zero, &cfg, BPF_ANY);
 	if (err) {
 		maps__err(err, "policy_cfg", "update", "of the node list's size");
-		while (added.n)
-			bpf_map_delete_elem(fd, &added.v[--added.n]);
+		node__undo(s, &added);
 		goto out;
 	}
 	qsort(want, n, sizeof(*want), node__cmp);
 	for (__u32 i = 0; i < old.n; i++)
 		if (!bsearch(&old.v[i], want, n, sizeof(*want), node__cmp))
-			bpf_map_delete_elem(fd, &old.v[i]);
+			bpf_map_delete_elem(node__fd(s, &old.v[i]), &old.v[i]);
 out:
 	free(old.v);
 	free(added.v);
