@@ -59,11 +59,12 @@ static struct json_object *pol__service_json(struct sluice *sl, const struct des
 			       json_object_new_string(desired__svc_ref(svc, ref, sizeof(ref))));
 	if (svc->name[0])
 		json_object_object_add(o, "name", json_object_new_string(svc->name));
+	/* a list held by full gets a reference; a new empty one has its own */
 	for (const char *const *k = (const char *const[]){ "allowFrom", "denyFrom", NULL }; *k; k++)
 		json_object_object_add(o, *k,
-				       json_object_get(json_object_object_get_ex(full, *k, &v) ?
-							       v :
-							       json_object_new_array()));
+				       json_object_object_get_ex(full, *k, &v) ?
+					       json_object_get(v) :
+					       json_object_new_array());
 	json_object_object_add(o, "denyAction",
 			       json_object_new_string(svc->policy_refuse ? "refuse" : "drop"));
 	json_object_put(full);
