@@ -273,7 +273,8 @@ static const struct cmd policy_list_cmd = {
 	.name = "list",
 	.fn = do_list,
 	.grammar = "",
-	.summary = "services with access rules or denials, the node deny list, trie use",
+	.summary = "services with access rules or denials, the node deny list, map use, what "
+		   "policy changes cut",
 	.example = "meshctl policy list\nmeshctl policy list -o json",
 };
 
@@ -294,7 +295,10 @@ static const struct cmd policy_set_cmd = {
 	.args = svc_args,
 	.opts = set_opts,
 	.notes = "A rule's optional PORT is the client's source port. New connections follow the\n"
-		 "rules at once; established ones are left alone (conntrack hits are not checked).",
+		 "rules at once; established ones from a source the change denies are cut: their\n"
+		 "conntrack entries go, and TCP sockets the socket LB connected are destroyed in\n"
+		 "meshd's and in the socket LB cgroup's network namespaces (pods; bounded: see\n"
+		 "`policy list` for what was cut, failed or skipped).",
 	.example = "meshctl policy set 10.96.0.10:80/tcp --allow-from 10.0.0.0/8 --deny-from "
 		   "10.0.66.0/24\nmeshctl policy set 10.96.0.10:80/tcp --allow-from \"\"",
 };
