@@ -22,7 +22,15 @@
 struct node_keys {
 	struct sluice_policy_key *v;
 	__u32 n, cap;
+	/* node__read of the trie: host keys left there by a meshd from before
+	 * policy_nhost go here (moved to the hash by the next set) */
+	struct node_keys *misplaced;
 };
+
+static bool node__is_host(const struct sluice_policy_key *k)
+{
+	return k->prefixlen == 32 + (k->id == SLUICE_AF_INET6 ? 128 : 32);
+}
 
 static int node__collect(const void *key, const void *value, void *ctx)
 {
@@ -30,6 +38,8 @@ static int node__collect(const void *key, const void *value, void *ctx)
 	struct sluice_policy_key *grown;
 
 	(void)value;
+	if (c->misplaced && node__is_host(key))
+		c = c->misplaced;
 	if (c->n == c->cap) {
 		c->cap = c->cap ? 2 * c->cap : 256;
 		grown = realloc(c->v, c->cap * sizeof(*c->v));
@@ -60,18 +70,20 @@ static void node__key(struct sluice_policy_key *k, const struct sluice_cidr *c)
  * first lookup; shorter prefixes in the trie policy_node. */
 static int node__fd(const struct sluice *s, const struct sluice_policy_key *k)
 {
-	bool host = k->prefixlen == 32 + (k->id == SLUICE_AF_INET6 ? 128 : 32);
-
-	return s->fds[host ? SLUICE_MAP_POLICY_NHOST : SLUICE_MAP_POLICY_NODE];
+	return s->fds[node__is_host(k) ? SLUICE_MAP_POLICY_NHOST : SLUICE_MAP_POLICY_NODE];
 }
 
-static int node__read(struct sluice *s, struct node_keys *old)
+/* Every key of both maps into old; with @misplaced, host keys found in
+ * the trie go there instead. */
+static int node__read(struct sluice *s, struct node_keys *old, struct node_keys *misplaced)
 {
 	int err;
 
+	old->misplaced = misplaced;
 	err = maps__for_each(s->fds[SLUICE_MAP_POLICY_NODE], "policy_node",
 			     sizeof(struct sluice_policy_key), sizeof(struct sluice_policy_val),
 			     node__collect, old);
+	old->misplaced = NULL;
 	if (!err)
 		err = maps__for_each(s->fds[SLUICE_MAP_POLICY_NHOST], "policy_nhost",
 				     sizeof(struct sluice_policy_key),
@@ -94,7 +106,7 @@ int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __
 	const struct sluice_policy_val val = { .verdict = SLUICE_POL_DENY };
 	struct sluice_policy_cfg cfg = {};
 	__u32 zero = 0;
-	struct node_keys old = {}, added = {};
+	struct node_keys old = {}, added = {}, misplaced = {};
 	struct sluice_policy_key *want = NULL;
 	char what[SLUICE_CIDR_STRLEN + 16], c[SLUICE_CIDR_STRLEN];
 	int err;
@@ -102,7 +114,7 @@ int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __
 	sluice__clear_err();
 	err = sluice_policy__node_check(deny, n);
 	if (!err)
-		err = node__read(s, &old);
+		err = node__read(s, &old, &misplaced);
 	if (err)
 		goto out;
 	want = calloc(n ? n : 1, sizeof(*want));
@@ -144,7 +156,11 @@ int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __
 	for (__u32 i = 0; i < old.n; i++)
 		if (!bsearch(&old.v[i], want, n, sizeof(*want), node__cmp))
 			bpf_map_delete_elem(node__fd(s, &old.v[i]), &old.v[i]);
+	/* in the hash now if still wanted: out of the trie */
+	for (__u32 i = 0; i < misplaced.n; i++)
+		bpf_map_delete_elem(s->fds[SLUICE_MAP_POLICY_NODE], &misplaced.v[i]);
 out:
+	free(misplaced.v);
 	free(old.v);
 	free(added.v);
 	free(want);
@@ -157,7 +173,7 @@ int sluice__policy_node_get(struct sluice *s, struct sluice_cidr *out, __u32 max
 	int err;
 
 	sluice__clear_err();
-	err = node__read(s, &keys);
+	err = node__read(s, &keys, NULL);
 	if (err)
 		goto out;
 	for (__u32 i = 0; i < keys.n && i < max; i++) {
