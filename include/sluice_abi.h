@@ -508,7 +508,12 @@ struct sluice_src_range_key {
  * Access policy (#15). Two LPM tries with one key layout:
  * policy:      {svc_id, client prefix} of services with SLUICE_SVC_F_POLICY;
  * policy_node: {family, client prefix}, the node-wide deny list checked
- *              for every service (id is SLUICE_AF_INET / SLUICE_AF_INET6).
+ *              for every service (id is SLUICE_AF_INET / SLUICE_AF_INET6),
+ *              its prefixes shorter than a host;
+ * policy_nhost: a hash with the same key, the node list's host entries
+ *              (/32, /128: prefixlen 64 with id SLUICE_AF_INET, 160 with
+ *              SLUICE_AF_INET6), looked up first: one exact match instead
+ *              of a trie walk for the common case of long lists of hosts.
  * Both are looked up once per new flow with the whole client address; the
  * value of the longest match holds the verdict for every client port, as
  * userspace compiled it from the rules: deny wins over allow, so an allow

@@ -191,6 +191,16 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } policy_node SEC(".maps");
 
+/* The node list's host entries (/32, /128): one hash lookup instead of a
+ * walk down a trie of 100k+ entries; policy_node keeps the shorter ones. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLUICE_POLICY_NODE_RULES);
+	__type(key, struct sluice_policy_key);
+	__type(value, struct sluice_policy_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} policy_nhost SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SLUICE_MAX_SERVICES);

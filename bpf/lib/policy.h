@@ -43,6 +43,21 @@ static __always_inline __u8 policy_lookup(void *map, struct sluice_policy_key *k
 	return v ? policy_port_verdict(v, port) : SLUICE_POL_NONE;
 }
 
+/* The node list: a host entry (policy_nhost, exact match on the key
+ * whose prefixlen is already the whole address) before the trie of the
+ * shorter prefixes. Every node entry denies: a host entry decides alone. */
+static __always_inline __u8 policy_node_lookup(struct sluice_policy_key *k, __u16 port, bool *ports)
+{
+	struct sluice_policy_val *v = bpf_map_lookup_elem(&policy_nhost, k);
+
+	if (v) {
+		if (v->nports)
+			*ports = true;
+		return policy_port_verdict(v, port);
+	}
+	return policy_lookup(&policy_node, k, port, ports);
+}
+
 /* policy_denies() and policy_sock_denies(); @port_known false: the
  * client port is not chosen yet, and a verdict that depends on it is
  * undecided (-1). */
@@ -59,7 +74,7 @@ static __always_inline int __policy_denies(const struct sluice_ct_key *t, __u32 
 	k.prefixlen = t->family == SLUICE_AF_INET ? 32 + 32 : 32 + 128;
 	k.id = t->family;
 	__builtin_memcpy(k.addr, t->saddr, sizeof(k.addr));
-	verdict = policy_lookup(&policy_node, &k, port, &ports);
+	verdict = policy_node_lookup(&k, port, &ports);
 	if (!port_known && ports)
 		return -1;
 	if (verdict == SLUICE_POL_DENY) {

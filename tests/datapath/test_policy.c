@@ -163,6 +163,50 @@ static bool s_node_and_allow(struct dp *d)
 	return s_node(d) && T4(&p);
 }
 
+/* Whether policy_nhost (hash: @in_hash) or policy_node (trie) holds the
+ * node entry @cidr, and the other map does not. */
+static bool node_entry_in(struct dp *d, const char *cidr, bool in_hash)
+{
+	struct sluice_policy_key k = {};
+	struct sluice_policy_val v;
+	struct sluice_cidr c;
+	int h = sluice__map_fd(d->s, "policy_nhost"), t = sluice__map_fd(d->s, "policy_node");
+
+	if (sluice_cidr__parse(&c, cidr))
+		return false;
+	k.prefixlen = 32 + c.prefixlen;
+	k.id = c.addr.family;
+	memcpy(k.addr, c.addr.addr, sizeof(k.addr));
+	if (!bpf_map_lookup_elem(in_hash ? h : t, &k, &v) &&
+	    bpf_map_lookup_elem(in_hash ? t : h, &k, &v) && errno == ENOENT)
+		return true;
+	dp__fail(d, "node entry %s is not (only) in %s", cidr,
+		 in_hash ? "policy_nhost" : "policy_node");
+	return false;
+}
+
+/* Host entries in the hash, shorter prefixes in the trie, a service
+ * allow prefix containing both. */
+static bool s_node_split(struct dp *d)
+{
+	static const char *const text[] = { "10.0.0.2/32", "10.200.0.0/16", "fd00::2/128",
+					    "fd00:200::/32" };
+	static const struct pol p = { .allow = { "10.0.0.0/8" } };
+	struct sluice_cidr c[4];
+	int err;
+
+	for (int i = 0; i < 4; i++)
+		if (sluice_cidr__parse(&c[i], text[i]))
+			return false;
+	err = sluice__policy_node_set(d->s, c, 4);
+	if (err) {
+		dp__fail(d, "policy_node_set: %d (%s)", err, sluice__errmsg());
+		return false;
+	}
+	return node_entry_in(d, text[0], true) && node_entry_in(d, text[1], false) &&
+	       node_entry_in(d, text[2], true) && node_entry_in(d, text[3], false) && T4(&p);
+}
+
 /* The refusals: from the VIP to the client. */
 #define RSTV4(sp, s, a)                                                              \
 	TCP4(VIP4, CLIENT4, 80, sp, RST | ACK, .seq = s, .ack = a, .l2 = L2_REFUSAL, \
@@ -333,6 +377,20 @@ static const struct dp_case policy_cases[] = {
 			DENIES(T4_SYN(CLIENT4B, 40013), POLICY_NODE_DENY, S_T4),
 			T4_NEW(CLIENT4, 40013),
 			DENIES(T4_SYN(OTHER4, 40013), POLICY_NOT_ALLOWED, S_T4),
+		},
+	},
+	{
+		.name = "policy_node_host_hash",
+		.desc = "node /32 and /128 in the hash, /16 and /32 (v6) in the trie: both deny, "
+			"also inside the service's allow 10.0.0.0/8; others in",
+		.setup = s_node_split,
+		.steps = {
+			DENIES(T4_SYN(CLIENT4B, 40014), POLICY_NODE_DENY, S_T4),
+			DENIES(T4_SYN(OTHER4, 40014), POLICY_NODE_DENY, S_T4),
+			T4_NEW(CLIENT4, 40014),
+			DENIES(T6_SYN(CLIENT6B, 40014), POLICY_NODE_DENY, S_T6),
+			DENIES(T6_SYN(OTHER6, 40014), POLICY_NODE_DENY, S_T6),
+			T6_NEW(CLIENT6, 40014),
 		},
 	},
 };

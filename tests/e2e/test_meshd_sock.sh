@@ -19,6 +19,13 @@
 #                 socket-LB connect counter (status and /metrics) grows
 #   lb_udp        UDP through the VIP: replies come from the VIP
 #                 (recvfrom), no conntrack entry, sendmsg counter grows
+#   policy_cut    3 TCP connections of a client in the cgroup and in the
+#                 client namespace (not meshd's) through the socket LB (peer
+#                 the VIP, no conntrack entry); a change denying the client's
+#                 /32 cuts them within 2 s (each sees ECONNABORTED, a reset or
+#                 EOF), policy list's cut.sockets grows by 3 and cut.netns by
+#                 >= 1 with no netns_failed; a bound socket from the client is
+#                 then refused with EPERM; the rule is removed after
 #   lb_off        restart with --socket-lb off: the cgroup has no socket-LB
 #                 program and no link pin is left; the same clients are
 #                 served by the per-packet path (conntrack entries appear)
@@ -31,7 +38,7 @@
 #                 sock_*/redir_*/link_* pin and no pin dir
 # meshd, the cgroup (its processes moved out first), pins, namespaces and
 # temp files are removed on exit, failure or interruption. Needs root,
-# bpftool, jq, curl, python3 and `make`. About 20 s.
+# bpftool, jq, curl, python3 and `make`. About 25 s.
 # Usage: test_meshd_sock.sh [SCENARIO...]   (default: all, in order)
 set -u
 
@@ -159,6 +166,95 @@ test_lb_udp() {
 	log "conntrack entries $ct0 -> $ct1, socket-LB sendmsg $s0 -> $s1, recvmsg_revnat $(st '.socket_lb.counters.recvmsg_revnat')"
 	[ "$ct1" = "$ct0" ] || fail "conntrack entries appeared: $ct0 -> $ct1" || ok=1
 	[ "$((s1 - s0))" -ge "$N" ] || fail "sendmsg counter grew by $((s1 - s0)), want >= $N" || ok=1
+	return $ok
+}
+
+# 3 connections through the VIP (peer checked), one whoami each, then
+# blocked in recv() until each one breaks; prints one line per connection
+# and "cut K of 3 in S s" (S from the go file's appearance).
+CUT_PY='
+import errno, os, select, socket, sys, time
+vip, port, ready, go = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+conns = []
+for i in range(3):
+    s = socket.create_connection((vip, port), timeout=5)
+    assert s.getpeername()[:2] == (vip, port), "peer %s is not the VIP" % (s.getpeername(),)
+    s.sendall(b"whoami\n"); assert s.recv(64).strip(), "no answer"
+    conns.append(s)
+open(ready, "w").close()
+t = time.time() + 20
+while not os.path.exists(go) and time.time() < t: time.sleep(0.01)
+t0, cut, live = time.time(), 0, list(conns)
+while live and time.time() < t0 + 10:
+    r, _, _ = select.select(live, [], [], 0.5)
+    for s in r:
+        try:
+            d = s.recv(64); why = "EOF" if not d else "data %r" % d
+        except OSError as e:
+            why = errno.errorcode.get(e.errno, str(e.errno))
+        print("connection %d: %s after %.3f s" % (conns.index(s), why, time.time() - t0))
+        cut += why in ("EOF", "ECONNABORTED", "ECONNRESET"); live.remove(s)
+print("cut %d of 3 in %.3f s" % (cut, time.time() - t0))
+sys.exit(0 if cut == 3 else 1)
+'
+
+# one value of policy list's "cut" object
+cut_total() { mctl -o json policy list | jq -r ".cut.$1"; }
+
+test_policy_cut() {
+	local ok=0 pid i s0 s1 n0 n1 f0 f1 ct0 ct1 err
+	[ "$(st '.socket_lb.running')" = true ] || fail "socket LB not running" || return 1
+	rm -f "$WORK/cut.ready" "$WORK/cut.go"
+	ct0=$(ct_total)
+	in_cg_client timeout 40 python3 -c "$CUT_PY" "$TOPO_VIP4" 8000 "$WORK/cut.ready" \
+		"$WORK/cut.go" >"$WORK/cut.out" 2>&1 &
+	pid=$!
+	BG_PIDS+=("$pid")
+	for ((i = 0; i < 250; i++)); do
+		[ -e "$WORK/cut.ready" ] && break
+		sleep 0.02
+	done
+	[ -e "$WORK/cut.ready" ] || fail "connections not open: $(tail -n 2 "$WORK/cut.out")" ||
+		return 1
+	ct1=$(ct_total)
+	[ "$ct1" = "$ct0" ] && log "3 connections through the socket LB (conntrack $ct0 -> $ct1)" ||
+		fail "conntrack entries appeared ($ct0 -> $ct1): not the socket LB" || ok=1
+	s0=$(cut_total sockets)
+	n0=$(cut_total netns)
+	f0=$(cut_total netns_failed)
+	touch "$WORK/cut.go"
+	mctl policy set "$SVC" --deny-from "$TOPO_CLIENT4/32" >/dev/null ||
+		fail "policy set --deny-from failed" || ok=1
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.02
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		fail "connections still open 2 s after the change" || ok=1
+		wait "$pid"
+	else
+		wait "$pid" || fail "not every connection was cut: $(tail -n 1 "$WORK/cut.out")" || ok=1
+	fi
+	BG_PIDS=()
+	log "$(cat "$WORK/cut.out")"
+	s1=$(cut_total sockets)
+	n1=$(cut_total netns)
+	f1=$(cut_total netns_failed)
+	log "cut sockets $s0 -> $s1, netns entered $n0 -> $n1 (last cut: $(cut_total last_netns) in $(cut_total last_netns_us) us), netns failed $f0 -> $f1"
+	[ "$((s1 - s0))" -ge 3 ] || fail "cut.sockets grew by $((s1 - s0)), want >= 3" || ok=1
+	[ "$((n1 - n0))" -ge 1 ] || fail "cut.netns grew by $((n1 - n0)), want >= 1" || ok=1
+	[ "$f1" = "$f0" ] || fail "cut.netns_failed grew: $(cut_total last_error)" || ok=1
+	mctl policy list | grep '^Cut:'
+	err=$(in_cg_client python3 -c '
+import socket, sys
+s = socket.socket(); s.bind((sys.argv[1], 0))
+try:
+    s.connect((sys.argv[2], 8000)); print("connected")
+except OSError as e:
+    print(e.strerror)' "$TOPO_CLIENT4" "$TOPO_VIP4" 2>&1)
+	[ "$err" = "Operation not permitted" ] && log "a bound connect() from the client: $err" ||
+		fail "a bound connect() from the denied client: $err" || ok=1
+	mctl policy set "$SVC" --deny-from "" >/dev/null || fail "removing the rule failed" || ok=1
 	return $ok
 }
 
@@ -323,7 +419,7 @@ test_uninstall() {
 	return $ok
 }
 
-ALL=(lb_tcp lb_udp lb_off redirect restart uninstall cleanup)
+ALL=(lb_tcp lb_udp policy_cut lb_off redirect restart uninstall cleanup)
 
 main() {
 	local t0 name be

@@ -205,7 +205,46 @@ static const struct refusal {
 	{ ops__explain,
 	  "{\"service\": \"10.96.0.10:80/tcp\", \"socketCookie\": \"1\", \"netnsCookie\": \"-1\"}",
 	  "netnsCookie: want a decimal number" },
+	{ ops__explain,
+	  "{\"service\": \"10.96.0.10:80/tcp\", \"socketCookie\": \"18446744073709551616\"}",
+	  "socketCookie: \"18446744073709551616\" is not a decimal number" },
+	/* access policy (#15): refused before any map is read */
+	{ ops__policy_get, "{}", "service: missing" },
+	{ ops__policy_get, "{\"service\": \"10.96.0.99:80/tcp\"}",
+	  "service 10.96.0.99:80/tcp not found" },
+	{ ops__policy_node_set, "{\"nodeDenyFrom\": \"10.0.0.0/8\"}",
+	  "nodeDenyFrom: expected a list of CIDRs" },
+	{ ops__policy_node_set, "{\"nodeDenyFrom\": [7]}", "nodeDenyFrom[0]: " },
+	{ ops__policy_node_set, "{\"nodeDenyFrom\": [\"10.0.0.0/8\", \"10.1.0.0/16\"]}",
+	  "nodeDenyFrom[1]: \"10.1.0.0/16\" lies inside nodeDenyFrom[0] \"10.0.0.0/8\"" },
+	{ ops__service_set,
+	  "{\"service\": \"10.96.0.10:80/tcp\", \"allowFrom\": {\"10.0.0.0/8\": 1}}",
+	  "allowFrom: expected a list of CIDR" },
 };
+
+/* A node list one prefix over SLUICE_POLICY_NODE_RULES (~2.6 MB of JSON):
+ * refused by its length before any prefix is parsed or any map read. */
+static void test_policy_node_oversized(void)
+{
+	size_t n = SLUICE_POLICY_NODE_RULES + 1, len = 32 + n * 20, off;
+	char *req = malloc(len), want[96];
+
+	if (!ASSERT_TRUE(req != NULL, "malloc") || !setup()) {
+		free(req);
+		return;
+	}
+	off = (size_t)snprintf(req, len, "{\"nodeDenyFrom\": [");
+	for (size_t i = 0; i < n; i++)
+		off += (size_t)snprintf(req + off, len - off, "%s\"10.%zu.%zu.%zu/32\"",
+					i ? "," : "", i >> 16 & 255, i >> 8 & 255, i & 255);
+	snprintf(req + off, len - off, "]}");
+	snprintf(want, sizeof(want), "nodeDenyFrom: %zu rules exceed the limit of %u", n,
+		 SLUICE_POLICY_NODE_RULES);
+	if (refused(ops__policy_node_set, req, want))
+		untouched("oversized nodeDenyFrom");
+	teardown();
+	free(req);
+}
 
 static void test_refusals(void)
 {
@@ -291,6 +330,7 @@ static void test_apply(void)
 
 static const struct test tests[] = {
 	TEST(test_refusals),
+	TEST(test_policy_node_oversized),
 	TEST(test_apply),
 };
 

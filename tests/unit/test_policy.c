@@ -444,17 +444,18 @@ static int rec_cmp(const void *a, const void *b)
 }
 
 struct snap {
-	struct dump m[4];
+	struct dump m[5];
 };
 
 static const struct {
 	const char *name;
 	size_t ksz, vsz;
-} snap_maps[4] = {
+} snap_maps[5] = {
 	{ "services", sizeof(struct sluice_svc_key), sizeof(struct sluice_svc) },
 	{ "backends", sizeof(__u32), sizeof(struct sluice_backend) },
 	{ "policy", sizeof(struct sluice_policy_key), sizeof(struct sluice_policy_val) },
 	{ "policy_node", sizeof(struct sluice_policy_key), sizeof(struct sluice_policy_val) },
+	{ "policy_nhost", sizeof(struct sluice_policy_key), sizeof(struct sluice_policy_val) },
 };
 
 struct kv_ctx {
@@ -486,7 +487,7 @@ static int dump_kv(const void *key, const void *value, void *ctx)
 
 static void snap_take(struct sluice *s, struct snap *sn)
 {
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		struct kv_ctx c = { &sn->m[i], snap_maps[i].ksz };
 
 		sn->m[i] = (struct dump){ .rec = snap_maps[i].ksz + snap_maps[i].vsz };
@@ -502,7 +503,7 @@ static bool snap_same(const struct snap *a, const struct snap *b, const char *wh
 {
 	bool ok = true;
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		ok &= ASSERT_EQ(a->m[i].n, b->m[i].n, snap_maps[i].name);
 		if (a->m[i].n == b->m[i].n)
 			ok &= ASSERT_TRUE(!memcmp(a->m[i].buf, b->m[i].buf,
@@ -516,7 +517,7 @@ static bool snap_same(const struct snap *a, const struct snap *b, const char *wh
 
 static void snap_free(struct snap *sn)
 {
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		free(sn->m[i].buf);
 }
 
@@ -683,6 +684,59 @@ static void test_node_writer(void)
 	sluice__close(s);
 }
 
+/* Where a node entry lives: 1 the hash policy_nhost, 2 the trie, 3 both. */
+static int node_where(struct sluice *s, const struct sluice_cidr *c)
+{
+	struct sluice_policy_key k = { .prefixlen = 32 + c->prefixlen, .id = c->addr.family };
+	struct sluice_policy_val v;
+
+	memcpy(k.addr, c->addr.addr, sizeof(k.addr));
+	int in_hash = !bpf_map_lookup_elem(sluice__map_fd(s, "policy_nhost"), &k, &v);
+	int in_trie = !bpf_map_lookup_elem(sluice__map_fd(s, "policy_node"), &k, &v);
+
+	return in_hash | in_trie << 1;
+}
+
+/* Host entries go to the hash, shorter ones to the trie; a /32 that a
+ * meshd from before the hash left in the trie moves to the hash at the
+ * next set, and a set without it removes it from both. */
+static void test_node_host_hash(void)
+{
+	struct sluice_policy_val deny = { .verdict = SLUICE_POL_DENY };
+	struct sluice_policy_key k = { .prefixlen = 64, .id = SLUICE_AF_INET };
+	struct sluice_cidr c[3], got[4];
+	struct sluice *s = lib__open();
+	__u32 n = 0;
+
+	if (!s)
+		return;
+	sluice_cidr__parse(&c[0], "192.0.2.1/32");
+	sluice_cidr__parse(&c[1], "fd00::7/128");
+	sluice_cidr__parse(&c[2], "198.51.100.0/24");
+	ASSERT_OK(sluice__policy_node_set(s, c, 3), "set");
+	ASSERT_EQ(node_where(s, &c[0]), 1, "/32 in the hash only");
+	ASSERT_EQ(node_where(s, &c[1]), 1, "/128 in the hash only");
+	ASSERT_EQ(node_where(s, &c[2]), 2, "/24 in the trie only");
+	ASSERT_OK(sluice__policy_node_set(s, &c[2], 1), "only the /24");
+	ASSERT_EQ(node_where(s, &c[0]) | node_where(s, &c[1]), 0, "hosts gone");
+	/* an old meshd's layout: a /32 in the trie */
+	inet_pton(AF_INET, "203.0.113.9", &k.addr[0]);
+	ASSERT_OK(bpf_map_update_elem(sluice__map_fd(s, "policy_node"), &k, &deny, BPF_NOEXIST),
+		  "plant a /32 in the trie");
+	sluice_cidr__parse(&c[0], "203.0.113.9/32");
+	ASSERT_EQ(node_where(s, &c[0]), 2, "planted in the trie");
+	ASSERT_OK(sluice__policy_node_get(s, got, 4, &n), "get");
+	ASSERT_EQ(n, 2, "get sees the planted entry");
+	ASSERT_OK(sluice__policy_node_set(s, c, 1), "set the same /32");
+	ASSERT_EQ(node_where(s, &c[0]), 1, "moved to the hash");
+	ASSERT_EQ(node_where(s, &c[2]), 0, "the /24 gone");
+	ASSERT_OK(bpf_map_update_elem(sluice__map_fd(s, "policy_node"), &k, &deny, BPF_NOEXIST),
+		  "plant it again");
+	ASSERT_OK(sluice__policy_node_set(s, NULL, 0), "empty");
+	ASSERT_EQ(node_where(s, &c[0]), 0, "gone from both");
+	sluice__close(s);
+}
+
 /* desired__apply() writes policy and node list; the maps read back say a
  * policy is there (rules are not readable back), so re-applying the
  * same state from them rewrites it to the same entries. */
@@ -726,10 +780,10 @@ out:
 }
 
 static const struct test tests[] = {
-	TEST(test_rule_parse),    TEST(test_compile_rejects), TEST(test_compile_semantics),
-	TEST(test_node_check),    TEST(test_writer),          TEST(test_writer_rollback),
-	TEST(test_node_writer),   TEST(test_desired_valid),   TEST(test_desired_rejects),
-	TEST(test_desired_apply), TEST(test_k8s_annotations),
+	TEST(test_rule_parse),      TEST(test_compile_rejects), TEST(test_compile_semantics),
+	TEST(test_node_check),      TEST(test_writer),          TEST(test_writer_rollback),
+	TEST(test_node_writer),     TEST(test_node_host_hash),  TEST(test_desired_valid),
+	TEST(test_desired_rejects), TEST(test_desired_apply),   TEST(test_k8s_annotations),
 };
 
 int main(int argc, char **argv)

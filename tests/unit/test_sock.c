@@ -31,6 +31,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "explain.h"
 #include "sluice.h"
 #include "sock.h"
 #include "test.h"
@@ -567,9 +568,30 @@ out:
 		close(lfd);
 }
 
+/* `meshctl explain`'s socket-path verdict for VIP:port/proto when the
+ * socket LB runs with @cfg (or none is attached: @off). */
+static int explain_sock(struct sluice *s, const char *vip, __u16 port, __u8 proto, __u32 cfg,
+			bool off)
+{
+	struct sluice_explain_req r = { .path = SLUICE_EXPLAIN_SOCKET,
+					.port = port,
+					.proto = proto,
+					.sock_cookie = 1,
+					.sock_cfg = cfg,
+					.sock_lb_off = off };
+	struct sluice_explain *x = calloc(1, sizeof(*x));
+	int v = -1;
+
+	if (x && !sluice_addr__parse(&r.vip, vip) && !sluice__explain(s, &r, x))
+		v = (int)x->verdict;
+	free(x);
+	return v;
+}
+
 /* No backends: ECONNREFUSED at once (not EPERM), for TCP and UDP; with
  * SLUICE_SOCK_CFG_NO_REFUSE (or NO_UDP, for UDP) the socket LB leaves the
- * socket alone and the packet path would answer (here: no route). */
+ * socket alone and the packet path would answer (here: no route). Explain
+ * says the same with each configuration. */
 static void test_lb_refused(void)
 {
 	struct dial t4 = { AF_INET, SOCK_STREAM, "10.96.0.2", 80, ECONNREFUSED };
@@ -594,17 +616,29 @@ static void test_lb_refused(void)
 	ASSERT_EQ(in_cgroup(dial__child, &u4), 0, "udp4 ECONNREFUSED");
 	ASSERT_OK(sluice_sock__info(ss, &info), "info");
 	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_REFUSED], 3, "refusals counted");
+	ASSERT_EQ(explain_sock(s, "10.96.0.2", 80, IPPROTO_TCP, 0, false), SLUICE_XV_REFUSE,
+		  "explain: tcp4 refused");
+	ASSERT_EQ(explain_sock(s, "10.96.0.2", 53, IPPROTO_UDP, 0, false), SLUICE_XV_REFUSE,
+		  "explain: udp4 refused");
+	ASSERT_EQ(explain_sock(s, "10.96.0.2", 80, IPPROTO_TCP, 0, true), SLUICE_XV_PROCEED,
+		  "explain: no socket LB attached, left to the packet path");
 	sluice_sock__close(ss);
 	ss = sock__open(s, NULL, SLUICE_SOCK_CFG_NO_REFUSE);
 	if (!ss || !ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb, no-refuse"))
 		goto out;
 	ASSERT_EQ(in_cgroup(dial__child, &pass), 0, "no-refuse: left to routing (no route)");
+	ASSERT_EQ(explain_sock(s, "10.96.0.2", 80, IPPROTO_TCP, sluice_sock__cfg(ss), false),
+		  SLUICE_XV_PROCEED, "explain, no-refuse: left to the packet path");
 	sluice_sock__close(ss);
 	ss = sock__open(s, NULL, SLUICE_SOCK_CFG_NO_UDP);
 	if (!ss || !ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb, no-udp"))
 		goto out;
 	ASSERT_EQ(in_cgroup(dial__child, &t4), 0, "no-udp: TCP still refused");
 	ASSERT_EQ(in_cgroup(dial__child, &upass), 0, "no-udp: UDP left to routing (no route)");
+	ASSERT_EQ(explain_sock(s, "10.96.0.2", 80, IPPROTO_TCP, sluice_sock__cfg(ss), false),
+		  SLUICE_XV_REFUSE, "explain, no-udp: TCP still refused");
+	ASSERT_EQ(explain_sock(s, "10.96.0.2", 53, IPPROTO_UDP, sluice_sock__cfg(ss), false),
+		  SLUICE_XV_PROCEED, "explain, no-udp: UDP left to the packet path");
 out:
 	sluice_sock__close(ss);
 	sluice__close(s);

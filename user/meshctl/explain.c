@@ -125,7 +125,10 @@ const struct cmd explain_cmd = {
 		 "refusal, affinity entry, Maglev hash\n"
 		 "and slot, ejection fallback, backend and its health, source NAT. TCP is\n"
 		 "explained as a SYN: a new connection, or the next SYN on that tuple. A\n"
-		 "verdict is of this moment: a change, a race or the packet itself may differ.",
+		 "verdict is of this moment: a change, a race or the packet itself may differ.\n"
+		 "--socket-cookie answers for the socket LB meshd runs: none attached, or UDP\n"
+		 "or an empty service it is loaded to leave alone, is 'proceed' (the packet\n"
+		 "path decides).",
 	.example = "meshctl explain 192.0.2.7:41234 10.96.0.10:80/tcp\n"
 		   "meshctl explain --socket-cookie 4107 10.96.0.10:80/tcp -o json",
 	.reads = true,

@@ -86,7 +86,7 @@ static int do_list(int argc, char **argv)
 	static const char *const cols[] = { "SERVICE", "ALLOW",    "DENY",
 					    "ACTION",  ">ENTRIES", ">DENIED(deny/notallowed/node)",
 					    NULL };
-	struct json_object *data = NULL, *svcs, *maps;
+	struct json_object *data = NULL, *svcs, *maps, *cut;
 	struct table *t;
 	char node[1024], *pos[1];
 	int npos;
@@ -108,9 +108,16 @@ static int do_list(int argc, char **argv)
 	table__free(t);
 	policy__join(js__get(data, "nodeDenyFrom"), node, sizeof(node), "none");
 	printf("\nNode deny: %s\n", node);
-	printf("Cut:       %llu flows, %llu sockets since meshd started\n",
-	       (unsigned long long)js__u64(js__get(data, "cut"), "flows"),
-	       (unsigned long long)js__u64(js__get(data, "cut"), "sockets"));
+	cut = js__get(data, "cut");
+	printf("Cut:       %llu flows, %llu sockets since meshd started; pod network namespaces: "
+	       "%llu entered, %llu failed, %llu skipped\n",
+	       (unsigned long long)js__u64(cut, "flows"),
+	       (unsigned long long)js__u64(cut, "sockets"),
+	       (unsigned long long)js__u64(cut, "netns"),
+	       (unsigned long long)js__u64(cut, "netns_failed"),
+	       (unsigned long long)js__u64(cut, "netns_skipped"));
+	if (*js__str(cut, "last_error", ""))
+		printf("           last failure: %s\n", js__str(cut, "last_error", ""));
 	maps = js__get(data, "maps");
 	for (size_t i = 0; i < js__len(maps); i++)
 		printf("Map %-11s %llu of %llu entries\n", js__str(js__idx(maps, i), "name", "?"),
@@ -266,7 +273,8 @@ static const struct cmd policy_list_cmd = {
 	.name = "list",
 	.fn = do_list,
 	.grammar = "",
-	.summary = "services with access rules or denials, the node deny list, trie use",
+	.summary = "services with access rules or denials, the node deny list, map use, what "
+		   "policy changes cut",
 	.example = "meshctl policy list\nmeshctl policy list -o json",
 };
 
@@ -287,7 +295,10 @@ static const struct cmd policy_set_cmd = {
 	.args = svc_args,
 	.opts = set_opts,
 	.notes = "A rule's optional PORT is the client's source port. New connections follow the\n"
-		 "rules at once; established ones are left alone (conntrack hits are not checked).",
+		 "rules at once; established ones from a source the change denies are cut: their\n"
+		 "conntrack entries go, and TCP sockets the socket LB connected are destroyed in\n"
+		 "meshd's and in the socket LB cgroup's network namespaces (pods; bounded: see\n"
+		 "`policy list` for what was cut, failed or skipped).",
 	.example = "meshctl policy set 10.96.0.10:80/tcp --allow-from 10.0.0.0/8 --deny-from "
 		   "10.0.66.0/24\nmeshctl policy set 10.96.0.10:80/tcp --allow-from \"\"",
 };

@@ -202,6 +202,9 @@ struct json_object *ops__explain(struct meshd *m, struct json_object *req)
 	err = ops__explain_req(req, &r);
 	if (err)
 		return err;
+	/* what this meshd's socket LB really does (#15) */
+	r.sock_cfg = sluice_sock__cfg(m->sock.ss);
+	r.sock_lb_off = !m->sock.lb_running;
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return api__error("explain: out of memory");

@@ -59,11 +59,12 @@ static struct json_object *pol__service_json(struct sluice *sl, const struct des
 			       json_object_new_string(desired__svc_ref(svc, ref, sizeof(ref))));
 	if (svc->name[0])
 		json_object_object_add(o, "name", json_object_new_string(svc->name));
+	/* a list held by full gets a reference; a new empty one has its own */
 	for (const char *const *k = (const char *const[]){ "allowFrom", "denyFrom", NULL }; *k; k++)
 		json_object_object_add(o, *k,
-				       json_object_get(json_object_object_get_ex(full, *k, &v) ?
-							       v :
-							       json_object_new_array()));
+				       json_object_object_get_ex(full, *k, &v) ?
+					       json_object_get(v) :
+					       json_object_new_array());
 	json_object_object_add(o, "denyAction",
 			       json_object_new_string(svc->policy_refuse ? "refuse" : "drop"));
 	json_object_put(full);
@@ -76,6 +77,27 @@ static struct json_object *pol__node_json(const struct desired *d)
 	struct json_object *l = desired__node_deny_to_json(d);
 
 	return l ? l : json_object_new_array();
+}
+
+/* "cut": totals of sluice__policy_cut() since meshd started */
+static struct json_object *pol__cut_json(struct sluice *sl)
+{
+	struct json_object *o = json_object_new_object();
+	struct sluice_policy_cut_totals t;
+
+	sluice__policy_cut_totals(sl, &t);
+	json_object_object_add(o, "flows", json_object_new_int64((int64_t)t.flows));
+	json_object_object_add(o, "sockets", json_object_new_int64((int64_t)t.socks));
+	json_object_object_add(o, "netns", json_object_new_int64((int64_t)t.netns));
+	json_object_object_add(o, "netns_failed", json_object_new_int64((int64_t)t.netns_failed));
+	json_object_object_add(o, "netns_skipped", json_object_new_int64((int64_t)t.netns_skipped));
+	json_object_object_add(o, "scans_truncated",
+			       json_object_new_int64((int64_t)t.scans_truncated));
+	json_object_object_add(o, "last_netns", json_object_new_int64(t.last_netns));
+	json_object_object_add(o, "last_netns_us", json_object_new_int64((int64_t)t.last_netns_us));
+	json_object_object_add(o, "last_error",
+			       json_object_new_string(t.last_err ? strerror(-t.last_err) : ""));
+	return o;
 }
 
 struct json_object *ops__policy_list(struct meshd *m, struct json_object *req)
@@ -97,22 +119,15 @@ struct json_object *ops__policy_list(struct meshd *m, struct json_object *req)
 	json_object_object_add(d, "services", arr);
 	json_object_object_add(d, "nodeDenyFrom", pol__node_json(ds));
 	arr = json_object_new_array();
-	for (const char *const *k = (const char *const[]){ "policy", "policy_node", NULL }; *k;
-	     k++) {
+	for (const char *const *k =
+		     (const char *const[]){ "policy", "policy_node", "policy_nhost", NULL };
+	     *k; k++) {
 		o = ops__map_fill(m->sl, *k);
 		if (o)
 			json_object_array_add(arr, o);
 	}
 	json_object_object_add(d, "maps", arr);
-	{
-		__u64 flows, socks;
-
-		sluice__policy_cut_totals(m->sl, &flows, &socks);
-		o = json_object_new_object();
-		json_object_object_add(o, "flows", json_object_new_int64((int64_t)flows));
-		json_object_object_add(o, "sockets", json_object_new_int64((int64_t)socks));
-		json_object_object_add(d, "cut", o);
-	}
+	json_object_object_add(d, "cut", pol__cut_json(m->sl));
 	return api__ok(d);
 }
 

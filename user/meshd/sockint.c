@@ -165,6 +165,9 @@ int sockint__start(struct sockint *si, const struct sockint_cfg *cfg, struct slu
 	}
 	/* Both parts get their chance; the first error is returned. */
 	err = sockint__lb(si);
+	/* a policy cut reaches the sockets of the cgroup's pods (#15) */
+	if (si->lb_running && sluice__policy_cut_scope(sl, cfg->cgroup, 0, 0))
+		pr_warn("policy cut: sockets of other network namespaces: %s", sluice__errmsg());
 	err2 = sockint__redir(si);
 	return err ? err : err2;
 }

@@ -34,7 +34,7 @@ except ImportError:
     sys.exit(1)
 
 CAPS_NEEDED = {"BPF", "NET_ADMIN"}
-CAPS_ALLOWED = {"BPF", "NET_ADMIN", "PERFMON", "SYS_ADMIN", "SYS_RESOURCE"}
+CAPS_ALLOWED = {"BPF", "NET_ADMIN", "PERFMON", "SYS_ADMIN", "SYS_PTRACE", "SYS_RESOURCE"}
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
 
 failed = 0

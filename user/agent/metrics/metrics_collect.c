@@ -377,15 +377,15 @@ static int collect__snat(struct metrics_snapshot *m, struct sluice *s)
 	return err ?: collect__map_info(m, "snat_rev", fd, n);
 }
 
-/* Access policy (#15): prefixes in use of both tries (not preallocated:
- * capacity is max_entries). */
+/* Access policy (#15): prefixes in use of both tries and of the node
+ * list's host hash (none preallocated: capacity is max_entries). */
 static int collect__policy(struct metrics_snapshot *m, struct sluice *s)
 {
-	static const char *const names[] = { "policy", "policy_node" };
+	static const char *const names[] = { "policy", "policy_node", "policy_nhost" };
 	__u64 n;
 	int fd, err = 0;
 
-	for (int i = 0; i < 2 && !err; i++) {
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && !err; i++) {
 		fd = sluice__map_fd(s, names[i]);
 		if (fd < 0)
 			continue;

@@ -70,6 +70,7 @@ enum sluice_map_id {
 	SLUICE_MAP_MAGLEV_IDS,        /* #16: svc id -> its table's map id */
 	SLUICE_MAP_POLICY,            /* #15: {svc id, CIDR} LPM trie */
 	SLUICE_MAP_POLICY_NODE,       /* #15: {family, CIDR} LPM trie */
+	SLUICE_MAP_POLICY_NHOST,      /* #15: the node list's /32 and /128, hash */
 	SLUICE_MAP_POLICY_STATS,      /* #15: per-CPU denials per svc id */
 	SLUICE_MAP_POLICY_CFG,        /* #15: node list prefixes per family */
 	SLUICE_MAP_BACKEND_ADDRS,     /* #17: backend address -> refs (reply filter) */
@@ -94,10 +95,12 @@ struct sluice {
 	bool *pend; /* [SLUICE_MAX_BACKENDS] */
 	__u32 *pend_ids;
 	__u32 npend, pend_cap;
-	struct svc_snap *snap;      /* svc_plan.c: ids and backends, kept in step */
-	__u64 cut_flows, cut_socks; /* policy_cut.c: totals since open (#15) */
-	bool addrs_synced;          /* svc_addrs.c: backend_addrs recounted once */
-	__u64 *addr_bits;           /* backend_addr_bits, mmapped at open */
+	struct svc_snap *snap;               /* svc_plan.c: ids and backends, kept in step */
+	struct sluice_policy_cut_totals cut; /* policy_cut*.c: totals since open (#15) */
+	char *cut_cgroup;                    /* policy_cut_netns.c: the scope (NULL: none) */
+	unsigned int cut_max_netns, cut_budget_ms;
+	bool addrs_synced; /* svc_addrs.c: backend_addrs recounted once */
+	__u64 *addr_bits;  /* backend_addr_bits, mmapped at open */
 };
 
 /* Called once per element by maps__for_each(); non-zero stops the walk

@@ -84,6 +84,8 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 				sizeof(struct sluice_policy_val) },
 	[SLUICE_MAP_POLICY_NODE] = { "policy_node", sizeof(struct sluice_policy_key),
 				     sizeof(struct sluice_policy_val) },
+	[SLUICE_MAP_POLICY_NHOST] = { "policy_nhost", sizeof(struct sluice_policy_key),
+				      sizeof(struct sluice_policy_val) },
 	[SLUICE_MAP_POLICY_STATS] = { "policy_stats", sizeof(__u32),
 				      sizeof(struct sluice_policy_stats) },
 	[SLUICE_MAP_POLICY_CFG] = { "policy_cfg", sizeof(__u32), sizeof(struct sluice_policy_cfg) },
@@ -219,6 +221,7 @@ void sluice__close(struct sluice *s)
 		svc__tables_close(s);
 	svc__addr_bits_unmap(s);
 	lb_bpf__destroy(s->skel);
+	free(s->cut_cgroup);
 	free(s);
 }
 

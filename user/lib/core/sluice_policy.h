@@ -66,13 +66,56 @@ int sluice__policy_stats(struct sluice *s, __u32 svc_id, struct sluice_policy_st
 int sluice__policy_verdict(struct sluice *s, __u32 svc_id, __u16 svc_flags,
 			   const struct sluice_ct_key *fwd);
 /* Remove every conntrack flow (both maps, both entries) the policy now
- * denies and destroy the TCP sockets of this network namespace that the
- * socket LB connected to a backend from a source the policy now denies
- * (SOCK_DESTROY; without CONFIG_INET_DIAG_DESTROY *socks stays 0 and
- * *sock_err says why). Counts add to the handle's totals
+ * denies and destroy the TCP sockets that the socket LB connected to a
+ * backend from a source the policy now denies (SOCK_DESTROY; without
+ * CONFIG_INET_DIAG_DESTROY *socks stays 0 and *sock_err says why): those
+ * of this network namespace, then those of every other network namespace
+ * of the processes of the cut scope (sluice__policy_cut_scope()), bounded
+ * in count and time; failures and skips there are counted in the totals,
+ * not returned. Counts add to the handle's totals
  * (sluice__policy_cut_totals()). Best effort: flows that start while it
  * runs are checked by the kernel anyway. */
 int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_err);
-void sluice__policy_cut_totals(const struct sluice *s, __u64 *flows, __u64 *socks);
+
+/*
+ * The cgroup v2 directory the socket LB is attached to (NULL: none, the
+ * cut sees this network namespace only). A cut reads cgroup.procs there
+ * and in every cgroup below (at most SLUICE_CUT_MAX_PIDS processes,
+ * SLUICE_CUT_MAX_DEPTH levels), takes the distinct network namespaces of
+ * those processes (/proc/PID/ns/net, by inode) other than the caller's,
+ * at most @max_netns (0: SLUICE_CUT_MAX_NETNS), and in a short-lived
+ * thread enters each one (setns()) and destroys the denied sockets there,
+ * until @budget_ms (0: SLUICE_CUT_BUDGET_MS) has passed since the walk
+ * began; the rest are counted as skipped. Needs CAP_SYS_ADMIN and the
+ * processes' PIDs visible (the host's PID namespace).
+ */
+#ifndef SLUICE_CUT_MAX_NETNS
+#define SLUICE_CUT_MAX_NETNS 1024 /* pods per node are ~110-250 by default */
+#endif
+#ifndef SLUICE_CUT_MAX_PIDS
+#define SLUICE_CUT_MAX_PIDS 65536 /* one stat() each: ~2 us */
+#endif
+#ifndef SLUICE_CUT_MAX_DEPTH
+#define SLUICE_CUT_MAX_DEPTH 16 /* kubepods.slice/<qos>/<pod>/<container>: 4 */
+#endif
+#ifndef SLUICE_CUT_BUDGET_MS
+#define SLUICE_CUT_BUDGET_MS 500 /* the agent loop waits; ~1.5-3 ms per namespace */
+#endif
+int sluice__policy_cut_scope(struct sluice *s, const char *cgroup_dir, unsigned int max_netns,
+			     unsigned int budget_ms);
+
+/* Totals since the handle was opened. */
+struct sluice_policy_cut_totals {
+	__u64 flows;           /* conntrack flows removed */
+	__u64 socks;           /* sockets destroyed, every network namespace */
+	__u64 netns;           /* other network namespaces entered (summed over cuts) */
+	__u64 netns_failed;    /* ... where setns() or sock_diag failed */
+	__u64 netns_skipped;   /* ... left out: over max_netns or the time budget */
+	__u64 scans_truncated; /* cuts whose cgroup walk hit a bound */
+	__u64 last_netns_us;   /* the last cut's time in the cgroup walk and netns */
+	__u32 last_netns;      /* network namespaces the last cut entered */
+	int last_err;          /* -errno of the last failed netns (0: none yet) */
+};
+void sluice__policy_cut_totals(const struct sluice *s, struct sluice_policy_cut_totals *out);
 
 #endif /* SLUICE_POLICY_H */

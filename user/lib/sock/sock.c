@@ -255,6 +255,11 @@ nomem:
 	return -ENOMEM;
 }
 
+__u32 sluice_sock__cfg(const struct sluice_sock *ss)
+{
+	return ss ? ss->cfg : 0;
+}
+
 void sluice_sock__close(struct sluice_sock *ss)
 {
 	if (!ss)

@@ -63,6 +63,8 @@ int sluice_sock__open(struct sluice_sock **out, struct sluice *s,
 		      const struct sluice_sock_opts *opts);
 /* Closes fds; pinned links stay attached, unpinned ones detach. */
 void sluice_sock__close(struct sluice_sock *ss);
+/* The SLUICE_SOCK_CFG_* knobs the socket LB is loaded with (opts.cfg). */
+__u32 sluice_sock__cfg(const struct sluice_sock *ss);
 
 /* Attach to a cgroup v2 directory (e.g. "/sys/fs/cgroup/unified/x"). All
  * programs of the part are attached, or none is (an error detaches the

@@ -21,6 +21,7 @@
 
 #include "explain.h"
 #include "sluice_hash.h"
+#include "sluice_sock_abi.h"
 #include "svc_txn.h"
 #include "explain_internal.h"
 
@@ -326,7 +327,13 @@ static void xp__empty(struct xp *x)
 {
 	struct sluice_explain *o = x->out;
 
-	if (x->req->path == SLUICE_EXPLAIN_SOCKET) {
+	if (x->req->path == SLUICE_EXPLAIN_SOCKET &&
+	    (x->req->sock_cfg & SLUICE_SOCK_CFG_NO_REFUSE)) {
+		o->verdict = SLUICE_XV_PROCEED;
+		xp__step(x, "backends",
+			 "none, and the socket LB does not refuse (NO_REFUSE): the socket goes "
+			 "to the VIP as it is and the packet path answers");
+	} else if (x->req->path == SLUICE_EXPLAIN_SOCKET) {
 		o->verdict = SLUICE_XV_REFUSE;
 		xp__step(x, "backends", "none: connect()/sendmsg() fails with ECONNREFUSED");
 	} else if (o->svc.flags & SLUICE_SVC_F_DROP_EMPTY) {
@@ -471,6 +478,31 @@ static int xp__check(const struct sluice_explain_req *r)
 	return 0;
 }
 
+/* sock_lb_xlate()'s first tests, before the service lookup: 1 when the
+ * socket LB leaves the socket alone (no LB attached, UDP with NO_UDP). */
+static int xp__sock_skips(struct xp *x)
+{
+	const struct sluice_explain_req *req = x->req;
+
+	if (req->path != SLUICE_EXPLAIN_SOCKET)
+		return 0;
+	if (req->sock_lb_off) {
+		x->out->verdict = SLUICE_XV_PROCEED;
+		xp__step(x, "socket LB",
+			 "not attached: connect()/sendmsg() go to the VIP as they are and the "
+			 "packet path decides");
+		return 1;
+	}
+	if (req->proto == IPPROTO_UDP && (req->sock_cfg & SLUICE_SOCK_CFG_NO_UDP)) {
+		x->out->verdict = SLUICE_XV_PROCEED;
+		xp__step(x, "socket LB",
+			 "UDP is left to the packet path (NO_UDP): sendmsg() goes to the VIP as "
+			 "it is");
+		return 1;
+	}
+	return 0;
+}
+
 int sluice__explain(struct sluice *s, const struct sluice_explain_req *req,
 		    struct sluice_explain *out)
 {
@@ -485,6 +517,8 @@ int sluice__explain(struct sluice *s, const struct sluice_explain_req *req,
 	x.now = xp__clock(CLOCK_MONOTONIC);
 	x.now_coarse = xp__clock(CLOCK_MONOTONIC_COARSE);
 	xp__tuple(req, &out->tuple);
+	if (xp__sock_skips(&x))
+		return 0;
 	err = xp__service(&x);
 	if (err <= 0)
 		return err;

@@ -40,6 +40,13 @@ struct sluice_explain_req {
 	__u8 proto;
 	__u64 sock_cookie;  /* socket path: SO_COOKIE, the flow hash's input */
 	__u64 netns_cookie; /* socket path: SO_NETNS_COOKIE, the affinity client */
+	/* socket path: what the socket LB runs with. sock_cfg: its
+	 * SLUICE_SOCK_CFG_* load-time knobs (NO_UDP: UDP left to the packet
+	 * path; NO_REFUSE: a service without backends left to the packet
+	 * path, not ECONNREFUSED); sock_lb_off: none attached, every
+	 * connect() goes to the VIP as it is. */
+	__u32 sock_cfg;
+	bool sock_lb_off;
 };
 
 enum sluice_explain_verdict {

@@ -28,9 +28,9 @@
 
 #include <bpf/bpf.h>
 
-#include "internal.h"
+#include "policy_cut.h"
 
-static __u8 cut__lookup(int fd, __u32 id, const struct sluice_ct_key *t)
+static __u8 cut__lookup(const struct sluice *s, int fd, __u32 id, const struct sluice_ct_key *t)
 {
 	struct sluice_policy_key k = { .id = id };
 	struct sluice_policy_val v;
@@ -38,8 +38,13 @@ static __u8 cut__lookup(int fd, __u32 id, const struct sluice_ct_key *t)
 
 	k.prefixlen = 32 + (t->family == SLUICE_AF_INET ? 32 : 128);
 	memcpy(k.addr, t->saddr, sizeof(k.addr));
+	/* the node list's host entries first, as the kernel does */
+	if (fd == s->fds[SLUICE_MAP_POLICY_NODE] &&
+	    !bpf_map_lookup_elem(s->fds[SLUICE_MAP_POLICY_NHOST], &k, &v))
+		goto found;
 	if (bpf_map_lookup_elem(fd, &k, &v))
 		return SLUICE_POL_NONE;
+found:
 	for (__u32 i = 0; i < v.nports && i < SLUICE_POLICY_PORTS; i++)
 		if (port >= v.port[i].lo && port <= v.port[i].hi)
 			return v.port[i].verdict;
@@ -51,24 +56,17 @@ int sluice__policy_verdict(struct sluice *s, __u32 svc_id, __u16 svc_flags,
 {
 	__u8 v;
 
-	if (cut__lookup(s->fds[SLUICE_MAP_POLICY_NODE], fwd->family, fwd) == SLUICE_POL_DENY)
+	if (cut__lookup(s, s->fds[SLUICE_MAP_POLICY_NODE], fwd->family, fwd) == SLUICE_POL_DENY)
 		return SLUICE_DROP_POLICY_NODE_DENY;
 	if (!(svc_flags & SLUICE_SVC_F_POLICY))
 		return 0;
-	v = cut__lookup(s->fds[SLUICE_MAP_POLICY], svc_id, fwd);
+	v = cut__lookup(s, s->fds[SLUICE_MAP_POLICY], svc_id, fwd);
 	if (v == SLUICE_POL_DENY)
 		return SLUICE_DROP_POLICY_DENY;
 	if (v == SLUICE_POL_NONE && (svc_flags & SLUICE_SVC_F_POLICY_ALLOWLIST))
 		return SLUICE_DROP_POLICY_NOT_ALLOWED;
 	return 0;
 }
-
-struct cut_ctx {
-	struct sluice *s;
-	const __u16 *flags; /* [SLUICE_MAX_SERVICES]; 0: no service */
-	struct sluice_ct_key *keys;
-	size_t n, cap;
-};
 
 static int cut__push(struct cut_ctx *c, const struct sluice_ct_key *k)
 {
@@ -263,6 +261,25 @@ static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
 	return err;
 }
 
+/* A dump walks the kernel's whole established hash (global, not per
+ * namespace: 262144 buckets here, ~1-3 ms): only for a family that has
+ * backends. */
+int cut__socks(struct cut_ctx *bes, __u64 *socks)
+{
+	bool v4 = false, v6 = false;
+	int err = 0;
+
+	for (size_t i = 0; i < bes->n; i++) {
+		v4 |= bes->keys[i].family == SLUICE_AF_INET;
+		v6 |= bes->keys[i].family == SLUICE_AF_INET6;
+	}
+	if (v4)
+		err = cut__socks_family(bes, AF_INET, socks);
+	if (!err && v6)
+		err = cut__socks_family(bes, AF_INET6, socks);
+	return err;
+}
+
 int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_err)
 {
 	__u16 *flags = calloc(SLUICE_MAX_SERVICES, sizeof(*flags));
@@ -284,20 +301,18 @@ int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_e
 		err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
 				     sizeof(struct sluice_backend), cut__be_one, &bes);
 	if (!err && bes.n) {
-		*sock_err = cut__socks_family(&bes, AF_INET, socks);
-		if (!*sock_err)
-			*sock_err = cut__socks_family(&bes, AF_INET6, socks);
+		*sock_err = cut__socks(&bes, socks);
+		cut__socks_netns(&bes, socks);
 	}
-	s->cut_flows += *flows;
-	s->cut_socks += *socks;
+	s->cut.flows += *flows;
+	s->cut.socks += *socks;
 	free(c.keys);
 	free(bes.keys);
 	free(flags);
 	return err;
 }
 
-void sluice__policy_cut_totals(const struct sluice *s, __u64 *flows, __u64 *socks)
+void sluice__policy_cut_totals(const struct sluice *s, struct sluice_policy_cut_totals *out)
 {
-	*flows = s->cut_flows;
-	*socks = s->cut_socks;
+	*out = s->cut;
 }

@@ -22,7 +22,15 @@
 struct node_keys {
 	struct sluice_policy_key *v;
 	__u32 n, cap;
+	/* node__read of the trie: host keys left there by a meshd from before
+	 * policy_nhost go here (moved to the hash by the next set) */
+	struct node_keys *misplaced;
 };
+
+static bool node__is_host(const struct sluice_policy_key *k)
+{
+	return k->prefixlen == 32 + (k->id == SLUICE_AF_INET6 ? 128 : 32);
+}
 
 static int node__collect(const void *key, const void *value, void *ctx)
 {
@@ -30,6 +38,8 @@ static int node__collect(const void *key, const void *value, void *ctx)
 	struct sluice_policy_key *grown;
 
 	(void)value;
+	if (c->misplaced && node__is_host(key))
+		c = c->misplaced;
 	if (c->n == c->cap) {
 		c->cap = c->cap ? 2 * c->cap : 256;
 		grown = realloc(c->v, c->cap * sizeof(*c->v));
@@ -56,16 +66,39 @@ static void node__key(struct sluice_policy_key *k, const struct sluice_cidr *c)
 	svc__addr_copy(k->addr, &c->addr);
 }
 
-static int node__read(struct sluice *s, struct node_keys *old)
+/* Host entries (/32, /128) live in the hash policy_nhost, the kernel's
+ * first lookup; shorter prefixes in the trie policy_node. */
+static int node__fd(const struct sluice *s, const struct sluice_policy_key *k)
+{
+	return s->fds[node__is_host(k) ? SLUICE_MAP_POLICY_NHOST : SLUICE_MAP_POLICY_NODE];
+}
+
+/* Every key of both maps into old; with @misplaced, host keys found in
+ * the trie go there instead. */
+static int node__read(struct sluice *s, struct node_keys *old, struct node_keys *misplaced)
 {
 	int err;
 
+	old->misplaced = misplaced;
 	err = maps__for_each(s->fds[SLUICE_MAP_POLICY_NODE], "policy_node",
 			     sizeof(struct sluice_policy_key), sizeof(struct sluice_policy_val),
 			     node__collect, old);
+	old->misplaced = NULL;
+	if (!err)
+		err = maps__for_each(s->fds[SLUICE_MAP_POLICY_NHOST], "policy_nhost",
+				     sizeof(struct sluice_policy_key),
+				     sizeof(struct sluice_policy_val), node__collect, old);
 	if (!err && old->n)
 		qsort(old->v, old->n, sizeof(*old->v), node__cmp);
 	return err;
+}
+
+static void node__undo(struct sluice *s, struct node_keys *added)
+{
+	while (added->n) {
+		added->n--;
+		bpf_map_delete_elem(node__fd(s, &added->v[added->n]), &added->v[added->n]);
+	}
 }
 
 int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __u32 n)
@@ -73,8 +106,7 @@ int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __
 	const struct sluice_policy_val val = { .verdict = SLUICE_POL_DENY };
 	struct sluice_policy_cfg cfg = {};
 	__u32 zero = 0;
-	int fd = s->fds[SLUICE_MAP_POLICY_NODE];
-	struct node_keys old = {}, added = {};
+	struct node_keys old = {}, added = {}, misplaced = {};
 	struct sluice_policy_key *want = NULL;
 	char what[SLUICE_CIDR_STRLEN + 16], c[SLUICE_CIDR_STRLEN];
 	int err;
@@ -82,7 +114,7 @@ int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __
 	sluice__clear_err();
 	err = sluice_policy__node_check(deny, n);
 	if (!err)
-		err = node__read(s, &old);
+		err = node__read(s, &old, &misplaced);
 	if (err)
 		goto out;
 	want = calloc(n ? n : 1, sizeof(*want));
@@ -96,13 +128,16 @@ int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __
 		node__key(&want[i], &deny[i]);
 		if (old.n && bsearch(&want[i], old.v, old.n, sizeof(*old.v), node__cmp))
 			continue;
-		err = bpf_map_update_elem(fd, &want[i], &val, BPF_NOEXIST);
+		err = bpf_map_update_elem(node__fd(s, &want[i]), &want[i], &val, BPF_NOEXIST);
 		if (err) {
 			snprintf(what, sizeof(what), "of %s",
 				 sluice_cidr__str(&deny[i], c, sizeof(c)));
-			maps__err(err, "policy_node", "insert", what);
-			while (added.n)
-				bpf_map_delete_elem(fd, &added.v[--added.n]);
+			maps__err(err,
+				  node__fd(s, &want[i]) == s->fds[SLUICE_MAP_POLICY_NODE] ?
+					  "policy_node" :
+					  "policy_nhost",
+				  "insert", what);
+			node__undo(s, &added);
 			goto out;
 		}
 		added.v[added.n++] = want[i];
@@ -114,15 +149,18 @@ int sluice__policy_node_set(struct sluice *s, const struct sluice_cidr *deny, __
 	err = bpf_map_update_elem(s->fds[SLUICE_MAP_POLICY_CFG], &zero, &cfg, BPF_ANY);
 	if (err) {
 		maps__err(err, "policy_cfg", "update", "of the node list's size");
-		while (added.n)
-			bpf_map_delete_elem(fd, &added.v[--added.n]);
+		node__undo(s, &added);
 		goto out;
 	}
 	qsort(want, n, sizeof(*want), node__cmp);
 	for (__u32 i = 0; i < old.n; i++)
 		if (!bsearch(&old.v[i], want, n, sizeof(*want), node__cmp))
-			bpf_map_delete_elem(fd, &old.v[i]);
+			bpf_map_delete_elem(node__fd(s, &old.v[i]), &old.v[i]);
+	/* in the hash now if still wanted: out of the trie */
+	for (__u32 i = 0; i < misplaced.n; i++)
+		bpf_map_delete_elem(s->fds[SLUICE_MAP_POLICY_NODE], &misplaced.v[i]);
 out:
+	free(misplaced.v);
 	free(old.v);
 	free(added.v);
 	free(want);
@@ -135,7 +173,7 @@ int sluice__policy_node_get(struct sluice *s, struct sluice_cidr *out, __u32 max
 	int err;
 
 	sluice__clear_err();
-	err = node__read(s, &keys);
+	err = node__read(s, &keys, NULL);
 	if (err)
 		goto out;
 	for (__u32 i = 0; i < keys.n && i < max; i++) {
