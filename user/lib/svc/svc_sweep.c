@@ -35,7 +35,6 @@
 #include "kfeatures.h"
 #include "internal.h"
 
-
 struct sweep_ids {
 	__u32 *v;
 	__u32 n, cap;
