@@ -251,6 +251,87 @@ out:
 	sluice__close(s);
 }
 
+/* Tables sized by need (#16): 10 -> 11 backends outgrows the one-page
+ * table (1021 slots) and swaps in a 2039-slot one, 11 -> 10 swaps back
+ * to 1021; within a size the table is changed in place. */
+static void test_grow_swap(void)
+{
+	static __u32 slots[M + 1];
+	struct sluice_backend_spec b[12];
+	struct sluice_service_spec spec;
+	struct sluice *s = lib__open(NULL);
+	__u32 id10, id11, id12, id10b, ids[12];
+
+	if (!s)
+		return;
+	spec__init(&spec, b, 1, 10);
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "set 10"))
+		goto out;
+	id10 = table__read(s, 1, slots);
+	ASSERT_EQ(tab_m, SLUICE_MAGLEV_M_MIN, "10 backends: 1021 slots");
+	spec__init(&spec, b, 1, 11);
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "set 11"))
+		goto out;
+	id11 = table__read(s, 1, slots);
+	ASSERT_NEQ(id11, id10, "11 backends: a new table swapped in");
+	ASSERT_EQ(tab_m, 2039, "11 backends: 2039 slots");
+	for (__u32 i = 0; i < 11; i++)
+		ids[i] = backend__id(s, 1, i + 1);
+	table__matches(slots, &spec, ids);
+	spec__init(&spec, b, 1, 12);
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "set 12"))
+		goto out;
+	id12 = table__read(s, 1, slots);
+	ASSERT_EQ(id12, id11, "12 backends: same size, changed in place");
+	spec__init(&spec, b, 1, 10);
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "back to 10"))
+		goto out;
+	id10b = table__read(s, 1, slots);
+	ASSERT_NEQ(id10b, id11, "10 again: swapped to a smaller table");
+	ASSERT_EQ(tab_m, SLUICE_MAGLEV_M_MIN, "10 again: 1021 slots");
+	for (__u32 i = 0; i < 10; i++)
+		ids[i] = backend__id(s, 1, i + 1);
+	table__matches(slots, &spec, ids);
+out:
+	sluice__close(s);
+}
+
+/* A group [existing service growing past its table, new service] that
+ * fails at the new service's entry: the grown table was never swapped
+ * in or is swapped back; the old table, its size and bytes stay. */
+static void test_rollback_grow(void)
+{
+	static __u32 before[M + 1], after[M + 1];
+	struct sluice_backend_spec b[2][12];
+	struct sluice_service_spec specs[2];
+	struct sluice *s = lib__open(NULL);
+	__u32 id1, applied = 9, failed = 9, m_before;
+	__u32 n = 2 * SLUICE_MAX_SERVICES - 3; /* A's entry + marker, room for 1 */
+
+	if (!s)
+		return;
+	spec__init(&specs[0], b[0], 1, 6);
+	if (!ASSERT_OK(sluice__service_set(s, &specs[0]), "set A"))
+		goto out;
+	id1 = table__read(s, 1, before);
+	m_before = tab_m;
+	if (!fill_services(s, n, 0x0b000000))
+		goto out;
+	spec__init(&specs[0], b[0], 1, 12); /* A grows past 1021 slots */
+	spec__init(&specs[1], b[1], 20, 3); /* B: new, its entry does not fit */
+	specs[1].vip = v4(VIP4 + 1);
+	ASSERT_NEQ(sluice__service_set_many(s, specs, 2, &applied, &failed), 0,
+		   "group fails on the new service's entry");
+	ASSERT_EQ(applied, 0, "nothing applied");
+	ASSERT_EQ(table__read(s, 1, after), id1, "A keeps its table");
+	ASSERT_EQ(tab_m, m_before, "A keeps its table's size");
+	ASSERT_TRUE(!memcmp(before, after, sizeof(before)), "A's slots byte-identical");
+	ASSERT_EQ(backend__id(s, 1, 12), 0, "A's new backends gone");
+	ASSERT_EQ(backend__id(s, 2, 20), 0, "B's backends gone");
+out:
+	sluice__close(s);
+}
+
 /* A removed backend: kept in `backends` (a packet may hold its id) but
  * not listed, not reused by a new backend, deleted by the flush. */
 static void test_deferred_delete(void)
@@ -584,6 +665,7 @@ out:
 
 static const struct test tests[] = {
 	TEST(test_slot_diff_minimal),        TEST(test_rollback_inplace),
+	TEST(test_grow_swap),                TEST(test_rollback_grow),
 	TEST(test_deferred_delete),          TEST(test_restart_index),
 	TEST(test_cached_plan_matches_maps), TEST(test_inplace_under_traffic),
 };
