@@ -115,6 +115,11 @@ struct sluice_service_info {
 	__u32 backend_ids[SLUICE_MAX_SVC_BACKENDS];
 };
 
+/* The size M of svc_id's Maglev table (#16: sized by need), 0 when it has
+ * none or it is not known without reading the outer map. Remembered by
+ * the handle after the first call per table. */
+__u32 sluice__table_size(struct sluice *s, __u32 svc_id);
+
 /* Loading and pinning */
 int sluice__open(struct sluice **out, const struct sluice_opts *opts);
 void sluice__close(struct sluice *s);

@@ -263,6 +263,27 @@ int svc__table_read_fd(struct sluice *s, __u32 svc_id)
 	return bpf_map_get_fd_by_id(inner);
 }
 
+__u32 sluice__table_size(struct sluice *s, __u32 svc_id)
+{
+	__u32 id, m = 0;
+	int fd;
+
+	if (!s || svc_id >= SLUICE_MAX_SERVICES)
+		return 0;
+	id = svc__table_known(s, svc_id);
+	if (id && s->mg_m && s->mg_m[svc_id])
+		return s->mg_m[svc_id];
+	fd = svc__table_read_fd(s, svc_id);
+	if (fd < 0)
+		return 0;
+	if (svc__table_info(fd, &m))
+		m = 0;
+	close(fd);
+	if (id && s->mg_ids && s->mg_ids[svc_id] == id)
+		svc__table_note_m(s, svc_id, m);
+	return m;
+}
+
 /* The Maglev table of t's new set, as backend ids, into t->table. */
 static int svc__table_compute(struct svc_txn *t)
 {
