@@ -19,8 +19,8 @@
 #define SZ_FLIPS 30
 #define SZ_FLOWS 200
 
-static const char *const sz_addrs[] = { "10.1.4.1", "10.1.4.2", "10.1.4.3", "10.1.4.4",
-					"10.1.4.5", "10.1.4.6", "10.1.4.7", "10.1.4.8",
+static const char *const sz_addrs[] = { "10.1.4.1", "10.1.4.2",  "10.1.4.3", "10.1.4.4",
+					"10.1.4.5", "10.1.4.6",  "10.1.4.7", "10.1.4.8",
 					"10.1.4.9", "10.1.4.10", "10.1.4.11" };
 
 struct sz_ctx {
@@ -115,8 +115,8 @@ static void sz_agree(struct dp *d, __u32 m, unsigned long base)
 			continue;
 		}
 		b = dp__which(&got, &s, sz_addrs, 11, BE_PORT_TCP);
-		if (b < 0 || bpf_map_lookup_elem(sluice__map_fd(d->s, "backends"), &xo.backend_id,
-						 &be) ||
+		if (b < 0 ||
+		    bpf_map_lookup_elem(sluice__map_fd(d->s, "backends"), &xo.backend_id, &be) ||
 		    be.addr[0] != dp__addr(sz_addrs[b]).addr[0])
 			bad++;
 	}

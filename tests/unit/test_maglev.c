@@ -415,7 +415,8 @@ static void test_every_size(void)
 	sz_check(5, &bal, &dis, &w);
 	for (__u32 n = 1; n <= SLUICE_MAX_SVC_BACKENDS; n++) {
 		__u32 m = maglev__size(n);
-		bool first = m != prev, last = n == SLUICE_MAX_SVC_BACKENDS || maglev__size(n + 1) != m;
+		bool first = m != prev,
+		     last = n == SLUICE_MAX_SVC_BACKENDS || maglev__size(n + 1) != m;
 
 		prev = m;
 		if (first || last) {

@@ -664,10 +664,14 @@ out:
 }
 
 static const struct test tests[] = {
-	TEST(test_slot_diff_minimal),        TEST(test_rollback_inplace),
-	TEST(test_grow_swap),                TEST(test_rollback_grow),
-	TEST(test_deferred_delete),          TEST(test_restart_index),
-	TEST(test_cached_plan_matches_maps), TEST(test_inplace_under_traffic),
+	TEST(test_slot_diff_minimal),
+	TEST(test_rollback_inplace),
+	TEST(test_grow_swap),
+	TEST(test_rollback_grow),
+	TEST(test_deferred_delete),
+	TEST(test_restart_index),
+	TEST(test_cached_plan_matches_maps),
+	TEST(test_inplace_under_traffic),
 };
 
 int main(int argc, char **argv)
