@@ -25,26 +25,60 @@
 /* 3: conntrack split in two LRU maps: `conntrack` holds confirmed flows,
  *    `ct_new` unconfirmed ones; counters ct_confirmed, lb_no_state and
  *    lb_pickup. */
-#define SLUICE_LAYOUT_VERSION 3
+/* 4: Maglev tables sized by need (#16): the inner tables carry
+ *    BPF_F_INNER_MAP and any size of the sizing rule below; a table's M is
+ *    its own max_entries * 2 - 1. Pins of layout 3 are still used (meshd
+ *    accepts them, nothing to migrate): their `maglev` takes only tables of
+ *    SLUICE_MAGLEV_M slots without the flag, which the library detects at
+ *    open and keeps making (every service at 16381, as before). */
+#define SLUICE_LAYOUT_VERSION 4
+/* The older layout a meshd of this version still runs on (see 4 above). */
+#define SLUICE_LAYOUT_VERSION_FIXED_M 3
 
-/* Maglev lookup table size per service. Must be prime and larger than
- * 100x the largest backend set for the disruption bound of the Maglev paper
- * to hold; 16381 keeps one table at 64 KiB. */
+/* Maglev table size of pins of layout 3 (every service's, then), and the
+ * reference size of the disruption figures. Prime. */
 #ifndef SLUICE_MAGLEV_M
 #define SLUICE_MAGLEV_M 16381
 #endif
 
+/*
+ * Table size by need (#16). A service's M is the largest prime that fits
+ * in the fewest 4 KiB pages holding SLUICE_MAGLEV_FACTOR slots per backend
+ * of its spec (every backend, drained and unhealthy ones too, so draining
+ * or a failing probe never resizes), at least one page (M = 1021: a
+ * smaller table costs the kernel the same page) and at most 64 pages
+ * (M = 65521). An mmapable table costs one page of header plus its slot
+ * pages: 8 KiB up to 10 backends. M depends on the backend count alone,
+ * so every node (and a restarted agent) builds the same table for the
+ * same set, which conntrack-less flows rely on. Factor 100 keeps each
+ * backend's share within one slot of ideal (<= 0.1% of traffic at
+ * 10 backends); removing 1 of N moves <= 4% of the other backends'
+ * slots at every size the rule produces (3.2% measured worst, at 10
+ * backends in 1021 slots; 0.6% at M = 16381: tests/unit/test_maglev.c).
+ */
+#ifndef SLUICE_MAGLEV_FACTOR
+#define SLUICE_MAGLEV_FACTOR 100
+#endif
+#define SLUICE_MAGLEV_PAGE_SLOTS 1024 /* __u32 slots in a 4 KiB page */
+#define SLUICE_MAGLEV_PAGES_MAX 64
+#define SLUICE_MAGLEV_M_MIN 1021
+#define SLUICE_MAGLEV_M_MAX 65521
+
 /* A Maglev table (one inner map per service) holds slot s in element
  * s / 2, id[s % 2]. The kernel rounds array values up to 8 bytes, so with
  * pairs the mmapable map's memory is exactly __u32 slots[M + 1] (the last
- * one unused, 0) and userspace fills a whole table with one memcpy. */
+ * one unused, 0) and userspace fills a whole table with one memcpy. A
+ * table of E elements has M = 2E - 1 slots (M is odd: a prime > 2). */
 struct sluice_maglev_pair {
 	__u32 id[2]; /* backend ids, never 0 in a used slot */
 };
 #define SLUICE_MAGLEV_ELEMS ((SLUICE_MAGLEV_M + 1) / 2)
+#define SLUICE_MAGLEV_ELEMS_OF(m) (((m) + 1) / 2)
+#define SLUICE_MAGLEV_ELEMS_MAX SLUICE_MAGLEV_ELEMS_OF(SLUICE_MAGLEV_M_MAX)
 
 /* Capacity of the service table; also bounds service ids [1, MAX). A
- * service costs its 64 KiB Maglev table only while it exists; svc_stats
+ * service costs its Maglev table (8 KiB up to 10 backends) only while it
+ * exists; svc_stats
  * preallocates 32 B per id per CPU (1 MiB per CPU). */
 #ifndef SLUICE_MAX_SERVICES
 #define SLUICE_MAX_SERVICES 32768

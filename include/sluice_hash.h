@@ -64,17 +64,27 @@ static __always_inline __u32 sluice_flow_hash_seed(const struct sluice_ct_key *t
 	return sluice_hash_fmix(h);
 }
 
-/* The Maglev slot of the flow @t: the same flow always gets the same one. */
-static __always_inline __u32 sluice_flow_slot(const struct sluice_ct_key *t)
+/* The M of a Maglev table of @elems elements (its max_entries): the
+ * table carries its own size, so a reader that found a table also has
+ * the M it was built for (sluice_abi.h). 0 for an empty map. */
+static __always_inline __u32 sluice_maglev_m(__u32 elems)
 {
-	return sluice_flow_hash_seed(t, SLUICE_HASH_SEED_FLOW) % SLUICE_MAGLEV_M;
+	return elems ? 2 * elems - 1 : 0;
+}
+
+/* The Maglev slot of the flow @t in a table of @m slots (@m > 0): the
+ * same flow always gets the same one. */
+static __always_inline __u32 sluice_flow_slot(const struct sluice_ct_key *t, __u32 m)
+{
+	return sluice_flow_hash_seed(t, SLUICE_HASH_SEED_FLOW) % m;
 }
 
 /* The slot of the ejection fallback's try @i (1..SLUICE_EJECT_TRIES) for
- * the fallback hash @h2 (sluice_flow_hash_seed(t, SEED_FALLBACK)). */
-static __always_inline __u32 sluice_fallback_slot(__u32 h2, __u32 i)
+ * the fallback hash @h2 (sluice_flow_hash_seed(t, SEED_FALLBACK)) in a
+ * table of @m slots. */
+static __always_inline __u32 sluice_fallback_slot(__u32 h2, __u32 i, __u32 m)
 {
-	return sluice_hash_fmix(h2 + i * SLUICE_EJECT_STEP) % SLUICE_MAGLEV_M;
+	return sluice_hash_fmix(h2 + i * SLUICE_EJECT_STEP) % m;
 }
 
 #endif /* SLUICE_HASH_H */

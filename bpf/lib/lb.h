@@ -63,12 +63,32 @@ static __always_inline __u32 lb_slot_id(void *table, __u32 slot)
 	return pair ? pair->id[slot & 1] : 0;
 }
 
+/*
+ * lb_table_m() - the M of the Maglev table @table, read from the table
+ * itself (its max_entries, a CO-RE read of struct bpf_map, 5.10+). Tables
+ * differ in size (#16) and a resize swaps the table in `maglev` while the
+ * service entry stays: taking M from the very map the slot is read from
+ * pairs every table with its own M, whatever order the swap and a packet
+ * run in (M kept in the service entry could pair a new M with the old
+ * table for a packet that read one before the swap and the other after).
+ * Pins of layout 3 hold SLUICE_MAGLEV_M-slot tables: the same read gives
+ * 16381 for them.
+ */
+static __always_inline __u32 lb_table_m(void *table)
+{
+	return sluice_maglev_m(((struct bpf_map *)table)->max_entries);
+}
+
 /* The backend id Maglev gives the flow @t of the service; 0: none. */
 static __always_inline __u32 lb_select_id(__u32 svc_id, const struct sluice_ct_key *t)
 {
 	void *table = bpf_map_lookup_elem(&maglev, &svc_id);
+	__u32 m;
 
-	return table ? lb_slot_id(table, sluice_flow_slot(t)) : 0;
+	if (!table)
+		return 0;
+	m = lb_table_m(table);
+	return m ? lb_slot_id(table, sluice_flow_slot(t, m)) : 0;
 }
 
 /* Extra Maglev slots a new flow whose pick is ejected tries. */
@@ -91,7 +111,7 @@ __noinline __u32 lb_pick_fallback(__u32 svc_id, __u32 h2, __u32 picked)
 	struct sluice_svc_health *sh;
 	__u64 now = bpf_ktime_get_ns();
 	void *table;
-	__u32 id;
+	__u32 id, m;
 
 	bh = bpf_map_lookup_elem(&backend_health, &picked);
 	if (!bh || !health_is_ejected(bh, now))
@@ -106,8 +126,11 @@ __noinline __u32 lb_pick_fallback(__u32 svc_id, __u32 h2, __u32 picked)
 	table = bpf_map_lookup_elem(&maglev, &svc_id);
 	if (!table)
 		return picked;
+	m = lb_table_m(table);
+	if (!m)
+		return picked;
 	for (__u32 i = 1; i <= LB_EJECT_TRIES; i++) {
-		id = lb_slot_id(table, sluice_fallback_slot(h2, i));
+		id = lb_slot_id(table, sluice_fallback_slot(h2, i, m));
 		if (!id || id == picked)
 			continue;
 		bh = bpf_map_lookup_elem(&backend_health, &id);

@@ -19,11 +19,14 @@ struct {
 
 /* One Maglev table per service, swapped whole so a packet sees the old
  * backend set or the new one, never a mix. Mmapable so userspace fills a
- * new table with one memcpy (element-wise batch writes cost ~3 ms). */
+ * new table with one memcpy (element-wise batch writes cost ~3 ms).
+ * BPF_F_INNER_MAP (5.10): the tables differ in size (sized by need, #16);
+ * the verifier then calls the lookup helper instead of inlining it with
+ * the template's bound, and each table tells its own M (lb_table_m()). */
 struct maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SLUICE_MAGLEV_ELEMS);
-	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, SLUICE_MAGLEV_ELEMS_OF(SLUICE_MAGLEV_M_MIN));
+	__uint(map_flags, BPF_F_MMAPABLE | BPF_F_INNER_MAP);
 	/* key slot / 2, value struct sluice_maglev_pair; both by size, no
 	 * BTF: clang may emit only a forward declaration of the struct, which
 	 * libbpf cannot size, and the kernel wants BTF for both or neither */

@@ -229,6 +229,7 @@ extern const struct dp_suite dp_suite_drop_empty;
 extern const struct dp_suite dp_suite_explain;
 extern const struct dp_suite dp_suite_reply_filter;
 extern const struct dp_suite dp_suite_snat_node;
+extern const struct dp_suite dp_suite_sizes;
 
 /* A loaded datapath, one program under test. */
 struct dp {

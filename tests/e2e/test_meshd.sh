@@ -39,6 +39,11 @@
 #   restart_under_load  50 streaming connections + a loop of new ones while
 #                       meshd is killed -9 and restarted 5 times: no error,
 #                       conntrack kept, xdp_lb attached at every 50 ms poll
+#   grow                connections held open while 9 weight-0 backends join
+#                       (3 -> 12: the service outgrows its 1021-slot Maglev
+#                       table and gets a 2039-slot one, explain says so) and
+#                       leave again (back to 1021): they keep echoing; new
+#                       connections meanwhile reach be1..be3 only
 # Exits non-zero if any failed. meshd, namespaces, pins and temp files are
 # removed on exit, failure or interruption. Needs root, bpftool, python3
 # with PyYAML (the system /usr/bin/python3 for the uid-65534 client), and
@@ -540,6 +545,56 @@ for b in json.load(sys.stdin)["backends"]:
 	return $ok
 }
 
+# The Maglev table size explain reports for a new flow to SVC_DRAIN.
+table_size() {
+	mctl explain 10.10.0.2:33000 "$SVC_DRAIN" | sed -n 's/.* slot [0-9]* of \([0-9]*\):.*/\1/p'
+}
+
+# Held connections across a table resize (#16): 3 -> 12 -> 3 backends.
+test_grow() {
+	local ready=$WORK/grow.ready go=$WORK/grow.go hold_pid i rc ok=0 size
+	ensure_meshd || return 1
+	apply_traffic || return 1
+	rm -f "$ready" "$go"
+	nsenter --net="/var/run/netns/$TOPO_NS_CLIENT" timeout "$CLIENT_TIMEOUT" \
+		python3 "$TOPO_ECHO" hold "$TOPO_VIP4" 8002 -n 30 --ready "$ready" --go "$go" \
+		--wait 45 >"$WORK/grow.out" 2>&1 &
+	hold_pid=$!
+	BG_PIDS+=("$hold_pid")
+	for ((i = 0; i < 200; i++)); do
+		[ -e "$ready" ] && break
+		kill -0 "$hold_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	[ -e "$ready" ] || { cat "$WORK/grow.out"; fail "held connections did not open"; return 1; }
+	log "held connections before the growth: $(cat "$ready")"
+	size=$(table_size)
+	log "table size with 3 backends: $size"
+	[ "$size" = 1021 ] || fail "3 backends: table of '$size' slots, not 1021" || ok=1
+	for i in $(seq 1 9); do
+		mctl backend add "$SVC_DRAIN" "10.10.9.$i:$TOPO_BE_PORT" --weight 0 >/dev/null ||
+			fail "backend add 10.10.9.$i" || ok=1
+	done
+	size=$(table_size)
+	log "table size with 12 backends: $size"
+	[ "$size" = 2039 ] || fail "12 backends: table of '$size' slots, not 2039" || ok=1
+	client tcp "$TOPO_VIP4" 8002 -n 60 --expect be1,be2,be3 ||
+		fail "new connections after the growth failed or went elsewhere" || ok=1
+	for i in $(seq 1 9); do
+		mctl backend del "$SVC_DRAIN" "10.10.9.$i:$TOPO_BE_PORT" >/dev/null ||
+			fail "backend del 10.10.9.$i" || ok=1
+	done
+	size=$(table_size)
+	log "table size with 3 backends again: $size"
+	[ "$size" = 1021 ] || fail "3 backends again: table of '$size' slots, not 1021" || ok=1
+	touch "$go"
+	wait "$hold_pid"
+	rc=$?
+	cat "$WORK/grow.out"
+	[ "$rc" -eq 0 ] || fail "connections held across the resizes broke" || ok=1
+	return $ok
+}
+
 # The weight and state of be3 in SVC_DRAIN, as "WEIGHT STATE".
 be3_state() {
 	mctl -o json service get "$SVC_DRAIN" | python3 -c '
@@ -779,7 +834,7 @@ sys.exit(0 if hit and "xdp_pass" in hit[0]["error"] else 1)' "$dev" ||
 }
 
 ALL=(api_auth hotplug foreign_xdp apply rejections api_unknown_arg map_full drain undrain
-	restart_state restart_under_load)
+	restart_state restart_under_load grow)
 
 main() {
 	local t0 name

@@ -135,7 +135,16 @@ static void snap_table(FILE *f, int svc_fd, int maglev_fd, const char *ref)
 		fprintf(f, "table %u: %s\n", inner_id, strerror(errno));
 		return;
 	}
-	for (__u32 i = 0; i < SLUICE_MAGLEV_ELEMS; i++) {
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(ifd, &info, &len)) {
+		fprintf(f, "table %u: no info: %s\n", inner_id, strerror(errno));
+		close(ifd);
+		return;
+	}
+	fprintf(f, "elements %u\n", info.max_entries); /* the size is part of the table */
+	for (__u32 i = 0; i < info.max_entries; i++) {
 		struct sluice_maglev_pair pair;
 
 		if (bpf_map_lookup_elem(ifd, &i, &pair))

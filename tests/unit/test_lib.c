@@ -173,9 +173,104 @@ static void test_attach_private_netns(void)
 	sluice__close(s);
 }
 
+/* The size of svc_id's Maglev table (through maglev_ids), 0: none. */
+static __u32 table_m(struct sluice *s, __u32 svc_id)
+{
+	struct bpf_map_info info = {};
+	__u32 id = 0, len = sizeof(info);
+	int fd;
+
+	if (bpf_map_lookup_elem(sluice__map_fd(s, "maglev_ids"), &svc_id, &id) || !id)
+		return 0;
+	fd = bpf_map_get_fd_by_id(id);
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.max_entries = 0;
+	close(fd);
+	return info.max_entries ? 2 * info.max_entries - 1 : 0;
+}
+
+/* Pins of layout 3 (#16): a `maglev` whose template lacks BPF_F_INNER_MAP
+ * takes only SLUICE_MAGLEV_M-slot tables without the flag. The library
+ * finds that out at open and makes those (no upgrade breaks a flow); on
+ * fresh pins the same service gets a table sized by need. */
+static void test_pin_layout3_maglev(void)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, iopts, .map_flags = BPF_F_MMAPABLE);
+	LIBBPF_OPTS(bpf_map_create_opts, oopts);
+	struct sluice_backend_spec b[3] = {};
+	struct sluice_service_spec spec = { .port = 80, .proto = IPPROTO_TCP };
+	struct sluice_service_info *info = calloc(1, sizeof(*info));
+	struct sluice *s = NULL;
+	char dir[64] = "", path[128];
+	struct sluice_opts opts = { .pin_dir = dir };
+	int inner, outer = -1;
+
+	if (!info || !bpffs__ensure())
+		goto out;
+	spec.vip.family = SLUICE_AF_INET;
+	spec.vip.addr[0] = htonl(0x0a600001);
+	spec.backends = b;
+	spec.nbackends = 3;
+	for (int i = 0; i < 3; i++) {
+		b[i].addr.family = SLUICE_AF_INET;
+		b[i].addr.addr[0] = htonl(0x0a000101 + i);
+		b[i].port = 8080;
+		b[i].weight = 1;
+	}
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/sluice-test-l3-%d", (int)getpid());
+	snprintf(path, sizeof(path), "%s/maglev", dir);
+	if (!ASSERT_OK(mkdir(dir, 0700), "pin dir"))
+		goto out;
+	/* the outer map as layout 3 made it */
+	inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tmpl", sizeof(__u32),
+			       sizeof(struct sluice_maglev_pair), SLUICE_MAGLEV_ELEMS, &iopts);
+	oopts.inner_map_fd = inner;
+	if (inner >= 0)
+		outer = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "maglev", sizeof(__u32),
+				       sizeof(__u32), SLUICE_MAX_SERVICES, &oopts);
+	if (inner >= 0)
+		close(inner);
+	if (!ASSERT_GE(outer, 0, "layout-3 maglev") ||
+	    !ASSERT_OK(bpf_obj_pin(outer, path), "pin it")) {
+		if (outer >= 0)
+			close(outer);
+		goto out;
+	}
+	close(outer);
+	if (!ASSERT_OK(sluice__open(&s, &opts), "open over layout-3 maglev")) {
+		fprintf(stderr, "    %s\n", sluice__errmsg());
+		goto out;
+	}
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "set 3 backends")) {
+		fprintf(stderr, "    %s\n", sluice__errmsg());
+		goto out;
+	}
+	ASSERT_OK(sluice__service_get(s, &spec.vip, 80, IPPROTO_TCP, info), "get");
+	ASSERT_EQ(table_m(s, info->svc.svc_id), SLUICE_MAGLEV_M, "layout 3: 16381 slots");
+	sluice__close(s);
+	s = NULL;
+	sluice__unpin(dir);
+	/* fresh pins: sized by need */
+	if (!ASSERT_OK(sluice__open(&s, &opts), "open fresh") ||
+	    !ASSERT_OK(sluice__service_set(s, &spec), "set 3 backends on fresh pins"))
+		goto out;
+	ASSERT_OK(sluice__service_get(s, &spec.vip, 80, IPPROTO_TCP, info), "get");
+	ASSERT_EQ(table_m(s, info->svc.svc_id), SLUICE_MAGLEV_M_MIN, "fresh: 1021 slots");
+out:
+	sluice__close(s);
+	if (dir[0]) {
+		sluice__unpin(dir);
+		rmdir(dir);
+	}
+	free(info);
+}
+
 static const struct test tests[] = {
 	TEST(test_open),
 	TEST(test_pin_reuse),
+	TEST(test_pin_layout3_maglev),
 	TEST(test_pin_not_bpffs),
 	TEST(test_attach_private_netns),
 };

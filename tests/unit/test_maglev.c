@@ -14,7 +14,7 @@
 
 #define M SLUICE_MAGLEV_M
 
-static __u32 table[M], table2[M];
+static __u32 table[SLUICE_MAGLEV_M_MAX], table2[SLUICE_MAGLEV_M_MAX];
 
 /* Backend i: 10.(i/250).(i%250).1:8080 (or fd00::<i>), weight w. */
 static void backends__fill(struct sluice_backend_spec *b, __u32 n, __u16 weight, bool v6)
@@ -170,7 +170,7 @@ static void test_deterministic_order_independent(void)
 		return;
 	if (!ASSERT_OK(maglev__build(b, 50, M, table2), "build again"))
 		return;
-	ASSERT_MEM_EQ(table, table2, sizeof(table), "same input, same table");
+	ASSERT_MEM_EQ(table, table2, M * sizeof(*table), "same input, same table");
 	if (!ASSERT_OK(maglev__build(shuffled, 50, M, table2), "build shuffled"))
 		return;
 	for (__u32 i = 0; i < M; i++)
@@ -259,7 +259,198 @@ static void test_rejects(void)
 		ASSERT_EQ(table[i], 1, "only active backend owns every slot");
 }
 
+/* ---- tables sized by need (#16): every size the rule can produce ---- */
+
+static bool is_prime(__u32 m)
+{
+	for (__u32 d = 2; d * d <= m; d++)
+		if (m % d == 0)
+			return false;
+	return m > 1;
+}
+
+/* maglev__size(): prime, >= factor x n until the cap, the largest prime
+ * of its page count, never shrinking as n grows, within the bounds. */
+static void test_size_rule(void)
+{
+	__u32 prev = 0, sizes = 0, bad = 0;
+
+	ASSERT_EQ(maglev__size(0), SLUICE_MAGLEV_M_MIN, "no backends: the smallest");
+	ASSERT_EQ(maglev__size(1), SLUICE_MAGLEV_M_MIN, "1 backend");
+	ASSERT_EQ(maglev__size(10), SLUICE_MAGLEV_M_MIN, "10 backends: one page");
+	ASSERT_EQ(maglev__size(11), 2039, "11 backends: two pages");
+	ASSERT_EQ(maglev__size(SLUICE_MAX_SVC_BACKENDS), SLUICE_MAGLEV_M_MAX, "the largest set");
+	for (__u32 n = 1; n <= SLUICE_MAX_SVC_BACKENDS; n++) {
+		__u32 m = maglev__size(n), pages = (m + 1 + 1023) / 1024;
+
+		bad += !is_prime(m);
+		bad += m < SLUICE_MAGLEV_M_MIN || m > SLUICE_MAGLEV_M_MAX;
+		bad += m < prev;
+		bad += m < (__u64)SLUICE_MAGLEV_FACTOR * n && m != SLUICE_MAGLEV_M_MAX;
+		/* no larger prime fits the same pages */
+		for (__u32 p = m + 1; p < pages * 1024; p++)
+			bad += is_prime(p);
+		sizes += m != prev;
+		prev = m;
+	}
+	ASSERT_EQ(bad, 0, "sizes breaking the rule over n = 1..1024");
+	ASSERT_EQ(sizes, SLUICE_MAGLEV_PAGES_MAX, "one size per page count");
+	printf("# size rule: %u sizes for 1..%u backends, 10 -> %u, 100 -> %u, 655 -> %u\n", sizes,
+	       SLUICE_MAX_SVC_BACKENDS, maglev__size(10), maglev__size(100), maglev__size(655));
+}
+
+static double sz_disruption(const struct sluice_backend_spec *b, __u32 n, __u32 gone, __u32 m)
+{
+	static struct sluice_backend_spec rest[SLUICE_MAX_SVC_BACKENDS];
+	__u32 j = 0, kept = 0, moved = 0;
+
+	for (__u32 i = 0; i < n; i++)
+		if (i != gone)
+			rest[j++] = b[i];
+	/* the size of the n-backend set for both: a removal that crosses a
+	 * size boundary swaps tables and remaps (README: sizes) */
+	if (maglev__build(b, n, m, table) || maglev__build(rest, n - 1, m, table2))
+		return 100.0;
+	for (__u32 i = 0; i < m; i++) {
+		if (table[i] == gone)
+			continue;
+		kept++;
+		moved += !same_backend(&b[table[i]], &rest[table2[i]]);
+	}
+	return 100.0 * moved / kept;
+}
+
+/*
+ * Balance, weights and disruption at every size: for each of the 64
+ * sizes, its smallest and largest backend count (and 2, 3, 5 in the
+ * smallest). Bounds: every backend within 1% of M of its ideal share
+ * (the existing balance bound), a 90/10 and a 3/2/1 split within 0.5
+ * points (the existing weight bound), and removing one backend moves at
+ * most SZ_DISRUPTION % of the others' slots (at M = 16381 and 10 backends
+ * the existing test bounds it by 2%: small tables move more, README).
+ */
+#define SZ_DISRUPTION 4.0
+static void sz_check(__u32 n, double *worst_bal, double *worst_dis, double *worst_w)
+{
+	static struct sluice_backend_spec b[SLUICE_MAX_SVC_BACKENDS];
+	static __u32 counts[SLUICE_MAX_SVC_BACKENDS];
+	static const __u16 split[] = { 90, 10 }, thirds[] = { 3, 2, 1 };
+	__u32 m = maglev__size(n), tries = n < 4 ? n : 4;
+	double ideal = (double)m / n;
+
+	backends__fill(b, n, 1, n % 2);
+	if (!ASSERT_OK(maglev__build(b, n, m, table), "build"))
+		return;
+	memset(counts, 0, n * sizeof(*counts));
+	for (__u32 i = 0; i < m; i++)
+		counts[table[i]]++;
+	for (__u32 i = 0; i < n; i++) {
+		double dev = counts[i] > ideal ? counts[i] - ideal : ideal - counts[i];
+
+		if (100.0 * dev / m > *worst_bal)
+			*worst_bal = 100.0 * dev / m;
+		if (!ASSERT_LE(dev, 0.01 * m, "slots of one backend vs M/N"))
+			fprintf(stderr, "    n=%u m=%u: backend %u owns %u\n", n, m, i, counts[i]);
+	}
+	for (__u32 t = 0; n > 1 && t < tries; t++) {
+		double d = sz_disruption(b, n, t * (n - 1) / (tries > 1 ? tries - 1 : 1), m);
+
+		if (d > *worst_dis)
+			*worst_dis = d;
+		if (!ASSERT_LE(d, SZ_DISRUPTION, "moved share of surviving slots"))
+			fprintf(stderr, "    n=%u m=%u: %.2f%%\n", n, m, d);
+	}
+	if (n > 1) { /* mixed weights 3 and 1 at this size */
+		__u32 sum = 0;
+
+		for (__u32 i = 0; i < n; i++)
+			sum += b[i].weight = i % 2 ? 1 : 3;
+		if (!ASSERT_OK(maglev__build(b, n, m, table), "build 3/1 weights"))
+			return;
+		memset(counts, 0, n * sizeof(*counts));
+		for (__u32 i = 0; i < m; i++)
+			counts[table[i]]++;
+		for (__u32 i = 0; i < n; i++) {
+			double d = 100.0 * counts[i] / m - 100.0 * b[i].weight / sum;
+
+			d = d < 0 ? -d : d;
+			if (d > *worst_w)
+				*worst_w = d;
+			ASSERT_LE(d, 0.5, "3/1-weighted share in points");
+		}
+	}
+	for (int w = 0; w < 2 && n <= 3; w++) {
+		const __u16 *ws = w ? thirds : split;
+		__u32 k = w ? 3 : 2, sum = 0;
+
+		if (n != k)
+			continue;
+		for (__u32 i = 0; i < k; i++) {
+			b[i].weight = ws[i];
+			sum += ws[i];
+		}
+		if (!ASSERT_OK(maglev__build(b, k, m, table), "build weighted"))
+			return;
+		memset(counts, 0, k * sizeof(*counts));
+		for (__u32 i = 0; i < m; i++)
+			counts[table[i]]++;
+		for (__u32 i = 0; i < k; i++) {
+			double d = 100.0 * counts[i] / m - 100.0 * ws[i] / sum;
+
+			d = d < 0 ? -d : d;
+			if (d > *worst_w)
+				*worst_w = d;
+			ASSERT_LE(d, 0.5, "weighted share in points");
+		}
+	}
+}
+
+static void test_every_size(void)
+{
+	double bal = 0, dis = 0, w = 0;
+	__u32 prev = 0, checked = 0;
+
+	sz_check(2, &bal, &dis, &w);
+	sz_check(3, &bal, &dis, &w);
+	sz_check(5, &bal, &dis, &w);
+	for (__u32 n = 1; n <= SLUICE_MAX_SVC_BACKENDS; n++) {
+		__u32 m = maglev__size(n);
+		bool first = m != prev,
+		     last = n == SLUICE_MAX_SVC_BACKENDS || maglev__size(n + 1) != m;
+
+		prev = m;
+		if (first || last) {
+			sz_check(n, &bal, &dis, &w);
+			checked++;
+		}
+	}
+	printf("# every size (%u sets checked): worst balance %.3f%% of M, worst removal of 1 moves %.2f%% of the others' slots (bound %.0f%%), worst weighted share %.2f points\n",
+	       checked, bal, dis, SZ_DISRUPTION, w);
+}
+
+/* The checks above can fail: a table too small for its weights (M = 7,
+ * a size the rule never makes) misses the 90/10 split by > 0.5 points. */
+static void test_every_size_can_fail(void)
+{
+	struct sluice_backend_spec b[2];
+	__u32 first = 0;
+
+	backends__fill(b, 2, 90, false);
+	b[1].weight = 10;
+	if (!ASSERT_OK(maglev__build(b, 2, 7, table), "build in 7 slots"))
+		return;
+	for (__u32 i = 0; i < 7; i++)
+		first += table[i] == 0;
+	printf("# 90/10 in 7 slots (rule broken): %.1f%% / %.1f%%\n", 100.0 * first / 7,
+	       100.0 * (7 - first) / 7);
+	ASSERT_TRUE(100.0 * first / 7 - 90 > 0.5 || 90 - 100.0 * first / 7 > 0.5,
+		    "a too small table breaks the weight bound");
+}
+
 static const struct test tests[] = {
+	TEST(test_size_rule),
+	TEST(test_every_size),
+	TEST(test_every_size_can_fail),
 	TEST(test_balance),
 	TEST(test_weights),
 	TEST(test_weight_zero_owns_nothing),

@@ -25,8 +25,11 @@
 #include "sluice.h"
 #include "test.h"
 
-#define M SLUICE_MAGLEV_M
-#define TABLE_BYTES (SLUICE_MAGLEV_ELEMS * sizeof(struct sluice_maglev_pair))
+/* Buffers hold the largest table; tables are sized by need (#16): tab_m
+ * is the size of the table table__read() read last. */
+#define M SLUICE_MAGLEV_M_MAX
+#define TABLE_BYTES (SLUICE_MAGLEV_ELEMS_MAX * sizeof(struct sluice_maglev_pair))
+static __u32 tab_m;
 #define VIP4 0x0a600001           /* 10.96.0.1 */
 #define BE4(i) (0x0a000100 + (i)) /* 10.0.1.i */
 
@@ -70,21 +73,31 @@ static void spec__init(struct sluice_service_spec *spec, struct sluice_backend_s
  * none. Read through the outer map on purpose: not the library's index. */
 static __u32 table__read(struct sluice *s, __u32 svc_id, __u32 *slots)
 {
-	__u32 inner = 0;
+	struct bpf_map_info info = {};
+	__u32 inner = 0, len = sizeof(info);
+	size_t bytes;
 	void *mem;
 	int fd;
 
+	memset(slots, 0, TABLE_BYTES);
 	if (bpf_map_lookup_elem(sluice__map_fd(s, "maglev"), &svc_id, &inner))
 		return 0;
 	fd = bpf_map_get_fd_by_id(inner);
 	if (fd < 0)
 		return 0;
-	mem = mmap(NULL, TABLE_BYTES, PROT_READ, MAP_SHARED, fd, 0);
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || !info.max_entries ||
+	    info.max_entries > SLUICE_MAGLEV_ELEMS_MAX) {
+		close(fd);
+		return 0;
+	}
+	tab_m = 2 * info.max_entries - 1;
+	bytes = info.max_entries * sizeof(struct sluice_maglev_pair);
+	mem = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
 	close(fd);
 	if (mem == MAP_FAILED)
 		return 0;
-	memcpy(slots, mem, TABLE_BYTES);
-	munmap(mem, TABLE_BYTES);
+	memcpy(slots, mem, bytes);
+	munmap(mem, bytes);
 	return inner;
 }
 
@@ -110,11 +123,13 @@ static bool table__matches(const __u32 *slots, const struct sluice_service_spec 
 			   const __u32 *ids)
 {
 	static __u32 want[M];
-	__u32 bad = 0;
+	__u32 bad = 0, m = maglev__size(spec->nbackends);
 
-	if (!ASSERT_OK(maglev__build(spec->backends, spec->nbackends, M, want), "reference"))
+	if (!ASSERT_EQ(tab_m, m, "table size by the sizing rule"))
 		return false;
-	for (__u32 i = 0; i < M; i++)
+	if (!ASSERT_OK(maglev__build(spec->backends, spec->nbackends, m, want), "reference"))
+		return false;
+	for (__u32 i = 0; i < m; i++)
 		bad += slots[i] != ids[want[i]];
 	return ASSERT_EQ(bad, 0, "slots differing from the reference Maglev table");
 }
@@ -142,16 +157,17 @@ static void test_slot_diff_minimal(void)
 	id2 = table__read(s, 1, after);
 	ASSERT_NEQ(id1, 0, "table before");
 	ASSERT_EQ(id2, id1, "same table: changed in place");
-	for (__u32 i = 0; i < M; i++) {
+	ASSERT_EQ(tab_m, SLUICE_MAGLEV_M_MIN, "10 and 9 backends: the smallest table");
+	for (__u32 i = 0; i < tab_m; i++) {
 		owned += before[i] == removed;
 		changed += before[i] != after[i];
 		stale += after[i] == removed;
 	}
 	ASSERT_EQ(stale, 0, "no slot names the removed backend");
 	ASSERT_GE(changed, owned, "every slot of the removed backend rewritten");
-	ASSERT_LE(changed, M / 10 + M / 50, "about 1/N of the slots written");
+	ASSERT_LE(changed, tab_m / 10 + tab_m / 20, "about 1/N of the slots written");
 	fprintf(stderr, "    remove 1 of 10: %u slots changed of %u (removed owned %u)\n", changed,
-		M, owned);
+		tab_m, owned);
 	for (__u32 i = 0; i < 9; i++)
 		ids[i] = backend__id(s, 1, i + 1);
 	table__matches(after, &spec, ids);
@@ -164,9 +180,9 @@ static void test_slot_diff_minimal(void)
 		goto out;
 	ASSERT_EQ(table__read(s, 1, before), id1, "still the same table");
 	changed = 0;
-	for (__u32 i = 0; i < M; i++)
+	for (__u32 i = 0; i < tab_m; i++)
 		changed += before[i] != after[i];
-	ASSERT_LE(changed, M / 10 + M / 50, "about 1/N of the slots written on an add");
+	ASSERT_LE(changed, tab_m / 10 + tab_m / 20, "about 1/N of the slots written on an add");
 	for (__u32 i = 0; i < 9; i++)
 		ids[i] = backend__id(s, 1, i + 1);
 	ids[9] = backend__id(s, 1, 20);
@@ -231,6 +247,87 @@ static void test_rollback_inplace(void)
 	ASSERT_EQ(be_after, be_before, "A's leaving backend still there");
 	ASSERT_EQ(sluice__deferred_count(s), 0, "no delete pending after a rollback");
 	ASSERT_EQ(backend__id(s, 2, 7), 0, "B's backends gone");
+out:
+	sluice__close(s);
+}
+
+/* Tables sized by need (#16): 10 -> 11 backends outgrows the one-page
+ * table (1021 slots) and swaps in a 2039-slot one, 11 -> 10 swaps back
+ * to 1021; within a size the table is changed in place. */
+static void test_grow_swap(void)
+{
+	static __u32 slots[M + 1];
+	struct sluice_backend_spec b[12];
+	struct sluice_service_spec spec;
+	struct sluice *s = lib__open(NULL);
+	__u32 id10, id11, id12, id10b, ids[12];
+
+	if (!s)
+		return;
+	spec__init(&spec, b, 1, 10);
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "set 10"))
+		goto out;
+	id10 = table__read(s, 1, slots);
+	ASSERT_EQ(tab_m, SLUICE_MAGLEV_M_MIN, "10 backends: 1021 slots");
+	spec__init(&spec, b, 1, 11);
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "set 11"))
+		goto out;
+	id11 = table__read(s, 1, slots);
+	ASSERT_NEQ(id11, id10, "11 backends: a new table swapped in");
+	ASSERT_EQ(tab_m, 2039, "11 backends: 2039 slots");
+	for (__u32 i = 0; i < 11; i++)
+		ids[i] = backend__id(s, 1, i + 1);
+	table__matches(slots, &spec, ids);
+	spec__init(&spec, b, 1, 12);
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "set 12"))
+		goto out;
+	id12 = table__read(s, 1, slots);
+	ASSERT_EQ(id12, id11, "12 backends: same size, changed in place");
+	spec__init(&spec, b, 1, 10);
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "back to 10"))
+		goto out;
+	id10b = table__read(s, 1, slots);
+	ASSERT_NEQ(id10b, id11, "10 again: swapped to a smaller table");
+	ASSERT_EQ(tab_m, SLUICE_MAGLEV_M_MIN, "10 again: 1021 slots");
+	for (__u32 i = 0; i < 10; i++)
+		ids[i] = backend__id(s, 1, i + 1);
+	table__matches(slots, &spec, ids);
+out:
+	sluice__close(s);
+}
+
+/* A group [existing service growing past its table, new service] that
+ * fails at the new service's entry: the grown table was never swapped
+ * in or is swapped back; the old table, its size and bytes stay. */
+static void test_rollback_grow(void)
+{
+	static __u32 before[M + 1], after[M + 1];
+	struct sluice_backend_spec b[2][12];
+	struct sluice_service_spec specs[2];
+	struct sluice *s = lib__open(NULL);
+	__u32 id1, applied = 9, failed = 9, m_before;
+	__u32 n = 2 * SLUICE_MAX_SERVICES - 3; /* A's entry + marker, room for 1 */
+
+	if (!s)
+		return;
+	spec__init(&specs[0], b[0], 1, 6);
+	if (!ASSERT_OK(sluice__service_set(s, &specs[0]), "set A"))
+		goto out;
+	id1 = table__read(s, 1, before);
+	m_before = tab_m;
+	if (!fill_services(s, n, 0x0b000000))
+		goto out;
+	spec__init(&specs[0], b[0], 1, 12); /* A grows past 1021 slots */
+	spec__init(&specs[1], b[1], 20, 3); /* B: new, its entry does not fit */
+	specs[1].vip = v4(VIP4 + 1);
+	ASSERT_NEQ(sluice__service_set_many(s, specs, 2, &applied, &failed), 0,
+		   "group fails on the new service's entry");
+	ASSERT_EQ(applied, 0, "nothing applied");
+	ASSERT_EQ(table__read(s, 1, after), id1, "A keeps its table");
+	ASSERT_EQ(tab_m, m_before, "A keeps its table's size");
+	ASSERT_TRUE(!memcmp(before, after, sizeof(before)), "A's slots byte-identical");
+	ASSERT_EQ(backend__id(s, 1, 12), 0, "A's new backends gone");
+	ASSERT_EQ(backend__id(s, 2, 20), 0, "B's backends gone");
 out:
 	sluice__close(s);
 }
@@ -567,9 +664,14 @@ out:
 }
 
 static const struct test tests[] = {
-	TEST(test_slot_diff_minimal),        TEST(test_rollback_inplace),
-	TEST(test_deferred_delete),          TEST(test_restart_index),
-	TEST(test_cached_plan_matches_maps), TEST(test_inplace_under_traffic),
+	TEST(test_slot_diff_minimal),
+	TEST(test_rollback_inplace),
+	TEST(test_grow_swap),
+	TEST(test_rollback_grow),
+	TEST(test_deferred_delete),
+	TEST(test_restart_index),
+	TEST(test_cached_plan_matches_maps),
+	TEST(test_inplace_under_traffic),
 };
 
 int main(int argc, char **argv)

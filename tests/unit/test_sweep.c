@@ -72,13 +72,13 @@ static bool live_services(struct sluice *s)
 /* An inner table like the library's; slot 0 names two backends if used. */
 static int inner_table(bool used)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE | BPF_F_INNER_MAP);
 	struct sluice_maglev_pair pair = { { ORPHAN_BE, ORPHAN_BE + 1 } };
 	__u32 zero = 0;
 	int fd;
 
 	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sluice_maglev", sizeof(__u32), sizeof(pair),
-			    SLUICE_MAGLEV_ELEMS, &opts);
+			    SLUICE_MAGLEV_ELEMS_OF(SLUICE_MAGLEV_M_MIN), &opts);
 	if (fd >= 0 && used && bpf_map_update_elem(fd, &zero, &pair, BPF_ANY)) {
 		close(fd);
 		return -1;
@@ -203,8 +203,11 @@ static bool slot_names_backends(struct sluice *s, __u32 svc_id)
 	fd = bpf_map_get_fd_by_id(inner_id);
 	if (fd < 0)
 		return false;
-	for (k = 0; k < SLUICE_MAGLEV_ELEMS && !used; k++)
-		used = !bpf_map_lookup_elem(fd, &k, &pair) && (pair.id[0] || pair.id[1]);
+	for (k = 0; k < SLUICE_MAGLEV_ELEMS_MAX && !used; k++) {
+		if (bpf_map_lookup_elem(fd, &k, &pair))
+			break; /* past the table's size */
+		used = pair.id[0] || pair.id[1];
+	}
 	close(fd);
 	return used;
 }

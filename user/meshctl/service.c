@@ -86,6 +86,10 @@ static void print_service(struct json_object *svc)
 	printf("Service:   %s\n", js__svc_ref(svc, ref, sizeof(ref)));
 	printf("Name:      %s\n", *js__str(svc, "name", "") ? js__str(svc, "name", "") : "-");
 	printf("ID:        %llu\n", (unsigned long long)js__u64(svc, "id"));
+	if (js__u64(svc, "maglev_slots"))
+		printf("Maglev:    %llu slots\n", (unsigned long long)js__u64(svc, "maglev_slots"));
+	else
+		printf("Maglev:    no table\n");
 	printf("Source:    %s\n", js__str(svc, "source", "manual"));
 	printf("Affinity:  %s\n", affinity__str(svc, aff, sizeof(aff)));
 	printf("Ranges:    %s\n", src_range__str(svc, ranges, sizeof(ranges)));

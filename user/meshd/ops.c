@@ -192,6 +192,10 @@ static struct json_object *ops__service_json_ix(struct sluice *sl,
 		info = NULL;
 	}
 	json_object_object_add(o, "id", json_object_new_int64(info ? info->svc.svc_id : 0));
+	/* #16: the Maglev table's size, 0 without one (no active backend) */
+	json_object_object_add(
+		o, "maglev_slots",
+		json_object_new_int64(info ? sluice__table_size(sl, info->svc.svc_id) : 0));
 	json_object_object_add(o, "stats",
 			       ops__stats_json(info ? (const __u64 *)&info->stats :
 						      (const __u64[4]){ 0 },

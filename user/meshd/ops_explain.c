@@ -128,6 +128,8 @@ static struct json_object *ops__explain_pick(const struct sluice_explain *x)
 		JS_ADD(a, "hash", json_object_new_int64(x->maglev.hash));
 		JS_ADD(a, "slot", json_object_new_int64(x->maglev.slot));
 		JS_ADD(a, "table_found", json_object_new_boolean(x->maglev.table));
+		if (x->maglev.table)
+			JS_ADD(a, "table_size", json_object_new_int64(x->maglev.m));
 		JS_ADD(a, "slot_backend_id", json_object_new_int64(x->maglev.slot_id));
 		JS_ADD(a, "fallback", json_object_new_boolean(x->maglev.fallback));
 		if (x->maglev.fallback)

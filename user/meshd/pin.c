@@ -173,6 +173,16 @@ int pin__check_layout(const char *dir)
 	}
 	if (version == SLUICE_LAYOUT_VERSION)
 		return 0;
+	if (version == SLUICE_LAYOUT_VERSION_FIXED_M) {
+		/* only the Maglev template differs: the library finds it out
+		 * and keeps every table at SLUICE_MAGLEV_M slots (no upgrade
+		 * breaks a connection); the stamp stays 3 (pin__write_layout)
+		 * so the meshd of layout 3 may still run on these pins */
+		pr_info("pinned maps in %s have layout version %ld: Maglev tables keep %d slots "
+			"each (sized by need only on maps made by meshd --cleanup and a restart)",
+			dir, version, SLUICE_MAGLEV_M);
+		return 0;
+	}
 	if (version == 0 && !pin__has_maps(dir))
 		return 0; /* fresh directory */
 	pr_err("pinned maps in %s have layout version %ld%s, this meshd uses %d; "
@@ -185,10 +195,11 @@ int pin__write_layout(const char *dir)
 {
 	char path[PATH_MAX];
 	__u32 key = 0, val = SLUICE_LAYOUT_VERSION;
+	long version = pin__read_layout(dir);
 	int fd, err;
 
-	if (pin__read_layout(dir) == SLUICE_LAYOUT_VERSION)
-		return 0;
+	if (version == SLUICE_LAYOUT_VERSION || version == SLUICE_LAYOUT_VERSION_FIXED_M)
+		return 0; /* 3: still what these maps are (pin__check_layout) */
 	err = pin__path(path, sizeof(path), dir, PIN_LAYOUT_NAME);
 	if (err)
 		return err;

@@ -91,6 +91,11 @@ struct sluice {
 	 * allocated on first need; the maglev map's id (names the tables) */
 	__u32 *mg_ids;
 	__u32 outer_id;
+	/* the M of the table mg_ids names (0: unknown), for kmem.c (#16) */
+	__u32 *mg_m;
+	/* `maglev` of pins of layout 3: its template takes only tables of
+	 * SLUICE_MAGLEV_M slots without BPF_F_INNER_MAP (probed at open) */
+	bool maglev_fixed;
 	/* backend ids whose delete waits for sluice__flush_deferred() */
 	bool *pend; /* [SLUICE_MAX_BACKENDS] */
 	__u32 *pend_ids;
@@ -139,10 +144,18 @@ bool maps__batch_unsupported(int err);
 /* Sets the error text for a failed operation on map `name` and returns err. */
 int maps__err(int err, const char *name, const char *op, const char *what);
 
-/* svc_table.c: a new Maglev inner map holding table (NULL: all slots 0),
- * named as nobody's own table; the fd, or a negative errno with the error
- * text set. */
-int svc__create_inner(const __u32 *table);
+/* svc_table.c: a new Maglev inner map holding table (NULL: all slots 0)
+ * of the smallest size, named as nobody's own table; the fd, or a
+ * negative errno with the error text set. */
+int svc__create_inner(struct sluice *s, const __u32 *table);
+/* svc_table.c: the M of a service with nbackends backends on this handle's
+ * maps: maglev__size(), or SLUICE_MAGLEV_M on pins of layout 3. */
+__u32 svc__table_m(const struct sluice *s, __u32 nbackends);
+/* svc_table.c: *m of the Maglev table behind fd (from its max_entries);
+ * -EPROTO when fd is no Maglev-shaped array. */
+int svc__table_info(int fd, __u32 *m);
+/* svc_table.c: remember svc_id's table size (0: unknown) for kmem.c. */
+void svc__table_note_m(struct sluice *s, __u32 svc_id, __u32 m);
 /* svc_table.c: svc_id's table is gone (service deleted): the index drops it. */
 void svc__table_forget(struct sluice *s, __u32 svc_id);
 /* svc_table.c: backend id leaves its set: deleted from `backends` by

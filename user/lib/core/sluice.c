@@ -144,6 +144,50 @@ static int sluice__check_maps(struct sluice *s)
 	return 0;
 }
 
+/*
+ * Whether the reused `maglev` takes tables sized by need (#16): pins of
+ * layout 3 were made from a template without BPF_F_INNER_MAP, which the
+ * kernel checks on every insert (flags equal, max_entries equal without
+ * the flag) and bpf_map_info does not show. So one small table of the new
+ * kind is put into slot 0 (no service has id 0) and taken out again: the
+ * kernel refuses it with EINVAL on an old template, and the library then
+ * makes every table as before (SLUICE_MAGLEV_M slots, no flag). Costs two
+ * RCU grace periods, only when the map was reused.
+ */
+static int sluice__probe_maglev(struct sluice *s)
+{
+	__u32 key = 0;
+	int fd, err;
+
+	fd = svc__create_inner(s, NULL);
+	if (fd < 0)
+		return fd;
+	err = bpf_map_update_elem(s->fds[SLUICE_MAP_MAGLEV], &key, &fd, BPF_ANY);
+	close(fd);
+	if (err == -EINVAL) {
+		s->maglev_fixed = true;
+		return 0;
+	}
+	if (err)
+		return maps__err(err, "maglev", "update", "probing its inner-map template");
+	err = bpf_map_delete_elem(s->fds[SLUICE_MAP_MAGLEV], &key);
+	if (err && err != -ENOENT)
+		return maps__err(err, "maglev", "delete", "of the probe table in slot 0");
+	return 0;
+}
+
+/* Whether <dir>/maglev is pinned already (its template predates this load). */
+static bool sluice__maglev_pinned(const struct sluice_opts *opts)
+{
+	char path[PATH_MAX];
+
+	if (!opts || !opts->pin_dir)
+		return false;
+	if (sluice__path_join(path, sizeof(path), opts->pin_dir, "maglev"))
+		return false;
+	return !access(path, F_OK);
+}
+
 static int sluice__load(struct sluice *s, const struct sluice_opts *opts)
 {
 	char buf[128];
@@ -178,6 +222,7 @@ static int sluice__load(struct sluice *s, const struct sluice_opts *opts)
 
 int sluice__open(struct sluice **out, const struct sluice_opts *opts)
 {
+	bool maglev_reused = sluice__maglev_pinned(opts);
 	struct sluice *s;
 	int err;
 
@@ -198,6 +243,11 @@ int sluice__open(struct sluice **out, const struct sluice_opts *opts)
 		err = s->ncpus ? s->ncpus : -EINVAL;
 		sluice__set_err("cannot count possible CPUs: %s", strerror(-err));
 		goto cleanup;
+	}
+	if (maglev_reused) {
+		err = sluice__probe_maglev(s);
+		if (err)
+			goto cleanup;
 	}
 	/* pins of a library without the reply filter: filled before any
 	 * program of this one can be attached */

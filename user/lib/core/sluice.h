@@ -115,6 +115,11 @@ struct sluice_service_info {
 	__u32 backend_ids[SLUICE_MAX_SVC_BACKENDS];
 };
 
+/* The size M of svc_id's Maglev table (#16: sized by need), 0 when it has
+ * none or it is not known without reading the outer map. Remembered by
+ * the handle after the first call per table. */
+__u32 sluice__table_size(struct sluice *s, __u32 svc_id);
+
 /* Loading and pinning */
 int sluice__open(struct sluice **out, const struct sluice_opts *opts);
 void sluice__close(struct sluice *s);
@@ -398,6 +403,11 @@ const char *sluice_proto__str(__u8 proto, char *buf, size_t len);
  * backend keeps most of its slots when others come or go. Returns 0, or
  * -EINVAL when m is not prime, n is 0 or every weight is 0. */
 int maglev__build(const struct sluice_backend_spec *backends, __u32 n, __u32 m, __u32 *table);
+/* The table size M of a service with n backends (every backend of its
+ * spec, weight 0 too): the largest prime in the fewest 4 KiB pages that
+ * hold SLUICE_MAGLEV_FACTOR x n slots, within [SLUICE_MAGLEV_M_MIN,
+ * SLUICE_MAGLEV_M_MAX] (sluice_abi.h). A pure function of n. */
+__u32 maglev__size(__u32 n);
 
 #include "sluice_policy.h"
 

@@ -216,7 +216,7 @@ static __u32 xp__fallback(struct xp *x, int fd, __u32 picked)
 	}
 	o->maglev.fallback = true;
 	for (__u32 i = 1; i <= SLUICE_EJECT_TRIES; i++) {
-		slot = sluice_fallback_slot(h2, i);
+		slot = sluice_fallback_slot(h2, i, o->maglev.m);
 		id = xp__slot_id(fd, slot);
 		o->maglev.fb_tries = i;
 		if (!id || id == picked)
@@ -246,20 +246,25 @@ static int xp__maglev(struct xp *x)
 
 	o->maglev.done = true;
 	o->maglev.hash = sluice_flow_hash_seed(&o->tuple, SLUICE_HASH_SEED_FLOW);
-	o->maglev.slot = sluice_flow_slot(&o->tuple);
 	fd = svc__table_read_fd(x->s, o->svc.svc_id);
+	/* M from the table itself, as the datapath takes it (lb_table_m) */
+	if (fd >= 0 && svc__table_info(fd, &o->maglev.m)) {
+		close(fd);
+		fd = -1;
+	}
 	if (fd < 0) {
 		xp__step(x, "maglev",
-			 "hash %08x, slot %u of %u; the service's table is not known "
-			 "through maglev_ids (an older agent made it?) and the outer "
-			 "map is not read on this kernel: slot not read",
-			 o->maglev.hash, o->maglev.slot, SLUICE_MAGLEV_M);
+			 "hash %08x; the service's table is not known through "
+			 "maglev_ids (an older agent made it?) and the outer map is "
+			 "not read on this kernel: its size and slot not read",
+			 o->maglev.hash);
 		return 0;
 	}
+	o->maglev.slot = sluice_flow_slot(&o->tuple, o->maglev.m);
 	o->maglev.table = true;
 	o->maglev.slot_id = xp__slot_id(fd, o->maglev.slot);
 	xp__step(x, "maglev", "flow hash %08x, slot %u of %u: backend id %u", o->maglev.hash,
-		 o->maglev.slot, SLUICE_MAGLEV_M, o->maglev.slot_id);
+		 o->maglev.slot, o->maglev.m, o->maglev.slot_id);
 	o->backend_id = o->maglev.slot_id;
 	if (o->backend_id &&
 	    !bpf_map_lookup_elem(sluice__map_fd(x->s, "backend_health"), &o->backend_id, &bh) &&

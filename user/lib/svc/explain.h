@@ -114,6 +114,7 @@ struct sluice_explain {
 		bool done;  /* the flow hash was computed */
 		bool table; /* the service's table was found */
 		__u32 hash, slot, slot_id;
+		__u32 m;        /* the table's size (table), as the datapath reads it */
 		bool fallback;  /* the pick was ejected: fallback tried */
 		__u32 fb_slot;  /* the fallback's slot that decided (fallback) */
 		__u32 fb_tries; /* slots tried */

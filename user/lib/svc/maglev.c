@@ -178,3 +178,26 @@ cleanup:
 	free(bes);
 	return err;
 }
+
+/* The largest prime <= x (x >= 2). */
+static __u32 maglev__prime_below(__u32 x)
+{
+	while (!maglev__is_prime(x))
+		x--;
+	return x;
+}
+
+__u32 maglev__size(__u32 n)
+{
+	static __u32 sizes[SLUICE_MAGLEV_PAGES_MAX]; /* largest prime per page count */
+	__u64 need = (__u64)SLUICE_MAGLEV_FACTOR * n;
+
+	for (__u32 p = 0; p < SLUICE_MAGLEV_PAGES_MAX; p++) {
+		/* p + 1 pages hold that many pairs: M + 1 slots */
+		if (!sizes[p])
+			sizes[p] = maglev__prime_below((p + 1) * SLUICE_MAGLEV_PAGE_SLOTS - 1);
+		if (sizes[p] >= need)
+			return sizes[p];
+	}
+	return sizes[SLUICE_MAGLEV_PAGES_MAX - 1];
+}

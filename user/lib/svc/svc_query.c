@@ -250,7 +250,7 @@ static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys, c
 	 * keeps the empty table until its service id is used again. */
 	ids = malloc(n * sizeof(*ids));
 	fds = malloc(n * sizeof(*fds));
-	empty = svc__create_inner(NULL);
+	empty = svc__create_inner(s, NULL);
 	if (ids && fds && empty >= 0) {
 		for (__u32 i = 0; i < n; i++) {
 			ids[i] = svc_ids[i];

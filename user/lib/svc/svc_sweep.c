@@ -35,8 +35,6 @@
 #include "kfeatures.h"
 #include "internal.h"
 
-#define SWEEP_TABLE_BYTES (SLUICE_MAGLEV_ELEMS * sizeof(struct sluice_maglev_pair))
-
 struct sweep_ids {
 	__u32 *v;
 	__u32 n, cap;
@@ -215,20 +213,27 @@ static bool sweep__table_used(__u32 inner_id)
 {
 	const unsigned long *w;
 	bool used = false;
+	size_t bytes;
 	void *mem;
+	__u32 m;
 	int fd;
 
 	fd = bpf_map_get_fd_by_id(inner_id);
 	if (fd < 0)
 		return fd != -ENOENT;
-	mem = mmap(NULL, SWEEP_TABLE_BYTES, PROT_READ, MAP_SHARED, fd, 0);
+	if (svc__table_info(fd, &m)) {
+		close(fd);
+		return true;
+	}
+	bytes = SLUICE_MAGLEV_ELEMS_OF(m) * sizeof(struct sluice_maglev_pair);
+	mem = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
 	close(fd);
 	if (mem == MAP_FAILED)
 		return true;
 	w = mem;
-	for (size_t i = 0; i < SWEEP_TABLE_BYTES / sizeof(*w) && !used; i++)
+	for (size_t i = 0; i < bytes / sizeof(*w) && !used; i++)
 		used = w[i] != 0;
-	munmap(mem, SWEEP_TABLE_BYTES);
+	munmap(mem, bytes);
 	return used;
 }
 
@@ -264,7 +269,7 @@ static __u32 sweep__empty_slots(struct sluice *s, const struct sweep_ids *dead)
 	__u32 count = dead->n, n = 0;
 	int *fds, empty, err;
 
-	empty = svc__create_inner(NULL);
+	empty = svc__create_inner(s, NULL);
 	fds = malloc(dead->n * sizeof(*fds));
 	if (empty >= 0 && fds) {
 		for (__u32 i = 0; i < dead->n; i++)

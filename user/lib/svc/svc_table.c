@@ -10,7 +10,10 @@
  * restarted process finds it with one array read instead of an outer-map
  * lookup (which waits for an RCU grace period, 10-20 ms, on kernels before
  * 6.7). A table found this way is checked (type, size, flags, name) before
- * use; a stale id (the map is gone) falls back to the outer lookup. A
+ * use; a stale id (the map is gone) falls back to the outer lookup.
+ * Tables are sized by need (#16, sluice_abi.h): a change whose backend
+ * count keeps the table's M writes slots in place, one that changes M
+ * builds a new table of the new size and swaps it in whole. A
  * change writes only the slots that differ, each one aligned 4-byte store
  * into the mmapped table, so a packet reads the old or the new backend id
  * of its slot, never a torn one. Backends that left a set are deleted from
@@ -30,40 +33,73 @@
 
 #include <bpf/bpf.h>
 
+#include "sluice_hash.h"
 #include "svc_txn.h"
 #include "kfeatures.h"
 
 /* The shared empty table of deleted services (svc_query.c) keeps this
  * name: it is nobody's own table. */
 #define MAGLEV_INNER_NAME "sluice_maglev"
-#define MAGLEV_BYTES (SLUICE_MAGLEV_ELEMS * sizeof(struct sluice_maglev_pair))
 
-static int svc__create_named(const char *name, const __u32 *table)
+/* The bytes of a table of m slots (its mmapped length). */
+static size_t svc__table_bytes(__u32 m)
+{
+	return SLUICE_MAGLEV_ELEMS_OF(m) * sizeof(struct sluice_maglev_pair);
+}
+
+__u32 svc__table_m(const struct sluice *s, __u32 nbackends)
+{
+	return s->maglev_fixed ? SLUICE_MAGLEV_M : maglev__size(nbackends);
+}
+
+static int svc__create_named(struct sluice *s, const char *name, const __u32 *table, __u32 m)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
+	size_t bytes = svc__table_bytes(m);
 	void *mem;
 	int fd, err;
 
+	/* the flags of every table in `maglev` equal its template's */
+	if (!s->maglev_fixed)
+		opts.map_flags |= BPF_F_INNER_MAP;
 	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(__u32),
-			    sizeof(struct sluice_maglev_pair), SLUICE_MAGLEV_ELEMS, &opts);
+			    sizeof(struct sluice_maglev_pair), SLUICE_MAGLEV_ELEMS_OF(m), &opts);
 	if (fd < 0)
 		return maps__err(fd, "maglev", "create", "of a new inner table");
 	if (!table)
 		return fd; /* arrays start zeroed */
-	mem = mmap(NULL, MAGLEV_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (mem == MAP_FAILED) {
 		err = -errno;
 		close(fd);
 		return maps__err(err, "maglev", "mmap", "of a new inner table");
 	}
-	memcpy(mem, table, MAGLEV_BYTES);
-	munmap(mem, MAGLEV_BYTES);
+	memcpy(mem, table, bytes);
+	munmap(mem, bytes);
 	return fd;
 }
 
-int svc__create_inner(const __u32 *table)
+int svc__create_inner(struct sluice *s, const __u32 *table)
 {
-	return svc__create_named(MAGLEV_INNER_NAME, table);
+	/* the shared empty table: the smallest size (fixed: the only one) */
+	return svc__create_named(s, MAGLEV_INNER_NAME, table, svc__table_m(s, 0));
+}
+
+int svc__table_info(int fd, __u32 *m)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int err;
+
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	if (err)
+		return err;
+	if (info.type != BPF_MAP_TYPE_ARRAY || !info.max_entries ||
+	    info.max_entries > SLUICE_MAGLEV_ELEMS_MAX ||
+	    info.value_size != sizeof(struct sluice_maglev_pair))
+		return -EPROTO;
+	*m = sluice_maglev_m(info.max_entries);
+	return 0;
 }
 
 /* "mg<outer id>_<svc id>", cut to the kernel's 15 characters the same way
@@ -78,8 +114,9 @@ static void svc__table_name(struct sluice *s, __u32 svc_id, char name[BPF_OBJ_NA
 	snprintf(name, BPF_OBJ_NAME_LEN, "mg%u_%u", s->outer_id, svc_id);
 }
 
-/* Whether fd is a table this library made for svc_id; *id its map id. */
-static bool svc__table_is_ours(struct sluice *s, int fd, __u32 svc_id, __u32 *id)
+/* Whether fd is a table this library made for svc_id; *id its map id,
+ * *m its size (the table's own: sluice_maglev_m(max_entries)). */
+static bool svc__table_is_ours(struct sluice *s, int fd, __u32 svc_id, __u32 *id, __u32 *m)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
@@ -89,25 +126,39 @@ static bool svc__table_is_ours(struct sluice *s, int fd, __u32 svc_id, __u32 *id
 		return false;
 	svc__table_name(s, svc_id, name);
 	*id = info.id;
-	return info.type == BPF_MAP_TYPE_ARRAY && info.max_entries == SLUICE_MAGLEV_ELEMS &&
+	*m = sluice_maglev_m(info.max_entries);
+	return info.type == BPF_MAP_TYPE_ARRAY && info.max_entries &&
+	       info.max_entries <= SLUICE_MAGLEV_ELEMS_MAX &&
 	       info.value_size == sizeof(struct sluice_maglev_pair) &&
 	       (info.map_flags & BPF_F_MMAPABLE) && !strcmp(info.name, name);
 }
 
-/* Remember svc_id's table id (0: none), in the cache and the pinned
- * array. Best effort: a stale entry only costs one outer lookup later. */
-static void svc__table_note(struct sluice *s, __u32 svc_id, __u32 id)
+/* Remember svc_id's table id (0: none) and size, in the cache and (the
+ * id) the pinned array. Best effort: a stale entry only costs one outer
+ * lookup later. */
+static void svc__table_note(struct sluice *s, __u32 svc_id, __u32 id, __u32 m)
 {
 	if (svc_id >= SLUICE_MAX_SERVICES)
 		return;
 	if (s->mg_ids)
 		s->mg_ids[svc_id] = id;
+	svc__table_note_m(s, svc_id, id ? m : 0);
 	bpf_map_update_elem(s->fds[SLUICE_MAP_MAGLEV_IDS], &svc_id, &id, BPF_ANY);
+}
+
+void svc__table_note_m(struct sluice *s, __u32 svc_id, __u32 m)
+{
+	if (svc_id >= SLUICE_MAX_SERVICES)
+		return;
+	if (!s->mg_m && m)
+		s->mg_m = calloc(SLUICE_MAX_SERVICES, sizeof(*s->mg_m));
+	if (s->mg_m)
+		s->mg_m[svc_id] = m;
 }
 
 void svc__table_forget(struct sluice *s, __u32 svc_id)
 {
-	svc__table_note(s, svc_id, 0);
+	svc__table_note(s, svc_id, 0, 0);
 }
 
 /* The table id the cache or the pinned array knows for svc_id, 0: none. */
@@ -164,9 +215,10 @@ int svc__table_find(struct svc_txn *t)
 	t->owned = false;
 	if (id) {
 		fd = bpf_map_get_fd_by_id(id);
-		if (fd >= 0 && svc__table_is_ours(s, fd, t->svc_id, &got)) {
+		if (fd >= 0 && svc__table_is_ours(s, fd, t->svc_id, &got, &t->old_m)) {
 			t->old_inner_fd = fd;
 			t->owned = true;
+			svc__table_note_m(s, t->svc_id, t->old_m);
 			return 0;
 		}
 		if (fd >= 0)
@@ -180,12 +232,15 @@ int svc__table_find(struct svc_txn *t)
 	if (!t->existed && !svc__outer_read_fast())
 		return 0;
 	err = svc__table_lookup(t);
-	if (!err && t->old_inner_fd >= 0 &&
-	    svc__table_is_ours(s, t->old_inner_fd, t->svc_id, &got)) {
+	if (err || t->old_inner_fd < 0)
+		return err;
+	if (svc__table_is_ours(s, t->old_inner_fd, t->svc_id, &got, &t->old_m)) {
 		t->owned = true;
-		svc__table_note(s, t->svc_id, got);
+		svc__table_note(s, t->svc_id, got, t->old_m);
+	} else if (svc__table_info(t->old_inner_fd, &t->old_m)) {
+		t->old_m = 0; /* not a table of ours: replaced, never read */
 	}
-	return err;
+	return 0;
 }
 
 int svc__table_read_fd(struct sluice *s, __u32 svc_id)
@@ -195,7 +250,7 @@ int svc__table_read_fd(struct sluice *s, __u32 svc_id)
 
 	if (id) {
 		fd = bpf_map_get_fd_by_id(id);
-		if (fd >= 0 && svc__table_is_ours(s, fd, svc_id, &got))
+		if (fd >= 0 && svc__table_is_ours(s, fd, svc_id, &got, &inner))
 			return fd;
 		if (fd >= 0)
 			close(fd);
@@ -208,6 +263,27 @@ int svc__table_read_fd(struct sluice *s, __u32 svc_id)
 	return bpf_map_get_fd_by_id(inner);
 }
 
+__u32 sluice__table_size(struct sluice *s, __u32 svc_id)
+{
+	__u32 id, m = 0;
+	int fd;
+
+	if (!s || svc_id >= SLUICE_MAX_SERVICES)
+		return 0;
+	id = svc__table_known(s, svc_id);
+	if (id && s->mg_m && s->mg_m[svc_id])
+		return s->mg_m[svc_id];
+	fd = svc__table_read_fd(s, svc_id);
+	if (fd < 0)
+		return 0;
+	if (svc__table_info(fd, &m))
+		m = 0;
+	close(fd);
+	if (id && s->mg_ids && s->mg_ids[svc_id] == id)
+		svc__table_note_m(s, svc_id, m);
+	return m;
+}
+
 /* The Maglev table of t's new set, as backend ids, into t->table. */
 static int svc__table_compute(struct svc_txn *t)
 {
@@ -215,7 +291,8 @@ static int svc__table_compute(struct svc_txn *t)
 	struct sluice_backend_spec *bes;
 	int err;
 
-	t->table = calloc(1, MAGLEV_BYTES); /* the spare last slot stays 0 */
+	t->m = svc__table_m(t->s, spec->nbackends);
+	t->table = calloc(1, svc__table_bytes(t->m)); /* the spare last slot stays 0 */
 	bes = calloc(spec->nbackends, sizeof(*bes));
 	if (!t->table || !bes) {
 		free(bes);
@@ -229,11 +306,11 @@ static int svc__table_compute(struct svc_txn *t)
 		if (bes[i].unhealthy)
 			bes[i].weight = 0;
 	}
-	err = maglev__build(bes, spec->nbackends, SLUICE_MAGLEV_M, t->table);
+	err = maglev__build(bes, spec->nbackends, t->m, t->table);
 	free(bes);
 	if (err)
 		return err;
-	for (__u32 i = 0; i < SLUICE_MAGLEV_M; i++)
+	for (__u32 i = 0; i < t->m; i++)
 		t->table[i] = t->ids[t->table[i]];
 	return 0;
 }
@@ -245,14 +322,14 @@ static int svc__table_diff(struct svc_txn *t, const __u32 *mem)
 {
 	__u32 n = 0;
 
-	for (__u32 i = 0; i < SLUICE_MAGLEV_M; i++)
+	for (__u32 i = 0; i < t->m; i++)
 		n += mem[i] != t->table[i];
 	t->slots = calloc(n ? n : 1, sizeof(*t->slots));
 	if (!t->slots) {
 		sluice__set_err("out of memory");
 		return -ENOMEM;
 	}
-	for (__u32 i = 0; i < SLUICE_MAGLEV_M; i++)
+	for (__u32 i = 0; i < t->m; i++)
 		if (mem[i] != t->table[i])
 			t->slots[t->nslots++] =
 				(struct svc_slot){ .slot = i, .old = mem[i], .new = t->table[i] };
@@ -261,23 +338,28 @@ static int svc__table_diff(struct svc_txn *t, const __u32 *mem)
 
 /* Plans t's table: nothing to do when the current one already holds it
  * (a restart's reconcile of unchanged services stays cheap), in place when
- * the current one is ours (t->mem mapped, the changed slots in t->slots),
- * else a new named table in t->new_inner_fd to swap in. No slot of a live
- * table is written here; the computed table is freed at the end (a group
- * of 256 services holds diffs, not 64 KiB tables). */
+ * the current one is ours and of the new set's size (t->mem mapped, the
+ * changed slots in t->slots), else a new named table in t->new_inner_fd
+ * to swap in: a service whose backend count moves it to another size
+ * (grown past its table, or shrunk to a smaller one) gets a new table as
+ * a whole, with its M, in the one `maglev` update that replaces the old
+ * table and its M together. No slot of a live table is written here; the
+ * computed table is freed at the end (a group of 256 services holds
+ * diffs, not whole tables). */
 int svc__table_build(struct svc_txn *t)
 {
 	char name[BPF_OBJ_NAME_LEN];
+	size_t bytes = 0;
 	void *mem = MAP_FAILED;
 	int fd, err;
 
 	err = svc__table_compute(t);
 	if (err)
 		goto out;
-	if (t->old_inner_fd >= 0)
-		mem = mmap(NULL, MAGLEV_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, t->old_inner_fd,
-			   0);
-	if (mem != MAP_FAILED && !memcmp(mem, t->table, MAGLEV_BYTES))
+	bytes = svc__table_bytes(t->m);
+	if (t->old_inner_fd >= 0 && t->old_m == t->m)
+		mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, t->old_inner_fd, 0);
+	if (mem != MAP_FAILED && !memcmp(mem, t->table, bytes))
 		goto out; /* unchanged */
 	if (mem != MAP_FAILED && t->owned) {
 		err = svc__table_diff(t, mem);
@@ -288,14 +370,14 @@ int svc__table_build(struct svc_txn *t)
 		goto out;
 	}
 	svc__table_name(t->s, t->svc_id, name);
-	fd = svc__create_named(name, t->table);
+	fd = svc__create_named(t->s, name, t->table, t->m);
 	if (fd < 0)
 		err = fd;
 	else
 		t->new_inner_fd = fd;
 out:
 	if (mem != MAP_FAILED)
-		munmap(mem, MAGLEV_BYTES);
+		munmap(mem, bytes);
 	free(t->table);
 	t->table = NULL;
 	return err;
@@ -323,11 +405,11 @@ void svc__table_undo(struct svc_txn *t)
 /* After the group is live: the index follows a swap or a dropped table. */
 void svc__table_commit(struct svc_txn *t)
 {
-	__u32 id;
+	__u32 id, m;
 
 	if (t->nactive && t->new_inner_fd >= 0 &&
-	    svc__table_is_ours(t->s, t->new_inner_fd, t->svc_id, &id))
-		svc__table_note(t->s, t->svc_id, id);
+	    svc__table_is_ours(t->s, t->new_inner_fd, t->svc_id, &id, &m))
+		svc__table_note(t->s, t->svc_id, id, m);
 	else if (!t->nactive && t->old_inner_fd >= 0)
 		svc__table_forget(t->s, t->svc_id);
 }
@@ -335,7 +417,7 @@ void svc__table_commit(struct svc_txn *t)
 void svc__table_free(struct svc_txn *t)
 {
 	if (t->mem)
-		munmap(t->mem, MAGLEV_BYTES);
+		munmap(t->mem, SLUICE_MAGLEV_ELEMS_OF(t->m) * sizeof(struct sluice_maglev_pair));
 	free(t->table);
 	free(t->slots);
 	t->mem = NULL;
@@ -431,4 +513,5 @@ void svc__tables_close(struct sluice *s)
 	free(s->pend);
 	free(s->pend_ids);
 	free(s->mg_ids);
+	free(s->mg_m);
 }

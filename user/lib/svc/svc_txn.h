@@ -89,6 +89,8 @@ struct svc_txn {
 	int old_inner_fd;       /* maglev[svc_id] before the swap, -1 if none */
 	int new_inner_fd;       /* the table to swap in, -1 if unchanged or none */
 	bool owned;             /* old_inner_fd is this library's table of svc_id */
+	__u32 old_m;            /* old_inner_fd's M (0: unknown) */
+	__u32 m;                /* the new set's M (svc__table_m) */
 	__u32 *table;           /* the new table (backend ids), only while planned */
 	__u32 *mem;             /* old_inner_fd mmapped when changed in place */
 	struct svc_slot *slots; /* the in-place change and its undo */
