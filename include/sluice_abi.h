@@ -593,7 +593,9 @@ struct sluice_policy_stats {
 	X(LB_PICKUP, "lb_pickup",                                                               \
 	  "TCP ACK or data of an unknown flow: DNAT to the Maglev pick, tracked unconfirmed")   \
 	X(SNAT_NO_ADDR, "snat_no_address",                                                      \
-	  "new flow of a service source-NATed to the node address, none set: client kept")
+	  "new flow of a service source-NATed to the node address, none set: client kept")      \
+	X(CSUM_PARTIAL, "csum_partial",                                                         \
+	  "XDP: NATed packet with a partial L4 checksum (sender's TX offload): seed updated")
 
 enum sluice_counter {
 #define X(name, str, help) SLUICE_CNT_##name,

@@ -10,6 +10,7 @@
 #define SLUICE_BPF_FWD_H
 
 #include "common.h"
+#include "csum_xdp.h"
 #include "parse.h"
 #include "stats.h"
 
@@ -19,7 +20,10 @@ static __always_inline int fwd_pass(void)
 	return XDP_PASS;
 }
 
-static __always_inline int fwd_fib_xdp(struct xdp_md *ctx, const struct pkt *p)
+/* @partial: the frame's L4 checksum is a seed (csum_xdp.h), right for
+ * the kernel, which keeps the skb partial, but completed before a redirect,
+ * which sends the bytes alone. */
+static __always_inline int fwd_fib_xdp(struct xdp_md *ctx, const struct pkt *p, bool partial)
 {
 	struct bpf_fib_lookup fib = {};
 	struct ethhdr *eth = p->data;
@@ -71,6 +75,8 @@ static __always_inline int fwd_fib_xdp(struct xdp_md *ctx, const struct pkt *p)
 		ip->check = check + (check >= 0xffff);
 		ip->ttl--;
 	}
+	if (partial && csum_xdp_complete(ctx, p))
+		return fwd_pass();
 	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
 	stats_count(SLUICE_CNT_FIB_REDIRECT);
