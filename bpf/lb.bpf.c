@@ -61,6 +61,7 @@ int xdp_lb(struct xdp_md *ctx)
 		.data = (void *)(long)ctx->data,
 		.data_end = (void *)(long)ctx->data_end,
 	};
+	bool partial;
 
 	p.frame_len = p.data_end - p.data;
 	lb_process(&p, &r);
@@ -69,12 +70,17 @@ int xdp_lb(struct xdp_md *ctx)
 		return XDP_PASS;
 	case LB_DNAT:
 	case LB_REVNAT:
-		if (nat_rewrite_direct(&p, r.addr, r.port, r.action == LB_DNAT))
+		/* A local sender's TX checksum offload (veth): lib/csum_xdp.h */
+		partial = csum_xdp_is_partial(ctx, &p);
+		if (partial)
+			stats_count(SLUICE_CNT_CSUM_PARTIAL);
+		if (nat_rewrite_direct(&p, r.addr, r.port, r.action == LB_DNAT, partial))
 			return XDP_PASS;
-		if (lb_has_snat(&r) &&
-		    nat_rewrite_xdp_to(ctx, &r.nat, nat_where(&p, r.action != LB_DNAT)))
+		if (lb_has_snat(&r) && nat_rewrite_xdp_to(ctx, &r.nat,
+							  nat_where(&p, r.action != LB_DNAT) |
+								  (partial ? NAT_W_PARTIAL : 0)))
 			return XDP_PASS;
-		return fwd_fib_xdp(ctx, &p);
+		return fwd_fib_xdp(ctx, &p, partial);
 	case LB_REFUSE:
 		return xdp_refuse(ctx, &p, &r);
 	default:

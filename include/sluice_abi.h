@@ -634,7 +634,9 @@ struct sluice_policy_stats {
 	X(SNAT_NO_ADDR, "snat_no_address",                                                      \
 	  "new flow of a service source-NATed to the node address, none set: client kept")      \
 	X(FWD_NOT_CAPABLE, "fwd_not_capable",                                                   \
-	  "XDP: handed to the kernel, the egress device cannot take XDP frames (not in fwd_devs)")
+	  "XDP: handed to the kernel, the egress device cannot take XDP frames (not in fwd_devs)") \
+	X(CSUM_PARTIAL, "csum_partial",                                                         \
+	  "XDP: NATed packet with a partial L4 checksum (sender's TX offload): seed updated")
 
 enum sluice_counter {
 #define X(name, str, help) SLUICE_CNT_##name,

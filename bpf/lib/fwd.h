@@ -24,6 +24,7 @@
 #define SLUICE_BPF_FWD_H
 
 #include "common.h"
+#include "csum_xdp.h"
 #include "maps.h"
 #include "parse.h"
 #include "stats.h"
@@ -105,7 +106,10 @@ static __always_inline void fwd_rewrite(void *data, void *data_end, bool v6,
 	}
 }
 
-static __noinline int fwd_fib_xdp(struct xdp_md *ctx, const struct pkt *p)
+/* @partial: the frame's L4 checksum is a seed (csum_xdp.h), right for
+ * the kernel, which keeps the skb partial, but completed before a redirect,
+ * which sends the bytes alone. */
+static __noinline int fwd_fib_xdp(struct xdp_md *ctx, const struct pkt *p, bool partial)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct bpf_fib_lookup fib = {};
@@ -133,6 +137,10 @@ static __noinline int fwd_fib_xdp(struct xdp_md *ctx, const struct pkt *p)
 			return XDP_PASS;
 		}
 	}
+	if (partial && csum_xdp_complete(ctx, p))
+		return fwd_pass();
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
 	fwd_rewrite(data, data_end, v6, &fib, true);
 	stats_count(SLUICE_CNT_FIB_REDIRECT);
 	return verdict;

@@ -4,7 +4,8 @@
  * DNAT, source for reverse NAT) with incremental checksum updates.
  *
  * nat_rewrite_direct() writes through packet pointers with software
- * checksums (XDP: the frame carries complete checksums). nat_rewrite_skb()
+ * checksums (XDP): complete ones, or a partial checksum's seed where the
+ * frame's says it is one (csum_xdp.h). nat_rewrite_skb()
  * goes through the skb helpers, which also keep CHECKSUM_PARTIAL and
  * CHECKSUM_COMPLETE skbs right (tc: locally generated traffic).
  */
@@ -13,6 +14,7 @@
 
 #include "common.h"
 #include "csum.h"
+#include "csum_xdp.h"
 #include "parse.h"
 
 #define IPV4_SADDR_OFF 12
@@ -27,7 +29,8 @@
  * functions take few arguments): the L4 header offset and these bits. */
 #define NAT_W_DST (1u << 16) /* the destination (else the source) */
 #define NAT_W_V6 (1u << 17)
-#define NAT_W_UDP (1u << 18) /* else TCP */
+#define NAT_W_UDP (1u << 18)     /* else TCP */
+#define NAT_W_PARTIAL (1u << 19) /* XDP: the checksum field is a seed (csum_xdp.h) */
 
 static __always_inline __u32 nat_where(const struct pkt *p, bool dst)
 {
@@ -35,8 +38,10 @@ static __always_inline __u32 nat_where(const struct pkt *p, bool dst)
 	       (p->tuple.proto == IPPROTO_UDP ? NAT_W_UDP : 0);
 }
 
+/* @partial: the L4 checksum field holds a partial checksum's seed
+ * (csum_xdp_is_partial()): only the addresses move it. */
 static __always_inline int nat_rewrite_direct(struct pkt *p, const __u32 *addr, __u16 port,
-					      bool dst)
+					      bool dst, bool partial)
 {
 	void *l4 = p->data + (p->l4_off & PKT_OFF_MASK);
 	const __u32 *old_addr = dst ? p->tuple.daddr : p->tuple.saddr;
@@ -76,6 +81,10 @@ static __always_inline int nat_rewrite_direct(struct pkt *p, const __u32 *addr, 
 	}
 
 	ports[dst ? 1 : 0] = port;
+	if (partial) {
+		csum_apply_seed(check, diff);
+		return 0;
+	}
 	diff += csum_diff16(old_port, port);
 	/* IPv4 UDP checksum 0 means "none": keep it so. */
 	if (p->tuple.proto == IPPROTO_UDP && !*check)
@@ -217,6 +226,10 @@ __noinline int nat_rewrite_xdp_to(struct xdp_md *ctx, const struct sluice_snat_e
 	}
 	old_port = ports[dst ? 1 : 0];
 	ports[dst ? 1 : 0] = to->port;
+	if (where & NAT_W_PARTIAL) {
+		csum_apply_seed(check, diff);
+		return 0;
+	}
 	diff += csum_diff16(old_port, to->port);
 	/* IPv4 UDP checksum 0 means "none": keep it so. */
 	if (udp && !*check)

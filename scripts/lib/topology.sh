@@ -69,11 +69,13 @@ topo__sysctl() {
 # Receivers of XDP-redirected frames need GRO (or an XDP program) on the
 # veth, or the kernel drops them; TX checksum offload off makes packets on
 # the wire carry full checksums, as on a real NIC, so the datapath's
-# incremental checksum updates are really tested.
+# incremental checksum updates are really tested. TOPO_TX_CSUM=on keeps
+# the offload (veth's default: the node's XDP then sees CHECKSUM_PARTIAL
+# packets whose L4 checksum field holds only the pseudo-header sum).
 topo__nic_setup() {
-	local ns=$1 dev=$2
-	ip netns exec "$ns" ethtool -K "$dev" gro on tx off >/dev/null 2>&1 || {
-		topo__log "ethtool -K $dev gro on tx off failed in $ns"
+	local ns=$1 dev=$2 tx=${TOPO_TX_CSUM:-off}
+	ip netns exec "$ns" ethtool -K "$dev" gro on tx "$tx" >/dev/null 2>&1 || {
+		topo__log "ethtool -K $dev gro on tx $tx failed in $ns"
 		return 1
 	}
 }

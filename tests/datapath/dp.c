@@ -259,6 +259,8 @@ void dp__build(struct pkt *p, const struct dp_pkt *s)
 		pkt__udp(p, s->sport, s->dport, .csum_zero = s->csum0);
 	pkt__payload(p, s->data, dlen);
 	pkt__finish(p);
+	if (s->seed)
+		pkt__l4_seed(p);
 }
 
 void dp__hexdiff(const struct pkt *exp, const __u8 *got, size_t glen)

@@ -104,6 +104,7 @@ struct dp_pkt {
 	__u32 seq, ack;
 	const char *data; /* payload text, may be NULL */
 	bool csum0;       /* IPv4 UDP: checksum field 0 */
+	bool seed;        /* L4 checksum field as TX offload leaves it (pkt__l4_seed) */
 	bool refusal;
 	__u8 ttl;                /* TTL / hop limit; 0: the default above */
 	const __u8 *smac, *dmac; /* override l2 (forwarded frames) */
@@ -230,6 +231,7 @@ extern const struct dp_suite dp_suite_explain;
 extern const struct dp_suite dp_suite_reply_filter;
 extern const struct dp_suite dp_suite_snat_node;
 extern const struct dp_suite dp_suite_sizes;
+extern const struct dp_suite dp_suite_csum;
 
 /* A loaded datapath, one program under test. */
 struct dp {

@@ -372,6 +372,20 @@ static void pkt__l4_csum(struct pkt *p)
 	wr16(l4 + csum_off, csum);
 }
 
+/* As a sender with TX checksum offload leaves a TCP/UDP checksum
+ * (CHECKSUM_PARTIAL): the folded pseudo-header sum, not complemented,
+ * the segment itself not summed. */
+void pkt__l4_seed(struct pkt *p)
+{
+	size_t off = p->l4_proto == IPPROTO_TCP ? PKT_TCP_CSUM : PKT_UDP_CSUM;
+	__u16 seed;
+
+	if (p->l4_off < 0 || (p->l4_proto != IPPROTO_TCP && p->l4_proto != IPPROTO_UDP))
+		abort();
+	seed = (__u16)~pkt__csum_fold(pkt__pseudo(p, p->len - p->l4_off));
+	wr16(p->buf + p->l4_off + off, seed);
+}
+
 void pkt__finish(struct pkt *p)
 {
 	__u8 *ip;

@@ -131,6 +131,10 @@ void pkt__payload(struct pkt *p, const void *data, size_t len);
 /* Fill lengths and checksums. Idempotent; call once all headers are in. */
 void pkt__finish(struct pkt *p);
 
+/* After finishing: the TCP/UDP checksum field as a sender with TX checksum
+ * offload leaves it (CHECKSUM_PARTIAL): the folded pseudo-header sum. */
+void pkt__l4_seed(struct pkt *p);
+
 /* Damage after finishing; checksums are not refreshed. */
 void pkt__truncate(struct pkt *p, size_t len);
 void pkt__pad(struct pkt *p, size_t n); /* Ethernet padding: zeros */

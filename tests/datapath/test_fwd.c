@@ -292,6 +292,27 @@ static const struct dp_case fwd_cases[] = {
 				 TCP6(CLIENT6, BE6, 40014, 8080, SYN), S_T6),
 		},
 	},
+	{
+		/* A redirected frame leaves its skb: the receiver verifies the
+		 * checksum, so a partial one is completed in XDP (csum_xdp.h). */
+		.name = "fwd_partial_csum_completed",
+		.desc = "seeded TCP/UDP (TX offload) is redirected with the complete checksum",
+		FWD_CASE,
+		.steps = {
+			{ .in = TCP4(CLIENT4, VIP4, 40004, 80, SYN, .seq = 1, .data = "syn data",
+				     .seed = true),
+			  .out = TCP4(CLIENT4, BE4, 40004, 8080, SYN, .seq = 1, .data = "syn data",
+				      TO_BE),
+			  .verdict = XDP_REDIRECT,
+			  .cnt = { C(LB_NEW), C(FIB_REDIRECT), C(CSUM_PARTIAL) },
+			  .svc = S_T4, .acct = ACCT_NEW },
+			{ .in = UDP6(CLIENT6, VIP6, 40004, 53, .data = "odd", .seed = true),
+			  .out = UDP6(CLIENT6, BE6, 40004, 5353, .data = "odd", TO_BE),
+			  .verdict = XDP_REDIRECT,
+			  .cnt = { C(LB_NEW), C(FIB_REDIRECT), C(CSUM_PARTIAL) },
+			  .svc = S_U6, .acct = ACCT_NEW },
+		},
+	},
 };
 
 /*
