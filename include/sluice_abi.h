@@ -617,25 +617,25 @@ struct sluice_policy_stats {
 };
 
 /* Global per-CPU counters, indexed by enum sluice_counter. */
-#define SLUICE_COUNTERS(X)                                                                      \
-	X(PASS, "pass", "not service traffic, passed unchanged")                                \
-	X(LB_NEW, "lb_new", "new flow balanced to a backend")                                   \
-	X(LB_EST, "lb_established", "packet of an existing flow DNATed")                        \
-	X(REVNAT, "revnat", "reply rewritten to come from the VIP")                             \
-	X(REFUSED, "refused", "service without backends: RST/ICMP sent")                        \
-	X(FIB_REDIRECT, "fib_redirect", "forwarded by FIB lookup + redirect")                   \
-	X(FIB_PASS, "fib_pass", "handed to the kernel to forward")                              \
-	X(CT_CONFIRMED, "ct_confirmed",                                                         \
-	  "flow confirmed (handshake completed or UDP answered): moved to conntrack")           \
-	X(LB_NO_STATE, "lb_no_state",                                                           \
-	  "TCP RST or SYN|ACK without conntrack entry: DNAT to the Maglev pick, no state kept") \
-	X(LB_PICKUP, "lb_pickup",                                                               \
-	  "TCP ACK or data of an unknown flow: DNAT to the Maglev pick, tracked unconfirmed")   \
-	X(SNAT_NO_ADDR, "snat_no_address",                                                      \
-	  "new flow of a service source-NATed to the node address, none set: client kept")      \
-	X(FWD_NOT_CAPABLE, "fwd_not_capable",                                                   \
+#define SLUICE_COUNTERS(X)                                                                         \
+	X(PASS, "pass", "not service traffic, passed unchanged")                                   \
+	X(LB_NEW, "lb_new", "new flow balanced to a backend")                                      \
+	X(LB_EST, "lb_established", "packet of an existing flow DNATed")                           \
+	X(REVNAT, "revnat", "reply rewritten to come from the VIP")                                \
+	X(REFUSED, "refused", "service without backends: RST/ICMP sent")                           \
+	X(FIB_REDIRECT, "fib_redirect", "forwarded by FIB lookup + redirect")                      \
+	X(FIB_PASS, "fib_pass", "handed to the kernel to forward")                                 \
+	X(CT_CONFIRMED, "ct_confirmed",                                                            \
+	  "flow confirmed (handshake completed or UDP answered): moved to conntrack")              \
+	X(LB_NO_STATE, "lb_no_state",                                                              \
+	  "TCP RST or SYN|ACK without conntrack entry: DNAT to the Maglev pick, no state kept")    \
+	X(LB_PICKUP, "lb_pickup",                                                                  \
+	  "TCP ACK or data of an unknown flow: DNAT to the Maglev pick, tracked unconfirmed")      \
+	X(SNAT_NO_ADDR, "snat_no_address",                                                         \
+	  "new flow of a service source-NATed to the node address, none set: client kept")         \
+	X(FWD_NOT_CAPABLE, "fwd_not_capable",                                                      \
 	  "XDP: handed to the kernel, the egress device cannot take XDP frames (not in fwd_devs)") \
-	X(CSUM_PARTIAL, "csum_partial",                                                         \
+	X(CSUM_PARTIAL, "csum_partial",                                                            \
 	  "XDP: NATed packet with a partial L4 checksum (sender's TX offload): seed updated")
 
 enum sluice_counter {
