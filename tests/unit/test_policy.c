@@ -505,7 +505,7 @@ static bool snap_same(const struct snap *a, const struct snap *b, const char *wh
 
 	for (int i = 0; i < 5; i++) {
 		ok &= ASSERT_EQ(a->m[i].n, b->m[i].n, snap_maps[i].name);
-		if (a->m[i].n == b->m[i].n)
+		if (a->m[i].n == b->m[i].n && a->m[i].n)
 			ok &= ASSERT_TRUE(!memcmp(a->m[i].buf, b->m[i].buf,
 						  a->m[i].n * a->m[i].rec),
 					  snap_maps[i].name);

@@ -426,15 +426,16 @@ struct json_object *k8sint__refuse_edit(const struct k8sint *ki, const struct de
 int k8sint__apply_merge(const struct k8sint *ki, const struct desired *want, struct desired *out,
 			__u32 *kept)
 {
-	const struct desired *cur = &ki->cfg.state->desired;
+	const struct desired *cur;
 	struct desired kube;
 	__u32 clash = 0;
 	int err = 0;
 
 	*kept = 0;
 	desired__init(out);
-	if (!ki->k)
+	if (!ki->k || !ki->cfg.state)
 		return desired__copy(out, want);
+	cur = &ki->cfg.state->desired;
 	/* The current kubernetes subset, as if the sync had just handed it over. */
 	desired__init(&kube);
 	for (__u32 i = 0; i < cur->nservices; i++)
