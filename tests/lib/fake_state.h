@@ -38,7 +38,7 @@ struct fake_maps {
 };
 
 static inline void count_change(enum desired_change change, const struct desired_service *old_svc,
-			 const struct desired_service *new_svc, void *ctx)
+				const struct desired_service *new_svc, void *ctx)
 {
 	(void)change;
 	(void)old_svc;
