@@ -3,7 +3,8 @@
  * fake_state.h - the meshd state fixture shared by the unit suites of the
  * state file, its journal and group commit (test_meshd_commit_one,
  * test_meshd_group): three services as JSON, maps that are a stand-in
- * applying the difference they are given (like desired__apply()), and
+ * applying the difference they are given (like desired__apply(): services
+ * replaced, added and removed), and
  * checks of what a restart reads. Header-only: each suite uses a part.
  */
 #ifndef SLUICE_TEST_FAKE_STATE_H
@@ -59,6 +60,24 @@ static inline int fake_read(void *ctx, struct desired *out)
 	return desired__copy(out, &((struct fake_maps *)ctx)->held);
 }
 
+/* What a service owns (as desired__free() frees it). */
+static inline void fake_svc_free(struct desired_service *s)
+{
+	free(s->backends);
+	free(s->src_ranges);
+	free(s->rules);
+}
+
+/* One service out of held (the rest kept in order). */
+static inline void fake_drop(struct desired *held, struct desired_service *h)
+{
+	__u32 i = (__u32)(h - held->services);
+
+	fake_svc_free(h);
+	memmove(h, h + 1, (held->nservices - i - 1) * sizeof(*h));
+	held->nservices--;
+}
+
 static inline int fake_apply(void *ctx, const struct desired *old, const struct desired *next)
 {
 	struct fake_maps *f = ctx;
@@ -69,17 +88,36 @@ static inline int fake_apply(void *ctx, const struct desired *old, const struct 
 		sluice__set_err("fake maps: backends map is full");
 		return -ENOSPC;
 	}
-	/* every service of next replaces its twin (the tests never add one) */
+	/* a service of old that next lacks is removed */
+	for (__u32 i = 0; i < old->nservices; i++) {
+		const struct desired_service *o = &old->services[i];
+		struct desired_service *h = desired__find(&f->held, &o->vip, o->port, o->proto);
+
+		if (h && !desired__find(next, &o->vip, o->port, o->proto))
+			fake_drop(&f->held, h);
+	}
+	/* every service of next replaces its twin or is added */
 	for (__u32 i = 0; i < next->nservices; i++) {
 		const struct desired_service *n = &next->services[i];
 		struct desired_service *h = desired__find(&f->held, &n->vip, n->port, n->proto);
 		struct desired one = { .nservices = 1, .services = (struct desired_service *)n };
 		struct desired copy;
 
-		if (!h || desired__copy(&copy, &one))
-			return -EINVAL;
-		free(h->backends);
-		free(h->src_ranges);
+		if (desired__copy(&copy, &one))
+			return -ENOMEM;
+		if (!h) {
+			struct desired_service *v =
+				realloc(f->held.services, (f->held.nservices + 1) * sizeof(*v));
+
+			if (!v) {
+				desired__free(&copy);
+				return -ENOMEM;
+			}
+			f->held.services = v;
+			h = &v[f->held.nservices++];
+		} else {
+			fake_svc_free(h);
+		}
 		*h = copy.services[0];
 		free(copy.services);
 	}

@@ -127,9 +127,8 @@ static void k8sint__failed(struct k8sint *ki, const char *what, const char *err)
  * it changes, or (the first set, services added or removed) the whole
  * state, which validates, applies all-or-nothing, saves and puts the maps
  * back on a failed save. */
-static void k8sint__on_state(const struct desired *kube, bool complete, void *ctx)
+void k8sint__commit_set(struct k8sint *ki, const struct desired *kube, bool complete)
 {
-	struct k8sint *ki = ctx;
 	struct desired next;
 	__u32 clash = 0, refused = 0;
 	char err[1024];
@@ -168,6 +167,11 @@ static void k8sint__on_state(const struct desired *kube, bool complete, void *ct
 		pr_warn("kubernetes: %u services clash with manual ones (manual kept)", clash);
 	ki->clashes = clash;
 	pr_debug("kubernetes: %u kubernetes services committed", kube->nservices);
+}
+
+static void k8sint__on_state(const struct desired *kube, bool complete, void *ctx)
+{
+	k8sint__commit_set(ctx, kube, complete);
 }
 
 static void k8sint__on_health(const struct k8s_hc_set *set, void *ctx)

@@ -80,6 +80,11 @@ void k8sint__run(struct k8sint *ki);
 int k8sint__timeout_ms(const struct k8sint *ki);
 /* The loop's check tick: ports that could not be bound are tried again. */
 void k8sint__tick(struct k8sint *ki);
+/* Commits one set the sync handed over (its callback, in the loop's
+ * thread; the unit tests call it directly): merged with the manual
+ * services, then one pass or a whole commit as the contract above says;
+ * the counters and last_error tell what happened. */
+void k8sint__commit_set(struct k8sint *ki, const struct desired *kube, bool complete);
 /* status "kubernetes" object, or NULL (JSON null) when off. */
 struct json_object *k8sint__status_json(const struct k8sint *ki);
 /* sluice_kubernetes_* samples for /metrics (nothing when off). */
