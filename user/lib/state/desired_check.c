@@ -20,16 +20,55 @@
 #include "desired_internal.h"
 #include "internal.h"
 
-int desired__err(const char *path, const char *fmt, ...)
+static int desired__verr(const char *path, const char *fmt, va_list ap)
 {
 	char msg[SLUICE_ERRMSG_LEN];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	sluice__set_err("%s: %s", path, msg);
 	return -EINVAL;
+}
+
+int desired__err(const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	int err;
+
+	va_start(ap, fmt);
+	err = desired__verr(path, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int desired__err_at(const char *base, const char *field, const char *fmt, ...)
+{
+	char path[DESIRED_PATH_LEN];
+	va_list ap;
+	int err;
+
+	desired__path(path, base, field);
+	va_start(ap, fmt);
+	err = desired__verr(path, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* The error of base.backends[j] (field NULL) or base.backends[j].field. */
+static int __attribute__((format(printf, 4, 5)))
+desired__err_be(const char *base, __u32 j, const char *field, const char *fmt, ...)
+{
+	char path[DESIRED_PATH_LEN];
+	va_list ap;
+	int err;
+
+	if (field)
+		desired__pathf(path, "%s.backends[%u].%s", base, j, field);
+	else
+		desired__pathf(path, "%s.backends[%u]", base, j);
+	va_start(ap, fmt);
+	err = desired__verr(path, fmt, ap);
+	va_end(ap);
+	return err;
 }
 
 void desired__pathf(char *buf, const char *fmt, ...)
@@ -156,55 +195,51 @@ static int desired__find_dup(const void *items, size_t size, __u32 n,
 
 static int desired__check_name(const struct desired_service *svc, const char *base)
 {
-	char path[DESIRED_PATH_LEN];
 	size_t len = strnlen(svc->name, DESIRED_NAME_MAX);
 
-	desired__path(path, base, "name");
 	if (len == DESIRED_NAME_MAX)
-		return desired__err(path, "\"%.24s...\" is longer than %d characters", svc->name,
-				    DESIRED_NAME_MAX - 1);
+		return desired__err_at(base, "name", "\"%.24s...\" is longer than %d characters",
+				       svc->name, DESIRED_NAME_MAX - 1);
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)svc->name[i] < 0x20 || svc->name[i] == 0x7f)
-			return desired__err(path, "\"%s\" contains a control character", svc->name);
-	desired__path(path, base, "source");
+			return desired__err_at(base, "name", "\"%s\" contains a control character",
+					       svc->name);
 	if (strnlen(svc->source, DESIRED_SOURCE_MAX) == DESIRED_SOURCE_MAX ||
 	    (svc->source[0] && strcmp(svc->source, "manual") && strcmp(svc->source, "kubernetes")))
-		return desired__err(path, "\"%.*s\" is not \"manual\" or \"kubernetes\"",
-				    DESIRED_SOURCE_MAX, svc->source);
+		return desired__err_at(base, "source",
+				       "\"%.*s\" is not \"manual\" or \"kubernetes\"",
+				       DESIRED_SOURCE_MAX, svc->source);
 	return 0;
 }
 
 static int desired__check_backend(const struct desired_service *svc, __u32 j, const char *base)
 {
 	const struct desired_backend *b = &svc->backends[j];
-	char path[DESIRED_PATH_LEN], a[SLUICE_ADDR_STRLEN], v[SLUICE_ADDR_STRLEN];
+	char a[SLUICE_ADDR_STRLEN], v[SLUICE_ADDR_STRLEN];
 	char ap[SLUICE_ADDRPORT_STRLEN];
 
-	desired__pathf(path, "%s.backends[%u].address", base, j);
 	if (b->addr.family != svc->vip.family)
-		return desired__err(
-			path,
+		return desired__err_be(
+			base, j, "address",
 			"%s is %s but the vip %s is %s (a service's backends share its family)",
 			sluice_addr__str(&b->addr, a, sizeof(a)), desired__family(b->addr.family),
 			sluice_addr__str(&svc->vip, v, sizeof(v)),
 			desired__family(svc->vip.family));
 	if (desired__addr_unspec(&b->addr))
-		return desired__err(path, "%s is the unspecified address",
-				    sluice_addr__str(&b->addr, a, sizeof(a)));
-	desired__pathf(path, "%s.backends[%u].port", base, j);
+		return desired__err_be(base, j, "address", "%s is the unspecified address",
+				       sluice_addr__str(&b->addr, a, sizeof(a)));
 	if (!b->port)
-		return desired__err(path, "0 is out of range 1-65535");
-	desired__pathf(path, "%s.backends[%u]", base, j);
+		return desired__err_be(base, j, "port", "0 is out of range 1-65535");
 	if (b->port == svc->port && sluice_addr__eq(&b->addr, &svc->vip))
-		return desired__err(path, "%s is the service's own address",
-				    sluice_addr__str_port(&b->addr, b->port, ap, sizeof(ap)));
+		return desired__err_be(base, j, NULL, "%s is the service's own address",
+				       sluice_addr__str_port(&b->addr, b->port, ap, sizeof(ap)));
 	return 0;
 }
 
 /* base is "services[i]". */
 int desired__check_service(const struct desired_service *svc, __u32 i)
 {
-	char base[DESIRED_PATH_LEN], path[DESIRED_PATH_LEN], a[SLUICE_ADDRPORT_STRLEN];
+	char base[DESIRED_PATH_LEN], a[SLUICE_ADDRPORT_STRLEN];
 	__u32 first, dup, active = 0;
 	int err;
 
@@ -212,27 +247,25 @@ int desired__check_service(const struct desired_service *svc, __u32 i)
 	err = desired__check_name(svc, base);
 	if (err)
 		return err;
-	desired__path(path, base, "vip");
 	if (svc->vip.family != SLUICE_AF_INET && svc->vip.family != SLUICE_AF_INET6)
-		return desired__err(path, "address family %u is not IPv4 or IPv6", svc->vip.family);
+		return desired__err_at(base, "vip", "address family %u is not IPv4 or IPv6",
+				       svc->vip.family);
 	if (desired__addr_unspec(&svc->vip))
-		return desired__err(path, "%s is the unspecified address",
-				    sluice_addr__str(&svc->vip, a, sizeof(a)));
-	desired__path(path, base, "port");
+		return desired__err_at(base, "vip", "%s is the unspecified address",
+				       sluice_addr__str(&svc->vip, a, sizeof(a)));
 	if (!svc->port)
-		return desired__err(path, "0 is out of range 1-65535");
-	desired__path(path, base, "protocol");
+		return desired__err_at(base, "port", "0 is out of range 1-65535");
 	if (svc->proto != IPPROTO_TCP && svc->proto != IPPROTO_UDP)
-		return desired__err(path, "%u is not tcp or udp", svc->proto);
-	desired__path(path, base, "snat");
+		return desired__err_at(base, "protocol", "%u is not tcp or udp", svc->proto);
 	if (svc->snat_node && !svc->snat)
-		return desired__err(path, "to the node address without source NAT");
-	desired__path(path, base, "backends");
+		return desired__err_at(base, "snat", "to the node address without source NAT");
 	if (svc->nbackends > SLUICE_MAX_SVC_BACKENDS)
-		return desired__err(path, "%u backends exceed the limit of %u per service",
-				    svc->nbackends, SLUICE_MAX_SVC_BACKENDS);
+		return desired__err_at(base, "backends",
+				       "%u backends exceed the limit of %u per service",
+				       svc->nbackends, SLUICE_MAX_SVC_BACKENDS);
 	if (svc->nbackends && !svc->backends)
-		return desired__err(path, "%u backends but no array", svc->nbackends);
+		return desired__err_at(base, "backends", "%u backends but no array",
+				       svc->nbackends);
 	for (__u32 j = 0; j < svc->nbackends; j++) {
 		err = desired__check_backend(svc, j, base);
 		if (err)
@@ -240,9 +273,9 @@ int desired__check_service(const struct desired_service *svc, __u32 i)
 		active += svc->backends[j].weight != 0;
 	}
 	if (svc->nbackends && !active)
-		return desired__err(path,
-				    "every weight is 0 (at least one backend needs weight > 0; "
-				    "to refuse connections, list no backends)");
+		return desired__err_at(base, "backends",
+				       "every weight is 0 (at least one backend needs weight > 0; "
+				       "to refuse connections, list no backends)");
 	err = desired__find_dup(svc->backends, sizeof(*svc->backends), svc->nbackends,
 				desired__cmp_be_idx, &first, &dup);
 	if (err < 0)
@@ -250,9 +283,9 @@ int desired__check_service(const struct desired_service *svc, __u32 i)
 	if (err) {
 		const struct desired_backend *b = &svc->backends[dup];
 
-		desired__pathf(path, "%s.backends[%u]", base, dup);
-		return desired__err(path, "%s is a duplicate of backends[%u]",
-				    sluice_addr__str_port(&b->addr, b->port, a, sizeof(a)), first);
+		return desired__err_be(base, dup, NULL, "%s is a duplicate of backends[%u]",
+				       sluice_addr__str_port(&b->addr, b->port, a, sizeof(a)),
+				       first);
 	}
 	return desired__check_outlier(&svc->outlier, base)                    ?:
 		       desired__check_affinity(svc->affinity_timeout_s, base) ?:

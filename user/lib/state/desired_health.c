@@ -87,34 +87,30 @@ static int health__check(const struct desired_health_check *hc, __u8 proto, cons
 {
 	char path[DESIRED_PATH_LEN];
 
-	desired__path(path, base, "type");
 	if (hc->type != DESIRED_HC_TCP && hc->type != DESIRED_HC_HTTP)
-		return desired__err(path, "%u is not tcp or http", hc->type);
+		return desired__err_at(base, "type", "%u is not tcp or http", hc->type);
 	desired__path(path, base, "path");
 	if (health__check_path(hc, path))
 		return -EINVAL;
-	desired__path(path, base, "port");
 	if (proto == IPPROTO_UDP && !hc->port)
-		return desired__err(path, "missing: a udp service's backends are probed over TCP, "
-					  "give the TCP port to probe");
-	desired__path(path, base, "intervalMs");
+		return desired__err_at(base, "port",
+				       "missing: a udp service's backends are probed over TCP, "
+				       "give the TCP port to probe");
 	if (hc->interval_ms < DESIRED_HC_INTERVAL_MS_MIN ||
 	    hc->interval_ms > DESIRED_HC_INTERVAL_MS_MAX)
-		return desired__err(path, "%u is out of range %u-%u", hc->interval_ms,
-				    DESIRED_HC_INTERVAL_MS_MIN, DESIRED_HC_INTERVAL_MS_MAX);
-	desired__path(path, base, "timeoutMs");
+		return desired__err_at(base, "intervalMs", "%u is out of range %u-%u",
+				       hc->interval_ms, DESIRED_HC_INTERVAL_MS_MIN,
+				       DESIRED_HC_INTERVAL_MS_MAX);
 	if (hc->timeout_ms < DESIRED_HC_TIMEOUT_MS_MIN || hc->timeout_ms >= hc->interval_ms)
-		return desired__err(
-			path,
+		return desired__err_at(
+			base, "timeoutMs",
 			"%u is out of range: at least %u and shorter than intervalMs %u "
 			"(one probe at a time per backend)",
 			hc->timeout_ms, DESIRED_HC_TIMEOUT_MS_MIN, hc->interval_ms);
-	desired__path(path, base, "healthyThreshold");
 	if (!hc->healthy_threshold)
-		return desired__err(path, "0 is out of range 1-255");
-	desired__path(path, base, "unhealthyThreshold");
+		return desired__err_at(base, "healthyThreshold", "0 is out of range 1-255");
 	if (!hc->unhealthy_threshold)
-		return desired__err(path, "0 is out of range 1-255");
+		return desired__err_at(base, "unhealthyThreshold", "0 is out of range 1-255");
 	return 0;
 }
 

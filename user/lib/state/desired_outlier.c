@@ -123,30 +123,28 @@ int desired__parse_outlier(struct json_object *v, const char *svc_base,
 
 int desired__check_outlier(const struct sluice_outlier_spec *o, const char *svc_base)
 {
-	char base[DESIRED_PATH_LEN], path[DESIRED_PATH_LEN];
+	char base[DESIRED_PATH_LEN];
 	struct sluice_svc_health k;
 
 	desired__path(base, svc_base, "outlierDetection");
-	desired__path(path, base, "maxEjectedPercent");
 	if (o->max_ejected_pct > 100)
-		return desired__err(path, "%u is out of range 1-100", o->max_ejected_pct);
-	desired__path(path, base, "panicThresholdPercent");
+		return desired__err_at(base, "maxEjectedPercent", "%u is out of range 1-100",
+				       o->max_ejected_pct);
 	if (o->panic_pct > 100 && o->panic_pct != SLUICE_OUTLIER_PANIC_NEVER)
-		return desired__err(path, "%u is out of range 0-100", o->panic_pct);
-	desired__path(path, base, "baseEjectionMs");
+		return desired__err_at(base, "panicThresholdPercent", "%u is out of range 0-100",
+				       o->panic_pct);
 	if (o->base_ejection_ms > OUTLIER_MS_MAX)
-		return desired__err(path, "%u is out of range 1-%u", o->base_ejection_ms,
-				    OUTLIER_MS_MAX);
-	desired__path(path, base, "maxEjectionMs");
+		return desired__err_at(base, "baseEjectionMs", "%u is out of range 1-%u",
+				       o->base_ejection_ms, OUTLIER_MS_MAX);
 	if (o->max_ejection_ms > OUTLIER_MS_MAX)
-		return desired__err(path, "%u is out of range 1-%u", o->max_ejection_ms,
-				    OUTLIER_MS_MAX);
+		return desired__err_at(base, "maxEjectionMs", "%u is out of range 1-%u",
+				       o->max_ejection_ms, OUTLIER_MS_MAX);
 	/* with the defaults filled in: the cap must not be below the base */
 	sluice_outlier__to_kernel(o, false, &k);
 	if (k.max_ms < k.base_ms)
-		return desired__err(path, "%u is less than baseEjectionMs %u%s", k.max_ms,
-				    k.base_ms,
-				    o->max_ejection_ms ? "" : " (maxEjectionMs default)");
+		return desired__err_at(base, "maxEjectionMs", "%u is less than baseEjectionMs %u%s",
+				       k.max_ms, k.base_ms,
+				       o->max_ejection_ms ? "" : " (maxEjectionMs default)");
 	return 0;
 }
 
