@@ -24,7 +24,9 @@
 # set is the whole view, so the last change held means all are). Then
 # every changed service is checked against its expected endpoints (not
 # timed), and meshd's counters say how the changes were committed
-# (kubernetes passes, whole commits, fdatasyncs).
+# (kubernetes passes, whole commits, fdatasyncs) and what the sync thread's
+# translation of each set cost in CPU time (its thread clock: a figure a
+# loaded machine does not inflate much, unlike the wall times).
 # Everything lives in what the script created and is removed on exit,
 # failure or signal included.
 #
@@ -220,7 +222,8 @@ def counts():
     s = status()
     k, c = s["kubernetes"], s["commit"]
     return {"passes": k["service_passes"], "pass_changes": k["service_pass_changes"],
-            "whole": k["whole_commits"], "syncs": c["fsyncs"] + c["full_saves"]}
+            "whole": k["whole_commits"], "syncs": c["fsyncs"] + c["full_saves"],
+            "sets": k["publishes"], "cpu_us": k.get("translate_cpu_us", 0)}
 
 t = wait("meshd holding the %d services" % n, synced, 600)
 print("meshd start + initial list of %d services x %d: %.2f s" % (n, e, t - t0))
@@ -246,6 +249,9 @@ for mode in ("stream", "paced"):
     print("%s (%d changes): %.3f s from the first request to meshd holding the last "
           "(producer %.3f s); %d passes over %d service changes, %d whole commits, %d fdatasyncs"
           % (mode, r, done - t, tp - t, d["passes"], d["pass_changes"], d["whole"], d["syncs"]))
+    if d["cpu_us"]:
+        print("  sync thread: %d sets translated and checked, %.1f ms of its CPU per set"
+              % (d["sets"], d["cpu_us"] / 1e3 / max(d["sets"], 1)))
 bad = [i for i in sorted(changed) if not held(i)]
 print("check: %d of %d changed services hold their expected endpoints" % (len(changed) - len(bad),
                                                                            len(changed)))

@@ -406,6 +406,10 @@ void k8sint__metrics(const struct k8sint *ki, FILE *out)
 		out, "sluice_kubernetes_last_sync_timestamp_seconds", "gauge",
 		"Unix time of the last list, event or bookmark from the API server (0: never)",
 		(double)st.last_sync);
+	k8sint__metric(out, "sluice_kubernetes_translate_cpu_seconds_total", "counter",
+		       "CPU time the sync thread spent translating Kubernetes objects into "
+		       "service sets and checking them",
+		       (double)st.translate_cpu_us / 1e6);
 	k8sint__metric(out, "sluice_kubernetes_nodeport_addresses", "gauge",
 		       "Node addresses NodePorts are served on (inside --nodeport-addresses)",
 		       ki->na.n);

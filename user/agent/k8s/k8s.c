@@ -133,6 +133,27 @@ static void sync__take_addrs(struct k8s *k)
 }
 
 /* Returns how long until a publish is due (ms), or -1 when none is. */
+static __u64 sync__cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (__u64)ts.tv_sec * 1000000 + (__u64)ts.tv_nsec / 1000;
+}
+
+/* The counts of the objects and the CPU time of a translation since t0. */
+static void sync__count_cpu(struct k8s *k, __u64 t0)
+{
+	__u64 us = sync__cpu_us() - t0;
+
+	pthread_mutex_lock(&k->lock);
+	k->st.services = k8s_objs__count(k->w[K8S_SERVICES].objs);
+	k->st.endpointslices = k8s_objs__count(k->w[K8S_SLICES].objs);
+	k->st.translate_cpu_us += us;
+	k->st.last_translate_cpu_us = us;
+	pthread_mutex_unlock(&k->lock);
+}
+
 static long sync__publish(struct k8s *k)
 {
 	struct k8s_xlate_opts xo = { .node_name = k->node_name,
@@ -142,7 +163,7 @@ static long sync__publish(struct k8s *k)
 				     .warn = sync__on_warn,
 				     .ctx = k };
 	struct desired d, copy;
-	__u64 now = k8s__now_ms();
+	__u64 now = k8s__now_ms(), t0;
 	int err;
 
 	if (!k->dirty || !k->w[K8S_SERVICES].listed || !k->w[K8S_SLICES].listed)
@@ -152,6 +173,7 @@ static long sync__publish(struct k8s *k)
 		return k->dirty_at_ms + k->opts.debounce_ms - now;
 	k->dirty = false;
 	k->dirty_at_ms = 0;
+	t0 = sync__cpu_us();
 	desired__init(&d);
 	err = k8s__translate(k->w[K8S_SERVICES].objs, k->w[K8S_SLICES].objs, &xo, &d);
 	if (!err)
@@ -162,18 +184,16 @@ static long sync__publish(struct k8s *k)
 		k8s__sync_error(k, "%s", sluice__errmsg());
 		return -1;
 	}
-	pthread_mutex_lock(&k->lock);
-	k->st.services = k8s_objs__count(k->w[K8S_SERVICES].objs);
-	k->st.endpointslices = k8s_objs__count(k->w[K8S_SLICES].objs);
-	pthread_mutex_unlock(&k->lock);
 	if (k->published && k8s__desired_equal(&d, &k->last)) {
 		desired__free(&d);
+		sync__count_cpu(k, t0);
 		return -1;
 	}
 	/* the translation promises validity; check, as a bug here would stop all updates */
 	err = desired__validate(&d);
 	if (!err)
 		err = desired__copy(&copy, &d);
+	sync__count_cpu(k, t0);
 	if (err) {
 		k8s__sync_error(k, "translated Kubernetes services are not valid: %s",
 				sluice__errmsg());
@@ -416,6 +436,9 @@ struct json_object *k8s__stats_to_json(const struct k8s_stats *st)
 	json_object_object_add(o, "sync_errors", json_object_new_uint64(st->sync_errors));
 	json_object_object_add(o, "events", json_object_new_uint64(st->events));
 	json_object_object_add(o, "publishes", json_object_new_uint64(st->publishes));
+	json_object_object_add(o, "translate_cpu_us", json_object_new_uint64(st->translate_cpu_us));
+	json_object_object_add(o, "last_translate_cpu_us",
+			       json_object_new_uint64(st->last_translate_cpu_us));
 	json_object_object_add(o, "last_sync", json_object_new_int64(st->last_sync));
 	json_object_object_add(o, "last_change", json_object_new_int64(st->last_change));
 	json_object_object_add(o, "services", json_object_new_int64(st->services));

@@ -185,6 +185,11 @@ struct k8s_stats {
 	__u32 services;       /* Services known */
 	__u32 endpointslices; /* EndpointSlices known */
 	__u32 kube_services;  /* services in the last published set */
+	/* The sync thread's CPU time (its thread clock, so not inflated by a
+	 * loaded machine) translating the objects into a set and checking it:
+	 * in all, and for the last set translated. */
+	__u64 translate_cpu_us;
+	__u64 last_translate_cpu_us;
 	char last_error[256]; /* "" when none since the last success */
 };
 
