@@ -33,8 +33,10 @@ static struct sluice *lib__open(void)
 	return s;
 }
 
-/* n services of NBE backends each: 10.96.x.y:80 -> 10.1.x.y0+j:8080. */
-static int program(struct sluice *s, __u32 n)
+/* n services of NBE backends each: 10.96.x.y:80 -> 10.1.x.y0+j:8080;
+ * edit: the first service without its last backend, the second's first
+ * backend at weight 3. */
+static int program_edit(struct sluice *s, __u32 n, bool edit)
 {
 	struct sluice_service_spec *specs = calloc(n, sizeof(*specs));
 	struct sluice_backend_spec *bes = calloc((size_t)n * NBE, sizeof(*bes));
@@ -58,6 +60,10 @@ static int program(struct sluice *s, __u32 n)
 				b[j].weight = 1;
 			}
 		}
+		if (edit) {
+			specs[0].nbackends = NBE - 1;
+			bes[NBE].weight = 3;
+		}
 		err = sluice__service_set_many(s, specs, n, NULL, &failed);
 		if (err)
 			fprintf(stderr, "    service %u: %s\n", failed, sluice__errmsg());
@@ -65,6 +71,11 @@ static int program(struct sluice *s, __u32 n)
 	free(specs);
 	free(bes);
 	return err;
+}
+
+static int program(struct sluice *s, __u32 n)
+{
+	return program_edit(s, n, false);
 }
 
 /* Every CPU's copy of a per-CPU slot set to (id + 1) * (cpu + 1) * (f + 1). */
@@ -220,6 +231,49 @@ out:
 	sluice__close(s);
 }
 
+/* The library's internal: forget the handle's index (the next reader walks the maps). */
+void svc__snap_drop(struct sluice *s);
+
+/* Backends read from the handle's index (#16: no walk of the backends
+ * hash per scrape) give the very text a walk of the map gives, per-backend
+ * series included, after edits; a removed backend whose delete waits for
+ * the flush is no series either way once flushed, and is counted in the
+ * map's entries while it waits. */
+static void test_index_matches_walk(void)
+{
+	struct sluice *s = lib__open();
+	struct metrics_src src = { .backends = METRICS_BACKENDS_ON };
+	struct metrics_snapshot *m = NULL;
+	char *ix = NULL, *walk = NULL;
+
+	if (!s)
+		return;
+	src.s = s;
+	if (!ASSERT_OK(program(s, 120), "program 120 x 10") ||
+	    !ASSERT_OK(program_edit(s, 120, true), "edit two services"))
+		goto out;
+	ASSERT_EQ(sluice__deferred_count(s), 1, "the removed backend waits for the flush");
+	if (ASSERT_OK(metrics__collect(&src, &m), "collect from the index")) {
+		ASSERT_EQ(m->nbackends, 120 * NBE - 1, "the removed backend is no series");
+		for (__u32 k = 0; k < m->nmaps; k++)
+			if (!strcmp(m->maps[k].name, "backends"))
+				ASSERT_EQ(m->maps[k].entries, 120 * NBE,
+					  "still in the map: counted");
+	}
+	ASSERT_EQ(sluice__flush_deferred(s), 1, "flush deletes it");
+	ix = render(&src);
+	svc__snap_drop(s);
+	walk = render(&src);
+	if (ASSERT_TRUE(ix && walk, "render"))
+		ASSERT_TRUE(!strcmp(ix, walk), "index and walk give the same text");
+	ASSERT_TRUE(ix && strstr(ix, "sluice_backend_weight{") != NULL, "backend series there");
+out:
+	metrics__snapshot_free(m);
+	free(ix);
+	free(walk);
+	sluice__close(s);
+}
+
 /* auto: series up to METRICS_BACKENDS_AUTO_MAX backends, none past it. */
 static void test_backends_auto(void)
 {
@@ -265,10 +319,8 @@ static void test_parse_backends(void)
 }
 
 static const struct test tests[] = {
-	TEST(test_parse_backends),
-	TEST(test_batched_reads_match),
-	TEST(test_backends_off),
-	TEST(test_backends_auto),
+	TEST(test_parse_backends), TEST(test_batched_reads_match), TEST(test_index_matches_walk),
+	TEST(test_backends_off),   TEST(test_backends_auto),
 };
 
 int main(int argc, char **argv)

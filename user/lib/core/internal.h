@@ -183,6 +183,14 @@ void svc__addr_bits_unmap(struct sluice *s);
 /* svc_plan.c: forget the snapshot (the next set call reads the maps);
  * for writers it does not follow (deletes, sweep). */
 void svc__snap_drop(struct sluice *s);
+/* svc_plan.c: every live backend (key: its __u32 id, value: its struct
+ * sluice_backend) from the handle's index when it holds one (kept in step
+ * with every write of this handle: no map walk), else from one batched
+ * walk of `backends` (which also shows entries a deferred delete still
+ * holds, with their old service id). Order unspecified. *entries (may be
+ * NULL): the entries `backends` holds, those waiting for a deferred
+ * delete included, either way. */
+int svc__backends_each(struct sluice *s, maps__elem_fn fn, void *ctx, __u64 *entries);
 /* svc_plan.c: backend id deleted by the flush: free for new backends. */
 void svc__snap_free_be(struct sluice *s, __u32 id);
 /* svc_table.c: at close, the deferred deletes flushed, the index freed. */

@@ -106,6 +106,43 @@ void svc__snap_drop(struct sluice *s)
 	s->snap = NULL;
 }
 
+struct be_each {
+	maps__elem_fn fn;
+	void *ctx;
+	__u64 n;
+};
+
+static int svc__be_each_one(const void *key, const void *value, void *ctx)
+{
+	struct be_each *e = ctx;
+
+	e->n++;
+	return e->fn(key, value, e->ctx);
+}
+
+int svc__backends_each(struct sluice *s, maps__elem_fn fn, void *ctx, __u64 *entries)
+{
+	const struct svc_snap *snap = s->snap;
+	struct be_each e = { fn, ctx, 0 };
+	int err = 0;
+
+	if (!snap) {
+		err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
+				     sizeof(struct sluice_backend), svc__be_each_one, &e);
+	} else {
+		e.n = s->npend; /* deleted from the index, still in the map */
+		for (__u32 i = 0; i < SLUICE_MAX_SERVICES && !err; i++) {
+			const struct svc_be_list *l = &snap->by_svc[i];
+
+			for (__u32 j = 0; j < l->n && !err; j++)
+				err = svc__be_each_one(&l->v[j].id, &l->v[j].val, &e);
+		}
+	}
+	if (entries)
+		*entries = e.n;
+	return err;
+}
+
 void svc__snap_free_be(struct sluice *s, __u32 id)
 {
 	struct svc_snap *snap = s->snap;
