@@ -381,7 +381,8 @@ static int collect__snat(struct metrics_snapshot *m, struct sluice *s)
  * list's host hash (none preallocated: capacity is max_entries). */
 static int collect__policy(struct metrics_snapshot *m, struct sluice *s)
 {
-	static const char *const names[] = { "policy", "policy_node", "policy_nhost" };
+	static const char *const names[] = { "policy", "policy_node", "policy_nhost",
+					     "policy_hash" };
 	__u64 n;
 	int fd, err = 0;
 
