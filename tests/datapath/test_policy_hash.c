@@ -307,8 +307,52 @@ static void test_policy_hash_random(void)
 	dp__each_prog(0, rnd_both);
 }
 
+static const struct dp_case planted_case = {
+	.steps = { DENIES(T4_SYN("10.0.0.1", 41100), POLICY_DENY, S_T4),
+		   T4_NEW("192.168.0.1", 41100) },
+};
+
+/* The program reads policy_hash, not the trie, for a service on the hash:
+ * a deny planted in the hash entry of 10.0.0.0/8 alone (the trie still
+ * allows it) denies 10.0.0.1 while the /16 still lets 192.168.0.1 in, and
+ * the live-map verdict of explain and the cut says so and names the
+ * entry, found by the fourth lookup (/31, /24, /16 miss). */
+static void planted(struct dp *d)
+{
+	struct sluice_policy_val v = { .verdict = SLUICE_POL_DENY };
+	struct sluice_policy_key k = { .prefixlen = 32 + 8 };
+	struct sluice_ct_key t = { .family = SLUICE_AF_INET, .proto = IPPROTO_TCP };
+	struct sluice_policy_hit hit;
+	char buf[SLUICE_CIDR_STRLEN] = "-";
+	struct sluice_svc svc;
+
+	if (!set_on(d, false, &pol4, LENS(31, 24, 16, 8)) || !svc_of(d, VIP4, &svc))
+		return;
+	k.id = svc.svc_id;
+	k.addr[0] = htonl(0x0a000000);
+	if (bpf_map_update_elem(sluice__map_fd(d->s, "policy_hash"), &k, &v, BPF_EXIST)) {
+		dp__fail(d, "plant: %s", strerror(errno));
+		return;
+	}
+	memcpy(t.saddr, dp__addr("10.0.0.1").addr, sizeof(t.saddr));
+	t.sport = htons(41100);
+	if (sluice__policy_verdict(d->s, &svc, &t, &hit) != SLUICE_DROP_POLICY_DENY ||
+	    !hit.has_prefix || !hit.map || strcmp(hit.map, "policy_hash") || hit.lookups != 4 ||
+	    strcmp(sluice_cidr__str(&hit.prefix, buf, sizeof(buf)), "10.0.0.0/8"))
+		dp__fail(d,
+			 "live verdict does not follow the planted hash entry (%s %s, %u lookups)",
+			 hit.map ? hit.map : "-", buf, hit.lookups);
+	dp__run_steps(d, &planted_case);
+}
+
+static void test_policy_hash_is_read(void)
+{
+	dp__each_prog(0, planted);
+}
+
 static const struct test policy_hash_tests[] = {
 	TEST(test_policy_hash_random),
+	TEST(test_policy_hash_is_read),
 };
 
 const struct dp_suite dp_suite_policy_hash = {
