@@ -13,11 +13,12 @@
 #   deny_drop     policy set --deny-from client2/32: the client connects,
 #                 client2 times out; drop reason policy_deny and the
 #                 service's deny_list counter grow; get/list/state file show
-#                 it; `meshctl explain` names denyFrom for client2, allow for
-#                 the client
+#                 it; `meshctl explain` names denyFrom and the entry
+#                 client2/32 for client2, allow (no entry) for the client
 #   allow_refuse  --allow-from client/32 --deny-action refuse: the client
 #                 connects, client2's connect() is refused at once (RST);
-#                 not_allowed counted; explain names allowFrom
+#                 not_allowed counted; explain names allowFrom, and the
+#                 entry client/32 that lets the client in
 #   node          the service's rules removed, `policy node client2/32`:
 #                 client2 times out (policy_node_deny), the client connects;
 #                 `policy node ""` lets client2 in again
@@ -149,11 +150,13 @@ expect() {
 	fail "$1: got '$2', expected '$3'"
 }
 
-# `meshctl explain`'s policy step for CLIENT:PORT: "verdict source drop"
+# `meshctl explain`'s policy step for CLIENT:PORT: "verdict source drop
+# rule" (rule: the entry an exact-match lookup found, policy_hash or
+# policy_nhost; none when no entry matched)
 explain_policy() {
 	mctl -o json explain "$1" "$SVC" | python3 -c "import json, sys
 p = json.load(sys.stdin)['policy']
-print(p['verdict'], p['source'], p.get('drop') or 'none')"
+print(p['verdict'], p['source'], p.get('drop') or 'none', p.get('rule') or 'none')"
 }
 
 test_deny_drop() {
@@ -177,8 +180,8 @@ test_deny_drop() {
 	mctl policy get "$SVC" | grep -q "^Deny:      $CLIENT2/32\$" ||
 		fail "policy get does not show the rule" || ok=1
 	mctl policy list | grep -q "^$SVC " || fail "policy list does not list the service" || ok=1
-	expect "explain of client2" "$(explain_policy "$CLIENT2:40000")" "deny denyFrom policy_deny" || ok=1
-	expect "explain of the client" "$(explain_policy "$TOPO_CLIENT4:40000")" "allow allowFrom/denyFrom none" || ok=1
+	expect "explain of client2" "$(explain_policy "$CLIENT2:40000")" "deny denyFrom policy_deny $CLIENT2/32" || ok=1
+	expect "explain of the client" "$(explain_policy "$TOPO_CLIENT4:40000")" "allow allowFrom/denyFrom none none" || ok=1
 	expect "state file denyFrom" "$(python3 -c "import json; print(json.load(open('$STATE'))['services'][0].get('denyFrom'))")" \
 		"['$CLIENT2/32']" || ok=1
 	return $ok
@@ -196,7 +199,9 @@ test_allow_refuse() {
 	ca=$(denied not_allowed)
 	[ "$ca" -gt "$cb" ] && log "not_allowed denials $cb -> $ca" ||
 		fail "not_allowed counter did not grow ($cb -> $ca)" || ok=1
-	expect "explain of client2" "$(explain_policy "$CLIENT2:40000")" "deny allowFrom policy_not_allowed" || ok=1
+	expect "explain of client2" "$(explain_policy "$CLIENT2:40000")" "deny allowFrom policy_not_allowed none" || ok=1
+	expect "explain of the client" "$(explain_policy "$TOPO_CLIENT4:40000")" \
+		"allow allowFrom/denyFrom none $TOPO_CLIENT4/32" || ok=1
 	return $ok
 }
 
