@@ -566,8 +566,8 @@ struct sluice_src_range_key {
  *              sluice_svc.policy_lens, longest first, and the first hit is
  *              the longest match the trie would give. The trie keeps every
  *              service's entries (the fallback, older agents, explain).
- * Both are looked up once per new flow with the whole client address; the
- * value of the longest match holds the verdict for every client port, as
+ * Each is looked up once per new flow (policy_hash once per length, the
+ * client address masked to it); the value of the longest match holds the verdict for every client port, as
  * userspace compiled it from the rules: deny wins over allow, so an allow
  * prefix nested in a deny prefix carries the deny, and a rule with a port
  * range turns into a per-port exception of its prefix (at most
