@@ -177,6 +177,13 @@ struct sluice_svc_key {
  * VIP would not come back through this node. Zero in pins of older
  * agents; an older datapath ignores it (SNAT to the VIP). */
 #define SLUICE_SVC_F_SNAT_NODE (1u << 8)
+/* With SLUICE_SVC_F_POLICY: the service's policy entries are also in the
+ * exact-match hash `policy_hash`, and sluice_svc.policy_lens names the
+ * prefix lengths they use; the datapath makes one hash lookup per length,
+ * longest first, instead of the trie walk. Zero in pins of older agents
+ * (and for a service using more than SLUICE_POLICY_LENS lengths): the
+ * trie, which always holds every entry, decides. */
+#define SLUICE_SVC_F_POLICY_HASH (1u << 9)
 
 #define SLUICE_SNAT_PORT_MIN 61000
 #define SLUICE_SNAT_PORT_MAX 65535
@@ -240,7 +247,11 @@ struct sluice_svc {
 	__u16 backend_count;      /* backends with weight > 0; 0 -> refuse */
 	__u16 flags;              /* SLUICE_SVC_F_* */
 	__u32 affinity_timeout_s; /* SLUICE_SVC_F_AFFINITY: idle timeout, s */
-	__u32 reserved;
+	__u32 policy_lens;        /* SLUICE_SVC_F_POLICY_HASH: byte i (from the
+				   * low one) is 1 + the i-th longest prefix
+				   * length of the service's policy entries,
+				   * 0 after the last (SLUICE_POLICY_LENS);
+				   * was `reserved`, always 0 before */
 };
 
 /* backends: backend_id -> struct sluice_backend */
@@ -547,9 +558,16 @@ struct sluice_src_range_key {
  * policy_nhost: a hash with the same key, the node list's host entries
  *              (/32, /128: prefixlen 64 with id SLUICE_AF_INET, 160 with
  *              SLUICE_AF_INET6), looked up first: one exact match instead
- *              of a trie walk for the common case of long lists of hosts.
- * Both are looked up once per new flow with the whole client address; the
- * value of the longest match holds the verdict for every client port, as
+ *              of a trie walk for the common case of long lists of hosts;
+ * policy_hash: a hash with the same key, a copy of the `policy` entries of
+ *              the services with SLUICE_SVC_F_POLICY_HASH (those whose
+ *              entries use at most SLUICE_POLICY_LENS prefix lengths):
+ *              the datapath masks the client address to each length of
+ *              sluice_svc.policy_lens, longest first, and the first hit is
+ *              the longest match the trie would give. The trie keeps every
+ *              service's entries (the fallback, older agents, explain).
+ * Each is looked up once per new flow (policy_hash once per length, the
+ * client address masked to it); the value of the longest match holds the verdict for every client port, as
  * userspace compiled it from the rules: deny wins over allow, so an allow
  * prefix nested in a deny prefix carries the deny, and a rule with a port
  * range turns into a per-port exception of its prefix (at most
@@ -564,6 +582,7 @@ struct sluice_src_range_key {
 #define SLUICE_POLICY_PER_SVC 1024      /* allowFrom + denyFrom rules of one service */
 #define SLUICE_POLICY_NODE_RULES 131072 /* node-wide deny rules */
 #define SLUICE_POLICY_PORTS 4           /* port ranges carried by one prefix */
+#define SLUICE_POLICY_LENS 4            /* prefix lengths of one service looked up in policy_hash */
 
 enum sluice_policy_verdict {
 	SLUICE_POL_NONE = 0,  /* no rule: allowed unless the service has an allow list */

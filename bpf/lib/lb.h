@@ -353,7 +353,7 @@ static __always_inline void lb_service(struct pkt *p, const struct sluice_svc *s
 		return;
 	}
 	/* Access policy (#15): dropped, or refused when the service says so */
-	r->drop = policy_denies(&key, svc->svc_id, svc->flags);
+	r->drop = policy_denies(&key, svc->svc_id, svc->flags, svc->policy_lens);
 	if (r->drop) {
 		r->action = (svc->flags & SLUICE_SVC_F_POLICY_REFUSE) ? LB_REFUSE : LB_DROP;
 		r->svc_id = svc->svc_id;

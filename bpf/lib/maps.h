@@ -204,6 +204,16 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } policy_nhost SEC(".maps");
 
+/* The entries of services with SLUICE_SVC_F_POLICY_HASH, also in the
+ * trie: one exact lookup per prefix length the service uses (policy.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLUICE_POLICY_MAX);
+	__type(key, struct sluice_policy_key);
+	__type(value, struct sluice_policy_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} policy_hash SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SLUICE_MAX_SERVICES);

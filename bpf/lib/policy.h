@@ -3,8 +3,10 @@
  * policy.h - L4 access policy (#15): may this client open a new flow to
  * this service? The node-wide deny list (trie policy_node) is checked for
  * every service, the service's own rules (trie policy) when it has
- * SLUICE_SVC_F_POLICY. Each is one longest-prefix lookup with the whole
- * client address; the entry found carries the compiled verdict for every
+ * SLUICE_SVC_F_POLICY: one longest-prefix lookup with the whole client
+ * address, or, for a service with SLUICE_SVC_F_POLICY_HASH, one exact
+ * lookup per prefix length it uses (policy_svc_lookup()); the entry found
+ * carries the compiled verdict for every
  * client port (sluice_abi.h), so deny-wins and allow-list defaults are
  * settled in userspace, not here.
  *
@@ -58,11 +60,53 @@ static __always_inline __u8 policy_node_lookup(struct sluice_policy_key *k, __u1
 	return policy_lookup(&policy_node, k, port, ports);
 }
 
+/* The mask of the word of an address that holds bits [32 * w, 32 * w + 32)
+ * of a prefix of length @len (network order). */
+static __always_inline __u32 policy_word_mask(__u32 len, __u32 w)
+{
+	if (len >= 32 * w + 32)
+		return 0xffffffff;
+	if (len <= 32 * w)
+		return 0;
+	return bpf_htonl(0xffffffffu << (32 * w + 32 - len));
+}
+
+/* The service's rules (@flags, @lens of its struct sluice_svc): with
+ * SLUICE_SVC_F_POLICY_HASH one exact lookup in policy_hash per prefix
+ * length it uses, longest first, the client address @addr masked to it:
+ * the first hit is the trie's longest match (the same entries). At most
+ * SLUICE_POLICY_LENS lookups; without the flag the trie. */
+static __always_inline __u8 policy_svc_lookup(struct sluice_policy_key *k, const __u32 *addr,
+					      __u32 flags, __u32 lens, __u16 port, bool *ports)
+{
+	struct sluice_policy_val *v;
+	__u32 len;
+
+	if (!(flags & SLUICE_SVC_F_POLICY_HASH))
+		return policy_lookup(&policy, k, port, ports);
+	for (__u32 i = 0; i < SLUICE_POLICY_LENS; i++) {
+		len = (lens >> (8 * i)) & 0xff;
+		if (!len)
+			break;
+		len--;
+		k->prefixlen = 32 + len;
+		for (__u32 w = 0; w < 4; w++)
+			k->addr[w] = addr[w] & policy_word_mask(len, w);
+		v = bpf_map_lookup_elem(&policy_hash, k);
+		if (v) {
+			if (v->nports)
+				*ports = true;
+			return policy_port_verdict(v, port);
+		}
+	}
+	return SLUICE_POL_NONE;
+}
+
 /* policy_denies() and policy_sock_denies(); @port_known false: the
  * client port is not chosen yet, and a verdict that depends on it is
  * undecided (-1). */
 static __always_inline int __policy_denies(const struct sluice_ct_key *t, __u32 svc_id, __u32 flags,
-					   bool port_known)
+					   __u32 lens, bool port_known)
 {
 	struct sluice_policy_key k = {};
 	__u16 port = bpf_ntohs(t->sport);
@@ -84,7 +128,7 @@ static __always_inline int __policy_denies(const struct sluice_ct_key *t, __u32 
 	if (!(flags & SLUICE_SVC_F_POLICY))
 		return SLUICE_DROP_NONE;
 	k.id = svc_id;
-	verdict = policy_lookup(&policy, &k, port, &ports);
+	verdict = policy_svc_lookup(&k, t->saddr, flags, lens, port, &ports);
 	if (!port_known && ports)
 		return -1;
 	if (verdict == SLUICE_POL_ALLOW)
@@ -114,16 +158,18 @@ denied:
  * its own instead of adding to xdp_lb's, which is near the 512-byte
  * limit of the call chain.
  */
-static __noinline int policy_denies(const struct sluice_ct_key *t, __u32 svc_id, __u32 flags)
+static __noinline int policy_denies(const struct sluice_ct_key *t, __u32 svc_id, __u32 flags,
+				    __u32 lens)
 {
-	return __policy_denies(t, svc_id, flags, true);
+	return __policy_denies(t, svc_id, flags, lens, true);
 }
 
 /* The socket LB's check: t->sport 0 is a port not bound yet; -1 when the
  * verdict depends on it (the packet path decides then). */
-static __noinline int policy_sock_denies(const struct sluice_ct_key *t, __u32 svc_id, __u32 flags)
+static __noinline int policy_sock_denies(const struct sluice_ct_key *t, __u32 svc_id, __u32 flags,
+					 __u32 lens)
 {
-	return __policy_denies(t, svc_id, flags, t->sport != 0);
+	return __policy_denies(t, svc_id, flags, lens, t->sport != 0);
 }
 
 /* Whether the node-wide list has prefixes of @family (policy_cfg). */

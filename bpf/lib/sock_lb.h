@@ -148,7 +148,7 @@ static __always_inline void sock_origin_record(struct bpf_sock_addr *ctx, const 
 
 /*
  * sock_policy() - the access policy (#15) at connect()/sendmsg() to the
- * service @svc. The client is the socket's bound address and port
+ * service @svc (its entry in `services`). The client is the socket's bound address and port
  * (bind() before connect(), or an earlier connect()/sendmsg() that
  * bound it); an unbound socket has no source yet (the route picks it
  * after this hook). Return: 0 to balance, -1 to leave the socket alone
@@ -157,8 +157,9 @@ static __always_inline void sock_origin_record(struct bpf_sock_addr *ctx, const 
  * or 1 when denied (the caller rejects with EPERM).
  */
 static __noinline int sock_policy(struct bpf_sock_addr *ctx, bool v6, const struct sock_ep *ep,
-				  __u32 svc_id, __u32 flags)
+				  const struct sluice_svc *svc)
 {
+	__u32 flags = svc->flags;
 	struct sluice_ct_key t = {};
 	struct bpf_sock *sk = ctx->sk;
 	int r;
@@ -183,7 +184,7 @@ static __noinline int sock_policy(struct bpf_sock_addr *ctx, bool v6, const stru
 	if (!t.saddr[0] && !t.saddr[1] && !t.saddr[2] && !t.saddr[3])
 		return -1;
 	t.sport = bpf_htons((__u16)sk->src_port);
-	r = policy_sock_denies(&t, svc_id, flags);
+	r = policy_sock_denies(&t, svc->svc_id, flags, svc->policy_lens);
 	return r < 0 ? -1 : r > 0;
 }
 
@@ -220,7 +221,7 @@ static __always_inline int sock_lb_xlate(struct bpf_sock_addr *ctx, bool v6, boo
 	if (!svc || (svc->flags & SLUICE_SVC_F_VIP_MARKER))
 		return SYS_PROCEED;
 
-	switch (sock_policy(ctx, v6, &ep, svc->svc_id, svc->flags)) {
+	switch (sock_policy(ctx, v6, &ep, svc)) {
 	case 1:
 		sock_count(SLUICE_SOCK_CNT_POLICY_DENIED);
 		bpf_set_retval(-EPERM);

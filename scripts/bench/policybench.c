@@ -4,8 +4,9 @@
  * through BPF_PROG_TEST_RUN, as a same-run ratio: the same SYNs (a new
  * 5-tuple each) with no policy, and with 1k allow prefixes on the service
  * plus 100k node-wide deny prefixes (the client matches an allow /24 and
- * no deny prefix, so every lookup walks a full trie and the flow is
- * balanced).
+ * no deny prefix, so the flow is balanced after every lookup the policy
+ * makes: policy_nhost, the node trie, and the service's one length in
+ * policy_hash, or its trie on a build without the hash).
  *
  * Contract: loads the datapath through sluice__open() (nothing pinned or
  * attached), one TCP service with 3 backends. Rounds alternate the two
@@ -13,12 +14,15 @@
  * removed between them); each round sends N SYNs with repeat=1 and sums
  * the kernel's per-run durations. Prints the median ns/flow of each and
  * their ratio (no policy / policy: >= 0.95 means the policy costs at most
- * ~5%). Every SYN must be balanced (XDP_PASS with LB_NEW counted), else
+ * ~5%), and the same ratio of the rounds' median runs (robust to a run
+ * preempted by another task). Every SYN must be balanced (XDP_PASS with LB_NEW counted), else
  * exit 1. A first round of each, not counted, fills the conntrack LRU
  * (ct_new holds ~32k flows): otherwise the first no-policy round alone
  * inserts without evicting and skews the medians. Usage: policybench
- * [ROUNDS [FLOWS [both|svc|node]]] (defaults 7, 20000, both; svc / node
- * write only the service's or only the node list's prefixes). A 2-vCPU
+ * [ROUNDS [FLOWS [both|svc|node|deny|deny-svc]]] (defaults 7, 20000,
+ * both; svc / node write only the service's or only the node list's
+ * prefixes; deny: see deny_bench(), FLOWS is its repeat count; deny-svc
+ * the same without the node list). A 2-vCPU
  * machine shared with other work: indications, not results.
  *
  * policybench --pin DIR on|off [BACKENDS] instead writes (on) or removes
@@ -82,11 +86,30 @@ static int set_policy(struct sluice *s, struct sluice_service_spec *spec, bool o
 		       sluice__policy_node_set(s, node, on && with_node ? NODE_PREFIXES : 0);
 }
 
-/* ns per new flow of one round; -1 on error. */
-static double round_ns(struct sluice *s, int fd, __u32 flows, __u32 *base, __u32 saddr)
+static int cmp_u32(const void *a, const void *b)
 {
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* ns per new flow of one round (the mean); -1 on error. *med: the median
+ * run of the round, which a run preempted by another task (a shared
+ * machine: one 4 ms slice is 10% of a 20000-flow round) cannot move. */
+static double round_ns(struct sluice *s, int fd, __u32 flows, __u32 *base, __u32 saddr, double *med)
+{
+	static __u32 *runs;
+	static __u32 nruns;
 	unsigned char out[PKT_LEN];
 	__u64 total = 0, before[SLUICE_CNT__MAX], after[SLUICE_CNT__MAX];
+
+	if (nruns < flows) {
+		free(runs);
+		runs = calloc(flows, sizeof(*runs));
+		if (!runs)
+			return -1;
+		nruns = flows;
+	}
 
 	sluice__counters(s, before);
 	for (__u32 i = 0; i < flows; i++, (*base)++) {
@@ -98,7 +121,10 @@ static double round_ns(struct sluice *s, int fd, __u32 flows, __u32 *base, __u32
 		if (bpf_prog_test_run_opts(fd, &o) || o.retval != XDP_PASS)
 			return -1;
 		total += o.duration;
+		runs[i] = o.duration;
 	}
+	qsort(runs, flows, sizeof(*runs), cmp_u32);
+	*med = runs[flows / 2];
 	sluice__counters(s, after);
 	/* a 5-tuple seen again (after 60000 ports) is a SYN of a known flow */
 	if (after[SLUICE_CNT_LB_NEW] - before[SLUICE_CNT_LB_NEW] + after[SLUICE_CNT_LB_EST] -
@@ -162,6 +188,48 @@ static int cmp_d(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * The deny mode: the 1k prefixes as the service's denyFrom, the 100k
+ * node prefixes as in `both`, and one SYN from a client in a denied /24
+ * run @repeat times per BPF_PROG_TEST_RUN (a denied flow leaves no
+ * state, so every run makes the whole policy check: policy_nhost, the
+ * node trie, the service's entries, and the drop). The kernel's mean per
+ * run over many runs is what the policy lookups cost plus a fixed path,
+ * with little of a shared machine's noise; comparing builds, not a ratio.
+ */
+static int deny_bench(struct sluice *s, int fd, struct sluice_service_spec *spec,
+		      struct sluice_policy_rule *rules, struct sluice_cidr *node, int rounds,
+		      __u32 repeat, __u32 saddr)
+{
+	unsigned char out[PKT_LEN];
+	double ns[64];
+
+	spec->ndeny = SVC_PREFIXES;
+	spec->deny = rules;
+	if (sluice__service_set(s, spec) ||
+	    sluice__policy_node_set(s, node, with_node ? NODE_PREFIXES : 0)) {
+		fprintf(stderr, "policybench: %s\n", sluice__errmsg());
+		return 1;
+	}
+	build_syn(1024, saddr);
+	for (int r = -1; r < rounds; r++) { /* -1: the warm-up */
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt, .data_size_in = PKT_LEN,
+			    .data_out = out, .data_size_out = PKT_LEN, .repeat = repeat);
+
+		if (bpf_prog_test_run_opts(fd, &o) || o.retval != XDP_DROP) {
+			fprintf(stderr, "policybench: the denied SYN was not dropped\n");
+			return 1;
+		}
+		ns[r < 0 ? 0 : r] = o.duration;
+	}
+	qsort(ns, rounds, sizeof(double), cmp_d);
+	printf("denied SYN, 1k service deny prefixes%s: %.0f ns/run "
+	       "(median of %d x %u runs, min-max %.0f-%.0f)\n",
+	       with_node ? " + 100k node prefixes" : "", ns[rounds / 2], rounds, repeat, ns[0],
+	       ns[rounds - 1]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 7, fd;
@@ -172,7 +240,7 @@ int main(int argc, char **argv)
 	};
 	struct sluice_policy_rule *allow = calloc(SVC_PREFIXES, sizeof(*allow));
 	struct sluice_cidr *node = calloc(NODE_PREFIXES, sizeof(*node));
-	double off[64], on[64];
+	double off[64], on[64], moff[64], mon[64];
 	struct sluice_opts opts = {};
 	struct sluice *s = NULL;
 	cpu_set_t cpu;
@@ -183,7 +251,7 @@ int main(int argc, char **argv)
 		return pinned(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 10, allow, node);
 	if (argc > 3) {
 		with_svc = strcmp(argv[3], "node") != 0;
-		with_node = strcmp(argv[3], "svc") != 0;
+		with_node = strcmp(argv[3], "svc") != 0 && strcmp(argv[3], "deny-svc") != 0;
 	}
 	if (rounds < 1 || rounds > 64 || !flows)
 		return 2;
@@ -206,11 +274,15 @@ int main(int argc, char **argv)
 	fill_rules(allow, node);
 	inet_pton(AF_INET, "10.0.5.9", &saddr); /* in allow 10.0.5.0/24 */
 	fd = sluice__prog_fd(s, SLUICE_PROG_XDP);
+	if (argc > 3 && !strncmp(argv[3], "deny", 4))
+		return deny_bench(s, fd, &spec, allow, node, rounds, flows, saddr);
 	for (int r = -1; r < rounds; r++) { /* -1: the warm-up, overwritten */
 		if (set_policy(s, &spec, false, allow, node) ||
-		    (off[r < 0 ? 0 : r] = round_ns(s, fd, flows, &base, saddr)) < 0 ||
+		    (off[r < 0 ? 0 : r] =
+			     round_ns(s, fd, flows, &base, saddr, &moff[r < 0 ? 0 : r])) < 0 ||
 		    set_policy(s, &spec, true, allow, node) ||
-		    (on[r < 0 ? 0 : r] = round_ns(s, fd, flows, &base, saddr)) < 0) {
+		    (on[r < 0 ? 0 : r] =
+			     round_ns(s, fd, flows, &base, saddr, &mon[r < 0 ? 0 : r])) < 0) {
 			fprintf(stderr, "policybench: round %d failed: %s\n", r, sluice__errmsg());
 			return 1;
 		}
@@ -226,6 +298,11 @@ int main(int argc, char **argv)
 				       "100k node prefixes",
 	       on[rounds / 2], on[0], on[rounds - 1]);
 	printf("ratio (no policy / policy): %.3f\n", off[rounds / 2] / on[rounds / 2]);
+	qsort(moff, rounds, sizeof(double), cmp_d);
+	qsort(mon, rounds, sizeof(double), cmp_d);
+	printf("per-flow medians (median of rounds): no policy %.0f ns, policy %.0f ns, "
+	       "ratio %.3f\n",
+	       moff[rounds / 2], mon[rounds / 2], moff[rounds / 2] / mon[rounds / 2]);
 	sluice__close(s);
 	free(allow);
 	free(node);

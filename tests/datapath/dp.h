@@ -225,6 +225,7 @@ extern const struct dp_suite dp_suite_health;
 extern const struct dp_suite dp_suite_affinity;
 extern const struct dp_suite dp_suite_src_range;
 extern const struct dp_suite dp_suite_policy;
+extern const struct dp_suite dp_suite_policy_hash;
 extern const struct dp_suite dp_suite_snat;
 extern const struct dp_suite dp_suite_drop_empty;
 extern const struct dp_suite dp_suite_explain;
@@ -258,6 +259,17 @@ struct dp_be {
 /* Loads of lb.bpf.o by this thread load only these programs (DP_*);
  * 0: all of them. */
 void dp__load_only(unsigned int progs);
+
+/* An access policy (#15) as rule text (sluice_policy_rule__parse()). */
+#define DP_POL_RULES 8
+struct dp_pol {
+	const char *allow[DP_POL_RULES];
+	const char *deny[DP_POL_RULES];
+	bool refuse;
+};
+/* Re-sets a world service (one backend) with policy p (test_policy.c). */
+bool dp__with_policy(struct dp *d, const char *vip, __u16 port, __u8 proto, const char *be,
+		     __u16 be_port, const struct dp_pol *p);
 
 /* Loads the datapath and, when world is true, the standard services. */
 bool dp__open(struct dp *d, enum dp_prog prog, bool world);

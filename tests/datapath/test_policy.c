@@ -25,13 +25,7 @@
 	  .acct = ACCT_SEEN }
 /* clang-format on */
 
-#define MAX_RULES 8
-
-struct pol {
-	const char *allow[MAX_RULES];
-	const char *deny[MAX_RULES];
-	bool refuse;
-};
+#define MAX_RULES DP_POL_RULES
 
 static bool parse_rules(struct dp *d, const char *const *text, struct sluice_policy_rule *r,
 			__u32 *n)
@@ -45,9 +39,8 @@ static bool parse_rules(struct dp *d, const char *const *text, struct sluice_pol
 	return true;
 }
 
-/* Re-sets a world service (one backend) with policy p. */
-static bool with_policy(struct dp *d, const char *vip, __u16 port, __u8 proto, const char *be,
-			__u16 be_port, const struct pol *p)
+bool dp__with_policy(struct dp *d, const char *vip, __u16 port, __u8 proto, const char *be,
+		     __u16 be_port, const struct dp_pol *p)
 {
 	struct sluice_backend_spec b = { .addr = dp__addr(be), .port = be_port, .weight = 1 };
 	struct sluice_policy_rule allow[MAX_RULES], deny[MAX_RULES];
@@ -72,28 +65,28 @@ static bool with_policy(struct dp *d, const char *vip, __u16 port, __u8 proto, c
 	return !err;
 }
 
-#define T4(p) with_policy(d, VIP4, SVC_PORT_TCP, IPPROTO_TCP, BE4, BE_PORT_TCP, p)
-#define U4(p) with_policy(d, VIP4, SVC_PORT_UDP, IPPROTO_UDP, BE4, BE_PORT_UDP, p)
-#define T6(p) with_policy(d, VIP6, SVC_PORT_TCP, IPPROTO_TCP, BE6, BE_PORT_TCP, p)
-#define U6(p) with_policy(d, VIP6, SVC_PORT_UDP, IPPROTO_UDP, BE6, BE_PORT_UDP, p)
+#define T4(p) dp__with_policy(d, VIP4, SVC_PORT_TCP, IPPROTO_TCP, BE4, BE_PORT_TCP, p)
+#define U4(p) dp__with_policy(d, VIP4, SVC_PORT_UDP, IPPROTO_UDP, BE4, BE_PORT_UDP, p)
+#define T6(p) dp__with_policy(d, VIP6, SVC_PORT_TCP, IPPROTO_TCP, BE6, BE_PORT_TCP, p)
+#define U6(p) dp__with_policy(d, VIP6, SVC_PORT_UDP, IPPROTO_UDP, BE6, BE_PORT_UDP, p)
 
 static bool s_allow_31(struct dp *d)
 {
-	static const struct pol p = { .allow = { "10.0.0.0/31" } };
+	static const struct dp_pol p = { .allow = { "10.0.0.0/31" } };
 
 	return T4(&p);
 }
 
 static bool s_allow_32(struct dp *d)
 {
-	static const struct pol p = { .allow = { "10.0.0.2/32" } };
+	static const struct dp_pol p = { .allow = { "10.0.0.2/32" } };
 
 	return T4(&p);
 }
 
 static bool s_deny_beats_allow(struct dp *d)
 {
-	static const struct pol p = { .allow = { "10.0.0.0/8" }, .deny = { "10.0.0.2/32" } };
+	static const struct dp_pol p = { .allow = { "10.0.0.0/8" }, .deny = { "10.0.0.2/32" } };
 
 	return T4(&p);
 }
@@ -101,44 +94,45 @@ static bool s_deny_beats_allow(struct dp *d)
 static bool s_allow_inside_deny(struct dp *d)
 {
 	/* the nested allow is dead: deny wins wherever both match */
-	static const struct pol p = { .allow = { "10.0.0.1/32" }, .deny = { "10.0.0.0/24" } };
+	static const struct dp_pol p = { .allow = { "10.0.0.1/32" }, .deny = { "10.0.0.0/24" } };
 
 	return T4(&p);
 }
 
 static bool s_deny_all(struct dp *d)
 {
-	static const struct pol p = { .deny = { "0.0.0.0/0" } };
+	static const struct dp_pol p = { .deny = { "0.0.0.0/0" } };
 
 	return T4(&p);
 }
 
 static bool s_ports(struct dp *d)
 {
-	static const struct pol p = { .deny = { "10.0.0.0/24:40000-40009", "10.0.0.2/32:50000" } };
+	static const struct dp_pol p = { .deny = { "10.0.0.0/24:40000-40009",
+						   "10.0.0.2/32:50000" } };
 
 	return T4(&p);
 }
 
 static bool s_v6(struct dp *d)
 {
-	static const struct pol p = { .allow = { "fd00::/127", "fd00:0:0:1::/64" },
-				      .deny = { "fd00:0:0:1::9/128" } };
+	static const struct dp_pol p = { .allow = { "fd00::/127", "fd00:0:0:1::/64" },
+					 .deny = { "fd00:0:0:1::9/128" } };
 
 	return T6(&p) && U6(&p);
 }
 
 static bool s_v6_deny_all(struct dp *d)
 {
-	static const struct pol p = { .deny = { "::/0" } };
+	static const struct dp_pol p = { .deny = { "::/0" } };
 
 	return T6(&p);
 }
 
 static bool s_refuse(struct dp *d)
 {
-	static const struct pol p = { .deny = { "10.0.0.1/32" }, .refuse = true };
-	static const struct pol p6 = { .deny = { "fd00::1/128" }, .refuse = true };
+	static const struct dp_pol p = { .deny = { "10.0.0.1/32" }, .refuse = true };
+	static const struct dp_pol p6 = { .deny = { "fd00::1/128" }, .refuse = true };
 
 	return T4(&p) && U4(&p) && T6(&p6) && U6(&p6);
 }
@@ -158,7 +152,7 @@ static bool s_node(struct dp *d)
 
 static bool s_node_and_allow(struct dp *d)
 {
-	static const struct pol p = { .allow = { "10.0.0.0/24" } };
+	static const struct dp_pol p = { .allow = { "10.0.0.0/24" } };
 
 	return s_node(d) && T4(&p);
 }
@@ -191,7 +185,7 @@ static bool s_node_split(struct dp *d)
 {
 	static const char *const text[] = { "10.0.0.2/32", "10.200.0.0/16", "fd00::2/128",
 					    "fd00:200::/32" };
-	static const struct pol p = { .allow = { "10.0.0.0/8" } };
+	static const struct dp_pol p = { .allow = { "10.0.0.0/8" } };
 	struct sluice_cidr c[4];
 	int err;
 
@@ -418,8 +412,8 @@ static const struct dp_case reopened_case = {
  * leaves nothing of the service in the trie. */
 static void established_kept(struct dp *d)
 {
-	static const struct pol deny = { .deny = { "10.0.0.1/32" } };
-	static const struct pol none = { 0 };
+	static const struct dp_pol deny = { .deny = { "10.0.0.1/32" } };
+	static const struct dp_pol none = { 0 };
 	struct sluice_policy_key next;
 	int fd = sluice__map_fd(d->s, "policy");
 
@@ -451,7 +445,7 @@ static const struct dp_case counted_case = {
 /* policy_stats counts per service and reason; never per client. */
 static void counters(struct dp *d)
 {
-	static const struct pol p = { .allow = { "10.0.0.0/24" }, .deny = { "10.0.0.2/32" } };
+	static const struct dp_pol p = { .allow = { "10.0.0.0/24" }, .deny = { "10.0.0.2/32" } };
 	struct sluice_policy_stats st;
 	struct sluice_cidr c;
 	struct sluice_svc_key key = {};

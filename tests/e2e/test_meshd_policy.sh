@@ -13,11 +13,12 @@
 #   deny_drop     policy set --deny-from client2/32: the client connects,
 #                 client2 times out; drop reason policy_deny and the
 #                 service's deny_list counter grow; get/list/state file show
-#                 it; `meshctl explain` names denyFrom for client2, allow for
-#                 the client
+#                 it; `meshctl explain` names denyFrom and the entry
+#                 client2/32 for client2, allow (no entry) for the client
 #   allow_refuse  --allow-from client/32 --deny-action refuse: the client
 #                 connects, client2's connect() is refused at once (RST);
-#                 not_allowed counted; explain names allowFrom
+#                 not_allowed counted; explain names allowFrom, and the
+#                 entry client/32 that lets the client in
 #   node          the service's rules removed, `policy node client2/32`:
 #                 client2 times out (policy_node_deny), the client connects;
 #                 `policy node ""` lets client2 in again
@@ -26,6 +27,14 @@
 #                 policy list's cut.flows) and the next data gets a RST
 #   rejected      overlapping rules refused by meshd naming the rule; the
 #                 service is unchanged
+#   upgrade       meshd restarted on its pins while 3 connections are held
+#                 open and client2/32 is denied: the held connections still
+#                 echo after it, client2 still times out, the client
+#                 connects, and the service's entry is in policy_hash
+#                 (explain names it). With SLUICE_OLD_BUILD=DIR the meshd
+#                 before the restart is DIR/meshd (a build from before
+#                 policy_hash: its pins have none, the service is on the
+#                 trie until the new meshd's first apply)
 # meshd, pins, namespaces and temp files are removed on exit, failure or
 # interruption. Needs root, nsenter, python3. About 20 s.
 # Usage: test_meshd_policy.sh [SCENARIO...]   (default: all, in order)
@@ -149,11 +158,13 @@ expect() {
 	fail "$1: got '$2', expected '$3'"
 }
 
-# `meshctl explain`'s policy step for CLIENT:PORT: "verdict source drop"
+# `meshctl explain`'s policy step for CLIENT:PORT: "verdict source drop
+# rule" (rule: the entry an exact-match lookup found, policy_hash or
+# policy_nhost; none when no entry matched)
 explain_policy() {
 	mctl -o json explain "$1" "$SVC" | python3 -c "import json, sys
 p = json.load(sys.stdin)['policy']
-print(p['verdict'], p['source'], p.get('drop') or 'none')"
+print(p['verdict'], p['source'], p.get('drop') or 'none', p.get('rule') or 'none')"
 }
 
 test_deny_drop() {
@@ -177,8 +188,8 @@ test_deny_drop() {
 	mctl policy get "$SVC" | grep -q "^Deny:      $CLIENT2/32\$" ||
 		fail "policy get does not show the rule" || ok=1
 	mctl policy list | grep -q "^$SVC " || fail "policy list does not list the service" || ok=1
-	expect "explain of client2" "$(explain_policy "$CLIENT2:40000")" "deny denyFrom policy_deny" || ok=1
-	expect "explain of the client" "$(explain_policy "$TOPO_CLIENT4:40000")" "allow allowFrom/denyFrom none" || ok=1
+	expect "explain of client2" "$(explain_policy "$CLIENT2:40000")" "deny denyFrom policy_deny $CLIENT2/32" || ok=1
+	expect "explain of the client" "$(explain_policy "$TOPO_CLIENT4:40000")" "allow allowFrom/denyFrom none none" || ok=1
 	expect "state file denyFrom" "$(python3 -c "import json; print(json.load(open('$STATE'))['services'][0].get('denyFrom'))")" \
 		"['$CLIENT2/32']" || ok=1
 	return $ok
@@ -196,7 +207,9 @@ test_allow_refuse() {
 	ca=$(denied not_allowed)
 	[ "$ca" -gt "$cb" ] && log "not_allowed denials $cb -> $ca" ||
 		fail "not_allowed counter did not grow ($cb -> $ca)" || ok=1
-	expect "explain of client2" "$(explain_policy "$CLIENT2:40000")" "deny allowFrom policy_not_allowed" || ok=1
+	expect "explain of client2" "$(explain_policy "$CLIENT2:40000")" "deny allowFrom policy_not_allowed none" || ok=1
+	expect "explain of the client" "$(explain_policy "$TOPO_CLIENT4:40000")" \
+		"allow allowFrom/denyFrom none $TOPO_CLIENT4/32" || ok=1
 	return $ok
 }
 
@@ -278,7 +291,55 @@ test_rejected() {
 	return $ok
 }
 
-ALL=(deny_drop allow_refuse node cut rejected)
+policy_hash_entries() {
+	mctl -o json policy list | python3 -c "import json, sys
+print(sum(m['entries'] for m in json.load(sys.stdin)['maps'] if m['name'] == 'policy_hash'))"
+}
+
+test_upgrade() {
+	local ok=0 ready=$WORK/up.ready go=$WORK/up.go pid new=$MESHD
+	rm -f "$ready" "$go"
+	if [ -n "${SLUICE_OLD_BUILD:-}" ]; then
+		meshd_term || return 1
+		# pins as the older agent made them: it has no policy_hash
+		rm -f "$PIN/policy_hash"
+		MESHD=$SLUICE_OLD_BUILD/meshd
+		meshd_start || { MESHD=$new; return 1; }
+		log "before: $MESHD"
+	fi
+	mctl service del "$SVC" >/dev/null 2>&1
+	mctl service add "$SVC" "$BE1" >/dev/null || fail "service add failed" || ok=1
+	mctl policy set "$SVC" --deny-from "$CLIENT2/32" --deny-action drop >/dev/null ||
+		fail "policy set failed" || ok=1
+	nsenter --net="/var/run/netns/$TOPO_NS_CLIENT" python3 "$TOPO_ECHO" hold "$TOPO_VIP4" 8000 \
+		-n 3 --ready "$ready" --go "$go" --wait 30 >"$WORK/up.out" 2>&1 &
+	pid=$!
+	BG_PIDS+=("$pid")
+	for ((i = 0; i < 100; i++)); do
+		[ -e "$ready" ] && break
+		sleep 0.05
+	done
+	[ -e "$ready" ] || { MESHD=$new; fail "the held connections did not open"; return 1; }
+	times_out "$NS_CLIENT2" && log "before: client2 times out" || fail "client2 not denied before" || ok=1
+	log "before: $(ls "$PIN/policy_hash" >/dev/null 2>&1 && echo "a" || echo "no") policy_hash pin"
+	MESHD=$new
+	meshd_restart || return 1
+	log "after: $MESHD; policy_hash entries: $(policy_hash_entries)"
+	[ "$(policy_hash_entries)" -ge 1 ] || fail "no entry in policy_hash after the restart" || ok=1
+	touch "$go"
+	if wait "$pid"; then
+		log "held connections echo after the restart: $(tail -n 1 "$WORK/up.out")"
+	else
+		fail "held connections broke: $(tail -n 1 "$WORK/up.out")"
+		ok=1
+	fi
+	times_out "$NS_CLIENT2" && log "after: client2 times out" || fail "client2 not denied after" || ok=1
+	connects "$TOPO_NS_CLIENT" && log "after: the client connects" || fail "client cannot connect after" || ok=1
+	expect "explain of client2" "$(explain_policy "$CLIENT2:40000")" "deny denyFrom policy_deny $CLIENT2/32" || ok=1
+	return $ok
+}
+
+ALL=(deny_drop allow_refuse node cut rejected upgrade)
 
 main() {
 	local t0 name

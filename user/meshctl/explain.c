@@ -121,8 +121,9 @@ const struct cmd explain_cmd = {
 	.opts = explain_opts,
 	.notes = "Walks the live maps as the XDP/tc new-flow path does, read-only: service,\n"
 		 "conntrack (an existing flow keeps its backend), policy (source ranges: the\n"
-		 "rule that decided; access policy: the list that decided), drop-when-empty /\n"
-		 "refusal, affinity entry, Maglev hash\n"
+		 "rule that decided; access policy: the list that decided and, when an exact-\n"
+		 "match lookup found it, the entry: policy_hash / policy_nhost PREFIX, lookup N),\n"
+		 "drop-when-empty / refusal, affinity entry, Maglev hash\n"
 		 "and slot, ejection fallback, backend and its health, source NAT. TCP is\n"
 		 "explained as a SYN: a new connection, or the next SYN on that tuple. A\n"
 		 "verdict is of this moment: a change, a race or the packet itself may differ.\n"

@@ -102,10 +102,9 @@ struct json_object *ops__status(struct meshd *m, struct json_object *req)
 {
 	/* Per-CPU arrays (stats, counters, drops) are preallocated and
 	 * always "full": their fill says nothing, so they are left out. */
-	static const char *const maps[] = {
-		"services",   "backends", "maglev",      "conntrack",
-		"src_ranges", "policy",   "policy_node", "policy_nhost"
-	};
+	static const char *const maps[] = { "services",    "backends",     "maglev",
+					    "conntrack",   "src_ranges",   "policy",
+					    "policy_node", "policy_nhost", "policy_hash" };
 	struct json_object *d = json_object_new_object(), *arr, *o;
 	__u64 cnt[SLUICE_CNT__MAX], drops[SLUICE_DROP__MAX];
 	time_t now = time(NULL);

@@ -119,8 +119,8 @@ struct json_object *ops__policy_list(struct meshd *m, struct json_object *req)
 	json_object_object_add(d, "services", arr);
 	json_object_object_add(d, "nodeDenyFrom", pol__node_json(ds));
 	arr = json_object_new_array();
-	for (const char *const *k =
-		     (const char *const[]){ "policy", "policy_node", "policy_nhost", NULL };
+	for (const char *const *k = (const char *const[]){ "policy", "policy_node", "policy_nhost",
+							   "policy_hash", NULL };
 	     *k; k++) {
 		o = ops__map_fill(m->sl, *k);
 		if (o)

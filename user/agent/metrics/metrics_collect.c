@@ -377,11 +377,13 @@ static int collect__snat(struct metrics_snapshot *m, struct sluice *s)
 	return err ?: collect__map_info(m, "snat_rev", fd, n);
 }
 
-/* Access policy (#15): prefixes in use of both tries and of the node
- * list's host hash (none preallocated: capacity is max_entries). */
+/* Access policy (#15): prefixes in use of both tries, of the node list's
+ * host hash and of the services' exact-match hash (none preallocated:
+ * capacity is max_entries). */
 static int collect__policy(struct metrics_snapshot *m, struct sluice *s)
 {
-	static const char *const names[] = { "policy", "policy_node", "policy_nhost" };
+	static const char *const names[] = { "policy", "policy_node", "policy_nhost",
+					     "policy_hash" };
 	__u64 n;
 	int fd, err = 0;
 

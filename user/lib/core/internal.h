@@ -71,6 +71,7 @@ enum sluice_map_id {
 	SLUICE_MAP_POLICY,            /* #15: {svc id, CIDR} LPM trie */
 	SLUICE_MAP_POLICY_NODE,       /* #15: {family, CIDR} LPM trie */
 	SLUICE_MAP_POLICY_NHOST,      /* #15: the node list's /32 and /128, hash */
+	SLUICE_MAP_POLICY_HASH,       /* #15: policy entries by exact match, hash */
 	SLUICE_MAP_POLICY_STATS,      /* #15: per-CPU denials per svc id */
 	SLUICE_MAP_POLICY_CFG,        /* #15: node list prefixes per family */
 	SLUICE_MAP_BACKEND_ADDRS,     /* #17: backend address -> refs (reply filter) */

@@ -357,6 +357,24 @@ __u8 sluice_policy__verdict(const struct sluice_policy_entry *e, __u32 n,
 	return best->val.verdict;
 }
 
+__u32 sluice_policy__lens(const struct sluice_policy_entry *e, __u32 n)
+{
+	bool used[129] = { false };
+	__u32 lens = 0, k = 0;
+
+	for (__u32 i = 0; i < n; i++)
+		if (e[i].cidr.prefixlen <= 128)
+			used[e[i].cidr.prefixlen] = true;
+	for (int len = 128; len >= 0; len--) {
+		if (!used[len])
+			continue;
+		if (k == SLUICE_POLICY_LENS)
+			return 0; /* more lengths than the bound: the trie */
+		lens |= (__u32)(len + 1) << (8 * k++);
+	}
+	return lens;
+}
+
 static const struct sluice_cidr *node_sort_base;
 
 static int policy__cmp_idx(const void *a, const void *b)

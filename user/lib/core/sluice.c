@@ -86,6 +86,8 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 				     sizeof(struct sluice_policy_val) },
 	[SLUICE_MAP_POLICY_NHOST] = { "policy_nhost", sizeof(struct sluice_policy_key),
 				      sizeof(struct sluice_policy_val) },
+	[SLUICE_MAP_POLICY_HASH] = { "policy_hash", sizeof(struct sluice_policy_key),
+				     sizeof(struct sluice_policy_val) },
 	[SLUICE_MAP_POLICY_STATS] = { "policy_stats", sizeof(__u32),
 				      sizeof(struct sluice_policy_stats) },
 	[SLUICE_MAP_POLICY_CFG] = { "policy_cfg", sizeof(__u32), sizeof(struct sluice_policy_cfg) },

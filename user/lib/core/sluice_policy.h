@@ -45,6 +45,13 @@ int sluice_policy__compile(__u8 family, const struct sluice_policy_rule *allow, 
 __u8 sluice_policy__verdict(const struct sluice_policy_entry *e, __u32 n,
 			    const struct sluice_addr *client, __u16 port);
 
+/* The policy_lens of a service whose compiled entries are e[0..n)
+ * (sluice_abi.h: byte i is 1 + the i-th longest distinct prefix length,
+ * 0 after the last), or 0 when they use no length or more than
+ * SLUICE_POLICY_LENS: the kernel then looks the trie up instead of
+ * policy_hash. */
+__u32 sluice_policy__lens(const struct sluice_policy_entry *e, __u32 n);
+
 /* Node-wide deny list (policy_node trie): replaces the whole list, all
  * or nothing; rules of both families, no nested or duplicate prefixes
  * ("nodeDenyFrom[i]: ..."), at most SLUICE_POLICY_NODE_RULES. */
@@ -57,14 +64,25 @@ int sluice__policy_entries(struct sluice *s, __u32 svc_id, __u32 *n);
 /* New flows to svc_id denied, per reason, summed over CPUs. */
 int sluice__policy_stats(struct sluice *s, __u32 svc_id, struct sluice_policy_stats *out);
 
+/* Where the entry that decided sluice__policy_verdict() was found. */
+struct sluice_policy_hit {
+	const char *map; /* "policy_nhost", "policy_node", "policy",
+				   * "policy_hash"; NULL: no entry matched */
+	bool has_prefix; /* prefix known (the exact-match maps) */
+	struct sluice_cidr prefix;
+	__u8 lookups; /* policy_hash lookups made (the service's) */
+};
+
 /*
  * Cutting flows a policy change denies (#15, policy_cut.c): why the flow
  * whose FWD conntrack key is @fwd (client -> VIP) would be denied now
- * (SLUICE_DROP_POLICY_*), 0 when allowed; @svc_flags are its service's.
- * The same lookups as the kernel's (longest-prefix match by the trie).
+ * (SLUICE_DROP_POLICY_*), 0 when allowed; @svc is its service's entry.
+ * The same lookups as the kernel's (the node list, then the service's
+ * trie or, with SLUICE_SVC_F_POLICY_HASH, its exact lookups per length).
+ * @hit (may be NULL): the entry that decided.
  */
-int sluice__policy_verdict(struct sluice *s, __u32 svc_id, __u16 svc_flags,
-			   const struct sluice_ct_key *fwd);
+int sluice__policy_verdict(struct sluice *s, const struct sluice_svc *svc,
+			   const struct sluice_ct_key *fwd, struct sluice_policy_hit *hit);
 /* Remove every conntrack flow (both maps, both entries) the policy now
  * denies and destroy the TCP sockets that the socket LB connected to a
  * backend from a source the policy now denies (SOCK_DESTROY; without

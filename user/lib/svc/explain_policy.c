@@ -10,7 +10,9 @@
  * rule from the service's ranges read back: the longest prefix holding
  * the client. Then the access policy (#15, bpf/lib/policy.h): node-wide
  * deny list, the service's allow/deny lists, through the kernel's own
- * lookups (sluice__policy_verdict()); its source names the list.
+ * lookups (sluice__policy_verdict()); its source names the list, its rule
+ * the entry an exact-match lookup found (policy_nhost, policy_hash: the
+ * trie's lookup does not say which prefix matched), and its text the map.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -107,10 +109,15 @@ static int explain__src_ranges(struct sluice *s, const struct sluice_svc *svc,
 static bool explain__access(struct sluice *s, const struct sluice_svc *svc,
 			    const struct sluice_ct_key *t, struct sluice_explain_policy *out)
 {
-	int drop = sluice__policy_verdict(s, svc->svc_id, svc->flags, t);
+	struct sluice_policy_hit hit;
+	int drop = sluice__policy_verdict(s, svc, t, &hit);
+	char buf[SLUICE_CIDR_STRLEN];
+	size_t n;
 
 	if (!drop && !(svc->flags & SLUICE_SVC_F_POLICY))
 		return false;
+	out->has_rule = hit.has_prefix;
+	out->rule = hit.prefix;
 	out->source = drop == SLUICE_DROP_POLICY_NODE_DENY   ? "nodeDenyFrom" :
 		      drop == SLUICE_DROP_POLICY_DENY        ? "denyFrom" :
 		      drop == SLUICE_DROP_POLICY_NOT_ALLOWED ? "allowFrom" :
@@ -133,6 +140,17 @@ static bool explain__access(struct sluice *s, const struct sluice_svc *svc,
 	else
 		snprintf(out->why, sizeof(out->why),
 			 "the service's access policy lets the client in");
+	/* which lookup decided: the prefix of an exact match, else the map */
+	n = strlen(out->why);
+	if (hit.has_prefix)
+		snprintf(out->why + n, sizeof(out->why) - n, " [%s %s, lookup %u]", hit.map,
+			 sluice_cidr__str(&hit.prefix, buf, sizeof(buf)),
+			 hit.lookups ? hit.lookups : 1);
+	else if (hit.map)
+		snprintf(out->why + n, sizeof(out->why) - n, " [%s]", hit.map);
+	else if (svc->flags & SLUICE_SVC_F_POLICY_HASH)
+		snprintf(out->why + n, sizeof(out->why) - n,
+			 " [policy_hash: no match in %u lookups]", hit.lookups);
 	return true;
 }
 

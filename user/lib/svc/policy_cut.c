@@ -4,9 +4,10 @@
  * flows of the XDP/tc path (both entries, both maps) and TCP sockets the
  * socket LB connected (SOCK_DESTROY through sock_diag).
  *
- * Contract: the verdict is the kernel's: the longest-prefix lookups of
- * policy_node and policy with the flow's client address and port, the
- * service's flags from the services map. Conntrack is walked first and
+ * Contract: the verdict is the kernel's: the lookups of policy_nhost,
+ * policy_node and policy (or policy_hash, per prefix length) with the
+ * flow's client address and port, the service's flags and policy_lens
+ * from the services map. Conntrack is walked first and
  * deleted after (deleting during a batched walk skips entries). Sockets:
  * every TCP socket of the caller's network namespace (sock_diag sees no
  * other) whose peer is a backend address:port is checked against each
@@ -30,40 +31,102 @@
 
 #include "policy_cut.h"
 
-static __u8 cut__lookup(const struct sluice *s, int fd, __u32 id, const struct sluice_ct_key *t)
+/* The verdict of value v for the client port. */
+static __u8 cut__port_verdict(const struct sluice_policy_val *v, __u16 port)
+{
+	for (__u32 i = 0; i < v->nports && i < SLUICE_POLICY_PORTS; i++)
+		if (port >= v->port[i].lo && port <= v->port[i].hi)
+			return v->port[i].verdict;
+	return v->verdict;
+}
+
+static void cut__hit(struct sluice_policy_hit *hit, const char *map,
+		     const struct sluice_policy_key *k, __u8 family)
+{
+	if (!hit)
+		return;
+	hit->map = map;
+	hit->has_prefix = k != NULL;
+	if (!k)
+		return;
+	memset(&hit->prefix, 0, sizeof(hit->prefix));
+	hit->prefix.addr.family = family;
+	memcpy(hit->prefix.addr.addr, k->addr, sizeof(k->addr));
+	hit->prefix.prefixlen = (__u8)(k->prefixlen - 32);
+}
+
+/* The node list (policy_nhost, then the trie policy_node) or the trie
+ * policy with id @id, as the kernel's policy_lookup()/policy_node_lookup(). */
+static __u8 cut__lookup(const struct sluice *s, int fd, __u32 id, const struct sluice_ct_key *t,
+			struct sluice_policy_hit *hit)
 {
 	struct sluice_policy_key k = { .id = id };
 	struct sluice_policy_val v;
-	__u16 port = ntohs(t->sport);
+	bool node = fd == s->fds[SLUICE_MAP_POLICY_NODE];
 
 	k.prefixlen = 32 + (t->family == SLUICE_AF_INET ? 32 : 128);
 	memcpy(k.addr, t->saddr, sizeof(k.addr));
 	/* the node list's host entries first, as the kernel does */
-	if (fd == s->fds[SLUICE_MAP_POLICY_NODE] &&
-	    !bpf_map_lookup_elem(s->fds[SLUICE_MAP_POLICY_NHOST], &k, &v))
-		goto found;
+	if (node && !bpf_map_lookup_elem(s->fds[SLUICE_MAP_POLICY_NHOST], &k, &v)) {
+		cut__hit(hit, "policy_nhost", &k, t->family);
+		return cut__port_verdict(&v, ntohs(t->sport));
+	}
 	if (bpf_map_lookup_elem(fd, &k, &v))
 		return SLUICE_POL_NONE;
-found:
-	for (__u32 i = 0; i < v.nports && i < SLUICE_POLICY_PORTS; i++)
-		if (port >= v.port[i].lo && port <= v.port[i].hi)
-			return v.port[i].verdict;
-	return v.verdict;
+	cut__hit(hit, node ? "policy_node" : "policy", NULL, t->family);
+	return cut__port_verdict(&v, ntohs(t->sport));
 }
 
-int sluice__policy_verdict(struct sluice *s, __u32 svc_id, __u16 svc_flags,
-			   const struct sluice_ct_key *fwd)
+/* The service's entries as the kernel's policy_svc_lookup() finds them:
+ * with SLUICE_SVC_F_POLICY_HASH one exact lookup in policy_hash per
+ * length of svc->policy_lens, longest first; the trie otherwise. */
+static __u8 cut__svc_lookup(const struct sluice *s, const struct sluice_svc *svc,
+			    const struct sluice_ct_key *t, struct sluice_policy_hit *hit)
+{
+	struct sluice_policy_key k = { .id = svc->svc_id };
+	struct sluice_policy_val v;
+	__u32 len;
+
+	if (!(svc->flags & SLUICE_SVC_F_POLICY_HASH))
+		return cut__lookup(s, s->fds[SLUICE_MAP_POLICY], svc->svc_id, t, hit);
+	for (__u32 i = 0; i < SLUICE_POLICY_LENS; i++) {
+		len = (svc->policy_lens >> (8 * i)) & 0xff;
+		if (!len--)
+			break;
+		k.prefixlen = 32 + len;
+		for (__u32 w = 0; w < 4; w++) {
+			__u32 keep = len >= 32 * w + 32 ? 32 : len > 32 * w ? len - 32 * w : 0;
+
+			k.addr[w] = keep ? t->saddr[w] & htonl(~0u << (32 - keep)) : 0;
+		}
+		if (hit)
+			hit->lookups = (__u8)(i + 1);
+		if (!bpf_map_lookup_elem(s->fds[SLUICE_MAP_POLICY_HASH], &k, &v)) {
+			cut__hit(hit, "policy_hash", &k, t->family);
+			return cut__port_verdict(&v, ntohs(t->sport));
+		}
+	}
+	return SLUICE_POL_NONE;
+}
+
+int sluice__policy_verdict(struct sluice *s, const struct sluice_svc *svc,
+			   const struct sluice_ct_key *fwd, struct sluice_policy_hit *hit)
 {
 	__u8 v;
 
-	if (cut__lookup(s, s->fds[SLUICE_MAP_POLICY_NODE], fwd->family, fwd) == SLUICE_POL_DENY)
+	if (hit)
+		memset(hit, 0, sizeof(*hit));
+	if (cut__lookup(s, s->fds[SLUICE_MAP_POLICY_NODE], fwd->family, fwd, hit) ==
+	    SLUICE_POL_DENY)
 		return SLUICE_DROP_POLICY_NODE_DENY;
-	if (!(svc_flags & SLUICE_SVC_F_POLICY))
+	if (hit)
+		memset(hit, 0, sizeof(*hit));
+	if (!(svc->flags & SLUICE_SVC_F_POLICY))
 		return 0;
-	v = cut__lookup(s, s->fds[SLUICE_MAP_POLICY], svc_id, fwd);
+	v = cut__svc_lookup(s, svc, fwd, hit);
 	if (v == SLUICE_POL_DENY)
 		return SLUICE_DROP_POLICY_DENY;
-	if (v == SLUICE_POL_NONE && (svc_flags & SLUICE_SVC_F_POLICY_ALLOWLIST))
+	if (v == SLUICE_POL_NONE && (svc->flags & SLUICE_SVC_F_POLICY_ALLOWLIST))
 		return SLUICE_DROP_POLICY_NOT_ALLOWED;
 	return 0;
 }
@@ -93,8 +156,9 @@ static int cut__ct_one(const void *key, const void *value, void *arg)
 	struct sluice_ct_key rev = {};
 	int err;
 
-	if (k->dir != SLUICE_CT_FWD || e->svc_id >= SLUICE_MAX_SERVICES || !c->flags[e->svc_id] ||
-	    !sluice__policy_verdict(c->s, e->svc_id, c->flags[e->svc_id], k))
+	if (k->dir != SLUICE_CT_FWD || e->svc_id >= SLUICE_MAX_SERVICES ||
+	    !c->svcs[e->svc_id].flags ||
+	    !sluice__policy_verdict(c->s, &c->svcs[e->svc_id], k, NULL))
 		return 0;
 	err = cut__push(c, k);
 	if (err)
@@ -109,14 +173,16 @@ static int cut__ct_one(const void *key, const void *value, void *arg)
 	return cut__push(c, &rev);
 }
 
-static int cut__flags_one(const void *key, const void *value, void *arg)
+static int cut__svcs_one(const void *key, const void *value, void *arg)
 {
 	const struct sluice_svc *svc = value;
-	__u16 *flags = arg;
+	struct sluice_svc *svcs = arg;
 
 	(void)key;
-	if (!(svc->flags & SLUICE_SVC_F_VIP_MARKER) && svc->svc_id < SLUICE_MAX_SERVICES)
-		flags[svc->svc_id] = svc->flags | 0x8000; /* non-zero: a service */
+	if (!(svc->flags & SLUICE_SVC_F_VIP_MARKER) && svc->svc_id < SLUICE_MAX_SERVICES) {
+		svcs[svc->svc_id] = *svc;
+		svcs[svc->svc_id].flags |= 0x8000; /* non-zero: a service */
+	}
 	return 0;
 }
 
@@ -171,9 +237,9 @@ static int cut__sock_check(struct cut_ctx *bes, const struct inet_diag_msg *m)
 
 		if (b->family != family || b->dport != m->id.idiag_dport ||
 		    memcmp(b->daddr, m->id.idiag_dst, alen) || svc_id >= SLUICE_MAX_SERVICES ||
-		    !bes->flags[svc_id])
+		    !bes->svcs[svc_id].flags)
 			continue;
-		if (sluice__policy_verdict(bes->s, svc_id, bes->flags[svc_id], &t))
+		if (sluice__policy_verdict(bes->s, &bes->svcs[svc_id], &t, NULL))
 			return 1;
 	}
 	return 0;
@@ -282,19 +348,19 @@ int cut__socks(struct cut_ctx *bes, __u64 *socks)
 
 int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_err)
 {
-	__u16 *flags = calloc(SLUICE_MAX_SERVICES, sizeof(*flags));
-	struct cut_ctx c = { .s = s, .flags = flags }, bes = { .s = s, .flags = flags };
+	struct sluice_svc *svcs = calloc(SLUICE_MAX_SERVICES, sizeof(*svcs));
+	struct cut_ctx c = { .s = s, .svcs = svcs }, bes = { .s = s, .svcs = svcs };
 	int err;
 
 	sluice__clear_err();
 	*flows = *socks = 0;
 	*sock_err = 0;
-	if (!flags) {
+	if (!svcs) {
 		sluice__set_err("policy cut: out of memory");
 		return -ENOMEM;
 	}
 	err = maps__for_each(s->fds[SLUICE_MAP_SERVICES], "services", sizeof(struct sluice_svc_key),
-			     sizeof(struct sluice_svc), cut__flags_one, flags);
+			     sizeof(struct sluice_svc), cut__svcs_one, svcs);
 	if (!err)
 		err = cut__conntrack(&c, flows);
 	if (!err)
@@ -308,7 +374,7 @@ int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_e
 	s->cut.socks += *socks;
 	free(c.keys);
 	free(bes.keys);
-	free(flags);
+	free(svcs);
 	return err;
 }
 

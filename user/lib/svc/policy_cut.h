@@ -13,7 +13,8 @@
 
 struct cut_ctx {
 	struct sluice *s;
-	const __u16 *flags; /* [SLUICE_MAX_SERVICES]; 0: no service */
+	/* [SLUICE_MAX_SERVICES] the service entries by id; flags 0: none */
+	const struct sluice_svc *svcs;
 	struct sluice_ct_key *keys;
 	size_t n, cap;
 };

@@ -141,7 +141,8 @@ static int svc__write_service(struct svc_txn *t)
 	svc.flags = t->existed ? t->old_svc.flags & ~SLUICE_SVC_F_VIP_MARKER : 0;
 	svc.flags &= ~(SLUICE_SVC_F_AFFINITY | SLUICE_SVC_F_SNAT | SLUICE_SVC_F_SNAT_NODE |
 		       SLUICE_SVC_F_DROP_EMPTY | SLUICE_SVC_F_SOURCE_RANGES | SLUICE_SVC_F_POLICY |
-		       SLUICE_SVC_F_POLICY_ALLOWLIST | SLUICE_SVC_F_POLICY_REFUSE);
+		       SLUICE_SVC_F_POLICY_ALLOWLIST | SLUICE_SVC_F_POLICY_REFUSE |
+		       SLUICE_SVC_F_POLICY_HASH);
 	if (t->spec->affinity_timeout_s)
 		svc.flags |= SLUICE_SVC_F_AFFINITY;
 	if (t->spec->snat)
@@ -154,13 +155,15 @@ static int svc__write_service(struct svc_txn *t)
 		svc.flags |= SLUICE_SVC_F_SOURCE_RANGES;
 	if (t->npol_new) /* its entries are in (svc__policy_write) */
 		svc.flags |= SLUICE_SVC_F_POLICY;
+	if (t->npol_new && t->pol_lens) { /* and in policy_hash */
+		svc.flags |= SLUICE_SVC_F_POLICY_HASH;
+		svc.policy_lens = t->pol_lens;
+	}
 	if (t->spec->nallow)
 		svc.flags |= SLUICE_SVC_F_POLICY_ALLOWLIST;
 	if (t->spec->policy_refuse)
 		svc.flags |= SLUICE_SVC_F_POLICY_REFUSE;
 	svc.affinity_timeout_s = t->spec->affinity_timeout_s;
-	if (t->existed)
-		svc.reserved = t->old_svc.reserved;
 	if (t->existed && !memcmp(&svc, &t->old_svc, sizeof(svc)))
 		return 0;
 	err = bpf_map_update_elem(fd, &t->key, &svc, BPF_ANY);

@@ -95,7 +95,8 @@ static void svc__snap_free(struct svc_snap *snap)
 	free(snap->svc_used);
 	free(snap->be_used);
 	free(snap->srcs);
-	free(snap->pols);
+	for (int i = 0; i < SVC_POL__MAPS; i++)
+		free(snap->pols[i].v);
 	free(snap);
 }
 
@@ -200,10 +201,10 @@ int svc__snap_get(struct sluice *s, struct svc_snap **out)
 	snap->srcs = NULL;
 	snap->nsrcs = snap->srcs_cap = 0;
 	snap->srcs_loaded = false;
-	free(snap->pols);
-	snap->pols = NULL;
-	snap->npols = snap->pols_cap = 0;
-	snap->pols_loaded = false;
+	for (int i = 0; i < SVC_POL__MAPS; i++) {
+		free(snap->pols[i].v);
+		snap->pols[i] = (struct svc_pol_set){ 0 };
+	}
 	*out = snap;
 	return 0;
 }

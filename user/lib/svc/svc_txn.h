@@ -55,6 +55,21 @@ struct svc_pol_undo {
 	bool existed;
 };
 
+/* The maps a service's policy entries live in: the trie holds every
+ * entry, the hash those of services with SLUICE_SVC_F_POLICY_HASH. */
+enum svc_pol_map {
+	SVC_POL_TRIE,
+	SVC_POL_HASH,
+	SVC_POL__MAPS
+};
+
+/* The policy entries of one map, sorted by service id. */
+struct svc_pol_set {
+	struct svc_pol_elem *v;
+	__u32 n, cap;
+	bool loaded;
+};
+
 struct svc_snap {
 	struct sluice *s;
 	bool *svc_used;             /* [SLUICE_MAX_SERVICES], read when first needed */
@@ -65,10 +80,9 @@ struct svc_snap {
 	struct sluice_src_range_key *srcs;
 	__u32 nsrcs, srcs_cap;
 	bool srcs_loaded;
-	/* policy entries sorted by service id, read when first needed */
-	struct svc_pol_elem *pols;
-	__u32 npols, pols_cap;
-	bool pols_loaded;
+	/* policy entries sorted by service id, per map, read when first
+	 * needed */
+	struct svc_pol_set pols[SVC_POL__MAPS];
 };
 
 struct svc_txn {
@@ -104,14 +118,18 @@ struct svc_txn {
 	__u32 nsrc_old;
 	struct sluice_src_range_key *src_added;
 	__u32 nsrc_added;
-	/* access policy (#15): the compiled entries, svc_id's entries in the
-	 * snapshot, and what this update changed */
+	/* access policy (#15): the compiled entries, the new service
+	 * entry's policy_lens (0: the trie alone decides), and per map
+	 * svc_id's entries in the snapshot and what this update changed */
 	struct sluice_policy_entry *pol_new;
 	__u32 npol_new;
-	const struct svc_pol_elem *pol_old;
-	__u32 npol_old;
-	struct svc_pol_undo *pol_undo;
-	__u32 npol_undo;
+	__u32 pol_lens;
+	struct {
+		const struct svc_pol_elem *old;
+		__u32 nold;
+		struct svc_pol_undo *undo;
+		__u32 nundo;
+	} pol[SVC_POL__MAPS];
 };
 
 /* The handle's snapshot, read from the maps if it has none (*out NULL on
@@ -151,8 +169,8 @@ int svc__src_write(struct svc_txn *t);
 void svc__src_undo(struct svc_txn *t);
 void svc__src_delete_stale(struct svc_txn *t);
 
-/* svc_policy.c (#15): the same steps for the policy trie; the plan
- * compiles the spec's rules. */
+/* svc_policy.c (#15): the same steps for the policy trie and hash; the
+ * plan compiles the spec's rules. */
 int svc__policy_plan(struct svc_txn *t, struct svc_snap *snap);
 int svc__policy_write(struct svc_txn *t);
 void svc__policy_undo(struct svc_txn *t);
