@@ -34,7 +34,8 @@
 #                 "running" after the status answer); a second change during
 #                 the cut, denying the client's /32, ends with its 3
 #                 connections cut, the cut idle, the stale run counted as
-#                 restarted (policy list and /metrics); the rule is removed
+#                 restarted (policy list and /metrics); SIGTERM during a cut
+#                 exits 0 within 5 s (meshd restarted); the rule is removed
 #   policy_cut_start a start whose state file denies a connected client cuts
 #                 its connections in the client namespace (the start's cut
 #                 waits for the socket LB's scope): meshd stopped, the
@@ -381,6 +382,14 @@ test_policy_cut_bg_run() {
 	m=$(metric 'sluice_policy_cut_runs_total{result="restarted"}')
 	[ "$m" = "$x1" ] || fail "/metrics restarted runs $m, policy list $x1" || ok=1
 	mctl policy list | grep -A3 '^Cut:'
+	# SIGTERM while a cut runs: meshd stops it and exits (meshd_term: 0 within 5 s)
+	mctl policy set "$SVC" --deny-from 10.255.254.0/24 >/dev/null ||
+		fail "policy set (deny nobody) failed" || ok=1
+	state=$(cut_total state)
+	t0=$EPOCHREALTIME
+	meshd_term || ok=1
+	log "SIGTERM while the cut was $state: meshd exited in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", (b - a) * 1000 }') ms"
+	meshd_start || return 1
 	mctl policy set "$SVC" --deny-from "" >/dev/null || fail "removing the rule failed" || ok=1
 	return $ok
 }

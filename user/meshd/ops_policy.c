@@ -106,6 +106,7 @@ static struct json_object *pol__cut_json(struct sluice *sl)
 	pol__add_u64(o, "netns_skipped", t.netns_skipped);
 	pol__add_u64(o, "scans_truncated", t.scans_truncated);
 	pol__add_u64(o, "pids_scanned", t.pids_scanned);
+	pol__add_u64(o, "sockets_truncated", t.socks_truncated);
 	pol__add_u64(o, "last_netns", t.last_netns);
 	pol__add_u64(o, "last_netns_us", t.last_netns_us);
 	json_object_object_add(o, "last_error",
@@ -146,6 +147,10 @@ void ops__policy_metrics(struct sluice *sl, FILE *out)
 		"hit a bound.\n"
 		"# TYPE sluice_policy_cut_scans_truncated_total counter\n"
 		"sluice_policy_cut_scans_truncated_total %llu\n"
+		"# HELP sluice_policy_cut_dumps_truncated_total Socket dumps with more denied "
+		"sockets than one cut destroys (the rest wait for the next).\n"
+		"# TYPE sluice_policy_cut_dumps_truncated_total counter\n"
+		"sluice_policy_cut_dumps_truncated_total %llu\n"
 		"# HELP sluice_policy_cut_runs_total Policy cuts, by how they ended (restarted: "
 		"a newer change came).\n"
 		"# TYPE sluice_policy_cut_runs_total counter\n"
@@ -160,8 +165,9 @@ void ops__policy_metrics(struct sluice *sl, FILE *out)
 		(unsigned long long)t.flows, (unsigned long long)t.socks,
 		(unsigned long long)t.netns, (unsigned long long)t.netns_failed,
 		(unsigned long long)t.netns_skipped, (unsigned long long)t.scans_truncated,
-		(unsigned long long)t.runs, (unsigned long long)t.restarts,
-		t.state == SLUICE_CUT_RUNNING, (double)t.last_run_us / 1e6);
+		(unsigned long long)t.socks_truncated, (unsigned long long)t.runs,
+		(unsigned long long)t.restarts, t.state == SLUICE_CUT_RUNNING,
+		(double)t.last_run_us / 1e6);
 }
 
 struct json_object *ops__policy_list(struct meshd *m, struct json_object *req)

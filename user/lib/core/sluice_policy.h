@@ -133,6 +133,13 @@ int sluice__policy_cut_scope(struct sluice *s, const char *cgroup_dir, unsigned 
 /* @all: the namespaces of every process in /proc instead of the cgroup's
  * (the same bounds); @max_pids: processes read (0: SLUICE_CUT_MAX_PIDS). */
 void sluice__policy_cut_procs(struct sluice *s, bool all, unsigned int max_pids);
+/* Denied sockets one sock_diag dump keeps for destruction (a pod can open
+ * any number): beyond, the rest wait for the next cut (socks_truncated).
+ * 0: SLUICE_CUT_MAX_SOCKS (48 bytes each). */
+#ifndef SLUICE_CUT_MAX_SOCKS
+#define SLUICE_CUT_MAX_SOCKS 65536
+#endif
+void sluice__policy_cut_max_socks(struct sluice *s, unsigned int max_socks);
 
 enum sluice_cut_state {
 	SLUICE_CUT_IDLE,    /* no worker, or nothing to do */
@@ -149,6 +156,7 @@ struct sluice_policy_cut_totals {
 	__u64 netns_skipped;   /* ... left out: over max_netns or the time budget */
 	__u64 scans_truncated; /* cuts whose process walk hit a bound */
 	__u64 pids_scanned;    /* processes read by the walks */
+	__u64 socks_truncated; /* dumps with more denied sockets than kept */
 	__u64 last_netns_us;   /* the last cut's time in the cgroup walk and netns */
 	__u32 last_netns;      /* network namespaces the last cut entered */
 	int last_err;          /* -errno of the last failed netns (0: none yet) */

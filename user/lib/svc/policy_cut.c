@@ -214,11 +214,13 @@ static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
 					.idiag_states = ~((1u << 10) | (1u << 6)) };
 	/* not LISTEN (10) nor TIME_WAIT (6) */
 	struct inet_diag_sockid *kill = NULL;
-	size_t nkill = 0, cap = 0;
+	size_t nkill = 0, cap = 0, max = SLUICE_CUT_MAX_SOCKS;
 	char buf[16384];
 	int fd, err = 0;
-	bool done = false;
+	bool done = false, truncated = false;
 
+	if (bes->scope && bes->scope->max_socks)
+		max = bes->scope->max_socks;
 	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (fd < 0)
 		return -errno;
@@ -238,6 +240,10 @@ static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
 			}
 			if (!cut__sock_check(bes, NLMSG_DATA(h)))
 				continue;
+			if (nkill == max) { /* the rest wait for the next cut */
+				truncated = true;
+				continue;
+			}
 			if (nkill == cap) {
 				struct inet_diag_sockid *g;
 
@@ -280,6 +286,11 @@ static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
 	}
 	if (nkill)
 		cut__ungate(bes);
+	if (truncated) {
+		cut__lock(bes->s);
+		bes->s->cut.socks_truncated++;
+		cut__unlock(bes->s);
+	}
 	free(kill);
 	close(fd);
 	return err;
@@ -353,7 +364,8 @@ int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_e
 				    .all = s->cut_all,
 				    .max_netns = s->cut_max_netns,
 				    .budget_ms = s->cut_budget_ms,
-				    .max_pids = s->cut_max_pids };
+				    .max_pids = s->cut_max_pids,
+				    .max_socks = s->cut_max_socks };
 	cut__unlock(s);
 	if (s->cut_cgroup && !scope.cgroup) {
 		sluice__set_err("policy cut: out of memory");

@@ -20,6 +20,7 @@ struct cut_scope {
 	char *cgroup; /* NULL: none */
 	bool all;     /* every process of /proc instead of the cgroup's */
 	unsigned int max_netns, budget_ms, max_pids;
+	unsigned int max_socks; /* denied sockets kept per dump (0: default) */
 };
 
 /* The worker (policy_cut_async.c). mu guards everything here and the

@@ -80,7 +80,8 @@ static bool async__scope(struct sluice *s, struct cut_scope *sc)
 				  .all = s->cut_all,
 				  .max_netns = s->cut_max_netns,
 				  .budget_ms = s->cut_budget_ms,
-				  .max_pids = s->cut_max_pids };
+				  .max_pids = s->cut_max_pids,
+				  .max_socks = s->cut_max_socks };
 	return !s->cut_cgroup || sc->cgroup;
 }
 

@@ -333,3 +333,10 @@ void sluice__policy_cut_procs(struct sluice *s, bool all, unsigned int max_pids)
 	s->cut_max_pids = max_pids;
 	cut__unlock(s);
 }
+
+void sluice__policy_cut_max_socks(struct sluice *s, unsigned int max_socks)
+{
+	cut__lock(s);
+	s->cut_max_socks = max_socks;
+	cut__unlock(s);
+}
