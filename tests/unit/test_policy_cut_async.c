@@ -201,7 +201,7 @@ static void test_async_order(void)
 	struct sluice_policy_cut_totals t;
 	struct sluice_opts opts = {};
 	struct sluice *s = NULL;
-	__u64 at_lift, ct0;
+	__u64 at_lift, ct0, t0, waited;
 
 	if (!ASSERT_OK(sluice__open(&s, &opts), "sluice__open"))
 		return;
@@ -214,20 +214,63 @@ static void test_async_order(void)
 	change(s, "10.2.0.0/16");
 	if (!ASSERT_TRUE(wait_state(s, SLUICE_CUT_RUNNING, &t), "cut running"))
 		goto out;
+	t0 = now_us();
 	sluice__policy_cut_writing(s, true); /* the lift begins */
+	waited = now_us() - t0;
 	at_lift = ct_count(s);
 	ASSERT_OK(svc_rules(s, NULL), "deny lifted");
 	sluice__policy_cut_request(s);
 	sluice__policy_cut_writing(s, false);
 	if (!ASSERT_TRUE(wait_state(s, SLUICE_CUT_IDLE, &t), "cuts done"))
 		goto out;
-	printf("    conntrack %llu, %llu when the lift began, %llu after\n",
+	printf("    conntrack %llu, %llu when the lift began, %llu after; the write waited "
+	       "%llu us for the worker\n",
 	       (unsigned long long)ct0, (unsigned long long)at_lift,
-	       (unsigned long long)ct_count(s));
+	       (unsigned long long)ct_count(s), (unsigned long long)waited);
 	ASSERT_GE(at_lift, 1, "the lift came before the run removed everything");
 	ASSERT_EQ(ct_count(s), at_lift, "nothing removed after the lift began");
 	ASSERT_EQ(t.restarts, 1, "the stale run stopped");
 	ASSERT_EQ(t.last_flows, 0, "the final run removed nothing");
+out:
+	sluice__close(s);
+}
+
+/* The same while the run deletes (its gate): the lift waits for one batch
+ * at most (printed), and no batch passes after it. */
+static void test_async_order_deleting(void)
+{
+	struct sluice_policy_cut_totals t;
+	struct sluice_opts opts = {};
+	struct sluice *s = NULL;
+	__u64 at_lift = 0, t0, waited = 0;
+
+	if (!ASSERT_OK(sluice__open(&s, &opts), "sluice__open"))
+		return;
+	if (!ASSERT_OK(svc_rules(s, NULL), "service, no rules") ||
+	    !ASSERT_TRUE(ct_fill(s, 3, 200000), "200k conntrack flows") ||
+	    !ASSERT_OK(sluice__policy_cut_async(s), "worker") ||
+	    !ASSERT_OK(sluice__policy_cut_start(s), "start"))
+		goto out;
+	change(s, "10.3.0.0/16");
+	for (int i = 0; i < 600000 && ct_count(s) == 200000; i++)
+		usleep(50);
+	if (!ASSERT_LE(ct_count(s), 199999, "the run began deleting"))
+		goto out;
+	t0 = now_us();
+	sluice__policy_cut_writing(s, true); /* the lift begins */
+	waited = now_us() - t0;
+	at_lift = ct_count(s);
+	ASSERT_OK(svc_rules(s, NULL), "deny lifted");
+	sluice__policy_cut_request(s);
+	sluice__policy_cut_writing(s, false);
+	if (!ASSERT_TRUE(wait_state(s, SLUICE_CUT_IDLE, &t), "cuts done"))
+		goto out;
+	printf("    conntrack 200000, %llu when the lift began (the write waited %llu us for the "
+	       "worker's batch), %llu after\n",
+	       (unsigned long long)at_lift, (unsigned long long)waited,
+	       (unsigned long long)ct_count(s));
+	ASSERT_GE(at_lift, 1, "the lift came before the run removed everything");
+	ASSERT_EQ(ct_count(s), at_lift, "no batch removed after the lift began");
 out:
 	sluice__close(s);
 }
@@ -374,9 +417,8 @@ out:
 }
 
 static const struct test tests[] = {
-	TEST(test_async_cut),
-	TEST(test_async_change_during_cut),
-	TEST(test_async_order),
+	TEST(test_async_cut),    TEST(test_async_change_during_cut),
+	TEST(test_async_order),  TEST(test_async_order_deleting),
 	TEST(test_async_bounds),
 };
 

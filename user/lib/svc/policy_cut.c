@@ -30,7 +30,7 @@
 
 #include "policy_cut.h"
 
-#define CUT_CT_BATCH 256  /* conntrack deletes per pass of the gate (~0.3 ms) */
+#define CUT_CT_BATCH 256  /* conntrack deletes per pass of the gate (0.3-4 ms) */
 #define CUT_SOCK_BATCH 32 /* SOCK_DESTROYs per pass of the gate */
 
 static __u8 cut__lookup(const struct sluice *s, int fd, __u32 id, const struct sluice_ct_key *t)

@@ -24,9 +24,13 @@ struct cut_scope {
 };
 
 /* The worker (policy_cut_async.c). mu guards everything here and the
- * handle's totals and scope while a worker exists. */
+ * handle's totals and scope while a worker exists, and is only ever held
+ * briefly (never across a syscall to the kernel's maps or sock_diag), so
+ * the caller's reads of the totals never wait for the worker; gate_mu is
+ * held by the worker for one batch of deletions, and taken by a write
+ * only to wait for the batch in flight. */
 struct cut_async {
-	pthread_mutex_t mu;
+	pthread_mutex_t mu, gate_mu;
 	pthread_cond_t cv;
 	pthread_t th;
 	bool started, stop, want, writing, running;
@@ -49,10 +53,10 @@ struct cut_ctx {
 	__u64 gen;                     /* as->gen when the run began */
 };
 
-/* Deletions go in batches through the gate: with a worker, it takes as->mu
- * and lets the batch through only while no write has begun since the run
- * did (true: held, cut__ungate() after); a write waits for one batch at
- * most. Without a worker, always true. */
+/* Deletions go in batches through the gate: with a worker, it takes
+ * as->gate_mu and lets the batch through only while no write has begun
+ * since the run did (true: held, cut__ungate() after); a write waits for
+ * one batch at most. Without a worker, always true. */
 bool cut__gate(struct cut_ctx *c);
 void cut__ungate(struct cut_ctx *c);
 /* A cheap look without the lock: a newer write or a stop (a worker only). */

@@ -11,11 +11,15 @@
  * Ordering with the caller's writes: the caller brackets a write that can
  * change a verdict with sluice__policy_cut_writing(); its start bumps
  * `gen` under the lock. A run records gen when it begins (never while a
- * write lasts) and takes its verdicts without the lock, but every batch of
- * deletions passes cut__gate(), which holds the lock and lets the batch
- * through only while gen is unchanged: so a deletion happens only while
- * the policy its verdict was taken under is the one in the maps, and a
- * write waits for one batch at most. A run that went stale ends early
+ * write lasts) and takes its verdicts without a lock, but every batch of
+ * deletions passes cut__gate(), which holds gate_mu and lets the batch
+ * through only while gen is unchanged. A write bumps gen (under mu) at its
+ * start and again at its end, and between the first bump and its first
+ * map write takes gate_mu once, to wait for the batch in flight: so a
+ * deletion happens only while the policy its verdict was taken under is
+ * the one in the maps, whole, and a write waits for one batch at most (the
+ * worker's next gate sees the new gen and lets go, so the write does not
+ * contend with a stream of batches). A run that went stale ends early
  * (`restarts`) and runs again once the write is over, with the final
  * policy. A stop (sluice__close()) ends a run the same way: between
  * batches, namespaces and conntrack chunks of 4096 entries; one sock_diag
@@ -60,17 +64,17 @@ bool cut__gate(struct cut_ctx *c)
 {
 	if (!c->as)
 		return true;
-	pthread_mutex_lock(&c->as->mu);
-	if (c->as->gen == c->gen && !c->as->stop && !c->as->writing)
+	pthread_mutex_lock(&c->as->gate_mu);
+	if (!cut__stale(c) && !__atomic_load_n(&c->as->writing, __ATOMIC_ACQUIRE))
 		return true;
-	pthread_mutex_unlock(&c->as->mu);
+	pthread_mutex_unlock(&c->as->gate_mu);
 	return false;
 }
 
 void cut__ungate(struct cut_ctx *c)
 {
 	if (c->as)
-		pthread_mutex_unlock(&c->as->mu);
+		pthread_mutex_unlock(&c->as->gate_mu);
 }
 
 /* The scope as it is now (under the lock); false: out of memory. */
@@ -142,6 +146,7 @@ int sluice__policy_cut_async(struct sluice *s)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&as->mu, NULL);
+	pthread_mutex_init(&as->gate_mu, NULL);
 	pthread_cond_init(&as->cv, NULL);
 	s->cut_async = as;
 	return 0;
@@ -192,13 +197,18 @@ void sluice__policy_cut_writing(struct sluice *s, bool on)
 
 	if (!as)
 		return;
-	pthread_mutex_lock(&as->mu); /* waits for one batch of deletions at most */
-	if (on)
-		__atomic_store_n(&as->gen, as->gen + 1, __ATOMIC_RELEASE);
-	as->writing = on;
+	pthread_mutex_lock(&as->mu);
+	/* at both ends: a run that began, or took a verdict, during the write
+	 * is stale either way */
+	__atomic_store_n(&as->gen, as->gen + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&as->writing, on, __ATOMIC_RELEASE);
 	if (!on)
 		pthread_cond_signal(&as->cv);
 	pthread_mutex_unlock(&as->mu);
+	if (on) { /* the batch in flight ends; the next one sees gen and stops */
+		pthread_mutex_lock(&as->gate_mu);
+		pthread_mutex_unlock(&as->gate_mu);
+	}
 }
 
 void sluice__policy_cut_totals(const struct sluice *s, struct sluice_policy_cut_totals *out)
@@ -240,6 +250,7 @@ void cut__async_free(struct sluice *s)
 		pthread_join(as->th, NULL);
 	s->cut_async = NULL;
 	pthread_mutex_destroy(&as->mu);
+	pthread_mutex_destroy(&as->gate_mu);
 	pthread_cond_destroy(&as->cv);
 	free(as);
 }
