@@ -238,6 +238,16 @@ cut_flows() {
 	mctl -o json policy list | python3 -c "import json, sys; print(json.load(sys.stdin)['cut']['flows'])"
 }
 
+# the cut runs in meshd's background worker: until it is idle (30 s at most)
+cut_idle() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		[ "$(mctl -o json policy list | python3 -c "import json, sys; print(json.load(sys.stdin)['cut']['state'])")" = idle ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 client_flows() {
 	mctl -o json conntrack list | python3 -c "import json, sys
 d = json.load(sys.stdin)
@@ -262,6 +272,7 @@ test_cut() {
 		fail "no conntrack entry of the client before the change" || ok=1
 	before=$(cut_flows)
 	mctl policy set "$SVC" --deny-from "$TOPO_CLIENT4/32" >/dev/null || return 1
+	cut_idle || fail "the cut did not end within 30 s" || ok=1
 	after=$(cut_flows)
 	[ "$after" -ge "$((before + 3))" ] && log "cut flows $before -> $after" ||
 		fail "cut flows $before -> $after, expected +3" || ok=1

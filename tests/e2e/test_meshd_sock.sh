@@ -26,6 +26,22 @@
 #                 EOF), policy list's cut.sockets grows by 3 and cut.netns by
 #                 >= 1 with no netns_failed; a bound socket from the client is
 #                 then refused with EPERM; the rule is removed after
+#   policy_cut_bg the cut runs off meshd's loop: 200 idle network namespaces
+#                 of processes in the cgroup (PCUT_NETNS) make a cut long
+#                 (~1 s); a change denying nobody is answered at once, and
+#                 another client's `status` is answered while that cut still
+#                 runs (latencies printed; checked: policy list says
+#                 "running" after the status answer); a second change during
+#                 the cut, denying the client's /32, ends with its 3
+#                 connections cut, the cut idle, the stale run counted as
+#                 restarted (policy list and /metrics); SIGTERM during a cut
+#                 exits 0 within 5 s (meshd restarted); the rule is removed
+#   policy_cut_start a start whose state file denies a connected client cuts
+#                 its connections in the client namespace (the start's cut
+#                 waits for the socket LB's scope): meshd stopped, the
+#                 client's /32 written into the state file's denyFrom,
+#                 meshd started; the 3 connections see the cut, cut.netns
+#                 >= 1; the rule is removed after
 #   lb_off        restart with --socket-lb off: the cgroup has no socket-LB
 #                 program and no link pin is left; the same clients are
 #                 served by the per-packet path (conntrack entries appear)
@@ -38,7 +54,7 @@
 #                 sock_*/redir_*/link_* pin and no pin dir
 # meshd, the cgroup (its processes moved out first), pins, namespaces and
 # temp files are removed on exit, failure or interruption. Needs root,
-# bpftool, jq, curl, python3 and `make`. About 25 s.
+# bpftool, jq, curl, python3 and `make`. About 40 s.
 # Usage: test_meshd_sock.sh [SCENARIO...]   (default: all, in order)
 set -u
 
@@ -237,6 +253,8 @@ test_policy_cut() {
 	fi
 	BG_PIDS=()
 	log "$(cat "$WORK/cut.out")"
+	# the worker adds to the totals when its run ends
+	cut_wait_idle || fail "the cut did not end within 60 s" || ok=1
 	s1=$(cut_total sockets)
 	n1=$(cut_total netns)
 	f1=$(cut_total netns_failed)
@@ -254,6 +272,163 @@ except OSError as e:
     print(e.strerror)' "$TOPO_CLIENT4" "$TOPO_VIP4" 2>&1)
 	[ "$err" = "Operation not permitted" ] && log "a bound connect() from the client: $err" ||
 		fail "a bound connect() from the denied client: $err" || ok=1
+	mctl policy set "$SVC" --deny-from "" >/dev/null || fail "removing the rule failed" || ok=1
+	return $ok
+}
+
+# ns_count: distinct network namespaces of the processes in our cgroup
+ns_count() {
+	local p
+	while read -r p; do readlink "/proc/$p/ns/net"; done <"$CG/cgroup.procs" 2>/dev/null |
+		sort -u | wc -l
+}
+
+# cut_num FIELD: a number of policy list's "cut" object, 0 when a meshd
+# without the worker does not have it
+cut_num() {
+	local v
+	v=$(cut_total "$1")
+	[[ $v =~ ^[0-9]+$ ]] && echo "$v" || echo 0
+}
+
+# cut_wait_idle: until the cut worker is idle (60 s at most); a meshd
+# without one (state null) cut before it answered
+cut_wait_idle() {
+	local i s
+	for ((i = 0; i < 600; i++)); do
+		s=$(cut_total state)
+		[ "$s" = idle ] || [ "$s" = null ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# PCUT_NETNS sleepers in the cgroup, each in a network namespace of its own,
+# for the time of test_policy_cut_bg_run (killed on every way out)
+test_policy_cut_bg() {
+	local i rc n=${PCUT_NETNS:-200}
+	local -a sleepers=()
+	for ((i = 0; i < n; i++)); do
+		(echo "$BASHPID" >"$CG/cgroup.procs" && exec unshare -n sleep 300) &
+		sleepers+=("$!")
+	done
+	BG_PIDS+=("${sleepers[@]}") # an interruption kills them too
+	test_policy_cut_bg_run "$n"
+	rc=$?
+	kill "${BG_PIDS[@]}" 2>/dev/null # the sleepers, and the client if it is left
+	wait "${BG_PIDS[@]}" 2>/dev/null
+	BG_PIDS=()
+	return $rc
+}
+
+test_policy_cut_bg_run() {
+	local ok=0 i n=$1 pid t0 t1 t2 state s0 s1 r0 r1 x0 x1 m
+	[ "$(st '.socket_lb.running')" = true ] || fail "socket LB not running" || return 1
+	for ((i = 0; i < 300; i++)); do
+		[ "$(ns_count)" -ge "$n" ] && break
+		sleep 0.1
+	done
+	log "$(ns_count) network namespaces in the cgroup"
+	[ "$(ns_count)" -ge "$n" ] || fail "the $n namespaces did not come up" || return 1
+	rm -f "$WORK/cut.ready" "$WORK/cut.go"
+	in_cg_client timeout 60 python3 -c "$CUT_PY" "$TOPO_VIP4" 8000 "$WORK/cut.ready" \
+		"$WORK/cut.go" >"$WORK/cut.out" 2>&1 &
+	pid=$!
+	BG_PIDS+=("$pid")
+	for ((i = 0; i < 250; i++)); do
+		[ -e "$WORK/cut.ready" ] && break
+		sleep 0.02
+	done
+	[ -e "$WORK/cut.ready" ] || fail "connections not open: $(tail -n 2 "$WORK/cut.out")" ||
+		return 1
+	cut_wait_idle || fail "a cut still running before the test" || return 1
+	s0=$(cut_num sockets)
+	r0=$(cut_num runs)
+	x0=$(cut_num restarts)
+	t0=$EPOCHREALTIME
+	mctl status >/dev/null || fail "meshctl status failed" || ok=1
+	log "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "status without a cut: %.1f ms", (b - a) * 1000 }')"
+	t0=$EPOCHREALTIME
+	mctl policy set "$SVC" --deny-from 10.255.255.0/24 >/dev/null ||
+		fail "policy set (deny nobody) failed" || ok=1
+	t1=$EPOCHREALTIME
+	mctl status >/dev/null || fail "meshctl status failed" || ok=1
+	t2=$EPOCHREALTIME
+	state=$(cut_total state)
+	log "$(awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "change answered in %.1f ms, then status in %.1f ms", (b - a) * 1000, (c - b) * 1000 }'); after the status answer the cut is $state ($(cut_total run_netns) namespaces so far)"
+	[ "$state" = running ] ||
+		fail "the cut was $state when status answered: status waited for it" || ok=1
+	touch "$WORK/cut.go"
+	mctl policy set "$SVC" --deny-from "$TOPO_CLIENT4/32" >/dev/null ||
+		fail "policy set --deny-from failed" || ok=1
+	log "second change answered; the cut is $(cut_total state)"
+	cut_wait_idle || fail "the cut did not end within 60 s" || ok=1
+	for ((i = 0; i < 250; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.02
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		fail "connections still open 5 s after the cut ended" || ok=1
+	fi
+	wait "$pid" || fail "not every connection was cut: $(tail -n 1 "$WORK/cut.out")" || ok=1
+	log "$(tail -n 1 "$WORK/cut.out")"
+	s1=$(cut_num sockets)
+	r1=$(cut_num runs)
+	x1=$(cut_num restarts)
+	log "cut sockets $s0 -> $s1, runs $r0 -> $r1, restarted $x0 -> $x1, last run $(cut_total last_run_us) us over $(cut_total last_netns) namespaces"
+	[ "$((s1 - s0))" -ge 3 ] || fail "cut.sockets grew by $((s1 - s0)), want >= 3" || ok=1
+	[ "$((x1 - x0))" -ge 1 ] || fail "no run restarted by the second change" || ok=1
+	[ "$((r1 - r0))" -ge 1 ] || fail "no run completed" || ok=1
+	m=$(metric 'sluice_policy_cut_runs_total{result="restarted"}')
+	[ "$m" = "$x1" ] || fail "/metrics restarted runs $m, policy list $x1" || ok=1
+	mctl policy list | grep -A3 '^Cut:'
+	# SIGTERM while a cut runs: meshd stops it and exits (meshd_term: 0 within 5 s)
+	mctl policy set "$SVC" --deny-from 10.255.254.0/24 >/dev/null ||
+		fail "policy set (deny nobody) failed" || ok=1
+	state=$(cut_total state)
+	t0=$EPOCHREALTIME
+	meshd_term || ok=1
+	log "SIGTERM while the cut was $state: meshd exited in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", (b - a) * 1000 }') ms"
+	meshd_start || return 1
+	mctl policy set "$SVC" --deny-from "" >/dev/null || fail "removing the rule failed" || ok=1
+	return $ok
+}
+
+test_policy_cut_start() {
+	local ok=0 pid i s n
+	[ "$(st '.socket_lb.running')" = true ] || fail "socket LB not running" || return 1
+	rm -f "$WORK/cut.ready" "$WORK/cut.go"
+	in_cg_client timeout 60 python3 -c "$CUT_PY" "$TOPO_VIP4" 8000 "$WORK/cut.ready" \
+		"$WORK/cut.go" >"$WORK/cut.out" 2>&1 &
+	pid=$!
+	BG_PIDS+=("$pid")
+	for ((i = 0; i < 250; i++)); do
+		[ -e "$WORK/cut.ready" ] && break
+		sleep 0.02
+	done
+	[ -e "$WORK/cut.ready" ] || fail "connections not open: $(tail -n 2 "$WORK/cut.out")" ||
+		return 1
+	meshd_term || return 1 # folds the journal into the state file
+	jq --arg vip "$TOPO_VIP4" --arg c "$TOPO_CLIENT4/32" \
+		'.services |= map(if .vip == $vip and .port == 8000 and .protocol == "tcp"
+			then .denyFrom = [$c] else . end)' "$STATE" >"$STATE.new" &&
+		mv "$STATE.new" "$STATE" || fail "cannot edit $STATE" || return 1
+	grep -q "$TOPO_CLIENT4/32" "$STATE" || fail "the deny is not in $STATE" || return 1
+	touch "$WORK/cut.go"
+	meshd_start || return 1
+	cut_wait_idle || fail "the start's cut did not end within 60 s" || ok=1
+	for ((i = 0; i < 250; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.02
+	done
+	wait "$pid" || fail "not every connection was cut: $(tail -n 1 "$WORK/cut.out")" || ok=1
+	BG_PIDS=()
+	log "$(cat "$WORK/cut.out")"
+	s=$(cut_num sockets)
+	n=$(cut_num netns)
+	log "since the start: cut sockets $s, netns entered $n, runs $(cut_num runs)"
+	[ "$s" -ge 3 ] || fail "cut.sockets $s since the start, want >= 3" || ok=1
+	[ "$n" -ge 1 ] || fail "cut.netns $n since the start, want >= 1" || ok=1
 	mctl policy set "$SVC" --deny-from "" >/dev/null || fail "removing the rule failed" || ok=1
 	return $ok
 }
@@ -419,7 +594,7 @@ test_uninstall() {
 	return $ok
 }
 
-ALL=(lb_tcp lb_udp policy_cut lb_off redirect restart uninstall cleanup)
+ALL=(lb_tcp lb_udp policy_cut policy_cut_bg policy_cut_start lb_off redirect restart uninstall cleanup)
 
 main() {
 	local t0 name be

@@ -179,6 +179,31 @@ static void test_outlier_detection(void)
 	config__free(&cfg);
 }
 
+/* --policy-cut-netns (#15): cgroup by default, all by flag or file key. */
+static void test_policy_cut_netns(void)
+{
+	char path[PATH_MAX];
+	struct meshd_config cfg;
+
+	if (ASSERT_EQ(parse(&cfg, (char *)NULL), 0, "default"))
+		ASSERT_FALSE(cfg.policy_cut_all, "cgroup by default");
+	config__free(&cfg);
+	if (ASSERT_EQ(parse(&cfg, "--policy-cut-netns", "all", (char *)NULL), 0, "flag"))
+		ASSERT_TRUE(cfg.policy_cut_all, "--policy-cut-netns all");
+	config__free(&cfg);
+	write_config(path, sizeof(path), "policy_cut_netns: all\n");
+	if (ASSERT_EQ(parse(&cfg, "--config", path, "--policy-cut-netns", "cgroup", (char *)NULL),
+		      0, "file and flag"))
+		ASSERT_FALSE(cfg.policy_cut_all, "the flag wins");
+	config__free(&cfg);
+	if (ASSERT_EQ(parse(&cfg, "--config", path, (char *)NULL), 0, "file"))
+		ASSERT_TRUE(cfg.policy_cut_all, "policy_cut_netns: all");
+	config__free(&cfg);
+	if (ASSERT_EQ(parse(&cfg, "--policy-cut-netns", "pods", (char *)NULL), 2, "bad value"))
+		said("--policy-cut-netns: \"pods\" is not cgroup or all");
+	config__free(&cfg);
+}
+
 /* --metrics-backends (#16): auto by default, on/off by flag or file key. */
 static void test_metrics_backends(void)
 {
@@ -418,6 +443,7 @@ static const struct usage_case {
 	{ "-h", NULL, 1, "--telemetry-interval SECONDS" },
 	{ "--help", NULL, 1, "--state-missing refuse|adopt|empty" },
 	{ "--help", NULL, 1, "--no-outlier-detection the same as --outlier-detection off" },
+	{ "--help", NULL, 1, "--policy-cut-netns cgroup|all" },
 	{ "-V", NULL, 1, "meshd " SLUICE_VERSION },
 };
 
@@ -445,6 +471,7 @@ static const struct test tests[] = {
 	TEST(test_usage),
 	TEST(test_outlier_detection),
 	TEST(test_metrics_backends),
+	TEST(test_policy_cut_netns),
 	TEST(test_nodeport_addresses),
 	TEST(test_snat_address),
 };

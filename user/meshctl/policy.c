@@ -118,6 +118,21 @@ static int do_list(int argc, char **argv)
 	       (unsigned long long)js__u64(cut, "netns_skipped"));
 	if (*js__str(cut, "last_error", ""))
 		printf("           last failure: %s\n", js__str(cut, "last_error", ""));
+	/* the cut runs in the background (meshd's worker) */
+	if (!strcmp(js__str(cut, "state", "idle"), "running"))
+		printf("           running for %llu ms, %llu namespaces so far\n",
+		       (unsigned long long)js__u64(cut, "run_us") / 1000,
+		       (unsigned long long)js__u64(cut, "run_netns"));
+	else if (!strcmp(js__str(cut, "state", "idle"), "pending"))
+		printf("           pending\n");
+	if (js__u64(cut, "runs"))
+		printf("           last run %.1f ms: %llu flows, %llu sockets (%llu runs, %llu "
+		       "restarted by a newer change)\n",
+		       (double)js__u64(cut, "last_run_us") / 1000,
+		       (unsigned long long)js__u64(cut, "last_run_flows"),
+		       (unsigned long long)js__u64(cut, "last_run_sockets"),
+		       (unsigned long long)js__u64(cut, "runs"),
+		       (unsigned long long)js__u64(cut, "restarts"));
 	maps = js__get(data, "maps");
 	for (size_t i = 0; i < js__len(maps); i++)
 		printf("Map %-11s %llu of %llu entries\n", js__str(js__idx(maps, i), "name", "?"),
@@ -274,7 +289,7 @@ static const struct cmd policy_list_cmd = {
 	.fn = do_list,
 	.grammar = "",
 	.summary = "services with access rules or denials, the node deny list, map use, what "
-		   "policy changes cut",
+		   "policy changes cut and the cut running in the background",
 	.example = "meshctl policy list\nmeshctl policy list -o json",
 };
 
@@ -298,7 +313,10 @@ static const struct cmd policy_set_cmd = {
 		 "rules at once; established ones from a source the change denies are cut: their\n"
 		 "conntrack entries go, and TCP sockets the socket LB connected are destroyed in\n"
 		 "meshd's and in the socket LB cgroup's network namespaces (pods; bounded: see\n"
-		 "`policy list` for what was cut, failed or skipped).",
+		 "`policy list` for what was cut, failed or skipped). The change is answered\n"
+		 "at once and the cut runs in the background: `policy list` shows it running\n"
+		 "(`-o json`: cut.state); a change during a cut restarts it under the final\n"
+		 "rules.",
 	.example = "meshctl policy set 10.96.0.10:80/tcp --allow-from 10.0.0.0/8 --deny-from "
 		   "10.0.66.0/24\nmeshctl policy set 10.96.0.10:80/tcp --allow-from \"\"",
 };

@@ -191,7 +191,7 @@ static int config__parse_file(struct config_settings *st)
 				"telemetry, telemetry-interval, socket-lb, redirect, kubernetes, "
 				"kubeconfig, nodeport-addresses, snat-address, state-missing, "
 				"api-max-request, "
-				"outlier-detection)\n",
+				"outlier-detection, policy-cut-netns)\n",
 				st->config, key);
 			err = 2;
 			break;
@@ -358,6 +358,13 @@ static int config__settle_switches(const struct config_settings *st, struct mesh
 	    state__parse_missing(v[OPT_STATE_MISSING], &cfg->state_missing)) {
 		fprintf(stderr, "meshd: %s: \"%s\" is not refuse, adopt or empty\n",
 			st->origin[OPT_STATE_MISSING], v[OPT_STATE_MISSING]);
+		return 2;
+	}
+	cfg->policy_cut_all = v[OPT_POLICY_CUT_NETNS] && !strcmp(v[OPT_POLICY_CUT_NETNS], "all");
+	if (v[OPT_POLICY_CUT_NETNS] && !cfg->policy_cut_all &&
+	    strcmp(v[OPT_POLICY_CUT_NETNS], "cgroup")) {
+		fprintf(stderr, "meshd: %s: \"%s\" is not cgroup or all\n",
+			st->origin[OPT_POLICY_CUT_NETNS], v[OPT_POLICY_CUT_NETNS]);
 		return 2;
 	}
 	if (v[OPT_METRICS_BACKENDS]) {

@@ -49,6 +49,7 @@ struct meshd_config {
 	enum state_missing state_missing;
 	size_t api_max_request; /* bytes */
 	bool outlier_detection; /* node-wide passive outlier detection (#14) */
+	bool policy_cut_all;    /* a policy cut visits every process's netns (#15) */
 	bool cleanup;
 };
 

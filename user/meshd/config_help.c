@@ -93,6 +93,12 @@ const struct config_opt config_opts[OPT__MAX] = {
 				    "backend whose connection attempts fail in a row and picks "
 				    "another for new flows; off turns it off for every service "
 				    "(per service: outlierDetection in the desired state)" },
+	[OPT_POLICY_CUT_NETNS] = { "policy-cut-netns", "cgroup|all", "cgroup",
+				   "where a policy change looks for the sockets it cuts besides "
+				   "meshd's own network namespace: those of the processes in "
+				   "--cgroup (the socket LB's), or of every process (/proc; costs "
+				   "~3 ms per namespace on the node, see the README). The cut runs "
+				   "in the background: the change is answered at once" },
 	[OPT_CONFIG] = { "config", "FILE", NULL,
 			 "YAML config file whose keys are the long option names above; "
 			 "flags win over it" },
@@ -139,7 +145,8 @@ void config__usage(FILE *f)
 		"             [--kubernetes on|off] [--kubeconfig FILE] [--api-max-request MIB]\n"
 		"             [--nodeport-addresses CIDR[,CIDR]] [--snat-address auto|none|ADDR[,ADDR]]\n"
 		"             [--state-missing refuse|adopt|empty]\n"
-		"             [--outlier-detection on|off | --no-outlier-detection] [--cleanup]\n"
+		"             [--outlier-detection on|off | --no-outlier-detection]\n"
+		"             [--policy-cut-netns cgroup|all] [--cleanup]\n"
 		"             | --help | --version\n"
 		"Sluice node agent: loads the L4 datapath, attaches it to interfaces, keeps the\n"
 		"services of the desired state in its maps and serves meshctl.\n\nOptions:\n");

@@ -18,6 +18,7 @@
 #include "k8s.h"
 #include "k8sint.h"
 #include "log.h"
+#include "ops.h"
 #include "outlier.h"
 #include "server.h"
 #include "probe.h"
@@ -111,6 +112,8 @@ static int exporter__render(void *ctx, FILE *out)
 		server__metrics(v->api, out);
 	if (!err && v->probe)
 		probe__metrics(v->probe, out);
+	if (!err)
+		ops__policy_metrics(v->sl, out);
 	if (!err && e->h)
 		exporter__http_metrics(e->h, out);
 	return err;

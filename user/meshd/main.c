@@ -8,8 +8,9 @@
  * and replaces programs atomically; exit by signal leaves all of it in
  * place, so restarting meshd never breaks a connection and loses no
  * connection record the ring could hold. Only --cleanup (or the uninstall
- * op) detaches and unpins. One thread: the API, netlink, the ring buffer,
- * the /metrics server and the connection streams share one epoll loop.
+ * op) detaches and unpins. The API, netlink, the ring buffer, /metrics and
+ * the connection streams share one epoll loop; only the policy cut runs in
+ * a thread of its own (#15, policy_cut_async.c), so no client waits for it.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -408,9 +409,10 @@ static int main__load(struct meshd *m)
 		pr_err("%s", sluice__errmsg());
 		return err;
 	}
-	/* before the reconcile writes any service */
+	/* before the reconcile writes any service; its policy cut waits for
+	 * the worker sockint__start() starts with the scope set (#15) */
 	sluice__set_outlier_detection(m->sl, m->cfg.outlier_detection);
-	err = pin__write_layout(m->cfg.bpffs);
+	err = sluice__policy_cut_async(m->sl) ?: pin__write_layout(m->cfg.bpffs);
 	if (err)
 		return err;
 	if (reused) {
@@ -505,7 +507,8 @@ static int main__start_parts(struct meshd *m, struct netlink *nl)
 		       &(struct sockint_cfg){ .socket_lb = cfg->socket_lb,
 					      .redirect = cfg->redirect,
 					      .cgroup = cfg->cgroup,
-					      .pin_dir = cfg->bpffs },
+					      .pin_dir = cfg->bpffs,
+					      .policy_cut_all = cfg->policy_cut_all },
 		       m->sl);
 	/* After the reconcile: the state file's kubernetes services stay in
 	 * the maps until the first full list replaces them. */

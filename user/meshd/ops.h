@@ -11,6 +11,7 @@
 #define MESHD_OPS_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <json-c/json.h>
 
 #include "sluice.h"
@@ -53,6 +54,8 @@ struct json_object *ops__top(struct meshd *m, struct json_object *req);
 struct json_object *ops__doctor(struct meshd *m, struct json_object *req);
 struct json_object *ops__explain(struct meshd *m, struct json_object *req); /* ops_explain.c */
 struct json_object *ops__policy_list(struct meshd *m, struct json_object *req);
+/* GET /metrics: the policy cuts' counters and the worker's state (#15). */
+void ops__policy_metrics(struct sluice *sl, FILE *out);
 struct json_object *ops__policy_get(struct meshd *m, struct json_object *req);
 struct json_object *ops__policy_node_set(struct meshd *m, struct json_object *req);
 

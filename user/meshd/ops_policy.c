@@ -79,25 +79,95 @@ static struct json_object *pol__node_json(const struct desired *d)
 	return l ? l : json_object_new_array();
 }
 
-/* "cut": totals of sluice__policy_cut() since meshd started */
+static const char *const pol__cut_states[] = {
+	[SLUICE_CUT_IDLE] = "idle",
+	[SLUICE_CUT_PENDING] = "pending",
+	[SLUICE_CUT_RUNNING] = "running",
+};
+
+static void pol__add_u64(struct json_object *o, const char *k, __u64 v)
+{
+	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+/* "cut": totals of the cuts since meshd started, and the worker's run in
+ * progress (state, run_us, run_netns) and last completed run */
 static struct json_object *pol__cut_json(struct sluice *sl)
 {
 	struct json_object *o = json_object_new_object();
 	struct sluice_policy_cut_totals t;
 
 	sluice__policy_cut_totals(sl, &t);
-	json_object_object_add(o, "flows", json_object_new_int64((int64_t)t.flows));
-	json_object_object_add(o, "sockets", json_object_new_int64((int64_t)t.socks));
-	json_object_object_add(o, "netns", json_object_new_int64((int64_t)t.netns));
-	json_object_object_add(o, "netns_failed", json_object_new_int64((int64_t)t.netns_failed));
-	json_object_object_add(o, "netns_skipped", json_object_new_int64((int64_t)t.netns_skipped));
-	json_object_object_add(o, "scans_truncated",
-			       json_object_new_int64((int64_t)t.scans_truncated));
-	json_object_object_add(o, "last_netns", json_object_new_int64(t.last_netns));
-	json_object_object_add(o, "last_netns_us", json_object_new_int64((int64_t)t.last_netns_us));
+	json_object_object_add(o, "state", json_object_new_string(pol__cut_states[t.state]));
+	pol__add_u64(o, "flows", t.flows);
+	pol__add_u64(o, "sockets", t.socks);
+	pol__add_u64(o, "netns", t.netns);
+	pol__add_u64(o, "netns_failed", t.netns_failed);
+	pol__add_u64(o, "netns_skipped", t.netns_skipped);
+	pol__add_u64(o, "scans_truncated", t.scans_truncated);
+	pol__add_u64(o, "pids_scanned", t.pids_scanned);
+	pol__add_u64(o, "sockets_truncated", t.socks_truncated);
+	pol__add_u64(o, "last_netns", t.last_netns);
+	pol__add_u64(o, "last_netns_us", t.last_netns_us);
 	json_object_object_add(o, "last_error",
 			       json_object_new_string(t.last_err ? strerror(-t.last_err) : ""));
+	pol__add_u64(o, "requests", t.requests);
+	pol__add_u64(o, "runs", t.runs);
+	pol__add_u64(o, "restarts", t.restarts);
+	pol__add_u64(o, "run_us", t.run_us);
+	pol__add_u64(o, "run_netns", t.run_netns);
+	pol__add_u64(o, "last_run_us", t.last_run_us);
+	pol__add_u64(o, "last_run_flows", t.last_flows);
+	pol__add_u64(o, "last_run_sockets", t.last_socks);
+	json_object_object_add(o, "last_run_error",
+			       json_object_new_string(t.last_run_err ? strerror(-t.last_run_err) :
+								       ""));
 	return o;
+}
+
+void ops__policy_metrics(struct sluice *sl, FILE *out)
+{
+	struct sluice_policy_cut_totals t;
+
+	sluice__policy_cut_totals(sl, &t);
+	fprintf(out,
+		"# HELP sluice_policy_cut_flows_total Conntrack flows a policy change cut.\n"
+		"# TYPE sluice_policy_cut_flows_total counter\n"
+		"sluice_policy_cut_flows_total %llu\n"
+		"# HELP sluice_policy_cut_sockets_total Sockets a policy change destroyed.\n"
+		"# TYPE sluice_policy_cut_sockets_total counter\n"
+		"sluice_policy_cut_sockets_total %llu\n"
+		"# HELP sluice_policy_cut_netns_total Other network namespaces of policy cuts, "
+		"by result.\n"
+		"# TYPE sluice_policy_cut_netns_total counter\n"
+		"sluice_policy_cut_netns_total{result=\"entered\"} %llu\n"
+		"sluice_policy_cut_netns_total{result=\"failed\"} %llu\n"
+		"sluice_policy_cut_netns_total{result=\"skipped\"} %llu\n"
+		"# HELP sluice_policy_cut_scans_truncated_total Policy cuts whose process walk "
+		"hit a bound.\n"
+		"# TYPE sluice_policy_cut_scans_truncated_total counter\n"
+		"sluice_policy_cut_scans_truncated_total %llu\n"
+		"# HELP sluice_policy_cut_dumps_truncated_total Socket dumps with more denied "
+		"sockets than one cut destroys (the rest wait for the next).\n"
+		"# TYPE sluice_policy_cut_dumps_truncated_total counter\n"
+		"sluice_policy_cut_dumps_truncated_total %llu\n"
+		"# HELP sluice_policy_cut_runs_total Policy cuts, by how they ended (restarted: "
+		"a newer change came).\n"
+		"# TYPE sluice_policy_cut_runs_total counter\n"
+		"sluice_policy_cut_runs_total{result=\"completed\"} %llu\n"
+		"sluice_policy_cut_runs_total{result=\"restarted\"} %llu\n"
+		"# HELP sluice_policy_cut_running 1 while a policy cut runs in the background.\n"
+		"# TYPE sluice_policy_cut_running gauge\n"
+		"sluice_policy_cut_running %d\n"
+		"# HELP sluice_policy_cut_last_run_seconds Time of the last completed policy cut.\n"
+		"# TYPE sluice_policy_cut_last_run_seconds gauge\n"
+		"sluice_policy_cut_last_run_seconds %.6f\n",
+		(unsigned long long)t.flows, (unsigned long long)t.socks,
+		(unsigned long long)t.netns, (unsigned long long)t.netns_failed,
+		(unsigned long long)t.netns_skipped, (unsigned long long)t.scans_truncated,
+		(unsigned long long)t.socks_truncated, (unsigned long long)t.runs,
+		(unsigned long long)t.restarts, t.state == SLUICE_CUT_RUNNING,
+		(double)t.last_run_us / 1e6);
 }
 
 struct json_object *ops__policy_list(struct meshd *m, struct json_object *req)

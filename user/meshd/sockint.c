@@ -149,7 +149,7 @@ static int sockint__redir(struct sockint *si)
 	return 0;
 }
 
-int sockint__start(struct sockint *si, const struct sockint_cfg *cfg, struct sluice *sl)
+static int sockint__open(struct sockint *si, const struct sockint_cfg *cfg, struct sluice *sl)
 {
 	int err, err2;
 
@@ -170,6 +170,17 @@ int sockint__start(struct sockint *si, const struct sockint_cfg *cfg, struct slu
 		pr_warn("policy cut: sockets of other network namespaces: %s", sluice__errmsg());
 	err2 = sockint__redir(si);
 	return err ? err : err2;
+}
+
+int sockint__start(struct sockint *si, const struct sockint_cfg *cfg, struct sluice *sl)
+{
+	int err = sockint__open(si, cfg, sl);
+
+	/* the scope is set (or left empty: the socket LB is not running) */
+	sluice__policy_cut_procs(sl, cfg->policy_cut_all, 0);
+	if (sluice__policy_cut_deferred(sl) && sluice__policy_cut_start(sl))
+		pr_warn("policy cut worker: %s; cuts wait for a restart", sluice__errmsg());
+	return err;
 }
 
 void sockint__stop(struct sockint *si)

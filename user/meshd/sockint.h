@@ -29,6 +29,7 @@ struct sockint_cfg {
 	bool redirect;       /* --redirect */
 	const char *cgroup;  /* --cgroup; NULL: no cgroup v2 found */
 	const char *pin_dir; /* --bpffs */
+	bool policy_cut_all; /* --policy-cut-netns all */
 };
 
 struct sockint {
@@ -44,7 +45,9 @@ struct sockint {
 
 /* After the maps are reconciled. Failures are logged and kept in the
  * errors above (status shows them); only an "off" that cannot detach
- * what an earlier meshd left returns one, and meshd runs on anyway. */
+ * what an earlier meshd left returns one, and meshd runs on anyway.
+ * Last, with the policy cut's scope set, it starts the cut worker (#15):
+ * a cut the reconcile asked for runs then, reaching the pods too. */
 int sockint__start(struct sockint *si, const struct sockint_cfg *cfg, struct sluice *sl);
 /* Exit: the handle goes, pinned links stay attached. */
 void sockint__stop(struct sockint *si);

@@ -82,6 +82,9 @@ enum sluice_map_id {
 };
 
 struct lb_bpf;
+struct cut_async;
+/* policy_cut_async.c: stops and frees the policy cut worker (close). */
+void cut__async_free(struct sluice *s);
 
 struct sluice {
 	struct lb_bpf *skel;
@@ -104,9 +107,11 @@ struct sluice {
 	struct svc_snap *snap;               /* svc_plan.c: ids and backends, kept in step */
 	struct sluice_policy_cut_totals cut; /* policy_cut*.c: totals since open (#15) */
 	char *cut_cgroup;                    /* policy_cut_netns.c: the scope (NULL: none) */
-	unsigned int cut_max_netns, cut_budget_ms;
-	bool addrs_synced; /* svc_addrs.c: backend_addrs recounted once */
-	__u64 *addr_bits;  /* backend_addr_bits, mmapped at open */
+	unsigned int cut_max_netns, cut_budget_ms, cut_max_pids, cut_max_socks;
+	bool cut_all;                /* ... every process of /proc, not the cgroup's */
+	struct cut_async *cut_async; /* policy_cut_async.c: the worker (NULL: none) */
+	bool addrs_synced;           /* svc_addrs.c: backend_addrs recounted once */
+	__u64 *addr_bits;            /* backend_addr_bits, mmapped at open */
 };
 
 /* Called once per element by maps__for_each(); non-zero stops the walk

@@ -269,6 +269,7 @@ void sluice__close(struct sluice *s)
 {
 	if (!s)
 		return;
+	cut__async_free(s); /* first: the worker uses the maps */
 	if (s->skel)
 		svc__tables_close(s);
 	svc__addr_bits_unmap(s);

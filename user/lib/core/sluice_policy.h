@@ -92,8 +92,33 @@ int sluice__policy_verdict(struct sluice *s, const struct sluice_svc *svc,
  * in count and time; failures and skips there are counted in the totals,
  * not returned. Counts add to the handle's totals
  * (sluice__policy_cut_totals()). Best effort: flows that start while it
- * runs are checked by the kernel anyway. */
+ * runs are checked by the kernel anyway. Runs in the caller's thread,
+ * whether or not a worker exists (below). */
 int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_err);
+
+/*
+ * The cut off the caller's thread (policy_cut_async.c). After
+ * sluice__policy_cut_async(), desired__apply() no longer cuts: it asks for
+ * a cut (sluice__policy_cut_request()), which returns at once, and a
+ * worker thread runs it; the thread starts with sluice__policy_cut_start()
+ * (a request made before waits for it: meshd starts it once the scope is
+ * set) and stops in sluice__close(). Requests coalesce: one run at a time
+ * and at most one waiting. Order: a write that can change a verdict (a
+ * policy, the node list, a service added or removed) is bracketed by
+ * sluice__policy_cut_writing(s, true/false); it ends the run in progress
+ * at its next batch of deletions (a write waits for one batch at most:
+ * 0.3-4 ms measured at load 16), no run begins while it lasts, and the run begins again after
+ * it, so nothing is cut by a verdict taken under an older policy or a
+ * half-written one, and the last run is the final policy's. Only the map
+ * fds and the totals are shared with the worker; the handle is otherwise
+ * not thread-safe as before.
+ */
+int sluice__policy_cut_async(struct sluice *s);
+int sluice__policy_cut_start(struct sluice *s);
+/* true when a worker exists (started or not) */
+bool sluice__policy_cut_deferred(const struct sluice *s);
+void sluice__policy_cut_request(struct sluice *s);
+void sluice__policy_cut_writing(struct sluice *s, bool on);
 
 /*
  * The cgroup v2 directory the socket LB is attached to (NULL: none, the
@@ -117,22 +142,52 @@ int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_e
 #define SLUICE_CUT_MAX_DEPTH 16 /* kubepods.slice/<qos>/<pod>/<container>: 4 */
 #endif
 #ifndef SLUICE_CUT_BUDGET_MS
-#define SLUICE_CUT_BUDGET_MS 500 /* the agent loop waits; ~1.5-3 ms per namespace */
+/* off meshd's loop since the worker (the loop waited for 500 ms before):
+ * 1024 namespaces at ~2.5-4.5 ms each fit */
+#define SLUICE_CUT_BUDGET_MS 8000
 #endif
 int sluice__policy_cut_scope(struct sluice *s, const char *cgroup_dir, unsigned int max_netns,
 			     unsigned int budget_ms);
+/* @all: the namespaces of every process in /proc instead of the cgroup's
+ * (the same bounds); @max_pids: processes read (0: SLUICE_CUT_MAX_PIDS). */
+void sluice__policy_cut_procs(struct sluice *s, bool all, unsigned int max_pids);
+/* Denied sockets one sock_diag dump keeps for destruction (a pod can open
+ * any number): beyond, the rest wait for the next cut (socks_truncated).
+ * 0: SLUICE_CUT_MAX_SOCKS (48 bytes each). */
+#ifndef SLUICE_CUT_MAX_SOCKS
+#define SLUICE_CUT_MAX_SOCKS 65536
+#endif
+void sluice__policy_cut_max_socks(struct sluice *s, unsigned int max_socks);
 
-/* Totals since the handle was opened. */
+enum sluice_cut_state {
+	SLUICE_CUT_IDLE,    /* no worker, or nothing to do */
+	SLUICE_CUT_PENDING, /* asked for; waits for the worker's start or a write */
+	SLUICE_CUT_RUNNING,
+};
+
+/* Totals since the handle was opened, and the worker's progress. */
 struct sluice_policy_cut_totals {
 	__u64 flows;           /* conntrack flows removed */
 	__u64 socks;           /* sockets destroyed, every network namespace */
 	__u64 netns;           /* other network namespaces entered (summed over cuts) */
 	__u64 netns_failed;    /* ... where setns() or sock_diag failed */
 	__u64 netns_skipped;   /* ... left out: over max_netns or the time budget */
-	__u64 scans_truncated; /* cuts whose cgroup walk hit a bound */
+	__u64 scans_truncated; /* cuts whose process walk hit a bound */
+	__u64 pids_scanned;    /* processes read by the walks */
+	__u64 socks_truncated; /* dumps with more denied sockets than kept */
 	__u64 last_netns_us;   /* the last cut's time in the cgroup walk and netns */
 	__u32 last_netns;      /* network namespaces the last cut entered */
 	int last_err;          /* -errno of the last failed netns (0: none yet) */
+	/* the worker (all 0 without one) */
+	enum sluice_cut_state state;
+	__u64 requests;    /* cuts asked for */
+	__u64 runs;        /* runs that completed */
+	__u64 restarts;    /* runs ended early by a newer write (run again) */
+	__u64 run_us;      /* the run in progress so far (0: none) */
+	__u32 run_netns;   /* ... namespaces it entered so far */
+	__u64 last_run_us; /* the last completed run, from its start */
+	__u64 last_flows, last_socks;
+	int last_run_err; /* -errno of the last completed run (0: fine) */
 };
 void sluice__policy_cut_totals(const struct sluice *s, struct sluice_policy_cut_totals *out);
 

@@ -274,12 +274,17 @@ int desired__node_deny_dup(struct desired *dst, const struct desired *src)
 /* --- cutting what a change denies --- */
 
 /* A policy changed (#15): cut what it now denies. Best effort: the change
- * is applied either way, and the kernel checks every new flow. */
+ * is applied either way, and the kernel checks every new flow. With a
+ * worker (meshd), only asked for: the worker cuts off this thread. */
 void desired__policy_cut(struct sluice *s)
 {
 	__u64 flows = 0, socks = 0;
 	int sock_err = 0;
 
+	if (sluice__policy_cut_deferred(s)) {
+		sluice__policy_cut_request(s);
+		return;
+	}
 	if (sluice__policy_cut(s, &flows, &socks, &sock_err))
 		fprintf(stderr, "sluice: policy cut: %s\n", sluice__errmsg());
 	else if (sock_err)

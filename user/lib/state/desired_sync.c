@@ -329,6 +329,7 @@ struct sync_plan {
 	bool nomem;
 	bool outlier_off; /* node-wide: outlier settings do not reach the maps */
 	bool policy_cut;  /* an update narrowed or changed a policy (#15) */
+	bool cut_stale;   /* ... or a service comes or goes: a running cut restarts */
 };
 
 static void sync__collect(enum desired_change kind, const struct desired_service *old_svc,
@@ -339,6 +340,8 @@ static void sync__collect(enum desired_change kind, const struct desired_service
 
 	if (kind == DESIRED_UPDATE && !desired__policy_eq(old_svc, new_svc))
 		p->policy_cut = true;
+	if (kind != DESIRED_UPDATE || p->policy_cut)
+		p->cut_stale = true; /* a service id may be reused */
 
 	/* a label-only (or health-check-only) update leaves the maps as they are */
 	if (kind == DESIRED_UPDATE && sync__same_backends(old_svc, new_svc, true) &&
@@ -540,6 +543,7 @@ int desired__apply(struct sluice *s, const struct desired *old, const struct des
 	struct desired empty = {};
 	const struct desired_service **list = NULL;
 	__u32 *done = NULL, *idx = NULL, ndone = 0, failed;
+	bool writing = false;
 	int err;
 
 	err = desired__validate(new);
@@ -555,6 +559,11 @@ int desired__apply(struct sluice *s, const struct desired *old, const struct des
 		err = -ENOMEM;
 		goto cleanup;
 	}
+	/* a cut running in a worker must not delete by a verdict taken before
+	 * (or in the middle of) these writes: it stops and runs again after */
+	writing = plan.cut_stale || !desired__node_deny_eq(old ? old : &empty, new);
+	if (writing)
+		sluice__policy_cut_writing(s, true);
 	/* the node-wide deny list first: all or nothing itself, and put back
 	 * when a service fails */
 	if (!desired__node_deny_eq(old ? old : &empty, new)) {
@@ -579,6 +588,8 @@ int desired__apply(struct sluice *s, const struct desired *old, const struct des
 	else
 		sluice__set_err("%s", msg);
 cleanup:
+	if (writing)
+		sluice__policy_cut_writing(s, false);
 	free(done);
 	free(idx);
 	free(list);

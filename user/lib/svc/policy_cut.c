@@ -31,6 +31,9 @@
 
 #include "policy_cut.h"
 
+#define CUT_CT_BATCH 256  /* conntrack deletes per pass of the gate (0.3-4 ms) */
+#define CUT_SOCK_BATCH 32 /* SOCK_DESTROYs per pass of the gate */
+
 /* The verdict of value v for the client port. */
 static __u8 cut__port_verdict(const struct sluice_policy_val *v, __u16 port)
 {
@@ -156,6 +159,8 @@ static int cut__ct_one(const void *key, const void *value, void *arg)
 	struct sluice_ct_key rev = {};
 	int err;
 
+	if ((++c->seen & 4095) == 0 && cut__stale(c))
+		return -ECANCELED;
 	if (k->dir != SLUICE_CT_FWD || e->svc_id >= SLUICE_MAX_SERVICES ||
 	    !c->svcs[e->svc_id].flags ||
 	    !sluice__policy_verdict(c->s, &c->svcs[e->svc_id], k, NULL))
@@ -197,10 +202,18 @@ static int cut__conntrack(struct cut_ctx *c, __u64 *flows)
 		c->n = 0;
 		err = maps__for_each(fd, "conntrack", sizeof(struct sluice_ct_key),
 				     sizeof(struct sluice_ct_entry), cut__ct_one, c);
-		for (size_t i = 0; !err && i < c->n; i++)
-			if (!bpf_map_delete_elem(fd, &c->keys[i]) &&
-			    c->keys[i].dir == SLUICE_CT_FWD)
-				(*flows)++;
+		/* a batch at a time through the gate: a write waits for one */
+		for (size_t i = 0; !err && i < c->n; i += CUT_CT_BATCH) {
+			if (!cut__gate(c)) {
+				err = -ECANCELED;
+				break;
+			}
+			for (size_t j = i; j < c->n && j < i + CUT_CT_BATCH; j++)
+				if (!bpf_map_delete_elem(fd, &c->keys[j]) &&
+				    c->keys[j].dir == SLUICE_CT_FWD)
+					(*flows)++;
+			cut__ungate(c);
+		}
 	}
 	return err;
 }
@@ -267,11 +280,13 @@ static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
 					.idiag_states = ~((1u << 10) | (1u << 6)) };
 	/* not LISTEN (10) nor TIME_WAIT (6) */
 	struct inet_diag_sockid *kill = NULL;
-	size_t nkill = 0, cap = 0;
+	size_t nkill = 0, cap = 0, max = SLUICE_CUT_MAX_SOCKS;
 	char buf[16384];
 	int fd, err = 0;
-	bool done = false;
+	bool done = false, truncated = false;
 
+	if (bes->scope && bes->scope->max_socks)
+		max = bes->scope->max_socks;
 	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (fd < 0)
 		return -errno;
@@ -291,6 +306,10 @@ static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
 			}
 			if (!cut__sock_check(bes, NLMSG_DATA(h)))
 				continue;
+			if (nkill == max) { /* the rest wait for the next cut */
+				truncated = true;
+				continue;
+			}
 			if (nkill == cap) {
 				struct inet_diag_sockid *g;
 
@@ -311,6 +330,15 @@ static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
 			struct nlmsgerr e;
 		} ack;
 
+		if (i % CUT_SOCK_BATCH == 0) {
+			if (i)
+				cut__ungate(bes);
+			if (!cut__gate(bes)) {
+				err = -ECANCELED;
+				nkill = 0; /* nothing held to release */
+				break;
+			}
+		}
 		req.id = kill[i];
 		req.idiag_states = ~0u;
 		err = cut__nl_send(fd, SOCK_DESTROY, NLM_F_ACK, &req);
@@ -321,6 +349,13 @@ static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
 			err = ack.e.error;
 		if (!err)
 			(*socks)++;
+	}
+	if (nkill)
+		cut__ungate(bes);
+	if (truncated) {
+		cut__lock(bes->s);
+		bes->s->cut.socks_truncated++;
+		cut__unlock(bes->s);
 	}
 	free(kill);
 	close(fd);
@@ -346,13 +381,14 @@ int cut__socks(struct cut_ctx *bes, __u64 *socks)
 	return err;
 }
 
-int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_err)
+int cut__run(struct sluice *s, struct cut_async *as, __u64 gen, const struct cut_scope *scope,
+	     __u64 *flows, __u64 *socks, int *sock_err)
 {
 	struct sluice_svc *svcs = calloc(SLUICE_MAX_SERVICES, sizeof(*svcs));
-	struct cut_ctx c = { .s = s, .svcs = svcs }, bes = { .s = s, .svcs = svcs };
+	struct cut_ctx c = { .s = s, .svcs = svcs, .as = as, .gen = gen };
+	struct cut_ctx bes = { .s = s, .svcs = svcs, .scope = scope, .as = as, .gen = gen };
 	int err;
 
-	sluice__clear_err();
 	*flows = *socks = 0;
 	*sock_err = 0;
 	if (!svcs) {
@@ -368,17 +404,41 @@ int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_e
 				     sizeof(struct sluice_backend), cut__be_one, &bes);
 	if (!err && bes.n) {
 		*sock_err = cut__socks(&bes, socks);
-		cut__socks_netns(&bes, socks);
+		if (*sock_err == -ECANCELED)
+			err = -ECANCELED;
+		else
+			err = cut__socks_netns(&bes, socks);
 	}
+	cut__lock(s);
 	s->cut.flows += *flows;
 	s->cut.socks += *socks;
+	cut__unlock(s);
 	free(c.keys);
 	free(bes.keys);
 	free(svcs);
 	return err;
 }
 
-void sluice__policy_cut_totals(const struct sluice *s, struct sluice_policy_cut_totals *out)
+int sluice__policy_cut(struct sluice *s, __u64 *flows, __u64 *socks, int *sock_err)
 {
-	*out = s->cut;
+	struct cut_scope scope;
+	int err;
+
+	sluice__clear_err();
+	cut__lock(s);
+	scope = (struct cut_scope){ .cgroup = s->cut_cgroup ? strdup(s->cut_cgroup) : NULL,
+				    .all = s->cut_all,
+				    .max_netns = s->cut_max_netns,
+				    .budget_ms = s->cut_budget_ms,
+				    .max_pids = s->cut_max_pids,
+				    .max_socks = s->cut_max_socks };
+	cut__unlock(s);
+	if (s->cut_cgroup && !scope.cgroup) {
+		sluice__set_err("policy cut: out of memory");
+		return -ENOMEM;
+	}
+	err = cut__run(s, NULL, 0, &scope, flows, socks, sock_err);
+
+	free(scope.cgroup);
+	return err;
 }

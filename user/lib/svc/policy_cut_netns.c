@@ -40,13 +40,13 @@ struct ns_seen {
 
 struct ns_walk {
 	struct cut_ctx *bes;
-	const char *cgroup;
-	unsigned int max_netns;
+	const struct cut_scope *scope;
+	unsigned int max_netns, max_pids;
 	__u64 start_ns, deadline_ns;
 	__u64 self_ino;
 	struct ns_seen *v;
 	size_t n, cap, pids;
-	bool truncated;
+	bool truncated, canceled;
 	/* results */
 	__u64 socks, visited, failed, skipped;
 	int last_err;
@@ -99,7 +99,7 @@ static int walk__procs(struct ns_walk *w, const char *dir)
 	while (!err && fscanf(f, "%d", &pid) == 1) {
 		if (pid <= 0)
 			continue; /* not in our PID namespace */
-		if (w->pids++ >= SLUICE_CUT_MAX_PIDS || ((w->pids & 255) == 0 && walk__late(w))) {
+		if (w->pids++ >= w->max_pids || ((w->pids & 255) == 0 && walk__late(w))) {
 			w->truncated = true;
 			err = 1;
 			break;
@@ -141,6 +141,39 @@ static int walk__cgroup(struct ns_walk *w, const char *dir, int depth)
 	return err;
 }
 
+/* Every process of /proc (the scope "all"): the same bounds as the
+ * cgroup walk, processes counted against max_pids. 1: a bound stopped it. */
+static int walk__proc_all(struct ns_walk *w)
+{
+	char path[64];
+	struct dirent *e;
+	struct stat st;
+	int err = 0;
+	DIR *d = opendir("/proc");
+
+	if (!d)
+		return -errno;
+	while (!err && (e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+
+		if (*end || pid <= 0 || pid > INT_MAX)
+			continue; /* not a process */
+		if (w->pids++ >= w->max_pids || ((w->pids & 255) == 0 && walk__late(w))) {
+			w->truncated = true;
+			err = 1;
+			break;
+		}
+		snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
+		if (stat(path, &st) || (__u64)st.st_ino == w->self_ino)
+			continue; /* exited, a kernel thread's, or ours */
+		if (walk__push(w, st.st_ino, (int)pid))
+			err = -ENOMEM;
+	}
+	closedir(d);
+	return err;
+}
+
 static int ns_cmp(const void *a, const void *b)
 {
 	const struct ns_seen *x = a, *y = b;
@@ -174,8 +207,10 @@ static int walk__visit(struct ns_walk *w, const struct ns_seen *ns)
 static void *walk__thread(void *arg)
 {
 	struct ns_walk *w = arg;
+	struct cut_async *as = w->bes->as;
 	struct stat st;
 	size_t n = 0;
+	int err;
 
 	if (stat("/proc/thread-self/ns/net", &st)) {
 		w->last_err = -errno;
@@ -183,8 +218,9 @@ static void *walk__thread(void *arg)
 		return NULL;
 	}
 	w->self_ino = st.st_ino;
-	if (walk__cgroup(w, w->cgroup, 0) < 0) {
-		w->last_err = -ENOMEM;
+	err = w->scope->all ? walk__proc_all(w) : walk__cgroup(w, w->scope->cgroup, 0);
+	if (err < 0) {
+		w->last_err = err;
 		w->failed++;
 	}
 	if (w->n) {
@@ -196,13 +232,24 @@ static void *walk__thread(void *arg)
 	for (size_t i = 0; i < n; i++) {
 		int r;
 
+		if (cut__stale(w->bes)) {
+			w->canceled = true;
+			break;
+		}
 		if (i >= w->max_netns || walk__late(w)) {
 			w->skipped += n - i;
 			break;
 		}
 		r = walk__visit(w, &w->v[i]);
+		if (r == -ECANCELED) {
+			w->canceled = true;
+			break;
+		}
 		if (r > 0) {
 			w->visited++;
+			if (as) /* progress, read by sluice__policy_cut_totals() */
+				__atomic_store_n(&as->run_netns, (__u32)w->visited,
+						 __ATOMIC_RELAXED);
 		} else if (r < 0) {
 			w->failed++;
 			w->last_err = r;
@@ -213,38 +260,48 @@ static void *walk__thread(void *arg)
 	return NULL;
 }
 
-void cut__socks_netns(struct cut_ctx *bes, __u64 *socks)
+int cut__socks_netns(struct cut_ctx *bes, __u64 *socks)
 {
 	struct sluice *s = bes->s;
-	struct ns_walk w = { .bes = bes, .cgroup = s->cut_cgroup };
+	const struct cut_scope *sc = bes->scope;
+	struct ns_walk w = { .bes = bes, .scope = sc };
 	struct sluice_policy_cut_totals *t = &s->cut;
 	pthread_t th;
 	int err;
 
-	if (!s->cut_cgroup)
-		return;
-	w.max_netns = s->cut_max_netns ? s->cut_max_netns : SLUICE_CUT_MAX_NETNS;
+	if (!sc || (!sc->cgroup && !sc->all))
+		return 0;
+	w.max_netns = sc->max_netns ? sc->max_netns : SLUICE_CUT_MAX_NETNS;
+	w.max_pids = sc->max_pids ? sc->max_pids : SLUICE_CUT_MAX_PIDS;
 	w.start_ns = now_ns();
-	w.deadline_ns =
-		w.start_ns +
-		(__u64)(s->cut_budget_ms ? s->cut_budget_ms : SLUICE_CUT_BUDGET_MS) * 1000000ull;
+	w.deadline_ns = w.start_ns +
+			(__u64)(sc->budget_ms ? sc->budget_ms : SLUICE_CUT_BUDGET_MS) * 1000000ull;
+	/* its own thread: setns() changes the calling thread's namespace */
 	err = pthread_create(&th, NULL, walk__thread, &w);
 	if (err) {
+		cut__lock(s);
 		t->netns_failed++;
 		t->last_err = -err;
-		return;
+		cut__unlock(s);
+		return 0;
 	}
 	pthread_join(th, NULL);
 	*socks += w.socks;
+	cut__lock(s);
 	t->netns += w.visited;
 	t->netns_failed += w.failed;
 	t->netns_skipped += w.skipped;
 	t->scans_truncated += w.truncated;
+	t->pids_scanned += w.pids;
 	if (w.last_err)
 		t->last_err = w.last_err;
-	t->last_netns = (__u32)w.visited;
-	t->last_netns_us = (now_ns() - w.start_ns) / 1000;
+	if (!w.canceled) {
+		t->last_netns = (__u32)w.visited;
+		t->last_netns_us = (now_ns() - w.start_ns) / 1000;
+	}
+	cut__unlock(s);
 	free(w.v);
+	return w.canceled ? -ECANCELED : 0;
 }
 
 int sluice__policy_cut_scope(struct sluice *s, const char *cgroup_dir, unsigned int max_netns,
@@ -260,9 +317,26 @@ int sluice__policy_cut_scope(struct sluice *s, const char *cgroup_dir, unsigned 
 			return -ENOMEM;
 		}
 	}
+	cut__lock(s); /* a worker copies the scope when a run begins */
 	free(s->cut_cgroup);
 	s->cut_cgroup = dup;
 	s->cut_max_netns = max_netns;
 	s->cut_budget_ms = budget_ms;
+	cut__unlock(s);
 	return 0;
+}
+
+void sluice__policy_cut_procs(struct sluice *s, bool all, unsigned int max_pids)
+{
+	cut__lock(s);
+	s->cut_all = all;
+	s->cut_max_pids = max_pids;
+	cut__unlock(s);
+}
+
+void sluice__policy_cut_max_socks(struct sluice *s, unsigned int max_socks)
+{
+	cut__lock(s);
+	s->cut_max_socks = max_socks;
+	cut__unlock(s);
 }
