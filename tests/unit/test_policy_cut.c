@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lb_load.h"
 #include "sluice.h"
 #include "test.h"
 
@@ -260,5 +261,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	atexit(cleanup);
+	/* maps only, a few services: test-sized loads (lb_load.h) */
+	test__lb_load = TEST_LB_SMALL_MAPS | TEST_LB_NO_PROGS;
 	return test__run_all("policy_cut", tests, ARRAY_SIZE(tests), argc, argv);
 }
