@@ -125,7 +125,8 @@ pool_start() {
 		timeout --kill-after=30 "$limit" "$@" >"$TMPD/$id.out" 2>&1 &
 		echo $! >"$TMPD/$id.pid"
 		wait $!
-		echo "$? $((EPOCHSECONDS - t0))" >"$TMPD/$id.rc"
+		echo "$? $((EPOCHSECONDS - t0))" >"$TMPD/$id.rc.new"
+		mv "$TMPD/$id.rc.new" "$TMPD/$id.rc" # whole when seen
 	) 2>>"$TMPD/$id.out" &
 	pool_pids[id]=$!
 	pool_names[id]=$name
