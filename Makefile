@@ -220,6 +220,11 @@ $(O)/tests/tools/%: $(O)/tests/tools/%.o $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
 
+# lbtool loads lb.bpf.o without programs but for `attach` (lb_load.h).
+$(O)/tests/tools/lbtool: $(O)/tests/tools/lbtool.o $(O)/tests/unit/lb_wrap.o $(TLIB_OBJS) $(ALL_LIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -Wl,--wrap=bpf_object__load_skeleton -o $@
+
 $(O)/scripts/bench/%: $(O)/scripts/bench/%.o $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@

@@ -3,8 +3,8 @@
  * lb_wrap.c - the unit suites' loads of lb.bpf.o pass through
  * test__lb_prepare() (tests/lib/lb_load.h): linked, with
  * -Wl,--wrap=bpf_object__load_skeleton, into every unit binary built by
- * the generic rule. A suite that sets no test__lb_load flag loads as
- * production does.
+ * the generic rule and into tests/tools/lbtool. A binary that sets no
+ * test__lb_load flag loads as production does.
  */
 #include <bpf/libbpf.h>
 
