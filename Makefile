@@ -158,9 +158,11 @@ $(O)/$(1): $(patsubst %.c,$(O)/%.o,$(wildcard user/$(1)/*.c)) \
 endef
 $(foreach p,$(PROG_DIRS),$(eval $(call prog_dir_rule,$(p))))
 
-$(O)/tests/unit/%: $(O)/tests/unit/%.o $(TLIB_OBJS) $(ALL_LIBS)
+# Loads of lb.bpf.o pass through tests/unit/lb_wrap.c: a suite may ask
+# for test-sized ones (tests/lib/lb_load.h).
+$(O)/tests/unit/%: $(O)/tests/unit/%.o $(O)/tests/unit/lb_wrap.o $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -Wl,--wrap=bpf_object__load_skeleton -o $@
 
 # test_sock refuses redir.bpf.o's load in one case (socket LB must not
 # depend on redirection): its loads pass through a wrapper.
@@ -217,6 +219,11 @@ $(O)/tests/fuzz/fuzz_%: $(O)/tests/fuzz/fuzz_%.o $(ALL_LIBS)
 $(O)/tests/tools/%: $(O)/tests/tools/%.o $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -o $@
+
+# lbtool loads lb.bpf.o without programs but for `attach` (lb_load.h).
+$(O)/tests/tools/lbtool: $(O)/tests/tools/lbtool.o $(O)/tests/unit/lb_wrap.o $(TLIB_OBJS) $(ALL_LIBS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ $(ALL_LDLIBS) -Wl,--wrap=bpf_object__load_skeleton -o $@
 
 $(O)/scripts/bench/%: $(O)/scripts/bench/%.o $(TLIB_OBJS) $(ALL_LIBS)
 	$(call msg,LD,$@)

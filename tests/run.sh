@@ -18,6 +18,11 @@
 # build/san with SAN=1) - the e2e suites get it too. SLUICE_SUITES=unit runs
 # the unit suites only. SLUICE_SAN=1 (sanitized binaries) runs the unit and
 # the meshd e2e suites and lists the BPF-bound rest as skipped.
+# SLUICE_TEST_JOBS (default 2, the cores CI has): how many of the unit
+# binaries and the datapath suite run at once (the datapath suite starts
+# first, the longest); each suite's output is shown whole, in the order the
+# suites end, with its own time. 1 runs one suite at a time, as before. The
+# e2e suites always run one at a time (some measure rates and deadlines).
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,12 +42,21 @@ E2E_TIMEOUT=${SLUICE_E2E_TIMEOUT:-600}
 # sanitized meshd runs 2-3x slower (test_meshd.sh's 300k-backend case most)
 [ "${SLUICE_SAN:-0}" = 1 ] && E2E_TIMEOUT=${SLUICE_E2E_TIMEOUT:-1800}
 
+JOBS=${SLUICE_TEST_JOBS:-2}
+case $JOBS in
+'' | *[!0-9]* | 0)
+	echo "tests/run.sh: SLUICE_TEST_JOBS=$JOBS: expected a number of suites >= 1" >&2
+	exit 2
+	;;
+esac
+
 passed=0
 failed=0
 skipped=0
 failures=()
-LOG=$(mktemp /tmp/sluice-test.XXXXXX)
-trap 'rm -f "$LOG"' EXIT
+TMPD=$(mktemp -d /tmp/sluice-test.XXXXXX)
+LOG=$TMPD/log
+trap 'rm -rf "$TMPD"' EXIT
 
 fail_suite() {
 	echo "FAIL: $1 ($2)"
@@ -50,27 +64,20 @@ fail_suite() {
 	failures+=("$1 ($2)")
 }
 
-# run_suite NAME TIMEOUT CMD...
-run_suite() {
-	local name=$1 limit=$2 rc p f t0=$SECONDS
-	shift 2
-	echo "=== $name"
-	# --foreground keeps the suite in our process group so Ctrl-C reaches
-	# it and e2e suites clean up their namespaces; on a timeout only the
-	# suite itself gets TERM (then KILL), and its own bounded children may
-	# hold tee open a little longer.
-	timeout --foreground --kill-after=30 "$limit" "$@" 2>&1 | tee "$LOG"
-	rc=${PIPESTATUS[0]}
-	p=$(grep -c '^PASS:' "$LOG")
-	f=$(grep -c '^FAIL:' "$LOG")
-	s=$(grep -c '^SKIP:' "$LOG")
+# account NAME TIMEOUT LOGFILE RC SECONDS: count an ended suite's lines and
+# judge its exit status.
+account() {
+	local name=$1 limit=$2 log=$3 rc=$4 secs=$5 p f s
+	p=$(grep -c '^PASS:' "$log")
+	f=$(grep -c '^FAIL:' "$log")
+	s=$(grep -c '^SKIP:' "$log")
 	passed=$((passed + p))
 	failed=$((failed + f))
 	skipped=$((skipped + s))
 	while IFS= read -r line; do
 		failures+=("${line#FAIL: }")
-	done < <(grep '^FAIL:' "$LOG")
-	echo "--- $name: $p passed, $f failed, $s skipped, exit $rc, $((SECONDS - t0))s"
+	done < <(grep '^FAIL:' "$log")
+	echo "--- $name: $p passed, $f failed, $s skipped, exit $rc, ${secs}s"
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 		fail_suite "$name" "timed out after ${limit}s"
 	elif [ "$rc" -gt 128 ]; then
@@ -80,6 +87,82 @@ run_suite() {
 	elif [ "$rc" -eq 0 ] && [ "$p" -eq 0 ] && [ "$f" -eq 0 ] && [ "$s" -eq 0 ]; then
 		fail_suite "$name" "ran no test"
 	fi
+}
+
+# run_suite NAME TIMEOUT CMD...: one suite, its output shown as it comes.
+run_suite() {
+	local name=$1 limit=$2 rc t0=$SECONDS
+	shift 2
+	echo "=== $name"
+	# --foreground keeps the suite in our process group so Ctrl-C reaches
+	# it and e2e suites clean up their namespaces; on a timeout only the
+	# suite itself gets TERM (then KILL), and its own bounded children may
+	# hold tee open a little longer.
+	timeout --foreground --kill-after=30 "$limit" "$@" 2>&1 | tee "$LOG"
+	rc=${PIPESTATUS[0]}
+	account "$name" "$limit" "$LOG" "$rc" $((SECONDS - t0))
+}
+
+# The pool: pool_start NAME TIMEOUT CMD... starts a suite in the
+# background once fewer than $JOBS run (its output to $TMPD/ID.out, then
+# "rc seconds" to $TMPD/ID.rc); pool_reap waits for one to end and shows
+# every ended suite whole. Background commands of a script ignore SIGINT,
+# so an interrupted run stops the running suites itself (pool_stop).
+pool_pids=()
+pool_names=()
+pool_limits=()
+pool_n=0
+
+pool_start() {
+	local name=$1 limit=$2 id=$pool_n
+	shift 2
+	while [ ${#pool_pids[@]} -ge "$JOBS" ]; do
+		pool_reap
+	done
+	pool_n=$((pool_n + 1))
+	(
+		t0=$EPOCHSECONDS
+		timeout --kill-after=30 "$limit" "$@" >"$TMPD/$id.out" 2>&1 &
+		echo $! >"$TMPD/$id.pid"
+		wait $!
+		echo "$? $((EPOCHSECONDS - t0))" >"$TMPD/$id.rc.new"
+		mv "$TMPD/$id.rc.new" "$TMPD/$id.rc" # whole when seen
+	) 2>>"$TMPD/$id.out" &
+	pool_pids[id]=$!
+	pool_names[id]=$name
+	pool_limits[id]=$limit
+}
+
+pool_reap() {
+	local id rc secs
+	wait -n "${pool_pids[@]}" 2>/dev/null
+	for id in "${!pool_pids[@]}"; do
+		if [ ! -e "$TMPD/$id.rc" ] && kill -0 "${pool_pids[id]}" 2>/dev/null; then
+			continue
+		fi
+		wait "${pool_pids[id]}" 2>/dev/null
+		# no status file: the wrapper itself was killed
+		read -r rc secs 2>/dev/null <"$TMPD/$id.rc" || { rc=255 secs=?; }
+		echo "=== ${pool_names[id]}"
+		cat "$TMPD/$id.out"
+		account "${pool_names[id]}" "${pool_limits[id]}" "$TMPD/$id.out" "$rc" "$secs"
+		unset 'pool_pids[id]'
+	done
+}
+
+pool_wait() {
+	while [ ${#pool_pids[@]} -gt 0 ]; do
+		pool_reap
+	done
+}
+
+pool_stop() {
+	local id
+	for id in "${!pool_pids[@]}"; do
+		[ -e "$TMPD/$id.pid" ] && kill -TERM "$(cat "$TMPD/$id.pid")" 2>/dev/null
+	done
+	wait
+	exit 130
 }
 
 skip_suite() {
@@ -99,16 +182,6 @@ fi
 shopt -s nullglob
 t0=$SECONDS
 
-for src in "$ROOT"/tests/unit/test_*.c; do
-	name=$(basename "$src" .c)
-	bin=$BUILD/tests/unit/$name
-	if [ -x "$bin" ]; then
-		run_suite "unit/$name" "$BIN_TIMEOUT" "$bin"
-	else
-		fail_suite "unit/$name" "$bin not built"
-	fi
-done
-
 if [ "$SUITES" = unit ]; then
 	dp_srcs=()
 	e2e_scripts=()
@@ -116,17 +189,31 @@ else
 	dp_srcs=("$ROOT"/tests/datapath/*.c)
 	e2e_scripts=("$ROOT"/tests/e2e/test_*.sh)
 fi
+trap pool_stop INT TERM
+# The datapath suite first: it is the longest of the pooled suites.
 if [ ${#dp_srcs[@]} -gt 0 ] && [ "$SAN" = 1 ]; then
 	skip_suite datapath "not run with SAN=1: BPF programs, no userspace to check"
 elif [ ${#dp_srcs[@]} -gt 0 ] && [ $root -eq 0 ]; then
 	skip_suite datapath "needs root: BPF_PROG_TEST_RUN"
 elif [ ${#dp_srcs[@]} -gt 0 ]; then
 	if [ -x "$BUILD/tests/datapath/datapath_test" ]; then
-		run_suite datapath "$DP_TIMEOUT" "$BUILD/tests/datapath/datapath_test"
+		pool_start datapath "$DP_TIMEOUT" "$BUILD/tests/datapath/datapath_test"
 	else
 		fail_suite datapath "$BUILD/tests/datapath/datapath_test not built"
 	fi
 fi
+
+for src in "$ROOT"/tests/unit/test_*.c; do
+	name=$(basename "$src" .c)
+	bin=$BUILD/tests/unit/$name
+	if [ -x "$bin" ]; then
+		pool_start "unit/$name" "$BIN_TIMEOUT" "$bin"
+	else
+		fail_suite "unit/$name" "$bin not built"
+	fi
+done
+pool_wait
+trap - INT TERM
 
 for script in "${e2e_scripts[@]}"; do
 	# A suite that needs no privileges says so in its header.

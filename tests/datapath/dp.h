@@ -26,6 +26,7 @@
 #include <netinet/in.h>
 #include <linux/types.h>
 
+#include "lb_load.h"
 #include "pkt.h"
 #include "sluice.h"
 #include "test.h"
@@ -250,11 +251,11 @@ struct dp_be {
 
 /* Sizes of the id-indexed maps in every test load (dp_load.c); a case
  * must create fewer services / backends than these at any one time. */
-#define DP_TEST_MAX_SERVICES 1024
-#define DP_TEST_MAX_BACKENDS 4096
+#define DP_TEST_MAX_SERVICES TEST_LB_MAX_SERVICES
+#define DP_TEST_MAX_BACKENDS TEST_LB_MAX_BACKENDS
 /* Size of snat_fwd and snat_rev in every test load: more than the 4536
  * ports of SLUICE_SNAT_PORT_MIN..MAX, so filling them evicts nothing. */
-#define DP_TEST_SNAT_MAX 8192
+#define DP_TEST_SNAT_MAX TEST_LB_SNAT_MAX
 
 /* Loads of lb.bpf.o by this thread load only these programs (DP_*);
  * 0: all of them. */

@@ -6,7 +6,8 @@
  * -Wl,--wrap=bpf_object__load_skeleton, so every load of lb.bpf.o that
  * sluice__open() does passes through here first. Before the real load the
  * maps indexed by service or backend id are shrunk to DP_TEST_MAX_SERVICES
- * and DP_TEST_MAX_BACKENDS entries, and, when dp__load_only() named one,
+ * and DP_TEST_MAX_BACKENDS entries (test__lb_shrink(), tests/lib/lb_load.h,
+ * which the unit suites share), and, when dp__load_only() named one,
  * only the program under test is loaded (and verified). Creating the
  * production-sized id arrays and verifying both programs was ~0.8 s of
  * every fresh load; the suite loads 200+ times. The library allocates the
@@ -26,26 +27,10 @@
 #include <bpf/libbpf.h>
 
 #include "dp.h"
+#include "lb_load.h"
 
 int __real_bpf_object__load_skeleton(struct bpf_object_skeleton *s);
 int __wrap_bpf_object__load_skeleton(struct bpf_object_skeleton *s);
-
-/* clang-format off */
-static const struct {
-	const char *name;
-	__u32 max_entries;
-} dp_small_maps[] = {
-	{ "svc_stats", DP_TEST_MAX_SERVICES },
-	{ "svc_health", DP_TEST_MAX_SERVICES },
-	{ "maglev", DP_TEST_MAX_SERVICES },
-	{ "backend_stats", DP_TEST_MAX_BACKENDS },
-	{ "backend_health", DP_TEST_MAX_BACKENDS },
-	{ "src_ranges", 256 },
-	{ "policy_stats", DP_TEST_MAX_SERVICES },
-	{ "snat_fwd", DP_TEST_SNAT_MAX },
-	{ "snat_rev", DP_TEST_SNAT_MAX },
-};
-/* clang-format on */
 
 /* Per thread: a case may open its datapath in a thread or forked child. */
 static __thread unsigned int dp_load_only;
@@ -53,27 +38,6 @@ static __thread unsigned int dp_load_only;
 void dp__load_only(unsigned int progs)
 {
 	dp_load_only = progs;
-}
-
-static int dp__shrink(struct bpf_object *obj)
-{
-	for (size_t i = 0; i < sizeof(dp_small_maps) / sizeof(dp_small_maps[0]); i++) {
-		struct bpf_map *map = bpf_object__find_map_by_name(obj, dp_small_maps[i].name);
-		int err;
-
-		if (!map) {
-			fprintf(stderr, "dp_load: lb.bpf.o has no map \"%s\"\n",
-				dp_small_maps[i].name);
-			return -ENOENT;
-		}
-		err = bpf_map__set_max_entries(map, dp_small_maps[i].max_entries);
-		if (err) {
-			fprintf(stderr, "dp_load: %s: set_max_entries(%u): %d\n",
-				dp_small_maps[i].name, dp_small_maps[i].max_entries, err);
-			return err;
-		}
-	}
-	return 0;
 }
 
 static int dp__autoload(struct bpf_object *obj, const char *name, bool load)
@@ -94,7 +58,7 @@ int __wrap_bpf_object__load_skeleton(struct bpf_object_skeleton *s)
 
 	if (strcmp(s->name, "lb_bpf"))
 		return __real_bpf_object__load_skeleton(s);
-	err = dp__shrink(obj);
+	err = test__lb_shrink(obj);
 	if (!err && dp_load_only)
 		err = dp__autoload(obj, "xdp_lb", dp_load_only & DP_XDP);
 	if (!err && dp_load_only)

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lb_load.h"
 #include "sluice.h"
 #include "test.h"
 
@@ -201,6 +202,8 @@ static inline int pcut__main(const char *suite, const char *name, const struct t
 {
 	if (!test__have_root(suite, "enters network namespaces"))
 		return 0;
+	/* maps only, a few services: test-sized loads (lb_load.h) */
+	test__lb_load = TEST_LB_SMALL_MAPS | TEST_LB_NO_PROGS;
 	if (unshare(CLONE_NEWNET) || !lo_up()) {
 		printf("FAIL: %s/setup (private network namespace: %s)\n", suite, strerror(errno));
 		return 1;

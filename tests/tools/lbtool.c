@@ -27,6 +27,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "lb_load.h"
 #include "sluice.h"
 
 #define DEFAULT_PIN_DIR "/sys/fs/bpf/sluice"
@@ -279,6 +280,7 @@ static int do_attach(int argc, char **argv)
 	ifindex = lbtool__ifindex(h.ifname);
 	if (!ifindex)
 		return 1;
+	test__lb_load = 0; /* the one command that needs the programs */
 	if (lbtool__open(&s, h.cfg, false))
 		return 1;
 	if (h.xdp)
@@ -672,5 +674,8 @@ int main(int argc, char **argv)
 		}
 	}
 	libbpf_set_print(lbtool__libbpf_print);
+	/* every command but attach works on the pinned maps alone: no
+	 * verifier run over programs it would not use (tests/lib/lb_load.h) */
+	test__lb_load = TEST_LB_NO_PROGS;
 	return lbtool__dispatch(cmds, "lbtool", argc - optind, argv + optind);
 }

@@ -19,6 +19,7 @@
 
 #include <bpf/bpf.h>
 
+#include "lb_load.h"
 #include "sluice.h"
 #include "test.h"
 
@@ -266,5 +267,7 @@ int main(int argc, char **argv)
 {
 	if (!test__have_root("backend_addrs", "loads BPF"))
 		return 0;
+	/* maps only, a few services: test-sized loads (lb_load.h) */
+	test__lb_load = TEST_LB_SMALL_MAPS | TEST_LB_NO_PROGS;
 	return test__run_all("backend_addrs", tests, ARRAY_SIZE(tests), argc, argv);
 }

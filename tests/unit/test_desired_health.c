@@ -15,6 +15,7 @@
 
 #include "desired.h"
 #include "internal.h"
+#include "lb_load.h"
 #include "test.h"
 
 static int parse(struct desired *d, const char *text)
@@ -323,5 +324,7 @@ static const struct test tests[] = {
 
 int main(int argc, char **argv)
 {
+	/* maps only, a few services: test-sized loads (lb_load.h) */
+	test__lb_load = TEST_LB_SMALL_MAPS | TEST_LB_NO_PROGS;
 	return test__run_all("desired_health", tests, ARRAY_SIZE(tests), argc, argv);
 }

@@ -14,6 +14,7 @@
 #include <bpf/bpf.h>
 
 #include "desired.h"
+#include "lb_load.h"
 #include "test.h"
 
 static const char *const full_json =
@@ -295,5 +296,7 @@ static const struct test tests[] = {
 
 int main(int argc, char **argv)
 {
+	/* maps only, a few services: test-sized loads (lb_load.h) */
+	test__lb_load = TEST_LB_SMALL_MAPS | TEST_LB_NO_PROGS;
 	return test__run_all("desired_outlier", tests, ARRAY_SIZE(tests), argc, argv);
 }

@@ -16,6 +16,7 @@
 
 #include "desired.h"
 #include "internal.h"
+#include "lb_load.h"
 #include "test.h"
 
 #define SVC(extra)                                                                        \
@@ -222,5 +223,7 @@ static const struct test tests[] = {
 
 int main(int argc, char **argv)
 {
+	/* maps only, a few services: test-sized loads (lb_load.h) */
+	test__lb_load = TEST_LB_SMALL_MAPS | TEST_LB_NO_PROGS;
 	return test__run_all("desired_snat", tests, ARRAY_SIZE(tests), argc, argv);
 }

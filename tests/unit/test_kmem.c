@@ -17,6 +17,7 @@
 #include <bpf/libbpf.h>
 #include <json-c/json.h>
 
+#include "lb_load.h"
 #include "sluice.h"
 #include "test.h"
 
@@ -162,5 +163,7 @@ int main(int argc, char **argv)
 {
 	if (!test__have_root("kmem", "loads BPF"))
 		return 0;
+	/* maps only, a few services: test-sized loads (lb_load.h) */
+	test__lb_load = TEST_LB_SMALL_MAPS | TEST_LB_NO_PROGS;
 	return test__run_all("kmem", tests, ARRAY_SIZE(tests), argc, argv);
 }

@@ -21,6 +21,7 @@
 #include "internal.h"
 #include "k8s.h"
 #include "k8s_internal.h"
+#include "lb_load.h"
 #include "test.h"
 #include "policy_snap.h"
 
@@ -687,5 +688,7 @@ static const struct test tests[] = {
 
 int main(int argc, char **argv)
 {
+	/* maps only, a few services: test-sized loads (lb_load.h) */
+	test__lb_load = TEST_LB_SMALL_MAPS | TEST_LB_NO_PROGS;
 	return test__run_all("policy", tests, ARRAY_SIZE(tests), argc, argv);
 }

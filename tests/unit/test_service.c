@@ -17,6 +17,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "lb_load.h"
 #include "sluice.h"
 #include "kfeatures.h"
 #include "test.h"
@@ -36,6 +37,19 @@ static struct sluice *lib__open(void)
 	if (!ASSERT_OK(err, "sluice__open"))
 		fprintf(stderr, "    %s\n", sluice__errmsg());
 	return err ? NULL : s;
+}
+
+/* A load with xdp_lb and tc_lb (main() leaves them out): for the case
+ * that runs a program. */
+static struct sluice *lib__open_progs(void)
+{
+	unsigned int saved = test__lb_load;
+	struct sluice *s;
+
+	test__lb_load &= ~TEST_LB_NO_PROGS;
+	s = lib__open();
+	test__lb_load = saved;
+	return s;
 }
 
 static struct sluice_addr v4(__u32 host)
@@ -815,7 +829,7 @@ static void test_datapath_roundtrip(void)
 	struct sluice_service_info *info = calloc(1, sizeof(*info));
 	struct sluice_backend_spec b[3];
 	struct sluice_service_spec spec;
-	struct sluice *s = lib__open();
+	struct sluice *s = lib__open_progs();
 	struct sluice_backend_stats bst;
 	__u64 cnt[SLUICE_CNT__MAX], ct = 0;
 	__u8 in[54], out[128];
@@ -1213,5 +1227,7 @@ int main(int argc, char **argv)
 {
 	if (!test__have_root("service", "loads BPF"))
 		return 0;
+	/* no program attached or run but where a test says so (lb_load.h) */
+	test__lb_load = TEST_LB_NO_PROGS;
 	return test__run_all("service", tests, ARRAY_SIZE(tests), argc, argv);
 }

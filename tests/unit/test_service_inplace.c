@@ -22,6 +22,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "lb_load.h"
 #include "sluice.h"
 #include "test.h"
 
@@ -43,6 +44,19 @@ static struct sluice *lib__open(const char *pin_dir)
 	if (!ASSERT_OK(err, "sluice__open"))
 		fprintf(stderr, "    %s\n", sluice__errmsg());
 	return err ? NULL : s;
+}
+
+/* A load with xdp_lb and tc_lb (main() leaves them out): for the case
+ * that runs a program. */
+static struct sluice *lib__open_progs(void)
+{
+	unsigned int saved = test__lb_load;
+	struct sluice *s;
+
+	test__lb_load &= ~TEST_LB_NO_PROGS;
+	s = lib__open(NULL);
+	test__lb_load = saved;
+	return s;
 }
 
 static struct sluice_addr v4(__u32 host)
@@ -625,7 +639,7 @@ static void test_inplace_under_traffic(void)
 	__u32 flushed = 0;
 	bool started = false;
 
-	tr.s = lib__open(NULL);
+	tr.s = lib__open_progs();
 	if (!tr.s)
 		return;
 	spec__init(&spec, b, 1, 6);
@@ -678,5 +692,7 @@ int main(int argc, char **argv)
 {
 	if (!test__have_root("service_inplace", "loads BPF"))
 		return 0;
+	/* no program attached or run but where a test says so (lb_load.h) */
+	test__lb_load = TEST_LB_NO_PROGS;
 	return test__run_all("service_inplace", tests, ARRAY_SIZE(tests), argc, argv);
 }

@@ -31,6 +31,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "lb_load.h"
 #include "explain.h"
 #include "sluice.h"
 #include "sock.h"
@@ -91,9 +92,12 @@ int __wrap_bpf_object__load_skeleton(struct bpf_object_skeleton *s);
 
 int __wrap_bpf_object__load_skeleton(struct bpf_object_skeleton *s)
 {
+	int err;
+
 	if (refuse_redir && !strcmp(s->name, "redir_bpf"))
 		return -EINVAL;
-	return __real_bpf_object__load_skeleton(s);
+	err = test__lb_prepare(s);
+	return err ? err : __real_bpf_object__load_skeleton(s);
 }
 
 static struct sluice *lib__open(const char *pins)
@@ -894,5 +898,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	atexit(cleanup);
+	/* maps only, a few services: test-sized loads (lb_load.h) */
+	test__lb_load = TEST_LB_SMALL_MAPS | TEST_LB_NO_PROGS;
 	return test__run_all("sock", tests, ARRAY_SIZE(tests), argc, argv);
 }

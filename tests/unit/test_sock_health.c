@@ -33,6 +33,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "lb_load.h"
 #include "sluice.h"
 #include "sock.h"
 #include "test.h"
@@ -534,5 +535,7 @@ int main(int argc, char **argv)
 	}
 	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/sluice-test-sock-health-%d", getpid());
 	atexit(cleanup);
+	/* maps only, a few services: test-sized loads (lb_load.h) */
+	test__lb_load = TEST_LB_SMALL_MAPS | TEST_LB_NO_PROGS;
 	return test__run_all("sock_health", tests, ARRAY_SIZE(tests), argc, argv);
 }

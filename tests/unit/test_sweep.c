@@ -16,6 +16,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "lb_load.h"
 #include "sluice.h"
 #include "test.h"
 
@@ -315,5 +316,7 @@ int main(int argc, char **argv)
 {
 	if (!test__have_root("sweep", "loads BPF"))
 		return 0;
+	/* no program attached or run but where a test says so (lb_load.h) */
+	test__lb_load = TEST_LB_NO_PROGS;
 	return test__run_all("sweep", tests, ARRAY_SIZE(tests), argc, argv);
 }
