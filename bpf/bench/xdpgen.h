@@ -11,6 +11,11 @@
 /* Source ports a client address uses before the next address is taken. */
 #define GEN_PORTS 64000
 #define GEN_PORT_BASE 1024
+/* Sequence numbers of the client's ACKs (seq, ack_seq); a handshake's SYN
+ * carries GEN_SEQ - 1, the backend's SYN|ACK GEN_ACK_SEQ - 1, so the
+ * handshake is one netfilter's TCP tracking takes as valid too. */
+#define GEN_SEQ 1000
+#define GEN_ACK_SEQ 2000
 
 /* gen_cfg[0]: what xdp_gen writes. The template carries valid checksums
  * for flow 0 to VIP 0; other flows are derived by incremental updates. */
@@ -29,10 +34,15 @@ enum count_slot {
 	COUNT__MAX,
 };
 
-/* count_cfg[0]: the expected destination prefix (network order). */
+/* count_cfg[0]: the expected destination prefix (network order). While
+ * answer is set (the generator's handshake), a SYN that arrives is also
+ * answered: xdp_count turns it into the backend's SYN|ACK and XDP_TXes it
+ * back through the node, so the LB sees a real three-way handshake and
+ * confirms the flow as it would a live connection's. */
 struct count_cfg {
 	__u32 net;
 	__u32 mask;
+	__u32 answer;
 };
 
 #endif /* SLUICE_BENCH_XDPGEN_H */
