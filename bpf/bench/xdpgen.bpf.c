@@ -11,7 +11,7 @@
  * up incrementally (RFC 1624).
  * xdp_count sits on the backend's veth in every variant: it counts what
  * arrives, split by whether the destination is in the expected (backend)
- * prefix, and drops it; during a handshake (count_cfg.answer) it answers
+ * prefix, and drops it; during a handshake (count_answer) it answers
  * each SYN with a SYN|ACK instead (xdp_answer_syn). Being an XDP program
  * it also makes the veth accept redirected frames, the same way in every
  * variant.
@@ -50,6 +50,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct count_cfg);
 } count_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GEN_ANSWER_CPUS);
+	__type(key, __u32);
+	__type(value, __u32);
+} count_answer SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -165,6 +172,7 @@ int xdp_count(struct xdp_md *ctx)
 	__u32 key = 0, slot = COUNT_OTHER;
 	struct tcphdr *tcp = (void *)(ip + 1);
 	struct count_cfg *cfg;
+	__u32 *answer;
 	__u64 *cnt;
 
 	cfg = bpf_map_lookup_elem(&count_cfg, &key);
@@ -174,10 +182,12 @@ int xdp_count(struct xdp_md *ctx)
 	cnt = bpf_map_lookup_elem(&rx_count, &slot);
 	if (cnt)
 		*cnt += 1;
-	if (cfg && slot == COUNT_MATCH && cfg->answer && ip->ihl == 5 &&
-	    (void *)(tcp + 1) <= data_end && tcp->syn && !tcp->ack)
-		return xdp_answer_syn(eth, ip, tcp);
-	return XDP_DROP;
+	if (slot != COUNT_MATCH || ip->ihl != 5 || (void *)(tcp + 1) > data_end || !tcp->syn ||
+	    tcp->ack)
+		return XDP_DROP;
+	key = bpf_get_smp_processor_id();
+	answer = bpf_map_lookup_elem(&count_answer, &key);
+	return answer && *answer ? xdp_answer_syn(eth, ip, tcp) : XDP_DROP;
 }
 
 SEC("xdp")

@@ -34,15 +34,19 @@ enum count_slot {
 	COUNT__MAX,
 };
 
-/* count_cfg[0]: the expected destination prefix (network order). While
- * answer is set (the generator's handshake), a SYN that arrives is also
- * answered: xdp_count turns it into the backend's SYN|ACK and XDP_TXes it
- * back through the node, so the LB sees a real three-way handshake and
- * confirms the flow as it would a live connection's. */
+/* count_cfg[0]: the expected destination prefix (network order). */
 struct count_cfg {
 	__u32 net;
 	__u32 mask;
-	__u32 answer;
 };
+
+/* count_answer[cpu] (a __u32 per CPU, written by the generator pinned to
+ * that CPU): while set, a SYN that xdp_count sees on that CPU is also
+ * answered: turned into the backend's SYN|ACK and XDP_TXed back through
+ * the node, so the LB sees a real three-way handshake and confirms the
+ * flow as it would a live connection's (xdpgen run --handshake). The
+ * whole path of a generator's frames runs on its CPU, so generators on
+ * several CPUs each switch their own slot. */
+#define GEN_ANSWER_CPUS 256
 
 #endif /* SLUICE_BENCH_XDPGEN_H */

@@ -6,7 +6,7 @@
  * resolved in the caller's network namespace (run under nsenter --net=):
  *   counter DEV --pin FILE --match NET/LEN   attach xdp_count to DEV (native
  *       XDP, through netlink, so it outlives the process) and pin its
- *       counters at FILE, its configuration at FILE_cfg;
+ *       counters at FILE, its handshake switches at FILE_answer;
  *   redirect DEV --to DEV2                   attach xdp_redirect_only;
  *   flush-map FILE                           empty a pinned hash map (Sluice's
  *       conntrack between samples, as `conntrack -F` for netfilter);
@@ -226,10 +226,10 @@ static int do_counter(const char *obj_path, int argc, char **argv)
 		gen__err("pinning the counters at %s: %s", pin, strerror(errno));
 		goto cleanup;
 	}
-	snprintf(cfg_pin, sizeof(cfg_pin), "%s_cfg", pin);
-	err = bpf_obj_pin(gen__map_fd(obj, "count_cfg"), cfg_pin);
+	snprintf(cfg_pin, sizeof(cfg_pin), "%s_answer", pin);
+	err = bpf_obj_pin(gen__map_fd(obj, "count_answer"), cfg_pin);
 	if (err)
-		gen__err("pinning the configuration at %s: %s", cfg_pin, strerror(errno));
+		gen__err("pinning the handshake switches at %s: %s", cfg_pin, strerror(errno));
 	else
 		err = gen__attach(ifindex, prog_fd, argv[0]);
 	if (err) {
@@ -529,20 +529,18 @@ static int gen__test_run(int prog_fd, const __u8 *frame, int ifindex, __u32 repe
 	return 0;
 }
 
-/* count_cfg.answer of the backend's xdp_count (pinned at COUNT_cfg). */
-static int gen__answer(int cfg_fd, __u32 answer)
+/* count_answer[@cpu] of the backend's xdp_count (pinned at COUNT_answer):
+ * a slot of its own per generator, so generators side by side do not
+ * switch each other's answers off. */
+static int gen__answer(int fd, int cpu, __u32 answer)
 {
-	struct count_cfg cc;
-	__u32 key = 0;
+	__u32 key = (__u32)cpu;
 
-	if (bpf_map_lookup_elem(cfg_fd, &key, &cc))
-		return -errno;
-	cc.answer = answer;
-	return bpf_map_update_elem(cfg_fd, &key, &cc, BPF_ANY) ? -errno : 0;
+	return bpf_map_update_elem(fd, &key, &answer, BPF_ANY) ? -errno : 0;
 }
 
 /* --handshake: a SYN for each of the o->nflows flows, which the backend
- * answers with a SYN|ACK through the node while count_cfg.answer is set;
+ * answers with a SYN|ACK through the node while count_answer[cpu] is set;
  * the warm-up's ACKs then complete the handshakes. */
 static int gen__handshake(const struct gen_opts *o, struct bpf_object *obj, int prog_fd,
 			  int ifindex, const __u8 *src_mac, int count_fd)
@@ -554,7 +552,7 @@ static int gen__handshake(const struct gen_opts *o, struct bpf_object *obj, int 
 	__u32 key = 0;
 	int cfg_fd, err;
 
-	snprintf(path, sizeof(path), "%s_cfg", o->count_pin);
+	snprintf(path, sizeof(path), "%s_answer", o->count_pin);
 	cfg_fd = bpf_obj_get(path);
 	if (cfg_fd < 0) {
 		gen__err("--handshake: opening %s: %s", path, strerror(errno));
@@ -564,7 +562,7 @@ static int gen__handshake(const struct gen_opts *o, struct bpf_object *obj, int 
 	gen__template(&syn, src_mac, cfg.frame);
 	cfg.nflows = o->nflows;
 	cfg.nvips = o->nvips;
-	err = gen__answer(cfg_fd, 1);
+	err = gen__answer(cfg_fd, o->cpu, 1);
 	if (!err && (bpf_map_update_elem(gen__map_fd(obj, "gen_cfg"), &key, &cfg, BPF_ANY) ||
 		     bpf_map_update_elem(gen__map_fd(obj, "gen_seq"), &key, &seq, BPF_ANY)))
 		err = -errno;
@@ -576,7 +574,7 @@ static int gen__handshake(const struct gen_opts *o, struct bpf_object *obj, int 
 	if (!err)
 		err = gen__drain(count_fd, -1, n);
 	usleep(10000);
-	if (gen__answer(cfg_fd, 0) && !err) {
+	if (gen__answer(cfg_fd, o->cpu, 0) && !err) {
 		gen__err("--handshake: resetting %s: %s", path, strerror(errno));
 		err = -EIO;
 	}
@@ -806,9 +804,11 @@ static int do_run(const char *obj_path, int argc, char **argv)
 		gen__err("run: --count-own-cpu needs --cpu");
 		return 2;
 	}
-	if (o.handshake && (o.syn || !o.nflows || !o.warmup)) {
+	if (o.handshake &&
+	    (o.syn || !o.nflows || !o.warmup || o.cpu < 0 || o.cpu >= GEN_ANSWER_CPUS)) {
 		gen__err("run: --handshake opens --flows N (N > 0) established flows: needs "
-			 "--warmup, not --syn");
+			 "--warmup and --cpu C (C < %d), not --syn",
+			 GEN_ANSWER_CPUS);
 		return 2;
 	}
 	if (o.cpu >= 0) {
