@@ -182,7 +182,9 @@ int xdp_count(struct xdp_md *ctx)
 	cnt = bpf_map_lookup_elem(&rx_count, &slot);
 	if (cnt)
 		*cnt += 1;
-	if (slot != COUNT_MATCH || ip->ihl != 5 || (void *)(tcp + 1) > data_end || !tcp->syn ||
+	/* bounds first: 6.1's verifier does not carry the check above over
+	 * slot's trip through the stack */
+	if (slot != COUNT_MATCH || (void *)(tcp + 1) > data_end || ip->ihl != 5 || !tcp->syn ||
 	    tcp->ack)
 		return XDP_DROP;
 	key = bpf_get_smp_processor_id();
