@@ -7,7 +7,9 @@
 # flagged by the report instead of being reported as results.
 #   B1 ns/packet of xdp_lb through BPF_PROG_TEST_RUN (pktbench)
 #   B2 forwarding rate on a veth path: Sluice XDP / tc vs XDP redirect-only,
-#      kernel forwarding, kube-proxy iptables and nftables (xdpgen)
+#      kernel forwarding, kube-proxy iptables and nftables (xdpgen); and
+#      per-CPU scaling: Sluice XDP and redirect-only on a path with 2 RX
+#      queues per veth, generators on 1 and on 2 CPUs
 #   B3 scale: established-flow rate and new-connection first-packet cost
 #      with N services x 10 backends, Sluice vs iptables vs nftables
 #   B4 control plane: programming N services from empty (time, peak RSS)
@@ -141,14 +143,20 @@ bench__rotate() {
 # 5-tuples no earlier sample used (conntrack is flushed anyway). Advanced
 # by the caller: bench__gen runs in a $(...) subshell.
 SEQ=0
-# bench__gen TOPO KIND NVIPS DADDR MS: one sample of B3_FLOWS established
-# flows (KIND est) or of new connections from flow SEQ on, one SYN each
-# (KIND new), spread over NVIPS destinations from DADDR up.
+# bench__gen TOPO KIND NVIPS DADDR MS [ARGS...]: one sample of B3_FLOWS
+# established flows (KIND est: each opened with a three-way handshake
+# through the path, xdpgen --handshake, so Sluice's conntrack holds them
+# confirmed as a live connection's; KIND pick: the same flows picked up
+# mid-stream, only ACKs, never confirmed) or of new connections from flow
+# SEQ on, one SYN each (KIND new), spread over NVIPS destinations from
+# DADDR up. ARGS go to xdpgen run (--cpu and --saddr override).
 bench__gen() {
-	local topo=$1 kind=$2 nvips=$3 daddr=$4 ms=$5
-	if [ "$kind" = est ]; then
+	local topo=$1 kind=$2 nvips=$3 daddr=$4 ms=$5 hs=()
+	shift 5
+	if [ "$kind" = est ] || [ "$kind" = pick ]; then
+		[ "$kind" = est ] && hs=(--handshake)
 		bn__gen "$topo" --saddr 10.64.0.1 --daddr "$daddr" --nvips "$nvips" \
-			--flows "$B3_FLOWS" --warmup --duration-ms "$ms" --cpu "$CPU"
+			--flows "$B3_FLOWS" "${hs[@]}" --warmup --duration-ms "$ms" --cpu "$CPU" "$@"
 	else
 		bn__gen "$topo" --saddr 10.64.0.1 --daddr "$daddr" --nvips "$nvips" \
 			--flows 0 --syn --warmup --seq-start "$SEQ" --duration-ms "$ms" --cpu "$CPU"
@@ -179,11 +187,23 @@ bench__rerun() {
 }
 
 # ---- B2 ----
-B2_VARIANTS=(xdp xdpfib tc tcoff redirect fwd ipt nft)
+# xdppick: the xdp node again, its flows picked up mid-stream instead of
+# opened with a handshake (unconfirmed: what every established flow was
+# measured as before #17's handshake; what flows are after a conntrack
+# flush until their backends answer).
+B2_VARIANTS=(xdp xdppick xdpfib tc tcoff redirect fwd ipt nft)
+# Per-CPU scaling: these on a path with B2_QUEUES queues per veth.
+B2_MQ_VARIANTS=(xdp redirect)
+B2_QUEUES=2
+
+# The topology of a B2 variant.
+bench__b2_topo() { case $1 in xdppick) echo b2xdp ;; *) echo "b2$1" ;; esac; }
+
 bench__b2() {
 	local v
 	bench__log "B2: veth path, ${#B2_VARIANTS[@]} variants x $ROUNDS rounds x ${B2_MS} ms"
 	for v in "${B2_VARIANTS[@]}"; do
+		[ "$v" = xdppick ] && continue
 		bn__topo_up "b2$v"
 		bn__variant "b2$v" "$v" 1 "$BACKENDS"
 	done
@@ -195,23 +215,80 @@ bench__b2() {
 	# handing packets to the kernel) and dropped nothing: the report checks.
 	"$BN_LBTOOL" --pin "$BN_PIN/b2xdp_maps" stats >"$RAW/lbstats-b2xdp.txt"
 	for v in "${B2_VARIANTS[@]}"; do
+		[ "$v" = xdppick ] && continue
 		ip netns del "$(bn__ns "b2$v" g)"
 		ip netns del "$(bn__ns "b2$v" n)"
 		ip netns del "$(bn__ns "b2$v" b)"
 	done
+	bench__b2mq
 }
 
 # bench__b2_rounds FIRST: rounds FIRST .. FIRST + ROUNDS - 1.
 bench__b2_rounds() {
-	local v r s daddr
+	local v r s daddr kind
 	for ((r = $1; r < $1 + ROUNDS; r++)); do
 		for v in $(bench__rotate "$r" "${B2_VARIANTS[@]}"); do
 			daddr=10.96.0.1
 			case $v in redirect | fwd) daddr=10.128.0.1 ;; esac
-			bn__ct_flush "b2$v" "$v"
-			s=$(bench__gen "b2$v" est 1 "$daddr" "$B2_MS")
+			# Sluice's flows open with a handshake; see bn__variant
+			case $v in xdp | xdpfib | tc | tcoff) kind=est ;; *) kind=pick ;; esac
+			bn__ct_flush "$(bench__b2_topo "$v")" "${v%pick}"
+			s=$(bench__gen "$(bench__b2_topo "$v")" "$kind" 1 "$daddr" "$B2_MS")
 			bench__rec "\"fig\": \"b2\", \"variant\": \"$v\", \"round\": $r" "$s"
 		done
+	done
+}
+
+# bench__b2mq_sample TOPO KIND DADDR NCPU: one sample with NCPU generators side
+# by side (CPU, then CPU - 1), each on flows of its own (its own client
+# address range), each counting what arrived on its CPU; prints one JSON
+# line: the sums, the rate the sum of the generators' rates.
+bench__b2mq_sample() {
+	local topo=$1 kind=$2 daddr=$3 ncpu=$4 i c
+	for ((i = 0; i < ncpu; i++)); do
+		c=$((CPU - i))
+		bench__gen "$topo" "$kind" 1 "$daddr" "$B2_MS" --saddr "10.$((64 + i)).0.1" --cpu "$c" \
+			--count-own-cpu >"$TMP/mq$i" &
+	done
+	wait
+	for ((i = 0; i < ncpu; i++)); do cat "$TMP/mq$i"; done | python3 -c '
+import json, sys
+parts = [json.loads(l) for l in sys.stdin if l.strip()]
+out = {k: sum(p[k] for p in parts) for k in ("sent", "received", "other", "pps")}
+out["parts"] = parts
+print(json.dumps(out))'
+}
+
+# Per-CPU scaling: Sluice XDP and the redirect-only ceiling on a path whose
+# veths have B2_QUEUES queues, one generator on CPU vs generators on CPU
+# and CPU - 1 at once (each flow's whole path on its generator's CPU).
+bench__b2mq() {
+	local v r s daddr n kind
+	if ((CPU < 1)); then
+		bench__log "B2 multi-queue: needs 2 CPUs (BENCH_CPU >= 1); skipped"
+		return 0
+	fi
+	bench__log "B2 multi-queue: ${B2_MQ_VARIANTS[*]} on $B2_QUEUES queues, CPUs $CPU and $((CPU - 1))"
+	for v in "${B2_MQ_VARIANTS[@]}"; do
+		bn__topo_up "b2q$v" "$B2_QUEUES"
+		bn__variant "b2q$v" "$v" 1 "$BACKENDS"
+	done
+	for ((r = 0; r < ROUNDS; r++)); do
+		for v in $(bench__rotate "$r" "${B2_MQ_VARIANTS[@]}"); do
+			daddr=10.96.0.1 kind=est
+			[ "$v" = redirect ] && daddr=10.128.0.1 kind=pick
+			for n in $(bench__rotate "$r" 1 2); do
+				bn__ct_flush "b2q$v" "$v"
+				s=$(bench__b2mq_sample "b2q$v" "$kind" "$daddr" "$n")
+				bench__rec "\"fig\": \"b2mq\", \"variant\": \"$v\", \"cpus\": $n, \"round\": $r" "$s"
+			done
+		done
+	done
+	"$BN_LBTOOL" --pin "$BN_PIN/b2qxdp_maps" stats >"$RAW/lbstats-b2qxdp.txt"
+	for v in "${B2_MQ_VARIANTS[@]}"; do
+		ip netns del "$(bn__ns "b2q$v" g)"
+		ip netns del "$(bn__ns "b2q$v" n)"
+		ip netns del "$(bn__ns "b2q$v" b)"
 	done
 }
 
@@ -309,7 +386,7 @@ bench__b3() {
 # bench__b3_rounds N FIRST NFT_RUNS: rounds FIRST .. FIRST + ROUNDS - 1 at
 # N services (nft only where B4 loaded its ruleset).
 bench__b3_rounds() {
-	local n=$1 r sys kind s
+	local n=$1 r sys kind gkind s
 	for ((r = $2; r < $2 + ROUNDS; r++)); do
 		for sys in $(bench__systems $(($3 ? 2 * ROUNDS : 0)) "$r"); do
 			local topo kindv
@@ -321,7 +398,12 @@ bench__b3_rounds() {
 			for kind in est new; do
 				SEQ=$(((SEQ + 40000000) % 4000000000))
 				bn__ct_flush "$topo" "$kindv"
-				s=$(bench__gen "$topo" "$kind" "$n" 10.96.0.1 "$B3_MS")
+				# netfilter's loose pick-up confirms a flow on its
+				# first packet: a handshake would only add a rule
+				# walk per flow to ipt's and nft's warm-up
+				gkind=$kind
+				[ "$kind/$sys" = est/sluice ] || [ "$kind" = new ] || gkind=pick
+				s=$(bench__gen "$topo" "$gkind" "$n" 10.96.0.1 "$B3_MS")
 				bench__rec "\"fig\": \"b3\", \"sys\": \"$sys\", \"kind\": \"$kind\", \"scale\": $n, \"round\": $r" "$s"
 			done
 		done

@@ -188,7 +188,7 @@ static __always_inline struct sluice_ct_entry *lb_ct_fwd(struct sluice_ct_key *k
 	*fresh = false;
 	ct = bpf_map_lookup_elem(&conntrack, key);
 	if (ct && (ct_is_expired(ct, key->proto, now, false) ||
-		   ct_is_reopen(key, ct, tcp_flags, false))) {
+		   (ct_is_syn(tcp_flags) && ct_is_reopen(key, ct, tcp_flags, false)))) {
 		ct_forget(key, ct); /* the new incarnation starts unconfirmed */
 		ct = NULL;
 	}
@@ -196,8 +196,8 @@ static __always_inline struct sluice_ct_entry *lb_ct_fwd(struct sluice_ct_key *k
 		return ct;
 	*fresh = true;
 	ct = bpf_map_lookup_elem(&ct_new, key);
-	if (ct &&
-	    (ct_is_expired(ct, key->proto, now, true) || ct_is_reopen(key, ct, tcp_flags, true)))
+	if (ct && (ct_is_expired(ct, key->proto, now, true) ||
+		   (ct_is_syn(tcp_flags) && ct_is_reopen(key, ct, tcp_flags, true))))
 		ct = NULL; /* balanced afresh: ct_create() overwrites both entries */
 	return ct;
 }

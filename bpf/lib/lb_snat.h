@@ -88,8 +88,13 @@ static __always_inline bool lb_snat(const struct sluice_ct_key *t, const struct 
 {
 	__u32 f = (svc->flags & (SLUICE_SVC_F_SNAT | SLUICE_SVC_F_SNAT_NODE)) |
 		  (tcp_flags & TCP_RST ? LB_SNAT_F_RST : 0) | (new_flow ? LB_SNAT_F_NEW : 0);
-	int port = lb_snat_port(t, r, f);
 	const __u32 *na = t->daddr;
+	int port = 0;
+
+	/* lb_snat_port()'s first test, inline: most flows neither ask for
+	 * SNAT nor hairpin, and skip the call (#17) */
+	if ((f & SLUICE_SVC_F_SNAT) || snat_addr_eq(t->saddr, r->addr))
+		port = lb_snat_port(t, r, f);
 
 	if (port < 0) {
 		r->action = LB_DROP;

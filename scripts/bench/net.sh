@@ -13,7 +13,9 @@
 # node, static routes and permanent neighbours (no ARP during a sample),
 # IPv6 off (no ND/MLD packets to count), GRO on every veth and xdp_count on
 # b0 in EVERY variant, so the only difference between variants is what runs
-# on the node. bn__variant NAME KIND [N] installs one variant on the node.
+# on the node. bn__topo_up NAME QUEUES gives every veth QUEUES TX and RX
+# queues (default 1): a generator on CPU c then reaches the node on queue
+# c % QUEUES, and the node's and the backend's NAPI run on c too. bn__variant NAME KIND [N] installs one variant on the node.
 # bn__down removes every namespace and pin of this run (idempotent; traps
 # call it); deleting a namespace also detaches what was attached in it and
 # drops its iptables/nft tables and conntrack entries. Nothing here runs
@@ -67,13 +69,15 @@ bn__gro() {
 }
 
 bn__topo_up() {
-	local name=$1 g n b gmac bmac
+	local name=$1 q=${2:-1} g n b gmac bmac
 	g=$(bn__ns "$name" g)
 	n=$(bn__ns "$name" n)
 	b=$(bn__ns "$name" b)
 	bn__ns_add "$g" && bn__ns_add "$n" && bn__ns_add "$b" || return 1
-	ip -n "$n" link add n0 type veth peer name g0 netns "$g" || return 1
-	ip -n "$n" link add n1 type veth peer name b0 netns "$b" || return 1
+	ip -n "$n" link add n0 numtxqueues "$q" numrxqueues "$q" type veth \
+		peer name g0 numtxqueues "$q" numrxqueues "$q" netns "$g" || return 1
+	ip -n "$n" link add n1 numtxqueues "$q" numrxqueues "$q" type veth \
+		peer name b0 numtxqueues "$q" numrxqueues "$q" netns "$b" || return 1
 	ip -n "$g" addr add 192.168.1.2/24 dev g0
 	ip -n "$n" addr add 192.168.1.1/24 dev n0
 	ip -n "$n" addr add 192.168.2.1/24 dev n1
@@ -107,12 +111,17 @@ bn__ct_sysctls() {
 }
 
 # bn__variant NAME KIND [NSERVICES [BACKENDS]]: put KIND on NAME's node.
-#   xdp      Sluice xdp_lb on n0, forwarding per capable egress (n0 and n1
+# Sluice runs on both node interfaces, as meshd attaches it: n0 balances
+# the generator's packets, n1 reverse-NATs the backend's answers (the
+# SYN|ACKs of xdpgen --handshake, which confirm the flows). The other
+# variants' flows are picked up mid-stream (netfilter's loose pick-up
+# confirms on the first packet; redirect and fwd keep no state).
+#   xdp      Sluice xdp_lb, forwarding per capable egress (n0 and n1
 #            in fwd_devs, as meshd puts them: their peers run XDP / GRO)
 #   xdpfib   the same forced to redirect to any egress (--fib, bpf_redirect:
 #            the only XDP forwarding before #17)
-#   tc       Sluice tc_lb on n0, redirects after the FIB lookup
-#   tcoff    Sluice tc_lb on n0 with --fwd-off: the kernel forwards (tc
+#   tc       Sluice tc_lb, redirects after the FIB lookup
+#   tcoff    Sluice tc_lb with --fwd-off: the kernel forwards (tc
 #            before #17)
 #   redirect xdp_redirect_only n0 -> n1 (the ceiling)
 #   fwd      nothing: plain kernel forwarding (traffic goes to a backend)
@@ -131,15 +140,25 @@ bn__variant() {
 			"$BN_SVCLOAD" --services "$nsvc" --backends "$nbe" --pin "$pin" \
 				>/dev/null || return 1
 		fi
+		local dev
+		for dev in n0 n1; do
+			case $kind in
+			xdp)
+				bn__in "$n" "$BN_LBTOOL" --pin "$pin" fwd-dev add "$dev" &&
+					bn__in "$n" "$BN_LBTOOL" --pin "$pin" attach xdp "$dev" || return 1
+				;;
+			xdpfib) bn__in "$n" "$BN_LBTOOL" --pin "$pin" attach xdp "$dev" --fib || return 1 ;;
+			tc) bn__in "$n" "$BN_LBTOOL" --pin "$pin" attach tc "$dev" || return 1 ;;
+			tcoff)
+				bn__in "$n" "$BN_LBTOOL" --pin "$pin" attach tc "$dev" --fwd-off || return 1
+				;;
+			esac
+		done
+		# The backend's XDP_TXed answers reach n1 only when n1 runs XDP
+		# (measured: with GRO alone b0 counts them sent and n1 never
+		# receives them): a bare XDP_PASS under tc, on the reply side.
 		case $kind in
-		xdp)
-			bn__in "$n" "$BN_LBTOOL" --pin "$pin" fwd-dev add n0 &&
-				bn__in "$n" "$BN_LBTOOL" --pin "$pin" fwd-dev add n1 &&
-				bn__in "$n" "$BN_LBTOOL" --pin "$pin" attach xdp n0 || return 1
-			;;
-		xdpfib) bn__in "$n" "$BN_LBTOOL" --pin "$pin" attach xdp n0 --fib || return 1 ;;
-		tc) bn__in "$n" "$BN_LBTOOL" --pin "$pin" attach tc n0 || return 1 ;;
-		tcoff) bn__in "$n" "$BN_LBTOOL" --pin "$pin" attach tc n0 --fwd-off || return 1 ;;
+		tc | tcoff) bn__in "$n" "$BN_LBTOOL" xdp-pass n1 || return 1 ;;
 		esac
 		;;
 	redirect)
@@ -175,13 +194,16 @@ bn__gen() {
 }
 
 # Forget every connection the node tracks: netfilter's table and
-# Sluice's conntrack map (both directions of every flow).
+# Sluice's conntrack and ct_new maps (both directions of every flow).
 bn__ct_flush() {
 	local name=$1 kind=$2 n
 	n=$(bn__ns "$name" n)
 	case $kind in
 	ipt | nft) bn__in "$n" conntrack -F >/dev/null 2>&1 || true ;;
-	xdp | xdpfib | tc | tcoff) "$BN_XDPGEN" --obj "$BN_OBJ" flush-map "$BN_PIN/${name}_maps/conntrack" ;;
+	xdp | xdpfib | tc | tcoff)
+		"$BN_XDPGEN" --obj "$BN_OBJ" flush-map "$BN_PIN/${name}_maps/conntrack" &&
+			"$BN_XDPGEN" --obj "$BN_OBJ" flush-map "$BN_PIN/${name}_maps/ct_new"
+		;;
 	esac
 }
 

@@ -6,7 +6,7 @@
  * resolved in the caller's network namespace (run under nsenter --net=):
  *   counter DEV --pin FILE --match NET/LEN   attach xdp_count to DEV (native
  *       XDP, through netlink, so it outlives the process) and pin its
- *       counters at FILE;
+ *       counters at FILE, its handshake switches at FILE_answer;
  *   redirect DEV --to DEV2                   attach xdp_redirect_only;
  *   flush-map FILE                           empty a pinned hash map (Sluice's
  *       conntrack between samples, as `conntrack -F` for netfilter);
@@ -14,7 +14,16 @@
  *       print one JSON line: packets sent, packets counted at the backend
  *       (read from the pinned counters), the time and the rate: counted
  *       packets / (the kernel's test_run time + what ksoftirqd of that CPU
- *       ran meanwhile).
+ *       ran meanwhile). With --handshake, every flow first opens with a
+ *       real three-way handshake through the path (a SYN each, the
+ *       backend's xdp_count answers SYN|ACK, then the warm-up's ACKs), so
+ *       an LB confirms the flows as it does live connections' and the
+ *       sample measures established flows, not picked-up ones. With
+ *       --count-own-cpu only the frames xdp_count saw on --cpu count: on
+ *       a path with one RX queue per CPU (veth numrxqueues) every frame a
+ *       generator on CPU c sends is handled on c end to end (veth picks the
+ *       peer's queue c % queues and schedules its NAPI on c), so
+ *       generators run side by side on several CPUs measure one each.
  * `run` uses BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES: xdp_gen
  * writes each frame from the template and XDP_TXes it out of DEV to its
  * veth peer. The kernel runs the whole path (node and backend softirqs
@@ -69,6 +78,8 @@ struct gen_opts {
 	__u32 nflows, nvips;
 	bool syn;
 	bool warmup;
+	bool handshake;
+	bool count_own; /* count only what xdp_count saw on CPU cpu */
 	__u64 seq_start;
 	__u32 duration_ms;
 	int cpu;
@@ -179,6 +190,7 @@ static int do_counter(const char *obj_path, int argc, char **argv)
 {
 	struct count_cfg cc = {};
 	const char *pin = NULL, *match = NULL;
+	char cfg_pin[4096];
 	struct bpf_object *obj;
 	int ifindex, prog_fd, err, key = 0;
 
@@ -214,9 +226,16 @@ static int do_counter(const char *obj_path, int argc, char **argv)
 		gen__err("pinning the counters at %s: %s", pin, strerror(errno));
 		goto cleanup;
 	}
-	err = gen__attach(ifindex, prog_fd, argv[0]);
+	snprintf(cfg_pin, sizeof(cfg_pin), "%s_answer", pin);
+	err = bpf_obj_pin(gen__map_fd(obj, "count_answer"), cfg_pin);
 	if (err)
+		gen__err("pinning the handshake switches at %s: %s", cfg_pin, strerror(errno));
+	else
+		err = gen__attach(ifindex, prog_fd, argv[0]);
+	if (err) {
 		unlink(pin);
+		unlink(cfg_pin);
+	}
 cleanup:
 	bpf_object__close(obj);
 	return err ? 1 : 0;
@@ -353,13 +372,13 @@ static void gen__template(const struct gen_opts *o, const __u8 *src_mac, __u8 *b
 	ip->check = htons(csum_fold(csum_add(0, ip, sizeof(*ip))));
 	tcp->source = htons(GEN_PORT_BASE);
 	tcp->dest = htons(o->dport);
-	tcp->seq = htonl(1000);
+	tcp->seq = htonl(o->syn && o->handshake ? GEN_SEQ - 1 : GEN_SEQ);
 	tcp->doff = 5;
 	if (o->syn) {
 		tcp->syn = 1;
 	} else {
 		tcp->ack = 1;
-		tcp->ack_seq = htonl(2000);
+		tcp->ack_seq = htonl(GEN_ACK_SEQ);
 	}
 	tcp->window = htons(65535);
 	memcpy(pseudo, &ip->saddr, 8);
@@ -393,8 +412,8 @@ static int gen__own_mac(const char *dev, __u8 *mac)
 	return err;
 }
 
-/* Sum of the backend's counters over CPUs. */
-static int gen__read_count(int fd, __u64 out[COUNT__MAX])
+/* Sum of the backend's counters over CPUs; only CPU @cpu's when >= 0. */
+static int gen__read_count(int fd, int cpu, __u64 out[COUNT__MAX])
 {
 	int ncpu = libbpf_num_possible_cpus();
 	__u64 *vals;
@@ -413,7 +432,8 @@ static int gen__read_count(int fd, __u64 out[COUNT__MAX])
 			break;
 		}
 		for (int c = 0; c < ncpu; c++)
-			out[slot] += vals[c];
+			if (cpu < 0 || c == cpu)
+				out[slot] += vals[c];
 	}
 	free(vals);
 	return err;
@@ -421,13 +441,13 @@ static int gen__read_count(int fd, __u64 out[COUNT__MAX])
 
 /* Frames still in a veth ring when the last test run returns arrive a
  * little later: wait until the count is still for a few milliseconds. */
-static int gen__drain(int fd, __u64 out[COUNT__MAX])
+static int gen__drain(int fd, int cpu, __u64 out[COUNT__MAX])
 {
 	__u64 last = ~0ULL;
 	int still = 0, err;
 
 	for (int i = 0; i < 300 && still < 5; i++) {
-		err = gen__read_count(fd, out);
+		err = gen__read_count(fd, cpu, out);
 		if (err)
 			return err;
 		still = out[0] + out[1] == last ? still + 1 : 0;
@@ -509,6 +529,59 @@ static int gen__test_run(int prog_fd, const __u8 *frame, int ifindex, __u32 repe
 	return 0;
 }
 
+/* count_answer[@cpu] of the backend's xdp_count (pinned at COUNT_answer):
+ * a slot of its own per generator, so generators side by side do not
+ * switch each other's answers off. */
+static int gen__answer(int fd, int cpu, __u32 answer)
+{
+	__u32 key = (__u32)cpu;
+
+	return bpf_map_update_elem(fd, &key, &answer, BPF_ANY) ? -errno : 0;
+}
+
+/* --handshake: a SYN for each of the o->nflows flows, which the backend
+ * answers with a SYN|ACK through the node while count_answer[cpu] is set;
+ * the warm-up's ACKs then complete the handshakes. */
+static int gen__handshake(const struct gen_opts *o, struct bpf_object *obj, int prog_fd,
+			  int ifindex, const __u8 *src_mac, int count_fd)
+{
+	struct gen_opts syn = *o;
+	struct gen_cfg cfg = {};
+	__u64 seq = o->seq_start, n[COUNT__MAX];
+	char path[4096];
+	__u32 key = 0;
+	int cfg_fd, err;
+
+	snprintf(path, sizeof(path), "%s_answer", o->count_pin);
+	cfg_fd = bpf_obj_get(path);
+	if (cfg_fd < 0) {
+		gen__err("--handshake: opening %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	syn.syn = true;
+	gen__template(&syn, src_mac, cfg.frame);
+	cfg.nflows = o->nflows;
+	cfg.nvips = o->nvips;
+	err = gen__answer(cfg_fd, o->cpu, 1);
+	if (!err && (bpf_map_update_elem(gen__map_fd(obj, "gen_cfg"), &key, &cfg, BPF_ANY) ||
+		     bpf_map_update_elem(gen__map_fd(obj, "gen_seq"), &key, &seq, BPF_ANY)))
+		err = -errno;
+	if (err)
+		gen__err("--handshake: configuring: %s", strerror(-err));
+	else
+		err = gen__test_run(prog_fd, cfg.frame, ifindex, o->nflows, NULL);
+	/* the answers cross the node in this CPU's softirqs: let them land */
+	if (!err)
+		err = gen__drain(count_fd, -1, n);
+	usleep(10000);
+	if (gen__answer(cfg_fd, o->cpu, 0) && !err) {
+		gen__err("--handshake: resetting %s: %s", path, strerror(errno));
+		err = -EIO;
+	}
+	close(cfg_fd);
+	return err;
+}
+
 static int gen__run(const struct gen_opts *o)
 {
 	struct gen_cfg cfg = {};
@@ -533,6 +606,8 @@ static int gen__run(const struct gen_opts *o)
 		close(count_fd);
 		return -EINVAL;
 	}
+	if (o->handshake && (err = gen__handshake(o, obj, prog_fd, ifindex, src_mac, count_fd)))
+		goto cleanup;
 	gen__template(o, src_mac, cfg.frame);
 	cfg.nflows = o->nflows;
 	cfg.nvips = o->nvips;
@@ -567,7 +642,7 @@ static int gen__run(const struct gen_opts *o)
 	}
 	n = ns ? (__u64)o->duration_ms * 1000000ULL / ns : RUN_MAX_PACKETS;
 	n = n < 1000 ? 1000 : n > RUN_MAX_PACKETS ? RUN_MAX_PACKETS : n;
-	if ((err = gen__drain(count_fd, before)))
+	if ((err = gen__drain(count_fd, o->count_own ? o->cpu : -1, before)))
 		goto cleanup;
 
 	soft = gen__ksoftirqd_ns(o->cpu);
@@ -576,7 +651,7 @@ static int gen__run(const struct gen_opts *o)
 	if (err)
 		goto cleanup;
 	wall = now_ns() - t0;
-	if ((err = gen__drain(count_fd, after)))
+	if ((err = gen__drain(count_fd, o->count_own ? o->cpu : -1, after)))
 		goto cleanup;
 	soft = gen__ksoftirqd_ns(o->cpu) - soft;
 	rx = after[COUNT_MATCH] - before[COUNT_MATCH];
@@ -648,6 +723,8 @@ static int do_run(const char *obj_path, int argc, char **argv)
 		{ "flows", required_argument, NULL, 'f' },
 		{ "syn", no_argument, NULL, 'S' },
 		{ "warmup", no_argument, NULL, 'w' },
+		{ "handshake", no_argument, NULL, 'H' },
+		{ "count-own-cpu", no_argument, NULL, 'O' },
 		{ "seq-start", required_argument, NULL, 'q' },
 		{ "count", required_argument, NULL, 'c' },
 		{ "duration-ms", required_argument, NULL, 't' },
@@ -693,6 +770,12 @@ static int do_run(const char *obj_path, int argc, char **argv)
 		case 'w':
 			o.warmup = true;
 			break;
+		case 'H':
+			o.handshake = true;
+			break;
+		case 'O':
+			o.count_own = true;
+			break;
 		case 'q':
 			err = parse_u32("--seq-start", optarg, &v);
 			o.seq_start = v;
@@ -717,6 +800,17 @@ static int do_run(const char *obj_path, int argc, char **argv)
 		gen__err("run: --dev, --dst-mac, --saddr, --daddr and --count are required");
 		return 2;
 	}
+	if (o.count_own && o.cpu < 0) {
+		gen__err("run: --count-own-cpu needs --cpu");
+		return 2;
+	}
+	if (o.handshake &&
+	    (o.syn || !o.nflows || !o.warmup || o.cpu < 0 || o.cpu >= GEN_ANSWER_CPUS)) {
+		gen__err("run: --handshake opens --flows N (N > 0) established flows: needs "
+			 "--warmup and --cpu C (C < %d), not --syn",
+			 GEN_ANSWER_CPUS);
+		return 2;
+	}
 	if (o.cpu >= 0) {
 		cpu_set_t set;
 
@@ -738,6 +832,9 @@ static int usage(FILE *out)
 		     "  flush-map FILE                           empty a pinned hash map\n"
 		     "  run --dev DEV --dst-mac MAC --saddr A --daddr A --count FILE\n"
 		     "      [--dport P] [--nvips N] [--flows N (0: all new)] [--syn] [--warmup]\n"
+		     "      [--handshake (SYN, backend's SYN|ACK, ACK per flow first)]\n"
+		     "      [--count-own-cpu (count what arrived on --cpu only: one of several\n"
+		     "      generators on a multi-queue path)]\n"
 		     "      [--seq-start S] [--duration-ms D] [--cpu C]\n"
 		     "FILE defaults to " DEFAULT_OBJ ".\n");
 	return 2;
