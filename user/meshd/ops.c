@@ -17,7 +17,9 @@
 
 #include "api.h"
 #include "desired.h"
+#include "jsonscan.h"
 #include "sluice.h"
+#include "yamljson.h"
 
 #include "k8sint.h"
 #include "meshd.h"
@@ -434,6 +436,40 @@ static void ops__change_json(enum desired_change change, const struct desired_se
 	json_object_array_add(ctx, o);
 }
 
+/* The desired state of an apply: from the text the server left unparsed
+ * (one service's tree at a time), else from the tree. */
+static int ops__desired(struct json_object *want, struct desired *file)
+{
+	struct json_object *full, *v;
+	struct jscan_range r;
+	const char *text;
+	char msg[1024];
+	size_t len;
+	int err;
+
+	desired__init(file);
+	if (!jscan__raw_get(want, &text, &len, &r))
+		return desired__from_json(file, want);
+	err = desired__from_text(file, text + r.off, r.len, "request");
+	if (err != -EAGAIN)
+		return err;
+	/* what the server would have said of the whole request */
+	err = yaml__parse_json(text, len, "request", &full);
+	if (err) {
+		snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
+		sluice__set_err("bad request: %s", msg);
+		return err;
+	}
+	if (json_object_object_get_ex(full, "desired", &v)) {
+		err = desired__from_json(file, v);
+	} else { /* cannot happen: the placeholder stood for it */
+		sluice__set_err("desired: missing");
+		err = -EINVAL;
+	}
+	json_object_put(full);
+	return err;
+}
+
 struct json_object *ops__apply(struct meshd *m, struct json_object *req)
 {
 	struct json_object *want, *v, *changes, *d;
@@ -451,9 +487,10 @@ struct json_object *ops__apply(struct meshd *m, struct json_object *req)
 					  json_object_to_json_string(v));
 		dry_run = json_object_get_boolean(v);
 	}
-	desired__init(&file);
-	if (desired__from_json(&file, want))
+	if (ops__desired(want, &file))
 		return api__error("%s", sluice__errmsg());
+	/* the request's text or tree: not needed past this point */
+	json_object_object_del(req, "desired");
 	/* Kubernetes services belong to the API server: the file's state plus
 	 * the current ones (a plain copy with the sync off). */
 	if (k8sint__apply_merge(&m->kube, &file, &next, &kept)) {
