@@ -41,9 +41,18 @@ void desired__pathf(char *buf, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Called for every field of every service: without printf. */
 void desired__path(char *buf, const char *base, const char *field)
 {
-	desired__pathf(buf, "%s.%s", base, field);
+	size_t b = strlen(base), f = strlen(field);
+
+	if (b + 1 + f >= DESIRED_PATH_LEN) {
+		desired__pathf(buf, "%s.%s", base, field);
+		return;
+	}
+	memcpy(buf, base, b);
+	buf[b] = '.';
+	memcpy(buf + b + 1, field, f + 1);
 }
 
 static const char *desired__family(__u8 family)
@@ -180,24 +189,30 @@ static int desired__check_backend(const struct desired_service *svc, __u32 j, co
 	char path[DESIRED_PATH_LEN], a[SLUICE_ADDR_STRLEN], v[SLUICE_ADDR_STRLEN];
 	char ap[SLUICE_ADDRPORT_STRLEN];
 
-	desired__pathf(path, "%s.backends[%u].address", base, j);
-	if (b->addr.family != svc->vip.family)
+	/* paths only for an error: this runs for every backend */
+	if (b->addr.family != svc->vip.family) {
+		desired__pathf(path, "%s.backends[%u].address", base, j);
 		return desired__err(
 			path,
 			"%s is %s but the vip %s is %s (a service's backends share its family)",
 			sluice_addr__str(&b->addr, a, sizeof(a)), desired__family(b->addr.family),
 			sluice_addr__str(&svc->vip, v, sizeof(v)),
 			desired__family(svc->vip.family));
-	if (desired__addr_unspec(&b->addr))
+	}
+	if (desired__addr_unspec(&b->addr)) {
+		desired__pathf(path, "%s.backends[%u].address", base, j);
 		return desired__err(path, "%s is the unspecified address",
 				    sluice_addr__str(&b->addr, a, sizeof(a)));
-	desired__pathf(path, "%s.backends[%u].port", base, j);
-	if (!b->port)
+	}
+	if (!b->port) {
+		desired__pathf(path, "%s.backends[%u].port", base, j);
 		return desired__err(path, "0 is out of range 1-65535");
-	desired__pathf(path, "%s.backends[%u]", base, j);
-	if (b->port == svc->port && sluice_addr__eq(&b->addr, &svc->vip))
+	}
+	if (b->port == svc->port && sluice_addr__eq(&b->addr, &svc->vip)) {
+		desired__pathf(path, "%s.backends[%u]", base, j);
 		return desired__err(path, "%s is the service's own address",
 				    sluice_addr__str_port(&b->addr, b->port, ap, sizeof(ap)));
+	}
 	return 0;
 }
 
