@@ -77,9 +77,9 @@ static char *write_text(const struct desired *d, size_t *len)
 static char *tree_text(const struct desired *d)
 {
 	struct json_object *root = desired__to_json(d);
-	const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-								     JSON_C_TO_STRING_SPACED |
-								     JSON_C_TO_STRING_NOSLASHESCAPE);
+	const char *s = json_object_to_json_string_ext(
+		root,
+		JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
 	char *out = malloc(strlen(s) + 2);
 
 	sprintf(out, "%s\n", s);
@@ -399,8 +399,8 @@ static void test_lazy_request(void)
 }
 
 static const struct test tests[] = {
-	TEST(test_write_same_bytes), TEST(test_same_verdicts),	   TEST(test_hostile),
-	TEST(test_truncated),	     TEST(test_file_round_trip), TEST(test_lazy_request),
+	TEST(test_write_same_bytes), TEST(test_same_verdicts),   TEST(test_hostile),
+	TEST(test_truncated),        TEST(test_file_round_trip), TEST(test_lazy_request),
 };
 
 int main(int argc, char **argv)
