@@ -205,8 +205,13 @@ struct health_sync {
 	__u32 *nactive;                 /* [SLUICE_MAX_SERVICES] */
 	__u32 *ejected;                 /* [SLUICE_MAX_SERVICES] */
 	bool *set;                      /* [SLUICE_MAX_SERVICES]: a ref names it */
+	__u32 max_id, max_sid;          /* the highest ids in use: the walks stop there */
 	__u32 done;
 };
+
+/* A callback's "past the last id in use": ends a walk early, not an error
+ * (the arrays are 327680 and 32768 entries; ids are handed out low first). */
+#define HEALTH_WALK_END (-ECANCELED)
 
 static int health__collect(const void *key, const void *value, void *ctx)
 {
@@ -217,6 +222,8 @@ static int health__collect(const void *key, const void *value, void *ctx)
 	if (be->svc_id >= SLUICE_MAX_SERVICES || id >= SLUICE_MAX_BACKENDS)
 		return 0;
 	c->svc_of[id] = be->svc_id + 1;
+	if (id > c->max_id)
+		c->max_id = id;
 	/* as service.c counts backend_count: a probe-unhealthy backend
 	 * keeps its weight but is out of the table */
 	c->active[id] = be->weight && be->state == SLUICE_BE_ACTIVE;
@@ -232,7 +239,9 @@ static int health__sync_backend(const void *key, const void *value, void *ctx)
 	__u32 id = *(const __u32 *)key, sid;
 	int err;
 
-	if (id >= SLUICE_MAX_BACKENDS || !c->svc_of[id] || !c->set[c->svc_of[id] - 1])
+	if (id > c->max_id)
+		return HEALTH_WALK_END;
+	if (!c->svc_of[id] || !c->set[c->svc_of[id] - 1])
 		return 0;
 	sid = c->svc_of[id] - 1;
 	c->nactive[sid] += c->active[id];
@@ -260,7 +269,9 @@ static int health__sync_svc(const void *key, const void *value, void *ctx)
 	struct sluice_svc_health sh;
 	int err;
 
-	if (sid >= SLUICE_MAX_SERVICES || !c->set[sid])
+	if (sid > c->max_sid)
+		return HEALTH_WALK_END;
+	if (!c->set[sid])
 		return 0;
 	sh = c->want[sid];
 	sh.ejected = c->ejected[sid];
@@ -302,6 +313,8 @@ int sluice__outlier_sync(struct sluice *s, const struct sluice_service_ref *refs
 		    svc.svc_id >= SLUICE_MAX_SERVICES)
 			continue; /* not in the maps: nothing to configure */
 		c.set[svc.svc_id] = true;
+		if (svc.svc_id > c.max_sid)
+			c.max_sid = svc.svc_id;
 		sluice_outlier__to_kernel(&o[i], s->outlier_off, &c.want[svc.svc_id]);
 	}
 	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
@@ -310,9 +323,13 @@ int sluice__outlier_sync(struct sluice *s, const struct sluice_service_ref *refs
 		err = maps__for_each(s->fds[SLUICE_MAP_BACKEND_HEALTH], "backend_health",
 				     sizeof(__u32), sizeof(struct sluice_backend_health),
 				     health__sync_backend, &c);
+	if (err == HEALTH_WALK_END)
+		err = 0;
 	if (!err)
 		err = maps__for_each(s->fds[SLUICE_MAP_SVC_HEALTH], "svc_health", sizeof(__u32),
 				     sizeof(struct sluice_svc_health), health__sync_svc, &c);
+	if (err == HEALTH_WALK_END)
+		err = 0;
 cleanup:
 	if (written)
 		*written = c.done;
