@@ -62,7 +62,9 @@ trap 'exit 130' INT TERM
 
 start() {
 	: >"$LOG"
-	ip netns exec "$NS" "$1/meshd" --interfaces mc0 --bpffs "$PIN" --state "$STATE" \
+	# nsenter, not `ip netns exec`: that one remounts /sys, so meshd would
+	# see an empty bpffs and every restart would start from nothing
+	nsenter --net="/var/run/netns/$NS" "$1/meshd" --interfaces mc0 --bpffs "$PIN" --state "$STATE" \
 		--socket "$SOCK" --telemetry off --socket-lb off --redirect off --metrics off \
 		>>"$LOG" 2>&1 &
 	P=$!
