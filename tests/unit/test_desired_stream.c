@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "desired.h"
 #include "internal.h"
@@ -398,9 +400,50 @@ static void test_lazy_request(void)
 	}
 }
 
+/* The restart's lookups (desired_index) find what desired__find() finds. */
+static void test_index(void)
+{
+	struct desired_index ix;
+	struct desired d = { 0 };
+	struct sluice_addr a;
+	__u32 n = 5000, bad = 0;
+
+	d.services = calloc(n, sizeof(*d.services));
+	if (!ASSERT_TRUE(d.services != NULL, "calloc"))
+		return;
+	for (__u32 i = 0; i < n; i++) {
+		struct desired_service *s = &d.services[i];
+
+		s->vip.family = i % 3 ? SLUICE_AF_INET : SLUICE_AF_INET6;
+		s->vip.addr[0] = htonl(0x0a600000 + i / 7);
+		if (s->vip.family == SLUICE_AF_INET6)
+			s->vip.addr[3] = i;
+		s->port = (__u16)(80 + i % 7);
+		s->proto = i % 2 ? IPPROTO_UDP : IPPROTO_TCP;
+	}
+	d.services[n - 1] = d.services[10]; /* a duplicate: the first one wins */
+	d.nservices = n;
+	desired__index_init(&ix, &d);
+	for (__u32 i = 0; i < n; i++) {
+		const struct desired_service *s = &d.services[i];
+
+		a = s->vip;
+		if (a.family == SLUICE_AF_INET)
+			a.addr[1] = a.addr[2] = 0xdeadbeef; /* IPv4 reads one word */
+		bad += desired__index_find(&ix, &a, s->port, s->proto) !=
+		       desired__find(&d, &s->vip, s->port, s->proto);
+	}
+	ASSERT_EQ(bad, 0, "same service as desired__find() for every key");
+	a = d.services[0].vip;
+	ASSERT_TRUE(!desired__index_find(&ix, &a, 9, IPPROTO_TCP), "an absent key");
+	desired__index_free(&ix);
+	free(d.services);
+}
+
 static const struct test tests[] = {
-	TEST(test_write_same_bytes), TEST(test_same_verdicts),   TEST(test_hostile),
-	TEST(test_truncated),        TEST(test_file_round_trip), TEST(test_lazy_request),
+	TEST(test_index),        TEST(test_write_same_bytes), TEST(test_same_verdicts),
+	TEST(test_hostile),      TEST(test_truncated),        TEST(test_file_round_trip),
+	TEST(test_lazy_request),
 };
 
 int main(int argc, char **argv)
