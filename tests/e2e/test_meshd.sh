@@ -384,6 +384,18 @@ test_apply() {
 	mctl -o json service list >"$WORK/list.json"
 	python3 "$CHECK" same-state "$WORK/changed.yaml" "$WORK/list.json" ||
 		fail "after applying the changed file, service list differs from it" || ok=1
+
+	# Back to the example through a request meshd reads lazily (>= 64 KiB:
+	# one service's tree at a time, #16).
+	python3 -c 'import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), open(sys.argv[2], "w"))' \
+		"$EXAMPLE" "$WORK/example.json" || return 1
+	run api apply --desired "$WORK/example.json" --pad 70000
+	[ "$RC" -eq 0 ] || fail "apply read lazily failed: $OUT" || ok=1
+	mctl -o json service list >"$WORK/list.json"
+	python3 "$CHECK" same-state "$EXAMPLE" "$WORK/list.json" ||
+		fail "after an apply read lazily, service list differs from $EXAMPLE" || ok=1
+	python3 "$CHECK" same-state "$EXAMPLE" "$STATE" >/dev/null ||
+		fail "after an apply read lazily, the state file differs from $EXAMPLE" || ok=1
 	return $ok
 }
 
@@ -415,7 +427,14 @@ test_rejections() {
 	while IFS=$'\t' read -r name needle; do
 		reject "apply $name" "$needle" mctl apply -f "$WORK/bad/$name.json" || ok=1
 		reject "raw apply $name" "$needle" api apply --desired "$WORK/bad/$name.json" || ok=1
+		# >= 64 KiB: meshd reads the desired state one service at a time
+		reject "raw apply $name (read lazily)" "$needle" \
+			api apply --desired "$WORK/bad/$name.json" --pad 70000 || ok=1
 	done <"$WORK/bad.cases"
+	# invalid JSON (a port "08080") in a lazily read request: the whole
+	# request's error, before the service's own (its unknown field)
+	reject "raw apply with a leading zero (read lazily)" "bad request: request:1:.*leading zero" \
+		api apply --desired "$WORK/bad/unknown_field.json" --pad 70000 --zero-pad-last || ok=1
 
 	reject "service add of an existing service" "already exists" \
 		mctl service add "$SVC_WEB" || ok=1

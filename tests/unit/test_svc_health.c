@@ -471,6 +471,45 @@ static void test_outlier_sync(void)
 	ASSERT_EQ(bh_read(s, be_id_of(s, &spec, 2)).flags, 0, "unhealthy one's ejection cleared");
 	ASSERT_EQ(sh_read(s, id).base_ms, SLUICE_OUTLIER_BASE_MS_DEFAULT, "base default");
 
+	/* two services in one sync (the walks count per service), one ref
+	 * naming no service, the second service off */
+	{
+		struct sluice_backend_spec b2[5];
+		struct sluice_service_spec spec2;
+		struct sluice_service_ref refs[3];
+		struct sluice_outlier_spec os[3] = { o, { .disabled = true }, o };
+		__u32 id2, be2;
+
+		spec__init(&spec2, b2, 5);
+		spec2.port = 81;
+		for (__u32 i = 0; i < 5; i++)
+			b2[i].addr.addr[0] = htonl(ntohl(b2[i].addr.addr[0]) + 20);
+		b2[4].weight = 0; /* drained: not counted */
+		if (ASSERT_OK(sluice__service_set(s, &spec2), "second service")) {
+			id2 = svc_id_of(s, &spec2);
+			be2 = be_id_of(s, &spec2, 1);
+			bh_eject(s, be2, now_ns() + 60000000000ull);
+			bpf_map_update_elem(sluice__map_fd(s, "svc_health"), &id2, &zero, BPF_ANY);
+			refs[0] = ref;
+			refs[1] = (struct sluice_service_ref){ .vip = spec2.vip,
+							       .port = 81,
+							       .proto = IPPROTO_TCP };
+			refs[2] = (struct sluice_service_ref){ .vip = spec2.vip,
+							       .port = 82,
+							       .proto = IPPROTO_TCP };
+			ASSERT_OK(sluice__outlier_sync(s, refs, os, 3, &written), "sync of two");
+			ASSERT_EQ(written, 2, "two services written, the third not in the maps");
+			ASSERT_EQ(sh_read(s, id).backends, 2, "first: 2 active");
+			ASSERT_EQ(sh_read(s, id).ejected, 1, "first: 1 ejected");
+			ASSERT_EQ(sh_read(s, id2).backends, 4, "second: 4 active (one drained)");
+			ASSERT_EQ(sh_read(s, id2).threshold, 0, "second: off");
+			ASSERT_EQ(sh_read(s, id2).ejected, 0, "second: none ejected");
+			ASSERT_EQ(bh_read(s, be2).flags, 0, "second, off: ejection cleared");
+			ASSERT_EQ(bh_read(s, be0).flags & SLUICE_BH_F_EJECTED, SLUICE_BH_F_EJECTED,
+				  "first: its ejection kept");
+		}
+	}
+
 	/* node-wide off */
 	sluice__set_outlier_detection(s, false);
 	ASSERT_OK(sluice__outlier_sync(s, &ref, &o, 1, &written), "outlier_sync node off");

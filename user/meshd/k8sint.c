@@ -431,7 +431,7 @@ struct json_object *k8sint__refuse_edit(const struct k8sint *ki, const struct de
 			  ref, svc->name[0] ? " (" : "", svc->name, svc->name[0] ? ")" : "");
 }
 
-int k8sint__apply_merge(const struct k8sint *ki, const struct desired *want, struct desired *out,
+int k8sint__apply_merge(const struct k8sint *ki, struct desired *want, struct desired *out,
 			__u32 *kept)
 {
 	const struct desired *cur;
@@ -441,8 +441,12 @@ int k8sint__apply_merge(const struct k8sint *ki, const struct desired *want, str
 
 	*kept = 0;
 	desired__init(out);
-	if (!ki->k || !ki->cfg.state)
-		return desired__copy(out, want);
+	if (!ki->k || !ki->cfg.state) {
+		/* moved, not copied: a second 30k-service state is ~18 MB */
+		*out = *want;
+		desired__init(want);
+		return 0;
+	}
 	cur = &ki->cfg.state->desired;
 	/* The current kubernetes subset, as if the sync had just handed it over. */
 	desired__init(&kube);

@@ -94,8 +94,9 @@ void k8sint__metrics(const struct k8sint *ki, FILE *out);
 struct json_object *k8sint__refuse_edit(const struct k8sint *ki, const struct desired_service *svc,
 					const char *ref);
 /* apply: the file's state `want` plus the current kubernetes services
- * (consumed into *out); *kept counts those kept. 0 or -ENOMEM. */
-int k8sint__apply_merge(const struct k8sint *ki, const struct desired *want, struct desired *out,
+ * (consumed into *out); *kept counts those kept. 0 or -ENOMEM. With the
+ * sync off, want itself is moved into *out (and left empty). */
+int k8sint__apply_merge(const struct k8sint *ki, struct desired *want, struct desired *out,
 			__u32 *kept);
 
 #endif /* MESHD_K8SINT_H */

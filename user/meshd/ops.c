@@ -17,7 +17,9 @@
 
 #include "api.h"
 #include "desired.h"
+#include "jsonscan.h"
 #include "sluice.h"
+#include "yamljson.h"
 
 #include "k8sint.h"
 #include "meshd.h"
@@ -415,28 +417,104 @@ struct json_object *ops__service_del(struct meshd *m, struct json_object *req)
 
 /* --- apply --- */
 
-static void ops__change_json(enum desired_change change, const struct desired_service *old_svc,
+/* An apply's changes, noted compactly by the diff and turned into the
+ * answer's JSON after the commit: 30k changes as json-c objects are
+ * ~24 MB, which would otherwise sit beside the commit's own memory. */
+struct ops_change {
+	__u8 kind; /* enum desired_change */
+	__u8 proto;
+	__u16 port;
+	struct sluice_addr vip;
+};
+
+struct ops_changes {
+	struct ops_change *v;
+	__u32 n, cap;
+	bool nomem;
+};
+
+static void ops__change_note(enum desired_change change, const struct desired_service *old_svc,
 			     const struct desired_service *new_svc, void *ctx)
+{
+	const struct desired_service *svc = new_svc ? new_svc : old_svc;
+	struct ops_changes *c = ctx;
+	struct ops_change *grown;
+
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 64;
+		grown = realloc(c->v, c->cap * sizeof(*c->v));
+		if (!grown) {
+			c->nomem = true;
+			return;
+		}
+		c->v = grown;
+	}
+	c->v[c->n++] = (struct ops_change){
+		.kind = change, .proto = svc->proto, .port = svc->port, .vip = svc->vip
+	};
+}
+
+static struct json_object *ops__changes_json(const struct ops_changes *c)
 {
 	static const char *const actions[] = {
 		[DESIRED_ADD] = "add",
 		[DESIRED_UPDATE] = "update",
 		[DESIRED_DELETE] = "delete",
 	};
-	const struct desired_service *svc = new_svc ? new_svc : old_svc;
-	struct json_object *o = json_object_new_object();
+	struct json_object *arr = json_object_new_array_ext(c->n ? (int)c->n : 1);
 	char ref[DESIRED_SVC_REF_LEN];
 
-	json_object_object_add(o, "action", json_object_new_string(actions[change]));
-	json_object_object_add(o, "service",
-			       json_object_new_string(sluice_svc__str(
-				       &svc->vip, svc->port, svc->proto, ref, sizeof(ref))));
-	json_object_array_add(ctx, o);
+	for (__u32 i = 0; arr && i < c->n; i++) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "action", json_object_new_string(actions[c->v[i].kind]));
+		json_object_object_add(
+			o, "service",
+			json_object_new_string(sluice_svc__str(&c->v[i].vip, c->v[i].port,
+							       c->v[i].proto, ref, sizeof(ref))));
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+/* The desired state of an apply: from the text the server left unparsed
+ * (one service's tree at a time), else from the tree. */
+static int ops__desired(struct json_object *want, struct desired *file)
+{
+	struct json_object *full, *v;
+	struct jscan_range r;
+	const char *text;
+	char msg[1024];
+	size_t len;
+	int err;
+
+	desired__init(file);
+	if (!jscan__raw_get(want, &text, &len, &r))
+		return desired__from_json(file, want);
+	err = desired__from_text(file, text + r.off, r.len, "request");
+	if (err != -EAGAIN)
+		return err;
+	/* what the server would have said of the whole request */
+	err = yaml__parse_json(text, len, "request", &full);
+	if (err) {
+		snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
+		sluice__set_err("bad request: %s", msg);
+		return err;
+	}
+	if (json_object_object_get_ex(full, "desired", &v)) {
+		err = desired__from_json(file, v);
+	} else { /* cannot happen: the placeholder stood for it */
+		sluice__set_err("desired: missing");
+		err = -EINVAL;
+	}
+	json_object_put(full);
+	return err;
 }
 
 struct json_object *ops__apply(struct meshd *m, struct json_object *req)
 {
 	struct json_object *want, *v, *changes, *d;
+	struct ops_changes ch = { 0 };
 	struct desired next, file;
 	bool dry_run = false;
 	__u32 kept = 0;
@@ -451,9 +529,10 @@ struct json_object *ops__apply(struct meshd *m, struct json_object *req)
 					  json_object_to_json_string(v));
 		dry_run = json_object_get_boolean(v);
 	}
-	desired__init(&file);
-	if (desired__from_json(&file, want))
+	if (ops__desired(want, &file))
 		return api__error("%s", sluice__errmsg());
+	/* the request's text or tree: not needed past this point */
+	json_object_object_del(req, "desired");
 	/* Kubernetes services belong to the API server: the file's state plus
 	 * the current ones (a plain copy with the sync off). */
 	if (k8sint__apply_merge(&m->kube, &file, &next, &kept)) {
@@ -461,15 +540,20 @@ struct json_object *ops__apply(struct meshd *m, struct json_object *req)
 		return api__error("out of memory");
 	}
 	desired__free(&file);
-	changes = json_object_new_array();
-	desired__diff(&m->state.desired, &next, ops__change_json, changes);
-	if (!dry_run && json_object_array_length(changes) &&
-	    state__commit(&m->state, &next, err, sizeof(err))) {
+	desired__diff(&m->state.desired, &next, ops__change_note, &ch);
+	if (ch.nomem) {
 		desired__free(&next);
-		json_object_put(changes);
+		free(ch.v);
+		return api__error("out of memory");
+	}
+	if (!dry_run && ch.n && state__commit(&m->state, &next, err, sizeof(err))) {
+		desired__free(&next);
+		free(ch.v);
 		return api__error("%s", err);
 	}
 	desired__free(&next);
+	changes = ops__changes_json(&ch);
+	free(ch.v);
 	d = json_object_new_object();
 	json_object_object_add(d, "changes", changes);
 	json_object_object_add(d, "applied", json_object_new_boolean(!dry_run));

@@ -12,12 +12,16 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "jsonscan.h"
 #include "sluice.h"
 #include "yamljson.h"
 
 #include "log.h"
 #include "server.h"
 #include "server_conn.h"
+
+/* Requests from this size on are read with jscan__parse_lazy(). */
+#define SERVER_LAZY_MIN (64u << 10)
 
 long long server__now_ms(void)
 {
@@ -160,8 +164,18 @@ static void server__conn_handle(struct server *srv, struct server_conn *c)
 		return;
 	}
 	c->buf[c->len] = '\0';
-	err = yaml__parse_json(c->buf, c->len, "request", &req);
-	free(c->buf); /* before the op: a large apply needs the memory */
+	/* A large request's "desired" stays text, read one service at a time
+	 * by the op (an apply of 30k services as a tree: ~360 MB). */
+	err = c->len >= SERVER_LAZY_MIN ?
+		      jscan__parse_lazy(c->buf, c->len, "desired", "request", &req, &taken) :
+		      -EAGAIN;
+	if (err == -EAGAIN)
+		err = yaml__parse_json(c->buf, c->len, "request", &req);
+	else if (err)
+		sluice__set_err("out of memory");
+	if (!taken)
+		free(c->buf); /* before the op: a large apply needs the memory */
+	taken = false;
 	c->buf = NULL;
 	c->len = c->cap = 0;
 	if (err) {

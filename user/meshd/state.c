@@ -265,11 +265,16 @@ void state__log_change(enum desired_change change, const struct desired_service 
 
 void state__tally(const struct desired *have, const struct desired *want, struct state_tally *t)
 {
+	struct desired_index hx, wx;
+
 	*t = (struct state_tally){ 0 };
+	desired__index_init(&hx, have);
+	desired__index_init(&wx, want);
 	/* Log what really changes in the datapath; names live in the file only. */
 	for (__u32 i = 0; i < want->nservices; i++) {
 		const struct desired_service *w = &want->services[i];
-		const struct desired_service *h = desired__find(have, &w->vip, w->port, w->proto);
+		const struct desired_service *h =
+			desired__index_find(&hx, &w->vip, w->port, w->proto);
 
 		if (!h) {
 			state__log_change(DESIRED_ADD, NULL, w, NULL);
@@ -284,11 +289,13 @@ void state__tally(const struct desired *have, const struct desired *want, struct
 	for (__u32 i = 0; i < have->nservices; i++) {
 		const struct desired_service *h = &have->services[i];
 
-		if (!desired__find(want, &h->vip, h->port, h->proto)) {
+		if (!desired__index_find(&wx, &h->vip, h->port, h->proto)) {
 			state__log_change(DESIRED_DELETE, h, NULL, NULL);
 			t->deleted++;
 		}
 	}
+	desired__index_free(&hx);
+	desired__index_free(&wx);
 }
 
 /* The first backend of svc with weight > 0 that is not unhealthy, or -1:
@@ -305,9 +312,13 @@ static int state__first_usable(const struct desired_service *svc)
  * weight > 0 in a service that keeps its healthCheck. */
 static void state__keep_verdicts(const struct desired *inmaps, struct desired *want)
 {
+	struct desired_index ix;
+
+	desired__index_init(&ix, inmaps);
 	for (__u32 i = 0; i < want->nservices; i++) {
 		struct desired_service *w = &want->services[i];
-		const struct desired_service *h = desired__find(inmaps, &w->vip, w->port, w->proto);
+		const struct desired_service *h =
+			desired__index_find(&ix, &w->vip, w->port, w->proto);
 
 		if (!h || !w->health.type)
 			continue;
@@ -321,6 +332,7 @@ static void state__keep_verdicts(const struct desired *inmaps, struct desired *w
 			for (__u32 j = 0; j < w->nbackends; j++)
 				w->backends[j].unhealthy = false;
 	}
+	desired__index_free(&ix);
 }
 
 int state__reconcile(struct state *st)

@@ -4,7 +4,7 @@
 
 Contract, one subcommand each; exit 0 = as expected, 1 = not, 2 = usage:
 
-  check.py api SOCK OP [--args JSON] [--desired FILE] [--dry-run]
+  check.py api SOCK OP [--args JSON] [--desired FILE] [--dry-run] [--pad N] [--zero-pad-last]
       one raw API request (api.h protocol), bypassing meshctl's own checks,
       so meshd's validation is what answers. Prints the response; exit 0 if
       "ok" is true, 1 if false, 2 if the socket did not answer.
@@ -46,11 +46,18 @@ def cmd_api(a):
             req["desired"] = json.load(f)
     if a.dry_run:
         req["dry_run"] = True
+    text = json.dumps(req)
+    if a.zero_pad_last:
+        # invalid JSON in the last service: its port written "080"
+        i = text.rindex('"port": ') + len('"port": ')
+        text = text[:i] + "0" + text[i:]
+    # white space after the object: a request meshd reads lazily (>= 64 KiB)
+    text += " " * a.pad
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(10)
             s.connect(a.sock)
-            s.sendall(json.dumps(req).encode() + b"\n")
+            s.sendall(text.encode() + b"\n")
             buf = b""
             while True:
                 chunk = s.recv(65536)
@@ -201,6 +208,8 @@ def main():
     s.add_argument("--args")
     s.add_argument("--desired")
     s.add_argument("--dry-run", action="store_true")
+    s.add_argument("--pad", type=int, default=0)
+    s.add_argument("--zero-pad-last", action="store_true")
     s.set_defaults(fn=cmd_api)
     s = sub.add_parser("same-state")
     s.add_argument("file")

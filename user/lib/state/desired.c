@@ -264,3 +264,64 @@ struct desired_service *desired__find(const struct desired *d, const struct slui
 	}
 	return NULL;
 }
+
+static __u32 desired__key_hash(const struct sluice_addr *vip, __u16 port, __u8 proto)
+{
+	/* sluice_addr__eq() reads one word of an IPv4 address */
+	__u32 n = vip->family == SLUICE_AF_INET ? 1 : 4;
+	__u64 h = 0x9e3779b97f4a7c15ull ^ ((__u64)vip->family << 24 | (__u64)proto << 16 | port);
+
+	for (__u32 i = 0; i < n; i++) {
+		h ^= vip->addr[i];
+		h *= 0xff51afd7ed558ccdull;
+		h ^= h >> 33;
+	}
+	h *= 0xc4ceb9fe1a85ec53ull;
+	return (__u32)(h ^ (h >> 29));
+}
+
+void desired__index_init(struct desired_index *ix, const struct desired *d)
+{
+	__u32 cap = 16;
+
+	memset(ix, 0, sizeof(*ix));
+	ix->d = d;
+	while (cap < 2 * (__u64)d->nservices && cap < (1u << 31))
+		cap <<= 1;
+	ix->slot = calloc(cap, sizeof(*ix->slot));
+	if (!ix->slot)
+		return;
+	ix->mask = cap - 1;
+	for (__u32 i = 0; i < d->nservices; i++) {
+		const struct desired_service *s = &d->services[i];
+		__u32 h = desired__key_hash(&s->vip, s->port, s->proto) & ix->mask;
+
+		while (ix->slot[h])
+			h = (h + 1) & ix->mask;
+		ix->slot[h] = i + 1;
+	}
+}
+
+struct desired_service *desired__index_find(const struct desired_index *ix,
+					    const struct sluice_addr *vip, __u16 port, __u8 proto)
+{
+	__u32 h;
+
+	if (!ix->slot)
+		return desired__find(ix->d, vip, port, proto);
+	for (h = desired__key_hash(vip, port, proto) & ix->mask; ix->slot[h];
+	     h = (h + 1) & ix->mask) {
+		struct desired_service *s = &ix->d->services[ix->slot[h] - 1];
+
+		/* the first of duplicates, as desired__find() */
+		if (s->port == port && s->proto == proto && sluice_addr__eq(&s->vip, vip))
+			return s;
+	}
+	return NULL;
+}
+
+void desired__index_free(struct desired_index *ix)
+{
+	free(ix->slot);
+	memset(ix, 0, sizeof(*ix));
+}

@@ -145,9 +145,31 @@ char *desired__svc_ref(const struct desired_service *svc, char *buf, size_t len)
 struct desired_service *desired__find(const struct desired *d, const struct sluice_addr *vip,
 				      __u16 port, __u8 proto);
 
+/* A hash of d's services by key, for passes that look up every service of
+ * one state in another (a restart's reconcile at 30k services: linear
+ * finds made it quadratic). Valid while d's services array is unchanged.
+ * Without memory, desired__index_find() falls back to desired__find(). */
+struct desired_index {
+	const struct desired *d;
+	__u32 *slot; /* service index + 1; 0: empty */
+	__u32 mask;
+};
+
+void desired__index_init(struct desired_index *ix, const struct desired *d);
+struct desired_service *desired__index_find(const struct desired_index *ix,
+					    const struct sluice_addr *vip, __u16 port, __u8 proto);
+void desired__index_free(struct desired_index *ix);
+
 /* Persist atomically: temp file in the same directory, fsync, rename,
  * fsync of the directory. A missing file loads as the empty state. */
 int desired__save(const struct desired *d, const char *path);
+/* The state file's text of d (what desired__to_json() prints, pretty),
+ * written to fd one service at a time (desired_stream.c). */
+int desired__write(const struct desired *d, int fd);
+/* desired__from_json() of JSON text without its whole tree: one service's
+ * at a time. -EAGAIN (no message): read the text with yaml__parse_json()
+ * and desired__from_json(), which say what is wrong with it. */
+int desired__from_text(struct desired *d, const char *text, size_t len, const char *name);
 int desired__load(struct desired *d, const char *path);
 /* Like desired__load() but a missing file is -ENOENT (the caller decides
  * what it means, from the one open: no stat() race). */

@@ -80,9 +80,18 @@ void desired__pathf(char *buf, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Called for every field of every service: without printf. */
 void desired__path(char *buf, const char *base, const char *field)
 {
-	desired__pathf(buf, "%s.%s", base, field);
+	size_t b = strlen(base), f = strlen(field);
+
+	if (b + 1 + f >= DESIRED_PATH_LEN) {
+		desired__pathf(buf, "%s.%s", base, field);
+		return;
+	}
+	memcpy(buf, base, b);
+	buf[b] = '.';
+	memcpy(buf + b + 1, field, f + 1);
 }
 
 static const char *desired__family(__u8 family)

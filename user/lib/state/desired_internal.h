@@ -50,6 +50,21 @@ int desired__parse_health(struct json_object *v, const char *base, struct desire
 /* The rules of a service's healthCheck; base is "services[i]". */
 int desired__check_health(const struct desired_service *svc, const char *base);
 
+/* The services of a desired state, one at a time: a tree's array, or
+ * pieces of a text parsed as they are needed (desired_stream.c). get()
+ * hands services[i]'s tree (an error ends the parse with it); put(), when
+ * set, takes it back after use. */
+struct desired_svc_src {
+	size_t n;
+	int (*get)(void *ctx, size_t i, struct json_object **o);
+	void (*put)(void *ctx, struct json_object *o);
+	void *ctx;
+};
+/* desired__from_json() with the services from src; root's "services" is
+ * then only checked to be there. src NULL: root's own array. */
+int desired__from_src(struct desired *d, struct json_object *root,
+		      const struct desired_svc_src *src);
+
 /* Every rule about services[i] alone. */
 int desired__check_service(const struct desired_service *svc, __u32 i);
 /* Rules across services; each one already passed desired__check_service. */

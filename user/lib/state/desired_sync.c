@@ -56,8 +56,6 @@ static int sync__fsync_dir(const char *dir)
 int desired__save(const struct desired *d, const char *path)
 {
 	char dir[4096], tmp[4200];
-	struct json_object *root;
-	const char *text;
 	int fd = -1, err;
 
 	sluice__clear_err();
@@ -69,19 +67,6 @@ int desired__save(const struct desired *d, const char *path)
 	err = sluice__mkdir_p(dir, 0755);
 	if (err)
 		return err;
-	root = desired__to_json(d);
-	if (!root) {
-		sluice__set_err("out of memory serializing the desired state");
-		return -ENOMEM;
-	}
-	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-							    JSON_C_TO_STRING_SPACED |
-							    JSON_C_TO_STRING_NOSLASHESCAPE);
-	if (!text) {
-		sluice__set_err("out of memory serializing the desired state");
-		err = -ENOMEM;
-		goto cleanup;
-	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -89,9 +74,8 @@ int desired__save(const struct desired *d, const char *path)
 		sluice__set_err("cannot create %s: %s", tmp, strerror(errno));
 		goto cleanup;
 	}
-	err = sluice__write_all(fd, text, strlen(text));
-	if (!err)
-		err = sluice__write_all(fd, "\n", 1);
+	/* one service's tree at a time, not the whole state's */
+	err = desired__write(d, fd);
 	if (!err && fsync(fd))
 		err = -errno;
 	/* close() can report a delayed write error (NFS) */
@@ -120,7 +104,6 @@ cleanup:
 		close(fd);
 	if (err)
 		unlink(tmp); /* harmless when already renamed: the name is gone */
-	json_object_put(root);
 	return err;
 }
 
@@ -151,8 +134,14 @@ int desired__load_existing(struct desired *d, const char *path)
 	}
 	if (err)
 		goto fail;
-	/* We wrote it as JSON: json-c is twice as fast as libyaml on a big
-	 * state; a hand-edited YAML file still loads. */
+	/* We wrote it as JSON: one service's tree at a time (the whole
+	 * state's would be ~12 KB per service); json-c is twice as fast as
+	 * libyaml on a big state; a hand-edited YAML file still loads. */
+	err = desired__from_text(d, text, len, path);
+	if (err != -EAGAIN) {
+		free(text);
+		goto parsed;
+	}
 	err = yaml__parse_json(text, len, path, &root);
 	if (err == -EINVAL)
 		err = yaml__load(text, len, path, &root);
@@ -166,6 +155,7 @@ int desired__load_existing(struct desired *d, const char *path)
 	}
 	err = desired__from_json(d, root);
 	json_object_put(root);
+parsed:
 	if (!err)
 		return 0;
 	snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
