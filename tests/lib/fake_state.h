@@ -10,6 +10,7 @@
 #ifndef SLUICE_TEST_FAKE_STATE_H
 #define SLUICE_TEST_FAKE_STATE_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "desired.h"
+#include "log.h"
 #include "state.h"
 #include "test.h"
 
@@ -198,6 +200,37 @@ static inline bool durable_holds(const char *path, const struct desired *want, c
 	state__free(&st2);
 	ok = ASSERT_NEQ(access(jpath, F_OK), 0, "journal folded in at load") && ok;
 	return file_holds(path, want, what) && ok;
+}
+
+/* A suite's main(): its files live in a fresh temporary directory dir
+ * (a mkdtemp() template), every file in it is removed at the end, then
+ * the directory (no list of names to keep in step with the tests). */
+static inline int fake_state__main(const char *suite, char *dir, const struct test *tests, size_t n,
+				   int argc, char **argv)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+	int rc;
+
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	log__set_level(LOG_LEVEL_ERROR);
+	rc = test__run_all(suite, tests, n, argc, argv);
+	d = opendir(dir);
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+	if (rmdir(dir))
+		fprintf(stderr, "%s: cannot remove %s: %s\n", suite, dir, strerror(errno));
+	return rc;
 }
 
 #endif /* SLUICE_TEST_FAKE_STATE_H */

@@ -266,26 +266,5 @@ static const struct test tests[] = {
 
 int main(int argc, char **argv)
 {
-	char path[PATH_MAX];
-	int rc;
-
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
-		return 1;
-	}
-	log__set_level(LOG_LEVEL_ERROR);
-	rc = test__run_all("meshd_commit_one", tests, ARRAY_SIZE(tests), argc, argv);
-	snprintf(path, sizeof(path), "%s/one.json", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/refused.json", dir);
-	unlink(path);
-	for (const char *const *f =
-		     (const char *const[]){ "crash.json", "crash.json.journal", "one.json.journal",
-					    "refused.json.journal", NULL };
-	     *f; f++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, *f);
-		unlink(path);
-	}
-	rmdir(dir);
-	return rc;
+	return fake_state__main("meshd_commit_one", dir, tests, ARRAY_SIZE(tests), argc, argv);
 }

@@ -248,23 +248,5 @@ static const struct test tests[] = {
 
 int main(int argc, char **argv)
 {
-	char path[PATH_MAX];
-	int rc;
-
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
-		return 1;
-	}
-	log__set_level(LOG_LEVEL_ERROR);
-	rc = test__run_all("meshd_group", tests, ARRAY_SIZE(tests), argc, argv);
-	for (const char *const *f =
-		     (const char *const[]){ "one.json", "one.json.journal", "fail.json",
-					    "fail.json.journal", "bound.json", "bound.json.journal",
-					    "whole.json", "whole.json.journal", NULL };
-	     *f; f++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, *f);
-		unlink(path);
-	}
-	rmdir(dir);
-	return rc;
+	return fake_state__main("meshd_group", dir, tests, ARRAY_SIZE(tests), argc, argv);
 }

@@ -265,23 +265,5 @@ static const struct test tests[] = {
 
 int main(int argc, char **argv)
 {
-	char path[PATH_MAX];
-	int rc;
-
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
-		return 1;
-	}
-	log__set_level(LOG_LEVEL_ERROR);
-	rc = test__run_all("meshd_k8spass", tests, ARRAY_SIZE(tests), argc, argv);
-	for (const char *const *f = (const char *const[]){ "pass.json", "refused.json",
-							   "fails.json", "whole.json", NULL };
-	     *f; f++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, *f);
-		unlink(path);
-		snprintf(path, sizeof(path), "%s/%s.journal", dir, *f);
-		unlink(path);
-	}
-	rmdir(dir);
-	return rc;
+	return fake_state__main("meshd_k8spass", dir, tests, ARRAY_SIZE(tests), argc, argv);
 }
