@@ -295,7 +295,7 @@ scenario_status_metrics() {
 	for s in 'sluice_kubernetes_synced 1' 'sluice_kubernetes_watch_restarts_total [0-9]' \
 		'sluice_kubernetes_relists_total [0-9]' 'sluice_kubernetes_sync_errors_total [0-9]' \
 		'sluice_kubernetes_last_sync_timestamp_seconds [1-9]' '# TYPE sluice_kubernetes_relists_total counter' \
-		'sluice_kubernetes_translate_cpu_seconds_total [0-9]' '# TYPE sluice_kubernetes_translate_cpu_seconds_total counter' \
+		'sluice_kubernetes_translate_cpu_seconds_total [0-9.]*[1-9]' '# TYPE sluice_kubernetes_translate_cpu_seconds_total counter' \
 		'sluice_service_info{service="10.96.0.10:80/tcp",name="default/web:http",namespace="default",source="kubernetes"} 1' \
 		'sluice_service_info{service="\[fd00:96::10\]:443/tcp",name="default/web:https",namespace="default",source="kubernetes"} 1' \
 		'sluice_service_info{service="10.200.0.1:80/tcp",name="manual-web",namespace="",source="manual"} 1'; do
