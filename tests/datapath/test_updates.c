@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "dp.h"
 
@@ -301,6 +302,7 @@ struct swap_ctx {
 	struct dp *d;
 	atomic_bool stop;
 	atomic_bool flipping;
+	atomic_long started, done; /* packets begun / finished by the worker */
 	long packets, during_flips, in_a, in_b, bad, drops;
 	int bad_verdict;
 	struct pkt bad_out; /* first packet that went elsewhere */
@@ -323,10 +325,13 @@ static void *swap_worker(void *arg)
 			 (i >> 16) & 0xff, (i >> 8) & 0xff);
 		s = tcp_pkt(4, saddr, SWAP_VIP, (__u16)(1024 + (i & 0xff)), 80, SYN);
 		dp__build(&in, &s);
+		atomic_fetch_add(&c->started, 1);
 		if (dp__run(c->d, &in, &got, &verdict)) {
 			c->bad++;
+			atomic_fetch_add(&c->done, 1);
 			continue;
 		}
+		atomic_fetch_add(&c->done, 1);
 		c->packets++;
 		if (atomic_load(&c->flipping))
 			c->during_flips++;
@@ -352,6 +357,21 @@ static void *swap_worker(void *arg)
 	return NULL;
 }
 
+/* true once the worker has finished packet number n (1-based), within 10 s */
+static bool swap_wait_done(struct swap_ctx *c, long n)
+{
+	struct timespec t0, now, nap = { 0, 20000 };
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (atomic_load(&c->done) < n) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec > 10)
+			return false;
+		nanosleep(&nap, NULL);
+	}
+	return true;
+}
+
 static void swap_prog(struct dp *d)
 {
 	struct dp_be a[2] = { { swap_a[0], BE_PORT_TCP, 1 }, { swap_a[1], BE_PORT_TCP, 1 } };
@@ -369,9 +389,24 @@ static void swap_prog(struct dp *d)
 		return;
 	}
 	atomic_store(&c.flipping, true);
-	for (int i = 0; i < SWAP_FLIPS; i++)
+	for (int i = 0; i < SWAP_FLIPS; i++) {
+		long seen;
+
 		if (dp__service(d, SWAP_VIP, 80, IPPROTO_TCP, i % 2 ? a : b, 2))
 			break;
+		/*
+		 * Wait for one packet begun after this flip to finish, so every
+		 * set is seen by traffic whatever the scheduler does: on a busy
+		 * machine the flipper was preempted once and the worker ran a
+		 * whole time slice on one set (CI saw 2560 packets, all in B).
+		 * The worker keeps sending while the next flip is written.
+		 */
+		seen = atomic_load(&c.started);
+		if (!swap_wait_done(&c, seen + 1)) {
+			dp__fail(d, "flip %d: the worker finished no packet in 10 s", i);
+			break;
+		}
+	}
 	atomic_store(&c.flipping, false);
 	atomic_store(&c.stop, true);
 	pthread_join(th, NULL);
@@ -393,8 +428,9 @@ static void swap_prog(struct dp *d)
 		"  [%s] swap: %d flips, %ld packets (%ld during flips): %ld to A, %ld to B\n",
 		d->tag, SWAP_FLIPS, c.packets, c.during_flips, c.in_a, c.in_b);
 	ASSERT_GE(c.during_flips, SWAP_FLIPS, "packets sent while flipping");
-	ASSERT_GE(c.in_a, 1, "packets that saw set A");
-	ASSERT_GE(c.in_b, 1, "packets that saw set B");
+	/* each flip was seen by a packet begun after it and done before the next */
+	ASSERT_GE(c.in_a, SWAP_FLIPS / 2, "packets that saw set A");
+	ASSERT_GE(c.in_b, SWAP_FLIPS / 2, "packets that saw set B");
 	/* exact: every packet a new flow, nothing dropped (NO_BACKEND!) */
 	if (dp__counts(d, &after)) {
 		static const __u64 no_drops[SLUICE_DROP__MAX];
