@@ -8,8 +8,10 @@
 # /dev/null) with TOPO_ID set to a name of our own, so every namespace,
 # pin dir, cgroup, temp dir and process of it can be looked for. Scenarios,
 # one "PASS: e2e/demo_<name>" or "FAIL: e2e/demo_<name>: <reason>" each:
-#   runs            exit 0, "every check passed", no "error:" line, < 60 s
-#                   (DEMO_MAX_SECONDS: the make test-kernels guests emulate)
+#   runs            exit 0, "every check passed", no "error:" line; its time
+#                   is printed, not judged (tests check correctness, timings
+#                   are make bench's); a hang is killed after DEMO_MAX_SECONDS
+#                   (300; the make test-kernels guests, which emulate, 1800)
 #   service_added   both services added with 3 backends (IPv4, IPv6)
 #   split           300 connections through the VIP reach all 3 backends;
 #                   the IPv6 run too, its VIP printed [fd00:96::10]:80
@@ -93,9 +95,9 @@ host_attachments() {
 # The one full run the output scenarios read.
 run_demo() {
 	local t0=$SECONDS
-	# killed at twice the bound it is held to (make test-kernels widens
-	# that bound for emulated kernels: the demo took > 120 s on 6.1 there)
-	TOPO_ID=$ID timeout $((2 * ${DEMO_MAX_SECONDS:-60})) bash "$DEMO" </dev/null >"$TMP/out" 2>&1
+	# a hang guard, not a timing check: ~5 s on a quiet machine, > 120 s
+	# on 6.1 under make test-kernels' emulation
+	TOPO_ID=$ID timeout "${DEMO_MAX_SECONDS:-300}" bash "$DEMO" </dev/null >"$TMP/out" 2>&1
 	RC=$?
 	ELAPSED=$((SECONDS - t0))
 	echo "    demo: exit $RC in ${ELAPSED}s; its output in full on failure"
@@ -103,14 +105,13 @@ run_demo() {
 
 test_runs() {
 	local ok=0
+	[ "$RC" -ne 124 ] || fail "killed after ${DEMO_MAX_SECONDS:-300} s (a hang)" || ok=1
 	[ "$RC" -eq 0 ] || fail "demo exited $RC" || ok=1
 	has '^==> Done: every check passed' "final line" || ok=1
 	if grep -q 'error:' "$TMP/out"; then
 		grep 'error:' "$TMP/out" | head -n 5
 		fail "the demo printed error lines" || ok=1
 	fi
-	[ "$ELAPSED" -lt "${DEMO_MAX_SECONDS:-60}" ] ||
-		fail "took ${ELAPSED}s, not < ${DEMO_MAX_SECONDS:-60} s" || ok=1
 	[ "$ok" -eq 0 ] || sed 's/^/    | /' "$TMP/out"
 	return $ok
 }

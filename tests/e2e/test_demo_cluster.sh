@@ -9,7 +9,9 @@
 # pin dir, cgroup, temp dir and process of it can be looked for. Scenarios,
 # one "PASS: e2e/demo_cluster_<name>" or "FAIL: e2e/demo_cluster_<name>:
 # <reason>" each:
-#   runs          exit 0, "every check passed", no "error:" line, < 60 s
+#   runs          exit 0, "every check passed", no "error:" line; its time
+#                 is printed, not judged (timings are make bench's); a hang
+#                 is killed after 300 s
 #   per_node      node1 and node2 each list the Service (source kubernetes)
 #   across_nodes  from pod n1p1 on node1, 100 connections over the tc path
 #                 and 100 over the socket LB reach both node2 pods; the
@@ -93,7 +95,7 @@ host_attachments() {
 
 run_demo() {
 	local t0=$SECONDS
-	CLUSTER_ID=$ID timeout 120 bash "$DEMO" </dev/null >"$TMP/out" 2>&1
+	CLUSTER_ID=$ID timeout 300 bash "$DEMO" </dev/null >"$TMP/out" 2>&1
 	RC=$?
 	ELAPSED=$((SECONDS - t0))
 	echo "    demo: exit $RC in ${ELAPSED}s; its output in full on failure"
@@ -101,13 +103,13 @@ run_demo() {
 
 test_runs() {
 	local ok=0
+	[ "$RC" -ne 124 ] || fail "killed after 300 s (a hang)" || ok=1
 	[ "$RC" -eq 0 ] || fail "demo exited $RC" || ok=1
 	has '^==> Done: every check passed' "final line" || ok=1
 	if grep -q 'error:' "$TMP/out"; then
 		grep 'error:' "$TMP/out" | head -n 5
 		fail "the demo printed error lines" || ok=1
 	fi
-	[ "$ELAPSED" -lt 60 ] || fail "took ${ELAPSED}s, not < 60 s" || ok=1
 	[ "$ok" -eq 0 ] || sed 's/^/    | /' "$TMP/out"
 	return $ok
 }
