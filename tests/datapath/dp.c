@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf.h>
 
@@ -166,6 +167,20 @@ int dp__run(struct dp *d, const struct pkt *in, struct pkt *out, int *verdict)
 	out->len = o.data_size_out;
 	*verdict = (int)o.retval;
 	return 0;
+}
+
+bool dp__wait_done(const long *done, long n)
+{
+	struct timespec t0, now, nap = { 0, 20000 };
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (__atomic_load_n(done, __ATOMIC_ACQUIRE) < n) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec > 10)
+			return false;
+		nanosleep(&nap, NULL);
+	}
+	return true;
 }
 
 bool dp__send(struct dp *d, const struct pkt *in, struct pkt *out, int *verdict)

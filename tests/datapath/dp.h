@@ -286,6 +286,14 @@ int dp__service(struct dp *d, const char *vip, __u16 port, __u8 proto, const str
 int dp__run(struct dp *d, const struct pkt *in, struct pkt *out, int *verdict);
 /* dp__run() that reports a failed run (with the frame length and errno). */
 bool dp__send(struct dp *d, const struct pkt *in, struct pkt *out, int *verdict);
+
+/*
+ * For tests that change maps while a worker thread sends: true once *done
+ * (packets the worker finished, counted after each run) reaches n, within
+ * 10 s. A changer that waits for started + 1 after each change knows one
+ * packet begun after the change has seen it, whatever the scheduler does.
+ */
+bool dp__wait_done(const long *done, long n);
 /* XDP_* verdict as the program under test returns it. */
 int dp__verdict_for(const struct dp *d, int xdp_verdict);
 const char *dp__verdict_name(const struct dp *d, int verdict);

@@ -28,6 +28,7 @@ struct sz_ctx {
 	atomic_bool stop;
 	atomic_bool flipping;
 	long packets, during_flips, to_11th, bad;
+	long started, done; /* packets begun / finished by the worker (atomic) */
 };
 
 static bool sz_set(struct dp *d, int n)
@@ -64,8 +65,10 @@ static void *sz_worker(void *arg)
 		int verdict, b;
 
 		dp__build(&in, &s);
+		__atomic_add_fetch(&c->started, 1, __ATOMIC_SEQ_CST);
 		if (dp__run(c->d, &in, &got, &verdict)) {
 			c->bad++;
+			__atomic_add_fetch(&c->done, 1, __ATOMIC_RELEASE);
 			continue;
 		}
 		c->packets++;
@@ -78,6 +81,7 @@ static void *sz_worker(void *arg)
 			c->bad++;
 		else if (b == 10)
 			c->to_11th++;
+		__atomic_add_fetch(&c->done, 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
@@ -145,9 +149,15 @@ static void grow_prog(struct dp *d)
 		return;
 	}
 	atomic_store(&c.flipping, true);
-	for (; flips < SZ_FLIPS; flips++)
+	for (; flips < SZ_FLIPS; flips++) {
 		if (!sz_set(d, flips % 2 ? 10 : 11))
 			break;
+		/* 20 packets begun after this swap see it (see dp__wait_done) */
+		if (!dp__wait_done(&c.done, __atomic_load_n(&c.started, __ATOMIC_SEQ_CST) + 20)) {
+			dp__fail(d, "swap %d: the worker finished no packet in 10 s", flips);
+			break;
+		}
+	}
 	atomic_store(&c.flipping, false);
 	atomic_store(&c.stop, true);
 	pthread_join(th, NULL);
@@ -156,6 +166,8 @@ static void grow_prog(struct dp *d)
 		d->tag, flips, c.packets, c.during_flips, c.to_11th, c.bad);
 	ASSERT_EQ(flips, SZ_FLIPS, "swaps made");
 	ASSERT_GE(c.during_flips, SZ_FLIPS, "packets sent while swapping");
+	/* every grow is seen by >= 20 new flows (the wait above), 1 in 11 of them
+	 * on the 11th: none there in 15 grows is a chance below 1e-12 */
 	ASSERT_GE(c.to_11th, 1, "packets that saw the grown set");
 	ASSERT_EQ(c.bad, 0, "packets to no backend of the set, or not DNATed");
 	/* exact: every packet a new flow, nothing dropped (NO_BACKEND!) */

@@ -302,7 +302,7 @@ struct swap_ctx {
 	struct dp *d;
 	atomic_bool stop;
 	atomic_bool flipping;
-	atomic_long started, done; /* packets begun / finished by the worker */
+	long started, done; /* packets begun / finished by the worker (atomic) */
 	long packets, during_flips, in_a, in_b, bad, drops;
 	int bad_verdict;
 	struct pkt bad_out; /* first packet that went elsewhere */
@@ -325,13 +325,13 @@ static void *swap_worker(void *arg)
 			 (i >> 16) & 0xff, (i >> 8) & 0xff);
 		s = tcp_pkt(4, saddr, SWAP_VIP, (__u16)(1024 + (i & 0xff)), 80, SYN);
 		dp__build(&in, &s);
-		atomic_fetch_add(&c->started, 1);
+		__atomic_add_fetch(&c->started, 1, __ATOMIC_SEQ_CST);
 		if (dp__run(c->d, &in, &got, &verdict)) {
 			c->bad++;
-			atomic_fetch_add(&c->done, 1);
+			__atomic_add_fetch(&c->done, 1, __ATOMIC_RELEASE);
 			continue;
 		}
-		atomic_fetch_add(&c->done, 1);
+		__atomic_add_fetch(&c->done, 1, __ATOMIC_RELEASE);
 		c->packets++;
 		if (atomic_load(&c->flipping))
 			c->during_flips++;
@@ -355,21 +355,6 @@ static void *swap_worker(void *arg)
 			c->in_b++;
 	}
 	return NULL;
-}
-
-/* true once the worker has finished packet number n (1-based), within 10 s */
-static bool swap_wait_done(struct swap_ctx *c, long n)
-{
-	struct timespec t0, now, nap = { 0, 20000 };
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (atomic_load(&c->done) < n) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - t0.tv_sec > 10)
-			return false;
-		nanosleep(&nap, NULL);
-	}
-	return true;
 }
 
 static void swap_prog(struct dp *d)
@@ -401,8 +386,8 @@ static void swap_prog(struct dp *d)
 		 * whole time slice on one set (CI saw 2560 packets, all in B).
 		 * The worker keeps sending while the next flip is written.
 		 */
-		seen = atomic_load(&c.started);
-		if (!swap_wait_done(&c, seen + 1)) {
+		seen = __atomic_load_n(&c.started, __ATOMIC_SEQ_CST);
+		if (!dp__wait_done(&c.done, seen + 1)) {
 			dp__fail(d, "flip %d: the worker finished no packet in 10 s", i);
 			break;
 		}
