@@ -299,6 +299,12 @@ struct sluice_backend_addr_key {
  * inlined by the verifier, where a hash miss is a helper call (~20 ns).
  * 1 Mbit (128 KiB): ~1% false positives at 10k addresses, 27% at 327k. */
 #define SLUICE_ADDR_BITS_WORDS 16384
+/* service_addr_bits (#17): the same filter over the services' addresses
+ * (every key of `services`, VIP markers included), read before the
+ * services lookup, so a packet to no service's address pays a bit test,
+ * not a hash miss. A bit is set before the first entry of its address is
+ * written; bits are cleared only by a rebuild from the keys after a VIP
+ * marker was deleted (the address's last service went). */
 static inline __attribute__((always_inline)) __u32 sluice_addr_bit(const __u32 addr[4], __u8 family)
 {
 	__u32 h = (addr[0] * 0x9e3779b1u) ^ (addr[1] * 0x85ebca77u) ^ (addr[2] * 0xc2b2ae3du) ^

@@ -501,6 +501,13 @@ static __always_inline void lb_process(struct pkt *p, struct lb_result *r)
 		return;
 	}
 
+	/* not to a service's address: one bit test, no services lookup */
+	if (!vip_filter_may_be_service(&p->tuple)) {
+		if (p->fragment)
+			goto pass;
+		lb_reply(p, r);
+		return;
+	}
 	__builtin_memcpy(skey.addr, p->tuple.daddr, sizeof(skey.addr));
 	skey.proto = p->tuple.proto;
 	skey.family = p->tuple.family;
@@ -509,10 +516,11 @@ static __always_inline void lb_process(struct pkt *p, struct lb_result *r)
 		if (bpf_map_lookup_elem(&services, &skey)) {
 			r->action = LB_DROP;
 			r->drop = SLUICE_DROP_FRAGMENT;
-		} else {
-			r->action = LB_PASS;
-			stats_count(SLUICE_CNT_PASS);
+			return;
 		}
+pass:
+		r->action = LB_PASS;
+		stats_count(SLUICE_CNT_PASS);
 		return;
 	}
 

@@ -78,6 +78,16 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 } backend_addr_bits SEC(".maps");
 
+/* What lb_process() reads before `services` (sluice_abi.h); mmapped by
+ * the library. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_ADDR_BITS_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(map_flags, BPF_F_MMAPABLE);
+} service_addr_bits SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SLUICE_CT_MAX);

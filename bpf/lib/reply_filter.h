@@ -29,6 +29,16 @@ static __always_inline bool reply_filter_may_reply(const struct sluice_ct_key *t
 	return reply_filter_is_backend(t->saddr, t->family);
 }
 
+/* May the packet @t be to a service (its destination a service's address)?
+ * Its bit in service_addr_bits: false positives cost the services lookup. */
+static __always_inline bool vip_filter_may_be_service(const struct sluice_ct_key *t)
+{
+	__u32 bit = sluice_addr_bit(t->daddr, t->family), word = bit / 64;
+	__u64 *w = bpf_map_lookup_elem(&service_addr_bits, &word);
+
+	return w && (*w & (1ULL << (bit & 63)));
+}
+
 /* A SYN (no ACK) to a backend address: its answer's tuple may be held by
  * an old reply entry (lb_direct_syn()); to any other address it cannot. */
 static __always_inline bool reply_filter_syn_to_backend(const struct sluice_ct_key *t,

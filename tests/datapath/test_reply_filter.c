@@ -7,13 +7,16 @@
  * with backend adds, removals and service deletes, and keeps a removed
  * backend's address while conntrack still names it. Also the timestamp
  * interval of established flows: an entry is written at most once per
- * CT_REFRESH_NS (1 s), not per packet.
+ * CT_REFRESH_NS (1 s), not per packet. And the service filter in front
+ * of the services lookup (service_addr_bits): it is read, and a stale bit
+ * is harmless.
  */
 #include <string.h>
 #include <time.h>
 #include <bpf/bpf.h>
 
 #include "dp.h"
+#include "explain.h"
 
 #define SYN PKT_TH_SYN
 #define ACK PKT_TH_ACK
@@ -306,10 +309,94 @@ static void ct_refresh_interval(void)
 	dp__each_prog(0, interval_prog);
 }
 
+/* Sets (on) or clears (off) addr's bit in service_addr_bits. */
+static bool rf_vip_bit(struct dp *d, const char *addr, bool on)
+{
+	struct sluice_addr a = dp__addr(addr);
+	__u32 bit = sluice_addr_bit(a.addr, a.family), word = bit / 64;
+	int fd = sluice__map_fd(d->s, "service_addr_bits");
+	__u64 w = 0;
+
+	if (!ASSERT_OK(bpf_map_lookup_elem(fd, &word, &w), "read the service filter"))
+		return false;
+	w = on ? w | 1ULL << (bit % 64) : w & ~(1ULL << (bit % 64));
+	return ASSERT_OK(bpf_map_update_elem(fd, &word, &w, BPF_ANY), "write the service filter");
+}
+
+/* What `meshctl explain` says of a new flow client:port -> vip:80/tcp. */
+static int rf_explain(struct dp *d, const char *client, __u16 port, const char *vip)
+{
+	static struct sluice_explain xo;
+	struct sluice_explain_req r = { .path = SLUICE_EXPLAIN_PACKET,
+					.client = dp__addr(client),
+					.client_port = port,
+					.vip = dp__addr(vip),
+					.port = 80,
+					.proto = IPPROTO_TCP };
+
+	if (!ASSERT_OK(sluice__explain(d->s, &r, &xo), "explain"))
+		return -1;
+	return (int)xo.verdict;
+}
+
+/* The service filter decides whether the services lookup happens: with
+ * the VIP's bit cleared a SYN to it passes untouched (as to no service),
+ * with it set again it is balanced; a bit set for an address without a
+ * service changes nothing. */
+static void vip_af(struct dp *d, __u8 af)
+{
+	const char *be = af == 4 ? "10.1.0.91" : "fd00:1::91";
+	const char *vip = af == 4 ? "10.96.0.90" : "fd00:96::90";
+	const char *client = af == 4 ? CLIENT4 : CLIENT6, *other = af == 4 ? OTHER4 : OTHER6;
+	struct dp_be one = { be, BE_PORT_TCP, 1 };
+	struct dp_pkt in, out;
+
+	if (dp__service(d, vip, 80, IPPROTO_TCP, &one, 1))
+		return;
+	in = rf_tcp(af, client, vip, 46000, 80, SYN, L2_CLIENT);
+	out = in;
+	out.daddr = be;
+	out.dport = BE_PORT_TCP;
+	dp__at("IPv%u SYN to the VIP", af);
+	rf_send(d, &in, &out, cnt_new);
+	if (!rf_vip_bit(d, vip, false))
+		return;
+	dp__at("IPv%u SYN to the VIP with its bit cleared", af);
+	in.sport = 46001;
+	ASSERT_EQ(rf_explain(d, client, 46001, vip), SLUICE_XV_PASS, "explain agrees: passed");
+	rf_send(d, &in, NULL, cnt_pass);
+	if (!rf_vip_bit(d, vip, true))
+		return;
+	dp__at("IPv%u SYN to the VIP with its bit set again", af);
+	in.sport = 46002;
+	out.sport = 46002;
+	ASSERT_EQ(rf_explain(d, client, 46002, vip), SLUICE_XV_BALANCED, "explain: balanced");
+	rf_send(d, &in, &out, cnt_new);
+	if (!rf_vip_bit(d, other, true))
+		return;
+	dp__at("IPv%u SYN to a non-service address whose bit is set", af);
+	in = rf_tcp(af, client, other, 46003, 80, SYN, L2_CLIENT);
+	rf_send(d, &in, NULL, cnt_pass);
+	dp__at("%s", "");
+}
+
+static void vip_prog(struct dp *d)
+{
+	vip_af(d, 4);
+	vip_af(d, 6);
+}
+
+/* vip_filter_is_read: the services lookup only for addresses with a bit */
+static void vip_filter_is_read(void)
+{
+	dp__each_prog(0, vip_prog);
+}
+
 static const struct test reply_filter_tests[] = {
 	TEST(reply_filter_source),
 	TEST(reply_filter_library),
 	TEST(ct_refresh_interval),
+	TEST(vip_filter_is_read),
 };
 
 const struct dp_suite dp_suite_reply_filter = {

@@ -78,6 +78,7 @@ enum sluice_map_id {
 	SLUICE_MAP_BACKEND_ADDR_BITS, /* #17: the filter's bits, what BPF reads */
 	SLUICE_MAP_SNAT_ADDR,         /* #13: the node's SNAT address per family */
 	SLUICE_MAP_FWD_DEVS,          /* #17: egress devices XDP redirects to */
+	SLUICE_MAP_SERVICE_ADDR_BITS, /* #17: services' addresses, bits BPF reads */
 	SLUICE_MAP__MAX,
 };
 
@@ -112,6 +113,7 @@ struct sluice {
 	struct cut_async *cut_async; /* policy_cut_async.c: the worker (NULL: none) */
 	bool addrs_synced;           /* svc_addrs.c: backend_addrs recounted once */
 	__u64 *addr_bits;            /* backend_addr_bits, mmapped at open */
+	__u64 *vip_bits;             /* service_addr_bits, mmapped at open */
 };
 
 /* Called once per element by maps__for_each(); non-zero stops the walk
@@ -186,6 +188,18 @@ int svc__addrs_sync_if_empty(struct sluice *s);
 /* backend_addr_bits mapped (open) / unmapped (close). */
 int svc__addr_bits_map(struct sluice *s);
 void svc__addr_bits_unmap(struct sluice *s);
+/* svc_vips.c (#17): service_addr_bits, the datapath's filter in front of
+ * `services`. _map/_unmap at open/close; _set before the first entry of
+ * an address is written (_clear undoes a _set that found the bit clear,
+ * when the failed update's keys are gone again); _sync rebuilds the bits from the keys of
+ * `services` (after VIP markers were deleted; at open when the bits are
+ * all clear while `services` is not: pins of a library without them). */
+int svc__vip_bits_map(struct sluice *s);
+void svc__vip_bits_unmap(struct sluice *s);
+bool svc__vip_bit_set(struct sluice *s, const struct sluice_svc_key *k); /* true: was clear */
+void svc__vip_bit_clear(struct sluice *s, const struct sluice_svc_key *k);
+int svc__vip_bits_sync(struct sluice *s);
+int svc__vip_bits_sync_if_empty(struct sluice *s);
 /* svc_plan.c: forget the snapshot (the next set call reads the maps);
  * for writers it does not follow (deletes, sweep). */
 void svc__snap_drop(struct sluice *s);

@@ -97,6 +97,7 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 	[SLUICE_MAP_BACKEND_ADDR_BITS] = { "backend_addr_bits", sizeof(__u32), sizeof(__u64) },
 	[SLUICE_MAP_SNAT_ADDR] = { "snat_addr", sizeof(__u32), sizeof(struct sluice_snat_addr) },
 	[SLUICE_MAP_FWD_DEVS] = { "fwd_devs", sizeof(__u32), sizeof(__u32) },
+	[SLUICE_MAP_SERVICE_ADDR_BITS] = { "service_addr_bits", sizeof(__u32), sizeof(__u64) },
 };
 
 /* Create the pin dir on bpffs and tell libbpf where each map lives. */
@@ -256,6 +257,10 @@ int sluice__open(struct sluice **out, const struct sluice_opts *opts)
 	err = svc__addr_bits_map(s);
 	if (!err)
 		err = svc__addrs_sync_if_empty(s);
+	if (!err)
+		err = svc__vip_bits_map(s);
+	if (!err)
+		err = svc__vip_bits_sync_if_empty(s);
 	if (err)
 		goto cleanup;
 	*out = s;
@@ -273,6 +278,7 @@ void sluice__close(struct sluice *s)
 	if (s->skel)
 		svc__tables_close(s);
 	svc__addr_bits_unmap(s);
+	svc__vip_bits_unmap(s);
 	lb_bpf__destroy(s->skel);
 	free(s->cut_cgroup);
 	free(s);

@@ -274,6 +274,18 @@ static int xp__maglev(struct xp *x)
 	return 0;
 }
 
+/* The address's bit in service_addr_bits (what the datapath tests before
+ * the services lookup); true when it cannot be read (no filter). */
+static bool xp__vip_bit(struct xp *x, const struct sluice_svc_key *k)
+{
+	__u32 bit = sluice_addr_bit(k->addr, k->family), word = bit / 64;
+	__u64 w;
+
+	if (bpf_map_lookup_elem(sluice__map_fd(x->s, "service_addr_bits"), &word, &w))
+		return true;
+	return w & (1ULL << (bit % 64));
+}
+
 /* The service step: 1 when there is a service to walk on. */
 static int xp__service(struct xp *x)
 {
@@ -288,6 +300,15 @@ static int xp__service(struct xp *x)
 	err = bpf_map_lookup_elem(sluice__map_fd(x->s, "services"), &k, &o->svc);
 	if (err && err != -ENOENT)
 		return maps__err(err, "services", "lookup", "of the service");
+	if (x->req->path == SLUICE_EXPLAIN_PACKET && !xp__vip_bit(x, &k)) {
+		/* as lb_process(): no bit, no services lookup */
+		o->verdict = SLUICE_XV_PASS;
+		xp__step(x, "service", "%s%s: the datapath leaves the flow alone", buf,
+			 err ? " is no service (no service has its address)" :
+			       " exists, but its address's bit in service_addr_bits is clear (a"
+			       " library bug: the datapath skips the lookup)");
+		return 0;
+	}
 	if (err || (o->svc.flags & SLUICE_SVC_F_VIP_MARKER)) {
 		o->verdict = x->req->path == SLUICE_EXPLAIN_SOCKET ? SLUICE_XV_PROCEED :
 								     SLUICE_XV_PASS;

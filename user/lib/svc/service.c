@@ -131,11 +131,15 @@ static int svc__write_service(struct svc_txn *t)
 	int fd = s->fds[SLUICE_MAP_SERVICES];
 	int err;
 
+	t->vip_bit_new = svc__vip_bit_set(s, &t->key); /* before any key of its address */
 	err = bpf_map_update_elem(fd, &t->marker_key, &marker, BPF_NOEXIST);
-	if (!err)
+	if (!err) {
 		svc__push_undo(t, UNDO_MARKER, 0);
-	else if (err != -EEXIST)
+	} else if (err != -EEXIST) {
+		if (t->vip_bit_new)
+			svc__vip_bit_clear(s, &t->key);
 		return maps__err(err, "services", "insert", "of the VIP marker");
+	}
 	svc.svc_id = t->svc_id;
 	svc.backend_count = (__u16)t->nactive;
 	svc.flags = t->existed ? t->old_svc.flags & ~SLUICE_SVC_F_VIP_MARKER : 0;
@@ -202,7 +206,9 @@ static void svc__undo_one(struct svc_txn *t, const struct svc_undo *u)
 			bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &t->key);
 		break;
 	case UNDO_MARKER:
-		bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &t->marker_key);
+		if (!bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &t->marker_key) &&
+		    t->vip_bit_new)
+			svc__vip_bit_clear(s, &t->key); /* its service entry went first */
 		break;
 	case UNDO_SLOTS:
 		svc__table_undo(t);

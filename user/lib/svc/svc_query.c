@@ -90,6 +90,9 @@ static int svc__drop_marker(struct sluice *s, const struct sluice_svc_key *key)
 	err = bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &marker);
 	if (err && err != -ENOENT)
 		return maps__err(err, "services", "delete", "of the VIP marker");
+	/* the address may have no key left; best effort: a stale bit only
+	 * costs its packets the services lookup */
+	svc__vip_bits_sync(s);
 	return 0;
 }
 
@@ -280,6 +283,8 @@ static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys, c
 	mk.v = malloc(n * sizeof(*mk.v));
 	mk.used = calloc(n, sizeof(*mk.used));
 	if (mk.v && mk.used) {
+		bool dropped = false;
+
 		for (__u32 i = 0; i < n; i++) {
 			mk.v[i] = keys[i];
 			mk.v[i].port = 0;
@@ -292,8 +297,11 @@ static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys, c
 				    sizeof(struct sluice_svc_key), sizeof(struct sluice_svc),
 				    svc__mark_vip_users, &mk))
 			for (__u32 i = 0; i < mk.n; i++)
-				if (!mk.used[i])
-					bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &mk.v[i]);
+				if (!mk.used[i] &&
+				    !bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &mk.v[i]))
+					dropped = true;
+		if (dropped)
+			svc__vip_bits_sync(s); /* best effort: stale bits cost lookups */
 	}
 	free(mk.v);
 	free(mk.used);

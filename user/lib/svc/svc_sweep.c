@@ -333,5 +333,6 @@ int sluice__sweep(struct sluice *s, struct sluice_sweep *out)
 	if (!err)
 		out->markers = sweep__markers(s, &live);
 	sweep__live_free(&live);
-	return err;
+	/* bits of addresses whose services went while no handle watched */
+	return err ? err : svc__vip_bits_sync(s);
 }

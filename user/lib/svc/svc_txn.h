@@ -90,6 +90,7 @@ struct svc_txn {
 	const struct sluice_service_spec *spec;
 	struct sluice_svc_key key;
 	struct sluice_svc_key marker_key;
+	bool vip_bit_new; /* svc__vip_bit_set() set its address's bit: undone with the marker */
 	bool existed;
 	struct sluice_svc old_svc;
 	__u32 svc_id;
