@@ -132,9 +132,10 @@ static int svc__write_service(struct svc_txn *t)
 	int err;
 
 	err = bpf_map_update_elem(fd, &t->marker_key, &marker, BPF_NOEXIST);
-	if (!err)
+	if (!err) {
+		svc__count(s, true, 1);
 		svc__push_undo(t, UNDO_MARKER, 0);
-	else if (err != -EEXIST)
+	} else if (err != -EEXIST)
 		return maps__err(err, "services", "insert", "of the VIP marker");
 	svc.svc_id = t->svc_id;
 	svc.backend_count = (__u16)t->nactive;
@@ -169,6 +170,8 @@ static int svc__write_service(struct svc_txn *t)
 	err = bpf_map_update_elem(fd, &t->key, &svc, BPF_ANY);
 	if (err)
 		return maps__err(err, "services", "update", "of the service");
+	if (!t->existed)
+		svc__count(s, false, 1);
 	svc__push_undo(t, UNDO_SERVICE, 0);
 	return 0;
 }
@@ -198,11 +201,12 @@ static void svc__undo_one(struct svc_txn *t, const struct svc_undo *u)
 		if (t->existed)
 			bpf_map_update_elem(s->fds[SLUICE_MAP_SERVICES], &t->key, &t->old_svc,
 					    BPF_ANY);
-		else
-			bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &t->key);
+		else if (!bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &t->key))
+			svc__count(s, false, -1);
 		break;
 	case UNDO_MARKER:
-		bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &t->marker_key);
+		if (!bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &t->marker_key))
+			svc__count(s, true, -1);
 		break;
 	case UNDO_SLOTS:
 		svc__table_undo(t);
