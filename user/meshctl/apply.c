@@ -16,9 +16,10 @@
  * Memory (#16): no step holds a tree of the whole state. A JSON file is
  * read one service's tree at a time (desired.c), the request is written
  * from the model one service at a time (desired__write_plain(), the same
- * bytes the tree gave), and large answers (the service list, the change
- * list) stay text, parsed one element at a time. What is held: the
- * file's text while it is read, the model, the answers' texts. A YAML
+ * bytes the tree gave), meshd's service list is read as it arrives into a
+ * compact model (apply_have.c), and the change list stays text, parsed
+ * one change at a time. What is held: the file's text while it is read,
+ * the file's model, meshd's services' model, the answer's text. A YAML
  * file is still read as one tree (libyaml), as is the answer with -o json.
  */
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include "desired.h"
 #include "jsonscan.h"
 
+#include "apply.h"
 #include "client.h"
 #include "meshctl.h"
 #include "output.h"
@@ -68,6 +70,8 @@ static int load_stdin(struct desired *d)
 	return 0;
 }
 
+#define LAZY_MAX (2u * SLUICE_MAX_SERVICES)
+
 /* A list of JSON objects that is either a tree's array or, in a large
  * answer, ranges of its text (jscan): one element's tree at a time. */
 struct lazy_list {
@@ -78,7 +82,8 @@ struct lazy_list {
 };
 
 /* list from member key of obj, a tree or a jscan__raw_new() placeholder;
- * rest (may be NULL): the placeholder's other members parsed, or obj. */
+ * rest (may be NULL): the placeholder's other members parsed, or obj.
+ * -1 (nothing to free, no message) when obj's text is malformed. */
 static int lazy__open(struct json_object *obj, const char *key, struct lazy_list *l,
 		      struct json_object **rest)
 {
@@ -98,15 +103,23 @@ static int lazy__open(struct json_object *obj, const char *key, struct lazy_list
 	}
 	if (rest)
 		*rest = out__xalloc(json_object_new_object());
-	if (jscan__members(l->text, r, JSCAN_MAX_MEMBERS, &m, &n))
-		return out__error("malformed answer from meshd at %s", g_opts.socket);
+	if (jscan__members(l->text, r, JSCAN_MAX_MEMBERS, &m, &n)) {
+		if (rest) {
+			json_object_put(*rest);
+			*rest = NULL;
+		}
+		return -1;
+	}
 	for (size_t i = 0; !err && i < n; i++) {
 		struct json_object *v;
 
 		if (!jscan__plain_key(l->text, m, i, k))
 			continue;
 		if (!strcmp(k, key)) {
-			if (jscan__elements(l->text, m[i].val, SIZE_MAX, &l->v, &l->n))
+			/* bounded: meshd lists at most every service, and changes
+			 * are at most the old and the new services */
+			if (jscan__elements(l->text, m[i].val, LAZY_MAX, &l->v, &l->n) ||
+			    l->n > LAZY_MAX)
 				err = -1;
 		} else if (rest) {
 			if (jscan__parse(l->text, m[i].val, "answer", &v))
@@ -116,9 +129,15 @@ static int lazy__open(struct json_object *obj, const char *key, struct lazy_list
 		}
 	}
 	free(m);
-	if (err)
-		return out__error("malformed answer from meshd at %s: %s", g_opts.socket,
-				  sluice__errmsg());
+	if (err) {
+		free(l->v);
+		memset(l, 0, sizeof(*l));
+		if (rest) {
+			json_object_put(*rest);
+			*rest = NULL;
+		}
+		return -1;
+	}
 	return 0;
 }
 
@@ -136,58 +155,6 @@ static void lazy__close(struct lazy_list *l)
 {
 	free(l->v);
 	memset(l, 0, sizeof(*l));
-}
-
-/* meshd's services before the apply, by "VIP:PORT/PROTO" -> their index
- * in the list: one element's tree at a time (30k services with their
- * statistics as one tree are hundreds of MB). */
-struct have {
-	struct json_object *data; /* service.list's answer */
-	struct lazy_list l;
-	struct json_object *ix;
-};
-
-static void have__load(struct have *h)
-{
-	char err[1024], buf[ARGS_SVC_LEN];
-	struct api_call how = { .lazy = "data" };
-
-	memset(h, 0, sizeof(*h));
-	/* Only for the backend detail of the diff: an error here will show
-	 * up again, properly reported, as the apply call's error. */
-	if (client__try_ex("service.list", NULL, &how, &h->data, err, sizeof(err)))
-		return;
-	if (lazy__open(h->data, "services", &h->l, NULL)) {
-		json_object_put(h->data);
-		h->data = NULL;
-		return;
-	}
-	h->ix = out__xalloc(json_object_new_object());
-	for (size_t i = 0; i < h->l.n; i++) {
-		struct json_object *s = lazy__get(&h->l, i);
-
-		if (s)
-			json_object_object_add(h->ix, js__svc_ref(s, buf, sizeof(buf)),
-					       json_object_new_int64((int64_t)i));
-		json_object_put(s);
-	}
-}
-
-/* The service ref names in meshd's list before, NULL if none; put it. */
-static struct json_object *have__find(const struct have *h, const char *ref)
-{
-	struct json_object *i = NULL;
-
-	if (!h->ix || !json_object_object_get_ex(h->ix, ref, &i))
-		return NULL;
-	return lazy__get(&h->l, (size_t)json_object_get_int64(i));
-}
-
-static void have__free(struct have *h)
-{
-	json_object_put(h->ix);
-	lazy__close(&h->l);
-	json_object_put(h->data);
 }
 
 /* The file's service ref names, as JSON (put it), NULL if none. */
@@ -252,7 +219,7 @@ static void print_detail(struct json_object *old_svc, struct json_object *new_sv
 }
 
 /* data: the apply's answer (a tree or a placeholder of its text); d: the
- * file's services; h: meshd's before (h->data NULL: unknown). */
+ * file's services; h: meshd's before (apply_have.c). */
 static int print_changes(struct json_object *data, const struct desired *d, const struct have *h,
 			 bool dry_run)
 {
@@ -262,7 +229,8 @@ static int print_changes(struct json_object *data, const struct desired *d, cons
 	size_t i, n[3] = { 0 };
 
 	if (lazy__open(data, "changes", &changes, &rest))
-		return -1;
+		return out__error("malformed answer from meshd at %s: its \"changes\"",
+				  g_opts.socket);
 	desired__index_init(&want, d);
 	for (i = 0; i < changes.n; i++) {
 		struct json_object *c = lazy__get(&changes, i), *new_svc, *old_svc;
@@ -285,7 +253,7 @@ static int print_changes(struct json_object *data, const struct desired *d, cons
 		old_svc = have__find(h, ref);
 		name = js__str(new_svc ? new_svc : old_svc, "name", "");
 		printf("%c %s%s%s%s\n", mark, ref, *name ? " (" : "", name, *name ? ")" : "");
-		if (mark != '-' && new_svc && (h->data || mark == '+'))
+		if (mark != '-' && new_svc && (h->known || mark == '+'))
 			print_detail(mark == '+' ? NULL : old_svc, new_svc);
 		json_object_put(new_svc);
 		json_object_put(old_svc);
@@ -367,7 +335,7 @@ static int do_apply(int argc, char **argv)
 	struct json_object *data = NULL;
 	struct apply_req a = { .dry_run = false };
 	struct api_call how = { .write = write_request, .ctx = &a };
-	struct have h = { 0 };
+	struct have h = { .known = false };
 	struct desired d;
 	char err[1024];
 	char *pos[1];
