@@ -390,7 +390,9 @@ const struct cmd apply_cmd = {
 	.opts = apply_opts,
 	.notes =
 		"FILE is checked before meshd is contacted. Services missing from it are deleted.\n"
-		"Changes print like a diff: + add, ~ update, - delete. FILE looks like:\n"
+		"Changes print like a diff: + add, ~ update, - delete. A JSON FILE is read and\n"
+		"sent one service at a time (30k services in tens of MB); YAML is read whole.\n"
+		"FILE looks like:\n"
 		"  services:\n"
 		"    - name: web\n"
 		"      vip: 10.96.0.10\n"

@@ -67,8 +67,8 @@ static int buf__put(struct buf *b, char c)
 struct split {
 	int depth;
 	bool in_str, esc, key, capturing, done;
-	char type[4];	   /* '{' or '[' at depth 1..3 */
-	bool want_key[4];  /* in an object, the next string is a key */
+	char type[4];              /* '{' or '[' at depth 1..3 */
+	bool want_key[4];          /* in an object, the next string is a key */
 	char cur[4][HAVE_KEY_MAX]; /* the last key at depth 1..3 */
 	size_t klen;
 	struct buf elem, outer;
@@ -81,15 +81,15 @@ static bool split__in_list(const struct split *s)
 	       s->type[2] == '{' && !strcmp(s->cur[2], "services") && s->type[3] == '[';
 }
 
-/* One service of the list into h's model; 0 or a negative errno. */
-static int have__add(struct have *h, const char *text, size_t len)
+/* One service of the list (NUL-terminated text) into h's model; 0 or a
+ * negative errno. */
+static int have__add(struct have *h, const char *text)
 {
 	struct json_object *o = json_tokener_parse(text), *bes;
 	struct desired_service *svc, *grown;
 	char ref[ARGS_SVC_LEN];
 	int err = -EINVAL;
 
-	(void)len;
 	if (!o || !json_object_is_type(o, json_type_object))
 		goto out;
 	if (h->d.nservices >= SLUICE_MAX_SERVICES) {
@@ -202,7 +202,7 @@ static int split__byte(struct split *s, char c)
 		err = buf__put(&s->elem, c);
 		if (!err && !s->in_str && s->depth == 3) {
 			s->capturing = false;
-			err = have__add(s->h, s->elem.p, s->elem.len);
+			err = have__add(s->h, s->elem.p);
 		}
 	} else if (!(in_list && c == ',')) {
 		err = buf__put(&s->outer, c);
