@@ -14,7 +14,10 @@
 # stderr, or exactly {"error": "cannot connect ..."} on stdout with -o json
 # wherever -o sits; `version` still prints meshctl's version but exits 1;
 # against a fake agent (a Unix socket answering "status") of another
-# release, `version` exits 0 with a warning on stderr. Prints one
+# release, `version` exits 0 with a warning on stderr; against a fake agent
+# with 1000 services, `apply` of a 1499-service JSON file sends the file's
+# services on one line and prints the diff from answers read one element
+# at a time (a listed service past the bound: the diff without detail). Prints one
 # "PASS: e2e/meshctl_cli/<name>" or "FAIL: ..." per scenario, exits non-zero
 # if any failed. Needs no root; leaves nothing behind.
 set -u
@@ -397,6 +400,120 @@ if [ ! -x "$MESHCTL" ]; then
 	exit 1
 fi
 
+# apply_agent MODE: a fake agent at $TMP/apply.sock for `apply`: its
+# service.list has 1000 services with statistics (s0..s999, ~400 KB), its
+# apply answer diffs the request against them, padded past 64 KiB (so
+# meshctl reads both answers one element at a time), and the request is
+# saved in $TMP/apply.req. MODE huge: one listed service is 9 MB (past
+# meshctl's bound for one: the list is then unknown, the apply goes on).
+apply_agent() {
+	rm -f "$TMP/apply.sock" "$TMP/apply.req"
+	python3 - "$TMP/apply.sock" "$1" "$TMP/apply.req" >"$TMP/apply.agent.log" 2>&1 <<'PY' &
+import json, socket, sys
+path, mode, reqfile = sys.argv[1:4]
+def svc(i, w=1):
+    return {"name": "s%d" % i, "vip": "10.97.%d.%d" % (i // 256, i % 256), "port": 80,
+            "protocol": "tcp", "source": "manual",
+            "backends": [{"address": "10.1.%d.%d" % (i // 200, i % 200 + j), "port": 8080,
+                          "weight": w, "id": i * 3 + j, "state": "active",
+                          "stats": {"packets": 7, "bytes": 700, "flows": 1}} for j in range(3)],
+            "id": i + 1, "maglev_slots": 251, "stats": {"packets": 21, "bytes": 2100}}
+have = {("10.97.%d.%d" % (i // 256, i % 256)): svc(i) for i in range(1000)}
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(4)
+while True:
+    c, _ = s.accept()
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    req = json.loads(buf)
+    if req["op"] == "service.list":
+        svcs = list(have.values())
+        if mode == "huge":
+            svcs[5] = dict(svcs[5], name="x" * (9 << 20))
+        ans = {"ok": True, "data": {"services": svcs}}
+    else:
+        open(reqfile, "wb").write(buf)
+        want = {x["vip"]: x for x in req["desired"]["services"]}
+        ch = []
+        for vip, x in want.items():
+            if vip not in have:
+                ch.append({"action": "add", "service": vip + ":80/tcp"})
+            elif [(b["address"], b["weight"]) for b in x["backends"]] != \
+                 [(b["address"], b["weight"]) for b in have[vip]["backends"]]:
+                ch.append({"action": "update", "service": vip + ":80/tcp"})
+        ch += [{"action": "delete", "service": v + ":80/tcp"} for v in have if v not in want]
+        ans = {"ok": True, "data": {"changes": ch, "applied": True, "pad": "p" * 70000}}
+    try:
+        c.sendall(json.dumps(ans).encode() + b"\n")
+    except OSError:
+        pass  # meshctl stopped reading (the huge list)
+    c.close()
+PY
+	FAKE_PID=$!
+	for ((i = 0; i < 250; i++)); do
+		[ -S "$TMP/apply.sock" ] && return 0
+		sleep 0.02
+	done
+	fail "fake agent did not start"
+}
+
+# The file: s1..s1499 (s0 deleted, s1 reweighted, s1000.. added).
+test_apply_large_answers() {
+	python3 - "$TMP/large.json" <<'PY' || return 1
+import json, sys
+svcs = [{"name": "s%d" % i, "vip": "10.97.%d.%d" % (i // 256, i % 256), "port": 80,
+         "protocol": "tcp",
+         "backends": [{"address": "10.1.%d.%d" % (i // 200, i % 200 + j), "port": 8080,
+                       "weight": 5 if i == 1 and j == 2 else 1} for j in range(3)]}
+        for i in range(1, 1500)]
+json.dump({"services": svcs}, open(sys.argv[1], "w"), indent=1)
+PY
+	apply_agent normal || return 1
+	run -s "$TMP/apply.sock" apply -f "$TMP/large.json"
+	fake_stop
+	[ "$RC" -eq 0 ] || fail "apply: exit $RC ($ERR)" || return 1
+	python3 - "$TMP/apply.req" "$TMP/large.json" <<'PY' 2>&1 | sed 's/^/    /' | grep . && return 1
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+assert raw.count(b"\n") == 1 and raw.endswith(b"\n"), "the request is one line"
+req = json.loads(raw)
+assert list(req) == ["op", "desired", "dry_run"], list(req)
+assert req["op"] == "apply" and req["dry_run"] is False, req["op"]
+got = [(s["name"], s["vip"], s["port"], s["protocol"],
+        [(b["address"], b["port"], b["weight"]) for b in s["backends"]])
+       for s in req["desired"]["services"]]
+want = [(s["name"], s["vip"], s["port"], s["protocol"],
+         [(b["address"], b["port"], b["weight"]) for b in s["backends"]])
+        for s in json.load(open(sys.argv[2]))["services"]]
+assert got == want, "the request's services are the file's"
+PY
+	grep -qx '~ 10.97.0.1:80/tcp (s1)' <<<"$OUT" || fail "no update line: $(head -3 <<<"$OUT")" || return 1
+	grep -qx '    ~ backend 10.1.0.3:8080 weight 1 -> 5' <<<"$OUT" ||
+		fail "no backend detail under the update: $(grep -A2 '^~' <<<"$OUT")" || return 1
+	[ "$(grep -c '^    [~+-] backend' <<<"$OUT")" -eq 1501 ] ||
+		fail "backend lines: $(grep -c '^    [~+-] backend' <<<"$OUT"), expected 1 + 500 x 3" ||
+		return 1
+	grep -qxe '- 10.97.0.0:80/tcp (s0)' <<<"$OUT" || fail "no delete line" || return 1
+	grep -qx '+ 10.97.3.232:80/tcp (s1000)' <<<"$OUT" || fail "no add line" || return 1
+	[ "$(tail -n 1 <<<"$OUT")" = "applied: 500 added, 1 updated, 1 deleted" ] ||
+		fail "last line: $(tail -n 1 <<<"$OUT")" || return 1
+	# a listed service past the bound: no detail for updates, the apply goes on
+	apply_agent huge || return 1
+	run -s "$TMP/apply.sock" apply -f "$TMP/large.json"
+	fake_stop
+	[ "$RC" -eq 0 ] || fail "huge list: exit $RC ($ERR)" || return 1
+	grep -qx '~ 10.97.0.1:80/tcp (s1)' <<<"$OUT" || fail "huge list: no update line" || return 1
+	! grep -q '^    ~ backend' <<<"$OUT" || fail "huge list: detail from an unread list" ||
+		return 1
+	[ "$(tail -n 1 <<<"$OUT")" = "applied: 500 added, 1 updated, 1 deleted" ] ||
+		fail "huge list: last line: $(tail -n 1 <<<"$OUT")"
+}
+
 scenario help_every_level test_help_every_level
 scenario help_lists_commands test_help_lists_commands
 scenario help_read_commands_document_json test_help_read_commands_document_json
@@ -413,5 +530,6 @@ scenario agent_down_json_shape test_agent_down_json_shape
 scenario socket_selection test_socket_selection
 scenario version_without_agent test_version_without_agent
 scenario version_skew test_version_skew
+scenario apply_large_answers test_apply_large_answers
 
 [ "$FAILED" -eq 0 ]

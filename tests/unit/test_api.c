@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 
 #include "api.h"
+#include "jsonscan.h"
 #include "sluice.h"
 #include "test.h"
 
@@ -188,7 +189,8 @@ enum srv_mode {
 	SRV_ERROR,
 	SRV_SILENT,
 	SRV_CLOSE,
-	SRV_MALFORMED
+	SRV_MALFORMED,
+	SRV_BIG /* echoes the op and the request's size, padded past 64 KiB */
 };
 
 struct server {
@@ -239,6 +241,25 @@ static void *server_main(void *arg)
 	case SRV_MALFORMED:
 		if (!api__read_msg(fd, 2000, &req))
 			ASSERT_EQ(write(fd, "{\"answer\": 42}\n", 15), 15, "server write");
+		break;
+	case SRV_BIG:
+		if (!api__read_msg(fd, 2000, &req)) {
+			char *pad = malloc(70001);
+
+			memset(pad, 'p', 70000);
+			pad[70000] = '\0';
+			data = json_object_new_object();
+			json_object_object_add(data, "echo",
+					       json_object_new_string(str_field(req, "op")));
+			json_object_object_add(
+				data, "x_len",
+				json_object_new_int64((int64_t)strlen(str_field(req, "x"))));
+			json_object_object_add(data, "pad", json_object_new_string(pad));
+			free(pad);
+			resp = api__ok(data);
+			api__write_msg(fd, resp);
+			json_object_put(resp);
+		}
 		break;
 	}
 	json_object_put(req);
@@ -305,6 +326,59 @@ static void test_call(void)
 		server_stop(&srv);
 	}
 	json_object_put(req);
+}
+
+/* api__call_ex(): a request its writer streams (100 KB), an answer whose
+ * "data" stays text (lazy), a writer's -EMSGSIZE reported as such. */
+static int write_big(int fd, void *ctx)
+{
+	static const char head[] = "{\"op\":\"status\",\"x\":\"", tail[] = "\"}";
+	char chunk[1000];
+	int err;
+
+	if (ctx) {
+		sluice__set_err("the request exceeds the limit");
+		return -EMSGSIZE;
+	}
+	memset(chunk, 'y', sizeof(chunk));
+	err = write(fd, head, sizeof(head) - 1) == sizeof(head) - 1 ? 0 : -EIO;
+	for (int i = 0; i < 100 && !err; i++)
+		err = write(fd, chunk, sizeof(chunk)) == sizeof(chunk) ? 0 : -EIO;
+	if (!err && write(fd, tail, sizeof(tail) - 1) != sizeof(tail) - 1)
+		err = -EIO;
+	return err;
+}
+
+static void test_call_ex(void)
+{
+	struct api_call call = { .write = write_big, .lazy = "data" };
+	struct json_object *resp = NULL, *data, *tree = NULL;
+	struct server srv = { 0 };
+	struct jscan_range r;
+	const char *text;
+	size_t len;
+
+	if (server_start(&srv, SRV_BIG)) {
+		if (ASSERT_OK(api__call_ex(srv.path, &call, 2000, &resp), sluice__errmsg()) &&
+		    ASSERT_TRUE(json_object_object_get_ex(resp, "data", &data), "data") &&
+		    ASSERT_TRUE(jscan__raw_get(data, &text, &len, &r), "data kept as text") &&
+		    ASSERT_OK(jscan__parse(text, r, "data", &tree), "its text parses")) {
+			ASSERT_TRUE(!strcmp(str_field(tree, "echo"), "status"), "the op arrived");
+			ASSERT_TRUE(!strcmp(str_field(tree, "x_len"), "100000"),
+				    "the whole request arrived");
+		}
+		json_object_put(tree);
+		json_object_put(resp);
+		resp = NULL;
+		server_stop(&srv);
+	}
+	call.ctx = &call; /* the writer refuses: past the limit */
+	if (server_start(&srv, SRV_CLOSE)) {
+		ASSERT_EQ(api__call_ex(srv.path, &call, 2000, &resp), -EMSGSIZE, "-EMSGSIZE");
+		ASSERT_TRUE(strstr(sluice__errmsg(), "exceeds the limit") != NULL,
+			    sluice__errmsg());
+		server_stop(&srv);
+	}
 }
 
 static void test_call_errors(void)
@@ -412,7 +486,7 @@ static void test_call_not_root(void)
 static const struct test tests[] = {
 	TEST(test_msg_round_trip), TEST(test_api_ok_error),  TEST(test_malformed),
 	TEST(test_read_timeout),   TEST(test_oversize),      TEST(test_call),
-	TEST(test_call_errors),    TEST(test_call_not_root),
+	TEST(test_call_errors),    TEST(test_call_not_root), TEST(test_call_ex),
 };
 
 int main(int argc, char **argv)

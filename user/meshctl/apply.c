@@ -12,15 +12,27 @@
  * here against the services meshd listed just before (best effort: it is
  * only shown, never sent). Ends with "applied ..." or "dry run: nothing
  * changed ...".
+ *
+ * Memory (#16): no step holds a tree of the whole state. A JSON file is
+ * read one service's tree at a time (desired.c), the request is written
+ * from the model one service at a time (desired__write_plain(), the same
+ * bytes the tree gave), meshd's service list is read as it arrives into a
+ * compact model (apply_have.c), and the change list stays text, parsed
+ * one change at a time. What is held: the file's text while it is read,
+ * the file's model, meshd's services' model, the answer's text. A YAML
+ * file is still read as one tree (libyaml), as is the answer with -o json.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "desired.h"
+#include "jsonscan.h"
 
+#include "apply.h"
 #include "client.h"
 #include "meshctl.h"
 #include "output.h"
@@ -58,28 +70,105 @@ static int load_stdin(struct desired *d)
 	return 0;
 }
 
-/* The service object named ref in meshd's list, NULL if none. */
-/* services by "VIP:PORT/PROTO": one pass, so finding each changed
- * service is a hash lookup, not a scan (10k changes, 10k services). Put
- * the result with json_object_put(). */
-static struct json_object *index_svcs(struct json_object *services)
+#define LAZY_MAX (2u * SLUICE_MAX_SERVICES)
+
+/* A list of JSON objects that is either a tree's array or, in a large
+ * answer, ranges of its text (jscan): one element's tree at a time. */
+struct lazy_list {
+	struct json_object *arr; /* the tree's, or NULL */
+	const char *text;
+	struct jscan_range *v;
+	size_t n;
+};
+
+/* list from member key of obj, a tree or a jscan__raw_new() placeholder;
+ * rest (may be NULL): the placeholder's other members parsed, or obj.
+ * -1 (nothing to free, no message) when obj's text is malformed. */
+static int lazy__open(struct json_object *obj, const char *key, struct lazy_list *l,
+		      struct json_object **rest)
 {
-	struct json_object *ix = json_object_new_object();
-	char buf[ARGS_SVC_LEN];
+	struct jscan_member *m = NULL;
+	struct jscan_range r;
+	char k[JSCAN_KEY_MAX + 1];
+	size_t n, len;
+	int err = 0;
 
-	for (size_t i = 0; ix && i < js__len(services); i++) {
-		struct json_object *s = js__idx(services, i);
-
-		json_object_object_add(ix, js__svc_ref(s, buf, sizeof(buf)), json_object_get(s));
+	memset(l, 0, sizeof(*l));
+	if (!jscan__raw_get(obj, &l->text, &len, &r)) {
+		l->arr = js__get(obj, key);
+		l->n = js__len(l->arr);
+		if (rest)
+			*rest = json_object_get(obj);
+		return 0;
 	}
-	return ix;
+	if (rest)
+		*rest = out__xalloc(json_object_new_object());
+	if (jscan__members(l->text, r, JSCAN_MAX_MEMBERS, &m, &n)) {
+		if (rest) {
+			json_object_put(*rest);
+			*rest = NULL;
+		}
+		return -1;
+	}
+	for (size_t i = 0; !err && i < n; i++) {
+		struct json_object *v;
+
+		if (!jscan__plain_key(l->text, m, i, k))
+			continue;
+		if (!strcmp(k, key)) {
+			/* bounded: meshd lists at most every service, and changes
+			 * are at most the old and the new services */
+			if (jscan__elements(l->text, m[i].val, LAZY_MAX, &l->v, &l->n) ||
+			    l->n > LAZY_MAX)
+				err = -1;
+		} else if (rest) {
+			if (jscan__parse(l->text, m[i].val, "answer", &v))
+				err = -1;
+			else
+				json_object_object_add(*rest, k, v);
+		}
+	}
+	free(m);
+	if (err) {
+		free(l->v);
+		memset(l, 0, sizeof(*l));
+		if (rest) {
+			json_object_put(*rest);
+			*rest = NULL;
+		}
+		return -1;
+	}
+	return 0;
 }
 
-static struct json_object *find_svc(struct json_object *ix, const char *ref)
+/* Element i, to be put by the caller; NULL if it does not parse. */
+static struct json_object *lazy__get(const struct lazy_list *l, size_t i)
 {
-	struct json_object *s = NULL;
+	struct json_object *o = NULL;
 
-	return ix && json_object_object_get_ex(ix, ref, &s) ? s : NULL;
+	if (l->arr)
+		return json_object_get(js__idx(l->arr, i));
+	return jscan__parse(l->text, l->v[i], "answer", &o) ? NULL : o;
+}
+
+static void lazy__close(struct lazy_list *l)
+{
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* The file's service ref names, as JSON (put it), NULL if none. */
+static struct json_object *want__find(const struct desired_index *ix, const char *ref)
+{
+	const struct desired_service *svc;
+	struct sluice_addr vip;
+	__u16 port;
+	__u8 proto;
+
+	if (desired__parse_svc_ref(ref, &vip, &port, &proto))
+		return NULL;
+	svc = desired__index_find(ix, &vip, port, proto);
+	return svc ? desired__service_to_json(svc) : NULL;
 }
 
 static struct json_object *find_be(struct json_object *backends, const char *ref)
@@ -129,16 +218,22 @@ static void print_detail(struct json_object *old_svc, struct json_object *new_sv
 	}
 }
 
-static void print_changes(struct json_object *data, struct json_object *desired,
-			  struct json_object *current, bool dry_run)
+/* data: the apply's answer (a tree or a placeholder of its text); d: the
+ * file's services; h: meshd's before (apply_have.c). */
+static int print_changes(struct json_object *data, const struct desired *d, const struct have *h,
+			 bool dry_run)
 {
-	struct json_object *changes = js__get(data, "changes");
-	struct json_object *want = index_svcs(js__get(desired, "services"));
-	struct json_object *have = index_svcs(js__get(current, "services"));
+	struct json_object *rest = NULL;
+	struct desired_index want;
+	struct lazy_list changes;
 	size_t i, n[3] = { 0 };
 
-	for (i = 0; i < js__len(changes); i++) {
-		struct json_object *c = js__idx(changes, i), *new_svc, *old_svc;
+	if (lazy__open(data, "changes", &changes, &rest))
+		return out__error("malformed answer from meshd at %s: its \"changes\"",
+				  g_opts.socket);
+	desired__index_init(&want, d);
+	for (i = 0; i < changes.n; i++) {
+		struct json_object *c = lazy__get(&changes, i), *new_svc, *old_svc;
 		const char *action = js__str(c, "action", "?");
 		const char *ref = js__str(c, "service", "?");
 		const char *name;
@@ -154,32 +249,78 @@ static void print_changes(struct json_object *data, struct json_object *desired,
 			mark = '-';
 			n[2]++;
 		}
-		new_svc = find_svc(want, ref);
-		old_svc = find_svc(have, ref);
+		new_svc = want__find(&want, ref);
+		old_svc = have__find(h, ref);
 		name = js__str(new_svc ? new_svc : old_svc, "name", "");
 		printf("%c %s%s%s%s\n", mark, ref, *name ? " (" : "", name, *name ? ")" : "");
-		if (mark != '-' && new_svc && (current || mark == '+'))
+		if (mark != '-' && new_svc && (h->known || mark == '+'))
 			print_detail(mark == '+' ? NULL : old_svc, new_svc);
+		json_object_put(new_svc);
+		json_object_put(old_svc);
+		json_object_put(c);
 	}
-	json_object_put(want);
-	json_object_put(have);
+	desired__index_free(&want);
 
 	/* Services from Kubernetes are not the file's to delete: meshd keeps
 	 * them, and says how many so the diff above does not mislead. */
-	if (js__get(data, "kubernetes_kept") && js__u64(data, "kubernetes_kept"))
+	if (js__get(rest, "kubernetes_kept") && js__u64(rest, "kubernetes_kept"))
 		printf("kept %llu kubernetes service%s (managed by Kubernetes, not by this file)\n",
-		       (unsigned long long)js__u64(data, "kubernetes_kept"),
-		       js__u64(data, "kubernetes_kept") == 1 ? "" : "s");
-	if (!js__len(changes))
+		       (unsigned long long)js__u64(rest, "kubernetes_kept"),
+		       js__u64(rest, "kubernetes_kept") == 1 ? "" : "s");
+	if (!changes.n)
 		printf("%s: the agent already has exactly this state\n",
 		       dry_run ? "dry run: nothing changed" : "applied");
 	else if (dry_run)
 		printf("dry run: nothing changed (%zu to add, %zu to update, %zu to delete)\n",
 		       n[0], n[1], n[2]);
-	else if (json_object_get_boolean(js__get(data, "applied")))
+	else if (json_object_get_boolean(js__get(rest, "applied")))
 		printf("applied: %zu added, %zu updated, %zu deleted\n", n[0], n[1], n[2]);
 	else
 		printf("not applied: meshd reported the changes but did not apply them\n");
+	lazy__close(&changes);
+	json_object_put(rest);
+	return 0;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+struct apply_req {
+	const struct desired *d;
+	bool dry_run;
+};
+
+/* The request's bytes as api__write_msg() sent them from the tree
+ * {"op", "desired": desired__to_json(d), "dry_run"}, one service's tree
+ * at a time (30k services as one tree: ~360 MB). */
+static int write_request(int fd, void *ctx)
+{
+	static const char head[] = "{\"op\":\"apply\",\"desired\":";
+	const struct apply_req *a = ctx;
+	const char *tail = a->dry_run ? ",\"dry_run\":true}" : ",\"dry_run\":false}";
+	size_t max = SLUICE_API_MAX_MSG - (sizeof(head) - 1) - strlen(tail);
+	int err;
+
+	err = write_all(fd, head, sizeof(head) - 1);
+	if (!err)
+		err = desired__write_plain(a->d, fd, max, NULL);
+	if (err == -EMSGSIZE)
+		sluice__set_err("the request exceeds the limit of %u bytes", SLUICE_API_MAX_MSG);
+	if (!err)
+		err = write_all(fd, tail, strlen(tail));
+	return err;
 }
 
 static int do_apply(int argc, char **argv)
@@ -191,7 +332,10 @@ static int do_apply(int argc, char **argv)
 		{ .name = "dry-run", .flag = &dry_run },
 		{ NULL },
 	};
-	struct json_object *desired, *args, *current = NULL, *data = NULL;
+	struct json_object *data = NULL;
+	struct apply_req a = { .dry_run = false };
+	struct api_call how = { .write = write_request, .ctx = &a };
+	struct have h = { .known = false };
 	struct desired d;
 	char err[1024];
 	char *pos[1];
@@ -208,28 +352,27 @@ static int do_apply(int argc, char **argv)
 	} else if (desired__from_file(&d, file)) {
 		return out__error("%s", sluice__errmsg());
 	}
-	desired = out__xalloc(desired__to_json(&d));
-	desired__free(&d);
+	a.d = &d;
+	a.dry_run = dry_run;
 
-	/* Only for the backend detail of the diff: an error here will show
-	 * up again, properly reported, as the apply call's error. */
-	if (!out__json_mode() && client__try("service.list", NULL, &current, err, sizeof(err)))
-		current = NULL;
-
-	args = out__xalloc(json_object_new_object());
-	json_object_object_add(args, "desired", json_object_get(desired));
-	json_object_object_add(args, "dry_run", json_object_new_boolean(dry_run));
-	if (client__call("apply", args, &data))
+	if (!out__json_mode())
+		have__load(&h);
+	/* -o json prints the answer whole; the diff reads it one change at a time */
+	how.lazy = out__json_mode() ? NULL : "data";
+	if (client__try_ex("apply", NULL, &how, &data, err, sizeof(err))) {
+		out__error("%s", err);
 		goto out;
-	if (out__json_mode())
+	}
+	if (out__json_mode()) {
 		out__json(data);
-	else
-		print_changes(data, desired, current, dry_run);
-	ret = 0;
+		ret = 0;
+	} else {
+		ret = print_changes(data, &d, &h, dry_run);
+	}
 out:
 	json_object_put(data);
-	json_object_put(current);
-	json_object_put(desired);
+	have__free(&h);
+	desired__free(&d);
 	return ret;
 }
 
@@ -247,7 +390,9 @@ const struct cmd apply_cmd = {
 	.opts = apply_opts,
 	.notes =
 		"FILE is checked before meshd is contacted. Services missing from it are deleted.\n"
-		"Changes print like a diff: + add, ~ update, - delete. FILE looks like:\n"
+		"Changes print like a diff: + add, ~ update, - delete. A JSON FILE is read and\n"
+		"sent one service at a time (30k services in tens of MB); YAML is read whole.\n"
+		"FILE looks like:\n"
 		"  services:\n"
 		"    - name: web\n"
 		"      vip: 10.96.0.10\n"

@@ -33,8 +33,17 @@ static const char *hint(int err)
 int client__try(const char *op, struct json_object *args, struct json_object **data, char *err,
 		size_t errlen)
 {
+	struct api_call how = { 0 };
+
+	return client__try_ex(op, args, &how, data, err, errlen);
+}
+
+int client__try_ex(const char *op, struct json_object *args, const struct api_call *how,
+		   struct json_object **data, char *err, size_t errlen)
+{
 	struct json_object *req, *resp = NULL, *v;
 	struct json_object_iterator it, end;
+	struct api_call call = *how;
 	const char *msg;
 	int ret;
 
@@ -50,7 +59,8 @@ int client__try(const char *op, struct json_object *args, struct json_object **d
 		json_object_put(args);
 	}
 
-	ret = api__call(g_opts.socket, req, g_opts.timeout_ms, &resp);
+	call.req = req;
+	ret = api__call_ex(g_opts.socket, &call, g_opts.timeout_ms, &resp);
 	json_object_put(req);
 	if (ret < 0) {
 		msg = sluice__errmsg();
@@ -74,6 +84,7 @@ int client__try(const char *op, struct json_object *args, struct json_object **d
 		json_object_put(resp);
 		return -1;
 	}
+	/* the answer's "data", placeholder included (it is an object) */
 	v = js__get(resp, "data");
 	if (v && !json_object_is_type(v, json_type_null))
 		*data = json_object_get(v);

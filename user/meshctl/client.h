@@ -21,6 +21,13 @@ int client__call(const char *op, struct json_object *args, struct json_object **
 int client__try(const char *op, struct json_object *args, struct json_object **data, char *err,
 		size_t errlen);
 
+/* client__try() with api__call_ex()'s options (api.h): how->write sends
+ * the request itself (op and args are then not sent: how->req unused),
+ * how->lazy keeps that member of "data" as text in a large answer. */
+struct api_call;
+int client__try_ex(const char *op, struct json_object *args, const struct api_call *how,
+		   struct json_object **data, char *err, size_t errlen);
+
 /*
  * A stream op (connections.follow): sends {"op": OP, ...args}, takes the
  * answer like client__call() (a refusal is reported and returns -1), then

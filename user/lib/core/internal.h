@@ -112,8 +112,12 @@ struct sluice {
 	bool cut_all;                /* ... every process of /proc, not the cgroup's */
 	struct cut_async *cut_async; /* policy_cut_async.c: the worker (NULL: none) */
 	bool addrs_synced;           /* svc_addrs.c: backend_addrs recounted once */
-	__u64 *addr_bits;            /* backend_addr_bits, mmapped at open */
-	__u64 *vip_bits;             /* service_addr_bits, mmapped at open */
+	/* svc_count.c: entries of `services` (known: counted once, then kept
+	 * in step with this handle's inserts and deletes) */
+	bool svc_counted;
+	__u64 svc_entries, svc_markers;
+	__u64 *addr_bits; /* backend_addr_bits, mmapped at open */
+	__u64 *vip_bits;  /* service_addr_bits, mmapped at open */
 };
 
 /* Called once per element by maps__for_each(); non-zero stops the walk
@@ -211,6 +215,9 @@ void svc__snap_drop(struct sluice *s);
  * NULL): the entries `backends` holds, those waiting for a deferred
  * delete included, either way. */
 int svc__backends_each(struct sluice *s, maps__elem_fn fn, void *ctx, __u64 *entries);
+/* svc_count.c: a `services` entry (marker: a VIP marker) this handle
+ * inserted (delta 1, the key was absent) or deleted (-1, it was there). */
+void svc__count(struct sluice *s, bool marker, int delta);
 /* svc_plan.c: backend id deleted by the flush: free for new backends. */
 void svc__snap_free_be(struct sluice *s, __u32 id);
 /* svc_table.c: at close, the deferred deletes flushed, the index freed. */

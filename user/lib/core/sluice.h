@@ -234,6 +234,16 @@ int sluice__service_get_ix(struct sluice *s, const struct sluice_be_index *ix,
 			   const struct sluice_addr *vip, __u16 port, __u8 proto,
 			   struct sluice_service_info *info);
 
+/* The entries of the services map (#16: `meshctl status` at 10k services
+ * walked it twice per call): *services the services (each holds a Maglev
+ * table slot), *markers the VIP markers. From counts this handle keeps in
+ * step with its own writes, after one walk of the map the first time; a
+ * change made through another handle is not seen (meshd is the one
+ * writer). *backends (may be NULL): the entries of `backends`, from the
+ * handle's index once it has one (its first planned change), else one
+ * walk; backends waiting for a deferred delete included. */
+int sluice__map_entries(struct sluice *s, __u64 *services, __u64 *markers, __u64 *backends);
+
 /* The kernel memory of the datapath's maps (#16), bpftool's "memlock":
  * every map of the object plus each service's Maglev table found through
  * maglev_ids (tables an older version made without an entry there are

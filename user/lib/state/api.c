@@ -24,6 +24,7 @@
 
 #include "api.h"
 #include "internal.h"
+#include "jsonscan.h"
 #include "yamljson.h"
 
 #define API_CHUNK 65536
@@ -98,8 +99,12 @@ static int api__wait(int fd, short events, long long deadline)
 	}
 }
 
-static int api__read_until(int fd, long long deadline, struct json_object **msg)
+/* Responses from this size on may keep their lazy member as text. */
+#define API_LAZY_MIN (64u << 10)
+
+static int api__read_until(int fd, long long deadline, const char *lazy, struct json_object **msg)
 {
+	bool taken = false;
 	size_t cap = 0, len = 0;
 	char *buf = NULL, *grown, *nl = NULL;
 	ssize_t n;
@@ -158,7 +163,13 @@ static int api__read_until(int fd, long long deadline, struct json_object **msg)
 		goto cleanup;
 	}
 	buf[len] = '\0';
-	err = yaml__parse_json(buf, len, "message", msg);
+	err = lazy && len >= API_LAZY_MIN ?
+		      jscan__parse_lazy(buf, len, lazy, "message", msg, &taken) :
+		      -EAGAIN;
+	if (err == -EAGAIN)
+		err = yaml__parse_json(buf, len, "message", msg);
+	else if (err)
+		sluice__set_err("out of memory reading a message");
 	if (!err && !json_object_is_type(*msg, json_type_object)) {
 		json_object_put(*msg);
 		*msg = NULL;
@@ -168,7 +179,8 @@ static int api__read_until(int fd, long long deadline, struct json_object **msg)
 		err = -EBADMSG;
 	}
 cleanup:
-	free(buf);
+	if (!taken)
+		free(buf);
 	return err;
 }
 
@@ -176,7 +188,7 @@ int api__read_msg(int fd, int timeout_ms, struct json_object **msg)
 {
 	sluice__clear_err();
 	*msg = NULL;
-	return api__read_until(fd, api__deadline(timeout_ms), msg);
+	return api__read_until(fd, api__deadline(timeout_ms), NULL, msg);
 }
 
 int api__write_msg(int fd, struct json_object *msg)
@@ -296,6 +308,30 @@ static int api__check_resp(struct json_object *resp, const char *path)
 int api__call(const char *sock_path, struct json_object *req, int timeout_ms,
 	      struct json_object **resp)
 {
+	struct api_call call = { .req = req };
+
+	return api__call_ex(sock_path, &call, timeout_ms, resp);
+}
+
+/* call's request: its own writer, then the newline, or req whole. */
+static int api__send(int fd, const struct api_call *call)
+{
+	int err;
+
+	if (!call->write)
+		return api__write_msg(fd, call->req);
+	sluice__clear_err();
+	err = call->write(fd, call->ctx);
+	if (!err)
+		err = sluice__write_all(fd, "\n", 1);
+	if (err && err != -EMSGSIZE)
+		sluice__set_err("cannot send a message: %s", strerror(-err));
+	return err;
+}
+
+int api__call_ex(const char *sock_path, const struct api_call *call, int timeout_ms,
+		 struct json_object **resp)
+{
 	long long deadline = api__deadline(timeout_ms);
 	char msg[SLUICE_ERRMSG_LEN];
 	int fd = -1, err;
@@ -316,7 +352,7 @@ int api__call(const char *sock_path, struct json_object *req, int timeout_ms,
 
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	}
-	err = api__write_msg(fd, req);
+	err = api__send(fd, call);
 	if (err == -EAGAIN || err == -EWOULDBLOCK) {
 		err = -ETIMEDOUT;
 		sluice__set_err("timed out after %d ms sending the request to meshd at %s",
@@ -334,7 +370,7 @@ int api__call(const char *sock_path, struct json_object *req, int timeout_ms,
 		goto cleanup;
 	}
 	shutdown(fd, SHUT_WR); /* the request is complete */
-	err = api__read_until(fd, deadline, resp);
+	err = api__read_until(fd, deadline, call->lazy, resp);
 	if (err) {
 		snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
 		if (err == -ETIMEDOUT)

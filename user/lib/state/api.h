@@ -102,6 +102,23 @@
 int api__call(const char *sock_path, struct json_object *req, int timeout_ms,
 	      struct json_object **resp);
 
+/* api__call() with two options for large messages (#16: `meshctl apply`
+ * of 30k services). write, when set, sends the request instead of req:
+ * it writes the whole message but the newline to fd (blocking, bounded by
+ * SO_SNDTIMEO) and returns 0 or a negative errno (-EMSGSIZE past
+ * SLUICE_API_MAX_MSG, message set). lazy, when set, names a member of
+ * the response that stays text when it is an object and the response is
+ * 64 KiB or more (a jscan__raw_new() placeholder, see jsonscan.h). */
+struct api_call {
+	struct json_object *req;
+	int (*write)(int fd, void *ctx);
+	void *ctx;
+	const char *lazy;
+};
+
+int api__call_ex(const char *sock_path, const struct api_call *call, int timeout_ms,
+		 struct json_object **resp);
+
 /* Helpers for both sides. */
 struct json_object *api__ok(struct json_object *data);
 struct json_object *api__error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

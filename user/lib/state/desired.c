@@ -15,6 +15,7 @@
 
 #include "desired_internal.h"
 #include "internal.h"
+#include "jsonscan.h"
 #include "yamljson.h"
 
 /* A desired-state file is text a person wrote; 64 MiB is far beyond any. */
@@ -83,6 +84,17 @@ static int desired__parse_text(struct desired *d, const char *text, size_t len, 
 	int err;
 
 	desired__init(d);
+	/* JSON both readers take alike: one service's tree at a time (a
+	 * 30k-service file as one tree is ~360 MB); errors are the same */
+	if (!jscan__plain(text, len)) {
+		err = desired__from_text(d, text, len, name);
+		if (err && err != -EAGAIN && name) {
+			snprintf(msg, sizeof(msg), "%s", sluice__errmsg());
+			sluice__set_err("%s: %s", name, msg);
+		}
+		if (err != -EAGAIN)
+			return err;
+	}
 	err = yaml__load(text, len, name, &root);
 	if (err)
 		return err;

@@ -166,6 +166,11 @@ int desired__save(const struct desired *d, const char *path);
 /* The state file's text of d (what desired__to_json() prints, pretty),
  * written to fd one service at a time (desired_stream.c). */
 int desired__write(const struct desired *d, int fd);
+/* The same on one line, as the API sends it (json-c's PLAIN text, no
+ * newline at the end): `meshctl apply` streams its request with it.
+ * -EMSGSIZE when it would pass max bytes (what was written until then
+ * stays written). *written (may be NULL): the bytes written. */
+int desired__write_plain(const struct desired *d, int fd, size_t max, size_t *written);
 /* desired__from_json() of JSON text without its whole tree: one service's
  * at a time. -EAGAIN (no message): read the text with yaml__parse_json()
  * and desired__from_json(), which say what is wrong with it. */

@@ -14,9 +14,11 @@
  * before a syntax error in a later service (the whole-text reader finds
  * the syntax error first). desired__write() writes the bytes
  * json_object_to_json_string_ext(desired__to_json(d), PRETTY | SPACED |
- * NOSLASHESCAPE) would, through a 64 KiB buffer.
+ * NOSLASHESCAPE) would, through a 64 KiB buffer; desired__write_plain()
+ * the bytes of PLAIN | NOSLASHESCAPE (what api__write_msg() sends).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,13 +132,18 @@ struct stream_out {
 	int fd;
 	int err;
 	size_t n;
+	size_t total; /* bytes written */
+	size_t max;   /* past it: -EMSGSIZE, nothing more written */
 	char buf[STREAM_BUF];
 };
 
 static void stream__flush(struct stream_out *o)
 {
+	if (!o->err && o->n && o->n > o->max - o->total)
+		o->err = -EMSGSIZE;
 	if (!o->err && o->n)
 		o->err = sluice__write_all(o->fd, o->buf, o->n);
+	o->total += o->n;
 	o->n = 0;
 }
 
@@ -176,7 +183,20 @@ static void stream__put_nested(struct stream_out *o, struct json_object *v, int 
 	stream__put_bytes(o, s, strlen(s));
 }
 
-int desired__write(const struct desired *d, int fd)
+/* json-c's plain text of a value (one line, no spaces). */
+static void stream__put_plain(struct stream_out *o, struct json_object *v)
+{
+	const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	if (!s)
+		o->err = o->err ?: -ENOMEM;
+	else
+		stream__put_bytes(o, s, strlen(s));
+}
+
+/* pretty: the state file's layout; else one line (the API's) */
+static int stream__write(const struct desired *d, int fd, bool pretty, size_t max, size_t *written)
 {
 	struct stream_out *o = malloc(sizeof(*o));
 	struct json_object *v;
@@ -187,27 +207,55 @@ int desired__write(const struct desired *d, int fd)
 	o->fd = fd;
 	o->err = 0;
 	o->n = 0;
-	stream__put_bytes(o, "{\n  \"services\": [", 17);
+	o->total = 0;
+	o->max = max;
+	if (pretty)
+		stream__put_bytes(o, "{\n  \"services\": [", 17);
+	else
+		stream__put_bytes(o, "{\"services\":[", 13);
 	for (__u32 i = 0; i < d->nservices && !o->err; i++) {
 		v = desired__service_to_json(&d->services[i]);
 		if (!v) {
 			o->err = -ENOMEM;
 			break;
 		}
-		stream__put_bytes(o, i ? ",\n    " : "\n    ", i ? 6 : 5);
-		stream__put_nested(o, v, 4);
+		if (!pretty) {
+			if (i)
+				stream__put_bytes(o, ",", 1);
+			stream__put_plain(o, v);
+		} else {
+			stream__put_bytes(o, i ? ",\n    " : "\n    ", i ? 6 : 5);
+			stream__put_nested(o, v, 4);
+		}
 		json_object_put(v);
 	}
-	stream__put_bytes(o, "\n  ]", 4);
+	stream__put_bytes(o, pretty ? "\n  ]" : "]", pretty ? 4 : 1);
 	v = desired__node_deny_to_json(d);
 	if (v) {
-		stream__put_bytes(o, ",\n  \"nodeDenyFrom\": ", 20);
-		stream__put_nested(o, v, 2);
+		if (pretty) {
+			stream__put_bytes(o, ",\n  \"nodeDenyFrom\": ", 20);
+			stream__put_nested(o, v, 2);
+		} else {
+			stream__put_bytes(o, ",\"nodeDenyFrom\":", 16);
+			stream__put_plain(o, v);
+		}
 		json_object_put(v);
 	}
-	stream__put_bytes(o, "\n}\n", 3);
+	stream__put_bytes(o, pretty ? "\n}\n" : "}", pretty ? 3 : 1);
 	stream__flush(o);
 	err = o->err;
+	if (written)
+		*written = o->total;
 	free(o);
 	return err;
+}
+
+int desired__write(const struct desired *d, int fd)
+{
+	return stream__write(d, fd, true, SIZE_MAX, NULL);
+}
+
+int desired__write_plain(const struct desired *d, int fd, size_t max, size_t *written)
+{
+	return stream__write(d, fd, false, max, written);
 }

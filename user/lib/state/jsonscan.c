@@ -3,6 +3,7 @@
  * jsonscan.c - a JSON text's members and elements as byte ranges (see
  * jsonscan.h).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -226,6 +227,150 @@ int jscan__elements(const char *text, struct jscan_range r, size_t max, struct j
 	}
 	*v = out;
 	return 0;
+}
+
+/* Well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code
+ * points past U+10FFFF), which both readers take. */
+static bool jscan__utf8(const unsigned char *p, const unsigned char *end)
+{
+	while (p < end) {
+		unsigned c = *p++, n, min, cp;
+
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, min = 0x80, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, min = 0x800, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, min = 0x10000, cp = c & 0x07;
+		else
+			return false;
+		if ((size_t)(end - p) < n)
+			return false;
+		for (; n; n--, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (*p & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+	}
+	return true;
+}
+
+/* A string without escapes, well-formed UTF-8. */
+static int jscan__plain_string(struct jscan *s)
+{
+	const char *start = s->p;
+	bool esc;
+
+	if (jscan__string(s, &esc) || esc ||
+	    !jscan__utf8((const unsigned char *)start + 1, (const unsigned char *)s->p - 1))
+		return -EINVAL;
+	return 0;
+}
+
+/* A literal or an integer of at most 18 digits (no fraction, exponent,
+ * leading zero or '+'): what libyaml's reader and json-c type alike. */
+static int jscan__plain_scalar(struct jscan *s)
+{
+	static const char *const lits[] = { "true", "false", "null" };
+	const char *start = s->p, *digits;
+
+	for (size_t i = 0; i < sizeof(lits) / sizeof(lits[0]); i++) {
+		size_t n = strlen(lits[i]);
+
+		if ((size_t)(s->end - s->p) >= n && !memcmp(s->p, lits[i], n)) {
+			s->p += n;
+			goto end;
+		}
+	}
+	if (*s->p == '-')
+		s->p++;
+	digits = s->p;
+	while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+		s->p++;
+	if (s->p == digits || s->p - digits > 18 || (*digits == '0' && s->p - digits > 1))
+		return -EINVAL;
+end:
+	/* "1.5", "1e3", "truex": not plain */
+	if (s->p < s->end &&
+	    (isalnum((unsigned char)*s->p) || *s->p == '.' || *s->p == '+' || *s->p == '-'))
+		return -EINVAL;
+	return s->p > start ? 0 : -EINVAL;
+}
+
+/* jscan__plain()'s walk of one value (white space before it skipped). */
+static int jscan__plain_value(struct jscan *s, int depth)
+{
+	struct {
+		const char *p;
+		size_t len;
+	} keys[JSCAN_MAX_MEMBERS];
+	size_t n = 0;
+	bool obj;
+	char close;
+
+	jscan__ws(s);
+	if (s->p >= s->end)
+		return -EINVAL;
+	if (*s->p == '"')
+		return jscan__plain_string(s);
+	if (*s->p != '{' && *s->p != '[')
+		return jscan__plain_scalar(s);
+	if (depth >= YAMLJSON_MAX_DEPTH)
+		return -EINVAL;
+	obj = *s->p == '{';
+	close = obj ? '}' : ']';
+	s->p++;
+	jscan__ws(s);
+	if (s->p < s->end && *s->p == close) {
+		s->p++;
+		return 0;
+	}
+	for (;;) {
+		if (obj) {
+			const char *k = s->p;
+
+			if (n == JSCAN_MAX_MEMBERS || jscan__plain_string(s))
+				return -EINVAL;
+			keys[n].p = k + 1;
+			keys[n].len = (size_t)(s->p - k - 2);
+			for (size_t j = 0; j < n; j++) /* a duplicate key: libyaml names it */
+				if (keys[j].len == keys[n].len &&
+				    !memcmp(keys[j].p, keys[n].p, keys[n].len))
+					return -EINVAL;
+			n++;
+			jscan__ws(s);
+			if (s->p >= s->end || *s->p != ':')
+				return -EINVAL;
+			s->p++;
+		}
+		if (jscan__plain_value(s, depth + 1))
+			return -EINVAL;
+		jscan__ws(s);
+		if (s->p >= s->end)
+			return -EINVAL;
+		if (*s->p == close) {
+			s->p++;
+			return 0;
+		}
+		if (*s->p != ',')
+			return -EINVAL;
+		s->p++;
+		jscan__ws(s);
+	}
+}
+
+int jscan__plain(const char *text, size_t len)
+{
+	struct jscan s = { text, text + len };
+
+	if (memchr(text, '\t', len) || jscan__plain_value(&s, 0))
+		return -EINVAL;
+	jscan__ws(&s);
+	return s.p == s.end ? 0 : -EINVAL;
 }
 
 int jscan__parse(const char *text, struct jscan_range r, const char *name, struct json_object **out)

@@ -53,6 +53,15 @@ struct json_object *jscan__raw_new(char *buf, size_t len, struct jscan_range r);
 /* The text a placeholder stands for: false for any other object. */
 bool jscan__raw_get(struct json_object *o, const char **text, size_t *len, struct jscan_range *r);
 
+/* 0 when text is one JSON value that libyaml's reader (yaml__load()) and
+ * json-c read as the same tree: no duplicate keys (libyaml names them,
+ * json-c keeps the last), no backslash escapes, strings well-formed UTF-8, at most JSCAN_MAX_MEMBERS
+ * members per object, numbers only integers of at most 18 digits, literals
+ * true/false/null, no tab anywhere, nesting below YAMLJSON_MAX_DEPTH.
+ * -EINVAL otherwise (then read it with yaml__load()). Linear time, no
+ * allocation (a 1 KiB key list per nesting level on the stack). */
+int jscan__plain(const char *text, size_t len);
+
 /* Readers of a top level stop at this many members and keys this long
  * (the whole-text reader then takes over). */
 #define JSCAN_MAX_MEMBERS 64

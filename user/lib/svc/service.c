@@ -134,6 +134,7 @@ static int svc__write_service(struct svc_txn *t)
 	t->vip_bit_new = svc__vip_bit_set(s, &t->key); /* before any key of its address */
 	err = bpf_map_update_elem(fd, &t->marker_key, &marker, BPF_NOEXIST);
 	if (!err) {
+		svc__count(s, true, 1);
 		svc__push_undo(t, UNDO_MARKER, 0);
 	} else if (err != -EEXIST) {
 		if (t->vip_bit_new)
@@ -173,6 +174,8 @@ static int svc__write_service(struct svc_txn *t)
 	err = bpf_map_update_elem(fd, &t->key, &svc, BPF_ANY);
 	if (err)
 		return maps__err(err, "services", "update", "of the service");
+	if (!t->existed)
+		svc__count(s, false, 1);
 	svc__push_undo(t, UNDO_SERVICE, 0);
 	return 0;
 }
@@ -202,13 +205,15 @@ static void svc__undo_one(struct svc_txn *t, const struct svc_undo *u)
 		if (t->existed)
 			bpf_map_update_elem(s->fds[SLUICE_MAP_SERVICES], &t->key, &t->old_svc,
 					    BPF_ANY);
-		else
-			bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &t->key);
+		else if (!bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &t->key))
+			svc__count(s, false, -1);
 		break;
 	case UNDO_MARKER:
-		if (!bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &t->marker_key) &&
-		    t->vip_bit_new)
-			svc__vip_bit_clear(s, &t->key); /* its service entry went first */
+		if (!bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &t->marker_key)) {
+			svc__count(s, true, -1);
+			if (t->vip_bit_new) /* its service entry went first */
+				svc__vip_bit_clear(s, &t->key);
+		}
 		break;
 	case UNDO_SLOTS:
 		svc__table_undo(t);

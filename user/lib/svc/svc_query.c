@@ -88,6 +88,8 @@ static int svc__drop_marker(struct sluice *s, const struct sluice_svc_key *key)
 	if (err || c.found)
 		return err;
 	err = bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &marker);
+	if (!err)
+		svc__count(s, true, -1);
 	if (err && err != -ENOENT)
 		return maps__err(err, "services", "delete", "of the VIP marker");
 	/* the address may have no key left; best effort: a stale bit only
@@ -136,6 +138,7 @@ int sluice__service_del(struct sluice *s, const struct sluice_addr *vip, __u16 p
 		maps__err(err, "services", "delete", "of the service");
 		goto cleanup;
 	}
+	svc__count(s, false, -1);
 	svc__health_forget(s, svc.svc_id);
 	err = bpf_map_delete_elem(s->fds[SLUICE_MAP_MAGLEV], &svc.svc_id);
 	if (err && err != -ENOENT) {
@@ -296,10 +299,13 @@ static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys, c
 		if (!maps__for_each(s->fds[SLUICE_MAP_SERVICES], "services",
 				    sizeof(struct sluice_svc_key), sizeof(struct sluice_svc),
 				    svc__mark_vip_users, &mk))
-			for (__u32 i = 0; i < mk.n; i++)
-				if (!mk.used[i] &&
-				    !bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &mk.v[i]))
-					dropped = true;
+			for (__u32 i = 0; i < mk.n; i++) {
+				if (mk.used[i] ||
+				    bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &mk.v[i]))
+					continue;
+				svc__count(s, true, -1);
+				dropped = true;
+			}
 		if (dropped)
 			svc__vip_bits_sync(s); /* best effort: stale bits cost lookups */
 	}
@@ -350,6 +356,8 @@ int sluice__service_del_many(struct sluice *s, const struct sluice_service_ref *
 			break;
 		}
 		err = bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &keys[i]);
+		if (!err)
+			svc__count(s, false, -1);
 		if (err && err != -ENOENT) {
 			maps__err(err, "services", "delete", "of the service");
 			break;

@@ -121,6 +121,11 @@ static int sweep__live_load(struct sluice *s, struct sweep_live *live)
 	}
 	err = maps__for_each(s->fds[SLUICE_MAP_SERVICES], "services", sizeof(struct sluice_svc_key),
 			     sizeof(struct sluice_svc), sweep__note_service, live);
+	if (!err) { /* a whole walk: the counts of sluice__map_entries() again */
+		s->svc_entries = live->nvips;
+		s->svc_markers = live->nmarkers;
+		s->svc_counted = true;
+	}
 	if (!err && live->nvips)
 		qsort(live->vips, live->nvips, sizeof(*live->vips), sweep__cmp_key);
 	return err;
@@ -135,8 +140,10 @@ static __u32 sweep__markers(struct sluice *s, const struct sweep_live *live)
 		if (live->nvips && bsearch(&live->markers[i], live->vips, live->nvips,
 					   sizeof(*live->vips), sweep__cmp_key))
 			continue;
-		if (!bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &live->markers[i]))
+		if (!bpf_map_delete_elem(s->fds[SLUICE_MAP_SERVICES], &live->markers[i])) {
+			svc__count(s, true, -1);
 			n++;
+		}
 	}
 	return n;
 }
