@@ -189,8 +189,9 @@ int progs__find(const char *dir, const struct progs_record *now, int fds[2], cha
 	return ok;
 }
 
-/* The .rodata the program holds (a map not in obj) has obj's bytes. */
-static bool progs__same_rodata(struct bpf_object *obj, __u32 id)
+/* Whether the map id (not one of obj's) is a .rodata holding obj's bytes:
+ * 1 yes, -1 a .rodata with other bytes (another config), 0 not a .rodata. */
+static int progs__same_rodata(struct bpf_object *obj, __u32 id)
 {
 	struct bpf_map_info info = { 0 };
 	__u32 info_len = sizeof(info), key = 0;
@@ -198,7 +199,7 @@ static bool progs__same_rodata(struct bpf_object *obj, __u32 id)
 	size_t want = 0, nl, tl = strlen(tail);
 	const void *bytes = NULL;
 	struct bpf_map *map;
-	bool same = false;
+	int same = 0;
 	char val[256];
 	int fd;
 
@@ -209,12 +210,12 @@ static bool progs__same_rodata(struct bpf_object *obj, __u32 id)
 	if (!bytes || fd < 0 || want > sizeof(val)) {
 		if (fd >= 0)
 			close(fd);
-		return false;
+		return 0;
 	}
 	if (!bpf_obj_get_info_by_fd(fd, &info, &info_len) && info.type == BPF_MAP_TYPE_ARRAY &&
 	    info.value_size == want && (nl = strnlen(info.name, sizeof(info.name))) >= tl &&
 	    !strcmp(info.name + nl - tl, tail) && !bpf_map_lookup_elem(fd, &key, val))
-		same = !memcmp(val, bytes, want);
+		same = memcmp(val, bytes, want) ? -1 : 1;
 	close(fd);
 	return same;
 }
@@ -257,12 +258,22 @@ int progs__bound(struct bpf_object *obj, const int fds[2], char *why, size_t len
 			return 0;
 		}
 		for (__u32 i = 0; i < info.nr_map_ids; i++) {
-			if (progs__obj_has(obj, ids[i]) || progs__same_rodata(obj, ids[i]))
+			int ro = progs__obj_has(obj, ids[i]) ? 1 : progs__same_rodata(obj, ids[i]);
+
+			if (ro > 0)
 				continue;
-			snprintf(why, len,
-				 "the pinned program %s uses map id %u, which is not pinned in the "
-				 "pin dir any more (a map was made again)",
-				 prog_pins[p], ids[i]);
+			if (ro < 0)
+				snprintf(
+					why, len,
+					"the pinned program %s holds a .rodata (config) other than "
+					"this start's",
+					prog_pins[p]);
+			else
+				snprintf(
+					why, len,
+					"the pinned program %s uses map id %u, which is not pinned in the "
+					"pin dir any more (a map was made again)",
+					prog_pins[p], ids[i]);
 			return 0;
 		}
 	}
