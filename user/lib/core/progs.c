@@ -189,33 +189,40 @@ int progs__find(const char *dir, const struct progs_record *now, int fds[2], cha
 	return ok;
 }
 
-/* Whether the map id (not one of obj's) is a .rodata holding obj's bytes:
- * 1 yes, -1 a .rodata with other bytes (another config), 0 not a .rodata. */
+/* Whether the map id (not one of obj's) is a read-only section of obj's
+ * (.rodata, .rodata.str1.1: matched by the name libbpf gives it, as the
+ * kernel keeps it) holding obj's bytes: 1 yes, -1 such a map with other
+ * bytes (another config), 0 no such map. Writable sections (.data, .bss)
+ * are never taken: they hold the old programs' state. */
 static int progs__same_rodata(struct bpf_object *obj, __u32 id)
 {
 	struct bpf_map_info info = { 0 };
 	__u32 info_len = sizeof(info), key = 0;
-	const char *tail = ".rodata";
-	size_t want = 0, nl, tl = strlen(tail);
 	const void *bytes = NULL;
 	struct bpf_map *map;
-	int same = 0;
+	size_t want = 0;
+	int fd, same = 0;
 	char val[256];
-	int fd;
 
-	bpf_object__for_each_map(map, obj)
-		if (bpf_map__is_internal(map) && strstr(bpf_map__name(map), tail))
-			bytes = bpf_map__initial_value(map, &want);
 	fd = bpf_map_get_fd_by_id(id);
-	if (!bytes || fd < 0 || want > sizeof(val)) {
-		if (fd >= 0)
-			close(fd);
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &info_len) || info.type != BPF_MAP_TYPE_ARRAY) {
+		close(fd);
 		return 0;
 	}
-	if (!bpf_obj_get_info_by_fd(fd, &info, &info_len) && info.type == BPF_MAP_TYPE_ARRAY &&
-	    info.value_size == want && (nl = strnlen(info.name, sizeof(info.name))) >= tl &&
-	    !strcmp(info.name + nl - tl, tail) && !bpf_map_lookup_elem(fd, &key, val))
+	bpf_object__for_each_map(map, obj) {
+		const char *name = bpf_map__name(map);
+
+		if (bpf_map__is_internal(map) && strstr(name, ".rodata") &&
+		    !strncmp(info.name, name, sizeof(info.name) - 1))
+			bytes = bpf_map__initial_value(map, &want);
+	}
+	if (bytes && info.value_size == want && want <= sizeof(val) &&
+	    !bpf_map_lookup_elem(fd, &key, val))
 		same = memcmp(val, bytes, want) ? -1 : 1;
+	else if (bytes)
+		same = -1;
 	close(fd);
 	return same;
 }
