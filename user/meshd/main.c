@@ -394,21 +394,6 @@ static int main__prepare(struct meshd *m, struct server *srv, int *lock)
 	return err;
 }
 
-/* meshd's version, part of the program record (#16); the object's bytes
- * and the .rodata the programs hold are compared as well. */
-#define MAIN_BUILD_ID "meshd " SLUICE_VERSION
-
-/* One line: whether the programs were reused or loaded, and why (#16). */
-static void main__log_progs(struct sluice *sl)
-{
-	const char *why;
-
-	if (sluice__progs_reused(sl, &why))
-		pr_info("programs reused, no load: %s", why);
-	else
-		pr_info("programs loaded: %s", why);
-}
-
 /* Load the datapath, reusing the maps an earlier meshd pinned, and hand
  * it to the parts that read it. */
 static int main__load(struct meshd *m)
@@ -420,7 +405,7 @@ static int main__load(struct meshd *m)
 
 	sopts.cfg = config__datapath_cfg(&m->cfg);
 	sopts.reuse_progs = !m->cfg.reload_programs;
-	sopts.build_id = MAIN_BUILD_ID;
+	sopts.build_id = PIN_BUILD_ID;
 	err = sluice__open(&m->sl, &sopts);
 	if (err) {
 		pr_err("%s", sluice__errmsg());
@@ -432,7 +417,7 @@ static int main__load(struct meshd *m)
 	err = sluice__policy_cut_async(m->sl) ?: pin__write_layout(m->cfg.bpffs);
 	if (err)
 		return err;
-	main__log_progs(m->sl);
+	pin__log_progs(m->sl);
 	if (reused) {
 		sluice__ct_count(m->sl, &ct);
 		pr_info("datapath loaded, reusing the maps pinned in %s: %llu conntrack entries kept",
@@ -566,23 +551,6 @@ static void main__teardown(struct meshd *m, struct server *srv, struct netlink *
 		close(lock);
 }
 
-/* After the first attach: pin the programs with their record, so the next
- * start with the same build and config reuses them (#16). Never fatal:
- * without a record the next start loads, as before. */
-static void main__save_progs(struct meshd *m)
-{
-	const char *why;
-
-	if (sluice__progs_reused(m->sl, &why))
-		return;
-	if (sluice__progs_save(m->sl))
-		pr_warn("programs not pinned for reuse (the next start loads them): %s",
-			sluice__errmsg());
-	else
-		pr_debug("programs pinned in %s with their record for the next start",
-			 m->cfg.bpffs);
-}
-
 static int main__run(struct meshd *m)
 {
 	struct server *srv = &m->api;
@@ -606,8 +574,8 @@ static int main__run(struct meshd *m)
 		err = main__load(m);
 	if (!err)
 		err = main__start_parts(m, &nl);
-	if (!err)
-		main__save_progs(m);
+	if (!err) /* after the first attach (#16) */
+		pin__save_progs(m->sl, m->cfg.bpffs);
 	if (!err)
 		err = main__loop(m, sfd, &nl, srv);
 	main__teardown(m, srv, &nl, lock);
