@@ -38,7 +38,15 @@
 #                       state file are identical and traffic flows
 #   restart_under_load  50 streaming connections + a loop of new ones while
 #                       meshd is killed -9 and restarted 5 times: no error,
-#                       conntrack kept, xdp_lb attached at every 50 ms poll
+#                       conntrack kept, xdp_lb attached at every 50 ms poll,
+#                       and the same XDP program throughout (reused, #16)
+#   restart_reuse       10 held connections + new ones while meshd restarts:
+#                       the same build reuses its pinned programs (status
+#                       -o json programs.reused, the Programs: line, the log
+#                       line, the prog id unchanged); --fib-forward off
+#                       (another config) and --reload-programs load and
+#                       swap (reason given, prog id changed); traffic
+#                       checks after each; no held connection breaks
 #   grow                connections held open while 9 weight-0 backends join
 #                       (3 -> 12: the service outgrows its 1021-slot Maglev
 #                       table and gets a 2039-slot one, explain says so) and
@@ -807,9 +815,84 @@ test_restart_under_load() {
 	# polls each
 	[ "$polls" -ge $((secs * 2)) ] ||
 		fail "only $polls attachment polls in ${secs}s: the poller did not keep up" || ok=1
-	# A restart loads a new program and swaps it in: the old one must not
-	# linger, and the swap must not leave a gap (the polls above).
-	[ "$replaced" -eq 5 ] || fail "the XDP program was replaced in $replaced of 5 restarts" || ok=1
+	# The same build and flags: every restart keeps the very programs the
+	# first start pinned (#16), no swap at all; a restart that loads swaps
+	# in place without a gap (restart_reuse, and the polls above).
+	[ "$replaced" -eq 0 ] || fail "the XDP program was replaced in $replaced of 5 restarts of the same build" || ok=1
+	return $ok
+}
+
+# programs_field FIELD: status -o json's programs.FIELD (reused / reason).
+programs_field() {
+	mctl -o json status | python3 -c '
+import json, sys
+v = json.load(sys.stdin).get("programs", {}).get(sys.argv[1])
+print(str(v).lower() if isinstance(v, bool) else v)' "$1"
+}
+
+# reuse_step LABEL WANT(true|false) REASON-WORDS FLAGS...: restart with
+# FLAGS; status must say reused=WANT with a reason containing the words,
+# the text status the same; the XDP program id on to-client must stay
+# (reused) or change (loaded); traffic checks pass. Sets RS_ID.
+reuse_step() {
+	local label=$1 want=$2 words=$3 before reused reason lines
+	shift 3
+	before=$(xdp_prog_id to-client)
+	lines=$(wc -l <"$LOG")
+	meshd_restart "$@" || return 1
+	reused=$(programs_field reused)
+	reason=$(programs_field reason)
+	RS_ID=$(xdp_prog_id to-client)
+	log "$label: reused=$reused ($reason); xdp prog id $before -> $RS_ID"
+	[ "$reused" = "$want" ] && [[ $reason == *"$words"* ]] ||
+		fail "$label: status says reused=$reused ($reason), want $want ($words)" || return 1
+	mctl status | grep -q "^Programs: *$([ "$want" = true ] && echo reused || echo loaded) (" ||
+		fail "$label: meshctl status has no matching Programs: line" || return 1
+	if [ "$want" = true ]; then
+		[ "$RS_ID" = "$before" ] || fail "$label: the XDP program changed though reused" || return 1
+	else
+		[ -n "$RS_ID" ] && [ "$RS_ID" != "$before" ] ||
+			fail "$label: the XDP program was not replaced by the load" || return 1
+	fi
+	grep -q "programs $([ "$want" = true ] && echo "reused, no load" || echo loaded): .*$words" \
+		<(tail -n +"$((lines + 1))" "$LOG") || fail "$label: meshd's log has no line saying so" || return 1
+	traffic_checks "$label"
+}
+
+# #16: the same build reuses its pinned programs; a changed option that
+# changes the programs' config, or --reload-programs, loads and swaps; held
+# connections survive all of it.
+test_restart_reuse() {
+	local stop=$WORK/rr.stop load_pid i rc ok=0 first
+	ensure_meshd || return 1
+	apply_traffic || return 1
+	rm -f "$stop" "$WORK/rr.status" "$WORK/rr.status.ports"
+	nsenter --net="/var/run/netns/$TOPO_NS_CLIENT" timeout 180 python3 "$HELPERS/load.py" \
+		"$TOPO_VIP4" 8000 --conns 10 --churn 1 --status "$WORK/rr.status" --stop "$stop" \
+		>"$WORK/rr.out" 2>&1 &
+	load_pid=$!
+	BG_PIDS+=("$load_pid")
+	for ((i = 0; i < 300; i++)); do
+		[ -e "$WORK/rr.status" ] && break
+		sleep 0.05
+	done
+	[ -e "$WORK/rr.status" ] || fail "load did not start" || ok=1
+	# the start before may have been of other flags: one restart settles it
+	meshd_restart || ok=1
+	first=$(xdp_prog_id to-client)
+	reuse_step "same build" true "record matches" || ok=1
+	reuse_step "same build again" true "record matches" || ok=1
+	[ "$RS_ID" = "$first" ] || fail "the first start's program is not the one kept" || ok=1
+	reuse_step "--fib-forward off" false "config differs" --fib-forward off || ok=1
+	reuse_step "--fib-forward off again" true "record matches" --fib-forward off || ok=1
+	reuse_step "back to the default" false "config differs" || ok=1
+	reuse_step "--reload-programs" false "reload was asked" --reload-programs || ok=1
+	reuse_step "after the forced reload" true "record matches" || ok=1
+	touch "$stop"
+	wait "$load_pid"
+	rc=$?
+	cat "$WORK/rr.out"
+	[ "$rc" -eq 0 ] || fail "held connections: $(grep -m1 'error:' "$WORK/rr.out" || echo "load exited with status $rc")" || ok=1
 	return $ok
 }
 
@@ -853,7 +936,7 @@ sys.exit(0 if hit and "xdp_pass" in hit[0]["error"] else 1)' "$dev" ||
 }
 
 ALL=(api_auth hotplug foreign_xdp apply rejections api_unknown_arg map_full drain undrain
-	restart_state restart_under_load grow)
+	restart_state restart_under_load restart_reuse grow)
 
 main() {
 	local t0 name

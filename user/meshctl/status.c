@@ -289,6 +289,17 @@ static void print_kmem(struct json_object *k)
 	       out__bytes(js__u64(k, "maglev_bytes"), mg, sizeof(mg)));
 }
 
+/* #16: whether this start reused the pinned programs, and why (absent
+ * from an older meshd). */
+static void print_programs(struct json_object *p)
+{
+	if (!p)
+		return;
+	printf("Programs:    %s (%s)\n",
+	       json_object_get_boolean(js__get(p, "reused")) ? "reused" : "loaded",
+	       js__str(p, "reason", "?"));
+}
+
 static void print_status(struct json_object *st)
 {
 	char up[OUT_NUM_LEN], since[64] = "?";
@@ -302,6 +313,7 @@ static void print_status(struct json_object *st)
 	printf("Uptime:      %s (since %s)\n",
 	       out__duration(js__u64(st, "uptime_seconds"), up, sizeof(up)), since);
 	printf("Pin dir:     %s\n", js__str(st, "pin_dir", "?"));
+	print_programs(js__get(st, "programs"));
 	printf("State file:  %s\n", js__str(st, "state_file", "?"));
 	printf("Socket:      %s\n", g_opts.socket);
 	print_kernel(js__get(st, "kernel"));

@@ -36,6 +36,7 @@ struct config_settings {
 	char origin[OPT__SETTINGS][PATH_MAX + 32]; /* "--name" or "FILE: name" */
 	char *config;
 	bool cleanup;
+	bool reload_programs;
 };
 
 static int config__set(struct config_settings *st, int id, const char *val, const char *origin)
@@ -88,6 +89,9 @@ static int config__parse_flags(int argc, char **argv, struct config_settings *st
 			return 1;
 		case OPT_CLEANUP:
 			st->cleanup = true;
+			break;
+		case OPT_RELOAD_PROGRAMS:
+			st->reload_programs = true;
 			break;
 		case OPT_NO_OUTLIER_DETECTION:
 			if (config__set(st, OPT_OUTLIER_DETECTION, "off", "--no-outlier-detection"))
@@ -503,6 +507,7 @@ static int config__settle_strings(const struct config_settings *st, struct meshd
 	cfg->state = config__dup_or(v[OPT_STATE], MESHD_STATE_DEFAULT);
 	cfg->socket = config__dup_or(v[OPT_SOCKET], SLUICE_API_SOCKET_DEFAULT);
 	cfg->cleanup = st->cleanup;
+	cfg->reload_programs = st->reload_programs;
 	if (!metrics_off)
 		cfg->metrics = config__dup_or(v[OPT_METRICS], MESHD_METRICS_DEFAULT);
 	if (!cfg->interfaces || !cfg->bpffs || !cfg->state || !cfg->socket ||

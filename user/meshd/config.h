@@ -51,6 +51,7 @@ struct meshd_config {
 	bool outlier_detection; /* node-wide passive outlier detection (#14) */
 	bool policy_cut_all;    /* a policy cut visits every process's netns (#15) */
 	bool cleanup;
+	bool reload_programs; /* #16: load the programs even if the pinned ones match */
 };
 
 /* 0: run; 1: done (--help/--version printed), exit 0; 2: usage error

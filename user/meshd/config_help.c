@@ -107,6 +107,10 @@ const struct config_opt config_opts[OPT__MAX] = {
 	[OPT_CLEANUP] = { "cleanup", NULL, NULL,
 			  "detach Sluice programs from every interface, remove the pins, exit "
 			  "(drops conntrack)" },
+	[OPT_RELOAD_PROGRAMS] = { "reload-programs", NULL, NULL,
+				  "load the datapath programs (and swap them in place) even when "
+				  "the ones pinned by the last start are exactly the ones this "
+				  "start would load; without it a restart reuses them" },
 	[OPT_HELP] = { "help", NULL, NULL, "show this help and exit" },
 	[OPT_VERSION] = { "version", NULL, NULL, "print the version and exit" },
 };
@@ -146,7 +150,7 @@ void config__usage(FILE *f)
 		"             [--nodeport-addresses CIDR[,CIDR]] [--snat-address auto|none|ADDR[,ADDR]]\n"
 		"             [--state-missing refuse|adopt|empty]\n"
 		"             [--outlier-detection on|off | --no-outlier-detection]\n"
-		"             [--policy-cut-netns cgroup|all] [--cleanup]\n"
+		"             [--policy-cut-netns cgroup|all] [--reload-programs] [--cleanup]\n"
 		"             | --help | --version\n"
 		"Sluice node agent: loads the L4 datapath, attaches it to interfaces, keeps the\n"
 		"services of the desired state in its maps and serves meshctl.\n\nOptions:\n");
@@ -168,6 +172,10 @@ void config__usage(FILE *f)
 	fprintf(f,
 		"\nSIGTERM/SIGINT end meshd leaving programs attached and maps pinned: a restart\n"
 		"keeps every connection. Only --cleanup or `meshctl uninstall` removes them.\n"
+		"A restart reuses the programs the last start pinned when they were loaded\n"
+		"from the same object, config, versions, kernel and boot and use the pinned\n"
+		"maps (no verifier run); otherwise it loads them and says why in its log and\n"
+		"in `meshctl status`.\n"
 		"Under systemd (meshd.service, Type=notify) meshd sends READY=1 to\n"
 		"$NOTIFY_SOCKET once the datapath is attached and the API serves.\n"
 		"\nSocket LB and redirection act on the sockets of processes in --cgroup (pass a\n"

@@ -40,6 +40,7 @@ enum config_opt_id {
 	OPT_CONFIG = OPT__SETTINGS,
 	OPT_NO_OUTLIER_DETECTION, /* = --outlier-detection off */
 	OPT_CLEANUP,
+	OPT_RELOAD_PROGRAMS, /* #16: no reuse of the pinned programs */
 	OPT_HELP,
 	OPT_VERSION,
 	OPT__MAX,

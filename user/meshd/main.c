@@ -404,6 +404,8 @@ static int main__load(struct meshd *m)
 	int err;
 
 	sopts.cfg = config__datapath_cfg(&m->cfg);
+	sopts.reuse_progs = !m->cfg.reload_programs;
+	sopts.build_id = PIN_BUILD_ID;
 	err = sluice__open(&m->sl, &sopts);
 	if (err) {
 		pr_err("%s", sluice__errmsg());
@@ -415,6 +417,7 @@ static int main__load(struct meshd *m)
 	err = sluice__policy_cut_async(m->sl) ?: pin__write_layout(m->cfg.bpffs);
 	if (err)
 		return err;
+	pin__log_progs(m->sl);
 	if (reused) {
 		sluice__ct_count(m->sl, &ct);
 		pr_info("datapath loaded, reusing the maps pinned in %s: %llu conntrack entries kept",
@@ -571,6 +574,8 @@ static int main__run(struct meshd *m)
 		err = main__load(m);
 	if (!err)
 		err = main__start_parts(m, &nl);
+	if (!err) /* after the first attach (#16) */
+		pin__save_progs(m->sl, m->cfg.bpffs);
 	if (!err)
 		err = main__loop(m, sfd, &nl, srv);
 	main__teardown(m, srv, &nl, lock);

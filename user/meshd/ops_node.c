@@ -90,6 +90,18 @@ static struct json_object *ops__kmem_json(struct sluice *sl)
 	return o;
 }
 
+/* #16: {"reused": bool, "reason": text} of this start's programs. */
+static struct json_object *ops__progs_json(const struct sluice *sl)
+{
+	struct json_object *o = json_object_new_object();
+	const char *why;
+	bool reused = sluice__progs_reused(sl, &why);
+
+	json_object_object_add(o, "reused", json_object_new_boolean(reused));
+	json_object_object_add(o, "reason", json_object_new_string(why));
+	return o;
+}
+
 struct json_object *ops__status(struct meshd *m, struct json_object *req)
 {
 	/* Per-CPU arrays (stats, counters, drops) are preallocated and
@@ -107,6 +119,7 @@ struct json_object *ops__status(struct meshd *m, struct json_object *req)
 	json_object_object_add(d, "started_at", json_object_new_int64(m->started_at));
 	json_object_object_add(d, "uptime_seconds", json_object_new_int64(now - m->started_at));
 	json_object_object_add(d, "pin_dir", json_object_new_string(m->cfg.bpffs));
+	json_object_object_add(d, "programs", ops__progs_json(m->sl));
 	json_object_object_add(d, "state_file", json_object_new_string(m->cfg.state));
 	json_object_object_add(d, "xdp_mode",
 			       json_object_new_string(attach__mode_name(m->cfg.xdp_mode)));

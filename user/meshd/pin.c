@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * pin.c - bpffs mount, pin directory lock and layout version (see pin.h).
+ * pin.c - bpffs mount, pin directory lock, layout version and the reuse of
+ * the pinned programs (#16) (see pin.h).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -276,4 +277,25 @@ int pin__cleanup(const char *bpffs)
 	}
 	pr_info("cleanup done: %d programs detached", n);
 	return 0;
+}
+
+void pin__log_progs(struct sluice *sl)
+{
+	const char *why;
+
+	if (sluice__progs_reused(sl, &why))
+		pr_info("programs reused, no load: %s", why);
+	else
+		pr_info("programs loaded: %s", why);
+}
+
+void pin__save_progs(struct sluice *sl, const char *dir)
+{
+	if (sluice__progs_reused(sl, NULL))
+		return;
+	if (sluice__progs_save(sl))
+		pr_warn("programs not pinned for reuse (the next start loads them): %s",
+			sluice__errmsg());
+	else
+		pr_debug("programs pinned in %s with their record for the next start", dir);
 }

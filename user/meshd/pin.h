@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <linux/types.h>
 
+struct sluice;
+
 #define PIN_LAYOUT_NAME "layout"
 
 /* Mount bpffs on /sys/fs/bpf if dir is below it and nothing is mounted there. */
@@ -40,5 +42,16 @@ int pin__remove(const char *dir);
  * pins under bpffs, refused while a meshd runs on it. Returns the exit
  * status (0 or 1), having said what happened. */
 int pin__cleanup(const char *bpffs);
+
+/* #16: meshd's version, part of the program record (the object's bytes and
+ * the .rodata the programs hold are compared as well). */
+#define PIN_BUILD_ID "meshd " SLUICE_VERSION
+/* One line: whether this start reused the pinned programs or loaded them,
+ * and why. */
+void pin__log_progs(struct sluice *sl);
+/* After the first attach: pin loaded programs with their record, so the
+ * next start of the same build and config reuses them. Never fatal:
+ * without a record the next start loads, as before. */
+void pin__save_progs(struct sluice *sl, const char *dir);
 
 #endif /* MESHD_PIN_H */

@@ -71,11 +71,11 @@ static void sockint__add_node_addrs(struct sockint *si)
 static int sockint__lb(struct sockint *si)
 {
 	const struct sockint_cfg *cfg = &si->cfg;
-	struct sluice_sock_info info;
 	bool was;
 
 	if (!cfg->socket_lb) {
-		was = !sluice_sock__info(si->ss, &info) && info.lb_attached;
+		/* not sluice_sock__info(): that loads the programs */
+		was = sluice_sock__lb_attached(si->ss);
 		if (sluice_sock__detach_lb(si->ss)) {
 			snprintf(si->lb_error, sizeof(si->lb_error),
 				 "detaching the socket LB an earlier meshd left failed: %s",

@@ -118,6 +118,13 @@ struct sluice {
 	__u64 svc_entries, svc_markers;
 	__u64 *addr_bits; /* backend_addr_bits, mmapped at open */
 	__u64 *vip_bits;  /* service_addr_bits, mmapped at open */
+	/* progs.c (#16): xdp_lb and tc_lb by enum sluice_prog (the
+	 * skeleton's, or pinned ones reused: then owned, closed at close) */
+	int prog_fds[2];
+	bool progs_reused;
+	char progs_why[192];
+	char *pin_dir;                  /* opts->pin_dir, for sluice__progs_save() */
+	struct progs_record *progs_rec; /* what this open's programs are */
 };
 
 /* Called once per element by maps__for_each(); non-zero stops the walk
@@ -274,5 +281,63 @@ int svc__make_key(struct sluice_svc_key *key, const struct sluice_addr *vip, __u
 		  __u8 proto);
 /* Checks the whole spec (see sluice__service_set) and builds its key. */
 int svc__validate(const struct sluice_service_spec *spec, struct sluice_svc_key *key);
+
+/* sha256.c: SHA-256 for the program record (progs.c). */
+#define SHA256_LEN 32
+struct sha256 {
+	__u32 h[8];
+	__u64 len;
+	__u8 buf[64];
+	size_t nbuf;
+};
+void sha256__init(struct sha256 *c);
+void sha256__update(struct sha256 *c, const void *data, size_t len);
+void sha256__final(struct sha256 *c, __u8 out[SHA256_LEN]);
+
+/*
+ * progs.c (#16): a restart that finds its own programs skips the verifier.
+ * sluice__progs_save() pins xdp_lb and tc_lb in the pin dir with a record
+ * (a frozen one-entry array, PROGS_RECORD_NAME) of what they were loaded
+ * from. The record is made before any load, from what would determine the
+ * programs: the embedded object's bytes, the rodata config, and the
+ * environment (library and libbpf versions, layout version, kernel
+ * release and build, boot id).
+ */
+#define PROGS_RECORD_NAME "prog_record"
+#define PROGS_PIN_XDP "prog_xdp_lb"
+#define PROGS_PIN_TC "prog_tc_lb"
+#define PROGS_RECORD_MAGIC 0x52475053 /* "SPGR" */
+#define PROGS_RECORD_VERSION 1
+struct progs_record {
+	__u32 magic;
+	__u32 version;
+	__u32 cfg;
+	__u32 prog_ids[2]; /* by enum sluice_prog; 0 until saved */
+	__u32 pad;
+	__u8 object[SHA256_LEN]; /* of the embedded lb.bpf.o */
+	__u8 env[SHA256_LEN];    /* of progs__env()'s text */
+	__u8 digest[SHA256_LEN]; /* of magic..cfg, object and env */
+};
+/* The environment's text (one line per item) into buf; never fails, an
+ * unreadable item is written as "?" (and so differs from a readable one). */
+void progs__env(char *buf, size_t len, const char *build_id);
+void progs__record_make(struct progs_record *r, const void *obj, size_t obj_len, __u32 cfg,
+			const char *env);
+/* true when now may reuse what old names; otherwise false with the first
+ * difference in why ("the BPF object differs (another build)", ...). */
+bool progs__record_match(const struct progs_record *old, const struct progs_record *now, char *why,
+			 size_t len);
+/* Before the load: the record pinned in dir matches now and names pinned
+ * programs that exist, of the right type and name: 1 with their fds in
+ * fds[] (by enum sluice_prog), 0 with why, or a negative errno. */
+int progs__find(const char *dir, const struct progs_record *now, int fds[2], char *why, size_t len);
+/* After a load of the maps only: every map the programs in fds[] use is
+ * one of obj's (or a .rodata with obj's bytes): 1, else 0 with why. */
+int progs__bound(struct bpf_object *obj, const int fds[2], char *why, size_t len);
+/* Pin fds[] and the record (ids filled in) in dir, replacing what is
+ * there; the record last, removed first. */
+int progs__pin(const char *dir, struct progs_record *r, const int fds[2]);
+/* Remove the pins of progs__pin() (absent ones are fine). */
+int progs__unpin(const char *dir);
 
 #endif /* SLUICE_INTERNAL_H */

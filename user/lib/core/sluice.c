@@ -191,7 +191,9 @@ static bool sluice__maglev_pinned(const struct sluice_opts *opts)
 	return !access(path, F_OK);
 }
 
-static int sluice__load(struct sluice *s, const struct sluice_opts *opts)
+/* The object opened, its config set and its maps told where their pins
+ * are; with progs false, nothing but the maps is loaded. */
+static int sluice__open_skel(struct sluice *s, const struct sluice_opts *opts, bool progs)
 {
 	char buf[128];
 	int err;
@@ -204,11 +206,68 @@ static int sluice__load(struct sluice *s, const struct sluice_opts *opts)
 		return err;
 	}
 	s->skel->rodata->sluice_cfg = opts ? opts->cfg : 0;
-	if (opts && opts->pin_dir) {
-		err = sluice__setup_pins(s->skel, opts->pin_dir);
-		if (err)
-			return err;
+	if (!progs) {
+		bpf_program__set_autoload(s->skel->progs.xdp_lb, false);
+		bpf_program__set_autoload(s->skel->progs.tc_lb, false);
 	}
+	if (opts && opts->pin_dir)
+		return sluice__setup_pins(s->skel, opts->pin_dir);
+	return 0;
+}
+
+/* #16 (progs.c): 1 when the programs pinned by an earlier open are the
+ * ones this open would load, and the maps are loaded alone; 0 (why in
+ * progs_why, s->skel NULL) when the programs must be loaded. */
+static int sluice__reuse(struct sluice *s, const struct sluice_opts *opts)
+{
+	const size_t wl = sizeof(s->progs_why);
+	char env[512];
+	size_t len = 0;
+	const void *obj = lb_bpf__elf_bytes(&len);
+	int fds[2], err;
+
+	progs__env(env, sizeof(env), opts ? opts->build_id : NULL);
+	progs__record_make(s->progs_rec, obj, len, opts ? opts->cfg : 0, env);
+	if (!opts || !opts->pin_dir) {
+		snprintf(s->progs_why, wl, "no pin dir");
+		return 0;
+	}
+	if (!opts->reuse_progs) {
+		snprintf(s->progs_why, wl, "a reload was asked for");
+		return 0;
+	}
+	if (!progs__find(opts->pin_dir, s->progs_rec, fds, s->progs_why, wl))
+		return 0;
+	err = sluice__open_skel(s, opts, false);
+	if (!err)
+		err = lb_bpf__load(s->skel);
+	if (err)
+		snprintf(s->progs_why, wl, "loading the maps alone failed: %s", strerror(-err));
+	if (!err && progs__bound(s->skel->obj, fds, s->progs_why, wl)) {
+		memcpy(s->prog_fds, fds, sizeof(fds));
+		s->progs_reused = true;
+		snprintf(s->progs_why, wl,
+			 "the pinned programs are the ones this start would load (record matches)");
+		return 1;
+	}
+	close(fds[0]);
+	close(fds[1]);
+	lb_bpf__destroy(s->skel);
+	s->skel = NULL;
+	sluice__clear_err();
+	return 0;
+}
+
+static int sluice__load(struct sluice *s, const struct sluice_opts *opts)
+{
+	char buf[128];
+	int err;
+
+	if (sluice__reuse(s, opts))
+		return 0;
+	err = sluice__open_skel(s, opts, true);
+	if (err)
+		return err;
 	err = lb_bpf__load(s->skel);
 	if (err) {
 		libbpf_strerror(err, buf, sizeof(buf));
@@ -220,6 +279,8 @@ static int sluice__load(struct sluice *s, const struct sluice_opts *opts)
 			sluice__set_err("loading the BPF object: %s (needs root / CAP_BPF)", buf);
 		return err;
 	}
+	s->prog_fds[SLUICE_PROG_XDP] = bpf_program__fd(s->skel->progs.xdp_lb);
+	s->prog_fds[SLUICE_PROG_TC] = bpf_program__fd(s->skel->progs.tc_lb);
 	return 0;
 }
 
@@ -231,10 +292,16 @@ int sluice__open(struct sluice **out, const struct sluice_opts *opts)
 
 	sluice__clear_err();
 	s = calloc(1, sizeof(*s));
-	if (!s) {
+	if (s)
+		s->progs_rec = calloc(1, sizeof(*s->progs_rec));
+	if (s && opts && opts->pin_dir)
+		s->pin_dir = strdup(opts->pin_dir);
+	if (!s || !s->progs_rec || (opts && opts->pin_dir && !s->pin_dir)) {
 		sluice__set_err("out of memory");
+		sluice__close(s);
 		return -ENOMEM;
 	}
+	s->prog_fds[0] = s->prog_fds[1] = -1;
 	err = sluice__load(s, opts);
 	if (err)
 		goto cleanup;
@@ -280,8 +347,35 @@ void sluice__close(struct sluice *s)
 	svc__addr_bits_unmap(s);
 	svc__vip_bits_unmap(s);
 	lb_bpf__destroy(s->skel);
+	for (int p = 0; s->progs_reused && p < 2; p++)
+		close(s->prog_fds[p]);
+	free(s->progs_rec);
+	free(s->pin_dir);
 	free(s->cut_cgroup);
 	free(s);
+}
+
+bool sluice__progs_reused(const struct sluice *s, const char **why)
+{
+	if (why)
+		*why = s->progs_why[0] ? s->progs_why : "loaded";
+	return s->progs_reused;
+}
+
+int sluice__progs_save(struct sluice *s)
+{
+	sluice__clear_err();
+	if (s->progs_reused)
+		return 0;
+	if (!s->pin_dir) {
+		sluice__set_err("no pin dir to pin the programs in");
+		return -EINVAL;
+	}
+	if (s->prog_fds[0] < 0 || s->prog_fds[1] < 0) {
+		sluice__set_err("the programs were not loaded");
+		return -ENOENT;
+	}
+	return progs__pin(s->pin_dir, s->progs_rec, s->prog_fds);
 }
 
 int sluice__unpin(const char *pin_dir)
@@ -301,7 +395,7 @@ int sluice__unpin(const char *pin_dir)
 		sluice__set_err("opening the BPF object: %s", strerror(-err));
 		return err;
 	}
-	err = sluice__unpin_maps(skel->obj, "", pin_dir);
+	err = progs__unpin(pin_dir) ?: sluice__unpin_maps(skel->obj, "", pin_dir);
 	if (err)
 		goto cleanup;
 	if (rmdir(pin_dir) && errno != ENOENT) {
@@ -319,9 +413,8 @@ int sluice__prog_fd(const struct sluice *s, enum sluice_prog prog)
 	sluice__clear_err();
 	switch (prog) {
 	case SLUICE_PROG_XDP:
-		return bpf_program__fd(s->skel->progs.xdp_lb);
 	case SLUICE_PROG_TC:
-		return bpf_program__fd(s->skel->progs.tc_lb);
+		return s->prog_fds[prog];
 	}
 	sluice__set_err("unknown program %d", (int)prog);
 	return -EINVAL;
@@ -367,7 +460,7 @@ int sluice__attach_xdp(struct sluice *s, int ifindex, __u32 xdp_flags)
 
 	sluice__clear_err();
 	/* No UPDATE_IF_NOEXIST: a restarted agent replaces its old program. */
-	err = bpf_xdp_attach(ifindex, bpf_program__fd(s->skel->progs.xdp_lb), xdp_flags, NULL);
+	err = bpf_xdp_attach(ifindex, s->prog_fds[SLUICE_PROG_XDP], xdp_flags, NULL);
 	if (err)
 		return sluice__link_err(err, "attach XDP to", ifindex);
 	return 0;
@@ -421,7 +514,7 @@ int sluice__attach_tc(struct sluice *s, int ifindex)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SLUICE_TC_HANDLE, .priority = SLUICE_TC_PRIO,
-		    .prog_fd = bpf_program__fd(s->skel->progs.tc_lb), .flags = BPF_TC_F_REPLACE);
+		    .prog_fd = s->prog_fds[SLUICE_PROG_TC], .flags = BPF_TC_F_REPLACE);
 	int err;
 
 	sluice__clear_err();

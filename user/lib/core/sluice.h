@@ -36,6 +36,11 @@ struct sluice_addr {
 struct sluice_opts {
 	const char *pin_dir; /* NULL: nothing pinned (tests) */
 	__u32 cfg;           /* SLUICE_CFG_* rodata knobs */
+	/* #16: with pin_dir, take the programs sluice__progs_save() pinned
+	 * there instead of loading them, when they are exactly the ones this
+	 * open would load (see sluice__progs_reused()) */
+	bool reuse_progs;
+	const char *build_id; /* the caller's version: part of what must match */
 };
 
 enum sluice_prog {
@@ -126,6 +131,13 @@ void sluice__close(struct sluice *s);
 /* Remove every pin under pin_dir that sluice__open() created, then the dir. */
 int sluice__unpin(const char *pin_dir);
 int sluice__prog_fd(const struct sluice *s, enum sluice_prog prog);
+/* Whether the open reused pinned programs (true) or loaded them, and why
+ * (one line, never NULL). */
+bool sluice__progs_reused(const struct sluice *s, const char **why);
+/* Pin the loaded programs in the pin dir with the record of what they
+ * were loaded from, replacing the earlier ones: call it once they are
+ * attached. Nothing to do after a reuse. */
+int sluice__progs_save(struct sluice *s);
 /* fd of a datapath map by its BPF name ("services", "conntrack", ...) */
 int sluice__map_fd(const struct sluice *s, const char *name);
 /* mkdir -p with mode for every directory it creates; the error text names

@@ -74,6 +74,10 @@ int sluice_sock__attach_redir(struct sluice_sock *ss, const char *cgroup);
 /* Detach the part, also when a previous process attached it (pinned
  * links). Sockets already redirected keep their peer until they close. */
 int sluice_sock__detach_lb(struct sluice_sock *ss);
+/* Whether the socket LB is attached (by ss, or pinned by an earlier
+ * agent); unlike sluice_sock__info() it loads no program (#16: a start
+ * with the socket LB off spent a verifier run on it). */
+bool sluice_sock__lb_attached(struct sluice_sock *ss);
 int sluice_sock__detach_redir(struct sluice_sock *ss);
 
 /*

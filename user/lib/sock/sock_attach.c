@@ -308,6 +308,13 @@ int sluice_sock__detach_lb(struct sluice_sock *ss)
 	return sock__detach_part(ss, SOCK_PART_LB);
 }
 
+bool sluice_sock__lb_attached(struct sluice_sock *ss)
+{
+	__u64 cgroup_id;
+
+	return sock__part_attached(ss, SOCK_PART_LB, &cgroup_id);
+}
+
 int sluice_sock__detach_redir(struct sluice_sock *ss)
 {
 	int map_fd = -1;
