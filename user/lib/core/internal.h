@@ -210,6 +210,9 @@ void svc__vip_bits_unmap(struct sluice *s);
 bool svc__vip_bit_set(struct sluice *s, const struct sluice_svc_key *k); /* true: was clear */
 void svc__vip_bit_clear(struct sluice *s, const struct sluice_svc_key *k);
 int svc__vip_bits_sync(struct sluice *s);
+/* ... from keys the caller walked: every key of `services` left (the
+ * sweep's, without a walk of its own) */
+int svc__vip_bits_sync_keys(struct sluice *s, const struct sluice_svc_key *keys, __u32 n);
 int svc__vip_bits_sync_if_empty(struct sluice *s);
 /* svc_plan.c: forget the snapshot (the next set call reads the maps);
  * for writers it does not follow (deletes, sweep). */

@@ -339,7 +339,10 @@ int sluice__sweep(struct sluice *s, struct sluice_sweep *out)
 		out->tables_skipped = true;
 	if (!err)
 		out->markers = sweep__markers(s, &live);
+	/* bits of addresses whose services went while no handle watched:
+	 * the addresses of the services walked (the markers left are theirs) */
+	if (!err)
+		err = svc__vip_bits_sync_keys(s, live.vips, live.nvips);
 	sweep__live_free(&live);
-	/* bits of addresses whose services went while no handle watched */
-	return err ? err : svc__vip_bits_sync(s);
+	return err;
 }

@@ -77,6 +77,14 @@ static int svc__vip_note(const void *key, const void *value, void *ctx)
 	return 0;
 }
 
+/* want replaces the mapped bits: only words that differ are written. */
+static void svc__vip_bits_write(struct sluice *s, const __u64 *want)
+{
+	for (__u32 w = 0; w < SLUICE_ADDR_BITS_WORDS; w++)
+		if (__atomic_load_n(&s->vip_bits[w], __ATOMIC_RELAXED) != want[w])
+			__atomic_store_n(&s->vip_bits[w], want[w], __ATOMIC_SEQ_CST);
+}
+
 int svc__vip_bits_sync(struct sluice *s)
 {
 	__u64 *want;
@@ -91,12 +99,28 @@ int svc__vip_bits_sync(struct sluice *s)
 	}
 	err = maps__for_each(s->fds[SLUICE_MAP_SERVICES], "services", sizeof(struct sluice_svc_key),
 			     sizeof(struct sluice_svc), svc__vip_note, want);
-	/* a failed walk clears nothing: extra bits only cost lookups */
-	for (__u32 w = 0; !err && w < SLUICE_ADDR_BITS_WORDS; w++)
-		if (__atomic_load_n(&s->vip_bits[w], __ATOMIC_RELAXED) != want[w])
-			__atomic_store_n(&s->vip_bits[w], want[w], __ATOMIC_SEQ_CST);
+	if (!err) /* a failed walk clears nothing: extra bits only cost lookups */
+		svc__vip_bits_write(s, want);
 	free(want);
 	return err;
+}
+
+int svc__vip_bits_sync_keys(struct sluice *s, const struct sluice_svc_key *keys, __u32 n)
+{
+	__u64 *want;
+
+	if (!s->vip_bits)
+		return 0;
+	want = calloc(SLUICE_ADDR_BITS_WORDS, sizeof(*want));
+	if (!want) {
+		sluice__set_err("out of memory rebuilding service_addr_bits");
+		return -ENOMEM;
+	}
+	for (__u32 i = 0; i < n; i++)
+		svc__vip_note(&keys[i], NULL, want);
+	svc__vip_bits_write(s, want);
+	free(want);
+	return 0;
 }
 
 int svc__vip_bits_sync_if_empty(struct sluice *s)
