@@ -107,8 +107,10 @@ static void test_record_match(void)
 	__u8 *copy = malloc(len);
 	char why[192] = "";
 
-	if (!ASSERT_TRUE(copy && len > 1000, "object bytes"))
+	if (!ASSERT_TRUE(copy && len > 1000, "object bytes")) {
+		free(copy);
 		return;
+	}
 	memcpy(copy, obj, len);
 	progs__record_make(&base, obj, len, 0, "env A\n");
 	progs__record_make(&r, copy, len, 0, "env A\n");
