@@ -160,6 +160,16 @@ int maps__percpu_zero(const struct sluice *s, int fd, const char *name, __u32 ke
 /* Whether a batch map operation failed because the kernel has none for
  * this map type (then the caller goes element by element). */
 bool maps__batch_unsupported(int err);
+/*
+ * maps_outer.c: keys[i] -> vals[i] (inner map fds) in the map-in-map fd,
+ * large writes split over threads so that the kernel's waits for RCU grace
+ * periods (one per element on older kernels such as 6.1) overlap.
+ * written[i] says whether element i was written (later elements may be
+ * written after an earlier one failed); returns 0 or the error of the
+ * lowest-indexed failed element, whose index goes to *failed.
+ */
+int maps__outer_update(int fd, const __u32 *keys, const int *vals, __u32 n, bool *written,
+		       __u32 *failed);
 /* Sets the error text for a failed operation on map `name` and returns err. */
 int maps__err(int err, const char *name, const char *op, const char *what);
 

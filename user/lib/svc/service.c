@@ -255,20 +255,22 @@ static void svc__delete_stale(struct svc_txn *t)
 }
 
 /* The atomic part: one update per service makes its whole new table
- * visible. One batch update for the group, so the kernel waits for one
- * RCU grace period (~8 ms) instead of one per service. *failed is the
- * index of the service whose swap failed. */
+ * visible. The group's updates go in together (maps__outer_update: batched,
+ * large groups over threads), so the kernel's waits for RCU grace periods
+ * (~8 ms each; one per element on older kernels) overlap instead of adding
+ * up. *failed is the index of the service whose swap failed. */
 static int svc__swap_tables(struct svc_txn *tx, __u32 n, __u32 *failed)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	int mfd = tx[0].s->fds[SLUICE_MAP_MAGLEV];
-	__u32 *keys, *who, count = 0, done;
+	__u32 *keys, *who, count = 0, bad = 0;
+	bool *written;
 	int *vals, err = 0;
 
 	keys = calloc(n, sizeof(*keys));
 	vals = calloc(n, sizeof(*vals));
 	who = calloc(n, sizeof(*who));
-	if (!keys || !vals || !who) {
+	written = calloc(n, sizeof(*written));
+	if (!keys || !vals || !who || !written) {
 		sluice__set_err("out of memory");
 		err = -ENOMEM;
 		*failed = 0;
@@ -283,26 +285,19 @@ static int svc__swap_tables(struct svc_txn *tx, __u32 n, __u32 *failed)
 	}
 	if (!count)
 		goto cleanup;
-	done = count;
-	err = bpf_map_update_batch(mfd, keys, vals, &done, &opts);
-	if (err && done >= count)
-		done = 0; /* refused before any element: count not written back */
-	if (err && !done && maps__batch_unsupported(err)) {
-		/* kernels without batch updates of map-in-map: one by one */
-		for (done = 0, err = 0; done < count && !err; done++)
-			err = bpf_map_update_elem(mfd, &keys[done], &vals[done], BPF_ANY);
-		done -= !!err;
-	}
-	for (__u32 k = 0; k < done && k < count; k++)
-		svc__push_undo(&tx[who[k]], UNDO_MAGLEV, 0);
+	err = maps__outer_update(mfd, keys, vals, count, written, &bad);
+	for (__u32 k = 0; k < count; k++)
+		if (written[k])
+			svc__push_undo(&tx[who[k]], UNDO_MAGLEV, 0);
 	if (err) {
-		*failed = who[done < count ? done : count - 1];
+		*failed = who[bad < count ? bad : count - 1];
 		maps__err(err, "maglev", "swap", "of the service's table");
 	}
 cleanup:
 	free(keys);
 	free(vals);
 	free(who);
+	free(written);
 	return err;
 }
 

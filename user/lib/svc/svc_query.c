@@ -243,29 +243,31 @@ static int svc__mark_vip_users(const void *key, const void *value, void *ctx)
 static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys, const __u32 *svc_ids,
 			  __u32 n, const bool *gone)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	struct svc_gone_ctx g = { .gone = gone };
 	struct svc_markers_ctx mk = {};
-	__u32 count = n, *ids;
-	int *fds, empty, err;
+	__u32 *ids, bad;
+	bool *written;
+	int *fds, empty;
 
 	/* The kernel has no batch delete for map-in-map and waits for an RCU
 	 * grace period (~8 ms) after every single delete: 10k services would
-	 * take 80 s. So the tables are replaced by one shared empty table in
-	 * one batch update (one grace period), which frees them; the slot
-	 * keeps the empty table until its service id is used again. */
+	 * take 80 s. So the tables are replaced by one shared empty table
+	 * (maps__outer_update: batched, the waits overlapping), which frees
+	 * them; the slot keeps the empty table until its service id is used
+	 * again. */
 	ids = malloc(n * sizeof(*ids));
 	fds = malloc(n * sizeof(*fds));
+	written = calloc(n, sizeof(*written));
 	empty = svc__create_inner(s, NULL);
-	if (ids && fds && empty >= 0) {
+	if (ids && fds && written && empty >= 0) {
 		for (__u32 i = 0; i < n; i++) {
 			ids[i] = svc_ids[i];
 			fds[i] = empty;
 		}
-		err = bpf_map_update_batch(s->fds[SLUICE_MAP_MAGLEV], ids, fds, &count, &opts);
-		/* a refusal before any element does not write count back */
-		for (__u32 i = !err ? n : count < n ? count : 0; i < n; i++)
-			bpf_map_delete_elem(s->fds[SLUICE_MAP_MAGLEV], &ids[i]);
+		maps__outer_update(s->fds[SLUICE_MAP_MAGLEV], ids, fds, n, written, &bad);
+		for (__u32 i = 0; i < n; i++)
+			if (!written[i])
+				bpf_map_delete_elem(s->fds[SLUICE_MAP_MAGLEV], &ids[i]);
 	} else {
 		for (__u32 i = 0; i < n; i++)
 			bpf_map_delete_elem(s->fds[SLUICE_MAP_MAGLEV], &svc_ids[i]);
@@ -274,6 +276,7 @@ static void svc__del_rest(struct sluice *s, const struct sluice_svc_key *keys, c
 		close(empty);
 	free(ids);
 	free(fds);
+	free(written);
 	for (__u32 i = 0; i < n; i++) {
 		svc__health_forget(s, svc_ids[i]);
 		svc__table_forget(s, svc_ids[i]);

@@ -267,30 +267,32 @@ static int sweep__dead_tables(struct sweep_slots *slots, const bool *svc_used,
 	return err;
 }
 
-/* One batch update puts one empty table in every dead slot (one RCU grace
- * period, as in sluice__service_del_many()), which frees the old ones. */
+/* One empty table in every dead slot (maps__outer_update: batched, the
+ * kernel's waits overlapping, as in sluice__service_del_many()), which
+ * frees the old ones. */
 static __u32 sweep__empty_slots(struct sluice *s, const struct sweep_ids *dead)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	int mfd = s->fds[SLUICE_MAP_MAGLEV];
-	__u32 count = dead->n, n = 0;
-	int *fds, empty, err;
+	__u32 n = 0, bad;
+	bool *written;
+	int *fds, empty;
 
 	empty = svc__create_inner(s, NULL);
 	fds = malloc(dead->n * sizeof(*fds));
-	if (empty >= 0 && fds) {
+	written = calloc(dead->n, sizeof(*written));
+	if (empty >= 0 && fds && written) {
 		for (__u32 i = 0; i < dead->n; i++)
 			fds[i] = empty;
-		err = bpf_map_update_batch(mfd, dead->v, fds, &count, &opts);
-		n = !err ? dead->n : count < dead->n ? count : 0;
+		maps__outer_update(mfd, dead->v, fds, dead->n, written, &bad);
 	}
-	/* without a batch (or an empty table): slot by slot */
-	for (__u32 i = n; i < dead->n; i++)
-		if (!bpf_map_delete_elem(mfd, &dead->v[i]))
+	/* what was not written (no batch, no empty table): slot by slot */
+	for (__u32 i = 0; i < dead->n; i++)
+		if ((written && written[i]) || !bpf_map_delete_elem(mfd, &dead->v[i]))
 			n++;
 	if (empty >= 0)
 		close(empty);
 	free(fds);
+	free(written);
 	return n;
 }
 
