@@ -1042,12 +1042,14 @@ static void test_del_many_equals_one_by_one(void)
 	static struct sluice_service_spec keep[MANY_N + 1];
 	static struct sluice_service_ref refs[MANY_N + 2];
 	static bool gone[MANY_N + 1];
-	static struct snap before, after;
+	static struct snap before, after, used_a, used_b;
 	struct sluice *a = lib__open(), *b = lib__open();
 	__u32 n = 0, done = 0, nkeep = 0;
+	struct sluice_features f;
 
 	if (!a || !b)
 		goto out;
+	sluice__features(&f);
 	for (__u32 i = 0; i < MANY_N; i++)
 		many__spec(&specs[i], bes[i], i, 0);
 	/* a second service on the VIP of service 0: its marker must stay */
@@ -1056,6 +1058,11 @@ static void test_del_many_equals_one_by_one(void)
 	if (!ASSERT_OK(sluice__service_set_many(a, specs, MANY_N + 1, NULL, NULL), "set a") ||
 	    !ASSERT_OK(sluice__service_set_many(b, specs, MANY_N + 1, NULL, NULL), "set b"))
 		goto out;
+	/* the ids in use before the deletes, for the tables check below */
+	used_a.svc = hash__dump(sluice__map_fd(a, "services"), sizeof(struct sluice_svc_key),
+				sizeof(struct sluice_svc), &used_a.nsvc);
+	used_b.svc = hash__dump(sluice__map_fd(b, "services"), sizeof(struct sluice_svc_key),
+				sizeof(struct sluice_svc), &used_b.nsvc);
 	for (__u32 i = 0; i < MANY_N; i += 1 + i % 3) {
 		gone[i] = true;
 		refs[n++] = (struct sluice_service_ref){ .vip = specs[i].vip,
@@ -1085,12 +1092,17 @@ static void test_del_many_equals_one_by_one(void)
 	ASSERT_TRUE(nkeep > 0 && nkeep < MANY_N, "some kept, some deleted");
 	many__same_maps(a, b, keep, nkeep, true, "deletes");
 	/* and no table naming a backend is left behind for a deleted service
-	 * (service_del_many leaves a shared empty one in the slot) */
+	 * (service_del_many leaves a shared empty one in the slot); where each
+	 * slot read waits for a grace period (see snap__take), the slots of
+	 * the ids in use before the deletes, of both handles */
 	for (__u32 id = 1; id < SLUICE_MAX_SERVICES; id++) {
 		static const __u32 zero[M];
 		static __u32 ta[M], tb[M];
 		bool ha, hb;
 
+		if (!f.has[SLUICE_FEAT_OUTER_READ_FAST] && !snap__names(&used_a, id) &&
+		    !snap__names(&used_b, id))
+			continue;
 		memset(ta, 0, sizeof(ta));
 		memset(tb, 0, sizeof(tb));
 		maglev__read(a, id, ta);
@@ -1103,6 +1115,8 @@ static void test_del_many_equals_one_by_one(void)
 		}
 	}
 out:
+	snap__free(&used_a);
+	snap__free(&used_b);
 	if (a)
 		sluice__close(a);
 	if (b)
