@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -761,12 +762,22 @@ struct bound_dial {
 	bool no_port; /* IP_BIND_ADDRESS_NO_PORT: the port is chosen at connect() */
 };
 
+/* What the last bound__child's socket was before connect(), for explain
+ * in the parent (shared memory). */
+struct bound_seen {
+	struct sockaddr_in local; /* getsockname() */
+	__u64 cookie;             /* SO_COOKIE */
+};
+static struct bound_seen *bound_seen;
+
 static int bound__child(void *arg)
 {
 	const struct bound_dial *b = arg;
 	struct sockaddr_in vip = { .sin_family = AF_INET, .sin_port = htons(b->port) };
 	struct sockaddr_in src = { .sin_family = AF_INET, .sin_port = htons(b->sport) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0), rc;
+	socklen_t len = sizeof(bound_seen->local);
+	socklen_t clen = sizeof(bound_seen->cookie);
 
 	inet_pton(AF_INET, "10.96.0.7", &vip.sin_addr);
 	if (b->src) {
@@ -777,6 +788,9 @@ static int bound__child(void *arg)
 		if (bind(fd, (struct sockaddr *)&src, sizeof(src)))
 			return 5;
 	}
+	if (bound_seen && (getsockname(fd, (struct sockaddr *)&bound_seen->local, &len) ||
+			   getsockopt(fd, SOL_SOCKET, SO_COOKIE, &bound_seen->cookie, &clen)))
+		return 6;
 	rc = connect(fd, (struct sockaddr *)&vip, sizeof(vip));
 	if (b->want)
 		return rc == -1 && errno == b->want ? 0 : 1;
@@ -814,23 +828,88 @@ out:
 	close(fd);
 }
 
+/* `meshctl explain --socket-cookie C --socket-src ADDR:PORT [--route-src
+ * ROUTE]` for the socket the last bound__child described. */
+static int explain_bound(struct sluice *s, __u16 port, const char *route, struct sluice_explain *x)
+{
+	struct sluice_explain_req r = { .path = SLUICE_EXPLAIN_SOCKET,
+					.port = port,
+					.proto = IPPROTO_TCP,
+					.sock_cookie = bound_seen->cookie };
+
+	sluice_addr__parse(&r.vip, "10.96.0.7");
+	r.sock_src.family = SLUICE_AF_INET;
+	r.sock_src.addr[0] = bound_seen->local.sin_addr.s_addr;
+	r.sock_sport = ntohs(bound_seen->local.sin_port);
+	if (route)
+		sluice_addr__parse(&r.route_src, route);
+	return sluice__explain(s, &r, x);
+}
+
+/* Explain says what the socket LB just did to the socket of case @d: EPERM
+ * is deny (and the rule), a deferral is deferred (and the packet path's
+ * check of @route), a connect() balanced. */
+static void explain_bound_check(struct sluice *s, const struct bound_dial *d, const char *rule,
+				const char *route, const char *what)
+{
+	struct sluice_explain *x = calloc(1, sizeof(*x));
+	char buf[SLUICE_CIDR_STRLEN];
+
+	if (!ASSERT_TRUE(x, "calloc") ||
+	    !ASSERT_OK(explain_bound(s, d->port, route, x), "explain, socket path"))
+		goto out;
+	switch (d->want) {
+	case EPERM:
+		ASSERT_EQ(x->verdict, SLUICE_XV_DENY, what);
+		ASSERT_EQ(x->policy.verdict, SLUICE_XA_DENY, "explain: the policy denies");
+		ASSERT_TRUE(x->policy.has_rule &&
+				    !strcmp(sluice_cidr__str(&x->policy.rule, buf, sizeof(buf)),
+					    rule),
+			    "explain names the rule that denied");
+		break;
+	case ENETUNREACH:
+		ASSERT_EQ(x->verdict, SLUICE_XV_PROCEED, what);
+		ASSERT_EQ(x->policy.verdict, SLUICE_XA_DEFERRED, "explain: deferred");
+		ASSERT_TRUE(x->packet_checked,
+			    "explain: the packet path's check of the route's source");
+		ASSERT_EQ(x->packet_policy.verdict, SLUICE_XA_DENY,
+			  "explain: the packet path denies");
+		break;
+	default:
+		ASSERT_EQ(x->verdict, SLUICE_XV_BALANCED, what);
+		ASSERT_EQ(x->policy.verdict, SLUICE_XA_ALLOW, "explain: the policy allows");
+	}
+out:
+	free(x);
+}
+
 static void test_lb_policy(void)
 {
+	/* rule: the entry explain names for a denial; route: the source the
+	 * packet path would see after a deferral (denied there) */
 	static const struct {
 		struct bound_dial d;
-		const char *what;
+		const char *what, *rule, *route;
 	} cases[] = {
-		{ { "127.0.0.1", 0, 80, 0, false }, "allowed bound source connects" },
-		{ { "127.0.0.2", 0, 80, EPERM, false }, "denied bound source: EPERM" },
-		{ { NULL, 0, 80, ENETUNREACH, false },
-		  "unbound: deferred to the packet path (no route)" },
-		{ { "127.0.0.3", 0, 80, ENETUNREACH, true },
-		  "port rule, port not bound: deferred" },
-		{ { "127.0.0.3", 40005, 80, EPERM, false }, "port rule, bound port inside: EPERM" },
-		{ { "127.0.0.3", 40020, 80, 0, false }, "port rule, bound port outside: connects" },
-		{ { "127.0.0.4", 0, 81, EPERM, false },
-		  "node-wide deny on a service without rules" },
-		{ { "127.0.0.1", 0, 81, 0, false }, "node list: others connect" },
+		{ .d = { "127.0.0.1", 0, 80, 0, false }, .what = "allowed bound source connects" },
+		{ .d = { "127.0.0.2", 0, 80, EPERM, false },
+		  .what = "denied bound source: EPERM",
+		  .rule = "127.0.0.2/32" },
+		{ .d = { NULL, 0, 80, ENETUNREACH, false },
+		  .what = "unbound: deferred to the packet path (no route)",
+		  .route = "127.0.0.2" },
+		{ .d = { "127.0.0.3", 0, 80, ENETUNREACH, true },
+		  .what = "port rule, port not bound: deferred",
+		  .route = "127.0.0.2" },
+		{ .d = { "127.0.0.3", 40005, 80, EPERM, false },
+		  .what = "port rule, bound port inside: EPERM",
+		  .rule = "127.0.0.3/32" },
+		{ .d = { "127.0.0.3", 40020, 80, 0, false },
+		  .what = "port rule, bound port outside: connects" },
+		{ .d = { "127.0.0.4", 0, 81, EPERM, false },
+		  .what = "node-wide deny on a service without rules",
+		  .rule = "127.0.0.4/32" },
+		{ .d = { "127.0.0.1", 0, 81, 0, false }, .what = "node list: others connect" },
 	};
 	struct sluice_policy_rule deny[2];
 	struct sluice_backend_spec b = { .port = 0, .weight = 1 };
@@ -861,8 +940,19 @@ static void test_lb_policy(void)
 	ss = sock__open(s, NULL, 0);
 	if (!ss || !ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb"))
 		goto out;
-	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
-		ASSERT_EQ(in_cgroup(bound__child, (void *)&cases[i].d), 0, cases[i].what);
+	bound_seen = mmap(NULL, sizeof(*bound_seen), PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (!ASSERT_TRUE(bound_seen != MAP_FAILED, "shared memory")) {
+		bound_seen = NULL;
+		goto out;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		if (!ASSERT_EQ(in_cgroup(bound__child, (void *)&cases[i].d), 0, cases[i].what))
+			continue;
+		explain_bound_check(s, &cases[i].d, cases[i].rule, cases[i].route, cases[i].what);
+	}
+	munmap(bound_seen, sizeof(*bound_seen));
+	bound_seen = NULL;
 	ASSERT_OK(sluice_sock__info(ss, &info), "info");
 	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_POLICY_DENIED], 3, "denials counted");
 	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_POLICY_DEFER], 2, "deferrals counted");

@@ -71,6 +71,9 @@ struct sluice_policy_hit {
 	bool has_prefix; /* prefix known (the exact-match maps) */
 	struct sluice_cidr prefix;
 	__u8 lookups; /* policy_hash lookups made (the service's) */
+	bool ports;   /* an entry that matched (node list or the service's) has
+		       * client-port ranges: a verdict of port 0 is no verdict
+		       * where the port is not known yet (policy_sock_denies()) */
 };
 
 /*

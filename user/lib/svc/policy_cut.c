@@ -44,11 +44,14 @@ static __u8 cut__port_verdict(const struct sluice_policy_val *v, __u16 port)
 }
 
 static void cut__hit(struct sluice_policy_hit *hit, const char *map,
-		     const struct sluice_policy_key *k, __u8 family)
+		     const struct sluice_policy_key *k, __u8 family,
+		     const struct sluice_policy_val *v)
 {
 	if (!hit)
 		return;
 	hit->map = map;
+	if (v->nports)
+		hit->ports = true;
 	hit->has_prefix = k != NULL;
 	if (!k)
 		return;
@@ -71,12 +74,12 @@ static __u8 cut__lookup(const struct sluice *s, int fd, __u32 id, const struct s
 	memcpy(k.addr, t->saddr, sizeof(k.addr));
 	/* the node list's host entries first, as the kernel does */
 	if (node && !bpf_map_lookup_elem(s->fds[SLUICE_MAP_POLICY_NHOST], &k, &v)) {
-		cut__hit(hit, "policy_nhost", &k, t->family);
+		cut__hit(hit, "policy_nhost", &k, t->family, &v);
 		return cut__port_verdict(&v, ntohs(t->sport));
 	}
 	if (bpf_map_lookup_elem(fd, &k, &v))
 		return SLUICE_POL_NONE;
-	cut__hit(hit, node ? "policy_node" : "policy", NULL, t->family);
+	cut__hit(hit, node ? "policy_node" : "policy", NULL, t->family, &v);
 	return cut__port_verdict(&v, ntohs(t->sport));
 }
 
@@ -105,7 +108,7 @@ static __u8 cut__svc_lookup(const struct sluice *s, const struct sluice_svc *svc
 		if (hit)
 			hit->lookups = (__u8)(i + 1);
 		if (!bpf_map_lookup_elem(s->fds[SLUICE_MAP_POLICY_HASH], &k, &v)) {
-			cut__hit(hit, "policy_hash", &k, t->family);
+			cut__hit(hit, "policy_hash", &k, t->family, &v);
 			return cut__port_verdict(&v, ntohs(t->sport));
 		}
 	}
@@ -115,6 +118,7 @@ static __u8 cut__svc_lookup(const struct sluice *s, const struct sluice_svc *svc
 int sluice__policy_verdict(struct sluice *s, const struct sluice_svc *svc,
 			   const struct sluice_ct_key *fwd, struct sluice_policy_hit *hit)
 {
+	bool ports;
 	__u8 v;
 
 	if (hit)
@@ -122,8 +126,12 @@ int sluice__policy_verdict(struct sluice *s, const struct sluice_svc *svc,
 	if (cut__lookup(s, s->fds[SLUICE_MAP_POLICY_NODE], fwd->family, fwd, hit) ==
 	    SLUICE_POL_DENY)
 		return SLUICE_DROP_POLICY_NODE_DENY;
-	if (hit)
+	if (hit) {
+		/* the node entry's ports still count, as in __policy_denies() */
+		ports = hit->ports;
 		memset(hit, 0, sizeof(*hit));
+		hit->ports = ports;
+	}
 	if (!(svc->flags & SLUICE_SVC_F_POLICY))
 		return 0;
 	v = cut__svc_lookup(s, svc, fwd, hit);
