@@ -8,7 +8,8 @@
  * forked children that join the cgroup. Covers attach/detach with and
  * without pins (links outliving the handle, reuse in place), argument and
  * layout errors, connect/sendto/recvfrom/getpeername through the socket LB
- * (IPv4, IPv6, refusal, the no-refuse knob), the origin a connect() leaves
+ * (IPv4, IPv6, refusal, the no-refuse knob), the access policy at
+ * connect() and sendmsg() (EPERM, deferral; explain agrees), the origin a connect() leaves
  * with its socket for telemetry, counters and the redirect
  * self-test. The cgroup and pins are removed at exit.
  */
@@ -830,14 +831,15 @@ out:
 
 /* `meshctl explain --socket-cookie C --socket-src ADDR:PORT [--route-src
  * ROUTE]` for the socket the last bound__child described. */
-static int explain_bound(struct sluice *s, __u16 port, const char *route, struct sluice_explain *x)
+static int explain_bound(struct sluice *s, const char *vip, __u16 port, __u8 proto,
+			 const char *route, struct sluice_explain *x)
 {
 	struct sluice_explain_req r = { .path = SLUICE_EXPLAIN_SOCKET,
 					.port = port,
-					.proto = IPPROTO_TCP,
+					.proto = proto,
 					.sock_cookie = bound_seen->cookie };
 
-	sluice_addr__parse(&r.vip, "10.96.0.7");
+	sluice_addr__parse(&r.vip, vip);
 	r.sock_src.family = SLUICE_AF_INET;
 	r.sock_src.addr[0] = bound_seen->local.sin_addr.s_addr;
 	r.sock_sport = ntohs(bound_seen->local.sin_port);
@@ -856,7 +858,8 @@ static void explain_bound_check(struct sluice *s, const struct bound_dial *d, co
 	char buf[SLUICE_CIDR_STRLEN];
 
 	if (!ASSERT_TRUE(x, "calloc") ||
-	    !ASSERT_OK(explain_bound(s, d->port, route, x), "explain, socket path"))
+	    !ASSERT_OK(explain_bound(s, "10.96.0.7", d->port, IPPROTO_TCP, route, x),
+		       "explain, socket path"))
 		goto out;
 	switch (d->want) {
 	case EPERM:
@@ -965,11 +968,128 @@ out:
 		close(tfd);
 }
 
+/* An unconnected UDP socket's sendto() to the VIP, bound to src:0 (not
+ * bound when !src); the local address goes to bound_seen first. */
+struct udp_dial {
+	const char *src;
+	int want; /* 0: sent; else the errno */
+};
+
+static int udp_bound__child(void *arg)
+{
+	const struct udp_dial *u = arg;
+	struct sockaddr_in vip = { .sin_family = AF_INET, .sin_port = htons(53) };
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), rc;
+	socklen_t len = sizeof(bound_seen->local);
+	socklen_t clen = sizeof(bound_seen->cookie);
+
+	inet_pton(AF_INET, "10.96.0.8", &vip.sin_addr);
+	if (u->src) {
+		inet_pton(AF_INET, u->src, &src.sin_addr);
+		if (bind(fd, (struct sockaddr *)&src, sizeof(src)))
+			return 5;
+	}
+	if (getsockname(fd, (struct sockaddr *)&bound_seen->local, &len) ||
+	    getsockopt(fd, SOL_SOCKET, SO_COOKIE, &bound_seen->cookie, &clen))
+		return 6;
+	rc = sendto(fd, "ping", 4, 0, (struct sockaddr *)&vip, sizeof(vip)) == 4 ? 0 : -1;
+	if (u->want)
+		return rc == -1 && errno == u->want ? 0 : 1;
+	return rc ? 2 : 0;
+}
+
+/* Datagrams waiting on the backend socket @fd, the last one's source
+ * into @from (drained). */
+static int udp_drain(int fd, struct sockaddr_in *from)
+{
+	socklen_t len = sizeof(*from);
+	char b[16];
+	int n = 0;
+
+	while (recvfrom(fd, b, sizeof(b), MSG_DONTWAIT, (struct sockaddr *)from, &len) > 0) {
+		n++;
+		len = sizeof(*from);
+	}
+	return n;
+}
+
+/* The access policy at sendmsg(): an unconnected UDP socket bound to a
+ * denied source gets EPERM from sendto() to the VIP and nothing reaches
+ * the backend; a bound allowed source is balanced to it; an unbound one is
+ * deferred (the packet path would check it: here no route). Explain of
+ * each socket says the same. */
+static void test_lb_policy_udp(void)
+{
+	struct udp_dial denied = { "127.0.0.2", EPERM }, allowed = { "127.0.0.1", 0 },
+			unbound = { NULL, ENETUNREACH };
+	struct sluice_policy_rule deny;
+	struct sluice_backend_spec b = { .port = 0, .weight = 1 };
+	struct sluice_service_spec spec = { .port = 53,
+					    .proto = IPPROTO_UDP,
+					    .nbackends = 1,
+					    .backends = &b,
+					    .deny = &deny,
+					    .ndeny = 1 };
+	struct sluice_explain *x = calloc(1, sizeof(*x));
+	struct sluice_sock_info info;
+	struct sluice_sock *ss = NULL;
+	struct sluice *s = lib__open(NULL);
+	struct sockaddr_in from;
+	__u16 uport;
+	int ufd = listener(AF_INET, SOCK_DGRAM, &uport);
+
+	bound_seen = mmap(NULL, sizeof(*bound_seen), PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (bound_seen == MAP_FAILED)
+		bound_seen = NULL;
+	if (!s || !x || !ASSERT_TRUE(ufd >= 0 && bound_seen, "listener, shared memory"))
+		goto out;
+	b.port = uport;
+	addr4(&b.addr, "127.0.0.1");
+	addr4(&spec.vip, "10.96.0.8");
+	sluice_policy_rule__parse(&deny, "127.0.0.2/32");
+	ASSERT_OK(sluice__service_set(s, &spec), "udp svc with a deny rule");
+	ss = sock__open(s, NULL, 0);
+	if (!ss || !ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb"))
+		goto out;
+
+	ASSERT_EQ(in_cgroup(udp_bound__child, &denied), 0, "denied bound source: sendto() EPERM");
+	ASSERT_EQ(udp_drain(ufd, &from), 0, "nothing reached the backend");
+	if (ASSERT_OK(explain_bound(s, "10.96.0.8", 53, IPPROTO_UDP, NULL, x), "explain denied"))
+		ASSERT_EQ(x->verdict, SLUICE_XV_DENY, "explain: deny (EPERM)");
+
+	ASSERT_EQ(in_cgroup(udp_bound__child, &allowed), 0, "allowed bound source: sent");
+	usleep(20000);
+	ASSERT_EQ(udp_drain(ufd, &from), 1, "the datagram reached the backend");
+	ASSERT_EQ(ntohs(from.sin_port), ntohs(bound_seen->local.sin_port), "from the bound port");
+	if (ASSERT_OK(explain_bound(s, "10.96.0.8", 53, IPPROTO_UDP, NULL, x), "explain allowed"))
+		ASSERT_EQ(x->verdict, SLUICE_XV_BALANCED, "explain: balanced");
+
+	ASSERT_EQ(in_cgroup(udp_bound__child, &unbound), 0, "unbound: deferred (no route)");
+	if (ASSERT_OK(explain_bound(s, "10.96.0.8", 53, IPPROTO_UDP, NULL, x), "explain unbound"))
+		ASSERT_EQ(x->policy.verdict, SLUICE_XA_DEFERRED, "explain: deferred");
+
+	ASSERT_OK(sluice_sock__info(ss, &info), "info");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_POLICY_DENIED], 1, "denial counted");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_POLICY_DEFER], 1, "deferral counted");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_SENDMSG], 1, "one datagram balanced");
+out:
+	if (bound_seen)
+		munmap(bound_seen, sizeof(*bound_seen));
+	bound_seen = NULL;
+	free(x);
+	sluice_sock__close(ss);
+	sluice__close(s);
+	if (ufd >= 0)
+		close(ufd);
+}
+
 static const struct test tests[] = {
 	TEST(test_names),      TEST(test_bad_args),       TEST(test_attach_detach),
 	TEST(test_lb_traffic), TEST(test_lb_refused),     TEST(test_lb_origin),
 	TEST(test_pins),       TEST(test_redir_selftest), TEST(test_lb_without_redir),
-	TEST(test_lb_policy),
+	TEST(test_lb_policy),  TEST(test_lb_policy_udp),
 };
 
 int main(int argc, char **argv)
