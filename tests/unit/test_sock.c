@@ -1014,6 +1014,40 @@ static int udp_drain(int fd, struct sockaddr_in *from)
 	return n;
 }
 
+/* A UDP socket from 127.0.0.5 connected to the backend (as the socket LB
+ * leaves one: its datagrams go there unchecked) and an unconnected one:
+ * a change that denies 127.0.0.5 destroys the connected one only, whose
+ * owner sees ECONNABORTED, then a socket with no peer. */
+static void policy_cut_udp(struct sluice *s, struct sluice_service_spec *spec,
+			   struct sluice_policy_rule *deny, __u16 uport)
+{
+	struct sockaddr_in be = { .sin_family = AF_INET, .sin_port = htons(uport) };
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), ufd = socket(AF_INET, SOCK_DGRAM, 0);
+	__u64 flows = 0, socks = 0;
+	int sock_err = 0;
+	char c;
+
+	inet_pton(AF_INET, "127.0.0.1", &be.sin_addr);
+	inet_pton(AF_INET, "127.0.0.5", &src.sin_addr);
+	if (!ASSERT_OK(bind(fd, (struct sockaddr *)&src, sizeof(src)), "bind .5") ||
+	    !ASSERT_OK(connect(fd, (struct sockaddr *)&be, sizeof(be)), "connect to the backend") ||
+	    !ASSERT_OK(bind(ufd, (struct sockaddr *)&src, sizeof(src)), "bind .5, unconnected"))
+		goto out;
+	ASSERT_OK(sluice__policy_cut(s, &flows, &socks, &sock_err), "cut, nothing denied");
+	ASSERT_EQ(socks, 0, "nothing destroyed yet");
+	sluice_policy_rule__parse(deny, "127.0.0.5/32");
+	ASSERT_OK(sluice__service_set(s, spec), "deny .5");
+	ASSERT_OK(sluice__policy_cut(s, &flows, &socks, &sock_err), "cut");
+	ASSERT_EQ(sock_err, 0, "sock_diag destroy available");
+	ASSERT_EQ(socks, 1, "the connected UDP socket destroyed, not the other");
+	ASSERT_TRUE(recv(fd, &c, 1, MSG_DONTWAIT) < 0 && errno == ECONNABORTED, "owner sees abort");
+	ASSERT_TRUE(send(fd, "x", 1, 0) < 0 && errno == EDESTADDRREQ, "then no peer");
+out:
+	close(fd);
+	close(ufd);
+}
+
 /* The access policy at sendmsg(): an unconnected UDP socket bound to a
  * denied source gets EPERM from sendto() to the VIP and nothing reaches
  * the backend; a bound allowed source is balanced to it; an unbound one is
@@ -1074,6 +1108,7 @@ static void test_lb_policy_udp(void)
 	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_POLICY_DENIED], 1, "denial counted");
 	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_POLICY_DEFER], 1, "deferral counted");
 	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_SENDMSG], 1, "one datagram balanced");
+	policy_cut_udp(s, &spec, &deny, uport);
 out:
 	if (bound_seen)
 		munmap(bound_seen, sizeof(*bound_seen));

@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
  * policy_cut.c - a policy change cuts what it now denies (#15): conntrack
- * flows of the XDP/tc path (both entries, both maps) and TCP sockets the
- * socket LB connected (SOCK_DESTROY through sock_diag).
+ * flows of the XDP/tc path (both entries, both maps) and TCP and connected
+ * UDP sockets the socket LB connected (SOCK_DESTROY through sock_diag).
  *
  * Contract: the verdict is the kernel's: the lookups of policy_nhost,
  * policy_node and policy (or policy_hash, per prefix length) with the
  * flow's client address and port, the service's flags and policy_lens
  * from the services map. Conntrack is walked first and
  * deleted after (deleting during a batched walk skips entries). Sockets:
- * every TCP socket of the caller's network namespace (sock_diag sees no
+ * every TCP and connected UDP socket of the caller's network namespace (sock_diag sees no
  * other) whose peer is a backend address:port is checked against each
  * service that backend serves, with its own address:port as the client;
  * a denied one is destroyed (its owner sees ECONNABORTED). SNAT state of
@@ -244,11 +244,11 @@ static int cut__be_one(const void *key, const void *value, void *arg)
 	return cut__push(c, &k);
 }
 
-static int cut__sock_check(struct cut_ctx *bes, const struct inet_diag_msg *m)
+static int cut__sock_check(struct cut_ctx *bes, const struct inet_diag_msg *m, __u8 proto)
 {
 	__u8 family = m->idiag_family == AF_INET ? SLUICE_AF_INET : SLUICE_AF_INET6;
 	size_t alen = family == SLUICE_AF_INET ? 4 : 16;
-	struct sluice_ct_key t = { .family = family, .proto = IPPROTO_TCP };
+	struct sluice_ct_key t = { .family = family, .proto = proto };
 
 	memcpy(t.saddr, m->id.idiag_src, alen);
 	t.sport = m->id.idiag_sport;
@@ -279,14 +279,21 @@ static int cut__nl_send(int fd, __u16 type, __u16 flags, const struct inet_diag_
 	return send(fd, &msg, sizeof(msg), 0) == (ssize_t)sizeof(msg) ? 0 : -errno;
 }
 
-/* Destroys the denied sockets of one family; -EOPNOTSUPP without
- * CONFIG_INET_DIAG_DESTROY. */
-static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
+/* Destroys the denied sockets of one family and protocol; -EOPNOTSUPP
+ * without CONFIG_INET_DIAG_DESTROY. TCP: every state but LISTEN (10) and
+ * TIME_WAIT (6). UDP: connected sockets only (ESTABLISHED, 1): the
+ * socket LB checks an unconnected one's every sendmsg() to a VIP, but a
+ * connected one's datagrams go to its backend unchecked; destroyed
+ * (udp_abort()), it is disconnected and its owner sees ECONNABORTED once,
+ * then EDESTADDRREQ from send(). Without udp_diag (CONFIG_INET_UDP_DIAG)
+ * the dump answers an error: nothing is cut, as for TCP without tcp_diag. */
+static int cut__socks_family(struct cut_ctx *bes, int af, __u8 proto, __u64 *socks)
 {
 	struct inet_diag_req_v2 req = { .sdiag_family = af,
-					.sdiag_protocol = IPPROTO_TCP,
-					.idiag_states = ~((1u << 10) | (1u << 6)) };
-	/* not LISTEN (10) nor TIME_WAIT (6) */
+					.sdiag_protocol = proto,
+					.idiag_states = proto == IPPROTO_UDP ?
+								1u << 1 :
+								~((1u << 10) | (1u << 6)) };
 	struct inet_diag_sockid *kill = NULL;
 	size_t nkill = 0, cap = 0, max = SLUICE_CUT_MAX_SOCKS;
 	char buf[16384];
@@ -312,7 +319,7 @@ static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
 				done = true;
 				break;
 			}
-			if (!cut__sock_check(bes, NLMSG_DATA(h)))
+			if (!cut__sock_check(bes, NLMSG_DATA(h), proto))
 				continue;
 			if (nkill == max) { /* the rest wait for the next cut */
 				truncated = true;
@@ -382,10 +389,14 @@ int cut__socks(struct cut_ctx *bes, __u64 *socks)
 		v4 |= bes->keys[i].family == SLUICE_AF_INET;
 		v6 |= bes->keys[i].family == SLUICE_AF_INET6;
 	}
-	if (v4)
-		err = cut__socks_family(bes, AF_INET, socks);
-	if (!err && v6)
-		err = cut__socks_family(bes, AF_INET6, socks);
+	for (int p = 0; p < 2 && !err; p++) {
+		__u8 proto = p ? IPPROTO_UDP : IPPROTO_TCP;
+
+		if (v4)
+			err = cut__socks_family(bes, AF_INET, proto, socks);
+		if (!err && v6)
+			err = cut__socks_family(bes, AF_INET6, proto, socks);
+	}
 	return err;
 }
 
