@@ -1017,35 +1017,51 @@ static int udp_drain(int fd, struct sockaddr_in *from)
 /* A UDP socket from 127.0.0.5 connected to the backend (as the socket LB
  * leaves one: its datagrams go there unchecked) and an unconnected one:
  * a change that denies 127.0.0.5 destroys the connected one only, whose
- * owner sees ECONNABORTED, then a socket with no peer. */
+ * owner sees ECONNABORTED, then a socket with no peer. A TCP service on
+ * the same backend address and port that denies 127.0.0.6 leaves .6's
+ * connected UDP socket alone: only a service of its own protocol counts. */
 static void policy_cut_udp(struct sluice *s, struct sluice_service_spec *spec,
 			   struct sluice_policy_rule *deny, __u16 uport)
 {
 	struct sockaddr_in be = { .sin_family = AF_INET, .sin_port = htons(uport) };
-	struct sockaddr_in src = { .sin_family = AF_INET };
+	struct sockaddr_in src = { .sin_family = AF_INET }, src6 = { .sin_family = AF_INET };
 	int fd = socket(AF_INET, SOCK_DGRAM, 0), ufd = socket(AF_INET, SOCK_DGRAM, 0);
+	int fd6 = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sluice_service_spec tcp = *spec;
+	struct sluice_policy_rule deny6;
 	__u64 flows = 0, socks = 0;
 	int sock_err = 0;
 	char c;
 
 	inet_pton(AF_INET, "127.0.0.1", &be.sin_addr);
 	inet_pton(AF_INET, "127.0.0.5", &src.sin_addr);
+	inet_pton(AF_INET, "127.0.0.6", &src6.sin_addr);
 	if (!ASSERT_OK(bind(fd, (struct sockaddr *)&src, sizeof(src)), "bind .5") ||
 	    !ASSERT_OK(connect(fd, (struct sockaddr *)&be, sizeof(be)), "connect to the backend") ||
-	    !ASSERT_OK(bind(ufd, (struct sockaddr *)&src, sizeof(src)), "bind .5, unconnected"))
+	    !ASSERT_OK(bind(ufd, (struct sockaddr *)&src, sizeof(src)), "bind .5, unconnected") ||
+	    !ASSERT_OK(bind(fd6, (struct sockaddr *)&src6, sizeof(src6)), "bind .6") ||
+	    !ASSERT_OK(connect(fd6, (struct sockaddr *)&be, sizeof(be)), "connect .6"))
 		goto out;
 	ASSERT_OK(sluice__policy_cut(s, &flows, &socks, &sock_err), "cut, nothing denied");
 	ASSERT_EQ(socks, 0, "nothing destroyed yet");
+	tcp.proto = IPPROTO_TCP;
+	tcp.deny = &deny6;
+	sluice_policy_rule__parse(&deny6, "127.0.0.6/32");
+	ASSERT_OK(sluice__service_set(s, &tcp), "a TCP service on the same backend denies .6");
 	sluice_policy_rule__parse(deny, "127.0.0.5/32");
 	ASSERT_OK(sluice__service_set(s, spec), "deny .5");
 	ASSERT_OK(sluice__policy_cut(s, &flows, &socks, &sock_err), "cut");
 	ASSERT_EQ(sock_err, 0, "sock_diag destroy available");
-	ASSERT_EQ(socks, 1, "the connected UDP socket destroyed, not the other");
+	ASSERT_EQ(socks, 1, "the connected UDP socket destroyed, not the others");
 	ASSERT_TRUE(recv(fd, &c, 1, MSG_DONTWAIT) < 0 && errno == ECONNABORTED, "owner sees abort");
 	ASSERT_TRUE(send(fd, "x", 1, 0) < 0 && errno == EDESTADDRREQ, "then no peer");
+	ASSERT_EQ(send(fd6, "x", 1, 0), 1,
+		  ".6's UDP socket kept: the TCP service's rule is not its");
+	ASSERT_OK(sluice__service_del(s, &tcp.vip, tcp.port, IPPROTO_TCP), "TCP service removed");
 out:
 	close(fd);
 	close(ufd);
+	close(fd6);
 }
 
 /* The access policy at sendmsg(): an unconnected UDP socket bound to a

@@ -186,15 +186,21 @@ static int cut__ct_one(const void *key, const void *value, void *arg)
 	return cut__push(c, &rev);
 }
 
+/* Bits of the cut's own copy of a service's flags, above the ABI's. */
+#define CUT_F_SERVICE 0x8000 /* non-zero: a service */
+#define CUT_F_UDP 0x4000     /* its key's protocol is UDP (else TCP) */
+
 static int cut__svcs_one(const void *key, const void *value, void *arg)
 {
+	const struct sluice_svc_key *k = key;
 	const struct sluice_svc *svc = value;
 	struct sluice_svc *svcs = arg;
 
-	(void)key;
 	if (!(svc->flags & SLUICE_SVC_F_VIP_MARKER) && svc->svc_id < SLUICE_MAX_SERVICES) {
 		svcs[svc->svc_id] = *svc;
-		svcs[svc->svc_id].flags |= 0x8000; /* non-zero: a service */
+		svcs[svc->svc_id].flags |= CUT_F_SERVICE;
+		if (k->proto == IPPROTO_UDP)
+			svcs[svc->svc_id].flags |= CUT_F_UDP;
 	}
 	return 0;
 }
@@ -259,6 +265,9 @@ static int cut__sock_check(struct cut_ctx *bes, const struct inet_diag_msg *m, _
 		if (b->family != family || b->dport != m->id.idiag_dport ||
 		    memcmp(b->daddr, m->id.idiag_dst, alen) || svc_id >= SLUICE_MAX_SERVICES ||
 		    !bes->svcs[svc_id].flags)
+			continue;
+		/* only a service of the socket's own protocol connected it */
+		if (!(bes->svcs[svc_id].flags & CUT_F_UDP) != (proto == IPPROTO_TCP))
 			continue;
 		if (sluice__policy_verdict(bes->s, &bes->svcs[svc_id], &t, NULL))
 			return 1;
@@ -378,23 +387,29 @@ static int cut__socks_family(struct cut_ctx *bes, int af, __u8 proto, __u64 *soc
 }
 
 /* A dump walks the kernel's whole established hash (global, not per
- * namespace: 262144 buckets here, ~1-3 ms): only for a family that has
- * backends. */
+ * namespace: 262144 buckets here, ~1-3 ms): only for a family and a
+ * protocol that have backends. */
 int cut__socks(struct cut_ctx *bes, __u64 *socks)
 {
-	bool v4 = false, v6 = false;
+	bool v4[2] = {}, v6[2] = {}; /* [0] TCP, [1] UDP */
 	int err = 0;
 
 	for (size_t i = 0; i < bes->n; i++) {
-		v4 |= bes->keys[i].family == SLUICE_AF_INET;
-		v6 |= bes->keys[i].family == SLUICE_AF_INET6;
+		__u32 svc_id = bes->keys[i].saddr[0];
+		int p;
+
+		if (svc_id >= SLUICE_MAX_SERVICES || !bes->svcs[svc_id].flags)
+			continue;
+		p = !!(bes->svcs[svc_id].flags & CUT_F_UDP);
+		v4[p] |= bes->keys[i].family == SLUICE_AF_INET;
+		v6[p] |= bes->keys[i].family == SLUICE_AF_INET6;
 	}
 	for (int p = 0; p < 2 && !err; p++) {
 		__u8 proto = p ? IPPROTO_UDP : IPPROTO_TCP;
 
-		if (v4)
+		if (v4[p])
 			err = cut__socks_family(bes, AF_INET, proto, socks);
-		if (!err && v6)
+		if (!err && v6[p])
 			err = cut__socks_family(bes, AF_INET6, proto, socks);
 	}
 	return err;
