@@ -861,6 +861,10 @@ static void explain_bound_check(struct sluice *s, const struct bound_dial *d, co
 	    !ASSERT_OK(explain_bound(s, "10.96.0.7", d->port, IPPROTO_TCP, route, x),
 		       "explain, socket path"))
 		goto out;
+	/* port 80's service has rules, 81's only meets the node list */
+	ASSERT_TRUE(x->nsteps > 0 &&
+			    strstr(x->steps[0].text, d->port == 80 ? " access-policy" : " none"),
+		    "explain's service step names the access policy flag");
 	switch (d->want) {
 	case EPERM:
 		ASSERT_EQ(x->verdict, SLUICE_XV_DENY, what);

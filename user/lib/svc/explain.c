@@ -318,14 +318,18 @@ static int xp__service(struct xp *x)
 		return 0;
 	}
 	o->svc_found = true;
-	xp__step(x, "service", "%s: id %u, %u backend%s in the table, flags:%s%s%s%s%s", buf,
+	xp__step(x, "service", "%s: id %u, %u backend%s in the table, flags:%s%s%s%s%s%s%s%s", buf,
 		 o->svc.svc_id, o->svc.backend_count, o->svc.backend_count == 1 ? "" : "s",
 		 o->svc.flags & SLUICE_SVC_F_AFFINITY ? " affinity" : "",
 		 o->svc.flags & SLUICE_SVC_F_SOURCE_RANGES ? " source-ranges" : "",
+		 o->svc.flags & SLUICE_SVC_F_POLICY ? " access-policy" : "",
+		 o->svc.flags & SLUICE_SVC_F_POLICY_ALLOWLIST ? " allow-list" : "",
+		 o->svc.flags & SLUICE_SVC_F_POLICY_REFUSE ? " refuse-denied" : "",
 		 o->svc.flags & SLUICE_SVC_F_SNAT ? " snat" : "",
 		 o->svc.flags & SLUICE_SVC_F_DROP_EMPTY ? " drop-when-empty" : "",
 		 o->svc.flags & (SLUICE_SVC_F_AFFINITY | SLUICE_SVC_F_SOURCE_RANGES |
-				 SLUICE_SVC_F_SNAT | SLUICE_SVC_F_DROP_EMPTY) ?
+				 SLUICE_SVC_F_POLICY | SLUICE_SVC_F_SNAT |
+				 SLUICE_SVC_F_DROP_EMPTY) ?
 			 "" :
 			 " none");
 	return 1;

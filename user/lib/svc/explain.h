@@ -6,7 +6,9 @@
  * Contract: sluice__explain() reads (never writes) the maps the new-flow
  * path of bpf/lib/lb.h reads, in the same order and with the same rules:
  * service, conntrack (an existing flow keeps its backend), the access
- * policy (today: source ranges), drop-when-empty / refusal, affinity,
+ * policy (source ranges, the node deny list and the service's allow and
+ * deny rules; on the socket path the socket program's check of the
+ * socket's bound address, or its deferral), drop-when-empty / refusal, affinity,
  * the Maglev slot of the flow hash (include/sluice_hash.h, the kernel's
  * own code), the ejection fallback and the chosen backend with its
  * health. The answer is a verdict, the fields behind it, and a trace of
