@@ -26,6 +26,14 @@
 #                100 connect()s of a client in that cgroup, each explained
 #                with its SO_COOKIE and SO_NETNS_COOKIE, name the backend
 #                that answered; with affinity, the netns's entry decides
+#   socket_policy socket LB and an access policy denying the client's address
+#                (10.10.0.2/32; the client namespace gets 10.10.0.3 too): a
+#                socket bound to .2 gets EPERM at connect() and explain of it
+#                (--socket-src as getsockname() said) says deny and names the
+#                rule; one bound to .3 is answered by the backend explain
+#                names; an unbound one (getsockname 0.0.0.0:0) times out and
+#                explain says deferred, and with --route-src .2 that the
+#                packet path denies it; the rule and address are removed
 #   cli          the trace reads as steps, bad input is named in the error
 # meshd, pins, namespaces and temp files are removed on exit, failure or
 # interruption. Needs root, nsenter, python3. About 30 s.
@@ -282,6 +290,82 @@ test_socket() {
 	return $ok
 }
 
+# policy_client SRC: one connect() from our cgroup in the client namespace,
+# bound to SRC:0 (unbound when empty): "COOKIE NETNS LOCAL RESULT", LOCAL
+# as getsockname() says before connect(), RESULT the backend's name,
+# EPERM, timeout or error:NAME.
+policy_client() {
+	(echo "$BASHPID" >"$CG/cgroup.procs" &&
+		exec nsenter --net="/var/run/netns/$TOPO_NS_CLIENT" python3 -c '
+import socket, struct, sys
+s = socket.socket()
+s.settimeout(2)
+if sys.argv[2]:
+    s.bind((sys.argv[2], 0))
+a, p = s.getsockname()
+c = struct.unpack("Q", s.getsockopt(socket.SOL_SOCKET, 57, 8))[0]
+n = struct.unpack("Q", s.getsockopt(socket.SOL_SOCKET, 71, 8))[0]
+try:
+    s.connect((sys.argv[1], 8000))
+    s.sendall(b"whoami\n")
+    r = s.makefile().readline().strip()
+except PermissionError:
+    r = "EPERM"
+except (socket.timeout, TimeoutError):
+    r = "timeout"
+except OSError as e:
+    r = "error:" + e.__class__.__name__
+print(c, n, "%s:%d" % (a, p), r, flush=True)' "$TOPO_VIP4" "$1")
+}
+
+# policy_explain "COOKIE NETNS LOCAL" [ARGS...]: explain -o json of that
+# socket as "VERDICT POLICY SOURCE RULE BACKEND PACKET_POLICY"
+policy_explain() {
+	local c n l
+	read -r c n l _ <<<"$1"
+	shift
+	mctl -o json explain --socket-cookie "$c" --netns-cookie "$n" --socket-src "$l" "$@" \
+		"$SVC" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+if "policy" not in d: sys.exit("explain: %s" % d)
+p, q = d["policy"], d.get("packet_policy") or {}
+print(d["verdict"], p["verdict"], p["source"], p["rule"], d["backend"], q.get("verdict"))'
+}
+
+test_socket_policy() {
+	local ok=0 out got alt=10.10.0.3
+	svc_fresh || return 1
+	ip -n "$TOPO_NS_CLIENT" addr add "$alt/24" dev eth0 || fail "cannot add $alt" || return 1
+	mctl policy set "$SVC" --deny-from "$TOPO_CLIENT4/32" >/dev/null ||
+		fail "policy set --deny-from failed" || ok=1
+	# bound to the denied address: EPERM, and explain says so
+	out=$(policy_client "$TOPO_CLIENT4")
+	got=$(policy_explain "$out")
+	log "bound $TOPO_CLIENT4: $out -> explain: $got"
+	[ "${out##* }" = EPERM ] || fail "bound denied connect(): ${out##* }" || ok=1
+	[ "$(cut -d' ' -f1-4 <<<"$got")" = "deny deny denyFrom $TOPO_CLIENT4/32" ] ||
+		fail "explain of the denied socket: $got" || ok=1
+	# bound to the allowed one: the backend explain names answers
+	out=$(policy_client "$alt")
+	got=$(policy_explain "$out")
+	log "bound $alt: $out -> explain: $got"
+	[ "$(cut -d' ' -f1-2 <<<"$got")" = "balanced allow" ] &&
+		[ "$(name_of "$(cut -d' ' -f5 <<<"$got")")" = "${out##* }" ] ||
+		fail "allowed socket answered by ${out##* }, explain: $got" || ok=1
+	# unbound: the socket LB defers, the packet path sees .2 and drops
+	out=$(policy_client "")
+	got=$(policy_explain "$out" --route-src "$TOPO_CLIENT4")
+	log "unbound: $out -> explain: $got"
+	[ "${out##* }" = timeout ] || fail "unbound connect(): ${out##* }, want a timeout" || ok=1
+	[ "$(cut -d' ' -f1-2 <<<"$got")" = "proceed deferred" ] && [ "${got##* }" = deny ] ||
+		fail "explain of the unbound socket: $got" || ok=1
+	mctl explain --socket-cookie "${out%% *}" --route-src "$TOPO_CLIENT4" "$SVC"
+	mctl policy set "$SVC" --deny-from "" >/dev/null || fail "removing the rule failed" || ok=1
+	ip -n "$TOPO_NS_CLIENT" addr del "$alt/24" dev eth0
+	return $ok
+}
+
 test_cli() {
 	local ok=0 out
 	svc_fresh || return 1
@@ -299,7 +383,7 @@ test_cli() {
 	return $ok
 }
 
-ALL=(flows refused affinity socket cli)
+ALL=(flows refused affinity socket socket_policy cli)
 
 main() {
 	local t0 name

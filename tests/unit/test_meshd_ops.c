@@ -208,6 +208,13 @@ static const struct refusal {
 	{ ops__explain,
 	  "{\"service\": \"10.96.0.10:80/tcp\", \"socketCookie\": \"18446744073709551616\"}",
 	  "socketCookie: \"18446744073709551616\" is not a decimal number" },
+	{ ops__explain,
+	  "{\"service\": \"10.96.0.10:80/tcp\", \"socketCookie\": \"1\", \"socketSource\": "
+	  "\"10.0.0.1:x\"}",
+	  "socketSource: \"10.0.0.1:x\": want ADDR or ADDR:PORT" },
+	{ ops__explain,
+	  "{\"service\": \"10.96.0.10:80/tcp\", \"socketCookie\": \"1\", \"routeSource\": 5}",
+	  "routeSource: not a string" },
 	/* access policy (#15): refused before any map is read */
 	{ ops__policy_get, "{}", "service: missing" },
 	{ ops__policy_get, "{\"service\": \"10.96.0.99:80/tcp\"}",

@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "sluice.h"
 #include "test.h"
+#include "test_metrics_expected.h"
 
 #define NBE 10
 
@@ -305,6 +306,70 @@ out:
 	sluice__close(s);
 }
 
+/* The sluice_map_* lines of @text about the policy maps, in order. */
+static char *policy_series(const char *text)
+{
+	char *out = calloc(1, strlen(text) + 1), *o = out;
+	const char *l = text, *nl, *m;
+
+	while (out && *l) {
+		nl = strchr(l, '\n');
+		nl = nl ? nl + 1 : l + strlen(l);
+		m = strstr(l, "{map=\"policy");
+		if (!strncmp(l, "sluice_map_", 11) && m && m < nl) {
+			memcpy(o, l, (size_t)(nl - l));
+			o += nl - l;
+		}
+		l = nl;
+	}
+	return out;
+}
+
+/* The access policy's maps (#15) in sluice_map_entries/_capacity: one
+ * service with two deny prefixes (both in the trie "policy" and, of two
+ * lengths, in the exact-match "policy_hash"), a node list of a host
+ * (policy_nhost) and a /16 (the trie policy_node). Golden text:
+ * expected_policy_maps (METRICS_DUMP=1 prints what is rendered). */
+static void test_policy_maps(void)
+{
+	struct sluice_backend_spec b = { .port = 8080, .weight = 1 };
+	struct sluice_service_spec spec = {
+		.port = 80, .proto = IPPROTO_TCP, .nbackends = 1, .backends = &b
+	};
+	struct metrics_src src = { .backends = METRICS_BACKENDS_ON };
+	struct sluice_policy_rule deny[2];
+	struct sluice_cidr node[2];
+	struct sluice *s = lib__open();
+	char *text = NULL, *got = NULL;
+
+	if (!s)
+		return;
+	src.s = s;
+	sluice_addr__parse(&spec.vip, "10.96.0.1");
+	sluice_addr__parse(&b.addr, "10.1.0.1");
+	ASSERT_OK(sluice_policy_rule__parse(&deny[0], "10.2.0.5/32"), "rule /32");
+	ASSERT_OK(sluice_policy_rule__parse(&deny[1], "10.3.0.0/16"), "rule /16");
+	spec.deny = deny;
+	spec.ndeny = 2;
+	ASSERT_OK(sluice_cidr__parse(&node[0], "10.9.0.1/32"), "node /32");
+	ASSERT_OK(sluice_cidr__parse(&node[1], "10.8.0.0/16"), "node /16");
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "service with deny rules") ||
+	    !ASSERT_OK(sluice__policy_node_set(s, node, 2), "node list"))
+		goto out;
+	text = render(&src);
+	got = text ? policy_series(text) : NULL;
+	if (!ASSERT_TRUE(got, "render"))
+		goto out;
+	if (getenv("METRICS_DUMP"))
+		fputs(got, stdout);
+	if (!ASSERT_TRUE(!strcmp(got, expected_policy_maps), "the policy maps' series"))
+		fprintf(stderr, "    got:\n%s", got);
+out:
+	free(got);
+	free(text);
+	sluice__close(s);
+}
+
 static void test_parse_backends(void)
 {
 	enum metrics_backends b = METRICS_BACKENDS_ON;
@@ -321,7 +386,7 @@ static void test_parse_backends(void)
 
 static const struct test tests[] = {
 	TEST(test_parse_backends), TEST(test_batched_reads_match), TEST(test_index_matches_walk),
-	TEST(test_backends_off),   TEST(test_backends_auto),
+	TEST(test_backends_off),   TEST(test_backends_auto),       TEST(test_policy_maps),
 };
 
 int main(int argc, char **argv)

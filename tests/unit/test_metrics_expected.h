@@ -412,3 +412,14 @@ static const char expected_telemetry[] =
 	"# HELP sluice_metrics_backend_series 1 when this scrape has the per-backend series (sluice_backend_*); 0 when meshd --metrics-backends is off, or auto with more than 10000 backends.\n"
 	"# TYPE sluice_metrics_backend_series gauge\n"
 	"sluice_metrics_backend_series 1\n";
+
+/* test_metrics_collect.c test_policy_maps: the access policy's maps'
+ * series out of the real maps (entries of its fixture, max_entries). */
+static const char expected_policy_maps[] = "sluice_map_entries{map=\"policy\"} 2\n"
+					   "sluice_map_entries{map=\"policy_node\"} 1\n"
+					   "sluice_map_entries{map=\"policy_nhost\"} 1\n"
+					   "sluice_map_entries{map=\"policy_hash\"} 2\n"
+					   "sluice_map_capacity{map=\"policy\"} 262144\n"
+					   "sluice_map_capacity{map=\"policy_node\"} 262144\n"
+					   "sluice_map_capacity{map=\"policy_nhost\"} 131072\n"
+					   "sluice_map_capacity{map=\"policy_hash\"} 262144\n";

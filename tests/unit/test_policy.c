@@ -395,6 +395,11 @@ static void test_k8s_annotations(void)
 			    buf);
 		ASSERT_TRUE(v6->nallow == 1 && v6->ndeny == 0, "v6 gets its own family only");
 	}
+	/* masked, not refused (the file refuses it), and said */
+	ASSERT_TRUE(strstr(warnings, "\"10.1.2.3/8:1-1023\" has host bits set: read as "
+				     "10.0.0.0/8:1-1023") &&
+			    !strstr(warnings, "every client denied"),
+		    warnings);
 	desired__free(&d);
 
 	/* a rule that does not parse: closed, not open */

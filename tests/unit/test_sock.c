@@ -8,7 +8,8 @@
  * forked children that join the cgroup. Covers attach/detach with and
  * without pins (links outliving the handle, reuse in place), argument and
  * layout errors, connect/sendto/recvfrom/getpeername through the socket LB
- * (IPv4, IPv6, refusal, the no-refuse knob), the origin a connect() leaves
+ * (IPv4, IPv6, refusal, the no-refuse knob), the access policy at
+ * connect() and sendmsg() (EPERM, deferral; explain agrees), the origin a connect() leaves
  * with its socket for telemetry, counters and the redirect
  * self-test. The cgroup and pins are removed at exit.
  */
@@ -22,6 +23,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -761,12 +763,22 @@ struct bound_dial {
 	bool no_port; /* IP_BIND_ADDRESS_NO_PORT: the port is chosen at connect() */
 };
 
+/* What the last bound__child's socket was before connect(), for explain
+ * in the parent (shared memory). */
+struct bound_seen {
+	struct sockaddr_in local; /* getsockname() */
+	__u64 cookie;             /* SO_COOKIE */
+};
+static struct bound_seen *bound_seen;
+
 static int bound__child(void *arg)
 {
 	const struct bound_dial *b = arg;
 	struct sockaddr_in vip = { .sin_family = AF_INET, .sin_port = htons(b->port) };
 	struct sockaddr_in src = { .sin_family = AF_INET, .sin_port = htons(b->sport) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0), rc;
+	socklen_t len = sizeof(bound_seen->local);
+	socklen_t clen = sizeof(bound_seen->cookie);
 
 	inet_pton(AF_INET, "10.96.0.7", &vip.sin_addr);
 	if (b->src) {
@@ -777,6 +789,9 @@ static int bound__child(void *arg)
 		if (bind(fd, (struct sockaddr *)&src, sizeof(src)))
 			return 5;
 	}
+	if (bound_seen && (getsockname(fd, (struct sockaddr *)&bound_seen->local, &len) ||
+			   getsockopt(fd, SOL_SOCKET, SO_COOKIE, &bound_seen->cookie, &clen)))
+		return 6;
 	rc = connect(fd, (struct sockaddr *)&vip, sizeof(vip));
 	if (b->want)
 		return rc == -1 && errno == b->want ? 0 : 1;
@@ -814,23 +829,94 @@ out:
 	close(fd);
 }
 
+/* `meshctl explain --socket-cookie C --socket-src ADDR:PORT [--route-src
+ * ROUTE]` for the socket the last bound__child described. */
+static int explain_bound(struct sluice *s, const char *vip, __u16 port, __u8 proto,
+			 const char *route, struct sluice_explain *x)
+{
+	struct sluice_explain_req r = { .path = SLUICE_EXPLAIN_SOCKET,
+					.port = port,
+					.proto = proto,
+					.sock_cookie = bound_seen->cookie };
+
+	sluice_addr__parse(&r.vip, vip);
+	r.sock_src.family = SLUICE_AF_INET;
+	r.sock_src.addr[0] = bound_seen->local.sin_addr.s_addr;
+	r.sock_sport = ntohs(bound_seen->local.sin_port);
+	if (route)
+		sluice_addr__parse(&r.route_src, route);
+	return sluice__explain(s, &r, x);
+}
+
+/* Explain says what the socket LB just did to the socket of case @d: EPERM
+ * is deny (and the rule), a deferral is deferred (and the packet path's
+ * check of @route), a connect() balanced. */
+static void explain_bound_check(struct sluice *s, const struct bound_dial *d, const char *rule,
+				const char *route, const char *what)
+{
+	struct sluice_explain *x = calloc(1, sizeof(*x));
+	char buf[SLUICE_CIDR_STRLEN];
+
+	if (!ASSERT_TRUE(x, "calloc") ||
+	    !ASSERT_OK(explain_bound(s, "10.96.0.7", d->port, IPPROTO_TCP, route, x),
+		       "explain, socket path"))
+		goto out;
+	/* port 80's service has rules, 81's only meets the node list */
+	ASSERT_TRUE(x->nsteps > 0 &&
+			    strstr(x->steps[0].text, d->port == 80 ? " access-policy" : " none"),
+		    "explain's service step names the access policy flag");
+	switch (d->want) {
+	case EPERM:
+		ASSERT_EQ(x->verdict, SLUICE_XV_DENY, what);
+		ASSERT_EQ(x->policy.verdict, SLUICE_XA_DENY, "explain: the policy denies");
+		ASSERT_TRUE(x->policy.has_rule &&
+				    !strcmp(sluice_cidr__str(&x->policy.rule, buf, sizeof(buf)),
+					    rule),
+			    "explain names the rule that denied");
+		break;
+	case ENETUNREACH:
+		ASSERT_EQ(x->verdict, SLUICE_XV_PROCEED, what);
+		ASSERT_EQ(x->policy.verdict, SLUICE_XA_DEFERRED, "explain: deferred");
+		ASSERT_TRUE(x->packet_checked,
+			    "explain: the packet path's check of the route's source");
+		ASSERT_EQ(x->packet_policy.verdict, SLUICE_XA_DENY,
+			  "explain: the packet path denies");
+		break;
+	default:
+		ASSERT_EQ(x->verdict, SLUICE_XV_BALANCED, what);
+		ASSERT_EQ(x->policy.verdict, SLUICE_XA_ALLOW, "explain: the policy allows");
+	}
+out:
+	free(x);
+}
+
 static void test_lb_policy(void)
 {
+	/* rule: the entry explain names for a denial; route: the source the
+	 * packet path would see after a deferral (denied there) */
 	static const struct {
 		struct bound_dial d;
-		const char *what;
+		const char *what, *rule, *route;
 	} cases[] = {
-		{ { "127.0.0.1", 0, 80, 0, false }, "allowed bound source connects" },
-		{ { "127.0.0.2", 0, 80, EPERM, false }, "denied bound source: EPERM" },
-		{ { NULL, 0, 80, ENETUNREACH, false },
-		  "unbound: deferred to the packet path (no route)" },
-		{ { "127.0.0.3", 0, 80, ENETUNREACH, true },
-		  "port rule, port not bound: deferred" },
-		{ { "127.0.0.3", 40005, 80, EPERM, false }, "port rule, bound port inside: EPERM" },
-		{ { "127.0.0.3", 40020, 80, 0, false }, "port rule, bound port outside: connects" },
-		{ { "127.0.0.4", 0, 81, EPERM, false },
-		  "node-wide deny on a service without rules" },
-		{ { "127.0.0.1", 0, 81, 0, false }, "node list: others connect" },
+		{ .d = { "127.0.0.1", 0, 80, 0, false }, .what = "allowed bound source connects" },
+		{ .d = { "127.0.0.2", 0, 80, EPERM, false },
+		  .what = "denied bound source: EPERM",
+		  .rule = "127.0.0.2/32" },
+		{ .d = { NULL, 0, 80, ENETUNREACH, false },
+		  .what = "unbound: deferred to the packet path (no route)",
+		  .route = "127.0.0.2" },
+		{ .d = { "127.0.0.3", 0, 80, ENETUNREACH, true },
+		  .what = "port rule, port not bound: deferred",
+		  .route = "127.0.0.2" },
+		{ .d = { "127.0.0.3", 40005, 80, EPERM, false },
+		  .what = "port rule, bound port inside: EPERM",
+		  .rule = "127.0.0.3/32" },
+		{ .d = { "127.0.0.3", 40020, 80, 0, false },
+		  .what = "port rule, bound port outside: connects" },
+		{ .d = { "127.0.0.4", 0, 81, EPERM, false },
+		  .what = "node-wide deny on a service without rules",
+		  .rule = "127.0.0.4/32" },
+		{ .d = { "127.0.0.1", 0, 81, 0, false }, .what = "node list: others connect" },
 	};
 	struct sluice_policy_rule deny[2];
 	struct sluice_backend_spec b = { .port = 0, .weight = 1 };
@@ -861,8 +947,19 @@ static void test_lb_policy(void)
 	ss = sock__open(s, NULL, 0);
 	if (!ss || !ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb"))
 		goto out;
-	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
-		ASSERT_EQ(in_cgroup(bound__child, (void *)&cases[i].d), 0, cases[i].what);
+	bound_seen = mmap(NULL, sizeof(*bound_seen), PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (!ASSERT_TRUE(bound_seen != MAP_FAILED, "shared memory")) {
+		bound_seen = NULL;
+		goto out;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		if (!ASSERT_EQ(in_cgroup(bound__child, (void *)&cases[i].d), 0, cases[i].what))
+			continue;
+		explain_bound_check(s, &cases[i].d, cases[i].rule, cases[i].route, cases[i].what);
+	}
+	munmap(bound_seen, sizeof(*bound_seen));
+	bound_seen = NULL;
 	ASSERT_OK(sluice_sock__info(ss, &info), "info");
 	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_POLICY_DENIED], 3, "denials counted");
 	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_POLICY_DEFER], 2, "deferrals counted");
@@ -875,11 +972,179 @@ out:
 		close(tfd);
 }
 
+/* An unconnected UDP socket's sendto() to the VIP, bound to src:0 (not
+ * bound when !src); the local address goes to bound_seen first. */
+struct udp_dial {
+	const char *src;
+	int want; /* 0: sent; else the errno */
+};
+
+static int udp_bound__child(void *arg)
+{
+	const struct udp_dial *u = arg;
+	struct sockaddr_in vip = { .sin_family = AF_INET, .sin_port = htons(53) };
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), rc;
+	socklen_t len = sizeof(bound_seen->local);
+	socklen_t clen = sizeof(bound_seen->cookie);
+
+	inet_pton(AF_INET, "10.96.0.8", &vip.sin_addr);
+	if (u->src) {
+		inet_pton(AF_INET, u->src, &src.sin_addr);
+		if (bind(fd, (struct sockaddr *)&src, sizeof(src)))
+			return 5;
+	}
+	if (getsockname(fd, (struct sockaddr *)&bound_seen->local, &len) ||
+	    getsockopt(fd, SOL_SOCKET, SO_COOKIE, &bound_seen->cookie, &clen))
+		return 6;
+	rc = sendto(fd, "ping", 4, 0, (struct sockaddr *)&vip, sizeof(vip)) == 4 ? 0 : -1;
+	if (u->want)
+		return rc == -1 && errno == u->want ? 0 : 1;
+	return rc ? 2 : 0;
+}
+
+/* Datagrams waiting on the backend socket @fd, the last one's source
+ * into @from (drained). */
+static int udp_drain(int fd, struct sockaddr_in *from)
+{
+	socklen_t len = sizeof(*from);
+	char b[16];
+	int n = 0;
+
+	while (recvfrom(fd, b, sizeof(b), MSG_DONTWAIT, (struct sockaddr *)from, &len) > 0) {
+		n++;
+		len = sizeof(*from);
+	}
+	return n;
+}
+
+/* A UDP socket from 127.0.0.5 connected to the backend (as the socket LB
+ * leaves one: its datagrams go there unchecked) and an unconnected one:
+ * a change that denies 127.0.0.5 destroys the connected one only, whose
+ * owner sees ECONNABORTED, then a socket with no peer. A TCP service on
+ * the same backend address and port that denies 127.0.0.6 leaves .6's
+ * connected UDP socket alone: only a service of its own protocol counts. */
+static void policy_cut_udp(struct sluice *s, struct sluice_service_spec *spec,
+			   struct sluice_policy_rule *deny, __u16 uport)
+{
+	struct sockaddr_in be = { .sin_family = AF_INET, .sin_port = htons(uport) };
+	struct sockaddr_in src = { .sin_family = AF_INET }, src6 = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), ufd = socket(AF_INET, SOCK_DGRAM, 0);
+	int fd6 = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sluice_service_spec tcp = *spec;
+	struct sluice_policy_rule deny6;
+	__u64 flows = 0, socks = 0;
+	int sock_err = 0;
+	char c;
+
+	inet_pton(AF_INET, "127.0.0.1", &be.sin_addr);
+	inet_pton(AF_INET, "127.0.0.5", &src.sin_addr);
+	inet_pton(AF_INET, "127.0.0.6", &src6.sin_addr);
+	if (!ASSERT_OK(bind(fd, (struct sockaddr *)&src, sizeof(src)), "bind .5") ||
+	    !ASSERT_OK(connect(fd, (struct sockaddr *)&be, sizeof(be)), "connect to the backend") ||
+	    !ASSERT_OK(bind(ufd, (struct sockaddr *)&src, sizeof(src)), "bind .5, unconnected") ||
+	    !ASSERT_OK(bind(fd6, (struct sockaddr *)&src6, sizeof(src6)), "bind .6") ||
+	    !ASSERT_OK(connect(fd6, (struct sockaddr *)&be, sizeof(be)), "connect .6"))
+		goto out;
+	ASSERT_OK(sluice__policy_cut(s, &flows, &socks, &sock_err), "cut, nothing denied");
+	ASSERT_EQ(socks, 0, "nothing destroyed yet");
+	tcp.proto = IPPROTO_TCP;
+	tcp.deny = &deny6;
+	sluice_policy_rule__parse(&deny6, "127.0.0.6/32");
+	ASSERT_OK(sluice__service_set(s, &tcp), "a TCP service on the same backend denies .6");
+	sluice_policy_rule__parse(deny, "127.0.0.5/32");
+	ASSERT_OK(sluice__service_set(s, spec), "deny .5");
+	ASSERT_OK(sluice__policy_cut(s, &flows, &socks, &sock_err), "cut");
+	ASSERT_EQ(sock_err, 0, "sock_diag destroy available");
+	ASSERT_EQ(socks, 1, "the connected UDP socket destroyed, not the others");
+	ASSERT_TRUE(recv(fd, &c, 1, MSG_DONTWAIT) < 0 && errno == ECONNABORTED, "owner sees abort");
+	ASSERT_TRUE(send(fd, "x", 1, 0) < 0 && errno == EDESTADDRREQ, "then no peer");
+	ASSERT_EQ(send(fd6, "x", 1, 0), 1,
+		  ".6's UDP socket kept: the TCP service's rule is not its");
+	ASSERT_OK(sluice__service_del(s, &tcp.vip, tcp.port, IPPROTO_TCP), "TCP service removed");
+out:
+	close(fd);
+	close(ufd);
+	close(fd6);
+}
+
+/* The access policy at sendmsg(): an unconnected UDP socket bound to a
+ * denied source gets EPERM from sendto() to the VIP and nothing reaches
+ * the backend; a bound allowed source is balanced to it; an unbound one is
+ * deferred (the packet path would check it: here no route). Explain of
+ * each socket says the same. */
+static void test_lb_policy_udp(void)
+{
+	struct udp_dial denied = { "127.0.0.2", EPERM }, allowed = { "127.0.0.1", 0 },
+			unbound = { NULL, ENETUNREACH };
+	struct sluice_policy_rule deny;
+	struct sluice_backend_spec b = { .port = 0, .weight = 1 };
+	struct sluice_service_spec spec = { .port = 53,
+					    .proto = IPPROTO_UDP,
+					    .nbackends = 1,
+					    .backends = &b,
+					    .deny = &deny,
+					    .ndeny = 1 };
+	struct sluice_explain *x = calloc(1, sizeof(*x));
+	struct sluice_sock_info info;
+	struct sluice_sock *ss = NULL;
+	struct sluice *s = lib__open(NULL);
+	struct sockaddr_in from;
+	__u16 uport;
+	int ufd = listener(AF_INET, SOCK_DGRAM, &uport);
+
+	bound_seen = mmap(NULL, sizeof(*bound_seen), PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (bound_seen == MAP_FAILED)
+		bound_seen = NULL;
+	if (!s || !x || !ASSERT_TRUE(ufd >= 0 && bound_seen, "listener, shared memory"))
+		goto out;
+	b.port = uport;
+	addr4(&b.addr, "127.0.0.1");
+	addr4(&spec.vip, "10.96.0.8");
+	sluice_policy_rule__parse(&deny, "127.0.0.2/32");
+	ASSERT_OK(sluice__service_set(s, &spec), "udp svc with a deny rule");
+	ss = sock__open(s, NULL, 0);
+	if (!ss || !ASSERT_OK(sluice_sock__attach_lb(ss, cgroup), "attach lb"))
+		goto out;
+
+	ASSERT_EQ(in_cgroup(udp_bound__child, &denied), 0, "denied bound source: sendto() EPERM");
+	ASSERT_EQ(udp_drain(ufd, &from), 0, "nothing reached the backend");
+	if (ASSERT_OK(explain_bound(s, "10.96.0.8", 53, IPPROTO_UDP, NULL, x), "explain denied"))
+		ASSERT_EQ(x->verdict, SLUICE_XV_DENY, "explain: deny (EPERM)");
+
+	ASSERT_EQ(in_cgroup(udp_bound__child, &allowed), 0, "allowed bound source: sent");
+	usleep(20000);
+	ASSERT_EQ(udp_drain(ufd, &from), 1, "the datagram reached the backend");
+	ASSERT_EQ(ntohs(from.sin_port), ntohs(bound_seen->local.sin_port), "from the bound port");
+	if (ASSERT_OK(explain_bound(s, "10.96.0.8", 53, IPPROTO_UDP, NULL, x), "explain allowed"))
+		ASSERT_EQ(x->verdict, SLUICE_XV_BALANCED, "explain: balanced");
+
+	ASSERT_EQ(in_cgroup(udp_bound__child, &unbound), 0, "unbound: deferred (no route)");
+	if (ASSERT_OK(explain_bound(s, "10.96.0.8", 53, IPPROTO_UDP, NULL, x), "explain unbound"))
+		ASSERT_EQ(x->policy.verdict, SLUICE_XA_DEFERRED, "explain: deferred");
+
+	ASSERT_OK(sluice_sock__info(ss, &info), "info");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_POLICY_DENIED], 1, "denial counted");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_POLICY_DEFER], 1, "deferral counted");
+	ASSERT_EQ(info.lb[SLUICE_SOCK_CNT_SENDMSG], 1, "one datagram balanced");
+	policy_cut_udp(s, &spec, &deny, uport);
+out:
+	if (bound_seen)
+		munmap(bound_seen, sizeof(*bound_seen));
+	bound_seen = NULL;
+	free(x);
+	sluice_sock__close(ss);
+	sluice__close(s);
+	if (ufd >= 0)
+		close(ufd);
+}
+
 static const struct test tests[] = {
 	TEST(test_names),      TEST(test_bad_args),       TEST(test_attach_detach),
 	TEST(test_lb_traffic), TEST(test_lb_refused),     TEST(test_lb_origin),
 	TEST(test_pins),       TEST(test_redir_selftest), TEST(test_lb_without_redir),
-	TEST(test_lb_policy),
+	TEST(test_lb_policy),  TEST(test_lb_policy_udp),
 };
 
 int main(int argc, char **argv)

@@ -8,7 +8,10 @@
  * one step per decision in the kernel's order; the table view prints the
  * trace, -o json the agent's answer unchanged. `--socket-cookie N` asks
  * for the socket LB of a local socket instead (its SO_COOKIE is its flow
- * hash; `--netns-cookie` its affinity client), with no CLIENT needed.
+ * hash; `--netns-cookie` its affinity client), with no CLIENT needed;
+ * `--socket-src` is its local address (the client the socket LB checks
+ * the access policy with), `--route-src` the source its packets carry
+ * when the socket LB leaves it to the packet path.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,9 +38,14 @@ static void explain__print(struct json_object *data)
 {
 	struct json_object *trace = js__get(data, "trace");
 
-	printf("%s %s (%s path)\n",
-	       js__get(data, "client") ? js__str(data, "client", "?") : "local socket ->",
-	       js__str(data, "service", "?"), js__str(data, "path", "?"));
+	if (js__get(data, "client"))
+		printf("%s %s (packet path)\n", js__str(data, "client", "?"),
+		       js__str(data, "service", "?"));
+	else
+		printf("local socket %s-> %s (socket path)\n",
+		       js__get(data, "socket_source") ? js__str(data, "socket_source", "?") :
+							"(not bound) ",
+		       js__str(data, "service", "?"));
 	for (size_t i = 0; i < js__len(trace); i++) {
 		struct json_object *st = js__idx(trace, i);
 
@@ -47,10 +55,12 @@ static void explain__print(struct json_object *data)
 
 static int do_explain(int argc, char **argv)
 {
-	const char *sock = NULL, *netns = NULL;
+	const char *sock = NULL, *netns = NULL, *src = NULL, *route = NULL;
 	const struct opt opts[] = {
 		{ "socket-cookie", 0, &sock, NULL },
 		{ "netns-cookie", 0, &netns, NULL },
+		{ "socket-src", 0, &src, NULL },
+		{ "route-src", 0, &route, NULL },
 		{ NULL },
 	};
 	struct json_object *args, *data = NULL;
@@ -65,6 +75,8 @@ static int do_explain(int argc, char **argv)
 	if (npos != (sock ? 1 : 2))
 		return cmd__usage_error(sock ? "want SVC after --socket-cookie" :
 					       "want CLIENT:PORT and SVC");
+	if (!sock && (src || route))
+		return cmd__usage_error("--socket-src and --route-src go with --socket-cookie");
 	if (args__svc(pos[npos - 1], &vip, svc, sizeof(svc)))
 		return -1;
 	args = out__xalloc(json_object_new_object());
@@ -90,6 +102,11 @@ static int do_explain(int argc, char **argv)
 		json_object_put(args);
 		return -1;
 	}
+	/* checked by meshd, which names the bad one */
+	if (src)
+		json_object_object_add(args, "socketSource", json_object_new_string(src));
+	if (route)
+		json_object_object_add(args, "routeSource", json_object_new_string(route));
 	if (client__call("explain", args, &data))
 		return -1;
 	if (out__json_mode())
@@ -109,13 +126,17 @@ static const struct help_item explain_args[] = {
 static const struct help_item explain_opts[] = {
 	{ "--socket-cookie N", "a local socket (socket LB) instead of CLIENT: its SO_COOKIE" },
 	{ "--netns-cookie N", "with --socket-cookie: its SO_NETNS_COOKIE (the affinity client)" },
+	{ "--socket-src ADDR[:PORT]",
+	  "with --socket-cookie: its getsockname(); omitted: not bound" },
+	{ "--route-src ADDR[:PORT]", "with --socket-cookie: its packets' source, if deferred" },
 	{ NULL, NULL },
 };
 
 const struct cmd explain_cmd = {
 	.name = "explain",
 	.fn = do_explain,
-	.grammar = "CLIENT:PORT SVC | --socket-cookie N [--netns-cookie N] SVC",
+	.grammar = "CLIENT:PORT SVC | --socket-cookie N [--netns-cookie N] [--socket-src A] "
+		   "[--route-src A] SVC",
 	.summary = "why a flow goes to its backend or is refused, from the live maps",
 	.args = explain_args,
 	.opts = explain_opts,
@@ -129,8 +150,16 @@ const struct cmd explain_cmd = {
 		 "verdict is of this moment: a change, a race or the packet itself may differ.\n"
 		 "--socket-cookie answers for the socket LB meshd runs: none attached, or UDP\n"
 		 "or an empty service it is loaded to leave alone, is 'proceed' (the packet\n"
-		 "path decides).",
-	.example = "meshctl explain 192.0.2.7:41234 10.96.0.10:80/tcp\n"
-		   "meshctl explain --socket-cookie 4107 10.96.0.10:80/tcp -o json",
+		 "path decides). Where an access policy applies (the service's rules or a\n"
+		 "node-wide deny of its family) the socket LB checks the socket's local\n"
+		 "address and port (--socket-src): a denied one is 'deny' (connect()/\n"
+		 "sendmsg() fail with EPERM); a socket not bound (or bound to the wildcard,\n"
+		 "or without a port a matching rule needs) is 'deferred' to the packet path,\n"
+		 "whose check of --route-src is then shown.",
+	.example =
+		"meshctl explain 192.0.2.7:41234 10.96.0.10:80/tcp\n"
+		"meshctl explain --socket-cookie 4107 10.96.0.10:80/tcp -o json\n"
+		"meshctl explain --socket-cookie 4107 --socket-src 10.0.3.7:40112 10.96.0.10:80/tcp\n"
+		"meshctl explain --socket-cookie 4108 --route-src 10.0.3.7 10.96.0.10:80/tcp",
 	.reads = true,
 };

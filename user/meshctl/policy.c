@@ -309,14 +309,16 @@ static const struct cmd policy_set_cmd = {
 	.summary = "replace a service's access rules (RULES: CIDR[:PORT[-PORT]],...)",
 	.args = svc_args,
 	.opts = set_opts,
-	.notes = "A rule's optional PORT is the client's source port. New connections follow the\n"
-		 "rules at once; established ones from a source the change denies are cut: their\n"
-		 "conntrack entries go, and TCP sockets the socket LB connected are destroyed in\n"
-		 "meshd's and in the socket LB cgroup's network namespaces (pods; bounded: see\n"
-		 "`policy list` for what was cut, failed or skipped). The change is answered\n"
-		 "at once and the cut runs in the background: `policy list` shows it running\n"
-		 "(`-o json`: cut.state); a change during a cut restarts it under the final\n"
-		 "rules.",
+	.notes =
+		"A rule's optional PORT is the client's source port. New connections follow the\n"
+		"rules at once; established ones from a source the change denies are cut: their\n"
+		"conntrack entries go, and TCP and connected UDP sockets the socket LB connected\n"
+		"are destroyed in meshd's and in the socket LB cgroup's network namespaces\n"
+		"(pods; bounded: see `policy list` for what was cut, failed or skipped; an\n"
+		"unconnected UDP socket meets the check at its next sendto()). The change is answered\n"
+		"at once and the cut runs in the background: `policy list` shows it running\n"
+		"(`-o json`: cut.state); a change during a cut restarts it under the final\n"
+		"rules.",
 	.example = "meshctl policy set 10.96.0.10:80/tcp --allow-from 10.0.0.0/8 --deny-from "
 		   "10.0.66.0/24\nmeshctl policy set 10.96.0.10:80/tcp --allow-from \"\"",
 };

@@ -5,7 +5,10 @@
  *
  * Request: {"service": "VIP:PORT/PROTO", "client": "ADDR:PORT"} for the
  * packet path (XDP/tc), or {"service", "socketCookie", "netnsCookie"}
- * (decimal strings: SO_COOKIE, SO_NETNS_COOKIE) for the socket LB.
+ * (decimal strings: SO_COOKIE, SO_NETNS_COOKIE) for the socket LB, with
+ * "socketSource" (the socket's local address, ADDR[:PORT]; absent: not
+ * bound) and "routeSource" (ADDR[:PORT], the source its packets carry
+ * when the socket LB defers to the packet path).
  * Answer: the verdict, the fields behind it and "trace", one
  * {"step", "text"} per decision in the kernel's order.
  */
@@ -39,6 +42,35 @@ static struct json_object *ops__cookie(struct json_object *req, const char *key,
 	return NULL;
 }
 
+/* An optional "ADDR", "ADDR:PORT" or "ADDR:0" (getsockname() of a socket
+ * bound without a port); absent: family 0. */
+static struct json_object *ops__addr_port0(struct json_object *req, const char *key,
+					   struct sluice_addr *a, __u16 *port)
+{
+	const char *text = ops__str(req, key);
+	char buf[SLUICE_ADDRPORT_STRLEN];
+	size_t n;
+
+	memset(a, 0, sizeof(*a));
+	*port = 0;
+	if (!ops__has(req, key))
+		return NULL;
+	if (!text)
+		return api__error("%s: not a string, want \"ADDR[:PORT]\"", key);
+	if (!sluice_addr__parse_port(a, port, text) || !sluice_addr__parse(a, text))
+		return NULL;
+	n = strlen(text);
+	if (n > 2 && n < sizeof(buf) && !strcmp(text + n - 2, ":0")) {
+		memcpy(buf, text, n - 2);
+		buf[n - 2] = '\0';
+		if (!sluice_addr__parse(a, buf))
+			return NULL;
+	}
+	return api__error("%s: \"%s\": want ADDR or ADDR:PORT, e.g. 10.0.0.7:41234 or "
+			  "[fd00::7]:41234",
+			  key, text);
+}
+
 static struct json_object *ops__explain_req(struct json_object *req, struct sluice_explain_req *r)
 {
 	const char *client = ops__str(req, "client");
@@ -58,7 +90,10 @@ static struct json_object *ops__explain_req(struct json_object *req, struct slui
 		return err;
 	if (ops__has(req, "socketCookie")) {
 		r->path = SLUICE_EXPLAIN_SOCKET;
-		return NULL;
+		err = ops__addr_port0(req, "socketSource", &r->sock_src, &r->sock_sport);
+		if (!err)
+			err = ops__addr_port0(req, "routeSource", &r->route_src, &r->route_sport);
+		return err;
 	}
 	if (!client)
 		return api__error("client: %s, want \"ADDR:PORT\" (or socketCookie)",
@@ -91,23 +126,20 @@ static struct json_object *ops__explain_ct(const struct sluice_explain *x)
 	return o;
 }
 
-static struct json_object *ops__explain_policy(const struct sluice_explain *x)
+static struct json_object *ops__explain_policy(const struct sluice_explain_policy *p)
 {
 	struct json_object *o = json_object_new_object();
 	char buf[SLUICE_CIDR_STRLEN];
 
-	JS_ADD(o, "verdict", ops__str_obj(sluice_explain_access__str(x->policy.verdict)));
-	JS_ADD(o, "source", ops__str_obj(x->policy.source ? x->policy.source : "-"));
+	JS_ADD(o, "verdict", ops__str_obj(sluice_explain_access__str(p->verdict)));
+	JS_ADD(o, "source", ops__str_obj(p->source ? p->source : "-"));
 	JS_ADD(o, "rule",
-	       x->policy.has_rule ?
-		       ops__str_obj(sluice_cidr__str(&x->policy.rule, buf, sizeof(buf))) :
-		       NULL);
-	JS_ADD(o, "rules", json_object_new_int64(x->policy.nrules));
+	       p->has_rule ? ops__str_obj(sluice_cidr__str(&p->rule, buf, sizeof(buf))) : NULL);
+	JS_ADD(o, "rules", json_object_new_int64(p->nrules));
 	JS_ADD(o, "drop",
-	       x->policy.verdict == SLUICE_XA_DENY ?
-		       ops__str_obj(sluice__drop_name(x->policy.drop)) :
-		       NULL);
-	JS_ADD(o, "why", ops__str_obj(x->policy.why));
+	       p->verdict == SLUICE_XA_DENY ? ops__str_obj(sluice__drop_name(p->drop)) : NULL);
+	JS_ADD(o, "client_ports", json_object_new_boolean(p->ports));
+	JS_ADD(o, "why", ops__str_obj(p->why));
 	return o;
 }
 
@@ -171,6 +203,12 @@ static struct json_object *ops__explain_json(const struct sluice_explain_req *r,
 		JS_ADD(d, "client",
 		       ops__str_obj(sluice_addr__str_port(&r->client, r->client_port, buf,
 							  sizeof(buf))));
+	else
+		JS_ADD(d, "socket_source",
+		       r->sock_src.family ?
+			       ops__str_obj(sluice_addr__str_port(&r->sock_src, r->sock_sport, buf,
+								  sizeof(buf))) :
+			       NULL);
 	JS_ADD(d, "verdict", ops__str_obj(sluice_explain_verdict__str(x->verdict)));
 	JS_ADD(d, "drop_reason",
 	       x->verdict == SLUICE_XV_DROP ? ops__str_obj(sluice__drop_name(x->drop)) : NULL);
@@ -179,7 +217,10 @@ static struct json_object *ops__explain_json(const struct sluice_explain_req *r,
 		JS_ADD(d, "service_id", json_object_new_int64(x->svc.svc_id));
 	ops__explain_backend(x, d);
 	JS_ADD(d, "conntrack", ops__explain_ct(x));
-	JS_ADD(d, "policy", ops__explain_policy(x));
+	JS_ADD(d, "policy", ops__explain_policy(&x->policy));
+	if (r->path == SLUICE_EXPLAIN_SOCKET)
+		JS_ADD(d, "packet_policy",
+		       x->packet_checked ? ops__explain_policy(&x->packet_policy) : NULL);
 	pick = ops__explain_pick(x);
 	JS_ADD(d, "affinity", json_object_get(json_object_object_get(pick, "affinity")));
 	JS_ADD(d, "maglev", json_object_get(json_object_object_get(pick, "maglev")));

@@ -9,7 +9,10 @@
  * addresses, NodePorts), each getting the rules of its own family.
  *
  * Contract: rules are comma separated CIDR[:PORT[-PORT]], spaces allowed;
- * host bits are masked as with loadBalancerSourceRanges. An annotation
+ * host bits are masked as with loadBalancerSourceRanges (10.1.2.3/8 is
+ * 10.0.0.0/8) and the first such rule is noted as the Service's problem,
+ * where the declarative file refuses it: failing such a Service closed
+ * would deny every client of one that worked before. An annotation
  * with a rule that does not parse, a bad deny-action, or rules the
  * compiler refuses (overlaps, too many) are not half applied: the
  * Service gets a problem naming it and, failing closed, a policy that
@@ -34,8 +37,9 @@
 static int pol__list(struct k8s_svc *s, const char *key, const char *text, char *prob, size_t plen)
 {
 	char *copy = strdup(text), *item, *save = NULL, *end;
+	char rule[SLUICE_POLICY_RULE_STRLEN];
 	struct sluice_policy_rule *grown;
-	int err = 0;
+	int err = 0, ret;
 
 	if (!copy)
 		return -ENOMEM;
@@ -60,11 +64,16 @@ static int pol__list(struct k8s_svc *s, const char *key, const char *text, char 
 			break;
 		}
 		s->pol_rules = grown;
-		if (sluice_policy_rule__parse(&s->pol_rules[s->npol_rules], item) < 0) {
+		ret = sluice_policy_rule__parse(&s->pol_rules[s->npol_rules], item);
+		if (ret < 0) {
 			snprintf(prob, plen, "%s: %s", key, sluice__errmsg());
 			err = -EINVAL;
 			break;
 		}
+		if (ret > 0 && !prob[0])
+			snprintf(prob, plen, "%s: \"%s\" has host bits set: read as %s", key, item,
+				 sluice_policy_rule__str(&s->pol_rules[s->npol_rules], rule,
+							 sizeof(rule)));
 		s->npol_rules++;
 	}
 	free(copy);

@@ -71,6 +71,9 @@ struct sluice_policy_hit {
 	bool has_prefix; /* prefix known (the exact-match maps) */
 	struct sluice_cidr prefix;
 	__u8 lookups; /* policy_hash lookups made (the service's) */
+	bool ports;   /* an entry that matched (node list or the service's) has
+		       * client-port ranges: a verdict of port 0 is no verdict
+		       * where the port is not known yet (policy_sock_denies()) */
 };
 
 /*
@@ -84,7 +87,7 @@ struct sluice_policy_hit {
 int sluice__policy_verdict(struct sluice *s, const struct sluice_svc *svc,
 			   const struct sluice_ct_key *fwd, struct sluice_policy_hit *hit);
 /* Remove every conntrack flow (both maps, both entries) the policy now
- * denies and destroy the TCP sockets that the socket LB connected to a
+ * denies and destroy the TCP and connected UDP sockets that the socket LB connected to a
  * backend from a source the policy now denies (SOCK_DESTROY; without
  * CONFIG_INET_DIAG_DESTROY *socks stays 0 and *sock_err says why): those
  * of this network namespace, then those of every other network namespace

@@ -27,15 +27,16 @@
 
 const char *sluice_explain_verdict__str(enum sluice_explain_verdict v)
 {
-	static const char *const names[] = { "pass", "established", "balanced",
-					     "drop", "refuse",      "proceed" };
+	static const char *const names[] = { "pass",   "established", "balanced", "drop",
+					     "refuse", "proceed",     "deny" };
 
 	return (unsigned int)v < sizeof(names) / sizeof(names[0]) ? names[v] : "?";
 }
 
 const char *sluice_explain_access__str(enum sluice_explain_access a)
 {
-	static const char *const names[] = { "not-checked", "no-rules", "allow", "deny" };
+	static const char *const names[] = { "not-checked", "no-rules", "allow", "deny",
+					     "deferred" };
 
 	return (unsigned int)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
 }
@@ -317,32 +318,99 @@ static int xp__service(struct xp *x)
 		return 0;
 	}
 	o->svc_found = true;
-	xp__step(x, "service", "%s: id %u, %u backend%s in the table, flags:%s%s%s%s%s", buf,
+	xp__step(x, "service", "%s: id %u, %u backend%s in the table, flags:%s%s%s%s%s%s%s%s", buf,
 		 o->svc.svc_id, o->svc.backend_count, o->svc.backend_count == 1 ? "" : "s",
 		 o->svc.flags & SLUICE_SVC_F_AFFINITY ? " affinity" : "",
 		 o->svc.flags & SLUICE_SVC_F_SOURCE_RANGES ? " source-ranges" : "",
+		 o->svc.flags & SLUICE_SVC_F_POLICY ? " access-policy" : "",
+		 o->svc.flags & SLUICE_SVC_F_POLICY_ALLOWLIST ? " allow-list" : "",
+		 o->svc.flags & SLUICE_SVC_F_POLICY_REFUSE ? " refuse-denied" : "",
 		 o->svc.flags & SLUICE_SVC_F_SNAT ? " snat" : "",
 		 o->svc.flags & SLUICE_SVC_F_DROP_EMPTY ? " drop-when-empty" : "",
 		 o->svc.flags & (SLUICE_SVC_F_AFFINITY | SLUICE_SVC_F_SOURCE_RANGES |
-				 SLUICE_SVC_F_SNAT | SLUICE_SVC_F_DROP_EMPTY) ?
+				 SLUICE_SVC_F_POLICY | SLUICE_SVC_F_SNAT |
+				 SLUICE_SVC_F_DROP_EMPTY) ?
 			 "" :
 			 " none");
 	return 1;
 }
 
-/* The access step; 1 when the flow is dropped there. */
+/* The socket LB deferred: the packet path's access check of the socket's
+ * first packet, when the caller knows the source the route gives it. */
+static int xp__packet_policy(struct xp *x)
+{
+	const struct sluice_explain_req *r = x->req;
+	struct sluice_explain *o = x->out;
+	struct sluice_explain_policy *p = &o->packet_policy;
+	struct sluice_ct_key t = { .family = r->vip.family };
+	char src[SLUICE_ADDRPORT_STRLEN];
+	int err;
+
+	if (!r->route_src.family) {
+		xp__step(x, "packet",
+			 "the packet path checks the source the route gives the first packet "
+			 "(name it to see that check: --route-src)");
+		return 0;
+	}
+	memcpy(t.saddr, r->route_src.addr, sizeof(t.saddr));
+	t.sport = htons(r->route_sport);
+	err = explain__policy(x->s, &o->svc, &t, SLUICE_EXPLAIN_PACKET, p);
+	if (err)
+		return err;
+	o->packet_checked = true;
+	if (r->route_sport)
+		xp__addrport(t.saddr, t.family, t.sport, src, sizeof(src));
+	else
+		sluice_addr__str(&r->route_src, src, sizeof(src));
+	if (!r->route_sport && p->ports)
+		xp__step(x, "packet",
+			 "from %s: a rule that holds it depends on the client port, not known "
+			 "yet (%s for port 0: %s)",
+			 src, sluice_explain_access__str(p->verdict), p->why);
+	else if (p->verdict == SLUICE_XA_DENY)
+		xp__step(x, "packet", "from %s: deny: %s; the first packet is dropped (%s)", src,
+			 p->why,
+			 o->tuple.proto == IPPROTO_TCP ? "connect() times out" :
+							 "the datagram is lost");
+	else
+		xp__step(x, "packet",
+			 "from %s: %s: %s; then balanced by its 5-tuple (explain ADDR:PORT "
+			 "SVC once the port is known)",
+			 src, sluice_explain_access__str(p->verdict), p->why);
+	return 0;
+}
+
+/* The access step; 1 when it decides the flow (dropped, or on the socket
+ * path denied or deferred). */
 static int xp__access(struct xp *x)
 {
 	struct sluice_explain *o = x->out;
+	bool socket = x->req->path == SLUICE_EXPLAIN_SOCKET;
 	int err;
 
-	err = explain__policy(x->s, &o->svc, &o->tuple, x->req->path, &o->policy);
+	if (socket)
+		err = explain__sock_policy(x->s, &o->svc, x->req, &o->policy);
+	else
+		err = explain__policy(x->s, &o->svc, &o->tuple, x->req->path, &o->policy);
 	if (err)
 		return err;
 	xp__step(x, "policy", "%s: %s", sluice_explain_access__str(o->policy.verdict),
 		 o->policy.why);
+	if (o->policy.verdict == SLUICE_XA_DEFERRED) {
+		o->verdict = SLUICE_XV_PROCEED;
+		err = xp__packet_policy(x);
+		return err ? err : 1;
+	}
 	if (o->policy.verdict != SLUICE_XA_DENY)
 		return 0;
+	if (socket) {
+		/* sock_lb_xlate(): bpf_set_retval(-EPERM), SYS_REJECT */
+		o->verdict = SLUICE_XV_DENY;
+		xp__step(x, "verdict",
+			 "deny: connect()/sendmsg() fails with EPERM (socket LB counter "
+			 "policy_denied)");
+		return 1;
+	}
 	o->verdict = SLUICE_XV_DROP;
 	o->drop = o->policy.drop;
 	return 1;
@@ -499,6 +567,19 @@ static int xp__check(const struct sluice_explain_req *r)
 	if (r->path == SLUICE_EXPLAIN_PACKET && r->client.family != r->vip.family) {
 		sluice__set_err("client %s is not of the service's address family",
 				sluice_addr__str(&r->client, buf, sizeof(buf)));
+		return -EINVAL;
+	}
+	/* an IPv6 socket reaches an IPv4 service (IPv4-mapped); not the reverse */
+	if (r->path == SLUICE_EXPLAIN_SOCKET && r->sock_src.family == SLUICE_AF_INET &&
+	    r->vip.family == SLUICE_AF_INET6) {
+		sluice__set_err("socket address %s: an IPv4 socket cannot reach an IPv6 service",
+				sluice_addr__str(&r->sock_src, buf, sizeof(buf)));
+		return -EINVAL;
+	}
+	if (r->path == SLUICE_EXPLAIN_SOCKET && r->route_src.family &&
+	    r->route_src.family != r->vip.family) {
+		sluice__set_err("route source %s is not of the service's address family",
+				sluice_addr__str(&r->route_src, buf, sizeof(buf)));
 		return -EINVAL;
 	}
 	return 0;

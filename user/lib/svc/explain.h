@@ -6,7 +6,9 @@
  * Contract: sluice__explain() reads (never writes) the maps the new-flow
  * path of bpf/lib/lb.h reads, in the same order and with the same rules:
  * service, conntrack (an existing flow keeps its backend), the access
- * policy (today: source ranges), drop-when-empty / refusal, affinity,
+ * policy (source ranges, the node deny list and the service's allow and
+ * deny rules; on the socket path the socket program's check of the
+ * socket's bound address, or its deferral), drop-when-empty / refusal, affinity,
  * the Maglev slot of the flow hash (include/sluice_hash.h, the kernel's
  * own code), the ejection fallback and the chosen backend with its
  * health. The answer is a verdict, the fields behind it, and a trace of
@@ -16,8 +18,10 @@
  *
  * What it cannot know: the packet (a TCP SYN is assumed: a new
  * connection, or the next SYN of the tuple), CPUs racing it, and on the
- * socket path the socket's cookie (its flow hash), which the caller
- * gives (SO_COOKIE of the socket).
+ * socket path the socket itself, which the caller describes: its cookie
+ * (SO_COOKIE, the flow hash) and its local address (getsockname(), the
+ * client sock_lb_xlate() checks the access policy with, and defers to
+ * the packet path when there is none yet).
  */
 #ifndef SLUICE_EXPLAIN_H
 #define SLUICE_EXPLAIN_H
@@ -47,6 +51,19 @@ struct sluice_explain_req {
 	 * connect() goes to the VIP as it is. */
 	__u32 sock_cfg;
 	bool sock_lb_off;
+	/* socket path: the socket's local address when connect()/sendmsg()
+	 * runs (getsockname()), the client sock_policy() checks: family 0
+	 * or the wildcard when not bound, sock_sport 0 (host order) when
+	 * its port is not (IP_BIND_ADDRESS_NO_PORT). An IPv6 socket's
+	 * IPv4-mapped address counts for an IPv4 service. */
+	struct sluice_addr sock_src;
+	__u16 sock_sport;
+	/* socket path, when the socket LB defers for want of a source: the
+	 * source its packets will carry (the route's choice; family 0: not
+	 * known) and their port (0: not known), for the packet path's
+	 * access check. */
+	struct sluice_addr route_src;
+	__u16 route_sport;
 };
 
 enum sluice_explain_verdict {
@@ -56,6 +73,7 @@ enum sluice_explain_verdict {
 	SLUICE_XV_DROP,        /* dropped, reason in drop */
 	SLUICE_XV_REFUSE,      /* TCP RST / ICMP unreachable / ECONNREFUSED */
 	SLUICE_XV_PROCEED,     /* socket path: left to the packet path */
+	SLUICE_XV_DENY,        /* socket path: EPERM, the access policy */
 };
 const char *sluice_explain_verdict__str(enum sluice_explain_verdict v);
 
@@ -66,6 +84,7 @@ enum sluice_explain_access {
 	SLUICE_XA_NO_RULES,    /* the service has none: everyone */
 	SLUICE_XA_ALLOW,       /* a rule lets the client in */
 	SLUICE_XA_DENY,        /* a rule, or the lack of one, keeps it out */
+	SLUICE_XA_DEFERRED,    /* socket path: no source known yet, the packet path checks */
 };
 const char *sluice_explain_access__str(enum sluice_explain_access a);
 
@@ -76,12 +95,13 @@ struct sluice_explain_policy {
 	struct sluice_cidr rule;
 	__u32 nrules;                 /* the service's rules of that kind */
 	enum sluice_drop_reason drop; /* SLUICE_XA_DENY: what the kernel counts */
-	char why[160];
+	bool ports;                   /* the entry that matched has client-port ranges */
+	char why[256];
 };
 
 struct sluice_explain_step {
 	char step[16];
-	char text[240];
+	char text[320];
 };
 #define SLUICE_EXPLAIN_STEPS 16
 
@@ -102,6 +122,10 @@ struct sluice_explain {
 		__u64 age_ns, idle_ns;
 	} ct;
 	struct sluice_explain_policy policy;
+	/* socket path, policy deferred and req->route_src given: the packet
+	 * path's access check of the socket's first packet */
+	bool packet_checked;
+	struct sluice_explain_policy packet_policy;
 	struct {
 		bool checked; /* the service has affinity on this path */
 		bool found;   /* an entry for the client */
@@ -137,5 +161,10 @@ int sluice__explain(struct sluice *s, const struct sluice_explain_req *req,
  * the maps as the datapath decides it (0 or a negative errno). */
 int explain__policy(struct sluice *s, const struct sluice_svc *svc, const struct sluice_ct_key *t,
 		    enum sluice_explain_path path, struct sluice_explain_policy *out);
+/* The socket LB's check (sock_policy()) of the socket @r describes:
+ * deny (EPERM), allow, not checked, or deferred (no source yet, or a
+ * port a matching rule needs), as the kernel decides it. */
+int explain__sock_policy(struct sluice *s, const struct sluice_svc *svc,
+			 const struct sluice_explain_req *r, struct sluice_explain_policy *out);
 
 #endif /* SLUICE_EXPLAIN_H */

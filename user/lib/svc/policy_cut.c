@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
  * policy_cut.c - a policy change cuts what it now denies (#15): conntrack
- * flows of the XDP/tc path (both entries, both maps) and TCP sockets the
- * socket LB connected (SOCK_DESTROY through sock_diag).
+ * flows of the XDP/tc path (both entries, both maps) and TCP and connected
+ * UDP sockets the socket LB connected (SOCK_DESTROY through sock_diag).
  *
  * Contract: the verdict is the kernel's: the lookups of policy_nhost,
  * policy_node and policy (or policy_hash, per prefix length) with the
  * flow's client address and port, the service's flags and policy_lens
  * from the services map. Conntrack is walked first and
  * deleted after (deleting during a batched walk skips entries). Sockets:
- * every TCP socket of the caller's network namespace (sock_diag sees no
+ * every TCP and connected UDP socket of the caller's network namespace (sock_diag sees no
  * other) whose peer is a backend address:port is checked against each
  * service that backend serves, with its own address:port as the client;
  * a denied one is destroyed (its owner sees ECONNABORTED). SNAT state of
@@ -44,11 +44,14 @@ static __u8 cut__port_verdict(const struct sluice_policy_val *v, __u16 port)
 }
 
 static void cut__hit(struct sluice_policy_hit *hit, const char *map,
-		     const struct sluice_policy_key *k, __u8 family)
+		     const struct sluice_policy_key *k, __u8 family,
+		     const struct sluice_policy_val *v)
 {
 	if (!hit)
 		return;
 	hit->map = map;
+	if (v->nports)
+		hit->ports = true;
 	hit->has_prefix = k != NULL;
 	if (!k)
 		return;
@@ -71,12 +74,12 @@ static __u8 cut__lookup(const struct sluice *s, int fd, __u32 id, const struct s
 	memcpy(k.addr, t->saddr, sizeof(k.addr));
 	/* the node list's host entries first, as the kernel does */
 	if (node && !bpf_map_lookup_elem(s->fds[SLUICE_MAP_POLICY_NHOST], &k, &v)) {
-		cut__hit(hit, "policy_nhost", &k, t->family);
+		cut__hit(hit, "policy_nhost", &k, t->family, &v);
 		return cut__port_verdict(&v, ntohs(t->sport));
 	}
 	if (bpf_map_lookup_elem(fd, &k, &v))
 		return SLUICE_POL_NONE;
-	cut__hit(hit, node ? "policy_node" : "policy", NULL, t->family);
+	cut__hit(hit, node ? "policy_node" : "policy", NULL, t->family, &v);
 	return cut__port_verdict(&v, ntohs(t->sport));
 }
 
@@ -105,7 +108,7 @@ static __u8 cut__svc_lookup(const struct sluice *s, const struct sluice_svc *svc
 		if (hit)
 			hit->lookups = (__u8)(i + 1);
 		if (!bpf_map_lookup_elem(s->fds[SLUICE_MAP_POLICY_HASH], &k, &v)) {
-			cut__hit(hit, "policy_hash", &k, t->family);
+			cut__hit(hit, "policy_hash", &k, t->family, &v);
 			return cut__port_verdict(&v, ntohs(t->sport));
 		}
 	}
@@ -115,6 +118,7 @@ static __u8 cut__svc_lookup(const struct sluice *s, const struct sluice_svc *svc
 int sluice__policy_verdict(struct sluice *s, const struct sluice_svc *svc,
 			   const struct sluice_ct_key *fwd, struct sluice_policy_hit *hit)
 {
+	bool ports;
 	__u8 v;
 
 	if (hit)
@@ -122,8 +126,12 @@ int sluice__policy_verdict(struct sluice *s, const struct sluice_svc *svc,
 	if (cut__lookup(s, s->fds[SLUICE_MAP_POLICY_NODE], fwd->family, fwd, hit) ==
 	    SLUICE_POL_DENY)
 		return SLUICE_DROP_POLICY_NODE_DENY;
-	if (hit)
+	if (hit) {
+		/* the node entry's ports still count, as in __policy_denies() */
+		ports = hit->ports;
 		memset(hit, 0, sizeof(*hit));
+		hit->ports = ports;
+	}
 	if (!(svc->flags & SLUICE_SVC_F_POLICY))
 		return 0;
 	v = cut__svc_lookup(s, svc, fwd, hit);
@@ -178,15 +186,21 @@ static int cut__ct_one(const void *key, const void *value, void *arg)
 	return cut__push(c, &rev);
 }
 
+/* Bits of the cut's own copy of a service's flags, above the ABI's. */
+#define CUT_F_SERVICE 0x8000 /* non-zero: a service */
+#define CUT_F_UDP 0x4000     /* its key's protocol is UDP (else TCP) */
+
 static int cut__svcs_one(const void *key, const void *value, void *arg)
 {
+	const struct sluice_svc_key *k = key;
 	const struct sluice_svc *svc = value;
 	struct sluice_svc *svcs = arg;
 
-	(void)key;
 	if (!(svc->flags & SLUICE_SVC_F_VIP_MARKER) && svc->svc_id < SLUICE_MAX_SERVICES) {
 		svcs[svc->svc_id] = *svc;
-		svcs[svc->svc_id].flags |= 0x8000; /* non-zero: a service */
+		svcs[svc->svc_id].flags |= CUT_F_SERVICE;
+		if (k->proto == IPPROTO_UDP)
+			svcs[svc->svc_id].flags |= CUT_F_UDP;
 	}
 	return 0;
 }
@@ -236,11 +250,11 @@ static int cut__be_one(const void *key, const void *value, void *arg)
 	return cut__push(c, &k);
 }
 
-static int cut__sock_check(struct cut_ctx *bes, const struct inet_diag_msg *m)
+static int cut__sock_check(struct cut_ctx *bes, const struct inet_diag_msg *m, __u8 proto)
 {
 	__u8 family = m->idiag_family == AF_INET ? SLUICE_AF_INET : SLUICE_AF_INET6;
 	size_t alen = family == SLUICE_AF_INET ? 4 : 16;
-	struct sluice_ct_key t = { .family = family, .proto = IPPROTO_TCP };
+	struct sluice_ct_key t = { .family = family, .proto = proto };
 
 	memcpy(t.saddr, m->id.idiag_src, alen);
 	t.sport = m->id.idiag_sport;
@@ -251,6 +265,9 @@ static int cut__sock_check(struct cut_ctx *bes, const struct inet_diag_msg *m)
 		if (b->family != family || b->dport != m->id.idiag_dport ||
 		    memcmp(b->daddr, m->id.idiag_dst, alen) || svc_id >= SLUICE_MAX_SERVICES ||
 		    !bes->svcs[svc_id].flags)
+			continue;
+		/* only a service of the socket's own protocol connected it */
+		if (!(bes->svcs[svc_id].flags & CUT_F_UDP) != (proto == IPPROTO_TCP))
 			continue;
 		if (sluice__policy_verdict(bes->s, &bes->svcs[svc_id], &t, NULL))
 			return 1;
@@ -271,14 +288,21 @@ static int cut__nl_send(int fd, __u16 type, __u16 flags, const struct inet_diag_
 	return send(fd, &msg, sizeof(msg), 0) == (ssize_t)sizeof(msg) ? 0 : -errno;
 }
 
-/* Destroys the denied sockets of one family; -EOPNOTSUPP without
- * CONFIG_INET_DIAG_DESTROY. */
-static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
+/* Destroys the denied sockets of one family and protocol; -EOPNOTSUPP
+ * without CONFIG_INET_DIAG_DESTROY. TCP: every state but LISTEN (10) and
+ * TIME_WAIT (6). UDP: connected sockets only (ESTABLISHED, 1): the
+ * socket LB checks an unconnected one's every sendmsg() to a VIP, but a
+ * connected one's datagrams go to its backend unchecked; destroyed
+ * (udp_abort()), it is disconnected and its owner sees ECONNABORTED once,
+ * then EDESTADDRREQ from send(). Without udp_diag (CONFIG_INET_UDP_DIAG)
+ * the dump answers an error: nothing is cut, as for TCP without tcp_diag. */
+static int cut__socks_family(struct cut_ctx *bes, int af, __u8 proto, __u64 *socks)
 {
 	struct inet_diag_req_v2 req = { .sdiag_family = af,
-					.sdiag_protocol = IPPROTO_TCP,
-					.idiag_states = ~((1u << 10) | (1u << 6)) };
-	/* not LISTEN (10) nor TIME_WAIT (6) */
+					.sdiag_protocol = proto,
+					.idiag_states = proto == IPPROTO_UDP ?
+								1u << 1 :
+								~((1u << 10) | (1u << 6)) };
 	struct inet_diag_sockid *kill = NULL;
 	size_t nkill = 0, cap = 0, max = SLUICE_CUT_MAX_SOCKS;
 	char buf[16384];
@@ -304,7 +328,7 @@ static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
 				done = true;
 				break;
 			}
-			if (!cut__sock_check(bes, NLMSG_DATA(h)))
+			if (!cut__sock_check(bes, NLMSG_DATA(h), proto))
 				continue;
 			if (nkill == max) { /* the rest wait for the next cut */
 				truncated = true;
@@ -363,21 +387,31 @@ static int cut__socks_family(struct cut_ctx *bes, int af, __u64 *socks)
 }
 
 /* A dump walks the kernel's whole established hash (global, not per
- * namespace: 262144 buckets here, ~1-3 ms): only for a family that has
- * backends. */
+ * namespace: 262144 buckets here, ~1-3 ms): only for a family and a
+ * protocol that have backends. */
 int cut__socks(struct cut_ctx *bes, __u64 *socks)
 {
-	bool v4 = false, v6 = false;
+	bool v4[2] = {}, v6[2] = {}; /* [0] TCP, [1] UDP */
 	int err = 0;
 
 	for (size_t i = 0; i < bes->n; i++) {
-		v4 |= bes->keys[i].family == SLUICE_AF_INET;
-		v6 |= bes->keys[i].family == SLUICE_AF_INET6;
+		__u32 svc_id = bes->keys[i].saddr[0];
+		int p;
+
+		if (svc_id >= SLUICE_MAX_SERVICES || !bes->svcs[svc_id].flags)
+			continue;
+		p = !!(bes->svcs[svc_id].flags & CUT_F_UDP);
+		v4[p] |= bes->keys[i].family == SLUICE_AF_INET;
+		v6[p] |= bes->keys[i].family == SLUICE_AF_INET6;
 	}
-	if (v4)
-		err = cut__socks_family(bes, AF_INET, socks);
-	if (!err && v6)
-		err = cut__socks_family(bes, AF_INET6, socks);
+	for (int p = 0; p < 2 && !err; p++) {
+		__u8 proto = p ? IPPROTO_UDP : IPPROTO_TCP;
+
+		if (v4[p])
+			err = cut__socks_family(bes, AF_INET, proto, socks);
+		if (!err && v6[p])
+			err = cut__socks_family(bes, AF_INET6, proto, socks);
+	}
 	return err;
 }
 

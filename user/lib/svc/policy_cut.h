@@ -66,7 +66,7 @@ bool cut__stale(const struct cut_ctx *c);
 void cut__lock(struct sluice *s);
 void cut__unlock(struct sluice *s);
 
-/* Destroys the TCP sockets (both families) of the calling thread's network
+/* Destroys the TCP and connected UDP sockets (both families) of the calling thread's network
  * namespace whose peer is a backend in @bes (daddr:dport, svc id in
  * saddr[0]) of a service that now denies the socket's own address:port;
  * *socks grows by the number destroyed. -EOPNOTSUPP without
