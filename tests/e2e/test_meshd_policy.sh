@@ -3,7 +3,9 @@
 #
 # test_meshd_policy.sh - access policy (#15) end to end: meshd with XDP
 # (native) on the node's veths, two client namespaces with different
-# source addresses, real TCP connections to the VIP.
+# source addresses, real TCP connections to the VIP. POLICY_XDP_MODE=off
+# runs it through the tc program instead (test_meshd_policy_tc.sh), and
+# POLICY_SCENARIO_PREFIX renames its scenarios.
 #
 # Contract: the topology of test_meshd_src_range.sh (client 10.10.0.2,
 # client2 10.10.200.2); build/meshd runs in the node namespace on 'to-*'
@@ -68,8 +70,8 @@ BG_PIDS=()
 FAILED=0
 NEEDS_BUILT=("$TOPO_LBTOOL")
 NEEDS_CMDS=(nsenter python3 ethtool)
-SCENARIO_PREFIX=meshd_policy_
-MESHD_FLAGS=(--metrics off --telemetry off --socket-lb off)
+SCENARIO_PREFIX=${POLICY_SCENARIO_PREFIX:-meshd_policy_}
+MESHD_FLAGS=(--metrics off --telemetry off --socket-lb off --xdp-mode "${POLICY_XDP_MODE:-native}")
 
 log() { printf '%s\n' "$*"; }
 
@@ -291,11 +293,16 @@ test_cut() {
 
 test_rejected() {
 	local ok=0 out
-	out=$(mctl policy set "$SVC" --deny-from 10.0.0.0/8,10.1.0.0/16 2>&1) &&
-		fail "overlap accepted" || ok=$ok
+	if out=$(mctl policy set "$SVC" --deny-from 10.0.0.0/8,10.1.0.0/16 2>&1); then
+		fail "overlap accepted"
+		ok=1
+	fi
 	grep -q 'denyFrom\[1\]: "10.1.0.0/16" overlaps denyFrom\[0\] "10.0.0.0/8"' <<<"$out" &&
 		log "meshd: $out" || fail "error: $out" || ok=1
-	out=$(mctl policy set "$SVC" --allow-from 10.10.0.2/8 2>&1) && fail "host bits accepted"
+	if out=$(mctl policy set "$SVC" --allow-from 10.10.0.2/8 2>&1); then
+		fail "host bits accepted"
+		ok=1
+	fi
 	grep -q 'host bits set' <<<"$out" && log "meshctl: $out" || fail "meshctl: $out" || ok=1
 	expect "unchanged" "$(mctl -o json policy get "$SVC" | python3 -c 'import json, sys; print(json.load(sys.stdin)["denyFrom"])')" \
 		"['$TOPO_CLIENT4/32']" || ok=1
@@ -364,16 +371,26 @@ main() {
 	STATE=$WORK/state/state.json
 	LOG=$WORK/meshd.log
 	: >"$LOG"
-	echo "# topology $TOPO_ID (+ $NS_CLIENT2), pins $PIN"
+	echo "# topology $TOPO_ID (+ $NS_CLIENT2), pins $PIN, xdp-mode ${POLICY_XDP_MODE:-native}"
 	if ! topo__up || ! client2_up; then
-		echo "FAIL: e2e/meshd_policy_setup: topology did not come up"
+		echo "FAIL: e2e/${SCENARIO_PREFIX}setup: topology did not come up"
 		exit 1
 	fi
 	if ! meshd_start; then
-		echo "FAIL: e2e/meshd_policy_setup: $(cat "$WORK/reason")"
+		echo "FAIL: e2e/${SCENARIO_PREFIX}setup: $(cat "$WORK/reason")"
 		tail -n 20 "$LOG"
 		exit 1
 	fi
+	# the path under test: every attachment on the hook the mode gives
+	local want=xdp hooks
+	[ "${POLICY_XDP_MODE:-native}" = off ] && want=tc
+	hooks=$(mctl -o json status | python3 -c "import json, sys
+print(' '.join(sorted({a['hook'] for a in json.load(sys.stdin)['attachments']})))")
+	if [ "$hooks" != "$want" ]; then
+		echo "FAIL: e2e/${SCENARIO_PREFIX}setup: attached at '$hooks', expected $want"
+		exit 1
+	fi
+	log "attached at $hooks"
 	for name in "${todo[@]}"; do
 		scenario "$name"
 	done
