@@ -19,9 +19,9 @@
  * exit 1. A first round of each, not counted, fills the conntrack LRU
  * (ct_new holds ~32k flows): otherwise the first no-policy round alone
  * inserts without evicting and skews the medians. Usage: policybench
- * [ROUNDS [FLOWS [both|svc|node|deny|deny-svc]]] (defaults 7, 20000,
- * both; svc / node write only the service's or only the node list's
- * prefixes; deny: see deny_bench(), FLOWS is its repeat count; deny-svc
+ * [ROUNDS [FLOWS [both|trie|svc|node|deny|deny-svc]]] (defaults 7, 20000,
+ * both; trie: both in shapes only the tries hold, see fill_rules(); svc /
+ * node write only the service's or only the node list's prefixes; deny: see deny_bench(), FLOWS is its repeat count; deny-svc
  * the same without the node list). A 2-vCPU
  * machine shared with other work: indications, not results.
  *
@@ -134,8 +134,15 @@ static double round_ns(struct sluice *s, int fd, __u32 flows, __u32 *base, __u32
 	return (double)total / flows;
 }
 
+/* "trie": the rules in shapes the exact-match hashes cannot take. */
+static bool trie_shapes;
+
 /* The rules of both modes: 10.(i/256).(i%256).0/24 allowed on the
- * service, 100.64.0.0 + 7i /32 denied node-wide. */
+ * service, 100.64.0.0 + 7i /32 denied node-wide (one length each: the
+ * service's policy_hash and the node's policy_nhost answer). With
+ * trie_shapes: the service's prefixes in 8 lengths, /17-/24, one in each
+ * /16 from 11.0.0.0 (more lengths than policy_hash takes: the service's
+ * trie), and the node's /24s from 100.64.0.0 (not /32: the node trie). */
 static void fill_rules(struct sluice_policy_rule *allow, struct sluice_cidr *node)
 {
 	for (__u32 i = 0; i < SVC_PREFIXES; i++) {
@@ -143,11 +150,19 @@ static void fill_rules(struct sluice_policy_rule *allow, struct sluice_cidr *nod
 		allow[i].cidr.addr.addr[0] = htonl(0x0a000000 | i << 8);
 		allow[i].cidr.prefixlen = 24;
 		allow[i].port_hi = 65535;
+		if (trie_shapes) {
+			allow[i].cidr.addr.addr[0] = htonl(0x0b000000 + (i << 16));
+			allow[i].cidr.prefixlen = (__u8)(17 + i % 8);
+		}
 	}
 	for (__u32 i = 0; i < NODE_PREFIXES; i++) {
 		node[i].addr.family = SLUICE_AF_INET;
 		node[i].addr.addr[0] = htonl(0x64400000 + i * 7);
 		node[i].prefixlen = 32;
+		if (trie_shapes) {
+			node[i].addr.addr[0] = htonl(0x64400000 + (i << 8));
+			node[i].prefixlen = 24;
+		}
 	}
 }
 
@@ -250,6 +265,7 @@ int main(int argc, char **argv)
 	if (argc > 3 && !strcmp(argv[1], "--pin"))
 		return pinned(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 10, allow, node);
 	if (argc > 3) {
+		trie_shapes = !strcmp(argv[3], "trie");
 		with_svc = strcmp(argv[3], "node") != 0;
 		with_node = strcmp(argv[3], "svc") != 0 && strcmp(argv[3], "deny-svc") != 0;
 	}
@@ -272,7 +288,8 @@ int main(int argc, char **argv)
 		be[i].weight = 1;
 	}
 	fill_rules(allow, node);
-	inet_pton(AF_INET, "10.0.5.9", &saddr); /* in allow 10.0.5.0/24 */
+	/* in allow 10.0.5.0/24, or (trie) 11.5.0.0/22 */
+	inet_pton(AF_INET, trie_shapes ? "11.5.0.9" : "10.0.5.9", &saddr);
 	fd = sluice__prog_fd(s, SLUICE_PROG_XDP);
 	if (argc > 3 && !strncmp(argv[3], "deny", 4))
 		return deny_bench(s, fd, &spec, allow, node, rounds, flows, saddr);
@@ -293,6 +310,7 @@ int main(int argc, char **argv)
 	printf("|---|---|---|\n");
 	printf("| no policy | %.1f | %.1f-%.1f |\n", off[rounds / 2], off[0], off[rounds - 1]);
 	printf("| %s | %.1f | %.1f-%.1f |\n",
+	       trie_shapes           ? "1k service /17-/24 + 100k node /24 (the tries)" :
 	       with_svc && with_node ? "1k service prefixes + 100k node prefixes" :
 	       with_svc              ? "1k service prefixes" :
 				       "100k node prefixes",
