@@ -27,6 +27,11 @@
 #   cut           3 connections open from the client are cut when a change
 #                 denies the client: their conntrack entries go (counted in
 #                 policy list's cut.flows) and the next data gets a RST
+#   udp           a UDP service VIP:8053/udp over be1 denying client2/32:
+#                 with --deny-action refuse client2's datagram gets an ICMP
+#                 port unreachable (ECONNREFUSED), with drop no answer; the
+#                 client's datagrams are echoed by be1; denials counted;
+#                 explain says the same for both clients
 #   rejected      overlapping rules refused by meshd naming the rule; the
 #                 service is unchanged
 #   upgrade       meshd restarted on its pins while 3 connections are held
@@ -135,7 +140,7 @@ drops() {
 }
 
 denied() {
-	mctl -o json policy get "$SVC" | python3 -c "import json, sys; print(json.load(sys.stdin)['denied']['$1'])"
+	mctl -o json policy get "${2:-$SVC}" | python3 -c "import json, sys; print(json.load(sys.stdin)['denied']['$1'])"
 }
 
 # refused NS: connect() to the VIP is refused (RST) within 1.5 s.
@@ -164,7 +169,7 @@ expect() {
 # rule" (rule: the entry an exact-match lookup found, policy_hash or
 # policy_nhost; none when no entry matched)
 explain_policy() {
-	mctl -o json explain "$1" "$SVC" | python3 -c "import json, sys
+	mctl -o json explain "$1" "${2:-$SVC}" | python3 -c "import json, sys
 p = json.load(sys.stdin)['policy']
 print(p['verdict'], p['source'], p.get('drop') or 'none', p.get('rule') or 'none')"
 }
@@ -291,6 +296,52 @@ test_cut() {
 	return $ok
 }
 
+# udp_times_out NS: a datagram to the UDP VIP gets no answer and no error
+# within 1.5 s (dropped).
+udp_times_out() {
+	nsenter --net="/var/run/netns/$1" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1.5)
+s.connect((sys.argv[1], 8053))
+s.send(b"ping\n")
+try:
+    print("answered: %r" % s.recv(100))
+except socket.timeout:
+    sys.exit(0)
+except OSError as e:
+    print("recv: %s" % e)
+sys.exit(1)' "$TOPO_VIP4"
+}
+
+test_udp() {
+	local ok=0 usvc=$TOPO_VIP4:8053/udp cb ca
+	mctl service del "$usvc" >/dev/null 2>&1
+	mctl service add "$usvc" "$BE1" >/dev/null || fail "udp service add failed" || return 1
+	mctl policy set "$usvc" --deny-from "$CLIENT2/32" --deny-action refuse >/dev/null ||
+		fail "udp policy set failed" || return 1
+	nsenter --net="/var/run/netns/$TOPO_NS_CLIENT" python3 "$TOPO_ECHO" udp "$TOPO_VIP4" 8053 \
+		-n 3 --expect be1 >/dev/null 2>&1 && log "the client's datagrams are echoed by be1" ||
+		fail "the client's datagrams were not echoed" || ok=1
+	cb=$(denied deny_list "$usvc")
+	nsenter --net="/var/run/netns/$NS_CLIENT2" python3 "$TOPO_ECHO" udp "$TOPO_VIP4" 8053 \
+		-n 1 --refused >"$WORK/udp.out" 2>&1 && log "client2's datagram refused (ICMP port unreachable)" ||
+		fail "client2 not refused: $(tail -n 1 "$WORK/udp.out")" || ok=1
+	mctl policy set "$usvc" --deny-from "$CLIENT2/32" --deny-action drop >/dev/null ||
+		fail "udp policy set drop failed" || ok=1
+	udp_times_out "$NS_CLIENT2" && log "with drop, client2's datagram gets no answer" ||
+		fail "client2's datagram not dropped" || ok=1
+	ca=$(denied deny_list "$usvc")
+	[ "$ca" -ge $((cb + 2)) ] && log "udp service deny_list denials $cb -> $ca" ||
+		fail "udp deny_list counter did not grow by 2 ($cb -> $ca)" || ok=1
+	expect "explain of client2 (udp)" "$(explain_policy "$CLIENT2:40000" "$usvc")" \
+		"deny denyFrom policy_deny $CLIENT2/32" || ok=1
+	expect "explain of the client (udp)" "$(explain_policy "$TOPO_CLIENT4:40000" "$usvc")" \
+		"allow allowFrom/denyFrom none none" || ok=1
+	mctl service del "$usvc" >/dev/null || fail "udp service del failed" || ok=1
+	return $ok
+}
+
 test_rejected() {
 	local ok=0 out
 	if out=$(mctl policy set "$SVC" --deny-from 10.0.0.0/8,10.1.0.0/16 2>&1); then
@@ -357,7 +408,7 @@ test_upgrade() {
 	return $ok
 }
 
-ALL=(deny_drop allow_refuse node cut rejected upgrade)
+ALL=(deny_drop allow_refuse node cut udp rejected upgrade)
 
 main() {
 	local t0 name
