@@ -135,8 +135,7 @@ static const struct help_item explain_opts[] = {
 const struct cmd explain_cmd = {
 	.name = "explain",
 	.fn = do_explain,
-	.grammar = "CLIENT:PORT SVC | --socket-cookie N [--netns-cookie N] [--socket-src A] "
-		   "[--route-src A] SVC",
+	.grammar = "CLIENT:PORT SVC | --socket-cookie N [SOCKET OPTIONS] SVC",
 	.summary = "why a flow goes to its backend or is refused, from the live maps",
 	.args = explain_args,
 	.opts = explain_opts,
