@@ -36,6 +36,13 @@ bool test__repo_path(char *buf, size_t len, const char *rel)
 	return n >= 0 && (size_t)n < len;
 }
 
+char test__skip_why[256];
+
+void test__skip(const char *why)
+{
+	snprintf(test__skip_why, sizeof(test__skip_why), "%s", why);
+}
+
 int test__run_all(const char *suite, const struct test *tests, int n, int argc, char **argv)
 {
 	const char *filter = argc > 1 ? argv[1] : NULL;
@@ -52,10 +59,14 @@ int test__run_all(const char *suite, const struct test *tests, int n, int argc, 
 		}
 		test__failed = 0;
 		test__current = tests[i].name;
+		test__skip_why[0] = '\0';
 		tests[i].fn();
 		if (test__failed) {
 			failed++;
 			printf("FAIL: %s/%s\n", suite, tests[i].name);
+		} else if (test__skip_why[0]) {
+			skipped++;
+			printf("SKIP: %s/%s (%s)\n", suite, tests[i].name, test__skip_why);
 		} else {
 			passed++;
 			printf("PASS: %s/%s\n", suite, tests[i].name);

@@ -30,6 +30,12 @@ extern int test__failed;
 extern const char *test__current;
 
 int test__run_all(const char *suite, const struct test *tests, int n, int argc, char **argv);
+/* The running test could not check what it is for on this machine (say
+ * why, e.g. what the kernel lacks): the runner prints "SKIP: suite/name
+ * (why)" instead of PASS, unless an assertion failed too. Never for a
+ * check that merely failed. */
+extern char test__skip_why[256];
+void test__skip(const char *why);
 /* For a suite whose every test needs root: without root, prints one
  * "SKIP: suite (needs root: why)" line and returns false (main returns 0). */
 bool test__have_root(const char *suite, const char *why);

@@ -18,6 +18,7 @@
 
 #include "lb_load.h"
 #include "sluice.h"
+#include "kfeatures.h"
 #include "test.h"
 
 #define DEAD_ID 500  /* a service id no service carries */
@@ -218,8 +219,17 @@ static void test_sweep_orphans(void)
 	static struct view before, planted, after;
 	struct sluice_sweep sw = { 0 };
 	struct sluice_opts opts = {};
+	struct sluice_features f;
 	struct sluice *s = NULL;
 
+	sluice__features(&f);
+	if (!f.has[SLUICE_FEAT_OUTER_READ_FAST]) {
+		/* 6.1 under qemu: still running after 30 min */
+		test__skip("each read of a maglev slot waits for an RCU grace period on this "
+			   "kernel, and this case reads all 32768 five times; the sweep skips "
+			   "tables here, which test_sweep_old_kernel checks");
+		return;
+	}
 	setenv("SLUICE_SWEEP_TABLES", "1", 1); /* the 6.7+ path on every kernel */
 	if (!ASSERT_OK(sluice__open(&s, &opts), sluice__errmsg()))
 		return;
