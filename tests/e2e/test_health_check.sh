@@ -47,7 +47,7 @@ HCSERVER=$ROOT/tests/e2e/health/hcserver.py
 HCWAIT=$ROOT/tests/e2e/health/hcwait.py
 PIN=/sys/fs/bpf/sluice-hc$$
 PATTERN='to-*'
-START_TIMEOUT=10
+START_TIMEOUT=30
 # Any verdict needs at most 3 probes 200 ms apart; 10 s is generous.
 WAIT_S=10
 HC_PORT=8081
