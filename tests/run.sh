@@ -4,8 +4,8 @@
 # run.sh - run every test suite and print one verdict. `make test` builds
 # first, then calls this.
 #
-# Contract: runs each build/tests/unit/test_* binary, then (as root)
-# build/tests/datapath/datapath_test, then each tests/e2e/test_*.sh, showing
+# Contract: runs each build/tests/unit/test_* binary and (as root)
+# build/tests/datapath/datapath_test and each tests/e2e/test_*.sh, showing
 # their output. Counts "PASS:", "FAIL:" and "SKIP:" lines across all of them;
 # a suite that is missing, crashes, times out or exits non-zero without
 # printing a FAIL line counts as one failure named after the suite. Without
@@ -18,11 +18,15 @@
 # build/san with SAN=1) - the e2e suites get it too. SLUICE_SUITES=unit runs
 # the unit suites only. SLUICE_SAN=1 (sanitized binaries) runs the unit and
 # the meshd e2e suites and lists the BPF-bound rest as skipped.
-# SLUICE_TEST_JOBS (default 2, the cores CI has): how many of the unit
-# binaries and the datapath suite run at once (the datapath suite starts
-# first, the longest); each suite's output is shown whole, in the order the
-# suites end, with its own time. 1 runs one suite at a time, as before. The
-# e2e suites always run one at a time (some measure rates and deadlines).
+# SLUICE_TEST_JOBS (default 2, the cores CI has): how many suites run at
+# once - the datapath suite (first, the longest), the e2e suites and the
+# unit binaries share one pool; each suite's output is shown whole, in the
+# order the suites end, with its own time. An e2e suite whose header has a
+# line "# Serial: <reason>" (it measures rates, deadlines or memory, or
+# needs the machine alone) runs after the pool has drained, with nothing
+# beside it. 1 runs one suite at a time, as before. Suites that share the
+# machine must not share anything else: every namespace, link, cgroup, pin
+# dir and temp file carries the suite's pid (scripts/lib/topology.sh).
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,9 +39,11 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Generous bounds: a hung suite must fail, not stall CI.
 BIN_TIMEOUT=${SLUICE_TEST_TIMEOUT:-300}
-# The datapath suite is one binary of ~170 cases, 140 s on an idle machine:
-# it outlived 300 s at load 13 (other builds and tests on the two cores).
-DP_TIMEOUT=${SLUICE_DATAPATH_TIMEOUT:-900}
+# The datapath suite is one binary of ~180 cases, 140 s on an idle machine:
+# it outlived 300 s at load 13 (other builds and tests on the two cores),
+# and beside the e2e suites (several processes each) it took 678 s at load
+# 7-8: a bound for a hang, not for a slow machine.
+DP_TIMEOUT=${SLUICE_DATAPATH_TIMEOUT:-1800}
 E2E_TIMEOUT=${SLUICE_E2E_TIMEOUT:-600}
 # sanitized meshd runs 2-3x slower (test_meshd.sh's 300k-backend case most)
 [ "${SLUICE_SAN:-0}" = 1 ] && E2E_TIMEOUT=${SLUICE_E2E_TIMEOUT:-1800}
@@ -55,7 +61,6 @@ failed=0
 skipped=0
 failures=()
 TMPD=$(mktemp -d /tmp/sluice-test.XXXXXX)
-LOG=$TMPD/log
 trap 'rm -rf "$TMPD"' EXIT
 
 fail_suite() {
@@ -87,20 +92,6 @@ account() {
 	elif [ "$rc" -eq 0 ] && [ "$p" -eq 0 ] && [ "$f" -eq 0 ] && [ "$s" -eq 0 ]; then
 		fail_suite "$name" "ran no test"
 	fi
-}
-
-# run_suite NAME TIMEOUT CMD...: one suite, its output shown as it comes.
-run_suite() {
-	local name=$1 limit=$2 rc t0=$SECONDS
-	shift 2
-	echo "=== $name"
-	# --foreground keeps the suite in our process group so Ctrl-C reaches
-	# it and e2e suites clean up their namespaces; on a timeout only the
-	# suite itself gets TERM (then KILL), and its own bounded children may
-	# hold tee open a little longer.
-	timeout --foreground --kill-after=30 "$limit" "$@" 2>&1 | tee "$LOG"
-	rc=${PIPESTATUS[0]}
-	account "$name" "$limit" "$LOG" "$rc" $((SECONDS - t0))
 }
 
 # The pool: pool_start NAME TIMEOUT CMD... starts a suite in the
@@ -142,7 +133,7 @@ pool_reap() {
 		fi
 		wait "${pool_pids[id]}" 2>/dev/null
 		# no status file: the wrapper itself was killed
-		read -r rc secs 2>/dev/null <"$TMPD/$id.rc" || { rc=255 secs=?; }
+		read -r rc secs 2>/dev/null <"$TMPD/$id.rc" || { rc=255 secs='?'; }
 		echo "=== ${pool_names[id]}"
 		cat "$TMPD/$id.out"
 		account "${pool_names[id]}" "${pool_limits[id]}" "$TMPD/$id.out" "$rc" "$secs"
@@ -203,6 +194,34 @@ elif [ ${#dp_srcs[@]} -gt 0 ]; then
 	fi
 fi
 
+# e2e_admit SCRIPT: 0 when the suite is to run here; lists it as skipped
+# otherwise (SAN=1 runs the meshd suites only; without root only those
+# whose header says "# Runs without root").
+e2e_admit() {
+	local name
+	name=$(basename "$1" .sh)
+	if [ "$SAN" = 1 ] && [[ $name != test_meshd* ]] && [[ $name != test_meshctl* ]]; then
+		skip_suite "e2e/$name" "not run with SAN=1: meshd suites only"
+	elif [ $root -eq 0 ] && ! grep -q '^# Runs without root' "$1"; then
+		skip_suite "e2e/$name" "needs root: network namespaces"
+	else
+		return 0
+	fi
+	return 1
+}
+
+# The e2e suites that may share the machine next, while the datapath suite
+# runs; the unit binaries (short) fill the gaps last.
+serial=()
+for script in "${e2e_scripts[@]}"; do
+	e2e_admit "$script" || continue
+	if grep -q '^# Serial:' "$script"; then
+		serial+=("$script")
+	else
+		pool_start "e2e/$(basename "$script" .sh)" "$E2E_TIMEOUT" "$script"
+	fi
+done
+
 for src in "$ROOT"/tests/unit/test_*.c; do
 	name=$(basename "$src" .c)
 	bin=$BUILD/tests/unit/$name
@@ -213,19 +232,13 @@ for src in "$ROOT"/tests/unit/test_*.c; do
 	fi
 done
 pool_wait
-trap - INT TERM
 
-for script in "${e2e_scripts[@]}"; do
-	# A suite that needs no privileges says so in its header.
-	if [ "$SAN" = 1 ] && [[ $(basename "$script") != test_meshd* ]] &&
-		[[ $(basename "$script") != test_meshctl* ]]; then
-		skip_suite "e2e/$(basename "$script" .sh)" "not run with SAN=1: meshd suites only"
-	elif [ $root -eq 0 ] && ! grep -q '^# Runs without root' "$script"; then
-		skip_suite "e2e/$(basename "$script" .sh)" "needs root: network namespaces"
-	else
-		run_suite "e2e/$(basename "$script" .sh)" "$E2E_TIMEOUT" "$script"
-	fi
+# The serial suites, each alone on the machine (as far as this run goes).
+for script in "${serial[@]}"; do
+	pool_start "e2e/$(basename "$script" .sh)" "$E2E_TIMEOUT" "$script"
+	pool_wait
 done
+trap - INT TERM
 
 echo
 echo "=== summary ($((SECONDS - t0))s)"

@@ -116,10 +116,12 @@ topo__start_server() {
 	TOPO_PIDS+=($!)
 }
 
+# 30 s each: a hang guard; python starts in well under a second when the
+# machine is quiet, seconds when other suites share it.
 topo__wait_servers() {
 	local be i
 	for be in "${TOPO_BACKENDS[@]}"; do
-		for ((i = 0; i < 100; i++)); do
+		for ((i = 0; i < 600; i++)); do
 			[ -e "$TOPO_TMP/$be.ready" ] && break
 			sleep 0.05
 		done

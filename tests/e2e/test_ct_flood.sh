@@ -5,6 +5,8 @@
 # where the server speaks first survive a SYN flood and an ACK flood, and
 # the unconfirmed table drains after them.
 #
+# Serial: hping3 floods take both CPUs; the flood's state must drain within 45 s
+#
 # Contract: builds the topology of scripts/lib/topology.sh (client -> node
 # -> be1..be3) and runs build/meshd in the node namespace on 'to-*' (XDP)
 # with its own pin dir, state file and socket and --metrics inside the node

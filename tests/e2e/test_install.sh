@@ -162,7 +162,7 @@ data = s.recv(4096)
 open(sys.argv[2], "wb").write(data)
 PY
 	local npid=$!
-	for ((i = 0; i < 250; i++)); do [ -S "$TMP/notify.sock" ] && break; sleep 0.02; done
+	for ((i = 0; i < 1500; i++)); do [ -S "$TMP/notify.sock" ] && break; sleep 0.02; done
 	NOTIFY_SOCKET=$TMP/notify.sock ip netns exec "$NS" "$BUILD/meshd" \
 		--config "$TMP/usr/etc/sluice/meshd.yaml" --bpffs "$PIN" \
 		--state "$TMP/state.json" --socket "$TMP/meshd.sock" --telemetry off --socket-lb off \

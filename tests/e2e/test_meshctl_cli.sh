@@ -356,7 +356,7 @@ while True:
     c.close()
 PY
 	FAKE_PID=$!
-	for ((i = 0; i < 250; i++)); do
+	for ((i = 0; i < 1500; i++)); do
 		[ -S "$TMP/fake.sock" ] && return 0
 		sleep 0.02
 	done
@@ -455,7 +455,7 @@ while True:
     c.close()
 PY
 	FAKE_PID=$!
-	for ((i = 0; i < 250; i++)); do
+	for ((i = 0; i < 1500; i++)); do
 		[ -S "$TMP/apply.sock" ] && return 0
 		sleep 0.02
 	done

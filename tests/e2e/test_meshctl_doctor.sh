@@ -116,7 +116,8 @@ meshd_start() {
 		--metrics "127.0.0.1:$MPORT" --cgroup "$CG" --socket-lb on --redirect off \
 		--telemetry off --kubernetes off "$@" >>"$TMP/meshd.log" 2>&1 &
 	MESHD_PID=$!
-	for ((i = 0; i < 250; i++)); do
+	# 30 s: a hang guard (the verifier alone takes seconds on a busy machine)
+	for ((i = 0; i < 1500; i++)); do
 		[ "$(grep -c 'meshd ready' "$TMP/meshd.log")" -gt "${before:-0}" ] &&
 			mctl status >/dev/null 2>&1 && return 0
 		kill -0 "$MESHD_PID" 2>/dev/null || break
@@ -281,7 +282,7 @@ while True:
     c.close()
 PY
 	FAKE_PID=$!
-	for ((i = 0; i < 250; i++)); do
+	for ((i = 0; i < 1500; i++)); do
 		[ -S "$TMP/fake.sock" ] && return 0
 		sleep 0.02
 	done

@@ -5,6 +5,8 @@
 # stuck and hostile clients: no client delays another, the metrics server
 # or link handling.
 #
+# Serial: answers timed against a 2 s bound under hostile clients; meshd's RSS capped
+#
 # Contract: builds the topology of scripts/lib/topology.sh; build/meshd runs
 # in the node namespace on 'to-*' with its own pin dir, state file and
 # socket and --metrics 127.0.0.1:$MPORT. The misbehaving clients are

@@ -122,6 +122,18 @@ name_of() {
 	echo "?$1"
 }
 
+# json_fields EXPR FILE...: per FILE (JSON, as d) one line: its name and
+# the fields of the tuple EXPR. One python for a whole scenario's answers:
+# one per answer made the scenarios minutes on a loaded machine.
+json_fields() {
+	python3 -c '
+import json, os, sys
+expr = compile(sys.argv[1], "EXPR", "eval")
+for f in sys.argv[2:]:
+    d = json.load(open(f))
+    print(os.path.basename(f), *eval(expr))' "$@"
+}
+
 # explain_json PORT FIELD: one field of explain -o json for CLIENT4:PORT
 explain_field() {
 	mctl -o json explain "$TOPO_CLIENT4:$1" "$SVC" |
@@ -152,22 +164,27 @@ wait_ready() {
 }
 
 test_flows() {
-	local ok=0 p want got n=0 bad=0 est=0 pid
+	local ok=0 p want got n=0 bad=0 est=0 pid verdict backend state
 	local -A pred=()
 	svc_fresh || return 1
 	log "seed $SEED (EXPLAIN_SEED=$SEED reruns these ports)"
 	python3 -c "import random; random.seed($SEED); print('\n'.join(map(str, random.sample(range(20000, 60000), $NFLOWS))))" \
 		>"$WORK/ports"
+	rm -rf "$WORK/x" && mkdir "$WORK/x" || return 1
 	while read -r p; do
-		mctl -o json explain "$TOPO_CLIENT4:$p" "$SVC" >"$WORK/x.json" || { fail "explain $p failed"; return 1; }
-		want=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["verdict"], d["backend"])' "$WORK/x.json")
-		[ "${want%% *}" = balanced ] || { fail "port $p: explain verdict ${want%% *}, expected balanced"; ok=1; }
-		pred[$p]=$(name_of "${want#* }")
+		mctl -o json explain "$TOPO_CLIENT4:$p" "$SVC" >"$WORK/x/$p" || { fail "explain $p failed"; return 1; }
 	done <"$WORK/ports"
+	json_fields 'd["verdict"], d["backend"]' "$WORK/x"/* >"$WORK/x.txt" ||
+		{ fail "explain -o json did not parse"; return 1; }
+	while read -r p verdict backend; do
+		[ "$verdict" = balanced ] || { fail "port $p: explain verdict $verdict, expected balanced"; ok=1; }
+		pred[$p]=$(name_of "$backend")
+	done <"$WORK/x.txt"
 	run_client 1 <"$WORK/ports" >"$WORK/got" 2>"$WORK/client.err" &
 	pid=$!
 	BG_PIDS+=("$pid")
 	wait_ready || return 1
+	rm -rf "$WORK/x" && mkdir "$WORK/x" || return 1
 	while read -r p got; do
 		n=$((n + 1))
 		if [ "$got" != "${pred[$p]}" ]; then
@@ -176,14 +193,20 @@ test_flows() {
 			continue
 		fi
 		# held open: conntrack has it, on the same backend
-		want=$(explain_field "$p" 'd["verdict"], d["conntrack"].get("state"), d["backend"]')
-		if [ "$want" = "established confirmed $(topo__be_addr4 "$got"):$TOPO_BE_PORT" ]; then
-			est=$((est + 1))
-		else
-			[ "$est" -lt 3 ] && log "port $p held open: explain says $want"
-		fi
+		mctl -o json explain "$TOPO_CLIENT4:$p" "$SVC" >"$WORK/x/$p"
 	done <"$WORK/got"
 	touch "$WORK/go"
+	if [ "$n" -gt "$bad" ]; then
+		json_fields 'd["verdict"], d["conntrack"].get("state"), d["backend"]' "$WORK/x"/* \
+			>"$WORK/x.txt" || fail "explain -o json of the held connections did not parse" || ok=1
+	fi
+	while read -r p verdict state backend; do
+		if [ "$verdict $state $backend" = "established confirmed $(topo__be_addr4 "${pred[$p]}"):$TOPO_BE_PORT" ]; then
+			est=$((est + 1))
+		else
+			[ "$est" -lt 3 ] && log "port $p held open: explain says $verdict $state $backend"
+		fi
+	done < <([ "$n" -gt "$bad" ] && cat "$WORK/x.txt")
 	wait "$pid"
 	log "$n connections: $((n - bad)) answered by the backend explain named, $bad not"
 	log "held open: $est of $((n - bad)) explained as established (confirmed conntrack entry) on that backend"
@@ -220,10 +243,16 @@ test_affinity() {
 	first=$(cut -d' ' -f2 "$WORK/got")
 	log "first connection (:32000) answered by $first"
 	seq 32001 32020 >"$WORK/ports"
+	rm -rf "$WORK/x" && mkdir "$WORK/x" || return 1
 	while read -r p; do
-		want=$(explain_field "$p" 'd["affinity"]["used"], d["backend"]')
-		[ "$want" = "True $(topo__be_addr4 "$first"):$TOPO_BE_PORT" ] || { bad=$((bad + 1)); log "port $p: explain says $want"; }
+		mctl -o json explain "$TOPO_CLIENT4:$p" "$SVC" >"$WORK/x/$p"
 	done <"$WORK/ports"
+	json_fields 'd["affinity"]["used"], d["backend"]' "$WORK/x"/* >"$WORK/x.txt" ||
+		fail "explain -o json did not parse" || return 1
+	[ "$(wc -l <"$WORK/x.txt")" -eq 20 ] || fail "$(wc -l <"$WORK/x.txt") of 20 ports explained" || return 1
+	while read -r p want; do
+		[ "$want" = "True $(topo__be_addr4 "$first"):$TOPO_BE_PORT" ] || { bad=$((bad + 1)); log "port $p: explain says $want"; }
+	done <"$WORK/x.txt"
 	run_client 0 <"$WORK/ports" >"$WORK/got" 2>&1
 	got=$(cut -d' ' -f2 "$WORK/got" | sort -u | tr '\n' ' ')
 	[ "$bad" -eq 0 ] && log "explain: the affinity entry decides for 20 new ports, backend $first" ||
@@ -257,18 +286,27 @@ for _ in range(int(sys.argv[2])):
 
 # sock_check N WHAT: explain each socket of sock_client N, compare
 sock_check() {
-	local c n name got bad=0 aff=0 total=0
+	local c n name got bad=0 aff=0 total=0 i=0
+	local -A named=()
 	sock_client "$1" >"$WORK/sock" 2>&1
+	rm -rf "$WORK/x" && mkdir "$WORK/x" || return 1
 	while read -r c n name; do
 		total=$((total + 1))
-		got=$(mctl -o json explain --socket-cookie "$c" --netns-cookie "$n" "$SVC" |
-			python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["verdict"], d["backend"], d["affinity"]["used"])')
-		if [ "$(name_of "$(cut -d' ' -f2 <<<"$got")")" != "$name" ] || [ "${got%% *}" != balanced ]; then
+		named[$c]=$name
+		mctl -o json explain --socket-cookie "$c" --netns-cookie "$n" "$SVC" >"$WORK/x/$c"
+	done <"$WORK/sock"
+	[ "$total" -eq 0 ] ||
+		json_fields 'd["verdict"], d["backend"], d["affinity"]["used"]' "$WORK/x"/* >"$WORK/x.txt" ||
+		fail "$2: explain -o json did not parse" || return 1
+	while read -r c got; do
+		i=$((i + 1))
+		if [ "$(name_of "$(cut -d' ' -f2 <<<"$got")")" != "${named[$c]}" ] || [ "${got%% *}" != balanced ]; then
 			bad=$((bad + 1))
-			[ "$bad" -le 5 ] && log "cookie $c: explain says '$got', answered by $name"
+			[ "$bad" -le 5 ] && log "cookie $c: explain says '$got', answered by ${named[$c]}"
 		fi
 		[ "${got##* }" = True ] && aff=$((aff + 1))
-	done <"$WORK/sock"
+	done < <([ "$total" -eq 0 ] || cat "$WORK/x.txt")
+	[ "$i" -eq "$total" ] || fail "$2: $i of $total sockets explained" || return 1
 	log "$2: $total sockets, $((total - bad)) answered by the backend explain named, $aff by the affinity entry; share: $(cut -d' ' -f3 "$WORK/sock" | sort | uniq -c | tr -s ' ' | tr '\n' ' ')"
 	[ "$total" -eq "$1" ] || fail "$2: $total of $1 sockets reported" || return 1
 	[ "$bad" -eq 0 ] || fail "$2: $bad of $total sockets answered by another backend than explain's" || return 1

@@ -284,7 +284,7 @@ test_follow() {
 	"$MESHCTL" -s "$SOCK" connections --follow >"$WORK/follow.txt" 2>&1 &
 	tpid=$!
 	BG_PIDS+=("$tpid")
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 600; i++)); do
 		[ "$(followers)" = 2 ] && break
 		sleep 0.05
 	done
@@ -352,7 +352,7 @@ print("stream ended by meshd after %d bytes" % got)
 EOF
 	pid=$!
 	BG_PIDS+=("$pid")
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 600; i++)); do
 		[ -e "$WORK/slow.ready" ] && break
 		sleep 0.05
 	done

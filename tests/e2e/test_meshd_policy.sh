@@ -270,7 +270,7 @@ test_cut() {
 		-n 3 --ready "$ready" --go "$go" --wait 20 >"$WORK/hold.out" 2>&1 &
 	pid=$!
 	BG_PIDS+=("$pid")
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 600; i++)); do
 		[ -e "$ready" ] && break
 		sleep 0.05
 	done

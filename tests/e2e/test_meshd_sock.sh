@@ -4,6 +4,8 @@
 # test_meshd_sock.sh - socket LB and redirection as meshd serves them: --socket-lb and
 # --redirect, their status, metrics and uninstall.
 #
+# Serial: a policy cut must end within 2 s; a status answer races a ~1 s cut
+#
 # Contract: builds the topology of scripts/lib/topology.sh (client -> node
 # -> be1..be3 echo servers) and creates a child cgroup of the cgroup2 mount
 # (never the root itself). build/meshd runs in the node namespace on 'to-*'

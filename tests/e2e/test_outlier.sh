@@ -5,6 +5,8 @@
 # die, hang or come back while a client opens connections at a steady rate
 # through the VIP, on the packet path (XDP/tc) and on the socket LB.
 #
+# Serial: 250 connections/s; failed connects before an ejection counted at that rate
+#
 # Contract: builds the topology of scripts/lib/topology.sh (client -> node
 # -> be1..be3 echo servers), creates a child cgroup of the cgroup2 mount
 # (never the root itself) and runs build/meshd in the node namespace on

@@ -391,18 +391,23 @@ check_failed() {
 	return $rc
 }
 
-# One connection streams for 6 s; after 2.5 s it is still open and its
-# bytes so far are already counted (UPDATE records, 1 s interval).
+# One connection streams for 6 s; while it is still open its bytes so far
+# are already counted (UPDATE records, 1 s interval): polled from 2.5 s on
+# (a busy machine may start the client late), until 5 s.
 check_long_lived() {
-	local sel="service=\"$SVC\",direction=\"outbound\"" before sent closed rc=0 pid
+	local sel="service=\"$SVC\",direction=\"outbound\"" before sent closed rc=0 pid i
 	before=$(metric "sluice_connection_sent_bytes_total{$sel}")
 	in_cg "$NS_C" "$PEER" connect "$VIP:80" -n 1 --bytes 100000 --hold-ms 6000 >/dev/null &
 	pid=$!
 	sleep 2.5
-	scrape >"$TMP/mid.txt"
-	sent=$(awk -v s="sluice_connection_sent_bytes_total{$sel}" 'index($0, s " ") == 1 { print $2 }' "$TMP/mid.txt")
-	closed=$(awk -v s="sluice_connections_closed_total{$sel}" 'index($0, s " ") == 1 { print $2 }' "$TMP/mid.txt")
-	log "after 2.5 s: sent bytes $before -> $sent, closed $closed"
+	for ((i = 0; i < 6; i++)); do
+		scrape >"$TMP/mid.txt"
+		sent=$(awk -v s="sluice_connection_sent_bytes_total{$sel}" 'index($0, s " ") == 1 { print $2 }' "$TMP/mid.txt")
+		closed=$(awk -v s="sluice_connections_closed_total{$sel}" 'index($0, s " ") == 1 { print $2 }' "$TMP/mid.txt")
+		[ "$sent" -gt "$before" ] 2>/dev/null && break
+		sleep 0.5
+	done
+	log "after ~$((2500 + i * 500)) ms: sent bytes $before -> $sent, closed $closed"
 	[ "$closed" = $N ] || { log "closed changed before the close"; rc=1; }
 	[ "$sent" -gt "$before" ] 2>/dev/null || { log "no bytes reported while open"; rc=1; }
 	wait $pid || rc=1
@@ -498,16 +503,25 @@ check_root_refused() {
 }
 
 check_loss_accounting() {
-	local written lost read produced=$((4 * NLOSS)) rc=0
+	local written lost read produced=$((4 * NLOSS)) rc=0 i
 	stop_telemtool
 	start_telemtool --ring-bytes 4096 --paused || return 1
 	in_cg "$NS_C" "$PEER" connect "$VIP:80" -n $NLOSS --bytes 100 | sed 's/^/    /' || return 1
 	sleep 0.5 # the server's last closes
 	kill -USR1 "$TELEM_PID"
-	sleep 0.5
-	written=$(metric sluice_telemetry_records_written_total)
-	lost=$(metric sluice_telemetry_records_lost_total)
-	read=$(metric sluice_telemetry_records_read_total)
+	# the reader drains what the ring holds: poll until it adds up, 10 s
+	# at most (a hang guard; a busy machine needs more than the 0.5 s
+	# this waited once)
+	for ((i = 0; i < 50; i++)); do
+		sleep 0.2
+		written=$(metric sluice_telemetry_records_written_total)
+		lost=$(metric sluice_telemetry_records_lost_total)
+		read=$(metric sluice_telemetry_records_read_total)
+		[[ "$written$lost$read" =~ ^[0-9]+$ ]] || continue
+		[ "$((written + lost))" -eq $produced ] && [ "$read" -eq "$written" ] && break
+	done
+	[[ "$written" =~ ^[0-9]+$ && "$lost" =~ ^[0-9]+$ && "$read" =~ ^[0-9]+$ ]] ||
+		{ log "telemetry counters missing: written $written, lost $lost, read $read"; return 1; }
 	log "produced $produced (open + close, both ends, $NLOSS connections): written $written, lost $lost, read $read"
 	[ "$((written + lost))" -eq $produced ] || { log "written + lost != produced"; rc=1; }
 	[ "$read" -eq "$written" ] || { log "read != written"; rc=1; }
