@@ -565,6 +565,9 @@ struct sluice_src_range_key {
  *              (/32, /128: prefixlen 64 with id SLUICE_AF_INET, 160 with
  *              SLUICE_AF_INET6), looked up first: one exact match instead
  *              of a trie walk for the common case of long lists of hosts;
+ *              and, for a family whose shorter node prefixes use at most
+ *              SLUICE_POLICY_LENS lengths, a copy of those too, looked up
+ *              once per length (policy_nlens) instead of the trie;
  * policy_hash: a hash with the same key, a copy of the `policy` entries of
  *              the services with SLUICE_SVC_F_POLICY_HASH (those whose
  *              entries use at most SLUICE_POLICY_LENS prefix lengths):
@@ -634,6 +637,22 @@ enum sluice_policy_reason {
  * without a trie walk whether the node list can concern a connect(). */
 struct sluice_policy_cfg {
 	__u32 node_prefixes[2];
+};
+
+/* policy_nlens: one-element array written with the node list. Per family
+ * ([0] IPv4, [1] IPv6): hash[f] 1 when every prefix of the family shorter
+ * than a host is also in policy_nhost (keyed like the trie, the address
+ * masked to it), which holds when they use at most SLUICE_POLICY_LENS
+ * lengths; lens[f] then names those lengths as sluice_svc.policy_lens
+ * does (byte i: 1 + the i-th longest, 0 after the last; 0 when the family
+ * has host entries only). The datapath masks the client address to each
+ * and looks policy_nhost up instead of walking the trie policy_node. With
+ * hash[f] 0 (more lengths, or a meshd from before this map: it reads as
+ * zeros) the trie decides. The trie always holds every shorter prefix. */
+struct sluice_policy_nlens {
+	__u32 lens[2];
+	__u8 hash[2];
+	__u8 pad[2];
 };
 
 /* policy_stats: per-CPU array indexed by svc_id, new flows denied. */

@@ -238,6 +238,15 @@ struct {
 	__type(value, struct sluice_policy_cfg);
 } policy_cfg SEC(".maps");
 
+/* The node list's shorter prefix lengths per family, when policy_nhost
+ * holds those prefixes too (sluice_abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sluice_policy_nlens);
+} policy_nlens SEC(".maps");
+
 /* The node's SNAT address per family (SLUICE_SVC_F_SNAT_NODE), written
  * by userspace; an ARRAY so a lookup never misses (zero: none set). */
 struct {

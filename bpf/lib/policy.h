@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * policy.h - L4 access policy (#15): may this client open a new flow to
- * this service? The node-wide deny list (trie policy_node) is checked for
- * every service, the service's own rules (trie policy) when it has
+ * this service? The node-wide deny list (policy_nhost, then one exact
+ * lookup per length in it or the trie policy_node) is checked for every
+ * service, the service's own rules (trie policy) when it has
  * SLUICE_SVC_F_POLICY: one longest-prefix lookup with the whole client
  * address, or, for a service with SLUICE_SVC_F_POLICY_HASH, one exact
  * lookup per prefix length it uses (policy_svc_lookup()); the entry found
@@ -45,21 +46,6 @@ static __always_inline __u8 policy_lookup(void *map, struct sluice_policy_key *k
 	return v ? policy_port_verdict(v, port) : SLUICE_POL_NONE;
 }
 
-/* The node list: a host entry (policy_nhost, exact match on the key
- * whose prefixlen is already the whole address) before the trie of the
- * shorter prefixes. Every node entry denies: a host entry decides alone. */
-static __always_inline __u8 policy_node_lookup(struct sluice_policy_key *k, __u16 port, bool *ports)
-{
-	struct sluice_policy_val *v = bpf_map_lookup_elem(&policy_nhost, k);
-
-	if (v) {
-		if (v->nports)
-			*ports = true;
-		return policy_port_verdict(v, port);
-	}
-	return policy_lookup(&policy_node, k, port, ports);
-}
-
 /* The mask of the word of an address that holds bits [32 * w, 32 * w + 32)
  * of a prefix of length @len (network order). */
 static __always_inline __u32 policy_word_mask(__u32 len, __u32 w)
@@ -71,19 +57,17 @@ static __always_inline __u32 policy_word_mask(__u32 len, __u32 w)
 	return bpf_htonl(0xffffffffu << (32 * w + 32 - len));
 }
 
-/* The service's rules (@flags, @lens of its struct sluice_svc): with
- * SLUICE_SVC_F_POLICY_HASH one exact lookup in policy_hash per prefix
- * length it uses, longest first, the client address @addr masked to it:
- * the first hit is the trie's longest match (the same entries). At most
- * SLUICE_POLICY_LENS lookups; without the flag the trie. */
-static __always_inline __u8 policy_svc_lookup(struct sluice_policy_key *k, const __u32 *addr,
-					      __u32 flags, __u32 lens, __u16 port, bool *ports)
+/* One exact lookup in @map per length of @lens (byte i: 1 + the i-th
+ * longest, 0 after the last), the client address @addr masked to it, @k
+ * keeping its id: the first hit is the longest match, as the trie of the
+ * same entries would give. At most SLUICE_POLICY_LENS lookups. */
+static __always_inline __u8 policy_hash_lookup(void *map, struct sluice_policy_key *k,
+					       const __u32 *addr, __u32 lens, __u16 port,
+					       bool *ports)
 {
 	struct sluice_policy_val *v;
 	__u32 len;
 
-	if (!(flags & SLUICE_SVC_F_POLICY_HASH))
-		return policy_lookup(&policy, k, port, ports);
 	for (__u32 i = 0; i < SLUICE_POLICY_LENS; i++) {
 		len = (lens >> (8 * i)) & 0xff;
 		if (!len)
@@ -92,7 +76,7 @@ static __always_inline __u8 policy_svc_lookup(struct sluice_policy_key *k, const
 		k->prefixlen = 32 + len;
 		for (__u32 w = 0; w < 4; w++)
 			k->addr[w] = addr[w] & policy_word_mask(len, w);
-		v = bpf_map_lookup_elem(&policy_hash, k);
+		v = bpf_map_lookup_elem(map, k);
 		if (v) {
 			if (v->nports)
 				*ports = true;
@@ -100,6 +84,49 @@ static __always_inline __u8 policy_svc_lookup(struct sluice_policy_key *k, const
 		}
 	}
 	return SLUICE_POL_NONE;
+}
+
+/* The node list: a host entry (policy_nhost, exact match on the key
+ * whose prefixlen is already the whole address) first; then, where
+ * policy_nlens says policy_nhost holds the family's shorter prefixes too,
+ * one exact lookup per length they use, else the trie of the shorter
+ * prefixes. Node prefixes never nest, and every one denies: the first
+ * hit decides alone. @k comes back as it went in (whole address). */
+static __always_inline __u8 policy_node_lookup(struct sluice_policy_key *k, const __u32 *addr,
+					       __u16 port, bool *ports)
+{
+	struct sluice_policy_val *v = bpf_map_lookup_elem(&policy_nhost, k);
+	struct sluice_policy_nlens *nl;
+	__u32 zero = 0, f, full;
+	__u8 verdict;
+
+	if (v) {
+		if (v->nports)
+			*ports = true;
+		return policy_port_verdict(v, port);
+	}
+	f = k->id == SLUICE_AF_INET6;
+	nl = bpf_map_lookup_elem(&policy_nlens, &zero);
+	if (!nl || !nl->hash[f & 1])
+		return policy_lookup(&policy_node, k, port, ports);
+	full = k->prefixlen;
+	verdict = policy_hash_lookup(&policy_nhost, k, addr, nl->lens[f & 1], port, ports);
+	k->prefixlen = full;
+	__builtin_memcpy(k->addr, addr, sizeof(k->addr));
+	return verdict;
+}
+
+/* The service's rules (@flags, @lens of its struct sluice_svc): with
+ * SLUICE_SVC_F_POLICY_HASH one exact lookup in policy_hash per prefix
+ * length it uses, longest first, the client address @addr masked to it:
+ * the first hit is the trie's longest match (the same entries). At most
+ * SLUICE_POLICY_LENS lookups; without the flag the trie. */
+static __always_inline __u8 policy_svc_lookup(struct sluice_policy_key *k, const __u32 *addr,
+					      __u32 flags, __u32 lens, __u16 port, bool *ports)
+{
+	if (!(flags & SLUICE_SVC_F_POLICY_HASH))
+		return policy_lookup(&policy, k, port, ports);
+	return policy_hash_lookup(&policy_hash, k, addr, lens, port, ports);
 }
 
 /* policy_denies() and policy_sock_denies(); @port_known false: the
@@ -118,7 +145,7 @@ static __always_inline int __policy_denies(const struct sluice_ct_key *t, __u32 
 	k.prefixlen = t->family == SLUICE_AF_INET ? 32 + 32 : 32 + 128;
 	k.id = t->family;
 	__builtin_memcpy(k.addr, t->saddr, sizeof(k.addr));
-	verdict = policy_node_lookup(&k, port, &ports);
+	verdict = policy_node_lookup(&k, t->saddr, port, &ports);
 	if (!port_known && ports)
 		return -1;
 	if (verdict == SLUICE_POL_DENY) {

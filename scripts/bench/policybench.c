@@ -5,8 +5,9 @@
  * 5-tuple each) with no policy, and with 1k allow prefixes on the service
  * plus 100k node-wide deny prefixes (the client matches an allow /24 and
  * no deny prefix, so the flow is balanced after every lookup the policy
- * makes: policy_nhost, the node trie, and the service's one length in
- * policy_hash, or its trie on a build without the hash).
+ * makes: policy_nhost (hosts, then one lookup per node prefix length, or
+ * the node trie), and the service's one length in policy_hash, or its
+ * trie on a build without the hash).
  *
  * Contract: loads the datapath through sluice__open() (nothing pinned or
  * attached), one TCP service with 3 backends. Rounds alternate the two
@@ -19,8 +20,9 @@
  * exit 1. A first round of each, not counted, fills the conntrack LRU
  * (ct_new holds ~32k flows): otherwise the first no-policy round alone
  * inserts without evicting and skews the medians. Usage: policybench
- * [ROUNDS [FLOWS [both|trie|svc|node|deny|deny-svc]]] (defaults 7, 20000,
- * both; trie: both in shapes only the tries hold, see fill_rules(); svc /
+ * [ROUNDS [FLOWS [both|trie|trie8|svc|node|deny|deny-svc]]] (defaults 7,
+ * 20000, both; trie: the service's prefixes in a shape only its trie
+ * holds, trie8: the node list's too, see fill_rules(); svc /
  * node write only the service's or only the node list's prefixes; deny: see deny_bench(), FLOWS is its repeat count; deny-svc
  * the same without the node list). A 2-vCPU
  * machine shared with other work: indications, not results.
@@ -134,15 +136,19 @@ static double round_ns(struct sluice *s, int fd, __u32 flows, __u32 *base, __u32
 	return (double)total / flows;
 }
 
-/* "trie": the rules in shapes the exact-match hashes cannot take. */
-static bool trie_shapes;
+/* "trie": the service's rules in a shape policy_hash cannot take; "trie8"
+ * the node list's too (2). */
+static int trie_shapes;
 
 /* The rules of both modes: 10.(i/256).(i%256).0/24 allowed on the
  * service, 100.64.0.0 + 7i /32 denied node-wide (one length each: the
  * service's policy_hash and the node's policy_nhost answer). With
  * trie_shapes: the service's prefixes in 8 lengths, /17-/24, one in each
  * /16 from 11.0.0.0 (more lengths than policy_hash takes: the service's
- * trie), and the node's /24s from 100.64.0.0 (not /32: the node trie). */
+ * trie), and the node's /24s from 100.64.0.0 (one length: copied into
+ * policy_nhost). trie_shapes 2 ("trie8"): the node's prefixes in 8
+ * lengths, /24-/31, one in each /24 from 100.64.0.0 (more lengths than
+ * policy_nhost's copies take: the node trie). */
 static void fill_rules(struct sluice_policy_rule *allow, struct sluice_cidr *node)
 {
 	for (__u32 i = 0; i < SVC_PREFIXES; i++) {
@@ -161,7 +167,7 @@ static void fill_rules(struct sluice_policy_rule *allow, struct sluice_cidr *nod
 		node[i].prefixlen = 32;
 		if (trie_shapes) {
 			node[i].addr.addr[0] = htonl(0x64400000 + (i << 8));
-			node[i].prefixlen = 24;
+			node[i].prefixlen = trie_shapes == 2 ? (__u8)(24 + i % 8) : 24;
 		}
 	}
 }
@@ -265,7 +271,7 @@ int main(int argc, char **argv)
 	if (argc > 3 && !strcmp(argv[1], "--pin"))
 		return pinned(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 10, allow, node);
 	if (argc > 3) {
-		trie_shapes = !strcmp(argv[3], "trie");
+		trie_shapes = !strcmp(argv[3], "trie") ? 1 : !strcmp(argv[3], "trie8") ? 2 : 0;
 		with_svc = strcmp(argv[3], "node") != 0;
 		with_node = strcmp(argv[3], "svc") != 0 && strcmp(argv[3], "deny-svc") != 0;
 	}
@@ -310,7 +316,8 @@ int main(int argc, char **argv)
 	printf("|---|---|---|\n");
 	printf("| no policy | %.1f | %.1f-%.1f |\n", off[rounds / 2], off[0], off[rounds - 1]);
 	printf("| %s | %.1f | %.1f-%.1f |\n",
-	       trie_shapes           ? "1k service /17-/24 + 100k node /24 (the tries)" :
+	       trie_shapes == 2      ? "1k service /17-/24 + 100k node /24-/31 (both tries)" :
+	       trie_shapes           ? "1k service /17-/24 (its trie) + 100k node /24 (hash)" :
 	       with_svc && with_node ? "1k service prefixes + 100k node prefixes" :
 	       with_svc              ? "1k service prefixes" :
 				       "100k node prefixes",

@@ -157,48 +157,149 @@ static bool s_node_and_allow(struct dp *d)
 	return s_node(d) && T4(&p);
 }
 
-/* Whether policy_nhost (hash: @in_hash) or policy_node (trie) holds the
- * node entry @cidr, and the other map does not. */
-static bool node_entry_in(struct dp *d, const char *cidr, bool in_hash)
+/* Where the node entry @cidr is: NODE_HASH policy_nhost only, NODE_TRIE
+ * policy_node only, NODE_BOTH both (a shorter prefix with its copy). */
+enum {
+	NODE_HASH = 1,
+	NODE_TRIE = 2,
+	NODE_BOTH = 3
+};
+
+static bool node_entry_in(struct dp *d, const char *cidr, int want)
 {
+	static const char *const where[] = { "nowhere", "in policy_nhost only",
+					     "in policy_node only", "in both" };
 	struct sluice_policy_key k = {};
 	struct sluice_policy_val v;
 	struct sluice_cidr c;
 	int h = sluice__map_fd(d->s, "policy_nhost"), t = sluice__map_fd(d->s, "policy_node");
+	int got;
 
 	if (sluice_cidr__parse(&c, cidr))
 		return false;
 	k.prefixlen = 32 + c.prefixlen;
 	k.id = c.addr.family;
 	memcpy(k.addr, c.addr.addr, sizeof(k.addr));
-	if (!bpf_map_lookup_elem(in_hash ? h : t, &k, &v) &&
-	    bpf_map_lookup_elem(in_hash ? t : h, &k, &v) && errno == ENOENT)
+	got = (!bpf_map_lookup_elem(h, &k, &v) ? NODE_HASH : 0) |
+	      (!bpf_map_lookup_elem(t, &k, &v) ? NODE_TRIE : 0);
+	if (got == want)
 		return true;
-	dp__fail(d, "node entry %s is not (only) in %s", cidr,
-		 in_hash ? "policy_nhost" : "policy_node");
+	dp__fail(d, "node entry %s is %s, want %s", cidr, where[got], where[want]);
 	return false;
 }
 
-/* Host entries in the hash, shorter prefixes in the trie, a service
- * allow prefix containing both. */
+static bool node_set(struct dp *d, const char *const *text, int n)
+{
+	struct sluice_cidr c[8];
+	int err;
+
+	for (int i = 0; i < n; i++)
+		if (sluice_cidr__parse(&c[i], text[i])) {
+			dp__fail(d, "bad CIDR %s", text[i]);
+			return false;
+		}
+	err = sluice__policy_node_set(d->s, c, (__u32)n);
+	if (err)
+		dp__fail(d, "policy_node_set: %d (%s)", err, sluice__errmsg());
+	return !err;
+}
+
+/* Host entries in the hash, shorter prefixes in the trie with a copy in
+ * the hash (one length per family), a service allow prefix containing
+ * them. */
 static bool s_node_split(struct dp *d)
 {
 	static const char *const text[] = { "10.0.0.2/32", "10.200.0.0/16", "fd00::2/128",
 					    "fd00:200::/32" };
 	static const struct dp_pol p = { .allow = { "10.0.0.0/8" } };
-	struct sluice_cidr c[4];
-	int err;
 
-	for (int i = 0; i < 4; i++)
-		if (sluice_cidr__parse(&c[i], text[i]))
-			return false;
-	err = sluice__policy_node_set(d->s, c, 4);
-	if (err) {
-		dp__fail(d, "policy_node_set: %d (%s)", err, sluice__errmsg());
+	return node_set(d, text, 4) && node_entry_in(d, text[0], NODE_HASH) &&
+	       node_entry_in(d, text[1], NODE_BOTH) && node_entry_in(d, text[2], NODE_HASH) &&
+	       node_entry_in(d, text[3], NODE_BOTH) && T4(&p);
+}
+
+/* policy_nlens as the datapath reads it: family @f in the hash with
+ * @lens, or the trie (@hash false). */
+static bool nlens_is(struct dp *d, int f, bool hash, __u32 lens)
+{
+	struct sluice_policy_nlens nl;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(sluice__map_fd(d->s, "policy_nlens"), &zero, &nl)) {
+		dp__fail(d, "policy_nlens: %s", strerror(errno));
 		return false;
 	}
-	return node_entry_in(d, text[0], true) && node_entry_in(d, text[1], false) &&
-	       node_entry_in(d, text[2], true) && node_entry_in(d, text[3], false) && T4(&p);
+	if (nl.hash[f] == hash && nl.lens[f] == lens)
+		return true;
+	dp__fail(d, "policy_nlens[%d]: hash %u lens %#x, want %u %#x", f, nl.hash[f], nl.lens[f],
+		 hash, lens);
+	return false;
+}
+
+#define LENS4(a, b, c, e) ((a + 1) | (b + 1) << 8 | (c + 1) << 16 | (__u32)(e + 1) << 24)
+
+/* IPv4 node prefixes of 4 lengths (31, 24, 16, 15; the /31 holds
+ * CLIENT4B, the /16 OTHER4): all copied into the hash; IPv6 two lengths. */
+static const char *const node4_text[] = { "10.0.0.2/31",   "192.0.2.0/24", "10.200.0.0/16",
+					  "198.18.0.0/15", "fd00::2/127",  "fd00:200::/32",
+					  "203.0.113.0/25" };
+
+static bool s_node_lens4(struct dp *d)
+{
+	if (!node_set(d, node4_text, 6) || !nlens_is(d, 0, true, LENS4(31, 24, 16, 15)) ||
+	    !nlens_is(d, 1, true, (127 + 1) | (32 + 1) << 8))
+		return false;
+	for (int i = 0; i < 6; i++)
+		if (!node_entry_in(d, node4_text[i], NODE_BOTH))
+			return false;
+	return true;
+}
+
+/* A fifth IPv4 length (/25): IPv4 goes back to the trie alone, its copies
+ * leave the hash; IPv6 keeps its. */
+static bool s_node_lens5(struct dp *d)
+{
+	if (!s_node_lens4(d) || !node_set(d, node4_text, 7) || !nlens_is(d, 0, false, 0) ||
+	    !nlens_is(d, 1, true, (127 + 1) | (32 + 1) << 8))
+		return false;
+	for (int i = 0; i < 7; i++)
+		if (!node_entry_in(d, node4_text[i], i == 4 || i == 5 ? NODE_BOTH : NODE_TRIE))
+			return false;
+	return true;
+}
+
+/* Write @cidr's node entry into @map alone, or delete it from there. */
+static bool node_poke(struct dp *d, const char *map, const char *cidr, bool add)
+{
+	const struct sluice_policy_val deny = { .verdict = SLUICE_POL_DENY };
+	struct sluice_policy_key k = {};
+	struct sluice_cidr c;
+	int fd = sluice__map_fd(d->s, map);
+
+	if (sluice_cidr__parse(&c, cidr))
+		return false;
+	k.prefixlen = 32 + c.prefixlen;
+	k.id = c.addr.family;
+	memcpy(k.addr, c.addr.addr, sizeof(k.addr));
+	if (!(add ? bpf_map_update_elem(fd, &k, &deny, BPF_ANY) : bpf_map_delete_elem(fd, &k)))
+		return true;
+	dp__fail(d, "%s %s %s: %s", add ? "add to" : "delete from", map, cidr, strerror(errno));
+	return false;
+}
+
+/* Which map decides: with 4 lengths the hash (the /31 and fd00::2/127
+ * taken out of the trie still deny); with 5 the trie (the /31 taken out
+ * of the trie and planted in the hash alone lets CLIENT4B in). */
+static bool s_node_hash_decides(struct dp *d)
+{
+	return s_node_lens4(d) && node_poke(d, "policy_node", "10.0.0.2/31", false) &&
+	       node_poke(d, "policy_node", "fd00::2/127", false);
+}
+
+static bool s_node_trie_decides(struct dp *d)
+{
+	return s_node_lens5(d) && node_poke(d, "policy_node", "10.0.0.2/31", false) &&
+	       node_poke(d, "policy_nhost", "10.0.0.2/31", true);
 }
 
 /* The refusals: from the VIP to the client. */
@@ -375,8 +476,8 @@ static const struct dp_case policy_cases[] = {
 	},
 	{
 		.name = "policy_node_host_hash",
-		.desc = "node /32 and /128 in the hash, /16 and /32 (v6) in the trie: both deny, "
-			"also inside the service's allow 10.0.0.0/8; others in",
+		.desc = "node /32 and /128 in the hash, /16 and /32 (v6) in the trie and copied to "
+			"the hash: both deny, also inside the service's allow 10.0.0.0/8; others in",
 		.setup = s_node_split,
 		.steps = {
 			DENIES(T4_SYN(CLIENT4B, 40014), POLICY_NODE_DENY, S_T4),
@@ -385,6 +486,54 @@ static const struct dp_case policy_cases[] = {
 			DENIES(T6_SYN(CLIENT6B, 40014), POLICY_NODE_DENY, S_T6),
 			DENIES(T6_SYN(OTHER6, 40014), POLICY_NODE_DENY, S_T6),
 			T6_NEW(CLIENT6, 40014),
+		},
+	},
+	{
+		.name = "policy_node_lens4_hash",
+		.desc = "node prefixes of 4 IPv4 lengths (/31 /24 /16 /15) and 2 IPv6: copied to the "
+			"hash, lengths in policy_nlens; the /31 and /16 deny, CLIENT4 in",
+		.setup = s_node_lens4,
+		.steps = {
+			DENIES(T4_SYN(CLIENT4B, 40015), POLICY_NODE_DENY, S_T4),
+			DENIES(T4_SYN(OTHER4, 40015), POLICY_NODE_DENY, S_T4),
+			T4_NEW(CLIENT4, 40015),
+			DENIES(T6_SYN(CLIENT6B, 40015), POLICY_NODE_DENY, S_T6),
+			DENIES(T6_SYN(OTHER6, 40015), POLICY_NODE_DENY, S_T6),
+			T6_NEW(CLIENT6, 40015),
+		},
+	},
+	{
+		.name = "policy_node_lens5_trie",
+		.desc = "a fifth IPv4 length: IPv4 back to the trie (copies gone), same verdicts",
+		.setup = s_node_lens5,
+		.steps = {
+			DENIES(T4_SYN(CLIENT4B, 40016), POLICY_NODE_DENY, S_T4),
+			DENIES(T4_SYN(OTHER4, 40016), POLICY_NODE_DENY, S_T4),
+			T4_NEW(CLIENT4, 40016),
+			DENIES(T6_SYN(CLIENT6B, 40016), POLICY_NODE_DENY, S_T6),
+			T6_NEW(CLIENT6, 40016),
+		},
+	},
+	{
+		.name = "policy_node_hash_decides",
+		.desc = "4 lengths: the /31 and fd00::2/127 deleted from the trie still deny (the hash "
+			"copies decide)",
+		.setup = s_node_hash_decides,
+		.steps = {
+			DENIES(T4_SYN(CLIENT4B, 40017), POLICY_NODE_DENY, S_T4),
+			DENIES(T6_SYN(CLIENT6B, 40017), POLICY_NODE_DENY, S_T6),
+			T4_NEW(CLIENT4, 40017),
+		},
+	},
+	{
+		.name = "policy_node_trie_decides",
+		.desc = "5 lengths: the /31 moved from the trie to the hash alone no longer denies "
+			"(the trie decides)",
+		.setup = s_node_trie_decides,
+		.steps = {
+			T4_NEW(CLIENT4B, 40018),
+			DENIES(T4_SYN(OTHER4, 40018), POLICY_NODE_DENY, S_T4),
+			DENIES(T6_SYN(CLIENT6B, 40018), POLICY_NODE_DENY, S_T6),
 		},
 	},
 };

@@ -4,7 +4,7 @@
  * test_policy_hash): the library opened on the real datapath object
  * (root), and a byte-for-byte snapshot of the maps a policy update
  * writes (services, backends, policy, policy_node, policy_nhost,
- * policy_hash), to show a rejected update changed nothing.
+ * policy_hash, policy_cfg, policy_nlens), to show a rejected update changed nothing.
  */
 #ifndef SLUICE_TESTS_POLICY_SNAP_H
 #define SLUICE_TESTS_POLICY_SNAP_H
@@ -17,7 +17,7 @@
 #include "internal.h"
 #include "test.h"
 
-#define POLICY_SNAP_MAPS 6
+#define POLICY_SNAP_MAPS 8
 
 static struct sluice *lib__open(void)
 {
@@ -57,6 +57,8 @@ static const struct {
 	{ "policy_node", sizeof(struct sluice_policy_key), sizeof(struct sluice_policy_val) },
 	{ "policy_nhost", sizeof(struct sluice_policy_key), sizeof(struct sluice_policy_val) },
 	{ "policy_hash", sizeof(struct sluice_policy_key), sizeof(struct sluice_policy_val) },
+	{ "policy_cfg", sizeof(__u32), sizeof(struct sluice_policy_cfg) },
+	{ "policy_nlens", sizeof(__u32), sizeof(struct sluice_policy_nlens) },
 };
 
 struct kv_ctx {

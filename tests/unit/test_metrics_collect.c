@@ -328,7 +328,8 @@ static char *policy_series(const char *text)
 /* The access policy's maps (#15) in sluice_map_entries/_capacity: one
  * service with two deny prefixes (both in the trie "policy" and, of two
  * lengths, in the exact-match "policy_hash"), a node list of a host
- * (policy_nhost) and a /16 (the trie policy_node). Golden text:
+ * (policy_nhost) and a /16 (the trie policy_node, and its copy in
+ * policy_nhost: one length). Golden text:
  * expected_policy_maps (METRICS_DUMP=1 prints what is rendered). */
 static void test_policy_maps(void)
 {

@@ -417,7 +417,7 @@ static const char expected_telemetry[] =
  * series out of the real maps (entries of its fixture, max_entries). */
 static const char expected_policy_maps[] = "sluice_map_entries{map=\"policy\"} 2\n"
 					   "sluice_map_entries{map=\"policy_node\"} 1\n"
-					   "sluice_map_entries{map=\"policy_nhost\"} 1\n"
+					   "sluice_map_entries{map=\"policy_nhost\"} 2\n"
 					   "sluice_map_entries{map=\"policy_hash\"} 2\n"
 					   "sluice_map_capacity{map=\"policy\"} 262144\n"
 					   "sluice_map_capacity{map=\"policy_node\"} 262144\n"

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 
@@ -602,7 +603,8 @@ static int node_where(struct sluice *s, const struct sluice_cidr *c)
 	return in_hash | in_trie << 1;
 }
 
-/* Host entries go to the hash, shorter ones to the trie; a /32 that a
+/* Host entries go to the hash, shorter ones to the trie (and, with at
+ * most SLUICE_POLICY_LENS lengths, a copy to the hash); a /32 that a
  * meshd from before the hash left in the trie moves to the hash at the
  * next set, and a set without it removes it from both. */
 static void test_node_host_hash(void)
@@ -621,7 +623,7 @@ static void test_node_host_hash(void)
 	ASSERT_OK(sluice__policy_node_set(s, c, 3), "set");
 	ASSERT_EQ(node_where(s, &c[0]), 1, "/32 in the hash only");
 	ASSERT_EQ(node_where(s, &c[1]), 1, "/128 in the hash only");
-	ASSERT_EQ(node_where(s, &c[2]), 2, "/24 in the trie only");
+	ASSERT_EQ(node_where(s, &c[2]), 3, "/24 in the trie, its copy in the hash");
 	ASSERT_OK(sluice__policy_node_set(s, &c[2], 1), "only the /24");
 	ASSERT_EQ(node_where(s, &c[0]) | node_where(s, &c[1]), 0, "hosts gone");
 	/* an old meshd's layout: a /32 in the trie */
@@ -640,6 +642,140 @@ static void test_node_host_hash(void)
 	ASSERT_OK(sluice__policy_node_set(s, NULL, 0), "empty");
 	ASSERT_EQ(node_where(s, &c[0]), 0, "gone from both");
 	sluice__close(s);
+}
+
+static bool nlens_is(struct sluice *s, int f, __u8 hash, __u32 lens, const char *what)
+{
+	struct sluice_policy_nlens nl = {};
+	__u32 zero = 0;
+
+	if (!ASSERT_OK(bpf_map_lookup_elem(sluice__map_fd(s, "policy_nlens"), &zero, &nl),
+		       "read policy_nlens"))
+		return false;
+	if (nl.hash[f] == hash && nl.lens[f] == lens)
+		return true;
+	fprintf(stderr, "    policy_nlens[%d]: hash %u lens %#x, want %u %#x\n", f, nl.hash[f],
+		nl.lens[f], hash, lens);
+	return ASSERT_TRUE(false, what);
+}
+
+#define LENS4(a, b, c, e) ((a + 1) | (b + 1) << 8 | (c + 1) << 16 | (__u32)(e + 1) << 24)
+
+/* A family's shorter node prefixes of at most 4 lengths are copied into
+ * policy_nhost and their lengths written to policy_nlens; a fifth length
+ * takes the family back to the trie (copies removed), the other family
+ * keeps its copies; back at 4 they return. A copy that cannot be
+ * inserted (policy_nhost full) fails the set with the map named and
+ * leaves every entry and policy_nlens as they were. */
+static void test_node_lens(void)
+{
+	static const char *const text[] = { "10.0.0.0/31",   "192.0.2.0/24", "10.200.0.0/16",
+					    "198.18.0.0/15", "fd00::/64",    "203.0.113.0/25",
+					    "192.0.3.0/24" };
+	const struct sluice_policy_val deny = { .verdict = SLUICE_POL_DENY };
+	struct sluice_policy_key k = { .prefixlen = 64, .id = SLUICE_AF_INET };
+	struct sluice_policy_cfg cfg0 = {}, cfg1 = {};
+	struct sluice_cidr c[7];
+	struct sluice *s = lib__open();
+	struct bpf_map_info info = {};
+	__u32 zero = 0, planted = 0, max, info_len = sizeof(info);
+	struct sluice_policy_val v;
+	int fd, err;
+
+	if (!s)
+		return;
+	for (int i = 0; i < 7; i++)
+		sluice_cidr__parse(&c[i], text[i]);
+	ASSERT_OK(sluice__policy_node_set(s, c, 5), "4 IPv4 lengths, 1 IPv6");
+	nlens_is(s, 0, 1, LENS4(31, 24, 16, 15), "IPv4 copied");
+	nlens_is(s, 1, 1, 64 + 1, "IPv6 copied");
+	for (int i = 0; i < 5; i++)
+		ASSERT_EQ(node_where(s, &c[i]), 3, text[i]);
+	ASSERT_OK(sluice__policy_node_set(s, c, 6), "a fifth IPv4 length");
+	nlens_is(s, 0, 0, 0, "IPv4 on the trie");
+	nlens_is(s, 1, 1, 64 + 1, "IPv6 still copied");
+	for (int i = 0; i < 6; i++)
+		ASSERT_EQ(node_where(s, &c[i]), i == 4 ? 3 : 2, text[i]);
+	ASSERT_OK(sluice__policy_node_set(s, c, 5), "back to 4");
+	nlens_is(s, 0, 1, LENS4(31, 24, 16, 15), "IPv4 copied again");
+	for (int i = 0; i < 6; i++)
+		ASSERT_EQ(node_where(s, &c[i]), i == 5 ? 0 : 3, text[i]);
+
+	/* fill policy_nhost with host keys no list has, to its last slot */
+	fd = sluice__map_fd(s, "policy_nhost");
+	max = bpf_obj_get_info_by_fd(fd, &info, &info_len) ? 0 : info.max_entries;
+	for (__u32 i = 0; i < max; i++) {
+		k.addr[0] = htonl(0x64400000 + i);
+		if (bpf_map_update_elem(fd, &k, &deny, BPF_NOEXIST))
+			break;
+		planted++;
+	}
+	ASSERT_TRUE(planted > 0 && planted < max, "policy_nhost filled");
+	bpf_map_lookup_elem(sluice__map_fd(s, "policy_cfg"), &zero, &cfg0);
+	c[5] = c[6]; /* 192.0.3.0/24: one length already in use, its copy has no room */
+	err = sluice__policy_node_set(s, c, 6);
+	ASSERT_TRUE(err < 0, "the set fails");
+	ASSERT_TRUE(strstr(sluice__errmsg(), "policy_nhost") != NULL, "names policy_nhost");
+	ASSERT_EQ(node_where(s, &c[5]), 0, "the new /24 in neither map");
+	for (int i = 0; i < 5; i++)
+		ASSERT_EQ(node_where(s, &c[i]), 3, text[i]);
+	nlens_is(s, 0, 1, LENS4(31, 24, 16, 15), "policy_nlens unchanged");
+	bpf_map_lookup_elem(sluice__map_fd(s, "policy_cfg"), &zero, &cfg1);
+	ASSERT_TRUE(!memcmp(&cfg0, &cfg1, sizeof(cfg0)), "policy_cfg unchanged");
+	/* the planted keys are hosts of no list: an empty set removes them */
+	ASSERT_OK(sluice__policy_node_set(s, NULL, 0), "empty");
+	k.addr[0] = htonl(0x64400000);
+	ASSERT_TRUE(bpf_map_lookup_elem(fd, &k, &v) && errno == ENOENT, "planted gone");
+	for (int i = 0; i < 5; i++)
+		ASSERT_EQ(node_where(s, &c[i]), 0, text[i]);
+	nlens_is(s, 0, 1, 0, "no IPv4 lengths");
+	sluice__close(s);
+}
+
+/* Pins of an agent from before policy_nlens: no such pin, the node list's
+ * shorter prefixes in the trie alone. The datapath (and the verdict)
+ * reads the trie then; a restarted agent creates the map, and its next
+ * set of the same list adds the copies and the lengths; the verdict never
+ * changes. */
+static void test_node_old_pins(void)
+{
+	struct sluice_ct_key t = { .family = SLUICE_AF_INET, .proto = IPPROTO_TCP };
+	struct sluice_opts opts = {};
+	struct sluice_svc svc = {};
+	struct sluice_policy_key k = { .prefixlen = 32 + 24, .id = SLUICE_AF_INET };
+	struct sluice_cidr c;
+	char dir[64], path[96];
+	struct sluice *s = NULL;
+
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/sluice-test-nlens-%d", (int)getpid());
+	opts.pin_dir = dir;
+	if (!ASSERT_OK(sluice__open(&s, &opts), "open pinned"))
+		goto out;
+	sluice_cidr__parse(&c, "198.51.100.0/24");
+	ASSERT_OK(sluice__policy_node_set(s, &c, 1), "set");
+	inet_pton(AF_INET, "198.51.100.0", &k.addr[0]);
+	ASSERT_EQ(node_where(s, &c), 3, "copied");
+	/* the older agent's layout: no copy, no policy_nlens */
+	ASSERT_OK(bpf_map_delete_elem(sluice__map_fd(s, "policy_nhost"), &k), "drop the copy");
+	sluice__close(s);
+	s = NULL;
+	snprintf(path, sizeof(path), "%s/policy_nlens", dir);
+	ASSERT_OK(unlink(path), "no policy_nlens pin");
+	if (!ASSERT_OK(sluice__open(&s, &opts), "the restart"))
+		goto out;
+	nlens_is(s, 0, 0, 0, "a new policy_nlens reads as the trie");
+	inet_pton(AF_INET, "198.51.100.7", &t.saddr[0]);
+	t.sport = htons(40000);
+	ASSERT_EQ(sluice__policy_verdict(s, &svc, &t, NULL), SLUICE_DROP_POLICY_NODE_DENY,
+		  "trie: denied");
+	ASSERT_OK(sluice__policy_node_set(s, &c, 1), "the same list again");
+	ASSERT_EQ(node_where(s, &c), 3, "copied now");
+	nlens_is(s, 0, 1, 24 + 1, "the hash decides");
+	ASSERT_EQ(sluice__policy_verdict(s, &svc, &t, NULL), SLUICE_DROP_POLICY_NODE_DENY,
+		  "hash: denied");
+out:
+	sluice__close(s);
+	sluice__unpin(dir);
 }
 
 /* desired__apply() writes policy and node list; the maps read back say a
@@ -685,10 +821,11 @@ out:
 }
 
 static const struct test tests[] = {
-	TEST(test_rule_parse),      TEST(test_compile_rejects), TEST(test_compile_semantics),
-	TEST(test_node_check),      TEST(test_writer),          TEST(test_writer_rollback),
-	TEST(test_node_writer),     TEST(test_node_host_hash),  TEST(test_desired_valid),
-	TEST(test_desired_rejects), TEST(test_desired_apply),   TEST(test_k8s_annotations),
+	TEST(test_rule_parse),    TEST(test_compile_rejects), TEST(test_compile_semantics),
+	TEST(test_node_check),    TEST(test_writer),          TEST(test_writer_rollback),
+	TEST(test_node_writer),   TEST(test_node_host_hash),  TEST(test_node_lens),
+	TEST(test_node_old_pins), TEST(test_desired_valid),   TEST(test_desired_rejects),
+	TEST(test_desired_apply), TEST(test_k8s_annotations),
 };
 
 int main(int argc, char **argv)

@@ -74,6 +74,7 @@ enum sluice_map_id {
 	SLUICE_MAP_POLICY_HASH,       /* #15: policy entries by exact match, hash */
 	SLUICE_MAP_POLICY_STATS,      /* #15: per-CPU denials per svc id */
 	SLUICE_MAP_POLICY_CFG,        /* #15: node list prefixes per family */
+	SLUICE_MAP_POLICY_NLENS,      /* #15: node list lengths in policy_nhost */
 	SLUICE_MAP_BACKEND_ADDRS,     /* #17: backend address -> refs (reply filter) */
 	SLUICE_MAP_BACKEND_ADDR_BITS, /* #17: the filter's bits, what BPF reads */
 	SLUICE_MAP_SNAT_ADDR,         /* #13: the node's SNAT address per family */

@@ -91,6 +91,8 @@ static const struct map_desc map_descs[SLUICE_MAP__MAX] = {
 	[SLUICE_MAP_POLICY_STATS] = { "policy_stats", sizeof(__u32),
 				      sizeof(struct sluice_policy_stats) },
 	[SLUICE_MAP_POLICY_CFG] = { "policy_cfg", sizeof(__u32), sizeof(struct sluice_policy_cfg) },
+	[SLUICE_MAP_POLICY_NLENS] = { "policy_nlens", sizeof(__u32),
+				      sizeof(struct sluice_policy_nlens) },
 	[SLUICE_MAP_MAGLEV_IDS] = { "maglev_ids", sizeof(__u32), sizeof(__u32) },
 	[SLUICE_MAP_BACKEND_ADDRS] = { "backend_addrs", sizeof(struct sluice_backend_addr_key),
 				       sizeof(__u32) },

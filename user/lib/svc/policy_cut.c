@@ -61,14 +61,47 @@ static void cut__hit(struct sluice_policy_hit *hit, const char *map,
 	hit->prefix.prefixlen = (__u8)(k->prefixlen - 32);
 }
 
-/* The node list (policy_nhost, then the trie policy_node) or the trie
- * policy with id @id, as the kernel's policy_lookup()/policy_node_lookup(). */
+/* One exact lookup in @fd (@name) per length of @lens, longest first, the
+ * client address masked to it, as the kernel's policy_hash_lookup();
+ * @count: record the lookups made in @hit (the service's). */
+static __u8 cut__hash_lookup(int fd, const char *name, struct sluice_policy_key *k,
+			     const struct sluice_ct_key *t, __u32 lens,
+			     struct sluice_policy_hit *hit, bool count)
+{
+	struct sluice_policy_val v;
+	__u32 len;
+
+	for (__u32 i = 0; i < SLUICE_POLICY_LENS; i++) {
+		len = (lens >> (8 * i)) & 0xff;
+		if (!len--)
+			break;
+		k->prefixlen = 32 + len;
+		for (__u32 w = 0; w < 4; w++) {
+			__u32 keep = len >= 32 * w + 32 ? 32 : len > 32 * w ? len - 32 * w : 0;
+
+			k->addr[w] = keep ? t->saddr[w] & htonl(~0u << (32 - keep)) : 0;
+		}
+		if (hit && count)
+			hit->lookups = (__u8)(i + 1);
+		if (!bpf_map_lookup_elem(fd, k, &v)) {
+			cut__hit(hit, name, k, t->family, &v);
+			return cut__port_verdict(&v, ntohs(t->sport));
+		}
+	}
+	return SLUICE_POL_NONE;
+}
+
+/* The node list (policy_nhost, then its copies of the shorter prefixes
+ * there or the trie policy_node) or the trie policy with id @id, as the
+ * kernel's policy_lookup()/policy_node_lookup(). */
 static __u8 cut__lookup(const struct sluice *s, int fd, __u32 id, const struct sluice_ct_key *t,
 			struct sluice_policy_hit *hit)
 {
 	struct sluice_policy_key k = { .id = id };
+	struct sluice_policy_nlens nl;
 	struct sluice_policy_val v;
 	bool node = fd == s->fds[SLUICE_MAP_POLICY_NODE];
+	__u32 zero = 0;
 
 	k.prefixlen = 32 + (t->family == SLUICE_AF_INET ? 32 : 128);
 	memcpy(k.addr, t->saddr, sizeof(k.addr));
@@ -77,6 +110,11 @@ static __u8 cut__lookup(const struct sluice *s, int fd, __u32 id, const struct s
 		cut__hit(hit, "policy_nhost", &k, t->family, &v);
 		return cut__port_verdict(&v, ntohs(t->sport));
 	}
+	/* then its shorter prefixes' copies there, one length at a time */
+	if (node && !bpf_map_lookup_elem(s->fds[SLUICE_MAP_POLICY_NLENS], &zero, &nl) &&
+	    nl.hash[t->family == SLUICE_AF_INET6])
+		return cut__hash_lookup(s->fds[SLUICE_MAP_POLICY_NHOST], "policy_nhost", &k, t,
+					nl.lens[t->family == SLUICE_AF_INET6], hit, false);
 	if (bpf_map_lookup_elem(fd, &k, &v))
 		return SLUICE_POL_NONE;
 	cut__hit(hit, node ? "policy_node" : "policy", NULL, t->family, &v);
@@ -90,29 +128,11 @@ static __u8 cut__svc_lookup(const struct sluice *s, const struct sluice_svc *svc
 			    const struct sluice_ct_key *t, struct sluice_policy_hit *hit)
 {
 	struct sluice_policy_key k = { .id = svc->svc_id };
-	struct sluice_policy_val v;
-	__u32 len;
 
 	if (!(svc->flags & SLUICE_SVC_F_POLICY_HASH))
 		return cut__lookup(s, s->fds[SLUICE_MAP_POLICY], svc->svc_id, t, hit);
-	for (__u32 i = 0; i < SLUICE_POLICY_LENS; i++) {
-		len = (svc->policy_lens >> (8 * i)) & 0xff;
-		if (!len--)
-			break;
-		k.prefixlen = 32 + len;
-		for (__u32 w = 0; w < 4; w++) {
-			__u32 keep = len >= 32 * w + 32 ? 32 : len > 32 * w ? len - 32 * w : 0;
-
-			k.addr[w] = keep ? t->saddr[w] & htonl(~0u << (32 - keep)) : 0;
-		}
-		if (hit)
-			hit->lookups = (__u8)(i + 1);
-		if (!bpf_map_lookup_elem(s->fds[SLUICE_MAP_POLICY_HASH], &k, &v)) {
-			cut__hit(hit, "policy_hash", &k, t->family, &v);
-			return cut__port_verdict(&v, ntohs(t->sport));
-		}
-	}
-	return SLUICE_POL_NONE;
+	return cut__hash_lookup(s->fds[SLUICE_MAP_POLICY_HASH], "policy_hash", &k, t,
+				svc->policy_lens, hit, true);
 }
 
 int sluice__policy_verdict(struct sluice *s, const struct sluice_svc *svc,
