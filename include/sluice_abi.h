@@ -640,19 +640,19 @@ struct sluice_policy_cfg {
 };
 
 /* policy_nlens: one-element array written with the node list. Per family
- * ([0] IPv4, [1] IPv6): hash[f] 1 when every prefix of the family shorter
- * than a host is also in policy_nhost (keyed like the trie, the address
- * masked to it), which holds when they use at most SLUICE_POLICY_LENS
- * lengths; lens[f] then names those lengths as sluice_svc.policy_lens
- * does (byte i: 1 + the i-th longest, 0 after the last; 0 when the family
- * has host entries only). The datapath masks the client address to each
- * and looks policy_nhost up instead of walking the trie policy_node. With
- * hash[f] 0 (more lengths, or a meshd from before this map: it reads as
- * zeros) the trie decides. The trie always holds every shorter prefix. */
+ * ([0] IPv4, [1] IPv6), lens[f] non-zero when every prefix of the family
+ * shorter than a host is also in policy_nhost (keyed like the trie, the
+ * address masked to it), which holds when they use at most
+ * SLUICE_POLICY_LENS lengths; it names those lengths as
+ * sluice_svc.policy_lens does (byte i: 1 + the i-th longest, 0 after the
+ * last). The datapath masks the client address to each and looks
+ * policy_nhost up instead of walking the trie policy_node. 0 (more
+ * lengths, hosts only, the copies being changed, or a meshd from before
+ * this map: it reads as zeros): the trie decides. One aligned word per
+ * family, so a reader never sees half of a change. The trie always holds
+ * every shorter prefix. */
 struct sluice_policy_nlens {
 	__u32 lens[2];
-	__u8 hash[2];
-	__u8 pad[2];
 };
 
 /* policy_stats: per-CPU array indexed by svc_id, new flows denied. */

@@ -97,7 +97,7 @@ static __always_inline __u8 policy_node_lookup(struct sluice_policy_key *k, cons
 {
 	struct sluice_policy_val *v = bpf_map_lookup_elem(&policy_nhost, k);
 	struct sluice_policy_nlens *nl;
-	__u32 zero = 0, f, full;
+	__u32 zero = 0, f, full, lens;
 	__u8 verdict;
 
 	if (v) {
@@ -107,10 +107,11 @@ static __always_inline __u8 policy_node_lookup(struct sluice_policy_key *k, cons
 	}
 	f = k->id == SLUICE_AF_INET6;
 	nl = bpf_map_lookup_elem(&policy_nlens, &zero);
-	if (!nl || !nl->hash[f & 1])
+	lens = nl ? nl->lens[f & 1] : 0; /* one read: the word decides */
+	if (!lens)
 		return policy_lookup(&policy_node, k, port, ports);
 	full = k->prefixlen;
-	verdict = policy_hash_lookup(&policy_nhost, k, addr, nl->lens[f & 1], port, ports);
+	verdict = policy_hash_lookup(&policy_nhost, k, addr, lens, port, ports);
 	k->prefixlen = full;
 	__builtin_memcpy(k->addr, addr, sizeof(k->addr));
 	return verdict;

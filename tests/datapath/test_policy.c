@@ -218,9 +218,9 @@ static bool s_node_split(struct dp *d)
 	       node_entry_in(d, text[3], NODE_BOTH) && T4(&p);
 }
 
-/* policy_nlens as the datapath reads it: family @f in the hash with
- * @lens, or the trie (@hash false). */
-static bool nlens_is(struct dp *d, int f, bool hash, __u32 lens)
+/* policy_nlens as the datapath reads it: family @f's lengths in the hash,
+ * or 0 (the trie). */
+static bool nlens_is(struct dp *d, int f, __u32 lens)
 {
 	struct sluice_policy_nlens nl;
 	__u32 zero = 0;
@@ -229,10 +229,9 @@ static bool nlens_is(struct dp *d, int f, bool hash, __u32 lens)
 		dp__fail(d, "policy_nlens: %s", strerror(errno));
 		return false;
 	}
-	if (nl.hash[f] == hash && nl.lens[f] == lens)
+	if (nl.lens[f] == lens)
 		return true;
-	dp__fail(d, "policy_nlens[%d]: hash %u lens %#x, want %u %#x", f, nl.hash[f], nl.lens[f],
-		 hash, lens);
+	dp__fail(d, "policy_nlens[%d]: lens %#x, want %#x", f, nl.lens[f], lens);
 	return false;
 }
 
@@ -246,8 +245,8 @@ static const char *const node4_text[] = { "10.0.0.2/31",   "192.0.2.0/24", "10.2
 
 static bool s_node_lens4(struct dp *d)
 {
-	if (!node_set(d, node4_text, 6) || !nlens_is(d, 0, true, LENS4(31, 24, 16, 15)) ||
-	    !nlens_is(d, 1, true, (127 + 1) | (32 + 1) << 8))
+	if (!node_set(d, node4_text, 6) || !nlens_is(d, 0, LENS4(31, 24, 16, 15)) ||
+	    !nlens_is(d, 1, (127 + 1) | (32 + 1) << 8))
 		return false;
 	for (int i = 0; i < 6; i++)
 		if (!node_entry_in(d, node4_text[i], NODE_BOTH))
@@ -259,8 +258,8 @@ static bool s_node_lens4(struct dp *d)
  * leave the hash; IPv6 keeps its. */
 static bool s_node_lens5(struct dp *d)
 {
-	if (!s_node_lens4(d) || !node_set(d, node4_text, 7) || !nlens_is(d, 0, false, 0) ||
-	    !nlens_is(d, 1, true, (127 + 1) | (32 + 1) << 8))
+	if (!s_node_lens4(d) || !node_set(d, node4_text, 7) || !nlens_is(d, 0, 0) ||
+	    !nlens_is(d, 1, (127 + 1) | (32 + 1) << 8))
 		return false;
 	for (int i = 0; i < 7; i++)
 		if (!node_entry_in(d, node4_text[i], i == 4 || i == 5 ? NODE_BOTH : NODE_TRIE))

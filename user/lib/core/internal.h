@@ -225,6 +225,9 @@ int svc__vip_bits_sync(struct sluice *s);
  * sweep's, without a walk of its own) */
 int svc__vip_bits_sync_keys(struct sluice *s, const struct sluice_svc_key *keys, __u32 n);
 int svc__vip_bits_sync_if_empty(struct sluice *s);
+/* svc_policy_node.c: at open, a family whose node prefix copies in
+ * policy_nhost do not match its prefixes goes back to the trie. */
+int svc__policy_nlens_check(struct sluice *s);
 /* svc_plan.c: forget the snapshot (the next set call reads the maps);
  * for writers it does not follow (deletes, sweep). */
 void svc__snap_drop(struct sluice *s);

@@ -330,6 +330,8 @@ int sluice__open(struct sluice **out, const struct sluice_opts *opts)
 		err = svc__vip_bits_map(s);
 	if (!err)
 		err = svc__vip_bits_sync_if_empty(s);
+	if (!err)
+		err = svc__policy_nlens_check(s);
 	if (err)
 		goto cleanup;
 	*out = s;

@@ -70,7 +70,9 @@ struct sluice_policy_hit {
 				   * "policy_hash"; NULL: no entry matched */
 	bool has_prefix; /* prefix known (the exact-match maps) */
 	struct sluice_cidr prefix;
-	__u8 lookups; /* policy_hash lookups made (the service's) */
+	__u8 lookups; /* exact lookups made in the map that decided: policy_hash
+		       * (the service's), policy_nhost (the host key, then one
+		       * per length of policy_nlens) */
 	bool ports;   /* an entry that matched (node list or the service's) has
 		       * client-port ranges: a verdict of port 0 is no verdict
 		       * where the port is not known yet (policy_sock_denies()) */

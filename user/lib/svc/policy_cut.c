@@ -62,11 +62,11 @@ static void cut__hit(struct sluice_policy_hit *hit, const char *map,
 }
 
 /* One exact lookup in @fd (@name) per length of @lens, longest first, the
- * client address masked to it, as the kernel's policy_hash_lookup();
- * @count: record the lookups made in @hit (the service's). */
+ * client address masked to it, as the kernel's policy_hash_lookup(); the
+ * lookups made go to @hit, after @before made in the same map. */
 static __u8 cut__hash_lookup(int fd, const char *name, struct sluice_policy_key *k,
 			     const struct sluice_ct_key *t, __u32 lens,
-			     struct sluice_policy_hit *hit, bool count)
+			     struct sluice_policy_hit *hit, __u32 before)
 {
 	struct sluice_policy_val v;
 	__u32 len;
@@ -81,8 +81,8 @@ static __u8 cut__hash_lookup(int fd, const char *name, struct sluice_policy_key 
 
 			k->addr[w] = keep ? t->saddr[w] & htonl(~0u << (32 - keep)) : 0;
 		}
-		if (hit && count)
-			hit->lookups = (__u8)(i + 1);
+		if (hit)
+			hit->lookups = (__u8)(before + i + 1);
 		if (!bpf_map_lookup_elem(fd, k, &v)) {
 			cut__hit(hit, name, k, t->family, &v);
 			return cut__port_verdict(&v, ntohs(t->sport));
@@ -112,9 +112,12 @@ static __u8 cut__lookup(const struct sluice *s, int fd, __u32 id, const struct s
 	}
 	/* then its shorter prefixes' copies there, one length at a time */
 	if (node && !bpf_map_lookup_elem(s->fds[SLUICE_MAP_POLICY_NLENS], &zero, &nl) &&
-	    nl.hash[t->family == SLUICE_AF_INET6])
+	    nl.lens[t->family == SLUICE_AF_INET6]) {
+		if (hit)
+			hit->lookups = 1; /* the host entry's */
 		return cut__hash_lookup(s->fds[SLUICE_MAP_POLICY_NHOST], "policy_nhost", &k, t,
-					nl.lens[t->family == SLUICE_AF_INET6], hit, false);
+					nl.lens[t->family == SLUICE_AF_INET6], hit, 1);
+	}
 	if (bpf_map_lookup_elem(fd, &k, &v))
 		return SLUICE_POL_NONE;
 	cut__hit(hit, node ? "policy_node" : "policy", NULL, t->family, &v);
@@ -132,7 +135,7 @@ static __u8 cut__svc_lookup(const struct sluice *s, const struct sluice_svc *svc
 	if (!(svc->flags & SLUICE_SVC_F_POLICY_HASH))
 		return cut__lookup(s, s->fds[SLUICE_MAP_POLICY], svc->svc_id, t, hit);
 	return cut__hash_lookup(s->fds[SLUICE_MAP_POLICY_HASH], "policy_hash", &k, t,
-				svc->policy_lens, hit, true);
+				svc->policy_lens, hit, 0);
 }
 
 int sluice__policy_verdict(struct sluice *s, const struct sluice_svc *svc,
