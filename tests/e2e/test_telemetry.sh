@@ -393,14 +393,17 @@ check_failed() {
 
 # One connection streams for 6 s; while it is still open its bytes so far
 # are already counted (UPDATE records, 1 s interval): polled from 2.5 s on
-# (a busy machine may start the client late), until 5 s.
+# (a busy machine may start the client late), until 5 s. Under emulation
+# (SLUICE_TEST_TIME_SCALE, make test-kernels) the hold and the polling
+# stretch with it: one scrape there can take seconds.
 check_long_lived() {
 	local sel="service=\"$SVC\",direction=\"outbound\"" before sent closed rc=0 pid i
+	local scale=${SLUICE_TEST_TIME_SCALE:-1}
 	before=$(metric "sluice_connection_sent_bytes_total{$sel}")
-	in_cg "$NS_C" "$PEER" connect "$VIP:80" -n 1 --bytes 100000 --hold-ms 6000 >/dev/null &
+	in_cg "$NS_C" "$PEER" connect "$VIP:80" -n 1 --bytes 100000 --hold-ms $((6000 * scale)) >/dev/null &
 	pid=$!
 	sleep 2.5
-	for ((i = 0; i < 6; i++)); do
+	for ((i = 0; i < 6 * scale; i++)); do
 		scrape >"$TMP/mid.txt"
 		sent=$(awk -v s="sluice_connection_sent_bytes_total{$sel}" 'index($0, s " ") == 1 { print $2 }' "$TMP/mid.txt")
 		closed=$(awk -v s="sluice_connections_closed_total{$sel}" 'index($0, s " ") == 1 { print $2 }' "$TMP/mid.txt")
