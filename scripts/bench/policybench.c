@@ -20,9 +20,11 @@
  * exit 1. A first round of each, not counted, fills the conntrack LRU
  * (ct_new holds ~32k flows): otherwise the first no-policy round alone
  * inserts without evicting and skews the medians. Usage: policybench
- * [ROUNDS [FLOWS [both|trie|trie8|svc|node|deny|deny-svc]]] (defaults 7,
- * 20000, both; trie: the service's prefixes in a shape only its trie
- * holds, trie8: the node list's too, see fill_rules(); svc /
+ * [ROUNDS [FLOWS [both|trie|trie8|dense|svc|node|deny|deny-svc]]] (defaults
+ * 7, 20000, both; trie: the service's prefixes in a shape only its trie
+ * holds, trie8: the node list's too, see fill_rules(); dense: only the
+ * node list, /24s on every other /24 from 100.64.0.0 with the client in a
+ * gap, where a trie walk goes all the way down; svc /
  * node write only the service's or only the node list's prefixes; deny: see deny_bench(), FLOWS is its repeat count; deny-svc
  * the same without the node list). A 2-vCPU
  * machine shared with other work: indications, not results.
@@ -169,6 +171,8 @@ static void fill_rules(struct sluice_policy_rule *allow, struct sluice_cidr *nod
 			node[i].addr.addr[0] = htonl(0x64400000 + (i << 8));
 			node[i].prefixlen = trie_shapes == 2 ? (__u8)(24 + i % 8) : 24;
 		}
+		if (trie_shapes == 3) /* dense: every other /24 */
+			node[i].addr.addr[0] = htonl(0x64400000 + (i << 9));
 	}
 }
 
@@ -271,8 +275,11 @@ int main(int argc, char **argv)
 	if (argc > 3 && !strcmp(argv[1], "--pin"))
 		return pinned(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 10, allow, node);
 	if (argc > 3) {
-		trie_shapes = !strcmp(argv[3], "trie") ? 1 : !strcmp(argv[3], "trie8") ? 2 : 0;
-		with_svc = strcmp(argv[3], "node") != 0;
+		trie_shapes = !strcmp(argv[3], "trie")  ? 1 :
+			      !strcmp(argv[3], "trie8") ? 2 :
+			      !strcmp(argv[3], "dense") ? 3 :
+							  0;
+		with_svc = strcmp(argv[3], "node") != 0 && trie_shapes != 3;
 		with_node = strcmp(argv[3], "svc") != 0 && strcmp(argv[3], "deny-svc") != 0;
 	}
 	if (rounds < 1 || rounds > 64 || !flows)
@@ -294,8 +301,13 @@ int main(int argc, char **argv)
 		be[i].weight = 1;
 	}
 	fill_rules(allow, node);
-	/* in allow 10.0.5.0/24, or (trie) 11.5.0.0/22 */
-	inet_pton(AF_INET, trie_shapes ? "11.5.0.9" : "10.0.5.9", &saddr);
+	/* in allow 10.0.5.0/24, or (trie) 11.5.0.0/22, or (dense) in the
+	 * uncovered /24 between two node /24s: a walk to the trie's bottom */
+	inet_pton(AF_INET,
+		  trie_shapes == 3 ? "100.64.9.9" :
+		  trie_shapes      ? "11.5.0.9" :
+				     "10.0.5.9",
+		  &saddr);
 	fd = sluice__prog_fd(s, SLUICE_PROG_XDP);
 	if (argc > 3 && !strncmp(argv[3], "deny", 4))
 		return deny_bench(s, fd, &spec, allow, node, rounds, flows, saddr);
@@ -316,6 +328,7 @@ int main(int argc, char **argv)
 	printf("|---|---|---|\n");
 	printf("| no policy | %.1f | %.1f-%.1f |\n", off[rounds / 2], off[0], off[rounds - 1]);
 	printf("| %s | %.1f | %.1f-%.1f |\n",
+	       trie_shapes == 3      ? "100k node /24s, every other one, client between" :
 	       trie_shapes == 2      ? "1k service /17-/24 + 100k node /24-/31 (both tries)" :
 	       trie_shapes           ? "1k service /17-/24 (its trie) + 100k node /24 (hash)" :
 	       with_svc && with_node ? "1k service prefixes + 100k node prefixes" :
