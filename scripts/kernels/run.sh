@@ -20,11 +20,13 @@
 # KVM on this machine kind).
 #
 # Environment (defaults): KERNELS ("host 6.1 6.12"), KERNEL_SUITES
-# (objects,unit), KERNEL_CACHE (build/kernels), KERNEL_TIMEOUT (seconds per
-# guest, 3600), KERNEL_CPUS (2), KERNEL_MEM (MB, 2048), KERNEL_APPEND (extra
+# (objects,unit; "all" for every suite), KERNEL_CACHE (build/kernels), KERNEL_TIMEOUT (seconds per
+# guest, 5400), KERNEL_CPUS (2), KERNEL_MEM (MB, 2048), KERNEL_APPEND (extra
 # kernel command line), KERNEL_UNIT (unit binaries, a glob), KERNEL_DATAPATH
 # (datapath_test's name filter), KERNEL_BIN_TIMEOUT / KERNEL_E2E_TIMEOUT (per test
 # binary / script, see suites.sh), SLUICE_BUILD (build/).
+# The kernels run at once (guests and the host's suites side by side), and
+# in each the suites run two at a time (suites.sh, KERNEL_JOBS).
 # KERNEL_REPORT_ONLY=1 runs nothing: it prints the table (and with
 # KERNEL_README=1 rewrites README's) from the results the last run of each
 # kernel left in KERNEL_CACHE/results/<kernel>, so kernels run one at a
@@ -37,8 +39,9 @@ BUILD=${SLUICE_BUILD:-$ROOT/build}
 BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "run.sh: no $BUILD: run make" >&2; exit 1; }
 KERNELS=${KERNELS:-host 6.1 6.12}
 SUITES=${KERNEL_SUITES:-objects,unit}
+[ "$SUITES" = all ] && SUITES=objects,kfeatures,unit,datapath,e2e-lb,sock,meshd,telemetry
 CACHE=${KERNEL_CACHE:-$BUILD/kernels}
-TIMEOUT=${KERNEL_TIMEOUT:-3600}
+TIMEOUT=${KERNEL_TIMEOUT:-5400}
 CPUS=${KERNEL_CPUS:-2}
 MEM=${KERNEL_MEM:-2048}
 
@@ -101,28 +104,38 @@ boot_guest() {
 	return 0
 }
 
+# Every kernel runs at once: the guests each in their qemu (nice 19), the
+# host's suites beside them at normal priority. With more than one kernel
+# their console lines are prefixed "[KERNEL] "; the table below is made
+# from the result files, not from these lines.
 t0=$SECONDS
+nk=$(wc -w <<<"$KERNELS")
+label() {
+	if [ "$nk" -gt 1 ]; then sed -u "s/^/[$1] /"; else cat; fi
+}
 for k in $KERNELS; do
 	out=$CACHE/results/$k
+	outs+=("$out")
 	if [ "${KERNEL_REPORT_ONLY:-0}" = 1 ]; then
 		mkdir -p "$out"
 		[ -f "$out/release" ] || echo "no results of a run: run it first" >"$out/boot.log"
-		labels+=("$(cat "$out/release" 2>/dev/null || echo "$k")")
-		outs+=("$out")
 		continue
 	fi
 	rm -rf "$out"
 	mkdir -p "$out"
 	if [ "$k" = host ]; then
 		echo "host $(uname -r)" >"$out/release"
-		labels+=("host $(uname -r)")
-		echo "=== host $(uname -r)"
-		"$HERE/suites.sh" "$out" "$SUITES" | grep --line-buffered -E '^(PASS|FAIL|SKIP|===|---)'
+		{
+			echo "=== host $(uname -r)"
+			"$HERE/suites.sh" "$out" "$SUITES" | grep --line-buffered -E '^(PASS|FAIL|SKIP|===|---)'
+		} | label "$k" &
 	else
-		boot_guest "$k" "$out"
-		labels+=("$(cat "$out/release" 2>/dev/null || echo "$k")")
+		boot_guest "$k" "$out" | label "$k" &
 	fi
-	outs+=("$out")
+done
+wait
+for i in "${!outs[@]}"; do
+	labels+=("$(cat "${outs[$i]}/release" 2>/dev/null || basename "${outs[$i]}")")
 done
 
 # A suite a guest never finished counts as one failure, with the reason.
