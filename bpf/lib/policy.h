@@ -107,7 +107,8 @@ static __always_inline __u8 policy_node_lookup(struct sluice_policy_key *k, cons
 	}
 	f = k->id == SLUICE_AF_INET6;
 	nl = bpf_map_lookup_elem(&policy_nlens, &zero);
-	lens = nl ? nl->lens[f & 1] : 0; /* one read: the word decides */
+	/* one read of one aligned word: it decides, whatever a writer does */
+	lens = nl ? *(volatile __u32 *)&nl->lens[f & 1] : 0;
 	if (!lens)
 		return policy_lookup(&policy_node, k, port, ports);
 	full = k->prefixlen;
