@@ -360,11 +360,17 @@ __u8 sluice_policy__verdict(const struct sluice_policy_entry *e, __u32 n,
 __u32 sluice_policy__lens(const struct sluice_policy_entry *e, __u32 n)
 {
 	bool used[129] = { false };
-	__u32 lens = 0, k = 0;
 
 	for (__u32 i = 0; i < n; i++)
 		if (e[i].cidr.prefixlen <= 128)
 			used[e[i].cidr.prefixlen] = true;
+	return sluice_policy__lens_used(used);
+}
+
+__u32 sluice_policy__lens_used(const bool used[129])
+{
+	__u32 lens = 0, k = 0;
+
 	for (int len = 128; len >= 0; len--) {
 		if (!used[len])
 			continue;

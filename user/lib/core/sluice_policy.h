@@ -51,6 +51,9 @@ __u8 sluice_policy__verdict(const struct sluice_policy_entry *e, __u32 n,
  * SLUICE_POLICY_LENS: the kernel then looks the trie up instead of
  * policy_hash. */
 __u32 sluice_policy__lens(const struct sluice_policy_entry *e, __u32 n);
+/* The same from the lengths in use (used[len], 0..128): the node list's
+ * policy_nlens word of a family. */
+__u32 sluice_policy__lens_used(const bool used[129]);
 
 /* Node-wide deny list (policy_node trie): replaces the whole list, all
  * or nothing; rules of both families, no nested or duplicate prefixes

@@ -96,24 +96,12 @@ static void node__lens(const struct sluice_policy_key *want, __u32 n,
 		       struct sluice_policy_nlens *nl)
 {
 	bool used[2][129] = { { false } };
-	__u32 k;
 
-	memset(nl, 0, sizeof(*nl));
 	for (__u32 i = 0; i < n; i++)
 		if (!node__is_host(&want[i]) && want[i].prefixlen - 32 <= 128)
 			used[want[i].id == SLUICE_AF_INET6][want[i].prefixlen - 32] = true;
-	for (int f = 0; f < 2; f++) {
-		k = 0;
-		for (int len = 128; len >= 0; len--) {
-			if (!used[f][len])
-				continue;
-			if (k == SLUICE_POLICY_LENS) {
-				nl->lens[f] = 0; /* more lengths than the bound: the trie */
-				break;
-			}
-			nl->lens[f] |= (__u32)(len + 1) << (8 * k++);
-		}
-	}
+	for (int f = 0; f < 2; f++)
+		nl->lens[f] = sluice_policy__lens_used(used[f]);
 }
 
 static int node__fam(const struct sluice_policy_key *k)
