@@ -110,6 +110,36 @@ int dp__service(struct dp *d, const char *vip, __u16 port, __u8 proto, const str
 	return err;
 }
 
+/* The standard services in one sluice__service_set_many(): its table
+ * swaps overlap their RCU grace periods (one each, ~20 ms) where one
+ * service_set() per service would wait for them one after another. */
+static bool dp__world(struct dp *d)
+{
+	struct sluice_backend_spec be[S__N][3];
+	struct sluice_service_spec specs[S__N];
+	__u32 n = 0, applied = 0, failed = 0;
+	int err;
+
+	for (int i = S_NONE + 1; i < S__N; i++) {
+		const struct dp_world_svc *w = &dp_world[i];
+
+		for (int j = 0; j < w->nbe; j++)
+			be[i][j] = (struct sluice_backend_spec){ .addr = dp__addr(w->be[j].addr),
+								 .port = w->be[j].port,
+								 .weight = w->be[j].weight };
+		specs[n++] = (struct sluice_service_spec){ .vip = dp__addr(w->vip),
+							   .port = w->port,
+							   .proto = w->proto,
+							   .nbackends = (__u32)w->nbe,
+							   .backends = w->nbe ? be[i] : NULL };
+	}
+	err = sluice__service_set_many(d->s, specs, n, &applied, &failed);
+	if (err)
+		dp__fail(d, "sluice__service_set_many(world, %u services): %d at %u (%s)", n, err,
+			 failed, sluice__errmsg());
+	return !err;
+}
+
 bool dp__open(struct dp *d, enum dp_prog prog, bool world)
 {
 	return dp__open_cfg(d, prog, world, 0);
@@ -123,9 +153,14 @@ bool dp__open_cfg(struct dp *d, enum dp_prog prog, bool world, __u32 cfg)
 	memset(d, 0, sizeof(*d));
 	d->prog = prog;
 	d->tag = prog == DP_XDP ? "xdp" : "tc";
-	dp__load_only(prog);
-	err = sluice__open(&d->s, &opts);
-	dp__load_only(0);
+	d->s = dp__cache_open(cfg, &d->cached);
+	if (d->s) {
+		err = 0;
+	} else {
+		dp__load_only(prog);
+		err = sluice__open(&d->s, &opts);
+		dp__load_only(0);
+	}
 	if (err) {
 		dp__fail(d, "sluice__open: %d (%s)", err, sluice__errmsg());
 		d->s = NULL;
@@ -136,15 +171,7 @@ bool dp__open_cfg(struct dp *d, enum dp_prog prog, bool world, __u32 cfg)
 		dp__fail(d, "sluice__prog_fd: %d", d->prog_fd);
 		return false;
 	}
-	if (!world)
-		return true;
-	for (int i = S_NONE + 1; i < S__N; i++) {
-		const struct dp_world_svc *w = &dp_world[i];
-
-		if (dp__service(d, w->vip, w->port, w->proto, w->be, w->nbe))
-			return false;
-	}
-	return true;
+	return !world || dp__world(d);
 }
 
 void dp__close(struct dp *d)
@@ -152,6 +179,8 @@ void dp__close(struct dp *d)
 	if (d->s)
 		sluice__close(d->s);
 	d->s = NULL;
+	dp__cache_release(d->cached);
+	d->cached = NULL;
 }
 
 int dp__run(struct dp *d, const struct pkt *in, struct pkt *out, int *verdict)

@@ -2,9 +2,11 @@
 /*
  * dp.h - table-driven runner for datapath packet tests.
  *
- * Contract: every case runs against a freshly loaded datapath (one
- * sluice__open() per case and program, nothing pinned) holding the standard
- * test world below, so no conntrack or counter state leaks between cases.
+ * Contract: every case runs against a datapath in the state of a fresh
+ * load (one sluice__open() per case and program) holding the standard test
+ * world below, so no conntrack or counter state leaks between cases. The
+ * programs are verified once per config and reused, their maps put back
+ * to the fresh state and checked before each case (dp_cache.c).
  * A load is test-sized (dp_load.c): only the program under test is loaded,
  * and the maps indexed by service / backend id hold DP_TEST_MAX_SERVICES /
  * DP_TEST_MAX_BACKENDS entries, snat_fwd / snat_rev DP_TEST_SNAT_MAX;
@@ -234,6 +236,7 @@ extern const struct dp_suite dp_suite_reply_filter;
 extern const struct dp_suite dp_suite_snat_node;
 extern const struct dp_suite dp_suite_sizes;
 extern const struct dp_suite dp_suite_csum;
+extern const struct dp_suite dp_suite_cache;
 
 /* A loaded datapath, one program under test. */
 struct dp {
@@ -241,6 +244,7 @@ struct dp {
 	enum dp_prog prog;
 	int prog_fd;
 	const char *tag; /* "xdp" / "tc", prefixes failure messages */
+	void *cached;    /* the load of dp_cache.c it holds, or NULL */
 };
 
 struct dp_be {
@@ -260,6 +264,18 @@ struct dp_be {
 /* Loads of lb.bpf.o by this thread load only these programs (DP_*);
  * 0: all of them. */
 void dp__load_only(unsigned int progs);
+
+/* dp_cache.c: the verified load of config cfg, put back to its pristine
+ * state and opened through pins, or NULL (then load afresh). Hand *token
+ * to dp__cache_release() after sluice__close(). */
+struct sluice *dp__cache_open(__u32 cfg, void **token);
+void dp__cache_release(void *token);
+/* While on, this thread's opens load afresh (the reference in test_cache.c). */
+void dp__cache_bypass(bool on);
+/* 0 when every map the programs of a use holds what b's holds (the Maglev
+ * outer map and ring buffers aside), else -EBADMSG or an errno; what
+ * names the map that differs. */
+int dp__cache_diff(struct sluice *a, struct sluice *b, char *what, size_t len);
 
 /* An access policy (#15) as rule text (sluice_policy_rule__parse()). */
 #define DP_POL_RULES 8

@@ -15,7 +15,7 @@ static const struct dp_suite *const dp_suites[] = {
 	&dp_suite_ct_flood,     &dp_suite_health,    &dp_suite_affinity,   &dp_suite_src_range,
 	&dp_suite_policy,       &dp_suite_snat,      &dp_suite_drop_empty, &dp_suite_explain,
 	&dp_suite_reply_filter, &dp_suite_snat_node, &dp_suite_sizes,      &dp_suite_csum,
-	&dp_suite_policy_hash,
+	&dp_suite_policy_hash,  &dp_suite_cache,
 };
 
 static const struct dp_case **dp_table;

@@ -227,24 +227,36 @@ static int progs__same_rodata(struct bpf_object *obj, __u32 id)
 	return same;
 }
 
-/* Whether id is the id of one of obj's maps. */
-static bool progs__obj_has(struct bpf_object *obj, __u32 id)
+/* The ids of obj's loaded maps, read once per progs__bound(): asking the
+ * kernel per program map would be maps x maps info calls (~2000). */
+static __u32 progs__obj_ids(struct bpf_object *obj, __u32 *ids, __u32 cap)
 {
 	struct bpf_map *map;
+	__u32 n = 0;
 
 	bpf_object__for_each_map(map, obj) {
 		struct bpf_map_info info = { 0 };
 		__u32 info_len = sizeof(info);
 		int fd = bpf_map__fd(map);
 
-		if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &info_len) && info.id == id)
-			return true;
+		if (n < cap && fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &info_len))
+			ids[n++] = info.id;
 	}
+	return n;
+}
+
+static bool progs__id_in(const __u32 *ids, __u32 n, __u32 id)
+{
+	for (__u32 i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
 	return false;
 }
 
 int progs__bound(struct bpf_object *obj, const int fds[2], char *why, size_t len)
 {
+	__u32 own[128], nown = progs__obj_ids(obj, own, sizeof(own) / sizeof(own[0]));
+
 	for (int p = 0; p < 2; p++) {
 		struct bpf_prog_info info = { 0 };
 		__u32 info_len = sizeof(info), ids[64];
@@ -265,7 +277,8 @@ int progs__bound(struct bpf_object *obj, const int fds[2], char *why, size_t len
 			return 0;
 		}
 		for (__u32 i = 0; i < info.nr_map_ids; i++) {
-			int ro = progs__obj_has(obj, ids[i]) ? 1 : progs__same_rodata(obj, ids[i]);
+			int ro = progs__id_in(own, nown, ids[i]) ? 1 :
+								   progs__same_rodata(obj, ids[i]);
 
 			if (ro > 0)
 				continue;
