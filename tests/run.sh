@@ -39,10 +39,9 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Generous bounds: a hung suite must fail, not stall CI.
 BIN_TIMEOUT=${SLUICE_TEST_TIMEOUT:-300}
-# The datapath suite is one binary of ~180 cases, 140 s on an idle machine:
-# it outlived 300 s at load 13 (other builds and tests on the two cores),
-# and beside the e2e suites (several processes each) it took 678 s at load
-# 7-8: a bound for a hang, not for a slow machine.
+# The datapath suite is one binary of ~190 cases, 83-87 s on an idle machine
+# since it verifies each config's programs once (dp_cache.c; 472 s when
+# every case loaded afresh): a bound for a hang, not for a slow machine.
 DP_TIMEOUT=${SLUICE_DATAPATH_TIMEOUT:-1800}
 E2E_TIMEOUT=${SLUICE_E2E_TIMEOUT:-600}
 # sanitized meshd runs 2-3x slower (test_meshd.sh's 300k-backend case most)

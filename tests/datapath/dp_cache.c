@@ -259,8 +259,7 @@ static int dp__grow(const struct dp_map *m, char **ks, char **vs, size_t k, size
 
 /* Batches of a hash (not tries, not devmaps): 0, or -EOPNOTSUPP when the
  * kernel has none for this map. */
-static int dp__read_batches(const struct dp_map *m, size_t *n, char **ks, char **vs,
-			    size_t *cap)
+static int dp__read_batches(const struct dp_map *m, size_t *n, char **ks, char **vs, size_t *cap)
 {
 	const __u32 chunk = 4096;
 	__u64 token = 0;
@@ -402,11 +401,10 @@ static int dp__map_add(struct dp_load *l, int fd)
 	return 0;
 }
 
-/* The maps of both pinned programs plus every map pinned in the dir. */
-static int dp__collect(struct dp_load *l, struct sluice *s)
+/* Adds the maps the programs of s use to l (fds owned by l); with all,
+ * both programs must be loaded. */
+static int dp__prog_maps(struct dp_load *l, struct sluice *s, bool all)
 {
-	DIR *dir;
-	struct dirent *e;
 	int err = 0;
 
 	for (int p = SLUICE_PROG_XDP; p <= SLUICE_PROG_TC && !err; p++) {
@@ -416,6 +414,8 @@ static int dp__collect(struct dp_load *l, struct sluice *s)
 
 		info.nr_map_ids = DP_CACHE_MAPS;
 		info.map_ids = (__u64)(unsigned long)ids;
+		if (fd < 0 && !all)
+			continue; /* not loaded (dp__load_only()) */
 		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
 			return fd < 0 ? fd : -errno;
 		if (info.nr_map_ids > DP_CACHE_MAPS)
@@ -426,6 +426,18 @@ static int dp__collect(struct dp_load *l, struct sluice *s)
 			err = mfd < 0 ? -errno : dp__map_add(l, mfd);
 		}
 	}
+	return err;
+}
+
+/* The maps of both pinned programs plus every map pinned in the dir. */
+static int dp__collect(struct dp_load *l, struct sluice *s)
+{
+	DIR *dir;
+	struct dirent *e;
+	int err = dp__prog_maps(l, s, true);
+
+	if (err)
+		return err;
 	dir = opendir(l->dir);
 	if (!dir)
 		return -errno;
@@ -817,32 +829,6 @@ void dp__cache_release(void *token)
 	pthread_mutex_unlock(&dp_cache_lock);
 }
 
-/* The maps both programs of s use, into l (fds owned by l). */
-static int dp__prog_maps(struct dp_load *l, struct sluice *s)
-{
-	int err = 0;
-
-	memset(l, 0, sizeof(*l));
-	for (int p = SLUICE_PROG_XDP; p <= SLUICE_PROG_TC && !err; p++) {
-		struct bpf_prog_info info = { 0 };
-		__u32 ids[DP_CACHE_MAPS], len = sizeof(info);
-		int fd = sluice__prog_fd(s, (enum sluice_prog)p);
-
-		info.nr_map_ids = DP_CACHE_MAPS;
-		info.map_ids = (__u64)(unsigned long)ids;
-		if (fd < 0)
-			continue; /* not loaded (dp__load_only()) */
-		if (bpf_obj_get_info_by_fd(fd, &info, &len))
-			return -errno;
-		for (__u32 i = 0; i < info.nr_map_ids && i < DP_CACHE_MAPS && !err; i++) {
-			int mfd = bpf_map_get_fd_by_id(ids[i]);
-
-			err = mfd < 0 ? -errno : dp__map_add(l, mfd);
-		}
-	}
-	return err;
-}
-
 int dp__cache_diff(struct sluice *a, struct sluice *b, char *what, size_t len)
 {
 	struct dp_load *la = calloc(1, sizeof(*la)), *lb = calloc(1, sizeof(*lb));
@@ -851,7 +837,7 @@ int dp__cache_diff(struct sluice *a, struct sluice *b, char *what, size_t len)
 
 	snprintf(what, len, "listing the maps");
 	if (!err)
-		err = dp__prog_maps(la, a) ?: dp__prog_maps(lb, b);
+		err = dp__prog_maps(la, a, false) ?: dp__prog_maps(lb, b, false);
 	if (!err && !lb->nmaps) {
 		snprintf(what, len, "no maps");
 		err = -ENOENT;

@@ -61,7 +61,6 @@ static void cache_leaves_nothing(struct dp *first)
 	dp__close(first);
 	/* the fresh load of the same program and config, as the reference */
 	dp__cache_bypass(true);
-	dp__load_only(0);
 	if (!dp__open(&fresh, first->prog, true)) {
 		dp__cache_bypass(false);
 		return;
