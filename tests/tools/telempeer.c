@@ -155,7 +155,9 @@ static int one_conn(const struct sockaddr_storage *ss, socklen_t len, size_t byt
 {
 	int fd = socket(ss->ss_family, SOCK_STREAM, 0), rounds = hold_ms ? 10 : 1;
 	char *out = malloc(bytes + 1), *in = malloc(bytes + 1), c;
-	struct timespec pause = { 0, (long)hold_ms * 100000L };
+	/* a tenth of the hold per round; tv_nsec must stay below 1 s (a hold
+	 * of 10 s or more as one tv_nsec made nanosleep fail at once) */
+	struct timespec pause = { hold_ms / 10 / 1000, (long)(hold_ms / 10 % 1000) * 1000000L };
 	int rc = -1;
 
 	*err_out = 0;
