@@ -422,10 +422,14 @@ static void *slow_watch(void *arg)
 	struct slow_watch *w = arg;
 
 	while (!w->stop) {
-		size_t q = w->tx->done - w->rx->done;
+		/* received first: what was sent by the later read is at least
+		 * that (read the other way round, a receive between the two
+		 * reads made the difference negative, 2^64 - n as a size_t) */
+		size_t r = w->rx->done, s = w->tx->done;
+		size_t q = s >= r ? s - r : 0;
 		long m = tcp_mem_bytes() - w->mem0;
 
-		if (q > w->max_queue && w->tx->done >= w->rx->done)
+		if (q > w->max_queue)
 			w->max_queue = q;
 		if (m > w->max_mem)
 			w->max_mem = m;
