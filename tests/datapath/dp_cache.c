@@ -162,8 +162,9 @@ static void dp__map_free(struct dp_map *m)
 static void dp__retire(struct dp_load *l, const char *why, const char *map)
 {
 	if (why)
-		fprintf(stderr, "dp_cache: config %#x loads afresh from now on: %s%s%s\n", l->cfg,
-			map ? map : "", map ? ": " : "", why);
+		fprintf(stderr,
+			"dp_cache: config %#x: load retired (%s%s%s); this case loads afresh\n",
+			l->cfg, map ? map : "", map ? ": " : "", why);
 	for (int i = 0; i < l->nmaps; i++)
 		dp__map_free(&l->maps[i]);
 	l->nmaps = 0;
@@ -750,7 +751,7 @@ static bool dp__make(struct dp_load *l, __u32 cfg)
 	if (err) {
 		char why[160];
 
-		snprintf(why, sizeof(why), "making the load: %s (%s); every case loads afresh",
+		snprintf(why, sizeof(why), "making the load: %s (%s); every case from here too",
 			 strerror(-err), sluice__errmsg());
 		dp__retire(l, why, bad);
 		return false;
@@ -778,14 +779,18 @@ struct sluice *dp__cache_open(__u32 cfg, void **token)
 		    dp_loads[i].cfg == cfg)
 			l = &dp_loads[i];
 	/* a retired slot is made again: a flood case retires its load */
-	for (int i = 0; i < DP_CACHE_LOADS && !l && getpid() == dp_cache_owner; i++) {
-		if (dp_loads[i].made && !dp_loads[i].retired)
-			continue;
-		if (!dp__make(&dp_loads[i], cfg)) {
+	if (!l && getpid() == dp_cache_owner) {
+		int slot = -1;
+
+		for (int i = 0; i < DP_CACHE_LOADS && slot < 0; i++)
+			if (!dp_loads[i].made || dp_loads[i].retired)
+				slot = i;
+		if (slot >= 0 && !dp__make(&dp_loads[slot], cfg)) {
 			dp_cache_state = -1; /* the same would fail again */
 			goto out;
 		}
-		l = &dp_loads[i];
+		if (slot >= 0)
+			l = &dp_loads[slot];
 	}
 	if (!l)
 		goto out;
