@@ -466,8 +466,10 @@ static struct dp_map *dp__map_named(struct dp_load *l, const char *name)
 	return NULL;
 }
 
-/* Records every map's pristine contents. Names the map on failure. */
-static int dp__snapshot(struct dp_load *l, const char **bad)
+/* Records every map's pristine contents. Names the map on failure. With
+ * whole, the maps a reset needs (maglev, maglev_ids, services) must be
+ * among them. */
+static int dp__snapshot(struct dp_load *l, const char **bad, bool whole)
 {
 	for (int i = 0; i < l->nmaps; i++) {
 		struct dp_map *m = &l->maps[i];
@@ -489,10 +491,10 @@ static int dp__snapshot(struct dp_load *l, const char **bad)
 			return err;
 	}
 	*bad = NULL;
-	return dp__map_named(l, "maglev") && dp__map_named(l, "maglev_ids") &&
-			       dp__map_named(l, "services") ?
-		       0 :
-		       -ENOENT;
+	if (whole && (!dp__map_named(l, "maglev") || !dp__map_named(l, "maglev_ids") ||
+		      !dp__map_named(l, "services")))
+		return -ENOENT;
+	return 0;
 }
 
 static int dp__drain_one(void *ctx, void *data, size_t size)
@@ -745,7 +747,7 @@ static bool dp__make(struct dp_load *l, __u32 cfg)
 	if (!err)
 		err = dp__collect(l, s);
 	if (!err)
-		err = dp__snapshot(l, &bad);
+		err = dp__snapshot(l, &bad, true);
 	if (s)
 		sluice__close(s);
 	if (err) {
@@ -849,9 +851,9 @@ int dp__cache_diff(struct sluice *a, struct sluice *b, char *what, size_t len)
 	}
 	/* the snapshot of b is what a must read back equal to */
 	if (!err)
-		err = dp__snapshot(lb, &bad);
-	if (err == -ENOENT && lb->nmaps)
-		err = 0; /* the programs do not use maglev_ids: not needed here */
+		err = dp__snapshot(lb, &bad, false);
+	if (err && bad)
+		snprintf(what, len, "reading map %s", bad);
 	for (int i = 0; i < lb->nmaps && !err; i++) {
 		struct dp_map *mb = &lb->maps[i], *ma = dp__map_named(la, mb->name);
 
