@@ -201,6 +201,92 @@ static void test_same_verdicts(void)
 	ASSERT_EQ(handled, 12, "texts from_text reads or refuses itself");
 }
 
+/* A state of n services; service bad_port (if < n) has port 70000 (its
+ * own error), bad_vip a VIP that is no address, bad_text a port written
+ * "080" (a JSON text error: handed back to the tree reader). */
+static char *parts_text(size_t n, size_t bad_port, size_t bad_vip, size_t bad_text, size_t *len)
+{
+	size_t cap = 64 + n * 256, off = 0;
+	char *t = malloc(cap);
+
+	if (!t)
+		return NULL;
+	off += (size_t)snprintf(t + off, cap - off, "{\"services\": [\n");
+	for (size_t i = 0; i < n; i++) {
+		char vip[32], port[16];
+
+		if (i == bad_vip)
+			snprintf(vip, sizeof(vip), "10.%zu.%zu.300", i / 256 % 256, i % 256);
+		else
+			snprintf(vip, sizeof(vip), "10.%zu.%zu.1", i / 256 % 256, i % 256);
+		snprintf(port, sizeof(port), "%s",
+			 i == bad_port ? "70000" :
+			 i == bad_text ? "080" :
+					 "80");
+		off += (size_t)snprintf(
+			t + off, cap - off,
+			"%s {\"vip\": \"%s\", \"port\": %s, \"protocol\": \"tcp\", "
+			"\"backends\": [{\"address\": \"10.200.%zu.%zu\", \"port\": "
+			"8080}, {\"address\": \"10.201.%zu.%zu\", \"port\": 8080}]}\n",
+			i ? "," : "", vip, port, i / 250, i % 250 + 1, i / 250, i % 250 + 1);
+	}
+	off += (size_t)snprintf(t + off, cap - off, "]}\n");
+	*len = off;
+	return t;
+}
+
+/* A big state is parsed in parts on every CPU (desired__parse_services):
+ * the result and the error are those of one pass in order, whatever part
+ * an error is in - the lowest service index wins, as it would reading in
+ * order. 4096 services are 2-4 parts on 2-4 CPUs (one on one CPU). */
+static void test_parts(void)
+{
+	const size_t n = 4096, none = (size_t)-1;
+	struct desired d;
+	size_t len;
+	char *t;
+	int err;
+
+	t = parts_text(n, none, none, none, &len);
+	if (ASSERT_TRUE(t, "text")) {
+		check_same(t, len, "4096 services");
+		if (ASSERT_OK(desired__from_text(&d, t, len, "t"), sluice__errmsg()))
+			ASSERT_EQ(d.nservices, n, "every service read");
+		desired__free(&d);
+	}
+	free(t);
+	t = parts_text(n, 3000, none, none, &len);
+	if (ASSERT_TRUE(t, "text"))
+		check_same(t, len, "an error in a later part");
+	free(t);
+	t = parts_text(n, 3000, 100, none, &len);
+	if (ASSERT_TRUE(t, "text"))
+		check_same(t, len, "errors in the first and a later part");
+	free(t);
+	/* a later part's text error does not hide an earlier service's own
+	 * error (the tree reader reports the text error: not compared) */
+	t = parts_text(n, none, 200, 3500, &len);
+	if (ASSERT_TRUE(t, "text")) {
+		err = desired__from_text(&d, t, len, "t");
+		ASSERT_EQ(err, -EINVAL, "services[200]'s own error");
+		ASSERT_TRUE(strstr(sluice__errmsg(), "services[200].vip") != NULL,
+			    sluice__errmsg());
+		desired__free(&d);
+	}
+	free(t);
+	/* an earlier text error hands the text back, message unset, whatever
+	 * a later part found */
+	t = parts_text(n, 3500, none, 100, &len);
+	if (ASSERT_TRUE(t, "text")) {
+		err = desired__from_text(&d, t, len, "t");
+		ASSERT_EQ(err, -EAGAIN, "handed back");
+		ASSERT_FALSE(sluice__errmsg()[0], "no message of its own");
+		ASSERT_EQ(d.nservices, 0, "nothing read");
+		desired__free(&d);
+	}
+	free(t);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -441,9 +527,10 @@ static void test_index(void)
 }
 
 static const struct test tests[] = {
-	TEST(test_index),        TEST(test_write_same_bytes), TEST(test_same_verdicts),
-	TEST(test_hostile),      TEST(test_truncated),        TEST(test_file_round_trip),
-	TEST(test_lazy_request),
+	TEST(test_index),         TEST(test_write_same_bytes),
+	TEST(test_same_verdicts), TEST(test_hostile),
+	TEST(test_truncated),     TEST(test_file_round_trip),
+	TEST(test_lazy_request),  TEST(test_parts),
 };
 
 int main(int argc, char **argv)

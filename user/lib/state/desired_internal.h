@@ -53,12 +53,15 @@ int desired__check_health(const struct desired_service *svc, const char *base);
 /* The services of a desired state, one at a time: a tree's array, or
  * pieces of a text parsed as they are needed (desired_stream.c). get()
  * hands services[i]'s tree (an error ends the parse with it); put(), when
- * set, takes it back after use. */
+ * set, takes it back after use. parallel: get() and put() may be called
+ * from several threads at once, each tree its own (a big state is then
+ * parsed on every CPU; the result and the error are those of one). */
 struct desired_svc_src {
 	size_t n;
 	int (*get)(void *ctx, size_t i, struct json_object **o);
 	void (*put)(void *ctx, struct json_object *o);
 	void *ctx;
+	bool parallel;
 };
 /* desired__from_json() with the services from src; root's "services" is
  * then only checked to be there. src NULL: root's own array. */

@@ -12,10 +12,12 @@
  * parsed, and all of them together at the end.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "desired_internal.h"
 #include "internal.h"
@@ -503,6 +505,91 @@ static int desired__parse_service(struct json_object *o, __u32 i, struct desired
 	return desired__check_service(svc, i);
 }
 
+/* Services from..to-1 of src into svcs[], in order; the first error ends
+ * the part, with the message it set in msg. */
+struct desired_part {
+	const struct desired_svc_src *src;
+	struct desired_service *svcs;
+	size_t from, to;
+	int err;
+	char msg[SLUICE_ERRMSG_LEN];
+};
+
+static void desired__parse_part(struct desired_part *p)
+{
+	struct json_object *o;
+
+	for (size_t i = p->from; i < p->to; i++) {
+		p->err = p->src->get(p->src->ctx, i, &o);
+		if (!p->err) {
+			p->err = desired__parse_service(o, (__u32)i, &p->svcs[i]);
+			if (p->src->put)
+				p->src->put(p->src->ctx, o);
+		}
+		if (p->err) {
+			snprintf(p->msg, sizeof(p->msg), "%s", sluice__errmsg());
+			return;
+		}
+	}
+}
+
+static void *desired__part_thread(void *arg)
+{
+	sluice__clear_err(); /* this thread's own message */
+	desired__parse_part(arg);
+	return NULL;
+}
+
+/* Big states are parsed on every online CPU (at most PARSE_THREADS_MAX),
+ * PARSE_PART_MIN services a part at least: at 30k services x 10 backends
+ * the parse is most of meshd's restart (#16). Parts run in order inside,
+ * and the error kept is the one of the lowest index, so the result and
+ * the message are those of one pass in order. */
+#define PARSE_THREADS_MAX 8
+#define PARSE_PART_MIN 1024
+
+static int desired__parse_services(const struct desired_svc_src *src, struct desired_service *svcs)
+{
+	struct desired_part one = { .src = src, .svcs = svcs, .to = src->n }, *parts = &one;
+	pthread_t tid[PARSE_THREADS_MAX];
+	bool started[PARSE_THREADS_MAX] = {};
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t np = src->parallel ? src->n / PARSE_PART_MIN : 1, per;
+	int err = 0;
+
+	if (cpus > 0 && np > (size_t)cpus)
+		np = (size_t)cpus;
+	if (np > PARSE_THREADS_MAX)
+		np = PARSE_THREADS_MAX;
+	if (np < 2 || !(parts = calloc(np, sizeof(*parts)))) {
+		np = 1; /* no memory for parts: one pass does it */
+		parts = &one;
+	}
+	per = (src->n + np - 1) / np;
+	for (size_t i = 0; i < np; i++) {
+		parts[i] = (struct desired_part){ .src = src, .svcs = svcs };
+		parts[i].from = i * per < src->n ? i * per : src->n;
+		parts[i].to = parts[i].from + per < src->n ? parts[i].from + per : src->n;
+	}
+	/* part 0 here; a thread that cannot start runs its part here too */
+	for (size_t i = 1; i < np; i++)
+		started[i] = !pthread_create(&tid[i], NULL, desired__part_thread, &parts[i]);
+	for (size_t i = 0; i < np; i++) {
+		if (started[i])
+			pthread_join(tid[i], NULL);
+		else
+			desired__parse_part(&parts[i]);
+	}
+	for (size_t i = 0; i < np && !err; i++) {
+		err = parts[i].err;
+		if (err)
+			sluice__set_err("%s", parts[i].msg);
+	}
+	if (parts != &one)
+		free(parts);
+	return err;
+}
+
 static int desired__tree_get(void *ctx, size_t i, struct json_object **o)
 {
 	*o = json_object_array_get_idx(ctx, i);
@@ -518,7 +605,7 @@ int desired__from_src(struct desired *d, struct json_object *root,
 		      const struct desired_svc_src *from)
 {
 	struct desired_svc_src src;
-	struct json_object *list, *o;
+	struct json_object *list;
 	char val[VAL_LEN];
 	struct desired tmp;
 	size_t n;
@@ -542,8 +629,10 @@ int desired__from_src(struct desired *d, struct json_object *root,
 			return desired__err("services", "expected a list of services, got %s %s",
 					    desired__jtype(list),
 					    desired__jtext(list, val, sizeof(val)));
-		src = (struct desired_svc_src){ json_object_array_length(list), desired__tree_get,
-						NULL, list };
+		/* one tree: parts would share its reference counts */
+		src = (struct desired_svc_src){ .n = json_object_array_length(list),
+						.get = desired__tree_get,
+						.ctx = list };
 		from = &src;
 	}
 	n = from->n;
@@ -557,18 +646,12 @@ int desired__from_src(struct desired *d, struct json_object *root,
 			return -ENOMEM;
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		/* counted before parsing so desired__free() sees its backends */
-		tmp.nservices++;
-		err = from->get(from->ctx, i, &o);
-		if (err)
-			goto fail;
-		err = desired__parse_service(o, (__u32)i, &tmp.services[i]);
-		if (from->put)
-			from->put(from->ctx, o);
-		if (err)
-			goto fail;
-	}
+	/* counted before parsing so desired__free() sees every backend
+	 * array, a half-parsed service's included (the rest are zero) */
+	tmp.nservices = (__u32)n;
+	err = desired__parse_services(from, tmp.services);
+	if (err)
+		goto fail;
 	err = desired__check_all(&tmp);
 	if (!err)
 		err = desired__parse_node_deny(desired__field(root, "nodeDenyFrom"), &tmp);

@@ -71,7 +71,8 @@ static int stream__root(const char *text, struct jscan_range r, const char *name
 			break;
 		}
 		if (!strcmp(key, "services")) {
-			if (jscan__elements(text, m[i].val, SLUICE_MAX_SERVICES, svcs, nsvcs)) {
+			if (jscan__elements_checked(text, m[i].val, SLUICE_MAX_SERVICES, svcs,
+						    nsvcs)) {
 				err = -EAGAIN; /* null, not a list, malformed */
 				break;
 			}
@@ -103,7 +104,10 @@ int desired__from_text(struct desired *d, const char *text, size_t len, const ch
 	struct jscan_range *v;
 	struct json_object *root;
 	struct stream_src s = { .text = text, .name = name };
-	struct desired_svc_src src = { .get = stream__get, .put = stream__put, .ctx = &s };
+	/* each get() parses its own piece of the text: threads may share it */
+	struct desired_svc_src src = {
+		.get = stream__get, .put = stream__put, .ctx = &s, .parallel = true
+	};
 	int err;
 
 	sluice__clear_err();

@@ -112,7 +112,8 @@ static int jscan__value(struct jscan *s, int depth)
 
 /* s at the collection's open (after white space) and the text after its
  * close only white space. */
-static int jscan__open(const char *text, struct jscan_range r, char open, struct jscan *s)
+static int jscan__open(const char *text, struct jscan_range r, char open, bool checked,
+		       struct jscan *s)
 {
 	struct jscan t;
 
@@ -121,6 +122,8 @@ static int jscan__open(const char *text, struct jscan_range r, char open, struct
 	jscan__ws(s);
 	if (s->p >= s->end || *s->p != open)
 		return -EINVAL;
+	if (checked)
+		return 0;
 	/* the whole value first: the walk below then needs no depth check */
 	t = *s;
 	if (jscan__collection(&t, 0))
@@ -153,7 +156,7 @@ int jscan__members(const char *text, struct jscan_range r, size_t max, struct js
 
 	*v = NULL;
 	*n = 0;
-	err = jscan__open(text, r, '{', &s);
+	err = jscan__open(text, r, '{', false, &s);
 	if (err)
 		return err;
 	s.p++;
@@ -191,8 +194,8 @@ fail:
 	return err;
 }
 
-int jscan__elements(const char *text, struct jscan_range r, size_t max, struct jscan_range **v,
-		    size_t *n)
+static int jscan__elements_in(const char *text, struct jscan_range r, size_t max, bool checked,
+			      struct jscan_range **v, size_t *n)
 {
 	struct jscan_range *out = NULL;
 	size_t cap = 0;
@@ -201,7 +204,7 @@ int jscan__elements(const char *text, struct jscan_range r, size_t max, struct j
 
 	*v = NULL;
 	*n = 0;
-	err = jscan__open(text, r, '[', &s);
+	err = jscan__open(text, r, '[', checked, &s);
 	if (err)
 		return err;
 	s.p++;
@@ -227,6 +230,18 @@ int jscan__elements(const char *text, struct jscan_range r, size_t max, struct j
 	}
 	*v = out;
 	return 0;
+}
+
+int jscan__elements(const char *text, struct jscan_range r, size_t max, struct jscan_range **v,
+		    size_t *n)
+{
+	return jscan__elements_in(text, r, max, false, v, n);
+}
+
+int jscan__elements_checked(const char *text, struct jscan_range r, size_t max,
+			    struct jscan_range **v, size_t *n)
+{
+	return jscan__elements_in(text, r, max, true, v, n);
 }
 
 /* Well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code
