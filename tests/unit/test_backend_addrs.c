@@ -240,6 +240,9 @@ static void test_restart(void)
 	ASSERT_EQ(refs(s, v4(X)), 1, "X recounted");
 	ASSERT_EQ(refs(s, v4(Y)), 1, "Y recounted");
 	ASSERT_EQ(refs(s, v4(W)), 0, "an address without backends lingers at 0");
+	/* the recount's bits are the map's keys: the lingering one's too */
+	ASSERT_TRUE(bit(s, v4(X)) && bit(s, v4(Y)), "bits after the recount");
+	ASSERT_TRUE(bit(s, v4(W)), "a lingering address keeps its bit");
 	/* an empty filter beside filled backends: filled at open */
 	fd = sluice__map_fd(s, "backend_addrs");
 	bpf_map_delete_elem(fd, &kx);

@@ -214,11 +214,19 @@ static bool slot_names_backends(struct sluice *s, __u32 svc_id)
 	return used;
 }
 
-static void test_sweep_orphans(void)
+static char pin_dir[64];
+
+/* The orphans are planted by one handle, which then goes (the writer
+ * that was killed); the sweep runs in a second handle on the same pins.
+ * indexed: like meshd's start, a reconcile (a set of the same live
+ * services) reads the handle's index before the sweep, which then finds
+ * the orphans there; else the sweep walks `backends` itself. */
+static void sweep_orphans(bool indexed)
 {
 	static struct view before, planted, after;
 	struct sluice_sweep sw = { 0 };
-	struct sluice_opts opts = {};
+	struct sluice_opts opts = { .pin_dir = pin_dir };
+	__u64 nsvc, nmark, nbe;
 	struct sluice_features f;
 	struct sluice *s = NULL;
 
@@ -230,9 +238,10 @@ static void test_sweep_orphans(void)
 			   "tables here, which test_sweep_old_kernel checks");
 		return;
 	}
+	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/test-sweep-%d", (int)getpid());
 	setenv("SLUICE_SWEEP_TABLES", "1", 1); /* the 6.7+ path on every kernel */
 	if (!ASSERT_OK(sluice__open(&s, &opts), sluice__errmsg()))
-		return;
+		goto out;
 	if (!live_services(s))
 		goto out;
 	view__take(s, &before);
@@ -241,6 +250,12 @@ static void test_sweep_orphans(void)
 	view__take(s, &planted);
 	ASSERT_EQ(planted.be.n, before.be.n + 3, "three orphan backends planted");
 	ASSERT_TRUE(slot_names_backends(s, DEAD_ID), "the orphan table names backends");
+	sluice__close(s);
+	s = NULL;
+	if (!ASSERT_OK(sluice__open(&s, &opts), sluice__errmsg()))
+		goto out;
+	if (indexed && !live_services(s))
+		goto out;
 	if (!ASSERT_OK(sluice__sweep(s, &sw), sluice__errmsg()))
 		goto out;
 	ASSERT_EQ(sw.backends, 3, "backends of dead and out-of-range service ids");
@@ -262,15 +277,41 @@ static void test_sweep_orphans(void)
 		if (i != DEAD_ID && after.slot[i] != planted.slot[i])
 			TEST_FAIL("maglev slot %u: table %u became %u", i, planted.slot[i],
 				  after.slot[i]);
+	/* what the handle counts (from its index when it holds one) is what
+	 * the map holds: the swept entries are forgotten */
+	if (ASSERT_OK(sluice__map_entries(s, &nsvc, &nmark, &nbe), sluice__errmsg()))
+		ASSERT_EQ(nbe, (__u64)before.be.n, "backends the handle counts after the sweep");
 	/* nothing left: a second sweep finds nothing */
 	if (ASSERT_OK(sluice__sweep(s, &sw), "second sweep"))
 		ASSERT_EQ(sw.backends + sw.tables + sw.markers, 0, "nothing left to sweep");
+	/* the index forgot what was swept: the freed ids are handed out
+	 * again and the set's backends are what the map holds */
+	if (indexed && live_services(s)) {
+		view__free(&after);
+		view__take(s, &after);
+		if (ASSERT_EQ(after.be.n, before.be.n, "backends entries after a set"))
+			ASSERT_MEM_EQ(after.be.buf, before.be.buf, before.be.n * before.be.rec,
+				      "backends map unchanged by a set after the sweep");
+	}
 out:
 	unsetenv("SLUICE_SWEEP_TABLES");
 	view__free(&before);
 	view__free(&planted);
 	view__free(&after);
 	sluice__close(s);
+	if (pin_dir[0])
+		ASSERT_OK(sluice__unpin(pin_dir), "removing the pin dir");
+	pin_dir[0] = 0;
+}
+
+static void test_sweep_orphans(void)
+{
+	sweep_orphans(true);
+}
+
+static void test_sweep_orphans_walk(void)
+{
+	sweep_orphans(false);
 }
 
 /* Before 6.7 the Maglev slots are not read (each read waits for an RCU
@@ -285,7 +326,8 @@ static void test_sweep_old_kernel(void)
 	setenv("SLUICE_SWEEP_TABLES", "0", 1);
 	if (!ASSERT_OK(sluice__open(&s, &opts), sluice__errmsg()))
 		goto out;
-	if (!live_services(s) || !plant_orphans(s))
+	/* planted first: the set's index (read then) holds them */
+	if (!plant_orphans(s) || !live_services(s))
 		goto out;
 	if (ASSERT_OK(sluice__sweep(s, &sw), sluice__errmsg())) {
 		ASSERT_TRUE(sw.tables_skipped, "tables skipped");
@@ -318,6 +360,7 @@ static void test_sweep_clean(void)
 
 static const struct test tests[] = {
 	TEST(test_sweep_orphans),
+	TEST(test_sweep_orphans_walk),
 	TEST(test_sweep_old_kernel),
 	TEST(test_sweep_clean),
 };

@@ -239,6 +239,13 @@ void svc__snap_drop(struct sluice *s);
  * NULL): the entries `backends` holds, those waiting for a deferred
  * delete included, either way. */
 int svc__backends_each(struct sluice *s, maps__elem_fn fn, void *ctx, __u64 *entries);
+/* svc_plan.c: that index, read now (one walk of `backends`) if the handle
+ * holds none, so a restart's read-back, reconcile, sweep and outlier sync
+ * share one walk (#16). */
+int svc__index_load(struct sluice *s);
+/* fn(&id, &value, ctx) for each backend of service svc_id in the index,
+ * in its order (fn may be NULL); *n: how many. Without an index: none. */
+int svc__index_of(const struct sluice *s, __u32 svc_id, maps__elem_fn fn, void *ctx, __u32 *n);
 /* svc_count.c: a `services` entry (marker: a VIP marker) this handle
  * inserted (delta 1, the key was absent) or deleted (-1, it was there). */
 void svc__count(struct sluice *s, bool marker, int delta);

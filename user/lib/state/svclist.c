@@ -6,7 +6,9 @@
  *
  * Contract: each map is walked once (services, then backends), so reading
  * back 16k services costs two walks, not one backends walk per service.
- * VIP markers are not services. Backends whose service is missing (a
+ * The backends come from the handle's index (svc__index_load()): the
+ * reconcile, sweep and outlier sync that follow a restart's read-back use
+ * the same walk (#16). VIP markers are not services. Backends whose service is missing (a
  * writer died between writes) are left out; desired__apply() then treats
  * their service as absent and writes it whole.
  */
@@ -22,7 +24,7 @@
 
 struct svclist_svcs {
 	struct sluice_svc_key *keys;
-	__u32 *ids;
+	struct sluice_svc *vals; /* as the walk read them: no lookup per service */
 	__u32 n, cap;
 };
 
@@ -50,12 +52,12 @@ static int svclist__collect_svc(const void *key, const void *value, void *ctx)
 		l->cap = l->cap ? 2 * l->cap : 64;
 		err = svclist__grow((void **)&l->keys, sizeof(*l->keys), l->cap);
 		if (!err)
-			err = svclist__grow((void **)&l->ids, sizeof(*l->ids), l->cap);
+			err = svclist__grow((void **)&l->vals, sizeof(*l->vals), l->cap);
 		if (err)
 			return err;
 	}
 	l->keys[l->n] = *(const struct sluice_svc_key *)key;
-	l->ids[l->n++] = svc->svc_id;
+	l->vals[l->n++] = *svc;
 	return 0;
 }
 
@@ -74,7 +76,7 @@ int sluice__service_list(struct sluice *s, struct sluice_svc_key **keys, __u32 *
 
 	sluice__clear_err();
 	err = svclist__services(s, &l);
-	free(l.ids);
+	free(l.vals);
 	if (err) {
 		free(l.keys);
 		return err;
@@ -88,30 +90,6 @@ struct svclist_be {
 	__u32 id;
 	struct sluice_backend val;
 };
-
-struct svclist_bes {
-	const struct sluice *s; /* its deferred deletes (#16) left out */
-	struct svclist_be *v;
-	__u32 n, cap;
-};
-
-static int svclist__collect_be(const void *key, const void *value, void *ctx)
-{
-	struct svclist_bes *l = ctx;
-	int err;
-
-	if (svc__deferred(l->s, *(const __u32 *)key))
-		return 0;
-	if (l->n == l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 256;
-		err = svclist__grow((void **)&l->v, sizeof(*l->v), l->cap);
-		if (err)
-			return err;
-	}
-	l->v[l->n].id = *(const __u32 *)key;
-	l->v[l->n++].val = *(const struct sluice_backend *)value;
-	return 0;
-}
 
 static int svclist__cmp_be(const void *x, const void *y)
 {
@@ -130,77 +108,107 @@ static void svclist__fill_service(struct desired_service *svc, const struct slui
 	svc->proto = k->proto;
 }
 
-/* Hand each backend (in id order) to its service; *where[svc_id] is the
- * service's index + 1, 0 for ids no service has. */
-static int svclist__attach(struct desired *d, const struct svclist_bes *bes, const __u32 *where)
+struct svclist_scratch {
+	struct svclist_be *v;
+	__u32 n, cap;
+};
+
+static int svclist__note_be(const void *key, const void *value, void *ctx)
 {
-	__u32 *count;
+	struct svclist_scratch *l = ctx;
 
-	count = calloc(d->nservices + 1, sizeof(*count));
-	if (!count) {
-		sluice__set_err("out of memory reading the maps");
-		return -ENOMEM;
-	}
-	for (__u32 i = 0; i < bes->n; i++)
-		if (bes->v[i].val.svc_id < SLUICE_MAX_SERVICES && where[bes->v[i].val.svc_id])
-			count[where[bes->v[i].val.svc_id] - 1]++;
-	for (__u32 i = 0; i < d->nservices; i++) {
-		if (!count[i])
-			continue;
-		d->services[i].backends = calloc(count[i], sizeof(struct desired_backend));
-		if (!d->services[i].backends) {
-			free(count);
-			sluice__set_err("out of memory reading the maps");
-			return -ENOMEM;
-		}
-	}
-	for (__u32 i = 0; i < bes->n; i++) {
-		const struct sluice_backend *v = &bes->v[i].val;
-		struct desired_service *svc;
-		struct desired_backend *b;
-
-		if (v->svc_id >= SLUICE_MAX_SERVICES || !where[v->svc_id])
-			continue;
-		svc = &d->services[where[v->svc_id] - 1];
-		b = &svc->backends[svc->nbackends++];
-		b->addr.family = v->family;
-		memcpy(b->addr.addr, v->addr, sizeof(b->addr.addr));
-		b->port = ntohs(v->port);
-		b->weight = v->weight;
-		b->unhealthy = v->state == SLUICE_BE_UNHEALTHY;
-	}
-	free(count);
+	l->v[l->n].id = *(const __u32 *)key;
+	l->v[l->n++].val = *(const struct sluice_backend *)value;
 	return 0;
 }
 
-/* The settings the service's svc_health entry was written from (#14), so
- * a reconcile against the state file sees no change where there is none.
- * No entry (an older agent wrote the maps): disabled, which the reconcile
- * turns into an update that writes it. */
-static void svclist__outlier(struct sluice *s, __u32 svc_id, struct sluice_outlier_spec *o)
+/* Each service's backends from the handle's index (one walk of the map
+ * for them all, shared with the reconcile after it), in id order. */
+static int svclist__attach(struct sluice *s, struct desired *d, const struct svclist_svcs *svcs)
 {
-	struct sluice_svc_health h = {};
+	struct svclist_scratch l = {};
+	int err = 0;
 
-	if (bpf_map_lookup_elem(s->fds[SLUICE_MAP_SVC_HEALTH], &svc_id, &h))
-		memset(&h, 0, sizeof(h));
-	sluice_outlier__from_kernel(&h, o);
+	for (__u32 i = 0; i < d->nservices && !err; i++) {
+		struct desired_service *svc = &d->services[i];
+		__u32 n;
+
+		svc__index_of(s, svcs->vals[i].svc_id, NULL, NULL, &n);
+		if (!n)
+			continue;
+		if (n > l.cap) {
+			err = svclist__grow((void **)&l.v, sizeof(*l.v), n);
+			if (err)
+				break;
+			l.cap = n;
+		}
+		l.n = 0;
+		svc__index_of(s, svcs->vals[i].svc_id, svclist__note_be, &l, &n);
+		qsort(l.v, l.n, sizeof(*l.v), svclist__cmp_be);
+		svc->backends = calloc(l.n, sizeof(*svc->backends));
+		if (!svc->backends) {
+			sluice__set_err("out of memory reading the maps");
+			err = -ENOMEM;
+			break;
+		}
+		for (__u32 j = 0; j < l.n; j++) {
+			const struct sluice_backend *v = &l.v[j].val;
+			struct desired_backend *be = &svc->backends[svc->nbackends++];
+
+			be->addr.family = v->family;
+			memcpy(be->addr.addr, v->addr, sizeof(be->addr.addr));
+			be->port = ntohs(v->port);
+			be->weight = v->weight;
+			be->unhealthy = v->state == SLUICE_BE_UNHEALTHY;
+		}
+	}
+	free(l.v);
+	return err;
+}
+
+struct svclist_where {
+	struct desired *d;
+	const __u32 *where; /* svc id -> index + 1 of its service, 0 for none */
+};
+
+static int svclist__collect_health(const void *key, const void *value, void *ctx)
+{
+	const struct svclist_where *c = ctx;
+	__u32 i = c->where[*(const __u32 *)key];
+
+	if (i)
+		sluice_outlier__from_kernel(value, &c->d->services[i - 1].outlier);
+	return 0;
+}
+
+/* The settings each service's svc_health entry was written from (#14), so
+ * a reconcile against the state file sees no change where there is none:
+ * one walk of the array up to the highest id, not a lookup per service.
+ * An entry an older agent never wrote is zero: disabled, which the
+ * reconcile turns into an update that writes it. */
+static int svclist__outlier(struct sluice *s, struct desired *d, const __u32 *where, __u32 max_id)
+{
+	struct svclist_where c = { d, where };
+	struct sluice_svc_health zero = {};
+
+	for (__u32 i = 0; i < d->nservices; i++) /* no slot read: disabled */
+		sluice_outlier__from_kernel(&zero, &d->services[i].outlier);
+	if (!d->nservices)
+		return 0;
+	return maps__for_range(s->fds[SLUICE_MAP_SVC_HEALTH], "svc_health", 0, max_id + 1,
+			       sizeof(struct sluice_svc_health), svclist__collect_health, &c);
 }
 
 /* The service-level settings its entry holds: affinity, NAT, when empty. */
-static void svclist__flags(struct sluice *s, const struct sluice_svc_key *k,
-			   struct desired_service *d)
+static void svclist__flags(const struct sluice_svc *svc, struct desired_service *d)
 {
-	struct sluice_svc svc;
-
-	if (bpf_map_lookup_elem(s->fds[SLUICE_MAP_SERVICES], k, &svc))
-		return;
-	if (svc.flags & SLUICE_SVC_F_AFFINITY)
-		d->affinity_timeout_s = svc.affinity_timeout_s;
-	d->snat = svc.flags & SLUICE_SVC_F_SNAT;
-	d->snat_node = d->snat && (svc.flags & SLUICE_SVC_F_SNAT_NODE);
-	d->drop_empty = svc.flags & SLUICE_SVC_F_DROP_EMPTY;
-	d->policy_in_maps = svc.flags & SLUICE_SVC_F_POLICY;
-	d->policy_refuse = svc.flags & SLUICE_SVC_F_POLICY_REFUSE;
+	if (svc->flags & SLUICE_SVC_F_AFFINITY)
+		d->affinity_timeout_s = svc->affinity_timeout_s;
+	d->snat = svc->flags & SLUICE_SVC_F_SNAT;
+	d->snat_node = d->snat && (svc->flags & SLUICE_SVC_F_SNAT_NODE);
+	d->drop_empty = svc->flags & SLUICE_SVC_F_DROP_EMPTY;
+	d->policy_in_maps = svc->flags & SLUICE_SVC_F_POLICY;
+	d->policy_refuse = svc->flags & SLUICE_SVC_F_POLICY_REFUSE;
 }
 
 /* The node-wide deny list (#15), as policy_node holds it. */
@@ -221,15 +229,6 @@ static int svclist__node_deny(struct sluice *s, struct desired *d)
 	if (d->nnode_deny > n)
 		d->nnode_deny = n;
 	return err;
-}
-
-/* Whether the service's entry carries source ranges (#13). */
-static bool svclist__has_ranges(struct sluice *s, const struct sluice_svc_key *k)
-{
-	struct sluice_svc svc;
-
-	return !bpf_map_lookup_elem(s->fds[SLUICE_MAP_SERVICES], k, &svc) &&
-	       (svc.flags & SLUICE_SVC_F_SOURCE_RANGES);
 }
 
 struct svclist_src {
@@ -278,8 +277,9 @@ static int svclist__src_ranges(struct sluice *s, struct desired *d, const struct
 		return -ENOMEM;
 	}
 	for (__u32 i = 0; i < svcs->n; i++) {
-		if (svcs->ids[i] < SLUICE_MAX_SERVICES && svclist__has_ranges(s, &svcs->keys[i])) {
-			where[svcs->ids[i]] = i + 1;
+		if (svcs->vals[i].svc_id < SLUICE_MAX_SERVICES &&
+		    (svcs->vals[i].flags & SLUICE_SVC_F_SOURCE_RANGES)) {
+			where[svcs->vals[i].svc_id] = i + 1;
 			any = true;
 		}
 	}
@@ -300,9 +300,8 @@ static int svclist__cmp_svc(const void *x, const void *y)
 int desired__from_maps(struct sluice *s, struct desired *d)
 {
 	struct svclist_svcs svcs = {};
-	struct svclist_bes bes = { .s = s };
 	struct desired tmp = {};
-	__u32 *where = NULL;
+	__u32 *where = NULL, max_id = 0;
 	int err;
 
 	sluice__clear_err();
@@ -310,12 +309,9 @@ int desired__from_maps(struct sluice *s, struct desired *d)
 	err = svclist__services(s, &svcs);
 	if (err)
 		goto cleanup;
-	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
-			     sizeof(struct sluice_backend), svclist__collect_be, &bes);
+	err = svc__index_load(s);
 	if (err)
 		goto cleanup;
-	if (bes.n)
-		qsort(bes.v, bes.n, sizeof(*bes.v), svclist__cmp_be);
 	where = calloc(SLUICE_MAX_SERVICES, sizeof(*where));
 	tmp.services = calloc(svcs.n + 1, sizeof(*tmp.services));
 	if (!where || !tmp.services) {
@@ -324,14 +320,19 @@ int desired__from_maps(struct sluice *s, struct desired *d)
 		goto cleanup;
 	}
 	for (__u32 i = 0; i < svcs.n; i++) {
+		__u32 id = svcs.vals[i].svc_id;
+
 		svclist__fill_service(&tmp.services[i], &svcs.keys[i]);
-		svclist__outlier(s, svcs.ids[i], &tmp.services[i].outlier);
-		svclist__flags(s, &svcs.keys[i], &tmp.services[i]);
-		if (svcs.ids[i] < SLUICE_MAX_SERVICES)
-			where[svcs.ids[i]] = i + 1;
+		svclist__flags(&svcs.vals[i], &tmp.services[i]);
+		if (id < SLUICE_MAX_SERVICES) {
+			where[id] = i + 1;
+			max_id = id > max_id ? id : max_id;
+		}
 	}
 	tmp.nservices = svcs.n;
-	err = svclist__attach(&tmp, &bes, where);
+	err = svclist__outlier(s, &tmp, where, max_id);
+	if (!err)
+		err = svclist__attach(s, &tmp, &svcs);
 	if (!err)
 		err = svclist__src_ranges(s, &tmp, &svcs);
 	if (err)
@@ -345,8 +346,7 @@ int desired__from_maps(struct sluice *s, struct desired *d)
 cleanup:
 	desired__free(&tmp);
 	free(where);
-	free(bes.v);
 	free(svcs.keys);
-	free(svcs.ids);
+	free(svcs.vals);
 	return err;
 }

@@ -29,6 +29,7 @@
 #include <bpf/bpf.h>
 
 #include "internal.h"
+#include "svc_txn.h"
 
 static struct sluice_backend_addr_key svc__addr_key(const __u32 addr[4], __u8 family)
 {
@@ -192,10 +193,11 @@ static int svc__addrs_read(struct sluice *s, struct addr_counts *c)
 	return err;
 }
 
-/* The bits of the keys @c (sorted or not) replace the mapped ones; words
- * that do not change are not written, so a packet never sees a bit of a
- * key in @c cleared. */
-static int svc__addr_bits_rebuild(struct sluice *s, const struct addr_counts *c)
+/* The bits of the keys of @c and @also (sorted or not; @also may be
+ * NULL) replace the mapped ones; words that do not change are not
+ * written, so a packet never sees a bit of a key in either cleared. */
+static int svc__addr_bits_rebuild(struct sluice *s, const struct addr_counts *c,
+				  const struct addr_counts *also)
 {
 	__u64 *want = calloc(SLUICE_ADDR_BITS_WORDS, sizeof(*want));
 
@@ -203,10 +205,12 @@ static int svc__addr_bits_rebuild(struct sluice *s, const struct addr_counts *c)
 		sluice__set_err("out of memory rebuilding backend_addr_bits");
 		return -ENOMEM;
 	}
-	for (__u32 i = 0; i < c->n; i++) {
-		__u32 bit = sluice_addr_bit(c->v[i].k.addr, c->v[i].k.family);
+	for (const struct addr_counts *l = c; l; l = l == c ? also : NULL) {
+		for (__u32 i = 0; i < l->n; i++) {
+			__u32 bit = sluice_addr_bit(l->v[i].k.addr, l->v[i].k.family);
 
-		want[bit / 64] |= 1ULL << (bit % 64);
+			want[bit / 64] |= 1ULL << (bit % 64);
+		}
 	}
 	for (__u32 w = 0; s->addr_bits && w < SLUICE_ADDR_BITS_WORDS; w++)
 		if (__atomic_load_n(&s->addr_bits[w], __ATOMIC_RELAXED) != want[w])
@@ -222,20 +226,44 @@ static int svc__addr_bits_sync(struct sluice *s)
 	int err = svc__addrs_read(s, &have);
 
 	if (!err)
-		err = svc__addr_bits_rebuild(s, &have);
+		err = svc__addr_bits_rebuild(s, &have, NULL);
 	free(have.v);
 	return err;
 }
 
+/* Every entry of `backends`, counted into want: from snap's index when
+ * it holds them all (no delete pending, whose entries it leaves out),
+ * else from a walk of the map. */
+static int svc__addrs_count(struct sluice *s, const struct svc_snap *snap, struct addr_counts *want)
+{
+	int err = 0;
+
+	if (!snap || s->npend)
+		return maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
+				      sizeof(struct sluice_backend), svc__addrs_note_backend, want);
+	for (__u32 i = 0; i <= SLUICE_MAX_SERVICES && !err; i++) {
+		const struct svc_be_list *l = i < SLUICE_MAX_SERVICES ? &snap->by_svc[i] :
+									&snap->junk;
+
+		for (__u32 j = 0; j < l->n && !err; j++)
+			err = svc__addrs_note_backend(&l->v[j].id, &l->v[j].val, want);
+	}
+	return err;
+}
+
 int svc__addrs_sync(struct sluice *s)
+{
+	return svc__addrs_sync_snap(s, NULL);
+}
+
+int svc__addrs_sync_snap(struct sluice *s, const struct svc_snap *snap)
 {
 	struct addr_counts want = {}, have = {};
 	int fd = s->fds[SLUICE_MAP_BACKEND_ADDRS];
 	__u32 i = 0, j = 0;
 	int err;
 
-	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
-			     sizeof(struct sluice_backend), svc__addrs_note_backend, &want);
+	err = svc__addrs_count(s, snap, &want);
 	if (want.nomem)
 		sluice__set_err("out of memory counting backend addresses");
 	if (!err)
@@ -258,11 +286,13 @@ int svc__addrs_sync(struct sluice *s)
 		i += d <= 0;
 		j += d >= 0;
 	}
+	/* the map's keys now: want's, and have's lingering at 0 (no second
+	 * read of the map) */
+	if (!err)
+		err = svc__addr_bits_rebuild(s, &want, &have);
 cleanup:
 	free(want.v);
 	free(have.v);
-	if (!err)
-		err = svc__addr_bits_sync(s);
 	if (!err)
 		s->addrs_synced = true;
 	return err;

@@ -317,8 +317,9 @@ int sluice__outlier_sync(struct sluice *s, const struct sluice_service_ref *refs
 			c.max_sid = svc.svc_id;
 		sluice_outlier__to_kernel(&o[i], s->outlier_off, &c.want[svc.svc_id]);
 	}
-	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
-			     sizeof(struct sluice_backend), health__collect, &c);
+	/* the handle's index when it holds one (after a restart's reconcile:
+	 * no walk of its own) */
+	err = svc__backends_each(s, health__collect, &c, NULL);
 	if (!err)
 		err = maps__for_each(s->fds[SLUICE_MAP_BACKEND_HEALTH], "backend_health",
 				     sizeof(__u32), sizeof(struct sluice_backend_health),

@@ -70,9 +70,9 @@ static int svc__collect_backend(const void *key, const void *value, void *ctx)
 
 	if (id < SLUICE_MAX_BACKENDS)
 		snap->be_used[id] = true;
-	if (svc__deferred(snap->s, id) || val->svc_id >= SLUICE_MAX_SERVICES)
-		return 0; /* left its set (deleted at the next flush), or junk */
-	l = &snap->by_svc[val->svc_id];
+	if (svc__deferred(snap->s, id))
+		return 0; /* left its set: deleted at the next flush */
+	l = val->svc_id < SLUICE_MAX_SERVICES ? &snap->by_svc[val->svc_id] : &snap->junk;
 	if (l->n == l->cap) {
 		l->cap = l->cap ? 2 * l->cap : 4;
 		grown = realloc(l->v, l->cap * sizeof(*l->v));
@@ -92,6 +92,7 @@ static void svc__snap_free(struct svc_snap *snap)
 		for (__u32 i = 0; i < SLUICE_MAX_SERVICES; i++)
 			free(snap->by_svc[i].v);
 	free(snap->by_svc);
+	free(snap->junk.v);
 	free(snap->svc_used);
 	free(snap->be_used);
 	free(snap->srcs);
@@ -132,8 +133,9 @@ int svc__backends_each(struct sluice *s, maps__elem_fn fn, void *ctx, __u64 *ent
 				     sizeof(struct sluice_backend), svc__be_each_one, &e);
 	} else {
 		e.n = s->npend; /* deleted from the index, still in the map */
-		for (__u32 i = 0; i < SLUICE_MAX_SERVICES && !err; i++) {
-			const struct svc_be_list *l = &snap->by_svc[i];
+		for (__u32 i = 0; i <= SLUICE_MAX_SERVICES && !err; i++) {
+			const struct svc_be_list *l = i < SLUICE_MAX_SERVICES ? &snap->by_svc[i] :
+										&snap->junk;
 
 			for (__u32 j = 0; j < l->n && !err; j++)
 				err = svc__be_each_one(&l->v[j].id, &l->v[j].val, &e);
@@ -174,7 +176,29 @@ static int svc__snap_load(struct svc_snap *snap, struct sluice *s)
 	for (__u32 i = 0; i < s->npend; i++) /* taken until flushed */
 		snap->be_used[s->pend_ids[i]] = true;
 	/* once per handle: what a crash or an older library left */
-	return s->addrs_synced ? 0 : svc__addrs_sync(s);
+	return s->addrs_synced ? 0 : svc__addrs_sync_snap(s, snap);
+}
+
+int svc__index_load(struct sluice *s)
+{
+	struct svc_snap *snap;
+
+	return svc__snap_get(s, &snap);
+}
+
+int svc__index_of(const struct sluice *s, __u32 svc_id, maps__elem_fn fn, void *ctx, __u32 *n)
+{
+	const struct svc_be_list *l;
+	int err = 0;
+
+	*n = 0;
+	if (!s->snap || svc_id >= SLUICE_MAX_SERVICES)
+		return 0;
+	l = &s->snap->by_svc[svc_id];
+	*n = l->n;
+	for (__u32 i = 0; fn && i < l->n && !err; i++)
+		err = fn(&l->v[i].id, &l->v[i].val, ctx);
+	return err;
 }
 
 int svc__snap_get(struct sluice *s, struct svc_snap **out)

@@ -8,7 +8,8 @@
  * services never arrived. Nothing reads them, nothing lists them and no
  * later update of another service collects them. sluice__sweep() walks
  * the services map once to learn which ids and VIPs are live, then
- * deletes every backend of a dead id, empties every Maglev table of a
+ * deletes every backend of a dead id (found in the handle's index when it
+ * holds one, else by a walk of `backends`), empties every Maglev table of a
  * dead id that still holds backend ids, and deletes markers of VIPs
  * without a service.
  *
@@ -34,6 +35,7 @@
 
 #include "kfeatures.h"
 #include "internal.h"
+#include "svc_txn.h"
 
 struct sweep_ids {
 	__u32 *v;
@@ -163,18 +165,57 @@ static int sweep__note_backend(const void *key, const void *value, void *ctx)
 	return sweep__push(&c->dead, *(const __u32 *)key);
 }
 
-/* Backends whose service id no service carries. */
+/* The index's backends of dead service ids, and its junk: what a walk
+ * of `backends` would find, but for entries a pending delete holds (the
+ * flush deletes those). */
+static int sweep__dead_indexed(const struct svc_snap *snap, struct sweep_bes *c)
+{
+	int err = 0;
+
+	for (__u32 i = 0; i <= SLUICE_MAX_SERVICES && !err; i++) {
+		const struct svc_be_list *l = i < SLUICE_MAX_SERVICES ? &snap->by_svc[i] :
+									&snap->junk;
+
+		if (i < SLUICE_MAX_SERVICES && c->svc_used[i])
+			continue;
+		for (__u32 j = 0; j < l->n && !err; j++)
+			err = sweep__push(&c->dead, l->v[j].id);
+	}
+	return err;
+}
+
+/* Backends whose service id no service carries: from the handle's index
+ * when it holds one (a restart's reconcile read it: no walk of its own),
+ * which then forgets them, else from a walk. */
 static int sweep__backends(struct sluice *s, const struct sweep_live *live, __u32 *n)
 {
 	struct sweep_bes c = { .svc_used = live->svc_used };
+	struct svc_snap *snap = s->snap;
+	bool kept = true;
 	int err;
 
 	*n = 0;
-	err = maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
-			     sizeof(struct sluice_backend), sweep__note_backend, &c);
-	for (__u32 i = 0; !err && i < c.dead.n; i++)
-		if (!svc__backend_delete(s, c.dead.v[i]))
+	err = snap ? sweep__dead_indexed(snap, &c) :
+		     maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
+				    sizeof(struct sluice_backend), sweep__note_backend, &c);
+	for (__u32 i = 0; !err && i < c.dead.n; i++) {
+		int derr = svc__backend_delete(s, c.dead.v[i]);
+
+		if (!derr)
 			(*n)++;
+		if (!derr || derr == -ENOENT)
+			svc__snap_free_be(s, c.dead.v[i]);
+		else
+			kept = false; /* still there: the index must not say free */
+	}
+	if (snap && !err && kept) {
+		for (__u32 i = 0; i < SLUICE_MAX_SERVICES; i++)
+			if (!live->svc_used[i])
+				snap->by_svc[i].n = 0;
+		snap->junk.n = 0;
+	} else if (snap) {
+		svc__snap_drop(s); /* the next set reads the maps afresh */
+	}
 	free(c.dead.v);
 	return err;
 }
@@ -331,7 +372,6 @@ int sluice__sweep(struct sluice *s, struct sluice_sweep *out)
 
 	sluice__clear_err();
 	memset(out, 0, sizeof(*out));
-	svc__snap_drop(s); /* what it deletes, the next set reads afresh */
 	err = sweep__live_load(s, &live);
 	if (!err)
 		err = sweep__backends(s, &live, &out->backends);

@@ -75,7 +75,10 @@ struct svc_snap {
 	bool *svc_used;             /* [SLUICE_MAX_SERVICES], read when first needed */
 	bool *be_used;              /* [SLUICE_MAX_BACKENDS] */
 	struct svc_be_list *by_svc; /* [SLUICE_MAX_SERVICES] */
-	__u32 next_svc, next_be;    /* no free id below these */
+	/* entries whose service id is out of range (left by a crash or an
+	 * older library): in no by_svc list, counted and swept all the same */
+	struct svc_be_list junk;
+	__u32 next_svc, next_be; /* no free id below these */
 	/* src_ranges entries sorted by service id, read when first needed */
 	struct sluice_src_range_key *srcs;
 	__u32 nsrcs, srcs_cap;
@@ -136,6 +139,9 @@ struct svc_txn {
 /* The handle's snapshot, read from the maps if it has none (*out NULL on
  * error); its per-call parts reset. */
 int svc__snap_get(struct sluice *s, struct svc_snap **out);
+/* svc_addrs.c: svc__addrs_sync() counting the backends of snap (NULL, or
+ * deletes pending: a walk of `backends`) */
+int svc__addrs_sync_snap(struct sluice *s, const struct svc_snap *snap);
 /* After t's group is live: t's service holds its new set. */
 int svc__snap_commit(struct svc_snap *snap, const struct svc_txn *t);
 /* Allocates t's arrays for spec (whose map key is key); no map access. */
