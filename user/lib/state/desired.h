@@ -247,7 +247,12 @@ int desired__cmp_key(const struct desired_service *a, const struct desired_servi
 int sluice__service_list(struct sluice *s, struct sluice_svc_key **keys, __u32 *n);
 /* The maps' services as a desired state (name empty, source "manual",
  * backends in id order): what meshd passes as `old` to desired__apply()
- * when it reconciles at start. */
+ * when it reconciles at start. The backends come from the handle's index
+ * (read from the map once, then kept in step with this handle's writes;
+ * a restart's later steps share it). */
 int desired__from_maps(struct sluice *s, struct desired *d);
+/* The same, the backends read from the map itself: what another writer
+ * did shows too (meshctl doctor's drift check). */
+int desired__from_maps_walk(struct sluice *s, struct desired *d);
 
 #endif /* SLUICE_DESIRED_H */

@@ -6,9 +6,10 @@
  *
  * Contract: each map is walked once (services, then backends), so reading
  * back 16k services costs two walks, not one backends walk per service.
- * The backends come from the handle's index (svc__index_load()): the
- * reconcile, sweep and outlier sync that follow a restart's read-back use
- * the same walk (#16). VIP markers are not services. Backends whose service is missing (a
+ * desired__from_maps() takes the backends from the handle's index
+ * (svc__index_load()): the reconcile, sweep and outlier sync that follow
+ * a restart's read-back use the same walk (#16). desired__from_maps_walk()
+ * walks the map itself, to see what another writer did. VIP markers are not services. Backends whose service is missing (a
  * writer died between writes) are left out; desired__apply() then treats
  * their service as absent and writes it whole.
  */
@@ -108,6 +109,77 @@ static void svclist__fill_service(struct desired_service *svc, const struct slui
 	svc->proto = k->proto;
 }
 
+/* The next backend of svc (its array sized for it). */
+static void svclist__put_be(struct desired_service *svc, const struct sluice_backend *v)
+{
+	struct desired_backend *b = &svc->backends[svc->nbackends++];
+
+	b->addr.family = v->family;
+	memcpy(b->addr.addr, v->addr, sizeof(b->addr.addr));
+	b->port = ntohs(v->port);
+	b->weight = v->weight;
+	b->unhealthy = v->state == SLUICE_BE_UNHEALTHY;
+}
+
+struct svclist_bes {
+	const struct sluice *s; /* its deferred deletes (#16) left out */
+	struct svclist_be *v;
+	__u32 n, cap;
+};
+
+static int svclist__collect_be(const void *key, const void *value, void *ctx)
+{
+	struct svclist_bes *l = ctx;
+	int err;
+
+	if (svc__deferred(l->s, *(const __u32 *)key))
+		return 0;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 256;
+		err = svclist__grow((void **)&l->v, sizeof(*l->v), l->cap);
+		if (err)
+			return err;
+	}
+	l->v[l->n].id = *(const __u32 *)key;
+	l->v[l->n++].val = *(const struct sluice_backend *)value;
+	return 0;
+}
+
+/* Hand each backend of a walk (in id order) to its service; *where[svc_id] is the
+ * service's index + 1, 0 for ids no service has. */
+static int svclist__attach_walked(struct desired *d, const struct svclist_bes *bes,
+				  const __u32 *where)
+{
+	__u32 *count;
+
+	count = calloc(d->nservices + 1, sizeof(*count));
+	if (!count) {
+		sluice__set_err("out of memory reading the maps");
+		return -ENOMEM;
+	}
+	for (__u32 i = 0; i < bes->n; i++)
+		if (bes->v[i].val.svc_id < SLUICE_MAX_SERVICES && where[bes->v[i].val.svc_id])
+			count[where[bes->v[i].val.svc_id] - 1]++;
+	for (__u32 i = 0; i < d->nservices; i++) {
+		if (!count[i])
+			continue;
+		d->services[i].backends = calloc(count[i], sizeof(struct desired_backend));
+		if (!d->services[i].backends) {
+			free(count);
+			sluice__set_err("out of memory reading the maps");
+			return -ENOMEM;
+		}
+	}
+	for (__u32 i = 0; i < bes->n; i++) {
+		const struct sluice_backend *v = &bes->v[i].val;
+
+		if (v->svc_id < SLUICE_MAX_SERVICES && where[v->svc_id])
+			svclist__put_be(&d->services[where[v->svc_id] - 1], v);
+	}
+	free(count);
+	return 0;
+}
+
 struct svclist_scratch {
 	struct svclist_be *v;
 	__u32 n, cap;
@@ -124,7 +196,8 @@ static int svclist__note_be(const void *key, const void *value, void *ctx)
 
 /* Each service's backends from the handle's index (one walk of the map
  * for them all, shared with the reconcile after it), in id order. */
-static int svclist__attach(struct sluice *s, struct desired *d, const struct svclist_svcs *svcs)
+static int svclist__attach_indexed(struct sluice *s, struct desired *d,
+				   const struct svclist_svcs *svcs)
 {
 	struct svclist_scratch l = {};
 	int err = 0;
@@ -151,16 +224,8 @@ static int svclist__attach(struct sluice *s, struct desired *d, const struct svc
 			err = -ENOMEM;
 			break;
 		}
-		for (__u32 j = 0; j < l.n; j++) {
-			const struct sluice_backend *v = &l.v[j].val;
-			struct desired_backend *be = &svc->backends[svc->nbackends++];
-
-			be->addr.family = v->family;
-			memcpy(be->addr.addr, v->addr, sizeof(be->addr.addr));
-			be->port = ntohs(v->port);
-			be->weight = v->weight;
-			be->unhealthy = v->state == SLUICE_BE_UNHEALTHY;
-		}
+		for (__u32 j = 0; j < l.n; j++)
+			svclist__put_be(svc, &l.v[j].val);
 	}
 	free(l.v);
 	return err;
@@ -297,9 +362,11 @@ static int svclist__cmp_svc(const void *x, const void *y)
 	return desired__cmp_key(x, y);
 }
 
-int desired__from_maps(struct sluice *s, struct desired *d)
+/* walk: the backends from a walk of the map, else from the index. */
+static int svclist__read(struct sluice *s, struct desired *d, bool walk)
 {
 	struct svclist_svcs svcs = {};
+	struct svclist_bes bes = { .s = s };
 	struct desired tmp = {};
 	__u32 *where = NULL, max_id = 0;
 	int err;
@@ -309,9 +376,13 @@ int desired__from_maps(struct sluice *s, struct desired *d)
 	err = svclist__services(s, &svcs);
 	if (err)
 		goto cleanup;
-	err = svc__index_load(s);
+	err = walk ? maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
+				    sizeof(struct sluice_backend), svclist__collect_be, &bes) :
+		     svc__index_load(s);
 	if (err)
 		goto cleanup;
+	if (bes.n)
+		qsort(bes.v, bes.n, sizeof(*bes.v), svclist__cmp_be);
 	where = calloc(SLUICE_MAX_SERVICES, sizeof(*where));
 	tmp.services = calloc(svcs.n + 1, sizeof(*tmp.services));
 	if (!where || !tmp.services) {
@@ -332,7 +403,8 @@ int desired__from_maps(struct sluice *s, struct desired *d)
 	tmp.nservices = svcs.n;
 	err = svclist__outlier(s, &tmp, where, max_id);
 	if (!err)
-		err = svclist__attach(s, &tmp, &svcs);
+		err = walk ? svclist__attach_walked(&tmp, &bes, where) :
+			     svclist__attach_indexed(s, &tmp, &svcs);
 	if (!err)
 		err = svclist__src_ranges(s, &tmp, &svcs);
 	if (err)
@@ -346,7 +418,18 @@ int desired__from_maps(struct sluice *s, struct desired *d)
 cleanup:
 	desired__free(&tmp);
 	free(where);
+	free(bes.v);
 	free(svcs.keys);
 	free(svcs.vals);
 	return err;
+}
+
+int desired__from_maps(struct sluice *s, struct desired *d)
+{
+	return svclist__read(s, d, false);
+}
+
+int desired__from_maps_walk(struct sluice *s, struct desired *d)
+{
+	return svclist__read(s, d, true);
 }
