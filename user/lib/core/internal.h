@@ -244,8 +244,8 @@ int svc__backends_each(struct sluice *s, maps__elem_fn fn, void *ctx, __u64 *ent
  * share one walk (#16). */
 int svc__index_load(struct sluice *s);
 /* fn(&id, &value, ctx) for each backend of service svc_id in the index,
- * in its order (fn may be NULL); *n: how many. Without an index: none. */
-int svc__index_of(const struct sluice *s, __u32 svc_id, maps__elem_fn fn, void *ctx, __u32 *n);
+ * in its order; non-zero from fn stops it. Without an index: none. */
+int svc__index_of(const struct sluice *s, __u32 svc_id, maps__elem_fn fn, void *ctx);
 /* svc_count.c: a `services` entry (marker: a VIP marker) this handle
  * inserted (delta 1, the key was absent) or deleted (-1, it was there). */
 void svc__count(struct sluice *s, bool marker, int delta);

@@ -180,43 +180,21 @@ static int svclist__attach_walked(struct desired *d, const struct svclist_bes *b
 	return 0;
 }
 
-struct svclist_scratch {
-	struct svclist_be *v;
-	__u32 n, cap;
-};
-
-static int svclist__note_be(const void *key, const void *value, void *ctx)
-{
-	struct svclist_scratch *l = ctx;
-
-	l->v[l->n].id = *(const __u32 *)key;
-	l->v[l->n++].val = *(const struct sluice_backend *)value;
-	return 0;
-}
-
 /* Each service's backends from the handle's index (one walk of the map
  * for them all, shared with the reconcile after it), in id order. */
 static int svclist__attach_indexed(struct sluice *s, struct desired *d,
 				   const struct svclist_svcs *svcs)
 {
-	struct svclist_scratch l = {};
+	struct svclist_bes l = { .s = s };
 	int err = 0;
 
 	for (__u32 i = 0; i < d->nservices && !err; i++) {
 		struct desired_service *svc = &d->services[i];
-		__u32 n;
 
-		svc__index_of(s, svcs->vals[i].svc_id, NULL, NULL, &n);
-		if (!n)
-			continue;
-		if (n > l.cap) {
-			err = svclist__grow((void **)&l.v, sizeof(*l.v), n);
-			if (err)
-				break;
-			l.cap = n;
-		}
 		l.n = 0;
-		svc__index_of(s, svcs->vals[i].svc_id, svclist__note_be, &l, &n);
+		err = svc__index_of(s, svcs->vals[i].svc_id, svclist__collect_be, &l);
+		if (err || !l.n)
+			continue;
 		qsort(l.v, l.n, sizeof(*l.v), svclist__cmp_be);
 		svc->backends = calloc(l.n, sizeof(*svc->backends));
 		if (!svc->backends) {

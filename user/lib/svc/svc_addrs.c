@@ -236,19 +236,10 @@ static int svc__addr_bits_sync(struct sluice *s)
  * else from a walk of the map. */
 static int svc__addrs_count(struct sluice *s, const struct svc_snap *snap, struct addr_counts *want)
 {
-	int err = 0;
-
 	if (!snap || s->npend)
 		return maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
 				      sizeof(struct sluice_backend), svc__addrs_note_backend, want);
-	for (__u32 i = 0; i <= SLUICE_MAX_SERVICES && !err; i++) {
-		const struct svc_be_list *l = i < SLUICE_MAX_SERVICES ? &snap->by_svc[i] :
-									&snap->junk;
-
-		for (__u32 j = 0; j < l->n && !err; j++)
-			err = svc__addrs_note_backend(&l->v[j].id, &l->v[j].val, want);
-	}
-	return err;
+	return svc__snap_each(snap, svc__addrs_note_backend, want);
 }
 
 int svc__addrs_sync(struct sluice *s)

@@ -122,6 +122,20 @@ static int svc__be_each_one(const void *key, const void *value, void *ctx)
 	return e->fn(key, value, e->ctx);
 }
 
+int svc__snap_each(const struct svc_snap *snap, maps__elem_fn fn, void *ctx)
+{
+	int err = 0;
+
+	for (__u32 i = 0; i <= SLUICE_MAX_SERVICES && !err; i++) {
+		const struct svc_be_list *l = i < SLUICE_MAX_SERVICES ? &snap->by_svc[i] :
+									&snap->junk;
+
+		for (__u32 j = 0; j < l->n && !err; j++)
+			err = fn(&l->v[j].id, &l->v[j].val, ctx);
+	}
+	return err;
+}
+
 int svc__backends_each(struct sluice *s, maps__elem_fn fn, void *ctx, __u64 *entries)
 {
 	const struct svc_snap *snap = s->snap;
@@ -133,13 +147,7 @@ int svc__backends_each(struct sluice *s, maps__elem_fn fn, void *ctx, __u64 *ent
 				     sizeof(struct sluice_backend), svc__be_each_one, &e);
 	} else {
 		e.n = s->npend; /* deleted from the index, still in the map */
-		for (__u32 i = 0; i <= SLUICE_MAX_SERVICES && !err; i++) {
-			const struct svc_be_list *l = i < SLUICE_MAX_SERVICES ? &snap->by_svc[i] :
-										&snap->junk;
-
-			for (__u32 j = 0; j < l->n && !err; j++)
-				err = svc__be_each_one(&l->v[j].id, &l->v[j].val, &e);
-		}
+		err = svc__snap_each(snap, svc__be_each_one, &e);
 	}
 	if (entries)
 		*entries = e.n;
@@ -186,17 +194,15 @@ int svc__index_load(struct sluice *s)
 	return svc__snap_get(s, &snap);
 }
 
-int svc__index_of(const struct sluice *s, __u32 svc_id, maps__elem_fn fn, void *ctx, __u32 *n)
+int svc__index_of(const struct sluice *s, __u32 svc_id, maps__elem_fn fn, void *ctx)
 {
 	const struct svc_be_list *l;
 	int err = 0;
 
-	*n = 0;
 	if (!s->snap || svc_id >= SLUICE_MAX_SERVICES)
 		return 0;
 	l = &s->snap->by_svc[svc_id];
-	*n = l->n;
-	for (__u32 i = 0; fn && i < l->n && !err; i++)
+	for (__u32 i = 0; i < l->n && !err; i++)
 		err = fn(&l->v[i].id, &l->v[i].val, ctx);
 	return err;
 }

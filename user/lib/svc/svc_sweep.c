@@ -165,28 +165,10 @@ static int sweep__note_backend(const void *key, const void *value, void *ctx)
 	return sweep__push(&c->dead, *(const __u32 *)key);
 }
 
-/* The index's backends of dead service ids, and its junk: what a walk
- * of `backends` would find, but for entries a pending delete holds (the
- * flush deletes those). */
-static int sweep__dead_indexed(const struct svc_snap *snap, struct sweep_bes *c)
-{
-	int err = 0;
-
-	for (__u32 i = 0; i <= SLUICE_MAX_SERVICES && !err; i++) {
-		const struct svc_be_list *l = i < SLUICE_MAX_SERVICES ? &snap->by_svc[i] :
-									&snap->junk;
-
-		if (i < SLUICE_MAX_SERVICES && c->svc_used[i])
-			continue;
-		for (__u32 j = 0; j < l->n && !err; j++)
-			err = sweep__push(&c->dead, l->v[j].id);
-	}
-	return err;
-}
-
 /* Backends whose service id no service carries: from the handle's index
- * when it holds one (a restart's reconcile read it: no walk of its own),
- * which then forgets them, else from a walk. */
+ * when it holds one (a restart's reconcile read it: no walk of its own;
+ * what a walk finds but for entries a pending delete holds, which the
+ * flush deletes), which then forgets them, else from a walk. */
 static int sweep__backends(struct sluice *s, const struct sweep_live *live, __u32 *n)
 {
 	struct sweep_bes c = { .svc_used = live->svc_used };
@@ -195,7 +177,7 @@ static int sweep__backends(struct sluice *s, const struct sweep_live *live, __u3
 	int err;
 
 	*n = 0;
-	err = snap ? sweep__dead_indexed(snap, &c) :
+	err = snap ? svc__snap_each(snap, sweep__note_backend, &c) :
 		     maps__for_each(s->fds[SLUICE_MAP_BACKENDS], "backends", sizeof(__u32),
 				    sizeof(struct sluice_backend), sweep__note_backend, &c);
 	for (__u32 i = 0; !err && i < c.dead.n; i++) {

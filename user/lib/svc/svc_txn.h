@@ -139,6 +139,9 @@ struct svc_txn {
 /* The handle's snapshot, read from the maps if it has none (*out NULL on
  * error); its per-call parts reset. */
 int svc__snap_get(struct sluice *s, struct svc_snap **out);
+/* fn(&id, &value, ctx) for every entry of snap: each service's backends,
+ * then the junk (out-of-range service ids); non-zero from fn stops it. */
+int svc__snap_each(const struct svc_snap *snap, maps__elem_fn fn, void *ctx);
 /* svc_addrs.c: svc__addrs_sync() counting the backends of snap (NULL, or
  * deletes pending: a walk of `backends`) */
 int svc__addrs_sync_snap(struct sluice *s, const struct svc_snap *snap);
