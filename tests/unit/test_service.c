@@ -983,7 +983,8 @@ static void many__same_maps(struct sluice *a, struct sluice *b,
 	snap__free(&sb);
 }
 
-#define MANY_N (SLUICE_SET_GROUP + 44) /* two groups */
+#define MANY_N (SLUICE_SET_GROUP + 44)      /* two groups */
+#define MANY3_N (2 * SLUICE_SET_GROUP + 44) /* three */
 
 /* service_set_many writes what service_set one by one writes: the same
  * bytes from empty; over a first plan, the same services and tables
@@ -1157,10 +1158,14 @@ static void test_set_many_rejects(void)
 }
 
 /* A group that fails half-way is undone whole; the groups before it stay. */
-static void test_set_many_group_rollback(void)
+/* nspecs services into a services map with room for the first group and
+ * 5 more: the second group fails as it lands, after the first landed and,
+ * with a third group, after that one was written (#16: the pipeline writes
+ * group k+1 while group k's swaps wait). Only the first group may stay. */
+static void set_many_full_services(__u32 nspecs)
 {
-	static struct sluice_service_spec specs[MANY_N];
-	static struct sluice_backend_spec bes[MANY_N][1];
+	static struct sluice_service_spec specs[MANY3_N];
+	static struct sluice_backend_spec bes[MANY3_N][1];
 	struct sluice *s = lib__open();
 	struct sluice_svc_key key;
 	struct sluice_svc svc;
@@ -1178,7 +1183,7 @@ static void test_set_many_group_rollback(void)
 	if (!fill_services(s, n, 0x0c000000))
 		goto out;
 	fd = sluice__map_fd(s, "services");
-	for (__u32 i = 0; i < MANY_N; i++) {
+	for (__u32 i = 0; i < nspecs; i++) {
 		specs[i] = (struct sluice_service_spec){ .vip = v4(0x0a620000 + i),
 							 .port = 80,
 							 .proto = IPPROTO_TCP,
@@ -1188,13 +1193,13 @@ static void test_set_many_group_rollback(void)
 							  .port = 8080,
 							  .weight = 1 };
 	}
-	ASSERT_EQ(sluice__service_set_many(s, specs, MANY_N, &applied, &failed), -E2BIG,
+	ASSERT_EQ(sluice__service_set_many(s, specs, nspecs, &applied, &failed), -E2BIG,
 		  "services map full in the second group");
 	ASSERT_EQ(applied, SLUICE_SET_GROUP, "the first group is live");
 	ASSERT_EQ(failed, SLUICE_SET_GROUP + 5, "failed names the service that did not fit");
 	if (!ASSERT_TRUE(strstr(sluice__errmsg(), "services map") != NULL, "message names the map"))
 		fprintf(stderr, "    got \"%s\"\n", sluice__errmsg());
-	for (__u32 i = 0; i < MANY_N; i++) {
+	for (__u32 i = 0; i < nspecs; i++) {
 		key = svc_key(&specs[i].vip, 80, IPPROTO_TCP);
 		if (!ASSERT_EQ(bpf_map_lookup_elem(fd, &key, &svc) == 0, i < SLUICE_SET_GROUP,
 			       "service present iff in the first group")) {
@@ -1217,12 +1222,97 @@ static void test_set_many_group_rollback(void)
 	 * groups can have had: the library hands out the lowest free ids, and
 	 * fill_services() took none */
 	sluice__features(&f);
-	last = f.has[SLUICE_FEAT_OUTER_READ_FAST] ? SLUICE_MAX_SERVICES : MANY_N + 1;
+	last = f.has[SLUICE_FEAT_OUTER_READ_FAST] ? SLUICE_MAX_SERVICES : nspecs + 1;
 	for (__u32 id = 1; id < last; id++)
 		tables += maglev__read(s, id, table) != 0;
 	ASSERT_EQ(tables, SLUICE_SET_GROUP, "Maglev tables: the first group's only");
 	snap__free(&after);
 out:
+	sluice__close(s);
+}
+
+static void test_set_many_group_rollback(void)
+{
+	set_many_full_services(MANY_N);
+}
+
+static void test_set_many_pipeline_undo(void)
+{
+	set_many_full_services(MANY3_N);
+}
+
+/* The pipeline the other way round: the second group fails while it is
+ * planned (no free backend id), with the first group's swaps in flight.
+ * The first group still lands and counts as applied, and the error is the
+ * second group's. */
+static void test_set_many_pipeline_behind(void)
+{
+	static struct sluice_service_spec specs[MANY_N];
+	static struct sluice_backend_spec bes[MANY_N][1];
+	struct sluice *s = lib__open();
+	__u32 free_ids = SLUICE_SET_GROUP + 5, n = SLUICE_MAX_BACKENDS - 1 - free_ids;
+	__u32 applied = 0, failed = 0, be_left = 0, *ids = NULL;
+	struct sluice_backend *vals = NULL;
+	static struct snap after;
+	struct sluice_svc_key key;
+	struct sluice_svc svc;
+	int fd;
+
+	if (!s)
+		return;
+	/* every backend id above the first free_ids taken by an entry of no
+	 * service (an id out of range: the library's junk) */
+	ids = calloc(n, sizeof(*ids));
+	vals = calloc(n, sizeof(*vals));
+	if (!ASSERT_TRUE(ids && vals, "alloc"))
+		goto out;
+	for (__u32 i = 0; i < n; i++) {
+		ids[i] = free_ids + 1 + i;
+		vals[i] = (struct sluice_backend){ .family = SLUICE_AF_INET,
+						   .svc_id = SLUICE_MAX_SERVICES + 1 };
+	}
+	if (!ASSERT_OK(bpf_map_update_batch(sluice__map_fd(s, "backends"), ids, vals, &n, NULL),
+		       "fill backends"))
+		goto out;
+	for (__u32 i = 0; i < MANY_N; i++) {
+		specs[i] = (struct sluice_service_spec){ .vip = v4(0x0a630000 + i),
+							 .port = 80,
+							 .proto = IPPROTO_TCP,
+							 .backends = bes[i],
+							 .nbackends = 1 };
+		bes[i][0] = (struct sluice_backend_spec){ .addr = v4(0x0b110000 + i),
+							  .port = 8080,
+							  .weight = 1 };
+	}
+	ASSERT_EQ(sluice__service_set_many(s, specs, MANY_N, &applied, &failed), -ENOSPC,
+		  "no backend id left in the second group");
+	ASSERT_EQ(applied, SLUICE_SET_GROUP, "the first group is live");
+	ASSERT_EQ(failed, free_ids, "failed names the service with no id");
+	if (!ASSERT_TRUE(strstr(sluice__errmsg(), "no free backend id") != NULL,
+			 "the second group's message, after the first landed"))
+		fprintf(stderr, "    got \"%s\"\n", sluice__errmsg());
+	fd = sluice__map_fd(s, "services");
+	for (__u32 i = 0; i < MANY_N; i++) {
+		key = svc_key(&specs[i].vip, 80, IPPROTO_TCP);
+		if (!ASSERT_EQ(bpf_map_lookup_elem(fd, &key, &svc) == 0, i < SLUICE_SET_GROUP,
+			       "service present iff in the first group")) {
+			fprintf(stderr, "    service %u\n", i);
+			break;
+		}
+	}
+	snap__take(s, &after);
+	for (__u32 i = 0; i < after.nbe; i++) {
+		const struct sluice_backend *be =
+			(const void *)(after.be + i * (sizeof(__u32) + sizeof(*be)) +
+				       sizeof(__u32));
+
+		be_left += be->svc_id >= 1 && be->svc_id <= SLUICE_SET_GROUP;
+	}
+	ASSERT_EQ(be_left, SLUICE_SET_GROUP, "backends: the first group's, none of the second");
+	snap__free(&after);
+out:
+	free(ids);
+	free(vals);
 	sluice__close(s);
 }
 
@@ -1242,6 +1332,8 @@ static const struct test tests[] = {
 	TEST(test_set_many_rejects),
 	TEST(test_del_many_equals_one_by_one),
 	TEST(test_set_many_group_rollback),
+	TEST(test_set_many_pipeline_undo),
+	TEST(test_set_many_pipeline_behind),
 };
 
 int main(int argc, char **argv)

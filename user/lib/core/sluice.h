@@ -176,7 +176,8 @@ int sluice__detach_tc(int ifindex);
 int sluice__service_set(struct sluice *s, const struct sluice_service_spec *spec);
 /* Sets n services in one pass: the maps are read once and the services
  * are written in groups of up to SLUICE_SET_GROUP, one map-in-map update
- * (one RCU grace period, ~8 ms) per group instead of per service: 10k
+ * (one RCU grace period, ~8 ms) per group instead of per service, and that
+ * wait overlaps the next group's writes (a thread of the call's own): 10k
  * services take seconds, not minutes. Every spec is validated before
  * anything is written (-EINVAL, maps unchanged) and no service may be
  * given twice. Each group is all-or-nothing: on error the first *applied
