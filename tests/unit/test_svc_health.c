@@ -306,6 +306,55 @@ out:
 	sluice__close(s);
 }
 
+/* Several ids reused at once: their old entries are read in one batched
+ * range read (svc_health.c), which spans a kept backend's id between
+ * them. Each reused id is zeroed by its own old value: the kept id in
+ * between holds zeros, so reading the wrong slot of the range would skip
+ * the write of a reused one. */
+static void test_id_reuse_zeroes_many(void)
+{
+	struct sluice_backend_spec b[4];
+	struct sluice_service_spec spec;
+	struct sluice *s = lib__open();
+	__u32 id1, id2, id3;
+
+	if (!s)
+		return;
+	spec__init(&spec, b, 4);
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "service_set"))
+		goto out;
+	id1 = be_id_of(s, &spec, 1);
+	id2 = be_id_of(s, &spec, 2);
+	id3 = be_id_of(s, &spec, 3);
+	if (!ASSERT_TRUE(id1 < id2 && id2 < id3, "ids in order"))
+		goto out;
+	/* backends 1 and 3 leave (0 and 2 stay); then failures on their ids */
+	b[1] = b[2];
+	spec.nbackends = 2;
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "remove backends 1 and 3"))
+		goto out;
+	ASSERT_EQ(be_id_of(s, &spec, 1), id2, "backend 2 kept its id");
+	ASSERT_EQ(sluice__flush_deferred(s), 2, "deferred deletes flushed");
+	bh_eject(s, id1, now_ns() + 60000000000ull);
+	bh_eject(s, id3, now_ns() + 60000000000ull);
+	ASSERT_EQ(bh_read(s, id2).fails, 0, "the kept id holds zeros");
+	/* two new backends at once get the two freed ids */
+	b[2] = (struct sluice_backend_spec){ .addr = v4(BE4(8)), .port = 8080, .weight = 1 };
+	b[3] = (struct sluice_backend_spec){ .addr = v4(BE4(9)), .port = 8080, .weight = 1 };
+	spec.nbackends = 4;
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "add two new backends"))
+		goto out;
+	ASSERT_EQ(be_id_of(s, &spec, 2), id1, "the first new backend got the first freed id");
+	ASSERT_EQ(be_id_of(s, &spec, 3), id3, "the second got the second");
+	ASSERT_EQ(bh_read(s, id1).fails, 0, "first reused id: fails zeroed");
+	ASSERT_EQ(bh_read(s, id1).flags, 0, "first reused id: health zeroed");
+	ASSERT_EQ(bh_read(s, id3).fails, 0, "second reused id: fails zeroed");
+	ASSERT_EQ(bh_read(s, id3).flags, 0, "second reused id: health zeroed");
+	ASSERT_EQ(sh_read(s, svc_id_of(s, &spec)).ejected, 0, "ejected");
+out:
+	sluice__close(s);
+}
+
 /* Array images compared byte for byte. */
 static void *array__dump(int fd, size_t vsz, __u32 n)
 {
@@ -596,6 +645,7 @@ static const struct test tests[] = {
 	TEST(test_ejected_recount),
 	TEST(test_inactive_frees_budget),
 	TEST(test_id_reuse_zeroes),
+	TEST(test_id_reuse_zeroes_many),
 	TEST(test_rollback_restores_health),
 	TEST(test_rollback_restores_drained),
 	TEST(test_outlier_sync),

@@ -158,6 +158,16 @@ int maps__percpu_sum(const struct sluice *s, int fd, const char *name, __u32 key
 /* Set every CPU's copy of a per-CPU array slot to zero. */
 int maps__percpu_zero(const struct sluice *s, int fd, const char *name, __u32 key,
 		      size_t value_size);
+/* Writes keys[i] -> vals[i] (BPF_ANY) for i < n in one batched update
+ * (BPF_MAP_UPDATE_BATCH, 5.6+; element by element where the kernel has no
+ * batch for the map), stopping at the first element that fails: *done
+ * elements from the first are written. Returns 0 or that element's error;
+ * sets no error text. */
+int maps__update_many(int fd, const void *keys, size_t key_size, const void *vals,
+		      size_t value_size, __u32 n, __u32 *done);
+/* maps__percpu_zero() for n keys, in batched writes. */
+int maps__percpu_zero_many(const struct sluice *s, int fd, const char *name, const __u32 *keys,
+			   __u32 n, size_t value_size);
 /* Whether a batch map operation failed because the kernel has none for
  * this map type (then the caller goes element by element). */
 bool maps__batch_unsupported(int err);
@@ -274,11 +284,15 @@ struct svc_health_undo {
 		};
 	} * v;
 };
+/* zeroed (may be NULL) marks the ids whose entry this call's caller has
+ * just zeroed (svc__health_zero_backends): not read again. */
 int svc__health_write(struct sluice *s, __u32 svc_id, const struct sluice_outlier_spec *o,
-		      const __u32 *ids, const bool *active, __u32 nids,
+		      const __u32 *ids, const bool *active, const bool *zeroed, __u32 nids,
 		      struct svc_health_undo *undo);
-/* Zero backend_health[id] (a new backend gets the id), saved in undo. */
-int svc__health_zero_backend(struct sluice *s, __u32 id, struct svc_health_undo *undo);
+/* Zero backend_health[id] of n ids (new backends get them), each saved in
+ * undo; the entries read in one batch where the ids are close together. */
+int svc__health_zero_backends(struct sluice *s, const __u32 *ids, __u32 n,
+			      struct svc_health_undo *undo);
 /* A backend leaving its service's set: its ejection flag cleared (saved
  * in undo), so a late success of one of its flows cannot make the kernel
  * decrement the service's recounted `ejected` below the truth. */

@@ -216,6 +216,61 @@ cleanup:
 	return err;
 }
 
+int maps__update_many(int fd, const void *keys, size_t key_size, const void *vals,
+		      size_t value_size, __u32 n, __u32 *done)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 count = n;
+	int err;
+
+	*done = 0;
+	if (!n)
+		return 0;
+	err = bpf_map_update_batch(fd, keys, vals, &count, &opts);
+	if (err && count >= n)
+		count = 0; /* refused before any element: count not written back */
+	if (err && !count && maps__batch_unsupported(err)) {
+		for (err = 0; count < n; count++) {
+			err = bpf_map_update_elem(fd, (const char *)keys + count * key_size,
+						  (const char *)vals + count * value_size, BPF_ANY);
+			if (err)
+				break;
+		}
+	}
+	*done = err ? count : n;
+	return err;
+}
+
+/* Zero values for this many keys at most per batched write: bounds the
+ * buffer on machines with many CPUs. */
+#define PERCPU_ZERO_CHUNK 64
+
+int maps__percpu_zero_many(const struct sluice *s, int fd, const char *name, const __u32 *keys,
+			   __u32 n, size_t value_size)
+{
+	size_t one = maps__percpu_size(s, value_size);
+	__u32 chunk = n < PERCPU_ZERO_CHUNK ? n : PERCPU_ZERO_CHUNK, done;
+	void *zeros;
+	int err = 0;
+
+	if (!n)
+		return 0;
+	zeros = calloc(chunk, one);
+	if (!zeros) {
+		sluice__set_err("%s map: out of memory", name);
+		return -ENOMEM;
+	}
+	for (__u32 at = 0; at < n && !err; at += chunk) {
+		__u32 k = n - at < chunk ? n - at : chunk;
+
+		err = maps__update_many(fd, keys + at, sizeof(*keys), zeros, one, k, &done);
+		if (err)
+			maps__err(err, name, "reset", "of a per-CPU slot");
+	}
+	free(zeros);
+	return err;
+}
+
 int maps__percpu_zero(const struct sluice *s, int fd, const char *name, __u32 key,
 		      size_t value_size)
 {

@@ -43,22 +43,8 @@ struct outer_chunk {
  * batch for this map type. Stops at the first failed element. */
 static void outer__write(struct outer_chunk *c)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	__u32 count = c->n;
-	int err;
-
-	err = bpf_map_update_batch(c->fd, c->keys, c->vals, &count, &opts);
-	if (err && count >= c->n)
-		count = 0; /* refused before any element: count not written back */
-	if (err && !count && maps__batch_unsupported(err)) {
-		for (err = 0; count < c->n; count++) {
-			err = bpf_map_update_elem(c->fd, &c->keys[count], &c->vals[count], BPF_ANY);
-			if (err)
-				break;
-		}
-	}
-	c->done = err ? count : c->n;
-	c->err = err;
+	c->err = maps__update_many(c->fd, c->keys, sizeof(*c->keys), c->vals, sizeof(*c->vals),
+				   c->n, &c->done);
 }
 
 static void *outer__thread(void *arg)

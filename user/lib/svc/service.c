@@ -42,14 +42,37 @@ static __u8 svc__be_state(const struct sluice_backend_spec *b)
 	return b->unhealthy ? SLUICE_BE_UNHEALTHY : SLUICE_BE_ACTIVE;
 }
 
-/* New ids start from zero stats, new backends and changed weights land
- * in the backends map before any table can name them. */
+/* The entries to write (new and changed, spec order: idx into the spec,
+ * with their keys and values side by side for the batch) and the new ids. */
+struct svc_be_writes {
+	__u32 *idx, *keys, *new_ids, n, nnew;
+	struct sluice_backend *vals;
+	bool *zeroed; /* parallel to the spec: a new id, health zeroed */
+};
+
+static void svc__be_writes_free(struct svc_be_writes *w)
+{
+	free(w->idx);
+	free(w->keys);
+	free(w->new_ids);
+	free(w->vals);
+	free(w->zeroed);
+}
+
+/* New ids start from zero stats and health, and their addresses enter
+ * the reply filter (before any flow to them); then new backends and
+ * changed weights land in the backends map in one batched write, before
+ * any table can name them. A failure leaves what it wrote in t's undo
+ * list, refs of unwritten entries dropped. */
 static int svc__write_backends(struct svc_txn *t)
 {
 	const struct sluice_service_spec *spec = t->spec;
+	struct svc_be_writes w = {};
 	struct sluice *s = t->s;
+	__u32 nb = spec->nbackends, done = 0, more, refd = 0;
+	int bfd = s->fds[SLUICE_MAP_BACKENDS];
 	char what[32];
-	int err;
+	int err = 0;
 
 	if (!t->existed) {
 		err = maps__percpu_zero(s, s->fds[SLUICE_MAP_SVC_STATS], "svc_stats", t->svc_id,
@@ -57,7 +80,17 @@ static int svc__write_backends(struct svc_txn *t)
 		if (err)
 			return err;
 	}
-	for (__u32 i = 0; i < spec->nbackends; i++) {
+	w.idx = calloc(nb + 1, sizeof(*w.idx));
+	w.keys = calloc(nb + 1, sizeof(*w.keys));
+	w.new_ids = calloc(nb + 1, sizeof(*w.new_ids));
+	w.vals = calloc(nb + 1, sizeof(*w.vals));
+	w.zeroed = calloc(nb + 1, sizeof(*w.zeroed));
+	if (!w.idx || !w.keys || !w.new_ids || !w.vals || !w.zeroed) {
+		sluice__set_err("out of memory");
+		err = -ENOMEM;
+		goto out;
+	}
+	for (__u32 i = 0; i < nb; i++) {
 		const struct sluice_backend_spec *b = &spec->backends[i];
 		struct sluice_backend be = {
 			.port = htons(b->port),
@@ -71,43 +104,59 @@ static int svc__write_backends(struct svc_txn *t)
 		t->vals[i] = be;
 		if (t->old_idx[i] >= 0 && !memcmp(&t->old[t->old_idx[i]].val, &be, sizeof(be)))
 			continue; /* unchanged */
-		if (t->old_idx[i] < 0) {
-			err = maps__percpu_zero(s, s->fds[SLUICE_MAP_BACKEND_STATS],
-						"backend_stats", t->ids[i],
-						sizeof(struct sluice_backend_stats));
-			/* a new backend starts healthy, whatever the id's
-			 * last owner did */
-			if (!err)
-				err = svc__health_zero_backend(s, t->ids[i], &t->hundo);
-			if (err)
-				return err;
+		w.idx[w.n] = i;
+		w.keys[w.n] = t->ids[i];
+		w.vals[w.n++] = be;
+		if (t->old_idx[i] < 0)
+			w.new_ids[w.nnew++] = t->ids[i];
+	}
+	/* a new backend starts healthy, whatever the id's last owner did */
+	err = maps__percpu_zero_many(s, s->fds[SLUICE_MAP_BACKEND_STATS], "backend_stats",
+				     w.new_ids, w.nnew, sizeof(struct sluice_backend_stats));
+	if (!err)
+		err = svc__health_zero_backends(s, w.new_ids, w.nnew, &t->hundo);
+	for (__u32 k = 0; k < w.n && !err; k++) {
+		if (t->old_idx[w.idx[k]] >= 0)
+			continue;
+		w.zeroed[w.idx[k]] = true;
+		err = svc__addr_ref(s, &w.vals[k]);
+		refd = k + (err ? 0 : 1);
+	}
+	if (!err) {
+		err = maps__update_many(bfd, w.keys, sizeof(*w.keys), w.vals, sizeof(*w.vals), w.n,
+					&done);
+		if (err == -E2BIG && svc__flush(s) > 0) { /* deferred deletes held room */
+			err = maps__update_many(bfd, w.keys + done, sizeof(*w.keys), w.vals + done,
+						sizeof(*w.vals), w.n - done, &more);
+			done += more;
 		}
-		/* a new entry's address is in the reply filter before the
-		 * entry (so before any flow to it) */
-		if (t->old_idx[i] < 0 && (err = svc__addr_ref(s, &be)))
-			return err;
-		err = bpf_map_update_elem(s->fds[SLUICE_MAP_BACKENDS], &t->ids[i], &be, BPF_ANY);
-		if (err == -E2BIG && svc__flush(s) > 0) /* deferred deletes held room */
-			err = bpf_map_update_elem(s->fds[SLUICE_MAP_BACKENDS], &t->ids[i], &be,
-						  BPF_ANY);
+		refd = w.n;
+		for (__u32 k = 0; k < done; k++)
+			svc__push_undo(t, UNDO_BACKEND, w.idx[k]);
 		if (err) {
-			if (t->old_idx[i] < 0)
-				svc__addr_unref(s, &be);
-			snprintf(what, sizeof(what), "of backend id %u", t->ids[i]);
-			return maps__err(err, "backends", "update", what);
+			snprintf(what, sizeof(what), "of backend id %u", w.keys[done]);
+			maps__err(err, "backends", "update", what);
 		}
-		svc__push_undo(t, UNDO_BACKEND, i);
+	}
+	if (err) { /* the refs of entries not written go, newest first */
+		for (__u32 k = refd; k > done; k--)
+			if (t->old_idx[w.idx[k - 1]] < 0)
+				svc__addr_unref(s, &w.vals[k - 1]);
+		goto out;
 	}
 	for (__u32 j = 0; j < t->nold; j++) {
 		if (t->old[j].kept)
 			continue;
 		err = svc__health_forget_backend(s, t->old[j].id, &t->hundo);
 		if (err)
-			return err;
+			goto out;
 	}
 	/* before any table names the new set: its config and counts */
-	return svc__health_write(s, t->svc_id, &spec->outlier, t->ids, t->active, spec->nbackends,
-				 &t->hundo);
+	err = svc__health_write(s, t->svc_id, &spec->outlier, t->ids, t->active, w.zeroed, nb,
+				&t->hundo);
+out:
+	svc__be_writes_free(&w);
+	return err;
 }
 
 /* A service without active backends loses its table after its entry

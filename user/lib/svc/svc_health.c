@@ -70,15 +70,73 @@ static int health__write_backend(struct sluice *s, __u32 id,
 	return 0;
 }
 
-int svc__health_zero_backend(struct sluice *s, __u32 id, struct svc_health_undo *undo)
+/* Ids at most this far apart (and this many) are read with one batched
+ * range read; others one lookup each. */
+#define HEALTH_RANGE_MAX 4096
+
+/* The entries of ids (n >= 1) into olds: one batched read of the range
+ * they span where it is small and dense (a new set's ids are handed out
+ * lowest free first, so they mostly are), else one lookup each. */
+static int health__read_ids(struct sluice *s, const __u32 *ids, __u32 n,
+			    struct sluice_backend_health *olds)
 {
-	struct sluice_backend_health old, zero = {};
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	int fd = s->fds[SLUICE_MAP_BACKEND_HEALTH];
+	struct sluice_backend_health *vals = NULL;
+	__u32 lo = ids[0], hi = ids[0], span, count, in, out, *keys = NULL;
+	int err = -1;
+
+	for (__u32 i = 1; i < n; i++) {
+		lo = ids[i] < lo ? ids[i] : lo;
+		hi = ids[i] > hi ? ids[i] : hi;
+	}
+	span = hi - lo + 1;
+	if (n > 1 && span <= HEALTH_RANGE_MAX && span <= 4 * n) {
+		keys = calloc(span, sizeof(*keys));
+		vals = calloc(span, sizeof(*vals));
+		count = span;
+		in = lo - 1;
+		if (keys && vals)
+			err = bpf_map_lookup_batch(fd, lo ? &in : NULL, &out, keys, vals, &count,
+						   &opts);
+		/* every key of the range read, in order (else: one by one) */
+		if ((!err || err == -ENOENT) && count == span && keys[0] == lo) {
+			for (__u32 i = 0; i < n; i++)
+				olds[i] = vals[ids[i] - lo];
+			err = 0;
+		} else {
+			err = -1;
+		}
+		free(keys);
+		free(vals);
+	}
+	for (__u32 i = 0; err && i < n; i++) {
+		err = bpf_map_lookup_elem(fd, &ids[i], &olds[i]);
+		if (err)
+			return maps__err(err, "backend_health", "lookup", "of a new backend's id");
+	}
+	return 0;
+}
+
+int svc__health_zero_backends(struct sluice *s, const __u32 *ids, __u32 n,
+			      struct svc_health_undo *undo)
+{
+	struct sluice_backend_health one = {}, zero = {};
+	struct sluice_backend_health *olds = n > 1 ? calloc(n, sizeof(*olds)) : &one;
 	int err;
 
-	err = bpf_map_lookup_elem(s->fds[SLUICE_MAP_BACKEND_HEALTH], &id, &old);
-	if (err)
-		return maps__err(err, "backend_health", "lookup", "of a new backend's id");
-	return health__write_backend(s, id, &old, &zero, undo);
+	if (!n)
+		return 0;
+	if (!olds) {
+		sluice__set_err("out of memory");
+		return -ENOMEM;
+	}
+	err = health__read_ids(s, ids, n, olds);
+	for (__u32 i = 0; !err && i < n; i++)
+		err = health__write_backend(s, ids[i], &olds[i], &zero, undo);
+	if (olds != &one)
+		free(olds);
+	return err;
 }
 
 /* Outlier detection off: no ejection survives (and none is counted), so
@@ -111,7 +169,7 @@ static int health__unflag_backend(struct sluice *s, __u32 id,
 }
 
 int svc__health_write(struct sluice *s, __u32 svc_id, const struct sluice_outlier_spec *o,
-		      const __u32 *ids, const bool *active, __u32 nids,
+		      const __u32 *ids, const bool *active, const bool *zeroed, __u32 nids,
 		      struct svc_health_undo *undo)
 {
 	int bfd = s->fds[SLUICE_MAP_BACKEND_HEALTH], sfd = s->fds[SLUICE_MAP_SVC_HEALTH];
@@ -122,7 +180,11 @@ int svc__health_write(struct sluice *s, __u32 svc_id, const struct sluice_outlie
 
 	sluice_outlier__to_kernel(o, s->outlier_off, &sh);
 	for (__u32 i = 0; i < nids; i++) {
-		err = bpf_map_lookup_elem(bfd, &ids[i], &bh);
+		err = 0;
+		if (zeroed && zeroed[i])
+			memset(&bh, 0, sizeof(bh)); /* written so just before */
+		else
+			err = bpf_map_lookup_elem(bfd, &ids[i], &bh);
 		if (err)
 			return maps__err(err, "backend_health", "lookup", "of a backend");
 		nactive += active[i];
