@@ -827,59 +827,6 @@ out:
 	sluice__close(s);
 }
 
-/* A backends map with room for 4: the add of the 5th backend fails
- * ("map full") after an update and an add already happened. */
-static void test_apply_rollback(void)
-{
-	struct desired empty = {}, a, b;
-	struct sluice *s;
-	int small, real;
-
-	s = open_maps();
-	if (!s)
-		return;
-	real = s->fds[SLUICE_MAP_BACKENDS];
-	small = bpf_map_create(BPF_MAP_TYPE_HASH, "small_be", sizeof(__u32),
-			       sizeof(struct sluice_backend), 4, NULL);
-	if (!ASSERT_TRUE(small >= 0, "create small backends map"))
-		goto out;
-	s->fds[SLUICE_MAP_BACKENDS] = small;
-	if (!ASSERT_OK(parse(&a, "services:\n"
-				 "  - {vip: 10.0.0.1, port: 80, protocol: tcp, backends: ["
-				 "{address: 10.1.0.1, port: 80}, {address: 10.1.0.2, port: 80}]}\n"
-				 "  - {vip: 10.0.0.9, port: 80, protocol: tcp, backends: []}\n"),
-		       "parse a"))
-		goto restore;
-	if (!ASSERT_OK(parse(&b,
-			     "services:\n"
-			     "  - {vip: 10.0.0.1, port: 80, protocol: tcp, backends: ["
-			     "{address: 10.1.0.1, port: 80, weight: 7}, "
-			     "{address: 10.1.0.2, port: 80, weight: 3}]}\n"
-			     "  - {vip: 10.0.0.2, port: 80, protocol: tcp, backends: ["
-			     "{address: 10.1.0.3, port: 80}]}\n"
-			     "  - {vip: 10.0.0.3, port: 80, protocol: tcp, backends: ["
-			     "{address: 10.1.0.4, port: 80}, {address: 10.1.0.5, port: 80}]}\n"),
-		       "parse b"))
-		goto free_a;
-	if (!ASSERT_OK(desired__apply(s, &empty, &a), sluice__errmsg()))
-		goto free_b;
-	/* delete 10.0.0.9, update 10.0.0.1, add 10.0.0.2 (4 backends), then
-	 * 10.0.0.3 needs a 5th and 6th */
-	ASSERT_EQ(desired__apply(s, &a, &b), -E2BIG, "map full");
-	has("adding 10.0.0.3:80/tcp: ");
-	has("backends");
-	maps_hold(s, &a);
-free_b:
-	desired__free(&b);
-free_a:
-	desired__free(&a);
-restore:
-	s->fds[SLUICE_MAP_BACKENDS] = real;
-	close(small);
-out:
-	sluice__close(s);
-}
-
 /* backend_addrs as (key, refs) pairs, in the map's order, into buf
  * (room for cap); returns the count. */
 static __u32 addrs_dump(struct sluice *s, struct sluice_backend_addr_key *keys, __u32 *refs,
@@ -898,11 +845,11 @@ static __u32 addrs_dump(struct sluice *s, struct sluice_backend_addr_key *keys, 
 	return n;
 }
 
-/* A backends map with room for 4: the service added last needs three
- * new entries and only two fit, so the batched write of its entries
- * stops part way (two written, the third refused): those two are undone
- * with the rest, and the reply filter's counts are as before. */
-static void test_apply_rollback_partial(void)
+/* With a backends map of room entries: state ta applied, then tb
+ * refused while adding 10.0.0.3 ("map full"). The maps hold ta again, and
+ * every address of the reply filter is counted as before; the `lingering`
+ * new ones stay at 0 (an address is never deleted: svc_addrs.c). */
+static void apply_refused(const char *ta, const char *tb, __u32 room, __u32 lingering)
 {
 	static struct sluice_backend_addr_key k0[64], k1[64];
 	static __u32 r0[64], r1[64];
@@ -916,36 +863,23 @@ static void test_apply_rollback_partial(void)
 		return;
 	real = s->fds[SLUICE_MAP_BACKENDS];
 	small = bpf_map_create(BPF_MAP_TYPE_HASH, "small_be", sizeof(__u32),
-			       sizeof(struct sluice_backend), 4, NULL);
+			       sizeof(struct sluice_backend), room, NULL);
 	if (!ASSERT_TRUE(small >= 0, "create small backends map"))
 		goto out;
 	s->fds[SLUICE_MAP_BACKENDS] = small;
-	if (!ASSERT_OK(parse(&a,
-			     "services:\n"
-			     "  - {vip: 10.0.0.1, port: 80, protocol: tcp, backends: ["
-			     "{address: 10.1.0.1, port: 80}, {address: 10.1.0.2, port: 80}]}\n"),
-		       "parse a"))
+	if (!ASSERT_OK(parse(&a, ta), "parse a"))
 		goto restore;
-	if (!ASSERT_OK(parse(&b, "services:\n"
-				 "  - {vip: 10.0.0.1, port: 80, protocol: tcp, backends: ["
-				 "{address: 10.1.0.1, port: 80, weight: 7}, "
-				 "{address: 10.1.0.2, port: 80}]}\n"
-				 "  - {vip: 10.0.0.3, port: 80, protocol: tcp, backends: ["
-				 "{address: 10.1.0.4, port: 80}, {address: 10.1.0.5, port: 80}, "
-				 "{address: 10.1.0.6, port: 80}]}\n"),
-		       "parse b"))
+	if (!ASSERT_OK(parse(&b, tb), "parse b"))
 		goto free_a;
 	if (!ASSERT_OK(desired__apply(s, &empty, &a), sluice__errmsg()))
 		goto free_b;
 	n0 = addrs_dump(s, k0, r0, 64);
-	ASSERT_EQ(desired__apply(s, &a, &b), -E2BIG, "map full part way");
+	ASSERT_EQ(desired__apply(s, &a, &b), -E2BIG, "map full");
 	has("adding 10.0.0.3:80/tcp: ");
 	has("backends map");
 	maps_hold(s, &a);
-	/* every address counted as before; the new ones linger at 0 (an
-	 * address is never deleted: svc_addrs.c) */
 	n1 = addrs_dump(s, k1, r1, 64);
-	ASSERT_EQ(n1, n0 + 3, "backend_addrs entries: the three new ones linger");
+	ASSERT_EQ(n1, n0 + lingering, "backend_addrs entries: the new ones linger");
 	for (__u32 i = 0; i < n1; i++) {
 		__u32 want = 0;
 
@@ -964,6 +898,44 @@ restore:
 	close(small);
 out:
 	sluice__close(s);
+}
+
+/* Room for 4: delete 10.0.0.9, update 10.0.0.1, add 10.0.0.2 (4
+ * backends), then 10.0.0.3 needs a 5th and 6th: its batched write is
+ * refused at its first entry, after an update and an add happened. */
+static void test_apply_rollback(void)
+{
+	apply_refused("services:\n"
+		      "  - {vip: 10.0.0.1, port: 80, protocol: tcp, backends: ["
+		      "{address: 10.1.0.1, port: 80}, {address: 10.1.0.2, port: 80}]}\n"
+		      "  - {vip: 10.0.0.9, port: 80, protocol: tcp, backends: []}\n",
+		      "services:\n"
+		      "  - {vip: 10.0.0.1, port: 80, protocol: tcp, backends: ["
+		      "{address: 10.1.0.1, port: 80, weight: 7}, "
+		      "{address: 10.1.0.2, port: 80, weight: 3}]}\n"
+		      "  - {vip: 10.0.0.2, port: 80, protocol: tcp, backends: ["
+		      "{address: 10.1.0.3, port: 80}]}\n"
+		      "  - {vip: 10.0.0.3, port: 80, protocol: tcp, backends: ["
+		      "{address: 10.1.0.4, port: 80}, {address: 10.1.0.5, port: 80}]}\n",
+		      4, 3);
+}
+
+/* Room for 4: 10.0.0.3 needs three new entries and only two fit, so its
+ * batched write stops part way (two written, the third refused): those
+ * two are undone with the rest. */
+static void test_apply_rollback_partial(void)
+{
+	apply_refused("services:\n"
+		      "  - {vip: 10.0.0.1, port: 80, protocol: tcp, backends: ["
+		      "{address: 10.1.0.1, port: 80}, {address: 10.1.0.2, port: 80}]}\n",
+		      "services:\n"
+		      "  - {vip: 10.0.0.1, port: 80, protocol: tcp, backends: ["
+		      "{address: 10.1.0.1, port: 80, weight: 7}, "
+		      "{address: 10.1.0.2, port: 80}]}\n"
+		      "  - {vip: 10.0.0.3, port: 80, protocol: tcp, backends: ["
+		      "{address: 10.1.0.4, port: 80}, {address: 10.1.0.5, port: 80}, "
+		      "{address: 10.1.0.6, port: 80}]}\n",
+		      4, 3);
 }
 
 /* N services of one backend each (gen 0), or (gen 1) each backend moved

@@ -1158,6 +1158,52 @@ static void test_set_many_rejects(void)
 }
 
 /* A group that fails half-way is undone whole; the groups before it stay. */
+/* n services of one backend each: VIPs from vip up, backend addresses
+ * from be up. */
+static void specs__one_each(struct sluice_service_spec *specs, struct sluice_backend_spec (*bes)[1],
+			    __u32 n, __u32 vip, __u32 be)
+{
+	for (__u32 i = 0; i < n; i++) {
+		specs[i] = (struct sluice_service_spec){ .vip = v4(vip + i),
+							 .port = 80,
+							 .proto = IPPROTO_TCP,
+							 .backends = bes[i],
+							 .nbackends = 1 };
+		bes[i][0] = (struct sluice_backend_spec){ .addr = v4(be + i),
+							  .port = 8080,
+							  .weight = 1 };
+	}
+}
+
+/* After a set_many call of specs that failed past its first group: the
+ * services entries are those of the first group only, and so are the
+ * backends of any service (after: the maps' snapshot). */
+static void first_group_only(struct sluice *s, const struct sluice_service_spec *specs, __u32 n,
+			     const struct snap *after)
+{
+	int fd = sluice__map_fd(s, "services");
+	struct sluice_svc_key key;
+	struct sluice_svc svc;
+	__u32 be_left = 0;
+
+	for (__u32 i = 0; i < n; i++) {
+		key = svc_key(&specs[i].vip, 80, IPPROTO_TCP);
+		if (!ASSERT_EQ(bpf_map_lookup_elem(fd, &key, &svc) == 0, i < SLUICE_SET_GROUP,
+			       "service present iff in the first group")) {
+			fprintf(stderr, "    service %u\n", i);
+			break;
+		}
+	}
+	for (__u32 i = 0; i < after->nbe; i++) {
+		const struct sluice_backend *be =
+			(const void *)(after->be + i * (sizeof(__u32) + sizeof(*be)) +
+				       sizeof(__u32));
+
+		be_left += be->svc_id >= 1 && be->svc_id <= SLUICE_SET_GROUP;
+	}
+	ASSERT_EQ(be_left, SLUICE_SET_GROUP, "backends: the first group's, none of the others");
+}
+
 /* nspecs services into a services map with room for the first group and
  * 5 more: the second group fails as it lands, after the first landed and,
  * with a third group, after that one was written (#16: the pipeline writes
@@ -1167,56 +1213,28 @@ static void set_many_full_services(__u32 nspecs)
 	static struct sluice_service_spec specs[MANY3_N];
 	static struct sluice_backend_spec bes[MANY3_N][1];
 	struct sluice *s = lib__open();
-	struct sluice_svc_key key;
-	struct sluice_svc svc;
 	/* room for the first group and 5 more services (entry + VIP marker
 	 * each), plus the marker of the 6th */
 	__u32 room = 2 * (SLUICE_SET_GROUP + 5) + 1, n = 2 * SLUICE_MAX_SERVICES - room;
-	__u32 applied = 0, failed = 0, be_left = 0, tables = 0, last;
+	__u32 applied = 0, failed = 0, tables = 0, last;
 	struct sluice_features f;
 	static struct snap after;
 	static __u32 table[M];
-	int fd;
 
 	if (!s)
 		return;
 	if (!fill_services(s, n, 0x0c000000))
 		goto out;
-	fd = sluice__map_fd(s, "services");
-	for (__u32 i = 0; i < nspecs; i++) {
-		specs[i] = (struct sluice_service_spec){ .vip = v4(0x0a620000 + i),
-							 .port = 80,
-							 .proto = IPPROTO_TCP,
-							 .backends = bes[i],
-							 .nbackends = 1 };
-		bes[i][0] = (struct sluice_backend_spec){ .addr = v4(0x0b100000 + i),
-							  .port = 8080,
-							  .weight = 1 };
-	}
+	specs__one_each(specs, bes, nspecs, 0x0a620000, 0x0b100000);
 	ASSERT_EQ(sluice__service_set_many(s, specs, nspecs, &applied, &failed), -E2BIG,
 		  "services map full in the second group");
 	ASSERT_EQ(applied, SLUICE_SET_GROUP, "the first group is live");
 	ASSERT_EQ(failed, SLUICE_SET_GROUP + 5, "failed names the service that did not fit");
 	if (!ASSERT_TRUE(strstr(sluice__errmsg(), "services map") != NULL, "message names the map"))
 		fprintf(stderr, "    got \"%s\"\n", sluice__errmsg());
-	for (__u32 i = 0; i < nspecs; i++) {
-		key = svc_key(&specs[i].vip, 80, IPPROTO_TCP);
-		if (!ASSERT_EQ(bpf_map_lookup_elem(fd, &key, &svc) == 0, i < SLUICE_SET_GROUP,
-			       "service present iff in the first group")) {
-			fprintf(stderr, "    service %u\n", i);
-			break;
-		}
-	}
 	snap__take(s, &after);
 	ASSERT_EQ(after.nbe, SLUICE_SET_GROUP, "backends: the first group's only");
-	for (__u32 i = 0; i < after.nbe; i++) {
-		const struct sluice_backend *be =
-			(const void *)(after.be + i * (sizeof(__u32) + sizeof(*be)) +
-				       sizeof(__u32));
-
-		be_left += be->svc_id >= 1 && be->svc_id <= SLUICE_SET_GROUP;
-	}
-	ASSERT_EQ(be_left, SLUICE_SET_GROUP, "backends belong to the first group's services");
+	first_group_only(s, specs, nspecs, &after);
 	/* every id's slot; where each slot read waits for a grace period
 	 * (6.1: 16-18 ms, minutes for all 32767 under qemu), the ids the two
 	 * groups can have had: the library hands out the lowest free ids, and
@@ -1251,12 +1269,9 @@ static void test_set_many_pipeline_behind(void)
 	static struct sluice_backend_spec bes[MANY_N][1];
 	struct sluice *s = lib__open();
 	__u32 free_ids = SLUICE_SET_GROUP + 5, n = SLUICE_MAX_BACKENDS - 1 - free_ids;
-	__u32 applied = 0, failed = 0, be_left = 0, *ids = NULL;
+	__u32 applied = 0, failed = 0, *ids = NULL;
 	struct sluice_backend *vals = NULL;
 	static struct snap after;
-	struct sluice_svc_key key;
-	struct sluice_svc svc;
-	int fd;
 
 	if (!s)
 		return;
@@ -1274,16 +1289,7 @@ static void test_set_many_pipeline_behind(void)
 	if (!ASSERT_OK(bpf_map_update_batch(sluice__map_fd(s, "backends"), ids, vals, &n, NULL),
 		       "fill backends"))
 		goto out;
-	for (__u32 i = 0; i < MANY_N; i++) {
-		specs[i] = (struct sluice_service_spec){ .vip = v4(0x0a630000 + i),
-							 .port = 80,
-							 .proto = IPPROTO_TCP,
-							 .backends = bes[i],
-							 .nbackends = 1 };
-		bes[i][0] = (struct sluice_backend_spec){ .addr = v4(0x0b110000 + i),
-							  .port = 8080,
-							  .weight = 1 };
-	}
+	specs__one_each(specs, bes, MANY_N, 0x0a630000, 0x0b110000);
 	ASSERT_EQ(sluice__service_set_many(s, specs, MANY_N, &applied, &failed), -ENOSPC,
 		  "no backend id left in the second group");
 	ASSERT_EQ(applied, SLUICE_SET_GROUP, "the first group is live");
@@ -1291,24 +1297,8 @@ static void test_set_many_pipeline_behind(void)
 	if (!ASSERT_TRUE(strstr(sluice__errmsg(), "no free backend id") != NULL,
 			 "the second group's message, after the first landed"))
 		fprintf(stderr, "    got \"%s\"\n", sluice__errmsg());
-	fd = sluice__map_fd(s, "services");
-	for (__u32 i = 0; i < MANY_N; i++) {
-		key = svc_key(&specs[i].vip, 80, IPPROTO_TCP);
-		if (!ASSERT_EQ(bpf_map_lookup_elem(fd, &key, &svc) == 0, i < SLUICE_SET_GROUP,
-			       "service present iff in the first group")) {
-			fprintf(stderr, "    service %u\n", i);
-			break;
-		}
-	}
 	snap__take(s, &after);
-	for (__u32 i = 0; i < after.nbe; i++) {
-		const struct sluice_backend *be =
-			(const void *)(after.be + i * (sizeof(__u32) + sizeof(*be)) +
-				       sizeof(__u32));
-
-		be_left += be->svc_id >= 1 && be->svc_id <= SLUICE_SET_GROUP;
-	}
-	ASSERT_EQ(be_left, SLUICE_SET_GROUP, "backends: the first group's, none of the second");
+	first_group_only(s, specs, MANY_N, &after);
 	snap__free(&after);
 out:
 	free(ids);
