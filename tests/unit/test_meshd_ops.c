@@ -335,10 +335,70 @@ static void test_apply(void)
 	teardown();
 }
 
+/* The answer's "changes" is text written from meshd's list of changes
+ * (#16: not a tree of objects); serialized, it is what json-c writes for
+ * the tree of the same changes, for each flag set that spells spacing and
+ * escaping, and for no changes at all. */
+static void changes_as_tree(const char *extra, const char *const *svcs, const char *const *acts,
+			    int n)
+{
+	static const int flag_sets[] = {
+		JSON_C_TO_STRING_PLAIN,
+		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+		JSON_C_TO_STRING_SPACED,
+		JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE,
+	};
+	struct json_object *req, *resp, *data, *got, *tree = json_object_new_array();
+	char text[512], want[1024];
+
+	for (int i = 0; i < n; i++) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "action", json_object_new_string(acts[i]));
+		json_object_object_add(o, "service", json_object_new_string(svcs[i]));
+		json_object_array_add(tree, o);
+	}
+	snprintf(text, sizeof(text), apply_req, extra);
+	req = req_of(text);
+	resp = ops__apply(&m, req);
+	data = answer_data(resp);
+	if (data && ASSERT_TRUE(json_object_object_get_ex(data, "changes", &got), "changes")) {
+		for (size_t f = 0; f < sizeof(flag_sets) / sizeof(flag_sets[0]); f++) {
+			snprintf(want, sizeof(want), "%s",
+				 json_object_to_json_string_ext(tree, flag_sets[f]));
+			if (!ASSERT_TRUE(!strcmp(json_object_to_json_string_ext(got, flag_sets[f]),
+						 want),
+					 "changes as json-c writes the tree")) {
+				fprintf(stderr, "    flags %d: got %s\n    expected %s\n",
+					flag_sets[f],
+					json_object_to_json_string_ext(got, flag_sets[f]), want);
+				break;
+			}
+		}
+	}
+	json_object_put(resp);
+	json_object_put(req);
+	json_object_put(tree);
+}
+
+static void test_apply_changes_text(void)
+{
+	static const char *const svcs[] = { "10.96.0.10:80/tcp", "10.96.0.20:53/udp" };
+	static const char *const acts[] = { "delete", "add" };
+
+	if (!setup())
+		return;
+	changes_as_tree(", \"dry_run\": true", svcs, acts, 2);
+	changes_as_tree("", svcs, acts, 2);
+	changes_as_tree("", svcs, acts, 0); /* the same state again: none */
+	teardown();
+}
+
 static const struct test tests[] = {
 	TEST(test_refusals),
 	TEST(test_policy_node_oversized),
 	TEST(test_apply),
+	TEST(test_apply_changes_text),
 };
 
 int main(int argc, char **argv)

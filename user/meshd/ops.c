@@ -15,6 +15,8 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include <json-c/printbuf.h>
+
 #include "api.h"
 #include "desired.h"
 #include "jsonscan.h"
@@ -454,26 +456,103 @@ static void ops__change_note(enum desired_change change, const struct desired_se
 	};
 }
 
-static struct json_object *ops__changes_json(const struct ops_changes *c)
+static const char *const ops__actions[] = {
+	[DESIRED_ADD] = "add",
+	[DESIRED_UPDATE] = "update",
+	[DESIRED_DELETE] = "delete",
+};
+
+/* json-c's indentation of a pretty-printed level. */
+static void ops__indent(struct printbuf *pb, int level, int flags)
 {
-	static const char *const actions[] = {
-		[DESIRED_ADD] = "add",
-		[DESIRED_UPDATE] = "update",
-		[DESIRED_DELETE] = "delete",
-	};
-	struct json_object *arr = json_object_new_array_ext(c->n ? (int)c->n : 1);
+	if (!(flags & JSON_C_TO_STRING_PRETTY))
+		return;
+	for (int i = 0; i < level; i++) {
+		if (flags & JSON_C_TO_STRING_PRETTY_TAB)
+			printbuf_strappend(pb, "\t");
+		else
+			printbuf_strappend(pb, "  ");
+	}
+}
+
+static void ops__changes_free(struct json_object *jso, void *userdata)
+{
+	struct ops_changes *c = userdata;
+
+	(void)jso;
+	free(c->v);
+	free(c);
+}
+
+/* The array's text as json-c 0.16 writes an array (json_object_array_to_
+ * json_string: separators and spacing by flags), each {"action", "service"}
+ * object serialized by json-c itself from one reused object (escaping,
+ * spacing). With JSON_C_TO_STRING_PRETTY the objects' own lines are
+ * indented as at the top level (meshd answers in plain text). */
+static int ops__changes_text(struct json_object *jso, struct printbuf *pb, int level, int flags)
+{
+	const struct ops_changes *c = json_object_get_userdata(jso);
+	bool pretty = flags & JSON_C_TO_STRING_PRETTY;
+	bool spaced = (flags & JSON_C_TO_STRING_SPACED) && !pretty;
+	struct json_object *o = json_object_new_object();
 	char ref[DESIRED_SVC_REF_LEN];
+	const char *text;
 
-	for (__u32 i = 0; arr && i < c->n; i++) {
-		struct json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "action", json_object_new_string(actions[c->v[i].kind]));
+	if (!o)
+		return -1;
+	printbuf_strappend(pb, "[");
+	if (pretty)
+		printbuf_strappend(pb, "\n");
+	for (__u32 i = 0; i < c->n; i++) {
+		json_object_object_add(o, "action",
+				       json_object_new_string(ops__actions[c->v[i].kind]));
 		json_object_object_add(
 			o, "service",
 			json_object_new_string(sluice_svc__str(&c->v[i].vip, c->v[i].port,
 							       c->v[i].proto, ref, sizeof(ref))));
-		json_object_array_add(arr, o);
+		text = json_object_to_json_string_ext(o, flags);
+		if (!text) {
+			json_object_put(o);
+			return -1;
+		}
+		if (i)
+			printbuf_strappend(pb, ",");
+		if (i && pretty)
+			printbuf_strappend(pb, "\n");
+		if (spaced)
+			printbuf_strappend(pb, " ");
+		ops__indent(pb, level + 1, flags);
+		printbuf_memappend(pb, text, (int)strlen(text));
 	}
+	if (pretty && c->n)
+		printbuf_strappend(pb, "\n");
+	ops__indent(pb, level, flags);
+	if (spaced)
+		printbuf_strappend(pb, " ]");
+	else
+		printbuf_strappend(pb, "]");
+	json_object_put(o);
+	return 0;
+}
+
+/* The answer's "changes": written from the vector *c (taken over) when the
+ * answer is serialized, never held as a tree of objects. At 30k services
+ * that tree was 31 MB of meshd's heap, the peak of a whole apply (#16).
+ * Anything that walks the array in process sees it empty: it is text. */
+static struct json_object *ops__changes_json(struct ops_changes *c)
+{
+	struct json_object *arr = json_object_new_array();
+	struct ops_changes *own = malloc(sizeof(*own));
+
+	if (!arr || !own) {
+		json_object_put(arr);
+		free(own);
+		free(c->v);
+		return NULL;
+	}
+	*own = *c;
+	c->v = NULL;
+	json_object_set_serializer(arr, ops__changes_text, own, ops__changes_free);
 	return arr;
 }
 
@@ -553,7 +632,8 @@ struct json_object *ops__apply(struct meshd *m, struct json_object *req)
 	}
 	desired__free(&next);
 	changes = ops__changes_json(&ch);
-	free(ch.v);
+	if (!changes)
+		return api__error("out of memory");
 	d = json_object_new_object();
 	json_object_object_add(d, "changes", changes);
 	json_object_object_add(d, "applied", json_object_new_boolean(!dry_run));
