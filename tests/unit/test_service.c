@@ -1259,6 +1259,29 @@ static void test_set_many_pipeline_undo(void)
 	set_many_full_services(MANY3_N);
 }
 
+/* Every backend id above the first free_ids taken by an entry of no
+ * service (an id out of range: the library's junk). */
+static bool fill_backends_but(struct sluice *s, __u32 free_ids)
+{
+	__u32 n = SLUICE_MAX_BACKENDS - 1 - free_ids, *ids = calloc(n, sizeof(*ids));
+	struct sluice_backend *vals = calloc(n, sizeof(*vals));
+	bool ok = false;
+
+	if (!ASSERT_TRUE(ids && vals, "alloc"))
+		goto out;
+	for (__u32 i = 0; i < n; i++) {
+		ids[i] = free_ids + 1 + i;
+		vals[i] = (struct sluice_backend){ .family = SLUICE_AF_INET,
+						   .svc_id = SLUICE_MAX_SERVICES + 1 };
+	}
+	ok = ASSERT_OK(bpf_map_update_batch(sluice__map_fd(s, "backends"), ids, vals, &n, NULL),
+		       "fill backends");
+out:
+	free(ids);
+	free(vals);
+	return ok;
+}
+
 /* The pipeline the other way round: the second group fails while it is
  * planned (no free backend id), with the first group's swaps in flight.
  * The first group still lands and counts as applied, and the error is the
@@ -1268,26 +1291,12 @@ static void test_set_many_pipeline_behind(void)
 	static struct sluice_service_spec specs[MANY_N];
 	static struct sluice_backend_spec bes[MANY_N][1];
 	struct sluice *s = lib__open();
-	__u32 free_ids = SLUICE_SET_GROUP + 5, n = SLUICE_MAX_BACKENDS - 1 - free_ids;
-	__u32 applied = 0, failed = 0, *ids = NULL;
-	struct sluice_backend *vals = NULL;
+	__u32 free_ids = SLUICE_SET_GROUP + 5, applied = 0, failed = 0;
 	static struct snap after;
 
 	if (!s)
 		return;
-	/* every backend id above the first free_ids taken by an entry of no
-	 * service (an id out of range: the library's junk) */
-	ids = calloc(n, sizeof(*ids));
-	vals = calloc(n, sizeof(*vals));
-	if (!ASSERT_TRUE(ids && vals, "alloc"))
-		goto out;
-	for (__u32 i = 0; i < n; i++) {
-		ids[i] = free_ids + 1 + i;
-		vals[i] = (struct sluice_backend){ .family = SLUICE_AF_INET,
-						   .svc_id = SLUICE_MAX_SERVICES + 1 };
-	}
-	if (!ASSERT_OK(bpf_map_update_batch(sluice__map_fd(s, "backends"), ids, vals, &n, NULL),
-		       "fill backends"))
+	if (!fill_backends_but(s, free_ids))
 		goto out;
 	specs__one_each(specs, bes, MANY_N, 0x0a630000, 0x0b110000);
 	ASSERT_EQ(sluice__service_set_many(s, specs, MANY_N, &applied, &failed), -ENOSPC,
@@ -1301,8 +1310,43 @@ static void test_set_many_pipeline_behind(void)
 	first_group_only(s, specs, MANY_N, &after);
 	snap__free(&after);
 out:
-	free(ids);
-	free(vals);
+	sluice__close(s);
+}
+
+/* At the backend ids' limit, a group that moves its services' backends to
+ * new addresses frees its old ids only once it has landed (they are
+ * deferred deletes); the next group needs them. The pipeline plans that
+ * group before the one ahead has landed: out of ids, it lands the one
+ * ahead and begins again, and the whole call succeeds, as it did when
+ * groups went one after another. */
+static void test_set_many_pipeline_at_capacity(void)
+{
+	static struct sluice_service_spec specs[MANY_N];
+	static struct sluice_backend_spec bes[MANY_N][1];
+	struct sluice *s = lib__open();
+	/* ids free: the first group twice over (old and new addresses at once),
+	 * 10 more; the second group needs 44 */
+	__u32 free_ids = 2 * SLUICE_SET_GROUP + 10, applied = 0, failed = 0;
+	static struct snap after;
+
+	if (!s)
+		return;
+	if (!fill_backends_but(s, free_ids))
+		goto out;
+	specs__one_each(specs, bes, SLUICE_SET_GROUP, 0x0a640000, 0x0b120000);
+	if (!ASSERT_OK(sluice__service_set_many(s, specs, SLUICE_SET_GROUP, NULL, NULL),
+		       sluice__errmsg()))
+		goto out;
+	/* the first group's backends move; the second group is new */
+	specs__one_each(specs, bes, MANY_N, 0x0a640000, 0x0b130000);
+	if (!ASSERT_OK(sluice__service_set_many(s, specs, MANY_N, &applied, &failed),
+		       sluice__errmsg()))
+		fprintf(stderr, "    applied %u, failed %u\n", applied, failed);
+	ASSERT_EQ(applied, MANY_N, "every service applied");
+	snap__take(s, &after);
+	ASSERT_EQ(after.nsvc, 2 * MANY_N, "services entries (each with its VIP marker)");
+	snap__free(&after);
+out:
 	sluice__close(s);
 }
 
@@ -1324,6 +1368,7 @@ static const struct test tests[] = {
 	TEST(test_set_many_group_rollback),
 	TEST(test_set_many_pipeline_undo),
 	TEST(test_set_many_pipeline_behind),
+	TEST(test_set_many_pipeline_at_capacity),
 };
 
 int main(int argc, char **argv)

@@ -355,6 +355,50 @@ out:
 	sluice__close(s);
 }
 
+/* The same with the reused ids far apart (a span over 4x their number):
+ * each id's old entry is then looked up alone, every one of them. */
+static void test_id_reuse_zeroes_sparse(void)
+{
+	struct sluice_backend_spec b[12];
+	struct sluice_service_spec spec;
+	struct sluice *s = lib__open();
+	__u32 lo, hi;
+
+	if (!s)
+		return;
+	spec__init(&spec, b, 12);
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "service_set"))
+		goto out;
+	lo = be_id_of(s, &spec, 0);
+	hi = be_id_of(s, &spec, 11);
+	if (!ASSERT_TRUE(hi > lo + 8, "ids far apart"))
+		goto out;
+	/* backends 0 and 11 leave (1-10 stay); then failures on their ids */
+	for (__u32 i = 0; i < 10; i++)
+		b[i] = (struct sluice_backend_spec){ .addr = v4(BE4(i + 2)),
+						     .port = 8080,
+						     .weight = 1 };
+	spec.nbackends = 10;
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "remove the first and last backend"))
+		goto out;
+	ASSERT_EQ(sluice__flush_deferred(s), 2, "deferred deletes flushed");
+	bh_eject(s, lo, now_ns() + 60000000000ull);
+	bh_eject(s, hi, now_ns() + 60000000000ull);
+	b[10] = (struct sluice_backend_spec){ .addr = v4(BE4(20)), .port = 8080, .weight = 1 };
+	b[11] = (struct sluice_backend_spec){ .addr = v4(BE4(21)), .port = 8080, .weight = 1 };
+	spec.nbackends = 12;
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "add two new backends"))
+		goto out;
+	ASSERT_EQ(be_id_of(s, &spec, 10), lo, "the first new backend got the lowest freed id");
+	ASSERT_EQ(be_id_of(s, &spec, 11), hi, "the second got the highest");
+	ASSERT_EQ(bh_read(s, lo).flags, 0, "lowest reused id: health zeroed");
+	ASSERT_EQ(bh_read(s, hi).flags, 0, "highest reused id: health zeroed");
+	ASSERT_EQ(bh_read(s, hi).fails, 0, "highest reused id: fails zeroed");
+	ASSERT_EQ(sh_read(s, svc_id_of(s, &spec)).ejected, 0, "ejected");
+out:
+	sluice__close(s);
+}
+
 /* Array images compared byte for byte. */
 static void *array__dump(int fd, size_t vsz, __u32 n)
 {
@@ -646,6 +690,7 @@ static const struct test tests[] = {
 	TEST(test_inactive_frees_budget),
 	TEST(test_id_reuse_zeroes),
 	TEST(test_id_reuse_zeroes_many),
+	TEST(test_id_reuse_zeroes_sparse),
 	TEST(test_rollback_restores_health),
 	TEST(test_rollback_restores_drained),
 	TEST(test_outlier_sync),

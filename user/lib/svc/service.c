@@ -652,8 +652,23 @@ int sluice__service_set_many(struct sluice *s, const struct sluice_service_spec 
 				break;
 			}
 			done += ahead->n;
-			if (err)
+			if (err == -ENOSPC || err == -E2BIG) {
+				/* Out of backend ids or room: the group ahead's old
+				 * backends free both once it has landed (deferred
+				 * deletes, flushed on need), as when groups went one
+				 * after another. This group begins again, planned on a
+				 * fresh snapshot: its first plan took ids it never
+				 * wrote. */
+				svc__group_drop(cur, false);
+				svc__snap_drop(s);
+				err = svc__snap_get(s, &snap);
+				if (err)
+					bad = n; /* about no spec in particular */
+				else
+					err = svc__group_begin(cur, s, specs, keys, snap, &bad);
+			} else if (err) {
 				sluice__set_err("%s", msg);
+			}
 		}
 		if (err) {
 			svc__group_drop(cur, false); /* undone by svc__group_begin */

@@ -84,7 +84,8 @@ static int health__read_ids(struct sluice *s, const __u32 *ids, __u32 n,
 	int fd = s->fds[SLUICE_MAP_BACKEND_HEALTH];
 	struct sluice_backend_health *vals = NULL;
 	__u32 lo = ids[0], hi = ids[0], span, count, in, out, *keys = NULL;
-	int err = -1;
+	bool batched = false;
+	int err;
 
 	for (__u32 i = 1; i < n; i++) {
 		lo = ids[i] < lo ? ids[i] : lo;
@@ -96,21 +97,17 @@ static int health__read_ids(struct sluice *s, const __u32 *ids, __u32 n,
 		vals = calloc(span, sizeof(*vals));
 		count = span;
 		in = lo - 1;
-		if (keys && vals)
-			err = bpf_map_lookup_batch(fd, lo ? &in : NULL, &out, keys, vals, &count,
-						   &opts);
+		err = keys && vals ? bpf_map_lookup_batch(fd, lo ? &in : NULL, &out, keys, vals,
+							  &count, &opts) :
+				     -ENOMEM;
 		/* every key of the range read, in order (else: one by one) */
-		if ((!err || err == -ENOENT) && count == span && keys[0] == lo) {
-			for (__u32 i = 0; i < n; i++)
-				olds[i] = vals[ids[i] - lo];
-			err = 0;
-		} else {
-			err = -1;
-		}
+		batched = (!err || err == -ENOENT) && count == span && keys[0] == lo;
+		for (__u32 i = 0; batched && i < n; i++)
+			olds[i] = vals[ids[i] - lo];
 		free(keys);
 		free(vals);
 	}
-	for (__u32 i = 0; err && i < n; i++) {
+	for (__u32 i = 0; !batched && i < n; i++) {
 		err = bpf_map_lookup_elem(fd, &ids[i], &olds[i]);
 		if (err)
 			return maps__err(err, "backend_health", "lookup", "of a new backend's id");
