@@ -105,6 +105,8 @@ in_cg_node() {
 }
 mctl() { "$MESHCTL" -s "$SOCK" --timeout 5000 "$@"; }
 st() { mctl -o json status | jq -r "$1"; }
+# UDP flows of one burst that may share a source port (test_cluster_xdp)
+NEW_SLACK=2
 CTL() { in_node python3 "$K8S/k8sctl.py" "$@"; }
 apply() { CTL apply "$PORTS" "$1" >/dev/null; }
 
@@ -198,6 +200,10 @@ test_cluster_xdp() {
 	[ "$name" = "default/np:http@nodeport" ] || fail "name $name" || ok=1
 	[ "$(mctl -o json service list | jq -r "$(svc_q 10.10.1.1 30080 tcp) | length")" = 0 ] ||
 		fail "a NodePort on 10.10.1.1, outside --nodeport-addresses" || ok=1
+	# Every flow below must be new: no conntrack entry of an earlier case
+	# may match it. UDP sockets take random source ports, so two of the
+	# 20 may still share one (~1% per run): allow 2 (NEW_SLACK).
+	mctl conntrack flush >/dev/null || fail "conntrack flush" || ok=1
 	n0=$(st '.counters.lb_new')
 	in_client timeout 30 python3 "$TOPO_ECHO" tcp "$NODE" 30080 -n 20 --expect be1,be2 \
 		>"$WORK/c.out" 2>&1 || fail "TCP through the NodePort: $(tail -n 2 "$WORK/c.out")" || ok=1
@@ -207,7 +213,8 @@ test_cluster_xdp() {
 	log "udp: $(tail -n 1 "$WORK/c.out")"
 	n1=$(st '.counters.lb_new')
 	log "lb_new $n0 -> $n1"
-	[ "$((n1 - n0))" -ge 40 ] || fail "lb_new grew by $((n1 - n0)), want >= 40 (XDP/tc)" || ok=1
+	[ "$((n1 - n0))" -ge $((40 - NEW_SLACK)) ] ||
+		fail "lb_new grew by $((n1 - n0)), want >= $((40 - NEW_SLACK)) (XDP/tc)" || ok=1
 	return $ok
 }
 
@@ -392,6 +399,7 @@ test_cluster_tc() {
 	fi
 	wait_for "$(svc_q "$NODE" 30080 tcp) | length == 1 and (.[0].backends | length) == 2" ||
 		return 1
+	mctl conntrack flush >/dev/null || fail "conntrack flush" || ok=1 # as test_cluster_xdp
 	n0=$(st '.counters.lb_new')
 	in_client timeout 30 python3 "$TOPO_ECHO" tcp "$NODE" 30080 -n 10 --expect be1,be2 \
 		>"$WORK/c.out" 2>&1 || fail "TCP over tc: $(tail -n 2 "$WORK/c.out")" || ok=1
@@ -401,7 +409,8 @@ test_cluster_tc() {
 	log "udp: $(tail -n 1 "$WORK/c.out")"
 	n1=$(st '.counters.lb_new')
 	log "lb_new $n0 -> $n1"
-	[ "$((n1 - n0))" -ge 20 ] || fail "lb_new grew by $((n1 - n0)), want >= 20 (tc)" || ok=1
+	[ "$((n1 - n0))" -ge $((20 - NEW_SLACK)) ] ||
+		fail "lb_new grew by $((n1 - n0)), want >= $((20 - NEW_SLACK)) (tc)" || ok=1
 	return $ok
 }
 
