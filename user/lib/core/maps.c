@@ -274,20 +274,7 @@ int maps__percpu_zero_many(const struct sluice *s, int fd, const char *name, con
 int maps__percpu_zero(const struct sluice *s, int fd, const char *name, __u32 key,
 		      size_t value_size)
 {
-	void *zeros;
-	int err;
-
-	/* The kernel rounds each CPU's copy up to 8 bytes. */
-	zeros = calloc(s->ncpus, (value_size + 7) & ~(size_t)7);
-	if (!zeros) {
-		sluice__set_err("%s map: out of memory", name);
-		return -ENOMEM;
-	}
-	err = bpf_map_update_elem(fd, &key, zeros, BPF_ANY);
-	if (err)
-		maps__err(err, name, "reset", "of a per-CPU slot");
-	free(zeros);
-	return err;
+	return maps__percpu_zero_many(s, fd, name, &key, 1, value_size);
 }
 
 int sluice__map_walk(int fd, const char *name, size_t key_size, size_t value_size,

@@ -47,7 +47,7 @@ static __u8 svc__be_state(const struct sluice_backend_spec *b)
 struct svc_be_writes {
 	__u32 *idx, *keys, *new_ids, n, nnew;
 	struct sluice_backend *vals;
-	bool *zeroed; /* parallel to the spec: a new id, health zeroed */
+	bool *zeroed; /* parallel to the spec: a new id (its health zeroed) */
 };
 
 static void svc__be_writes_free(struct svc_be_writes *w)
@@ -107,7 +107,8 @@ static int svc__write_backends(struct svc_txn *t)
 		w.idx[w.n] = i;
 		w.keys[w.n] = t->ids[i];
 		w.vals[w.n++] = be;
-		if (t->old_idx[i] < 0)
+		w.zeroed[i] = t->old_idx[i] < 0; /* health zeroed below */
+		if (w.zeroed[i])
 			w.new_ids[w.nnew++] = t->ids[i];
 	}
 	/* a new backend starts healthy, whatever the id's last owner did */
@@ -116,9 +117,8 @@ static int svc__write_backends(struct svc_txn *t)
 	if (!err)
 		err = svc__health_zero_backends(s, w.new_ids, w.nnew, &t->hundo);
 	for (__u32 k = 0; k < w.n && !err; k++) {
-		if (t->old_idx[w.idx[k]] >= 0)
+		if (!w.zeroed[w.idx[k]])
 			continue;
-		w.zeroed[w.idx[k]] = true;
 		err = svc__addr_ref(s, &w.vals[k]);
 		refd = k + (err ? 0 : 1);
 	}
@@ -140,7 +140,7 @@ static int svc__write_backends(struct svc_txn *t)
 	}
 	if (err) { /* the refs of entries not written go, newest first */
 		for (__u32 k = refd; k > done; k--)
-			if (t->old_idx[w.idx[k - 1]] < 0)
+			if (w.zeroed[w.idx[k - 1]])
 				svc__addr_unref(s, &w.vals[k - 1]);
 		goto out;
 	}

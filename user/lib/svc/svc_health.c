@@ -118,12 +118,12 @@ static int health__read_ids(struct sluice *s, const __u32 *ids, __u32 n,
 int svc__health_zero_backends(struct sluice *s, const __u32 *ids, __u32 n,
 			      struct svc_health_undo *undo)
 {
-	struct sluice_backend_health one = {}, zero = {};
-	struct sluice_backend_health *olds = n > 1 ? calloc(n, sizeof(*olds)) : &one;
+	struct sluice_backend_health *olds, zero = {};
 	int err;
 
 	if (!n)
 		return 0;
+	olds = calloc(n, sizeof(*olds));
 	if (!olds) {
 		sluice__set_err("out of memory");
 		return -ENOMEM;
@@ -131,8 +131,7 @@ int svc__health_zero_backends(struct sluice *s, const __u32 *ids, __u32 n,
 	err = health__read_ids(s, ids, n, olds);
 	for (__u32 i = 0; !err && i < n; i++)
 		err = health__write_backend(s, ids[i], &olds[i], &zero, undo);
-	if (olds != &one)
-		free(olds);
+	free(olds);
 	return err;
 }
 
