@@ -179,10 +179,12 @@ struct sluice_svc_key {
 #define SLUICE_SVC_F_SNAT_NODE (1u << 8)
 /* With SLUICE_SVC_F_POLICY: the service's policy entries are also in the
  * exact-match hash `policy_hash`, and sluice_svc.policy_lens names the
- * prefix lengths they use; the datapath makes one hash lookup per length,
- * longest first, instead of the trie walk. Zero in pins of older agents
- * (and for a service using more than SLUICE_POLICY_LENS lengths): the
- * trie, which always holds every entry, decides. */
+ * prefix lengths they use there; the datapath makes one hash lookup per
+ * length, longest first, instead of the trie walk. Entries of more than
+ * SLUICE_POLICY_LENS lengths are expanded to at most that many
+ * (sluice_policy__expand()). Zero in pins of older agents (and for a
+ * service whose expansion would take too many entries, or find no room):
+ * the trie, which always holds every entry unexpanded, decides. */
 #define SLUICE_SVC_F_POLICY_HASH (1u << 9)
 
 #define SLUICE_SNAT_PORT_MIN 61000
@@ -568,10 +570,12 @@ struct sluice_src_range_key {
  *              and, for a family whose shorter node prefixes use at most
  *              SLUICE_POLICY_LENS lengths, a copy of those too, looked up
  *              once per length (policy_nlens) instead of the trie;
- * policy_hash: a hash with the same key, a copy of the `policy` entries of
- *              the services with SLUICE_SVC_F_POLICY_HASH (those whose
- *              entries use at most SLUICE_POLICY_LENS prefix lengths):
- *              the datapath masks the client address to each length of
+ * policy_hash: a hash with the same key, the `policy` entries of the
+ *              services with SLUICE_SVC_F_POLICY_HASH, in at most
+ *              SLUICE_POLICY_LENS prefix lengths (a copy, or, for a
+ *              service using more lengths, each prefix expanded to the
+ *              next longer length kept: sluice_policy__expand()): the
+ *              datapath masks the client address to each length of
  *              sluice_svc.policy_lens, longest first, and the first hit is
  *              the longest match the trie would give. The trie keeps every
  *              service's entries (the fallback, older agents, explain).
@@ -614,7 +618,12 @@ struct sluice_policy_port {
 struct sluice_policy_val {
 	__u8 verdict; /* enum sluice_policy_verdict for ports outside every range */
 	__u8 nports;  /* used entries of port[] */
-	__u16 pad;
+	/* policy_hash only: 1 + the length of the service's prefix this
+	 * entry was expanded from (sluice_policy__expand()), 0 when the key
+	 * is that prefix itself; what `meshctl explain` names. The datapath
+	 * does not read it. */
+	__u8 from_len;
+	__u8 pad;
 	struct sluice_policy_port port[SLUICE_POLICY_PORTS];
 };
 

@@ -20,9 +20,11 @@
  * exit 1. A first round of each, not counted, fills the conntrack LRU
  * (ct_new holds ~32k flows): otherwise the first no-policy round alone
  * inserts without evicting and skews the medians. Usage: policybench
- * [ROUNDS [FLOWS [both|trie|trie8|dense|svc|node|deny|deny-svc]]] (defaults
- * 7, 20000, both; trie: the service's prefixes in a shape only its trie
- * holds, trie8: the node list's too, see fill_rules(); dense: only the
+ * [ROUNDS [FLOWS [both|trie|trie8|dense|spread|svc|node|deny|deny-svc]]] (defaults
+ * 7, 20000, both; trie: the service's prefixes in 8 lengths, more than
+ * policy_hash looks up (expanded into 4 by the writer, its trie before
+ * that), trie8: the node list's too, see fill_rules(); spread: a service
+ * shape no bounded expansion takes (its trie, spread_rule()); dense: only the
  * node list, /24s on every other /24 from 100.64.0.0 with the client in a
  * gap, where a trie walk goes all the way down; svc /
  * node write only the service's or only the node list's prefixes; deny: see deny_bench(), FLOWS is its repeat count; deny-svc
@@ -90,6 +92,28 @@ static int set_policy(struct sluice *s, struct sluice_service_spec *spec, bool o
 		       sluice__policy_node_set(s, node, on && with_node ? NODE_PREFIXES : 0);
 }
 
+/* Where the service's rules are looked up, in words (its entry's flags). */
+static const char *svc_path(struct sluice *s, const struct sluice_service_spec *spec, char *buf,
+			    size_t len)
+{
+	struct sluice_svc_key k = { .port = htons(spec->port),
+				    .proto = spec->proto,
+				    .family = spec->vip.family };
+	struct sluice_svc svc;
+
+	memcpy(k.addr, spec->vip.addr, sizeof(k.addr));
+	if (bpf_map_lookup_elem(sluice__map_fd(s, "services"), &k, &svc))
+		return "no service";
+	if (!(svc.flags & SLUICE_SVC_F_POLICY))
+		return "no rules";
+	if (!(svc.flags & SLUICE_SVC_F_POLICY_HASH))
+		return "its trie";
+	snprintf(buf, len, "policy_hash, lengths /%u /%u /%u /%u", (svc.policy_lens & 0xff) - 1,
+		 (svc.policy_lens >> 8 & 0xff) - 1, (svc.policy_lens >> 16 & 0xff) - 1,
+		 (svc.policy_lens >> 24 & 0xff) - 1);
+	return buf;
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
 	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
@@ -138,19 +162,48 @@ static double round_ns(struct sluice *s, int fd, __u32 flows, __u32 *base, __u32
 	return (double)total / flows;
 }
 
-/* "trie": the service's rules in a shape policy_hash cannot take; "trie8"
- * the node list's too (2). */
+/* "trie": the service's rules in more lengths than policy_hash looks up
+ * (sluice_policy__expand() folds them into 4: 1500 entries); "trie8" the
+ * node list's too (2: the node trie). */
 static int trie_shapes;
 
 /* The rules of both modes: 10.(i/256).(i%256).0/24 allowed on the
  * service, 100.64.0.0 + 7i /32 denied node-wide (one length each: the
  * service's policy_hash and the node's policy_nhost answer). With
  * trie_shapes: the service's prefixes in 8 lengths, /17-/24, one in each
- * /16 from 11.0.0.0 (more lengths than policy_hash takes: the service's
- * trie), and the node's /24s from 100.64.0.0 (one length: copied into
+ * /16 from 11.0.0.0 (more lengths than policy_hash looks up: expanded to
+ * /18 /20 /22 /24), and the node's /24s from 100.64.0.0 (one length: copied into
  * policy_nhost). trie_shapes 2 ("trie8"): the node's prefixes in 8
  * lengths, /24-/31, one in each /24 from 100.64.0.0 (more lengths than
  * policy_nhost's copies take: the node trie). */
+/* "spread" (4): a service shape no bounded expansion takes, so its trie
+ * answers: 28 /8s from 11.0.0.0, 470 /16s from 41.0.0.0, 470 /20s from
+ * 43.0.0.0, 28 /24s from 44.0.0.0, 4 /32s from 45.0.0.0. Folding any
+ * length into its neighbour costs more than the 7000 extra entries the
+ * writer allows 1000 prefixes (470 x 15 for a 4-bit gap, 28 x 255 for an
+ * 8-bit one). */
+static void spread_rule(struct sluice_cidr *c, __u32 i)
+{
+	static const struct {
+		__u32 n, base;
+		__u8 len;
+	} part[] = { { 28, 0x0b000000, 8 },
+		     { 470, 0x29000000, 16 },
+		     { 470, 0x2b000000, 20 },
+		     { 28, 0x2c000000, 24 },
+		     { 4, 0x2d000000, 32 } };
+
+	for (__u32 p = 0; p < sizeof(part) / sizeof(part[0]); p++) {
+		if (i >= part[p].n) {
+			i -= part[p].n;
+			continue;
+		}
+		c->addr.addr[0] = htonl(part[p].base + (i << (32 - part[p].len)));
+		c->prefixlen = part[p].len;
+		return;
+	}
+}
+
 static void fill_rules(struct sluice_policy_rule *allow, struct sluice_cidr *node)
 {
 	for (__u32 i = 0; i < SVC_PREFIXES; i++) {
@@ -162,6 +215,8 @@ static void fill_rules(struct sluice_policy_rule *allow, struct sluice_cidr *nod
 			allow[i].cidr.addr.addr[0] = htonl(0x0b000000 + (i << 16));
 			allow[i].cidr.prefixlen = (__u8)(17 + i % 8);
 		}
+		if (trie_shapes == 4)
+			spread_rule(&allow[i].cidr, i);
 	}
 	for (__u32 i = 0; i < NODE_PREFIXES; i++) {
 		node[i].addr.family = SLUICE_AF_INET;
@@ -268,6 +323,7 @@ int main(int argc, char **argv)
 	double off[64], on[64], moff[64], mon[64];
 	struct sluice_opts opts = {};
 	struct sluice *s = NULL;
+	char path[64];
 	cpu_set_t cpu;
 
 	if (!allow || !node)
@@ -275,10 +331,11 @@ int main(int argc, char **argv)
 	if (argc > 3 && !strcmp(argv[1], "--pin"))
 		return pinned(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 10, allow, node);
 	if (argc > 3) {
-		trie_shapes = !strcmp(argv[3], "trie")  ? 1 :
-			      !strcmp(argv[3], "trie8") ? 2 :
-			      !strcmp(argv[3], "dense") ? 3 :
-							  0;
+		trie_shapes = !strcmp(argv[3], "trie")   ? 1 :
+			      !strcmp(argv[3], "trie8")  ? 2 :
+			      !strcmp(argv[3], "dense")  ? 3 :
+			      !strcmp(argv[3], "spread") ? 4 :
+							   0;
 		with_svc = strcmp(argv[3], "node") != 0 && trie_shapes != 3;
 		with_node = strcmp(argv[3], "svc") != 0 && strcmp(argv[3], "deny-svc") != 0;
 	}
@@ -305,6 +362,7 @@ int main(int argc, char **argv)
 	 * uncovered /24 between two node /24s: a walk to the trie's bottom */
 	inet_pton(AF_INET,
 		  trie_shapes == 3 ? "100.64.9.9" :
+		  trie_shapes == 4 ? "43.1.16.9" :
 		  trie_shapes      ? "11.5.0.9" :
 				     "10.0.5.9",
 		  &saddr);
@@ -322,15 +380,18 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (with_svc)
+		printf("the service's rules: %s\n", svc_path(s, &spec, path, sizeof(path)));
 	qsort(off, rounds, sizeof(double), cmp_d);
 	qsort(on, rounds, sizeof(double), cmp_d);
 	printf("| new flow, xdp_lb | ns/flow (median of %d x %u) | min-max |\n", rounds, flows);
 	printf("|---|---|---|\n");
 	printf("| no policy | %.1f | %.1f-%.1f |\n", off[rounds / 2], off[0], off[rounds - 1]);
 	printf("| %s | %.1f | %.1f-%.1f |\n",
+	       trie_shapes == 4      ? "1k service /8-/32, spread (its trie) + 100k node /24" :
 	       trie_shapes == 3      ? "100k node /24s, every other one, client between" :
-	       trie_shapes == 2      ? "1k service /17-/24 + 100k node /24-/31 (both tries)" :
-	       trie_shapes           ? "1k service /17-/24 (its trie) + 100k node /24 (hash)" :
+	       trie_shapes == 2      ? "1k service /17-/24 + 100k node /24-/31 (node trie)" :
+	       trie_shapes           ? "1k service /17-/24 (expanded) + 100k node /24 (hash)" :
 	       with_svc && with_node ? "1k service prefixes + 100k node prefixes" :
 	       with_svc              ? "1k service prefixes" :
 				       "100k node prefixes",

@@ -3,14 +3,18 @@
  * test_policy_hash.c - the access policy's exact-match path (#15): a
  * service whose rules use at most SLUICE_POLICY_LENS prefix lengths is
  * looked up in policy_hash, one lookup per length, longest first; one
- * with more lengths falls back to the trie. Packet cases at the prefix
- * boundaries of every length (v4 /8 /16 /24 /31, v6 /32 /64 /125 /128),
- * deny over allow at another length, and the same rules plus one more
- * length on the trie with the same verdicts; each setup checks which
- * path the service is on. Then random flows (fixed seed, printed on
- * failure) whose program verdict must equal the compiled rules' verdict
- * (sluice_policy__verdict()) and the live-map verdict explain and the
- * policy cut use (sluice__policy_verdict()), on both paths.
+ * with more is too when a bounded prefix expansion folds them into 4
+ * (sluice_policy__expand()), else it falls back to the trie. Packet cases
+ * at the prefix boundaries of every length (v4 /8 /16 /24 /31, v6 /32 /64
+ * /125 /128), deny over allow at another length; the same rules plus a
+ * fifth length, expanded, with the same verdicts and the expanded
+ * prefix's edges; and plus a length no bounded expansion takes, on the
+ * trie with the same verdicts. Each setup checks which path the service
+ * is on. Then random flows (fixed seed, printed on failure) whose program
+ * verdict must equal the compiled rules' verdict (sluice_policy__verdict())
+ * and the live-map verdict explain and the policy cut use
+ * (sluice__policy_verdict()), on all three paths; and an expanded entry
+ * naming its rule's prefix.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,20 +46,32 @@ static const struct dp_pol pol4 = {
 	.allow = { "10.0.0.0/8", "192.168.0.0/16" },
 	.deny = { "10.0.0.2/31", "10.200.0.0/24" },
 };
-/* The same and a /12: five lengths, the trie. */
-static const struct dp_pol pol4_trie = {
-	.allow = { "10.0.0.0/8", "192.168.0.0/16", "172.16.0.0/12" },
+/* The same and a /14: five lengths, the /14 expanded into 4 /16s. */
+static const struct dp_pol pol4_exp = {
+	.allow = { "10.0.0.0/8", "192.168.0.0/16", "172.16.0.0/14" },
 	.deny = { "10.0.0.2/31", "10.200.0.0/24" },
+};
+/* The same and a /2 (no client below is in it): every expansion to 4
+ * lengths takes 64 entries or more, beyond 8 x 5; the trie. */
+static const struct dp_pol pol4_trie = {
+	.allow = { "10.0.0.0/8", "192.168.0.0/16" },
+	.deny = { "10.0.0.2/31", "10.200.0.0/24", "64.0.0.0/2" },
 };
 /* Lengths /128 /125 /64 /32: the hash. */
 static const struct dp_pol pol6 = {
 	.allow = { "fd00::/32", "2001:db8::1/128" },
 	.deny = { "fd00:0:0:1::/64", "fd00::8/125" },
 };
-/* The same and a /48: the trie. */
-static const struct dp_pol pol6_trie = {
+/* The same and a /48: five lengths, the /125 expanded into 8 /128s. */
+static const struct dp_pol pol6_exp = {
 	.allow = { "fd00::/32", "2001:db8::1/128", "2001:db9::/48" },
 	.deny = { "fd00:0:0:1::/64", "fd00::8/125" },
+};
+/* The same and a /80: six lengths, two to fold, the cheaper /48 or /80
+ * into the next one at 65536 entries: the trie. */
+static const struct dp_pol pol6_trie = {
+	.allow = { "fd00::/32", "2001:db8::1/128", "2001:db9::/48" },
+	.deny = { "fd00:0:0:1::/64", "fd00::8/125", "2001:db8:0:0:1::/80" },
 };
 
 /* The service entry of vip:80/tcp. */
@@ -108,9 +124,19 @@ static bool s_v4(struct dp *d)
 	return set_on(d, false, &pol4, LENS(31, 24, 16, 8));
 }
 
+static bool s_v4_exp(struct dp *d)
+{
+	return set_on(d, false, &pol4_exp, LENS(31, 24, 16, 8));
+}
+
 static bool s_v4_trie(struct dp *d)
 {
 	return set_on(d, false, &pol4_trie, 0);
+}
+
+static bool s_v6_exp(struct dp *d)
+{
+	return set_on(d, true, &pol6_exp, LENS(128, 64, 48, 32));
 }
 
 static bool s_v6(struct dp *d)
@@ -149,10 +175,35 @@ static const struct dp_case policy_hash_cases[] = {
 		.steps = { V4_STEPS(41000) },
 	},
 	{
+		.name = "policy_hash_v4_expanded",
+		.desc = "the same rules and an allow /14: 5 lengths, the /14 expanded into 4 "
+			"/16s in policy_hash; the same verdicts, the /14's edges",
+		.setup = s_v4_exp,
+		.steps = { V4_STEPS(41004) },
+	},
+	{
+		.name = "policy_hash_v4_expanded_edges",
+		.desc = "the expanded allow /14 (4 /16s): its first and last address in, the "
+			"addresses either side of it not_allowed",
+		.setup = s_v4_exp,
+		.steps = { T4_NEW("172.16.0.0", 41006), T4_NEW("172.19.255.255", 41006),
+			   DENIES(T4_SYN("172.20.0.0", 41006), POLICY_NOT_ALLOWED, S_T4),
+			   DENIES(T4_SYN("172.15.255.255", 41006), POLICY_NOT_ALLOWED, S_T4) },
+	},
+	{
 		.name = "policy_hash_v4_trie_fallback",
-		.desc = "the same rules and a /12: 5 lengths, the trie; the same verdicts",
+		.desc = "the same rules and a deny /2: 5 lengths no expansion within bounds "
+			"takes, the trie; the same verdicts",
 		.setup = s_v4_trie,
 		.steps = { V4_STEPS(41001) },
+	},
+	{
+		.name = "policy_hash_v4_trie_deny",
+		.desc = "on the trie: the deny /2 denies",
+		.setup = s_v4_trie,
+		.steps = { DENIES(T4_SYN("64.0.0.1", 41007), POLICY_DENY, S_T4),
+			   DENIES(T4_SYN("127.255.255.255", 41007), POLICY_DENY, S_T4),
+			   DENIES(T4_SYN("128.0.0.0", 41007), POLICY_NOT_ALLOWED, S_T4) },
 	},
 	{
 		.name = "policy_hash_v6_lengths",
@@ -162,10 +213,34 @@ static const struct dp_case policy_hash_cases[] = {
 		.steps = { V6_STEPS(41002) },
 	},
 	{
+		.name = "policy_hash_v6_expanded",
+		.desc = "the same rules and an allow /48: 5 lengths, the deny /125 expanded into "
+			"8 /128s in policy_hash; the same verdicts, the /48's edges",
+		.setup = s_v6_exp,
+		.steps = { V6_STEPS(41005) },
+	},
+	{
+		.name = "policy_hash_v6_expanded_edges",
+		.desc = "the expanded deny /125 (8 /128s): its first and last address denied, "
+			"the next one allowed by the /32; the /48 and past it",
+		.setup = s_v6_exp,
+		.steps = { DENIES(T6_SYN("fd00::8", 41008), POLICY_DENY, S_T6),
+			   DENIES(T6_SYN("fd00::f", 41008), POLICY_DENY, S_T6),
+			   T6_NEW("fd00::10", 41008), T6_NEW("2001:db9:0:ffff::1", 41008),
+			   DENIES(T6_SYN("2001:db9:1::", 41008), POLICY_NOT_ALLOWED, S_T6) },
+	},
+	{
 		.name = "policy_hash_v6_trie_fallback",
-		.desc = "the same rules and a /48: 5 lengths, the trie; the same verdicts",
+		.desc = "the same and a deny /80: 6 lengths, the trie; the same verdicts",
 		.setup = s_v6_trie,
 		.steps = { V6_STEPS(41003) },
+	},
+	{
+		.name = "policy_hash_v6_trie_deny",
+		.desc = "on the trie: the deny /80 denies, the /128 next to it still allowed",
+		.setup = s_v6_trie,
+		.steps = { DENIES(T6_SYN("2001:db8::1:0:0:1", 41009), POLICY_DENY, S_T6),
+			   T6_NEW("2001:db8::1", 41009) },
 	},
 };
 
@@ -176,14 +251,20 @@ static const struct dp_case policy_hash_cases[] = {
 static const __u16 edge_ports[] = { 80, 1023, 1024, 19999, 20000, 20099, 20100, 65535 };
 
 /* Random rules on a small address space so every entry gets hits:
- * lengths 32 25 24 16 (hash), and with a /15 too (trie). */
+ * lengths 32 25 24 16 (hash); with a /15 and a /17 too (expanded: /15
+ * into /16s, /24 into /25s); with a /2 and a /9 instead (trie). */
 static const struct dp_pol rnd4 = {
 	.allow = { "10.0.0.0/16", "10.1.0.0/16:1024-65535" },
 	.deny = { "10.0.0.0/24:20000-20099", "10.0.1.128/25", "10.1.2.3/32" },
 };
-static const struct dp_pol rnd4_trie = {
+static const struct dp_pol rnd4_exp = {
 	.allow = { "10.0.0.0/16", "10.1.0.0/16:1024-65535", "10.2.0.0/15" },
-	.deny = { "10.0.0.0/24:20000-20099", "10.0.1.128/25", "10.1.2.3/32" },
+	.deny = { "10.0.0.0/24:20000-20099", "10.0.1.128/25", "10.1.2.3/32", "10.3.0.0/17" },
+};
+static const struct dp_pol rnd4_trie = {
+	.allow = { "10.0.0.0/16", "10.1.0.0/16:1024-65535" },
+	.deny = { "10.0.0.0/24:20000-20099", "10.0.1.128/25", "10.1.2.3/32", "64.0.0.0/2",
+		  "128.0.0.0/9" },
 };
 
 static void rnd_client4(char *buf, size_t len)
@@ -297,8 +378,10 @@ out:
 static void rnd_both(struct dp *d)
 {
 	rnd_run(d, false, &rnd4, LENS(32, 25, 24, 16));
+	rnd_run(d, false, &rnd4_exp, LENS(32, 25, 17, 16));
 	rnd_run(d, false, &rnd4_trie, 0);
 	rnd_run(d, true, &pol6, LENS(128, 125, 64, 32));
+	rnd_run(d, true, &pol6_exp, LENS(128, 64, 48, 32));
 	rnd_run(d, true, &pol6_trie, 0);
 }
 
@@ -350,9 +433,59 @@ static void test_policy_hash_is_read(void)
 	dp__each_prog(0, planted);
 }
 
+/* The live-map verdict of @client:41200 and the hit that decided: map,
+ * rule prefix, lookups. */
+static void expect_hit(struct dp *d, const struct sluice_svc *svc, const char *client, int drop,
+		       const char *prefix, __u8 lookups)
+{
+	struct sluice_ct_key t = { .proto = IPPROTO_TCP };
+	struct sluice_addr a = dp__addr(client);
+	char buf[SLUICE_CIDR_STRLEN] = "-";
+	struct sluice_policy_hit hit = {};
+	int got;
+
+	t.family = a.family;
+	memcpy(t.saddr, a.addr, sizeof(t.saddr));
+	t.sport = htons(41200);
+	got = sluice__policy_verdict(d->s, svc, &t, &hit);
+	if (hit.has_prefix)
+		sluice_cidr__str(&hit.prefix, buf, sizeof(buf));
+	if (got != drop || !hit.map || strcmp(hit.map, "policy_hash") || strcmp(buf, prefix) ||
+	    hit.lookups != lookups)
+		dp__fail(
+			d,
+			"%s: drop %d in %s %s after %u lookups, want %d in policy_hash %s after %u",
+			client, got, hit.map ? hit.map : "-", buf, hit.lookups, drop, prefix,
+			lookups);
+}
+
+/* An expanded entry names the rule it came from, as `meshctl explain`
+ * prints it: 172.18.0.1 hits the /16 172.18.0.0 of the allow /14 on the
+ * third lookup (/31, /24 miss); fd00::9 a /128 of the deny /125 on the
+ * first. A prefix kept as it is names itself. */
+static void expanded_hits(struct dp *d)
+{
+	struct sluice_svc svc;
+
+	if (set_on(d, false, &pol4_exp, LENS(31, 24, 16, 8)) && svc_of(d, VIP4, &svc)) {
+		expect_hit(d, &svc, "172.18.0.1", 0, "172.16.0.0/14", 3);
+		expect_hit(d, &svc, "10.200.0.7", SLUICE_DROP_POLICY_DENY, "10.200.0.0/24", 2);
+	}
+	if (set_on(d, true, &pol6_exp, LENS(128, 64, 48, 32)) && svc_of(d, VIP6, &svc)) {
+		expect_hit(d, &svc, "fd00::9", SLUICE_DROP_POLICY_DENY, "fd00::8/125", 1);
+		expect_hit(d, &svc, "2001:db9::5", 0, "2001:db9::/48", 3);
+	}
+}
+
+static void test_policy_hash_expanded_names_rule(void)
+{
+	dp__each_prog(0, expanded_hits);
+}
+
 static const struct test policy_hash_tests[] = {
 	TEST(test_policy_hash_random),
 	TEST(test_policy_hash_is_read),
+	TEST(test_policy_hash_expanded_names_rule),
 };
 
 const struct dp_suite dp_suite_policy_hash = {

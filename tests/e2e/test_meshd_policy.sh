@@ -34,6 +34,11 @@
 #                 explain says the same for both clients
 #   rejected      overlapping rules refused by meshd naming the rule; the
 #                 service is unchanged
+#   expanded      rules of 5 prefix lengths: the deny /22 holding client2
+#                 is expanded into 4 /24s in policy_hash (8 entries in
+#                 all); the client connects, client2 times out, and
+#                 explain names the rules' own prefixes (10.10.200.0/22,
+#                 10.10.0.0/16)
 #   upgrade       meshd restarted on its pins while 3 connections are held
 #                 open and client2/32 is denied: the held connections still
 #                 echo after it, client2 still times out, the client
@@ -365,6 +370,26 @@ policy_hash_entries() {
 print(sum(m['entries'] for m in json.load(sys.stdin)['maps'] if m['name'] == 'policy_hash'))"
 }
 
+test_expanded() {
+	local ok=0
+	mctl policy set "$SVC" --allow-from 10.10.0.0/16,11.0.0.0/8,172.16.1.0/24 \
+		--deny-from 10.10.200.0/22,10.10.0.99/32 --deny-action drop >/dev/null ||
+		fail "policy set of 5 lengths failed" || return 1
+	expect "policy_hash entries (the /22 as 4 /24s)" "$(policy_hash_entries)" 8 || ok=1
+	connects "$TOPO_NS_CLIENT" && log "client (in allow /16) connects" ||
+		fail "allowed client cannot connect" || ok=1
+	times_out "$NS_CLIENT2" && log "client2 (in the deny /22, expanded) times out" ||
+		fail "client2 was not dropped" || ok=1
+	expect "explain of client2" "$(explain_policy "$CLIENT2:40000")" \
+		"deny denyFrom policy_deny 10.10.200.0/22" || ok=1
+	expect "explain of the client" "$(explain_policy "$TOPO_CLIENT4:40000")" \
+		"allow allowFrom/denyFrom none 10.10.0.0/16" || ok=1
+	mctl policy set "$SVC" --allow-from "" --deny-from "" >/dev/null ||
+		fail "policy reset failed" || ok=1
+	expect "policy_hash entries after" "$(policy_hash_entries)" 0 || ok=1
+	return $ok
+}
+
 test_upgrade() {
 	local ok=0 ready=$WORK/up.ready go=$WORK/up.go pid new=$MESHD
 	rm -f "$ready" "$go"
@@ -408,7 +433,7 @@ test_upgrade() {
 	return $ok
 }
 
-ALL=(deny_drop allow_refuse node cut udp rejected upgrade)
+ALL=(deny_drop allow_refuse node cut udp rejected expanded upgrade)
 
 main() {
 	local t0 name

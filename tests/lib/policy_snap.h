@@ -88,7 +88,7 @@ static int dump_kv(const void *key, const void *value, void *ctx)
 	return 0;
 }
 
-static void snap_take(struct sluice *s, struct snap *sn)
+static __attribute__((unused)) void snap_take(struct sluice *s, struct snap *sn)
 {
 	for (int i = 0; i < POLICY_SNAP_MAPS; i++) {
 		struct kv_ctx c = { &sn->m[i], snap_maps[i].ksz };
@@ -102,7 +102,8 @@ static void snap_take(struct sluice *s, struct snap *sn)
 	}
 }
 
-static bool snap_same(const struct snap *a, const struct snap *b, const char *what)
+static __attribute__((unused)) bool snap_same(const struct snap *a, const struct snap *b,
+					      const char *what)
 {
 	bool ok = true;
 
@@ -118,7 +119,7 @@ static bool snap_same(const struct snap *a, const struct snap *b, const char *wh
 	return ok;
 }
 
-static void snap_free(struct snap *sn)
+static __attribute__((unused)) void snap_free(struct snap *sn)
 {
 	for (int i = 0; i < POLICY_SNAP_MAPS; i++)
 		free(sn->m[i].buf);

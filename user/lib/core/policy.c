@@ -381,6 +381,174 @@ __u32 sluice_policy__lens_used(const bool used[129])
 	return lens;
 }
 
+/* Prefix expansion (sluice_policy__expand()). */
+struct policy_gen {
+	struct sluice_policy_entry e;
+	__u32 seq; /* generation order: a later one comes from a longer prefix */
+};
+
+static int policy__cmp_gen(const void *a, const void *b)
+{
+	const struct policy_gen *x = a, *y = b;
+	int r = policy__cmp_cidr(&x->e.cidr, &y->e.cidr);
+
+	return r ? r : x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int policy__cmp_len(const void *a, const void *b)
+{
+	const struct sluice_policy_entry *x = *(const struct sluice_policy_entry *const *)a;
+	const struct sluice_policy_entry *y = *(const struct sluice_policy_entry *const *)b;
+
+	/* shorter first; ties by address, so the order is total */
+	if (x->cidr.prefixlen != y->cidr.prefixlen)
+		return (int)x->cidr.prefixlen - (int)y->cidr.prefixlen;
+	return policy__cmp_cidr(&x->cidr, &y->cidr);
+}
+
+/* c[j] entries of length len[j] expanded to len[to] take at most this many
+ * entries (none meet: an upper bound), saturated at cap + 1. */
+static __u64 policy__group_cost(const __u32 *c, const __u8 *len, __u32 from, __u32 to, __u64 cap)
+{
+	__u64 sum = 0;
+
+	for (__u32 j = from; j <= to; j++) {
+		__u32 d = (__u32)(len[to] - len[j]);
+
+		if (d >= 32 || (__u64)c[j] << d > cap)
+			return cap + 1;
+		sum += (__u64)c[j] << d;
+		if (sum > cap)
+			return cap + 1;
+	}
+	return sum;
+}
+
+/* Bit @i (0: the most significant of addr[0]) of a network-order address. */
+static void policy__set_bit(__u32 *addr, __u32 i)
+{
+	addr[i / 32] = htonl(ntohl(addr[i / 32]) | 1u << (31 - i % 32));
+}
+
+int sluice_policy__expand(const struct sluice_policy_entry *e, __u32 n, __u32 max,
+			  struct sluice_policy_entry **out, __u32 *nout, __u32 *lens)
+{
+	__u32 c[129] = { 0 }, k = 0, pos[129], cut[SLUICE_POLICY_LENS + 1][129];
+	__u64 best[SLUICE_POLICY_LENS + 1][129], cost, total;
+	const struct sluice_policy_entry **by_len = NULL;
+	struct policy_gen *g = NULL;
+	struct sluice_policy_entry *o = NULL;
+	__u8 len[129], target[129] = { 0 };
+	bool used[129] = { false };
+	__u32 ng = 0, no = 0, groups = 0;
+	int err = 0;
+
+	*out = NULL;
+	*nout = 0;
+	*lens = 0;
+	for (__u32 i = 0; i < n; i++)
+		if (e[i].cidr.prefixlen <= 128)
+			used[e[i].cidr.prefixlen] = true;
+	for (int l = 0; l <= 128; l++)
+		if (used[l]) {
+			pos[l] = k;
+			len[k++] = (__u8)l;
+		}
+	if (!k)
+		return 0;
+	for (__u32 i = 0; i < n; i++)
+		if (e[i].cidr.prefixlen <= 128)
+			c[pos[e[i].cidr.prefixlen]]++;
+	/* best[g][j]: the fewest entries for lengths 0..j in g groups, each
+	 * expanded to its longest length (the only choice that can do: a
+	 * prefix never gets shorter); cut[g][j]: where the last group starts */
+	for (__u32 gi = 0; gi <= SLUICE_POLICY_LENS; gi++)
+		for (__u32 j = 0; j < k; j++)
+			best[gi][j] = (__u64)max + 1;
+	for (__u32 j = 0; j < k; j++) {
+		best[1][j] = policy__group_cost(c, len, 0, j, max);
+		cut[1][j] = 0;
+		for (__u32 gi = 2; gi <= SLUICE_POLICY_LENS; gi++)
+			for (__u32 i = 1; i <= j; i++) {
+				if (best[gi - 1][i - 1] > max)
+					continue;
+				cost = best[gi - 1][i - 1] + policy__group_cost(c, len, i, j, max);
+				if (cost < best[gi][j]) {
+					best[gi][j] = cost;
+					cut[gi][j] = i;
+				}
+			}
+	}
+	total = (__u64)max + 1;
+	for (__u32 gi = 1; gi <= SLUICE_POLICY_LENS; gi++)
+		if (best[gi][k - 1] < total) {
+			total = best[gi][k - 1];
+			groups = gi;
+		}
+	if (total > max)
+		return 0;                          /* too many: the trie */
+	for (__u32 j = k, gi = groups; gi; gi--) { /* each length's target */
+		__u32 from = cut[gi][j - 1];
+
+		for (__u32 x = from; x < j; x++)
+			target[len[x]] = len[j - 1];
+		j = from;
+	}
+	memset(used, 0, sizeof(used));
+	for (__u32 i = 0; i < k; i++)
+		used[target[len[i]]] = true;
+	by_len = calloc(n, sizeof(*by_len));
+	g = calloc(total ? total : 1, sizeof(*g));
+	if (!by_len || !g) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (__u32 i = 0; i < n; i++)
+		by_len[i] = &e[i];
+	qsort(by_len, n, sizeof(*by_len), policy__cmp_len);
+	for (__u32 i = 0; i < n; i++) { /* shorter first: a longer one overrides */
+		const struct sluice_policy_entry *p = by_len[i];
+		__u32 l = p->cidr.prefixlen, t = target[l];
+
+		if (l > 128)
+			continue;
+		for (__u32 sub = 0; sub < 1u << (t - l); sub++) {
+			struct sluice_policy_entry *x = &g[ng].e;
+
+			*x = *p;
+			x->cidr.prefixlen = (__u8)t;
+			x->val.from_len = t == l ? 0 : (__u8)(l + 1);
+			for (__u32 b = 0; b < t - l; b++)
+				if (sub >> (t - l - 1 - b) & 1)
+					policy__set_bit(x->cidr.addr.addr, l + b);
+			g[ng].seq = ng;
+			ng++;
+		}
+	}
+	qsort(g, ng, sizeof(*g), policy__cmp_gen);
+	o = calloc(ng ? ng : 1, sizeof(*o));
+	if (!o) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (__u32 i = 0; i < ng; i++) { /* the last of equal prefixes wins */
+		if (i + 1 < ng && sluice_cidr__eq(&g[i].e.cidr, &g[i + 1].e.cidr))
+			continue;
+		o[no++] = g[i].e;
+	}
+	*out = o;
+	*nout = no;
+	*lens = sluice_policy__lens_used(used);
+	o = NULL;
+out:
+	if (err)
+		sluice__set_err("out of memory");
+	free(o);
+	free(g);
+	free(by_len);
+	return err;
+}
+
 static const struct sluice_cidr *node_sort_base;
 
 static int policy__cmp_idx(const void *a, const void *b)

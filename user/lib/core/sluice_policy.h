@@ -55,6 +55,27 @@ __u32 sluice_policy__lens(const struct sluice_policy_entry *e, __u32 n);
  * policy_nlens word of a family. */
 __u32 sluice_policy__lens_used(const bool used[129]);
 
+/*
+ * sluice_policy__expand() - the policy_hash entries of a service whose
+ * compiled entries are e[0..n), in *out (malloc'ed, *nout, sorted by
+ * prefix), and their policy_lens in *lens. Entries of at most
+ * SLUICE_POLICY_LENS distinct lengths come back as they are. With more,
+ * each prefix is expanded into the 2^(t - len) prefixes of length t that
+ * cover it, t the shortest kept length >= its own (controlled prefix
+ * expansion), the kept lengths chosen to need the fewest entries; where
+ * expansions meet, the longer original prefix wins, so the first hit of
+ * the lookups longest first is the entry the trie's longest match would
+ * give, value for value (val.from_len names the original length). When
+ * that needs more than @max entries: 0, *out NULL, *lens 0 (the trie).
+ * -ENOMEM with the error set.
+ */
+int sluice_policy__expand(const struct sluice_policy_entry *e, __u32 n, __u32 max,
+			  struct sluice_policy_entry **out, __u32 *nout, __u32 *lens);
+/* The most policy_hash entries a service with @n compiled entries may
+ * take: expansion trades this much room for lookups by exact match. */
+#define SLUICE_POLICY_EXPAND_FACTOR 8
+#define SLUICE_POLICY_EXPAND_MAX (SLUICE_POLICY_EXPAND_FACTOR * SLUICE_POLICY_PER_SVC)
+
 /* Node-wide deny list (policy_node trie): replaces the whole list, all
  * or nothing; rules of both families, no nested or duplicate prefixes
  * ("nodeDenyFrom[i]: ..."), at most SLUICE_POLICY_NODE_RULES. */

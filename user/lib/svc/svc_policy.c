@@ -2,12 +2,14 @@
 /*
  * svc_policy.c - the userspace side of a service's access policy (#15):
  * its rules compiled (policy.c) into entries of the policy LPM trie keyed
- * by its service id (bpf/lib/policy.h reads them), and the same entries in
- * the exact-match hash policy_hash when they use at most
- * SLUICE_POLICY_LENS prefix lengths (the service entry then carries
- * SLUICE_SVC_F_POLICY_HASH and the lengths, and the kernel looks it up
- * there). The trie always holds every entry: the fallback, and what an
- * older datapath reads.
+ * by its service id (bpf/lib/policy.h reads them), and in the exact-match
+ * hash policy_hash the same entries when they use at most
+ * SLUICE_POLICY_LENS prefix lengths, or their expansion to that many
+ * (sluice_policy__expand(): at most SLUICE_POLICY_EXPAND_FACTOR times as
+ * many entries, and while policy_hash has room); the service entry then
+ * carries SLUICE_SVC_F_POLICY_HASH and the lengths, and the kernel looks
+ * it up there. The trie always holds every entry unexpanded: the
+ * fallback, and what an older datapath reads.
  *
  * Contract: the same order as source ranges (svc_src_range.c). Within
  * sluice__service_set_many() a service's new and changed entries are
@@ -92,11 +94,19 @@ static int pol__snap_load(struct svc_snap *snap, int m)
 	return 0;
 }
 
+/* The new entries of map m: in the trie all compiled ones, in the hash
+ * those of the lookups by length (none when the trie alone decides). */
+static const struct sluice_policy_entry *pol__want(const struct svc_txn *t, int m, __u32 *n)
+{
+	*n = m == SVC_POL_TRIE ? t->npol_new : t->npol_hash;
+	return m == SVC_POL_TRIE ? t->pol_new : t->pol_hash;
+}
+
 /* svc_id's entries of map m in the snapshot. */
 static int pol__plan_map(struct svc_txn *t, struct svc_snap *snap, int m)
 {
 	const struct svc_pol_set *set = &snap->pols[m];
-	__u32 lo = 0, hi;
+	__u32 lo = 0, hi, nwant;
 	int err;
 
 	err = pol__snap_load(snap, m);
@@ -114,8 +124,9 @@ static int pol__plan_map(struct svc_txn *t, struct svc_snap *snap, int m)
 	t->pol[m].old = &set->v[lo];
 	while (lo + t->pol[m].nold < set->n && set->v[lo + t->pol[m].nold].k.id == t->svc_id)
 		t->pol[m].nold++;
-	if (t->npol_new) {
-		t->pol[m].undo = calloc(t->npol_new, sizeof(*t->pol[m].undo));
+	pol__want(t, m, &nwant); /* policy_hash's before its room is known: at most that */
+	if (nwant) {
+		t->pol[m].undo = calloc(nwant, sizeof(*t->pol[m].undo));
 		if (!t->pol[m].undo) {
 			sluice__set_err("out of memory");
 			return -ENOMEM;
@@ -124,10 +135,23 @@ static int pol__plan_map(struct svc_txn *t, struct svc_snap *snap, int m)
 	return 0;
 }
 
+/* policy_hash's room for the new entries: the map's size less what it
+ * holds and what the call's earlier plans add. Without room the service
+ * goes to the trie alone (its old hash entries, if any, are deleted once
+ * the service entry no longer names them), as it would with too many
+ * lengths: an update is never refused for want of the hash. */
+static bool pol__hash_room(struct svc_txn *t, struct svc_snap *snap)
+{
+	struct svc_pol_set *set = &snap->pols[SVC_POL_HASH];
+	long long after = (long long)set->n + set->delta - t->pol[SVC_POL_HASH].nold;
+
+	return after + t->npol_hash <= SLUICE_POLICY_MAX;
+}
+
 int svc__policy_plan(struct svc_txn *t, struct svc_snap *snap)
 {
 	const struct sluice_service_spec *sp = t->spec;
-	__u32 n = sp->nallow + sp->ndeny;
+	__u32 n = sp->nallow + sp->ndeny, max;
 	int err;
 
 	if (!n && !(t->existed && (t->old_svc.flags & SLUICE_SVC_F_POLICY)))
@@ -136,10 +160,24 @@ int svc__policy_plan(struct svc_txn *t, struct svc_snap *snap)
 				     &t->pol_new, &t->npol_new);
 	if (err)
 		return err;
-	t->pol_lens = sluice_policy__lens(t->pol_new, t->npol_new);
+	max = SLUICE_POLICY_EXPAND_FACTOR * t->npol_new;
+	if (max > SLUICE_POLICY_EXPAND_MAX)
+		max = SLUICE_POLICY_EXPAND_MAX;
+	err = sluice_policy__expand(t->pol_new, t->npol_new, max, &t->pol_hash, &t->npol_hash,
+				    &t->pol_lens);
 	for (int m = 0; m < SVC_POL__MAPS && !err; m++)
 		err = pol__plan_map(t, snap, m);
-	return err;
+	if (err)
+		return err;
+	if (t->pol_lens && !pol__hash_room(t, snap)) {
+		free(t->pol_hash);
+		t->pol_hash = NULL;
+		t->npol_hash = 0;
+		t->pol_lens = 0;
+	}
+	snap->pols[SVC_POL_HASH].delta += (long long)t->npol_hash - t->pol[SVC_POL_HASH].nold;
+	snap->pols[SVC_POL_TRIE].delta += (long long)t->npol_new - t->pol[SVC_POL_TRIE].nold;
+	return 0;
 }
 
 static const struct svc_pol_elem *pol__find(const struct svc_pol_elem *v, __u32 n,
@@ -151,35 +189,30 @@ static const struct svc_pol_elem *pol__find(const struct svc_pol_elem *v, __u32 
 	return NULL;
 }
 
-/* How many of the new entries map m holds: all of them in the trie, in
- * the hash only when the service is looked up there. */
-static __u32 pol__nwant(const struct svc_txn *t, int m)
-{
-	return m == SVC_POL_TRIE || t->pol_lens ? t->npol_new : 0;
-}
-
 static int pol__write_map(struct svc_txn *t, int m)
 {
 	int fd = pol__fd(t->s, m);
 	char what[SLUICE_CIDR_STRLEN + 32], cidr[SLUICE_CIDR_STRLEN];
 	const struct svc_pol_elem *old;
+	const struct sluice_policy_entry *want;
 	struct svc_pol_undo *u;
+	__u32 nwant;
 	int err;
 
-	for (__u32 i = 0; i < pol__nwant(t, m); i++) {
+	want = pol__want(t, m, &nwant);
+	for (__u32 i = 0; i < nwant; i++) {
 		u = &t->pol[m].undo[t->pol[m].nundo];
-		pol__key(&u->k, t->svc_id, &t->pol_new[i].cidr);
+		pol__key(&u->k, t->svc_id, &want[i].cidr);
 		old = pol__find(t->pol[m].old, t->pol[m].nold, &u->k);
-		if (old && !memcmp(&old->v, &t->pol_new[i].val, sizeof(old->v)))
+		if (old && !memcmp(&old->v, &want[i].val, sizeof(old->v)))
 			continue; /* unchanged */
 		u->existed = old != NULL;
 		if (old)
 			u->v = old->v;
-		err = bpf_map_update_elem(fd, &u->k, &t->pol_new[i].val,
-					  old ? BPF_EXIST : BPF_NOEXIST);
+		err = bpf_map_update_elem(fd, &u->k, &want[i].val, old ? BPF_EXIST : BPF_NOEXIST);
 		if (err) {
 			snprintf(what, sizeof(what), "of policy prefix %s",
-				 sluice_cidr__str(&t->pol_new[i].cidr, cidr, sizeof(cidr)));
+				 sluice_cidr__str(&want[i].cidr, cidr, sizeof(cidr)));
 			return maps__err(err, pol__names[m], old ? "update" : "insert", what);
 		}
 		t->pol[m].nundo++;
@@ -213,23 +246,44 @@ void svc__policy_undo(struct svc_txn *t)
 	}
 }
 
+/* Whether the sorted entries want[0..n) hold the prefix of key k. */
+static bool pol__wanted(const struct sluice_policy_entry *want, __u32 n,
+			const struct sluice_policy_key *k)
+{
+	struct sluice_cidr c = { .prefixlen = (__u8)(k->prefixlen - 32) };
+	__u32 lo = 0, hi = n;
+	int r;
+
+	c.addr.family = want && n ? want[0].cidr.addr.family : 0;
+	memcpy(c.addr.addr, k->addr, sizeof(c.addr.addr));
+	while (lo < hi) {
+		__u32 mid = lo + (hi - lo) / 2;
+
+		r = memcmp(want[mid].cidr.addr.addr, c.addr.addr, sizeof(c.addr.addr));
+		if (!r)
+			r = (int)want[mid].cidr.prefixlen - (int)c.prefixlen;
+		if (!r)
+			return true;
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
 void svc__policy_delete_stale(struct svc_txn *t)
 {
-	struct sluice_policy_key k;
-	bool keep;
+	const struct sluice_policy_entry *want;
+	__u32 nwant;
 	int fd;
 
 	for (int m = 0; m < SVC_POL__MAPS; m++) {
 		fd = pol__fd(t->s, m);
-		for (__u32 j = 0; j < t->pol[m].nold; j++) {
-			keep = false;
-			for (__u32 i = 0; i < pol__nwant(t, m) && !keep; i++) {
-				pol__key(&k, t->svc_id, &t->pol_new[i].cidr);
-				keep = !memcmp(&k, &t->pol[m].old[j].k, sizeof(k));
-			}
-			if (!keep)
+		want = pol__want(t, m, &nwant);
+		for (__u32 j = 0; j < t->pol[m].nold; j++)
+			if (!pol__wanted(want, nwant, &t->pol[m].old[j].k))
 				bpf_map_delete_elem(fd, &t->pol[m].old[j].k);
-		}
 		t->pol[m].nundo = 0; /* live now: nothing to undo */
 	}
 }
@@ -237,6 +291,7 @@ void svc__policy_delete_stale(struct svc_txn *t)
 void svc__policy_free(struct svc_txn *t)
 {
 	free(t->pol_new);
+	free(t->pol_hash);
 	for (int m = 0; m < SVC_POL__MAPS; m++)
 		free(t->pol[m].undo);
 }

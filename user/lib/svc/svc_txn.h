@@ -68,6 +68,9 @@ struct svc_pol_set {
 	struct svc_pol_elem *v;
 	__u32 n, cap;
 	bool loaded;
+	/* entries the call's plans add (+) and remove (-) so far: the map
+	 * will hold n + delta (policy_hash's room, svc__policy_plan()) */
+	long long delta;
 };
 
 struct svc_snap {
@@ -122,11 +125,15 @@ struct svc_txn {
 	__u32 nsrc_old;
 	struct sluice_src_range_key *src_added;
 	__u32 nsrc_added;
-	/* access policy (#15): the compiled entries, the new service
-	 * entry's policy_lens (0: the trie alone decides), and per map
-	 * svc_id's entries in the snapshot and what this update changed */
+	/* access policy (#15): the compiled entries (the trie's), those of
+	 * policy_hash (the same, or expanded to at most SLUICE_POLICY_LENS
+	 * lengths; none when the trie alone decides), the new service
+	 * entry's policy_lens (0: the trie alone), and per map svc_id's
+	 * entries in the snapshot and what this update changed */
 	struct sluice_policy_entry *pol_new;
 	__u32 npol_new;
+	struct sluice_policy_entry *pol_hash;
+	__u32 npol_hash;
 	__u32 pol_lens;
 	struct {
 		const struct svc_pol_elem *old;
