@@ -89,6 +89,7 @@ static bool lo_up(void)
  * refuse_redir set, redir.bpf.o fails as on a kernel whose verifier or BTF
  * refuses it (EINVAL), and every other object loads for real. */
 static bool refuse_redir;
+static int skel_loads; /* objects loaded (or refused) so far */
 int __real_bpf_object__load_skeleton(struct bpf_object_skeleton *s);
 int __wrap_bpf_object__load_skeleton(struct bpf_object_skeleton *s);
 
@@ -96,6 +97,7 @@ int __wrap_bpf_object__load_skeleton(struct bpf_object_skeleton *s)
 {
 	int err;
 
+	skel_loads++;
 	if (refuse_redir && !strcmp(s->name, "redir_bpf"))
 		return -EINVAL;
 	err = test__lb_prepare(s);
@@ -1140,11 +1142,72 @@ out:
 		close(ufd);
 }
 
+/* What a metrics scrape reads (sluice_sock__counters()) loads no object:
+ * with nothing pinned every figure is 0; with the parts pinned by an
+ * earlier handle (their counters written there) it sums the pins, and
+ * gives what sluice_sock__info() gives after loading them. */
+static void test_counters_noload(void)
+{
+	struct sluice_sock_info a, b;
+	struct sluice_sock *ss = NULL;
+	struct sluice *s = lib__open(pin_dir);
+	int ncpu = libbpf_num_possible_cpus(), fd = -1, loads;
+	__u32 k = SLUICE_SOCK_CNT__MAX - 1;
+	__u64 *v = NULL, want = 0;
+	char path[256];
+
+	if (!s || !ASSERT_GE(ncpu, 1, "cpus"))
+		goto out;
+	sluice_sock__unpin(pin_dir);
+	ss = sock__open(s, pin_dir, 0);
+	if (!ss)
+		goto out;
+	loads = skel_loads;
+	ASSERT_OK(sluice_sock__counters(ss, &a), "counters, nothing pinned");
+	ASSERT_EQ(skel_loads, loads, "no object loaded");
+	memset(&b, 0, sizeof(b));
+	ASSERT_MEM_EQ(&a, &b, sizeof(a), "all 0");
+	ASSERT_OK(sluice_sock__info(ss, &b), "info loads");
+	ASSERT_EQ(skel_loads, loads + 2, "info loaded both parts");
+	sluice_sock__close(ss);
+	ss = NULL;
+	snprintf(path, sizeof(path), "%s/sock_counters", pin_dir);
+	fd = bpf_obj_get(path);
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!ASSERT_GE(fd, 0, "sock_counters pinned") || !ASSERT_TRUE(v != NULL, "alloc"))
+		goto out;
+	for (int i = 0; i < ncpu; i++)
+		want += v[i] = 1000u + (__u64)i;
+	ASSERT_OK(bpf_map_update_elem(fd, &k, v, BPF_ANY), "a count on every CPU");
+	ss = sock__open(s, pin_dir, 0);
+	if (!ss)
+		goto out;
+	loads = skel_loads;
+	ASSERT_OK(sluice_sock__counters(ss, &a), "counters from the pins");
+	ASSERT_EQ(skel_loads, loads, "still no object loaded");
+	ASSERT_EQ(a.lb[k], want, "summed over the CPUs");
+	ASSERT_OK(sluice_sock__info(ss, &b), "info");
+	ASSERT_MEM_EQ(a.lb, b.lb, sizeof(a.lb), "the socket LB's counters as info gives them");
+	ASSERT_MEM_EQ(a.redir, b.redir, sizeof(a.redir), "redirect's too");
+	ASSERT_EQ(a.redir_sockets, b.redir_sockets, "redirected sockets");
+	loads = skel_loads;
+	ASSERT_OK(sluice_sock__counters(ss, &a), "counters of loaded parts");
+	ASSERT_EQ(skel_loads, loads, "nothing loaded again");
+	ASSERT_EQ(a.lb[k], want, "read from the loaded map");
+out:
+	if (fd >= 0)
+		close(fd);
+	free(v);
+	sluice_sock__close(ss);
+	sluice__close(s);
+	sluice_sock__unpin(pin_dir);
+}
+
 static const struct test tests[] = {
 	TEST(test_names),      TEST(test_bad_args),       TEST(test_attach_detach),
 	TEST(test_lb_traffic), TEST(test_lb_refused),     TEST(test_lb_origin),
 	TEST(test_pins),       TEST(test_redir_selftest), TEST(test_lb_without_redir),
-	TEST(test_lb_policy),  TEST(test_lb_policy_udp),
+	TEST(test_lb_policy),  TEST(test_lb_policy_udp),  TEST(test_counters_noload),
 };
 
 int main(int argc, char **argv)

@@ -285,6 +285,84 @@ static int sock__sum(struct sluice_sock *ss, int fd, const char *name, __u64 *ou
 	return 0;
 }
 
+/* The part's map @name without loading the part: the loaded object's map
+ * @loaded, else its pin under pin_dir (*fd a new fd, closed by the
+ * caller); -ENOENT when there is neither: the part never ran here. */
+static int sock__map_noload(struct sluice_sock *ss, const struct bpf_map *loaded, const char *name,
+			    int *fd)
+{
+	char path[PATH_MAX];
+	int err;
+
+	*fd = -1;
+	if (loaded)
+		return bpf_map__fd(loaded);
+	if (!ss->pin_dir)
+		return -ENOENT;
+	err = sock__check_layout(ss);
+	if (err)
+		return err;
+	err = sluice__path_join(path, sizeof(path), ss->pin_dir, name);
+	if (err)
+		return err;
+	*fd = bpf_obj_get(path);
+	if (*fd < 0)
+		return errno == ENOENT ? -ENOENT : sluice__bpf_err(-errno, "opening %s", path);
+	return *fd;
+}
+
+/* sock__sum() of a map sock__map_noload() finds; zeros without one. */
+static int sock__sum_noload(struct sluice_sock *ss, const struct bpf_map *loaded, const char *name,
+			    __u64 *out, __u32 n)
+{
+	int own, fd = sock__map_noload(ss, loaded, name, &own), err;
+
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return fd;
+	err = sock__sum(ss, fd, name, out, n);
+	if (own >= 0)
+		close(own);
+	return err;
+}
+
+int sluice_sock__counters(struct sluice_sock *ss, struct sluice_sock_info *info)
+{
+	struct sluice_redir_key key, next;
+	void *prev = NULL;
+	int err, fd, own;
+
+	sluice__clear_err();
+	memset(info, 0, sizeof(*info));
+	info->lb_attached = sock__part_attached(ss, SOCK_PART_LB, &info->lb_cgroup_id);
+	info->redir_attached = sock__part_attached(ss, SOCK_PART_REDIR, &info->redir_cgroup_id);
+	err = sock__sum_noload(ss, ss->lb_skel ? ss->lb_skel->maps.sock_counters : NULL,
+			       "sock_counters", info->lb, SLUICE_SOCK_CNT__MAX);
+	if (!err)
+		err = sock__sum_noload(ss,
+				       ss->redir_skel ? ss->redir_skel->maps.redir_counters : NULL,
+				       "redir_counters", info->redir, SLUICE_REDIR_CNT__MAX);
+	if (err)
+		return err;
+	fd = sock__map_noload(ss, ss->redir_skel ? ss->redir_skel->maps.redir_socks : NULL,
+			      "redir_socks", &own);
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return fd;
+	while (!(err = bpf_map_get_next_key(fd, prev, &next))) {
+		info->redir_sockets++;
+		key = next;
+		prev = &key;
+	}
+	if (own >= 0)
+		close(own);
+	if (err != -ENOENT)
+		return maps__err(err, "redir_socks", "walk", "(get_next_key)");
+	return 0;
+}
+
 int sluice_sock__info(struct sluice_sock *ss, struct sluice_sock_info *info)
 {
 	struct sluice_redir_key key, next;

@@ -92,6 +92,12 @@ int sluice_sock__redir_selftest(struct sluice_sock *ss, char *reason, size_t len
 
 /* Attachment state, counters and the size of the redirect map. */
 int sluice_sock__info(struct sluice_sock *ss, struct sluice_sock_info *info);
+/* The same figures without loading a program (a metrics scrape): a part
+ * this handle has not loaded is read from its maps pinned under pin_dir,
+ * and reads 0 when there are none (it never ran); redir_unavailable stays
+ * "" (only a load can tell). sluice_sock__info() loads both parts on its
+ * first call, through the verifier (~0.2 s here). */
+int sluice_sock__counters(struct sluice_sock *ss, struct sluice_sock_info *info);
 
 /* Node addresses besides loopback whose connections may be redirected. */
 int sluice_sock__redir_addr_add(struct sluice_sock *ss, const struct sluice_addr *a);

@@ -308,7 +308,7 @@ static int selftest__check(struct selftest *t, int map_fd)
 	unsigned cport, sport;
 	int err, n;
 
-	err = sluice_sock__info(t->ss, &before);
+	err = sluice_sock__counters(t->ss, &before);
 	if (err)
 		return selftest__fail(t, err, "cannot read the redirect counters: %s",
 				      sluice__errmsg());
@@ -335,7 +335,7 @@ static int selftest__check(struct selftest *t, int map_fd)
 				      SELFTEST_TIMEOUT_MS / 1000);
 	waitpid(t->child, NULL, 0);
 	t->child = 0;
-	err = sluice_sock__info(t->ss, &after);
+	err = sluice_sock__counters(t->ss, &after);
 	if (err)
 		return selftest__fail(t, err, "cannot read the redirect counters: %s",
 				      sluice__errmsg());
