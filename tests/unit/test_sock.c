@@ -1145,7 +1145,8 @@ out:
 /* What a metrics scrape reads (sluice_sock__counters()) loads no object:
  * with nothing pinned every figure is 0; with the parts pinned by an
  * earlier handle (their counters written there) it sums the pins, and
- * gives what sluice_sock__info() gives after loading them. */
+ * gives what sluice_sock__info() gives after loading them; a shorter
+ * counters pin gives what it has, a redirect pin of another shape 0. */
 static void test_counters_noload(void)
 {
 	struct sluice_sock_info a, b;
@@ -1194,6 +1195,36 @@ static void test_counters_noload(void)
 	ASSERT_OK(sluice_sock__counters(ss, &a), "counters of loaded parts");
 	ASSERT_EQ(skel_loads, loads, "nothing loaded again");
 	ASSERT_EQ(a.lb[k], want, "read from the loaded map");
+	sluice_sock__close(ss);
+	ss = NULL;
+	close(fd);
+	fd = -1;
+
+	/* Pins of another shape: a sock_counters of 2 entries (an older
+	 * agent's) gives those two, the rest 0; a redir_counters whose values
+	 * are not 8 bytes is not read (0), and does not cost the LB's. */
+	sluice_sock__unpin(pin_dir);
+	fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "sock_counters", 4, 8, 2, NULL);
+	if (!ASSERT_GE(fd, 0, "a 2-entry sock_counters"))
+		goto out;
+	k = 1;
+	ASSERT_OK(bpf_map_update_elem(fd, &k, v, BPF_ANY), "its entry 1");
+	ASSERT_OK(bpf_obj_pin(fd, path), "pinned where the LB's goes");
+	close(fd);
+	snprintf(path, sizeof(path), "%s/redir_counters", pin_dir);
+	fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "redir_counters", 4, 4, 8, NULL);
+	if (!ASSERT_GE(fd, 0, "a redir_counters of 4-byte values") ||
+	    !ASSERT_OK(bpf_obj_pin(fd, path), "pinned"))
+		goto out;
+	ss = sock__open(s, pin_dir, 0);
+	if (!ss)
+		goto out;
+	loads = skel_loads;
+	ASSERT_OK(sluice_sock__counters(ss, &a), "counters of odd pins");
+	ASSERT_EQ(skel_loads, loads, "no object loaded");
+	ASSERT_EQ(a.lb[1], want, "the older pin's entry 1");
+	ASSERT_EQ(a.lb[0] + a.lb[SLUICE_SOCK_CNT__MAX - 1], 0, "beyond it: 0");
+	ASSERT_EQ(a.redir[0] + a.redir_sockets, 0, "the odd redirect pin reads 0");
 out:
 	if (fd >= 0)
 		close(fd);
@@ -1201,6 +1232,10 @@ out:
 	sluice_sock__close(ss);
 	sluice__close(s);
 	sluice_sock__unpin(pin_dir);
+	snprintf(path, sizeof(path), "%s/sock_counters", pin_dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/redir_counters", pin_dir);
+	unlink(path);
 }
 
 static const struct test tests[] = {

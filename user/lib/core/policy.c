@@ -318,6 +318,9 @@ int sluice_policy__compile(__u8 family, const struct sluice_policy_rule *allow, 
 		p[np++] = allow[i].cidr;
 	for (__u32 i = 0; i < ndeny; i++)
 		p[np++] = deny[i].cidr;
+	if (family == SLUICE_AF_INET) /* the words an IPv4 key leaves 0 */
+		for (__u32 i = 0; i < np; i++)
+			memset(&p[i].addr.addr[1], 0, 3 * sizeof(p[i].addr.addr[0]));
 	qsort(p, np, sizeof(*p), policy__cmp_cidr);
 	for (__u32 i = 0; i < np; i++) {
 		if (ne && sluice_cidr__eq(&e[ne - 1].cidr, &p[i]))

@@ -62,7 +62,8 @@ __u32 sluice_policy__lens_used(const bool used[129]);
  * SLUICE_POLICY_LENS distinct lengths come back as they are. With more,
  * each prefix is expanded into the 2^(t - len) prefixes of length t that
  * cover it, t the shortest kept length >= its own (controlled prefix
- * expansion), the kept lengths chosen to need the fewest entries; where
+ * expansion), the kept lengths chosen to need the fewest entries (counted
+ * before expansions that meet are merged: a bound, so @max is too); where
  * expansions meet, the longer original prefix wins, so the first hit of
  * the lookups longest first is the entry the trie's longest match would
  * give, value for value (val.from_len names the original length). When

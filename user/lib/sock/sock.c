@@ -286,17 +286,23 @@ static int sock__sum(struct sluice_sock *ss, int fd, const char *name, __u64 *ou
 }
 
 /* The part's map @name without loading the part: the loaded object's map
- * @loaded, else its pin under pin_dir (*fd a new fd, closed by the
- * caller); -ENOENT when there is neither: the part never ran here. */
+ * @loaded, else its pin under pin_dir (*own: the new fd, closed by the
+ * caller; a pin whose key or value size is not @key_size / @value_size
+ * is refused, -EPROTO); -ENOENT when there is neither: the part never ran
+ * here. *max: the map's max_entries. */
 static int sock__map_noload(struct sluice_sock *ss, const struct bpf_map *loaded, const char *name,
-			    int *fd)
+			    __u32 key_size, __u32 value_size, int *own, __u32 *max)
 {
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
 	char path[PATH_MAX];
 	int err;
 
-	*fd = -1;
-	if (loaded)
+	*own = -1;
+	if (loaded) {
+		*max = bpf_map__max_entries(loaded);
 		return bpf_map__fd(loaded);
+	}
 	if (!ss->pin_dir)
 		return -ENOENT;
 	err = sock__check_layout(ss);
@@ -305,54 +311,54 @@ static int sock__map_noload(struct sluice_sock *ss, const struct bpf_map *loaded
 	err = sluice__path_join(path, sizeof(path), ss->pin_dir, name);
 	if (err)
 		return err;
-	*fd = bpf_obj_get(path);
-	if (*fd < 0)
+	*own = bpf_obj_get(path);
+	if (*own < 0)
 		return errno == ENOENT ? -ENOENT : sluice__bpf_err(-errno, "opening %s", path);
-	return *fd;
+	err = bpf_obj_get_info_by_fd(*own, &info, &len);
+	if (err)
+		return sluice__bpf_err(err, "reading %s", path);
+	if (info.key_size != key_size || info.value_size != value_size) {
+		sluice__set_err("%s: key/value size %u/%u, this library reads %u/%u", path,
+				info.key_size, info.value_size, key_size, value_size);
+		return -EPROTO;
+	}
+	*max = info.max_entries;
+	return *own;
 }
 
-/* sock__sum() of a map sock__map_noload() finds; zeros without one. */
+/* sock__sum() of the counters a sock__map_noload() map holds (an older
+ * pin may hold fewer: the others read 0); zeros without one. */
 static int sock__sum_noload(struct sluice_sock *ss, const struct bpf_map *loaded, const char *name,
 			    __u64 *out, __u32 n)
 {
-	int own, fd = sock__map_noload(ss, loaded, name, &own), err;
+	__u32 max = 0;
+	int own, fd = sock__map_noload(ss, loaded, name, sizeof(__u32), sizeof(__u64), &own, &max);
+	int err = fd == -ENOENT ? 0 : fd;
 
-	if (fd == -ENOENT)
-		return 0;
-	if (fd < 0)
-		return fd;
-	err = sock__sum(ss, fd, name, out, n);
+	if (fd >= 0)
+		err = sock__sum(ss, fd, name, out, n < max ? n : max);
 	if (own >= 0)
 		close(own);
 	return err;
 }
 
-int sluice_sock__counters(struct sluice_sock *ss, struct sluice_sock_info *info)
+/* The sockets in the redirect map (2 per connection), without loading. */
+static int sock__redir_socks_noload(struct sluice_sock *ss, __u32 *count)
 {
 	struct sluice_redir_key key, next;
 	void *prev = NULL;
-	int err, fd, own;
+	__u32 max = 0;
+	int own, fd, err;
 
-	sluice__clear_err();
-	memset(info, 0, sizeof(*info));
-	info->lb_attached = sock__part_attached(ss, SOCK_PART_LB, &info->lb_cgroup_id);
-	info->redir_attached = sock__part_attached(ss, SOCK_PART_REDIR, &info->redir_cgroup_id);
-	err = sock__sum_noload(ss, ss->lb_skel ? ss->lb_skel->maps.sock_counters : NULL,
-			       "sock_counters", info->lb, SLUICE_SOCK_CNT__MAX);
-	if (!err)
-		err = sock__sum_noload(ss,
-				       ss->redir_skel ? ss->redir_skel->maps.redir_counters : NULL,
-				       "redir_counters", info->redir, SLUICE_REDIR_CNT__MAX);
-	if (err)
-		return err;
 	fd = sock__map_noload(ss, ss->redir_skel ? ss->redir_skel->maps.redir_socks : NULL,
-			      "redir_socks", &own);
-	if (fd == -ENOENT)
-		return 0;
-	if (fd < 0)
-		return fd;
+			      "redir_socks", sizeof(key), sizeof(__u64), &own, &max);
+	if (fd < 0) {
+		if (own >= 0)
+			close(own);
+		return fd == -ENOENT ? 0 : fd;
+	}
 	while (!(err = bpf_map_get_next_key(fd, prev, &next))) {
-		info->redir_sockets++;
+		(*count)++;
 		key = next;
 		prev = &key;
 	}
@@ -360,6 +366,32 @@ int sluice_sock__counters(struct sluice_sock *ss, struct sluice_sock_info *info)
 		close(own);
 	if (err != -ENOENT)
 		return maps__err(err, "redir_socks", "walk", "(get_next_key)");
+	return 0;
+}
+
+int sluice_sock__counters(struct sluice_sock *ss, struct sluice_sock_info *info)
+{
+	int err;
+
+	sluice__clear_err();
+	memset(info, 0, sizeof(*info));
+	info->lb_attached = sock__part_attached(ss, SOCK_PART_LB, &info->lb_cgroup_id);
+	info->redir_attached = sock__part_attached(ss, SOCK_PART_REDIR, &info->redir_cgroup_id);
+	err = sock__sum_noload(ss, ss->lb_skel ? ss->lb_skel->maps.sock_counters : NULL,
+			       "sock_counters", info->lb, SLUICE_SOCK_CNT__MAX);
+	if (err)
+		return err;
+	/* as in sluice_sock__info(): the LB's figures never depend on the
+	 * redirect's; a pin of it that cannot be read reads 0 */
+	err = sock__sum_noload(ss, ss->redir_skel ? ss->redir_skel->maps.redir_counters : NULL,
+			       "redir_counters", info->redir, SLUICE_REDIR_CNT__MAX);
+	if (!err)
+		err = sock__redir_socks_noload(ss, &info->redir_sockets);
+	if (err) {
+		memset(info->redir, 0, sizeof(info->redir));
+		info->redir_sockets = 0;
+		sluice__clear_err();
+	}
 	return 0;
 }
 

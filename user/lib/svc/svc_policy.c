@@ -69,6 +69,13 @@ static int pol__collect(const void *key, const void *value, void *ctx)
 	return 0;
 }
 
+/* Any total order of keys, for the lookups of one service's old entries. */
+static int pol__cmp_key(const void *a, const void *b)
+{
+	return memcmp(&((const struct svc_pol_elem *)a)->k, &((const struct svc_pol_elem *)b)->k,
+		      sizeof(struct sluice_policy_key));
+}
+
 static int pol__cmp_id(const void *a, const void *b)
 {
 	__u32 x = ((const struct svc_pol_elem *)a)->k.id;
@@ -105,7 +112,7 @@ static const struct sluice_policy_entry *pol__want(const struct svc_txn *t, int 
 /* svc_id's entries of map m in the snapshot. */
 static int pol__plan_map(struct svc_txn *t, struct svc_snap *snap, int m)
 {
-	const struct svc_pol_set *set = &snap->pols[m];
+	struct svc_pol_set *set = &snap->pols[m];
 	__u32 lo = 0, hi, nwant;
 	int err;
 
@@ -124,6 +131,9 @@ static int pol__plan_map(struct svc_txn *t, struct svc_snap *snap, int m)
 	t->pol[m].old = &set->v[lo];
 	while (lo + t->pol[m].nold < set->n && set->v[lo + t->pol[m].nold].k.id == t->svc_id)
 		t->pol[m].nold++;
+	/* one id: sorting its run by key keeps the set sorted by id, and
+	 * pol__find() a binary search (thousands of entries when expanded) */
+	qsort(&set->v[lo], t->pol[m].nold, sizeof(*set->v), pol__cmp_key);
 	pol__want(t, m, &nwant); /* policy_hash's before its room is known: at most that */
 	if (nwant) {
 		t->pol[m].undo = calloc(nwant, sizeof(*t->pol[m].undo));
@@ -136,16 +146,18 @@ static int pol__plan_map(struct svc_txn *t, struct svc_snap *snap, int m)
 }
 
 /* policy_hash's room for the new entries: the map's size less what it
- * holds and what the call's earlier plans add. Without room the service
- * goes to the trie alone (its old hash entries, if any, are deleted once
- * the service entry no longer names them), as it would with too many
- * lengths: an update is never refused for want of the hash. */
+ * holds and what the call's earlier plans may insert. Stale entries are
+ * deleted only once their whole group is live, so nothing is counted as
+ * freed before that: the old and the new entries must fit together.
+ * Without room the service goes to the trie alone (its old hash entries,
+ * if any, are deleted once the service entry no longer names them), as it
+ * would with too many lengths: an update is not refused for want of the
+ * hash (unless another writer fills it meanwhile). */
 static bool pol__hash_room(struct svc_txn *t, struct svc_snap *snap)
 {
 	struct svc_pol_set *set = &snap->pols[SVC_POL_HASH];
-	long long after = (long long)set->n + set->delta - t->pol[SVC_POL_HASH].nold;
 
-	return after + t->npol_hash <= SLUICE_POLICY_MAX;
+	return (long long)set->n + set->delta + t->npol_hash <= SLUICE_POLICY_MAX;
 }
 
 int svc__policy_plan(struct svc_txn *t, struct svc_snap *snap)
@@ -175,18 +187,20 @@ int svc__policy_plan(struct svc_txn *t, struct svc_snap *snap)
 		t->npol_hash = 0;
 		t->pol_lens = 0;
 	}
-	snap->pols[SVC_POL_HASH].delta += (long long)t->npol_hash - t->pol[SVC_POL_HASH].nold;
-	snap->pols[SVC_POL_TRIE].delta += (long long)t->npol_new - t->pol[SVC_POL_TRIE].nold;
+	/* what this plan may insert (entries it keeps are counted twice: an
+	 * upper bound) */
+	snap->pols[SVC_POL_HASH].delta += t->npol_hash;
+	snap->pols[SVC_POL_TRIE].delta += t->npol_new;
 	return 0;
 }
 
+/* The entry of key k among v[0..n), sorted by pol__cmp_key(). */
 static const struct svc_pol_elem *pol__find(const struct svc_pol_elem *v, __u32 n,
 					    const struct sluice_policy_key *k)
 {
-	for (__u32 i = 0; i < n; i++)
-		if (!memcmp(&v[i].k, k, sizeof(*k)))
-			return &v[i];
-	return NULL;
+	struct svc_pol_elem want = { .k = *k };
+
+	return n ? bsearch(&want, v, n, sizeof(*v), pol__cmp_key) : NULL;
 }
 
 static int pol__write_map(struct svc_txn *t, int m)
@@ -246,44 +260,47 @@ void svc__policy_undo(struct svc_txn *t)
 	}
 }
 
-/* Whether the sorted entries want[0..n) hold the prefix of key k. */
-static bool pol__wanted(const struct sluice_policy_entry *want, __u32 n,
-			const struct sluice_policy_key *k)
+/* Deletes the old entries of map m the update no longer wants. */
+static void pol__delete_stale_map(struct svc_txn *t, int m)
 {
-	struct sluice_cidr c = { .prefixlen = (__u8)(k->prefixlen - 32) };
-	__u32 lo = 0, hi = n;
-	int r;
+	const struct svc_pol_elem *old = t->pol[m].old, *f;
+	__u32 nold = t->pol[m].nold, nwant;
+	const struct sluice_policy_entry *want = pol__want(t, m, &nwant);
+	int fd = pol__fd(t->s, m);
+	struct sluice_policy_key k;
+	bool *keep, wanted;
 
-	c.addr.family = want && n ? want[0].cidr.addr.family : 0;
-	memcpy(c.addr.addr, k->addr, sizeof(c.addr.addr));
-	while (lo < hi) {
-		__u32 mid = lo + (hi - lo) / 2;
-
-		r = memcmp(want[mid].cidr.addr.addr, c.addr.addr, sizeof(c.addr.addr));
-		if (!r)
-			r = (int)want[mid].cidr.prefixlen - (int)c.prefixlen;
-		if (!r)
-			return true;
-		if (r < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
+	if (!nold)
+		return;
+	keep = calloc(nold, sizeof(*keep));
+	if (!keep) { /* no memory for the marks: one old entry at a time */
+		for (__u32 j = 0; j < nold; j++) {
+			wanted = false;
+			for (__u32 i = 0; i < nwant && !wanted; i++) {
+				pol__key(&k, t->svc_id, &want[i].cidr);
+				wanted = !memcmp(&k, &old[j].k, sizeof(k));
+			}
+			if (!wanted)
+				bpf_map_delete_elem(fd, &old[j].k);
+		}
+		return;
 	}
-	return false;
+	for (__u32 i = 0; i < nwant; i++) {
+		pol__key(&k, t->svc_id, &want[i].cidr);
+		f = pol__find(old, nold, &k);
+		if (f)
+			keep[f - old] = true;
+	}
+	for (__u32 j = 0; j < nold; j++)
+		if (!keep[j])
+			bpf_map_delete_elem(fd, &old[j].k);
+	free(keep);
 }
 
 void svc__policy_delete_stale(struct svc_txn *t)
 {
-	const struct sluice_policy_entry *want;
-	__u32 nwant;
-	int fd;
-
 	for (int m = 0; m < SVC_POL__MAPS; m++) {
-		fd = pol__fd(t->s, m);
-		want = pol__want(t, m, &nwant);
-		for (__u32 j = 0; j < t->pol[m].nold; j++)
-			if (!pol__wanted(want, nwant, &t->pol[m].old[j].k))
-				bpf_map_delete_elem(fd, &t->pol[m].old[j].k);
+		pol__delete_stale_map(t, m);
 		t->pol[m].nundo = 0; /* live now: nothing to undo */
 	}
 }
