@@ -526,11 +526,113 @@ static void test_index(void)
 	free(d.services);
 }
 
+/* desired__find_cached(): one index kept while the state changes under
+ * it (meshd's requests) finds what desired__find() finds after services
+ * are moved, removed (the array shrinks: no slot past its end is read)
+ * and added, and a key the state lacks. */
+static void test_index_cached(void)
+{
+	struct desired_index ix = { 0 };
+	struct desired d = { 0 };
+	__u32 n = 3000, bad = 0;
+
+	d.services = calloc(n + 10, sizeof(*d.services));
+	if (!ASSERT_TRUE(d.services != NULL, "calloc"))
+		return;
+	for (__u32 i = 0; i < n + 10; i++) {
+		struct desired_service *s = &d.services[i];
+
+		s->vip.family = SLUICE_AF_INET;
+		s->vip.addr[0] = htonl(0x0a600000 + i);
+		s->port = 80;
+		s->proto = IPPROTO_TCP;
+	}
+	d.nservices = n;
+	for (int round = 0; round < 4; round++) {
+		struct desired_service *s, tmp;
+
+		if (round == 1) { /* moved: a swap and a rotation */
+			tmp = d.services[0];
+			d.services[0] = d.services[n - 1];
+			d.services[n - 1] = tmp;
+		} else if (round == 2) { /* removed: the last 1000 */
+			d.nservices = n - 1000;
+		} else if (round == 3) { /* added: 10 new keys past the old end */
+			d.services[d.nservices] = d.services[n + 5];
+			d.nservices++;
+		}
+		for (__u32 i = 0; i < n + 10; i++) {
+			struct sluice_addr a = { .family = SLUICE_AF_INET };
+
+			a.addr[0] = htonl(0x0a600000 + i);
+			s = desired__find_cached(&ix, &d, &a, 80, IPPROTO_TCP);
+			bad += s != desired__find(&d, &a, 80, IPPROTO_TCP);
+		}
+		if (!ASSERT_EQ(bad, 0, "the same service as desired__find(), every key"))
+			fprintf(stderr, "    round %d\n", round);
+	}
+	desired__index_free(&ix);
+	free(d.services);
+}
+
+/* desired__validate_one()'s totals: a replacement with no more backends
+ * than the service had skips the scan of every service, one with more is
+ * still held to the node's total (SLUICE_MAX_BACKENDS - 1). */
+static void test_validate_one_totals(void)
+{
+	__u32 per = 1024, limit = SLUICE_MAX_BACKENDS - 1, n = limit / per + 1;
+	struct desired_backend *shared = calloc(per, sizeof(*shared));
+	struct desired d = { 0 };
+	struct desired_service svc;
+	__u32 last;
+
+	d.services = calloc(n, sizeof(*d.services));
+	if (!ASSERT_TRUE(shared && d.services, "calloc"))
+		goto out;
+	for (__u32 j = 0; j < per; j++) {
+		shared[j].addr.family = SLUICE_AF_INET;
+		shared[j].addr.addr[0] = htonl(0x0a010000 + j);
+		shared[j].port = 8080;
+		shared[j].weight = 1;
+	}
+	/* n - 1 services of 1024, the last one short of the total by 10 */
+	last = limit - (n - 1) * per - 10;
+	for (__u32 i = 0; i < n; i++) {
+		struct desired_service *s = &d.services[i];
+
+		s->vip.family = SLUICE_AF_INET;
+		s->vip.addr[0] = htonl(0x0a600000 + i);
+		s->port = 80;
+		s->proto = IPPROTO_TCP;
+		s->backends = shared;
+		s->nbackends = i + 1 < n ? per : last;
+	}
+	d.nservices = n;
+	svc = d.services[n - 1];
+	svc.backends[0].weight = 5; /* a weight change: the same count */
+	ASSERT_OK(desired__validate_one(&d, n - 1, &svc), sluice__errmsg());
+	svc.nbackends = last + 10; /* up to the total */
+	ASSERT_OK(desired__validate_one(&d, n - 1, &svc), sluice__errmsg());
+	svc.nbackends = last + 11; /* one past it */
+	ASSERT_EQ(desired__validate_one(&d, n - 1, &svc), -EINVAL, "one past the total");
+	ASSERT_TRUE(strstr(sluice__errmsg(), "backends in total exceed the limit") != NULL,
+		    sluice__errmsg());
+out:
+	free(d.services);
+	free(shared);
+}
+
 static const struct test tests[] = {
-	TEST(test_index),         TEST(test_write_same_bytes),
-	TEST(test_same_verdicts), TEST(test_hostile),
-	TEST(test_truncated),     TEST(test_file_round_trip),
-	TEST(test_lazy_request),  TEST(test_parts),
+	TEST(test_index),
+	TEST(test_index_cached),
+	TEST(test_validate_one_totals),
+	TEST(test_write_same_bytes),
+	TEST(test_same_verdicts),
+	TEST(test_hostile),
+	TEST(test_truncated),
+	TEST(test_file_round_trip),
+	TEST(test_lazy_request),
+	TEST(test_parts),
 };
 
 int main(int argc, char **argv)

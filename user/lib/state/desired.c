@@ -332,6 +332,42 @@ struct desired_service *desired__index_find(const struct desired_index *ix,
 	return NULL;
 }
 
+/* ix's entry of the key in d, each slot checked against d (ix may be
+ * older than d: a slot past its end, or holding another key, is passed). */
+static struct desired_service *desired__index_checked(const struct desired_index *ix,
+						      const struct desired *d,
+						      const struct sluice_addr *vip, __u16 port,
+						      __u8 proto)
+{
+	for (__u32 h = desired__key_hash(vip, port, proto) & ix->mask; ix->slot[h];
+	     h = (h + 1) & ix->mask) {
+		__u32 i = ix->slot[h] - 1;
+		struct desired_service *s = i < d->nservices ? &d->services[i] : NULL;
+
+		if (s && s->port == port && s->proto == proto && sluice_addr__eq(&s->vip, vip))
+			return s;
+	}
+	return NULL;
+}
+
+struct desired_service *desired__find_cached(struct desired_index *ix, const struct desired *d,
+					     const struct sluice_addr *vip, __u16 port, __u8 proto)
+{
+	struct desired_service *s;
+
+	if (ix->d == d && ix->slot) {
+		s = desired__index_checked(ix, d, vip, port, proto);
+		if (s)
+			return s;
+	}
+	/* new, stale or missing: built again from d, which it then matches */
+	desired__index_free(ix);
+	desired__index_init(ix, d);
+	if (!ix->slot)
+		return desired__find(d, vip, port, proto);
+	return desired__index_checked(ix, d, vip, port, proto);
+}
+
 void desired__index_free(struct desired_index *ix)
 {
 	free(ix->slot);

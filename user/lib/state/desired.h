@@ -159,6 +159,15 @@ void desired__index_init(struct desired_index *ix, const struct desired *d);
 struct desired_service *desired__index_find(const struct desired_index *ix,
 					    const struct sluice_addr *vip, __u16 port, __u8 proto);
 void desired__index_free(struct desired_index *ix);
+/* desired__find() through the caller's index @ix of d, kept across calls
+ * while d changes under it: a hit is checked against d's services (the
+ * slot must hold the key), and a miss builds the index again from d and
+ * looks once more, so adds, deletes and moves need not update it. A hit
+ * costs a hash probe; a change that adds or moves services pays one
+ * rebuild at its next lookup, a key d lacks one rebuild per lookup.
+ * Free it with desired__index_free(). */
+struct desired_service *desired__find_cached(struct desired_index *ix, const struct desired *d,
+					     const struct sluice_addr *vip, __u16 port, __u8 proto);
 
 /* Persist atomically: temp file in the same directory, fsync, rename,
  * fsync of the directory. A missing file loads as the empty state. */

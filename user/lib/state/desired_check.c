@@ -366,6 +366,12 @@ static int desired__check_totals_one(const struct desired *d, __u32 i,
 {
 	__u64 be = 0, sr = 0;
 
+	/* no more than the service had: d's totals, checked when they were
+	 * made, cannot grow (a weight or drain change: no scan of every
+	 * service) */
+	if (svc->nbackends <= d->services[i].nbackends &&
+	    svc->nsrc_ranges <= d->services[i].nsrc_ranges)
+		return 0;
 	for (__u32 k = 0; k < d->nservices; k++) {
 		const struct desired_service *s = k == i ? svc : &d->services[k];
 
