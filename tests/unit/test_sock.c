@@ -1142,6 +1142,20 @@ out:
 		close(ufd);
 }
 
+/* A new handle on pin_dir and its counters (@what), which load no object. */
+static struct sluice_sock *counters_fresh(struct sluice *s, struct sluice_sock_info *a,
+					  const char *what)
+{
+	struct sluice_sock *ss = sock__open(s, pin_dir, 0);
+	int loads = skel_loads;
+
+	if (ss) {
+		ASSERT_OK(sluice_sock__counters(ss, a), what);
+		ASSERT_EQ(skel_loads, loads, "no object loaded");
+	}
+	return ss;
+}
+
 /* What a metrics scrape reads (sluice_sock__counters()) loads no object:
  * with nothing pinned every figure is 0; with the parts pinned by an
  * earlier handle (their counters written there) it sums the pins, and
@@ -1160,12 +1174,10 @@ static void test_counters_noload(void)
 	if (!s || !ASSERT_GE(ncpu, 1, "cpus"))
 		goto out;
 	sluice_sock__unpin(pin_dir);
-	ss = sock__open(s, pin_dir, 0);
+	ss = counters_fresh(s, &a, "counters, nothing pinned");
 	if (!ss)
 		goto out;
 	loads = skel_loads;
-	ASSERT_OK(sluice_sock__counters(ss, &a), "counters, nothing pinned");
-	ASSERT_EQ(skel_loads, loads, "no object loaded");
 	memset(&b, 0, sizeof(b));
 	ASSERT_MEM_EQ(&a, &b, sizeof(a), "all 0");
 	ASSERT_OK(sluice_sock__info(ss, &b), "info loads");
@@ -1180,12 +1192,9 @@ static void test_counters_noload(void)
 	for (int i = 0; i < ncpu; i++)
 		want += v[i] = 1000u + (__u64)i;
 	ASSERT_OK(bpf_map_update_elem(fd, &k, v, BPF_ANY), "a count on every CPU");
-	ss = sock__open(s, pin_dir, 0);
+	ss = counters_fresh(s, &a, "counters from the pins");
 	if (!ss)
 		goto out;
-	loads = skel_loads;
-	ASSERT_OK(sluice_sock__counters(ss, &a), "counters from the pins");
-	ASSERT_EQ(skel_loads, loads, "still no object loaded");
 	ASSERT_EQ(a.lb[k], want, "summed over the CPUs");
 	ASSERT_OK(sluice_sock__info(ss, &b), "info");
 	ASSERT_MEM_EQ(a.lb, b.lb, sizeof(a.lb), "the socket LB's counters as info gives them");
@@ -1216,12 +1225,9 @@ static void test_counters_noload(void)
 	if (!ASSERT_GE(fd, 0, "a redir_counters of 4-byte values") ||
 	    !ASSERT_OK(bpf_obj_pin(fd, path), "pinned"))
 		goto out;
-	ss = sock__open(s, pin_dir, 0);
+	ss = counters_fresh(s, &a, "counters of odd pins");
 	if (!ss)
 		goto out;
-	loads = skel_loads;
-	ASSERT_OK(sluice_sock__counters(ss, &a), "counters of odd pins");
-	ASSERT_EQ(skel_loads, loads, "no object loaded");
 	ASSERT_EQ(a.lb[1], want, "the older pin's entry 1");
 	ASSERT_EQ(a.lb[0] + a.lb[SLUICE_SOCK_CNT__MAX - 1], 0, "beyond it: 0");
 	ASSERT_EQ(a.redir[0] + a.redir_sockets, 0, "the odd redirect pin reads 0");
