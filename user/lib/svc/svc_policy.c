@@ -133,7 +133,8 @@ static int pol__plan_map(struct svc_txn *t, struct svc_snap *snap, int m)
 		t->pol[m].nold++;
 	/* one id: sorting its run by key keeps the set sorted by id, and
 	 * pol__find() a binary search (thousands of entries when expanded) */
-	qsort(&set->v[lo], t->pol[m].nold, sizeof(*set->v), pol__cmp_key);
+	if (t->pol[m].nold > 1) /* set->v is NULL when the map is empty */
+		qsort(&set->v[lo], t->pol[m].nold, sizeof(*set->v), pol__cmp_key);
 	pol__want(t, m, &nwant); /* policy_hash's before its room is known: at most that */
 	if (nwant) {
 		t->pol[m].undo = calloc(nwant, sizeof(*t->pol[m].undo));
