@@ -528,7 +528,8 @@ out:
 /* policy_hash full but for one slot: an update whose entries it cannot
  * take puts the service on the trie alone (no error: the trie decides),
  * its old hash entry deleted; once there is room again, the next set
- * moves it back. */
+ * moves it back; with the hash full, a set that only changes values (no
+ * new key) keeps it there. */
 static void test_hash_full_trie(void)
 {
 	struct sluice_policy_val val = { .verdict = SLUICE_POL_DENY };
@@ -564,6 +565,18 @@ static void test_hash_full_trie(void)
 	}
 	ASSERT_OK(sluice__service_set(s, &spec), "room again");
 	expect_path(s, LENS4(31, 24, 16, 8), 4, 4, "back in the hash");
+	for (__u32 i = 0; i < 8; i++) { /* full again: not one slot left */
+		k.addr[0] = htonl(0x64000000 + i);
+		bpf_map_update_elem(fd, &k, &val, BPF_NOEXIST);
+	}
+	k.addr[0] = htonl(0x65000000);
+	ASSERT_NEQ(bpf_map_update_elem(fd, &k, &val, BPF_NOEXIST), 0, "policy_hash full");
+	deny[0].port_lo = 1000; /* a value changes, no key: replaced in place */
+	deny[0].port_hi = 2000;
+	if (!ASSERT_OK(sluice__service_set(s, &spec), "changed values, hash full"))
+		fprintf(stderr, "    %s\n", sluice__errmsg());
+	expect_path(s, LENS4(31, 24, 16, 8), 4, 4, "no new key: stays in the hash");
+	ASSERT_EQ(live_verdict(s, "10.0.0.3"), 0, "the /31 now denies ports 1000-2000 only");
 out:
 	sluice__close(s);
 }

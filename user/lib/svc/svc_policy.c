@@ -146,25 +146,42 @@ static int pol__plan_map(struct svc_txn *t, struct svc_snap *snap, int m)
 	return 0;
 }
 
-/* policy_hash's room for the new entries: the map's size less what it
- * holds and what the call's earlier plans may insert. Stale entries are
+static const struct svc_pol_elem *pol__find(const struct svc_pol_elem *v, __u32 n,
+					    const struct sluice_policy_key *k);
+
+/* How many of the new policy_hash entries are keys it does not hold yet
+ * (a key it holds is replaced in place, which takes no room). */
+static __u32 pol__hash_inserts(const struct svc_txn *t)
+{
+	struct sluice_policy_key k;
+	__u32 n = 0;
+
+	for (__u32 i = 0; i < t->npol_hash; i++) {
+		pol__key(&k, t->svc_id, &t->pol_hash[i].cidr);
+		n += !pol__find(t->pol[SVC_POL_HASH].old, t->pol[SVC_POL_HASH].nold, &k);
+	}
+	return n;
+}
+
+/* policy_hash's room for @inserts new keys: the map's size less what it
+ * holds and what the call's earlier plans insert. Stale entries are
  * deleted only once their whole group is live, so nothing is counted as
- * freed before that: the old and the new entries must fit together.
- * Without room the service goes to the trie alone (its old hash entries,
- * if any, are deleted once the service entry no longer names them), as it
- * would with too many lengths: an update is not refused for want of the
- * hash (unless another writer fills it meanwhile). */
-static bool pol__hash_room(struct svc_txn *t, struct svc_snap *snap)
+ * freed before that. Without room the service goes to the trie alone (its
+ * old hash entries, if any, are deleted once the service entry no longer
+ * names them), as it would with too many lengths: an update is not
+ * refused for want of the hash (unless another writer fills it
+ * meanwhile), and setting the same rules again needs no room. */
+static bool pol__hash_room(struct svc_snap *snap, __u32 inserts)
 {
 	struct svc_pol_set *set = &snap->pols[SVC_POL_HASH];
 
-	return (long long)set->n + set->delta + t->npol_hash <= SLUICE_POLICY_MAX;
+	return (long long)set->n + set->delta + inserts <= SLUICE_POLICY_MAX;
 }
 
 int svc__policy_plan(struct svc_txn *t, struct svc_snap *snap)
 {
 	const struct sluice_service_spec *sp = t->spec;
-	__u32 n = sp->nallow + sp->ndeny, max;
+	__u32 n = sp->nallow + sp->ndeny, max, inserts;
 	int err;
 
 	if (!n && !(t->existed && (t->old_svc.flags & SLUICE_SVC_F_POLICY)))
@@ -182,16 +199,15 @@ int svc__policy_plan(struct svc_txn *t, struct svc_snap *snap)
 		err = pol__plan_map(t, snap, m);
 	if (err)
 		return err;
-	if (t->pol_lens && !pol__hash_room(t, snap)) {
+	inserts = pol__hash_inserts(t);
+	if (t->pol_lens && !pol__hash_room(snap, inserts)) {
 		free(t->pol_hash);
 		t->pol_hash = NULL;
 		t->npol_hash = 0;
 		t->pol_lens = 0;
+		inserts = 0;
 	}
-	/* what this plan may insert (entries it keeps are counted twice: an
-	 * upper bound) */
-	snap->pols[SVC_POL_HASH].delta += t->npol_hash;
-	snap->pols[SVC_POL_TRIE].delta += t->npol_new;
+	snap->pols[SVC_POL_HASH].delta += inserts;
 	return 0;
 }
 

@@ -68,8 +68,8 @@ struct svc_pol_set {
 	struct svc_pol_elem *v;
 	__u32 n, cap;
 	bool loaded;
-	/* entries the call's plans add (+) and remove (-) so far: the map
-	 * will hold n + delta (policy_hash's room, svc__policy_plan()) */
+	/* new keys the call's plans insert so far (policy_hash's room,
+	 * svc__policy_plan(); stale keys go only after their group) */
 	long long delta;
 };
 
