@@ -85,6 +85,15 @@ static void test_lens(void)
 
 /* --- sluice_policy__expand(): controlled prefix expansion --- */
 
+/* Whether the prefix p holds the address a. */
+static bool in_prefix(const struct sluice_cidr *p, const struct sluice_addr *a)
+{
+	struct sluice_cidr c = { .addr = *a, .prefixlen = p->prefixlen };
+
+	sluice_cidr__mask(&c);
+	return sluice_cidr__eq(&c, p);
+}
+
 /* The first hit of the lookups policy_hash gets, longest length first, in
  * the sorted entries h[0..n): NULL for none. */
 static const struct sluice_policy_entry *hash_hit(const struct sluice_policy_entry *h, __u32 n,
@@ -95,20 +104,9 @@ static const struct sluice_policy_entry *hash_hit(const struct sluice_policy_ent
 
 		if (!len--)
 			break;
-		for (__u32 j = 0; j < n; j++) {
-			bool in = h[j].cidr.prefixlen == len;
-
-			for (__u32 w = 0; w < 4 && in; w++) {
-				__u32 keep = len >= 32 * w + 32 ? 32 :
-					     len > 32 * w       ? len - 32 * w :
-								  0;
-				__u32 mask = keep ? htonl(~0u << (32 - keep)) : 0;
-
-				in = (a->addr[w] & mask) == h[j].cidr.addr.addr[w];
-			}
-			if (in)
+		for (__u32 j = 0; j < n; j++)
+			if (h[j].cidr.prefixlen == len && in_prefix(&h[j].cidr, a))
 				return &h[j];
-		}
 	}
 	return NULL;
 }
@@ -119,19 +117,10 @@ static const struct sluice_policy_entry *trie_hit(const struct sluice_policy_ent
 {
 	const struct sluice_policy_entry *best = NULL;
 
-	for (__u32 j = 0; j < n; j++) {
-		__u32 len = e[j].cidr.prefixlen;
-		bool in = true;
-
-		for (__u32 w = 0; w < 4 && in; w++) {
-			__u32 keep = len >= 32 * w + 32 ? 32 : len > 32 * w ? len - 32 * w : 0;
-			__u32 mask = keep ? htonl(~0u << (32 - keep)) : 0;
-
-			in = (a->addr[w] & mask) == e[j].cidr.addr.addr[w];
-		}
-		if (in && (!best || len > best->cidr.prefixlen))
+	for (__u32 j = 0; j < n; j++)
+		if (in_prefix(&e[j].cidr, a) &&
+		    (!best || e[j].cidr.prefixlen > best->cidr.prefixlen))
 			best = &e[j];
-	}
 	return best;
 }
 
@@ -241,11 +230,7 @@ static void rnd_cidr(struct sluice_cidr *c, __u8 family)
 		c->addr.addr[3] = (__u32)rand() & htonl(0x000000ff);
 	}
 	c->prefixlen = (__u8)len;
-	for (__u32 w = 0; w < 4; w++) {
-		__u32 keep = len >= 32 * w + 32 ? 32 : len > 32 * w ? len - 32 * w : 0;
-
-		c->addr.addr[w] &= keep ? htonl(~0u << (32 - keep)) : 0;
-	}
+	sluice_cidr__mask(c);
 }
 
 /* Random rule sets (v4 and v6, nested across the lists, some with port
@@ -289,16 +274,16 @@ static void test_expand_random(void)
 			struct sluice_addr c;
 
 			if (j < n) { /* inside entry j, random below its length */
-				c = e[j].cidr.addr;
-				for (__u32 w = 0; w < 4; w++) {
-					__u32 len = e[j].cidr.prefixlen;
-					__u32 keep = len >= 32 * w + 32 ? 32 :
-						     len > 32 * w       ? len - 32 * w :
-									  0;
-					__u32 mask = keep ? htonl(~0u << (32 - keep)) : 0;
+				struct sluice_cidr top = { .prefixlen = e[j].cidr.prefixlen };
 
-					c.addr[w] |= (__u32)rand() & ~mask;
-				}
+				for (__u32 w = 0; w < 4; w++)
+					top.addr.addr[w] = (__u32)rand();
+				top.addr.family = family;
+				c = top.addr;
+				sluice_cidr__mask(&top); /* c's bits below the length */
+				for (__u32 w = 0; w < 4; w++)
+					c.addr[w] = (c.addr[w] & ~top.addr.addr[w]) |
+						    e[j].cidr.addr.addr[w];
 			} else {
 				struct sluice_cidr r;
 

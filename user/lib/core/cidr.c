@@ -23,8 +23,7 @@ static __u8 cidr__bits(__u8 family)
 	return family == SLUICE_AF_INET ? 32 : 128;
 }
 
-/* Clears the bits past prefixlen; true when any was set. */
-static bool cidr__mask(struct sluice_cidr *c)
+bool sluice_cidr__mask(struct sluice_cidr *c)
 {
 	__u32 words = c->addr.family == SLUICE_AF_INET ? 1 : 4;
 	bool had = false;
@@ -94,7 +93,7 @@ int sluice_cidr__parse(struct sluice_cidr *c, const char *text)
 	}
 	tmp.prefixlen = (__u8)len;
 	*c = tmp;
-	return cidr__mask(c) ? 1 : 0;
+	return sluice_cidr__mask(c) ? 1 : 0;
 }
 
 bool sluice_cidr__valid(const struct sluice_cidr *c)
@@ -105,7 +104,7 @@ bool sluice_cidr__valid(const struct sluice_cidr *c)
 		return false;
 	if (c->prefixlen > cidr__bits(c->addr.family))
 		return false;
-	return !cidr__mask(&tmp);
+	return !sluice_cidr__mask(&tmp);
 }
 
 bool sluice_cidr__eq(const struct sluice_cidr *a, const struct sluice_cidr *b)

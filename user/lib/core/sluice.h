@@ -412,6 +412,9 @@ int sluice__service_src_ranges(struct sluice *s, __u32 svc_id, __u8 family, stru
 int sluice_cidr__parse(struct sluice_cidr *c, const char *text);
 /* Prefix in range for the family and no host bits. */
 bool sluice_cidr__valid(const struct sluice_cidr *c);
+/* Clears the address bits past prefixlen (the family's words); true when
+ * any was set. */
+bool sluice_cidr__mask(struct sluice_cidr *c);
 bool sluice_cidr__eq(const struct sluice_cidr *a, const struct sluice_cidr *b);
 /* "10.0.0.0/8" into buf (>= SLUICE_CIDR_STRLEN bytes); returns buf. */
 char *sluice_cidr__str(const struct sluice_cidr *c, char *buf, size_t len);

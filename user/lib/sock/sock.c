@@ -397,42 +397,25 @@ int sluice_sock__counters(struct sluice_sock *ss, struct sluice_sock_info *info)
 
 int sluice_sock__info(struct sluice_sock *ss, struct sluice_sock_info *info)
 {
-	struct sluice_redir_key key, next;
-	void *prev = NULL;
-	int err, fd;
+	char why[sizeof(info->redir_unavailable)] = "";
+	int err;
 
 	sluice__clear_err();
-	memset(info, 0, sizeof(*info));
-	info->lb_attached = sock__part_attached(ss, SOCK_PART_LB, &info->lb_cgroup_id);
-	info->redir_attached = sock__part_attached(ss, SOCK_PART_REDIR, &info->redir_cgroup_id);
 	err = sock__load_lb(ss);
-	if (err)
-		return err;
-	err = sock__sum(ss, bpf_map__fd(ss->lb_skel->maps.sock_counters), "sock_counters", info->lb,
-			SLUICE_SOCK_CNT__MAX);
 	if (err)
 		return err;
 	/* The socket LB never depends on redirection: a kernel that refuses
 	 * redir.bpf.o still gets the LB's figures, and the reason. */
-	err = sock__load_redir(ss);
-	if (err) {
-		snprintf(info->redir_unavailable, sizeof(info->redir_unavailable), "%s",
-			 sluice__errmsg());
+	if (sock__load_redir(ss)) {
+		snprintf(why, sizeof(why), "%s", sluice__errmsg());
 		sluice__clear_err();
-		return 0;
 	}
-	err = sock__sum(ss, bpf_map__fd(ss->redir_skel->maps.redir_counters), "redir_counters",
-			info->redir, SLUICE_REDIR_CNT__MAX);
-	if (err)
+	err = sluice_sock__counters(ss, info); /* both read from what is loaded now */
+	if (err || !why[0])
 		return err;
-	fd = bpf_map__fd(ss->redir_skel->maps.redir_socks);
-	while (!(err = bpf_map_get_next_key(fd, prev, &next))) {
-		info->redir_sockets++;
-		key = next;
-		prev = &key;
-	}
-	if (err != -ENOENT)
-		return maps__err(err, "redir_socks", "walk", "(get_next_key)");
+	memset(info->redir, 0, sizeof(info->redir));
+	info->redir_sockets = 0;
+	memcpy(info->redir_unavailable, why, sizeof(why));
 	return 0;
 }
 

@@ -359,8 +359,12 @@ struct desired_service *desired__find_cached(struct desired_index *ix, const str
 		s = desired__index_checked(ix, d, vip, port, proto);
 		if (s)
 			return s;
+		/* a key d lacks (a request for no service) costs the scan it
+		 * always did, not a rebuild; one d has, the rebuild it needs */
+		s = desired__find(d, vip, port, proto);
+		if (!s)
+			return NULL;
 	}
-	/* new, stale or missing: built again from d, which it then matches */
 	desired__index_free(ix);
 	desired__index_init(ix, d);
 	if (!ix->slot)

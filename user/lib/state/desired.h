@@ -161,11 +161,10 @@ struct desired_service *desired__index_find(const struct desired_index *ix,
 void desired__index_free(struct desired_index *ix);
 /* desired__find() through the caller's index @ix of d, kept across calls
  * while d changes under it: a hit is checked against d's services (the
- * slot must hold the key), and a miss builds the index again from d and
- * looks once more, so adds, deletes and moves need not update it. A hit
- * costs a hash probe; a change that adds or moves services pays one
- * rebuild at its next lookup, a key d lacks one rebuild per lookup.
- * Free it with desired__index_free(). */
+ * slot must hold the key); on a miss a scan of d decides, and only a key
+ * d has (added or moved since) builds the index again, so adds, deletes
+ * and moves need not update it. A hit costs a hash probe, a key d lacks
+ * the scan desired__find() costs. Free it with desired__index_free(). */
 struct desired_service *desired__find_cached(struct desired_index *ix, const struct desired *d,
 					     const struct sluice_addr *vip, __u16 port, __u8 proto);
 

@@ -61,14 +61,8 @@ static void cut__hit(struct sluice_policy_hit *hit, const char *map,
 	hit->prefix.prefixlen = (__u8)(k->prefixlen - 32);
 	if (v->from_len && v->from_len - 1 < hit->prefix.prefixlen) {
 		/* an expanded entry of policy_hash: the rule's own prefix */
-		__u32 len = v->from_len - 1u;
-
-		hit->prefix.prefixlen = (__u8)len;
-		for (__u32 w = 0; w < 4; w++) {
-			__u32 keep = len >= 32 * w + 32 ? 32 : len > 32 * w ? len - 32 * w : 0;
-
-			hit->prefix.addr.addr[w] &= keep ? htonl(~0u << (32 - keep)) : 0;
-		}
+		hit->prefix.prefixlen = (__u8)(v->from_len - 1);
+		sluice_cidr__mask(&hit->prefix);
 	}
 }
 
